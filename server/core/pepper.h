@@ -1,0 +1,67 @@
+// The server-side secret ("pepper") that keys are HMACed with before they
+// are stored (product.md §2.2). It lives in a file, never in the database.
+//
+// File format: one pepper per line, `<version>:<hex>`; the version is a
+// positive integer, the secret at least 32 bytes (64 hex digits). Blank
+// lines and lines starting with `#` are ignored. The highest version is the
+// current one (used for new secrets); older versions remain usable for
+// verifying digests stored with them. Example:
+//
+//   # lumokeys pepper set
+//   1:8f1c...(64+ hex digits)
+//   2:03ab...
+#ifndef LUMOKEYS_SERVER_CORE_PEPPER_H_
+#define LUMOKEYS_SERVER_CORE_PEPPER_H_
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "server/core/crypto.h"
+
+namespace lumo::core {
+
+// An immutable set of peppers. Thread-safe: Mac() may be called from any
+// number of threads; each thread keeps its own keyed HMAC context per
+// pepper, so a warm Mac costs one HMAC of the data, not a key schedule.
+class PepperSet {
+ public:
+  // Parses the file format above. INVALID_ARGUMENT names the line number of
+  // the first bad line (never its content); an empty set is invalid.
+  static absl::StatusOr<std::shared_ptr<const PepperSet>> Parse(
+      absl::string_view contents);
+  // Reads and parses `path`. NOT_FOUND / PERMISSION_DENIED when the file
+  // cannot be read; otherwise as Parse.
+  static absl::StatusOr<std::shared_ptr<const PepperSet>> LoadFile(
+      const std::string& path);
+
+  ~PepperSet();
+  PepperSet(const PepperSet&) = delete;
+  PepperSet& operator=(const PepperSet&) = delete;
+
+  int current_version() const { return current_version_; }
+  bool HasVersion(int version) const;
+
+  // HMAC-SHA256(pepper[version], data). NOT_FOUND if the version is not in
+  // the set.
+  absl::StatusOr<Digest> Mac(int version, absl::string_view data) const;
+
+ private:
+  PepperSet() = default;
+  // Per-set identity used to find this set's contexts in thread-local
+  // storage; never reused within a process.
+  uint64_t serial_ = 0;
+  int current_version_ = 0;
+  std::map<int, std::string> secrets_;  // version -> raw secret bytes
+};
+
+// A newly generated pepper file (one version, 32 random bytes) for dev
+// set-ups: "1:<64 hex>\n".
+absl::StatusOr<std::string> GeneratePepperFile();
+
+}  // namespace lumo::core
+
+#endif  // LUMOKEYS_SERVER_CORE_PEPPER_H_
