@@ -1,0 +1,240 @@
+#include "server/rpc/authenticator.h"
+
+#include <utility>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
+#include "lumo/api/annotations.pb.h"
+#include "server/core/key_format.h"
+#include "server/core/net.h"
+#include "server/core/scopes.h"
+#include "server/service/key_service.h"
+
+namespace lumo::rpc {
+namespace {
+
+using service::Principal;
+using service::VerifyReason;
+
+absl::string_view View(const grpc::string_ref& ref) {
+  return absl::string_view(ref.data(), ref.size());
+}
+
+// All values of a metadata key.
+std::vector<absl::string_view> Values(const grpc::ServerContextBase& context,
+                                      absl::string_view key) {
+  std::vector<absl::string_view> out;
+  auto range = context.client_metadata().equal_range(
+      grpc::string_ref(key.data(), key.size()));
+  for (auto it = range.first; it != range.second; ++it) {
+    out.push_back(View(it->second));
+  }
+  return out;
+}
+
+absl::Status InvalidToken() {
+  return service::WithErrorCode(
+      absl::UnauthenticatedError("missing or invalid API key"),
+      "invalid_token");
+}
+
+absl::Status InsufficientScope() {
+  return service::WithErrorCode(
+      absl::PermissionDeniedError("the credential lacks the required scope"),
+      "insufficient_scope");
+}
+
+bool IsSafeToken(absl::string_view s, size_t max_len) {
+  if (s.empty() || s.size() > max_len) return false;
+  for (char c : s) {
+    if (!absl::ascii_isalnum(static_cast<unsigned char>(c)) && c != '-' &&
+        c != '_' && c != '.' && c != ':') {
+      return false;
+    }
+  }
+  return true;
+}
+
+std::string NewRequestId() {
+  absl::StatusOr<std::string> id = core::RandomBase62(20);
+  return id.ok() ? *id : "unknown";
+}
+
+}  // namespace
+
+absl::Status CheckAccessAnnotations(
+    const std::vector<const google::protobuf::ServiceDescriptor*>& services) {
+  for (const google::protobuf::ServiceDescriptor* service : services) {
+    for (int i = 0; i < service->method_count(); ++i) {
+      const google::protobuf::MethodDescriptor* method = service->method(i);
+      const lumo::api::AccessRule& rule =
+          method->options().GetExtension(lumo::api::access);
+      if (rule.principals_size() == 0) {
+        return absl::FailedPreconditionError(
+            absl::StrCat(method->full_name(), " has no (lumo.api.access) rule"));
+      }
+      for (const std::string& scope : rule.any_of_scopes()) {
+        if (!core::IsKnownScope(scope)) {
+          return absl::FailedPreconditionError(absl::StrCat(
+              method->full_name(), " names unknown scope ", scope));
+        }
+      }
+    }
+  }
+  return absl::OkStatus();
+}
+
+Authenticator::Authenticator(service::Verifier* verifier,
+                             std::optional<core::Digest> service_token_sha256,
+                             std::optional<core::Digest> operator_token_sha256)
+    : verifier_(verifier),
+      service_token_sha256_(std::move(service_token_sha256)),
+      operator_token_sha256_(std::move(operator_token_sha256)) {}
+
+bool Authenticator::TokenMatches(const grpc::ServerContextBase& context,
+                                 absl::string_view header,
+                                 const std::optional<core::Digest>& expected,
+                                 bool* present) const {
+  std::vector<absl::string_view> values = Values(context, header);
+  *present = !values.empty();
+  if (values.size() != 1 || !expected.has_value()) return false;
+  // Comparing hashes keeps the comparison constant-time in the length too.
+  return core::ConstantTimeEquals(core::Sha256(values[0]), *expected);
+}
+
+service::RequestInfo Authenticator::DescribeRequest(
+    const grpc::ServerContextBase& context) const {
+  service::RequestInfo info;
+  std::vector<absl::string_view> ids = Values(context, "x-request-id");
+  info.request_id = ids.size() == 1 && IsSafeToken(ids[0], 128)
+                        ? std::string(ids[0])
+                        : NewRequestId();
+  bool present = false;
+  const bool trusted =
+      TokenMatches(context, "x-lumo-service-token", service_token_sha256_,
+                   &present);
+  std::vector<absl::string_view> forwarded_ip =
+      trusted ? Values(context, "x-lumo-client-ip")
+              : std::vector<absl::string_view>();
+  if (forwarded_ip.size() == 1 && core::IpAddress::Parse(forwarded_ip[0]).ok()) {
+    info.ip_address = core::IpAddress::Parse(forwarded_ip[0])->ToString();
+  } else if (absl::StatusOr<core::IpAddress> peer =
+                 core::IpAddress::FromGrpcPeer(context.peer());
+             peer.ok()) {
+    info.ip_address = peer->ToString();
+  }
+  std::vector<absl::string_view> agent =
+      trusted ? Values(context, "x-lumo-user-agent")
+              : Values(context, "user-agent");
+  if (!agent.empty()) info.user_agent = std::string(agent[0].substr(0, 512));
+  return info;
+}
+
+absl::StatusOr<Principal> Authenticator::Authenticate(
+    const grpc::ServerContextBase& context,
+    const google::protobuf::MethodDescriptor& method,
+    absl::string_view tenant_slug, const service::RequestInfo& info,
+    service::VerifyOutcome* outcome_out) const {
+  const lumo::api::AccessRule& rule =
+      method.options().GetExtension(lumo::api::access);
+  bool allows_key = false, allows_service = false, allows_operator = false;
+  for (int p : rule.principals()) {
+    allows_key |= p == lumo::api::PRINCIPAL_API_KEY;
+    allows_service |= p == lumo::api::PRINCIPAL_SERVICE;
+    allows_operator |= p == lumo::api::PRINCIPAL_OPERATOR;
+  }
+
+  bool operator_present = false;
+  const bool operator_ok = TokenMatches(context, "x-lumo-operator-token",
+                                        operator_token_sha256_,
+                                        &operator_present);
+  if (operator_present && !operator_ok) return InvalidToken();
+  if (operator_ok) {
+    if (!allows_operator) return InsufficientScope();
+    Principal principal;
+    principal.kind = Principal::Kind::kOperator;
+    return principal;
+  }
+
+  // Collect every presented API key; several different ones are refused.
+  std::vector<absl::string_view> keys;
+  bool unusable_authorization = false;
+  for (absl::string_view value : Values(context, "authorization")) {
+    absl::string_view v = value;
+    if (absl::StartsWithIgnoreCase(v, "Bearer ")) {
+      v.remove_prefix(7);
+    } else if (absl::StartsWithIgnoreCase(v, "ApiKey ")) {
+      v.remove_prefix(7);
+    } else {
+      unusable_authorization = true;
+      continue;
+    }
+    keys.push_back(absl::StripAsciiWhitespace(v));
+  }
+  for (absl::string_view value : Values(context, "x-api-key")) {
+    keys.push_back(absl::StripAsciiWhitespace(value));
+  }
+  for (absl::string_view k : keys) {
+    if (k != keys[0]) return InvalidToken();
+  }
+
+  bool service_present = false;
+  const bool service_ok = TokenMatches(context, "x-lumo-service-token",
+                                       service_token_sha256_, &service_present);
+  if (service_present && !service_ok) return InvalidToken();
+
+  if (keys.empty()) {
+    if (service_ok && allows_service) {
+      Principal principal;
+      principal.kind = Principal::Kind::kService;
+      return principal;
+    }
+    if (service_ok || unusable_authorization) {
+      return service_ok ? InsufficientScope() : InvalidToken();
+    }
+    return InvalidToken();
+  }
+  if (unusable_authorization) return InvalidToken();
+  if (!allows_key) return InsufficientScope();
+
+  service::VerifyParams params;
+  params.tenant_slug = std::string(tenant_slug);
+  params.client_ip = info.ip_address;
+  absl::StatusOr<service::VerifyOutcome> outcome =
+      verifier_->Verify(keys[0], params);
+  if (!outcome.ok()) {
+    return absl::UnavailableError("cannot verify credentials right now");
+  }
+  if (outcome_out != nullptr) *outcome_out = *outcome;
+  switch (outcome->reason) {
+    case VerifyReason::kValid:
+      break;
+    case VerifyReason::kIpNotAllowed:
+      return service::WithErrorCode(
+          absl::PermissionDeniedError(
+              "the key may not be used from this address"),
+          "permission_denied");
+    case VerifyReason::kRateLimited:
+      return service::WithErrorCode(
+          absl::ResourceExhaustedError("the key's rate limit is exhausted"),
+          "rate_limit_exceeded");
+    default:
+      return InvalidToken();
+  }
+  const std::vector<std::string> any_of(rule.any_of_scopes().begin(),
+                                        rule.any_of_scopes().end());
+  if (!core::GrantsAny(outcome->scopes, any_of)) {
+    return InsufficientScope();
+  }
+  Principal principal;
+  principal.kind = Principal::Kind::kApiKey;
+  principal.tenant_id = outcome->tenant_id;
+  principal.tenant_slug = outcome->tenant_slug;
+  principal.key_id = outcome->key_id;
+  principal.scopes = outcome->scopes;
+  return principal;
+}
+
+}  // namespace lumo::rpc

@@ -1,0 +1,77 @@
+// Authenticates every RPC from its metadata and authorises it against the
+// method's `(lumo.api.access)` annotation (architecture.md §1). The rule is
+// read from the descriptor, so no handler checks scopes itself.
+//
+// Credentials (metadata):
+//   authorization: Bearer lmk_... | authorization: ApiKey lmk_... |
+//   x-api-key: lmk_...            an API key; different keys in several
+//                                 headers are UNAUTHENTICATED
+//   x-lumo-service-token: T       an internal service (e.g. the gateway)
+//   x-lumo-operator-token: T      the operator
+// When a valid service token is present, `x-lumo-client-ip` and
+// `x-lumo-user-agent` are taken as the end client's address and agent
+// (the gateway forwards them); otherwise the peer address is used.
+#ifndef LUMOKEYS_SERVER_RPC_AUTHENTICATOR_H_
+#define LUMOKEYS_SERVER_RPC_AUTHENTICATOR_H_
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "google/protobuf/descriptor.h"
+#include "grpcpp/server_context.h"
+#include "server/core/crypto.h"
+#include "server/service/principal.h"
+#include "server/service/verifier.h"
+
+namespace lumo::rpc {
+
+// Every method of every service in `services` carries an access rule with
+// at least one principal kind, and every scope it names is known.
+// FAILED_PRECONDITION naming the first offending method otherwise.
+absl::Status CheckAccessAnnotations(
+    const std::vector<const google::protobuf::ServiceDescriptor*>& services);
+
+// Thread-safe.
+class Authenticator {
+ public:
+  // A token whose hash is unset disables that kind of caller.
+  Authenticator(service::Verifier* verifier,
+                std::optional<core::Digest> service_token_sha256,
+                std::optional<core::Digest> operator_token_sha256);
+
+  // Request facts from metadata and peer (request id, client ip, agent).
+  service::RequestInfo DescribeRequest(
+      const grpc::ServerContextBase& context) const;
+
+  // Authenticates the caller of `method` and checks its access rule.
+  // `tenant_slug` is the tenant the request addresses (API keys must belong
+  // to it). May read the key store on a verification-cache miss.
+  // UNAUTHENTICATED ("invalid_token"): no, bad, conflicting, revoked,
+  // expired, rotated or other-tenant credentials - one message for all.
+  // PERMISSION_DENIED: "insufficient_scope" (scope missing, or a kind of
+  // caller the method does not admit) or "permission_denied" (source
+  // address outside the key's allowed CIDRs). RESOURCE_EXHAUSTED: the key's
+  // rate limit. UNAVAILABLE: the store could not be asked (fail closed).
+  absl::StatusOr<service::Principal> Authenticate(
+      const grpc::ServerContextBase& context,
+      const google::protobuf::MethodDescriptor& method,
+      absl::string_view tenant_slug, const service::RequestInfo& info,
+      service::VerifyOutcome* outcome = nullptr) const;
+
+ private:
+  bool TokenMatches(const grpc::ServerContextBase& context,
+                    absl::string_view header,
+                    const std::optional<core::Digest>& expected,
+                    bool* present) const;
+
+  service::Verifier* const verifier_;
+  const std::optional<core::Digest> service_token_sha256_;
+  const std::optional<core::Digest> operator_token_sha256_;
+};
+
+}  // namespace lumo::rpc
+
+#endif  // LUMOKEYS_SERVER_RPC_AUTHENTICATOR_H_

@@ -1,0 +1,62 @@
+#include "server/rpc/convert.h"
+
+#include "server/core/key_format.h"
+#include "server/service/key_service.h"
+
+namespace lumo::rpc {
+namespace {
+// RFC 3339 range: 0001-01-01T00:00:00Z .. 9999-12-31T23:59:59Z.
+constexpr int64_t kMinSeconds = -62135596800;
+constexpr int64_t kMaxSeconds = 253402300799;
+}  // namespace
+
+void ToTimestamp(absl::Time t, google::protobuf::Timestamp* out) {
+  const int64_t micros = absl::ToUnixMicros(t);
+  int64_t seconds = micros / 1'000'000;
+  int64_t rem = micros % 1'000'000;
+  if (rem < 0) {
+    rem += 1'000'000;
+    --seconds;
+  }
+  out->set_seconds(seconds);
+  out->set_nanos(static_cast<int32_t>(rem * 1000));
+}
+
+absl::StatusOr<absl::Time> FromTimestamp(const google::protobuf::Timestamp& t) {
+  if (t.seconds() < kMinSeconds || t.seconds() > kMaxSeconds || t.nanos() < 0 ||
+      t.nanos() > 999'999'999) {
+    return absl::InvalidArgumentError("timestamp out of range");
+  }
+  return absl::FromUnixSeconds(t.seconds()) + absl::Nanoseconds(t.nanos());
+}
+
+void ToProto(const storage::ApiKeyRecord& r, lumo::keys::v1::ApiKey* out) {
+  out->set_id(r.id);
+  out->set_name(r.name);
+  out->set_prefix(core::DisplayPrefix(r.id));
+  for (const std::string& s : r.scopes) out->add_scopes(s);
+  out->set_status(service::KeyStatusName(r));
+  ToTimestamp(r.created_at, out->mutable_created_at());
+  out->mutable_created_by()->set_type(r.created_by_type);
+  out->mutable_created_by()->set_id(r.created_by_id);
+  if (r.last_used_at) ToTimestamp(*r.last_used_at, out->mutable_last_used_at());
+  if (r.expires_at) ToTimestamp(*r.expires_at, out->mutable_expires_at());
+  if (r.rotated_at) ToTimestamp(*r.rotated_at, out->mutable_rotated_at());
+  if (r.revoked_at) ToTimestamp(*r.revoked_at, out->mutable_revoked_at());
+  for (const std::string& c : r.allowed_cidrs) out->add_allowed_cidrs(c);
+  out->set_rate_limit_per_minute(r.rate_limit_per_minute);
+  out->set_version(r.version);
+  if (r.previous_secret_valid_until && !r.revoked) {
+    ToTimestamp(*r.previous_secret_valid_until,
+                out->mutable_previous_secret_valid_until());
+  }
+}
+
+void ToProto(const storage::Tenant& tenant, lumo::ops::v1::Tenant* out) {
+  out->set_id(tenant.id);
+  out->set_slug(tenant.slug);
+  out->set_name(tenant.name);
+  ToTimestamp(tenant.created_at, out->mutable_created_at());
+}
+
+}  // namespace lumo::rpc

@@ -1,0 +1,395 @@
+#include "server/rpc/services.h"
+
+#include <chrono>
+#include <string>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "google/protobuf/descriptor.h"
+#include "server/core/crypto.h"
+#include "server/rpc/convert.h"
+#include "server/rpc/status.h"
+
+namespace lumo::rpc {
+namespace {
+
+using service::Principal;
+using service::RequestInfo;
+
+const google::protobuf::MethodDescriptor& Method(const char* full_name) {
+  const google::protobuf::MethodDescriptor* m =
+      google::protobuf::DescriptorPool::generated_pool()->FindMethodByName(
+          full_name);
+  // Names are compile-time constants of our own protos.
+  if (m == nullptr) abort();
+  return *m;
+}
+
+void Finish(grpc::CallbackServerContext* context,
+            grpc::ServerUnaryReactor* reactor, const RequestInfo& info,
+            const absl::Status& status) {
+  context->AddInitialMetadata("x-request-id", info.request_id);
+  if (!status.ok()) {
+    context->AddTrailingMetadata("lumo-error-code", ErrorCodeOf(status));
+  }
+  reactor->Finish(ToGrpcStatus(status));
+}
+
+// Runs `body(principal, info)` on the worker pool after authenticating the
+// caller of `method` for `tenant_slug`; finishes the call with its status.
+template <typename Body>
+grpc::ServerUnaryReactor* RunAuthenticated(
+    const RpcContext& ctx, grpc::CallbackServerContext* context,
+    const google::protobuf::MethodDescriptor& method, std::string tenant_slug,
+    bool tenant_required, Body body) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  RequestInfo info = ctx.auth->DescribeRequest(*context);
+  auto task = [ctx, context, reactor, &method, info,
+               tenant_slug = std::move(tenant_slug), tenant_required,
+               body = std::move(body)]() mutable {
+    if (context->deadline() <= std::chrono::system_clock::now()) {
+      Finish(context, reactor, info,
+             absl::DeadlineExceededError("deadline exceeded before start"));
+      return;
+    }
+    if (tenant_required && tenant_slug.empty()) {
+      Finish(context, reactor, info,
+             absl::InvalidArgumentError("tenant_slug is required"));
+      return;
+    }
+    absl::StatusOr<Principal> principal =
+        ctx.auth->Authenticate(*context, method, tenant_slug, info);
+    if (!principal.ok()) {
+      Finish(context, reactor, info, principal.status());
+      return;
+    }
+    Finish(context, reactor, info, body(*principal, info));
+  };
+  if (!ctx.workers->Submit(std::move(task))) {
+    Finish(context, reactor, info,
+           absl::UnavailableError("server is overloaded or shutting down"));
+  }
+  return reactor;
+}
+
+absl::StatusOr<service::CreateKeyParams> ToParams(
+    const std::string& name,
+    const google::protobuf::RepeatedPtrField<std::string>& scopes,
+    const google::protobuf::Timestamp* expires_at,
+    const google::protobuf::RepeatedPtrField<std::string>& cidrs,
+    int32_t rate_limit) {
+  service::CreateKeyParams params;
+  params.name = name;
+  params.scopes.assign(scopes.begin(), scopes.end());
+  if (expires_at != nullptr) {
+    absl::StatusOr<absl::Time> t = FromTimestamp(*expires_at);
+    if (!t.ok()) {
+      return absl::InvalidArgumentError("expiresAt: out of range");
+    }
+    params.expires_at = *t;
+  }
+  params.allowed_cidrs.assign(cidrs.begin(), cidrs.end());
+  params.rate_limit_per_minute = rate_limit;
+  return params;
+}
+
+void ToProtoWithSecret(service::KeyWithSecret& created,
+                       lumo::keys::v1::ApiKey* out) {
+  ToProto(created.record, out);
+  out->set_key(created.full_key);
+  core::Cleanse(created.full_key);
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------- KeyService
+
+grpc::ServerUnaryReactor* KeyServiceImpl::ListApiKeys(
+    grpc::CallbackServerContext* context,
+    const lumo::keys::v1::ListApiKeysRequest* request,
+    lumo::keys::v1::ListApiKeysResponse* response) {
+  static const auto& method = Method("lumo.keys.v1.KeyService.ListApiKeys");
+  return RunAuthenticated(
+      ctx_, context, method, request->tenant_slug(), true,
+      [this, request, response](const Principal& caller,
+                                const RequestInfo&) -> absl::Status {
+        service::ListKeysParams params;
+        params.page = request->page();
+        params.limit = request->limit();
+        params.search = request->search();
+        params.sort_by = request->sort_by();
+        params.sort_dir = request->sort_dir();
+        params.status = request->status();
+        storage::ListKeysQuery query;
+        absl::StatusOr<storage::KeyPage> page =
+            ctx_.keys->ListKeys(caller, params, &query);
+        if (!page.ok()) return page.status();
+        for (const storage::ApiKeyRecord& record : page->keys) {
+          ToProto(record, response->add_data());
+        }
+        lumo::api::PageMeta* meta = response->mutable_meta();
+        const int64_t total_pages =
+            (page->total + query.limit - 1) / query.limit;
+        meta->set_total(static_cast<int32_t>(page->total));
+        meta->set_page(query.page);
+        meta->set_limit(query.limit);
+        meta->set_total_pages(static_cast<int32_t>(total_pages));
+        meta->set_has_next_page(query.page < total_pages);
+        meta->set_has_previous_page(query.page > 1);
+        return absl::OkStatus();
+      });
+}
+
+grpc::ServerUnaryReactor* KeyServiceImpl::CreateApiKey(
+    grpc::CallbackServerContext* context,
+    const lumo::keys::v1::CreateApiKeyRequest* request,
+    lumo::keys::v1::ApiKey* response) {
+  static const auto& method = Method("lumo.keys.v1.KeyService.CreateApiKey");
+  return RunAuthenticated(
+      ctx_, context, method, request->tenant_slug(), true,
+      [this, request, response](const Principal& caller,
+                                const RequestInfo& info) -> absl::Status {
+        absl::StatusOr<service::CreateKeyParams> params = ToParams(
+            request->name(), request->scopes(),
+            request->has_expires_at() ? &request->expires_at() : nullptr,
+            request->allowed_cidrs(), request->rate_limit_per_minute());
+        if (!params.ok()) return params.status();
+        absl::StatusOr<service::KeyWithSecret> created =
+            ctx_.keys->CreateKey(caller, info, *params);
+        if (!created.ok()) return created.status();
+        ToProtoWithSecret(*created, response);
+        return absl::OkStatus();
+      });
+}
+
+grpc::ServerUnaryReactor* KeyServiceImpl::GetApiKey(
+    grpc::CallbackServerContext* context,
+    const lumo::keys::v1::GetApiKeyRequest* request,
+    lumo::keys::v1::ApiKey* response) {
+  static const auto& method = Method("lumo.keys.v1.KeyService.GetApiKey");
+  return RunAuthenticated(
+      ctx_, context, method, request->tenant_slug(), true,
+      [this, request, response](const Principal& caller,
+                                const RequestInfo&) -> absl::Status {
+        absl::StatusOr<storage::ApiKeyRecord> record =
+            ctx_.keys->GetKey(caller, request->id());
+        if (!record.ok()) return record.status();
+        ToProto(*record, response);
+        return absl::OkStatus();
+      });
+}
+
+grpc::ServerUnaryReactor* KeyServiceImpl::RotateApiKey(
+    grpc::CallbackServerContext* context,
+    const lumo::keys::v1::RotateApiKeyRequest* request,
+    lumo::keys::v1::ApiKey* response) {
+  static const auto& method = Method("lumo.keys.v1.KeyService.RotateApiKey");
+  return RunAuthenticated(
+      ctx_, context, method, request->tenant_slug(), true,
+      [this, request, response](const Principal& caller,
+                                const RequestInfo& info) -> absl::Status {
+        absl::StatusOr<service::KeyWithSecret> rotated = ctx_.keys->RotateKey(
+            caller, info, request->id(), request->grace_period_seconds());
+        if (!rotated.ok()) return rotated.status();
+        ToProtoWithSecret(*rotated, response);
+        return absl::OkStatus();
+      });
+}
+
+grpc::ServerUnaryReactor* KeyServiceImpl::RevokeApiKey(
+    grpc::CallbackServerContext* context,
+    const lumo::keys::v1::RevokeApiKeyRequest* request,
+    lumo::keys::v1::ApiKey* response) {
+  static const auto& method = Method("lumo.keys.v1.KeyService.RevokeApiKey");
+  return RunAuthenticated(
+      ctx_, context, method, request->tenant_slug(), true,
+      [this, request, response](const Principal& caller,
+                                const RequestInfo& info) -> absl::Status {
+        absl::StatusOr<storage::ApiKeyRecord> record =
+            ctx_.keys->RevokeKey(caller, info, request->id());
+        if (!record.ok()) return record.status();
+        ToProto(*record, response);
+        return absl::OkStatus();
+      });
+}
+
+grpc::ServerUnaryReactor* KeyServiceImpl::DeleteApiKey(
+    grpc::CallbackServerContext* context,
+    const lumo::keys::v1::DeleteApiKeyRequest* request,
+    google::protobuf::Empty* /*response*/) {
+  static const auto& method = Method("lumo.keys.v1.KeyService.DeleteApiKey");
+  return RunAuthenticated(
+      ctx_, context, method, request->tenant_slug(), true,
+      [this, request](const Principal& caller,
+                      const RequestInfo& info) -> absl::Status {
+        return ctx_.keys->DeleteKey(caller, info, request->id());
+      });
+}
+
+// --------------------------------------------------------------- AuthService
+
+namespace {
+
+lumo::auth::v1::VerifyReason ToProtoReason(service::VerifyReason reason) {
+  using R = service::VerifyReason;
+  switch (reason) {
+    case R::kValid:
+      return lumo::auth::v1::VALID;
+    case R::kMalformed:
+      return lumo::auth::v1::MALFORMED;
+    case R::kNotFound:
+      return lumo::auth::v1::NOT_FOUND;
+    case R::kRevoked:
+      return lumo::auth::v1::REVOKED;
+    case R::kExpired:
+      return lumo::auth::v1::EXPIRED;
+    case R::kRotated:
+      return lumo::auth::v1::ROTATED;
+    case R::kWrongTenant:
+      return lumo::auth::v1::WRONG_TENANT;
+    case R::kInsufficientScope:
+      return lumo::auth::v1::INSUFFICIENT_SCOPE;
+    case R::kIpNotAllowed:
+      return lumo::auth::v1::IP_NOT_ALLOWED;
+    case R::kRateLimited:
+      return lumo::auth::v1::RATE_LIMITED;
+  }
+  return lumo::auth::v1::VERIFY_REASON_UNSPECIFIED;
+}
+
+void FillVerifyResponse(const service::VerifyOutcome& outcome,
+                        lumo::auth::v1::VerifyApiKeyResponse* response) {
+  response->set_valid(outcome.reason == service::VerifyReason::kValid);
+  response->set_reason(ToProtoReason(outcome.reason));
+  if (outcome.secret_matched && !outcome.tenant_slug.empty()) {
+    lumo::auth::v1::KeyMetadata* key = response->mutable_key();
+    key->set_id(outcome.key_id);
+    key->set_tenant_slug(outcome.tenant_slug);
+    key->set_name(outcome.name);
+    for (const std::string& s : outcome.scopes) key->add_scopes(s);
+    if (outcome.expires_at) ToTimestamp(*outcome.expires_at, key->mutable_expires_at());
+  }
+}
+
+}  // namespace
+
+grpc::ServerUnaryReactor* AuthServiceImpl::VerifyApiKey(
+    grpc::CallbackServerContext* context,
+    const lumo::auth::v1::VerifyApiKeyRequest* request,
+    lumo::auth::v1::VerifyApiKeyResponse* response) {
+  static const auto& method = Method("lumo.auth.v1.AuthService.VerifyApiKey");
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  RequestInfo info = ctx_.auth->DescribeRequest(*context);
+  // Only service tokens are admitted here, so this never touches the store.
+  absl::StatusOr<Principal> caller =
+      ctx_.auth->Authenticate(*context, method, "", info);
+  if (!caller.ok()) {
+    Finish(context, reactor, info, caller.status());
+    return reactor;
+  }
+  service::VerifyParams params;
+  params.tenant_slug = request->tenant_slug();
+  params.required_scopes.assign(request->required_scopes().begin(),
+                                request->required_scopes().end());
+  params.client_ip = request->client_ip();
+  if (std::optional<service::VerifyOutcome> outcome =
+          ctx_.verifier->VerifyCached(request->key(), params)) {
+    FillVerifyResponse(*outcome, response);
+    Finish(context, reactor, info, absl::OkStatus());
+    return reactor;
+  }
+  auto task = [this, context, reactor, request, response, info,
+               params = std::move(params)] {
+    absl::StatusOr<service::VerifyOutcome> outcome =
+        ctx_.verifier->Verify(request->key(), params);
+    if (!outcome.ok()) {
+      // Fail closed: nothing unproven is accepted.
+      Finish(context, reactor, info,
+             absl::UnavailableError("key store unavailable"));
+      return;
+    }
+    FillVerifyResponse(*outcome, response);
+    Finish(context, reactor, info, absl::OkStatus());
+  };
+  if (!ctx_.workers->Submit(std::move(task))) {
+    Finish(context, reactor, info,
+           absl::UnavailableError("server is overloaded or shutting down"));
+  }
+  return reactor;
+}
+
+// ----------------------------------------------------------- OperatorService
+
+grpc::ServerUnaryReactor* OperatorServiceImpl::CreateTenant(
+    grpc::CallbackServerContext* context,
+    const lumo::ops::v1::CreateTenantRequest* request,
+    lumo::ops::v1::CreateTenantResponse* response) {
+  static const auto& method = Method("lumo.ops.v1.OperatorService.CreateTenant");
+  return RunAuthenticated(
+      ctx_, context, method, "", false,
+      [this, request, response](const Principal&,
+                                const RequestInfo& info) -> absl::Status {
+        std::optional<service::CreateKeyParams> initial;
+        if (request->has_initial_key()) {
+          google::protobuf::RepeatedPtrField<std::string> none;
+          absl::StatusOr<service::CreateKeyParams> params =
+              ToParams(request->initial_key().name(),
+                       request->initial_key().scopes(), nullptr, none, 0);
+          if (!params.ok()) return params.status();
+          initial = *std::move(params);
+        }
+        absl::StatusOr<service::KeyService::TenantWithKey> created =
+            ctx_.keys->CreateTenant(info, request->slug(), request->name(),
+                                    initial);
+        if (!created.ok()) return created.status();
+        ToProto(created->tenant, response->mutable_tenant());
+        if (created->initial_key) {
+          ToProtoWithSecret(*created->initial_key,
+                            response->mutable_initial_key());
+        }
+        return absl::OkStatus();
+      });
+}
+
+grpc::ServerUnaryReactor* OperatorServiceImpl::GetTenant(
+    grpc::CallbackServerContext* context,
+    const lumo::ops::v1::GetTenantRequest* request,
+    lumo::ops::v1::Tenant* response) {
+  static const auto& method = Method("lumo.ops.v1.OperatorService.GetTenant");
+  return RunAuthenticated(
+      ctx_, context, method, "", false,
+      [this, request, response](const Principal&,
+                                const RequestInfo&) -> absl::Status {
+        absl::StatusOr<storage::Tenant> tenant =
+            ctx_.keys->GetTenant(request->slug());
+        if (!tenant.ok()) return tenant.status();
+        ToProto(*tenant, response);
+        return absl::OkStatus();
+      });
+}
+
+grpc::ServerUnaryReactor* OperatorServiceImpl::CreateTenantKey(
+    grpc::CallbackServerContext* context,
+    const lumo::ops::v1::CreateTenantKeyRequest* request,
+    lumo::keys::v1::ApiKey* response) {
+  static const auto& method =
+      Method("lumo.ops.v1.OperatorService.CreateTenantKey");
+  return RunAuthenticated(
+      ctx_, context, method, "", false,
+      [this, request, response](const Principal&,
+                                const RequestInfo& info) -> absl::Status {
+        google::protobuf::RepeatedPtrField<std::string> none;
+        absl::StatusOr<service::CreateKeyParams> params = ToParams(
+            request->name(), request->scopes(),
+            request->has_expires_at() ? &request->expires_at() : nullptr, none,
+            0);
+        if (!params.ok()) return params.status();
+        absl::StatusOr<service::KeyWithSecret> created =
+            ctx_.keys->CreateTenantKey(info, request->tenant_slug(), *params);
+        if (!created.ok()) return created.status();
+        ToProtoWithSecret(*created, response);
+        return absl::OkStatus();
+      });
+}
+
+}  // namespace lumo::rpc

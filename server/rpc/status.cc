@@ -1,0 +1,44 @@
+#include "server/rpc/status.h"
+
+#include "server/service/key_service.h"
+
+namespace lumo::rpc {
+
+grpc::Status ToGrpcStatus(const absl::Status& status) {
+  if (status.ok()) return grpc::Status::OK;
+  return grpc::Status(static_cast<grpc::StatusCode>(status.code()),
+                      std::string(status.message()));
+}
+
+std::string ErrorCodeOf(const absl::Status& status) {
+  if (auto payload = status.GetPayload(service::kErrorCodePayload)) {
+    return std::string(*payload);
+  }
+  switch (status.code()) {
+    case absl::StatusCode::kOk:
+      return "";
+    case absl::StatusCode::kInvalidArgument:
+    case absl::StatusCode::kOutOfRange:
+      return "validation_error";
+    case absl::StatusCode::kFailedPrecondition:
+      return "invalid_request";
+    case absl::StatusCode::kUnauthenticated:
+      return "invalid_token";
+    case absl::StatusCode::kPermissionDenied:
+      return "permission_denied";
+    case absl::StatusCode::kNotFound:
+      return "resource_not_found";
+    case absl::StatusCode::kAlreadyExists:
+    case absl::StatusCode::kAborted:
+      return "duplicate_resource";
+    case absl::StatusCode::kResourceExhausted:
+      return "rate_limit_exceeded";
+    case absl::StatusCode::kUnavailable:
+    case absl::StatusCode::kDeadlineExceeded:
+      return "service_unavailable";
+    default:
+      return "internal_error";
+  }
+}
+
+}  // namespace lumo::rpc

@@ -1,0 +1,35 @@
+// A minimal JSON object writer for audit metadata. Thread-compatible.
+#ifndef LUMOKEYS_SERVER_SERVICE_AUDIT_JSON_H_
+#define LUMOKEYS_SERVER_SERVICE_AUDIT_JSON_H_
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "absl/strings/string_view.h"
+
+namespace lumo::service {
+
+// Appends `s` to `out` as a JSON string literal (quotes included). Invalid
+// UTF-8 bytes are replaced by U+FFFD.
+void AppendJsonString(std::string& out, absl::string_view s);
+
+class JsonObject {
+ public:
+  JsonObject& Add(absl::string_view key, absl::string_view value);
+  JsonObject& Add(absl::string_view key, const char* value) {
+    return Add(key, absl::string_view(value));
+  }
+  JsonObject& Add(absl::string_view key, int64_t value);
+  JsonObject& Add(absl::string_view key, bool value);
+  JsonObject& Add(absl::string_view key, const std::vector<std::string>& list);
+  std::string Build() const { return body_ + "}"; }
+
+ private:
+  void Key(absl::string_view key);
+  std::string body_ = "{";
+};
+
+}  // namespace lumo::service
+
+#endif  // LUMOKEYS_SERVER_SERVICE_AUDIT_JSON_H_

@@ -1,0 +1,441 @@
+#include "server/service/key_service.h"
+
+#include <utility>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/cord.h"
+#include "absl/strings/str_cat.h"
+#include "server/core/crypto.h"
+#include "server/core/key_format.h"
+#include "server/core/net.h"
+#include "server/core/scopes.h"
+#include "server/core/validation.h"
+#include "server/service/audit_json.h"
+
+namespace lumo::service {
+namespace {
+
+constexpr int kIdAttempts = 4;
+constexpr size_t kMaxSearchLength = 100;
+
+storage::AuditEvent KeyEvent(absl::string_view action, const Principal* caller,
+                             const RequestInfo& info, absl::string_view key_id,
+                             std::string metadata) {
+  storage::AuditEvent event;
+  event.action = std::string(action);
+  event.category = "api_keys";
+  if (caller == nullptr || caller->kind == Principal::Kind::kOperator) {
+    event.actor_type = "system";
+    event.actor_id = "operator";
+  } else {
+    event.actor_type = "api_key";
+    event.actor_id = caller->key_id;
+  }
+  event.target_type = "api_key";
+  event.target_id = std::string(key_id);
+  event.ip_address = info.ip_address;
+  event.user_agent = info.user_agent;
+  event.request_id = info.request_id;
+  event.metadata_json = std::move(metadata);
+  return event;
+}
+
+absl::Status InvalidArgument(absl::string_view message) {
+  return WithErrorCode(absl::InvalidArgumentError(message),
+                       "validation_error");
+}
+
+// An id that is not a well-formed key id cannot exist: NOT_FOUND without a
+// query (and without echoing the id).
+absl::Status CheckKeyId(absl::string_view id) {
+  if (!core::IsValidKeyId(id)) {
+    return WithErrorCode(absl::NotFoundError("API key not found"),
+                         "resource_not_found");
+  }
+  return absl::OkStatus();
+}
+
+// Store NOT_FOUND statuses get the documented REST code.
+absl::Status Annotate(absl::Status status) {
+  if (absl::IsNotFound(status)) {
+    return WithErrorCode(absl::NotFoundError("API key not found"),
+                         "resource_not_found");
+  }
+  return status;
+}
+
+}  // namespace
+
+absl::Status WithErrorCode(absl::Status status, absl::string_view code) {
+  status.SetPayload(kErrorCodePayload, absl::Cord(code));
+  return status;
+}
+
+std::string KeyStatusName(const storage::ApiKeyRecord& record) {
+  if (record.revoked) return "revoked";
+  if (record.expires_at.has_value() && record.db_now >= *record.expires_at) {
+    return "expired";
+  }
+  return "active";
+}
+
+KeyService::KeyService(storage::KeyStore* store,
+                       std::shared_ptr<const core::PepperSet> peppers,
+                       Verifier* verifier)
+    : store_(store), peppers_(std::move(peppers)), verifier_(verifier) {}
+
+absl::StatusOr<storage::NewKey> KeyService::ValidateNewKey(
+    const CreateKeyParams& params) {
+  storage::NewKey key;
+  absl::Status name_ok = core::ValidateName("name", params.name, 1, 100);
+  if (!name_ok.ok()) return WithErrorCode(name_ok, "validation_error");
+  key.name = params.name;
+
+  absl::StatusOr<std::vector<std::string>> scopes =
+      core::CanonicalizeScopes(params.scopes);
+  if (!scopes.ok()) return WithErrorCode(scopes.status(), "validation_error");
+  key.scopes = *std::move(scopes);
+
+  if (params.allowed_cidrs.size() > kMaxAllowedCidrs) {
+    return InvalidArgument(
+        absl::StrCat("allowedCidrs: at most ", kMaxAllowedCidrs, " entries"));
+  }
+  for (const std::string& text : params.allowed_cidrs) {
+    absl::StatusOr<core::Cidr> cidr = core::Cidr::Parse(text);
+    if (!cidr.ok()) {
+      return InvalidArgument(
+          "allowedCidrs: each entry must be an IPv4 or IPv6 CIDR block");
+    }
+    std::string canonical = cidr->ToString();
+    bool dup = false;
+    for (const std::string& have : key.allowed_cidrs) dup |= have == canonical;
+    if (!dup) key.allowed_cidrs.push_back(std::move(canonical));
+  }
+
+  if (params.rate_limit_per_minute < 0 ||
+      params.rate_limit_per_minute > kMaxRateLimitPerMinute) {
+    return InvalidArgument(absl::StrCat(
+        "rateLimitPerMinute: must be between 0 and ", kMaxRateLimitPerMinute));
+  }
+  key.rate_limit_per_minute = params.rate_limit_per_minute;
+
+  if (params.expires_at.has_value()) {
+    absl::StatusOr<absl::Time> now = store_->Now();
+    if (!now.ok()) return now.status();
+    if (*params.expires_at <= *now) {
+      return InvalidArgument("expiresAt: must be in the future");
+    }
+    if (*params.expires_at > absl::FromCivil(absl::CivilSecond(9999, 1, 1),
+                                             absl::UTCTimeZone())) {
+      return InvalidArgument("expiresAt: too far in the future");
+    }
+    // The store keeps microseconds.
+    key.expires_at = absl::FromUnixMicros(absl::ToUnixMicros(*params.expires_at));
+  }
+  return key;
+}
+
+absl::StatusOr<std::string> KeyService::AssignIdAndSecret(
+    storage::NewKey& key) {
+  absl::StatusOr<std::string> id = core::GenerateKeyId();
+  if (!id.ok()) return id.status();
+  absl::StatusOr<std::string> full = core::GenerateKey(*id);
+  if (!full.ok()) return full.status();
+  const int version = peppers_->current_version();
+  absl::StatusOr<core::Digest> digest = peppers_->Mac(version, *full);
+  if (!digest.ok()) return digest.status();
+  key.id = *std::move(id);
+  key.secret.digest = *digest;
+  key.secret.pepper_version = version;
+  return full;
+}
+
+absl::StatusOr<KeyWithSecret> KeyService::InsertWithRetry(
+    storage::NewKey key, const Principal* caller, const RequestInfo& info) {
+  for (int attempt = 0; attempt < kIdAttempts; ++attempt) {
+    absl::StatusOr<std::string> full = AssignIdAndSecret(key);
+    if (!full.ok()) return full.status();
+    storage::AuditEvent event = KeyEvent(
+        "api_key.created", caller, info, key.id,
+        JsonObject()
+            .Add("name", key.name)
+            .Add("scopes", key.scopes)
+            .Add("expiresAt", key.expires_at.has_value()
+                                  ? absl::FormatTime(*key.expires_at)
+                                  : std::string())
+            .Add("allowedCidrs", key.allowed_cidrs)
+            .Build());
+    absl::Status inserted = store_->InsertKey(key, event);
+    if (absl::IsAlreadyExists(inserted)) {
+      core::Cleanse(*full);
+      continue;  // id collision: draw again
+    }
+    if (!inserted.ok()) {
+      core::Cleanse(*full);
+      return inserted;
+    }
+    // A negative cache entry for this id (a guess made before it existed)
+    // must not outlive the creation.
+    verifier_->Evict(key.id);
+    absl::StatusOr<storage::ApiKeyRecord> record =
+        store_->GetKey(key.tenant_id, key.id);
+    if (!record.ok()) {
+      core::Cleanse(*full);
+      return record.status();
+    }
+    return KeyWithSecret{*std::move(record), *std::move(full)};
+  }
+  return absl::InternalError("could not allocate a unique key id");
+}
+
+absl::StatusOr<KeyWithSecret> KeyService::CreateKey(
+    const Principal& caller, const RequestInfo& info,
+    const CreateKeyParams& params) {
+  absl::StatusOr<storage::NewKey> key = ValidateNewKey(params);
+  if (!key.ok()) return key.status();
+  if (!core::IsSubset(caller.scopes, key->scopes)) {
+    return WithErrorCode(
+        absl::PermissionDeniedError(
+            "a key can only create keys whose scopes it holds itself"),
+        "insufficient_scope");
+  }
+  key->tenant_id = caller.tenant_id;
+  key->created_by_type = "api_key";
+  key->created_by_id = caller.key_id;
+  return InsertWithRetry(*std::move(key), &caller, info);
+}
+
+absl::StatusOr<storage::ApiKeyRecord> KeyService::GetKey(
+    const Principal& caller, absl::string_view id) {
+  if (absl::Status s = CheckKeyId(id); !s.ok()) return s;
+  absl::StatusOr<storage::ApiKeyRecord> record =
+      store_->GetKey(caller.tenant_id, id);
+  if (!record.ok()) return Annotate(record.status());
+  return record;
+}
+
+absl::StatusOr<storage::KeyPage> KeyService::ListKeys(
+    const Principal& caller, const ListKeysParams& params,
+    storage::ListKeysQuery* query_out) {
+  storage::ListKeysQuery query;
+  query.page = params.page == 0 ? 1 : params.page;
+  query.limit = params.limit == 0 ? 25 : params.limit;
+  if (query.page < 1 || query.page > 1'000'000) {
+    return InvalidArgument("page: must be between 1 and 1000000");
+  }
+  if (query.limit < 1 || query.limit > 100) {
+    return InvalidArgument("limit: must be between 1 and 100");
+  }
+  if (params.search.size() > kMaxSearchLength ||
+      !core::IsValidUtf8(params.search)) {
+    return InvalidArgument("search: at most 100 bytes of UTF-8");
+  }
+  query.search = params.search;
+  if (params.sort_by.empty() || params.sort_by == "createdAt") {
+    query.sort_by = storage::KeySortField::kCreatedAt;
+  } else if (params.sort_by == "name") {
+    query.sort_by = storage::KeySortField::kName;
+  } else if (params.sort_by == "lastUsedAt") {
+    query.sort_by = storage::KeySortField::kLastUsedAt;
+  } else if (params.sort_by == "expiresAt") {
+    query.sort_by = storage::KeySortField::kExpiresAt;
+  } else {
+    return InvalidArgument(
+        "sortBy: one of createdAt, name, lastUsedAt, expiresAt");
+  }
+  const std::string dir = absl::AsciiStrToUpper(params.sort_dir);
+  if (dir.empty() || dir == "DESC") {
+    query.descending = true;
+  } else if (dir == "ASC") {
+    query.descending = false;
+  } else {
+    return InvalidArgument("sortDir: ASC or DESC");
+  }
+  if (params.status.empty()) {
+    query.status = storage::KeyStatusFilter::kAny;
+  } else if (params.status == "active") {
+    query.status = storage::KeyStatusFilter::kActive;
+  } else if (params.status == "revoked") {
+    query.status = storage::KeyStatusFilter::kRevoked;
+  } else if (params.status == "expired") {
+    query.status = storage::KeyStatusFilter::kExpired;
+  } else {
+    return InvalidArgument("status: one of active, revoked, expired");
+  }
+  if (query_out != nullptr) *query_out = query;
+  return store_->ListKeys(caller.tenant_id, query);
+}
+
+absl::StatusOr<KeyWithSecret> KeyService::RotateKey(
+    const Principal& caller, const RequestInfo& info, absl::string_view id,
+    int64_t grace_period_seconds) {
+  if (grace_period_seconds < 0 ||
+      grace_period_seconds > kMaxGracePeriodSeconds) {
+    return InvalidArgument(absl::StrCat(
+        "gracePeriodSeconds: must be between 0 and ", kMaxGracePeriodSeconds));
+  }
+  if (absl::Status s = CheckKeyId(id); !s.ok()) return s;
+  // Scopes never change, so checking them before the locked rotation is
+  // race-free.
+  absl::StatusOr<storage::ApiKeyRecord> current =
+      store_->GetKey(caller.tenant_id, id);
+  if (!current.ok()) return Annotate(current.status());
+  if (!core::IsSubset(caller.scopes, current->scopes)) {
+    return WithErrorCode(
+        absl::PermissionDeniedError(
+            "a key can only rotate keys whose scopes it holds itself"),
+        "insufficient_scope");
+  }
+  absl::StatusOr<std::string> full = core::GenerateKey(id);
+  if (!full.ok()) return full.status();
+  storage::StoredSecret secret;
+  secret.pepper_version = peppers_->current_version();
+  absl::StatusOr<core::Digest> digest =
+      peppers_->Mac(secret.pepper_version, *full);
+  if (!digest.ok()) return digest.status();
+  secret.digest = *digest;
+
+  storage::AuditEvent event = KeyEvent(
+      "api_key.rotated", &caller, info, id,
+      JsonObject().Add("gracePeriodSeconds", grace_period_seconds).Build());
+  absl::StatusOr<storage::ApiKeyRecord> rotated = store_->RotateKey(
+      caller.tenant_id, id, secret, absl::Seconds(grace_period_seconds),
+      event);
+  // Evict even on failure: the outcome of a failed commit is unknown to us.
+  verifier_->Evict(id);
+  if (!rotated.ok()) {
+    core::Cleanse(*full);
+    if (absl::IsFailedPrecondition(rotated.status())) {
+      return WithErrorCode(rotated.status(), "invalid_request");
+    }
+    return Annotate(rotated.status());
+  }
+  return KeyWithSecret{*std::move(rotated), *std::move(full)};
+}
+
+absl::StatusOr<storage::ApiKeyRecord> KeyService::RevokeKey(
+    const Principal& caller, const RequestInfo& info, absl::string_view id) {
+  if (absl::Status s = CheckKeyId(id); !s.ok()) return s;
+  storage::AuditEvent event =
+      KeyEvent("api_key.revoked", &caller, info, id, "{}");
+  absl::StatusOr<storage::RevokeResult> revoked =
+      store_->RevokeKey(caller.tenant_id, id, event);
+  verifier_->Evict(id);
+  if (!revoked.ok()) return Annotate(revoked.status());
+  return std::move(revoked->key);
+}
+
+absl::Status KeyService::DeleteKey(const Principal& caller,
+                                   const RequestInfo& info,
+                                   absl::string_view id) {
+  if (absl::Status s = CheckKeyId(id); !s.ok()) return s;
+  storage::AuditEvent event =
+      KeyEvent("api_key.deleted", &caller, info, id, "{}");
+  absl::Status deleted = store_->DeleteKey(caller.tenant_id, id, event);
+  verifier_->Evict(id);
+  return Annotate(deleted);
+}
+
+absl::StatusOr<KeyService::TenantWithKey> KeyService::CreateTenant(
+    const RequestInfo& info, absl::string_view slug, absl::string_view name,
+    const std::optional<CreateKeyParams>& initial_key) {
+  if (!core::IsValidSlug(slug)) {
+    return InvalidArgument(
+        "slug: 1-63 characters of a-z, 0-9 and '-', not starting or ending "
+        "with '-'");
+  }
+  std::string display = name.empty() ? std::string(slug) : std::string(name);
+  absl::Status name_ok = core::ValidateName("name", display, 1, 200);
+  if (!name_ok.ok()) return WithErrorCode(name_ok, "validation_error");
+
+  std::vector<storage::AuditEvent> events;
+  storage::AuditEvent tenant_event;
+  tenant_event.action = "tenant.created";
+  tenant_event.category = "configuration";
+  tenant_event.actor_type = "system";
+  tenant_event.actor_id = "operator";
+  tenant_event.target_type = "tenant";
+  tenant_event.target_id = std::string(slug);
+  tenant_event.ip_address = info.ip_address;
+  tenant_event.user_agent = info.user_agent;
+  tenant_event.request_id = info.request_id;
+  tenant_event.metadata_json = JsonObject().Add("name", display).Build();
+  events.push_back(tenant_event);
+
+  for (int attempt = 0; attempt < kIdAttempts; ++attempt) {
+    std::optional<storage::NewKey> key;
+    std::string full;
+    std::vector<storage::AuditEvent> all = events;
+    if (initial_key.has_value()) {
+      absl::StatusOr<storage::NewKey> validated = ValidateNewKey(*initial_key);
+      if (!validated.ok()) return validated.status();
+      key = *std::move(validated);
+      key->created_by_type = "system";
+      key->created_by_id = "operator";
+      absl::StatusOr<std::string> assigned = AssignIdAndSecret(*key);
+      if (!assigned.ok()) return assigned.status();
+      full = *std::move(assigned);
+      all.push_back(KeyEvent(
+          "api_key.created", nullptr, info, key->id,
+          JsonObject().Add("name", key->name).Add("scopes", key->scopes).Build()));
+    }
+    absl::StatusOr<storage::Tenant> tenant = store_->CreateTenant(
+        slug, display, key.has_value() ? &*key : nullptr, all);
+    if (!tenant.ok()) {
+      core::Cleanse(full);
+      if (absl::IsAlreadyExists(tenant.status())) {
+        // A slug clash is final; a key-id clash is retried. Tell them
+        // apart by asking for the slug.
+        if (store_->GetTenantBySlug(slug).ok()) {
+          return WithErrorCode(
+              absl::AlreadyExistsError("a tenant with this slug exists"),
+              "duplicate_resource");
+        }
+        continue;
+      }
+      return tenant.status();
+    }
+    TenantWithKey result;
+    result.tenant = *std::move(tenant);
+    if (key.has_value()) {
+      verifier_->Evict(key->id);
+      absl::StatusOr<storage::ApiKeyRecord> record =
+          store_->GetKey(result.tenant.id, key->id);
+      if (!record.ok()) {
+        core::Cleanse(full);
+        return record.status();
+      }
+      result.initial_key = KeyWithSecret{*std::move(record), std::move(full)};
+    }
+    return result;
+  }
+  return absl::InternalError("could not allocate a unique key id");
+}
+
+absl::StatusOr<storage::Tenant> KeyService::GetTenant(absl::string_view slug) {
+  if (!core::IsValidSlug(slug)) {
+    return WithErrorCode(absl::NotFoundError("tenant not found"),
+                         "resource_not_found");
+  }
+  absl::StatusOr<storage::Tenant> tenant = store_->GetTenantBySlug(slug);
+  if (absl::IsNotFound(tenant.status())) {
+    return WithErrorCode(absl::NotFoundError("tenant not found"),
+                         "resource_not_found");
+  }
+  return tenant;
+}
+
+absl::StatusOr<KeyWithSecret> KeyService::CreateTenantKey(
+    const RequestInfo& info, absl::string_view tenant_slug,
+    const CreateKeyParams& params) {
+  absl::StatusOr<storage::Tenant> tenant = GetTenant(tenant_slug);
+  if (!tenant.ok()) return tenant.status();
+  absl::StatusOr<storage::NewKey> key = ValidateNewKey(params);
+  if (!key.ok()) return key.status();
+  key->tenant_id = tenant->id;
+  key->created_by_type = "system";
+  key->created_by_id = "operator";
+  return InsertWithRetry(*std::move(key), nullptr, info);
+}
+
+}  // namespace lumo::service

@@ -1,0 +1,31 @@
+// Who is calling, and from where. Built by the rpc layer after
+// authentication; consumed by the domain services.
+#ifndef LUMOKEYS_SERVER_SERVICE_PRINCIPAL_H_
+#define LUMOKEYS_SERVER_SERVICE_PRINCIPAL_H_
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace lumo::service {
+
+struct Principal {
+  enum class Kind { kApiKey, kService, kOperator };
+  Kind kind = Kind::kApiKey;
+  // For kApiKey: the key's tenant, id and scopes.
+  int64_t tenant_id = 0;
+  std::string tenant_slug;
+  std::string key_id;
+  std::vector<std::string> scopes;
+};
+
+// Request facts recorded in audit events. Never holds credentials.
+struct RequestInfo {
+  std::string request_id;
+  std::string ip_address;
+  std::string user_agent;
+};
+
+}  // namespace lumo::service
+
+#endif  // LUMOKEYS_SERVER_SERVICE_PRINCIPAL_H_

@@ -1,0 +1,269 @@
+#include "server/service/verifier.h"
+
+#include <utility>
+
+#include "absl/hash/hash.h"
+#include "absl/strings/str_cat.h"
+#include "server/core/crypto.h"
+#include "server/core/key_format.h"
+#include "server/core/scopes.h"
+
+namespace lumo::service {
+
+// An immutable snapshot of what the store said about one key id.
+struct Verifier::Entry {
+  absl::Time loaded_at;            // local clock
+  absl::Duration db_clock_offset;  // database clock - local clock
+  bool exists = false;             // false: a negative entry
+  storage::VerifyRecord record;
+  std::vector<core::Cidr> cidrs;
+};
+
+const char* VerifyReasonName(VerifyReason reason) {
+  switch (reason) {
+    case VerifyReason::kValid:
+      return "VALID";
+    case VerifyReason::kMalformed:
+      return "MALFORMED";
+    case VerifyReason::kNotFound:
+      return "NOT_FOUND";
+    case VerifyReason::kRevoked:
+      return "REVOKED";
+    case VerifyReason::kExpired:
+      return "EXPIRED";
+    case VerifyReason::kRotated:
+      return "ROTATED";
+    case VerifyReason::kWrongTenant:
+      return "WRONG_TENANT";
+    case VerifyReason::kInsufficientScope:
+      return "INSUFFICIENT_SCOPE";
+    case VerifyReason::kIpNotAllowed:
+      return "IP_NOT_ALLOWED";
+    case VerifyReason::kRateLimited:
+      return "RATE_LIMITED";
+  }
+  return "UNKNOWN";
+}
+
+Verifier::Verifier(storage::KeyStore* store,
+                   std::shared_ptr<const core::PepperSet> peppers,
+                   VerifierOptions options)
+    : store_(store), peppers_(std::move(peppers)), options_(options) {}
+
+Verifier::~Verifier() = default;
+
+Verifier::Shard& Verifier::ShardFor(absl::string_view id) {
+  return shards_[absl::Hash<absl::string_view>{}(id) % kShards];
+}
+
+std::shared_ptr<const Verifier::Entry> Verifier::Lookup(absl::string_view id) {
+  Shard& shard = ShardFor(id);
+  std::shared_ptr<const Entry> entry;
+  {
+    absl::ReaderMutexLock lock(&shard.mu);
+    auto it = shard.map.find(id);
+    if (it == shard.map.end()) return nullptr;
+    entry = it->second;
+  }
+  if (absl::Now() - entry->loaded_at > options_.cache_ttl) return nullptr;
+  return entry;
+}
+
+size_t Verifier::size() const {
+  size_t n = 0;
+  for (const Shard& shard : shards_) {
+    absl::ReaderMutexLock lock(&shard.mu);
+    n += shard.map.size();
+  }
+  return n;
+}
+
+void Verifier::Evict(absl::string_view key_id) {
+  Shard& shard = ShardFor(key_id);
+  absl::MutexLock lock(&shard.mu);
+  ++shard.epoch;
+  shard.map.erase(key_id);
+}
+
+std::optional<VerifyOutcome> Verifier::VerifyCached(
+    absl::string_view key, const VerifyParams& params) {
+  core::ParsedKey parsed = core::ParseKey(key);
+  if (parsed.result != core::KeyParseResult::kOk) {
+    VerifyOutcome outcome;
+    outcome.reason = VerifyReason::kMalformed;
+    outcome.key_id = std::string(parsed.id);
+    return outcome;
+  }
+  std::shared_ptr<const Entry> entry = Lookup(parsed.id);
+  if (entry == nullptr) return std::nullopt;
+  hits_.fetch_add(1, std::memory_order_relaxed);
+  return Decide(*entry, key, parsed.id, params);
+}
+
+absl::StatusOr<VerifyOutcome> Verifier::Verify(absl::string_view key,
+                                               const VerifyParams& params) {
+  if (std::optional<VerifyOutcome> cached = VerifyCached(key, params)) {
+    return *std::move(cached);
+  }
+  // VerifyCached returned nullopt, so the key parsed.
+  absl::string_view id = core::ParseKey(key).id;
+  misses_.fetch_add(1, std::memory_order_relaxed);
+
+  Shard& shard = ShardFor(id);
+  uint64_t epoch_before;
+  {
+    absl::ReaderMutexLock lock(&shard.mu);
+    epoch_before = shard.epoch;
+  }
+  auto entry = std::make_shared<Entry>();
+  absl::StatusOr<storage::VerifyRecord> record = store_->LoadForVerify(id);
+  entry->loaded_at = absl::Now();
+  if (record.ok()) {
+    entry->exists = true;
+    entry->db_clock_offset = record->key.db_now - entry->loaded_at;
+    entry->record = *std::move(record);
+    for (const std::string& text : entry->record.key.allowed_cidrs) {
+      absl::StatusOr<core::Cidr> cidr = core::Cidr::Parse(text);
+      // Stored CIDRs were validated on the way in; one that no longer
+      // parses matches nothing (fail closed).
+      if (cidr.ok()) entry->cidrs.push_back(*cidr);
+    }
+  } else if (absl::IsNotFound(record.status())) {
+    entry->exists = false;
+  } else {
+    return record.status();
+  }
+
+  {
+    absl::MutexLock lock(&shard.mu);
+    if (shard.epoch == epoch_before) {
+      if (shard.map.size() >= options_.max_entries / kShards &&
+          !shard.map.contains(id)) {
+        shard.map.erase(shard.map.begin());
+      }
+      shard.map.insert_or_assign(std::string(id), entry);
+    }
+  }
+  return Decide(*entry, key, id, params);
+}
+
+VerifyOutcome Verifier::Decide(const Entry& entry, absl::string_view key,
+                               absl::string_view id,
+                               const VerifyParams& params) {
+  VerifyOutcome out;
+  out.key_id = std::string(id);
+  out.reason = VerifyReason::kNotFound;
+  if (!entry.exists) return out;
+  const storage::VerifyRecord& rec = entry.record;
+  if (rec.deleted) {
+    out.known_dead = true;
+    return out;
+  }
+  const absl::Time db_now = absl::Now() + entry.db_clock_offset;
+
+  // Which secret, if any, does the key match? Digests are computed once per
+  // pepper version.
+  enum class Match { kNone, kCurrent, kRetiredInGrace, kRetiredExpired };
+  Match match = Match::kNone;
+  int mac_version = rec.current.pepper_version;
+  absl::StatusOr<core::Digest> mac = peppers_->Mac(mac_version, key);
+  if (mac.ok() && core::ConstantTimeEquals(*mac, rec.current.digest)) {
+    match = Match::kCurrent;
+  } else {
+    for (const storage::RetiredSecret& retired : rec.retired) {
+      if (retired.secret.pepper_version != mac_version) {
+        mac_version = retired.secret.pepper_version;
+        mac = peppers_->Mac(mac_version, key);
+      }
+      if (!mac.ok() || !core::ConstantTimeEquals(*mac, retired.secret.digest)) {
+        continue;
+      }
+      match = db_now < retired.valid_until ? Match::kRetiredInGrace
+                                           : Match::kRetiredExpired;
+      break;
+    }
+  }
+  if (match == Match::kNone) return out;  // a wrong secret: NOT_FOUND
+
+  out.secret_matched = true;
+  out.tenant_id = rec.key.tenant_id;
+  out.tenant_slug = rec.tenant_slug;
+  out.name = rec.key.name;
+  out.scopes = rec.key.scopes;
+  out.expires_at = rec.key.expires_at;
+
+  if (rec.key.revoked) {
+    out.reason = VerifyReason::kRevoked;
+    out.known_dead = true;
+  } else if (match == Match::kRetiredExpired) {
+    out.reason = VerifyReason::kRotated;
+    out.known_dead = true;
+  } else if (rec.key.expires_at.has_value() && db_now >= *rec.key.expires_at) {
+    out.reason = VerifyReason::kExpired;
+    out.known_dead = true;
+  } else if (!params.tenant_slug.empty() &&
+             params.tenant_slug != rec.tenant_slug) {
+    out.reason = VerifyReason::kWrongTenant;
+  } else {
+    out.reason = VerifyReason::kValid;
+    if (!entry.cidrs.empty()) {
+      absl::StatusOr<core::IpAddress> ip =
+          core::IpAddress::Parse(params.client_ip);
+      bool allowed = false;
+      if (ip.ok()) {
+        for (const core::Cidr& cidr : entry.cidrs) {
+          if (cidr.Contains(*ip)) {
+            allowed = true;
+            break;
+          }
+        }
+      }
+      if (!allowed) out.reason = VerifyReason::kIpNotAllowed;
+    }
+    if (out.reason == VerifyReason::kValid) {
+      for (const std::string& scope : params.required_scopes) {
+        if (!core::Grants(rec.key.scopes, scope)) {
+          out.reason = VerifyReason::kInsufficientScope;
+          break;
+        }
+      }
+    }
+    if (out.reason == VerifyReason::kValid &&
+        rec.key.rate_limit_per_minute > 0 &&
+        !TakeRateToken(id, rec.key.rate_limit_per_minute, absl::Now(), out)) {
+      out.reason = VerifyReason::kRateLimited;
+    }
+  }
+  if (out.reason == VerifyReason::kWrongTenant) {
+    // Nothing about another tenant's key leaves the verifier.
+    out.tenant_id = 0;
+    out.tenant_slug.clear();
+    out.name.clear();
+    out.scopes.clear();
+    out.expires_at.reset();
+  }
+  return out;
+}
+
+bool Verifier::TakeRateToken(absl::string_view id, int32_t limit,
+                             absl::Time now, VerifyOutcome& outcome) {
+  const int64_t minute = absl::ToUnixSeconds(now) / 60;
+  Shard& shard = ShardFor(id);
+  absl::MutexLock lock(&shard.mu);
+  Shard::Window& window = shard.windows[id];
+  if (window.minute != minute) {
+    window.minute = minute;
+    window.count = 0;
+  }
+  outcome.rate_limit = limit;
+  outcome.rate_reset = absl::FromUnixSeconds((minute + 1) * 60);
+  if (window.count >= limit) {
+    outcome.rate_remaining = 0;
+    return false;
+  }
+  ++window.count;
+  outcome.rate_remaining = limit - window.count;
+  return true;
+}
+
+}  // namespace lumo::service

@@ -1,0 +1,154 @@
+// API-key verification with a per-process cache (architecture.md §4.1).
+//
+// A warm verification is parse + checksum + one HMAC + one constant-time
+// compare + a hash-map lookup, with no I/O. Malformed keys and keys with a
+// bad checksum never reach the store. A cache entry is trusted for at most
+// `cache_ttl` after it was read; local mutations evict it at once (Evict),
+// and an entry read concurrently with an eviction is never installed, so a
+// rotated or revoked secret cannot be re-cached from a read that raced the
+// change. Expiry and grace periods are judged on the database clock: each
+// entry carries the offset between the database clock and the local clock
+// measured when it was read.
+#ifndef LUMOKEYS_SERVER_SERVICE_VERIFIER_H_
+#define LUMOKEYS_SERVER_SERVICE_VERIFIER_H_
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "absl/types/span.h"
+#include "server/core/net.h"
+#include "server/core/pepper.h"
+#include "server/storage/key_store.h"
+
+namespace lumo::service {
+
+enum class VerifyReason {
+  kValid,
+  kMalformed,
+  kNotFound,
+  kRevoked,
+  kExpired,
+  kRotated,
+  kWrongTenant,
+  kInsufficientScope,
+  kIpNotAllowed,
+  kRateLimited,
+};
+
+const char* VerifyReasonName(VerifyReason reason);
+
+struct VerifyParams {
+  // Empty: any tenant.
+  std::string tenant_slug;
+  // Every one must be granted.
+  std::vector<std::string> required_scopes;
+  // Checked against the key's allowed CIDRs; empty or unparsable fails a
+  // key that has CIDRs.
+  std::string client_ip;
+};
+
+struct VerifyOutcome {
+  VerifyReason reason = VerifyReason::kMalformed;
+  // The key id when the presented key parsed (also for failures), so that
+  // failures can be attributed.
+  std::string key_id;
+  // True when the key id is known but the key is dead (revoked, deleted,
+  // expired or a rotated-away secret): the signal that a key leaked.
+  bool known_dead = false;
+  // Set when the secret matched (reason kValid and the checks after the
+  // secret: scope, IP, tenant, rate limit).
+  bool secret_matched = false;
+  int64_t tenant_id = 0;
+  std::string tenant_slug;
+  std::string name;
+  std::vector<std::string> scopes;
+  std::optional<absl::Time> expires_at;
+  // For kRateLimited and rate-limited keys: the key's limit, what is left
+  // in the current window and when it resets.
+  int32_t rate_limit = 0;
+  int32_t rate_remaining = 0;
+  absl::Time rate_reset;
+};
+
+struct VerifierOptions {
+  absl::Duration cache_ttl = absl::Seconds(30);
+  // Upper bound on cached key ids (positive and negative entries).
+  size_t max_entries = 4'000'000;
+};
+
+// Thread-safe.
+class Verifier {
+ public:
+  Verifier(storage::KeyStore* store,
+           std::shared_ptr<const core::PepperSet> peppers,
+           VerifierOptions options);
+  ~Verifier();
+
+  // Decides without I/O when it can: malformed keys, and ids with a fresh
+  // cache entry. Returns nullopt when the store must be consulted.
+  std::optional<VerifyOutcome> VerifyCached(absl::string_view key,
+                                            const VerifyParams& params);
+
+  // Full verification; reads the store on a cache miss (one query).
+  // UNAVAILABLE / DEADLINE_EXCEEDED when the store cannot answer: the
+  // caller must fail closed.
+  absl::StatusOr<VerifyOutcome> Verify(absl::string_view key,
+                                       const VerifyParams& params);
+
+  // Drops the cached entry for `key_id`; any read of it in flight is not
+  // installed. Call after every committed mutation of the key.
+  void Evict(absl::string_view key_id);
+
+  // Observability and tests.
+  uint64_t hits() const { return hits_.load(std::memory_order_relaxed); }
+  uint64_t misses() const { return misses_.load(std::memory_order_relaxed); }
+  size_t size() const;
+
+ private:
+  struct Entry;
+  struct Shard {
+    mutable absl::Mutex mu;
+    absl::flat_hash_map<std::string, std::shared_ptr<const Entry>> map
+        ABSL_GUARDED_BY(mu);
+    // Incremented by every Evict in this shard; a load started under an
+    // older epoch is not installed.
+    uint64_t epoch ABSL_GUARDED_BY(mu) = 0;
+    // Per-key fixed one-minute windows for keys with a rate limit.
+    struct Window {
+      int64_t minute = 0;
+      int32_t count = 0;
+    };
+    absl::flat_hash_map<std::string, Window> windows ABSL_GUARDED_BY(mu);
+  };
+  static constexpr size_t kShards = 64;
+
+  Shard& ShardFor(absl::string_view id);
+  std::shared_ptr<const Entry> Lookup(absl::string_view id);
+  VerifyOutcome Decide(const Entry& entry, absl::string_view key,
+                       absl::string_view id, const VerifyParams& params);
+  // Counts one request against the key's per-minute limit; false when the
+  // limit is exhausted. Fills the rate fields of `outcome`.
+  bool TakeRateToken(absl::string_view id, int32_t limit, absl::Time now,
+                     VerifyOutcome& outcome);
+
+  storage::KeyStore* const store_;
+  const std::shared_ptr<const core::PepperSet> peppers_;
+  const VerifierOptions options_;
+  Shard shards_[kShards];
+  std::atomic<uint64_t> hits_{0};
+  std::atomic<uint64_t> misses_{0};
+};
+
+}  // namespace lumo::service
+
+#endif  // LUMOKEYS_SERVER_SERVICE_VERIFIER_H_

@@ -1,0 +1,253 @@
+#include "server/service/key_service.h"
+
+#include <memory>
+#include <set>
+#include <string>
+
+#include "gtest/gtest.h"
+#include "server/core/key_format.h"
+#include "tests/service/fake_key_store.h"
+
+namespace lumo::service {
+namespace {
+
+using testing::FakeKeyStore;
+
+constexpr char kPepper[] =
+    "1:000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f\n";
+
+class KeyServiceTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    peppers_ = *core::PepperSet::Parse(kPepper);
+    verifier_ = std::make_unique<Verifier>(&store_, peppers_, VerifierOptions{});
+    keys_ = std::make_unique<KeyService>(&store_, peppers_, verifier_.get());
+    root_ = MakeTenant("acme", {"admin:write"});
+    other_ = MakeTenant("other", {"admin:write"});
+  }
+
+  Principal MakeTenant(const std::string& slug,
+                       std::vector<std::string> scopes) {
+    CreateKeyParams first;
+    first.name = "root";
+    first.scopes = scopes;
+    auto tenant = keys_->CreateTenant({}, slug, "", first);
+    EXPECT_TRUE(tenant.ok()) << tenant.status();
+    Principal p;
+    p.tenant_id = tenant->tenant.id;
+    p.tenant_slug = slug;
+    p.key_id = tenant->initial_key->record.id;
+    p.scopes = scopes;
+    return p;
+  }
+
+  CreateKeyParams Params(std::string name = "ci",
+                         std::vector<std::string> scopes = {"admin:read"}) {
+    CreateKeyParams p;
+    p.name = std::move(name);
+    p.scopes = std::move(scopes);
+    return p;
+  }
+
+  absl::StatusCode CreateCode(const CreateKeyParams& p) {
+    return keys_->CreateKey(root_, {}, p).status().code();
+  }
+
+  FakeKeyStore store_;
+  std::shared_ptr<const core::PepperSet> peppers_;
+  std::unique_ptr<Verifier> verifier_;
+  std::unique_ptr<KeyService> keys_;
+  Principal root_;
+  Principal other_;
+};
+
+TEST_F(KeyServiceTest, CreateReturnsFullKeyOnceAndStoresOnlyItsDigest) {
+  RequestInfo info{"req-1", "10.0.0.1", "curl/8"};
+  auto created = keys_->CreateKey(root_, info, Params());
+  ASSERT_TRUE(created.ok()) << created.status();
+  EXPECT_EQ(core::ParseKey(created->full_key).result, core::KeyParseResult::kOk);
+  EXPECT_EQ(core::ParseKey(created->full_key).id, created->record.id);
+  EXPECT_EQ(created->record.name, "ci");
+  EXPECT_EQ(created->record.created_by_type, "api_key");
+  EXPECT_EQ(created->record.created_by_id, root_.key_id);
+  auto fetched = keys_->GetKey(root_, created->record.id);
+  ASSERT_TRUE(fetched.ok());
+  EXPECT_EQ(fetched->id, created->record.id);
+  // The audit event names actor and target and carries no secret.
+  const storage::AuditEvent& event = store_.events().back();
+  EXPECT_EQ(event.action, "api_key.created");
+  EXPECT_EQ(event.category, "api_keys");
+  EXPECT_EQ(event.actor_type, "api_key");
+  EXPECT_EQ(event.actor_id, root_.key_id);
+  EXPECT_EQ(event.target_id, created->record.id);
+  EXPECT_EQ(event.request_id, "req-1");
+  EXPECT_EQ(event.ip_address, "10.0.0.1");
+  EXPECT_EQ(event.metadata_json.find(created->full_key.substr(17)),
+            std::string::npos);
+}
+
+TEST_F(KeyServiceTest, CreateValidatesEveryField) {
+  EXPECT_EQ(CreateCode(Params("")), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(CreateCode(Params(std::string(101, 'x'))),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(CreateCode(Params(std::string(100, 'x'))), absl::StatusCode::kOk);
+  EXPECT_EQ(CreateCode(Params("bad\nname")), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(CreateCode(Params("\xff\xfe")), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(CreateCode(Params("ok", {})), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(CreateCode(Params("ok", {"admin:everything"})),
+            absl::StatusCode::kInvalidArgument);
+  CreateKeyParams p = Params();
+  p.allowed_cidrs = {"10.0.0.0/33"};
+  EXPECT_EQ(CreateCode(p), absl::StatusCode::kInvalidArgument);
+  p.allowed_cidrs = {"10.0.0.1/8"};  // host bits set
+  EXPECT_EQ(CreateCode(p), absl::StatusCode::kInvalidArgument);
+  p = Params();
+  p.expires_at = *store_.Now() - absl::Seconds(1);
+  EXPECT_EQ(CreateCode(p), absl::StatusCode::kInvalidArgument);
+  p = Params();
+  p.rate_limit_per_minute = -1;
+  EXPECT_EQ(CreateCode(p), absl::StatusCode::kInvalidArgument);
+}
+
+TEST_F(KeyServiceTest, InvalidCreateWritesNothing) {
+  const size_t events = store_.events().size();
+  EXPECT_FALSE(keys_->CreateKey(root_, {}, Params("")).ok());
+  EXPECT_EQ(store_.events().size(), events);
+  storage::ListKeysQuery q;
+  auto page = keys_->ListKeys(root_, {}, &q);
+  ASSERT_TRUE(page.ok());
+  EXPECT_EQ(page->total, 1);  // only the root key
+}
+
+TEST_F(KeyServiceTest, KeyCannotGrantScopesItDoesNotHold) {
+  auto reader = keys_->CreateKey(root_, {}, Params("reader", {"admin:users"}));
+  ASSERT_TRUE(reader.ok());
+  Principal users = root_;
+  users.key_id = reader->record.id;
+  users.scopes = {"admin:users"};
+  auto escalated = keys_->CreateKey(users, {}, Params("x", {"admin:write"}));
+  EXPECT_EQ(escalated.status().code(), absl::StatusCode::kPermissionDenied);
+  EXPECT_EQ(keys_->CreateKey(users, {}, Params("x", {"admin:users"}))
+                .status()
+                .code(),
+            absl::StatusCode::kOk);
+  // Nor rotate a key with broader scopes than its own.
+  EXPECT_EQ(keys_->RotateKey(users, {}, root_.key_id, 0).status().code(),
+            absl::StatusCode::kPermissionDenied);
+  // admin:write grants every resource scope.
+  EXPECT_EQ(CreateCode(Params("x", {"admin:users", "admin:audit"})),
+            absl::StatusCode::kOk);
+}
+
+TEST_F(KeyServiceTest, OtherTenantsKeyBehavesLikeAMissingOne) {
+  auto mine = keys_->CreateKey(root_, {}, Params());
+  ASSERT_TRUE(mine.ok());
+  auto missing_id = core::GenerateKeyId();
+  const std::string& id = mine->record.id;
+  auto get_other = keys_->GetKey(other_, id);
+  auto get_missing = keys_->GetKey(other_, *missing_id);
+  EXPECT_EQ(get_other.status(), get_missing.status());
+  EXPECT_EQ(get_other.status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(keys_->RotateKey(other_, {}, id, 0).status(),
+            keys_->RotateKey(other_, {}, *missing_id, 0).status());
+  EXPECT_EQ(keys_->RevokeKey(other_, {}, id).status(),
+            keys_->RevokeKey(other_, {}, *missing_id).status());
+  EXPECT_EQ(keys_->DeleteKey(other_, {}, id),
+            keys_->DeleteKey(other_, {}, *missing_id));
+  EXPECT_TRUE(keys_->GetKey(root_, id).ok());
+}
+
+TEST_F(KeyServiceTest, RevokeIsPermanentIdempotentAndAuditedOnce) {
+  auto k = keys_->CreateKey(root_, {}, Params());
+  ASSERT_TRUE(k.ok());
+  const size_t events = store_.events().size();
+  auto first = keys_->RevokeKey(root_, {}, k->record.id);
+  ASSERT_TRUE(first.ok());
+  EXPECT_EQ(KeyStatusName(*first), "revoked");
+  auto second = keys_->RevokeKey(root_, {}, k->record.id);
+  ASSERT_TRUE(second.ok());
+  EXPECT_EQ(store_.events().size(), events + 1);
+  EXPECT_EQ(store_.events().back().action, "api_key.revoked");
+  EXPECT_EQ(keys_->RotateKey(root_, {}, k->record.id, 0).status().code(),
+            absl::StatusCode::kFailedPrecondition);
+}
+
+TEST_F(KeyServiceTest, DeleteRemovesFromGetAndList) {
+  auto k = keys_->CreateKey(root_, {}, Params());
+  ASSERT_TRUE(k.ok());
+  ASSERT_TRUE(keys_->DeleteKey(root_, {}, k->record.id).ok());
+  EXPECT_EQ(keys_->GetKey(root_, k->record.id).status().code(),
+            absl::StatusCode::kNotFound);
+  EXPECT_EQ(keys_->DeleteKey(root_, {}, k->record.id).code(),
+            absl::StatusCode::kNotFound);
+  storage::ListKeysQuery q;
+  auto page = keys_->ListKeys(root_, {}, &q);
+  ASSERT_TRUE(page.ok());
+  for (const auto& r : page->keys) EXPECT_NE(r.id, k->record.id);
+  EXPECT_EQ(store_.events().back().action, "api_key.deleted");
+}
+
+TEST_F(KeyServiceTest, RotateValidatesGracePeriod) {
+  EXPECT_EQ(keys_->RotateKey(root_, {}, root_.key_id, -1).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(keys_->RotateKey(root_, {}, root_.key_id, kMaxGracePeriodSeconds + 1)
+                .status()
+                .code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
+TEST_F(KeyServiceTest, MalformedIdsAreNotFoundWithoutAStoreCall) {
+  const int calls = store_.calls();
+  EXPECT_EQ(keys_->GetKey(root_, "' OR 1=1 --").status().code(),
+            absl::StatusCode::kNotFound);
+  EXPECT_EQ(keys_->RevokeKey(root_, {}, std::string(10000, 'a')).status().code(),
+            absl::StatusCode::kNotFound);
+  EXPECT_EQ(store_.calls(), calls);
+}
+
+TEST_F(KeyServiceTest, ListRejectsAbsurdPaging) {
+  storage::ListKeysQuery q;
+  ListKeysParams p;
+  p.limit = 101;
+  EXPECT_EQ(keys_->ListKeys(root_, p, &q).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  p.limit = -5;
+  EXPECT_EQ(keys_->ListKeys(root_, p, &q).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  p = {};
+  p.page = -1;
+  EXPECT_EQ(keys_->ListKeys(root_, p, &q).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  p = {};
+  p.sort_by = "digest";
+  EXPECT_EQ(keys_->ListKeys(root_, p, &q).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  p = {};
+  p.sort_dir = "sideways";
+  EXPECT_EQ(keys_->ListKeys(root_, p, &q).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  p = {};
+  p.sort_dir = "asc";
+  EXPECT_TRUE(keys_->ListKeys(root_, p, &q).ok());
+  EXPECT_FALSE(q.descending);
+}
+
+TEST_F(KeyServiceTest, DuplicateTenantSlugIsAlreadyExists) {
+  auto again = keys_->CreateTenant({}, "acme", "", std::nullopt);
+  EXPECT_EQ(again.status().code(), absl::StatusCode::kAlreadyExists);
+  EXPECT_EQ(keys_->CreateTenant({}, "Bad Slug", "", std::nullopt).status().code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
+TEST_F(KeyServiceTest, ManyCreatedKeysHaveDistinctIds) {
+  std::set<std::string> ids;
+  for (int i = 0; i < 200; ++i) {
+    auto k = keys_->CreateKey(root_, {}, Params());
+    ASSERT_TRUE(k.ok());
+    ids.insert(k->record.id);
+  }
+  EXPECT_EQ(ids.size(), 200u);
+}
+
+}  // namespace
+}  // namespace lumo::service

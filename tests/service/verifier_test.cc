@@ -1,0 +1,264 @@
+#include "server/service/verifier.h"
+
+#include <memory>
+#include <string>
+
+#include "absl/strings/str_cat.h"
+#include "gtest/gtest.h"
+#include "server/core/key_format.h"
+#include "server/service/key_service.h"
+#include "tests/service/fake_key_store.h"
+
+namespace lumo::service {
+namespace {
+
+using testing::FakeKeyStore;
+
+constexpr char kPepper[] =
+    "1:000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f\n";
+
+class VerifierTest : public ::testing::Test {
+ protected:
+  void SetUpWith(absl::Duration ttl) {
+    peppers_ = *core::PepperSet::Parse(kPepper);
+    VerifierOptions options;
+    options.cache_ttl = ttl;
+    store_ = std::make_unique<FakeKeyStore>();
+    verifier_ = std::make_unique<Verifier>(store_.get(), peppers_, options);
+    keys_ = std::make_unique<KeyService>(store_.get(), peppers_, verifier_.get());
+    CreateKeyParams first;
+    first.name = "root";
+    first.scopes = {"admin:write"};
+    auto tenant = keys_->CreateTenant({}, "acme", "Acme", first);
+    ASSERT_TRUE(tenant.ok()) << tenant.status();
+    root_key_ = tenant->initial_key->full_key;
+    root_.kind = Principal::Kind::kApiKey;
+    root_.tenant_id = tenant->tenant.id;
+    root_.tenant_slug = "acme";
+    root_.key_id = tenant->initial_key->record.id;
+    root_.scopes = {"admin:write"};
+    ASSERT_TRUE(keys_->CreateTenant({}, "other", "", std::nullopt).ok());
+  }
+  void SetUp() override { SetUpWith(absl::Hours(1)); }
+
+  KeyWithSecret Create(CreateKeyParams params) {
+    auto created = keys_->CreateKey(root_, {}, params);
+    EXPECT_TRUE(created.ok()) << created.status();
+    return *created;
+  }
+  KeyWithSecret CreateSimple(std::vector<std::string> scopes = {"admin:read"}) {
+    CreateKeyParams p;
+    p.name = "k";
+    p.scopes = std::move(scopes);
+    return Create(p);
+  }
+  VerifyReason Reason(absl::string_view key, VerifyParams params = {}) {
+    if (params.tenant_slug.empty()) params.tenant_slug = "acme";
+    auto outcome = verifier_->Verify(key, params);
+    EXPECT_TRUE(outcome.ok()) << outcome.status();
+    return outcome.ok() ? outcome->reason : VerifyReason::kMalformed;
+  }
+
+  std::unique_ptr<FakeKeyStore> store_;
+  std::shared_ptr<const core::PepperSet> peppers_;
+  std::unique_ptr<Verifier> verifier_;
+  std::unique_ptr<KeyService> keys_;
+  std::string root_key_;
+  Principal root_;
+};
+
+TEST_F(VerifierTest, FreshKeyVerifiesWithItsMetadata) {
+  KeyWithSecret k = CreateSimple();
+  auto outcome = verifier_->Verify(k.full_key, {"acme", {}, ""});
+  ASSERT_TRUE(outcome.ok());
+  EXPECT_EQ(outcome->reason, VerifyReason::kValid);
+  EXPECT_EQ(outcome->key_id, k.record.id);
+  EXPECT_EQ(outcome->tenant_slug, "acme");
+  EXPECT_EQ(outcome->scopes, std::vector<std::string>{"admin:read"});
+}
+
+TEST_F(VerifierTest, MalformedAndBadChecksumKeysNeverReachTheStore) {
+  KeyWithSecret k = CreateSimple();
+  const int before = store_->calls();
+  std::string typo = k.full_key;
+  typo[20] = typo[20] == 'a' ? 'b' : 'a';
+  EXPECT_EQ(Reason(typo), VerifyReason::kMalformed);
+  EXPECT_EQ(Reason("lmk_short"), VerifyReason::kMalformed);
+  EXPECT_EQ(Reason(""), VerifyReason::kMalformed);
+  EXPECT_EQ(Reason(k.full_key.substr(0, k.full_key.size() - 1)),
+            VerifyReason::kMalformed);
+  EXPECT_EQ(store_->calls(), before);
+}
+
+TEST_F(VerifierTest, WarmVerifyDoesNoStoreCall) {
+  KeyWithSecret k = CreateSimple();
+  EXPECT_EQ(Reason(k.full_key), VerifyReason::kValid);
+  const int loads = store_->verify_loads();
+  for (int i = 0; i < 100; ++i) EXPECT_EQ(Reason(k.full_key), VerifyReason::kValid);
+  EXPECT_EQ(store_->verify_loads(), loads);
+}
+
+TEST_F(VerifierTest, WrongSecretForRealIdIsNotFoundAndNotDead) {
+  KeyWithSecret k = CreateSimple();
+  auto other = core::GenerateKey(k.record.id);  // same id, other secret
+  ASSERT_TRUE(other.ok());
+  auto outcome = verifier_->Verify(*other, {"acme", {}, ""});
+  ASSERT_TRUE(outcome.ok());
+  EXPECT_EQ(outcome->reason, VerifyReason::kNotFound);
+  EXPECT_FALSE(outcome->known_dead);
+  EXPECT_TRUE(outcome->scopes.empty());
+}
+
+TEST_F(VerifierTest, UnknownIdIsNotFound) {
+  auto id = core::GenerateKeyId();
+  auto key = core::GenerateKey(*id);
+  EXPECT_EQ(Reason(*key), VerifyReason::kNotFound);
+}
+
+TEST_F(VerifierTest, RotateInvalidatesOldSecretImmediately) {
+  KeyWithSecret k = CreateSimple();
+  EXPECT_EQ(Reason(k.full_key), VerifyReason::kValid);  // cached now
+  auto rotated = keys_->RotateKey(root_, {}, k.record.id, 0);
+  ASSERT_TRUE(rotated.ok()) << rotated.status();
+  EXPECT_EQ(rotated->record.id, k.record.id);
+  EXPECT_NE(rotated->full_key, k.full_key);
+  EXPECT_EQ(Reason(k.full_key), VerifyReason::kRotated);
+  EXPECT_EQ(Reason(rotated->full_key), VerifyReason::kValid);
+}
+
+TEST_F(VerifierTest, GracePeriodKeepsOldSecretUntilItEnds) {
+  SetUpWith(absl::ZeroDuration());  // every verify reads the store
+  KeyWithSecret k = CreateSimple();
+  auto rotated = keys_->RotateKey(root_, {}, k.record.id, 60);
+  ASSERT_TRUE(rotated.ok());
+  EXPECT_EQ(Reason(k.full_key), VerifyReason::kValid);
+  EXPECT_EQ(Reason(rotated->full_key), VerifyReason::kValid);
+  store_->Advance(absl::Seconds(61));
+  EXPECT_EQ(Reason(k.full_key), VerifyReason::kRotated);
+  EXPECT_EQ(Reason(rotated->full_key), VerifyReason::kValid);
+}
+
+TEST_F(VerifierTest, RevokedKeyIsRevokedAndKnownDead) {
+  KeyWithSecret k = CreateSimple();
+  EXPECT_EQ(Reason(k.full_key), VerifyReason::kValid);
+  ASSERT_TRUE(keys_->RevokeKey(root_, {}, k.record.id).ok());
+  auto outcome = verifier_->Verify(k.full_key, {"acme", {}, ""});
+  ASSERT_TRUE(outcome.ok());
+  EXPECT_EQ(outcome->reason, VerifyReason::kRevoked);
+  EXPECT_TRUE(outcome->known_dead);
+}
+
+TEST_F(VerifierTest, DeletedKeyIsNotFoundButRecognised) {
+  KeyWithSecret k = CreateSimple();
+  EXPECT_EQ(Reason(k.full_key), VerifyReason::kValid);
+  ASSERT_TRUE(keys_->DeleteKey(root_, {}, k.record.id).ok());
+  auto outcome = verifier_->Verify(k.full_key, {"acme", {}, ""});
+  ASSERT_TRUE(outcome.ok());
+  EXPECT_EQ(outcome->reason, VerifyReason::kNotFound);
+  EXPECT_TRUE(outcome->known_dead);
+}
+
+TEST_F(VerifierTest, ExpiryIsJudgedOnTheDatabaseClock) {
+  SetUpWith(absl::ZeroDuration());
+  absl::StatusOr<absl::Time> db_now = store_->Now();
+  CreateKeyParams p;
+  p.name = "temp";
+  p.scopes = {"admin:read"};
+  p.expires_at = *db_now + absl::Minutes(5);
+  KeyWithSecret k = Create(p);
+  // The fake database clock is in 2026-01-01, far from the local clock: the
+  // verdict must follow the database clock, not the local one.
+  EXPECT_EQ(Reason(k.full_key), VerifyReason::kValid);
+  store_->Advance(absl::Minutes(6));
+  EXPECT_EQ(Reason(k.full_key), VerifyReason::kExpired);
+}
+
+TEST_F(VerifierTest, KeyOfOtherTenantIsWrongTenantWithoutMetadata) {
+  KeyWithSecret k = CreateSimple();
+  VerifyParams params;
+  params.tenant_slug = "other";
+  auto outcome = verifier_->Verify(k.full_key, params);
+  ASSERT_TRUE(outcome.ok());
+  EXPECT_EQ(outcome->reason, VerifyReason::kWrongTenant);
+  EXPECT_TRUE(outcome->tenant_slug.empty());
+  EXPECT_TRUE(outcome->scopes.empty());
+}
+
+TEST_F(VerifierTest, RequiredScopesAreChecked) {
+  KeyWithSecret k = CreateSimple({"admin:users"});
+  VerifyParams params;
+  params.required_scopes = {"admin:users"};
+  EXPECT_EQ(Reason(k.full_key, params), VerifyReason::kValid);
+  params.required_scopes = {"admin:users", "admin:roles"};
+  EXPECT_EQ(Reason(k.full_key, params), VerifyReason::kInsufficientScope);
+  KeyWithSecret writer = CreateSimple({"admin:write"});
+  EXPECT_EQ(Reason(writer.full_key, params), VerifyReason::kValid);
+}
+
+TEST_F(VerifierTest, AllowedCidrsAreEnforced) {
+  CreateKeyParams p;
+  p.name = "office";
+  p.scopes = {"admin:read"};
+  p.allowed_cidrs = {"10.1.0.0/16", "2001:db8::/32"};
+  KeyWithSecret k = Create(p);
+  VerifyParams params;
+  params.client_ip = "10.1.2.3";
+  EXPECT_EQ(Reason(k.full_key, params), VerifyReason::kValid);
+  params.client_ip = "::ffff:10.1.2.3";
+  EXPECT_EQ(Reason(k.full_key, params), VerifyReason::kValid);
+  params.client_ip = "2001:db8::5";
+  EXPECT_EQ(Reason(k.full_key, params), VerifyReason::kValid);
+  params.client_ip = "10.2.0.1";
+  EXPECT_EQ(Reason(k.full_key, params), VerifyReason::kIpNotAllowed);
+  params.client_ip = "";
+  EXPECT_EQ(Reason(k.full_key, params), VerifyReason::kIpNotAllowed);
+}
+
+TEST_F(VerifierTest, PerKeyRateLimitIsEnforced) {
+  CreateKeyParams p;
+  p.name = "limited";
+  p.scopes = {"admin:read"};
+  p.rate_limit_per_minute = 3;
+  KeyWithSecret k = Create(p);
+  int valid = 0, limited = 0;
+  for (int i = 0; i < 5; ++i) {
+    VerifyReason r = Reason(k.full_key);
+    valid += r == VerifyReason::kValid;
+    limited += r == VerifyReason::kRateLimited;
+  }
+  // A minute boundary may fall inside the loop; at most one window reset.
+  EXPECT_GE(valid, 3);
+  EXPECT_LE(valid, 5);
+  EXPECT_EQ(valid + limited, 5);
+}
+
+TEST_F(VerifierTest, StoreDownFailsClosedForUncachedKeys) {
+  KeyWithSecret cached = CreateSimple();
+  KeyWithSecret uncached = CreateSimple();
+  EXPECT_EQ(Reason(cached.full_key), VerifyReason::kValid);
+  store_->SetUnavailable(true);
+  auto outcome = verifier_->Verify(uncached.full_key, {"acme", {}, ""});
+  EXPECT_EQ(outcome.status().code(), absl::StatusCode::kUnavailable);
+  // Malformed keys are still answered without the store.
+  EXPECT_EQ(Reason("nope"), VerifyReason::kMalformed);
+  store_->SetUnavailable(false);
+  EXPECT_EQ(Reason(uncached.full_key), VerifyReason::kValid);
+}
+
+TEST_F(VerifierTest, ReadRacingARotationIsNotCached) {
+  KeyWithSecret k = CreateSimple();
+  std::string new_key;
+  // While the verifier's read of the old state is in flight, the key is
+  // rotated (which evicts). The stale read must not be installed.
+  store_->SetLoadHook([&] {
+    auto rotated = keys_->RotateKey(root_, {}, k.record.id, 0);
+    ASSERT_TRUE(rotated.ok());
+    new_key = rotated->full_key;
+  });
+  EXPECT_EQ(Reason(k.full_key), VerifyReason::kValid);  // raced read
+  EXPECT_EQ(Reason(k.full_key), VerifyReason::kRotated);
+  EXPECT_EQ(Reason(new_key), VerifyReason::kValid);
+}
+
+}  // namespace
+}  // namespace lumo::service

@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# THE TEST COMMAND (README): installs dependencies, builds, starts a private
+# MariaDB for the tests (run/test, port 3308, wiped first), runs the whole
+# suite with ctest and stops what it started. Exit status is ctest's.
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+cd "$ROOT"
+start_time=$(date +%s)
+
+tools/dev/deps.sh
+tools/dev/build.sh
+
+export LUMO_RUN_DIR="$ROOT/run/test"
+export LUMO_MYSQL_PORT="${LUMO_TEST_MYSQL_PORT:-3308}"
+LUMO_RUN_DIR="$LUMO_RUN_DIR" tools/dev/mariadb.sh stop || true
+rm -rf "$LUMO_RUN_DIR"
+tools/dev/mariadb.sh start
+cleanup() { tools/dev/mariadb.sh stop || true; }
+trap cleanup EXIT
+
+LUMO_TEST_MYSQL_DSN="$(tools/dev/mariadb.sh admin-dsn)"
+export LUMO_TEST_MYSQL_DSN
+
+status=0
+ctest --test-dir build --output-on-failure -j2 --timeout 900 "$@" || status=$?
+echo "test command took $(( $(date +%s) - start_time )) s"
+exit $status
