@@ -1,6 +1,6 @@
 // Cryptographic primitives, written only against the API that BoringSSL and
 // OpenSSL share (SHA256, HMAC, HMAC_CTX, RAND_bytes, CRYPTO_memcmp,
-// OPENSSL_cleanse, EVP_PBE_scrypt), so the same source builds with either.
+// OPENSSL_cleanse), so the same source builds with either.
 // All functions are thread-safe.
 #ifndef LUMOKEYS_SERVER_CORE_CRYPTO_H_
 #define LUMOKEYS_SERVER_CORE_CRYPTO_H_
