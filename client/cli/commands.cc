@@ -1,0 +1,472 @@
+#include "cli/commands.h"
+
+#include <cstdint>
+#include <istream>
+#include <limits>
+#include <ostream>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/ascii.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
+#include "absl/time/time.h"
+#include "cli/args.h"
+#include "cli/output.h"
+
+namespace lumo::cli {
+namespace {
+
+using lumo::client::Client;
+using lumo::client::ClientOptions;
+
+// Everything a command needs.
+struct Context {
+  const ParsedArgs& args;
+  const Settings& settings;
+  const EnvLookup& env;
+  const ClientFactory& make_client;
+  Io io;
+};
+
+int PrintUsageError(Io io, absl::string_view message) {
+  io.err << "error: " << lumo::client::RedactKeyMaterial(message) << "\n"
+         << "Run `lumokeys --help` for usage.\n";
+  return kExitUsage;
+}
+
+int PrintRpcError(Io io, const absl::Status& status) {
+  // The client already scrubbed the message; scrub again in case the error
+  // was produced locally.
+  io.err << "error: " << absl::StatusCodeToString(status.code()) << ": "
+         << lumo::client::RedactKeyMaterial(status.message()) << "\n";
+  const std::string request_id = lumo::client::RequestIdOf(status);
+  if (!request_id.empty()) io.err << "request id: " << request_id << "\n";
+  return kExitRpcError;
+}
+
+// "a, b,,c" -> {"a", "b", "c"}.
+std::vector<std::string> SplitList(absl::string_view text) {
+  std::vector<std::string> items;
+  for (absl::string_view item : absl::StrSplit(text, ',')) {
+    item = absl::StripAsciiWhitespace(item);
+    if (!item.empty()) items.emplace_back(item);
+  }
+  return items;
+}
+
+absl::StatusOr<int64_t> ParseInteger(const ParsedArgs& args,
+                                     absl::string_view option, int64_t min,
+                                     int64_t max) {
+  const std::string text = args.Get(option);
+  int64_t value = 0;
+  if (!absl::SimpleAtoi(text, &value) || value < min || value > max) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--", option, " must be an integer from ", min, " to ",
+                     max, ", not \"", text, "\""));
+  }
+  return value;
+}
+
+absl::StatusOr<google::protobuf::Timestamp> ParseRfc3339(
+    const ParsedArgs& args, absl::string_view option) {
+  const std::string text = args.Get(option);
+  absl::Time time;
+  std::string error;
+  if (!absl::ParseTime(absl::RFC3339_full, text, &time, &error)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--", option,
+                     " must be an RFC 3339 time such as "
+                     "2030-01-01T00:00:00Z, not \"",
+                     text, "\""));
+  }
+  google::protobuf::Timestamp timestamp;
+  const absl::Duration since_epoch = time - absl::UnixEpoch();
+  timestamp.set_seconds(absl::ToInt64Seconds(since_epoch));
+  timestamp.set_nanos(static_cast<int32_t>(absl::ToInt64Nanoseconds(
+      since_epoch - absl::Seconds(timestamp.seconds()))));
+  return timestamp;
+}
+
+// The required, non-empty --scopes list.
+absl::StatusOr<std::vector<std::string>> RequiredScopes(
+    const ParsedArgs& args) {
+  std::vector<std::string> scopes = SplitList(args.Get("scopes"));
+  if (scopes.empty()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "`", args.command->name, "` needs --scopes (e.g. admin:read)"));
+  }
+  return scopes;
+}
+
+absl::Status RequireOption(const ParsedArgs& args, absl::string_view option) {
+  if (args.Get(option).empty()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("`", args.command->name, "` needs --", option));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::string> RequireTenant(const Context& ctx) {
+  if (ctx.settings.tenant.empty()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "`", ctx.args.command->name, "` needs --tenant (or LUMOKEYS_TENANT)"));
+  }
+  return ctx.settings.tenant;
+}
+
+// Prints `message` as JSON or `human`, whichever the settings ask for.
+int PrintReply(const Context& ctx, const google::protobuf::Message& message,
+               const std::string& human) {
+  if (ctx.settings.json) {
+    absl::StatusOr<std::string> json = ToJsonLine(message);
+    if (!json.ok()) return PrintRpcError(ctx.io, json.status());
+    ctx.io.out << *json << "\n";
+  } else {
+    ctx.io.out << human;
+  }
+  ctx.io.out.flush();
+  return kExitOk;
+}
+
+// Prints a reply that carries a full key, plus the "shown once" note in
+// human mode.
+int PrintReplyWithKey(const Context& ctx,
+                      const google::protobuf::Message& message,
+                      const std::string& human, bool has_key) {
+  const int code = PrintReply(ctx, message, human);
+  if (code == kExitOk && has_key && !ctx.settings.json) {
+    ctx.io.err << kShownOnceNote << "\n";
+  }
+  return code;
+}
+
+// Builds a client with the options common to every command.
+ClientOptions BaseOptions(const Context& ctx) {
+  ClientOptions options;
+  options.address = ctx.settings.address;
+  options.timeout = ctx.settings.timeout;
+  return options;
+}
+
+// Credential loaders report through `warnings`; print them.
+void PrintWarnings(const Context& ctx,
+                   const std::vector<std::string>& warnings) {
+  for (const std::string& warning : warnings) ctx.io.err << warning << "\n";
+}
+
+absl::StatusOr<std::unique_ptr<Client>> ClientWithApiKey(const Context& ctx) {
+  std::vector<std::string> warnings;
+  absl::StatusOr<std::string> key =
+      LoadApiKey(ctx.args.globals, ctx.env, warnings);
+  PrintWarnings(ctx, warnings);
+  if (!key.ok()) return key.status();
+  for (char c : *key) {
+    if (!absl::ascii_isgraph(static_cast<unsigned char>(c))) {
+      return absl::InvalidArgumentError(
+          "the API key contains spaces or control characters");
+    }
+  }
+  ClientOptions options = BaseOptions(ctx);
+  options.api_key = *std::move(key);
+  return ctx.make_client(std::move(options));
+}
+
+absl::StatusOr<std::unique_ptr<Client>> ClientWithOperatorToken(
+    const Context& ctx) {
+  std::vector<std::string> warnings;
+  absl::StatusOr<std::string> token =
+      LoadOperatorToken(ctx.args.globals, ctx.env, warnings);
+  PrintWarnings(ctx, warnings);
+  if (!token.ok()) return token.status();
+  ClientOptions options = BaseOptions(ctx);
+  options.operator_token = *std::move(token);
+  return ctx.make_client(std::move(options));
+}
+
+absl::StatusOr<std::unique_ptr<Client>> ClientWithServiceToken(
+    const Context& ctx) {
+  std::vector<std::string> warnings;
+  absl::StatusOr<std::string> token =
+      LoadServiceToken(ctx.args.globals, ctx.env, warnings);
+  PrintWarnings(ctx, warnings);
+  if (!token.ok()) return token.status();
+  ClientOptions options = BaseOptions(ctx);
+  options.service_token = *std::move(token);
+  return ctx.make_client(std::move(options));
+}
+
+// Local (pre-call) failures are usage errors; call failures RPC errors.
+#define LUMO_CLI_USAGE_OR(expr)                   \
+  if (absl::Status _s = (expr); !_s.ok()) {       \
+    return PrintUsageError(ctx.io, _s.message()); \
+  }
+
+#define LUMO_CLI_ASSIGN_OR_USAGE(lhs, expr)                      \
+  auto lhs##_or = (expr);                                        \
+  if (!lhs##_or.ok()) {                                          \
+    return PrintUsageError(ctx.io, lhs##_or.status().message()); \
+  }                                                              \
+  auto lhs = *std::move(lhs##_or)
+
+int TenantCreate(const Context& ctx) {
+  const ParsedArgs& args = ctx.args;
+  lumo::ops::v1::CreateTenantRequest request;
+  request.set_slug(args.args[0]);
+  request.set_name(args.Get("name"));
+  if (args.Has("scopes")) {
+    LUMO_CLI_ASSIGN_OR_USAGE(scopes, RequiredScopes(args));
+    lumo::ops::v1::InitialKey* key = request.mutable_initial_key();
+    key->set_name(args.Get("key-name", "Admin key"));
+    for (std::string& scope : scopes) key->add_scopes(std::move(scope));
+  } else if (args.Has("key-name")) {
+    return PrintUsageError(ctx.io,
+                           "--key-name needs --scopes (the first key is only "
+                           "created when --scopes is given)");
+  }
+  LUMO_CLI_ASSIGN_OR_USAGE(client, ClientWithOperatorToken(ctx));
+  const auto reply = client->CreateTenant(request);
+  if (!reply.ok()) return PrintRpcError(ctx.io, reply.status());
+  std::string human = FormatTenant(reply->tenant());
+  const bool has_key =
+      reply->has_initial_key() && !reply->initial_key().key().empty();
+  if (reply->has_initial_key()) {
+    absl::StrAppend(&human, "\nfirst key:\n",
+                    FormatApiKey(reply->initial_key(), /*show_key=*/true));
+  }
+  return PrintReplyWithKey(ctx, *reply, human, has_key);
+}
+
+int TenantGet(const Context& ctx) {
+  lumo::ops::v1::GetTenantRequest request;
+  request.set_slug(ctx.args.args[0]);
+  LUMO_CLI_ASSIGN_OR_USAGE(client, ClientWithOperatorToken(ctx));
+  const auto reply = client->GetTenant(request);
+  if (!reply.ok()) return PrintRpcError(ctx.io, reply.status());
+  return PrintReply(ctx, *reply, FormatTenant(*reply));
+}
+
+int KeysCreate(const Context& ctx) {
+  const ParsedArgs& args = ctx.args;
+  LUMO_CLI_ASSIGN_OR_USAGE(tenant, RequireTenant(ctx));
+  LUMO_CLI_USAGE_OR(RequireOption(args, "name"));
+  LUMO_CLI_ASSIGN_OR_USAGE(scopes, RequiredScopes(args));
+  lumo::keys::v1::CreateApiKeyRequest request;
+  request.set_tenant_slug(tenant);
+  request.set_name(args.Get("name"));
+  for (std::string& scope : scopes) request.add_scopes(std::move(scope));
+  if (args.Has("expires-at")) {
+    LUMO_CLI_ASSIGN_OR_USAGE(expires, ParseRfc3339(args, "expires-at"));
+    *request.mutable_expires_at() = expires;
+  }
+  for (std::string& cidr : SplitList(args.Get("allowed-cidrs"))) {
+    request.add_allowed_cidrs(std::move(cidr));
+  }
+  if (args.Has("rate-limit")) {
+    LUMO_CLI_ASSIGN_OR_USAGE(limit,
+                             ParseInteger(args, "rate-limit", 0,
+                                          std::numeric_limits<int32_t>::max()));
+    request.set_rate_limit_per_minute(static_cast<int32_t>(limit));
+  }
+  LUMO_CLI_ASSIGN_OR_USAGE(client, ClientWithApiKey(ctx));
+  const auto reply = client->CreateApiKey(request);
+  if (!reply.ok()) return PrintRpcError(ctx.io, reply.status());
+  return PrintReplyWithKey(ctx, *reply, FormatApiKey(*reply, true),
+                           !reply->key().empty());
+}
+
+int KeysList(const Context& ctx) {
+  const ParsedArgs& args = ctx.args;
+  LUMO_CLI_ASSIGN_OR_USAGE(tenant, RequireTenant(ctx));
+  lumo::keys::v1::ListApiKeysRequest request;
+  request.set_tenant_slug(tenant);
+  if (args.Has("page")) {
+    LUMO_CLI_ASSIGN_OR_USAGE(
+        page,
+        ParseInteger(args, "page", 1, std::numeric_limits<int32_t>::max()));
+    request.set_page(static_cast<int32_t>(page));
+  }
+  if (args.Has("limit")) {
+    LUMO_CLI_ASSIGN_OR_USAGE(limit, ParseInteger(args, "limit", 1, 100));
+    request.set_limit(static_cast<int32_t>(limit));
+  }
+  request.set_search(args.Get("search"));
+  request.set_sort_by(args.Get("sort-by"));
+  if (args.Has("sort-dir")) {
+    std::string dir = absl::AsciiStrToUpper(args.Get("sort-dir"));
+    if (dir != "ASC" && dir != "DESC") {
+      return PrintUsageError(ctx.io, "--sort-dir must be ASC or DESC");
+    }
+    request.set_sort_dir(dir);
+  }
+  request.set_status(args.Get("status"));
+  LUMO_CLI_ASSIGN_OR_USAGE(client, ClientWithApiKey(ctx));
+  auto reply = client->ListApiKeys(request);
+  if (!reply.ok()) return PrintRpcError(ctx.io, reply.status());
+  // Lists never show a full key, even if a server sent one.
+  for (lumo::keys::v1::ApiKey& key : *reply->mutable_data()) key.clear_key();
+  return PrintReply(ctx, *reply, FormatApiKeyList(*reply));
+}
+
+// get, revoke: one key by id, shown without the full key.
+template <typename Request, typename Method>
+int KeyById(const Context& ctx, Method method) {
+  LUMO_CLI_ASSIGN_OR_USAGE(tenant, RequireTenant(ctx));
+  Request request;
+  request.set_tenant_slug(tenant);
+  request.set_id(ctx.args.args[0]);
+  LUMO_CLI_ASSIGN_OR_USAGE(client, ClientWithApiKey(ctx));
+  auto reply = ((*client).*method)(request);
+  if (!reply.ok()) return PrintRpcError(ctx.io, reply.status());
+  reply->clear_key();
+  return PrintReply(ctx, *reply, FormatApiKey(*reply, /*show_key=*/false));
+}
+
+int KeysRotate(const Context& ctx) {
+  LUMO_CLI_ASSIGN_OR_USAGE(tenant, RequireTenant(ctx));
+  lumo::keys::v1::RotateApiKeyRequest request;
+  request.set_tenant_slug(tenant);
+  request.set_id(ctx.args.args[0]);
+  if (ctx.args.Has("grace-period")) {
+    constexpr int64_t kMaxGraceSeconds = 7 * 24 * 3600;
+    LUMO_CLI_ASSIGN_OR_USAGE(
+        grace, ParseInteger(ctx.args, "grace-period", 0, kMaxGraceSeconds));
+    request.set_grace_period_seconds(grace);
+  }
+  LUMO_CLI_ASSIGN_OR_USAGE(client, ClientWithApiKey(ctx));
+  const auto reply = client->RotateApiKey(request);
+  if (!reply.ok()) return PrintRpcError(ctx.io, reply.status());
+  return PrintReplyWithKey(ctx, *reply, FormatApiKey(*reply, true),
+                           !reply->key().empty());
+}
+
+int KeysDelete(const Context& ctx) {
+  LUMO_CLI_ASSIGN_OR_USAGE(tenant, RequireTenant(ctx));
+  lumo::keys::v1::DeleteApiKeyRequest request;
+  request.set_tenant_slug(tenant);
+  request.set_id(ctx.args.args[0]);
+  LUMO_CLI_ASSIGN_OR_USAGE(client, ClientWithApiKey(ctx));
+  const auto reply = client->DeleteApiKey(request);
+  if (!reply.ok()) return PrintRpcError(ctx.io, reply.status());
+  return PrintReply(ctx, *reply,
+                    absl::StrCat("deleted key ", Sanitize(request.id()), "\n"));
+}
+
+int KeysIssue(const Context& ctx) {
+  const ParsedArgs& args = ctx.args;
+  LUMO_CLI_ASSIGN_OR_USAGE(tenant, RequireTenant(ctx));
+  LUMO_CLI_USAGE_OR(RequireOption(args, "name"));
+  LUMO_CLI_ASSIGN_OR_USAGE(scopes, RequiredScopes(args));
+  lumo::ops::v1::CreateTenantKeyRequest request;
+  request.set_tenant_slug(tenant);
+  request.set_name(args.Get("name"));
+  for (std::string& scope : scopes) request.add_scopes(std::move(scope));
+  if (args.Has("expires-at")) {
+    LUMO_CLI_ASSIGN_OR_USAGE(expires, ParseRfc3339(args, "expires-at"));
+    *request.mutable_expires_at() = expires;
+  }
+  LUMO_CLI_ASSIGN_OR_USAGE(client, ClientWithOperatorToken(ctx));
+  const auto reply = client->CreateTenantKey(request);
+  if (!reply.ok()) return PrintRpcError(ctx.io, reply.status());
+  return PrintReplyWithKey(ctx, *reply, FormatApiKey(*reply, true),
+                           !reply->key().empty());
+}
+
+int Verify(const Context& ctx) {
+  const ParsedArgs& args = ctx.args;
+  std::string key;
+  if (!args.args.empty() && args.args[0] != "-") {
+    key = args.args[0];
+  } else {
+    // One key on the first line; a pipe without a newline works too.
+    std::getline(ctx.io.in, key);
+    if (ctx.io.in.bad()) return PrintUsageError(ctx.io, "cannot read stdin");
+  }
+  absl::StripAsciiWhitespace(&key);
+  if (key.empty()) {
+    return PrintUsageError(ctx.io,
+                           "no key given (pass KEY, or one line on stdin)");
+  }
+  lumo::auth::v1::VerifyApiKeyRequest request;
+  request.set_key(std::move(key));
+  request.set_tenant_slug(ctx.settings.tenant);
+  for (std::string& scope : SplitList(args.Get("scopes"))) {
+    request.add_required_scopes(std::move(scope));
+  }
+  request.set_client_ip(args.Get("client-ip"));
+  LUMO_CLI_ASSIGN_OR_USAGE(client, ClientWithServiceToken(ctx));
+  const auto reply = client->VerifyApiKey(request);
+  if (!reply.ok()) return PrintRpcError(ctx.io, reply.status());
+  const int code = PrintReply(ctx, *reply, FormatVerify(*reply));
+  if (code != kExitOk) return code;
+  return reply->valid() ? kExitOk : kExitInvalid;
+}
+
+int Health(const Context& ctx) {
+  std::unique_ptr<Client> client = ctx.make_client(BaseOptions(ctx));
+  const absl::Status status = client->CheckHealth();
+  if (!status.ok()) return PrintRpcError(ctx.io, status);
+  ctx.io.out << (ctx.settings.json ? "{\"status\":\"SERVING\"}\n"
+                                   : "SERVING\n");
+  return kExitOk;
+}
+
+#undef LUMO_CLI_USAGE_OR
+#undef LUMO_CLI_ASSIGN_OR_USAGE
+
+}  // namespace
+
+ClientFactory DefaultClientFactory() {
+  return [](ClientOptions options) {
+    return std::make_unique<Client>(std::move(options));
+  };
+}
+
+int RunCli(absl::Span<const std::string> argv, const EnvLookup& env,
+           const ClientFactory& make_client, Io io) {
+  if (argv.empty()) {
+    io.err << Usage();
+    return kExitUsage;
+  }
+  absl::StatusOr<ParsedArgs> parsed = ParseArgs(argv);
+  if (!parsed.ok()) return PrintUsageError(io, parsed.status().message());
+  if (parsed->globals.help) {
+    if (parsed->command != nullptr) {
+      io.out << CommandUsage(*parsed->command);
+    } else if (!parsed->group.empty()) {
+      io.out << GroupUsage(parsed->group);
+    } else {
+      io.out << Usage();
+    }
+    return kExitOk;
+  }
+  absl::StatusOr<Settings> settings = ResolveSettings(parsed->globals, env);
+  if (!settings.ok()) return PrintUsageError(io, settings.status().message());
+
+  const Context ctx{*parsed, *settings, env, make_client, io};
+  const absl::string_view name = parsed->command->name;
+  if (name == "tenant create") return TenantCreate(ctx);
+  if (name == "tenant get") return TenantGet(ctx);
+  if (name == "keys create") return KeysCreate(ctx);
+  if (name == "keys list") return KeysList(ctx);
+  if (name == "keys get") {
+    return KeyById<lumo::keys::v1::GetApiKeyRequest>(ctx, &Client::GetApiKey);
+  }
+  if (name == "keys rotate") return KeysRotate(ctx);
+  if (name == "keys revoke") {
+    return KeyById<lumo::keys::v1::RevokeApiKeyRequest>(ctx,
+                                                        &Client::RevokeApiKey);
+  }
+  if (name == "keys delete") return KeysDelete(ctx);
+  if (name == "keys issue") return KeysIssue(ctx);
+  if (name == "verify") return Verify(ctx);
+  if (name == "health") return Health(ctx);
+  return PrintUsageError(io, absl::StrCat("`", name, "` is not implemented"));
+}
+
+}  // namespace lumo::cli

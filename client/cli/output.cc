@@ -1,0 +1,195 @@
+#include "cli/output.h"
+
+#include <algorithm>
+#include <cstdint>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/time/time.h"
+#include "google/protobuf/util/json_util.h"
+
+namespace lumo::cli {
+namespace {
+
+constexpr absl::string_view kNone = "-";
+
+// "-" for an unset timestamp, else FormatTimestamp.
+std::string TimeOr(bool set, const google::protobuf::Timestamp& timestamp,
+                   absl::string_view unset = kNone) {
+  return set ? FormatTimestamp(timestamp) : std::string(unset);
+}
+
+std::string JoinOr(const google::protobuf::RepeatedPtrField<std::string>& list,
+                   absl::string_view separator) {
+  if (list.empty()) return std::string(kNone);
+  std::vector<std::string> cleaned;
+  cleaned.reserve(list.size());
+  for (const std::string& item : list) cleaned.push_back(Sanitize(item));
+  return absl::StrJoin(cleaned, separator);
+}
+
+std::string TextOr(absl::string_view text) {
+  return text.empty() ? std::string(kNone) : Sanitize(text);
+}
+
+// Display width in columns, counting UTF-8 code points (good enough for
+// names; wide characters are rare in key names).
+size_t Width(absl::string_view text) {
+  size_t width = 0;
+  for (char c : text) {
+    if ((static_cast<unsigned char>(c) & 0xC0) != 0x80) ++width;
+  }
+  return width;
+}
+
+}  // namespace
+
+std::string Sanitize(absl::string_view text) {
+  std::string out(text);
+  for (char& c : out) {
+    const unsigned char u = static_cast<unsigned char>(c);
+    if (u < 0x20 || u == 0x7f) c = '?';
+  }
+  return out;
+}
+
+std::string FormatTimestamp(const google::protobuf::Timestamp& timestamp) {
+  const absl::Time time = absl::FromUnixSeconds(timestamp.seconds());
+  return absl::FormatTime("%Y-%m-%dT%H:%M:%SZ", time, absl::UTCTimeZone());
+}
+
+std::string FormatFields(
+    const std::vector<std::pair<std::string, std::string>>& fields) {
+  size_t width = 0;
+  for (const auto& [label, value] : fields) {
+    width = std::max(width, Width(label) + 1);
+  }
+  std::string out;
+  for (const auto& [label, value] : fields) {
+    // Values start one column after the widest "label:".
+    std::string line = absl::StrCat(label, ":");
+    line.append(width - Width(label), ' ');
+    absl::StrAppend(&out, line, value, "\n");
+  }
+  return out;
+}
+
+std::string FormatTable(const std::vector<std::vector<std::string>>& rows) {
+  std::vector<size_t> widths;
+  for (const auto& row : rows) {
+    if (widths.size() < row.size()) widths.resize(row.size(), 0);
+    for (size_t i = 0; i < row.size(); ++i) {
+      widths[i] = std::max(widths[i], Width(row[i]));
+    }
+  }
+  std::string out;
+  for (const auto& row : rows) {
+    std::string line;
+    for (size_t i = 0; i < row.size(); ++i) {
+      absl::StrAppend(&line, row[i]);
+      if (i + 1 < row.size()) line.append(widths[i] - Width(row[i]) + 2, ' ');
+    }
+    absl::StrAppend(&out, line, "\n");
+  }
+  return out;
+}
+
+std::string FormatApiKey(const lumo::keys::v1::ApiKey& key, bool show_key) {
+  std::vector<std::pair<std::string, std::string>> fields = {
+      {"id", TextOr(key.id())},
+      {"prefix", TextOr(key.prefix())},
+      {"name", TextOr(key.name())},
+      {"status", TextOr(key.status())},
+      {"scopes", JoinOr(key.scopes(), ", ")},
+      {"created", TimeOr(key.has_created_at(), key.created_at())},
+      {"created by", key.has_created_by()
+                         ? TextOr(absl::StrCat(key.created_by().type(), " ",
+                                               key.created_by().id()))
+                         : std::string(kNone)},
+      {"last used",
+       TimeOr(key.has_last_used_at(), key.last_used_at(), "never")},
+      {"expires", TimeOr(key.has_expires_at(), key.expires_at(), "never")},
+      {"rotated", TimeOr(key.has_rotated_at(), key.rotated_at())},
+      {"revoked", TimeOr(key.has_revoked_at(), key.revoked_at())},
+      {"allowed cidrs", JoinOr(key.allowed_cidrs(), ", ")},
+      {"rate limit", key.rate_limit_per_minute() > 0
+                         ? absl::StrCat(key.rate_limit_per_minute(), "/min")
+                         : "none"},
+      {"version", absl::StrCat(key.version())},
+  };
+  if (key.has_previous_secret_valid_until()) {
+    fields.emplace_back("old secret valid until",
+                        FormatTimestamp(key.previous_secret_valid_until()));
+  }
+  if (show_key && !key.key().empty()) {
+    fields.emplace_back("key", Sanitize(key.key()));
+  }
+  return FormatFields(fields);
+}
+
+std::string FormatApiKeyList(const lumo::keys::v1::ListApiKeysResponse& list) {
+  std::vector<std::vector<std::string>> rows = {{"PREFIX", "NAME", "STATUS",
+                                                 "SCOPES", "CREATED",
+                                                 "LAST USED", "EXPIRES"}};
+  for (const lumo::keys::v1::ApiKey& key : list.data()) {
+    rows.push_back({TextOr(key.prefix().empty() ? absl::StrCat("lmk_", key.id())
+                                                : key.prefix()),
+                    TextOr(key.name()), TextOr(key.status()),
+                    JoinOr(key.scopes(), ","),
+                    TimeOr(key.has_created_at(), key.created_at()),
+                    TimeOr(key.has_last_used_at(), key.last_used_at(), "never"),
+                    TimeOr(key.has_expires_at(), key.expires_at(), "never")});
+  }
+  std::string out = list.data().empty() ? "no keys\n" : FormatTable(rows);
+  if (list.has_meta()) {
+    const lumo::api::PageMeta& meta = list.meta();
+    absl::StrAppend(&out, "page ", meta.page(), " of ",
+                    std::max(meta.total_pages(), 1), " (", meta.total(),
+                    meta.total() == 1 ? " key" : " keys", " in total)\n");
+  }
+  return out;
+}
+
+std::string FormatTenant(const lumo::ops::v1::Tenant& tenant) {
+  return FormatFields({
+      {"tenant id", absl::StrCat(tenant.id())},
+      {"slug", TextOr(tenant.slug())},
+      {"name", TextOr(tenant.name())},
+      {"created", TimeOr(tenant.has_created_at(), tenant.created_at())},
+  });
+}
+
+std::string FormatVerify(const lumo::auth::v1::VerifyApiKeyResponse& reply) {
+  std::string reason = lumo::auth::v1::VerifyReason_Name(reply.reason());
+  if (reason.empty()) reason = absl::StrCat(reply.reason());  // newer server
+  std::vector<std::pair<std::string, std::string>> fields = {
+      {"valid", reply.valid() ? "yes" : "no"},
+      {"reason", reason},
+  };
+  if (reply.has_key()) {
+    const lumo::auth::v1::KeyMetadata& key = reply.key();
+    fields.emplace_back("id", TextOr(key.id()));
+    fields.emplace_back("tenant", TextOr(key.tenant_slug()));
+    fields.emplace_back("name", TextOr(key.name()));
+    fields.emplace_back("scopes", JoinOr(key.scopes(), ", "));
+    fields.emplace_back(
+        "expires", TimeOr(key.has_expires_at(), key.expires_at(), "never"));
+  }
+  return FormatFields(fields);
+}
+
+absl::StatusOr<std::string> ToJsonLine(
+    const google::protobuf::Message& message) {
+  std::string json;
+  google::protobuf::util::JsonPrintOptions options;
+  options.add_whitespace = false;
+  const auto status =
+      google::protobuf::util::MessageToJsonString(message, &json, options);
+  if (!status.ok()) {
+    return absl::InternalError(
+        absl::StrCat("cannot render JSON: ", status.message().as_string()));
+  }
+  return json;
+}
+
+}  // namespace lumo::cli

@@ -1,0 +1,59 @@
+// Human-readable and JSON rendering of replies for the `lumokeys` CLI.
+//
+// Human output: `field: value` lines with aligned values for one object, a
+// table for lists. Text coming from the server (names, ...) has control
+// characters replaced so it cannot drive the terminal. The `key` field of
+// an ApiKey is rendered only by FormatApiKey with `show_key` set; list
+// rendering never shows it, whatever the server sent.
+#ifndef LUMOKEYS_CLIENT_CLI_OUTPUT_H_
+#define LUMOKEYS_CLIENT_CLI_OUTPUT_H_
+
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "google/protobuf/message.h"
+#include "google/protobuf/timestamp.pb.h"
+#include "lumo/auth/v1/auth.pb.h"
+#include "lumo/keys/v1/keys.pb.h"
+#include "lumo/ops/v1/ops.pb.h"
+
+namespace lumo::cli {
+
+// `text` with every ASCII control character (and DEL) replaced by '?'.
+std::string Sanitize(absl::string_view text);
+
+// RFC 3339 in UTC with second precision ("2030-01-01T00:00:00Z").
+std::string FormatTimestamp(const google::protobuf::Timestamp& timestamp);
+
+// `label: value` lines, values aligned one column after the longest label.
+std::string FormatFields(
+    const std::vector<std::pair<std::string, std::string>>& fields);
+
+// Rows padded to the widest cell of each column (two spaces between
+// columns; no trailing spaces). `rows[0]` is the header.
+std::string FormatTable(const std::vector<std::vector<std::string>>& rows);
+
+// One key as aligned fields. The full key is included only when
+// `show_key` is set and the reply carries one.
+std::string FormatApiKey(const lumo::keys::v1::ApiKey& key, bool show_key);
+// A page of keys as a table (prefix, name, status, scopes, created, last
+// used, expires) plus a "page P of N" footer.
+std::string FormatApiKeyList(const lumo::keys::v1::ListApiKeysResponse& list);
+std::string FormatTenant(const lumo::ops::v1::Tenant& tenant);
+std::string FormatVerify(const lumo::auth::v1::VerifyApiKeyResponse& reply);
+
+// The message as proto3 JSON on one line (no trailing newline).
+absl::StatusOr<std::string> ToJsonLine(
+    const google::protobuf::Message& message);
+
+// The stderr note printed after a full key in human mode.
+inline constexpr absl::string_view kShownOnceNote =
+    "note: the full key is shown only once; store it somewhere safe now, it "
+    "cannot be retrieved again.";
+
+}  // namespace lumo::cli
+
+#endif  // LUMOKEYS_CLIENT_CLI_OUTPUT_H_

@@ -1,0 +1,352 @@
+#include "lumokeys_client.h"
+
+#include <chrono>
+#include <cstdint>
+#include <string>
+#include <utility>
+
+#include "absl/random/random.h"
+#include "absl/strings/ascii.h"
+#include "absl/strings/cord.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_replace.h"
+#include "absl/synchronization/notification.h"
+#include "google/protobuf/io/coded_stream.h"
+#include "google/protobuf/io/zero_copy_stream_impl_lite.h"
+#include "google/protobuf/wire_format_lite.h"
+#include "grpcpp/create_channel.h"
+#include "grpcpp/generic/generic_stub.h"
+#include "grpcpp/security/credentials.h"
+#include "grpcpp/support/byte_buffer.h"
+#include "grpcpp/support/stub_options.h"
+
+namespace lumo::client {
+namespace {
+
+using ::google::protobuf::internal::WireFormatLite;
+using ::google::protobuf::io::CodedInputStream;
+using ::google::protobuf::io::CodedOutputStream;
+using ::google::protobuf::io::StringOutputStream;
+
+constexpr absl::string_view kKeyPrefix = "lmk_";
+constexpr size_t kKeyIdLength = 12;
+constexpr absl::string_view kRedacted = "[REDACTED]";
+
+bool IsBase62(char c) {
+  return absl::ascii_isalnum(static_cast<unsigned char>(c));
+}
+
+// True when `value` can be sent as a metadata value and is one token:
+// printable ASCII without spaces.
+bool IsPlainToken(absl::string_view value) {
+  for (char c : value) {
+    if (c <= 0x20 || c >= 0x7f) return false;
+  }
+  return true;
+}
+
+absl::Status ValidateOptions(const ClientOptions& options) {
+  if (options.timeout <= absl::ZeroDuration()) {
+    return absl::InvalidArgumentError("timeout must be positive");
+  }
+  // Values are deliberately not echoed: they are secrets.
+  if (!IsPlainToken(options.api_key)) {
+    return absl::InvalidArgumentError(
+        "API key contains whitespace or non-printable characters");
+  }
+  if (!IsPlainToken(options.operator_token)) {
+    return absl::InvalidArgumentError(
+        "operator token contains whitespace or non-printable characters");
+  }
+  if (!IsPlainToken(options.service_token)) {
+    return absl::InvalidArgumentError(
+        "service token contains whitespace or non-printable characters");
+  }
+  return absl::OkStatus();
+}
+
+std::string NewRequestId() {
+  absl::BitGen gen;
+  const uint64_t hi = absl::Uniform<uint64_t>(gen);
+  const uint64_t lo = absl::Uniform<uint64_t>(gen);
+  return absl::StrCat(absl::Hex(hi, absl::kZeroPad16),
+                      absl::Hex(lo, absl::kZeroPad16));
+}
+
+std::chrono::system_clock::time_point DeadlineAfter(absl::Duration timeout) {
+  return absl::ToChronoTime(absl::Now() + timeout);
+}
+
+// grpc.health.v1.HealthCheckRequest{service} in wire format.
+std::string EncodeHealthCheckRequest(absl::string_view service) {
+  std::string out;
+  if (service.empty()) return out;
+  StringOutputStream stream(&out);
+  CodedOutputStream coded(&stream);
+  coded.WriteTag(
+      WireFormatLite::MakeTag(1, WireFormatLite::WIRETYPE_LENGTH_DELIMITED));
+  coded.WriteVarint32(static_cast<uint32_t>(service.size()));
+  coded.WriteRaw(service.data(), static_cast<int>(service.size()));
+  coded.Trim();
+  return out;
+}
+
+// The `status` field (1) of a grpc.health.v1.HealthCheckResponse; 0
+// (UNKNOWN) when absent; an error for bytes that do not parse.
+absl::StatusOr<int> DecodeHealthCheckStatus(const std::string& bytes) {
+  CodedInputStream in(reinterpret_cast<const uint8_t*>(bytes.data()),
+                      static_cast<int>(bytes.size()));
+  int status = 0;
+  while (uint32_t tag = in.ReadTag()) {
+    if (tag == WireFormatLite::MakeTag(1, WireFormatLite::WIRETYPE_VARINT)) {
+      uint32_t value = 0;
+      if (!in.ReadVarint32(&value)) break;
+      status = static_cast<int>(value);
+    } else if (!WireFormatLite::SkipField(&in, tag)) {
+      return absl::InternalError("malformed health check response");
+    }
+  }
+  if (!in.ConsumedEntireMessage()) {
+    return absl::InternalError("malformed health check response");
+  }
+  return status;
+}
+
+}  // namespace
+
+std::string RedactKeyMaterial(absl::string_view text) {
+  std::string out;
+  out.reserve(text.size());
+  size_t i = 0;
+  while (i < text.size()) {
+    const size_t at = text.find(kKeyPrefix, i);
+    if (at == absl::string_view::npos) {
+      absl::StrAppend(&out, text.substr(i));
+      break;
+    }
+    absl::StrAppend(&out, text.substr(i, at - i));
+    // lmk_ + 12 base62 + '_' + at least one base62 character.
+    size_t j = at + kKeyPrefix.size();
+    size_t id_len = 0;
+    while (j < text.size() && IsBase62(text[j])) {
+      ++j;
+      ++id_len;
+    }
+    if (id_len == kKeyIdLength && j + 1 < text.size() && text[j] == '_' &&
+        IsBase62(text[j + 1])) {
+      absl::StrAppend(&out, text.substr(at, j + 1 - at));  // lmk_<id>_
+      absl::StrAppend(&out, kRedacted);
+      j += 1;
+      // The secret runs to the end of the base62 run, or to a key glued
+      // onto it, which the next iteration handles.
+      while (j < text.size() && IsBase62(text[j]) &&
+             !absl::StartsWith(text.substr(j), kKeyPrefix)) {
+        ++j;
+      }
+    } else {
+      absl::StrAppend(&out, text.substr(at, j - at));
+    }
+    i = j;
+  }
+  return out;
+}
+
+absl::Status FromGrpcStatus(const grpc::Status& status) {
+  if (status.ok()) return absl::OkStatus();
+  const int code = static_cast<int>(status.error_code());
+  const absl::StatusCode absl_code =
+      (code > 0 && code <= static_cast<int>(absl::StatusCode::kUnauthenticated))
+          ? static_cast<absl::StatusCode>(code)
+          : absl::StatusCode::kUnknown;
+  return absl::Status(absl_code, RedactKeyMaterial(status.error_message()));
+}
+
+std::string RequestIdOf(const absl::Status& status) {
+  const auto payload = status.GetPayload(kRequestIdPayloadUrl);
+  return payload.has_value() ? std::string(*payload) : std::string();
+}
+
+Client::Client(ClientOptions options)
+    : Client(options, grpc::CreateChannel(options.address,
+                                          grpc::InsecureChannelCredentials())) {
+}
+
+Client::Client(ClientOptions options,
+               std::shared_ptr<grpc::ChannelInterface> channel)
+    : options_(std::move(options)),
+      options_status_(ValidateOptions(options_)),
+      channel_(std::move(channel)),
+      keys_(lumo::keys::v1::KeyService::NewStub(channel_)),
+      ops_(lumo::ops::v1::OperatorService::NewStub(channel_)),
+      auth_(lumo::auth::v1::AuthService::NewStub(channel_)) {}
+
+absl::Status Client::PrepareContext(Credential credential,
+                                    grpc::ClientContext& context,
+                                    std::string& request_id) const {
+  if (!options_status_.ok()) return options_status_;
+  context.set_deadline(DeadlineAfter(options_.timeout));
+  request_id = NewRequestId();
+  context.AddMetadata("x-request-id", request_id);
+  switch (credential) {
+    case Credential::kNone:
+      break;
+    case Credential::kApiKey:
+      if (!options_.api_key.empty()) {
+        context.AddMetadata("authorization",
+                            absl::StrCat("Bearer ", options_.api_key));
+      }
+      break;
+    case Credential::kOperatorToken:
+      if (!options_.operator_token.empty()) {
+        context.AddMetadata("x-lumo-operator-token", options_.operator_token);
+      }
+      break;
+    case Credential::kServiceToken:
+      if (!options_.service_token.empty()) {
+        context.AddMetadata("x-lumo-service-token", options_.service_token);
+      }
+      break;
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Client::ConvertStatus(const grpc::Status& grpc_status,
+                                   absl::string_view request_id) const {
+  absl::Status status = FromGrpcStatus(grpc_status);
+  if (status.ok()) return status;
+  std::string message(status.message());
+  for (const std::string* secret :
+       {&options_.api_key, &options_.operator_token, &options_.service_token}) {
+    if (!secret->empty()) {
+      absl::StrReplaceAll({{*secret, kRedacted}}, &message);
+    }
+  }
+  absl::Status out(status.code(), message);
+  if (!request_id.empty()) {
+    out.SetPayload(kRequestIdPayloadUrl, absl::Cord(request_id));
+  }
+  return out;
+}
+
+template <typename Stub, typename Request, typename Reply>
+absl::StatusOr<Reply> Client::Call(
+    Stub& stub, Credential credential,
+    grpc::Status (Stub::*method)(grpc::ClientContext*, const Request&, Reply*),
+    const Request& request) const {
+  grpc::ClientContext context;
+  std::string request_id;
+  if (absl::Status s = PrepareContext(credential, context, request_id);
+      !s.ok()) {
+    return s;
+  }
+  Reply reply;
+  const grpc::Status status = (stub.*method)(&context, request, &reply);
+  if (!status.ok()) return ConvertStatus(status, request_id);
+  return reply;
+}
+
+absl::StatusOr<lumo::keys::v1::ListApiKeysResponse> Client::ListApiKeys(
+    const lumo::keys::v1::ListApiKeysRequest& request) const {
+  return Call(*keys_, Credential::kApiKey,
+              &lumo::keys::v1::KeyService::Stub::ListApiKeys, request);
+}
+
+absl::StatusOr<lumo::keys::v1::ApiKey> Client::CreateApiKey(
+    const lumo::keys::v1::CreateApiKeyRequest& request) const {
+  return Call(*keys_, Credential::kApiKey,
+              &lumo::keys::v1::KeyService::Stub::CreateApiKey, request);
+}
+
+absl::StatusOr<lumo::keys::v1::ApiKey> Client::GetApiKey(
+    const lumo::keys::v1::GetApiKeyRequest& request) const {
+  return Call(*keys_, Credential::kApiKey,
+              &lumo::keys::v1::KeyService::Stub::GetApiKey, request);
+}
+
+absl::StatusOr<lumo::keys::v1::ApiKey> Client::RotateApiKey(
+    const lumo::keys::v1::RotateApiKeyRequest& request) const {
+  return Call(*keys_, Credential::kApiKey,
+              &lumo::keys::v1::KeyService::Stub::RotateApiKey, request);
+}
+
+absl::StatusOr<lumo::keys::v1::ApiKey> Client::RevokeApiKey(
+    const lumo::keys::v1::RevokeApiKeyRequest& request) const {
+  return Call(*keys_, Credential::kApiKey,
+              &lumo::keys::v1::KeyService::Stub::RevokeApiKey, request);
+}
+
+absl::StatusOr<google::protobuf::Empty> Client::DeleteApiKey(
+    const lumo::keys::v1::DeleteApiKeyRequest& request) const {
+  return Call(*keys_, Credential::kApiKey,
+              &lumo::keys::v1::KeyService::Stub::DeleteApiKey, request);
+}
+
+absl::StatusOr<lumo::ops::v1::CreateTenantResponse> Client::CreateTenant(
+    const lumo::ops::v1::CreateTenantRequest& request) const {
+  return Call(*ops_, Credential::kOperatorToken,
+              &lumo::ops::v1::OperatorService::Stub::CreateTenant, request);
+}
+
+absl::StatusOr<lumo::ops::v1::Tenant> Client::GetTenant(
+    const lumo::ops::v1::GetTenantRequest& request) const {
+  return Call(*ops_, Credential::kOperatorToken,
+              &lumo::ops::v1::OperatorService::Stub::GetTenant, request);
+}
+
+absl::StatusOr<lumo::keys::v1::ApiKey> Client::CreateTenantKey(
+    const lumo::ops::v1::CreateTenantKeyRequest& request) const {
+  return Call(*ops_, Credential::kOperatorToken,
+              &lumo::ops::v1::OperatorService::Stub::CreateTenantKey, request);
+}
+
+absl::StatusOr<lumo::auth::v1::VerifyApiKeyResponse> Client::VerifyApiKey(
+    const lumo::auth::v1::VerifyApiKeyRequest& request) const {
+  return Call(*auth_, Credential::kServiceToken,
+              &lumo::auth::v1::AuthService::Stub::VerifyApiKey, request);
+}
+
+absl::Status Client::CheckHealth(absl::string_view service) const {
+  grpc::ClientContext context;
+  std::string request_id;
+  if (absl::Status s = PrepareContext(Credential::kNone, context, request_id);
+      !s.ok()) {
+    return s;
+  }
+  const std::string request_bytes = EncodeHealthCheckRequest(service);
+  grpc::Slice slice(request_bytes);
+  const grpc::ByteBuffer request(&slice, 1);
+  grpc::ByteBuffer response;
+  grpc::Status call_status;
+  absl::Notification done;
+  grpc::GenericStub stub(channel_);
+  stub.UnaryCall(&context, "/grpc.health.v1.Health/Check", grpc::StubOptions(),
+                 &request, &response, [&](grpc::Status s) {
+                   call_status = std::move(s);
+                   done.Notify();
+                 });
+  done.WaitForNotification();
+  if (!call_status.ok()) return ConvertStatus(call_status, request_id);
+
+  grpc::Slice joined;
+  if (!response.TrySingleSlice(&joined).ok() &&
+      !response.DumpToSingleSlice(&joined).ok()) {
+    return absl::InternalError("cannot read health check response");
+  }
+  const absl::StatusOr<int> serving = DecodeHealthCheckStatus(std::string(
+      reinterpret_cast<const char*>(joined.begin()), joined.size()));
+  if (!serving.ok()) return serving.status();
+  constexpr int kServing = 1;
+  if (*serving != kServing) {
+    static constexpr absl::string_view kNames[] = {
+        "UNKNOWN", "SERVING", "NOT_SERVING", "SERVICE_UNKNOWN"};
+    const std::string name = (*serving >= 0 && *serving < 4)
+                                 ? std::string(kNames[*serving])
+                                 : absl::StrCat(*serving);
+    return absl::UnavailableError(
+        absl::StrCat("health status is ", name, ", not SERVING"));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace lumo::client
