@@ -66,12 +66,10 @@ CLI="$BIN/client/lumokeys"
 export LUMOKEYS_ADDRESS="$GRPC_ADDR"
 export LUMOKEYS_OPERATOR_TOKEN_FILE="$SECRETS/operator.token"
 for _ in $(seq 1 100); do
-  if "$CLI" tenant get acme-corp >/dev/null 2>&1; then break; fi
+  if "$CLI" health >/dev/null 2>&1; then break; fi
   if ! kill -0 "$SERVER_PID" 2>/dev/null; then
     echo "server exited; see $LUMO_RUN_DIR/server.log" >&2; tail -5 "$LUMO_RUN_DIR/server.log" >&2; exit 1
   fi
-  # NOT_FOUND (exit 3) also means the server answers.
-  if "$CLI" tenant get acme-corp 2>&1 | grep -q NOT_FOUND; then break; fi
   sleep 0.2
 done
 
