@@ -6,7 +6,9 @@
 // it, except LoadForVerify, whose purpose is to find which tenant a
 // presented key id belongs to (key ids are globally unique).
 //
-// Error contract (all methods): UNAVAILABLE when the database cannot be
+// Error contract (all methods): INVALID_ARGUMENT when a value does not fit
+// the schema (too long, time out of range); ABORTED on a deadlock (retry);
+// UNAVAILABLE when the database cannot be
 // reached or the pool has no connection within its acquire timeout (retry
 // later); DEADLINE_EXCEEDED when a statement or lock wait hit its ceiling;
 // INTERNAL for anything unexpected. Method comments list the other codes.
@@ -171,6 +173,8 @@ class KeyStore {
 
   // In one transaction, holding the key row lock: moves the current secret
   // to the retired secrets with valid_until = now + grace (database clock),
+  // caps the valid_until of earlier retired secrets at now + grace (so a
+  // rotation without grace ends every earlier grace period too),
   // installs `new_secret`, sets rotated_at, increments the version, appends
   // a change-feed row and `event`. Concurrent rotations serialise on the row
   // lock: each one sees the version the previous one wrote.

@@ -325,6 +325,33 @@ TEST_F(GrpcServerTest, LifecycleOverGrpc) {
   EXPECT_EQ(Verify(rotated.key(), tenant), lumo::auth::v1::NOT_FOUND);
 }
 
+TEST_F(GrpcServerTest, GraceThenImmediateRotationKillsEveryOldSecret) {
+  const std::string tenant = UniqueSlug("grace");
+  const std::string root = NewTenant(tenant, {"admin:write"});
+  ApiKey original;
+  ASSERT_TRUE(CreateKey(tenant, root, {"admin:read"}, &original).ok());
+  auto rotate = [&](int64_t grace) {
+    auto stub = lumo::keys::v1::KeyService::NewStub(*channel_);
+    grpc::ClientContext ctx;
+    ctx.AddMetadata("x-api-key", root);
+    lumo::keys::v1::RotateApiKeyRequest req;
+    req.set_tenant_slug(tenant);
+    req.set_id(original.id());
+    req.set_grace_period_seconds(grace);
+    ApiKey out;
+    EXPECT_TRUE(stub->RotateApiKey(&ctx, req, &out).ok());
+    return out;
+  };
+  ApiKey planned = rotate(3600);
+  EXPECT_TRUE(planned.has_previous_secret_valid_until());
+  EXPECT_EQ(Verify(original.key(), tenant), lumo::auth::v1::VALID);
+  EXPECT_EQ(Verify(planned.key(), tenant), lumo::auth::v1::VALID);
+  ApiKey urgent = rotate(0);
+  EXPECT_EQ(Verify(original.key(), tenant), lumo::auth::v1::ROTATED);
+  EXPECT_EQ(Verify(planned.key(), tenant), lumo::auth::v1::ROTATED);
+  EXPECT_EQ(Verify(urgent.key(), tenant), lumo::auth::v1::VALID);
+}
+
 TEST_F(GrpcServerTest, ConcurrentRotationsHaveOneWinnerPerVersion) {
   const std::string tenant = UniqueSlug("race");
   const std::string root = NewTenant(tenant, {"admin:write"});

@@ -159,6 +159,10 @@ absl::StatusOr<ApiKeyRecord> FakeKeyStore::RotateKey(
   if (row.record.expires_at && *row.record.expires_at <= now_) {
     return absl::FailedPreconditionError("expired");
   }
+  // A rotation ends earlier grace periods that would outlast its own.
+  for (storage::RetiredSecret& r : row.retired) {
+    r.valid_until = std::min(r.valid_until, now_ + grace);
+  }
   row.retired.insert(row.retired.begin(),
                      storage::RetiredSecret{row.current, now_ + grace});
   if (row.retired.size() > storage::kMaxRetiredSecrets) {

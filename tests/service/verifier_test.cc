@@ -138,6 +138,19 @@ TEST_F(VerifierTest, GracePeriodKeepsOldSecretUntilItEnds) {
   EXPECT_EQ(Reason(rotated->full_key), VerifyReason::kValid);
 }
 
+TEST_F(VerifierTest, RotationWithoutGraceEndsEarlierGracePeriods) {
+  SetUpWith(absl::ZeroDuration());
+  KeyWithSecret k = CreateSimple();
+  auto planned = keys_->RotateKey(root_, {}, k.record.id, 3600);
+  ASSERT_TRUE(planned.ok());
+  EXPECT_EQ(Reason(k.full_key), VerifyReason::kValid);  // in its grace
+  auto urgent = keys_->RotateKey(root_, {}, k.record.id, 0);
+  ASSERT_TRUE(urgent.ok());
+  EXPECT_EQ(Reason(k.full_key), VerifyReason::kRotated);
+  EXPECT_EQ(Reason(planned->full_key), VerifyReason::kRotated);
+  EXPECT_EQ(Reason(urgent->full_key), VerifyReason::kValid);
+}
+
 TEST_F(VerifierTest, RevokedKeyIsRevokedAndKnownDead) {
   KeyWithSecret k = CreateSimple();
   EXPECT_EQ(Reason(k.full_key), VerifyReason::kValid);

@@ -1,0 +1,340 @@
+#include "server/storage/mysql/connection_pool.h"
+
+#include <cppconn/connection.h>
+#include <cppconn/driver.h>
+#include <cppconn/exception.h>
+#include <cppconn/prepared_statement.h>
+#include <cppconn/resultset.h>
+#include <cppconn/statement.h>
+
+#include <algorithm>
+#include <cmath>
+#include <utility>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/time/clock.h"
+#include "server/storage/mysql/sql_error.h"
+
+namespace lumo::storage {
+namespace {
+
+sql::Driver* Driver() {
+  // Function-local static: initialised once, and C++ serialises racing
+  // first calls.
+  static sql::Driver* const driver = get_driver_instance();
+  return driver;
+}
+
+// Connector/C++ (libmysqlclient underneath) wants threadInit() on every
+// thread that uses it and threadEnd() before the thread exits. One instance
+// per thread, created on first use.
+class DriverThreadGuard {
+ public:
+  DriverThreadGuard() { Driver()->threadInit(); }
+  ~DriverThreadGuard() { Driver()->threadEnd(); }
+};
+
+void EnsureDriverThreadInit() {
+  thread_local DriverThreadGuard guard;
+  (void)guard;
+}
+
+// Connector/C++ counts these timeouts in whole seconds.
+int WholeSeconds(absl::Duration d) {
+  return static_cast<int>(
+      std::max<double>(1.0, std::ceil(absl::ToDoubleSeconds(d))));
+}
+
+// Strict, predictable SQL semantics on both MariaDB and MySQL.
+constexpr char kSqlMode[] =
+    "STRICT_ALL_TABLES,NO_ZERO_IN_DATE,NO_ZERO_DATE,ERROR_FOR_DIVISION_BY_ZERO,"
+    "NO_ENGINE_SUBSTITUTION,ONLY_FULL_GROUP_BY";
+
+}  // namespace
+
+void InitMysqlDriver() { (void)Driver(); }
+
+// ---------------------------------------------------------------------------
+// MysqlConnection
+
+MysqlConnection::MysqlConnection(std::unique_ptr<sql::Connection> conn,
+                                 std::atomic<uint64_t>* query_counter)
+    : conn_(std::move(conn)), queries_(query_counter) {}
+
+MysqlConnection::~MysqlConnection() {
+  // Statements first, then the session. Closing a dead session can throw
+  // from some driver versions; nothing useful can be done about it here.
+  try {
+    statements_.clear();
+    text_.reset();
+    conn_.reset();
+  } catch (const sql::SQLException&) {
+  }
+}
+
+sql::PreparedStatement& MysqlConnection::Prepare(const std::string& sql) {
+  auto it = statements_.find(sql);
+  if (it != statements_.end()) return *it->second;
+  std::unique_ptr<sql::PreparedStatement> stmt(conn_->prepareStatement(sql));
+  sql::PreparedStatement& ref = *stmt;
+  statements_.emplace(sql, std::move(stmt));
+  return ref;
+}
+
+std::unique_ptr<sql::PreparedStatement> MysqlConnection::PrepareUncached(
+    const std::string& sql) {
+  return std::unique_ptr<sql::PreparedStatement>(conn_->prepareStatement(sql));
+}
+
+std::unique_ptr<sql::ResultSet> MysqlConnection::Query(
+    sql::PreparedStatement& stmt) {
+  CountQuery();
+  return std::unique_ptr<sql::ResultSet>(stmt.executeQuery());
+}
+
+uint64_t MysqlConnection::Update(sql::PreparedStatement& stmt) {
+  CountQuery();
+  return static_cast<uint64_t>(stmt.executeUpdate());
+}
+
+void MysqlConnection::Execute(const std::string& sql) {
+  if (text_ == nullptr) text_.reset(conn_->createStatement());
+  CountQuery();
+  text_->execute(sql);
+}
+
+std::unique_ptr<sql::ResultSet> MysqlConnection::QueryText(
+    const std::string& sql) {
+  if (text_ == nullptr) text_.reset(conn_->createStatement());
+  CountQuery();
+  return std::unique_ptr<sql::ResultSet>(text_->executeQuery(sql));
+}
+
+bool MysqlConnection::IsValid() {
+  try {
+    return conn_ != nullptr && conn_->isValid();
+  } catch (const sql::SQLException&) {
+    return false;
+  }
+}
+
+absl::StatusOr<std::unique_ptr<MysqlConnection>> OpenMysqlConnection(
+    const MysqlOptions& options, std::atomic<uint64_t>* query_counter) {
+  if (absl::Status s = ValidateMysqlOptions(options); !s.ok()) return s;
+  EnsureDriverThreadInit();
+
+  sql::ConnectOptionsMap connect;
+  if (!options.unix_socket.empty()) {
+    connect["hostName"] = sql::SQLString("unix://" + options.unix_socket);
+  } else {
+    const bool ipv6 = absl::StrContains(options.host, ':');
+    connect["hostName"] =
+        sql::SQLString(absl::StrCat("tcp://", ipv6 ? "[" : "", options.host,
+                                    ipv6 ? "]" : "", ":", options.port));
+  }
+  connect["userName"] = sql::SQLString(options.user);
+  connect["password"] = sql::SQLString(options.password);
+  if (!options.database.empty()) {
+    connect["schema"] = sql::SQLString(options.database);
+  }
+  connect["OPT_CONNECT_TIMEOUT"] = WholeSeconds(options.connect_timeout);
+  connect["OPT_READ_TIMEOUT"] = WholeSeconds(options.read_timeout);
+  connect["OPT_WRITE_TIMEOUT"] = WholeSeconds(options.write_timeout);
+  connect["OPT_RECONNECT"] = false;
+  connect["OPT_CHARSET_NAME"] = sql::SQLString("utf8mb4");
+
+  std::unique_ptr<sql::Connection> raw;
+  try {
+    raw.reset(Driver()->connect(connect));
+  } catch (const sql::SQLException& e) {
+    return StatusFromConnectException(e);
+  }
+  if (raw == nullptr) {
+    return absl::UnavailableError("cannot connect to the database");
+  }
+
+  // Set-up statements are not counted as queries: the counter measures the
+  // work done for callers.
+  std::unique_ptr<MysqlConnection> conn(
+      new MysqlConnection(std::move(raw), nullptr));
+  try {
+    {
+      std::unique_ptr<sql::ResultSet> rs =
+          conn->QueryText("SELECT VERSION(), CONNECTION_ID()");
+      if (!rs->next()) {
+        return absl::InternalError("SELECT VERSION() returned no row");
+      }
+      conn->is_mariadb_ = absl::StrContains(
+          absl::AsciiStrToLower(rs->getString(1).asStdString()), "mariadb");
+      conn->connection_id_ = rs->getInt64(2);
+    }
+    conn->Execute("SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ");
+    std::string set = absl::StrFormat(
+        "SET time_zone = '+00:00', SESSION innodb_lock_wait_timeout = %d, "
+        "SESSION sql_mode = '%s'",
+        options.lock_wait_timeout_seconds, kSqlMode);
+    const double ceiling = absl::ToDoubleSeconds(options.statement_timeout);
+    if (conn->is_mariadb_) {
+      absl::StrAppend(
+          &set,
+          absl::StrFormat(", SESSION max_statement_time = %.3f", ceiling));
+    } else {
+      absl::StrAppend(
+          &set, absl::StrFormat(", SESSION max_execution_time = %d",
+                                static_cast<int>(std::ceil(ceiling * 1000))));
+    }
+    conn->Execute(set);
+  } catch (const sql::SQLException& e) {
+    return StatusFromSqlException(e, "set up the database session");
+  }
+  conn->queries_ = query_counter;
+  return conn;
+}
+
+// ---------------------------------------------------------------------------
+// ConnectionLease
+
+ConnectionLease::ConnectionLease(ConnectionPool* pool,
+                                 std::unique_ptr<MysqlConnection> conn,
+                                 bool fresh)
+    : pool_(pool), conn_(std::move(conn)), fresh_(fresh) {}
+
+ConnectionLease::ConnectionLease(ConnectionLease&& other) noexcept
+    : pool_(std::exchange(other.pool_, nullptr)),
+      conn_(std::move(other.conn_)),
+      broken_(other.broken_),
+      fresh_(other.fresh_) {}
+
+ConnectionLease& ConnectionLease::operator=(ConnectionLease&& other) noexcept {
+  if (this != &other) {
+    Release();
+    pool_ = std::exchange(other.pool_, nullptr);
+    conn_ = std::move(other.conn_);
+    broken_ = other.broken_;
+    fresh_ = other.fresh_;
+  }
+  return *this;
+}
+
+ConnectionLease::~ConnectionLease() { Release(); }
+
+void ConnectionLease::Release() {
+  if (pool_ != nullptr && conn_ != nullptr) {
+    pool_->Release(std::move(conn_), broken_);
+  }
+  pool_ = nullptr;
+  conn_.reset();
+}
+
+// ---------------------------------------------------------------------------
+// ConnectionPool
+
+absl::StatusOr<std::unique_ptr<ConnectionPool>> ConnectionPool::Create(
+    const MysqlOptions& options) {
+  if (absl::Status s = ValidateMysqlOptions(options); !s.ok()) return s;
+  InitMysqlDriver();
+  return std::unique_ptr<ConnectionPool>(new ConnectionPool(options));
+}
+
+ConnectionPool::ConnectionPool(const MysqlOptions& options)
+    : options_(options) {}
+
+ConnectionPool::~ConnectionPool() {
+  std::vector<std::unique_ptr<MysqlConnection>> idle;
+  {
+    absl::MutexLock lock(&mu_);
+    idle.swap(idle_);
+  }
+  EnsureDriverThreadInit();
+  idle.clear();
+}
+
+absl::StatusOr<ConnectionLease> ConnectionPool::Acquire() {
+  EnsureDriverThreadInit();
+  const absl::Time deadline = absl::Now() + options_.acquire_timeout;
+  {
+    absl::MutexLock lock(&mu_);
+    bool counted_wait = false;
+    while (idle_.empty() && open_ >= options_.pool_size) {
+      if (!counted_wait) {
+        ++waits_;
+        counted_wait = true;
+      }
+      if (available_.WaitWithDeadline(&mu_, deadline) && idle_.empty() &&
+          open_ >= options_.pool_size) {
+        ++acquire_timeouts_;
+        return absl::UnavailableError(
+            absl::StrCat("no database connection free within ",
+                         absl::FormatDuration(options_.acquire_timeout),
+                         " (pool size ", options_.pool_size, ")"));
+      }
+    }
+    if (!idle_.empty()) {
+      std::unique_ptr<MysqlConnection> conn = std::move(idle_.back());
+      idle_.pop_back();
+      ++in_use_;
+      return ConnectionLease(this, std::move(conn), /*fresh=*/false);
+    }
+    // Reserve a slot, then connect without holding the lock.
+    ++open_;
+    ++in_use_;
+  }
+  absl::StatusOr<std::unique_ptr<MysqlConnection>> conn =
+      OpenMysqlConnection(options_, &queries_);
+  absl::MutexLock lock(&mu_);
+  if (!conn.ok()) {
+    --open_;
+    --in_use_;
+    available_.Signal();
+    return conn.status();
+  }
+  ++opened_;
+  return ConnectionLease(this, *std::move(conn), /*fresh=*/true);
+}
+
+void ConnectionPool::Release(std::unique_ptr<MysqlConnection> conn,
+                             bool broken) {
+  {
+    absl::MutexLock lock(&mu_);
+    --in_use_;
+    if (!broken) {
+      idle_.push_back(std::move(conn));
+      available_.Signal();
+      return;
+    }
+    --open_;
+    ++discarded_;
+    available_.Signal();
+  }
+  conn.reset();  // close outside the lock
+}
+
+void ConnectionPool::DiscardIdle() {
+  std::vector<std::unique_ptr<MysqlConnection>> idle;
+  {
+    absl::MutexLock lock(&mu_);
+    idle.swap(idle_);
+    open_ -= static_cast<int>(idle.size());
+    discarded_ += idle.size();
+    available_.SignalAll();
+  }
+  idle.clear();
+}
+
+PoolStats ConnectionPool::stats() const {
+  PoolStats s;
+  s.queries_executed = queries_executed();
+  absl::MutexLock lock(&mu_);
+  s.connections_open = open_;
+  s.connections_in_use = in_use_;
+  s.waits = waits_;
+  s.acquire_timeouts = acquire_timeouts_;
+  s.connections_opened = opened_;
+  s.connections_discarded = discarded_;
+  return s;
+}
+
+}  // namespace lumo::storage

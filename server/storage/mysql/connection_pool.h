@@ -1,0 +1,211 @@
+// Connections to MySQL/MariaDB through Connector/C++ 1.1, and a bounded pool
+// of them. This is the only code that creates Connector/C++ connections.
+//
+// Connector/C++ throws sql::SQLException from every call that talks to the
+// server; the pool itself returns absl::Status, and MysqlConnection's
+// statement methods let the exceptions through to the caller, which maps
+// them at its own boundary (see sql_error.h).
+#ifndef LUMOKEYS_SERVER_STORAGE_MYSQL_CONNECTION_POOL_H_
+#define LUMOKEYS_SERVER_STORAGE_MYSQL_CONNECTION_POOL_H_
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "server/storage/mysql/mysql_options.h"
+
+namespace sql {
+class Connection;
+class PreparedStatement;
+class ResultSet;
+class Statement;
+}  // namespace sql
+
+namespace lumo::storage {
+
+// Initialises the Connector/C++ driver (get_driver_instance(), which is not
+// safe to race with itself on first use). Call it early on the main thread,
+// before starting other threads; later calls are no-ops. The pool and the
+// migrator also call it, so forgetting it is only a start-up race, not a
+// crash in the common case.
+void InitMysqlDriver();
+
+// One open session. Not thread-safe: one thread at a time (it may move
+// between threads, as the pool hands it out). Statement methods throw
+// sql::SQLException; the caller maps them.
+//
+// Sessions are set up for the store's assumptions: time_zone '+00:00',
+// REPEATABLE READ, strict sql_mode, the configured innodb_lock_wait_timeout
+// and statement ceiling, utf8mb4, no automatic reconnect.
+class MysqlConnection {
+ public:
+  MysqlConnection(const MysqlConnection&) = delete;
+  MysqlConnection& operator=(const MysqlConnection&) = delete;
+  ~MysqlConnection();
+
+  // The server-side prepared statement for `sql`, prepared on first use and
+  // cached for the life of the connection. `sql` must be fixed text: values
+  // are always bound as parameters, so the cache stays small.
+  sql::PreparedStatement& Prepare(const std::string& sql);
+  // A prepared statement that is not cached (for SQL assembled from a
+  // whitelist into many variants).
+  std::unique_ptr<sql::PreparedStatement> PrepareUncached(
+      const std::string& sql);
+
+  // Execute a prepared statement; each call counts one query.
+  std::unique_ptr<sql::ResultSet> Query(sql::PreparedStatement& stmt);
+  // Returns the number of affected rows.
+  uint64_t Update(sql::PreparedStatement& stmt);
+
+  // Fixed statements without parameters (START TRANSACTION, COMMIT, SET,
+  // DDL), over the text protocol; each call counts one query.
+  void Execute(const std::string& sql);
+  std::unique_ptr<sql::ResultSet> QueryText(const std::string& sql);
+
+  // False when the server is not MariaDB (then assumed MySQL >= 8.0).
+  bool is_mariadb() const { return is_mariadb_; }
+  // The server's CONNECTION_ID() for this session.
+  int64_t connection_id() const { return connection_id_; }
+  // Pings the server. Never throws.
+  bool IsValid();
+  // Direct access for code that needs the raw Connector/C++ API (tests,
+  // the migrator's schema switch).
+  sql::Connection& raw() { return *conn_; }
+
+ private:
+  friend absl::StatusOr<std::unique_ptr<MysqlConnection>> OpenMysqlConnection(
+      const MysqlOptions& options, std::atomic<uint64_t>* query_counter);
+
+  MysqlConnection(std::unique_ptr<sql::Connection> conn,
+                  std::atomic<uint64_t>* query_counter);
+  void CountQuery() {
+    if (queries_ != nullptr) queries_->fetch_add(1, std::memory_order_relaxed);
+  }
+
+  // Declared first so that it is destroyed last: statements close through
+  // it.
+  std::unique_ptr<sql::Connection> conn_;
+  std::unique_ptr<sql::Statement> text_;
+  absl::flat_hash_map<std::string, std::unique_ptr<sql::PreparedStatement>>
+      statements_;
+  std::atomic<uint64_t>* queries_;  // not owned; may be null
+  bool is_mariadb_ = false;
+  int64_t connection_id_ = 0;
+};
+
+// Opens and sets up one session with `options` (the database may be empty).
+// Every statement later executed on it increments `*query_counter` when that
+// is non-null; the counter must outlive the connection. UNAVAILABLE when the
+// server cannot be reached or refuses the login (the message says why and
+// never contains the password). Thread-safe.
+absl::StatusOr<std::unique_ptr<MysqlConnection>> OpenMysqlConnection(
+    const MysqlOptions& options, std::atomic<uint64_t>* query_counter);
+
+class ConnectionPool;
+
+// Exclusive use of one pooled connection until the lease is destroyed, which
+// returns the connection to the pool (or closes it when marked broken).
+// Movable, not copyable; not thread-safe.
+class ConnectionLease {
+ public:
+  ConnectionLease(ConnectionLease&& other) noexcept;
+  ConnectionLease& operator=(ConnectionLease&& other) noexcept;
+  ConnectionLease(const ConnectionLease&) = delete;
+  ConnectionLease& operator=(const ConnectionLease&) = delete;
+  ~ConnectionLease();
+
+  MysqlConnection* operator->() { return conn_.get(); }
+  MysqlConnection& operator*() { return *conn_; }
+
+  // The session is unusable (lost connection, unknown transaction state):
+  // close it on release instead of returning it to the pool.
+  void MarkBroken() { broken_ = true; }
+  // True when the pool opened this connection for this lease rather than
+  // reusing an idle one.
+  bool fresh() const { return fresh_; }
+
+ private:
+  friend class ConnectionPool;
+  ConnectionLease(ConnectionPool* pool, std::unique_ptr<MysqlConnection> conn,
+                  bool fresh);
+  void Release();
+
+  ConnectionPool* pool_ = nullptr;
+  std::unique_ptr<MysqlConnection> conn_;
+  bool broken_ = false;
+  bool fresh_ = false;
+};
+
+struct PoolStats {
+  uint64_t queries_executed = 0;  // statements executed on pooled sessions
+  int connections_open = 0;       // idle + in use (+ being opened)
+  int connections_in_use = 0;
+  uint64_t waits = 0;                  // acquires that found no free connection
+  uint64_t acquire_timeouts = 0;       // of which gave up (UNAVAILABLE)
+  uint64_t connections_opened = 0;     // total over the pool's life
+  uint64_t connections_discarded = 0;  // closed as broken or drained
+};
+
+// A bounded pool of MysqlConnection. Thread-safe. Connections are opened
+// lazily, up to options.pool_size; an Acquire that finds none free waits up
+// to options.acquire_timeout. Broken connections are closed, never reused,
+// so the pool heals itself when the database comes back. The pool must
+// outlive its leases.
+//
+// Any thread that acquires gets Connector/C++'s per-thread set-up
+// (Driver::threadInit, and threadEnd when the thread exits) automatically.
+class ConnectionPool {
+ public:
+  // INVALID_ARGUMENT for unusable options. Does not connect.
+  static absl::StatusOr<std::unique_ptr<ConnectionPool>> Create(
+      const MysqlOptions& options);
+
+  ConnectionPool(const ConnectionPool&) = delete;
+  ConnectionPool& operator=(const ConnectionPool&) = delete;
+  ~ConnectionPool();
+
+  // An idle connection, or a new one while fewer than pool_size are open.
+  // UNAVAILABLE when none frees up within acquire_timeout, or when opening a
+  // new connection fails.
+  absl::StatusOr<ConnectionLease> Acquire() ABSL_LOCKS_EXCLUDED(mu_);
+
+  // Closes every idle connection (after one was found dead, its siblings
+  // probably are too: the server restarted or a proxy dropped them).
+  void DiscardIdle() ABSL_LOCKS_EXCLUDED(mu_);
+
+  PoolStats stats() const ABSL_LOCKS_EXCLUDED(mu_);
+  uint64_t queries_executed() const {
+    return queries_.load(std::memory_order_relaxed);
+  }
+  const MysqlOptions& options() const { return options_; }
+
+ private:
+  friend class ConnectionLease;
+  explicit ConnectionPool(const MysqlOptions& options);
+  void Release(std::unique_ptr<MysqlConnection> conn, bool broken)
+      ABSL_LOCKS_EXCLUDED(mu_);
+
+  const MysqlOptions options_;
+  std::atomic<uint64_t> queries_{0};
+
+  mutable absl::Mutex mu_;
+  absl::CondVar available_;  // an idle connection or a free slot appeared
+  std::vector<std::unique_ptr<MysqlConnection>> idle_ ABSL_GUARDED_BY(mu_);
+  int open_ ABSL_GUARDED_BY(mu_) = 0;
+  int in_use_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t waits_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t acquire_timeouts_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t opened_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t discarded_ ABSL_GUARDED_BY(mu_) = 0;
+};
+
+}  // namespace lumo::storage
+
+#endif  // LUMOKEYS_SERVER_STORAGE_MYSQL_CONNECTION_POOL_H_

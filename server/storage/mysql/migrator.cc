@@ -1,0 +1,283 @@
+#include "server/storage/mysql/migrator.h"
+
+#include <cppconn/connection.h>
+#include <cppconn/exception.h>
+#include <cppconn/prepared_statement.h>
+#include <cppconn/resultset.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <memory>
+#include <sstream>
+#include <utility>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
+#include "server/core/crypto.h"
+#include "server/storage/mysql/connection_pool.h"
+#include "server/storage/mysql/sql_error.h"
+
+namespace lumo::storage {
+namespace {
+
+constexpr char kLockName[] = "lumokeys_migrate";
+constexpr int kLockWaitSeconds = 30;
+
+struct MigrationFile {
+  int version = 0;
+  std::string file_name;  // e.g. 0001_init.sql; recorded as the name
+  std::string path;
+};
+
+struct AppliedMigration {
+  std::string name;
+  std::string checksum;
+};
+
+// `NNNN_name.sql`: at least four digits, '_', then [A-Za-z0-9_]+.
+bool ParseMigrationName(absl::string_view file_name, int* version) {
+  absl::string_view stem = file_name;
+  if (!absl::ConsumeSuffix(&stem, ".sql")) return false;
+  size_t underscore = stem.find('_');
+  if (underscore == absl::string_view::npos || underscore < 4 ||
+      underscore + 1 >= stem.size()) {
+    return false;
+  }
+  absl::string_view digits = stem.substr(0, underscore);
+  for (char c : digits) {
+    if (!absl::ascii_isdigit(static_cast<unsigned char>(c))) return false;
+  }
+  for (char c : stem.substr(underscore + 1)) {
+    if (!absl::ascii_isalnum(static_cast<unsigned char>(c)) && c != '_') {
+      return false;
+    }
+  }
+  return absl::SimpleAtoi(digits, version) && *version > 0;
+}
+
+absl::StatusOr<std::vector<MigrationFile>> ListMigrations(
+    const std::string& dir) {
+  std::error_code ec;
+  if (!std::filesystem::is_directory(dir, ec)) {
+    return absl::NotFoundError(
+        absl::StrCat("migrations directory not found: ", dir));
+  }
+  std::map<int, MigrationFile> by_version;
+  for (const auto& entry : std::filesystem::directory_iterator(dir, ec)) {
+    if (!entry.is_regular_file()) continue;
+    std::string file_name = entry.path().filename().string();
+    if (!absl::EndsWith(file_name, ".sql")) continue;
+    int version = 0;
+    if (!ParseMigrationName(file_name, &version)) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "migration file name ", file_name,
+          " does not match NNNN_name.sql (digits, '_', letters/digits/_)"));
+    }
+    MigrationFile file{version, file_name, entry.path().string()};
+    auto [it, inserted] = by_version.emplace(version, file);
+    if (!inserted) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("migrations ", it->second.file_name, " and ", file_name,
+                       " have the same version"));
+    }
+  }
+  if (ec) {
+    return absl::InternalError(
+        absl::StrCat("cannot list migrations directory ", dir));
+  }
+  std::vector<MigrationFile> files;
+  for (auto& [version, file] : by_version) files.push_back(std::move(file));
+  return files;
+}
+
+absl::StatusOr<std::string> ReadFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return absl::NotFoundError(absl::StrCat("cannot read ", path));
+  std::ostringstream out;
+  out << in.rdbuf();
+  return out.str();
+}
+
+// A failed migration statement: the server's text helps the person who
+// wrote the migration, and migrations hold no secrets.
+absl::Status MigrationError(const sql::SQLException& e,
+                            absl::string_view what) {
+  absl::Status mapped = StatusFromSqlException(e, what);
+  return absl::Status(mapped.code(),
+                      absl::StrCat(what, ": ", e.what(), " (mysql error ",
+                                   e.getErrorCode(), ")"));
+}
+
+absl::Status ApplyLocked(MysqlConnection& conn,
+                         const std::vector<MigrationFile>& files,
+                         std::vector<std::string>* applied) {
+  std::string what = "create schema_migrations";
+  try {
+    conn.Execute(
+        "CREATE TABLE IF NOT EXISTS schema_migrations ("
+        " version INT NOT NULL,"
+        " name VARCHAR(255) NOT NULL,"
+        " checksum CHAR(64) CHARACTER SET ascii COLLATE ascii_bin NOT NULL,"
+        " applied_at DATETIME(6) NOT NULL,"
+        " PRIMARY KEY (version)"
+        ") ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci");
+
+    what = "read schema_migrations";
+    std::map<int, AppliedMigration> done;
+    {
+      std::unique_ptr<sql::ResultSet> rs = conn.QueryText(
+          "SELECT version, name, checksum FROM schema_migrations");
+      while (rs->next()) {
+        done[rs->getInt(1)] = AppliedMigration{std::string(rs->getString(2)),
+                                               std::string(rs->getString(3))};
+      }
+    }
+
+    // Check every applied file before applying anything new.
+    struct Pending {
+      const MigrationFile* file;
+      std::string text;
+      std::string checksum;
+    };
+    std::vector<Pending> pending;
+    for (const MigrationFile& file : files) {
+      absl::StatusOr<std::string> text = ReadFile(file.path);
+      if (!text.ok()) return text.status();
+      std::string checksum =
+          core::HexEncode(core::AsStringView(core::Sha256(*text)));
+      auto it = done.find(file.version);
+      if (it == done.end()) {
+        pending.push_back(Pending{&file, *std::move(text), checksum});
+        continue;
+      }
+      if (it->second.name != file.file_name) {
+        return absl::FailedPreconditionError(absl::StrCat(
+            "migration ", file.version, " was applied as ", it->second.name,
+            " but the file is now ", file.file_name));
+      }
+      if (it->second.checksum != checksum) {
+        return absl::FailedPreconditionError(absl::StrCat(
+            "migration ", file.file_name,
+            " changed after it was applied (checksum mismatch); add a new "
+            "migration instead of editing an applied one"));
+      }
+    }
+
+    for (const auto& [file, text, checksum] : pending) {
+      absl::StatusOr<std::vector<std::string>> statements =
+          SplitSqlStatements(text);
+      if (!statements.ok()) {
+        return absl::Status(
+            statements.status().code(),
+            absl::StrCat(file->file_name, ": ", statements.status().message()));
+      }
+      for (size_t i = 0; i < statements->size(); ++i) {
+        what =
+            absl::StrCat("migration ", file->file_name, " statement ", i + 1);
+        conn.Execute((*statements)[i]);
+      }
+      what = absl::StrCat("record migration ", file->file_name);
+      sql::PreparedStatement& record = conn.Prepare(
+          "INSERT INTO schema_migrations (version, name, checksum, "
+          "applied_at) VALUES (?, ?, ?, UTC_TIMESTAMP(6))");
+      record.setInt(1, file->version);
+      record.setString(2, file->file_name);
+      record.setString(3, checksum);
+      conn.Update(record);
+      if (applied != nullptr) applied->push_back(file->file_name);
+    }
+  } catch (const sql::SQLException& e) {
+    return MigrationError(e, what);
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::StatusOr<std::vector<std::string>> SplitSqlStatements(
+    absl::string_view text) {
+  std::vector<std::string> statements;
+  std::string current;
+  for (absl::string_view line : absl::StrSplit(text, '\n')) {
+    absl::string_view trimmed = absl::StripAsciiWhitespace(line);
+    if (absl::StartsWith(trimmed, "--")) continue;
+    if (trimmed.empty() && current.empty()) continue;
+    if (absl::EndsWith(trimmed, ";")) {
+      absl::StrAppend(&current, absl::StripTrailingAsciiWhitespace(line));
+      current.pop_back();  // the ';'
+      std::string statement(absl::StripAsciiWhitespace(current));
+      if (!statement.empty()) statements.push_back(std::move(statement));
+      current.clear();
+      continue;
+    }
+    absl::StrAppend(&current, absl::StripTrailingAsciiWhitespace(line), "\n");
+  }
+  if (!absl::StripAsciiWhitespace(current).empty()) {
+    return absl::InvalidArgumentError(
+        "text after the last statement (statements end with ';' at the end "
+        "of a line)");
+  }
+  return statements;
+}
+
+absl::Status ApplyMigrations(const MysqlOptions& options,
+                             const std::string& migrations_dir,
+                             std::vector<std::string>* applied) {
+  if (absl::Status s = ValidateMysqlOptions(options); !s.ok()) return s;
+  if (options.database.empty()) {
+    return absl::InvalidArgumentError("migrations need a database name");
+  }
+  absl::StatusOr<std::vector<MigrationFile>> files =
+      ListMigrations(migrations_dir);
+  if (!files.ok()) return files.status();
+
+  // DDL may legitimately run for a long time: no statement ceiling, long
+  // socket timeouts.
+  MysqlOptions admin = options;
+  admin.database.clear();
+  admin.statement_timeout = absl::ZeroDuration();
+  admin.read_timeout = std::max(admin.read_timeout, absl::Hours(1));
+  admin.write_timeout = std::max(admin.write_timeout, absl::Hours(1));
+  InitMysqlDriver();
+  absl::StatusOr<std::unique_ptr<MysqlConnection>> conn =
+      OpenMysqlConnection(admin, nullptr);
+  if (!conn.ok()) return conn.status();
+
+  std::string what = "create database";
+  try {
+    // The name passed IsValidDatabaseName: only [A-Za-z0-9_].
+    (*conn)->Execute(
+        absl::StrCat("CREATE DATABASE IF NOT EXISTS `", options.database,
+                     "` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"));
+    (*conn)->raw().setSchema(options.database);
+    what = "take the migration lock";
+    std::unique_ptr<sql::ResultSet> rs = (*conn)->QueryText(absl::StrCat(
+        "SELECT GET_LOCK('", kLockName, "', ", kLockWaitSeconds, ")"));
+    if (!rs->next() || rs->isNull(1)) {
+      return absl::InternalError("GET_LOCK returned no result");
+    }
+    if (rs->getInt(1) != 1) {
+      return absl::DeadlineExceededError(
+          absl::StrCat("another migrator held the lock '", kLockName, "' for ",
+                       kLockWaitSeconds, " s"));
+    }
+  } catch (const sql::SQLException& e) {
+    return MigrationError(e, what);
+  }
+
+  absl::Status status = ApplyLocked(**conn, *files, applied);
+  try {
+    (*conn)->Execute(absl::StrCat("DO RELEASE_LOCK('", kLockName, "')"));
+  } catch (const sql::SQLException&) {
+    // Closing the session below releases the lock anyway.
+  }
+  return status;
+}
+
+}  // namespace lumo::storage

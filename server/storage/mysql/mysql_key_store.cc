@@ -1,0 +1,998 @@
+#include "server/storage/mysql/mysql_key_store.h"
+
+#include <cppconn/datatype.h>
+#include <cppconn/exception.h>
+#include <cppconn/prepared_statement.h>
+#include <cppconn/resultset.h>
+
+#include <algorithm>
+#include <cstring>
+#include <exception>
+#include <optional>
+#include <string>
+#include <utility>
+
+#include "absl/functional/function_ref.h"
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "server/storage/mysql/datetime.h"
+#include "server/storage/mysql/sql_error.h"
+
+namespace lumo::storage {
+
+namespace {
+
+// ---------------------------------------------------------------------------
+// Session: one connection for the duration of one store operation.
+
+class Session {
+ public:
+  explicit Session(MysqlConnection& conn) : conn_(conn) {}
+
+  // Names the statement about to run, for error messages (fixed text).
+  void Step(absl::string_view step) { step_ = std::string(step); }
+  absl::string_view step() const { return step_; }
+
+  sql::PreparedStatement& Prepare(const std::string& sql) {
+    return conn_.Prepare(sql);
+  }
+  std::unique_ptr<sql::PreparedStatement> PrepareUncached(
+      const std::string& sql) {
+    return conn_.PrepareUncached(sql);
+  }
+  std::unique_ptr<sql::ResultSet> Query(sql::PreparedStatement& stmt) {
+    return conn_.Query(stmt);
+  }
+  uint64_t Update(sql::PreparedStatement& stmt) { return conn_.Update(stmt); }
+
+  void Begin() {
+    Step("start transaction");
+    conn_.Execute("START TRANSACTION");
+    in_transaction_ = true;
+  }
+  void Commit() {
+    Step("commit");
+    commit_sent_ = true;
+    conn_.Execute("COMMIT");
+    in_transaction_ = false;
+  }
+  // Ends a transaction that wrote nothing, or abandons one on an error path.
+  void Rollback() {
+    in_transaction_ = false;
+    conn_.Execute("ROLLBACK");
+  }
+
+  bool in_transaction() const { return in_transaction_; }
+  bool commit_sent() const { return commit_sent_; }
+
+ private:
+  MysqlConnection& conn_;
+  std::string step_;
+  bool in_transaction_ = false;
+  bool commit_sent_ = false;
+};
+
+// ---------------------------------------------------------------------------
+// SQL. Values are always bound; the only spliced text is from this file.
+
+// The key columns every record read selects, in ReadKeyColumns' order.
+constexpr char kKeyColumns[] =
+    "k.id, k.tenant_id, k.name, k.scopes, k.allowed_cidrs, "
+    "k.rate_limit_per_minute, k.revoked, k.version, k.created_by_type, "
+    "k.created_by_id, k.created_at, k.last_used_at, k.expires_at, "
+    "k.rotated_at, k.revoked_at";
+constexpr int kKeyColumnCount = 15;
+
+// Latest end of a grace period still running (column 16 of record reads).
+constexpr char kGraceColumn[] =
+    "(SELECT MAX(r.valid_until) FROM api_key_retired_secrets r"
+    " WHERE r.tenant_id = k.tenant_id AND r.key_id = k.id"
+    " AND r.valid_until > UTC_TIMESTAMP(6))";
+
+const std::string& SelectRecordSql() {
+  static const std::string* const sql =
+      new std::string(absl::StrCat("SELECT ", kKeyColumns, ", ", kGraceColumn,
+                                   ", UTC_TIMESTAMP(6) FROM api_keys k"
+                                   " WHERE k.tenant_id = ? AND k.id = ?"
+                                   " AND k.deleted_at IS NULL"));
+  return *sql;
+}
+
+// The locking read that starts every mutation. The grace column counts only
+// the retired secrets a rotation keeps (the newest kMaxRetiredSecrets - 1),
+// and the clock is read with SYSDATE(6), which is evaluated after the row
+// lock is granted, so serialised mutations see increasing times. Columns 18
+// and 19 are the current secret.
+const std::string& LockRecordSql() {
+  static const std::string* const sql = new std::string(absl::StrCat(
+      "SELECT ", kKeyColumns,
+      ", (SELECT MAX(r.valid_until) FROM api_key_retired_secrets r"
+      " WHERE r.tenant_id = k.tenant_id AND r.key_id = k.id"
+      " AND r.valid_until > UTC_TIMESTAMP(6) AND r.key_version > k.version - ",
+      kMaxRetiredSecrets,
+      "), SYSDATE(6), k.digest, k.pepper_version FROM api_keys k"
+      " WHERE k.tenant_id = ? AND k.id = ? AND k.deleted_at IS NULL"
+      " FOR UPDATE"));
+  return *sql;
+}
+
+constexpr char kInsertChangeSql[] =
+    "INSERT INTO key_changes (tenant_id, key_id, change_type, key_version,"
+    " created_at) VALUES (?, ?, ?, ?, UTC_TIMESTAMP(6))";
+
+constexpr char kInsertAuditSql[] =
+    "INSERT INTO audit_events (tenant_id, action, category, actor_type,"
+    " actor_id, target_type, target_id, outcome, suspicious, ip_address,"
+    " user_agent, request_id, metadata, created_at)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, UTC_TIMESTAMP(6))";
+
+constexpr char kInsertKeySql[] =
+    "INSERT INTO api_keys (id, tenant_id, name, digest, pepper_version,"
+    " scopes, allowed_cidrs, rate_limit_per_minute, revoked, version,"
+    " created_by_type, created_by_id, created_at, expires_at)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0, 1, ?, ?, UTC_TIMESTAMP(6), ?)";
+
+// The width of audit_events.user_agent, in characters.
+constexpr size_t kUserAgentMaxChars = 512;
+
+// ---------------------------------------------------------------------------
+// Values.
+
+// Key ids are base62; CHAR comparisons ignore trailing spaces, so anything
+// else could alias a real id.
+bool IsWellFormedKeyId(absl::string_view id) {
+  if (id.empty() || id.size() > 12) return false;
+  for (char c : id) {
+    if (!absl::ascii_isalnum(static_cast<unsigned char>(c))) return false;
+  }
+  return true;
+}
+
+std::string Str(absl::string_view s) { return std::string(s); }
+
+std::string DigestBytes(const core::Digest& d) {
+  return std::string(core::AsStringView(d));
+}
+
+absl::Status ReadDigest(const sql::SQLString& bytes, core::Digest* out) {
+  if (bytes.length() != out->size()) {
+    return absl::InternalError("stored digest has the wrong length");
+  }
+  std::memcpy(out->data(), bytes.c_str(), out->size());
+  return absl::OkStatus();
+}
+
+// Joins list values with `sep`; INVALID_ARGUMENT when a value contains the
+// separator (it would split differently when read back).
+absl::StatusOr<std::string> JoinList(const std::vector<std::string>& values,
+                                     char sep, absl::string_view field) {
+  for (const std::string& v : values) {
+    if (v.empty() || v.find(sep) != std::string::npos) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          field, " contains an empty value or a '", std::string(1, sep), "'"));
+    }
+  }
+  return absl::StrJoin(values, std::string(1, sep));
+}
+
+std::vector<std::string> SplitList(const sql::SQLString& text, char sep) {
+  return absl::StrSplit(text.asStdString(), sep, absl::SkipEmpty());
+}
+
+// At most `max_chars` UTF-8 characters of `s` (cut at a character
+// boundary).
+std::string TruncateUtf8(absl::string_view s, size_t max_chars) {
+  size_t chars = 0;
+  for (size_t i = 0; i < s.size(); ++i) {
+    if ((static_cast<unsigned char>(s[i]) & 0xC0) != 0x80) {
+      if (chars == max_chars) return std::string(s.substr(0, i));
+      ++chars;
+    }
+  }
+  return std::string(s);
+}
+
+// Escapes LIKE wildcards; the statements declare ESCAPE '!', which (unlike
+// '\') means the same under every sql_mode.
+std::string EscapeLike(absl::string_view s) {
+  std::string out;
+  out.reserve(s.size());
+  for (char c : s) {
+    if (c == '!' || c == '%' || c == '_') out.push_back('!');
+    out.push_back(c);
+  }
+  return out;
+}
+
+std::optional<absl::Time> OptionalMax(std::optional<absl::Time> a,
+                                      std::optional<absl::Time> b) {
+  if (!a.has_value()) return b;
+  if (!b.has_value()) return a;
+  return std::max(*a, *b);
+}
+
+// Binds a time or NULL. INVALID_ARGUMENT outside DATETIME's range.
+absl::Status BindTime(sql::PreparedStatement& stmt, int index,
+                      std::optional<absl::Time> t) {
+  if (!t.has_value()) {
+    stmt.setNull(index, sql::DataType::TIMESTAMP);
+    return absl::OkStatus();
+  }
+  absl::StatusOr<std::string> text = FormatDatetime(*t);
+  if (!text.ok()) return text.status();
+  stmt.setString(index, *text);
+  return absl::OkStatus();
+}
+
+absl::StatusOr<absl::Time> GetTime(const sql::ResultSet& rs, int column) {
+  return ParseDatetime(rs.getString(column).asStdString());
+}
+
+absl::StatusOr<std::optional<absl::Time>> GetOptionalTime(
+    const sql::ResultSet& rs, int column) {
+  if (rs.isNull(column)) return std::optional<absl::Time>();
+  absl::StatusOr<absl::Time> t = GetTime(rs, column);
+  if (!t.ok()) return t.status();
+  return std::optional<absl::Time>(*t);
+}
+
+// Reads kKeyColumns (columns 1..15) of the current row.
+absl::Status ReadKeyColumns(const sql::ResultSet& rs, ApiKeyRecord* key) {
+  key->id = rs.getString(1).asStdString();
+  key->tenant_id = rs.getInt64(2);
+  key->name = rs.getString(3).asStdString();
+  key->scopes = SplitList(rs.getString(4), ' ');
+  key->allowed_cidrs = SplitList(rs.getString(5), ',');
+  key->rate_limit_per_minute = rs.getInt(6);
+  key->revoked = rs.getInt(7) != 0;
+  key->version = rs.getInt64(8);
+  key->created_by_type = rs.getString(9).asStdString();
+  key->created_by_id = rs.getString(10).asStdString();
+  absl::StatusOr<absl::Time> created = GetTime(rs, 11);
+  if (!created.ok()) return created.status();
+  key->created_at = *created;
+  std::optional<absl::Time>* optional_times[] = {
+      &key->last_used_at, &key->expires_at, &key->rotated_at, &key->revoked_at};
+  for (int i = 0; i < 4; ++i) {
+    absl::StatusOr<std::optional<absl::Time>> t = GetOptionalTime(rs, 12 + i);
+    if (!t.ok()) return t.status();
+    *optional_times[i] = *t;
+  }
+  return absl::OkStatus();
+}
+
+// Reads a record row: the key columns, the grace column and the clock.
+absl::Status ReadRecord(const sql::ResultSet& rs, ApiKeyRecord* key) {
+  if (absl::Status s = ReadKeyColumns(rs, key); !s.ok()) return s;
+  absl::StatusOr<std::optional<absl::Time>> grace =
+      GetOptionalTime(rs, kKeyColumnCount + 1);
+  if (!grace.ok()) return grace.status();
+  key->previous_secret_valid_until = *grace;
+  absl::StatusOr<absl::Time> now = GetTime(rs, kKeyColumnCount + 2);
+  if (!now.ok()) return now.status();
+  key->db_now = *now;
+  return absl::OkStatus();
+}
+
+bool IsExpired(const ApiKeyRecord& key) {
+  return key.expires_at.has_value() && *key.expires_at <= key.db_now;
+}
+
+absl::Status NotFound() { return absl::NotFoundError("API key not found"); }
+
+// Locks the key row (FOR UPDATE) and reads it; `secret` (optional)
+// receives the current secret. NOT_FOUND when there is no such live key in
+// the tenant.
+absl::Status LockKey(Session& session, int64_t tenant_id, absl::string_view id,
+                     ApiKeyRecord* key, StoredSecret* secret);
+
+absl::Status InsertChange(Session& session, int64_t tenant_id,
+                          absl::string_view key_id,
+                          absl::string_view change_type, int64_t version) {
+  session.Step("insert key change");
+  sql::PreparedStatement& stmt = session.Prepare(kInsertChangeSql);
+  stmt.setInt64(1, tenant_id);
+  stmt.setString(2, Str(key_id));
+  stmt.setString(3, Str(change_type));
+  stmt.setInt64(4, version);
+  session.Update(stmt);
+  return absl::OkStatus();
+}
+
+absl::Status InsertAudit(Session& session, int64_t tenant_id,
+                         const AuditEvent& event) {
+  session.Step("insert audit event");
+  sql::PreparedStatement& stmt = session.Prepare(kInsertAuditSql);
+  stmt.setInt64(1, tenant_id);
+  stmt.setString(2, event.action);
+  stmt.setString(3, event.category);
+  stmt.setString(4, event.actor_type);
+  stmt.setString(5, event.actor_id);
+  stmt.setString(6, event.target_type);
+  stmt.setString(7, event.target_id);
+  stmt.setString(8, event.outcome);
+  stmt.setInt(9, event.suspicious ? 1 : 0);
+  stmt.setString(10, event.ip_address);
+  // Client-supplied and only informative: cut rather than fail the change.
+  stmt.setString(11, TruncateUtf8(event.user_agent, kUserAgentMaxChars));
+  stmt.setString(12, event.request_id);
+  stmt.setString(13, event.metadata_json.empty() ? "{}" : event.metadata_json);
+  session.Update(stmt);
+  return absl::OkStatus();
+}
+
+absl::Status InsertKeyRow(Session& session, int64_t tenant_id,
+                          const NewKey& key) {
+  if (!IsWellFormedKeyId(key.id)) {
+    return absl::InvalidArgumentError("key id must be 1-12 base62 characters");
+  }
+  absl::StatusOr<std::string> scopes = JoinList(key.scopes, ' ', "scopes");
+  if (!scopes.ok()) return scopes.status();
+  absl::StatusOr<std::string> cidrs =
+      JoinList(key.allowed_cidrs, ',', "allowed_cidrs");
+  if (!cidrs.ok()) return cidrs.status();
+
+  session.Step("insert key");
+  sql::PreparedStatement& stmt = session.Prepare(kInsertKeySql);
+  stmt.setString(1, key.id);
+  stmt.setInt64(2, tenant_id);
+  stmt.setString(3, key.name);
+  stmt.setString(4, DigestBytes(key.secret.digest));
+  stmt.setInt(5, key.secret.pepper_version);
+  stmt.setString(6, *scopes);
+  stmt.setString(7, *cidrs);
+  stmt.setInt(8, key.rate_limit_per_minute);
+  stmt.setString(9, key.created_by_type);
+  stmt.setString(10, key.created_by_id);
+  if (absl::Status s = BindTime(stmt, 11, key.expires_at); !s.ok()) return s;
+  session.Update(stmt);
+  return InsertChange(session, tenant_id, key.id, "created", 1);
+}
+
+absl::Status LockKey(Session& session, int64_t tenant_id, absl::string_view id,
+                     ApiKeyRecord* key, StoredSecret* secret) {
+  session.Step("lock key");
+  sql::PreparedStatement& stmt = session.Prepare(LockRecordSql());
+  stmt.setInt64(1, tenant_id);
+  stmt.setString(2, Str(id));
+  std::unique_ptr<sql::ResultSet> rs = session.Query(stmt);
+  if (!rs->next()) return NotFound();
+  if (absl::Status s = ReadRecord(*rs, key); !s.ok()) return s;
+  if (secret != nullptr) {
+    if (absl::Status s =
+            ReadDigest(rs->getString(kKeyColumnCount + 3), &secret->digest);
+        !s.ok()) {
+      return s;
+    }
+    secret->pepper_version = rs->getInt(kKeyColumnCount + 4);
+  }
+  return absl::OkStatus();
+}
+
+// Sort and filter fragments, chosen from fixed text only.
+std::string OrderBy(const ListKeysQuery& query) {
+  const char* dir = query.descending ? " DESC" : " ASC";
+  switch (query.sort_by) {
+    case KeySortField::kName:
+      return absl::StrCat("k.name", dir, ", k.id", dir);
+    case KeySortField::kLastUsedAt:
+      // Never used (NULL) sorts as the oldest.
+      return absl::StrCat("k.last_used_at", dir, ", k.id", dir);
+    case KeySortField::kExpiresAt:
+      // Never expires (NULL) sorts as the latest.
+      return absl::StrCat("k.expires_at IS NULL", dir, ", k.expires_at", dir,
+                          ", k.id", dir);
+    case KeySortField::kCreatedAt:
+    default:
+      return absl::StrCat("k.created_at", dir, ", k.id", dir);
+  }
+}
+
+const char* StatusCondition(KeyStatusFilter status) {
+  switch (status) {
+    case KeyStatusFilter::kActive:
+      return " AND k.revoked = 0 AND (k.expires_at IS NULL"
+             " OR k.expires_at > UTC_TIMESTAMP(6))";
+    case KeyStatusFilter::kRevoked:
+      return " AND k.revoked = 1";
+    case KeyStatusFilter::kExpired:
+      // Revoked wins over expired, as in the API's status field.
+      return " AND k.revoked = 0 AND k.expires_at <= UTC_TIMESTAMP(6)";
+    case KeyStatusFilter::kAny:
+    default:
+      return "";
+  }
+}
+
+constexpr char kSearchCondition[] =
+    " AND (k.name LIKE ? ESCAPE '!'"
+    " OR k.id COLLATE utf8mb4_unicode_ci LIKE ? ESCAPE '!')";
+
+// The LIKE patterns for a search: a case-insensitive substring of the name
+// or of the id. A search that starts with the display prefix `lmk_` also
+// matches ids by prefix, and is cut after the id so that a pasted full key
+// never reaches the database.
+struct SearchPatterns {
+  std::string name;
+  std::string id;
+};
+SearchPatterns SearchPatternsFor(absl::string_view search) {
+  if (absl::StartsWith(search, "lmk_") && search.size() > 4) {
+    absl::string_view id = search.substr(4);
+    id = id.substr(0, std::min<size_t>(id.find('_'), 12));
+    return {absl::StrCat("%", EscapeLike(absl::StrCat("lmk_", id)), "%"),
+            absl::StrCat(EscapeLike(id), "%")};
+  }
+  std::string contains = absl::StrCat("%", EscapeLike(search), "%");
+  return {contains, contains};
+}
+
+// Runs `body` on a connection from `pool`. Maps sql::SQLException to a
+// status named after `what` and the step that failed, rolls back an open
+// transaction on every error path, and retries once on a fresh connection
+// when a reused connection turns out to be lost before COMMIT was sent
+// (the server has rolled back whatever the attempt did).
+absl::Status Run(ConnectionPool& pool, absl::string_view what,
+                 absl::FunctionRef<absl::Status(Session&)> body) {
+  for (int attempt = 0;; ++attempt) {
+    absl::StatusOr<ConnectionLease> lease = pool.Acquire();
+    if (!lease.ok()) {
+      return absl::Status(lease.status().code(),
+                          absl::StrCat(what, ": ", lease.status().message()));
+    }
+    Session session(**lease);
+    try {
+      absl::Status status = body(session);
+      if (session.in_transaction()) {
+        // An error path (or a body that forgot to commit): nothing of this
+        // operation may stay.
+        session.Step("rollback");
+        session.Rollback();
+        if (status.ok()) {
+          status = absl::InternalError(
+              absl::StrCat(what, ": transaction left open"));
+        }
+      }
+      return status;
+    } catch (const sql::SQLException& e) {
+      const int code = e.getErrorCode();
+      const std::string where =
+          session.step().empty()
+              ? std::string(what)
+              : absl::StrCat(what, " (", session.step(), ")");
+      absl::Status status = StatusFromSqlException(e, where);
+      bool lost = IsConnectionLevelError(code);
+      if (code == 0) {
+        // Raised by Connector/C++ itself: a bug, not an outage. The
+        // session's state is unknown, so it is not reused.
+        lease->MarkBroken();
+        return absl::InternalError(
+            absl::StrCat(where, ": database client error"));
+      }
+      if (!lost && session.in_transaction()) {
+        try {
+          session.Rollback();
+        } catch (const sql::SQLException&) {
+          lost = true;
+        }
+      }
+      if (!lost) return status;
+      lease->MarkBroken();
+      const bool retry =
+          attempt == 0 && !session.commit_sent() && !lease->fresh();
+      if (session.commit_sent()) {
+        return absl::UnavailableError(absl::StrCat(
+            what, ": connection lost during COMMIT; the outcome is unknown"));
+      }
+      if (!retry) return status;
+      // Its idle siblings are probably dead too (server restart, proxy).
+      pool.DiscardIdle();
+    } catch (const std::exception&) {
+      lease->MarkBroken();
+      return absl::InternalError(absl::StrCat(what, ": unexpected error"));
+    }
+  }
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------
+// MysqlKeyStore
+
+absl::StatusOr<std::unique_ptr<MysqlKeyStore>> MysqlKeyStore::Open(
+    const MysqlOptions& options) {
+  if (options.database.empty()) {
+    return absl::InvalidArgumentError("the key store needs a database name");
+  }
+  absl::StatusOr<std::unique_ptr<ConnectionPool>> pool =
+      ConnectionPool::Create(options);
+  if (!pool.ok()) return pool.status();
+  {
+    // Connect once now so that configuration errors surface at start-up.
+    absl::StatusOr<ConnectionLease> lease = (*pool)->Acquire();
+    if (!lease.ok()) return lease.status();
+  }
+  return std::unique_ptr<MysqlKeyStore>(new MysqlKeyStore(*std::move(pool)));
+}
+
+MysqlKeyStore::MysqlKeyStore(std::unique_ptr<ConnectionPool> pool)
+    : pool_(std::move(pool)) {}
+
+MysqlKeyStore::~MysqlKeyStore() = default;
+
+absl::StatusOr<Tenant> MysqlKeyStore::CreateTenant(
+    absl::string_view slug, absl::string_view name, const NewKey* initial_key,
+    const std::vector<AuditEvent>& events) {
+  Tenant tenant;
+  absl::Status status =
+      Run(*pool_, "create tenant", [&](Session& s) -> absl::Status {
+        s.Begin();
+        s.Step("insert tenant");
+        sql::PreparedStatement& insert = s.Prepare(
+            "INSERT INTO tenants (slug, name, created_at)"
+            " VALUES (?, ?, UTC_TIMESTAMP(6))");
+        insert.setString(1, Str(slug));
+        insert.setString(2, Str(name));
+        s.Update(insert);
+
+        s.Step("read tenant");
+        sql::PreparedStatement& read = s.Prepare(
+            "SELECT id, slug, name, created_at FROM tenants"
+            " WHERE id = LAST_INSERT_ID()");
+        std::unique_ptr<sql::ResultSet> rs = s.Query(read);
+        if (!rs->next()) return absl::InternalError("created tenant not found");
+        tenant.id = rs->getInt64(1);
+        tenant.slug = rs->getString(2).asStdString();
+        tenant.name = rs->getString(3).asStdString();
+        absl::StatusOr<absl::Time> created = GetTime(*rs, 4);
+        if (!created.ok()) return created.status();
+        tenant.created_at = *created;
+        rs.reset();
+
+        if (initial_key != nullptr) {
+          if (absl::Status st = InsertKeyRow(s, tenant.id, *initial_key);
+              !st.ok()) {
+            return st;
+          }
+        }
+        for (const AuditEvent& event : events) {
+          if (absl::Status st = InsertAudit(s, tenant.id, event); !st.ok()) {
+            return st;
+          }
+        }
+        s.Commit();
+        return absl::OkStatus();
+      });
+  if (!status.ok()) return status;
+  return tenant;
+}
+
+absl::StatusOr<Tenant> MysqlKeyStore::GetTenantBySlug(absl::string_view slug) {
+  Tenant tenant;
+  absl::Status status =
+      Run(*pool_, "get tenant", [&](Session& s) -> absl::Status {
+        sql::PreparedStatement& stmt = s.Prepare(
+            "SELECT id, slug, name, created_at FROM tenants WHERE slug = ?");
+        stmt.setString(1, Str(slug));
+        std::unique_ptr<sql::ResultSet> rs = s.Query(stmt);
+        if (!rs->next()) return absl::NotFoundError("tenant not found");
+        tenant.id = rs->getInt64(1);
+        tenant.slug = rs->getString(2).asStdString();
+        tenant.name = rs->getString(3).asStdString();
+        absl::StatusOr<absl::Time> created = GetTime(*rs, 4);
+        if (!created.ok()) return created.status();
+        tenant.created_at = *created;
+        return absl::OkStatus();
+      });
+  if (!status.ok()) return status;
+  return tenant;
+}
+
+absl::Status MysqlKeyStore::InsertKey(const NewKey& key,
+                                      const AuditEvent& event) {
+  absl::Status status =
+      Run(*pool_, "insert key", [&](Session& s) -> absl::Status {
+        s.Begin();
+        if (absl::Status st = InsertKeyRow(s, key.tenant_id, key); !st.ok()) {
+          return st;
+        }
+        if (absl::Status st = InsertAudit(s, key.tenant_id, event); !st.ok()) {
+          return st;
+        }
+        s.Commit();
+        return absl::OkStatus();
+      });
+  if (status.code() == absl::StatusCode::kFailedPrecondition) {
+    // The foreign key to tenants failed.
+    return absl::NotFoundError("insert key: tenant not found");
+  }
+  return status;
+}
+
+absl::StatusOr<ApiKeyRecord> MysqlKeyStore::GetKey(int64_t tenant_id,
+                                                   absl::string_view id) {
+  if (!IsWellFormedKeyId(id)) return NotFound();
+  ApiKeyRecord key;
+  absl::Status status = Run(*pool_, "get key", [&](Session& s) -> absl::Status {
+    sql::PreparedStatement& stmt = s.Prepare(SelectRecordSql());
+    stmt.setInt64(1, tenant_id);
+    stmt.setString(2, Str(id));
+    std::unique_ptr<sql::ResultSet> rs = s.Query(stmt);
+    if (!rs->next()) return NotFound();
+    return ReadRecord(*rs, &key);
+  });
+  if (!status.ok()) return status;
+  return key;
+}
+
+absl::StatusOr<KeyPage> MysqlKeyStore::ListKeys(int64_t tenant_id,
+                                                const ListKeysQuery& query) {
+  if (query.page < 1) {
+    return absl::InvalidArgumentError("page must be at least 1");
+  }
+  if (query.limit < 1 || query.limit > 100) {
+    return absl::InvalidArgumentError("limit must be between 1 and 100");
+  }
+  const bool searching = !query.search.empty();
+  const SearchPatterns patterns = SearchPatternsFor(query.search);
+  const std::string where = absl::StrCat(
+      " FROM api_keys k WHERE k.tenant_id = ?"
+      " AND k.deleted_at IS NULL",
+      StatusCondition(query.status), searching ? kSearchCondition : "");
+  const std::string page_sql =
+      absl::StrCat("SELECT ", kKeyColumns, ", ", kGraceColumn,
+                   ", UTC_TIMESTAMP(6), COUNT(*) OVER ()", where, " ORDER BY ",
+                   OrderBy(query), " LIMIT ? OFFSET ?");
+  const int64_t offset =
+      static_cast<int64_t>(query.page - 1) * static_cast<int64_t>(query.limit);
+
+  KeyPage page;
+  absl::Status status =
+      Run(*pool_, "list keys", [&](Session& s) -> absl::Status {
+        page = KeyPage();
+        // Up to 32 variants (sort x direction x filter x search): not cached,
+        // to keep the server's prepared-statement count bounded.
+        std::unique_ptr<sql::PreparedStatement> stmt =
+            s.PrepareUncached(page_sql);
+        int index = 1;
+        stmt->setInt64(index++, tenant_id);
+        if (searching) {
+          stmt->setString(index++, patterns.name);
+          stmt->setString(index++, patterns.id);
+        }
+        stmt->setInt64(index++, query.limit);
+        stmt->setInt64(index++, offset);
+        std::unique_ptr<sql::ResultSet> rs = s.Query(*stmt);
+        while (rs->next()) {
+          ApiKeyRecord key;
+          if (absl::Status st = ReadRecord(*rs, &key); !st.ok()) return st;
+          page.total = rs->getInt64(kKeyColumnCount + 3);
+          page.keys.push_back(std::move(key));
+        }
+        if (!page.keys.empty() || offset == 0) return absl::OkStatus();
+        // Past the last page: the window count came with no row.
+        s.Step("count keys");
+        std::unique_ptr<sql::PreparedStatement> count =
+            s.PrepareUncached(absl::StrCat("SELECT COUNT(*)", where));
+        index = 1;
+        count->setInt64(index++, tenant_id);
+        if (searching) {
+          count->setString(index++, patterns.name);
+          count->setString(index++, patterns.id);
+        }
+        std::unique_ptr<sql::ResultSet> counted = s.Query(*count);
+        if (counted->next()) page.total = counted->getInt64(1);
+        return absl::OkStatus();
+      });
+  if (!status.ok()) return status;
+  return page;
+}
+
+absl::StatusOr<ApiKeyRecord> MysqlKeyStore::RotateKey(
+    int64_t tenant_id, absl::string_view id, const StoredSecret& new_secret,
+    absl::Duration grace, const AuditEvent& event) {
+  if (grace < absl::ZeroDuration()) {
+    return absl::InvalidArgumentError("grace period must not be negative");
+  }
+  if (!IsWellFormedKeyId(id)) return NotFound();
+  ApiKeyRecord key;
+  absl::Status status =
+      Run(*pool_, "rotate key", [&](Session& s) -> absl::Status {
+        key = ApiKeyRecord();
+        s.Begin();
+        StoredSecret old_secret;
+        if (absl::Status st = LockKey(s, tenant_id, id, &key, &old_secret);
+            !st.ok()) {
+          return st;
+        }
+        if (key.revoked) {
+          return absl::FailedPreconditionError(
+              "a revoked key cannot be rotated");
+        }
+        if (IsExpired(key)) {
+          return absl::FailedPreconditionError(
+              "an expired key cannot be rotated");
+        }
+        const absl::Time now = key.db_now;
+        const absl::Time valid_until = now + grace;
+        const int64_t old_version = key.version;
+
+        s.Step("retire secret");
+        sql::PreparedStatement& retire = s.Prepare(
+            "INSERT INTO api_key_retired_secrets (key_id, key_version, "
+            "tenant_id,"
+            " digest, pepper_version, retired_at, valid_until)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?)");
+        retire.setString(1, Str(id));
+        retire.setInt64(2, old_version);
+        retire.setInt64(3, tenant_id);
+        retire.setString(4, DigestBytes(old_secret.digest));
+        retire.setInt(5, old_secret.pepper_version);
+        if (absl::Status st = BindTime(retire, 6, now); !st.ok()) return st;
+        if (absl::Status st = BindTime(retire, 7, valid_until); !st.ok()) {
+          return st;
+        }
+        s.Update(retire);
+
+        // A rotation also ends earlier grace periods that would outlast its
+        // own: a grace-0 rotation (suspected leak) kills every old secret.
+        s.Step("cap earlier grace periods");
+        sql::PreparedStatement& cap = s.Prepare(
+            "UPDATE api_key_retired_secrets SET valid_until = ?"
+            " WHERE tenant_id = ? AND key_id = ? AND key_version < ?"
+            " AND valid_until > ?");
+        if (absl::Status st = BindTime(cap, 1, valid_until); !st.ok()) return st;
+        cap.setInt64(2, tenant_id);
+        cap.setString(3, Str(id));
+        cap.setInt64(4, old_version);
+        if (absl::Status st = BindTime(cap, 5, valid_until); !st.ok()) return st;
+        s.Update(cap);
+
+        // Keep the newest kMaxRetiredSecrets: versions are distinct integers,
+        // so those above old_version - kMaxRetiredSecrets are at most that
+        // many.
+        if (old_version > kMaxRetiredSecrets) {
+          s.Step("prune retired secrets");
+          sql::PreparedStatement& prune = s.Prepare(
+              "DELETE FROM api_key_retired_secrets"
+              " WHERE tenant_id = ? AND key_id = ? AND key_version <= ?");
+          prune.setInt64(1, tenant_id);
+          prune.setString(2, Str(id));
+          prune.setInt64(3, old_version - kMaxRetiredSecrets);
+          s.Update(prune);
+        }
+
+        s.Step("update key");
+        sql::PreparedStatement& update = s.Prepare(
+            "UPDATE api_keys SET digest = ?, pepper_version = ?, rotated_at = "
+            "?,"
+            " version = ? WHERE tenant_id = ? AND id = ? AND version = ?");
+        update.setString(1, DigestBytes(new_secret.digest));
+        update.setInt(2, new_secret.pepper_version);
+        if (absl::Status st = BindTime(update, 3, now); !st.ok()) return st;
+        update.setInt64(4, old_version + 1);
+        update.setInt64(5, tenant_id);
+        update.setString(6, Str(id));
+        update.setInt64(7, old_version);
+        if (s.Update(update) != 1) {
+          return absl::InternalError(
+              "rotate key: the locked row did not update");
+        }
+        if (absl::Status st =
+                InsertChange(s, tenant_id, id, "rotated", old_version + 1);
+            !st.ok()) {
+          return st;
+        }
+        if (absl::Status st = InsertAudit(s, tenant_id, event); !st.ok()) {
+          return st;
+        }
+        s.Commit();
+
+        key.version = old_version + 1;
+        key.rotated_at = now;
+        if (valid_until > now) {
+          key.previous_secret_valid_until =
+              OptionalMax(key.previous_secret_valid_until, valid_until);
+        }
+        return absl::OkStatus();
+      });
+  if (!status.ok()) return status;
+  return key;
+}
+
+absl::StatusOr<RevokeResult> MysqlKeyStore::RevokeKey(int64_t tenant_id,
+                                                      absl::string_view id,
+                                                      const AuditEvent& event) {
+  if (!IsWellFormedKeyId(id)) return NotFound();
+  RevokeResult result;
+  absl::Status status =
+      Run(*pool_, "revoke key", [&](Session& s) -> absl::Status {
+        result = RevokeResult();
+        s.Begin();
+        if (absl::Status st = LockKey(s, tenant_id, id, &result.key, nullptr);
+            !st.ok()) {
+          return st;
+        }
+        if (result.key.revoked) {
+          // Already revoked: nothing to write.
+          s.Step("rollback");
+          s.Rollback();
+          return absl::OkStatus();
+        }
+        const absl::Time now = result.key.db_now;
+        const int64_t old_version = result.key.version;
+        s.Step("update key");
+        sql::PreparedStatement& update = s.Prepare(
+            "UPDATE api_keys SET revoked = 1, revoked_at = ?, version = ?"
+            " WHERE tenant_id = ? AND id = ? AND version = ?");
+        if (absl::Status st = BindTime(update, 1, now); !st.ok()) return st;
+        update.setInt64(2, old_version + 1);
+        update.setInt64(3, tenant_id);
+        update.setString(4, Str(id));
+        update.setInt64(5, old_version);
+        if (s.Update(update) != 1) {
+          return absl::InternalError(
+              "revoke key: the locked row did not update");
+        }
+        if (absl::Status st =
+                InsertChange(s, tenant_id, id, "revoked", old_version + 1);
+            !st.ok()) {
+          return st;
+        }
+        if (absl::Status st = InsertAudit(s, tenant_id, event); !st.ok()) {
+          return st;
+        }
+        s.Commit();
+        result.key.revoked = true;
+        result.key.revoked_at = now;
+        result.key.version = old_version + 1;
+        result.changed = true;
+        return absl::OkStatus();
+      });
+  if (!status.ok()) return status;
+  return result;
+}
+
+absl::Status MysqlKeyStore::DeleteKey(int64_t tenant_id, absl::string_view id,
+                                      const AuditEvent& event) {
+  if (!IsWellFormedKeyId(id)) return NotFound();
+  return Run(*pool_, "delete key", [&](Session& s) -> absl::Status {
+    s.Begin();
+    ApiKeyRecord key;
+    if (absl::Status st = LockKey(s, tenant_id, id, &key, nullptr); !st.ok()) {
+      return st;
+    }
+    s.Step("update key");
+    sql::PreparedStatement& update = s.Prepare(
+        "UPDATE api_keys SET deleted_at = ?, version = ?"
+        " WHERE tenant_id = ? AND id = ? AND version = ?");
+    if (absl::Status st = BindTime(update, 1, key.db_now); !st.ok()) {
+      return st;
+    }
+    update.setInt64(2, key.version + 1);
+    update.setInt64(3, tenant_id);
+    update.setString(4, Str(id));
+    update.setInt64(5, key.version);
+    if (s.Update(update) != 1) {
+      return absl::InternalError("delete key: the locked row did not update");
+    }
+    if (absl::Status st =
+            InsertChange(s, tenant_id, id, "deleted", key.version + 1);
+        !st.ok()) {
+      return st;
+    }
+    if (absl::Status st = InsertAudit(s, tenant_id, event); !st.ok()) {
+      return st;
+    }
+    s.Commit();
+    return absl::OkStatus();
+  });
+}
+
+absl::StatusOr<VerifyRecord> MysqlKeyStore::LoadForVerify(
+    absl::string_view id) {
+  if (!IsWellFormedKeyId(id)) return NotFound();
+  static const std::string* const kSql = new std::string(absl::StrCat(
+      "SELECT ", kKeyColumns,
+      ", t.slug, k.deleted_at IS NOT NULL, k.digest, k.pepper_version,"
+      " r.digest, r.pepper_version, r.valid_until, UTC_TIMESTAMP(6)"
+      " FROM api_keys k JOIN tenants t ON t.id = k.tenant_id"
+      " LEFT JOIN api_key_retired_secrets r"
+      " ON r.tenant_id = k.tenant_id AND r.key_id = k.id"
+      " WHERE k.id = ? ORDER BY r.key_version DESC LIMIT ",
+      kMaxRetiredSecrets));
+  constexpr int kSlug = kKeyColumnCount + 1;
+  constexpr int kDeleted = kKeyColumnCount + 2;
+  constexpr int kDigest = kKeyColumnCount + 3;
+  constexpr int kPepper = kKeyColumnCount + 4;
+  constexpr int kRetiredDigest = kKeyColumnCount + 5;
+  constexpr int kRetiredPepper = kKeyColumnCount + 6;
+  constexpr int kRetiredValidUntil = kKeyColumnCount + 7;
+  constexpr int kNow = kKeyColumnCount + 8;
+
+  VerifyRecord record;
+  absl::Status status =
+      Run(*pool_, "load key", [&](Session& s) -> absl::Status {
+        record = VerifyRecord();
+        sql::PreparedStatement& stmt = s.Prepare(*kSql);
+        stmt.setString(1, Str(id));
+        std::unique_ptr<sql::ResultSet> rs = s.Query(stmt);
+        bool first = true;
+        while (rs->next()) {
+          if (first) {
+            first = false;
+            if (absl::Status st = ReadKeyColumns(*rs, &record.key); !st.ok()) {
+              return st;
+            }
+            record.tenant_slug = rs->getString(kSlug).asStdString();
+            record.deleted = rs->getInt(kDeleted) != 0;
+            if (absl::Status st =
+                    ReadDigest(rs->getString(kDigest), &record.current.digest);
+                !st.ok()) {
+              return st;
+            }
+            record.current.pepper_version = rs->getInt(kPepper);
+            absl::StatusOr<absl::Time> now = GetTime(*rs, kNow);
+            if (!now.ok()) return now.status();
+            record.key.db_now = *now;
+          }
+          if (rs->isNull(kRetiredDigest)) continue;  // no retired secrets
+          RetiredSecret retired;
+          if (absl::Status st = ReadDigest(rs->getString(kRetiredDigest),
+                                           &retired.secret.digest);
+              !st.ok()) {
+            return st;
+          }
+          retired.secret.pepper_version = rs->getInt(kRetiredPepper);
+          absl::StatusOr<absl::Time> until = GetTime(*rs, kRetiredValidUntil);
+          if (!until.ok()) return until.status();
+          retired.valid_until = *until;
+          if (retired.valid_until > record.key.db_now) {
+            record.key.previous_secret_valid_until = OptionalMax(
+                record.key.previous_secret_valid_until, retired.valid_until);
+          }
+          record.retired.push_back(retired);
+        }
+        if (first) return NotFound();
+        return absl::OkStatus();
+      });
+  if (!status.ok()) return status;
+  return record;
+}
+
+absl::StatusOr<absl::Time> MysqlKeyStore::Now() {
+  absl::Time now;
+  absl::Status status =
+      Run(*pool_, "read clock", [&](Session& s) -> absl::Status {
+        sql::PreparedStatement& stmt = s.Prepare("SELECT UTC_TIMESTAMP(6)");
+        std::unique_ptr<sql::ResultSet> rs = s.Query(stmt);
+        if (!rs->next())
+          return absl::InternalError("clock query returned no row");
+        absl::StatusOr<absl::Time> t = GetTime(*rs, 1);
+        if (!t.ok()) return t.status();
+        now = *t;
+        return absl::OkStatus();
+      });
+  if (!status.ok()) return status;
+  return now;
+}
+
+absl::StatusOr<int> MysqlKeyStore::FlushLogAtTrxCommit() {
+  int value = 0;
+  absl::Status status =
+      Run(*pool_, "read durability settings", [&](Session& s) -> absl::Status {
+        sql::PreparedStatement& stmt =
+            s.Prepare("SELECT @@innodb_flush_log_at_trx_commit");
+        std::unique_ptr<sql::ResultSet> rs = s.Query(stmt);
+        if (!rs->next()) return absl::InternalError("no result");
+        value = rs->getInt(1);
+        return absl::OkStatus();
+      });
+  if (!status.ok()) return status;
+  return value;
+}
+
+}  // namespace lumo::storage

@@ -1,0 +1,95 @@
+// KeyStore over MySQL/MariaDB (Connector/C++ 1.1). The only KeyStore that
+// touches a real database; the schema is sql/migrations/.
+#ifndef LUMOKEYS_SERVER_STORAGE_MYSQL_MYSQL_KEY_STORE_H_
+#define LUMOKEYS_SERVER_STORAGE_MYSQL_MYSQL_KEY_STORE_H_
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/time/time.h"
+#include "server/storage/key_store.h"
+#include "server/storage/mysql/connection_pool.h"
+#include "server/storage/mysql/mysql_options.h"
+
+namespace lumo::storage {
+
+// Thread-safe: every method may be called concurrently from any thread;
+// each call takes a connection from the store's pool for its duration.
+//
+// Behaviour beyond the KeyStore contract:
+//   - Every statement is a server-side prepared statement with bound values;
+//     only whitelisted fragments (sort column, status filter) are spliced
+//     into SQL text.
+//   - Mutations run in one REPEATABLE READ transaction that starts with
+//     SELECT ... FOR UPDATE on the key row; every error path rolls back.
+//   - Times come from the database clock: UTC_TIMESTAMP(6), and in
+//     mutations SYSDATE(6) read after the row lock is granted, so the times
+//     of serialised mutations of one key increase with its version.
+//   - A lost connection (server restart, KILL, idle timeout) is retried once
+//     on a fresh connection when nothing can have been committed, so the
+//     caller does not see it; a connection lost during COMMIT is reported as
+//     UNAVAILABLE (the outcome is unknown).
+//   - Error codes besides those of key_store.h: INVALID_ARGUMENT when a
+//     value does not fit the schema (too long, invalid UTF-8, a time outside
+//     years 1000-9999, metadata that is not JSON, a key id that is not
+//     1-12 base62 characters on insert) or a list query is out of range
+//     (page < 1, limit outside 1..100); ABORTED when the database chose
+//     this transaction as a deadlock victim (retry).
+class MysqlKeyStore : public KeyStore {
+ public:
+  // Opens the pool and checks that the database answers. UNAVAILABLE when
+  // it cannot be reached or refuses the login; INVALID_ARGUMENT for
+  // unusable options (options.database must be set).
+  static absl::StatusOr<std::unique_ptr<MysqlKeyStore>> Open(
+      const MysqlOptions& options);
+
+  ~MysqlKeyStore() override;
+
+  absl::StatusOr<Tenant> CreateTenant(
+      absl::string_view slug, absl::string_view name, const NewKey* initial_key,
+      const std::vector<AuditEvent>& events) override;
+  absl::StatusOr<Tenant> GetTenantBySlug(absl::string_view slug) override;
+  absl::Status InsertKey(const NewKey& key, const AuditEvent& event) override;
+  absl::StatusOr<ApiKeyRecord> GetKey(int64_t tenant_id,
+                                      absl::string_view id) override;
+  absl::StatusOr<KeyPage> ListKeys(int64_t tenant_id,
+                                   const ListKeysQuery& query) override;
+  absl::StatusOr<ApiKeyRecord> RotateKey(int64_t tenant_id,
+                                         absl::string_view id,
+                                         const StoredSecret& new_secret,
+                                         absl::Duration grace,
+                                         const AuditEvent& event) override;
+  absl::StatusOr<RevokeResult> RevokeKey(int64_t tenant_id,
+                                         absl::string_view id,
+                                         const AuditEvent& event) override;
+  absl::Status DeleteKey(int64_t tenant_id, absl::string_view id,
+                         const AuditEvent& event) override;
+  absl::StatusOr<VerifyRecord> LoadForVerify(absl::string_view id) override;
+  absl::StatusOr<absl::Time> Now() override;
+
+  // @@innodb_flush_log_at_trx_commit: anything but 1 can lose acknowledged
+  // commits on a crash. Errors as key_store.h.
+  absl::StatusOr<int> FlushLogAtTrxCommit();
+
+  // Statements executed on behalf of callers so far (connection set-up
+  // excluded; START TRANSACTION and COMMIT included). LoadForVerify is
+  // exactly one.
+  uint64_t queries_executed() const { return pool_->queries_executed(); }
+  PoolStats pool_stats() const { return pool_->stats(); }
+  // The store's pool, for tests (holding leases, counting connections).
+  ConnectionPool* pool() { return pool_.get(); }
+
+ private:
+  explicit MysqlKeyStore(std::unique_ptr<ConnectionPool> pool);
+
+  std::unique_ptr<ConnectionPool> pool_;
+};
+
+}  // namespace lumo::storage
+
+#endif  // LUMOKEYS_SERVER_STORAGE_MYSQL_MYSQL_KEY_STORE_H_

@@ -1,0 +1,281 @@
+// The connection pool against the real MariaDB.
+#include "server/storage/mysql/connection_pool.h"
+
+#include <cppconn/exception.h>
+#include <cppconn/prepared_statement.h>
+#include <cppconn/resultset.h>
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <thread>
+
+#include "absl/synchronization/notification.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "server/storage/mysql/sql_error.h"
+#include "tests/storage/status_testing.h"
+#include "tests/storage/test_database.h"
+
+namespace lumo::storage {
+namespace {
+
+using ::lumo::testing::TestDatabase;
+using ::testing::HasSubstr;
+using ::testing::Not;
+
+class ConnectionPoolTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    absl::StatusOr<std::unique_ptr<TestDatabase>> db =
+        TestDatabase::CreateWithMigrations("");
+    if (!db.ok()) {
+      setup_error_ = new std::string(db.status().ToString());
+      return;
+    }
+    db_ = db->release();
+  }
+  static void TearDownTestSuite() {
+    delete db_;
+    db_ = nullptr;
+  }
+  void SetUp() override { ASSERT_NE(db_, nullptr) << *setup_error_; }
+
+  MysqlOptions Options(int pool_size, absl::Duration acquire_timeout) {
+    MysqlOptions options = db_->options();
+    options.pool_size = pool_size;
+    options.acquire_timeout = acquire_timeout;
+    options.statement_timeout = absl::Seconds(5);
+    return options;
+  }
+
+  static std::string ScalarText(MysqlConnection& conn, const std::string& sql) {
+    std::unique_ptr<sql::ResultSet> rs = conn.QueryText(sql);
+    rs->next();
+    return rs->getString(1).asStdString();
+  }
+
+  static TestDatabase* db_;
+  static std::string* setup_error_;
+};
+
+TestDatabase* ConnectionPoolTest::db_ = nullptr;
+std::string* ConnectionPoolTest::setup_error_ = nullptr;
+
+TEST_F(ConnectionPoolTest, OpensConnectionsLazilyAndReusesThem) {
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<ConnectionPool> pool,
+                       ConnectionPool::Create(Options(4, absl::Seconds(1))));
+  EXPECT_EQ(pool->stats().connections_open, 0);
+  int64_t first_id = 0;
+  {
+    ASSERT_OK_AND_ASSIGN(ConnectionLease lease, pool->Acquire());
+    EXPECT_TRUE(lease.fresh());
+    first_id = lease->connection_id();
+    EXPECT_EQ(pool->stats().connections_in_use, 1);
+  }
+  EXPECT_EQ(pool->stats().connections_open, 1);
+  EXPECT_EQ(pool->stats().connections_in_use, 0);
+  ASSERT_OK_AND_ASSIGN(ConnectionLease again, pool->Acquire());
+  EXPECT_FALSE(again.fresh());
+  EXPECT_EQ(again->connection_id(), first_id);
+  EXPECT_EQ(pool->stats().connections_opened, 1u);
+}
+
+TEST_F(ConnectionPoolTest, SessionsAreSetUpForUtcRepeatableReadAndCeilings) {
+  MysqlOptions options = Options(1, absl::Seconds(1));
+  options.lock_wait_timeout_seconds = 4;
+  options.statement_timeout = absl::Milliseconds(2500);
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<ConnectionPool> pool,
+                       ConnectionPool::Create(options));
+  ASSERT_OK_AND_ASSIGN(ConnectionLease lease, pool->Acquire());
+  EXPECT_EQ(ScalarText(*lease, "SELECT @@session.time_zone"), "+00:00");
+  EXPECT_EQ(ScalarText(*lease, "SELECT @@session.innodb_lock_wait_timeout"),
+            "4");
+  EXPECT_EQ(ScalarText(*lease, "SELECT @@character_set_client"), "utf8mb4");
+  EXPECT_THAT(ScalarText(*lease, "SELECT @@session.sql_mode"),
+              HasSubstr("STRICT_ALL_TABLES"));
+  if (lease->is_mariadb()) {
+    EXPECT_EQ(ScalarText(*lease, "SELECT @@session.tx_isolation"),
+              "REPEATABLE-READ");
+    EXPECT_EQ(ScalarText(*lease, "SELECT @@session.max_statement_time"),
+              "2.500000");
+  } else {
+    EXPECT_EQ(ScalarText(*lease, "SELECT @@session.transaction_isolation"),
+              "REPEATABLE-READ");
+    EXPECT_EQ(ScalarText(*lease, "SELECT @@session.max_execution_time"),
+              "2500");
+  }
+}
+
+TEST_F(ConnectionPoolTest, AcquireTimesOutWithUnavailableWhenAllAreHeld) {
+  ASSERT_OK_AND_ASSIGN(
+      std::unique_ptr<ConnectionPool> pool,
+      ConnectionPool::Create(Options(2, absl::Milliseconds(300))));
+  ASSERT_OK_AND_ASSIGN(ConnectionLease a, pool->Acquire());
+  ASSERT_OK_AND_ASSIGN(ConnectionLease b, pool->Acquire());
+
+  const absl::Time start = absl::Now();
+  absl::StatusOr<ConnectionLease> c = pool->Acquire();
+  const absl::Duration waited = absl::Now() - start;
+  EXPECT_CODE(c, absl::StatusCode::kUnavailable);
+  EXPECT_GE(waited, absl::Milliseconds(250));
+  EXPECT_LT(waited, absl::Seconds(3));
+
+  PoolStats stats = pool->stats();
+  EXPECT_EQ(stats.connections_open, 2);
+  EXPECT_EQ(stats.connections_in_use, 2);
+  EXPECT_EQ(stats.waits, 1u);
+  EXPECT_EQ(stats.acquire_timeouts, 1u);
+
+  { ConnectionLease released = std::move(a); }
+  ASSERT_OK_AND_ASSIGN(ConnectionLease d, pool->Acquire());
+  EXPECT_FALSE(d.fresh());
+}
+
+TEST_F(ConnectionPoolTest, AWaiterGetsTheNextReleasedConnection) {
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<ConnectionPool> pool,
+                       ConnectionPool::Create(Options(1, absl::Seconds(10))));
+  std::optional<ConnectionLease> held;
+  {
+    ASSERT_OK_AND_ASSIGN(ConnectionLease lease, pool->Acquire());
+    held.emplace(std::move(lease));
+  }
+  absl::Notification acquired;
+  absl::Status waiter_status;
+  std::thread waiter([&] {
+    absl::StatusOr<ConnectionLease> lease = pool->Acquire();
+    waiter_status = lease.status();
+    acquired.Notify();
+  });
+  // Release only once the waiter is really waiting.
+  const absl::Time give_up = absl::Now() + absl::Seconds(5);
+  while (pool->stats().waits == 0 && absl::Now() < give_up) {
+    absl::SleepFor(absl::Milliseconds(5));
+  }
+  EXPECT_FALSE(acquired.HasBeenNotified());
+  held.reset();
+  EXPECT_TRUE(acquired.WaitForNotificationWithTimeout(absl::Seconds(5)));
+  waiter.join();
+  EXPECT_OK(waiter_status);
+  EXPECT_EQ(pool->stats().waits, 1u);
+  EXPECT_EQ(pool->stats().connections_opened, 1u);
+}
+
+TEST_F(ConnectionPoolTest, BrokenConnectionsAreClosedNotReused) {
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<ConnectionPool> pool,
+                       ConnectionPool::Create(Options(2, absl::Seconds(1))));
+  int64_t broken_id = 0;
+  {
+    ASSERT_OK_AND_ASSIGN(ConnectionLease lease, pool->Acquire());
+    broken_id = lease->connection_id();
+    lease.MarkBroken();
+  }
+  PoolStats stats = pool->stats();
+  EXPECT_EQ(stats.connections_open, 0);
+  EXPECT_EQ(stats.connections_discarded, 1u);
+  ASSERT_OK_AND_ASSIGN(ConnectionLease next, pool->Acquire());
+  EXPECT_TRUE(next.fresh());
+  EXPECT_NE(next->connection_id(), broken_id);
+}
+
+TEST_F(ConnectionPoolTest, KilledConnectionReportsAConnectionLevelError) {
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<ConnectionPool> pool,
+                       ConnectionPool::Create(Options(1, absl::Seconds(1))));
+  ASSERT_OK_AND_ASSIGN(ConnectionLease lease, pool->Acquire());
+  ASSERT_OK(
+      db_->Execute(absl::StrCat("KILL CONNECTION ", lease->connection_id())));
+  int code = 0;
+  try {
+    lease->QueryText("SELECT 1");
+  } catch (const sql::SQLException& e) {
+    code = e.getErrorCode();
+  }
+  EXPECT_TRUE(IsConnectionLevelError(code)) << code;
+  EXPECT_FALSE(lease->IsValid());
+}
+
+TEST_F(ConnectionPoolTest, DiscardIdleClosesOnlyIdleConnections) {
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<ConnectionPool> pool,
+                       ConnectionPool::Create(Options(3, absl::Seconds(1))));
+  {
+    ASSERT_OK_AND_ASSIGN(ConnectionLease a, pool->Acquire());
+    ASSERT_OK_AND_ASSIGN(ConnectionLease b, pool->Acquire());
+  }
+  ASSERT_OK_AND_ASSIGN(ConnectionLease held, pool->Acquire());
+  EXPECT_EQ(pool->stats().connections_open, 2);
+  pool->DiscardIdle();
+  PoolStats stats = pool->stats();
+  EXPECT_EQ(stats.connections_open, 1);
+  EXPECT_EQ(stats.connections_in_use, 1);
+}
+
+TEST_F(ConnectionPoolTest, StatementCeilingIsDeadlineExceeded) {
+  MysqlOptions options = Options(1, absl::Seconds(1));
+  options.statement_timeout = absl::Milliseconds(300);
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<ConnectionPool> pool,
+                       ConnectionPool::Create(options));
+  ASSERT_OK_AND_ASSIGN(ConnectionLease lease, pool->Acquire());
+  absl::Status status;
+  try {
+    lease->QueryText("SELECT SLEEP(5)");
+  } catch (const sql::SQLException& e) {
+    status = StatusFromSqlException(e, "sleep");
+  }
+  if (lease->is_mariadb()) {
+    EXPECT_CODE(status, absl::StatusCode::kDeadlineExceeded);
+  }
+  // The session survives a statement that hit the ceiling.
+  EXPECT_TRUE(lease->IsValid());
+}
+
+TEST_F(ConnectionPoolTest, CountsEveryExecutedStatement) {
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<ConnectionPool> pool,
+                       ConnectionPool::Create(Options(1, absl::Seconds(1))));
+  ASSERT_OK_AND_ASSIGN(ConnectionLease lease, pool->Acquire());
+  const uint64_t before = pool->queries_executed();  // set-up not counted
+  EXPECT_EQ(before, 0u);
+  lease->QueryText("SELECT 1");
+  lease->Execute("DO 1");
+  sql::PreparedStatement& stmt = lease->Prepare("SELECT ?");
+  stmt.setInt(1, 5);
+  lease->Query(stmt);
+  lease->Query(stmt);
+  EXPECT_EQ(pool->queries_executed(), 4u);
+  EXPECT_EQ(pool->stats().queries_executed, 4u);
+}
+
+TEST_F(ConnectionPoolTest, UnreachableServerIsUnavailable) {
+  MysqlOptions options = Options(1, absl::Seconds(1));
+  options.host = "127.0.0.1";
+  options.port = 1;
+  options.unix_socket.clear();
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<ConnectionPool> pool,
+                       ConnectionPool::Create(options));
+  EXPECT_CODE(pool->Acquire(), absl::StatusCode::kUnavailable);
+  EXPECT_EQ(pool->stats().connections_open, 0);
+}
+
+TEST_F(ConnectionPoolTest, WrongPasswordIsUnavailableAndNotEchoed) {
+  MysqlOptions options = Options(1, absl::Seconds(1));
+  options.password = "definitely-not-the-password";
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<ConnectionPool> pool,
+                       ConnectionPool::Create(options));
+  absl::StatusOr<ConnectionLease> lease = pool->Acquire();
+  EXPECT_CODE(lease, absl::StatusCode::kUnavailable);
+  EXPECT_THAT(std::string(lease.status().message()),
+              Not(HasSubstr("definitely-not")));
+}
+
+TEST_F(ConnectionPoolTest, RejectsUnusableOptions) {
+  MysqlOptions options = Options(0, absl::Seconds(1));
+  EXPECT_CODE(ConnectionPool::Create(options),
+              absl::StatusCode::kInvalidArgument);
+  options = Options(1, absl::ZeroDuration());
+  EXPECT_CODE(ConnectionPool::Create(options),
+              absl::StatusCode::kInvalidArgument);
+}
+
+}  // namespace
+}  // namespace lumo::storage
