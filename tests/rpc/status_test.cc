@@ -11,7 +11,9 @@ TEST(StatusTest, CodesMapOneToOneOntoGrpc) {
     absl::Status status(static_cast<absl::StatusCode>(code), "message");
     grpc::Status converted = ToGrpcStatus(status);
     EXPECT_EQ(static_cast<int>(converted.error_code()), code);
-    if (code != 0) EXPECT_EQ(converted.error_message(), "message");
+    if (code != 0) {
+      EXPECT_EQ(converted.error_message(), "message");
+    }
   }
 }
 
