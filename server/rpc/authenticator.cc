@@ -191,9 +191,8 @@ absl::StatusOr<Principal> Authenticator::Authenticate(
       principal.kind = Principal::Kind::kService;
       return principal;
     }
-    if (service_ok || unusable_authorization) {
-      return service_ok ? InsufficientScope() : InvalidToken();
-    }
+    // No credential of a kind the method admits (a service token alone is
+    // the gateway's transport credential, not the caller's).
     return InvalidToken();
   }
   if (unusable_authorization) return InvalidToken();

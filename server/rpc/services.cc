@@ -114,8 +114,8 @@ grpc::ServerUnaryReactor* KeyServiceImpl::ListApiKeys(
       [this, request, response](const Principal& caller,
                                 const RequestInfo&) -> absl::Status {
         service::ListKeysParams params;
-        params.page = request->page();
-        params.limit = request->limit();
+        if (request->has_page()) params.page = request->page();
+        if (request->has_limit()) params.limit = request->limit();
         params.search = request->search();
         params.sort_by = request->sort_by();
         params.sort_dir = request->sort_dir();

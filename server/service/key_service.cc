@@ -218,8 +218,8 @@ absl::StatusOr<storage::KeyPage> KeyService::ListKeys(
     const Principal& caller, const ListKeysParams& params,
     storage::ListKeysQuery* query_out) {
   storage::ListKeysQuery query;
-  query.page = params.page == 0 ? 1 : params.page;
-  query.limit = params.limit == 0 ? 25 : params.limit;
+  query.page = params.page.value_or(1);
+  query.limit = params.limit.value_or(25);
   if (query.page < 1 || query.page > 1'000'000) {
     return InvalidArgument("page: must be between 1 and 1000000");
   }

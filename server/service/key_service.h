@@ -42,8 +42,8 @@ struct CreateKeyParams {
 };
 
 struct ListKeysParams {
-  int32_t page = 0;   // 0: default 1
-  int32_t limit = 0;  // 0: default 25
+  std::optional<int32_t> page;   // unset: 1
+  std::optional<int32_t> limit;  // unset: 25
   std::string search;
   std::string sort_by;   // "", createdAt, name, lastUsedAt, expiresAt
   std::string sort_dir;  // "", ASC, DESC

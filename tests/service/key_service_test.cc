@@ -214,6 +214,9 @@ TEST_F(KeyServiceTest, ListRejectsAbsurdPaging) {
   p.limit = -5;
   EXPECT_EQ(keys_->ListKeys(root_, p, &q).status().code(),
             absl::StatusCode::kInvalidArgument);
+  p.limit = 0;  // explicit zero is refused, not defaulted
+  EXPECT_EQ(keys_->ListKeys(root_, p, &q).status().code(),
+            absl::StatusCode::kInvalidArgument);
   p = {};
   p.page = -1;
   EXPECT_EQ(keys_->ListKeys(root_, p, &q).status().code(),

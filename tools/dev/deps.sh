@@ -10,6 +10,7 @@ PACKAGES=(
   libboost-dev libgtest-dev libgmock-dev
   mariadb-server mariadb-client
   python3 python3-grpcio python3-protobuf
+  wrk
 )
 
 missing=()
@@ -18,6 +19,9 @@ for p in "${PACKAGES[@]}"; do
     missing+=("$p")
   fi
 done
+# Node.js may come from elsewhere than Debian (it bundles npm then); only
+# install Debian's when there is no npm at all.
+if ! command -v npm >/dev/null 2>&1; then missing+=(nodejs npm); fi
 if [ "${#missing[@]}" -eq 0 ]; then exit 0; fi
 
 SUDO=""

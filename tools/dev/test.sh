@@ -9,6 +9,8 @@ start_time=$(date +%s)
 
 tools/dev/deps.sh
 tools/dev/build.sh
+# npm packages for the OpenAPI check (pinned by package-lock.json).
+(cd tests/gateway/openapi && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
 
 export LUMO_RUN_DIR="$ROOT/run/test"
 export LUMO_MYSQL_PORT="${LUMO_TEST_MYSQL_PORT:-3308}"

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # THE RUN COMMAND (README): installs dependencies, builds, starts a private
 # MariaDB (run/mariadb, 127.0.0.1:3307), applies migrations, starts the
-# server, bootstraps the demo tenant `acme-corp` with an admin API key,
+# server and the HTTP gateway (127.0.0.1:8080), bootstraps the demo tenant
+# `acme-corp` with an admin API key,
 # prints how to use it, and stays in the foreground until Ctrl-C, which
 # stops the server and the database.
 #
@@ -18,13 +19,16 @@ tools/dev/build.sh
 export LUMO_RUN_DIR="${LUMO_RUN_DIR:-$ROOT/run}"
 export LUMO_MYSQL_PORT="${LUMO_MYSQL_PORT:-3307}"
 GRPC_ADDR="${LUMO_GRPC_ADDR:-127.0.0.1:50051}"
+HTTP_ADDR="${LUMO_HTTP_ADDR:-127.0.0.1:8080}"
 SECRETS="$LUMO_RUN_DIR/secrets"
 BIN="$ROOT/build"
 DB_NAME=lumokeys
 
 tools/dev/mariadb.sh start
 SERVER_PID=""
+GATEWAY_PID=""
 cleanup() {
+  if [ -n "$GATEWAY_PID" ]; then kill "$GATEWAY_PID" 2>/dev/null || true; wait "$GATEWAY_PID" 2>/dev/null || true; fi
   if [ -n "$SERVER_PID" ]; then kill "$SERVER_PID" 2>/dev/null || true; wait "$SERVER_PID" 2>/dev/null || true; fi
   tools/dev/mariadb.sh stop || true
 }
@@ -73,6 +77,19 @@ for _ in $(seq 1 100); do
   sleep 0.2
 done
 
+"$BIN/gateway/lumokeys-gateway" \
+  --listen="$HTTP_ADDR" --upstream="$GRPC_ADDR" \
+  --service_token_file="$SECRETS/service.token" \
+  2>>"$LUMO_RUN_DIR/gateway.log" &
+GATEWAY_PID=$!
+for _ in $(seq 1 100); do
+  if curl -fsS "http://$HTTP_ADDR/healthz" >/dev/null 2>&1; then break; fi
+  if ! kill -0 "$GATEWAY_PID" 2>/dev/null; then
+    echo "gateway exited; see $LUMO_RUN_DIR/gateway.log" >&2; tail -5 "$LUMO_RUN_DIR/gateway.log" >&2; exit 1
+  fi
+  sleep 0.2
+done
+
 if "$CLI" tenant get acme-corp >/dev/null 2>&1; then
   "$CLI" --json --tenant acme-corp keys issue --name "Demo admin key" \
     --scopes admin:write >"$SECRETS/demo.json"
@@ -87,13 +104,19 @@ rm -f "$SECRETS/demo.json"
 cat <<EOF_INFO
 
 LumoKeys is running.
+  REST base URL   http://$HTTP_ADDR/t/acme-corp/api/v1/admin   (log: $LUMO_RUN_DIR/gateway.log)
+  OpenAPI         http://$HTTP_ADDR/t/acme-corp/api/v1/openapi.json
   gRPC server     $GRPC_ADDR   (log: $LUMO_RUN_DIR/server.log)
   MariaDB         127.0.0.1:$LUMO_MYSQL_PORT (private, data in $LUMO_RUN_DIR/mariadb)
   demo tenant     acme-corp
   demo API key    $(cat "$SECRETS/demo.key")
                   (scope admin:write; also saved in $SECRETS/demo.key)
 
-Try it:
+Try it with curl:
+  curl -s -H "Authorization: Bearer $(cat "$SECRETS/demo.key")" \\
+    http://$HTTP_ADDR/t/acme-corp/api/v1/admin/api-keys
+
+Or with the CLI:
   export LUMOKEYS_ADDRESS=$GRPC_ADDR LUMOKEYS_TENANT=acme-corp
   export LUMOKEYS_API_KEY_FILE=$SECRETS/demo.key
   export LUMOKEYS_SERVICE_TOKEN_FILE=$SECRETS/service.token
@@ -102,4 +125,4 @@ Try it:
 
 Ctrl-C stops the server and the database.
 EOF_INFO
-wait "$SERVER_PID"
+wait -n "$SERVER_PID" "$GATEWAY_PID"

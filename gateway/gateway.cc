@@ -1,0 +1,341 @@
+#include "gateway/gateway.h"
+
+#include <algorithm>
+#include <chrono>
+#include <map>
+
+#include <utility>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/strip.h"
+#include "gateway/openapi.h"
+#include "gateway/transcoding/json_render.h"
+#include "gateway/transcoding/transcoder.h"
+#include "google/protobuf/message.h"
+#include "grpcpp/client_context.h"
+#include "grpcpp/support/byte_buffer.h"
+#include "server/core/key_format.h"
+
+namespace lumo::gateway {
+namespace {
+
+constexpr absl::string_view kJson = "application/json; charset=utf-8";
+
+// Query parameter names that would carry a credential: refused outright so
+// that keys never travel in URLs (and so never in access logs).
+bool IsCredentialParameter(absl::string_view name) {
+  const std::string lower = absl::AsciiStrToLower(name);
+  return lower == "api_key" || lower == "apikey" || lower == "api-key" ||
+         lower == "key" || lower == "x-api-key" || lower == "access_token" ||
+         lower == "token";
+}
+
+// A value that is a whole LumoKeys key (even with a bad checksum).
+bool LooksLikeFullKey(absl::string_view value) {
+  return core::ParseKey(value).result != core::KeyParseResult::kMalformed ||
+         (absl::StartsWith(value, "lmk_") && value.size() >= 40);
+}
+
+bool IsJsonContentType(const std::string* value) {
+  if (value == nullptr) return false;
+  std::string v = absl::AsciiStrToLower(*value);
+  absl::string_view type = v;
+  absl::string_view params;
+  if (size_t semi = type.find(';'); semi != absl::string_view::npos) {
+    params = absl::StripAsciiWhitespace(type.substr(semi + 1));
+    type = type.substr(0, semi);
+  }
+  type = absl::StripAsciiWhitespace(type);
+  if (type != "application/json") return false;
+  if (params.empty()) return true;
+  std::string p(params);
+  p.erase(std::remove(p.begin(), p.end(), ' '), p.end());
+  return p == "charset=utf-8";
+}
+
+std::string BufferToString(const grpc::ByteBuffer& buffer) {
+  std::vector<grpc::Slice> slices;
+  std::string out;
+  if (!buffer.Dump(&slices).ok()) return out;
+  for (const grpc::Slice& s : slices) {
+    out.append(reinterpret_cast<const char*>(s.begin()), s.size());
+  }
+  return out;
+}
+
+std::string Metadata(const std::multimap<grpc::string_ref, grpc::string_ref>& md,
+                     absl::string_view key) {
+  auto it = md.find(grpc::string_ref(key.data(), key.size()));
+  if (it == md.end()) return "";
+  return std::string(it->second.data(), it->second.size());
+}
+
+// One-time secrets (the full key in create/rotate replies) appear only when
+// set: Get and List never show a `key` member at all.
+const RenderOptions& SecretFieldOptions() {
+  static const RenderOptions* options = [] {
+    auto* o = new RenderOptions;
+    o->omit_fields_when_unset = {"lumo.keys.v1.ApiKey.key"};
+    return o;
+  }();
+  return *options;
+}
+
+// Everything one upstream call needs to stay alive until its callback.
+struct Call {
+  grpc::ClientContext context;
+  grpc::ByteBuffer request;
+  grpc::ByteBuffer reply;
+  Responder respond;
+  const Route* route = nullptr;
+};
+
+}  // namespace
+
+HttpError HttpErrorFor(grpc::StatusCode code) {
+  switch (code) {
+    case grpc::StatusCode::INVALID_ARGUMENT:
+    case grpc::StatusCode::OUT_OF_RANGE:
+      return {400, "validation_error"};
+    case grpc::StatusCode::FAILED_PRECONDITION:
+      return {400, "invalid_request"};
+    case grpc::StatusCode::UNAUTHENTICATED:
+      return {401, "invalid_token"};
+    case grpc::StatusCode::PERMISSION_DENIED:
+      return {403, "insufficient_scope"};
+    case grpc::StatusCode::NOT_FOUND:
+      return {404, "resource_not_found"};
+    case grpc::StatusCode::ALREADY_EXISTS:
+    case grpc::StatusCode::ABORTED:
+      return {409, "duplicate_resource"};
+    case grpc::StatusCode::RESOURCE_EXHAUSTED:
+      return {429, "rate_limit_exceeded"};
+    case grpc::StatusCode::UNAVAILABLE:
+    case grpc::StatusCode::DEADLINE_EXCEEDED:
+    case grpc::StatusCode::CANCELLED:
+      return {503, "service_unavailable"};
+    case grpc::StatusCode::UNIMPLEMENTED:
+      return {501, "internal_error"};
+    default:
+      return {500, "internal_error"};
+  }
+}
+
+HttpResponse ErrorResponse(int status, absl::string_view code,
+                           absl::string_view message) {
+  HttpResponse response;
+  response.status = status;
+  response.headers.emplace_back("Content-Type", std::string(kJson));
+  response.body = absl::StrCat("{\"error\":true,\"status\":", status,
+                               ",\"code\":", JsonQuote(code),
+                               ",\"message\":", JsonQuote(message),
+                               ",\"details\":{}}");
+  return response;
+}
+
+HttpHeaders SecurityHeaders() {
+  return {
+      {"X-Content-Type-Options", "nosniff"},
+      {"Referrer-Policy", "no-referrer"},
+      {"Cache-Control", "no-store"},
+      {"X-Frame-Options", "DENY"},
+      {"Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'"},
+  };
+}
+
+absl::StatusOr<std::unique_ptr<Gateway>> Gateway::Create(
+    GatewayOptions options) {
+  absl::StatusOr<RouteTable> routes = RouteTable::Build(options.services);
+  if (!routes.ok()) return routes.status();
+  std::string openapi = BuildOpenApiDocument(*routes);
+  return std::unique_ptr<Gateway>(
+      new Gateway(std::move(options), *std::move(routes), std::move(openapi)));
+}
+
+Gateway::Gateway(GatewayOptions options, RouteTable routes,
+                 std::string openapi)
+    : options_(std::move(options)),
+      routes_(std::move(routes)),
+      openapi_json_(std::move(openapi)),
+      stub_(options_.upstream) {}
+
+void Gateway::Handle(HttpRequest request, Responder respond) {
+  // Routes that do not reach the server.
+  if (request.method == "GET" || request.method == "HEAD") {
+    if (request.path == "/healthz") {
+      HandleHealth(std::move(request), std::move(respond));
+      return;
+    }
+    if (request.path == "/openapi.json" ||
+        (absl::StartsWith(request.path, "/t/") &&
+         absl::EndsWith(request.path, "/api/v1/openapi.json") &&
+         std::count(request.path.begin(), request.path.end(), '/') == 5)) {
+      HttpResponse response;
+      response.headers.emplace_back("Content-Type", std::string(kJson));
+      response.body = openapi_json_;
+      respond(std::move(response));
+      return;
+    }
+  }
+
+  MatchResult match = routes_.Match(request.method, request.path);
+  switch (match.outcome) {
+    case MatchOutcome::kMatched:
+      Forward(*match.route, match.variables, std::move(request),
+              std::move(respond));
+      return;
+    case MatchOutcome::kMalformedPath:
+      respond(ErrorResponse(400, "invalid_request", match.error));
+      return;
+    case MatchOutcome::kNotFound:
+      respond(ErrorResponse(404, "resource_not_found", "no such endpoint"));
+      return;
+    case MatchOutcome::kMethodNotAllowed: {
+      HttpResponse response = ErrorResponse(
+          405, "invalid_request", "method not allowed on this endpoint");
+      response.headers.emplace_back("Allow",
+                                    absl::StrJoin(match.allowed_verbs, ", "));
+      respond(std::move(response));
+      return;
+    }
+  }
+}
+
+void Gateway::HandleHealth(HttpRequest request, Responder respond) {
+  auto call = std::make_shared<Call>();
+  call->respond = std::move(respond);
+  call->context.set_deadline(std::chrono::system_clock::now() +
+                             std::chrono::seconds(2));
+  // grpc.health.v1.HealthCheckRequest{service: ""} is the empty message.
+  grpc::Slice empty("");
+  call->request = grpc::ByteBuffer(&empty, 1);
+  stub_.UnaryCall(&call->context, "/grpc.health.v1.Health/Check",
+                  grpc::StubOptions(), &call->request, &call->reply,
+                  [call](grpc::Status status) {
+                    // HealthCheckResponse{status: SERVING} is field 1 = 1.
+                    const bool serving =
+                        status.ok() && BufferToString(call->reply) == "\x08\x01";
+                    HttpResponse response;
+                    response.status = serving ? 200 : 503;
+                    response.headers.emplace_back("Content-Type",
+                                                  std::string(kJson));
+                    response.body = absl::StrCat(
+                        "{\"status\":\"", serving ? "ok" : "unavailable",
+                        "\",\"gateway\":\"ok\",\"upstream\":\"",
+                        serving ? "serving" : "not_serving", "\"}");
+                    call->respond(std::move(response));
+                  });
+}
+
+void Gateway::Forward(const Route& route, const Variables& variables,
+                      HttpRequest request, Responder respond) {
+  absl::StatusOr<QueryParams> query = ParseQueryString(request.query);
+  if (!query.ok()) {
+    respond(ErrorResponse(400, "validation_error", query.status().message()));
+    return;
+  }
+  for (const auto& [name, value] : *query) {
+    if (IsCredentialParameter(name) || LooksLikeFullKey(value)) {
+      respond(ErrorResponse(
+          400, "invalid_request",
+          "API keys are not accepted in the URL; send them in the "
+          "Authorization or X-API-Key header"));
+      return;
+    }
+  }
+  if (!request.body.empty() &&
+      !IsJsonContentType(request.Header("content-type"))) {
+    respond(ErrorResponse(415, "unsupported_media_type",
+                          "request bodies must be application/json"));
+    return;
+  }
+
+  const google::protobuf::Message* prototype =
+      google::protobuf::MessageFactory::generated_factory()->GetPrototype(
+          route.method->input_type());
+  std::unique_ptr<google::protobuf::Message> message(prototype->New());
+  if (absl::Status built =
+          BuildRequest(route, variables, *query, request.body, message.get());
+      !built.ok()) {
+    respond(ErrorResponse(400, "validation_error", built.message()));
+    return;
+  }
+
+  auto call = std::make_shared<Call>();
+  call->respond = std::move(respond);
+  call->route = &route;
+  grpc::ClientContext& ctx = call->context;
+  ctx.set_deadline(std::chrono::system_clock::now() +
+                   absl::ToChronoMilliseconds(options_.upstream_deadline));
+  for (absl::string_view value : request.Headers("authorization")) {
+    ctx.AddMetadata("authorization", std::string(value));
+  }
+  for (absl::string_view value : request.Headers("x-api-key")) {
+    ctx.AddMetadata("x-api-key", std::string(value));
+  }
+  if (!options_.service_token.empty()) {
+    ctx.AddMetadata("x-lumo-service-token", options_.service_token);
+    ctx.AddMetadata("x-lumo-client-ip", request.remote_ip);
+    if (const std::string* agent = request.Header("user-agent")) {
+      ctx.AddMetadata("x-lumo-user-agent", agent->substr(0, 512));
+    }
+  }
+  ctx.AddMetadata("x-request-id", request.request_id);
+
+  std::string bytes = message->SerializeAsString();
+  grpc::Slice slice(bytes);
+  call->request = grpc::ByteBuffer(&slice, 1);
+  const std::string rpc_name =
+      absl::StrCat("/", route.method->service()->full_name(), "/",
+                   route.method->name());
+  stub_.UnaryCall(&ctx, rpc_name, grpc::StubOptions(), &call->request,
+                  &call->reply, [call](grpc::Status status) {
+                    const Route& route = *call->route;
+                    if (!status.ok()) {
+                      HttpError error = HttpErrorFor(status.error_code());
+                      std::string code = Metadata(
+                          call->context.GetServerTrailingMetadata(),
+                          "lumo-error-code");
+                      if (code.empty()) code = error.code;
+                      std::string message = status.error_message();
+                      if (error.status >= 500 && error.status != 503) {
+                        message = "internal error";
+                      }
+                      HttpResponse response =
+                          ErrorResponse(error.status, code, message);
+                      if (error.status == 429) {
+                        std::string retry = Metadata(
+                            call->context.GetServerTrailingMetadata(),
+                            "retry-after");
+                        response.headers.emplace_back(
+                            "Retry-After", retry.empty() ? "60" : retry);
+                      }
+                      call->respond(std::move(response));
+                      return;
+                    }
+                    const google::protobuf::Message* reply_type =
+                        google::protobuf::MessageFactory::generated_factory()
+                            ->GetPrototype(route.method->output_type());
+                    std::unique_ptr<google::protobuf::Message> reply(
+                        reply_type->New());
+                    if (!reply->ParseFromString(BufferToString(call->reply))) {
+                      call->respond(ErrorResponse(500, "internal_error",
+                                                  "internal error"));
+                      return;
+                    }
+                    HttpResponse response;
+                    response.status = route.success_status;
+                    if (route.success_status != 204) {
+                      response.headers.emplace_back("Content-Type",
+                                                    std::string(kJson));
+                      response.body =
+                          RenderEnvelope(route, *reply, SecretFieldOptions());
+                    }
+                    call->respond(std::move(response));
+                  });
+}
+
+}  // namespace lumo::gateway

@@ -1,0 +1,78 @@
+// The request path of lumokeys-gateway: match a route from the proto
+// annotations, build the request message, call the server through a generic
+// stub with the caller's credential, render the reply or map the status to
+// the documented error body. No per-route code, no business logic, no
+// database: adding an endpoint is adding an annotated RPC.
+#ifndef LUMOKEYS_GATEWAY_GATEWAY_H_
+#define LUMOKEYS_GATEWAY_GATEWAY_H_
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "gateway/http/http_message.h"
+#include "gateway/transcoding/route_table.h"
+#include "google/protobuf/descriptor.h"
+#include "grpcpp/channel.h"
+#include "grpcpp/generic/generic_stub.h"
+
+namespace lumo::gateway {
+
+struct GatewayOptions {
+  // Services whose annotated methods become routes.
+  std::vector<const google::protobuf::ServiceDescriptor*> services;
+  std::shared_ptr<grpc::Channel> upstream;
+  // Presented to the server as x-lumo-service-token so that it trusts the
+  // forwarded client address; empty: not sent.
+  std::string service_token;
+  absl::Duration upstream_deadline = absl::Seconds(10);
+};
+
+// The HTTP status and documented error code for a gRPC status code: the
+// one table of the mapping (product.md §3.1).
+struct HttpError {
+  int status;
+  const char* code;
+};
+HttpError HttpErrorFor(grpc::StatusCode code);
+
+// The documented error body: {"error": true, "status", "code", "message",
+// "details": {}}.
+HttpResponse ErrorResponse(int status, absl::string_view code,
+                           absl::string_view message);
+
+// Headers on every response of the gateway (security headers; CORS stays
+// closed because no Access-Control-* header is ever sent).
+HttpHeaders SecurityHeaders();
+
+// Thread-safe: Handle may run concurrently on any number of threads.
+class Gateway {
+ public:
+  // INVALID_ARGUMENT / FAILED_PRECONDITION when the annotations do not form
+  // a valid route table (e.g. two routes conflict).
+  static absl::StatusOr<std::unique_ptr<Gateway>> Create(
+      GatewayOptions options);
+
+  // Serves one request; responds exactly once, possibly from a gRPC thread.
+  void Handle(HttpRequest request, Responder respond);
+
+  const RouteTable& routes() const { return routes_; }
+  const std::string& openapi_json() const { return openapi_json_; }
+
+ private:
+  Gateway(GatewayOptions options, RouteTable routes, std::string openapi);
+  void HandleHealth(HttpRequest request, Responder respond);
+  void Forward(const Route& route, const Variables& variables,
+               HttpRequest request, Responder respond);
+
+  const GatewayOptions options_;
+  const RouteTable routes_;
+  const std::string openapi_json_;
+  grpc::GenericStub stub_;
+};
+
+}  // namespace lumo::gateway
+
+#endif  // LUMOKEYS_GATEWAY_GATEWAY_H_

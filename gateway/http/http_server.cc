@@ -1,0 +1,837 @@
+// The only translation unit that includes Boost.Asio/Beast.
+//
+// Design: one io_context run by N threads. Each connection (Session) owns a
+// socket and a timer bound to its own strand, so its state needs no lock;
+// Responders post back onto that strand. A request's head is located and
+// validated by wire::ParseRequestHead (stricter than Beast, which for
+// instance accepts obs-fold and ignores unknown Transfer-Encodings) and then
+// fed to Beast's request parser, which does the body framing (Content-Length
+// or chunked) and enforces the body limit.
+#include "gateway/http/http_server.h"
+
+#include <algorithm>
+#include <atomic>
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/asio/write.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/http/error.hpp>
+#include <boost/beast/http/parser.hpp>
+#include <boost/beast/http/string_body.hpp>
+#include <chrono>
+#include <exception>
+#include <limits>
+#include <optional>
+#include <thread>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
+#include "gateway/http/wire.h"
+
+namespace lumo::gateway {
+namespace internal {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = boost::beast::http;
+using tcp = asio::ip::tcp;
+using boost::system::error_code;
+
+namespace {
+
+// Bytes asked of the socket per read, while reading a head (and idle) and
+// while reading a body. Between requests a connection keeps at most
+// kMaxIdleBuffer bytes of buffers.
+constexpr size_t kHeadReadSize = 4 * 1024;
+constexpr size_t kBodyReadSize = 16 * 1024;
+constexpr size_t kMaxIdleBuffer = 8 * 1024;
+// Request line bytes beyond the target's limit tolerated before answering
+// 414 while the line is still incomplete (method, spaces, version).
+constexpr size_t kRequestLineSlack = 64;
+// Unconsumed body bytes (an incomplete chunk-size line) tolerated.
+constexpr size_t kMaxPendingBodyBytes = 64 * 1024;
+// Before closing after an error, the rest of the client's input is read and
+// discarded for at most this long / this much, so that the kernel does not
+// reset the connection (and destroy our response) because of unread data.
+constexpr absl::Duration kMaxLinger = absl::Seconds(1);
+constexpr size_t kMaxLingerBytes = 1024 * 1024;
+// Connections being turned away over max_connections at once; beyond it they
+// are closed without a response.
+constexpr size_t kMaxTurningAway = 256;
+
+std::chrono::steady_clock::duration ToChrono(absl::Duration d) {
+  d = std::clamp(d, absl::Milliseconds(1), absl::Hours(24 * 365));
+  return std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+      absl::ToChronoNanoseconds(d));
+}
+
+std::string AddressText(const asio::ip::address& address) {
+  if (address.is_v6() && address.to_v6().is_v4_mapped()) {
+    return asio::ip::make_address_v4(asio::ip::v4_mapped, address.to_v6())
+        .to_string();
+  }
+  return address.to_string();
+}
+
+}  // namespace
+
+class Session;
+
+// State shared by the server object, its I/O threads and every Session.
+// Thread-safe.
+class HttpServerCore : public std::enable_shared_from_this<HttpServerCore> {
+ public:
+  HttpServerCore(HttpServerOptions options, Handler handler)
+      : options_(std::move(options)),
+        handler_(std::move(handler)),
+        acceptor_(asio::make_strand(ioc_)),
+        retry_timer_(acceptor_.get_executor()) {
+    if (!options_.error_renderer)
+      options_.error_renderer = DefaultErrorRenderer;
+  }
+
+  absl::Status Start();
+  void Shutdown(absl::Duration grace);
+
+  int bound_port() const { return bound_port_.load(); }
+  size_t open_connections() const {
+    absl::MutexLock lock(&mu_);
+    return counted_connections_;
+  }
+  uint64_t requests_served() const { return requests_served_.load(); }
+
+  // For sessions.
+  const HttpServerOptions& options() const { return options_; }
+  const Handler& handler() const { return handler_; }
+  bool draining() const { return draining_.load(); }
+  void CountServed() { requests_served_.fetch_add(1); }
+  void Unregister(uint64_t id, bool counted);
+  // Posts `fn` to `executor` unless the server has stopped for good (its I/O
+  // threads are gone); then `fn` is destroyed unrun.
+  template <typename Executor, typename Fn>
+  void PostUnlessStopped(const Executor& executor, Fn&& fn) {
+    absl::ReaderMutexLock lock(&post_mu_);
+    if (stopped_) return;
+    asio::post(executor, std::forward<Fn>(fn));
+  }
+  // The server's own error response; never throws.
+  HttpResponse RenderError(int status, absl::string_view message,
+                           absl::string_view request_id) const;
+
+ private:
+  void DoAccept();
+  void OnAccept(error_code ec, tcp::socket socket);
+  // Snapshot of the live sessions.
+  std::vector<std::shared_ptr<Session>> LiveSessions();
+
+  HttpServerOptions options_;
+  const Handler handler_;
+  asio::io_context ioc_;
+  tcp::acceptor acceptor_;          // on its own strand
+  asio::steady_timer retry_timer_;  // re-accept after an accept error
+  std::optional<asio::executor_work_guard<asio::io_context::executor_type>>
+      work_;
+  std::vector<std::thread> threads_;
+  std::atomic<int> bound_port_{0};
+  std::atomic<bool> draining_{false};
+  std::atomic<uint64_t> requests_served_{0};
+
+  absl::Mutex lifecycle_mu_;
+  bool started_ ABSL_GUARDED_BY(lifecycle_mu_) = false;
+  bool shut_down_ ABSL_GUARDED_BY(lifecycle_mu_) = false;
+
+  mutable absl::Mutex mu_;
+  std::unordered_map<uint64_t, std::weak_ptr<Session>> sessions_
+      ABSL_GUARDED_BY(mu_);
+  uint64_t next_session_id_ ABSL_GUARDED_BY(mu_) = 1;
+  size_t counted_connections_ ABSL_GUARDED_BY(mu_) = 0;
+  size_t turning_away_ ABSL_GUARDED_BY(mu_) = 0;
+
+  // Held shared to post onto a session's strand, exclusively to set stopped_.
+  absl::Mutex post_mu_;
+  bool stopped_ ABSL_GUARDED_BY(post_mu_) = false;
+};
+
+// One TCP connection. Every member function except Deliver runs on the
+// session's strand (socket_'s executor); Deliver is thread-safe.
+class Session : public std::enable_shared_from_this<Session> {
+ public:
+  Session(std::shared_ptr<HttpServerCore> core, tcp::socket socket, uint64_t id,
+          bool counted)
+      : core_(std::move(core)),
+        options_(core_->options()),
+        socket_(std::move(socket)),
+        timer_(socket_.get_executor()),
+        id_(id),
+        counted_(counted) {}
+
+  ~Session() {
+    if (phase_ != Phase::kClosed) core_->Unregister(id_, counted_);
+  }
+
+  const tcp::socket::executor_type& executor() { return executor_; }
+
+  // Serves requests until the connection closes.
+  void Start();
+  // Answers 503 and closes (over max_connections).
+  void StartTurnAway();
+  // Closes the connection if it is waiting for a request.
+  void Drain() {
+    if (phase_ == Phase::kIdle) Close();
+  }
+  void ForceClose() { Close(); }
+  // The handler's response to request number `seq`. Any thread.
+  void Deliver(uint64_t seq, HttpResponse response);
+
+ private:
+  enum class Phase {
+    kIdle,      // waiting for the first byte of a request
+    kHead,      // reading the request head
+    kBody,      // reading the body
+    kContinue,  // writing "100 Continue"
+    kHandler,   // waiting for the handler's response
+    kWrite,     // writing a response
+    kLinger,    // response sent; discarding input until EOF, then close
+    kClosed,
+  };
+
+  void BeginRequest();
+  // Reads more input unless a read is pending; OnRead gets it.
+  void Read();
+  void OnRead(error_code ec, size_t n);
+  void OnBytes();
+  void TryHead();
+  void FeedBody();
+  void WriteContinue();
+  void Dispatch();
+  void OnResponse(uint64_t seq, HttpResponse response);
+  // Answers with the server's own error and closes afterwards.
+  void Fail(int status, absl::string_view message);
+  void Write(const HttpResponse& response);
+  void OnWrite(error_code ec);
+  void Linger();
+  void ArmTimer(absl::Duration after);
+  void OnTimeout();
+  void Close();
+
+  const std::shared_ptr<HttpServerCore> core_;  // first: destroyed last
+  const HttpServerOptions& options_;            // owned by core_
+  tcp::socket socket_;
+  const tcp::socket::executor_type executor_ = socket_.get_executor();
+  asio::steady_timer timer_;
+  const uint64_t id_;
+  const bool counted_;
+
+  Phase phase_ = Phase::kIdle;
+  beast::flat_buffer buffer_;
+  size_t scan_from_ = 0;   // where to resume looking for the head's end
+  int skipped_crlfs_ = 0;  // empty lines skipped before this request
+  bool first_request_ = true;
+  bool clock_started_ = false;  // request_timeout armed for this request
+  bool read_pending_ = false;
+  bool close_after_write_ = false;
+  bool head_request_ = false;  // the response gets no body
+  uint64_t seq_ = 0;           // number of the request being served
+  uint64_t timer_gen_ = 0;     // stale timer completions are ignored
+  size_t lingered_bytes_ = 0;
+  std::string remote_ip_;
+  std::string request_id_;
+  wire::RequestHead head_;
+  std::optional<http::request_parser<http::string_body>> parser_;
+  std::string out_;
+};
+
+// ---------------------------------------------------------------------------
+// Session
+
+void Session::Start() {
+  error_code ec;
+  socket_.set_option(tcp::no_delay(true), ec);
+  const tcp::endpoint peer = socket_.remote_endpoint(ec);
+  if (ec) {  // already reset by the peer
+    Close();
+    return;
+  }
+  remote_ip_ = AddressText(peer.address());
+  BeginRequest();
+}
+
+void Session::StartTurnAway() {
+  close_after_write_ = true;
+  request_id_ = NewRequestId();
+  Write(core_->RenderError(503, "the server is at its connection limit",
+                           request_id_));
+}
+
+void Session::BeginRequest() {
+  if (core_->draining()) {
+    Close();
+    return;
+  }
+  phase_ = Phase::kIdle;
+  head_ = wire::RequestHead();
+  parser_.reset();
+  request_id_.clear();
+  close_after_write_ = false;
+  head_request_ = false;
+  scan_from_ = 0;
+  skipped_crlfs_ = 0;
+  if (buffer_.size() == 0 && buffer_.capacity() > kMaxIdleBuffer) {
+    buffer_.shrink_to_fit();
+  }
+  if (out_.capacity() > kMaxIdleBuffer) std::string().swap(out_);
+  if (first_request_) {
+    // A new connection gets request_timeout from accept for its first
+    // request, so that a silent connection cannot wait out idle_timeout too.
+    first_request_ = false;
+    clock_started_ = true;
+    ArmTimer(options_.request_timeout);
+  } else {
+    clock_started_ = false;
+    ArmTimer(options_.idle_timeout);
+  }
+  if (buffer_.size() > 0) {
+    OnBytes();  // the client sent the next request early
+  } else {
+    Read();
+  }
+}
+
+void Session::Read() {
+  if (phase_ == Phase::kClosed || read_pending_) return;
+  read_pending_ = true;
+  // Small reads until the head is in, so that idle connections hold little.
+  const size_t want = phase_ == Phase::kBody ? kBodyReadSize : kHeadReadSize;
+  socket_.async_read_some(buffer_.prepare(want),
+                          [self = shared_from_this()](error_code ec, size_t n) {
+                            self->OnRead(ec, n);
+                          });
+}
+
+void Session::OnRead(error_code ec, size_t n) {
+  read_pending_ = false;
+  switch (phase_) {
+    case Phase::kIdle:
+    case Phase::kHead:
+    case Phase::kBody:
+      break;
+    case Phase::kLinger:
+      if (ec == asio::error::operation_aborted) {
+        Read();  // a read cancelled earlier; keep draining
+        return;
+      }
+      lingered_bytes_ += n;
+      if (ec || lingered_bytes_ > kMaxLingerBytes) {
+        Close();
+        return;
+      }
+      buffer_.consume(buffer_.size());
+      Read();
+      return;
+    default:
+      return;  // cancelled by a timeout that is answering already
+  }
+  if (ec) {
+    // EOF or reset: nobody to answer. (A cancellation always comes with a
+    // phase change, handled above.)
+    Close();
+    return;
+  }
+  buffer_.commit(n);
+  OnBytes();
+}
+
+void Session::OnBytes() {
+  if (phase_ == Phase::kIdle) {
+    phase_ = Phase::kHead;
+    if (!clock_started_) {
+      clock_started_ = true;
+      ArmTimer(options_.request_timeout);
+    }
+  }
+  if (phase_ == Phase::kHead) {
+    TryHead();
+  } else if (phase_ == Phase::kBody) {
+    FeedBody();
+  }
+}
+
+void Session::TryHead() {
+  auto data = [this] {
+    return absl::string_view(static_cast<const char*>(buffer_.data().data()),
+                             buffer_.size());
+  };
+  // RFC 9112 §2.2: tolerate an empty line or two before the request line.
+  while (scan_from_ == 0 && skipped_crlfs_ < 2 &&
+         absl::StartsWith(data(), "\r\n")) {
+    buffer_.consume(2);
+    ++skipped_crlfs_;
+  }
+  const absl::string_view bytes = data();
+  const size_t end = bytes.find("\r\n\r\n", scan_from_);
+  if (end == absl::string_view::npos) {
+    if (bytes.size() > wire::kMaxTargetBytes + kRequestLineSlack &&
+        bytes.find("\r\n") == absl::string_view::npos) {
+      Fail(414, "request-target too long");
+    } else if (bytes.size() > options_.max_header_bytes) {
+      Fail(431, "request head too large");
+    } else {
+      scan_from_ = bytes.size() < 3 ? 0 : bytes.size() - 3;
+      Read();
+    }
+    return;
+  }
+  const size_t head_size = end + 4;
+  if (head_size > options_.max_header_bytes) {
+    Fail(431, "request head too large");
+    return;
+  }
+  const absl::string_view head = bytes.substr(0, head_size);
+  if (wire::HeadError e = wire::ParseRequestHead(head, &head_); !e.ok()) {
+    Fail(e.status, e.message);
+    return;
+  }
+  for (const auto& [name, value] : head_.headers) {
+    if (name != "x-request-id") continue;
+    if (!request_id_.empty()) {  // more than one: trust neither
+      request_id_.clear();
+      break;
+    }
+    request_id_ = IsSafeRequestId(value) ? value : NewRequestId();
+  }
+  if (request_id_.empty()) request_id_ = NewRequestId();
+  close_after_write_ = !head_.keep_alive;
+  head_request_ = head_.method == "HEAD";
+
+  if (head_.content_length.value_or(0) > options_.max_body_bytes) {
+    Fail(413, "request body too large");
+    return;
+  }
+  parser_.emplace();
+  parser_->header_limit(static_cast<uint32_t>(std::min<size_t>(
+      options_.max_header_bytes + 1, std::numeric_limits<uint32_t>::max())));
+  parser_->body_limit(static_cast<uint64_t>(options_.max_body_bytes));
+  error_code ec;
+  const size_t used = parser_->put(asio::buffer(head.data(), head.size()), ec);
+  if (ec || used != head_size || !parser_->is_header_done()) {
+    // The strict parser accepted what Beast did not: still malformed.
+    Fail(ec == http::error::body_limit ? 413 : 400,
+         ec == http::error::body_limit ? "request body too large"
+                                       : "malformed request head");
+    return;
+  }
+  buffer_.consume(head_size);
+  scan_from_ = 0;
+  parser_->eager(true);
+  if (parser_->is_done()) {
+    Dispatch();
+    return;
+  }
+  phase_ = Phase::kBody;
+  if (head_.expect_continue && buffer_.size() == 0) {
+    WriteContinue();
+    return;
+  }
+  FeedBody();
+}
+
+void Session::FeedBody() {
+  while (buffer_.size() > 0 && !parser_->is_done()) {
+    error_code ec;
+    const size_t used = parser_->put(buffer_.data(), ec);
+    buffer_.consume(used);
+    if (ec == http::error::need_more) break;
+    if (ec == http::error::body_limit) {
+      Fail(413, "request body too large");
+      return;
+    }
+    if (ec) {
+      Fail(400, "malformed request body framing");
+      return;
+    }
+    if (used == 0) break;
+  }
+  if (parser_->is_done()) {
+    Dispatch();
+  } else if (buffer_.size() > kMaxPendingBodyBytes) {
+    Fail(400, "malformed request body framing");
+  } else {
+    Read();
+  }
+}
+
+void Session::WriteContinue() {
+  phase_ = Phase::kContinue;
+  out_ = "HTTP/1.1 100 Continue\r\n\r\n";
+  asio::async_write(socket_, asio::buffer(out_),
+                    [self = shared_from_this()](error_code ec, size_t) {
+                      if (self->phase_ != Phase::kContinue) return;
+                      if (ec) {
+                        self->Close();
+                        return;
+                      }
+                      self->phase_ = Phase::kBody;
+                      self->FeedBody();
+                    });
+}
+
+// The Responder's shared state: keeps the session alive and lets only the
+// first call through.
+struct ResponderState {
+  std::shared_ptr<Session> session;
+  uint64_t seq;
+  std::atomic<bool> used{false};
+};
+
+void Session::Dispatch() {
+  phase_ = Phase::kHandler;
+  const uint64_t seq = ++seq_;
+
+  HttpRequest request;
+  request.method = std::move(head_.method);
+  request.target = std::move(head_.target);
+  const size_t q = request.target.find('?');
+  request.path = request.target.substr(0, q);
+  if (q != std::string::npos) request.query = request.target.substr(q + 1);
+  request.headers = std::move(head_.headers);
+  request.body = std::move(parser_->get().body());
+  parser_.reset();
+  request.remote_ip = remote_ip_;
+  request.request_id = request_id_;
+  request.version_minor = head_.version_minor;
+
+  auto state = std::make_shared<ResponderState>();
+  state->session = shared_from_this();
+  state->seq = seq;
+  Responder respond = [state](HttpResponse response) {
+    if (state->used.exchange(true)) return;
+    state->session->Deliver(state->seq, std::move(response));
+  };
+  try {
+    core_->handler()(std::move(request), respond);
+  } catch (...) {
+    respond(core_->RenderError(500, "internal error", request_id_));
+  }
+}
+
+void Session::Deliver(uint64_t seq, HttpResponse response) {
+  core_->PostUnlessStopped(executor_,
+                           [self = shared_from_this(), seq,
+                            response = std::move(response)]() mutable {
+                             self->OnResponse(seq, std::move(response));
+                           });
+}
+
+void Session::OnResponse(uint64_t seq, HttpResponse response) {
+  if (phase_ != Phase::kHandler || seq != seq_) return;  // late or closed
+  if (response.status < 200 || response.status > 599) {
+    response = core_->RenderError(500, "internal error", request_id_);
+  }
+  Write(response);
+}
+
+void Session::Fail(int status, absl::string_view message) {
+  close_after_write_ = true;
+  if (request_id_.empty()) request_id_ = NewRequestId();
+  Write(core_->RenderError(status, message, request_id_));
+}
+
+void Session::Write(const HttpResponse& response) {
+  if (phase_ == Phase::kClosed) return;
+  phase_ = Phase::kWrite;
+  close_after_write_ = close_after_write_ || core_->draining();
+  wire::SerializeResponse(response, request_id_, options_.common_headers,
+                          close_after_write_, head_request_, &out_);
+  ArmTimer(options_.request_timeout);
+  asio::async_write(socket_, asio::buffer(out_),
+                    [self = shared_from_this()](error_code ec, size_t) {
+                      self->OnWrite(ec);
+                    });
+}
+
+void Session::OnWrite(error_code ec) {
+  if (phase_ != Phase::kWrite) return;
+  if (ec) {
+    Close();
+    return;
+  }
+  if (counted_) core_->CountServed();
+  if (close_after_write_) {
+    Linger();
+  } else {
+    BeginRequest();
+  }
+}
+
+void Session::Linger() {
+  phase_ = Phase::kLinger;
+  lingered_bytes_ = 0;
+  error_code ec;
+  socket_.shutdown(tcp::socket::shutdown_send, ec);
+  if (ec) {
+    Close();
+    return;
+  }
+  ArmTimer(std::min(kMaxLinger, options_.request_timeout));
+  buffer_.consume(buffer_.size());
+  Read();  // no-op if a cancelled read is still to complete
+}
+
+void Session::ArmTimer(absl::Duration after) {
+  timer_.expires_after(ToChrono(after));
+  timer_.async_wait(
+      [self = shared_from_this(), gen = ++timer_gen_](error_code ec) {
+        if (ec || gen != self->timer_gen_) return;
+        self->OnTimeout();
+      });
+}
+
+void Session::OnTimeout() {
+  switch (phase_) {
+    case Phase::kHead:
+    case Phase::kBody: {
+      error_code ignored;
+      socket_.cancel(ignored);
+      Fail(408, "request not received in time");
+      return;
+    }
+    case Phase::kHandler:
+      ++seq_;  // the handler's response, if it ever comes, is dropped
+      Fail(503, "the request timed out");
+      return;
+    case Phase::kClosed:
+      return;
+    default:  // idle, or a write/drain that did not finish in time
+      Close();
+      return;
+  }
+}
+
+void Session::Close() {
+  if (phase_ == Phase::kClosed) return;
+  phase_ = Phase::kClosed;
+  error_code ignored;
+  socket_.shutdown(tcp::socket::shutdown_both, ignored);
+  socket_.close(ignored);
+  timer_.cancel();
+  parser_.reset();
+  buffer_.clear();
+  buffer_.shrink_to_fit();
+  std::string().swap(out_);
+  core_->Unregister(id_, counted_);
+}
+
+// ---------------------------------------------------------------------------
+// HttpServerCore
+
+HttpResponse HttpServerCore::RenderError(int status, absl::string_view message,
+                                         absl::string_view request_id) const {
+  const absl::string_view code = ErrorCodeForStatus(status);
+  try {
+    HttpResponse response =
+        options_.error_renderer(status, code, message, request_id);
+    if (response.status >= 200 && response.status <= 599) return response;
+  } catch (...) {
+  }
+  return DefaultErrorRenderer(status, code, message, request_id);
+}
+
+absl::Status HttpServerCore::Start() {
+  absl::MutexLock lock(&lifecycle_mu_);
+  if (started_)
+    return absl::FailedPreconditionError("HttpServer started twice");
+  error_code ec;
+  const asio::ip::address address =
+      asio::ip::make_address(options_.address, ec);
+  if (ec) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "HTTP listen address is not an IP address: '", options_.address, "'"));
+  }
+  if (options_.port < 0 || options_.port > 65535) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("HTTP listen port out of range: ", options_.port));
+  }
+  const tcp::endpoint endpoint(address,
+                               static_cast<unsigned short>(options_.port));
+  const std::string where =
+      address.is_v6() ? absl::StrCat("[", options_.address, "]:", options_.port)
+                      : absl::StrCat(options_.address, ":", options_.port);
+  auto unavailable = [&](absl::string_view what) {
+    error_code ignored;
+    acceptor_.close(ignored);
+    return absl::UnavailableError(
+        absl::StrCat("cannot ", what, " HTTP ", where, ": ", ec.message()));
+  };
+  acceptor_.open(endpoint.protocol(), ec);
+  if (ec) return unavailable("open a socket for");
+  acceptor_.set_option(tcp::acceptor::reuse_address(true), ec);
+  if (ec) return unavailable("set SO_REUSEADDR on");
+  acceptor_.bind(endpoint, ec);
+  if (ec) return unavailable("bind");
+  acceptor_.listen(asio::socket_base::max_listen_connections, ec);
+  if (ec) return unavailable("listen on");
+  bound_port_ = acceptor_.local_endpoint(ec).port();
+
+  started_ = true;
+  work_.emplace(ioc_.get_executor());
+  asio::post(acceptor_.get_executor(),
+             [self = shared_from_this()] { self->DoAccept(); });
+  unsigned threads = options_.threads > 0
+                         ? static_cast<unsigned>(options_.threads)
+                         : std::thread::hardware_concurrency();
+  threads = std::max(threads, 1u);
+  for (unsigned i = 0; i < threads; ++i) {
+    threads_.emplace_back([this] {
+      for (;;) {
+        try {
+          ioc_.run();
+          return;
+        } catch (...) {
+          // A handler threw: the thread keeps serving.
+        }
+      }
+    });
+  }
+  return absl::OkStatus();
+}
+
+void HttpServerCore::DoAccept() {
+  acceptor_.async_accept(
+      asio::make_strand(ioc_),
+      [self = shared_from_this()](error_code ec, tcp::socket socket) {
+        self->OnAccept(ec, std::move(socket));
+      });
+}
+
+void HttpServerCore::OnAccept(error_code ec, tcp::socket socket) {
+  if (draining_.load() || !acceptor_.is_open()) return;
+  if (ec) {
+    // Typically EMFILE/ENFILE: back off instead of spinning.
+    retry_timer_.expires_after(std::chrono::milliseconds(50));
+    retry_timer_.async_wait([self = shared_from_this()](error_code ec) {
+      if (!ec && !self->draining_.load()) self->DoAccept();
+    });
+    return;
+  }
+  std::shared_ptr<Session> session;
+  bool counted = true;
+  {
+    absl::MutexLock lock(&mu_);
+    if (counted_connections_ >= options_.max_connections) {
+      counted = false;
+      if (turning_away_ >= kMaxTurningAway) {
+        error_code ignored;
+        socket.close(ignored);
+      }
+    }
+    if (socket.is_open()) {
+      const uint64_t id = next_session_id_++;
+      session = std::make_shared<Session>(shared_from_this(), std::move(socket),
+                                          id, counted);
+      sessions_.emplace(id, session);
+      ++(counted ? counted_connections_ : turning_away_);
+    }
+  }
+  if (session != nullptr) {
+    asio::post(session->executor(), [session, counted] {
+      if (counted) {
+        session->Start();
+      } else {
+        session->StartTurnAway();
+      }
+    });
+  }
+  DoAccept();
+}
+
+void HttpServerCore::Unregister(uint64_t id, bool counted) {
+  absl::MutexLock lock(&mu_);
+  if (sessions_.erase(id) == 0) return;
+  --(counted ? counted_connections_ : turning_away_);
+}
+
+std::vector<std::shared_ptr<Session>> HttpServerCore::LiveSessions() {
+  std::vector<std::shared_ptr<Session>> live;
+  absl::MutexLock lock(&mu_);
+  live.reserve(sessions_.size());
+  for (const auto& [id, weak] : sessions_) {
+    if (std::shared_ptr<Session> s = weak.lock()) live.push_back(std::move(s));
+  }
+  return live;
+}
+
+void HttpServerCore::Shutdown(absl::Duration grace) {
+  {
+    absl::MutexLock lock(&lifecycle_mu_);
+    if (!started_ || shut_down_) return;
+    shut_down_ = true;
+  }
+  draining_ = true;
+  asio::post(acceptor_.get_executor(), [self = shared_from_this()] {
+    error_code ignored;
+    self->acceptor_.close(ignored);
+    self->retry_timer_.cancel();
+  });
+  for (const std::shared_ptr<Session>& s : LiveSessions()) {
+    asio::post(s->executor(), [s] { s->Drain(); });
+  }
+  {
+    auto all_closed = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+      return sessions_.empty();
+    };
+    absl::MutexLock lock(&mu_);
+    mu_.AwaitWithTimeout(absl::Condition(&all_closed), grace);
+  }
+  for (const std::shared_ptr<Session>& s : LiveSessions()) {
+    asio::post(s->executor(), [s] { s->ForceClose(); });
+  }
+  // Closed sessions start no new work, so the threads run out of it.
+  work_.reset();
+  for (std::thread& t : threads_) t.join();
+  threads_.clear();
+  {
+    absl::WriterMutexLock lock(&post_mu_);
+    stopped_ = true;
+  }
+  // Responses posted after the threads left but before stopped_ was set:
+  // run them here (their sessions are closed, so they are dropped), so no
+  // queued handler keeps a session, and with it this object, alive.
+  ioc_.restart();
+  ioc_.run();
+}
+
+}  // namespace internal
+
+// ---------------------------------------------------------------------------
+// HttpServer
+
+HttpServer::HttpServer(HttpServerOptions options, Handler handler)
+    : core_(std::make_shared<internal::HttpServerCore>(std::move(options),
+                                                       std::move(handler))) {}
+
+HttpServer::~HttpServer() { Shutdown(absl::ZeroDuration()); }
+
+absl::Status HttpServer::Start() { return core_->Start(); }
+
+int HttpServer::bound_port() const { return core_->bound_port(); }
+
+void HttpServer::Shutdown(absl::Duration grace) { core_->Shutdown(grace); }
+
+size_t HttpServer::open_connections() const {
+  return core_->open_connections();
+}
+
+uint64_t HttpServer::requests_served() const {
+  return core_->requests_served();
+}
+
+}  // namespace lumo::gateway

@@ -1,0 +1,310 @@
+#include "gateway/openapi.h"
+
+#include <set>
+#include <string>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/str_cat.h"
+#include "google/protobuf/descriptor.h"
+#include "google/protobuf/struct.pb.h"
+#include "google/protobuf/util/json_util.h"
+
+namespace lumo::gateway {
+namespace {
+
+using google::protobuf::Descriptor;
+using google::protobuf::FieldDescriptor;
+using google::protobuf::Struct;
+using google::protobuf::Value;
+
+Value Str(absl::string_view s) {
+  Value v;
+  v.set_string_value(std::string(s));
+  return v;
+}
+Value Bool(bool b) {
+  Value v;
+  v.set_bool_value(b);
+  return v;
+}
+Struct& Obj(Value& v) { return *v.mutable_struct_value(); }
+Struct& Field(Struct& s, const std::string& key) {
+  return *(*s.mutable_fields())[key].mutable_struct_value();
+}
+void Set(Struct& s, const std::string& key, Value v) {
+  (*s.mutable_fields())[key] = std::move(v);
+}
+Value Ref(const std::string& name) {
+  Value v;
+  Set(Obj(v), "$ref", Str("#/components/schemas/" + name));
+  return v;
+}
+
+class SchemaBuilder {
+ public:
+  explicit SchemaBuilder(Struct* schemas) : schemas_(schemas) {}
+
+  // Registers `d` (and what it references) and returns a $ref to it.
+  Value MessageRef(const Descriptor* d) {
+    if (d->full_name() == "google.protobuf.Timestamp") {
+      Value v;
+      Set(Obj(v), "type", Str("string"));
+      Set(Obj(v), "format", Str("date-time"));
+      return v;
+    }
+    if (seen_.insert(d->full_name()).second) {
+      Value schema;
+      Set(Obj(schema), "type", Str("object"));
+      Struct& props = Field(Obj(schema), "properties");
+      for (int i = 0; i < d->field_count(); ++i) {
+        const FieldDescriptor* f = d->field(i);
+        Set(props, f->json_name(), FieldSchema(f));
+      }
+      if (d->field_count() == 0) Field(Obj(schema), "properties");
+      Set(*schemas_, d->full_name(), std::move(schema));
+    }
+    return Ref(d->full_name());
+  }
+
+  Value FieldSchema(const FieldDescriptor* f) {
+    if (f->is_map()) {
+      Value v;
+      Set(Obj(v), "type", Str("object"));
+      Set(Obj(v), "additionalProperties",
+          SingularSchema(f->message_type()->map_value()));
+      return v;
+    }
+    if (f->is_repeated()) {
+      Value v;
+      Set(Obj(v), "type", Str("array"));
+      Set(Obj(v), "items", SingularSchema(f));
+      return v;
+    }
+    return SingularSchema(f);
+  }
+
+  Value SingularSchema(const FieldDescriptor* f) {
+    Value v;
+    Struct& s = Obj(v);
+    switch (f->cpp_type()) {
+      case FieldDescriptor::CPPTYPE_STRING:
+        Set(s, "type", Str("string"));
+        if (f->type() == FieldDescriptor::TYPE_BYTES) {
+          Set(s, "format", Str("byte"));
+        }
+        break;
+      case FieldDescriptor::CPPTYPE_INT32:
+      case FieldDescriptor::CPPTYPE_UINT32:
+        Set(s, "type", Str("integer"));
+        Set(s, "format", Str("int32"));
+        break;
+      case FieldDescriptor::CPPTYPE_INT64:
+      case FieldDescriptor::CPPTYPE_UINT64:
+        Set(s, "type", Str("integer"));
+        Set(s, "format", Str("int64"));
+        break;
+      case FieldDescriptor::CPPTYPE_BOOL:
+        Set(s, "type", Str("boolean"));
+        break;
+      case FieldDescriptor::CPPTYPE_DOUBLE:
+      case FieldDescriptor::CPPTYPE_FLOAT:
+        Set(s, "type", Str("number"));
+        break;
+      case FieldDescriptor::CPPTYPE_ENUM: {
+        Set(s, "type", Str("string"));
+        Value values;
+        for (int i = 0; i < f->enum_type()->value_count(); ++i) {
+          *values.mutable_list_value()->add_values() =
+              Str(f->enum_type()->value(i)->name());
+        }
+        Set(s, "enum", std::move(values));
+        break;
+      }
+      case FieldDescriptor::CPPTYPE_MESSAGE: {
+        // Unset message fields render as null.
+        Value list;
+        *list.mutable_list_value()->add_values() =
+            MessageRef(f->message_type());
+        Set(s, "allOf", std::move(list));
+        Set(s, "nullable", Bool(true));
+        break;
+      }
+    }
+    return v;
+  }
+
+ private:
+  Struct* schemas_;
+  std::set<std::string> seen_;
+};
+
+std::string OpenApiPath(const PathTemplate& path) {
+  std::string out;
+  for (const PathTemplate::Segment& seg : path.segments()) {
+    out += "/";
+    if (seg.kind == PathTemplate::Segment::Kind::kLiteral) {
+      out += seg.text;
+    } else {
+      absl::StrAppend(&out, "{", seg.text, "}");
+    }
+  }
+  return out.empty() ? "/" : out;
+}
+
+Value JsonContent(Value schema) {
+  Value content;
+  Set(Field(Obj(content), "application/json"), "schema", std::move(schema));
+  return content;
+}
+
+Value ErrorResponseRef(const std::string& description) {
+  Value v;
+  Set(Obj(v), "description", Str(description));
+  Set(Obj(v), "content", JsonContent(Ref("Error")));
+  return v;
+}
+
+}  // namespace
+
+std::string BuildOpenApiDocument(const RouteTable& routes) {
+  Struct doc;
+  Set(doc, "openapi", Str("3.0.3"));
+  Struct& info = Field(doc, "info");
+  Set(info, "title", Str("LumoKeys tenant admin API"));
+  Set(info, "version", Str("1.0.0"));
+  Set(info, "description",
+      Str("Generated from the (lumo.api.http) annotations of the LumoKeys "
+          "protos: every route here is served by the gateway."));
+  Struct& components = Field(doc, "components");
+  Struct& schemas = Field(components, "schemas");
+  Struct& security_schemes = Field(components, "securitySchemes");
+  {
+    Struct& bearer = Field(security_schemes, "bearerAuth");
+    Set(bearer, "type", Str("http"));
+    Set(bearer, "scheme", Str("bearer"));
+    Set(bearer, "description",
+        Str("`Authorization: Bearer lmk_...` (or `Authorization: ApiKey "
+            "lmk_...`)"));
+    Struct& header = Field(security_schemes, "apiKeyHeader");
+    Set(header, "type", Str("apiKey"));
+    Set(header, "in", Str("header"));
+    Set(header, "name", Str("X-API-Key"));
+  }
+  {
+    Struct& error = Field(schemas, "Error");
+    Set(error, "type", Str("object"));
+    Value required;
+    for (const char* name : {"error", "status", "code", "message"}) {
+      *required.mutable_list_value()->add_values() = Str(name);
+    }
+    Set(error, "required", std::move(required));
+    Struct& props = Field(error, "properties");
+    Set(Field(props, "error"), "type", Str("boolean"));
+    Set(Field(props, "status"), "type", Str("integer"));
+    Set(Field(props, "code"), "type", Str("string"));
+    Set(Field(props, "message"), "type", Str("string"));
+    Set(Field(props, "details"), "type", Str("object"));
+  }
+  Value security;
+  for (const char* scheme : {"bearerAuth", "apiKeyHeader"}) {
+    Value alternative;
+    (*Obj(alternative).mutable_fields())[scheme].mutable_list_value();
+    *security.mutable_list_value()->add_values() = std::move(alternative);
+  }
+  Set(doc, "security", std::move(security));
+
+  SchemaBuilder builder(&schemas);
+  Struct& paths = Field(doc, "paths");
+  for (const Route& route : routes.routes()) {
+    Struct& item = Field(paths, OpenApiPath(route.path));
+    Struct& op = Field(item, absl::AsciiStrToLower(route.verb));
+    Set(op, "operationId", Str(route.method->name()));
+    Value tags;
+    *tags.mutable_list_value()->add_values() =
+        Str(route.method->service()->name());
+    Set(op, "tags", std::move(tags));
+    Set(op, "summary",
+        Str(absl::StrCat(route.method->service()->full_name(), ".",
+                         route.method->name())));
+
+    Value parameters;
+    std::set<std::string> bound;
+    for (const std::string& name : route.path.FieldPaths()) {
+      bound.insert(name);
+      Value p;
+      Set(Obj(p), "name", Str(name));
+      Set(Obj(p), "in", Str("path"));
+      Set(Obj(p), "required", Bool(true));
+      Set(Field(Obj(p), "schema"), "type", Str("string"));
+      *parameters.mutable_list_value()->add_values() = std::move(p);
+    }
+    const Descriptor* input = route.method->input_type();
+    if (route.body.empty()) {
+      // Scalar and repeated-scalar fields not bound by the path are query
+      // parameters.
+      for (int i = 0; i < input->field_count(); ++i) {
+        const FieldDescriptor* f = input->field(i);
+        if (bound.count(f->name()) ||
+            f->cpp_type() == FieldDescriptor::CPPTYPE_MESSAGE) {
+          continue;
+        }
+        Value p;
+        Set(Obj(p), "name", Str(f->json_name()));
+        Set(Obj(p), "in", Str("query"));
+        Set(Obj(p), "required", Bool(false));
+        Set(Obj(p), "schema", builder.FieldSchema(f));
+        *parameters.mutable_list_value()->add_values() = std::move(p);
+      }
+    } else {
+      Struct& body = Field(op, "requestBody");
+      Set(body, "required", Bool(false));
+      const Descriptor* body_type =
+          route.body == "*" ? input
+                            : input->FindFieldByName(route.body)->message_type();
+      Set(body, "content", JsonContent(builder.MessageRef(body_type)));
+    }
+    if (parameters.list_value().values_size() > 0) {
+      Set(op, "parameters", std::move(parameters));
+    }
+
+    Struct& responses = Field(op, "responses");
+    const std::string ok_status = absl::StrCat(route.success_status);
+    Struct& ok = Field(responses, ok_status);
+    if (route.success_status == 204) {
+      Set(ok, "description", Str("No content"));
+    } else {
+      Set(ok, "description", Str("Success"));
+      const Descriptor* output = route.method->output_type();
+      const bool is_list = output->field_count() == 2 &&
+                           output->FindFieldByName("data") != nullptr &&
+                           output->FindFieldByName("meta") != nullptr;
+      Value envelope;
+      if (is_list) {
+        envelope = builder.MessageRef(output);
+      } else {
+        Set(Obj(envelope), "type", Str("object"));
+        Struct& props = Field(Obj(envelope), "properties");
+        Set(props, "data", builder.MessageRef(output));
+        if (!route.success_message.empty()) {
+          Set(Field(props, "message"), "type", Str("string"));
+        }
+      }
+      Set(ok, "content", JsonContent(std::move(envelope)));
+    }
+    Set(responses, "400", ErrorResponseRef("Invalid request"));
+    Set(responses, "401", ErrorResponseRef("Missing or invalid API key"));
+    Set(responses, "403", ErrorResponseRef("Insufficient scope"));
+    Set(responses, "404", ErrorResponseRef("Not found"));
+    Set(responses, "429", ErrorResponseRef("Rate limited"));
+    Set(responses, "503", ErrorResponseRef("Service unavailable"));
+  }
+
+  std::string json;
+  google::protobuf::util::JsonPrintOptions options;
+  options.add_whitespace = false;
+  options.preserve_proto_field_names = true;
+  (void)google::protobuf::util::MessageToJsonString(doc, &json, options);
+  return json;
+}
+
+}  // namespace lumo::gateway

@@ -1,0 +1,220 @@
+#include "gateway/transcoding/route_table.h"
+
+#include <algorithm>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/container/flat_hash_set.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/string_view.h"
+#include "gateway/transcoding/field_path.h"
+#include "gateway/transcoding/path_template.h"
+#include "google/protobuf/descriptor.h"
+#include "lumo/api/annotations.pb.h"
+
+namespace lumo::gateway {
+namespace {
+
+using google::protobuf::Descriptor;
+using google::protobuf::FieldDescriptor;
+using google::protobuf::MethodDescriptor;
+using google::protobuf::ServiceDescriptor;
+
+absl::Status MethodError(const MethodDescriptor* method,
+                         absl::string_view why) {
+  return absl::InvalidArgumentError(
+      absl::StrCat(method->full_name(), ": ", why));
+}
+
+// The verb and template text of a rule; false when no verb is set.
+bool VerbAndTemplate(const lumo::api::HttpRule& rule, std::string* verb,
+                     std::string* text) {
+  switch (rule.pattern_case()) {
+    case lumo::api::HttpRule::kGet:
+      *verb = "GET";
+      *text = rule.get();
+      return true;
+    case lumo::api::HttpRule::kPut:
+      *verb = "PUT";
+      *text = rule.put();
+      return true;
+    case lumo::api::HttpRule::kPost:
+      *verb = "POST";
+      *text = rule.post();
+      return true;
+    case lumo::api::HttpRule::kDelete:
+      *verb = "DELETE";
+      *text = rule.delete_();
+      return true;
+    case lumo::api::HttpRule::kPatch:
+      *verb = "PATCH";
+      *text = rule.patch();
+      return true;
+    case lumo::api::HttpRule::PATTERN_NOT_SET:
+      break;
+  }
+  return false;
+}
+
+bool IsStringOrInteger(const FieldDescriptor* field) {
+  switch (field->type()) {
+    case FieldDescriptor::TYPE_STRING:
+    case FieldDescriptor::TYPE_INT32:
+    case FieldDescriptor::TYPE_INT64:
+    case FieldDescriptor::TYPE_UINT32:
+    case FieldDescriptor::TYPE_UINT64:
+    case FieldDescriptor::TYPE_SINT32:
+    case FieldDescriptor::TYPE_SINT64:
+    case FieldDescriptor::TYPE_FIXED32:
+    case FieldDescriptor::TYPE_FIXED64:
+    case FieldDescriptor::TYPE_SFIXED32:
+    case FieldDescriptor::TYPE_SFIXED64:
+      return true;
+    default:
+      return false;
+  }
+}
+
+absl::StatusOr<Route> MakeRoute(const MethodDescriptor* method,
+                                const lumo::api::HttpRule& rule) {
+  Route route;
+  route.method = method;
+  std::string text;
+  if (!VerbAndTemplate(rule, &route.verb, &text)) {
+    return MethodError(method, "(lumo.api.http) sets no verb");
+  }
+  if (method->client_streaming() || method->server_streaming()) {
+    return MethodError(method, "streaming methods cannot have an HTTP route");
+  }
+  absl::StatusOr<PathTemplate> path = PathTemplate::Parse(text);
+  if (!path.ok()) return MethodError(method, path.status().message());
+  route.path = *std::move(path);
+
+  const Descriptor* input = method->input_type();
+  for (const PathTemplate::Segment& segment : route.path.segments()) {
+    if (segment.kind == PathTemplate::Segment::Kind::kLiteral) continue;
+    absl::StatusOr<FieldPath> field_path =
+        ResolveFieldPath(input, segment.text, /*accept_json_names=*/false);
+    if (!field_path.ok()) {
+      return MethodError(method,
+                         absl::StrCat("path variable '", segment.text,
+                                      "': ", field_path.status().message()));
+    }
+    const FieldDescriptor* leaf = field_path->back();
+    if (leaf->is_repeated() || !IsStringOrInteger(leaf)) {
+      return MethodError(method, absl::StrCat("path variable '", segment.text,
+                                              "' must be a singular string or "
+                                              "integer field"));
+    }
+    if (segment.kind == PathTemplate::Segment::Kind::kRest &&
+        leaf->type() != FieldDescriptor::TYPE_STRING) {
+      return MethodError(method, absl::StrCat("'**' variable '", segment.text,
+                                              "' must be a string field"));
+    }
+    route.variable_fields.push_back(*std::move(field_path));
+  }
+
+  route.body = rule.body();
+  if (!route.body.empty() && route.body != "*") {
+    const FieldDescriptor* field = input->FindFieldByName(route.body);
+    if (field == nullptr) {
+      return MethodError(
+          method, absl::StrCat("body field '", route.body,
+                               "' does not exist in ", input->full_name()));
+    }
+    if (field->cpp_type() != FieldDescriptor::CPPTYPE_MESSAGE ||
+        field->is_repeated()) {
+      return MethodError(method,
+                         absl::StrCat("body field '", route.body,
+                                      "' must be a singular message field"));
+    }
+    route.body_field = field;
+  }
+
+  route.success_status =
+      rule.success_status() == 0 ? 200 : rule.success_status();
+  if (route.success_status < 200 || route.success_status > 299) {
+    return MethodError(method, "success_status must be 0 or 200-299");
+  }
+  route.success_message = rule.success_message();
+  if (route.success_status == 204 && !route.success_message.empty()) {
+    return MethodError(method,
+                       "a 204 route cannot have a success_message (no body)");
+  }
+  return route;
+}
+
+}  // namespace
+
+absl::StatusOr<RouteTable> RouteTable::Build(
+    const std::vector<const ServiceDescriptor*>& services) {
+  RouteTable table;
+  absl::flat_hash_set<const ServiceDescriptor*> seen;
+  for (const ServiceDescriptor* service : services) {
+    if (service == nullptr || !seen.insert(service).second) continue;
+    for (int i = 0; i < service->method_count(); ++i) {
+      const MethodDescriptor* method = service->method(i);
+      if (!method->options().HasExtension(lumo::api::http)) continue;
+      absl::StatusOr<Route> route =
+          MakeRoute(method, method->options().GetExtension(lumo::api::http));
+      if (!route.ok()) return route.status();
+      for (const Route& existing : table.routes_) {
+        if (existing.verb == route->verb &&
+            existing.path.SameShape(route->path)) {
+          return absl::FailedPreconditionError(
+              absl::StrCat("conflicting routes: ", existing.method->full_name(),
+                           " (", existing.verb, " ", existing.path.text(),
+                           ") and ", method->full_name(), " (", route->verb,
+                           " ", route->path.text(), ") match the same paths"));
+        }
+      }
+      table.routes_.push_back(*std::move(route));
+    }
+  }
+  return table;
+}
+
+MatchResult RouteTable::Match(absl::string_view verb,
+                              absl::string_view path) const {
+  MatchResult result;
+  absl::StatusOr<std::vector<std::string>> segments = SplitRequestPath(path);
+  if (!segments.ok()) {
+    result.outcome = MatchOutcome::kMalformedPath;
+    result.error = std::string(segments.status().message());
+    return result;
+  }
+  const Route* best = nullptr;
+  for (const Route& route : routes_) {
+    if (!route.path.Match(*segments, nullptr)) continue;
+    if (route.verb != verb) {
+      if (std::find(result.allowed_verbs.begin(), result.allowed_verbs.end(),
+                    route.verb) == result.allowed_verbs.end()) {
+        result.allowed_verbs.push_back(route.verb);
+      }
+      continue;
+    }
+    if (best == nullptr ||
+        PathTemplate::ComparePrecedence(route.path, best->path) > 0) {
+      best = &route;
+    }
+  }
+  if (best != nullptr) {
+    result.outcome = MatchOutcome::kMatched;
+    result.route = best;
+    result.allowed_verbs.clear();
+    best->path.Match(*segments, &result.variables);
+    return result;
+  }
+  if (result.allowed_verbs.empty()) {
+    result.outcome = MatchOutcome::kNotFound;
+    return result;
+  }
+  std::sort(result.allowed_verbs.begin(), result.allowed_verbs.end());
+  result.outcome = MatchOutcome::kMethodNotAllowed;
+  return result;
+}
+
+}  // namespace lumo::gateway

@@ -1,0 +1,30 @@
+// Validates an OpenAPI document (file path or '-' for stdin) against the
+// OpenAPI 3.0 schema and checks that every expected route is listed.
+// Usage: node validate.js <file|-> [METHOD PATH]...
+'use strict';
+const fs = require('fs');
+const SwaggerParser = require('@apidevtools/swagger-parser');
+
+async function main() {
+  const [source, ...expected] = process.argv.slice(2);
+  const text = fs.readFileSync(source === '-' ? 0 : source, 'utf8');
+  const doc = JSON.parse(text);
+  await SwaggerParser.validate(JSON.parse(text));
+  const missing = [];
+  for (let i = 0; i + 1 < expected.length; i += 2) {
+    const method = expected[i].toLowerCase();
+    const path = expected[i + 1];
+    if (!doc.paths[path] || !doc.paths[path][method]) missing.push(`${method} ${path}`);
+  }
+  if (missing.length) {
+    console.error('missing routes: ' + missing.join(', '));
+    process.exit(1);
+  }
+  const count = Object.values(doc.paths).reduce((n, ops) => n + Object.keys(ops).length, 0);
+  console.log(`valid OpenAPI ${doc.openapi}: ${count} operations`);
+}
+
+main().catch((err) => {
+  console.error('invalid OpenAPI document: ' + err.message);
+  process.exit(1);
+});
