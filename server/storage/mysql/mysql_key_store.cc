@@ -19,61 +19,12 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "server/storage/mysql/datetime.h"
+#include "server/storage/mysql/mysql_session.h"
 #include "server/storage/mysql/sql_error.h"
 
 namespace lumo::storage {
 
 namespace {
-
-// ---------------------------------------------------------------------------
-// Session: one connection for the duration of one store operation.
-
-class Session {
- public:
-  explicit Session(MysqlConnection& conn) : conn_(conn) {}
-
-  // Names the statement about to run, for error messages (fixed text).
-  void Step(absl::string_view step) { step_ = std::string(step); }
-  absl::string_view step() const { return step_; }
-
-  sql::PreparedStatement& Prepare(const std::string& sql) {
-    return conn_.Prepare(sql);
-  }
-  std::unique_ptr<sql::PreparedStatement> PrepareUncached(
-      const std::string& sql) {
-    return conn_.PrepareUncached(sql);
-  }
-  std::unique_ptr<sql::ResultSet> Query(sql::PreparedStatement& stmt) {
-    return conn_.Query(stmt);
-  }
-  uint64_t Update(sql::PreparedStatement& stmt) { return conn_.Update(stmt); }
-
-  void Begin() {
-    Step("start transaction");
-    conn_.Execute("START TRANSACTION");
-    in_transaction_ = true;
-  }
-  void Commit() {
-    Step("commit");
-    commit_sent_ = true;
-    conn_.Execute("COMMIT");
-    in_transaction_ = false;
-  }
-  // Ends a transaction that wrote nothing, or abandons one on an error path.
-  void Rollback() {
-    in_transaction_ = false;
-    conn_.Execute("ROLLBACK");
-  }
-
-  bool in_transaction() const { return in_transaction_; }
-  bool commit_sent() const { return commit_sent_; }
-
- private:
-  MysqlConnection& conn_;
-  std::string step_;
-  bool in_transaction_ = false;
-  bool commit_sent_ = false;
-};
 
 // ---------------------------------------------------------------------------
 // SQL. Values are always bound; the only spliced text is from this file.
@@ -123,20 +74,11 @@ constexpr char kInsertChangeSql[] =
     "INSERT INTO key_changes (tenant_id, key_id, change_type, key_version,"
     " created_at) VALUES (?, ?, ?, ?, UTC_TIMESTAMP(6))";
 
-constexpr char kInsertAuditSql[] =
-    "INSERT INTO audit_events (tenant_id, action, category, actor_type,"
-    " actor_id, target_type, target_id, outcome, suspicious, ip_address,"
-    " user_agent, request_id, metadata, created_at)"
-    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, UTC_TIMESTAMP(6))";
-
 constexpr char kInsertKeySql[] =
     "INSERT INTO api_keys (id, tenant_id, name, digest, pepper_version,"
     " scopes, allowed_cidrs, rate_limit_per_minute, revoked, version,"
     " created_by_type, created_by_id, created_at, expires_at)"
     " VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0, 1, ?, ?, UTC_TIMESTAMP(6), ?)";
-
-// The width of audit_events.user_agent, in characters.
-constexpr size_t kUserAgentMaxChars = 512;
 
 // ---------------------------------------------------------------------------
 // Values.
@@ -151,8 +93,6 @@ bool IsWellFormedKeyId(absl::string_view id) {
   return true;
 }
 
-std::string Str(absl::string_view s) { return std::string(s); }
-
 std::string DigestBytes(const core::Digest& d) {
   return std::string(core::AsStringView(d));
 }
@@ -165,78 +105,11 @@ absl::Status ReadDigest(const sql::SQLString& bytes, core::Digest* out) {
   return absl::OkStatus();
 }
 
-// Joins list values with `sep`; INVALID_ARGUMENT when a value contains the
-// separator (it would split differently when read back).
-absl::StatusOr<std::string> JoinList(const std::vector<std::string>& values,
-                                     char sep, absl::string_view field) {
-  for (const std::string& v : values) {
-    if (v.empty() || v.find(sep) != std::string::npos) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          field, " contains an empty value or a '", std::string(1, sep), "'"));
-    }
-  }
-  return absl::StrJoin(values, std::string(1, sep));
-}
-
-std::vector<std::string> SplitList(const sql::SQLString& text, char sep) {
-  return absl::StrSplit(text.asStdString(), sep, absl::SkipEmpty());
-}
-
-// At most `max_chars` UTF-8 characters of `s` (cut at a character
-// boundary).
-std::string TruncateUtf8(absl::string_view s, size_t max_chars) {
-  size_t chars = 0;
-  for (size_t i = 0; i < s.size(); ++i) {
-    if ((static_cast<unsigned char>(s[i]) & 0xC0) != 0x80) {
-      if (chars == max_chars) return std::string(s.substr(0, i));
-      ++chars;
-    }
-  }
-  return std::string(s);
-}
-
-// Escapes LIKE wildcards; the statements declare ESCAPE '!', which (unlike
-// '\') means the same under every sql_mode.
-std::string EscapeLike(absl::string_view s) {
-  std::string out;
-  out.reserve(s.size());
-  for (char c : s) {
-    if (c == '!' || c == '%' || c == '_') out.push_back('!');
-    out.push_back(c);
-  }
-  return out;
-}
-
 std::optional<absl::Time> OptionalMax(std::optional<absl::Time> a,
                                       std::optional<absl::Time> b) {
   if (!a.has_value()) return b;
   if (!b.has_value()) return a;
   return std::max(*a, *b);
-}
-
-// Binds a time or NULL. INVALID_ARGUMENT outside DATETIME's range.
-absl::Status BindTime(sql::PreparedStatement& stmt, int index,
-                      std::optional<absl::Time> t) {
-  if (!t.has_value()) {
-    stmt.setNull(index, sql::DataType::TIMESTAMP);
-    return absl::OkStatus();
-  }
-  absl::StatusOr<std::string> text = FormatDatetime(*t);
-  if (!text.ok()) return text.status();
-  stmt.setString(index, *text);
-  return absl::OkStatus();
-}
-
-absl::StatusOr<absl::Time> GetTime(const sql::ResultSet& rs, int column) {
-  return ParseDatetime(rs.getString(column).asStdString());
-}
-
-absl::StatusOr<std::optional<absl::Time>> GetOptionalTime(
-    const sql::ResultSet& rs, int column) {
-  if (rs.isNull(column)) return std::optional<absl::Time>();
-  absl::StatusOr<absl::Time> t = GetTime(rs, column);
-  if (!t.ok()) return t.status();
-  return std::optional<absl::Time>(*t);
 }
 
 // Reads kKeyColumns (columns 1..15) of the current row.
@@ -298,28 +171,6 @@ absl::Status InsertChange(Session& session, int64_t tenant_id,
   stmt.setString(2, Str(key_id));
   stmt.setString(3, Str(change_type));
   stmt.setInt64(4, version);
-  session.Update(stmt);
-  return absl::OkStatus();
-}
-
-absl::Status InsertAudit(Session& session, int64_t tenant_id,
-                         const AuditEvent& event) {
-  session.Step("insert audit event");
-  sql::PreparedStatement& stmt = session.Prepare(kInsertAuditSql);
-  stmt.setInt64(1, tenant_id);
-  stmt.setString(2, event.action);
-  stmt.setString(3, event.category);
-  stmt.setString(4, event.actor_type);
-  stmt.setString(5, event.actor_id);
-  stmt.setString(6, event.target_type);
-  stmt.setString(7, event.target_id);
-  stmt.setString(8, event.outcome);
-  stmt.setInt(9, event.suspicious ? 1 : 0);
-  stmt.setString(10, event.ip_address);
-  // Client-supplied and only informative: cut rather than fail the change.
-  stmt.setString(11, TruncateUtf8(event.user_agent, kUserAgentMaxChars));
-  stmt.setString(12, event.request_id);
-  stmt.setString(13, event.metadata_json.empty() ? "{}" : event.metadata_json);
   session.Update(stmt);
   return absl::OkStatus();
 }
@@ -430,73 +281,6 @@ SearchPatterns SearchPatternsFor(absl::string_view search) {
   return {contains, contains};
 }
 
-// Runs `body` on a connection from `pool`. Maps sql::SQLException to a
-// status named after `what` and the step that failed, rolls back an open
-// transaction on every error path, and retries once on a fresh connection
-// when a reused connection turns out to be lost before COMMIT was sent
-// (the server has rolled back whatever the attempt did).
-absl::Status Run(ConnectionPool& pool, absl::string_view what,
-                 absl::FunctionRef<absl::Status(Session&)> body) {
-  for (int attempt = 0;; ++attempt) {
-    absl::StatusOr<ConnectionLease> lease = pool.Acquire();
-    if (!lease.ok()) {
-      return absl::Status(lease.status().code(),
-                          absl::StrCat(what, ": ", lease.status().message()));
-    }
-    Session session(**lease);
-    try {
-      absl::Status status = body(session);
-      if (session.in_transaction()) {
-        // An error path (or a body that forgot to commit): nothing of this
-        // operation may stay.
-        session.Step("rollback");
-        session.Rollback();
-        if (status.ok()) {
-          status = absl::InternalError(
-              absl::StrCat(what, ": transaction left open"));
-        }
-      }
-      return status;
-    } catch (const sql::SQLException& e) {
-      const int code = e.getErrorCode();
-      const std::string where =
-          session.step().empty()
-              ? std::string(what)
-              : absl::StrCat(what, " (", session.step(), ")");
-      absl::Status status = StatusFromSqlException(e, where);
-      bool lost = IsConnectionLevelError(code);
-      if (code == 0) {
-        // Raised by Connector/C++ itself: a bug, not an outage. The
-        // session's state is unknown, so it is not reused.
-        lease->MarkBroken();
-        return absl::InternalError(
-            absl::StrCat(where, ": database client error"));
-      }
-      if (!lost && session.in_transaction()) {
-        try {
-          session.Rollback();
-        } catch (const sql::SQLException&) {
-          lost = true;
-        }
-      }
-      if (!lost) return status;
-      lease->MarkBroken();
-      const bool retry =
-          attempt == 0 && !session.commit_sent() && !lease->fresh();
-      if (session.commit_sent()) {
-        return absl::UnavailableError(absl::StrCat(
-            what, ": connection lost during COMMIT; the outcome is unknown"));
-      }
-      if (!retry) return status;
-      // Its idle siblings are probably dead too (server restart, proxy).
-      pool.DiscardIdle();
-    } catch (const std::exception&) {
-      lease->MarkBroken();
-      return absl::InternalError(absl::StrCat(what, ": unexpected error"));
-    }
-  }
-}
-
 }  // namespace
 
 // ---------------------------------------------------------------------------
@@ -518,7 +302,7 @@ absl::StatusOr<std::unique_ptr<MysqlKeyStore>> MysqlKeyStore::Open(
   return std::unique_ptr<MysqlKeyStore>(new MysqlKeyStore(*std::move(pool)));
 }
 
-MysqlKeyStore::MysqlKeyStore(std::unique_ptr<ConnectionPool> pool)
+MysqlKeyStore::MysqlKeyStore(std::shared_ptr<ConnectionPool> pool)
     : pool_(std::move(pool)) {}
 
 MysqlKeyStore::~MysqlKeyStore() = default;

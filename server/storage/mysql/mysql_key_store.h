@@ -83,11 +83,13 @@ class MysqlKeyStore : public KeyStore {
   PoolStats pool_stats() const { return pool_->stats(); }
   // The store's pool, for tests (holding leases, counting connections).
   ConnectionPool* pool() { return pool_.get(); }
+  // The pool, for other stores of the same database to share.
+  std::shared_ptr<ConnectionPool> shared_pool() const { return pool_; }
 
  private:
-  explicit MysqlKeyStore(std::unique_ptr<ConnectionPool> pool);
+  explicit MysqlKeyStore(std::shared_ptr<ConnectionPool> pool);
 
-  std::unique_ptr<ConnectionPool> pool_;
+  std::shared_ptr<ConnectionPool> pool_;
 };
 
 }  // namespace lumo::storage

@@ -1,0 +1,115 @@
+// Shared by the MySQL stores: a Session (one pooled connection for one
+// store operation, with transaction bookkeeping), Run (exception boundary,
+// error mapping and one transparent retry on a lost connection), value
+// helpers and the audit-event insert that every mutation runs inside its
+// own transaction. Only storage/mysql includes this header.
+#ifndef LUMOKEYS_SERVER_STORAGE_MYSQL_MYSQL_SESSION_H_
+#define LUMOKEYS_SERVER_STORAGE_MYSQL_MYSQL_SESSION_H_
+
+#include <cppconn/prepared_statement.h>
+#include <cppconn/resultset.h>
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/functional/function_ref.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/time/time.h"
+#include "server/storage/key_store.h"
+#include "server/storage/mysql/connection_pool.h"
+
+namespace lumo::storage {
+
+// Session: one connection for the duration of one store operation.
+
+class Session {
+ public:
+  explicit Session(MysqlConnection& conn) : conn_(conn) {}
+
+  // Names the statement about to run, for error messages (fixed text).
+  void Step(absl::string_view step) { step_ = std::string(step); }
+  absl::string_view step() const { return step_; }
+
+  sql::PreparedStatement& Prepare(const std::string& sql) {
+    return conn_.Prepare(sql);
+  }
+  std::unique_ptr<sql::PreparedStatement> PrepareUncached(
+      const std::string& sql) {
+    return conn_.PrepareUncached(sql);
+  }
+  std::unique_ptr<sql::ResultSet> Query(sql::PreparedStatement& stmt) {
+    return conn_.Query(stmt);
+  }
+  uint64_t Update(sql::PreparedStatement& stmt) { return conn_.Update(stmt); }
+
+  void Begin() {
+    Step("start transaction");
+    conn_.Execute("START TRANSACTION");
+    in_transaction_ = true;
+  }
+  void Commit() {
+    Step("commit");
+    commit_sent_ = true;
+    conn_.Execute("COMMIT");
+    in_transaction_ = false;
+  }
+  // Ends a transaction that wrote nothing, or abandons one on an error path.
+  void Rollback() {
+    in_transaction_ = false;
+    conn_.Execute("ROLLBACK");
+  }
+
+  bool in_transaction() const { return in_transaction_; }
+  bool commit_sent() const { return commit_sent_; }
+
+ private:
+  MysqlConnection& conn_;
+  std::string step_;
+  bool in_transaction_ = false;
+  bool commit_sent_ = false;
+};
+
+// Runs `body` with a pooled connection. Connector/C++ exceptions never
+// escape: they become statuses (see sql_error.h). A transaction the body
+// left open is rolled back. A reused connection found lost before COMMIT
+// was sent is retried once on a fresh one; lost during COMMIT gives
+// UNAVAILABLE (outcome unknown).
+absl::Status Run(ConnectionPool& pool, absl::string_view what,
+                 absl::FunctionRef<absl::Status(Session&)> body);
+
+inline std::string Str(absl::string_view s) { return std::string(s); }
+
+// Joins list values with `sep`; INVALID_ARGUMENT naming `field` when a
+// value is empty or contains the separator.
+absl::StatusOr<std::string> JoinList(const std::vector<std::string>& values,
+                                     char sep, absl::string_view field);
+std::vector<std::string> SplitList(const sql::SQLString& text, char sep);
+
+// At most `max_chars` UTF-8 characters of `s` (cut at a boundary).
+std::string TruncateUtf8(absl::string_view s, size_t max_chars);
+
+// Escapes LIKE wildcards for statements that declare ESCAPE '!'.
+std::string EscapeLike(absl::string_view s);
+
+// Binds a time or NULL. INVALID_ARGUMENT outside DATETIME's range.
+absl::Status BindTime(sql::PreparedStatement& stmt, int index,
+                      std::optional<absl::Time> t);
+absl::StatusOr<absl::Time> GetTime(const sql::ResultSet& rs, int column);
+absl::StatusOr<std::optional<absl::Time>> GetOptionalTime(
+    const sql::ResultSet& rs, int column);
+
+// The width of audit_events.user_agent, in characters.
+inline constexpr size_t kUserAgentMaxChars = 512;
+
+// Inserts `event` for `tenant_id` in the session's current transaction.
+absl::Status InsertAudit(Session& session, int64_t tenant_id,
+                         const AuditEvent& event);
+
+}  // namespace lumo::storage
+
+#endif  // LUMOKEYS_SERVER_STORAGE_MYSQL_MYSQL_SESSION_H_
