@@ -15,6 +15,8 @@
 #include "gateway/transcoding/json_render.h"
 #include "gateway/transcoding/transcoder.h"
 #include "google/protobuf/message.h"
+#include "google/protobuf/util/json_util.h"
+#include "lumo/api/annotations.pb.h"
 #include "grpcpp/client_context.h"
 #include "grpcpp/support/byte_buffer.h"
 #include "server/core/key_format.h"
@@ -136,6 +138,17 @@ HttpResponse ErrorResponse(int status, absl::string_view code,
   return response;
 }
 
+HttpResponse RfcErrorResponse(int status, absl::string_view code,
+                              absl::string_view description) {
+  HttpResponse response;
+  response.status = status;
+  response.headers.emplace_back("Content-Type", std::string(kJson));
+  response.body = absl::StrCat("{\"error\":", JsonQuote(code),
+                               ",\"error_description\":",
+                               JsonQuote(description), "}");
+  return response;
+}
+
 HttpHeaders SecurityHeaders() {
   return {
       {"X-Content-Type-Options", "nosniff"},
@@ -232,24 +245,36 @@ void Gateway::HandleHealth(HttpRequest request, Responder respond) {
 
 void Gateway::Forward(const Route& route, const Variables& variables,
                       HttpRequest request, Responder respond) {
+  // Errors found here use the route's error style; on OAuth-style routes a
+  // malformed request is invalid_client_metadata (RFC 7591 §3.2.2).
+  const bool rfc =
+      route.method->options().GetExtension(lumo::api::http).rfc_style();
+  auto fail = [&](int status, absl::string_view code,
+                  absl::string_view message) {
+    if (rfc) {
+      respond(RfcErrorResponse(
+          status, status == 400 ? "invalid_client_metadata" : code, message));
+    } else {
+      respond(ErrorResponse(status, code, message));
+    }
+  };
   absl::StatusOr<QueryParams> query = ParseQueryString(request.query);
   if (!query.ok()) {
-    respond(ErrorResponse(400, "validation_error", query.status().message()));
+    fail(400, "validation_error", query.status().message());
     return;
   }
   for (const auto& [name, value] : *query) {
     if (IsCredentialParameter(name) || LooksLikeFullKey(value)) {
-      respond(ErrorResponse(
-          400, "invalid_request",
-          "API keys are not accepted in the URL; send them in the "
-          "Authorization or X-API-Key header"));
+      fail(400, "invalid_request",
+           "API keys are not accepted in the URL; send them in the "
+           "Authorization or X-API-Key header");
       return;
     }
   }
   if (!request.body.empty() &&
       !IsJsonContentType(request.Header("content-type"))) {
-    respond(ErrorResponse(415, "unsupported_media_type",
-                          "request bodies must be application/json"));
+    fail(415, "unsupported_media_type",
+         "request bodies must be application/json");
     return;
   }
 
@@ -260,7 +285,7 @@ void Gateway::Forward(const Route& route, const Variables& variables,
   if (absl::Status built =
           BuildRequest(route, variables, *query, request.body, message.get());
       !built.ok()) {
-    respond(ErrorResponse(400, "validation_error", built.message()));
+    fail(400, "validation_error", built.message());
     return;
   }
 
@@ -294,6 +319,23 @@ void Gateway::Forward(const Route& route, const Variables& variables,
   stub_.UnaryCall(&ctx, rpc_name, grpc::StubOptions(), &call->request,
                   &call->reply, [call](grpc::Status status) {
                     const Route& route = *call->route;
+                    const bool rfc = route.method->options()
+                                         .GetExtension(lumo::api::http)
+                                         .rfc_style();
+                    if (!status.ok() && rfc) {
+                      HttpError error = HttpErrorFor(status.error_code());
+                      std::string code = Metadata(
+                          call->context.GetServerTrailingMetadata(),
+                          "lumo-error-code");
+                      if (code.empty()) code = error.code;
+                      call->respond(
+                          RfcErrorResponse(error.status, code,
+                                           error.status >= 500 &&
+                                                   error.status != 503
+                                               ? "internal error"
+                                               : status.error_message()));
+                      return;
+                    }
                     if (!status.ok()) {
                       HttpError error = HttpErrorFor(status.error_code());
                       std::string code = Metadata(
@@ -328,7 +370,16 @@ void Gateway::Forward(const Route& route, const Variables& variables,
                     }
                     HttpResponse response;
                     response.status = route.success_status;
-                    if (route.success_status != 204) {
+                    if (rfc) {
+                      // RFC 7591 & co: the message itself, snake_case.
+                      google::protobuf::util::JsonPrintOptions options;
+                      options.preserve_proto_field_names = true;
+                      options.always_print_primitive_fields = true;
+                      response.headers.emplace_back("Content-Type",
+                                                    std::string(kJson));
+                      (void)google::protobuf::util::MessageToJsonString(
+                          *reply, &response.body, options);
+                    } else if (route.success_status != 204) {
                       response.headers.emplace_back("Content-Type",
                                                     std::string(kJson));
                       response.body =

@@ -43,6 +43,11 @@ HttpError HttpErrorFor(grpc::StatusCode code);
 HttpResponse ErrorResponse(int status, absl::string_view code,
                            absl::string_view message);
 
+// An OAuth-style error body (RFC 6749 §5.2, RFC 7591 §3.2.2):
+// {"error": code, "error_description": description}.
+HttpResponse RfcErrorResponse(int status, absl::string_view code,
+                              absl::string_view description);
+
 // Headers on every response of the gateway (security headers; CORS stays
 // closed because no Access-Control-* header is ever sent).
 HttpHeaders SecurityHeaders();

@@ -20,7 +20,8 @@
 #include "gateway/http/http_server.h"
 #include "grpcpp/create_channel.h"
 #include "grpcpp/security/credentials.h"
-#include "lumo/keys/v1/keys.grpc.pb.h"
+#include "google/protobuf/descriptor.h"
+#include "lumo/proto_files.h"
 
 ABSL_FLAG(std::string, listen, "127.0.0.1:8080", "HTTP listen address host:port");
 ABSL_FLAG(std::string, upstream, "127.0.0.1:50051",
@@ -86,11 +87,17 @@ int main(int argc, char** argv) {
   }
 
   lumo::gateway::GatewayOptions options;
-  // Referencing a generated message links its file and registers its
-  // descriptors; the services are then found by name.
-  options.services = {
-      lumo::keys::v1::ApiKey::descriptor()->file()->FindServiceByName(
-          "KeyService")};
+  // Every service of every LumoKeys proto file; those without annotated
+  // methods simply contribute no routes.
+  for (const char* name : lumo::kProtoFiles) {
+    const google::protobuf::FileDescriptor* file =
+        google::protobuf::DescriptorPool::generated_pool()->FindFileByName(
+            name);
+    if (file == nullptr) Fatal(absl::StrCat("proto file not linked: ", name));
+    for (int i = 0; i < file->service_count(); ++i) {
+      options.services.push_back(file->service(i));
+    }
+  }
   options.upstream = grpc::CreateChannel(absl::GetFlag(FLAGS_upstream),
                                          grpc::InsecureChannelCredentials());
   options.upstream_deadline = absl::GetFlag(FLAGS_upstream_deadline);

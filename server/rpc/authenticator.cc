@@ -139,11 +139,13 @@ absl::StatusOr<Principal> Authenticator::Authenticate(
     service::VerifyOutcome* outcome_out) const {
   const lumo::api::AccessRule& rule =
       method.options().GetExtension(lumo::api::access);
-  bool allows_key = false, allows_service = false, allows_operator = false;
+  bool allows_key = false, allows_service = false, allows_operator = false,
+       allows_anonymous = false;
   for (int p : rule.principals()) {
     allows_key |= p == lumo::api::PRINCIPAL_API_KEY;
     allows_service |= p == lumo::api::PRINCIPAL_SERVICE;
     allows_operator |= p == lumo::api::PRINCIPAL_OPERATOR;
+    allows_anonymous |= p == lumo::api::PRINCIPAL_ANONYMOUS;
   }
 
   bool operator_present = false;
@@ -189,6 +191,11 @@ absl::StatusOr<Principal> Authenticator::Authenticate(
     if (service_ok && allows_service) {
       Principal principal;
       principal.kind = Principal::Kind::kService;
+      return principal;
+    }
+    if (allows_anonymous && !unusable_authorization) {
+      Principal principal;
+      principal.kind = Principal::Kind::kAnonymous;
       return principal;
     }
     // No credential of a kind the method admits (a service token alone is

@@ -8,6 +8,9 @@
 //                                 headers are UNAUTHENTICATED
 //   x-lumo-service-token: T       an internal service (e.g. the gateway)
 //   x-lumo-operator-token: T      the operator
+// A method that admits PRINCIPAL_ANONYMOUS is called with an anonymous
+// principal when no credential is presented; a presented key is still
+// verified and must carry the scopes.
 // When a valid service token is present, `x-lumo-client-ip` and
 // `x-lumo-user-agent` are taken as the end client's address and agent
 // (the gateway forwards them); otherwise the peer address is used.

@@ -7,6 +7,7 @@
 #include "absl/strings/str_cat.h"
 #include "google/protobuf/descriptor.h"
 #include "server/core/crypto.h"
+#include "server/rpc/call.h"
 #include "server/rpc/convert.h"
 #include "server/rpc/status.h"
 
@@ -15,62 +16,6 @@ namespace {
 
 using service::Principal;
 using service::RequestInfo;
-
-const google::protobuf::MethodDescriptor& Method(const char* full_name) {
-  const google::protobuf::MethodDescriptor* m =
-      google::protobuf::DescriptorPool::generated_pool()->FindMethodByName(
-          full_name);
-  // Names are compile-time constants of our own protos.
-  if (m == nullptr) abort();
-  return *m;
-}
-
-void Finish(grpc::CallbackServerContext* context,
-            grpc::ServerUnaryReactor* reactor, const RequestInfo& info,
-            const absl::Status& status) {
-  context->AddInitialMetadata("x-request-id", info.request_id);
-  if (!status.ok()) {
-    context->AddTrailingMetadata("lumo-error-code", ErrorCodeOf(status));
-  }
-  reactor->Finish(ToGrpcStatus(status));
-}
-
-// Runs `body(principal, info)` on the worker pool after authenticating the
-// caller of `method` for `tenant_slug`; finishes the call with its status.
-template <typename Body>
-grpc::ServerUnaryReactor* RunAuthenticated(
-    const RpcContext& ctx, grpc::CallbackServerContext* context,
-    const google::protobuf::MethodDescriptor& method, std::string tenant_slug,
-    bool tenant_required, Body body) {
-  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  RequestInfo info = ctx.auth->DescribeRequest(*context);
-  auto task = [ctx, context, reactor, &method, info,
-               tenant_slug = std::move(tenant_slug), tenant_required,
-               body = std::move(body)]() mutable {
-    if (context->deadline() <= std::chrono::system_clock::now()) {
-      Finish(context, reactor, info,
-             absl::DeadlineExceededError("deadline exceeded before start"));
-      return;
-    }
-    if (tenant_required && tenant_slug.empty()) {
-      Finish(context, reactor, info,
-             absl::InvalidArgumentError("tenant_slug is required"));
-      return;
-    }
-    absl::StatusOr<Principal> principal =
-        ctx.auth->Authenticate(*context, method, tenant_slug, info);
-    if (!principal.ok()) {
-      Finish(context, reactor, info, principal.status());
-      return;
-    }
-    Finish(context, reactor, info, body(*principal, info));
-  };
-  if (!ctx.workers->Submit(std::move(task))) {
-    Finish(context, reactor, info,
-           absl::UnavailableError("server is overloaded or shutting down"));
-  }
-  return reactor;
-}
 
 absl::StatusOr<service::CreateKeyParams> ToParams(
     const std::string& name,
@@ -110,7 +55,7 @@ grpc::ServerUnaryReactor* KeyServiceImpl::ListApiKeys(
     lumo::keys::v1::ListApiKeysResponse* response) {
   static const auto& method = Method("lumo.keys.v1.KeyService.ListApiKeys");
   return RunAuthenticated(
-      ctx_, context, method, request->tenant_slug(), true,
+      *ctx_.auth, *ctx_.workers, context, method, request->tenant_slug(), true,
       [this, request, response](const Principal& caller,
                                 const RequestInfo&) -> absl::Status {
         service::ListKeysParams params;
@@ -146,7 +91,7 @@ grpc::ServerUnaryReactor* KeyServiceImpl::CreateApiKey(
     lumo::keys::v1::ApiKey* response) {
   static const auto& method = Method("lumo.keys.v1.KeyService.CreateApiKey");
   return RunAuthenticated(
-      ctx_, context, method, request->tenant_slug(), true,
+      *ctx_.auth, *ctx_.workers, context, method, request->tenant_slug(), true,
       [this, request, response](const Principal& caller,
                                 const RequestInfo& info) -> absl::Status {
         absl::StatusOr<service::CreateKeyParams> params = ToParams(
@@ -168,7 +113,7 @@ grpc::ServerUnaryReactor* KeyServiceImpl::GetApiKey(
     lumo::keys::v1::ApiKey* response) {
   static const auto& method = Method("lumo.keys.v1.KeyService.GetApiKey");
   return RunAuthenticated(
-      ctx_, context, method, request->tenant_slug(), true,
+      *ctx_.auth, *ctx_.workers, context, method, request->tenant_slug(), true,
       [this, request, response](const Principal& caller,
                                 const RequestInfo&) -> absl::Status {
         absl::StatusOr<storage::ApiKeyRecord> record =
@@ -185,7 +130,7 @@ grpc::ServerUnaryReactor* KeyServiceImpl::RotateApiKey(
     lumo::keys::v1::ApiKey* response) {
   static const auto& method = Method("lumo.keys.v1.KeyService.RotateApiKey");
   return RunAuthenticated(
-      ctx_, context, method, request->tenant_slug(), true,
+      *ctx_.auth, *ctx_.workers, context, method, request->tenant_slug(), true,
       [this, request, response](const Principal& caller,
                                 const RequestInfo& info) -> absl::Status {
         absl::StatusOr<service::KeyWithSecret> rotated = ctx_.keys->RotateKey(
@@ -202,7 +147,7 @@ grpc::ServerUnaryReactor* KeyServiceImpl::RevokeApiKey(
     lumo::keys::v1::ApiKey* response) {
   static const auto& method = Method("lumo.keys.v1.KeyService.RevokeApiKey");
   return RunAuthenticated(
-      ctx_, context, method, request->tenant_slug(), true,
+      *ctx_.auth, *ctx_.workers, context, method, request->tenant_slug(), true,
       [this, request, response](const Principal& caller,
                                 const RequestInfo& info) -> absl::Status {
         absl::StatusOr<storage::ApiKeyRecord> record =
@@ -219,7 +164,7 @@ grpc::ServerUnaryReactor* KeyServiceImpl::DeleteApiKey(
     google::protobuf::Empty* /*response*/) {
   static const auto& method = Method("lumo.keys.v1.KeyService.DeleteApiKey");
   return RunAuthenticated(
-      ctx_, context, method, request->tenant_slug(), true,
+      *ctx_.auth, *ctx_.workers, context, method, request->tenant_slug(), true,
       [this, request](const Principal& caller,
                       const RequestInfo& info) -> absl::Status {
         return ctx_.keys->DeleteKey(caller, info, request->id());
@@ -326,7 +271,7 @@ grpc::ServerUnaryReactor* OperatorServiceImpl::CreateTenant(
     lumo::ops::v1::CreateTenantResponse* response) {
   static const auto& method = Method("lumo.ops.v1.OperatorService.CreateTenant");
   return RunAuthenticated(
-      ctx_, context, method, "", false,
+      *ctx_.auth, *ctx_.workers, context, method, "", false,
       [this, request, response](const Principal&,
                                 const RequestInfo& info) -> absl::Status {
         std::optional<service::CreateKeyParams> initial;
@@ -357,7 +302,7 @@ grpc::ServerUnaryReactor* OperatorServiceImpl::GetTenant(
     lumo::ops::v1::Tenant* response) {
   static const auto& method = Method("lumo.ops.v1.OperatorService.GetTenant");
   return RunAuthenticated(
-      ctx_, context, method, "", false,
+      *ctx_.auth, *ctx_.workers, context, method, "", false,
       [this, request, response](const Principal&,
                                 const RequestInfo&) -> absl::Status {
         absl::StatusOr<storage::Tenant> tenant =
@@ -375,7 +320,7 @@ grpc::ServerUnaryReactor* OperatorServiceImpl::CreateTenantKey(
   static const auto& method =
       Method("lumo.ops.v1.OperatorService.CreateTenantKey");
   return RunAuthenticated(
-      ctx_, context, method, "", false,
+      *ctx_.auth, *ctx_.workers, context, method, "", false,
       [this, request, response](const Principal&,
                                 const RequestInfo& info) -> absl::Status {
         google::protobuf::RepeatedPtrField<std::string> none;

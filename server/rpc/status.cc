@@ -1,5 +1,9 @@
 #include "server/rpc/status.h"
 
+#include <cstdlib>
+
+#include "server/rpc/call.h"
+
 #include "server/service/key_service.h"
 
 namespace lumo::rpc {
@@ -39,6 +43,24 @@ std::string ErrorCodeOf(const absl::Status& status) {
     default:
       return "internal_error";
   }
+}
+
+const google::protobuf::MethodDescriptor& Method(const char* full_name) {
+  const google::protobuf::MethodDescriptor* m =
+      google::protobuf::DescriptorPool::generated_pool()->FindMethodByName(
+          full_name);
+  if (m == nullptr) abort();
+  return *m;
+}
+
+void Finish(grpc::CallbackServerContext* context,
+            grpc::ServerUnaryReactor* reactor,
+            const service::RequestInfo& info, const absl::Status& status) {
+  context->AddInitialMetadata("x-request-id", info.request_id);
+  if (!status.ok()) {
+    context->AddTrailingMetadata("lumo-error-code", ErrorCodeOf(status));
+  }
+  reactor->Finish(ToGrpcStatus(status));
 }
 
 }  // namespace lumo::rpc

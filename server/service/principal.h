@@ -10,7 +10,7 @@
 namespace lumo::service {
 
 struct Principal {
-  enum class Kind { kApiKey, kService, kOperator };
+  enum class Kind { kApiKey, kService, kOperator, kAnonymous };
   Kind kind = Kind::kApiKey;
   // For kApiKey: the key's tenant, id and scopes.
   int64_t tenant_id = 0;

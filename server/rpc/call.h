@@ -1,0 +1,76 @@
+// What every gRPC adapter needs to run one call: find its method
+// descriptor, authenticate against the method's access rule, run the body
+// on the worker pool, and finish with the status mapped in one place (plus
+// `x-request-id` and the REST error code as metadata).
+#ifndef LUMOKEYS_SERVER_RPC_CALL_H_
+#define LUMOKEYS_SERVER_RPC_CALL_H_
+
+#include <chrono>
+#include <string>
+#include <utility>
+
+#include "absl/status/status.h"
+#include "google/protobuf/descriptor.h"
+#include "grpcpp/server_context.h"
+#include "grpcpp/support/server_callback.h"
+#include "server/rpc/authenticator.h"
+#include "server/rpc/status.h"
+#include "server/rpc/worker_pool.h"
+#include "server/service/principal.h"
+
+namespace lumo::rpc {
+
+// The descriptor of `full_name` ("pkg.Service.Method") from the generated
+// pool; aborts if absent (names are constants of our own protos).
+const google::protobuf::MethodDescriptor& Method(const char* full_name);
+
+// Finishes the call: `x-request-id` initial metadata, `lumo-error-code`
+// trailing metadata on errors, and the status.
+void Finish(grpc::CallbackServerContext* context,
+            grpc::ServerUnaryReactor* reactor,
+            const service::RequestInfo& info, const absl::Status& status);
+
+// Runs `body(principal, info) -> absl::Status` on `workers` after
+// authenticating the caller of `method` for `tenant_slug`, then finishes
+// the call with its status. A call whose deadline passed before it started
+// gets DEADLINE_EXCEEDED; a full pool UNAVAILABLE. With `tenant_required`,
+// an empty tenant slug is INVALID_ARGUMENT.
+template <typename Body>
+grpc::ServerUnaryReactor* RunAuthenticated(
+    const Authenticator& auth, WorkerPool& workers,
+    grpc::CallbackServerContext* context,
+    const google::protobuf::MethodDescriptor& method, std::string tenant_slug,
+    bool tenant_required, Body body) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  service::RequestInfo info = auth.DescribeRequest(*context);
+  auto task = [&auth, context, reactor, &method, info,
+               tenant_slug = std::move(tenant_slug), tenant_required,
+               body = std::move(body)]() mutable {
+    if (context->deadline() <= std::chrono::system_clock::now()) {
+      Finish(context, reactor, info,
+             absl::DeadlineExceededError("deadline exceeded before start"));
+      return;
+    }
+    if (tenant_required && tenant_slug.empty()) {
+      Finish(context, reactor, info,
+             absl::InvalidArgumentError("tenant_slug is required"));
+      return;
+    }
+    absl::StatusOr<service::Principal> principal =
+        auth.Authenticate(*context, method, tenant_slug, info);
+    if (!principal.ok()) {
+      Finish(context, reactor, info, principal.status());
+      return;
+    }
+    Finish(context, reactor, info, body(*principal, info));
+  };
+  if (!workers.Submit(std::move(task))) {
+    Finish(context, reactor, info,
+           absl::UnavailableError("server is overloaded or shutting down"));
+  }
+  return reactor;
+}
+
+}  // namespace lumo::rpc
+
+#endif  // LUMOKEYS_SERVER_RPC_CALL_H_
