@@ -25,12 +25,8 @@
 #include "grpcpp/server_builder.h"
 #include "server/core/crypto.h"
 #include "server/core/pepper.h"
-#include "server/rpc/authenticator.h"
-#include "server/rpc/services.h"
-#include "server/rpc/worker_pool.h"
+#include "server/app/app.h"
 #include "server/service/audit_json.h"
-#include "server/service/key_service.h"
-#include "server/service/verifier.h"
 #include "server/storage/mysql/migrator.h"
 #include "server/storage/mysql/mysql_key_store.h"
 #include "server/storage/mysql/mysql_options.h"
@@ -194,31 +190,15 @@ int main(int argc, char** argv) {
     Log("warning", "database is not durable (innodb_flush_log_at_trx_commit != 1)");
   }
 
-  std::vector<const google::protobuf::ServiceDescriptor*> descriptors;
-  for (const char* name : {"lumo.keys.v1.KeyService", "lumo.auth.v1.AuthService",
-                           "lumo.ops.v1.OperatorService"}) {
-    const google::protobuf::ServiceDescriptor* d =
-        google::protobuf::DescriptorPool::generated_pool()->FindServiceByName(
-            name);
-    if (d == nullptr) Fatal(absl::StrCat("missing service descriptor ", name));
-    descriptors.push_back(d);
-  }
-  if (absl::Status ok = lumo::rpc::CheckAccessAnnotations(descriptors);
-      !ok.ok()) {
-    Fatal(ok.message());
-  }
-
-  lumo::service::VerifierOptions verifier_options;
-  verifier_options.cache_ttl = absl::GetFlag(FLAGS_verify_cache_ttl);
-  lumo::service::Verifier verifier(store->get(), *peppers, verifier_options);
-  lumo::service::KeyService keys(store->get(), *peppers, &verifier);
-  lumo::rpc::Authenticator auth(&verifier, service_token, operator_token);
-  auto workers = std::make_unique<lumo::rpc::WorkerPool>(
-      absl::GetFlag(FLAGS_workers), /*max_queue=*/10000);
-  lumo::rpc::RpcContext ctx{&auth, &keys, &verifier, workers.get()};
-  lumo::rpc::KeyServiceImpl key_service(ctx);
-  lumo::rpc::AuthServiceImpl auth_service(ctx);
-  lumo::rpc::OperatorServiceImpl operator_service(ctx);
+  lumo::app::AppOptions app_options;
+  app_options.peppers = *peppers;
+  app_options.service_token_sha256 = service_token;
+  app_options.operator_token_sha256 = operator_token;
+  app_options.verify_cache_ttl = absl::GetFlag(FLAGS_verify_cache_ttl);
+  app_options.workers = absl::GetFlag(FLAGS_workers);
+  absl::StatusOr<std::unique_ptr<lumo::app::App>> app =
+      lumo::app::App::Create(*std::move(store), app_options);
+  if (!app.ok()) Fatal(app.status().ToString());
 
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
@@ -229,9 +209,7 @@ int main(int argc, char** argv) {
   int bound_port = 0;
   builder.AddListeningPort(listen, grpc::InsecureServerCredentials(),
                            &bound_port);
-  builder.RegisterService(&key_service);
-  builder.RegisterService(&auth_service);
-  builder.RegisterService(&operator_service);
+  (*app)->RegisterServices(builder);
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
   if (server == nullptr || bound_port == 0) {
     Fatal(absl::StrCat("cannot listen on ", listen));
@@ -246,7 +224,7 @@ int main(int argc, char** argv) {
   server->GetHealthCheckService()->SetServingStatus(false);
   server->Shutdown(std::chrono::system_clock::now() +
                    absl::ToChronoMilliseconds(absl::GetFlag(FLAGS_shutdown_grace)));
-  workers.reset();  // runs what is queued, joins
+  app->reset();  // runs what is queued, joins the workers
   Log("info", "stopped");
   return 0;
 }

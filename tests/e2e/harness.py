@@ -42,6 +42,8 @@ import tempfile
 import time
 import unittest
 import urllib.parse
+import http.client
+import json
 
 
 class HarnessError(Exception):
@@ -376,3 +378,78 @@ class LumoServerTestCase(unittest.TestCase):
                 f"\n===== lumokeys-server log for {self.id()} =====\n{log}"
                 "===== end of server log =====\n")
         return outcome
+
+
+class LumoGateway:
+    """A lumokeys-gateway process in front of a started LumoServer, with a
+    tiny HTTP client (`request`) and a raw-socket helper (`raw`)."""
+
+    def __init__(self, server):
+        self.server = server
+        self.port = free_loopback_port()
+        self.log_path = os.path.join(server.tmpdir, "gateway.log")
+        binary = os.path.join(server.binary_dir, "gateway", "lumokeys-gateway")
+        self.log = open(self.log_path, "w")
+        self.process = subprocess.Popen(
+            [binary, "--listen=127.0.0.1:%d" % self.port,
+             "--upstream=" + server.address,
+             "--service_token_file=" + server.service_token_path,
+             "--request_timeout=3s"],
+            stdout=self.log, stderr=self.log)
+        deadline = time.time() + 20
+        while True:
+            try:
+                status, _, _ = self.request("GET", "/healthz")
+                if status == 200:
+                    break
+            except OSError:
+                pass
+            if self.process.poll() is not None or time.time() > deadline:
+                raise HarnessError("gateway did not start:\n" + open(self.log_path).read())
+            time.sleep(0.1)
+
+    def stop(self):
+        self.process.terminate()
+        try:
+            self.process.wait(10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+        self.log.close()
+
+    def request(self, method, path, body=None, headers=None):
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
+        try:
+            hdrs = dict(headers or {})
+            data = None
+            if body is not None:
+                data = body if isinstance(body, (bytes, str)) else json.dumps(body)
+                hdrs.setdefault("Content-Type", "application/json")
+            conn.request(method, path, body=data, headers=hdrs)
+            resp = conn.getresponse()
+            raw = resp.read()
+            return resp.status, {k.lower(): v for k, v in resp.getheaders()}, raw
+        finally:
+            conn.close()
+
+    def raw(self, data, read_timeout=5):
+        with socket.create_connection(("127.0.0.1", self.port), timeout=read_timeout) as s:
+            s.sendall(data)
+            chunks = []
+            try:
+                while True:
+                    chunk = s.recv(65536)
+                    if not chunk:
+                        break
+                    chunks.append(chunk)
+                    if b"\r\n\r\n" in b"".join(chunks):
+                        head, _, rest = b"".join(chunks).partition(b"\r\n\r\n")
+                        length = 0
+                        for line in head.split(b"\r\n")[1:]:
+                            k, _, v = line.partition(b":")
+                            if k.strip().lower() == b"content-length":
+                                length = int(v.strip())
+                        if len(rest) >= length:
+                            break
+            except socket.timeout:
+                pass
+            return b"".join(chunks)

@@ -26,6 +26,7 @@
 #include "server/core/crypto.h"
 #include "server/core/key_format.h"
 #include "server/core/scopes.h"
+#include "server/app/app.h"
 #include "server/rpc/authenticator.h"
 #include "server/rpc/services.h"
 #include "server/storage/mysql/connection_pool.h"
@@ -54,25 +55,19 @@ class GrpcServerTest : public ::testing::Test {
     db_ = db->release();
     auto store = storage::MysqlKeyStore::Open(db_->options());
     ASSERT_TRUE(store.ok()) << store.status();
-    store_ = store->release();
-    peppers_ = new std::shared_ptr<const core::PepperSet>(
-        *core::PepperSet::Parse(kPepper));
-    verifier_ = new service::Verifier(store_, *peppers_, {});
-    keys_ = new service::KeyService(store_, *peppers_, verifier_);
-    auth_ = new Authenticator(verifier_, core::Sha256(kServiceToken),
-                              core::Sha256(kOperatorToken));
-    workers_ = new WorkerPool(8, 1000);
-    RpcContext ctx{auth_, keys_, verifier_, workers_};
-    key_service_ = new KeyServiceImpl(ctx);
-    auth_service_ = new AuthServiceImpl(ctx);
-    operator_service_ = new OperatorServiceImpl(ctx);
+    app::AppOptions options;
+    options.peppers = *core::PepperSet::Parse(kPepper);
+    options.service_token_sha256 = core::Sha256(kServiceToken);
+    options.operator_token_sha256 = core::Sha256(kOperatorToken);
+    options.workers = 8;
+    auto app = app::App::Create(*std::move(store), options);
+    ASSERT_TRUE(app.ok()) << app.status();
+    app_ = app->release();
     grpc::ServerBuilder builder;
     int port = 0;
     builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(),
                              &port);
-    builder.RegisterService(key_service_);
-    builder.RegisterService(auth_service_);
-    builder.RegisterService(operator_service_);
+    app_->RegisterServices(builder);
     server_ = builder.BuildAndStart().release();
     ASSERT_NE(port, 0);
     channel_ = new std::shared_ptr<grpc::Channel>(grpc::CreateChannel(
@@ -81,17 +76,9 @@ class GrpcServerTest : public ::testing::Test {
   static void TearDownTestSuite() {
     server_->Shutdown();
     delete server_;
-    delete workers_;
-    delete key_service_;
-    delete auth_service_;
-    delete operator_service_;
-    delete auth_;
-    delete keys_;
-    delete verifier_;
-    delete store_;
+    delete app_;
     delete db_;
     delete channel_;
-    delete peppers_;
   }
 
   // Creates a tenant with a first key of `scopes`; returns the full key.
@@ -167,15 +154,7 @@ class GrpcServerTest : public ::testing::Test {
   }
 
   static inline testing::TestDatabase* db_ = nullptr;
-  static inline storage::MysqlKeyStore* store_ = nullptr;
-  static inline std::shared_ptr<const core::PepperSet>* peppers_ = nullptr;
-  static inline service::Verifier* verifier_ = nullptr;
-  static inline service::KeyService* keys_ = nullptr;
-  static inline Authenticator* auth_ = nullptr;
-  static inline WorkerPool* workers_ = nullptr;
-  static inline KeyServiceImpl* key_service_ = nullptr;
-  static inline AuthServiceImpl* auth_service_ = nullptr;
-  static inline OperatorServiceImpl* operator_service_ = nullptr;
+  static inline app::App* app_ = nullptr;
   static inline grpc::Server* server_ = nullptr;
   static inline std::shared_ptr<grpc::Channel>* channel_ = nullptr;
 };
@@ -480,13 +459,8 @@ TEST_F(GrpcServerTest, AuthorizationMatrixFollowsTheAccessAnnotations) {
   grpc::GenericStub generic(*channel_);
   google::protobuf::DynamicMessageFactory factory;
   int checked = 0;
-  for (const char* service_name :
-       {"lumo.keys.v1.KeyService", "lumo.auth.v1.AuthService",
-        "lumo.ops.v1.OperatorService"}) {
-    const auto* service =
-        google::protobuf::DescriptorPool::generated_pool()->FindServiceByName(
-            service_name);
-    ASSERT_NE(service, nullptr);
+  for (const google::protobuf::ServiceDescriptor* service :
+       app_->ServiceDescriptors()) {
     for (int m = 0; m < service->method_count(); ++m) {
       const auto* method = service->method(m);
       const auto& rule = method->options().GetExtension(lumo::api::access);
@@ -573,13 +547,7 @@ TEST_F(GrpcServerTest, AuthorizationMatrixFollowsTheAccessAnnotations) {
 
 TEST_F(GrpcServerTest, AMethodWithoutAccessRuleFailsTheStartUpCheck) {
   // Every shipped service passes.
-  std::vector<const google::protobuf::ServiceDescriptor*> ours;
-  for (const char* name : {"lumo.keys.v1.KeyService", "lumo.auth.v1.AuthService",
-                           "lumo.ops.v1.OperatorService"}) {
-    ours.push_back(
-        google::protobuf::DescriptorPool::generated_pool()->FindServiceByName(name));
-  }
-  EXPECT_TRUE(CheckAccessAnnotations(ours).ok());
+  EXPECT_TRUE(CheckAccessAnnotations(app_->ServiceDescriptors()).ok());
   // A service with an unannotated method does not.
   google::protobuf::FileDescriptorProto file;
   file.set_name("unannotated_test.proto");

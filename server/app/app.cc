@@ -1,0 +1,68 @@
+#include "server/app/app.h"
+
+#include <utility>
+
+#include "server/rpc/services.h"
+
+namespace lumo::app {
+
+absl::StatusOr<std::unique_ptr<App>> App::Create(
+    std::unique_ptr<storage::MysqlKeyStore> store, AppOptions options) {
+  std::unique_ptr<App> app(new App);
+  app->key_store_ = std::move(store);
+  service::VerifierOptions verifier_options;
+  verifier_options.cache_ttl = options.verify_cache_ttl;
+  app->verifier_ = std::make_unique<service::Verifier>(
+      app->key_store_.get(), options.peppers, verifier_options);
+  app->keys_ = std::make_unique<service::KeyService>(
+      app->key_store_.get(), options.peppers, app->verifier_.get());
+  app->auth_ = std::make_unique<rpc::Authenticator>(
+      app->verifier_.get(), options.service_token_sha256,
+      options.operator_token_sha256);
+  app->workers_ =
+      std::make_unique<rpc::WorkerPool>(options.workers, /*max_queue=*/10000);
+
+  rpc::RpcContext ctx{app->auth_.get(), app->keys_.get(), app->verifier_.get(),
+                      app->workers_.get()};
+  app->services_.push_back(std::make_unique<rpc::KeyServiceImpl>(ctx));
+  app->services_.push_back(std::make_unique<rpc::AuthServiceImpl>(ctx));
+  app->services_.push_back(std::make_unique<rpc::OperatorServiceImpl>(ctx));
+
+  // [users/roles wiring] (issue 4)
+
+  // [clients/settings/registration wiring] (issue 4)
+
+  if (absl::Status ok = rpc::CheckAccessAnnotations(app->ServiceDescriptors());
+      !ok.ok()) {
+    return ok;
+  }
+  return app;
+}
+
+App::~App() {
+  // Runs queued work before the services and stores it uses go away.
+  workers_.reset();
+}
+
+void App::RegisterServices(grpc::ServerBuilder& builder) {
+  for (const auto& service : services_) builder.RegisterService(service.get());
+}
+
+std::vector<const google::protobuf::ServiceDescriptor*>
+App::ServiceDescriptors() const {
+  // A service's descriptor is found from the name of its first method.
+  std::vector<const google::protobuf::ServiceDescriptor*> out;
+  for (const char* name :
+       {"lumo.keys.v1.KeyService", "lumo.auth.v1.AuthService",
+        "lumo.ops.v1.OperatorService"
+        // [service names] (issue 4)
+       }) {
+    const auto* d =
+        google::protobuf::DescriptorPool::generated_pool()->FindServiceByName(
+            name);
+    if (d != nullptr) out.push_back(d);
+  }
+  return out;
+}
+
+}  // namespace lumo::app

@@ -1,0 +1,66 @@
+// The whole server minus process concerns: every store, domain service and
+// gRPC adapter, built from one database pool and registered on a
+// grpc::ServerBuilder. main.cc and the integration tests both use it, so the
+// tests exercise exactly the wiring that ships.
+#ifndef LUMOKEYS_SERVER_APP_APP_H_
+#define LUMOKEYS_SERVER_APP_APP_H_
+
+#include <memory>
+#include <optional>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "grpcpp/impl/service_type.h"
+#include "grpcpp/server_builder.h"
+#include "server/core/crypto.h"
+#include "server/core/pepper.h"
+#include "server/rpc/authenticator.h"
+#include "server/rpc/worker_pool.h"
+#include "server/service/key_service.h"
+#include "server/service/verifier.h"
+#include "server/storage/mysql/mysql_key_store.h"
+
+namespace lumo::app {
+
+struct AppOptions {
+  std::shared_ptr<const core::PepperSet> peppers;
+  std::optional<core::Digest> service_token_sha256;
+  std::optional<core::Digest> operator_token_sha256;
+  absl::Duration verify_cache_ttl = absl::Seconds(30);
+  int workers = 32;
+};
+
+// Thread-safe once built. Owns everything it creates.
+class App {
+ public:
+  // `store` owns the database pool that every other store shares.
+  static absl::StatusOr<std::unique_ptr<App>> Create(
+      std::unique_ptr<storage::MysqlKeyStore> store, AppOptions options);
+  ~App();
+
+  // Registers every gRPC service on `builder`.
+  void RegisterServices(grpc::ServerBuilder& builder);
+
+  // Every service descriptor the app serves (for the start-up annotation
+  // check and the authorization-matrix test).
+  std::vector<const google::protobuf::ServiceDescriptor*> ServiceDescriptors()
+      const;
+
+  storage::MysqlKeyStore& key_store() { return *key_store_; }
+  service::Verifier& verifier() { return *verifier_; }
+
+ private:
+  App() = default;
+
+  std::unique_ptr<storage::MysqlKeyStore> key_store_;
+  std::unique_ptr<service::Verifier> verifier_;
+  std::unique_ptr<service::KeyService> keys_;
+  std::unique_ptr<rpc::Authenticator> auth_;
+  std::unique_ptr<rpc::WorkerPool> workers_;
+  std::vector<std::unique_ptr<grpc::Service>> services_;
+};
+
+}  // namespace lumo::app
+
+#endif  // LUMOKEYS_SERVER_APP_APP_H_
