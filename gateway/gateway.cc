@@ -178,6 +178,14 @@ Gateway::Gateway(GatewayOptions options, RouteTable routes,
 void Gateway::Handle(HttpRequest request, Responder respond) {
   // Routes that do not reach the server.
   if (request.method == "GET" || request.method == "HEAD") {
+    if (request.path == "/livez") {
+      // Liveness of the gateway process alone: no upstream call.
+      HttpResponse response;
+      response.headers.emplace_back("Content-Type", std::string(kJson));
+      response.body = "{\"status\":\"ok\"}";
+      respond(std::move(response));
+      return;
+    }
     if (request.path == "/healthz") {
       HandleHealth(std::move(request), std::move(respond));
       return;
