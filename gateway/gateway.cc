@@ -86,6 +86,20 @@ const RenderOptions& SecretFieldOptions() {
   return *options;
 }
 
+// Copies the server's per-key rate-limit metadata to X-RateLimit-* headers.
+void AddRateLimitHeaders(const grpc::ClientContext& context,
+                         HttpResponse& response) {
+  const auto& md = context.GetServerInitialMetadata();
+  for (const auto& [name, header] :
+       {std::pair<const char*, const char*>{"x-ratelimit-limit",
+                                            "X-RateLimit-Limit"},
+        {"x-ratelimit-remaining", "X-RateLimit-Remaining"},
+        {"x-ratelimit-reset", "X-RateLimit-Reset"}}) {
+    std::string value = Metadata(md, name);
+    if (!value.empty()) response.headers.emplace_back(header, value);
+  }
+}
+
 // Everything one upstream call needs to stay alive until its callback.
 struct Call {
   grpc::ClientContext context;
@@ -363,6 +377,7 @@ void Gateway::Forward(const Route& route, const Variables& variables,
                         response.headers.emplace_back(
                             "Retry-After", retry.empty() ? "60" : retry);
                       }
+                      AddRateLimitHeaders(call->context, response);
                       call->respond(std::move(response));
                       return;
                     }
@@ -378,6 +393,7 @@ void Gateway::Forward(const Route& route, const Variables& variables,
                     }
                     HttpResponse response;
                     response.status = route.success_status;
+                    AddRateLimitHeaders(call->context, response);
                     if (rfc) {
                       // RFC 7591 & co: the message itself, snake_case.
                       google::protobuf::util::JsonPrintOptions options;

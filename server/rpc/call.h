@@ -17,6 +17,7 @@
 #include "server/rpc/status.h"
 #include "server/rpc/worker_pool.h"
 #include "server/service/principal.h"
+#include "server/service/verifier.h"
 
 namespace lumo::rpc {
 
@@ -25,10 +26,13 @@ namespace lumo::rpc {
 const google::protobuf::MethodDescriptor& Method(const char* full_name);
 
 // Finishes the call: `x-request-id` initial metadata, `lumo-error-code`
-// trailing metadata on errors, and the status.
+// trailing metadata on errors, and the status. When `outcome` names a key
+// with a rate limit: `x-ratelimit-limit|remaining|reset` initial metadata
+// (reset in Unix seconds) and, on RESOURCE_EXHAUSTED, `retry-after`.
 void Finish(grpc::CallbackServerContext* context,
             grpc::ServerUnaryReactor* reactor,
-            const service::RequestInfo& info, const absl::Status& status);
+            const service::RequestInfo& info, const absl::Status& status,
+            const service::VerifyOutcome* outcome = nullptr);
 
 // Runs `body(principal, info) -> absl::Status` on `workers` after
 // authenticating the caller of `method` for `tenant_slug`, then finishes
@@ -56,13 +60,14 @@ grpc::ServerUnaryReactor* RunAuthenticated(
              absl::InvalidArgumentError("tenant_slug is required"));
       return;
     }
+    service::VerifyOutcome outcome;
     absl::StatusOr<service::Principal> principal =
-        auth.Authenticate(*context, method, tenant_slug, info);
+        auth.Authenticate(*context, method, tenant_slug, info, &outcome);
     if (!principal.ok()) {
-      Finish(context, reactor, info, principal.status());
+      Finish(context, reactor, info, principal.status(), &outcome);
       return;
     }
-    Finish(context, reactor, info, body(*principal, info));
+    Finish(context, reactor, info, body(*principal, info), &outcome);
   };
   if (!workers.Submit(std::move(task))) {
     Finish(context, reactor, info,

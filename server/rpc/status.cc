@@ -1,6 +1,10 @@
 #include "server/rpc/status.h"
 
+#include <algorithm>
 #include <cstdlib>
+#include <string>
+
+#include "absl/time/clock.h"
 
 #include "server/rpc/call.h"
 
@@ -55,8 +59,22 @@ const google::protobuf::MethodDescriptor& Method(const char* full_name) {
 
 void Finish(grpc::CallbackServerContext* context,
             grpc::ServerUnaryReactor* reactor,
-            const service::RequestInfo& info, const absl::Status& status) {
+            const service::RequestInfo& info, const absl::Status& status,
+            const service::VerifyOutcome* outcome) {
   context->AddInitialMetadata("x-request-id", info.request_id);
+  if (outcome != nullptr && outcome->rate_limit > 0) {
+    const int64_t reset = absl::ToUnixSeconds(outcome->rate_reset);
+    context->AddInitialMetadata("x-ratelimit-limit",
+                                std::to_string(outcome->rate_limit));
+    context->AddInitialMetadata("x-ratelimit-remaining",
+                                std::to_string(outcome->rate_remaining));
+    context->AddInitialMetadata("x-ratelimit-reset", std::to_string(reset));
+    if (status.code() == absl::StatusCode::kResourceExhausted) {
+      const int64_t wait =
+          std::max<int64_t>(1, reset - absl::ToUnixSeconds(absl::Now()));
+      context->AddTrailingMetadata("retry-after", std::to_string(wait));
+    }
+  }
   if (!status.ok()) {
     context->AddTrailingMetadata("lumo-error-code", ErrorCodeOf(status));
   }
