@@ -80,7 +80,8 @@ std::string Metadata(const std::multimap<grpc::string_ref, grpc::string_ref>& md
 const RenderOptions& SecretFieldOptions() {
   static const RenderOptions* options = [] {
     auto* o = new RenderOptions;
-    o->omit_fields_when_unset = {"lumo.keys.v1.ApiKey.key"};
+    o->omit_fields_when_unset = {"lumo.keys.v1.ApiKey.key",
+                                 "lumo.admin.v1.OAuthClient.client_secret"};
     return o;
   }();
   return *options;
@@ -350,12 +351,19 @@ void Gateway::Forward(const Route& route, const Variables& variables,
                           call->context.GetServerTrailingMetadata(),
                           "lumo-error-code");
                       if (code.empty()) code = error.code;
-                      call->respond(
-                          RfcErrorResponse(error.status, code,
-                                           error.status >= 500 &&
-                                                   error.status != 503
-                                               ? "internal error"
-                                               : status.error_message()));
+                      HttpResponse response = RfcErrorResponse(
+                          error.status, code,
+                          error.status >= 500 && error.status != 503
+                              ? "internal error"
+                              : status.error_message());
+                      if (error.status == 429) {
+                        std::string retry = Metadata(
+                            call->context.GetServerTrailingMetadata(),
+                            "retry-after");
+                        response.headers.emplace_back(
+                            "Retry-After", retry.empty() ? "60" : retry);
+                      }
+                      call->respond(std::move(response));
                       return;
                     }
                     if (!status.ok()) {

@@ -30,6 +30,8 @@ struct Schema {
     kMessage,   // an object whose keys are fields of `message`
     kRepeated,  // an array whose elements map to `field` (singular view)
     kMap,       // an object whose values map to `field`'s map value
+    kBool,      // JSON true or false only (protobuf 3.21 also takes
+                // strings such as "yes" for bools)
   };
   Kind kind = Kind::kNone;
   const Descriptor* message = nullptr;
@@ -43,6 +45,9 @@ Schema MessageSchema(const Descriptor* type) {
 
 // The schema of one (singular) value of `field`.
 Schema SingularSchema(const FieldDescriptor* field) {
+  if (field->cpp_type() == FieldDescriptor::CPPTYPE_BOOL) {
+    return Schema{Schema::Kind::kBool, nullptr, field};
+  }
   if (field->cpp_type() != FieldDescriptor::CPPTYPE_MESSAGE) return Schema{};
   return MessageSchema(field->message_type());
 }
@@ -135,6 +140,11 @@ class Scanner {
       return absl::InvalidArgumentError(absl::StrCat(
           "field ", QuoteForMessage(absl::StrJoin(path_, "."), 100),
           " must be a JSON array"));
+    }
+    if (schema.kind == Schema::Kind::kBool && *type != ValueType::kLiteral) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "field ", QuoteForMessage(absl::StrJoin(path_, "."), 100),
+          " must be true or false"));
     }
     if (schema.kind == Schema::Kind::kMap && *type != ValueType::kObject) {
       return absl::InvalidArgumentError(absl::StrCat(

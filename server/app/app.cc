@@ -2,7 +2,9 @@
 
 #include <utility>
 
+#include "server/rpc/client_services.h"
 #include "server/rpc/services.h"
+#include "server/rpc/user_services.h"
 
 namespace lumo::app {
 
@@ -29,8 +31,35 @@ absl::StatusOr<std::unique_ptr<App>> App::Create(
   app->services_.push_back(std::make_unique<rpc::OperatorServiceImpl>(ctx));
 
   // [users/roles wiring] (issue 4)
+  app->user_store_ =
+      std::make_unique<storage::MysqlUserStore>(app->key_store_->shared_pool());
+  app->users_ = std::make_unique<service::UserService>(app->user_store_.get());
+  {
+    rpc::UserRpcContext user_ctx{app->auth_.get(), app->users_.get(),
+                                 app->workers_.get()};
+    app->services_.push_back(std::make_unique<rpc::UserServiceImpl>(user_ctx));
+    app->services_.push_back(std::make_unique<rpc::RoleServiceImpl>(user_ctx));
+  }
 
   // [clients/settings/registration wiring] (issue 4)
+  app->client_store_ = std::make_unique<storage::MysqlClientStore>(
+      app->key_store_->shared_pool());
+  app->clients_ = std::make_unique<service::ClientService>(
+      app->client_store_.get(), options.peppers);
+  app->registration_ = std::make_unique<service::RegistrationService>(
+      app->key_store_.get(), app->client_store_.get(), app->clients_.get(),
+      service::IpRateLimiterOptions());
+  {
+    rpc::ClientRpcContext client_ctx{app->auth_.get(), app->workers_.get(),
+                                     app->clients_.get(),
+                                     app->registration_.get()};
+    app->services_.push_back(
+        std::make_unique<rpc::ClientServiceImpl>(client_ctx));
+    app->services_.push_back(
+        std::make_unique<rpc::SettingsServiceImpl>(client_ctx));
+    app->services_.push_back(
+        std::make_unique<rpc::RegistrationServiceImpl>(client_ctx));
+  }
 
   if (absl::Status ok = rpc::CheckAccessAnnotations(app->ServiceDescriptors());
       !ok.ok()) {
@@ -54,8 +83,11 @@ App::ServiceDescriptors() const {
   std::vector<const google::protobuf::ServiceDescriptor*> out;
   for (const char* name :
        {"lumo.keys.v1.KeyService", "lumo.auth.v1.AuthService",
-        "lumo.ops.v1.OperatorService"
+        "lumo.ops.v1.OperatorService",
         // [service names] (issue 4)
+        "lumo.admin.v1.ClientService", "lumo.admin.v1.SettingsService",
+        "lumo.admin.v1.RegistrationService",
+        "lumo.admin.v1.UserService", "lumo.admin.v1.RoleService",
        }) {
     const auto* d =
         google::protobuf::DescriptorPool::generated_pool()->FindServiceByName(

@@ -18,8 +18,14 @@
 #include "server/rpc/authenticator.h"
 #include "server/rpc/worker_pool.h"
 #include "server/service/key_service.h"
+#include "server/service/user_service.h"
 #include "server/service/verifier.h"
 #include "server/storage/mysql/mysql_key_store.h"
+// [clients/settings/registration includes] (issue 4)
+#include "server/service/client_service.h"
+#include "server/service/registration_service.h"
+#include "server/storage/mysql/mysql_client_store.h"
+#include "server/storage/mysql/mysql_user_store.h"
 
 namespace lumo::app {
 
@@ -59,6 +65,16 @@ class App {
   std::unique_ptr<rpc::Authenticator> auth_;
   std::unique_ptr<rpc::WorkerPool> workers_;
   std::vector<std::unique_ptr<grpc::Service>> services_;
+
+  // [users/roles members] (issue 4): destroyed after workers_ stops.
+  std::unique_ptr<storage::MysqlUserStore> user_store_;
+  std::unique_ptr<service::UserService> users_;
+
+  // [clients/settings/registration members] (issue 4): destroyed after
+  // workers_ stops.
+  std::unique_ptr<storage::MysqlClientStore> client_store_;
+  std::unique_ptr<service::ClientService> clients_;
+  std::unique_ptr<service::RegistrationService> registration_;
 };
 
 }  // namespace lumo::app

@@ -466,7 +466,11 @@ TEST_F(GrpcServerTest, AuthorizationMatrixFollowsTheAccessAnnotations) {
       const auto& rule = method->options().GetExtension(lumo::api::access);
       ASSERT_GT(rule.principals_size(), 0) << method->full_name();
       bool allows_key = false;
-      for (int p : rule.principals()) allows_key |= p == lumo::api::PRINCIPAL_API_KEY;
+      bool allows_anonymous = false;
+      for (int p : rule.principals()) {
+        allows_key |= p == lumo::api::PRINCIPAL_API_KEY;
+        allows_anonymous |= p == lumo::api::PRINCIPAL_ANONYMOUS;
+      }
       std::vector<std::string> any_of(rule.any_of_scopes().begin(),
                                       rule.any_of_scopes().end());
       // A request addressed to the tenant (field names are conventions of
@@ -493,8 +497,15 @@ TEST_F(GrpcServerTest, AuthorizationMatrixFollowsTheAccessAnnotations) {
       const grpc::StatusCode bad_key = allows_key
                                            ? grpc::StatusCode::UNAUTHENTICATED
                                            : grpc::StatusCode::PERMISSION_DENIED;
+      // A method admitting anonymous callers passes them to its handler,
+      // which applies its own policy: only "not refused as unauthenticated
+      // by the authenticator" is checked (nullopt).
       std::vector<Case> cases = {
-          {"no credential", {}, grpc::StatusCode::UNAUTHENTICATED},
+          {"no credential", {},
+           allows_anonymous
+               ? std::nullopt
+               : std::optional<grpc::StatusCode>(
+                     grpc::StatusCode::UNAUTHENTICATED)},
           {"malformed key", {{"x-api-key", "lmk_garbage"}}, bad_key},
           {"revoked key", {{"x-api-key", revoked_key.key()}}, bad_key},
       };

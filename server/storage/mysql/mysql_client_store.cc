@@ -1,0 +1,666 @@
+#include "server/storage/mysql/mysql_client_store.h"
+
+#include <cppconn/datatype.h>
+#include <cppconn/prepared_statement.h>
+#include <cppconn/resultset.h>
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <utility>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/str_cat.h"
+#include "server/storage/mysql/mysql_session.h"
+
+namespace lumo::storage {
+namespace {
+
+// ---------------------------------------------------------------------------
+// SQL. Values are always bound; spliced text comes from this file only.
+
+// The columns every client read selects, in ReadClient's order.
+constexpr char kClientColumns[] =
+    "c.id, c.tenant_id, c.client_id, c.name, c.redirect_uris,"
+    " c.post_logout_redirect_uris, c.scopes, c.grant_types, c.response_types,"
+    " c.application_type, c.token_endpoint_auth_method, c.client_uri,"
+    " c.logo_uri, c.is_public, c.pkce_required, c.is_active, c.created_via,"
+    " c.created_by_type, c.created_by_id, c.version, c.created_at,"
+    " c.updated_at, c.secret_rotated_at";
+constexpr int kClientColumnCount = 23;
+
+constexpr char kInsertClientSql[] =
+    "INSERT INTO oauth_clients (id, tenant_id, client_id, name,"
+    " secret_digest, secret_pepper_version, redirect_uris,"
+    " post_logout_redirect_uris, scopes, grant_types, response_types,"
+    " application_type, token_endpoint_auth_method, client_uri, logo_uri,"
+    " is_public, pkce_required, is_active, created_via, created_by_type,"
+    " created_by_id, version, created_at, updated_at)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?, ?,"
+    " 1, UTC_TIMESTAMP(6), UTC_TIMESTAMP(6))";
+
+constexpr char kSelectSettingsSql[] =
+    "SELECT dynamic_registration_enabled,"
+    " dynamic_registration_require_api_key, version, updated_at"
+    " FROM tenant_settings WHERE tenant_id = ?";
+
+// Record ids are 16 base62 characters; client ids contain '_' (`cli_...`),
+// so the two never collide and a lookup uses exactly one unique index.
+enum class IdKind { kNone, kRecordId, kClientId };
+
+IdKind KindOf(absl::string_view id) {
+  if (id.empty() || id.size() > 64) return IdKind::kNone;
+  bool underscore = false;
+  for (char c : id) {
+    if (c == '_') {
+      underscore = true;
+    } else if (!absl::ascii_isalnum(static_cast<unsigned char>(c))) {
+      return IdKind::kNone;
+    }
+  }
+  if (underscore) return IdKind::kClientId;
+  return id.size() == 16 ? IdKind::kRecordId : IdKind::kNone;
+}
+
+const std::string& SelectClientSql(IdKind kind, bool for_update) {
+  auto make = [](const char* column, bool lock) {
+    return new std::string(absl::StrCat("SELECT ", kClientColumns,
+                                        " FROM oauth_clients c",
+                                        " WHERE c.tenant_id = ? AND c.", column,
+                                        " = ?", lock ? " FOR UPDATE" : ""));
+  };
+  static const std::string* const by_id = make("id", false);
+  static const std::string* const by_client_id = make("client_id", false);
+  static const std::string* const lock_id = make("id", true);
+  static const std::string* const lock_client_id = make("client_id", true);
+  if (kind == IdKind::kRecordId) return for_update ? *lock_id : *by_id;
+  return for_update ? *lock_client_id : *by_client_id;
+}
+
+absl::Status NotFound() {
+  return absl::NotFoundError("OAuth client not found");
+}
+
+absl::Status ReadClient(const sql::ResultSet& rs, ClientRecord* client) {
+  client->id = rs.getString(1).asStdString();
+  client->tenant_id = rs.getInt64(2);
+  client->client_id = rs.getString(3).asStdString();
+  ClientFields& f = client->fields;
+  f.name = rs.getString(4).asStdString();
+  f.redirect_uris = SplitList(rs.getString(5), ' ');
+  f.post_logout_redirect_uris = SplitList(rs.getString(6), ' ');
+  f.scopes = SplitList(rs.getString(7), ' ');
+  f.grant_types = SplitList(rs.getString(8), ' ');
+  f.response_types = SplitList(rs.getString(9), ' ');
+  f.application_type = rs.getString(10).asStdString();
+  f.token_endpoint_auth_method = rs.getString(11).asStdString();
+  f.client_uri = rs.getString(12).asStdString();
+  f.logo_uri = rs.getString(13).asStdString();
+  client->has_secret = rs.getInt(14) == 0;
+  f.pkce_required = rs.getInt(15) != 0;
+  client->is_active = rs.getInt(16) != 0;
+  client->created_via = rs.getString(17).asStdString();
+  client->created_by_type = rs.getString(18).asStdString();
+  client->created_by_id = rs.getString(19).asStdString();
+  client->version = rs.getInt64(20);
+  absl::StatusOr<absl::Time> created = GetTime(rs, 21);
+  if (!created.ok()) return created.status();
+  client->created_at = *created;
+  absl::StatusOr<absl::Time> updated = GetTime(rs, 22);
+  if (!updated.ok()) return updated.status();
+  client->updated_at = *updated;
+  absl::StatusOr<std::optional<absl::Time>> rotated = GetOptionalTime(rs, 23);
+  if (!rotated.ok()) return rotated.status();
+  client->secret_rotated_at = *rotated;
+  return absl::OkStatus();
+}
+
+// The list columns of `fields`, joined for storage.
+struct JoinedLists {
+  std::string redirect_uris;
+  std::string post_logout_redirect_uris;
+  std::string scopes;
+  std::string grant_types;
+  std::string response_types;
+};
+
+absl::StatusOr<JoinedLists> Join(const ClientFields& f) {
+  JoinedLists out;
+  struct Item {
+    const std::vector<std::string>* values;
+    std::string* joined;
+    const char* field;
+  } items[] = {
+      {&f.redirect_uris, &out.redirect_uris, "redirect_uris"},
+      {&f.post_logout_redirect_uris, &out.post_logout_redirect_uris,
+       "post_logout_redirect_uris"},
+      {&f.scopes, &out.scopes, "scopes"},
+      {&f.grant_types, &out.grant_types, "grant_types"},
+      {&f.response_types, &out.response_types, "response_types"},
+  };
+  for (const Item& item : items) {
+    absl::StatusOr<std::string> joined =
+        JoinList(*item.values, ' ', item.field);
+    if (!joined.ok()) return joined.status();
+    *item.joined = *std::move(joined);
+  }
+  return out;
+}
+
+// Locks the client row (FOR UPDATE) and reads it. NOT_FOUND when there is
+// no such client in the tenant.
+absl::Status LockClient(Session& s, int64_t tenant_id, absl::string_view id,
+                        ClientRecord* client) {
+  const IdKind kind = KindOf(id);
+  if (kind == IdKind::kNone) return NotFound();
+  s.Step("lock client");
+  sql::PreparedStatement& stmt = s.Prepare(SelectClientSql(kind, true));
+  stmt.setInt64(1, tenant_id);
+  stmt.setString(2, Str(id));
+  std::unique_ptr<sql::ResultSet> rs = s.Query(stmt);
+  if (!rs->next()) return NotFound();
+  return ReadClient(*rs, client);
+}
+
+// Re-reads a row the session just changed (same transaction).
+absl::Status ReadBack(Session& s, int64_t tenant_id, absl::string_view id,
+                      ClientRecord* client) {
+  s.Step("read client");
+  sql::PreparedStatement& stmt =
+      s.Prepare(SelectClientSql(IdKind::kRecordId, false));
+  stmt.setInt64(1, tenant_id);
+  stmt.setString(2, Str(id));
+  std::unique_ptr<sql::ResultSet> rs = s.Query(stmt);
+  if (!rs->next()) return absl::InternalError("changed client not found");
+  return ReadClient(*rs, client);
+}
+
+absl::Status ReadSettings(Session& s, int64_t tenant_id, bool lock,
+                          TenantSettings* settings) {
+  static const std::string* const kPlain = new std::string(kSelectSettingsSql);
+  // LOCK IN SHARE MODE is understood by MariaDB and MySQL alike.
+  static const std::string* const kShared =
+      new std::string(absl::StrCat(kSelectSettingsSql, " LOCK IN SHARE MODE"));
+  s.Step("read settings");
+  sql::PreparedStatement& stmt = s.Prepare(lock ? *kShared : *kPlain);
+  stmt.setInt64(1, tenant_id);
+  std::unique_ptr<sql::ResultSet> rs = s.Query(stmt);
+  *settings = TenantSettings();
+  if (!rs->next()) return absl::OkStatus();  // the defaults
+  settings->dynamic_registration.enabled = rs->getInt(1) != 0;
+  settings->dynamic_registration.require_api_key = rs->getInt(2) != 0;
+  settings->version = rs->getInt64(3);
+  absl::StatusOr<absl::Time> updated = GetTime(*rs, 4);
+  if (!updated.ok()) return updated.status();
+  settings->updated_at = *updated;
+  return absl::OkStatus();
+}
+
+std::string OrderBy(const ListClientsQuery& query) {
+  const char* dir = query.descending ? " DESC" : " ASC";
+  switch (query.sort_by) {
+    case ClientSortField::kName:
+      return absl::StrCat("c.name", dir, ", c.id", dir);
+    case ClientSortField::kUpdatedAt:
+      return absl::StrCat("c.updated_at", dir, ", c.id", dir);
+    case ClientSortField::kCreatedAt:
+    default:
+      return absl::StrCat("c.created_at", dir, ", c.id", dir);
+  }
+}
+
+constexpr char kSearchCondition[] =
+    " AND (c.name LIKE ? ESCAPE '!' OR c.id LIKE ? ESCAPE '!'"
+    " OR c.client_id LIKE ? ESCAPE '!')";
+
+}  // namespace
+
+MysqlClientStore::MysqlClientStore(std::shared_ptr<ConnectionPool> pool)
+    : pool_(std::move(pool)) {}
+
+MysqlClientStore::~MysqlClientStore() = default;
+
+absl::Status MysqlClientStore::Insert(
+    const NewClient& client, std::optional<RegistrationAuth> registration,
+    const AuditEvent& event) {
+  if (KindOf(client.id) != IdKind::kRecordId) {
+    return absl::InvalidArgumentError("client record id must be 16 base62");
+  }
+  if (KindOf(client.client_id) != IdKind::kClientId) {
+    return absl::InvalidArgumentError("malformed client_id");
+  }
+  if (client.secret.has_value() == client.fields.is_public()) {
+    return absl::InvalidArgumentError(
+        "a client has a secret exactly when it is not public");
+  }
+  absl::StatusOr<JoinedLists> lists = Join(client.fields);
+  if (!lists.ok()) return lists.status();
+
+  absl::Status status =
+      Run(*pool_, "insert client", [&](Session& s) -> absl::Status {
+        s.Begin();
+        if (registration.has_value()) {
+          // A shared lock on the tenant row orders this insert after any
+          // settings change in flight (UpdateSettings locks it exclusively)
+          // and is the lock the foreign-key check takes anyway.
+          s.Step("lock tenant");
+          sql::PreparedStatement& tenant = s.Prepare(
+              "SELECT id FROM tenants WHERE id = ? LOCK IN SHARE MODE");
+          tenant.setInt64(1, client.tenant_id);
+          std::unique_ptr<sql::ResultSet> found = s.Query(tenant);
+          if (!found->next()) return absl::NotFoundError("tenant not found");
+          found.reset();
+          TenantSettings settings;
+          if (absl::Status st =
+                  ReadSettings(s, client.tenant_id, /*lock=*/true, &settings);
+              !st.ok()) {
+            return st;
+          }
+          if (!settings.dynamic_registration.enabled) {
+            return absl::FailedPreconditionError(
+                "dynamic registration is disabled");
+          }
+          if (*registration == RegistrationAuth::kAnonymous &&
+              settings.dynamic_registration.require_api_key) {
+            return absl::FailedPreconditionError(
+                "dynamic registration requires an API key");
+          }
+        }
+        s.Step("insert client");
+        sql::PreparedStatement& stmt = s.Prepare(kInsertClientSql);
+        const ClientFields& f = client.fields;
+        int i = 1;
+        stmt.setString(i++, client.id);
+        stmt.setInt64(i++, client.tenant_id);
+        stmt.setString(i++, client.client_id);
+        stmt.setString(i++, f.name);
+        if (client.secret.has_value()) {
+          stmt.setString(
+              i++, std::string(core::AsStringView(client.secret->digest)));
+          stmt.setInt(i++, client.secret->pepper_version);
+        } else {
+          stmt.setNull(i++, sql::DataType::BINARY);
+          stmt.setNull(i++, sql::DataType::INTEGER);
+        }
+        stmt.setString(i++, lists->redirect_uris);
+        stmt.setString(i++, lists->post_logout_redirect_uris);
+        stmt.setString(i++, lists->scopes);
+        stmt.setString(i++, lists->grant_types);
+        stmt.setString(i++, lists->response_types);
+        stmt.setString(i++, f.application_type);
+        stmt.setString(i++, f.token_endpoint_auth_method);
+        stmt.setString(i++, f.client_uri);
+        stmt.setString(i++, f.logo_uri);
+        stmt.setInt(i++, f.is_public() ? 1 : 0);
+        stmt.setInt(i++, f.pkce_required ? 1 : 0);
+        stmt.setString(i++, client.created_via);
+        stmt.setString(i++, client.created_by_type);
+        stmt.setString(i++, client.created_by_id);
+        s.Update(stmt);
+        if (absl::Status st = InsertAudit(s, client.tenant_id, event);
+            !st.ok()) {
+          return st;
+        }
+        s.Commit();
+        return absl::OkStatus();
+      });
+  if (status.code() == absl::StatusCode::kFailedPrecondition &&
+      !registration.has_value()) {
+    // The foreign key to tenants failed.
+    return absl::NotFoundError("insert client: tenant not found");
+  }
+  return status;
+}
+
+absl::Status MysqlClientStore::InsertClient(const NewClient& client,
+                                            const AuditEvent& event) {
+  return Insert(client, std::nullopt, event);
+}
+
+absl::Status MysqlClientStore::InsertRegisteredClient(const NewClient& client,
+                                                      RegistrationAuth auth,
+                                                      const AuditEvent& event) {
+  return Insert(client, auth, event);
+}
+
+absl::StatusOr<ClientRecord> MysqlClientStore::GetClient(
+    int64_t tenant_id, absl::string_view id_or_client_id) {
+  const IdKind kind = KindOf(id_or_client_id);
+  if (kind == IdKind::kNone) return NotFound();
+  ClientRecord client;
+  absl::Status status =
+      Run(*pool_, "get client", [&](Session& s) -> absl::Status {
+        sql::PreparedStatement& stmt = s.Prepare(SelectClientSql(kind, false));
+        stmt.setInt64(1, tenant_id);
+        stmt.setString(2, Str(id_or_client_id));
+        std::unique_ptr<sql::ResultSet> rs = s.Query(stmt);
+        if (!rs->next()) return NotFound();
+        return ReadClient(*rs, &client);
+      });
+  if (!status.ok()) return status;
+  return client;
+}
+
+absl::StatusOr<ClientPage> MysqlClientStore::ListClients(
+    int64_t tenant_id, const ListClientsQuery& query) {
+  if (query.page < 1) {
+    return absl::InvalidArgumentError("page must be at least 1");
+  }
+  if (query.limit < 1 || query.limit > 100) {
+    return absl::InvalidArgumentError("limit must be between 1 and 100");
+  }
+  const bool searching = !query.search.empty();
+  const std::string escaped = EscapeLike(query.search);
+  const std::string name_pattern = absl::StrCat("%", escaped, "%");
+  const std::string prefix_pattern = absl::StrCat(escaped, "%");
+  const std::string where =
+      absl::StrCat(" FROM oauth_clients c WHERE c.tenant_id = ?",
+                   searching ? kSearchCondition : "");
+  const std::string page_sql =
+      absl::StrCat("SELECT ", kClientColumns, ", COUNT(*) OVER ()", where,
+                   " ORDER BY ", OrderBy(query), " LIMIT ? OFFSET ?");
+  const int64_t offset =
+      static_cast<int64_t>(query.page - 1) * static_cast<int64_t>(query.limit);
+  auto bind_where = [&](sql::PreparedStatement& stmt) {
+    int index = 1;
+    stmt.setInt64(index++, tenant_id);
+    if (searching) {
+      stmt.setString(index++, name_pattern);
+      stmt.setString(index++, prefix_pattern);
+      stmt.setString(index++, prefix_pattern);
+    }
+    return index;
+  };
+
+  ClientPage page;
+  absl::Status status =
+      Run(*pool_, "list clients", [&](Session& s) -> absl::Status {
+        page = ClientPage();
+        // A handful of variants (sort x direction x search): cached.
+        sql::PreparedStatement& stmt = s.Prepare(page_sql);
+        int index = bind_where(stmt);
+        stmt.setInt64(index++, query.limit);
+        stmt.setInt64(index++, offset);
+        std::unique_ptr<sql::ResultSet> rs = s.Query(stmt);
+        while (rs->next()) {
+          ClientRecord client;
+          if (absl::Status st = ReadClient(*rs, &client); !st.ok()) return st;
+          page.total = rs->getInt64(kClientColumnCount + 1);
+          page.clients.push_back(std::move(client));
+        }
+        if (!page.clients.empty() || offset == 0) return absl::OkStatus();
+        // Past the last page: the window count came with no row.
+        s.Step("count clients");
+        sql::PreparedStatement& count =
+            s.Prepare(absl::StrCat("SELECT COUNT(*)", where));
+        bind_where(count);
+        std::unique_ptr<sql::ResultSet> counted = s.Query(count);
+        if (counted->next()) page.total = counted->getInt64(1);
+        return absl::OkStatus();
+      });
+  if (!status.ok()) return status;
+  return page;
+}
+
+absl::StatusOr<ClientRecord> MysqlClientStore::UpdateClient(
+    int64_t tenant_id, absl::string_view id, int64_t expected_version,
+    const ClientFields& fields, const AuditEvent& event) {
+  absl::StatusOr<JoinedLists> lists = Join(fields);
+  if (!lists.ok()) return lists.status();
+  ClientRecord client;
+  absl::Status status =
+      Run(*pool_, "update client", [&](Session& s) -> absl::Status {
+        s.Begin();
+        if (absl::Status st = LockClient(s, tenant_id, id, &client); !st.ok()) {
+          return st;
+        }
+        if (client.version != expected_version) {
+          return absl::AbortedError("the client changed concurrently");
+        }
+        if (client.fields.is_public() != fields.is_public()) {
+          return absl::InvalidArgumentError(
+              "whether a client is public cannot change");
+        }
+        s.Step("update client");
+        sql::PreparedStatement& stmt = s.Prepare(
+            "UPDATE oauth_clients SET name = ?, redirect_uris = ?,"
+            " post_logout_redirect_uris = ?, scopes = ?, grant_types = ?,"
+            " response_types = ?, application_type = ?,"
+            " token_endpoint_auth_method = ?, client_uri = ?, logo_uri = ?,"
+            " pkce_required = ?, version = version + 1,"
+            " updated_at = UTC_TIMESTAMP(6)"
+            " WHERE tenant_id = ? AND id = ? AND version = ?");
+        int i = 1;
+        stmt.setString(i++, fields.name);
+        stmt.setString(i++, lists->redirect_uris);
+        stmt.setString(i++, lists->post_logout_redirect_uris);
+        stmt.setString(i++, lists->scopes);
+        stmt.setString(i++, lists->grant_types);
+        stmt.setString(i++, lists->response_types);
+        stmt.setString(i++, fields.application_type);
+        stmt.setString(i++, fields.token_endpoint_auth_method);
+        stmt.setString(i++, fields.client_uri);
+        stmt.setString(i++, fields.logo_uri);
+        stmt.setInt(i++, fields.pkce_required ? 1 : 0);
+        stmt.setInt64(i++, tenant_id);
+        stmt.setString(i++, client.id);
+        stmt.setInt64(i++, client.version);
+        if (s.Update(stmt) != 1) {
+          return absl::InternalError(
+              "update client: the locked row did not update");
+        }
+        if (absl::Status st = InsertAudit(s, tenant_id, event); !st.ok()) {
+          return st;
+        }
+        const std::string record_id = client.id;
+        if (absl::Status st = ReadBack(s, tenant_id, record_id, &client);
+            !st.ok()) {
+          return st;
+        }
+        s.Commit();
+        return absl::OkStatus();
+      });
+  if (!status.ok()) return status;
+  return client;
+}
+
+absl::StatusOr<ClientRecord> MysqlClientStore::RotateClientSecret(
+    int64_t tenant_id, absl::string_view id, const StoredSecret& secret,
+    const AuditEvent& event) {
+  ClientRecord client;
+  absl::Status status =
+      Run(*pool_, "rotate client secret", [&](Session& s) -> absl::Status {
+        s.Begin();
+        if (absl::Status st = LockClient(s, tenant_id, id, &client); !st.ok()) {
+          return st;
+        }
+        if (!client.has_secret) {
+          return absl::FailedPreconditionError("a public client has no secret");
+        }
+        s.Step("update client secret");
+        sql::PreparedStatement& stmt = s.Prepare(
+            "UPDATE oauth_clients SET secret_digest = ?,"
+            " secret_pepper_version = ?, secret_rotated_at = UTC_TIMESTAMP(6),"
+            " updated_at = UTC_TIMESTAMP(6), version = version + 1"
+            " WHERE tenant_id = ? AND id = ? AND version = ?");
+        stmt.setString(1, std::string(core::AsStringView(secret.digest)));
+        stmt.setInt(2, secret.pepper_version);
+        stmt.setInt64(3, tenant_id);
+        stmt.setString(4, client.id);
+        stmt.setInt64(5, client.version);
+        if (s.Update(stmt) != 1) {
+          return absl::InternalError(
+              "rotate client secret: the locked row did not update");
+        }
+        if (absl::Status st = InsertAudit(s, tenant_id, event); !st.ok()) {
+          return st;
+        }
+        const std::string record_id = client.id;
+        if (absl::Status st = ReadBack(s, tenant_id, record_id, &client);
+            !st.ok()) {
+          return st;
+        }
+        s.Commit();
+        return absl::OkStatus();
+      });
+  if (!status.ok()) return status;
+  return client;
+}
+
+absl::StatusOr<ClientRecord> MysqlClientStore::SetClientActive(
+    int64_t tenant_id, absl::string_view id, bool active,
+    const AuditEvent& event, bool* changed) {
+  ClientRecord client;
+  bool wrote = false;
+  absl::Status status =
+      Run(*pool_, "set client active", [&](Session& s) -> absl::Status {
+        wrote = false;
+        s.Begin();
+        if (absl::Status st = LockClient(s, tenant_id, id, &client); !st.ok()) {
+          return st;
+        }
+        if (client.is_active == active) {
+          s.Step("rollback");
+          s.Rollback();
+          return absl::OkStatus();
+        }
+        s.Step("update client");
+        sql::PreparedStatement& stmt = s.Prepare(
+            "UPDATE oauth_clients SET is_active = ?, version = version + 1,"
+            " updated_at = UTC_TIMESTAMP(6)"
+            " WHERE tenant_id = ? AND id = ? AND version = ?");
+        stmt.setInt(1, active ? 1 : 0);
+        stmt.setInt64(2, tenant_id);
+        stmt.setString(3, client.id);
+        stmt.setInt64(4, client.version);
+        if (s.Update(stmt) != 1) {
+          return absl::InternalError(
+              "set client active: the locked row did not update");
+        }
+        if (absl::Status st = InsertAudit(s, tenant_id, event); !st.ok()) {
+          return st;
+        }
+        const std::string record_id = client.id;
+        if (absl::Status st = ReadBack(s, tenant_id, record_id, &client);
+            !st.ok()) {
+          return st;
+        }
+        s.Commit();
+        wrote = true;
+        return absl::OkStatus();
+      });
+  if (!status.ok()) return status;
+  if (changed != nullptr) *changed = wrote;
+  return client;
+}
+
+absl::Status MysqlClientStore::DeleteClient(int64_t tenant_id,
+                                            absl::string_view id,
+                                            const AuditEvent& event) {
+  return Run(*pool_, "delete client", [&](Session& s) -> absl::Status {
+    s.Begin();
+    ClientRecord client;
+    if (absl::Status st = LockClient(s, tenant_id, id, &client); !st.ok()) {
+      return st;
+    }
+    s.Step("delete client");
+    sql::PreparedStatement& stmt =
+        s.Prepare("DELETE FROM oauth_clients WHERE tenant_id = ? AND id = ?");
+    stmt.setInt64(1, tenant_id);
+    stmt.setString(2, client.id);
+    if (s.Update(stmt) != 1) {
+      return absl::InternalError(
+          "delete client: the locked row was not deleted");
+    }
+    if (absl::Status st = InsertAudit(s, tenant_id, event); !st.ok()) {
+      return st;
+    }
+    s.Commit();
+    return absl::OkStatus();
+  });
+}
+
+absl::StatusOr<TenantSettings> MysqlClientStore::GetSettings(
+    int64_t tenant_id) {
+  TenantSettings settings;
+  absl::Status status =
+      Run(*pool_, "get settings", [&](Session& s) -> absl::Status {
+        return ReadSettings(s, tenant_id, /*lock=*/false, &settings);
+      });
+  if (!status.ok()) return status;
+  return settings;
+}
+
+absl::StatusOr<TenantSettings> MysqlClientStore::UpdateSettings(
+    int64_t tenant_id, const SettingsUpdate& update, const AuditEvent& event,
+    bool* changed) {
+  TenantSettings settings;
+  bool wrote = false;
+  absl::Status status =
+      Run(*pool_, "update settings", [&](Session& s) -> absl::Status {
+        wrote = false;
+        s.Begin();
+        // Lock the tenant row first: it exists for every live tenant, so
+        // concurrent first writers of the settings row serialise here
+        // instead of deadlocking on the gap.
+        s.Step("lock tenant");
+        sql::PreparedStatement& tenant =
+            s.Prepare("SELECT id FROM tenants WHERE id = ? FOR UPDATE");
+        tenant.setInt64(1, tenant_id);
+        std::unique_ptr<sql::ResultSet> found = s.Query(tenant);
+        if (!found->next()) return absl::NotFoundError("tenant not found");
+        found.reset();
+
+        if (absl::Status st =
+                ReadSettings(s, tenant_id, /*lock=*/false, &settings);
+            !st.ok()) {
+          return st;
+        }
+        DynamicRegistrationSettings next = settings.dynamic_registration;
+        if (update.dynamic_registration_enabled.has_value()) {
+          next.enabled = *update.dynamic_registration_enabled;
+        }
+        if (update.dynamic_registration_require_api_key.has_value()) {
+          next.require_api_key = *update.dynamic_registration_require_api_key;
+        }
+        if (next.enabled == settings.dynamic_registration.enabled &&
+            next.require_api_key ==
+                settings.dynamic_registration.require_api_key) {
+          s.Step("rollback");
+          s.Rollback();
+          return absl::OkStatus();
+        }
+        s.Step("write settings");
+        sql::PreparedStatement& upsert = s.Prepare(
+            "INSERT INTO tenant_settings (tenant_id,"
+            " dynamic_registration_enabled,"
+            " dynamic_registration_require_api_key, version, updated_at)"
+            " VALUES (?, ?, ?, 1, UTC_TIMESTAMP(6))"
+            " ON DUPLICATE KEY UPDATE"
+            " dynamic_registration_enabled = "
+            "VALUES(dynamic_registration_enabled),"
+            " dynamic_registration_require_api_key ="
+            " VALUES(dynamic_registration_require_api_key),"
+            " version = version + 1, updated_at = VALUES(updated_at)");
+        upsert.setInt64(1, tenant_id);
+        upsert.setInt(2, next.enabled ? 1 : 0);
+        upsert.setInt(3, next.require_api_key ? 1 : 0);
+        s.Update(upsert);
+        if (absl::Status st = InsertAudit(s, tenant_id, event); !st.ok()) {
+          return st;
+        }
+        if (absl::Status st =
+                ReadSettings(s, tenant_id, /*lock=*/false, &settings);
+            !st.ok()) {
+          return st;
+        }
+        s.Commit();
+        wrote = true;
+        return absl::OkStatus();
+      });
+  if (!status.ok()) return status;
+  if (changed != nullptr) *changed = wrote;
+  return settings;
+}
+
+}  // namespace lumo::storage

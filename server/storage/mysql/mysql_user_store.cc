@@ -1,0 +1,867 @@
+#include "server/storage/mysql/mysql_user_store.h"
+
+#include <cppconn/prepared_statement.h>
+#include <cppconn/resultset.h>
+
+#include <algorithm>
+#include <memory>
+#include <string>
+#include <utility>
+#include <variant>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
+#include "absl/functional/function_ref.h"
+#include "absl/strings/ascii.h"
+#include "absl/strings/str_cat.h"
+#include "server/storage/mysql/mysql_session.h"
+
+namespace lumo::storage {
+namespace {
+
+// ---------------------------------------------------------------------------
+// SQL. Values are always bound; the only spliced text is from this file.
+
+constexpr char kUserColumns[] =
+    "u.id, u.tenant_id, u.email, u.name, u.blocked, u.created_at,"
+    " u.updated_at";
+constexpr int kUserColumnCount = 7;
+
+constexpr char kRoleColumns[] =
+    "r.id, r.tenant_id, r.slug, r.name, r.description, r.permissions,"
+    " r.created_at, r.updated_at";
+constexpr int kRoleColumnCount = 8;
+
+constexpr char kInsertUserSql[] =
+    "INSERT INTO users (id, tenant_id, email, email_key, name, blocked,"
+    " created_at, updated_at)"
+    " VALUES (?, ?, ?, ?, ?, ?, UTC_TIMESTAMP(6), UTC_TIMESTAMP(6))";
+
+constexpr char kUpdateUserSql[] =
+    "UPDATE users SET email = ?, email_key = ?, name = ?, blocked = ?,"
+    " updated_at = UTC_TIMESTAMP(6) WHERE tenant_id = ? AND id = ?";
+
+constexpr char kInsertAssignmentSql[] =
+    "INSERT INTO user_roles (tenant_id, user_id, role_id, created_at)"
+    " VALUES (?, ?, ?, UTC_TIMESTAMP(6))";
+
+constexpr char kInsertRoleSql[] =
+    "INSERT INTO roles (id, tenant_id, slug, name, description, permissions,"
+    " created_at, updated_at)"
+    " VALUES (?, ?, ?, ?, ?, ?, UTC_TIMESTAMP(6), UTC_TIMESTAMP(6))";
+
+constexpr char kUpdateRoleSql[] =
+    "UPDATE roles SET slug = ?, name = ?, description = ?, permissions = ?,"
+    " updated_at = UTC_TIMESTAMP(6) WHERE tenant_id = ? AND id = ?";
+
+// A value bound to a statement assembled at run time.
+using Param = std::variant<int64_t, std::string>;
+
+void BindAll(sql::PreparedStatement& stmt, const std::vector<Param>& params) {
+  int index = 1;
+  for (const Param& p : params) {
+    if (const int64_t* i = std::get_if<int64_t>(&p)) {
+      stmt.setInt64(index++, *i);
+    } else {
+      stmt.setString(index++, std::get<std::string>(p));
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Values.
+
+// Stored ids, emails and slugs are printable ASCII without spaces. Anything
+// else cannot name a row, and must not reach a PAD SPACE comparison where
+// "x " would equal "x".
+bool IsStorableToken(absl::string_view s) {
+  if (s.empty() || s.size() > 254) return false;
+  for (char c : s) {
+    const unsigned char u = static_cast<unsigned char>(c);
+    if (u <= 0x20 || u >= 0x7f) return false;
+  }
+  return true;
+}
+
+bool IsAscii(absl::string_view s) {
+  for (char c : s) {
+    if (static_cast<unsigned char>(c) >= 0x80) return false;
+  }
+  return true;
+}
+
+absl::Status UserNotFound() { return absl::NotFoundError("user not found"); }
+absl::Status RoleNotFound() { return absl::NotFoundError("role not found"); }
+
+const char* UserRefColumn(const UserRef& ref) {
+  return ref.kind == UserRef::Kind::kEmail ? "u.email_key" : "u.id";
+}
+std::string UserRefValue(const UserRef& ref) {
+  return ref.kind == UserRef::Kind::kEmail ? absl::AsciiStrToLower(ref.value)
+                                           : ref.value;
+}
+const char* RoleRefColumn(const RoleRef& ref) {
+  return ref.kind == RoleRef::Kind::kSlug ? "r.slug" : "r.id";
+}
+
+absl::Status ReadUserColumns(const sql::ResultSet& rs, UserRecord* user) {
+  user->id = rs.getString(1).asStdString();
+  user->tenant_id = rs.getInt64(2);
+  user->email = rs.getString(3).asStdString();
+  user->name = rs.getString(4).asStdString();
+  user->blocked = rs.getInt(5) != 0;
+  absl::StatusOr<absl::Time> created = GetTime(rs, 6);
+  if (!created.ok()) return created.status();
+  user->created_at = *created;
+  absl::StatusOr<absl::Time> updated = GetTime(rs, 7);
+  if (!updated.ok()) return updated.status();
+  user->updated_at = *updated;
+  return absl::OkStatus();
+}
+
+absl::Status ReadRoleColumns(const sql::ResultSet& rs, RoleRecord* role) {
+  role->id = rs.getString(1).asStdString();
+  role->tenant_id = rs.getInt64(2);
+  role->slug = rs.getString(3).asStdString();
+  role->name = rs.getString(4).asStdString();
+  role->description = rs.getString(5).asStdString();
+  role->permissions = SplitList(rs.getString(6), ' ');
+  absl::StatusOr<absl::Time> created = GetTime(rs, 7);
+  if (!created.ok()) return created.status();
+  role->created_at = *created;
+  absl::StatusOr<absl::Time> updated = GetTime(rs, 8);
+  if (!updated.ok()) return updated.status();
+  role->updated_at = *updated;
+  return absl::OkStatus();
+}
+
+// ---------------------------------------------------------------------------
+// Statements shared by several operations; each runs in the caller's
+// session (and transaction).
+
+// Fills the role slugs of `users` with one query.
+void ReadRoleSlugs(Session& s, int64_t tenant_id,
+                   std::vector<UserRecord*> users) {
+  if (users.empty()) return;
+  std::string sql =
+      "SELECT ur.user_id, r.slug FROM user_roles ur JOIN roles r"
+      " ON r.tenant_id = ur.tenant_id AND r.id = ur.role_id"
+      " WHERE ur.tenant_id = ? AND ur.user_id IN (?";
+  for (size_t i = 1; i < users.size(); ++i) sql += ", ?";
+  sql += ") ORDER BY r.slug";
+  s.Step("read user roles");
+  // One user (Get, mutations) is the common, cacheable shape; a page has
+  // up to 100 variants, which are not cached.
+  std::unique_ptr<sql::PreparedStatement> owned;
+  sql::PreparedStatement* stmt;
+  if (users.size() == 1) {
+    stmt = &s.Prepare(sql);
+  } else {
+    owned = s.PrepareUncached(sql);
+    stmt = owned.get();
+  }
+  absl::flat_hash_map<std::string, UserRecord*> by_id;
+  std::vector<Param> params = {tenant_id};
+  for (UserRecord* user : users) {
+    user->roles.clear();
+    by_id[user->id] = user;
+    params.push_back(user->id);
+  }
+  BindAll(*stmt, params);
+  std::unique_ptr<sql::ResultSet> rs = s.Query(*stmt);
+  while (rs->next()) {
+    auto it = by_id.find(rs->getString(1).asStdString());
+    if (it != by_id.end()) {
+      it->second->roles.push_back(rs->getString(2).asStdString());
+    }
+  }
+}
+
+// Reads one user with its roles; with `lock`, holds its row lock (FOR
+// UPDATE) until the transaction ends. NOT_FOUND when there is none.
+absl::Status ReadUser(Session& s, int64_t tenant_id, const UserRef& ref,
+                      bool lock, UserRecord* user) {
+  if (!IsStorableToken(ref.value)) return UserNotFound();
+  s.Step(lock ? "lock user" : "read user");
+  sql::PreparedStatement& stmt = s.Prepare(absl::StrCat(
+      "SELECT ", kUserColumns, " FROM users u WHERE u.tenant_id = ? AND ",
+      UserRefColumn(ref), " = ?", lock ? " FOR UPDATE" : ""));
+  stmt.setInt64(1, tenant_id);
+  stmt.setString(2, UserRefValue(ref));
+  std::unique_ptr<sql::ResultSet> rs = s.Query(stmt);
+  if (!rs->next()) return UserNotFound();
+  if (absl::Status st = ReadUserColumns(*rs, user); !st.ok()) return st;
+  rs.reset();
+  ReadRoleSlugs(s, tenant_id, {user});
+  return absl::OkStatus();
+}
+
+// Reads one role; with `lock`, holds its row lock (FOR UPDATE).
+absl::Status ReadRole(Session& s, int64_t tenant_id, const RoleRef& ref,
+                      bool lock, RoleRecord* role) {
+  if (!IsStorableToken(ref.value)) return RoleNotFound();
+  s.Step(lock ? "lock role" : "read role");
+  sql::PreparedStatement& stmt = s.Prepare(absl::StrCat(
+      "SELECT ", kRoleColumns, " FROM roles r WHERE r.tenant_id = ? AND ",
+      RoleRefColumn(ref), " = ?", lock ? " FOR UPDATE" : ""));
+  stmt.setInt64(1, tenant_id);
+  stmt.setString(2, ref.value);
+  std::unique_ptr<sql::ResultSet> rs = s.Query(stmt);
+  if (!rs->next()) return RoleNotFound();
+  return ReadRoleColumns(*rs, role);
+}
+
+// Marks the status returned for a role reference that names no role, so
+// that it can be told from a failed foreign key on the tenant.
+struct UnknownRole {
+  bool seen = false;
+  absl::Status Report(const RoleRef& ref) {
+    seen = true;
+    return absl::FailedPreconditionError(
+        absl::StrCat("roles: no role '", ref.value, "' in this tenant"));
+  }
+};
+
+// The role ids `refs` name (deduplicated, in order), each read LOCK IN
+// SHARE MODE so that it cannot be deleted before the transaction ends.
+// FAILED_PRECONDITION (via `unknown`) for the first reference that names
+// no role of the tenant.
+absl::StatusOr<std::vector<std::string>> ResolveRoles(
+    Session& s, int64_t tenant_id, const std::vector<RoleRef>& refs,
+    UnknownRole& unknown) {
+  std::vector<std::string> ids;
+  for (const RoleRef& ref : refs) {
+    if (!IsStorableToken(ref.value)) return unknown.Report(ref);
+    s.Step("resolve role");
+    sql::PreparedStatement& stmt = s.Prepare(
+        absl::StrCat("SELECT r.id FROM roles r WHERE r.tenant_id = ? AND ",
+                     RoleRefColumn(ref), " = ? LOCK IN SHARE MODE"));
+    stmt.setInt64(1, tenant_id);
+    stmt.setString(2, ref.value);
+    std::unique_ptr<sql::ResultSet> rs = s.Query(stmt);
+    if (!rs->next()) return unknown.Report(ref);
+    std::string id = rs->getString(1).asStdString();
+    if (std::find(ids.begin(), ids.end(), id) == ids.end()) {
+      ids.push_back(std::move(id));
+    }
+  }
+  return ids;
+}
+
+std::vector<std::string> AssignedRoleIds(Session& s, int64_t tenant_id,
+                                         absl::string_view user_id) {
+  s.Step("read assignments");
+  sql::PreparedStatement& stmt = s.Prepare(
+      "SELECT role_id FROM user_roles WHERE tenant_id = ? AND user_id = ?");
+  stmt.setInt64(1, tenant_id);
+  stmt.setString(2, Str(user_id));
+  std::unique_ptr<sql::ResultSet> rs = s.Query(stmt);
+  std::vector<std::string> ids;
+  while (rs->next()) ids.push_back(rs->getString(1).asStdString());
+  return ids;
+}
+
+void InsertAssignments(Session& s, int64_t tenant_id, absl::string_view user_id,
+                       const std::vector<std::string>& role_ids) {
+  for (const std::string& role_id : role_ids) {
+    s.Step("insert assignment");
+    sql::PreparedStatement& stmt = s.Prepare(kInsertAssignmentSql);
+    stmt.setInt64(1, tenant_id);
+    stmt.setString(2, Str(user_id));
+    stmt.setString(3, role_id);
+    s.Update(stmt);
+  }
+}
+
+void DeleteAssignments(Session& s, int64_t tenant_id, absl::string_view user_id,
+                       const std::vector<std::string>& role_ids) {
+  for (const std::string& role_id : role_ids) {
+    s.Step("delete assignment");
+    sql::PreparedStatement& stmt = s.Prepare(
+        "DELETE FROM user_roles WHERE tenant_id = ? AND user_id = ?"
+        " AND role_id = ?");
+    stmt.setInt64(1, tenant_id);
+    stmt.setString(2, Str(user_id));
+    stmt.setString(3, role_id);
+    s.Update(stmt);
+  }
+}
+
+// Writes `event` about the user or role `target_id`.
+absl::Status Audit(Session& s, int64_t tenant_id, const AuditEvent& event,
+                   absl::string_view target_id) {
+  AuditEvent copy = event;
+  copy.target_id = std::string(target_id);
+  return InsertAudit(s, tenant_id, copy);
+}
+
+// ---------------------------------------------------------------------------
+// Lists.
+
+// One page of a list query: `columns` (column_count of them) selected by
+// `from_where` with `params`, ordered by `order_by`.
+struct PageQuery {
+  const char* columns;
+  int column_count;
+  std::string from_where;
+  std::vector<Param> params;
+  std::string order_by;
+};
+
+absl::Status CheckPaging(int page, int limit) {
+  if (page < 1) return absl::InvalidArgumentError("page must be at least 1");
+  if (limit < 1 || limit > 100) {
+    return absl::InvalidArgumentError("limit must be between 1 and 100");
+  }
+  return absl::OkStatus();
+}
+
+// Runs the page (`read_row` per row) and returns the total number of
+// matching rows. A page past the end costs one more query for the total.
+absl::StatusOr<int64_t> RunPage(
+    Session& s, const PageQuery& q, int page, int limit,
+    absl::FunctionRef<absl::Status(const sql::ResultSet&)> read_row) {
+  const int64_t offset =
+      static_cast<int64_t>(page - 1) * static_cast<int64_t>(limit);
+  s.Step("list page");
+  // Filter, sort and search variants: not cached, to keep the server's
+  // prepared-statement count bounded.
+  std::unique_ptr<sql::PreparedStatement> stmt = s.PrepareUncached(
+      absl::StrCat("SELECT ", q.columns, ", COUNT(*) OVER ()", q.from_where,
+                   " ORDER BY ", q.order_by, " LIMIT ? OFFSET ?"));
+  std::vector<Param> params = q.params;
+  params.push_back(static_cast<int64_t>(limit));
+  params.push_back(offset);
+  BindAll(*stmt, params);
+  std::unique_ptr<sql::ResultSet> rs = s.Query(*stmt);
+  int64_t total = 0;
+  bool any = false;
+  while (rs->next()) {
+    if (absl::Status st = read_row(*rs); !st.ok()) return st;
+    total = rs->getInt64(q.column_count + 1);
+    any = true;
+  }
+  if (any || offset == 0) return total;
+  // Past the last page: the window count came with no row.
+  s.Step("count");
+  std::unique_ptr<sql::PreparedStatement> count =
+      s.PrepareUncached(absl::StrCat("SELECT COUNT(*)", q.from_where));
+  BindAll(*count, q.params);
+  std::unique_ptr<sql::ResultSet> counted = s.Query(*count);
+  return counted->next() ? counted->getInt64(1) : 0;
+}
+
+// The LIKE patterns of a search over an ASCII column (lower-cased) and a
+// text column, and an id prefix. A non-ASCII search cannot match the ASCII
+// columns: their patterns are '' (which matches no stored value).
+struct SearchPatterns {
+  std::string ascii;
+  std::string text;
+  std::string id_prefix;
+};
+SearchPatterns SearchPatternsFor(absl::string_view search) {
+  SearchPatterns p;
+  p.text = absl::StrCat("%", EscapeLike(search), "%");
+  if (IsAscii(search)) {
+    p.ascii = absl::StrCat("%", EscapeLike(absl::AsciiStrToLower(search)), "%");
+    p.id_prefix = absl::StrCat(EscapeLike(search), "%");
+  }
+  return p;
+}
+
+std::string Direction(bool descending) { return descending ? " DESC" : " ASC"; }
+
+std::string UserOrderBy(const ListUsersQuery& query) {
+  const std::string dir = Direction(query.descending);
+  const char* column = "u.created_at";
+  switch (query.sort_by) {
+    case UserSortField::kUpdatedAt:
+      column = "u.updated_at";
+      break;
+    case UserSortField::kEmail:
+      column = "u.email_key";
+      break;
+    case UserSortField::kName:
+      column = "u.name";
+      break;
+    case UserSortField::kCreatedAt:
+      break;
+  }
+  return absl::StrCat(column, dir, ", u.id", dir);
+}
+
+std::string RoleOrderBy(const ListRolesQuery& query) {
+  const std::string dir = Direction(query.descending);
+  const char* column = "r.created_at";
+  switch (query.sort_by) {
+    case RoleSortField::kSlug:
+      column = "r.slug";
+      break;
+    case RoleSortField::kName:
+      column = "r.name";
+      break;
+    case RoleSortField::kCreatedAt:
+      break;
+  }
+  return absl::StrCat(column, dir, ", r.id", dir);
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------
+// MysqlUserStore: users
+
+MysqlUserStore::MysqlUserStore(std::shared_ptr<ConnectionPool> pool)
+    : pool_(std::move(pool)) {}
+
+MysqlUserStore::~MysqlUserStore() = default;
+
+absl::StatusOr<UserRecord> MysqlUserStore::InsertUser(const NewUser& user,
+                                                      const AuditEvent& event) {
+  if (!IsStorableToken(user.id) || !IsStorableToken(user.email)) {
+    return absl::InvalidArgumentError(
+        "user id and email must be printable ASCII without spaces");
+  }
+  UserRecord record;
+  UnknownRole unknown;
+  absl::Status status =
+      Run(*pool_, "insert user", [&](Session& s) -> absl::Status {
+        unknown = UnknownRole();
+        s.Begin();
+        absl::StatusOr<std::vector<std::string>> role_ids =
+            ResolveRoles(s, user.tenant_id, user.roles, unknown);
+        if (!role_ids.ok()) return role_ids.status();
+        s.Step("insert user");
+        sql::PreparedStatement& insert = s.Prepare(kInsertUserSql);
+        insert.setString(1, user.id);
+        insert.setInt64(2, user.tenant_id);
+        insert.setString(3, user.email);
+        insert.setString(4, absl::AsciiStrToLower(user.email));
+        insert.setString(5, user.name);
+        insert.setInt(6, user.blocked ? 1 : 0);
+        s.Update(insert);
+        InsertAssignments(s, user.tenant_id, user.id, *role_ids);
+        if (absl::Status st = Audit(s, user.tenant_id, event, user.id);
+            !st.ok()) {
+          return st;
+        }
+        if (absl::Status st = ReadUser(s, user.tenant_id, UserRef::Id(user.id),
+                                       false, &record);
+            !st.ok()) {
+          return st;
+        }
+        s.Commit();
+        return absl::OkStatus();
+      });
+  if (absl::IsFailedPrecondition(status) && !unknown.seen) {
+    // The foreign key to tenants failed.
+    return absl::NotFoundError("insert user: tenant not found");
+  }
+  if (!status.ok()) return status;
+  return record;
+}
+
+absl::StatusOr<UserRecord> MysqlUserStore::GetUser(int64_t tenant_id,
+                                                   const UserRef& ref) {
+  if (!IsStorableToken(ref.value)) return UserNotFound();
+  UserRecord user;
+  absl::Status status =
+      Run(*pool_, "get user", [&](Session& s) -> absl::Status {
+        // One snapshot for the row and its roles.
+        s.Begin();
+        if (absl::Status st = ReadUser(s, tenant_id, ref, false, &user);
+            !st.ok()) {
+          return st;
+        }
+        s.Commit();
+        return absl::OkStatus();
+      });
+  if (!status.ok()) return status;
+  return user;
+}
+
+absl::StatusOr<UserPage> MysqlUserStore::ListUsers(
+    int64_t tenant_id, const ListUsersQuery& query) {
+  if (absl::Status st = CheckPaging(query.page, query.limit); !st.ok()) {
+    return st;
+  }
+  if (query.role.has_value() && !IsStorableToken(query.role->value)) {
+    return UserPage();  // names no role: matches nobody
+  }
+  PageQuery q;
+  q.columns = kUserColumns;
+  q.column_count = kUserColumnCount;
+  q.from_where = " FROM users u WHERE u.tenant_id = ?";
+  q.params.push_back(tenant_id);
+  if (query.blocked.has_value()) {
+    q.from_where += " AND u.blocked = ?";
+    q.params.push_back(static_cast<int64_t>(*query.blocked ? 1 : 0));
+  }
+  if (query.role.has_value()) {
+    absl::StrAppend(&q.from_where,
+                    " AND EXISTS (SELECT 1 FROM user_roles ur JOIN roles r"
+                    " ON r.tenant_id = ur.tenant_id AND r.id = ur.role_id"
+                    " WHERE ur.tenant_id = u.tenant_id AND ur.user_id = u.id"
+                    " AND ",
+                    RoleRefColumn(*query.role), " = ?)");
+    q.params.push_back(query.role->value);
+  }
+  if (!query.search.empty()) {
+    const SearchPatterns p = SearchPatternsFor(query.search);
+    q.from_where +=
+        " AND (u.email_key LIKE ? ESCAPE '!' OR u.name LIKE ? ESCAPE '!'"
+        " OR u.id LIKE ? ESCAPE '!')";
+    q.params.push_back(p.ascii);
+    q.params.push_back(p.text);
+    q.params.push_back(p.id_prefix);
+  }
+  q.order_by = UserOrderBy(query);
+
+  UserPage page;
+  absl::Status status =
+      Run(*pool_, "list users", [&](Session& s) -> absl::Status {
+        page = UserPage();
+        s.Begin();
+        absl::StatusOr<int64_t> total = RunPage(
+            s, q, query.page, query.limit,
+            [&](const sql::ResultSet& rs) -> absl::Status {
+              UserRecord user;
+              if (absl::Status st = ReadUserColumns(rs, &user); !st.ok()) {
+                return st;
+              }
+              page.users.push_back(std::move(user));
+              return absl::OkStatus();
+            });
+        if (!total.ok()) return total.status();
+        page.total = *total;
+        std::vector<UserRecord*> users;
+        for (UserRecord& user : page.users) users.push_back(&user);
+        ReadRoleSlugs(s, tenant_id, users);
+        s.Commit();
+        return absl::OkStatus();
+      });
+  if (!status.ok()) return status;
+  return page;
+}
+
+absl::StatusOr<UserWrite> MysqlUserStore::UpdateUser(int64_t tenant_id,
+                                                     const UserRef& ref,
+                                                     const UserUpdate& update,
+                                                     const AuditEvent& event) {
+  if (!IsStorableToken(ref.value)) return UserNotFound();
+  if (update.email.has_value() && !IsStorableToken(*update.email)) {
+    return absl::InvalidArgumentError(
+        "email must be printable ASCII without spaces");
+  }
+  UserWrite result;
+  absl::Status status =
+      Run(*pool_, "update user", [&](Session& s) -> absl::Status {
+        result = UserWrite();
+        UnknownRole unknown;
+        s.Begin();
+        UserRecord current;
+        if (absl::Status st = ReadUser(s, tenant_id, ref, true, &current);
+            !st.ok()) {
+          return st;
+        }
+        const std::string email = update.email.value_or(current.email);
+        const std::string name = update.name.value_or(current.name);
+        const bool blocked = update.blocked.value_or(current.blocked);
+        bool changed = email != current.email || name != current.name ||
+                       blocked != current.blocked;
+        std::vector<std::string> added;
+        std::vector<std::string> removed;
+        if (update.roles.has_value()) {
+          absl::StatusOr<std::vector<std::string>> wanted =
+              ResolveRoles(s, tenant_id, *update.roles, unknown);
+          if (!wanted.ok()) return wanted.status();
+          const std::vector<std::string> held =
+              AssignedRoleIds(s, tenant_id, current.id);
+          const absl::flat_hash_set<std::string> held_set(held.begin(),
+                                                          held.end());
+          const absl::flat_hash_set<std::string> wanted_set(wanted->begin(),
+                                                            wanted->end());
+          for (const std::string& id : *wanted) {
+            if (!held_set.contains(id)) added.push_back(id);
+          }
+          for (const std::string& id : held) {
+            if (!wanted_set.contains(id)) removed.push_back(id);
+          }
+          changed |= !added.empty() || !removed.empty();
+        }
+        if (!changed) {
+          s.Rollback();
+          result.user = std::move(current);
+          return absl::OkStatus();
+        }
+        s.Step("update user");
+        sql::PreparedStatement& stmt = s.Prepare(kUpdateUserSql);
+        stmt.setString(1, email);
+        stmt.setString(2, absl::AsciiStrToLower(email));
+        stmt.setString(3, name);
+        stmt.setInt(4, blocked ? 1 : 0);
+        stmt.setInt64(5, tenant_id);
+        stmt.setString(6, current.id);
+        if (s.Update(stmt) != 1) {
+          return absl::InternalError(
+              "update user: the locked row did not update");
+        }
+        DeleteAssignments(s, tenant_id, current.id, removed);
+        InsertAssignments(s, tenant_id, current.id, added);
+        if (absl::Status st = Audit(s, tenant_id, event, current.id);
+            !st.ok()) {
+          return st;
+        }
+        if (absl::Status st = ReadUser(s, tenant_id, UserRef::Id(current.id),
+                                       false, &result.user);
+            !st.ok()) {
+          return st;
+        }
+        s.Commit();
+        result.changed = true;
+        return absl::OkStatus();
+      });
+  if (!status.ok()) return status;
+  return result;
+}
+
+absl::StatusOr<UserRecord> MysqlUserStore::DeleteUser(int64_t tenant_id,
+                                                      const UserRef& ref,
+                                                      const AuditEvent& event) {
+  if (!IsStorableToken(ref.value)) return UserNotFound();
+  UserRecord user;
+  absl::Status status =
+      Run(*pool_, "delete user", [&](Session& s) -> absl::Status {
+        user = UserRecord();
+        s.Begin();
+        if (absl::Status st = ReadUser(s, tenant_id, ref, true, &user);
+            !st.ok()) {
+          return st;
+        }
+        // Assignments go with it (ON DELETE CASCADE).
+        s.Step("delete user");
+        sql::PreparedStatement& stmt =
+            s.Prepare("DELETE FROM users WHERE tenant_id = ? AND id = ?");
+        stmt.setInt64(1, tenant_id);
+        stmt.setString(2, user.id);
+        if (s.Update(stmt) != 1) {
+          return absl::InternalError(
+              "delete user: the locked row did not delete");
+        }
+        if (absl::Status st = Audit(s, tenant_id, event, user.id); !st.ok()) {
+          return st;
+        }
+        s.Commit();
+        return absl::OkStatus();
+      });
+  if (!status.ok()) return status;
+  return user;
+}
+
+// ---------------------------------------------------------------------------
+// MysqlUserStore: roles
+
+absl::StatusOr<RoleRecord> MysqlUserStore::InsertRole(const RoleFields& role,
+                                                      const AuditEvent& event) {
+  if (!IsStorableToken(role.id) || !IsStorableToken(role.slug)) {
+    return absl::InvalidArgumentError(
+        "role id and slug must be printable ASCII without spaces");
+  }
+  absl::StatusOr<std::string> permissions =
+      JoinList(role.permissions, ' ', "permissions");
+  if (!permissions.ok()) return permissions.status();
+  RoleRecord record;
+  absl::Status status =
+      Run(*pool_, "insert role", [&](Session& s) -> absl::Status {
+        s.Begin();
+        s.Step("insert role");
+        sql::PreparedStatement& insert = s.Prepare(kInsertRoleSql);
+        insert.setString(1, role.id);
+        insert.setInt64(2, role.tenant_id);
+        insert.setString(3, role.slug);
+        insert.setString(4, role.name);
+        insert.setString(5, role.description);
+        insert.setString(6, *permissions);
+        s.Update(insert);
+        if (absl::Status st = Audit(s, role.tenant_id, event, role.id);
+            !st.ok()) {
+          return st;
+        }
+        if (absl::Status st = ReadRole(s, role.tenant_id, RoleRef::Id(role.id),
+                                       false, &record);
+            !st.ok()) {
+          return st;
+        }
+        s.Commit();
+        return absl::OkStatus();
+      });
+  if (absl::IsFailedPrecondition(status)) {
+    // The foreign key to tenants failed.
+    return absl::NotFoundError("insert role: tenant not found");
+  }
+  if (!status.ok()) return status;
+  return record;
+}
+
+absl::StatusOr<RoleRecord> MysqlUserStore::GetRole(int64_t tenant_id,
+                                                   const RoleRef& ref) {
+  if (!IsStorableToken(ref.value)) return RoleNotFound();
+  RoleRecord role;
+  absl::Status status =
+      Run(*pool_, "get role", [&](Session& s) -> absl::Status {
+        return ReadRole(s, tenant_id, ref, false, &role);
+      });
+  if (!status.ok()) return status;
+  return role;
+}
+
+absl::StatusOr<RolePage> MysqlUserStore::ListRoles(
+    int64_t tenant_id, const ListRolesQuery& query) {
+  if (absl::Status st = CheckPaging(query.page, query.limit); !st.ok()) {
+    return st;
+  }
+  PageQuery q;
+  q.columns = kRoleColumns;
+  q.column_count = kRoleColumnCount;
+  q.from_where = " FROM roles r WHERE r.tenant_id = ?";
+  q.params.push_back(tenant_id);
+  if (!query.search.empty()) {
+    const SearchPatterns p = SearchPatternsFor(query.search);
+    q.from_where +=
+        " AND (r.slug LIKE ? ESCAPE '!' OR r.name LIKE ? ESCAPE '!'"
+        " OR r.id LIKE ? ESCAPE '!')";
+    q.params.push_back(p.ascii);
+    q.params.push_back(p.text);
+    q.params.push_back(p.id_prefix);
+  }
+  q.order_by = RoleOrderBy(query);
+
+  RolePage page;
+  absl::Status status =
+      Run(*pool_, "list roles", [&](Session& s) -> absl::Status {
+        page = RolePage();
+        s.Begin();
+        absl::StatusOr<int64_t> total = RunPage(
+            s, q, query.page, query.limit,
+            [&](const sql::ResultSet& rs) -> absl::Status {
+              RoleRecord role;
+              if (absl::Status st = ReadRoleColumns(rs, &role); !st.ok()) {
+                return st;
+              }
+              page.roles.push_back(std::move(role));
+              return absl::OkStatus();
+            });
+        if (!total.ok()) return total.status();
+        page.total = *total;
+        s.Commit();
+        return absl::OkStatus();
+      });
+  if (!status.ok()) return status;
+  return page;
+}
+
+absl::StatusOr<RoleRecord> MysqlUserStore::UpdateRole(int64_t tenant_id,
+                                                      const RoleRef& ref,
+                                                      const RoleFields& fields,
+                                                      const AuditEvent& event) {
+  if (!IsStorableToken(ref.value)) return RoleNotFound();
+  if (!IsStorableToken(fields.slug)) {
+    return absl::InvalidArgumentError(
+        "role slug must be printable ASCII without spaces");
+  }
+  absl::StatusOr<std::string> permissions =
+      JoinList(fields.permissions, ' ', "permissions");
+  if (!permissions.ok()) return permissions.status();
+  RoleRecord role;
+  absl::Status status =
+      Run(*pool_, "update role", [&](Session& s) -> absl::Status {
+        role = RoleRecord();
+        s.Begin();
+        if (absl::Status st = ReadRole(s, tenant_id, ref, true, &role);
+            !st.ok()) {
+          return st;
+        }
+        if (role.slug == fields.slug && role.name == fields.name &&
+            role.description == fields.description &&
+            role.permissions == fields.permissions) {
+          s.Rollback();
+          return absl::OkStatus();
+        }
+        s.Step("update role");
+        sql::PreparedStatement& stmt = s.Prepare(kUpdateRoleSql);
+        stmt.setString(1, fields.slug);
+        stmt.setString(2, fields.name);
+        stmt.setString(3, fields.description);
+        stmt.setString(4, *permissions);
+        stmt.setInt64(5, tenant_id);
+        stmt.setString(6, role.id);
+        if (s.Update(stmt) != 1) {
+          return absl::InternalError(
+              "update role: the locked row did not update");
+        }
+        if (absl::Status st = Audit(s, tenant_id, event, role.id); !st.ok()) {
+          return st;
+        }
+        const std::string id = role.id;
+        if (absl::Status st =
+                ReadRole(s, tenant_id, RoleRef::Id(id), false, &role);
+            !st.ok()) {
+          return st;
+        }
+        s.Commit();
+        return absl::OkStatus();
+      });
+  if (!status.ok()) return status;
+  return role;
+}
+
+absl::StatusOr<RoleRecord> MysqlUserStore::DeleteRole(int64_t tenant_id,
+                                                      const RoleRef& ref,
+                                                      const AuditEvent& event) {
+  if (!IsStorableToken(ref.value)) return RoleNotFound();
+  RoleRecord role;
+  absl::Status status =
+      Run(*pool_, "delete role", [&](Session& s) -> absl::Status {
+        role = RoleRecord();
+        s.Begin();
+        if (absl::Status st = ReadRole(s, tenant_id, ref, true, &role);
+            !st.ok()) {
+          return st;
+        }
+        // A locking read: sees assignments committed after our snapshot.
+        s.Step("count holders");
+        sql::PreparedStatement& count = s.Prepare(
+            "SELECT COUNT(*) FROM user_roles WHERE tenant_id = ?"
+            " AND role_id = ? LOCK IN SHARE MODE");
+        count.setInt64(1, tenant_id);
+        count.setString(2, role.id);
+        std::unique_ptr<sql::ResultSet> rs = s.Query(count);
+        const int64_t holders = rs->next() ? rs->getInt64(1) : 0;
+        rs.reset();
+        if (holders > 0) {
+          return absl::FailedPreconditionError(
+              absl::StrCat("the role is assigned to ", holders,
+                           holders == 1 ? " user" : " users",
+                           "; remove it from them first"));
+        }
+        s.Step("delete role");
+        sql::PreparedStatement& stmt =
+            s.Prepare("DELETE FROM roles WHERE tenant_id = ? AND id = ?");
+        stmt.setInt64(1, tenant_id);
+        stmt.setString(2, role.id);
+        if (s.Update(stmt) != 1) {
+          return absl::InternalError(
+              "delete role: the locked row did not delete");
+        }
+        if (absl::Status st = Audit(s, tenant_id, event, role.id); !st.ok()) {
+          return st;
+        }
+        s.Commit();
+        return absl::OkStatus();
+      });
+  if (!status.ok()) return status;
+  return role;
+}
+
+}  // namespace lumo::storage
