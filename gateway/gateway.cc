@@ -141,15 +141,48 @@ HttpError HttpErrorFor(grpc::StatusCode code) {
   }
 }
 
+std::string FieldOfValidationMessage(absl::string_view message) {
+  // `... field "x" ...` / `... parameter "x" ...` (the transcoder's form).
+  for (absl::string_view marker : {"field \"", "parameter \""}) {
+    size_t at = message.find(marker);
+    if (at == absl::string_view::npos) continue;
+    absl::string_view rest = message.substr(at + marker.size());
+    size_t end = rest.find('"');
+    if (end != absl::string_view::npos && end > 0 && end <= 100) {
+      return std::string(rest.substr(0, end));
+    }
+  }
+  // `x: ...` or `x must|is|contains|has ...` (the services' form).
+  size_t n = 0;
+  while (n < message.size() && n < 100 &&
+         (absl::ascii_isalnum(static_cast<unsigned char>(message[n])) ||
+          message[n] == '_' || message[n] == '.' || message[n] == '[' ||
+          message[n] == ']')) {
+    ++n;
+  }
+  if (n == 0) return "";
+  absl::string_view rest = message.substr(n);
+  for (absl::string_view follow :
+       {":", " must ", " is ", " contains ", " has ", " needs "}) {
+    if (absl::StartsWith(rest, follow)) return std::string(message.substr(0, n));
+  }
+  return "";
+}
+
 HttpResponse ErrorResponse(int status, absl::string_view code,
                            absl::string_view message) {
   HttpResponse response;
   response.status = status;
   response.headers.emplace_back("Content-Type", std::string(kJson));
+  std::string details = "{}";
+  if (code == "validation_error") {
+    std::string field = FieldOfValidationMessage(message);
+    if (!field.empty()) details = absl::StrCat("{\"field\":", JsonQuote(field), "}");
+  }
   response.body = absl::StrCat("{\"error\":true,\"status\":", status,
                                ",\"code\":", JsonQuote(code),
                                ",\"message\":", JsonQuote(message),
-                               ",\"details\":{}}");
+                               ",\"details\":", details, "}");
   return response;
 }
 
@@ -327,6 +360,9 @@ void Gateway::Forward(const Route& route, const Variables& variables,
   if (!options_.service_token.empty()) {
     ctx.AddMetadata("x-lumo-service-token", options_.service_token);
     ctx.AddMetadata("x-lumo-client-ip", request.remote_ip);
+    // For the server's audit events: the HTTP call as routed.
+    ctx.AddMetadata("x-lumo-http-method", route.verb);
+    ctx.AddMetadata("x-lumo-http-route", route.path.text());
     if (const std::string* agent = request.Header("user-agent")) {
       ctx.AddMetadata("x-lumo-user-agent", agent->substr(0, 512));
     }

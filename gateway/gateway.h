@@ -39,7 +39,9 @@ struct HttpError {
 HttpError HttpErrorFor(grpc::StatusCode code);
 
 // The documented error body: {"error": true, "status", "code", "message",
-// "details": {}}.
+// "details": {...}}. For validation_error, details names the offending
+// field when the message does ({"field": "email"}); else {}.
+std::string FieldOfValidationMessage(absl::string_view message);
 HttpResponse ErrorResponse(int status, absl::string_view code,
                            absl::string_view message);
 

@@ -83,7 +83,11 @@ class UsersE2ETest(harness.LumoServerTestCase):
         self.assertEqual(doc["status"], status)
         self.assertEqual(doc["code"], code, doc)
         self.assertIsInstance(doc["message"], str)
-        self.assertEqual(doc["details"], {})
+        self.assertIsInstance(doc["details"], dict)
+        if code == "validation_error" and doc["details"]:
+            # The field named in details is the one the message starts with.
+            self.assertTrue(doc["message"].startswith(doc["details"]["field"])
+                            or '"%s"' % doc["details"]["field"] in doc["message"], doc)
         if mentions:
             self.assertIn(mentions, doc["message"])
 

@@ -206,6 +206,17 @@ class GatewayE2ETest(harness.LumoServerTestCase):
                 self.assert_error(result, status, code)
         self.assertEqual(self.count_keys(), before)
 
+    def test_validation_errors_name_the_field(self):
+        for body, field in [({"name": "", "scopes": ["admin:read"]}, "name"),
+                            ({"name": "x", "scopes": []}, "scopes"),
+                            ({"name": "x", "scopes": ["admin:read"], "digest": "00"}, "digest"),
+                            ({"name": "x", "scopes": ["admin:read"], "allowedCidrs": ["nope"]},
+                             "allowedCidrs")]:
+            with self.subTest(field=field):
+                result = self.call("POST", self.base(), self.root, body)
+                self.assert_error(result, 400, "validation_error")
+                self.assertEqual(result[2]["details"], {"field": field}, result[2])
+
     def test_paging_and_unknown_routes(self):
         for query in ("?limit=100000", "?limit=0", "?page=-1", "?sortBy=digest", "?sortDir=up", "?bogus=1",
                       "?limit=abc"):
