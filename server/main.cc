@@ -2,6 +2,7 @@
 // and the gRPC adapters together, then serves until SIGTERM/SIGINT.
 #include <signal.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <fstream>
 #include <memory>
@@ -58,6 +59,15 @@ ABSL_FLAG(bool, allow_nondurable_db, false,
 ABSL_FLAG(absl::Duration, verify_cache_ttl, absl::Seconds(30),
           "How long a verification cache entry is trusted");
 ABSL_FLAG(int, workers, 32, "Threads for blocking (database) work");
+ABSL_FLAG(int, audit_queue_size, 100000,
+          "Usage/auth audit events held in memory at most; beyond, they are "
+          "dropped and recorded as an audit.dropped count");
+ABSL_FLAG(int, audit_batch_size, 500, "Audit events per batched INSERT");
+ABSL_FLAG(absl::Duration, audit_flush_interval, absl::Milliseconds(100),
+          "Longest time a usage/auth audit event waits in memory");
+ABSL_FLAG(int, audit_burst_threshold, 10,
+          "Failures on one key id or from one address within a minute that "
+          "mark the failures suspicious");
 ABSL_FLAG(absl::Duration, shutdown_grace, absl::Seconds(10),
           "How long in-flight calls may run after SIGTERM");
 
@@ -196,6 +206,14 @@ int main(int argc, char** argv) {
   app_options.operator_token_sha256 = operator_token;
   app_options.verify_cache_ttl = absl::GetFlag(FLAGS_verify_cache_ttl);
   app_options.workers = absl::GetFlag(FLAGS_workers);
+  app_options.audit_writer.max_queue =
+      static_cast<size_t>(std::max(1, absl::GetFlag(FLAGS_audit_queue_size)));
+  app_options.audit_writer.max_batch =
+      static_cast<size_t>(std::max(1, absl::GetFlag(FLAGS_audit_batch_size)));
+  app_options.audit_writer.flush_interval =
+      absl::GetFlag(FLAGS_audit_flush_interval);
+  app_options.usage_auditor.burst_threshold =
+      std::max(1, absl::GetFlag(FLAGS_audit_burst_threshold));
   absl::StatusOr<std::unique_ptr<lumo::app::App>> app =
       lumo::app::App::Create(*std::move(store), app_options);
   if (!app.ok()) Fatal(app.status().ToString());
@@ -224,7 +242,9 @@ int main(int argc, char** argv) {
   server->GetHealthCheckService()->SetServingStatus(false);
   server->Shutdown(std::chrono::system_clock::now() +
                    absl::ToChronoMilliseconds(absl::GetFlag(FLAGS_shutdown_grace)));
-  app->reset();  // runs what is queued, joins the workers
+  // Runs what is queued, joins the workers, then writes every queued audit
+  // event (the writer's stop_timeout bounds it when the database is down).
+  app->reset();
   Log("info", "stopped");
   return 0;
 }

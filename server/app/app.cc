@@ -61,6 +61,15 @@ absl::StatusOr<std::unique_ptr<App>> App::Create(
         std::make_unique<rpc::RegistrationServiceImpl>(client_ctx));
   }
 
+  // [audit wiring] (issue 5)
+  app->audit_store_ = std::make_unique<storage::MysqlAuditStore>(
+      app->key_store_->shared_pool());
+  app->audit_writer_ = std::make_unique<service::AuditWriter>(
+      app->audit_store_.get(), options.audit_writer);
+  app->usage_ = std::make_unique<service::UsageAuditor>(
+      app->audit_writer_.get(), options.usage_auditor);
+  app->auth_->set_usage_auditor(app->usage_.get());
+
   if (absl::Status ok = rpc::CheckAccessAnnotations(app->ServiceDescriptors());
       !ok.ok()) {
     return ok;
@@ -71,6 +80,9 @@ absl::StatusOr<std::unique_ptr<App>> App::Create(
 App::~App() {
   // Runs queued work before the services and stores it uses go away.
   workers_.reset();
+  // [audit shutdown] (issue 5): producers are gone; write what is queued.
+  if (auth_ != nullptr) auth_->set_usage_auditor(nullptr);
+  if (audit_writer_ != nullptr) audit_writer_->Stop();
 }
 
 void App::RegisterServices(grpc::ServerBuilder& builder) {

@@ -26,6 +26,10 @@
 #include "server/service/registration_service.h"
 #include "server/storage/mysql/mysql_client_store.h"
 #include "server/storage/mysql/mysql_user_store.h"
+// [audit includes] (issue 5)
+#include "server/service/audit_writer.h"
+#include "server/service/usage_auditor.h"
+#include "server/storage/mysql/mysql_audit_store.h"
 
 namespace lumo::app {
 
@@ -35,6 +39,9 @@ struct AppOptions {
   std::optional<core::Digest> operator_token_sha256;
   absl::Duration verify_cache_ttl = absl::Seconds(30);
   int workers = 32;
+  // [audit options] (issue 5)
+  service::AuditWriterOptions audit_writer;
+  service::UsageAuditorOptions usage_auditor;
 };
 
 // Thread-safe once built. Owns everything it creates.
@@ -55,6 +62,9 @@ class App {
 
   storage::MysqlKeyStore& key_store() { return *key_store_; }
   service::Verifier& verifier() { return *verifier_; }
+  // [audit accessors] (issue 5)
+  service::AuditWriter& audit_writer() { return *audit_writer_; }
+  storage::MysqlAuditStore& audit_store() { return *audit_store_; }
 
  private:
   App() = default;
@@ -75,6 +85,13 @@ class App {
   std::unique_ptr<storage::MysqlClientStore> client_store_;
   std::unique_ptr<service::ClientService> clients_;
   std::unique_ptr<service::RegistrationService> registration_;
+
+  // [audit members] (issue 5): declared last, so destroyed first, after
+  // ~App has stopped workers_ and flushed the writer; the auditor goes
+  // before the writer it feeds, the writer before its store.
+  std::unique_ptr<storage::MysqlAuditStore> audit_store_;
+  std::unique_ptr<service::AuditWriter> audit_writer_;
+  std::unique_ptr<service::UsageAuditor> usage_;
 };
 
 }  // namespace lumo::app

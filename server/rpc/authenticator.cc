@@ -125,6 +125,19 @@ service::RequestInfo Authenticator::DescribeRequest(
              peer.ok()) {
     info.ip_address = peer->ToString();
   }
+  if (trusted) {
+    // The gateway's description of the HTTP call (audit only).
+    std::vector<absl::string_view> http_method =
+        Values(context, "x-lumo-http-method");
+    std::vector<absl::string_view> http_route =
+        Values(context, "x-lumo-http-route");
+    if (http_method.size() == 1) {
+      info.http_method = std::string(http_method[0].substr(0, 16));
+    }
+    if (http_route.size() == 1) {
+      info.http_route = std::string(http_route[0].substr(0, 256));
+    }
+  }
   std::vector<absl::string_view> agent =
       trusted ? Values(context, "x-lumo-user-agent")
               : Values(context, "user-agent");
@@ -137,6 +150,24 @@ absl::StatusOr<Principal> Authenticator::Authenticate(
     const google::protobuf::MethodDescriptor& method,
     absl::string_view tenant_slug, const service::RequestInfo& info,
     service::VerifyOutcome* outcome_out) const {
+  service::VerifyOutcome outcome;
+  std::string failure;
+  absl::StatusOr<Principal> principal = AuthenticateImpl(
+      context, method, tenant_slug, info, &outcome, &failure);
+  if (outcome_out != nullptr) *outcome_out = outcome;
+  service::UsageAuditor* usage = usage_.load(std::memory_order_acquire);
+  if (!principal.ok() && !failure.empty() && usage != nullptr) {
+    usage->RecordAuthFailure(info, method.full_name(), tenant_slug, failure,
+                             &outcome);
+  }
+  return principal;
+}
+
+absl::StatusOr<Principal> Authenticator::AuthenticateImpl(
+    const grpc::ServerContextBase& context,
+    const google::protobuf::MethodDescriptor& method,
+    absl::string_view tenant_slug, const service::RequestInfo& info,
+    service::VerifyOutcome* outcome_out, std::string* failure) const {
   const lumo::api::AccessRule& rule =
       method.options().GetExtension(lumo::api::access);
   bool allows_key = false, allows_service = false, allows_operator = false,
@@ -152,9 +183,15 @@ absl::StatusOr<Principal> Authenticator::Authenticate(
   const bool operator_ok = TokenMatches(context, "x-lumo-operator-token",
                                         operator_token_sha256_,
                                         &operator_present);
-  if (operator_present && !operator_ok) return InvalidToken();
+  if (operator_present && !operator_ok) {
+    *failure = "bad_operator_token";
+    return InvalidToken();
+  }
   if (operator_ok) {
-    if (!allows_operator) return InsufficientScope();
+    if (!allows_operator) {
+      *failure = "principal_not_allowed";
+      return InsufficientScope();
+    }
     Principal principal;
     principal.kind = Principal::Kind::kOperator;
     return principal;
@@ -178,14 +215,25 @@ absl::StatusOr<Principal> Authenticator::Authenticate(
   for (absl::string_view value : Values(context, "x-api-key")) {
     keys.push_back(absl::StripAsciiWhitespace(value));
   }
+  if (!keys.empty()) {
+    // The public id only (for attribution), never the key.
+    core::ParsedKey parsed = core::ParseKey(keys[0]);
+    outcome_out->key_id = std::string(parsed.id);
+  }
   for (absl::string_view k : keys) {
-    if (k != keys[0]) return InvalidToken();
+    if (k != keys[0]) {
+      *failure = "conflicting_credentials";
+      return InvalidToken();
+    }
   }
 
   bool service_present = false;
   const bool service_ok = TokenMatches(context, "x-lumo-service-token",
                                        service_token_sha256_, &service_present);
-  if (service_present && !service_ok) return InvalidToken();
+  if (service_present && !service_ok) {
+    *failure = "bad_service_token";
+    return InvalidToken();
+  }
 
   if (keys.empty()) {
     if (service_ok && allows_service) {
@@ -200,10 +248,18 @@ absl::StatusOr<Principal> Authenticator::Authenticate(
     }
     // No credential of a kind the method admits (a service token alone is
     // the gateway's transport credential, not the caller's).
+    *failure = unusable_authorization ? "unsupported_authorization"
+                                      : "missing_credential";
     return InvalidToken();
   }
-  if (unusable_authorization) return InvalidToken();
-  if (!allows_key) return InsufficientScope();
+  if (unusable_authorization) {
+    *failure = "unsupported_authorization";
+    return InvalidToken();
+  }
+  if (!allows_key) {
+    *failure = "principal_not_allowed";
+    return InsufficientScope();
+  }
 
   service::VerifyParams params;
   params.tenant_slug = std::string(tenant_slug);
@@ -213,7 +269,10 @@ absl::StatusOr<Principal> Authenticator::Authenticate(
   if (!outcome.ok()) {
     return absl::UnavailableError("cannot verify credentials right now");
   }
-  if (outcome_out != nullptr) *outcome_out = *outcome;
+  *outcome_out = *outcome;
+  if (outcome->reason != VerifyReason::kValid) {
+    *failure = service::ReasonSlug(outcome->reason);
+  }
   switch (outcome->reason) {
     case VerifyReason::kValid:
       break;
@@ -232,6 +291,7 @@ absl::StatusOr<Principal> Authenticator::Authenticate(
   const std::vector<std::string> any_of(rule.any_of_scopes().begin(),
                                         rule.any_of_scopes().end());
   if (!core::GrantsAny(outcome->scopes, any_of)) {
+    *failure = "insufficient_scope";
     return InsufficientScope();
   }
   Principal principal;

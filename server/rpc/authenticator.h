@@ -13,10 +13,12 @@
 // verified and must carry the scopes.
 // When a valid service token is present, `x-lumo-client-ip` and
 // `x-lumo-user-agent` are taken as the end client's address and agent
-// (the gateway forwards them); otherwise the peer address is used.
+// (the gateway forwards them); otherwise the peer address is used. Likewise
+// `x-lumo-http-method` and `x-lumo-http-route` (audit metadata).
 #ifndef LUMOKEYS_SERVER_RPC_AUTHENTICATOR_H_
 #define LUMOKEYS_SERVER_RPC_AUTHENTICATOR_H_
 
+#include <atomic>
 #include <optional>
 #include <string>
 #include <vector>
@@ -27,6 +29,7 @@
 #include "grpcpp/server_context.h"
 #include "server/core/crypto.h"
 #include "server/service/principal.h"
+#include "server/service/usage_auditor.h"
 #include "server/service/verifier.h"
 
 namespace lumo::rpc {
@@ -58,13 +61,31 @@ class Authenticator {
   // caller the method does not admit) or "permission_denied" (source
   // address outside the key's allowed CIDRs). RESOURCE_EXHAUSTED: the key's
   // rate limit. UNAVAILABLE: the store could not be asked (fail closed).
+  // Every failure is recorded as `auth.api_key.failed` through the usage
+  // auditor when one is set (except UNAVAILABLE: nothing was decided).
   absl::StatusOr<service::Principal> Authenticate(
       const grpc::ServerContextBase& context,
       const google::protobuf::MethodDescriptor& method,
       absl::string_view tenant_slug, const service::RequestInfo& info,
       service::VerifyOutcome* outcome = nullptr) const;
 
+  // Where usage and failure events go (docs/audit.md); null (the default)
+  // records nothing. Set it before serving; `usage` must outlive every call.
+  void set_usage_auditor(service::UsageAuditor* usage) {
+    usage_.store(usage, std::memory_order_release);
+  }
+  service::UsageAuditor* usage_auditor() const {
+    return usage_.load(std::memory_order_acquire);
+  }
+
  private:
+  // Authenticate without recording; `*failure` names why it failed.
+  absl::StatusOr<service::Principal> AuthenticateImpl(
+      const grpc::ServerContextBase& context,
+      const google::protobuf::MethodDescriptor& method,
+      absl::string_view tenant_slug, const service::RequestInfo& info,
+      service::VerifyOutcome* outcome, std::string* failure) const;
+
   bool TokenMatches(const grpc::ServerContextBase& context,
                     absl::string_view header,
                     const std::optional<core::Digest>& expected,
@@ -73,6 +94,7 @@ class Authenticator {
   service::Verifier* const verifier_;
   const std::optional<core::Digest> service_token_sha256_;
   const std::optional<core::Digest> operator_token_sha256_;
+  std::atomic<service::UsageAuditor*> usage_{nullptr};
 };
 
 }  // namespace lumo::rpc

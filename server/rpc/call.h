@@ -36,7 +36,9 @@ void Finish(grpc::CallbackServerContext* context,
 
 // Runs `body(principal, info) -> absl::Status` on `workers` after
 // authenticating the caller of `method` for `tenant_slug`, then finishes
-// the call with its status. A call whose deadline passed before it started
+// the call with its status. A call made with an API key is recorded as
+// `api_key.used` (failures by the Authenticator), so handlers never audit
+// usage themselves. A call whose deadline passed before it started
 // gets DEADLINE_EXCEEDED; a full pool UNAVAILABLE. With `tenant_required`,
 // an empty tenant slug is INVALID_ARGUMENT.
 template <typename Body>
@@ -67,7 +69,15 @@ grpc::ServerUnaryReactor* RunAuthenticated(
       Finish(context, reactor, info, principal.status(), &outcome);
       return;
     }
-    Finish(context, reactor, info, body(*principal, info), &outcome);
+    const absl::Status status = body(*principal, info);
+    if (principal->kind == service::Principal::Kind::kApiKey) {
+      // Every call authenticated by a key, whatever the handler: enqueued
+      // before the reply so the event is never behind the caller.
+      if (service::UsageAuditor* usage = auth.usage_auditor()) {
+        usage->RecordKeyUse(*principal, info, method.full_name(), status);
+      }
+    }
+    Finish(context, reactor, info, status, &outcome);
   };
   if (!workers.Submit(std::move(task))) {
     Finish(context, reactor, info,

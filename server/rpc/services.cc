@@ -239,6 +239,10 @@ grpc::ServerUnaryReactor* AuthServiceImpl::VerifyApiKey(
   params.client_ip = request->client_ip();
   if (std::optional<service::VerifyOutcome> outcome =
           ctx_.verifier->VerifyCached(request->key(), params)) {
+    // Internal verification is a use of the key: enqueue only.
+    if (service::UsageAuditor* usage = ctx_.auth->usage_auditor()) {
+      usage->RecordVerify(info, params.tenant_slug, params.client_ip, *outcome);
+    }
     FillVerifyResponse(*outcome, response);
     Finish(context, reactor, info, absl::OkStatus());
     return reactor;
@@ -252,6 +256,9 @@ grpc::ServerUnaryReactor* AuthServiceImpl::VerifyApiKey(
       Finish(context, reactor, info,
              absl::UnavailableError("key store unavailable"));
       return;
+    }
+    if (service::UsageAuditor* usage = ctx_.auth->usage_auditor()) {
+      usage->RecordVerify(info, params.tenant_slug, params.client_ip, *outcome);
     }
     FillVerifyResponse(*outcome, response);
     Finish(context, reactor, info, absl::OkStatus());

@@ -24,6 +24,10 @@ struct RequestInfo {
   std::string request_id;
   std::string ip_address;
   std::string user_agent;
+  // For calls forwarded by the gateway (trusted only with a valid service
+  // token): the HTTP method and the route's path template.
+  std::string http_method;
+  std::string http_route;
 };
 
 }  // namespace lumo::service

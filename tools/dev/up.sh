@@ -52,8 +52,10 @@ APP_PW="$(cat "$SECRETS/mysql-app.password")"
 mariadb --no-defaults --socket="$LUMO_RUN_DIR/mariadb/mysqld.sock" -uroot <<SQL
 CREATE USER IF NOT EXISTS 'lumokeys'@'127.0.0.1' IDENTIFIED BY '$APP_PW';
 CREATE USER IF NOT EXISTS 'lumokeys'@'localhost' IDENTIFIED BY '$APP_PW';
-GRANT SELECT, INSERT, UPDATE, DELETE ON \`$DB_NAME\`.* TO 'lumokeys'@'127.0.0.1';
-GRANT SELECT, INSERT, UPDATE, DELETE ON \`$DB_NAME\`.* TO 'lumokeys'@'localhost';
+REVOKE ALL PRIVILEGES, GRANT OPTION FROM 'lumokeys'@'127.0.0.1', 'lumokeys'@'localhost';
+$(mariadb --no-defaults --socket="$LUMO_RUN_DIR/mariadb/mysqld.sock" -uroot -N -B -e "SELECT CONCAT('GRANT SELECT, INSERT, UPDATE, DELETE ON \\\`$DB_NAME\\\`.\\\`', table_name, '\\\` TO \"lumokeys\"@\"', h, '\";') FROM information_schema.tables, (SELECT '127.0.0.1' AS h UNION ALL SELECT 'localhost') hosts WHERE table_schema = '$DB_NAME' AND table_name NOT IN ('audit_events', 'audit_chain_heads')")
+GRANT SELECT, INSERT ON \`$DB_NAME\`.audit_events TO 'lumokeys'@'127.0.0.1', 'lumokeys'@'localhost';
+GRANT SELECT, INSERT, UPDATE ON \`$DB_NAME\`.audit_chain_heads TO 'lumokeys'@'127.0.0.1', 'lumokeys'@'localhost';
 SQL
 
 "$BIN/server/lumokeys-server" \

@@ -8,6 +8,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "server/storage/mysql/audit_chain.h"
 #include "server/storage/mysql/datetime.h"
 #include "server/storage/mysql/sql_error.h"
 
@@ -17,8 +18,8 @@ namespace {
 constexpr char kInsertAuditSql[] =
     "INSERT INTO audit_events (tenant_id, action, category, actor_type,"
     " actor_id, target_type, target_id, outcome, suspicious, ip_address,"
-    " user_agent, request_id, metadata, created_at)"
-    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, UTC_TIMESTAMP(6))";
+    " user_agent, request_id, metadata, created_at, seq, prev_hash, hash)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
 
 }  // namespace
 
@@ -89,25 +90,42 @@ absl::StatusOr<std::optional<absl::Time>> GetOptionalTime(
   return std::optional<absl::Time>(*t);
 }
 
+// Appends to the tenant's hash chain (audit_chain.h): the chain head is
+// locked in this transaction, so the row, its sequence number and the new
+// head commit or roll back together with the change being audited.
 absl::Status InsertAudit(Session& session, int64_t tenant_id,
                          const AuditEvent& event) {
+  AuditEvent row = event;
+  // Client-supplied fields are only informative: cut rather than fail.
+  NormalizeAuditEvent(row);
+  absl::StatusOr<ChainHead> head = LockChainHead(session, tenant_id);
+  if (!head.ok()) return head.status();
+  const int64_t seq = head->last_seq + 1;
+  const core::Digest hash = ChainHash(
+      head->last_hash, CanonicalAuditRow(tenant_id, seq, row, head->now_text));
   session.Step("insert audit event");
   sql::PreparedStatement& stmt = session.Prepare(kInsertAuditSql);
   stmt.setInt64(1, tenant_id);
-  stmt.setString(2, event.action);
-  stmt.setString(3, event.category);
-  stmt.setString(4, event.actor_type);
-  stmt.setString(5, event.actor_id);
-  stmt.setString(6, event.target_type);
-  stmt.setString(7, event.target_id);
-  stmt.setString(8, event.outcome);
-  stmt.setInt(9, event.suspicious ? 1 : 0);
-  stmt.setString(10, event.ip_address);
-  // Client-supplied and only informative: cut rather than fail the change.
-  stmt.setString(11, TruncateUtf8(event.user_agent, kUserAgentMaxChars));
-  stmt.setString(12, event.request_id);
-  stmt.setString(13, event.metadata_json.empty() ? "{}" : event.metadata_json);
+  stmt.setString(2, row.action);
+  stmt.setString(3, row.category);
+  stmt.setString(4, row.actor_type);
+  stmt.setString(5, row.actor_id);
+  stmt.setString(6, row.target_type);
+  stmt.setString(7, row.target_id);
+  stmt.setString(8, row.outcome);
+  stmt.setInt(9, row.suspicious ? 1 : 0);
+  stmt.setString(10, row.ip_address);
+  stmt.setString(11, row.user_agent);
+  stmt.setString(12, row.request_id);
+  stmt.setString(13, row.metadata_json);
+  stmt.setString(14, head->now_text);
+  stmt.setInt64(15, seq);
+  stmt.setString(16, DigestColumn(head->last_hash));
+  stmt.setString(17, DigestColumn(hash));
   session.Update(stmt);
+  head->last_seq = seq;
+  head->last_hash = hash;
+  UpdateChainHead(session, tenant_id, *head);
   return absl::OkStatus();
 }
 

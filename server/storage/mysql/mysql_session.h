@@ -106,7 +106,10 @@ absl::StatusOr<std::optional<absl::Time>> GetOptionalTime(
 // The width of audit_events.user_agent, in characters.
 inline constexpr size_t kUserAgentMaxChars = 512;
 
-// Inserts `event` for `tenant_id` in the session's current transaction.
+// Inserts `event` for `tenant_id` in the session's current transaction,
+// appended to the tenant's audit hash chain (locks the tenant's chain head
+// until the transaction ends; see audit_chain.h). Fields longer than their
+// columns are cut. Throws sql::SQLException like every statement here.
 absl::Status InsertAudit(Session& session, int64_t tenant_id,
                          const AuditEvent& event);
 

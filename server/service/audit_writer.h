@@ -1,0 +1,107 @@
+// The batched audit writer (architecture.md §4.2, docs/audit.md): a bounded
+// in-memory queue of usage and authentication events, drained by one
+// flusher thread into AuditStore::AppendEvents in batches.
+//
+// Never silent: an event that finds the queue full is dropped and counted
+// per tenant; the flusher then writes one `audit.dropped` event per tenant
+// with the count (the counts live outside the queue, so they cannot be
+// dropped themselves). Batches that fail to write are retried with backoff
+// while the writer runs; what is still unwritten when Stop() gives up is
+// counted in lost().
+//
+// Thread-safety: every method may be called from any thread. Enqueue never
+// blocks on I/O (one mutex, a deque push). Shutdown order: stop every
+// producer (gRPC server, worker pool) first, then Stop() (or destroy),
+// which writes everything queued before returning; the store must outlive
+// the writer.
+#ifndef LUMOKEYS_SERVER_SERVICE_AUDIT_WRITER_H_
+#define LUMOKEYS_SERVER_SERVICE_AUDIT_WRITER_H_
+
+#include <atomic>
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <optional>
+#include <thread>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "server/storage/audit_store.h"
+
+namespace lumo::service {
+
+struct AuditWriterOptions {
+  // Events held in memory at most; beyond, events are dropped and counted.
+  size_t max_queue = 100'000;
+  // A batch is written when this many events are queued, or when the oldest
+  // has waited flush_interval.
+  size_t max_batch = 500;
+  absl::Duration flush_interval = absl::Milliseconds(100);
+  // How long Stop() keeps retrying a failing store before giving up.
+  absl::Duration stop_timeout = absl::Seconds(10);
+};
+
+struct AuditWriterStats {
+  uint64_t enqueued = 0;
+  uint64_t written = 0;   // events committed (audit.dropped ones included)
+  uint64_t dropped = 0;   // refused by a full queue (recorded as counts)
+  uint64_t batches = 0;   // successful AppendEvents calls
+  uint64_t failures = 0;  // failed AppendEvents calls (retried)
+  uint64_t lost = 0;      // given up at Stop() after failures
+};
+
+class AuditWriter {
+ public:
+  // Starts the flusher thread. `store` is borrowed.
+  AuditWriter(storage::AuditStore* store, AuditWriterOptions options);
+  ~AuditWriter();  // Stop()
+  AuditWriter(const AuditWriter&) = delete;
+  AuditWriter& operator=(const AuditWriter&) = delete;
+
+  // Queues `event`; false (and counted as dropped for its tenant) when the
+  // queue is full or the writer is stopped.
+  bool Enqueue(storage::PendingAuditEvent event);
+
+  // Blocks until every event enqueued before the call has been written or
+  // the flusher gave up on it (tests, and Stop()).
+  void Flush();
+
+  // Writes everything queued, then joins the flusher. Idempotent.
+  void Stop();
+
+  AuditWriterStats stats() const;
+
+ private:
+  void Loop();
+  // Takes the next batch (dropped-count events first). Requires mu_.
+  std::vector<storage::PendingAuditEvent> TakeBatch(size_t* from_queue)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Writes `batch`, retrying failures with backoff; false when it gave up
+  // (only while stopping, after stop_timeout).
+  bool Write(const std::vector<storage::PendingAuditEvent>& batch);
+
+  storage::AuditStore* const store_;
+  const AuditWriterOptions options_;
+
+  mutable absl::Mutex mu_;
+  std::deque<storage::PendingAuditEvent> queue_ ABSL_GUARDED_BY(mu_);
+  // Dropped events not yet recorded, by tenant id (0 for unresolved slugs).
+  std::map<int64_t, uint64_t> dropped_by_tenant_ ABSL_GUARDED_BY(mu_);
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  // Sequence numbers for Flush(): events ever enqueued / finished.
+  uint64_t enqueued_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t finished_ ABSL_GUARDED_BY(mu_) = 0;
+  // Flush() callers waiting, and whether a batch is being written.
+  int flush_waiters_ ABSL_GUARDED_BY(mu_) = 0;
+  bool in_flight_ ABSL_GUARDED_BY(mu_) = false;
+  // Set at the first failure after Stop(): when writing gives up.
+  std::optional<absl::Time> give_up_at_ ABSL_GUARDED_BY(mu_);
+  AuditWriterStats stats_ ABSL_GUARDED_BY(mu_);
+  std::thread flusher_;
+};
+
+}  // namespace lumo::service
+
+#endif  // LUMOKEYS_SERVER_SERVICE_AUDIT_WRITER_H_

@@ -1,0 +1,157 @@
+#include "server/service/usage_auditor.h"
+
+#include <utility>
+#include <vector>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "server/service/audit_json.h"
+
+namespace lumo::service {
+namespace {
+
+// "error" when the server failed the call, "failure" when the caller did.
+const char* OutcomeOf(const absl::Status& status) {
+  switch (status.code()) {
+    case absl::StatusCode::kOk:
+      return "success";
+    case absl::StatusCode::kInternal:
+    case absl::StatusCode::kUnknown:
+    case absl::StatusCode::kDataLoss:
+    case absl::StatusCode::kUnavailable:
+    case absl::StatusCode::kDeadlineExceeded:
+    case absl::StatusCode::kUnimplemented:
+      return "error";
+    default:
+      return "failure";
+  }
+}
+
+void AddHttp(JsonObject& meta, const RequestInfo& info) {
+  if (!info.http_method.empty()) meta.Add("httpMethod", info.http_method);
+  if (!info.http_route.empty()) meta.Add("httpRoute", info.http_route);
+}
+
+storage::AuditEvent BaseEvent(const RequestInfo& info) {
+  storage::AuditEvent e;
+  e.ip_address = info.ip_address;
+  e.user_agent = info.user_agent;
+  e.request_id = info.request_id;
+  return e;
+}
+
+}  // namespace
+
+std::string ReasonSlug(VerifyReason reason) {
+  return absl::AsciiStrToLower(VerifyReasonName(reason));
+}
+
+UsageAuditor::UsageAuditor(AuditWriter* writer, UsageAuditorOptions options)
+    : writer_(writer), options_(options) {}
+
+void UsageAuditor::RecordKeyUse(const Principal& caller,
+                                const RequestInfo& info, absl::string_view rpc,
+                                const absl::Status& status) {
+  storage::PendingAuditEvent p;
+  p.tenant_id = caller.tenant_id;
+  p.used_key_id = caller.key_id;
+  storage::AuditEvent& e = p.event = BaseEvent(info);
+  e.action = "api_key.used";
+  e.category = "authentication";
+  e.actor_type = "api_key";
+  e.actor_id = caller.key_id;
+  e.outcome = OutcomeOf(status);
+  JsonObject meta;
+  meta.Add("rpc", rpc);
+  AddHttp(meta, info);
+  meta.Add("status", absl::StatusCodeToString(status.code()));
+  e.metadata_json = meta.Build();
+  writer_->Enqueue(std::move(p));
+}
+
+void UsageAuditor::RecordAuthFailure(const RequestInfo& info,
+                                     absl::string_view rpc,
+                                     absl::string_view tenant_slug,
+                                     absl::string_view reason,
+                                     const VerifyOutcome* outcome) {
+  storage::PendingAuditEvent p;
+  const std::string key_id = outcome != nullptr ? outcome->key_id : "";
+  p.tenant_id = outcome != nullptr ? outcome->tenant_id : 0;
+  if (p.tenant_id == 0) p.tenant_slug = std::string(tenant_slug);
+  storage::AuditEvent& e = p.event = BaseEvent(info);
+  e.action = "auth.api_key.failed";
+  const bool authorization = reason == "insufficient_scope" ||
+                             reason == "ip_not_allowed" ||
+                             reason == "principal_not_allowed";
+  e.category = authorization ? "authorization" : "authentication";
+  e.actor_type = "api_key";
+  e.actor_id = key_id;
+  if (!key_id.empty()) {
+    e.target_type = "api_key";
+    e.target_id = key_id;
+  }
+  e.outcome = "failure";
+  std::vector<std::string> why;
+  if (outcome != nullptr && outcome->known_dead) why.push_back("dead_key");
+  if (reason == "insufficient_scope") why.push_back("scope_denied");
+  if (reason == "ip_not_allowed") why.push_back("ip_not_allowed");
+  if (reason != "rate_limited" && CountFailure(key_id, info.ip_address)) {
+    why.push_back("burst");
+  }
+  e.suspicious = !why.empty();
+  JsonObject meta;
+  meta.Add("rpc", rpc);
+  AddHttp(meta, info);
+  meta.Add("reason", reason);
+  if (!tenant_slug.empty()) meta.Add("tenantSlug", tenant_slug);
+  if (!why.empty()) meta.Add("suspiciousReasons", why);
+  e.metadata_json = meta.Build();
+  writer_->Enqueue(std::move(p));
+}
+
+void UsageAuditor::RecordVerify(const RequestInfo& info,
+                                absl::string_view tenant_slug,
+                                absl::string_view client_ip,
+                                const VerifyOutcome& outcome) {
+  static constexpr absl::string_view kRpc =
+      "lumo.auth.v1.AuthService.VerifyApiKey";
+  RequestInfo end_client = info;
+  end_client.ip_address = std::string(client_ip);
+  if (outcome.reason == VerifyReason::kValid) {
+    Principal key;
+    key.tenant_id = outcome.tenant_id;
+    key.key_id = outcome.key_id;
+    RecordKeyUse(key, end_client, kRpc, absl::OkStatus());
+    return;
+  }
+  RecordAuthFailure(end_client, kRpc, tenant_slug, ReasonSlug(outcome.reason),
+                    &outcome);
+}
+
+bool UsageAuditor::CountFailure(absl::string_view key_id,
+                                absl::string_view ip) {
+  const int64_t window =
+      absl::ToUnixSeconds(absl::Now()) /
+      std::max<int64_t>(1, absl::ToInt64Seconds(options_.burst_window));
+  absl::MutexLock lock(&mu_);
+  if (window != window_) {
+    window_ = window;
+    failures_.clear();
+  }
+  bool burst = false;
+  for (const std::string& k :
+       {key_id.empty() ? std::string() : absl::StrCat("k:", key_id),
+        ip.empty() ? std::string() : absl::StrCat("i:", ip)}) {
+    if (k.empty()) continue;
+    auto it = failures_.find(k);
+    if (it == failures_.end()) {
+      if (failures_.size() >= options_.burst_max_tracked) continue;
+      it = failures_.emplace(k, 0).first;
+    }
+    if (++it->second >= options_.burst_threshold) burst = true;
+  }
+  return burst;
+}
+
+}  // namespace lumo::service

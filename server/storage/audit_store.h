@@ -1,0 +1,106 @@
+// The storage interface of the audit log (issue 5, docs/audit.md): batched
+// appends of usage and authentication events, the per-tenant hash chain
+// check, and the read side. Lifecycle events are not written here: they go
+// through the owning store's transaction (InsertAudit in storage/mysql).
+//
+// Error contract as key_store.h (INVALID_ARGUMENT, ABORTED, UNAVAILABLE,
+// DEADLINE_EXCEEDED, INTERNAL); method comments list the other codes. No
+// status message ever contains event content.
+#ifndef LUMOKEYS_SERVER_STORAGE_AUDIT_STORE_H_
+#define LUMOKEYS_SERVER_STORAGE_AUDIT_STORE_H_
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "server/storage/key_store.h"
+
+namespace lumo::storage {
+
+// One event for the batched writer.
+struct PendingAuditEvent {
+  // 0 with a non-empty `tenant_slug`: the store resolves the slug (an
+  // unknown slug files the event under the platform pseudo-tenant 0).
+  int64_t tenant_id = 0;
+  std::string tenant_slug;
+  AuditEvent event;
+  // Non-empty: the key whose last_used_at this use moves forward.
+  std::string used_key_id;
+};
+
+// An audit row as stored.
+struct StoredAuditEvent {
+  int64_t id = 0;
+  int64_t tenant_id = 0;
+  int64_t seq = 0;  // 0 for rows written before the chain existed
+  AuditEvent event;
+  absl::Time created_at;
+};
+
+// Outcome of walking one tenant's chain.
+struct ChainVerification {
+  bool ok = true;
+  int64_t rows_checked = 0;
+  int64_t last_seq = 0;
+  // When !ok: the first row that does not verify (0 when the break is not a
+  // row, e.g. the head does not match the last row) and why.
+  int64_t broken_id = 0;
+  int64_t broken_seq = 0;
+  std::string problem;
+};
+
+struct AuditQuery {
+  int page = 1;    // 1-based
+  int limit = 25;  // 1..100
+  // Empty / unset: no filter.
+  std::string action;
+  std::string category;
+  std::string actor_id;
+  std::string target_id;
+  std::string outcome;
+  std::optional<bool> suspicious;
+  std::optional<absl::Time> start;  // inclusive
+  std::optional<absl::Time> end;    // exclusive
+};
+
+struct AuditPage {
+  std::vector<StoredAuditEvent> events;  // newest first
+  int64_t total = 0;                     // matching events over all pages
+  int64_t suspicious_total = 0;          // matching events with suspicious set
+};
+
+// Thread-safe: every method may be called concurrently from any thread.
+class AuditStore {
+ public:
+  virtual ~AuditStore() = default;
+
+  // Appends `events` (in order, per tenant) to their tenants' chains in one
+  // transaction with the database clock as their timestamp, then moves
+  // last_used_at of every distinct `used_key_id` forward to that time (one
+  // statement, after the commit: a key row lock is never held while a chain
+  // head is). Either every event is written or none.
+  virtual absl::Status AppendEvents(
+      const std::vector<PendingAuditEvent>& events) = 0;
+
+  // Walks the tenant's chain in sequence order: sequence continuity from the
+  // recorded base, prev_hash linkage, each row's hash, and the head.
+  virtual absl::StatusOr<ChainVerification> VerifyChain(int64_t tenant_id) = 0;
+
+  virtual absl::StatusOr<AuditPage> ListEvents(int64_t tenant_id,
+                                               const AuditQuery& query) = 0;
+  // NOT_FOUND when there is no such event in the tenant.
+  virtual absl::StatusOr<StoredAuditEvent> GetEvent(int64_t tenant_id,
+                                                    int64_t id) = 0;
+  // At most `max_rows` events in [from, to), oldest first.
+  virtual absl::StatusOr<std::vector<StoredAuditEvent>> ExportEvents(
+      int64_t tenant_id, std::optional<absl::Time> from,
+      std::optional<absl::Time> to, int max_rows) = 0;
+};
+
+}  // namespace lumo::storage
+
+#endif  // LUMOKEYS_SERVER_STORAGE_AUDIT_STORE_H_

@@ -1,0 +1,448 @@
+#include "server/storage/mysql/mysql_audit_store.h"
+
+#include <cppconn/prepared_statement.h>
+#include <cppconn/resultset.h>
+
+#include <algorithm>
+#include <map>
+#include <set>
+#include <string>
+#include <utility>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "server/storage/mysql/audit_chain.h"
+#include "server/storage/mysql/mysql_session.h"
+
+namespace lumo::storage {
+namespace {
+
+constexpr char kEventColumns[] =
+    "id, tenant_id, COALESCE(seq, 0), action, category, actor_type, actor_id,"
+    " target_type, target_id, outcome, suspicious, ip_address, user_agent,"
+    " request_id, metadata, created_at,"
+    " DATE_FORMAT(created_at, '%Y-%m-%d %H:%i:%s.%f'), prev_hash, hash";
+constexpr int kCreatedAtText = 17;
+constexpr int kPrevHash = 18;
+constexpr int kHash = 19;
+
+constexpr char kInsertPrefix[] =
+    "INSERT INTO audit_events (tenant_id, action, category, actor_type,"
+    " actor_id, target_type, target_id, outcome, suspicious, ip_address,"
+    " user_agent, request_id, metadata, created_at, seq, prev_hash, hash)"
+    " VALUES ";
+constexpr char kInsertRow[] =
+    "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
+constexpr int kInsertColumns = 17;
+// Rows per INSERT statement.
+constexpr size_t kMaxRowsPerInsert = 500;
+constexpr int kVerifyChunk = 5000;
+
+absl::StatusOr<StoredAuditEvent> ReadEvent(const sql::ResultSet& rs) {
+  StoredAuditEvent out;
+  out.id = rs.getInt64(1);
+  out.tenant_id = rs.getInt64(2);
+  out.seq = rs.getInt64(3);
+  AuditEvent& e = out.event;
+  e.action = rs.getString(4).asStdString();
+  e.category = rs.getString(5).asStdString();
+  e.actor_type = rs.getString(6).asStdString();
+  e.actor_id = rs.getString(7).asStdString();
+  e.target_type = rs.getString(8).asStdString();
+  e.target_id = rs.getString(9).asStdString();
+  e.outcome = rs.getString(10).asStdString();
+  e.suspicious = rs.getInt(11) != 0;
+  e.ip_address = rs.getString(12).asStdString();
+  e.user_agent = rs.getString(13).asStdString();
+  e.request_id = rs.getString(14).asStdString();
+  e.metadata_json = rs.getString(15).asStdString();
+  absl::StatusOr<absl::Time> t = GetTime(rs, 16);
+  if (!t.ok()) return t.status();
+  out.created_at = *t;
+  return out;
+}
+
+// Resolves the tenant slugs of events that name no tenant id (one query).
+void ResolveSlugs(Session& s, std::vector<PendingAuditEvent>& events) {
+  std::set<std::string> slugs;
+  for (const PendingAuditEvent& e : events) {
+    if (e.tenant_id == 0 && !e.tenant_slug.empty()) slugs.insert(e.tenant_slug);
+  }
+  if (slugs.empty()) return;
+  std::string sql = "SELECT slug, id FROM tenants WHERE slug IN (";
+  for (size_t i = 0; i < slugs.size(); ++i) sql += i == 0 ? "?" : ", ?";
+  sql += ")";
+  s.Step("resolve tenant slugs");
+  std::unique_ptr<sql::PreparedStatement> stmt = s.PrepareUncached(sql);
+  int i = 1;
+  for (const std::string& slug : slugs) stmt->setString(i++, slug);
+  absl::flat_hash_map<std::string, int64_t> ids;
+  std::unique_ptr<sql::ResultSet> rs = s.Query(*stmt);
+  while (rs->next()) ids[rs->getString(1).asStdString()] = rs->getInt64(2);
+  for (PendingAuditEvent& e : events) {
+    if (e.tenant_id != 0 || e.tenant_slug.empty()) continue;
+    if (auto it = ids.find(e.tenant_slug); it != ids.end()) {
+      e.tenant_id = it->second;
+    }
+  }
+}
+
+struct ChainedRow {
+  int64_t tenant_id;
+  int64_t seq;
+  const AuditEvent* event;
+  const std::string* created_at;
+  core::Digest prev_hash;
+  core::Digest hash;
+};
+
+void InsertRows(Session& s, const std::vector<ChainedRow>& rows) {
+  for (size_t begin = 0; begin < rows.size(); begin += kMaxRowsPerInsert) {
+    const size_t end = std::min(rows.size(), begin + kMaxRowsPerInsert);
+    std::string sql = kInsertPrefix;
+    for (size_t i = begin; i < end; ++i) {
+      if (i != begin) sql += ", ";
+      sql += kInsertRow;
+    }
+    s.Step("insert audit events");
+    std::unique_ptr<sql::PreparedStatement> stmt = s.PrepareUncached(sql);
+    int p = 1;
+    for (size_t i = begin; i < end; ++i) {
+      const ChainedRow& r = rows[i];
+      const AuditEvent& e = *r.event;
+      stmt->setInt64(p++, r.tenant_id);
+      stmt->setString(p++, e.action);
+      stmt->setString(p++, e.category);
+      stmt->setString(p++, e.actor_type);
+      stmt->setString(p++, e.actor_id);
+      stmt->setString(p++, e.target_type);
+      stmt->setString(p++, e.target_id);
+      stmt->setString(p++, e.outcome);
+      stmt->setInt(p++, e.suspicious ? 1 : 0);
+      stmt->setString(p++, e.ip_address);
+      stmt->setString(p++, e.user_agent);
+      stmt->setString(p++, e.request_id);
+      stmt->setString(p++, e.metadata_json);
+      stmt->setString(p++, *r.created_at);
+      stmt->setInt64(p++, r.seq);
+      stmt->setString(p++, DigestColumn(r.prev_hash));
+      stmt->setString(p++, DigestColumn(r.hash));
+    }
+    static_assert(kInsertColumns == 17);
+    s.Update(*stmt);
+  }
+}
+
+}  // namespace
+
+MysqlAuditStore::MysqlAuditStore(std::shared_ptr<ConnectionPool> pool)
+    : pool_(std::move(pool)) {}
+
+absl::Status MysqlAuditStore::AppendEvents(
+    const std::vector<PendingAuditEvent>& input) {
+  if (input.empty()) return absl::OkStatus();
+  std::vector<PendingAuditEvent> events = input;
+  for (PendingAuditEvent& e : events) NormalizeAuditEvent(e.event);
+  std::string latest;  // the newest timestamp written
+  absl::Status st = Run(*pool_, "append audit events", [&](Session& s) {
+    ResolveSlugs(s, events);
+    // Tenant order = lock order (ascending); event order kept per tenant.
+    std::map<int64_t, std::vector<const PendingAuditEvent*>> by_tenant;
+    for (const PendingAuditEvent& e : events) {
+      by_tenant[e.tenant_id].push_back(&e);
+    }
+    s.Begin();
+    std::vector<ChainHead> heads;
+    heads.reserve(by_tenant.size());
+    std::vector<ChainedRow> rows;
+    rows.reserve(events.size());
+    for (const auto& [tenant_id, list] : by_tenant) {
+      absl::StatusOr<ChainHead> head = LockChainHead(s, tenant_id);
+      if (!head.ok()) return head.status();
+      heads.push_back(*std::move(head));
+      ChainHead& h = heads.back();
+      for (const PendingAuditEvent* e : list) {
+        ChainedRow row{tenant_id,   h.last_seq + 1, &e->event,
+                       &h.now_text, h.last_hash,    {}};
+        row.hash = ChainHash(
+            h.last_hash,
+            CanonicalAuditRow(tenant_id, row.seq, e->event, h.now_text));
+        h.last_seq = row.seq;
+        h.last_hash = row.hash;
+        rows.push_back(row);
+      }
+      latest = std::max(latest, h.now_text);
+    }
+    InsertRows(s, rows);
+    size_t i = 0;
+    for (const auto& entry : by_tenant) {
+      UpdateChainHead(s, entry.first, heads[i++]);
+    }
+    s.Commit();
+    return absl::OkStatus();
+  });
+  if (!st.ok()) return st;
+
+  // Coalesced last_used_at: one statement naming each used key once, in its
+  // own autocommit transaction (no key lock while a chain head is held).
+  std::set<std::string> keys;
+  for (const PendingAuditEvent& e : events) {
+    if (!e.used_key_id.empty()) keys.insert(e.used_key_id);
+  }
+  if (keys.empty()) return absl::OkStatus();
+  return Run(*pool_, "update last_used_at", [&](Session& s) {
+    std::string sql =
+        "UPDATE api_keys SET last_used_at ="
+        " GREATEST(COALESCE(last_used_at, ?), ?) WHERE id IN (";
+    for (size_t i = 0; i < keys.size(); ++i) sql += i == 0 ? "?" : ", ?";
+    sql += ")";
+    s.Step("update last_used_at");
+    std::unique_ptr<sql::PreparedStatement> stmt = s.PrepareUncached(sql);
+    stmt->setString(1, latest);
+    stmt->setString(2, latest);
+    int p = 3;
+    for (const std::string& id : keys) stmt->setString(p++, id);
+    s.Update(*stmt);
+    last_used_statements_.fetch_add(1, std::memory_order_relaxed);
+    last_used_keys_.fetch_add(keys.size(), std::memory_order_relaxed);
+    return absl::OkStatus();
+  });
+}
+
+absl::StatusOr<ChainVerification> MysqlAuditStore::VerifyChain(
+    int64_t tenant_id) {
+  ChainVerification out;
+  absl::Status st = Run(*pool_, "verify audit chain", [&](Session& s) {
+    out = ChainVerification();
+    // One snapshot for the head and every row.
+    s.Begin();
+    s.Step("read chain head");
+    sql::PreparedStatement& head_stmt = s.Prepare(
+        "SELECT last_seq, last_hash, base_seq, base_hash"
+        " FROM audit_chain_heads WHERE tenant_id = ?");
+    head_stmt.setInt64(1, tenant_id);
+    int64_t head_seq = 0, base_seq = 0;
+    core::Digest head_hash{}, prev{};
+    {
+      std::unique_ptr<sql::ResultSet> rs = s.Query(head_stmt);
+      if (rs->next()) {
+        head_seq = rs->getInt64(1);
+        base_seq = rs->getInt64(3);
+        if (!ReadDigestColumn(rs->getString(2).asStdString(), &head_hash) ||
+            !ReadDigestColumn(rs->getString(4).asStdString(), &prev)) {
+          out.ok = false;
+          out.problem = "the chain head holds a malformed hash";
+          s.Rollback();
+          return absl::OkStatus();
+        }
+      }
+    }
+    // A row outside the chain written after the chain began is an insertion.
+    s.Step("find unchained rows");
+    sql::PreparedStatement& loose = s.Prepare(
+        "SELECT MIN(id) FROM audit_events WHERE tenant_id = ? AND seq IS NULL"
+        " AND id > (SELECT COALESCE(MIN(id), 0) FROM audit_events"
+        " WHERE tenant_id = ? AND seq IS NOT NULL)");
+    loose.setInt64(1, tenant_id);
+    loose.setInt64(2, tenant_id);
+    int64_t loose_id = 0;
+    {
+      std::unique_ptr<sql::ResultSet> rs = s.Query(loose);
+      if (rs->next() && !rs->isNull(1)) loose_id = rs->getInt64(1);
+    }
+    int64_t expected = base_seq + 1;
+    for (;;) {
+      s.Step("read chain rows");
+      sql::PreparedStatement& rows = s.Prepare(
+          absl::StrCat("SELECT ", kEventColumns,
+                       " FROM audit_events WHERE tenant_id = ? AND seq >= ?"
+                       " ORDER BY seq LIMIT ",
+                       kVerifyChunk));
+      rows.setInt64(1, tenant_id);
+      rows.setInt64(2, expected);
+      std::unique_ptr<sql::ResultSet> rs = s.Query(rows);
+      int n = 0;
+      while (rs->next()) {
+        ++n;
+        absl::StatusOr<StoredAuditEvent> row = ReadEvent(*rs);
+        if (!row.ok()) return row.status();
+        auto fail = [&](std::string problem) {
+          out.ok = false;
+          out.broken_id = row->id;
+          out.broken_seq = row->seq;
+          out.problem = std::move(problem);
+        };
+        core::Digest row_prev{}, row_hash{};
+        if (row->seq != expected) {
+          fail(absl::StrCat("sequence gap: expected ", expected));
+        } else if (!ReadDigestColumn(rs->getString(kPrevHash).asStdString(),
+                                     &row_prev) ||
+                   !ReadDigestColumn(rs->getString(kHash).asStdString(),
+                                     &row_hash)) {
+          fail("missing or malformed hash");
+        } else if (row_prev != prev) {
+          fail("prev_hash does not match the previous row's hash");
+        } else if (ChainHash(
+                       row_prev,
+                       CanonicalAuditRow(
+                           tenant_id, row->seq, row->event,
+                           rs->getString(kCreatedAtText).asStdString())) !=
+                   row_hash) {
+          fail("the row's content does not match its hash");
+        }
+        if (!out.ok) break;
+        if (loose_id != 0 && loose_id < row->id) {
+          out.ok = false;
+          out.broken_id = loose_id;
+          out.problem = "a row outside the chain was inserted";
+          break;
+        }
+        prev = row_hash;
+        out.last_seq = row->seq;
+        ++out.rows_checked;
+        ++expected;
+      }
+      if (!out.ok || n < kVerifyChunk) break;
+    }
+    if (out.ok && loose_id != 0) {
+      out.ok = false;
+      out.broken_id = loose_id;
+      out.problem = "a row outside the chain was inserted";
+    }
+    if (out.ok && (expected - 1 != head_seq || prev != head_hash)) {
+      out.ok = false;
+      out.broken_seq = expected;
+      out.problem = absl::StrCat(
+          "the chain ends at seq ", expected - 1, " but its head records seq ",
+          head_seq, ": rows are missing at the end or the head was altered");
+    }
+    s.Rollback();
+    return absl::OkStatus();
+  });
+  if (!st.ok()) return st;
+  return out;
+}
+
+absl::StatusOr<AuditPage> MysqlAuditStore::ListEvents(int64_t tenant_id,
+                                                      const AuditQuery& q) {
+  if (q.page < 1 || q.limit < 1 || q.limit > 100) {
+    return absl::InvalidArgumentError("page or limit out of range");
+  }
+  // Filters from a fixed set; every value is bound.
+  std::string where = " FROM audit_events WHERE tenant_id = ?";
+  std::vector<std::string> strings;
+  for (const auto& [column, value] :
+       {std::pair<const char*, const std::string*>{"action", &q.action},
+        {"category", &q.category},
+        {"actor_id", &q.actor_id},
+        {"target_id", &q.target_id},
+        {"outcome", &q.outcome}}) {
+    if (value->empty()) continue;
+    absl::StrAppend(&where, " AND ", column, " = ?");
+    strings.push_back(*value);
+  }
+  if (q.suspicious.has_value()) {
+    absl::StrAppend(&where, " AND suspicious = ", *q.suspicious ? 1 : 0);
+  }
+  if (q.start.has_value()) where += " AND created_at >= ?";
+  if (q.end.has_value()) where += " AND created_at < ?";
+  auto bind = [&](sql::PreparedStatement& stmt) -> absl::Status {
+    int p = 1;
+    stmt.setInt64(p++, tenant_id);
+    for (const std::string& v : strings) stmt.setString(p++, v);
+    if (q.start.has_value()) {
+      if (absl::Status st = BindTime(stmt, p++, q.start); !st.ok()) return st;
+    }
+    if (q.end.has_value()) {
+      if (absl::Status st = BindTime(stmt, p++, q.end); !st.ok()) return st;
+    }
+    return absl::OkStatus();
+  };
+  AuditPage page;
+  absl::Status st = Run(*pool_, "list audit events", [&](Session& s) {
+    page = AuditPage();
+    s.Step("count audit events");
+    std::unique_ptr<sql::PreparedStatement> count = s.PrepareUncached(
+        absl::StrCat("SELECT COUNT(*), COALESCE(SUM(suspicious), 0)", where));
+    if (absl::Status b = bind(*count); !b.ok()) return b;
+    {
+      std::unique_ptr<sql::ResultSet> rs = s.Query(*count);
+      if (rs->next()) {
+        page.total = rs->getInt64(1);
+        page.suspicious_total = rs->getInt64(2);
+      }
+    }
+    s.Step("list audit events");
+    std::unique_ptr<sql::PreparedStatement> list =
+        s.PrepareUncached(absl::StrCat(
+            "SELECT ", kEventColumns, where, " ORDER BY id DESC LIMIT ",
+            q.limit, " OFFSET ", static_cast<int64_t>(q.page - 1) * q.limit));
+    if (absl::Status b = bind(*list); !b.ok()) return b;
+    std::unique_ptr<sql::ResultSet> rs = s.Query(*list);
+    while (rs->next()) {
+      absl::StatusOr<StoredAuditEvent> e = ReadEvent(*rs);
+      if (!e.ok()) return e.status();
+      page.events.push_back(*std::move(e));
+    }
+    return absl::OkStatus();
+  });
+  if (!st.ok()) return st;
+  return page;
+}
+
+absl::StatusOr<StoredAuditEvent> MysqlAuditStore::GetEvent(int64_t tenant_id,
+                                                           int64_t id) {
+  StoredAuditEvent out;
+  absl::Status st = Run(*pool_, "get audit event", [&](Session& s) {
+    s.Step("get audit event");
+    sql::PreparedStatement& stmt = s.Prepare(
+        absl::StrCat("SELECT ", kEventColumns,
+                     " FROM audit_events WHERE tenant_id = ? AND id = ?"));
+    stmt.setInt64(1, tenant_id);
+    stmt.setInt64(2, id);
+    std::unique_ptr<sql::ResultSet> rs = s.Query(stmt);
+    if (!rs->next()) return absl::NotFoundError("no such audit event");
+    absl::StatusOr<StoredAuditEvent> e = ReadEvent(*rs);
+    if (!e.ok()) return e.status();
+    out = *std::move(e);
+    return absl::OkStatus();
+  });
+  if (!st.ok()) return st;
+  return out;
+}
+
+absl::StatusOr<std::vector<StoredAuditEvent>> MysqlAuditStore::ExportEvents(
+    int64_t tenant_id, std::optional<absl::Time> from,
+    std::optional<absl::Time> to, int max_rows) {
+  std::vector<StoredAuditEvent> out;
+  absl::Status st = Run(*pool_, "export audit events", [&](Session& s) {
+    out.clear();
+    std::string sql = absl::StrCat("SELECT ", kEventColumns,
+                                   " FROM audit_events WHERE tenant_id = ?");
+    if (from.has_value()) sql += " AND created_at >= ?";
+    if (to.has_value()) sql += " AND created_at < ?";
+    absl::StrAppend(&sql, " ORDER BY id LIMIT ", max_rows);
+    s.Step("export audit events");
+    std::unique_ptr<sql::PreparedStatement> stmt = s.PrepareUncached(sql);
+    int p = 1;
+    stmt->setInt64(p++, tenant_id);
+    if (from.has_value()) {
+      if (absl::Status b = BindTime(*stmt, p++, from); !b.ok()) return b;
+    }
+    if (to.has_value()) {
+      if (absl::Status b = BindTime(*stmt, p++, to); !b.ok()) return b;
+    }
+    std::unique_ptr<sql::ResultSet> rs = s.Query(*stmt);
+    while (rs->next()) {
+      absl::StatusOr<StoredAuditEvent> e = ReadEvent(*rs);
+      if (!e.ok()) return e.status();
+      out.push_back(*std::move(e));
+    }
+    return absl::OkStatus();
+  });
+  if (!st.ok()) return st;
+  return out;
+}
+
+}  // namespace lumo::storage

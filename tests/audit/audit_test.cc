@@ -1,0 +1,505 @@
+// The audit trail end to end in one process: real adapters, authenticator,
+// batched writer and MySQL stores on a fresh MariaDB database.
+#include <atomic>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "grpcpp/create_channel.h"
+#include "grpcpp/security/credentials.h"
+#include "grpcpp/security/server_credentials.h"
+#include "grpcpp/server.h"
+#include "grpcpp/server_builder.h"
+#include "gtest/gtest.h"
+#include "lumo/auth/v1/auth.grpc.pb.h"
+#include "lumo/keys/v1/keys.grpc.pb.h"
+#include "lumo/ops/v1/ops.grpc.pb.h"
+#include "server/app/app.h"
+#include "server/core/crypto.h"
+#include "server/core/key_format.h"
+#include "server/service/audit_writer.h"
+#include "server/storage/mysql/mysql_audit_store.h"
+#include "server/storage/mysql/mysql_key_store.h"
+#include "tests/storage/test_database.h"
+
+namespace lumo {
+namespace {
+
+using lumo::keys::v1::ApiKey;
+
+constexpr char kPepper[] =
+    "1:5f0102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f\n";
+constexpr char kServiceToken[] = "service-token-0123456789abcdef";
+constexpr char kOperatorToken[] = "operator-token-0123456789abcdef";
+
+class AuditTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    storage::InitMysqlDriver();
+    auto db = testing::TestDatabase::Create();
+    ASSERT_TRUE(db.ok()) << db.status();
+    db_ = db->release();
+    auto store = storage::MysqlKeyStore::Open(db_->options());
+    ASSERT_TRUE(store.ok()) << store.status();
+    app::AppOptions options;
+    options.peppers = *core::PepperSet::Parse(kPepper);
+    options.service_token_sha256 = core::Sha256(kServiceToken);
+    options.operator_token_sha256 = core::Sha256(kOperatorToken);
+    options.workers = 8;
+    auto app = app::App::Create(*std::move(store), options);
+    ASSERT_TRUE(app.ok()) << app.status();
+    app_ = app->release();
+    grpc::ServerBuilder builder;
+    int port = 0;
+    builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(),
+                             &port);
+    app_->RegisterServices(builder);
+    server_ = builder.BuildAndStart().release();
+    ASSERT_NE(port, 0);
+    channel_ = new std::shared_ptr<grpc::Channel>(grpc::CreateChannel(
+        absl::StrCat("127.0.0.1:", port), grpc::InsecureChannelCredentials()));
+  }
+  static void TearDownTestSuite() {
+    server_->Shutdown();
+    delete server_;
+    delete app_;
+    delete db_;
+    delete channel_;
+  }
+
+  static std::string UniqueSlug(const std::string& base) {
+    static std::atomic<int> n{0};
+    return absl::StrCat(base, "-", n.fetch_add(1));
+  }
+
+  // Creates a tenant with a first key of `scopes`; returns the full key.
+  static std::string NewTenant(const std::string& slug,
+                               std::vector<std::string> scopes) {
+    auto stub = lumo::ops::v1::OperatorService::NewStub(*channel_);
+    grpc::ClientContext ctx;
+    ctx.AddMetadata("x-lumo-operator-token", kOperatorToken);
+    lumo::ops::v1::CreateTenantRequest req;
+    req.set_slug(slug);
+    req.mutable_initial_key()->set_name("root");
+    for (auto& s : scopes) req.mutable_initial_key()->add_scopes(s);
+    lumo::ops::v1::CreateTenantResponse resp;
+    grpc::Status st = stub->CreateTenant(&ctx, req, &resp);
+    EXPECT_TRUE(st.ok()) << st.error_message();
+    return resp.initial_key().key();
+  }
+
+  static grpc::Status CreateKey(const std::string& tenant,
+                                const std::string& caller,
+                                std::vector<std::string> scopes, ApiKey* out,
+                                std::vector<std::string> cidrs = {}) {
+    auto stub = lumo::keys::v1::KeyService::NewStub(*channel_);
+    grpc::ClientContext ctx;
+    ctx.AddMetadata("authorization", "Bearer " + caller);
+    lumo::keys::v1::CreateApiKeyRequest req;
+    req.set_tenant_slug(tenant);
+    req.set_name("made by test");
+    for (auto& s : scopes) req.add_scopes(s);
+    for (auto& c : cidrs) req.add_allowed_cidrs(c);
+    return stub->CreateApiKey(&ctx, req, out);
+  }
+
+  static grpc::Status Rotate(const std::string& tenant,
+                             const std::string& caller, const std::string& id,
+                             ApiKey* out) {
+    auto stub = lumo::keys::v1::KeyService::NewStub(*channel_);
+    grpc::ClientContext ctx;
+    ctx.AddMetadata("authorization", "Bearer " + caller);
+    lumo::keys::v1::RotateApiKeyRequest req;
+    req.set_tenant_slug(tenant);
+    req.set_id(id);
+    return stub->RotateApiKey(&ctx, req, out);
+  }
+
+  static grpc::Status Revoke(const std::string& tenant,
+                             const std::string& caller, const std::string& id) {
+    auto stub = lumo::keys::v1::KeyService::NewStub(*channel_);
+    grpc::ClientContext ctx;
+    ctx.AddMetadata("authorization", "Bearer " + caller);
+    lumo::keys::v1::RevokeApiKeyRequest req;
+    req.set_tenant_slug(tenant);
+    req.set_id(id);
+    ApiKey out;
+    return stub->RevokeApiKey(&ctx, req, &out);
+  }
+
+  static grpc::Status Delete(const std::string& tenant,
+                             const std::string& caller, const std::string& id) {
+    auto stub = lumo::keys::v1::KeyService::NewStub(*channel_);
+    grpc::ClientContext ctx;
+    ctx.AddMetadata("authorization", "Bearer " + caller);
+    lumo::keys::v1::DeleteApiKeyRequest req;
+    req.set_tenant_slug(tenant);
+    req.set_id(id);
+    google::protobuf::Empty out;
+    return stub->DeleteApiKey(&ctx, req, &out);
+  }
+
+  // GetApiKey of `id` presenting `key` (from `ip` via the service token when
+  // non-empty).
+  static grpc::Status Get(const std::string& tenant, const std::string& key,
+                          const std::string& id, const std::string& ip = "") {
+    auto stub = lumo::keys::v1::KeyService::NewStub(*channel_);
+    grpc::ClientContext ctx;
+    ctx.AddMetadata("authorization", "Bearer " + key);
+    if (!ip.empty()) {
+      ctx.AddMetadata("x-lumo-service-token", kServiceToken);
+      ctx.AddMetadata("x-lumo-client-ip", ip);
+      ctx.AddMetadata("x-lumo-http-method", "GET");
+      ctx.AddMetadata("x-lumo-http-route",
+                      "/t/{tenant_slug}/api/v1/admin/api-keys/{id}");
+    }
+    lumo::keys::v1::GetApiKeyRequest req;
+    req.set_tenant_slug(tenant);
+    req.set_id(id);
+    ApiKey out;
+    return stub->GetApiKey(&ctx, req, &out);
+  }
+
+  static lumo::auth::v1::VerifyReason Verify(
+      const std::string& key, const std::string& tenant,
+      const std::string& client_ip = "192.0.2.10") {
+    auto stub = lumo::auth::v1::AuthService::NewStub(*channel_);
+    grpc::ClientContext ctx;
+    ctx.AddMetadata("x-lumo-service-token", kServiceToken);
+    lumo::auth::v1::VerifyApiKeyRequest req;
+    req.set_key(key);
+    req.set_tenant_slug(tenant);
+    req.set_client_ip(client_ip);
+    lumo::auth::v1::VerifyApiKeyResponse resp;
+    grpc::Status st = stub->VerifyApiKey(&ctx, req, &resp);
+    EXPECT_TRUE(st.ok()) << st.error_message();
+    return resp.reason();
+  }
+
+  static std::string IdOf(const std::string& key) {
+    return std::string(core::ParseKey(key).id);
+  }
+
+  static std::string TenantId(const std::string& slug) {
+    return *db_->QueryValue(
+        absl::StrCat("SELECT id FROM tenants WHERE slug = '", slug, "'"));
+  }
+
+  // COUNT(*) of the tenant's events matching `where`.
+  static int Count(const std::string& slug, const std::string& where) {
+    app_->audit_writer().Flush();
+    auto v = db_->QueryValue(absl::StrCat(
+        "SELECT COUNT(*) FROM audit_events WHERE tenant_id = ", TenantId(slug),
+        " AND ", where));
+    EXPECT_TRUE(v.ok()) << v.status();
+    return v.ok() ? std::stoi(*v) : -1;
+  }
+
+  static inline testing::TestDatabase* db_ = nullptr;
+  static inline app::App* app_ = nullptr;
+  static inline grpc::Server* server_ = nullptr;
+  static inline std::shared_ptr<grpc::Channel>* channel_ = nullptr;
+};
+
+TEST_F(AuditTest, EveryLifecycleRpcWritesExactlyOneEvent) {
+  const std::string t = UniqueSlug("life");
+  const std::string root = NewTenant(t, {"admin:write"});
+  ApiKey k;
+  ASSERT_TRUE(CreateKey(t, root, {"admin:read"}, &k).ok());
+  ApiKey rotated;
+  ASSERT_TRUE(Rotate(t, root, k.id(), &rotated).ok());
+  ASSERT_TRUE(Revoke(t, root, k.id()).ok());
+  ASSERT_TRUE(Revoke(t, root, k.id()).ok());  // no second event
+  ASSERT_TRUE(Delete(t, root, k.id()).ok());
+  for (const char* action : {"api_key.created", "api_key.rotated",
+                             "api_key.revoked", "api_key.deleted"}) {
+    EXPECT_EQ(Count(t, absl::StrCat("action = '", action, "' AND target_id = '",
+                                    k.id(), "'")),
+              1)
+        << action;
+  }
+}
+
+TEST_F(AuditTest, AFailedChangeLeavesNeitherChangeNorEvent) {
+  const std::string t = UniqueSlug("rollback");
+  const std::string root = NewTenant(t, {"admin:write"});
+  ApiKey k;
+  ASSERT_TRUE(CreateKey(t, root, {"admin:read"}, &k).ok());
+  ASSERT_TRUE(Revoke(t, root, k.id()).ok());
+  const std::string version = *db_->QueryValue(
+      absl::StrCat("SELECT version FROM api_keys WHERE id = '", k.id(), "'"));
+  ApiKey out;
+  EXPECT_EQ(Rotate(t, root, k.id(), &out).error_code(),
+            grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_EQ(
+      Count(t, absl::StrCat("action = 'api_key.rotated' AND target_id = '",
+                            k.id(), "'")),
+      0);
+  EXPECT_EQ(*db_->QueryValue(absl::StrCat(
+                "SELECT version FROM api_keys WHERE id = '", k.id(), "'")),
+            version);
+  // The failed call itself is recorded as a use (outcome failure).
+  EXPECT_EQ(Count(t, absl::StrCat("action = 'api_key.used' AND actor_id = '",
+                                  IdOf(root),
+                                  "' AND outcome = 'failure' AND metadata LIKE "
+                                  "'%RotateApiKey%'")),
+            1);
+}
+
+TEST_F(AuditTest, KeyUseIsRecordedWithRouteIpAndRequestId) {
+  const std::string t = UniqueSlug("use");
+  const std::string root = NewTenant(t, {"admin:write"});
+  ASSERT_TRUE(Get(t, root, IdOf(root), "198.51.100.7").ok());
+  EXPECT_EQ(
+      Count(t, absl::StrCat(
+                   "action = 'api_key.used' AND actor_id = '", IdOf(root),
+                   "' AND ip_address = '198.51.100.7' AND outcome = "
+                   "'success' AND request_id <> '' AND JSON_VALUE(metadata,"
+                   " '$.httpRoute') = '/t/{tenant_slug}/api/v1/admin/"
+                   "api-keys/{id}' AND JSON_VALUE(metadata, '$.httpMethod')"
+                   " = 'GET' AND JSON_VALUE(metadata, '$.rpc') = "
+                   "'lumo.keys.v1.KeyService.GetApiKey'")),
+      1);
+}
+
+TEST_F(AuditTest, SustainedVerifyLoadRecordsEveryCallOnce) {
+  const std::string t = UniqueSlug("load");
+  const std::string root = NewTenant(t, {"admin:read"});
+  constexpr int kThreads = 4;
+  constexpr int kCalls = 750;
+  std::vector<std::thread> threads;
+  std::atomic<int> valid{0};
+  for (int i = 0; i < kThreads; ++i) {
+    threads.emplace_back([&] {
+      auto stub = lumo::auth::v1::AuthService::NewStub(*channel_);
+      for (int j = 0; j < kCalls; ++j) {
+        grpc::ClientContext ctx;
+        ctx.AddMetadata("x-lumo-service-token", kServiceToken);
+        lumo::auth::v1::VerifyApiKeyRequest req;
+        req.set_key(root);
+        req.set_tenant_slug(t);
+        lumo::auth::v1::VerifyApiKeyResponse resp;
+        if (stub->VerifyApiKey(&ctx, req, &resp).ok() && resp.valid()) ++valid;
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  EXPECT_EQ(valid.load(), kThreads * kCalls);
+  EXPECT_EQ(Count(t, "action = 'api_key.used'"), kThreads * kCalls);
+  EXPECT_EQ(app_->audit_writer().stats().dropped, 0u);
+}
+
+TEST_F(AuditTest, LastUsedAtMovesWithCoalescedWrites) {
+  const std::string t = UniqueSlug("lastused");
+  const std::string root = NewTenant(t, {"admin:read"});
+  EXPECT_EQ(*db_->QueryValue(absl::StrCat(
+                "SELECT last_used_at IS NULL FROM api_keys WHERE id = '",
+                IdOf(root), "'")),
+            "1");
+  app_->audit_writer().Flush();
+  const uint64_t statements = app_->audit_store().last_used_statements();
+  const uint64_t keys = app_->audit_store().last_used_keys();
+  for (int i = 0; i < 200; ++i) {
+    ASSERT_EQ(Verify(root, t), lumo::auth::v1::VALID);
+  }
+  app_->audit_writer().Flush();
+  EXPECT_EQ(*db_->QueryValue(absl::StrCat(
+                "SELECT last_used_at IS NOT NULL FROM api_keys WHERE id = '",
+                IdOf(root), "'")),
+            "1");
+  // 200 uses in at most a few flushes: one key row per flush, never 200.
+  const uint64_t flushes =
+      app_->audit_store().last_used_statements() - statements;
+  EXPECT_GE(flushes, 1u);
+  EXPECT_LE(flushes, 20u);
+  EXPECT_EQ(app_->audit_store().last_used_keys() - keys, flushes);
+}
+
+TEST_F(AuditTest, OverflowIsCountedAndRecorded) {
+  storage::MysqlAuditStore store(app_->key_store().shared_pool());
+  service::AuditWriterOptions options;
+  options.max_queue = 5;
+  options.max_batch = 1000;
+  options.flush_interval = absl::Seconds(30);
+  const std::string t = UniqueSlug("overflow");
+  NewTenant(t, {"admin:read"});
+  const int64_t tenant = std::stoll(TenantId(t));
+  {
+    service::AuditWriter writer(&store, options);
+    int accepted = 0;
+    for (int i = 0; i < 12; ++i) {
+      storage::PendingAuditEvent e;
+      e.tenant_id = tenant;
+      e.event.action = "test.event";
+      e.event.category = "authentication";
+      e.event.actor_type = "system";
+      accepted += writer.Enqueue(std::move(e)) ? 1 : 0;
+    }
+    EXPECT_EQ(accepted, 5);
+    writer.Flush();
+    EXPECT_EQ(writer.stats().dropped, 7u);
+  }
+  EXPECT_EQ(Count(t, "action = 'test.event'"), 5);
+  EXPECT_EQ(Count(t,
+                  "action = 'audit.dropped' AND "
+                  "JSON_VALUE(metadata, '$.dropped') = 7"),
+            1);
+}
+
+TEST_F(AuditTest, SuspiciousRulesTriggerOnTheirCasesOnly) {
+  const std::string t = UniqueSlug("susp");
+  const std::string root = NewTenant(t, {"admin:write"});
+  // Normal traffic: nothing suspicious.
+  ASSERT_TRUE(Get(t, root, IdOf(root)).ok());
+  EXPECT_EQ(Count(t, "suspicious = 1"), 0);
+
+  // A rotated-away secret.
+  ApiKey k, rotated;
+  ASSERT_TRUE(CreateKey(t, root, {"admin:read"}, &k).ok());
+  ASSERT_TRUE(Rotate(t, root, k.id(), &rotated).ok());
+  EXPECT_FALSE(Get(t, k.key(), k.id()).ok());
+  EXPECT_EQ(Count(t, absl::StrCat("suspicious = 1 AND actor_id = '", k.id(),
+                                  "' AND JSON_VALUE(metadata, '$.reason') = "
+                                  "'rotated'")),
+            1);
+  // A revoked key, through VerifyApiKey.
+  ApiKey r;
+  ASSERT_TRUE(CreateKey(t, root, {"admin:read"}, &r).ok());
+  ASSERT_TRUE(Revoke(t, root, r.id()).ok());
+  EXPECT_EQ(Verify(r.key(), t), lumo::auth::v1::REVOKED);
+  EXPECT_EQ(Count(t, absl::StrCat("suspicious = 1 AND actor_id = '", r.id(),
+                                  "' AND JSON_VALUE(metadata, '$.reason') = "
+                                  "'revoked'")),
+            1);
+  // Scope denied: an admin:read key rotating.
+  ApiKey out;
+  EXPECT_EQ(Rotate(t, rotated.key(), rotated.id(), &out).error_code(),
+            grpc::StatusCode::PERMISSION_DENIED);
+  EXPECT_EQ(Count(t, absl::StrCat("suspicious = 1 AND category = "
+                                  "'authorization' AND actor_id = '",
+                                  rotated.id(),
+                                  "' AND JSON_VALUE(metadata, '$.reason') = "
+                                  "'insufficient_scope'")),
+            1);
+  // Outside the allowed CIDRs.
+  ApiKey c;
+  ASSERT_TRUE(CreateKey(t, root, {"admin:read"}, &c, {"10.0.0.0/8"}).ok());
+  ASSERT_TRUE(Get(t, c.key(), c.id(), "10.1.2.3").ok());
+  EXPECT_FALSE(Get(t, c.key(), c.id(), "203.0.113.9").ok());
+  EXPECT_EQ(Count(t, absl::StrCat("suspicious = 1 AND actor_id = '", c.id(),
+                                  "' AND JSON_VALUE(metadata, '$.reason') = "
+                                  "'ip_not_allowed'")),
+            1);
+  EXPECT_EQ(Count(t, absl::StrCat("suspicious = 1 AND actor_id = '", c.id(),
+                                  "' AND ip_address = '10.1.2.3'")),
+            0);
+  // A burst of wrong secrets on one key id from a fresh address: the first
+  // 9 are ordinary, from the 10th on suspicious. The windows are fixed
+  // minutes: stay clear of a boundary.
+  if (absl::ToUnixSeconds(absl::Now()) % 60 > 50)
+    absl::SleepFor(absl::Seconds(11));
+  for (int i = 0; i < 12; ++i) {
+    auto wrong = core::GenerateKey(IdOf(root));
+    ASSERT_TRUE(wrong.ok());
+    EXPECT_EQ(Verify(*wrong, t, "192.0.2.99"), lumo::auth::v1::NOT_FOUND);
+  }
+  EXPECT_EQ(Count(t, absl::StrCat("actor_id = '", IdOf(root),
+                                  "' AND action = 'auth.api_key.failed'")),
+            12);
+  EXPECT_EQ(Count(t, absl::StrCat("actor_id = '", IdOf(root),
+                                  "' AND action = 'auth.api_key.failed' AND "
+                                  "suspicious = 1 AND metadata LIKE "
+                                  "'%burst%'")),
+            3);
+}
+
+TEST_F(AuditTest, HashChainVerifiesAndNamesTheTamperedRow) {
+  const std::string t = UniqueSlug("chain");
+  const std::string root = NewTenant(t, {"admin:write"});
+  for (int i = 0; i < 5; ++i) {
+    ApiKey k;
+    ASSERT_TRUE(CreateKey(t, root, {"admin:read"}, &k).ok());
+    ASSERT_EQ(Verify(k.key(), t), lumo::auth::v1::VALID);
+  }
+  app_->audit_writer().Flush();
+  const int64_t tenant = std::stoll(TenantId(t));
+  auto ok = app_->audit_store().VerifyChain(tenant);
+  ASSERT_TRUE(ok.ok()) << ok.status();
+  EXPECT_TRUE(ok->ok) << ok->problem;
+  EXPECT_GE(ok->rows_checked, 15);
+  // Tamper with one row as the database administrator.
+  const std::string victim = *db_->QueryValue(absl::StrCat(
+      "SELECT id FROM audit_events WHERE tenant_id = ", tenant,
+      " AND action = 'api_key.used' ORDER BY seq LIMIT 1 OFFSET 2"));
+  ASSERT_TRUE(db_->Execute(absl::StrCat(
+                               "UPDATE audit_events SET ip_address = '1.2.3.4' "
+                               "WHERE id = ",
+                               victim))
+                  .ok());
+  auto broken = app_->audit_store().VerifyChain(tenant);
+  ASSERT_TRUE(broken.ok()) << broken.status();
+  EXPECT_FALSE(broken->ok);
+  EXPECT_EQ(absl::StrCat(broken->broken_id), victim) << broken->problem;
+  // Other tenants' chains are unaffected.
+  const std::string other = UniqueSlug("chain-other");
+  NewTenant(other, {"admin:read"});
+  auto fine = app_->audit_store().VerifyChain(std::stoll(TenantId(other)));
+  ASSERT_TRUE(fine.ok());
+  EXPECT_TRUE(fine->ok) << fine->problem;
+}
+
+TEST_F(AuditTest, DeletedRowIsDetected) {
+  const std::string t = UniqueSlug("chain-del");
+  const std::string root = NewTenant(t, {"admin:write"});
+  for (int i = 0; i < 3; ++i) ASSERT_EQ(Verify(root, t), lumo::auth::v1::VALID);
+  app_->audit_writer().Flush();
+  const int64_t tenant = std::stoll(TenantId(t));
+  const std::string victim = *db_->QueryValue(
+      absl::StrCat("SELECT id FROM audit_events WHERE tenant_id = ", tenant,
+                   " ORDER BY seq LIMIT 1 OFFSET 1"));
+  const std::string next = *db_->QueryValue(
+      absl::StrCat("SELECT id FROM audit_events WHERE tenant_id = ", tenant,
+                   " ORDER BY seq LIMIT 1 OFFSET 2"));
+  ASSERT_TRUE(
+      db_->Execute(absl::StrCat("DELETE FROM audit_events WHERE id = ", victim))
+          .ok());
+  auto broken = app_->audit_store().VerifyChain(tenant);
+  ASSERT_TRUE(broken.ok());
+  EXPECT_FALSE(broken->ok);
+  EXPECT_EQ(absl::StrCat(broken->broken_id), next) << broken->problem;
+}
+
+TEST_F(AuditTest, NoSecretEverReachesTheAuditTable) {
+  const std::string t = UniqueSlug("secrets");
+  const std::string root = NewTenant(t, {"admin:write"});
+  std::vector<std::string> secrets = {root};
+  for (int i = 0; i < 3; ++i) {
+    ApiKey k, r;
+    ASSERT_TRUE(CreateKey(t, root, {"admin:read"}, &k).ok());
+    ASSERT_TRUE(Rotate(t, root, k.id(), &r).ok());
+    Verify(k.key(), t);
+    Verify(r.key(), t);
+    Get(t, k.key(), k.id());
+    secrets.push_back(k.key());
+    secrets.push_back(r.key());
+  }
+  app_->audit_writer().Flush();
+  auto rows = db_->Query(
+      "SELECT CONCAT_WS('|', action, actor_id, target_id, ip_address, "
+      "user_agent, request_id, metadata) FROM audit_events");
+  ASSERT_TRUE(rows.ok());
+  ASSERT_FALSE(rows->empty());
+  for (const auto& row : *rows) {
+    for (const std::string& secret : secrets) {
+      // The secret part: everything after "lmk_<id>_".
+      const std::string secret_part = secret.substr(17);
+      EXPECT_EQ(row[0].find(secret_part), std::string::npos) << row[0];
+    }
+  }
+}
+
+}  // namespace
+}  // namespace lumo
