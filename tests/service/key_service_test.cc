@@ -62,7 +62,10 @@ class KeyServiceTest : public ::testing::Test {
 };
 
 TEST_F(KeyServiceTest, CreateReturnsFullKeyOnceAndStoresOnlyItsDigest) {
-  RequestInfo info{"req-1", "10.0.0.1", "curl/8"};
+  RequestInfo info;
+  info.request_id = "req-1";
+  info.ip_address = "10.0.0.1";
+  info.user_agent = "curl/8";
   auto created = keys_->CreateKey(root_, info, Params());
   ASSERT_TRUE(created.ok()) << created.status();
   EXPECT_EQ(core::ParseKey(created->full_key).result, core::KeyParseResult::kOk);
