@@ -10,6 +10,7 @@
 #include "server/core/crypto.h"
 #include "server/rpc/call.h"
 #include "server/rpc/convert.h"
+#include "server/rpc/paging.h"
 #include "server/service/key_service.h"
 
 namespace lumo::rpc {
@@ -163,15 +164,8 @@ grpc::ServerUnaryReactor* ClientServiceImpl::ListClients(
         for (const storage::ClientRecord& record : page->clients) {
           ToProto(record, response->add_data());
         }
-        lumo::api::PageMeta* meta = response->mutable_meta();
-        const int64_t total_pages =
-            (page->total + query.limit - 1) / query.limit;
-        meta->set_total(static_cast<int32_t>(page->total));
-        meta->set_page(query.page);
-        meta->set_limit(query.limit);
-        meta->set_total_pages(static_cast<int32_t>(total_pages));
-        meta->set_has_next_page(query.page < total_pages);
-        meta->set_has_previous_page(query.page > 1);
+        FillPageMeta(page->total, query.page, query.limit,
+                     response->mutable_meta());
         return absl::OkStatus();
       });
 }

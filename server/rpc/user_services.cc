@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "server/rpc/call.h"
+#include "server/rpc/paging.h"
 #include "server/rpc/convert.h"
 
 namespace lumo::rpc {
@@ -36,13 +37,7 @@ void ToProto(const storage::RoleRecord& r, pb::Role* out) {
 
 void FillMeta(int64_t total, const service::Paging& paging,
               lumo::api::PageMeta* meta) {
-  const int64_t total_pages = (total + paging.limit - 1) / paging.limit;
-  meta->set_total(static_cast<int32_t>(total));
-  meta->set_page(paging.page);
-  meta->set_limit(paging.limit);
-  meta->set_total_pages(static_cast<int32_t>(total_pages));
-  meta->set_has_next_page(paging.page < total_pages);
-  meta->set_has_previous_page(paging.page > 1);
+  FillPageMeta(total, paging.page, paging.limit, meta);
 }
 
 void ToProto(const storage::UserPage& page, const service::Paging& paging,

@@ -7,6 +7,7 @@
 #include "server/core/crypto.h"
 #include "server/core/validation.h"
 #include "server/service/audit_json.h"
+#include "server/service/paging.h"
 #include "server/service/client_validation.h"
 #include "server/service/key_service.h"
 
@@ -15,7 +16,6 @@ namespace {
 
 constexpr int kIdAttempts = 4;
 constexpr int kUpdateAttempts = 4;
-constexpr size_t kMaxSearchLength = 100;
 
 absl::Status InvalidArgument(absl::string_view message) {
   return WithErrorCode(absl::InvalidArgumentError(message), "validation_error");
@@ -275,18 +275,12 @@ absl::StatusOr<storage::ClientPage> ClientService::ListClients(
     const Principal& caller, const ListClientsParams& params,
     storage::ListClientsQuery* query_out) {
   storage::ListClientsQuery query;
-  query.page = params.page.value_or(1);
-  query.limit = params.limit.value_or(25);
-  if (query.page < 1 || query.page > 1'000'000) {
-    return InvalidArgument("page: must be between 1 and 1000000");
-  }
-  if (query.limit < 1 || query.limit > 100) {
-    return InvalidArgument("limit: must be between 1 and 100");
-  }
-  if (params.search.size() > kMaxSearchLength ||
-      !core::IsValidUtf8(params.search)) {
-    return InvalidArgument("search: at most 100 bytes of UTF-8");
-  }
+  absl::StatusOr<ListCommon> common = ParseListCommon(
+      params.page, params.limit, params.search, params.sort_dir);
+  if (!common.ok()) return common.status();
+  query.page = common->paging.page;
+  query.limit = common->paging.limit;
+  query.descending = common->descending;
   query.search = params.search;
   if (params.sort_by.empty() || params.sort_by == "createdAt") {
     query.sort_by = storage::ClientSortField::kCreatedAt;
@@ -296,14 +290,6 @@ absl::StatusOr<storage::ClientPage> ClientService::ListClients(
     query.sort_by = storage::ClientSortField::kUpdatedAt;
   } else {
     return InvalidArgument("sortBy: one of createdAt, name, updatedAt");
-  }
-  const std::string dir = absl::AsciiStrToUpper(params.sort_dir);
-  if (dir.empty() || dir == "DESC") {
-    query.descending = true;
-  } else if (dir == "ASC") {
-    query.descending = false;
-  } else {
-    return InvalidArgument("sortDir: ASC or DESC");
   }
   if (query_out != nullptr) *query_out = query;
   return store_->ListClients(caller.tenant_id, query);

@@ -11,12 +11,12 @@
 #include "server/core/scopes.h"
 #include "server/core/validation.h"
 #include "server/service/audit_json.h"
+#include "server/service/paging.h"
 
 namespace lumo::service {
 namespace {
 
 constexpr int kIdAttempts = 4;
-constexpr size_t kMaxSearchLength = 100;
 
 storage::AuditEvent KeyEvent(absl::string_view action, const Principal* caller,
                              const RequestInfo& info, absl::string_view key_id,
@@ -218,18 +218,12 @@ absl::StatusOr<storage::KeyPage> KeyService::ListKeys(
     const Principal& caller, const ListKeysParams& params,
     storage::ListKeysQuery* query_out) {
   storage::ListKeysQuery query;
-  query.page = params.page.value_or(1);
-  query.limit = params.limit.value_or(25);
-  if (query.page < 1 || query.page > 1'000'000) {
-    return InvalidArgument("page: must be between 1 and 1000000");
-  }
-  if (query.limit < 1 || query.limit > 100) {
-    return InvalidArgument("limit: must be between 1 and 100");
-  }
-  if (params.search.size() > kMaxSearchLength ||
-      !core::IsValidUtf8(params.search)) {
-    return InvalidArgument("search: at most 100 bytes of UTF-8");
-  }
+  absl::StatusOr<ListCommon> common = ParseListCommon(
+      params.page, params.limit, params.search, params.sort_dir);
+  if (!common.ok()) return common.status();
+  query.page = common->paging.page;
+  query.limit = common->paging.limit;
+  query.descending = common->descending;
   query.search = params.search;
   if (params.sort_by.empty() || params.sort_by == "createdAt") {
     query.sort_by = storage::KeySortField::kCreatedAt;
@@ -242,14 +236,6 @@ absl::StatusOr<storage::KeyPage> KeyService::ListKeys(
   } else {
     return InvalidArgument(
         "sortBy: one of createdAt, name, lastUsedAt, expiresAt");
-  }
-  const std::string dir = absl::AsciiStrToUpper(params.sort_dir);
-  if (dir.empty() || dir == "DESC") {
-    query.descending = true;
-  } else if (dir == "ASC") {
-    query.descending = false;
-  } else {
-    return InvalidArgument("sortDir: ASC or DESC");
   }
   if (params.status.empty()) {
     query.status = storage::KeyStatusFilter::kAny;

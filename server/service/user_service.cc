@@ -22,7 +22,6 @@ constexpr int kIdAttempts = 4;
 constexpr size_t kIdRandomChars = 16;
 constexpr absl::string_view kUserIdPrefix = "usr_";
 constexpr absl::string_view kRoleIdPrefix = "rol_";
-constexpr size_t kMaxSearchLength = 100;
 constexpr char kCategory[] = "user_management";
 
 // ----------------------------------------------------------------- statuses
@@ -195,25 +194,11 @@ absl::Status ParseListCommon(std::optional<int32_t> page,
                              absl::string_view search,
                              absl::string_view sort_dir, Paging* paging,
                              bool* descending) {
-  paging->page = page.value_or(1);
-  paging->limit = limit.value_or(25);
-  if (paging->page < 1 || paging->page > 1'000'000) {
-    return Invalid("page: must be between 1 and 1000000");
-  }
-  if (paging->limit < 1 || paging->limit > 100) {
-    return Invalid("limit: must be between 1 and 100");
-  }
-  if (search.size() > kMaxSearchLength || !core::IsValidUtf8(search)) {
-    return Invalid("search: at most 100 bytes of UTF-8");
-  }
-  const std::string dir = absl::AsciiStrToUpper(sort_dir);
-  if (dir.empty() || dir == "DESC") {
-    *descending = true;
-  } else if (dir == "ASC") {
-    *descending = false;
-  } else {
-    return Invalid("sortDir: ASC or DESC");
-  }
+  absl::StatusOr<ListCommon> common =
+      service::ParseListCommon(page, limit, search, sort_dir);
+  if (!common.ok()) return common.status();
+  *paging = common->paging;
+  *descending = common->descending;
   return absl::OkStatus();
 }
 

@@ -26,6 +26,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "server/service/paging.h"
 #include "server/service/principal.h"
 #include "server/storage/user_store.h"
 
@@ -73,10 +74,6 @@ struct ListRolesParams {
 };
 
 // Page and limit as applied, for the reply's `meta`.
-struct Paging {
-  int page = 1;
-  int limit = 25;
-};
 
 inline constexpr size_t kMaxEmailLength = 254;
 inline constexpr size_t kMaxRolesPerUser = 50;

@@ -1,0 +1,45 @@
+#include "server/service/paging.h"
+
+#include <string>
+
+#include "absl/strings/ascii.h"
+#include "server/core/validation.h"
+#include "server/service/key_service.h"
+
+namespace lumo::service {
+namespace {
+
+absl::Status Invalid(absl::string_view message) {
+  return WithErrorCode(absl::InvalidArgumentError(message), "validation_error");
+}
+
+}  // namespace
+
+absl::StatusOr<ListCommon> ParseListCommon(std::optional<int32_t> page,
+                                           std::optional<int32_t> limit,
+                                           absl::string_view search,
+                                           absl::string_view sort_dir) {
+  ListCommon out;
+  out.paging.page = page.value_or(1);
+  out.paging.limit = limit.value_or(25);
+  if (out.paging.page < 1 || out.paging.page > 1'000'000) {
+    return Invalid("page: must be between 1 and 1000000");
+  }
+  if (out.paging.limit < 1 || out.paging.limit > 100) {
+    return Invalid("limit: must be between 1 and 100");
+  }
+  if (search.size() > kMaxSearchLength || !core::IsValidUtf8(search)) {
+    return Invalid("search: at most 100 bytes of UTF-8");
+  }
+  const std::string dir = absl::AsciiStrToUpper(sort_dir);
+  if (dir.empty() || dir == "DESC") {
+    out.descending = true;
+  } else if (dir == "ASC") {
+    out.descending = false;
+  } else {
+    return Invalid("sortDir: ASC or DESC");
+  }
+  return out;
+}
+
+}  // namespace lumo::service
