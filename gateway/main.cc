@@ -18,12 +18,13 @@
 #include "absl/time/clock.h"
 #include "gateway/gateway.h"
 #include "gateway/http/http_server.h"
+#include "google/protobuf/descriptor.h"
 #include "grpcpp/create_channel.h"
 #include "grpcpp/security/credentials.h"
-#include "google/protobuf/descriptor.h"
 #include "lumo/proto_files.h"
 
-ABSL_FLAG(std::string, listen, "127.0.0.1:8080", "HTTP listen address host:port");
+ABSL_FLAG(std::string, listen, "127.0.0.1:8080",
+          "HTTP listen address host:port");
 ABSL_FLAG(std::string, upstream, "127.0.0.1:50051",
           "lumokeys-server gRPC address host:port");
 ABSL_FLAG(std::string, service_token_file, "",
@@ -130,11 +131,10 @@ int main(int argc, char** argv) {
     return lumo::gateway::ErrorResponse(status, code, message);
   };
   lumo::gateway::Gateway* g = gateway->get();
-  lumo::gateway::HttpServer server(
-      http, [g](lumo::gateway::HttpRequest request,
-                lumo::gateway::Responder respond) {
-        g->Handle(std::move(request), std::move(respond));
-      });
+  lumo::gateway::HttpServer server(http, [g](lumo::gateway::HttpRequest request,
+                                             lumo::gateway::Responder respond) {
+    g->Handle(std::move(request), std::move(respond));
+  });
   if (absl::Status started = server.Start(); !started.ok()) {
     Fatal(started.message());
   }

@@ -24,9 +24,9 @@
 #include "grpcpp/security/server_credentials.h"
 #include "grpcpp/server.h"
 #include "grpcpp/server_builder.h"
+#include "server/app/app.h"
 #include "server/core/crypto.h"
 #include "server/core/pepper.h"
-#include "server/app/app.h"
 #include "server/service/audit_json.h"
 #include "server/storage/mysql/migrator.h"
 #include "server/storage/mysql/mysql_key_store.h"
@@ -77,13 +77,14 @@ void Log(absl::string_view level, absl::string_view message,
          absl::string_view extra_json_fields = "") {
   std::string line = "{\"time\":";
   lumo::service::AppendJsonString(
-      line, absl::FormatTime(absl::RFC3339_full, absl::Now(),
-                             absl::UTCTimeZone()));
+      line,
+      absl::FormatTime(absl::RFC3339_full, absl::Now(), absl::UTCTimeZone()));
   line += ",\"level\":";
   lumo::service::AppendJsonString(line, level);
   line += ",\"msg\":";
   lumo::service::AppendJsonString(line, message);
-  if (!extra_json_fields.empty()) absl::StrAppend(&line, ",", extra_json_fields);
+  if (!extra_json_fields.empty())
+    absl::StrAppend(&line, ",", extra_json_fields);
   line += "}\n";
   fputs(line.c_str(), stderr);
 }
@@ -118,7 +119,8 @@ std::optional<lumo::core::Digest> TokenHash(const std::string& flag_value) {
 bool IsLoopbackListen(absl::string_view listen) {
   return absl::StartsWith(listen, "127.") ||
          absl::StartsWith(listen, "localhost:") ||
-         absl::StartsWith(listen, "[::1]:") || absl::StartsWith(listen, "unix:");
+         absl::StartsWith(listen, "[::1]:") ||
+         absl::StartsWith(listen, "unix:");
 }
 
 }  // namespace
@@ -160,19 +162,23 @@ int main(int argc, char** argv) {
       Fatal(absl::StrCat("migration failed: ", migrated.ToString()));
     }
     for (const std::string& name : applied) {
-      Log("info", "applied migration", absl::StrCat("\"migration\":\"", name, "\""));
+      Log("info", "applied migration",
+          absl::StrCat("\"migration\":\"", name, "\""));
     }
-    Log("info", applied.empty() ? "schema is up to date" : "migrations applied");
+    Log("info",
+        applied.empty() ? "schema is up to date" : "migrations applied");
     return 0;
   }
 
   const std::string listen = absl::GetFlag(FLAGS_listen);
-  if (!IsLoopbackListen(listen) && !absl::GetFlag(FLAGS_allow_remote_plaintext)) {
+  if (!IsLoopbackListen(listen) &&
+      !absl::GetFlag(FLAGS_allow_remote_plaintext)) {
     Fatal(absl::StrCat("--listen=", listen,
                        " is not loopback: plaintext gRPC is refused there "
                        "unless --allow_remote_plaintext is set"));
   }
-  if (absl::GetFlag(FLAGS_pepper_file).empty()) Fatal("--pepper_file is required");
+  if (absl::GetFlag(FLAGS_pepper_file).empty())
+    Fatal("--pepper_file is required");
   absl::StatusOr<std::shared_ptr<const lumo::core::PepperSet>> peppers =
       lumo::core::PepperSet::LoadFile(absl::GetFlag(FLAGS_pepper_file));
   if (!peppers.ok()) {
@@ -197,7 +203,8 @@ int main(int argc, char** argv) {
           ": acknowledged commits could be lost; refusing to start "
           "(--allow_nondurable_db overrides, for development only)"));
     }
-    Log("warning", "database is not durable (innodb_flush_log_at_trx_commit != 1)");
+    Log("warning",
+        "database is not durable (innodb_flush_log_at_trx_commit != 1)");
   }
 
   lumo::app::AppOptions app_options;
@@ -240,8 +247,9 @@ int main(int argc, char** argv) {
   sigwait(&signals, &signal_number);
   Log("info", "shutting down", absl::StrCat("\"signal\":", signal_number));
   server->GetHealthCheckService()->SetServingStatus(false);
-  server->Shutdown(std::chrono::system_clock::now() +
-                   absl::ToChronoMilliseconds(absl::GetFlag(FLAGS_shutdown_grace)));
+  server->Shutdown(
+      std::chrono::system_clock::now() +
+      absl::ToChronoMilliseconds(absl::GetFlag(FLAGS_shutdown_grace)));
   // Runs what is queued, joins the workers, then writes every queued audit
   // event (the writer's stop_timeout bounds it when the database is down).
   app->reset();

@@ -25,8 +25,8 @@ inline constexpr size_t kKeyIdLength = 12;
 inline constexpr size_t kSecretLength = 43;
 inline constexpr size_t kChecksumLength = 6;
 // 4 + 12 + 1 + 43 + 6.
-inline constexpr size_t kKeyLength = kKeyPrefix.size() + kKeyIdLength + 1 +
-                                     kSecretLength + kChecksumLength;
+inline constexpr size_t kKeyLength =
+    kKeyPrefix.size() + kKeyIdLength + 1 + kSecretLength + kChecksumLength;
 
 enum class KeyParseResult {
   kOk,

@@ -72,8 +72,8 @@ absl::Status CheckAccessAnnotations(
       const lumo::api::AccessRule& rule =
           method->options().GetExtension(lumo::api::access);
       if (rule.principals_size() == 0) {
-        return absl::FailedPreconditionError(
-            absl::StrCat(method->full_name(), " has no (lumo.api.access) rule"));
+        return absl::FailedPreconditionError(absl::StrCat(
+            method->full_name(), " has no (lumo.api.access) rule"));
       }
       for (const std::string& scope : rule.any_of_scopes()) {
         if (!core::IsKnownScope(scope)) {
@@ -112,13 +112,13 @@ service::RequestInfo Authenticator::DescribeRequest(
                         ? std::string(ids[0])
                         : NewRequestId();
   bool present = false;
-  const bool trusted =
-      TokenMatches(context, "x-lumo-service-token", service_token_sha256_,
-                   &present);
+  const bool trusted = TokenMatches(context, "x-lumo-service-token",
+                                    service_token_sha256_, &present);
   std::vector<absl::string_view> forwarded_ip =
       trusted ? Values(context, "x-lumo-client-ip")
               : std::vector<absl::string_view>();
-  if (forwarded_ip.size() == 1 && core::IpAddress::Parse(forwarded_ip[0]).ok()) {
+  if (forwarded_ip.size() == 1 &&
+      core::IpAddress::Parse(forwarded_ip[0]).ok()) {
     info.ip_address = core::IpAddress::Parse(forwarded_ip[0])->ToString();
   } else if (absl::StatusOr<core::IpAddress> peer =
                  core::IpAddress::FromGrpcPeer(context.peer());
@@ -152,8 +152,8 @@ absl::StatusOr<Principal> Authenticator::Authenticate(
     service::VerifyOutcome* outcome_out) const {
   service::VerifyOutcome outcome;
   std::string failure;
-  absl::StatusOr<Principal> principal = AuthenticateImpl(
-      context, method, tenant_slug, info, &outcome, &failure);
+  absl::StatusOr<Principal> principal =
+      AuthenticateImpl(context, method, tenant_slug, info, &outcome, &failure);
   if (outcome_out != nullptr) *outcome_out = outcome;
   service::UsageAuditor* usage = usage_.load(std::memory_order_acquire);
   if (!principal.ok() && !failure.empty() && usage != nullptr) {
@@ -180,9 +180,9 @@ absl::StatusOr<Principal> Authenticator::AuthenticateImpl(
   }
 
   bool operator_present = false;
-  const bool operator_ok = TokenMatches(context, "x-lumo-operator-token",
-                                        operator_token_sha256_,
-                                        &operator_present);
+  const bool operator_ok =
+      TokenMatches(context, "x-lumo-operator-token", operator_token_sha256_,
+                   &operator_present);
   if (operator_present && !operator_ok) {
     *failure = "bad_operator_token";
     return InvalidToken();

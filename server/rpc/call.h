@@ -30,8 +30,8 @@ const google::protobuf::MethodDescriptor& Method(const char* full_name);
 // with a rate limit: `x-ratelimit-limit|remaining|reset` initial metadata
 // (reset in Unix seconds) and, on RESOURCE_EXHAUSTED, `retry-after`.
 void Finish(grpc::CallbackServerContext* context,
-            grpc::ServerUnaryReactor* reactor,
-            const service::RequestInfo& info, const absl::Status& status,
+            grpc::ServerUnaryReactor* reactor, const service::RequestInfo& info,
+            const absl::Status& status,
             const service::VerifyOutcome* outcome = nullptr);
 
 // Runs `body(principal, info) -> absl::Status` on `workers` after

@@ -5,9 +5,7 @@
 #include <string>
 
 #include "absl/time/clock.h"
-
 #include "server/rpc/call.h"
-
 #include "server/service/key_service.h"
 
 namespace lumo::rpc {
@@ -58,9 +56,8 @@ const google::protobuf::MethodDescriptor& Method(const char* full_name) {
 }
 
 void Finish(grpc::CallbackServerContext* context,
-            grpc::ServerUnaryReactor* reactor,
-            const service::RequestInfo& info, const absl::Status& status,
-            const service::VerifyOutcome* outcome) {
+            grpc::ServerUnaryReactor* reactor, const service::RequestInfo& info,
+            const absl::Status& status, const service::VerifyOutcome* outcome) {
   context->AddInitialMetadata("x-request-id", info.request_id);
   if (outcome != nullptr && outcome->rate_limit > 0) {
     const int64_t reset = absl::ToUnixSeconds(outcome->rate_reset);

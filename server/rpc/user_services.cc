@@ -5,8 +5,8 @@
 #include <vector>
 
 #include "server/rpc/call.h"
-#include "server/rpc/paging.h"
 #include "server/rpc/convert.h"
+#include "server/rpc/paging.h"
 
 namespace lumo::rpc {
 namespace {

@@ -40,8 +40,7 @@ void AppendJsonString(std::string& out, absl::string_view s) {
     }
     // Copy one whole UTF-8 sequence if it is valid, else U+FFFD.
     size_t len = c >= 0xF0 ? 4 : c >= 0xE0 ? 3 : c >= 0xC0 ? 2 : 1;
-    if (len > 1 && i + len <= s.size() &&
-        core::IsValidUtf8(s.substr(i, len))) {
+    if (len > 1 && i + len <= s.size() && core::IsValidUtf8(s.substr(i, len))) {
       out.append(s.data() + i, len);
       i += len;
     } else {

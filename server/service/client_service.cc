@@ -7,9 +7,9 @@
 #include "server/core/crypto.h"
 #include "server/core/validation.h"
 #include "server/service/audit_json.h"
-#include "server/service/paging.h"
 #include "server/service/client_validation.h"
 #include "server/service/key_service.h"
+#include "server/service/paging.h"
 
 namespace lumo::service {
 namespace {

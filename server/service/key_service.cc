@@ -41,8 +41,7 @@ storage::AuditEvent KeyEvent(absl::string_view action, const Principal* caller,
 }
 
 absl::Status InvalidArgument(absl::string_view message) {
-  return WithErrorCode(absl::InvalidArgumentError(message),
-                       "validation_error");
+  return WithErrorCode(absl::InvalidArgumentError(message), "validation_error");
 }
 
 // An id that is not a well-formed key id cannot exist: NOT_FOUND without a
@@ -125,12 +124,13 @@ absl::StatusOr<storage::NewKey> KeyService::ValidateNewKey(
     if (*params.expires_at <= *now) {
       return InvalidArgument("expiresAt: must be in the future");
     }
-    if (*params.expires_at > absl::FromCivil(absl::CivilSecond(9999, 1, 1),
-                                             absl::UTCTimeZone())) {
+    if (*params.expires_at >
+        absl::FromCivil(absl::CivilSecond(9999, 1, 1), absl::UTCTimeZone())) {
       return InvalidArgument("expiresAt: too far in the future");
     }
     // The store keeps microseconds.
-    key.expires_at = absl::FromUnixMicros(absl::ToUnixMicros(*params.expires_at));
+    key.expires_at =
+        absl::FromUnixMicros(absl::ToUnixMicros(*params.expires_at));
   }
   return key;
 }
@@ -155,16 +155,16 @@ absl::StatusOr<KeyWithSecret> KeyService::InsertWithRetry(
   for (int attempt = 0; attempt < kIdAttempts; ++attempt) {
     absl::StatusOr<std::string> full = AssignIdAndSecret(key);
     if (!full.ok()) return full.status();
-    storage::AuditEvent event = KeyEvent(
-        "api_key.created", caller, info, key.id,
-        JsonObject()
-            .Add("name", key.name)
-            .Add("scopes", key.scopes)
-            .Add("expiresAt", key.expires_at.has_value()
-                                  ? absl::FormatTime(*key.expires_at)
-                                  : std::string())
-            .Add("allowedCidrs", key.allowed_cidrs)
-            .Build());
+    storage::AuditEvent event =
+        KeyEvent("api_key.created", caller, info, key.id,
+                 JsonObject()
+                     .Add("name", key.name)
+                     .Add("scopes", key.scopes)
+                     .Add("expiresAt", key.expires_at.has_value()
+                                           ? absl::FormatTime(*key.expires_at)
+                                           : std::string())
+                     .Add("allowedCidrs", key.allowed_cidrs)
+                     .Build());
     absl::Status inserted = store_->InsertKey(key, event);
     if (absl::IsAlreadyExists(inserted)) {
       core::Cleanse(*full);
@@ -285,8 +285,7 @@ absl::StatusOr<KeyWithSecret> KeyService::RotateKey(
       "api_key.rotated", &caller, info, id,
       JsonObject().Add("gracePeriodSeconds", grace_period_seconds).Build());
   absl::StatusOr<storage::ApiKeyRecord> rotated = store_->RotateKey(
-      caller.tenant_id, id, secret, absl::Seconds(grace_period_seconds),
-      event);
+      caller.tenant_id, id, secret, absl::Seconds(grace_period_seconds), event);
   // Evict even on failure: the outcome of a failed commit is unknown to us.
   verifier_->Evict(id);
   if (!rotated.ok()) {
@@ -361,9 +360,11 @@ absl::StatusOr<KeyService::TenantWithKey> KeyService::CreateTenant(
       absl::StatusOr<std::string> assigned = AssignIdAndSecret(*key);
       if (!assigned.ok()) return assigned.status();
       full = *std::move(assigned);
-      all.push_back(KeyEvent(
-          "api_key.created", nullptr, info, key->id,
-          JsonObject().Add("name", key->name).Add("scopes", key->scopes).Build()));
+      all.push_back(KeyEvent("api_key.created", nullptr, info, key->id,
+                             JsonObject()
+                                 .Add("name", key->name)
+                                 .Add("scopes", key->scopes)
+                                 .Build()));
     }
     absl::StatusOr<storage::Tenant> tenant = store_->CreateTenant(
         slug, display, key.has_value() ? &*key : nullptr, all);

@@ -104,8 +104,9 @@ class KeyService {
   absl::StatusOr<storage::NewKey> ValidateNewKey(const CreateKeyParams& params);
   // Draws an id and a secret into `key`; returns the full key.
   absl::StatusOr<std::string> AssignIdAndSecret(storage::NewKey& key);
-  absl::StatusOr<KeyWithSecret> InsertWithRetry(
-      storage::NewKey key, const Principal* caller, const RequestInfo& info);
+  absl::StatusOr<KeyWithSecret> InsertWithRetry(storage::NewKey key,
+                                                const Principal* caller,
+                                                const RequestInfo& info);
 
   storage::KeyStore* const store_;
   const std::shared_ptr<const core::PepperSet> peppers_;

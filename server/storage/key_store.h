@@ -149,8 +149,8 @@ class KeyStore {
   // `events` (the store sets their tenant id), in one transaction.
   // ALREADY_EXISTS when the slug is taken or the key id collides.
   virtual absl::StatusOr<Tenant> CreateTenant(
-      absl::string_view slug, absl::string_view name,
-      const NewKey* initial_key, const std::vector<AuditEvent>& events) = 0;
+      absl::string_view slug, absl::string_view name, const NewKey* initial_key,
+      const std::vector<AuditEvent>& events) = 0;
 
   // NOT_FOUND when there is no such tenant.
   virtual absl::StatusOr<Tenant> GetTenantBySlug(absl::string_view slug) = 0;
@@ -180,9 +180,11 @@ class KeyStore {
   // lock: each one sees the version the previous one wrote.
   // NOT_FOUND as GetKey; FAILED_PRECONDITION when the key is revoked or
   // expired.
-  virtual absl::StatusOr<ApiKeyRecord> RotateKey(
-      int64_t tenant_id, absl::string_view id, const StoredSecret& new_secret,
-      absl::Duration grace, const AuditEvent& event) = 0;
+  virtual absl::StatusOr<ApiKeyRecord> RotateKey(int64_t tenant_id,
+                                                 absl::string_view id,
+                                                 const StoredSecret& new_secret,
+                                                 absl::Duration grace,
+                                                 const AuditEvent& event) = 0;
 
   // Marks the key revoked (permanent) with a change-feed row and `event`, in
   // one transaction holding the row lock. Revoking a revoked key changes

@@ -2,10 +2,10 @@
 // authenticator, real MySQL store on a fresh MariaDB database.
 #include <atomic>
 #include <condition_variable>
-#include <mutex>
-#include <optional>
 #include <map>
 #include <memory>
+#include <mutex>
+#include <optional>
 #include <set>
 #include <string>
 #include <thread>
@@ -23,10 +23,10 @@
 #include "grpcpp/server_builder.h"
 #include "gtest/gtest.h"
 #include "lumo/api/annotations.pb.h"
+#include "server/app/app.h"
 #include "server/core/crypto.h"
 #include "server/core/key_format.h"
 #include "server/core/scopes.h"
-#include "server/app/app.h"
 #include "server/rpc/authenticator.h"
 #include "server/rpc/services.h"
 #include "server/storage/mysql/connection_pool.h"
@@ -178,12 +178,13 @@ TEST_F(GrpcServerTest, TwoDifferentKeysAreRefusedEvenIfBothValid) {
   ApiKey b;
   ASSERT_TRUE(CreateKey(tenant, a, {"admin:read"}, &b).ok());
   auto [st, code] =
-      Get(tenant, IdOf(a), {{"authorization", "Bearer " + a}, {"x-api-key", b.key()}});
+      Get(tenant, IdOf(a),
+          {{"authorization", "Bearer " + a}, {"x-api-key", b.key()}});
   EXPECT_EQ(st.error_code(), grpc::StatusCode::UNAUTHENTICATED);
   EXPECT_EQ(code, "invalid_token");
   // The same key twice is one credential.
-  auto [same, unused] =
-      Get(tenant, IdOf(a), {{"authorization", "Bearer " + a}, {"x-api-key", a}});
+  auto [same, unused] = Get(
+      tenant, IdOf(a), {{"authorization", "Bearer " + a}, {"x-api-key", a}});
   EXPECT_TRUE(same.ok()) << same.error_message();
 }
 
@@ -278,7 +279,8 @@ TEST_F(GrpcServerTest, LifecycleOverGrpc) {
   EXPECT_EQ(rotated.version(), created.version() + 1);
   EXPECT_EQ(Verify(created.key(), tenant), lumo::auth::v1::ROTATED);
   EXPECT_EQ(Verify(rotated.key(), tenant), lumo::auth::v1::VALID);
-  EXPECT_EQ(Verify(rotated.key(), "someone-else"), lumo::auth::v1::WRONG_TENANT);
+  EXPECT_EQ(Verify(rotated.key(), "someone-else"),
+            lumo::auth::v1::WRONG_TENANT);
   for (int i = 0; i < 2; ++i) {  // revoking twice is not an error
     grpc::ClientContext ctx;
     ctx.AddMetadata("x-api-key", root);
@@ -454,7 +456,8 @@ TEST_F(GrpcServerTest, AuthorizationMatrixFollowsTheAccessAnnotations) {
     ApiKey out;
     ASSERT_TRUE(stub->RevokeApiKey(&ctx, req, &out).ok());
   }
-  const std::string other_key = NewTenant(UniqueSlug("matrix-other"), {"admin:write"});
+  const std::string other_key =
+      NewTenant(UniqueSlug("matrix-other"), {"admin:write"});
 
   grpc::GenericStub generic(*channel_);
   google::protobuf::DynamicMessageFactory factory;
@@ -478,7 +481,8 @@ TEST_F(GrpcServerTest, AuthorizationMatrixFollowsTheAccessAnnotations) {
       std::unique_ptr<google::protobuf::Message> request(
           factory.GetPrototype(method->input_type())->New());
       const auto* reflection = request->GetReflection();
-      if (const auto* f = method->input_type()->FindFieldByName("tenant_slug")) {
+      if (const auto* f =
+              method->input_type()->FindFieldByName("tenant_slug")) {
         reflection->SetString(request.get(), f, tenant);
       }
       if (const auto* f = method->input_type()->FindFieldByName("id")) {
@@ -494,23 +498,24 @@ TEST_F(GrpcServerTest, AuthorizationMatrixFollowsTheAccessAnnotations) {
       };
       // A method that does not admit API keys refuses any key as the wrong
       // kind of credential (PERMISSION_DENIED) without looking it up.
-      const grpc::StatusCode bad_key = allows_key
-                                           ? grpc::StatusCode::UNAUTHENTICATED
-                                           : grpc::StatusCode::PERMISSION_DENIED;
+      const grpc::StatusCode bad_key =
+          allows_key ? grpc::StatusCode::UNAUTHENTICATED
+                     : grpc::StatusCode::PERMISSION_DENIED;
       // A method admitting anonymous callers passes them to its handler,
       // which applies its own policy: only "not refused as unauthenticated
       // by the authenticator" is checked (nullopt).
       std::vector<Case> cases = {
-          {"no credential", {},
-           allows_anonymous
-               ? std::nullopt
-               : std::optional<grpc::StatusCode>(
-                     grpc::StatusCode::UNAUTHENTICATED)},
+          {"no credential",
+           {},
+           allows_anonymous ? std::nullopt
+                            : std::optional<grpc::StatusCode>(
+                                  grpc::StatusCode::UNAUTHENTICATED)},
           {"malformed key", {{"x-api-key", "lmk_garbage"}}, bad_key},
           {"revoked key", {{"x-api-key", revoked_key.key()}}, bad_key},
       };
       if (allows_key) {
-        cases.push_back({"other tenant's key", {{"x-api-key", other_key}},
+        cases.push_back({"other tenant's key",
+                         {{"x-api-key", other_key}},
                          grpc::StatusCode::UNAUTHENTICATED});
       }
       for (const auto& [scope, key] : keys) {
@@ -530,14 +535,14 @@ TEST_F(GrpcServerTest, AuthorizationMatrixFollowsTheAccessAnnotations) {
         std::condition_variable cv;
         bool done = false;
         grpc::Status status;
-        generic.UnaryCall(&ctx, absl::StrCat("/", service->full_name(), "/", method->name()),
-                          grpc::StubOptions(), &request_buffer, &reply,
-                          [&](grpc::Status s) {
-                            std::lock_guard<std::mutex> lock(mu);
-                            status = s;
-                            done = true;
-                            cv.notify_one();
-                          });
+        generic.UnaryCall(
+            &ctx, absl::StrCat("/", service->full_name(), "/", method->name()),
+            grpc::StubOptions(), &request_buffer, &reply, [&](grpc::Status s) {
+              std::lock_guard<std::mutex> lock(mu);
+              status = s;
+              done = true;
+              cv.notify_one();
+            });
         std::unique_lock<std::mutex> lock(mu);
         cv.wait(lock, [&] { return done; });
         ++checked;

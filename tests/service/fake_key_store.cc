@@ -26,8 +26,9 @@ ApiKeyRecord FakeKeyStore::Snapshot(const Row& row) const {
   r.db_now = now_;
   r.previous_secret_valid_until.reset();
   for (const storage::RetiredSecret& s : row.retired) {
-    if (s.valid_until > now_ && (!r.previous_secret_valid_until ||
-                                 s.valid_until > *r.previous_secret_valid_until)) {
+    if (s.valid_until > now_ &&
+        (!r.previous_secret_valid_until ||
+         s.valid_until > *r.previous_secret_valid_until)) {
       r.previous_secret_valid_until = s.valid_until;
     }
   }

@@ -20,7 +20,8 @@ class KeyServiceTest : public ::testing::Test {
  protected:
   void SetUp() override {
     peppers_ = *core::PepperSet::Parse(kPepper);
-    verifier_ = std::make_unique<Verifier>(&store_, peppers_, VerifierOptions{});
+    verifier_ =
+        std::make_unique<Verifier>(&store_, peppers_, VerifierOptions{});
     keys_ = std::make_unique<KeyService>(&store_, peppers_, verifier_.get());
     root_ = MakeTenant("acme", {"admin:write"});
     other_ = MakeTenant("other", {"admin:write"});
@@ -68,7 +69,8 @@ TEST_F(KeyServiceTest, CreateReturnsFullKeyOnceAndStoresOnlyItsDigest) {
   info.user_agent = "curl/8";
   auto created = keys_->CreateKey(root_, info, Params());
   ASSERT_TRUE(created.ok()) << created.status();
-  EXPECT_EQ(core::ParseKey(created->full_key).result, core::KeyParseResult::kOk);
+  EXPECT_EQ(core::ParseKey(created->full_key).result,
+            core::KeyParseResult::kOk);
   EXPECT_EQ(core::ParseKey(created->full_key).id, created->record.id);
   EXPECT_EQ(created->record.name, "ci");
   EXPECT_EQ(created->record.created_by_type, "api_key");
@@ -94,7 +96,8 @@ TEST_F(KeyServiceTest, CreateValidatesEveryField) {
   EXPECT_EQ(CreateCode(Params(std::string(101, 'x'))),
             absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(CreateCode(Params(std::string(100, 'x'))), absl::StatusCode::kOk);
-  EXPECT_EQ(CreateCode(Params("bad\nname")), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(CreateCode(Params("bad\nname")),
+            absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(CreateCode(Params("\xff\xfe")), absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(CreateCode(Params("ok", {})), absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(CreateCode(Params("ok", {"admin:everything"})),
@@ -130,10 +133,9 @@ TEST_F(KeyServiceTest, KeyCannotGrantScopesItDoesNotHold) {
   users.scopes = {"admin:users"};
   auto escalated = keys_->CreateKey(users, {}, Params("x", {"admin:write"}));
   EXPECT_EQ(escalated.status().code(), absl::StatusCode::kPermissionDenied);
-  EXPECT_EQ(keys_->CreateKey(users, {}, Params("x", {"admin:users"}))
-                .status()
-                .code(),
-            absl::StatusCode::kOk);
+  EXPECT_EQ(
+      keys_->CreateKey(users, {}, Params("x", {"admin:users"})).status().code(),
+      absl::StatusCode::kOk);
   // Nor rotate a key with broader scopes than its own.
   EXPECT_EQ(keys_->RotateKey(users, {}, root_.key_id, 0).status().code(),
             absl::StatusCode::kPermissionDenied);
@@ -193,18 +195,20 @@ TEST_F(KeyServiceTest, DeleteRemovesFromGetAndList) {
 TEST_F(KeyServiceTest, RotateValidatesGracePeriod) {
   EXPECT_EQ(keys_->RotateKey(root_, {}, root_.key_id, -1).status().code(),
             absl::StatusCode::kInvalidArgument);
-  EXPECT_EQ(keys_->RotateKey(root_, {}, root_.key_id, kMaxGracePeriodSeconds + 1)
-                .status()
-                .code(),
-            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(
+      keys_->RotateKey(root_, {}, root_.key_id, kMaxGracePeriodSeconds + 1)
+          .status()
+          .code(),
+      absl::StatusCode::kInvalidArgument);
 }
 
 TEST_F(KeyServiceTest, MalformedIdsAreNotFoundWithoutAStoreCall) {
   const int calls = store_.calls();
   EXPECT_EQ(keys_->GetKey(root_, "' OR 1=1 --").status().code(),
             absl::StatusCode::kNotFound);
-  EXPECT_EQ(keys_->RevokeKey(root_, {}, std::string(10000, 'a')).status().code(),
-            absl::StatusCode::kNotFound);
+  EXPECT_EQ(
+      keys_->RevokeKey(root_, {}, std::string(10000, 'a')).status().code(),
+      absl::StatusCode::kNotFound);
   EXPECT_EQ(store_.calls(), calls);
 }
 
@@ -241,8 +245,9 @@ TEST_F(KeyServiceTest, ListRejectsAbsurdPaging) {
 TEST_F(KeyServiceTest, DuplicateTenantSlugIsAlreadyExists) {
   auto again = keys_->CreateTenant({}, "acme", "", std::nullopt);
   EXPECT_EQ(again.status().code(), absl::StatusCode::kAlreadyExists);
-  EXPECT_EQ(keys_->CreateTenant({}, "Bad Slug", "", std::nullopt).status().code(),
-            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(
+      keys_->CreateTenant({}, "Bad Slug", "", std::nullopt).status().code(),
+      absl::StatusCode::kInvalidArgument);
 }
 
 TEST_F(KeyServiceTest, ManyCreatedKeysHaveDistinctIds) {

@@ -25,7 +25,8 @@ class VerifierTest : public ::testing::Test {
     options.cache_ttl = ttl;
     store_ = std::make_unique<FakeKeyStore>();
     verifier_ = std::make_unique<Verifier>(store_.get(), peppers_, options);
-    keys_ = std::make_unique<KeyService>(store_.get(), peppers_, verifier_.get());
+    keys_ =
+        std::make_unique<KeyService>(store_.get(), peppers_, verifier_.get());
     CreateKeyParams first;
     first.name = "root";
     first.scopes = {"admin:write"};
@@ -94,7 +95,8 @@ TEST_F(VerifierTest, WarmVerifyDoesNoStoreCall) {
   KeyWithSecret k = CreateSimple();
   EXPECT_EQ(Reason(k.full_key), VerifyReason::kValid);
   const int loads = store_->verify_loads();
-  for (int i = 0; i < 100; ++i) EXPECT_EQ(Reason(k.full_key), VerifyReason::kValid);
+  for (int i = 0; i < 100; ++i)
+    EXPECT_EQ(Reason(k.full_key), VerifyReason::kValid);
   EXPECT_EQ(store_->verify_loads(), loads);
 }
 

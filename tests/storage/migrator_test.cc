@@ -95,8 +95,8 @@ TEST_F(MigratorTest, AppliesProjectMigrationsOnceAndRecordsThem) {
                  "NULL FROM schema_migrations ORDER BY version"));
   ASSERT_EQ(recorded.size(), files.size());
   for (size_t i = 0; i < files.size(); ++i) {
-    EXPECT_THAT(recorded[i], ElementsAre(std::to_string(i + 1), files[i],
-                                         "64", "1"));
+    EXPECT_THAT(recorded[i],
+                ElementsAre(std::to_string(i + 1), files[i], "64", "1"));
   }
 
   applied.clear();

@@ -528,11 +528,13 @@ absl::StatusOr<ApiKeyRecord> MysqlKeyStore::RotateKey(
             "UPDATE api_key_retired_secrets SET valid_until = ?"
             " WHERE tenant_id = ? AND key_id = ? AND key_version < ?"
             " AND valid_until > ?");
-        if (absl::Status st = BindTime(cap, 1, valid_until); !st.ok()) return st;
+        if (absl::Status st = BindTime(cap, 1, valid_until); !st.ok())
+          return st;
         cap.setInt64(2, tenant_id);
         cap.setString(3, Str(id));
         cap.setInt64(4, old_version);
-        if (absl::Status st = BindTime(cap, 5, valid_until); !st.ok()) return st;
+        if (absl::Status st = BindTime(cap, 5, valid_until); !st.ok())
+          return st;
         s.Update(cap);
 
         // Keep the newest kMaxRetiredSecrets: versions are distinct integers,

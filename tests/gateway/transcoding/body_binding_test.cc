@@ -217,12 +217,12 @@ TEST_F(BodyBindingTest, TypeErrorsNameTheFieldNotTheValue) {
   // protobuf 3.21 takes any string for a bool ("yes" is true): the scanner
   // refuses strings there. Enum numbers stay accepted.
   AllTypes request;
-  EXPECT_EQ(Bind("POST", "/t/acme/echo", "", "{\"flag\":\"true\"}", &request)
-                .code(),
-            absl::StatusCode::kInvalidArgument);
-  ASSERT_TRUE(Bind("POST", "/t/acme/echo", "",
-                   "{\"flag\":true,\"color\":2}", &request)
-                  .ok());
+  EXPECT_EQ(
+      Bind("POST", "/t/acme/echo", "", "{\"flag\":\"true\"}", &request).code(),
+      absl::StatusCode::kInvalidArgument);
+  ASSERT_TRUE(
+      Bind("POST", "/t/acme/echo", "", "{\"flag\":true,\"color\":2}", &request)
+          .ok());
   EXPECT_EQ(request.ShortDebugString(),
             "tenant_slug: \"acme\" flag: true color: GREEN");
 }
