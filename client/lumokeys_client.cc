@@ -179,7 +179,8 @@ Client::Client(ClientOptions options,
       channel_(std::move(channel)),
       keys_(lumo::keys::v1::KeyService::NewStub(channel_)),
       ops_(lumo::ops::v1::OperatorService::NewStub(channel_)),
-      auth_(lumo::auth::v1::AuthService::NewStub(channel_)) {}
+      auth_(lumo::auth::v1::AuthService::NewStub(channel_)),
+      audit_(lumo::audit::v1::AuditService::NewStub(channel_)) {}
 
 absl::Status Client::PrepareContext(Credential credential,
                                     grpc::ClientContext& context,
@@ -298,6 +299,19 @@ absl::StatusOr<lumo::keys::v1::ApiKey> Client::CreateTenantKey(
     const lumo::ops::v1::CreateTenantKeyRequest& request) const {
   return Call(*ops_, Credential::kOperatorToken,
               &lumo::ops::v1::OperatorService::Stub::CreateTenantKey, request);
+}
+
+absl::StatusOr<lumo::ops::v1::VerifyAuditChainResponse>
+Client::VerifyAuditChain(
+    const lumo::ops::v1::VerifyAuditChainRequest& request) const {
+  return Call(*ops_, Credential::kOperatorToken,
+              &lumo::ops::v1::OperatorService::Stub::VerifyAuditChain, request);
+}
+
+absl::StatusOr<lumo::audit::v1::ListAuditLogsResponse> Client::ListAuditLogs(
+    const lumo::audit::v1::ListAuditLogsRequest& request) const {
+  return Call(*audit_, Credential::kApiKey,
+              &lumo::audit::v1::AuditService::Stub::ListAuditLogs, request);
 }
 
 absl::StatusOr<lumo::auth::v1::VerifyApiKeyResponse> Client::VerifyApiKey(

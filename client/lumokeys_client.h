@@ -1,10 +1,11 @@
 // A small synchronous client for the LumoKeys gRPC services
-// (KeyService, OperatorService, AuthService).
+// (KeyService, OperatorService, AuthService, AuditService).
 //
 // Every call carries exactly the credential its service needs, an
 // `x-request-id` and a deadline of `ClientOptions::timeout`:
 //
 //   KeyService       authorization: Bearer <api_key>
+//   AuditService     authorization: Bearer <api_key>
 //   OperatorService  x-lumo-operator-token: <operator_token>
 //   AuthService      x-lumo-service-token: <service_token>
 //
@@ -35,6 +36,7 @@
 #include "grpcpp/channel.h"
 #include "grpcpp/client_context.h"
 #include "grpcpp/support/status.h"
+#include "lumo/audit/v1/audit.grpc.pb.h"
 #include "lumo/auth/v1/auth.grpc.pb.h"
 #include "lumo/keys/v1/keys.grpc.pb.h"
 #include "lumo/ops/v1/ops.grpc.pb.h"
@@ -106,6 +108,12 @@ class Client {
       const lumo::ops::v1::GetTenantRequest& request) const;
   absl::StatusOr<lumo::keys::v1::ApiKey> CreateTenantKey(
       const lumo::ops::v1::CreateTenantKeyRequest& request) const;
+  absl::StatusOr<lumo::ops::v1::VerifyAuditChainResponse> VerifyAuditChain(
+      const lumo::ops::v1::VerifyAuditChainRequest& request) const;
+
+  // lumo.audit.v1.AuditService (API key).
+  absl::StatusOr<lumo::audit::v1::ListAuditLogsResponse> ListAuditLogs(
+      const lumo::audit::v1::ListAuditLogsRequest& request) const;
 
   // lumo.auth.v1.AuthService (service token).
   absl::StatusOr<lumo::auth::v1::VerifyApiKeyResponse> VerifyApiKey(
@@ -145,6 +153,7 @@ class Client {
   const std::unique_ptr<lumo::keys::v1::KeyService::Stub> keys_;
   const std::unique_ptr<lumo::ops::v1::OperatorService::Stub> ops_;
   const std::unique_ptr<lumo::auth::v1::AuthService::Stub> auth_;
+  const std::unique_ptr<lumo::audit::v1::AuditService::Stub> audit_;
 };
 
 }  // namespace lumo::client

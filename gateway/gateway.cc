@@ -101,6 +101,34 @@ void AddRateLimitHeaders(const grpc::ClientContext& context,
   }
 }
 
+// A reply of type lumo.api.HttpBody: `data` as the body, with its content
+// type (printable ASCII, else application/octet-stream) and, when a filename
+// is given, a download disposition with the name cut to [A-Za-z0-9._-].
+void RenderHttpBody(const lumo::api::HttpBody& body, HttpResponse& response) {
+  std::string type = body.content_type();
+  for (char c : type) {
+    if (c < 0x20 || c > 0x7e) {
+      type.clear();
+      break;
+    }
+  }
+  if (type.empty()) type = "application/octet-stream";
+  response.headers.emplace_back("Content-Type", type);
+  if (!body.filename().empty()) {
+    std::string name = body.filename().substr(0, 128);
+    for (char& c : name) {
+      if (!absl::ascii_isalnum(static_cast<unsigned char>(c)) && c != '.' &&
+          c != '_' && c != '-') {
+        c = '_';
+      }
+    }
+    response.headers.emplace_back(
+        "Content-Disposition",
+        absl::StrCat("attachment; filename=\"", name, "\""));
+  }
+  response.body = body.data();
+}
+
 // Everything one upstream call needs to stay alive until its callback.
 struct Call {
   grpc::ClientContext context;
@@ -438,7 +466,15 @@ void Gateway::Forward(const Route& route, const Variables& variables,
                     HttpResponse response;
                     response.status = route.success_status;
                     AddRateLimitHeaders(call->context, response);
-                    if (rfc) {
+                    if (route.method->output_type() ==
+                        lumo::api::HttpBody::descriptor()) {
+                      // Not JSON (e.g. a CSV export): the bytes themselves.
+                      // The generated factory's prototype of a generated
+                      // type is that type.
+                      RenderHttpBody(
+                          static_cast<const lumo::api::HttpBody&>(*reply),
+                          response);
+                    } else if (rfc) {
                       // RFC 7591 & co: the message itself, snake_case.
                       google::protobuf::util::JsonPrintOptions options;
                       options.preserve_proto_field_names = true;

@@ -99,8 +99,13 @@ int main(int argc, char** argv) {
       options.services.push_back(file->service(i));
     }
   }
-  options.upstream = grpc::CreateChannel(absl::GetFlag(FLAGS_upstream),
-                                         grpc::InsecureChannelCredentials());
+  // Replies up to 64 MiB: file exports (at most 10,000 audit events, capped
+  // at 32 MiB by the server) exceed gRPC's 4 MiB default.
+  grpc::ChannelArguments channel_args;
+  channel_args.SetMaxReceiveMessageSize(64 << 20);
+  options.upstream = grpc::CreateCustomChannel(
+      absl::GetFlag(FLAGS_upstream), grpc::InsecureChannelCredentials(),
+      channel_args);
   options.upstream_deadline = absl::GetFlag(FLAGS_upstream_deadline);
   if (!absl::GetFlag(FLAGS_service_token_file).empty()) {
     std::ifstream in(absl::GetFlag(FLAGS_service_token_file));

@@ -8,6 +8,7 @@
 #include "google/protobuf/descriptor.h"
 #include "google/protobuf/struct.pb.h"
 #include "google/protobuf/util/json_util.h"
+#include "lumo/api/annotations.pb.h"
 
 namespace lumo::gateway {
 namespace {
@@ -240,19 +241,25 @@ std::string BuildOpenApiDocument(const RouteTable& routes) {
     }
     const Descriptor* input = route.method->input_type();
     if (route.body.empty()) {
-      // Scalar and repeated-scalar fields not bound by the path are query
-      // parameters.
+      // Scalar, repeated-scalar and Timestamp fields not bound by the path
+      // are query parameters.
       for (int i = 0; i < input->field_count(); ++i) {
         const FieldDescriptor* f = input->field(i);
+        const bool timestamp =
+            f->cpp_type() == FieldDescriptor::CPPTYPE_MESSAGE &&
+            !f->is_repeated() &&
+            f->message_type()->full_name() == "google.protobuf.Timestamp";
         if (bound.count(f->name()) ||
-            f->cpp_type() == FieldDescriptor::CPPTYPE_MESSAGE) {
+            (f->cpp_type() == FieldDescriptor::CPPTYPE_MESSAGE && !timestamp)) {
           continue;
         }
         Value p;
         Set(Obj(p), "name", Str(f->json_name()));
         Set(Obj(p), "in", Str("query"));
         Set(Obj(p), "required", Bool(false));
-        Set(Obj(p), "schema", builder.FieldSchema(f));
+        Set(Obj(p), "schema",
+            timestamp ? builder.MessageRef(f->message_type())
+                      : builder.FieldSchema(f));
         *parameters.mutable_list_value()->add_values() = std::move(p);
       }
     } else {
@@ -272,6 +279,28 @@ std::string BuildOpenApiDocument(const RouteTable& routes) {
     Struct& ok = Field(responses, ok_status);
     if (route.success_status == 204) {
       Set(ok, "description", Str("No content"));
+    } else if (route.method->output_type()->full_name() ==
+               "lumo.api.HttpBody") {
+      // A raw body (lumo.api.HttpBody): one entry per declared type.
+      Set(ok, "description", Str("The body as a file"));
+      const auto& types = route.method->options()
+                              .GetExtension(lumo::api::http)
+                              .response_content_types();
+      Value content;
+      Value binary;
+      Set(Obj(binary), "type", Str("string"));
+      Set(Obj(binary), "format", Str("binary"));
+      if (types.empty()) {
+        Set(Field(Obj(content), "application/octet-stream"), "schema", binary);
+      }
+      for (const std::string& type : types) {
+        Set(Field(Obj(content), type), "schema", binary);
+      }
+      Set(ok, "content", std::move(content));
+      Value disposition;
+      Set(Obj(disposition), "description", Str("attachment; filename=\"...\""));
+      Set(Field(Obj(disposition), "schema"), "type", Str("string"));
+      Set(Field(ok, "headers"), "Content-Disposition", std::move(disposition));
     } else {
       Set(ok, "description", Str("Success"));
       const Descriptor* output = route.method->output_type();

@@ -121,6 +121,36 @@ const std::vector<CommandSpec>& Commands() {
        "The key is read from the first line of stdin when KEY is `-` or "
        "omitted.\nPrefer stdin: a KEY argument is visible to other users in "
        "`ps`.\nWithout --tenant the key is accepted for any tenant."},
+      {"audit list",
+       "",
+       0,
+       0,
+       {{"action", "A", "only events with this action (e.g. api_key.used)"},
+        {"suspicious", "", "only suspicious events"},
+        {"page", "N", "page number, from 1"},
+        {"limit", "N", "events per page (default 25, at most 100)"}},
+       "list the audit events of --tenant, newest first (API key with "
+       "admin:audit or admin:read)",
+       ""},
+      {"audit tail",
+       "",
+       0,
+       0,
+       {{"lines", "N", "first print the N newest events (default 10, 0-100)"},
+        {"interval", "SECONDS", "poll every SECONDS (default 2)"},
+        {"count", "N", "stop after printing N events (default: never)"}},
+       "print the newest audit events of --tenant, then follow new ones "
+       "(API key with admin:audit or admin:read)",
+       "The polling calls of `audit tail` are recorded like any call made\n"
+       "with a key; tail does not print its own polls."},
+      {"audit verify",
+       "",
+       0,
+       0,
+       {},
+       "check the audit hash chain of --tenant (operator); exit 0 intact, "
+       "1 broken (the first broken row is named)",
+       ""},
       {"health", "", 0, 0, {}, "check that the server is SERVING", ""},
   };
   return *commands;
@@ -254,8 +284,9 @@ std::string GlobalUsage() {
       "visible to every user in `ps`. Put the key in a file readable only by\n"
       "you (--api-key-file) or in the environment (LUMOKEYS_API_KEY).\n"
       "Token files hold one line; a trailing newline is ignored.\n"
-      "\nExit status: 0 ok (verify: valid), 1 verify: invalid, 2 usage or\n"
-      "configuration error, 3 the call failed (`error: CODE: message`).\n");
+      "\nExit status: 0 ok (verify: valid), 1 verify: invalid or audit\n"
+      "verify: chain broken, 2 usage or configuration error, 3 the call\n"
+      "failed (`error: CODE: message`).\n");
   return text;
 }
 

@@ -1,16 +1,19 @@
 #include "cli/commands.h"
 
+#include <chrono>
 #include <cstdint>
 #include <istream>
 #include <limits>
 #include <ostream>
 #include <string>
+#include <thread>
 #include <utility>
 #include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
@@ -407,6 +410,141 @@ int Verify(const Context& ctx) {
   return reply->valid() ? kExitOk : kExitInvalid;
 }
 
+int AuditVerify(const Context& ctx) {
+  LUMO_CLI_ASSIGN_OR_USAGE(tenant, RequireTenant(ctx));
+  lumo::ops::v1::VerifyAuditChainRequest request;
+  request.set_tenant_slug(tenant);
+  LUMO_CLI_ASSIGN_OR_USAGE(client, ClientWithOperatorToken(ctx));
+  const auto reply = client->VerifyAuditChain(request);
+  if (!reply.ok()) return PrintRpcError(ctx.io, reply.status());
+  const int code =
+      PrintReply(ctx, *reply, FormatChainVerification(tenant, *reply));
+  if (code != kExitOk) return code;
+  return reply->ok() ? kExitOk : kExitInvalid;
+}
+
+int AuditList(const Context& ctx) {
+  const ParsedArgs& args = ctx.args;
+  LUMO_CLI_ASSIGN_OR_USAGE(tenant, RequireTenant(ctx));
+  lumo::audit::v1::ListAuditLogsRequest request;
+  request.set_tenant_slug(tenant);
+  request.set_action(args.Get("action"));
+  if (args.Has("suspicious")) request.set_suspicious(true);
+  if (args.Has("page")) {
+    LUMO_CLI_ASSIGN_OR_USAGE(
+        page,
+        ParseInteger(args, "page", 1, std::numeric_limits<int32_t>::max()));
+    request.set_page(static_cast<int32_t>(page));
+  }
+  if (args.Has("limit")) {
+    LUMO_CLI_ASSIGN_OR_USAGE(limit, ParseInteger(args, "limit", 1, 100));
+    request.set_limit(static_cast<int32_t>(limit));
+  }
+  LUMO_CLI_ASSIGN_OR_USAGE(client, ClientWithApiKey(ctx));
+  const auto reply = client->ListAuditLogs(request);
+  if (!reply.ok()) return PrintRpcError(ctx.io, reply.status());
+  return PrintReply(ctx, *reply, FormatAuditList(*reply));
+}
+
+// The public id of a LumoKeys key (`lmk_<12 chars>_...`), else "".
+std::string PublicKeyId(absl::string_view key) {
+  constexpr size_t kIdLength = 12;
+  if (!absl::StartsWith(key, "lmk_") || key.size() <= 4 + kIdLength ||
+      key[4 + kIdLength] != '_') {
+    return "";
+  }
+  return std::string(key.substr(4, kIdLength));
+}
+
+// True for the `api_key.used` events of tail's own polling calls.
+bool IsOwnPoll(const lumo::audit::v1::AuditEvent& e,
+               absl::string_view own_key_id) {
+  if (own_key_id.empty() || e.action() != "api_key.used" ||
+      e.actor().id() != own_key_id) {
+    return false;
+  }
+  const auto& fields = e.metadata().fields();
+  const auto it = fields.find("rpc");
+  return it != fields.end() && it->second.string_value() ==
+                                   "lumo.audit.v1.AuditService.ListAuditLogs";
+}
+
+int AuditTail(const Context& ctx) {
+  const ParsedArgs& args = ctx.args;
+  LUMO_CLI_ASSIGN_OR_USAGE(tenant, RequireTenant(ctx));
+  int64_t lines = 10;
+  if (args.Has("lines")) {
+    LUMO_CLI_ASSIGN_OR_USAGE(n, ParseInteger(args, "lines", 0, 100));
+    lines = n;
+  }
+  int64_t count = 0;  // 0: follow forever
+  if (args.Has("count")) {
+    LUMO_CLI_ASSIGN_OR_USAGE(
+        n, ParseInteger(args, "count", 1, std::numeric_limits<int32_t>::max()));
+    count = n;
+  }
+  double interval = 2;
+  if (args.Has("interval")) {
+    if (!absl::SimpleAtod(args.Get("interval"), &interval) ||
+        !(interval >= 0.1 && interval <= 3600)) {
+      return PrintUsageError(ctx.io,
+                             "--interval must be a number of seconds from "
+                             "0.1 to 3600");
+    }
+  }
+  std::vector<std::string> warnings;
+  const std::string own_key_id =
+      PublicKeyId(LoadApiKey(ctx.args.globals, ctx.env, warnings).value_or(""));
+  LUMO_CLI_ASSIGN_OR_USAGE(client, ClientWithApiKey(ctx));
+
+  int64_t printed = 0;
+  // Prints `e` unless it is one of our own polls; false once --count is
+  // reached.
+  auto emit = [&](const lumo::audit::v1::AuditEvent& e) {
+    if (IsOwnPoll(e, own_key_id)) return true;
+    if (ctx.settings.json) {
+      absl::StatusOr<std::string> json = ToJsonLine(e);
+      if (json.ok()) ctx.io.out << *json << "\n";
+    } else {
+      ctx.io.out << FormatAuditLine(e);
+    }
+    ctx.io.out.flush();
+    return count == 0 || ++printed < count;
+  };
+
+  // The newest `lines` events (always at least one call, to learn where
+  // the log ends), printed oldest first.
+  std::string last_id;
+  {
+    lumo::audit::v1::ListAuditLogsRequest request;
+    request.set_tenant_slug(tenant);
+    request.set_limit(static_cast<int32_t>(std::max<int64_t>(lines, 1)));
+    const auto reply = client->ListAuditLogs(request);
+    if (!reply.ok()) return PrintRpcError(ctx.io, reply.status());
+    if (!reply->data().empty()) last_id = reply->data(0).id();
+    for (int i = std::min<int>(reply->data_size(), lines) - 1; i >= 0; --i) {
+      if (!emit(reply->data(i))) return kExitOk;
+    }
+  }
+  for (;;) {
+    lumo::audit::v1::ListAuditLogsRequest request;
+    request.set_tenant_slug(tenant);
+    request.set_sort_dir("ASC");
+    request.set_limit(100);
+    request.set_after_id(last_id);
+    const auto reply = client->ListAuditLogs(request);
+    if (!reply.ok()) return PrintRpcError(ctx.io, reply.status());
+    for (const lumo::audit::v1::AuditEvent& e : reply->data()) {
+      last_id = e.id();
+      if (!emit(e)) return kExitOk;
+    }
+    // A full page means more are waiting: ask again at once.
+    if (reply->data_size() < 100) {
+      std::this_thread::sleep_for(std::chrono::duration<double>(interval));
+    }
+  }
+}
+
 int Health(const Context& ctx) {
   std::unique_ptr<Client> client = ctx.make_client(BaseOptions(ctx));
   const absl::Status status = client->CheckHealth();
@@ -465,6 +603,9 @@ int RunCli(absl::Span<const std::string> argv, const EnvLookup& env,
   if (name == "keys delete") return KeysDelete(ctx);
   if (name == "keys issue") return KeysIssue(ctx);
   if (name == "verify") return Verify(ctx);
+  if (name == "audit verify") return AuditVerify(ctx);
+  if (name == "audit list") return AuditList(ctx);
+  if (name == "audit tail") return AuditTail(ctx);
   if (name == "health") return Health(ctx);
   return PrintUsageError(io, absl::StrCat("`", name, "` is not implemented"));
 }

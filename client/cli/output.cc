@@ -178,6 +178,72 @@ std::string FormatVerify(const lumo::auth::v1::VerifyApiKeyResponse& reply) {
   return FormatFields(fields);
 }
 
+namespace {
+
+// "type:id", or "-" when both are empty.
+std::string Party(absl::string_view type, absl::string_view id) {
+  if (type.empty() && id.empty()) return std::string(kNone);
+  return Sanitize(absl::StrCat(type, ":", id));
+}
+
+// The event's time with microseconds, UTC.
+std::string EventTime(const lumo::audit::v1::AuditEvent& e) {
+  if (!e.has_timestamp()) return std::string(kNone);
+  const absl::Time time = absl::FromUnixSeconds(e.timestamp().seconds()) +
+                          absl::Nanoseconds(e.timestamp().nanos());
+  return absl::FormatTime("%Y-%m-%dT%H:%M:%E6SZ", time, absl::UTCTimeZone());
+}
+
+}  // namespace
+
+std::string FormatAuditList(
+    const lumo::audit::v1::ListAuditLogsResponse& list) {
+  std::vector<std::vector<std::string>> rows = {{"ID", "TIME", "ACTION",
+                                                 "OUTCOME", "SUSPICIOUS",
+                                                 "ACTOR", "TARGET", "IP"}};
+  for (const lumo::audit::v1::AuditEvent& e : list.data()) {
+    rows.push_back(
+        {TextOr(e.id()), EventTime(e), TextOr(e.action()), TextOr(e.outcome()),
+         e.suspicious() ? "yes" : "no", Party(e.actor().type(), e.actor().id()),
+         Party(e.target().type(), e.target().id()), TextOr(e.ip_address())});
+  }
+  std::string out = list.data().empty() ? "no events\n" : FormatTable(rows);
+  if (list.has_meta()) {
+    const lumo::api::PageMeta& meta = list.meta();
+    absl::StrAppend(&out, "page ", meta.page(), " of ",
+                    std::max(meta.total_pages(), 1), " (", meta.total(),
+                    meta.total() == 1 ? " event" : " events", " in total)\n");
+  }
+  return out;
+}
+
+std::string FormatAuditLine(const lumo::audit::v1::AuditEvent& e) {
+  return absl::StrCat(EventTime(e), "  ", TextOr(e.id()), "  ",
+                      TextOr(e.action()), "  ", TextOr(e.outcome()),
+                      e.suspicious() ? "  SUSPICIOUS" : "",
+                      "  actor=", Party(e.actor().type(), e.actor().id()),
+                      "  target=", Party(e.target().type(), e.target().id()),
+                      "  ip=", TextOr(e.ip_address()), "\n");
+}
+
+std::string FormatChainVerification(
+    absl::string_view tenant,
+    const lumo::ops::v1::VerifyAuditChainResponse& reply) {
+  if (reply.ok()) {
+    return absl::StrCat("audit chain of ", Sanitize(tenant), ": intact (",
+                        reply.rows_checked(), " rows, last seq ",
+                        reply.last_seq(), ")\n");
+  }
+  std::string where =
+      reply.first_broken_id() != 0
+          ? absl::StrCat("row id ", reply.first_broken_id(), " (seq ",
+                         reply.first_broken_seq(), ")")
+          : absl::StrCat("seq ", reply.first_broken_seq());
+  return absl::StrCat("audit chain of ", Sanitize(tenant), ": BROKEN at ",
+                      where, ": ", Sanitize(reply.reason()), " (",
+                      reply.rows_checked(), " rows verified before it)\n");
+}
+
 absl::StatusOr<std::string> ToJsonLine(
     const google::protobuf::Message& message) {
   std::string json;

@@ -16,6 +16,7 @@
 #include "absl/strings/string_view.h"
 #include "google/protobuf/message.h"
 #include "google/protobuf/timestamp.pb.h"
+#include "lumo/audit/v1/audit.pb.h"
 #include "lumo/auth/v1/auth.pb.h"
 #include "lumo/keys/v1/keys.pb.h"
 #include "lumo/ops/v1/ops.pb.h"
@@ -44,6 +45,17 @@ std::string FormatApiKey(const lumo::keys::v1::ApiKey& key, bool show_key);
 std::string FormatApiKeyList(const lumo::keys::v1::ListApiKeysResponse& list);
 std::string FormatTenant(const lumo::ops::v1::Tenant& tenant);
 std::string FormatVerify(const lumo::auth::v1::VerifyApiKeyResponse& reply);
+
+// A page of audit events as a table (id, time, action, outcome, suspicious,
+// actor, target, ip) plus a "page P of N" footer.
+std::string FormatAuditList(
+    const lumo::audit::v1::ListAuditLogsResponse& list);
+// One audit event on one line (for `audit tail`), with a trailing newline.
+std::string FormatAuditLine(const lumo::audit::v1::AuditEvent& event);
+// The outcome of `audit verify` for `tenant`.
+std::string FormatChainVerification(
+    absl::string_view tenant,
+    const lumo::ops::v1::VerifyAuditChainResponse& reply);
 
 // The message as proto3 JSON on one line (no trailing newline).
 absl::StatusOr<std::string> ToJsonLine(

@@ -2,6 +2,7 @@
 
 #include <utility>
 
+#include "server/rpc/audit_services.h"
 #include "server/rpc/client_services.h"
 #include "server/rpc/services.h"
 #include "server/rpc/user_services.h"
@@ -24,8 +25,14 @@ absl::StatusOr<std::unique_ptr<App>> App::Create(
   app->workers_ =
       std::make_unique<rpc::WorkerPool>(options.workers, /*max_queue=*/10000);
 
+  // [audit read side] (issue 5): before the adapters that use it.
+  app->audit_store_ = std::make_unique<storage::MysqlAuditStore>(
+      app->key_store_->shared_pool());
+  app->audit_service_ = std::make_unique<service::AuditService>(
+      app->audit_store_.get(), app->key_store_.get());
+
   rpc::RpcContext ctx{app->auth_.get(), app->keys_.get(), app->verifier_.get(),
-                      app->workers_.get()};
+                      app->workers_.get(), app->audit_service_.get()};
   app->services_.push_back(std::make_unique<rpc::KeyServiceImpl>(ctx));
   app->services_.push_back(std::make_unique<rpc::AuthServiceImpl>(ctx));
   app->services_.push_back(std::make_unique<rpc::OperatorServiceImpl>(ctx));
@@ -62,13 +69,14 @@ absl::StatusOr<std::unique_ptr<App>> App::Create(
   }
 
   // [audit wiring] (issue 5)
-  app->audit_store_ = std::make_unique<storage::MysqlAuditStore>(
-      app->key_store_->shared_pool());
   app->audit_writer_ = std::make_unique<service::AuditWriter>(
       app->audit_store_.get(), options.audit_writer);
   app->usage_ = std::make_unique<service::UsageAuditor>(
       app->audit_writer_.get(), options.usage_auditor);
   app->auth_->set_usage_auditor(app->usage_.get());
+  app->services_.push_back(
+      std::make_unique<rpc::AuditServiceImpl>(rpc::AuditRpcContext{
+          app->auth_.get(), app->workers_.get(), app->audit_service_.get()}));
 
   if (absl::Status ok = rpc::CheckAccessAnnotations(app->ServiceDescriptors());
       !ok.ok()) {
@@ -100,6 +108,8 @@ App::ServiceDescriptors() const {
         "lumo.admin.v1.ClientService", "lumo.admin.v1.SettingsService",
         "lumo.admin.v1.RegistrationService",
         "lumo.admin.v1.UserService", "lumo.admin.v1.RoleService",
+        // [audit service names] (issue 5)
+        "lumo.audit.v1.AuditService",
        }) {
     const auto* d =
         google::protobuf::DescriptorPool::generated_pool()->FindServiceByName(

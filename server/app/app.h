@@ -27,6 +27,7 @@
 #include "server/storage/mysql/mysql_client_store.h"
 #include "server/storage/mysql/mysql_user_store.h"
 // [audit includes] (issue 5)
+#include "server/service/audit_service.h"
 #include "server/service/audit_writer.h"
 #include "server/service/usage_auditor.h"
 #include "server/storage/mysql/mysql_audit_store.h"
@@ -92,6 +93,8 @@ class App {
   std::unique_ptr<storage::MysqlAuditStore> audit_store_;
   std::unique_ptr<service::AuditWriter> audit_writer_;
   std::unique_ptr<service::UsageAuditor> usage_;
+  // The read side and chain verification; used only by the adapters.
+  std::unique_ptr<service::AuditService> audit_service_;
 };
 
 }  // namespace lumo::app

@@ -338,4 +338,30 @@ grpc::ServerUnaryReactor* OperatorServiceImpl::CreateTenantKey(
       });
 }
 
+grpc::ServerUnaryReactor* OperatorServiceImpl::VerifyAuditChain(
+    grpc::CallbackServerContext* context,
+    const lumo::ops::v1::VerifyAuditChainRequest* request,
+    lumo::ops::v1::VerifyAuditChainResponse* response) {
+  static const auto& method =
+      Method("lumo.ops.v1.OperatorService.VerifyAuditChain");
+  return RunAuthenticated(
+      *ctx_.auth, *ctx_.workers, context, method, "", false,
+      [this, request, response](const Principal&,
+                                const RequestInfo&) -> absl::Status {
+        if (ctx_.audit == nullptr) {
+          return absl::UnimplementedError("audit is not configured");
+        }
+        absl::StatusOr<storage::ChainVerification> result =
+            ctx_.audit->VerifyChain(request->tenant_slug());
+        if (!result.ok()) return result.status();
+        response->set_ok(result->ok);
+        response->set_rows_checked(result->rows_checked);
+        response->set_first_broken_seq(result->broken_seq);
+        response->set_first_broken_id(result->broken_id);
+        response->set_reason(result->problem);
+        response->set_last_seq(result->last_seq);
+        return absl::OkStatus();
+      });
+}
+
 }  // namespace lumo::rpc

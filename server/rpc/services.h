@@ -10,6 +10,7 @@
 #include "lumo/ops/v1/ops.grpc.pb.h"
 #include "server/rpc/authenticator.h"
 #include "server/rpc/worker_pool.h"
+#include "server/service/audit_service.h"
 #include "server/service/key_service.h"
 #include "server/service/verifier.h"
 
@@ -21,6 +22,8 @@ struct RpcContext {
   service::KeyService* keys;
   service::Verifier* verifier;
   WorkerPool* workers;
+  // Chain verification for OperatorService.VerifyAuditChain (issue 5).
+  service::AuditService* audit = nullptr;
 };
 
 class KeyServiceImpl final : public lumo::keys::v1::KeyService::CallbackService {
@@ -87,6 +90,10 @@ class OperatorServiceImpl final
       grpc::CallbackServerContext* context,
       const lumo::ops::v1::CreateTenantKeyRequest* request,
       lumo::keys::v1::ApiKey* response) override;
+  grpc::ServerUnaryReactor* VerifyAuditChain(
+      grpc::CallbackServerContext* context,
+      const lumo::ops::v1::VerifyAuditChainRequest* request,
+      lumo::ops::v1::VerifyAuditChainResponse* response) override;
 
  private:
   RpcContext ctx_;

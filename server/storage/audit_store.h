@@ -55,7 +55,9 @@ struct ChainVerification {
 
 struct AuditQuery {
   int page = 1;    // 1-based
-  int limit = 25;  // 1..100
+  int limit = 25;  // 1..100; 0: count only (no events returned)
+  // Order by id: newest first unless set.
+  bool oldest_first = false;
   // Empty / unset: no filter.
   std::string action;
   std::string category;
@@ -65,10 +67,11 @@ struct AuditQuery {
   std::optional<bool> suspicious;
   std::optional<absl::Time> start;  // inclusive
   std::optional<absl::Time> end;    // exclusive
+  std::optional<int64_t> after_id;  // only events with a greater id
 };
 
 struct AuditPage {
-  std::vector<StoredAuditEvent> events;  // newest first
+  std::vector<StoredAuditEvent> events;  // in the query's order
   int64_t total = 0;                     // matching events over all pages
   int64_t suspicious_total = 0;          // matching events with suspicious set
 };

@@ -326,7 +326,7 @@ absl::StatusOr<ChainVerification> MysqlAuditStore::VerifyChain(
 
 absl::StatusOr<AuditPage> MysqlAuditStore::ListEvents(int64_t tenant_id,
                                                       const AuditQuery& q) {
-  if (q.page < 1 || q.limit < 1 || q.limit > 100) {
+  if (q.page < 1 || q.limit < 0 || q.limit > 100) {
     return absl::InvalidArgumentError("page or limit out of range");
   }
   // Filters from a fixed set; every value is bound.
@@ -344,6 +344,9 @@ absl::StatusOr<AuditPage> MysqlAuditStore::ListEvents(int64_t tenant_id,
   }
   if (q.suspicious.has_value()) {
     absl::StrAppend(&where, " AND suspicious = ", *q.suspicious ? 1 : 0);
+  }
+  if (q.after_id.has_value()) {
+    absl::StrAppend(&where, " AND id > ", *q.after_id);
   }
   if (q.start.has_value()) where += " AND created_at >= ?";
   if (q.end.has_value()) where += " AND created_at < ?";
@@ -373,10 +376,12 @@ absl::StatusOr<AuditPage> MysqlAuditStore::ListEvents(int64_t tenant_id,
         page.suspicious_total = rs->getInt64(2);
       }
     }
+    if (q.limit == 0) return absl::OkStatus();
     s.Step("list audit events");
     std::unique_ptr<sql::PreparedStatement> list =
         s.PrepareUncached(absl::StrCat(
-            "SELECT ", kEventColumns, where, " ORDER BY id DESC LIMIT ",
+            "SELECT ", kEventColumns, where, " ORDER BY id ",
+            q.oldest_first ? "ASC" : "DESC", " LIMIT ",
             q.limit, " OFFSET ", static_cast<int64_t>(q.page - 1) * q.limit));
     if (absl::Status b = bind(*list); !b.ok()) return b;
     std::unique_ptr<sql::ResultSet> rs = s.Query(*list);

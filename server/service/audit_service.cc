@@ -1,0 +1,145 @@
+#include "server/service/audit_service.h"
+
+#include <utility>
+
+#include "absl/status/status.h"
+#include "absl/strings/ascii.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "server/service/paging.h"
+
+namespace lumo::service {
+namespace {
+
+// Column widths of audit_events (sql/migrations): a longer filter value
+// cannot match anything, so it is refused as malformed.
+constexpr size_t kMaxActionLength = 64;
+constexpr size_t kMaxCategoryLength = 32;
+constexpr size_t kMaxIdLength = 128;
+
+absl::Status Invalid(absl::string_view message) {
+  return absl::InvalidArgumentError(message);
+}
+
+// Printable ASCII without spaces: the alphabet of actions, categories and
+// ids. Values are never echoed in errors.
+bool IsToken(absl::string_view value, size_t max_length) {
+  if (value.size() > max_length) return false;
+  for (char c : value) {
+    if (!absl::ascii_isgraph(static_cast<unsigned char>(c))) return false;
+  }
+  return true;
+}
+
+absl::StatusOr<storage::AuditQuery> ToQuery(const AuditFilterParams& f) {
+  storage::AuditQuery q;
+  if (!IsToken(f.action, kMaxActionLength)) {
+    return Invalid("action: at most 64 printable characters");
+  }
+  if (!IsToken(f.category, kMaxCategoryLength)) {
+    return Invalid("category: at most 32 printable characters");
+  }
+  if (!IsToken(f.actor_id, kMaxIdLength)) {
+    return Invalid("actorId: at most 128 printable characters");
+  }
+  if (!IsToken(f.target_id, kMaxIdLength)) {
+    return Invalid("targetId: at most 128 printable characters");
+  }
+  if (!f.outcome.empty() && f.outcome != "success" && f.outcome != "failure" &&
+      f.outcome != "error") {
+    return Invalid("outcome: success, failure or error");
+  }
+  if (f.start.has_value() && f.end.has_value() && *f.start >= *f.end) {
+    return Invalid("startDate: must be before endDate");
+  }
+  q.action = f.action;
+  q.category = f.category;
+  q.actor_id = f.actor_id;
+  q.target_id = f.target_id;
+  q.outcome = f.outcome;
+  q.suspicious = f.suspicious;
+  q.start = f.start;
+  q.end = f.end;
+  return q;
+}
+
+// A positive decimal event id, or nullopt.
+std::optional<int64_t> ParseEventId(absl::string_view text) {
+  int64_t id = 0;
+  if (text.empty() || text.size() > 19 || !absl::ascii_isdigit(text[0]) ||
+      !absl::SimpleAtoi(text, &id) || id <= 0) {
+    return std::nullopt;
+  }
+  return id;
+}
+
+}  // namespace
+
+AuditService::AuditService(storage::AuditStore* audit, storage::KeyStore* keys)
+    : audit_(audit), keys_(keys) {}
+
+absl::StatusOr<storage::AuditPage> AuditService::List(
+    const Principal& caller, const AuditListParams& params,
+    storage::AuditQuery* applied) {
+  absl::StatusOr<storage::AuditQuery> q = ToQuery(params.filters);
+  if (!q.ok()) return q.status();
+  absl::StatusOr<ListCommon> common =
+      ParseListCommon(params.page, params.limit, "", params.sort_dir);
+  if (!common.ok()) return common.status();
+  q->page = common->paging.page;
+  q->limit = common->paging.limit;
+  q->oldest_first = !common->descending;
+  if (!params.after_id.empty()) {
+    std::optional<int64_t> after = ParseEventId(params.after_id);
+    if (!after.has_value()) return Invalid("afterId: a positive event id");
+    q->after_id = *after;
+  }
+  *applied = *q;
+  return audit_->ListEvents(caller.tenant_id, *q);
+}
+
+absl::StatusOr<AuditSummaryCounts> AuditService::Summarize(
+    const Principal& caller, const AuditFilterParams& params) {
+  absl::StatusOr<storage::AuditQuery> q = ToQuery(params);
+  if (!q.ok()) return q.status();
+  q->limit = 0;  // counts only
+  absl::StatusOr<storage::AuditPage> page =
+      audit_->ListEvents(caller.tenant_id, *q);
+  if (!page.ok()) return page.status();
+  return AuditSummaryCounts{page->total, page->suspicious_total};
+}
+
+absl::StatusOr<storage::StoredAuditEvent> AuditService::Get(
+    const Principal& caller, absl::string_view id) {
+  std::optional<int64_t> parsed = ParseEventId(id);
+  if (!parsed.has_value()) return absl::NotFoundError("no such audit event");
+  return audit_->GetEvent(caller.tenant_id, *parsed);
+}
+
+absl::StatusOr<std::vector<storage::StoredAuditEvent>> AuditService::Export(
+    const Principal& caller, std::optional<absl::Time> from,
+    std::optional<absl::Time> to) {
+  if (from.has_value() && to.has_value() && *from >= *to) {
+    return Invalid("from: must be before to");
+  }
+  // One more than the cap tells "too many" from "exactly the cap".
+  absl::StatusOr<std::vector<storage::StoredAuditEvent>> events =
+      audit_->ExportEvents(caller.tenant_id, from, to, kMaxExportRows + 1);
+  if (!events.ok()) return events.status();
+  if (events->size() > static_cast<size_t>(kMaxExportRows)) {
+    return Invalid(
+        absl::StrCat("from: the range holds more than ", kMaxExportRows,
+                     " events; narrow it with from and to (RFC 3339)"));
+  }
+  return events;
+}
+
+absl::StatusOr<storage::ChainVerification> AuditService::VerifyChain(
+    absl::string_view tenant_slug) {
+  if (tenant_slug.empty()) return Invalid("tenant_slug is required");
+  absl::StatusOr<storage::Tenant> tenant = keys_->GetTenantBySlug(tenant_slug);
+  if (!tenant.ok()) return tenant.status();
+  return audit_->VerifyChain(tenant->id);
+}
+
+}  // namespace lumo::service
