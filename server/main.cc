@@ -29,6 +29,7 @@
 #include "server/core/pepper.h"
 #include "server/service/audit_json.h"
 #include "server/storage/mysql/migrator.h"
+#include "server/storage/mysql/mysql_audit_store.h"
 #include "server/storage/mysql/mysql_key_store.h"
 #include "server/storage/mysql/mysql_options.h"
 
@@ -54,6 +55,10 @@ ABSL_FLAG(bool, migrate, false,
           "Apply pending migrations from --migrations_dir and exit");
 ABSL_FLAG(std::string, migrations_dir, "sql/migrations",
           "Directory of NNNN_name.sql migrations");
+ABSL_FLAG(int, purge_audit_older_than_days, 0,
+          "Retention job: delete audit rows older than this many days (keeping "
+          "every tenant's hash chain verifiable) and exit. Needs an account "
+          "with DELETE on audit_events (the runtime account has none)");
 ABSL_FLAG(bool, allow_nondurable_db, false,
           "DEV ONLY: start even if innodb_flush_log_at_trx_commit != 1");
 ABSL_FLAG(absl::Duration, verify_cache_ttl, absl::Seconds(30),
@@ -167,6 +172,21 @@ int main(int argc, char** argv) {
     }
     Log("info",
         applied.empty() ? "schema is up to date" : "migrations applied");
+    return 0;
+  }
+
+  if (absl::GetFlag(FLAGS_purge_audit_older_than_days) != 0) {
+    absl::StatusOr<std::unique_ptr<lumo::storage::MysqlKeyStore>> keys =
+        lumo::storage::MysqlKeyStore::Open(*db);
+    if (!keys.ok()) Fatal(absl::StrCat("database: ", keys.status().ToString()));
+    lumo::storage::MysqlAuditStore audit((*keys)->shared_pool());
+    absl::StatusOr<int64_t> purged = audit.PurgeOlderThanDays(
+        absl::GetFlag(FLAGS_purge_audit_older_than_days));
+    if (!purged.ok()) {
+      Fatal(absl::StrCat("audit purge failed: ", purged.status().ToString()));
+    }
+    Log("info", "audit rows purged",
+        absl::StrCat("\"deleted\":", *purged));
     return 0;
   }
 

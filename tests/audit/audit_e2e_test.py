@@ -380,6 +380,51 @@ class AuditE2ETest(harness.LumoServerTestCase):
                             env={"LUMOKEYS_OPERATOR_TOKEN_FILE": None})
         self.assertEqual(r.returncode, 2)
 
+    def test_retention_purge_keeps_the_chain_verifiable(self):
+        slug = "retention-audit"
+        key = self.new_tenant(slug)
+        self.secrets.append(key)
+        for i in range(4):
+            s, _ = self.json_call(
+                "POST", "/t/%s/api/v1/admin/api-keys" % slug, key,
+                {"name": "r%d" % i, "scopes": ["admin:read"]})
+            self.assertEqual(s, 201)
+        tenant_id = int(self.server.sql(
+            "SELECT id FROM tenants WHERE slug = '%s'" % slug
+        ).stdout.splitlines()[1])
+        time.sleep(0.5)  # usage events are batched every 100 ms
+        count = lambda: int(self.server.sql(  # noqa: E731
+            "SELECT COUNT(*) FROM audit_events WHERE tenant_id = %d"
+            " AND seq IS NOT NULL" % tenant_id).stdout.splitlines()[1])
+        before = count()
+        self.assertGreaterEqual(before, 5)
+        # Age the first three chained rows past the retention period (this
+        # edits them, but they are exactly the rows the purge removes).
+        self.server.sql(
+            "UPDATE audit_events SET created_at = created_at - INTERVAL 40 DAY"
+            " WHERE tenant_id = %d AND seq IS NOT NULL AND seq <= 3"
+            % tenant_id)
+        r = self.server.cli("--tenant", slug, "audit", "verify")
+        self.assertEqual(r.returncode, 1, "aged rows must not verify")
+        purge = subprocess.run(
+            self.server._server_args() + ["--purge_audit_older_than_days=30"],
+            capture_output=True, text=True, timeout=60)
+        self.assertEqual(purge.returncode, 0, purge.stderr)
+        self.assertEqual(count(), before - 3)
+        head = self.server.sql(
+            "SELECT base_seq FROM audit_chain_heads WHERE tenant_id = %d"
+            % tenant_id).stdout.splitlines()[1]
+        self.assertEqual(int(head), 3)
+        r = self.server.cli("--json", "--tenant", slug, "audit", "verify")
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertTrue(json.loads(r.stdout)["ok"])
+        # Days < 1 is refused; nothing younger than the period is touched.
+        bad = subprocess.run(
+            self.server._server_args() + ["--purge_audit_older_than_days=-1"],
+            capture_output=True, text=True, timeout=60)
+        self.assertNotEqual(bad.returncode, 0)
+        self.assertEqual(count(), before - 3)
+
     def test_cli_list_and_tail(self):
         key = self.create_key("cli-listed")
         r = self.cli_with_key("--json", "audit", "list", "--action",

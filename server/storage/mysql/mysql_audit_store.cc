@@ -210,6 +210,72 @@ absl::Status MysqlAuditStore::AppendEvents(
   });
 }
 
+absl::StatusOr<int64_t> MysqlAuditStore::PurgeOlderThanDays(int days) {
+  if (days < 1) return absl::InvalidArgumentError("days must be at least 1");
+  std::vector<int64_t> tenants;
+  absl::Status listed = Run(*pool_, "list audit chains", [&](Session& s) {
+    tenants.clear();
+    s.Step("list chain heads");
+    sql::PreparedStatement& stmt =
+        s.Prepare("SELECT tenant_id FROM audit_chain_heads ORDER BY tenant_id");
+    std::unique_ptr<sql::ResultSet> rs = s.Query(stmt);
+    while (rs->next()) tenants.push_back(rs->getInt64(1));
+    return absl::OkStatus();
+  });
+  if (!listed.ok()) return listed;
+  int64_t deleted = 0;
+  for (int64_t tenant_id : tenants) {
+    absl::Status st = Run(*pool_, "purge audit rows", [&](Session& s) {
+      s.Begin();
+      // The head lock orders the purge with every append to this chain.
+      s.Step("lock chain head");
+      sql::PreparedStatement& lock = s.Prepare(
+          "SELECT base_seq FROM audit_chain_heads WHERE tenant_id = ?"
+          " FOR UPDATE");
+      lock.setInt64(1, tenant_id);
+      { std::unique_ptr<sql::ResultSet> rs = s.Query(lock); }
+      s.Step("find the cut");
+      sql::PreparedStatement& cut = s.Prepare(
+          "SELECT seq, hash FROM audit_events WHERE tenant_id = ?"
+          " AND seq IS NOT NULL AND created_at < UTC_TIMESTAMP(6) - INTERVAL"
+          " ? DAY ORDER BY seq DESC LIMIT 1");
+      cut.setInt64(1, tenant_id);
+      cut.setInt(2, days);
+      int64_t cut_seq = 0;
+      std::string cut_hash;
+      {
+        std::unique_ptr<sql::ResultSet> rs = s.Query(cut);
+        if (rs->next()) {
+          cut_seq = rs->getInt64(1);
+          cut_hash = rs->getString(2).asStdString();
+        }
+      }
+      if (cut_seq == 0) {
+        s.Rollback();
+        return absl::OkStatus();
+      }
+      s.Step("move the chain base");
+      sql::PreparedStatement& base = s.Prepare(
+          "UPDATE audit_chain_heads SET base_seq = ?, base_hash = ?"
+          " WHERE tenant_id = ?");
+      base.setInt64(1, cut_seq);
+      base.setString(2, cut_hash);
+      base.setInt64(3, tenant_id);
+      s.Update(base);
+      s.Step("delete old rows");
+      sql::PreparedStatement& del = s.Prepare(
+          "DELETE FROM audit_events WHERE tenant_id = ? AND seq <= ?");
+      del.setInt64(1, tenant_id);
+      del.setInt64(2, cut_seq);
+      deleted += static_cast<int64_t>(s.Update(del));
+      s.Commit();
+      return absl::OkStatus();
+    });
+    if (!st.ok()) return st;
+  }
+  return deleted;
+}
+
 absl::StatusOr<ChainVerification> MysqlAuditStore::VerifyChain(
     int64_t tenant_id) {
   ChainVerification out;

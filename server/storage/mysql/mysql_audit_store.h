@@ -23,6 +23,15 @@ class MysqlAuditStore : public AuditStore {
   absl::Status AppendEvents(
       const std::vector<PendingAuditEvent>& events) override;
   absl::StatusOr<ChainVerification> VerifyChain(int64_t tenant_id) override;
+
+  // Retention: for every tenant, deletes the audit rows of the chain older
+  // than `days` days (database clock) and records the seq and hash of the
+  // last deleted row as the chain's new base in audit_chain_heads, in the
+  // same transaction, so VerifyChain still verifies what is left. Needs
+  // DELETE on audit_events, which the runtime account does not have: run it
+  // with an operator account (`lumokeys-server --purge_audit_older_than_days`).
+  // Returns the number of rows deleted. INVALID_ARGUMENT for days < 1.
+  absl::StatusOr<int64_t> PurgeOlderThanDays(int days);
   absl::StatusOr<AuditPage> ListEvents(int64_t tenant_id,
                                        const AuditQuery& query) override;
   absl::StatusOr<StoredAuditEvent> GetEvent(int64_t tenant_id,
