@@ -67,7 +67,10 @@ ABSL_FLAG(int, workers, 32, "Threads for blocking (database) work");
 ABSL_FLAG(int, audit_queue_size, 100000,
           "Usage/auth audit events held in memory at most; beyond, they are "
           "dropped and recorded as an audit.dropped count");
-ABSL_FLAG(int, audit_batch_size, 500, "Audit events per batched INSERT");
+ABSL_FLAG(bool, bench_disable_usage_audit, false,
+          "BENCHMARK ONLY: do not record key use and failed authentication "
+          "(to measure the audit's cost); never in production");
+ABSL_FLAG(int, audit_batch_size, 5000, "Audit events per batched INSERT");
 ABSL_FLAG(absl::Duration, audit_flush_interval, absl::Milliseconds(100),
           "Longest time a usage/auth audit event waits in memory");
 ABSL_FLAG(int, audit_burst_threshold, 10,
@@ -233,6 +236,10 @@ int main(int argc, char** argv) {
   app_options.operator_token_sha256 = operator_token;
   app_options.verify_cache_ttl = absl::GetFlag(FLAGS_verify_cache_ttl);
   app_options.workers = absl::GetFlag(FLAGS_workers);
+  app_options.record_usage = !absl::GetFlag(FLAGS_bench_disable_usage_audit);
+  if (!app_options.record_usage) {
+    Log("warning", "usage auditing is OFF (--bench_disable_usage_audit)");
+  }
   app_options.audit_writer.max_queue =
       static_cast<size_t>(std::max(1, absl::GetFlag(FLAGS_audit_queue_size)));
   app_options.audit_writer.max_batch =

@@ -73,7 +73,7 @@ absl::StatusOr<std::unique_ptr<App>> App::Create(
       app->audit_store_.get(), options.audit_writer);
   app->usage_ = std::make_unique<service::UsageAuditor>(
       app->audit_writer_.get(), options.usage_auditor);
-  app->auth_->set_usage_auditor(app->usage_.get());
+  if (options.record_usage) app->auth_->set_usage_auditor(app->usage_.get());
   app->services_.push_back(
       std::make_unique<rpc::AuditServiceImpl>(rpc::AuditRpcContext{
           app->auth_.get(), app->workers_.get(), app->audit_service_.get()}));

@@ -43,6 +43,10 @@ struct AppOptions {
   // [audit options] (issue 5)
   service::AuditWriterOptions audit_writer;
   service::UsageAuditorOptions usage_auditor;
+  // BENCHMARK ONLY: do not record api_key.used / auth.api_key.failed
+  // (lifecycle and admin events are still written in their transactions).
+  // Exists to measure what usage auditing costs; never set it in production.
+  bool record_usage = true;
 };
 
 // Thread-safe once built. Owns everything it creates.
