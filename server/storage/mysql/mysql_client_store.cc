@@ -175,6 +175,25 @@ absl::Status ReadBack(Session& s, int64_t tenant_id, absl::string_view id,
   return ReadClient(*rs, client);
 }
 
+// The common tail of a write to a locked client row: runs `update` (which
+// must change exactly that row), writes `event` in the same transaction,
+// reads the row back into `client` and commits.
+absl::Status FinishLockedUpdate(Session& s, sql::PreparedStatement& update,
+                                int64_t tenant_id, const AuditEvent& event,
+                                ClientRecord* client, absl::string_view what) {
+  if (s.Update(update) != 1) {
+    return absl::InternalError(
+        absl::StrCat(what, ": the locked row did not update"));
+  }
+  if (absl::Status st = InsertAudit(s, tenant_id, event); !st.ok()) return st;
+  const std::string record_id = client->id;
+  if (absl::Status st = ReadBack(s, tenant_id, record_id, client); !st.ok()) {
+    return st;
+  }
+  s.Commit();
+  return absl::OkStatus();
+}
+
 absl::Status ReadSettings(Session& s, int64_t tenant_id, bool lock,
                           TenantSettings* settings) {
   static const std::string* const kPlain = new std::string(kSelectSettingsSql);
@@ -445,19 +464,11 @@ absl::StatusOr<ClientRecord> MysqlClientStore::UpdateClient(
         stmt.setInt64(i++, tenant_id);
         stmt.setString(i++, client.id);
         stmt.setInt64(i++, client.version);
-        if (s.Update(stmt) != 1) {
-          return absl::InternalError(
-              "update client: the locked row did not update");
-        }
-        if (absl::Status st = InsertAudit(s, tenant_id, event); !st.ok()) {
-          return st;
-        }
-        const std::string record_id = client.id;
-        if (absl::Status st = ReadBack(s, tenant_id, record_id, &client);
+        if (absl::Status st = FinishLockedUpdate(s, stmt, tenant_id, event,
+                                                 &client, "update client");
             !st.ok()) {
           return st;
         }
-        s.Commit();
         return absl::OkStatus();
       });
   if (!status.ok()) return status;
@@ -488,19 +499,11 @@ absl::StatusOr<ClientRecord> MysqlClientStore::RotateClientSecret(
         stmt.setInt64(3, tenant_id);
         stmt.setString(4, client.id);
         stmt.setInt64(5, client.version);
-        if (s.Update(stmt) != 1) {
-          return absl::InternalError(
-              "rotate client secret: the locked row did not update");
-        }
-        if (absl::Status st = InsertAudit(s, tenant_id, event); !st.ok()) {
-          return st;
-        }
-        const std::string record_id = client.id;
-        if (absl::Status st = ReadBack(s, tenant_id, record_id, &client);
+        if (absl::Status st = FinishLockedUpdate(
+                s, stmt, tenant_id, event, &client, "rotate client secret");
             !st.ok()) {
           return st;
         }
-        s.Commit();
         return absl::OkStatus();
       });
   if (!status.ok()) return status;
@@ -533,19 +536,11 @@ absl::StatusOr<ClientRecord> MysqlClientStore::SetClientActive(
         stmt.setInt64(2, tenant_id);
         stmt.setString(3, client.id);
         stmt.setInt64(4, client.version);
-        if (s.Update(stmt) != 1) {
-          return absl::InternalError(
-              "set client active: the locked row did not update");
-        }
-        if (absl::Status st = InsertAudit(s, tenant_id, event); !st.ok()) {
-          return st;
-        }
-        const std::string record_id = client.id;
-        if (absl::Status st = ReadBack(s, tenant_id, record_id, &client);
+        if (absl::Status st = FinishLockedUpdate(s, stmt, tenant_id, event,
+                                                 &client, "set client active");
             !st.ok()) {
           return st;
         }
-        s.Commit();
         wrote = true;
         return absl::OkStatus();
       });
