@@ -111,15 +111,18 @@ service::RequestInfo Authenticator::DescribeRequest(
   info.request_id = ids.size() == 1 && IsSafeToken(ids[0], 128)
                         ? std::string(ids[0])
                         : NewRequestId();
-  bool present = false;
-  const bool trusted = TokenMatches(context, "x-lumo-service-token",
-                                    service_token_sha256_, &present);
+  info.service_token_valid =
+      TokenMatches(context, "x-lumo-service-token", service_token_sha256_,
+                   &info.service_token_present);
+  const bool trusted = info.service_token_valid;
   std::vector<absl::string_view> forwarded_ip =
       trusted ? Values(context, "x-lumo-client-ip")
               : std::vector<absl::string_view>();
-  if (forwarded_ip.size() == 1 &&
-      core::IpAddress::Parse(forwarded_ip[0]).ok()) {
-    info.ip_address = core::IpAddress::Parse(forwarded_ip[0])->ToString();
+  absl::StatusOr<core::IpAddress> forwarded =
+      forwarded_ip.size() == 1 ? core::IpAddress::Parse(forwarded_ip[0])
+                               : absl::NotFoundError("none");
+  if (forwarded.ok()) {
+    info.ip_address = forwarded->ToString();
   } else if (absl::StatusOr<core::IpAddress> peer =
                  core::IpAddress::FromGrpcPeer(context.peer());
              peer.ok()) {
@@ -227,10 +230,9 @@ absl::StatusOr<Principal> Authenticator::AuthenticateImpl(
     }
   }
 
-  bool service_present = false;
-  const bool service_ok = TokenMatches(context, "x-lumo-service-token",
-                                       service_token_sha256_, &service_present);
-  if (service_present && !service_ok) {
+  // Hashed once per call, in DescribeRequest.
+  const bool service_ok = info.service_token_valid;
+  if (info.service_token_present && !service_ok) {
     *failure = "bad_service_token";
     return InvalidToken();
   }

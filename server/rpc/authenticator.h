@@ -63,6 +63,8 @@ class Authenticator {
   // rate limit. UNAVAILABLE: the store could not be asked (fail closed).
   // Every failure is recorded as `auth.api_key.failed` through the usage
   // auditor when one is set (except UNAVAILABLE: nothing was decided).
+  // `info` must be DescribeRequest(context): the service token is checked
+  // there, once per call.
   absl::StatusOr<service::Principal> Authenticate(
       const grpc::ServerContextBase& context,
       const google::protobuf::MethodDescriptor& method,

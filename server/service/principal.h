@@ -28,6 +28,10 @@ struct RequestInfo {
   // token): the HTTP method and the route's path template.
   std::string http_method;
   std::string http_route;
+  // Whether the call presented `x-lumo-service-token`, and whether it
+  // matched. Decided once per call (by Authenticator::DescribeRequest).
+  bool service_token_present = false;
+  bool service_token_valid = false;
 };
 
 }  // namespace lumo::service
