@@ -23,6 +23,7 @@
 #include "server/service/audit_writer.h"
 #include "server/storage/mysql/mysql_audit_store.h"
 #include "server/storage/mysql/mysql_key_store.h"
+#include "tests/rpc/in_process_server.h"
 #include "tests/storage/test_database.h"
 
 namespace lumo {
@@ -30,45 +31,21 @@ namespace {
 
 using lumo::keys::v1::ApiKey;
 
-constexpr char kPepper[] =
-    "1:5f0102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f\n";
-constexpr char kServiceToken[] = "service-token-0123456789abcdef";
-constexpr char kOperatorToken[] = "operator-token-0123456789abcdef";
+constexpr const char* kServiceToken = testing::kTestServiceToken;
+constexpr const char* kOperatorToken = testing::kTestOperatorToken;
 
 class AuditTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
-    storage::InitMysqlDriver();
-    auto db = testing::TestDatabase::Create();
-    ASSERT_TRUE(db.ok()) << db.status();
-    db_ = db->release();
-    auto store = storage::MysqlKeyStore::Open(db_->options());
-    ASSERT_TRUE(store.ok()) << store.status();
-    app::AppOptions options;
-    options.peppers = *core::PepperSet::Parse(kPepper);
-    options.service_token_sha256 = core::Sha256(kServiceToken);
-    options.operator_token_sha256 = core::Sha256(kOperatorToken);
-    options.workers = 8;
-    auto app = app::App::Create(*std::move(store), options);
-    ASSERT_TRUE(app.ok()) << app.status();
-    app_ = app->release();
-    grpc::ServerBuilder builder;
-    int port = 0;
-    builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(),
-                             &port);
-    app_->RegisterServices(builder);
-    server_ = builder.BuildAndStart().release();
-    ASSERT_NE(port, 0);
-    channel_ = new std::shared_ptr<grpc::Channel>(grpc::CreateChannel(
-        absl::StrCat("127.0.0.1:", port), grpc::InsecureChannelCredentials()));
+    auto started = testing::InProcessServer::Start();
+    ASSERT_TRUE(started.ok()) << started.status();
+    harness_ = started->release();
+    db_ = harness_->db.get();
+    app_ = harness_->app.get();
+    server_ = harness_->server.get();
+    channel_ = &harness_->channel;
   }
-  static void TearDownTestSuite() {
-    server_->Shutdown();
-    delete server_;
-    delete app_;
-    delete db_;
-    delete channel_;
-  }
+  static void TearDownTestSuite() { delete harness_; }
 
   static std::string UniqueSlug(const std::string& base) {
     static std::atomic<int> n{0};
@@ -198,6 +175,7 @@ class AuditTest : public ::testing::Test {
     return v.ok() ? std::stoi(*v) : -1;
   }
 
+  static inline testing::InProcessServer* harness_ = nullptr;
   static inline testing::TestDatabase* db_ = nullptr;
   static inline app::App* app_ = nullptr;
   static inline grpc::Server* server_ = nullptr;
