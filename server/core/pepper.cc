@@ -115,6 +115,9 @@ absl::StatusOr<std::shared_ptr<const PepperSet>> PepperSet::Parse(
     absl::string_view contents) {
   // Not make_shared: the constructor is private.
   std::shared_ptr<PepperSet> set(new PepperSet());
+  // Owned by the set from here on, so a failed parse still wipes it.
+  set->snapshots_.push_back(std::make_unique<Snapshot>());
+  Snapshot& snapshot = *set->snapshots_.back();
   int line_number = 0;
   while (!contents.empty()) {
     ++line_number;
@@ -138,7 +141,7 @@ absl::StatusOr<std::shared_ptr<const PepperSet>> PepperSet::Parse(
       return LineError(line_number,
                        "version must be a positive integer below 10^9");
     }
-    if (set->secrets_.count(version) > 0) {
+    if (snapshot.secrets.count(version) > 0) {
       return LineError(line_number,
                        absl::StrCat("duplicate version ", version));
     }
@@ -153,12 +156,13 @@ absl::StatusOr<std::shared_ptr<const PepperSet>> PepperSet::Parse(
       return LineError(line_number,
                        "secret must be at least 32 bytes (64 hex digits)");
     }
-    set->secrets_.emplace(version, std::move(*secret));
+    snapshot.secrets.emplace(version, std::move(*secret));
   }
-  if (set->secrets_.empty()) {
+  if (snapshot.secrets.empty()) {
     return absl::InvalidArgumentError("pepper file contains no pepper");
   }
-  set->current_version_ = set->secrets_.rbegin()->first;
+  snapshot.current_version = snapshot.secrets.rbegin()->first;
+  set->snapshot_.store(&snapshot, std::memory_order_release);
   set->serial_ = g_next_serial.fetch_add(1, std::memory_order_relaxed);
   return std::shared_ptr<const PepperSet>(std::move(set));
 }
@@ -205,19 +209,56 @@ absl::StatusOr<std::shared_ptr<const PepperSet>> PepperSet::LoadFile(
   return set;
 }
 
+absl::StatusOr<std::shared_ptr<PepperSet>> PepperSet::LoadReloadableFile(
+    const std::string& path) {
+  absl::StatusOr<std::shared_ptr<const PepperSet>> set = LoadFile(path);
+  if (!set.ok()) return set.status();
+  // Every set is created non-const (Parse), so this cast is sound.
+  return std::const_pointer_cast<PepperSet>(*std::move(set));
+}
+
+absl::Status PepperSet::Reload(const std::string& path) {
+  absl::StatusOr<std::shared_ptr<const PepperSet>> loaded = LoadFile(path);
+  if (!loaded.ok()) return loaded.status();
+  const Snapshot& next = (*loaded)->snapshot();
+  std::lock_guard<std::mutex> lock(reload_mu_);
+  for (const auto& [version, secret] : snapshot().secrets) {
+    const auto it = next.secrets.find(version);
+    if (it == next.secrets.end()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          path, ": pepper version ", version,
+          " is missing; a reload may only add versions (keys hashed under "
+          "it would stop verifying)"));
+    }
+    if (it->second.size() != secret.size() ||
+        CRYPTO_memcmp(it->second.data(), secret.data(), secret.size()) != 0) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          path, ": pepper version ", version,
+          " has a different secret; a version's secret never changes"));
+    }
+  }
+  // Copied, not moved: the loaded set wipes its own copy when it dies.
+  snapshots_.push_back(std::make_unique<Snapshot>(next));
+  snapshot_.store(snapshots_.back().get(), std::memory_order_release);
+  return absl::OkStatus();
+}
+
 // Also runs for a set that failed to parse, wiping what was read so far.
 PepperSet::~PepperSet() {
-  for (auto& [version, secret] : secrets_) Cleanse(secret);
+  for (auto& snapshot : snapshots_) {
+    for (auto& [version, secret] : snapshot->secrets) Cleanse(secret);
+  }
 }
 
 bool PepperSet::HasVersion(int version) const {
-  return secrets_.count(version) > 0;
+  return snapshot().secrets.count(version) > 0;
 }
 
 absl::StatusOr<Digest> PepperSet::Mac(int version,
                                       absl::string_view data) const {
-  const auto it = secrets_.find(version);
-  if (it == secrets_.end()) {
+  const Snapshot& snapshot = this->snapshot();
+  const auto it = snapshot.secrets.find(version);
+  if (it == snapshot.secrets.end()) {
     return absl::NotFoundError(
         absl::StrCat("no pepper with version ", version));
   }

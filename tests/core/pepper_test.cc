@@ -4,8 +4,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cstdio>
 #include <fstream>
+#include <initializer_list>
 #include <memory>
 #include <string>
 #include <thread>
@@ -296,6 +298,87 @@ TEST(PepperSetTest, GeneratedFileHasOneVersionOf32RandomBytes) {
   absl::StatusOr<std::shared_ptr<const PepperSet>> set = PepperSet::Parse(*a);
   ASSERT_TRUE(set.ok()) << set.status();
   EXPECT_EQ((*set)->current_version(), 1);
+}
+
+std::string File(int seed, std::initializer_list<int> versions) {
+  std::string out;
+  for (int v : versions)
+    absl::StrAppend(&out, v, ":", SecretHex(seed, v), "\n");
+  return out;
+}
+
+TEST(PepperSetTest, ReloadAddsVersionAndKeepsOldOnesVerifying) {
+  TempFile first(File(7, {1}));
+  absl::StatusOr<std::shared_ptr<PepperSet>> set =
+      PepperSet::LoadReloadableFile(first.path());
+  ASSERT_TRUE(set.ok()) << set.status();
+  const std::string before = Hex(*(*set)->Mac(1, "lmk_key"));
+  EXPECT_EQ((*set)->current_version(), 1);
+  EXPECT_FALSE((*set)->HasVersion(2));
+
+  TempFile second(File(7, {1, 2}));
+  ASSERT_TRUE((*set)->Reload(second.path()).ok());
+  EXPECT_EQ((*set)->current_version(), 2);
+  ASSERT_TRUE((*set)->HasVersion(2));
+  // A digest stored under version 1 still matches after the reload.
+  EXPECT_EQ(Hex(*(*set)->Mac(1, "lmk_key")), before);
+  EXPECT_EQ(Hex(*(*set)->Mac(2, "lmk_key")),
+            Hex(HmacSha256(SecretBytes(7, 2), "lmk_key")));
+}
+
+TEST(PepperSetTest, ReloadThatDropsAVersionFailsAndChangesNothing) {
+  TempFile first(File(8, {1, 2}));
+  std::shared_ptr<PepperSet> set = *PepperSet::LoadReloadableFile(first.path());
+  TempFile dropped(File(8, {2, 3}));
+  absl::Status reloaded = set->Reload(dropped.path());
+  EXPECT_EQ(reloaded.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_TRUE(absl::StrContains(reloaded.message(), "version 1 is missing"))
+      << reloaded;
+  EXPECT_EQ(set->current_version(), 2);
+  EXPECT_TRUE(set->HasVersion(1));
+  EXPECT_FALSE(set->HasVersion(3));
+}
+
+TEST(PepperSetTest, ReloadThatChangesASecretFailsWithoutLeakingIt) {
+  TempFile first(File(9, {1}));
+  std::shared_ptr<PepperSet> set = *PepperSet::LoadReloadableFile(first.path());
+  const std::string before = Hex(*set->Mac(1, "x"));
+  // Version 1 with another seed's secret.
+  TempFile changed(absl::StrCat(File(10, {1}), File(9, {2})));
+  absl::Status reloaded = set->Reload(changed.path());
+  EXPECT_EQ(reloaded.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_TRUE(absl::StrContains(reloaded.message(), "different secret"));
+  EXPECT_FALSE(
+      absl::StrContains(reloaded.ToString(), SecretHex(10, 1).substr(0, 8)));
+  EXPECT_EQ(Hex(*set->Mac(1, "x")), before);
+  EXPECT_EQ(set->current_version(), 1);
+}
+
+TEST(PepperSetTest, MacIsCorrectWhileReloadsRun) {
+  TempFile first(File(11, {1}));
+  std::shared_ptr<PepperSet> set = *PepperSet::LoadReloadableFile(first.path());
+  const std::string expected = Hex(HmacSha256(SecretBytes(11, 1), "k"));
+  std::atomic<bool> stop{false};
+  std::atomic<int> wrong{0};
+  std::vector<std::thread> readers;
+  for (int t = 0; t < 4; ++t) {
+    readers.emplace_back([&] {
+      while (!stop.load()) {
+        absl::StatusOr<Digest> mac = set->Mac(1, "k");
+        if (!mac.ok() || Hex(*mac) != expected) wrong.fetch_add(1);
+      }
+    });
+  }
+  for (int v = 2; v <= 20; ++v) {
+    std::string contents;
+    for (int i = 1; i <= v; ++i) absl::StrAppend(&contents, File(11, {i}));
+    TempFile next(contents);
+    ASSERT_TRUE(set->Reload(next.path()).ok());
+    EXPECT_EQ(set->current_version(), v);
+  }
+  stop.store(true);
+  for (std::thread& t : readers) t.join();
+  EXPECT_EQ(wrong.load(), 0);
 }
 
 }  // namespace
