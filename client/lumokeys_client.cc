@@ -2,6 +2,8 @@
 
 #include <chrono>
 #include <cstdint>
+#include <fstream>
+#include <sstream>
 #include <string>
 #include <utility>
 
@@ -63,7 +65,33 @@ absl::Status ValidateOptions(const ClientOptions& options) {
     return absl::InvalidArgumentError(
         "service token contains whitespace or non-printable characters");
   }
-  return absl::OkStatus();
+  return ChannelCredentialsFor(options).status();
+}
+
+absl::StatusOr<std::string> ReadPem(const std::string& path,
+                                    absl::string_view option) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    return absl::FailedPreconditionError(
+        absl::StrCat(option, ": cannot read ", path));
+  }
+  std::stringstream buffer;
+  buffer << in.rdbuf();
+  return buffer.str();
+}
+
+std::shared_ptr<grpc::Channel> ChannelFor(const ClientOptions& options) {
+  absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> credentials =
+      ChannelCredentialsFor(options);
+  grpc::ChannelArguments args;
+  if (!options.tls_server_name.empty()) {
+    args.SetSslTargetNameOverride(options.tls_server_name);
+  }
+  // On error the channel is never used: PrepareContext fails first.
+  return grpc::CreateCustomChannel(
+      options.address,
+      credentials.ok() ? *credentials : grpc::InsecureChannelCredentials(),
+      args);
 }
 
 std::string NewRequestId() {
@@ -167,10 +195,37 @@ std::string RequestIdOf(const absl::Status& status) {
   return payload.has_value() ? std::string(*payload) : std::string();
 }
 
-Client::Client(ClientOptions options)
-    : Client(options, grpc::CreateChannel(options.address,
-                                          grpc::InsecureChannelCredentials())) {
+absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> ChannelCredentialsFor(
+    const ClientOptions& options) {
+  if (options.tls_cert_file.empty() != options.tls_key_file.empty()) {
+    return absl::InvalidArgumentError(
+        "TLS client certificate and key must be given together");
+  }
+  if (options.tls_ca_file.empty()) {
+    if (!options.tls_cert_file.empty()) {
+      return absl::InvalidArgumentError(
+          "a TLS client certificate needs the server CA file as well");
+    }
+    return grpc::InsecureChannelCredentials();
+  }
+  grpc::SslCredentialsOptions ssl;
+  absl::StatusOr<std::string> ca = ReadPem(options.tls_ca_file, "TLS CA file");
+  if (!ca.ok()) return ca.status();
+  ssl.pem_root_certs = *ca;
+  if (!options.tls_cert_file.empty()) {
+    absl::StatusOr<std::string> cert =
+        ReadPem(options.tls_cert_file, "TLS client certificate file");
+    if (!cert.ok()) return cert.status();
+    absl::StatusOr<std::string> key =
+        ReadPem(options.tls_key_file, "TLS client key file");
+    if (!key.ok()) return key.status();
+    ssl.pem_cert_chain = *cert;
+    ssl.pem_private_key = *key;
+  }
+  return grpc::SslCredentials(ssl);
 }
+
+Client::Client(ClientOptions options) : Client(options, ChannelFor(options)) {}
 
 Client::Client(ClientOptions options,
                std::shared_ptr<grpc::ChannelInterface> channel)

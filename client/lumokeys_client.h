@@ -20,8 +20,9 @@
 // anything shaped like a full key (`lmk_<id>_<secret>` keeps `lmk_<id>_`)
 // and of the configured credentials, in case a server ever echoes them.
 //
-// Transport: plaintext gRPC (insecure channel credentials). Use it on
-// loopback or inside a trusted network only; TLS is not wired up yet.
+// Transport: TLS when ClientOptions::tls_ca_file is set (optionally with a
+// client certificate, for the server's mTLS port), else plaintext gRPC, for
+// loopback or a trusted network only.
 #ifndef LUMOKEYS_CLIENT_LUMOKEYS_CLIENT_H_
 #define LUMOKEYS_CLIENT_LUMOKEYS_CLIENT_H_
 
@@ -35,6 +36,7 @@
 #include "google/protobuf/empty.pb.h"
 #include "grpcpp/channel.h"
 #include "grpcpp/client_context.h"
+#include "grpcpp/security/credentials.h"
 #include "grpcpp/support/status.h"
 #include "lumo/audit/v1/audit.grpc.pb.h"
 #include "lumo/auth/v1/auth.grpc.pb.h"
@@ -55,7 +57,21 @@ struct ClientOptions {
   // Deadline of every call, measured from the moment the call starts.
   // Must be positive.
   absl::Duration timeout = absl::Seconds(5);
+  // TLS: PEM file of the CA the server certificate must chain to; empty:
+  // plaintext. With tls_cert_file and tls_key_file (both or neither), the
+  // client presents that certificate (mTLS). tls_server_name overrides the
+  // name the server certificate must carry (default: the address's host).
+  std::string tls_ca_file;
+  std::string tls_cert_file;
+  std::string tls_key_file;
+  std::string tls_server_name;
 };
+
+// The channel credentials `options` ask for: TLS (see tls_ca_file) or
+// insecure. FAILED_PRECONDITION naming the option when a file cannot be
+// read, INVALID_ARGUMENT when only one of cert/key is set.
+absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> ChannelCredentialsFor(
+    const ClientOptions& options);
 
 // The type URL under which a failed call's `x-request-id` is attached to the
 // returned status as a payload (see RequestIdOf).
@@ -77,7 +93,8 @@ std::string RequestIdOf(const absl::Status& status);
 
 class Client {
  public:
-  // Connects lazily to `options.address` over an insecure channel.
+  // Connects lazily to `options.address`, over TLS when tls_ca_file is set
+  // (a bad TLS option makes every call fail with its error).
   explicit Client(ClientOptions options);
   // Uses `channel` instead of creating one (tests, custom credentials);
   // `options.address` is then ignored.

@@ -25,6 +25,7 @@
 #include "grpcpp/server.h"
 #include "grpcpp/server_builder.h"
 #include "server/app/app.h"
+#include "server/config/flag_config.h"
 #include "server/core/crypto.h"
 #include "server/core/pepper.h"
 #include "server/service/audit_json.h"
@@ -32,6 +33,7 @@
 #include "server/storage/mysql/mysql_audit_store.h"
 #include "server/storage/mysql/mysql_key_store.h"
 #include "server/storage/mysql/mysql_options.h"
+#include "server/tls/server_tls.h"
 
 ABSL_FLAG(std::string, listen, "127.0.0.1:50051",
           "gRPC listen address host:port");
@@ -78,6 +80,24 @@ ABSL_FLAG(int, audit_burst_threshold, 10,
           "mark the failures suspicious");
 ABSL_FLAG(absl::Duration, shutdown_grace, absl::Seconds(10),
           "How long in-flight calls may run after SIGTERM");
+// [TLS and lifecycle flags] (issue 9, docs/operations.md)
+ABSL_FLAG(std::string, tls_cert_file, "",
+          "PEM certificate chain: with --tls_key_file, --listen and "
+          "--internal_listen serve TLS (reloaded on SIGHUP)");
+ABSL_FLAG(std::string, tls_key_file, "",
+          "PEM private key (unencrypted) of --tls_cert_file");
+ABSL_FLAG(std::string, tls_client_ca_file, "",
+          "PEM CA bundle that client certificates must chain to. With "
+          "--internal_listen only that port requires client certificates "
+          "(mTLS); without it, --listen requires them");
+ABSL_FLAG(std::string, internal_listen, "",
+          "Optional second gRPC address host:port for internal callers "
+          "(VerifyApiKey): TLS that requires a client certificate signed by "
+          "--tls_client_ca_file (mTLS)");
+ABSL_FLAG(absl::Duration, drain_delay, absl::ZeroDuration(),
+          "After SIGTERM, how long health reports NOT_SERVING while calls "
+          "are still accepted (lets load balancers move traffic away) before "
+          "the --shutdown_grace drain starts");
 
 namespace {
 
@@ -134,11 +154,13 @@ bool IsLoopbackListen(absl::string_view listen) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  absl::SetProgramUsageMessage(
+  lumo::config::ParseFlags(
+      argc, argv, "LUMO_SERVER_",
       "LumoKeys gRPC server: API-key lifecycle and verification over MySQL.\n"
       "  lumokeys-server --mysql=DSN --pepper_file=F [--listen=H:P] ...\n"
-      "  lumokeys-server --mysql=DSN --migrate [--migrations_dir=D]");
-  absl::ParseCommandLine(argc, argv);
+      "  lumokeys-server --mysql=DSN --migrate [--migrations_dir=D]\n"
+      "SIGTERM/SIGINT drain and stop; SIGHUP reloads the TLS files and the "
+      "pepper file.");
 
   // Signals are taken synchronously by the main thread (sigwait below); block
   // them before any other thread exists so every thread inherits the mask.
@@ -146,6 +168,7 @@ int main(int argc, char** argv) {
   sigemptyset(&signals);
   sigaddset(&signals, SIGTERM);
   sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
   lumo::storage::InitMysqlDriver();
@@ -194,16 +217,53 @@ int main(int argc, char** argv) {
   }
 
   const std::string listen = absl::GetFlag(FLAGS_listen);
-  if (!IsLoopbackListen(listen) &&
+  // [TLS settings] (issue 9): cross-field checks name the settings.
+  const std::string internal_listen = absl::GetFlag(FLAGS_internal_listen);
+  const bool tls = !absl::GetFlag(FLAGS_tls_cert_file).empty();
+  if (absl::GetFlag(FLAGS_tls_cert_file).empty() !=
+      absl::GetFlag(FLAGS_tls_key_file).empty()) {
+    Fatal("--tls_cert_file and --tls_key_file must be set together");
+  }
+  if (!absl::GetFlag(FLAGS_tls_client_ca_file).empty() && !tls) {
+    Fatal(
+        "--tls_client_ca_file needs --tls_cert_file and --tls_key_file "
+        "(client certificates are only checked over TLS)");
+  }
+  if (!internal_listen.empty() &&
+      absl::GetFlag(FLAGS_tls_client_ca_file).empty()) {
+    Fatal(
+        "--internal_listen needs --tls_client_ca_file, --tls_cert_file "
+        "and --tls_key_file (it serves mTLS only)");
+  }
+  if (!internal_listen.empty() && internal_listen == listen) {
+    Fatal("--internal_listen must differ from --listen");
+  }
+  if (absl::GetFlag(FLAGS_drain_delay) < absl::ZeroDuration() ||
+      absl::GetFlag(FLAGS_shutdown_grace) < absl::ZeroDuration()) {
+    Fatal("--drain_delay and --shutdown_grace must not be negative");
+  }
+  std::unique_ptr<lumo::tls::ReloadableServerTls> server_tls;
+  if (tls) {
+    absl::StatusOr<std::unique_ptr<lumo::tls::ReloadableServerTls>> created =
+        lumo::tls::ReloadableServerTls::Create(
+            {absl::GetFlag(FLAGS_tls_cert_file),
+             absl::GetFlag(FLAGS_tls_key_file),
+             absl::GetFlag(FLAGS_tls_client_ca_file)});
+    if (!created.ok()) Fatal(created.status().message());
+    server_tls = *std::move(created);
+  }
+  if (!tls && !IsLoopbackListen(listen) &&
       !absl::GetFlag(FLAGS_allow_remote_plaintext)) {
     Fatal(absl::StrCat("--listen=", listen,
                        " is not loopback: plaintext gRPC is refused there "
-                       "unless --allow_remote_plaintext is set"));
+                       "unless --allow_remote_plaintext is set (or TLS is "
+                       "configured with --tls_cert_file/--tls_key_file)"));
   }
   if (absl::GetFlag(FLAGS_pepper_file).empty())
     Fatal("--pepper_file is required");
-  absl::StatusOr<std::shared_ptr<const lumo::core::PepperSet>> peppers =
-      lumo::core::PepperSet::LoadFile(absl::GetFlag(FLAGS_pepper_file));
+  absl::StatusOr<std::shared_ptr<lumo::core::PepperSet>> peppers =
+      lumo::core::PepperSet::LoadReloadableFile(
+          absl::GetFlag(FLAGS_pepper_file));
   if (!peppers.ok()) {
     Fatal(absl::StrCat("--pepper_file: ", peppers.status().message()));
   }
@@ -259,21 +319,69 @@ int main(int argc, char** argv) {
   // share the traffic.
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
   int bound_port = 0;
-  builder.AddListeningPort(listen, grpc::InsecureServerCredentials(),
-                           &bound_port);
+  int internal_port = 0;
+  // [TLS listening ports] (issue 9): mTLS on --internal_listen when given,
+  // else on --listen when a client CA is given.
+  std::shared_ptr<grpc::ServerCredentials> listen_credentials =
+      grpc::InsecureServerCredentials();
+  if (server_tls != nullptr) {
+    absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> credentials =
+        server_tls->Credentials(server_tls->has_client_ca() &&
+                                internal_listen.empty());
+    if (!credentials.ok()) Fatal(credentials.status().message());
+    listen_credentials = *credentials;
+  }
+  builder.AddListeningPort(listen, listen_credentials, &bound_port);
+  if (!internal_listen.empty()) {
+    absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> credentials =
+        server_tls->Credentials(/*require_client_cert=*/true);
+    if (!credentials.ok()) Fatal(credentials.status().message());
+    builder.AddListeningPort(internal_listen, *credentials, &internal_port);
+  }
   (*app)->RegisterServices(builder);
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
   if (server == nullptr || bound_port == 0) {
     Fatal(absl::StrCat("cannot listen on ", listen));
   }
+  if (!internal_listen.empty() && internal_port == 0) {
+    Fatal(absl::StrCat("cannot listen on --internal_listen=", internal_listen));
+  }
   server->GetHealthCheckService()->SetServingStatus(true);
   Log("info", "serving",
-      absl::StrCat("\"listen\":\"", listen, "\",\"port\":", bound_port));
+      absl::StrCat("\"listen\":\"", listen, "\",\"port\":", bound_port,
+                   ",\"tls\":", tls ? "true" : "false",
+                   ",\"internal_port\":", internal_port));
 
+  // [signal loop] (issue 9): SIGHUP reloads the TLS files and the pepper
+  // file (each keeps its old state when the new one is invalid).
   int signal_number = 0;
-  sigwait(&signals, &signal_number);
+  for (;;) {
+    sigwait(&signals, &signal_number);
+    if (signal_number != SIGHUP) break;
+    if (server_tls != nullptr) {
+      absl::Status reloaded = server_tls->Reload();
+      if (reloaded.ok()) {
+        Log("info", "TLS files reloaded");
+      } else {
+        Log("error",
+            absl::StrCat("TLS reload failed, keeping the old certificate: ",
+                         reloaded.message()));
+      }
+    }
+    absl::Status reloaded =
+        (*peppers)->Reload(absl::GetFlag(FLAGS_pepper_file));
+    if (reloaded.ok()) {
+      Log("info", "pepper file reloaded",
+          absl::StrCat("\"current_pepper_version\":",
+                       (*peppers)->current_version()));
+    } else {
+      Log("error", absl::StrCat("pepper reload failed, keeping the old set: ",
+                                reloaded.message()));
+    }
+  }
   Log("info", "shutting down", absl::StrCat("\"signal\":", signal_number));
   server->GetHealthCheckService()->SetServingStatus(false);
+  absl::SleepFor(absl::GetFlag(FLAGS_drain_delay));
   server->Shutdown(
       std::chrono::system_clock::now() +
       absl::ToChronoMilliseconds(absl::GetFlag(FLAGS_shutdown_grace)));

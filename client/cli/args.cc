@@ -284,6 +284,11 @@ std::string GlobalUsage() {
       "visible to every user in `ps`. Put the key in a file readable only by\n"
       "you (--api-key-file) or in the environment (LUMOKEYS_API_KEY).\n"
       "Token files hold one line; a trailing newline is ignored.\n"
+      "\nTLS (environment only): LUMOKEYS_TLS_CA_FILE (PEM CA of the server\n"
+      "certificate; unset: plaintext), LUMOKEYS_TLS_CERT_FILE and\n"
+      "LUMOKEYS_TLS_KEY_FILE (client certificate for the mTLS port),\n"
+      "LUMOKEYS_TLS_SERVER_NAME (expected certificate name, default: the\n"
+      "address's host).\n"
       "\nExit status: 0 ok (verify: valid), 1 verify: invalid or audit\n"
       "verify: chain broken, 2 usage or configuration error, 3 the call\n"
       "failed (`error: CODE: message`).\n");

@@ -154,6 +154,11 @@ ClientOptions BaseOptions(const Context& ctx) {
   ClientOptions options;
   options.address = ctx.settings.address;
   options.timeout = ctx.settings.timeout;
+  // TLS (issue 9): environment only, see `lumokeys --help`.
+  options.tls_ca_file = ctx.env("LUMOKEYS_TLS_CA_FILE").value_or("");
+  options.tls_cert_file = ctx.env("LUMOKEYS_TLS_CERT_FILE").value_or("");
+  options.tls_key_file = ctx.env("LUMOKEYS_TLS_KEY_FILE").value_or("");
+  options.tls_server_name = ctx.env("LUMOKEYS_TLS_SERVER_NAME").value_or("");
   return options;
 }
 

@@ -11,6 +11,7 @@ PACKAGES=(
   mariadb-server mariadb-client
   python3 python3-grpcio python3-protobuf
   wrk
+  openssl
 )
 
 missing=()

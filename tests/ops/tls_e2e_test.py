@@ -1,0 +1,432 @@
+"""TLS and mTLS end to end (issue 9): throwaway certificates made with the
+openssl CLI, a real lumokeys-server (TLS on --listen, mTLS on
+--internal_listen), Debian's python3-grpcio, the C++ CLI, the gateway over
+HTTPS with curl, and SIGHUP reloads of certificates and peppers."""
+import json
+import os
+import secrets
+import signal
+import socket
+import ssl
+import subprocess
+import sys
+import time
+import unittest
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "e2e"))
+import harness  # noqa: E402
+
+import grpc  # noqa: E402  (Debian's python3-grpcio)
+
+VERIFY = "/lumo.auth.v1.AuthService/VerifyApiKey"
+HEALTH = "/grpc.health.v1.Health/Check"
+
+
+def encode_string(field, value):
+    data = value.encode()
+    assert len(data) < 128
+    return bytes([field << 3 | 2, len(data)]) + data
+
+
+class Pki:
+    """Throwaway CAs and leaf certificates (EC P-256) in `directory`."""
+
+    def __init__(self, directory):
+        self.dir = directory
+
+    def path(self, name):
+        return os.path.join(self.dir, name)
+
+    def _openssl(self, *args):
+        result = subprocess.run(["openssl", *args], cwd=self.dir,
+                                capture_output=True, text=True, timeout=60)
+        if result.returncode != 0:
+            raise harness.HarnessError("openssl failed: " + result.stderr)
+
+    def ca(self, name):
+        self._openssl("req", "-x509", "-newkey", "ec", "-pkeyopt",
+                      "ec_paramgen_curve:prime256v1", "-nodes",
+                      "-keyout", f"{name}.key", "-out", f"{name}.crt",
+                      "-subj", f"/CN={name}", "-days", "2")
+        return self.path(f"{name}.crt")
+
+    def leaf(self, name, ca, usage):
+        """A certificate for localhost/127.0.0.1 signed by `ca`; `usage` is
+        serverAuth or clientAuth. Returns (cert path, key path)."""
+        with open(self.path(f"{name}.ext"), "w") as f:
+            f.write("subjectAltName=DNS:localhost,IP:127.0.0.1\n"
+                    f"extendedKeyUsage={usage}\n")
+        self._openssl("req", "-newkey", "ec", "-pkeyopt",
+                      "ec_paramgen_curve:prime256v1", "-nodes",
+                      "-keyout", f"{name}.key", "-out", f"{name}.csr",
+                      "-subj", f"/CN={name}")
+        self._openssl("x509", "-req", "-in", f"{name}.csr",
+                      "-CA", f"{ca}.crt", "-CAkey", f"{ca}.key",
+                      "-CAcreateserial", "-out", f"{name}.crt", "-days", "2",
+                      "-extfile", f"{name}.ext")
+        return self.path(f"{name}.crt"), self.path(f"{name}.key")
+
+    def read(self, name):
+        with open(self.path(name), "rb") as f:
+            return f.read()
+
+
+class TlsServer(harness.LumoServer):
+    """A LumoServer serving TLS; with `internal`, a second mTLS port; with
+    `client_ca` and no `internal`, mTLS on the main port. The CLI gets the
+    matching LUMOKEYS_TLS_* variables."""
+
+    def __init__(self, pki, internal=True, client_ca=True, extra=()):
+        super().__init__()
+        self.pki = pki
+        self.internal = internal
+        self.client_ca = client_ca
+        self.extra = list(extra)
+        self.internal_port = harness.free_loopback_port() if internal else None
+        self.cert_path = pki.path("server-live.crt")
+        self.key_path = pki.path("server-live.key")
+
+    def _server_args(self):
+        args = super()._server_args() + [
+            f"--tls_cert_file={self.cert_path}",
+            f"--tls_key_file={self.key_path}"] + self.extra
+        if self.client_ca:
+            args.append(f"--tls_client_ca_file={self.pki.path('ca.crt')}")
+        if self.internal:
+            args.append(f"--internal_listen=127.0.0.1:{self.internal_port}")
+        return args
+
+    def cli_env(self, env=None):
+        tls = {"LUMOKEYS_TLS_CA_FILE": self.pki.path("ca.crt")}
+        if self.client_ca and not self.internal:
+            tls["LUMOKEYS_TLS_CERT_FILE"] = self.pki.path("client.crt")
+            tls["LUMOKEYS_TLS_KEY_FILE"] = self.pki.path("client.key")
+        tls.update(env or {})
+        return super().cli_env(tls)
+
+
+def make_pki(directory):
+    pki = Pki(directory)
+    pki.ca("ca")
+    pki.ca("other-ca")
+    pki.leaf("server", "ca", "serverAuth")
+    pki.leaf("server2", "ca", "serverAuth")
+    pki.leaf("client", "ca", "clientAuth")
+    pki.leaf("intruder", "other-ca", "clientAuth")
+    for ext in ("crt", "key"):
+        with open(pki.path(f"server-live.{ext}"), "wb") as f:
+            f.write(pki.read(f"server.{ext}"))
+    return pki
+
+
+def presented_certificate(port, ca_file, alpn=True):
+    """The DER certificate a new TLS connection to 127.0.0.1:port gets."""
+    context = ssl.create_default_context(cafile=ca_file)
+    context.check_hostname = False
+    if alpn:
+        context.set_alpn_protocols(["h2"])
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+        with context.wrap_socket(sock) as tls:
+            return tls.getpeercert(binary_form=True)
+
+
+def pem_to_der(pem_bytes):
+    return ssl.PEM_cert_to_DER_cert(pem_bytes.decode())
+
+
+class ServerTestCase(unittest.TestCase):
+    """One TLS server per class (its own PKI in a temp dir)."""
+
+    INTERNAL = True
+    CLIENT_CA = True
+
+    @classmethod
+    def setUpClass(cls):
+        cls.pki_dir = harness.tempfile.mkdtemp(prefix="lumo-pki-")
+        cls.pki = make_pki(cls.pki_dir)
+        cls.server = TlsServer(cls.pki, internal=cls.INTERNAL,
+                               client_ca=cls.CLIENT_CA)
+        cls.server.start()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.server.stop()
+        harness.shutil.rmtree(cls.pki_dir, ignore_errors=True)
+
+    def run(self, result=None):
+        if result is None:
+            return super().run(result)
+        before = len(result.failures) + len(result.errors)
+        outcome = super().run(result)
+        if len(result.failures) + len(result.errors) > before:
+            sys.stderr.write("\n===== server log =====\n"
+                             + type(self).server.server_log())
+        return outcome
+
+    def new_tenant_key(self, slug):
+        r = self.server.cli("--json", "tenant", "create", slug, "--scopes",
+                            "admin:write")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        return json.loads(r.stdout)["initialKey"]["key"]
+
+    def channel(self, port, client=None, ca="ca.crt"):
+        """A TLS channel to 127.0.0.1:port trusting `ca`, presenting the
+        certificate `client` (a name in the PKI) when given."""
+        kwargs = {"root_certificates": self.pki.read(ca)}
+        if client is not None:
+            kwargs["private_key"] = self.pki.read(f"{client}.key")
+            kwargs["certificate_chain"] = self.pki.read(f"{client}.crt")
+        credentials = grpc.ssl_channel_credentials(**kwargs)
+        return grpc.secure_channel(f"127.0.0.1:{port}", credentials)
+
+    def verify(self, channel, key):
+        call = channel.unary_unary(VERIFY, request_serializer=lambda b: b,
+                                   response_deserializer=lambda b: b)
+        return call(encode_string(1, key), timeout=10,
+                    metadata=(("x-lumo-service-token",
+                               self.server.service_token),))
+
+
+class TlsAndInternalMtlsTest(ServerTestCase):
+    """TLS on --listen, mTLS on --internal_listen."""
+
+    def test_cli_manages_keys_over_tls(self):
+        key = self.new_tenant_key("tls-cli")
+        r = self.server.cli("--tenant", "tls-cli", "keys", "list",
+                            env={"LUMOKEYS_API_KEY": key})
+        self.assertEqual(r.returncode, 0, r.stderr)
+        r = self.server.cli("--tenant", "tls-cli", "verify", input=key + "\n")
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+
+    def test_plaintext_client_is_refused_by_tls_port(self):
+        r = self.server.cli("health", "--timeout", "3",
+                            env={"LUMOKEYS_TLS_CA_FILE": None})
+        self.assertNotEqual(r.returncode, 0, r.stdout)
+
+    def test_client_that_does_not_trust_the_ca_is_refused(self):
+        with self.channel(self.server.port, ca="other-ca.crt") as channel:
+            with self.assertRaises(grpc.RpcError) as caught:
+                self.verify(channel, "lmk_x")
+        self.assertEqual(caught.exception.code(), grpc.StatusCode.UNAVAILABLE)
+
+    def test_python_grpc_verifies_over_tls(self):
+        key = self.new_tenant_key("tls-py")
+        with self.channel(self.server.port) as channel:
+            reply = self.verify(channel, key)
+        self.assertEqual(reply[:2], b"\x08\x01")  # valid: true
+
+    def test_internal_port_accepts_good_client_certificate(self):
+        key = self.new_tenant_key("mtls-ok")
+        with self.channel(self.server.internal_port, client="client") as ch:
+            reply = self.verify(ch, key)
+        self.assertEqual(reply[:2], b"\x08\x01")
+        # The C++ CLI with a client certificate, on the internal port.
+        r = self.server.cli(
+            "--tenant", "mtls-ok", "verify", input=key + "\n",
+            env={"LUMOKEYS_ADDRESS": f"127.0.0.1:{self.server.internal_port}",
+                 "LUMOKEYS_TLS_CERT_FILE": self.pki.path("client.crt"),
+                 "LUMOKEYS_TLS_KEY_FILE": self.pki.path("client.key")})
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+
+    def test_internal_port_refuses_client_without_certificate(self):
+        with self.channel(self.server.internal_port) as channel:
+            with self.assertRaises(grpc.RpcError) as caught:
+                self.verify(channel, "lmk_x")
+        self.assertEqual(caught.exception.code(), grpc.StatusCode.UNAVAILABLE)
+        r = self.server.cli(
+            "health", "--timeout", "3",
+            env={"LUMOKEYS_ADDRESS": f"127.0.0.1:{self.server.internal_port}"})
+        self.assertNotEqual(r.returncode, 0)
+
+    def test_internal_port_refuses_certificate_of_another_ca(self):
+        with self.channel(self.server.internal_port,
+                          client="intruder") as channel:
+            with self.assertRaises(grpc.RpcError) as caught:
+                self.verify(channel, "lmk_x")
+        self.assertEqual(caught.exception.code(), grpc.StatusCode.UNAVAILABLE)
+
+    def test_https_gateway_to_tls_server(self):
+        key = self.new_tenant_key("tls-gw")
+        port = harness.free_loopback_port()
+        binary = os.path.join(self.server.binary_dir, "gateway",
+                              "lumokeys-gateway")
+        log_path = os.path.join(self.server.tmpdir, "gateway-tls.log")
+        for ext in ("crt", "key"):
+            with open(self.pki.path(f"gw-live.{ext}"), "wb") as f:
+                f.write(self.pki.read(f"server.{ext}"))
+        with open(log_path, "wb") as log:
+            gateway = subprocess.Popen(
+                [binary, f"--listen=127.0.0.1:{port}",
+                 f"--upstream=127.0.0.1:{self.server.internal_port}",
+                 f"--service_token_file={self.server.service_token_path}",
+                 f"--tls_cert_file={self.pki.path('gw-live.crt')}",
+                 f"--tls_key_file={self.pki.path('gw-live.key')}",
+                 f"--upstream_tls_ca_file={self.pki.path('ca.crt')}",
+                 f"--upstream_tls_cert_file={self.pki.path('client.crt')}",
+                 f"--upstream_tls_key_file={self.pki.path('client.key')}"],
+                stdout=log, stderr=log)
+        try:
+            base = f"https://localhost:{port}"
+            curl = ["curl", "-sS", "--cacert", self.pki.path("ca.crt"),
+                    "--resolve", f"localhost:{port}:127.0.0.1"]
+            deadline = time.monotonic() + 20
+            while True:
+                r = subprocess.run(curl + ["-o", "/dev/null", "-w",
+                                           "%{http_code}", base + "/healthz"],
+                                   capture_output=True, text=True)
+                if r.stdout == "200":
+                    break
+                if gateway.poll() is not None or time.monotonic() > deadline:
+                    with open(log_path) as f:
+                        self.fail("gateway did not serve HTTPS: " + f.read())
+                time.sleep(0.2)
+            # An authenticated call: HTTPS in, mTLS gRPC to the server.
+            r = subprocess.run(
+                curl + ["-w", "\n%{http_code}", "-H",
+                        "Authorization: Bearer " + key,
+                        base + "/t/tls-gw/api/v1/admin/api-keys"],
+                capture_output=True, text=True)
+            body, _, status = r.stdout.rpartition("\n")
+            self.assertEqual(status, "200", r.stdout + r.stderr)
+            self.assertIn(key[4:16], body)
+            # Without the CA, curl refuses the certificate (exit 60).
+            r = subprocess.run(["curl", "-sS", "--resolve",
+                                f"localhost:{port}:127.0.0.1",
+                                base + "/healthz"], capture_output=True)
+            self.assertEqual(r.returncode, 60)
+            # Plain HTTP to the HTTPS port gets no HTTP answer.
+            r = subprocess.run(["curl", "-sS", "-m", "5",
+                                f"http://127.0.0.1:{port}/healthz"],
+                               capture_output=True)
+            self.assertNotEqual(r.returncode, 0)
+            # SIGHUP: new connections get the new certificate.
+            ca = self.pki.path("ca.crt")
+            self.assertEqual(presented_certificate(port, ca, alpn=False),
+                             pem_to_der(self.pki.read("server.crt")))
+            for ext in ("crt", "key"):
+                with open(self.pki.path(f"gw-live.{ext}"), "wb") as f:
+                    f.write(self.pki.read(f"server2.{ext}"))
+            gateway.send_signal(signal.SIGHUP)
+            new = pem_to_der(self.pki.read("server2.crt"))
+            deadline = time.monotonic() + 10
+            while presented_certificate(port, ca, alpn=False) != new:
+                self.assertLess(time.monotonic(), deadline,
+                                "gateway kept its old certificate")
+                time.sleep(0.2)
+        finally:
+            gateway.send_signal(signal.SIGTERM)
+            self.assertEqual(gateway.wait(timeout=20), 0)
+
+
+class SighupReloadTest(ServerTestCase):
+    """SIGHUP reloads the certificate and the pepper set."""
+
+    def test_sighup_reloads_certificate_for_new_connections(self):
+        ca = self.pki.path("ca.crt")
+        old = pem_to_der(self.pki.read("server.crt"))
+        new = pem_to_der(self.pki.read("server2.crt"))
+        self.assertEqual(presented_certificate(self.server.port, ca), old)
+        # The files change; without SIGHUP nothing changes.
+        for ext in ("crt", "key"):
+            with open(self.server.cert_path if ext == "crt"
+                      else self.server.key_path, "wb") as f:
+                f.write(self.pki.read(f"server2.{ext}"))
+        time.sleep(2.5)
+        self.assertEqual(presented_certificate(self.server.port, ca), old)
+        self.server.process.send_signal(signal.SIGHUP)
+        deadline = time.monotonic() + 10
+        while presented_certificate(self.server.port, ca) != new:
+            self.assertLess(time.monotonic(), deadline,
+                            "new certificate not served after SIGHUP")
+            time.sleep(0.2)
+        for port in (self.server.internal_port,):
+            # The internal port reloads too (it needs no client cert to see
+            # the server certificate... the handshake fails after it, so
+            # look at it with a client certificate).
+            context = ssl.create_default_context(cafile=ca)
+            context.check_hostname = False
+            context.set_alpn_protocols(["h2"])
+            context.load_cert_chain(self.pki.path("client.crt"),
+                                    self.pki.path("client.key"))
+            with socket.create_connection(("127.0.0.1", port), 5) as sock:
+                with context.wrap_socket(sock) as tls:
+                    self.assertEqual(tls.getpeercert(binary_form=True), new)
+        # And the server still works over TLS for the CLI.
+        self.assertEqual(self.server.cli("health").returncode, 0)
+
+    def test_sighup_with_broken_certificate_keeps_serving_the_old_one(self):
+        ca = self.pki.path("ca.crt")
+        before = presented_certificate(self.server.port, ca)
+        with open(self.server.key_path, "wb") as f:
+            f.write(self.pki.read("client.key"))  # does not match the cert
+        try:
+            self.server.process.send_signal(signal.SIGHUP)
+            time.sleep(2.5)
+            self.assertEqual(presented_certificate(self.server.port, ca),
+                             before)
+            self.assertIn("TLS reload failed", self.server.server_log())
+            self.assertIsNone(self.server.process.poll())
+        finally:
+            # Restore a matching pair for the other tests.
+            cert = self.pki.read("server-live.crt")
+            for name in ("server", "server2"):
+                if self.pki.read(f"{name}.crt") == cert:
+                    with open(self.server.key_path, "wb") as f:
+                        f.write(self.pki.read(f"{name}.key"))
+
+    def test_sighup_adds_a_pepper_and_old_keys_keep_verifying(self):
+        old_key = self.new_tenant_key("pepper-a")
+        with open(self.server.pepper_path) as f:
+            original = f.read()
+        os.chmod(self.server.pepper_path, 0o600)
+        with open(self.server.pepper_path, "a") as f:
+            f.write(f"2:{secrets.token_hex(32)}\n")
+        self.server.process.send_signal(signal.SIGHUP)
+        deadline = time.monotonic() + 10
+        while '"current_pepper_version":2' not in self.server.server_log():
+            self.assertLess(time.monotonic(), deadline, "no pepper reload")
+            time.sleep(0.1)
+        new_key = self.new_tenant_key("pepper-b")
+        versions = self.server.sql(
+            "SELECT id, pepper_version FROM api_keys WHERE id IN ('%s','%s')"
+            % (old_key[4:16], new_key[4:16])).stdout
+        self.assertIn(f"{old_key[4:16]}\t1", versions)
+        self.assertIn(f"{new_key[4:16]}\t2", versions)
+        for slug, key in (("pepper-a", old_key), ("pepper-b", new_key)):
+            r = self.server.cli("--tenant", slug, "verify", input=key + "\n")
+            self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        # A reload that drops version 1 is refused; both keys still verify.
+        with open(self.server.pepper_path, "w") as f:
+            f.write(original.replace("1:", "3:", 1))
+        self.server.process.send_signal(signal.SIGHUP)
+        deadline = time.monotonic() + 10
+        while "pepper reload failed" not in self.server.server_log():
+            self.assertLess(time.monotonic(), deadline, "no reload error")
+            time.sleep(0.1)
+        self.assertIn("version 1 is missing", self.server.server_log())
+        r = self.server.cli("--tenant", "pepper-a", "verify",
+                            input=old_key + "\n")
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+
+
+class WholeServerMtlsTest(ServerTestCase):
+    """A client CA without --internal_listen: --listen requires client
+    certificates."""
+
+    INTERNAL = False
+
+    def test_listen_requires_client_certificate(self):
+        self.assertEqual(self.server.cli("health").returncode, 0)
+        r = self.server.cli("health", "--timeout", "3",
+                            env={"LUMOKEYS_TLS_CERT_FILE": None,
+                                 "LUMOKEYS_TLS_KEY_FILE": None})
+        self.assertNotEqual(r.returncode, 0)
+        r = self.server.cli(
+            "health", "--timeout", "3",
+            env={"LUMOKEYS_TLS_CERT_FILE": self.pki.path("intruder.crt"),
+                 "LUMOKEYS_TLS_KEY_FILE": self.pki.path("intruder.key")})
+        self.assertNotEqual(r.returncode, 0)
+
+
+if __name__ == "__main__":
+    unittest.main()
