@@ -28,6 +28,9 @@ struct GatewayOptions {
   // forwarded client address; empty: not sent.
   std::string service_token;
   absl::Duration upstream_deadline = absl::Seconds(10);
+  // [TLS] (issue 9): true when the gateway serves HTTPS (--tls_cert_file),
+  // e.g. for Secure / __Host- cookies.
+  bool serves_tls = false;
 };
 
 // The HTTP status and documented error code for a gRPC status code: the

@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <fstream>
 #include <memory>
+#include <sstream>
 #include <string>
 
 #include "absl/flags/flag.h"
@@ -22,6 +23,7 @@
 #include "grpcpp/create_channel.h"
 #include "grpcpp/security/credentials.h"
 #include "lumo/proto_files.h"
+#include "server/config/flag_config.h"
 
 ABSL_FLAG(std::string, listen, "127.0.0.1:8080",
           "HTTP listen address host:port");
@@ -45,6 +47,25 @@ ABSL_FLAG(bool, print_openapi, false,
           "Print the generated OpenAPI document and exit");
 ABSL_FLAG(absl::Duration, shutdown_grace, absl::Seconds(10),
           "How long in-flight requests may finish after SIGTERM");
+// [TLS flags] (issue 9, docs/operations.md)
+ABSL_FLAG(std::string, tls_cert_file, "",
+          "PEM certificate chain: with --tls_key_file the gateway serves "
+          "HTTPS only (TLS 1.2+); reloaded on SIGHUP");
+ABSL_FLAG(std::string, tls_key_file, "",
+          "Unencrypted PEM private key of --tls_cert_file");
+ABSL_FLAG(bool, allow_remote_plaintext, false,
+          "Allow plain HTTP on a non-loopback --listen and a plaintext "
+          "--upstream on a non-loopback address (otherwise refused)");
+ABSL_FLAG(std::string, upstream_tls_ca_file, "",
+          "PEM CA bundle of the server's certificate: talk TLS to "
+          "--upstream (unset: plaintext)");
+ABSL_FLAG(std::string, upstream_tls_cert_file, "",
+          "PEM client certificate presented to the server (its mTLS port)");
+ABSL_FLAG(std::string, upstream_tls_key_file, "",
+          "Unencrypted PEM key of --upstream_tls_cert_file");
+ABSL_FLAG(std::string, upstream_tls_server_name, "",
+          "Name the server certificate must carry (default: the host of "
+          "--upstream)");
 
 namespace {
 
@@ -62,15 +83,17 @@ void Info(absl::string_view message) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  absl::SetProgramUsageMessage(
+  lumo::config::ParseFlags(
+      argc, argv, "LUMO_GATEWAY_",
       "LumoKeys HTTP/JSON gateway.\n"
-      "  lumokeys-gateway --upstream=127.0.0.1:50051 --listen=127.0.0.1:8080");
-  absl::ParseCommandLine(argc, argv);
+      "  lumokeys-gateway --upstream=127.0.0.1:50051 --listen=127.0.0.1:8080\n"
+      "SIGTERM/SIGINT drain and stop; SIGHUP reloads the TLS files.");
 
   sigset_t signals;
   sigemptyset(&signals);
   sigaddset(&signals, SIGTERM);
   sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
   signal(SIGPIPE, SIG_IGN);
 
@@ -87,7 +110,69 @@ int main(int argc, char** argv) {
     host = host.substr(1, host.size() - 2);
   }
 
+  // [TLS settings] (issue 9): cross-field checks name the settings.
+  const bool serves_tls = !absl::GetFlag(FLAGS_tls_cert_file).empty();
+  if (serves_tls == absl::GetFlag(FLAGS_tls_key_file).empty()) {
+    Fatal("--tls_cert_file and --tls_key_file must be set together");
+  }
+  if (absl::GetFlag(FLAGS_upstream_tls_cert_file).empty() !=
+      absl::GetFlag(FLAGS_upstream_tls_key_file).empty()) {
+    Fatal(
+        "--upstream_tls_cert_file and --upstream_tls_key_file must be set "
+        "together");
+  }
+  const bool upstream_tls = !absl::GetFlag(FLAGS_upstream_tls_ca_file).empty();
+  if (!upstream_tls &&
+      (!absl::GetFlag(FLAGS_upstream_tls_cert_file).empty() ||
+       !absl::GetFlag(FLAGS_upstream_tls_server_name).empty())) {
+    Fatal(
+        "--upstream_tls_cert_file and --upstream_tls_server_name need "
+        "--upstream_tls_ca_file");
+  }
+  auto is_loopback = [](absl::string_view address) {
+    return absl::StartsWith(address, "127.") ||
+           absl::StartsWith(address, "localhost:") ||
+           absl::StartsWith(address, "[::1]:") ||
+           absl::StartsWith(address, "unix:");
+  };
+  if (!serves_tls && !is_loopback(listen) &&
+      !absl::GetFlag(FLAGS_allow_remote_plaintext)) {
+    Fatal(absl::StrCat("--listen=", listen,
+                       " is not loopback: plain HTTP is refused there unless "
+                       "--allow_remote_plaintext is set (or --tls_cert_file "
+                       "and --tls_key_file are)"));
+  }
+  if (!upstream_tls && !is_loopback(absl::GetFlag(FLAGS_upstream)) &&
+      !absl::GetFlag(FLAGS_allow_remote_plaintext)) {
+    Fatal(absl::StrCat("--upstream=", absl::GetFlag(FLAGS_upstream),
+                       " is not loopback: plaintext gRPC is refused there "
+                       "unless --allow_remote_plaintext is set (or "
+                       "--upstream_tls_ca_file is)"));
+  }
+  std::shared_ptr<grpc::ChannelCredentials> upstream_credentials =
+      grpc::InsecureChannelCredentials();
+  if (upstream_tls) {
+    auto read = [](const std::string& path, absl::string_view flag) {
+      std::ifstream in(path, std::ios::binary);
+      if (!in) Fatal(absl::StrCat(flag, ": cannot read ", path));
+      std::stringstream buffer;
+      buffer << in.rdbuf();
+      return buffer.str();
+    };
+    grpc::SslCredentialsOptions ssl;
+    ssl.pem_root_certs = read(absl::GetFlag(FLAGS_upstream_tls_ca_file),
+                              "--upstream_tls_ca_file");
+    if (!absl::GetFlag(FLAGS_upstream_tls_cert_file).empty()) {
+      ssl.pem_cert_chain = read(absl::GetFlag(FLAGS_upstream_tls_cert_file),
+                                "--upstream_tls_cert_file");
+      ssl.pem_private_key = read(absl::GetFlag(FLAGS_upstream_tls_key_file),
+                                 "--upstream_tls_key_file");
+    }
+    upstream_credentials = grpc::SslCredentials(ssl);
+  }
+
   lumo::gateway::GatewayOptions options;
+  options.serves_tls = serves_tls;
   // Every service of every LumoKeys proto file; those without annotated
   // methods simply contribute no routes.
   for (const char* name : lumo::kProtoFiles) {
@@ -103,9 +188,12 @@ int main(int argc, char** argv) {
   // at 32 MiB by the server) exceed gRPC's 4 MiB default.
   grpc::ChannelArguments channel_args;
   channel_args.SetMaxReceiveMessageSize(64 << 20);
+  if (!absl::GetFlag(FLAGS_upstream_tls_server_name).empty()) {
+    channel_args.SetSslTargetNameOverride(
+        absl::GetFlag(FLAGS_upstream_tls_server_name));
+  }
   options.upstream = grpc::CreateCustomChannel(
-      absl::GetFlag(FLAGS_upstream), grpc::InsecureChannelCredentials(),
-      channel_args);
+      absl::GetFlag(FLAGS_upstream), upstream_credentials, channel_args);
   options.upstream_deadline = absl::GetFlag(FLAGS_upstream_deadline);
   if (!absl::GetFlag(FLAGS_service_token_file).empty()) {
     std::ifstream in(absl::GetFlag(FLAGS_service_token_file));
@@ -131,6 +219,8 @@ int main(int argc, char** argv) {
   http.request_timeout = absl::GetFlag(FLAGS_request_timeout);
   http.idle_timeout = absl::GetFlag(FLAGS_idle_timeout);
   http.common_headers = lumo::gateway::SecurityHeaders();
+  http.tls_cert_file = absl::GetFlag(FLAGS_tls_cert_file);
+  http.tls_key_file = absl::GetFlag(FLAGS_tls_key_file);
   http.error_renderer = [](int status, absl::string_view code,
                            absl::string_view message, absl::string_view) {
     return lumo::gateway::ErrorResponse(status, code, message);
@@ -143,12 +233,22 @@ int main(int argc, char** argv) {
   if (absl::Status started = server.Start(); !started.ok()) {
     Fatal(started.message());
   }
-  Info(absl::StrCat("serving http://", listen.substr(0, colon), ":",
-                    server.bound_port(), " -> ", absl::GetFlag(FLAGS_upstream),
-                    " (", (*gateway)->routes().routes().size(), " routes)"));
+  Info(absl::StrCat("serving ", serves_tls ? "https" : "http", "://",
+                    listen.substr(0, colon), ":", server.bound_port(), " -> ",
+                    absl::GetFlag(FLAGS_upstream), " (",
+                    (*gateway)->routes().routes().size(), " routes)"));
 
   int signal_number = 0;
-  sigwait(&signals, &signal_number);
+  for (;;) {
+    sigwait(&signals, &signal_number);
+    if (signal_number != SIGHUP) break;
+    // [SIGHUP] (issue 9): new connections get the new certificate.
+    absl::Status reloaded = server.ReloadTls();
+    Info(reloaded.ok() ? "TLS files reloaded"
+                       : absl::StrCat("TLS reload failed, keeping the old "
+                                      "certificate: ",
+                                      reloaded.message()));
+  }
   Info("shutting down");
   server.Shutdown(absl::GetFlag(FLAGS_shutdown_grace));
   Info("stopped");

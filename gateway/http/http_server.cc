@@ -15,6 +15,7 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/ssl.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
 #include <boost/asio/write.hpp>
@@ -109,6 +110,14 @@ class HttpServerCore : public std::enable_shared_from_this<HttpServerCore> {
   }
   uint64_t requests_served() const { return requests_served_.load(); }
 
+  // TLS (HTTPS): the context new connections use, null when serving plain
+  // HTTP. ReloadTls swaps it; connections keep the one they started with.
+  absl::Status ReloadTls();
+  std::shared_ptr<asio::ssl::context> tls_context() const {
+    absl::MutexLock lock(&tls_mu_);
+    return tls_context_;
+  }
+
   // For sessions.
   const HttpServerOptions& options() const { return options_; }
   const Handler& handler() const { return handler_; }
@@ -156,6 +165,9 @@ class HttpServerCore : public std::enable_shared_from_this<HttpServerCore> {
   size_t counted_connections_ ABSL_GUARDED_BY(mu_) = 0;
   size_t turning_away_ ABSL_GUARDED_BY(mu_) = 0;
 
+  mutable absl::Mutex tls_mu_;
+  std::shared_ptr<asio::ssl::context> tls_context_ ABSL_GUARDED_BY(tls_mu_);
+
   // Held shared to post onto a session's strand, exclusively to set stopped_.
   absl::Mutex post_mu_;
   bool stopped_ ABSL_GUARDED_BY(post_mu_) = false;
@@ -172,7 +184,13 @@ class Session : public std::enable_shared_from_this<Session> {
         socket_(std::move(socket)),
         timer_(socket_.get_executor()),
         id_(id),
-        counted_(counted) {}
+        counted_(counted),
+        tls_context_(core_->tls_context()) {
+    if (tls_context_ != nullptr) {
+      tls_ = std::make_unique<asio::ssl::stream<tcp::socket&>>(socket_,
+                                                               *tls_context_);
+    }
+  }
 
   ~Session() {
     if (phase_ != Phase::kClosed) core_->Unregister(id_, counted_);
@@ -222,6 +240,26 @@ class Session : public std::enable_shared_from_this<Session> {
   void ArmTimer(absl::Duration after);
   void OnTimeout();
   void Close();
+  // TLS: the handshake, then `next` (on the strand); closes on failure.
+  template <typename Next>
+  void Handshake(Next next);
+  // Reads / writes through TLS when the connection has it.
+  template <typename Buffers, typename Fn>
+  void AsyncReadSome(const Buffers& buffers, Fn&& fn) {
+    if (tls_ != nullptr) {
+      tls_->async_read_some(buffers, std::forward<Fn>(fn));
+    } else {
+      socket_.async_read_some(buffers, std::forward<Fn>(fn));
+    }
+  }
+  template <typename Buffers, typename Fn>
+  void AsyncWrite(const Buffers& buffers, Fn&& fn) {
+    if (tls_ != nullptr) {
+      asio::async_write(*tls_, buffers, std::forward<Fn>(fn));
+    } else {
+      asio::async_write(socket_, buffers, std::forward<Fn>(fn));
+    }
+  }
 
   const std::shared_ptr<HttpServerCore> core_;  // first: destroyed last
   const HttpServerOptions& options_;            // owned by core_
@@ -248,6 +286,10 @@ class Session : public std::enable_shared_from_this<Session> {
   wire::RequestHead head_;
   std::optional<http::request_parser<http::string_body>> parser_;
   std::string out_;
+  // HTTPS only: the context this connection started with and the TLS
+  // stream over socket_ (declared after it, so destroyed before it).
+  const std::shared_ptr<asio::ssl::context> tls_context_;
+  std::unique_ptr<asio::ssl::stream<tcp::socket&>> tls_;
 };
 
 // ---------------------------------------------------------------------------
@@ -262,14 +304,40 @@ void Session::Start() {
     return;
   }
   remote_ip_ = AddressText(peer.address());
-  BeginRequest();
+  if (tls_ != nullptr) {
+    Handshake([this] { BeginRequest(); });
+  } else {
+    BeginRequest();
+  }
+}
+
+template <typename Next>
+void Session::Handshake(Next next) {
+  // The handshake gets request_timeout, like a first request.
+  ArmTimer(options_.request_timeout);
+  tls_->async_handshake(asio::ssl::stream_base::server,
+                        [self = shared_from_this(), next](error_code ec) {
+                          if (self->phase_ == Phase::kClosed) return;
+                          if (ec) {
+                            self->Close();
+                            return;
+                          }
+                          next();
+                        });
 }
 
 void Session::StartTurnAway() {
   close_after_write_ = true;
   request_id_ = NewRequestId();
-  Write(core_->RenderError(503, "the server is at its connection limit",
-                           request_id_));
+  auto answer = [this] {
+    Write(core_->RenderError(503, "the server is at its connection limit",
+                             request_id_));
+  };
+  if (tls_ != nullptr) {
+    Handshake(answer);
+  } else {
+    answer();
+  }
 }
 
 void Session::BeginRequest() {
@@ -311,10 +379,10 @@ void Session::Read() {
   read_pending_ = true;
   // Small reads until the head is in, so that idle connections hold little.
   const size_t want = phase_ == Phase::kBody ? kBodyReadSize : kHeadReadSize;
-  socket_.async_read_some(buffer_.prepare(want),
-                          [self = shared_from_this()](error_code ec, size_t n) {
-                            self->OnRead(ec, n);
-                          });
+  AsyncReadSome(buffer_.prepare(want),
+                [self = shared_from_this()](error_code ec, size_t n) {
+                  self->OnRead(ec, n);
+                });
 }
 
 void Session::OnRead(error_code ec, size_t n) {
@@ -472,16 +540,16 @@ void Session::FeedBody() {
 void Session::WriteContinue() {
   phase_ = Phase::kContinue;
   out_ = "HTTP/1.1 100 Continue\r\n\r\n";
-  asio::async_write(socket_, asio::buffer(out_),
-                    [self = shared_from_this()](error_code ec, size_t) {
-                      if (self->phase_ != Phase::kContinue) return;
-                      if (ec) {
-                        self->Close();
-                        return;
-                      }
-                      self->phase_ = Phase::kBody;
-                      self->FeedBody();
-                    });
+  AsyncWrite(asio::buffer(out_),
+             [self = shared_from_this()](error_code ec, size_t) {
+               if (self->phase_ != Phase::kContinue) return;
+               if (ec) {
+                 self->Close();
+                 return;
+               }
+               self->phase_ = Phase::kBody;
+               self->FeedBody();
+             });
 }
 
 // The Responder's shared state: keeps the session alive and lets only the
@@ -552,10 +620,10 @@ void Session::Write(const HttpResponse& response) {
   wire::SerializeResponse(response, request_id_, options_.common_headers,
                           close_after_write_, head_request_, &out_);
   ArmTimer(options_.request_timeout);
-  asio::async_write(socket_, asio::buffer(out_),
-                    [self = shared_from_this()](error_code ec, size_t) {
-                      self->OnWrite(ec);
-                    });
+  AsyncWrite(asio::buffer(out_),
+             [self = shared_from_this()](error_code ec, size_t) {
+               self->OnWrite(ec);
+             });
 }
 
 void Session::OnWrite(error_code ec) {
@@ -645,10 +713,44 @@ HttpResponse HttpServerCore::RenderError(int status, absl::string_view message,
   return DefaultErrorRenderer(status, code, message, request_id);
 }
 
+absl::Status HttpServerCore::ReloadTls() {
+  if (options_.tls_cert_file.empty() && options_.tls_key_file.empty()) {
+    return absl::OkStatus();
+  }
+  if (options_.tls_cert_file.empty() || options_.tls_key_file.empty()) {
+    return absl::InvalidArgumentError(
+        "TLS needs both a certificate and a key file");
+  }
+  auto context =
+      std::make_shared<asio::ssl::context>(asio::ssl::context::tls_server);
+  error_code ec;
+  context->set_options(
+      asio::ssl::context::default_workarounds | asio::ssl::context::no_sslv2 |
+          asio::ssl::context::no_sslv3 | asio::ssl::context::no_tlsv1 |
+          asio::ssl::context::no_tlsv1_1 | asio::ssl::context::single_dh_use,
+      ec);
+  context->use_certificate_chain_file(options_.tls_cert_file, ec);
+  if (ec) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "TLS certificate file ", options_.tls_cert_file, ": ", ec.message()));
+  }
+  context->use_private_key_file(options_.tls_key_file, asio::ssl::context::pem,
+                                ec);
+  if (ec) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "TLS key file ", options_.tls_key_file, ": ", ec.message(),
+        " (it must be an unencrypted PEM key matching the certificate)"));
+  }
+  absl::MutexLock lock(&tls_mu_);
+  tls_context_ = std::move(context);
+  return absl::OkStatus();
+}
+
 absl::Status HttpServerCore::Start() {
   absl::MutexLock lock(&lifecycle_mu_);
   if (started_)
     return absl::FailedPreconditionError("HttpServer started twice");
+  if (absl::Status tls = ReloadTls(); !tls.ok()) return tls;
   error_code ec;
   const asio::ip::address address =
       asio::ip::make_address(options_.address, ec);
@@ -821,6 +923,8 @@ HttpServer::HttpServer(HttpServerOptions options, Handler handler)
 HttpServer::~HttpServer() { Shutdown(absl::ZeroDuration()); }
 
 absl::Status HttpServer::Start() { return core_->Start(); }
+
+absl::Status HttpServer::ReloadTls() { return core_->ReloadTls(); }
 
 int HttpServer::bound_port() const { return core_->bound_port(); }
 

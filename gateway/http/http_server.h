@@ -21,6 +21,8 @@
 //        byte (a later response is dropped), or arriving over
 //        max_connections (accepted, answered, closed)
 //   505  of an HTTP version other than 1.0/1.1
+// With TLS files set, every connection first completes a TLS handshake
+// (within request_timeout, else it is closed).
 //   500  if the handler throws or answers with a status outside 200..599
 // Every response carries Content-Length (except 204/304), X-Request-Id and
 // common_headers; a response to HEAD carries no body. Before closing, the
@@ -60,6 +62,10 @@ struct HttpServerOptions {
   // Added to every response, the server's own errors included, unless the
   // handler's response already has a field of that name.
   HttpHeaders common_headers;
+  // HTTPS: PEM certificate chain and unencrypted PEM key; both empty: plain
+  // HTTP. TLS 1.2 or later; the server then speaks only TLS on its port.
+  std::string tls_cert_file;
+  std::string tls_key_file;
 };
 
 // Thread-safe. Start() at most once; Shutdown() (also run by the destructor)
@@ -78,6 +84,11 @@ class HttpServer {
   // port outside 0..65535; UNAVAILABLE, naming the address, if it cannot
   // bind or listen; FAILED_PRECONDITION if already started.
   absl::Status Start();
+
+  // Re-reads the TLS files: connections accepted afterwards use them,
+  // established ones keep theirs. INVALID_ARGUMENT naming the file (and
+  // nothing changes) when one cannot be loaded. A no-op without TLS.
+  absl::Status ReloadTls();
 
   // The listening port once started (useful with port 0), else 0.
   int bound_port() const;

@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <cstdlib>
 #include <fstream>
 #include <string>
 #include <vector>
@@ -152,73 +153,69 @@ TEST_F(FlagConfigTest, ConfigPathFromArgsTakesLastBeforeDoubleDash) {
 
 // The whole start-up sequence, in a child process each (ParseFlags parses
 // the command line and exits on errors): command line > environment >
-// config file > default.
+// config file > default. Each child body is a function, so that its commas
+// stay out of the EXPECT_EXIT macro.
+void ParseArgs(std::vector<std::string> args) {
+  std::vector<char*> argv;
+  for (std::string& a : args) argv.push_back(a.data());
+  ParseFlags(static_cast<int>(argv.size()), argv.data(), "LUMO_TEST_", "test");
+}
+
+void PrecedenceChild(const std::string& config_path) {
+  setenv("LUMO_TEST_TEST_WORKERS", "2", 1);
+  setenv("LUMO_TEST_TEST_LISTEN", "from-env", 1);
+  ParseArgs({"prog", "--config=" + config_path, "--test_listen=from-cli"});
+  const bool ok = absl::GetFlag(FLAGS_test_listen) == "from-cli" &&
+                  absl::GetFlag(FLAGS_test_workers) == 2 &&
+                  absl::GetFlag(FLAGS_test_verbose) &&
+                  absl::GetFlag(FLAGS_test_grace) == absl::Seconds(10);
+  fprintf(stderr, "checked\n");
+  exit(ok ? 0 : 1);
+}
+
 TEST(ParseFlagsDeathTest, PrecedenceIsCommandLineThenEnvironmentThenFile) {
   TempFile file(
       "test_listen = from-file\ntest_workers = 1\ntest_verbose = true\n");
-  EXPECT_EXIT(
-      {
-        setenv("LUMO_TEST_TEST_WORKERS", "2", 1);
-        setenv("LUMO_TEST_TEST_LISTEN", "from-env", 1);
-        std::string config = "--config=" + file.path();
-        std::vector<std::string> args = {"prog", config,
-                                         "--test_listen=from-cli"};
-        std::vector<char*> argv;
-        for (std::string& a : args) argv.push_back(a.data());
-        ParseFlags(static_cast<int>(argv.size()), argv.data(), "LUMO_TEST_",
-                   "test");
-        const bool ok = absl::GetFlag(FLAGS_test_listen) == "from-cli" &&
-                        absl::GetFlag(FLAGS_test_workers) == 2 &&
-                        absl::GetFlag(FLAGS_test_verbose) &&
-                        absl::GetFlag(FLAGS_test_grace) == absl::Seconds(10);
-        fprintf(stderr, "checked\n");
-        exit(ok ? 0 : 1);
-      },
-      ::testing::ExitedWithCode(0), "checked");
+  EXPECT_EXIT(PrecedenceChild(file.path()), ::testing::ExitedWithCode(0),
+              "checked");
+}
+
+void ConfigFromEnvironmentChild(const std::string& config_path) {
+  setenv("LUMO_TEST_CONFIG", config_path.c_str(), 1);
+  ParseArgs({"prog"});
+  fprintf(stderr, "workers=%d\n", absl::GetFlag(FLAGS_test_workers));
+  exit(0);
 }
 
 TEST(ParseFlagsDeathTest, ConfigFileFromEnvironmentVariable) {
   TempFile file("test_workers = 7\n");
-  EXPECT_EXIT(
-      {
-        setenv("LUMO_TEST_CONFIG", file.path().c_str(), 1);
-        std::vector<std::string> args = {"prog"};
-        std::vector<char*> argv = {args[0].data()};
-        ParseFlags(1, argv.data(), "LUMO_TEST_", "test");
-        fprintf(stderr, "workers=%d\n", absl::GetFlag(FLAGS_test_workers));
-        exit(0);
-      },
-      ::testing::ExitedWithCode(0), "workers=7");
+  EXPECT_EXIT(ConfigFromEnvironmentChild(file.path()),
+              ::testing::ExitedWithCode(0), "workers=7");
+}
+
+void UnknownEnvironmentChild() {
+  setenv("LUMO_TEST_NO_SUCH_FLAG", "1", 1);
+  ParseArgs({"prog"});
+  exit(0);
 }
 
 TEST(ParseFlagsDeathTest, UnknownEnvironmentSettingStopsStartWithItsName) {
   EXPECT_EXIT(
-      {
-        setenv("LUMO_TEST_NO_SUCH_FLAG", "1", 1);
-        std::vector<std::string> args = {"prog"};
-        std::vector<char*> argv = {args[0].data()};
-        ParseFlags(1, argv.data(), "LUMO_TEST_", "test");
-        exit(0);
-      },
-      ::testing::ExitedWithCode(2),
+      UnknownEnvironmentChild(), ::testing::ExitedWithCode(2),
       "\"level\":\"fatal\".*LUMO_TEST_NO_SUCH_FLAG.*no flag --no_such_flag");
+}
+
+void BadConfigChild(const std::string& config_path) {
+  ParseArgs({"prog", "--config=" + config_path});
+  exit(0);
 }
 
 TEST(ParseFlagsDeathTest, BadConfigFileLineStopsStartWithFileAndLine) {
   TempFile file("test_workers = 1\ntest_grace = later\n");
   const std::string expected =
       file.path() + ":2: invalid value for --test_grace";
-  EXPECT_EXIT(
-      {
-        std::string config = "--config=" + file.path();
-        std::vector<std::string> args = {"prog", config};
-        std::vector<char*> argv;
-        for (std::string& a : args) argv.push_back(a.data());
-        ParseFlags(static_cast<int>(argv.size()), argv.data(), "LUMO_TEST_",
-                   "test");
-        exit(0);
-      },
-      ::testing::ExitedWithCode(2), expected);
+  EXPECT_EXIT(BadConfigChild(file.path()), ::testing::ExitedWithCode(2),
+              expected);
 }
 
 }  // namespace
