@@ -32,6 +32,9 @@
 #include "server/storage/mysql/mysql_audit_store.h"
 #include "server/storage/mysql/mysql_key_store.h"
 #include "server/storage/mysql/mysql_options.h"
+// [metrics and logs includes] (issue 9)
+#include "server/observability/log.h"
+#include "server/observability/metrics_http.h"
 
 ABSL_FLAG(std::string, listen, "127.0.0.1:50051",
           "gRPC listen address host:port");
@@ -78,23 +81,28 @@ ABSL_FLAG(int, audit_burst_threshold, 10,
           "mark the failures suspicious");
 ABSL_FLAG(absl::Duration, shutdown_grace, absl::Seconds(10),
           "How long in-flight calls may run after SIGTERM");
+// [metrics and logs flags] (issue 9)
+ABSL_FLAG(std::string, log_level, "info",
+          "Least severe log level written to stderr: debug|info|warning|error "
+          "(per-call access lines are info; OK VerifyApiKey and health calls "
+          "are debug)");
+ABSL_FLAG(std::string, metrics_listen, "",
+          "Admin address host:port serving Prometheus metrics at /metrics "
+          "(plain HTTP); empty: no metrics listener");
+ABSL_FLAG(bool, metrics_allow_remote, false,
+          "Allow --metrics_listen on a non-loopback address");
 
 namespace {
 
+// [metrics and logs] (issue 9): one JSON line through the shared logging
+// library (server/observability/log.h), filtered by --log_level.
 void Log(absl::string_view level, absl::string_view message,
          absl::string_view extra_json_fields = "") {
-  std::string line = "{\"time\":";
-  lumo::service::AppendJsonString(
-      line,
-      absl::FormatTime(absl::RFC3339_full, absl::Now(), absl::UTCTimeZone()));
-  line += ",\"level\":";
-  lumo::service::AppendJsonString(line, level);
-  line += ",\"msg\":";
-  lumo::service::AppendJsonString(line, message);
-  if (!extra_json_fields.empty())
-    absl::StrAppend(&line, ",", extra_json_fields);
-  line += "}\n";
-  fputs(line.c_str(), stderr);
+  lumo::log::Level parsed = lumo::log::Level::kFatal;
+  if (level != "fatal" && !lumo::log::ParseLevel(level, &parsed)) {
+    parsed = lumo::log::Level::kInfo;
+  }
+  lumo::log::Line(parsed, message).Raw(extra_json_fields);
 }
 
 [[noreturn]] void Fatal(absl::string_view message) {
@@ -139,6 +147,22 @@ int main(int argc, char** argv) {
       "  lumokeys-server --mysql=DSN --pepper_file=F [--listen=H:P] ...\n"
       "  lumokeys-server --mysql=DSN --migrate [--migrations_dir=D]");
   absl::ParseCommandLine(argc, argv);
+  // [metrics and logs: level] (issue 9)
+  {
+    lumo::log::Level level;
+    if (!lumo::log::ParseLevel(absl::GetFlag(FLAGS_log_level), &level)) {
+      Fatal("--log_level: expected debug, info, warning or error");
+    }
+    lumo::log::SetMinLevel(level);
+    const std::string metrics_listen = absl::GetFlag(FLAGS_metrics_listen);
+    if (!metrics_listen.empty() &&
+        !lumo::metrics::IsLoopbackAddress(metrics_listen) &&
+        !absl::GetFlag(FLAGS_metrics_allow_remote)) {
+      Fatal(absl::StrCat("--metrics_listen=", metrics_listen,
+                         " is not loopback: refused unless "
+                         "--metrics_allow_remote is set"));
+    }
+  }
 
   // Signals are taken synchronously by the main thread (sigwait below); block
   // them before any other thread exists so every thread inherits the mask.
@@ -269,6 +293,18 @@ int main(int argc, char** argv) {
   server->GetHealthCheckService()->SetServingStatus(true);
   Log("info", "serving",
       absl::StrCat("\"listen\":\"", listen, "\",\"port\":", bound_port));
+  // [metrics listener] (issue 9)
+  lumo::metrics::MetricsHttpServer metrics_server(&(*app)->metrics());
+  if (!absl::GetFlag(FLAGS_metrics_listen).empty()) {
+    if (absl::Status started =
+            metrics_server.Start(absl::GetFlag(FLAGS_metrics_listen));
+        !started.ok()) {
+      Fatal(absl::StrCat("--metrics_listen: ", started.message()));
+    }
+    lumo::log::Line(lumo::log::Level::kInfo, "serving metrics")
+        .Str("metrics_listen", absl::GetFlag(FLAGS_metrics_listen))
+        .Int("metrics_port", metrics_server.bound_port());
+  }
 
   int signal_number = 0;
   sigwait(&signals, &signal_number);
@@ -277,6 +313,8 @@ int main(int argc, char** argv) {
   server->Shutdown(
       std::chrono::system_clock::now() +
       absl::ToChronoMilliseconds(absl::GetFlag(FLAGS_shutdown_grace)));
+  // [metrics listener] (issue 9): its collectors read the app.
+  metrics_server.Stop();
   // Runs what is queued, joins the workers, then writes every queued audit
   // event (the writer's stop_timeout bounds it when the database is down).
   app->reset();
