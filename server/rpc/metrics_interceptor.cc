@@ -61,7 +61,7 @@ class MetricsInterceptor : public grpc::experimental::Interceptor {
         std::chrono::duration<double>(std::chrono::steady_clock::now() - start_)
             .count();
     m_.ForCode(code).Increment();
-    m_.latency->Observe(seconds);
+    m_.Latency().Observe(seconds);
     const log::Level level =
         m_.quiet && code == 0 ? log::Level::kDebug : log::Level::kInfo;
     if (!log::Enabled(level)) return;
@@ -114,6 +114,15 @@ metrics::Counter& MetricsInterceptorFactory::MethodMetrics::ForCode(int code) {
   return *c;
 }
 
+metrics::Histogram& MetricsInterceptorFactory::MethodMetrics::Latency() {
+  metrics::Histogram* h = latency.load(std::memory_order_acquire);
+  if (h == nullptr) {
+    h = &latency_family->WithLabels({rpc});
+    latency.store(h, std::memory_order_release);
+  }
+  return *h;
+}
+
 MetricsInterceptorFactory::MetricsInterceptorFactory(
     metrics::Registry& registry,
     const std::vector<const google::protobuf::ServiceDescriptor*>& services)
@@ -150,7 +159,7 @@ MetricsInterceptorFactory::MethodMetrics& MetricsInterceptorFactory::Prepare(
     }
   }
   m->requests = &requests_;
-  m->latency = &latency_.WithLabels({m->rpc});
+  m->latency_family = &latency_;
   MethodMetrics& out = *m;
   if (method != nullptr) {
     known_[std::string(path)] = std::move(m);

@@ -35,9 +35,9 @@ const char* GrpcCodeName(int code);
 class MetricsInterceptorFactory
     : public grpc::experimental::ServerInterceptorFactoryInterface {
  public:
-  // Series for every method of `services` are prepared up front (no lock
-  // on the call path); other methods (health, reflection) on first use.
-  // `registry` must outlive the factory.
+  // Every method of `services` is looked up without a lock on the call
+  // path (its series are created at its first call); other methods
+  // (health, reflection) take a mutex. `registry` must outlive the factory.
   MetricsInterceptorFactory(
       metrics::Registry& registry,
       const std::vector<const google::protobuf::ServiceDescriptor*>& services);
@@ -50,11 +50,15 @@ class MetricsInterceptorFactory
     bool quiet = false;  // OK answers are logged at debug
     const google::protobuf::FieldDescriptor* tenant_field = nullptr;
     const google::protobuf::Descriptor* input_type = nullptr;
-    metrics::Histogram* latency = nullptr;
+    metrics::Family<metrics::Histogram>* latency_family = nullptr;
     metrics::Family<metrics::Counter>* requests = nullptr;
-    // Per gRPC code (0..16), created on first use.
+    // Series are created on first use (no zero series for methods never
+    // called), then read without a lock.
+    std::atomic<metrics::Histogram*> latency{nullptr};
+    // Per gRPC code (0..16).
     std::array<std::atomic<metrics::Counter*>, 17> by_code{};
     metrics::Counter& ForCode(int code);
+    metrics::Histogram& Latency();
   };
 
  private:
