@@ -252,9 +252,18 @@ Gateway::Gateway(GatewayOptions options, RouteTable routes,
       stub_(options_.upstream) {}
 
 void Gateway::Handle(HttpRequest request, Responder respond) {
+  // [observability hook] (issue 9): hands the request's labels to the
+  // observer, which may wrap the responder.
+  auto observe = [&](absl::string_view route, absl::string_view tenant) {
+    if (options_.observer == nullptr) return;
+    respond = options_.observer->Observe(
+        RequestLabels{request.method, route, tenant, request.request_id},
+        std::move(respond));
+  };
   // Routes that do not reach the server.
   if (request.method == "GET" || request.method == "HEAD") {
     if (request.path == "/livez") {
+      observe("/livez", "");
       // Liveness of the gateway process alone: no upstream call.
       HttpResponse response;
       response.headers.emplace_back("Content-Type", std::string(kJson));
@@ -263,6 +272,7 @@ void Gateway::Handle(HttpRequest request, Responder respond) {
       return;
     }
     if (request.path == "/healthz") {
+      observe("/healthz", "");
       HandleHealth(std::move(request), std::move(respond));
       return;
     }
@@ -270,6 +280,10 @@ void Gateway::Handle(HttpRequest request, Responder respond) {
         (absl::StartsWith(request.path, "/t/") &&
          absl::EndsWith(request.path, "/api/v1/openapi.json") &&
          std::count(request.path.begin(), request.path.end(), '/') == 5)) {
+      observe(request.path == "/openapi.json"
+                  ? "/openapi.json"
+                  : "/t/{tenant_slug}/api/v1/openapi.json",
+              "");
       HttpResponse response;
       response.headers.emplace_back("Content-Type", std::string(kJson));
       response.body = openapi_json_;
@@ -279,6 +293,16 @@ void Gateway::Handle(HttpRequest request, Responder respond) {
   }
 
   MatchResult match = routes_.Match(request.method, request.path);
+  // [observability hook] (issue 9)
+  if (match.outcome == MatchOutcome::kMatched) {
+    absl::string_view tenant;
+    for (const auto& [name, value] : match.variables) {
+      if (name == "tenant_slug") tenant = value;
+    }
+    observe(match.route->path.text(), tenant);
+  } else {
+    observe("unmatched", "");
+  }
   switch (match.outcome) {
     case MatchOutcome::kMatched:
       Forward(*match.route, match.variables, std::move(request),
@@ -404,7 +428,12 @@ void Gateway::Forward(const Route& route, const Variables& variables,
       absl::StrCat("/", route.method->service()->full_name(), "/",
                    route.method->name());
   stub_.UnaryCall(&ctx, rpc_name, grpc::StubOptions(), &call->request,
-                  &call->reply, [call](grpc::Status status) {
+                  &call->reply,
+                  [call, observer = options_.observer](grpc::Status status) {
+                    // [observability hook] (issue 9)
+                    if (!status.ok() && observer != nullptr) {
+                      observer->UpstreamError(status.error_code());
+                    }
                     const Route& route = *call->route;
                     const bool rfc = route.method->options()
                                          .GetExtension(lumo::api::http)

@@ -20,6 +20,28 @@
 
 namespace lumo::gateway {
 
+// [observability hook] (issue 9): what the gateway tells an observer about
+// each request it handles. The views are valid during Observe only.
+struct RequestLabels {
+  absl::string_view method;  // as sent
+  absl::string_view route;   // the route template, or a fixed name for
+                             // built-in and unmatched paths
+  absl::string_view tenant;  // the tenant_slug path variable, if any
+  absl::string_view request_id;
+};
+
+// Sees every request Gateway::Handle answers (metrics, access logs).
+// Implementations must be thread-safe.
+class GatewayObserver {
+ public:
+  virtual ~GatewayObserver() = default;
+  // Called once per request before it is answered; returns the responder
+  // the gateway answers through (normally one wrapping `respond`).
+  virtual Responder Observe(const RequestLabels& labels, Responder respond) = 0;
+  // An upstream (gRPC) call that did not end with OK.
+  virtual void UpstreamError(grpc::StatusCode code) = 0;
+};
+
 struct GatewayOptions {
   // Services whose annotated methods become routes.
   std::vector<const google::protobuf::ServiceDescriptor*> services;
@@ -31,6 +53,9 @@ struct GatewayOptions {
   // [TLS] (issue 9): true when the gateway serves HTTPS (--tls_cert_file),
   // e.g. for Secure / __Host- cookies.
   bool serves_tls = false;
+  // [observability hook] (issue 9): borrowed, may be null; must outlive
+  // the gateway and every call it has in flight.
+  GatewayObserver* observer = nullptr;
 };
 
 // The HTTP status and documented error code for a gRPC status code: the

@@ -24,6 +24,11 @@
 #include "grpcpp/security/credentials.h"
 #include "lumo/proto_files.h"
 #include "server/config/flag_config.h"
+// [metrics and logs includes] (issue 9)
+#include "gateway/observability.h"
+#include "server/observability/log.h"
+#include "server/observability/metrics.h"
+#include "server/observability/metrics_http.h"
 
 ABSL_FLAG(std::string, listen, "127.0.0.1:8080",
           "HTTP listen address host:port");
@@ -66,19 +71,25 @@ ABSL_FLAG(std::string, upstream_tls_key_file, "",
 ABSL_FLAG(std::string, upstream_tls_server_name, "",
           "Name the server certificate must carry (default: the host of "
           "--upstream)");
+// [metrics and logs flags] (issue 9)
+ABSL_FLAG(std::string, log_level, "info",
+          "Least severe log level written to stderr: debug|info|warning|error "
+          "(per-request access lines are info)");
+ABSL_FLAG(std::string, metrics_listen, "",
+          "Admin address host:port serving Prometheus metrics at /metrics "
+          "(plain HTTP); empty: no metrics listener");
+ABSL_FLAG(bool, metrics_allow_remote, false,
+          "Allow --metrics_listen on a non-loopback address");
 
 namespace {
 
+// [metrics and logs] (issue 9): the shared JSON log-line library.
 [[noreturn]] void Fatal(absl::string_view message) {
-  fprintf(stderr, "{\"level\":\"fatal\",\"msg\":%s}\n",
-          lumo::gateway::JsonQuote(message).c_str());
+  lumo::log::Line(lumo::log::Level::kFatal, message);
   exit(1);
 }
 
-void Info(absl::string_view message) {
-  fprintf(stderr, "{\"level\":\"info\",\"msg\":%s}\n",
-          lumo::gateway::JsonQuote(message).c_str());
-}
+void Info(absl::string_view message) { lumo::log::Info(message); }
 
 }  // namespace
 
@@ -88,6 +99,24 @@ int main(int argc, char** argv) {
       "LumoKeys HTTP/JSON gateway.\n"
       "  lumokeys-gateway --upstream=127.0.0.1:50051 --listen=127.0.0.1:8080\n"
       "SIGTERM/SIGINT drain and stop; SIGHUP reloads the TLS files.");
+  // [metrics and logs: level, registry] (issue 9)
+  {
+    lumo::log::Level level;
+    if (!lumo::log::ParseLevel(absl::GetFlag(FLAGS_log_level), &level)) {
+      Fatal("--log_level: expected debug, info, warning or error");
+    }
+    lumo::log::SetMinLevel(level);
+    const std::string metrics_listen = absl::GetFlag(FLAGS_metrics_listen);
+    if (!metrics_listen.empty() &&
+        !lumo::metrics::IsLoopbackAddress(metrics_listen) &&
+        !absl::GetFlag(FLAGS_metrics_allow_remote)) {
+      Fatal(absl::StrCat("--metrics_listen=", metrics_listen,
+                         " is not loopback: refused unless "
+                         "--metrics_allow_remote is set"));
+    }
+  }
+  lumo::metrics::Registry metrics_registry;
+  lumo::gateway::GatewayMetrics gateway_metrics(metrics_registry);
 
   sigset_t signals;
   sigemptyset(&signals);
@@ -195,6 +224,7 @@ int main(int argc, char** argv) {
   options.upstream = grpc::CreateCustomChannel(
       absl::GetFlag(FLAGS_upstream), upstream_credentials, channel_args);
   options.upstream_deadline = absl::GetFlag(FLAGS_upstream_deadline);
+  options.observer = &gateway_metrics;  // [metrics] (issue 9)
   if (!absl::GetFlag(FLAGS_service_token_file).empty()) {
     std::ifstream in(absl::GetFlag(FLAGS_service_token_file));
     if (!in) Fatal("--service_token_file: cannot read the file");
@@ -237,6 +267,24 @@ int main(int argc, char** argv) {
                     listen.substr(0, colon), ":", server.bound_port(), " -> ",
                     absl::GetFlag(FLAGS_upstream), " (",
                     (*gateway)->routes().routes().size(), " routes)"));
+  // [metrics listener] (issue 9)
+  metrics_registry.AddCollector(
+      "lumo_gateway_open_connections", "HTTP connections open now",
+      lumo::metrics::Type::kGauge, [&server] {
+        return std::vector<lumo::metrics::Sample>{
+            {{}, static_cast<double>(server.open_connections())}};
+      });
+  lumo::metrics::MetricsHttpServer metrics_server(&metrics_registry);
+  if (!absl::GetFlag(FLAGS_metrics_listen).empty()) {
+    if (absl::Status started =
+            metrics_server.Start(absl::GetFlag(FLAGS_metrics_listen));
+        !started.ok()) {
+      Fatal(absl::StrCat("--metrics_listen: ", started.message()));
+    }
+    lumo::log::Line(lumo::log::Level::kInfo, "serving metrics")
+        .Str("metrics_listen", absl::GetFlag(FLAGS_metrics_listen))
+        .Int("metrics_port", metrics_server.bound_port());
+  }
 
   int signal_number = 0;
   for (;;) {
@@ -251,6 +299,7 @@ int main(int argc, char** argv) {
   }
   Info("shutting down");
   server.Shutdown(absl::GetFlag(FLAGS_shutdown_grace));
+  metrics_server.Stop();  // [metrics listener] (issue 9)
   Info("stopped");
   return 0;
 }

@@ -34,6 +34,9 @@
 #include "server/storage/mysql/mysql_key_store.h"
 #include "server/storage/mysql/mysql_options.h"
 #include "server/tls/server_tls.h"
+// [metrics and logs includes] (issue 9)
+#include "server/observability/log.h"
+#include "server/observability/metrics_http.h"
 
 ABSL_FLAG(std::string, listen, "127.0.0.1:50051",
           "gRPC listen address host:port");
@@ -98,23 +101,28 @@ ABSL_FLAG(absl::Duration, drain_delay, absl::ZeroDuration(),
           "After SIGTERM, how long health reports NOT_SERVING while calls "
           "are still accepted (lets load balancers move traffic away) before "
           "the --shutdown_grace drain starts");
+// [metrics and logs flags] (issue 9)
+ABSL_FLAG(std::string, log_level, "info",
+          "Least severe log level written to stderr: debug|info|warning|error "
+          "(per-call access lines are info; OK VerifyApiKey and health calls "
+          "are debug)");
+ABSL_FLAG(std::string, metrics_listen, "",
+          "Admin address host:port serving Prometheus metrics at /metrics "
+          "(plain HTTP); empty: no metrics listener");
+ABSL_FLAG(bool, metrics_allow_remote, false,
+          "Allow --metrics_listen on a non-loopback address");
 
 namespace {
 
+// [metrics and logs] (issue 9): one JSON line through the shared logging
+// library (server/observability/log.h), filtered by --log_level.
 void Log(absl::string_view level, absl::string_view message,
          absl::string_view extra_json_fields = "") {
-  std::string line = "{\"time\":";
-  lumo::service::AppendJsonString(
-      line,
-      absl::FormatTime(absl::RFC3339_full, absl::Now(), absl::UTCTimeZone()));
-  line += ",\"level\":";
-  lumo::service::AppendJsonString(line, level);
-  line += ",\"msg\":";
-  lumo::service::AppendJsonString(line, message);
-  if (!extra_json_fields.empty())
-    absl::StrAppend(&line, ",", extra_json_fields);
-  line += "}\n";
-  fputs(line.c_str(), stderr);
+  lumo::log::Level parsed = lumo::log::Level::kFatal;
+  if (level != "fatal" && !lumo::log::ParseLevel(level, &parsed)) {
+    parsed = lumo::log::Level::kInfo;
+  }
+  lumo::log::Line(parsed, message).Raw(extra_json_fields);
 }
 
 [[noreturn]] void Fatal(absl::string_view message) {
@@ -161,6 +169,22 @@ int main(int argc, char** argv) {
       "  lumokeys-server --mysql=DSN --migrate [--migrations_dir=D]\n"
       "SIGTERM/SIGINT drain and stop; SIGHUP reloads the TLS files and the "
       "pepper file.");
+  // [metrics and logs: level] (issue 9)
+  {
+    lumo::log::Level level;
+    if (!lumo::log::ParseLevel(absl::GetFlag(FLAGS_log_level), &level)) {
+      Fatal("--log_level: expected debug, info, warning or error");
+    }
+    lumo::log::SetMinLevel(level);
+    const std::string metrics_listen = absl::GetFlag(FLAGS_metrics_listen);
+    if (!metrics_listen.empty() &&
+        !lumo::metrics::IsLoopbackAddress(metrics_listen) &&
+        !absl::GetFlag(FLAGS_metrics_allow_remote)) {
+      Fatal(absl::StrCat("--metrics_listen=", metrics_listen,
+                         " is not loopback: refused unless "
+                         "--metrics_allow_remote is set"));
+    }
+  }
 
   // Signals are taken synchronously by the main thread (sigwait below); block
   // them before any other thread exists so every thread inherits the mask.
@@ -351,6 +375,18 @@ int main(int argc, char** argv) {
       absl::StrCat("\"listen\":\"", listen, "\",\"port\":", bound_port,
                    ",\"tls\":", tls ? "true" : "false",
                    ",\"internal_port\":", internal_port));
+  // [metrics listener] (issue 9)
+  lumo::metrics::MetricsHttpServer metrics_server(&(*app)->metrics());
+  if (!absl::GetFlag(FLAGS_metrics_listen).empty()) {
+    if (absl::Status started =
+            metrics_server.Start(absl::GetFlag(FLAGS_metrics_listen));
+        !started.ok()) {
+      Fatal(absl::StrCat("--metrics_listen: ", started.message()));
+    }
+    lumo::log::Line(lumo::log::Level::kInfo, "serving metrics")
+        .Str("metrics_listen", absl::GetFlag(FLAGS_metrics_listen))
+        .Int("metrics_port", metrics_server.bound_port());
+  }
 
   // [signal loop] (issue 9): SIGHUP reloads the TLS files and the pepper
   // file (each keeps its old state when the new one is invalid).
@@ -385,6 +421,8 @@ int main(int argc, char** argv) {
   server->Shutdown(
       std::chrono::system_clock::now() +
       absl::ToChronoMilliseconds(absl::GetFlag(FLAGS_shutdown_grace)));
+  // [metrics listener] (issue 9): its collectors read the app.
+  metrics_server.Stop();
   // Runs what is queued, joins the workers, then writes every queued audit
   // event (the writer's stop_timeout bounds it when the database is down).
   app->reset();

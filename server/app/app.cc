@@ -6,13 +6,43 @@
 #include "server/rpc/client_services.h"
 #include "server/rpc/services.h"
 #include "server/rpc/user_services.h"
+// [metrics includes] (issue 9)
+#include "absl/strings/ascii.h"
 
 namespace lumo::app {
+
+namespace {
+// [metrics interceptor] (issue 9): gRPC owns the factories it is given;
+// this one forwards to the app's factory, which outlives the server's
+// calls.
+class InterceptorFactoryRef
+    : public grpc::experimental::ServerInterceptorFactoryInterface {
+ public:
+  explicit InterceptorFactoryRef(rpc::MetricsInterceptorFactory* factory)
+      : factory_(factory) {}
+  grpc::experimental::Interceptor* CreateServerInterceptor(
+      grpc::experimental::ServerRpcInfo* info) override {
+    return factory_->CreateServerInterceptor(info);
+  }
+
+ private:
+  rpc::MetricsInterceptorFactory* const factory_;
+};
+}  // namespace
 
 absl::StatusOr<std::unique_ptr<App>> App::Create(
     std::unique_ptr<storage::MysqlKeyStore> store, AppOptions options) {
   std::unique_ptr<App> app(new App);
   app->key_store_ = std::move(store);
+  // [metrics registry] (issue 9): before the components that record into it.
+  app->metrics_ = std::make_unique<metrics::Registry>();
+  options.audit_writer.flush_duration =
+      &app->metrics_
+           ->AddHistogram("lumo_audit_flush_duration_seconds",
+                          "Time to write one batch of usage/auth audit events "
+                          "(retries included)",
+                          {}, metrics::LatencyBuckets())
+           .Get();
   service::VerifierOptions verifier_options;
   verifier_options.cache_ttl = options.verify_cache_ttl;
   app->verifier_ = std::make_unique<service::Verifier>(
@@ -78,6 +108,9 @@ absl::StatusOr<std::unique_ptr<App>> App::Create(
       std::make_unique<rpc::AuditServiceImpl>(rpc::AuditRpcContext{
           app->auth_.get(), app->workers_.get(), app->audit_service_.get()}));
 
+  // [metrics wiring] (issue 9)
+  app->RegisterMetrics();
+
   if (absl::Status ok = rpc::CheckAccessAnnotations(app->ServiceDescriptors());
       !ok.ok()) {
     return ok;
@@ -95,6 +128,122 @@ App::~App() {
 
 void App::RegisterServices(grpc::ServerBuilder& builder) {
   for (const auto& service : services_) builder.RegisterService(service.get());
+  // [metrics interceptor] (issue 9): per-RPC counts, latency, access logs.
+  std::vector<
+      std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>>
+      creators;
+  creators.push_back(
+      std::make_unique<InterceptorFactoryRef>(interceptors_.get()));
+  builder.experimental().SetInterceptorCreators(std::move(creators));
+}
+
+// [metrics wiring] (issue 9)
+void App::RegisterMetrics() {
+  metrics::Registry& r = *metrics_;
+  interceptors_ =
+      std::make_unique<rpc::MetricsInterceptorFactory>(r, ServiceDescriptors());
+  using metrics::Sample;
+  using metrics::Type;
+  auto one = [](double value) { return std::vector<Sample>{{{}, value}}; };
+
+  service::Verifier* verifier = verifier_.get();
+  r.AddCollector(
+      "lumo_verify_outcomes_total",
+      "Key verifications (VerifyApiKey and API-key authentication) by "
+      "outcome; bad_checksum is the part of malformed whose only fault is "
+      "the checksum",
+      Type::kCounter, [verifier] {
+        std::vector<Sample> out;
+        for (int i = 0; i < service::Verifier::kReasonCount; ++i) {
+          const auto reason = static_cast<service::VerifyReason>(i);
+          out.push_back({{{"reason", absl::AsciiStrToLower(
+                                         service::VerifyReasonName(reason))}},
+                         static_cast<double>(verifier->outcome_count(reason))});
+        }
+        out.push_back({{{"reason", "bad_checksum"}},
+                       static_cast<double>(verifier->bad_checksum_count())});
+        return out;
+      });
+  r.AddCollector("lumo_verify_cache_hits_total",
+                 "Verifications answered from the cache", Type::kCounter,
+                 [verifier, one] { return one(verifier->hits()); });
+  r.AddCollector("lumo_verify_cache_misses_total",
+                 "Verifications that read the key store", Type::kCounter,
+                 [verifier, one] { return one(verifier->misses()); });
+  r.AddCollector("lumo_verify_cache_entries",
+                 "Key ids in the verification cache (positive and negative)",
+                 Type::kGauge,
+                 [verifier, one] { return one(verifier->size()); });
+
+  storage::ConnectionPool* pool = key_store_->shared_pool().get();
+  auto pool_stat = [pool, one](auto field) {
+    return [pool, one, field] { return one(field(pool->stats())); };
+  };
+  r.AddCollector("lumo_db_pool_connections_in_use",
+                 "Database connections leased right now", Type::kGauge,
+                 pool_stat([](const storage::PoolStats& s) {
+                   return double(s.connections_in_use);
+                 }));
+  r.AddCollector("lumo_db_pool_connections_open",
+                 "Database connections open (idle and in use)", Type::kGauge,
+                 pool_stat([](const storage::PoolStats& s) {
+                   return double(s.connections_open);
+                 }));
+  r.AddCollector(
+      "lumo_db_pool_waits_total",
+      "Acquires that found no free connection and waited", Type::kCounter,
+      pool_stat([](const storage::PoolStats& s) { return double(s.waits); }));
+  r.AddCollector("lumo_db_pool_wait_seconds_total",
+                 "Total time acquires spent waiting for a connection",
+                 Type::kCounter, pool_stat([](const storage::PoolStats& s) {
+                   return absl::ToDoubleSeconds(s.wait_time);
+                 }));
+  r.AddCollector("lumo_db_pool_acquire_timeouts_total",
+                 "Acquires that gave up (UNAVAILABLE)", Type::kCounter,
+                 pool_stat([](const storage::PoolStats& s) {
+                   return double(s.acquire_timeouts);
+                 }));
+  r.AddCollector("lumo_db_queries_total",
+                 "Statements executed on pooled connections", Type::kCounter,
+                 pool_stat([](const storage::PoolStats& s) {
+                   return double(s.queries_executed);
+                 }));
+
+  service::AuditWriter* writer = audit_writer_.get();
+  auto audit_stat = [writer, one](auto field) {
+    return [writer, one, field] { return one(field(writer->stats())); };
+  };
+  r.AddCollector("lumo_audit_queue_depth",
+                 "Usage/auth audit events waiting in memory", Type::kGauge,
+                 audit_stat([](const service::AuditWriterStats& s) {
+                   return double(s.queued);
+                 }));
+  r.AddCollector("lumo_audit_events_enqueued_total",
+                 "Usage/auth audit events accepted into the queue",
+                 Type::kCounter,
+                 audit_stat([](const service::AuditWriterStats& s) {
+                   return double(s.enqueued);
+                 }));
+  r.AddCollector("lumo_audit_events_written_total",
+                 "Audit events committed by the writer", Type::kCounter,
+                 audit_stat([](const service::AuditWriterStats& s) {
+                   return double(s.written);
+                 }));
+  r.AddCollector("lumo_audit_events_dropped_total",
+                 "Audit events refused by a full queue (recorded as "
+                 "audit.dropped counts)",
+                 Type::kCounter,
+                 audit_stat([](const service::AuditWriterStats& s) {
+                   return double(s.dropped);
+                 }));
+  r.AddCollector("lumo_audit_write_failures_total",
+                 "Failed batch writes (retried)", Type::kCounter,
+                 audit_stat([](const service::AuditWriterStats& s) {
+                   return double(s.failures);
+                 }));
+
+  // Registered without a sample; the change feed sets it (see app.h).
+  r.AddGauge(kChangeFeedLagMetric, kChangeFeedLagHelp);
 }
 
 std::vector<const google::protobuf::ServiceDescriptor*>

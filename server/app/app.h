@@ -31,6 +31,9 @@
 #include "server/service/audit_writer.h"
 #include "server/service/usage_auditor.h"
 #include "server/storage/mysql/mysql_audit_store.h"
+// [metrics includes] (issue 9)
+#include "server/observability/metrics.h"
+#include "server/rpc/metrics_interceptor.h"
 
 namespace lumo::app {
 
@@ -70,6 +73,13 @@ class App {
   // [audit accessors] (issue 5)
   service::AuditWriter& audit_writer() { return *audit_writer_; }
   storage::MysqlAuditStore& audit_store() { return *audit_store_; }
+  // [metrics accessor] (issue 9): every server metric (docs/operations.md
+  // "Metrics and logs"). Components built outside the app register their
+  // own families here, e.g. the change feed's lag gauge:
+  //   app.metrics().AddGauge(kChangeFeedLagMetric, "...").Get().Set(s);
+  // Collectors read the app's components: stop scraping (the metrics
+  // listener) before destroying the app.
+  metrics::Registry& metrics() { return *metrics_; }
 
  private:
   App() = default;
@@ -99,7 +109,21 @@ class App {
   std::unique_ptr<service::UsageAuditor> usage_;
   // The read side and chain verification; used only by the adapters.
   std::unique_ptr<service::AuditService> audit_service_;
+
+  // [metrics members] (issue 9)
+  std::unique_ptr<metrics::Registry> metrics_;
+  // Declared after metrics_ so destroyed before it.
+  std::unique_ptr<rpc::MetricsInterceptorFactory> interceptors_;
+  void RegisterMetrics();
 };
+
+// [metrics names] (issue 9): the replica change feed's lag, in seconds
+// (how far this replica's applied position trails the newest change).
+// Registered (without a sample) by the app; the feed sets it.
+inline constexpr char kChangeFeedLagMetric[] = "lumo_change_feed_lag_seconds";
+inline constexpr char kChangeFeedLagHelp[] =
+    "Seconds between the newest change in the key_changes feed and the "
+    "newest change this replica has applied";
 
 }  // namespace lumo::app
 

@@ -50,7 +50,9 @@ void AuditWriter::Stop() {
 
 AuditWriterStats AuditWriter::stats() const {
   absl::MutexLock lock(&mu_);
-  return stats_;
+  AuditWriterStats s = stats_;
+  s.queued = queue_.size();
+  return s;
 }
 
 std::vector<storage::PendingAuditEvent> AuditWriter::TakeBatch(
@@ -118,7 +120,12 @@ void AuditWriter::Loop() {
     std::vector<storage::PendingAuditEvent> batch = TakeBatch(&from_queue);
     in_flight_ = true;
     mu_.Unlock();
+    const absl::Time write_start = absl::Now();
     const bool ok = Write(batch);
+    if (options_.flush_duration != nullptr) {
+      options_.flush_duration->Observe(
+          absl::ToDoubleSeconds(absl::Now() - write_start));
+    }
     mu_.Lock();
     in_flight_ = false;
     finished_ += from_queue;

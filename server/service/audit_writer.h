@@ -28,6 +28,7 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "server/observability/metrics.h"
 #include "server/storage/audit_store.h"
 
 namespace lumo::service {
@@ -41,6 +42,9 @@ struct AuditWriterOptions {
   absl::Duration flush_interval = absl::Milliseconds(100);
   // How long Stop() keeps retrying a failing store before giving up.
   absl::Duration stop_timeout = absl::Seconds(10);
+  // When set, the duration of every batch write (retries included) in
+  // seconds. Borrowed; must outlive the writer.
+  metrics::Histogram* flush_duration = nullptr;
 };
 
 struct AuditWriterStats {
@@ -50,6 +54,7 @@ struct AuditWriterStats {
   uint64_t batches = 0;   // successful AppendEvents calls
   uint64_t failures = 0;  // failed AppendEvents calls (retried)
   uint64_t lost = 0;      // given up at Stop() after failures
+  uint64_t queued = 0;    // events waiting in memory now (queue depth)
 };
 
 class AuditWriter {

@@ -92,12 +92,15 @@ std::optional<VerifyOutcome> Verifier::VerifyCached(
     VerifyOutcome outcome;
     outcome.reason = VerifyReason::kMalformed;
     outcome.key_id = std::string(parsed.id);
-    return outcome;
+    if (parsed.result == core::KeyParseResult::kBadChecksum) {
+      bad_checksum_.Increment();
+    }
+    return Counted(std::move(outcome));
   }
   std::shared_ptr<const Entry> entry = Lookup(parsed.id);
   if (entry == nullptr) return std::nullopt;
   hits_.fetch_add(1, std::memory_order_relaxed);
-  return Decide(*entry, key, parsed.id, params);
+  return Counted(Decide(*entry, key, parsed.id, params));
 }
 
 absl::StatusOr<VerifyOutcome> Verifier::Verify(absl::string_view key,
@@ -144,7 +147,7 @@ absl::StatusOr<VerifyOutcome> Verifier::Verify(absl::string_view key,
       shard.map.insert_or_assign(std::string(id), entry);
     }
   }
-  return Decide(*entry, key, id, params);
+  return Counted(Decide(*entry, key, id, params));
 }
 
 VerifyOutcome Verifier::Decide(const Entry& entry, absl::string_view key,

@@ -263,8 +263,10 @@ absl::StatusOr<ConnectionLease> ConnectionPool::Acquire() {
         ++waits_;
         counted_wait = true;
       }
-      if (available_.WaitWithDeadline(&mu_, deadline) && idle_.empty() &&
-          open_ >= options_.pool_size) {
+      const absl::Time wait_start = absl::Now();
+      const bool timed_out = available_.WaitWithDeadline(&mu_, deadline);
+      wait_time_ += absl::Now() - wait_start;
+      if (timed_out && idle_.empty() && open_ >= options_.pool_size) {
         ++acquire_timeouts_;
         return absl::UnavailableError(
             absl::StrCat("no database connection free within ",
@@ -332,6 +334,7 @@ PoolStats ConnectionPool::stats() const {
   s.connections_in_use = in_use_;
   s.waits = waits_;
   s.acquire_timeouts = acquire_timeouts_;
+  s.wait_time = wait_time_;
   s.connections_opened = opened_;
   s.connections_discarded = discarded_;
   return s;

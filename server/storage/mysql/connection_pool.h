@@ -149,6 +149,7 @@ struct PoolStats {
   int connections_in_use = 0;
   uint64_t waits = 0;                  // acquires that found no free connection
   uint64_t acquire_timeouts = 0;       // of which gave up (UNAVAILABLE)
+  absl::Duration wait_time;            // total time acquires spent waiting
   uint64_t connections_opened = 0;     // total over the pool's life
   uint64_t connections_discarded = 0;  // closed as broken or drained
 };
@@ -202,6 +203,7 @@ class ConnectionPool {
   int in_use_ ABSL_GUARDED_BY(mu_) = 0;
   uint64_t waits_ ABSL_GUARDED_BY(mu_) = 0;
   uint64_t acquire_timeouts_ ABSL_GUARDED_BY(mu_) = 0;
+  absl::Duration wait_time_ ABSL_GUARDED_BY(mu_);
   uint64_t opened_ ABSL_GUARDED_BY(mu_) = 0;
   uint64_t discarded_ ABSL_GUARDED_BY(mu_) = 0;
 };
