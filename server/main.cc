@@ -70,6 +70,11 @@ ABSL_FLAG(int, audit_queue_size, 100000,
 ABSL_FLAG(bool, bench_disable_usage_audit, false,
           "BENCHMARK ONLY: do not record key use and failed authentication "
           "(to measure the audit's cost); never in production");
+// [bench flag] (issue 7)
+ABSL_FLAG(bool, bench_service, false,
+          "BENCHMARK ONLY: serve lumo.bench.v1.BenchService (Echo, raw "
+          "database baselines, counters) for tools/bench; never in "
+          "production");
 ABSL_FLAG(int, audit_batch_size, 5000, "Audit events per batched INSERT");
 ABSL_FLAG(absl::Duration, audit_flush_interval, absl::Milliseconds(100),
           "Longest time a usage/auth audit event waits in memory");
@@ -239,6 +244,11 @@ int main(int argc, char** argv) {
   app_options.record_usage = !absl::GetFlag(FLAGS_bench_disable_usage_audit);
   if (!app_options.record_usage) {
     Log("warning", "usage auditing is OFF (--bench_disable_usage_audit)");
+  }
+  // [bench flag] (issue 7)
+  app_options.bench_service = absl::GetFlag(FLAGS_bench_service);
+  if (app_options.bench_service) {
+    Log("warning", "benchmark service is ON (--bench_service)");
   }
   app_options.audit_writer.max_queue =
       static_cast<size_t>(std::max(1, absl::GetFlag(FLAGS_audit_queue_size)));

@@ -31,6 +31,8 @@
 #include "server/service/audit_writer.h"
 #include "server/service/usage_auditor.h"
 #include "server/storage/mysql/mysql_audit_store.h"
+// [bench includes] (issue 7)
+#include "server/storage/mysql/mysql_bench_store.h"
 
 namespace lumo::app {
 
@@ -47,6 +49,10 @@ struct AppOptions {
   // (lifecycle and admin events are still written in their transactions).
   // Exists to measure what usage auditing costs; never set it in production.
   bool record_usage = true;
+  // [bench options] (issue 7) BENCHMARK ONLY: serve lumo.bench.v1
+  // .BenchService (Echo, raw point select, raw INSERT+COMMIT, counters) and
+  // create its scratch table. Off by default; see docs/benchmarks.md.
+  bool bench_service = false;
 };
 
 // Thread-safe once built. Owns everything it creates.
@@ -99,6 +105,10 @@ class App {
   std::unique_ptr<service::UsageAuditor> usage_;
   // The read side and chain verification; used only by the adapters.
   std::unique_ptr<service::AuditService> audit_service_;
+
+  // [bench members] (issue 7): set only with AppOptions::bench_service;
+  // destroyed first, after ~App has stopped workers_.
+  std::unique_ptr<storage::MysqlBenchStore> bench_store_;
 };
 
 }  // namespace lumo::app
