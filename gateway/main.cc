@@ -15,6 +15,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "gateway/gateway.h"
 #include "gateway/http/http_server.h"
@@ -66,6 +67,11 @@ int main(int argc, char** argv) {
       "LumoKeys HTTP/JSON gateway.\n"
       "  lumokeys-gateway --upstream=127.0.0.1:50051 --listen=127.0.0.1:8080");
   absl::ParseCommandLine(argc, argv);
+  // [mutex deadlock detection off] (issue 7): Debian's Abseil is built
+  // without NDEBUG, so every absl::Mutex::Lock also maintained a lock graph
+  // (GraphCycles) - a few per cent of a warm call in the profile
+  // (docs/benchmarks.md). Tests keep the default.
+  absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
 
   sigset_t signals;
   sigemptyset(&signals);

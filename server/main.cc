@@ -18,6 +18,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/health_check_service_interface.h"
@@ -144,6 +145,11 @@ int main(int argc, char** argv) {
       "  lumokeys-server --mysql=DSN --pepper_file=F [--listen=H:P] ...\n"
       "  lumokeys-server --mysql=DSN --migrate [--migrations_dir=D]");
   absl::ParseCommandLine(argc, argv);
+  // [mutex deadlock detection off] (issue 7): Debian's Abseil is built
+  // without NDEBUG, so every absl::Mutex::Lock also maintained a lock graph
+  // (GraphCycles) - a few per cent of a warm call in the profile
+  // (docs/benchmarks.md). Tests keep the default.
+  absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
 
   // Signals are taken synchronously by the main thread (sigwait below); block
   // them before any other thread exists so every thread inherits the mask.

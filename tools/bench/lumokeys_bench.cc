@@ -54,6 +54,7 @@
 #include "absl/strings/str_replace.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
+#include "absl/synchronization/mutex.h"
 #include "grpcpp/create_channel.h"
 #include "grpcpp/security/credentials.h"
 #include "lumo/auth/v1/auth.grpc.pb.h"
@@ -776,6 +777,9 @@ int LoadKeysMode() {
 
 int main(int argc, char** argv) {
   absl::ParseCommandLine(argc, argv);
+  // As in the server: Debian's Abseil keeps deadlock detection on, which
+  // gRPC's own mutexes pay for on every call.
+  absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
   const std::string mode = absl::GetFlag(FLAGS_mode);
   try {
     if (mode == "load") return LoadMode();
