@@ -336,12 +336,19 @@ class Bench:
 
         print("bench: bad keys vs warm verify, audit on vs off",
               file=sys.stderr, flush=True)
+        # Audit on and off measured back to back (two servers, one idle
+        # while the other is loaded), so machine noise hits both alike.
+        loud, loud_addr = self.start_server("server-audit-on",
+                                            "--verify_cache_ttl=3600s")
         quiet, quiet_addr = self.start_server(
             "server-audit-off", "--verify_cache_ttl=3600s",
             "--bench_disable_usage_audit")
         qpid = [quiet.pid]
+        self.load("verify_warm_audit", loud_addr, [loud.pid], "--rpc=verify",
+                  f"--key_file={small}", *common)
         self.load("verify_audit_off", quiet_addr, qpid, "--rpc=verify",
                   f"--key_file={small}", *common)
+        self.stop(loud)
         with open(small) as f:
             good = f.readline().strip()
         malformed = self.write_secret("malformed.key",
@@ -383,8 +390,6 @@ class Bench:
 
     def table(self):
         r = self.results
-        if "verify_warm" in r:
-            r["verify_warm_audit"] = r["verify_warm"]
         a = self.args
         lines = []
         lines.append(
