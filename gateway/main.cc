@@ -16,6 +16,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "gateway/gateway.h"
 #include "gateway/http/http_server.h"
@@ -117,6 +118,11 @@ int main(int argc, char** argv) {
   }
   lumo::metrics::Registry metrics_registry;
   lumo::gateway::GatewayMetrics gateway_metrics(metrics_registry);
+  // [mutex deadlock detection off] (issue 7): Debian's Abseil is built
+  // without NDEBUG, so every absl::Mutex::Lock also maintained a lock graph
+  // (GraphCycles) - a few per cent of a warm call in the profile
+  // (docs/benchmarks.md). Tests keep the default.
+  absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
 
   sigset_t signals;
   sigemptyset(&signals);

@@ -18,6 +18,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/health_check_service_interface.h"
@@ -75,6 +76,11 @@ ABSL_FLAG(int, audit_queue_size, 100000,
 ABSL_FLAG(bool, bench_disable_usage_audit, false,
           "BENCHMARK ONLY: do not record key use and failed authentication "
           "(to measure the audit's cost); never in production");
+// [bench flag] (issue 7)
+ABSL_FLAG(bool, bench_service, false,
+          "BENCHMARK ONLY: serve lumo.bench.v1.BenchService (Echo, raw "
+          "database baselines, counters) for tools/bench; never in "
+          "production");
 ABSL_FLAG(int, audit_batch_size, 5000, "Audit events per batched INSERT");
 ABSL_FLAG(absl::Duration, audit_flush_interval, absl::Milliseconds(100),
           "Longest time a usage/auth audit event waits in memory");
@@ -185,6 +191,11 @@ int main(int argc, char** argv) {
                          "--metrics_allow_remote is set"));
     }
   }
+  // [mutex deadlock detection off] (issue 7): Debian's Abseil is built
+  // without NDEBUG, so every absl::Mutex::Lock also maintained a lock graph
+  // (GraphCycles) - a few per cent of a warm call in the profile
+  // (docs/benchmarks.md). Tests keep the default.
+  absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
 
   // Signals are taken synchronously by the main thread (sigwait below); block
   // them before any other thread exists so every thread inherits the mask.
@@ -323,6 +334,11 @@ int main(int argc, char** argv) {
   app_options.record_usage = !absl::GetFlag(FLAGS_bench_disable_usage_audit);
   if (!app_options.record_usage) {
     Log("warning", "usage auditing is OFF (--bench_disable_usage_audit)");
+  }
+  // [bench flag] (issue 7)
+  app_options.bench_service = absl::GetFlag(FLAGS_bench_service);
+  if (app_options.bench_service) {
+    Log("warning", "benchmark service is ON (--bench_service)");
   }
   app_options.audit_writer.max_queue =
       static_cast<size_t>(std::max(1, absl::GetFlag(FLAGS_audit_queue_size)));

@@ -2,6 +2,7 @@
 
 #include <utility>
 
+#include "server/bench/bench_service.h"
 #include "server/rpc/audit_services.h"
 #include "server/rpc/client_services.h"
 #include "server/rpc/services.h"
@@ -110,6 +111,18 @@ absl::StatusOr<std::unique_ptr<App>> App::Create(
 
   // [metrics wiring] (issue 9)
   app->RegisterMetrics();
+  // [bench wiring] (issue 7): benchmark-only baselines, off by default.
+  if (options.bench_service) {
+    app->bench_store_ = std::make_unique<storage::MysqlBenchStore>(
+        app->key_store_->shared_pool());
+    if (absl::Status ok = app->bench_store_->EnsureTable(); !ok.ok()) {
+      return ok;
+    }
+    app->services_.push_back(std::make_unique<bench::BenchServiceImpl>(
+        bench::BenchRpcContext{app->auth_.get(), app->workers_.get(),
+                               app->bench_store_.get(),
+                               app->verifier_.get()}));
+  }
 
   if (absl::Status ok = rpc::CheckAccessAnnotations(app->ServiceDescriptors());
       !ok.ok()) {
@@ -264,6 +277,12 @@ App::ServiceDescriptors() const {
         google::protobuf::DescriptorPool::generated_pool()->FindServiceByName(
             name);
     if (d != nullptr) out.push_back(d);
+  }
+  // [bench descriptor] (issue 7): only when served.
+  if (bench_store_ != nullptr) {
+    out.push_back(
+        google::protobuf::DescriptorPool::generated_pool()->FindServiceByName(
+            "lumo.bench.v1.BenchService"));
   }
   return out;
 }

@@ -34,6 +34,8 @@
 // [metrics includes] (issue 9)
 #include "server/observability/metrics.h"
 #include "server/rpc/metrics_interceptor.h"
+// [bench includes] (issue 7)
+#include "server/storage/mysql/mysql_bench_store.h"
 
 namespace lumo::app {
 
@@ -50,6 +52,10 @@ struct AppOptions {
   // (lifecycle and admin events are still written in their transactions).
   // Exists to measure what usage auditing costs; never set it in production.
   bool record_usage = true;
+  // [bench options] (issue 7) BENCHMARK ONLY: serve lumo.bench.v1
+  // .BenchService (Echo, raw point select, raw INSERT+COMMIT, counters) and
+  // create its scratch table. Off by default; see docs/benchmarks.md.
+  bool bench_service = false;
 };
 
 // Thread-safe once built. Owns everything it creates.
@@ -115,6 +121,9 @@ class App {
   // Declared after metrics_ so destroyed before it.
   std::unique_ptr<rpc::MetricsInterceptorFactory> interceptors_;
   void RegisterMetrics();
+  // [bench members] (issue 7): set only with AppOptions::bench_service;
+  // destroyed first, after ~App has stopped workers_.
+  std::unique_ptr<storage::MysqlBenchStore> bench_store_;
 };
 
 // [metrics names] (issue 9): the replica change feed's lag, in seconds

@@ -23,6 +23,7 @@
 #include "grpcpp/server_builder.h"
 #include "gtest/gtest.h"
 #include "lumo/api/annotations.pb.h"
+#include "lumo/bench/v1/bench.grpc.pb.h"
 #include "server/app/app.h"
 #include "server/core/crypto.h"
 #include "server/core/key_format.h"
@@ -48,7 +49,9 @@ constexpr const char* kOperatorToken = testing::kTestOperatorToken;
 class GrpcServerTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
-    auto started = testing::InProcessServer::Start();
+    // With the benchmark-only service, so that the authorization matrix
+    // covers its methods too.
+    auto started = testing::InProcessServer::Start(/*bench_service=*/true);
     ASSERT_TRUE(started.ok()) << started.status();
     harness_ = started->release();
     db_ = harness_->db.get();
@@ -537,6 +540,72 @@ TEST_F(GrpcServerTest, AuthorizationMatrixFollowsTheAccessAnnotations) {
     }
   }
   EXPECT_GT(checked, 50);
+}
+
+// The benchmark-only service is in the matrix above when served, and
+// answers the service token (and nothing else) with real work.
+TEST_F(GrpcServerTest, BenchServiceIsCoveredAndAnswersOnlyTheServiceToken) {
+  bool listed = false;
+  for (const auto* service : app_->ServiceDescriptors()) {
+    listed |= service->full_name() == "lumo.bench.v1.BenchService";
+  }
+  EXPECT_TRUE(listed);
+  auto stub = lumo::bench::v1::BenchService::NewStub(*channel_);
+  {
+    grpc::ClientContext ctx;
+    ctx.AddMetadata("x-lumo-service-token", kServiceToken);
+    lumo::bench::v1::EchoRequest req;
+    req.set_payload("ping");
+    lumo::bench::v1::EchoResponse resp;
+    ASSERT_TRUE(stub->Echo(&ctx, req, &resp).ok());
+    EXPECT_EQ(resp.payload(), "ping");
+  }
+  {
+    grpc::ClientContext ctx;
+    ctx.AddMetadata("x-lumo-service-token", "wrong-token-0123456789");
+    lumo::bench::v1::EchoResponse resp;
+    EXPECT_EQ(stub->Echo(&ctx, lumo::bench::v1::EchoRequest(), &resp)
+                  .error_code(),
+              grpc::StatusCode::UNAUTHENTICATED);
+  }
+  const std::string root = NewTenant(UniqueSlug("bench"), {"admin:write"});
+  uint64_t queries_before = 0;
+  {
+    grpc::ClientContext ctx;
+    ctx.AddMetadata("x-lumo-service-token", kServiceToken);
+    lumo::bench::v1::StatsResponse stats;
+    ASSERT_TRUE(
+        stub->Stats(&ctx, lumo::bench::v1::StatsRequest(), &stats).ok());
+    queries_before = stats.db_queries();
+  }
+  {
+    grpc::ClientContext ctx;
+    ctx.AddMetadata("x-lumo-service-token", kServiceToken);
+    lumo::bench::v1::PointSelectRequest req;
+    req.set_id(IdOf(root));
+    lumo::bench::v1::PointSelectResponse resp;
+    ASSERT_TRUE(stub->PointSelect(&ctx, req, &resp).ok());
+    EXPECT_TRUE(resp.found());
+  }
+  {
+    grpc::ClientContext ctx;
+    ctx.AddMetadata("x-lumo-service-token", kServiceToken);
+    lumo::bench::v1::InsertCommitResponse resp;
+    ASSERT_TRUE(
+        stub->InsertCommit(&ctx, lumo::bench::v1::InsertCommitRequest(), &resp)
+            .ok());
+    EXPECT_EQ(resp.rows(), 1u);
+  }
+  {
+    grpc::ClientContext ctx;
+    ctx.AddMetadata("x-lumo-service-token", kServiceToken);
+    lumo::bench::v1::StatsResponse stats;
+    ASSERT_TRUE(
+        stub->Stats(&ctx, lumo::bench::v1::StatsRequest(), &stats).ok());
+    // One SELECT, then START TRANSACTION + INSERT + COMMIT (at least: the
+    // audit writer may run its own statements on the same pool).
+    EXPECT_GE(stats.db_queries(), queries_before + 4);
+  }
 }
 
 TEST_F(GrpcServerTest, AMethodWithoutAccessRuleFailsTheStartUpCheck) {

@@ -14,7 +14,8 @@
 
 namespace lumo::testing {
 
-absl::StatusOr<std::unique_ptr<InProcessServer>> InProcessServer::Start() {
+absl::StatusOr<std::unique_ptr<InProcessServer>> InProcessServer::Start(
+    bool bench_service) {
   storage::InitMysqlDriver();
   auto out = std::make_unique<InProcessServer>();
   absl::StatusOr<std::unique_ptr<TestDatabase>> db = TestDatabase::Create();
@@ -27,6 +28,7 @@ absl::StatusOr<std::unique_ptr<InProcessServer>> InProcessServer::Start() {
   options.service_token_sha256 = core::Sha256(kTestServiceToken);
   options.operator_token_sha256 = core::Sha256(kTestOperatorToken);
   options.workers = 8;
+  options.bench_service = bench_service;
   auto app = app::App::Create(*std::move(store), options);
   if (!app.ok()) return app.status();
   out->app = *std::move(app);

@@ -19,8 +19,11 @@ inline constexpr char kTestServiceToken[] = "service-token-0123456789abcdef";
 inline constexpr char kTestOperatorToken[] = "operator-token-0123456789abcdef";
 
 struct InProcessServer {
-  // The tokens above, 8 workers, default audit options.
-  static absl::StatusOr<std::unique_ptr<InProcessServer>> Start();
+  // The tokens above, 8 workers, default audit options. With
+  // `bench_service`, also the benchmark-only BenchService (off in
+  // production by default).
+  static absl::StatusOr<std::unique_ptr<InProcessServer>> Start(
+      bool bench_service = false);
   // Shuts the server down, then destroys the app (flushing its audit
   // writer), then drops the database.
   ~InProcessServer();

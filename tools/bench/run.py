@@ -1,0 +1,489 @@
+#!/usr/bin/python3
+"""The LumoKeys benchmark (issue 7, docs/benchmarks.md).
+
+Starts a private MariaDB (unless LUMO_TEST_MYSQL_DSN names one), migrates a
+fresh database, starts lumokeys-server(s) with --bench_service pinned to
+CPU 0 and lumokeys-gateway beside them, runs every scenario beside its
+baseline with lumokeys-bench pinned to CPU 1, and prints one table: QPS,
+p50/p90/p99/p99.9, server CPU per call (from /proc/<pid>/stat), the ratio
+to the baseline and the target. Everything it started is stopped and the
+database dropped at the end.
+
+    tools/bench/run.py [--seconds 10] [--warmup 2] [--inflight 16]
+                       [--big-keys 1000000] [--json out.json]
+    tools/bench/run.py --smoke     # seconds per scenario, 20k "big" keys
+
+Environment: LUMO_BUILD_DIR (default <root>/build); LUMO_TEST_MYSQL_DSN
+(an admin DSN; otherwise a private MariaDB is started under
+<build>/bench-run on LUMO_BENCH_MYSQL_PORT, default a free port).
+Exit status: 0 when the table was produced and the bad-key scenarios caused
+no database query; 1 otherwise. Targets that are missed are reported in the
+table, not by the exit status (timings are never asserted).
+"""
+
+import argparse
+import json
+import os
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__))))
+sys.path.insert(0, os.path.join(ROOT, "tests", "e2e"))
+import harness  # noqa: E402  (MysqlDsn, free_loopback_port)
+
+SERVER_CPU = "0"
+LOAD_CPU = "1"
+
+
+class Bench:
+    def __init__(self, args):
+        self.args = args
+        self.build = os.environ.get("LUMO_BUILD_DIR",
+                                    os.path.join(ROOT, "build"))
+        self.server_bin = os.path.join(self.build, "server",
+                                       "lumokeys-server")
+        self.gateway_bin = os.path.join(self.build, "gateway",
+                                        "lumokeys-gateway")
+        self.bench_bin = os.path.join(self.build, "tools", "lumokeys-bench")
+        self.tmp = tempfile.mkdtemp(prefix="lumo-bench-")
+        os.chmod(self.tmp, 0o700)
+        self.procs = []
+        self.own_mariadb = None
+        self.database = "lumo_bench_" + secrets.token_hex(4)
+        self.db_created = False
+        self.results = {}
+        self.notes = []
+
+    # ----- processes ---------------------------------------------------
+
+    def path(self, name):
+        return os.path.join(self.tmp, name)
+
+    def write_secret(self, name, content):
+        fd = os.open(self.path(name), os.O_WRONLY | os.O_CREAT | os.O_EXCL,
+                     0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(content)
+        return self.path(name)
+
+    def start_mariadb(self):
+        dsn = os.environ.get("LUMO_TEST_MYSQL_DSN")
+        if not dsn:
+            run_dir = os.path.join(self.build, "bench-run")
+            port = os.environ.get("LUMO_BENCH_MYSQL_PORT") or str(
+                harness.free_loopback_port())
+            env = dict(os.environ, LUMO_RUN_DIR=run_dir,
+                       LUMO_MYSQL_PORT=port)
+            subprocess.run([os.path.join(ROOT, "tools/dev/mariadb.sh"),
+                            "start"], env=env, check=True)
+            self.own_mariadb = env
+            dsn = subprocess.run(
+                [os.path.join(ROOT, "tools/dev/mariadb.sh"), "admin-dsn"],
+                env=env, check=True, capture_output=True,
+                text=True).stdout.strip()
+        self.mysql = harness.MysqlDsn(dsn)
+        self.password_file = self.write_secret("mysql.password",
+                                               self.mysql.password + "\n")
+        self.dsn = self.mysql.without_password(self.database)
+
+    def sql(self, statement):
+        subprocess.run(["mariadb", *self.mysql.tool_args(), "--batch", "-e",
+                        statement], env=self.mysql.tool_env(), check=True,
+                       capture_output=True, timeout=120)
+
+    def start_server(self, name, *flags):
+        port = harness.free_loopback_port()
+        log = open(self.path(name + ".log"), "wb")
+        proc = subprocess.Popen(
+            ["taskset", "-c", SERVER_CPU, self.server_bin,
+             f"--listen=127.0.0.1:{port}", f"--mysql={self.dsn}",
+             f"--mysql_password_file={self.password_file}",
+             f"--pepper_file={self.pepper}",
+             f"--operator_token_file={self.operator_token}",
+             f"--service_token_file={self.service_token}",
+             "--bench_service", *flags],
+            stdout=log, stderr=log, stdin=subprocess.DEVNULL)
+        self.procs.append(proc)
+        address = f"127.0.0.1:{port}"
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                raise RuntimeError(f"{name} exited; log:\n" +
+                                   open(self.path(name + ".log")).read())
+            if self.tool("--mode=stats", f"--target={address}",
+                         check=False) is not None:
+                return proc, address
+            time.sleep(0.2)
+        raise RuntimeError(f"{name} did not start")
+
+    def start_gateway(self, upstream):
+        port = harness.free_loopback_port()
+        log = open(self.path("gateway.log"), "wb")
+        proc = subprocess.Popen(
+            ["taskset", "-c", SERVER_CPU, self.gateway_bin,
+             f"--listen=127.0.0.1:{port}", f"--upstream={upstream}",
+             f"--service_token_file={self.service_token}"],
+            stdout=log, stderr=log, stdin=subprocess.DEVNULL)
+        self.procs.append(proc)
+        import socket
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                with socket.create_connection(("127.0.0.1", port), 0.5):
+                    return proc, f"127.0.0.1:{port}"
+            except OSError:
+                time.sleep(0.1)
+        raise RuntimeError("gateway did not start; log:\n" +
+                           open(self.path("gateway.log")).read())
+
+    def stop(self, proc):
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+    def cleanup(self):
+        for proc in self.procs:
+            self.stop(proc)
+        if self.db_created:
+            try:
+                self.sql(f"DROP DATABASE IF EXISTS `{self.database}`")
+            except Exception as e:  # report, keep cleaning up
+                print(f"bench: dropping the database failed: {e}",
+                      file=sys.stderr)
+        if self.own_mariadb is not None:
+            subprocess.run([os.path.join(ROOT, "tools/dev/mariadb.sh"),
+                            "stop"], env=self.own_mariadb, check=False)
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+    # ----- the tool ----------------------------------------------------
+
+    def tool(self, *flags, check=True, pin=True):
+        """Runs lumokeys-bench (pinned to the load CPU); returns the JSON
+        of its last output line, or None when check is False and it
+        failed."""
+        cmd = [self.bench_bin, f"--service_token_file={self.service_token}",
+               *flags]
+        if pin:
+            cmd = ["taskset", "-c", LOAD_CPU] + cmd
+        result = subprocess.run(cmd, capture_output=True, text=True,
+                                timeout=3600)
+        if result.returncode != 0:
+            if not check:
+                return None
+            raise RuntimeError(f"lumokeys-bench {' '.join(flags)} failed:\n"
+                               + result.stderr)
+        return json.loads(result.stdout.strip().splitlines()[-1])
+
+    def load(self, name, target, pids, *flags, seconds=None, warmup=None):
+        a = self.args
+        r = self.tool("--mode=load", f"--target={target}",
+                      "--server_pids=" + ",".join(str(p) for p in pids),
+                      f"--inflight={a.inflight}", f"--channels={a.channels}",
+                      f"--seconds={seconds or a.seconds}",
+                      f"--warmup_seconds={a.warmup if warmup is None else warmup}",
+                      *flags)
+        self.results[name] = r
+        print(f"  {name}: {json.dumps(r)}", file=sys.stderr, flush=True)
+        return r
+
+    def stats(self, address):
+        return self.tool("--mode=stats", f"--target={address}")
+
+    def rss_kib(self, pid):
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+        return 0
+
+    # ----- the scenarios -----------------------------------------------
+
+    def run(self):
+        a = self.args
+        self.pepper = self.write_secret(
+            "pepper", f"1:{secrets.token_hex(32)}\n")
+        self.operator_token = self.write_secret(
+            "operator.token", secrets.token_urlsafe(32) + "\n")
+        self.service_token = self.write_secret(
+            "service.token", secrets.token_urlsafe(32) + "\n")
+        self.start_mariadb()
+        self.db_created = True
+        subprocess.run(
+            [self.server_bin, f"--mysql={self.dsn}",
+             f"--mysql_password_file={self.password_file}", "--migrate",
+             f"--migrations_dir={os.path.join(ROOT, 'sql/migrations')}"],
+            check=True, capture_output=True)
+
+        # The main server: cache TTL long enough that a warmed million
+        # stays warm for the whole run.
+        main, addr = self.start_server("server-main",
+                                       "--verify_cache_ttl=3600s")
+        tenant = "bench-" + secrets.token_hex(3)
+        admin_key = self.path("admin.key")
+        self.tool("--mode=setup", f"--target={addr}",
+                  f"--operator_token_file={self.operator_token}",
+                  f"--tenant={tenant}", f"--key_file={admin_key}")
+        small = self.path("small.keys")
+        rotate = self.path("rotate.keys")
+        big = self.path("big.keys")
+
+        def load_keys(count, out):
+            return self.tool("--mode=load_keys", f"--mysql={self.dsn}",
+                             f"--mysql_password_file={self.password_file}",
+                             f"--pepper_file={self.pepper}",
+                             f"--tenant={tenant}", f"--count={count}",
+                             f"--keys_out={out}", pin=False)
+
+        load_keys(a.small_keys, small)
+        load_keys(max(a.inflight, 1), rotate)
+        common = [f"--tenant={tenant}"]
+        pid = [main.pid]
+
+        print("bench: warm verify vs Echo", file=sys.stderr, flush=True)
+        rss0 = self.rss_kib(main.pid)
+        self.load("echo", addr, pid, "--rpc=echo")
+        self.load("verify_warm", addr, pid, "--rpc=verify",
+                  f"--key_file={small}", *common)
+        rss_small = self.rss_kib(main.pid)
+        # The same figure, named for the 1k-vs-1M comparison.
+        self.results["verify_1k"] = dict(self.results["verify_warm"])
+
+        print("bench: Create/Rotate vs raw INSERT+COMMIT", file=sys.stderr,
+              flush=True)
+        self.load("insert_raw", addr, pid, "--rpc=insert")
+        self.load("create", addr, pid, "--rpc=create",
+                  f"--admin_key_file={admin_key}", *common)
+        self.load("rotate", addr, pid, "--rpc=rotate",
+                  f"--admin_key_file={admin_key}", f"--ids_file={rotate}",
+                  *common)
+
+        print("bench: REST through the gateway vs direct gRPC",
+              file=sys.stderr, flush=True)
+        gateway, gw_addr = self.start_gateway(addr)
+        self.load("get_grpc", addr, pid, "--rpc=get",
+                  f"--admin_key_file={admin_key}", f"--ids_file={small}",
+                  *common)
+        self.load("rest_get", gw_addr, [main.pid, gateway.pid], "--rpc=http",
+                  f"--admin_key_file={admin_key}", f"--ids_file={small}",
+                  f"--http_path=/t/{tenant}/api/v1/admin/api-keys/{{id}}")
+        self.load("livez", gw_addr, [gateway.pid], "--rpc=http",
+                  "--http_path=/livez")
+        self.stop(gateway)
+
+        print(f"bench: {a.big_keys} keys vs {a.small_keys}", file=sys.stderr,
+              flush=True)
+        t0 = time.monotonic()
+        loaded = load_keys(a.big_keys, big)
+        self.notes.append(f"loaded {a.big_keys} keys in "
+                          f"{loaded['seconds']} s (multi-row INSERTs)")
+        entries0 = self.stats(addr)["verify_cache_entries"]
+        rss_before_big = self.rss_kib(main.pid)
+        t1 = time.monotonic()
+        warm = self.tool("--mode=load", f"--target={addr}", "--rpc=verify",
+                         f"--key_file={big}", f"--tenant={tenant}",
+                         f"--inflight={a.inflight}",
+                         f"--channels={a.channels}", "--seconds=3000",
+                         "--warmup_seconds=0", f"--max_calls={a.big_keys}")
+        entries1 = self.stats(addr)["verify_cache_entries"]
+        rss_big = self.rss_kib(main.pid)
+        self.notes.append(
+            f"warmed the cache with {int(warm['calls'])} cold verifies in "
+            f"{time.monotonic() - t1:.0f} s ({warm['qps']:.0f}/s, "
+            f"{int(warm['unexpected'])} not valid); cache entries "
+            f"{entries0} -> {entries1}")
+        if entries1 > entries0:
+            per_key = (rss_big - rss_before_big) * 1024 / (entries1 - entries0)
+            self.notes.append(
+                f"memory per cached key: {per_key:.0f} bytes (server RSS "
+                f"{rss_before_big // 1024} MiB -> {rss_big // 1024} MiB for "
+                f"{entries1 - entries0} more entries; RSS at start "
+                f"{rss0 // 1024} MiB, after the {a.small_keys}-key runs "
+                f"{rss_small // 1024} MiB)")
+        self.load("verify_1k_again", addr, pid, "--rpc=verify",
+                  f"--key_file={small}", *common)
+        self.load("verify_1m", addr, pid, "--rpc=verify",
+                  f"--key_file={big}", *common)
+        del t0
+        self.stop(main)
+
+        print("bench: cold verify vs raw select", file=sys.stderr,
+              flush=True)
+        cold, cold_addr = self.start_server("server-cold",
+                                            "--verify_cache_ttl=0s")
+        q0 = self.stats(cold_addr)["db_queries"]
+        self.load("select_raw", cold_addr, [cold.pid], "--rpc=select",
+                  f"--key_file={small}")
+        q1 = self.stats(cold_addr)["db_queries"]
+        self.load("verify_cold", cold_addr, [cold.pid], "--rpc=verify",
+                  f"--key_file={small}", *common)
+        q2 = self.stats(cold_addr)["db_queries"]
+        self.stop(cold)
+        # Both include warm-up calls; queries per call over all calls made
+        # are only approximate, so report the totals.
+        self.notes.append(f"cold server: {q1 - q0} queries during the raw "
+                          f"select run, {q2 - q1} during the cold verify run "
+                          "(includes warm-up calls and batched audit writes)")
+
+        print("bench: bad keys vs warm verify, audit on vs off",
+              file=sys.stderr, flush=True)
+        # Audit on and off measured back to back (two servers, one idle
+        # while the other is loaded), so machine noise hits both alike.
+        loud, loud_addr = self.start_server("server-audit-on",
+                                            "--verify_cache_ttl=3600s")
+        quiet, quiet_addr = self.start_server(
+            "server-audit-off", "--verify_cache_ttl=3600s",
+            "--bench_disable_usage_audit")
+        qpid = [quiet.pid]
+        self.load("verify_warm_audit", loud_addr, [loud.pid], "--rpc=verify",
+                  f"--key_file={small}", *common)
+        self.load("verify_audit_off", quiet_addr, qpid, "--rpc=verify",
+                  f"--key_file={small}", *common)
+        self.stop(loud)
+        with open(small) as f:
+            good = f.readline().strip()
+        malformed = self.write_secret("malformed.key",
+                                      "lmk_" + "x" * 20 + "\n")
+        last = good[-1]
+        flipped = good[:-1] + ("A" if last != "A" else "B")
+        badsum = self.write_secret("badsum.key", flipped + "\n")
+        for name, keyfile in (("malformed", malformed),
+                              ("bad_checksum", badsum)):
+            before = self.stats(quiet_addr)["db_queries"]
+            self.load(name, quiet_addr, qpid, "--rpc=verify",
+                      f"--key_file={keyfile}", "--expect=invalid", *common)
+            after = self.stats(quiet_addr)["db_queries"]
+            self.results[name]["db_queries"] = after - before
+        self.stop(quiet)
+
+    # ----- the table ---------------------------------------------------
+
+    ROWS = [
+        # name, baseline, QPS target (ratio), p99 target (max ratio), label
+        ("echo", None, None, None, "Echo (empty unary RPC)"),
+        ("verify_warm", "echo", 0.8, 1.5, "VerifyApiKey warm"),
+        ("select_raw", None, None, None, "raw PK select (cold server)"),
+        ("verify_cold", "select_raw", 0.6, None, "VerifyApiKey cold"),
+        ("verify_1k_again", None, None, None, "verify, 1k keys cached"),
+        ("verify_1m", "verify_1k_again", 0.9, 1.1, "verify, 1M keys cached"),
+        ("verify_audit_off", None, None, None, "verify warm, audit off"),
+        ("malformed", "verify_audit_off", 1.0, None, "malformed key"),
+        ("bad_checksum", "verify_audit_off", 1.0, None, "bad-checksum key"),
+        ("verify_warm_audit", "verify_audit_off", None, None,
+         "verify warm, audit on"),
+        ("insert_raw", None, None, None, "raw INSERT+COMMIT"),
+        ("create", "insert_raw", 0.5, None, "CreateApiKey"),
+        ("rotate", "insert_raw", 0.5, None, "RotateApiKey"),
+        ("get_grpc", None, None, None, "GetApiKey direct gRPC"),
+        ("rest_get", "get_grpc", 0.5, None, "REST GET via gateway"),
+        ("livez", "get_grpc", None, None, "gateway /livez (static)"),
+    ]
+
+    def table(self):
+        r = self.results
+        a = self.args
+        lines = []
+        lines.append(
+            f"LumoKeys benchmark: server (and gateway) pinned to CPU "
+            f"{SERVER_CPU}, lumokeys-bench to CPU {LOAD_CPU} (taskset); "
+            f"MariaDB unpinned; {a.inflight} in flight over {a.channels} "
+            f"channels (HTTP: {a.inflight} keep-alive connections); "
+            f"{a.seconds} s measured after {a.warmup} s warm-up; "
+            f"{os.cpu_count()} CPUs")
+        head = (f"{'scenario':<28}{'QPS':>9}{'p50':>8}{'p90':>8}{'p99':>8}"
+                f"{'p99.9':>8}{'CPU/call':>10}{'errors':>8}  "
+                f"{'vs baseline':<34}{'target':<28}{'met':<4}")
+        lines.append(head)
+        lines.append("-" * len(head))
+        failed = False
+        for name, base, qps_t, p99_t, label in self.ROWS:
+            if name not in r:
+                continue
+            x = r[name]
+            errors = int(x["errors"] + x["unexpected"])
+            cmp_text, target_text, met = "", "", ""
+            if base and base in r and r[base]["qps"] > 0:
+                b = r[base]
+                qr = x["qps"] / b["qps"]
+                pr = x["p99_us"] / b["p99_us"] if b["p99_us"] else 0
+                cmp_text = f"{qr:.2f}x QPS, {pr:.2f}x p99"
+                ok = True
+                targets = []
+                if qps_t is not None:
+                    targets.append(f">={qps_t}x QPS")
+                    ok &= qr >= qps_t
+                if p99_t is not None:
+                    targets.append(f"p99<={p99_t}x")
+                    ok &= pr <= p99_t
+                if "db_queries" in x:
+                    targets.append("0 queries")
+                    ok &= x["db_queries"] == 0
+                    cmp_text += f", {x['db_queries']} queries"
+                    if x["db_queries"] != 0:
+                        failed = True
+                target_text = ", ".join(targets)
+                met = ("yes" if ok else "NO") if targets else ""
+            lines.append(
+                f"{label:<28}{x['qps']:>9.0f}{x['p50_us']:>8.0f}"
+                f"{x['p90_us']:>8.0f}{x['p99_us']:>8.0f}{x['p999_us']:>8.0f}"
+                f"{x['server_cpu_us_per_call']:>10.1f}{errors:>8}  "
+                f"{cmp_text:<34}{target_text:<28}{met:<4}")
+        if "rest_get" in r and "get_grpc" in r:
+            g, w = r["get_grpc"], r["rest_get"]
+            lines.append(
+                f"gateway overhead per request: "
+                f"{w['server_cpu_us_per_call'] - g['server_cpu_us_per_call']:.1f}"
+                f" us CPU (server+gateway vs server), "
+                f"{w['p50_us'] - g['p50_us']:.0f} us added at p50")
+        lines.append("latencies in us; CPU/call = server (+gateway for REST "
+                     "rows, gateway only for /livez) CPU us per call from "
+                     "/proc/<pid>/stat")
+        for note in self.notes:
+            lines.append("note: " + note)
+        return "\n".join(lines), failed
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--seconds", type=float, default=10)
+    p.add_argument("--warmup", type=float, default=2)
+    p.add_argument("--inflight", type=int, default=16)
+    p.add_argument("--channels", type=int, default=4)
+    p.add_argument("--small-keys", type=int, default=1000)
+    p.add_argument("--big-keys", type=int, default=1000000)
+    p.add_argument("--json", help="also write every raw result here")
+    p.add_argument("--smoke", action="store_true",
+                   help="1 s per scenario, 20,000 big keys")
+    args = p.parse_args()
+    if args.smoke:
+        args.seconds, args.warmup, args.big_keys = 1, 0.5, 20000
+    bench = Bench(args)
+    try:
+        bench.run()
+    finally:
+        table, failed = bench.table()
+        bench.cleanup()
+    print(table, flush=True)
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"results": bench.results, "notes": bench.notes}, f,
+                      indent=1)
+    missing = [row[0] for row in Bench.ROWS if row[0] not in bench.results]
+    if missing:
+        print("bench: missing scenarios: " + ", ".join(missing),
+              file=sys.stderr)
+        return 1
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
