@@ -31,6 +31,9 @@
 #include "server/service/audit_writer.h"
 #include "server/service/usage_auditor.h"
 #include "server/storage/mysql/mysql_audit_store.h"
+// [replication includes] (issue 7)
+#include "server/service/replica_sync.h"
+#include "server/storage/mysql/mysql_change_feed_store.h"
 
 namespace lumo::app {
 
@@ -47,6 +50,11 @@ struct AppOptions {
   // (lifecycle and admin events are still written in their transactions).
   // Exists to measure what usage auditing costs; never set it in production.
   bool record_usage = true;
+  // [replication options] (issue 7): acknowledged revocation across
+  // replicas sharing the database (docs/replication.md). Off: a single
+  // replica with no membership row and no change-feed tailer.
+  bool replication = false;
+  service::ReplicaSyncOptions replica;
 };
 
 // Thread-safe once built. Owns everything it creates.
@@ -70,6 +78,8 @@ class App {
   // [audit accessors] (issue 5)
   service::AuditWriter& audit_writer() { return *audit_writer_; }
   storage::MysqlAuditStore& audit_store() { return *audit_store_; }
+  // [replication accessors] (issue 7): null without replication.
+  service::ReplicaSync* replica_sync() { return replica_.get(); }
 
  private:
   App() = default;
@@ -99,6 +109,11 @@ class App {
   std::unique_ptr<service::UsageAuditor> usage_;
   // The read side and chain verification; used only by the adapters.
   std::unique_ptr<service::AuditService> audit_service_;
+
+  // [replication members] (issue 7): the tailer is stopped in ~App after
+  // workers_ (which may be waiting on it); the feed store outlives it.
+  std::unique_ptr<storage::MysqlChangeFeedStore> feed_store_;
+  std::unique_ptr<service::ReplicaSync> replica_;
 };
 
 }  // namespace lumo::app
