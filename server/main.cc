@@ -1,6 +1,7 @@
 // lumokeys-server: wires the MySQL store, the verifier, the domain service
 // and the gRPC adapters together, then serves until SIGTERM/SIGINT.
 #include <signal.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cstdio>
@@ -117,6 +118,23 @@ ABSL_FLAG(std::string, metrics_listen, "",
           "(plain HTTP); empty: no metrics listener");
 ABSL_FLAG(bool, metrics_allow_remote, false,
           "Allow --metrics_listen on a non-loopback address");
+// [replication flags] (issue 7): docs/replication.md.
+ABSL_FLAG(bool, replication, true,
+          "Register in the replicas table and tail the key_changes feed, so "
+          "that Rotate/Revoke/Delete return only when every live replica "
+          "has evicted the key (off: this process must be the only replica)");
+ABSL_FLAG(std::string, replica_id, "",
+          "This replica's id in the replicas table (default: random)");
+ABSL_FLAG(absl::Duration, replica_lease, absl::Seconds(3),
+          "Replica lease: peers stop waiting for a replica this long after "
+          "its last heartbeat, and it stops answering from its cache before");
+ABSL_FLAG(absl::Duration, replica_poll_interval, absl::Milliseconds(20),
+          "Pause between reads of the key_changes feed");
+ABSL_FLAG(absl::Duration, replica_heartbeat_interval, absl::Milliseconds(250),
+          "Longest pause between heartbeats when nothing changes");
+ABSL_FLAG(absl::Duration, replica_gap_timeout, absl::Seconds(1),
+          "How long a missing feed seq is waited for before it is treated "
+          "as rolled back");
 
 namespace {
 
@@ -348,6 +366,28 @@ int main(int argc, char** argv) {
       absl::GetFlag(FLAGS_audit_flush_interval);
   app_options.usage_auditor.burst_threshold =
       std::max(1, absl::GetFlag(FLAGS_audit_burst_threshold));
+  // [replication options] (issue 7)
+  app_options.replication = absl::GetFlag(FLAGS_replication);
+  app_options.replica.replica_id = absl::GetFlag(FLAGS_replica_id);
+  app_options.replica.address = listen;
+  {
+    char host[256] = {0};
+    if (gethostname(host, sizeof(host) - 1) == 0) {
+      app_options.replica.hostname = host;
+    }
+  }
+  app_options.replica.pid = getpid();
+  app_options.replica.lease = absl::GetFlag(FLAGS_replica_lease);
+  app_options.replica.lease_margin = app_options.replica.lease / 5;
+  app_options.replica.poll_interval =
+      absl::GetFlag(FLAGS_replica_poll_interval);
+  app_options.replica.heartbeat_interval =
+      absl::GetFlag(FLAGS_replica_heartbeat_interval);
+  app_options.replica.gap_timeout = absl::GetFlag(FLAGS_replica_gap_timeout);
+  app_options.replica.log = [](absl::string_view level,
+                               absl::string_view message) {
+    Log(level, message);
+  };
   absl::StatusOr<std::unique_ptr<lumo::app::App>> app =
       lumo::app::App::Create(*std::move(store), app_options);
   if (!app.ok()) Fatal(app.status().ToString());
@@ -402,6 +442,15 @@ int main(int argc, char** argv) {
     lumo::log::Line(lumo::log::Level::kInfo, "serving metrics")
         .Str("metrics_listen", absl::GetFlag(FLAGS_metrics_listen))
         .Int("metrics_port", metrics_server.bound_port());
+  }
+  // [replication start-up log] (issue 7)
+  if ((*app)->replica_sync() != nullptr) {
+    std::string fields = "\"replica_id\":";
+    lumo::service::AppendJsonString(fields, (*app)->replica_sync()->id());
+    absl::StrAppend(
+        &fields, ",\"ack_timeout_ms\":",
+        absl::ToInt64Milliseconds((*app)->replica_sync()->ack_timeout()));
+    Log("info", "replica registered", fields);
   }
 
   // [signal loop] (issue 9): SIGHUP reloads the TLS files and the pepper

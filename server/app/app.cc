@@ -48,8 +48,22 @@ absl::StatusOr<std::unique_ptr<App>> App::Create(
   verifier_options.cache_ttl = options.verify_cache_ttl;
   app->verifier_ = std::make_unique<service::Verifier>(
       app->key_store_.get(), options.peppers, verifier_options);
+  // [replication wiring] (issue 7): before the key service, which waits on
+  // it. Its own small pool, so heartbeats never queue behind requests.
+  if (options.replication) {
+    absl::StatusOr<std::unique_ptr<storage::MysqlChangeFeedStore>> feed =
+        storage::MysqlChangeFeedStore::Open(app->key_store_->pool()->options());
+    if (!feed.ok()) return feed.status();
+    app->feed_store_ = *std::move(feed);
+    absl::StatusOr<std::unique_ptr<service::ReplicaSync>> sync =
+        service::ReplicaSync::Start(app->feed_store_.get(),
+                                    app->verifier_.get(), options.replica);
+    if (!sync.ok()) return sync.status();
+    app->replica_ = *std::move(sync);
+  }
   app->keys_ = std::make_unique<service::KeyService>(
-      app->key_store_.get(), options.peppers, app->verifier_.get());
+      app->key_store_.get(), options.peppers, app->verifier_.get(),
+      app->replica_.get());
   app->auth_ = std::make_unique<rpc::Authenticator>(
       app->verifier_.get(), options.service_token_sha256,
       options.operator_token_sha256);
@@ -137,6 +151,8 @@ App::~App() {
   // [audit shutdown] (issue 5): producers are gone; write what is queued.
   if (auth_ != nullptr) auth_->set_usage_auditor(nullptr);
   if (audit_writer_ != nullptr) audit_writer_->Stop();
+  // [replication shutdown] (issue 7): leave the membership table.
+  if (replica_ != nullptr) replica_->Stop();
 }
 
 void App::RegisterServices(grpc::ServerBuilder& builder) {

@@ -36,6 +36,9 @@
 #include "server/rpc/metrics_interceptor.h"
 // [bench includes] (issue 7)
 #include "server/storage/mysql/mysql_bench_store.h"
+// [replication includes] (issue 7)
+#include "server/service/replica_sync.h"
+#include "server/storage/mysql/mysql_change_feed_store.h"
 
 namespace lumo::app {
 
@@ -56,6 +59,11 @@ struct AppOptions {
   // .BenchService (Echo, raw point select, raw INSERT+COMMIT, counters) and
   // create its scratch table. Off by default; see docs/benchmarks.md.
   bool bench_service = false;
+  // [replication options] (issue 7): acknowledged revocation across
+  // replicas sharing the database (docs/replication.md). Off: a single
+  // replica with no membership row and no change-feed tailer.
+  bool replication = false;
+  service::ReplicaSyncOptions replica;
 };
 
 // Thread-safe once built. Owns everything it creates.
@@ -86,6 +94,8 @@ class App {
   // Collectors read the app's components: stop scraping (the metrics
   // listener) before destroying the app.
   metrics::Registry& metrics() { return *metrics_; }
+  // [replication accessors] (issue 7): null without replication.
+  service::ReplicaSync* replica_sync() { return replica_.get(); }
 
  private:
   App() = default;
@@ -124,6 +134,10 @@ class App {
   // [bench members] (issue 7): set only with AppOptions::bench_service;
   // destroyed first, after ~App has stopped workers_.
   std::unique_ptr<storage::MysqlBenchStore> bench_store_;
+  // [replication members] (issue 7): the tailer is stopped in ~App after
+  // workers_ (which may be waiting on it); the feed store outlives it.
+  std::unique_ptr<storage::MysqlChangeFeedStore> feed_store_;
+  std::unique_ptr<service::ReplicaSync> replica_;
 };
 
 // [metrics names] (issue 9): the replica change feed's lag, in seconds

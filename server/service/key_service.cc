@@ -1,5 +1,6 @@
 #include "server/service/key_service.h"
 
+#include <chrono>
 #include <utility>
 
 #include "absl/strings/ascii.h"
@@ -80,8 +81,25 @@ std::string KeyStatusName(const storage::ApiKeyRecord& record) {
 
 KeyService::KeyService(storage::KeyStore* store,
                        std::shared_ptr<const core::PepperSet> peppers,
-                       Verifier* verifier)
-    : store_(store), peppers_(std::move(peppers)), verifier_(verifier) {}
+                       Verifier* verifier, ChangeBarrier* barrier)
+    : store_(store),
+      peppers_(std::move(peppers)),
+      verifier_(verifier),
+      barrier_(barrier) {}
+
+absl::Status KeyService::AwaitReplicas(int64_t tenant_id, absl::string_view id,
+                                       absl::string_view change_type,
+                                       int64_t version, absl::Duration took) {
+  if (barrier_ == nullptr) return absl::OkStatus();
+  ChangeRef change;
+  change.tenant_id = tenant_id;
+  change.key_id = std::string(id);
+  change.change_type = std::string(change_type);
+  change.key_version = version;
+  absl::Status acked = barrier_->AwaitChange(change, took);
+  if (acked.ok()) return acked;
+  return WithErrorCode(acked, "service_unavailable");
+}
 
 absl::StatusOr<storage::NewKey> KeyService::ValidateNewKey(
     const CreateKeyParams& params) {
@@ -284,8 +302,11 @@ absl::StatusOr<KeyWithSecret> KeyService::RotateKey(
   storage::AuditEvent event = KeyEvent(
       "api_key.rotated", &caller, info, id,
       JsonObject().Add("gracePeriodSeconds", grace_period_seconds).Build());
+  const auto started = std::chrono::steady_clock::now();
   absl::StatusOr<storage::ApiKeyRecord> rotated = store_->RotateKey(
       caller.tenant_id, id, secret, absl::Seconds(grace_period_seconds), event);
+  const absl::Duration took =
+      absl::FromChrono(std::chrono::steady_clock::now() - started);
   // Evict even on failure: the outcome of a failed commit is unknown to us.
   verifier_->Evict(id);
   if (!rotated.ok()) {
@@ -295,6 +316,14 @@ absl::StatusOr<KeyWithSecret> KeyService::RotateKey(
     }
     return Annotate(rotated.status());
   }
+  if (absl::Status acked = AwaitReplicas(caller.tenant_id, id, "rotated",
+                                         rotated->version, took);
+      !acked.ok()) {
+    // The rotation stands; its new secret is not handed out by a failed
+    // call (rotate again once the replicas are healthy).
+    core::Cleanse(*full);
+    return acked;
+  }
   return KeyWithSecret{*std::move(rotated), *std::move(full)};
 }
 
@@ -303,10 +332,20 @@ absl::StatusOr<storage::ApiKeyRecord> KeyService::RevokeKey(
   if (absl::Status s = CheckKeyId(id); !s.ok()) return s;
   storage::AuditEvent event =
       KeyEvent("api_key.revoked", &caller, info, id, "{}");
+  const auto started = std::chrono::steady_clock::now();
   absl::StatusOr<storage::RevokeResult> revoked =
       store_->RevokeKey(caller.tenant_id, id, event);
+  const absl::Duration took =
+      absl::FromChrono(std::chrono::steady_clock::now() - started);
   verifier_->Evict(id);
   if (!revoked.ok()) return Annotate(revoked.status());
+  // Also when it was revoked already: a retry after a failed wait waits
+  // again.
+  if (absl::Status acked = AwaitReplicas(caller.tenant_id, id, "revoked",
+                                         revoked->key.version, took);
+      !acked.ok()) {
+    return acked;
+  }
   return std::move(revoked->key);
 }
 
@@ -316,9 +355,14 @@ absl::Status KeyService::DeleteKey(const Principal& caller,
   if (absl::Status s = CheckKeyId(id); !s.ok()) return s;
   storage::AuditEvent event =
       KeyEvent("api_key.deleted", &caller, info, id, "{}");
+  const auto started = std::chrono::steady_clock::now();
   absl::Status deleted = store_->DeleteKey(caller.tenant_id, id, event);
+  const absl::Duration took =
+      absl::FromChrono(std::chrono::steady_clock::now() - started);
   verifier_->Evict(id);
-  return Annotate(deleted);
+  if (!deleted.ok()) return Annotate(deleted);
+  // A re-announced delete carries version 0 (the store does not return it).
+  return AwaitReplicas(caller.tenant_id, id, "deleted", 0, took);
 }
 
 absl::StatusOr<KeyService::TenantWithKey> KeyService::CreateTenant(

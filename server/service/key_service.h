@@ -21,6 +21,7 @@
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "server/core/pepper.h"
+#include "server/service/change_barrier.h"
 #include "server/service/principal.h"
 #include "server/service/verifier.h"
 #include "server/storage/key_store.h"
@@ -61,11 +62,16 @@ inline constexpr size_t kMaxAllowedCidrs = 32;
 inline constexpr int32_t kMaxRateLimitPerMinute = 1'000'000;
 
 // Thread-safe (holds no mutable state of its own).
+//
+// With a `barrier` (replication, docs/replication.md), RotateKey, RevokeKey
+// (also of an already revoked key) and DeleteKey return OK only after the
+// barrier acknowledged the committed change; when it cannot, they return
+// its UNAVAILABLE and the change still stands.
 class KeyService {
  public:
   KeyService(storage::KeyStore* store,
-             std::shared_ptr<const core::PepperSet> peppers,
-             Verifier* verifier);
+             std::shared_ptr<const core::PepperSet> peppers, Verifier* verifier,
+             ChangeBarrier* barrier = nullptr);
 
   // Key-holder operations: `caller` is an API-key principal of `tenant_id`.
   absl::StatusOr<KeyWithSecret> CreateKey(const Principal& caller,
@@ -107,10 +113,16 @@ class KeyService {
   absl::StatusOr<KeyWithSecret> InsertWithRetry(storage::NewKey key,
                                                 const Principal* caller,
                                                 const RequestInfo& info);
+  // After a committed change that kills a secret: the barrier's wait (OK
+  // without a barrier). `took` is how long the store call ran.
+  absl::Status AwaitReplicas(int64_t tenant_id, absl::string_view id,
+                             absl::string_view change_type, int64_t version,
+                             absl::Duration took);
 
   storage::KeyStore* const store_;
   const std::shared_ptr<const core::PepperSet> peppers_;
   Verifier* const verifier_;
+  ChangeBarrier* const barrier_;  // may be null: a single replica
 };
 
 // "active", "revoked" or "expired" at the record's database time.

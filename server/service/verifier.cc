@@ -56,7 +56,27 @@ Verifier::Shard& Verifier::ShardFor(absl::string_view id) {
   return shards_[absl::Hash<absl::string_view>{}(id) % kShards];
 }
 
+void Verifier::SetCacheTrustedUntil(
+    std::chrono::steady_clock::time_point until) {
+  trusted_until_.store(until.time_since_epoch().count(),
+                       std::memory_order_release);
+}
+
+bool Verifier::cache_trusted() const {
+  return std::chrono::steady_clock::now().time_since_epoch().count() <
+         trusted_until_.load(std::memory_order_acquire);
+}
+
+void Verifier::EvictAll() {
+  for (Shard& shard : shards_) {
+    absl::MutexLock lock(&shard.mu);
+    ++shard.epoch;
+    shard.map.clear();
+  }
+}
+
 std::shared_ptr<const Verifier::Entry> Verifier::Lookup(absl::string_view id) {
+  if (!cache_trusted()) return nullptr;
   Shard& shard = ShardFor(id);
   std::shared_ptr<const Entry> entry;
   {

@@ -13,7 +13,9 @@
 #define LUMOKEYS_SERVER_SERVICE_VERIFIER_H_
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
+#include <limits>
 #include <memory>
 #include <optional>
 #include <string>
@@ -110,6 +112,17 @@ class Verifier {
   // installed. Call after every committed mutation of the key.
   void Evict(absl::string_view key_id);
 
+  // Replication (docs/replication.md). Cached entries are used only while
+  // the local monotonic clock is before `until`; afterwards every
+  // verification of a well-formed key reads the store (and fails closed
+  // when it cannot). A new Verifier trusts its cache forever; ReplicaSync
+  // moves the bound forward after each round that renewed its lease. One
+  // atomic load and one clock read on the hot path.
+  void SetCacheTrustedUntil(std::chrono::steady_clock::time_point until);
+  bool cache_trusted() const;
+  // Drops every entry; reads in flight are not installed.
+  void EvictAll();
+
   // Observability and tests.
   uint64_t hits() const { return hits_.load(std::memory_order_relaxed); }
   uint64_t misses() const { return misses_.load(std::memory_order_relaxed); }
@@ -166,6 +179,8 @@ class Verifier {
   }
   metrics::Counter outcomes_[kReasonCount];
   metrics::Counter bad_checksum_;
+  // steady_clock ticks since its epoch; see SetCacheTrustedUntil.
+  std::atomic<int64_t> trusted_until_{std::numeric_limits<int64_t>::max()};
 };
 
 }  // namespace lumo::service

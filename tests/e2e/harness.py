@@ -453,3 +453,88 @@ class LumoGateway:
             except socket.timeout:
                 pass
             return b"".join(chunks)
+
+
+# ----- replicas (issue 7) ----------------------------------------------
+
+
+class LumoReplica:
+    """One more lumokeys-server process on the database and secrets of a
+    started LumoServer: another replica behind the same MariaDB. Its log is
+    <server tmpdir>/<name>.log.
+
+        replica = LumoReplica(server, "b")
+        replica.start()      # waits until it answers health checks
+        replica.kill()       # SIGKILL (a crash: no deregistration)
+        replica.stop()       # SIGTERM, SIGKILL after 10 s; safe to repeat
+    """
+
+    def __init__(self, server, name, extra_args=()):
+        self.server = server
+        self.name = name
+        self.extra_args = list(extra_args)
+        self.process = None
+        self.port = None
+        self.address = None
+        self.log_path = os.path.join(server.tmpdir, f"{name}.log")
+
+    def start(self):
+        last_error = None
+        for _ in range(3):
+            self.port = free_loopback_port()
+            self.address = f"127.0.0.1:{self.port}"
+            try:
+                self._launch_and_wait()
+                return self
+            except HarnessError as e:
+                last_error = e
+                self.stop()
+                if "in use" not in self.log().lower():
+                    raise
+        raise last_error
+
+    def _launch_and_wait(self):
+        args = (self.server._server_args() + [f"--listen={self.address}"]
+                + self.extra_args)
+        with open(self.log_path, "ab") as log:
+            log.write(f"=== replica {self.name} --listen={self.address}\n"
+                      .encode())
+            log.flush()
+            self.process = subprocess.Popen(
+                args, cwd=self.server.source_dir, stdout=log, stderr=log,
+                stdin=subprocess.DEVNULL)
+        deadline = time.monotonic() + LumoServer.START_TIMEOUT_S
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise HarnessError(
+                    f"replica {self.name} exited during start-up; log:\n"
+                    f"{self.log()}")
+            if self.server.cli("health", "--timeout", "2", env={
+                    "LUMOKEYS_ADDRESS": self.address}).returncode == 0:
+                return
+            time.sleep(0.2)
+        raise HarnessError(f"replica {self.name} did not become SERVING; "
+                           f"log:\n{self.log()}")
+
+    def kill(self):
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+
+    def stop(self):
+        if self.process is None:
+            return
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=LumoServer.STOP_GRACE_S)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.process = None
+
+    def log(self):
+        if not os.path.exists(self.log_path):
+            return "(no replica log)"
+        with open(self.log_path, "rb") as f:
+            return f.read().decode("utf-8", "replace")

@@ -1,0 +1,42 @@
+// What a mutation that kills a secret waits on before it reports success
+// (docs/replication.md). KeyService calls it after the commit and the local
+// cache eviction; ReplicaSync implements it.
+#ifndef LUMOKEYS_SERVER_SERVICE_CHANGE_BARRIER_H_
+#define LUMOKEYS_SERVER_SERVICE_CHANGE_BARRIER_H_
+
+#include <cstdint>
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/time/time.h"
+
+namespace lumo::service {
+
+// The committed change, as written to key_changes.
+struct ChangeRef {
+  int64_t tenant_id = 0;
+  std::string key_id;
+  std::string change_type;  // rotated, revoked, deleted
+  int64_t key_version = 0;
+};
+
+// Thread-safe.
+class ChangeBarrier {
+ public:
+  virtual ~ChangeBarrier() = default;
+
+  // Returns OK once every other live replica has applied `change` (evicted
+  // the key from its cache), or once every replica that has not is past its
+  // lease. `mutation_took` is the local monotonic time from before the
+  // store call that wrote the change until it returned (an upper bound on
+  // how long its feed row was allocated but uncommitted). On failure the
+  // change has still committed and stands: UNAVAILABLE when the
+  // acknowledgement could not be established within the bounded wait or
+  // the database could not be asked.
+  virtual absl::Status AwaitChange(const ChangeRef& change,
+                                   absl::Duration mutation_took) = 0;
+};
+
+}  // namespace lumo::service
+
+#endif  // LUMOKEYS_SERVER_SERVICE_CHANGE_BARRIER_H_

@@ -1,0 +1,46 @@
+// ChangeFeedStore over MySQL/MariaDB: key_changes and replicas
+// (sql/migrations/0001_init.sql, 0006_replicas.sql).
+#ifndef LUMOKEYS_SERVER_STORAGE_MYSQL_MYSQL_CHANGE_FEED_STORE_H_
+#define LUMOKEYS_SERVER_STORAGE_MYSQL_MYSQL_CHANGE_FEED_STORE_H_
+
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "server/storage/change_feed_store.h"
+#include "server/storage/mysql/connection_pool.h"
+#include "server/storage/mysql/mysql_options.h"
+
+namespace lumo::storage {
+
+// Thread-safe. Give it a pool of its own (Open does): the tailer's reads
+// and heartbeats must not queue behind request traffic, or a busy replica
+// would lose its lease.
+class MysqlChangeFeedStore : public ChangeFeedStore {
+ public:
+  // Opens a pool of `pool_size` connections with `options` (the key store's
+  // DSN). Does not connect.
+  static absl::StatusOr<std::unique_ptr<MysqlChangeFeedStore>> Open(
+      MysqlOptions options, int pool_size = 2);
+  explicit MysqlChangeFeedStore(std::shared_ptr<ConnectionPool> pool);
+
+  absl::StatusOr<std::vector<KeyChange>> ReadChanges(int64_t after,
+                                                     int limit) override;
+  absl::StatusOr<int64_t> Head() override;
+  absl::StatusOr<int64_t> StartingPoint(absl::Duration lookback) override;
+  absl::StatusOr<int64_t> Announce(const KeyChange& change) override;
+  absl::Status Register(const ReplicaRegistration& replica,
+                        absl::Duration prune_after) override;
+  absl::Status Heartbeat(absl::string_view replica_id,
+                         int64_t applied_seq) override;
+  absl::Status Deregister(absl::string_view replica_id) override;
+  absl::StatusOr<int64_t> CountUnacknowledged(absl::string_view self_id,
+                                              int64_t seq) override;
+
+ private:
+  std::shared_ptr<ConnectionPool> pool_;
+};
+
+}  // namespace lumo::storage
+
+#endif  // LUMOKEYS_SERVER_STORAGE_MYSQL_MYSQL_CHANGE_FEED_STORE_H_
