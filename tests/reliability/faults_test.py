@@ -572,6 +572,8 @@ class SlowDatabaseTest(FaultsTestBase):
         finally:
             holder.stdin.close()
             holder.wait(10)
+            holder.stdout.close()
+            holder.stderr.close()
         after = stub.RotateApiKey(pb.RotateApiKeyRequest(
             tenant_slug="slow", id=locked.id), metadata=key_md(root),
             timeout=10)
