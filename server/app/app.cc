@@ -78,6 +78,11 @@ absl::StatusOr<std::unique_ptr<App>> App::Create(
       std::make_unique<rpc::AuditServiceImpl>(rpc::AuditRpcContext{
           app->auth_.get(), app->workers_.get(), app->audit_service_.get()}));
 
+  // [failure throttle] (issue 8)
+  app->failure_throttle_ =
+      std::make_unique<service::FailureThrottle>(options.failure_throttle);
+  app->auth_->set_failure_throttle(app->failure_throttle_.get());
+
   if (absl::Status ok = rpc::CheckAccessAnnotations(app->ServiceDescriptors());
       !ok.ok()) {
     return ok;
@@ -91,6 +96,8 @@ App::~App() {
   // [audit shutdown] (issue 5): producers are gone; write what is queued.
   if (auth_ != nullptr) auth_->set_usage_auditor(nullptr);
   if (audit_writer_ != nullptr) audit_writer_->Stop();
+  // [failure throttle] (issue 8)
+  if (auth_ != nullptr) auth_->set_failure_throttle(nullptr);
 }
 
 void App::RegisterServices(grpc::ServerBuilder& builder) {

@@ -29,6 +29,7 @@
 // [audit includes] (issue 5)
 #include "server/service/audit_service.h"
 #include "server/service/audit_writer.h"
+#include "server/service/failure_throttle.h"
 #include "server/service/usage_auditor.h"
 #include "server/storage/mysql/mysql_audit_store.h"
 
@@ -47,6 +48,8 @@ struct AppOptions {
   // (lifecycle and admin events are still written in their transactions).
   // Exists to measure what usage auditing costs; never set it in production.
   bool record_usage = true;
+  // [failure throttle] (issue 8): failed verifications per address / key id.
+  service::FailureThrottleOptions failure_throttle;
 };
 
 // Thread-safe once built. Owns everything it creates.
@@ -99,6 +102,10 @@ class App {
   std::unique_ptr<service::UsageAuditor> usage_;
   // The read side and chain verification; used only by the adapters.
   std::unique_ptr<service::AuditService> audit_service_;
+
+  // [failure throttle] (issue 8): outlives auth_'s use of it (auth_ drops
+  // its pointer in ~App before this is destroyed).
+  std::unique_ptr<service::FailureThrottle> failure_throttle_;
 };
 
 }  // namespace lumo::app
