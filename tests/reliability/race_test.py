@@ -34,7 +34,7 @@ from reliability_lib import Stubs, key_md
 STATUS = grpc.StatusCode
 DURATION_S = float(os.environ.get("LUMO_RACE_SECONDS", "8"))
 CLIENTS = 10
-KEYS = 3
+KEYS = 4
 
 
 class RaceTest(harness.LumoServerTestCase):
@@ -80,13 +80,15 @@ class RaceTest(harness.LumoServerTestCase):
             rng = random.Random(seed * 1000 + n)
             while time.monotonic() < end:
                 kid = rng.choice(ids)
-                late = time.monotonic() > start + 0.75 * DURATION_S
+                # Revokes in the second half and deletes in the last
+                # quarter, so that rotations and verifications race them.
+                now = time.monotonic() - start
                 r = rng.random()
                 if r < 0.30:
                     op = "rotate"
-                elif r < 0.34:
+                elif r < 0.33 and now > 0.5 * DURATION_S:
                     op = "revoke"
-                elif r < 0.36 and late:
+                elif r < 0.35 and now > 0.75 * DURATION_S:
                     op = "delete"
                 elif r < 0.46:
                     op = "get"

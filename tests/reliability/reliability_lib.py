@@ -267,6 +267,18 @@ class ServerProcess:
             return "(no log)"
 
 
+def server_with_flags(flags):
+    """A harness.LumoServer (tests/e2e/harness.py) started with extra
+    lumokeys-server flags."""
+    import harness
+
+    class _Server(harness.LumoServer):
+        def _server_args(self):
+            # --migrate runs with the same arguments; they are harmless there.
+            return super()._server_args() + list(flags)
+    return _Server()
+
+
 def operator_md(server):
     return (("x-lumo-operator-token", server.operator_token),)
 
