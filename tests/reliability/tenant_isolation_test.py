@@ -161,6 +161,11 @@ class TenantIsolationTest(harness.LumoServerTestCase):
         tenants = [self.build_tenant(rng, "iso%d-%d" % (seed % 10**6, i))
                    for i in range(rng.randint(3, 4))]
         before = {t["slug"]: self.snapshot(t) for t in tenants}
+        # Control: the ids and routes are right (the owner reads them all).
+        for slug, snap in before.items():
+            for (kind, ident), (status, _) in snap.items():
+                self.assertEqual(status, 200, (slug, kind, ident))
+        refusals = {}
 
         cases = successes = mismatches = 0
         failures = []
@@ -181,6 +186,8 @@ class TenantIsolationTest(harness.LumoServerTestCase):
                                     fake = self.call(method, base + ghost +
                                                      suffix, key, body)
                                     cases += 1
+                                    refusals[real[0]] = \
+                                        refusals.get(real[0], 0) + 1
                                     if 200 <= real[0] < 300:
                                         successes += 1
                                         failures.append(("success", method,
@@ -220,9 +227,10 @@ class TenantIsolationTest(harness.LumoServerTestCase):
                    if before[slug][k] != after[slug][k]]
         print("FIGURE tenant_isolation seed=%d tenants=%d keys=%d "
               "cases=%d successes=%d denials_differing_from_not_found=%d "
-              "resources_changed=%d" % (
+              "resources_changed=%d statuses=%s" % (
                   seed, len(tenants), sum(len(t["keys"]) for t in tenants),
-                  cases, successes, mismatches, len(changed)),
+                  cases, successes, mismatches, len(changed),
+                  ",".join("%s:%d" % kv for kv in sorted(refusals.items()))),
               file=sys.stderr)
         self.assertEqual(failures[:5], [])
         self.assertEqual(changed, [])
