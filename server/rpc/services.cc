@@ -231,11 +231,14 @@ grpc::ServerUnaryReactor* AuthServiceImpl::VerifyApiKey(
   params.required_scopes.assign(request->required_scopes().begin(),
                                 request->required_scopes().end());
   params.client_ip = request->client_ip();
-  // [failure throttle] (issue 8): failures are throttled per end-client
-  // address (when the caller names one) and per key id; a throttled
-  // attempt gets RESOURCE_EXHAUSTED with `retry-after` instead of a
-  // response. Refused addresses are not verified and not audited.
-  service::FailureThrottle* throttle = ctx_.auth->failure_throttle();
+  // [failure throttle] (issue 8): when the caller names the end client's
+  // address, failures are throttled per address and per key id; a
+  // throttled attempt gets RESOURCE_EXHAUSTED with `retry-after` instead
+  // of a response. Refused addresses are not verified and not audited.
+  // Without an address nothing is throttled: the calling service answers
+  // for its own clients.
+  service::FailureThrottle* throttle =
+      params.client_ip.empty() ? nullptr : ctx_.auth->failure_throttle();
   if (throttle != nullptr) {
     if (std::optional<absl::Duration> wait =
             throttle->CheckAddress(params.client_ip)) {

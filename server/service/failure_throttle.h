@@ -38,11 +38,11 @@ namespace lumo::service {
 struct FailureThrottleOptions {
   // Per source address: failures allowed in a burst, and the refill rate
   // (failures per minute). 0 disables address throttling.
-  int ip_burst = 500;
-  int ip_per_minute = 500;
+  int ip_burst = 1000;
+  int ip_per_minute = 600;
   // Per key id, likewise. 0 disables key-id throttling.
-  int key_burst = 50;
-  int key_per_minute = 50;
+  int key_burst = 100;
+  int key_per_minute = 60;
   size_t max_tracked = 100'000;
   // The clock (tests inject one).
   std::function<absl::Time()> now = [] { return absl::Now(); };

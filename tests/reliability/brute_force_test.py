@@ -141,7 +141,8 @@ class PerAddressThrottleTest(BruteForceBase):
             r = self.verify(forge("BBBBBBBBBBB%d" % i), attacker)
             self.assertFalse(r.valid)
         self.assert_throttled_grpc(self.root, attacker)
-        # Another end client is not affected; no address, no throttle.
+        # Another end client is not affected; without an address the
+        # caller is trusted to throttle its own clients.
         self.assertTrue(self.verify(self.root, bystander).valid)
         self.assertTrue(self.verify(self.root, "").valid)
 

@@ -162,7 +162,7 @@ class DatabaseDownTest(FaultsTestBase):
                       false_rejects=0, other=0, mutations_ok=0,
                       mutations_unavailable=0, mutations_late=0,
                       mutations_other=0)
-        outage = {"down": False}
+        other_codes = []
         max_mutation_s = [0.0]
 
         def bump(name):
@@ -177,8 +177,12 @@ class DatabaseDownTest(FaultsTestBase):
                 try:
                     r = verify(key)
                 except grpc.RpcError as e:
-                    bump("verify_unavailable"
-                         if e.code() == STATUS.UNAVAILABLE else "other")
+                    if e.code() == STATUS.UNAVAILABLE:
+                        bump("verify_unavailable")
+                    else:
+                        bump("other")
+                        with lock:
+                            other_codes.append(e.code().name)
                     continue
                 if r.valid and not good:
                     bump("false_accepts")
@@ -210,6 +214,8 @@ class DatabaseDownTest(FaultsTestBase):
                         bump("mutations_unavailable")
                     else:
                         bump("mutations_other")
+                        with lock:
+                            other_codes.append(e.code().name)
                 time.sleep(0.05)
 
         workers = [threading.Thread(target=verifier_loop, args=(s,))
@@ -252,7 +258,8 @@ class DatabaseDownTest(FaultsTestBase):
                max_failed_mutation_s=round(max_mutation_s[0], 2),
                threads_before=base_threads, threads_after=threads,
                db_conns_before=base_conns, db_conns_after=conns,
-               pool_size=pool, **counts)
+               pool_size=pool, other_codes=sorted(set(other_codes)),
+               **counts)
         self.assertEqual(counts["false_accepts"], 0)
         self.assertEqual(counts["false_rejects"], 0)
         self.assertEqual(counts["other"], 0)

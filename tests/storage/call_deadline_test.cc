@@ -92,10 +92,11 @@ TEST_F(CallDeadlineTest, SlowStatementEndsAtTheCallDeadline) {
   absl::Status status;
   {
     ScopedCallDeadline deadline(start + absl::Milliseconds(600));
-    status = Run(*pool, "sleep", [](Session& s) {
+    status = ::lumo::storage::Run(*pool, "sleep", [](Session& s) {
       s.Step("sleep");
-      std::unique_ptr<sql::ResultSet> rs =
-          s.PrepareUncached("SELECT SLEEP(10)")->executeQuery();
+      std::unique_ptr<sql::PreparedStatement> sleep =
+          s.PrepareUncached("SELECT SLEEP(10)");
+      std::unique_ptr<sql::ResultSet> rs(sleep->executeQuery());
       if (rs->next() && rs->getInt(1) == 1) {
         // SLEEP() reports an interruption by returning 1.
         return absl::DeadlineExceededError("sleep interrupted");
@@ -124,7 +125,7 @@ TEST_F(CallDeadlineTest, LockWaitEndsAtTheCallDeadlineNotTheSessionTimeout) {
   absl::Status status;
   {
     ScopedCallDeadline deadline(start + absl::Milliseconds(800));
-    status = Run(*pool, "locked update", [](Session& s) {
+    status = ::lumo::storage::Run(*pool, "locked update", [](Session& s) {
       s.Begin();
       s.Step("update locked row");
       sql::PreparedStatement& update =
@@ -139,7 +140,7 @@ TEST_F(CallDeadlineTest, LockWaitEndsAtTheCallDeadlineNotTheSessionTimeout) {
   EXPECT_EQ(status.code(), absl::StatusCode::kDeadlineExceeded) << status;
   EXPECT_LT(took, absl::Milliseconds(1500));
   // Without a deadline the same update goes through once the lock is gone.
-  EXPECT_OK(Run(*pool, "update", [](Session& s) {
+  EXPECT_OK(::lumo::storage::Run(*pool, "update", [](Session& s) {
     s.Update(s.Prepare("UPDATE slow_rows SET v = v + 1 WHERE id = 1"));
     return absl::OkStatus();
   }));
@@ -162,7 +163,7 @@ TEST_F(CallDeadlineTest, PassedDeadlineRunsNothing) {
   const uint64_t before = pool->queries_executed();
   ScopedCallDeadline deadline(absl::Now() - absl::Seconds(1));
   bool ran = false;
-  absl::Status status = Run(*pool, "late", [&](Session&) {
+  absl::Status status = ::lumo::storage::Run(*pool, "late", [&](Session&) {
     ran = true;
     return absl::OkStatus();
   });
@@ -179,21 +180,21 @@ TEST_F(CallDeadlineTest, SimilarBudgetsReuseTheSessionCeiling) {
     return absl::OkStatus();
   };
   // No deadline: the configured ceiling, no extra statement.
-  ASSERT_OK(Run(*pool, "warm", select_one));
+  ASSERT_OK(::lumo::storage::Run(*pool, "warm", select_one));
   uint64_t before = pool->queries_executed();
-  ASSERT_OK(Run(*pool, "no deadline", select_one));
+  ASSERT_OK(::lumo::storage::Run(*pool, "no deadline", select_one));
   EXPECT_EQ(pool->queries_executed() - before, 1u);
   // A 2 s budget lowers the ceiling once (one SET), then calls with a
   // similar budget reuse it.
   before = pool->queries_executed();
   for (int i = 0; i < 5; ++i) {
     ScopedCallDeadline deadline(absl::Now() + absl::Seconds(2));
-    ASSERT_OK(Run(*pool, "2s", select_one));
+    ASSERT_OK(::lumo::storage::Run(*pool, "2s", select_one));
   }
   EXPECT_EQ(pool->queries_executed() - before, 6u);
   // Back to no deadline: one SET to restore the ceiling.
   before = pool->queries_executed();
-  ASSERT_OK(Run(*pool, "no deadline again", select_one));
+  ASSERT_OK(::lumo::storage::Run(*pool, "no deadline again", select_one));
   EXPECT_EQ(pool->queries_executed() - before, 2u);
 }
 
