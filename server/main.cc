@@ -88,6 +88,18 @@ ABSL_FLAG(absl::Duration, audit_flush_interval, absl::Milliseconds(100),
 ABSL_FLAG(int, audit_burst_threshold, 10,
           "Failures on one key id or from one address within a minute that "
           "mark the failures suspicious");
+// [failure throttle] (issue 8): docs/reliability.md "Brute force".
+ABSL_FLAG(int, auth_failures_per_ip_burst, 1000,
+          "Failed key verifications one source address may make in a burst "
+          "before every attempt from it gets RESOURCE_EXHAUSTED/429 (0: off)");
+ABSL_FLAG(int, auth_failures_per_ip_per_minute, 600,
+          "Refill rate of the per-address failure budget");
+ABSL_FLAG(int, auth_failures_per_key_burst, 100,
+          "Failed verifications of one key id in a burst before further "
+          "failures for it get RESOURCE_EXHAUSTED/429 (the right secret is "
+          "still accepted; 0: off)");
+ABSL_FLAG(int, auth_failures_per_key_per_minute, 60,
+          "Refill rate of the per-key-id failure budget");
 ABSL_FLAG(absl::Duration, shutdown_grace, absl::Seconds(10),
           "How long in-flight calls may run after SIGTERM");
 // [TLS and lifecycle flags] (issue 9, docs/operations.md)
@@ -388,6 +400,15 @@ int main(int argc, char** argv) {
                                absl::string_view message) {
     Log(level, message);
   };
+  // [failure throttle] (issue 8)
+  app_options.failure_throttle.ip_burst =
+      absl::GetFlag(FLAGS_auth_failures_per_ip_burst);
+  app_options.failure_throttle.ip_per_minute =
+      absl::GetFlag(FLAGS_auth_failures_per_ip_per_minute);
+  app_options.failure_throttle.key_burst =
+      absl::GetFlag(FLAGS_auth_failures_per_key_burst);
+  app_options.failure_throttle.key_per_minute =
+      absl::GetFlag(FLAGS_auth_failures_per_key_per_minute);
   absl::StatusOr<std::unique_ptr<lumo::app::App>> app =
       lumo::app::App::Create(*std::move(store), app_options);
   if (!app.ok()) Fatal(app.status().ToString());

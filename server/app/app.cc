@@ -137,6 +137,10 @@ absl::StatusOr<std::unique_ptr<App>> App::Create(
                                app->bench_store_.get(),
                                app->verifier_.get()}));
   }
+  // [failure throttle] (issue 8)
+  app->failure_throttle_ =
+      std::make_unique<service::FailureThrottle>(options.failure_throttle);
+  app->auth_->set_failure_throttle(app->failure_throttle_.get());
 
   if (absl::Status ok = rpc::CheckAccessAnnotations(app->ServiceDescriptors());
       !ok.ok()) {
@@ -153,6 +157,8 @@ App::~App() {
   if (audit_writer_ != nullptr) audit_writer_->Stop();
   // [replication shutdown] (issue 7): leave the membership table.
   if (replica_ != nullptr) replica_->Stop();
+  // [failure throttle] (issue 8)
+  if (auth_ != nullptr) auth_->set_failure_throttle(nullptr);
 }
 
 void App::RegisterServices(grpc::ServerBuilder& builder) {

@@ -29,6 +29,7 @@
 // [audit includes] (issue 5)
 #include "server/service/audit_service.h"
 #include "server/service/audit_writer.h"
+#include "server/service/failure_throttle.h"
 #include "server/service/usage_auditor.h"
 #include "server/storage/mysql/mysql_audit_store.h"
 // [metrics includes] (issue 9)
@@ -64,6 +65,8 @@ struct AppOptions {
   // replica with no membership row and no change-feed tailer.
   bool replication = false;
   service::ReplicaSyncOptions replica;
+  // [failure throttle] (issue 8): failed verifications per address / key id.
+  service::FailureThrottleOptions failure_throttle;
 };
 
 // Thread-safe once built. Owns everything it creates.
@@ -138,6 +141,9 @@ class App {
   // workers_ (which may be waiting on it); the feed store outlives it.
   std::unique_ptr<storage::MysqlChangeFeedStore> feed_store_;
   std::unique_ptr<service::ReplicaSync> replica_;
+  // [failure throttle] (issue 8): outlives auth_'s use of it (auth_ drops
+  // its pointer in ~App before this is destroyed).
+  std::unique_ptr<service::FailureThrottle> failure_throttle_;
 };
 
 // [metrics names] (issue 9): the replica change feed's lag, in seconds

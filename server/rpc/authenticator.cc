@@ -263,6 +263,18 @@ absl::StatusOr<Principal> Authenticator::AuthenticateImpl(
     return InsufficientScope();
   }
 
+  // [failure throttle] (issue 8): an address over its failure budget is
+  // refused before anything is verified (no store access, not audited).
+  service::FailureThrottle* throttle =
+      throttle_.load(std::memory_order_acquire);
+  if (throttle != nullptr) {
+    if (std::optional<absl::Duration> wait =
+            throttle->CheckAddress(info.ip_address)) {
+      outcome_out->retry_after = *wait;
+      return service::FailureThrottle::ThrottledError();
+    }
+  }
+
   service::VerifyParams params;
   params.tenant_slug = std::string(tenant_slug);
   params.client_ip = info.ip_address;
@@ -274,6 +286,15 @@ absl::StatusOr<Principal> Authenticator::AuthenticateImpl(
   *outcome_out = *outcome;
   if (outcome->reason != VerifyReason::kValid) {
     *failure = service::ReasonSlug(outcome->reason);
+  }
+  // [failure throttle] (issue 8): a failure on a key id over its budget is
+  // answered as throttled (still audited as the failure it is).
+  if (throttle != nullptr) {
+    if (std::optional<absl::Duration> wait =
+            throttle->AfterVerify(info.ip_address, *outcome)) {
+      outcome_out->retry_after = *wait;
+      return service::FailureThrottle::ThrottledError();
+    }
   }
   switch (outcome->reason) {
     case VerifyReason::kValid:

@@ -28,6 +28,7 @@
 #include "google/protobuf/descriptor.h"
 #include "grpcpp/server_context.h"
 #include "server/core/crypto.h"
+#include "server/service/failure_throttle.h"
 #include "server/service/principal.h"
 #include "server/service/usage_auditor.h"
 #include "server/service/verifier.h"
@@ -80,6 +81,18 @@ class Authenticator {
     return usage_.load(std::memory_order_acquire);
   }
 
+  // [failure throttle] (issue 8): throttles failed key verifications
+  // (failure_throttle.h); null (the default) throttles nothing. A throttled
+  // call gets RESOURCE_EXHAUSTED ("rate_limit_exceeded") with
+  // outcome->retry_after set; an address over its budget is refused before
+  // its key is verified and that refusal is not audited (it costs nothing).
+  void set_failure_throttle(service::FailureThrottle* throttle) {
+    throttle_.store(throttle, std::memory_order_release);
+  }
+  service::FailureThrottle* failure_throttle() const {
+    return throttle_.load(std::memory_order_acquire);
+  }
+
  private:
   // Authenticate without recording; `*failure` names why it failed.
   absl::StatusOr<service::Principal> AuthenticateImpl(
@@ -97,6 +110,7 @@ class Authenticator {
   const std::optional<core::Digest> service_token_sha256_;
   const std::optional<core::Digest> operator_token_sha256_;
   std::atomic<service::UsageAuditor*> usage_{nullptr};
+  std::atomic<service::FailureThrottle*> throttle_{nullptr};
 };
 
 }  // namespace lumo::rpc

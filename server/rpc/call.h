@@ -10,6 +10,7 @@
 #include <utility>
 
 #include "absl/status/status.h"
+#include "absl/time/time.h"
 #include "google/protobuf/descriptor.h"
 #include "grpcpp/server_context.h"
 #include "grpcpp/support/server_callback.h"
@@ -18,6 +19,7 @@
 #include "server/rpc/worker_pool.h"
 #include "server/service/principal.h"
 #include "server/service/verifier.h"
+#include "server/storage/call_deadline.h"
 
 namespace lumo::rpc {
 
@@ -33,6 +35,16 @@ void Finish(grpc::CallbackServerContext* context,
             grpc::ServerUnaryReactor* reactor, const service::RequestInfo& info,
             const absl::Status& status,
             const service::VerifyOutcome* outcome = nullptr);
+
+// [call deadline] (issue 8): the call's deadline as an absl::Time
+// (InfiniteFuture when the client set none).
+inline absl::Time CallDeadline(const grpc::ServerContextBase& context) {
+  const std::chrono::system_clock::time_point d = context.deadline();
+  if (d == std::chrono::system_clock::time_point::max()) {
+    return absl::InfiniteFuture();
+  }
+  return absl::FromChrono(d);
+}
 
 // Runs `body(principal, info) -> absl::Status` on `workers` after
 // authenticating the caller of `method` for `tenant_slug`, then finishes
@@ -52,6 +64,9 @@ grpc::ServerUnaryReactor* RunAuthenticated(
   auto task = [&auth, context, reactor, &method, info,
                tenant_slug = std::move(tenant_slug), tenant_required,
                body = std::move(body)]() mutable {
+    // [call deadline] (issue 8): every statement run for this call is
+    // bounded by the call's deadline.
+    storage::ScopedCallDeadline call_deadline(CallDeadline(*context));
     if (context->deadline() <= std::chrono::system_clock::now()) {
       Finish(context, reactor, info,
              absl::DeadlineExceededError("deadline exceeded before start"));

@@ -231,18 +231,54 @@ grpc::ServerUnaryReactor* AuthServiceImpl::VerifyApiKey(
   params.required_scopes.assign(request->required_scopes().begin(),
                                 request->required_scopes().end());
   params.client_ip = request->client_ip();
+  // [failure throttle] (issue 8): when the caller names the end client's
+  // address, failures are throttled per address and per key id; a
+  // throttled attempt gets RESOURCE_EXHAUSTED with `retry-after` instead
+  // of a response. Refused addresses are not verified and not audited.
+  // Without an address nothing is throttled: the calling service answers
+  // for its own clients.
+  service::FailureThrottle* throttle =
+      params.client_ip.empty() ? nullptr : ctx_.auth->failure_throttle();
+  if (throttle != nullptr) {
+    if (std::optional<absl::Duration> wait =
+            throttle->CheckAddress(params.client_ip)) {
+      service::VerifyOutcome refused;
+      refused.retry_after = *wait;
+      Finish(context, reactor, info, service::FailureThrottle::ThrottledError(),
+             &refused);
+      return reactor;
+    }
+  }
+  // Audits `outcome`, then answers it (or its throttling).
+  auto reply = [this, context, reactor, response, info, throttle](
+                   const service::VerifyParams& params,
+                   service::VerifyOutcome outcome) {
+    if (service::UsageAuditor* usage = ctx_.auth->usage_auditor()) {
+      usage->RecordVerify(info, params.tenant_slug, params.client_ip, outcome);
+    }
+    if (throttle != nullptr) {
+      if (std::optional<absl::Duration> wait =
+              throttle->AfterVerify(params.client_ip, outcome)) {
+        service::VerifyOutcome refused;
+        refused.retry_after = *wait;
+        Finish(context, reactor, info,
+               service::FailureThrottle::ThrottledError(), &refused);
+        return;
+      }
+    }
+    FillVerifyResponse(outcome, response);
+    Finish(context, reactor, info, absl::OkStatus());
+  };
   if (std::optional<service::VerifyOutcome> outcome =
           ctx_.verifier->VerifyCached(request->key(), params)) {
     // Internal verification is a use of the key: enqueue only.
-    if (service::UsageAuditor* usage = ctx_.auth->usage_auditor()) {
-      usage->RecordVerify(info, params.tenant_slug, params.client_ip, *outcome);
-    }
-    FillVerifyResponse(*outcome, response);
-    Finish(context, reactor, info, absl::OkStatus());
+    reply(params, *std::move(outcome));
     return reactor;
   }
-  auto task = [this, context, reactor, request, response, info,
+  auto task = [this, context, reactor, request, info, reply,
                params = std::move(params)] {
+    // [call deadline] (issue 8)
+    storage::ScopedCallDeadline call_deadline(CallDeadline(*context));
     absl::StatusOr<service::VerifyOutcome> outcome =
         ctx_.verifier->Verify(request->key(), params);
     if (!outcome.ok()) {
@@ -251,11 +287,7 @@ grpc::ServerUnaryReactor* AuthServiceImpl::VerifyApiKey(
              absl::UnavailableError("key store unavailable"));
       return;
     }
-    if (service::UsageAuditor* usage = ctx_.auth->usage_auditor()) {
-      usage->RecordVerify(info, params.tenant_slug, params.client_ip, *outcome);
-    }
-    FillVerifyResponse(*outcome, response);
-    Finish(context, reactor, info, absl::OkStatus());
+    reply(params, *std::move(outcome));
   };
   if (!ctx_.workers->Submit(std::move(task))) {
     Finish(context, reactor, info,

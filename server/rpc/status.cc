@@ -72,6 +72,15 @@ void Finish(grpc::CallbackServerContext* context,
       context->AddTrailingMetadata("retry-after", std::to_string(wait));
     }
   }
+  if (outcome != nullptr && outcome->rate_limit <= 0 &&
+      outcome->retry_after > absl::ZeroDuration() &&
+      status.code() == absl::StatusCode::kResourceExhausted) {
+    // Refused by the failure throttle (whole seconds, at least one).
+    context->AddTrailingMetadata(
+        "retry-after", std::to_string(std::max<int64_t>(
+                           1, absl::ToInt64Seconds(absl::Ceil(
+                                  outcome->retry_after, absl::Seconds(1))))));
+  }
   if (!status.ok()) {
     context->AddTrailingMetadata("lumo-error-code", ErrorCodeOf(status));
   }

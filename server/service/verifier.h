@@ -81,6 +81,10 @@ struct VerifyOutcome {
   int32_t rate_limit = 0;
   int32_t rate_remaining = 0;
   absl::Time rate_reset;
+  // [failure throttle] (issue 8): set when the attempt was refused by the
+  // FailureThrottle (too many failures from the address or on the key id);
+  // announced as `retry-after`.
+  absl::Duration retry_after = absl::ZeroDuration();
 };
 
 struct VerifierOptions {

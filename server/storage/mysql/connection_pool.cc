@@ -113,6 +113,34 @@ std::unique_ptr<sql::ResultSet> MysqlConnection::QueryText(
   return std::unique_ptr<sql::ResultSet>(text_->executeQuery(sql));
 }
 
+void MysqlConnection::BoundStatements(absl::Duration budget) {
+  absl::Duration target = std::min(default_ceiling_, budget);
+  if (ceiling_ <= target && ceiling_ >= target / 2) return;
+  // Below the configured ceiling, keep a tenth of the budget for the reply
+  // (the caller hears DEADLINE_EXCEEDED from us, not from its own clock),
+  // which also lets the following calls with a similar budget reuse it.
+  if (target < default_ceiling_) target = target * 9 / 10;
+  // MariaDB counts max_statement_time in (fractional) seconds, MySQL's
+  // max_execution_time in whole milliseconds; innodb_lock_wait_timeout is
+  // whole seconds, at least 1: below that the statement ceiling, which
+  // covers lock waits on MariaDB, is what bounds a wait.
+  const double seconds = std::max(0.001, absl::ToDoubleSeconds(target));
+  const int lock_wait = std::clamp(static_cast<int>(std::floor(seconds)), 1,
+                                   std::max(1, default_lock_wait_seconds_));
+  if (is_mariadb_) {
+    Execute(
+        absl::StrFormat("SET SESSION max_statement_time = %.3f, "
+                        "SESSION innodb_lock_wait_timeout = %d",
+                        seconds, lock_wait));
+  } else {
+    Execute(absl::StrFormat(
+        "SET SESSION max_execution_time = %d, "
+        "SESSION innodb_lock_wait_timeout = %d",
+        static_cast<int>(std::ceil(seconds * 1000)), lock_wait));
+  }
+  ceiling_ = target;
+}
+
 bool MysqlConnection::IsValid() {
   try {
     return conn_ != nullptr && conn_->isValid();
@@ -187,6 +215,9 @@ absl::StatusOr<std::unique_ptr<MysqlConnection>> OpenMysqlConnection(
                                 static_cast<int>(std::ceil(ceiling * 1000))));
     }
     conn->Execute(set);
+    conn->default_ceiling_ = options.statement_timeout;
+    conn->default_lock_wait_seconds_ = options.lock_wait_timeout_seconds;
+    conn->ceiling_ = options.statement_timeout;
   } catch (const sql::SQLException& e) {
     return StatusFromSqlException(e, "set up the database session");
   }
@@ -252,9 +283,11 @@ ConnectionPool::~ConnectionPool() {
   idle.clear();
 }
 
-absl::StatusOr<ConnectionLease> ConnectionPool::Acquire() {
+absl::StatusOr<ConnectionLease> ConnectionPool::Acquire(
+    absl::Time call_deadline) {
   EnsureDriverThreadInit();
-  const absl::Time deadline = absl::Now() + options_.acquire_timeout;
+  const absl::Time deadline =
+      std::min(absl::Now() + options_.acquire_timeout, call_deadline);
   {
     absl::MutexLock lock(&mu_);
     bool counted_wait = false;
@@ -268,6 +301,11 @@ absl::StatusOr<ConnectionLease> ConnectionPool::Acquire() {
       wait_time_ += absl::Now() - wait_start;
       if (timed_out && idle_.empty() && open_ >= options_.pool_size) {
         ++acquire_timeouts_;
+        if (deadline == call_deadline) {
+          return absl::DeadlineExceededError(
+              "the call's deadline passed while waiting for a database "
+              "connection");
+        }
         return absl::UnavailableError(
             absl::StrCat("no database connection free within ",
                          absl::FormatDuration(options_.acquire_timeout),

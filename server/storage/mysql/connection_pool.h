@@ -19,6 +19,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
 #include "server/storage/mysql/mysql_options.h"
 
 namespace sql {
@@ -75,6 +76,18 @@ class MysqlConnection {
   int64_t connection_id() const { return connection_id_; }
   // Pings the server. Never throws.
   bool IsValid();
+
+  // Bounds the statements that follow by `budget` (what is left of the
+  // caller's deadline): the session's statement ceiling (max_statement_time
+  // on MariaDB, which also interrupts lock waits; max_execution_time on
+  // MySQL) and innodb_lock_wait_timeout become at most `budget`, never more
+  // than the configured values. To spare a query per call, the session is
+  // only changed when its current ceiling is above `budget` or below half
+  // of it. Counts one query when it changes the session; throws like every
+  // statement.
+  void BoundStatements(absl::Duration budget);
+  // The session's current statement ceiling (tests).
+  absl::Duration statement_ceiling() const { return ceiling_; }
   // Direct access for code that needs the raw Connector/C++ API (tests,
   // the migrator's schema switch).
   sql::Connection& raw() { return *conn_; }
@@ -98,6 +111,10 @@ class MysqlConnection {
   std::atomic<uint64_t>* queries_;  // not owned; may be null
   bool is_mariadb_ = false;
   int64_t connection_id_ = 0;
+  // The configured ceilings and the session's current one.
+  absl::Duration default_ceiling_ = absl::InfiniteDuration();
+  int default_lock_wait_seconds_ = 0;
+  absl::Duration ceiling_ = absl::InfiniteDuration();
 };
 
 // Opens and sets up one session with `options` (the database may be empty).
@@ -174,8 +191,11 @@ class ConnectionPool {
 
   // An idle connection, or a new one while fewer than pool_size are open.
   // UNAVAILABLE when none frees up within acquire_timeout, or when opening a
-  // new connection fails.
-  absl::StatusOr<ConnectionLease> Acquire() ABSL_LOCKS_EXCLUDED(mu_);
+  // new connection fails; DEADLINE_EXCEEDED when `call_deadline` (the
+  // caller's deadline, see call_deadline.h) comes first.
+  absl::StatusOr<ConnectionLease> Acquire(
+      absl::Time call_deadline = absl::InfiniteFuture())
+      ABSL_LOCKS_EXCLUDED(mu_);
 
   // Closes every idle connection (after one was found dead, its siblings
   // probably are too: the server restarted or a proxy dropped them).

@@ -8,6 +8,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "absl/time/clock.h"
+#include "server/storage/call_deadline.h"
 #include "server/storage/mysql/audit_chain.h"
 #include "server/storage/mysql/datetime.h"
 #include "server/storage/mysql/sql_error.h"
@@ -136,14 +138,27 @@ absl::Status InsertAudit(Session& session, int64_t tenant_id,
 // (the server has rolled back whatever the attempt did).
 absl::Status Run(ConnectionPool& pool, absl::string_view what,
                  absl::FunctionRef<absl::Status(Session&)> body) {
+  // Every statement of the operation is bounded by the caller's deadline
+  // (call_deadline.h), so a slow or locked database gives
+  // DEADLINE_EXCEEDED and frees the connection when the caller gives up.
+  const absl::Time call_deadline = CurrentCallDeadline();
   for (int attempt = 0;; ++attempt) {
-    absl::StatusOr<ConnectionLease> lease = pool.Acquire();
+    if (absl::Now() >= call_deadline) {
+      return absl::DeadlineExceededError(
+          absl::StrCat(what, ": the call's deadline has passed"));
+    }
+    absl::StatusOr<ConnectionLease> lease = pool.Acquire(call_deadline);
     if (!lease.ok()) {
       return absl::Status(lease.status().code(),
                           absl::StrCat(what, ": ", lease.status().message()));
     }
     Session session(**lease);
     try {
+      session.Step("bound statements by the call's deadline");
+      (*lease)->BoundStatements(call_deadline == absl::InfiniteFuture()
+                                    ? absl::InfiniteDuration()
+                                    : call_deadline - absl::Now());
+      session.Step("");
       absl::Status status = body(session);
       if (session.in_transaction()) {
         // An error path (or a body that forgot to commit): nothing of this

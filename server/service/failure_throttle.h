@@ -1,0 +1,109 @@
+// Throttles failed API-key verifications (brute force, credential
+// stuffing) per source address and per key id (docs/reliability.md
+// "Brute force"). In-process: with N replicas an attacker may get up to N
+// times the budget.
+//
+// Each address and each key id has a token bucket of `*_burst` failures
+// that refills at `*_per_minute`. Only failures take tokens (a malformed,
+// unknown, revoked, expired, rotated-away or other-tenant key); successes,
+// scope and CIDR refusals and the key's own rate limit do not.
+//   * An address with an empty bucket is refused before anything is
+//     verified, whatever key it presents (CheckAddress).
+//   * A key id with an empty bucket turns further *failures* for that id
+//     into "throttled" (CheckKeyFailure); the right secret is still
+//     accepted, so hammering a key id never locks its owner out.
+// Memory is bounded by `max_tracked` entries per kind: full buckets are
+// forgotten first; when every tracked entry is still draining, new
+// addresses or key ids are not tracked (they are not throttled).
+//
+// Thread-safe.
+#ifndef LUMOKEYS_SERVER_SERVICE_FAILURE_THROTTLE_H_
+#define LUMOKEYS_SERVER_SERVICE_FAILURE_THROTTLE_H_
+
+#include <cstddef>
+#include <functional>
+#include <optional>
+#include <string>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/status.h"
+#include "absl/strings/string_view.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "server/service/verifier.h"
+
+namespace lumo::service {
+
+struct FailureThrottleOptions {
+  // Per source address: failures allowed in a burst, and the refill rate
+  // (failures per minute). 0 disables address throttling.
+  int ip_burst = 1000;
+  int ip_per_minute = 600;
+  // Per key id, likewise. 0 disables key-id throttling.
+  int key_burst = 100;
+  int key_per_minute = 60;
+  size_t max_tracked = 100'000;
+  // The clock (tests inject one).
+  std::function<absl::Time()> now = [] { return absl::Now(); };
+};
+
+class FailureThrottle {
+ public:
+  explicit FailureThrottle(FailureThrottleOptions options);
+
+  // Before verifying: nullopt when `address` may attempt, else how long
+  // until it may (at least one second). An empty address is never
+  // throttled.
+  std::optional<absl::Duration> CheckAddress(absl::string_view address);
+
+  // After a failed verification of `key_id`, before RecordFailure: nullopt
+  // when the failure is answered as usual, else the wait to announce (at
+  // least one second). An empty id is never throttled.
+  std::optional<absl::Duration> CheckKeyFailure(absl::string_view key_id);
+
+  // Counts one failure against `address` and `key_id` (either may be
+  // empty: not counted).
+  void RecordFailure(absl::string_view address, absl::string_view key_id);
+
+  // After a verification from `address`: when `outcome` is a failure that
+  // counts (see above), CheckKeyFailure then RecordFailure; returns the
+  // wait when the failure is to be answered as throttled.
+  std::optional<absl::Duration> AfterVerify(absl::string_view address,
+                                            const VerifyOutcome& outcome);
+
+  // True for the verification failures that take tokens.
+  static bool CountsAsFailure(VerifyReason reason);
+
+  // The status of a throttled attempt: RESOURCE_EXHAUSTED with the REST
+  // code "rate_limit_exceeded" (429), the same for both kinds of throttle.
+  static absl::Status ThrottledError();
+
+ private:
+  struct Bucket {
+    double tokens = 0;
+    absl::Time updated;
+  };
+  struct Table {
+    int burst = 0;
+    int per_minute = 0;
+    absl::flat_hash_map<std::string, Bucket> buckets;
+  };
+
+  // The bucket for `name` refilled to `now`, or null when untracked.
+  static Bucket* Find(Table& table, absl::string_view name, absl::Time now);
+  std::optional<absl::Duration> Check(Table& table, absl::string_view name)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void Take(Table& table, absl::string_view name, absl::Time now)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
+  const size_t max_tracked_;
+  const std::function<absl::Time()> now_;
+  absl::Mutex mu_;
+  Table addresses_ ABSL_GUARDED_BY(mu_);
+  Table keys_ ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace lumo::service
+
+#endif  // LUMOKEYS_SERVER_SERVICE_FAILURE_THROTTLE_H_

@@ -1,0 +1,130 @@
+// FailureThrottle: per-address and per-key-id budgets of failed
+// verifications (docs/reliability.md "Brute force"), on a fake clock.
+#include "server/service/failure_throttle.h"
+
+#include <optional>
+#include <string>
+
+#include "absl/time/time.h"
+#include "gtest/gtest.h"
+
+namespace lumo::service {
+namespace {
+
+class FailureThrottleTest : public ::testing::Test {
+ protected:
+  FailureThrottleOptions Options(int ip_burst, int ip_per_minute, int key_burst,
+                                 int key_per_minute) {
+    FailureThrottleOptions o;
+    o.ip_burst = ip_burst;
+    o.ip_per_minute = ip_per_minute;
+    o.key_burst = key_burst;
+    o.key_per_minute = key_per_minute;
+    o.now = [this] { return now_; };
+    return o;
+  }
+  static VerifyOutcome Outcome(VerifyReason reason, std::string key_id) {
+    VerifyOutcome o;
+    o.reason = reason;
+    o.key_id = std::move(key_id);
+    return o;
+  }
+
+  absl::Time now_ = absl::FromUnixSeconds(1'700'000'000);
+};
+
+TEST_F(FailureThrottleTest, AddressIsRefusedAfterItsBurstAndRecoversOnRefill) {
+  FailureThrottle throttle(Options(3, 30, 0, 0));
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_EQ(throttle.CheckAddress("203.0.113.1"), std::nullopt) << i;
+    throttle.RecordFailure("203.0.113.1", "");
+  }
+  std::optional<absl::Duration> wait = throttle.CheckAddress("203.0.113.1");
+  ASSERT_TRUE(wait.has_value());
+  // 30 per minute: one token every 2 seconds.
+  EXPECT_EQ(*wait, absl::Seconds(2));
+  EXPECT_EQ(throttle.CheckAddress("203.0.113.2"), std::nullopt);
+  now_ += absl::Seconds(2);
+  EXPECT_EQ(throttle.CheckAddress("203.0.113.1"), std::nullopt);
+  throttle.RecordFailure("203.0.113.1", "");
+  EXPECT_TRUE(throttle.CheckAddress("203.0.113.1").has_value());
+}
+
+TEST_F(FailureThrottleTest, KeyIdThrottleTurnsOnlyFailuresIntoThrottled) {
+  FailureThrottle throttle(Options(0, 0, 2, 6));
+  const VerifyOutcome bad = Outcome(VerifyReason::kNotFound, "AAAAAAAAAAAA");
+  EXPECT_EQ(throttle.AfterVerify("198.51.100.1", bad), std::nullopt);
+  EXPECT_EQ(throttle.AfterVerify("198.51.100.2", bad), std::nullopt);
+  std::optional<absl::Duration> wait =
+      throttle.AfterVerify("198.51.100.3", bad);
+  ASSERT_TRUE(wait.has_value());
+  EXPECT_EQ(*wait, absl::Seconds(10));
+  // The owner's right secret is never throttled and costs nothing.
+  for (int i = 0; i < 10; ++i) {
+    EXPECT_EQ(throttle.AfterVerify("198.51.100.3", Outcome(VerifyReason::kValid,
+                                                           "AAAAAAAAAAAA")),
+              std::nullopt);
+  }
+  // Other ids are independent; addresses are not throttled (burst 0).
+  EXPECT_EQ(throttle.AfterVerify("198.51.100.3", Outcome(VerifyReason::kRevoked,
+                                                         "BBBBBBBBBBBB")),
+            std::nullopt);
+  EXPECT_EQ(throttle.CheckAddress("198.51.100.3"), std::nullopt);
+  now_ += absl::Seconds(10);
+  EXPECT_EQ(throttle.AfterVerify("198.51.100.3", bad), std::nullopt);
+}
+
+TEST_F(FailureThrottleTest, OnlyCredentialFailuresCount) {
+  for (VerifyReason r : {VerifyReason::kMalformed, VerifyReason::kNotFound,
+                         VerifyReason::kRevoked, VerifyReason::kExpired,
+                         VerifyReason::kRotated, VerifyReason::kWrongTenant}) {
+    EXPECT_TRUE(FailureThrottle::CountsAsFailure(r)) << VerifyReasonName(r);
+  }
+  for (VerifyReason r :
+       {VerifyReason::kValid, VerifyReason::kInsufficientScope,
+        VerifyReason::kIpNotAllowed, VerifyReason::kRateLimited}) {
+    EXPECT_FALSE(FailureThrottle::CountsAsFailure(r)) << VerifyReasonName(r);
+  }
+  FailureThrottle throttle(Options(1, 1, 1, 1));
+  throttle.AfterVerify(
+      "192.0.2.1", Outcome(VerifyReason::kInsufficientScope, "CCCCCCCCCCCC"));
+  EXPECT_EQ(throttle.CheckAddress("192.0.2.1"), std::nullopt);
+  throttle.AfterVerify("192.0.2.1", Outcome(VerifyReason::kMalformed, ""));
+  EXPECT_TRUE(throttle.CheckAddress("192.0.2.1").has_value());
+}
+
+TEST_F(FailureThrottleTest, EmptyNamesAndZeroBurstsNeverThrottle) {
+  FailureThrottle off(Options(0, 0, 0, 0));
+  for (int i = 0; i < 100; ++i) off.RecordFailure("192.0.2.1", "DDDDDDDDDDDD");
+  EXPECT_EQ(off.CheckAddress("192.0.2.1"), std::nullopt);
+  EXPECT_EQ(off.CheckKeyFailure("DDDDDDDDDDDD"), std::nullopt);
+
+  FailureThrottle on(Options(1, 1, 1, 1));
+  for (int i = 0; i < 100; ++i) on.RecordFailure("", "");
+  EXPECT_EQ(on.CheckAddress(""), std::nullopt);
+  EXPECT_EQ(on.CheckKeyFailure(""), std::nullopt);
+}
+
+TEST_F(FailureThrottleTest, TrackingIsBoundedAndForgetsRefilledEntries) {
+  FailureThrottleOptions o = Options(1, 60, 0, 0);
+  o.max_tracked = 2;
+  FailureThrottle throttle(o);
+  throttle.RecordFailure("192.0.2.1", "");
+  throttle.RecordFailure("192.0.2.2", "");
+  // Full table, nobody refilled: a new address is not tracked.
+  throttle.RecordFailure("192.0.2.3", "");
+  EXPECT_EQ(throttle.CheckAddress("192.0.2.3"), std::nullopt);
+  EXPECT_TRUE(throttle.CheckAddress("192.0.2.1").has_value());
+  // After a refill the old entries make room.
+  now_ += absl::Seconds(1);
+  throttle.RecordFailure("192.0.2.3", "");
+  EXPECT_TRUE(throttle.CheckAddress("192.0.2.3").has_value());
+}
+
+TEST_F(FailureThrottleTest, ThrottledErrorIsResourceExhausted) {
+  EXPECT_EQ(FailureThrottle::ThrottledError().code(),
+            absl::StatusCode::kResourceExhausted);
+}
+
+}  // namespace
+}  // namespace lumo::service
