@@ -11,6 +11,8 @@ PACKAGES=(
   mariadb-server mariadb-client
   python3 python3-grpcio python3-protobuf
   wrk
+  # libFuzzer targets and sanitizer builds (tests/fuzz, tools/dev/sanitize.sh)
+  clang libclang-rt-14-dev
 )
 
 missing=()
