@@ -46,6 +46,9 @@ else
 fi
 mkdir -p "$WORK/corpus"
 LOG="$WORK/fuzz.log"
+# Findings of this run only (older crash-* files may be left from before).
+STAMP="$WORK/.started"
+touch "$STAMP"
 
 export ASAN_OPTIONS="${ASAN_OPTIONS:-halt_on_error=1:detect_leaks=1:abort_on_error=0}"
 export UBSAN_OPTIONS="${UBSAN_OPTIONS:-halt_on_error=1:print_stacktrace=1}"
@@ -56,15 +59,15 @@ status=0
   "$WORK/corpus" "$SEEDS" >"$LOG" 2>&1 || status=$?
 
 execs="$(sed -n 's/^stat::number_of_executed_units: *//p' "$LOG" | tail -1)"
-findings="$(find "$WORK" -maxdepth 1 -name 'crash-*' -o -maxdepth 1 -name 'leak-*' \
-  -o -maxdepth 1 -name 'timeout-*' -o -maxdepth 1 -name 'oom-*' | wc -l)"
+findings="$(find "$WORK" -maxdepth 1 -newer "$STAMP" \( -name 'crash-*' -o -name 'leak-*' \
+  -o -name 'timeout-*' -o -name 'oom-*' \) | wc -l)"
 seeds="$(find "$SEEDS" -type f | wc -l)"
 echo "fuzz $TARGET: ${execs:-?} executions in ${SECONDS_TO_RUN} s," \
      "$seeds seeds, $findings findings, exit $status"
 if [ "$status" != 0 ] || [ "$findings" != 0 ]; then
   tail -n 60 "$LOG"
   for f in "$WORK"/crash-* "$WORK"/leak-* "$WORK"/timeout-* "$WORK"/oom-*; do
-    [ -f "$f" ] || continue
+    [ -f "$f" ] && [ "$f" -nt "$STAMP" ] || continue
     echo "finding $f (base64):"
     base64 -w0 "$f"
     echo
