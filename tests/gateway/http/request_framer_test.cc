@@ -91,7 +91,7 @@ TEST(RequestFramerTest, LimitsGiveTheDocumentedStatuses) {
       {"GET /a HTTP/1.1\r\nHost: x\r\nX: " + std::string(2000, 'a') +
            "\r\n\r\n",
        431},
-      {"GET /a HTTP/1.1\nHost: x\n\n", 400},
+      {"GET /a HTTP/1.1\r\nHost: x\nX: y\r\n\r\n", 400},  // bare LF
       {"POST /a HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
        "zz\r\n",
        400},
