@@ -6,7 +6,8 @@
 // validated by wire::ParseRequestHead (stricter than Beast, which for
 // instance accepts obs-fold and ignores unknown Transfer-Encodings) and then
 // fed to Beast's request parser, which does the body framing (Content-Length
-// or chunked) and enforces the body limit.
+// or chunked) and enforces the body limit; both live in RequestFramer
+// (request_framer.h), which holds no socket so it can be fuzzed.
 #include "gateway/http/http_server.h"
 
 #include <algorithm>
@@ -20,9 +21,6 @@
 #include <boost/asio/strand.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
-#include <boost/beast/http/error.hpp>
-#include <boost/beast/http/parser.hpp>
-#include <boost/beast/http/string_body.hpp>
 #include <chrono>
 #include <exception>
 #include <limits>
@@ -36,6 +34,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
+#include "gateway/http/request_framer.h"
 #include "gateway/http/wire.h"
 
 namespace lumo::gateway {
@@ -43,7 +42,6 @@ namespace internal {
 
 namespace asio = boost::asio;
 namespace beast = boost::beast;
-namespace http = boost::beast::http;
 using tcp = asio::ip::tcp;
 using boost::system::error_code;
 
@@ -55,11 +53,6 @@ namespace {
 constexpr size_t kHeadReadSize = 4 * 1024;
 constexpr size_t kBodyReadSize = 16 * 1024;
 constexpr size_t kMaxIdleBuffer = 8 * 1024;
-// Request line bytes beyond the target's limit tolerated before answering
-// 414 while the line is still incomplete (method, spaces, version).
-constexpr size_t kRequestLineSlack = 64;
-// Unconsumed body bytes (an incomplete chunk-size line) tolerated.
-constexpr size_t kMaxPendingBodyBytes = 64 * 1024;
 // Before closing after an error, the rest of the client's input is read and
 // discarded for at most this long / this much, so that the kernel does not
 // reset the connection (and destroy our response) because of unread data.
@@ -271,8 +264,6 @@ class Session : public std::enable_shared_from_this<Session> {
 
   Phase phase_ = Phase::kIdle;
   beast::flat_buffer buffer_;
-  size_t scan_from_ = 0;   // where to resume looking for the head's end
-  int skipped_crlfs_ = 0;  // empty lines skipped before this request
   bool first_request_ = true;
   bool clock_started_ = false;  // request_timeout armed for this request
   bool read_pending_ = false;
@@ -283,8 +274,7 @@ class Session : public std::enable_shared_from_this<Session> {
   size_t lingered_bytes_ = 0;
   std::string remote_ip_;
   std::string request_id_;
-  wire::RequestHead head_;
-  std::optional<http::request_parser<http::string_body>> parser_;
+  RequestFramer framer_{options_.max_header_bytes, options_.max_body_bytes};
   std::string out_;
   // HTTPS only: the context this connection started with and the TLS
   // stream over socket_ (declared after it, so destroyed before it).
@@ -346,13 +336,10 @@ void Session::BeginRequest() {
     return;
   }
   phase_ = Phase::kIdle;
-  head_ = wire::RequestHead();
-  parser_.reset();
+  framer_.Reset();
   request_id_.clear();
   close_after_write_ = false;
   head_request_ = false;
-  scan_from_ = 0;
-  skipped_crlfs_ = 0;
   if (buffer_.size() == 0 && buffer_.capacity() > kMaxIdleBuffer) {
     buffer_.shrink_to_fit();
   }
@@ -434,78 +421,38 @@ void Session::OnBytes() {
 }
 
 void Session::TryHead() {
-  auto data = [this] {
-    return absl::string_view(static_cast<const char*>(buffer_.data().data()),
-                             buffer_.size());
-  };
-  // RFC 9112 §2.2: tolerate an empty line or two before the request line.
-  while (scan_from_ == 0 && skipped_crlfs_ < 2 &&
-         absl::StartsWith(data(), "\r\n")) {
-    buffer_.consume(2);
-    ++skipped_crlfs_;
+  const RequestFramer::Step step = framer_.ReadHead(absl::string_view(
+      static_cast<const char*>(buffer_.data().data()), buffer_.size()));
+  buffer_.consume(step.consumed);
+  if (framer_.head_parsed()) {
+    const wire::RequestHead& head = framer_.head();
+    for (const auto& [name, value] : head.headers) {
+      if (name != "x-request-id") continue;
+      if (!request_id_.empty()) {  // more than one: trust neither
+        request_id_.clear();
+        break;
+      }
+      request_id_ = IsSafeRequestId(value) ? value : NewRequestId();
+    }
+    if (request_id_.empty()) request_id_ = NewRequestId();
+    close_after_write_ = !head.keep_alive;
+    head_request_ = head.method == "HEAD";
   }
-  const absl::string_view bytes = data();
-  const size_t end = bytes.find("\r\n\r\n", scan_from_);
-  if (end == absl::string_view::npos) {
-    if (bytes.size() > wire::kMaxTargetBytes + kRequestLineSlack &&
-        bytes.find("\r\n") == absl::string_view::npos) {
-      Fail(414, "request-target too long");
-    } else if (bytes.size() > options_.max_header_bytes) {
-      Fail(431, "request head too large");
-    } else {
-      scan_from_ = bytes.size() < 3 ? 0 : bytes.size() - 3;
+  switch (step.state) {
+    case RequestFramer::State::kNeedMore:
       Read();
-    }
-    return;
-  }
-  const size_t head_size = end + 4;
-  if (head_size > options_.max_header_bytes) {
-    Fail(431, "request head too large");
-    return;
-  }
-  const absl::string_view head = bytes.substr(0, head_size);
-  if (wire::HeadError e = wire::ParseRequestHead(head, &head_); !e.ok()) {
-    Fail(e.status, e.message);
-    return;
-  }
-  for (const auto& [name, value] : head_.headers) {
-    if (name != "x-request-id") continue;
-    if (!request_id_.empty()) {  // more than one: trust neither
-      request_id_.clear();
+      return;
+    case RequestFramer::State::kError:
+      Fail(step.status, step.message);
+      return;
+    case RequestFramer::State::kComplete:
+      Dispatch();
+      return;
+    case RequestFramer::State::kHeadDone:
       break;
-    }
-    request_id_ = IsSafeRequestId(value) ? value : NewRequestId();
-  }
-  if (request_id_.empty()) request_id_ = NewRequestId();
-  close_after_write_ = !head_.keep_alive;
-  head_request_ = head_.method == "HEAD";
-
-  if (head_.content_length.value_or(0) > options_.max_body_bytes) {
-    Fail(413, "request body too large");
-    return;
-  }
-  parser_.emplace();
-  parser_->header_limit(static_cast<uint32_t>(std::min<size_t>(
-      options_.max_header_bytes + 1, std::numeric_limits<uint32_t>::max())));
-  parser_->body_limit(static_cast<uint64_t>(options_.max_body_bytes));
-  error_code ec;
-  const size_t used = parser_->put(asio::buffer(head.data(), head.size()), ec);
-  if (ec || used != head_size || !parser_->is_header_done()) {
-    // The strict parser accepted what Beast did not: still malformed.
-    Fail(ec == http::error::body_limit ? 413 : 400,
-         ec == http::error::body_limit ? "request body too large"
-                                       : "malformed request head");
-    return;
-  }
-  buffer_.consume(head_size);
-  scan_from_ = 0;
-  parser_->eager(true);
-  if (parser_->is_done()) {
-    Dispatch();
-    return;
   }
   phase_ = Phase::kBody;
-  if (head_.expect_continue && buffer_.size() == 0) {
+  if (framer_.head().expect_continue && buffer_.size() == 0) {
     WriteContinue();
     return;
   }
@@ -513,27 +460,19 @@ void Session::TryHead() {
 }
 
 void Session::FeedBody() {
-  while (buffer_.size() > 0 && !parser_->is_done()) {
-    error_code ec;
-    const size_t used = parser_->put(buffer_.data(), ec);
-    buffer_.consume(used);
-    if (ec == http::error::need_more) break;
-    if (ec == http::error::body_limit) {
-      Fail(413, "request body too large");
+  const RequestFramer::Step step = framer_.ReadBody(absl::string_view(
+      static_cast<const char*>(buffer_.data().data()), buffer_.size()));
+  buffer_.consume(step.consumed);
+  switch (step.state) {
+    case RequestFramer::State::kComplete:
+      Dispatch();
       return;
-    }
-    if (ec) {
-      Fail(400, "malformed request body framing");
+    case RequestFramer::State::kError:
+      Fail(step.status, step.message);
       return;
-    }
-    if (used == 0) break;
-  }
-  if (parser_->is_done()) {
-    Dispatch();
-  } else if (buffer_.size() > kMaxPendingBodyBytes) {
-    Fail(400, "malformed request body framing");
-  } else {
-    Read();
+    default:
+      Read();
+      return;
   }
 }
 
@@ -565,17 +504,17 @@ void Session::Dispatch() {
   const uint64_t seq = ++seq_;
 
   HttpRequest request;
-  request.method = std::move(head_.method);
-  request.target = std::move(head_.target);
+  wire::RequestHead& head = framer_.head();
+  request.method = std::move(head.method);
+  request.target = std::move(head.target);
   const size_t q = request.target.find('?');
   request.path = request.target.substr(0, q);
   if (q != std::string::npos) request.query = request.target.substr(q + 1);
-  request.headers = std::move(head_.headers);
-  request.body = std::move(parser_->get().body());
-  parser_.reset();
+  request.headers = std::move(head.headers);
+  request.body = framer_.TakeBody();
   request.remote_ip = remote_ip_;
   request.request_id = request_id_;
-  request.version_minor = head_.version_minor;
+  request.version_minor = head.version_minor;
 
   auto state = std::make_shared<ResponderState>();
   state->session = shared_from_this();
@@ -691,7 +630,7 @@ void Session::Close() {
   socket_.shutdown(tcp::socket::shutdown_both, ignored);
   socket_.close(ignored);
   timer_.cancel();
-  parser_.reset();
+  framer_.Reset();
   buffer_.clear();
   buffer_.shrink_to_fit();
   std::string().swap(out_);

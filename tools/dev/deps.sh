@@ -12,6 +12,8 @@ PACKAGES=(
   python3 python3-grpcio python3-protobuf
   wrk
   openssl
+  # libFuzzer targets and sanitizer builds (tests/fuzz, tools/dev/sanitize.sh)
+  clang libclang-rt-14-dev
 )
 
 missing=()

@@ -9,6 +9,9 @@ start_time=$(date +%s)
 
 tools/dev/deps.sh
 tools/dev/build.sh
+# The libFuzzer targets (clang, separate build dir; the suite runs each
+# briefly).
+tools/fuzz/build.sh
 # npm packages for the OpenAPI check (pinned by package-lock.json).
 (cd tests/gateway/openapi && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
 
