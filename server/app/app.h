@@ -31,6 +31,9 @@
 #include "server/service/audit_writer.h"
 #include "server/service/usage_auditor.h"
 #include "server/storage/mysql/mysql_audit_store.h"
+// [portal includes] (issue 6)
+#include "server/service/portal_service.h"
+#include "server/storage/mysql/mysql_portal_store.h"
 
 namespace lumo::app {
 
@@ -47,6 +50,9 @@ struct AppOptions {
   // (lifecycle and admin events are still written in their transactions).
   // Exists to measure what usage auditing costs; never set it in production.
   bool record_usage = true;
+  // [portal options] (issue 6): password hashing cost, session lifetimes,
+  // login throttling (docs/portal.md).
+  service::PortalOptions portal;
 };
 
 // Thread-safe once built. Owns everything it creates.
@@ -99,6 +105,10 @@ class App {
   std::unique_ptr<service::UsageAuditor> usage_;
   // The read side and chain verification; used only by the adapters.
   std::unique_ptr<service::AuditService> audit_service_;
+
+  // [portal members] (issue 6): destroyed after workers_ stops.
+  std::unique_ptr<storage::MysqlPortalStore> portal_store_;
+  std::unique_ptr<service::PortalService> portal_;
 };
 
 }  // namespace lumo::app
