@@ -45,6 +45,14 @@ ABSL_FLAG(bool, print_openapi, false,
           "Print the generated OpenAPI document and exit");
 ABSL_FLAG(absl::Duration, shutdown_grace, absl::Seconds(10),
           "How long in-flight requests may finish after SIGTERM");
+// [portal flags] (issue 6, docs/portal.md)
+ABSL_FLAG(std::string, portal_dir, LUMO_DEFAULT_PORTAL_DIR,
+          "Directory of the tenant portal's static files; empty: no portal "
+          "pages");
+ABSL_FLAG(bool, secure_cookies, false,
+          "Browsers reach the gateway over HTTPS (directly or through a TLS "
+          "proxy): portal cookies get Secure and the __Host- prefix, and "
+          "Origin must be https");
 
 namespace {
 
@@ -113,6 +121,17 @@ int main(int argc, char** argv) {
     std::string token;
     std::getline(in, token);
     options.service_token = std::string(absl::StripAsciiWhitespace(token));
+  }
+  // [portal] (issue 6)
+  options.secure_cookies = absl::GetFlag(FLAGS_secure_cookies);
+  if (!absl::GetFlag(FLAGS_portal_dir).empty()) {
+    lumo::gateway::PortalOptions portal_options;
+    portal_options.dir = absl::GetFlag(FLAGS_portal_dir);
+    portal_options.secure_cookies = options.secure_cookies;
+    absl::StatusOr<std::unique_ptr<lumo::gateway::Portal>> portal =
+        lumo::gateway::Portal::Load(portal_options);
+    if (!portal.ok()) Fatal(portal.status().message());
+    options.portal = *std::move(portal);
   }
   absl::StatusOr<std::unique_ptr<lumo::gateway::Gateway>> gateway =
       lumo::gateway::Gateway::Create(std::move(options));
