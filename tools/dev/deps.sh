@@ -11,6 +11,8 @@ PACKAGES=(
   mariadb-server mariadb-client
   python3 python3-grpcio python3-protobuf
   wrk
+  # [portal] (issue 6): the browser the portal tests drive (playwright-core).
+  chromium
 )
 
 missing=()
