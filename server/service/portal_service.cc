@@ -157,6 +157,13 @@ absl::StatusOr<LoginResult> PortalService::Login(absl::string_view tenant_slug,
                                                  absl::string_view email,
                                                  absl::string_view password,
                                                  const RequestInfo& info) {
+  // A form sent without email or password is a client error, not an
+  // attempt at an account (says nothing about any account).
+  if (email.empty() || password.empty()) {
+    return WithErrorCode(
+        absl::InvalidArgumentError("email and password are required"),
+        "validation_error");
+  }
   const std::string account =
       absl::StrCat("a:", tenant_slug, "/", absl::AsciiStrToLower(email));
   const std::string address = absl::StrCat("i:", info.ip_address);

@@ -91,6 +91,7 @@ class PortalService {
  public:
   PortalService(storage::PortalStore* store, PortalOptions options);
 
+  // INVALID_ARGUMENT when the email or the password is empty.
   // UNAUTHENTICATED (invalid_token, "invalid email or password") for any bad
   // combination; RESOURCE_EXHAUSTED (rate_limit_exceeded, payload
   // kRetryAfterPayload) when throttled; UNAVAILABLE when the store cannot be

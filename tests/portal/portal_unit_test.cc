@@ -207,8 +207,12 @@ TEST_F(PortalServiceTest, BadLoginsAllLookTheSame) {
           .status(),
       portal_.Login("nope", "admin@acme.example", "right password!", info_)
           .status(),
-      portal_.Login("acme", "admin@acme.example", "", info_).status(),
+      portal_.Login("acme", "admin@acme.example", std::string(2000, 'x'),
+                    info_)
+          .status(),
   };
+  EXPECT_TRUE(absl::IsInvalidArgument(
+      portal_.Login("acme", "admin@acme.example", "", info_).status()));
   for (const absl::Status& s : failures) {
     EXPECT_TRUE(absl::IsUnauthenticated(s)) << s;
     EXPECT_EQ(s.message(), failures[0].message());
