@@ -84,6 +84,7 @@ absl::StatusOr<std::unique_ptr<App>> App::Create(
       app->key_store_->shared_pool());
   app->portal_ = std::make_unique<service::PortalService>(
       app->portal_store_.get(), options.portal);
+  app->portal_->set_audit_writer(app->audit_writer_.get());
   app->auth_->set_portal(app->portal_.get());
   app->services_.push_back(
       std::make_unique<rpc::PortalServiceImpl>(rpc::PortalRpcContext{

@@ -169,15 +169,20 @@ absl::StatusOr<LoginResult> PortalService::Login(absl::string_view tenant_slug,
   const std::string address = absl::StrCat("i:", info.ip_address);
   if (auto wait = throttle_.Blocked(
           account, options_.throttle.max_failures_per_account)) {
+    RecordFailure(tenant_slug, email, "", "throttled", true, info);
     return Throttled(*wait);
   }
   if (auto wait = throttle_.Blocked(
           address, options_.throttle.max_failures_per_address)) {
+    RecordFailure(tenant_slug, email, "", "throttled", true, info);
     return Throttled(*wait);
   }
+  std::string failed_user_id;
+  std::string reason = "unknown_user";
   auto fail = [&]() {
     throttle_.RecordFailure(account);
     throttle_.RecordFailure(address);
+    RecordFailure(tenant_slug, email, failed_user_id, reason, false, info);
     return InvalidCredentials();
   };
 
@@ -196,8 +201,13 @@ absl::StatusOr<LoginResult> PortalService::Login(absl::string_view tenant_slug,
       admin.ok() ? admin->password_hash : core::DummyPasswordHash();
   absl::StatusOr<bool> match = CheckPassword(
       password.size() <= core::kMaxPasswordBytes ? password : "", encoded);
+  if (admin.ok()) {
+    failed_user_id = admin->user_id;
+    reason = admin->blocked ? "blocked" : "wrong_password";
+  }
   if (!match.ok() && admin.ok()) {
     // A stored hash we cannot read: refuse, but like any other failure.
+    reason = "unreadable_hash";
     return fail();
   }
   if (!admin.ok() || !match.ok() || !*match || admin->blocked) return fail();
@@ -223,6 +233,38 @@ absl::StatusOr<LoginResult> PortalService::Login(absl::string_view tenant_slug,
   result.idle_ttl = options_.idle_ttl;
   result.absolute_ttl = options_.absolute_ttl;
   return result;
+}
+
+void PortalService::RecordFailure(absl::string_view tenant_slug,
+                                  absl::string_view email,
+                                  absl::string_view user_id,
+                                  absl::string_view reason, bool suspicious,
+                                  const RequestInfo& info) {
+  if (audit_writer_ == nullptr) return;
+  storage::PendingAuditEvent pending;
+  // Resolved by the writer's store; an unknown slug is filed under the
+  // platform pseudo-tenant (never reveals tenants to other tenants).
+  pending.tenant_slug = std::string(tenant_slug.substr(0, 63));
+  storage::AuditEvent& event = pending.event;
+  event.action = "portal.login.failed";
+  event.category = "authentication";
+  event.actor_type = user_id.empty() ? "anonymous" : "user";
+  event.actor_id = std::string(user_id);
+  if (!user_id.empty()) {
+    event.target_type = "user";
+    event.target_id = std::string(user_id);
+  }
+  event.outcome = "failure";
+  event.suspicious = suspicious;
+  event.ip_address = info.ip_address;
+  event.user_agent = info.user_agent;
+  event.request_id = info.request_id;
+  // The email as typed (cut), never the password.
+  event.metadata_json = JsonObject()
+                            .Add("email", std::string(email.substr(0, 254)))
+                            .Add("reason", std::string(reason))
+                            .Build();
+  audit_writer_->Enqueue(std::move(pending));
 }
 
 absl::StatusOr<Principal> PortalService::Authenticate(

@@ -22,6 +22,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "server/core/password.h"
+#include "server/service/audit_writer.h"
 #include "server/service/principal.h"
 #include "server/storage/portal_store.h"
 
@@ -123,12 +124,22 @@ class PortalService {
 
   const PortalOptions& options() const { return options_; }
 
+  // Where failed and throttled logins are recorded (`portal.login.failed`,
+  // through the batched writer); null (the default) records nothing. Set it
+  // before serving; `writer` must outlive every call.
+  void set_audit_writer(AuditWriter* writer) { audit_writer_ = writer; }
+
  private:
   absl::StatusOr<bool> CheckPassword(absl::string_view password,
                                      absl::string_view encoded);
 
   storage::PortalStore* const store_;
   const PortalOptions options_;
+  void RecordFailure(absl::string_view tenant_slug, absl::string_view email,
+                     absl::string_view user_id, absl::string_view reason,
+                     bool suspicious, const RequestInfo& info);
+
+  AuditWriter* audit_writer_ = nullptr;
   LoginThrottle throttle_;
   absl::Mutex hash_mu_;
   int hashes_running_ ABSL_GUARDED_BY(hash_mu_) = 0;

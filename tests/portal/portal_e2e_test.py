@@ -152,6 +152,21 @@ class PortalE2ETest(harness.LumoServerTestCase):
         status, _, body = self.login(slug="no-such-tenant-x")
         self.assertEqual(status, 401)
         self.assertEqual(json.loads(body), answers[0])
+        # The tenant's audit log tells its admins what happened (batched
+        # writer: poll briefly).
+        token, _ = self.session()
+        reasons = set()
+        deadline = time.time() + 10
+        while time.time() < deadline and not {"wrong_password", "unknown_user"} <= reasons:
+            status, _, body = self.raw_request(
+                "GET", f"/t/{self.slug}/api/v1/admin/audit-logs?action=portal.login.failed",
+                headers=self.with_session(token, write=False))
+            self.assertEqual(status, 200, body)
+            for e in json.loads(body)["data"]:
+                self.assertEqual(e["outcome"], "failure")
+                reasons.add(e["metadata"]["reason"])
+            time.sleep(0.2)
+        self.assertLessEqual({"wrong_password", "unknown_user"}, reasons)
 
     def test_login_throttled_per_account_with_retry_after(self):
         slug, email = "throttle-portal", "admin@throttle.example"
