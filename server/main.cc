@@ -90,6 +90,9 @@ ABSL_FLAG(int, portal_login_max_failures_per_ip, 20,
           "Failed portal logins per source address within the window");
 ABSL_FLAG(absl::Duration, portal_login_failure_window, absl::Minutes(15),
           "Window of the portal login failure counters");
+ABSL_FLAG(int, portal_scrypt_log_n, 17,
+          "log2 of scrypt's N for new portal passwords (OWASP: 17, with r=8, "
+          "p=1; 10-20). Lower it only for tests on small machines");
 
 namespace {
 
@@ -269,6 +272,11 @@ int main(int argc, char** argv) {
       absl::GetFlag(FLAGS_portal_login_max_failures_per_ip);
   app_options.portal.throttle.window =
       absl::GetFlag(FLAGS_portal_login_failure_window);
+  app_options.portal.scrypt.log2_n = absl::GetFlag(FLAGS_portal_scrypt_log_n);
+  if (app_options.portal.scrypt.log2_n < 10 ||
+      app_options.portal.scrypt.log2_n > 20) {
+    Fatal("--portal_scrypt_log_n must be between 10 and 20");
+  }
   app_options.usage_auditor.burst_threshold =
       std::max(1, absl::GetFlag(FLAGS_audit_burst_threshold));
   absl::StatusOr<std::unique_ptr<lumo::app::App>> app =

@@ -132,7 +132,10 @@ PortalService::PortalService(storage::PortalStore* store, PortalOptions options)
       options_(std::move(options)),
       throttle_(options_.throttle) {
   // Computed now, so the first unknown-user login is not the slow one.
-  (void)core::DummyPasswordHash();
+  absl::StatusOr<std::string> random = core::RandomBase62(kTokenChars);
+  absl::StatusOr<std::string> dummy = core::HashPassword(
+      random.ok() ? *random : "unknown-account-password", options_.scrypt);
+  dummy_hash_ = dummy.ok() ? *dummy : core::DummyPasswordHash();
 }
 
 absl::StatusOr<bool> PortalService::CheckPassword(absl::string_view password,
@@ -197,8 +200,7 @@ absl::StatusOr<LoginResult> PortalService::Login(absl::string_view tenant_slug,
   if (!admin.ok() && !absl::IsNotFound(admin.status())) {
     return absl::UnavailableError("cannot check credentials right now");
   }
-  const std::string& encoded =
-      admin.ok() ? admin->password_hash : core::DummyPasswordHash();
+  const std::string& encoded = admin.ok() ? admin->password_hash : dummy_hash_;
   absl::StatusOr<bool> match = CheckPassword(
       password.size() <= core::kMaxPasswordBytes ? password : "", encoded);
   if (admin.ok()) {

@@ -139,6 +139,9 @@ class PortalService {
                      absl::string_view user_id, absl::string_view reason,
                      bool suspicious, const RequestInfo& info);
 
+  // A hash at options_.scrypt of a random password: what an unknown account
+  // is checked against, so it costs what a real check costs.
+  std::string dummy_hash_;
   AuditWriter* audit_writer_ = nullptr;
   LoginThrottle throttle_;
   absl::Mutex hash_mu_;

@@ -10,11 +10,12 @@ import unittest
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "e2e"))
 import harness  # noqa: E402
+import portal_harness  # noqa: E402
 
 PASSWORD = "browser-test-password-123"
 
 
-class PortalBrowserTest(harness.LumoServerTestCase):
+class PortalBrowserTest(portal_harness.PortalServerTestCase):
     def test_browser_flow(self):
         gw = harness.LumoGateway(self.server)
         try:

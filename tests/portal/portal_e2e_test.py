@@ -10,6 +10,7 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "e2e"))
 import harness  # noqa: E402
+import portal_harness  # noqa: E402
 
 PASSWORD = "correct horse battery staple"
 
@@ -26,7 +27,7 @@ def cookies_of(headers_list):
     return out
 
 
-class PortalE2ETest(harness.LumoServerTestCase):
+class PortalE2ETest(portal_harness.PortalServerTestCase):
     @classmethod
     def setUpClass(cls):
         super().setUpClass()

@@ -10,6 +10,7 @@
 #include "gtest/gtest.h"
 #include "server/core/password.h"
 #include "server/service/portal_service.h"
+#include "server/service/registration_service.h"
 
 namespace lumo {
 namespace {
@@ -49,7 +50,9 @@ TEST(PasswordTest, MalformedOrAbsurdHashesAreRejectedNotRun) {
         "scrypt$17$8$1$00112233$0011"}) {
     absl::StatusOr<bool> r = core::VerifyPassword("x", bad);
     EXPECT_TRUE(absl::IsInvalidArgument(r.status())) << bad;
-    EXPECT_FALSE(absl::StrContains(r.status().message(), bad)) << bad;
+    if (*bad != '\0') {
+      EXPECT_FALSE(absl::StrContains(r.status().message(), bad)) << bad;
+    }
   }
 }
 

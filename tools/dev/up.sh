@@ -107,7 +107,7 @@ rm -f "$SECRETS/demo.json"
 # generated once into run/secrets and (re)applied on every start.
 DEMO_ADMIN_EMAIL="admin@acme-corp.example"
 [ -s "$SECRETS/portal-admin.password" ] || new_secret >"$SECRETS/portal-admin.password"
-"$CLI" tenant set-admin acme-corp --admin-email "$DEMO_ADMIN_EMAIL" \
+"$CLI" --timeout 60 tenant set-admin acme-corp --admin-email "$DEMO_ADMIN_EMAIL" \
   --admin-password-file "$SECRETS/portal-admin.password" >/dev/null
 
 cat <<EOF_INFO
