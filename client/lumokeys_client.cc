@@ -234,6 +234,7 @@ Client::Client(ClientOptions options,
       channel_(std::move(channel)),
       keys_(lumo::keys::v1::KeyService::NewStub(channel_)),
       ops_(lumo::ops::v1::OperatorService::NewStub(channel_)),
+      portal_(lumo::portal::v1::PortalService::NewStub(channel_)),
       auth_(lumo::auth::v1::AuthService::NewStub(channel_)),
       audit_(lumo::audit::v1::AuditService::NewStub(channel_)) {}
 
@@ -342,6 +343,12 @@ absl::StatusOr<lumo::ops::v1::CreateTenantResponse> Client::CreateTenant(
     const lumo::ops::v1::CreateTenantRequest& request) const {
   return Call(*ops_, Credential::kOperatorToken,
               &lumo::ops::v1::OperatorService::Stub::CreateTenant, request);
+}
+
+absl::StatusOr<lumo::portal::v1::PortalUser> Client::SetPortalAdmin(
+    const lumo::portal::v1::SetPortalAdminRequest& request) const {
+  return Call(*portal_, Credential::kOperatorToken,
+              &lumo::portal::v1::PortalService::Stub::SetPortalAdmin, request);
 }
 
 absl::StatusOr<lumo::ops::v1::Tenant> Client::GetTenant(

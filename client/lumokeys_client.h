@@ -42,6 +42,7 @@
 #include "lumo/auth/v1/auth.grpc.pb.h"
 #include "lumo/keys/v1/keys.grpc.pb.h"
 #include "lumo/ops/v1/ops.grpc.pb.h"
+#include "lumo/portal/v1/portal.grpc.pb.h"
 
 namespace lumo::client {
 
@@ -127,6 +128,9 @@ class Client {
       const lumo::ops::v1::CreateTenantKeyRequest& request) const;
   absl::StatusOr<lumo::ops::v1::VerifyAuditChainResponse> VerifyAuditChain(
       const lumo::ops::v1::VerifyAuditChainRequest& request) const;
+  // Operator: creates the tenant's portal admin or sets its password.
+  absl::StatusOr<lumo::portal::v1::PortalUser> SetPortalAdmin(
+      const lumo::portal::v1::SetPortalAdminRequest& request) const;
 
   // lumo.audit.v1.AuditService (API key).
   absl::StatusOr<lumo::audit::v1::ListAuditLogsResponse> ListAuditLogs(
@@ -169,6 +173,7 @@ class Client {
   const std::shared_ptr<grpc::ChannelInterface> channel_;
   const std::unique_ptr<lumo::keys::v1::KeyService::Stub> keys_;
   const std::unique_ptr<lumo::ops::v1::OperatorService::Stub> ops_;
+  const std::unique_ptr<lumo::portal::v1::PortalService::Stub> portal_;
   const std::unique_ptr<lumo::auth::v1::AuthService::Stub> auth_;
   const std::unique_ptr<lumo::audit::v1::AuditService::Stub> audit_;
 };

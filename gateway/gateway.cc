@@ -82,6 +82,10 @@ const RenderOptions& SecretFieldOptions() {
     auto* o = new RenderOptions;
     o->omit_fields_when_unset = {"lumo.keys.v1.ApiKey.key",
                                  "lumo.admin.v1.OAuthClient.client_secret"};
+    // [portal] (issue 6): the session token and CSRF token travel only as
+    // cookies (portal.h), never in a body.
+    o->omit_fields = {"lumo.portal.v1.LoginResponse.session_token",
+                      "lumo.portal.v1.LoginResponse.csrf_token"};
     return o;
   }();
   return *options;
@@ -136,6 +140,9 @@ struct Call {
   grpc::ByteBuffer reply;
   Responder respond;
   const Route* route = nullptr;
+  // [portal] (issue 6): for the session cookies of the reply.
+  std::string tenant_slug;
+  bool secure_cookies = false;
 };
 
 }  // namespace
@@ -260,6 +267,13 @@ void Gateway::Handle(HttpRequest request, Responder respond) {
         RequestLabels{request.method, route, tenant, request.request_id},
         std::move(respond));
   };
+  // [portal] (issue 6): the portal's static pages and assets.
+  if (options_.portal != nullptr) {
+    if (std::optional<HttpResponse> page = options_.portal->Serve(request)) {
+      respond(*std::move(page));
+      return;
+    }
+  }
   // Routes that do not reach the server.
   if (request.method == "GET" || request.method == "HEAD") {
     if (request.path == "/livez") {
@@ -421,6 +435,46 @@ void Gateway::Forward(const Route& route, const Variables& variables,
   }
   ctx.AddMetadata("x-request-id", request.request_id);
 
+  // [portal sessions] (issue 6): the session cookie becomes `x-lumo-session`
+  // on routes that admit sessions, unless a key is presented; cookie-borne
+  // writes and logins must come from our own pages (docs/portal.md).
+  {
+    const lumo::api::HttpRule& http_rule =
+        route.method->options().GetExtension(lumo::api::http);
+    const lumo::api::AccessRule& access =
+        route.method->options().GetExtension(lumo::api::access);
+    bool admits_session = false;
+    for (int p : access.principals()) {
+      admits_session |= p == lumo::api::PRINCIPAL_SESSION;
+    }
+    call->tenant_slug = TenantSlugOfPath(request.path);
+    call->secure_cookies = options_.secure_cookies;
+    const bool key_presented = request.Header("authorization") != nullptr ||
+                               request.Header("x-api-key") != nullptr;
+    std::optional<std::string> session;
+    if (admits_session && !key_presented && !call->tenant_slug.empty()) {
+      session = CookieValue(
+          request,
+          SessionCookieName(call->tenant_slug, options_.secure_cookies));
+    }
+    const bool write = request.method != "GET" && request.method != "HEAD";
+    if ((session.has_value() && write) ||
+        http_rule.session_cookie() == lumo::api::SESSION_COOKIE_SET) {
+      if (std::string refused =
+              CheckBrowserWrite(request, options_.secure_cookies);
+          !refused.empty()) {
+        call->respond(ErrorResponse(403, "permission_denied", refused));
+        return;
+      }
+    }
+    if (session.has_value()) {
+      ctx.AddMetadata("x-lumo-session", *session);
+      if (const std::string* csrf = request.Header("x-csrf-token")) {
+        ctx.AddMetadata("x-lumo-csrf-token", csrf->substr(0, 128));
+      }
+    }
+  }
+
   std::string bytes = message->SerializeAsString();
   grpc::Slice slice(bytes);
   call->request = grpc::ByteBuffer(&slice, 1);
@@ -471,6 +525,16 @@ void Gateway::Forward(const Route& route, const Variables& variables,
                       }
                       HttpResponse response =
                           ErrorResponse(error.status, code, message);
+                      // [portal] (issue 6): a refused logout still forgets
+                      // the (stale) cookies.
+                      if (route.method->options()
+                                  .GetExtension(lumo::api::http)
+                                  .session_cookie() ==
+                              lumo::api::SESSION_COOKIE_CLEAR &&
+                          !call->tenant_slug.empty()) {
+                        ClearSessionCookies(call->tenant_slug,
+                                            call->secure_cookies, response);
+                      }
                       if (error.status == 429) {
                         std::string retry = Metadata(
                             call->context.GetServerTrailingMetadata(),
@@ -495,6 +559,22 @@ void Gateway::Forward(const Route& route, const Variables& variables,
                     HttpResponse response;
                     response.status = route.success_status;
                     AddRateLimitHeaders(call->context, response);
+                    // [portal] (issue 6): session cookies.
+                    switch (route.method->options()
+                                .GetExtension(lumo::api::http)
+                                .session_cookie()) {
+                      case lumo::api::SESSION_COOKIE_SET:
+                        SetSessionCookies(call->tenant_slug,
+                                          call->secure_cookies, *reply,
+                                          response);
+                        break;
+                      case lumo::api::SESSION_COOKIE_CLEAR:
+                        ClearSessionCookies(call->tenant_slug,
+                                            call->secure_cookies, response);
+                        break;
+                      default:
+                        break;
+                    }
                     if (route.method->output_type() ==
                         lumo::api::HttpBody::descriptor()) {
                       // Not JSON (e.g. a CSV export): the bytes themselves.

@@ -13,6 +13,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "gateway/http/http_message.h"
+#include "gateway/portal.h"
 #include "gateway/transcoding/route_table.h"
 #include "google/protobuf/descriptor.h"
 #include "grpcpp/channel.h"
@@ -56,6 +57,11 @@ struct GatewayOptions {
   // [observability hook] (issue 9): borrowed, may be null; must outlive
   // the gateway and every call it has in flight.
   GatewayObserver* observer = nullptr;
+  // [portal] (issue 6, docs/portal.md): the portal's pages (null: none are
+  // served), and whether browsers reach the gateway over TLS (cookie flags
+  // and the expected Origin scheme).
+  std::shared_ptr<const Portal> portal;
+  bool secure_cookies = false;
 };
 
 // The HTTP status and documented error code for a gRPC status code: the

@@ -81,6 +81,14 @@ ABSL_FLAG(std::string, metrics_listen, "",
           "(plain HTTP); empty: no metrics listener");
 ABSL_FLAG(bool, metrics_allow_remote, false,
           "Allow --metrics_listen on a non-loopback address");
+// [portal flags] (issue 6, docs/portal.md)
+ABSL_FLAG(std::string, portal_dir, LUMO_DEFAULT_PORTAL_DIR,
+          "Directory of the tenant portal's static files; empty: no portal "
+          "pages");
+ABSL_FLAG(bool, secure_cookies, false,
+          "Browsers reach the gateway over HTTPS (directly or through a TLS "
+          "proxy): portal cookies get Secure and the __Host- prefix, and "
+          "Origin must be https");
 
 namespace {
 
@@ -237,6 +245,19 @@ int main(int argc, char** argv) {
     std::string token;
     std::getline(in, token);
     options.service_token = std::string(absl::StripAsciiWhitespace(token));
+  }
+  // [portal] (issue 6)
+  // Serving HTTPS itself implies secure cookies; --secure_cookies covers a
+  // TLS-terminating proxy in front of a plaintext gateway.
+  options.secure_cookies = absl::GetFlag(FLAGS_secure_cookies) || serves_tls;
+  if (!absl::GetFlag(FLAGS_portal_dir).empty()) {
+    lumo::gateway::PortalOptions portal_options;
+    portal_options.dir = absl::GetFlag(FLAGS_portal_dir);
+    portal_options.secure_cookies = options.secure_cookies;
+    absl::StatusOr<std::unique_ptr<lumo::gateway::Portal>> portal =
+        lumo::gateway::Portal::Load(portal_options);
+    if (!portal.ok()) Fatal(portal.status().message());
+    options.portal = *std::move(portal);
   }
   absl::StatusOr<std::unique_ptr<lumo::gateway::Gateway>> gateway =
       lumo::gateway::Gateway::Create(std::move(options));

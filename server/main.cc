@@ -147,6 +147,21 @@ ABSL_FLAG(absl::Duration, replica_heartbeat_interval, absl::Milliseconds(250),
 ABSL_FLAG(absl::Duration, replica_gap_timeout, absl::Seconds(1),
           "How long a missing feed seq is waited for before it is treated "
           "as rolled back");
+// [portal flags] (issue 6, docs/portal.md)
+ABSL_FLAG(absl::Duration, portal_session_idle_timeout, absl::Minutes(30),
+          "A portal session ends after this long without a request");
+ABSL_FLAG(absl::Duration, portal_session_absolute_timeout, absl::Hours(12),
+          "A portal session ends this long after login");
+ABSL_FLAG(int, portal_login_max_failures, 5,
+          "Failed portal logins per account within "
+          "--portal_login_failure_window before further attempts get 429");
+ABSL_FLAG(int, portal_login_max_failures_per_ip, 20,
+          "Failed portal logins per source address within the window");
+ABSL_FLAG(absl::Duration, portal_login_failure_window, absl::Minutes(15),
+          "Window of the portal login failure counters");
+ABSL_FLAG(int, portal_scrypt_log_n, 17,
+          "log2 of scrypt's N for new portal passwords (OWASP: 17, with r=8, "
+          "p=1; 10-20). Lower it only for tests on small machines");
 
 namespace {
 
@@ -376,6 +391,22 @@ int main(int argc, char** argv) {
       static_cast<size_t>(std::max(1, absl::GetFlag(FLAGS_audit_batch_size)));
   app_options.audit_writer.flush_interval =
       absl::GetFlag(FLAGS_audit_flush_interval);
+  // [portal options] (issue 6)
+  app_options.portal.idle_ttl =
+      absl::GetFlag(FLAGS_portal_session_idle_timeout);
+  app_options.portal.absolute_ttl =
+      absl::GetFlag(FLAGS_portal_session_absolute_timeout);
+  app_options.portal.throttle.max_failures_per_account =
+      absl::GetFlag(FLAGS_portal_login_max_failures);
+  app_options.portal.throttle.max_failures_per_address =
+      absl::GetFlag(FLAGS_portal_login_max_failures_per_ip);
+  app_options.portal.throttle.window =
+      absl::GetFlag(FLAGS_portal_login_failure_window);
+  app_options.portal.scrypt.log2_n = absl::GetFlag(FLAGS_portal_scrypt_log_n);
+  if (app_options.portal.scrypt.log2_n < 10 ||
+      app_options.portal.scrypt.log2_n > 20) {
+    Fatal("--portal_scrypt_log_n must be between 10 and 20");
+  }
   app_options.usage_auditor.burst_threshold =
       std::max(1, absl::GetFlag(FLAGS_audit_burst_threshold));
   // [replication options] (issue 7)

@@ -55,11 +55,27 @@ const std::vector<CommandSpec>& Commands() {
        1,
        {{"name", "N", "display name (default: the slug)"},
         {"key-name", "N", "name of the first key (default \"Admin key\")"},
-        {"scopes", "a,b", "also create a first API key with these scopes"}},
-       "create a tenant, and its first API key when --scopes is given "
-       "(operator)",
-       "The first key is printed once; store it right away."},
+        {"scopes", "a,b", "also create a first API key with these scopes"},
+        {"admin-email", "E", "also create the tenant's first portal admin"},
+        {"admin-password-file", "F",
+         "the admin's password (first line of F, `-` for stdin); default: "
+         "a generated one, printed once"}},
+       "create a tenant, its first API key when --scopes is given, and its "
+       "first portal admin when --admin-email is given (operator)",
+       "The first key and a generated admin password are printed once; store "
+       "them right away."},
       {"tenant get", "<slug>", 1, 1, {}, "show a tenant (operator)", ""},
+      {"tenant set-admin",
+       "<slug>",
+       1,
+       1,
+       {{"admin-email", "E", "the portal admin's email (required)"},
+        {"admin-password-file", "F",
+         "the password (first line of F, `-` for stdin); default: a "
+         "generated one, printed once"}},
+       "create a portal admin of the tenant, or set its password; ends its "
+       "sessions (operator)",
+       "A generated password is printed once; store it right away."},
       {"keys create",
        "",
        0,

@@ -2,6 +2,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <fstream>
 #include <istream>
 #include <limits>
 #include <ostream>
@@ -21,6 +22,7 @@
 #include "absl/time/time.h"
 #include "cli/args.h"
 #include "cli/output.h"
+#include "server/core/password.h"
 
 namespace lumo::cli {
 namespace {
@@ -222,6 +224,86 @@ absl::StatusOr<std::unique_ptr<Client>> ClientWithServiceToken(
   }                                                              \
   auto lhs = *std::move(lhs##_or)
 
+// [portal admin] (issue 6): --admin-email / --admin-password-file into a
+// SetPortalAdminRequest (nothing to do without --admin-email). The password
+// is the first line of the file (`-`: stdin) or a generated one.
+int ReadPortalAdmin(const Context& ctx, const std::string& slug,
+                    lumo::portal::v1::SetPortalAdminRequest* admin,
+                    bool* generated) {
+  const ParsedArgs& args = ctx.args;
+  if (!args.Has("admin-email")) {
+    if (args.Has("admin-password-file")) {
+      return PrintUsageError(ctx.io,
+                             "--admin-password-file needs --admin-email");
+    }
+    return kExitOk;
+  }
+  admin->set_tenant_slug(slug);
+  admin->set_email(args.Get("admin-email"));
+  if (args.Has("admin-password-file")) {
+    const std::string file = args.Get("admin-password-file");
+    std::string password;
+    if (file == "-") {
+      std::getline(ctx.io.in, password);
+    } else {
+      std::ifstream in(file);
+      if (!in) return PrintUsageError(ctx.io, "cannot read the password file");
+      std::getline(in, password);
+    }
+    password = std::string(absl::StripTrailingAsciiWhitespace(password));
+    if (absl::Status ok = lumo::core::ValidatePassword(password); !ok.ok()) {
+      return PrintUsageError(ctx.io, ok.message());
+    }
+    admin->set_password(password);
+  } else {
+    absl::StatusOr<std::string> password = lumo::core::GeneratePassword();
+    if (!password.ok()) return PrintRpcError(ctx.io, password.status());
+    admin->set_password(*password);
+    *generated = true;
+  }
+  return kExitOk;
+}
+
+// Sets the portal admin and prints it (and a generated password, once).
+int SetPortalAdmin(const Context& ctx, const lumo::client::Client& client,
+                   const lumo::portal::v1::SetPortalAdminRequest& admin,
+                   bool generated) {
+  const auto user = client.SetPortalAdmin(admin);
+  if (!user.ok()) return PrintRpcError(ctx.io, user.status());
+  if (ctx.settings.json) {
+    lumo::portal::v1::SetPortalAdminRequest shown;
+    shown.set_tenant_slug(admin.tenant_slug());
+    shown.set_email(user->email());
+    if (generated) shown.set_password(admin.password());
+    absl::StatusOr<std::string> json = ToJsonLine(shown);
+    if (json.ok()) ctx.io.out << *json << "\n";
+  } else {
+    ctx.io.out << "portal admin: " << user->email() << " (" << user->id()
+               << ")\n";
+    if (generated) {
+      ctx.io.out << "portal password: " << admin.password() << "\n";
+      ctx.io.err << "The portal password is shown once; store it now.\n";
+    }
+    ctx.io.out << "portal login: /t/" << admin.tenant_slug() << "/login\n";
+  }
+  ctx.io.out.flush();
+  return kExitOk;
+}
+
+int TenantSetAdmin(const Context& ctx) {
+  lumo::portal::v1::SetPortalAdminRequest admin;
+  bool generated = false;
+  if (!ctx.args.Has("admin-email")) {
+    return PrintUsageError(ctx.io, "`tenant set-admin` needs --admin-email");
+  }
+  if (int code = ReadPortalAdmin(ctx, ctx.args.args[0], &admin, &generated);
+      code != kExitOk) {
+    return code;
+  }
+  LUMO_CLI_ASSIGN_OR_USAGE(client, ClientWithOperatorToken(ctx));
+  return SetPortalAdmin(ctx, *client, admin, generated);
+}
+
 int TenantCreate(const Context& ctx) {
   const ParsedArgs& args = ctx.args;
   lumo::ops::v1::CreateTenantRequest request;
@@ -237,6 +319,15 @@ int TenantCreate(const Context& ctx) {
                            "--key-name needs --scopes (the first key is only "
                            "created when --scopes is given)");
   }
+  // [portal admin] (issue 6): the password is settled before the tenant
+  // exists, so a bad one fails the command without side effects.
+  lumo::portal::v1::SetPortalAdminRequest admin;
+  bool generated_password = false;
+  if (int code =
+          ReadPortalAdmin(ctx, request.slug(), &admin, &generated_password);
+      code != kExitOk) {
+    return code;
+  }
   LUMO_CLI_ASSIGN_OR_USAGE(client, ClientWithOperatorToken(ctx));
   const auto reply = client->CreateTenant(request);
   if (!reply.ok()) return PrintRpcError(ctx.io, reply.status());
@@ -247,7 +338,9 @@ int TenantCreate(const Context& ctx) {
     absl::StrAppend(&human, "\nfirst key:\n",
                     FormatApiKey(reply->initial_key(), /*show_key=*/true));
   }
-  return PrintReplyWithKey(ctx, *reply, human, has_key);
+  const int code = PrintReplyWithKey(ctx, *reply, human, has_key);
+  if (code != kExitOk || admin.email().empty()) return code;
+  return SetPortalAdmin(ctx, *client, admin, generated_password);
 }
 
 int TenantGet(const Context& ctx) {
@@ -594,6 +687,7 @@ int RunCli(absl::Span<const std::string> argv, const EnvLookup& env,
   const Context ctx{*parsed, *settings, env, make_client, io};
   const absl::string_view name = parsed->command->name;
   if (name == "tenant create") return TenantCreate(ctx);
+  if (name == "tenant set-admin") return TenantSetAdmin(ctx);
   if (name == "tenant get") return TenantGet(ctx);
   if (name == "keys create") return KeysCreate(ctx);
   if (name == "keys list") return KeysList(ctx);

@@ -5,6 +5,7 @@
 #include "server/bench/bench_service.h"
 #include "server/rpc/audit_services.h"
 #include "server/rpc/client_services.h"
+#include "server/rpc/portal_services.h"
 #include "server/rpc/services.h"
 #include "server/rpc/user_services.h"
 // [metrics includes] (issue 9)
@@ -141,6 +142,16 @@ absl::StatusOr<std::unique_ptr<App>> App::Create(
   app->failure_throttle_ =
       std::make_unique<service::FailureThrottle>(options.failure_throttle);
   app->auth_->set_failure_throttle(app->failure_throttle_.get());
+  // [portal wiring] (issue 6)
+  app->portal_store_ = std::make_unique<storage::MysqlPortalStore>(
+      app->key_store_->shared_pool());
+  app->portal_ = std::make_unique<service::PortalService>(
+      app->portal_store_.get(), options.portal);
+  app->portal_->set_audit_writer(app->audit_writer_.get());
+  app->auth_->set_portal(app->portal_.get());
+  app->services_.push_back(
+      std::make_unique<rpc::PortalServiceImpl>(rpc::PortalRpcContext{
+          app->auth_.get(), app->workers_.get(), app->portal_.get()}));
 
   if (absl::Status ok = rpc::CheckAccessAnnotations(app->ServiceDescriptors());
       !ok.ok()) {
@@ -285,15 +296,20 @@ std::vector<const google::protobuf::ServiceDescriptor*>
 App::ServiceDescriptors() const {
   // A service's descriptor is found from the name of its first method.
   std::vector<const google::protobuf::ServiceDescriptor*> out;
-  for (const char* name :
-       {"lumo.keys.v1.KeyService", "lumo.auth.v1.AuthService",
-        "lumo.ops.v1.OperatorService",
-        // [service names] (issue 4)
-        "lumo.admin.v1.ClientService", "lumo.admin.v1.SettingsService",
-        "lumo.admin.v1.RegistrationService",
-        "lumo.admin.v1.UserService", "lumo.admin.v1.RoleService",
-        // [audit service names] (issue 5)
-        "lumo.audit.v1.AuditService",
+  for (const char* name : {
+           "lumo.keys.v1.KeyService",
+           "lumo.auth.v1.AuthService",
+           "lumo.ops.v1.OperatorService",
+           // [service names] (issue 4)
+           "lumo.admin.v1.ClientService",
+           "lumo.admin.v1.SettingsService",
+           "lumo.admin.v1.RegistrationService",
+           "lumo.admin.v1.UserService",
+           "lumo.admin.v1.RoleService",
+           // [audit service names] (issue 5)
+           "lumo.audit.v1.AuditService",
+           // [portal service names] (issue 6)
+           "lumo.portal.v1.PortalService",
        }) {
     const auto* d =
         google::protobuf::DescriptorPool::generated_pool()->FindServiceByName(

@@ -40,6 +40,9 @@
 // [replication includes] (issue 7)
 #include "server/service/replica_sync.h"
 #include "server/storage/mysql/mysql_change_feed_store.h"
+// [portal includes] (issue 6)
+#include "server/service/portal_service.h"
+#include "server/storage/mysql/mysql_portal_store.h"
 
 namespace lumo::app {
 
@@ -67,6 +70,9 @@ struct AppOptions {
   service::ReplicaSyncOptions replica;
   // [failure throttle] (issue 8): failed verifications per address / key id.
   service::FailureThrottleOptions failure_throttle;
+  // [portal options] (issue 6): password hashing cost, session lifetimes,
+  // login throttling (docs/portal.md).
+  service::PortalOptions portal;
 };
 
 // Thread-safe once built. Owns everything it creates.
@@ -144,6 +150,9 @@ class App {
   // [failure throttle] (issue 8): outlives auth_'s use of it (auth_ drops
   // its pointer in ~App before this is destroyed).
   std::unique_ptr<service::FailureThrottle> failure_throttle_;
+  // [portal members] (issue 6): destroyed after workers_ stops.
+  std::unique_ptr<storage::MysqlPortalStore> portal_store_;
+  std::unique_ptr<service::PortalService> portal_;
 };
 
 // [metrics names] (issue 9): the replica change feed's lag, in seconds

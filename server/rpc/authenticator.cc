@@ -174,12 +174,13 @@ absl::StatusOr<Principal> Authenticator::AuthenticateImpl(
   const lumo::api::AccessRule& rule =
       method.options().GetExtension(lumo::api::access);
   bool allows_key = false, allows_service = false, allows_operator = false,
-       allows_anonymous = false;
+       allows_anonymous = false, allows_session = false;
   for (int p : rule.principals()) {
     allows_key |= p == lumo::api::PRINCIPAL_API_KEY;
     allows_service |= p == lumo::api::PRINCIPAL_SERVICE;
     allows_operator |= p == lumo::api::PRINCIPAL_OPERATOR;
     allows_anonymous |= p == lumo::api::PRINCIPAL_ANONYMOUS;
+    allows_session |= p == lumo::api::PRINCIPAL_SESSION;
   }
 
   bool operator_present = false;
@@ -235,6 +236,39 @@ absl::StatusOr<Principal> Authenticator::AuthenticateImpl(
   if (info.service_token_present && !service_ok) {
     *failure = "bad_service_token";
     return InvalidToken();
+  }
+
+  // [portal sessions] (issue 6)
+  if (std::vector<absl::string_view> sessions =
+          Values(context, "x-lumo-session");
+      !sessions.empty()) {
+    if (!keys.empty() || unusable_authorization || sessions.size() != 1) {
+      *failure = "conflicting_credentials";
+      return InvalidToken();
+    }
+    if (!allows_session) {
+      *failure = "principal_not_allowed";
+      return InsufficientScope();
+    }
+    service::PortalService* portal = portal_.load(std::memory_order_acquire);
+    if (portal == nullptr) {
+      *failure = "sessions_disabled";
+      return InvalidToken();
+    }
+    // Reads are safe without CSRF; everything else needs the token.
+    const lumo::api::HttpRule& http =
+        method.options().GetExtension(lumo::api::http);
+    const bool csrf_required = http.pattern_case() != lumo::api::HttpRule::kGet;
+    std::vector<absl::string_view> csrf = Values(context, "x-lumo-csrf-token");
+    absl::StatusOr<Principal> principal = portal->Authenticate(
+        sessions[0], tenant_slug, csrf_required,
+        csrf.size() == 1 ? std::optional<absl::string_view>(csrf[0])
+                         : std::nullopt);
+    if (!principal.ok() && !absl::IsUnavailable(principal.status())) {
+      *failure = absl::IsPermissionDenied(principal.status()) ? "csrf_failed"
+                                                              : "bad_session";
+    }
+    return principal;
   }
 
   if (keys.empty()) {

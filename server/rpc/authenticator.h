@@ -8,6 +8,10 @@
 //                                 headers are UNAUTHENTICATED
 //   x-lumo-service-token: T       an internal service (e.g. the gateway)
 //   x-lumo-operator-token: T      the operator
+//   x-lumo-session: lps_...       a portal session (PRINCIPAL_SESSION;
+//                                 methods other than GET also need
+//                                 x-lumo-csrf-token); never together with
+//                                 a key
 // A method that admits PRINCIPAL_ANONYMOUS is called with an anonymous
 // principal when no credential is presented; a presented key is still
 // verified and must carry the scopes.
@@ -29,6 +33,7 @@
 #include "grpcpp/server_context.h"
 #include "server/core/crypto.h"
 #include "server/service/failure_throttle.h"
+#include "server/service/portal_service.h"
 #include "server/service/principal.h"
 #include "server/service/usage_auditor.h"
 #include "server/service/verifier.h"
@@ -91,6 +96,10 @@ class Authenticator {
   }
   service::FailureThrottle* failure_throttle() const {
     return throttle_.load(std::memory_order_acquire);
+  // [portal sessions] (issue 6): who checks `x-lumo-session`; null (the
+  // default) refuses every session. Set it before serving.
+  void set_portal(service::PortalService* portal) {
+    portal_.store(portal, std::memory_order_release);
   }
 
  private:
@@ -111,6 +120,7 @@ class Authenticator {
   const std::optional<core::Digest> operator_token_sha256_;
   std::atomic<service::UsageAuditor*> usage_{nullptr};
   std::atomic<service::FailureThrottle*> throttle_{nullptr};
+  std::atomic<service::PortalService*> portal_{nullptr};
 };
 
 }  // namespace lumo::rpc

@@ -148,6 +148,10 @@ storage::AuditEvent ActorEvent(const Principal& caller,
       event.actor_type = "system";
       event.actor_id = "service";
       break;
+    case Principal::Kind::kSession:
+      event.actor_type = "user";
+      event.actor_id = caller.user_id;
+      break;
   }
   event.ip_address = info.ip_address;
   event.user_agent = info.user_agent;

@@ -28,6 +28,9 @@ storage::AuditEvent KeyEvent(absl::string_view action, const Principal* caller,
   if (caller == nullptr || caller->kind == Principal::Kind::kOperator) {
     event.actor_type = "system";
     event.actor_id = "operator";
+  } else if (caller->kind == Principal::Kind::kSession) {
+    event.actor_type = "user";
+    event.actor_id = caller->user_id;
   } else {
     event.actor_type = "api_key";
     event.actor_id = caller->key_id;
@@ -218,8 +221,13 @@ absl::StatusOr<KeyWithSecret> KeyService::CreateKey(
         "insufficient_scope");
   }
   key->tenant_id = caller.tenant_id;
-  key->created_by_type = "api_key";
-  key->created_by_id = caller.key_id;
+  if (caller.kind == Principal::Kind::kSession) {
+    key->created_by_type = "user";
+    key->created_by_id = caller.user_id;
+  } else {
+    key->created_by_type = "api_key";
+    key->created_by_id = caller.key_id;
+  }
   return InsertWithRetry(*std::move(key), &caller, info);
 }
 

@@ -10,13 +10,19 @@
 namespace lumo::service {
 
 struct Principal {
-  enum class Kind { kApiKey, kService, kOperator, kAnonymous };
+  enum class Kind { kApiKey, kService, kOperator, kAnonymous, kSession };
   Kind kind = Kind::kApiKey;
-  // For kApiKey: the key's tenant, id and scopes.
+  // For kApiKey: the key's tenant, id and scopes. For kSession (a portal
+  // admin's browser session, docs/portal.md): the session's tenant and every
+  // scope (portal admins may grant any scope).
   int64_t tenant_id = 0;
   std::string tenant_slug;
   std::string key_id;
   std::vector<std::string> scopes;
+  // For kSession: the admin user (`usr_...`) and email; audit events name
+  // the user as actor.
+  std::string user_id;
+  std::string user_email;
 };
 
 // Request facts recorded in audit events. Never holds credentials.

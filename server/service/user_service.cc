@@ -248,6 +248,9 @@ storage::AuditEvent Event(absl::string_view action, absl::string_view type,
   if (caller.kind == Principal::Kind::kApiKey) {
     event.actor_type = "api_key";
     event.actor_id = caller.key_id;
+  } else if (caller.kind == Principal::Kind::kSession) {
+    event.actor_type = "user";
+    event.actor_id = caller.user_id;
   } else {
     event.actor_type = "system";
     event.actor_id = "operator";

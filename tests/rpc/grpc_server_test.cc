@@ -24,6 +24,7 @@
 #include "gtest/gtest.h"
 #include "lumo/api/annotations.pb.h"
 #include "lumo/bench/v1/bench.grpc.pb.h"
+#include "lumo/portal/v1/portal.grpc.pb.h"
 #include "server/app/app.h"
 #include "server/core/crypto.h"
 #include "server/core/key_format.h"
@@ -437,8 +438,36 @@ TEST_F(GrpcServerTest, AuthorizationMatrixFollowsTheAccessAnnotations) {
     ApiKey out;
     ASSERT_TRUE(stub->RevokeApiKey(&ctx, req, &out).ok());
   }
-  const std::string other_key =
-      NewTenant(UniqueSlug("matrix-other"), {"admin:write"});
+  const std::string other_tenant = UniqueSlug("matrix-other");
+  const std::string other_key = NewTenant(other_tenant, {"admin:write"});
+
+  // [portal sessions] (issue 6): a portal admin in each tenant, and a login
+  // that yields a session token and its CSRF token.
+  auto portal = lumo::portal::v1::PortalService::NewStub(*channel_);
+  const std::string admin_password = "matrix admin password";
+  for (const std::string& slug : {tenant, other_tenant}) {
+    grpc::ClientContext ctx;
+    ctx.AddMetadata("x-lumo-operator-token", kOperatorToken);
+    lumo::portal::v1::SetPortalAdminRequest req;
+    req.set_tenant_slug(slug);
+    req.set_email("admin@" + slug + ".example");
+    req.set_password(admin_password);
+    lumo::portal::v1::PortalUser user;
+    ASSERT_TRUE(portal->SetPortalAdmin(&ctx, req, &user).ok()) << slug;
+  }
+  auto login = [&](const std::string& slug) {
+    grpc::ClientContext ctx;
+    lumo::portal::v1::LoginRequest req;
+    req.set_tenant_slug(slug);
+    req.set_email("admin@" + slug + ".example");
+    req.set_password(admin_password);
+    lumo::portal::v1::LoginResponse resp;
+    grpc::Status s = portal->Login(&ctx, req, &resp);
+    EXPECT_TRUE(s.ok()) << s.error_message();
+    return std::make_pair(resp.session_token(), resp.csrf_token());
+  };
+  std::pair<std::string, std::string> session = login(tenant);
+  const std::string other_session = login(other_tenant).first;
 
   grpc::GenericStub generic(*channel_);
   google::protobuf::DynamicMessageFactory factory;
@@ -451,10 +480,18 @@ TEST_F(GrpcServerTest, AuthorizationMatrixFollowsTheAccessAnnotations) {
       ASSERT_GT(rule.principals_size(), 0) << method->full_name();
       bool allows_key = false;
       bool allows_anonymous = false;
+      bool allows_session = false;
       for (int p : rule.principals()) {
         allows_key |= p == lumo::api::PRINCIPAL_API_KEY;
         allows_anonymous |= p == lumo::api::PRINCIPAL_ANONYMOUS;
+        allows_session |= p == lumo::api::PRINCIPAL_SESSION;
       }
+      const bool is_read =
+          method->options().GetExtension(lumo::api::http).pattern_case() ==
+          lumo::api::HttpRule::kGet;
+      // A method called with the session may end it (Logout): each method
+      // that admits sessions gets a fresh one.
+      if (allows_session) session = login(tenant);
       std::vector<std::string> any_of(rule.any_of_scopes().begin(),
                                       rule.any_of_scopes().end());
       // A request addressed to the tenant (field names are conventions of
@@ -506,6 +543,44 @@ TEST_F(GrpcServerTest, AuthorizationMatrixFollowsTheAccessAnnotations) {
         }
         cases.push_back({"scope " + scope, {{"x-api-key", key}}, expected});
       }
+      // [portal sessions] (issue 6): a method that does not admit sessions
+      // refuses one as the wrong kind of credential; one that does needs
+      // the session's CSRF token for anything but a read, and the session
+      // must be live and of the addressed tenant. A session together with a
+      // key is conflicting. The case with the CSRF token runs last (it may
+      // end the session).
+      const grpc::StatusCode bad_session =
+          allows_session ? grpc::StatusCode::UNAUTHENTICATED
+                         : grpc::StatusCode::PERMISSION_DENIED;
+      cases.push_back({"unknown session",
+                       {{"x-lumo-session", "lps_" + std::string(43, 'A')}},
+                       bad_session});
+      cases.push_back({"other tenant's session",
+                       {{"x-lumo-session", other_session}},
+                       bad_session});
+      cases.push_back({"session and key",
+                       {{"x-lumo-session", session.first}, {"x-api-key", root}},
+                       grpc::StatusCode::UNAUTHENTICATED});
+      cases.push_back({"session without CSRF token",
+                       {{"x-lumo-session", session.first}},
+                       allows_session && is_read
+                           ? std::nullopt
+                           : std::optional<grpc::StatusCode>(
+                                 grpc::StatusCode::PERMISSION_DENIED)});
+      cases.push_back({"session with a wrong CSRF token",
+                       {{"x-lumo-session", session.first},
+                        {"x-lumo-csrf-token", other_session}},
+                       allows_session && is_read
+                           ? std::nullopt
+                           : std::optional<grpc::StatusCode>(
+                                 grpc::StatusCode::PERMISSION_DENIED)});
+      cases.push_back({"session with CSRF token",
+                       {{"x-lumo-session", session.first},
+                        {"x-lumo-csrf-token", session.second}},
+                       allows_session
+                           ? std::nullopt
+                           : std::optional<grpc::StatusCode>(
+                                 grpc::StatusCode::PERMISSION_DENIED)});
       for (const Case& c : cases) {
         grpc::ClientContext ctx;
         for (auto& [k, v] : c.metadata) ctx.AddMetadata(k, v);

@@ -2,7 +2,7 @@
 # THE RUN COMMAND (README): installs dependencies, builds, starts a private
 # MariaDB (run/mariadb, 127.0.0.1:3307), applies migrations, starts the
 # server and the HTTP gateway (127.0.0.1:8080), bootstraps the demo tenant
-# `acme-corp` with an admin API key,
+# `acme-corp` with an admin API key and a portal admin (login printed),
 # prints how to use it, and stays in the foreground until Ctrl-C, which
 # stops the server and the database.
 #
@@ -103,6 +103,13 @@ fi
   "$SECRETS/demo.json" >"$SECRETS/demo.key"
 rm -f "$SECRETS/demo.json"
 
+# [portal] (issue 6): the demo tenant's portal admin. Its password is
+# generated once into run/secrets and (re)applied on every start.
+DEMO_ADMIN_EMAIL="admin@acme-corp.example"
+[ -s "$SECRETS/portal-admin.password" ] || new_secret >"$SECRETS/portal-admin.password"
+"$CLI" --timeout 60 tenant set-admin acme-corp --admin-email "$DEMO_ADMIN_EMAIL" \
+  --admin-password-file "$SECRETS/portal-admin.password" >/dev/null
+
 cat <<EOF_INFO
 
 LumoKeys is running.
@@ -113,6 +120,15 @@ LumoKeys is running.
   demo tenant     acme-corp
   demo API key    $(cat "$SECRETS/demo.key")
                   (scope admin:write; also saved in $SECRETS/demo.key)
+
+Portal (open in a browser):
+  URL             http://$HTTP_ADDR/t/acme-corp/login
+  email           $DEMO_ADMIN_EMAIL
+  password        $(cat "$SECRETS/portal-admin.password")
+                  (also saved in $SECRETS/portal-admin.password)
+  A key created on http://$HTTP_ADDR/t/acme-corp/portal/settings/api-keys
+  works with: curl -s -H "Authorization: Bearer <the key>" \\
+    http://$HTTP_ADDR/t/acme-corp/api/v1/admin/api-keys
 
 Try it with curl:
   curl -s -H "Authorization: Bearer $(cat "$SECRETS/demo.key")" \\

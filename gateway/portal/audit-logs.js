@@ -1,0 +1,116 @@
+'use strict';
+
+(() => {
+  const {api, el, show, formatTime, base} = Portal;
+  const auditPath = base + '/api/v1/admin/audit-logs';
+  const $ = (id) => document.getElementById(id);
+  let page = 1;
+
+  function dayStart(value) { return value ? value + 'T00:00:00Z' : ''; }
+  function dayEnd(value) { return value ? value + 'T23:59:59Z' : ''; }
+
+  function filterParams() {
+    const q = new URLSearchParams();
+    const action = $('f-action').value.trim();
+    if (action) q.set('action', action);
+    if ($('f-outcome').value) q.set('outcome', $('f-outcome').value);
+    if ($('f-suspicious').value) q.set('suspicious', $('f-suspicious').value);
+    if ($('f-from').value) q.set('startDate', dayStart($('f-from').value));
+    if ($('f-to').value) q.set('endDate', dayEnd($('f-to').value));
+    return q;
+  }
+
+  function updateExportLinks() {
+    for (const format of ['csv', 'json']) {
+      const q = new URLSearchParams({format});
+      if ($('f-from').value) q.set('from', dayStart($('f-from').value));
+      if ($('f-to').value) q.set('to', dayEnd($('f-to').value));
+      $('export-' + format).href = auditPath + '/export?' + q.toString();
+    }
+  }
+
+  function actorText(actor) {
+    if (!actor) return '—';
+    return actor.email ? actor.email : (actor.type + ' ' + (actor.id || ''));
+  }
+
+  async function showDetail(id) {
+    try {
+      const reply = await api('GET', auditPath + '/' + encodeURIComponent(id));
+      $('detail-title').textContent = 'Event ' + reply.data.action;
+      // JSON text inside <pre>, as text.
+      $('detail-body').textContent = JSON.stringify(reply.data, null, 2);
+      $('detail-dialog').showModal();
+    } catch (e) {
+      $('audit-error').textContent = 'Could not load the event: ' + e.message;
+      show($('audit-error'), true);
+    }
+  }
+
+  function render(events, meta) {
+    const body = $('audit-body');
+    body.replaceChildren();
+    for (const e of events) {
+      const row = el('tr', null, e.suspicious ? 'suspicious' : '');
+      row.append(el('td', formatTime(e.timestamp)));
+      const action = el('td', e.action);
+      if (e.suspicious) action.append(el('span', 'suspicious', 'badge badge-revoked'));
+      row.append(action);
+      row.append(el('td', actorText(e.actor)));
+      row.append(el('td', e.target ? (e.target.type + ' ' + e.target.id) : '—'));
+      row.append(el('td', e.outcome));
+      row.append(el('td', e.ipAddress || ''));
+      const cell = el('td');
+      const b = el('button', 'Details');
+      b.type = 'button';
+      b.setAttribute('aria-label', 'Details of event ' + e.id);
+      b.addEventListener('click', () => showDetail(e.id));
+      cell.append(b);
+      row.append(cell);
+      body.append(row);
+    }
+    show($('audit-table'), events.length > 0);
+    show($('audit-empty'), events.length === 0);
+    $('page-info').textContent = meta ? ('Page ' + meta.page + ' of ' + Math.max(1, meta.totalPages) +
+        ' · ' + meta.total + ' events') : '';
+    $('prev-page').disabled = !(meta && meta.hasPreviousPage);
+    $('next-page').disabled = !(meta && meta.hasNextPage);
+  }
+
+  async function load() {
+    show($('audit-error'), false);
+    show($('audit-loading'), true);
+    const q = filterParams();
+    q.set('page', String(page));
+    q.set('limit', '25');
+    try {
+      const reply = await api('GET', auditPath + '?' + q.toString());
+      render(reply.data || [], reply.meta);
+    } catch (e) {
+      $('audit-error').textContent = 'Could not load the audit log: ' + e.message;
+      show($('audit-error'), true);
+    } finally {
+      show($('audit-loading'), false);
+    }
+  }
+
+  document.addEventListener('DOMContentLoaded', async () => {
+    $('filters').addEventListener('submit', (event) => {
+      event.preventDefault();
+      page = 1;
+      updateExportLinks();
+      load();
+    });
+    $('prev-page').addEventListener('click', () => { page = Math.max(1, page - 1); load(); });
+    $('next-page').addEventListener('click', () => { page += 1; load(); });
+    $('detail-close').addEventListener('click', () => $('detail-dialog').close());
+    updateExportLinks();
+    try {
+      await Portal.initSignedIn();
+    } catch (e) {
+      show($('audit-loading'), false);
+      return;
+    }
+    await load();
+  });
+})();

@@ -1,0 +1,280 @@
+// The portal in a real browser (Debian's headless chromium driven by
+// playwright-core; no browser download). Started by portal_browser_test.py,
+// which runs the server and gateway and creates the tenant and its admin.
+// Exits non-zero on the first failed check, naming it.
+//
+// Env: PORTAL_URL (http://127.0.0.1:PORT), TENANT, EMAIL, PASSWORD,
+// SCREENSHOT_DIR.
+'use strict';
+
+const assert = require('node:assert/strict');
+const http = require('node:http');
+const path = require('node:path');
+const {chromium} = require('playwright-core');
+
+const base = process.env.PORTAL_URL;
+const tenant = process.env.TENANT;
+const email = process.env.EMAIL;
+const password = process.env.PASSWORD;
+const shots = process.env.SCREENSHOT_DIR || '.';
+const keysApi = `${base}/t/${tenant}/api/v1/admin/api-keys`;
+
+function step(name) {
+  console.log('--', name);
+}
+
+// Calls the admin API with an API key, as a tenant's backend would.
+async function callWithKey(key) {
+  const response = await fetch(keysApi, {headers: {Authorization: `Bearer ${key}`}});
+  return response.status;
+}
+
+async function rowCount(page) {
+  return page.locator('#keys-body tr').count();
+}
+
+async function confirmOn(page, buttonLabel, keyName) {
+  await page.getByRole('button', {name: `${buttonLabel} key ${keyName}`, exact: true}).click();
+  const dialog = page.locator('#confirm-dialog');
+  await dialog.waitFor({state: 'visible'});
+  // The confirmation names the key.
+  assert.ok((await page.locator('#confirm-text').textContent()).includes(keyName),
+            'confirmation names the key');
+  await page.locator('#confirm-ok').click();
+  await dialog.waitFor({state: 'hidden'});
+}
+
+async function readShownKey(page) {
+  const dialog = page.locator('#secret-dialog');
+  await dialog.waitFor({state: 'visible'});
+  const notice = await page.locator('#secret-notice').textContent();
+  assert.match(notice, /won't see it again/, 'show-once notice');
+  const key = await page.locator('#new-key-value').inputValue();
+  assert.match(key, /^lmk_[0-9A-Za-z]{12}_[0-9A-Za-z]{49}$/, 'a full key is shown');
+  return key;
+}
+
+async function closeShownKey(page) {
+  await page.locator('#secret-done').click();
+  await page.locator('#secret-dialog').waitFor({state: 'hidden'});
+  // The secret does not stay in the page once the dialog is closed.
+  assert.equal(await page.locator('#new-key-value').inputValue(), '');
+}
+
+async function createKey(page, name, scopes) {
+  await page.locator('#create-open').click();
+  await page.locator('#create-dialog').waitFor({state: 'visible'});
+  await page.locator('#key-name').fill(name);
+  for (const scope of scopes) {
+    await page.locator(`#scope-boxes input[value="${scope}"]`).check();
+  }
+  await page.locator('#create-submit').click();
+}
+
+// A page on another origin (localhost vs 127.0.0.1: another site) that
+// tries to create a key in the tenant with the victim's cookies.
+function startAttacker() {
+  const target = `${keysApi}`;
+  const pages = {
+    '/': `<!doctype html><form id="f" method="POST" action="${target}"
+            enctype="text/plain"><input name='{"name":"csrf","scopes":["admin:write"],"x":"' value='"}'></form>
+          <script src="/go.js"></script>`,
+    '/go.js': `fetch(${JSON.stringify(target)}, {method: 'POST', credentials: 'include',
+                 headers: {'Content-Type': 'application/json', 'X-Requested-With': 'XMLHttpRequest'},
+                 body: JSON.stringify({name: 'csrf-fetch', scopes: ['admin:write']})})
+               .then(r => { document.title = 'fetch:' + r.status; })
+               .catch(() => { document.title = 'fetch:blocked'; })
+               .finally(() => document.getElementById('f').submit());`,
+  };
+  const server = http.createServer((req, res) => {
+    const body = pages[req.url];
+    res.writeHead(body ? 200 : 404, {
+      'Content-Type': req.url.endsWith('.js') ? 'text/javascript' : 'text/html'});
+    res.end(body || '');
+  });
+  return new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve(server)));
+}
+
+async function main() {
+  const browser = await chromium.launch({
+    executablePath: '/usr/bin/chromium',
+    headless: true,
+    args: ['--no-sandbox', '--disable-dev-shm-usage'],
+  });
+  let dialogsFired = 0;
+  try {
+    const context = await browser.newContext({viewport: {width: 1280, height: 800}});
+    const page = await context.newPage();
+    page.on('dialog', (d) => { dialogsFired += 1; d.dismiss(); });
+    const cspViolations = [];
+    page.on('console', (m) => { if (/Content Security Policy/i.test(m.text())) cspViolations.push(m.text()); });
+
+    step('signed-out pages send the visitor to the login page');
+    await page.goto(`${base}/t/${tenant}/portal/settings/api-keys`);
+    await page.waitForURL(`**/t/${tenant}/login`);
+
+    step('wrong password and unknown user: the same message');
+    const messages = [];
+    for (const [user, pw] of [[email, 'wrong password!!'], ['nobody@example.com', password]]) {
+      await page.locator('#email').fill(user);
+      await page.locator('#password').fill(pw);
+      await page.locator('#login-submit').click();
+      await page.locator('#login-error').waitFor({state: 'visible'});
+      messages.push(await page.locator('#login-error').textContent());
+    }
+    assert.equal(messages[0], messages[1]);
+    assert.equal(messages[0], 'Invalid email or password.');
+
+    step('log in');
+    await page.locator('#email').fill(email);
+    await page.locator('#password').fill(password);
+    await page.locator('#password').press('Enter');
+    await page.waitForURL(`**/t/${tenant}/portal/settings/api-keys`);
+    await page.locator('#keys-loading').waitFor({state: 'hidden'});
+    assert.equal(await page.locator('#user-email').textContent(), email);
+    const cookies = await context.cookies();
+    const session = cookies.find((c) => c.name === 'lumo_session');
+    assert.ok(session && session.httpOnly && session.sameSite === 'Strict', 'HttpOnly SameSite=Strict cookie');
+    assert.equal(session.path, `/t/${tenant}`);
+    // The page's script cannot read the session cookie.
+    assert.ok(!(await page.evaluate(() => document.cookie)).includes('lumo_session'));
+
+    step('empty state');
+    assert.ok(await page.locator('#keys-empty').isVisible(), 'empty state shown');
+
+    step('create a key and read it from the page');
+    await createKey(page, 'ci backend', ['admin:write']);
+    const key1 = await readShownKey(page);
+    await page.screenshot({path: path.join(shots, 'show-once-dialog.png')});
+    step('use it against the admin API: 200');
+    assert.equal(await callWithKey(key1), 200);
+    await closeShownKey(page);
+    assert.equal(await rowCount(page), 1);
+    await page.screenshot({path: path.join(shots, 'key-list.png'), fullPage: true});
+
+    step('rotate on the page: old key 401, new key 200');
+    await confirmOn(page, 'Rotate', 'ci backend');
+    const key2 = await readShownKey(page);
+    assert.notEqual(key2, key1);
+    await closeShownKey(page);
+    assert.equal(await callWithKey(key1), 401);
+    assert.equal(await callWithKey(key2), 200);
+
+    step('revoke: 401');
+    await confirmOn(page, 'Revoke', 'ci backend');
+    assert.equal(await callWithKey(key2), 401);
+    assert.equal(await page.locator('#keys-body tr .badge').first().textContent(), 'revoked');
+
+    step('delete: gone from the list');
+    await confirmOn(page, 'Delete', 'ci backend');
+    assert.equal(await rowCount(page), 0);
+    assert.ok(await page.locator('#keys-empty').isVisible());
+
+    step('a key named like markup renders as text; no dialog fires');
+    const evil = '<img src=x onerror=alert(1)>';
+    await createKey(page, evil, ['admin:read']);
+    await readShownKey(page);
+    await closeShownKey(page);
+    assert.equal(await page.locator('#keys-body td.key-name').first().textContent(), evil);
+    assert.equal(await page.locator('#keys-body img').count(), 0);
+    // Through every dialog too.
+    await page.getByRole('button', {name: `Delete key ${evil}`, exact: true}).click();
+    await page.locator('#confirm-dialog').waitFor({state: 'visible'});
+    assert.equal(await page.locator('#confirm-dialog img').count(), 0);
+    await page.locator('#confirm-cancel').click();
+    await page.waitForTimeout(300);
+    assert.equal(dialogsFired, 0, 'no alert() ran');
+
+    step('keyboard: open and dismiss the create dialog');
+    await page.locator('#create-open').focus();
+    await page.keyboard.press('Enter');
+    await page.locator('#create-dialog').waitFor({state: 'visible'});
+    assert.equal(await page.evaluate(() => document.activeElement.id), 'key-name');
+    await page.keyboard.press('Escape');
+    await page.locator('#create-dialog').waitFor({state: 'hidden'});
+
+    step('a same-origin fetch without the CSRF token is refused');
+    const noCsrf = await page.evaluate(async (url) => {
+      const r = await fetch(url, {method: 'POST', headers: {
+        'Content-Type': 'application/json', 'X-Requested-With': 'XMLHttpRequest'},
+        body: JSON.stringify({name: 'no csrf', scopes: ['admin:read']})});
+      return r.status;
+    }, keysApi);
+    assert.equal(noCsrf, 403);
+
+    step('a cross-origin form post and fetch are refused');
+    const attacker = await startAttacker();
+    // localhost: another site (SameSite=Strict keeps the cookie home);
+    // 127.0.0.1 on another port: same site, other origin (the cookie is
+    // sent, the Origin check refuses).
+    for (const host of ['localhost', '127.0.0.1']) {
+      const attackerPage = await context.newPage();
+      attackerPage.on('dialog', (d) => { dialogsFired += 1; d.dismiss(); });
+      await attackerPage.goto(`http://${host}:${attacker.address().port}/`);
+      await attackerPage.waitForTimeout(1500);
+      await attackerPage.close();
+    }
+    attacker.close();
+    await page.reload();
+    await page.locator('#keys-loading').waitFor({state: 'hidden'});
+    const names = await page.locator('#keys-body td.key-name').allTextContents();
+    assert.deepEqual(names, [evil], 'no key was created by the other origin');
+
+    step('audit page: the actions, with the admin as actor; filter; detail; export');
+    await page.locator('#nav-audit').click();
+    await page.waitForURL(`**/t/${tenant}/portal/audit-logs`);
+    await page.locator('#audit-loading').waitFor({state: 'hidden'});
+    await page.locator('#f-action').fill('api_key.rotated');
+    await page.locator('#filters button[type=submit]').click();
+    await page.locator('#audit-loading').waitFor({state: 'hidden'});
+    const rows = page.locator('#audit-body tr');
+    assert.equal(await rows.count(), 1, 'one rotation');
+    const rowText = await rows.first().textContent();
+    assert.ok(rowText.includes('api_key.rotated'));
+    assert.ok(/usr_|@/.test(rowText), 'actor is the admin user: ' + rowText);
+    await page.locator('#f-action').fill('');
+    await page.locator('#filters button[type=submit]').click();
+    await page.locator('#audit-loading').waitFor({state: 'hidden'});
+    assert.ok(await rows.count() >= 5, 'every lifecycle event is listed');
+    await page.screenshot({path: path.join(shots, 'audit-page.png'), fullPage: true});
+    await rows.first().getByRole('button').click();
+    await page.locator('#detail-dialog').waitFor({state: 'visible'});
+    assert.ok((await page.locator('#detail-body').textContent()).includes('"action"'));
+    await page.locator('#detail-close').click();
+    const exportHref = await page.locator('#export-csv').getAttribute('href');
+    const exported = await page.evaluate(async (href) => {
+      const r = await fetch(href);
+      return {status: r.status, type: r.headers.get('content-type'), text: await r.text()};
+    }, exportHref);
+    assert.equal(exported.status, 200);
+    assert.match(exported.type, /csv/);
+    assert.ok(exported.text.includes('api_key.created'));
+
+    step('narrow screen');
+    await page.setViewportSize({width: 375, height: 740});
+    await page.locator('#nav-keys').click();
+    await page.locator('#keys-loading').waitFor({state: 'hidden'});
+    const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+    assert.ok(overflow <= 1, 'no horizontal scrolling on a narrow screen: ' + overflow);
+    await page.screenshot({path: path.join(shots, 'key-list-narrow.png'), fullPage: true});
+
+    step('logout; the old cookie no longer works');
+    await page.locator('#logout').click();
+    await page.waitForURL(`**/t/${tenant}/login`);
+    const replay = await fetch(keysApi, {headers: {Cookie: `lumo_session=${session.value}`}});
+    assert.equal(replay.status, 401);
+    await page.goto(`${base}/t/${tenant}/portal/settings/api-keys`);
+    await page.waitForURL(`**/t/${tenant}/login`);
+
+    assert.deepEqual(cspViolations, [], 'no CSP violations on our pages');
+    assert.equal(dialogsFired, 0, 'no alert() ran');
+    console.log('portal browser flow: all checks passed');
+  } finally {
+    await browser.close();
+  }
+}
+
+main().catch((e) => {
+  console.error('FAILED:', e && e.stack ? e.stack : e);
+  process.exit(1);
+});
