@@ -96,6 +96,7 @@ class Authenticator {
   }
   service::FailureThrottle* failure_throttle() const {
     return throttle_.load(std::memory_order_acquire);
+  }
   // [portal sessions] (issue 6): who checks `x-lumo-session`; null (the
   // default) refuses every session. Set it before serving.
   void set_portal(service::PortalService* portal) {
