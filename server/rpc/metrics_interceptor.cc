@@ -33,13 +33,10 @@ class MetricsInterceptor : public grpc::experimental::Interceptor {
       // message classes derive (singly) from google::protobuf::Message, so
       // the received object is a Message at the same address. The type is
       // checked before any field is read.
-      const auto* message = static_cast<const google::protobuf::Message*>(
+      // The request outlives the sending of the status, so the tenant is
+      // read only when a line is actually written.
+      request_ = static_cast<const google::protobuf::Message*>(
           methods->GetRecvMessage());
-      if (message != nullptr && message->GetDescriptor() == m_.input_type) {
-        tenant_ =
-            message->GetReflection()->GetString(*message, m_.tenant_field);
-        if (tenant_.size() > kMaxTenantInLog) tenant_.resize(kMaxTenantInLog);
-      }
     }
     if (methods->QueryInterceptionHookPoint(
             InterceptionHookPoints::PRE_SEND_INITIAL_METADATA)) {
@@ -65,17 +62,22 @@ class MetricsInterceptor : public grpc::experimental::Interceptor {
     const log::Level level =
         m_.quiet && code == 0 ? log::Level::kDebug : log::Level::kInfo;
     if (!log::Enabled(level)) return;
+    std::string tenant;
+    if (request_ != nullptr && request_->GetDescriptor() == m_.input_type) {
+      tenant = request_->GetReflection()->GetString(*request_, m_.tenant_field);
+      if (tenant.size() > kMaxTenantInLog) tenant.resize(kMaxTenantInLog);
+    }
     log::Line(level, "rpc")
         .Str("rpc", m_.rpc)
         .Str("code", GrpcCodeName(code))
         .Num("latency_ms", seconds * 1e3)
         .Str("request_id", request_id_)
-        .Str("tenant", tenant_);
+        .Str("tenant", tenant);
   }
 
   MetricsInterceptorFactory::MethodMetrics& m_;
   const std::chrono::steady_clock::time_point start_;
-  std::string tenant_;
+  const google::protobuf::Message* request_ = nullptr;  // set with a tenant
   std::string request_id_;
 };
 
