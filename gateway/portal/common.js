@@ -1,6 +1,7 @@
 // Shared by every portal page. Plain script, no build step, no framework.
 // Every string that comes from a user or the API is put on the page with
-// textContent (never innerHTML), so nothing a tenant names can run as code.
+// textContent (never parsed as markup), so nothing a tenant names can run
+// as code.
 'use strict';
 
 const Portal = (() => {
