@@ -78,7 +78,7 @@ class PortalE2ETest(portal_harness.PortalServerTestCase):
     def login(self, slug=None, email=None, password=PASSWORD, headers=None):
         slug = slug or self.slug
         return self.raw_request(
-            "POST", f"/t/{slug}/portal/api/login",
+            "POST", f"/t/{slug}/api/v1/portal/login",
             {"email": email or self.email, "password": password},
             headers if headers is not None else self.browser_headers())
 
@@ -245,7 +245,7 @@ class PortalE2ETest(portal_harness.PortalServerTestCase):
     def test_logout_ends_the_session_server_side(self):
         token, csrf = self.session()
         status, headers, _ = self.raw_request(
-            "POST", f"/t/{self.slug}/portal/api/logout", {},
+            "POST", f"/t/{self.slug}/api/v1/portal/logout", {},
             self.with_session(token, csrf))
         self.assertEqual(status, 204)
         c = cookies_of(headers)
@@ -255,7 +255,7 @@ class PortalE2ETest(portal_harness.PortalServerTestCase):
             "GET", self.keys_path(), headers=self.with_session(token, write=False))
         self.assertEqual(status, 401, body)
         status, _, _ = self.raw_request(
-            "GET", f"/t/{self.slug}/portal/api/session",
+            "GET", f"/t/{self.slug}/api/v1/portal/session",
             headers=self.with_session(token, write=False))
         self.assertEqual(status, 401)
 
@@ -269,7 +269,7 @@ class PortalE2ETest(portal_harness.PortalServerTestCase):
     def test_idle_and_absolute_expiry(self):
         token, _ = self.session()
         digest = hashlib.sha256(token.encode()).hexdigest()
-        path = f"/t/{self.slug}/portal/api/session"
+        path = f"/t/{self.slug}/api/v1/portal/session"
         self.assertEqual(self.raw_request(
             "GET", path, headers=self.with_session(token, write=False))[0], 200)
         # Idle for longer than the 30-minute default: over.
