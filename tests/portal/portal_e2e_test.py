@@ -192,6 +192,33 @@ class PortalE2ETest(portal_harness.PortalServerTestCase):
         status, _, _ = self.login(headers={"Origin": self.origin})
         self.assertEqual(status, 403)
 
+    def test_set_admin_changes_the_password_and_ends_sessions(self):
+        slug, email = "reset-portal", "admin@reset.example"
+        self.create_tenant(slug, email)
+        status, headers, _ = self.login(slug=slug, email=email)
+        self.assertEqual(status, 200)
+        token = cookies_of(headers)["lumo_session"][0]
+        path = os.path.join(self.server.tmpdir, "new-admin-password")
+        with open(path, "w") as f:
+            f.write("a brand new password\n")
+        r = self.server.cli("--timeout", "60", "tenant", "set-admin", slug,
+                            "--admin-email", email, "--admin-password-file", path)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertNotIn("a brand new password", r.stdout + r.stderr)
+        self.assertEqual(self.raw_request(
+            "GET", f"/t/{slug}/api/v1/portal/session",
+            headers={"Cookie": f"lumo_session={token}"})[0], 401)
+        self.assertEqual(self.login(slug=slug, email=email)[0], 401)
+        self.assertEqual(self.login(slug=slug, email=email,
+                                    password="a brand new password")[0], 200)
+        # A generated password is printed once and works.
+        r = self.server.cli("tenant", "set-admin", slug, "--admin-email",
+                            "second@reset.example")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        generated = re.search(r"portal password: (\S+)", r.stdout).group(1)
+        self.assertEqual(self.login(slug=slug, email="second@reset.example",
+                                    password=generated)[0], 200)
+
     # ----- sessions ----------------------------------------------------
 
     def test_session_reads_need_no_csrf_but_writes_do(self):
