@@ -1,6 +1,7 @@
 // Shared by every portal page. Plain script, no build step, no framework.
 // Every string that comes from a user or the API is put on the page with
-// textContent (never innerHTML), so nothing a tenant names can run as code.
+// textContent (never parsed as markup), so nothing a tenant names can run
+// as code.
 'use strict';
 
 const Portal = (() => {
@@ -51,7 +52,7 @@ const Portal = (() => {
       try { parsed = await response.json(); } catch (e) { parsed = null; }
     }
     if (!response.ok) {
-      if (response.status === 401 && !path.endsWith('/portal/api/login')) {
+      if (response.status === 401 && !path.endsWith('/api/v1/portal/login')) {
         location.assign(base + '/login');
       }
       throw new ApiError(response.status, parsed);
@@ -86,10 +87,10 @@ const Portal = (() => {
     if (keys) keys.href = base + '/portal/settings/api-keys';
     if (audit) audit.href = base + '/portal/audit-logs';
     document.getElementById('logout').addEventListener('click', async () => {
-      try { await api('POST', base + '/portal/api/logout', {}); } catch (e) {}
+      try { await api('POST', base + '/api/v1/portal/logout', {}); } catch (e) {}
       location.assign(base + '/login');
     });
-    const session = await api('GET', base + '/portal/api/session');
+    const session = await api('GET', base + '/api/v1/portal/session');
     document.getElementById('user-email').textContent = session.data.user.email;
     return session.data;
   }

@@ -11,7 +11,7 @@ document.addEventListener('DOMContentLoaded', () => {
     Portal.show(error, false);
     submit.disabled = true;
     try {
-      await Portal.api('POST', Portal.base + '/portal/api/login', {
+      await Portal.api('POST', Portal.base + '/api/v1/portal/login', {
         email: document.getElementById('email').value,
         password: document.getElementById('password').value,
       });

@@ -78,7 +78,7 @@ class PortalE2ETest(portal_harness.PortalServerTestCase):
     def login(self, slug=None, email=None, password=PASSWORD, headers=None):
         slug = slug or self.slug
         return self.raw_request(
-            "POST", f"/t/{slug}/portal/api/login",
+            "POST", f"/t/{slug}/api/v1/portal/login",
             {"email": email or self.email, "password": password},
             headers if headers is not None else self.browser_headers())
 
@@ -192,6 +192,33 @@ class PortalE2ETest(portal_harness.PortalServerTestCase):
         status, _, _ = self.login(headers={"Origin": self.origin})
         self.assertEqual(status, 403)
 
+    def test_set_admin_changes_the_password_and_ends_sessions(self):
+        slug, email = "reset-portal", "admin@reset.example"
+        self.create_tenant(slug, email)
+        status, headers, _ = self.login(slug=slug, email=email)
+        self.assertEqual(status, 200)
+        token = cookies_of(headers)["lumo_session"][0]
+        path = os.path.join(self.server.tmpdir, "new-admin-password")
+        with open(path, "w") as f:
+            f.write("a brand new password\n")
+        r = self.server.cli("--timeout", "60", "tenant", "set-admin", slug,
+                            "--admin-email", email, "--admin-password-file", path)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertNotIn("a brand new password", r.stdout + r.stderr)
+        self.assertEqual(self.raw_request(
+            "GET", f"/t/{slug}/api/v1/portal/session",
+            headers={"Cookie": f"lumo_session={token}"})[0], 401)
+        self.assertEqual(self.login(slug=slug, email=email)[0], 401)
+        self.assertEqual(self.login(slug=slug, email=email,
+                                    password="a brand new password")[0], 200)
+        # A generated password is printed once and works.
+        r = self.server.cli("tenant", "set-admin", slug, "--admin-email",
+                            "second@reset.example")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        generated = re.search(r"portal password: (\S+)", r.stdout).group(1)
+        self.assertEqual(self.login(slug=slug, email="second@reset.example",
+                                    password=generated)[0], 200)
+
     # ----- sessions ----------------------------------------------------
 
     def test_session_reads_need_no_csrf_but_writes_do(self):
@@ -245,7 +272,7 @@ class PortalE2ETest(portal_harness.PortalServerTestCase):
     def test_logout_ends_the_session_server_side(self):
         token, csrf = self.session()
         status, headers, _ = self.raw_request(
-            "POST", f"/t/{self.slug}/portal/api/logout", {},
+            "POST", f"/t/{self.slug}/api/v1/portal/logout", {},
             self.with_session(token, csrf))
         self.assertEqual(status, 204)
         c = cookies_of(headers)
@@ -255,7 +282,7 @@ class PortalE2ETest(portal_harness.PortalServerTestCase):
             "GET", self.keys_path(), headers=self.with_session(token, write=False))
         self.assertEqual(status, 401, body)
         status, _, _ = self.raw_request(
-            "GET", f"/t/{self.slug}/portal/api/session",
+            "GET", f"/t/{self.slug}/api/v1/portal/session",
             headers=self.with_session(token, write=False))
         self.assertEqual(status, 401)
 
@@ -269,7 +296,7 @@ class PortalE2ETest(portal_harness.PortalServerTestCase):
     def test_idle_and_absolute_expiry(self):
         token, _ = self.session()
         digest = hashlib.sha256(token.encode()).hexdigest()
-        path = f"/t/{self.slug}/portal/api/session"
+        path = f"/t/{self.slug}/api/v1/portal/session"
         self.assertEqual(self.raw_request(
             "GET", path, headers=self.with_session(token, write=False))[0], 200)
         # Idle for longer than the 30-minute default: over.
@@ -322,7 +349,10 @@ class PortalE2ETest(portal_harness.PortalServerTestCase):
         self.assertEqual(status, 200)
         self.assertIn("javascript", dict((k.lower(), v) for k, v in headers)["content-type"])
         # Nothing outside the served set.
-        self.assertEqual(self.raw_request("GET", "/portal-assets/../CMakeLists.txt")[0], 404)
+        # (a dot segment is refused by the HTTP layer itself: 400)
+        self.assertIn(self.raw_request("GET", "/portal-assets/../CMakeLists.txt")[0], (400, 404))
+        self.assertEqual(self.raw_request("GET", "/portal-assets/login.html")[0], 404)
+        self.assertEqual(self.raw_request("GET", "/portal-assets/nope.js")[0], 404)
         self.assertEqual(self.raw_request("GET", "/t/Bad_Slug/login")[0], 404)
 
     def test_scripts_never_use_inner_html(self):

@@ -210,8 +210,7 @@ TEST_F(PortalServiceTest, BadLoginsAllLookTheSame) {
           .status(),
       portal_.Login("nope", "admin@acme.example", "right password!", info_)
           .status(),
-      portal_.Login("acme", "admin@acme.example", std::string(2000, 'x'),
-                    info_)
+      portal_.Login("acme", "admin@acme.example", std::string(2000, 'x'), info_)
           .status(),
   };
   EXPECT_TRUE(absl::IsInvalidArgument(
