@@ -103,41 +103,41 @@ TEST_F(FlagConfigTest, ConfigFileThatCannotBeReadIsNamed) {
 TEST_F(FlagConfigTest, EnvironmentSetsPrefixedFlagsAndIgnoresOthers) {
   ASSERT_TRUE(
       ApplyEnvironment(
-          "LUMO_TEST_",
-          {"PATH=/bin", "LUMO_TEST_TEST_WORKERS=9", "LUMO_TEST_TEST_VERBOSE=1",
-           "LUMO_OTHER_TEST_WORKERS=1", "LUMO_TEST_CONFIG=/ignored/here"})
+          "LUMOCFGTEST_",
+          {"PATH=/bin", "LUMOCFGTEST_TEST_WORKERS=9", "LUMOCFGTEST_TEST_VERBOSE=1",
+           "LUMO_OTHER_TEST_WORKERS=1", "LUMOCFGTEST_CONFIG=/ignored/here"})
           .ok());
   EXPECT_EQ(absl::GetFlag(FLAGS_test_workers), 9);
   EXPECT_TRUE(absl::GetFlag(FLAGS_test_verbose));
 }
 
 TEST_F(FlagConfigTest, EnvironmentVariableNamingNoFlagFails) {
-  absl::Status s = ApplyEnvironment("LUMO_TEST_", {"LUMO_TEST_TEST_WROKERS=9"});
+  absl::Status s = ApplyEnvironment("LUMOCFGTEST_", {"LUMOCFGTEST_TEST_WROKERS=9"});
   EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(s.message(),
-            "environment variable LUMO_TEST_TEST_WROKERS: unknown setting "
+            "environment variable LUMOCFGTEST_TEST_WROKERS: unknown setting "
             "'test_wrokers' (no flag --test_wrokers)");
 }
 
 TEST_F(FlagConfigTest, EnvironmentInvalidValueNamesVariable) {
   absl::Status s =
-      ApplyEnvironment("LUMO_TEST_", {"LUMO_TEST_TEST_GRACE=soon"});
+      ApplyEnvironment("LUMOCFGTEST_", {"LUMOCFGTEST_TEST_GRACE=soon"});
   EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
   EXPECT_TRUE(absl::StartsWith(
       s.message(),
-      "environment variable LUMO_TEST_TEST_GRACE: invalid value for "
+      "environment variable LUMOCFGTEST_TEST_GRACE: invalid value for "
       "--test_grace: "))
       << s;
 }
 
 TEST_F(FlagConfigTest, EnvironmentNameMustBeUpperCase) {
-  absl::Status s = ApplyEnvironment("LUMO_TEST_", {"LUMO_TEST_test_workers=1"});
+  absl::Status s = ApplyEnvironment("LUMOCFGTEST_", {"LUMOCFGTEST_test_workers=1"});
   EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_TRUE(absl::StrContains(s.message(), "LUMO_TEST_test_workers"));
+  EXPECT_TRUE(absl::StrContains(s.message(), "LUMOCFGTEST_test_workers"));
 }
 
 TEST_F(FlagConfigTest, ParserFlagsAreNotSettings) {
-  EXPECT_FALSE(ApplyEnvironment("LUMO_TEST_", {"LUMO_TEST_FLAGFILE=/x"}).ok());
+  EXPECT_FALSE(ApplyEnvironment("LUMOCFGTEST_", {"LUMOCFGTEST_FLAGFILE=/x"}).ok());
   EXPECT_FALSE(ApplyConfigText("undefok = x\n", "a").ok());
 }
 
@@ -158,12 +158,12 @@ TEST_F(FlagConfigTest, ConfigPathFromArgsTakesLastBeforeDoubleDash) {
 void ParseArgs(std::vector<std::string> args) {
   std::vector<char*> argv;
   for (std::string& a : args) argv.push_back(a.data());
-  ParseFlags(static_cast<int>(argv.size()), argv.data(), "LUMO_TEST_", "test");
+  ParseFlags(static_cast<int>(argv.size()), argv.data(), "LUMOCFGTEST_", "test");
 }
 
 void PrecedenceChild(const std::string& config_path) {
-  setenv("LUMO_TEST_TEST_WORKERS", "2", 1);
-  setenv("LUMO_TEST_TEST_LISTEN", "from-env", 1);
+  setenv("LUMOCFGTEST_TEST_WORKERS", "2", 1);
+  setenv("LUMOCFGTEST_TEST_LISTEN", "from-env", 1);
   ParseArgs({"prog", "--config=" + config_path, "--test_listen=from-cli"});
   const bool ok = absl::GetFlag(FLAGS_test_listen) == "from-cli" &&
                   absl::GetFlag(FLAGS_test_workers) == 2 &&
@@ -181,7 +181,7 @@ TEST(ParseFlagsDeathTest, PrecedenceIsCommandLineThenEnvironmentThenFile) {
 }
 
 void ConfigFromEnvironmentChild(const std::string& config_path) {
-  setenv("LUMO_TEST_CONFIG", config_path.c_str(), 1);
+  setenv("LUMOCFGTEST_CONFIG", config_path.c_str(), 1);
   ParseArgs({"prog"});
   fprintf(stderr, "workers=%d\n", absl::GetFlag(FLAGS_test_workers));
   exit(0);
@@ -194,7 +194,7 @@ TEST(ParseFlagsDeathTest, ConfigFileFromEnvironmentVariable) {
 }
 
 void UnknownEnvironmentChild() {
-  setenv("LUMO_TEST_NO_SUCH_FLAG", "1", 1);
+  setenv("LUMOCFGTEST_NO_SUCH_FLAG", "1", 1);
   ParseArgs({"prog"});
   exit(0);
 }
@@ -202,7 +202,7 @@ void UnknownEnvironmentChild() {
 TEST(ParseFlagsDeathTest, UnknownEnvironmentSettingStopsStartWithItsName) {
   EXPECT_EXIT(
       UnknownEnvironmentChild(), ::testing::ExitedWithCode(2),
-      "\"level\":\"fatal\".*LUMO_TEST_NO_SUCH_FLAG.*no flag --no_such_flag");
+      "\"level\":\"fatal\".*LUMOCFGTEST_NO_SUCH_FLAG.*no flag --no_such_flag");
 }
 
 void BadConfigChild(const std::string& config_path) {
