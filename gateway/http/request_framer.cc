@@ -48,12 +48,17 @@ RequestFramer::Step RequestFramer::ReadHead(absl::string_view data) {
     ++skipped_crlfs_;
   }
   const absl::string_view bytes = data.substr(step.consumed);
+  // A request line longer than any acceptable one is 414, before anything
+  // else and decided on the line alone (complete or not), so that the answer
+  // does not depend on how the bytes were segmented.
+  const size_t line_end = bytes.find("\r\n");
+  const size_t line_size =
+      line_end == absl::string_view::npos ? bytes.size() : line_end;
+  if (line_size > wire::kMaxTargetBytes + kRequestLineSlack) {
+    return fail(414, "request-target too long");
+  }
   const size_t end = bytes.find("\r\n\r\n", scan_from_);
   if (end == absl::string_view::npos) {
-    if (bytes.size() > wire::kMaxTargetBytes + kRequestLineSlack &&
-        bytes.find("\r\n") == absl::string_view::npos) {
-      return fail(414, "request-target too long");
-    }
     if (bytes.size() > max_header_bytes_) {
       return fail(431, "request head too large");
     }
