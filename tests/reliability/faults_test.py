@@ -58,6 +58,7 @@ class FaultsTestBase(unittest.TestCase):
             cls.db.stop()
         finally:
             cls.tmp.cleanup()
+            Stubs.cleanup()
 
     def setUp(self):
         self.database = "lumo_faults_" + secrets.token_hex(4)
