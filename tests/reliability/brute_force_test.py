@@ -67,6 +67,7 @@ class BruteForceBase(unittest.TestCase):
         cls.channel.close()
         cls.gw.stop()
         cls.server.stop()
+        Stubs.cleanup()
 
     def base(self):
         return "/t/%s/api/v1/admin/api-keys" % self.slug
