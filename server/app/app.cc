@@ -288,8 +288,39 @@ void App::RegisterMetrics() {
                    return double(s.failures);
                  }));
 
-  // Registered without a sample; the change feed sets it (see app.h).
-  r.AddGauge(kChangeFeedLagMetric, kChangeFeedLagHelp);
+  // [replication metrics] (issue 7): only when this process is a replica.
+  if (replica_ != nullptr) {
+    service::ReplicaSync* sync = replica_.get();
+    r.AddCollector(kChangeFeedLagMetric, kChangeFeedLagHelp, Type::kGauge,
+                   [sync] {
+                     const absl::Duration lag = sync->FeedLag();
+                     // +Inf until the first complete read of the feed.
+                     return std::vector<metrics::Sample>{
+                         {{}, lag == absl::InfiniteDuration()
+                                  ? std::numeric_limits<double>::infinity()
+                                  : absl::ToDoubleSeconds(lag)}};
+                   });
+    r.AddCollector("lumo_change_feed_applied_seq",
+                   "Highest key_changes seq below which every change is "
+                   "applied by this replica",
+                   Type::kGauge, [sync] {
+                     return std::vector<metrics::Sample>{
+                         {{}, double(sync->applied())}};
+                   });
+    r.AddCollector("lumo_change_feed_abandoned_total",
+                   "Feed seqs given up as rolled back after the gap timeout",
+                   Type::kCounter, [sync] {
+                     return std::vector<metrics::Sample>{
+                         {{}, double(sync->abandoned())}};
+                   });
+    r.AddCollector("lumo_verify_cache_trusted",
+                   "1 while this replica's lease lets it answer from its "
+                   "verify cache, 0 while it verifies against the database",
+                   Type::kGauge, [this] {
+                     return std::vector<metrics::Sample>{
+                         {{}, verifier_->cache_trusted() ? 1.0 : 0.0}};
+                   });
+  }
 }
 
 std::vector<const google::protobuf::ServiceDescriptor*>

@@ -155,13 +155,14 @@ class App {
   std::unique_ptr<service::PortalService> portal_;
 };
 
-// [metrics names] (issue 9): the replica change feed's lag, in seconds
-// (how far this replica's applied position trails the newest change).
-// Registered (without a sample) by the app; the feed sets it.
+// [metrics names] (issue 9): the replica change feed's lag, in seconds:
+// how long ago this replica last read the feed to its end (an upper bound on
+// how far its applied position trails the feed). Served only with
+// replication on.
 inline constexpr char kChangeFeedLagMetric[] = "lumo_change_feed_lag_seconds";
 inline constexpr char kChangeFeedLagHelp[] =
-    "Seconds between the newest change in the key_changes feed and the "
-    "newest change this replica has applied";
+    "Seconds since this replica last read the key_changes feed to its end "
+    "(upper bound on how far it trails the feed)";
 
 }  // namespace lumo::app
 

@@ -165,6 +165,10 @@ bool ReplicaSync::Round() {
   }
   applied_.store(cursor_.applied(), std::memory_order_relaxed);
   abandoned_.store(cursor_.abandoned(), std::memory_order_relaxed);
+  if (!truncated) {
+    caught_up_at_.store(read_started.time_since_epoch().count(),
+                        std::memory_order_relaxed);
+  }
 
   const bool due =
       read_started - last_heartbeat_ >= ToChrono(options_.heartbeat_interval);

@@ -23,6 +23,7 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <limits>
 #include <memory>
 #include <optional>
 #include <string>
@@ -102,6 +103,16 @@ class ReplicaSync : public ChangeBarrier {
   uint64_t reannounced() const {
     return reannounced_.load(std::memory_order_relaxed);
   }
+  // How long ago this replica last read the feed to its end (every change
+  // committed before that read and not held back by a gap is applied): an
+  // upper bound on how far its view trails the feed. Infinite before the
+  // first complete read. For the lag metric (docs/operations.md).
+  absl::Duration FeedLag() const {
+    const int64_t at = caught_up_at_.load(std::memory_order_relaxed);
+    if (at == kNever) return absl::InfiniteDuration();
+    return absl::FromChrono(Clock::now().time_since_epoch() -
+                            Clock::duration(at));
+  }
 
  private:
   using Clock = std::chrono::steady_clock;
@@ -127,6 +138,9 @@ class ReplicaSync : public ChangeBarrier {
   std::atomic<int64_t> applied_{0};
   std::atomic<int64_t> abandoned_{0};
   std::atomic<uint64_t> reannounced_{0};
+  // Clock ticks (since its epoch) when a read reached the feed's end.
+  static constexpr int64_t kNever = std::numeric_limits<int64_t>::min();
+  std::atomic<int64_t> caught_up_at_{kNever};
 
   absl::Mutex mu_;
   bool stop_ ABSL_GUARDED_BY(mu_) = false;

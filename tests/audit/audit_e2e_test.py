@@ -20,7 +20,8 @@ class AuditE2ETest(harness.LumoServerTestCase):
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
-        cls.gw = harness.LumoGateway(cls.server)
+        # The 10,000-row export can take several seconds on a busy machine.
+        cls.gw = harness.LumoGateway(cls.server, request_timeout="30s")
         cls.tenant = "acme-audit"
         cls.root = cls.new_tenant(cls.tenant)
         cls.root_id = cls.root[4:16]

@@ -382,9 +382,13 @@ class LumoServerTestCase(unittest.TestCase):
 
 class LumoGateway:
     """A lumokeys-gateway process in front of a started LumoServer, with a
-    tiny HTTP client (`request`) and a raw-socket helper (`raw`)."""
+    tiny HTTP client (`request`) and a raw-socket helper (`raw`).
 
-    def __init__(self, server):
+    `request_timeout` is the gateway's --request_timeout: short by default so
+    slow-client tests finish quickly; tests whose requests legitimately take
+    long on a loaded machine (large exports) pass a longer one."""
+
+    def __init__(self, server, request_timeout="3s"):
         self.server = server
         self.port = free_loopback_port()
         self.log_path = os.path.join(server.tmpdir, "gateway.log")
@@ -394,7 +398,7 @@ class LumoGateway:
             [binary, "--listen=127.0.0.1:%d" % self.port,
              "--upstream=" + server.address,
              "--service_token_file=" + server.service_token_path,
-             "--request_timeout=3s"],
+             "--request_timeout=" + request_timeout],
             stdout=self.log, stderr=self.log)
         deadline = time.time() + 20
         while True:

@@ -485,6 +485,16 @@ class MetricsAndLogsE2ETest(unittest.TestCase):
         self.assertIn("lumo_audit_queue_depth", after_srv)
         self.assertEqual(after_srv["lumo_change_feed_lag_seconds"]["type"],
                          "gauge")
+        # The server is a replica (--replication defaults on): it reads the
+        # change feed every few tens of ms, so its lag is well under its
+        # 3 s lease, and its cache is trusted.
+        lag = value_of(after_srv, "lumo_change_feed_lag_seconds")
+        self.assertIn(("lumo_change_feed_lag_seconds", frozenset()),
+                      after_srv["lumo_change_feed_lag_seconds"]["samples"])
+        self.assertLess(lag, 3.0)
+        self.assertEqual(value_of(after_srv, "lumo_verify_cache_trusted"), 1.0)
+        self.assertGreaterEqual(
+            value_of(after_srv, "lumo_change_feed_applied_seq"), 0.0)
         deadline = time.monotonic() + 10
         while True:
             latest = scrape(self.server_metrics_port)
