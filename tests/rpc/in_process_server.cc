@@ -29,6 +29,10 @@ absl::StatusOr<std::unique_ptr<InProcessServer>> InProcessServer::Start(
   options.operator_token_sha256 = core::Sha256(kTestOperatorToken);
   options.workers = 8;
   options.bench_service = bench_service;
+  // Portal logins in these tests check access rules, not hashing cost:
+  // scrypt at N=2^12 instead of the OWASP 2^17 default (portal_unit_test
+  // asserts that default).
+  options.portal.scrypt.log2_n = 12;
   auto app = app::App::Create(*std::move(store), options);
   if (!app.ok()) return app.status();
   out->app = *std::move(app);
