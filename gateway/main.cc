@@ -115,13 +115,11 @@ int main(int argc, char** argv) {
       Fatal("--log_level: expected debug, info, warning or error");
     }
     lumo::log::SetMinLevel(level);
-    const std::string metrics_listen = absl::GetFlag(FLAGS_metrics_listen);
-    if (!metrics_listen.empty() &&
-        !lumo::metrics::IsLoopbackAddress(metrics_listen) &&
-        !absl::GetFlag(FLAGS_metrics_allow_remote)) {
-      Fatal(absl::StrCat("--metrics_listen=", metrics_listen,
-                         " is not loopback: refused unless "
-                         "--metrics_allow_remote is set"));
+    if (absl::Status ok = lumo::metrics::CheckMetricsListen(
+            absl::GetFlag(FLAGS_metrics_listen),
+            absl::GetFlag(FLAGS_metrics_allow_remote));
+        !ok.ok()) {
+      Fatal(ok.message());
     }
   }
   lumo::metrics::Registry metrics_registry;

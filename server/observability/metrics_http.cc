@@ -49,6 +49,18 @@ bool IsLoopbackAddress(absl::string_view host_port) {
          absl::StartsWith(host_port, "[::1]:");
 }
 
+absl::Status CheckMetricsListen(absl::string_view metrics_listen,
+                                bool allow_remote) {
+  if (metrics_listen.empty() || allow_remote ||
+      IsLoopbackAddress(metrics_listen)) {
+    return absl::OkStatus();
+  }
+  return absl::InvalidArgumentError(
+      absl::StrCat("--metrics_listen=", metrics_listen,
+                   " is not loopback: refused unless --metrics_allow_remote "
+                   "is set"));
+}
+
 MetricsHttpServer::MetricsHttpServer(const Registry* registry)
     : registry_(registry) {}
 

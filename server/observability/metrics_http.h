@@ -22,6 +22,12 @@ namespace lumo::metrics {
 // True for "127.x.x.x:port", "localhost:port" and "[::1]:port".
 bool IsLoopbackAddress(absl::string_view host_port);
 
+// The start-up check both processes apply to --metrics_listen: OK when empty
+// (no listener), loopback, or `allow_remote`; else INVALID_ARGUMENT whose
+// message names --metrics_listen and --metrics_allow_remote.
+absl::Status CheckMetricsListen(absl::string_view metrics_listen,
+                                bool allow_remote);
+
 class MetricsHttpServer {
  public:
   // `registry` is borrowed and must outlive the server (or Stop()).

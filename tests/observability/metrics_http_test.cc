@@ -122,5 +122,17 @@ TEST(IsLoopbackAddressTest, LoopbackOnly) {
   EXPECT_FALSE(IsLoopbackAddress("[::]:9464"));
 }
 
+TEST(CheckMetricsListenTest, RemoteNeedsTheExplicitFlag) {
+  EXPECT_TRUE(CheckMetricsListen("", false).ok());
+  EXPECT_TRUE(CheckMetricsListen("127.0.0.1:0", false).ok());
+  EXPECT_TRUE(CheckMetricsListen("0.0.0.0:9464", true).ok());
+  absl::Status refused = CheckMetricsListen("0.0.0.0:9464", false);
+  EXPECT_EQ(refused.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(refused.message().find("--metrics_listen=0.0.0.0:9464"),
+            absl::string_view::npos);
+  EXPECT_NE(refused.message().find("--metrics_allow_remote"),
+            absl::string_view::npos);
+}
+
 }  // namespace
 }  // namespace lumo::metrics
