@@ -85,6 +85,10 @@ ABSL_FLAG(bool, bench_service, false,
 ABSL_FLAG(int, audit_batch_size, 5000, "Audit events per batched INSERT");
 ABSL_FLAG(absl::Duration, audit_flush_interval, absl::Milliseconds(100),
           "Longest time a usage/auth audit event waits in memory");
+ABSL_FLAG(absl::Duration, verify_usage_window, absl::Seconds(1),
+          "Valid VerifyApiKey calls of one key, client address and caller "
+          "within this window are audited as one api_key.used event with a "
+          "count (0: one event per call)");
 ABSL_FLAG(int, audit_burst_threshold, 10,
           "Failures on one key id or from one address within a minute that "
           "mark the failures suspicious");
@@ -289,8 +293,7 @@ int main(int argc, char** argv) {
     if (!purged.ok()) {
       Fatal(absl::StrCat("audit purge failed: ", purged.status().ToString()));
     }
-    Log("info", "audit rows purged",
-        absl::StrCat("\"deleted\":", *purged));
+    Log("info", "audit rows purged", absl::StrCat("\"deleted\":", *purged));
     return 0;
   }
 
@@ -389,6 +392,12 @@ int main(int argc, char** argv) {
       static_cast<size_t>(std::max(1, absl::GetFlag(FLAGS_audit_batch_size)));
   app_options.audit_writer.flush_interval =
       absl::GetFlag(FLAGS_audit_flush_interval);
+  app_options.audit_writer.summary_window =
+      absl::GetFlag(FLAGS_verify_usage_window);
+  if (app_options.audit_writer.summary_window < absl::ZeroDuration() ||
+      app_options.audit_writer.summary_window > absl::Minutes(10)) {
+    Fatal("--verify_usage_window must be between 0s and 10m");
+  }
   // [portal options] (issue 6)
   app_options.portal.idle_ttl =
       absl::GetFlag(FLAGS_portal_session_idle_timeout);

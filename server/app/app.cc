@@ -135,8 +135,7 @@ absl::StatusOr<std::unique_ptr<App>> App::Create(
     }
     app->services_.push_back(std::make_unique<bench::BenchServiceImpl>(
         bench::BenchRpcContext{app->auth_.get(), app->workers_.get(),
-                               app->bench_store_.get(),
-                               app->verifier_.get()}));
+                               app->bench_store_.get(), app->verifier_.get()}));
   }
   // [failure throttle] (issue 8)
   app->failure_throttle_ =
@@ -282,6 +281,19 @@ void App::RegisterMetrics() {
                  audit_stat([](const service::AuditWriterStats& s) {
                    return double(s.dropped);
                  }));
+  r.AddCollector("lumo_audit_events_summarized_total",
+                 "Valid verifications folded into an open api_key.used "
+                 "summary (not queued on their own)",
+                 Type::kCounter,
+                 audit_stat([](const service::AuditWriterStats& s) {
+                   return double(s.summarized);
+                 }));
+  r.AddCollector("lumo_audit_open_summaries",
+                 "api_key.used summaries waiting for their window to end",
+                 Type::kGauge,
+                 audit_stat([](const service::AuditWriterStats& s) {
+                   return double(s.open_summaries);
+                 }));
   r.AddCollector("lumo_audit_write_failures_total",
                  "Failed batch writes (retried)", Type::kCounter,
                  audit_stat([](const service::AuditWriterStats& s) {
@@ -296,23 +308,24 @@ void App::RegisterMetrics() {
                      const absl::Duration lag = sync->FeedLag();
                      // +Inf until the first complete read of the feed.
                      return std::vector<metrics::Sample>{
-                         {{}, lag == absl::InfiniteDuration()
-                                  ? std::numeric_limits<double>::infinity()
-                                  : absl::ToDoubleSeconds(lag)}};
+                         {{},
+                          lag == absl::InfiniteDuration()
+                              ? std::numeric_limits<double>::infinity()
+                              : absl::ToDoubleSeconds(lag)}};
                    });
-    r.AddCollector("lumo_change_feed_applied_seq",
-                   "Highest key_changes seq below which every change is "
-                   "applied by this replica",
-                   Type::kGauge, [sync] {
-                     return std::vector<metrics::Sample>{
-                         {{}, double(sync->applied())}};
-                   });
-    r.AddCollector("lumo_change_feed_abandoned_total",
-                   "Feed seqs given up as rolled back after the gap timeout",
-                   Type::kCounter, [sync] {
-                     return std::vector<metrics::Sample>{
-                         {{}, double(sync->abandoned())}};
-                   });
+    r.AddCollector(
+        "lumo_change_feed_applied_seq",
+        "Highest key_changes seq below which every change is "
+        "applied by this replica",
+        Type::kGauge, [sync] {
+          return std::vector<metrics::Sample>{{{}, double(sync->applied())}};
+        });
+    r.AddCollector(
+        "lumo_change_feed_abandoned_total",
+        "Feed seqs given up as rolled back after the gap timeout",
+        Type::kCounter, [sync] {
+          return std::vector<metrics::Sample>{{{}, double(sync->abandoned())}};
+        });
     r.AddCollector("lumo_verify_cache_trusted",
                    "1 while this replica's lease lets it answer from its "
                    "verify cache, 0 while it verifies against the database",

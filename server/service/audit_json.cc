@@ -1,5 +1,6 @@
 #include "server/service/audit_json.h"
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "server/core/validation.h"
@@ -85,6 +86,17 @@ JsonObject& JsonObject::Add(absl::string_view key,
   }
   body_.push_back(']');
   return *this;
+}
+
+std::string WithCountMember(absl::string_view object_json, int64_t count) {
+  absl::string_view body = absl::StripTrailingAsciiWhitespace(object_json);
+  if (body.size() < 2 || body.front() != '{' || body.back() != '}') {
+    // Not an object (never produced by JsonObject): a fresh one.
+    return JsonObject().Add("count", count).Build();
+  }
+  body.remove_suffix(1);
+  const bool empty = absl::StripAsciiWhitespace(body.substr(1)).empty();
+  return absl::StrCat(body, empty ? "" : ",", "\"count\":", count, "}");
 }
 
 }  // namespace lumo::service

@@ -14,6 +14,10 @@ namespace lumo::service {
 // UTF-8 bytes are replaced by U+FFFD.
 void AppendJsonString(std::string& out, absl::string_view s);
 
+// `object_json` (a JSON object's text, as JsonObject::Build makes it) with
+// the member "count": `count` added at its end.
+std::string WithCountMember(absl::string_view object_json, int64_t count);
+
 class JsonObject {
  public:
   JsonObject& Add(absl::string_view key, absl::string_view value);

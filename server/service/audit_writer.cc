@@ -18,9 +18,19 @@ AuditWriter::~AuditWriter() { Stop(); }
 
 bool AuditWriter::Enqueue(storage::PendingAuditEvent event) {
   absl::MutexLock lock(&mu_);
-  if (stopping_ || queue_.size() >= options_.max_queue) {
+  if (stopping_) {
     ++dropped_by_tenant_[event.tenant_id];
     ++stats_.dropped;
+    return false;
+  }
+  return PushLocked(std::move(event), 1);
+}
+
+bool AuditWriter::PushLocked(storage::PendingAuditEvent event,
+                             uint64_t stands_for) {
+  if (queue_.size() >= options_.max_queue) {
+    dropped_by_tenant_[event.tenant_id] += stands_for;
+    stats_.dropped += stands_for;
     return false;
   }
   queue_.push_back(std::move(event));
@@ -29,8 +39,48 @@ bool AuditWriter::Enqueue(storage::PendingAuditEvent event) {
   return true;
 }
 
+bool AuditWriter::EnqueueSummarized(absl::string_view summary_key,
+                                    storage::PendingAuditEvent event) {
+  absl::MutexLock lock(&mu_);
+  if (stopping_) {
+    ++dropped_by_tenant_[event.tenant_id];
+    ++stats_.dropped;
+    return false;
+  }
+  if (auto it = summaries_.find(summary_key); it != summaries_.end()) {
+    ++it->second.count;
+    ++stats_.summarized;
+    return true;
+  }
+  if (options_.summary_window <= absl::ZeroDuration() ||
+      summaries_.size() >= options_.max_summaries) {
+    event.event.metadata_json = WithCountMember(event.event.metadata_json, 1);
+    return PushLocked(std::move(event), 1);
+  }
+  Summary& summary = summaries_[summary_key];
+  summary.event = std::move(event);
+  summary.count = 1;
+  summary.window_end = absl::Now() + options_.summary_window;
+  summary_order_.emplace_back(summary_key);
+  return true;
+}
+
+void AuditWriter::ReleaseSummaries(absl::Time now, bool all) {
+  while (!summary_order_.empty()) {
+    auto it = summaries_.find(summary_order_.front());
+    if (!all && it->second.window_end > now) break;
+    Summary summary = std::move(it->second);
+    summaries_.erase(it);
+    summary_order_.pop_front();
+    summary.event.event.metadata_json =
+        WithCountMember(summary.event.event.metadata_json, summary.count);
+    PushLocked(std::move(summary.event), static_cast<uint64_t>(summary.count));
+  }
+}
+
 void AuditWriter::Flush() {
   absl::MutexLock lock(&mu_);
+  ReleaseSummaries(absl::Now(), /*all=*/true);
   const uint64_t target = enqueued_;
   ++flush_waiters_;
   auto done = [this, target]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
@@ -52,6 +102,7 @@ AuditWriterStats AuditWriter::stats() const {
   absl::MutexLock lock(&mu_);
   AuditWriterStats s = stats_;
   s.queued = queue_.size();
+  s.open_summaries = summaries_.size();
   return s;
 }
 
@@ -102,12 +153,26 @@ bool AuditWriter::Write(const std::vector<storage::PendingAuditEvent>& batch) {
 void AuditWriter::Loop() {
   mu_.Lock();
   for (;;) {
+    // While stopping, every open summary is queued now.
+    ReleaseSummaries(absl::Now(), /*all=*/stopping_);
     if (queue_.empty() && dropped_by_tenant_.empty()) {
       if (stopping_) break;
-      auto work = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-        return stopping_ || !queue_.empty() || !dropped_by_tenant_.empty();
-      };
-      mu_.Await(absl::Condition(&work));
+      if (summary_order_.empty()) {
+        // Nothing to do until an event, a summary or a stop arrives.
+        auto work = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+          return stopping_ || !queue_.empty() || !dropped_by_tenant_.empty() ||
+                 !summary_order_.empty();
+        };
+        mu_.Await(absl::Condition(&work));
+      } else {
+        // The oldest summary's window ends first (all windows are as long).
+        auto work = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+          return stopping_ || !queue_.empty() || !dropped_by_tenant_.empty();
+        };
+        mu_.AwaitWithDeadline(
+            absl::Condition(&work),
+            summaries_.find(summary_order_.front())->second.window_end);
+      }
       continue;
     }
     // Let a batch fill for at most flush_interval.

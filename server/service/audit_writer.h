@@ -9,6 +9,14 @@
 // while the writer runs; what is still unwritten when Stop() gives up is
 // counted in lost().
 //
+// Summaries (docs/audit.md "Verification summaries"): events enqueued with
+// EnqueueSummarized under the same summary key within `summary_window` of
+// the first become one event, the first one, whose metadata gains
+// `"count": N` (the number of events it stands for). A summary is queued
+// when its window ends, and at Flush() and Stop(); it is written like any
+// other event. With a zero window every such event is queued at once with
+// count 1.
+//
 // Thread-safety: every method may be called from any thread. Enqueue never
 // blocks on I/O (one mutex, a deque push). Shutdown order: stop every
 // producer (gRPC server, worker pool) first, then Stop() (or destroy),
@@ -22,10 +30,13 @@
 #include <deque>
 #include <map>
 #include <optional>
+#include <string>
 #include <thread>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
+#include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "server/observability/metrics.h"
@@ -40,6 +51,12 @@ struct AuditWriterOptions {
   // has waited flush_interval.
   size_t max_batch = 500;
   absl::Duration flush_interval = absl::Milliseconds(100);
+  // How long events enqueued with EnqueueSummarized are folded into the
+  // first of their key before the summary is queued; zero: not folded.
+  absl::Duration summary_window = absl::Seconds(1);
+  // Open summaries held at most; beyond, a new key's event is queued on its
+  // own (count 1), so memory stays bounded under many distinct keys.
+  size_t max_summaries = 100'000;
   // How long Stop() keeps retrying a failing store before giving up.
   absl::Duration stop_timeout = absl::Seconds(10);
   // When set, the duration of every batch write (retries included) in
@@ -49,12 +66,14 @@ struct AuditWriterOptions {
 
 struct AuditWriterStats {
   uint64_t enqueued = 0;
-  uint64_t written = 0;   // events committed (audit.dropped ones included)
-  uint64_t dropped = 0;   // refused by a full queue (recorded as counts)
-  uint64_t batches = 0;   // successful AppendEvents calls
-  uint64_t failures = 0;  // failed AppendEvents calls (retried)
-  uint64_t lost = 0;      // given up at Stop() after failures
-  uint64_t queued = 0;    // events waiting in memory now (queue depth)
+  uint64_t written = 0;     // events committed (audit.dropped ones included)
+  uint64_t dropped = 0;     // refused by a full queue (recorded as counts)
+  uint64_t batches = 0;     // successful AppendEvents calls
+  uint64_t failures = 0;    // failed AppendEvents calls (retried)
+  uint64_t lost = 0;        // given up at Stop() after failures
+  uint64_t queued = 0;      // events waiting in memory now (queue depth)
+  uint64_t summarized = 0;  // events folded into an earlier one's summary
+  uint64_t open_summaries = 0;  // summaries not yet queued
 };
 
 class AuditWriter {
@@ -69,6 +88,14 @@ class AuditWriter {
   // queue is full or the writer is stopped.
   bool Enqueue(storage::PendingAuditEvent event);
 
+  // Counts `event` into the open summary for `summary_key` (see the class
+  // comment); `event.event.metadata_json` must be a JSON object. The first
+  // event of a key opens the summary and is the one written. False (and
+  // counted as dropped) when the writer is stopped, or when the summary has
+  // to be queued on its own and the queue is full.
+  bool EnqueueSummarized(absl::string_view summary_key,
+                         storage::PendingAuditEvent event);
+
   // Blocks until every event enqueued before the call has been written or
   // the flusher gave up on it (tests, and Stop()).
   void Flush();
@@ -80,6 +107,14 @@ class AuditWriter {
 
  private:
   void Loop();
+  // Queues the summaries whose window ended by `now` (all of them when
+  // `all`), with their counts written into the metadata.
+  void ReleaseSummaries(absl::Time now, bool all)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Queues one event that stands for `stands_for` events; false (and that
+  // many counted as dropped) when the queue is full.
+  bool PushLocked(storage::PendingAuditEvent event, uint64_t stands_for)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Takes the next batch (dropped-count events first). Requires mu_.
   std::vector<storage::PendingAuditEvent> TakeBatch(size_t* from_queue)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -92,6 +127,15 @@ class AuditWriter {
 
   mutable absl::Mutex mu_;
   std::deque<storage::PendingAuditEvent> queue_ ABSL_GUARDED_BY(mu_);
+  struct Summary {
+    storage::PendingAuditEvent event;
+    int64_t count = 0;
+    absl::Time window_end;
+  };
+  absl::flat_hash_map<std::string, Summary> summaries_ ABSL_GUARDED_BY(mu_);
+  // Keys of summaries_ in the order they were opened, which is the order
+  // their windows end (one window length for all).
+  std::deque<std::string> summary_order_ ABSL_GUARDED_BY(mu_);
   // Dropped events not yet recorded, by tenant id (0 for unresolved slugs).
   std::map<int64_t, uint64_t> dropped_by_tenant_ ABSL_GUARDED_BY(mu_);
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;

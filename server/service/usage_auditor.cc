@@ -119,10 +119,23 @@ void UsageAuditor::RecordVerify(const RequestInfo& info,
   RequestInfo end_client = info;
   end_client.ip_address = std::string(client_ip);
   if (outcome.reason == VerifyReason::kValid) {
-    Principal key;
-    key.tenant_id = outcome.tenant_id;
-    key.key_id = outcome.key_id;
-    RecordKeyUse(key, end_client, kRpc, absl::OkStatus());
+    // One summary per key, end-client address and calling agent per
+    // window (docs/audit.md "Verification summaries"); the first call's
+    // request id and the count are recorded.
+    storage::PendingAuditEvent p;
+    p.tenant_id = outcome.tenant_id;
+    p.used_key_id = outcome.key_id;
+    storage::AuditEvent& e = p.event = BaseEvent(end_client);
+    e.action = "api_key.used";
+    e.category = "authentication";
+    e.actor_type = "api_key";
+    e.actor_id = outcome.key_id;
+    e.outcome = "success";
+    e.metadata_json = JsonObject().Add("rpc", kRpc).Add("status", "OK").Build();
+    const std::string summary_key =
+        absl::StrCat(outcome.tenant_id, "\x1f", outcome.key_id, "\x1f",
+                     client_ip, "\x1f", info.user_agent);
+    writer_->EnqueueSummarized(summary_key, std::move(p));
     return;
   }
   RecordAuthFailure(end_client, kRpc, tenant_slug, ReasonSlug(outcome.reason),

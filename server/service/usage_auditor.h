@@ -57,7 +57,10 @@ class UsageAuditor {
                          const VerifyOutcome* outcome);
 
   // AuthService.VerifyApiKey decided `outcome` for `tenant_slug` and the end
-  // client `client_ip`: `api_key.used` when valid, else a failure.
+  // client `client_ip`: a failure event when not valid; when valid, an
+  // `api_key.used` summary (AuditWriter::EnqueueSummarized) per key id,
+  // client address and caller user agent, whose metadata `count` says how
+  // many valid verifications it stands for.
   void RecordVerify(const RequestInfo& info, absl::string_view tenant_slug,
                     absl::string_view client_ip, const VerifyOutcome& outcome);
 

@@ -20,6 +20,7 @@
 #include "server/app/app.h"
 #include "server/core/crypto.h"
 #include "server/core/key_format.h"
+#include "server/service/audit_json.h"
 #include "server/service/audit_writer.h"
 #include "server/storage/mysql/mysql_audit_store.h"
 #include "server/storage/mysql/mysql_key_store.h"
@@ -266,8 +267,113 @@ TEST_F(AuditTest, SustainedVerifyLoadRecordsEveryCallOnce) {
   }
   for (auto& th : threads) th.join();
   EXPECT_EQ(valid.load(), kThreads * kCalls);
-  EXPECT_EQ(Count(t, "action = 'api_key.used'"), kThreads * kCalls);
+  app_->audit_writer().Flush();
+  // Every valid verification is counted exactly once, in summaries of at
+  // most one window each (docs/audit.md "Verification summaries").
+  EXPECT_EQ(*db_->QueryValue(absl::StrCat(
+                "SELECT SUM(JSON_VALUE(metadata, '$.count')) FROM "
+                "audit_events WHERE tenant_id = ",
+                TenantId(t),
+                " AND action = 'api_key.used' AND JSON_VALUE(metadata, "
+                "'$.rpc') = 'lumo.auth.v1.AuthService.VerifyApiKey'")),
+            std::to_string(kThreads * kCalls));
+  EXPECT_LT(Count(t, "action = 'api_key.used'"), kThreads * kCalls / 10);
   EXPECT_EQ(app_->audit_writer().stats().dropped, 0u);
+}
+
+// Writes `n` summarized events under `key` for `tenant`.
+void EnqueueSummarized(service::AuditWriter& writer, int64_t tenant,
+                       const std::string& key, int n) {
+  for (int i = 0; i < n; ++i) {
+    storage::PendingAuditEvent e;
+    e.tenant_id = tenant;
+    e.event.action = "test.summary";
+    e.event.category = "authentication";
+    e.event.actor_type = "system";
+    e.event.actor_id = key;
+    e.event.request_id = absl::StrCat("req-", key, "-", i);
+    e.event.metadata_json = service::JsonObject().Add("k", key).Build();
+    EXPECT_TRUE(writer.EnqueueSummarized(key, std::move(e)));
+  }
+}
+
+TEST_F(AuditTest, SummariesFoldOneKeysEventsPerWindow) {
+  storage::MysqlAuditStore store(app_->key_store().shared_pool());
+  service::AuditWriterOptions options;
+  options.flush_interval = absl::Milliseconds(10);
+  options.summary_window = absl::Milliseconds(300);
+  const std::string t = UniqueSlug("summary");
+  NewTenant(t, {"admin:read"});
+  const int64_t tenant = std::stoll(TenantId(t));
+  service::AuditWriter writer(&store, options);
+  EnqueueSummarized(writer, tenant, "a", 5);
+  EnqueueSummarized(writer, tenant, "b", 3);
+  EXPECT_EQ(writer.stats().open_summaries, 2u);
+  EXPECT_EQ(writer.stats().summarized, 6u);
+  // Without any Flush: the windows end and the summaries are written.
+  const absl::Time deadline = absl::Now() + absl::Seconds(10);
+  while (Count(t, "action = 'test.summary'") < 2 && absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(20));
+  }
+  EXPECT_EQ(Count(t,
+                  "action = 'test.summary' AND actor_id = 'a' AND "
+                  "JSON_VALUE(metadata, '$.count') = 5 AND request_id = "
+                  "'req-a-0' AND JSON_VALUE(metadata, '$.k') = 'a'"),
+            1);
+  EXPECT_EQ(Count(t,
+                  "action = 'test.summary' AND actor_id = 'b' AND "
+                  "JSON_VALUE(metadata, '$.count') = 3"),
+            1);
+  // A later use of the same key opens a new summary.
+  EnqueueSummarized(writer, tenant, "a", 2);
+  writer.Flush();  // queues open summaries at once
+  EXPECT_EQ(writer.stats().open_summaries, 0u);
+  EXPECT_EQ(Count(t,
+                  "action = 'test.summary' AND actor_id = 'a' AND "
+                  "JSON_VALUE(metadata, '$.count') = 2 AND request_id = "
+                  "'req-a-0'"),
+            1);
+  EXPECT_EQ(Count(t, "action = 'test.summary'"), 3);
+  auto chain = store.VerifyChain(tenant);
+  ASSERT_TRUE(chain.ok()) << chain.status();
+  EXPECT_TRUE(chain->ok) << chain->problem;
+}
+
+TEST_F(AuditTest, SummariesWithoutWindowOrRoomAreWrittenOneByOne) {
+  storage::MysqlAuditStore store(app_->key_store().shared_pool());
+  const std::string t = UniqueSlug("nosummary");
+  NewTenant(t, {"admin:read"});
+  const int64_t tenant = std::stoll(TenantId(t));
+  {
+    service::AuditWriterOptions options;
+    options.summary_window = absl::ZeroDuration();
+    service::AuditWriter writer(&store, options);
+    EnqueueSummarized(writer, tenant, "zero", 3);
+    writer.Flush();
+  }
+  EXPECT_EQ(Count(t,
+                  "action = 'test.summary' AND actor_id = 'zero' AND "
+                  "JSON_VALUE(metadata, '$.count') = 1"),
+            3);
+  {
+    service::AuditWriterOptions options;
+    options.summary_window = absl::Hours(1);
+    options.max_summaries = 1;
+    service::AuditWriter writer(&store, options);
+    EnqueueSummarized(writer, tenant, "open", 4);
+    // No room for a second open summary: queued on their own.
+    EnqueueSummarized(writer, tenant, "full", 2);
+    EXPECT_EQ(writer.stats().open_summaries, 1u);
+    // Destroying the writer (Stop) writes the open summary.
+  }
+  EXPECT_EQ(Count(t,
+                  "action = 'test.summary' AND actor_id = 'open' AND "
+                  "JSON_VALUE(metadata, '$.count') = 4"),
+            1);
+  EXPECT_EQ(Count(t,
+                  "action = 'test.summary' AND actor_id = 'full' AND "
+                  "JSON_VALUE(metadata, '$.count') = 1"),
+            2);
 }
 
 TEST_F(AuditTest, LastUsedAtMovesWithCoalescedWrites) {

@@ -343,12 +343,20 @@ class Bench:
         quiet, quiet_addr = self.start_server(
             "server-audit-off", "--verify_cache_ttl=3600s",
             "--bench_disable_usage_audit")
+        # One audit row per verification (the summary window off), the
+        # behaviour before verification summaries (docs/audit.md).
+        percall, percall_addr = self.start_server(
+            "server-audit-per-call", "--verify_cache_ttl=3600s",
+            "--verify_usage_window=0s")
         qpid = [quiet.pid]
         self.load("verify_warm_audit", loud_addr, [loud.pid], "--rpc=verify",
                   f"--key_file={small}", *common)
         self.load("verify_audit_off", quiet_addr, qpid, "--rpc=verify",
                   f"--key_file={small}", *common)
+        self.load("verify_audit_per_call", percall_addr, [percall.pid],
+                  "--rpc=verify", f"--key_file={small}", *common)
         self.stop(loud)
+        self.stop(percall)
         with open(small) as f:
             good = f.readline().strip()
         malformed = self.write_secret("malformed.key",
@@ -380,6 +388,8 @@ class Bench:
         ("bad_checksum", "verify_audit_off", 1.0, None, "bad-checksum key"),
         ("verify_warm_audit", "verify_audit_off", None, None,
          "verify warm, audit on"),
+        ("verify_audit_per_call", "verify_audit_off", None, None,
+         "verify warm, audit row/call"),
         ("insert_raw", None, None, None, "raw INSERT+COMMIT"),
         ("create", "insert_raw", 0.5, None, "CreateApiKey"),
         ("rotate", "insert_raw", 0.5, None, "RotateApiKey"),
