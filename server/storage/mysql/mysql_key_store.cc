@@ -523,19 +523,27 @@ absl::StatusOr<ApiKeyRecord> MysqlKeyStore::RotateKey(
 
         // A rotation also ends earlier grace periods that would outlast its
         // own: a grace-0 rotation (suspected leak) kills every old secret.
-        s.Step("cap earlier grace periods");
-        sql::PreparedStatement& cap = s.Prepare(
-            "UPDATE api_key_retired_secrets SET valid_until = ?"
-            " WHERE tenant_id = ? AND key_id = ? AND key_version < ?"
-            " AND valid_until > ?");
-        if (absl::Status st = BindTime(cap, 1, valid_until); !st.ok())
-          return st;
-        cap.setInt64(2, tenant_id);
-        cap.setString(3, Str(id));
-        cap.setInt64(4, old_version);
-        if (absl::Status st = BindTime(cap, 5, valid_until); !st.ok())
-          return st;
-        s.Update(cap);
+        // The locked read's grace column is the latest valid_until among
+        // the retired secrets this rotation keeps (the older ones are
+        // pruned below), so when it is not later than the new bound there
+        // is nothing to cap and the statement is skipped.
+        const bool cap_needed = key.previous_secret_valid_until.has_value() &&
+                                *key.previous_secret_valid_until > valid_until;
+        if (cap_needed) {
+          s.Step("cap earlier grace periods");
+          sql::PreparedStatement& cap = s.Prepare(
+              "UPDATE api_key_retired_secrets SET valid_until = ?"
+              " WHERE tenant_id = ? AND key_id = ? AND key_version < ?"
+              " AND valid_until > ?");
+          if (absl::Status st = BindTime(cap, 1, valid_until); !st.ok())
+            return st;
+          cap.setInt64(2, tenant_id);
+          cap.setString(3, Str(id));
+          cap.setInt64(4, old_version);
+          if (absl::Status st = BindTime(cap, 5, valid_until); !st.ok())
+            return st;
+          s.Update(cap);
+        }
 
         // Keep the newest kMaxRetiredSecrets: versions are distinct integers,
         // so those above old_version - kMaxRetiredSecrets are at most that
