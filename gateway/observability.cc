@@ -13,28 +13,6 @@ namespace {
 // Same bound as the server's access log.
 constexpr size_t kMaxTenantInLog = 64;
 
-const char* GrpcCodeLabel(grpc::StatusCode code) {
-  static constexpr const char* kNames[] = {"OK",
-                                           "CANCELLED",
-                                           "UNKNOWN",
-                                           "INVALID_ARGUMENT",
-                                           "DEADLINE_EXCEEDED",
-                                           "NOT_FOUND",
-                                           "ALREADY_EXISTS",
-                                           "PERMISSION_DENIED",
-                                           "RESOURCE_EXHAUSTED",
-                                           "FAILED_PRECONDITION",
-                                           "ABORTED",
-                                           "OUT_OF_RANGE",
-                                           "UNIMPLEMENTED",
-                                           "INTERNAL",
-                                           "UNAVAILABLE",
-                                           "DATA_LOSS",
-                                           "UNAUTHENTICATED"};
-  const int i = static_cast<int>(code);
-  return i >= 0 && i <= 16 ? kNames[i] : "UNKNOWN";
-}
-
 }  // namespace
 
 absl::string_view MethodLabel(absl::string_view method) {
@@ -129,7 +107,8 @@ Responder GatewayMetrics::Observe(const RequestLabels& labels,
 }
 
 void GatewayMetrics::UpstreamError(grpc::StatusCode code) {
-  upstream_errors_.WithLabels({GrpcCodeLabel(code)}).Increment();
+  upstream_errors_.WithLabels({metrics::GrpcCodeName(static_cast<int>(code))})
+      .Increment();
 }
 
 }  // namespace lumo::gateway

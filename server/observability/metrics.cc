@@ -5,6 +5,7 @@
 #include <cstdlib>
 #include <limits>
 
+#include "absl/status/status.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 
@@ -149,6 +150,11 @@ Histogram::Snapshot Histogram::Snap() const {
     snap.cumulative[b] += snap.cumulative[b - 1];
   }
   return snap;
+}
+
+std::string GrpcCodeName(int code) {
+  if (code < 0 || code > 16) return "UNKNOWN";
+  return absl::StatusCodeToString(static_cast<absl::StatusCode>(code));
 }
 
 std::vector<double> LatencyBuckets() {

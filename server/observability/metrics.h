@@ -108,6 +108,12 @@ class Histogram {
 // Default latency buckets in seconds: 50 µs .. 10 s.
 std::vector<double> LatencyBuckets();
 
+// The label for gRPC status code `code`: its canonical name ("OK",
+// "NOT_FOUND", ...; gRPC and absl::StatusCode share numbers and names),
+// "UNKNOWN" outside 0-16. For metric labels and log fields of both the
+// server and the gateway.
+std::string GrpcCodeName(int code);
+
 // One metric name with its label names and a series per distinct tuple of
 // label values. `T` is Counter, Gauge or Histogram.
 template <typename T>

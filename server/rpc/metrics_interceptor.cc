@@ -69,7 +69,7 @@ class MetricsInterceptor : public grpc::experimental::Interceptor {
     }
     log::Line(level, "rpc")
         .Str("rpc", m_.rpc)
-        .Str("code", GrpcCodeName(code))
+        .Str("code", metrics::GrpcCodeName(code))
         .Num("latency_ms", seconds * 1e3)
         .Str("request_id", request_id_)
         .Str("tenant", tenant);
@@ -83,34 +83,12 @@ class MetricsInterceptor : public grpc::experimental::Interceptor {
 
 }  // namespace
 
-const char* GrpcCodeName(int code) {
-  static constexpr const char* kNames[] = {"OK",
-                                           "CANCELLED",
-                                           "UNKNOWN",
-                                           "INVALID_ARGUMENT",
-                                           "DEADLINE_EXCEEDED",
-                                           "NOT_FOUND",
-                                           "ALREADY_EXISTS",
-                                           "PERMISSION_DENIED",
-                                           "RESOURCE_EXHAUSTED",
-                                           "FAILED_PRECONDITION",
-                                           "ABORTED",
-                                           "OUT_OF_RANGE",
-                                           "UNIMPLEMENTED",
-                                           "INTERNAL",
-                                           "UNAVAILABLE",
-                                           "DATA_LOSS",
-                                           "UNAUTHENTICATED"};
-  if (code < 0 || code > 16) return "UNKNOWN";
-  return kNames[code];
-}
-
 metrics::Counter& MetricsInterceptorFactory::MethodMetrics::ForCode(int code) {
   if (code < 0 || code > 16) code = 2;  // UNKNOWN
   metrics::Counter* c = by_code[code].load(std::memory_order_acquire);
   if (c == nullptr) {
     // Racing threads get the same series from the family.
-    c = &requests->WithLabels({rpc, GrpcCodeName(code)});
+    c = &requests->WithLabels({rpc, metrics::GrpcCodeName(code)});
     by_code[code].store(c, std::memory_order_release);
   }
   return *c;

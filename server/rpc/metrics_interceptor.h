@@ -29,9 +29,6 @@
 
 namespace lumo::rpc {
 
-// The canonical name of a gRPC status code ("OK", "NOT_FOUND", ...).
-const char* GrpcCodeName(int code);
-
 class MetricsInterceptorFactory
     : public grpc::experimental::ServerInterceptorFactoryInterface {
  public:

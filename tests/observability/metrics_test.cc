@@ -192,5 +192,16 @@ TEST(LatencyBucketsTest, StrictlyIncreasing) {
   for (size_t i = 1; i < b.size(); ++i) EXPECT_LT(b[i - 1], b[i]);
 }
 
+TEST(GrpcCodeNameTest, CanonicalNamesAndUnknownOutsideTheRange) {
+  EXPECT_EQ(GrpcCodeName(0), "OK");
+  EXPECT_EQ(GrpcCodeName(4), "DEADLINE_EXCEEDED");
+  EXPECT_EQ(GrpcCodeName(5), "NOT_FOUND");
+  EXPECT_EQ(GrpcCodeName(8), "RESOURCE_EXHAUSTED");
+  EXPECT_EQ(GrpcCodeName(14), "UNAVAILABLE");
+  EXPECT_EQ(GrpcCodeName(16), "UNAUTHENTICATED");
+  EXPECT_EQ(GrpcCodeName(-1), "UNKNOWN");
+  EXPECT_EQ(GrpcCodeName(17), "UNKNOWN");
+}
+
 }  // namespace
 }  // namespace lumo::metrics
