@@ -30,6 +30,7 @@
 #include "server/observability/log.h"
 #include "server/observability/metrics.h"
 #include "server/observability/metrics_http.h"
+#include "server/observability/observability_flags.h"
 
 ABSL_FLAG(std::string, listen, "127.0.0.1:8080",
           "HTTP listen address host:port");
@@ -72,15 +73,8 @@ ABSL_FLAG(std::string, upstream_tls_key_file, "",
 ABSL_FLAG(std::string, upstream_tls_server_name, "",
           "Name the server certificate must carry (default: the host of "
           "--upstream)");
-// [metrics and logs flags] (issue 9)
-ABSL_FLAG(std::string, log_level, "info",
-          "Least severe log level written to stderr: debug|info|warning|error "
-          "(per-request access lines are info)");
-ABSL_FLAG(std::string, metrics_listen, "",
-          "Admin address host:port serving Prometheus metrics at /metrics "
-          "(plain HTTP); empty: no metrics listener");
-ABSL_FLAG(bool, metrics_allow_remote, false,
-          "Allow --metrics_listen on a non-loopback address");
+// [metrics and logs flags] (issue 9): --log_level, --metrics_listen and
+// --metrics_allow_remote come from server/observability/observability_flags.
 // [portal flags] (issue 6, docs/portal.md)
 ABSL_FLAG(std::string, portal_dir, LUMO_DEFAULT_PORTAL_DIR,
           "Directory of the tenant portal's static files; empty: no portal "
@@ -109,18 +103,9 @@ int main(int argc, char** argv) {
       "  lumokeys-gateway --upstream=127.0.0.1:50051 --listen=127.0.0.1:8080\n"
       "SIGTERM/SIGINT drain and stop; SIGHUP reloads the TLS files.");
   // [metrics and logs: level, registry] (issue 9)
-  {
-    lumo::log::Level level;
-    if (!lumo::log::ParseLevel(absl::GetFlag(FLAGS_log_level), &level)) {
-      Fatal("--log_level: expected debug, info, warning or error");
-    }
-    lumo::log::SetMinLevel(level);
-    if (absl::Status ok = lumo::metrics::CheckMetricsListen(
-            absl::GetFlag(FLAGS_metrics_listen),
-            absl::GetFlag(FLAGS_metrics_allow_remote));
-        !ok.ok()) {
-      Fatal(ok.message());
-    }
+  if (absl::Status ok = lumo::observability::ApplyObservabilityFlags();
+      !ok.ok()) {
+    Fatal(ok.message());
   }
   lumo::metrics::Registry metrics_registry;
   lumo::gateway::GatewayMetrics gateway_metrics(metrics_registry);
@@ -300,14 +285,14 @@ int main(int argc, char** argv) {
             {{}, static_cast<double>(server.open_connections())}};
       });
   lumo::metrics::MetricsHttpServer metrics_server(&metrics_registry);
-  if (!absl::GetFlag(FLAGS_metrics_listen).empty()) {
+  if (!lumo::observability::MetricsListenFlag().empty()) {
     if (absl::Status started =
-            metrics_server.Start(absl::GetFlag(FLAGS_metrics_listen));
+            metrics_server.Start(lumo::observability::MetricsListenFlag());
         !started.ok()) {
       Fatal(absl::StrCat("--metrics_listen: ", started.message()));
     }
     lumo::log::Line(lumo::log::Level::kInfo, "serving metrics")
-        .Str("metrics_listen", absl::GetFlag(FLAGS_metrics_listen))
+        .Str("metrics_listen", lumo::observability::MetricsListenFlag())
         .Int("metrics_port", metrics_server.bound_port());
   }
 

@@ -39,6 +39,7 @@
 // [metrics and logs includes] (issue 9)
 #include "server/observability/log.h"
 #include "server/observability/metrics_http.h"
+#include "server/observability/observability_flags.h"
 
 ABSL_FLAG(std::string, listen, "127.0.0.1:50051",
           "gRPC listen address host:port");
@@ -124,16 +125,8 @@ ABSL_FLAG(absl::Duration, drain_delay, absl::ZeroDuration(),
           "After SIGTERM, how long health reports NOT_SERVING while calls "
           "are still accepted (lets load balancers move traffic away) before "
           "the --shutdown_grace drain starts");
-// [metrics and logs flags] (issue 9)
-ABSL_FLAG(std::string, log_level, "info",
-          "Least severe log level written to stderr: debug|info|warning|error "
-          "(per-call access lines are info; OK VerifyApiKey and health calls "
-          "are debug)");
-ABSL_FLAG(std::string, metrics_listen, "",
-          "Admin address host:port serving Prometheus metrics at /metrics "
-          "(plain HTTP); empty: no metrics listener");
-ABSL_FLAG(bool, metrics_allow_remote, false,
-          "Allow --metrics_listen on a non-loopback address");
+// [metrics and logs flags] (issue 9): --log_level, --metrics_listen and
+// --metrics_allow_remote come from server/observability/observability_flags.
 // [replication flags] (issue 7): docs/replication.md.
 ABSL_FLAG(bool, replication, true,
           "Register in the replicas table and tail the key_changes feed, so "
@@ -225,18 +218,9 @@ int main(int argc, char** argv) {
       "SIGTERM/SIGINT drain and stop; SIGHUP reloads the TLS files and the "
       "pepper file.");
   // [metrics and logs: level] (issue 9)
-  {
-    lumo::log::Level level;
-    if (!lumo::log::ParseLevel(absl::GetFlag(FLAGS_log_level), &level)) {
-      Fatal("--log_level: expected debug, info, warning or error");
-    }
-    lumo::log::SetMinLevel(level);
-    if (absl::Status ok = lumo::metrics::CheckMetricsListen(
-            absl::GetFlag(FLAGS_metrics_listen),
-            absl::GetFlag(FLAGS_metrics_allow_remote));
-        !ok.ok()) {
-      Fatal(ok.message());
-    }
+  if (absl::Status ok = lumo::observability::ApplyObservabilityFlags();
+      !ok.ok()) {
+    Fatal(ok.message());
   }
   // [mutex deadlock detection off] (issue 7): Debian's Abseil is built
   // without NDEBUG, so every absl::Mutex::Lock also maintained a lock graph
@@ -492,14 +476,14 @@ int main(int argc, char** argv) {
                    ",\"internal_port\":", internal_port));
   // [metrics listener] (issue 9)
   lumo::metrics::MetricsHttpServer metrics_server(&(*app)->metrics());
-  if (!absl::GetFlag(FLAGS_metrics_listen).empty()) {
+  if (!lumo::observability::MetricsListenFlag().empty()) {
     if (absl::Status started =
-            metrics_server.Start(absl::GetFlag(FLAGS_metrics_listen));
+            metrics_server.Start(lumo::observability::MetricsListenFlag());
         !started.ok()) {
       Fatal(absl::StrCat("--metrics_listen: ", started.message()));
     }
     lumo::log::Line(lumo::log::Level::kInfo, "serving metrics")
-        .Str("metrics_listen", absl::GetFlag(FLAGS_metrics_listen))
+        .Str("metrics_listen", lumo::observability::MetricsListenFlag())
         .Int("metrics_port", metrics_server.bound_port());
   }
   // [replication start-up log] (issue 7)
