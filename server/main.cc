@@ -489,7 +489,7 @@ int main(int argc, char** argv) {
   // [replication start-up log] (issue 7)
   if ((*app)->replica_sync() != nullptr) {
     std::string fields = "\"replica_id\":";
-    lumo::service::AppendJsonString(fields, (*app)->replica_sync()->id());
+    lumo::log::AppendJsonString(fields, (*app)->replica_sync()->id());
     absl::StrAppend(
         &fields, ",\"ack_timeout_ms\":",
         absl::ToInt64Milliseconds((*app)->replica_sync()->ack_timeout()));

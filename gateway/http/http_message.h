@@ -83,8 +83,8 @@ HttpResponse DefaultErrorRenderer(int status, absl::string_view code,
                                   absl::string_view message,
                                   absl::string_view request_id);
 
-// `s` as a JSON string literal, quotes included; escapes '"', '\\' and every
-// byte below 0x20. Bytes >= 0x80 are copied unchanged.
+// `s` as a JSON string literal, quotes included (log::AppendJsonString:
+// escapes '"', '\\' and control bytes; invalid UTF-8 becomes U+FFFD).
 std::string JsonQuote(absl::string_view s);
 
 }  // namespace lumo::gateway

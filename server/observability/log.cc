@@ -76,10 +76,58 @@ bool Enabled(Level level) {
 
 void SetOutputFd(int fd) { output_fd.store(fd, std::memory_order_relaxed); }
 
+namespace {
+
+// The length of the valid UTF-8 sequence of two or more bytes starting at
+// s[pos], or 0 when none starts there (RFC 3629: no overlongs, no
+// surrogates, nothing above U+10FFFF).
+size_t MultiByteSequenceAt(absl::string_view s, size_t pos) {
+  const auto byte = [&](size_t i) {
+    return static_cast<unsigned char>(s[pos + i]);
+  };
+  const unsigned char lead = byte(0);
+  size_t length;
+  unsigned char low = 0x80, high = 0xBF;  // bounds of the second byte
+  if (lead >= 0xC2 && lead <= 0xDF) {
+    length = 2;
+  } else if (lead >= 0xE0 && lead <= 0xEF) {
+    length = 3;
+    if (lead == 0xE0) low = 0xA0;   // overlong
+    if (lead == 0xED) high = 0x9F;  // surrogates
+  } else if (lead >= 0xF0 && lead <= 0xF4) {
+    length = 4;
+    if (lead == 0xF0) low = 0x90;   // overlong
+    if (lead == 0xF4) high = 0x8F;  // above U+10FFFF
+  } else {
+    return 0;
+  }
+  if (pos + length > s.size()) return 0;
+  if (byte(1) < low || byte(1) > high) return 0;
+  for (size_t i = 2; i < length; ++i) {
+    if ((byte(i) & 0xC0) != 0x80) return 0;
+  }
+  return length;
+}
+
+}  // namespace
+
 void AppendJsonString(std::string& out, absl::string_view s) {
   static constexpr char kHex[] = "0123456789abcdef";
   out += '"';
-  for (unsigned char c : s) {
+  size_t pos = 0;
+  while (pos < s.size()) {
+    const auto c = static_cast<unsigned char>(s[pos]);
+    if (c >= 0x80) {
+      if (const size_t length = MultiByteSequenceAt(s, pos); length > 0) {
+        out.append(s.data() + pos, length);
+        pos += length;
+      } else {
+        out += "\xEF\xBF\xBD";  // U+FFFD
+        ++pos;
+      }
+      continue;
+    }
+    ++pos;
     switch (c) {
       case '"':
         out += "\\\"";

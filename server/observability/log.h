@@ -41,8 +41,13 @@ bool Enabled(Level level);
 // Where lines go: stderr's file descriptor by default (tests may redirect).
 void SetOutputFd(int fd);
 
-// Appends `s` to `out` as a JSON string literal (quotes included). Bytes
-// >= 0x80 are copied unchanged.
+// Appends `s` to `out` as a JSON string literal (quotes included): `"` and
+// `\` escaped, \n \r \t as such, other control bytes and DEL as \u00XX,
+// valid UTF-8 sequences copied, and every byte that does not start a valid
+// UTF-8 sequence (overlong, surrogate, above U+10FFFF, truncated) replaced
+// by U+FFFD, so the result is always valid JSON text. The one JSON string
+// writer of the log lines, the audit metadata and export, and the
+// gateway's error bodies.
 void AppendJsonString(std::string& out, absl::string_view s);
 
 // Builds one line and writes it when destroyed, if its level is enabled:

@@ -3,6 +3,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
 #include "google/protobuf/util/json_util.h"
+#include "server/observability/log.h"
 #include "server/rpc/convert.h"
 #include "server/service/audit_json.h"
 
@@ -27,7 +28,7 @@ std::string MetadataText(const AuditEvent& e) {
 }
 
 void AppendJsonEvent(std::string& out, const AuditEvent& e) {
-  using service::AppendJsonString;
+  using log::AppendJsonString;
   out += "{\"id\":";
   AppendJsonString(out, e.id());
   out += ",\"action\":";

@@ -1,4 +1,5 @@
-// A minimal JSON object writer for audit metadata. Thread-compatible.
+// A minimal JSON object writer for audit metadata (strings through
+// log::AppendJsonString). Thread-compatible.
 #ifndef LUMOKEYS_SERVER_SERVICE_AUDIT_JSON_H_
 #define LUMOKEYS_SERVER_SERVICE_AUDIT_JSON_H_
 
@@ -9,10 +10,6 @@
 #include "absl/strings/string_view.h"
 
 namespace lumo::service {
-
-// Appends `s` to `out` as a JSON string literal (quotes included). Invalid
-// UTF-8 bytes are replaced by U+FFFD.
-void AppendJsonString(std::string& out, absl::string_view s);
 
 // `object_json` (a JSON object's text, as JsonObject::Build makes it) with
 // the member "count": `count` added at its end.

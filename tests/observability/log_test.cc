@@ -6,6 +6,7 @@
 #include <regex>
 #include <string>
 
+#include "absl/strings/string_view.h"
 #include "gtest/gtest.h"
 
 namespace lumo::log {
@@ -108,6 +109,28 @@ TEST(ParseLevelTest, AcceptsTheFourLevelsOnly) {
   EXPECT_FALSE(ParseLevel("fatal", &level));
   EXPECT_FALSE(ParseLevel("INFO", &level));
   EXPECT_FALSE(ParseLevel("", &level));
+}
+
+TEST(AppendJsonStringTest, EscapesControlsAndReplacesInvalidUtf8) {
+  auto quote = [](absl::string_view s) {
+    std::string out;
+    AppendJsonString(out, s);
+    return out;
+  };
+  EXPECT_EQ(quote("a\"b\\c\n\r\t\x01\x7f"),
+            "\"a\\\"b\\\\c\\n\\r\\t\\u0001\\u007f\"");
+  // Valid sequences of 2, 3 and 4 bytes are copied.
+  EXPECT_EQ(quote("caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80"),
+            "\"caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80\"");
+  const std::string fffd = "\xEF\xBF\xBD";
+  // A stray continuation byte, a lone lead byte, a truncated sequence.
+  EXPECT_EQ(quote("\x80"), "\"" + fffd + "\"");
+  EXPECT_EQ(quote("\xc3x"), "\"" + fffd + "x\"");
+  EXPECT_EQ(quote("\xe2\x82"), "\"" + fffd + fffd + "\"");
+  // Overlong '/', a UTF-16 surrogate, a code point above U+10FFFF.
+  EXPECT_EQ(quote("\xc0\xaf"), "\"" + fffd + fffd + "\"");
+  EXPECT_EQ(quote("\xed\xa0\x80"), "\"" + fffd + fffd + fffd + "\"");
+  EXPECT_EQ(quote("\xf4\x90\x80\x80"), "\"" + fffd + fffd + fffd + fffd + "\"");
 }
 
 }  // namespace

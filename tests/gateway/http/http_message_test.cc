@@ -67,6 +67,11 @@ TEST(ErrorCodeForStatus, NamesTheServersOwnErrors) {
 TEST(JsonQuote, EscapesQuotesBackslashesAndControls) {
   EXPECT_EQ(JsonQuote("a\"b\\c\n\x01"), "\"a\\\"b\\\\c\\n\\u0001\"");
   EXPECT_EQ(JsonQuote("caf\xc3\xa9"), "\"caf\xc3\xa9\"");
+  // Invalid UTF-8 never reaches a JSON body as such.
+  EXPECT_EQ(JsonQuote("a\xff"
+                      "b\xc3"),
+            "\"a\xEF\xBF\xBD"
+            "b\xEF\xBF\xBD\"");
 }
 
 }  // namespace
