@@ -12,10 +12,10 @@
 // byte of the stream. Errors map to HTTP statuses exactly as documented in
 // http_server.h.
 //
-// Segmentation independence: for any byte stream, the state, status and
-// total bytes consumed that the framer ends in do not depend on how the
-// stream was split across calls (tests/fuzz/http_request_fuzzer.cc checks
-// this).
+// Segmentation independence: for any byte stream, the state, status, error
+// message and total bytes consumed that the framer ends in do not depend on
+// how the stream was split across calls (tests/fuzz/http_request_fuzzer.cc
+// checks this).
 //
 // Not thread-safe: one framer belongs to one connection.
 #ifndef LUMOKEYS_GATEWAY_HTTP_REQUEST_FRAMER_H_
