@@ -5,9 +5,11 @@
 // Responders post back onto that strand. A request's head is located and
 // validated by wire::ParseRequestHead (stricter than Beast, which for
 // instance accepts obs-fold and ignores unknown Transfer-Encodings) and then
-// fed to Beast's request parser, which does the body framing (Content-Length
-// or chunked) and enforces the body limit; both live in RequestFramer
-// (request_framer.h), which holds no socket so it can be fuzzed.
+// fed to Beast's request parser, which frames a Content-Length body; a
+// chunked body is decoded by RequestFramer's own decoder (so that its
+// outcome does not depend on how the bytes arrive). Both live in
+// RequestFramer (request_framer.h), which holds no socket so it can be
+// fuzzed.
 #include "gateway/http/http_server.h"
 
 #include <algorithm>

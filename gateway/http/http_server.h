@@ -1,6 +1,7 @@
-// A small, hardened HTTP/1.1 server (Boost.Beast's parser for message framing
-// over Boost.Asio) that hands complete requests to a Handler. It knows nothing
-// about what it serves. Boost stays out of this header.
+// A small, hardened HTTP/1.1 server (Boost.Beast's parser for Content-Length
+// framing, its own for chunked, over Boost.Asio) that hands complete
+// requests to a Handler. It knows nothing about what it serves. Boost stays
+// out of this header.
 //
 // Per connection: requests are read and answered one at a time (keep-alive
 // for HTTP/1.1 unless "Connection: close"; HTTP/1.0 closes after one
@@ -8,15 +9,18 @@
 // 100-continue" gets an interim 100 once the head is accepted. The server
 // answers itself, with `error_renderer`'s body, and closes the connection,
 // when a request is:
-//   400  malformed (see wire::ParseRequestHead; also bad chunked framing)
+//   400  malformed (see wire::ParseRequestHead; also bad chunked framing,
+//        including a chunk-size line over 1 KiB: RequestFramer::ReadBody)
 //   408  not fully received within request_timeout of its first byte (of
 //        the accept, for a connection's first request); a connection that
 //        sent nothing is closed without a response
 //   413  declaring a Content-Length above max_body_bytes (answered from the
 //        head, before any body byte is read or 100 is sent) or chunked past
-//        it (answered at the first chunk header that goes over)
+//        it (answered at the end of the first chunk-size line that goes
+//        over, before its data)
 //   414  with a request-target over 8 KiB
-//   431  with a head over max_header_bytes or over 100 header fields
+//   431  with a head over max_header_bytes or over 100 header fields, or
+//        chunked trailer fields over max_header_bytes
 //   503  not answered by the handler within request_timeout of its first
 //        byte (a later response is dropped), or arriving over
 //        max_connections (accepted, answered, closed)

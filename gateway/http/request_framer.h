@@ -5,10 +5,17 @@
 // on raw bytes (tests/fuzz/http_request_fuzzer.cc).
 //
 // The head is located (CRLFCRLF, at most two leading empty lines skipped as
-// RFC 9112 §2.2 allows) and validated by wire::ParseRequestHead; the body is
-// framed (Content-Length or chunked) by Boost.Beast's request parser, fed the
-// already validated head. Errors map to HTTP statuses exactly as documented
-// in http_server.h.
+// RFC 9112 §2.2 allows) and validated by wire::ParseRequestHead (and fed to
+// Boost.Beast's request parser, which must accept it too). A Content-Length
+// body is framed by that Beast parser; a chunked body by this framer's own
+// decoder (see ReadBody), so that every chunked decision is made at a fixed
+// byte of the stream. Errors map to HTTP statuses exactly as documented in
+// http_server.h.
+//
+// Segmentation independence: for any byte stream, the state, status, error
+// message and total bytes consumed that the framer ends in do not depend on
+// how the stream was split across calls (tests/fuzz/http_request_fuzzer.cc
+// checks this).
 //
 // Not thread-safe: one framer belongs to one connection.
 #ifndef LUMOKEYS_GATEWAY_HTTP_REQUEST_FRAMER_H_
@@ -26,8 +33,12 @@ namespace lumo::gateway::internal {
 // Request line bytes beyond the target's limit tolerated before answering
 // 414 while the line is still incomplete (method, spaces, version).
 inline constexpr size_t kRequestLineSlack = 64;
-// Unconsumed body bytes (an incomplete chunk-size line) tolerated.
+// Unconsumed body bytes tolerated (a safety net: the body framers consume
+// every byte they are given).
 inline constexpr size_t kMaxPendingBodyBytes = 64 * 1024;
+// Longest chunk-size line (chunk size, extensions and CRLF) of a chunked
+// body; longer is 400.
+inline constexpr size_t kMaxChunkLineBytes = 1024;
 
 class RequestFramer {
  public:
@@ -59,6 +70,25 @@ class RequestFramer {
   // without body, or whose body was already in `data`: it is consumed).
   Step ReadHead(absl::string_view data);
   // Phase 2, after kHeadDone: the same contract for the body bytes.
+  //
+  // A chunked body (RFC 9112 §7.1) is decoded one framing byte at a time and
+  // every byte given is consumed, up to the end of the request; nothing is
+  // re-scanned, so each decision below is made at one fixed byte whatever
+  // the segmentation:
+  //   400 "malformed request body framing" at the first byte that cannot
+  //       continue a valid body: a chunk size that is not 1*HEXDIG, a chunk
+  //       extension that is not *( BWS ";" BWS token [ BWS "=" BWS ( token /
+  //       quoted-string ) ] ), a line not ended by CRLF, chunk data not
+  //       followed by CRLF, a trailer field line that is not token ":" and a
+  //       value without control bytes (HTAB allowed); also the byte that
+  //       makes a chunk-size line longer than kMaxChunkLineBytes;
+  //   413 "request body too large" at the LF of a chunk-size line whose size
+  //       would take the body over max_body_bytes (before any of its data;
+  //       a size beyond 64 bits counts as over);
+  //   431 "request trailers too large" at the byte that makes the trailer
+  //       section (with its final CRLF) longer than max_header_bytes.
+  // On kError, `consumed` excludes the deciding byte. Trailer fields are
+  // validated and dropped.
   Step ReadBody(absl::string_view data);
 
   // True once ReadHead accepted a head (also when a later limit failed, so
@@ -70,6 +100,7 @@ class RequestFramer {
 
  private:
   struct BeastParser;
+  class ChunkedDecoder;
 
   const size_t max_header_bytes_;
   const size_t max_body_bytes_;
@@ -77,7 +108,8 @@ class RequestFramer {
   int skipped_crlfs_ = 0;  // empty lines skipped before this request
   bool head_parsed_ = false;
   wire::RequestHead head_;
-  std::unique_ptr<BeastParser> parser_;
+  std::unique_ptr<BeastParser> parser_;      // Content-Length bodies
+  std::unique_ptr<ChunkedDecoder> chunked_;  // chunked bodies
 };
 
 }  // namespace lumo::gateway::internal
