@@ -21,7 +21,8 @@ class AuditE2ETest(harness.LumoServerTestCase):
     def setUpClass(cls):
         super().setUpClass()
         # The 10,000-row export can take several seconds on a busy machine.
-        cls.gw = harness.LumoGateway(cls.server, request_timeout="30s")
+        cls.gw = harness.LumoGateway(
+            cls.server, request_timeout="%ds" % (30 * harness.TIME_SCALE))
         cls.tenant = "acme-audit"
         cls.root = cls.new_tenant(cls.tenant)
         cls.root_id = cls.root[4:16]
@@ -447,7 +448,7 @@ class AuditE2ETest(harness.LumoServerTestCase):
         try:
             time.sleep(1.0)
             new = [self.create_key("tailed-%d" % i)["id"] for i in range(2)]
-            out, err = tail.communicate(timeout=20)
+            out, err = tail.communicate(timeout=20 * harness.TIME_SCALE)
         finally:
             if tail.poll() is None:
                 tail.kill()

@@ -45,6 +45,12 @@ import urllib.parse
 import http.client
 import json
 
+# Factor for waits that bound how long a test lets the product take (not
+# for assertions about the product's own deadlines). 1 normally;
+# tools/dev/sanitize.sh sets LUMO_TEST_TIME_SCALE because instrumented
+# processes are several times slower.
+TIME_SCALE = max(1, int(os.environ.get("LUMO_TEST_TIME_SCALE", "1") or "1"))
+
 
 class HarnessError(Exception):
     """The test environment is incomplete or the server did not come up."""

@@ -79,7 +79,8 @@ TEST_F(KeyServiceTest, CreateReturnsFullKeyOnceAndStoresOnlyItsDigest) {
   ASSERT_TRUE(fetched.ok());
   EXPECT_EQ(fetched->id, created->record.id);
   // The audit event names actor and target and carries no secret.
-  const storage::AuditEvent& event = store_.events().back();
+  // A copy: events() returns a snapshot by value.
+  const storage::AuditEvent event = store_.events().back();
   EXPECT_EQ(event.action, "api_key.created");
   EXPECT_EQ(event.category, "api_keys");
   EXPECT_EQ(event.actor_type, "api_key");
