@@ -231,14 +231,17 @@ std::string FormatChainVerification(
     const lumo::ops::v1::VerifyAuditChainResponse& reply) {
   if (reply.ok()) {
     return absl::StrCat("audit chain of ", Sanitize(tenant), ": intact (",
-                        reply.rows_checked(), " rows, last seq ",
+                        reply.rows_checked(), " rows in ",
+                        reply.lanes_checked(), " lanes, last seq ",
                         reply.last_seq(), ")\n");
   }
   std::string where =
       reply.first_broken_id() != 0
           ? absl::StrCat("row id ", reply.first_broken_id(), " (seq ",
-                         reply.first_broken_seq(), ")")
-          : absl::StrCat("seq ", reply.first_broken_seq());
+                         reply.first_broken_seq(), ", lane ",
+                         reply.first_broken_lane(), ")")
+          : absl::StrCat("seq ", reply.first_broken_seq(), " of lane ",
+                         reply.first_broken_lane());
   return absl::StrCat("audit chain of ", Sanitize(tenant), ": BROKEN at ",
                       where, ": ", Sanitize(reply.reason()), " (",
                       reply.rows_checked(), " rows verified before it)\n");

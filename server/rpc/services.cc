@@ -206,7 +206,8 @@ void FillVerifyResponse(const service::VerifyOutcome& outcome,
     key->set_tenant_slug(outcome.tenant_slug);
     key->set_name(outcome.name);
     for (const std::string& s : outcome.scopes) key->add_scopes(s);
-    if (outcome.expires_at) ToTimestamp(*outcome.expires_at, key->mutable_expires_at());
+    if (outcome.expires_at)
+      ToTimestamp(*outcome.expires_at, key->mutable_expires_at());
   }
 }
 
@@ -302,7 +303,8 @@ grpc::ServerUnaryReactor* OperatorServiceImpl::CreateTenant(
     grpc::CallbackServerContext* context,
     const lumo::ops::v1::CreateTenantRequest* request,
     lumo::ops::v1::CreateTenantResponse* response) {
-  static const auto& method = Method("lumo.ops.v1.OperatorService.CreateTenant");
+  static const auto& method =
+      Method("lumo.ops.v1.OperatorService.CreateTenant");
   return RunAuthenticated(
       *ctx_.auth, *ctx_.workers, context, method, "", false,
       [this, request, response](const Principal&,
@@ -392,6 +394,8 @@ grpc::ServerUnaryReactor* OperatorServiceImpl::VerifyAuditChain(
         response->set_first_broken_id(result->broken_id);
         response->set_reason(result->problem);
         response->set_last_seq(result->last_seq);
+        response->set_lanes_checked(result->lanes_checked);
+        response->set_first_broken_lane(result->broken_lane);
         return absl::OkStatus();
       });
 }

@@ -41,11 +41,14 @@ struct StoredAuditEvent {
   absl::Time created_at;
 };
 
-// Outcome of walking one tenant's chain.
+// Outcome of walking every chain lane of one tenant (docs/audit.md "Chain
+// lanes"): lanes in ascending order, each from its base to its head.
 struct ChainVerification {
   bool ok = true;
-  int64_t rows_checked = 0;
-  int64_t last_seq = 0;
+  int64_t rows_checked = 0;  // over all lanes
+  int lanes_checked = 0;     // lanes that verified to their head
+  int64_t last_seq = 0;      // the highest seq verified in any lane
+  int broken_lane = 0;       // when !ok: the lane of the break
   // When !ok: the first row that does not verify (0 when the break is not a
   // row, e.g. the head does not match the last row) and why.
   int64_t broken_id = 0;

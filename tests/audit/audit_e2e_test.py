@@ -359,22 +359,23 @@ class AuditE2ETest(harness.LumoServerTestCase):
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertTrue(json.loads(r.stdout)["ok"])
         target = self.server.sql(
-            "SELECT e.id, e.seq FROM audit_events e JOIN tenants t"
-            " ON t.id = e.tenant_id WHERE t.slug = '%s' AND e.seq IS NOT NULL"
-            " ORDER BY e.seq LIMIT 1 OFFSET 2" % slug
+            "SELECT e.id, e.seq, e.chain_lane FROM audit_events e JOIN tenants"
+            " t ON t.id = e.tenant_id WHERE t.slug = '%s' AND e.seq IS NOT"
+            " NULL ORDER BY e.id LIMIT 1 OFFSET 2" % slug
         ).stdout.splitlines()[1].split("\t")
-        row_id, seq = int(target[0]), int(target[1])
+        row_id, seq, lane = int(target[0]), int(target[1]), int(target[2])
         self.server.sql("UPDATE audit_events SET outcome = 'failure'"
                         " WHERE id = %d" % row_id)
         r = self.server.cli("--tenant", slug, "audit", "verify")
         self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
-        self.assertIn("BROKEN at row id %d (seq %d)" % (row_id, seq),
-                      r.stdout)
+        self.assertIn("BROKEN at row id %d (seq %d, lane %d)"
+                      % (row_id, seq, lane), r.stdout)
         r = self.server.cli("--json", "--tenant", slug, "audit", "verify")
         self.assertEqual(r.returncode, 1)
         doc = json.loads(r.stdout)
         self.assertEqual(int(doc["firstBrokenId"]), row_id)
         self.assertEqual(int(doc["firstBrokenSeq"]), seq)
+        self.assertEqual(int(doc.get("firstBrokenLane", 0)), lane)
         # An unknown tenant is an RPC error; no token is a usage error.
         r = self.server.cli("--tenant", "no-such-tenant", "audit", "verify")
         self.assertEqual(r.returncode, 3)
@@ -400,12 +401,13 @@ class AuditE2ETest(harness.LumoServerTestCase):
             " AND seq IS NOT NULL" % tenant_id).stdout.splitlines()[1])
         before = count()
         self.assertGreaterEqual(before, 5)
-        # Age the first three chained rows past the retention period (this
-        # edits them, but they are exactly the rows the purge removes).
+        # Age the first three rows of the writer's chain lane (0: the
+        # api_key.used rows of the calls above) past the retention period
+        # (this edits them, but they are exactly the rows the purge removes).
         self.server.sql(
             "UPDATE audit_events SET created_at = created_at - INTERVAL 40 DAY"
-            " WHERE tenant_id = %d AND seq IS NOT NULL AND seq <= 3"
-            % tenant_id)
+            " WHERE tenant_id = %d AND chain_lane = 0 AND seq IS NOT NULL"
+            " AND seq <= 3" % tenant_id)
         r = self.server.cli("--tenant", slug, "audit", "verify")
         self.assertEqual(r.returncode, 1, "aged rows must not verify")
         purge = subprocess.run(
@@ -415,7 +417,7 @@ class AuditE2ETest(harness.LumoServerTestCase):
         self.assertEqual(count(), before - 3)
         head = self.server.sql(
             "SELECT base_seq FROM audit_chain_heads WHERE tenant_id = %d"
-            % tenant_id).stdout.splitlines()[1]
+            " AND lane = 0" % tenant_id).stdout.splitlines()[1]
         self.assertEqual(int(head), 3)
         r = self.server.cli("--json", "--tenant", slug, "audit", "verify")
         self.assertEqual(r.returncode, 0, r.stdout + r.stderr)

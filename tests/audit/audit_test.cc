@@ -517,7 +517,8 @@ TEST_F(AuditTest, HashChainVerifiesAndNamesTheTamperedRow) {
   // Tamper with one row as the database administrator.
   const std::string victim = *db_->QueryValue(absl::StrCat(
       "SELECT id FROM audit_events WHERE tenant_id = ", tenant,
-      " AND action = 'api_key.used' ORDER BY seq LIMIT 1 OFFSET 2"));
+      " AND action = 'api_key.used' AND chain_lane = 0 ORDER BY seq LIMIT 1"
+      " OFFSET 2"));
   ASSERT_TRUE(db_->Execute(absl::StrCat(
                                "UPDATE audit_events SET ip_address = '1.2.3.4' "
                                "WHERE id = ",
@@ -538,15 +539,16 @@ TEST_F(AuditTest, HashChainVerifiesAndNamesTheTamperedRow) {
 TEST_F(AuditTest, DeletedRowIsDetected) {
   const std::string t = UniqueSlug("chain-del");
   const std::string root = NewTenant(t, {"admin:write"});
-  for (int i = 0; i < 3; ++i) ASSERT_EQ(Verify(root, t), lumo::auth::v1::VALID);
+  // Three admin calls: three api_key.used rows on the writer's lane 0.
+  for (int i = 0; i < 3; ++i) ASSERT_TRUE(Get(t, root, IdOf(root)).ok());
   app_->audit_writer().Flush();
   const int64_t tenant = std::stoll(TenantId(t));
   const std::string victim = *db_->QueryValue(
       absl::StrCat("SELECT id FROM audit_events WHERE tenant_id = ", tenant,
-                   " ORDER BY seq LIMIT 1 OFFSET 1"));
+                   " AND chain_lane = 0 ORDER BY seq LIMIT 1 OFFSET 1"));
   const std::string next = *db_->QueryValue(
       absl::StrCat("SELECT id FROM audit_events WHERE tenant_id = ", tenant,
-                   " ORDER BY seq LIMIT 1 OFFSET 2"));
+                   " AND chain_lane = 0 ORDER BY seq LIMIT 1 OFFSET 2"));
   ASSERT_TRUE(
       db_->Execute(absl::StrCat("DELETE FROM audit_events WHERE id = ", victim))
           .ok());
@@ -554,6 +556,100 @@ TEST_F(AuditTest, DeletedRowIsDetected) {
   ASSERT_TRUE(broken.ok());
   EXPECT_FALSE(broken->ok);
   EXPECT_EQ(absl::StrCat(broken->broken_id), next) << broken->problem;
+}
+
+// Chain lanes (docs/audit.md): concurrent lifecycle transactions of one
+// tenant append to different chains, every chain verifies, and a change in
+// any lane, its head or its last row is found.
+TEST_F(AuditTest, ConcurrentLifecycleWritesUseSeveralLanesThatAllVerify) {
+  const std::string t = UniqueSlug("lanes");
+  const std::string root = NewTenant(t, {"admin:write"});
+  constexpr int kThreads = 8;
+  constexpr int kCreates = 5;
+  std::vector<std::thread> threads;
+  std::atomic<int> created{0};
+  for (int i = 0; i < kThreads; ++i) {
+    threads.emplace_back([&] {
+      for (int j = 0; j < kCreates; ++j) {
+        ApiKey k;
+        grpc::Status st = CreateKey(t, root, {"admin:read"}, &k);
+        if (st.ok()) {
+          ++created;
+        } else {
+          ADD_FAILURE() << st.error_code() << " " << st.error_message();
+        }
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  ASSERT_EQ(created.load(), kThreads * kCreates);
+  app_->audit_writer().Flush();
+  const int64_t tenant = std::stoll(TenantId(t));
+  const int lanes = std::stoi(*db_->QueryValue(absl::StrCat(
+      "SELECT COUNT(DISTINCT chain_lane) FROM audit_events WHERE tenant_id = ",
+      tenant, " AND action = 'api_key.created'")));
+  EXPECT_GE(lanes, 2);
+  EXPECT_EQ(Count(t, "action = 'api_key.created' AND chain_lane = 0"), 0);
+  auto ok = app_->audit_store().VerifyChain(tenant);
+  ASSERT_TRUE(ok.ok()) << ok.status();
+  ASSERT_TRUE(ok->ok) << ok->problem;
+  EXPECT_EQ(
+      ok->rows_checked,
+      std::stoll(*db_->QueryValue(absl::StrCat(
+          "SELECT COUNT(*) FROM audit_events WHERE tenant_id = ", tenant))));
+  EXPECT_GE(ok->lanes_checked, lanes + 1);  // + the writer's lane 0
+
+  // Tamper with a created event (a transaction lane).
+  const std::string row = *db_->QueryValue(absl::StrCat(
+      "SELECT CONCAT(id, ' ', chain_lane) FROM audit_events WHERE tenant_id = ",
+      tenant, " AND action = 'api_key.created' ORDER BY id DESC LIMIT 1"));
+  const std::string id = row.substr(0, row.find(' '));
+  const int lane = std::stoi(row.substr(row.find(' ') + 1));
+  ASSERT_GT(lane, 0);
+  ASSERT_TRUE(db_->Execute(absl::StrCat("UPDATE audit_events SET outcome = "
+                                        "'failure' WHERE id = ",
+                                        id))
+                  .ok());
+  auto broken = app_->audit_store().VerifyChain(tenant);
+  ASSERT_TRUE(broken.ok());
+  EXPECT_FALSE(broken->ok);
+  EXPECT_EQ(absl::StrCat(broken->broken_id), id) << broken->problem;
+  EXPECT_EQ(broken->broken_lane, lane);
+  ASSERT_TRUE(db_->Execute(absl::StrCat("UPDATE audit_events SET outcome = "
+                                        "'success' WHERE id = ",
+                                        id))
+                  .ok());
+  auto restored = app_->audit_store().VerifyChain(tenant);
+  ASSERT_TRUE(restored.ok());
+  EXPECT_TRUE(restored->ok) << restored->problem;
+
+  // The lane's last row deleted: its head no longer matches.
+  const std::string last = *db_->QueryValue(
+      absl::StrCat("SELECT id FROM audit_events WHERE tenant_id = ", tenant,
+                   " AND chain_lane = ", lane, " ORDER BY seq DESC LIMIT 1"));
+  ASSERT_TRUE(
+      db_->Execute(absl::StrCat("DELETE FROM audit_events WHERE id = ", last))
+          .ok());
+  auto truncated = app_->audit_store().VerifyChain(tenant);
+  ASSERT_TRUE(truncated.ok());
+  EXPECT_FALSE(truncated->ok);
+  EXPECT_EQ(truncated->broken_lane, lane) << truncated->problem;
+
+  // A lane's head deleted: its rows are still walked, and fail at the end.
+  const std::string t2 = UniqueSlug("lanes-head");
+  NewTenant(t2, {"admin:read"});
+  const int64_t tenant2 = std::stoll(TenantId(t2));
+  const std::string lane2 = *db_->QueryValue(absl::StrCat(
+      "SELECT chain_lane FROM audit_events WHERE tenant_id = ", tenant2,
+      " AND chain_lane > 0 LIMIT 1"));
+  ASSERT_TRUE(db_->Execute(absl::StrCat("DELETE FROM audit_chain_heads WHERE "
+                                        "tenant_id = ",
+                                        tenant2, " AND lane = ", lane2))
+                  .ok());
+  auto headless = app_->audit_store().VerifyChain(tenant2);
+  ASSERT_TRUE(headless.ok());
+  EXPECT_FALSE(headless->ok);
+  EXPECT_EQ(absl::StrCat(headless->broken_lane), lane2) << headless->problem;
 }
 
 TEST_F(AuditTest, NoSecretEverReachesTheAuditTable) {

@@ -3,6 +3,7 @@
 #include <cppconn/prepared_statement.h>
 #include <cppconn/resultset.h>
 
+#include <atomic>
 #include <cstring>
 #include <memory>
 
@@ -15,15 +16,15 @@ constexpr char kLockHeadSql[] =
     "SELECT last_seq, last_hash,"
     " DATE_FORMAT(UTC_TIMESTAMP(6), '%Y-%m-%d %H:%i:%s.%f')"
     " FROM audit_chain_heads"
-    " WHERE tenant_id = ? FOR UPDATE";
+    " WHERE tenant_id = ? AND lane = ? FOR UPDATE";
 // Takes an exclusive lock on the (new or existing) head row directly, so
 // two first appends of one tenant serialise instead of deadlocking.
 constexpr char kCreateHeadSql[] =
-    "INSERT INTO audit_chain_heads (tenant_id, last_seq, last_hash)"
-    " VALUES (?, 0, ?) ON DUPLICATE KEY UPDATE last_seq = last_seq";
+    "INSERT INTO audit_chain_heads (tenant_id, lane, last_seq, last_hash)"
+    " VALUES (?, ?, 0, ?) ON DUPLICATE KEY UPDATE last_seq = last_seq";
 constexpr char kUpdateHeadSql[] =
     "UPDATE audit_chain_heads SET last_seq = ?, last_hash = ?"
-    " WHERE tenant_id = ?";
+    " WHERE tenant_id = ? AND lane = ?";
 
 void AppendField(std::string& out, absl::string_view field) {
   const uint32_t n = static_cast<uint32_t>(field.size());
@@ -34,6 +35,12 @@ void AppendField(std::string& out, absl::string_view field) {
 }
 
 }  // namespace
+
+int NextTransactionChainLane() {
+  static std::atomic<uint32_t> next{0};
+  return 1 + static_cast<int>(next.fetch_add(1, std::memory_order_relaxed) %
+                              kTransactionChainLanes);
+}
 
 void NormalizeAuditEvent(AuditEvent& event) {
   event.action = TruncateUtf8(event.action, 64);
@@ -53,14 +60,36 @@ void NormalizeAuditEvent(AuditEvent& event) {
   if (event.metadata_json.empty()) event.metadata_json = "{}";
 }
 
-absl::StatusOr<ChainHead> LockChainHead(Session& session, int64_t tenant_id) {
+void CreateChainHeads(Session& session, int64_t tenant_id) {
+  std::string sql =
+      "INSERT INTO audit_chain_heads (tenant_id, lane, last_seq, last_hash)"
+      " VALUES ";
+  for (int lane = 0; lane <= kTransactionChainLanes; ++lane) {
+    if (lane > 0) sql += ", ";
+    sql += "(?, ?, 0, ?)";
+  }
+  session.Step("create audit chain heads");
+  sql::PreparedStatement& stmt = session.Prepare(sql);
+  int p = 1;
+  for (int lane = 0; lane <= kTransactionChainLanes; ++lane) {
+    stmt.setInt64(p++, tenant_id);
+    stmt.setInt(p++, lane);
+    stmt.setString(p++, DigestColumn(core::Digest{}));
+  }
+  session.Update(stmt);
+}
+
+absl::StatusOr<ChainHead> LockChainHead(Session& session, int64_t tenant_id,
+                                        int lane) {
   for (int attempt = 0; attempt < 2; ++attempt) {
     session.Step("lock audit chain head");
     sql::PreparedStatement& lock = session.Prepare(kLockHeadSql);
     lock.setInt64(1, tenant_id);
+    lock.setInt(2, lane);
     std::unique_ptr<sql::ResultSet> rs = session.Query(lock);
     if (rs->next()) {
       ChainHead head;
+      head.lane = lane;
       head.last_seq = rs->getInt64(1);
       if (!ReadDigestColumn(rs->getString(2).asStdString(), &head.last_hash)) {
         return absl::InternalError("audit chain head has a malformed hash");
@@ -72,7 +101,8 @@ absl::StatusOr<ChainHead> LockChainHead(Session& session, int64_t tenant_id) {
     session.Step("create audit chain head");
     sql::PreparedStatement& create = session.Prepare(kCreateHeadSql);
     create.setInt64(1, tenant_id);
-    create.setString(2, DigestColumn(core::Digest{}));
+    create.setInt(2, lane);
+    create.setString(3, DigestColumn(core::Digest{}));
     session.Update(create);
   }
   return absl::InternalError("audit chain head vanished");
@@ -116,6 +146,7 @@ void UpdateChainHead(Session& session, int64_t tenant_id,
   stmt.setInt64(1, head.last_seq);
   stmt.setString(2, DigestColumn(head.last_hash));
   stmt.setInt64(3, tenant_id);
+  stmt.setInt(4, head.lane);
   session.Update(stmt);
 }
 

@@ -30,11 +30,12 @@ constexpr int kHash = 19;
 constexpr char kInsertPrefix[] =
     "INSERT INTO audit_events (tenant_id, action, category, actor_type,"
     " actor_id, target_type, target_id, outcome, suspicious, ip_address,"
-    " user_agent, request_id, metadata, created_at, seq, prev_hash, hash)"
+    " user_agent, request_id, metadata, created_at, seq, chain_lane,"
+    " prev_hash, hash)"
     " VALUES ";
 constexpr char kInsertRow[] =
-    "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
-constexpr int kInsertColumns = 17;
+    "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
+constexpr int kInsertColumns = 18;
 // Rows per INSERT statement.
 constexpr size_t kMaxRowsPerInsert = 500;
 constexpr int kVerifyChunk = 5000;
@@ -126,10 +127,11 @@ void InsertRows(Session& s, const std::vector<ChainedRow>& rows) {
       stmt->setString(p++, e.metadata_json);
       stmt->setString(p++, *r.created_at);
       stmt->setInt64(p++, r.seq);
+      stmt->setInt(p++, kWriterChainLane);
       stmt->setString(p++, DigestColumn(r.prev_hash));
       stmt->setString(p++, DigestColumn(r.hash));
     }
-    static_assert(kInsertColumns == 17);
+    static_assert(kInsertColumns == 18);
     s.Update(*stmt);
   }
 }
@@ -158,7 +160,8 @@ absl::Status MysqlAuditStore::AppendEvents(
     std::vector<ChainedRow> rows;
     rows.reserve(events.size());
     for (const auto& [tenant_id, list] : by_tenant) {
-      absl::StatusOr<ChainHead> head = LockChainHead(s, tenant_id);
+      absl::StatusOr<ChainHead> head =
+          LockChainHead(s, tenant_id, kWriterChainLane);
       if (!head.ok()) return head.status();
       heads.push_back(*std::move(head));
       ChainHead& h = heads.back();
@@ -212,35 +215,38 @@ absl::Status MysqlAuditStore::AppendEvents(
 
 absl::StatusOr<int64_t> MysqlAuditStore::PurgeOlderThanDays(int days) {
   if (days < 1) return absl::InvalidArgumentError("days must be at least 1");
-  std::vector<int64_t> tenants;
+  std::vector<std::pair<int64_t, int>> chains;  // (tenant, lane)
   absl::Status listed = Run(*pool_, "list audit chains", [&](Session& s) {
-    tenants.clear();
+    chains.clear();
     s.Step("list chain heads");
-    sql::PreparedStatement& stmt =
-        s.Prepare("SELECT tenant_id FROM audit_chain_heads ORDER BY tenant_id");
+    sql::PreparedStatement& stmt = s.Prepare(
+        "SELECT tenant_id, lane FROM audit_chain_heads"
+        " ORDER BY tenant_id, lane");
     std::unique_ptr<sql::ResultSet> rs = s.Query(stmt);
-    while (rs->next()) tenants.push_back(rs->getInt64(1));
+    while (rs->next()) chains.emplace_back(rs->getInt64(1), rs->getInt(2));
     return absl::OkStatus();
   });
   if (!listed.ok()) return listed;
   int64_t deleted = 0;
-  for (int64_t tenant_id : tenants) {
+  for (const auto& [tenant_id, lane] : chains) {
     absl::Status st = Run(*pool_, "purge audit rows", [&](Session& s) {
       s.Begin();
       // The head lock orders the purge with every append to this chain.
       s.Step("lock chain head");
       sql::PreparedStatement& lock = s.Prepare(
           "SELECT base_seq FROM audit_chain_heads WHERE tenant_id = ?"
-          " FOR UPDATE");
+          " AND lane = ? FOR UPDATE");
       lock.setInt64(1, tenant_id);
+      lock.setInt(2, lane);
       { std::unique_ptr<sql::ResultSet> rs = s.Query(lock); }
       s.Step("find the cut");
       sql::PreparedStatement& cut = s.Prepare(
           "SELECT seq, hash FROM audit_events WHERE tenant_id = ?"
-          " AND seq IS NOT NULL AND created_at < UTC_TIMESTAMP(6) - INTERVAL"
-          " ? DAY ORDER BY seq DESC LIMIT 1");
+          " AND chain_lane = ? AND seq IS NOT NULL AND created_at <"
+          " UTC_TIMESTAMP(6) - INTERVAL ? DAY ORDER BY seq DESC LIMIT 1");
       cut.setInt64(1, tenant_id);
-      cut.setInt(2, days);
+      cut.setInt(2, lane);
+      cut.setInt(3, days);
       int64_t cut_seq = 0;
       std::string cut_hash;
       {
@@ -257,16 +263,19 @@ absl::StatusOr<int64_t> MysqlAuditStore::PurgeOlderThanDays(int days) {
       s.Step("move the chain base");
       sql::PreparedStatement& base = s.Prepare(
           "UPDATE audit_chain_heads SET base_seq = ?, base_hash = ?"
-          " WHERE tenant_id = ?");
+          " WHERE tenant_id = ? AND lane = ?");
       base.setInt64(1, cut_seq);
       base.setString(2, cut_hash);
       base.setInt64(3, tenant_id);
+      base.setInt(4, lane);
       s.Update(base);
       s.Step("delete old rows");
       sql::PreparedStatement& del = s.Prepare(
-          "DELETE FROM audit_events WHERE tenant_id = ? AND seq <= ?");
+          "DELETE FROM audit_events WHERE tenant_id = ? AND chain_lane = ?"
+          " AND seq <= ?");
       del.setInt64(1, tenant_id);
-      del.setInt64(2, cut_seq);
+      del.setInt(2, lane);
+      del.setInt64(3, cut_seq);
       deleted += static_cast<int64_t>(s.Update(del));
       s.Commit();
       return absl::OkStatus();
@@ -281,30 +290,48 @@ absl::StatusOr<ChainVerification> MysqlAuditStore::VerifyChain(
   ChainVerification out;
   absl::Status st = Run(*pool_, "verify audit chain", [&](Session& s) {
     out = ChainVerification();
-    // One snapshot for the head and every row.
+    // One snapshot for the heads and every row.
     s.Begin();
-    s.Step("read chain head");
+    // Every lane that has a head or a chained row: a lane whose head was
+    // deleted still has its rows walked (and then fails at its end).
+    struct Lane {
+      int64_t head_seq = 0, base_seq = 0;
+      core::Digest head_hash{}, base_hash{};
+    };
+    std::map<int, Lane> lanes;
+    s.Step("read chain heads");
     sql::PreparedStatement& head_stmt = s.Prepare(
-        "SELECT last_seq, last_hash, base_seq, base_hash"
+        "SELECT lane, last_seq, last_hash, base_seq, base_hash"
         " FROM audit_chain_heads WHERE tenant_id = ?");
     head_stmt.setInt64(1, tenant_id);
-    int64_t head_seq = 0, base_seq = 0;
-    core::Digest head_hash{}, prev{};
     {
       std::unique_ptr<sql::ResultSet> rs = s.Query(head_stmt);
-      if (rs->next()) {
-        head_seq = rs->getInt64(1);
-        base_seq = rs->getInt64(3);
-        if (!ReadDigestColumn(rs->getString(2).asStdString(), &head_hash) ||
-            !ReadDigestColumn(rs->getString(4).asStdString(), &prev)) {
+      while (rs->next()) {
+        Lane& lane = lanes[rs->getInt(1)];
+        lane.head_seq = rs->getInt64(2);
+        lane.base_seq = rs->getInt64(4);
+        if (!ReadDigestColumn(rs->getString(3).asStdString(),
+                              &lane.head_hash) ||
+            !ReadDigestColumn(rs->getString(5).asStdString(),
+                              &lane.base_hash)) {
           out.ok = false;
-          out.problem = "the chain head holds a malformed hash";
+          out.broken_lane = rs->getInt(1);
+          out.problem = "a chain head holds a malformed hash";
           s.Rollback();
           return absl::OkStatus();
         }
       }
     }
-    // A row outside the chain written after the chain began is an insertion.
+    s.Step("list chain lanes");
+    sql::PreparedStatement& lane_stmt = s.Prepare(
+        "SELECT DISTINCT chain_lane FROM audit_events WHERE tenant_id = ?"
+        " AND seq IS NOT NULL");
+    lane_stmt.setInt64(1, tenant_id);
+    {
+      std::unique_ptr<sql::ResultSet> rs = s.Query(lane_stmt);
+      while (rs->next()) lanes.try_emplace(rs->getInt(1));
+    }
+    // A row outside the chains written after they began is an insertion.
     s.Step("find unchained rows");
     sql::PreparedStatement& loose = s.Prepare(
         "SELECT MIN(id) FROM audit_events WHERE tenant_id = ? AND seq IS NULL"
@@ -317,71 +344,75 @@ absl::StatusOr<ChainVerification> MysqlAuditStore::VerifyChain(
       std::unique_ptr<sql::ResultSet> rs = s.Query(loose);
       if (rs->next() && !rs->isNull(1)) loose_id = rs->getInt64(1);
     }
-    int64_t expected = base_seq + 1;
-    for (;;) {
-      s.Step("read chain rows");
-      sql::PreparedStatement& rows = s.Prepare(
-          absl::StrCat("SELECT ", kEventColumns,
-                       " FROM audit_events WHERE tenant_id = ? AND seq >= ?"
-                       " ORDER BY seq LIMIT ",
-                       kVerifyChunk));
-      rows.setInt64(1, tenant_id);
-      rows.setInt64(2, expected);
-      std::unique_ptr<sql::ResultSet> rs = s.Query(rows);
-      int n = 0;
-      while (rs->next()) {
-        ++n;
-        absl::StatusOr<StoredAuditEvent> row = ReadEvent(*rs);
-        if (!row.ok()) return row.status();
-        auto fail = [&](std::string problem) {
-          out.ok = false;
-          out.broken_id = row->id;
-          out.broken_seq = row->seq;
-          out.problem = std::move(problem);
-        };
-        core::Digest row_prev{}, row_hash{};
-        if (row->seq != expected) {
-          fail(absl::StrCat("sequence gap: expected ", expected));
-        } else if (!ReadDigestColumn(rs->getString(kPrevHash).asStdString(),
-                                     &row_prev) ||
-                   !ReadDigestColumn(rs->getString(kHash).asStdString(),
-                                     &row_hash)) {
-          fail("missing or malformed hash");
-        } else if (row_prev != prev) {
-          fail("prev_hash does not match the previous row's hash");
-        } else if (ChainHash(
-                       row_prev,
-                       CanonicalAuditRow(
-                           tenant_id, row->seq, row->event,
-                           rs->getString(kCreatedAtText).asStdString())) !=
-                   row_hash) {
-          fail("the row's content does not match its hash");
+    for (const auto& [lane_id, lane] : lanes) {
+      core::Digest prev = lane.base_hash;
+      int64_t expected = lane.base_seq + 1;
+      for (;;) {
+        s.Step("read chain rows");
+        sql::PreparedStatement& rows = s.Prepare(absl::StrCat(
+            "SELECT ", kEventColumns,
+            " FROM audit_events WHERE tenant_id = ? AND chain_lane = ?"
+            " AND seq >= ? ORDER BY seq LIMIT ",
+            kVerifyChunk));
+        rows.setInt64(1, tenant_id);
+        rows.setInt(2, lane_id);
+        rows.setInt64(3, expected);
+        std::unique_ptr<sql::ResultSet> rs = s.Query(rows);
+        int n = 0;
+        while (rs->next()) {
+          ++n;
+          absl::StatusOr<StoredAuditEvent> row = ReadEvent(*rs);
+          if (!row.ok()) return row.status();
+          auto fail = [&](std::string problem) {
+            out.ok = false;
+            out.broken_id = row->id;
+            out.broken_seq = row->seq;
+            out.broken_lane = lane_id;
+            out.problem = std::move(problem);
+          };
+          core::Digest row_prev{}, row_hash{};
+          if (row->seq != expected) {
+            fail(absl::StrCat("sequence gap: expected ", expected));
+          } else if (!ReadDigestColumn(rs->getString(kPrevHash).asStdString(),
+                                       &row_prev) ||
+                     !ReadDigestColumn(rs->getString(kHash).asStdString(),
+                                       &row_hash)) {
+            fail("missing or malformed hash");
+          } else if (row_prev != prev) {
+            fail("prev_hash does not match the previous row's hash");
+          } else if (ChainHash(
+                         row_prev,
+                         CanonicalAuditRow(
+                             tenant_id, row->seq, row->event,
+                             rs->getString(kCreatedAtText).asStdString())) !=
+                     row_hash) {
+            fail("the row's content does not match its hash");
+          }
+          if (!out.ok) break;
+          prev = row_hash;
+          out.last_seq = std::max(out.last_seq, row->seq);
+          ++out.rows_checked;
+          ++expected;
         }
-        if (!out.ok) break;
-        if (loose_id != 0 && loose_id < row->id) {
-          out.ok = false;
-          out.broken_id = loose_id;
-          out.problem = "a row outside the chain was inserted";
-          break;
-        }
-        prev = row_hash;
-        out.last_seq = row->seq;
-        ++out.rows_checked;
-        ++expected;
+        if (!out.ok || n < kVerifyChunk) break;
       }
-      if (!out.ok || n < kVerifyChunk) break;
+      if (!out.ok) break;
+      if (expected - 1 != lane.head_seq || prev != lane.head_hash) {
+        out.ok = false;
+        out.broken_seq = expected;
+        out.broken_lane = lane_id;
+        out.problem = absl::StrCat(
+            "chain lane ", lane_id, " ends at seq ", expected - 1,
+            " but its head records seq ", lane.head_seq,
+            ": rows are missing at the end or the head was altered");
+        break;
+      }
+      ++out.lanes_checked;
     }
     if (out.ok && loose_id != 0) {
       out.ok = false;
       out.broken_id = loose_id;
       out.problem = "a row outside the chain was inserted";
-    }
-    if (out.ok && (expected - 1 != head_seq || prev != head_hash)) {
-      out.ok = false;
-      out.broken_seq = expected;
-      out.problem = absl::StrCat(
-          "the chain ends at seq ", expected - 1, " but its head records seq ",
-          head_seq, ": rows are missing at the end or the head was altered");
     }
     s.Rollback();
     return absl::OkStatus();
@@ -444,11 +475,10 @@ absl::StatusOr<AuditPage> MysqlAuditStore::ListEvents(int64_t tenant_id,
     }
     if (q.limit == 0) return absl::OkStatus();
     s.Step("list audit events");
-    std::unique_ptr<sql::PreparedStatement> list =
-        s.PrepareUncached(absl::StrCat(
-            "SELECT ", kEventColumns, where, " ORDER BY id ",
-            q.oldest_first ? "ASC" : "DESC", " LIMIT ",
-            q.limit, " OFFSET ", static_cast<int64_t>(q.page - 1) * q.limit));
+    std::unique_ptr<sql::PreparedStatement> list = s.PrepareUncached(
+        absl::StrCat("SELECT ", kEventColumns, where, " ORDER BY id ",
+                     q.oldest_first ? "ASC" : "DESC", " LIMIT ", q.limit,
+                     " OFFSET ", static_cast<int64_t>(q.page - 1) * q.limit));
     if (absl::Status b = bind(*list); !b.ok()) return b;
     std::unique_ptr<sql::ResultSet> rs = s.Query(*list);
     while (rs->next()) {

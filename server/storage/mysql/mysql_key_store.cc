@@ -18,6 +18,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "server/storage/mysql/audit_chain.h"
 #include "server/storage/mysql/datetime.h"
 #include "server/storage/mysql/mysql_session.h"
 #include "server/storage/mysql/sql_error.h"
@@ -335,6 +336,7 @@ absl::StatusOr<Tenant> MysqlKeyStore::CreateTenant(
         if (!created.ok()) return created.status();
         tenant.created_at = *created;
         rs.reset();
+        CreateChainHeads(s, tenant.id);
 
         if (initial_key != nullptr) {
           if (absl::Status st = InsertKeyRow(s, tenant.id, *initial_key);

@@ -20,8 +20,9 @@ namespace {
 constexpr char kInsertAuditSql[] =
     "INSERT INTO audit_events (tenant_id, action, category, actor_type,"
     " actor_id, target_type, target_id, outcome, suspicious, ip_address,"
-    " user_agent, request_id, metadata, created_at, seq, prev_hash, hash)"
-    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
+    " user_agent, request_id, metadata, created_at, seq, chain_lane,"
+    " prev_hash, hash)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
 
 }  // namespace
 
@@ -100,7 +101,9 @@ absl::Status InsertAudit(Session& session, int64_t tenant_id,
   AuditEvent row = event;
   // Client-supplied fields are only informative: cut rather than fail.
   NormalizeAuditEvent(row);
-  absl::StatusOr<ChainHead> head = LockChainHead(session, tenant_id);
+  int& lane = session.audit_chain_lane();
+  if (lane == 0) lane = NextTransactionChainLane();
+  absl::StatusOr<ChainHead> head = LockChainHead(session, tenant_id, lane);
   if (!head.ok()) return head.status();
   const int64_t seq = head->last_seq + 1;
   const core::Digest hash = ChainHash(
@@ -122,8 +125,9 @@ absl::Status InsertAudit(Session& session, int64_t tenant_id,
   stmt.setString(13, row.metadata_json);
   stmt.setString(14, head->now_text);
   stmt.setInt64(15, seq);
-  stmt.setString(16, DigestColumn(head->last_hash));
-  stmt.setString(17, DigestColumn(hash));
+  stmt.setInt(16, lane);
+  stmt.setString(17, DigestColumn(head->last_hash));
+  stmt.setString(18, DigestColumn(hash));
   session.Update(stmt);
   head->last_seq = seq;
   head->last_hash = hash;

@@ -67,8 +67,14 @@ class Session {
   bool in_transaction() const { return in_transaction_; }
   bool commit_sent() const { return commit_sent_; }
 
+  // The audit chain lane InsertAudit appends this session's rows to: 0
+  // until its first append picks one (audit_chain.h), then kept, so one
+  // transaction locks one lane per tenant.
+  int& audit_chain_lane() { return audit_chain_lane_; }
+
  private:
   MysqlConnection& conn_;
+  int audit_chain_lane_ = 0;
   std::string step_;
   bool in_transaction_ = false;
   bool commit_sent_ = false;
@@ -107,8 +113,9 @@ absl::StatusOr<std::optional<absl::Time>> GetOptionalTime(
 inline constexpr size_t kUserAgentMaxChars = 512;
 
 // Inserts `event` for `tenant_id` in the session's current transaction,
-// appended to the tenant's audit hash chain (locks the tenant's chain head
-// until the transaction ends; see audit_chain.h). Fields longer than their
+// appended to one of the tenant's audit hash chains: the session's lane,
+// chosen at its first append (locks that lane's head until the transaction
+// ends; see audit_chain.h). Fields longer than their
 // columns are cut. Throws sql::SQLException like every statement here.
 absl::Status InsertAudit(Session& session, int64_t tenant_id,
                          const AuditEvent& event);
