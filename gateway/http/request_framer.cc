@@ -25,31 +25,6 @@ constexpr absl::string_view kTrailersTooLarge = "request trailers too large";
 
 bool IsBlank(unsigned char c) { return c == ' ' || c == '\t'; }
 
-// RFC 9110 §5.6.2 tchar.
-bool IsTchar(unsigned char c) {
-  if (absl::ascii_isalnum(c)) return true;
-  switch (c) {
-    case '!':
-    case '#':
-    case '$':
-    case '%':
-    case '&':
-    case '\'':
-    case '*':
-    case '+':
-    case '-':
-    case '.':
-    case '^':
-    case '_':
-    case '`':
-    case '|':
-    case '~':
-      return true;
-    default:
-      return false;
-  }
-}
-
 // RFC 9110 §5.6.4 qdtext: HTAB / SP / %x21 / %x23-5B / %x5D-7E / obs-text.
 bool IsQdtext(unsigned char c) {
   return c == '\t' || c == ' ' || c == 0x21 || (c >= 0x23 && c <= 0x5B) ||
@@ -124,6 +99,9 @@ class RequestFramer::ChunkedDecoder {
   int OnFramingByte(unsigned char c);
   // The chunk-size line ended (its LF): decides the chunk.
   int EndSizeLine();
+  // The byte after a chunk size or an extension value: ';' starts the next
+  // extension, blanks may come before it, CR ends the line.
+  int AfterValue(unsigned char c);
   int Fail(int status, absl::string_view message) {
     message_ = message;
     return status;
@@ -169,6 +147,19 @@ RequestFramer::Step RequestFramer::ChunkedDecoder::Read(
   return step;
 }
 
+int RequestFramer::ChunkedDecoder::AfterValue(unsigned char c) {
+  if (c == ';') {
+    at_ = At::kBeforeName;
+  } else if (IsBlank(c)) {
+    at_ = At::kBeforeSemi;
+  } else if (c == '\r') {
+    at_ = At::kLineLf;
+  } else {
+    return Fail(400, kBadFraming);
+  }
+  return 0;
+}
+
 int RequestFramer::ChunkedDecoder::OnFramingByte(unsigned char c) {
   switch (at_) {
     case At::kSize:
@@ -207,16 +198,7 @@ int RequestFramer::ChunkedDecoder::OnFramingByte(unsigned char c) {
         return 0;
       }
       if (digits_ == 0) return Fail(400, kBadFraming);
-      if (c == ';') {
-        at_ = At::kBeforeName;
-      } else if (IsBlank(c)) {
-        at_ = At::kBeforeSemi;
-      } else if (c == '\r') {
-        at_ = At::kLineLf;
-      } else {
-        return Fail(400, kBadFraming);
-      }
-      return 0;
+      return AfterValue(c);
     case At::kBeforeSemi:
       if (c == ';') {
         at_ = At::kBeforeName;
@@ -225,14 +207,14 @@ int RequestFramer::ChunkedDecoder::OnFramingByte(unsigned char c) {
       }
       return 0;
     case At::kBeforeName:
-      if (IsTchar(c)) {
+      if (wire::IsTchar(static_cast<char>(c))) {
         at_ = At::kName;
       } else if (!IsBlank(c)) {
         return Fail(400, kBadFraming);
       }
       return 0;
     case At::kName:
-      if (IsTchar(c)) return 0;
+      if (wire::IsTchar(static_cast<char>(c))) return 0;
       if (c == '=') {
         at_ = At::kBeforeValue;
       } else if (c == ';') {
@@ -255,7 +237,7 @@ int RequestFramer::ChunkedDecoder::OnFramingByte(unsigned char c) {
       }
       return 0;
     case At::kBeforeValue:
-      if (IsTchar(c)) {
+      if (wire::IsTchar(static_cast<char>(c))) {
         at_ = At::kToken;
       } else if (c == '"') {
         at_ = At::kQuoted;
@@ -264,17 +246,8 @@ int RequestFramer::ChunkedDecoder::OnFramingByte(unsigned char c) {
       }
       return 0;
     case At::kToken:
-      if (IsTchar(c)) return 0;
-      if (c == ';') {
-        at_ = At::kBeforeName;
-      } else if (IsBlank(c)) {
-        at_ = At::kBeforeSemi;
-      } else if (c == '\r') {
-        at_ = At::kLineLf;
-      } else {
-        return Fail(400, kBadFraming);
-      }
-      return 0;
+      if (wire::IsTchar(static_cast<char>(c))) return 0;
+      return AfterValue(c);
     case At::kQuoted:
       if (c == '"') {
         at_ = At::kAfterQuoted;
@@ -289,16 +262,7 @@ int RequestFramer::ChunkedDecoder::OnFramingByte(unsigned char c) {
       at_ = At::kQuoted;
       return 0;
     case At::kAfterQuoted:
-      if (c == ';') {
-        at_ = At::kBeforeName;
-      } else if (IsBlank(c)) {
-        at_ = At::kBeforeSemi;
-      } else if (c == '\r') {
-        at_ = At::kLineLf;
-      } else {
-        return Fail(400, kBadFraming);
-      }
-      return 0;
+      return AfterValue(c);
     case At::kLineLf:
       if (c != '\n') return Fail(400, kBadFraming);
       return EndSizeLine();
@@ -318,7 +282,7 @@ int RequestFramer::ChunkedDecoder::OnFramingByte(unsigned char c) {
     case At::kTrailerStart:
       if (c == '\r') {
         at_ = At::kEndLf;
-      } else if (IsTchar(c)) {
+      } else if (wire::IsTchar(static_cast<char>(c))) {
         at_ = At::kTrailerName;
       } else {
         return Fail(400, kBadFraming);  // also obs-fold and a bare LF
@@ -327,7 +291,7 @@ int RequestFramer::ChunkedDecoder::OnFramingByte(unsigned char c) {
     case At::kTrailerName:
       if (c == ':') {
         at_ = At::kTrailerValue;
-      } else if (!IsTchar(c)) {
+      } else if (!wire::IsTchar(static_cast<char>(c))) {
         return Fail(400, kBadFraming);
       }
       return 0;

@@ -15,33 +15,6 @@ constexpr HeadError Bad(absl::string_view message) {
   return HeadError{400, message};
 }
 
-bool IsTchar(char c) {
-  if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
-      (c >= '0' && c <= '9')) {
-    return true;
-  }
-  switch (c) {
-    case '!':
-    case '#':
-    case '$':
-    case '%':
-    case '&':
-    case '\'':
-    case '*':
-    case '+':
-    case '-':
-    case '.':
-    case '^':
-    case '_':
-    case '`':
-    case '|':
-    case '~':
-      return true;
-    default:
-      return false;
-  }
-}
-
 bool IsDigit(char c) { return c >= '0' && c <= '9'; }
 
 absl::string_view TrimSpTab(absl::string_view s) {
@@ -160,6 +133,33 @@ bool SendableField(absl::string_view name, absl::string_view value) {
 }
 
 }  // namespace
+
+bool IsTchar(char c) {
+  if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
+      (c >= '0' && c <= '9')) {
+    return true;
+  }
+  switch (c) {
+    case '!':
+    case '#':
+    case '$':
+    case '%':
+    case '&':
+    case '\'':
+    case '*':
+    case '+':
+    case '-':
+    case '.':
+    case '^':
+    case '_':
+    case '`':
+    case '|':
+    case '~':
+      return true;
+    default:
+      return false;
+  }
+}
 
 bool IsToken(absl::string_view name) {
   if (name.empty()) return false;

@@ -66,6 +66,10 @@ absl::string_view ReasonPhrase(int status);
 
 // True if `name` is a non-empty RFC 9110 token.
 bool IsToken(absl::string_view name);
+
+// One RFC 9110 §5.6.2 tchar (the characters of a token).
+bool IsTchar(char c);
+
 // True if `value` holds no byte < 0x20 other than HTAB and no 0x7F.
 bool IsSafeFieldValue(absl::string_view value);
 
