@@ -39,19 +39,29 @@ bool AuditWriter::PushLocked(storage::PendingAuditEvent event,
   return true;
 }
 
-bool AuditWriter::EnqueueSummarized(absl::string_view summary_key,
-                                    storage::PendingAuditEvent event) {
+bool AuditWriter::EnqueueSummarized(
+    absl::string_view summary_key,
+    absl::FunctionRef<storage::PendingAuditEvent()> make_event) {
+  // The common case, folding into an open summary, builds nothing.
+  auto fold = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    auto it = summaries_.find(summary_key);
+    if (it == summaries_.end()) return false;
+    ++it->second.count;
+    ++stats_.summarized;
+    return true;
+  };
+  {
+    absl::MutexLock lock(&mu_);
+    if (!stopping_ && fold()) return true;
+  }
+  storage::PendingAuditEvent event = make_event();
   absl::MutexLock lock(&mu_);
   if (stopping_) {
     ++dropped_by_tenant_[event.tenant_id];
     ++stats_.dropped;
     return false;
   }
-  if (auto it = summaries_.find(summary_key); it != summaries_.end()) {
-    ++it->second.count;
-    ++stats_.summarized;
-    return true;
-  }
+  if (fold()) return true;  // opened by another thread meanwhile
   if (options_.summary_window <= absl::ZeroDuration() ||
       summaries_.size() >= options_.max_summaries) {
     event.event.metadata_json = WithCountMember(event.event.metadata_json, 1);

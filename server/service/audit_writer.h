@@ -36,6 +36,7 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
+#include "absl/functional/function_ref.h"
 #include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
@@ -88,13 +89,17 @@ class AuditWriter {
   // queue is full or the writer is stopped.
   bool Enqueue(storage::PendingAuditEvent event);
 
-  // Counts `event` into the open summary for `summary_key` (see the class
-  // comment); `event.event.metadata_json` must be a JSON object. The first
+  // Counts an event into the open summary for `summary_key` (see the class
+  // comment); the event's `metadata_json` must be a JSON object. The first
   // event of a key opens the summary and is the one written. False (and
   // counted as dropped) when the writer is stopped, or when the summary has
   // to be queued on its own and the queue is full.
-  bool EnqueueSummarized(absl::string_view summary_key,
-                         storage::PendingAuditEvent event);
+  // `make_event` builds the event only when one is needed (a new summary or
+  // one queued on its own), never while the writer's lock is held: folding
+  // into an open summary costs a lookup and an increment.
+  bool EnqueueSummarized(
+      absl::string_view summary_key,
+      absl::FunctionRef<storage::PendingAuditEvent()> make_event);
 
   // Blocks until every event enqueued before the call has been written or
   // the flusher gave up on it (tests, and Stop()).

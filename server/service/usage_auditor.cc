@@ -41,6 +41,30 @@ storage::AuditEvent BaseEvent(const RequestInfo& info) {
   return e;
 }
 
+// `api_key.used` for a call to `rpc` authenticated by `key_id` that ended
+// with `status`.
+storage::PendingAuditEvent KeyUseEvent(int64_t tenant_id,
+                                       absl::string_view key_id,
+                                       const RequestInfo& info,
+                                       absl::string_view rpc,
+                                       const absl::Status& status) {
+  storage::PendingAuditEvent p;
+  p.tenant_id = tenant_id;
+  p.used_key_id = std::string(key_id);
+  storage::AuditEvent& e = p.event = BaseEvent(info);
+  e.action = "api_key.used";
+  e.category = "authentication";
+  e.actor_type = "api_key";
+  e.actor_id = std::string(key_id);
+  e.outcome = OutcomeOf(status);
+  JsonObject meta;
+  meta.Add("rpc", rpc);
+  AddHttp(meta, info);
+  meta.Add("status", absl::StatusCodeToString(status.code()));
+  e.metadata_json = meta.Build();
+  return p;
+}
+
 }  // namespace
 
 std::string ReasonSlug(VerifyReason reason) {
@@ -53,21 +77,8 @@ UsageAuditor::UsageAuditor(AuditWriter* writer, UsageAuditorOptions options)
 void UsageAuditor::RecordKeyUse(const Principal& caller,
                                 const RequestInfo& info, absl::string_view rpc,
                                 const absl::Status& status) {
-  storage::PendingAuditEvent p;
-  p.tenant_id = caller.tenant_id;
-  p.used_key_id = caller.key_id;
-  storage::AuditEvent& e = p.event = BaseEvent(info);
-  e.action = "api_key.used";
-  e.category = "authentication";
-  e.actor_type = "api_key";
-  e.actor_id = caller.key_id;
-  e.outcome = OutcomeOf(status);
-  JsonObject meta;
-  meta.Add("rpc", rpc);
-  AddHttp(meta, info);
-  meta.Add("status", absl::StatusCodeToString(status.code()));
-  e.metadata_json = meta.Build();
-  writer_->Enqueue(std::move(p));
+  writer_->Enqueue(
+      KeyUseEvent(caller.tenant_id, caller.key_id, info, rpc, status));
 }
 
 void UsageAuditor::RecordAuthFailure(const RequestInfo& info,
@@ -116,29 +127,26 @@ void UsageAuditor::RecordVerify(const RequestInfo& info,
                                 const VerifyOutcome& outcome) {
   static constexpr absl::string_view kRpc =
       "lumo.auth.v1.AuthService.VerifyApiKey";
-  RequestInfo end_client = info;
-  end_client.ip_address = std::string(client_ip);
+  auto end_client = [&info, client_ip] {
+    RequestInfo copy = info;
+    copy.ip_address = std::string(client_ip);
+    return copy;
+  };
   if (outcome.reason == VerifyReason::kValid) {
     // One summary per key, end-client address and calling agent per
     // window (docs/audit.md "Verification summaries"); the first call's
-    // request id and the count are recorded.
-    storage::PendingAuditEvent p;
-    p.tenant_id = outcome.tenant_id;
-    p.used_key_id = outcome.key_id;
-    storage::AuditEvent& e = p.event = BaseEvent(end_client);
-    e.action = "api_key.used";
-    e.category = "authentication";
-    e.actor_type = "api_key";
-    e.actor_id = outcome.key_id;
-    e.outcome = "success";
-    e.metadata_json = JsonObject().Add("rpc", kRpc).Add("status", "OK").Build();
+    // request id and the count are recorded. The event is built only when
+    // a summary opens.
     const std::string summary_key =
         absl::StrCat(outcome.tenant_id, "\x1f", outcome.key_id, "\x1f",
                      client_ip, "\x1f", info.user_agent);
-    writer_->EnqueueSummarized(summary_key, std::move(p));
+    writer_->EnqueueSummarized(summary_key, [&] {
+      return KeyUseEvent(outcome.tenant_id, outcome.key_id, end_client(), kRpc,
+                         absl::OkStatus());
+    });
     return;
   }
-  RecordAuthFailure(end_client, kRpc, tenant_slug, ReasonSlug(outcome.reason),
+  RecordAuthFailure(end_client(), kRpc, tenant_slug, ReasonSlug(outcome.reason),
                     &outcome);
 }
 

@@ -293,7 +293,7 @@ void EnqueueSummarized(service::AuditWriter& writer, int64_t tenant,
     e.event.actor_id = key;
     e.event.request_id = absl::StrCat("req-", key, "-", i);
     e.event.metadata_json = service::JsonObject().Add("k", key).Build();
-    EXPECT_TRUE(writer.EnqueueSummarized(key, std::move(e)));
+    EXPECT_TRUE(writer.EnqueueSummarized(key, [&] { return std::move(e); }));
   }
 }
 
