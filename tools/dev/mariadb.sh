@@ -54,13 +54,18 @@ start() {
   mkdir -p "$DB_DIR"
   if is_running; then return 0; fi
   if [ ! -d "$DB_DIR/data/mysql" ]; then
-    mkdir -p "$DB_DIR/data"
+    mkdir -p "$DB_DIR/data" "$DB_DIR/tmp"
+    # A private tmpdir: several private servers bootstrapping at once in
+    # the shared /tmp once failed with "Could not remove temporary table".
     mariadb-install-db --no-defaults --datadir="$DB_DIR/data" \
+      --tmpdir="$DB_DIR/tmp" \
       --auth-root-authentication-method=socket --skip-test-db \
       "${user_args[@]}" >"$DB_DIR/install.log" 2>&1 || {
         cat "$DB_DIR/install.log" >&2; exit 1; }
   fi
+  mkdir -p "$DB_DIR/tmp"
   mariadbd --no-defaults --datadir="$DB_DIR/data" --socket="$SOCK" \
+    --tmpdir="$DB_DIR/tmp" \
     --port="$PORT" --bind-address=127.0.0.1 --pid-file="$PID_FILE" \
     --log-error="$LOG" --skip-name-resolve \
     --innodb-flush-log-at-trx-commit=1 --sync-binlog=1 \
