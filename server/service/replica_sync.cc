@@ -6,6 +6,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "server/core/crypto.h"
+#include "server/fault/fault_points.h"
 
 namespace lumo::service {
 
@@ -56,6 +57,7 @@ absl::StatusOr<std::unique_ptr<ReplicaSync>> ReplicaSync::Start(
     if (!id.ok()) return id.status();
     options.replica_id = *std::move(id);
   }
+  if (options.fault_scope.empty()) options.fault_scope = options.replica_id;
   // Untrusted until the first round renews the lease.
   verifier->SetCacheTrustedUntil(Clock::time_point{});
   // Any change still uncommitted now allocated its seq less than
@@ -135,6 +137,10 @@ bool ReplicaSync::Round() {
         "replica lease lapsed: verifying against the database only until "
         "the lease is renewed");
   }
+  if (!fault::kTailerBeforeRead.Hit(options_.fault_scope).ok()) {
+    last_round_failed_ = true;
+    return false;
+  }
   const Clock::time_point read_started = Clock::now();
   absl::StatusOr<std::vector<storage::KeyChange>> rows =
       store_->ReadChanges(cursor_.applied(), options_.batch);
@@ -173,6 +179,10 @@ bool ReplicaSync::Round() {
   const bool due =
       read_started - last_heartbeat_ >= ToChrono(options_.heartbeat_interval);
   if (cursor_.applied() != published_ || due || !trusted_) {
+    if (!fault::kTailerBeforeHeartbeat.Hit(options_.fault_scope).ok()) {
+      last_round_failed_ = true;
+      return false;
+    }
     const Clock::time_point sent = Clock::now();
     absl::Status hb = store_->Heartbeat(options_.replica_id, cursor_.applied());
     if (absl::IsNotFound(hb)) {

@@ -67,6 +67,9 @@ struct ReplicaSyncOptions {
   absl::Duration ack_poll_interval = absl::Milliseconds(5);
   // Rows per feed read.
   int batch = 1000;
+  // The scope under which this instance's fault-injection points fire
+  // (server/fault/fault_points.h); empty: the replica id. Tests only.
+  std::string fault_scope;
   // Optional: receives state changes (lease lost / regained, errors).
   std::function<void(absl::string_view level, absl::string_view message)> log;
 };

@@ -6,6 +6,7 @@
 #include <utility>
 
 #include "absl/time/time.h"
+#include "server/fault/fault_points.h"
 #include "server/storage/mysql/mysql_session.h"
 
 namespace lumo::storage {
@@ -109,6 +110,10 @@ absl::StatusOr<int64_t> MysqlChangeFeedStore::Announce(
         if (!rs->next()) return absl::InternalError("no LAST_INSERT_ID");
         seq = rs->getInt64(1);
         rs.reset();
+        if (absl::Status st = fault::kAnnounceBeforeCommit.Hit(change.key_id);
+            !st.ok()) {
+          return st;
+        }
         s.Commit();
         return absl::OkStatus();
       });
@@ -173,6 +178,9 @@ absl::StatusOr<int64_t> MysqlChangeFeedStore::CountUnacknowledged(
   int64_t count = 0;
   absl::Status status =
       Run(*pool_, "count unacknowledged", [&](Session& s) -> absl::Status {
+        if (absl::Status st = fault::kAckQuery.Hit(self_id); !st.ok()) {
+          return st;
+        }
         sql::PreparedStatement& stmt = s.Prepare(
             "SELECT COUNT(*) FROM replicas WHERE id <> ? AND applied_seq < ?"
             " AND heartbeat_at + INTERVAL lease_us MICROSECOND >"

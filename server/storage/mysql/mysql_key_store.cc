@@ -18,6 +18,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "server/fault/fault_points.h"
 #include "server/storage/mysql/audit_chain.h"
 #include "server/storage/mysql/datetime.h"
 #include "server/storage/mysql/mysql_session.h"
@@ -582,7 +583,13 @@ absl::StatusOr<ApiKeyRecord> MysqlKeyStore::RotateKey(
             !st.ok()) {
           return st;
         }
+        if (absl::Status st = fault::kWriterBeforeAudit.Hit(id); !st.ok()) {
+          return st;
+        }
         if (absl::Status st = InsertAudit(s, tenant_id, event); !st.ok()) {
+          return st;
+        }
+        if (absl::Status st = fault::kWriterBeforeCommit.Hit(id); !st.ok()) {
           return st;
         }
         s.Commit();
@@ -638,7 +645,13 @@ absl::StatusOr<RevokeResult> MysqlKeyStore::RevokeKey(int64_t tenant_id,
             !st.ok()) {
           return st;
         }
+        if (absl::Status st = fault::kWriterBeforeAudit.Hit(id); !st.ok()) {
+          return st;
+        }
         if (absl::Status st = InsertAudit(s, tenant_id, event); !st.ok()) {
+          return st;
+        }
+        if (absl::Status st = fault::kWriterBeforeCommit.Hit(id); !st.ok()) {
           return st;
         }
         s.Commit();
@@ -680,7 +693,13 @@ absl::Status MysqlKeyStore::DeleteKey(int64_t tenant_id, absl::string_view id,
         !st.ok()) {
       return st;
     }
+    if (absl::Status st = fault::kWriterBeforeAudit.Hit(id); !st.ok()) {
+      return st;
+    }
     if (absl::Status st = InsertAudit(s, tenant_id, event); !st.ok()) {
+      return st;
+    }
+    if (absl::Status st = fault::kWriterBeforeCommit.Hit(id); !st.ok()) {
       return st;
     }
     s.Commit();

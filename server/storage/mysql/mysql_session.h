@@ -6,6 +6,7 @@
 #ifndef LUMOKEYS_SERVER_STORAGE_MYSQL_MYSQL_SESSION_H_
 #define LUMOKEYS_SERVER_STORAGE_MYSQL_MYSQL_SESSION_H_
 
+#include <cppconn/exception.h>
 #include <cppconn/prepared_statement.h>
 #include <cppconn/resultset.h>
 
@@ -20,6 +21,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
+#include "server/fault/fault_points.h"
 #include "server/storage/key_store.h"
 #include "server/storage/mysql/connection_pool.h"
 
@@ -61,8 +63,15 @@ class Session {
   // Ends a transaction that wrote nothing, or abandons one on an error path.
   void Rollback() {
     in_transaction_ = false;
+    if (!fault::kSessionRollback.Hit().ok()) {
+      throw sql::SQLException("injected ROLLBACK failure", "70100",
+                              kInjectedStatementError);
+    }
     conn_.Execute("ROLLBACK");
   }
+  // The error code of an injected statement failure (MariaDB's "query
+  // execution was interrupted (max_statement_time exceeded)").
+  static constexpr int kInjectedStatementError = 1969;
 
   bool in_transaction() const { return in_transaction_; }
   bool commit_sent() const { return commit_sent_; }
