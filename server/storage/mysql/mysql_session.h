@@ -61,13 +61,16 @@ class Session {
     in_transaction_ = false;
   }
   // Ends a transaction that wrote nothing, or abandons one on an error path.
+  // The session counts as in a transaction until ROLLBACK succeeded: when
+  // it throws, the transaction (its snapshot, its locks) may still be open,
+  // and Run does not return the connection to the pool.
   void Rollback() {
-    in_transaction_ = false;
     if (!fault::kSessionRollback.Hit().ok()) {
       throw sql::SQLException("injected ROLLBACK failure", "70100",
                               kInjectedStatementError);
     }
     conn_.Execute("ROLLBACK");
+    in_transaction_ = false;
   }
   // The error code of an injected statement failure (MariaDB's "query
   // execution was interrupted (max_statement_time exceeded)").
@@ -91,9 +94,11 @@ class Session {
 
 // Runs `body` with a pooled connection. Connector/C++ exceptions never
 // escape: they become statuses (see sql_error.h). A transaction the body
-// left open is rolled back. A reused connection found lost before COMMIT
-// was sent is retried once on a fresh one; lost during COMMIT gives
-// UNAVAILABLE (outcome unknown).
+// left open is rolled back; when that ROLLBACK fails the connection is
+// closed (the server then rolls back), never returned to the pool with a
+// transaction open, and the body's own status is returned. A reused connection
+// found lost before COMMIT was sent is retried once on a fresh one; lost during
+// COMMIT gives UNAVAILABLE (outcome unknown).
 absl::Status Run(ConnectionPool& pool, absl::string_view what,
                  absl::FunctionRef<absl::Status(Session&)> body);
 
