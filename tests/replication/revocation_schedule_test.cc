@@ -84,6 +84,7 @@ struct Replica {
   std::string name;
   std::unique_ptr<storage::MysqlKeyStore> keys;
   std::unique_ptr<storage::MysqlChangeFeedStore> feed;
+  std::unique_ptr<storage::MysqlChangeFeedStore> acks;
   std::unique_ptr<Verifier> verifier;
   std::unique_ptr<ReplicaSync> sync;
   std::unique_ptr<KeyService> service;
@@ -238,9 +239,13 @@ class RevocationScheduleTest : public ::testing::Test {
     auto feed = storage::MysqlChangeFeedStore::Open(db_->options());
     EXPECT_TRUE(feed.ok()) << feed.status();
     r->feed = *std::move(feed);
+    auto acks = storage::MysqlChangeFeedStore::Open(db_->options());
+    EXPECT_TRUE(acks.ok()) << acks.status();
+    r->acks = *std::move(acks);
     r->verifier = std::make_unique<Verifier>(r->keys.get(), peppers_,
                                              VerifierOptions{absl::Hours(1)});
-    auto sync = ReplicaSync::Start(r->feed.get(), r->verifier.get(), options);
+    auto sync = ReplicaSync::Start(r->feed.get(), r->verifier.get(), options,
+                                   r->acks.get());
     EXPECT_TRUE(sync.ok()) << sync.status();
     r->sync = *std::move(sync);
     r->service = std::make_unique<KeyService>(r->keys.get(), peppers_,
