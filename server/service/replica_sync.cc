@@ -136,9 +136,11 @@ void ReplicaSync::Stop() {
 
 absl::Duration ReplicaSync::ack_timeout() const {
   // A dead replica's lease ends at most `lease` after the commit; a live one
-  // acknowledges within the gap timeout plus a few rounds.
-  return std::max(options_.lease, options_.gap_timeout +
-                                      2 * options_.poll_interval +
+  // acknowledges within the (longest) gap timeout plus a few rounds.
+  const absl::Duration gap = std::max(
+      options_.gap_timeout,
+      absl::Microseconds(longest_gap_us_.load(std::memory_order_relaxed)));
+  return std::max(options_.lease, gap + 2 * options_.poll_interval +
                                       options_.heartbeat_interval) +
          absl::Seconds(1);
 }
@@ -229,6 +231,8 @@ bool ReplicaSync::Round() {
 
   const absl::Duration gap =
       std::max(options_.gap_timeout, read->max_gap_timeout);
+  longest_gap_us_.store(absl::ToInt64Microseconds(gap),
+                        std::memory_order_relaxed);
   if (!read->anchor_intact) {
     // The newest row this replica had seen is gone or replaced: the feed
     // was rolled back and new changes may reuse seqs at or below our

@@ -118,8 +118,8 @@ class ReplicaSync : public ChangeBarrier {
                            absl::Duration mutation_took) override;
 
   // The bounded wait of AwaitChange: long enough for a healthy replica to
-  // acknowledge (gap timeout + rounds) and for a dead one's lease to run
-  // out.
+  // acknowledge (the longest gap timeout of any replica + rounds) and for a
+  // dead one's lease to run out.
   absl::Duration ack_timeout() const;
   const std::string& id() const { return options_.replica_id; }
   const std::string& incarnation() const { return name_.incarnation; }
@@ -195,6 +195,8 @@ class ReplicaSync : public ChangeBarrier {
   std::atomic<int64_t> abandoned_{0};
   std::atomic<uint64_t> reannounced_{0};
   std::atomic<uint64_t> cache_resets_{0};
+  // The longest gap timeout of any registered replica, as last read.
+  std::atomic<int64_t> longest_gap_us_{0};
   // Clock ticks (since its epoch) when a read reached the feed's end.
   static constexpr int64_t kNever = std::numeric_limits<int64_t>::min();
   std::atomic<int64_t> caught_up_at_{kNever};
