@@ -190,6 +190,19 @@ class Async {
   std::thread thread_;
 };
 
+// Once `commit` holds a writer with an allocated, uncommitted seq: commits
+// a later change (so the held seq is a gap) and waits until R has abandoned
+// the gap as rolled back. The caller then releases `commit`.
+void WaitUntilAbandoned(Replica& r, Injection& commit,
+                        const std::function<void()>& later_change) {
+  const int64_t abandoned_before = r.sync->abandoned();
+  ASSERT_TRUE(commit.WaitPaused(1, Patience()));
+  later_change();
+  ASSERT_TRUE(Eventually([&] { return r.sync->abandoned() > abandoned_before; },
+                         Patience()))
+      << r.name << " never abandoned the held seq";
+}
+
 class RevocationScheduleTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -216,6 +229,13 @@ class RevocationScheduleTest : public ::testing::Test {
     o.heartbeat_interval = absl::Milliseconds(100);
     o.gap_timeout = absl::Seconds(1);
     o.ack_poll_interval = absl::Milliseconds(5);
+    return o;
+  }
+
+  // A gap timeout short enough for a test to wait until it passed.
+  static ReplicaSyncOptions FastGapOptions(const std::string& name) {
+    ReplicaSyncOptions o = Options(name);
+    o.gap_timeout = absl::Milliseconds(300);
     return o;
   }
 
@@ -294,6 +314,32 @@ class RevocationScheduleTest : public ::testing::Test {
     }
   }
 
+  // The tenant (created through `w`) and a new key cached as VALID on every
+  // replica, once `r` has read the feed up to it.
+  Key CachedKeyEverywhere(Replica& w, Replica& r) {
+    CreateTenant(w);
+    const Key key = CreateKey(w);
+    WaitCaughtUp(r);
+    CacheEverywhere(key);
+    return key;
+  }
+
+  // The first attempt of a Revoke or Delete (`call`) whose feed row is
+  // lost to R: its COMMIT is held until R abandoned its seq, and its
+  // re-announcement fails. The attempt answers UNAVAILABLE.
+  void FirstAttemptLosesItsFeedRow(Replica& w, Replica& r, const Key& key,
+                                   const std::function<absl::Status()>& call) {
+    Injection commit = Injection::Pause(fault::kWriterBeforeCommit, key.id);
+    Injection announce =
+        Injection::Fail(fault::kAnnounceBeforeCommit, key.id,
+                        absl::UnavailableError("injected: announcement lost"));
+    Async<absl::Status> first(call);
+    WaitUntilAbandoned(r, commit, [&] { CreateKey(w); });
+    commit.Release();
+    absl::Status s = first.Get();
+    ASSERT_EQ(s.code(), absl::StatusCode::kUnavailable) << s;
+  }
+
   // The contract after a killing call returned OK: no replica accepts.
   void ExpectNoReplicaAccepts(const Key& key) {
     for (auto& r : replicas_) {
@@ -354,10 +400,7 @@ class RevocationScheduleTest : public ::testing::Test {
 TEST_F(RevocationScheduleTest, HeartbeatAfterALapseDoesNotTrustAStaleRead) {
   Replica& w = Start(Options("w"));
   Replica& r = Start(Options("r"));
-  CreateTenant(w);
-  const Key key = CreateKey(w);
-  WaitCaughtUp(r);
-  CacheEverywhere(key);
+  const Key key = CachedKeyEverywhere(w, r);
 
   // R has read the feed (before the Revoke) and is held before its
   // heartbeat. Nothing verifies the key meanwhile: a verification while R
@@ -392,10 +435,7 @@ TEST_F(RevocationScheduleTest,
   ReplicaSyncOptions small = Options("r");
   small.batch = 4;
   Replica& r = Start(small);
-  CreateTenant(w);
-  const Key key = CreateKey(w);
-  WaitCaughtUp(r);
-  CacheEverywhere(key);
+  const Key key = CachedKeyEverywhere(w, r);
 
   Injection stall = Injection::Pause(fault::kTailerBeforeRead, "r");
   ASSERT_TRUE(stall.WaitPaused(1, Patience()));
@@ -414,44 +454,16 @@ TEST_F(RevocationScheduleTest,
   ExpectNoReplicaAccepts(key);
 }
 
-// Once `commit` holds a writer with an allocated, uncommitted seq: commits
-// a later change (so the held seq is a gap) and waits until R has abandoned
-// the gap as rolled back. The caller then releases `commit`.
-void WaitUntilAbandoned(Replica& r, Injection& commit,
-                        const std::function<void()>& later_change) {
-  const int64_t abandoned_before = r.sync->abandoned();
-  ASSERT_TRUE(commit.WaitPaused(1, Patience()));
-  later_change();
-  ASSERT_TRUE(Eventually([&] { return r.sync->abandoned() > abandoned_before; },
-                         Patience()))
-      << r.name << " never abandoned the held seq";
-}
-
 // Finding: the retry of a Revoke whose first attempt committed too slowly
 // (tailers abandoned its seq) and then failed to re-announce found the key
 // revoked, wrote nothing and returned OK at once.
 TEST_F(RevocationScheduleTest, RetriedRevokeOfAnAbandonedChangeIsFedAgain) {
-  ReplicaSyncOptions fast_gap = Options("w");
-  fast_gap.gap_timeout = absl::Milliseconds(300);
-  Replica& w = Start(fast_gap);
-  fast_gap.replica_id = fast_gap.fault_scope = "r";
-  Replica& r = Start(fast_gap);
-  CreateTenant(w);
-  const Key key = CreateKey(w);
-  WaitCaughtUp(r);
-  CacheEverywhere(key);
+  Replica& w = Start(FastGapOptions("w"));
+  Replica& r = Start(FastGapOptions("r"));
+  const Key key = CachedKeyEverywhere(w, r);
 
-  {
-    Injection commit = Injection::Pause(fault::kWriterBeforeCommit, key.id);
-    Injection announce =
-        Injection::Fail(fault::kAnnounceBeforeCommit, key.id,
-                        absl::UnavailableError("injected: announcement lost"));
-    Async<absl::Status> first([&] { return Revoke(w, key); });
-    WaitUntilAbandoned(r, commit, [&] { CreateKey(w); });
-    commit.Release();
-    absl::Status s = first.Get();
-    ASSERT_EQ(s.code(), absl::StatusCode::kUnavailable) << s;
-  }
+  ASSERT_NO_FATAL_FAILURE(
+      FirstAttemptLosesItsFeedRow(w, r, key, [&] { return Revoke(w, key); }));
   // The client retries.
   ASSERT_TRUE(Revoke(w, key).ok());
   ExpectNoReplicaAccepts(key);
@@ -460,15 +472,9 @@ TEST_F(RevocationScheduleTest, RetriedRevokeOfAnAbandonedChangeIsFedAgain) {
 // Finding: the re-announcement's own commit was not timed; when it too
 // outlived the gap timeout it was abandoned and the writer returned OK.
 TEST_F(RevocationScheduleTest, SlowReannouncementIsRepeated) {
-  ReplicaSyncOptions fast_gap = Options("w");
-  fast_gap.gap_timeout = absl::Milliseconds(300);
-  Replica& w = Start(fast_gap);
-  fast_gap.replica_id = fast_gap.fault_scope = "r";
-  Replica& r = Start(fast_gap);
-  CreateTenant(w);
-  const Key key = CreateKey(w);
-  WaitCaughtUp(r);
-  CacheEverywhere(key);
+  Replica& w = Start(FastGapOptions("w"));
+  Replica& r = Start(FastGapOptions("r"));
+  const Key key = CachedKeyEverywhere(w, r);
 
   Injection commit = Injection::Pause(fault::kWriterBeforeCommit, key.id);
   Injection announce = Injection::Pause(fault::kAnnounceBeforeCommit, key.id);
@@ -492,10 +498,7 @@ TEST_F(RevocationScheduleTest, ShorterGapTimeoutElsewhereDoesNotSkipAChange) {
   ReplicaSyncOptions short_gap = Options("r");
   short_gap.gap_timeout = absl::Milliseconds(200);
   Replica& r = Start(short_gap);
-  CreateTenant(w);
-  const Key key = CreateKey(w);
-  WaitCaughtUp(r);
-  CacheEverywhere(key);
+  const Key key = CachedKeyEverywhere(w, r);
 
   Injection commit = Injection::Pause(fault::kWriterBeforeCommit, key.id);
   Async<absl::Status> revoke([&] { return Revoke(w, key); });
@@ -680,27 +683,12 @@ TEST_F(RevocationScheduleTest, AcknowledgementWaitHonoursTheCallDeadline) {
 // Finding: a Delete retried after a failed wait answered NOT_FOUND at once
 // (the key is gone) without waiting for the replicas.
 TEST_F(RevocationScheduleTest, RetriedDeleteWaitsForTheReplicas) {
-  ReplicaSyncOptions fast_gap = Options("w");
-  fast_gap.gap_timeout = absl::Milliseconds(300);
-  Replica& w = Start(fast_gap);
-  fast_gap.replica_id = fast_gap.fault_scope = "r";
-  Replica& r = Start(fast_gap);
-  CreateTenant(w);
-  const Key key = CreateKey(w);
-  WaitCaughtUp(r);
-  CacheEverywhere(key);
+  Replica& w = Start(FastGapOptions("w"));
+  Replica& r = Start(FastGapOptions("r"));
+  const Key key = CachedKeyEverywhere(w, r);
 
-  {
-    Injection commit = Injection::Pause(fault::kWriterBeforeCommit, key.id);
-    Injection announce =
-        Injection::Fail(fault::kAnnounceBeforeCommit, key.id,
-                        absl::UnavailableError("injected: announcement lost"));
-    Async<absl::Status> first([&] { return Delete(w, key); });
-    WaitUntilAbandoned(r, commit, [&] { CreateKey(w); });
-    commit.Release();
-    absl::Status s = first.Get();
-    ASSERT_EQ(s.code(), absl::StatusCode::kUnavailable) << s;
-  }
+  ASSERT_NO_FATAL_FAILURE(
+      FirstAttemptLosesItsFeedRow(w, r, key, [&] { return Delete(w, key); }));
   absl::Status retry = Delete(w, key);
   EXPECT_EQ(retry.code(), absl::StatusCode::kNotFound) << retry;
   ExpectNoReplicaAccepts(key);

@@ -200,6 +200,16 @@ class ReplicaSyncTest : public ::testing::Test {
     ASSERT_TRUE(sync.ok()) << sync.status();
     sync_ = *std::move(sync);
   }
+  // Waits until the cache is trusted and holds `key` (a verification reads
+  // the store no more); returns the store's verification reads so far.
+  int TrustedAndCached(const std::string& key) {
+    EXPECT_TRUE(Eventually([&] { return verifier_->cache_trusted(); }));
+    EXPECT_TRUE(verifier_->Verify(key, {}).ok());
+    const int loads = keys_store_.verify_loads();
+    EXPECT_TRUE(verifier_->Verify(key, {}).ok());
+    EXPECT_EQ(keys_store_.verify_loads(), loads) << "not cached";
+    return loads;
+  }
   // A key created through the service, verified once (so it is cached).
   std::string CachedKey() {
     KeyService keys(&keys_store_, peppers_, verifier_.get());
@@ -365,11 +375,7 @@ TEST_F(ReplicaSyncTest, ASlowMutationIsReannouncedUnderANewSeq) {
 TEST_F(ReplicaSyncTest, AHeartbeatAfterTheTrustBoundDropsTheCache) {
   std::string key = CachedKey();
   StartSync();
-  ASSERT_TRUE(Eventually([&] { return verifier_->cache_trusted(); }));
-  ASSERT_TRUE(verifier_->Verify(key, {}).ok());
-  const int loads = keys_store_.verify_loads();
-  ASSERT_TRUE(verifier_->Verify(key, {}).ok());
-  ASSERT_EQ(keys_store_.verify_loads(), loads) << "not cached";
+  const int loads = TrustedAndCached(key);
 
   // The replica cannot reach the feed until its trust bound passed (the
   // key is not verified meanwhile, so the cache is not refilled).
@@ -389,9 +395,7 @@ TEST_F(ReplicaSyncTest, ARolledBackFeedDropsTheCacheAndIsReadAgain) {
   feed_.Commit(1, "aaaaaaaaaaaa");
   feed_.Commit(2, "bbbbbbbbbbbb");
   ASSERT_TRUE(Eventually([&] { return feed_.AppliedOf("self") == 2; }));
-  ASSERT_TRUE(Eventually([&] { return verifier_->cache_trusted(); }));
-  ASSERT_TRUE(verifier_->Verify(key, {}).ok());
-  const int loads = keys_store_.verify_loads();
+  const int loads = TrustedAndCached(key);
 
   // Restored to an empty feed; a new change reuses seq 1.
   feed_.Truncate();
@@ -405,9 +409,7 @@ TEST_F(ReplicaSyncTest, ARolledBackFeedDropsTheCacheAndIsReadAgain) {
 TEST_F(ReplicaSyncTest, ADatabaseClockJumpDropsTheCache) {
   std::string key = CachedKey();
   StartSync();
-  ASSERT_TRUE(Eventually([&] { return verifier_->cache_trusted(); }));
-  ASSERT_TRUE(verifier_->Verify(key, {}).ok());
-  const int loads = keys_store_.verify_loads();
+  const int loads = TrustedAndCached(key);
   // As if this process had been suspended for a whole lease: the database
   // clock moved on, the local monotonic clock did not.
   feed_.AdvanceDbClock(options_.lease);

@@ -4,6 +4,7 @@
 #include <cppconn/resultset.h>
 
 #include <limits>
+#include <string>
 #include <utility>
 
 #include "absl/time/time.h"
@@ -40,6 +41,20 @@ constexpr char kAcknowledgedThroughSql[] =
     " END) FROM replicas r WHERE NOT (r.id = ? AND r.incarnation = ?)"
     " AND r.heartbeat_at + INTERVAL r.lease_us MICROSECOND >"
     " UTC_TIMESTAMP(6)";
+
+// The single value of a query without parameters that returns one row.
+absl::StatusOr<int64_t> QueryInt64(ConnectionPool& pool, absl::string_view what,
+                                   const std::string& sql) {
+  int64_t value = 0;
+  absl::Status status = Run(pool, what, [&](Session& s) -> absl::Status {
+    std::unique_ptr<sql::ResultSet> rs = s.Query(s.Prepare(sql));
+    if (!rs->next()) return absl::InternalError("the query returned no row");
+    value = rs->getInt64(1);
+    return absl::OkStatus();
+  });
+  if (!status.ok()) return status;
+  return value;
+}
 
 }  // namespace
 
@@ -101,31 +116,16 @@ absl::StatusOr<FeedRead> MysqlChangeFeedStore::ReadChanges(
 }
 
 absl::StatusOr<int64_t> MysqlChangeFeedStore::Head() {
-  int64_t head = 0;
-  absl::Status status =
-      Run(*pool_, "read feed head", [&](Session& s) -> absl::Status {
-        sql::PreparedStatement& stmt =
-            s.Prepare("SELECT COALESCE(MAX(seq), 0) FROM key_changes");
-        std::unique_ptr<sql::ResultSet> rs = s.Query(stmt);
-        head = rs->next() ? rs->getInt64(1) : 0;
-        return absl::OkStatus();
-      });
-  if (!status.ok()) return status;
-  return head;
+  return QueryInt64(*pool_, "read feed head",
+                    "SELECT COALESCE(MAX(seq), 0) FROM key_changes");
 }
 
 absl::StatusOr<absl::Duration> MysqlChangeFeedStore::MaxGapTimeout() {
-  int64_t micros = 0;
-  absl::Status status =
-      Run(*pool_, "read gap timeouts", [&](Session& s) -> absl::Status {
-        sql::PreparedStatement& stmt =
-            s.Prepare("SELECT COALESCE(MAX(gap_timeout_us), 0) FROM replicas");
-        std::unique_ptr<sql::ResultSet> rs = s.Query(stmt);
-        micros = rs->next() ? rs->getInt64(1) : 0;
-        return absl::OkStatus();
-      });
-  if (!status.ok()) return status;
-  return absl::Microseconds(micros);
+  absl::StatusOr<int64_t> micros =
+      QueryInt64(*pool_, "read gap timeouts",
+                 "SELECT COALESCE(MAX(gap_timeout_us), 0) FROM replicas");
+  if (!micros.ok()) return micros.status();
+  return absl::Microseconds(*micros);
 }
 
 absl::StatusOr<FeedPosition> MysqlChangeFeedStore::StartingPoint(
