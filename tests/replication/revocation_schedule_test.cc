@@ -234,7 +234,7 @@ class RevocationScheduleTest : public ::testing::Test {
 
   // A gap timeout short enough for a test to wait until it passed.
   static ReplicaSyncOptions FastGapOptions(const std::string& name) {
-    ReplicaSyncOptions o = Options(name);
+    ReplicaSyncOptions o = PatientOptions(name);
     o.gap_timeout = absl::Milliseconds(300);
     return o;
   }
@@ -304,8 +304,11 @@ class RevocationScheduleTest : public ::testing::Test {
     return Key{key->record.id, key->full_key};
   }
 
-  // Every replica has `key` cached as VALID.
+  // Every replica has `key` cached as VALID. Waits first until every
+  // replica has read the feed up to now (its own "created" row evicts the
+  // id once more).
   void CacheEverywhere(const Key& key) {
+    for (auto& r : replicas_) WaitCaughtUp(*r);
     for (auto& r : replicas_) {
       ASSERT_EQ(Answer(*r->verifier, key.secret), "VALID") << r->name;
       const uint64_t misses = r->verifier->misses();
@@ -315,11 +318,10 @@ class RevocationScheduleTest : public ::testing::Test {
   }
 
   // The tenant (created through `w`) and a new key cached as VALID on every
-  // replica, once `r` has read the feed up to it.
-  Key CachedKeyEverywhere(Replica& w, Replica& r) {
+  // replica.
+  Key CachedKeyEverywhere(Replica& w) {
     CreateTenant(w);
     const Key key = CreateKey(w);
-    WaitCaughtUp(r);
     CacheEverywhere(key);
     return key;
   }
@@ -338,6 +340,17 @@ class RevocationScheduleTest : public ::testing::Test {
     commit.Release();
     absl::Status s = first.Get();
     ASSERT_EQ(s.code(), absl::StatusCode::kUnavailable) << s;
+  }
+
+  // Waits until `call` returned or its writer polled for acknowledgements
+  // three more times (counted by `polls`); true when it returned.
+  template <typename T>
+  static bool ReturnsBeforeThreeMorePolls(Async<T>& call,
+                                          const Injection& polls) {
+    const int polled = polls.hits();
+    EXPECT_TRUE(
+        Eventually([&] { return call.done() || polls.hits() >= polled + 3; }));
+    return call.done();
   }
 
   // The contract after a killing call returned OK: no replica accepts.
@@ -398,9 +411,9 @@ class RevocationScheduleTest : public ::testing::Test {
 // before its heartbeat; a Revoke commits; the writer stops waiting when R's
 // lease runs out and returns OK; R's heartbeat then succeeds.
 TEST_F(RevocationScheduleTest, HeartbeatAfterALapseDoesNotTrustAStaleRead) {
-  Replica& w = Start(Options("w"));
+  Replica& w = Start(PatientOptions("w"));
   Replica& r = Start(Options("r"));
-  const Key key = CachedKeyEverywhere(w, r);
+  const Key key = CachedKeyEverywhere(w);
 
   // R has read the feed (before the Revoke) and is held before its
   // heartbeat. Nothing verifies the key meanwhile: a verification while R
@@ -431,11 +444,11 @@ TEST_F(RevocationScheduleTest, HeartbeatAfterALapseDoesNotTrustAStaleRead) {
 // batch size, and the heartbeat after that partial read renewed trust.
 TEST_F(RevocationScheduleTest,
        TruncatedCatchUpAfterALapseDoesNotTrustTheCache) {
-  Replica& w = Start(Options("w"));
+  Replica& w = Start(PatientOptions("w"));
   ReplicaSyncOptions small = Options("r");
   small.batch = 4;
   Replica& r = Start(small);
-  const Key key = CachedKeyEverywhere(w, r);
+  const Key key = CachedKeyEverywhere(w);
 
   Injection stall = Injection::Pause(fault::kTailerBeforeRead, "r");
   ASSERT_TRUE(stall.WaitPaused(1, Patience()));
@@ -460,7 +473,7 @@ TEST_F(RevocationScheduleTest,
 TEST_F(RevocationScheduleTest, RetriedRevokeOfAnAbandonedChangeIsFedAgain) {
   Replica& w = Start(FastGapOptions("w"));
   Replica& r = Start(FastGapOptions("r"));
-  const Key key = CachedKeyEverywhere(w, r);
+  const Key key = CachedKeyEverywhere(w);
 
   ASSERT_NO_FATAL_FAILURE(
       FirstAttemptLosesItsFeedRow(w, r, key, [&] { return Revoke(w, key); }));
@@ -474,7 +487,7 @@ TEST_F(RevocationScheduleTest, RetriedRevokeOfAnAbandonedChangeIsFedAgain) {
 TEST_F(RevocationScheduleTest, SlowReannouncementIsRepeated) {
   Replica& w = Start(FastGapOptions("w"));
   Replica& r = Start(FastGapOptions("r"));
-  const Key key = CachedKeyEverywhere(w, r);
+  const Key key = CachedKeyEverywhere(w);
 
   Injection commit = Injection::Pause(fault::kWriterBeforeCommit, key.id);
   Injection announce = Injection::Pause(fault::kAnnounceBeforeCommit, key.id);
@@ -492,13 +505,13 @@ TEST_F(RevocationScheduleTest, SlowReannouncementIsRepeated) {
 // tailer with a shorter one abandoned a seq that the writer (longer one) did
 // not think needed re-announcing.
 TEST_F(RevocationScheduleTest, ShorterGapTimeoutElsewhereDoesNotSkipAChange) {
-  ReplicaSyncOptions long_gap = Options("w");
+  ReplicaSyncOptions long_gap = PatientOptions("w");
   long_gap.gap_timeout = absl::Seconds(8);
   Replica& w = Start(long_gap);
   ReplicaSyncOptions short_gap = Options("r");
   short_gap.gap_timeout = absl::Milliseconds(200);
   Replica& r = Start(short_gap);
-  const Key key = CachedKeyEverywhere(w, r);
+  const Key key = CachedKeyEverywhere(w);
 
   Injection commit = Injection::Pause(fault::kWriterBeforeCommit, key.id);
   Async<absl::Status> revoke([&] { return Revoke(w, key); });
@@ -516,13 +529,11 @@ TEST_F(RevocationScheduleTest, TwoProcessesWithOneReplicaIdAreBothWaitedFor) {
   // for B's lease to run out.
   ReplicaSyncOptions twin = PatientOptions("twin");
   twin.fault_scope = "a";
-  Replica& a = Start(twin);
+  Start(twin);
   twin.fault_scope = "b";
   Replica& b = Start(twin);
   CreateTenant(w);
   const Key key = CreateKey(w);
-  WaitCaughtUp(a);
-  WaitCaughtUp(b);
   CacheEverywhere(key);
 
   Injection hold_b = Injection::Pause(fault::kTailerBeforeRead, "b");
@@ -542,12 +553,9 @@ TEST_F(RevocationScheduleTest, TwoProcessesWithOneReplicaIdAreBothWaitedFor) {
     int64_t n = -1;
     return v.ok() && absl::SimpleAtoi(*v, &n) && n >= head;
   }));
-  const int polled = polls.hits();
-  ASSERT_TRUE(
-      Eventually([&] { return revoke.done() || polls.hits() >= polled + 3; }));
-  EXPECT_FALSE(revoke.done()) << "returned while twin b still had the key "
-                                 "cached, answering "
-                              << Answer(*b.verifier, key.secret);
+  EXPECT_FALSE(ReturnsBeforeThreeMorePolls(revoke, polls))
+      << "returned while twin b still had the key cached, answering "
+      << Answer(*b.verifier, key.secret);
   hold_b.Release();
   ASSERT_TRUE(revoke.Get().ok());
   ExpectNoReplicaAccepts(key);
@@ -589,7 +597,7 @@ TEST_F(RevocationScheduleTest, WaitingWritersDoNotStarveTheHeartbeat) {
 // its transaction (and REPEATABLE READ snapshot) open; a later cache fill on
 // it read the old snapshot after the eviction.
 TEST_F(RevocationScheduleTest, FailedRollbackLeavesNoSnapshotForCacheFills) {
-  Replica& w = Start(Options("w"));
+  Replica& w = Start(PatientOptions("w"));
   Replica& r = Start(Options("r"), /*key_pool_size=*/1);
   CreateTenant(w);
   const Key revoked = CreateKey(w);
@@ -615,17 +623,25 @@ TEST_F(RevocationScheduleTest, FailedRollbackLeavesNoSnapshotForCacheFills) {
 // Finding: seq regression was not detected. After TRUNCATE the new changes
 // reuse seqs at or below the replicas' applied position and were skipped.
 TEST_F(RevocationScheduleTest, TruncatedFeedIsDetected) {
-  Replica& w = Start(Options("w"));
-  Replica& r = Start(Options("r"));
+  Replica& w = Start(PatientOptions("w"));
+  Replica& r = Start(PatientOptions("r"));
   CreateTenant(w);
   for (int i = 0; i < 4; ++i) CreateKey(w);
   const Key key = CreateKey(w);
-  WaitCaughtUp(r);
-  WaitCaughtUp(w);
   CacheEverywhere(key);
 
+  // R is held before its next read (live, trusting its cache): only the
+  // writer's own check can tell that R's position means nothing now.
+  Injection hold = Injection::Pause(fault::kTailerBeforeRead, "r");
+  ASSERT_TRUE(hold.WaitPaused(1, Patience()));
   ASSERT_TRUE(db_->Execute("TRUNCATE TABLE key_changes").ok());
-  ASSERT_TRUE(Revoke(w, key).ok());
+  Injection polls = Injection::Count(fault::kAckQuery, "w");
+  Async<absl::Status> revoke([&] { return Revoke(w, key); });
+  EXPECT_FALSE(ReturnsBeforeThreeMorePolls(revoke, polls))
+      << "returned while R (held, trusting its cache) answered "
+      << Answer(*r.verifier, key.secret);
+  hold.Release();
+  ASSERT_TRUE(revoke.Get().ok());
   ExpectNoReplicaAccepts(key);
 }
 
@@ -638,7 +654,6 @@ TEST_F(RevocationScheduleTest, RestoredFeedReusingSeqsIsDetected) {
   CreateTenant(w);
   for (int i = 0; i < 4; ++i) CreateKey(w);
   const Key key = CreateKey(w);
-  WaitCaughtUp(r);
   CacheEverywhere(key);
   const int64_t head = Head();
 
@@ -652,10 +667,14 @@ TEST_F(RevocationScheduleTest, RestoredFeedReusingSeqsIsDetected) {
       db_->Execute(absl::StrCat("ALTER TABLE key_changes AUTO_INCREMENT = ",
                                 head - 2))
           .ok());
+  Injection polls = Injection::Count(fault::kAckQuery, "w");
   Async<absl::Status> revoke([&] { return Revoke(w, key); });
   // Enough new rows for the head to pass R's applied position.
   for (int i = 0; i < 4; ++i) CreateKey(w);
   ASSERT_TRUE(Eventually([&] { return Head() > head; }));
+  EXPECT_FALSE(ReturnsBeforeThreeMorePolls(revoke, polls))
+      << "returned while R (held, trusting its cache) answered "
+      << Answer(*r.verifier, key.secret);
   hold.Release();
   ASSERT_TRUE(revoke.Get().ok());
   ExpectNoReplicaAccepts(key);
@@ -685,7 +704,7 @@ TEST_F(RevocationScheduleTest, AcknowledgementWaitHonoursTheCallDeadline) {
 TEST_F(RevocationScheduleTest, RetriedDeleteWaitsForTheReplicas) {
   Replica& w = Start(FastGapOptions("w"));
   Replica& r = Start(FastGapOptions("r"));
-  const Key key = CachedKeyEverywhere(w, r);
+  const Key key = CachedKeyEverywhere(w);
 
   ASSERT_NO_FATAL_FAILURE(
       FirstAttemptLosesItsFeedRow(w, r, key, [&] { return Delete(w, key); }));
@@ -699,15 +718,14 @@ TEST_F(RevocationScheduleTest, RetriedDeleteWaitsForTheReplicas) {
 // held back every replica's applied position, so unrelated revocations
 // could not be acknowledged.
 TEST_F(RevocationScheduleTest, AuditLaneWaitDoesNotHoldBackOtherRevocations) {
-  ReplicaSyncOptions long_gap = Options("w");
+  ReplicaSyncOptions long_gap = PatientOptions("w");
   long_gap.gap_timeout = absl::Seconds(60);
   Replica& w = Start(long_gap);
   long_gap.replica_id = long_gap.fault_scope = "r";
-  Replica& r = Start(long_gap);
+  Start(long_gap);
   CreateTenant(w);
   const Key slow = CreateKey(w);
   const Key other = CreateKey(w);
-  WaitCaughtUp(r);
   CacheEverywhere(other);
 
   Injection lane = Injection::Pause(fault::kWriterBeforeAudit, slow.id);
@@ -728,7 +746,7 @@ TEST_F(RevocationScheduleTest, AuditLaneWaitDoesNotHoldBackOtherRevocations) {
 // the key before the Revoke committed, and installs after the feed eviction,
 // is not installed.
 TEST_F(RevocationScheduleTest, FillThatRacedTheEvictionIsNotInstalled) {
-  Replica& w = Start(Options("w"));
+  Replica& w = Start(PatientOptions("w"));
   Replica& r = Start(Options("r"));
   CreateTenant(w);
   const Key key = CreateKey(w);
