@@ -98,8 +98,9 @@ class ChangeFeedStore {
   virtual absl::StatusOr<FeedPosition> StartingPoint(
       absl::Duration lookback) = 0;
 
-  // Appends a row in its own transaction and returns its seq. Used to
-  // announce a change again when its own feed row may have been abandoned.
+  // Appends a row marked as an announcement (key_changes.announcement = 1)
+  // in its own transaction and returns its seq. Used to announce a change
+  // again when its own feed row may have been abandoned.
   virtual absl::StatusOr<int64_t> Announce(const KeyChange& change) = 0;
 
   // Inserts (or replaces) this replica's row with heartbeat_at = now

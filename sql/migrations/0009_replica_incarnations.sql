@@ -15,6 +15,12 @@
 --
 -- Rows written by servers that predate this migration get incarnation '',
 -- the old default gap timeout and no anchor (anchor_seq 0: not checked).
+--
+-- key_changes.announcement: 1 for a row that announces again a change
+-- recorded before (a writer whose own row may have been abandoned as a gap,
+-- or a Revoke / Delete retried after its wait failed). Tailers treat it like
+-- any row (they evict the key); it is not a change of its own, so the
+-- history of a key is its rows with announcement = 0.
 
 ALTER TABLE replicas
   ADD COLUMN incarnation CHAR(16) CHARACTER SET ascii COLLATE ascii_bin
@@ -24,3 +30,6 @@ ALTER TABLE replicas
   ADD COLUMN anchor_created_at DATETIME(6) NULL,
   DROP PRIMARY KEY,
   ADD PRIMARY KEY (id, incarnation);
+
+ALTER TABLE key_changes
+  ADD COLUMN announcement TINYINT NOT NULL DEFAULT 0 AFTER key_version;

@@ -377,7 +377,8 @@ class BurstChecker:
                  for r in rows}
         changes = {}
         for kid, ctype, ver in t.sql.rows(
-                "SELECT key_id, change_type, key_version FROM key_changes",
+                "SELECT key_id, change_type, key_version FROM key_changes"
+                " WHERE announcement = 0",
                 db):
             changes.setdefault(kid, []).append((ctype, int(ver)))
         audit = {}

@@ -206,7 +206,8 @@ class RaceTest(harness.LumoServerTestCase):
             # No lost update: the change rows are exactly the writes.
             rows = self.server.sql(
                 "SELECT change_type, key_version FROM key_changes WHERE "
-                "key_id = '%s' ORDER BY key_version" % kid).stdout.split("\n")
+                "announcement = 0 AND key_id = '%s' ORDER BY key_version"
+                % kid).stdout.split("\n")
             changes = [line.split("\t") for line in rows[1:] if line]
             kinds = [c[0] for c in changes]
             final = self.server.sql(

@@ -288,6 +288,10 @@ TEST_F(ChangeFeedStoreTest, HeadAnnounceAndStartingPoint) {
   EXPECT_EQ(read->changes[0].key_id, "bbbbbbbbbbbb");
   EXPECT_EQ(read->changes[0].change_type, "rotated");
   EXPECT_EQ(read->changes[0].key_version, 3);
+  EXPECT_EQ(*db_->QueryValue("SELECT GROUP_CONCAT(announcement ORDER BY seq)"
+                             " FROM key_changes"),
+            "0,1")
+      << "the announcement is marked, the change is not";
   // Both rows are brand new: a tailer starting now must read them.
   EXPECT_EQ(feed_->StartingPoint(absl::Seconds(3))->seq, 0);
   ASSERT_TRUE(db_->Execute("UPDATE key_changes SET created_at ="

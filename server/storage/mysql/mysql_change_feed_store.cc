@@ -160,7 +160,8 @@ absl::StatusOr<int64_t> MysqlChangeFeedStore::Announce(
         s.Step("insert key change");
         sql::PreparedStatement& insert = s.Prepare(
             "INSERT INTO key_changes (tenant_id, key_id, change_type,"
-            " key_version, created_at) VALUES (?, ?, ?, ?, UTC_TIMESTAMP(6))");
+            " key_version, announcement, created_at)"
+            " VALUES (?, ?, ?, ?, 1, UTC_TIMESTAMP(6))");
         insert.setInt64(1, change.tenant_id);
         insert.setString(2, change.key_id);
         insert.setString(3, change.change_type);
