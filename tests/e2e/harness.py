@@ -445,7 +445,12 @@ class LumoGateway:
         finally:
             conn.close()
 
-    def raw(self, data, read_timeout=5):
+    def raw(self, data, read_timeout=None):
+        """Sends raw bytes; returns what came back (one response, or all
+        until EOF or `read_timeout`, default longer than the gateway's
+        request timeout so that a 408 is seen)."""
+        if read_timeout is None:
+            read_timeout = 5 * TIME_SCALE
         with socket.create_connection(("127.0.0.1", self.port), timeout=read_timeout) as s:
             s.sendall(data)
             chunks = []

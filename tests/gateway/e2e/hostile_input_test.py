@@ -411,7 +411,7 @@ class HostileInputTest(harness.LumoServerTestCase):
 
     # ----- malformed HTTP on raw sockets -------------------------------------
 
-    def raw_status(self, data, read_timeout=5):
+    def raw_status(self, data, read_timeout=None):
         reply = self.gw.raw(data, read_timeout)
         return reply.split(b"\r\n", 1)[0], reply
 
