@@ -391,10 +391,13 @@ class LumoGateway:
     tiny HTTP client (`request`) and a raw-socket helper (`raw`).
 
     `request_timeout` is the gateway's --request_timeout: short by default so
-    slow-client tests finish quickly; tests whose requests legitimately take
-    long on a loaded machine (large exports) pass a longer one."""
+    slow-client tests finish quickly (scaled by TIME_SCALE on slow
+    machines); tests whose requests legitimately take long on a loaded
+    machine (large exports) pass a longer one."""
 
-    def __init__(self, server, request_timeout="3s"):
+    def __init__(self, server, request_timeout=None):
+        if request_timeout is None:
+            request_timeout = "%ds" % (3 * TIME_SCALE)
         self.server = server
         self.port = free_loopback_port()
         self.log_path = os.path.join(server.tmpdir, "gateway.log")
@@ -406,7 +409,7 @@ class LumoGateway:
              "--service_token_file=" + server.service_token_path,
              "--request_timeout=" + request_timeout],
             stdout=self.log, stderr=self.log)
-        deadline = time.time() + 20
+        deadline = time.time() + 20 * TIME_SCALE
         while True:
             try:
                 status, _, _ = self.request("GET", "/healthz")
@@ -427,7 +430,8 @@ class LumoGateway:
         self.log.close()
 
     def request(self, method, path, body=None, headers=None):
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
+        conn = http.client.HTTPConnection("127.0.0.1", self.port,
+                                          timeout=10 * TIME_SCALE)
         try:
             hdrs = dict(headers or {})
             data = None
@@ -441,7 +445,12 @@ class LumoGateway:
         finally:
             conn.close()
 
-    def raw(self, data, read_timeout=5):
+    def raw(self, data, read_timeout=None):
+        """Sends raw bytes; returns what came back (one response, or all
+        until EOF or `read_timeout`, default longer than the gateway's
+        request timeout so that a 408 is seen)."""
+        if read_timeout is None:
+            read_timeout = 5 * TIME_SCALE
         with socket.create_connection(("127.0.0.1", self.port), timeout=read_timeout) as s:
             s.sendall(data)
             chunks = []

@@ -57,8 +57,10 @@ async function readShownKey(page) {
 async function closeShownKey(page) {
   await page.locator('#secret-done').click();
   await page.locator('#secret-dialog').waitFor({state: 'hidden'});
-  // The secret does not stay in the page once the dialog is closed.
-  assert.equal(await page.locator('#new-key-value').inputValue(), '');
+  // The secret does not stay in the page once the dialog is closed (the
+  // dialog's close event may run a moment after it is hidden: wait for it).
+  await page.waitForFunction(
+      () => document.getElementById('new-key-value').value === '');
 }
 
 async function createKey(page, name, scopes) {
@@ -211,7 +213,9 @@ async function main() {
       const attackerPage = await context.newPage();
       attackerPage.on('dialog', (d) => { dialogsFired += 1; d.dismiss(); });
       await attackerPage.goto(`http://${host}:${attacker.address().port}/`);
-      await attackerPage.waitForTimeout(1500);
+      // The page's fetch settles, then it submits the form: the attack is
+      // over once the form's POST has been answered (the page shows it).
+      await attackerPage.waitForURL(keysApi);
       await attackerPage.close();
     }
     attacker.close();
