@@ -29,7 +29,7 @@ def mode(path):
     return stat.S_IMODE(os.stat(path).st_mode)
 
 
-class WalkthroughTestCase(unittest.TestCase):
+class WalkthroughTestCase(harness.LogOnFailure, unittest.TestCase):
     """A migrated database, secrets and a server run by the systemctl
     stand-in from a config file, fresh for every test."""
 
@@ -71,24 +71,16 @@ class WalkthroughTestCase(unittest.TestCase):
             "LUMO_DOCS_SERVER_ADDRESS": s.address,
         })
         self.addCleanup(self.systemctl, "stop")
-        # Runs before server.stop removes the directory; run() prints it
-        # when the test failed.
+        # Runs before server.stop removes the directory; failure_log()
+        # returns it.
         self.addCleanup(self.keep_server_log)
         self.systemctl("start")
 
     def keep_server_log(self):
         self.kept_log = self.server_log()
 
-    def run(self, result=None):
-        if result is None:
-            return super().run(result)
-        before = len(result.failures) + len(result.errors)
-        outcome = super().run(result)
-        if len(result.failures) + len(result.errors) > before:
-            sys.stderr.write("\n===== server log =====\n"
-                             + getattr(self, "kept_log", self.server_log())
-                             + "===== end =====\n")
-        return outcome
+    def failure_log(self):
+        return getattr(self, "kept_log", None) or self.server_log()
 
     def server_log(self):
         path = os.path.join(getattr(self, "state_dir", ""), "server.log")
@@ -127,28 +119,18 @@ class WalkthroughTestCase(unittest.TestCase):
 
     # ----- acting as tenants -------------------------------------------
 
-    def cli_json(self, tenant, *args, key=None):
-        env = {"LUMOKEYS_API_KEY": key} if key else None
-        r = self.server.cli("--json", "--tenant", tenant, *args, env=env)
-        self.assertEqual(r.returncode, 0, r.stderr)
-        return json.loads(r.stdout)
+    def cli_json(self, tenant, *args, key):
+        return self.server.tenant_cli_json(tenant, key, *args)
 
     def new_tenant(self, slug):
-        r = self.server.cli("--json", "tenant", "create", slug, "--scopes",
-                            "admin:write")
-        self.assertEqual(r.returncode, 0, r.stderr)
-        return json.loads(r.stdout)["initialKey"]["key"]
+        return self.server.create_tenant(slug)
 
     def new_key(self, tenant, root, name):
         return self.cli_json(tenant, "keys", "create", "--name", name,
                              "--scopes", "admin:read", key=root)["key"]
 
     def verify(self, tenant, key):
-        """The verification reason (VALID, REVOKED, NOT_FOUND, ...)."""
-        r = self.server.cli("--json", "--tenant", tenant, "verify",
-                            input=key + "\n")
-        self.assertIn(r.returncode, (0, 1), r.stderr)
-        return json.loads(r.stdout).get("reason", "")
+        return self.server.verify_reason(tenant, key)
 
     def listed_ids(self, tenant, root):
         ids = set()

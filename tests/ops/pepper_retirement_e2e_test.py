@@ -5,7 +5,6 @@ with --allow_missing_pepper_versions (and then those secrets do break:
 the harm the refusal prevents), and starts with a warning when only dead
 secrets use the version (REVOKED becomes NOT_FOUND). --check_peppers
 gives the same verdict as an exit status."""
-import json
 import os
 import secrets
 import subprocess
@@ -18,16 +17,10 @@ import harness  # noqa: E402
 
 class PepperRetirementTest(harness.LumoServerTestCase):
     def cli_json(self, *args, key):
-        r = self.server.cli("--json", "--tenant", "pepper-retire", *args,
-                            env={"LUMOKEYS_API_KEY": key})
-        self.assertEqual(r.returncode, 0, r.stderr)
-        return json.loads(r.stdout)
+        return self.server.tenant_cli_json("pepper-retire", key, *args)
 
     def verify(self, key):
-        r = self.server.cli("--json", "--tenant", "pepper-retire", "verify",
-                            input=key + "\n")
-        self.assertIn(r.returncode, (0, 1), r.stderr)
-        return json.loads(r.stdout).get("reason", "")
+        return self.server.verify_reason("pepper-retire", key)
 
     def write_peppers(self, versions):
         with open(self.server.pepper_path, "w") as f:
@@ -51,10 +44,7 @@ class PepperRetirementTest(harness.LumoServerTestCase):
         with open(s.pepper_path) as f:
             self.peppers = {1: f.read().strip().split(":", 1)[1],
                             2: secrets.token_hex(32)}
-        r = s.cli("--json", "tenant", "create", "pepper-retire", "--scopes",
-                  "admin:write")
-        self.assertEqual(r.returncode, 0, r.stderr)
-        root = json.loads(r.stdout)["initialKey"]["key"]
+        root = s.create_tenant("pepper-retire")
         live, graced, revoked = [
             self.cli_json("keys", "create", "--name", n, "--scopes",
                           "admin:read", key=root)["key"]

@@ -7,7 +7,6 @@ changed keys - deleted keys are gone from the key list, and untouched keys
 keep working. Also: the journal file's mode, compaction and merge across a
 restore, corrupt journals, and passwords kept off the command line."""
 import concurrent.futures
-import json
 import os
 import stat
 import subprocess
@@ -47,23 +46,13 @@ class RestoreTestCase(harness.LumoServerTestCase):
             self.server._launch_and_wait()
 
     def cli_json(self, tenant, *args, key):
-        r = self.server.cli("--json", "--tenant", tenant, *args,
-                            env={"LUMOKEYS_API_KEY": key})
-        self.assertEqual(r.returncode, 0, r.stderr)
-        return json.loads(r.stdout)
+        return self.server.tenant_cli_json(tenant, key, *args)
 
     def new_tenant(self, slug):
-        r = self.server.cli("--json", "tenant", "create", slug, "--scopes",
-                            "admin:write")
-        self.assertEqual(r.returncode, 0, r.stderr)
-        return json.loads(r.stdout)["initialKey"]["key"]
+        return self.server.create_tenant(slug)
 
     def verify(self, tenant, key):
-        """The reason a real verification gives (VALID, REVOKED, ...)."""
-        r = self.server.cli("--json", "--tenant", tenant, "verify",
-                            input=key + "\n")
-        self.assertIn(r.returncode, (0, 1), r.stderr)
-        return json.loads(r.stdout).get("reason", "")
+        return self.server.verify_reason(tenant, key)
 
     def parallel(self, fn, items):
         with concurrent.futures.ThreadPoolExecutor(PARALLEL) as pool:
