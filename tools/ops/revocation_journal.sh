@@ -87,7 +87,7 @@ run_mariadb() {
 # key id. Exits 1 naming the first malformed line (file and line number,
 # never its content).
 compact() {
-  awk -F '\t' '
+  LC_ALL=C awk -F '\t' '
     function newer(v, s, id) {
       if (!(id in version)) return 1
       if (length(v) != length(version[id])) return length(v) > length(version[id])
