@@ -13,6 +13,7 @@ import glob
 import json
 import os
 import stat
+import subprocess
 import sys
 import time
 import unittest
@@ -59,7 +60,9 @@ class WalkthroughTestCase(harness.LogOnFailure, unittest.TestCase):
         with open(self.server_conf, "w") as f:
             f.write("\n".join(conf) + "\n")
         root = walkthrough.repository_root()
-        self.env = dict(os.environ)
+        # The walk-throughs pass the database password in their option file
+        # only.
+        self.env = {k: v for k, v in os.environ.items() if k != "MYSQL_PWD"}
         self.env["PATH"] = os.pathsep.join([
             os.path.join(root, "tests", "docs", "bin"),
             os.path.join(s.binary_dir, "server"),
@@ -90,7 +93,7 @@ class WalkthroughTestCase(harness.LogOnFailure, unittest.TestCase):
             return f.read()
 
     def systemctl(self, action):
-        r = harness.subprocess.run(
+        r = subprocess.run(
             ["systemctl", action, "lumokeys-server"], env=self.env,
             capture_output=True, text=True, timeout=300)
         self.assertEqual(r.returncode, 0, r.stderr)

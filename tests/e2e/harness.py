@@ -401,14 +401,16 @@ class LogOnFailure:
 
 class LumoServerTestCase(LogOnFailure, unittest.TestCase):
     """Starts one LumoServer per test class (as `cls.server`) and prints its
-    log to stderr after a failing or erroring test."""
+    log to stderr after a failing or erroring test. A class may set
+    `server_class` to a LumoServer subclass (other server flags)."""
 
     server = None
+    server_class = LumoServer
 
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
-        cls.server = LumoServer()
+        cls.server = cls.server_class()
         cls.server.start()
 
     @classmethod

@@ -34,11 +34,7 @@ class RestoreServer(harness.LumoServer):
 class RestoreTestCase(harness.LumoServerTestCase):
     """One server and database per class; helpers for restores."""
 
-    @classmethod
-    def setUpClass(cls):
-        unittest.TestCase.setUpClass()
-        cls.server = RestoreServer()
-        cls.server.start()
+    server_class = RestoreServer
 
     def setUp(self):
         # A test that failed between stop and start leaves no server.
@@ -105,7 +101,6 @@ class RestoreTestCase(harness.LumoServerTestCase):
             if page >= reply["meta"]["totalPages"]:
                 return keys
             page += 1
-
 
 
 class RestoreTest(RestoreTestCase):
