@@ -55,13 +55,17 @@ class RestoreTestCase(harness.LumoServerTestCase):
             return list(pool.map(fn, items))
 
     def journal(self, mode, *args, stdin=None, check=True, env=None):
+        """Runs the journal tool; checks that it left no scratch file (they
+        hold journal lines) in its TMPDIR, whatever the outcome."""
         s = self.server
-        r = subprocess.run(
-            [JOURNAL_TOOL, mode, *args], input=stdin,
-            env=env if env is not None else s.mysql.tool_env(),
-            capture_output=True, text=True, timeout=600)
+        env = dict(env if env is not None else s.mysql.tool_env())
+        env["TMPDIR"] = os.path.join(s.tmpdir, "journal-scratch")
+        os.makedirs(env["TMPDIR"], exist_ok=True)
+        r = subprocess.run([JOURNAL_TOOL, mode, *args], input=stdin, env=env,
+                           capture_output=True, text=True, timeout=600)
         if check:
             self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(os.listdir(env["TMPDIR"]), [], "scratch files left")
         return r
 
     def export(self, *tool_args):

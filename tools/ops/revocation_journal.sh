@@ -45,15 +45,15 @@ die() {
   exit 1
 }
 
-tmp_files=()
-cleanup() { rm -f "${tmp_files[@]}"; }
-trap cleanup EXIT
-new_tmp() {
-  local f
-  f="$(mktemp "${TMPDIR:-/tmp}/revocation_journal.XXXXXX")"
-  tmp_files+=("$f")
-  echo "$f"
+# Scratch files (they hold journal lines) live in one private directory,
+# removed on exit; `merged` is the journal's replacement while it is built.
+work="$(mktemp -d "${TMPDIR:-/tmp}/revocation_journal.XXXXXX")"
+merged=""
+cleanup() {
+  rm -rf -- "$work"
+  if [ -n "$merged" ]; then rm -f -- "$merged"; fi
 }
+trap cleanup EXIT
 
 # Splits "[client options] DATABASE" into client[] and database. Option-file
 # options move to the front (the client accepts them only there).
@@ -131,20 +131,18 @@ cmd_export() {
   done
   parse_client_args "${rest[@]}"
   # The whole export first: a failed query never leaves half a line.
-  local state
-  state="$(new_tmp)"
+  local state="$work/state"
   export_state >"$state" || die "export failed (see the mariadb error above)"
   if [ -z "$journal" ]; then
     cat "$state"
     return
   fi
-  local dir merged
+  local dir
   dir="$(dirname -- "$journal")"
   [ -d "$dir" ] || die "$dir: no such directory"
   exec 9>>"$journal.lock"
   flock 9
   merged="$(mktemp "$dir/.$(basename -- "$journal").XXXXXX")"
-  tmp_files+=("$merged")
   local sources=("$state")
   [ -e "$journal" ] && sources=("$journal" "$state")
   compact "${sources[@]}" >"$merged" || die "$journal was left unchanged"
@@ -156,9 +154,7 @@ cmd_export() {
 
 cmd_apply() {
   parse_client_args "$@"
-  local latest sql
-  latest="$(new_tmp)"
-  sql="$(new_tmp)"
+  local latest="$work/latest" sql="$work/apply.sql"
   compact >"$latest" || die "journal refused; nothing was changed"
   # The journal is validated (ids base62, versions digits, states from a
   # fixed set), so its values can be spelled as SQL literals. Rows go in
