@@ -393,8 +393,10 @@ class LogOnFailure:
         before = len(result.failures) + len(result.errors)
         outcome = super().run(result)
         if len(result.failures) + len(result.errors) > before:
-            sys.stderr.write(f"\n===== log for {self.id()} =====\n"
-                             f"{self.failure_log()}"
+            log = self.failure_log()
+            if not log.endswith("\n"):
+                log += "\n"
+            sys.stderr.write(f"\n===== log for {self.id()} =====\n{log}"
                              "===== end of log =====\n")
         return outcome
 
