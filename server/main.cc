@@ -31,10 +31,12 @@
 #include "server/core/crypto.h"
 #include "server/core/pepper.h"
 #include "server/service/audit_json.h"
+#include "server/service/pepper_coverage.h"
 #include "server/storage/mysql/migrator.h"
 #include "server/storage/mysql/mysql_audit_store.h"
 #include "server/storage/mysql/mysql_key_store.h"
 #include "server/storage/mysql/mysql_options.h"
+#include "server/storage/mysql/mysql_pepper_usage_store.h"
 #include "server/tls/server_tls.h"
 // [metrics and logs includes] (issue 9)
 #include "server/observability/log.h"
@@ -53,6 +55,14 @@ ABSL_FLAG(std::string, mysql_password_file, "",
 ABSL_FLAG(int, db_pool_size, 16, "Database connections in the pool");
 ABSL_FLAG(std::string, pepper_file, "",
           "Pepper set file: lines `<version>:<hex>` (required)");
+// [pepper coverage] docs/operations.md "Pepper rotation".
+ABSL_FLAG(bool, check_peppers, false,
+          "Compare --pepper_file with the pepper versions that stored "
+          "secrets use, print a table and exit (1 when live secrets use a "
+          "version the file lacks)");
+ABSL_FLAG(bool, allow_missing_pepper_versions, false,
+          "Start even when live secrets use a pepper version missing from "
+          "--pepper_file (they then fail to verify; emergencies only)");
 ABSL_FLAG(std::string, operator_token_file, "",
           "File with the operator token (OperatorService); unset disables "
           "operator calls");
@@ -353,6 +363,29 @@ int main(int argc, char** argv) {
     }
     Log("warning",
         "database is not durable (innodb_flush_log_at_trx_commit != 1)");
+  }
+  // [pepper coverage]: every pepper version a stored secret uses must be in
+  // the pepper file; --check_peppers prints the comparison and exits.
+  {
+    lumo::storage::MysqlPepperUsageStore usage((*store)->shared_pool());
+    absl::StatusOr<lumo::service::PepperCoverage> coverage =
+        lumo::service::CheckPepperCoverage(**peppers, usage);
+    if (!coverage.ok()) {
+      Fatal(absl::StrCat("database: ", coverage.status().ToString()));
+    }
+    if (absl::GetFlag(FLAGS_check_peppers)) {
+      std::fputs(coverage->Report().c_str(), stdout);
+      return coverage->refused() ? 1 : 0;
+    }
+    if (coverage->refused()) {
+      if (!absl::GetFlag(FLAGS_allow_missing_pepper_versions)) {
+        Fatal(absl::StrCat(coverage->RefusalMessage(),
+                           ". Refusing to start "
+                           "(--allow_missing_pepper_versions overrides)"));
+      }
+      Log("error", coverage->RefusalMessage());
+    }
+    if (coverage->degraded()) Log("warning", coverage->WarningMessage());
   }
 
   lumo::app::AppOptions app_options;

@@ -134,7 +134,7 @@ def pem_to_der(pem_bytes):
     return ssl.PEM_cert_to_DER_cert(pem_bytes.decode())
 
 
-class ServerTestCase(unittest.TestCase):
+class ServerTestCase(harness.LogOnFailure, unittest.TestCase):
     """One TLS server per class (its own PKI in a temp dir)."""
 
     INTERNAL = True
@@ -153,15 +153,8 @@ class ServerTestCase(unittest.TestCase):
         cls.server.stop()
         harness.shutil.rmtree(cls.pki_dir, ignore_errors=True)
 
-    def run(self, result=None):
-        if result is None:
-            return super().run(result)
-        before = len(result.failures) + len(result.errors)
-        outcome = super().run(result)
-        if len(result.failures) + len(result.errors) > before:
-            sys.stderr.write("\n===== server log =====\n"
-                             + type(self).server.server_log())
-        return outcome
+    def failure_log(self):
+        return type(self).server.server_log()
 
     def new_tenant_key(self, slug):
         r = self.server.cli("--json", "tenant", "create", slug, "--scopes",
