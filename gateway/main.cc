@@ -8,6 +8,7 @@
 #include <memory>
 #include <sstream>
 #include <string>
+#include <utility>
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
@@ -25,6 +26,7 @@
 #include "grpcpp/security/credentials.h"
 #include "lumo/proto_files.h"
 #include "server/config/flag_config.h"
+#include "server/config/secret_file.h"
 // [metrics and logs includes] (issue 9)
 #include "gateway/observability.h"
 #include "server/observability/log.h"
@@ -106,6 +108,18 @@ int main(int argc, char** argv) {
   if (absl::Status ok = lumo::observability::ApplyObservabilityFlags();
       !ok.ok()) {
     Fatal(ok.message());
+  }
+  // [secret files] (docs/operations.md "Secret files")
+  for (const auto& [flag, path] :
+       {std::pair<const char*, std::string>{
+            "--service_token_file", absl::GetFlag(FLAGS_service_token_file)},
+        {"--tls_key_file", absl::GetFlag(FLAGS_tls_key_file)},
+        {"--upstream_tls_key_file",
+         absl::GetFlag(FLAGS_upstream_tls_key_file)}}) {
+    std::string warning;
+    absl::Status fit = lumo::config::CheckSecretFileFlag(flag, path, &warning);
+    if (!fit.ok()) Fatal(fit.message());
+    if (!warning.empty()) lumo::log::Warning(warning);
   }
   lumo::metrics::Registry metrics_registry;
   lumo::gateway::GatewayMetrics gateway_metrics(metrics_registry);
