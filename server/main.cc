@@ -447,8 +447,8 @@ int main(int argc, char** argv) {
       absl::GetFlag(FLAGS_portal_login_known_network_ttl);
   app_options.portal.throttle.ipv6_prefix_len = ipv6_prefix_len;
   app_options.portal.hashing.threads = absl::GetFlag(FLAGS_portal_hash_threads);
-  app_options.portal.hashing.max_queue = static_cast<size_t>(
-      std::max(0, absl::GetFlag(FLAGS_portal_hash_queue)));
+  app_options.portal.hashing.max_queue =
+      static_cast<size_t>(std::max(0, absl::GetFlag(FLAGS_portal_hash_queue)));
   app_options.portal.hashing.max_wait =
       absl::GetFlag(FLAGS_portal_hash_max_wait);
   app_options.portal.hashing.nice_increment =

@@ -17,8 +17,11 @@
 
 #include <string>
 
+#include "absl/flags/declare.h"
 #include "absl/status/status.h"
 #include "absl/strings/string_view.h"
+
+ABSL_DECLARE_FLAG(bool, allow_insecure_secret_files);
 
 namespace lumo::config {
 
@@ -31,8 +34,7 @@ absl::Status CheckSecretFile(absl::string_view flag, const std::string& path);
 // failed check is returned as OK and `*warning` (when given) holds the
 // message to log. An empty `path` (flag unset) is OK.
 absl::Status CheckSecretFileFlag(absl::string_view flag,
-                                 const std::string& path,
-                                 std::string* warning);
+                                 const std::string& path, std::string* warning);
 
 }  // namespace lumo::config
 

@@ -158,10 +158,10 @@ grpc::ServerUnaryReactor* RunAuthenticatedAsync(
         internal::BeginCall(auth, context, reactor, method, tenant_slug,
                             tenant_required, info, &outcome);
     if (!principal.has_value()) return;
-    auto done = [&auth, context, reactor, &method, principal = *principal,
-                 info, outcome](const absl::Status& status) {
-      internal::EndCall(auth, context, reactor, method, principal, info,
-                        status, outcome);
+    auto done = [&auth, context, reactor, &method, principal = *principal, info,
+                 outcome](const absl::Status& status) {
+      internal::EndCall(auth, context, reactor, method, principal, info, status,
+                        outcome);
     };
     body(*principal, info, std::move(done));
   };

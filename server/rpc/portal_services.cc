@@ -33,13 +33,11 @@ grpc::ServerUnaryReactor* PortalServiceImpl::Login(
   return RunAuthenticatedAsync(
       *ctx_.auth, *ctx_.workers, context, method, request->tenant_slug(), true,
       [this, context, request, response](const Principal&,
-                                         const RequestInfo& info,
-                                         auto done) {
+                                         const RequestInfo& info, auto done) {
         ctx_.portal->LoginAsync(
-            request->tenant_slug(), request->email(), request->password(),
-            info,
-            [context, response,
-             done = std::move(done)](absl::StatusOr<service::LoginResult> result) {
+            request->tenant_slug(), request->email(), request->password(), info,
+            [context, response, done = std::move(done)](
+                absl::StatusOr<service::LoginResult> result) {
               if (!result.ok()) {
                 if (auto wait = result.status().GetPayload(
                         service::kRetryAfterPayload)) {

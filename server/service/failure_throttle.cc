@@ -8,7 +8,6 @@
 #include <vector>
 
 #include "server/core/net.h"
-
 #include "server/service/key_service.h"
 
 namespace lumo::service {
@@ -61,9 +60,9 @@ bool FailureThrottle::MakeRoom(Table& table, absl::Time now) {
   if (candidates.empty()) return false;
   const size_t evict =
       std::min(candidates.size(), std::max<size_t>(1, max_tracked_ / 10));
-  std::nth_element(candidates.begin(), candidates.begin() + (evict - 1),
-                   candidates.end(),
-                   [](const auto& a, const auto& b) { return a.first > b.first; });
+  std::nth_element(
+      candidates.begin(), candidates.begin() + (evict - 1), candidates.end(),
+      [](const auto& a, const auto& b) { return a.first > b.first; });
   for (size_t i = 0; i < evict; ++i) table.buckets.erase(candidates[i].second);
   return true;
 }

@@ -38,8 +38,8 @@ class IpRateLimiter {
  public:
   explicit IpRateLimiter(IpRateLimiterOptions options);
 
-  // Takes one token for the client network of `address`. Returns nullopt when allowed, else how
-  // long until a token is available (at least one second).
+  // Takes one token for the client network of `address`. Returns nullopt when
+  // allowed, else how long until a token is available (at least one second).
   std::optional<absl::Duration> Acquire(absl::string_view address);
 
  private:

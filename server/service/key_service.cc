@@ -67,13 +67,11 @@ absl::Status Annotate(absl::Status status) {
   return status;
 }
 
-absl::Status RestrictionDenied(absl::string_view verb,
-                               absl::string_view field,
+absl::Status RestrictionDenied(absl::string_view verb, absl::string_view field,
                                absl::string_view rule) {
-  return WithErrorCode(
-      absl::PermissionDeniedError(absl::StrCat(
-          field, ": a key can only ", verb, " keys ", rule)),
-      "insufficient_scope");
+  return WithErrorCode(absl::PermissionDeniedError(absl::StrCat(
+                           field, ": a key can only ", verb, " keys ", rule)),
+                       "insufficient_scope");
 }
 
 // The no-escalation rule beyond scopes (docs/api-keys.md): a key may only
@@ -89,11 +87,11 @@ absl::Status CheckRestrictionsInherited(
       (!expires_at.has_value() || *expires_at > *caller.key_expires_at)) {
     return RestrictionDenied(
         verb, "expiresAt",
-        absl::StrCat("that expire no later than itself (",
-                     absl::FormatTime("%Y-%m-%dT%H:%M:%SZ",
-                                      *caller.key_expires_at,
-                                      absl::UTCTimeZone()),
-                     ")"));
+        absl::StrCat(
+            "that expire no later than itself (",
+            absl::FormatTime("%Y-%m-%dT%H:%M:%SZ", *caller.key_expires_at,
+                             absl::UTCTimeZone()),
+            ")"));
   }
   if (!caller.key_allowed_cidrs.empty()) {
     std::vector<core::Cidr> parents;

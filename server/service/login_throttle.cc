@@ -108,7 +108,8 @@ LoginReservation LoginThrottle::Reserve(absl::string_view account,
       !IsKnownLocked(account, network, now)) {
     return refuse(LoginThrottleScope::kAccount, *acct);
   }
-  const size_t needed = (pair == nullptr) + (net == nullptr) + (acct == nullptr);
+  const size_t needed =
+      (pair == nullptr) + (net == nullptr) + (acct == nullptr);
   if (needed > 0 && !MakeRoomLocked(needed, now)) {
     r.refused_by = LoginThrottleScope::kTableFull;
     r.retry_after = std::min(options_.window, absl::Minutes(1));
@@ -146,10 +147,10 @@ void LoginThrottle::Succeeded(const LoginReservation& r) {
     }
   }
   if (known.size() >= options_.max_known_per_account) {
-    auto oldest = std::min_element(
-        known.begin(), known.end(), [](const Known& a, const Known& b) {
-          return a.last_success < b.last_success;
-        });
+    auto oldest = std::min_element(known.begin(), known.end(),
+                                   [](const Known& a, const Known& b) {
+                                     return a.last_success < b.last_success;
+                                   });
     *oldest = Known{r.network, now};
     return;
   }

@@ -44,10 +44,10 @@ absl::Status BadCsrf() {
 // No hashing slot within the bound: the attempt was not made (and is not
 // counted); the client may retry at once.
 absl::Status Busy() {
-  absl::Status status = WithErrorCode(
-      absl::ResourceExhaustedError(
-          "too many logins in progress; try again in a moment"),
-      "rate_limit_exceeded");
+  absl::Status status =
+      WithErrorCode(absl::ResourceExhaustedError(
+                        "too many logins in progress; try again in a moment"),
+                    "rate_limit_exceeded");
   status.SetPayload(kRetryAfterPayload, absl::Cord("1"));
   return status;
 }
@@ -171,23 +171,22 @@ void PortalService::LoginAsync(absl::string_view tenant_slug,
   // worker) is free again at once.
   auto secret = std::make_shared<std::string>(
       password.size() <= core::kMaxPasswordBytes ? password : "");
-  HashPool::Job job = [this, reservation, slug = std::string(tenant_slug),
-                       typed = std::string(email), secret,
-                       admin = std::move(admin), info, done,
-                       deadline = storage::CurrentCallDeadline()](
-                          bool in_time) {
-    if (!in_time) {
-      throttle_.Cancel(reservation);
-      core::Cleanse(*secret);
-      done(Busy());
-      return;
-    }
-    storage::ScopedCallDeadline call_deadline(deadline);
-    absl::StatusOr<LoginResult> result =
-        CheckAndStartSession(reservation, slug, typed, *secret, admin, info);
-    core::Cleanse(*secret);
-    done(std::move(result));
-  };
+  HashPool::Job job =
+      [this, reservation, slug = std::string(tenant_slug),
+       typed = std::string(email), secret, admin = std::move(admin), info, done,
+       deadline = storage::CurrentCallDeadline()](bool in_time) {
+        if (!in_time) {
+          throttle_.Cancel(reservation);
+          core::Cleanse(*secret);
+          done(Busy());
+          return;
+        }
+        storage::ScopedCallDeadline call_deadline(deadline);
+        absl::StatusOr<LoginResult> result = CheckAndStartSession(
+            reservation, slug, typed, *secret, admin, info);
+        core::Cleanse(*secret);
+        done(std::move(result));
+      };
   if (!hash_pool_.Submit(std::move(job))) {
     throttle_.Cancel(reservation);
     core::Cleanse(*secret);
@@ -255,11 +254,10 @@ std::string PortalService::AuditEmail(absl::string_view email) const {
   // Not an address (perhaps a password typed into the wrong field): a
   // marker that tells repeated values apart within this process, from which
   // the value cannot be recovered or guessed offline.
-  return absl::StrCat(
-      "not-an-email:",
-      core::HexEncode(core::AsStringView(
-                          core::HmacSha256(audit_marker_key_, normalized)))
-          .substr(0, 16));
+  return absl::StrCat("not-an-email:",
+                      core::HexEncode(core::AsStringView(core::HmacSha256(
+                                          audit_marker_key_, normalized)))
+                          .substr(0, 16));
 }
 
 void PortalService::RecordFailure(absl::string_view tenant_slug,
@@ -312,7 +310,8 @@ void PortalService::RecordThrottled(absl::string_view tenant_slug,
       scope == LoginThrottleScope::kAccount ? "" : reservation.network);
   audit_writer_->EnqueueSummarized(summary_key, [&] {
     storage::PendingAuditEvent pending;
-    if (per_account) pending.tenant_slug = std::string(tenant_slug.substr(0, 63));
+    if (per_account)
+      pending.tenant_slug = std::string(tenant_slug.substr(0, 63));
     storage::AuditEvent& event = pending.event;
     event.action = "portal.login.failed";
     event.category = "authentication";

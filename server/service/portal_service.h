@@ -22,9 +22,9 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "server/core/password.h"
+#include "server/service/audit_writer.h"
 #include "server/service/hash_pool.h"
 #include "server/service/login_throttle.h"
-#include "server/service/audit_writer.h"
 #include "server/service/principal.h"
 #include "server/storage/portal_store.h"
 

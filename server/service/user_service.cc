@@ -397,8 +397,8 @@ absl::StatusOr<storage::UserPage> UserService::ListUsers(
 }
 
 absl::StatusOr<storage::UserRecord> UserService::Update(
-    const Principal& caller, absl::string_view ref,
-    storage::UserUpdate update, const storage::AuditEvent& event) {
+    const Principal& caller, absl::string_view ref, storage::UserUpdate update,
+    const storage::AuditEvent& event) {
   absl::StatusOr<UserRef> parsed = ParseUserRef(ref);
   if (!parsed.ok()) return parsed.status();
   update.guard = PortalAdminGuardFor(caller);

@@ -202,7 +202,7 @@ TEST_F(KeyServiceTest, RestrictedKeyCanOnlyMintKeysAsRestrictedAsItself) {
   EXPECT_EQ(refused_field(p), "allowedCidrs");
   p.allowed_cidrs = {"0.0.0.0/0"};
   EXPECT_EQ(refused_field(p), "allowedCidrs");
-  p.allowed_cidrs = {"127.0.0.0/7"};
+  p.allowed_cidrs = {"126.0.0.0/7"};  // wider than 127.0.0.0/8
   EXPECT_EQ(refused_field(p), "allowedCidrs");
   p.allowed_cidrs = {"127.0.0.1/32", "10.0.0.1/32"};
   EXPECT_EQ(refused_field(p), "allowedCidrs");

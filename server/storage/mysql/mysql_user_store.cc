@@ -247,9 +247,9 @@ absl::Status CheckPortalAdminWrite(const PortalAdmins& admins,
   }
   if ((blocking || deleting) && !user.blocked &&
       admins.ActiveOtherThan(user.id) == 0) {
-    absl::Status last = absl::FailedPreconditionError(absl::StrCat(
-        "the tenant's last active portal admin cannot be ",
-        deleting ? "deleted" : "blocked"));
+    absl::Status last = absl::FailedPreconditionError(
+        absl::StrCat("the tenant's last active portal admin cannot be ",
+                     deleting ? "deleted" : "blocked"));
     last.SetPayload(kLastPortalAdminPayload, absl::Cord("1"));
     return last;
   }
@@ -632,8 +632,8 @@ absl::StatusOr<UserWrite> MysqlUserStore::UpdateUser(int64_t tenant_id,
         const std::string name = update.name.value_or(current.name);
         const bool blocked = update.blocked.value_or(current.blocked);
         if (admins.has_value() && blocked != current.blocked) {
-          if (absl::Status st = CheckPortalAdminWrite(
-                  *admins, current, blocked, false, update.guard);
+          if (absl::Status st = CheckPortalAdminWrite(*admins, current, blocked,
+                                                      false, update.guard);
               !st.ok()) {
             s.Rollback();
             return st;

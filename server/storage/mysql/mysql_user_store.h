@@ -44,9 +44,9 @@ class MysqlUserStore : public UserStore {
   absl::StatusOr<UserWrite> UpdateUser(int64_t tenant_id, const UserRef& ref,
                                        const UserUpdate& update,
                                        const AuditEvent& event) override;
-  absl::StatusOr<UserRecord> DeleteUser(
-      int64_t tenant_id, const UserRef& ref, const AuditEvent& event,
-      const PortalAdminGuard& guard) override;
+  absl::StatusOr<UserRecord> DeleteUser(int64_t tenant_id, const UserRef& ref,
+                                        const AuditEvent& event,
+                                        const PortalAdminGuard& guard) override;
 
   absl::StatusOr<RoleRecord> InsertRole(const RoleFields& role,
                                         const AuditEvent& event) override;

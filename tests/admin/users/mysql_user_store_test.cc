@@ -402,9 +402,9 @@ TEST_F(MysqlUserStoreTest, DeleteRemovesTheUserAndItsAssignmentsOnce) {
   EXPECT_EQ(Count(absl::StrCat(
                 "SELECT COUNT(*) FROM user_roles WHERE tenant_id = ", tenant)),
             0);
-  EXPECT_CODE(
-      store_->DeleteUser(tenant, UserRef::Id(user.id), Event("user.deleted"), {}),
-      absl::StatusCode::kNotFound);
+  EXPECT_CODE(store_->DeleteUser(tenant, UserRef::Id(user.id),
+                                 Event("user.deleted"), {}),
+              absl::StatusCode::kNotFound);
   EXPECT_EQ(AuditCount(tenant), events + 1);
   EXPECT_EQ(Audit(tenant).back()[3], user.id);
   // The address is free again.
@@ -704,8 +704,8 @@ TEST_F(MysqlUserStoreTest, EveryWriteWritesExactlyOneEventInItsCategory) {
                                Event("user.blocked")));
   ASSERT_OK(store_->UpdateUser(tenant, UserRef::Id(user.id), update,
                                Event("user.blocked")));  // no change
-  ASSERT_OK(
-      store_->DeleteUser(tenant, UserRef::Id(user.id), Event("user.deleted"), {}));
+  ASSERT_OK(store_->DeleteUser(tenant, UserRef::Id(user.id),
+                               Event("user.deleted"), {}));
   ASSERT_OK(
       store_->DeleteRole(tenant, RoleRef::Slug("r1"), Event("role.deleted")));
   const Rows audit = Audit(tenant);
