@@ -99,6 +99,36 @@ inline void EndCall(const Authenticator& auth,
   Finish(context, reactor, info, status, &outcome);
 }
 
+// Queues the call on `workers`: there, BeginCall, then
+// `on_worker(principal, info, outcome, reactor)`, which must end the call
+// (EndCall) now or later. A full pool finishes it UNAVAILABLE at once.
+template <typename OnWorker>
+grpc::ServerUnaryReactor* Dispatch(
+    const Authenticator& auth, WorkerPool& workers,
+    grpc::CallbackServerContext* context,
+    const google::protobuf::MethodDescriptor& method, std::string tenant_slug,
+    bool tenant_required, OnWorker on_worker) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  service::RequestInfo info = auth.DescribeRequest(*context);
+  auto task = [&auth, context, reactor, &method, info,
+               tenant_slug = std::move(tenant_slug), tenant_required,
+               on_worker = std::move(on_worker)]() mutable {
+    // [call deadline] (issue 8): every statement run for this call on the
+    // worker is bounded by the call's deadline.
+    storage::ScopedCallDeadline call_deadline(CallDeadline(*context));
+    service::VerifyOutcome outcome;
+    std::optional<service::Principal> principal =
+        BeginCall(auth, context, reactor, method, tenant_slug, tenant_required,
+                  info, &outcome);
+    if (!principal.has_value()) return;
+    on_worker(*principal, info, outcome, reactor);
+  };
+  if (!workers.Submit(std::move(task))) {
+    Finish(context, reactor, info, ServerBusy());
+  }
+  return reactor;
+}
+
 }  // namespace internal
 
 // Runs `body(principal, info) -> absl::Status` on `workers` after
@@ -114,27 +144,16 @@ grpc::ServerUnaryReactor* RunAuthenticated(
     grpc::CallbackServerContext* context,
     const google::protobuf::MethodDescriptor& method, std::string tenant_slug,
     bool tenant_required, Body body) {
-  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  service::RequestInfo info = auth.DescribeRequest(*context);
-  auto task = [&auth, context, reactor, &method, info,
-               tenant_slug = std::move(tenant_slug), tenant_required,
-               body = std::move(body)]() mutable {
-    // [call deadline] (issue 8): every statement run for this call is
-    // bounded by the call's deadline.
-    storage::ScopedCallDeadline call_deadline(CallDeadline(*context));
-    service::VerifyOutcome outcome;
-    std::optional<service::Principal> principal =
-        internal::BeginCall(auth, context, reactor, method, tenant_slug,
-                            tenant_required, info, &outcome);
-    if (!principal.has_value()) return;
-    const absl::Status status = body(*principal, info);
-    internal::EndCall(auth, context, reactor, method, *principal, info, status,
-                      outcome);
-  };
-  if (!workers.Submit(std::move(task))) {
-    Finish(context, reactor, info, ServerBusy());
-  }
-  return reactor;
+  return internal::Dispatch(
+      auth, workers, context, method, std::move(tenant_slug), tenant_required,
+      [&auth, context, &method, body = std::move(body)](
+          const service::Principal& principal, const service::RequestInfo& info,
+          const service::VerifyOutcome& outcome,
+          grpc::ServerUnaryReactor* reactor) mutable {
+        const absl::Status status = body(principal, info);
+        internal::EndCall(auth, context, reactor, method, principal, info,
+                          status, outcome);
+      });
 }
 
 // Like RunAuthenticated for a body that finishes later, off the worker:
@@ -147,28 +166,19 @@ grpc::ServerUnaryReactor* RunAuthenticatedAsync(
     grpc::CallbackServerContext* context,
     const google::protobuf::MethodDescriptor& method, std::string tenant_slug,
     bool tenant_required, Body body) {
-  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  service::RequestInfo info = auth.DescribeRequest(*context);
-  auto task = [&auth, context, reactor, &method, info,
-               tenant_slug = std::move(tenant_slug), tenant_required,
-               body = std::move(body)]() mutable {
-    storage::ScopedCallDeadline call_deadline(CallDeadline(*context));
-    service::VerifyOutcome outcome;
-    std::optional<service::Principal> principal =
-        internal::BeginCall(auth, context, reactor, method, tenant_slug,
-                            tenant_required, info, &outcome);
-    if (!principal.has_value()) return;
-    auto done = [&auth, context, reactor, &method, principal = *principal, info,
-                 outcome](const absl::Status& status) {
-      internal::EndCall(auth, context, reactor, method, principal, info, status,
-                        outcome);
-    };
-    body(*principal, info, std::move(done));
-  };
-  if (!workers.Submit(std::move(task))) {
-    Finish(context, reactor, info, ServerBusy());
-  }
-  return reactor;
+  return internal::Dispatch(
+      auth, workers, context, method, std::move(tenant_slug), tenant_required,
+      [&auth, context, &method, body = std::move(body)](
+          const service::Principal& principal, const service::RequestInfo& info,
+          const service::VerifyOutcome& outcome,
+          grpc::ServerUnaryReactor* reactor) mutable {
+        auto done = [&auth, context, reactor, &method, principal, info,
+                     outcome](const absl::Status& status) {
+          internal::EndCall(auth, context, reactor, method, principal, info,
+                            status, outcome);
+        };
+        body(principal, info, std::move(done));
+      });
 }
 
 }  // namespace lumo::rpc
