@@ -155,38 +155,28 @@ void PortalService::LoginAsync(absl::string_view tenant_slug,
     return;
   }
 
-  // Inputs that cannot name an admin still cost one scrypt run.
-  const bool plausible = !tenant_slug.empty() && tenant_slug.size() <= 63 &&
-                         email.size() <= kMaxEmailLength &&
-                         password.size() <= core::kMaxPasswordBytes;
-  absl::StatusOr<storage::PortalAdmin> admin =
-      plausible ? store_->FindAdmin(tenant_slug, email)
-                : absl::NotFoundError("implausible");
-  if (!admin.ok() && !absl::IsNotFound(admin.status())) {
-    throttle_.Cancel(reservation);
-    done(absl::UnavailableError("cannot check credentials right now"));
-    return;
-  }
-  // The password check runs on the hashing pool; this thread (an RPC
-  // worker) is free again at once.
+  // Everything else - the account lookup, the password check and, on
+  // success, the session - runs on the hashing pool: this thread (an RPC
+  // worker) is free again at once, and a login refused for capacity has
+  // cost no database query.
   auto secret = std::make_shared<std::string>(
       password.size() <= core::kMaxPasswordBytes ? password : "");
-  HashPool::Job job =
-      [this, reservation, slug = std::string(tenant_slug),
-       typed = std::string(email), secret, admin = std::move(admin), info, done,
-       deadline = storage::CurrentCallDeadline()](bool in_time) {
-        if (!in_time) {
-          throttle_.Cancel(reservation);
-          core::Cleanse(*secret);
-          done(Busy());
-          return;
-        }
-        storage::ScopedCallDeadline call_deadline(deadline);
-        absl::StatusOr<LoginResult> result = CheckAndStartSession(
-            reservation, slug, typed, *secret, admin, info);
-        core::Cleanse(*secret);
-        done(std::move(result));
-      };
+  HashPool::Job job = [this, reservation, slug = std::string(tenant_slug),
+                       typed = std::string(email), secret, info, done,
+                       deadline =
+                           storage::CurrentCallDeadline()](bool in_time) {
+    if (!in_time) {
+      throttle_.Cancel(reservation);
+      core::Cleanse(*secret);
+      done(Busy());
+      return;
+    }
+    storage::ScopedCallDeadline call_deadline(deadline);
+    absl::StatusOr<LoginResult> result =
+        CheckAndStartSession(reservation, slug, typed, *secret, info);
+    core::Cleanse(*secret);
+    done(std::move(result));
+  };
   if (!hash_pool_.Submit(std::move(job))) {
     throttle_.Cancel(reservation);
     core::Cleanse(*secret);
@@ -197,8 +187,17 @@ void PortalService::LoginAsync(absl::string_view tenant_slug,
 absl::StatusOr<LoginResult> PortalService::CheckAndStartSession(
     const LoginReservation& reservation, absl::string_view tenant_slug,
     absl::string_view email, absl::string_view password,
-    const absl::StatusOr<storage::PortalAdmin>& admin,
     const RequestInfo& info) {
+  // Inputs that cannot name an admin still cost one scrypt run.
+  const bool plausible = !tenant_slug.empty() && tenant_slug.size() <= 63 &&
+                         email.size() <= kMaxEmailLength;
+  const absl::StatusOr<storage::PortalAdmin> admin =
+      plausible ? store_->FindAdmin(tenant_slug, email)
+                : absl::NotFoundError("implausible");
+  if (!admin.ok() && !absl::IsNotFound(admin.status())) {
+    throttle_.Cancel(reservation);
+    return absl::UnavailableError("cannot check credentials right now");
+  }
   const std::string& encoded = admin.ok() ? admin->password_hash : dummy_hash_;
   absl::StatusOr<bool> match = core::VerifyPassword(password, encoded);
   // A failure keeps its reservation: it is the counted failure.

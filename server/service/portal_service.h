@@ -71,9 +71,9 @@ class PortalService {
   // Starts a login and returns without waiting for the password check:
   // `done` is called exactly once, either before LoginAsync returns (a
   // refusal decided without hashing) or later on a hashing thread.
-  // The attempt is reserved in the throttle (and the account looked up in
-  // the store) on the calling thread; the password check runs on the
-  // hashing pool, never on the caller's thread.
+  // Only the throttle reservation happens on the calling thread; the
+  // account lookup and the password check run on the hashing pool, never on
+  // the caller's thread.
   // Answers: INVALID_ARGUMENT when the email or the password is empty;
   // UNAUTHENTICATED (invalid_token, "invalid email or password") for any
   // bad combination; RESOURCE_EXHAUSTED (rate_limit_exceeded, payload
@@ -125,12 +125,11 @@ class PortalService {
   void set_audit_writer(AuditWriter* writer) { audit_writer_ = writer; }
 
  private:
-  // The part of a login that runs on a hashing thread: the password check
-  // and, on success, the session.
+  // The part of a login that runs on a hashing thread: the account lookup,
+  // the password check and, on success, the session.
   absl::StatusOr<LoginResult> CheckAndStartSession(
       const LoginReservation& reservation, absl::string_view tenant_slug,
       absl::string_view email, absl::string_view password,
-      const absl::StatusOr<storage::PortalAdmin>& admin,
       const RequestInfo& info);
   void RecordFailure(absl::string_view tenant_slug, absl::string_view email,
                      absl::string_view user_id, absl::string_view reason,

@@ -21,6 +21,7 @@ nothing is asserted; the exit status is 0 when the run completed.
 
     tools/bench/login_flood.py [--logins 1000] [--addresses 10]
                                [--seconds 10] [--scrypt-log-n 17]
+                               [--server-flag=--portal_hash_threads=1 ...]
 """
 
 import argparse
@@ -64,6 +65,7 @@ class Flood:
     def __init__(self, args):
         self.args = args
         flags = [f"--portal_scrypt_log_n={args.scrypt_log_n}"]
+        flags += args.server_flag
 
         class Server(harness.LumoServer):
             def _server_args(self):
@@ -123,13 +125,15 @@ class Flood:
             finally:
                 conn.close()
             if resp.status == 429 and b"in progress" in doc:
-                time.sleep(float(resp.getheader("Retry-After", "1")) / 10)
+                # As a well-behaved client: wait the announced time.
+                time.sleep(float(resp.getheader("Retry-After", "1")))
                 continue
             return resp.status
 
     def run(self):
         a = self.args
         self.setup()
+        self.load = open("/proc/loadavg").read().split()[0]
         before = json.loads(self.admin_loop(a.seconds).communicate()[0])
         addresses = ["127.0.1.%d" % (n + 1) for n in range(a.addresses)]
         checked = collections.Counter()
@@ -162,8 +166,10 @@ class Flood:
                     percentile(ok, 99) * 1000)
         b, d = figures(before), figures(during)
         print("login flood: %d logins from %d addresses, scrypt log2 N = %d, "
-              "flood took %.1f s" % (a.logins, a.addresses, a.scrypt_log_n,
-                                     flood_s))
+              "server flags %s, flood took %.1f s; load average before/after "
+              "%s / %s" % (a.logins, a.addresses, a.scrypt_log_n,
+                           a.server_flag or "default", flood_s, self.load,
+                           open("/proc/loadavg").read().split()[0]))
         print("admin call  calls  ok     p50 ms   p99 ms")
         print("before      %5d  %5d  %7.2f  %7.2f" % b)
         print("during      %5d  %5d  %7.2f  %7.2f" % d)
@@ -189,6 +195,9 @@ def main():
     parser.add_argument("--addresses", type=int, default=10)
     parser.add_argument("--seconds", type=float, default=10)
     parser.add_argument("--scrypt-log-n", type=int, default=17)
+    parser.add_argument("--server-flag", action="append", default=[],
+                        help="extra lumokeys-server flag (repeatable), e.g. "
+                        "--server-flag=--portal_hash_threads=1")
     parser.add_argument("--expected-limit", type=int, default=20,
                         help="the server's per-address limit (for the "
                         "printout)")
