@@ -51,8 +51,10 @@ absl::Status CheckSecretFileFlag(absl::string_view flag,
                                  std::string* warning) {
   if (path.empty()) return absl::OkStatus();
   absl::Status checked = CheckSecretFile(flag, path);
-  if (checked.ok() || absl::IsNotFound(checked) ||
-      !absl::GetFlag(FLAGS_allow_insecure_secret_files)) {
+  // A file that cannot be inspected is left to the code that reads it,
+  // which names the flag in its own error.
+  if (absl::IsNotFound(checked)) return absl::OkStatus();
+  if (checked.ok() || !absl::GetFlag(FLAGS_allow_insecure_secret_files)) {
     return checked;
   }
   if (warning != nullptr) *warning = std::string(checked.message());

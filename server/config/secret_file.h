@@ -32,7 +32,8 @@ absl::Status CheckSecretFile(absl::string_view flag, const std::string& path);
 
 // CheckSecretFile honouring --allow_insecure_secret_files: with it, a
 // failed check is returned as OK and `*warning` (when given) holds the
-// message to log. An empty `path` (flag unset) is OK.
+// message to log. An empty `path` (flag unset) and a file that cannot be
+// inspected (the reader reports it, naming the flag) are OK.
 absl::Status CheckSecretFileFlag(absl::string_view flag,
                                  const std::string& path, std::string* warning);
 

@@ -309,8 +309,9 @@ void PortalService::RecordThrottled(absl::string_view tenant_slug,
       scope == LoginThrottleScope::kAccount ? "" : reservation.network);
   audit_writer_->EnqueueSummarized(summary_key, [&] {
     storage::PendingAuditEvent pending;
-    if (per_account)
+    if (per_account) {
       pending.tenant_slug = std::string(tenant_slug.substr(0, 63));
+    }
     storage::AuditEvent& event = pending.event;
     event.action = "portal.login.failed";
     event.category = "authentication";

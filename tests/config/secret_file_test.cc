@@ -73,6 +73,8 @@ TEST_F(SecretFileTest, OverrideTurnsTheRefusalIntoAWarning) {
   EXPECT_TRUE(CheckSecretFileFlag("--pepper_file", path_, &warning).ok());
   EXPECT_TRUE(absl::StrContains(warning, "0644")) << warning;
   EXPECT_TRUE(CheckSecretFileFlag("--unset", "", nullptr).ok());
+  // A missing file is left to its reader (which names the flag).
+  EXPECT_TRUE(CheckSecretFileFlag("--f", dir_ + "/missing", nullptr).ok());
 }
 
 }  // namespace

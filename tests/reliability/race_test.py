@@ -207,7 +207,13 @@ class RaceTest(harness.LumoServerTestCase):
             rows = self.server.sql(
                 "SELECT change_type, key_version FROM key_changes WHERE "
                 "key_id = '%s' ORDER BY key_version" % kid).stdout.split("\n")
-            changes = [line.split("\t") for line in rows[1:] if line]
+            # A mutation that took at least half the gap timeout is
+            # re-announced under a new seq (docs/replication.md): the same
+            # change and version twice is one change.
+            changes = []
+            for line in rows[1:]:
+                if line and line.split("\t") not in changes:
+                    changes.append(line.split("\t"))
             kinds = [c[0] for c in changes]
             final = self.server.sql(
                 "SELECT version FROM api_keys WHERE id = '%s'" % kid
