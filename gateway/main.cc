@@ -8,7 +8,6 @@
 #include <memory>
 #include <sstream>
 #include <string>
-#include <utility>
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
@@ -110,16 +109,14 @@ int main(int argc, char** argv) {
     Fatal(ok.message());
   }
   // [secret files] (docs/operations.md "Secret files")
-  for (const auto& [flag, path] :
-       {std::pair<const char*, std::string>{
-            "--service_token_file", absl::GetFlag(FLAGS_service_token_file)},
-        {"--tls_key_file", absl::GetFlag(FLAGS_tls_key_file)},
-        {"--upstream_tls_key_file",
-         absl::GetFlag(FLAGS_upstream_tls_key_file)}}) {
-    std::string warning;
-    absl::Status fit = lumo::config::CheckSecretFileFlag(flag, path, &warning);
-    if (!fit.ok()) Fatal(fit.message());
-    if (!warning.empty()) lumo::log::Warning(warning);
+  if (absl::Status fit = lumo::config::CheckSecretFiles(
+          {{"--service_token_file", absl::GetFlag(FLAGS_service_token_file)},
+           {"--tls_key_file", absl::GetFlag(FLAGS_tls_key_file)},
+           {"--upstream_tls_key_file",
+            absl::GetFlag(FLAGS_upstream_tls_key_file)}},
+          [](absl::string_view warning) { lumo::log::Warning(warning); });
+      !fit.ok()) {
+    Fatal(fit.message());
   }
   lumo::metrics::Registry metrics_registry;
   lumo::gateway::GatewayMetrics gateway_metrics(metrics_registry);

@@ -10,7 +10,6 @@
 #include <optional>
 #include <sstream>
 #include <string>
-#include <utility>
 #include <vector>
 
 #include "absl/flags/flag.h"
@@ -267,17 +266,15 @@ int main(int argc, char** argv) {
 
   // [secret files] every file holding a secret is the running user's (or
   // root's) and unreadable by others, else no start (docs/operations.md).
-  for (const auto& [flag, path] :
-       {std::pair<const char*, std::string>{"--pepper_file",
-                                            absl::GetFlag(FLAGS_pepper_file)},
-        {"--operator_token_file", absl::GetFlag(FLAGS_operator_token_file)},
-        {"--service_token_file", absl::GetFlag(FLAGS_service_token_file)},
-        {"--mysql_password_file", absl::GetFlag(FLAGS_mysql_password_file)},
-        {"--tls_key_file", absl::GetFlag(FLAGS_tls_key_file)}}) {
-    std::string warning;
-    absl::Status fit = lumo::config::CheckSecretFileFlag(flag, path, &warning);
-    if (!fit.ok()) Fatal(fit.message());
-    if (!warning.empty()) Log("warning", warning);
+  if (absl::Status fit = lumo::config::CheckSecretFiles(
+          {{"--pepper_file", absl::GetFlag(FLAGS_pepper_file)},
+           {"--operator_token_file", absl::GetFlag(FLAGS_operator_token_file)},
+           {"--service_token_file", absl::GetFlag(FLAGS_service_token_file)},
+           {"--mysql_password_file", absl::GetFlag(FLAGS_mysql_password_file)},
+           {"--tls_key_file", absl::GetFlag(FLAGS_tls_key_file)}},
+          [](absl::string_view warning) { Log("warning", warning); });
+      !fit.ok()) {
+    Fatal(fit.message());
   }
 
   lumo::storage::InitMysqlDriver();

@@ -61,4 +61,18 @@ absl::Status CheckSecretFileFlag(absl::string_view flag,
   return absl::OkStatus();
 }
 
+absl::Status CheckSecretFiles(
+    const std::vector<std::pair<std::string, std::string>>& flag_paths,
+    absl::FunctionRef<void(absl::string_view)> warn) {
+  for (const auto& [flag, path] : flag_paths) {
+    std::string warning;
+    if (absl::Status fit = CheckSecretFileFlag(flag, path, &warning);
+        !fit.ok()) {
+      return fit;
+    }
+    if (!warning.empty()) warn(warning);
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace lumo::config

@@ -16,8 +16,11 @@
 #define LUMOKEYS_SERVER_CONFIG_SECRET_FILE_H_
 
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "absl/flags/declare.h"
+#include "absl/functional/function_ref.h"
 #include "absl/status/status.h"
 #include "absl/strings/string_view.h"
 
@@ -36,6 +39,12 @@ absl::Status CheckSecretFile(absl::string_view flag, const std::string& path);
 // inspected (the reader reports it, naming the flag) are OK.
 absl::Status CheckSecretFileFlag(absl::string_view flag,
                                  const std::string& path, std::string* warning);
+
+// CheckSecretFileFlag for each (flag, path) of a binary: the first refusal,
+// or OK; each override warning is passed to `warn`.
+absl::Status CheckSecretFiles(
+    const std::vector<std::pair<std::string, std::string>>& flag_paths,
+    absl::FunctionRef<void(absl::string_view)> warn);
 
 }  // namespace lumo::config
 

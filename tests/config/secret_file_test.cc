@@ -8,6 +8,7 @@
 #include <cstdlib>
 #include <fstream>
 #include <string>
+#include <vector>
 
 #include "absl/flags/flag.h"
 #include "absl/strings/match.h"
@@ -75,6 +76,27 @@ TEST_F(SecretFileTest, OverrideTurnsTheRefusalIntoAWarning) {
   EXPECT_TRUE(CheckSecretFileFlag("--unset", "", nullptr).ok());
   // A missing file is left to its reader (which names the flag).
   EXPECT_TRUE(CheckSecretFileFlag("--f", dir_ + "/missing", nullptr).ok());
+}
+
+TEST_F(SecretFileTest, CheckSecretFilesNamesTheFirstRefusedFlag) {
+  Mode(0600);
+  const std::string loose = dir_ + "/loose";
+  std::ofstream(loose) << "x\n";
+  ASSERT_EQ(chmod(loose.c_str(), 0644), 0);
+  std::vector<std::string> warnings;
+  auto warn = [&](absl::string_view w) { warnings.emplace_back(w); };
+  absl::Status st = CheckSecretFiles(
+      {{"--pepper_file", path_}, {"--tls_key_file", loose}, {"--unset", ""}},
+      warn);
+  EXPECT_TRUE(absl::IsFailedPrecondition(st)) << st;
+  EXPECT_TRUE(absl::StrContains(st.message(), "--tls_key_file")) << st;
+  absl::SetFlag(&FLAGS_allow_insecure_secret_files, true);
+  EXPECT_TRUE(CheckSecretFiles(
+                  {{"--pepper_file", path_}, {"--tls_key_file", loose}}, warn)
+                  .ok());
+  ASSERT_EQ(warnings.size(), 1u);
+  EXPECT_TRUE(absl::StrContains(warnings[0], "--tls_key_file"));
+  unlink(loose.c_str());
 }
 
 }  // namespace
