@@ -99,29 +99,43 @@ inline void EndCall(const Authenticator& auth,
   Finish(context, reactor, info, status, &outcome);
 }
 
-// Queues the call on `workers`: there, BeginCall, then
-// `on_worker(principal, info, outcome, reactor)`, which must end the call
-// (EndCall) now or later. A full pool finishes it UNAVAILABLE at once.
-template <typename OnWorker>
-grpc::ServerUnaryReactor* Dispatch(
+}  // namespace internal
+
+// Runs `body(principal, info, done)` on `workers` after authenticating the
+// caller of `method` for `tenant_slug`. `body` must call `done(status)`
+// exactly once, from any thread, now or later (e.g. the portal login, whose
+// password check runs on the hashing pool): until then the call stays open
+// and the worker is free. `done` records a call made with an API key as
+// `api_key.used` (failures by the Authenticator), so handlers never audit
+// usage themselves, and finishes the call with `status`. A call whose
+// deadline passed before it started gets DEADLINE_EXCEEDED; a full pool
+// UNAVAILABLE. With `tenant_required`, an empty tenant slug is
+// INVALID_ARGUMENT.
+template <typename Body>
+grpc::ServerUnaryReactor* RunAuthenticatedAsync(
     const Authenticator& auth, WorkerPool& workers,
     grpc::CallbackServerContext* context,
     const google::protobuf::MethodDescriptor& method, std::string tenant_slug,
-    bool tenant_required, OnWorker on_worker) {
+    bool tenant_required, Body body) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   service::RequestInfo info = auth.DescribeRequest(*context);
   auto task = [&auth, context, reactor, &method, info,
                tenant_slug = std::move(tenant_slug), tenant_required,
-               on_worker = std::move(on_worker)]() mutable {
+               body = std::move(body)]() mutable {
     // [call deadline] (issue 8): every statement run for this call on the
     // worker is bounded by the call's deadline.
     storage::ScopedCallDeadline call_deadline(CallDeadline(*context));
     service::VerifyOutcome outcome;
     std::optional<service::Principal> principal =
-        BeginCall(auth, context, reactor, method, tenant_slug, tenant_required,
-                  info, &outcome);
+        internal::BeginCall(auth, context, reactor, method, tenant_slug,
+                            tenant_required, info, &outcome);
     if (!principal.has_value()) return;
-    on_worker(*principal, info, outcome, reactor);
+    auto done = [&auth, context, reactor, &method, principal = *principal, info,
+                 outcome](const absl::Status& status) {
+      internal::EndCall(auth, context, reactor, method, principal, info, status,
+                        outcome);
+    };
+    body(*principal, info, std::move(done));
   };
   if (!workers.Submit(std::move(task))) {
     Finish(context, reactor, info, ServerBusy());
@@ -129,56 +143,19 @@ grpc::ServerUnaryReactor* Dispatch(
   return reactor;
 }
 
-}  // namespace internal
-
-// Runs `body(principal, info) -> absl::Status` on `workers` after
-// authenticating the caller of `method` for `tenant_slug`, then finishes
-// the call with its status. A call made with an API key is recorded as
-// `api_key.used` (failures by the Authenticator), so handlers never audit
-// usage themselves. A call whose deadline passed before it started
-// gets DEADLINE_EXCEEDED; a full pool UNAVAILABLE. With `tenant_required`,
-// an empty tenant slug is INVALID_ARGUMENT.
+// RunAuthenticatedAsync for a body that answers on the worker:
+// `body(principal, info) -> absl::Status`.
 template <typename Body>
 grpc::ServerUnaryReactor* RunAuthenticated(
     const Authenticator& auth, WorkerPool& workers,
     grpc::CallbackServerContext* context,
     const google::protobuf::MethodDescriptor& method, std::string tenant_slug,
     bool tenant_required, Body body) {
-  return internal::Dispatch(
+  return RunAuthenticatedAsync(
       auth, workers, context, method, std::move(tenant_slug), tenant_required,
-      [&auth, context, &method, body = std::move(body)](
+      [body = std::move(body)](
           const service::Principal& principal, const service::RequestInfo& info,
-          const service::VerifyOutcome& outcome,
-          grpc::ServerUnaryReactor* reactor) mutable {
-        const absl::Status status = body(principal, info);
-        internal::EndCall(auth, context, reactor, method, principal, info,
-                          status, outcome);
-      });
-}
-
-// Like RunAuthenticated for a body that finishes later, off the worker:
-// `body(principal, info, done)` must call `done(status)` exactly once, from
-// any thread (e.g. the portal login, whose password check runs on the
-// hashing pool). Until then the call stays open and the worker is free.
-template <typename Body>
-grpc::ServerUnaryReactor* RunAuthenticatedAsync(
-    const Authenticator& auth, WorkerPool& workers,
-    grpc::CallbackServerContext* context,
-    const google::protobuf::MethodDescriptor& method, std::string tenant_slug,
-    bool tenant_required, Body body) {
-  return internal::Dispatch(
-      auth, workers, context, method, std::move(tenant_slug), tenant_required,
-      [&auth, context, &method, body = std::move(body)](
-          const service::Principal& principal, const service::RequestInfo& info,
-          const service::VerifyOutcome& outcome,
-          grpc::ServerUnaryReactor* reactor) mutable {
-        auto done = [&auth, context, reactor, &method, principal, info,
-                     outcome](const absl::Status& status) {
-          internal::EndCall(auth, context, reactor, method, principal, info,
-                            status, outcome);
-        };
-        body(principal, info, std::move(done));
-      });
+          auto done) mutable { done(body(principal, info)); });
 }
 
 }  // namespace lumo::rpc
