@@ -57,10 +57,16 @@ async function readShownKey(page) {
 async function closeShownKey(page) {
   await page.locator('#secret-done').click();
   await page.locator('#secret-dialog').waitFor({state: 'hidden'});
-  // The secret does not stay in the page once the dialog is closed (the
-  // dialog's close event may run a moment after it is hidden: wait for it).
-  await page.waitForFunction(
-      () => document.getElementById('new-key-value').value === '');
+  // The secret does not stay in the page once the dialog is closed. The
+  // dialog's `close` event (which clears it) is dispatched as a task after
+  // the dialog is hidden: wait for it rather than read at once.
+  // (Polled from here: the page's CSP forbids waitForFunction's eval.)
+  const deadline = Date.now() + 10000;
+  while (await page.locator('#new-key-value').inputValue() !== '' &&
+         Date.now() < deadline) {
+    await page.waitForTimeout(20);
+  }
+  assert.equal(await page.locator('#new-key-value').inputValue(), '');
 }
 
 async function createKey(page, name, scopes) {
