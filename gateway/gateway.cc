@@ -3,7 +3,6 @@
 #include <algorithm>
 #include <chrono>
 #include <map>
-
 #include <utility>
 
 #include "absl/strings/ascii.h"
@@ -16,9 +15,9 @@
 #include "gateway/transcoding/transcoder.h"
 #include "google/protobuf/message.h"
 #include "google/protobuf/util/json_util.h"
-#include "lumo/api/annotations.pb.h"
 #include "grpcpp/client_context.h"
 #include "grpcpp/support/byte_buffer.h"
+#include "lumo/api/annotations.pb.h"
 #include "server/core/key_format.h"
 
 namespace lumo::gateway {
@@ -68,8 +67,9 @@ std::string BufferToString(const grpc::ByteBuffer& buffer) {
   return out;
 }
 
-std::string Metadata(const std::multimap<grpc::string_ref, grpc::string_ref>& md,
-                     absl::string_view key) {
+std::string Metadata(
+    const std::multimap<grpc::string_ref, grpc::string_ref>& md,
+    absl::string_view key) {
   auto it = md.find(grpc::string_ref(key.data(), key.size()));
   if (it == md.end()) return "";
   return std::string(it->second.data(), it->second.size());
@@ -81,7 +81,9 @@ const RenderOptions& SecretFieldOptions() {
   static const RenderOptions* options = [] {
     auto* o = new RenderOptions;
     o->omit_fields_when_unset = {"lumo.keys.v1.ApiKey.key",
-                                 "lumo.admin.v1.OAuthClient.client_secret"};
+                                 "lumo.admin.v1.OAuthClient.client_secret",
+                                 // Only on replies that asked for one.
+                                 "lumo.api.PageMeta.next_cursor"};
     // [portal] (issue 6): the session token and CSRF token travel only as
     // cookies (portal.h), never in a body.
     o->omit_fields = {"lumo.portal.v1.LoginResponse.session_token",
@@ -199,7 +201,8 @@ std::string FieldOfValidationMessage(absl::string_view message) {
   absl::string_view rest = message.substr(n);
   for (absl::string_view follow :
        {":", " must ", " is ", " contains ", " has ", " needs "}) {
-    if (absl::StartsWith(rest, follow)) return std::string(message.substr(0, n));
+    if (absl::StartsWith(rest, follow))
+      return std::string(message.substr(0, n));
   }
   return "";
 }
@@ -212,12 +215,12 @@ HttpResponse ErrorResponse(int status, absl::string_view code,
   std::string details = "{}";
   if (code == "validation_error") {
     std::string field = FieldOfValidationMessage(message);
-    if (!field.empty()) details = absl::StrCat("{\"field\":", JsonQuote(field), "}");
+    if (!field.empty())
+      details = absl::StrCat("{\"field\":", JsonQuote(field), "}");
   }
-  response.body = absl::StrCat("{\"error\":true,\"status\":", status,
-                               ",\"code\":", JsonQuote(code),
-                               ",\"message\":", JsonQuote(message),
-                               ",\"details\":", details, "}");
+  response.body = absl::StrCat(
+      "{\"error\":true,\"status\":", status, ",\"code\":", JsonQuote(code),
+      ",\"message\":", JsonQuote(message), ",\"details\":", details, "}");
   return response;
 }
 
@@ -226,9 +229,9 @@ HttpResponse RfcErrorResponse(int status, absl::string_view code,
   HttpResponse response;
   response.status = status;
   response.headers.emplace_back("Content-Type", std::string(kJson));
-  response.body = absl::StrCat("{\"error\":", JsonQuote(code),
-                               ",\"error_description\":",
-                               JsonQuote(description), "}");
+  response.body =
+      absl::StrCat("{\"error\":", JsonQuote(code),
+                   ",\"error_description\":", JsonQuote(description), "}");
   return response;
 }
 
@@ -251,8 +254,7 @@ absl::StatusOr<std::unique_ptr<Gateway>> Gateway::Create(
       new Gateway(std::move(options), *std::move(routes), std::move(openapi)));
 }
 
-Gateway::Gateway(GatewayOptions options, RouteTable routes,
-                 std::string openapi)
+Gateway::Gateway(GatewayOptions options, RouteTable routes, std::string openapi)
     : options_(std::move(options)),
       routes_(std::move(routes)),
       openapi_json_(std::move(openapi)),
@@ -347,22 +349,21 @@ void Gateway::HandleHealth(HttpRequest request, Responder respond) {
   // grpc.health.v1.HealthCheckRequest{service: ""} is the empty message.
   grpc::Slice empty("");
   call->request = grpc::ByteBuffer(&empty, 1);
-  stub_.UnaryCall(&call->context, "/grpc.health.v1.Health/Check",
-                  grpc::StubOptions(), &call->request, &call->reply,
-                  [call](grpc::Status status) {
-                    // HealthCheckResponse{status: SERVING} is field 1 = 1.
-                    const bool serving =
-                        status.ok() && BufferToString(call->reply) == "\x08\x01";
-                    HttpResponse response;
-                    response.status = serving ? 200 : 503;
-                    response.headers.emplace_back("Content-Type",
-                                                  std::string(kJson));
-                    response.body = absl::StrCat(
-                        "{\"status\":\"", serving ? "ok" : "unavailable",
-                        "\",\"gateway\":\"ok\",\"upstream\":\"",
-                        serving ? "serving" : "not_serving", "\"}");
-                    call->respond(std::move(response));
-                  });
+  stub_.UnaryCall(
+      &call->context, "/grpc.health.v1.Health/Check", grpc::StubOptions(),
+      &call->request, &call->reply, [call](grpc::Status status) {
+        // HealthCheckResponse{status: SERVING} is field 1 = 1.
+        const bool serving =
+            status.ok() && BufferToString(call->reply) == "\x08\x01";
+        HttpResponse response;
+        response.status = serving ? 200 : 503;
+        response.headers.emplace_back("Content-Type", std::string(kJson));
+        response.body =
+            absl::StrCat("{\"status\":\"", serving ? "ok" : "unavailable",
+                         "\",\"gateway\":\"ok\",\"upstream\":\"",
+                         serving ? "serving" : "not_serving", "\"}");
+        call->respond(std::move(response));
+      });
 }
 
 void Gateway::Forward(const Route& route, const Variables& variables,
@@ -478,128 +479,112 @@ void Gateway::Forward(const Route& route, const Variables& variables,
   std::string bytes = message->SerializeAsString();
   grpc::Slice slice(bytes);
   call->request = grpc::ByteBuffer(&slice, 1);
-  const std::string rpc_name =
-      absl::StrCat("/", route.method->service()->full_name(), "/",
-                   route.method->name());
-  stub_.UnaryCall(&ctx, rpc_name, grpc::StubOptions(), &call->request,
-                  &call->reply,
-                  [call, observer = options_.observer](grpc::Status status) {
-                    // [observability hook] (issue 9)
-                    if (!status.ok() && observer != nullptr) {
-                      observer->UpstreamError(status.error_code());
-                    }
-                    const Route& route = *call->route;
-                    const bool rfc = route.method->options()
-                                         .GetExtension(lumo::api::http)
-                                         .rfc_style();
-                    if (!status.ok() && rfc) {
-                      HttpError error = HttpErrorFor(status.error_code());
-                      std::string code = Metadata(
-                          call->context.GetServerTrailingMetadata(),
-                          "lumo-error-code");
-                      if (code.empty()) code = error.code;
-                      HttpResponse response = RfcErrorResponse(
-                          error.status, code,
-                          error.status >= 500 && error.status != 503
-                              ? "internal error"
-                              : status.error_message());
-                      if (error.status == 429) {
-                        std::string retry = Metadata(
-                            call->context.GetServerTrailingMetadata(),
-                            "retry-after");
-                        response.headers.emplace_back(
-                            "Retry-After", retry.empty() ? "60" : retry);
-                      }
-                      call->respond(std::move(response));
-                      return;
-                    }
-                    if (!status.ok()) {
-                      HttpError error = HttpErrorFor(status.error_code());
-                      std::string code = Metadata(
-                          call->context.GetServerTrailingMetadata(),
-                          "lumo-error-code");
-                      if (code.empty()) code = error.code;
-                      std::string message = status.error_message();
-                      if (error.status >= 500 && error.status != 503) {
-                        message = "internal error";
-                      }
-                      HttpResponse response =
-                          ErrorResponse(error.status, code, message);
-                      // [portal] (issue 6): a refused logout still forgets
-                      // the (stale) cookies.
-                      if (route.method->options()
-                                  .GetExtension(lumo::api::http)
-                                  .session_cookie() ==
-                              lumo::api::SESSION_COOKIE_CLEAR &&
-                          !call->tenant_slug.empty()) {
-                        ClearSessionCookies(call->tenant_slug,
-                                            call->secure_cookies, response);
-                      }
-                      if (error.status == 429) {
-                        std::string retry = Metadata(
-                            call->context.GetServerTrailingMetadata(),
-                            "retry-after");
-                        response.headers.emplace_back(
-                            "Retry-After", retry.empty() ? "60" : retry);
-                      }
-                      AddRateLimitHeaders(call->context, response);
-                      call->respond(std::move(response));
-                      return;
-                    }
-                    const google::protobuf::Message* reply_type =
-                        google::protobuf::MessageFactory::generated_factory()
-                            ->GetPrototype(route.method->output_type());
-                    std::unique_ptr<google::protobuf::Message> reply(
-                        reply_type->New());
-                    if (!reply->ParseFromString(BufferToString(call->reply))) {
-                      call->respond(ErrorResponse(500, "internal_error",
-                                                  "internal error"));
-                      return;
-                    }
-                    HttpResponse response;
-                    response.status = route.success_status;
-                    AddRateLimitHeaders(call->context, response);
-                    // [portal] (issue 6): session cookies.
-                    switch (route.method->options()
-                                .GetExtension(lumo::api::http)
-                                .session_cookie()) {
-                      case lumo::api::SESSION_COOKIE_SET:
-                        SetSessionCookies(call->tenant_slug,
-                                          call->secure_cookies, *reply,
-                                          response);
-                        break;
-                      case lumo::api::SESSION_COOKIE_CLEAR:
-                        ClearSessionCookies(call->tenant_slug,
-                                            call->secure_cookies, response);
-                        break;
-                      default:
-                        break;
-                    }
-                    if (route.method->output_type() ==
-                        lumo::api::HttpBody::descriptor()) {
-                      // Not JSON (e.g. a CSV export): the bytes themselves.
-                      // The generated factory's prototype of a generated
-                      // type is that type.
-                      RenderHttpBody(
-                          static_cast<const lumo::api::HttpBody&>(*reply),
-                          response);
-                    } else if (rfc) {
-                      // RFC 7591 & co: the message itself, snake_case.
-                      google::protobuf::util::JsonPrintOptions options;
-                      options.preserve_proto_field_names = true;
-                      options.always_print_primitive_fields = true;
-                      response.headers.emplace_back("Content-Type",
-                                                    std::string(kJson));
-                      (void)google::protobuf::util::MessageToJsonString(
-                          *reply, &response.body, options);
-                    } else if (route.success_status != 204) {
-                      response.headers.emplace_back("Content-Type",
-                                                    std::string(kJson));
-                      response.body =
-                          RenderEnvelope(route, *reply, SecretFieldOptions());
-                    }
-                    call->respond(std::move(response));
-                  });
+  const std::string rpc_name = absl::StrCat(
+      "/", route.method->service()->full_name(), "/", route.method->name());
+  stub_.UnaryCall(
+      &ctx, rpc_name, grpc::StubOptions(), &call->request, &call->reply,
+      [call, observer = options_.observer](grpc::Status status) {
+        // [observability hook] (issue 9)
+        if (!status.ok() && observer != nullptr) {
+          observer->UpstreamError(status.error_code());
+        }
+        const Route& route = *call->route;
+        const bool rfc =
+            route.method->options().GetExtension(lumo::api::http).rfc_style();
+        if (!status.ok() && rfc) {
+          HttpError error = HttpErrorFor(status.error_code());
+          std::string code = Metadata(call->context.GetServerTrailingMetadata(),
+                                      "lumo-error-code");
+          if (code.empty()) code = error.code;
+          HttpResponse response =
+              RfcErrorResponse(error.status, code,
+                               error.status >= 500 && error.status != 503
+                                   ? "internal error"
+                                   : status.error_message());
+          if (error.status == 429) {
+            std::string retry = Metadata(
+                call->context.GetServerTrailingMetadata(), "retry-after");
+            response.headers.emplace_back("Retry-After",
+                                          retry.empty() ? "60" : retry);
+          }
+          call->respond(std::move(response));
+          return;
+        }
+        if (!status.ok()) {
+          HttpError error = HttpErrorFor(status.error_code());
+          std::string code = Metadata(call->context.GetServerTrailingMetadata(),
+                                      "lumo-error-code");
+          if (code.empty()) code = error.code;
+          std::string message = status.error_message();
+          if (error.status >= 500 && error.status != 503) {
+            message = "internal error";
+          }
+          HttpResponse response = ErrorResponse(error.status, code, message);
+          // [portal] (issue 6): a refused logout still forgets
+          // the (stale) cookies.
+          if (route.method->options()
+                      .GetExtension(lumo::api::http)
+                      .session_cookie() == lumo::api::SESSION_COOKIE_CLEAR &&
+              !call->tenant_slug.empty()) {
+            ClearSessionCookies(call->tenant_slug, call->secure_cookies,
+                                response);
+          }
+          if (error.status == 429) {
+            std::string retry = Metadata(
+                call->context.GetServerTrailingMetadata(), "retry-after");
+            response.headers.emplace_back("Retry-After",
+                                          retry.empty() ? "60" : retry);
+          }
+          AddRateLimitHeaders(call->context, response);
+          call->respond(std::move(response));
+          return;
+        }
+        const google::protobuf::Message* reply_type =
+            google::protobuf::MessageFactory::generated_factory()->GetPrototype(
+                route.method->output_type());
+        std::unique_ptr<google::protobuf::Message> reply(reply_type->New());
+        if (!reply->ParseFromString(BufferToString(call->reply))) {
+          call->respond(ErrorResponse(500, "internal_error", "internal error"));
+          return;
+        }
+        HttpResponse response;
+        response.status = route.success_status;
+        AddRateLimitHeaders(call->context, response);
+        // [portal] (issue 6): session cookies.
+        switch (route.method->options()
+                    .GetExtension(lumo::api::http)
+                    .session_cookie()) {
+          case lumo::api::SESSION_COOKIE_SET:
+            SetSessionCookies(call->tenant_slug, call->secure_cookies, *reply,
+                              response);
+            break;
+          case lumo::api::SESSION_COOKIE_CLEAR:
+            ClearSessionCookies(call->tenant_slug, call->secure_cookies,
+                                response);
+            break;
+          default:
+            break;
+        }
+        if (route.method->output_type() == lumo::api::HttpBody::descriptor()) {
+          // Not JSON (e.g. a CSV export): the bytes themselves.
+          // The generated factory's prototype of a generated
+          // type is that type.
+          RenderHttpBody(static_cast<const lumo::api::HttpBody&>(*reply),
+                         response);
+        } else if (rfc) {
+          // RFC 7591 & co: the message itself, snake_case.
+          google::protobuf::util::JsonPrintOptions options;
+          options.preserve_proto_field_names = true;
+          options.always_print_primitive_fields = true;
+          response.headers.emplace_back("Content-Type", std::string(kJson));
+          (void)google::protobuf::util::MessageToJsonString(
+              *reply, &response.body, options);
+        } else if (route.success_status != 204) {
+          response.headers.emplace_back("Content-Type", std::string(kJson));
+          response.body = RenderEnvelope(route, *reply, SecretFieldOptions());
+        }
+        call->respond(std::move(response));
+      });
 }
 
 }  // namespace lumo::gateway

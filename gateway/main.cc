@@ -25,6 +25,7 @@
 #include "grpcpp/security/credentials.h"
 #include "lumo/proto_files.h"
 #include "server/config/flag_config.h"
+#include "server/config/secret_file.h"
 // [metrics and logs includes] (issue 9)
 #include "gateway/observability.h"
 #include "server/observability/log.h"
@@ -106,6 +107,16 @@ int main(int argc, char** argv) {
   if (absl::Status ok = lumo::observability::ApplyObservabilityFlags();
       !ok.ok()) {
     Fatal(ok.message());
+  }
+  // [secret files] (docs/operations.md "Secret files")
+  if (absl::Status fit = lumo::config::CheckSecretFiles(
+          {{"--service_token_file", absl::GetFlag(FLAGS_service_token_file)},
+           {"--tls_key_file", absl::GetFlag(FLAGS_tls_key_file)},
+           {"--upstream_tls_key_file",
+            absl::GetFlag(FLAGS_upstream_tls_key_file)}},
+          [](absl::string_view warning) { lumo::log::Warning(warning); });
+      !fit.ok()) {
+    Fatal(fit.message());
   }
   lumo::metrics::Registry metrics_registry;
   lumo::gateway::GatewayMetrics gateway_metrics(metrics_registry);

@@ -28,13 +28,16 @@
 #include "grpcpp/server_builder.h"
 #include "server/app/app.h"
 #include "server/config/flag_config.h"
+#include "server/config/secret_file.h"
 #include "server/core/crypto.h"
 #include "server/core/pepper.h"
 #include "server/service/audit_json.h"
+#include "server/service/pepper_coverage.h"
 #include "server/storage/mysql/migrator.h"
 #include "server/storage/mysql/mysql_audit_store.h"
 #include "server/storage/mysql/mysql_key_store.h"
 #include "server/storage/mysql/mysql_options.h"
+#include "server/storage/mysql/mysql_pepper_usage_store.h"
 #include "server/tls/server_tls.h"
 // [metrics and logs includes] (issue 9)
 #include "server/observability/log.h"
@@ -53,6 +56,14 @@ ABSL_FLAG(std::string, mysql_password_file, "",
 ABSL_FLAG(int, db_pool_size, 16, "Database connections in the pool");
 ABSL_FLAG(std::string, pepper_file, "",
           "Pepper set file: lines `<version>:<hex>` (required)");
+// [pepper coverage] docs/operations.md "Pepper rotation".
+ABSL_FLAG(bool, check_peppers, false,
+          "Compare --pepper_file with the pepper versions that stored "
+          "secrets use, print a table and exit (1 when live secrets use a "
+          "version the file lacks)");
+ABSL_FLAG(bool, allow_missing_pepper_versions, false,
+          "Start even when live secrets use a pepper version missing from "
+          "--pepper_file (they then fail to verify; emergencies only)");
 ABSL_FLAG(std::string, operator_token_file, "",
           "File with the operator token (OperatorService); unset disables "
           "operator calls");
@@ -150,10 +161,36 @@ ABSL_FLAG(absl::Duration, portal_session_idle_timeout, absl::Minutes(30),
 ABSL_FLAG(absl::Duration, portal_session_absolute_timeout, absl::Hours(12),
           "A portal session ends this long after login");
 ABSL_FLAG(int, portal_login_max_failures, 5,
-          "Failed portal logins per account within "
-          "--portal_login_failure_window before further attempts get 429");
+          "Failed portal logins per account and client network within "
+          "--portal_login_failure_window before further attempts of that "
+          "account from that network get 429 (other networks are not "
+          "affected)");
 ABSL_FLAG(int, portal_login_max_failures_per_ip, 20,
-          "Failed portal logins per source address within the window");
+          "Failed portal logins per client network (any account) within the "
+          "window");
+ABSL_FLAG(int, portal_login_max_failures_per_account, 20,
+          "Failed portal logins per account from all networks within the "
+          "window, after which only networks the account logged in from "
+          "before may try until the window ends");
+ABSL_FLAG(absl::Duration, portal_login_known_network_ttl, absl::Hours(24 * 30),
+          "How long a network an account logged in from stays known (exempt "
+          "from --portal_login_max_failures_per_account)");
+ABSL_FLAG(int, portal_hash_threads, 2,
+          "Threads that check portal passwords (scrypt, 128 MiB each at the "
+          "default cost): the cap on concurrent password checks");
+ABSL_FLAG(int, portal_hash_queue, 8,
+          "Portal logins that may wait for a password-check thread; more are "
+          "refused at once with 429 and Retry-After: 1");
+ABSL_FLAG(absl::Duration, portal_hash_max_wait, absl::Seconds(2),
+          "A login that waited this long for a password-check thread is "
+          "refused with 429 and Retry-After: 1 instead of being checked");
+ABSL_FLAG(int, portal_hash_nice, 10,
+          "Nice increment of the password-check threads (0-19), so request "
+          "handling takes the CPU first");
+ABSL_FLAG(int, throttle_ipv6_prefix_len, 64,
+          "IPv6 clients are counted per network of this prefix length by the "
+          "failure throttle, the portal login throttle and the open "
+          "registration limit (IPv4 addresses one by one); 1-128");
 ABSL_FLAG(absl::Duration, portal_login_failure_window, absl::Minutes(15),
           "Window of the portal login failure counters");
 ABSL_FLAG(int, portal_scrypt_log_n, 17,
@@ -236,6 +273,19 @@ int main(int argc, char** argv) {
   sigaddset(&signals, SIGINT);
   sigaddset(&signals, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
+  // [secret files] every file holding a secret is the running user's (or
+  // root's) and unreadable by others, else no start (docs/operations.md).
+  if (absl::Status fit = lumo::config::CheckSecretFiles(
+          {{"--pepper_file", absl::GetFlag(FLAGS_pepper_file)},
+           {"--operator_token_file", absl::GetFlag(FLAGS_operator_token_file)},
+           {"--service_token_file", absl::GetFlag(FLAGS_service_token_file)},
+           {"--mysql_password_file", absl::GetFlag(FLAGS_mysql_password_file)},
+           {"--tls_key_file", absl::GetFlag(FLAGS_tls_key_file)}},
+          [](absl::string_view warning) { Log("warning", warning); });
+      !fit.ok()) {
+    Fatal(fit.message());
+  }
 
   lumo::storage::InitMysqlDriver();
   if (absl::GetFlag(FLAGS_mysql).empty()) Fatal("--mysql is required");
@@ -354,6 +404,29 @@ int main(int argc, char** argv) {
     Log("warning",
         "database is not durable (innodb_flush_log_at_trx_commit != 1)");
   }
+  // [pepper coverage]: every pepper version a stored secret uses must be in
+  // the pepper file; --check_peppers prints the comparison and exits.
+  {
+    lumo::storage::MysqlPepperUsageStore usage((*store)->shared_pool());
+    absl::StatusOr<lumo::service::PepperCoverage> coverage =
+        lumo::service::CheckPepperCoverage(**peppers, usage);
+    if (!coverage.ok()) {
+      Fatal(absl::StrCat("database: ", coverage.status().ToString()));
+    }
+    if (absl::GetFlag(FLAGS_check_peppers)) {
+      std::fputs(coverage->Report().c_str(), stdout);
+      return coverage->refused() ? 1 : 0;
+    }
+    if (coverage->refused()) {
+      if (!absl::GetFlag(FLAGS_allow_missing_pepper_versions)) {
+        Fatal(absl::StrCat(coverage->RefusalMessage(),
+                           ". Refusing to start "
+                           "(--allow_missing_pepper_versions overrides)"));
+      }
+      Log("error", coverage->RefusalMessage());
+    }
+    if (coverage->degraded()) Log("warning", coverage->WarningMessage());
+  }
 
   lumo::app::AppOptions app_options;
   app_options.peppers = *peppers;
@@ -387,12 +460,37 @@ int main(int argc, char** argv) {
       absl::GetFlag(FLAGS_portal_session_idle_timeout);
   app_options.portal.absolute_ttl =
       absl::GetFlag(FLAGS_portal_session_absolute_timeout);
-  app_options.portal.throttle.max_failures_per_account =
+  const int ipv6_prefix_len = absl::GetFlag(FLAGS_throttle_ipv6_prefix_len);
+  if (ipv6_prefix_len < 1 || ipv6_prefix_len > 128) {
+    Fatal("--throttle_ipv6_prefix_len must be between 1 and 128");
+  }
+  app_options.ipv6_prefix_len = ipv6_prefix_len;
+  app_options.portal.throttle.max_failures_per_pair =
       absl::GetFlag(FLAGS_portal_login_max_failures);
-  app_options.portal.throttle.max_failures_per_address =
+  app_options.portal.throttle.max_failures_per_network =
       absl::GetFlag(FLAGS_portal_login_max_failures_per_ip);
+  app_options.portal.throttle.max_failures_per_account =
+      absl::GetFlag(FLAGS_portal_login_max_failures_per_account);
   app_options.portal.throttle.window =
       absl::GetFlag(FLAGS_portal_login_failure_window);
+  app_options.portal.throttle.known_network_ttl =
+      absl::GetFlag(FLAGS_portal_login_known_network_ttl);
+  app_options.portal.throttle.ipv6_prefix_len = ipv6_prefix_len;
+  app_options.portal.hashing.threads = absl::GetFlag(FLAGS_portal_hash_threads);
+  app_options.portal.hashing.max_queue =
+      static_cast<size_t>(std::max(0, absl::GetFlag(FLAGS_portal_hash_queue)));
+  app_options.portal.hashing.max_wait =
+      absl::GetFlag(FLAGS_portal_hash_max_wait);
+  app_options.portal.hashing.nice_increment =
+      absl::GetFlag(FLAGS_portal_hash_nice);
+  if (app_options.portal.hashing.threads < 1 ||
+      app_options.portal.hashing.threads > 64) {
+    Fatal("--portal_hash_threads must be between 1 and 64");
+  }
+  if (app_options.portal.hashing.nice_increment < 0 ||
+      app_options.portal.hashing.nice_increment > 19) {
+    Fatal("--portal_hash_nice must be between 0 and 19");
+  }
   app_options.portal.scrypt.log2_n = absl::GetFlag(FLAGS_portal_scrypt_log_n);
   if (app_options.portal.scrypt.log2_n < 10 ||
       app_options.portal.scrypt.log2_n > 20) {
@@ -431,6 +529,10 @@ int main(int argc, char** argv) {
       absl::GetFlag(FLAGS_auth_failures_per_key_burst);
   app_options.failure_throttle.key_per_minute =
       absl::GetFlag(FLAGS_auth_failures_per_key_per_minute);
+  app_options.failure_throttle.ipv6_prefix_len = ipv6_prefix_len;
+  // [trust boundary] with an internal listener, privileged credentials are
+  // accepted only there (docs/operations.md "Internal listener").
+  app_options.internal_listener_only = !internal_listen.empty();
   absl::StatusOr<std::unique_ptr<lumo::app::App>> app =
       lumo::app::App::Create(*std::move(store), app_options);
   if (!app.ok()) Fatal(app.status().ToString());

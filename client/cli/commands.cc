@@ -610,34 +610,38 @@ int AuditTail(const Context& ctx) {
     return count == 0 || ++printed < count;
   };
 
-  // The newest `lines` events (always at least one call, to learn where
-  // the log ends), printed oldest first.
-  std::string last_id;
+  // The newest `lines` events, printed oldest first, and the position just
+  // after everything committed then (always at least one call, to learn
+  // it).
+  std::string cursor;
   {
     lumo::audit::v1::ListAuditLogsRequest request;
     request.set_tenant_slug(tenant);
     request.set_limit(static_cast<int32_t>(std::max<int64_t>(lines, 1)));
+    request.set_return_cursor(true);
     const auto reply = client->ListAuditLogs(request);
     if (!reply.ok()) return PrintRpcError(ctx.io, reply.status());
-    if (!reply->data().empty()) last_id = reply->data(0).id();
+    cursor = reply->meta().next_cursor();
     for (int i = std::min<int>(reply->data_size(), lines) - 1; i >= 0; --i) {
       if (!emit(reply->data(i))) return kExitOk;
     }
   }
+  // Each poll returns what committed after the last position, whatever the
+  // order in which transactions committed: every event once.
+  constexpr int kPollLimit = 100;
   for (;;) {
     lumo::audit::v1::ListAuditLogsRequest request;
     request.set_tenant_slug(tenant);
-    request.set_sort_dir("ASC");
-    request.set_limit(100);
-    request.set_after_id(last_id);
+    request.set_limit(kPollLimit);
+    request.set_after_cursor(cursor);
     const auto reply = client->ListAuditLogs(request);
     if (!reply.ok()) return PrintRpcError(ctx.io, reply.status());
+    cursor = reply->meta().next_cursor();
     for (const lumo::audit::v1::AuditEvent& e : reply->data()) {
-      last_id = e.id();
       if (!emit(e)) return kExitOk;
     }
     // A full page means more are waiting: ask again at once.
-    if (reply->data_size() < 100) {
+    if (reply->data_size() < kPollLimit) {
       std::this_thread::sleep_for(std::chrono::duration<double>(interval));
     }
   }

@@ -194,7 +194,12 @@
     $('create-cancel').addEventListener('click', () => $('create-dialog').close());
     $('create-form').addEventListener('submit', submitCreate);
     $('copy-key').addEventListener('click', copyKey);
-    $('secret-done').addEventListener('click', () => $('secret-dialog').close());
+    // Done clears the key before the dialog hides (Escape clears it in the
+    // dialog's close event, which the browser fires a moment later).
+    $('secret-done').addEventListener('click', () => {
+      $('new-key-value').value = '';
+      $('secret-dialog').close();
+    });
     try {
       const session = await Portal.initSignedIn();
       renderScopeBoxes(session.grantableScopes || []);

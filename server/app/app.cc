@@ -74,7 +74,7 @@ absl::StatusOr<std::unique_ptr<App>> App::Create(
       app->replica_.get());
   app->auth_ = std::make_unique<rpc::Authenticator>(
       app->verifier_.get(), options.service_token_sha256,
-      options.operator_token_sha256);
+      options.operator_token_sha256, options.internal_listener_only);
   app->workers_ =
       std::make_unique<rpc::WorkerPool>(options.workers, /*max_queue=*/10000);
 
@@ -106,9 +106,11 @@ absl::StatusOr<std::unique_ptr<App>> App::Create(
       app->key_store_->shared_pool());
   app->clients_ = std::make_unique<service::ClientService>(
       app->client_store_.get(), options.peppers);
+  service::IpRateLimiterOptions registration_limits;
+  registration_limits.ipv6_prefix_len = options.ipv6_prefix_len;
   app->registration_ = std::make_unique<service::RegistrationService>(
       app->key_store_.get(), app->client_store_.get(), app->clients_.get(),
-      service::IpRateLimiterOptions());
+      registration_limits);
   {
     rpc::ClientRpcContext client_ctx{app->auth_.get(), app->workers_.get(),
                                      app->clients_.get(),
@@ -169,6 +171,9 @@ absl::StatusOr<std::unique_ptr<App>> App::Create(
 App::~App() {
   // Runs queued work before the services and stores it uses go away.
   workers_.reset();
+  // [portal hashing] logins still waiting for a hashing slot are answered
+  // busy; running checks finish (they may enqueue audit events).
+  if (portal_ != nullptr) portal_->Stop();
   // [audit shutdown] (issue 5): producers are gone; write what is queued.
   if (auth_ != nullptr) auth_->set_usage_auditor(nullptr);
   if (audit_writer_ != nullptr) audit_writer_->Stop();

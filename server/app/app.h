@@ -50,6 +50,14 @@ struct AppOptions {
   std::shared_ptr<const core::PepperSet> peppers;
   std::optional<core::Digest> service_token_sha256;
   std::optional<core::Digest> operator_token_sha256;
+  // The server has an mTLS internal listener: the service and operator
+  // tokens and the forwarded x-lumo-* fields are accepted only there
+  // (rpc::Authenticator).
+  bool internal_listener_only = false;
+  // Open registration's per-address limit counts IPv6 clients per network
+  // of this prefix length (the failure and login throttles have their own
+  // option, set to the same flag by main).
+  int ipv6_prefix_len = 64;
   absl::Duration verify_cache_ttl = absl::Seconds(30);
   int workers = 32;
   // [audit options] (issue 5)

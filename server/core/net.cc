@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 
+#include <algorithm>
 #include <array>
 #include <cstdint>
 #include <cstring>
@@ -199,8 +200,35 @@ bool Cidr::Contains(const IpAddress& ip) const {
   return (a[full_bytes] & mask) == (b[full_bytes] & mask);
 }
 
+bool Cidr::Covers(const Cidr& other) const {
+  return other.base_.is_v4() == base_.is_v4() &&
+         other.prefix_len_ >= prefix_len_ && Contains(other.base_);
+}
+
 std::string Cidr::ToString() const {
   return absl::StrCat(base_.ToString(), "/", prefix_len_);
+}
+
+std::string ClientNetwork(const IpAddress& ip, int ipv6_prefix_len) {
+  if (ip.is_v4()) return ip.ToString();
+  const int prefix = std::clamp(ipv6_prefix_len, 0, 128);
+  std::array<uint8_t, 16> bytes = ip.bytes();
+  for (int bit = prefix; bit < 128; ++bit) {
+    bytes[bit / 8] &= static_cast<uint8_t>(~(0x80 >> (bit % 8)));
+  }
+  // Rebuilt through the parser: the only constructor of IpAddress.
+  std::string text;
+  for (int i = 0; i < 16; i += 2) {
+    absl::StrAppend(&text, i == 0 ? "" : ":",
+                    absl::Hex((bytes[i] << 8) | bytes[i + 1]));
+  }
+  absl::StatusOr<IpAddress> masked = IpAddress::Parse(text);
+  return absl::StrCat(masked.ok() ? masked->ToString() : text, "/", prefix);
+}
+
+std::string ClientNetworkOf(absl::string_view text, int ipv6_prefix_len) {
+  absl::StatusOr<IpAddress> ip = IpAddress::Parse(text);
+  return ip.ok() ? ClientNetwork(*ip, ipv6_prefix_len) : std::string(text);
 }
 
 }  // namespace lumo::core

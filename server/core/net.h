@@ -38,6 +38,10 @@ class Cidr {
   static absl::StatusOr<Cidr> Parse(absl::string_view text);
 
   bool Contains(const IpAddress& ip) const;
+  // True when every address of `other` is in this block (same family and
+  // `other` is this block or a narrower one inside it).
+  bool Covers(const Cidr& other) const;
+  int prefix_len() const { return prefix_len_; }
   // Canonical text, e.g. "10.0.0.0/8".
   std::string ToString() const;
 
@@ -45,6 +49,16 @@ class Cidr {
   IpAddress base_;
   int prefix_len_ = 0;
 };
+
+// The network of `ip` that rate limits and throttles count as one client:
+// the address itself for IPv4, its first `ipv6_prefix_len` bits (0-128) for
+// IPv6, as canonical CIDR text ("2001:db8::/64"; "192.0.2.7" for IPv4).
+// A /64 is what one IPv6 subscriber usually holds, so counting full IPv6
+// addresses would give one client 2^64 budgets.
+std::string ClientNetwork(const IpAddress& ip, int ipv6_prefix_len);
+// ClientNetwork of the address `text`; `text` itself when it does not parse
+// (e.g. a unix-socket peer, which is then its own network).
+std::string ClientNetworkOf(absl::string_view text, int ipv6_prefix_len);
 
 }  // namespace lumo::core
 

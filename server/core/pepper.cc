@@ -254,6 +254,14 @@ bool PepperSet::HasVersion(int version) const {
   return snapshot().secrets.count(version) > 0;
 }
 
+std::vector<int> PepperSet::Versions() const {
+  std::vector<int> versions;
+  for (const auto& [version, secret] : snapshot().secrets) {
+    versions.push_back(version);
+  }
+  return versions;
+}
+
 absl::StatusOr<Digest> PepperSet::Mac(int version,
                                       absl::string_view data) const {
   const Snapshot& snapshot = this->snapshot();

@@ -54,6 +54,8 @@ class PepperSet {
 
   int current_version() const { return snapshot().current_version; }
   bool HasVersion(int version) const;
+  // Every version in the set, ascending.
+  std::vector<int> Versions() const;
 
   // Re-reads `path` (the pepper rotation step, docs/operations.md): every
   // version already in the set must still be there with the same secret

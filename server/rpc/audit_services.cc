@@ -80,6 +80,8 @@ grpc::ServerUnaryReactor* AuditServiceImpl::ListAuditLogs(
         if (request->has_limit()) params.limit = request->limit();
         params.sort_dir = request->sort_dir();
         params.after_id = request->after_id();
+        params.after_cursor = request->after_cursor();
+        params.return_cursor = request->return_cursor();
         storage::AuditQuery applied;
         absl::StatusOr<storage::AuditPage> page =
             ctx_.audit->List(caller, params, &applied);
@@ -89,6 +91,10 @@ grpc::ServerUnaryReactor* AuditServiceImpl::ListAuditLogs(
         }
         FillPageMeta(page->total, applied.page, applied.limit,
                      response->mutable_meta());
+        if (page->next_cursor.has_value()) {
+          response->mutable_meta()->set_next_cursor(
+              service::EncodeAuditCursor(*page->next_cursor));
+        }
         return absl::OkStatus();
       });
 }

@@ -1,11 +1,13 @@
 #include "server/rpc/authenticator.h"
 
+#include <memory>
 #include <utility>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
+#include "grpcpp/security/auth_context.h"
 #include "lumo/api/annotations.pb.h"
 #include "server/core/key_format.h"
 #include "server/core/net.h"
@@ -86,12 +88,32 @@ absl::Status CheckAccessAnnotations(
   return absl::OkStatus();
 }
 
+// Metadata that only the gateway (or another internal service) may send:
+// the end client's facts, forwarded over the internal listener.
+constexpr absl::string_view kForwardedFields[] = {
+    "x-lumo-client-ip", "x-lumo-user-agent", "x-lumo-http-method",
+    "x-lumo-http-route"};
+
 Authenticator::Authenticator(service::Verifier* verifier,
                              std::optional<core::Digest> service_token_sha256,
-                             std::optional<core::Digest> operator_token_sha256)
+                             std::optional<core::Digest> operator_token_sha256,
+                             bool internal_listener_only)
     : verifier_(verifier),
       service_token_sha256_(std::move(service_token_sha256)),
-      operator_token_sha256_(std::move(operator_token_sha256)) {}
+      operator_token_sha256_(std::move(operator_token_sha256)),
+      internal_listener_only_(internal_listener_only) {}
+
+bool Authenticator::HasVerifiedClientCertificate(
+    const grpc::ServerContextBase& context) {
+  std::shared_ptr<const grpc::AuthContext> auth = context.auth_context();
+  return auth != nullptr && auth->IsPeerAuthenticated() &&
+         !auth->FindPropertyValues("x509_pem_cert").empty();
+}
+
+bool Authenticator::PrivilegedAllowed(
+    const grpc::ServerContextBase& context) const {
+  return !internal_listener_only_ || HasVerifiedClientCertificate(context);
+}
 
 bool Authenticator::TokenMatches(const grpc::ServerContextBase& context,
                                  absl::string_view header,
@@ -114,6 +136,10 @@ service::RequestInfo Authenticator::DescribeRequest(
   info.service_token_valid =
       TokenMatches(context, "x-lumo-service-token", service_token_sha256_,
                    &info.service_token_present);
+  if (info.service_token_valid && !PrivilegedAllowed(context)) {
+    // The right token on the public listener: refused (AuthenticateImpl).
+    info.service_token_valid = false;
+  }
   const bool trusted = info.service_token_valid;
   std::vector<absl::string_view> forwarded_ip =
       trusted ? Values(context, "x-lumo-client-ip")
@@ -187,6 +213,16 @@ absl::StatusOr<Principal> Authenticator::AuthenticateImpl(
   const bool operator_ok =
       TokenMatches(context, "x-lumo-operator-token", operator_token_sha256_,
                    &operator_present);
+  if (internal_listener_only_) {
+    bool privileged = operator_present || info.service_token_present;
+    for (absl::string_view field : kForwardedFields) {
+      privileged |= !Values(context, field).empty();
+    }
+    if (privileged && !HasVerifiedClientCertificate(context)) {
+      *failure = "internal_credential_on_public_listener";
+      return InvalidToken();
+    }
+  }
   if (operator_present && !operator_ok) {
     *failure = "bad_operator_token";
     return InvalidToken();
@@ -357,6 +393,9 @@ absl::StatusOr<Principal> Authenticator::AuthenticateImpl(
   principal.tenant_slug = outcome->tenant_slug;
   principal.key_id = outcome->key_id;
   principal.scopes = outcome->scopes;
+  principal.key_expires_at = outcome->expires_at;
+  principal.key_allowed_cidrs = outcome->allowed_cidrs;
+  principal.key_rate_limit_per_minute = outcome->rate_limit_per_minute;
   return principal;
 }
 

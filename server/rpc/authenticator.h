@@ -19,6 +19,15 @@
 // `x-lumo-user-agent` are taken as the end client's address and agent
 // (the gateway forwards them); otherwise the peer address is used. Likewise
 // `x-lumo-http-method` and `x-lumo-http-route` (audit metadata).
+//
+// Trust boundary (docs/operations.md "Internal listener"): with
+// `internal_listener_only` set (the server has an mTLS --internal_listen),
+// the service token, the operator token and the forwarded `x-lumo-*`
+// fields are accepted only on calls whose peer presented a verified client
+// certificate, i.e. that arrived on the internal listener (the public
+// listener never asks for one). A call on the public listener that
+// presents any of them is UNAUTHENTICATED. Without it, every listener
+// accepts them (a single listener set-up).
 #ifndef LUMOKEYS_SERVER_RPC_AUTHENTICATOR_H_
 #define LUMOKEYS_SERVER_RPC_AUTHENTICATOR_H_
 
@@ -52,9 +61,17 @@ class Authenticator {
   // A token whose hash is unset disables that kind of caller.
   Authenticator(service::Verifier* verifier,
                 std::optional<core::Digest> service_token_sha256,
-                std::optional<core::Digest> operator_token_sha256);
+                std::optional<core::Digest> operator_token_sha256,
+                bool internal_listener_only = false);
+
+  // True when the call's peer presented a client certificate that the TLS
+  // handshake verified (the mTLS internal listener).
+  static bool HasVerifiedClientCertificate(
+      const grpc::ServerContextBase& context);
 
   // Request facts from metadata and peer (request id, client ip, agent).
+  // Also decides, once per call, whether the service token is present and
+  // valid here (not valid on the public listener, see above).
   service::RequestInfo DescribeRequest(
       const grpc::ServerContextBase& context) const;
 
@@ -116,9 +133,14 @@ class Authenticator {
                     const std::optional<core::Digest>& expected,
                     bool* present) const;
 
+  // Privileged metadata is accepted here: always without
+  // internal_listener_only_, else only on the internal listener.
+  bool PrivilegedAllowed(const grpc::ServerContextBase& context) const;
+
   service::Verifier* const verifier_;
   const std::optional<core::Digest> service_token_sha256_;
   const std::optional<core::Digest> operator_token_sha256_;
+  const bool internal_listener_only_;
   std::atomic<service::UsageAuditor*> usage_{nullptr};
   std::atomic<service::FailureThrottle*> throttle_{nullptr};
   std::atomic<service::PortalService*> portal_{nullptr};

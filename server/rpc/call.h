@@ -6,6 +6,7 @@
 #define LUMOKEYS_SERVER_RPC_CALL_H_
 
 #include <chrono>
+#include <optional>
 #include <string>
 #include <utility>
 
@@ -36,6 +37,9 @@ void Finish(grpc::CallbackServerContext* context,
             const absl::Status& status,
             const service::VerifyOutcome* outcome = nullptr);
 
+// UNAVAILABLE for a call the worker pool cannot take (full or stopping).
+absl::Status ServerBusy();
+
 // [call deadline] (issue 8): the call's deadline as an absl::Time
 // (InfiniteFuture when the client set none).
 inline absl::Time CallDeadline(const grpc::ServerContextBase& context) {
@@ -46,15 +50,69 @@ inline absl::Time CallDeadline(const grpc::ServerContextBase& context) {
   return absl::FromChrono(d);
 }
 
-// Runs `body(principal, info) -> absl::Status` on `workers` after
-// authenticating the caller of `method` for `tenant_slug`, then finishes
-// the call with its status. A call made with an API key is recorded as
+namespace internal {
+
+// The start of every authenticated call, on a worker: the deadline, the
+// tenant and the credentials. Finishes the call and returns nullopt when
+// any of them fails.
+inline std::optional<service::Principal> BeginCall(
+    const Authenticator& auth, grpc::CallbackServerContext* context,
+    grpc::ServerUnaryReactor* reactor,
+    const google::protobuf::MethodDescriptor& method,
+    const std::string& tenant_slug, bool tenant_required,
+    const service::RequestInfo& info, service::VerifyOutcome* outcome) {
+  if (context->deadline() <= std::chrono::system_clock::now()) {
+    Finish(context, reactor, info,
+           absl::DeadlineExceededError("deadline exceeded before start"));
+    return std::nullopt;
+  }
+  if (tenant_required && tenant_slug.empty()) {
+    Finish(context, reactor, info,
+           absl::InvalidArgumentError("tenant_slug is required"));
+    return std::nullopt;
+  }
+  absl::StatusOr<service::Principal> principal =
+      auth.Authenticate(*context, method, tenant_slug, info, outcome);
+  if (!principal.ok()) {
+    Finish(context, reactor, info, principal.status(), outcome);
+    return std::nullopt;
+  }
+  return *std::move(principal);
+}
+
+// The end of every authenticated call: a call made with an API key is
+// recorded as `api_key.used` (enqueued before the reply so the event is
+// never behind the caller), then the call finishes with `status`.
+inline void EndCall(const Authenticator& auth,
+                    grpc::CallbackServerContext* context,
+                    grpc::ServerUnaryReactor* reactor,
+                    const google::protobuf::MethodDescriptor& method,
+                    const service::Principal& principal,
+                    const service::RequestInfo& info,
+                    const absl::Status& status,
+                    const service::VerifyOutcome& outcome) {
+  if (principal.kind == service::Principal::Kind::kApiKey) {
+    if (service::UsageAuditor* usage = auth.usage_auditor()) {
+      usage->RecordKeyUse(principal, info, method.full_name(), status);
+    }
+  }
+  Finish(context, reactor, info, status, &outcome);
+}
+
+}  // namespace internal
+
+// Runs `body(principal, info, done)` on `workers` after authenticating the
+// caller of `method` for `tenant_slug`. `body` must call `done(status)`
+// exactly once, from any thread, now or later (e.g. the portal login, whose
+// password check runs on the hashing pool): until then the call stays open
+// and the worker is free. `done` records a call made with an API key as
 // `api_key.used` (failures by the Authenticator), so handlers never audit
-// usage themselves. A call whose deadline passed before it started
-// gets DEADLINE_EXCEEDED; a full pool UNAVAILABLE. With `tenant_required`,
-// an empty tenant slug is INVALID_ARGUMENT.
+// usage themselves, and finishes the call with `status`. A call whose
+// deadline passed before it started gets DEADLINE_EXCEEDED; a full pool
+// UNAVAILABLE. With `tenant_required`, an empty tenant slug is
+// INVALID_ARGUMENT.
 template <typename Body>
-grpc::ServerUnaryReactor* RunAuthenticated(
+grpc::ServerUnaryReactor* RunAuthenticatedAsync(
     const Authenticator& auth, WorkerPool& workers,
     grpc::CallbackServerContext* context,
     const google::protobuf::MethodDescriptor& method, std::string tenant_slug,
@@ -64,41 +122,40 @@ grpc::ServerUnaryReactor* RunAuthenticated(
   auto task = [&auth, context, reactor, &method, info,
                tenant_slug = std::move(tenant_slug), tenant_required,
                body = std::move(body)]() mutable {
-    // [call deadline] (issue 8): every statement run for this call is
-    // bounded by the call's deadline.
+    // [call deadline] (issue 8): every statement run for this call on the
+    // worker is bounded by the call's deadline.
     storage::ScopedCallDeadline call_deadline(CallDeadline(*context));
-    if (context->deadline() <= std::chrono::system_clock::now()) {
-      Finish(context, reactor, info,
-             absl::DeadlineExceededError("deadline exceeded before start"));
-      return;
-    }
-    if (tenant_required && tenant_slug.empty()) {
-      Finish(context, reactor, info,
-             absl::InvalidArgumentError("tenant_slug is required"));
-      return;
-    }
     service::VerifyOutcome outcome;
-    absl::StatusOr<service::Principal> principal =
-        auth.Authenticate(*context, method, tenant_slug, info, &outcome);
-    if (!principal.ok()) {
-      Finish(context, reactor, info, principal.status(), &outcome);
-      return;
-    }
-    const absl::Status status = body(*principal, info);
-    if (principal->kind == service::Principal::Kind::kApiKey) {
-      // Every call authenticated by a key, whatever the handler: enqueued
-      // before the reply so the event is never behind the caller.
-      if (service::UsageAuditor* usage = auth.usage_auditor()) {
-        usage->RecordKeyUse(*principal, info, method.full_name(), status);
-      }
-    }
-    Finish(context, reactor, info, status, &outcome);
+    std::optional<service::Principal> principal =
+        internal::BeginCall(auth, context, reactor, method, tenant_slug,
+                            tenant_required, info, &outcome);
+    if (!principal.has_value()) return;
+    auto done = [&auth, context, reactor, &method, principal = *principal, info,
+                 outcome](const absl::Status& status) {
+      internal::EndCall(auth, context, reactor, method, principal, info, status,
+                        outcome);
+    };
+    body(*principal, info, std::move(done));
   };
   if (!workers.Submit(std::move(task))) {
-    Finish(context, reactor, info,
-           absl::UnavailableError("server is overloaded or shutting down"));
+    Finish(context, reactor, info, ServerBusy());
   }
   return reactor;
+}
+
+// RunAuthenticatedAsync for a body that answers on the worker:
+// `body(principal, info) -> absl::Status`.
+template <typename Body>
+grpc::ServerUnaryReactor* RunAuthenticated(
+    const Authenticator& auth, WorkerPool& workers,
+    grpc::CallbackServerContext* context,
+    const google::protobuf::MethodDescriptor& method, std::string tenant_slug,
+    bool tenant_required, Body body) {
+  return RunAuthenticatedAsync(
+      auth, workers, context, method, std::move(tenant_slug), tenant_required,
+      [body = std::move(body)](
+          const service::Principal& principal, const service::RequestInfo& info,
+          auto done) mutable { done(body(principal, info)); });
 }
 
 }  // namespace lumo::rpc

@@ -28,30 +28,36 @@ grpc::ServerUnaryReactor* PortalServiceImpl::Login(
     const lumo::portal::v1::LoginRequest* request,
     lumo::portal::v1::LoginResponse* response) {
   static const auto& method = Method("lumo.portal.v1.PortalService.Login");
-  return RunAuthenticated(
+  // The password check runs on the portal's hashing pool: the worker only
+  // reserves the attempt and looks the account up, then is free again.
+  return RunAuthenticatedAsync(
       *ctx_.auth, *ctx_.workers, context, method, request->tenant_slug(), true,
-      [this, context, request, response](
-          const Principal&, const RequestInfo& info) -> absl::Status {
-        absl::StatusOr<service::LoginResult> result =
-            ctx_.portal->Login(request->tenant_slug(), request->email(),
-                               request->password(), info);
-        if (!result.ok()) {
-          if (auto wait =
-                  result.status().GetPayload(service::kRetryAfterPayload)) {
-            context->AddTrailingMetadata("retry-after", std::string(*wait));
-          }
-          return result.status();
-        }
-        response->mutable_user()->set_id(result->user_id);
-        response->mutable_user()->set_email(result->email);
-        response->set_session_token(result->session_token);
-        response->set_csrf_token(result->csrf_token);
-        response->set_idle_timeout_seconds(
-            absl::ToInt64Seconds(result->idle_ttl));
-        response->set_absolute_timeout_seconds(
-            absl::ToInt64Seconds(result->absolute_ttl));
-        core::Cleanse(result->session_token);
-        return absl::OkStatus();
+      [this, context, request, response](const Principal&,
+                                         const RequestInfo& info, auto done) {
+        ctx_.portal->LoginAsync(
+            request->tenant_slug(), request->email(), request->password(), info,
+            [context, response, done = std::move(done)](
+                absl::StatusOr<service::LoginResult> result) {
+              if (!result.ok()) {
+                if (auto wait = result.status().GetPayload(
+                        service::kRetryAfterPayload)) {
+                  context->AddTrailingMetadata("retry-after",
+                                               std::string(*wait));
+                }
+                done(result.status());
+                return;
+              }
+              response->mutable_user()->set_id(result->user_id);
+              response->mutable_user()->set_email(result->email);
+              response->set_session_token(result->session_token);
+              response->set_csrf_token(result->csrf_token);
+              response->set_idle_timeout_seconds(
+                  absl::ToInt64Seconds(result->idle_ttl));
+              response->set_absolute_timeout_seconds(
+                  absl::ToInt64Seconds(result->absolute_ttl));
+              core::Cleanse(result->session_token);
+              done(absl::OkStatus());
+            });
       });
 }
 

@@ -291,8 +291,7 @@ grpc::ServerUnaryReactor* AuthServiceImpl::VerifyApiKey(
     reply(params, *std::move(outcome));
   };
   if (!ctx_.workers->Submit(std::move(task))) {
-    Finish(context, reactor, info,
-           absl::UnavailableError("server is overloaded or shutting down"));
+    Finish(context, reactor, info, ServerBusy());
   }
   return reactor;
 }

@@ -5,15 +5,50 @@
 #include <string>
 
 #include "absl/time/clock.h"
+#include "server/observability/log.h"
 #include "server/rpc/call.h"
 #include "server/service/key_service.h"
 
 namespace lumo::rpc {
 
+std::string ClientMessage(const absl::Status& status, bool* replaced) {
+  if (replaced != nullptr) *replaced = false;
+  const bool written_for_clients =
+      status.GetPayload(service::kErrorCodePayload).has_value();
+  absl::string_view generic;
+  switch (status.code()) {
+    case absl::StatusCode::kUnavailable:
+      generic = "the service is temporarily unavailable; try again later";
+      break;
+    case absl::StatusCode::kDeadlineExceeded:
+      generic = "the request did not complete in time; try again later";
+      break;
+    case absl::StatusCode::kAborted:
+      generic = "the request conflicted with another one; try again";
+      break;
+    case absl::StatusCode::kInternal:
+    case absl::StatusCode::kUnknown:
+    case absl::StatusCode::kDataLoss:
+      generic = "internal error";
+      break;
+    default:
+      return std::string(status.message());
+  }
+  if (written_for_clients) return std::string(status.message());
+  if (replaced != nullptr) *replaced = status.message() != generic;
+  return std::string(generic);
+}
+
 grpc::Status ToGrpcStatus(const absl::Status& status) {
   if (status.ok()) return grpc::Status::OK;
   return grpc::Status(static_cast<grpc::StatusCode>(status.code()),
-                      std::string(status.message()));
+                      ClientMessage(status));
+}
+
+absl::Status ServerBusy() {
+  return service::WithErrorCode(
+      absl::UnavailableError("server is overloaded or shutting down"),
+      "service_unavailable");
 }
 
 std::string ErrorCodeOf(const absl::Status& status) {
@@ -84,7 +119,19 @@ void Finish(grpc::CallbackServerContext* context,
   if (!status.ok()) {
     context->AddTrailingMetadata("lumo-error-code", ErrorCodeOf(status));
   }
-  reactor->Finish(ToGrpcStatus(status));
+  bool replaced = false;
+  std::string message = ClientMessage(status, &replaced);
+  if (replaced) {
+    // The details stay in the server's log, under the request id.
+    log::Line(log::Level::kWarning, "request failed")
+        .Str("request_id", info.request_id)
+        .Str("code", absl::StatusCodeToString(status.code()))
+        .Str("error", status.message());
+  }
+  reactor->Finish(
+      status.ok() ? grpc::Status::OK
+                  : grpc::Status(static_cast<grpc::StatusCode>(status.code()),
+                                 std::move(message)));
 }
 
 }  // namespace lumo::rpc

@@ -9,7 +9,18 @@
 
 namespace lumo::rpc {
 
+// The gRPC status sent to the client. Server-side failures (UNAVAILABLE,
+// DEADLINE_EXCEEDED, ABORTED, INTERNAL, UNKNOWN, DATA_LOSS) carry one fixed
+// message per code unless the domain layer wrote the message for clients
+// (it then carries a REST error code, service::WithErrorCode): driver and
+// storage text (user and host names, statement steps) never reaches a
+// client. See ClientMessage.
 grpc::Status ToGrpcStatus(const absl::Status& status);
+
+// What a client is told for `status` (see ToGrpcStatus); true in
+// `*replaced` when that is not status.message() (the caller then logs the
+// original server-side).
+std::string ClientMessage(const absl::Status& status, bool* replaced = nullptr);
 
 // The documented REST error code carried by `status` (see
 // service::WithErrorCode), or the default for its code, e.g.

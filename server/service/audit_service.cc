@@ -6,6 +6,9 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
 #include "server/service/paging.h"
 
 namespace lumo::service {
@@ -73,7 +76,33 @@ std::optional<int64_t> ParseEventId(absl::string_view text) {
   return id;
 }
 
+// The version prefix of cursor texts, and a bound on their length (far
+// above any real cursor: 17 lanes of at most 19 digits).
+constexpr absl::string_view kCursorPrefix = "c1.";
+constexpr size_t kMaxCursorLength = 1024;
+
 }  // namespace
+
+std::string EncodeAuditCursor(const storage::AuditCursor& cursor) {
+  return absl::StrCat(kCursorPrefix, absl::StrJoin(cursor.lane_seqs, "."));
+}
+
+std::optional<storage::AuditCursor> DecodeAuditCursor(absl::string_view text) {
+  if (text.size() > kMaxCursorLength ||
+      !absl::ConsumePrefix(&text, kCursorPrefix)) {
+    return std::nullopt;
+  }
+  storage::AuditCursor cursor;
+  for (absl::string_view part : absl::StrSplit(text, '.')) {
+    int64_t seq = 0;
+    if (part.empty() || part.size() > 19 || !absl::ascii_isdigit(part[0]) ||
+        !absl::SimpleAtoi(part, &seq) || seq < 0) {
+      return std::nullopt;
+    }
+    cursor.lane_seqs.push_back(seq);
+  }
+  return cursor;
+}
 
 AuditService::AuditService(storage::AuditStore* audit, storage::KeyStore* keys)
     : audit_(audit), keys_(keys) {}
@@ -94,6 +123,20 @@ absl::StatusOr<storage::AuditPage> AuditService::List(
     if (!after.has_value()) return Invalid("afterId: a positive event id");
     q->after_id = *after;
   }
+  if (!params.after_cursor.empty()) {
+    std::optional<storage::AuditCursor> after =
+        DecodeAuditCursor(params.after_cursor);
+    if (!after.has_value()) {
+      return Invalid("afterCursor: a meta.nextCursor of an earlier reply");
+    }
+    if (q->page != 1) return Invalid("page: must be 1 with afterCursor");
+    if (common->descending && !params.sort_dir.empty()) {
+      return Invalid("sortDir: afterCursor reads oldest first (ASC)");
+    }
+    q->after_cursor = *std::move(after);
+    q->oldest_first = true;
+  }
+  q->want_cursor = params.return_cursor;
   *applied = *q;
   return audit_->ListEvents(caller.tenant_id, *q);
 }

@@ -44,7 +44,16 @@ struct AuditListParams {
   std::optional<int32_t> limit;  // unset: 25; 1..100
   std::string sort_dir;          // "", ASC, DESC (any case)
   std::string after_id;          // "" or a decimal event id
+  // "" or a cursor from EncodeAuditCursor (a follower's last position).
+  std::string after_cursor;
+  bool return_cursor = false;  // fill AuditPage::next_cursor
 };
+
+// The text form of a follower's position (opaque to clients; "c1." then
+// each lane's seq in decimal, dot-separated), and its parser (nullopt for
+// anything that is not such a text).
+std::string EncodeAuditCursor(const storage::AuditCursor& cursor);
+std::optional<storage::AuditCursor> DecodeAuditCursor(absl::string_view text);
 
 struct AuditSummaryCounts {
   int64_t total = 0;

@@ -12,9 +12,16 @@
 //   * A key id with an empty bucket turns further *failures* for that id
 //     into "throttled" (CheckKeyFailure); the right secret is still
 //     accepted, so hammering a key id never locks its owner out.
-// Memory is bounded by `max_tracked` entries per kind: full buckets are
-// forgotten first; when every tracked entry is still draining, new
-// addresses or key ids are not tracked (they are not throttled).
+// Addresses are counted per client network: IPv4 addresses one by one,
+// IPv6 addresses per /`ipv6_prefix_len` (default 64, what one subscriber
+// usually holds).
+// Memory is bounded by `max_tracked` entries per kind. When a new entry is
+// needed and the table is full, refilled buckets are forgotten first, then
+// the fullest buckets (those that spent least), a tenth of the table at a
+// time; an entry that is throttled (less than one token) is never
+// forgotten while any other has a token. When every entry is throttled, a
+// new address or key id is refused as throttled: the table fails closed,
+// never open.
 //
 // Thread-safe.
 #ifndef LUMOKEYS_SERVER_SERVICE_FAILURE_THROTTLE_H_
@@ -44,6 +51,7 @@ struct FailureThrottleOptions {
   int key_burst = 100;
   int key_per_minute = 60;
   size_t max_tracked = 100'000;
+  int ipv6_prefix_len = 64;
   // The clock (tests inject one).
   std::function<absl::Time()> now = [] { return absl::Now(); };
 };
@@ -54,7 +62,8 @@ class FailureThrottle {
 
   // Before verifying: nullopt when `address` may attempt, else how long
   // until it may (at least one second). An empty address is never
-  // throttled.
+  // throttled. A new address while the table is full of throttled entries
+  // is refused.
   std::optional<absl::Duration> CheckAddress(absl::string_view address);
 
   // After a failed verification of `key_id`, before RecordFailure: nullopt
@@ -96,8 +105,14 @@ class FailureThrottle {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void Take(Table& table, absl::string_view name, absl::Time now)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Room for one new entry (see the class comment); false when every entry
+  // is throttled.
+  bool MakeRoom(Table& table, absl::Time now)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  std::string Network(absl::string_view address) const;
 
   const size_t max_tracked_;
+  const int ipv6_prefix_len_;
   const std::function<absl::Time()> now_;
   absl::Mutex mu_;
   Table addresses_ ABSL_GUARDED_BY(mu_);

@@ -4,6 +4,8 @@
 #include <cmath>
 #include <utility>
 
+#include "server/core/net.h"
+
 namespace lumo::service {
 
 IpRateLimiter::IpRateLimiter(IpRateLimiterOptions options)
@@ -21,7 +23,9 @@ void IpRateLimiter::PruneLocked(absl::Time now) {
 }
 
 std::optional<absl::Duration> IpRateLimiter::Acquire(
-    absl::string_view address) {
+    absl::string_view address_text) {
+  const std::string address =
+      core::ClientNetworkOf(address_text, options_.ipv6_prefix_len);
   const absl::Time now = options_.now();
   const double capacity = std::max(options_.per_minute, 1);
   const double per_second = capacity / 60.0;
@@ -30,7 +34,7 @@ std::optional<absl::Duration> IpRateLimiter::Acquire(
   if (it == buckets_.end()) {
     if (buckets_.size() >= options_.max_tracked) PruneLocked(now);
     if (buckets_.size() >= options_.max_tracked) return absl::Seconds(60);
-    it = buckets_.emplace(std::string(address), Bucket{capacity, now}).first;
+    it = buckets_.emplace(address, Bucket{capacity, now}).first;
   }
   Bucket& bucket = it->second;
   const absl::Duration elapsed =

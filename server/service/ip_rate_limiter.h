@@ -26,6 +26,9 @@ struct IpRateLimiterOptions {
   // refilled are forgotten; if none has, unknown addresses are refused
   // (fail closed) until one has.
   size_t max_tracked = 100000;
+  // IPv6 addresses count per network of this prefix length (one client
+  // usually holds a /64); IPv4 addresses count one by one.
+  int ipv6_prefix_len = 64;
   // The clock (tests inject one).
   std::function<absl::Time()> now = [] { return absl::Now(); };
 };
@@ -35,8 +38,8 @@ class IpRateLimiter {
  public:
   explicit IpRateLimiter(IpRateLimiterOptions options);
 
-  // Takes one token for `address`. Returns nullopt when allowed, else how
-  // long until a token is available (at least one second).
+  // Takes one token for the client network of `address`. Returns nullopt when
+  // allowed, else how long until a token is available (at least one second).
   std::optional<absl::Duration> Acquire(absl::string_view address);
 
  private:

@@ -67,6 +67,64 @@ absl::Status Annotate(absl::Status status) {
   return status;
 }
 
+absl::Status RestrictionDenied(absl::string_view verb, absl::string_view field,
+                               absl::string_view rule) {
+  return WithErrorCode(absl::PermissionDeniedError(absl::StrCat(
+                           field, ": a key can only ", verb, " keys ", rule)),
+                       "insufficient_scope");
+}
+
+// The no-escalation rule beyond scopes (docs/api-keys.md): a key may only
+// create or rotate keys that are at least as restricted as itself. `verb`
+// is "create" or "rotate". Portal sessions and the operator are not bound.
+absl::Status CheckRestrictionsInherited(
+    const Principal& caller, absl::string_view verb,
+    const std::optional<absl::Time>& expires_at,
+    const std::vector<std::string>& allowed_cidrs,
+    int32_t rate_limit_per_minute) {
+  if (caller.kind != Principal::Kind::kApiKey) return absl::OkStatus();
+  if (caller.key_expires_at.has_value() &&
+      (!expires_at.has_value() || *expires_at > *caller.key_expires_at)) {
+    return RestrictionDenied(
+        verb, "expiresAt",
+        absl::StrCat(
+            "that expire no later than itself (",
+            absl::FormatTime("%Y-%m-%dT%H:%M:%SZ", *caller.key_expires_at,
+                             absl::UTCTimeZone()),
+            ")"));
+  }
+  if (!caller.key_allowed_cidrs.empty()) {
+    std::vector<core::Cidr> parents;
+    for (const std::string& text : caller.key_allowed_cidrs) {
+      absl::StatusOr<core::Cidr> parent = core::Cidr::Parse(text);
+      if (parent.ok()) parents.push_back(*parent);
+    }
+    bool within = !allowed_cidrs.empty();
+    for (const std::string& text : allowed_cidrs) {
+      absl::StatusOr<core::Cidr> child = core::Cidr::Parse(text);
+      bool covered = false;
+      for (const core::Cidr& parent : parents) {
+        covered |= child.ok() && parent.Covers(*child);
+      }
+      within &= covered;
+    }
+    if (!within) {
+      return RestrictionDenied(
+          verb, "allowedCidrs",
+          "whose every CIDR lies within one of its own allowed CIDRs");
+    }
+  }
+  if (caller.key_rate_limit_per_minute > 0 &&
+      (rate_limit_per_minute <= 0 ||
+       rate_limit_per_minute > caller.key_rate_limit_per_minute)) {
+    return RestrictionDenied(
+        verb, "rateLimitPerMinute",
+        absl::StrCat("whose rate limit is at most its own (",
+                     caller.key_rate_limit_per_minute, " per minute)"));
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 absl::Status WithErrorCode(absl::Status status, absl::string_view code) {
@@ -222,6 +280,12 @@ absl::StatusOr<KeyWithSecret> KeyService::CreateKey(
             "a key can only create keys whose scopes it holds itself"),
         "insufficient_scope");
   }
+  if (absl::Status inherited = CheckRestrictionsInherited(
+          caller, "create", key->expires_at, key->allowed_cidrs,
+          key->rate_limit_per_minute);
+      !inherited.ok()) {
+    return inherited;
+  }
   key->tenant_id = caller.tenant_id;
   if (caller.kind == Principal::Kind::kSession) {
     key->created_by_type = "user";
@@ -289,8 +353,8 @@ absl::StatusOr<KeyWithSecret> KeyService::RotateKey(
         "gracePeriodSeconds: must be between 0 and ", kMaxGracePeriodSeconds));
   }
   if (absl::Status s = CheckKeyId(id); !s.ok()) return s;
-  // Scopes never change, so checking them before the locked rotation is
-  // race-free.
+  // Scopes, expiry, CIDRs and the rate limit never change, so checking them
+  // before the locked rotation is race-free.
   absl::StatusOr<storage::ApiKeyRecord> current =
       store_->GetKey(caller.tenant_id, id);
   if (!current.ok()) return Annotate(current.status());
@@ -299,6 +363,12 @@ absl::StatusOr<KeyWithSecret> KeyService::RotateKey(
         absl::PermissionDeniedError(
             "a key can only rotate keys whose scopes it holds itself"),
         "insufficient_scope");
+  }
+  if (absl::Status inherited = CheckRestrictionsInherited(
+          caller, "rotate", current->expires_at, current->allowed_cidrs,
+          current->rate_limit_per_minute);
+      !inherited.ok()) {
+    return inherited;
   }
   absl::StatusOr<std::string> full = core::GenerateKey(id);
   if (!full.ok()) return full.status();

@@ -1,17 +1,22 @@
 #include "server/service/portal_service.h"
 
+#include <memory>
 #include <utility>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/cord.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
+#include "absl/synchronization/notification.h"
 #include "server/core/crypto.h"
+#include "server/core/net.h"
 #include "server/core/scopes.h"
 #include "server/service/audit_json.h"
 #include "server/service/key_service.h"
 #include "server/service/registration_service.h"
 #include "server/service/user_service.h"
+#include "server/storage/call_deadline.h"
 
 namespace lumo::service {
 namespace {
@@ -34,6 +39,17 @@ absl::Status BadCsrf() {
   return WithErrorCode(
       absl::PermissionDeniedError("missing or invalid CSRF token"),
       "permission_denied");
+}
+
+// No hashing slot within the bound: the attempt was not made (and is not
+// counted); the client may retry at once.
+absl::Status Busy() {
+  absl::Status status =
+      WithErrorCode(absl::ResourceExhaustedError(
+                        "too many logins in progress; try again in a moment"),
+                    "rate_limit_exceeded");
+  status.SetPayload(kRetryAfterPayload, absl::Cord("1"));
+  return status;
 }
 
 absl::Status Throttled(absl::Duration wait) {
@@ -72,153 +88,141 @@ storage::AuditEvent PortalEvent(absl::string_view action,
 
 }  // namespace
 
-// ------------------------------------------------------------ LoginThrottle
-
-LoginThrottle::LoginThrottle(LoginThrottleOptions options)
-    : options_(std::move(options)) {}
-
-std::optional<absl::Duration> LoginThrottle::Blocked(absl::string_view key,
-                                                     int limit) {
-  const absl::Time now = options_.now();
-  absl::MutexLock lock(&mu_);
-  auto it = windows_.find(key);
-  if (it == windows_.end()) return std::nullopt;
-  const absl::Time end = it->second.start + options_.window;
-  if (now >= end) {
-    windows_.erase(it);
-    return std::nullopt;
-  }
-  if (it->second.failures < limit) return std::nullopt;
-  return end - now;
-}
-
-void LoginThrottle::RecordFailure(absl::string_view key) {
-  const absl::Time now = options_.now();
-  absl::MutexLock lock(&mu_);
-  if (windows_.size() >= options_.max_tracked && !windows_.contains(key)) {
-    // Forget windows that are over; if none is, the oldest one.
-    for (auto it = windows_.begin(); it != windows_.end();) {
-      if (now >= it->second.start + options_.window) {
-        windows_.erase(it++);
-      } else {
-        ++it;
-      }
-    }
-    if (windows_.size() >= options_.max_tracked) {
-      auto oldest = windows_.begin();
-      for (auto it = windows_.begin(); it != windows_.end(); ++it) {
-        if (it->second.start < oldest->second.start) oldest = it;
-      }
-      windows_.erase(oldest);
-    }
-  }
-  Window& w = windows_[key];
-  if (w.failures == 0 || now >= w.start + options_.window) {
-    w.start = now;
-    w.failures = 0;
-  }
-  ++w.failures;
-}
-
-void LoginThrottle::Reset(absl::string_view key) {
-  absl::MutexLock lock(&mu_);
-  windows_.erase(key);
-}
-
 // ------------------------------------------------------------ PortalService
+
+std::string NormalizeEmail(absl::string_view email) {
+  return absl::AsciiStrToLower(absl::StripAsciiWhitespace(email));
+}
 
 PortalService::PortalService(storage::PortalStore* store, PortalOptions options)
     : store_(store),
       options_(std::move(options)),
-      throttle_(options_.throttle) {
+      throttle_(options_.throttle),
+      hash_pool_(options_.hashing) {
   // Computed now, so the first unknown-user login is not the slow one.
   absl::StatusOr<std::string> random = core::RandomBase62(kTokenChars);
   absl::StatusOr<std::string> dummy = core::HashPassword(
       random.ok() ? *random : "unknown-account-password", options_.scrypt);
   dummy_hash_ = dummy.ok() ? *dummy : core::DummyPasswordHash();
+  absl::StatusOr<std::string> marker_key = core::RandomBase62(kTokenChars);
+  audit_marker_key_ = marker_key.ok() ? *marker_key : "";
 }
 
-absl::StatusOr<bool> PortalService::CheckPassword(absl::string_view password,
-                                                  absl::string_view encoded) {
-  {
-    absl::MutexLock lock(&hash_mu_);
-    auto can_run = [this]() ABSL_SHARED_LOCKS_REQUIRED(hash_mu_) {
-      return hashes_running_ < options_.max_concurrent_hashes;
-    };
-    hash_mu_.Await(absl::Condition(&can_run));
-    ++hashes_running_;
-  }
-  absl::StatusOr<bool> ok = core::VerifyPassword(password, encoded);
-  {
-    absl::MutexLock lock(&hash_mu_);
-    --hashes_running_;
-  }
-  return ok;
-}
+PortalService::~PortalService() { Stop(); }
+
+void PortalService::Stop() { hash_pool_.Stop(); }
 
 absl::StatusOr<LoginResult> PortalService::Login(absl::string_view tenant_slug,
                                                  absl::string_view email,
                                                  absl::string_view password,
                                                  const RequestInfo& info) {
+  absl::Notification answered;
+  absl::StatusOr<LoginResult> out;
+  LoginAsync(tenant_slug, email, password, info,
+             [&](absl::StatusOr<LoginResult> result) {
+               out = std::move(result);
+               answered.Notify();
+             });
+  answered.WaitForNotification();
+  return out;
+}
+
+void PortalService::LoginAsync(absl::string_view tenant_slug,
+                               absl::string_view email,
+                               absl::string_view password,
+                               const RequestInfo& info, LoginCallback done) {
   // A form sent without email or password is a client error, not an
   // attempt at an account (says nothing about any account).
   if (email.empty() || password.empty()) {
-    return WithErrorCode(
+    done(WithErrorCode(
         absl::InvalidArgumentError("email and password are required"),
-        "validation_error");
+        "validation_error"));
+    return;
   }
   const std::string account =
-      absl::StrCat("a:", tenant_slug, "/", absl::AsciiStrToLower(email));
-  const std::string address = absl::StrCat("i:", info.ip_address);
-  if (auto wait = throttle_.Blocked(
-          account, options_.throttle.max_failures_per_account)) {
-    RecordFailure(tenant_slug, email, "", "throttled", true, info);
-    return Throttled(*wait);
+      absl::StrCat(tenant_slug.substr(0, 63), "/",
+                   NormalizeEmail(email.substr(0, kMaxEmailLength + 64)));
+  absl::StatusOr<core::IpAddress> ip = core::IpAddress::Parse(info.ip_address);
+  const std::string network =
+      ip.ok() ? core::ClientNetwork(*ip, options_.throttle.ipv6_prefix_len)
+              : info.ip_address;
+  // Reserved before anything is checked: parallel attempts cannot pass a
+  // limit between a check and a record.
+  const LoginReservation reservation = throttle_.Reserve(account, network);
+  if (!reservation.ok()) {
+    RecordThrottled(tenant_slug, email, reservation, info);
+    done(Throttled(reservation.retry_after));
+    return;
   }
-  if (auto wait = throttle_.Blocked(
-          address, options_.throttle.max_failures_per_address)) {
-    RecordFailure(tenant_slug, email, "", "throttled", true, info);
-    return Throttled(*wait);
-  }
-  std::string failed_user_id;
-  std::string reason = "unknown_user";
-  auto fail = [&]() {
-    throttle_.RecordFailure(account);
-    throttle_.RecordFailure(address);
-    RecordFailure(tenant_slug, email, failed_user_id, reason, false, info);
-    return InvalidCredentials();
-  };
 
+  // Everything else - the account lookup, the password check and, on
+  // success, the session - runs on the hashing pool: this thread (an RPC
+  // worker) is free again at once, and a login refused for capacity has
+  // cost no database query.
+  auto secret = std::make_shared<std::string>(
+      password.size() <= core::kMaxPasswordBytes ? password : "");
+  HashPool::Job job = [this, reservation, slug = std::string(tenant_slug),
+                       typed = std::string(email), secret, info, done,
+                       deadline =
+                           storage::CurrentCallDeadline()](bool in_time) {
+    if (!in_time) {
+      throttle_.Cancel(reservation);
+      core::Cleanse(*secret);
+      done(Busy());
+      return;
+    }
+    storage::ScopedCallDeadline call_deadline(deadline);
+    absl::StatusOr<LoginResult> result =
+        CheckAndStartSession(reservation, slug, typed, *secret, info);
+    core::Cleanse(*secret);
+    done(std::move(result));
+  };
+  if (!hash_pool_.Submit(std::move(job))) {
+    throttle_.Cancel(reservation);
+    core::Cleanse(*secret);
+    done(Busy());
+  }
+}
+
+absl::StatusOr<LoginResult> PortalService::CheckAndStartSession(
+    const LoginReservation& reservation, absl::string_view tenant_slug,
+    absl::string_view email, absl::string_view password,
+    const RequestInfo& info) {
   // Inputs that cannot name an admin still cost one scrypt run.
   const bool plausible = !tenant_slug.empty() && tenant_slug.size() <= 63 &&
-                         !email.empty() && email.size() <= kMaxEmailLength &&
-                         !password.empty() &&
-                         password.size() <= core::kMaxPasswordBytes;
-  absl::StatusOr<storage::PortalAdmin> admin =
+                         email.size() <= kMaxEmailLength;
+  const absl::StatusOr<storage::PortalAdmin> admin =
       plausible ? store_->FindAdmin(tenant_slug, email)
                 : absl::NotFoundError("implausible");
   if (!admin.ok() && !absl::IsNotFound(admin.status())) {
+    throttle_.Cancel(reservation);
     return absl::UnavailableError("cannot check credentials right now");
   }
   const std::string& encoded = admin.ok() ? admin->password_hash : dummy_hash_;
-  absl::StatusOr<bool> match = CheckPassword(
-      password.size() <= core::kMaxPasswordBytes ? password : "", encoded);
-  if (admin.ok()) {
-    failed_user_id = admin->user_id;
-    reason = admin->blocked ? "blocked" : "wrong_password";
+  absl::StatusOr<bool> match = core::VerifyPassword(password, encoded);
+  // A failure keeps its reservation: it is the counted failure.
+  if (!admin.ok()) {
+    RecordFailure(tenant_slug, email, "", "unknown_user", info);
+    return InvalidCredentials();
   }
-  if (!match.ok() && admin.ok()) {
+  if (!match.ok()) {
     // A stored hash we cannot read: refuse, but like any other failure.
-    reason = "unreadable_hash";
-    return fail();
+    RecordFailure(tenant_slug, email, admin->user_id, "unreadable_hash", info);
+    return InvalidCredentials();
   }
-  if (!admin.ok() || !match.ok() || !*match || admin->blocked) return fail();
+  if (!*match || admin->blocked) {
+    RecordFailure(tenant_slug, email, admin->user_id,
+                  admin->blocked ? "blocked" : "wrong_password", info);
+    return InvalidCredentials();
+  }
 
   LoginResult result;
   absl::StatusOr<std::string> token = core::RandomBase62(kTokenChars);
   absl::StatusOr<std::string> csrf = core::RandomBase62(kTokenChars);
-  if (!token.ok()) return token.status();
-  if (!csrf.ok()) return csrf.status();
+  if (!token.ok() || !csrf.ok()) {
+    throttle_.Cancel(reservation);
+    return !token.ok() ? token.status() : csrf.status();
+  }
   result.session_token = absl::StrCat(kSessionTokenPrefix, *token);
   result.csrf_token = *std::move(csrf);
   core::Cleanse(*token);
@@ -227,9 +231,12 @@ absl::StatusOr<LoginResult> PortalService::Login(absl::string_view tenant_slug,
           admin->tenant_id, admin->user_id, core::Sha256(result.session_token),
           core::Sha256(result.csrf_token), options_.absolute_ttl, event);
       !st.ok()) {
+    // The password was right; not a failure of the account.
+    throttle_.Cancel(reservation);
+    core::Cleanse(result.session_token);
     return absl::UnavailableError("cannot create a session right now");
   }
-  throttle_.Reset(account);
+  throttle_.Succeeded(reservation);
   result.user_id = admin->user_id;
   result.email = admin->email;
   result.idle_ttl = options_.idle_ttl;
@@ -237,10 +244,25 @@ absl::StatusOr<LoginResult> PortalService::Login(absl::string_view tenant_slug,
   return result;
 }
 
+std::string PortalService::AuditEmail(absl::string_view email) const {
+  const std::string normalized = NormalizeEmail(email);
+  if (normalized.size() <= kMaxEmailLength &&
+      ValidateEmail("email", normalized).ok()) {
+    return normalized;
+  }
+  // Not an address (perhaps a password typed into the wrong field): a
+  // marker that tells repeated values apart within this process, from which
+  // the value cannot be recovered or guessed offline.
+  return absl::StrCat("not-an-email:",
+                      core::HexEncode(core::AsStringView(core::HmacSha256(
+                                          audit_marker_key_, normalized)))
+                          .substr(0, 16));
+}
+
 void PortalService::RecordFailure(absl::string_view tenant_slug,
                                   absl::string_view email,
                                   absl::string_view user_id,
-                                  absl::string_view reason, bool suspicious,
+                                  absl::string_view reason,
                                   const RequestInfo& info) {
   if (audit_writer_ == nullptr) return;
   storage::PendingAuditEvent pending;
@@ -257,16 +279,58 @@ void PortalService::RecordFailure(absl::string_view tenant_slug,
     event.target_id = std::string(user_id);
   }
   event.outcome = "failure";
-  event.suspicious = suspicious;
   event.ip_address = info.ip_address;
   event.user_agent = info.user_agent;
   event.request_id = info.request_id;
-  // The email as typed (cut), never the password.
   event.metadata_json = JsonObject()
-                            .Add("email", std::string(email.substr(0, 254)))
+                            .Add("email", AuditEmail(email))
                             .Add("reason", std::string(reason))
                             .Build();
   audit_writer_->Enqueue(std::move(pending));
+}
+
+void PortalService::RecordThrottled(absl::string_view tenant_slug,
+                                    absl::string_view email,
+                                    const LoginReservation& reservation,
+                                    const RequestInfo& info) {
+  if (audit_writer_ == nullptr) return;
+  // One summary per throttle key and summary window (its metadata `count`
+  // says how many attempts it stands for), so a flood of refused attempts
+  // costs a lookup and an increment each, not a row. Refusals of one
+  // account (pair, account) are the tenant's; refusals of a whole network
+  // (or for a full table) name no account and go to the platform
+  // pseudo-tenant, so that attempts at made-up tenants open no summaries.
+  const LoginThrottleScope scope = reservation.refused_by;
+  const bool per_account = scope == LoginThrottleScope::kPair ||
+                           scope == LoginThrottleScope::kAccount;
+  const std::string summary_key = absl::StrCat(
+      "portal.login.throttled\x1f", LoginThrottleScopeName(scope), "\x1f",
+      per_account ? reservation.account : "", "\x1f",
+      scope == LoginThrottleScope::kAccount ? "" : reservation.network);
+  audit_writer_->EnqueueSummarized(summary_key, [&] {
+    storage::PendingAuditEvent pending;
+    if (per_account) {
+      pending.tenant_slug = std::string(tenant_slug.substr(0, 63));
+    }
+    storage::AuditEvent& event = pending.event;
+    event.action = "portal.login.failed";
+    event.category = "authentication";
+    event.actor_type = "anonymous";
+    event.outcome = "failure";
+    event.suspicious = true;
+    event.ip_address = info.ip_address;
+    event.user_agent = info.user_agent;
+    event.request_id = info.request_id;
+    JsonObject meta;
+    if (per_account) meta.Add("email", AuditEmail(email));
+    meta.Add("reason", "throttled");
+    meta.Add("throttle", std::string(LoginThrottleScopeName(scope)));
+    if (scope != LoginThrottleScope::kAccount) {
+      meta.Add("network", reservation.network);
+    }
+    event.metadata_json = meta.Build();
+    return pending;
+  });
 }
 
 absl::StatusOr<Principal> PortalService::Authenticate(

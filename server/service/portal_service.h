@@ -23,6 +23,8 @@
 #include "absl/time/time.h"
 #include "server/core/password.h"
 #include "server/service/audit_writer.h"
+#include "server/service/hash_pool.h"
+#include "server/service/login_throttle.h"
 #include "server/service/principal.h"
 #include "server/storage/portal_store.h"
 
@@ -31,37 +33,6 @@ namespace lumo::service {
 // Session tokens are "lps_" + 43 base62 characters (~256 bits); CSRF tokens
 // 43 base62 characters.
 inline constexpr absl::string_view kSessionTokenPrefix = "lps_";
-
-struct LoginThrottleOptions {
-  // After `max_failures` failed logins within `window`, further attempts
-  // are refused until `window` has passed since the first of them.
-  int max_failures_per_account = 5;
-  int max_failures_per_address = 20;
-  absl::Duration window = absl::Minutes(15);
-  // Keys tracked at once; beyond it the oldest windows are dropped.
-  size_t max_tracked = 100000;
-  std::function<absl::Time()> now = [] { return absl::Now(); };
-};
-
-// Counts failures per key in fixed windows. Thread-safe.
-class LoginThrottle {
- public:
-  explicit LoginThrottle(LoginThrottleOptions options);
-  // How long `key` must wait when it has `limit` or more failures in its
-  // current window; nullopt when it may try.
-  std::optional<absl::Duration> Blocked(absl::string_view key, int limit);
-  void RecordFailure(absl::string_view key);
-  void Reset(absl::string_view key);
-
- private:
-  struct Window {
-    absl::Time start;
-    int failures = 0;
-  };
-  const LoginThrottleOptions options_;
-  absl::Mutex mu_;
-  absl::flat_hash_map<std::string, Window> windows_ ABSL_GUARDED_BY(mu_);
-};
 
 struct PortalOptions {
   core::ScryptParams scrypt;
@@ -72,9 +43,10 @@ struct PortalOptions {
   // last_seen_at is written at most this often per session.
   absl::Duration touch_every = absl::Seconds(30);
   LoginThrottleOptions throttle;
-  // scrypt runs at most this many at once (each holds 128 MiB at the
-  // default cost); more logins wait.
-  int max_concurrent_hashes = 2;
+  // Where password checks run (each scrypt holds 128 MiB at the default
+  // cost): a few threads of their own, a short queue, and a bound on how
+  // long a login may wait for a slot before it is refused as busy.
+  HashPoolOptions hashing;
 };
 
 struct LoginResult {
@@ -91,16 +63,37 @@ struct LoginResult {
 class PortalService {
  public:
   PortalService(storage::PortalStore* store, PortalOptions options);
+  // Stop()s the hashing pool.
+  ~PortalService();
 
-  // INVALID_ARGUMENT when the email or the password is empty.
-  // UNAUTHENTICATED (invalid_token, "invalid email or password") for any bad
-  // combination; RESOURCE_EXHAUSTED (rate_limit_exceeded, payload
-  // kRetryAfterPayload) when throttled; UNAVAILABLE when the store cannot be
-  // asked.
+  using LoginCallback = std::function<void(absl::StatusOr<LoginResult>)>;
+
+  // Starts a login and returns without waiting for the password check:
+  // `done` is called exactly once, either before LoginAsync returns (a
+  // refusal decided without hashing) or later on a hashing thread.
+  // Only the throttle reservation happens on the calling thread; the
+  // account lookup and the password check run on the hashing pool, never on
+  // the caller's thread.
+  // Answers: INVALID_ARGUMENT when the email or the password is empty;
+  // UNAUTHENTICATED (invalid_token, "invalid email or password") for any
+  // bad combination; RESOURCE_EXHAUSTED (rate_limit_exceeded, payload
+  // kRetryAfterPayload) when throttled, or when no hashing slot is free
+  // within options().hashing.max_wait (Retry-After 1 s; the attempt is not
+  // counted); UNAVAILABLE when the store cannot be asked.
+  void LoginAsync(absl::string_view tenant_slug, absl::string_view email,
+                  absl::string_view password, const RequestInfo& info,
+                  LoginCallback done);
+
+  // LoginAsync, waiting for the answer (blocks the calling thread for the
+  // password check: tests and tools, not RPC workers).
   absl::StatusOr<LoginResult> Login(absl::string_view tenant_slug,
                                     absl::string_view email,
                                     absl::string_view password,
                                     const RequestInfo& info);
+
+  // Runs (as busy refusals) the logins still waiting for a hashing slot and
+  // joins the hashing threads. Call after the RPC workers have stopped.
+  void Stop();
 
   // The principal of a live session of `tenant_slug`. With `csrf_required`,
   // `csrf_token` must be the session's CSRF token. UNAUTHENTICATED
@@ -123,30 +116,48 @@ class PortalService {
                                        const RequestInfo& info);
 
   const PortalOptions& options() const { return options_; }
+  const LoginThrottle& throttle() const { return throttle_; }
 
   // Where failed and throttled logins are recorded (`portal.login.failed`,
-  // through the batched writer); null (the default) records nothing. Set it
+  // through the batched writer; throttled ones as one summary per throttle
+  // key and summary window); null (the default) records nothing. Set it
   // before serving; `writer` must outlive every call.
   void set_audit_writer(AuditWriter* writer) { audit_writer_ = writer; }
 
  private:
-  absl::StatusOr<bool> CheckPassword(absl::string_view password,
-                                     absl::string_view encoded);
+  // The part of a login that runs on a hashing thread: the account lookup,
+  // the password check and, on success, the session.
+  absl::StatusOr<LoginResult> CheckAndStartSession(
+      const LoginReservation& reservation, absl::string_view tenant_slug,
+      absl::string_view email, absl::string_view password,
+      const RequestInfo& info);
+  void RecordFailure(absl::string_view tenant_slug, absl::string_view email,
+                     absl::string_view user_id, absl::string_view reason,
+                     const RequestInfo& info);
+  void RecordThrottled(absl::string_view tenant_slug, absl::string_view email,
+                       const LoginReservation& reservation,
+                       const RequestInfo& info);
+  // The email field as audit metadata (docs/portal.md): trimmed,
+  // lower-cased and cut when it is an email address; otherwise a keyed hash
+  // marker, so that a password typed into the field is never shown.
+  std::string AuditEmail(absl::string_view email) const;
 
   storage::PortalStore* const store_;
   const PortalOptions options_;
-  void RecordFailure(absl::string_view tenant_slug, absl::string_view email,
-                     absl::string_view user_id, absl::string_view reason,
-                     bool suspicious, const RequestInfo& info);
 
   // A hash at options_.scrypt of a random password: what an unknown account
   // is checked against, so it costs what a real check costs.
   std::string dummy_hash_;
+  // Random per process: keys the marker of a non-email email field.
+  std::string audit_marker_key_;
   AuditWriter* audit_writer_ = nullptr;
   LoginThrottle throttle_;
-  absl::Mutex hash_mu_;
-  int hashes_running_ ABSL_GUARDED_BY(hash_mu_) = 0;
+  HashPool hash_pool_;
 };
+
+// Trimmed (ASCII white space) and lower-cased: how an email names an account
+// for throttling and in audit metadata.
+std::string NormalizeEmail(absl::string_view email);
 
 }  // namespace lumo::service
 

@@ -4,8 +4,11 @@
 #define LUMOKEYS_SERVER_SERVICE_PRINCIPAL_H_
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
+
+#include "absl/time/time.h"
 
 namespace lumo::service {
 
@@ -19,6 +22,13 @@ struct Principal {
   std::string tenant_slug;
   std::string key_id;
   std::vector<std::string> scopes;
+  // For kApiKey: the key's own restrictions, which every key it creates or
+  // rotates must stay within (docs/api-keys.md "No escalation"): its expiry
+  // (unset: none), allowed CIDRs (empty: any address) and rate limit per
+  // minute (0: none).
+  std::optional<absl::Time> key_expires_at;
+  std::vector<std::string> key_allowed_cidrs;
+  int32_t key_rate_limit_per_minute = 0;
   // For kSession: the admin user (`usr_...`) and email; audit events name
   // the user as actor.
   std::string user_id;

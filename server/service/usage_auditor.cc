@@ -87,7 +87,12 @@ void UsageAuditor::RecordAuthFailure(const RequestInfo& info,
                                      absl::string_view reason,
                                      const VerifyOutcome* outcome) {
   storage::PendingAuditEvent p;
-  const std::string key_id = outcome != nullptr ? outcome->key_id : "";
+  // Another tenant's key id is that tenant's business: the failure is
+  // recorded in the addressed tenant without it (docs/audit.md).
+  const bool foreign_key = outcome != nullptr && outcome->other_tenant_key &&
+                           outcome->tenant_id == 0;
+  const std::string key_id =
+      outcome != nullptr && !foreign_key ? outcome->key_id : "";
   p.tenant_id = outcome != nullptr ? outcome->tenant_id : 0;
   if (p.tenant_id == 0) p.tenant_slug = std::string(tenant_slug);
   storage::AuditEvent& e = p.event = BaseEvent(info);

@@ -8,6 +8,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "server/core/crypto.h"
+#include "server/core/scopes.h"
 #include "server/core/validation.h"
 #include "server/service/audit_json.h"
 #include "server/service/key_service.h"
@@ -45,7 +46,13 @@ absl::Status RoleNotFound() {
 // status for NOT_FOUND, `duplicate` the message for ALREADY_EXISTS.
 absl::Status Annotate(absl::Status status, absl::Status not_found,
                       absl::string_view duplicate) {
+  if (status.GetPayload(storage::kLastPortalAdminPayload).has_value()) {
+    return WithErrorCode(std::move(status), "invalid_request");
+  }
   switch (status.code()) {
+    case absl::StatusCode::kPermissionDenied:
+      // A portal admin written by a caller without admin:write.
+      return WithErrorCode(std::move(status), "insufficient_scope");
     case absl::StatusCode::kNotFound:
       return not_found;
     case absl::StatusCode::kAlreadyExists:
@@ -65,6 +72,16 @@ absl::Status AnnotateUser(absl::Status status) {
 absl::Status AnnotateRole(absl::Status status) {
   return Annotate(std::move(status), RoleNotFound(),
                   "slug: a role with this slug exists in the tenant");
+}
+
+// Portal admins hold every scope, so only callers that hold every scope
+// themselves may block, unblock or delete one: keys with admin:write,
+// portal sessions and the operator (docs/admin-api.md "Portal admins").
+storage::PortalAdminGuard PortalAdminGuardFor(const Principal& caller) {
+  storage::PortalAdminGuard guard;
+  guard.may_manage_admins = caller.kind != Principal::Kind::kApiKey ||
+                            core::Grants(caller.scopes, "admin:write");
+  return guard;
 }
 
 // ---------------------------------------------------------------- ids, refs
@@ -380,10 +397,11 @@ absl::StatusOr<storage::UserPage> UserService::ListUsers(
 }
 
 absl::StatusOr<storage::UserRecord> UserService::Update(
-    const Principal& caller, absl::string_view ref,
-    const storage::UserUpdate& update, const storage::AuditEvent& event) {
+    const Principal& caller, absl::string_view ref, storage::UserUpdate update,
+    const storage::AuditEvent& event) {
   absl::StatusOr<UserRef> parsed = ParseUserRef(ref);
   if (!parsed.ok()) return parsed.status();
+  update.guard = PortalAdminGuardFor(caller);
   absl::StatusOr<storage::UserWrite> written =
       store_->UpdateUser(caller.tenant_id, *parsed, update, event);
   if (!written.ok()) return AnnotateUser(written.status());
@@ -447,7 +465,8 @@ absl::Status UserService::DeleteUser(const Principal& caller,
   if (!parsed.ok()) return parsed.status();
   return AnnotateUser(store_
                           ->DeleteUser(caller.tenant_id, *parsed,
-                                       UserEvent("user.deleted", caller, info))
+                                       UserEvent("user.deleted", caller, info),
+                                       PortalAdminGuardFor(caller))
                           .status());
 }
 

@@ -13,6 +13,9 @@
 //   ALREADY_EXISTS "duplicate_resource": the email (ignoring case) or the
 //     role slug is taken in the tenant;
 //   FAILED_PRECONDITION "invalid_request": deleting a role that users hold;
+//     blocking or deleting the tenant's last active portal admin;
+//   PERMISSION_DENIED "insufficient_scope": blocking, unblocking or deleting
+//     a portal admin without admin:write (API keys only);
 //   UNAVAILABLE / DEADLINE_EXCEEDED / ABORTED: the store could not answer
 //     (retry).
 #ifndef LUMOKEYS_SERVER_SERVICE_USER_SERVICE_H_
@@ -141,7 +144,7 @@ class UserService {
  private:
   absl::StatusOr<storage::UserRecord> Update(const Principal& caller,
                                              absl::string_view ref,
-                                             const storage::UserUpdate& update,
+                                             storage::UserUpdate update,
                                              const storage::AuditEvent& event);
 
   storage::UserStore* const store_;

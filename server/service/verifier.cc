@@ -180,6 +180,8 @@ VerifyOutcome Verifier::Decide(const Entry& entry, absl::string_view key,
   out.reason = VerifyReason::kNotFound;
   if (!entry.exists) return out;
   const storage::VerifyRecord& rec = entry.record;
+  out.other_tenant_key =
+      !params.tenant_slug.empty() && params.tenant_slug != rec.tenant_slug;
   if (rec.deleted) {
     out.known_dead = true;
     return out;
@@ -216,6 +218,8 @@ VerifyOutcome Verifier::Decide(const Entry& entry, absl::string_view key,
   out.name = rec.key.name;
   out.scopes = rec.key.scopes;
   out.expires_at = rec.key.expires_at;
+  out.allowed_cidrs = rec.key.allowed_cidrs;
+  out.rate_limit_per_minute = rec.key.rate_limit_per_minute;
 
   if (rec.key.revoked) {
     out.reason = VerifyReason::kRevoked;
@@ -266,6 +270,8 @@ VerifyOutcome Verifier::Decide(const Entry& entry, absl::string_view key,
     out.name.clear();
     out.scopes.clear();
     out.expires_at.reset();
+    out.allowed_cidrs.clear();
+    out.rate_limit_per_minute = 0;
   }
   return out;
 }

@@ -68,6 +68,10 @@ struct VerifyOutcome {
   // True when the key id is known but the key is dead (revoked, deleted,
   // expired or a rotated-away secret): the signal that a key leaked.
   bool known_dead = false;
+  // True when the key id exists but belongs to a tenant other than the one
+  // the verification was for (whether or not the secret matched): the id
+  // must then not be shown to the addressed tenant.
+  bool other_tenant_key = false;
   // Set when the secret matched (reason kValid and the checks after the
   // secret: scope, IP, tenant, rate limit).
   bool secret_matched = false;
@@ -76,6 +80,10 @@ struct VerifyOutcome {
   std::string name;
   std::vector<std::string> scopes;
   std::optional<absl::Time> expires_at;
+  // The key's allowed CIDRs (canonical text; empty: any address) and its
+  // configured rate limit per minute (0: none), when the secret matched.
+  std::vector<std::string> allowed_cidrs;
+  int32_t rate_limit_per_minute = 0;
   // For kRateLimited and rate-limited keys: the key's limit, what is left
   // in the current window and when it resets.
   int32_t rate_limit = 0;

@@ -37,8 +37,20 @@ struct StoredAuditEvent {
   int64_t id = 0;
   int64_t tenant_id = 0;
   int64_t seq = 0;  // 0 for rows written before the chain existed
+  int lane = 0;     // the chain lane the row belongs to
   AuditEvent event;
   absl::Time created_at;
+};
+
+// A follower's position in one tenant's audit log: for each chain lane
+// (index = lane), the highest seq already read. Within a lane, seqs are
+// given and committed in order (the lane's head is locked from the append
+// to the commit), so "everything after this position" misses nothing that
+// commits later, unlike "ids above N" (ids are taken at insert time and
+// transactions commit in any order). Produced and checked by the store;
+// opaque above it.
+struct AuditCursor {
+  std::vector<int64_t> lane_seqs;
 };
 
 // Outcome of walking every chain lane of one tenant (docs/audit.md "Chain
@@ -71,12 +83,20 @@ struct AuditQuery {
   std::optional<absl::Time> start;  // inclusive
   std::optional<absl::Time> end;    // exclusive
   std::optional<int64_t> after_id;  // only events with a greater id
+  // Only events after this position; implies oldest first, page 1.
+  std::optional<AuditCursor> after_cursor;
+  // Fill AuditPage::next_cursor (always filled with after_cursor).
+  bool want_cursor = false;
 };
 
 struct AuditPage {
   std::vector<StoredAuditEvent> events;  // in the query's order
   int64_t total = 0;                     // matching events over all pages
   int64_t suspicious_total = 0;          // matching events with suspicious set
+  // With after_cursor: that position moved past the events returned.
+  // Otherwise, when asked for: the position after every event committed
+  // when the page was read (read in the same snapshot as the page).
+  std::optional<AuditCursor> next_cursor;
 };
 
 // Thread-safe: every method may be called concurrently from any thread.
@@ -96,6 +116,8 @@ class AuditStore {
   // recorded base, prev_hash linkage, each row's hash, and the head.
   virtual absl::StatusOr<ChainVerification> VerifyChain(int64_t tenant_id) = 0;
 
+  // INVALID_ARGUMENT for a page or limit out of range, or an after_cursor
+  // that is not a position of this log (wrong number of lanes).
   virtual absl::StatusOr<AuditPage> ListEvents(int64_t tenant_id,
                                                const AuditQuery& query) = 0;
   // NOT_FOUND when there is no such event in the tenant.

@@ -80,6 +80,20 @@ struct NewUser {
   std::vector<RoleRef> roles;
 };
 
+// How a write that blocks, unblocks or deletes a user treats portal admins
+// (users with portal credentials, docs/admin-api.md "Portal admins").
+struct PortalAdminGuard {
+  // The caller may block, unblock or delete portal admins; otherwise such a
+  // write of a portal admin is PERMISSION_DENIED.
+  bool may_manage_admins = false;
+};
+
+// Payload URL marking the FAILED_PRECONDITION of a write refused because it
+// would block or delete the tenant's last active portal admin (to tell it
+// from a role reference that names no role).
+inline constexpr absl::string_view kLastPortalAdminPayload =
+    "lumo.dev/last-portal-admin";
+
 // The fields to change; unset ones stay as they are.
 struct UserUpdate {
   std::optional<std::string> email;
@@ -87,6 +101,8 @@ struct UserUpdate {
   std::optional<bool> blocked;
   // The complete new set of roles.
   std::optional<std::vector<RoleRef>> roles;
+  // Applies when `blocked` changes the user's state.
+  PortalAdminGuard guard;
 };
 
 struct UserWrite {
@@ -179,6 +195,11 @@ class UserStore {
   // bumps updated_at and writes `event`, in one transaction. NOT_FOUND as
   // GetUser; ALREADY_EXISTS when the new email belongs to another user;
   // FAILED_PRECONDITION for a role as InsertUser.
+  // Portal admins: when `update.blocked` changes the state of a portal
+  // admin, PERMISSION_DENIED unless `update.guard.may_manage_admins`, and
+  // FAILED_PRECONDITION ("last active portal admin") when it would block the
+  // tenant's only unblocked portal admin. The check holds the row locks of
+  // every portal admin of the tenant, so concurrent blocks cannot both pass.
   virtual absl::StatusOr<UserWrite> UpdateUser(int64_t tenant_id,
                                                const UserRef& ref,
                                                const UserUpdate& update,
@@ -186,10 +207,11 @@ class UserStore {
 
   // Deletes the user and its role assignments, writing `event`, in one
   // transaction. Returns the deleted user.
-  // NOT_FOUND as GetUser.
-  virtual absl::StatusOr<UserRecord> DeleteUser(int64_t tenant_id,
-                                                const UserRef& ref,
-                                                const AuditEvent& event) = 0;
+  // NOT_FOUND as GetUser; for a portal admin, PERMISSION_DENIED and
+  // FAILED_PRECONDITION as a block in UpdateUser.
+  virtual absl::StatusOr<UserRecord> DeleteUser(
+      int64_t tenant_id, const UserRef& ref, const AuditEvent& event,
+      const PortalAdminGuard& guard) = 0;
 
   // ALREADY_EXISTS when the slug or the id is taken in the tenant;
   // NOT_FOUND when the tenant does not exist.

@@ -8,6 +8,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "gmock/gmock.h"
 #include "grpcpp/create_channel.h"
 #include "grpcpp/security/credentials.h"
 #include "grpcpp/security/server_credentials.h"
@@ -24,6 +25,7 @@
 #include "server/service/audit_writer.h"
 #include "server/storage/mysql/mysql_audit_store.h"
 #include "server/storage/mysql/mysql_key_store.h"
+#include "server/storage/mysql/mysql_session.h"
 #include "tests/rpc/in_process_server.h"
 #include "tests/storage/test_database.h"
 
@@ -650,6 +652,99 @@ TEST_F(AuditTest, ConcurrentLifecycleWritesUseSeveralLanesThatAllVerify) {
   ASSERT_TRUE(headless.ok());
   EXPECT_FALSE(headless->ok);
   EXPECT_EQ(absl::StrCat(headless->broken_lane), lane2) << headless->problem;
+}
+
+// A follower's cursor (ListEvents after_cursor) sees an event whose
+// transaction took its id before a higher id committed, and commits only
+// after the follower read past that higher id: each event exactly once.
+// Polling by id (after_id) misses it; the test shows both.
+TEST_F(AuditTest, FollowerCursorSeesEventsThatCommitOutOfIdOrder) {
+  const std::string t = UniqueSlug("follow");
+  NewTenant(t, {"admin:read"});
+  const int64_t tenant = std::stoll(TenantId(t));
+  storage::MysqlAuditStore& store = app_->audit_store();
+  auto event = [](const std::string& action) {
+    storage::AuditEvent e;
+    e.action = action;
+    e.category = "configuration";
+    e.actor_type = "system";
+    e.metadata_json = "{}";
+    return e;
+  };
+  auto list_after = [&](const storage::AuditCursor& cursor) {
+    storage::AuditQuery q;
+    q.limit = 100;
+    q.after_cursor = cursor;
+    absl::StatusOr<storage::AuditPage> page = store.ListEvents(tenant, q);
+    EXPECT_TRUE(page.ok()) << page.status();
+    return page.ok() ? *std::move(page) : storage::AuditPage();
+  };
+  auto actions = [](const storage::AuditPage& page) {
+    std::vector<std::string> out;
+    for (const auto& e : page.events) out.push_back(e.event.action);
+    return out;
+  };
+
+  storage::AuditQuery first;
+  first.limit = 1;
+  first.want_cursor = true;
+  absl::StatusOr<storage::AuditPage> start = store.ListEvents(tenant, first);
+  ASSERT_TRUE(start.ok()) << start.status();
+  ASSERT_TRUE(start->next_cursor.has_value());
+  ASSERT_FALSE(start->events.empty());  // the tenant's creation events
+  const int64_t start_id = start->events.front().id;
+
+  storage::AuditPage while_open, after_commit;
+  int64_t late_id = 0, early_id = 0;
+  absl::Status st = storage::Run(
+      *app_->key_store().shared_pool(), "test: open transaction",
+      [&](storage::Session& s) -> absl::Status {
+        s.Begin();
+        // A lifecycle transaction's event: takes its id now.
+        if (absl::Status a =
+                storage::InsertAudit(s, tenant, event("test.late"));
+            !a.ok()) {
+          return a;
+        }
+        // A batched event takes a higher id and commits first.
+        if (absl::Status a = store.AppendEvents({storage::PendingAuditEvent{
+                tenant, "", event("test.early"), ""}});
+            !a.ok()) {
+          return a;
+        }
+        while_open = list_after(*start->next_cursor);
+        s.Commit();
+        return absl::OkStatus();
+      });
+  ASSERT_TRUE(st.ok()) << st;
+  EXPECT_THAT(actions(while_open), ::testing::ElementsAre("test.early"));
+  ASSERT_TRUE(while_open.next_cursor.has_value());
+  ASSERT_EQ(while_open.events.size(), 1u);
+  early_id = while_open.events[0].id;
+
+  after_commit = list_after(*while_open.next_cursor);
+  EXPECT_THAT(actions(after_commit), ::testing::ElementsAre("test.late"));
+  ASSERT_EQ(after_commit.events.size(), 1u);
+  late_id = after_commit.events[0].id;
+  EXPECT_LT(late_id, early_id);  // the interleaving this test is about
+  EXPECT_GT(late_id, start_id);
+  ASSERT_TRUE(after_commit.next_cursor.has_value());
+  EXPECT_TRUE(list_after(*after_commit.next_cursor).events.empty());
+
+  // Polling by id from the early event's id never returns the late one.
+  storage::AuditQuery by_id;
+  by_id.limit = 100;
+  by_id.oldest_first = true;
+  by_id.after_id = early_id;
+  absl::StatusOr<storage::AuditPage> missed = store.ListEvents(tenant, by_id);
+  ASSERT_TRUE(missed.ok());
+  EXPECT_TRUE(missed->events.empty());
+
+  // A cursor that is not one of this log's positions is refused.
+  storage::AuditQuery bad;
+  bad.after_cursor = storage::AuditCursor{{1, 2, 3}};
+  EXPECT_EQ(store.ListEvents(tenant, bad).status().code(),
+            absl::StatusCode::kInvalidArgument);
 }
 
 TEST_F(AuditTest, NoSecretEverReachesTheAuditTable) {

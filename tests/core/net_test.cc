@@ -202,5 +202,28 @@ TEST(CidrTest, RejectsBadSyntax) {
   }
 }
 
+TEST(CidrTest, CoversNarrowerBlocksOfTheSameFamilyOnly) {
+  EXPECT_TRUE(Block("10.0.0.0/8").Covers(Block("10.1.0.0/16")));
+  EXPECT_TRUE(Block("10.0.0.0/8").Covers(Block("10.0.0.0/8")));
+  EXPECT_TRUE(Block("10.0.0.0/8").Covers(Block("10.255.255.255")));
+  EXPECT_FALSE(Block("10.0.0.0/8").Covers(Block("10.0.0.0/7")));
+  EXPECT_FALSE(Block("10.0.0.0/8").Covers(Block("11.0.0.0/16")));
+  EXPECT_FALSE(Block("0.0.0.0/0").Covers(Block("::/0")));
+  EXPECT_TRUE(Block("2001:db8::/32").Covers(Block("2001:db8:ab::/48")));
+  EXPECT_FALSE(Block("2001:db8::/32").Covers(Block("2001:db9::/48")));
+  EXPECT_FALSE(Block("::/0").Covers(Block("10.0.0.0/8")));
+}
+
+TEST(ClientNetworkTest, Ipv6PerPrefixIpv4PerAddress) {
+  EXPECT_EQ(ClientNetwork(Ip("2001:db8:1:2:3:4:5:6"), 64), "2001:db8:1:2::/64");
+  EXPECT_EQ(ClientNetwork(Ip("2001:db8:1:2::9"), 64),
+            ClientNetwork(Ip("2001:db8:1:2:ffff::1"), 64));
+  EXPECT_EQ(ClientNetwork(Ip("2001:db8:1:2:3:4:5:6"), 48), "2001:db8:1::/48");
+  EXPECT_EQ(ClientNetwork(Ip("2001:db8::1"), 128), "2001:db8::1/128");
+  EXPECT_EQ(ClientNetwork(Ip("192.0.2.7"), 64), "192.0.2.7");
+  EXPECT_EQ(ClientNetwork(Ip("::ffff:192.0.2.7"), 64), "192.0.2.7");
+  EXPECT_EQ(ClientNetworkOf("not an address", 64), "not an address");
+}
+
 }  // namespace
 }  // namespace lumo::core

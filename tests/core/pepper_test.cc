@@ -84,6 +84,7 @@ TEST(PepperSetTest, ParseSkipsCommentsAndBlankLinesAndPicksHighestVersion) {
   EXPECT_TRUE((*set)->HasVersion(1));
   EXPECT_FALSE((*set)->HasVersion(2));
   EXPECT_TRUE((*set)->HasVersion(3));
+  EXPECT_EQ((*set)->Versions(), (std::vector<int>{1, 3}));
 }
 
 TEST(PepperSetTest, ParseAcceptsSecretsLongerThan32Bytes) {
@@ -320,6 +321,7 @@ TEST(PepperSetTest, ReloadAddsVersionAndKeepsOldOnesVerifying) {
   ASSERT_TRUE((*set)->Reload(second.path()).ok());
   EXPECT_EQ((*set)->current_version(), 2);
   ASSERT_TRUE((*set)->HasVersion(2));
+  EXPECT_EQ((*set)->Versions(), (std::vector<int>{1, 2}));
   // A digest stored under version 1 still matches after the reload.
   EXPECT_EQ(Hex(*(*set)->Mac(1, "lmk_key")), before);
   EXPECT_EQ(Hex(*(*set)->Mac(2, "lmk_key")),

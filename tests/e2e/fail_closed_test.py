@@ -9,8 +9,12 @@ import os
 import socket
 import subprocess
 import tempfile
+import sys
 import time
 import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness  # noqa: E402
 
 SRC = os.environ.get("LUMO_SOURCE_DIR", os.path.abspath(os.path.join(os.path.dirname(__file__), "../..")))
 BIN = os.environ.get("LUMO_BINARY_DIR", os.path.join(SRC, "build"))
@@ -56,7 +60,7 @@ class FailClosedTest(unittest.TestCase):
         self.cli_env = dict(os.environ, LUMOKEYS_ADDRESS=self.addr, LUMOKEYS_TENANT="failclosed",
                             LUMOKEYS_OPERATOR_TOKEN_FILE=os.path.join(self.dir, "operator.token"),
                             LUMOKEYS_SERVICE_TOKEN_FILE=os.path.join(self.dir, "service.token"))
-        deadline = time.time() + 20
+        deadline = time.time() + 20 * harness.TIME_SCALE
         while self.cli("tenant", "get", "nobody").returncode != 3 or \
                 "NOT_FOUND" not in self.cli("tenant", "get", "nobody").stderr:
             self.assertLess(time.time(), deadline, "server did not come up")
@@ -112,7 +116,7 @@ class FailClosedTest(unittest.TestCase):
         self.assertIn("MALFORMED", garbage.stdout + garbage.stderr)
 
         self.db("start")
-        deadline = time.time() + 30
+        deadline = time.time() + 30 * harness.TIME_SCALE
         while True:
             again = self.verify(uncached)
             if again.returncode == 0:

@@ -328,6 +328,33 @@ class LumoServer:
             input=input if input is not None else "",
             capture_output=True, text=True, timeout=timeout)
 
+    def create_tenant(self, slug, scopes="admin:write"):
+        """Creates tenant `slug` with a first key; returns that key."""
+        result = self.cli("--json", "tenant", "create", slug, "--scopes",
+                          scopes)
+        if result.returncode != 0:
+            raise HarnessError(f"tenant create failed: {result.stderr}")
+        return json.loads(result.stdout)["initialKey"]["key"]
+
+    def tenant_cli_json(self, tenant, key, *args):
+        """Runs `lumokeys --json --tenant TENANT ARGS` authenticated with the
+        API key `key`; returns the parsed output (HarnessError on failure)."""
+        result = self.cli("--json", "--tenant", tenant, *args,
+                          env={"LUMOKEYS_API_KEY": key})
+        if result.returncode != 0:
+            raise HarnessError(f"lumokeys {' '.join(args)} failed: "
+                               f"{result.stderr}")
+        return json.loads(result.stdout)
+
+    def verify_reason(self, tenant, key):
+        """The reason a real VerifyApiKey gives for `key` in `tenant`
+        (VALID, REVOKED, NOT_FOUND, ...)."""
+        result = self.cli("--json", "--tenant", tenant, "verify",
+                          input=key + "\n")
+        if result.returncode not in (0, 1):
+            raise HarnessError(f"verify failed: {result.stderr}")
+        return json.loads(result.stdout).get("reason", "")
+
     def sql(self, statement, database="", check=True):
         """Runs one SQL statement with the mariadb client as the admin user,
         in `database` (default: the test database; None: no database)."""
@@ -353,16 +380,39 @@ class LumoServer:
         return result.stdout.decode("utf-8", "replace")
 
 
-class LumoServerTestCase(unittest.TestCase):
+class LogOnFailure:
+    """unittest.TestCase mixin: after a failing or erroring test, prints
+    what failure_log() returns to stderr."""
+
+    def failure_log(self):
+        raise NotImplementedError
+
+    def run(self, result=None):
+        if result is None:
+            return super().run(result)
+        before = len(result.failures) + len(result.errors)
+        outcome = super().run(result)
+        if len(result.failures) + len(result.errors) > before:
+            log = self.failure_log()
+            if not log.endswith("\n"):
+                log += "\n"
+            sys.stderr.write(f"\n===== log for {self.id()} =====\n{log}"
+                             "===== end of log =====\n")
+        return outcome
+
+
+class LumoServerTestCase(LogOnFailure, unittest.TestCase):
     """Starts one LumoServer per test class (as `cls.server`) and prints its
-    log to stderr after a failing or erroring test."""
+    log to stderr after a failing or erroring test. A class may set
+    `server_class` to a LumoServer subclass (other server flags)."""
 
     server = None
+    server_class = LumoServer
 
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
-        cls.server = LumoServer()
+        cls.server = cls.server_class()
         cls.server.start()
 
     @classmethod
@@ -372,18 +422,9 @@ class LumoServerTestCase(unittest.TestCase):
             cls.server = None
         super().tearDownClass()
 
-    def run(self, result=None):
-        if result is None:
-            return super().run(result)
-        before = len(result.failures) + len(result.errors)
-        outcome = super().run(result)
-        if len(result.failures) + len(result.errors) > before:
-            server = type(self).server
-            log = server.server_log() if server is not None else "(none)"
-            sys.stderr.write(
-                f"\n===== lumokeys-server log for {self.id()} =====\n{log}"
-                "===== end of server log =====\n")
-        return outcome
+    def failure_log(self):
+        server = type(self).server
+        return server.server_log() if server is not None else "(none)\n"
 
 
 class LumoGateway:
@@ -391,10 +432,13 @@ class LumoGateway:
     tiny HTTP client (`request`) and a raw-socket helper (`raw`).
 
     `request_timeout` is the gateway's --request_timeout: short by default so
-    slow-client tests finish quickly; tests whose requests legitimately take
-    long on a loaded machine (large exports) pass a longer one."""
+    slow-client tests finish quickly (scaled by TIME_SCALE on slow
+    machines); tests whose requests legitimately take long on a loaded
+    machine (large exports) pass a longer one."""
 
-    def __init__(self, server, request_timeout="3s"):
+    def __init__(self, server, request_timeout=None):
+        if request_timeout is None:
+            request_timeout = "%ds" % (3 * TIME_SCALE)
         self.server = server
         self.port = free_loopback_port()
         self.log_path = os.path.join(server.tmpdir, "gateway.log")
@@ -406,7 +450,7 @@ class LumoGateway:
              "--service_token_file=" + server.service_token_path,
              "--request_timeout=" + request_timeout],
             stdout=self.log, stderr=self.log)
-        deadline = time.time() + 20
+        deadline = time.time() + 20 * TIME_SCALE
         while True:
             try:
                 status, _, _ = self.request("GET", "/healthz")
@@ -427,7 +471,8 @@ class LumoGateway:
         self.log.close()
 
     def request(self, method, path, body=None, headers=None):
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
+        conn = http.client.HTTPConnection("127.0.0.1", self.port,
+                                          timeout=10 * TIME_SCALE)
         try:
             hdrs = dict(headers or {})
             data = None
@@ -441,7 +486,12 @@ class LumoGateway:
         finally:
             conn.close()
 
-    def raw(self, data, read_timeout=5):
+    def raw(self, data, read_timeout=None):
+        """Sends raw bytes; returns what came back (one response, or all
+        until EOF or `read_timeout`, default longer than the gateway's
+        request timeout so that a 408 is seen)."""
+        if read_timeout is None:
+            read_timeout = 5 * TIME_SCALE
         with socket.create_connection(("127.0.0.1", self.port), timeout=read_timeout) as s:
             s.sendall(data)
             chunks = []

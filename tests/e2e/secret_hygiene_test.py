@@ -26,10 +26,10 @@ secret planted in a scratch copy of a place.
 import base64
 import json
 import os
+import signal
 import subprocess
 import sys
 import tempfile
-import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(__file__))
@@ -252,8 +252,12 @@ class SecretHygieneTest(unittest.TestCase):
 
     def test_no_secret_anywhere(self):
         self.run_scenario()
-        # Let the audit writer and the logs settle.
-        time.sleep(1)
+        # SIGTERM both processes: the server flushes its audit queue and
+        # both logs are complete, so the scan sees everything they wrote.
+        self.gw.stop()
+        self.server.process.send_signal(signal.SIGTERM)
+        self.assertEqual(self.server.process.wait(timeout=60), 0)
+        self.server.process = None
         places = self.places()
 
         # Positive controls: the data is in the dump and binlog, and the

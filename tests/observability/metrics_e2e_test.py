@@ -238,7 +238,7 @@ class ObservedGateway:
              "--service_token_file=" + server.service_token_path,
              "--metrics_listen=127.0.0.1:0", "--log_level=debug"],
             stdout=self.log, stderr=self.log)
-        deadline = time.monotonic() + 20
+        deadline = time.monotonic() + 20 * harness.TIME_SCALE
         while True:
             try:
                 if self.request("GET", "/healthz")[0] == 200:
@@ -289,7 +289,7 @@ class MetricsAndLogsE2ETest(unittest.TestCase):
         cls.server.start()
         try:
             cls.server_metrics_port = metrics_port_from_log(
-                cls.server.log_path, time.monotonic() + 20)
+                cls.server.log_path, time.monotonic() + 20 * harness.TIME_SCALE)
             cls.gw = ObservedGateway(cls.server)
             cls.tenant = "obs-" + secrets.token_hex(4)
             r = cls.server.cli("--json", "tenant", "create", cls.tenant,
@@ -465,9 +465,13 @@ class MetricsAndLogsE2ETest(unittest.TestCase):
         self.assertGreaterEqual(
             delta(after_srv, before_srv, "lumo_verify_outcomes_total",
                   reason="bad_checksum"), 2 + unauthenticated_calls)
-        self.assertGreaterEqual(
-            delta(after_srv, before_srv, "lumo_verify_cache_hits_total"),
-            ok_calls)
+        # Every authenticated call looked its key up in the cache: a hit,
+        # or a miss while the cache was not trusted (a loaded machine can
+        # let the replica lease lapse for a moment, which is correct).
+        hits = delta(after_srv, before_srv, "lumo_verify_cache_hits_total")
+        misses = delta(after_srv, before_srv, "lumo_verify_cache_misses_total")
+        self.assertGreaterEqual(hits + misses, ok_calls)
+        self.assertGreater(hits, 0)
         self.assertGreaterEqual(
             value_of(after_srv, "lumo_verify_cache_entries"), 1)
         self.assertGreater(
@@ -486,16 +490,24 @@ class MetricsAndLogsE2ETest(unittest.TestCase):
         self.assertEqual(after_srv["lumo_change_feed_lag_seconds"]["type"],
                          "gauge")
         # The server is a replica (--replication defaults on): it reads the
-        # change feed every few tens of ms, so its lag is well under its
-        # 3 s lease, and its cache is trusted.
-        lag = value_of(after_srv, "lumo_change_feed_lag_seconds")
+        # change feed every few tens of ms. Once it has caught up, its lag
+        # is under its 3 s lease and its cache is trusted (a loaded machine
+        # may delay that moment, which is not what is tested here).
         self.assertIn(("lumo_change_feed_lag_seconds", frozenset()),
                       after_srv["lumo_change_feed_lag_seconds"]["samples"])
+        deadline = time.monotonic() + 20 * harness.TIME_SCALE
+        while True:
+            current = scrape(self.server_metrics_port)
+            lag = value_of(current, "lumo_change_feed_lag_seconds")
+            trusted = value_of(current, "lumo_verify_cache_trusted")
+            if (lag < 3.0 and trusted == 1.0) or time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
         self.assertLess(lag, 3.0)
-        self.assertEqual(value_of(after_srv, "lumo_verify_cache_trusted"), 1.0)
+        self.assertEqual(trusted, 1.0)
         self.assertGreaterEqual(
             value_of(after_srv, "lumo_change_feed_applied_seq"), 0.0)
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + 20 * harness.TIME_SCALE
         while True:
             latest = scrape(self.server_metrics_port)
             written = delta(latest, before_srv,

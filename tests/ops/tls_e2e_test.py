@@ -98,9 +98,13 @@ class TlsServer(harness.LumoServer):
 
     def cli_env(self, env=None):
         tls = {"LUMOKEYS_TLS_CA_FILE": self.pki.path("ca.crt")}
-        if self.client_ca and not self.internal:
+        if self.client_ca:
             tls["LUMOKEYS_TLS_CERT_FILE"] = self.pki.path("client.crt")
             tls["LUMOKEYS_TLS_KEY_FILE"] = self.pki.path("client.key")
+        if self.internal:
+            # Operator and service tokens are accepted only on the mTLS
+            # internal listener.
+            tls["LUMOKEYS_ADDRESS"] = f"127.0.0.1:{self.internal_port}"
         tls.update(env or {})
         return super().cli_env(tls)
 
@@ -116,6 +120,9 @@ def make_pki(directory):
     for ext in ("crt", "key"):
         with open(pki.path(f"server-live.{ext}"), "wb") as f:
             f.write(pki.read(f"server.{ext}"))
+    # Private keys are secret files: the binaries refuse them readable by
+    # others (docs/operations.md "Secret files").
+    os.chmod(pki.path("server-live.key"), 0o600)
     return pki
 
 
@@ -134,7 +141,7 @@ def pem_to_der(pem_bytes):
     return ssl.PEM_cert_to_DER_cert(pem_bytes.decode())
 
 
-class ServerTestCase(unittest.TestCase):
+class ServerTestCase(harness.LogOnFailure, unittest.TestCase):
     """One TLS server per class (its own PKI in a temp dir)."""
 
     INTERNAL = True
@@ -153,15 +160,8 @@ class ServerTestCase(unittest.TestCase):
         cls.server.stop()
         harness.shutil.rmtree(cls.pki_dir, ignore_errors=True)
 
-    def run(self, result=None):
-        if result is None:
-            return super().run(result)
-        before = len(result.failures) + len(result.errors)
-        outcome = super().run(result)
-        if len(result.failures) + len(result.errors) > before:
-            sys.stderr.write("\n===== server log =====\n"
-                             + type(self).server.server_log())
-        return outcome
+    def failure_log(self):
+        return type(self).server.server_log()
 
     def new_tenant_key(self, slug):
         r = self.server.cli("--json", "tenant", "create", slug, "--scopes",
@@ -190,17 +190,26 @@ class ServerTestCase(unittest.TestCase):
 class TlsAndInternalMtlsTest(ServerTestCase):
     """TLS on --listen, mTLS on --internal_listen."""
 
+    def public(self, env=None):
+        """CLI settings for the public TLS port, without client
+        certificate."""
+        result = {"LUMOKEYS_ADDRESS": self.server.address,
+                  "LUMOKEYS_TLS_CERT_FILE": None,
+                  "LUMOKEYS_TLS_KEY_FILE": None}
+        result.update(env or {})
+        return result
+
     def test_cli_manages_keys_over_tls(self):
         key = self.new_tenant_key("tls-cli")
         r = self.server.cli("--tenant", "tls-cli", "keys", "list",
-                            env={"LUMOKEYS_API_KEY": key})
+                            env=self.public({"LUMOKEYS_API_KEY": key}))
         self.assertEqual(r.returncode, 0, r.stderr)
         r = self.server.cli("--tenant", "tls-cli", "verify", input=key + "\n")
         self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
 
     def test_plaintext_client_is_refused_by_tls_port(self):
         r = self.server.cli("health", "--timeout", "3",
-                            env={"LUMOKEYS_TLS_CA_FILE": None})
+                            env=self.public({"LUMOKEYS_TLS_CA_FILE": None}))
         self.assertNotEqual(r.returncode, 0, r.stdout)
 
     def test_client_that_does_not_trust_the_ca_is_refused(self):
@@ -209,11 +218,57 @@ class TlsAndInternalMtlsTest(ServerTestCase):
                 self.verify(channel, "lmk_x")
         self.assertEqual(caught.exception.code(), grpc.StatusCode.UNAVAILABLE)
 
-    def test_python_grpc_verifies_over_tls(self):
-        key = self.new_tenant_key("tls-py")
+    def test_public_port_refuses_internal_credentials(self):
+        """Service token, operator token and forwarded client facts work on
+        the mTLS internal listener only."""
+        key = self.new_tenant_key("boundary")
+        token = (("x-lumo-service-token", self.server.service_token),)
         with self.channel(self.server.port) as channel:
-            reply = self.verify(channel, key)
-        self.assertEqual(reply[:2], b"\x08\x01")  # valid: true
+            with self.assertRaises(grpc.RpcError) as caught:
+                self.verify(channel, key)
+            self.assertEqual(caught.exception.code(),
+                             grpc.StatusCode.UNAUTHENTICATED)
+            health = channel.unary_unary(HEALTH, request_serializer=lambda b: b,
+                                         response_deserializer=lambda b: b)
+            self.assertEqual(health(b"", timeout=10), b"\x08\x01")
+        with self.channel(self.server.internal_port, client="client") as ch:
+            self.assertEqual(self.verify(ch, key)[:2], b"\x08\x01")
+        # The operator token: refused on the public port.
+        r = self.server.cli("--json", "tenant", "create", "boundary-2",
+                            env=self.public())
+        self.assertNotEqual(r.returncode, 0, r.stdout)
+        self.assertEqual(self.new_tenant_key("boundary-3")[:4], "lmk_")
+        # A key limited to 10.0.0.0/8 cannot borrow a forwarded address on
+        # the public port, with or without the service token.
+        r = self.server.cli("--json", "--tenant", "boundary", "keys", "create",
+                            "--name", "ten", "--scopes", "admin:read",
+                            "--allowed-cidrs", "10.0.0.0/8",
+                            env={"LUMOKEYS_API_KEY": key})
+        self.assertEqual(r.returncode, 0, r.stderr)
+        limited = json.loads(r.stdout)["key"]
+        list_keys = "/lumo.keys.v1.KeyService/ListApiKeys"
+        auth = (("authorization", "Bearer " + limited),)
+        forwarded = (("x-lumo-client-ip", "10.1.2.3"),)
+        with self.channel(self.server.port) as channel:
+            call = channel.unary_unary(list_keys,
+                                       request_serializer=lambda b: b,
+                                       response_deserializer=lambda b: b)
+            for metadata, code in (
+                    (auth, grpc.StatusCode.PERMISSION_DENIED),
+                    (auth + forwarded + token,
+                     grpc.StatusCode.UNAUTHENTICATED),
+                    (auth + forwarded, grpc.StatusCode.UNAUTHENTICATED)):
+                with self.assertRaises(grpc.RpcError) as caught:
+                    call(encode_string(1, "boundary"), timeout=10,
+                         metadata=metadata)
+                self.assertEqual(caught.exception.code(), code, metadata)
+        # Through the internal listener (as the gateway), the forwarded
+        # address is the client's.
+        with self.channel(self.server.internal_port, client="client") as ch:
+            call = ch.unary_unary(list_keys, request_serializer=lambda b: b,
+                                  response_deserializer=lambda b: b)
+            call(encode_string(1, "boundary"), timeout=10,
+                 metadata=auth + forwarded + token)
 
     def test_internal_port_accepts_good_client_certificate(self):
         key = self.new_tenant_key("mtls-ok")
@@ -235,7 +290,9 @@ class TlsAndInternalMtlsTest(ServerTestCase):
         self.assertEqual(caught.exception.code(), grpc.StatusCode.UNAVAILABLE)
         r = self.server.cli(
             "health", "--timeout", "3",
-            env={"LUMOKEYS_ADDRESS": f"127.0.0.1:{self.server.internal_port}"})
+            env={"LUMOKEYS_ADDRESS": f"127.0.0.1:{self.server.internal_port}",
+                 "LUMOKEYS_TLS_CERT_FILE": None,
+                 "LUMOKEYS_TLS_KEY_FILE": None})
         self.assertNotEqual(r.returncode, 0)
 
     def test_internal_port_refuses_certificate_of_another_ca(self):
@@ -254,6 +311,7 @@ class TlsAndInternalMtlsTest(ServerTestCase):
         for ext in ("crt", "key"):
             with open(self.pki.path(f"gw-live.{ext}"), "wb") as f:
                 f.write(self.pki.read(f"server.{ext}"))
+        os.chmod(self.pki.path("gw-live.key"), 0o600)
         with open(log_path, "wb") as log:
             gateway = subprocess.Popen(
                 [binary, f"--listen=127.0.0.1:{port}",
@@ -269,7 +327,7 @@ class TlsAndInternalMtlsTest(ServerTestCase):
             base = f"https://localhost:{port}"
             curl = ["curl", "-sS", "--cacert", self.pki.path("ca.crt"),
                     "--resolve", f"localhost:{port}:127.0.0.1"]
-            deadline = time.monotonic() + 20
+            deadline = time.monotonic() + 20 * harness.TIME_SCALE
             while True:
                 r = subprocess.run(curl + ["-o", "/dev/null", "-w",
                                            "%{http_code}", base + "/healthz"],
@@ -308,7 +366,7 @@ class TlsAndInternalMtlsTest(ServerTestCase):
                     f.write(self.pki.read(f"server2.{ext}"))
             gateway.send_signal(signal.SIGHUP)
             new = pem_to_der(self.pki.read("server2.crt"))
-            deadline = time.monotonic() + 10
+            deadline = time.monotonic() + 10 * harness.TIME_SCALE
             while presented_certificate(port, ca, alpn=False) != new:
                 self.assertLess(time.monotonic(), deadline,
                                 "gateway kept its old certificate")
@@ -334,23 +392,30 @@ class SighupReloadTest(ServerTestCase):
         time.sleep(2.5)
         self.assertEqual(presented_certificate(self.server.port, ca), old)
         self.server.process.send_signal(signal.SIGHUP)
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + 10 * harness.TIME_SCALE
         while presented_certificate(self.server.port, ca) != new:
             self.assertLess(time.monotonic(), deadline,
                             "new certificate not served after SIGHUP")
             time.sleep(0.2)
-        for port in (self.server.internal_port,):
-            # The internal port reloads too (it needs no client cert to see
-            # the server certificate... the handshake fails after it, so
-            # look at it with a client certificate).
-            context = ssl.create_default_context(cafile=ca)
-            context.check_hostname = False
-            context.set_alpn_protocols(["h2"])
-            context.load_cert_chain(self.pki.path("client.crt"),
-                                    self.pki.path("client.key"))
-            with socket.create_connection(("127.0.0.1", port), 5) as sock:
+        # The internal port reloads too, on its own watcher (its handshake
+        # needs a client certificate); each port's credentials pick the new
+        # files up independently, so wait for this one as well.
+        context = ssl.create_default_context(cafile=ca)
+        context.check_hostname = False
+        context.set_alpn_protocols(["h2"])
+        context.load_cert_chain(self.pki.path("client.crt"),
+                                self.pki.path("client.key"))
+
+        def internal_certificate():
+            with socket.create_connection(
+                    ("127.0.0.1", self.server.internal_port), 5) as sock:
                 with context.wrap_socket(sock) as tls:
-                    self.assertEqual(tls.getpeercert(binary_form=True), new)
+                    return tls.getpeercert(binary_form=True)
+        deadline = time.monotonic() + 10 * harness.TIME_SCALE
+        while internal_certificate() != new:
+            self.assertLess(time.monotonic(), deadline,
+                            "internal port kept its old certificate")
+            time.sleep(0.2)
         # And the server still works over TLS for the CLI.
         self.assertEqual(self.server.cli("health").returncode, 0)
 
@@ -361,10 +426,14 @@ class SighupReloadTest(ServerTestCase):
             f.write(self.pki.read("client.key"))  # does not match the cert
         try:
             self.server.process.send_signal(signal.SIGHUP)
-            time.sleep(2.5)
+            # Once the reload has been tried (and failed), the old pair is
+            # still served.
+            deadline = time.monotonic() + 10 * harness.TIME_SCALE
+            while "TLS reload failed" not in self.server.server_log():
+                self.assertLess(time.monotonic(), deadline, "no reload error")
+                time.sleep(0.1)
             self.assertEqual(presented_certificate(self.server.port, ca),
                              before)
-            self.assertIn("TLS reload failed", self.server.server_log())
             self.assertIsNone(self.server.process.poll())
         finally:
             # Restore a matching pair for the other tests.
@@ -382,7 +451,7 @@ class SighupReloadTest(ServerTestCase):
         with open(self.server.pepper_path, "a") as f:
             f.write(f"2:{secrets.token_hex(32)}\n")
         self.server.process.send_signal(signal.SIGHUP)
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + 10 * harness.TIME_SCALE
         while '"current_pepper_version":2' not in self.server.server_log():
             self.assertLess(time.monotonic(), deadline, "no pepper reload")
             time.sleep(0.1)
@@ -399,7 +468,7 @@ class SighupReloadTest(ServerTestCase):
         with open(self.server.pepper_path, "w") as f:
             f.write(original.replace("1:", "3:", 1))
         self.server.process.send_signal(signal.SIGHUP)
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + 10 * harness.TIME_SCALE
         while "pepper reload failed" not in self.server.server_log():
             self.assertLess(time.monotonic(), deadline, "no reload error")
             time.sleep(0.1)

@@ -57,7 +57,15 @@ async function readShownKey(page) {
 async function closeShownKey(page) {
   await page.locator('#secret-done').click();
   await page.locator('#secret-dialog').waitFor({state: 'hidden'});
-  // The secret does not stay in the page once the dialog is closed.
+  // The secret does not stay in the page once the dialog is closed. The
+  // dialog's `close` event (which clears it) is dispatched as a task after
+  // the dialog is hidden: wait for it rather than read at once.
+  // (Polled from here: the page's CSP forbids waitForFunction's eval.)
+  const deadline = Date.now() + 10000;
+  while (await page.locator('#new-key-value').inputValue() !== '' &&
+         Date.now() < deadline) {
+    await page.waitForTimeout(20);
+  }
   assert.equal(await page.locator('#new-key-value').inputValue(), '');
 }
 
@@ -211,7 +219,9 @@ async function main() {
       const attackerPage = await context.newPage();
       attackerPage.on('dialog', (d) => { dialogsFired += 1; d.dismiss(); });
       await attackerPage.goto(`http://${host}:${attacker.address().port}/`);
-      await attackerPage.waitForTimeout(1500);
+      // The page's fetch settles, then it submits the form: the attack is
+      // over once the form's POST has been answered (the page shows it).
+      await attackerPage.waitForURL(keysApi);
       await attackerPage.close();
     }
     attacker.close();

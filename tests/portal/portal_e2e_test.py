@@ -157,7 +157,7 @@ class PortalE2ETest(portal_harness.PortalServerTestCase):
         # writer: poll briefly).
         token, _ = self.session()
         reasons = set()
-        deadline = time.time() + 10
+        deadline = time.time() + 20 * harness.TIME_SCALE
         while time.time() < deadline and not {"wrong_password", "unknown_user"} <= reasons:
             status, _, body = self.raw_request(
                 "GET", f"/t/{self.slug}/api/v1/admin/audit-logs?action=portal.login.failed",

@@ -1,12 +1,16 @@
 // Portal unit tests (issue 6): scrypt password hashing, the login throttle,
 // and PortalService's login/session/CSRF/logout rules over an in-memory
 // PortalStore (the MySQL store is covered end to end by portal_e2e_test).
+#include <atomic>
 #include <map>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
 #include "gtest/gtest.h"
 #include "server/core/password.h"
 #include "server/service/portal_service.h"
@@ -70,25 +74,134 @@ TEST(PasswordTest, LengthLimits) {
   EXPECT_FALSE(core::ValidatePassword(std::string(1025, 'a')).ok());
 }
 
-TEST(LoginThrottleTest, BlocksAfterLimitUntilWindowEnds) {
-  absl::Time now = absl::FromUnixSeconds(1000);
+LoginThrottleOptions ThrottleAt(absl::Time* now) {
   LoginThrottleOptions options;
+  options.max_failures_per_pair = 3;
+  options.max_failures_per_network = 5;
+  options.max_failures_per_account = 4;
   options.window = absl::Minutes(15);
-  options.now = [&] { return now; };
-  LoginThrottle throttle(options);
-  for (int i = 0; i < 3; ++i) {
-    EXPECT_FALSE(throttle.Blocked("a", 3).has_value());
-    throttle.RecordFailure("a");
-  }
-  std::optional<absl::Duration> wait = throttle.Blocked("a", 3);
-  ASSERT_TRUE(wait.has_value());
-  EXPECT_EQ(*wait, absl::Minutes(15));
-  EXPECT_FALSE(throttle.Blocked("b", 3).has_value());  // per key
+  options.now = [now] { return *now; };
+  return options;
+}
+
+TEST(LoginThrottleTest, PairLimitUntilWindowEndsOtherNetworksUnaffected) {
+  absl::Time now = absl::FromUnixSeconds(1000);
+  LoginThrottle throttle(ThrottleAt(&now));
+  for (int i = 0; i < 3; ++i) EXPECT_TRUE(throttle.Reserve("a", "n1").ok());
+  service::LoginReservation refused = throttle.Reserve("a", "n1");
+  EXPECT_EQ(refused.refused_by, service::LoginThrottleScope::kPair);
+  EXPECT_EQ(refused.retry_after, absl::Minutes(15));
+  EXPECT_TRUE(throttle.Reserve("a", "n2").ok());  // another network
   now += absl::Minutes(15);
-  EXPECT_FALSE(throttle.Blocked("a", 3).has_value());
-  throttle.RecordFailure("a");
-  throttle.Reset("a");
-  EXPECT_FALSE(throttle.Blocked("a", 1).has_value());
+  EXPECT_TRUE(throttle.Reserve("a", "n1").ok());
+}
+
+TEST(LoginThrottleTest, ReservationsCountBeforeTheOutcomeIsKnown) {
+  absl::Time now = absl::FromUnixSeconds(1000);
+  LoginThrottle throttle(ThrottleAt(&now));
+  // Five attempts in flight from one network (none decided yet) fill its
+  // budget: a sixth is refused at once.
+  std::vector<service::LoginReservation> in_flight;
+  for (int i = 0; i < 5; ++i) {
+    in_flight.push_back(throttle.Reserve("acct" + std::to_string(i), "n"));
+    ASSERT_TRUE(in_flight.back().ok());
+  }
+  EXPECT_EQ(throttle.Reserve("other", "n").refused_by,
+            service::LoginThrottleScope::kNetwork);
+  // An attempt that was not decided is refunded; a success too.
+  throttle.Cancel(in_flight[0]);
+  throttle.Succeeded(in_flight[1]);
+  EXPECT_TRUE(throttle.Reserve("other", "n").ok());
+  EXPECT_TRUE(throttle.Reserve("other2", "n").ok());
+  EXPECT_FALSE(throttle.Reserve("other3", "n").ok());
+}
+
+TEST(LoginThrottleTest, ParallelReservationsNeverPassTheLimit) {
+  absl::Time now = absl::FromUnixSeconds(1000);
+  LoginThrottleOptions options = ThrottleAt(&now);
+  options.max_failures_per_network = 20;
+  options.max_failures_per_pair = 1000;
+  options.max_failures_per_account = 1000;
+  LoginThrottle throttle(options);
+  std::atomic<int> reserved{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 8; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < 40; ++i) {
+        if (throttle.Reserve(absl::StrCat(t, "/", i), "n").ok()) ++reserved;
+      }
+    });
+  }
+  for (std::thread& t : threads) t.join();
+  EXPECT_EQ(reserved.load(), 20);
+}
+
+TEST(LoginThrottleTest, AccountCapSparesKnownNetworks) {
+  absl::Time now = absl::FromUnixSeconds(1000);
+  LoginThrottle throttle(ThrottleAt(&now));
+  // The owner logged in from "home" once.
+  throttle.Succeeded(throttle.Reserve("admin", "home"));
+  // Four failures from four networks reach the account cap of 4.
+  for (const char* n : {"x1", "x2", "x3", "x4"}) {
+    EXPECT_TRUE(throttle.Reserve("admin", n).ok());
+  }
+  EXPECT_EQ(throttle.Reserve("admin", "x5").refused_by,
+            service::LoginThrottleScope::kAccount);
+  EXPECT_TRUE(throttle.Reserve("admin", "home").ok());
+  // Other accounts are not affected.
+  EXPECT_TRUE(throttle.Reserve("someone-else", "x5").ok());
+}
+
+TEST(LoginThrottleTest, FullTableRefusesInsteadOfForgetting) {
+  absl::Time now = absl::FromUnixSeconds(1000);
+  LoginThrottleOptions options = ThrottleAt(&now);
+  options.max_tracked = 6;  // two attempts' worth of counters
+  LoginThrottle throttle(options);
+  EXPECT_TRUE(throttle.Reserve("a", "n1").ok());
+  EXPECT_TRUE(throttle.Reserve("b", "n2").ok());
+  EXPECT_EQ(throttle.Reserve("c", "n3").refused_by,
+            service::LoginThrottleScope::kTableFull);
+  // Nothing was forgotten: "a" from n1 still has its failure.
+  EXPECT_TRUE(throttle.Reserve("a", "n1").ok());
+  EXPECT_TRUE(throttle.Reserve("a", "n1").ok());
+  EXPECT_EQ(throttle.Reserve("a", "n1").refused_by,
+            service::LoginThrottleScope::kPair);
+  // Ended windows make room.
+  now += absl::Minutes(15);
+  EXPECT_TRUE(throttle.Reserve("c", "n3").ok());
+}
+
+TEST(HashPoolTest, RefusesWhenFullAndAnswersLateJobsWithoutRunningThem) {
+  service::HashPoolOptions options;
+  options.threads = 1;
+  options.max_queue = 1;
+  options.max_wait = absl::Milliseconds(20);
+  options.nice_increment = 0;
+  service::HashPool pool(options);
+  absl::Notification release, first_started;
+  std::atomic<int> ran{0};
+  std::atomic<bool> second_in_time{true};
+  ASSERT_TRUE(pool.Submit([&](bool) {
+    first_started.Notify();
+    release.WaitForNotification();
+    ++ran;
+  }));
+  first_started.WaitForNotification();
+  // One may wait; the next is refused at once (never queued, never run).
+  const absl::Time queued_at = absl::Now();
+  ASSERT_TRUE(pool.Submit([&](bool in_time) {
+    second_in_time = in_time;
+    ++ran;
+  }));
+  EXPECT_FALSE(pool.Submit([&](bool) { ADD_FAILURE() << "ran"; }));
+  // Hold the only thread until the queued job has waited past max_wait.
+  while (absl::Now() - queued_at <= options.max_wait * 2) {
+    absl::SleepFor(absl::Milliseconds(5));
+  }
+  release.Notify();
+  pool.Stop();
+  EXPECT_EQ(ran.load(), 2);
+  EXPECT_FALSE(second_in_time.load()) << "a late job must not hash";
 }
 
 // ------------------------------------------------------------ PortalService
@@ -173,8 +286,8 @@ class PortalServiceTest : public ::testing::Test {
   static PortalOptions Options() {
     PortalOptions o;
     o.scrypt = Fast();
-    o.throttle.max_failures_per_account = 3;
-    o.throttle.max_failures_per_address = 5;
+    o.throttle.max_failures_per_pair = 3;
+    o.throttle.max_failures_per_network = 5;
     return o;
   }
   FakePortalStore store_;
@@ -218,6 +331,25 @@ TEST_F(PortalServiceTest, BadLoginsAllLookTheSame) {
   for (const absl::Status& s : failures) {
     EXPECT_TRUE(absl::IsUnauthenticated(s)) << s;
     EXPECT_EQ(s.message(), failures[0].message());
+  }
+}
+
+TEST_F(PortalServiceTest, PasswordChecksRunOffTheCallingThread) {
+  const std::thread::id caller = std::this_thread::get_id();
+  for (const char* password : {"wrong password!", "right password!"}) {
+    absl::Notification done;
+    std::thread::id checked_on;
+    absl::Status status;
+    portal_.LoginAsync("acme", "admin@acme.example", password, info_,
+                       [&](absl::StatusOr<service::LoginResult> result) {
+                         checked_on = std::this_thread::get_id();
+                         status = result.status();
+                         done.Notify();
+                       });
+    done.WaitForNotification();
+    EXPECT_NE(checked_on, caller) << password;
+    EXPECT_EQ(status.ok(), absl::string_view(password) == "right password!")
+        << status;
   }
 }
 

@@ -148,10 +148,17 @@ class RaceTest(harness.LumoServerTestCase):
         print("race operations %d: %s" % (len(history), " ".join(
             "%s=%d" % kv for kv in sorted(counts.items()))), file=sys.stderr)
 
-        unknown = [r for r in history if r["code"] in
-                   ("UNAVAILABLE", "DEADLINE_EXCEEDED", "UNKNOWN",
-                    "INTERNAL", "CANCELLED")]
-        self.assertEqual(unknown, [], "operations with unknown outcome")
+        # A call that reached the server's statement ceiling (a lock wait
+        # under this contention, longer on a loaded machine) ends
+        # DEADLINE_EXCEEDED or UNAVAILABLE: its outcome is unknown to the
+        # client, so the checks below allow it either way. Nothing else may
+        # fail that way.
+        broken = [r for r in history if r["code"] in
+                  ("UNKNOWN", "INTERNAL", "CANCELLED")]
+        self.assertEqual(broken, [], "operations that failed unexpectedly")
+
+        def indeterminate(r):
+            return r["code"] in ("UNAVAILABLE", "DEADLINE_EXCEEDED")
         violations = []
         for kid in ids:
             recs = [r for r in history if r["key"] == kid]
@@ -159,6 +166,9 @@ class RaceTest(harness.LumoServerTestCase):
             rotates = [r for r in ok if r["op"] == "rotate"]
             revokes = [r for r in ok if r["op"] == "revoke"]
             deletes = [r for r in ok if r["op"] == "delete"]
+            maybe = {op: [r for r in recs if r["op"] == op and
+                          indeterminate(r)]
+                     for op in ("rotate", "revoke", "delete")}
             # One winner per version.
             versions = [r["result_version"] for r in rotates]
             if len(versions) != len(set(versions)):
@@ -216,13 +226,19 @@ class RaceTest(harness.LumoServerTestCase):
             if [int(c[1]) for c in changes] != \
                     list(range(1, int(final) + 1)):
                 violations.append((kid, "version gaps", changes, final))
-            if kinds.count("rotated") != len(rotates):
+            # Every acknowledged write is there; beyond them, only writes
+            # whose outcome the client could not know.
+            if not len(rotates) <= kinds.count("rotated") <= \
+                    len(rotates) + len(maybe["rotate"]):
                 violations.append((kid, "lost or phantom rotation",
-                                   kinds.count("rotated"), len(rotates)))
-            if kinds.count("revoked") != (1 if revokes else 0):
-                violations.append((kid, "lost or phantom revoke"))
-            if kinds.count("deleted") != (1 if deletes else 0):
-                violations.append((kid, "lost or phantom delete"))
+                                   kinds.count("rotated"), len(rotates),
+                                   len(maybe["rotate"])))
+            for kind, acked, unsure in (
+                    ("revoked", revokes, maybe["revoke"]),
+                    ("deleted", deletes, maybe["delete"])):
+                if acked and kinds.count(kind) != 1 or not acked and \
+                        kinds.count(kind) > (1 if unsure else 0):
+                    violations.append((kid, "lost or phantom " + kind))
         print("race checks: %d keys, %d violations" %
               (len(ids), len(violations)), file=sys.stderr)
         self.assertEqual(violations, [])

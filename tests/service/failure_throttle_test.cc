@@ -105,20 +105,53 @@ TEST_F(FailureThrottleTest, EmptyNamesAndZeroBurstsNeverThrottle) {
   EXPECT_EQ(on.CheckKeyFailure(""), std::nullopt);
 }
 
-TEST_F(FailureThrottleTest, TrackingIsBoundedAndForgetsRefilledEntries) {
+TEST_F(FailureThrottleTest, FullTableFailsClosedAndForgetsRefilledEntries) {
   FailureThrottleOptions o = Options(1, 60, 0, 0);
   o.max_tracked = 2;
   FailureThrottle throttle(o);
   throttle.RecordFailure("192.0.2.1", "");
   throttle.RecordFailure("192.0.2.2", "");
-  // Full table, nobody refilled: a new address is not tracked.
+  // Full table, every entry throttled: a new address cannot be tracked, so
+  // it is refused rather than let through untracked.
   throttle.RecordFailure("192.0.2.3", "");
-  EXPECT_EQ(throttle.CheckAddress("192.0.2.3"), std::nullopt);
+  EXPECT_TRUE(throttle.CheckAddress("192.0.2.3").has_value());
   EXPECT_TRUE(throttle.CheckAddress("192.0.2.1").has_value());
   // After a refill the old entries make room.
   now_ += absl::Seconds(1);
+  EXPECT_EQ(throttle.CheckAddress("192.0.2.3"), std::nullopt);
   throttle.RecordFailure("192.0.2.3", "");
   EXPECT_TRUE(throttle.CheckAddress("192.0.2.3").has_value());
+}
+
+TEST_F(FailureThrottleTest, FullTableEvictsLeastSpentNeverAThrottledEntry) {
+  FailureThrottleOptions o = Options(3, 1, 0, 0);
+  o.max_tracked = 2;
+  FailureThrottle throttle(o);
+  for (int i = 0; i < 3; ++i) throttle.RecordFailure("192.0.2.1", "");
+  throttle.RecordFailure("192.0.2.2", "");  // spent one of three
+  ASSERT_TRUE(throttle.CheckAddress("192.0.2.1").has_value());
+  // A third address takes the place of the one that spent least.
+  throttle.RecordFailure("192.0.2.3", "");
+  EXPECT_TRUE(throttle.CheckAddress("192.0.2.1").has_value());
+}
+
+TEST_F(FailureThrottleTest, IpV6AddressesCountPerSlash64) {
+  FailureThrottle throttle(Options(2, 1, 0, 0));
+  throttle.RecordFailure("2001:db8:1:2::1", "");
+  throttle.RecordFailure("2001:db8:1:2:ffff::7", "");
+  // Any address of the same /64 is over the budget...
+  EXPECT_TRUE(throttle.CheckAddress("2001:db8:1:2::99").has_value());
+  // ...another /64 is not; IPv4 addresses count one by one.
+  EXPECT_EQ(throttle.CheckAddress("2001:db8:1:3::1"), std::nullopt);
+  throttle.RecordFailure("192.0.2.1", "");
+  throttle.RecordFailure("192.0.2.1", "");
+  EXPECT_EQ(throttle.CheckAddress("192.0.2.2"), std::nullopt);
+  // The prefix length is configurable.
+  FailureThrottleOptions o = Options(1, 1, 0, 0);
+  o.ipv6_prefix_len = 128;
+  FailureThrottle exact(o);
+  exact.RecordFailure("2001:db8::1", "");
+  EXPECT_EQ(exact.CheckAddress("2001:db8::2"), std::nullopt);
 }
 
 TEST_F(FailureThrottleTest, ThrottledErrorIsResourceExhausted) {

@@ -4,6 +4,7 @@
 #include <set>
 #include <string>
 
+#include "absl/strings/cord.h"
 #include "gtest/gtest.h"
 #include "server/core/key_format.h"
 #include "tests/service/fake_key_store.h"
@@ -143,6 +144,99 @@ TEST_F(KeyServiceTest, KeyCannotGrantScopesItDoesNotHold) {
   // admin:write grants every resource scope.
   EXPECT_EQ(CreateCode(Params("x", {"admin:users", "admin:audit"})),
             absl::StatusCode::kOk);
+}
+
+// The principal an API key authenticates as (what the Authenticator
+// builds from a valid verification of `record`).
+Principal KeyPrincipal(const Principal& tenant,
+                       const storage::ApiKeyRecord& record) {
+  Principal p = tenant;
+  p.key_id = record.id;
+  p.scopes = record.scopes;
+  p.key_expires_at = record.expires_at;
+  p.key_allowed_cidrs = record.allowed_cidrs;
+  p.key_rate_limit_per_minute = record.rate_limit_per_minute;
+  return p;
+}
+
+TEST_F(KeyServiceTest, RestrictedKeyCanOnlyMintKeysAsRestrictedAsItself) {
+  const absl::Time now = *store_.Now();
+  CreateKeyParams restricted = Params("restricted", {"admin:write"});
+  restricted.expires_at = now + absl::Hours(1);
+  restricted.allowed_cidrs = {"127.0.0.0/8", "2001:db8::/32"};
+  restricted.rate_limit_per_minute = 10;
+  auto parent_key = keys_->CreateKey(root_, {}, restricted);
+  ASSERT_TRUE(parent_key.ok()) << parent_key.status();
+  const Principal parent = KeyPrincipal(root_, parent_key->record);
+
+  auto within = [&] {
+    CreateKeyParams p = Params("child", {"admin:read"});
+    p.expires_at = now + absl::Minutes(30);
+    p.allowed_cidrs = {"127.0.0.1/32", "2001:db8:1::/48"};
+    p.rate_limit_per_minute = 10;
+    return p;
+  };
+  auto refused_field = [&](const CreateKeyParams& p) -> std::string {
+    absl::Status st = keys_->CreateKey(parent, {}, p).status();
+    if (st.code() != absl::StatusCode::kPermissionDenied) {
+      return std::string("not denied: ") + st.ToString();
+    }
+    EXPECT_EQ(st.GetPayload(kErrorCodePayload).value_or(absl::Cord()),
+              "insufficient_scope");
+    return std::string(st.message().substr(0, st.message().find(':')));
+  };
+  ASSERT_TRUE(keys_->CreateKey(parent, {}, within()).ok());
+
+  // Expiry: none, or later than the parent's.
+  CreateKeyParams p = within();
+  p.expires_at.reset();
+  EXPECT_EQ(refused_field(p), "expiresAt");
+  p.expires_at = now + absl::Hours(2);
+  EXPECT_EQ(refused_field(p), "expiresAt");
+  p.expires_at = parent_key->record.expires_at;  // the same instant is fine
+  EXPECT_TRUE(keys_->CreateKey(parent, {}, p).ok());
+
+  // CIDRs: none (any address), a wider block, one outside, another family.
+  p = within();
+  p.allowed_cidrs.clear();
+  EXPECT_EQ(refused_field(p), "allowedCidrs");
+  p.allowed_cidrs = {"0.0.0.0/0"};
+  EXPECT_EQ(refused_field(p), "allowedCidrs");
+  p.allowed_cidrs = {"126.0.0.0/7"};  // wider than 127.0.0.0/8
+  EXPECT_EQ(refused_field(p), "allowedCidrs");
+  p.allowed_cidrs = {"127.0.0.1/32", "10.0.0.1/32"};
+  EXPECT_EQ(refused_field(p), "allowedCidrs");
+  p.allowed_cidrs = {"2001:db9::/48"};
+  EXPECT_EQ(refused_field(p), "allowedCidrs");
+  p.allowed_cidrs = {"127.0.0.0/8"};  // the parent's own block
+  EXPECT_TRUE(keys_->CreateKey(parent, {}, p).ok());
+
+  // Rate limit: none, or looser.
+  p = within();
+  p.rate_limit_per_minute = 0;
+  EXPECT_EQ(refused_field(p), "rateLimitPerMinute");
+  p.rate_limit_per_minute = 11;
+  EXPECT_EQ(refused_field(p), "rateLimitPerMinute");
+  p.rate_limit_per_minute = 1;
+  EXPECT_TRUE(keys_->CreateKey(parent, {}, p).ok());
+
+  // Rotating hands out a new secret of the target: the same rule holds for
+  // the target's restrictions (the root key has none).
+  auto rotate = keys_->RotateKey(parent, {}, root_.key_id, 0);
+  EXPECT_EQ(rotate.status().code(), absl::StatusCode::kPermissionDenied);
+  auto child = keys_->CreateKey(parent, {}, within());
+  ASSERT_TRUE(child.ok());
+  EXPECT_TRUE(keys_->RotateKey(parent, {}, child->record.id, 0).ok());
+  EXPECT_TRUE(keys_->RotateKey(parent, {}, parent.key_id, 0).ok());
+
+  // Portal sessions (and the operator) are not bound.
+  Principal session = root_;
+  session.kind = Principal::Kind::kSession;
+  session.key_id.clear();
+  session.key_expires_at = now + absl::Minutes(1);  // ignored for sessions
+  EXPECT_TRUE(keys_->CreateKey(session, {}, Params("free")).ok());
+  // An unrestricted key may create restricted or unrestricted keys.
+  EXPECT_TRUE(keys_->CreateKey(root_, {}, Params("free")).ok());
 }
 
 TEST_F(KeyServiceTest, OtherTenantsKeyBehavesLikeAMissingOne) {

@@ -42,6 +42,9 @@ new_secret() { head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n'; }
 [ -s "$SECRETS/operator.token" ] || new_secret >"$SECRETS/operator.token"
 [ -s "$SECRETS/service.token" ] || new_secret >"$SECRETS/service.token"
 [ -s "$SECRETS/mysql-app.password" ] || new_secret >"$SECRETS/mysql-app.password"
+# Secret files must be private (the binaries refuse others); older run/
+# folders are repaired here.
+chmod 600 "$SECRETS"/pepper "$SECRETS"/*.token "$SECRETS"/*.password
 
 ADMIN_DSN="$(tools/dev/mariadb.sh admin-dsn)"
 "$BIN/server/lumokeys-server" --mysql="${ADMIN_DSN}${DB_NAME}" --migrate \

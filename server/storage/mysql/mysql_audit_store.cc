@@ -22,10 +22,14 @@ constexpr char kEventColumns[] =
     "id, tenant_id, COALESCE(seq, 0), action, category, actor_type, actor_id,"
     " target_type, target_id, outcome, suspicious, ip_address, user_agent,"
     " request_id, metadata, created_at,"
-    " DATE_FORMAT(created_at, '%Y-%m-%d %H:%i:%s.%f'), prev_hash, hash";
+    " DATE_FORMAT(created_at, '%Y-%m-%d %H:%i:%s.%f'), prev_hash, hash,"
+    " chain_lane";
 constexpr int kCreatedAtText = 17;
 constexpr int kPrevHash = 18;
 constexpr int kHash = 19;
+constexpr int kChainLane = 20;
+// Lanes 0..kTransactionChainLanes: the length of every AuditCursor.
+constexpr size_t kCursorLanes = kTransactionChainLanes + 1;
 
 constexpr char kInsertPrefix[] =
     "INSERT INTO audit_events (tenant_id, action, category, actor_type,"
@@ -45,6 +49,7 @@ absl::StatusOr<StoredAuditEvent> ReadEvent(const sql::ResultSet& rs) {
   out.id = rs.getInt64(1);
   out.tenant_id = rs.getInt64(2);
   out.seq = rs.getInt64(3);
+  out.lane = rs.getInt(kChainLane);
   AuditEvent& e = out.event;
   e.action = rs.getString(4).asStdString();
   e.category = rs.getString(5).asStdString();
@@ -445,6 +450,26 @@ absl::StatusOr<AuditPage> MysqlAuditStore::ListEvents(int64_t tenant_id,
   if (q.after_id.has_value()) {
     absl::StrAppend(&where, " AND id > ", *q.after_id);
   }
+  if (q.after_cursor.has_value()) {
+    const std::vector<int64_t>& after = q.after_cursor->lane_seqs;
+    if (after.size() != kCursorLanes ||
+        std::any_of(after.begin(), after.end(),
+                    [](int64_t seq) { return seq < 0; })) {
+      return absl::InvalidArgumentError(
+          "afterCursor: not a position of this audit log");
+    }
+    // One range of the (tenant_id, chain_lane, seq) index per lane; the
+    // values are validated integers.
+    where += " AND (";
+    for (size_t lane = 0; lane < after.size(); ++lane) {
+      absl::StrAppend(&where, lane == 0 ? "" : " OR ", "(chain_lane = ", lane,
+                      " AND seq > ", after[lane], ")");
+    }
+    where += ")";
+  }
+  const bool oldest_first = q.oldest_first || q.after_cursor.has_value();
+  // A first follower read: its page and the lane heads in one snapshot.
+  const bool read_heads = q.want_cursor && !q.after_cursor.has_value();
   if (q.start.has_value()) where += " AND created_at >= ?";
   if (q.end.has_value()) where += " AND created_at < ?";
   auto bind = [&](sql::PreparedStatement& stmt) -> absl::Status {
@@ -462,6 +487,8 @@ absl::StatusOr<AuditPage> MysqlAuditStore::ListEvents(int64_t tenant_id,
   AuditPage page;
   absl::Status st = Run(*pool_, "list audit events", [&](Session& s) {
     page = AuditPage();
+    // REPEATABLE READ: every read below sees the snapshot of the first.
+    if (read_heads) s.Begin();
     s.Step("count audit events");
     std::unique_ptr<sql::PreparedStatement> count = s.PrepareUncached(
         absl::StrCat("SELECT COUNT(*), COALESCE(SUM(suspicious), 0)", where));
@@ -473,18 +500,48 @@ absl::StatusOr<AuditPage> MysqlAuditStore::ListEvents(int64_t tenant_id,
         page.suspicious_total = rs->getInt64(2);
       }
     }
-    if (q.limit == 0) return absl::OkStatus();
-    s.Step("list audit events");
-    std::unique_ptr<sql::PreparedStatement> list = s.PrepareUncached(
-        absl::StrCat("SELECT ", kEventColumns, where, " ORDER BY id ",
-                     q.oldest_first ? "ASC" : "DESC", " LIMIT ", q.limit,
-                     " OFFSET ", static_cast<int64_t>(q.page - 1) * q.limit));
-    if (absl::Status b = bind(*list); !b.ok()) return b;
-    std::unique_ptr<sql::ResultSet> rs = s.Query(*list);
-    while (rs->next()) {
-      absl::StatusOr<StoredAuditEvent> e = ReadEvent(*rs);
-      if (!e.ok()) return e.status();
-      page.events.push_back(*std::move(e));
+    if (q.limit > 0) {
+      s.Step("list audit events");
+      std::unique_ptr<sql::PreparedStatement> list = s.PrepareUncached(
+          absl::StrCat("SELECT ", kEventColumns, where, " ORDER BY id ",
+                       oldest_first ? "ASC" : "DESC", " LIMIT ", q.limit,
+                       " OFFSET ", static_cast<int64_t>(q.page - 1) * q.limit));
+      if (absl::Status b = bind(*list); !b.ok()) return b;
+      std::unique_ptr<sql::ResultSet> rs = s.Query(*list);
+      while (rs->next()) {
+        absl::StatusOr<StoredAuditEvent> e = ReadEvent(*rs);
+        if (!e.ok()) return e.status();
+        page.events.push_back(*std::move(e));
+      }
+    }
+    if (q.after_cursor.has_value()) {
+      // Within a lane, ids grow with seqs (the head is locked before the
+      // insert takes its id), so the rows returned of each lane are a
+      // prefix of what that lane holds after the cursor: moving to the
+      // highest seq returned skips nothing.
+      AuditCursor next = *q.after_cursor;
+      for (const StoredAuditEvent& e : page.events) {
+        if (e.lane >= 0 && static_cast<size_t>(e.lane) < kCursorLanes) {
+          next.lane_seqs[e.lane] = std::max(next.lane_seqs[e.lane], e.seq);
+        }
+      }
+      page.next_cursor = std::move(next);
+    } else if (read_heads) {
+      s.Step("read audit chain heads");
+      sql::PreparedStatement& heads = s.Prepare(
+          "SELECT lane, last_seq FROM audit_chain_heads WHERE tenant_id = ?");
+      heads.setInt64(1, tenant_id);
+      std::unique_ptr<sql::ResultSet> rs = s.Query(heads);
+      AuditCursor next;
+      next.lane_seqs.assign(kCursorLanes, 0);
+      while (rs->next()) {
+        const int lane = rs->getInt(1);
+        if (lane >= 0 && static_cast<size_t>(lane) < kCursorLanes) {
+          next.lane_seqs[lane] = rs->getInt64(2);
+        }
+      }
+      s.Rollback();
+      page.next_cursor = std::move(next);
     }
     return absl::OkStatus();
   });

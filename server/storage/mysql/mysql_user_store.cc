@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <memory>
+#include <optional>
 #include <string>
 #include <utility>
 #include <variant>
@@ -14,6 +15,7 @@
 #include "absl/container/flat_hash_set.h"
 #include "absl/functional/function_ref.h"
 #include "absl/strings/ascii.h"
+#include "absl/strings/cord.h"
 #include "absl/strings/str_cat.h"
 #include "server/storage/mysql/mysql_session.h"
 
@@ -194,6 +196,63 @@ absl::Status ReadUser(Session& s, int64_t tenant_id, const UserRef& ref,
   if (absl::Status st = ReadUserColumns(*rs, user); !st.ok()) return st;
   rs.reset();
   ReadRoleSlugs(s, tenant_id, {user});
+  return absl::OkStatus();
+}
+
+// The tenant's portal admins (users with portal credentials) and whether
+// each is blocked, holding their row locks (credential and user rows), so
+// that the "last active portal admin" check cannot race another block or
+// delete. Taken before the target user's own lock (one order everywhere).
+struct PortalAdmins {
+  std::vector<std::pair<std::string, bool>> admins;  // id, blocked
+
+  bool Contains(absl::string_view id) const {
+    for (const auto& [admin, blocked] : admins) {
+      if (admin == id) return true;
+    }
+    return false;
+  }
+  int ActiveOtherThan(absl::string_view id) const {
+    int n = 0;
+    for (const auto& [admin, blocked] : admins) n += !blocked && admin != id;
+    return n;
+  }
+};
+
+PortalAdmins LockPortalAdmins(Session& s, int64_t tenant_id) {
+  s.Step("lock portal admins");
+  sql::PreparedStatement& stmt = s.Prepare(
+      "SELECT u.id, u.blocked FROM portal_credentials pc JOIN users u"
+      " ON u.tenant_id = pc.tenant_id AND u.id = pc.user_id"
+      " WHERE pc.tenant_id = ? ORDER BY u.id FOR UPDATE");
+  stmt.setInt64(1, tenant_id);
+  std::unique_ptr<sql::ResultSet> rs = s.Query(stmt);
+  PortalAdmins out;
+  while (rs->next()) {
+    out.admins.emplace_back(rs->getString(1).asStdString(), rs->getInt(2) != 0);
+  }
+  return out;
+}
+
+// The portal-admin rule for a write that changes whether `user` is blocked
+// (`blocking`: to blocked) or deletes it (`deleting`).
+absl::Status CheckPortalAdminWrite(const PortalAdmins& admins,
+                                   const UserRecord& user, bool blocking,
+                                   bool deleting,
+                                   const PortalAdminGuard& guard) {
+  if (!admins.Contains(user.id)) return absl::OkStatus();
+  if (!guard.may_manage_admins) {
+    return absl::PermissionDeniedError(
+        "blocking, unblocking or deleting a portal admin needs admin:write");
+  }
+  if ((blocking || deleting) && !user.blocked &&
+      admins.ActiveOtherThan(user.id) == 0) {
+    absl::Status last = absl::FailedPreconditionError(
+        absl::StrCat("the tenant's last active portal admin cannot be ",
+                     deleting ? "deleted" : "blocked"));
+    last.SetPayload(kLastPortalAdminPayload, absl::Cord("1"));
+    return last;
+  }
   return absl::OkStatus();
 }
 
@@ -560,6 +619,10 @@ absl::StatusOr<UserWrite> MysqlUserStore::UpdateUser(int64_t tenant_id,
         result = UserWrite();
         UnknownRole unknown;
         s.Begin();
+        std::optional<PortalAdmins> admins;
+        if (update.blocked.has_value()) {
+          admins = LockPortalAdmins(s, tenant_id);
+        }
         UserRecord current;
         if (absl::Status st = ReadUser(s, tenant_id, ref, true, &current);
             !st.ok()) {
@@ -568,6 +631,14 @@ absl::StatusOr<UserWrite> MysqlUserStore::UpdateUser(int64_t tenant_id,
         const std::string email = update.email.value_or(current.email);
         const std::string name = update.name.value_or(current.name);
         const bool blocked = update.blocked.value_or(current.blocked);
+        if (admins.has_value() && blocked != current.blocked) {
+          if (absl::Status st = CheckPortalAdminWrite(*admins, current, blocked,
+                                                      false, update.guard);
+              !st.ok()) {
+            s.Rollback();
+            return st;
+          }
+        }
         bool changed = email != current.email || name != current.name ||
                        blocked != current.blocked;
         std::vector<std::string> added;
@@ -626,17 +697,24 @@ absl::StatusOr<UserWrite> MysqlUserStore::UpdateUser(int64_t tenant_id,
   return result;
 }
 
-absl::StatusOr<UserRecord> MysqlUserStore::DeleteUser(int64_t tenant_id,
-                                                      const UserRef& ref,
-                                                      const AuditEvent& event) {
+absl::StatusOr<UserRecord> MysqlUserStore::DeleteUser(
+    int64_t tenant_id, const UserRef& ref, const AuditEvent& event,
+    const PortalAdminGuard& guard) {
   if (!IsStorableToken(ref.value)) return UserNotFound();
   UserRecord user;
   absl::Status status =
       Run(*pool_, "delete user", [&](Session& s) -> absl::Status {
         user = UserRecord();
         s.Begin();
+        const PortalAdmins admins = LockPortalAdmins(s, tenant_id);
         if (absl::Status st = ReadUser(s, tenant_id, ref, true, &user);
             !st.ok()) {
+          return st;
+        }
+        if (absl::Status st =
+                CheckPortalAdminWrite(admins, user, false, true, guard);
+            !st.ok()) {
+          s.Rollback();
           return st;
         }
         // Assignments go with it (ON DELETE CASCADE).

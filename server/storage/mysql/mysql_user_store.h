@@ -45,7 +45,8 @@ class MysqlUserStore : public UserStore {
                                        const UserUpdate& update,
                                        const AuditEvent& event) override;
   absl::StatusOr<UserRecord> DeleteUser(int64_t tenant_id, const UserRef& ref,
-                                        const AuditEvent& event) override;
+                                        const AuditEvent& event,
+                                        const PortalAdminGuard& guard) override;
 
   absl::StatusOr<RoleRecord> InsertRole(const RoleFields& role,
                                         const AuditEvent& event) override;

@@ -264,7 +264,7 @@ TEST_F(MysqlUserStoreTest, AnotherTenantsUserBehavesExactlyLikeAMissingOne) {
     EXPECT_EQ(got.status().message(), "user not found");
     EXPECT_CODE(store_->UpdateUser(tenant, ref, update, Event("user.updated")),
                 absl::StatusCode::kNotFound);
-    EXPECT_CODE(store_->DeleteUser(tenant, ref, Event("user.deleted")),
+    EXPECT_CODE(store_->DeleteUser(tenant, ref, Event("user.deleted"), {}),
                 absl::StatusCode::kNotFound);
   }
   ASSERT_OK_AND_ASSIGN(UserRecord still,
@@ -394,7 +394,7 @@ TEST_F(MysqlUserStoreTest, DeleteRemovesTheUserAndItsAssignmentsOnce) {
   ASSERT_OK_AND_ASSIGN(
       UserRecord deleted,
       store_->DeleteUser(tenant, UserRef::Email("ivy@example.com"),
-                         Event("user.deleted")));
+                         Event("user.deleted"), {}));
   EXPECT_EQ(deleted.id, user.id);
   EXPECT_THAT(deleted.roles, ElementsAre("member"));
   EXPECT_CODE(store_->GetUser(tenant, UserRef::Id(user.id)),
@@ -402,9 +402,9 @@ TEST_F(MysqlUserStoreTest, DeleteRemovesTheUserAndItsAssignmentsOnce) {
   EXPECT_EQ(Count(absl::StrCat(
                 "SELECT COUNT(*) FROM user_roles WHERE tenant_id = ", tenant)),
             0);
-  EXPECT_CODE(
-      store_->DeleteUser(tenant, UserRef::Id(user.id), Event("user.deleted")),
-      absl::StatusCode::kNotFound);
+  EXPECT_CODE(store_->DeleteUser(tenant, UserRef::Id(user.id),
+                                 Event("user.deleted"), {}),
+              absl::StatusCode::kNotFound);
   EXPECT_EQ(AuditCount(tenant), events + 1);
   EXPECT_EQ(Audit(tenant).back()[3], user.id);
   // The address is free again.
@@ -647,7 +647,7 @@ TEST_F(MysqlUserStoreTest,
 
   // Once nobody holds it, it goes, with one event.
   EXPECT_OK(store_->DeleteUser(tenant, UserRef::Email("lee@example.com"),
-                               Event("user.deleted")));
+                               Event("user.deleted"), {}));
   UserUpdate none;
   none.roles = std::vector<RoleRef>{};
   EXPECT_OK(store_->UpdateUser(tenant, UserRef::Id(user.id), none,
@@ -704,8 +704,8 @@ TEST_F(MysqlUserStoreTest, EveryWriteWritesExactlyOneEventInItsCategory) {
                                Event("user.blocked")));
   ASSERT_OK(store_->UpdateUser(tenant, UserRef::Id(user.id), update,
                                Event("user.blocked")));  // no change
-  ASSERT_OK(
-      store_->DeleteUser(tenant, UserRef::Id(user.id), Event("user.deleted")));
+  ASSERT_OK(store_->DeleteUser(tenant, UserRef::Id(user.id),
+                               Event("user.deleted"), {}));
   ASSERT_OK(
       store_->DeleteRole(tenant, RoleRef::Slug("r1"), Event("role.deleted")));
   const Rows audit = Audit(tenant);

@@ -411,7 +411,7 @@ class HostileInputTest(harness.LumoServerTestCase):
 
     # ----- malformed HTTP on raw sockets -------------------------------------
 
-    def raw_status(self, data, read_timeout=5):
+    def raw_status(self, data, read_timeout=None):
         reply = self.gw.raw(data, read_timeout)
         return reply.split(b"\r\n", 1)[0], reply
 
@@ -466,8 +466,10 @@ class HostileInputTest(harness.LumoServerTestCase):
 
     def test_slow_clients_time_out_and_do_not_block_others(self):
         """Slowloris heads and stalled bodies get 408 (the harness runs the
-        gateway with --request_timeout=3s) while normal requests go on."""
+        gateway with --request_timeout=3s, scaled by TIME_SCALE) while
+        normal requests go on."""
         results = []
+        connected = []
 
         def slow_head(trickle):
             type(self).tried += 1
@@ -476,11 +478,13 @@ class HostileInputTest(harness.LumoServerTestCase):
                     start = time.monotonic()
                     reply = b""
                     s.settimeout(0.5)
-                    for b in trickle:
+                    for i, b in enumerate(trickle):
                         try:
                             s.sendall(bytes([b]))
                         except OSError:
                             break
+                        if i == 0:
+                            connected.append(1)
                         try:
                             chunk = s.recv(4096)
                             if chunk:
@@ -488,7 +492,7 @@ class HostileInputTest(harness.LumoServerTestCase):
                                 break
                         except socket.timeout:
                             pass
-                        if time.monotonic() - start > 12:
+                        if time.monotonic() - start > 12 * harness.TIME_SCALE:
                             break
                     s.settimeout(10)
                     while not reply.endswith(b"}"):
@@ -511,18 +515,21 @@ class HostileInputTest(harness.LumoServerTestCase):
                     for _ in range(2)]
         for t in threads:
             t.start()
-        time.sleep(1)
-        # Meanwhile an ordinary client is served promptly.
-        start = time.monotonic()
+        deadline = time.monotonic() + 20 * harness.TIME_SCALE
+        while len(connected) < len(threads) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        self.assertEqual(len(connected), len(threads))
+        # Meanwhile an ordinary client is served while the slow ones are
+        # still held (none has had its 408 yet).
         self.assertEqual(self.gw.request("GET", "/healthz")[0], 200)
-        self.assertLess(time.monotonic() - start, 2.5)
+        self.assertEqual(results, [], "served only after the slow clients")
         for t in threads:
-            t.join(30)
+            t.join(30 * harness.TIME_SCALE)
         self.assertEqual(len(results), len(threads))
         for reply, elapsed in results:
             self.assertTrue(reply.startswith(b"HTTP/1.1 408 "), reply[:200])
             self.assertIn(b'"request_timeout"', reply)
-            self.assertLess(elapsed, 12)
+            self.assertLess(elapsed, 12 * harness.TIME_SCALE)
         self.assert_alive()
 
 

@@ -38,7 +38,9 @@ namespace {
 using std::string_literals::operator""s;
 
 // How long the client waits for anything the server should send promptly.
-constexpr absl::Duration kPatience = absl::Seconds(5);
+// How long a test waits for something that must happen; only a failing
+// test waits this long (a generous bound for loaded machines).
+constexpr absl::Duration kPatience = absl::Seconds(30);
 
 struct RawResponse {
   int status = 0;
@@ -256,6 +258,25 @@ class HttpServerTest : public testing::Test {
   }
 
   int port() const { return server_->bound_port(); }
+
+  // Requests of /never that reached the handler and wait for an answer.
+  size_t ParkedCount() {
+    absl::MutexLock lock(&mu_);
+    return parked_.size();
+  }
+  // Answers the oldest parked request with `body`.
+  void AnswerParked(absl::string_view body) {
+    Responder respond;
+    {
+      absl::MutexLock lock(&mu_);
+      ASSERT_FALSE(parked_.empty());
+      respond = std::move(parked_.front());
+      parked_.erase(parked_.begin());
+    }
+    HttpResponse response;
+    response.body = std::string(body);
+    respond(std::move(response));
+  }
 
   // Routes: /slow?ms=N answers from another thread after N ms; /never parks
   // the Responder; /throw throws; /inject sets unsafe response fields;
@@ -488,15 +509,15 @@ TEST_F(HttpServerTest, CommonHeadersOnEveryResponse) {
 TEST_F(HttpServerTest, OversizedContentLengthGets413BeforeTheBodyIsSent) {
   HttpServerOptions options = Options();
   options.max_body_bytes = 1024;
+  // Only the head is sent, and no timeout can end the wait for the body:
+  // an answer at all means the server decided from the head.
+  options.request_timeout = absl::Hours(1);
   StartServer(options);
   RawClient client(port());
-  // Only the head: the server must decide without waiting for the body.
   ASSERT_TRUE(client.Send(
       "POST /upload HTTP/1.1\r\nHost: t\r\nContent-Length: 10485760\r\n\r\n"));
-  const absl::Time start = absl::Now();
   std::optional<RawResponse> r = client.Read();
   ASSERT_TRUE(r.has_value());
-  EXPECT_LT(absl::Now() - start, absl::Seconds(2));
   ExpectError(*r, 413, "payload_too_large");
   EXPECT_EQ(r->Header("connection"), "close");
   EXPECT_TRUE(client.WaitClosed());
@@ -658,12 +679,12 @@ TEST_F(HttpServerTest, SlowlorisGets408WithinTheRequestTimeout) {
     if (!client.Send("X-Drip: 1\r\n")) break;
     r = client.Read(absl::Milliseconds(50));
   }
-  if (!r.has_value()) r = client.Read(absl::Seconds(1));
+  if (!r.has_value()) r = client.Read();
   const absl::Duration elapsed = absl::Now() - start;
   ASSERT_TRUE(r.has_value());
   ExpectError(*r, 408, "request_timeout");
+  // Not before the timeout (how long after is load, not behaviour).
   EXPECT_GE(elapsed, absl::Milliseconds(250));
-  EXPECT_LT(elapsed, absl::Milliseconds(1500));
   EXPECT_TRUE(client.WaitClosed());
 }
 
@@ -672,7 +693,7 @@ TEST_F(HttpServerTest, SlowBodyGets408) {
   RawClient client(port());
   ASSERT_TRUE(client.Send(
       "POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 10\r\n\r\nabc"));
-  std::optional<RawResponse> r = client.Read(absl::Seconds(2));
+  std::optional<RawResponse> r = client.Read();
   ASSERT_TRUE(r.has_value());
   ExpectError(*r, 408, "request_timeout");
 }
@@ -681,7 +702,7 @@ TEST_F(HttpServerTest, SilentConnectionIsClosedAfterTheRequestTimeout) {
   StartServer(TightOptions());
   RawClient client(port());
   const absl::Time start = absl::Now();
-  EXPECT_TRUE(client.WaitClosed(absl::Seconds(2)));
+  EXPECT_TRUE(client.WaitClosed());
   EXPECT_GE(absl::Now() - start, absl::Milliseconds(250));
   EXPECT_TRUE(client.unread().empty());
 }
@@ -694,9 +715,8 @@ TEST_F(HttpServerTest, IdleKeepAliveConnectionIsClosed) {
   ASSERT_TRUE(client.Send(Get("/")));
   ASSERT_TRUE(client.Read().has_value());
   const absl::Time start = absl::Now();
-  EXPECT_TRUE(client.WaitClosed(absl::Seconds(2)));
+  EXPECT_TRUE(client.WaitClosed());
   EXPECT_GE(absl::Now() - start, absl::Milliseconds(250));
-  EXPECT_LT(absl::Now() - start, absl::Milliseconds(1500));
   EXPECT_TRUE(client.unread().empty());
 }
 
@@ -725,7 +745,6 @@ TEST_F(HttpServerTest, HandlerThatNeverRespondsGets503AfterTheTimeout) {
   ExpectError(*r, 503, "service_unavailable");
   EXPECT_EQ(r->Header("x-request-id"), "wait-1");
   EXPECT_GE(elapsed, absl::Milliseconds(250));
-  EXPECT_LT(elapsed, absl::Milliseconds(1500));
   EXPECT_TRUE(client.WaitClosed());
   // The parked Responder still works, and does nothing.
   std::vector<Responder> parked;
@@ -740,11 +759,11 @@ TEST_F(HttpServerTest, HandlerThatNeverRespondsGets503AfterTheTimeout) {
 TEST_F(HttpServerTest, LateResponseAfterTheTimeoutIsDropped) {
   StartServer(TightOptions());
   RawClient client(port());
-  ASSERT_TRUE(client.Send(Get("/slow?ms=600")));
+  ASSERT_TRUE(client.Send(Get("/never")));
   std::optional<RawResponse> r = client.Read();
   ASSERT_TRUE(r.has_value());
   EXPECT_EQ(r->status, 503);
-  JoinDelayedResponders();  // the late response has been handed over
+  AnswerParked("too late");  // after the timeout's answer, by construction
   EXPECT_TRUE(client.WaitClosed());
   EXPECT_TRUE(client.unread().empty());
   // The server is unharmed.
@@ -856,34 +875,36 @@ TEST_F(HttpServerTest, ShutdownLetsAnInFlightRequestFinishAndRefusesNewOnes) {
   StartServer();
   const int bound = port();
   RawClient client(bound);
-  ASSERT_TRUE(client.Send(Get("/slow?ms=500")));
-  absl::SleepFor(absl::Milliseconds(100));  // the request is in the handler
-  RawClient idle(bound);                    // waiting for its first request
-  absl::SleepFor(absl::Milliseconds(50));
+  ASSERT_TRUE(client.Send(Get("/never")));
+  ASSERT_TRUE(Eventually([&] { return ParkedCount() == 1; }))
+      << "the request never reached the handler";
+  RawClient idle(bound);  // waiting for its first request
+  ASSERT_TRUE(Eventually([&] { return server_->open_connections() == 2; }));
 
+  // A grace no test run reaches: Shutdown must return because the last
+  // connection closed, not because the grace ran out (else this hangs).
   absl::Notification shut_down;
-  absl::Duration shutdown_took;
   std::thread stopper([&] {
-    const absl::Time start = absl::Now();
-    server_->Shutdown(absl::Seconds(5));
-    shutdown_took = absl::Now() - start;
+    server_->Shutdown(absl::Hours(1));
     shut_down.Notify();
   });
-  absl::SleepFor(absl::Milliseconds(100));
-  RawClient late(bound);
-  EXPECT_FALSE(late.connected());
-  EXPECT_EQ(late.connect_errno(), ECONNREFUSED);
-  EXPECT_TRUE(idle.WaitClosed(absl::Seconds(1)));
+  // The listener closes: new connections are refused.
+  EXPECT_TRUE(Eventually([&] {
+    RawClient late(bound);
+    return !late.connected() && late.connect_errno() == ECONNREFUSED;
+  }));
+  EXPECT_TRUE(idle.WaitClosed(kPatience));
+  // The parked request keeps it from finishing until it is answered.
   EXPECT_FALSE(shut_down.HasBeenNotified());
 
+  AnswerParked("late done");
   std::optional<RawResponse> r = client.Read();
   ASSERT_TRUE(r.has_value());
   EXPECT_EQ(r->status, 200);
-  EXPECT_EQ(r->body, "slow done");
+  EXPECT_EQ(r->body, "late done");
   EXPECT_EQ(r->Header("connection"), "close");
   EXPECT_TRUE(client.WaitClosed());
   stopper.join();
-  EXPECT_LT(shutdown_took, absl::Seconds(3));
   EXPECT_EQ(server_->open_connections(), 0u);
 }
 
@@ -891,13 +912,14 @@ TEST_F(HttpServerTest, ShutdownClosesWhatIsLeftAfterTheGrace) {
   StartServer();
   RawClient client(port());
   ASSERT_TRUE(client.Send(Get("/never")));
-  absl::SleepFor(absl::Milliseconds(100));
+  ASSERT_TRUE(Eventually([&] { return ParkedCount() == 1; }))
+      << "the request never reached the handler";
   const absl::Time start = absl::Now();
   server_->Shutdown(absl::Milliseconds(200));
-  const absl::Duration took = absl::Now() - start;
-  EXPECT_GE(took, absl::Milliseconds(150));
-  EXPECT_LT(took, absl::Seconds(2));
-  EXPECT_TRUE(client.WaitClosed(absl::Seconds(1)));
+  // It waited for the grace (a lower bound, which no load can break), then
+  // closed the connection whose request was never answered.
+  EXPECT_GE(absl::Now() - start, absl::Milliseconds(150));
+  EXPECT_TRUE(client.WaitClosed(kPatience));
   EXPECT_TRUE(client.unread().empty());
 }
 

@@ -389,6 +389,8 @@ constexpr char kBareKey[] =
     "\"allowedCidrs\":[],\"rateLimitPerMinute\":0,\"version\":0,\"key\":"
     "\"\",\"previousSecretValidUntil\":null}";
 
+// Without render options an unset `optional` field is null; the gateway
+// omits meta.nextCursor when unset (its render options, checked end to end).
 TEST_F(EnvelopeTest, ListEnvelope) {
   const Route& list = RouteFor("GET", "/t/acme/api/v1/admin/api-keys");
   lumo::keys::v1::ListApiKeysResponse reply;
@@ -402,7 +404,7 @@ TEST_F(EnvelopeTest, ListEnvelope) {
             absl::StrCat("{\"data\":[", kBareKey,
                          "],\"meta\":{\"total\":1,\"page\":1,\"limit\":25,"
                          "\"totalPages\":1,\"hasNextPage\":false,"
-                         "\"hasPreviousPage\":false}}"));
+                         "\"hasPreviousPage\":false,\"nextCursor\":null}}"));
 
   const Route& inners = RouteFor("GET", "/inners");
   lumo::gateway::testing::ListInnersResponse inner_reply;
@@ -411,7 +413,8 @@ TEST_F(EnvelopeTest, ListEnvelope) {
   EXPECT_EQ(RenderEnvelope(inners, inner_reply),
             "{\"data\":[{\"id\":\"\",\"count\":2,\"child\":null}],"
             "\"meta\":{\"total\":0,\"page\":0,\"limit\":0,\"totalPages\":0,"
-            "\"hasNextPage\":true,\"hasPreviousPage\":false}}");
+            "\"hasNextPage\":true,\"hasPreviousPage\":false,"
+            "\"nextCursor\":null}}");
 }
 
 TEST_F(EnvelopeTest, SingleResourceEnvelopes) {
