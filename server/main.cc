@@ -592,6 +592,8 @@ int main(int argc, char** argv) {
   if ((*app)->replica_sync() != nullptr) {
     std::string fields = "\"replica_id\":";
     lumo::log::AppendJsonString(fields, (*app)->replica_sync()->id());
+    absl::StrAppend(&fields, ",\"incarnation\":");
+    lumo::log::AppendJsonString(fields, (*app)->replica_sync()->incarnation());
     absl::StrAppend(
         &fields, ",\"ack_timeout_ms\":",
         absl::ToInt64Milliseconds((*app)->replica_sync()->ack_timeout()));

@@ -51,14 +51,21 @@ absl::StatusOr<std::unique_ptr<App>> App::Create(
       app->key_store_.get(), options.peppers, verifier_options);
   // [replication wiring] (issue 7): before the key service, which waits on
   // it. Its own small pool, so heartbeats never queue behind requests.
+  // Writers waiting for acknowledgements use a second one, so that a burst
+  // of them cannot delay this replica's own heartbeat.
   if (options.replication) {
     absl::StatusOr<std::unique_ptr<storage::MysqlChangeFeedStore>> feed =
         storage::MysqlChangeFeedStore::Open(app->key_store_->pool()->options());
     if (!feed.ok()) return feed.status();
     app->feed_store_ = *std::move(feed);
+    absl::StatusOr<std::unique_ptr<storage::MysqlChangeFeedStore>> acks =
+        storage::MysqlChangeFeedStore::Open(app->key_store_->pool()->options());
+    if (!acks.ok()) return acks.status();
+    app->ack_store_ = *std::move(acks);
     absl::StatusOr<std::unique_ptr<service::ReplicaSync>> sync =
         service::ReplicaSync::Start(app->feed_store_.get(),
-                                    app->verifier_.get(), options.replica);
+                                    app->verifier_.get(), options.replica,
+                                    app->ack_store_.get());
     if (!sync.ok()) return sync.status();
     app->replica_ = *std::move(sync);
   }

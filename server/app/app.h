@@ -154,6 +154,7 @@ class App {
   // [replication members] (issue 7): the tailer is stopped in ~App after
   // workers_ (which may be waiting on it); the feed store outlives it.
   std::unique_ptr<storage::MysqlChangeFeedStore> feed_store_;
+  std::unique_ptr<storage::MysqlChangeFeedStore> ack_store_;
   std::unique_ptr<service::ReplicaSync> replica_;
   // [failure throttle] (issue 8): outlives auth_'s use of it (auth_ drops
   // its pointer in ~App before this is destroyed).

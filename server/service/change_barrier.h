@@ -18,6 +18,11 @@ struct ChangeRef {
   std::string key_id;
   std::string change_type;  // rotated, revoked, deleted
   int64_t key_version = 0;
+  // False when the mutation changed nothing (the key was revoked / deleted
+  // already, typically by an earlier attempt whose wait failed). That
+  // attempt's feed row may have been abandoned by the tailers, so the
+  // change is announced afresh and the wait is for the announcement.
+  bool wrote_feed_row = true;
 };
 
 // Thread-safe.
@@ -32,7 +37,8 @@ class ChangeBarrier {
   // how long its feed row was allocated but uncommitted). On failure the
   // change has still committed and stands: UNAVAILABLE when the
   // acknowledgement could not be established within the bounded wait or
-  // the database could not be asked.
+  // the database could not be asked; DEADLINE_EXCEEDED when the caller's
+  // deadline (storage::CurrentCallDeadline) passed first.
   virtual absl::Status AwaitChange(const ChangeRef& change,
                                    absl::Duration mutation_took) = 0;
 };

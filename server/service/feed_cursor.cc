@@ -16,7 +16,9 @@ int64_t FeedCursor::missing() const {
 std::vector<int64_t> FeedCursor::Observe(absl::Span<const int64_t> seqs,
                                          int64_t covered_through,
                                          Clock::time_point read_started,
-                                         Clock::time_point read_finished) {
+                                         Clock::time_point read_finished,
+                                         Clock::duration gap_timeout) {
+  const Clock::duration timeout = std::max(gap_timeout_, gap_timeout);
   std::vector<int64_t> fresh;
   for (int64_t seq : seqs) {
     if (seq <= applied_) continue;
@@ -50,8 +52,7 @@ std::vector<int64_t> FeedCursor::Observe(absl::Span<const int64_t> seqs,
   // Abandon gaps this read covered that have been missing for the whole
   // timeout, measured up to when this read started.
   for (auto it = gaps_.begin(); it != gaps_.end();) {
-    if (it->last <= covered_through &&
-        read_started - it->noticed >= gap_timeout_) {
+    if (it->last <= covered_through && read_started - it->noticed >= timeout) {
       abandoned_ += it->last - it->first + 1;
       it = gaps_.erase(it);
     } else {

@@ -43,11 +43,13 @@ class FeedCursor {
   // (INT64_MAX when it was not truncated by a LIMIT, else the last seq
   // returned). `read_started` is taken before the statement was sent,
   // `read_finished` after its rows arrived. Returns the seqs seen for the
-  // first time, in order: the caller applies exactly these.
-  std::vector<int64_t> Observe(absl::Span<const int64_t> seqs,
-                               int64_t covered_through,
-                               Clock::time_point read_started,
-                               Clock::time_point read_finished);
+  // first time, in order: the caller applies exactly these. Gaps are
+  // abandoned after the longer of the constructor's gap timeout and
+  // `gap_timeout` (the longest any replica runs with, read with the rows).
+  std::vector<int64_t> Observe(
+      absl::Span<const int64_t> seqs, int64_t covered_through,
+      Clock::time_point read_started, Clock::time_point read_finished,
+      Clock::duration gap_timeout = Clock::duration::zero());
 
   // Every seq <= applied() was seen or abandoned.
   int64_t applied() const { return applied_; }
@@ -66,7 +68,7 @@ class FeedCursor {
     Clock::time_point noticed;
   };
 
-  const Clock::duration gap_timeout_;
+  Clock::duration gap_timeout_;
   int64_t applied_;
   int64_t highest_;
   // Sorted, disjoint, all within (applied_, highest_).

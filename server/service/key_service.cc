@@ -150,13 +150,15 @@ KeyService::KeyService(storage::KeyStore* store,
 
 absl::Status KeyService::AwaitReplicas(int64_t tenant_id, absl::string_view id,
                                        absl::string_view change_type,
-                                       int64_t version, absl::Duration took) {
+                                       int64_t version, bool changed,
+                                       absl::Duration took) {
   if (barrier_ == nullptr) return absl::OkStatus();
   ChangeRef change;
   change.tenant_id = tenant_id;
   change.key_id = std::string(id);
   change.change_type = std::string(change_type);
   change.key_version = version;
+  change.wrote_feed_row = changed;
   absl::Status acked = barrier_->AwaitChange(change, took);
   if (acked.ok()) return acked;
   return WithErrorCode(acked, "service_unavailable");
@@ -394,8 +396,9 @@ absl::StatusOr<KeyWithSecret> KeyService::RotateKey(
     }
     return Annotate(rotated.status());
   }
-  if (absl::Status acked = AwaitReplicas(caller.tenant_id, id, "rotated",
-                                         rotated->version, took);
+  if (absl::Status acked =
+          AwaitReplicas(caller.tenant_id, id, "rotated", rotated->version,
+                        /*changed=*/true, took);
       !acked.ok()) {
     // The rotation stands; its new secret is not handed out by a failed
     // call (rotate again once the replicas are healthy).
@@ -417,10 +420,11 @@ absl::StatusOr<storage::ApiKeyRecord> KeyService::RevokeKey(
       absl::FromChrono(std::chrono::steady_clock::now() - started);
   verifier_->Evict(id);
   if (!revoked.ok()) return Annotate(revoked.status());
-  // Also when it was revoked already: a retry after a failed wait waits
-  // again.
-  if (absl::Status acked = AwaitReplicas(caller.tenant_id, id, "revoked",
-                                         revoked->key.version, took);
+  // Also when it was revoked already: a retry after a failed wait
+  // announces the revocation again and waits for it.
+  if (absl::Status acked =
+          AwaitReplicas(caller.tenant_id, id, "revoked", revoked->key.version,
+                        revoked->changed, took);
       !acked.ok()) {
     return acked;
   }
@@ -434,13 +438,23 @@ absl::Status KeyService::DeleteKey(const Principal& caller,
   storage::AuditEvent event =
       KeyEvent("api_key.deleted", &caller, info, id, "{}");
   const auto started = std::chrono::steady_clock::now();
-  absl::Status deleted = store_->DeleteKey(caller.tenant_id, id, event);
+  absl::StatusOr<storage::DeleteResult> deleted =
+      store_->DeleteKey(caller.tenant_id, id, event);
   const absl::Duration took =
       absl::FromChrono(std::chrono::steady_clock::now() - started);
   verifier_->Evict(id);
-  if (!deleted.ok()) return Annotate(deleted);
-  // A re-announced delete carries version 0 (the store does not return it).
-  return AwaitReplicas(caller.tenant_id, id, "deleted", 0, took);
+  if (!deleted.ok()) return Annotate(deleted.status());
+  // A key deleted already answers NOT_FOUND as before, but only once the
+  // replicas acknowledged the deletion again: this may be the retry of a
+  // call whose wait failed.
+  if (absl::Status acked =
+          AwaitReplicas(caller.tenant_id, id, "deleted", deleted->version,
+                        deleted->changed, took);
+      !acked.ok()) {
+    return acked;
+  }
+  if (!deleted->changed) return Annotate(absl::NotFoundError("deleted"));
+  return absl::OkStatus();
 }
 
 absl::StatusOr<KeyService::TenantWithKey> KeyService::CreateTenant(

@@ -66,7 +66,9 @@ inline constexpr int32_t kMaxRateLimitPerMinute = 1'000'000;
 // With a `barrier` (replication, docs/replication.md), RotateKey, RevokeKey
 // (also of an already revoked key) and DeleteKey return OK only after the
 // barrier acknowledged the committed change; when it cannot, they return
-// its UNAVAILABLE and the change still stands.
+// its UNAVAILABLE (DEADLINE_EXCEEDED when the caller's deadline passed) and
+// the change still stands. DeleteKey of a key already deleted answers
+// NOT_FOUND, also only after the barrier acknowledged the deletion again.
 class KeyService {
  public:
   KeyService(storage::KeyStore* store,
@@ -114,10 +116,12 @@ class KeyService {
                                                 const Principal* caller,
                                                 const RequestInfo& info);
   // After a committed change that kills a secret: the barrier's wait (OK
-  // without a barrier). `took` is how long the store call ran.
+  // without a barrier). `changed` is false when the call found the change
+  // made already (it is then announced again); `took` is how long the
+  // store call ran.
   absl::Status AwaitReplicas(int64_t tenant_id, absl::string_view id,
                              absl::string_view change_type, int64_t version,
-                             absl::Duration took);
+                             bool changed, absl::Duration took);
 
   storage::KeyStore* const store_;
   const std::shared_ptr<const core::PepperSet> peppers_;

@@ -6,6 +6,8 @@
 
 #include "absl/strings/str_cat.h"
 #include "server/core/crypto.h"
+#include "server/fault/fault_points.h"
+#include "server/storage/call_deadline.h"
 
 namespace lumo::service {
 
@@ -15,9 +17,20 @@ std::chrono::nanoseconds ToChrono(absl::Duration d) {
   return absl::ToChronoNanoseconds(d);
 }
 
-absl::StatusOr<std::string> RandomReplicaId() {
-  // Only has to be unique among replicas: 16 base62 characters.
-  return core::RandomBase62(16);
+// Ids and incarnations only have to be unique among replicas: 16 base62
+// characters.
+absl::StatusOr<std::string> RandomName() { return core::RandomBase62(16); }
+
+// The status of a wait that ended without the acknowledgement: the change
+// itself is committed either way.
+absl::Status Unacknowledged(absl::string_view why, absl::Time call_deadline) {
+  const std::string message =
+      absl::StrCat("the change is committed and stands, but ", why);
+  if (absl::Now() >= call_deadline) {
+    return absl::DeadlineExceededError(
+        absl::StrCat(message, " (the call's deadline passed)"));
+  }
+  return absl::UnavailableError(message);
 }
 
 }  // namespace
@@ -49,42 +62,55 @@ absl::Status ValidateReplicaSyncOptions(const ReplicaSyncOptions& o) {
 
 absl::StatusOr<std::unique_ptr<ReplicaSync>> ReplicaSync::Start(
     storage::ChangeFeedStore* store, Verifier* verifier,
-    ReplicaSyncOptions options) {
+    ReplicaSyncOptions options, storage::ChangeFeedStore* ack_store) {
   if (absl::Status s = ValidateReplicaSyncOptions(options); !s.ok()) return s;
   if (options.replica_id.empty()) {
-    absl::StatusOr<std::string> id = RandomReplicaId();
+    absl::StatusOr<std::string> id = RandomName();
     if (!id.ok()) return id.status();
     options.replica_id = *std::move(id);
   }
+  if (options.fault_scope.empty()) options.fault_scope = options.replica_id;
+  storage::ReplicaName name;
+  name.id = options.replica_id;
+  absl::StatusOr<std::string> incarnation = RandomName();
+  if (!incarnation.ok()) return incarnation.status();
+  name.incarnation = *std::move(incarnation);
   // Untrusted until the first round renews the lease.
   verifier->SetCacheTrustedUntil(Clock::time_point{});
-  // Any change still uncommitted now allocated its seq less than
-  // gap_timeout / 2 ago or will be re-announced; starting three gap
-  // timeouts back leaves room for the clock read and created_at skew.
-  absl::StatusOr<int64_t> start = store->StartingPoint(3 * options.gap_timeout);
+  // Any change still uncommitted now allocated its seq less than half the
+  // writer's gap timeout ago or will be announced again; starting three of
+  // the longest gap timeouts back leaves room for the clock read and
+  // created_at skew.
+  absl::StatusOr<absl::Duration> longest = store->MaxGapTimeout();
+  if (!longest.ok()) return longest.status();
+  absl::StatusOr<storage::FeedPosition> start =
+      store->StartingPoint(3 * std::max(options.gap_timeout, *longest));
   if (!start.ok()) return start.status();
-  storage::ReplicaRegistration reg;
-  reg.id = options.replica_id;
-  reg.address = options.address;
-  reg.hostname = options.hostname;
-  reg.pid = options.pid;
-  reg.lease = options.lease;
-  reg.applied_seq = *start;
-  if (absl::Status s = store->Register(reg, absl::Hours(1)); !s.ok()) return s;
   std::unique_ptr<ReplicaSync> sync(
-      new ReplicaSync(store, verifier, std::move(options), *start));
+      new ReplicaSync(store, ack_store != nullptr ? ack_store : store, verifier,
+                      std::move(options), std::move(name), *start));
+  if (absl::Status s = store->Register(sync->Registration(), absl::Hours(1));
+      !s.ok()) {
+    return s;
+  }
   sync->thread_ = std::thread([p = sync.get()] { p->Loop(); });
+  sync->poller_ = std::thread([p = sync.get()] { p->PollLoop(); });
   return sync;
 }
 
-ReplicaSync::ReplicaSync(storage::ChangeFeedStore* store, Verifier* verifier,
-                         ReplicaSyncOptions options, int64_t start_after)
+ReplicaSync::ReplicaSync(storage::ChangeFeedStore* store,
+                         storage::ChangeFeedStore* ack_store,
+                         Verifier* verifier, ReplicaSyncOptions options,
+                         storage::ReplicaName name, storage::FeedPosition start)
     : store_(store),
+      ack_store_(ack_store),
       verifier_(verifier),
       options_(std::move(options)),
-      cursor_(start_after, ToChrono(options_.gap_timeout)) {
-  applied_.store(start_after, std::memory_order_relaxed);
-  published_ = start_after;
+      name_(std::move(name)),
+      cursor_(start.seq, ToChrono(options_.gap_timeout)),
+      anchor_(start) {
+  applied_.store(start.seq, std::memory_order_relaxed);
+  published_ = start.seq;
 }
 
 ReplicaSync::~ReplicaSync() { Stop(); }
@@ -96,8 +122,13 @@ void ReplicaSync::Stop() {
     stopped_ = true;
     stop_ = true;
   }
+  {
+    absl::MutexLock lock(&ack_mu_);
+    ack_stop_ = true;
+  }
   if (thread_.joinable()) thread_.join();
-  if (absl::Status s = store_->Deregister(options_.replica_id); !s.ok()) {
+  if (poller_.joinable()) poller_.join();
+  if (absl::Status s = store_->Deregister(name_); !s.ok()) {
     Log("warning",
         absl::StrCat("replica deregistration failed: ", s.message()));
   }
@@ -105,15 +136,30 @@ void ReplicaSync::Stop() {
 
 absl::Duration ReplicaSync::ack_timeout() const {
   // A dead replica's lease ends at most `lease` after the commit; a live one
-  // acknowledges within the gap timeout plus a few rounds.
-  return std::max(options_.lease, options_.gap_timeout +
-                                      2 * options_.poll_interval +
+  // acknowledges within the (longest) gap timeout plus a few rounds.
+  const absl::Duration gap = std::max(
+      options_.gap_timeout,
+      absl::Microseconds(longest_gap_us_.load(std::memory_order_relaxed)));
+  return std::max(options_.lease, gap + 2 * options_.poll_interval +
                                       options_.heartbeat_interval) +
          absl::Seconds(1);
 }
 
 void ReplicaSync::Log(absl::string_view level, absl::string_view message) {
   if (options_.log) options_.log(level, message);
+}
+
+storage::ReplicaRegistration ReplicaSync::Registration() const {
+  storage::ReplicaRegistration reg;
+  reg.name = name_;
+  reg.address = options_.address;
+  reg.hostname = options_.hostname;
+  reg.pid = options_.pid;
+  reg.lease = options_.lease;
+  reg.gap_timeout = options_.gap_timeout;
+  reg.applied_seq = cursor_.applied();
+  reg.anchor = anchor_;
+  return reg;
 }
 
 void ReplicaSync::Loop() {
@@ -128,6 +174,19 @@ void ReplicaSync::Loop() {
   }
 }
 
+void ReplicaSync::ResetCache(absl::string_view why) {
+  // Untrusted first, so that no lookup uses an entry in between.
+  trusted_until_ = Clock::time_point{};
+  verifier_->SetCacheTrustedUntil(trusted_until_);
+  verifier_->EvictAll();
+  cache_resets_.fetch_add(1, std::memory_order_relaxed);
+  Log("warning",
+      absl::StrCat(why,
+                   ": verify cache dropped; verifying against the database "
+                   "until the lease is renewed"));
+  trusted_ = false;
+}
+
 bool ReplicaSync::Round() {
   if (trusted_ && !verifier_->cache_trusted()) {
     trusted_ = false;
@@ -135,33 +194,86 @@ bool ReplicaSync::Round() {
         "replica lease lapsed: verifying against the database only until "
         "the lease is renewed");
   }
+  if (!fault::kTailerBeforeRead.Hit(options_.fault_scope).ok()) {
+    last_round_failed_ = true;
+    return false;
+  }
   const Clock::time_point read_started = Clock::now();
-  absl::StatusOr<std::vector<storage::KeyChange>> rows =
-      store_->ReadChanges(cursor_.applied(), options_.batch);
+  absl::StatusOr<storage::FeedRead> read =
+      store_->ReadChanges(cursor_.applied(), anchor_, options_.batch);
   const Clock::time_point read_finished = Clock::now();
-  if (!rows.ok()) {
+  if (!read.ok()) {
     if (!last_round_failed_) {
       Log("warning",
-          absl::StrCat("change feed read failed: ", rows.status().message()));
+          absl::StrCat("change feed read failed: ", read.status().message()));
     }
     last_round_failed_ = true;
     return false;
   }
+
+  // The database clock was read during this statement and the previous
+  // one; between them at most (this read's end - that read's start) passed
+  // on a clock that keeps running. When the database clock advanced
+  // further, this process (or its VM) did not run while time passed:
+  // writers may have stopped waiting for it without it noticing.
+  if (previous_read_.has_value()) {
+    const absl::Duration db_span = read->db_now - previous_read_->second;
+    const absl::Duration local_span =
+        absl::FromChrono(read_finished - previous_read_->first);
+    if (db_span - local_span > options_.lease_margin / 2) {
+      ResetCache(absl::StrCat(
+          "the database clock advanced ",
+          absl::FormatDuration(db_span - local_span),
+          " more than this process's monotonic clock (was it suspended?)"));
+    }
+  }
+  previous_read_.emplace(read_started, read->db_now);
+
+  const absl::Duration gap =
+      std::max(options_.gap_timeout, read->max_gap_timeout);
+  longest_gap_us_.store(absl::ToInt64Microseconds(gap),
+                        std::memory_order_relaxed);
+  if (!read->anchor_intact) {
+    // The newest row this replica had seen is gone or replaced: the feed
+    // was rolled back and new changes may reuse seqs at or below our
+    // position. Everything cached may predate them; re-read from a point
+    // every uncommitted change lies beyond.
+    verifier_->EvictAll();
+    cache_resets_.fetch_add(1, std::memory_order_relaxed);
+    Log("warning",
+        "the change feed was rolled back (a restore, a failover that lost "
+        "commits, or a TRUNCATE): verify cache dropped, re-reading the feed");
+    absl::StatusOr<storage::FeedPosition> start =
+        store_->StartingPoint(3 * gap);
+    if (!start.ok()) {
+      last_round_failed_ = true;
+      return false;
+    }
+    cursor_ = FeedCursor(start->seq, ToChrono(options_.gap_timeout));
+    anchor_ = *start;
+    applied_.store(cursor_.applied(), std::memory_order_relaxed);
+    published_ = -1;  // publish the new position with the next round
+    return true;
+  }
+
   std::vector<int64_t> seqs;
-  seqs.reserve(rows->size());
-  for (const storage::KeyChange& c : *rows) seqs.push_back(c.seq);
-  const bool truncated = static_cast<int>(rows->size()) >= options_.batch;
-  const int64_t covered =
-      truncated ? rows->back().seq : FeedCursor::kCoveredAll;
-  std::vector<int64_t> fresh =
-      cursor_.Observe(seqs, covered, read_started, read_finished);
+  seqs.reserve(read->changes.size());
+  for (const storage::KeyChange& c : read->changes) seqs.push_back(c.seq);
+  const bool truncated = static_cast<int>(seqs.size()) >= options_.batch;
+  const int64_t covered = truncated ? seqs.back() : FeedCursor::kCoveredAll;
+  std::vector<int64_t> fresh = cursor_.Observe(seqs, covered, read_started,
+                                               read_finished, ToChrono(gap));
   // `fresh` is a subsequence of `seqs` in the same order.
   size_t next = 0;
-  for (const storage::KeyChange& c : *rows) {
+  for (const storage::KeyChange& c : read->changes) {
     if (next < fresh.size() && fresh[next] == c.seq) {
       verifier_->Evict(c.key_id);
       ++next;
     }
+  }
+  if (!read->changes.empty() && read->changes.back().seq > anchor_.seq) {
+    anchor_.seq = read->changes.back().seq;
+    anchor_.created_at = read->changes.back().created_at;
   }
   applied_.store(cursor_.applied(), std::memory_order_relaxed);
   abandoned_.store(cursor_.abandoned(), std::memory_order_relaxed);
@@ -173,88 +285,169 @@ bool ReplicaSync::Round() {
   const bool due =
       read_started - last_heartbeat_ >= ToChrono(options_.heartbeat_interval);
   if (cursor_.applied() != published_ || due || !trusted_) {
-    const Clock::time_point sent = Clock::now();
-    absl::Status hb = store_->Heartbeat(options_.replica_id, cursor_.applied());
-    if (absl::IsNotFound(hb)) {
-      // Our row was pruned or deleted: writers may have stopped waiting
-      // for us, so nothing cached can be trusted. Start afresh.
-      Log("warning", "replica row missing; registering again");
-      verifier_->SetCacheTrustedUntil(Clock::time_point{});
-      verifier_->EvictAll();
-      trusted_ = false;
-      storage::ReplicaRegistration reg;
-      reg.id = options_.replica_id;
-      reg.address = options_.address;
-      reg.hostname = options_.hostname;
-      reg.pid = options_.pid;
-      reg.lease = options_.lease;
-      reg.applied_seq = cursor_.applied();
-      hb = store_->Register(reg, absl::Hours(1));
-      if (hb.ok()) published_ = cursor_.applied();
-      last_round_failed_ = !hb.ok();
-      return false;
-    }
-    if (!hb.ok()) {
-      if (!last_round_failed_) {
-        Log("warning",
-            absl::StrCat("replica heartbeat failed: ", hb.message()));
-      }
-      last_round_failed_ = true;
-      return false;
-    }
-    last_heartbeat_ = sent;
-    published_ = cursor_.applied();
-    verifier_->SetCacheTrustedUntil(
-        sent + ToChrono(options_.lease - options_.lease_margin));
-    if (!trusted_) {
-      Log("info", "replica lease held: answering from the verify cache");
-    }
-    trusted_ = true;
+    last_round_failed_ = !Heartbeat();
+  } else {
+    last_round_failed_ = false;
   }
-  last_round_failed_ = false;
   return truncated;
+}
+
+bool ReplicaSync::Heartbeat() {
+  if (!fault::kTailerBeforeHeartbeat.Hit(options_.fault_scope).ok()) {
+    return false;
+  }
+  const Clock::time_point sent = Clock::now();
+  absl::Status hb = store_->Heartbeat(name_, cursor_.applied(), anchor_);
+  if (absl::IsNotFound(hb)) {
+    // Our row was pruned or deleted: writers may have stopped waiting for
+    // us, so nothing cached can be trusted. Register again; trust comes
+    // back with the next heartbeat.
+    ResetCache("replica row missing; registering again");
+    absl::Status registered = store_->Register(Registration(), absl::Hours(1));
+    if (registered.ok()) published_ = cursor_.applied();
+    return registered.ok();
+  }
+  if (!hb.ok()) {
+    if (!last_round_failed_) {
+      Log("warning", absl::StrCat("replica heartbeat failed: ", hb.message()));
+    }
+    return false;
+  }
+  const Clock::time_point returned = Clock::now();
+  if (returned >= trusted_until_) {
+    // The trust bound in force passed before we knew this heartbeat had
+    // landed. Writers stop waiting for a replica `lease` after its previous
+    // heartbeat, which is no earlier than that bound plus the margin, so
+    // some may have returned OK without us: whatever the cache holds may
+    // predate their changes, and the feed read of this round may too.
+    // Trust only what is read from now on.
+    verifier_->EvictAll();
+    if (trusted_until_ != Clock::time_point{}) {
+      cache_resets_.fetch_add(1, std::memory_order_relaxed);
+    }
+  }
+  last_heartbeat_ = sent;
+  published_ = cursor_.applied();
+  trusted_until_ = sent + ToChrono(options_.lease - options_.lease_margin);
+  verifier_->SetCacheTrustedUntil(trusted_until_);
+  if (!trusted_) {
+    Log("info", "replica lease held: answering from the verify cache");
+  }
+  trusted_ = true;
+  return true;
+}
+
+absl::StatusOr<int64_t> ReplicaSync::Announce(const ChangeRef& change,
+                                              absl::Time deadline) {
+  const absl::Time call_deadline = storage::CurrentCallDeadline();
+  storage::KeyChange again;
+  again.tenant_id = change.tenant_id;
+  again.key_id = change.key_id;
+  again.change_type = change.change_type;
+  again.key_version = change.key_version;
+  for (;;) {
+    const Clock::time_point started = Clock::now();
+    absl::StatusOr<int64_t> seq = ack_store_->Announce(again);
+    const absl::Duration took = absl::FromChrono(Clock::now() - started);
+    if (!seq.ok()) {
+      return Unacknowledged("it could not be announced to the other replicas",
+                            call_deadline);
+    }
+    reannounced_.fetch_add(1, std::memory_order_relaxed);
+    // An announcement whose own commit took this long may have been
+    // abandoned as a gap too: announce once more.
+    if (took < options_.gap_timeout / 2) return *seq;
+    if (absl::Now() >= deadline) {
+      return Unacknowledged(
+          "its announcements to the other replicas kept committing too "
+          "slowly",
+          call_deadline);
+    }
+  }
 }
 
 absl::Status ReplicaSync::AwaitChange(const ChangeRef& change,
                                       absl::Duration mutation_took) {
-  const Clock::time_point deadline = Clock::now() + ToChrono(ack_timeout());
+  const absl::Time call_deadline = storage::CurrentCallDeadline();
+  const absl::Time deadline =
+      std::min(absl::Now() + ack_timeout(), call_deadline);
   int64_t target = 0;
-  if (mutation_took >= options_.gap_timeout / 2) {
-    // Tailers may have abandoned our seq as a rolled-back gap before it
-    // committed: publish the change again under a fresh seq.
-    storage::KeyChange again;
-    again.tenant_id = change.tenant_id;
-    again.key_id = change.key_id;
-    again.change_type = change.change_type;
-    again.key_version = change.key_version;
-    absl::StatusOr<int64_t> seq = store_->Announce(again);
-    if (!seq.ok()) {
-      return absl::UnavailableError(
-          "the change is committed and stands, but it could not be announced "
-          "to the other replicas");
-    }
-    reannounced_.fetch_add(1, std::memory_order_relaxed);
+  if (!change.wrote_feed_row || mutation_took >= options_.gap_timeout / 2) {
+    // Tailers may have abandoned the mutation's seq as a rolled-back gap
+    // before it committed (or, when this call wrote nothing, an earlier
+    // attempt's): publish the change again under a fresh seq.
+    absl::StatusOr<int64_t> seq = Announce(change, deadline);
+    if (!seq.ok()) return seq.status();
     target = *seq;
   } else {
     // Our row is committed, so the head is at or past it.
-    absl::StatusOr<int64_t> head = store_->Head();
+    absl::StatusOr<int64_t> head = ack_store_->Head();
     if (!head.ok()) {
-      return absl::UnavailableError(
-          "the change is committed and stands, but its acknowledgement by "
-          "the other replicas could not be checked");
+      return Unacknowledged(
+          "its acknowledgement by the other replicas could not be checked",
+          call_deadline);
     }
     target = *head;
   }
+  return WaitAcknowledged(target, deadline, call_deadline);
+}
+
+absl::Status ReplicaSync::WaitAcknowledged(int64_t target, absl::Time deadline,
+                                           absl::Time call_deadline) {
+  absl::MutexLock lock(&ack_mu_);
+  ++waiters_;
+  waiter_arrived_ = true;
+  // A poll already running may have read the table before our change
+  // committed: only later polls count.
+  const uint64_t after = polls_started_;
+  auto acknowledged = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(ack_mu_) {
+    return last_poll_ > after && acknowledged_through_ >= target;
+  };
+  auto done = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(ack_mu_) {
+    return ack_stop_ || acknowledged();
+  };
+  ack_mu_.AwaitWithDeadline(absl::Condition(&done), deadline);
+  --waiters_;
+  if (acknowledged()) return absl::OkStatus();
+  if (ack_stop_) {
+    return absl::UnavailableError(
+        "the change is committed and stands, but this server is shutting "
+        "down before every live replica acknowledged it");
+  }
+  if (last_poll_ > after && acknowledged_through_ == kNotAcknowledged) {
+    return Unacknowledged(
+        "its acknowledgement by the other replicas could not be checked",
+        call_deadline);
+  }
+  return Unacknowledged(
+      "not every live replica acknowledged it within the bounded wait",
+      call_deadline);
+}
+
+void ReplicaSync::PollLoop() {
   for (;;) {
-    absl::StatusOr<int64_t> pending =
-        store_->CountUnacknowledged(options_.replica_id, target);
-    if (pending.ok() && *pending == 0) return absl::OkStatus();
-    if (Clock::now() >= deadline) {
-      return absl::UnavailableError(
-          "the change is committed and stands, but not every live replica "
-          "acknowledged it within the bounded wait");
+    uint64_t id = 0;
+    {
+      absl::MutexLock lock(&ack_mu_);
+      auto wanted = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(ack_mu_) {
+        return ack_stop_ || waiters_ > 0;
+      };
+      ack_mu_.Await(absl::Condition(&wanted));
+      if (ack_stop_) return;
+      id = ++polls_started_;
+      waiter_arrived_ = false;
     }
-    absl::SleepFor(options_.ack_poll_interval);
+    absl::StatusOr<int64_t> through = ack_store_->AcknowledgedThrough(name_);
+    absl::MutexLock lock(&ack_mu_);
+    last_poll_ = id;
+    acknowledged_through_ = through.ok() ? *through : kNotAcknowledged;
+    // Pause before the next poll, unless a writer arrived meanwhile (it
+    // needs a poll that starts after its commit).
+    auto woken = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(ack_mu_) {
+      return ack_stop_ || waiter_arrived_;
+    };
+    ack_mu_.AwaitWithTimeout(absl::Condition(&woken),
+                             options_.ack_poll_interval);
   }
 }
 

@@ -1,21 +1,33 @@
 // Acknowledged revocation across replicas (docs/replication.md).
 //
 // One ReplicaSync per server process. It
-//   - registers the replica in the `replicas` table (lease, heartbeat on the
-//     database clock), renews the lease after every successful round and
-//     deletes the row on Stop;
+//   - registers the replica in the `replicas` table under its id and a
+//     random incarnation (lease, heartbeat on the database clock, its gap
+//     timeout), renews the lease after every successful round and deletes
+//     the row on Stop;
 //   - tails key_changes with a FeedCursor (never skipping a change whose
-//     commit was delayed), evicts every changed key from the Verifier, and
-//     publishes the low-water mark it has fully applied as applied_seq;
+//     commit was delayed; gaps are abandoned only after the longest gap
+//     timeout any replica runs with), evicts every changed key from the
+//     Verifier, and publishes the low-water mark it has fully applied
+//     (applied_seq) with the newest row it has seen (its anchor);
+//   - detects a feed that was rolled back (its anchor row vanished or was
+//     replaced) and then drops the whole cache and re-reads the feed from a
+//     safe starting point;
 //   - gates the Verifier's cache: entries are used only until
 //     (send time of the last successful heartbeat) + lease - lease_margin on
 //     the local monotonic clock, so a replica that cannot reach the database
 //     stops answering from its cache before the others consider its lease
-//     expired;
+//     expired. A heartbeat that returns after that bound renews trust only
+//     after dropping the whole cache (writers may have stopped waiting for
+//     this replica meanwhile). So does a round that finds the database
+//     clock advanced further than the local one (the process or its VM was
+//     suspended);
 //   - implements ChangeBarrier for KeyService: after a Rotate/Revoke/Delete
 //     commits, wait until every other live replica's applied_seq covers it.
+//     One poller thread per process reads the acknowledgements for every
+//     waiting writer.
 //
-// Thread-safe. Owns one tailer thread.
+// Thread-safe. Owns the tailer thread and the acknowledgement poller.
 #ifndef LUMOKEYS_SERVER_SERVICE_REPLICA_SYNC_H_
 #define LUMOKEYS_SERVER_SERVICE_REPLICA_SYNC_H_
 
@@ -43,7 +55,8 @@
 namespace lumo::service {
 
 struct ReplicaSyncOptions {
-  // Empty: a random id.
+  // Empty: a random id. A label: two processes with the same id are two
+  // replicas (each has its own incarnation).
   std::string replica_id;
   // For operators (SELECT * FROM replicas): where this replica serves.
   std::string address;
@@ -60,13 +73,18 @@ struct ReplicaSyncOptions {
   // also sent as soon as the applied position moves).
   absl::Duration heartbeat_interval = absl::Milliseconds(250);
   // How long a missing seq is waited for before it is abandoned as rolled
-  // back (FeedCursor); writers whose mutation took gap_timeout / 2 or more
-  // re-announce their change.
+  // back (FeedCursor; the longest value of all registered replicas
+  // applies); writers whose mutation or announcement took gap_timeout / 2
+  // or more announce their change again.
   absl::Duration gap_timeout = absl::Seconds(1);
-  // How often a waiting writer re-reads the replicas table.
+  // How often the acknowledgement poller re-reads the replicas table while
+  // writers wait.
   absl::Duration ack_poll_interval = absl::Milliseconds(5);
   // Rows per feed read.
   int batch = 1000;
+  // The scope under which this instance's fault-injection points fire
+  // (server/fault/fault_points.h); empty: the replica id. Tests only.
+  std::string fault_scope;
   // Optional: receives state changes (lease lost / regained, errors).
   std::function<void(absl::string_view level, absl::string_view message)> log;
 };
@@ -77,31 +95,45 @@ absl::Status ValidateReplicaSyncOptions(const ReplicaSyncOptions& options);
 
 class ReplicaSync : public ChangeBarrier {
  public:
-  // Registers the replica, positions the cursor and starts the tailer. The
-  // verifier's cache is untrusted until the first round has renewed the
-  // lease. `store` and `verifier` must outlive the ReplicaSync.
+  // Registers the replica, positions the cursor and starts the tailer and
+  // the acknowledgement poller. The verifier's cache is untrusted until the
+  // first round has renewed the lease. `store` serves the tailer and its
+  // heartbeats; `ack_store` (null: `store`) serves the writers (feed head,
+  // announcements, the acknowledgement poll): give the two separate pools
+  // so that waiting writers can never delay the heartbeat. The stores and
+  // the verifier must outlive the ReplicaSync.
   static absl::StatusOr<std::unique_ptr<ReplicaSync>> Start(
       storage::ChangeFeedStore* store, Verifier* verifier,
-      ReplicaSyncOptions options);
+      ReplicaSyncOptions options,
+      storage::ChangeFeedStore* ack_store = nullptr);
   ~ReplicaSync() override;
 
-  // Stops the tailer and deletes the replica's row. Idempotent.
+  // Stops the threads and deletes the replica's row. Idempotent. Writers
+  // still waiting get UNAVAILABLE.
   void Stop();
 
+  // Bounded by ack_timeout() and by the caller's deadline
+  // (storage::CurrentCallDeadline): DEADLINE_EXCEEDED when that came first.
   absl::Status AwaitChange(const ChangeRef& change,
                            absl::Duration mutation_took) override;
 
   // The bounded wait of AwaitChange: long enough for a healthy replica to
-  // acknowledge (gap timeout + rounds) and for a dead one's lease to run
-  // out.
+  // acknowledge (the longest gap timeout of any replica + rounds) and for a
+  // dead one's lease to run out.
   absl::Duration ack_timeout() const;
   const std::string& id() const { return options_.replica_id; }
+  const std::string& incarnation() const { return name_.incarnation; }
   int64_t applied() const { return applied_.load(std::memory_order_relaxed); }
   int64_t abandoned() const {
     return abandoned_.load(std::memory_order_relaxed);
   }
   uint64_t reannounced() const {
     return reannounced_.load(std::memory_order_relaxed);
+  }
+  // Times the whole cache was dropped because the replica could not prove
+  // it was current (lapsed lease, rolled-back feed, clock jump).
+  uint64_t cache_resets() const {
+    return cache_resets_.load(std::memory_order_relaxed);
   }
   // How long ago this replica last read the feed to its end (every change
   // committed before that read and not held back by a gap is applied): an
@@ -116,28 +148,55 @@ class ReplicaSync : public ChangeBarrier {
 
  private:
   using Clock = std::chrono::steady_clock;
-  ReplicaSync(storage::ChangeFeedStore* store, Verifier* verifier,
-              ReplicaSyncOptions options, int64_t start_after);
+  ReplicaSync(storage::ChangeFeedStore* store,
+              storage::ChangeFeedStore* ack_store, Verifier* verifier,
+              ReplicaSyncOptions options, storage::ReplicaName name,
+              storage::FeedPosition start);
   void Loop();
-  // One read + apply + (maybe) heartbeat. Returns true when the read was
-  // truncated (read again at once).
+  // One read + apply + (maybe) heartbeat. Returns true when the feed must
+  // be read again at once (a truncated read, a repositioning).
   bool Round();
+  // Sends the heartbeat and renews cache trust; false when it failed.
+  bool Heartbeat();
+  // Drops every cache entry and stops trusting the cache until the next
+  // heartbeat.
+  void ResetCache(absl::string_view why);
+  storage::ReplicaRegistration Registration() const;
   void Log(absl::string_view level, absl::string_view message);
 
+  // Writers' side: publishes the change again until one announcement
+  // committed within half the gap timeout; its seq, or the failure.
+  absl::StatusOr<int64_t> Announce(const ChangeRef& change,
+                                   absl::Time deadline);
+  absl::Status WaitAcknowledged(int64_t target, absl::Time deadline,
+                                absl::Time call_deadline);
+  void PollLoop();
+
   storage::ChangeFeedStore* const store_;
+  storage::ChangeFeedStore* const ack_store_;
   Verifier* const verifier_;
   const ReplicaSyncOptions options_;
+  const storage::ReplicaName name_;
 
   // Tailer thread only.
   FeedCursor cursor_;
+  storage::FeedPosition anchor_;  // the newest row seen
   int64_t published_ = -1;
   Clock::time_point last_heartbeat_{};
+  // The bound last given to the verifier (epoch: not trusted).
+  Clock::time_point trusted_until_{};
   bool trusted_ = false;
   bool last_round_failed_ = false;
+  // The previous successful read: when it started (local) and the
+  // database clock it returned.
+  std::optional<std::pair<Clock::time_point, absl::Time>> previous_read_;
 
   std::atomic<int64_t> applied_{0};
   std::atomic<int64_t> abandoned_{0};
   std::atomic<uint64_t> reannounced_{0};
+  std::atomic<uint64_t> cache_resets_{0};
+  // The longest gap timeout of any registered replica, as last read.
+  std::atomic<int64_t> longest_gap_us_{0};
   // Clock ticks (since its epoch) when a read reached the feed's end.
   static constexpr int64_t kNever = std::numeric_limits<int64_t>::min();
   std::atomic<int64_t> caught_up_at_{kNever};
@@ -146,6 +205,22 @@ class ReplicaSync : public ChangeBarrier {
   bool stop_ ABSL_GUARDED_BY(mu_) = false;
   bool stopped_ ABSL_GUARDED_BY(mu_) = false;
   std::thread thread_;
+
+  // The acknowledgement poller and its waiters.
+  absl::Mutex ack_mu_;
+  bool ack_stop_ ABSL_GUARDED_BY(ack_mu_) = false;
+  int waiters_ ABSL_GUARDED_BY(ack_mu_) = 0;
+  // A waiter arrived since the last poll started: poll without pausing.
+  bool waiter_arrived_ ABSL_GUARDED_BY(ack_mu_) = false;
+  // Polls are numbered; a waiter uses only polls that started after it
+  // registered (their query ran after its change committed).
+  uint64_t polls_started_ ABSL_GUARDED_BY(ack_mu_) = 0;
+  uint64_t last_poll_ ABSL_GUARDED_BY(ack_mu_) = 0;
+  // The result of poll `last_poll_` (kNotAcknowledged when it failed).
+  int64_t acknowledged_through_ ABSL_GUARDED_BY(ack_mu_) = kNotAcknowledged;
+  static constexpr int64_t kNotAcknowledged =
+      std::numeric_limits<int64_t>::min();
+  std::thread poller_;
 };
 
 }  // namespace lumo::service

@@ -7,6 +7,7 @@
 #include "server/core/crypto.h"
 #include "server/core/key_format.h"
 #include "server/core/scopes.h"
+#include "server/fault/fault_points.h"
 
 namespace lumo::service {
 
@@ -156,6 +157,7 @@ absl::StatusOr<VerifyOutcome> Verifier::Verify(absl::string_view key,
   } else {
     return record.status();
   }
+  if (absl::Status s = fault::kFillBeforeInstall.Hit(id); !s.ok()) return s;
 
   {
     absl::MutexLock lock(&shard.mu);

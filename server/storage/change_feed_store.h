@@ -28,16 +28,49 @@ struct KeyChange {
   std::string key_id;
   std::string change_type;  // created, rotated, revoked, deleted
   int64_t key_version = 0;
+  absl::Time created_at;  // database clock, microseconds
+};
+
+// One feed row, identified for good by its seq and creation time. A replica
+// remembers the newest row it has seen (its anchor); if that row vanishes
+// or is replaced, the feed was rolled back (a restore, a failover that lost
+// commits, a TRUNCATE) and seqs at or below the replica's position may be
+// reused by new changes. seq 0: before the first row (nothing to check).
+struct FeedPosition {
+  int64_t seq = 0;
+  absl::Time created_at = absl::UnixEpoch();
+};
+
+// The result of one feed read (one statement: one consistent view).
+struct FeedRead {
+  // Up to `limit` committed rows with seq > `after`, in seq order.
+  std::vector<KeyChange> changes;
+  // False when the anchor row no longer exists as remembered.
+  bool anchor_intact = true;
+  // The longest gap timeout any registered replica runs with.
+  absl::Duration max_gap_timeout;
+  // The database clock when the read ran.
+  absl::Time db_now;
+};
+
+// A replica's row: its id (a label, --replica_id) and the random
+// incarnation of the process, so two processes started with one id are two
+// rows.
+struct ReplicaName {
+  std::string id;
+  std::string incarnation;
 };
 
 // What a replica says about itself in the membership table.
 struct ReplicaRegistration {
-  std::string id;
+  ReplicaName name;
   std::string address;
   std::string hostname;
   int64_t pid = 0;
   absl::Duration lease;
+  absl::Duration gap_timeout;
   int64_t applied_seq = 0;
+  FeedPosition anchor;
 };
 
 // Thread-safe: every method may be called concurrently from any thread.
@@ -45,23 +78,29 @@ class ChangeFeedStore {
  public:
   virtual ~ChangeFeedStore() = default;
 
-  // Up to `limit` committed rows with seq > `after`, in seq order (one
-  // statement: one consistent view of what was committed when it ran).
-  virtual absl::StatusOr<std::vector<KeyChange>> ReadChanges(int64_t after,
-                                                             int limit) = 0;
+  // Reads the rows after `after`, checks `anchor`, and reads the longest
+  // gap timeout and the database clock, in one statement.
+  virtual absl::StatusOr<FeedRead> ReadChanges(int64_t after,
+                                               const FeedPosition& anchor,
+                                               int limit) = 0;
 
   // The highest committed seq (0 for an empty feed).
   virtual absl::StatusOr<int64_t> Head() = 0;
 
-  // A safe starting point for a new tailer: the seq of the newest row
-  // created more than `lookback` ago on the database clock (0 if none).
-  // Every transaction still uncommitted that allocated its seq less than
-  // `lookback` ago has a larger seq.
-  virtual absl::StatusOr<int64_t> StartingPoint(absl::Duration lookback) = 0;
+  // The longest gap timeout any registered replica runs with (zero when
+  // none is registered).
+  virtual absl::StatusOr<absl::Duration> MaxGapTimeout() = 0;
 
-  // Appends a row in its own transaction and returns its seq. Used to
-  // re-announce a change whose own commit took so long that tailers may
-  // have abandoned its seq.
+  // A safe starting point for a new tailer: the newest row created more
+  // than `lookback` ago on the database clock (seq 0 if none). Every
+  // transaction still uncommitted that allocated its seq less than
+  // `lookback` ago has a larger seq.
+  virtual absl::StatusOr<FeedPosition> StartingPoint(
+      absl::Duration lookback) = 0;
+
+  // Appends a row marked as an announcement (key_changes.announcement = 1)
+  // in its own transaction and returns its seq. Used to announce a change
+  // again when its own feed row may have been abandoned.
   virtual absl::StatusOr<int64_t> Announce(const KeyChange& change) = 0;
 
   // Inserts (or replaces) this replica's row with heartbeat_at = now
@@ -70,18 +109,22 @@ class ChangeFeedStore {
   virtual absl::Status Register(const ReplicaRegistration& replica,
                                 absl::Duration prune_after) = 0;
 
-  // Renews the lease and publishes `applied_seq`. NOT_FOUND when the row is
-  // gone (the caller must register again).
-  virtual absl::Status Heartbeat(absl::string_view replica_id,
-                                 int64_t applied_seq) = 0;
+  // Renews the lease and publishes `applied_seq` and `anchor`. NOT_FOUND
+  // when the row is gone (the caller must register again).
+  virtual absl::Status Heartbeat(const ReplicaName& replica,
+                                 int64_t applied_seq,
+                                 const FeedPosition& anchor) = 0;
 
   // Deletes the row (clean shutdown).
-  virtual absl::Status Deregister(absl::string_view replica_id) = 0;
+  virtual absl::Status Deregister(const ReplicaName& replica) = 0;
 
-  // How many replicas other than `self_id` are live (heartbeat_at + lease
-  // in the future on the database clock) and have applied_seq < `seq`.
-  virtual absl::StatusOr<int64_t> CountUnacknowledged(absl::string_view self_id,
-                                                      int64_t seq) = 0;
+  // The feed position every live replica other than `self` has applied:
+  // the lowest applied_seq among them (heartbeat_at + lease in the future
+  // on the database clock), where a replica whose anchor row is gone or
+  // replaced counts as having applied nothing (-1). INT64_MAX when no
+  // other replica is live.
+  virtual absl::StatusOr<int64_t> AcknowledgedThrough(
+      const ReplicaName& self) = 0;
 };
 
 }  // namespace lumo::storage

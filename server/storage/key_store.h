@@ -140,6 +140,13 @@ struct RevokeResult {
   bool changed = false;
 };
 
+struct DeleteResult {
+  // False when the key was already deleted (nothing was written).
+  bool changed = false;
+  // The key's version after the call.
+  int64_t version = 0;
+};
+
 // Thread-safe: every method may be called concurrently from any thread.
 class KeyStore {
  public:
@@ -155,7 +162,7 @@ class KeyStore {
   // NOT_FOUND when there is no such tenant.
   virtual absl::StatusOr<Tenant> GetTenantBySlug(absl::string_view slug) = 0;
 
-  // Inserts the key, a change-feed row and `event` in one transaction.
+  // Inserts the key, `event` and a change-feed row in one transaction.
   // ALREADY_EXISTS when the id is taken (the caller draws a new id).
   // NOT_FOUND when the tenant does not exist.
   virtual absl::Status InsertKey(const NewKey& key,
@@ -195,10 +202,14 @@ class KeyStore {
 
   // Marks the key deleted: gone from Get and List, never verifies again; the
   // row stays so that later use of the id is recognised. Writes a
-  // change-feed row and `event` in the same transaction. NOT_FOUND as
-  // GetKey (so deleting twice is NOT_FOUND).
-  virtual absl::Status DeleteKey(int64_t tenant_id, absl::string_view id,
-                                 const AuditEvent& event) = 0;
+  // change-feed row and `event` in the same transaction. Deleting a key of
+  // this tenant that is already deleted changes nothing, writes nothing and
+  // returns changed = false (the caller still answers NOT_FOUND, after the
+  // replicas acknowledged the deletion again). NOT_FOUND when no key of
+  // this tenant ever had the id.
+  virtual absl::StatusOr<DeleteResult> DeleteKey(int64_t tenant_id,
+                                                 absl::string_view id,
+                                                 const AuditEvent& event) = 0;
 
   // One query: the key with its tenant slug, current and retired secrets,
   // deleted ones included. NOT_FOUND when no key ever had this id.

@@ -424,14 +424,13 @@ class BurstChecker:
         state = {r[0]: dict(version=int(r[1]), revoked=r[2] == "1",
                             digest_len=int(r[3]), live=r[5] == "1")
                  for r in rows}
-        # A change is announced again (same type and version; a delete as
-        # version 0) when its commit outlived the replicas' gap timeout
-        # (docs/replication.md): each change counts once.
+        # Re-announcements of a change (docs/replication.md) are marked
+        # and are not changes of their own.
         changes = {}
         for kid, ctype, ver in t.sql.rows(
-                "SELECT DISTINCT key_id, change_type, key_version FROM "
-                "key_changes WHERE NOT (change_type = 'deleted' AND "
-                "key_version = 0)", db):
+                "SELECT key_id, change_type, key_version FROM key_changes"
+                " WHERE announcement = 0",
+                db):
             changes.setdefault(kid, []).append((ctype, int(ver)))
         audit = {}
         for kid, action in t.sql.rows(

@@ -198,18 +198,23 @@ absl::StatusOr<storage::RevokeResult> FakeKeyStore::RevokeKey(
   return result;
 }
 
-absl::Status FakeKeyStore::DeleteKey(int64_t tenant_id, absl::string_view id,
-                                     const storage::AuditEvent& event) {
+absl::StatusOr<storage::DeleteResult> FakeKeyStore::DeleteKey(
+    int64_t tenant_id, absl::string_view id, const storage::AuditEvent& event) {
   if (absl::Status s = Begin(); !s.ok()) return s;
   absl::MutexLock lock(&mu_);
   auto it = keys_.find(std::string(id));
-  if (it == keys_.end() || it->second.deleted ||
-      it->second.record.tenant_id != tenant_id) {
+  if (it == keys_.end() || it->second.record.tenant_id != tenant_id) {
     return absl::NotFoundError("no key");
   }
-  it->second.deleted = true;
-  events_.push_back(event);
-  return absl::OkStatus();
+  storage::DeleteResult result;
+  if (!it->second.deleted) {
+    it->second.deleted = true;
+    ++it->second.record.version;
+    events_.push_back(event);
+    result.changed = true;
+  }
+  result.version = it->second.record.version;
+  return result;
 }
 
 absl::StatusOr<storage::VerifyRecord> FakeKeyStore::LoadForVerify(

@@ -39,8 +39,9 @@ class FakeKeyStore : public storage::KeyStore {
   absl::StatusOr<storage::RevokeResult> RevokeKey(
       int64_t tenant_id, absl::string_view id,
       const storage::AuditEvent& event) override;
-  absl::Status DeleteKey(int64_t tenant_id, absl::string_view id,
-                         const storage::AuditEvent& event) override;
+  absl::StatusOr<storage::DeleteResult> DeleteKey(
+      int64_t tenant_id, absl::string_view id,
+      const storage::AuditEvent& event) override;
   absl::StatusOr<storage::VerifyRecord> LoadForVerify(
       absl::string_view id) override;
   absl::StatusOr<absl::Time> Now() override;

@@ -129,5 +129,24 @@ TEST_F(FeedCursorTest, NewGapsNoticedWhileOthersAreOpenKeepTheirOwnTimers) {
   EXPECT_EQ(cursor.applied(), 4);
 }
 
+TEST_F(FeedCursorTest, ALongerGapTimeoutElsewhereDefersAbandoning) {
+  // This replica's own timeout is 100 ms; another registered replica runs
+  // with 1 s, and a writer there re-announces only after 500 ms.
+  FeedCursor cursor(0, milliseconds(100));
+  auto read = [&](std::vector<int64_t> seqs) {
+    Clock::time_point started = now_;
+    now_ += milliseconds(1);
+    return cursor.Observe(seqs, kAll, started, now_, milliseconds(1000));
+  };
+  EXPECT_THAT(read({1, 3}), ElementsAre(1, 3));
+  Wait(milliseconds(500));
+  EXPECT_THAT(read({3}), IsEmpty());
+  EXPECT_EQ(cursor.applied(), 1) << "abandoned after its own timeout";
+  Wait(milliseconds(500));
+  EXPECT_THAT(read({3}), IsEmpty());
+  EXPECT_EQ(cursor.applied(), 3);
+  EXPECT_EQ(cursor.abandoned(), 1);
+}
+
 }  // namespace
 }  // namespace lumo::service

@@ -4,7 +4,9 @@
 // processes: tests/storage/change_feed_store_test.cc, tests/e2e.
 #include "server/service/replica_sync.h"
 
+#include <algorithm>
 #include <chrono>
+#include <limits>
 #include <map>
 #include <memory>
 #include <string>
@@ -17,6 +19,7 @@
 #include "server/core/pepper.h"
 #include "server/service/key_service.h"
 #include "server/service/verifier.h"
+#include "server/storage/call_deadline.h"
 #include "tests/service/fake_key_store.h"
 
 namespace lumo::service {
@@ -32,16 +35,22 @@ class FakeFeedStore : public storage::ChangeFeedStore {
     bool live = true;
   };
 
-  absl::StatusOr<std::vector<storage::KeyChange>> ReadChanges(
-      int64_t after, int limit) override {
+  absl::StatusOr<storage::FeedRead> ReadChanges(
+      int64_t after, const storage::FeedPosition& anchor, int limit) override {
     absl::MutexLock lock(&mu_);
     if (failing_) return absl::UnavailableError("feed down");
-    std::vector<storage::KeyChange> out;
+    storage::FeedRead out;
     for (const auto& [seq, change] : committed_) {
-      if (seq > after && static_cast<int>(out.size()) < limit) {
-        out.push_back(change);
+      if (seq > after && static_cast<int>(out.changes.size()) < limit) {
+        out.changes.push_back(change);
       }
     }
+    auto it = committed_.find(anchor.seq);
+    out.anchor_intact =
+        anchor.seq == 0 ||
+        (it != committed_.end() && it->second.created_at == anchor.created_at);
+    out.max_gap_timeout = max_gap_;
+    out.db_now = absl::Now() + db_clock_ahead_;
     return out;
   }
   absl::StatusOr<int64_t> Head() override {
@@ -49,15 +58,22 @@ class FakeFeedStore : public storage::ChangeFeedStore {
     if (failing_) return absl::UnavailableError("feed down");
     return committed_.empty() ? 0 : committed_.rbegin()->first;
   }
-  absl::StatusOr<int64_t> StartingPoint(absl::Duration) override {
+  absl::StatusOr<absl::Duration> MaxGapTimeout() override {
     absl::MutexLock lock(&mu_);
-    return start_;
+    return max_gap_;
+  }
+  absl::StatusOr<storage::FeedPosition> StartingPoint(absl::Duration) override {
+    absl::MutexLock lock(&mu_);
+    storage::FeedPosition p;
+    p.seq = start_;
+    return p;
   }
   absl::StatusOr<int64_t> Announce(const storage::KeyChange& change) override {
     absl::MutexLock lock(&mu_);
     announced_.push_back(change);
     storage::KeyChange c = change;
     c.seq = ++next_seq_;
+    c.created_at = absl::Now();
     committed_[c.seq] = c;
     return c.seq;
   }
@@ -65,33 +81,33 @@ class FakeFeedStore : public storage::ChangeFeedStore {
                         absl::Duration) override {
     absl::MutexLock lock(&mu_);
     if (failing_) return absl::UnavailableError("feed down");
-    replicas_[r.id] = Replica{r.applied_seq, true};
-    self_ = r.id;
+    replicas_[r.name.id] = Replica{r.applied_seq, true};
     return absl::OkStatus();
   }
-  absl::Status Heartbeat(absl::string_view id, int64_t applied) override {
+  absl::Status Heartbeat(const storage::ReplicaName& name, int64_t applied,
+                         const storage::FeedPosition&) override {
     absl::MutexLock lock(&mu_);
     if (failing_) return absl::UnavailableError("feed down");
-    auto it = replicas_.find(std::string(id));
+    auto it = replicas_.find(name.id);
     if (it == replicas_.end()) return absl::NotFoundError("gone");
     it->second.applied = applied;
     ++heartbeats_;
     return absl::OkStatus();
   }
-  absl::Status Deregister(absl::string_view id) override {
+  absl::Status Deregister(const storage::ReplicaName& name) override {
     absl::MutexLock lock(&mu_);
-    replicas_.erase(std::string(id));
+    replicas_.erase(name.id);
     return absl::OkStatus();
   }
-  absl::StatusOr<int64_t> CountUnacknowledged(absl::string_view self,
-                                              int64_t seq) override {
+  absl::StatusOr<int64_t> AcknowledgedThrough(
+      const storage::ReplicaName& self) override {
     absl::MutexLock lock(&mu_);
     if (failing_) return absl::UnavailableError("feed down");
-    int64_t n = 0;
+    int64_t through = std::numeric_limits<int64_t>::max();
     for (const auto& [id, r] : replicas_) {
-      if (id != self && r.live && r.applied < seq) ++n;
+      if (id != self.id && r.live) through = std::min(through, r.applied);
     }
-    return n;
+    return through;
   }
 
   // Test hooks. Commit(seq) makes a row with that seq visible (any order).
@@ -101,12 +117,28 @@ class FakeFeedStore : public storage::ChangeFeedStore {
     c.seq = seq;
     c.key_id = key_id;
     c.change_type = "revoked";
+    c.created_at = absl::Now();
     committed_[seq] = c;
     next_seq_ = std::max(next_seq_, seq);
+  }
+  // Drops every row (the feed was rolled back).
+  void Truncate() {
+    absl::MutexLock lock(&mu_);
+    committed_.clear();
+    next_seq_ = 0;
   }
   void SetFailing(bool failing) {
     absl::MutexLock lock(&mu_);
     failing_ = failing;
+  }
+  void SetMaxGapTimeout(absl::Duration d) {
+    absl::MutexLock lock(&mu_);
+    max_gap_ = d;
+  }
+  // The database clock runs this much ahead of the local one from now on.
+  void AdvanceDbClock(absl::Duration d) {
+    absl::MutexLock lock(&mu_);
+    db_clock_ahead_ += d;
   }
   void SetReplica(const std::string& id, Replica r) {
     absl::MutexLock lock(&mu_);
@@ -130,9 +162,10 @@ class FakeFeedStore : public storage::ChangeFeedStore {
   bool failing_ ABSL_GUARDED_BY(mu_) = false;
   int64_t start_ ABSL_GUARDED_BY(mu_) = 0;
   int64_t next_seq_ ABSL_GUARDED_BY(mu_) = 0;
+  absl::Duration max_gap_ ABSL_GUARDED_BY(mu_);
+  absl::Duration db_clock_ahead_ ABSL_GUARDED_BY(mu_);
   std::map<int64_t, storage::KeyChange> committed_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, Replica> replicas_ ABSL_GUARDED_BY(mu_);
-  std::string self_ ABSL_GUARDED_BY(mu_);
   int64_t heartbeats_ ABSL_GUARDED_BY(mu_) = 0;
   std::vector<storage::KeyChange> announced_ ABSL_GUARDED_BY(mu_);
 };
@@ -166,6 +199,16 @@ class ReplicaSyncTest : public ::testing::Test {
     auto sync = ReplicaSync::Start(&feed_, verifier_.get(), options_);
     ASSERT_TRUE(sync.ok()) << sync.status();
     sync_ = *std::move(sync);
+  }
+  // Waits until the cache is trusted and holds `key` (a verification reads
+  // the store no more); returns the store's verification reads so far.
+  int TrustedAndCached(const std::string& key) {
+    EXPECT_TRUE(Eventually([&] { return verifier_->cache_trusted(); }));
+    EXPECT_TRUE(verifier_->Verify(key, {}).ok());
+    const int loads = keys_store_.verify_loads();
+    EXPECT_TRUE(verifier_->Verify(key, {}).ok());
+    EXPECT_EQ(keys_store_.verify_loads(), loads) << "not cached";
+    return loads;
   }
   // A key created through the service, verified once (so it is cached).
   std::string CachedKey() {
@@ -327,6 +370,84 @@ TEST_F(ReplicaSyncTest, ASlowMutationIsReannouncedUnderANewSeq) {
   EXPECT_EQ(feed_.announced()[0].key_id, "aaaaaaaaaaaa");
   EXPECT_EQ(feed_.announced()[0].change_type, "revoked");
   EXPECT_EQ(sync_->reannounced(), 1u);
+}
+
+TEST_F(ReplicaSyncTest, AHeartbeatAfterTheTrustBoundDropsTheCache) {
+  std::string key = CachedKey();
+  StartSync();
+  const int loads = TrustedAndCached(key);
+
+  // The replica cannot reach the feed until its trust bound passed (the
+  // key is not verified meanwhile, so the cache is not refilled).
+  feed_.SetFailing(true);
+  ASSERT_TRUE(Eventually([&] { return !verifier_->cache_trusted(); }));
+  feed_.SetFailing(false);
+  ASSERT_TRUE(Eventually([&] { return verifier_->cache_trusted(); }));
+  EXPECT_GE(sync_->cache_resets(), 1u);
+  ASSERT_TRUE(verifier_->Verify(key, {}).ok());
+  EXPECT_EQ(keys_store_.verify_loads(), loads + 1)
+      << "trust came back with the entry cached before the lapse";
+}
+
+TEST_F(ReplicaSyncTest, ARolledBackFeedDropsTheCacheAndIsReadAgain) {
+  std::string key = CachedKey();
+  StartSync();
+  feed_.Commit(1, "aaaaaaaaaaaa");
+  feed_.Commit(2, "bbbbbbbbbbbb");
+  ASSERT_TRUE(Eventually([&] { return feed_.AppliedOf("self") == 2; }));
+  const int loads = TrustedAndCached(key);
+
+  // Restored to an empty feed; a new change reuses seq 1.
+  feed_.Truncate();
+  feed_.Commit(1, "cccccccccccc");
+  ASSERT_TRUE(Eventually([&] { return sync_->cache_resets() >= 1; }));
+  ASSERT_TRUE(Eventually([&] { return feed_.AppliedOf("self") == 1; }));
+  ASSERT_TRUE(verifier_->Verify(key, {}).ok());
+  EXPECT_EQ(keys_store_.verify_loads(), loads + 1) << "cache kept";
+}
+
+TEST_F(ReplicaSyncTest, ADatabaseClockJumpDropsTheCache) {
+  std::string key = CachedKey();
+  StartSync();
+  const int loads = TrustedAndCached(key);
+  // As if this process had been suspended for a whole lease: the database
+  // clock moved on, the local monotonic clock did not.
+  feed_.AdvanceDbClock(options_.lease);
+  ASSERT_TRUE(Eventually([&] { return sync_->cache_resets() >= 1; }));
+  ASSERT_TRUE(Eventually([&] { return verifier_->cache_trusted(); }));
+  ASSERT_TRUE(verifier_->Verify(key, {}).ok());
+  EXPECT_EQ(keys_store_.verify_loads(), loads + 1) << "cache kept";
+}
+
+TEST_F(ReplicaSyncTest, AnUnchangedMutationIsAnnouncedAgain) {
+  StartSync();
+  feed_.Commit(7, "aaaaaaaaaaaa");
+  feed_.SetReplica("peer", {7, true});
+  std::thread acker([&] {
+    EXPECT_TRUE(Eventually([&] { return !feed_.announced().empty(); }));
+    feed_.SetReplica("peer", {8, true});
+  });
+  ChangeRef change{1, "aaaaaaaaaaaa", "revoked", 2};
+  change.wrote_feed_row = false;
+  absl::Status s = sync_->AwaitChange(change, absl::Milliseconds(1));
+  acker.join();
+  EXPECT_TRUE(s.ok()) << s;
+  ASSERT_EQ(feed_.announced().size(), 1u);
+  EXPECT_EQ(feed_.announced()[0].key_id, "aaaaaaaaaaaa");
+}
+
+TEST_F(ReplicaSyncTest, TheWaitEndsAtTheCallersDeadline) {
+  StartSync();
+  feed_.Commit(7, "aaaaaaaaaaaa");
+  feed_.SetReplica("stuck", {0, true});
+  absl::Status s;
+  {
+    storage::ScopedCallDeadline deadline(absl::Now() + absl::Milliseconds(100));
+    s = sync_->AwaitChange({1, "aaaaaaaaaaaa", "revoked", 2},
+                           absl::Milliseconds(1));
+  }
+  EXPECT_EQ(s.code(), absl::StatusCode::kDeadlineExceeded) << s;
+  EXPECT_NE(s.message().find("stands"), absl::string_view::npos);
 }
 
 TEST_F(ReplicaSyncTest, StopDeregisters) {

@@ -5,6 +5,7 @@
 #include <cppconn/resultset.h>
 
 #include <chrono>
+#include <limits>
 #include <memory>
 #include <string>
 #include <vector>
@@ -26,6 +27,10 @@ namespace {
 
 using ::lumo::service::FeedCursor;
 using ::lumo::testing::TestDatabase;
+
+// A writer that is not registered: sees every registered replica.
+ReplicaName Writer() { return {"writer", "w"}; }
+constexpr int64_t kNobody = std::numeric_limits<int64_t>::max();
 
 constexpr char kInsertChange[] =
     "INSERT INTO key_changes (tenant_id, key_id, change_type, key_version,"
@@ -72,15 +77,15 @@ class ChangeFeedStoreTest : public ::testing::Test {
   // One tailer round with a bare cursor; returns the key ids delivered.
   std::vector<std::string> Round(FeedCursor& cursor) {
     const auto started = FeedCursor::Clock::now();
-    auto rows = feed_->ReadChanges(cursor.applied(), 1000);
-    EXPECT_TRUE(rows.ok()) << rows.status();
+    auto read = feed_->ReadChanges(cursor.applied(), FeedPosition(), 1000);
+    EXPECT_TRUE(read.ok()) << read.status();
     const auto finished = FeedCursor::Clock::now();
     std::vector<int64_t> seqs;
-    for (const KeyChange& c : *rows) seqs.push_back(c.seq);
+    for (const KeyChange& c : read->changes) seqs.push_back(c.seq);
     std::vector<int64_t> fresh =
         cursor.Observe(seqs, FeedCursor::kCoveredAll, started, finished);
     std::vector<std::string> ids;
-    for (const KeyChange& c : *rows) {
+    for (const KeyChange& c : read->changes) {
       for (int64_t s : fresh) {
         if (s == c.seq) ids.push_back(c.key_id);
       }
@@ -141,7 +146,7 @@ TEST_F(ChangeFeedStoreTest, OutOfOrderCommitHoldsARunningReplicasAck) {
   EXPECT_EQ((*sync)->applied(), early - 1);
   EXPECT_EQ(published(), early - 1);
   // A writer waiting for `late` is not acknowledged by this replica yet.
-  EXPECT_EQ(*feed_->CountUnacknowledged("writer", late), 1);
+  EXPECT_LT(*feed_->AcknowledgedThrough(Writer()), late);
 
   held_->Execute("COMMIT");
   const absl::Time end = absl::Now() + absl::Seconds(10);
@@ -149,7 +154,7 @@ TEST_F(ChangeFeedStoreTest, OutOfOrderCommitHoldsARunningReplicasAck) {
     absl::SleepFor(absl::Milliseconds(10));
   }
   EXPECT_EQ(published(), late);
-  EXPECT_EQ(*feed_->CountUnacknowledged("writer", late), 0);
+  EXPECT_GE(*feed_->AcknowledgedThrough(Writer()), late);
   EXPECT_EQ((*sync)->abandoned(), 0);
   (*sync)->Stop();
   EXPECT_FALSE(db_->QueryValue("SELECT id FROM replicas").ok())
@@ -158,40 +163,114 @@ TEST_F(ChangeFeedStoreTest, OutOfOrderCommitHoldsARunningReplicasAck) {
 
 TEST_F(ChangeFeedStoreTest, LeasesAreJudgedOnTheDatabaseClock) {
   ReplicaRegistration r;
-  r.id = "short";
+  r.name = {"short", "i1"};
   // Long enough that the checks right after a heartbeat cannot outlive it
   // on a loaded machine.
   r.lease = absl::Seconds(2);
   r.applied_seq = 0;
   ASSERT_TRUE(feed_->Register(r, absl::Hours(1)).ok());
-  EXPECT_EQ(*feed_->CountUnacknowledged("writer", 1), 1);
-  EXPECT_EQ(*feed_->CountUnacknowledged("short", 1), 0) << "self excluded";
-  ASSERT_TRUE(feed_->Heartbeat("short", 1).ok());
-  EXPECT_EQ(*feed_->CountUnacknowledged("writer", 1), 0) << "acknowledged";
-  EXPECT_EQ(*feed_->CountUnacknowledged("writer", 2), 1);
+  EXPECT_EQ(*feed_->AcknowledgedThrough(Writer()), 0);
+  EXPECT_EQ(*feed_->AcknowledgedThrough(r.name), kNobody) << "self excluded";
+  ASSERT_TRUE(feed_->Heartbeat(r.name, 1, FeedPosition()).ok());
+  EXPECT_EQ(*feed_->AcknowledgedThrough(Writer()), 1) << "acknowledged";
   absl::SleepFor(absl::Milliseconds(2500));
-  EXPECT_EQ(*feed_->CountUnacknowledged("writer", 2), 0) << "lease ran out";
-  ASSERT_TRUE(feed_->Heartbeat("short", 1).ok());
-  EXPECT_EQ(*feed_->CountUnacknowledged("writer", 2), 1) << "renewed";
-  ASSERT_TRUE(feed_->Deregister("short").ok());
-  EXPECT_EQ(feed_->Heartbeat("short", 1).code(), absl::StatusCode::kNotFound);
-  EXPECT_EQ(*feed_->CountUnacknowledged("writer", 2), 0);
+  EXPECT_EQ(*feed_->AcknowledgedThrough(Writer()), kNobody) << "lease ran out";
+  ASSERT_TRUE(feed_->Heartbeat(r.name, 1, FeedPosition()).ok());
+  EXPECT_EQ(*feed_->AcknowledgedThrough(Writer()), 1) << "renewed";
+  ASSERT_TRUE(feed_->Deregister(r.name).ok());
+  EXPECT_EQ(feed_->Heartbeat(r.name, 1, FeedPosition()).code(),
+            absl::StatusCode::kNotFound);
+  EXPECT_EQ(*feed_->AcknowledgedThrough(Writer()), kNobody);
+}
+
+TEST_F(ChangeFeedStoreTest, TwoIncarnationsOfOneIdAreTwoReplicas) {
+  ReplicaRegistration r;
+  r.name = {"twin", "first"};
+  r.lease = absl::Seconds(60);
+  ASSERT_TRUE(feed_->Register(r, absl::Hours(1)).ok());
+  r.name.incarnation = "second";
+  ASSERT_TRUE(feed_->Register(r, absl::Hours(1)).ok());
+  ASSERT_TRUE(feed_->Heartbeat({"twin", "first"}, 5, FeedPosition()).ok());
+  EXPECT_EQ(*feed_->AcknowledgedThrough(Writer()), 0) << "second is behind";
+  ASSERT_TRUE(feed_->Heartbeat({"twin", "second"}, 4, FeedPosition()).ok());
+  EXPECT_EQ(*feed_->AcknowledgedThrough(Writer()), 4);
+  EXPECT_EQ(*feed_->AcknowledgedThrough({"twin", "first"}), 4)
+      << "only the caller's own incarnation is excluded";
+  ASSERT_TRUE(feed_->Deregister({"twin", "second"}).ok());
+  EXPECT_EQ(*feed_->AcknowledgedThrough(Writer()), 5);
+}
+
+TEST_F(ChangeFeedStoreTest, AReplicaWhoseAnchorRowIsGoneAcknowledgesNothing) {
+  CommitChange("aaaaaaaaaaaa");
+  const int64_t b = CommitChange("bbbbbbbbbbbb");
+  auto read = feed_->ReadChanges(0, FeedPosition(), 10);
+  ASSERT_TRUE(read.ok()) << read.status();
+  ASSERT_EQ(read->changes.size(), 2u);
+  FeedPosition anchor{b, read->changes.back().created_at};
+  EXPECT_TRUE(feed_->ReadChanges(b, anchor, 10)->anchor_intact);
+
+  ReplicaRegistration r;
+  r.name = {"r", "i"};
+  r.lease = absl::Seconds(60);
+  ASSERT_TRUE(feed_->Register(r, absl::Hours(1)).ok());
+  ASSERT_TRUE(feed_->Heartbeat(r.name, b, anchor).ok());
+  EXPECT_EQ(*feed_->AcknowledgedThrough(Writer()), b);
+
+  // Rolled back: the anchor row is gone ...
+  ASSERT_TRUE(
+      db_->Execute(absl::StrCat("DELETE FROM key_changes WHERE seq = ", b))
+          .ok());
+  EXPECT_FALSE(feed_->ReadChanges(b, anchor, 10)->anchor_intact);
+  EXPECT_EQ(*feed_->AcknowledgedThrough(Writer()), -1);
+  // ... or its seq is reused by another row.
+  ASSERT_TRUE(
+      db_->Execute(absl::StrCat("INSERT INTO key_changes (seq, tenant_id,"
+                                " key_id, change_type, key_version, created_at)"
+                                " VALUES (",
+                                b,
+                                ", 1, 'cccccccccccc', 'revoked', 2,"
+                                " UTC_TIMESTAMP(6) + INTERVAL 1 SECOND)"))
+          .ok());
+  EXPECT_FALSE(feed_->ReadChanges(b, anchor, 10)->anchor_intact);
+  EXPECT_EQ(*feed_->AcknowledgedThrough(Writer()), -1);
+  EXPECT_TRUE(feed_->ReadChanges(0, FeedPosition(), 10)->anchor_intact)
+      << "position 0 is never checked";
+}
+
+TEST_F(ChangeFeedStoreTest, ReadsCarryTheLongestGapTimeoutAndTheClock) {
+  EXPECT_EQ(*feed_->MaxGapTimeout(), absl::ZeroDuration());
+  ReplicaRegistration r;
+  r.name = {"a", "1"};
+  r.lease = absl::Seconds(3);
+  r.gap_timeout = absl::Milliseconds(300);
+  ASSERT_TRUE(feed_->Register(r, absl::Hours(1)).ok());
+  r.name = {"b", "1"};
+  r.gap_timeout = absl::Seconds(2);
+  ASSERT_TRUE(feed_->Register(r, absl::Hours(1)).ok());
+  EXPECT_EQ(*feed_->MaxGapTimeout(), absl::Seconds(2));
+  const absl::Time before = absl::Now();
+  auto read = feed_->ReadChanges(0, FeedPosition(), 10);
+  ASSERT_TRUE(read.ok()) << read.status();
+  EXPECT_TRUE(read->changes.empty());
+  EXPECT_EQ(read->max_gap_timeout, absl::Seconds(2));
+  // Same host: the database clock is within a minute of ours.
+  EXPECT_LT(absl::AbsDuration(read->db_now - before), absl::Minutes(1));
 }
 
 TEST_F(ChangeFeedStoreTest, RegisterPrunesLongDeadReplicas) {
   ReplicaRegistration r;
-  r.id = "old";
+  r.name = {"old", "1"};
   r.lease = absl::Milliseconds(100);
   ASSERT_TRUE(feed_->Register(r, absl::Hours(1)).ok());
   absl::SleepFor(absl::Milliseconds(300));
-  r.id = "new";
+  r.name = {"new", "1"};
   ASSERT_TRUE(feed_->Register(r, absl::Milliseconds(100)).ok());
   EXPECT_EQ(*db_->QueryValue("SELECT GROUP_CONCAT(id) FROM replicas"), "new");
 }
 
 TEST_F(ChangeFeedStoreTest, HeadAnnounceAndStartingPoint) {
   EXPECT_EQ(*feed_->Head(), 0);
-  EXPECT_EQ(*feed_->StartingPoint(absl::Seconds(3)), 0);
+  EXPECT_EQ(feed_->StartingPoint(absl::Seconds(3))->seq, 0);
   const int64_t a = CommitChange("aaaaaaaaaaaa");
   EXPECT_EQ(*feed_->Head(), a);
   KeyChange change;
@@ -203,18 +282,26 @@ TEST_F(ChangeFeedStoreTest, HeadAnnounceAndStartingPoint) {
   ASSERT_TRUE(b.ok()) << b.status();
   EXPECT_GT(*b, a);
   EXPECT_EQ(*feed_->Head(), *b);
-  auto rows = feed_->ReadChanges(a, 10);
-  ASSERT_TRUE(rows.ok());
-  ASSERT_EQ(rows->size(), 1u);
-  EXPECT_EQ((*rows)[0].key_id, "bbbbbbbbbbbb");
-  EXPECT_EQ((*rows)[0].change_type, "rotated");
-  EXPECT_EQ((*rows)[0].key_version, 3);
+  auto read = feed_->ReadChanges(a, FeedPosition(), 10);
+  ASSERT_TRUE(read.ok());
+  ASSERT_EQ(read->changes.size(), 1u);
+  EXPECT_EQ(read->changes[0].key_id, "bbbbbbbbbbbb");
+  EXPECT_EQ(read->changes[0].change_type, "rotated");
+  EXPECT_EQ(read->changes[0].key_version, 3);
+  EXPECT_EQ(*db_->QueryValue("SELECT GROUP_CONCAT(announcement ORDER BY seq)"
+                             " FROM key_changes"),
+            "0,1")
+      << "the announcement is marked, the change is not";
   // Both rows are brand new: a tailer starting now must read them.
-  EXPECT_EQ(*feed_->StartingPoint(absl::Seconds(3)), 0);
+  EXPECT_EQ(feed_->StartingPoint(absl::Seconds(3))->seq, 0);
   ASSERT_TRUE(db_->Execute("UPDATE key_changes SET created_at ="
                            " UTC_TIMESTAMP(6) - INTERVAL 1 HOUR")
                   .ok());
-  EXPECT_EQ(*feed_->StartingPoint(absl::Seconds(3)), *b);
+  auto start = feed_->StartingPoint(absl::Seconds(3));
+  ASSERT_TRUE(start.ok());
+  EXPECT_EQ(start->seq, *b);
+  EXPECT_TRUE(feed_->ReadChanges(*b, *start, 10)->anchor_intact)
+      << "the starting point identifies its row";
 }
 
 }  // namespace

@@ -974,9 +974,17 @@ TEST_F(MysqlKeyStoreTest, DeleteHidesTheKeyButVerifyStillRecognisesIt) {
   EXPECT_EQ(verify.key.version, 2);
   EXPECT_EQ(verify.tenant_slug, tenant.slug);
 
-  // Everything after a delete is NOT_FOUND and writes nothing.
+  // Deleting again writes nothing and says so (the service answers
+  // NOT_FOUND after the replicas acknowledged the deletion again); every
+  // other mutation is NOT_FOUND and writes nothing.
+  ASSERT_OK_AND_ASSIGN(
+      DeleteResult again,
+      store_->DeleteKey(tenant.id, key.id, Event("api_key.deleted", key.id)));
+  EXPECT_FALSE(again.changed);
+  EXPECT_EQ(again.version, 2);
+  Tenant other = NewTenant();
   EXPECT_CODE(
-      store_->DeleteKey(tenant.id, key.id, Event("api_key.deleted", key.id)),
+      store_->DeleteKey(other.id, key.id, Event("api_key.deleted", key.id)),
       absl::StatusCode::kNotFound);
   EXPECT_CODE(
       store_->RevokeKey(tenant.id, key.id, Event("api_key.revoked", key.id)),

@@ -3,9 +3,12 @@
 #include <cppconn/prepared_statement.h>
 #include <cppconn/resultset.h>
 
+#include <limits>
+#include <string>
 #include <utility>
 
 #include "absl/time/time.h"
+#include "server/fault/fault_points.h"
 #include "server/storage/mysql/mysql_session.h"
 
 namespace lumo::storage {
@@ -13,6 +16,45 @@ namespace lumo::storage {
 namespace {
 
 int64_t Micros(absl::Duration d) { return absl::ToInt64Microseconds(d); }
+
+// The rows after a position, the anchor check, the longest gap timeout and
+// the database clock in one statement (one consistent view). The derived
+// table `m` always has one row, so the read returns at least one row even
+// when the feed has nothing new (then the k columns are NULL).
+constexpr char kReadChangesSql[] =
+    "SELECT m.gap_us, m.now, m.anchor_ok, k.seq, k.tenant_id, k.key_id,"
+    " k.change_type, k.key_version, k.created_at FROM"
+    " (SELECT (SELECT COALESCE(MAX(gap_timeout_us), 0) FROM replicas)"
+    " AS gap_us, UTC_TIMESTAMP(6) AS now,"
+    " (? = 0 OR EXISTS (SELECT 1 FROM key_changes a WHERE a.seq = ?"
+    " AND a.created_at = ?)) AS anchor_ok) m"
+    " LEFT JOIN (SELECT seq, tenant_id, key_id, change_type, key_version,"
+    " created_at FROM key_changes WHERE seq > ? ORDER BY seq LIMIT ?) k"
+    " ON 1 = 1 ORDER BY k.seq";
+
+// A live replica whose anchor row is gone or replaced has applied nothing
+// of the feed as it is now.
+constexpr char kAcknowledgedThroughSql[] =
+    "SELECT COUNT(*), MIN(CASE WHEN r.anchor_seq = 0 OR EXISTS"
+    " (SELECT 1 FROM key_changes k WHERE k.seq = r.anchor_seq"
+    " AND k.created_at = r.anchor_created_at) THEN r.applied_seq ELSE -1"
+    " END) FROM replicas r WHERE NOT (r.id = ? AND r.incarnation = ?)"
+    " AND r.heartbeat_at + INTERVAL r.lease_us MICROSECOND >"
+    " UTC_TIMESTAMP(6)";
+
+// The single value of a query without parameters that returns one row.
+absl::StatusOr<int64_t> QueryInt64(ConnectionPool& pool, absl::string_view what,
+                                   const std::string& sql) {
+  int64_t value = 0;
+  absl::Status status = Run(pool, what, [&](Session& s) -> absl::Status {
+    std::unique_ptr<sql::ResultSet> rs = s.Query(s.Prepare(sql));
+    if (!rs->next()) return absl::InternalError("the query returned no row");
+    value = rs->getInt64(1);
+    return absl::OkStatus();
+  });
+  if (!status.ok()) return status;
+  return value;
+}
 
 }  // namespace
 
@@ -29,27 +71,44 @@ MysqlChangeFeedStore::Open(MysqlOptions options, int pool_size) {
 MysqlChangeFeedStore::MysqlChangeFeedStore(std::shared_ptr<ConnectionPool> pool)
     : pool_(std::move(pool)) {}
 
-absl::StatusOr<std::vector<KeyChange>> MysqlChangeFeedStore::ReadChanges(
-    int64_t after, int limit) {
-  std::vector<KeyChange> out;
+absl::StatusOr<FeedRead> MysqlChangeFeedStore::ReadChanges(
+    int64_t after, const FeedPosition& anchor, int limit) {
+  FeedRead out;
   absl::Status status =
       Run(*pool_, "read key changes", [&](Session& s) -> absl::Status {
-        out.clear();
-        sql::PreparedStatement& stmt = s.Prepare(
-            "SELECT seq, tenant_id, key_id, change_type, key_version"
-            " FROM key_changes WHERE seq > ? ORDER BY seq LIMIT ?");
-        stmt.setInt64(1, after);
-        stmt.setInt(2, limit);
-        std::unique_ptr<sql::ResultSet> rs = s.Query(stmt);
-        while (rs->next()) {
-          KeyChange c;
-          c.seq = rs->getInt64(1);
-          c.tenant_id = rs->getInt64(2);
-          c.key_id = rs->getString(3).asStdString();
-          c.change_type = rs->getString(4).asStdString();
-          c.key_version = rs->getInt64(5);
-          out.push_back(std::move(c));
+        out = FeedRead();
+        sql::PreparedStatement& stmt = s.Prepare(kReadChangesSql);
+        stmt.setInt64(1, anchor.seq);
+        stmt.setInt64(2, anchor.seq);
+        if (absl::Status st = BindTime(stmt, 3, anchor.created_at); !st.ok()) {
+          return st;
         }
+        stmt.setInt64(4, after);
+        stmt.setInt(5, limit);
+        std::unique_ptr<sql::ResultSet> rs = s.Query(stmt);
+        bool first = true;
+        while (rs->next()) {
+          if (first) {
+            first = false;
+            out.max_gap_timeout = absl::Microseconds(rs->getInt64(1));
+            absl::StatusOr<absl::Time> now = GetTime(*rs, 2);
+            if (!now.ok()) return now.status();
+            out.db_now = *now;
+            out.anchor_intact = rs->getInt(3) != 0;
+          }
+          if (rs->isNull(4)) continue;  // nothing new
+          KeyChange c;
+          c.seq = rs->getInt64(4);
+          c.tenant_id = rs->getInt64(5);
+          c.key_id = rs->getString(6).asStdString();
+          c.change_type = rs->getString(7).asStdString();
+          c.key_version = rs->getInt64(8);
+          absl::StatusOr<absl::Time> created = GetTime(*rs, 9);
+          if (!created.ok()) return created.status();
+          c.created_at = *created;
+          out.changes.push_back(std::move(c));
+        }
+        if (first) return absl::InternalError("the feed read returned no row");
         return absl::OkStatus();
       });
   if (!status.ok()) return status;
@@ -57,35 +116,39 @@ absl::StatusOr<std::vector<KeyChange>> MysqlChangeFeedStore::ReadChanges(
 }
 
 absl::StatusOr<int64_t> MysqlChangeFeedStore::Head() {
-  int64_t head = 0;
-  absl::Status status =
-      Run(*pool_, "read feed head", [&](Session& s) -> absl::Status {
-        sql::PreparedStatement& stmt =
-            s.Prepare("SELECT COALESCE(MAX(seq), 0) FROM key_changes");
-        std::unique_ptr<sql::ResultSet> rs = s.Query(stmt);
-        head = rs->next() ? rs->getInt64(1) : 0;
-        return absl::OkStatus();
-      });
-  if (!status.ok()) return status;
-  return head;
+  return QueryInt64(*pool_, "read feed head",
+                    "SELECT COALESCE(MAX(seq), 0) FROM key_changes");
 }
 
-absl::StatusOr<int64_t> MysqlChangeFeedStore::StartingPoint(
+absl::StatusOr<absl::Duration> MysqlChangeFeedStore::MaxGapTimeout() {
+  absl::StatusOr<int64_t> micros =
+      QueryInt64(*pool_, "read gap timeouts",
+                 "SELECT COALESCE(MAX(gap_timeout_us), 0) FROM replicas");
+  if (!micros.ok()) return micros.status();
+  return absl::Microseconds(*micros);
+}
+
+absl::StatusOr<FeedPosition> MysqlChangeFeedStore::StartingPoint(
     absl::Duration lookback) {
-  int64_t seq = 0;
+  FeedPosition position;
   absl::Status status =
       Run(*pool_, "find feed start", [&](Session& s) -> absl::Status {
+        position = FeedPosition();
         sql::PreparedStatement& stmt = s.Prepare(
-            "SELECT seq FROM key_changes WHERE created_at <"
+            "SELECT seq, created_at FROM key_changes WHERE created_at <"
             " UTC_TIMESTAMP(6) - INTERVAL ? MICROSECOND"
             " ORDER BY created_at DESC, seq DESC LIMIT 1");
         stmt.setInt64(1, Micros(lookback));
         std::unique_ptr<sql::ResultSet> rs = s.Query(stmt);
-        seq = rs->next() ? rs->getInt64(1) : 0;
+        if (!rs->next()) return absl::OkStatus();
+        position.seq = rs->getInt64(1);
+        absl::StatusOr<absl::Time> created = GetTime(*rs, 2);
+        if (!created.ok()) return created.status();
+        position.created_at = *created;
         return absl::OkStatus();
       });
   if (!status.ok()) return status;
-  return seq;
+  return position;
 }
 
 absl::StatusOr<int64_t> MysqlChangeFeedStore::Announce(
@@ -97,7 +160,8 @@ absl::StatusOr<int64_t> MysqlChangeFeedStore::Announce(
         s.Step("insert key change");
         sql::PreparedStatement& insert = s.Prepare(
             "INSERT INTO key_changes (tenant_id, key_id, change_type,"
-            " key_version, created_at) VALUES (?, ?, ?, ?, UTC_TIMESTAMP(6))");
+            " key_version, announcement, created_at)"
+            " VALUES (?, ?, ?, ?, 1, UTC_TIMESTAMP(6))");
         insert.setInt64(1, change.tenant_id);
         insert.setString(2, change.key_id);
         insert.setString(3, change.change_type);
@@ -109,6 +173,10 @@ absl::StatusOr<int64_t> MysqlChangeFeedStore::Announce(
         if (!rs->next()) return absl::InternalError("no LAST_INSERT_ID");
         seq = rs->getInt64(1);
         rs.reset();
+        if (absl::Status st = fault::kAnnounceBeforeCommit.Hit(change.key_id);
+            !st.ok()) {
+          return st;
+        }
         s.Commit();
         return absl::OkStatus();
       });
@@ -127,28 +195,43 @@ absl::Status MysqlChangeFeedStore::Register(const ReplicaRegistration& replica,
     s.Update(prune);
     s.Step("insert replica");
     sql::PreparedStatement& insert = s.Prepare(
-        "REPLACE INTO replicas (id, address, hostname, pid, started_at,"
-        " heartbeat_at, lease_us, applied_seq) VALUES"
-        " (?, ?, ?, ?, UTC_TIMESTAMP(6), UTC_TIMESTAMP(6), ?, ?)");
-    insert.setString(1, replica.id);
-    insert.setString(2, TruncateUtf8(replica.address, 255));
-    insert.setString(3, TruncateUtf8(replica.hostname, 255));
-    insert.setInt64(4, replica.pid);
-    insert.setInt64(5, Micros(replica.lease));
-    insert.setInt64(6, replica.applied_seq);
+        "REPLACE INTO replicas (id, incarnation, address, hostname, pid,"
+        " started_at, heartbeat_at, lease_us, gap_timeout_us, applied_seq,"
+        " anchor_seq, anchor_created_at) VALUES (?, ?, ?, ?, ?,"
+        " UTC_TIMESTAMP(6), UTC_TIMESTAMP(6), ?, ?, ?, ?, ?)");
+    insert.setString(1, replica.name.id);
+    insert.setString(2, replica.name.incarnation);
+    insert.setString(3, TruncateUtf8(replica.address, 255));
+    insert.setString(4, TruncateUtf8(replica.hostname, 255));
+    insert.setInt64(5, replica.pid);
+    insert.setInt64(6, Micros(replica.lease));
+    insert.setInt64(7, Micros(replica.gap_timeout));
+    insert.setInt64(8, replica.applied_seq);
+    insert.setInt64(9, replica.anchor.seq);
+    if (absl::Status st = BindTime(insert, 10, replica.anchor.created_at);
+        !st.ok()) {
+      return st;
+    }
     s.Update(insert);
     return absl::OkStatus();
   });
 }
 
-absl::Status MysqlChangeFeedStore::Heartbeat(absl::string_view replica_id,
-                                             int64_t applied_seq) {
+absl::Status MysqlChangeFeedStore::Heartbeat(const ReplicaName& replica,
+                                             int64_t applied_seq,
+                                             const FeedPosition& anchor) {
   return Run(*pool_, "replica heartbeat", [&](Session& s) -> absl::Status {
     sql::PreparedStatement& stmt = s.Prepare(
-        "UPDATE replicas SET heartbeat_at = UTC_TIMESTAMP(6), applied_seq = ?"
-        " WHERE id = ?");
+        "UPDATE replicas SET heartbeat_at = UTC_TIMESTAMP(6), applied_seq = ?,"
+        " anchor_seq = ?, anchor_created_at = ?"
+        " WHERE id = ? AND incarnation = ?");
     stmt.setInt64(1, applied_seq);
-    stmt.setString(2, Str(replica_id));
+    stmt.setInt64(2, anchor.seq);
+    if (absl::Status st = BindTime(stmt, 3, anchor.created_at); !st.ok()) {
+      return st;
+    }
+    stmt.setString(4, replica.id);
+    stmt.setString(5, replica.incarnation);
     // CLIENT_FOUND_ROWS is not set: an unchanged row still counts because
     // heartbeat_at always changes.
     if (s.Update(stmt) == 0) {
@@ -158,33 +241,38 @@ absl::Status MysqlChangeFeedStore::Heartbeat(absl::string_view replica_id,
   });
 }
 
-absl::Status MysqlChangeFeedStore::Deregister(absl::string_view replica_id) {
+absl::Status MysqlChangeFeedStore::Deregister(const ReplicaName& replica) {
   return Run(*pool_, "deregister replica", [&](Session& s) -> absl::Status {
     sql::PreparedStatement& stmt =
-        s.Prepare("DELETE FROM replicas WHERE id = ?");
-    stmt.setString(1, Str(replica_id));
+        s.Prepare("DELETE FROM replicas WHERE id = ? AND incarnation = ?");
+    stmt.setString(1, replica.id);
+    stmt.setString(2, replica.incarnation);
     s.Update(stmt);
     return absl::OkStatus();
   });
 }
 
-absl::StatusOr<int64_t> MysqlChangeFeedStore::CountUnacknowledged(
-    absl::string_view self_id, int64_t seq) {
-  int64_t count = 0;
+absl::StatusOr<int64_t> MysqlChangeFeedStore::AcknowledgedThrough(
+    const ReplicaName& self) {
+  int64_t through = 0;
   absl::Status status =
-      Run(*pool_, "count unacknowledged", [&](Session& s) -> absl::Status {
-        sql::PreparedStatement& stmt = s.Prepare(
-            "SELECT COUNT(*) FROM replicas WHERE id <> ? AND applied_seq < ?"
-            " AND heartbeat_at + INTERVAL lease_us MICROSECOND >"
-            " UTC_TIMESTAMP(6)");
-        stmt.setString(1, Str(self_id));
-        stmt.setInt64(2, seq);
+      Run(*pool_, "read acknowledgements", [&](Session& s) -> absl::Status {
+        if (absl::Status st = fault::kAckQuery.Hit(self.id); !st.ok()) {
+          return st;
+        }
+        sql::PreparedStatement& stmt = s.Prepare(kAcknowledgedThroughSql);
+        stmt.setString(1, self.id);
+        stmt.setString(2, self.incarnation);
         std::unique_ptr<sql::ResultSet> rs = s.Query(stmt);
-        count = rs->next() ? rs->getInt64(1) : 0;
+        if (!rs->next() || rs->getInt64(1) == 0) {
+          through = std::numeric_limits<int64_t>::max();
+        } else {
+          through = rs->getInt64(2);
+        }
         return absl::OkStatus();
       });
   if (!status.ok()) return status;
-  return count;
+  return through;
 }
 
 }  // namespace lumo::storage

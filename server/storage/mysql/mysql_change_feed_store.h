@@ -1,5 +1,6 @@
 // ChangeFeedStore over MySQL/MariaDB: key_changes and replicas
-// (sql/migrations/0001_init.sql, 0006_replicas.sql).
+// (sql/migrations/0001_init.sql, 0006_replicas.sql,
+// 0009_replica_incarnations.sql).
 #ifndef LUMOKEYS_SERVER_STORAGE_MYSQL_MYSQL_CHANGE_FEED_STORE_H_
 #define LUMOKEYS_SERVER_STORAGE_MYSQL_MYSQL_CHANGE_FEED_STORE_H_
 
@@ -14,8 +15,8 @@
 namespace lumo::storage {
 
 // Thread-safe. Give it a pool of its own (Open does): the tailer's reads
-// and heartbeats must not queue behind request traffic, or a busy replica
-// would lose its lease.
+// and heartbeats must not queue behind request traffic or behind writers
+// waiting for acknowledgements, or a busy replica would lose its lease.
 class MysqlChangeFeedStore : public ChangeFeedStore {
  public:
   // Opens a pool of `pool_size` connections with `options` (the key store's
@@ -24,18 +25,19 @@ class MysqlChangeFeedStore : public ChangeFeedStore {
       MysqlOptions options, int pool_size = 2);
   explicit MysqlChangeFeedStore(std::shared_ptr<ConnectionPool> pool);
 
-  absl::StatusOr<std::vector<KeyChange>> ReadChanges(int64_t after,
-                                                     int limit) override;
+  absl::StatusOr<FeedRead> ReadChanges(int64_t after,
+                                       const FeedPosition& anchor,
+                                       int limit) override;
   absl::StatusOr<int64_t> Head() override;
-  absl::StatusOr<int64_t> StartingPoint(absl::Duration lookback) override;
+  absl::StatusOr<absl::Duration> MaxGapTimeout() override;
+  absl::StatusOr<FeedPosition> StartingPoint(absl::Duration lookback) override;
   absl::StatusOr<int64_t> Announce(const KeyChange& change) override;
   absl::Status Register(const ReplicaRegistration& replica,
                         absl::Duration prune_after) override;
-  absl::Status Heartbeat(absl::string_view replica_id,
-                         int64_t applied_seq) override;
-  absl::Status Deregister(absl::string_view replica_id) override;
-  absl::StatusOr<int64_t> CountUnacknowledged(absl::string_view self_id,
-                                              int64_t seq) override;
+  absl::Status Heartbeat(const ReplicaName& replica, int64_t applied_seq,
+                         const FeedPosition& anchor) override;
+  absl::Status Deregister(const ReplicaName& replica) override;
+  absl::StatusOr<int64_t> AcknowledgedThrough(const ReplicaName& self) override;
 
  private:
   std::shared_ptr<ConnectionPool> pool_;

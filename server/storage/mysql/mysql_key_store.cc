@@ -18,6 +18,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "server/fault/fault_points.h"
 #include "server/storage/mysql/audit_chain.h"
 #include "server/storage/mysql/datetime.h"
 #include "server/storage/mysql/mysql_session.h"
@@ -163,6 +164,10 @@ absl::Status NotFound() { return absl::NotFoundError("API key not found"); }
 absl::Status LockKey(Session& session, int64_t tenant_id, absl::string_view id,
                      ApiKeyRecord* key, StoredSecret* secret);
 
+// The change-feed row of a mutation. Always the transaction's last
+// statement before COMMIT: its seq is allocated here and stays an open gap
+// for every replica until the COMMIT, so nothing that can wait (the audit
+// lane lock, other row locks) may come after it (docs/replication.md).
 absl::Status InsertChange(Session& session, int64_t tenant_id,
                           absl::string_view key_id,
                           absl::string_view change_type, int64_t version) {
@@ -201,7 +206,7 @@ absl::Status InsertKeyRow(Session& session, int64_t tenant_id,
   stmt.setString(10, key.created_by_id);
   if (absl::Status s = BindTime(stmt, 11, key.expires_at); !s.ok()) return s;
   session.Update(stmt);
-  return InsertChange(session, tenant_id, key.id, "created", 1);
+  return absl::OkStatus();
 }
 
 absl::Status LockKey(Session& session, int64_t tenant_id, absl::string_view id,
@@ -349,6 +354,13 @@ absl::StatusOr<Tenant> MysqlKeyStore::CreateTenant(
             return st;
           }
         }
+        if (initial_key != nullptr) {
+          if (absl::Status st =
+                  InsertChange(s, tenant.id, initial_key->id, "created", 1);
+              !st.ok()) {
+            return st;
+          }
+        }
         s.Commit();
         return absl::OkStatus();
       });
@@ -386,6 +398,11 @@ absl::Status MysqlKeyStore::InsertKey(const NewKey& key,
           return st;
         }
         if (absl::Status st = InsertAudit(s, key.tenant_id, event); !st.ok()) {
+          return st;
+        }
+        if (absl::Status st =
+                InsertChange(s, key.tenant_id, key.id, "created", 1);
+            !st.ok()) {
           return st;
         }
         s.Commit();
@@ -577,12 +594,18 @@ absl::StatusOr<ApiKeyRecord> MysqlKeyStore::RotateKey(
           return absl::InternalError(
               "rotate key: the locked row did not update");
         }
+        if (absl::Status st = fault::kWriterBeforeAudit.Hit(id); !st.ok()) {
+          return st;
+        }
+        if (absl::Status st = InsertAudit(s, tenant_id, event); !st.ok()) {
+          return st;
+        }
         if (absl::Status st =
                 InsertChange(s, tenant_id, id, "rotated", old_version + 1);
             !st.ok()) {
           return st;
         }
-        if (absl::Status st = InsertAudit(s, tenant_id, event); !st.ok()) {
+        if (absl::Status st = fault::kWriterBeforeCommit.Hit(id); !st.ok()) {
           return st;
         }
         s.Commit();
@@ -633,12 +656,18 @@ absl::StatusOr<RevokeResult> MysqlKeyStore::RevokeKey(int64_t tenant_id,
           return absl::InternalError(
               "revoke key: the locked row did not update");
         }
+        if (absl::Status st = fault::kWriterBeforeAudit.Hit(id); !st.ok()) {
+          return st;
+        }
+        if (absl::Status st = InsertAudit(s, tenant_id, event); !st.ok()) {
+          return st;
+        }
         if (absl::Status st =
                 InsertChange(s, tenant_id, id, "revoked", old_version + 1);
             !st.ok()) {
           return st;
         }
-        if (absl::Status st = InsertAudit(s, tenant_id, event); !st.ok()) {
+        if (absl::Status st = fault::kWriterBeforeCommit.Hit(id); !st.ok()) {
           return st;
         }
         s.Commit();
@@ -652,40 +681,70 @@ absl::StatusOr<RevokeResult> MysqlKeyStore::RevokeKey(int64_t tenant_id,
   return result;
 }
 
-absl::Status MysqlKeyStore::DeleteKey(int64_t tenant_id, absl::string_view id,
-                                      const AuditEvent& event) {
+absl::StatusOr<DeleteResult> MysqlKeyStore::DeleteKey(int64_t tenant_id,
+                                                      absl::string_view id,
+                                                      const AuditEvent& event) {
   if (!IsWellFormedKeyId(id)) return NotFound();
-  return Run(*pool_, "delete key", [&](Session& s) -> absl::Status {
-    s.Begin();
-    ApiKeyRecord key;
-    if (absl::Status st = LockKey(s, tenant_id, id, &key, nullptr); !st.ok()) {
-      return st;
-    }
-    s.Step("update key");
-    sql::PreparedStatement& update = s.Prepare(
-        "UPDATE api_keys SET deleted_at = ?, version = ?"
-        " WHERE tenant_id = ? AND id = ? AND version = ?");
-    if (absl::Status st = BindTime(update, 1, key.db_now); !st.ok()) {
-      return st;
-    }
-    update.setInt64(2, key.version + 1);
-    update.setInt64(3, tenant_id);
-    update.setString(4, Str(id));
-    update.setInt64(5, key.version);
-    if (s.Update(update) != 1) {
-      return absl::InternalError("delete key: the locked row did not update");
-    }
-    if (absl::Status st =
-            InsertChange(s, tenant_id, id, "deleted", key.version + 1);
-        !st.ok()) {
-      return st;
-    }
-    if (absl::Status st = InsertAudit(s, tenant_id, event); !st.ok()) {
-      return st;
-    }
-    s.Commit();
-    return absl::OkStatus();
-  });
+  DeleteResult result;
+  absl::Status status =
+      Run(*pool_, "delete key", [&](Session& s) -> absl::Status {
+        result = DeleteResult();
+        s.Begin();
+        ApiKeyRecord key;
+        absl::Status locked = LockKey(s, tenant_id, id, &key, nullptr);
+        if (absl::IsNotFound(locked)) {
+          // Deleted already (a retry)? Then nothing to write.
+          s.Step("read deleted key");
+          sql::PreparedStatement& deleted = s.Prepare(
+              "SELECT version FROM api_keys WHERE tenant_id = ? AND id = ?"
+              " AND deleted_at IS NOT NULL");
+          deleted.setInt64(1, tenant_id);
+          deleted.setString(2, Str(id));
+          std::unique_ptr<sql::ResultSet> rs = s.Query(deleted);
+          const bool found = rs->next();
+          if (found) result.version = rs->getInt64(1);
+          rs.reset();
+          s.Step("rollback");
+          s.Rollback();
+          return found ? absl::OkStatus() : locked;
+        }
+        if (!locked.ok()) return locked;
+        s.Step("update key");
+        sql::PreparedStatement& update = s.Prepare(
+            "UPDATE api_keys SET deleted_at = ?, version = ?"
+            " WHERE tenant_id = ? AND id = ? AND version = ?");
+        if (absl::Status st = BindTime(update, 1, key.db_now); !st.ok()) {
+          return st;
+        }
+        update.setInt64(2, key.version + 1);
+        update.setInt64(3, tenant_id);
+        update.setString(4, Str(id));
+        update.setInt64(5, key.version);
+        if (s.Update(update) != 1) {
+          return absl::InternalError(
+              "delete key: the locked row did not update");
+        }
+        if (absl::Status st = fault::kWriterBeforeAudit.Hit(id); !st.ok()) {
+          return st;
+        }
+        if (absl::Status st = InsertAudit(s, tenant_id, event); !st.ok()) {
+          return st;
+        }
+        if (absl::Status st =
+                InsertChange(s, tenant_id, id, "deleted", key.version + 1);
+            !st.ok()) {
+          return st;
+        }
+        if (absl::Status st = fault::kWriterBeforeCommit.Hit(id); !st.ok()) {
+          return st;
+        }
+        s.Commit();
+        result.changed = true;
+        result.version = key.version + 1;
+        return absl::OkStatus();
+      });
+  if (!status.ok()) return status;
+  return result;
 }
 
 absl::StatusOr<VerifyRecord> MysqlKeyStore::LoadForVerify(

@@ -67,8 +67,9 @@ class MysqlKeyStore : public KeyStore {
   absl::StatusOr<RevokeResult> RevokeKey(int64_t tenant_id,
                                          absl::string_view id,
                                          const AuditEvent& event) override;
-  absl::Status DeleteKey(int64_t tenant_id, absl::string_view id,
-                         const AuditEvent& event) override;
+  absl::StatusOr<DeleteResult> DeleteKey(int64_t tenant_id,
+                                         absl::string_view id,
+                                         const AuditEvent& event) override;
   absl::StatusOr<VerifyRecord> LoadForVerify(absl::string_view id) override;
   absl::StatusOr<absl::Time> Now() override;
 

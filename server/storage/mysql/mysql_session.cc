@@ -24,6 +24,18 @@ constexpr char kInsertAuditSql[] =
     " prev_hash, hash)"
     " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
 
+// Rolls the session's transaction back; false when ROLLBACK failed (the
+// transaction may still be open: the caller must not reuse the
+// connection).
+bool TryRollback(Session& session) {
+  try {
+    session.Rollback();
+    return true;
+  } catch (const sql::SQLException&) {
+    return false;
+  }
+}
+
 }  // namespace
 
 // Joins list values with `sep`; INVALID_ARGUMENT when a value contains the
@@ -168,7 +180,7 @@ absl::Status Run(ConnectionPool& pool, absl::string_view what,
         // An error path (or a body that forgot to commit): nothing of this
         // operation may stay.
         session.Step("rollback");
-        session.Rollback();
+        if (!TryRollback(session)) lease->MarkBroken();
         if (status.ok()) {
           status = absl::InternalError(
               absl::StrCat(what, ": transaction left open"));
@@ -190,12 +202,8 @@ absl::Status Run(ConnectionPool& pool, absl::string_view what,
         return absl::InternalError(
             absl::StrCat(where, ": database client error"));
       }
-      if (!lost && session.in_transaction()) {
-        try {
-          session.Rollback();
-        } catch (const sql::SQLException&) {
-          lost = true;
-        }
+      if (!lost && session.in_transaction() && !TryRollback(session)) {
+        lost = true;
       }
       if (!lost) return status;
       lease->MarkBroken();

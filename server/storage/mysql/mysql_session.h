@@ -6,6 +6,7 @@
 #ifndef LUMOKEYS_SERVER_STORAGE_MYSQL_MYSQL_SESSION_H_
 #define LUMOKEYS_SERVER_STORAGE_MYSQL_MYSQL_SESSION_H_
 
+#include <cppconn/exception.h>
 #include <cppconn/prepared_statement.h>
 #include <cppconn/resultset.h>
 
@@ -20,6 +21,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
+#include "server/fault/fault_points.h"
 #include "server/storage/key_store.h"
 #include "server/storage/mysql/connection_pool.h"
 
@@ -59,10 +61,20 @@ class Session {
     in_transaction_ = false;
   }
   // Ends a transaction that wrote nothing, or abandons one on an error path.
+  // The session counts as in a transaction until ROLLBACK succeeded: when
+  // it throws, the transaction (its snapshot, its locks) may still be open,
+  // and Run does not return the connection to the pool.
   void Rollback() {
-    in_transaction_ = false;
+    if (!fault::kSessionRollback.Hit().ok()) {
+      throw sql::SQLException("injected ROLLBACK failure", "70100",
+                              kInjectedStatementError);
+    }
     conn_.Execute("ROLLBACK");
+    in_transaction_ = false;
   }
+  // The error code of an injected statement failure (MariaDB's "query
+  // execution was interrupted (max_statement_time exceeded)").
+  static constexpr int kInjectedStatementError = 1969;
 
   bool in_transaction() const { return in_transaction_; }
   bool commit_sent() const { return commit_sent_; }
@@ -82,9 +94,11 @@ class Session {
 
 // Runs `body` with a pooled connection. Connector/C++ exceptions never
 // escape: they become statuses (see sql_error.h). A transaction the body
-// left open is rolled back. A reused connection found lost before COMMIT
-// was sent is retried once on a fresh one; lost during COMMIT gives
-// UNAVAILABLE (outcome unknown).
+// left open is rolled back; when that ROLLBACK fails the connection is
+// closed (the server then rolls back), never returned to the pool with a
+// transaction open, and the body's own status is returned. A reused connection
+// found lost before COMMIT was sent is retried once on a fresh one; lost during
+// COMMIT gives UNAVAILABLE (outcome unknown).
 absl::Status Run(ConnectionPool& pool, absl::string_view what,
                  absl::FunctionRef<absl::Status(Session&)> body);
 
