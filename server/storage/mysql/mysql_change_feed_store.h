@@ -1,6 +1,6 @@
 // ChangeFeedStore over MySQL/MariaDB: key_changes and replicas
 // (sql/migrations/0001_init.sql, 0006_replicas.sql,
-// 0009_replica_incarnations.sql).
+// 0008_replica_incarnations.sql).
 #ifndef LUMOKEYS_SERVER_STORAGE_MYSQL_MYSQL_CHANGE_FEED_STORE_H_
 #define LUMOKEYS_SERVER_STORAGE_MYSQL_MYSQL_CHANGE_FEED_STORE_H_
 
