@@ -25,6 +25,7 @@
 #include "grpcpp/security/credentials.h"
 #include "lumo/proto_files.h"
 #include "server/config/flag_config.h"
+#include "server/config/process_hardening.h"
 // [metrics and logs includes] (issue 9)
 #include "gateway/observability.h"
 #include "server/observability/log.h"
@@ -97,6 +98,11 @@ void Info(absl::string_view message) { lumo::log::Info(message); }
 }  // namespace
 
 int main(int argc, char** argv) {
+  // [no core dumps] (docs/hardening.md): before anything is read.
+  if (absl::Status hardened = lumo::config::DisableCoreDumps();
+      !hardened.ok()) {
+    Fatal(hardened.message());
+  }
   lumo::config::ParseFlags(
       argc, argv, "LUMO_GATEWAY_",
       "LumoKeys HTTP/JSON gateway.\n"
