@@ -31,6 +31,12 @@ constexpr absl::string_view kJson = "application/json; charset=utf-8";
 // (after escaping).
 constexpr size_t kMaxUserAgentBytes = 512;
 
+// The most metadata one upstream call may carry, counted as gRPC counts it
+// (name + value + 32 per entry). The server refuses a call whose metadata
+// exceeds gRPC's default 8 KiB (RESOURCE_EXHAUSTED, which would read as
+// 429); this leaves room for gRPC's own entries.
+constexpr size_t kMaxUpstreamMetadataBytes = 6 * 1024;
+
 // The metadata of one upstream call. gRPC aborts the process when a call
 // carries a key or a (non-binary) value it refuses, so nothing reaches the
 // ClientContext except through AttachTo, which checks every entry against
@@ -48,6 +54,14 @@ class UpstreamMetadata {
   // A value the gateway made (or escaped) itself.
   void Add(absl::string_view key, absl::string_view value) {
     entries_.emplace_back(std::string(key), std::string(value));
+  }
+  // The size of all entries as gRPC accounts it.
+  size_t AccountedBytes() const {
+    size_t total = 0;
+    for (const auto& [key, value] : entries_) {
+      total += key.size() + value.size() + 32;
+    }
+    return total;
   }
   // Adds every entry to `context`; false, adding none, if any is illegal.
   bool AttachTo(grpc::ClientContext& context) const {
@@ -568,6 +582,12 @@ void Gateway::Forward(const Route& route, const Variables& variables,
         }
       }
     }
+  }
+
+  if (metadata.AccountedBytes() > kMaxUpstreamMetadataBytes) {
+    fail(431, "header_too_large",
+         "the credential, session and CSRF headers are too large to forward");
+    return;
   }
 
   auto call = std::make_shared<Call>();

@@ -157,6 +157,28 @@ TEST_F(GatewayUpstreamTest, CredentialsGrpcWouldRefuseAreRefusedWith400) {
   EXPECT_TRUE(upstream_.TakeCalls().empty());
 }
 
+TEST_F(GatewayUpstreamTest, OversizedCredentialsAre431NotAnUpstreamError) {
+  std::unique_ptr<Gateway> gateway = NewGateway(WithToken());
+  ASSERT_NE(gateway, nullptr);
+  // Under the limit: forwarded.
+  const std::string fits = "Bearer " + std::string(4000, 'a');
+  EXPECT_EQ(Send(*gateway, Get(kListKeys, {{"authorization", fits}})).status,
+            200);
+  EXPECT_EQ(OnlyCall().Get("authorization"), fits);
+  // Over it (alone, or summed over several lines): refused before the
+  // call, which the server would refuse as RESOURCE_EXHAUSTED (429).
+  for (const HttpHeaders& headers :
+       {HttpHeaders{{"authorization", "Bearer " + std::string(7000, 'a')}},
+        HttpHeaders{{"x-api-key", std::string(3500, 'k')},
+                    {"x-api-key", std::string(3500, 'k')}}}) {
+    HttpResponse response = Send(*gateway, Get(kListKeys, headers));
+    EXPECT_EQ(response.status, 431) << response.body;
+    EXPECT_TRUE(absl::StrContains(response.body, "\"header_too_large\""))
+        << response.body;
+    EXPECT_TRUE(upstream_.TakeCalls().empty());
+  }
+}
+
 TEST_F(GatewayUpstreamTest, EveryByteInAKeyHeaderIsForwardedOrRefused) {
   std::unique_ptr<Gateway> gateway = NewGateway(WithToken());
   ASSERT_NE(gateway, nullptr);

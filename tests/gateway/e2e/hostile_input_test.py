@@ -527,6 +527,20 @@ class HostileInputTest(harness.LumoServerTestCase):
         self.assertEqual(self.counts(), before)
         self.assert_alive()
 
+    def test_oversized_credential_headers_are_431(self):
+        """An Authorization or X-API-Key the server's gRPC would refuse as
+        too large (its 8 KiB metadata limit) is the gateway's own 431, not
+        the server's RESOURCE_EXHAUSTED read as 429 rate_limit_exceeded."""
+        for header in ("Authorization", "X-API-Key"):
+            with self.subTest(header=header):
+                type(self).tried += 1
+                status, headers, raw = self.gw.request(
+                    "GET", self.admin("api-keys"),
+                    headers={header: "Bearer " + "a" * 9000})
+                self.assertEqual(status, 431, raw[:300])
+                self.assert_refusal(header, status, headers, raw)
+        self.assert_alive()
+
     def test_non_ascii_user_agent_reaches_the_audit_log_escaped(self):
         """A real client's non-ASCII app name is not refused: the key is
         created, and the audit event carries the agent with the bytes gRPC
