@@ -57,8 +57,15 @@ async function readShownKey(page) {
 async function closeShownKey(page) {
   await page.locator('#secret-done').click();
   await page.locator('#secret-dialog').waitFor({state: 'hidden'});
-  // The secret does not stay in the page once the dialog is closed.
-  assert.equal(await page.locator('#new-key-value').inputValue(), '');
+  // The secret does not stay in the page once the dialog is closed. The
+  // dialog's close event (which clears it) is dispatched after the dialog
+  // is hidden, so wait for it rather than read at once.
+  // (Polled from here: the page's CSP forbids waitForFunction's eval.)
+  const deadline = Date.now() + 10000;
+  while (await page.locator('#new-key-value').inputValue() !== '') {
+    assert.ok(Date.now() < deadline, 'the shown key is cleared on close');
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
 }
 
 async function createKey(page, name, scopes) {
