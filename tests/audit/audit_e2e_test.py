@@ -430,7 +430,8 @@ class AuditE2ETest(harness.LumoServerTestCase):
         self.assertEqual(count(), before - 3)
 
     def test_cli_list_and_tail(self):
-        key = self.create_key("cli-listed")
+        rid = "cli-listed-%d" % os.getpid()
+        key = self.create_key("cli-listed", headers={"X-Request-Id": rid})
         r = self.cli_with_key("--json", "audit", "list", "--action",
                               "api_key.created", "--limit", "5")
         self.assertEqual(r.returncode, 0, r.stderr)
@@ -440,6 +441,15 @@ class AuditE2ETest(harness.LumoServerTestCase):
         self.assertEqual(r.returncode, 0, r.stderr)
         r = self.cli_with_key("audit", "list", "--limit", "0")
         self.assertEqual(r.returncode, 2)
+        # The create's api_key.used event is written after its reply: wait
+        # for it, so that tail does not count it among the new events.
+        def create_use_logged():
+            status, doc = self.logs(action="api_key.used",
+                                    actorId=self.root_id)
+            return status == 200 and any(
+                e.get("requestId") == rid for e in doc["data"])
+        self.assertTrue(self.wait_for(create_use_logged,
+                                      30 * harness.TIME_SCALE))
         # tail: the newest event, then two new ones, then stop.
         tail = subprocess.Popen(
             [self.server.cli_binary, "--tenant", self.tenant, "--json",
