@@ -18,12 +18,74 @@
 #include "grpcpp/client_context.h"
 #include "grpcpp/support/byte_buffer.h"
 #include "lumo/api/annotations.pb.h"
+#include "lumo/proto_files.h"
 #include "server/core/key_format.h"
+#include "server/core/metadata_text.h"
 
 namespace lumo::gateway {
 namespace {
 
 constexpr absl::string_view kJson = "application/json; charset=utf-8";
+
+// The user agent reaches the server's audit events cut to this many bytes
+// (after escaping).
+constexpr size_t kMaxUserAgentBytes = 512;
+
+// The most metadata one upstream call may carry, counted as gRPC counts it
+// (name + value + 32 per entry). The server refuses a call whose metadata
+// exceeds gRPC's default 8 KiB (RESOURCE_EXHAUSTED, which would read as
+// 429); this leaves room for gRPC's own entries.
+constexpr size_t kMaxUpstreamMetadataBytes = 6 * 1024;
+
+// The metadata of one upstream call. gRPC aborts the process when a call
+// carries a key or a (non-binary) value it refuses, so nothing reaches the
+// ClientContext except through AttachTo, which checks every entry against
+// gRPC's rule (core/metadata_text.h). Not thread-safe (one per call).
+class UpstreamMetadata {
+ public:
+  // A value from the request forwarded byte for byte (a credential or a
+  // token the server compares): false, and nothing added, when gRPC would
+  // refuse it.
+  bool AddVerbatim(absl::string_view key, absl::string_view value) {
+    if (!core::IsLegalMetadataValue(value)) return false;
+    Add(key, value);
+    return true;
+  }
+  // A value the gateway made (or escaped) itself.
+  void Add(absl::string_view key, absl::string_view value) {
+    entries_.emplace_back(std::string(key), std::string(value));
+  }
+  // The size of all entries as gRPC accounts it.
+  size_t AccountedBytes() const {
+    size_t total = 0;
+    for (const auto& [key, value] : entries_) {
+      total += key.size() + value.size() + 32;
+    }
+    return total;
+  }
+  // Adds every entry to `context`; false, adding none, if any is illegal.
+  bool AttachTo(grpc::ClientContext& context) const {
+    for (const auto& [key, value] : entries_) {
+      if (!core::IsLegalMetadataKey(key) ||
+          !core::IsLegalMetadataValue(value)) {
+        return false;
+      }
+    }
+    for (const auto& [key, value] : entries_) context.AddMetadata(key, value);
+    return true;
+  }
+
+ private:
+  std::vector<std::pair<std::string, std::string>> entries_;
+};
+
+// The 400 message for a header that cannot be forwarded as it is.
+std::string RefusedHeaderMessage(absl::string_view header) {
+  return absl::StrCat(
+      "the ", header,
+      " header holds a character that is not allowed there (only printable "
+      "ASCII and spaces are: no tabs, control characters or non-ASCII bytes)");
+}
 
 // Query parameter names that would carry a credential: refused outright so
 // that keys never travel in URLs (and so never in access logs).
@@ -235,6 +297,24 @@ HttpResponse RfcErrorResponse(int status, absl::string_view code,
   return response;
 }
 
+absl::StatusOr<std::vector<const google::protobuf::ServiceDescriptor*>>
+LumoServices() {
+  std::vector<const google::protobuf::ServiceDescriptor*> services;
+  for (const char* name : lumo::kProtoFiles) {
+    const google::protobuf::FileDescriptor* file =
+        google::protobuf::DescriptorPool::generated_pool()->FindFileByName(
+            name);
+    if (file == nullptr) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("proto file not linked: ", name));
+    }
+    for (int i = 0; i < file->service_count(); ++i) {
+      services.push_back(file->service(i));
+    }
+  }
+  return services;
+}
+
 HttpHeaders SecurityHeaders() {
   return {
       {"X-Content-Type-Options", "nosniff"},
@@ -247,6 +327,16 @@ HttpHeaders SecurityHeaders() {
 
 absl::StatusOr<std::unique_ptr<Gateway>> Gateway::Create(
     GatewayOptions options) {
+  if (!core::IsLegalMetadataValue(options.service_token)) {
+    return absl::InvalidArgumentError(
+        "the service token holds characters gRPC metadata cannot carry "
+        "(only printable ASCII is allowed)");
+  }
+  if (!options.trusted_proxies.empty() && options.service_token.empty()) {
+    return absl::FailedPreconditionError(
+        "trusted proxies need a service token: without one the server does "
+        "not accept the forwarded client address");
+  }
   absl::StatusOr<RouteTable> routes = RouteTable::Build(options.services);
   if (!routes.ok()) return routes.status();
   std::string openapi = BuildOpenApiDocument(*routes);
@@ -412,33 +502,53 @@ void Gateway::Forward(const Route& route, const Variables& variables,
     return;
   }
 
-  auto call = std::make_shared<Call>();
-  call->respond = std::move(respond);
-  call->route = &route;
-  grpc::ClientContext& ctx = call->context;
-  ctx.set_deadline(std::chrono::system_clock::now() +
-                   absl::ToChronoMilliseconds(options_.upstream_deadline));
+  // [client address] (docs/gateway.md): from the forwarding header only
+  // when the TCP peer is a trusted proxy.
+  std::string client_ip = request.remote_ip;
+  if (!options_.trusted_proxies.empty()) {
+    absl::StatusOr<std::string> client = options_.trusted_proxies.ClientAddress(
+        request.remote_ip,
+        request.Headers(options_.trusted_proxies.header_key()));
+    if (!client.ok()) {
+      fail(400, "invalid_request", client.status().message());
+      return;
+    }
+    client_ip = *std::move(client);
+  }
+
+  // [headers forwarded as metadata] (docs/gateway.md): credentials and
+  // tokens verbatim, or the request is refused; descriptive text escaped;
+  // the rest is the gateway's own.
+  UpstreamMetadata metadata;
   for (absl::string_view value : request.Headers("authorization")) {
-    ctx.AddMetadata("authorization", std::string(value));
-  }
-  for (absl::string_view value : request.Headers("x-api-key")) {
-    ctx.AddMetadata("x-api-key", std::string(value));
-  }
-  if (!options_.service_token.empty()) {
-    ctx.AddMetadata("x-lumo-service-token", options_.service_token);
-    ctx.AddMetadata("x-lumo-client-ip", request.remote_ip);
-    // For the server's audit events: the HTTP call as routed.
-    ctx.AddMetadata("x-lumo-http-method", route.verb);
-    ctx.AddMetadata("x-lumo-http-route", route.path.text());
-    if (const std::string* agent = request.Header("user-agent")) {
-      ctx.AddMetadata("x-lumo-user-agent", agent->substr(0, 512));
+    if (!metadata.AddVerbatim("authorization", value)) {
+      fail(400, "invalid_request", RefusedHeaderMessage("Authorization"));
+      return;
     }
   }
-  ctx.AddMetadata("x-request-id", request.request_id);
+  for (absl::string_view value : request.Headers("x-api-key")) {
+    if (!metadata.AddVerbatim("x-api-key", value)) {
+      fail(400, "invalid_request", RefusedHeaderMessage("X-API-Key"));
+      return;
+    }
+  }
+  if (!options_.service_token.empty()) {
+    metadata.Add("x-lumo-service-token", options_.service_token);
+    metadata.Add("x-lumo-client-ip", client_ip);
+    // For the server's audit events: the HTTP call as routed.
+    metadata.Add("x-lumo-http-method", route.verb);
+    metadata.Add("x-lumo-http-route", route.path.text());
+    if (const std::string* agent = request.Header("user-agent")) {
+      metadata.Add("x-lumo-user-agent",
+                   core::EscapeMetadataValue(*agent, kMaxUserAgentBytes));
+    }
+  }
+  metadata.Add("x-request-id", request.request_id);
 
   // [portal sessions] (issue 6): the session cookie becomes `x-lumo-session`
   // on routes that admit sessions, unless a key is presented; cookie-borne
   // writes and logins must come from our own pages (docs/portal.md).
+  std::string tenant_slug = TenantSlugOfPath(request.path);
   {
     const lumo::api::HttpRule& http_rule =
         route.method->options().GetExtension(lumo::api::http);
@@ -448,15 +558,12 @@ void Gateway::Forward(const Route& route, const Variables& variables,
     for (int p : access.principals()) {
       admits_session |= p == lumo::api::PRINCIPAL_SESSION;
     }
-    call->tenant_slug = TenantSlugOfPath(request.path);
-    call->secure_cookies = options_.secure_cookies;
     const bool key_presented = request.Header("authorization") != nullptr ||
                                request.Header("x-api-key") != nullptr;
     std::optional<std::string> session;
-    if (admits_session && !key_presented && !call->tenant_slug.empty()) {
+    if (admits_session && !key_presented && !tenant_slug.empty()) {
       session = CookieValue(
-          request,
-          SessionCookieName(call->tenant_slug, options_.secure_cookies));
+          request, SessionCookieName(tenant_slug, options_.secure_cookies));
     }
     const bool write = request.method != "GET" && request.method != "HEAD";
     if ((session.has_value() && write) ||
@@ -464,17 +571,41 @@ void Gateway::Forward(const Route& route, const Variables& variables,
       if (std::string refused =
               CheckBrowserWrite(request, options_.secure_cookies);
           !refused.empty()) {
-        call->respond(ErrorResponse(403, "permission_denied", refused));
+        respond(ErrorResponse(403, "permission_denied", refused));
         return;
       }
     }
     if (session.has_value()) {
-      ctx.AddMetadata("x-lumo-session", *session);
+      metadata.Add("x-lumo-session", *session);
       if (const std::string* csrf = request.Header("x-csrf-token")) {
-        ctx.AddMetadata("x-lumo-csrf-token", csrf->substr(0, 128));
+        if (!metadata.AddVerbatim("x-lumo-csrf-token", csrf->substr(0, 128))) {
+          fail(400, "invalid_request", RefusedHeaderMessage("X-CSRF-Token"));
+          return;
+        }
       }
     }
   }
+
+  if (metadata.AccountedBytes() > kMaxUpstreamMetadataBytes) {
+    fail(431, "header_too_large",
+         "the credential, session and CSRF headers are too large to forward");
+    return;
+  }
+
+  auto call = std::make_shared<Call>();
+  call->route = &route;
+  call->tenant_slug = std::move(tenant_slug);
+  call->secure_cookies = options_.secure_cookies;
+  grpc::ClientContext& ctx = call->context;
+  if (!metadata.AttachTo(ctx)) {
+    // Unreachable: every entry above is legal by construction. Refusing
+    // beats gRPC's abort of the whole process.
+    respond(ErrorResponse(500, "internal_error", "internal error"));
+    return;
+  }
+  call->respond = std::move(respond);
+  ctx.set_deadline(std::chrono::system_clock::now() +
+                   absl::ToChronoMilliseconds(options_.upstream_deadline));
 
   std::string bytes = message->SerializeAsString();
   grpc::Slice slice(bytes);

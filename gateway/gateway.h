@@ -12,6 +12,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "gateway/client_address.h"
 #include "gateway/http/http_message.h"
 #include "gateway/portal.h"
 #include "gateway/transcoding/route_table.h"
@@ -48,8 +49,13 @@ struct GatewayOptions {
   std::vector<const google::protobuf::ServiceDescriptor*> services;
   std::shared_ptr<grpc::Channel> upstream;
   // Presented to the server as x-lumo-service-token so that it trusts the
-  // forwarded client address; empty: not sent.
+  // forwarded client address; empty: not sent (a development set-up only:
+  // lumokeys-gateway refuses to start without one unless told so). Must
+  // be legal gRPC metadata (Create checks).
   std::string service_token;
+  // Peers whose forwarding header names the client (client_address.h);
+  // default: none, the TCP peer is the client. Needs a service token.
+  TrustedProxies trusted_proxies;
   absl::Duration upstream_deadline = absl::Seconds(10);
   // [TLS] (issue 9): true when the gateway serves HTTPS (--tls_cert_file),
   // e.g. for Secure / __Host- cookies.
@@ -84,6 +90,13 @@ HttpResponse ErrorResponse(int status, absl::string_view code,
 HttpResponse RfcErrorResponse(int status, absl::string_view code,
                               absl::string_view description);
 
+// Every service of every LumoKeys proto file (lumo/proto_files.h), from the
+// generated pool: what lumokeys-gateway routes (services without annotated
+// methods contribute no routes). FAILED_PRECONDITION naming a file whose
+// generated code is not linked in.
+absl::StatusOr<std::vector<const google::protobuf::ServiceDescriptor*>>
+LumoServices();
+
 // Headers on every response of the gateway (security headers; CORS stays
 // closed because no Access-Control-* header is ever sent).
 HttpHeaders SecurityHeaders();
@@ -92,7 +105,9 @@ HttpHeaders SecurityHeaders();
 class Gateway {
  public:
   // INVALID_ARGUMENT / FAILED_PRECONDITION when the annotations do not form
-  // a valid route table (e.g. two routes conflict).
+  // a valid route table (e.g. two routes conflict), when the service token
+  // is not legal gRPC metadata, or with trusted proxies but no service
+  // token.
   static absl::StatusOr<std::unique_ptr<Gateway>> Create(
       GatewayOptions options);
 

@@ -23,9 +23,9 @@
 #include "google/protobuf/descriptor.h"
 #include "grpcpp/create_channel.h"
 #include "grpcpp/security/credentials.h"
-#include "lumo/proto_files.h"
 #include "server/config/flag_config.h"
 #include "server/config/secret_file.h"
+#include "server/config/process_hardening.h"
 // [metrics and logs includes] (issue 9)
 #include "gateway/observability.h"
 #include "server/observability/log.h"
@@ -39,7 +39,20 @@ ABSL_FLAG(std::string, upstream, "127.0.0.1:50051",
           "lumokeys-server gRPC address host:port");
 ABSL_FLAG(std::string, service_token_file, "",
           "File with the service token presented to the server (lets it trust "
-          "the forwarded client address)");
+          "the forwarded client address); required unless "
+          "--insecure_dev_no_service_token");
+ABSL_FLAG(bool, insecure_dev_no_service_token, false,
+          "Development set-ups only: run without --service_token_file. The "
+          "server then sees the gateway's address for every client, so key "
+          "CIDR lists and per-address limits do not work behind it");
+ABSL_FLAG(std::string, trusted_proxies, "",
+          "Comma-separated CIDR blocks or addresses of reverse proxies in "
+          "front of the gateway: only for requests from these peers is the "
+          "client address taken from --forwarded_header (the right-most hop "
+          "that is not a trusted proxy); needs --service_token_file");
+ABSL_FLAG(std::string, forwarded_header, "x-forwarded-for",
+          "The header the trusted proxies maintain: x-forwarded-for or "
+          "forwarded (RFC 7239); the other one is ignored");
 ABSL_FLAG(int, threads, 0, "HTTP I/O threads (0: one per core)");
 ABSL_FLAG(int64_t, max_body_bytes, 1024 * 1024,
           "Largest accepted request body; larger gets 413 before parsing");
@@ -98,6 +111,11 @@ void Info(absl::string_view message) { lumo::log::Info(message); }
 }  // namespace
 
 int main(int argc, char** argv) {
+  // [no core dumps] (docs/hardening.md): before anything is read.
+  if (absl::Status hardened = lumo::config::DisableCoreDumps();
+      !hardened.ok()) {
+    Fatal(hardened.message());
+  }
   lumo::config::ParseFlags(
       argc, argv, "LUMO_GATEWAY_",
       "LumoKeys HTTP/JSON gateway.\n"
@@ -210,17 +228,10 @@ int main(int argc, char** argv) {
 
   lumo::gateway::GatewayOptions options;
   options.serves_tls = serves_tls;
-  // Every service of every LumoKeys proto file; those without annotated
-  // methods simply contribute no routes.
-  for (const char* name : lumo::kProtoFiles) {
-    const google::protobuf::FileDescriptor* file =
-        google::protobuf::DescriptorPool::generated_pool()->FindFileByName(
-            name);
-    if (file == nullptr) Fatal(absl::StrCat("proto file not linked: ", name));
-    for (int i = 0; i < file->service_count(); ++i) {
-      options.services.push_back(file->service(i));
-    }
-  }
+  absl::StatusOr<std::vector<const google::protobuf::ServiceDescriptor*>>
+      services = lumo::gateway::LumoServices();
+  if (!services.ok()) Fatal(services.status().message());
+  options.services = *std::move(services);
   // Replies up to 64 MiB: file exports (at most 10,000 audit events, capped
   // at 32 MiB by the server) exceed gRPC's 4 MiB default.
   grpc::ChannelArguments channel_args;
@@ -233,12 +244,43 @@ int main(int argc, char** argv) {
       absl::GetFlag(FLAGS_upstream), upstream_credentials, channel_args);
   options.upstream_deadline = absl::GetFlag(FLAGS_upstream_deadline);
   options.observer = &gateway_metrics;  // [metrics] (issue 9)
+  // [service token and trusted proxies] (docs/gateway.md, "The client
+  // address behind proxies")
+  const bool no_token_dev = absl::GetFlag(FLAGS_insecure_dev_no_service_token);
   if (!absl::GetFlag(FLAGS_service_token_file).empty()) {
+    if (no_token_dev) {
+      Fatal(
+          "--insecure_dev_no_service_token contradicts --service_token_file: "
+          "set one of them");
+    }
     std::ifstream in(absl::GetFlag(FLAGS_service_token_file));
     if (!in) Fatal("--service_token_file: cannot read the file");
     std::string token;
     std::getline(in, token);
     options.service_token = std::string(absl::StripAsciiWhitespace(token));
+    if (options.service_token.empty()) {
+      Fatal("--service_token_file: the file holds no token");
+    }
+  } else if (!no_token_dev && !absl::GetFlag(FLAGS_print_openapi)) {
+    Fatal(
+        "--service_token_file is required: without a service token the "
+        "server sees the gateway's address for every client, so key CIDR "
+        "lists and per-address limits do not hold. For a development "
+        "set-up without one, pass --insecure_dev_no_service_token");
+  }
+  {
+    absl::StatusOr<lumo::gateway::TrustedProxies> proxies =
+        lumo::gateway::TrustedProxies::Parse(
+            absl::GetFlag(FLAGS_trusted_proxies),
+            absl::GetFlag(FLAGS_forwarded_header));
+    if (!proxies.ok()) {
+      Fatal(absl::StrCat("--trusted_proxies / --forwarded_header: ",
+                         proxies.status().message()));
+    }
+    if (!proxies->empty() && options.service_token.empty()) {
+      Fatal("--trusted_proxies needs --service_token_file");
+    }
+    options.trusted_proxies = *std::move(proxies);
   }
   // [portal] (issue 6)
   // Serving HTTPS itself implies secure cookies; --secure_cookies covers a
@@ -283,6 +325,11 @@ int main(int argc, char** argv) {
   });
   if (absl::Status started = server.Start(); !started.ok()) {
     Fatal(started.message());
+  }
+  if (no_token_dev) {
+    lumo::log::Warning(
+        "no service token (--insecure_dev_no_service_token): the server sees "
+        "this gateway's address for every client; a development set-up only");
   }
   Info(absl::StrCat("serving ", serves_tls ? "https" : "http", "://",
                     listen.substr(0, colon), ":", server.bound_port(), " -> ",

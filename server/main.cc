@@ -29,6 +29,7 @@
 #include "server/app/app.h"
 #include "server/config/flag_config.h"
 #include "server/config/secret_file.h"
+#include "server/config/process_hardening.h"
 #include "server/core/crypto.h"
 #include "server/core/pepper.h"
 #include "server/service/audit_json.h"
@@ -247,6 +248,11 @@ bool IsLoopbackListen(absl::string_view listen) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // [no core dumps] (docs/hardening.md): before anything is read.
+  if (absl::Status hardened = lumo::config::DisableCoreDumps();
+      !hardened.ok()) {
+    Fatal(hardened.message());
+  }
   lumo::config::ParseFlags(
       argc, argv, "LUMO_SERVER_",
       "LumoKeys gRPC server: API-key lifecycle and verification over MySQL.\n"

@@ -289,7 +289,11 @@ Family<Gauge>* Registry::FindGauge(absl::string_view name) {
 std::string Registry::Render() const {
   std::string out;
   absl::MutexLock lock(&mu_);
-  for (const auto& [name, e] : entries_) {
+  // Plain references, not a structured binding: the lambdas below capture
+  // them, which C++17 (clang) does not allow for structured bindings.
+  for (const auto& entry : entries_) {
+    const auto& name = entry.first;
+    const auto& e = entry.second;
     const char* type = e.type == Type::kCounter ? "counter"
                        : e.type == Type::kGauge ? "gauge"
                                                 : "histogram";

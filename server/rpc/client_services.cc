@@ -386,7 +386,8 @@ grpc::ServerUnaryReactor* RegistrationServiceImpl::RegisterClient(
         if (!created.ok()) {
           if (auto wait =
                   created.status().GetPayload(service::kRetryAfterPayload)) {
-            context->AddTrailingMetadata("retry-after", std::string(*wait));
+            AddTrailingMetadataSafely(context, "retry-after",
+                                      std::string(*wait));
           }
           return created.status();
         }

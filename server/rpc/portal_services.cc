@@ -41,8 +41,8 @@ grpc::ServerUnaryReactor* PortalServiceImpl::Login(
               if (!result.ok()) {
                 if (auto wait = result.status().GetPayload(
                         service::kRetryAfterPayload)) {
-                  context->AddTrailingMetadata("retry-after",
-                                               std::string(*wait));
+                  AddTrailingMetadataSafely(context, "retry-after",
+                                            std::string(*wait));
                 }
                 done(result.status());
                 return;

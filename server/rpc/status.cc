@@ -5,6 +5,7 @@
 #include <string>
 
 #include "absl/time/clock.h"
+#include "server/core/metadata_text.h"
 #include "server/observability/log.h"
 #include "server/rpc/call.h"
 #include "server/service/key_service.h"
@@ -82,6 +83,37 @@ std::string ErrorCodeOf(const absl::Status& status) {
   }
 }
 
+namespace {
+
+// The key and value as gRPC accepts them, or false when the key is illegal
+// (a programming error: keys are constants).
+bool LegalEntry(absl::string_view key, absl::string_view value,
+                std::string* key_out, std::string* value_out) {
+  if (!core::IsLegalMetadataKey(key)) {
+    lumo::log::Line(lumo::log::Level::kError,
+                    "dropped reply metadata with an illegal key")
+        .Str("key", core::EscapeMetadataValue(key, 64));
+    return false;
+  }
+  *key_out = std::string(key);
+  *value_out = core::EscapeMetadataValue(value);
+  return true;
+}
+
+}  // namespace
+
+void AddInitialMetadataSafely(grpc::ServerContextBase* context,
+                              absl::string_view key, absl::string_view value) {
+  std::string k, v;
+  if (LegalEntry(key, value, &k, &v)) context->AddInitialMetadata(k, v);
+}
+
+void AddTrailingMetadataSafely(grpc::ServerContextBase* context,
+                               absl::string_view key, absl::string_view value) {
+  std::string k, v;
+  if (LegalEntry(key, value, &k, &v)) context->AddTrailingMetadata(k, v);
+}
+
 const google::protobuf::MethodDescriptor& Method(const char* full_name) {
   const google::protobuf::MethodDescriptor* m =
       google::protobuf::DescriptorPool::generated_pool()->FindMethodByName(
@@ -93,31 +125,33 @@ const google::protobuf::MethodDescriptor& Method(const char* full_name) {
 void Finish(grpc::CallbackServerContext* context,
             grpc::ServerUnaryReactor* reactor, const service::RequestInfo& info,
             const absl::Status& status, const service::VerifyOutcome* outcome) {
-  context->AddInitialMetadata("x-request-id", info.request_id);
+  AddInitialMetadataSafely(context, "x-request-id", info.request_id);
   if (outcome != nullptr && outcome->rate_limit > 0) {
     const int64_t reset = absl::ToUnixSeconds(outcome->rate_reset);
-    context->AddInitialMetadata("x-ratelimit-limit",
-                                std::to_string(outcome->rate_limit));
-    context->AddInitialMetadata("x-ratelimit-remaining",
-                                std::to_string(outcome->rate_remaining));
-    context->AddInitialMetadata("x-ratelimit-reset", std::to_string(reset));
+    AddInitialMetadataSafely(context, "x-ratelimit-limit",
+                             std::to_string(outcome->rate_limit));
+    AddInitialMetadataSafely(context, "x-ratelimit-remaining",
+                             std::to_string(outcome->rate_remaining));
+    AddInitialMetadataSafely(context, "x-ratelimit-reset",
+                             std::to_string(reset));
     if (status.code() == absl::StatusCode::kResourceExhausted) {
       const int64_t wait =
           std::max<int64_t>(1, reset - absl::ToUnixSeconds(absl::Now()));
-      context->AddTrailingMetadata("retry-after", std::to_string(wait));
+      AddTrailingMetadataSafely(context, "retry-after", std::to_string(wait));
     }
   }
   if (outcome != nullptr && outcome->rate_limit <= 0 &&
       outcome->retry_after > absl::ZeroDuration() &&
       status.code() == absl::StatusCode::kResourceExhausted) {
     // Refused by the failure throttle (whole seconds, at least one).
-    context->AddTrailingMetadata(
-        "retry-after", std::to_string(std::max<int64_t>(
-                           1, absl::ToInt64Seconds(absl::Ceil(
-                                  outcome->retry_after, absl::Seconds(1))))));
+    AddTrailingMetadataSafely(
+        context, "retry-after",
+        std::to_string(std::max<int64_t>(
+            1, absl::ToInt64Seconds(
+                   absl::Ceil(outcome->retry_after, absl::Seconds(1))))));
   }
   if (!status.ok()) {
-    context->AddTrailingMetadata("lumo-error-code", ErrorCodeOf(status));
+    AddTrailingMetadataSafely(context, "lumo-error-code", ErrorCodeOf(status));
   }
   bool replaced = false;
   std::string message = ClientMessage(status, &replaced);

@@ -106,6 +106,15 @@ def free_loopback_port():
         return sock.getsockname()[1]
 
 
+def run_as_prefix(uid):
+    """The command prefix that runs a program as `uid` (and gid `uid`, no
+    supplementary groups): setpriv when the harness is root, nothing
+    otherwise (the program then runs as the harness's user)."""
+    if uid is None or os.geteuid() != 0:
+        return []
+    return ["setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups"]
+
+
 def _write_secret(path, content):
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as f:
@@ -118,7 +127,12 @@ class LumoServer:
     START_TIMEOUT_S = 60
     STOP_GRACE_S = 10
 
-    def __init__(self):
+    def __init__(self, run_as=None):
+        """`run_as`: a uid (and gid) to run the serving process as; when
+        the harness runs as root, the temp dir and the secrets are handed to
+        it and the server is started through setpriv. Otherwise ignored:
+        the server runs as the harness's own user."""
+        self.run_as = run_as
         self.mysql = MysqlDsn(_require_env(
             "LUMO_TEST_MYSQL_DSN",
             "the end-to-end tests need a MariaDB/MySQL admin DSN such as "
@@ -178,6 +192,11 @@ class LumoServer:
         _write_secret(self.operator_token_path, self.operator_token + "\n")
         _write_secret(self.service_token_path, self.service_token + "\n")
         _write_secret(self.mysql_password_path, self.mysql.password + "\n")
+        if self.run_as is not None and os.geteuid() == 0:
+            for path in (self.tmpdir, self.pepper_path,
+                         self.operator_token_path, self.service_token_path,
+                         self.mysql_password_path):
+                os.chown(path, self.run_as, self.run_as)
 
         self._migrate()
         last_error = None
@@ -224,7 +243,8 @@ class LumoServer:
                 f"log:\n{self.server_log()}")
 
     def _launch_and_wait(self):
-        args = self._server_args() + [f"--listen={self.address}"]
+        args = run_as_prefix(self.run_as) + self._server_args() + [
+            f"--listen={self.address}"]
         with open(self.log_path, "ab") as log:
             log.write(f"=== lumokeys-server --listen={self.address}\n"
                       .encode())
@@ -430,25 +450,28 @@ class LumoServerTestCase(LogOnFailure, unittest.TestCase):
 class LumoGateway:
     """A lumokeys-gateway process in front of a started LumoServer, with a
     tiny HTTP client (`request`) and a raw-socket helper (`raw`).
+    `extra_args` go to the gateway's command line; `name` names its log
+    (<server tmpdir>/<name>.log) when a test runs several.
 
     `request_timeout` is the gateway's --request_timeout: short by default so
     slow-client tests finish quickly (scaled by TIME_SCALE on slow
     machines); tests whose requests legitimately take long on a loaded
     machine (large exports) pass a longer one."""
 
-    def __init__(self, server, request_timeout=None):
+    def __init__(self, server, request_timeout=None, extra_args=(),
+                 name="gateway"):
         if request_timeout is None:
             request_timeout = "%ds" % (3 * TIME_SCALE)
         self.server = server
         self.port = free_loopback_port()
-        self.log_path = os.path.join(server.tmpdir, "gateway.log")
+        self.log_path = os.path.join(server.tmpdir, name + ".log")
         binary = os.path.join(server.binary_dir, "gateway", "lumokeys-gateway")
         self.log = open(self.log_path, "w")
         self.process = subprocess.Popen(
             [binary, "--listen=127.0.0.1:%d" % self.port,
              "--upstream=" + server.address,
              "--service_token_file=" + server.service_token_path,
-             "--request_timeout=" + request_timeout],
+             "--request_timeout=" + request_timeout, *extra_args],
             stdout=self.log, stderr=self.log)
         deadline = time.time() + 20 * TIME_SCALE
         while True:

@@ -4,28 +4,21 @@
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_format.h"
+#include "gateway/gateway.h"
 #include "google/protobuf/descriptor.h"
-#include "lumo/proto_files.h"
 
 namespace lumo::fuzz {
 
 const gateway::RouteTable& RealRouteTable() {
   static const gateway::RouteTable* table = [] {
-    std::vector<const google::protobuf::ServiceDescriptor*> services;
-    for (const char* name : lumo::kProtoFiles) {
-      const google::protobuf::FileDescriptor* file =
-          google::protobuf::DescriptorPool::generated_pool()->FindFileByName(
-              name);
-      if (file == nullptr) {
-        std::fprintf(stderr, "proto file not linked: %s\n", name);
-        std::abort();
-      }
-      for (int i = 0; i < file->service_count(); ++i) {
-        services.push_back(file->service(i));
-      }
+    absl::StatusOr<std::vector<const google::protobuf::ServiceDescriptor*>>
+        services = gateway::LumoServices();
+    if (!services.ok()) {
+      std::fprintf(stderr, "%s\n", services.status().ToString().c_str());
+      std::abort();
     }
     absl::StatusOr<gateway::RouteTable> built =
-        gateway::RouteTable::Build(services);
+        gateway::RouteTable::Build(*services);
     if (!built.ok() || built->routes().empty()) {
       std::fprintf(stderr, "route table: %s\n",
                    built.status().ToString().c_str());

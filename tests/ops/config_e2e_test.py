@@ -2,9 +2,12 @@
 config files for every flag, precedence, and start-up failures that name
 the setting. Needs no database: each case stops before connecting."""
 import os
+import socket
 import subprocess
 import tempfile
+import time
 import unittest
+import urllib.request
 
 BINARY_DIR = os.environ["LUMO_BINARY_DIR"]
 SERVER = os.path.join(BINARY_DIR, "server", "lumokeys-server")
@@ -12,6 +15,28 @@ GATEWAY = os.path.join(BINARY_DIR, "gateway", "lumokeys-gateway")
 # A DSN that parses; nothing listens on port 1, and no case gets that far
 # unless it says so.
 DSN = "--mysql=mysql://lumo@127.0.0.1:1/lumo"
+
+
+def free_loopback_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for_livez(port, process, timeout=30):
+    """True once GET /livez answers 200; False if `process` exits first or
+    nothing answers within `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and process.poll() is None:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/livez",
+                                        timeout=2) as r:
+                if r.status == 200:
+                    return True
+        except OSError:
+            pass
+        time.sleep(0.1)
+    return False
 
 
 def run(args, env=None):
@@ -134,14 +159,74 @@ class GatewayConfigTest(unittest.TestCase):
             f.write("not a certificate\n")
             f.flush()
             r = run([GATEWAY, "--listen=127.0.0.1:0", f"--tls_cert_file={f.name}",
-                     f"--tls_key_file={f.name}"])
+                     f"--tls_key_file={f.name}",
+                     "--insecure_dev_no_service_token"])
         self.assertEqual(r.returncode, 1)
         self.assertIn("TLS certificate file", r.stderr)
+
+    def test_no_service_token_stops_start_unless_told_it_is_development(self):
+        r = run([GATEWAY, "--listen=127.0.0.1:0"])
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("--service_token_file is required", r.stderr)
+        self.assertIn("--insecure_dev_no_service_token", r.stderr)
+        # With the development flag it serves (and says so in its log).
+        port = free_loopback_port()
+        with tempfile.TemporaryFile() as log:
+            gateway = subprocess.Popen(
+                [GATEWAY, f"--listen=127.0.0.1:{port}", "--portal_dir=",
+                 "--insecure_dev_no_service_token"],
+                stdout=log, stderr=log, stdin=subprocess.DEVNULL)
+            try:
+                self.assertTrue(wait_for_livez(port, gateway))
+            finally:
+                gateway.terminate()
+                gateway.wait(30)
+            log.seek(0)
+            self.assertIn(b"no service token", log.read())
+
+    def test_service_token_settings_that_contradict_or_are_empty_stop_start(self):
+        with tempfile.TemporaryDirectory() as d:
+            empty = os.path.join(d, "empty.token")
+            token = os.path.join(d, "service.token")
+            with open(empty, "w") as f:
+                f.write("\n")
+            with open(token, "w") as f:
+                f.write("tok\n")
+            r = run([GATEWAY, f"--service_token_file={empty}"])
+            self.assertEqual(r.returncode, 1)
+            self.assertIn("--service_token_file: the file holds no token",
+                          r.stderr)
+            r = run([GATEWAY, f"--service_token_file={token}",
+                     "--insecure_dev_no_service_token"])
+            self.assertEqual(r.returncode, 1)
+            self.assertIn("contradicts --service_token_file", r.stderr)
+            with open(token, "w") as f:
+                f.write("t\u00f6k\n")
+            r = run([GATEWAY, f"--service_token_file={token}"])
+            self.assertEqual(r.returncode, 1)
+            self.assertIn("service token holds characters", r.stderr)
+
+    def test_bad_trusted_proxy_settings_stop_start(self):
+        r = run([GATEWAY, "--insecure_dev_no_service_token",
+                 "--trusted_proxies=10.0.0.0/8"])
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("--trusted_proxies needs --service_token_file", r.stderr)
+        r = run([GATEWAY, "--insecure_dev_no_service_token",
+                 "--trusted_proxies=10.0.0.0/8,proxy.local"])
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("proxy.local", r.stderr)
+        self.assertIn("is not a CIDR block or an IP address", r.stderr)
+        r = run([GATEWAY, "--insecure_dev_no_service_token",
+                 "--forwarded_header=x-real-ip"])
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("x-real-ip", r.stderr)
 
     def test_help_documents_tls_flags_and_the_environment(self):
         r = run([GATEWAY, "--help"])
         for flag in ("--tls_cert_file", "--upstream_tls_ca_file",
-                     "--allow_remote_plaintext", "--config", "--listen"):
+                     "--allow_remote_plaintext", "--config", "--listen",
+                     "--insecure_dev_no_service_token", "--trusted_proxies",
+                     "--forwarded_header"):
             self.assertIn(flag, r.stdout + r.stderr)
         self.assertIn("LUMO_GATEWAY_", r.stdout + r.stderr)
 

@@ -1,6 +1,18 @@
 #include "server/rpc/status.h"
 
+#include <map>
+#include <memory>
+#include <string>
+
+#include "grpcpp/client_context.h"
+#include "grpcpp/create_channel.h"
+#include "grpcpp/security/credentials.h"
+#include "grpcpp/security/server_credentials.h"
+#include "grpcpp/server.h"
+#include "grpcpp/server_builder.h"
 #include "gtest/gtest.h"
+#include "lumo/keys/v1/keys.grpc.pb.h"
+#include "server/rpc/call.h"
 #include "server/service/key_service.h"
 
 namespace lumo::rpc {
@@ -87,6 +99,68 @@ TEST(StatusTest, AnExplicitErrorCodeWins) {
   EXPECT_EQ(ErrorCodeOf(status), "insufficient_scope");
   EXPECT_EQ(ToGrpcStatus(status).error_code(),
             grpc::StatusCode::PERMISSION_DENIED);
+}
+
+// A KeyService whose GetApiKey answers through Finish (plus one entry under
+// an illegal key), served by a real gRPC server: gRPC checks the reply's
+// metadata exactly as in production.
+class FinishingKeyService : public lumo::keys::v1::KeyService::CallbackService {
+ public:
+  FinishingKeyService(service::RequestInfo info, absl::Status status)
+      : info_(std::move(info)), status_(std::move(status)) {}
+
+  grpc::ServerUnaryReactor* GetApiKey(grpc::CallbackServerContext* context,
+                                      const lumo::keys::v1::GetApiKeyRequest*,
+                                      lumo::keys::v1::ApiKey*) override {
+    AddTrailingMetadataSafely(context, "Not A Key", "x");
+    grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+    Finish(context, reactor, info_, status_);
+    return reactor;
+  }
+
+ private:
+  const service::RequestInfo info_;
+  const absl::Status status_;
+};
+
+std::string Find(const std::multimap<grpc::string_ref, grpc::string_ref>& md,
+                 const std::string& key) {
+  auto it = md.find(key);
+  return it == md.end() ? "<absent>"
+                        : std::string(it->second.data(), it->second.size());
+}
+
+TEST(StatusTest, ReplyMetadataGrpcWouldRefuseIsEscapedNotFatal) {
+  service::RequestInfo info;
+  info.request_id =
+      "id\twith\x01"
+      "control";
+  FinishingKeyService service(
+      info, service::WithErrorCode(absl::PermissionDeniedError("no"),
+                                   "caf\xc3\xa9\tcode"));
+  int port = 0;
+  grpc::ServerBuilder builder;
+  builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(),
+                           &port);
+  builder.RegisterService(&service);
+  std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
+  ASSERT_NE(server, nullptr);
+  auto stub = lumo::keys::v1::KeyService::NewStub(grpc::CreateChannel(
+      "127.0.0.1:" + std::to_string(port), grpc::InsecureChannelCredentials()));
+
+  grpc::ClientContext context;
+  lumo::keys::v1::GetApiKeyRequest request;
+  lumo::keys::v1::ApiKey reply;
+  const grpc::Status status = stub->GetApiKey(&context, request, &reply);
+
+  // Before, the server process aborted in gRPC ("Illegal header value").
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::PERMISSION_DENIED);
+  EXPECT_EQ(Find(context.GetServerTrailingMetadata(), "lumo-error-code"),
+            "caf%C3%A9%09code");
+  EXPECT_EQ(Find(context.GetServerInitialMetadata(), "x-request-id"),
+            "id%09with%01control");
+  EXPECT_EQ(Find(context.GetServerTrailingMetadata(), "Not A Key"), "<absent>");
+  server->Shutdown();
 }
 
 }  // namespace

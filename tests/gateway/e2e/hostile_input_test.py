@@ -462,6 +462,113 @@ class HostileInputTest(harness.LumoServerTestCase):
         self.assertEqual(self.counts(), before)
         self.assert_alive()
 
+    # ----- header values gRPC refuses -----------------------------------------
+
+    # Bytes the HTTP layer accepts inside a field value (RFC 9110: HTAB and
+    # obs-text) but gRPC refuses in metadata; the C++ library used to abort
+    # the gateway on them.
+    GRPC_REFUSED = {
+        "utf-8": "caf\u00e9".encode(),
+        "tab": b"a\tb",
+        "latin-1": b"\xe9",
+        "0x80": b"\x80",
+        "0xff": b"\xff",
+    }
+
+    def raw_get(self, header_lines):
+        return (b"GET " + self.admin("api-keys").encode() +
+                b" HTTP/1.1\r\nHost: x\r\nConnection: close\r\n" +
+                b"".join(line + b"\r\n" for line in header_lines) + b"\r\n")
+
+    def test_header_values_grpc_refuses_never_kill_the_gateway(self):
+        """Every request header the gateway forwards as metadata, with each
+        kind of byte gRPC refuses: descriptive ones are escaped (200),
+        credentials and the CSRF token refused with the documented 400 body
+        naming the header, the rest ignored as before; the gateway lives."""
+        auth = b"Authorization: Bearer " + self.key.encode()
+        before = self.counts()
+        for kind, bad in self.GRPC_REFUSED.items():
+            cases = {
+                "user-agent": ([auth, b"User-Agent: app/" + bad], 200, None),
+                "authorization": ([auth + bad], 400, "Authorization"),
+                "x-api-key": ([b"X-API-Key: " + self.key.encode() + bad], 400,
+                              "X-API-Key"),
+                "csrf header with a session cookie":
+                    ([b"Cookie: lumo_session=abc123",
+                      b"X-CSRF-Token: tok" + bad], 400, "X-CSRF-Token"),
+                # Not a cookie token: no session, so no credential at all.
+                "session cookie": ([b"Cookie: lumo_session=abc" + bad], 401,
+                                   None),
+                "x-request-id": ([auth, b"X-Request-Id: id" + bad], 200, None),
+                "x-forwarded-for": ([auth, b"X-Forwarded-For: 203.0.113.7" + bad],
+                                    200, None),
+                "forwarded": ([auth, b"Forwarded: for=" + bad], 200, None),
+            }
+            for name, (lines, want, header) in cases.items():
+                with self.subTest(header=name, bytes=kind):
+                    type(self).tried += 1
+                    status_line, reply = self.raw_status(self.raw_get(lines))
+                    self.assertRegex(status_line, rb"^HTTP/1\.1 \d\d\d ",
+                                     (name, kind, reply[:300]))
+                    status = int(status_line.split()[1])
+                    self.assertEqual(status, want, (name, kind, reply[:300]))
+                    head, _, body = reply.partition(b"\r\n\r\n")
+                    if status >= 400:
+                        doc = json.loads(body)
+                        self.assertEqual(
+                            (doc["error"], doc["status"]), (True, status), doc)
+                        if header is not None:
+                            self.assertEqual(doc["code"], "invalid_request")
+                            self.assertIn(header, doc["message"])
+                    # Alive, and still serving.
+                    self.assertIsNone(self.gw.process.poll(),
+                                      "lumokeys-gateway died")
+                    self.assertEqual(self.gw.request("GET", "/livez")[0], 200)
+        self.assertEqual(self.counts(), before)
+        self.assert_alive()
+
+    def test_oversized_credential_headers_are_431(self):
+        """An Authorization or X-API-Key the server's gRPC would refuse as
+        too large (its 8 KiB metadata limit) is the gateway's own 431, not
+        the server's RESOURCE_EXHAUSTED read as 429 rate_limit_exceeded."""
+        for header in ("Authorization", "X-API-Key"):
+            with self.subTest(header=header):
+                type(self).tried += 1
+                status, headers, raw = self.gw.request(
+                    "GET", self.admin("api-keys"),
+                    headers={header: "Bearer " + "a" * 9000})
+                self.assertEqual(status, 431, raw[:300])
+                self.assert_refusal(header, status, headers, raw)
+        self.assert_alive()
+
+    def test_non_ascii_user_agent_reaches_the_audit_log_escaped(self):
+        """A real client's non-ASCII app name is not refused: the key is
+        created, and the audit event carries the agent with the bytes gRPC
+        refuses written as %XX (docs/gateway.md)."""
+        body = json.dumps({"name": "ua", "scopes": ["admin:read"]}).encode()
+        request = (b"POST " + self.admin("api-keys").encode() +
+                   b" HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+                   b"Authorization: Bearer " + self.key.encode() + b"\r\n"
+                   b"User-Agent: caf\xc3\xa9-app/1.0\t(Linux)\r\n"
+                   b"Content-Type: application/json\r\n"
+                   b"Content-Length: %d\r\n\r\n" % len(body) + body)
+        status_line, reply = self.raw_status(request)
+        self.assertIn(b" 201 ", status_line, reply[:300])
+        key_id = json.loads(reply.partition(b"\r\n\r\n")[2])["data"]["id"]
+        deadline = time.monotonic() + 30 * harness.TIME_SCALE
+        while True:
+            status, _, raw = self.gw.request(
+                "GET", self.admin("audit-logs?action=api_key.created&targetId="
+                                  + key_id),
+                headers={"Authorization": "Bearer " + self.key})
+            self.assertEqual(status, 200, raw[:300])
+            events = json.loads(raw)["data"]
+            if events:
+                break
+            self.assertLess(time.monotonic(), deadline, "no audit event")
+            time.sleep(0.2)
+        self.assertEqual(events[0]["userAgent"], "caf%C3%A9-app/1.0%09(Linux)")
+
     # ----- slow clients ------------------------------------------------------
 
     def test_slow_clients_time_out_and_do_not_block_others(self):

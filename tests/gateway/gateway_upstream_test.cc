@@ -1,0 +1,272 @@
+// The gateway's request path against a real gRPC upstream (FakeUpstream):
+// which request headers become which metadata, and that no header value
+// can make gRPC abort the process (docs/gateway.md, "Headers forwarded as
+// metadata"; "The client address behind proxies").
+#include <chrono>
+#include <future>
+#include <memory>
+#include <string>
+#include <utility>
+
+#include "absl/strings/match.h"
+#include "gateway/gateway.h"
+#include "gtest/gtest.h"
+#include "tests/gateway/fake_upstream.h"
+
+namespace lumo::gateway {
+namespace {
+
+using ::lumo::testing::FakeUpstream;
+using ::lumo::testing::UpstreamCall;
+
+constexpr char kListKeys[] = "/t/acme/api/v1/admin/api-keys";
+constexpr char kServiceToken[] = "service-token-0123456789";
+
+class GatewayUpstreamTest : public ::testing::Test {
+ protected:
+  std::unique_ptr<Gateway> NewGateway(GatewayOptions options = {}) {
+    absl::StatusOr<std::vector<const google::protobuf::ServiceDescriptor*>>
+        services = LumoServices();
+    EXPECT_TRUE(services.ok()) << services.status();
+    options.services = *services;
+    options.upstream = upstream_.NewChannel();
+    absl::StatusOr<std::unique_ptr<Gateway>> gateway =
+        Gateway::Create(std::move(options));
+    EXPECT_TRUE(gateway.ok()) << gateway.status();
+    return gateway.ok() ? *std::move(gateway) : nullptr;
+  }
+
+  static GatewayOptions WithToken() {
+    GatewayOptions options;
+    options.service_token = kServiceToken;
+    return options;
+  }
+
+  static HttpRequest Get(absl::string_view path, HttpHeaders headers) {
+    HttpRequest request;
+    request.method = "GET";
+    request.target = std::string(path);
+    request.path = std::string(path);
+    request.headers = std::move(headers);
+    request.headers.emplace_back("host", "gateway.test");
+    request.remote_ip = "127.0.0.1";
+    request.request_id = "req-1";
+    return request;
+  }
+
+  // The gateway's answer (it may come from a gRPC thread).
+  static HttpResponse Send(Gateway& gateway, HttpRequest request) {
+    auto promise = std::make_shared<std::promise<HttpResponse>>();
+    std::future<HttpResponse> answer = promise->get_future();
+    gateway.Handle(std::move(request), [promise](HttpResponse response) {
+      promise->set_value(std::move(response));
+    });
+    // Generous: the fake answers at once.
+    EXPECT_EQ(answer.wait_for(std::chrono::seconds(60)),
+              std::future_status::ready);
+    return answer.get();
+  }
+
+  // The one call the upstream got since the last look.
+  UpstreamCall OnlyCall() {
+    std::vector<UpstreamCall> calls = upstream_.TakeCalls();
+    EXPECT_EQ(calls.size(), 1u);
+    return calls.empty() ? UpstreamCall() : calls.front();
+  }
+
+  FakeUpstream upstream_;
+};
+
+TEST_F(GatewayUpstreamTest, UserAgentBytesGrpcRefusesAreEscaped) {
+  std::unique_ptr<Gateway> gateway = NewGateway(WithToken());
+  ASSERT_NE(gateway, nullptr);
+  HttpResponse response =
+      Send(*gateway,
+           Get(kListKeys, {{"authorization", "Bearer lmk_x"},
+                           {"user-agent", "caf\xc3\xa9-app/1.0\t(x) 100%"}}));
+  EXPECT_EQ(response.status, 200) << response.body;
+  UpstreamCall call = OnlyCall();
+  EXPECT_EQ(call.Get("x-lumo-user-agent"), "caf%C3%A9-app/1.0%09(x) 100%");
+  // Everything else as before.
+  EXPECT_EQ(call.Get("authorization"), "Bearer lmk_x");
+  EXPECT_EQ(call.Get("x-lumo-service-token"), kServiceToken);
+  EXPECT_EQ(call.Get("x-lumo-client-ip"), "127.0.0.1");
+  EXPECT_EQ(call.Get("x-lumo-http-method"), "GET");
+  EXPECT_EQ(call.Get("x-lumo-http-route"),
+            "/t/{tenant_slug}/api/v1/admin/api-keys");
+  EXPECT_EQ(call.Get("x-request-id"), "req-1");
+}
+
+TEST_F(GatewayUpstreamTest, EveryByteInTheUserAgentIsForwardedOrEscaped) {
+  std::unique_ptr<Gateway> gateway = NewGateway(WithToken());
+  ASSERT_NE(gateway, nullptr);
+  for (int b = 0; b < 256; ++b) {
+    const std::string agent = "ua/" + std::string(1, static_cast<char>(b));
+    HttpResponse response =
+        Send(*gateway, Get(kListKeys, {{"user-agent", agent}}));
+    ASSERT_EQ(response.status, 200) << b;
+    const std::string forwarded = OnlyCall().Get("x-lumo-user-agent");
+    if (b >= 0x20 && b <= 0x7e) {
+      EXPECT_EQ(forwarded, agent) << b;
+    } else {
+      EXPECT_EQ(forwarded.size(), 6u) << b;  // "ua/%XX"
+      EXPECT_EQ(forwarded[3], '%') << b;
+    }
+  }
+}
+
+TEST_F(GatewayUpstreamTest, TheUserAgentIsCutWithoutSplittingAnEscape) {
+  std::unique_ptr<Gateway> gateway = NewGateway(WithToken());
+  ASSERT_NE(gateway, nullptr);
+  const std::string agent = std::string(510, 'a') + "\xc3\xa9";
+  Send(*gateway, Get(kListKeys, {{"user-agent", agent}}));
+  EXPECT_EQ(OnlyCall().Get("x-lumo-user-agent"), std::string(510, 'a'));
+}
+
+TEST_F(GatewayUpstreamTest, CredentialsGrpcWouldRefuseAreRefusedWith400) {
+  std::unique_ptr<Gateway> gateway = NewGateway(WithToken());
+  ASSERT_NE(gateway, nullptr);
+  const struct {
+    const char* header;
+    const char* name;
+    std::string value;
+  } cases[] = {
+      {"authorization", "Authorization", "Bearer\tlmk_x"},
+      {"authorization", "Authorization", "Bearer lmk_caf\xc3\xa9"},
+      {"authorization", "Authorization", "Bearer lmk_\x7f"},
+      {"x-api-key", "X-API-Key", "lmk_x\ty"},
+      {"x-api-key", "X-API-Key", "\xff"},
+  };
+  for (const auto& c : cases) {
+    HttpResponse response =
+        Send(*gateway, Get(kListKeys, {{c.header, c.value}}));
+    EXPECT_EQ(response.status, 400) << c.value;
+    EXPECT_TRUE(absl::StartsWith(response.body,
+                                 "{\"error\":true,\"status\":400,\"code\":"
+                                 "\"invalid_request\",\"message\":\"the "))
+        << response.body;
+    EXPECT_TRUE(absl::StrContains(response.body, c.name)) << response.body;
+    // The value itself is not echoed.
+    EXPECT_FALSE(absl::StrContains(response.body, "lmk_")) << response.body;
+    EXPECT_TRUE(upstream_.TakeCalls().empty()) << c.value;
+  }
+  // Without a service token too (the credential is forwarded either way).
+  std::unique_ptr<Gateway> plain = NewGateway();
+  ASSERT_NE(plain, nullptr);
+  EXPECT_EQ(Send(*plain, Get(kListKeys, {{"x-api-key", "k\tv"}})).status, 400);
+  EXPECT_TRUE(upstream_.TakeCalls().empty());
+}
+
+TEST_F(GatewayUpstreamTest, OversizedCredentialsAre431NotAnUpstreamError) {
+  std::unique_ptr<Gateway> gateway = NewGateway(WithToken());
+  ASSERT_NE(gateway, nullptr);
+  // Under the limit: forwarded.
+  const std::string fits = "Bearer " + std::string(4000, 'a');
+  EXPECT_EQ(Send(*gateway, Get(kListKeys, {{"authorization", fits}})).status,
+            200);
+  EXPECT_EQ(OnlyCall().Get("authorization"), fits);
+  // Over it (alone, or summed over several lines): refused before the
+  // call, which the server would refuse as RESOURCE_EXHAUSTED (429).
+  for (const HttpHeaders& headers :
+       {HttpHeaders{{"authorization", "Bearer " + std::string(7000, 'a')}},
+        HttpHeaders{{"x-api-key", std::string(3500, 'k')},
+                    {"x-api-key", std::string(3500, 'k')}}}) {
+    HttpResponse response = Send(*gateway, Get(kListKeys, headers));
+    EXPECT_EQ(response.status, 431) << response.body;
+    EXPECT_TRUE(absl::StrContains(response.body, "\"header_too_large\""))
+        << response.body;
+    EXPECT_TRUE(upstream_.TakeCalls().empty());
+  }
+}
+
+TEST_F(GatewayUpstreamTest, EveryByteInAKeyHeaderIsForwardedOrRefused) {
+  std::unique_ptr<Gateway> gateway = NewGateway(WithToken());
+  ASSERT_NE(gateway, nullptr);
+  for (int b = 0; b < 256; ++b) {
+    const std::string key = "lmk_" + std::string(1, static_cast<char>(b));
+    HttpResponse response =
+        Send(*gateway, Get(kListKeys, {{"x-api-key", key}}));
+    if (b >= 0x20 && b <= 0x7e) {
+      ASSERT_EQ(response.status, 200) << b;
+      EXPECT_EQ(OnlyCall().Get("x-api-key"), key) << b;
+    } else {
+      ASSERT_EQ(response.status, 400) << b;
+      EXPECT_TRUE(upstream_.TakeCalls().empty()) << b;
+    }
+  }
+}
+
+TEST_F(GatewayUpstreamTest, TheCsrfHeaderOfASessionIsForwardedOrRefused) {
+  std::unique_ptr<Gateway> gateway = NewGateway(WithToken());
+  ASSERT_NE(gateway, nullptr);
+  HttpResponse response =
+      Send(*gateway, Get(kListKeys, {{"cookie", "lumo_session=abc123"},
+                                     {"x-csrf-token", "csrf_ok"}}));
+  EXPECT_EQ(response.status, 200) << response.body;
+  UpstreamCall call = OnlyCall();
+  EXPECT_EQ(call.Get("x-lumo-session"), "abc123");
+  EXPECT_EQ(call.Get("x-lumo-csrf-token"), "csrf_ok");
+
+  response = Send(*gateway, Get(kListKeys, {{"cookie", "lumo_session=abc123"},
+                                            {"x-csrf-token", "caf\xc3\xa9"}}));
+  EXPECT_EQ(response.status, 400);
+  EXPECT_TRUE(absl::StrContains(response.body, "X-CSRF-Token"))
+      << response.body;
+  EXPECT_TRUE(upstream_.TakeCalls().empty());
+
+  // Without a session the header is not forwarded at all (as before).
+  response = Send(*gateway, Get(kListKeys, {{"x-csrf-token", "a\tb"}}));
+  EXPECT_EQ(response.status, 200);
+  EXPECT_EQ(OnlyCall().Get("x-lumo-csrf-token"), "<absent>");
+}
+
+TEST_F(GatewayUpstreamTest, ForwardedAddressesCountOnlyFromTrustedProxies) {
+  GatewayOptions options = WithToken();
+  options.trusted_proxies =
+      *TrustedProxies::Parse("10.0.0.0/8", "x-forwarded-for");
+  std::unique_ptr<Gateway> gateway = NewGateway(std::move(options));
+  ASSERT_NE(gateway, nullptr);
+
+  HttpRequest from_proxy =
+      Get(kListKeys, {{"x-forwarded-for", "1.1.1.1, 203.0.113.7, 10.0.0.2"},
+                      {"forwarded", "for=198.51.100.1"}});
+  from_proxy.remote_ip = "10.0.0.1";
+  EXPECT_EQ(Send(*gateway, from_proxy).status, 200);
+  EXPECT_EQ(OnlyCall().Get("x-lumo-client-ip"), "203.0.113.7");
+
+  HttpRequest direct = Get(kListKeys, {{"x-forwarded-for", "203.0.113.7"}});
+  direct.remote_ip = "198.51.100.9";
+  EXPECT_EQ(Send(*gateway, direct).status, 200);
+  EXPECT_EQ(OnlyCall().Get("x-lumo-client-ip"), "198.51.100.9");
+
+  HttpRequest malformed =
+      Get(kListKeys, {{"x-forwarded-for", "203.0.113.7:x"}});
+  malformed.remote_ip = "10.0.0.1";
+  HttpResponse response = Send(*gateway, malformed);
+  EXPECT_EQ(response.status, 400);
+  EXPECT_TRUE(
+      absl::StrContains(response.body, "malformed X-Forwarded-For header"))
+      << response.body;
+  EXPECT_TRUE(upstream_.TakeCalls().empty());
+}
+
+TEST_F(GatewayUpstreamTest, CreateRefusesUnsafeSettings) {
+  absl::StatusOr<std::vector<const google::protobuf::ServiceDescriptor*>>
+      services = LumoServices();
+  ASSERT_TRUE(services.ok());
+  GatewayOptions bad_token;
+  bad_token.services = *services;
+  bad_token.service_token = "token\twith tab";
+  EXPECT_EQ(Gateway::Create(std::move(bad_token)).status().code(),
+            absl::StatusCode::kInvalidArgument);
+
+  GatewayOptions proxies_without_token;
+  proxies_without_token.services = *services;
+  proxies_without_token.trusted_proxies =
+      *TrustedProxies::Parse("10.0.0.0/8", "x-forwarded-for");
+  EXPECT_EQ(Gateway::Create(std::move(proxies_without_token)).status().code(),
+            absl::StatusCode::kFailedPrecondition);
+}
+
+}  // namespace
+}  // namespace lumo::gateway
