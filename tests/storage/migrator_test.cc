@@ -18,6 +18,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_replace.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/storage/status_testing.h"
@@ -99,8 +100,8 @@ TEST_F(MigratorTest, AppliesProjectMigrationsOnceAndRecordsThem) {
     // The version is the file's number (numbers are assigned per branch, so
     // a branch may lack one in between).
     int version = 0;
-    ASSERT_TRUE(absl::SimpleAtoi(files[i].substr(0, files[i].find('_')),
-                                 &version))
+    ASSERT_TRUE(
+        absl::SimpleAtoi(files[i].substr(0, files[i].find('_')), &version))
         << files[i];
     EXPECT_THAT(recorded[i],
                 ElementsAre(std::to_string(version), files[i], "64", "1"));
@@ -128,7 +129,7 @@ TEST_F(MigratorTest, SchemaIsInnoDbUtf8mb4AndEveryTenantTableHasTenantId) {
                                    "audit_events", "key_changes",
                                    "schema_migrations", "tenants"}));
   // Every table that holds tenant data (all but these three) has tenant_id.
-  // `replicas` is server membership (issue 7), not tenant data.
+  // `replicas` is server membership, not tenant data.
   for (const std::string& table : names) {
     if (table == "schema_migrations" || table == "tenants" ||
         table == "replicas") {
@@ -221,6 +222,45 @@ TEST_F(MigratorTest, RefusesAnAppliedFileWhoseChecksumChanged) {
       std::string count,
       db_->QueryValue("SELECT COUNT(*) FROM schema_migrations"));
   EXPECT_EQ(count, "1");
+}
+
+TEST_F(MigratorTest, CommentEditsOfAnAppliedFileAreAccepted) {
+  MigrationsDir dir;
+  dir.Write("0001_first.sql",
+            "-- Tables (see the tracker).\nCREATE TABLE a (x INT);\n");
+  ASSERT_OK(Apply(dir.path()));
+  ASSERT_OK_AND_ASSIGN(
+      std::string recorded,
+      db_->QueryValue("SELECT checksum FROM schema_migrations"));
+  dir.Write("0001_first.sql",
+            "-- Tables, documented in the repository.\n-- Two lines now.\n"
+            "CREATE TABLE a (x INT);\n");
+  std::vector<std::string> applied;
+  ASSERT_OK(Apply(dir.path(), &applied));
+  EXPECT_THAT(applied, ::testing::IsEmpty());
+  EXPECT_EQ(*db_->QueryValue("SELECT checksum FROM schema_migrations"),
+            recorded);
+}
+
+TEST_F(MigratorTest, WholeTextChecksumsOfEarlierServersAreRewritten) {
+  MigrationsDir dir;
+  const std::string text = "-- Old.\nCREATE TABLE a (x INT);\n";
+  dir.Write("0001_first.sql", text);
+  ASSERT_OK(Apply(dir.path()));
+  ASSERT_OK_AND_ASSIGN(
+      std::string statements_checksum,
+      db_->QueryValue("SELECT checksum FROM schema_migrations"));
+  // What a server that hashed the whole file recorded.
+  ASSERT_OK(db_->Execute(
+      absl::StrCat("UPDATE schema_migrations SET checksum = SHA2('",
+                   absl::StrReplaceAll(text, {{"\n", "\\n"}}), "', 256)")));
+  ASSERT_OK(Apply(dir.path()));
+  EXPECT_EQ(*db_->QueryValue("SELECT checksum FROM schema_migrations"),
+            statements_checksum);
+  // Any other recorded value is still a mismatch.
+  ASSERT_OK(
+      db_->Execute("UPDATE schema_migrations SET checksum = SHA2('x', 256)"));
+  EXPECT_CODE(Apply(dir.path()), absl::StatusCode::kFailedPrecondition);
 }
 
 TEST_F(MigratorTest, RefusesARenamedAppliedFile) {

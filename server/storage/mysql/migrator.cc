@@ -17,6 +17,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "server/core/crypto.h"
@@ -114,6 +115,28 @@ absl::Status MigrationError(const sql::SQLException& e,
                                    e.getErrorCode(), ")"));
 }
 
+// What an applied file is held to: SHA-256 (hex) of its statements as
+// SplitSqlStatements returns them, joined by "\n;\n". Comment lines are not
+// part of it, so a migration's documentation can be corrected after it was
+// applied; any change to a statement is a checksum mismatch.
+std::string StatementsChecksum(const std::vector<std::string>& statements) {
+  return core::HexEncode(
+      core::AsStringView(core::Sha256(absl::StrJoin(statements, "\n;\n"))));
+}
+
+// Checksums recorded by servers that hashed a file's whole text, for the
+// files whose comments were corrected since: such a row is accepted and
+// rewritten to the statements checksum. (A row that matches the whole text
+// of the current file is accepted the same way.)
+const std::map<int, absl::string_view>& LegacyWholeTextChecksums() {
+  static const auto* known = new std::map<int, absl::string_view>{
+      {2, "3845ca1aef4e9841d4954b2a162bba2f4723de28625e3e7391a32afbacc6952a"},
+      {4, "e11afdc067b42dac15b294fc135f2c7569c303fd5d13576d5a49fae5b67ebbb0"},
+      {5, "cf51cacc40e839d75a80fa8defbc9baee8aca2879e9b097efbcd6742d9f572f1"},
+  };
+  return *known;
+}
+
 absl::Status ApplyLocked(MysqlConnection& conn,
                          const std::vector<MigrationFile>& files,
                          std::vector<std::string>* applied) {
@@ -142,18 +165,25 @@ absl::Status ApplyLocked(MysqlConnection& conn,
     // Check every applied file before applying anything new.
     struct Pending {
       const MigrationFile* file;
-      std::string text;
+      std::vector<std::string> statements;
       std::string checksum;
     };
     std::vector<Pending> pending;
+    std::vector<std::pair<int, std::string>> rechecksummed;
     for (const MigrationFile& file : files) {
       absl::StatusOr<std::string> text = ReadFile(file.path);
       if (!text.ok()) return text.status();
-      std::string checksum =
-          core::HexEncode(core::AsStringView(core::Sha256(*text)));
+      absl::StatusOr<std::vector<std::string>> statements =
+          SplitSqlStatements(*text);
+      if (!statements.ok()) {
+        return absl::Status(
+            statements.status().code(),
+            absl::StrCat(file.file_name, ": ", statements.status().message()));
+      }
+      std::string checksum = StatementsChecksum(*statements);
       auto it = done.find(file.version);
       if (it == done.end()) {
-        pending.push_back(Pending{&file, *std::move(text), checksum});
+        pending.push_back(Pending{&file, *std::move(statements), checksum});
         continue;
       }
       if (it->second.name != file.file_name) {
@@ -161,26 +191,35 @@ absl::Status ApplyLocked(MysqlConnection& conn,
             "migration ", file.version, " was applied as ", it->second.name,
             " but the file is now ", file.file_name));
       }
-      if (it->second.checksum != checksum) {
-        return absl::FailedPreconditionError(absl::StrCat(
-            "migration ", file.file_name,
-            " changed after it was applied (checksum mismatch); add a new "
-            "migration instead of editing an applied one"));
+      if (it->second.checksum == checksum) continue;
+      const auto legacy = LegacyWholeTextChecksums().find(file.version);
+      if (it->second.checksum ==
+              core::HexEncode(core::AsStringView(core::Sha256(*text))) ||
+          (legacy != LegacyWholeTextChecksums().end() &&
+           it->second.checksum == legacy->second)) {
+        rechecksummed.emplace_back(file.version, checksum);
+        continue;
       }
+      return absl::FailedPreconditionError(absl::StrCat(
+          "migration ", file.file_name,
+          " changed after it was applied (checksum mismatch); add a new "
+          "migration instead of editing an applied one"));
     }
 
-    for (const auto& [file, text, checksum] : pending) {
-      absl::StatusOr<std::vector<std::string>> statements =
-          SplitSqlStatements(text);
-      if (!statements.ok()) {
-        return absl::Status(
-            statements.status().code(),
-            absl::StrCat(file->file_name, ": ", statements.status().message()));
-      }
-      for (size_t i = 0; i < statements->size(); ++i) {
+    for (const auto& [version, checksum] : rechecksummed) {
+      what = absl::StrCat("record the checksum of migration ", version);
+      sql::PreparedStatement& update = conn.Prepare(
+          "UPDATE schema_migrations SET checksum = ? WHERE version = ?");
+      update.setString(1, checksum);
+      update.setInt(2, version);
+      conn.Update(update);
+    }
+
+    for (const auto& [file, statements, checksum] : pending) {
+      for (size_t i = 0; i < statements.size(); ++i) {
         what =
             absl::StrCat("migration ", file->file_name, " statement ", i + 1);
-        conn.Execute((*statements)[i]);
+        conn.Execute(statements[i]);
       }
       what = absl::StrCat("record migration ", file->file_name);
       sql::PreparedStatement& record = conn.Prepare(

@@ -21,8 +21,10 @@ namespace lumo::storage {
 //     both apply a file;
 //   - applies every file named `NNNN_name.sql` (NNNN: the version, digits)
 //     not yet recorded, in numeric order, one statement at a time (see
-//     SplitSqlStatements), and records version, name and SHA-256 after each
-//     file.
+//     SplitSqlStatements), and records version, name and the SHA-256 of its
+//     statements after each file (comment lines are not part of it: they
+//     may be corrected later; rows that earlier servers checksummed over the
+//     whole text are accepted and rewritten).
 // `applied` (optional) receives the file names applied by this call.
 //
 // Errors: INVALID_ARGUMENT for unusable options, an empty database name, a
