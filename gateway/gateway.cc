@@ -146,7 +146,7 @@ const RenderOptions& SecretFieldOptions() {
                                  "lumo.admin.v1.OAuthClient.client_secret",
                                  // Only on replies that asked for one.
                                  "lumo.api.PageMeta.next_cursor"};
-    // [portal] (issue 6): the session token and CSRF token travel only as
+    // The session token and CSRF token travel only as
     // cookies (portal.h), never in a body.
     o->omit_fields = {"lumo.portal.v1.LoginResponse.session_token",
                       "lumo.portal.v1.LoginResponse.csrf_token"};
@@ -204,7 +204,7 @@ struct Call {
   grpc::ByteBuffer reply;
   Responder respond;
   const Route* route = nullptr;
-  // [portal] (issue 6): for the session cookies of the reply.
+  // For the session cookies of the reply.
   std::string tenant_slug;
   bool secure_cookies = false;
 };
@@ -351,7 +351,7 @@ Gateway::Gateway(GatewayOptions options, RouteTable routes, std::string openapi)
       stub_(options_.upstream) {}
 
 void Gateway::Handle(HttpRequest request, Responder respond) {
-  // [observability hook] (issue 9): hands the request's labels to the
+  // Hands the request's labels to the
   // observer, which may wrap the responder.
   auto observe = [&](absl::string_view route, absl::string_view tenant) {
     if (options_.observer == nullptr) return;
@@ -359,7 +359,7 @@ void Gateway::Handle(HttpRequest request, Responder respond) {
         RequestLabels{request.method, route, tenant, request.request_id},
         std::move(respond));
   };
-  // [portal] (issue 6): the portal's static pages and assets.
+  // The portal's static pages and assets.
   if (options_.portal != nullptr) {
     if (std::optional<HttpResponse> page = options_.portal->Serve(request)) {
       respond(*std::move(page));
@@ -399,7 +399,6 @@ void Gateway::Handle(HttpRequest request, Responder respond) {
   }
 
   MatchResult match = routes_.Match(request.method, request.path);
-  // [observability hook] (issue 9)
   if (match.outcome == MatchOutcome::kMatched) {
     absl::string_view tenant;
     for (const auto& [name, value] : match.variables) {
@@ -545,7 +544,7 @@ void Gateway::Forward(const Route& route, const Variables& variables,
   }
   metadata.Add("x-request-id", request.request_id);
 
-  // [portal sessions] (issue 6): the session cookie becomes `x-lumo-session`
+  // The session cookie becomes `x-lumo-session`
   // on routes that admit sessions, unless a key is presented; cookie-borne
   // writes and logins must come from our own pages (docs/portal.md).
   std::string tenant_slug = TenantSlugOfPath(request.path);
@@ -615,7 +614,6 @@ void Gateway::Forward(const Route& route, const Variables& variables,
   stub_.UnaryCall(
       &ctx, rpc_name, grpc::StubOptions(), &call->request, &call->reply,
       [call, observer = options_.observer](grpc::Status status) {
-        // [observability hook] (issue 9)
         if (!status.ok() && observer != nullptr) {
           observer->UpstreamError(status.error_code());
         }
@@ -651,7 +649,7 @@ void Gateway::Forward(const Route& route, const Variables& variables,
             message = "internal error";
           }
           HttpResponse response = ErrorResponse(error.status, code, message);
-          // [portal] (issue 6): a refused logout still forgets
+          // A refused logout still forgets
           // the (stale) cookies.
           if (route.method->options()
                       .GetExtension(lumo::api::http)
@@ -681,7 +679,7 @@ void Gateway::Forward(const Route& route, const Variables& variables,
         HttpResponse response;
         response.status = route.success_status;
         AddRateLimitHeaders(call->context, response);
-        // [portal] (issue 6): session cookies.
+        // Session cookies.
         switch (route.method->options()
                     .GetExtension(lumo::api::http)
                     .session_cookie()) {

@@ -22,7 +22,7 @@
 
 namespace lumo::gateway {
 
-// [observability hook] (issue 9): what the gateway tells an observer about
+// What the gateway tells an observer about
 // each request it handles. The views are valid during Observe only.
 struct RequestLabels {
   absl::string_view method;  // as sent
@@ -57,13 +57,13 @@ struct GatewayOptions {
   // default: none, the TCP peer is the client. Needs a service token.
   TrustedProxies trusted_proxies;
   absl::Duration upstream_deadline = absl::Seconds(10);
-  // [TLS] (issue 9): true when the gateway serves HTTPS (--tls_cert_file),
+  // True when the gateway serves HTTPS (--tls_cert_file),
   // e.g. for Secure / __Host- cookies.
   bool serves_tls = false;
-  // [observability hook] (issue 9): borrowed, may be null; must outlive
+  // Borrowed, may be null; must outlive
   // the gateway and every call it has in flight.
   GatewayObserver* observer = nullptr;
-  // [portal] (issue 6, docs/portal.md): the portal's pages (null: none are
+  // The portal's pages (docs/portal.md; null: none are
   // served), and whether browsers reach the gateway over TLS (cookie flags
   // and the expected Origin scheme).
   std::shared_ptr<const Portal> portal;
@@ -71,7 +71,7 @@ struct GatewayOptions {
 };
 
 // The HTTP status and documented error code for a gRPC status code: the
-// one table of the mapping (product.md §3.1).
+// one table of the mapping (docs/product.md §3.1).
 struct HttpError {
   int status;
   const char* code;

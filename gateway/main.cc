@@ -20,14 +20,13 @@
 #include "absl/time/clock.h"
 #include "gateway/gateway.h"
 #include "gateway/http/http_server.h"
+#include "gateway/observability.h"
 #include "google/protobuf/descriptor.h"
 #include "grpcpp/create_channel.h"
 #include "grpcpp/security/credentials.h"
 #include "server/config/flag_config.h"
-#include "server/config/secret_file.h"
 #include "server/config/process_hardening.h"
-// [metrics and logs includes] (issue 9)
-#include "gateway/observability.h"
+#include "server/config/secret_file.h"
 #include "server/observability/log.h"
 #include "server/observability/metrics.h"
 #include "server/observability/metrics_http.h"
@@ -68,7 +67,6 @@ ABSL_FLAG(bool, print_openapi, false,
           "Print the generated OpenAPI document and exit");
 ABSL_FLAG(absl::Duration, shutdown_grace, absl::Seconds(10),
           "How long in-flight requests may finish after SIGTERM");
-// [TLS flags] (issue 9, docs/operations.md)
 ABSL_FLAG(std::string, tls_cert_file, "",
           "PEM certificate chain: with --tls_key_file the gateway serves "
           "HTTPS only (TLS 1.2+); reloaded on SIGHUP");
@@ -87,9 +85,8 @@ ABSL_FLAG(std::string, upstream_tls_key_file, "",
 ABSL_FLAG(std::string, upstream_tls_server_name, "",
           "Name the server certificate must carry (default: the host of "
           "--upstream)");
-// [metrics and logs flags] (issue 9): --log_level, --metrics_listen and
+// --log_level, --metrics_listen and
 // --metrics_allow_remote come from server/observability/observability_flags.
-// [portal flags] (issue 6, docs/portal.md)
 ABSL_FLAG(std::string, portal_dir, LUMO_DEFAULT_PORTAL_DIR,
           "Directory of the tenant portal's static files; empty: no portal "
           "pages");
@@ -100,7 +97,7 @@ ABSL_FLAG(bool, secure_cookies, false,
 
 namespace {
 
-// [metrics and logs] (issue 9): the shared JSON log-line library.
+// The shared JSON log-line library.
 [[noreturn]] void Fatal(absl::string_view message) {
   lumo::log::Line(lumo::log::Level::kFatal, message);
   exit(1);
@@ -121,7 +118,6 @@ int main(int argc, char** argv) {
       "LumoKeys HTTP/JSON gateway.\n"
       "  lumokeys-gateway --upstream=127.0.0.1:50051 --listen=127.0.0.1:8080\n"
       "SIGTERM/SIGINT drain and stop; SIGHUP reloads the TLS files.");
-  // [metrics and logs: level, registry] (issue 9)
   if (absl::Status ok = lumo::observability::ApplyObservabilityFlags();
       !ok.ok()) {
     Fatal(ok.message());
@@ -138,7 +134,7 @@ int main(int argc, char** argv) {
   }
   lumo::metrics::Registry metrics_registry;
   lumo::gateway::GatewayMetrics gateway_metrics(metrics_registry);
-  // [mutex deadlock detection off] (issue 7): Debian's Abseil is built
+  // Debian's Abseil is built
   // without NDEBUG, so every absl::Mutex::Lock also maintained a lock graph
   // (GraphCycles) - a few per cent of a warm call in the profile
   // (docs/benchmarks.md). Tests keep the default.
@@ -165,7 +161,7 @@ int main(int argc, char** argv) {
     host = host.substr(1, host.size() - 2);
   }
 
-  // [TLS settings] (issue 9): cross-field checks name the settings.
+  // Cross-field checks name the settings.
   const bool serves_tls = !absl::GetFlag(FLAGS_tls_cert_file).empty();
   if (serves_tls == absl::GetFlag(FLAGS_tls_key_file).empty()) {
     Fatal("--tls_cert_file and --tls_key_file must be set together");
@@ -243,7 +239,7 @@ int main(int argc, char** argv) {
   options.upstream = grpc::CreateCustomChannel(
       absl::GetFlag(FLAGS_upstream), upstream_credentials, channel_args);
   options.upstream_deadline = absl::GetFlag(FLAGS_upstream_deadline);
-  options.observer = &gateway_metrics;  // [metrics] (issue 9)
+  options.observer = &gateway_metrics;
   // [service token and trusted proxies] (docs/gateway.md, "The client
   // address behind proxies")
   const bool no_token_dev = absl::GetFlag(FLAGS_insecure_dev_no_service_token);
@@ -282,7 +278,6 @@ int main(int argc, char** argv) {
     }
     options.trusted_proxies = *std::move(proxies);
   }
-  // [portal] (issue 6)
   // Serving HTTPS itself implies secure cookies; --secure_cookies covers a
   // TLS-terminating proxy in front of a plaintext gateway.
   options.secure_cookies = absl::GetFlag(FLAGS_secure_cookies) || serves_tls;
@@ -335,7 +330,6 @@ int main(int argc, char** argv) {
                     listen.substr(0, colon), ":", server.bound_port(), " -> ",
                     absl::GetFlag(FLAGS_upstream), " (",
                     (*gateway)->routes().routes().size(), " routes)"));
-  // [metrics listener] (issue 9)
   metrics_registry.AddCollector(
       "lumo_gateway_open_connections", "HTTP connections open now",
       lumo::metrics::Type::kGauge, [&server] {
@@ -358,7 +352,7 @@ int main(int argc, char** argv) {
   for (;;) {
     sigwait(&signals, &signal_number);
     if (signal_number != SIGHUP) break;
-    // [SIGHUP] (issue 9): new connections get the new certificate.
+    // New connections get the new certificate.
     absl::Status reloaded = server.ReloadTls();
     Info(reloaded.ok() ? "TLS files reloaded"
                        : absl::StrCat("TLS reload failed, keeping the old "
@@ -367,7 +361,7 @@ int main(int argc, char** argv) {
   }
   Info("shutting down");
   server.Shutdown(absl::GetFlag(FLAGS_shutdown_grace));
-  metrics_server.Stop();  // [metrics listener] (issue 9)
+  metrics_server.Stop();
   Info("stopped");
   return 0;
 }

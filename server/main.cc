@@ -28,10 +28,13 @@
 #include "grpcpp/server_builder.h"
 #include "server/app/app.h"
 #include "server/config/flag_config.h"
-#include "server/config/secret_file.h"
 #include "server/config/process_hardening.h"
+#include "server/config/secret_file.h"
 #include "server/core/crypto.h"
 #include "server/core/pepper.h"
+#include "server/observability/log.h"
+#include "server/observability/metrics_http.h"
+#include "server/observability/observability_flags.h"
 #include "server/service/audit_json.h"
 #include "server/service/pepper_coverage.h"
 #include "server/storage/mysql/migrator.h"
@@ -40,10 +43,6 @@
 #include "server/storage/mysql/mysql_options.h"
 #include "server/storage/mysql/mysql_pepper_usage_store.h"
 #include "server/tls/server_tls.h"
-// [metrics and logs includes] (issue 9)
-#include "server/observability/log.h"
-#include "server/observability/metrics_http.h"
-#include "server/observability/observability_flags.h"
 
 ABSL_FLAG(std::string, listen, "127.0.0.1:50051",
           "gRPC listen address host:port");
@@ -90,7 +89,6 @@ ABSL_FLAG(int, audit_queue_size, 100000,
 ABSL_FLAG(bool, bench_disable_usage_audit, false,
           "BENCHMARK ONLY: do not record key use and failed authentication "
           "(to measure the audit's cost); never in production");
-// [bench flag] (issue 7)
 ABSL_FLAG(bool, bench_service, false,
           "BENCHMARK ONLY: serve lumo.bench.v1.BenchService (Echo, raw "
           "database baselines, counters) for tools/bench; never in "
@@ -105,7 +103,7 @@ ABSL_FLAG(absl::Duration, verify_usage_window, absl::Seconds(1),
 ABSL_FLAG(int, audit_burst_threshold, 10,
           "Failures on one key id or from one address within a minute that "
           "mark the failures suspicious");
-// [failure throttle] (issue 8): docs/reliability.md "Brute force".
+// See docs/reliability.md "Brute force".
 ABSL_FLAG(int, auth_failures_per_ip_burst, 1000,
           "Failed key verifications one source address may make in a burst "
           "before every attempt from it gets RESOURCE_EXHAUSTED/429 (0: off)");
@@ -119,7 +117,6 @@ ABSL_FLAG(int, auth_failures_per_key_per_minute, 60,
           "Refill rate of the per-key-id failure budget");
 ABSL_FLAG(absl::Duration, shutdown_grace, absl::Seconds(10),
           "How long in-flight calls may run after SIGTERM");
-// [TLS and lifecycle flags] (issue 9, docs/operations.md)
 ABSL_FLAG(std::string, tls_cert_file, "",
           "PEM certificate chain: with --tls_key_file, --listen and "
           "--internal_listen serve TLS (reloaded on SIGHUP)");
@@ -137,9 +134,9 @@ ABSL_FLAG(absl::Duration, drain_delay, absl::ZeroDuration(),
           "After SIGTERM, how long health reports NOT_SERVING while calls "
           "are still accepted (lets load balancers move traffic away) before "
           "the --shutdown_grace drain starts");
-// [metrics and logs flags] (issue 9): --log_level, --metrics_listen and
+// --log_level, --metrics_listen and
 // --metrics_allow_remote come from server/observability/observability_flags.
-// [replication flags] (issue 7): docs/replication.md.
+// See docs/replication.md.
 ABSL_FLAG(bool, replication, true,
           "Register in the replicas table and tail the key_changes feed, so "
           "that Rotate/Revoke/Delete return only when every live replica "
@@ -156,7 +153,6 @@ ABSL_FLAG(absl::Duration, replica_heartbeat_interval, absl::Milliseconds(250),
 ABSL_FLAG(absl::Duration, replica_gap_timeout, absl::Seconds(1),
           "How long a missing feed seq is waited for before it is treated "
           "as rolled back");
-// [portal flags] (issue 6, docs/portal.md)
 ABSL_FLAG(absl::Duration, portal_session_idle_timeout, absl::Minutes(30),
           "A portal session ends after this long without a request");
 ABSL_FLAG(absl::Duration, portal_session_absolute_timeout, absl::Hours(12),
@@ -200,7 +196,7 @@ ABSL_FLAG(int, portal_scrypt_log_n, 17,
 
 namespace {
 
-// [metrics and logs] (issue 9): one JSON line through the shared logging
+// One JSON line through the shared logging
 // library (server/observability/log.h), filtered by --log_level.
 void Log(absl::string_view level, absl::string_view message,
          absl::string_view extra_json_fields = "") {
@@ -260,12 +256,11 @@ int main(int argc, char** argv) {
       "  lumokeys-server --mysql=DSN --migrate [--migrations_dir=D]\n"
       "SIGTERM/SIGINT drain and stop; SIGHUP reloads the TLS files and the "
       "pepper file.");
-  // [metrics and logs: level] (issue 9)
   if (absl::Status ok = lumo::observability::ApplyObservabilityFlags();
       !ok.ok()) {
     Fatal(ok.message());
   }
-  // [mutex deadlock detection off] (issue 7): Debian's Abseil is built
+  // Debian's Abseil is built
   // without NDEBUG, so every absl::Mutex::Lock also maintained a lock graph
   // (GraphCycles) - a few per cent of a warm call in the profile
   // (docs/benchmarks.md). Tests keep the default.
@@ -338,7 +333,7 @@ int main(int argc, char** argv) {
   }
 
   const std::string listen = absl::GetFlag(FLAGS_listen);
-  // [TLS settings] (issue 9): cross-field checks name the settings.
+  // Cross-field checks name the settings.
   const std::string internal_listen = absl::GetFlag(FLAGS_internal_listen);
   const bool tls = !absl::GetFlag(FLAGS_tls_cert_file).empty();
   if (absl::GetFlag(FLAGS_tls_cert_file).empty() !=
@@ -444,7 +439,6 @@ int main(int argc, char** argv) {
   if (!app_options.record_usage) {
     Log("warning", "usage auditing is OFF (--bench_disable_usage_audit)");
   }
-  // [bench flag] (issue 7)
   app_options.bench_service = absl::GetFlag(FLAGS_bench_service);
   if (app_options.bench_service) {
     Log("warning", "benchmark service is ON (--bench_service)");
@@ -461,7 +455,6 @@ int main(int argc, char** argv) {
       app_options.audit_writer.summary_window > absl::Minutes(10)) {
     Fatal("--verify_usage_window must be between 0s and 10m");
   }
-  // [portal options] (issue 6)
   app_options.portal.idle_ttl =
       absl::GetFlag(FLAGS_portal_session_idle_timeout);
   app_options.portal.absolute_ttl =
@@ -504,7 +497,6 @@ int main(int argc, char** argv) {
   }
   app_options.usage_auditor.burst_threshold =
       std::max(1, absl::GetFlag(FLAGS_audit_burst_threshold));
-  // [replication options] (issue 7)
   app_options.replication = absl::GetFlag(FLAGS_replication);
   app_options.replica.replica_id = absl::GetFlag(FLAGS_replica_id);
   app_options.replica.address = listen;
@@ -526,7 +518,6 @@ int main(int argc, char** argv) {
                                absl::string_view message) {
     Log(level, message);
   };
-  // [failure throttle] (issue 8)
   app_options.failure_throttle.ip_burst =
       absl::GetFlag(FLAGS_auth_failures_per_ip_burst);
   app_options.failure_throttle.ip_per_minute =
@@ -551,7 +542,7 @@ int main(int argc, char** argv) {
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
   int bound_port = 0;
   int internal_port = 0;
-  // [TLS listening ports] (issue 9): mTLS on --internal_listen when given,
+  // mTLS on --internal_listen when given,
   // else on --listen when a client CA is given.
   std::shared_ptr<grpc::ServerCredentials> listen_credentials =
       grpc::InsecureServerCredentials();
@@ -582,7 +573,6 @@ int main(int argc, char** argv) {
       absl::StrCat("\"listen\":\"", listen, "\",\"port\":", bound_port,
                    ",\"tls\":", tls ? "true" : "false",
                    ",\"internal_port\":", internal_port));
-  // [metrics listener] (issue 9)
   lumo::metrics::MetricsHttpServer metrics_server(&(*app)->metrics());
   if (!lumo::observability::MetricsListenFlag().empty()) {
     if (absl::Status started =
@@ -594,7 +584,6 @@ int main(int argc, char** argv) {
         .Str("metrics_listen", lumo::observability::MetricsListenFlag())
         .Int("metrics_port", metrics_server.bound_port());
   }
-  // [replication start-up log] (issue 7)
   if ((*app)->replica_sync() != nullptr) {
     std::string fields = "\"replica_id\":";
     lumo::log::AppendJsonString(fields, (*app)->replica_sync()->id());
@@ -606,7 +595,7 @@ int main(int argc, char** argv) {
     Log("info", "replica registered", fields);
   }
 
-  // [signal loop] (issue 9): SIGHUP reloads the TLS files and the pepper
+  // SIGHUP reloads the TLS files and the pepper
   // file (each keeps its old state when the new one is invalid).
   int signal_number = 0;
   for (;;) {
@@ -639,7 +628,7 @@ int main(int argc, char** argv) {
   server->Shutdown(
       std::chrono::system_clock::now() +
       absl::ToChronoMilliseconds(absl::GetFlag(FLAGS_shutdown_grace)));
-  // [metrics listener] (issue 9): its collectors read the app.
+  // Its collectors read the app.
   metrics_server.Stop();
   // Runs what is queued, joins the workers, then writes every queued audit
   // event (the writer's stop_timeout bounds it when the database is down).

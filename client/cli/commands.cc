@@ -156,7 +156,7 @@ ClientOptions BaseOptions(const Context& ctx) {
   ClientOptions options;
   options.address = ctx.settings.address;
   options.timeout = ctx.settings.timeout;
-  // TLS (issue 9): environment only, see `lumokeys --help`.
+  // TLS: environment only, see `lumokeys --help`.
   options.tls_ca_file = ctx.env("LUMOKEYS_TLS_CA_FILE").value_or("");
   options.tls_cert_file = ctx.env("LUMOKEYS_TLS_CERT_FILE").value_or("");
   options.tls_key_file = ctx.env("LUMOKEYS_TLS_KEY_FILE").value_or("");
@@ -224,7 +224,7 @@ absl::StatusOr<std::unique_ptr<Client>> ClientWithServiceToken(
   }                                                              \
   auto lhs = *std::move(lhs##_or)
 
-// [portal admin] (issue 6): --admin-email / --admin-password-file into a
+// --admin-email / --admin-password-file into a
 // SetPortalAdminRequest (nothing to do without --admin-email). The password
 // is the first line of the file (`-`: stdin) or a generated one.
 int ReadPortalAdmin(const Context& ctx, const std::string& slug,
@@ -319,7 +319,7 @@ int TenantCreate(const Context& ctx) {
                            "--key-name needs --scopes (the first key is only "
                            "created when --scopes is given)");
   }
-  // [portal admin] (issue 6): the password is settled before the tenant
+  // The password is settled before the tenant
   // exists, so a bad one fails the command without side effects.
   lumo::portal::v1::SetPortalAdminRequest admin;
   bool generated_password = false;

@@ -1,4 +1,4 @@
-// JSON rendering of reply messages for the REST surface (product.md §3.1),
+// JSON rendering of reply messages for the REST surface (docs/product.md §3.1),
 // by protobuf reflection. Differs from MessageToJsonString on purpose:
 //   * every non-oneof field is rendered: scalars with their value even when
 //     it is the default (false, 0, ""), unset singular messages and unset
@@ -54,7 +54,7 @@ std::string QuoteForMessage(absl::string_view s, size_t max_bytes = 64);
 std::string RenderJson(const google::protobuf::Message& message,
                        const RenderOptions& options = {});
 
-// The body of a successful reply for `route` (product.md §3.1):
+// The body of a successful reply for `route` (docs/product.md §3.1):
 //   * a reply with exactly the two fields `data` (repeated) and `meta` (a
 //     message): {"data":[...],"meta":{...}};
 //   * otherwise {"data":<reply>}, plus ,"message":"..." when the route has a

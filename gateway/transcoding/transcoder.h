@@ -1,5 +1,5 @@
 // Building a method's request message from an HTTP request: path variables,
-// query parameters and the JSON body (architecture.md §1). Thread-safe (pure
+// query parameters and the JSON body (docs/architecture.md). Thread-safe (pure
 // functions over immutable routes); never throws.
 #ifndef LUMOKEYS_GATEWAY_TRANSCODING_TRANSCODER_H_
 #define LUMOKEYS_GATEWAY_TRANSCODING_TRANSCODER_H_

@@ -2,19 +2,18 @@
 
 #include <utility>
 
+#include "absl/strings/ascii.h"
 #include "server/bench/bench_service.h"
 #include "server/rpc/audit_services.h"
 #include "server/rpc/client_services.h"
 #include "server/rpc/portal_services.h"
 #include "server/rpc/services.h"
 #include "server/rpc/user_services.h"
-// [metrics includes] (issue 9)
-#include "absl/strings/ascii.h"
 
 namespace lumo::app {
 
 namespace {
-// [metrics interceptor] (issue 9): gRPC owns the factories it is given;
+// gRPC owns the factories it is given;
 // this one forwards to the app's factory, which outlives the server's
 // calls.
 class InterceptorFactoryRef
@@ -36,7 +35,7 @@ absl::StatusOr<std::unique_ptr<App>> App::Create(
     std::unique_ptr<storage::MysqlKeyStore> store, AppOptions options) {
   std::unique_ptr<App> app(new App);
   app->key_store_ = std::move(store);
-  // [metrics registry] (issue 9): before the components that record into it.
+  // Before the components that record into it.
   app->metrics_ = std::make_unique<metrics::Registry>();
   options.audit_writer.flush_duration =
       &app->metrics_
@@ -49,7 +48,7 @@ absl::StatusOr<std::unique_ptr<App>> App::Create(
   verifier_options.cache_ttl = options.verify_cache_ttl;
   app->verifier_ = std::make_unique<service::Verifier>(
       app->key_store_.get(), options.peppers, verifier_options);
-  // [replication wiring] (issue 7): before the key service, which waits on
+  // Before the key service, which waits on
   // it. Its own small pool, so heartbeats never queue behind requests.
   // Writers waiting for acknowledgements use a second one, so that a burst
   // of them cannot delay this replica's own heartbeat.
@@ -78,7 +77,7 @@ absl::StatusOr<std::unique_ptr<App>> App::Create(
   app->workers_ =
       std::make_unique<rpc::WorkerPool>(options.workers, /*max_queue=*/10000);
 
-  // [audit read side] (issue 5): before the adapters that use it.
+  // Before the adapters that use it.
   app->audit_store_ = std::make_unique<storage::MysqlAuditStore>(
       app->key_store_->shared_pool());
   app->audit_service_ = std::make_unique<service::AuditService>(
@@ -90,7 +89,6 @@ absl::StatusOr<std::unique_ptr<App>> App::Create(
   app->services_.push_back(std::make_unique<rpc::AuthServiceImpl>(ctx));
   app->services_.push_back(std::make_unique<rpc::OperatorServiceImpl>(ctx));
 
-  // [users/roles wiring] (issue 4)
   app->user_store_ =
       std::make_unique<storage::MysqlUserStore>(app->key_store_->shared_pool());
   app->users_ = std::make_unique<service::UserService>(app->user_store_.get());
@@ -101,7 +99,6 @@ absl::StatusOr<std::unique_ptr<App>> App::Create(
     app->services_.push_back(std::make_unique<rpc::RoleServiceImpl>(user_ctx));
   }
 
-  // [clients/settings/registration wiring] (issue 4)
   app->client_store_ = std::make_unique<storage::MysqlClientStore>(
       app->key_store_->shared_pool());
   app->clients_ = std::make_unique<service::ClientService>(
@@ -123,7 +120,6 @@ absl::StatusOr<std::unique_ptr<App>> App::Create(
         std::make_unique<rpc::RegistrationServiceImpl>(client_ctx));
   }
 
-  // [audit wiring] (issue 5)
   app->audit_writer_ = std::make_unique<service::AuditWriter>(
       app->audit_store_.get(), options.audit_writer);
   app->usage_ = std::make_unique<service::UsageAuditor>(
@@ -133,9 +129,8 @@ absl::StatusOr<std::unique_ptr<App>> App::Create(
       std::make_unique<rpc::AuditServiceImpl>(rpc::AuditRpcContext{
           app->auth_.get(), app->workers_.get(), app->audit_service_.get()}));
 
-  // [metrics wiring] (issue 9)
   app->RegisterMetrics();
-  // [bench wiring] (issue 7): benchmark-only baselines, off by default.
+  // Benchmark-only baselines, off by default.
   if (options.bench_service) {
     app->bench_store_ = std::make_unique<storage::MysqlBenchStore>(
         app->key_store_->shared_pool());
@@ -146,11 +141,9 @@ absl::StatusOr<std::unique_ptr<App>> App::Create(
         bench::BenchRpcContext{app->auth_.get(), app->workers_.get(),
                                app->bench_store_.get(), app->verifier_.get()}));
   }
-  // [failure throttle] (issue 8)
   app->failure_throttle_ =
       std::make_unique<service::FailureThrottle>(options.failure_throttle);
   app->auth_->set_failure_throttle(app->failure_throttle_.get());
-  // [portal wiring] (issue 6)
   app->portal_store_ = std::make_unique<storage::MysqlPortalStore>(
       app->key_store_->shared_pool());
   app->portal_ = std::make_unique<service::PortalService>(
@@ -174,18 +167,17 @@ App::~App() {
   // [portal hashing] logins still waiting for a hashing slot are answered
   // busy; running checks finish (they may enqueue audit events).
   if (portal_ != nullptr) portal_->Stop();
-  // [audit shutdown] (issue 5): producers are gone; write what is queued.
+  // Producers are gone; write what is queued.
   if (auth_ != nullptr) auth_->set_usage_auditor(nullptr);
   if (audit_writer_ != nullptr) audit_writer_->Stop();
-  // [replication shutdown] (issue 7): leave the membership table.
+  // Leave the membership table.
   if (replica_ != nullptr) replica_->Stop();
-  // [failure throttle] (issue 8)
   if (auth_ != nullptr) auth_->set_failure_throttle(nullptr);
 }
 
 void App::RegisterServices(grpc::ServerBuilder& builder) {
   for (const auto& service : services_) builder.RegisterService(service.get());
-  // [metrics interceptor] (issue 9): per-RPC counts, latency, access logs.
+  // Per-RPC counts, latency, access logs.
   std::vector<
       std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>>
       creators;
@@ -194,7 +186,6 @@ void App::RegisterServices(grpc::ServerBuilder& builder) {
   builder.experimental().SetInterceptorCreators(std::move(creators));
 }
 
-// [metrics wiring] (issue 9)
 void App::RegisterMetrics() {
   metrics::Registry& r = *metrics_;
   interceptors_ =
@@ -312,7 +303,7 @@ void App::RegisterMetrics() {
                    return double(s.failures);
                  }));
 
-  // [replication metrics] (issue 7): only when this process is a replica.
+  // Only when this process is a replica.
   if (replica_ != nullptr) {
     service::ReplicaSync* sync = replica_.get();
     r.AddCollector(kChangeFeedLagMetric, kChangeFeedLagHelp, Type::kGauge,
@@ -356,15 +347,12 @@ App::ServiceDescriptors() const {
            "lumo.keys.v1.KeyService",
            "lumo.auth.v1.AuthService",
            "lumo.ops.v1.OperatorService",
-           // [service names] (issue 4)
            "lumo.admin.v1.ClientService",
            "lumo.admin.v1.SettingsService",
            "lumo.admin.v1.RegistrationService",
            "lumo.admin.v1.UserService",
            "lumo.admin.v1.RoleService",
-           // [audit service names] (issue 5)
            "lumo.audit.v1.AuditService",
-           // [portal service names] (issue 6)
            "lumo.portal.v1.PortalService",
        }) {
     const auto* d =
@@ -372,7 +360,7 @@ App::ServiceDescriptors() const {
             name);
     if (d != nullptr) out.push_back(d);
   }
-  // [bench descriptor] (issue 7): only when served.
+  // Only when served.
   if (bench_store_ != nullptr) {
     out.push_back(
         google::protobuf::DescriptorPool::generated_pool()->FindServiceByName(

@@ -15,34 +15,28 @@
 #include "grpcpp/server_builder.h"
 #include "server/core/crypto.h"
 #include "server/core/pepper.h"
+#include "server/observability/metrics.h"
 #include "server/rpc/authenticator.h"
+#include "server/rpc/metrics_interceptor.h"
 #include "server/rpc/worker_pool.h"
-#include "server/service/key_service.h"
-#include "server/service/user_service.h"
-#include "server/service/verifier.h"
-#include "server/storage/mysql/mysql_key_store.h"
-// [clients/settings/registration includes] (issue 4)
-#include "server/service/client_service.h"
-#include "server/service/registration_service.h"
-#include "server/storage/mysql/mysql_client_store.h"
-#include "server/storage/mysql/mysql_user_store.h"
-// [audit includes] (issue 5)
 #include "server/service/audit_service.h"
 #include "server/service/audit_writer.h"
+#include "server/service/client_service.h"
 #include "server/service/failure_throttle.h"
-#include "server/service/usage_auditor.h"
-#include "server/storage/mysql/mysql_audit_store.h"
-// [metrics includes] (issue 9)
-#include "server/observability/metrics.h"
-#include "server/rpc/metrics_interceptor.h"
-// [bench includes] (issue 7)
-#include "server/storage/mysql/mysql_bench_store.h"
-// [replication includes] (issue 7)
-#include "server/service/replica_sync.h"
-#include "server/storage/mysql/mysql_change_feed_store.h"
-// [portal includes] (issue 6)
+#include "server/service/key_service.h"
 #include "server/service/portal_service.h"
+#include "server/service/registration_service.h"
+#include "server/service/replica_sync.h"
+#include "server/service/usage_auditor.h"
+#include "server/service/user_service.h"
+#include "server/service/verifier.h"
+#include "server/storage/mysql/mysql_audit_store.h"
+#include "server/storage/mysql/mysql_bench_store.h"
+#include "server/storage/mysql/mysql_change_feed_store.h"
+#include "server/storage/mysql/mysql_client_store.h"
+#include "server/storage/mysql/mysql_key_store.h"
 #include "server/storage/mysql/mysql_portal_store.h"
+#include "server/storage/mysql/mysql_user_store.h"
 
 namespace lumo::app {
 
@@ -60,25 +54,24 @@ struct AppOptions {
   int ipv6_prefix_len = 64;
   absl::Duration verify_cache_ttl = absl::Seconds(30);
   int workers = 32;
-  // [audit options] (issue 5)
   service::AuditWriterOptions audit_writer;
   service::UsageAuditorOptions usage_auditor;
   // BENCHMARK ONLY: do not record api_key.used / auth.api_key.failed
   // (lifecycle and admin events are still written in their transactions).
   // Exists to measure what usage auditing costs; never set it in production.
   bool record_usage = true;
-  // [bench options] (issue 7) BENCHMARK ONLY: serve lumo.bench.v1
+  // BENCHMARK ONLY: serve lumo.bench.v1
   // .BenchService (Echo, raw point select, raw INSERT+COMMIT, counters) and
   // create its scratch table. Off by default; see docs/benchmarks.md.
   bool bench_service = false;
-  // [replication options] (issue 7): acknowledged revocation across
+  // Acknowledged revocation across
   // replicas sharing the database (docs/replication.md). Off: a single
   // replica with no membership row and no change-feed tailer.
   bool replication = false;
   service::ReplicaSyncOptions replica;
-  // [failure throttle] (issue 8): failed verifications per address / key id.
+  // Failed verifications per address / key id.
   service::FailureThrottleOptions failure_throttle;
-  // [portal options] (issue 6): password hashing cost, session lifetimes,
+  // Password hashing cost, session lifetimes,
   // login throttling (docs/portal.md).
   service::PortalOptions portal;
 };
@@ -101,17 +94,16 @@ class App {
 
   storage::MysqlKeyStore& key_store() { return *key_store_; }
   service::Verifier& verifier() { return *verifier_; }
-  // [audit accessors] (issue 5)
   service::AuditWriter& audit_writer() { return *audit_writer_; }
   storage::MysqlAuditStore& audit_store() { return *audit_store_; }
-  // [metrics accessor] (issue 9): every server metric (docs/operations.md
+  // Every server metric (docs/operations.md
   // "Metrics and logs"). Components built outside the app register their
   // own families here, e.g. the change feed's lag gauge:
   //   app.metrics().AddGauge(kChangeFeedLagMetric, "...").Get().Set(s);
   // Collectors read the app's components: stop scraping (the metrics
   // listener) before destroying the app.
   metrics::Registry& metrics() { return *metrics_; }
-  // [replication accessors] (issue 7): null without replication.
+  // Null without replication.
   service::ReplicaSync* replica_sync() { return replica_.get(); }
 
  private:
@@ -124,17 +116,17 @@ class App {
   std::unique_ptr<rpc::WorkerPool> workers_;
   std::vector<std::unique_ptr<grpc::Service>> services_;
 
-  // [users/roles members] (issue 4): destroyed after workers_ stops.
+  // Destroyed after workers_ stops.
   std::unique_ptr<storage::MysqlUserStore> user_store_;
   std::unique_ptr<service::UserService> users_;
 
-  // [clients/settings/registration members] (issue 4): destroyed after
+  // Destroyed after
   // workers_ stops.
   std::unique_ptr<storage::MysqlClientStore> client_store_;
   std::unique_ptr<service::ClientService> clients_;
   std::unique_ptr<service::RegistrationService> registration_;
 
-  // [audit members] (issue 5): declared last, so destroyed first, after
+  // Declared last, so destroyed first, after
   // ~App has stopped workers_ and flushed the writer; the auditor goes
   // before the writer it feeds, the writer before its store.
   std::unique_ptr<storage::MysqlAuditStore> audit_store_;
@@ -143,28 +135,27 @@ class App {
   // The read side and chain verification; used only by the adapters.
   std::unique_ptr<service::AuditService> audit_service_;
 
-  // [metrics members] (issue 9)
   std::unique_ptr<metrics::Registry> metrics_;
   // Declared after metrics_ so destroyed before it.
   std::unique_ptr<rpc::MetricsInterceptorFactory> interceptors_;
   void RegisterMetrics();
-  // [bench members] (issue 7): set only with AppOptions::bench_service;
+  // Set only with AppOptions::bench_service;
   // destroyed first, after ~App has stopped workers_.
   std::unique_ptr<storage::MysqlBenchStore> bench_store_;
-  // [replication members] (issue 7): the tailer is stopped in ~App after
+  // The tailer is stopped in ~App after
   // workers_ (which may be waiting on it); the feed store outlives it.
   std::unique_ptr<storage::MysqlChangeFeedStore> feed_store_;
   std::unique_ptr<storage::MysqlChangeFeedStore> ack_store_;
   std::unique_ptr<service::ReplicaSync> replica_;
-  // [failure throttle] (issue 8): outlives auth_'s use of it (auth_ drops
+  // Outlives auth_'s use of it (auth_ drops
   // its pointer in ~App before this is destroyed).
   std::unique_ptr<service::FailureThrottle> failure_throttle_;
-  // [portal members] (issue 6): destroyed after workers_ stops.
+  // Destroyed after workers_ stops.
   std::unique_ptr<storage::MysqlPortalStore> portal_store_;
   std::unique_ptr<service::PortalService> portal_;
 };
 
-// [metrics names] (issue 9): the replica change feed's lag, in seconds:
+// The replica change feed's lag, in seconds:
 // how long ago this replica last read the feed to its end (an upper bound on
 // how far its applied position trails the feed). Served only with
 // replication on.

@@ -1,4 +1,5 @@
-// The API-key wire format: `lmk_<id>_<secret><checksum>` (product.md §2.1).
+// The API-key wire format: `lmk_<id>_<secret><checksum>` (docs/product.md
+// §2.1).
 //
 //   lmk_        fixed prefix
 //   <id>        12 base62 characters, random; the key record's public id

@@ -1,5 +1,5 @@
 // The server-side secret ("pepper") that keys are HMACed with before they
-// are stored (product.md §2.2). It lives in a file, never in the database.
+// are stored (docs/product.md §2.2). It lives in a file, never in the database.
 //
 // File format: one pepper per line, `<version>:<hex>`; the version is a
 // positive integer, the secret at least 32 bytes (64 hex digits). Blank

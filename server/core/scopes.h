@@ -1,4 +1,4 @@
-// API-key scopes (product.md §2.4). Thread-safe (pure functions).
+// API-key scopes (docs/product.md §2.4). Thread-safe (pure functions).
 //
 // `admin:write` grants every other admin scope (read and write of every
 // resource). `admin:read` grants reading every resource but no write, so it

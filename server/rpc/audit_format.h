@@ -1,5 +1,5 @@
-// Renderings of stored audit events: the AuditEvent message (product.md §4)
-// and the two export formats. Pure functions, thread-safe.
+// Renderings of stored audit events: the AuditEvent message (docs/product.md
+// §4) and the two export formats. Pure functions, thread-safe.
 #ifndef LUMOKEYS_SERVER_RPC_AUDIT_FORMAT_H_
 #define LUMOKEYS_SERVER_RPC_AUDIT_FORMAT_H_
 

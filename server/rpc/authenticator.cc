@@ -274,7 +274,6 @@ absl::StatusOr<Principal> Authenticator::AuthenticateImpl(
     return InvalidToken();
   }
 
-  // [portal sessions] (issue 6)
   if (std::vector<absl::string_view> sessions =
           Values(context, "x-lumo-session");
       !sessions.empty()) {
@@ -333,7 +332,7 @@ absl::StatusOr<Principal> Authenticator::AuthenticateImpl(
     return InsufficientScope();
   }
 
-  // [failure throttle] (issue 8): an address over its failure budget is
+  // An address over its failure budget is
   // refused before anything is verified (no store access, not audited).
   service::FailureThrottle* throttle =
       throttle_.load(std::memory_order_acquire);
@@ -357,7 +356,7 @@ absl::StatusOr<Principal> Authenticator::AuthenticateImpl(
   if (outcome->reason != VerifyReason::kValid) {
     *failure = service::ReasonSlug(outcome->reason);
   }
-  // [failure throttle] (issue 8): a failure on a key id over its budget is
+  // A failure on a key id over its budget is
   // answered as throttled (still audited as the failure it is).
   if (throttle != nullptr) {
     if (std::optional<absl::Duration> wait =

@@ -1,5 +1,5 @@
 // Authenticates every RPC from its metadata and authorises it against the
-// method's `(lumo.api.access)` annotation (architecture.md §1). The rule is
+// method's `(lumo.api.access)` annotation (docs/architecture.md). The rule is
 // read from the descriptor, so no handler checks scopes itself.
 //
 // Credentials (metadata):
@@ -103,7 +103,7 @@ class Authenticator {
     return usage_.load(std::memory_order_acquire);
   }
 
-  // [failure throttle] (issue 8): throttles failed key verifications
+  // Throttles failed key verifications
   // (failure_throttle.h); null (the default) throttles nothing. A throttled
   // call gets RESOURCE_EXHAUSTED ("rate_limit_exceeded") with
   // outcome->retry_after set; an address over its budget is refused before
@@ -114,7 +114,7 @@ class Authenticator {
   service::FailureThrottle* failure_throttle() const {
     return throttle_.load(std::memory_order_acquire);
   }
-  // [portal sessions] (issue 6): who checks `x-lumo-session`; null (the
+  // Who checks `x-lumo-session`; null (the
   // default) refuses every session. Set it before serving.
   void set_portal(service::PortalService* portal) {
     portal_.store(portal, std::memory_order_release);

@@ -40,7 +40,7 @@ void Finish(grpc::CallbackServerContext* context,
 // UNAVAILABLE for a call the worker pool cannot take (full or stopping).
 absl::Status ServerBusy();
 
-// [call deadline] (issue 8): the call's deadline as an absl::Time
+// The call's deadline as an absl::Time
 // (InfiniteFuture when the client set none).
 inline absl::Time CallDeadline(const grpc::ServerContextBase& context) {
   const std::chrono::system_clock::time_point d = context.deadline();
@@ -122,7 +122,7 @@ grpc::ServerUnaryReactor* RunAuthenticatedAsync(
   auto task = [&auth, context, reactor, &method, info,
                tenant_slug = std::move(tenant_slug), tenant_required,
                body = std::move(body)]() mutable {
-    // [call deadline] (issue 8): every statement run for this call on the
+    // Every statement run for this call on the
     // worker is bounded by the call's deadline.
     storage::ScopedCallDeadline call_deadline(CallDeadline(*context));
     service::VerifyOutcome outcome;

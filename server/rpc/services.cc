@@ -232,7 +232,7 @@ grpc::ServerUnaryReactor* AuthServiceImpl::VerifyApiKey(
   params.required_scopes.assign(request->required_scopes().begin(),
                                 request->required_scopes().end());
   params.client_ip = request->client_ip();
-  // [failure throttle] (issue 8): when the caller names the end client's
+  // When the caller names the end client's
   // address, failures are throttled per address and per key id; a
   // throttled attempt gets RESOURCE_EXHAUSTED with `retry-after` instead
   // of a response. Refused addresses are not verified and not audited.
@@ -278,7 +278,6 @@ grpc::ServerUnaryReactor* AuthServiceImpl::VerifyApiKey(
   }
   auto task = [this, context, reactor, request, info, reply,
                params = std::move(params)] {
-    // [call deadline] (issue 8)
     storage::ScopedCallDeadline call_deadline(CallDeadline(*context));
     absl::StatusOr<service::VerifyOutcome> outcome =
         ctx_.verifier->Verify(request->key(), params);

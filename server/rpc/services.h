@@ -22,11 +22,12 @@ struct RpcContext {
   service::KeyService* keys;
   service::Verifier* verifier;
   WorkerPool* workers;
-  // Chain verification for OperatorService.VerifyAuditChain (issue 5).
+  // Chain verification for OperatorService.VerifyAuditChain.
   service::AuditService* audit = nullptr;
 };
 
-class KeyServiceImpl final : public lumo::keys::v1::KeyService::CallbackService {
+class KeyServiceImpl final
+    : public lumo::keys::v1::KeyService::CallbackService {
  public:
   explicit KeyServiceImpl(RpcContext ctx) : ctx_(ctx) {}
 

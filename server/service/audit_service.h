@@ -1,5 +1,5 @@
-// The read side of the audit log and chain verification (issue 5,
-// docs/audit.md): validates filters and paging, scopes every read to the
+// The read side of the audit log and chain verification
+// (docs/audit.md): validates filters and paging, scopes every read to the
 // caller's tenant, applies the export cap. No rendering here: the rpc layer
 // turns events into messages, CSV or JSON.
 //

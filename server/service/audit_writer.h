@@ -1,4 +1,4 @@
-// The batched audit writer (architecture.md §4.2, docs/audit.md): a bounded
+// The batched audit writer (docs/audit.md): a bounded
 // in-memory queue of usage and authentication events, drained by one
 // flusher thread into AuditStore::AppendEvents in batches.
 //

@@ -1,4 +1,4 @@
-// Domain logic of OAuth clients and tenant settings (product.md §3.2):
+// Domain logic of OAuth clients and tenant settings (docs/product.md §3.2):
 // defaults, validation (client_validation.h), ids and secrets, and the
 // audit events written with every change. Knows neither gRPC nor SQL.
 //

@@ -1,6 +1,6 @@
-// Domain logic of the API-key lifecycle (product.md §2.3-§2.4): validation,
-// the no-escalation rule, key generation and hashing, audit events, and
-// cache eviction. Knows neither gRPC nor SQL.
+// Domain logic of the API-key lifecycle (docs/product.md §2.3-§2.4):
+// validation, the no-escalation rule, key generation and hashing, audit events,
+// and cache eviction. Knows neither gRPC nor SQL.
 //
 // Error contract: INVALID_ARGUMENT for a bad request (the message names the
 // field); PERMISSION_DENIED (error code "insufficient_scope") when the

@@ -1,4 +1,4 @@
-// The list parameters every admin list shares (product.md §3.1): page
+// The list parameters every admin list shares (docs/product.md §3.1): page
 // (1-based, default 1), limit (default 25, 1..100; an explicit 0 is refused,
 // not defaulted), search (at most 100 bytes of UTF-8) and sortDir
 // (ASC|DESC, case-insensitive, default DESC). Pure functions; thread-safe.

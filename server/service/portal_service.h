@@ -1,5 +1,5 @@
 // Portal administrators: password login, browser sessions and CSRF tokens
-// (product.md §3.4, docs/portal.md). No gRPC, no SQL.
+// (docs/product.md §3.4, docs/portal.md). No gRPC, no SQL.
 //
 // Login answers the same "invalid email or password" for an unknown tenant,
 // an unknown user, a user without portal credential, a blocked user and a

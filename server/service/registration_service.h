@@ -1,4 +1,4 @@
-// RFC 7591 dynamic client registration (product.md §3.3): RFC defaults,
+// RFC 7591 dynamic client registration (docs/product.md §3.3): RFC defaults,
 // validation, the tenant's policy (settings) and the per-address limit for
 // anonymous callers. Knows neither gRPC nor SQL.
 //

@@ -1,6 +1,6 @@
-// Domain logic of tenant users and roles (product.md §3.2, docs/admin-api.md
-// "Users and roles"): validation, public ids, id-or-email / id-or-slug
-// addressing, audit events. Knows neither gRPC nor SQL.
+// Domain logic of tenant users and roles (docs/product.md §3.2,
+// docs/admin-api.md "Users and roles"): validation, public ids, id-or-email /
+// id-or-slug addressing, audit events. Knows neither gRPC nor SQL.
 //
 // Every method acts in the caller's tenant (`caller.tenant_id`); a user or
 // role of another tenant is NOT_FOUND exactly like a missing one.

@@ -1,4 +1,4 @@
-// API-key verification with a per-process cache (architecture.md §4.1).
+// API-key verification with a per-process cache (docs/replication.md).
 //
 // A warm verification is parse + checksum + one HMAC + one constant-time
 // compare + a hash-map lookup, with no I/O. Malformed keys and keys with a
@@ -89,7 +89,7 @@ struct VerifyOutcome {
   int32_t rate_limit = 0;
   int32_t rate_remaining = 0;
   absl::Time rate_reset;
-  // [failure throttle] (issue 8): set when the attempt was refused by the
+  // Set when the attempt was refused by the
   // FailureThrottle (too many failures from the address or on the key id);
   // announced as `retry-after`.
   absl::Duration retry_after = absl::ZeroDuration();
@@ -139,7 +139,7 @@ class Verifier {
   uint64_t hits() const { return hits_.load(std::memory_order_relaxed); }
   uint64_t misses() const { return misses_.load(std::memory_order_relaxed); }
   size_t size() const;
-  // [verify outcome counts] (issue 9): verifications decided with each
+  // Verifications decided with each
   // reason (VerifyCached and Verify count each verification once; store
   // failures are not outcomes). Malformed keys whose only fault is the
   // checksum are also counted by bad_checksum_count().
@@ -183,7 +183,7 @@ class Verifier {
   Shard shards_[kShards];
   std::atomic<uint64_t> hits_{0};
   std::atomic<uint64_t> misses_{0};
-  // [verify outcome counts] (issue 9): sharded, no contention on the hot
+  // Sharded, no contention on the hot
   // path.
   VerifyOutcome Counted(VerifyOutcome outcome) {
     outcomes_[static_cast<int>(outcome.reason)].Increment();

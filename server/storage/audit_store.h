@@ -1,4 +1,4 @@
-// The storage interface of the audit log (issue 5, docs/audit.md): batched
+// The storage interface of the audit log (docs/audit.md): batched
 // appends of usage and authentication events, the per-tenant hash chain
 // check, and the read side. Lifecycle events are not written here: they go
 // through the owning store's transaction (InsertAudit in storage/mysql).

@@ -1,4 +1,4 @@
-// The storage interface of tenant users and roles (issue 4). Domain logic
+// The storage interface of tenant users and roles. Domain logic
 // (server/service/user_service.h) depends only on this header; the MySQL
 // backend is storage/mysql/mysql_user_store.h.
 //

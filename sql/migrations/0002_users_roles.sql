@@ -1,4 +1,4 @@
--- Tenant users and roles (issue 4). Conventions as in 0001_init.sql.
+-- Tenant users and roles. Conventions as in 0001_init.sql.
 --
 -- Ids are public and random (`usr_`/`rol_` + base62), unique per tenant;
 -- the primary keys lead with tenant_id so that every row of a tenant is

@@ -1,4 +1,4 @@
--- Tamper evidence for the audit log (issue 5): a per-tenant hash chain.
+-- Tamper evidence for the audit log: a per-tenant hash chain.
 -- Conventions as in 0001_init.sql. See docs/audit.md for the canonical
 -- encoding and the verification walk.
 --

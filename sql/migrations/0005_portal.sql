@@ -1,5 +1,5 @@
--- Portal administrators' credentials and browser sessions (issue 6,
--- docs/portal.md). Conventions as in 0001_init.sql.
+-- Portal administrators' credentials and browser sessions
+-- (docs/portal.md). Conventions as in 0001_init.sql.
 --
 -- A portal admin is an existing tenant user (users, 0002) with a row here.
 CREATE TABLE IF NOT EXISTS portal_credentials (

@@ -1,4 +1,4 @@
-"""The audit log end to end (issue 5): real lumokeys-server, gateway and
+"""The audit log end to end: real lumokeys-server, gateway and
 MariaDB. The read side over HTTP, exports, chain verification with the CLI,
 and a graceful stop that loses no usage event."""
 import csv

@@ -538,7 +538,7 @@ class LumoGateway:
             return b"".join(chunks)
 
 
-# ----- replicas (issue 7) ----------------------------------------------
+# ----- replicas ----------------------------------------------
 
 
 class LumoReplica:

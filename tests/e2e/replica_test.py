@@ -1,4 +1,4 @@
-"""Acknowledged revocation across replicas (issue 7, docs/replication.md).
+"""Acknowledged revocation across replicas (docs/replication.md).
 
 Three lumokeys-server processes on one MariaDB database. Verifiers hammer
 all three continuously while keys are rotated, revoked and deleted through

@@ -1,4 +1,4 @@
-"""Secret hygiene (issue 8 item 5, quality.md §3 "Secrets").
+"""Secret hygiene (docs/quality.md §3 "Secrets").
 
 Runs a scenario that creates every kind of secret the product hands out —
 API keys (tenant bootstrap, create, rotate, with a grace period, verify,

@@ -1,4 +1,4 @@
-"""Configuration of the real binaries (issue 9): environment variables and
+"""Configuration of the real binaries: environment variables and
 config files for every flag, precedence, and start-up failures that name
 the setting. Needs no database: each case stops before connecting."""
 import os

@@ -1,4 +1,4 @@
-"""Graceful stop under load (issue 9): SIGTERM while verify calls are in
+"""Graceful stop under load: SIGTERM while verify calls are in
 flight. Health turns NOT_SERVING first (during --drain_delay calls still
 succeed), the process exits 0 within the bound, and no acknowledged call's
 audit event is lost: api_key.used counts >= acknowledged VALID replies."""

@@ -1,4 +1,4 @@
-"""TLS and mTLS end to end (issue 9): throwaway certificates made with the
+"""TLS and mTLS end to end: throwaway certificates made with the
 openssl CLI, a real lumokeys-server (TLS on --listen, mTLS on
 --internal_listen), Debian's python3-grpcio, the C++ CLI, the gateway over
 HTTPS with curl, and SIGHUP reloads of certificates and peppers."""

@@ -1,4 +1,4 @@
-"""The portal in headless Debian chromium (issue 6): runs browser_flow.js
+"""The portal in headless Debian chromium: runs browser_flow.js
 (playwright-core from npm, installed by tools/dev/test.sh) against a real
 server, gateway and MariaDB. Screenshots go to the working directory (the
 ctest build folder, build/tests/portal)."""

@@ -1,4 +1,4 @@
-"""The tenant portal's login, sessions, CSRF and page headers (issue 6),
+"""The tenant portal's login, sessions, CSRF and page headers,
 end to end through the real lumokeys-server, gateway and MariaDB. The
 browser flow itself is in portal_browser_test.py."""
 import hashlib
@@ -146,7 +146,7 @@ class PortalE2ETest(portal_harness.PortalServerTestCase):
             answers.append(json.loads(body))
         self.assertEqual(answers[0], answers[1])
         self.assertEqual(answers[0]["code"], "invalid_token")
-        # Timing is printed, not asserted (quality.md); both run scrypt.
+        # Timing is printed, not asserted (docs/quality.md); both run scrypt.
         print(f"\nlogin failure timing: wrong password {timings[0]*1000:.0f} ms,"
               f" unknown user {timings[1]*1000:.0f} ms", file=sys.stderr)
         # Unknown tenant: the same answer too.

@@ -1,4 +1,4 @@
-// Portal unit tests (issue 6): scrypt password hashing, the login throttle,
+// Portal unit tests: scrypt password hashing, the login throttle,
 // and PortalService's login/session/CSRF/logout rules over an in-memory
 // PortalStore (the MySQL store is covered end to end by portal_e2e_test).
 #include <atomic>

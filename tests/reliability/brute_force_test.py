@@ -1,4 +1,4 @@
-"""Brute force and rate limits (issue 8 item 4, quality.md §3).
+"""Brute force and rate limits (docs/quality.md §3).
 
 Real server + gateway + MariaDB. Failed verifications are throttled per
 source address and per key id (server flags --auth_failures_per_*,

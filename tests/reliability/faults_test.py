@@ -1,4 +1,4 @@
-"""Faults against real processes (issue 8 item 1, quality.md §2).
+"""Faults against real processes (docs/quality.md §2).
 
 Each test class runs its own MariaDB (stopped, killed and restarted at
 will) and real lumokeys-server processes, and drives them over gRPC:

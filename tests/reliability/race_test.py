@@ -1,4 +1,4 @@
-"""History-recording race test (issue 8 item 2, quality.md §2 "Races").
+"""History-recording race test (docs/quality.md §2 "Races").
 
 Many clients rotate, revoke, delete, get and verify the same few keys of
 one tenant at once over gRPC against a real server and MariaDB. Every

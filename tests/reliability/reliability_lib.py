@@ -1,4 +1,4 @@
-"""Shared pieces of the reliability and security tests (issue 8).
+"""Shared pieces of the reliability and security tests.
 
 Python 3 standard library plus Debian's python3-grpcio/python3-protobuf
 (run with /usr/bin/python3). Everything runs against real processes:

@@ -1,4 +1,4 @@
-"""Tenant isolation property test (issue 8 item 6, quality.md §3).
+"""Tenant isolation property test (docs/quality.md §3).
 
 Random tenants, each with random API keys (random scope sets), users,
 roles and clients, built through the gateway from a seeded PRNG (the seed

@@ -441,7 +441,7 @@ TEST_F(GrpcServerTest, AuthorizationMatrixFollowsTheAccessAnnotations) {
   const std::string other_tenant = UniqueSlug("matrix-other");
   const std::string other_key = NewTenant(other_tenant, {"admin:write"});
 
-  // [portal sessions] (issue 6): a portal admin in each tenant, and a login
+  // A portal admin in each tenant, and a login
   // that yields a session token and its CSRF token.
   auto portal = lumo::portal::v1::PortalService::NewStub(*channel_);
   const std::string admin_password = "matrix admin password";
@@ -543,7 +543,7 @@ TEST_F(GrpcServerTest, AuthorizationMatrixFollowsTheAccessAnnotations) {
         }
         cases.push_back({"scope " + scope, {{"x-api-key", key}}, expected});
       }
-      // [portal sessions] (issue 6): a method that does not admit sessions
+      // A method that does not admit sessions
       // refuses one as the wrong kind of credential; one that does needs
       // the session's CSRF token for anything but a read, and the session
       // must be live and of the addressed tenant. A session together with a
@@ -639,9 +639,9 @@ TEST_F(GrpcServerTest, BenchServiceIsCoveredAndAnswersOnlyTheServiceToken) {
     grpc::ClientContext ctx;
     ctx.AddMetadata("x-lumo-service-token", "wrong-token-0123456789");
     lumo::bench::v1::EchoResponse resp;
-    EXPECT_EQ(stub->Echo(&ctx, lumo::bench::v1::EchoRequest(), &resp)
-                  .error_code(),
-              grpc::StatusCode::UNAUTHENTICATED);
+    EXPECT_EQ(
+        stub->Echo(&ctx, lumo::bench::v1::EchoRequest(), &resp).error_code(),
+        grpc::StatusCode::UNAUTHENTICATED);
   }
   const std::string root = NewTenant(UniqueSlug("bench"), {"admin:write"});
   uint64_t queries_before = 0;

@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""The LumoKeys benchmark (issue 7, docs/benchmarks.md).
+"""The LumoKeys benchmark (docs/benchmarks.md).
 
 Starts a private MariaDB (unless LUMO_TEST_MYSQL_DSN names one), migrates a
 fresh database, starts lumokeys-server(s) with --bench_service pinned to

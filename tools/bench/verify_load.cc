@@ -1,8 +1,9 @@
 // verify_load: a minimal closed-loop load generator for
 // AuthService.VerifyApiKey (callback API, N calls in flight over M
 // channels, fixed duration after a warm-up). Prints QPS and latency
-// percentiles as one line of JSON. The full benchmark suite is issue 7;
-// this tool measures one scenario against whatever server it is pointed at.
+// percentiles as one line of JSON. The full benchmark suite is
+// tools/bench/run.py; this tool measures one scenario against whatever server
+// it is pointed at.
 //
 //   verify_load --target=127.0.0.1:50051 --service_token_file=F
 //       --key_file=K --tenant=acme-corp --inflight=32 --channels=4

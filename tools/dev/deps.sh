@@ -14,7 +14,7 @@ PACKAGES=(
   openssl
   # libFuzzer targets and sanitizer builds (tests/fuzz, tools/dev/sanitize.sh)
   clang libclang-rt-14-dev
-  # [portal] (issue 6): the browser the portal tests drive (playwright-core).
+  # The browser the portal tests drive (playwright-core).
   chromium
 )
 

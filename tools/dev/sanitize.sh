@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The whole test suite under AddressSanitizer + UndefinedBehaviorSanitizer
-# (issue 8 item 3). Not part of the normal test command: an instrumented
+#. Not part of the normal test command: an instrumented
 # build of everything plus the suite takes far longer than its budget.
 #
 #   tools/dev/sanitize.sh [ctest args...]

@@ -14,7 +14,7 @@ tools/dev/build.sh
 tools/fuzz/build.sh
 # npm packages for the OpenAPI check (pinned by package-lock.json).
 (cd tests/gateway/openapi && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
-# [portal] (issue 6): playwright-core for the browser tests (no browser
+# Playwright-core for the browser tests (no browser
 # download: they drive Debian's /usr/bin/chromium).
 (cd tests/portal && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund --loglevel=error >/dev/null)
 

@@ -106,7 +106,7 @@ fi
   "$SECRETS/demo.json" >"$SECRETS/demo.key"
 rm -f "$SECRETS/demo.json"
 
-# [portal] (issue 6): the demo tenant's portal admin. Its password is
+# The demo tenant's portal admin. Its password is
 # generated once into run/secrets and (re)applied on every start.
 DEMO_ADMIN_EMAIL="admin@acme-corp.example"
 [ -s "$SECRETS/portal-admin.password" ] || new_secret >"$SECRETS/portal-admin.password"

@@ -1,5 +1,5 @@
-"""Hostile input through the real gateway + server + MariaDB (issue 8 item 3,
-quality.md §3 "Bad input").
+"""Hostile input through the real gateway + server + MariaDB (docs/hardening.md,
+docs/quality.md §3 "Bad input").
 
 Table-driven: SQL metacharacters in every string field of every write route
 (the field list is generated from the /openapi.json the gateway serves, so a
