@@ -227,7 +227,8 @@ class LumoServer:
         return args
 
     def _migrate(self):
-        args = self._server_args() + [
+        # As the serving process will run: the secret files belong to it.
+        args = run_as_prefix(self.run_as) + self._server_args() + [
             "--migrate", f"--migrations_dir={self.migrations_dir}"]
         # From here on the database may exist: teardown drops it.
         self._database_created = True

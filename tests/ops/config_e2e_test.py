@@ -192,6 +192,8 @@ class GatewayConfigTest(unittest.TestCase):
                 f.write("\n")
             with open(token, "w") as f:
                 f.write("tok\n")
+            for path in (empty, token):  # secret files must be private
+                os.chmod(path, 0o600)
             r = run([GATEWAY, f"--service_token_file={empty}"])
             self.assertEqual(r.returncode, 1)
             self.assertIn("--service_token_file: the file holds no token",
