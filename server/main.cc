@@ -1,5 +1,6 @@
-// lumokeys-server: wires the MySQL store, the verifier, the domain service
-// and the gRPC adapters together, then serves until SIGTERM/SIGINT.
+// lumokeys-server: opens the storage backend the --mysql DSN names, wires
+// the verifier, the domain services and the gRPC adapters over it, then
+// serves until SIGTERM/SIGINT.
 #include <signal.h>
 #include <unistd.h>
 
@@ -37,11 +38,8 @@
 #include "server/observability/observability_flags.h"
 #include "server/service/audit_json.h"
 #include "server/service/pepper_coverage.h"
-#include "server/storage/mysql/migrator.h"
-#include "server/storage/mysql/mysql_audit_store.h"
-#include "server/storage/mysql/mysql_key_store.h"
-#include "server/storage/mysql/mysql_options.h"
-#include "server/storage/mysql/mysql_pepper_usage_store.h"
+#include "server/storage/backend.h"
+#include "server/storage/backend_factory.h"
 #include "server/tls/server_tls.h"
 
 ABSL_FLAG(std::string, listen, "127.0.0.1:50051",
@@ -288,24 +286,27 @@ int main(int argc, char** argv) {
     Fatal(fit.message());
   }
 
-  lumo::storage::InitMysqlDriver();
+  // The storage backend: chosen by the DSN's scheme (backend_factory.h).
   if (absl::GetFlag(FLAGS_mysql).empty()) Fatal("--mysql is required");
-  absl::StatusOr<lumo::storage::MysqlOptions> db =
-      lumo::storage::ParseMysqlDsn(absl::GetFlag(FLAGS_mysql));
-  if (!db.ok()) Fatal(absl::StrCat("--mysql: ", db.status().message()));
+  lumo::storage::BackendOptions db;
+  db.dsn = absl::GetFlag(FLAGS_mysql);
+  if (absl::Status usable = lumo::storage::CheckBackendOptions(db);
+      !usable.ok()) {
+    Fatal(absl::StrCat("--mysql: ", usable.message()));
+  }
   if (!absl::GetFlag(FLAGS_mysql_password_file).empty()) {
     std::ifstream in(absl::GetFlag(FLAGS_mysql_password_file));
     if (!in) Fatal("--mysql_password_file: cannot read the file");
     std::string line;
     std::getline(in, line);
-    db->password = std::string(absl::StripAsciiWhitespace(line));
+    db.password = std::string(absl::StripAsciiWhitespace(line));
   }
-  db->pool_size = absl::GetFlag(FLAGS_db_pool_size);
+  db.pool_size = absl::GetFlag(FLAGS_db_pool_size);
 
   if (absl::GetFlag(FLAGS_migrate)) {
     std::vector<std::string> applied;
-    absl::Status migrated = lumo::storage::ApplyMigrations(
-        *db, absl::GetFlag(FLAGS_migrations_dir), &applied);
+    absl::Status migrated = lumo::storage::MigrateSchema(
+        db, absl::GetFlag(FLAGS_migrations_dir), &applied);
     if (!migrated.ok()) {
       Fatal(absl::StrCat("migration failed: ", migrated.ToString()));
     }
@@ -319,11 +320,12 @@ int main(int argc, char** argv) {
   }
 
   if (absl::GetFlag(FLAGS_purge_audit_older_than_days) != 0) {
-    absl::StatusOr<std::unique_ptr<lumo::storage::MysqlKeyStore>> keys =
-        lumo::storage::MysqlKeyStore::Open(*db);
-    if (!keys.ok()) Fatal(absl::StrCat("database: ", keys.status().ToString()));
-    lumo::storage::MysqlAuditStore audit((*keys)->shared_pool());
-    absl::StatusOr<int64_t> purged = audit.PurgeOlderThanDays(
+    absl::StatusOr<std::unique_ptr<lumo::storage::Backend>> backend =
+        lumo::storage::OpenBackend(db);
+    if (!backend.ok()) {
+      Fatal(absl::StrCat("database: ", backend.status().ToString()));
+    }
+    absl::StatusOr<int64_t> purged = (*backend)->PurgeAuditOlderThanDays(
         absl::GetFlag(FLAGS_purge_audit_older_than_days));
     if (!purged.ok()) {
       Fatal(absl::StrCat("audit purge failed: ", purged.status().ToString()));
@@ -388,29 +390,32 @@ int main(int argc, char** argv) {
   std::optional<lumo::core::Digest> operator_token =
       TokenHash(absl::GetFlag(FLAGS_operator_token_file));
 
-  absl::StatusOr<std::unique_ptr<lumo::storage::MysqlKeyStore>> store =
-      lumo::storage::MysqlKeyStore::Open(*db);
+  absl::StatusOr<std::unique_ptr<lumo::storage::Backend>> store =
+      lumo::storage::OpenBackend(db);
   if (!store.ok()) {
     Fatal(absl::StrCat("database: ", store.status().ToString()));
   }
-  absl::StatusOr<int> flush = (*store)->FlushLogAtTrxCommit();
-  if (!flush.ok()) Fatal(absl::StrCat("database: ", flush.status().ToString()));
-  if (*flush != 1) {
+  absl::StatusOr<lumo::storage::Durability> durability =
+      (*store)->CheckDurability();
+  if (!durability.ok()) {
+    Fatal(absl::StrCat("database: ", durability.status().ToString()));
+  }
+  if (!durability->durable) {
     if (!absl::GetFlag(FLAGS_allow_nondurable_db)) {
       Fatal(absl::StrCat(
-          "database has innodb_flush_log_at_trx_commit=", *flush,
+          "database has ", durability->setting,
           ": acknowledged commits could be lost; refusing to start "
           "(--allow_nondurable_db overrides, for development only)"));
     }
-    Log("warning",
-        "database is not durable (innodb_flush_log_at_trx_commit != 1)");
+    Log("warning", absl::StrCat("database is not durable (",
+                                durability->setting, ")"));
   }
   // [pepper coverage]: every pepper version a stored secret uses must be in
   // the pepper file; --check_peppers prints the comparison and exits.
   {
-    lumo::storage::MysqlPepperUsageStore usage((*store)->shared_pool());
     absl::StatusOr<lumo::service::PepperCoverage> coverage =
-        lumo::service::CheckPepperCoverage(**peppers, usage);
+        lumo::service::CheckPepperCoverage(**peppers,
+                                           (*store)->pepper_usage());
     if (!coverage.ok()) {
       Fatal(absl::StrCat("database: ", coverage.status().ToString()));
     }
