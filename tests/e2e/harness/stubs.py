@@ -8,8 +8,7 @@ Every test that speaks gRPC gets its stubs here, the same way:
                            metadata=harness.key_md(key), timeout=10)
 
 Each generated file lumo/<package>/v1/<name>.proto gives `<name>_pb2` and
-`<name>_grpc` (its *_pb2_grpc module); for_service() finds a service's pair
-by the service's name.
+`<name>_grpc` (its *_pb2_grpc module).
 
 Generation: protoc with Debian's grpc_python_plugin over every
 proto/lumo/**/*.proto, into a folder with a GENERATED file holding a digest
@@ -108,7 +107,6 @@ class Stubs:
     def __init__(self, directory):
         if directory not in sys.path:
             sys.path.insert(0, directory)
-        self._by_service = {}
         for path in sorted(glob.glob(os.path.join(directory, "lumo", "**",
                                                   "*_pb2.py"),
                                      recursive=True)):
@@ -121,17 +119,6 @@ class Stubs:
             grpc_module = importlib.import_module(dotted + "_grpc")
             setattr(self, name + "_pb2", pb2)
             setattr(self, name + "_grpc", grpc_module)
-            for service in pb2.DESCRIPTOR.services_by_name:
-                self._by_service[service] = (pb2, grpc_module)
-
-    def for_service(self, service):
-        """(pb2 module, grpc module) of the proto defining `service` (e.g.
-        "OperatorService")."""
-        try:
-            return self._by_service[service]
-        except KeyError:
-            raise HarnessError(f"no generated service {service}; have "
-                               f"{sorted(self._by_service)}") from None
 
 
 _lock = threading.Lock()

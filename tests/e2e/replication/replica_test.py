@@ -40,10 +40,7 @@ def percentile(values, p):
 class ReplicaTest(harness.LogOnFailure, unittest.TestCase):
     @classmethod
     def setUpClass(cls):
-        stubs = harness.stubs()
-        cls.keys_pb2, cls.keys_grpc = stubs.keys_pb2, stubs.keys_grpc
-        cls.auth_pb2, cls.auth_grpc = stubs.auth_pb2, stubs.auth_grpc
-        cls.ops_pb2, cls.ops_grpc = stubs.for_service("OperatorService")
+        cls.stubs = harness.stubs()
         cls.server = None
         cls.replicas = []
         try:
@@ -56,9 +53,9 @@ class ReplicaTest(harness.LogOnFailure, unittest.TestCase):
             raise
         cls.addresses = [cls.server.address] + [r.address for r in cls.replicas]
         cls.channels = [grpc.insecure_channel(a) for a in cls.addresses]
-        cls.keys = [cls.keys_grpc.KeyServiceStub(c) for c in cls.channels]
-        cls.auth = [cls.auth_grpc.AuthServiceStub(c) for c in cls.channels]
-        cls.ops = cls.ops_grpc.OperatorServiceStub(cls.channels[0])
+        cls.keys = [cls.stubs.keys_grpc.KeyServiceStub(c) for c in cls.channels]
+        cls.auth = [cls.stubs.auth_grpc.AuthServiceStub(c) for c in cls.channels]
+        cls.ops = cls.stubs.ops_grpc.OperatorServiceStub(cls.channels[0])
 
     @classmethod
     def tearDownClass(cls):
@@ -80,14 +77,14 @@ class ReplicaTest(harness.LogOnFailure, unittest.TestCase):
     def create_tenant(self):
         slug = "rep-" + secrets.token_hex(4)
         reply = self.ops.CreateTenant(
-            self.ops_pb2.CreateTenantRequest(
-                slug=slug, initial_key=self.ops_pb2.InitialKey(
+            self.stubs.ops_pb2.CreateTenantRequest(
+                slug=slug, initial_key=self.stubs.ops_pb2.InitialKey(
                     name="admin", scopes=["admin:write"])),
             metadata=self.server.operator_md(), timeout=10)
         return slug, harness.key_md(reply.initial_key.key)
 
     def create_key(self, slug, md, replica=0):
-        k = self.keys_pb2
+        k = self.stubs.keys_pb2
         reply = self.keys[replica].CreateApiKey(
             k.CreateApiKeyRequest(tenant_slug=slug, name="w", scopes=["admin:read"]),
             metadata=md, timeout=10)
@@ -96,9 +93,9 @@ class ReplicaTest(harness.LogOnFailure, unittest.TestCase):
 
     def verify(self, replica, key, slug):
         reply = self.auth[replica].VerifyApiKey(
-            self.auth_pb2.VerifyApiKeyRequest(key=key, tenant_slug=slug),
+            self.stubs.auth_pb2.VerifyApiKeyRequest(key=key, tenant_slug=slug),
             metadata=self.server.service_md(), timeout=10)
-        return self.auth_pb2.VerifyReason.Name(reply.reason)
+        return self.stubs.auth_pb2.VerifyReason.Name(reply.reason)
 
     def live_replica_rows(self):
         out = self.server.sql(
@@ -108,7 +105,8 @@ class ReplicaTest(harness.LogOnFailure, unittest.TestCase):
 
     def revoke(self, replica, slug, md, key_id):
         self.keys[replica].RevokeApiKey(
-            self.keys_pb2.RevokeApiKeyRequest(tenant_slug=slug, id=key_id),
+            self.stubs.keys_pb2.RevokeApiKeyRequest(tenant_slug=slug,
+                                                    id=key_id),
             metadata=md, timeout=30)
 
     # ----- tests -------------------------------------------------------
@@ -151,7 +149,7 @@ class ReplicaTest(harness.LogOnFailure, unittest.TestCase):
         for t in threads:
             t.start()
         try:
-            k = self.keys_pb2
+            k = self.stubs.keys_pb2
             for i in range(24):
                 key_id, secret = self.create_key(slug, md, replica=i % 3)
                 # Every replica has the live secret cached before it dies.
@@ -254,14 +252,15 @@ class ReplicaTest(harness.LogOnFailure, unittest.TestCase):
         try:
             slug, md = self.create_tenant()
             key_id, secret = self.create_key(slug, md)
-            e_stub = self.auth_grpc.AuthServiceStub(
+            e_stub = self.stubs.auth_grpc.AuthServiceStub(
                 grpc.insecure_channel(self.extra[0].address))
 
             def verify_on_e():
                 reply = e_stub.VerifyApiKey(
-                    self.auth_pb2.VerifyApiKeyRequest(key=secret, tenant_slug=slug),
+                    self.stubs.auth_pb2.VerifyApiKeyRequest(
+                        key=secret, tenant_slug=slug),
                     metadata=self.server.service_md(), timeout=30)
-                return self.auth_pb2.VerifyReason.Name(reply.reason)
+                return self.stubs.auth_pb2.VerifyReason.Name(reply.reason)
 
             self.assertEqual(verify_on_e(), "VALID")  # cached on e
             self.assertEqual(verify_on_e(), "VALID")

@@ -15,26 +15,24 @@ from harness import KEY_RE
 class GrpcClientTest(harness.LumoServerTestCase):
     @classmethod
     def setUpClass(cls):
-        stubs = harness.stubs()
-        cls.keys_pb2, cls.keys_grpc = stubs.keys_pb2, stubs.keys_grpc
-        cls.auth_pb2, cls.auth_grpc = stubs.auth_pb2, stubs.auth_grpc
-        cls.ops_pb2, cls.ops_grpc = stubs.for_service("OperatorService")
+        cls.stubs = harness.stubs()
         super().setUpClass()
         cls.channel = grpc.insecure_channel(cls.server.address)
         cls.addClassCleanup(cls.channel.close)
-        cls.keys = cls.keys_grpc.KeyServiceStub(cls.channel)
-        cls.auth = cls.auth_grpc.AuthServiceStub(cls.channel)
-        cls.ops = cls.ops_grpc.OperatorServiceStub(cls.channel)
+        cls.keys = cls.stubs.keys_grpc.KeyServiceStub(cls.channel)
+        cls.auth = cls.stubs.auth_grpc.AuthServiceStub(cls.channel)
+        cls.ops = cls.stubs.ops_grpc.OperatorServiceStub(cls.channel)
 
     # ----- helpers -----------------------------------------------------
 
     def create_tenant(self, scopes=("admin:write",)):
         slug = "py-" + secrets.token_hex(4)
+        ops = self.stubs.ops_pb2
         reply = self.ops.CreateTenant(
-            self.ops_pb2.CreateTenantRequest(
+            ops.CreateTenantRequest(
                 slug=slug,
-                initial_key=self.ops_pb2.InitialKey(name="Admin key",
-                                                    scopes=list(scopes))),
+                initial_key=ops.InitialKey(name="Admin key",
+                                           scopes=list(scopes))),
             metadata=self.server.operator_md(), timeout=10)
         self.assertEqual(reply.tenant.slug, slug)
         self.assertRegex(reply.initial_key.key, KEY_RE)
@@ -42,13 +40,13 @@ class GrpcClientTest(harness.LumoServerTestCase):
 
     def verify(self, key, slug, scopes=()):
         return self.auth.VerifyApiKey(
-            self.auth_pb2.VerifyApiKeyRequest(key=key, tenant_slug=slug,
-                                              required_scopes=list(scopes)),
+            self.stubs.auth_pb2.VerifyApiKeyRequest(
+                key=key, tenant_slug=slug, required_scopes=list(scopes)),
             metadata=self.server.service_md(), timeout=10)
 
     def assert_reason(self, key, slug, reason_name):
         reply = self.verify(key, slug)
-        self.assertEqual(self.auth_pb2.VerifyReason.Name(reply.reason),
+        self.assertEqual(self.stubs.auth_pb2.VerifyReason.Name(reply.reason),
                          reason_name)
         self.assertEqual(reply.valid, reason_name == "VALID")
         return reply
@@ -77,7 +75,7 @@ class GrpcClientTest(harness.LumoServerTestCase):
         self.assertEqual(reply.key.id, admin_key[4:16])
         self.assertEqual(list(reply.key.scopes), ["admin:write"])
 
-        k = self.keys_pb2
+        k = self.stubs.keys_pb2
         md = harness.key_md(admin_key)
         created = self.keys.CreateApiKey(
             k.CreateApiKeyRequest(tenant_slug=slug, name="worker",
@@ -131,7 +129,7 @@ class GrpcClientTest(harness.LumoServerTestCase):
 
     def test_rotate_with_grace_period(self):
         slug, admin_key = self.create_tenant()
-        k = self.keys_pb2
+        k = self.stubs.keys_pb2
         md = harness.key_md(admin_key)
         created = self.keys.CreateApiKey(
             k.CreateApiKeyRequest(tenant_slug=slug, name="graceful",
@@ -147,7 +145,7 @@ class GrpcClientTest(harness.LumoServerTestCase):
 
     def test_unauthenticated_callers(self):
         slug, admin_key = self.create_tenant()
-        k = self.keys_pb2
+        k = self.stubs.keys_pb2
         request = k.ListApiKeysRequest(tenant_slug=slug)
         self.assert_code(grpc.StatusCode.UNAUTHENTICATED,
                          self.keys.ListApiKeys, request)
@@ -170,7 +168,7 @@ class GrpcClientTest(harness.LumoServerTestCase):
                          self.keys.ListApiKeys, request,
                          metadata=harness.key_md(other_key))
         # Verify and the operator service need their own tokens.
-        verify_request = self.auth_pb2.VerifyApiKeyRequest(key=admin_key)
+        verify_request = self.stubs.auth_pb2.VerifyApiKeyRequest(key=admin_key)
         self.assert_code(grpc.StatusCode.UNAUTHENTICATED,
                          self.auth.VerifyApiKey, verify_request)
         self.assert_code(grpc.StatusCode.UNAUTHENTICATED,
@@ -178,23 +176,24 @@ class GrpcClientTest(harness.LumoServerTestCase):
                          metadata=(("x-lumo-service-token", "wrong"),))
         self.assert_code(grpc.StatusCode.UNAUTHENTICATED,
                          self.ops.GetTenant,
-                         self.ops_pb2.GetTenantRequest(slug=slug))
+                         self.stubs.ops_pb2.GetTenantRequest(slug=slug))
         self.assert_code(grpc.StatusCode.UNAUTHENTICATED,
                          self.ops.GetTenant,
-                         self.ops_pb2.GetTenantRequest(slug=slug),
+                         self.stubs.ops_pb2.GetTenantRequest(slug=slug),
                          metadata=(("x-lumo-operator-token",
                                     self.server.service_token),))
         # An API key is not an operator credential.
         with self.assertRaises(grpc.RpcError) as caught:
-            self.ops.GetTenant(self.ops_pb2.GetTenantRequest(slug=slug),
-                               metadata=harness.key_md(admin_key), timeout=10)
+            self.ops.GetTenant(
+                self.stubs.ops_pb2.GetTenantRequest(slug=slug),
+                metadata=harness.key_md(admin_key), timeout=10)
         self.assertIn(caught.exception.code(),
                       (grpc.StatusCode.UNAUTHENTICATED,
                        grpc.StatusCode.PERMISSION_DENIED))
 
     def test_key_presentation_forms_and_scopes(self):
         slug, admin_key = self.create_tenant()
-        k = self.keys_pb2
+        k = self.stubs.keys_pb2
         request = k.ListApiKeysRequest(tenant_slug=slug)
         for md in (harness.key_md(admin_key), harness.key_md(admin_key, "ApiKey"),
                    (("x-api-key", admin_key),)):
@@ -220,7 +219,7 @@ class GrpcClientTest(harness.LumoServerTestCase):
                          self.keys.ListApiKeys, request,
                          metadata=harness.key_md(users))
         self.assertEqual(
-            self.auth_pb2.VerifyReason.Name(
+            self.stubs.auth_pb2.VerifyReason.Name(
                 self.verify(reader, slug, ["admin:write"]).reason),
             "INSUFFICIENT_SCOPE")
         self.assert_code(grpc.StatusCode.INVALID_ARGUMENT,
