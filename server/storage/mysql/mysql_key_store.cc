@@ -697,6 +697,8 @@ absl::StatusOr<ApiKeyRecord> MysqlKeyStore::RotateKey(
 
         key.version = old_version + 1;
         key.rotated_at = now;
+        // Capped grace periods end at valid_until at the latest.
+        if (cap_needed) key.previous_secret_valid_until.reset();
         if (valid_until > now) {
           key.previous_secret_valid_until =
               OptionalMax(key.previous_secret_valid_until, valid_until);
