@@ -90,9 +90,9 @@ absl::StatusOr<storage::ChainVerification> FakeAuditStore::VerifyChain(
   storage::ChainVerifier verifier;
   for (int lane : lanes) {
     auto head = db_->chain_heads.find({tenant_id, lane});
-    const FakeDatabase::ChainHeadRow bounds =
-        head == db_->chain_heads.end() ? FakeDatabase::ChainHeadRow()
-                                       : head->second;
+    const FakeDatabase::ChainHeadRow bounds = head == db_->chain_heads.end()
+                                                  ? FakeDatabase::ChainHeadRow()
+                                                  : head->second;
     verifier.BeginLane(lane, bounds.base, bounds.last);
     std::vector<const AuditRow*> rows;
     for (const auto& [id, row] : db_->audit) {
@@ -101,12 +101,13 @@ absl::StatusOr<storage::ChainVerification> FakeAuditStore::VerifyChain(
         rows.push_back(&row);
       }
     }
-    std::sort(rows.begin(), rows.end(), [](const AuditRow* a, const AuditRow* b) {
-      return a->stored.seq < b->stored.seq;
-    });
+    std::sort(rows.begin(), rows.end(),
+              [](const AuditRow* a, const AuditRow* b) {
+                return a->stored.seq < b->stored.seq;
+              });
     for (const AuditRow* row : rows) {
-      if (!verifier.AddRow({row->stored, row->prev_hash, row->hash,
-                            row->hash_version})) {
+      if (!verifier.AddRow(
+              {row->stored, row->prev_hash, row->hash, row->hash_version})) {
         break;
       }
     }
@@ -212,7 +213,8 @@ absl::StatusOr<int64_t> FakeAuditStore::PurgeOlderThanDays(int days) {
     for (const auto& [id, row] : db_->audit) {
       const StoredAuditEvent& s = row.stored;
       if (s.tenant_id == tenant_id && s.lane == lane && s.seq != 0 &&
-          s.created_at < cutoff && (cut == nullptr || s.seq > cut->stored.seq)) {
+          s.created_at < cutoff &&
+          (cut == nullptr || s.seq > cut->stored.seq)) {
         cut = &row;
       }
     }

@@ -97,9 +97,8 @@ absl::Status FakeClientStore::Insert(
   }
   if (registration.has_value()) {
     const storage::TenantSettings settings =
-        db_->settings.count(client.tenant_id)
-            ? db_->settings[client.tenant_id]
-            : storage::TenantSettings();
+        db_->settings.count(client.tenant_id) ? db_->settings[client.tenant_id]
+                                              : storage::TenantSettings();
     if (!settings.dynamic_registration.enabled) {
       return absl::FailedPreconditionError("dynamic registration is disabled");
     }

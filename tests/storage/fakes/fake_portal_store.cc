@@ -105,7 +105,8 @@ absl::StatusOr<storage::PortalSessionRecord> FakePortalStore::TouchSession(
   if (absl::Status s = db_->Begin(); !s.ok()) return s;
   absl::MutexLock lock(&db_->mu);
   auto it = db_->sessions.find(Key(token_sha256));
-  if (it == db_->sessions.end()) return absl::NotFoundError("session not found");
+  if (it == db_->sessions.end())
+    return absl::NotFoundError("session not found");
   FakeDatabase::SessionRow& row = it->second;
   auto tenant = db_->tenants.find(row.tenant_id);
   auto user = db_->users.find({row.tenant_id, row.user_id});

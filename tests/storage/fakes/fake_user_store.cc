@@ -187,9 +187,8 @@ absl::StatusOr<storage::UserPage> FakeUserStore::ListUsers(
     if (query.blocked.has_value() && row.user.blocked != *query.blocked) {
       continue;
     }
-    if (role_id.has_value() &&
-        std::find(row.roles.begin(), row.roles.end(), *role_id) ==
-            row.roles.end()) {
+    if (role_id.has_value() && std::find(row.roles.begin(), row.roles.end(),
+                                         *role_id) == row.roles.end()) {
       continue;
     }
     if (!SearchMatches(query.search, row.user.email, row.user.name,
@@ -238,8 +237,8 @@ absl::StatusOr<storage::UserWrite> FakeUserStore::UpdateUser(
   const std::string name = update.name.value_or(current.name);
   const bool blocked = update.blocked.value_or(current.blocked);
   if (update.blocked.has_value() && blocked != current.blocked) {
-    if (absl::Status s = CheckPortalAdminWrite(*db_, current, blocked, false,
-                                               update.guard);
+    if (absl::Status s =
+            CheckPortalAdminWrite(*db_, current, blocked, false, update.guard);
         !s.ok()) {
       return s;
     }
@@ -353,8 +352,7 @@ absl::StatusOr<storage::RolePage> FakeUserStore::ListRoles(
   }
   switch (query.sort_by) {
     case storage::RoleSortField::kSlug:
-      SortBy(all, query.descending,
-             [](const RoleRecord& r) { return r.slug; });
+      SortBy(all, query.descending, [](const RoleRecord& r) { return r.slug; });
       break;
     case storage::RoleSortField::kName:
       SortBy(all, query.descending,
@@ -414,17 +412,15 @@ absl::StatusOr<RoleRecord> FakeUserStore::DeleteRole(
   const RoleRecord role = *found;
   int64_t holders = 0;
   for (const auto& [id, row] : db_->users) {
-    if (id.first == tenant_id &&
-        std::find(row.roles.begin(), row.roles.end(), role.id) !=
-            row.roles.end()) {
+    if (id.first == tenant_id && std::find(row.roles.begin(), row.roles.end(),
+                                           role.id) != row.roles.end()) {
       ++holders;
     }
   }
   if (holders > 0) {
-    return absl::FailedPreconditionError(
-        absl::StrCat("the role is assigned to ", holders,
-                     holders == 1 ? " user" : " users",
-                     "; remove it from them first"));
+    return absl::FailedPreconditionError(absl::StrCat(
+        "the role is assigned to ", holders, holders == 1 ? " user" : " users",
+        "; remove it from them first"));
   }
   db_->roles.erase({tenant_id, role.id});
   Audit(*db_, tenant_id, event, role.id);
