@@ -9,7 +9,6 @@
 #include <string>
 #include <utility>
 
-#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "server/storage/mysql/mysql_session.h"
 #include "server/storage/mysql/select_list.h"
@@ -85,25 +84,7 @@ constexpr char kInsertClientSql[] =
     " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?, ?,"
     " 1, UTC_TIMESTAMP(6), UTC_TIMESTAMP(6))";
 
-// Record ids are 16 base62 characters; client ids contain '_' (`cli_...`),
-// so the two never collide and a lookup uses exactly one unique index.
-enum class IdKind { kNone, kRecordId, kClientId };
-
-IdKind KindOf(absl::string_view id) {
-  if (id.empty() || id.size() > 64) return IdKind::kNone;
-  bool underscore = false;
-  for (char c : id) {
-    if (c == '_') {
-      underscore = true;
-    } else if (!absl::ascii_isalnum(static_cast<unsigned char>(c))) {
-      return IdKind::kNone;
-    }
-  }
-  if (underscore) return IdKind::kClientId;
-  return id.size() == 16 ? IdKind::kRecordId : IdKind::kNone;
-}
-
-const std::string& SelectClientSql(IdKind kind, bool for_update) {
+const std::string& SelectClientSql(ClientIdKind kind, bool for_update) {
   auto make = [](const char* column, bool lock) {
     return new std::string(
         absl::StrCat("SELECT ", SelectOf<ClientSelect>().list.sql(),
@@ -114,7 +95,7 @@ const std::string& SelectClientSql(IdKind kind, bool for_update) {
   static const std::string* const by_client_id = make("client_id", false);
   static const std::string* const lock_id = make("id", true);
   static const std::string* const lock_client_id = make("client_id", true);
-  if (kind == IdKind::kRecordId) return for_update ? *lock_id : *by_id;
+  if (kind == ClientIdKind::kRecordId) return for_update ? *lock_id : *by_id;
   return for_update ? *lock_client_id : *by_client_id;
 }
 
@@ -196,8 +177,8 @@ absl::StatusOr<JoinedLists> Join(const ClientFields& f) {
 // no such client in the tenant.
 absl::Status LockClient(Session& s, int64_t tenant_id, absl::string_view id,
                         ClientRecord* client) {
-  const IdKind kind = KindOf(id);
-  if (kind == IdKind::kNone) return NotFound();
+  const ClientIdKind kind = ClientIdKindOf(id);
+  if (kind == ClientIdKind::kNone) return NotFound();
   s.Step("lock client");
   sql::PreparedStatement& stmt = s.Prepare(SelectClientSql(kind, true));
   stmt.setInt64(1, tenant_id);
@@ -212,7 +193,7 @@ absl::Status ReadBack(Session& s, int64_t tenant_id, absl::string_view id,
                       ClientRecord* client) {
   s.Step("read client");
   sql::PreparedStatement& stmt =
-      s.Prepare(SelectClientSql(IdKind::kRecordId, false));
+      s.Prepare(SelectClientSql(ClientIdKind::kRecordId, false));
   stmt.setInt64(1, tenant_id);
   stmt.setString(2, Str(id));
   std::unique_ptr<sql::ResultSet> rs = s.Query(stmt);
@@ -288,10 +269,10 @@ MysqlClientStore::~MysqlClientStore() = default;
 absl::Status MysqlClientStore::Insert(
     const NewClient& client, std::optional<RegistrationAuth> registration,
     const AuditEvent& event) {
-  if (KindOf(client.id) != IdKind::kRecordId) {
+  if (ClientIdKindOf(client.id) != ClientIdKind::kRecordId) {
     return absl::InvalidArgumentError("client record id must be 16 base62");
   }
-  if (KindOf(client.client_id) != IdKind::kClientId) {
+  if (ClientIdKindOf(client.client_id) != ClientIdKind::kClientId) {
     return absl::InvalidArgumentError("malformed client_id");
   }
   if (client.secret.has_value() == client.fields.is_public()) {
@@ -390,8 +371,8 @@ absl::Status MysqlClientStore::InsertRegisteredClient(const NewClient& client,
 
 absl::StatusOr<ClientRecord> MysqlClientStore::GetClient(
     int64_t tenant_id, absl::string_view id_or_client_id) {
-  const IdKind kind = KindOf(id_or_client_id);
-  if (kind == IdKind::kNone) return NotFound();
+  const ClientIdKind kind = ClientIdKindOf(id_or_client_id);
+  if (kind == ClientIdKind::kNone) return NotFound();
   ClientRecord client;
   absl::Status status =
       Run(*pool_, "get client", [&](Session& s) -> absl::Status {

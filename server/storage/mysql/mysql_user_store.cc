@@ -128,18 +128,6 @@ void BindAll(sql::PreparedStatement& stmt, const std::vector<Param>& params) {
 // ---------------------------------------------------------------------------
 // Values.
 
-// Stored ids, emails and slugs are printable ASCII without spaces. Anything
-// else cannot name a row, and must not reach a PAD SPACE comparison where
-// "x " would equal "x".
-bool IsStorableToken(absl::string_view s) {
-  if (s.empty() || s.size() > 254) return false;
-  for (char c : s) {
-    const unsigned char u = static_cast<unsigned char>(c);
-    if (u <= 0x20 || u >= 0x7f) return false;
-  }
-  return true;
-}
-
 bool IsAscii(absl::string_view s) {
   for (char c : s) {
     if (static_cast<unsigned char>(c) >= 0x80) return false;
@@ -242,7 +230,7 @@ void ReadRoleSlugs(Session& s, int64_t tenant_id,
 // UPDATE) until the transaction ends. NOT_FOUND when there is none.
 absl::Status ReadUser(Session& s, int64_t tenant_id, const UserRef& ref,
                       bool lock, UserRecord* user) {
-  if (!IsStorableToken(ref.value)) return UserNotFound();
+  if (!IsStorableUserToken(ref.value)) return UserNotFound();
   s.Step(lock ? "lock user" : "read user");
   const UserSelect& c = SelectOf<UserSelect>();
   sql::PreparedStatement& stmt = s.Prepare(absl::StrCat(
@@ -323,7 +311,7 @@ absl::Status CheckPortalAdminWrite(const PortalAdmins& admins,
 // Reads one role; with `lock`, holds its row lock (FOR UPDATE).
 absl::Status ReadRole(Session& s, int64_t tenant_id, const RoleRef& ref,
                       bool lock, RoleRecord* role) {
-  if (!IsStorableToken(ref.value)) return RoleNotFound();
+  if (!IsStorableUserToken(ref.value)) return RoleNotFound();
   s.Step(lock ? "lock role" : "read role");
   const RoleSelect& c = SelectOf<RoleSelect>();
   sql::PreparedStatement& stmt = s.Prepare(absl::StrCat(
@@ -356,7 +344,7 @@ absl::StatusOr<std::vector<std::string>> ResolveRoles(
     UnknownRole& unknown) {
   std::vector<std::string> ids;
   for (const RoleRef& ref : refs) {
-    if (!IsStorableToken(ref.value)) return unknown.Report(ref);
+    if (!IsStorableUserToken(ref.value)) return unknown.Report(ref);
     s.Step("resolve role");
     sql::PreparedStatement& stmt = s.Prepare(
         absl::StrCat("SELECT r.id FROM roles r WHERE r.tenant_id = ? AND ",
@@ -543,7 +531,7 @@ MysqlUserStore::~MysqlUserStore() = default;
 
 absl::StatusOr<UserRecord> MysqlUserStore::InsertUser(const NewUser& user,
                                                       const AuditEvent& event) {
-  if (!IsStorableToken(user.id) || !IsStorableToken(user.email)) {
+  if (!IsStorableUserToken(user.id) || !IsStorableUserToken(user.email)) {
     return absl::InvalidArgumentError(
         "user id and email must be printable ASCII without spaces");
   }
@@ -588,7 +576,7 @@ absl::StatusOr<UserRecord> MysqlUserStore::InsertUser(const NewUser& user,
 
 absl::StatusOr<UserRecord> MysqlUserStore::GetUser(int64_t tenant_id,
                                                    const UserRef& ref) {
-  if (!IsStorableToken(ref.value)) return UserNotFound();
+  if (!IsStorableUserToken(ref.value)) return UserNotFound();
   UserRecord user;
   absl::Status status =
       Run(*pool_, "get user", [&](Session& s) -> absl::Status {
@@ -610,7 +598,7 @@ absl::StatusOr<UserPage> MysqlUserStore::ListUsers(
   if (absl::Status st = CheckPaging(query.page, query.limit); !st.ok()) {
     return st;
   }
-  if (query.role.has_value() && !IsStorableToken(query.role->value)) {
+  if (query.role.has_value() && !IsStorableUserToken(query.role->value)) {
     return UserPage();  // names no role: matches nobody
   }
   PageQuery q;
@@ -675,8 +663,8 @@ absl::StatusOr<UserWrite> MysqlUserStore::UpdateUser(int64_t tenant_id,
                                                      const UserRef& ref,
                                                      const UserUpdate& update,
                                                      const AuditEvent& event) {
-  if (!IsStorableToken(ref.value)) return UserNotFound();
-  if (update.email.has_value() && !IsStorableToken(*update.email)) {
+  if (!IsStorableUserToken(ref.value)) return UserNotFound();
+  if (update.email.has_value() && !IsStorableUserToken(*update.email)) {
     return absl::InvalidArgumentError(
         "email must be printable ASCII without spaces");
   }
@@ -767,7 +755,7 @@ absl::StatusOr<UserWrite> MysqlUserStore::UpdateUser(int64_t tenant_id,
 absl::StatusOr<UserRecord> MysqlUserStore::DeleteUser(
     int64_t tenant_id, const UserRef& ref, const AuditEvent& event,
     const PortalAdminGuard& guard) {
-  if (!IsStorableToken(ref.value)) return UserNotFound();
+  if (!IsStorableUserToken(ref.value)) return UserNotFound();
   UserRecord user;
   absl::Status status =
       Run(*pool_, "delete user", [&](Session& s) -> absl::Status {
@@ -809,7 +797,7 @@ absl::StatusOr<UserRecord> MysqlUserStore::DeleteUser(
 
 absl::StatusOr<RoleRecord> MysqlUserStore::InsertRole(const RoleFields& role,
                                                       const AuditEvent& event) {
-  if (!IsStorableToken(role.id) || !IsStorableToken(role.slug)) {
+  if (!IsStorableUserToken(role.id) || !IsStorableUserToken(role.slug)) {
     return absl::InvalidArgumentError(
         "role id and slug must be printable ASCII without spaces");
   }
@@ -851,7 +839,7 @@ absl::StatusOr<RoleRecord> MysqlUserStore::InsertRole(const RoleFields& role,
 
 absl::StatusOr<RoleRecord> MysqlUserStore::GetRole(int64_t tenant_id,
                                                    const RoleRef& ref) {
-  if (!IsStorableToken(ref.value)) return RoleNotFound();
+  if (!IsStorableUserToken(ref.value)) return RoleNotFound();
   RoleRecord role;
   absl::Status status =
       Run(*pool_, "get role", [&](Session& s) -> absl::Status {
@@ -912,8 +900,8 @@ absl::StatusOr<RoleRecord> MysqlUserStore::UpdateRole(int64_t tenant_id,
                                                       const RoleRef& ref,
                                                       const RoleFields& fields,
                                                       const AuditEvent& event) {
-  if (!IsStorableToken(ref.value)) return RoleNotFound();
-  if (!IsStorableToken(fields.slug)) {
+  if (!IsStorableUserToken(ref.value)) return RoleNotFound();
+  if (!IsStorableUserToken(fields.slug)) {
     return absl::InvalidArgumentError(
         "role slug must be printable ASCII without spaces");
   }
@@ -966,7 +954,7 @@ absl::StatusOr<RoleRecord> MysqlUserStore::UpdateRole(int64_t tenant_id,
 absl::StatusOr<RoleRecord> MysqlUserStore::DeleteRole(int64_t tenant_id,
                                                       const RoleRef& ref,
                                                       const AuditEvent& event) {
-  if (!IsStorableToken(ref.value)) return RoleNotFound();
+  if (!IsStorableUserToken(ref.value)) return RoleNotFound();
   RoleRecord role;
   absl::Status status =
       Run(*pool_, "delete role", [&](Session& s) -> absl::Status {

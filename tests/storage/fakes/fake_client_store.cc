@@ -4,7 +4,6 @@
 #include <tuple>
 #include <utility>
 
-#include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 
 namespace lumo::testing {
@@ -15,23 +14,6 @@ using ClientRow = FakeDatabase::ClientRow;
 
 absl::Status NotFound() {
   return absl::NotFoundError("OAuth client not found");
-}
-
-// Record ids are 16 base62 characters; client ids contain '_'.
-enum class IdKind { kNone, kRecordId, kClientId };
-
-IdKind KindOf(absl::string_view id) {
-  if (id.empty() || id.size() > 64) return IdKind::kNone;
-  bool underscore = false;
-  for (char c : id) {
-    if (c == '_') {
-      underscore = true;
-    } else if (!absl::ascii_isalnum(static_cast<unsigned char>(c))) {
-      return IdKind::kNone;
-    }
-  }
-  if (underscore) return IdKind::kClientId;
-  return id.size() == 16 ? IdKind::kRecordId : IdKind::kNone;
 }
 
 absl::Status CheckLists(const storage::ClientFields& f) {
@@ -50,12 +32,12 @@ absl::Status CheckLists(const storage::ClientFields& f) {
 // The tenant's client by record id or client_id, or null.
 ClientRow* Find(FakeDatabase& db, int64_t tenant_id, absl::string_view id)
     ABSL_EXCLUSIVE_LOCKS_REQUIRED(db.mu) {
-  const IdKind kind = KindOf(id);
-  if (kind == IdKind::kNone) return nullptr;
+  const storage::ClientIdKind kind = storage::ClientIdKindOf(id);
+  if (kind == storage::ClientIdKind::kNone) return nullptr;
   for (auto& [record_id, row] : db.clients) {
     if (row.client.tenant_id != tenant_id) continue;
-    if (kind == IdKind::kRecordId ? record_id == id
-                                  : row.client.client_id == id) {
+    if (kind == storage::ClientIdKind::kRecordId ? record_id == id
+                                                 : row.client.client_id == id) {
       return &row;
     }
   }
@@ -80,10 +62,11 @@ absl::Status FakeClientStore::Insert(
     std::optional<storage::RegistrationAuth> registration,
     const storage::AuditEvent& event) {
   if (absl::Status s = db_->Begin(); !s.ok()) return s;
-  if (KindOf(client.id) != IdKind::kRecordId) {
+  if (storage::ClientIdKindOf(client.id) != storage::ClientIdKind::kRecordId) {
     return absl::InvalidArgumentError("client record id must be 16 base62");
   }
-  if (KindOf(client.client_id) != IdKind::kClientId) {
+  if (storage::ClientIdKindOf(client.client_id) !=
+      storage::ClientIdKind::kClientId) {
     return absl::InvalidArgumentError("malformed client_id");
   }
   if (client.secret.has_value() == client.fields.is_public()) {

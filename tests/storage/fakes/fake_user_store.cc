@@ -20,16 +20,6 @@ using UserRow = FakeDatabase::UserRow;
 absl::Status UserNotFound() { return absl::NotFoundError("user not found"); }
 absl::Status RoleNotFound() { return absl::NotFoundError("role not found"); }
 
-// Stored ids, emails and slugs are printable ASCII without spaces.
-bool IsStorableToken(absl::string_view s) {
-  if (s.empty() || s.size() > 254) return false;
-  for (char c : s) {
-    const unsigned char u = static_cast<unsigned char>(c);
-    if (u <= 0x20 || u >= 0x7f) return false;
-  }
-  return true;
-}
-
 // The operations below run inside one store call (`db.mu` held).
 
 RoleRecord* FindRole(FakeDatabase& db, int64_t tenant_id, const RoleRef& ref)
@@ -134,7 +124,8 @@ void SortBy(std::vector<T>& rows, bool descending, Field field) {
 absl::StatusOr<UserRecord> FakeUserStore::InsertUser(
     const storage::NewUser& user, const storage::AuditEvent& event) {
   if (absl::Status s = db_->Begin(); !s.ok()) return s;
-  if (!IsStorableToken(user.id) || !IsStorableToken(user.email)) {
+  if (!storage::IsStorableUserToken(user.id) ||
+      !storage::IsStorableUserToken(user.email)) {
     return absl::InvalidArgumentError(
         "user id and email must be printable ASCII without spaces");
   }
@@ -225,7 +216,8 @@ absl::StatusOr<storage::UserWrite> FakeUserStore::UpdateUser(
     int64_t tenant_id, const UserRef& ref, const storage::UserUpdate& update,
     const storage::AuditEvent& event) {
   if (absl::Status s = db_->Begin(); !s.ok()) return s;
-  if (update.email.has_value() && !IsStorableToken(*update.email)) {
+  if (update.email.has_value() &&
+      !storage::IsStorableUserToken(*update.email)) {
     return absl::InvalidArgumentError(
         "email must be printable ASCII without spaces");
   }
@@ -301,7 +293,8 @@ absl::StatusOr<UserRecord> FakeUserStore::DeleteUser(
 absl::StatusOr<RoleRecord> FakeUserStore::InsertRole(
     const storage::RoleFields& role, const storage::AuditEvent& event) {
   if (absl::Status s = db_->Begin(); !s.ok()) return s;
-  if (!IsStorableToken(role.id) || !IsStorableToken(role.slug)) {
+  if (!storage::IsStorableUserToken(role.id) ||
+      !storage::IsStorableUserToken(role.slug)) {
     return absl::InvalidArgumentError(
         "role id and slug must be printable ASCII without spaces");
   }
@@ -373,7 +366,7 @@ absl::StatusOr<RoleRecord> FakeUserStore::UpdateRole(
     int64_t tenant_id, const RoleRef& ref, const storage::RoleFields& fields,
     const storage::AuditEvent& event) {
   if (absl::Status s = db_->Begin(); !s.ok()) return s;
-  if (!IsStorableToken(fields.slug)) {
+  if (!storage::IsStorableUserToken(fields.slug)) {
     return absl::InvalidArgumentError(
         "role slug must be printable ASCII without spaces");
   }
