@@ -1,5 +1,6 @@
 // Process-wide protections both binaries (lumokeys-server and
-// lumokeys-gateway) apply first thing in main() (docs/hardening.md).
+// lumokeys-gateway) apply first thing, through process::Start (process.h;
+// docs/hardening.md).
 #ifndef LUMOKEYS_SERVER_SHARED_PROCESS_HARDENING_H_
 #define LUMOKEYS_SERVER_SHARED_PROCESS_HARDENING_H_
 
