@@ -14,47 +14,18 @@
 #include "absl/strings/match.h"
 #include "absl/time/time.h"
 #include "gtest/gtest.h"
-#include "server/shared/process/flag_config.h"
+#include "tests/shared/process/flag_conversion_test.h"
 
 namespace lumo::config {
 namespace {
 
 constexpr char kDsn[] = "mysql = mysql://lumo@127.0.0.1:1/lumo\n";
 
-class ServerConfigTest : public ::testing::Test {
- protected:
-  // The config for `settings` (config-file text) and the positional
-  // arguments `words` after the program name.
-  absl::StatusOr<ServerConfig> Convert(const std::string& settings,
-                                       std::vector<std::string> words = {}) {
-    absl::Status applied = process::ApplyConfigText(settings, "test.conf");
-    EXPECT_TRUE(applied.ok()) << applied;
-    words.insert(words.begin(), "lumokeys-server");
-    words_ = std::move(words);
-    std::vector<char*> args;
-    for (std::string& word : words_) args.push_back(word.data());
-    return ServerConfigFromFlags(args);
-  }
-
-  // The error message of a conversion that must fail with `code`.
-  std::string Refusal(
-      const std::string& settings,
-      absl::StatusCode code = absl::StatusCode::kInvalidArgument,
-      std::vector<std::string> words = {}) {
-    absl::StatusOr<ServerConfig> config = Convert(settings, std::move(words));
-    EXPECT_FALSE(config.ok()) << settings;
-    if (config.ok()) return "";
-    EXPECT_EQ(config.status().code(), code) << config.status();
-    return std::string(config.status().message());
-  }
-
- private:
-  absl::FlagSaver saver_;  // every test starts from the defaults
-  std::vector<std::string> words_;
-};
+using ServerConfigTest =
+    process::FlagConversionTest<ServerConfig, ServerConfigFromFlags>;
 
 TEST_F(ServerConfigTest, DefaultsServeOnLoopbackWithTheDocumentedOptions) {
-  absl::StatusOr<ServerConfig> config = Convert(kDsn);
+  absl::StatusOr<ServerConfig> config = ConfigFor(kDsn);
   ASSERT_TRUE(config.ok()) << config.status();
   EXPECT_EQ(config->command, ServerCommand::kServe);
   EXPECT_EQ(config->database.dsn, "mysql://lumo@127.0.0.1:1/lumo");
@@ -95,39 +66,39 @@ TEST_F(ServerConfigTest, DefaultsServeOnLoopbackWithTheDocumentedOptions) {
 
 TEST_F(ServerConfigTest, FlagSetProducesTheOptions) {
   absl::StatusOr<ServerConfig> config =
-      Convert(std::string(kDsn) +
-              "mysql_password_file = /etc/lumokeys/db.password\n"
-              "db_pool_size = 4\n"
-              "pepper_file = /etc/lumokeys/pepper\n"
-              "service_token_file = /etc/lumokeys/service.token\n"
-              "operator_token_file = /etc/lumokeys/operator.token\n"
-              "listen = 0.0.0.0:50051\n"
-              "internal_listen = 0.0.0.0:50052\n"
-              "tls_cert_file = /etc/lumokeys/server.crt\n"
-              "tls_key_file = /etc/lumokeys/server.key\n"
-              "tls_client_ca_file = /etc/lumokeys/ca.crt\n"
-              "drain_delay = 4s\n"
-              "shutdown_grace = 20s\n"
-              "allow_nondurable_db = true\n"
-              "allow_missing_pepper_versions = true\n"
-              "workers = 7\n"
-              "verify_cache_ttl = 5s\n"
-              "bench_disable_usage_audit = true\n"
-              "bench_service = true\n"
-              "audit_queue_size = 0\n"       // raised to 1
-              "audit_batch_size = -4\n"      // raised to 1
-              "audit_burst_threshold = 0\n"  // raised to 1
-              "portal_hash_queue = -3\n"     // raised to 0
-              "verify_usage_window = 0s\n"
-              "throttle_ipv6_prefix_len = 48\n"
-              "auth_failures_per_ip_burst = 0\n"
-              "portal_login_max_failures_per_ip = 9\n"
-              "portal_hash_threads = 64\n"
-              "portal_hash_nice = 0\n"
-              "portal_scrypt_log_n = 10\n"
-              "replication = false\n"
-              "replica_id = r-1\n"
-              "replica_lease = 10s\n");
+      ConfigFor(std::string(kDsn) +
+                "mysql_password_file = /etc/lumokeys/db.password\n"
+                "db_pool_size = 4\n"
+                "pepper_file = /etc/lumokeys/pepper\n"
+                "service_token_file = /etc/lumokeys/service.token\n"
+                "operator_token_file = /etc/lumokeys/operator.token\n"
+                "listen = 0.0.0.0:50051\n"
+                "internal_listen = 0.0.0.0:50052\n"
+                "tls_cert_file = /etc/lumokeys/server.crt\n"
+                "tls_key_file = /etc/lumokeys/server.key\n"
+                "tls_client_ca_file = /etc/lumokeys/ca.crt\n"
+                "drain_delay = 4s\n"
+                "shutdown_grace = 20s\n"
+                "allow_nondurable_db = true\n"
+                "allow_missing_pepper_versions = true\n"
+                "workers = 7\n"
+                "verify_cache_ttl = 5s\n"
+                "bench_disable_usage_audit = true\n"
+                "bench_service = true\n"
+                "audit_queue_size = 0\n"       // raised to 1
+                "audit_batch_size = -4\n"      // raised to 1
+                "audit_burst_threshold = 0\n"  // raised to 1
+                "portal_hash_queue = -3\n"     // raised to 0
+                "verify_usage_window = 0s\n"
+                "throttle_ipv6_prefix_len = 48\n"
+                "auth_failures_per_ip_burst = 0\n"
+                "portal_login_max_failures_per_ip = 9\n"
+                "portal_hash_threads = 64\n"
+                "portal_hash_nice = 0\n"
+                "portal_scrypt_log_n = 10\n"
+                "replication = false\n"
+                "replica_id = r-1\n"
+                "replica_lease = 10s\n");
   ASSERT_TRUE(config.ok()) << config.status();
   EXPECT_EQ(config->command, ServerCommand::kServe);
   EXPECT_EQ(config->database.password_file, "/etc/lumokeys/db.password");
@@ -174,10 +145,10 @@ TEST_F(ServerConfigTest, FlagSetProducesTheOptions) {
 
 TEST_F(ServerConfigTest, SecretFilesNameEveryFlagThatHoldsASecret) {
   absl::StatusOr<ServerConfig> config =
-      Convert(std::string(kDsn) +
-              "pepper_file = /p\n"
-              "tls_cert_file = /c\ntls_key_file = /k\n"
-              "mysql_password_file = /m\n");
+      ConfigFor(std::string(kDsn) +
+                "pepper_file = /p\n"
+                "tls_cert_file = /c\ntls_key_file = /k\n"
+                "mysql_password_file = /m\n");
   ASSERT_TRUE(config.ok()) << config.status();
   EXPECT_EQ(config->SecretFiles(),
             (std::vector<std::pair<std::string, std::string>>{
@@ -206,7 +177,7 @@ TEST_F(ServerConfigTest, CommandsByNameAndByTheirEarlierFlagSpellings) {
   };
   for (const auto& c : cases) {
     absl::FlagSaver saver;
-    absl::StatusOr<ServerConfig> config = Convert(kDsn + c.settings, c.words);
+    absl::StatusOr<ServerConfig> config = ConfigFor(kDsn + c.settings, c.words);
     ASSERT_TRUE(config.ok()) << c.settings << config.status();
     EXPECT_EQ(config->command, c.command) << c.settings;
   }
@@ -216,12 +187,12 @@ TEST_F(ServerConfigTest, MigrateTakesItsDirectoryAndIgnoresServeSettings) {
   // A deploy job may migrate with the serve command's whole configuration;
   // serve-only settings are not checked then.
   absl::StatusOr<ServerConfig> config =
-      Convert(std::string(kDsn) +
-                  "migrations_dir = /usr/share/lumokeys/migrations\n"
-                  "listen = 10.0.0.1:1\n"  // plaintext, not loopback
-                  "tls_key_file = /k\n"    // without a certificate
-                  "portal_hash_threads = 0\n",
-              {"migrate"});
+      ConfigFor(std::string(kDsn) +
+                    "migrations_dir = /usr/share/lumokeys/migrations\n"
+                    "listen = 10.0.0.1:1\n"  // plaintext, not loopback
+                    "tls_key_file = /k\n"    // without a certificate
+                    "portal_hash_threads = 0\n",
+                {"migrate"});
   ASSERT_TRUE(config.ok()) << config.status();
   EXPECT_EQ(config->migrations_dir, "/usr/share/lumokeys/migrations");
   // Every command's secret files are still checked.
@@ -232,13 +203,13 @@ TEST_F(ServerConfigTest, MigrateTakesItsDirectoryAndIgnoresServeSettings) {
 TEST_F(ServerConfigTest, PurgeAuditTakesDaysFromEitherSpelling) {
   {
     absl::FlagSaver saver;
-    absl::StatusOr<ServerConfig> config =
-        Convert(std::string(kDsn) + "older_than_days = 30\n", {"purge-audit"});
+    absl::StatusOr<ServerConfig> config = ConfigFor(
+        std::string(kDsn) + "older_than_days = 30\n", {"purge-audit"});
     ASSERT_TRUE(config.ok()) << config.status();
     EXPECT_EQ(config->purge_older_than_days, 30);
   }
   absl::StatusOr<ServerConfig> config =
-      Convert(std::string(kDsn) + "purge_audit_older_than_days = 45\n");
+      ConfigFor(std::string(kDsn) + "purge_audit_older_than_days = 45\n");
   ASSERT_TRUE(config.ok()) << config.status();
   EXPECT_EQ(config->purge_older_than_days, 45);
 }
@@ -345,7 +316,8 @@ TEST_F(ServerConfigTest, PlaintextOnlyOnLoopbackUnlessAllowedOrTls) {
         "listen = [::1]:50051\n", "listen = localhost:50051\n",
         "listen = unix:/run/lumokeys.sock\n"}) {
     absl::FlagSaver saver;
-    absl::StatusOr<ServerConfig> config = Convert(kDsn + std::string(allowed));
+    absl::StatusOr<ServerConfig> config =
+        ConfigFor(kDsn + std::string(allowed));
     EXPECT_TRUE(config.ok()) << allowed << config.status();
   }
 }

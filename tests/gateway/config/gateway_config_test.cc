@@ -13,45 +13,18 @@
 #include "absl/strings/match.h"
 #include "absl/time/time.h"
 #include "gtest/gtest.h"
-#include "server/shared/process/flag_config.h"
+#include "tests/shared/process/flag_conversion_test.h"
 
 namespace lumo::gateway {
 namespace {
 
 constexpr char kDev[] = "insecure_dev_no_service_token = true\n";
 
-class GatewayConfigTest : public ::testing::Test {
- protected:
-  absl::StatusOr<GatewayConfig> Convert(const std::string& settings,
-                                        std::vector<std::string> words = {}) {
-    absl::Status applied = process::ApplyConfigText(settings, "test.conf");
-    EXPECT_TRUE(applied.ok()) << applied;
-    words.insert(words.begin(), "lumokeys-gateway");
-    words_ = std::move(words);
-    std::vector<char*> args;
-    for (std::string& word : words_) args.push_back(word.data());
-    return GatewayConfigFromFlags(args);
-  }
-
-  // The error of a conversion that must fail with `code`.
-  std::string Refusal(
-      const std::string& settings,
-      absl::StatusCode code = absl::StatusCode::kInvalidArgument,
-      std::vector<std::string> words = {}) {
-    absl::StatusOr<GatewayConfig> config = Convert(settings, std::move(words));
-    EXPECT_FALSE(config.ok()) << settings;
-    if (config.ok()) return "";
-    EXPECT_EQ(config.status().code(), code) << config.status();
-    return std::string(config.status().message());
-  }
-
- private:
-  absl::FlagSaver saver_;
-  std::vector<std::string> words_;
-};
+using GatewayConfigTest =
+    process::FlagConversionTest<GatewayConfig, GatewayConfigFromFlags>;
 
 TEST_F(GatewayConfigTest, DefaultsServePlainHttpOnLoopback) {
-  absl::StatusOr<GatewayConfig> config = Convert(kDev);
+  absl::StatusOr<GatewayConfig> config = ConfigFor(kDev);
   ASSERT_TRUE(config.ok()) << config.status();
   EXPECT_FALSE(config->print_openapi);
   EXPECT_EQ(config->listen, "127.0.0.1:8080");
@@ -75,7 +48,7 @@ TEST_F(GatewayConfigTest, DefaultsServePlainHttpOnLoopback) {
 }
 
 TEST_F(GatewayConfigTest, FlagSetProducesTheOptions) {
-  absl::StatusOr<GatewayConfig> config = Convert(
+  absl::StatusOr<GatewayConfig> config = ConfigFor(
       "listen = [::1]:0\n"
       "upstream = 10.0.0.5:50052\n"
       "upstream_tls_ca_file = /etc/lumokeys/ca.crt\n"
@@ -123,10 +96,10 @@ TEST_F(GatewayConfigTest, FlagSetProducesTheOptions) {
 
 TEST_F(GatewayConfigTest, ServingHttpsImpliesSecureCookiesAndAllowsRemote) {
   absl::StatusOr<GatewayConfig> config =
-      Convert(std::string(kDev) +
-              "listen = 0.0.0.0:443\n"
-              "tls_cert_file = /etc/lumokeys/gw.crt\n"
-              "tls_key_file = /etc/lumokeys/gw.key\n");
+      ConfigFor(std::string(kDev) +
+                "listen = 0.0.0.0:443\n"
+                "tls_cert_file = /etc/lumokeys/gw.crt\n"
+                "tls_key_file = /etc/lumokeys/gw.key\n");
   ASSERT_TRUE(config.ok()) << config.status();
   EXPECT_TRUE(config->secure_cookies);
   EXPECT_EQ(config->http.tls_cert_file, "/etc/lumokeys/gw.crt");
@@ -134,7 +107,7 @@ TEST_F(GatewayConfigTest, ServingHttpsImpliesSecureCookiesAndAllowsRemote) {
 }
 
 TEST_F(GatewayConfigTest, PrintOpenApiNeedsNoServiceToken) {
-  absl::StatusOr<GatewayConfig> config = Convert("print_openapi = true\n");
+  absl::StatusOr<GatewayConfig> config = ConfigFor("print_openapi = true\n");
   ASSERT_TRUE(config.ok()) << config.status();
   EXPECT_TRUE(config->print_openapi);
 }
@@ -219,9 +192,9 @@ TEST_F(GatewayConfigTest, UnparsableProxySettingsNameTheEntry) {
 
 TEST_F(GatewayConfigTest, RemotePlaintextNeedsTheOverride) {
   absl::StatusOr<GatewayConfig> config =
-      Convert(std::string(kDev) +
-              "listen = 10.3.3.3:8080\nupstream = 10.4.4.4:50051\n"
-              "allow_remote_plaintext = true\n");
+      ConfigFor(std::string(kDev) +
+                "listen = 10.3.3.3:8080\nupstream = 10.4.4.4:50051\n"
+                "allow_remote_plaintext = true\n");
   EXPECT_TRUE(config.ok()) << config.status();
 }
 
