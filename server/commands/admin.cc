@@ -7,19 +7,15 @@
 
 #include "absl/strings/str_cat.h"
 #include "server/commands/database.h"
+#include "server/commands/pepper_file.h"
 #include "server/observability/log.h"
-#include "server/storage/mysql/migrator.h"
-#include "server/storage/mysql/mysql_audit_store.h"
 
 namespace lumo::commands {
 
 absl::StatusOr<int> Migrate(const config::ServerConfig& config) {
-  absl::StatusOr<storage::MysqlOptions> options =
-      DatabaseOptions(config.database);
-  if (!options.ok()) return options.status();
   std::vector<std::string> applied;
   absl::Status migrated =
-      storage::ApplyMigrations(*options, config.migrations_dir, &applied);
+      MigrateDatabase(config.database, config.migrations_dir, &applied);
   if (!migrated.ok()) {
     return absl::Status(migrated.code(), absl::StrCat("migration failed: ",
                                                       migrated.ToString()));
@@ -32,12 +28,11 @@ absl::StatusOr<int> Migrate(const config::ServerConfig& config) {
 }
 
 absl::StatusOr<int> PurgeAudit(const config::ServerConfig& config) {
-  absl::StatusOr<std::unique_ptr<storage::MysqlKeyStore>> store =
+  absl::StatusOr<std::unique_ptr<Database>> database =
       OpenDatabase(config.database);
-  if (!store.ok()) return store.status();
-  storage::MysqlAuditStore audit((*store)->shared_pool());
+  if (!database.ok()) return database.status();
   absl::StatusOr<int64_t> purged =
-      audit.PurgeOlderThanDays(config.purge_older_than_days);
+      PurgeAuditOlderThanDays(**database, config.purge_older_than_days);
   if (!purged.ok()) {
     return absl::Status(
         purged.status().code(),
@@ -51,11 +46,11 @@ absl::StatusOr<int> CheckPeppers(const config::ServerConfig& config) {
   absl::StatusOr<std::shared_ptr<core::PepperSet>> peppers =
       LoadPeppers(config.pepper_file);
   if (!peppers.ok()) return peppers.status();
-  absl::StatusOr<std::unique_ptr<storage::MysqlKeyStore>> store =
+  absl::StatusOr<std::unique_ptr<Database>> database =
       OpenDatabase(config.database);
-  if (!store.ok()) return store.status();
+  if (!database.ok()) return database.status();
   absl::StatusOr<service::PepperCoverage> coverage =
-      PepperCoverageOf(**store, **peppers);
+      PepperCoverageOf(**database, **peppers);
   if (!coverage.ok()) return coverage.status();
   std::fputs(coverage->Report().c_str(), stdout);
   return coverage->refused() ? 1 : 0;

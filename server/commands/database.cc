@@ -6,6 +6,9 @@
 #include "server/observability/log.h"
 #include "server/shared/process/secret_file.h"
 #include "server/storage/mysql/connection_pool.h"
+#include "server/storage/mysql/migrator.h"
+#include "server/storage/mysql/mysql_audit_store.h"
+#include "server/storage/mysql/mysql_options.h"
 #include "server/storage/mysql/mysql_pepper_usage_store.h"
 
 namespace lumo::commands {
@@ -15,9 +18,9 @@ absl::Status Prefixed(absl::string_view prefix, const absl::Status& status) {
   return absl::Status(status.code(), absl::StrCat(prefix, status.ToString()));
 }
 
-}  // namespace
-
-absl::StatusOr<storage::MysqlOptions> DatabaseOptions(
+// The connection options `database` names: the DSN parsed, the password
+// file's password in place of the DSN's, the pool size.
+absl::StatusOr<storage::MysqlOptions> ConnectionOptions(
     const config::DatabaseConfig& database) {
   storage::InitMysqlDriver();
   absl::StatusOr<storage::MysqlOptions> options =
@@ -36,19 +39,28 @@ absl::StatusOr<storage::MysqlOptions> DatabaseOptions(
   return options;
 }
 
-absl::StatusOr<std::unique_ptr<storage::MysqlKeyStore>> OpenDatabase(
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<Database>> OpenDatabase(
     const config::DatabaseConfig& database) {
-  absl::StatusOr<storage::MysqlOptions> options = DatabaseOptions(database);
+  absl::StatusOr<storage::MysqlOptions> options = ConnectionOptions(database);
   if (!options.ok()) return options.status();
-  absl::StatusOr<std::unique_ptr<storage::MysqlKeyStore>> store =
+  absl::StatusOr<std::unique_ptr<Database>> opened =
       storage::MysqlKeyStore::Open(*options);
-  if (!store.ok()) return Prefixed("database: ", store.status());
-  return store;
+  if (!opened.ok()) return Prefixed("database: ", opened.status());
+  return opened;
 }
 
-absl::Status CheckDurability(storage::MysqlKeyStore& store,
-                             bool allow_nondurable) {
-  absl::StatusOr<int> flush = store.FlushLogAtTrxCommit();
+absl::Status MigrateDatabase(const config::DatabaseConfig& database,
+                             const std::string& migrations_dir,
+                             std::vector<std::string>* applied) {
+  absl::StatusOr<storage::MysqlOptions> options = ConnectionOptions(database);
+  if (!options.ok()) return options.status();
+  return storage::ApplyMigrations(*options, migrations_dir, applied);
+}
+
+absl::Status CheckDurability(Database& database, bool allow_nondurable) {
+  absl::StatusOr<int> flush = database.FlushLogAtTrxCommit();
   if (!flush.ok()) return Prefixed("database: ", flush.status());
   if (*flush == 1) return absl::OkStatus();
   if (!allow_nondurable) {
@@ -62,27 +74,17 @@ absl::Status CheckDurability(storage::MysqlKeyStore& store,
 }
 
 absl::StatusOr<service::PepperCoverage> PepperCoverageOf(
-    storage::MysqlKeyStore& store, const core::PepperSet& peppers) {
-  storage::MysqlPepperUsageStore usage(store.shared_pool());
+    Database& database, const core::PepperSet& peppers) {
+  storage::MysqlPepperUsageStore usage(database.shared_pool());
   absl::StatusOr<service::PepperCoverage> coverage =
       service::CheckPepperCoverage(peppers, usage);
   if (!coverage.ok()) return Prefixed("database: ", coverage.status());
   return coverage;
 }
 
-absl::StatusOr<std::shared_ptr<core::PepperSet>> LoadPeppers(
-    const std::string& pepper_file) {
-  if (pepper_file.empty()) {
-    return absl::InvalidArgumentError("--pepper_file is required");
-  }
-  absl::StatusOr<std::shared_ptr<core::PepperSet>> peppers =
-      core::PepperSet::LoadReloadableFile(pepper_file);
-  if (!peppers.ok()) {
-    return absl::Status(
-        peppers.status().code(),
-        absl::StrCat("--pepper_file: ", peppers.status().message()));
-  }
-  return peppers;
+absl::StatusOr<int64_t> PurgeAuditOlderThanDays(Database& database, int days) {
+  storage::MysqlAuditStore audit(database.shared_pool());
+  return audit.PurgeOlderThanDays(days);
 }
 
 }  // namespace lumo::commands

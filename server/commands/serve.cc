@@ -14,6 +14,7 @@
 #include "grpcpp/security/server_credentials.h"
 #include "grpcpp/server_builder.h"
 #include "server/commands/database.h"
+#include "server/commands/pepper_file.h"
 #include "server/core/crypto.h"
 #include "server/observability/log.h"
 #include "server/shared/process/process.h"
@@ -84,18 +85,18 @@ absl::Status ServerProcess::Build() {
   options.operator_token_sha256 = *operator_token;
 
   // The backend: opened in one place (database.h), then checked.
-  absl::StatusOr<std::unique_ptr<storage::MysqlKeyStore>> store =
+  absl::StatusOr<std::unique_ptr<Database>> database =
       OpenDatabase(config_.database);
-  if (!store.ok()) return store.status();
+  if (!database.ok()) return database.status();
   if (absl::Status durable =
-          CheckDurability(**store, config_.allow_nondurable_db);
+          CheckDurability(**database, config_.allow_nondurable_db);
       !durable.ok()) {
     return durable;
   }
   // [pepper coverage]: every pepper version a stored secret uses must be in
   // the pepper file (docs/operations.md "Pepper rotation").
   absl::StatusOr<service::PepperCoverage> coverage =
-      PepperCoverageOf(**store, *peppers_);
+      PepperCoverageOf(**database, *peppers_);
   if (!coverage.ok()) return coverage.status();
   if (coverage->refused()) {
     if (!config_.allow_missing_pepper_versions) {
@@ -124,7 +125,7 @@ absl::Status ServerProcess::Build() {
     log::Line(parsed, message);
   };
   absl::StatusOr<std::unique_ptr<app::App>> app =
-      app::App::Create(*std::move(store), std::move(options));
+      app::App::Create(*std::move(database), std::move(options));
   if (!app.ok()) return app.status();
   app_ = *std::move(app);
   return absl::OkStatus();
