@@ -76,15 +76,28 @@ absl::StatusOr<std::unique_ptr<App>> App::Create(
   app->keys_ = std::make_unique<service::KeyService>(
       &stores.keys(), options.peppers, app->verifier_.get(),
       app->replica_.get());
-  app->auth_ = std::make_unique<rpc::Authenticator>(
-      app->verifier_.get(), options.service_token_sha256,
-      options.operator_token_sha256, options.internal_listener_only);
   app->workers_ =
       std::make_unique<rpc::WorkerPool>(options.workers, /*max_queue=*/10000);
-
-  // Before the adapters that use it.
+  // The authenticator's collaborators, then the authenticator, before the
+  // adapters that use it.
   app->audit_service_ =
       std::make_unique<service::AuditService>(&stores.audit(), &stores.keys());
+  app->audit_writer_ = std::make_unique<service::AuditWriter>(
+      &stores.audit(), options.audit_writer);
+  app->usage_ = std::make_unique<service::UsageAuditor>(
+      app->audit_writer_.get(), options.usage_auditor);
+  app->failure_throttle_ =
+      std::make_unique<service::FailureThrottle>(options.failure_throttle);
+  app->portal_ = std::make_unique<service::PortalService>(&stores.portal(),
+                                                          options.portal);
+  app->portal_->set_audit_writer(app->audit_writer_.get());
+  app->auth_ = std::make_unique<rpc::Authenticator>(
+      rpc::AuthenticatorDeps{app->verifier_.get(),
+                             options.record_usage ? app->usage_.get() : nullptr,
+                             app->failure_throttle_.get(), app->portal_.get()},
+      rpc::AuthenticatorOptions{options.service_token_sha256,
+                                options.operator_token_sha256,
+                                options.internal_listener_only});
 
   rpc::RpcContext ctx{app->auth_.get(), app->keys_.get(), app->verifier_.get(),
                       app->workers_.get(), app->audit_service_.get()};
@@ -119,11 +132,6 @@ absl::StatusOr<std::unique_ptr<App>> App::Create(
         std::make_unique<rpc::RegistrationServiceImpl>(client_ctx));
   }
 
-  app->audit_writer_ = std::make_unique<service::AuditWriter>(
-      &stores.audit(), options.audit_writer);
-  app->usage_ = std::make_unique<service::UsageAuditor>(
-      app->audit_writer_.get(), options.usage_auditor);
-  if (options.record_usage) app->auth_->set_usage_auditor(app->usage_.get());
   app->services_.push_back(
       std::make_unique<rpc::AuditServiceImpl>(rpc::AuditRpcContext{
           app->auth_.get(), app->workers_.get(), app->audit_service_.get()}));
@@ -139,13 +147,6 @@ absl::StatusOr<std::unique_ptr<App>> App::Create(
         bench::BenchRpcContext{app->auth_.get(), app->workers_.get(),
                                &stores.bench(), app->verifier_.get()}));
   }
-  app->failure_throttle_ =
-      std::make_unique<service::FailureThrottle>(options.failure_throttle);
-  app->auth_->set_failure_throttle(app->failure_throttle_.get());
-  app->portal_ = std::make_unique<service::PortalService>(&stores.portal(),
-                                                          options.portal);
-  app->portal_->set_audit_writer(app->audit_writer_.get());
-  app->auth_->set_portal(app->portal_.get());
   app->services_.push_back(
       std::make_unique<rpc::PortalServiceImpl>(rpc::PortalRpcContext{
           app->auth_.get(), app->workers_.get(), app->portal_.get()}));
@@ -163,12 +164,11 @@ App::~App() {
   // [portal hashing] logins still waiting for a hashing slot are answered
   // busy; running checks finish (they may enqueue audit events).
   if (portal_ != nullptr) portal_->Stop();
-  // Producers are gone; write what is queued.
-  if (auth_ != nullptr) auth_->set_usage_auditor(nullptr);
+  // Producers are gone (the gRPC server was shut down before); write what
+  // is queued.
   if (audit_writer_ != nullptr) audit_writer_->Stop();
   // Leave the membership table.
   if (replica_ != nullptr) replica_->Stop();
-  if (auth_ != nullptr) auth_->set_failure_throttle(nullptr);
 }
 
 void App::RegisterServices(grpc::ServerBuilder& builder) {

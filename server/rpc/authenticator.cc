@@ -94,14 +94,15 @@ constexpr absl::string_view kForwardedFields[] = {
     "x-lumo-client-ip", "x-lumo-user-agent", "x-lumo-http-method",
     "x-lumo-http-route"};
 
-Authenticator::Authenticator(service::Verifier* verifier,
-                             std::optional<core::Digest> service_token_sha256,
-                             std::optional<core::Digest> operator_token_sha256,
-                             bool internal_listener_only)
-    : verifier_(verifier),
-      service_token_sha256_(std::move(service_token_sha256)),
-      operator_token_sha256_(std::move(operator_token_sha256)),
-      internal_listener_only_(internal_listener_only) {}
+Authenticator::Authenticator(const AuthenticatorDeps& deps,
+                             AuthenticatorOptions options)
+    : verifier_(deps.verifier),
+      service_token_sha256_(std::move(options.service_token_sha256)),
+      operator_token_sha256_(std::move(options.operator_token_sha256)),
+      internal_listener_only_(options.internal_listener_only),
+      usage_(deps.usage),
+      throttle_(deps.failure_throttle),
+      portal_(deps.portal) {}
 
 bool Authenticator::HasVerifiedClientCertificate(
     const grpc::ServerContextBase& context) {
@@ -184,10 +185,9 @@ absl::StatusOr<Principal> Authenticator::Authenticate(
   absl::StatusOr<Principal> principal =
       AuthenticateImpl(context, method, tenant_slug, info, &outcome, &failure);
   if (outcome_out != nullptr) *outcome_out = outcome;
-  service::UsageAuditor* usage = usage_.load(std::memory_order_acquire);
-  if (!principal.ok() && !failure.empty() && usage != nullptr) {
-    usage->RecordAuthFailure(info, method.full_name(), tenant_slug, failure,
-                             &outcome);
+  if (!principal.ok() && !failure.empty() && usage_ != nullptr) {
+    usage_->RecordAuthFailure(info, method.full_name(), tenant_slug, failure,
+                              &outcome);
   }
   return principal;
 }
@@ -285,7 +285,7 @@ absl::StatusOr<Principal> Authenticator::AuthenticateImpl(
       *failure = "principal_not_allowed";
       return InsufficientScope();
     }
-    service::PortalService* portal = portal_.load(std::memory_order_acquire);
+    service::PortalService* const portal = portal_;
     if (portal == nullptr) {
       *failure = "sessions_disabled";
       return InvalidToken();
@@ -334,8 +334,7 @@ absl::StatusOr<Principal> Authenticator::AuthenticateImpl(
 
   // An address over its failure budget is
   // refused before anything is verified (no store access, not audited).
-  service::FailureThrottle* throttle =
-      throttle_.load(std::memory_order_acquire);
+  service::FailureThrottle* const throttle = throttle_;
   if (throttle != nullptr) {
     if (std::optional<absl::Duration> wait =
             throttle->CheckAddress(info.ip_address)) {

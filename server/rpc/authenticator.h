@@ -31,7 +31,6 @@
 #ifndef LUMOKEYS_SERVER_RPC_AUTHENTICATOR_H_
 #define LUMOKEYS_SERVER_RPC_AUTHENTICATOR_H_
 
-#include <atomic>
 #include <optional>
 #include <string>
 #include <vector>
@@ -55,14 +54,38 @@ namespace lumo::rpc {
 absl::Status CheckAccessAnnotations(
     const std::vector<const google::protobuf::ServiceDescriptor*>& services);
 
-// Thread-safe.
+// The authenticator's collaborators, borrowed: each must outlive every
+// call the authenticator serves.
+struct AuthenticatorDeps {
+  // Verifies API keys (required).
+  service::Verifier* verifier = nullptr;
+  // Where usage and failure events go (docs/audit.md); null records
+  // nothing.
+  service::UsageAuditor* usage = nullptr;
+  // Throttles failed key verifications (failure_throttle.h); null
+  // throttles nothing. A throttled call gets RESOURCE_EXHAUSTED
+  // ("rate_limit_exceeded") with outcome->retry_after set; an address over
+  // its budget is refused before its key is verified and that refusal is
+  // not audited (it costs nothing).
+  service::FailureThrottle* failure_throttle = nullptr;
+  // Checks `x-lumo-session`; null refuses every session.
+  service::PortalService* portal = nullptr;
+};
+
+// Which privileged callers exist and where they are accepted.
+struct AuthenticatorOptions {
+  // A token whose hash is unset disables that kind of caller.
+  std::optional<core::Digest> service_token_sha256;
+  std::optional<core::Digest> operator_token_sha256;
+  // See "Trust boundary" above.
+  bool internal_listener_only = false;
+};
+
+// Thread-safe. Immutable once constructed: every collaborator is given to
+// the constructor.
 class Authenticator {
  public:
-  // A token whose hash is unset disables that kind of caller.
-  Authenticator(service::Verifier* verifier,
-                std::optional<core::Digest> service_token_sha256,
-                std::optional<core::Digest> operator_token_sha256,
-                bool internal_listener_only = false);
+  Authenticator(const AuthenticatorDeps& deps, AuthenticatorOptions options);
 
   // True when the call's peer presented a client certificate that the TLS
   // handshake verified (the mTLS internal listener).
@@ -85,7 +108,7 @@ class Authenticator {
   // address outside the key's allowed CIDRs). RESOURCE_EXHAUSTED: the key's
   // rate limit. UNAVAILABLE: the store could not be asked (fail closed).
   // Every failure is recorded as `auth.api_key.failed` through the usage
-  // auditor when one is set (except UNAVAILABLE: nothing was decided).
+  // auditor when there is one (except UNAVAILABLE: nothing was decided).
   // `info` must be DescribeRequest(context): the service token is checked
   // there, once per call.
   absl::StatusOr<service::Principal> Authenticate(
@@ -94,31 +117,9 @@ class Authenticator {
       absl::string_view tenant_slug, const service::RequestInfo& info,
       service::VerifyOutcome* outcome = nullptr) const;
 
-  // Where usage and failure events go (docs/audit.md); null (the default)
-  // records nothing. Set it before serving; `usage` must outlive every call.
-  void set_usage_auditor(service::UsageAuditor* usage) {
-    usage_.store(usage, std::memory_order_release);
-  }
-  service::UsageAuditor* usage_auditor() const {
-    return usage_.load(std::memory_order_acquire);
-  }
-
-  // Throttles failed key verifications
-  // (failure_throttle.h); null (the default) throttles nothing. A throttled
-  // call gets RESOURCE_EXHAUSTED ("rate_limit_exceeded") with
-  // outcome->retry_after set; an address over its budget is refused before
-  // its key is verified and that refusal is not audited (it costs nothing).
-  void set_failure_throttle(service::FailureThrottle* throttle) {
-    throttle_.store(throttle, std::memory_order_release);
-  }
-  service::FailureThrottle* failure_throttle() const {
-    return throttle_.load(std::memory_order_acquire);
-  }
-  // Who checks `x-lumo-session`; null (the
-  // default) refuses every session. Set it before serving.
-  void set_portal(service::PortalService* portal) {
-    portal_.store(portal, std::memory_order_release);
-  }
+  // The collaborators given to the constructor (null when absent).
+  service::UsageAuditor* usage_auditor() const { return usage_; }
+  service::FailureThrottle* failure_throttle() const { return throttle_; }
 
  private:
   // Authenticate without recording; `*failure` names why it failed.
@@ -141,9 +142,9 @@ class Authenticator {
   const std::optional<core::Digest> service_token_sha256_;
   const std::optional<core::Digest> operator_token_sha256_;
   const bool internal_listener_only_;
-  std::atomic<service::UsageAuditor*> usage_{nullptr};
-  std::atomic<service::FailureThrottle*> throttle_{nullptr};
-  std::atomic<service::PortalService*> portal_{nullptr};
+  service::UsageAuditor* const usage_;
+  service::FailureThrottle* const throttle_;
+  service::PortalService* const portal_;
 };
 
 }  // namespace lumo::rpc

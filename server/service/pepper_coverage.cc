@@ -69,7 +69,7 @@ std::string PepperCoverage::RefusalMessage() const {
   return absl::StrCat(
       absl::StrJoin(clauses, "; "),
       ": they would stop verifying. Keep the version in the pepper file "
-      "until they are rotated or revoked (lumokeys-server --check_peppers "
+      "until they are rotated or revoked (lumokeys-server check-peppers "
       "counts what uses each version)");
 }
 

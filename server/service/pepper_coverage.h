@@ -5,7 +5,7 @@
 // stop verifying, and dead secrets (revoked, expired, rotated away) are
 // answered NOT_FOUND instead of REVOKED, EXPIRED or ROTATED. The server
 // checks its pepper file at start-up (refusing to start in the first case,
-// warning in the second), and `lumokeys-server --check_peppers` runs the
+// warning in the second), and `lumokeys-server check-peppers` runs the
 // same check for an operator before a pepper version is retired.
 #ifndef LUMOKEYS_SERVER_SERVICE_PEPPER_COVERAGE_H_
 #define LUMOKEYS_SERVER_SERVICE_PEPPER_COVERAGE_H_

@@ -25,7 +25,7 @@ umask 077
 echo "1:$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')" >"$WORK/pepper"
 head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$WORK/operator.token"
 head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$WORK/service.token"
-"$BIN/server/lumokeys-server" --mysql="$ADMIN_DSN$DB" --migrate \
+"$BIN/server/lumokeys-server" migrate --mysql="$ADMIN_DSN$DB" \
   --migrations_dir="$ROOT/sql/migrations" 2>/dev/null
 
 start_server() {  # $1: extra flag or empty

@@ -63,7 +63,7 @@ def main():
 
     base = f"mysql://{dsn.netloc}/"
     subprocess.run([os.path.join(binary_dir, "server", "lumokeys-server"),
-                    f"--mysql={base}{db}", "--migrate",
+                    "migrate", f"--mysql={base}{db}",
                     f"--migrations_dir={os.path.join(ROOT, 'sql', 'migrations')}"],
                    check=True, capture_output=True)
     work = tempfile.mkdtemp(prefix="journal-bench-")

@@ -219,8 +219,8 @@ class Bench:
         self.start_mariadb()
         self.db_created = True
         subprocess.run(
-            [self.server_bin, f"--mysql={self.dsn}",
-             f"--mysql_password_file={self.password_file}", "--migrate",
+            [self.server_bin, "migrate", f"--mysql={self.dsn}",
+             f"--mysql_password_file={self.password_file}",
              f"--migrations_dir={os.path.join(ROOT, 'sql/migrations')}"],
             check=True, capture_output=True)
 

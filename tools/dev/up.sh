@@ -47,7 +47,7 @@ new_secret() { head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n'; }
 chmod 600 "$SECRETS"/pepper "$SECRETS"/*.token "$SECRETS"/*.password
 
 ADMIN_DSN="$(tools/dev/mariadb.sh admin-dsn)"
-"$BIN/server/lumokeys-server" --mysql="${ADMIN_DSN}${DB_NAME}" --migrate \
+"$BIN/server/lumokeys-server" migrate --mysql="${ADMIN_DSN}${DB_NAME}" \
   --migrations_dir="$ROOT/sql/migrations"
 
 # The server's own account: data access only, no DDL (docs/operations.md).

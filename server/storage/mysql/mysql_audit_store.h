@@ -30,7 +30,7 @@ class MysqlAuditStore : public AuditStore {
   // last deleted row as the chain's new base in audit_chain_heads, in the
   // same transaction, so VerifyChain still verifies what is left. Needs
   // DELETE on audit_events, which the runtime account does not have: run it
-  // with an operator account (`lumokeys-server --purge_audit_older_than_days`).
+  // with an operator account (`lumokeys-server purge-audit`).
   // Returns the number of rows deleted. INVALID_ARGUMENT for days < 1.
   absl::StatusOr<int64_t> PurgeOlderThanDays(int days);
   absl::StatusOr<AuditPage> ListEvents(int64_t tenant_id,

@@ -228,5 +228,73 @@ class GatewayConfigTest(unittest.TestCase):
         self.assertIn("LUMO_GATEWAY_", r.stdout + r.stderr)
 
 
+class TokenFileRuleTest(unittest.TestCase):
+    """Both binaries read token files with one rule (docs/operations.md
+    "Secret files"): one line of printable ASCII, at least 16 characters.
+    The gateway once read only the first line and took any length; the
+    server read the whole file."""
+
+    def setUp(self):
+        self.dir = tempfile.TemporaryDirectory()
+
+    def tearDown(self):
+        self.dir.cleanup()
+
+    def secret(self, name, text):
+        path = os.path.join(self.dir.name, name)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        return path
+
+    def test_server_and_gateway_refuse_the_same_token_files(self):
+        pepper = self.secret("pepper", "1:" + "ab" * 32 + "\n")
+        cases = (
+            ("short", "short-token\n",
+             "the service token must be at least 16 characters"),
+            ("two-lines", "0123456789abcdef\nsecond-line-0123\n",
+             "the service token holds characters gRPC metadata cannot "
+             "carry"),
+        )
+        for name, text, message in cases:
+            token = self.secret(name, text)
+            server = run([SERVER, DSN, f"--pepper_file={pepper}",
+                          f"--service_token_file={token}"])
+            gateway = run([GATEWAY, "--listen=127.0.0.1:0", "--portal_dir=",
+                           f"--service_token_file={token}"])
+            for r in (server, gateway):
+                self.assertEqual(r.returncode, 1, r.stderr)
+                self.assertIn(f"--service_token_file: {message}", r.stderr)
+                self.assertNotIn("second-line", r.stderr)
+
+    def test_a_token_both_accept_reaches_the_next_step(self):
+        pepper = self.secret("pepper", "1:" + "ab" * 32 + "\n")
+        token = self.secret("good", "0123456789abcdef\n")
+        # The server then tries the database (nothing listens on port 1).
+        r = run([SERVER, DSN, f"--pepper_file={pepper}",
+                 f"--service_token_file={token}",
+                 f"--operator_token_file={token}"])
+        self.assertEqual(r.returncode, 1, r.stderr)
+        self.assertIn("database: ", r.stderr)
+
+
+class CommandLineTest(unittest.TestCase):
+    def test_unknown_server_command_is_refused(self):
+        r = run([SERVER, DSN, "serv"])
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("unknown command 'serv' (commands: serve, migrate, "
+                      "purge-audit, check-peppers)", r.stderr)
+
+    def test_gateway_takes_no_arguments(self):
+        r = run([GATEWAY, "--insecure_dev_no_service_token", "serve"])
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("unexpected argument 'serve'", r.stderr)
+
+    def test_help_names_the_commands(self):
+        r = run([SERVER, "--help"])
+        for command in ("migrate", "purge-audit", "check-peppers"):
+            self.assertIn(f"lumokeys-server {command}", r.stdout + r.stderr)
+
+
 if __name__ == "__main__":
     unittest.main()

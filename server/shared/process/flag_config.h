@@ -23,8 +23,8 @@
 // Values are parsed by the flag's own type parser (absl::ParseFlag), so the
 // syntax is the command line's (`true`/`false`, `10s`, ...); a parse error
 // names the source (file:line or variable) and the flag.
-#ifndef LUMOKEYS_SERVER_CONFIG_FLAG_CONFIG_H_
-#define LUMOKEYS_SERVER_CONFIG_FLAG_CONFIG_H_
+#ifndef LUMOKEYS_SERVER_SHARED_PROCESS_FLAG_CONFIG_H_
+#define LUMOKEYS_SERVER_SHARED_PROCESS_FLAG_CONFIG_H_
 
 #include <string>
 #include <vector>
@@ -32,7 +32,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/string_view.h"
 
-namespace lumo::config {
+namespace lumo::process {
 
 // Applies config-file text (the format above). `source` names the file in
 // errors. Stops at the first error: INVALID_ARGUMENT, message
@@ -68,6 +68,6 @@ std::vector<char*> ParseFlags(int argc, char** argv,
                               absl::string_view env_prefix,
                               absl::string_view usage);
 
-}  // namespace lumo::config
+}  // namespace lumo::process
 
-#endif  // LUMOKEYS_SERVER_CONFIG_FLAG_CONFIG_H_
+#endif  // LUMOKEYS_SERVER_SHARED_PROCESS_FLAG_CONFIG_H_

@@ -1,11 +1,12 @@
 // Process-wide protections both binaries (lumokeys-server and
-// lumokeys-gateway) apply first thing in main() (docs/hardening.md).
-#ifndef LUMOKEYS_SERVER_CONFIG_PROCESS_HARDENING_H_
-#define LUMOKEYS_SERVER_CONFIG_PROCESS_HARDENING_H_
+// lumokeys-gateway) apply first thing, through process::Start (process.h;
+// docs/hardening.md).
+#ifndef LUMOKEYS_SERVER_SHARED_PROCESS_HARDENING_H_
+#define LUMOKEYS_SERVER_SHARED_PROCESS_HARDENING_H_
 
 #include "absl/status/status.h"
 
-namespace lumo::config {
+namespace lumo::process {
 
 // No core dumps: the process memory holds peppers, tokens, database
 // passwords and keys in transit. Sets RLIMIT_CORE to 0 (soft and hard, so
@@ -16,6 +17,6 @@ namespace lumo::config {
 // Call it before reading any secret; thread-safe, idempotent.
 absl::Status DisableCoreDumps();
 
-}  // namespace lumo::config
+}  // namespace lumo::process
 
-#endif  // LUMOKEYS_SERVER_CONFIG_PROCESS_HARDENING_H_
+#endif  // LUMOKEYS_SERVER_SHARED_PROCESS_HARDENING_H_

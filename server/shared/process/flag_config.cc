@@ -1,4 +1,4 @@
-#include "server/config/flag_config.h"
+#include "server/shared/process/flag_config.h"
 
 #include <cstdio>
 #include <cstdlib>
@@ -24,7 +24,7 @@ ABSL_FLAG(std::string, config, "",
           "Config file: lines `flag_name = value` (# comments); command-line "
           "flags and environment variables override it");
 
-namespace lumo::config {
+namespace lumo::process {
 namespace {
 
 // Flags Abseil defines for itself that make no sense from a file or the
@@ -209,4 +209,4 @@ std::vector<char*> ParseFlags(int argc, char** argv,
   return absl::ParseCommandLine(argc, argv);
 }
 
-}  // namespace lumo::config
+}  // namespace lumo::process

@@ -1,4 +1,4 @@
-#include "server/config/flag_config.h"
+#include "server/shared/process/flag_config.h"
 
 #include <unistd.h>
 
@@ -19,7 +19,7 @@ ABSL_FLAG(int, test_workers, 4, "an int flag");
 ABSL_FLAG(bool, test_verbose, false, "a bool flag");
 ABSL_FLAG(absl::Duration, test_grace, absl::Seconds(10), "a duration flag");
 
-namespace lumo::config {
+namespace lumo::process {
 namespace {
 
 class FlagConfigTest : public ::testing::Test {
@@ -101,18 +101,19 @@ TEST_F(FlagConfigTest, ConfigFileThatCannotBeReadIsNamed) {
 }
 
 TEST_F(FlagConfigTest, EnvironmentSetsPrefixedFlagsAndIgnoresOthers) {
-  ASSERT_TRUE(
-      ApplyEnvironment(
-          "LUMOCFGTEST_",
-          {"PATH=/bin", "LUMOCFGTEST_TEST_WORKERS=9", "LUMOCFGTEST_TEST_VERBOSE=1",
-           "LUMO_OTHER_TEST_WORKERS=1", "LUMOCFGTEST_CONFIG=/ignored/here"})
-          .ok());
+  ASSERT_TRUE(ApplyEnvironment(
+                  "LUMOCFGTEST_",
+                  {"PATH=/bin", "LUMOCFGTEST_TEST_WORKERS=9",
+                   "LUMOCFGTEST_TEST_VERBOSE=1", "LUMO_OTHER_TEST_WORKERS=1",
+                   "LUMOCFGTEST_CONFIG=/ignored/here"})
+                  .ok());
   EXPECT_EQ(absl::GetFlag(FLAGS_test_workers), 9);
   EXPECT_TRUE(absl::GetFlag(FLAGS_test_verbose));
 }
 
 TEST_F(FlagConfigTest, EnvironmentVariableNamingNoFlagFails) {
-  absl::Status s = ApplyEnvironment("LUMOCFGTEST_", {"LUMOCFGTEST_TEST_WROKERS=9"});
+  absl::Status s =
+      ApplyEnvironment("LUMOCFGTEST_", {"LUMOCFGTEST_TEST_WROKERS=9"});
   EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(s.message(),
             "environment variable LUMOCFGTEST_TEST_WROKERS: unknown setting "
@@ -131,13 +132,15 @@ TEST_F(FlagConfigTest, EnvironmentInvalidValueNamesVariable) {
 }
 
 TEST_F(FlagConfigTest, EnvironmentNameMustBeUpperCase) {
-  absl::Status s = ApplyEnvironment("LUMOCFGTEST_", {"LUMOCFGTEST_test_workers=1"});
+  absl::Status s =
+      ApplyEnvironment("LUMOCFGTEST_", {"LUMOCFGTEST_test_workers=1"});
   EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
   EXPECT_TRUE(absl::StrContains(s.message(), "LUMOCFGTEST_test_workers"));
 }
 
 TEST_F(FlagConfigTest, ParserFlagsAreNotSettings) {
-  EXPECT_FALSE(ApplyEnvironment("LUMOCFGTEST_", {"LUMOCFGTEST_FLAGFILE=/x"}).ok());
+  EXPECT_FALSE(
+      ApplyEnvironment("LUMOCFGTEST_", {"LUMOCFGTEST_FLAGFILE=/x"}).ok());
   EXPECT_FALSE(ApplyConfigText("undefok = x\n", "a").ok());
 }
 
@@ -158,7 +161,8 @@ TEST_F(FlagConfigTest, ConfigPathFromArgsTakesLastBeforeDoubleDash) {
 void ParseArgs(std::vector<std::string> args) {
   std::vector<char*> argv;
   for (std::string& a : args) argv.push_back(a.data());
-  ParseFlags(static_cast<int>(argv.size()), argv.data(), "LUMOCFGTEST_", "test");
+  ParseFlags(static_cast<int>(argv.size()), argv.data(), "LUMOCFGTEST_",
+             "test");
 }
 
 void PrecedenceChild(const std::string& config_path) {
@@ -219,4 +223,4 @@ TEST(ParseFlagsDeathTest, BadConfigFileLineStopsStartWithFileAndLine) {
 }
 
 }  // namespace
-}  // namespace lumo::config
+}  // namespace lumo::process

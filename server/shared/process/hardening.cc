@@ -1,4 +1,4 @@
-#include "server/config/process_hardening.h"
+#include "server/shared/process/hardening.h"
 
 #include <sys/prctl.h>
 #include <sys/resource.h>
@@ -8,7 +8,7 @@
 
 #include "absl/strings/str_cat.h"
 
-namespace lumo::config {
+namespace lumo::process {
 
 absl::Status DisableCoreDumps() {
   const struct rlimit none = {0, 0};
@@ -23,4 +23,4 @@ absl::Status DisableCoreDumps() {
   return absl::OkStatus();
 }
 
-}  // namespace lumo::config
+}  // namespace lumo::process

@@ -1,0 +1,110 @@
+// lumokeys-server's configuration: its flags (defined in server_config.cc,
+// each also settable from the environment and a config file, see
+// server/shared/process/flag_config.h) and their conversion into the
+// options the commands take. The one place that reads the server's flags.
+//
+// Commands (docs/operations.md "Commands"):
+//   lumokeys-server [serve]        serve gRPC (the default)
+//   lumokeys-server migrate        apply pending schema migrations, exit
+//   lumokeys-server purge-audit --older_than_days=N
+//                                  delete audit rows older than N days,
+//                                  keeping every hash chain verifiable, exit
+//   lumokeys-server check-peppers  compare --pepper_file with the pepper
+//                                  versions stored secrets use, print a
+//                                  table, exit 1 when refused
+// The earlier spellings --migrate, --purge_audit_older_than_days=N and
+// --check_peppers still select the same commands.
+//
+// Thread-compatible: read the flags once, from main(), after parsing.
+#ifndef LUMOKEYS_SERVER_CONFIG_SERVER_CONFIG_H_
+#define LUMOKEYS_SERVER_CONFIG_SERVER_CONFIG_H_
+
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/time/time.h"
+#include "server/app/app.h"
+#include "server/tls/server_tls.h"
+
+namespace lumo::config {
+
+enum class ServerCommand { kServe, kMigrate, kPurgeAudit, kCheckPeppers };
+
+// "serve", "migrate", "purge-audit", "check-peppers".
+absl::string_view CommandName(ServerCommand command);
+
+// Where the data lives.
+struct DatabaseConfig {
+  // --mysql: mysql://user[:password]@host[:port]/database[?params].
+  std::string dsn;
+  // --mysql_password_file: a password file (process::ReadPasswordFile)
+  // that replaces the DSN's password; empty: the DSN's.
+  std::string password_file;
+  // --db_pool_size.
+  int pool_size = 16;
+};
+
+struct ServerConfig {
+  ServerCommand command = ServerCommand::kServe;
+  DatabaseConfig database;
+
+  // migrate: --migrations_dir.
+  std::string migrations_dir;
+  // purge-audit: --older_than_days (or its earlier spelling), at least 1.
+  int purge_older_than_days = 0;
+
+  // serve and check-peppers: --pepper_file (required by both; the commands
+  // say so when they load it).
+  std::string pepper_file;
+
+  // serve only, below.
+  bool allow_missing_pepper_versions = false;
+  bool allow_nondurable_db = false;
+  // Empty: that kind of caller is disabled.
+  std::string service_token_file;
+  std::string operator_token_file;
+  std::string listen;
+  // Empty: no internal (mTLS) listener.
+  std::string internal_listen;
+  // tls.cert_file empty: plaintext listeners.
+  tls::ServerTlsFiles tls;
+  absl::Duration drain_delay;
+  absl::Duration shutdown_grace;
+  // Every option the flags decide. Left for the serve command: the pepper
+  // set and the token hashes (read from their files) and the replica's
+  // host name, process id and log sink.
+  app::AppOptions app;
+
+  // (flag, path) of every secret file the flags name, unset ones included
+  // (process::CheckSecretFiles skips those).
+  std::vector<std::pair<std::string, std::string>> SecretFiles() const;
+};
+
+// The configuration the parsed flags and `args` describe. `args` are the
+// positional arguments (argv[0] first, as process::Start returns them): at
+// most one, the command. INVALID_ARGUMENT naming the settings when:
+//   - the command is unknown or there is more than one argument;
+//   - two different commands are named (e.g. `migrate` and
+//     --check_peppers);
+//   - --mysql is unset;
+//   - purge-audit has no --older_than_days of at least 1 (or both spellings
+//     with different values);
+//   - serve: TLS flags that must come together do not, --internal_listen
+//     without mTLS or equal to --listen, a negative --drain_delay or
+//     --shutdown_grace, a value out of its documented range;
+// FAILED_PRECONDITION when serve would listen in plaintext on a
+// non-loopback --listen without --allow_remote_plaintext.
+// Flags that belong to other commands are ignored, so one config file
+// serves every command.
+absl::StatusOr<ServerConfig> ServerConfigFromFlags(
+    const std::vector<char*>& args);
+
+// The start of lumokeys-server --help.
+extern const char kServerUsage[];
+
+}  // namespace lumo::config
+
+#endif  // LUMOKEYS_SERVER_CONFIG_SERVER_CONFIG_H_
