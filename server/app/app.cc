@@ -13,6 +13,10 @@
 namespace lumo::app {
 
 namespace {
+// Connections of each change feed store: the tailer's reads and heartbeats,
+// and the writers waiting for acknowledgements, each on their own.
+constexpr int kChangeFeedConnections = 2;
+
 // gRPC owns the factories it is given;
 // this one forwards to the app's factory, which outlives the server's
 // calls.
@@ -32,9 +36,10 @@ class InterceptorFactoryRef
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<App>> App::Create(
-    std::unique_ptr<storage::MysqlKeyStore> store, AppOptions options) {
+    std::unique_ptr<storage::Backend> backend, AppOptions options) {
   std::unique_ptr<App> app(new App);
-  app->key_store_ = std::move(store);
+  app->backend_ = std::move(backend);
+  storage::Backend& stores = *app->backend_;
   // Before the components that record into it.
   app->metrics_ = std::make_unique<metrics::Registry>();
   options.audit_writer.flush_duration =
@@ -47,18 +52,18 @@ absl::StatusOr<std::unique_ptr<App>> App::Create(
   service::VerifierOptions verifier_options;
   verifier_options.cache_ttl = options.verify_cache_ttl;
   app->verifier_ = std::make_unique<service::Verifier>(
-      app->key_store_.get(), options.peppers, verifier_options);
+      &stores.keys(), options.peppers, verifier_options);
   // Before the key service, which waits on
   // it. Its own small pool, so heartbeats never queue behind requests.
   // Writers waiting for acknowledgements use a second one, so that a burst
   // of them cannot delay this replica's own heartbeat.
   if (options.replication) {
-    absl::StatusOr<std::unique_ptr<storage::MysqlChangeFeedStore>> feed =
-        storage::MysqlChangeFeedStore::Open(app->key_store_->pool()->options());
+    absl::StatusOr<std::unique_ptr<storage::ChangeFeedStore>> feed =
+        stores.OpenChangeFeed(kChangeFeedConnections);
     if (!feed.ok()) return feed.status();
     app->feed_store_ = *std::move(feed);
-    absl::StatusOr<std::unique_ptr<storage::MysqlChangeFeedStore>> acks =
-        storage::MysqlChangeFeedStore::Open(app->key_store_->pool()->options());
+    absl::StatusOr<std::unique_ptr<storage::ChangeFeedStore>> acks =
+        stores.OpenChangeFeed(kChangeFeedConnections);
     if (!acks.ok()) return acks.status();
     app->ack_store_ = *std::move(acks);
     absl::StatusOr<std::unique_ptr<service::ReplicaSync>> sync =
@@ -69,26 +74,22 @@ absl::StatusOr<std::unique_ptr<App>> App::Create(
     app->replica_ = *std::move(sync);
   }
   app->keys_ = std::make_unique<service::KeyService>(
-      app->key_store_.get(), options.peppers, app->verifier_.get(),
+      &stores.keys(), options.peppers, app->verifier_.get(),
       app->replica_.get());
   app->workers_ =
       std::make_unique<rpc::WorkerPool>(options.workers, /*max_queue=*/10000);
   // The authenticator's collaborators, then the authenticator, before the
   // adapters that use it.
-  app->audit_store_ = std::make_unique<storage::MysqlAuditStore>(
-      app->key_store_->shared_pool());
-  app->audit_service_ = std::make_unique<service::AuditService>(
-      app->audit_store_.get(), app->key_store_.get());
+  app->audit_service_ =
+      std::make_unique<service::AuditService>(&stores.audit(), &stores.keys());
   app->audit_writer_ = std::make_unique<service::AuditWriter>(
-      app->audit_store_.get(), options.audit_writer);
+      &stores.audit(), options.audit_writer);
   app->usage_ = std::make_unique<service::UsageAuditor>(
       app->audit_writer_.get(), options.usage_auditor);
   app->failure_throttle_ =
       std::make_unique<service::FailureThrottle>(options.failure_throttle);
-  app->portal_store_ = std::make_unique<storage::MysqlPortalStore>(
-      app->key_store_->shared_pool());
-  app->portal_ = std::make_unique<service::PortalService>(
-      app->portal_store_.get(), options.portal);
+  app->portal_ = std::make_unique<service::PortalService>(&stores.portal(),
+                                                          options.portal);
   app->portal_->set_audit_writer(app->audit_writer_.get());
   app->auth_ = std::make_unique<rpc::Authenticator>(
       rpc::AuthenticatorDeps{app->verifier_.get(),
@@ -104,9 +105,7 @@ absl::StatusOr<std::unique_ptr<App>> App::Create(
   app->services_.push_back(std::make_unique<rpc::AuthServiceImpl>(ctx));
   app->services_.push_back(std::make_unique<rpc::OperatorServiceImpl>(ctx));
 
-  app->user_store_ =
-      std::make_unique<storage::MysqlUserStore>(app->key_store_->shared_pool());
-  app->users_ = std::make_unique<service::UserService>(app->user_store_.get());
+  app->users_ = std::make_unique<service::UserService>(&stores.users());
   {
     rpc::UserRpcContext user_ctx{app->auth_.get(), app->users_.get(),
                                  app->workers_.get()};
@@ -114,14 +113,12 @@ absl::StatusOr<std::unique_ptr<App>> App::Create(
     app->services_.push_back(std::make_unique<rpc::RoleServiceImpl>(user_ctx));
   }
 
-  app->client_store_ = std::make_unique<storage::MysqlClientStore>(
-      app->key_store_->shared_pool());
-  app->clients_ = std::make_unique<service::ClientService>(
-      app->client_store_.get(), options.peppers);
+  app->clients_ = std::make_unique<service::ClientService>(&stores.clients(),
+                                                           options.peppers);
   service::IpRateLimiterOptions registration_limits;
   registration_limits.ipv6_prefix_len = options.ipv6_prefix_len;
   app->registration_ = std::make_unique<service::RegistrationService>(
-      app->key_store_.get(), app->client_store_.get(), app->clients_.get(),
+      &stores.keys(), &stores.clients(), app->clients_.get(),
       registration_limits);
   {
     rpc::ClientRpcContext client_ctx{app->auth_.get(), app->workers_.get(),
@@ -142,14 +139,13 @@ absl::StatusOr<std::unique_ptr<App>> App::Create(
   app->RegisterMetrics();
   // Benchmark-only baselines, off by default.
   if (options.bench_service) {
-    app->bench_store_ = std::make_unique<storage::MysqlBenchStore>(
-        app->key_store_->shared_pool());
-    if (absl::Status ok = app->bench_store_->EnsureTable(); !ok.ok()) {
+    app->bench_service_ = true;
+    if (absl::Status ok = stores.bench().EnsureTable(); !ok.ok()) {
       return ok;
     }
     app->services_.push_back(std::make_unique<bench::BenchServiceImpl>(
         bench::BenchRpcContext{app->auth_.get(), app->workers_.get(),
-                               app->bench_store_.get(), app->verifier_.get()}));
+                               &stores.bench(), app->verifier_.get()}));
   }
   app->services_.push_back(
       std::make_unique<rpc::PortalServiceImpl>(rpc::PortalRpcContext{
@@ -223,9 +219,9 @@ void App::RegisterMetrics() {
                  Type::kGauge,
                  [verifier, one] { return one(verifier->size()); });
 
-  storage::ConnectionPool* pool = key_store_->shared_pool().get();
-  auto pool_stat = [pool, one](auto field) {
-    return [pool, one, field] { return one(field(pool->stats())); };
+  storage::Backend* backend = backend_.get();
+  auto pool_stat = [backend, one](auto field) {
+    return [backend, one, field] { return one(field(backend->pool_stats())); };
   };
   r.AddCollector("lumo_db_pool_connections_in_use",
                  "Database connections leased right now", Type::kGauge,
@@ -361,7 +357,7 @@ App::ServiceDescriptors() const {
     if (d != nullptr) out.push_back(d);
   }
   // Only when served.
-  if (bench_store_ != nullptr) {
+  if (bench_service_) {
     out.push_back(
         google::protobuf::DescriptorPool::generated_pool()->FindServiceByName(
             "lumo.bench.v1.BenchService"));

@@ -1,7 +1,9 @@
-// The whole server minus process concerns: every store, domain service and
-// gRPC adapter, built from one database pool and registered on a
-// grpc::ServerBuilder. main.cc and the integration tests both use it, so the
-// tests exercise exactly the wiring that ships.
+// The whole server minus process concerns: every domain service and gRPC
+// adapter, built over one storage backend (server/storage/backend.h) and
+// registered on a grpc::ServerBuilder. main.cc and the integration tests
+// both use it, so the tests exercise exactly the wiring that ships. The app
+// sees only the store interfaces: which backend it runs on is decided by
+// whoever opens the backend (storage/backend_factory.h).
 #ifndef LUMOKEYS_SERVER_APP_APP_H_
 #define LUMOKEYS_SERVER_APP_APP_H_
 
@@ -30,13 +32,8 @@
 #include "server/service/usage_auditor.h"
 #include "server/service/user_service.h"
 #include "server/service/verifier.h"
-#include "server/storage/mysql/mysql_audit_store.h"
-#include "server/storage/mysql/mysql_bench_store.h"
-#include "server/storage/mysql/mysql_change_feed_store.h"
-#include "server/storage/mysql/mysql_client_store.h"
-#include "server/storage/mysql/mysql_key_store.h"
-#include "server/storage/mysql/mysql_portal_store.h"
-#include "server/storage/mysql/mysql_user_store.h"
+#include "server/storage/backend.h"
+#include "server/storage/change_feed_store.h"
 
 namespace lumo::app {
 
@@ -79,9 +76,9 @@ struct AppOptions {
 // Thread-safe once built. Owns everything it creates.
 class App {
  public:
-  // `store` owns the database pool that every other store shares.
+  // Builds everything over `backend`, which the app then owns.
   static absl::StatusOr<std::unique_ptr<App>> Create(
-      std::unique_ptr<storage::MysqlKeyStore> store, AppOptions options);
+      std::unique_ptr<storage::Backend> backend, AppOptions options);
   ~App();
 
   // Registers every gRPC service on `builder`.
@@ -92,10 +89,9 @@ class App {
   std::vector<const google::protobuf::ServiceDescriptor*> ServiceDescriptors()
       const;
 
-  storage::MysqlKeyStore& key_store() { return *key_store_; }
+  storage::Backend& backend() { return *backend_; }
   service::Verifier& verifier() { return *verifier_; }
   service::AuditWriter& audit_writer() { return *audit_writer_; }
-  storage::MysqlAuditStore& audit_store() { return *audit_store_; }
   // Every server metric (docs/operations.md
   // "Metrics and logs"). Components built outside the app register their
   // own families here, e.g. the change feed's lag gauge:
@@ -109,7 +105,9 @@ class App {
  private:
   App() = default;
 
-  std::unique_ptr<storage::MysqlKeyStore> key_store_;
+  // Declared first, so destroyed last: every store (and the database
+  // connections) outlives everything that uses it.
+  std::unique_ptr<storage::Backend> backend_;
   std::unique_ptr<service::Verifier> verifier_;
   std::unique_ptr<service::KeyService> keys_;
   std::unique_ptr<rpc::Authenticator> auth_;
@@ -117,19 +115,12 @@ class App {
   std::vector<std::unique_ptr<grpc::Service>> services_;
 
   // Destroyed after workers_ stops.
-  std::unique_ptr<storage::MysqlUserStore> user_store_;
   std::unique_ptr<service::UserService> users_;
-
-  // Destroyed after
-  // workers_ stops.
-  std::unique_ptr<storage::MysqlClientStore> client_store_;
   std::unique_ptr<service::ClientService> clients_;
   std::unique_ptr<service::RegistrationService> registration_;
 
-  // Declared last, so destroyed first, after
-  // ~App has stopped workers_ and flushed the writer; the auditor goes
-  // before the writer it feeds, the writer before its store.
-  std::unique_ptr<storage::MysqlAuditStore> audit_store_;
+  // Destroyed after ~App has stopped workers_ and flushed the writer; the
+  // auditor goes before the writer it feeds.
   std::unique_ptr<service::AuditWriter> audit_writer_;
   std::unique_ptr<service::UsageAuditor> usage_;
   // The read side and chain verification; used only by the adapters.
@@ -139,19 +130,17 @@ class App {
   // Declared after metrics_ so destroyed before it.
   std::unique_ptr<rpc::MetricsInterceptorFactory> interceptors_;
   void RegisterMetrics();
-  // Set only with AppOptions::bench_service;
-  // destroyed first, after ~App has stopped workers_.
-  std::unique_ptr<storage::MysqlBenchStore> bench_store_;
+  // AppOptions::bench_service.
+  bool bench_service_ = false;
   // The tailer is stopped in ~App after
   // workers_ (which may be waiting on it); the feed store outlives it.
-  std::unique_ptr<storage::MysqlChangeFeedStore> feed_store_;
-  std::unique_ptr<storage::MysqlChangeFeedStore> ack_store_;
+  std::unique_ptr<storage::ChangeFeedStore> feed_store_;
+  std::unique_ptr<storage::ChangeFeedStore> ack_store_;
   std::unique_ptr<service::ReplicaSync> replica_;
   // Outlives auth_'s use of it (auth_ drops
   // its pointer in ~App before this is destroyed).
   std::unique_ptr<service::FailureThrottle> failure_throttle_;
   // Destroyed after workers_ stops.
-  std::unique_ptr<storage::MysqlPortalStore> portal_store_;
   std::unique_ptr<service::PortalService> portal_;
 };
 

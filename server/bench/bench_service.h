@@ -10,7 +10,7 @@
 #include "server/rpc/authenticator.h"
 #include "server/rpc/worker_pool.h"
 #include "server/service/verifier.h"
-#include "server/storage/mysql/mysql_bench_store.h"
+#include "server/storage/bench_store.h"
 
 namespace lumo::bench {
 
@@ -18,7 +18,7 @@ namespace lumo::bench {
 struct BenchRpcContext {
   const rpc::Authenticator* auth;
   rpc::WorkerPool* workers;
-  storage::MysqlBenchStore* store;
+  storage::BenchStore* store;
   service::Verifier* verifier;
 };
 

@@ -5,11 +5,7 @@
 #include "absl/strings/str_cat.h"
 #include "server/observability/log.h"
 #include "server/shared/process/secret_file.h"
-#include "server/storage/mysql/connection_pool.h"
-#include "server/storage/mysql/migrator.h"
-#include "server/storage/mysql/mysql_audit_store.h"
-#include "server/storage/mysql/mysql_options.h"
-#include "server/storage/mysql/mysql_pepper_usage_store.h"
+#include "server/storage/backend_factory.h"
 
 namespace lumo::commands {
 namespace {
@@ -18,24 +14,24 @@ absl::Status Prefixed(absl::string_view prefix, const absl::Status& status) {
   return absl::Status(status.code(), absl::StrCat(prefix, status.ToString()));
 }
 
-// The connection options `database` names: the DSN parsed, the password
+// The backend options `database` names: the DSN (checked), the password
 // file's password in place of the DSN's, the pool size.
-absl::StatusOr<storage::MysqlOptions> ConnectionOptions(
+absl::StatusOr<storage::BackendOptions> ConnectionOptions(
     const config::DatabaseConfig& database) {
-  storage::InitMysqlDriver();
-  absl::StatusOr<storage::MysqlOptions> options =
-      storage::ParseMysqlDsn(database.dsn);
-  if (!options.ok()) {
+  storage::BackendOptions options;
+  options.dsn = database.dsn;
+  if (absl::Status usable = storage::CheckBackendOptions(options);
+      !usable.ok()) {
     return absl::InvalidArgumentError(
-        absl::StrCat("--mysql: ", options.status().message()));
+        absl::StrCat("--mysql: ", usable.message()));
   }
   if (!database.password_file.empty()) {
     absl::StatusOr<std::string> password = process::ReadPasswordFile(
         "--mysql_password_file", database.password_file);
     if (!password.ok()) return password.status();
-    options->password = *std::move(password);
+    options.password = *std::move(password);
   }
-  options->pool_size = database.pool_size;
+  options.pool_size = database.pool_size;
   return options;
 }
 
@@ -43,10 +39,10 @@ absl::StatusOr<storage::MysqlOptions> ConnectionOptions(
 
 absl::StatusOr<std::unique_ptr<Database>> OpenDatabase(
     const config::DatabaseConfig& database) {
-  absl::StatusOr<storage::MysqlOptions> options = ConnectionOptions(database);
+  absl::StatusOr<storage::BackendOptions> options = ConnectionOptions(database);
   if (!options.ok()) return options.status();
   absl::StatusOr<std::unique_ptr<Database>> opened =
-      storage::MysqlKeyStore::Open(*options);
+      storage::OpenBackend(*options);
   if (!opened.ok()) return Prefixed("database: ", opened.status());
   return opened;
 }
@@ -54,37 +50,36 @@ absl::StatusOr<std::unique_ptr<Database>> OpenDatabase(
 absl::Status MigrateDatabase(const config::DatabaseConfig& database,
                              const std::string& migrations_dir,
                              std::vector<std::string>* applied) {
-  absl::StatusOr<storage::MysqlOptions> options = ConnectionOptions(database);
+  absl::StatusOr<storage::BackendOptions> options = ConnectionOptions(database);
   if (!options.ok()) return options.status();
-  return storage::ApplyMigrations(*options, migrations_dir, applied);
+  return storage::MigrateSchema(*options, migrations_dir, applied);
 }
 
 absl::Status CheckDurability(Database& database, bool allow_nondurable) {
-  absl::StatusOr<int> flush = database.FlushLogAtTrxCommit();
-  if (!flush.ok()) return Prefixed("database: ", flush.status());
-  if (*flush == 1) return absl::OkStatus();
+  absl::StatusOr<storage::Durability> durability = database.CheckDurability();
+  if (!durability.ok()) return Prefixed("database: ", durability.status());
+  if (durability->durable) return absl::OkStatus();
   if (!allow_nondurable) {
     return absl::FailedPreconditionError(absl::StrCat(
-        "database has innodb_flush_log_at_trx_commit=", *flush,
+        "database has ", durability->setting,
         ": acknowledged commits could be lost; refusing to start "
         "(--allow_nondurable_db overrides, for development only)"));
   }
-  log::Warning("database is not durable (innodb_flush_log_at_trx_commit != 1)");
+  log::Warning(
+      absl::StrCat("database is not durable (", durability->setting, ")"));
   return absl::OkStatus();
 }
 
 absl::StatusOr<service::PepperCoverage> PepperCoverageOf(
     Database& database, const core::PepperSet& peppers) {
-  storage::MysqlPepperUsageStore usage(database.shared_pool());
   absl::StatusOr<service::PepperCoverage> coverage =
-      service::CheckPepperCoverage(peppers, usage);
+      service::CheckPepperCoverage(peppers, database.pepper_usage());
   if (!coverage.ok()) return Prefixed("database: ", coverage.status());
   return coverage;
 }
 
 absl::StatusOr<int64_t> PurgeAuditOlderThanDays(Database& database, int days) {
-  storage::MysqlAuditStore audit(database.shared_pool());
-  return audit.PurgeOlderThanDays(days);
+  return database.PurgeAuditOlderThanDays(days);
 }
 
 }  // namespace lumo::commands

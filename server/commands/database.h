@@ -1,6 +1,7 @@
 // The one place lumokeys-server's commands reach the storage backend: the
-// backend the --mysql DSN names (today only mysql://, with the password of
-// --mysql_password_file and the pool size of --db_pool_size), its schema
+// backend the --mysql DSN names (chosen by its scheme in
+// storage/backend_factory.h; today only mysql://), with the password of
+// --mysql_password_file and the pool size of --db_pool_size, its schema
 // migrations, the durability check, the pepper versions the stored secrets
 // use, and the audit retention purge. serve.cc and admin.cc name no
 // backend: they use what is declared here.
@@ -19,13 +20,13 @@
 #include "server/config/server_config.h"
 #include "server/core/pepper.h"
 #include "server/service/pepper_coverage.h"
-#include "server/storage/mysql/mysql_key_store.h"
+#include "server/storage/backend.h"
 
 namespace lumo::commands {
 
-// The opened backend, as app::App::Create takes it: the key store, whose
-// connection pool every other store of the process shares.
-using Database = storage::MysqlKeyStore;
+// The opened backend, as app::App::Create takes it: every store of the
+// process over one database.
+using Database = storage::Backend;
 
 // Opens the backend `database` names and checks that it answers.
 // INVALID_ARGUMENT "--mysql: ..." for a DSN that does not parse; the
@@ -41,9 +42,10 @@ absl::Status MigrateDatabase(const config::DatabaseConfig& database,
                              const std::string& migrations_dir,
                              std::vector<std::string>* applied);
 
-// OK when the database is durable (innodb_flush_log_at_trx_commit = 1).
-// Otherwise FAILED_PRECONDITION saying acknowledged commits could be lost,
-// unless `allow_nondurable`, which logs a warning instead.
+// OK when the database is durable (Backend::CheckDurability; MySQL:
+// innodb_flush_log_at_trx_commit = 1). Otherwise FAILED_PRECONDITION saying
+// acknowledged commits could be lost, unless `allow_nondurable`, which logs a
+// warning instead.
 absl::Status CheckDurability(Database& database, bool allow_nondurable);
 
 // Compares `peppers` with the pepper versions the stored secrets use

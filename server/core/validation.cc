@@ -2,6 +2,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <string>
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
@@ -91,6 +92,17 @@ size_t Utf8Length(absl::string_view s) {
     if ((static_cast<uint8_t>(c) & 0xC0) != 0x80) ++count;
   }
   return count;
+}
+
+std::string TruncateUtf8(absl::string_view s, size_t max_chars) {
+  size_t chars = 0;
+  for (size_t i = 0; i < s.size(); ++i) {
+    if ((static_cast<uint8_t>(s[i]) & 0xC0) != 0x80) {
+      if (chars == max_chars) return std::string(s.substr(0, i));
+      ++chars;
+    }
+  }
+  return std::string(s);
 }
 
 absl::Status ValidateName(absl::string_view field, absl::string_view s,

@@ -3,6 +3,7 @@
 #define LUMOKEYS_SERVER_CORE_VALIDATION_H_
 
 #include <cstddef>
+#include <string>
 
 #include "absl/status/status.h"
 #include "absl/strings/string_view.h"
@@ -14,6 +15,11 @@ bool IsValidUtf8(absl::string_view s);
 
 // Number of code points in valid UTF-8 `s`.
 size_t Utf8Length(absl::string_view s);
+
+// At most `max_chars` code points of UTF-8 `s`, cut at a character
+// boundary (whatever the bytes, it never cuts inside a multi-byte
+// sequence).
+std::string TruncateUtf8(absl::string_view s, size_t max_chars);
 
 // A display name: valid UTF-8, `min_chars`..`max_chars` code points, no
 // control characters (C0, DEL, C1), not only white space. INVALID_ARGUMENT

@@ -21,6 +21,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/ascii.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "server/storage/key_store.h"
@@ -113,6 +114,25 @@ struct SettingsUpdate {
 // How a registration was authenticated, checked against the settings
 // inside the inserting transaction.
 enum class RegistrationAuth { kApiKey, kAnonymous };
+
+// How a string names a client: record ids are 16 base62 characters,
+// client ids contain '_' (`cli_...`), so the two never collide and a lookup
+// uses exactly one unique index; anything else names no client.
+enum class ClientIdKind { kNone, kRecordId, kClientId };
+
+inline ClientIdKind ClientIdKindOf(absl::string_view id) {
+  if (id.empty() || id.size() > 64) return ClientIdKind::kNone;
+  bool underscore = false;
+  for (char c : id) {
+    if (c == '_') {
+      underscore = true;
+    } else if (!absl::ascii_isalnum(static_cast<unsigned char>(c))) {
+      return ClientIdKind::kNone;
+    }
+  }
+  if (underscore) return ClientIdKind::kClientId;
+  return id.size() == 16 ? ClientIdKind::kRecordId : ClientIdKind::kNone;
+}
 
 // Thread-safe: every method may be called concurrently from any thread.
 class ClientStore {

@@ -32,6 +32,19 @@
 
 namespace lumo::storage {
 
+// Whether `s` can be a stored user or role id, email or slug: printable
+// ASCII without spaces, at most 254 characters. Anything else names no row
+// (and must not reach a comparison that pads with spaces, where "x " would
+// equal "x").
+inline bool IsStorableUserToken(absl::string_view s) {
+  if (s.empty() || s.size() > 254) return false;
+  for (char c : s) {
+    const unsigned char u = static_cast<unsigned char>(c);
+    if (u <= 0x20 || u >= 0x7f) return false;
+  }
+  return true;
+}
+
 // Names one user: by id, or by email (compared ignoring ASCII case).
 struct UserRef {
   enum class Kind { kId, kEmail };

@@ -25,7 +25,7 @@ DROP INDEX IF EXISTS uq_audit_tenant_seq ON audit_events;
 -- Every lane's head exists for every tenant (and the platform pseudo-tenant
 -- 0) before any transaction appends: appends only lock existing heads, and
 -- the server creates all of a new tenant's heads in the tenant's own
--- transaction. 16 = kTransactionChainLanes (server/storage/mysql/audit_chain.h).
+-- transaction. 16 = kTransactionChainLanes (server/storage/audit_chain.h).
 INSERT IGNORE INTO audit_chain_heads (tenant_id, lane, last_seq, last_hash)
   SELECT t.id, l.lane, 0, x'0000000000000000000000000000000000000000000000000000000000000000'
   FROM (SELECT 0 AS id UNION ALL SELECT id FROM tenants) t,

@@ -24,7 +24,7 @@
 #include "server/service/audit_json.h"
 #include "server/service/audit_writer.h"
 #include "server/storage/mysql/mysql_audit_store.h"
-#include "server/storage/mysql/mysql_key_store.h"
+#include "server/storage/mysql/mysql_backend.h"
 #include "server/storage/mysql/mysql_session.h"
 #include "tests/rpc/in_process_server.h"
 #include "tests/storage/test_database.h"
@@ -45,6 +45,7 @@ class AuditTest : public ::testing::Test {
     harness_ = started->release();
     db_ = harness_->db.get();
     app_ = harness_->app.get();
+    backend_ = harness_->backend;
     server_ = harness_->server.get();
     channel_ = &harness_->channel;
   }
@@ -181,6 +182,7 @@ class AuditTest : public ::testing::Test {
   static inline testing::InProcessServer* harness_ = nullptr;
   static inline testing::TestDatabase* db_ = nullptr;
   static inline app::App* app_ = nullptr;
+  static inline storage::MysqlBackend* backend_ = nullptr;
   static inline grpc::Server* server_ = nullptr;
   static inline std::shared_ptr<grpc::Channel>* channel_ = nullptr;
 };
@@ -300,7 +302,7 @@ void EnqueueSummarized(service::AuditWriter& writer, int64_t tenant,
 }
 
 TEST_F(AuditTest, SummariesFoldOneKeysEventsPerWindow) {
-  storage::MysqlAuditStore store(app_->key_store().shared_pool());
+  storage::MysqlAuditStore store(backend_->shared_pool());
   service::AuditWriterOptions options;
   options.flush_interval = absl::Milliseconds(10);
   options.summary_window = absl::Milliseconds(300);
@@ -342,7 +344,7 @@ TEST_F(AuditTest, SummariesFoldOneKeysEventsPerWindow) {
 }
 
 TEST_F(AuditTest, SummariesWithoutWindowOrRoomAreWrittenOneByOne) {
-  storage::MysqlAuditStore store(app_->key_store().shared_pool());
+  storage::MysqlAuditStore store(backend_->shared_pool());
   const std::string t = UniqueSlug("nosummary");
   NewTenant(t, {"admin:read"});
   const int64_t tenant = std::stoll(TenantId(t));
@@ -386,8 +388,8 @@ TEST_F(AuditTest, LastUsedAtMovesWithCoalescedWrites) {
                 IdOf(root), "'")),
             "1");
   app_->audit_writer().Flush();
-  const uint64_t statements = app_->audit_store().last_used_statements();
-  const uint64_t keys = app_->audit_store().last_used_keys();
+  const uint64_t statements = backend_->audit_store().last_used_statements();
+  const uint64_t keys = backend_->audit_store().last_used_keys();
   for (int i = 0; i < 200; ++i) {
     ASSERT_EQ(Verify(root, t), lumo::auth::v1::VALID);
   }
@@ -398,14 +400,14 @@ TEST_F(AuditTest, LastUsedAtMovesWithCoalescedWrites) {
             "1");
   // 200 uses in at most a few flushes: one key row per flush, never 200.
   const uint64_t flushes =
-      app_->audit_store().last_used_statements() - statements;
+      backend_->audit_store().last_used_statements() - statements;
   EXPECT_GE(flushes, 1u);
   EXPECT_LE(flushes, 20u);
-  EXPECT_EQ(app_->audit_store().last_used_keys() - keys, flushes);
+  EXPECT_EQ(backend_->audit_store().last_used_keys() - keys, flushes);
 }
 
 TEST_F(AuditTest, OverflowIsCountedAndRecorded) {
-  storage::MysqlAuditStore store(app_->key_store().shared_pool());
+  storage::MysqlAuditStore store(backend_->shared_pool());
   service::AuditWriterOptions options;
   options.max_queue = 5;
   options.max_batch = 1000;
@@ -512,7 +514,7 @@ TEST_F(AuditTest, HashChainVerifiesAndNamesTheTamperedRow) {
   }
   app_->audit_writer().Flush();
   const int64_t tenant = std::stoll(TenantId(t));
-  auto ok = app_->audit_store().VerifyChain(tenant);
+  auto ok = backend_->audit_store().VerifyChain(tenant);
   ASSERT_TRUE(ok.ok()) << ok.status();
   EXPECT_TRUE(ok->ok) << ok->problem;
   EXPECT_GE(ok->rows_checked, 15);
@@ -526,14 +528,14 @@ TEST_F(AuditTest, HashChainVerifiesAndNamesTheTamperedRow) {
                                "WHERE id = ",
                                victim))
                   .ok());
-  auto broken = app_->audit_store().VerifyChain(tenant);
+  auto broken = backend_->audit_store().VerifyChain(tenant);
   ASSERT_TRUE(broken.ok()) << broken.status();
   EXPECT_FALSE(broken->ok);
   EXPECT_EQ(absl::StrCat(broken->broken_id), victim) << broken->problem;
   // Other tenants' chains are unaffected.
   const std::string other = UniqueSlug("chain-other");
   NewTenant(other, {"admin:read"});
-  auto fine = app_->audit_store().VerifyChain(std::stoll(TenantId(other)));
+  auto fine = backend_->audit_store().VerifyChain(std::stoll(TenantId(other)));
   ASSERT_TRUE(fine.ok());
   EXPECT_TRUE(fine->ok) << fine->problem;
 }
@@ -554,7 +556,7 @@ TEST_F(AuditTest, DeletedRowIsDetected) {
   ASSERT_TRUE(
       db_->Execute(absl::StrCat("DELETE FROM audit_events WHERE id = ", victim))
           .ok());
-  auto broken = app_->audit_store().VerifyChain(tenant);
+  auto broken = backend_->audit_store().VerifyChain(tenant);
   ASSERT_TRUE(broken.ok());
   EXPECT_FALSE(broken->ok);
   EXPECT_EQ(absl::StrCat(broken->broken_id), next) << broken->problem;
@@ -592,7 +594,7 @@ TEST_F(AuditTest, ConcurrentLifecycleWritesUseSeveralLanesThatAllVerify) {
       tenant, " AND action = 'api_key.created'")));
   EXPECT_GE(lanes, 2);
   EXPECT_EQ(Count(t, "action = 'api_key.created' AND chain_lane = 0"), 0);
-  auto ok = app_->audit_store().VerifyChain(tenant);
+  auto ok = backend_->audit_store().VerifyChain(tenant);
   ASSERT_TRUE(ok.ok()) << ok.status();
   ASSERT_TRUE(ok->ok) << ok->problem;
   EXPECT_EQ(
@@ -612,7 +614,7 @@ TEST_F(AuditTest, ConcurrentLifecycleWritesUseSeveralLanesThatAllVerify) {
                                         "'failure' WHERE id = ",
                                         id))
                   .ok());
-  auto broken = app_->audit_store().VerifyChain(tenant);
+  auto broken = backend_->audit_store().VerifyChain(tenant);
   ASSERT_TRUE(broken.ok());
   EXPECT_FALSE(broken->ok);
   EXPECT_EQ(absl::StrCat(broken->broken_id), id) << broken->problem;
@@ -621,7 +623,7 @@ TEST_F(AuditTest, ConcurrentLifecycleWritesUseSeveralLanesThatAllVerify) {
                                         "'success' WHERE id = ",
                                         id))
                   .ok());
-  auto restored = app_->audit_store().VerifyChain(tenant);
+  auto restored = backend_->audit_store().VerifyChain(tenant);
   ASSERT_TRUE(restored.ok());
   EXPECT_TRUE(restored->ok) << restored->problem;
 
@@ -632,7 +634,7 @@ TEST_F(AuditTest, ConcurrentLifecycleWritesUseSeveralLanesThatAllVerify) {
   ASSERT_TRUE(
       db_->Execute(absl::StrCat("DELETE FROM audit_events WHERE id = ", last))
           .ok());
-  auto truncated = app_->audit_store().VerifyChain(tenant);
+  auto truncated = backend_->audit_store().VerifyChain(tenant);
   ASSERT_TRUE(truncated.ok());
   EXPECT_FALSE(truncated->ok);
   EXPECT_EQ(truncated->broken_lane, lane) << truncated->problem;
@@ -648,7 +650,7 @@ TEST_F(AuditTest, ConcurrentLifecycleWritesUseSeveralLanesThatAllVerify) {
                                         "tenant_id = ",
                                         tenant2, " AND lane = ", lane2))
                   .ok());
-  auto headless = app_->audit_store().VerifyChain(tenant2);
+  auto headless = backend_->audit_store().VerifyChain(tenant2);
   ASSERT_TRUE(headless.ok());
   EXPECT_FALSE(headless->ok);
   EXPECT_EQ(absl::StrCat(headless->broken_lane), lane2) << headless->problem;
@@ -662,7 +664,7 @@ TEST_F(AuditTest, FollowerCursorSeesEventsThatCommitOutOfIdOrder) {
   const std::string t = UniqueSlug("follow");
   NewTenant(t, {"admin:read"});
   const int64_t tenant = std::stoll(TenantId(t));
-  storage::MysqlAuditStore& store = app_->audit_store();
+  storage::MysqlAuditStore& store = backend_->audit_store();
   auto event = [](const std::string& action) {
     storage::AuditEvent e;
     e.action = action;
@@ -697,7 +699,7 @@ TEST_F(AuditTest, FollowerCursorSeesEventsThatCommitOutOfIdOrder) {
   storage::AuditPage while_open, after_commit;
   int64_t late_id = 0, early_id = 0;
   absl::Status st = storage::Run(
-      *app_->key_store().shared_pool(), "test: open transaction",
+      *backend_->shared_pool(), "test: open transaction",
       [&](storage::Session& s) -> absl::Status {
         s.Begin();
         // A lifecycle transaction's event: takes its id now.

@@ -1,6 +1,7 @@
 // Portal unit tests: scrypt password hashing, the login throttle,
 // and PortalService's login/session/CSRF/logout rules over an in-memory
-// PortalStore (the MySQL store is covered end to end by portal_e2e_test).
+// PortalStore: the conformance-checked fake (the MySQL store is covered
+// by the portal store conformance suite and end to end in tests/e2e/portal).
 #include <atomic>
 #include <map>
 #include <string>
@@ -15,6 +16,7 @@
 #include "server/core/password.h"
 #include "server/service/portal_service.h"
 #include "server/service/registration_service.h"
+#include "tests/storage/fakes/fake_stores.h"
 
 namespace lumo {
 namespace {
@@ -206,74 +208,12 @@ TEST(HashPoolTest, RefusesWhenFullAndAnswersLateJobsWithoutRunningThem) {
 
 // ------------------------------------------------------------ PortalService
 
-class FakePortalStore : public storage::PortalStore {
- public:
-  absl::StatusOr<storage::PortalAdmin> FindAdmin(
-      absl::string_view slug, absl::string_view email) override {
-    absl::MutexLock lock(&mu_);
-    ++find_calls;
-    for (const storage::PortalAdmin& a : admins) {
-      if (a.tenant_slug == slug && a.email == email) return a;
-    }
-    return absl::NotFoundError("no admin");
-  }
-  absl::StatusOr<std::string> UpsertAdmin(absl::string_view slug,
-                                          absl::string_view email,
-                                          absl::string_view new_user_id,
-                                          absl::string_view hash,
-                                          const storage::AuditEvent&) override {
-    absl::MutexLock lock(&mu_);
-    storage::PortalAdmin a;
-    a.tenant_id = slug == "acme" ? 1 : 2;
-    a.tenant_slug = std::string(slug);
-    a.user_id = std::string(new_user_id);
-    a.email = std::string(email);
-    a.password_hash = std::string(hash);
-    admins.push_back(a);
-    return a.user_id;
-  }
-  absl::Status InsertSession(int64_t tenant_id, absl::string_view user_id,
-                             const core::Digest& token,
-                             const core::Digest& csrf, absl::Duration,
-                             const storage::AuditEvent& event) override {
-    absl::MutexLock lock(&mu_);
-    storage::PortalSessionRecord r;
-    r.tenant_id = tenant_id;
-    r.tenant_slug = tenant_id == 1 ? "acme" : "globex";
-    r.user_id = std::string(user_id);
-    r.csrf_sha256 = csrf;
-    sessions[std::string(core::AsStringView(token))] = r;
-    events.push_back(event);
-    return absl::OkStatus();
-  }
-  absl::StatusOr<storage::PortalSessionRecord> TouchSession(
-      const core::Digest& token, absl::Duration, absl::Duration) override {
-    absl::MutexLock lock(&mu_);
-    auto it = sessions.find(std::string(core::AsStringView(token)));
-    if (it == sessions.end()) return absl::NotFoundError("no session");
-    return it->second;
-  }
-  absl::Status DeleteSession(const core::Digest& token,
-                             const storage::AuditEvent* event) override {
-    absl::MutexLock lock(&mu_);
-    if (sessions.erase(std::string(core::AsStringView(token))) > 0 &&
-        event != nullptr) {
-      events.push_back(*event);
-    }
-    return absl::OkStatus();
-  }
-
-  absl::Mutex mu_;
-  std::vector<storage::PortalAdmin> admins;
-  // Keyed by the stored token hash (the fake sees only hashes too).
-  std::map<std::string, storage::PortalSessionRecord> sessions;
-  std::vector<storage::AuditEvent> events;
-  int find_calls = 0;
-};
-
 class PortalServiceTest : public ::testing::Test {
  protected:
-  PortalServiceTest() : portal_(&store_, Options()) {
+  PortalServiceTest() : portal_(&stores_.portal, Options()) {
+    for (const char* slug : {"acme", "globex"}) {
+      EXPECT_TRUE(stores_.keys.CreateTenant(slug, slug, nullptr, {}).ok());
+    }
     info_.ip_address = "192.0.2.1";
     EXPECT_TRUE(
         portal_.SetAdmin("acme", "admin@acme.example", "right password!", info_)
@@ -290,7 +230,9 @@ class PortalServiceTest : public ::testing::Test {
     o.throttle.max_failures_per_network = 5;
     return o;
   }
-  FakePortalStore store_;
+  // The conformance-checked fakes (tests/storage/fakes); the portal's
+  // audit events land in their shared database.
+  testing::FakeStores stores_;
   PortalService portal_;
   RequestInfo info_;
 };
@@ -305,14 +247,16 @@ TEST_F(PortalServiceTest, LoginIssuesFreshTokensStoredOnlyAsHashes) {
   EXPECT_NE(a->session_token, b->session_token);
   EXPECT_NE(a->csrf_token, b->csrf_token);
   EXPECT_TRUE(absl::StartsWith(a->session_token, "lps_"));
-  EXPECT_EQ(store_.sessions.size(), 2u);
-  for (const auto& [hash, record] : store_.sessions) {
+  const std::vector<std::string> stored = stores_.portal.StoredSessionHashes();
+  EXPECT_EQ(stored.size(), 2u);
+  for (const std::string& hash : stored) {
     EXPECT_NE(hash, a->session_token);
     EXPECT_NE(hash, b->session_token);
   }
-  ASSERT_FALSE(store_.events.empty());
-  EXPECT_EQ(store_.events.back().action, "portal.login");
-  EXPECT_EQ(store_.events.back().actor_type, "user");
+  const std::vector<storage::AuditEvent> events = stores_.keys.events();
+  ASSERT_FALSE(events.empty());
+  EXPECT_EQ(events.back().action, "portal.login");
+  EXPECT_EQ(events.back().actor_type, "user");
 }
 
 TEST_F(PortalServiceTest, BadLoginsAllLookTheSame) {
@@ -359,13 +303,14 @@ TEST_F(PortalServiceTest, ThrottlesPerAccountThenPerAddress) {
         portal_.Login("acme", "admin@acme.example", "wrong password!", info_)
             .status()));
   }
-  const int finds = store_.find_calls;
+  const int finds = stores_.portal.find_calls();
   absl::Status throttled =
       portal_.Login("acme", "admin@acme.example", "right password!", info_)
           .status();
   EXPECT_TRUE(absl::IsResourceExhausted(throttled)) << throttled;
   EXPECT_TRUE(throttled.GetPayload(service::kRetryAfterPayload).has_value());
-  EXPECT_EQ(store_.find_calls, finds) << "a throttled login does no lookup";
+  EXPECT_EQ(stores_.portal.find_calls(), finds)
+      << "a throttled login does no lookup";
   // The same address, other accounts: 2 more failures reach the limit of 5.
   for (int i = 0; i < 2; ++i) {
     EXPECT_TRUE(absl::IsUnauthenticated(
@@ -420,7 +365,7 @@ TEST_F(PortalServiceTest, LogoutEndsTheSession) {
       portal_.Authenticate(login->session_token, "acme", false, std::nullopt);
   ASSERT_TRUE(principal.ok());
   ASSERT_TRUE(portal_.Logout(*principal, login->session_token, info_).ok());
-  EXPECT_EQ(store_.events.back().action, "portal.logout");
+  EXPECT_EQ(stores_.keys.events().back().action, "portal.logout");
   EXPECT_TRUE(absl::IsUnauthenticated(
       portal_.Authenticate(login->session_token, "acme", false, std::nullopt)
           .status()));

@@ -10,7 +10,6 @@
 #include "server/core/crypto.h"
 #include "server/core/pepper.h"
 #include "server/storage/mysql/connection_pool.h"
-#include "server/storage/mysql/mysql_key_store.h"
 
 namespace lumo::testing {
 
@@ -21,8 +20,9 @@ absl::StatusOr<std::unique_ptr<InProcessServer>> InProcessServer::Start(
   absl::StatusOr<std::unique_ptr<TestDatabase>> db = TestDatabase::Create();
   if (!db.ok()) return db.status();
   out->db = *std::move(db);
-  auto store = storage::MysqlKeyStore::Open(out->db->options());
-  if (!store.ok()) return store.status();
+  auto backend = storage::MysqlBackend::Open(out->db->options());
+  if (!backend.ok()) return backend.status();
+  out->backend = backend->get();
   app::AppOptions options;
   options.peppers = *core::PepperSet::Parse(kTestPepper);
   options.service_token_sha256 = core::Sha256(kTestServiceToken);
@@ -33,7 +33,7 @@ absl::StatusOr<std::unique_ptr<InProcessServer>> InProcessServer::Start(
   // scrypt at N=2^12 instead of the OWASP 2^17 default (portal_unit_test
   // asserts that default).
   options.portal.scrypt.log2_n = 12;
-  auto app = app::App::Create(*std::move(store), options);
+  auto app = app::App::Create(*std::move(backend), options);
   if (!app.ok()) return app.status();
   out->app = *std::move(app);
   grpc::ServerBuilder builder;

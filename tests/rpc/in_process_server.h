@@ -9,6 +9,7 @@
 #include "grpcpp/channel.h"
 #include "grpcpp/server.h"
 #include "server/app/app.h"
+#include "server/storage/mysql/mysql_backend.h"
 #include "tests/storage/test_database.h"
 
 namespace lumo::testing {
@@ -30,6 +31,8 @@ struct InProcessServer {
 
   std::unique_ptr<TestDatabase> db;
   std::unique_ptr<app::App> app;
+  // The app's backend (owned by `app`), for tests that need MySQL hooks.
+  storage::MysqlBackend* backend = nullptr;
   std::unique_ptr<grpc::Server> server;
   std::shared_ptr<grpc::Channel> channel;
 };

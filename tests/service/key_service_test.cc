@@ -7,7 +7,7 @@
 #include "absl/strings/cord.h"
 #include "gtest/gtest.h"
 #include "server/core/key_format.h"
-#include "tests/service/fake_key_store.h"
+#include "tests/storage/fakes/fake_key_store.h"
 
 namespace lumo::service {
 namespace {

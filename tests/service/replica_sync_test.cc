@@ -20,7 +20,7 @@
 #include "server/service/key_service.h"
 #include "server/service/verifier.h"
 #include "server/storage/call_deadline.h"
-#include "tests/service/fake_key_store.h"
+#include "tests/storage/fakes/fake_key_store.h"
 
 namespace lumo::service {
 namespace {

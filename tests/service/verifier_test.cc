@@ -7,7 +7,7 @@
 #include "gtest/gtest.h"
 #include "server/core/key_format.h"
 #include "server/service/key_service.h"
-#include "tests/service/fake_key_store.h"
+#include "tests/storage/fakes/fake_key_store.h"
 
 namespace lumo::service {
 namespace {

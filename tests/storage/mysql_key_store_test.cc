@@ -776,13 +776,20 @@ TEST_F(MysqlKeyStoreTest, RotateWithGraceKeepsTheOldSecretUntilNowPlusGrace) {
   ASSERT_OK_AND_ASSIGN(ApiKeyRecord got, store_->GetKey(tenant.id, key.id));
   EXPECT_EQ(got.previous_secret_valid_until, until);
 
-  // A second rotation without grace keeps the first grace period running.
+  // A second rotation without grace ends the first grace period (the
+  // earlier secret is capped at the rotation time): the returned record
+  // says so, as a read right after does.
   ASSERT_OK_AND_ASSIGN(
       ApiKeyRecord again,
       store_->RotateKey(tenant.id, key.id, RandomSecret(), absl::ZeroDuration(),
                         Event("api_key.rotated", key.id)));
-  EXPECT_EQ(again.previous_secret_valid_until, until);
+  EXPECT_EQ(again.previous_secret_valid_until, std::nullopt);
   EXPECT_EQ(again.version, 3);
+  ASSERT_OK_AND_ASSIGN(ApiKeyRecord reread, store_->GetKey(tenant.id, key.id));
+  EXPECT_EQ(reread.previous_secret_valid_until, std::nullopt);
+  ASSERT_OK_AND_ASSIGN(verify, store_->LoadForVerify(key.id));
+  ASSERT_EQ(verify.retired.size(), 2u);
+  EXPECT_EQ(verify.retired[1].valid_until, *again.rotated_at);
 }
 
 TEST_F(MysqlKeyStoreTest, RotateKeepsAtMostSixteenRetiredSecretsNewestFirst) {

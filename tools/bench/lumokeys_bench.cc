@@ -25,7 +25,6 @@
 // --expect=valid|invalid decides which VerifyApiKey answers count as
 // unexpected.
 #include <arpa/inet.h>
-#include <cppconn/resultset.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/epoll.h>
@@ -64,8 +63,8 @@
 #include "server/core/crypto.h"
 #include "server/core/key_format.h"
 #include "server/core/pepper.h"
-#include "server/storage/mysql/connection_pool.h"
-#include "server/storage/mysql/mysql_options.h"
+#include "server/storage/backend.h"
+#include "server/storage/backend_factory.h"
 
 ABSL_FLAG(std::string, mode, "load", "load | setup | load_keys | stats");
 ABSL_FLAG(std::string, rpc, "verify",
@@ -695,31 +694,25 @@ int StatsMode() {
 
 // ------------------------------------------------------------ key loader
 
-std::string Hex(absl::string_view bytes) {
-  static const char kDigits[] = "0123456789abcdef";
-  std::string out;
-  out.reserve(bytes.size() * 2);
-  for (unsigned char c : bytes) {
-    out += kDigits[c >> 4];
-    out += kDigits[c & 15];
-  }
-  return out;
-}
-
+// Writes --count new keys of --tenant to the database (one transaction per
+// kKeysPerCommit, through the backend's bulk loader) and their full text to
+// --keys_out.
 int LoadKeysMode() {
-  lumo::storage::InitMysqlDriver();
-  absl::StatusOr<lumo::storage::MysqlOptions> options =
-      lumo::storage::ParseMysqlDsn(absl::GetFlag(FLAGS_mysql));
-  if (!options.ok()) Die("--mysql: " + std::string(options.status().message()));
+  lumo::storage::BackendOptions db;
+  db.dsn = absl::GetFlag(FLAGS_mysql);
   if (!absl::GetFlag(FLAGS_mysql_password_file).empty()) {
-    options->password = ReadFirstLine(absl::GetFlag(FLAGS_mysql_password_file));
+    db.password = ReadFirstLine(absl::GetFlag(FLAGS_mysql_password_file));
+  }
+  if (absl::Status usable = lumo::storage::CheckBackendOptions(db);
+      !usable.ok()) {
+    Die("--mysql: " + std::string(usable.message()));
   }
   auto peppers =
       lumo::core::PepperSet::LoadFile(absl::GetFlag(FLAGS_pepper_file));
   if (!peppers.ok()) Die("--pepper_file: " + peppers.status().ToString());
   const int version = (*peppers)->current_version();
-  auto conn = lumo::storage::OpenMysqlConnection(*options, nullptr);
-  if (!conn.ok()) Die("database: " + conn.status().ToString());
+  auto backend = lumo::storage::OpenBackend(db);
+  if (!backend.ok()) Die("database: " + backend.status().ToString());
   const std::string tenant = absl::GetFlag(FLAGS_tenant);
   for (char c : tenant) {
     if (!absl::ascii_isalnum(c) && c != '-') Die("bad --tenant");
@@ -729,22 +722,16 @@ int LoadKeysMode() {
   for (char c : scopes) {
     if (!absl::ascii_isalpha(c) && c != ':' && c != ' ') Die("bad --scopes");
   }
-  std::unique_ptr<sql::ResultSet> rs = (*conn)->QueryText(
-      absl::StrCat("SELECT id FROM tenants WHERE slug = '", tenant, "'"));
-  if (!rs->next()) Die("no tenant " + tenant);
-  const int64_t tenant_id = rs->getInt64(1);
   std::ofstream out(absl::GetFlag(FLAGS_keys_out));
   if (!out) Die("cannot write --keys_out");
   const int count = absl::GetFlag(FLAGS_count);
-  constexpr int kRowsPerInsert = 1000;
+  constexpr int kKeysPerCommit = 50000;
   const auto begin = Clock::now();
-  (*conn)->Execute("START TRANSACTION");
+  std::vector<lumo::storage::NewKey> batch;
   for (int done = 0; done < count;) {
-    std::string sql =
-        "INSERT INTO api_keys (id, tenant_id, name, digest, pepper_version,"
-        " scopes, allowed_cidrs, rate_limit_per_minute, revoked, version,"
-        " created_by_type, created_by_id, created_at) VALUES ";
-    const int rows = std::min(kRowsPerInsert, count - done);
+    batch.clear();
+    const int rows = std::min(kKeysPerCommit, count - done);
+    std::vector<std::string> full_keys;
     for (int r = 0; r < rows; ++r) {
       absl::StatusOr<std::string> id = lumo::core::GenerateKeyId();
       if (!id.ok()) Die(id.status().ToString());
@@ -753,19 +740,21 @@ int LoadKeysMode() {
       absl::StatusOr<lumo::core::Digest> digest =
           (*peppers)->Mac(version, *key);
       if (!digest.ok()) Die(digest.status().ToString());
-      absl::StrAppend(&sql, r == 0 ? "" : ",", "('", *id, "',", tenant_id,
-                      ",'bench-loaded',X'",
-                      Hex(lumo::core::AsStringView(*digest)), "',", version,
-                      ",'", scopes, "','',0,0,1,'system','bench',",
-                      "UTC_TIMESTAMP(6))");
-      out << *key << "\n";
+      lumo::storage::NewKey& k = batch.emplace_back();
+      k.id = *id;
+      k.name = "bench-loaded";
+      k.scopes = absl::StrSplit(scopes, ' ', absl::SkipEmpty());
+      k.created_by_type = "system";
+      k.created_by_id = "bench";
+      k.secret = {*digest, version};
+      full_keys.push_back(*std::move(key));
     }
-    (*conn)->Execute(sql);
+    if (absl::Status loaded = (*backend)->bench().LoadKeys(tenant, batch);
+        !loaded.ok()) {
+      Die("load keys: " + loaded.ToString());
+    }
+    for (const std::string& key : full_keys) out << key << "\n";
     done += rows;
-    if (done % 50000 == 0 || done == count) {
-      (*conn)->Execute("COMMIT");
-      if (done < count) (*conn)->Execute("START TRANSACTION");
-    }
   }
   out.close();
   printf("{\"loaded\":%d,\"seconds\":%.1f}\n", count,

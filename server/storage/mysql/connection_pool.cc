@@ -16,6 +16,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
+#include "server/storage/mysql/select_list.h"
 #include "server/storage/mysql/sql_error.h"
 
 namespace lumo::storage {
@@ -190,14 +191,21 @@ absl::StatusOr<std::unique_ptr<MysqlConnection>> OpenMysqlConnection(
       new MysqlConnection(std::move(raw), nullptr));
   try {
     {
+      struct ServerSelect {
+        SelectList list;
+        int version = list.Add("VERSION()");
+        int connection_id = list.Add("CONNECTION_ID()");
+      };
+      const ServerSelect& c = SelectOf<ServerSelect>();
       std::unique_ptr<sql::ResultSet> rs =
-          conn->QueryText("SELECT VERSION(), CONNECTION_ID()");
+          conn->QueryText(absl::StrCat("SELECT ", c.list.sql()));
       if (!rs->next()) {
         return absl::InternalError("SELECT VERSION() returned no row");
       }
       conn->is_mariadb_ = absl::StrContains(
-          absl::AsciiStrToLower(rs->getString(1).asStdString()), "mariadb");
-      conn->connection_id_ = rs->getInt64(2);
+          absl::AsciiStrToLower(rs->getString(c.version).asStdString()),
+          "mariadb");
+      conn->connection_id_ = rs->getInt64(c.connection_id);
     }
     conn->Execute("SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ");
     std::string set = absl::StrFormat(

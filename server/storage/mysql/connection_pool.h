@@ -21,6 +21,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "server/storage/mysql/mysql_options.h"
+#include "server/storage/pool_stats.h"
 
 namespace sql {
 class Connection;
@@ -158,17 +159,6 @@ class ConnectionLease {
   std::unique_ptr<MysqlConnection> conn_;
   bool broken_ = false;
   bool fresh_ = false;
-};
-
-struct PoolStats {
-  uint64_t queries_executed = 0;  // statements executed on pooled sessions
-  int connections_open = 0;       // idle + in use (+ being opened)
-  int connections_in_use = 0;
-  uint64_t waits = 0;                  // acquires that found no free connection
-  uint64_t acquire_timeouts = 0;       // of which gave up (UNAVAILABLE)
-  absl::Duration wait_time;            // total time acquires spent waiting
-  uint64_t connections_opened = 0;     // total over the pool's life
-  uint64_t connections_discarded = 0;  // closed as broken or drained
 };
 
 // A bounded pool of MysqlConnection. Thread-safe. Connections are opened

@@ -22,6 +22,7 @@
 #include "absl/strings/strip.h"
 #include "server/core/crypto.h"
 #include "server/storage/mysql/connection_pool.h"
+#include "server/storage/mysql/select_list.h"
 #include "server/storage/mysql/sql_error.h"
 
 namespace lumo::storage {
@@ -154,11 +155,19 @@ absl::Status ApplyLocked(MysqlConnection& conn,
     what = "read schema_migrations";
     std::map<int, AppliedMigration> done;
     {
+      struct AppliedSelect {
+        SelectList list;
+        int version = list.Add("version");
+        int name = list.Add("name");
+        int checksum = list.Add("checksum");
+      };
+      const AppliedSelect& c = SelectOf<AppliedSelect>();
       std::unique_ptr<sql::ResultSet> rs = conn.QueryText(
-          "SELECT version, name, checksum FROM schema_migrations");
+          absl::StrCat("SELECT ", c.list.sql(), " FROM schema_migrations"));
       while (rs->next()) {
-        done[rs->getInt(1)] = AppliedMigration{std::string(rs->getString(2)),
-                                               std::string(rs->getString(3))};
+        done[rs->getInt(c.version)] =
+            AppliedMigration{std::string(rs->getString(c.name)),
+                             std::string(rs->getString(c.checksum))};
       }
     }
 

@@ -12,61 +12,130 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
-#include "server/storage/mysql/audit_chain.h"
+#include "server/storage/audit_chain.h"
+#include "server/storage/mysql/mysql_audit_chain.h"
 #include "server/storage/mysql/mysql_session.h"
+#include "server/storage/mysql/select_list.h"
 
 namespace lumo::storage {
 namespace {
 
-constexpr char kEventColumns[] =
-    "id, tenant_id, COALESCE(seq, 0), action, category, actor_type, actor_id,"
-    " target_type, target_id, outcome, suspicious, ip_address, user_agent,"
-    " request_id, metadata, created_at,"
-    " DATE_FORMAT(created_at, '%Y-%m-%d %H:%i:%s.%f'), prev_hash, hash,"
-    " chain_lane";
-constexpr int kCreatedAtText = 17;
-constexpr int kPrevHash = 18;
-constexpr int kHash = 19;
-constexpr int kChainLane = 20;
-// Lanes 0..kTransactionChainLanes: the length of every AuditCursor.
-constexpr size_t kCursorLanes = kTransactionChainLanes + 1;
+// The columns of an audit row as every read selects them.
+struct EventColumns {
+  explicit EventColumns(SelectList& s)
+      : id(s.Add("id")),
+        tenant_id(s.Add("tenant_id")),
+        seq(s.Add("COALESCE(seq, 0)")),
+        action(s.Add("action")),
+        category(s.Add("category")),
+        actor_type(s.Add("actor_type")),
+        actor_id(s.Add("actor_id")),
+        target_type(s.Add("target_type")),
+        target_id(s.Add("target_id")),
+        outcome(s.Add("outcome")),
+        suspicious(s.Add("suspicious")),
+        ip_address(s.Add("ip_address")),
+        user_agent(s.Add("user_agent")),
+        request_id(s.Add("request_id")),
+        metadata(s.Add("metadata")),
+        created_at(s.Add("created_at")),
+        chain_lane(s.Add("chain_lane")) {}
+  int id, tenant_id, seq, action, category, actor_type, actor_id, target_type,
+      target_id, outcome, suspicious, ip_address, user_agent, request_id,
+      metadata, created_at, chain_lane;
+};
+
+// Event reads (list, get, export).
+struct EventSelect {
+  SelectList list;
+  EventColumns event{list};
+};
+
+// Chain walks: the event and its chain fields.
+struct ChainRowSelect {
+  SelectList list;
+  EventColumns event{list};
+  int prev_hash = list.Add("prev_hash");
+  int hash = list.Add("hash");
+  int hash_version = list.Add("hash_version");
+};
+
+// The heads of a tenant's lanes.
+struct HeadSelect {
+  SelectList list;
+  int tenant_id = list.Add("tenant_id");
+  int lane = list.Add("lane");
+  int last_seq = list.Add("last_seq");
+  int last_hash = list.Add("last_hash");
+  int base_seq = list.Add("base_seq");
+  int base_hash = list.Add("base_hash");
+};
+
+const HeadSelect& Heads() { return SelectOf<HeadSelect>(); }
+const EventSelect& Events() { return SelectOf<EventSelect>(); }
+
+// A list query's totals.
+struct CountSelect {
+  SelectList list;
+  int total = list.Add("COUNT(*)");
+  int suspicious = list.Add("COALESCE(SUM(suspicious), 0)");
+};
+
+// A retention cut: the newest chained row old enough to go.
+struct CutSelect {
+  SelectList list;
+  int seq = list.Add("seq");
+  int hash = list.Add("hash");
+};
 
 constexpr char kInsertPrefix[] =
     "INSERT INTO audit_events (tenant_id, action, category, actor_type,"
     " actor_id, target_type, target_id, outcome, suspicious, ip_address,"
     " user_agent, request_id, metadata, created_at, seq, chain_lane,"
-    " prev_hash, hash)"
+    " prev_hash, hash, hash_version)"
     " VALUES ";
 constexpr char kInsertRow[] =
-    "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
-constexpr int kInsertColumns = 18;
+    "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
+constexpr int kInsertColumns = 19;
 // Rows per INSERT statement.
 constexpr size_t kMaxRowsPerInsert = 500;
 constexpr int kVerifyChunk = 5000;
 
-absl::StatusOr<StoredAuditEvent> ReadEvent(const sql::ResultSet& rs) {
+absl::StatusOr<StoredAuditEvent> ReadEvent(const sql::ResultSet& rs,
+                                           const EventColumns& c) {
   StoredAuditEvent out;
-  out.id = rs.getInt64(1);
-  out.tenant_id = rs.getInt64(2);
-  out.seq = rs.getInt64(3);
-  out.lane = rs.getInt(kChainLane);
+  out.id = rs.getInt64(c.id);
+  out.tenant_id = rs.getInt64(c.tenant_id);
+  out.seq = rs.getInt64(c.seq);
+  out.lane = rs.getInt(c.chain_lane);
   AuditEvent& e = out.event;
-  e.action = rs.getString(4).asStdString();
-  e.category = rs.getString(5).asStdString();
-  e.actor_type = rs.getString(6).asStdString();
-  e.actor_id = rs.getString(7).asStdString();
-  e.target_type = rs.getString(8).asStdString();
-  e.target_id = rs.getString(9).asStdString();
-  e.outcome = rs.getString(10).asStdString();
-  e.suspicious = rs.getInt(11) != 0;
-  e.ip_address = rs.getString(12).asStdString();
-  e.user_agent = rs.getString(13).asStdString();
-  e.request_id = rs.getString(14).asStdString();
-  e.metadata_json = rs.getString(15).asStdString();
-  absl::StatusOr<absl::Time> t = GetTime(rs, 16);
+  e.action = rs.getString(c.action).asStdString();
+  e.category = rs.getString(c.category).asStdString();
+  e.actor_type = rs.getString(c.actor_type).asStdString();
+  e.actor_id = rs.getString(c.actor_id).asStdString();
+  e.target_type = rs.getString(c.target_type).asStdString();
+  e.target_id = rs.getString(c.target_id).asStdString();
+  e.outcome = rs.getString(c.outcome).asStdString();
+  e.suspicious = rs.getInt(c.suspicious) != 0;
+  e.ip_address = rs.getString(c.ip_address).asStdString();
+  e.user_agent = rs.getString(c.user_agent).asStdString();
+  e.request_id = rs.getString(c.request_id).asStdString();
+  e.metadata_json = rs.getString(c.metadata).asStdString();
+  absl::StatusOr<absl::Time> t = GetTime(rs, c.created_at);
   if (!t.ok()) return t.status();
   out.created_at = *t;
   return out;
+}
+
+// A digest column, or nullopt when it is NULL or not a digest.
+std::optional<core::Digest> OptionalDigest(const sql::ResultSet& rs,
+                                           int column) {
+  core::Digest d;
+  if (rs.isNull(column) ||
+      !ReadDigestColumn(rs.getString(column).asStdString(), &d)) {
+    return std::nullopt;
+  }
+  return d;
 }
 
 // Resolves the tenant slugs of events that name no tenant id (one query).
@@ -76,7 +145,14 @@ void ResolveSlugs(Session& s, std::vector<PendingAuditEvent>& events) {
     if (e.tenant_id == 0 && !e.tenant_slug.empty()) slugs.insert(e.tenant_slug);
   }
   if (slugs.empty()) return;
-  std::string sql = "SELECT slug, id FROM tenants WHERE slug IN (";
+  struct SlugSelect {
+    SelectList list;
+    int slug = list.Add("slug");
+    int id = list.Add("id");
+  };
+  const SlugSelect* const cols = &SelectOf<SlugSelect>();
+  std::string sql = absl::StrCat("SELECT ", cols->list.sql(),
+                                 " FROM tenants WHERE slug IN (");
   for (size_t i = 0; i < slugs.size(); ++i) sql += i == 0 ? "?" : ", ?";
   sql += ")";
   s.Step("resolve tenant slugs");
@@ -85,7 +161,9 @@ void ResolveSlugs(Session& s, std::vector<PendingAuditEvent>& events) {
   for (const std::string& slug : slugs) stmt->setString(i++, slug);
   absl::flat_hash_map<std::string, int64_t> ids;
   std::unique_ptr<sql::ResultSet> rs = s.Query(*stmt);
-  while (rs->next()) ids[rs->getString(1).asStdString()] = rs->getInt64(2);
+  while (rs->next()) {
+    ids[rs->getString(cols->slug).asStdString()] = rs->getInt64(cols->id);
+  }
   for (PendingAuditEvent& e : events) {
     if (e.tenant_id != 0 || e.tenant_slug.empty()) continue;
     if (auto it = ids.find(e.tenant_slug); it != ids.end()) {
@@ -96,14 +174,12 @@ void ResolveSlugs(Session& s, std::vector<PendingAuditEvent>& events) {
 
 struct ChainedRow {
   int64_t tenant_id;
-  int64_t seq;
   const AuditEvent* event;
-  const std::string* created_at;
-  core::Digest prev_hash;
-  core::Digest hash;
+  absl::Time created_at;
+  ChainLink link;
 };
 
-void InsertRows(Session& s, const std::vector<ChainedRow>& rows) {
+absl::Status InsertRows(Session& s, const std::vector<ChainedRow>& rows) {
   for (size_t begin = 0; begin < rows.size(); begin += kMaxRowsPerInsert) {
     const size_t end = std::min(rows.size(), begin + kMaxRowsPerInsert);
     std::string sql = kInsertPrefix;
@@ -130,15 +206,19 @@ void InsertRows(Session& s, const std::vector<ChainedRow>& rows) {
       stmt->setString(p++, e.user_agent);
       stmt->setString(p++, e.request_id);
       stmt->setString(p++, e.metadata_json);
-      stmt->setString(p++, *r.created_at);
-      stmt->setInt64(p++, r.seq);
+      if (absl::Status st = BindTime(*stmt, p++, r.created_at); !st.ok()) {
+        return st;
+      }
+      stmt->setInt64(p++, r.link.seq);
       stmt->setInt(p++, kWriterChainLane);
-      stmt->setString(p++, DigestColumn(r.prev_hash));
-      stmt->setString(p++, DigestColumn(r.hash));
+      stmt->setString(p++, DigestColumn(r.link.prev_hash));
+      stmt->setString(p++, DigestColumn(r.link.hash));
+      stmt->setInt(p++, static_cast<int>(r.link.version));
     }
-    static_assert(kInsertColumns == 18);
+    static_assert(kInsertColumns == 19);
     s.Update(*stmt);
   }
+  return absl::OkStatus();
 }
 
 }  // namespace
@@ -151,7 +231,7 @@ absl::Status MysqlAuditStore::AppendEvents(
   if (input.empty()) return absl::OkStatus();
   std::vector<PendingAuditEvent> events = input;
   for (PendingAuditEvent& e : events) NormalizeAuditEvent(e.event);
-  std::string latest;  // the newest timestamp written
+  absl::Time latest = absl::InfinitePast();  // the newest timestamp written
   absl::Status st = Run(*pool_, "append audit events", [&](Session& s) {
     ResolveSlugs(s, events);
     // Tenant order = lock order (ascending); event order kept per tenant.
@@ -171,18 +251,15 @@ absl::Status MysqlAuditStore::AppendEvents(
       heads.push_back(*std::move(head));
       ChainHead& h = heads.back();
       for (const PendingAuditEvent* e : list) {
-        ChainedRow row{tenant_id,   h.last_seq + 1, &e->event,
-                       &h.now_text, h.last_hash,    {}};
-        row.hash = ChainHash(
-            h.last_hash,
-            CanonicalAuditRow(tenant_id, row.seq, e->event, h.now_text));
-        h.last_seq = row.seq;
-        h.last_hash = row.hash;
-        rows.push_back(row);
+        rows.push_back({tenant_id, &e->event, h.now,
+                        AppendToChain(&h.last, tenant_id, kWriterChainLane,
+                                      e->event, h.now)});
       }
-      latest = std::max(latest, h.now_text);
+      latest = std::max(latest, h.now);
     }
-    InsertRows(s, rows);
+    if (absl::Status inserted = InsertRows(s, rows); !inserted.ok()) {
+      return inserted;
+    }
     size_t i = 0;
     for (const auto& entry : by_tenant) {
       UpdateChainHead(s, entry.first, heads[i++]);
@@ -207,8 +284,8 @@ absl::Status MysqlAuditStore::AppendEvents(
     sql += ")";
     s.Step("update last_used_at");
     std::unique_ptr<sql::PreparedStatement> stmt = s.PrepareUncached(sql);
-    stmt->setString(1, latest);
-    stmt->setString(2, latest);
+    if (absl::Status b = BindTime(*stmt, 1, latest); !b.ok()) return b;
+    if (absl::Status b = BindTime(*stmt, 2, latest); !b.ok()) return b;
     int p = 3;
     for (const std::string& id : keys) stmt->setString(p++, id);
     s.Update(*stmt);
@@ -224,11 +301,15 @@ absl::StatusOr<int64_t> MysqlAuditStore::PurgeOlderThanDays(int days) {
   absl::Status listed = Run(*pool_, "list audit chains", [&](Session& s) {
     chains.clear();
     s.Step("list chain heads");
-    sql::PreparedStatement& stmt = s.Prepare(
-        "SELECT tenant_id, lane FROM audit_chain_heads"
-        " ORDER BY tenant_id, lane");
+    sql::PreparedStatement& stmt =
+        s.Prepare(absl::StrCat("SELECT ", Heads().list.sql(),
+                               " FROM audit_chain_heads"
+                               " ORDER BY tenant_id, lane"));
     std::unique_ptr<sql::ResultSet> rs = s.Query(stmt);
-    while (rs->next()) chains.emplace_back(rs->getInt64(1), rs->getInt(2));
+    while (rs->next()) {
+      chains.emplace_back(rs->getInt64(Heads().tenant_id),
+                          rs->getInt(Heads().lane));
+    }
     return absl::OkStatus();
   });
   if (!listed.ok()) return listed;
@@ -245,10 +326,12 @@ absl::StatusOr<int64_t> MysqlAuditStore::PurgeOlderThanDays(int days) {
       lock.setInt(2, lane);
       { std::unique_ptr<sql::ResultSet> rs = s.Query(lock); }
       s.Step("find the cut");
-      sql::PreparedStatement& cut = s.Prepare(
-          "SELECT seq, hash FROM audit_events WHERE tenant_id = ?"
+      const CutSelect* const cuts = &SelectOf<CutSelect>();
+      sql::PreparedStatement& cut = s.Prepare(absl::StrCat(
+          "SELECT ", cuts->list.sql(),
+          " FROM audit_events WHERE tenant_id = ?"
           " AND chain_lane = ? AND seq IS NOT NULL AND created_at <"
-          " UTC_TIMESTAMP(6) - INTERVAL ? DAY ORDER BY seq DESC LIMIT 1");
+          " UTC_TIMESTAMP(6) - INTERVAL ? DAY ORDER BY seq DESC LIMIT 1"));
       cut.setInt64(1, tenant_id);
       cut.setInt(2, lane);
       cut.setInt(3, days);
@@ -257,8 +340,8 @@ absl::StatusOr<int64_t> MysqlAuditStore::PurgeOlderThanDays(int days) {
       {
         std::unique_ptr<sql::ResultSet> rs = s.Query(cut);
         if (rs->next()) {
-          cut_seq = rs->getInt64(1);
-          cut_hash = rs->getString(2).asStdString();
+          cut_seq = rs->getInt64(cuts->seq);
+          cut_hash = rs->getString(cuts->hash).asStdString();
         }
       }
       if (cut_seq == 0) {
@@ -292,36 +375,37 @@ absl::StatusOr<int64_t> MysqlAuditStore::PurgeOlderThanDays(int days) {
 
 absl::StatusOr<ChainVerification> MysqlAuditStore::VerifyChain(
     int64_t tenant_id) {
+  const HeadSelect* const heads = &Heads();
+  const ChainRowSelect* const chain_rows = &SelectOf<ChainRowSelect>();
   ChainVerification out;
   absl::Status st = Run(*pool_, "verify audit chain", [&](Session& s) {
-    out = ChainVerification();
+    ChainVerifier verifier;
     // One snapshot for the heads and every row.
     s.Begin();
     // Every lane that has a head or a chained row: a lane whose head was
     // deleted still has its rows walked (and then fails at its end).
     struct Lane {
-      int64_t head_seq = 0, base_seq = 0;
-      core::Digest head_hash{}, base_hash{};
+      ChainPosition base, head;
     };
     std::map<int, Lane> lanes;
     s.Step("read chain heads");
-    sql::PreparedStatement& head_stmt = s.Prepare(
-        "SELECT lane, last_seq, last_hash, base_seq, base_hash"
-        " FROM audit_chain_heads WHERE tenant_id = ?");
+    sql::PreparedStatement& head_stmt =
+        s.Prepare(absl::StrCat("SELECT ", heads->list.sql(),
+                               " FROM audit_chain_heads WHERE tenant_id = ?"));
     head_stmt.setInt64(1, tenant_id);
     {
       std::unique_ptr<sql::ResultSet> rs = s.Query(head_stmt);
       while (rs->next()) {
-        Lane& lane = lanes[rs->getInt(1)];
-        lane.head_seq = rs->getInt64(2);
-        lane.base_seq = rs->getInt64(4);
-        if (!ReadDigestColumn(rs->getString(3).asStdString(),
-                              &lane.head_hash) ||
-            !ReadDigestColumn(rs->getString(5).asStdString(),
-                              &lane.base_hash)) {
-          out.ok = false;
-          out.broken_lane = rs->getInt(1);
-          out.problem = "a chain head holds a malformed hash";
+        const int lane_id = rs->getInt(heads->lane);
+        Lane& lane = lanes[lane_id];
+        lane.head.seq = rs->getInt64(heads->last_seq);
+        lane.base.seq = rs->getInt64(heads->base_seq);
+        if (!ReadDigestColumn(rs->getString(heads->last_hash).asStdString(),
+                              &lane.head.hash) ||
+            !ReadDigestColumn(rs->getString(heads->base_hash).asStdString(),
+                              &lane.base.hash)) {
+          verifier.MalformedHead(lane_id);
+          out = verifier.Finish();
           s.Rollback();
           return absl::OkStatus();
         }
@@ -350,75 +434,39 @@ absl::StatusOr<ChainVerification> MysqlAuditStore::VerifyChain(
       if (rs->next() && !rs->isNull(1)) loose_id = rs->getInt64(1);
     }
     for (const auto& [lane_id, lane] : lanes) {
-      core::Digest prev = lane.base_hash;
-      int64_t expected = lane.base_seq + 1;
+      verifier.BeginLane(lane_id, lane.base, lane.head);
+      int64_t next_seq = lane.base.seq + 1;
       for (;;) {
         s.Step("read chain rows");
         sql::PreparedStatement& rows = s.Prepare(absl::StrCat(
-            "SELECT ", kEventColumns,
+            "SELECT ", chain_rows->list.sql(),
             " FROM audit_events WHERE tenant_id = ? AND chain_lane = ?"
             " AND seq >= ? ORDER BY seq LIMIT ",
             kVerifyChunk));
         rows.setInt64(1, tenant_id);
         rows.setInt(2, lane_id);
-        rows.setInt64(3, expected);
+        rows.setInt64(3, next_seq);
         std::unique_ptr<sql::ResultSet> rs = s.Query(rows);
         int n = 0;
         while (rs->next()) {
           ++n;
-          absl::StatusOr<StoredAuditEvent> row = ReadEvent(*rs);
-          if (!row.ok()) return row.status();
-          auto fail = [&](std::string problem) {
-            out.ok = false;
-            out.broken_id = row->id;
-            out.broken_seq = row->seq;
-            out.broken_lane = lane_id;
-            out.problem = std::move(problem);
-          };
-          core::Digest row_prev{}, row_hash{};
-          if (row->seq != expected) {
-            fail(absl::StrCat("sequence gap: expected ", expected));
-          } else if (!ReadDigestColumn(rs->getString(kPrevHash).asStdString(),
-                                       &row_prev) ||
-                     !ReadDigestColumn(rs->getString(kHash).asStdString(),
-                                       &row_hash)) {
-            fail("missing or malformed hash");
-          } else if (row_prev != prev) {
-            fail("prev_hash does not match the previous row's hash");
-          } else if (ChainHash(
-                         row_prev,
-                         CanonicalAuditRow(
-                             tenant_id, row->seq, row->event,
-                             rs->getString(kCreatedAtText).asStdString())) !=
-                     row_hash) {
-            fail("the row's content does not match its hash");
-          }
-          if (!out.ok) break;
-          prev = row_hash;
-          out.last_seq = std::max(out.last_seq, row->seq);
-          ++out.rows_checked;
-          ++expected;
+          StoredChainRow row;
+          absl::StatusOr<StoredAuditEvent> event =
+              ReadEvent(*rs, chain_rows->event);
+          if (!event.ok()) return event.status();
+          row.row = *std::move(event);
+          row.prev_hash = OptionalDigest(*rs, chain_rows->prev_hash);
+          row.hash = OptionalDigest(*rs, chain_rows->hash);
+          row.hash_version = rs->getInt(chain_rows->hash_version);
+          if (!verifier.AddRow(row)) break;
+          next_seq = row.row.seq + 1;
         }
-        if (!out.ok || n < kVerifyChunk) break;
+        if (!verifier.ok() || n < kVerifyChunk) break;
       }
-      if (!out.ok) break;
-      if (expected - 1 != lane.head_seq || prev != lane.head_hash) {
-        out.ok = false;
-        out.broken_seq = expected;
-        out.broken_lane = lane_id;
-        out.problem = absl::StrCat(
-            "chain lane ", lane_id, " ends at seq ", expected - 1,
-            " but its head records seq ", lane.head_seq,
-            ": rows are missing at the end or the head was altered");
-        break;
-      }
-      ++out.lanes_checked;
+      if (!verifier.EndLane()) break;
     }
-    if (out.ok && loose_id != 0) {
-      out.ok = false;
-      out.broken_id = loose_id;
-      out.problem = "a row outside the chain was inserted";
-    }
+    if (verifier.ok() && loose_id != 0) verifier.UnchainedRow(loose_id);
+    out = verifier.Finish();
     s.Rollback();
     return absl::OkStatus();
   });
@@ -452,7 +500,7 @@ absl::StatusOr<AuditPage> MysqlAuditStore::ListEvents(int64_t tenant_id,
   }
   if (q.after_cursor.has_value()) {
     const std::vector<int64_t>& after = q.after_cursor->lane_seqs;
-    if (after.size() != kCursorLanes ||
+    if (after.size() != static_cast<size_t>(kChainLaneCount) ||
         std::any_of(after.begin(), after.end(),
                     [](int64_t seq) { return seq < 0; })) {
       return absl::InvalidArgumentError(
@@ -490,26 +538,27 @@ absl::StatusOr<AuditPage> MysqlAuditStore::ListEvents(int64_t tenant_id,
     // REPEATABLE READ: every read below sees the snapshot of the first.
     if (read_heads) s.Begin();
     s.Step("count audit events");
-    std::unique_ptr<sql::PreparedStatement> count = s.PrepareUncached(
-        absl::StrCat("SELECT COUNT(*), COALESCE(SUM(suspicious), 0)", where));
+    const CountSelect* const counts = &SelectOf<CountSelect>();
+    std::unique_ptr<sql::PreparedStatement> count =
+        s.PrepareUncached(absl::StrCat("SELECT ", counts->list.sql(), where));
     if (absl::Status b = bind(*count); !b.ok()) return b;
     {
       std::unique_ptr<sql::ResultSet> rs = s.Query(*count);
       if (rs->next()) {
-        page.total = rs->getInt64(1);
-        page.suspicious_total = rs->getInt64(2);
+        page.total = rs->getInt64(counts->total);
+        page.suspicious_total = rs->getInt64(counts->suspicious);
       }
     }
     if (q.limit > 0) {
       s.Step("list audit events");
       std::unique_ptr<sql::PreparedStatement> list = s.PrepareUncached(
-          absl::StrCat("SELECT ", kEventColumns, where, " ORDER BY id ",
+          absl::StrCat("SELECT ", Events().list.sql(), where, " ORDER BY id ",
                        oldest_first ? "ASC" : "DESC", " LIMIT ", q.limit,
                        " OFFSET ", static_cast<int64_t>(q.page - 1) * q.limit));
       if (absl::Status b = bind(*list); !b.ok()) return b;
       std::unique_ptr<sql::ResultSet> rs = s.Query(*list);
       while (rs->next()) {
-        absl::StatusOr<StoredAuditEvent> e = ReadEvent(*rs);
+        absl::StatusOr<StoredAuditEvent> e = ReadEvent(*rs, Events().event);
         if (!e.ok()) return e.status();
         page.events.push_back(*std::move(e));
       }
@@ -521,7 +570,7 @@ absl::StatusOr<AuditPage> MysqlAuditStore::ListEvents(int64_t tenant_id,
       // highest seq returned skips nothing.
       AuditCursor next = *q.after_cursor;
       for (const StoredAuditEvent& e : page.events) {
-        if (e.lane >= 0 && static_cast<size_t>(e.lane) < kCursorLanes) {
+        if (e.lane >= 0 && e.lane < kChainLaneCount) {
           next.lane_seqs[e.lane] = std::max(next.lane_seqs[e.lane], e.seq);
         }
       }
@@ -529,15 +578,16 @@ absl::StatusOr<AuditPage> MysqlAuditStore::ListEvents(int64_t tenant_id,
     } else if (read_heads) {
       s.Step("read audit chain heads");
       sql::PreparedStatement& heads = s.Prepare(
-          "SELECT lane, last_seq FROM audit_chain_heads WHERE tenant_id = ?");
+          absl::StrCat("SELECT ", Heads().list.sql(),
+                       " FROM audit_chain_heads WHERE tenant_id = ?"));
       heads.setInt64(1, tenant_id);
       std::unique_ptr<sql::ResultSet> rs = s.Query(heads);
       AuditCursor next;
-      next.lane_seqs.assign(kCursorLanes, 0);
+      next.lane_seqs.assign(static_cast<size_t>(kChainLaneCount), 0);
       while (rs->next()) {
-        const int lane = rs->getInt(1);
-        if (lane >= 0 && static_cast<size_t>(lane) < kCursorLanes) {
-          next.lane_seqs[lane] = rs->getInt64(2);
+        const int lane = rs->getInt(Heads().lane);
+        if (lane >= 0 && lane < kChainLaneCount) {
+          next.lane_seqs[lane] = rs->getInt64(Heads().last_seq);
         }
       }
       s.Rollback();
@@ -555,13 +605,13 @@ absl::StatusOr<StoredAuditEvent> MysqlAuditStore::GetEvent(int64_t tenant_id,
   absl::Status st = Run(*pool_, "get audit event", [&](Session& s) {
     s.Step("get audit event");
     sql::PreparedStatement& stmt = s.Prepare(
-        absl::StrCat("SELECT ", kEventColumns,
+        absl::StrCat("SELECT ", Events().list.sql(),
                      " FROM audit_events WHERE tenant_id = ? AND id = ?"));
     stmt.setInt64(1, tenant_id);
     stmt.setInt64(2, id);
     std::unique_ptr<sql::ResultSet> rs = s.Query(stmt);
     if (!rs->next()) return absl::NotFoundError("no such audit event");
-    absl::StatusOr<StoredAuditEvent> e = ReadEvent(*rs);
+    absl::StatusOr<StoredAuditEvent> e = ReadEvent(*rs, Events().event);
     if (!e.ok()) return e.status();
     out = *std::move(e);
     return absl::OkStatus();
@@ -576,7 +626,7 @@ absl::StatusOr<std::vector<StoredAuditEvent>> MysqlAuditStore::ExportEvents(
   std::vector<StoredAuditEvent> out;
   absl::Status st = Run(*pool_, "export audit events", [&](Session& s) {
     out.clear();
-    std::string sql = absl::StrCat("SELECT ", kEventColumns,
+    std::string sql = absl::StrCat("SELECT ", Events().list.sql(),
                                    " FROM audit_events WHERE tenant_id = ?");
     if (from.has_value()) sql += " AND created_at >= ?";
     if (to.has_value()) sql += " AND created_at < ?";
@@ -593,7 +643,7 @@ absl::StatusOr<std::vector<StoredAuditEvent>> MysqlAuditStore::ExportEvents(
     }
     std::unique_ptr<sql::ResultSet> rs = s.Query(*stmt);
     while (rs->next()) {
-      absl::StatusOr<StoredAuditEvent> e = ReadEvent(*rs);
+      absl::StatusOr<StoredAuditEvent> e = ReadEvent(*rs, Events().event);
       if (!e.ok()) return e.status();
       out.push_back(*std::move(e));
     }

@@ -1,6 +1,7 @@
 // The MySQL/MariaDB AuditStore: batched multi-row appends to the per-tenant
-// hash chains (audit_chain.h), chain verification and the read side, over a
-// pool shared with the other stores.
+// hash chains (server/storage/audit_chain.h, heads in mysql_audit_chain.h),
+// chain verification and the read side, over a pool shared with the other
+// stores.
 #ifndef LUMOKEYS_SERVER_STORAGE_MYSQL_MYSQL_AUDIT_STORE_H_
 #define LUMOKEYS_SERVER_STORAGE_MYSQL_MYSQL_AUDIT_STORE_H_
 

@@ -7,9 +7,12 @@
 #include <string>
 #include <utility>
 
+#include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
+#include "server/core/validation.h"
 #include "server/fault/fault_points.h"
 #include "server/storage/mysql/mysql_session.h"
+#include "server/storage/mysql/select_list.h"
 
 namespace lumo::storage {
 
@@ -21,26 +24,51 @@ int64_t Micros(absl::Duration d) { return absl::ToInt64Microseconds(d); }
 // the database clock in one statement (one consistent view). The derived
 // table `m` always has one row, so the read returns at least one row even
 // when the feed has nothing new (then the k columns are NULL).
-constexpr char kReadChangesSql[] =
-    "SELECT m.gap_us, m.now, m.anchor_ok, k.seq, k.tenant_id, k.key_id,"
-    " k.change_type, k.key_version, k.created_at FROM"
-    " (SELECT (SELECT COALESCE(MAX(gap_timeout_us), 0) FROM replicas)"
-    " AS gap_us, UTC_TIMESTAMP(6) AS now,"
-    " (? = 0 OR EXISTS (SELECT 1 FROM key_changes a WHERE a.seq = ?"
-    " AND a.created_at = ?)) AS anchor_ok) m"
-    " LEFT JOIN (SELECT seq, tenant_id, key_id, change_type, key_version,"
-    " created_at FROM key_changes WHERE seq > ? ORDER BY seq LIMIT ?) k"
-    " ON 1 = 1 ORDER BY k.seq";
+struct ReadChangesSelect {
+  SelectList list;
+  int gap_us = list.Add("m.gap_us");
+  int now = list.Add("m.now");
+  int anchor_ok = list.Add("m.anchor_ok");
+  int seq = list.Add("k.seq");
+  int tenant_id = list.Add("k.tenant_id");
+  int key_id = list.Add("k.key_id");
+  int change_type = list.Add("k.change_type");
+  int key_version = list.Add("k.key_version");
+  int created_at = list.Add("k.created_at");
+  std::string sql = absl::StrCat(
+      "SELECT ", list.sql(),
+      " FROM (SELECT (SELECT COALESCE(MAX(gap_timeout_us), 0) FROM replicas)"
+      " AS gap_us, UTC_TIMESTAMP(6) AS now,"
+      " (? = 0 OR EXISTS (SELECT 1 FROM key_changes a WHERE a.seq = ?"
+      " AND a.created_at = ?)) AS anchor_ok) m"
+      " LEFT JOIN (SELECT seq, tenant_id, key_id, change_type, key_version,"
+      " created_at FROM key_changes WHERE seq > ? ORDER BY seq LIMIT ?) k"
+      " ON 1 = 1 ORDER BY k.seq");
+};
+
+// A feed position.
+struct PositionSelect {
+  SelectList list;
+  int seq = list.Add("seq");
+  int created_at = list.Add("created_at");
+};
 
 // A live replica whose anchor row is gone or replaced has applied nothing
 // of the feed as it is now.
-constexpr char kAcknowledgedThroughSql[] =
-    "SELECT COUNT(*), MIN(CASE WHEN r.anchor_seq = 0 OR EXISTS"
-    " (SELECT 1 FROM key_changes k WHERE k.seq = r.anchor_seq"
-    " AND k.created_at = r.anchor_created_at) THEN r.applied_seq ELSE -1"
-    " END) FROM replicas r WHERE NOT (r.id = ? AND r.incarnation = ?)"
-    " AND r.heartbeat_at + INTERVAL r.lease_us MICROSECOND >"
-    " UTC_TIMESTAMP(6)";
+struct AcknowledgedSelect {
+  SelectList list;
+  int live_peers = list.Add("COUNT(*)");
+  int applied = list.Add(
+      "MIN(CASE WHEN r.anchor_seq = 0 OR EXISTS"
+      " (SELECT 1 FROM key_changes k WHERE k.seq = r.anchor_seq"
+      " AND k.created_at = r.anchor_created_at) THEN r.applied_seq ELSE -1"
+      " END)");
+  std::string sql =
+      absl::StrCat("SELECT ", list.sql(),
+                   " FROM replicas r WHERE NOT (r.id = ? AND r.incarnation = ?)"
+                   " AND r.heartbeat_at + INTERVAL r.lease_us MICROSECOND >"
+                   " UTC_TIMESTAMP(6)");
+};
 
 // The single value of a query without parameters that returns one row.
 absl::StatusOr<int64_t> QueryInt64(ConnectionPool& pool, absl::string_view what,
@@ -77,7 +105,8 @@ absl::StatusOr<FeedRead> MysqlChangeFeedStore::ReadChanges(
   absl::Status status =
       Run(*pool_, "read key changes", [&](Session& s) -> absl::Status {
         out = FeedRead();
-        sql::PreparedStatement& stmt = s.Prepare(kReadChangesSql);
+        const ReadChangesSelect& c = SelectOf<ReadChangesSelect>();
+        sql::PreparedStatement& stmt = s.Prepare(c.sql);
         stmt.setInt64(1, anchor.seq);
         stmt.setInt64(2, anchor.seq);
         if (absl::Status st = BindTime(stmt, 3, anchor.created_at); !st.ok()) {
@@ -90,23 +119,23 @@ absl::StatusOr<FeedRead> MysqlChangeFeedStore::ReadChanges(
         while (rs->next()) {
           if (first) {
             first = false;
-            out.max_gap_timeout = absl::Microseconds(rs->getInt64(1));
-            absl::StatusOr<absl::Time> now = GetTime(*rs, 2);
+            out.max_gap_timeout = absl::Microseconds(rs->getInt64(c.gap_us));
+            absl::StatusOr<absl::Time> now = GetTime(*rs, c.now);
             if (!now.ok()) return now.status();
             out.db_now = *now;
-            out.anchor_intact = rs->getInt(3) != 0;
+            out.anchor_intact = rs->getInt(c.anchor_ok) != 0;
           }
-          if (rs->isNull(4)) continue;  // nothing new
-          KeyChange c;
-          c.seq = rs->getInt64(4);
-          c.tenant_id = rs->getInt64(5);
-          c.key_id = rs->getString(6).asStdString();
-          c.change_type = rs->getString(7).asStdString();
-          c.key_version = rs->getInt64(8);
-          absl::StatusOr<absl::Time> created = GetTime(*rs, 9);
+          if (rs->isNull(c.seq)) continue;  // nothing new
+          KeyChange change;
+          change.seq = rs->getInt64(c.seq);
+          change.tenant_id = rs->getInt64(c.tenant_id);
+          change.key_id = rs->getString(c.key_id).asStdString();
+          change.change_type = rs->getString(c.change_type).asStdString();
+          change.key_version = rs->getInt64(c.key_version);
+          absl::StatusOr<absl::Time> created = GetTime(*rs, c.created_at);
           if (!created.ok()) return created.status();
-          c.created_at = *created;
-          out.changes.push_back(std::move(c));
+          change.created_at = *created;
+          out.changes.push_back(std::move(change));
         }
         if (first) return absl::InternalError("the feed read returned no row");
         return absl::OkStatus();
@@ -134,15 +163,17 @@ absl::StatusOr<FeedPosition> MysqlChangeFeedStore::StartingPoint(
   absl::Status status =
       Run(*pool_, "find feed start", [&](Session& s) -> absl::Status {
         position = FeedPosition();
+        const PositionSelect& c = SelectOf<PositionSelect>();
         sql::PreparedStatement& stmt = s.Prepare(
-            "SELECT seq, created_at FROM key_changes WHERE created_at <"
-            " UTC_TIMESTAMP(6) - INTERVAL ? MICROSECOND"
-            " ORDER BY created_at DESC, seq DESC LIMIT 1");
+            absl::StrCat("SELECT ", c.list.sql(),
+                         " FROM key_changes WHERE created_at <"
+                         " UTC_TIMESTAMP(6) - INTERVAL ? MICROSECOND"
+                         " ORDER BY created_at DESC, seq DESC LIMIT 1"));
         stmt.setInt64(1, Micros(lookback));
         std::unique_ptr<sql::ResultSet> rs = s.Query(stmt);
         if (!rs->next()) return absl::OkStatus();
-        position.seq = rs->getInt64(1);
-        absl::StatusOr<absl::Time> created = GetTime(*rs, 2);
+        position.seq = rs->getInt64(c.seq);
+        absl::StatusOr<absl::Time> created = GetTime(*rs, c.created_at);
         if (!created.ok()) return created.status();
         position.created_at = *created;
         return absl::OkStatus();
@@ -201,8 +232,8 @@ absl::Status MysqlChangeFeedStore::Register(const ReplicaRegistration& replica,
         " UTC_TIMESTAMP(6), UTC_TIMESTAMP(6), ?, ?, ?, ?, ?)");
     insert.setString(1, replica.name.id);
     insert.setString(2, replica.name.incarnation);
-    insert.setString(3, TruncateUtf8(replica.address, 255));
-    insert.setString(4, TruncateUtf8(replica.hostname, 255));
+    insert.setString(3, core::TruncateUtf8(replica.address, 255));
+    insert.setString(4, core::TruncateUtf8(replica.hostname, 255));
     insert.setInt64(5, replica.pid);
     insert.setInt64(6, Micros(replica.lease));
     insert.setInt64(7, Micros(replica.gap_timeout));
@@ -260,14 +291,15 @@ absl::StatusOr<int64_t> MysqlChangeFeedStore::AcknowledgedThrough(
         if (absl::Status st = fault::kAckQuery.Hit(self.id); !st.ok()) {
           return st;
         }
-        sql::PreparedStatement& stmt = s.Prepare(kAcknowledgedThroughSql);
+        const AcknowledgedSelect& c = SelectOf<AcknowledgedSelect>();
+        sql::PreparedStatement& stmt = s.Prepare(c.sql);
         stmt.setString(1, self.id);
         stmt.setString(2, self.incarnation);
         std::unique_ptr<sql::ResultSet> rs = s.Query(stmt);
-        if (!rs->next() || rs->getInt64(1) == 0) {
+        if (!rs->next() || rs->getInt64(c.live_peers) == 0) {
           through = std::numeric_limits<int64_t>::max();
         } else {
-          through = rs->getInt64(2);
+          through = rs->getInt64(c.applied);
         }
         return absl::OkStatus();
       });

@@ -9,9 +9,9 @@
 #include <string>
 #include <utility>
 
-#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "server/storage/mysql/mysql_session.h"
+#include "server/storage/mysql/select_list.h"
 
 namespace lumo::storage {
 namespace {
@@ -19,15 +19,60 @@ namespace {
 // ---------------------------------------------------------------------------
 // SQL. Values are always bound; spliced text comes from this file only.
 
-// The columns every client read selects, in ReadClient's order.
-constexpr char kClientColumns[] =
-    "c.id, c.tenant_id, c.client_id, c.name, c.redirect_uris,"
-    " c.post_logout_redirect_uris, c.scopes, c.grant_types, c.response_types,"
-    " c.application_type, c.token_endpoint_auth_method, c.client_uri,"
-    " c.logo_uri, c.is_public, c.pkce_required, c.is_active, c.created_via,"
-    " c.created_by_type, c.created_by_id, c.version, c.created_at,"
-    " c.updated_at, c.secret_rotated_at";
-constexpr int kClientColumnCount = 23;
+// The oauth_clients columns every client read selects.
+struct ClientColumns {
+  explicit ClientColumns(SelectList& s)
+      : id(s.Add("c.id")),
+        tenant_id(s.Add("c.tenant_id")),
+        client_id(s.Add("c.client_id")),
+        name(s.Add("c.name")),
+        redirect_uris(s.Add("c.redirect_uris")),
+        post_logout_redirect_uris(s.Add("c.post_logout_redirect_uris")),
+        scopes(s.Add("c.scopes")),
+        grant_types(s.Add("c.grant_types")),
+        response_types(s.Add("c.response_types")),
+        application_type(s.Add("c.application_type")),
+        token_endpoint_auth_method(s.Add("c.token_endpoint_auth_method")),
+        client_uri(s.Add("c.client_uri")),
+        logo_uri(s.Add("c.logo_uri")),
+        is_public(s.Add("c.is_public")),
+        pkce_required(s.Add("c.pkce_required")),
+        is_active(s.Add("c.is_active")),
+        created_via(s.Add("c.created_via")),
+        created_by_type(s.Add("c.created_by_type")),
+        created_by_id(s.Add("c.created_by_id")),
+        version(s.Add("c.version")),
+        created_at(s.Add("c.created_at")),
+        updated_at(s.Add("c.updated_at")),
+        secret_rotated_at(s.Add("c.secret_rotated_at")) {}
+  int id, tenant_id, client_id, name, redirect_uris, post_logout_redirect_uris,
+      scopes, grant_types, response_types, application_type,
+      token_endpoint_auth_method, client_uri, logo_uri, is_public,
+      pkce_required, is_active, created_via, created_by_type, created_by_id,
+      version, created_at, updated_at, secret_rotated_at;
+};
+
+// One client, and a page row with the number of matching clients.
+struct ClientSelect {
+  SelectList list;
+  ClientColumns client{list};
+};
+struct ClientPageSelect {
+  SelectList list;
+  ClientColumns client{list};
+  int total = list.Add("COUNT(*) OVER ()");
+};
+
+// A tenant's settings row.
+struct SettingsSelect {
+  SelectList list;
+  int enabled = list.Add("dynamic_registration_enabled");
+  int require_api_key = list.Add("dynamic_registration_require_api_key");
+  int version = list.Add("version");
+  int updated_at = list.Add("updated_at");
+  std::string sql = absl::StrCat("SELECT ", list.sql(),
+                                 " FROM tenant_settings WHERE tenant_id = ?");
+};
 
 constexpr char kInsertClientSql[] =
     "INSERT INTO oauth_clients (id, tenant_id, client_id, name,"
@@ -39,41 +84,18 @@ constexpr char kInsertClientSql[] =
     " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?, ?,"
     " 1, UTC_TIMESTAMP(6), UTC_TIMESTAMP(6))";
 
-constexpr char kSelectSettingsSql[] =
-    "SELECT dynamic_registration_enabled,"
-    " dynamic_registration_require_api_key, version, updated_at"
-    " FROM tenant_settings WHERE tenant_id = ?";
-
-// Record ids are 16 base62 characters; client ids contain '_' (`cli_...`),
-// so the two never collide and a lookup uses exactly one unique index.
-enum class IdKind { kNone, kRecordId, kClientId };
-
-IdKind KindOf(absl::string_view id) {
-  if (id.empty() || id.size() > 64) return IdKind::kNone;
-  bool underscore = false;
-  for (char c : id) {
-    if (c == '_') {
-      underscore = true;
-    } else if (!absl::ascii_isalnum(static_cast<unsigned char>(c))) {
-      return IdKind::kNone;
-    }
-  }
-  if (underscore) return IdKind::kClientId;
-  return id.size() == 16 ? IdKind::kRecordId : IdKind::kNone;
-}
-
-const std::string& SelectClientSql(IdKind kind, bool for_update) {
+const std::string& SelectClientSql(ClientIdKind kind, bool for_update) {
   auto make = [](const char* column, bool lock) {
-    return new std::string(absl::StrCat("SELECT ", kClientColumns,
-                                        " FROM oauth_clients c",
-                                        " WHERE c.tenant_id = ? AND c.", column,
-                                        " = ?", lock ? " FOR UPDATE" : ""));
+    return new std::string(
+        absl::StrCat("SELECT ", SelectOf<ClientSelect>().list.sql(),
+                     " FROM oauth_clients c", " WHERE c.tenant_id = ? AND c.",
+                     column, " = ?", lock ? " FOR UPDATE" : ""));
   };
   static const std::string* const by_id = make("id", false);
   static const std::string* const by_client_id = make("client_id", false);
   static const std::string* const lock_id = make("id", true);
   static const std::string* const lock_client_id = make("client_id", true);
-  if (kind == IdKind::kRecordId) return for_update ? *lock_id : *by_id;
+  if (kind == ClientIdKind::kRecordId) return for_update ? *lock_id : *by_id;
   return for_update ? *lock_client_id : *by_client_id;
 }
 
@@ -81,35 +103,39 @@ absl::Status NotFound() {
   return absl::NotFoundError("OAuth client not found");
 }
 
-absl::Status ReadClient(const sql::ResultSet& rs, ClientRecord* client) {
-  client->id = rs.getString(1).asStdString();
-  client->tenant_id = rs.getInt64(2);
-  client->client_id = rs.getString(3).asStdString();
+absl::Status ReadClient(const sql::ResultSet& rs, const ClientColumns& c,
+                        ClientRecord* client) {
+  client->id = rs.getString(c.id).asStdString();
+  client->tenant_id = rs.getInt64(c.tenant_id);
+  client->client_id = rs.getString(c.client_id).asStdString();
   ClientFields& f = client->fields;
-  f.name = rs.getString(4).asStdString();
-  f.redirect_uris = SplitList(rs.getString(5), ' ');
-  f.post_logout_redirect_uris = SplitList(rs.getString(6), ' ');
-  f.scopes = SplitList(rs.getString(7), ' ');
-  f.grant_types = SplitList(rs.getString(8), ' ');
-  f.response_types = SplitList(rs.getString(9), ' ');
-  f.application_type = rs.getString(10).asStdString();
-  f.token_endpoint_auth_method = rs.getString(11).asStdString();
-  f.client_uri = rs.getString(12).asStdString();
-  f.logo_uri = rs.getString(13).asStdString();
-  client->has_secret = rs.getInt(14) == 0;
-  f.pkce_required = rs.getInt(15) != 0;
-  client->is_active = rs.getInt(16) != 0;
-  client->created_via = rs.getString(17).asStdString();
-  client->created_by_type = rs.getString(18).asStdString();
-  client->created_by_id = rs.getString(19).asStdString();
-  client->version = rs.getInt64(20);
-  absl::StatusOr<absl::Time> created = GetTime(rs, 21);
+  f.name = rs.getString(c.name).asStdString();
+  f.redirect_uris = SplitList(rs.getString(c.redirect_uris), ' ');
+  f.post_logout_redirect_uris =
+      SplitList(rs.getString(c.post_logout_redirect_uris), ' ');
+  f.scopes = SplitList(rs.getString(c.scopes), ' ');
+  f.grant_types = SplitList(rs.getString(c.grant_types), ' ');
+  f.response_types = SplitList(rs.getString(c.response_types), ' ');
+  f.application_type = rs.getString(c.application_type).asStdString();
+  f.token_endpoint_auth_method =
+      rs.getString(c.token_endpoint_auth_method).asStdString();
+  f.client_uri = rs.getString(c.client_uri).asStdString();
+  f.logo_uri = rs.getString(c.logo_uri).asStdString();
+  client->has_secret = rs.getInt(c.is_public) == 0;
+  f.pkce_required = rs.getInt(c.pkce_required) != 0;
+  client->is_active = rs.getInt(c.is_active) != 0;
+  client->created_via = rs.getString(c.created_via).asStdString();
+  client->created_by_type = rs.getString(c.created_by_type).asStdString();
+  client->created_by_id = rs.getString(c.created_by_id).asStdString();
+  client->version = rs.getInt64(c.version);
+  absl::StatusOr<absl::Time> created = GetTime(rs, c.created_at);
   if (!created.ok()) return created.status();
   client->created_at = *created;
-  absl::StatusOr<absl::Time> updated = GetTime(rs, 22);
+  absl::StatusOr<absl::Time> updated = GetTime(rs, c.updated_at);
   if (!updated.ok()) return updated.status();
   client->updated_at = *updated;
-  absl::StatusOr<std::optional<absl::Time>> rotated = GetOptionalTime(rs, 23);
+  absl::StatusOr<std::optional<absl::Time>> rotated =
+      GetOptionalTime(rs, c.secret_rotated_at);
   if (!rotated.ok()) return rotated.status();
   client->secret_rotated_at = *rotated;
   return absl::OkStatus();
@@ -151,15 +177,15 @@ absl::StatusOr<JoinedLists> Join(const ClientFields& f) {
 // no such client in the tenant.
 absl::Status LockClient(Session& s, int64_t tenant_id, absl::string_view id,
                         ClientRecord* client) {
-  const IdKind kind = KindOf(id);
-  if (kind == IdKind::kNone) return NotFound();
+  const ClientIdKind kind = ClientIdKindOf(id);
+  if (kind == ClientIdKind::kNone) return NotFound();
   s.Step("lock client");
   sql::PreparedStatement& stmt = s.Prepare(SelectClientSql(kind, true));
   stmt.setInt64(1, tenant_id);
   stmt.setString(2, Str(id));
   std::unique_ptr<sql::ResultSet> rs = s.Query(stmt);
   if (!rs->next()) return NotFound();
-  return ReadClient(*rs, client);
+  return ReadClient(*rs, SelectOf<ClientSelect>().client, client);
 }
 
 // Re-reads a row the session just changed (same transaction).
@@ -167,12 +193,12 @@ absl::Status ReadBack(Session& s, int64_t tenant_id, absl::string_view id,
                       ClientRecord* client) {
   s.Step("read client");
   sql::PreparedStatement& stmt =
-      s.Prepare(SelectClientSql(IdKind::kRecordId, false));
+      s.Prepare(SelectClientSql(ClientIdKind::kRecordId, false));
   stmt.setInt64(1, tenant_id);
   stmt.setString(2, Str(id));
   std::unique_ptr<sql::ResultSet> rs = s.Query(stmt);
   if (!rs->next()) return absl::InternalError("changed client not found");
-  return ReadClient(*rs, client);
+  return ReadClient(*rs, SelectOf<ClientSelect>().client, client);
 }
 
 // The common tail of a write to a locked client row: runs `update` (which
@@ -196,20 +222,21 @@ absl::Status FinishLockedUpdate(Session& s, sql::PreparedStatement& update,
 
 absl::Status ReadSettings(Session& s, int64_t tenant_id, bool lock,
                           TenantSettings* settings) {
-  static const std::string* const kPlain = new std::string(kSelectSettingsSql);
+  const SettingsSelect& c = SelectOf<SettingsSelect>();
   // LOCK IN SHARE MODE is understood by MariaDB and MySQL alike.
   static const std::string* const kShared =
-      new std::string(absl::StrCat(kSelectSettingsSql, " LOCK IN SHARE MODE"));
+      new std::string(absl::StrCat(c.sql, " LOCK IN SHARE MODE"));
   s.Step("read settings");
-  sql::PreparedStatement& stmt = s.Prepare(lock ? *kShared : *kPlain);
+  sql::PreparedStatement& stmt = s.Prepare(lock ? *kShared : c.sql);
   stmt.setInt64(1, tenant_id);
   std::unique_ptr<sql::ResultSet> rs = s.Query(stmt);
   *settings = TenantSettings();
   if (!rs->next()) return absl::OkStatus();  // the defaults
-  settings->dynamic_registration.enabled = rs->getInt(1) != 0;
-  settings->dynamic_registration.require_api_key = rs->getInt(2) != 0;
-  settings->version = rs->getInt64(3);
-  absl::StatusOr<absl::Time> updated = GetTime(*rs, 4);
+  settings->dynamic_registration.enabled = rs->getInt(c.enabled) != 0;
+  settings->dynamic_registration.require_api_key =
+      rs->getInt(c.require_api_key) != 0;
+  settings->version = rs->getInt64(c.version);
+  absl::StatusOr<absl::Time> updated = GetTime(*rs, c.updated_at);
   if (!updated.ok()) return updated.status();
   settings->updated_at = *updated;
   return absl::OkStatus();
@@ -242,10 +269,10 @@ MysqlClientStore::~MysqlClientStore() = default;
 absl::Status MysqlClientStore::Insert(
     const NewClient& client, std::optional<RegistrationAuth> registration,
     const AuditEvent& event) {
-  if (KindOf(client.id) != IdKind::kRecordId) {
+  if (ClientIdKindOf(client.id) != ClientIdKind::kRecordId) {
     return absl::InvalidArgumentError("client record id must be 16 base62");
   }
-  if (KindOf(client.client_id) != IdKind::kClientId) {
+  if (ClientIdKindOf(client.client_id) != ClientIdKind::kClientId) {
     return absl::InvalidArgumentError("malformed client_id");
   }
   if (client.secret.has_value() == client.fields.is_public()) {
@@ -344,8 +371,8 @@ absl::Status MysqlClientStore::InsertRegisteredClient(const NewClient& client,
 
 absl::StatusOr<ClientRecord> MysqlClientStore::GetClient(
     int64_t tenant_id, absl::string_view id_or_client_id) {
-  const IdKind kind = KindOf(id_or_client_id);
-  if (kind == IdKind::kNone) return NotFound();
+  const ClientIdKind kind = ClientIdKindOf(id_or_client_id);
+  if (kind == ClientIdKind::kNone) return NotFound();
   ClientRecord client;
   absl::Status status =
       Run(*pool_, "get client", [&](Session& s) -> absl::Status {
@@ -354,7 +381,7 @@ absl::StatusOr<ClientRecord> MysqlClientStore::GetClient(
         stmt.setString(2, Str(id_or_client_id));
         std::unique_ptr<sql::ResultSet> rs = s.Query(stmt);
         if (!rs->next()) return NotFound();
-        return ReadClient(*rs, &client);
+        return ReadClient(*rs, SelectOf<ClientSelect>().client, &client);
       });
   if (!status.ok()) return status;
   return client;
@@ -375,9 +402,10 @@ absl::StatusOr<ClientPage> MysqlClientStore::ListClients(
   const std::string where =
       absl::StrCat(" FROM oauth_clients c WHERE c.tenant_id = ?",
                    searching ? kSearchCondition : "");
+  const ClientPageSelect& cols = SelectOf<ClientPageSelect>();
   const std::string page_sql =
-      absl::StrCat("SELECT ", kClientColumns, ", COUNT(*) OVER ()", where,
-                   " ORDER BY ", OrderBy(query), " LIMIT ? OFFSET ?");
+      absl::StrCat("SELECT ", cols.list.sql(), where, " ORDER BY ",
+                   OrderBy(query), " LIMIT ? OFFSET ?");
   const int64_t offset =
       static_cast<int64_t>(query.page - 1) * static_cast<int64_t>(query.limit);
   auto bind_where = [&](sql::PreparedStatement& stmt) {
@@ -403,8 +431,11 @@ absl::StatusOr<ClientPage> MysqlClientStore::ListClients(
         std::unique_ptr<sql::ResultSet> rs = s.Query(stmt);
         while (rs->next()) {
           ClientRecord client;
-          if (absl::Status st = ReadClient(*rs, &client); !st.ok()) return st;
-          page.total = rs->getInt64(kClientColumnCount + 1);
+          if (absl::Status st = ReadClient(*rs, cols.client, &client);
+              !st.ok()) {
+            return st;
+          }
+          page.total = rs->getInt64(cols.total);
           page.clients.push_back(std::move(client));
         }
         if (!page.clients.empty() || offset == 0) return absl::OkStatus();

@@ -19,9 +19,10 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "server/fault/fault_points.h"
-#include "server/storage/mysql/audit_chain.h"
 #include "server/storage/mysql/datetime.h"
+#include "server/storage/mysql/mysql_audit_chain.h"
 #include "server/storage/mysql/mysql_session.h"
+#include "server/storage/mysql/select_list.h"
 #include "server/storage/mysql/sql_error.h"
 
 namespace lumo::storage {
@@ -31,46 +32,115 @@ namespace {
 // ---------------------------------------------------------------------------
 // SQL. Values are always bound; the only spliced text is from this file.
 
-// The key columns every record read selects, in ReadKeyColumns' order.
-constexpr char kKeyColumns[] =
-    "k.id, k.tenant_id, k.name, k.scopes, k.allowed_cidrs, "
-    "k.rate_limit_per_minute, k.revoked, k.version, k.created_by_type, "
-    "k.created_by_id, k.created_at, k.last_used_at, k.expires_at, "
-    "k.rotated_at, k.revoked_at";
-constexpr int kKeyColumnCount = 15;
+// The api_keys columns every record read selects.
+struct KeyColumns {
+  explicit KeyColumns(SelectList& s)
+      : id(s.Add("k.id")),
+        tenant_id(s.Add("k.tenant_id")),
+        name(s.Add("k.name")),
+        scopes(s.Add("k.scopes")),
+        allowed_cidrs(s.Add("k.allowed_cidrs")),
+        rate_limit_per_minute(s.Add("k.rate_limit_per_minute")),
+        revoked(s.Add("k.revoked")),
+        version(s.Add("k.version")),
+        created_by_type(s.Add("k.created_by_type")),
+        created_by_id(s.Add("k.created_by_id")),
+        created_at(s.Add("k.created_at")),
+        last_used_at(s.Add("k.last_used_at")),
+        expires_at(s.Add("k.expires_at")),
+        rotated_at(s.Add("k.rotated_at")),
+        revoked_at(s.Add("k.revoked_at")) {}
+  int id, tenant_id, name, scopes, allowed_cidrs, rate_limit_per_minute,
+      revoked, version, created_by_type, created_by_id, created_at,
+      last_used_at, expires_at, rotated_at, revoked_at;
+};
 
-// Latest end of a grace period still running (column 16 of record reads).
+// Latest end of a grace period still running.
 constexpr char kGraceColumn[] =
     "(SELECT MAX(r.valid_until) FROM api_key_retired_secrets r"
     " WHERE r.tenant_id = k.tenant_id AND r.key_id = k.id"
     " AND r.valid_until > UTC_TIMESTAMP(6))";
 
-const std::string& SelectRecordSql() {
-  static const std::string* const sql =
-      new std::string(absl::StrCat("SELECT ", kKeyColumns, ", ", kGraceColumn,
-                                   ", UTC_TIMESTAMP(6) FROM api_keys k"
-                                   " WHERE k.tenant_id = ? AND k.id = ?"
-                                   " AND k.deleted_at IS NULL"));
-  return *sql;
-}
+// A record: the key columns, the latest running grace period and the clock.
+struct RecordColumns {
+  RecordColumns(SelectList& s, absl::string_view grace_column,
+                absl::string_view clock)
+      : key(s), grace(s.Add(grace_column)), now(s.Add(clock)) {}
+  KeyColumns key;
+  int grace;
+  int now;
+};
+
+// GetKey.
+struct RecordSelect {
+  SelectList list;
+  RecordColumns record{list, kGraceColumn, "UTC_TIMESTAMP(6)"};
+  std::string sql = absl::StrCat("SELECT ", list.sql(),
+                                 " FROM api_keys k"
+                                 " WHERE k.tenant_id = ? AND k.id = ?"
+                                 " AND k.deleted_at IS NULL");
+};
 
 // The locking read that starts every mutation. The grace column counts only
 // the retired secrets a rotation keeps (the newest kMaxRetiredSecrets - 1),
 // and the clock is read with SYSDATE(6), which is evaluated after the row
-// lock is granted, so serialised mutations see increasing times. Columns 18
-// and 19 are the current secret.
-const std::string& LockRecordSql() {
-  static const std::string* const sql = new std::string(absl::StrCat(
-      "SELECT ", kKeyColumns,
-      ", (SELECT MAX(r.valid_until) FROM api_key_retired_secrets r"
-      " WHERE r.tenant_id = k.tenant_id AND r.key_id = k.id"
-      " AND r.valid_until > UTC_TIMESTAMP(6) AND r.key_version > k.version - ",
-      kMaxRetiredSecrets,
-      "), SYSDATE(6), k.digest, k.pepper_version FROM api_keys k"
-      " WHERE k.tenant_id = ? AND k.id = ? AND k.deleted_at IS NULL"
-      " FOR UPDATE"));
-  return *sql;
-}
+// lock is granted, so serialised mutations see increasing times. It also
+// reads the current secret.
+struct LockSelect {
+  SelectList list;
+  RecordColumns record{
+      list,
+      absl::StrCat("(SELECT MAX(r.valid_until) FROM api_key_retired_secrets r"
+                   " WHERE r.tenant_id = k.tenant_id AND r.key_id = k.id"
+                   " AND r.valid_until > UTC_TIMESTAMP(6)"
+                   " AND r.key_version > k.version - ",
+                   kMaxRetiredSecrets, ")"),
+      "SYSDATE(6)"};
+  int digest = list.Add("k.digest");
+  int pepper_version = list.Add("k.pepper_version");
+  std::string sql =
+      absl::StrCat("SELECT ", list.sql(),
+                   " FROM api_keys k WHERE k.tenant_id = ? AND k.id = ?"
+                   " AND k.deleted_at IS NULL FOR UPDATE");
+};
+
+// A page of ListKeys: records and the number of matching keys.
+struct PageSelect {
+  SelectList list;
+  RecordColumns record{list, kGraceColumn, "UTC_TIMESTAMP(6)"};
+  int total = list.Add("COUNT(*) OVER ()");
+};
+
+// LoadForVerify: the key with its tenant and secrets, one row per retired
+// secret (NULLs without one), newest first.
+struct VerifySelect {
+  SelectList list;
+  KeyColumns key{list};
+  int tenant_slug = list.Add("t.slug");
+  int deleted = list.Add("k.deleted_at IS NOT NULL");
+  int digest = list.Add("k.digest");
+  int pepper_version = list.Add("k.pepper_version");
+  int retired_digest = list.Add("r.digest");
+  int retired_pepper_version = list.Add("r.pepper_version");
+  int retired_valid_until = list.Add("r.valid_until");
+  int now = list.Add("UTC_TIMESTAMP(6)");
+  std::string sql =
+      absl::StrCat("SELECT ", list.sql(),
+                   " FROM api_keys k JOIN tenants t ON t.id = k.tenant_id"
+                   " LEFT JOIN api_key_retired_secrets r"
+                   " ON r.tenant_id = k.tenant_id AND r.key_id = k.id"
+                   " WHERE k.id = ? ORDER BY r.key_version DESC LIMIT ",
+                   kMaxRetiredSecrets);
+};
+
+// A tenant row.
+struct TenantSelect {
+  SelectList list;
+  int id = list.Add("id");
+  int slug = list.Add("slug");
+  int name = list.Add("name");
+  int created_at = list.Add("created_at");
+};
 
 constexpr char kInsertChangeSql[] =
     "INSERT INTO key_changes (tenant_id, key_id, change_type, key_version,"
@@ -114,42 +184,59 @@ std::optional<absl::Time> OptionalMax(std::optional<absl::Time> a,
   return std::max(*a, *b);
 }
 
-// Reads kKeyColumns (columns 1..15) of the current row.
-absl::Status ReadKeyColumns(const sql::ResultSet& rs, ApiKeyRecord* key) {
-  key->id = rs.getString(1).asStdString();
-  key->tenant_id = rs.getInt64(2);
-  key->name = rs.getString(3).asStdString();
-  key->scopes = SplitList(rs.getString(4), ' ');
-  key->allowed_cidrs = SplitList(rs.getString(5), ',');
-  key->rate_limit_per_minute = rs.getInt(6);
-  key->revoked = rs.getInt(7) != 0;
-  key->version = rs.getInt64(8);
-  key->created_by_type = rs.getString(9).asStdString();
-  key->created_by_id = rs.getString(10).asStdString();
-  absl::StatusOr<absl::Time> created = GetTime(rs, 11);
+// Reads the key columns of the current row.
+absl::Status ReadKeyColumns(const sql::ResultSet& rs, const KeyColumns& c,
+                            ApiKeyRecord* key) {
+  key->id = rs.getString(c.id).asStdString();
+  key->tenant_id = rs.getInt64(c.tenant_id);
+  key->name = rs.getString(c.name).asStdString();
+  key->scopes = SplitList(rs.getString(c.scopes), ' ');
+  key->allowed_cidrs = SplitList(rs.getString(c.allowed_cidrs), ',');
+  key->rate_limit_per_minute = rs.getInt(c.rate_limit_per_minute);
+  key->revoked = rs.getInt(c.revoked) != 0;
+  key->version = rs.getInt64(c.version);
+  key->created_by_type = rs.getString(c.created_by_type).asStdString();
+  key->created_by_id = rs.getString(c.created_by_id).asStdString();
+  absl::StatusOr<absl::Time> created = GetTime(rs, c.created_at);
   if (!created.ok()) return created.status();
   key->created_at = *created;
-  std::optional<absl::Time>* optional_times[] = {
-      &key->last_used_at, &key->expires_at, &key->rotated_at, &key->revoked_at};
-  for (int i = 0; i < 4; ++i) {
-    absl::StatusOr<std::optional<absl::Time>> t = GetOptionalTime(rs, 12 + i);
+  const std::pair<std::optional<absl::Time>*, int> optional_times[] = {
+      {&key->last_used_at, c.last_used_at},
+      {&key->expires_at, c.expires_at},
+      {&key->rotated_at, c.rotated_at},
+      {&key->revoked_at, c.revoked_at}};
+  for (const auto& [field, column] : optional_times) {
+    absl::StatusOr<std::optional<absl::Time>> t = GetOptionalTime(rs, column);
     if (!t.ok()) return t.status();
-    *optional_times[i] = *t;
+    *field = *t;
   }
   return absl::OkStatus();
 }
 
 // Reads a record row: the key columns, the grace column and the clock.
-absl::Status ReadRecord(const sql::ResultSet& rs, ApiKeyRecord* key) {
-  if (absl::Status s = ReadKeyColumns(rs, key); !s.ok()) return s;
+absl::Status ReadRecord(const sql::ResultSet& rs, const RecordColumns& c,
+                        ApiKeyRecord* key) {
+  if (absl::Status s = ReadKeyColumns(rs, c.key, key); !s.ok()) return s;
   absl::StatusOr<std::optional<absl::Time>> grace =
-      GetOptionalTime(rs, kKeyColumnCount + 1);
+      GetOptionalTime(rs, c.grace);
   if (!grace.ok()) return grace.status();
   key->previous_secret_valid_until = *grace;
-  absl::StatusOr<absl::Time> now = GetTime(rs, kKeyColumnCount + 2);
+  absl::StatusOr<absl::Time> now = GetTime(rs, c.now);
   if (!now.ok()) return now.status();
   key->db_now = *now;
   return absl::OkStatus();
+}
+
+absl::StatusOr<Tenant> ReadTenant(const sql::ResultSet& rs) {
+  const TenantSelect& c = SelectOf<TenantSelect>();
+  Tenant tenant;
+  tenant.id = rs.getInt64(c.id);
+  tenant.slug = rs.getString(c.slug).asStdString();
+  tenant.name = rs.getString(c.name).asStdString();
+  absl::StatusOr<absl::Time> created = GetTime(rs, c.created_at);
+  if (!created.ok()) return created.status();
+  tenant.created_at = *created;
+  return tenant;
 }
 
 bool IsExpired(const ApiKeyRecord& key) {
@@ -212,19 +299,19 @@ absl::Status InsertKeyRow(Session& session, int64_t tenant_id,
 absl::Status LockKey(Session& session, int64_t tenant_id, absl::string_view id,
                      ApiKeyRecord* key, StoredSecret* secret) {
   session.Step("lock key");
-  sql::PreparedStatement& stmt = session.Prepare(LockRecordSql());
+  const LockSelect& c = SelectOf<LockSelect>();
+  sql::PreparedStatement& stmt = session.Prepare(c.sql);
   stmt.setInt64(1, tenant_id);
   stmt.setString(2, Str(id));
   std::unique_ptr<sql::ResultSet> rs = session.Query(stmt);
   if (!rs->next()) return NotFound();
-  if (absl::Status s = ReadRecord(*rs, key); !s.ok()) return s;
+  if (absl::Status s = ReadRecord(*rs, c.record, key); !s.ok()) return s;
   if (secret != nullptr) {
-    if (absl::Status s =
-            ReadDigest(rs->getString(kKeyColumnCount + 3), &secret->digest);
+    if (absl::Status s = ReadDigest(rs->getString(c.digest), &secret->digest);
         !s.ok()) {
       return s;
     }
-    secret->pepper_version = rs->getInt(kKeyColumnCount + 4);
+    secret->pepper_version = rs->getInt(c.pepper_version);
   }
   return absl::OkStatus();
 }
@@ -330,16 +417,13 @@ absl::StatusOr<Tenant> MysqlKeyStore::CreateTenant(
 
         s.Step("read tenant");
         sql::PreparedStatement& read = s.Prepare(
-            "SELECT id, slug, name, created_at FROM tenants"
-            " WHERE id = LAST_INSERT_ID()");
+            absl::StrCat("SELECT ", SelectOf<TenantSelect>().list.sql(),
+                         " FROM tenants WHERE id = LAST_INSERT_ID()"));
         std::unique_ptr<sql::ResultSet> rs = s.Query(read);
         if (!rs->next()) return absl::InternalError("created tenant not found");
-        tenant.id = rs->getInt64(1);
-        tenant.slug = rs->getString(2).asStdString();
-        tenant.name = rs->getString(3).asStdString();
-        absl::StatusOr<absl::Time> created = GetTime(*rs, 4);
+        absl::StatusOr<Tenant> created = ReadTenant(*rs);
         if (!created.ok()) return created.status();
-        tenant.created_at = *created;
+        tenant = *std::move(created);
         rs.reset();
         CreateChainHeads(s, tenant.id);
 
@@ -373,16 +457,14 @@ absl::StatusOr<Tenant> MysqlKeyStore::GetTenantBySlug(absl::string_view slug) {
   absl::Status status =
       Run(*pool_, "get tenant", [&](Session& s) -> absl::Status {
         sql::PreparedStatement& stmt = s.Prepare(
-            "SELECT id, slug, name, created_at FROM tenants WHERE slug = ?");
+            absl::StrCat("SELECT ", SelectOf<TenantSelect>().list.sql(),
+                         " FROM tenants WHERE slug = ?"));
         stmt.setString(1, Str(slug));
         std::unique_ptr<sql::ResultSet> rs = s.Query(stmt);
         if (!rs->next()) return absl::NotFoundError("tenant not found");
-        tenant.id = rs->getInt64(1);
-        tenant.slug = rs->getString(2).asStdString();
-        tenant.name = rs->getString(3).asStdString();
-        absl::StatusOr<absl::Time> created = GetTime(*rs, 4);
-        if (!created.ok()) return created.status();
-        tenant.created_at = *created;
+        absl::StatusOr<Tenant> found = ReadTenant(*rs);
+        if (!found.ok()) return found.status();
+        tenant = *std::move(found);
         return absl::OkStatus();
       });
   if (!status.ok()) return status;
@@ -420,12 +502,13 @@ absl::StatusOr<ApiKeyRecord> MysqlKeyStore::GetKey(int64_t tenant_id,
   if (!IsWellFormedKeyId(id)) return NotFound();
   ApiKeyRecord key;
   absl::Status status = Run(*pool_, "get key", [&](Session& s) -> absl::Status {
-    sql::PreparedStatement& stmt = s.Prepare(SelectRecordSql());
+    const RecordSelect& c = SelectOf<RecordSelect>();
+    sql::PreparedStatement& stmt = s.Prepare(c.sql);
     stmt.setInt64(1, tenant_id);
     stmt.setString(2, Str(id));
     std::unique_ptr<sql::ResultSet> rs = s.Query(stmt);
     if (!rs->next()) return NotFound();
-    return ReadRecord(*rs, &key);
+    return ReadRecord(*rs, c.record, &key);
   });
   if (!status.ok()) return status;
   return key;
@@ -445,9 +528,9 @@ absl::StatusOr<KeyPage> MysqlKeyStore::ListKeys(int64_t tenant_id,
       " FROM api_keys k WHERE k.tenant_id = ?"
       " AND k.deleted_at IS NULL",
       StatusCondition(query.status), searching ? kSearchCondition : "");
+  const PageSelect& cols = SelectOf<PageSelect>();
   const std::string page_sql =
-      absl::StrCat("SELECT ", kKeyColumns, ", ", kGraceColumn,
-                   ", UTC_TIMESTAMP(6), COUNT(*) OVER ()", where, " ORDER BY ",
+      absl::StrCat("SELECT ", cols.list.sql(), where, " ORDER BY ",
                    OrderBy(query), " LIMIT ? OFFSET ?");
   const int64_t offset =
       static_cast<int64_t>(query.page - 1) * static_cast<int64_t>(query.limit);
@@ -471,8 +554,10 @@ absl::StatusOr<KeyPage> MysqlKeyStore::ListKeys(int64_t tenant_id,
         std::unique_ptr<sql::ResultSet> rs = s.Query(*stmt);
         while (rs->next()) {
           ApiKeyRecord key;
-          if (absl::Status st = ReadRecord(*rs, &key); !st.ok()) return st;
-          page.total = rs->getInt64(kKeyColumnCount + 3);
+          if (absl::Status st = ReadRecord(*rs, cols.record, &key); !st.ok()) {
+            return st;
+          }
+          page.total = rs->getInt64(cols.total);
           page.keys.push_back(std::move(key));
         }
         if (!page.keys.empty() || offset == 0) return absl::OkStatus();
@@ -612,6 +697,8 @@ absl::StatusOr<ApiKeyRecord> MysqlKeyStore::RotateKey(
 
         key.version = old_version + 1;
         key.rotated_at = now;
+        // Capped grace periods end at valid_until at the latest.
+        if (cap_needed) key.previous_secret_valid_until.reset();
         if (valid_until > now) {
           key.previous_secret_valid_until =
               OptionalMax(key.previous_secret_valid_until, valid_until);
@@ -750,59 +837,44 @@ absl::StatusOr<DeleteResult> MysqlKeyStore::DeleteKey(int64_t tenant_id,
 absl::StatusOr<VerifyRecord> MysqlKeyStore::LoadForVerify(
     absl::string_view id) {
   if (!IsWellFormedKeyId(id)) return NotFound();
-  static const std::string* const kSql = new std::string(absl::StrCat(
-      "SELECT ", kKeyColumns,
-      ", t.slug, k.deleted_at IS NOT NULL, k.digest, k.pepper_version,"
-      " r.digest, r.pepper_version, r.valid_until, UTC_TIMESTAMP(6)"
-      " FROM api_keys k JOIN tenants t ON t.id = k.tenant_id"
-      " LEFT JOIN api_key_retired_secrets r"
-      " ON r.tenant_id = k.tenant_id AND r.key_id = k.id"
-      " WHERE k.id = ? ORDER BY r.key_version DESC LIMIT ",
-      kMaxRetiredSecrets));
-  constexpr int kSlug = kKeyColumnCount + 1;
-  constexpr int kDeleted = kKeyColumnCount + 2;
-  constexpr int kDigest = kKeyColumnCount + 3;
-  constexpr int kPepper = kKeyColumnCount + 4;
-  constexpr int kRetiredDigest = kKeyColumnCount + 5;
-  constexpr int kRetiredPepper = kKeyColumnCount + 6;
-  constexpr int kRetiredValidUntil = kKeyColumnCount + 7;
-  constexpr int kNow = kKeyColumnCount + 8;
-
+  const VerifySelect& c = SelectOf<VerifySelect>();
   VerifyRecord record;
   absl::Status status =
       Run(*pool_, "load key", [&](Session& s) -> absl::Status {
         record = VerifyRecord();
-        sql::PreparedStatement& stmt = s.Prepare(*kSql);
+        sql::PreparedStatement& stmt = s.Prepare(c.sql);
         stmt.setString(1, Str(id));
         std::unique_ptr<sql::ResultSet> rs = s.Query(stmt);
         bool first = true;
         while (rs->next()) {
           if (first) {
             first = false;
-            if (absl::Status st = ReadKeyColumns(*rs, &record.key); !st.ok()) {
-              return st;
-            }
-            record.tenant_slug = rs->getString(kSlug).asStdString();
-            record.deleted = rs->getInt(kDeleted) != 0;
-            if (absl::Status st =
-                    ReadDigest(rs->getString(kDigest), &record.current.digest);
+            if (absl::Status st = ReadKeyColumns(*rs, c.key, &record.key);
                 !st.ok()) {
               return st;
             }
-            record.current.pepper_version = rs->getInt(kPepper);
-            absl::StatusOr<absl::Time> now = GetTime(*rs, kNow);
+            record.tenant_slug = rs->getString(c.tenant_slug).asStdString();
+            record.deleted = rs->getInt(c.deleted) != 0;
+            if (absl::Status st =
+                    ReadDigest(rs->getString(c.digest), &record.current.digest);
+                !st.ok()) {
+              return st;
+            }
+            record.current.pepper_version = rs->getInt(c.pepper_version);
+            absl::StatusOr<absl::Time> now = GetTime(*rs, c.now);
             if (!now.ok()) return now.status();
             record.key.db_now = *now;
           }
-          if (rs->isNull(kRetiredDigest)) continue;  // no retired secrets
+          if (rs->isNull(c.retired_digest)) continue;  // no retired secrets
           RetiredSecret retired;
-          if (absl::Status st = ReadDigest(rs->getString(kRetiredDigest),
+          if (absl::Status st = ReadDigest(rs->getString(c.retired_digest),
                                            &retired.secret.digest);
               !st.ok()) {
             return st;
           }
-          retired.secret.pepper_version = rs->getInt(kRetiredPepper);
-          absl::StatusOr<absl::Time> until = GetTime(*rs, kRetiredValidUntil);
+          retired.secret.pepper_version = rs->getInt(c.retired_pepper_version);
+          absl::StatusOr<absl::Time> until =
+              GetTime(*rs, c.retired_valid_until);
           if (!until.ok()) return until.status();
           retired.valid_until = *until;
           if (retired.valid_until > record.key.db_now) {

@@ -9,6 +9,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "server/storage/mysql/mysql_session.h"
+#include "server/storage/mysql/select_list.h"
 
 namespace lumo::storage {
 namespace {
@@ -22,14 +23,21 @@ constexpr char kLiveKey[] =
     " OR k.expires_at > UTC_TIMESTAMP(6)))";
 
 // One row per pepper version: the five counts of PepperVersionUsage.
+struct UsageSelect {
+  SelectList list;
+  int version = list.Add("v");
+  int live_keys = list.Add("CAST(SUM(live_keys) AS SIGNED)");
+  int live_retired = list.Add("CAST(SUM(live_retired) AS SIGNED)");
+  int clients = list.Add("CAST(SUM(clients) AS SIGNED)");
+  int dead_keys = list.Add("CAST(SUM(dead_keys) AS SIGNED)");
+  int dead_retired = list.Add("CAST(SUM(dead_retired) AS SIGNED)");
+};
+
 std::string UsageSql() {
   const std::string live_retired =
       absl::StrCat("(", kLiveKey, " AND r.valid_until > UTC_TIMESTAMP(6))");
   return absl::StrCat(
-      "SELECT v, CAST(SUM(live_keys) AS SIGNED),"
-      " CAST(SUM(live_retired) AS SIGNED), CAST(SUM(clients) AS SIGNED),"
-      " CAST(SUM(dead_keys) AS SIGNED), CAST(SUM(dead_retired) AS SIGNED)"
-      " FROM (",
+      "SELECT ", SelectOf<UsageSelect>().list.sql(), " FROM (",
       // Keys (deleted ones never need their pepper).
       "SELECT k.pepper_version AS v, SUM(", kLiveKey, ") AS live_keys,",
       " 0 AS live_retired, 0 AS clients, SUM(NOT ", kLiveKey,
@@ -57,14 +65,15 @@ MysqlPepperUsageStore::PepperUsage() {
         std::unique_ptr<sql::PreparedStatement> stmt =
             s.PrepareUncached(UsageSql());
         std::unique_ptr<sql::ResultSet> rs = s.Query(*stmt);
+        const UsageSelect& c = SelectOf<UsageSelect>();
         while (rs->next()) {
           PepperVersionUsage& u = usage.emplace_back();
-          u.version = rs->getInt(1);
-          u.live_keys = rs->getInt64(2);
-          u.live_retired_secrets = rs->getInt64(3);
-          u.client_secrets = rs->getInt64(4);
-          u.dead_keys = rs->getInt64(5);
-          u.dead_retired_secrets = rs->getInt64(6);
+          u.version = rs->getInt(c.version);
+          u.live_keys = rs->getInt64(c.live_keys);
+          u.live_retired_secrets = rs->getInt64(c.live_retired);
+          u.client_secrets = rs->getInt64(c.clients);
+          u.dead_keys = rs->getInt64(c.dead_keys);
+          u.dead_retired_secrets = rs->getInt64(c.dead_retired);
         }
         return absl::OkStatus();
       });

@@ -7,17 +7,29 @@
 #include <string>
 
 #include "absl/strings/ascii.h"
+#include "absl/strings/str_cat.h"
 #include "server/storage/mysql/mysql_session.h"
+#include "server/storage/mysql/select_list.h"
 
 namespace lumo::storage {
 namespace {
 
-constexpr char kFindAdminSql[] =
-    "SELECT t.id, t.slug, u.id, u.email, u.blocked, c.password_hash"
-    " FROM tenants t JOIN users u ON u.tenant_id = t.id"
-    " JOIN portal_credentials c ON c.tenant_id = u.tenant_id"
-    " AND c.user_id = u.id"
-    " WHERE t.slug = ? AND u.email_key = ?";
+// A portal admin by tenant slug and email.
+struct AdminSelect {
+  SelectList list;
+  int tenant_id = list.Add("t.id");
+  int tenant_slug = list.Add("t.slug");
+  int user_id = list.Add("u.id");
+  int email = list.Add("u.email");
+  int blocked = list.Add("u.blocked");
+  int password_hash = list.Add("c.password_hash");
+  std::string sql =
+      absl::StrCat("SELECT ", list.sql(),
+                   " FROM tenants t JOIN users u ON u.tenant_id = t.id"
+                   " JOIN portal_credentials c ON c.tenant_id = u.tenant_id"
+                   " AND c.user_id = u.id"
+                   " WHERE t.slug = ? AND u.email_key = ?");
+};
 
 constexpr char kTenantIdSql[] = "SELECT id FROM tenants WHERE slug = ?";
 
@@ -46,13 +58,25 @@ constexpr char kInsertSessionSql[] =
     " VALUES (?, ?, ?, ?, UTC_TIMESTAMP(6), UTC_TIMESTAMP(6),"
     " UTC_TIMESTAMP(6) + INTERVAL ? MICROSECOND)";
 
-constexpr char kSelectSessionSql[] =
-    "SELECT s.tenant_id, t.slug, s.user_id, u.email, u.blocked,"
-    " s.csrf_sha256, s.created_at, s.last_seen_at, s.expires_at,"
-    " UTC_TIMESTAMP(6)"
-    " FROM portal_sessions s JOIN tenants t ON t.id = s.tenant_id"
-    " JOIN users u ON u.tenant_id = s.tenant_id AND u.id = s.user_id"
-    " WHERE s.token_sha256 = ?";
+// A session by token hash, with its user and the clock.
+struct SessionSelect {
+  SelectList list;
+  int tenant_id = list.Add("s.tenant_id");
+  int tenant_slug = list.Add("t.slug");
+  int user_id = list.Add("s.user_id");
+  int email = list.Add("u.email");
+  int blocked = list.Add("u.blocked");
+  int csrf_sha256 = list.Add("s.csrf_sha256");
+  int created_at = list.Add("s.created_at");
+  int last_seen_at = list.Add("s.last_seen_at");
+  int expires_at = list.Add("s.expires_at");
+  int now = list.Add("UTC_TIMESTAMP(6)");
+  std::string sql = absl::StrCat(
+      "SELECT ", list.sql(),
+      " FROM portal_sessions s JOIN tenants t ON t.id = s.tenant_id"
+      " JOIN users u ON u.tenant_id = s.tenant_id AND u.id = s.user_id"
+      " WHERE s.token_sha256 = ?");
+};
 
 constexpr char kTouchSessionSql[] =
     "UPDATE portal_sessions SET last_seen_at = UTC_TIMESTAMP(6)"
@@ -80,17 +104,18 @@ absl::StatusOr<PortalAdmin> MysqlPortalStore::FindAdmin(
   absl::Status status =
       Run(*pool_, "find portal admin", [&](Session& s) -> absl::Status {
         s.Step("select admin");
-        sql::PreparedStatement& stmt = s.Prepare(kFindAdminSql);
+        const AdminSelect& c = SelectOf<AdminSelect>();
+        sql::PreparedStatement& stmt = s.Prepare(c.sql);
         stmt.setString(1, Str(tenant_slug));
         stmt.setString(2, absl::AsciiStrToLower(email));
         std::unique_ptr<sql::ResultSet> rs = s.Query(stmt);
         if (!rs->next()) return NotFound("portal admin not found");
-        admin.tenant_id = rs->getInt64(1);
-        admin.tenant_slug = rs->getString(2).asStdString();
-        admin.user_id = rs->getString(3).asStdString();
-        admin.email = rs->getString(4).asStdString();
-        admin.blocked = rs->getInt(5) != 0;
-        admin.password_hash = rs->getString(6).asStdString();
+        admin.tenant_id = rs->getInt64(c.tenant_id);
+        admin.tenant_slug = rs->getString(c.tenant_slug).asStdString();
+        admin.user_id = rs->getString(c.user_id).asStdString();
+        admin.email = rs->getString(c.email).asStdString();
+        admin.blocked = rs->getInt(c.blocked) != 0;
+        admin.password_hash = rs->getString(c.password_hash).asStdString();
         return absl::OkStatus();
       });
   if (!status.ok()) return status;
@@ -183,24 +208,25 @@ absl::StatusOr<PortalSessionRecord> MysqlPortalStore::TouchSession(
   absl::Status status =
       Run(*pool_, "touch portal session", [&](Session& s) -> absl::Status {
         s.Step("select session");
-        sql::PreparedStatement& stmt = s.Prepare(kSelectSessionSql);
+        const SessionSelect& c = SelectOf<SessionSelect>();
+        sql::PreparedStatement& stmt = s.Prepare(c.sql);
         stmt.setString(1, Bytes(token_sha256));
         std::unique_ptr<sql::ResultSet> rs = s.Query(stmt);
         if (!rs->next()) return NotFound("session not found");
-        record.tenant_id = rs->getInt64(1);
-        record.tenant_slug = rs->getString(2).asStdString();
-        record.user_id = rs->getString(3).asStdString();
-        record.email = rs->getString(4).asStdString();
-        const bool blocked = rs->getInt(5) != 0;
-        std::string csrf = rs->getString(6).asStdString();
+        record.tenant_id = rs->getInt64(c.tenant_id);
+        record.tenant_slug = rs->getString(c.tenant_slug).asStdString();
+        record.user_id = rs->getString(c.user_id).asStdString();
+        record.email = rs->getString(c.email).asStdString();
+        const bool blocked = rs->getInt(c.blocked) != 0;
+        std::string csrf = rs->getString(c.csrf_sha256).asStdString();
         if (csrf.size() != record.csrf_sha256.size()) {
           return absl::InternalError("stored CSRF hash has the wrong length");
         }
         std::memcpy(record.csrf_sha256.data(), csrf.data(), csrf.size());
-        absl::StatusOr<absl::Time> created = GetTime(*rs, 7);
-        absl::StatusOr<absl::Time> seen = GetTime(*rs, 8);
-        absl::StatusOr<absl::Time> expires = GetTime(*rs, 9);
-        absl::StatusOr<absl::Time> now = GetTime(*rs, 10);
+        absl::StatusOr<absl::Time> created = GetTime(*rs, c.created_at);
+        absl::StatusOr<absl::Time> seen = GetTime(*rs, c.last_seen_at);
+        absl::StatusOr<absl::Time> expires = GetTime(*rs, c.expires_at);
+        absl::StatusOr<absl::Time> now = GetTime(*rs, c.now);
         if (!created.ok()) return created.status();
         if (!seen.ok()) return seen.status();
         if (!expires.ok()) return expires.status();

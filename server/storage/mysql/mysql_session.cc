@@ -9,9 +9,10 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
+#include "server/storage/audit_chain.h"
 #include "server/storage/call_deadline.h"
-#include "server/storage/mysql/audit_chain.h"
 #include "server/storage/mysql/datetime.h"
+#include "server/storage/mysql/mysql_audit_chain.h"
 #include "server/storage/mysql/sql_error.h"
 
 namespace lumo::storage {
@@ -21,8 +22,8 @@ constexpr char kInsertAuditSql[] =
     "INSERT INTO audit_events (tenant_id, action, category, actor_type,"
     " actor_id, target_type, target_id, outcome, suspicious, ip_address,"
     " user_agent, request_id, metadata, created_at, seq, chain_lane,"
-    " prev_hash, hash)"
-    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
+    " prev_hash, hash, hash_version)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
 
 // Rolls the session's transaction back; false when ROLLBACK failed (the
 // transaction may still be open: the caller must not reuse the
@@ -53,19 +54,6 @@ absl::StatusOr<std::string> JoinList(const std::vector<std::string>& values,
 
 std::vector<std::string> SplitList(const sql::SQLString& text, char sep) {
   return absl::StrSplit(text.asStdString(), sep, absl::SkipEmpty());
-}
-
-// At most `max_chars` UTF-8 characters of `s` (cut at a character
-// boundary).
-std::string TruncateUtf8(absl::string_view s, size_t max_chars) {
-  size_t chars = 0;
-  for (size_t i = 0; i < s.size(); ++i) {
-    if ((static_cast<unsigned char>(s[i]) & 0xC0) != 0x80) {
-      if (chars == max_chars) return std::string(s.substr(0, i));
-      ++chars;
-    }
-  }
-  return std::string(s);
 }
 
 // Escapes LIKE wildcards; the statements declare ESCAPE '!', which (unlike
@@ -117,9 +105,8 @@ absl::Status InsertAudit(Session& session, int64_t tenant_id,
   if (lane == 0) lane = NextTransactionChainLane();
   absl::StatusOr<ChainHead> head = LockChainHead(session, tenant_id, lane);
   if (!head.ok()) return head.status();
-  const int64_t seq = head->last_seq + 1;
-  const core::Digest hash = ChainHash(
-      head->last_hash, CanonicalAuditRow(tenant_id, seq, row, head->now_text));
+  const ChainLink link =
+      AppendToChain(&head->last, tenant_id, lane, row, head->now);
   session.Step("insert audit event");
   sql::PreparedStatement& stmt = session.Prepare(kInsertAuditSql);
   stmt.setInt64(1, tenant_id);
@@ -135,14 +122,13 @@ absl::Status InsertAudit(Session& session, int64_t tenant_id,
   stmt.setString(11, row.user_agent);
   stmt.setString(12, row.request_id);
   stmt.setString(13, row.metadata_json);
-  stmt.setString(14, head->now_text);
-  stmt.setInt64(15, seq);
+  if (absl::Status st = BindTime(stmt, 14, head->now); !st.ok()) return st;
+  stmt.setInt64(15, link.seq);
   stmt.setInt(16, lane);
-  stmt.setString(17, DigestColumn(head->last_hash));
-  stmt.setString(18, DigestColumn(hash));
+  stmt.setString(17, DigestColumn(link.prev_hash));
+  stmt.setString(18, DigestColumn(link.hash));
+  stmt.setInt(19, static_cast<int>(link.version));
   session.Update(stmt);
-  head->last_seq = seq;
-  head->last_hash = hash;
   UpdateChainHead(session, tenant_id, *head);
   return absl::OkStatus();
 }

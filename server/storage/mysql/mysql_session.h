@@ -80,8 +80,8 @@ class Session {
   bool commit_sent() const { return commit_sent_; }
 
   // The audit chain lane InsertAudit appends this session's rows to: 0
-  // until its first append picks one (audit_chain.h), then kept, so one
-  // transaction locks one lane per tenant.
+  // until its first append picks one (NextTransactionChainLane), then kept,
+  // so one transaction locks one lane per tenant.
   int& audit_chain_lane() { return audit_chain_lane_; }
 
  private:
@@ -110,9 +110,6 @@ absl::StatusOr<std::string> JoinList(const std::vector<std::string>& values,
                                      char sep, absl::string_view field);
 std::vector<std::string> SplitList(const sql::SQLString& text, char sep);
 
-// At most `max_chars` UTF-8 characters of `s` (cut at a boundary).
-std::string TruncateUtf8(absl::string_view s, size_t max_chars);
-
 // Escapes LIKE wildcards for statements that declare ESCAPE '!'.
 std::string EscapeLike(absl::string_view s);
 
@@ -123,14 +120,12 @@ absl::StatusOr<absl::Time> GetTime(const sql::ResultSet& rs, int column);
 absl::StatusOr<std::optional<absl::Time>> GetOptionalTime(
     const sql::ResultSet& rs, int column);
 
-// The width of audit_events.user_agent, in characters.
-inline constexpr size_t kUserAgentMaxChars = 512;
-
 // Inserts `event` for `tenant_id` in the session's current transaction,
 // appended to one of the tenant's audit hash chains: the session's lane,
 // chosen at its first append (locks that lane's head until the transaction
-// ends; see audit_chain.h). Fields longer than their
-// columns are cut. Throws sql::SQLException like every statement here.
+// ends; see mysql_audit_chain.h). Fields longer than their columns are cut
+// (NormalizeAuditEvent). Throws sql::SQLException like every statement
+// here.
 absl::Status InsertAudit(Session& session, int64_t tenant_id,
                          const AuditEvent& event);
 

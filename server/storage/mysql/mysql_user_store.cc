@@ -18,6 +18,7 @@
 #include "absl/strings/cord.h"
 #include "absl/strings/str_cat.h"
 #include "server/storage/mysql/mysql_session.h"
+#include "server/storage/mysql/select_list.h"
 
 namespace lumo::storage {
 namespace {
@@ -25,15 +26,68 @@ namespace {
 // ---------------------------------------------------------------------------
 // SQL. Values are always bound; the only spliced text is from this file.
 
-constexpr char kUserColumns[] =
-    "u.id, u.tenant_id, u.email, u.name, u.blocked, u.created_at,"
-    " u.updated_at";
-constexpr int kUserColumnCount = 7;
+// The users columns every user read selects.
+struct UserColumns {
+  explicit UserColumns(SelectList& s)
+      : id(s.Add("u.id")),
+        tenant_id(s.Add("u.tenant_id")),
+        email(s.Add("u.email")),
+        name(s.Add("u.name")),
+        blocked(s.Add("u.blocked")),
+        created_at(s.Add("u.created_at")),
+        updated_at(s.Add("u.updated_at")) {}
+  int id, tenant_id, email, name, blocked, created_at, updated_at;
+};
 
-constexpr char kRoleColumns[] =
-    "r.id, r.tenant_id, r.slug, r.name, r.description, r.permissions,"
-    " r.created_at, r.updated_at";
-constexpr int kRoleColumnCount = 8;
+// The roles columns every role read selects.
+struct RoleColumns {
+  explicit RoleColumns(SelectList& s)
+      : id(s.Add("r.id")),
+        tenant_id(s.Add("r.tenant_id")),
+        slug(s.Add("r.slug")),
+        name(s.Add("r.name")),
+        description(s.Add("r.description")),
+        permissions(s.Add("r.permissions")),
+        created_at(s.Add("r.created_at")),
+        updated_at(s.Add("r.updated_at")) {}
+  int id, tenant_id, slug, name, description, permissions, created_at,
+      updated_at;
+};
+
+// One row (Get, the read of a mutation) and a page row (with the number of
+// matching rows) of each.
+struct UserSelect {
+  SelectList list;
+  UserColumns user{list};
+};
+struct UserPageSelect {
+  SelectList list;
+  UserColumns user{list};
+  int total = list.Add("COUNT(*) OVER ()");
+};
+struct RoleSelect {
+  SelectList list;
+  RoleColumns role{list};
+};
+struct RolePageSelect {
+  SelectList list;
+  RoleColumns role{list};
+  int total = list.Add("COUNT(*) OVER ()");
+};
+
+// The role slugs of users.
+struct AssignedSlugSelect {
+  SelectList list;
+  int user_id = list.Add("ur.user_id");
+  int slug = list.Add("r.slug");
+};
+
+// A tenant's portal admins.
+struct PortalAdminSelect {
+  SelectList list;
+  int id = list.Add("u.id");
+  int blocked = list.Add("u.blocked");
+};
 
 constexpr char kInsertUserSql[] =
     "INSERT INTO users (id, tenant_id, email, email_key, name, blocked,"
@@ -74,18 +128,6 @@ void BindAll(sql::PreparedStatement& stmt, const std::vector<Param>& params) {
 // ---------------------------------------------------------------------------
 // Values.
 
-// Stored ids, emails and slugs are printable ASCII without spaces. Anything
-// else cannot name a row, and must not reach a PAD SPACE comparison where
-// "x " would equal "x".
-bool IsStorableToken(absl::string_view s) {
-  if (s.empty() || s.size() > 254) return false;
-  for (char c : s) {
-    const unsigned char u = static_cast<unsigned char>(c);
-    if (u <= 0x20 || u >= 0x7f) return false;
-  }
-  return true;
-}
-
 bool IsAscii(absl::string_view s) {
   for (char c : s) {
     if (static_cast<unsigned char>(c) >= 0x80) return false;
@@ -107,32 +149,34 @@ const char* RoleRefColumn(const RoleRef& ref) {
   return ref.kind == RoleRef::Kind::kSlug ? "r.slug" : "r.id";
 }
 
-absl::Status ReadUserColumns(const sql::ResultSet& rs, UserRecord* user) {
-  user->id = rs.getString(1).asStdString();
-  user->tenant_id = rs.getInt64(2);
-  user->email = rs.getString(3).asStdString();
-  user->name = rs.getString(4).asStdString();
-  user->blocked = rs.getInt(5) != 0;
-  absl::StatusOr<absl::Time> created = GetTime(rs, 6);
+absl::Status ReadUserColumns(const sql::ResultSet& rs, const UserColumns& c,
+                             UserRecord* user) {
+  user->id = rs.getString(c.id).asStdString();
+  user->tenant_id = rs.getInt64(c.tenant_id);
+  user->email = rs.getString(c.email).asStdString();
+  user->name = rs.getString(c.name).asStdString();
+  user->blocked = rs.getInt(c.blocked) != 0;
+  absl::StatusOr<absl::Time> created = GetTime(rs, c.created_at);
   if (!created.ok()) return created.status();
   user->created_at = *created;
-  absl::StatusOr<absl::Time> updated = GetTime(rs, 7);
+  absl::StatusOr<absl::Time> updated = GetTime(rs, c.updated_at);
   if (!updated.ok()) return updated.status();
   user->updated_at = *updated;
   return absl::OkStatus();
 }
 
-absl::Status ReadRoleColumns(const sql::ResultSet& rs, RoleRecord* role) {
-  role->id = rs.getString(1).asStdString();
-  role->tenant_id = rs.getInt64(2);
-  role->slug = rs.getString(3).asStdString();
-  role->name = rs.getString(4).asStdString();
-  role->description = rs.getString(5).asStdString();
-  role->permissions = SplitList(rs.getString(6), ' ');
-  absl::StatusOr<absl::Time> created = GetTime(rs, 7);
+absl::Status ReadRoleColumns(const sql::ResultSet& rs, const RoleColumns& c,
+                             RoleRecord* role) {
+  role->id = rs.getString(c.id).asStdString();
+  role->tenant_id = rs.getInt64(c.tenant_id);
+  role->slug = rs.getString(c.slug).asStdString();
+  role->name = rs.getString(c.name).asStdString();
+  role->description = rs.getString(c.description).asStdString();
+  role->permissions = SplitList(rs.getString(c.permissions), ' ');
+  absl::StatusOr<absl::Time> created = GetTime(rs, c.created_at);
   if (!created.ok()) return created.status();
   role->created_at = *created;
-  absl::StatusOr<absl::Time> updated = GetTime(rs, 8);
+  absl::StatusOr<absl::Time> updated = GetTime(rs, c.updated_at);
   if (!updated.ok()) return updated.status();
   role->updated_at = *updated;
   return absl::OkStatus();
@@ -146,10 +190,12 @@ absl::Status ReadRoleColumns(const sql::ResultSet& rs, RoleRecord* role) {
 void ReadRoleSlugs(Session& s, int64_t tenant_id,
                    std::vector<UserRecord*> users) {
   if (users.empty()) return;
+  const AssignedSlugSelect& c = SelectOf<AssignedSlugSelect>();
   std::string sql =
-      "SELECT ur.user_id, r.slug FROM user_roles ur JOIN roles r"
-      " ON r.tenant_id = ur.tenant_id AND r.id = ur.role_id"
-      " WHERE ur.tenant_id = ? AND ur.user_id IN (?";
+      absl::StrCat("SELECT ", c.list.sql(),
+                   " FROM user_roles ur JOIN roles r"
+                   " ON r.tenant_id = ur.tenant_id AND r.id = ur.role_id"
+                   " WHERE ur.tenant_id = ? AND ur.user_id IN (?");
   for (size_t i = 1; i < users.size(); ++i) sql += ", ?";
   sql += ") ORDER BY r.slug";
   s.Step("read user roles");
@@ -173,9 +219,9 @@ void ReadRoleSlugs(Session& s, int64_t tenant_id,
   BindAll(*stmt, params);
   std::unique_ptr<sql::ResultSet> rs = s.Query(*stmt);
   while (rs->next()) {
-    auto it = by_id.find(rs->getString(1).asStdString());
+    auto it = by_id.find(rs->getString(c.user_id).asStdString());
     if (it != by_id.end()) {
-      it->second->roles.push_back(rs->getString(2).asStdString());
+      it->second->roles.push_back(rs->getString(c.slug).asStdString());
     }
   }
 }
@@ -184,16 +230,19 @@ void ReadRoleSlugs(Session& s, int64_t tenant_id,
 // UPDATE) until the transaction ends. NOT_FOUND when there is none.
 absl::Status ReadUser(Session& s, int64_t tenant_id, const UserRef& ref,
                       bool lock, UserRecord* user) {
-  if (!IsStorableToken(ref.value)) return UserNotFound();
+  if (!IsStorableUserToken(ref.value)) return UserNotFound();
   s.Step(lock ? "lock user" : "read user");
+  const UserSelect& c = SelectOf<UserSelect>();
   sql::PreparedStatement& stmt = s.Prepare(absl::StrCat(
-      "SELECT ", kUserColumns, " FROM users u WHERE u.tenant_id = ? AND ",
+      "SELECT ", c.list.sql(), " FROM users u WHERE u.tenant_id = ? AND ",
       UserRefColumn(ref), " = ?", lock ? " FOR UPDATE" : ""));
   stmt.setInt64(1, tenant_id);
   stmt.setString(2, UserRefValue(ref));
   std::unique_ptr<sql::ResultSet> rs = s.Query(stmt);
   if (!rs->next()) return UserNotFound();
-  if (absl::Status st = ReadUserColumns(*rs, user); !st.ok()) return st;
+  if (absl::Status st = ReadUserColumns(*rs, c.user, user); !st.ok()) {
+    return st;
+  }
   rs.reset();
   ReadRoleSlugs(s, tenant_id, {user});
   return absl::OkStatus();
@@ -221,15 +270,18 @@ struct PortalAdmins {
 
 PortalAdmins LockPortalAdmins(Session& s, int64_t tenant_id) {
   s.Step("lock portal admins");
+  const PortalAdminSelect& c = SelectOf<PortalAdminSelect>();
   sql::PreparedStatement& stmt = s.Prepare(
-      "SELECT u.id, u.blocked FROM portal_credentials pc JOIN users u"
-      " ON u.tenant_id = pc.tenant_id AND u.id = pc.user_id"
-      " WHERE pc.tenant_id = ? ORDER BY u.id FOR UPDATE");
+      absl::StrCat("SELECT ", c.list.sql(),
+                   " FROM portal_credentials pc JOIN users u"
+                   " ON u.tenant_id = pc.tenant_id AND u.id = pc.user_id"
+                   " WHERE pc.tenant_id = ? ORDER BY u.id FOR UPDATE"));
   stmt.setInt64(1, tenant_id);
   std::unique_ptr<sql::ResultSet> rs = s.Query(stmt);
   PortalAdmins out;
   while (rs->next()) {
-    out.admins.emplace_back(rs->getString(1).asStdString(), rs->getInt(2) != 0);
+    out.admins.emplace_back(rs->getString(c.id).asStdString(),
+                            rs->getInt(c.blocked) != 0);
   }
   return out;
 }
@@ -259,16 +311,17 @@ absl::Status CheckPortalAdminWrite(const PortalAdmins& admins,
 // Reads one role; with `lock`, holds its row lock (FOR UPDATE).
 absl::Status ReadRole(Session& s, int64_t tenant_id, const RoleRef& ref,
                       bool lock, RoleRecord* role) {
-  if (!IsStorableToken(ref.value)) return RoleNotFound();
+  if (!IsStorableUserToken(ref.value)) return RoleNotFound();
   s.Step(lock ? "lock role" : "read role");
+  const RoleSelect& c = SelectOf<RoleSelect>();
   sql::PreparedStatement& stmt = s.Prepare(absl::StrCat(
-      "SELECT ", kRoleColumns, " FROM roles r WHERE r.tenant_id = ? AND ",
+      "SELECT ", c.list.sql(), " FROM roles r WHERE r.tenant_id = ? AND ",
       RoleRefColumn(ref), " = ?", lock ? " FOR UPDATE" : ""));
   stmt.setInt64(1, tenant_id);
   stmt.setString(2, ref.value);
   std::unique_ptr<sql::ResultSet> rs = s.Query(stmt);
   if (!rs->next()) return RoleNotFound();
-  return ReadRoleColumns(*rs, role);
+  return ReadRoleColumns(*rs, c.role, role);
 }
 
 // Marks the status returned for a role reference that names no role, so
@@ -291,7 +344,7 @@ absl::StatusOr<std::vector<std::string>> ResolveRoles(
     UnknownRole& unknown) {
   std::vector<std::string> ids;
   for (const RoleRef& ref : refs) {
-    if (!IsStorableToken(ref.value)) return unknown.Report(ref);
+    if (!IsStorableUserToken(ref.value)) return unknown.Report(ref);
     s.Step("resolve role");
     sql::PreparedStatement& stmt = s.Prepare(
         absl::StrCat("SELECT r.id FROM roles r WHERE r.tenant_id = ? AND ",
@@ -358,11 +411,11 @@ absl::Status Audit(Session& s, int64_t tenant_id, const AuditEvent& event,
 // ---------------------------------------------------------------------------
 // Lists.
 
-// One page of a list query: `columns` (column_count of them) selected by
-// `from_where` with `params`, ordered by `order_by`.
+// One page of a list query: `columns` (whose `total` is the window count)
+// selected by `from_where` with `params`, ordered by `order_by`.
 struct PageQuery {
-  const char* columns;
-  int column_count;
+  const SelectList* columns;
+  int total_column;
   std::string from_where;
   std::vector<Param> params;
   std::string order_by;
@@ -387,8 +440,8 @@ absl::StatusOr<int64_t> RunPage(
   // Filter, sort and search variants: not cached, to keep the server's
   // prepared-statement count bounded.
   std::unique_ptr<sql::PreparedStatement> stmt = s.PrepareUncached(
-      absl::StrCat("SELECT ", q.columns, ", COUNT(*) OVER ()", q.from_where,
-                   " ORDER BY ", q.order_by, " LIMIT ? OFFSET ?"));
+      absl::StrCat("SELECT ", q.columns->sql(), q.from_where, " ORDER BY ",
+                   q.order_by, " LIMIT ? OFFSET ?"));
   std::vector<Param> params = q.params;
   params.push_back(static_cast<int64_t>(limit));
   params.push_back(offset);
@@ -398,7 +451,7 @@ absl::StatusOr<int64_t> RunPage(
   bool any = false;
   while (rs->next()) {
     if (absl::Status st = read_row(*rs); !st.ok()) return st;
-    total = rs->getInt64(q.column_count + 1);
+    total = rs->getInt64(q.total_column);
     any = true;
   }
   if (any || offset == 0) return total;
@@ -478,7 +531,7 @@ MysqlUserStore::~MysqlUserStore() = default;
 
 absl::StatusOr<UserRecord> MysqlUserStore::InsertUser(const NewUser& user,
                                                       const AuditEvent& event) {
-  if (!IsStorableToken(user.id) || !IsStorableToken(user.email)) {
+  if (!IsStorableUserToken(user.id) || !IsStorableUserToken(user.email)) {
     return absl::InvalidArgumentError(
         "user id and email must be printable ASCII without spaces");
   }
@@ -523,7 +576,7 @@ absl::StatusOr<UserRecord> MysqlUserStore::InsertUser(const NewUser& user,
 
 absl::StatusOr<UserRecord> MysqlUserStore::GetUser(int64_t tenant_id,
                                                    const UserRef& ref) {
-  if (!IsStorableToken(ref.value)) return UserNotFound();
+  if (!IsStorableUserToken(ref.value)) return UserNotFound();
   UserRecord user;
   absl::Status status =
       Run(*pool_, "get user", [&](Session& s) -> absl::Status {
@@ -545,12 +598,13 @@ absl::StatusOr<UserPage> MysqlUserStore::ListUsers(
   if (absl::Status st = CheckPaging(query.page, query.limit); !st.ok()) {
     return st;
   }
-  if (query.role.has_value() && !IsStorableToken(query.role->value)) {
+  if (query.role.has_value() && !IsStorableUserToken(query.role->value)) {
     return UserPage();  // names no role: matches nobody
   }
   PageQuery q;
-  q.columns = kUserColumns;
-  q.column_count = kUserColumnCount;
+  const UserPageSelect& cols = SelectOf<UserPageSelect>();
+  q.columns = &cols.list;
+  q.total_column = cols.total;
   q.from_where = " FROM users u WHERE u.tenant_id = ?";
   q.params.push_back(tenant_id);
   if (query.blocked.has_value()) {
@@ -586,7 +640,8 @@ absl::StatusOr<UserPage> MysqlUserStore::ListUsers(
             s, q, query.page, query.limit,
             [&](const sql::ResultSet& rs) -> absl::Status {
               UserRecord user;
-              if (absl::Status st = ReadUserColumns(rs, &user); !st.ok()) {
+              if (absl::Status st = ReadUserColumns(rs, cols.user, &user);
+                  !st.ok()) {
                 return st;
               }
               page.users.push_back(std::move(user));
@@ -608,8 +663,8 @@ absl::StatusOr<UserWrite> MysqlUserStore::UpdateUser(int64_t tenant_id,
                                                      const UserRef& ref,
                                                      const UserUpdate& update,
                                                      const AuditEvent& event) {
-  if (!IsStorableToken(ref.value)) return UserNotFound();
-  if (update.email.has_value() && !IsStorableToken(*update.email)) {
+  if (!IsStorableUserToken(ref.value)) return UserNotFound();
+  if (update.email.has_value() && !IsStorableUserToken(*update.email)) {
     return absl::InvalidArgumentError(
         "email must be printable ASCII without spaces");
   }
@@ -700,7 +755,7 @@ absl::StatusOr<UserWrite> MysqlUserStore::UpdateUser(int64_t tenant_id,
 absl::StatusOr<UserRecord> MysqlUserStore::DeleteUser(
     int64_t tenant_id, const UserRef& ref, const AuditEvent& event,
     const PortalAdminGuard& guard) {
-  if (!IsStorableToken(ref.value)) return UserNotFound();
+  if (!IsStorableUserToken(ref.value)) return UserNotFound();
   UserRecord user;
   absl::Status status =
       Run(*pool_, "delete user", [&](Session& s) -> absl::Status {
@@ -742,7 +797,7 @@ absl::StatusOr<UserRecord> MysqlUserStore::DeleteUser(
 
 absl::StatusOr<RoleRecord> MysqlUserStore::InsertRole(const RoleFields& role,
                                                       const AuditEvent& event) {
-  if (!IsStorableToken(role.id) || !IsStorableToken(role.slug)) {
+  if (!IsStorableUserToken(role.id) || !IsStorableUserToken(role.slug)) {
     return absl::InvalidArgumentError(
         "role id and slug must be printable ASCII without spaces");
   }
@@ -784,7 +839,7 @@ absl::StatusOr<RoleRecord> MysqlUserStore::InsertRole(const RoleFields& role,
 
 absl::StatusOr<RoleRecord> MysqlUserStore::GetRole(int64_t tenant_id,
                                                    const RoleRef& ref) {
-  if (!IsStorableToken(ref.value)) return RoleNotFound();
+  if (!IsStorableUserToken(ref.value)) return RoleNotFound();
   RoleRecord role;
   absl::Status status =
       Run(*pool_, "get role", [&](Session& s) -> absl::Status {
@@ -800,8 +855,9 @@ absl::StatusOr<RolePage> MysqlUserStore::ListRoles(
     return st;
   }
   PageQuery q;
-  q.columns = kRoleColumns;
-  q.column_count = kRoleColumnCount;
+  const RolePageSelect& cols = SelectOf<RolePageSelect>();
+  q.columns = &cols.list;
+  q.total_column = cols.total;
   q.from_where = " FROM roles r WHERE r.tenant_id = ?";
   q.params.push_back(tenant_id);
   if (!query.search.empty()) {
@@ -824,7 +880,8 @@ absl::StatusOr<RolePage> MysqlUserStore::ListRoles(
             s, q, query.page, query.limit,
             [&](const sql::ResultSet& rs) -> absl::Status {
               RoleRecord role;
-              if (absl::Status st = ReadRoleColumns(rs, &role); !st.ok()) {
+              if (absl::Status st = ReadRoleColumns(rs, cols.role, &role);
+                  !st.ok()) {
                 return st;
               }
               page.roles.push_back(std::move(role));
@@ -843,8 +900,8 @@ absl::StatusOr<RoleRecord> MysqlUserStore::UpdateRole(int64_t tenant_id,
                                                       const RoleRef& ref,
                                                       const RoleFields& fields,
                                                       const AuditEvent& event) {
-  if (!IsStorableToken(ref.value)) return RoleNotFound();
-  if (!IsStorableToken(fields.slug)) {
+  if (!IsStorableUserToken(ref.value)) return RoleNotFound();
+  if (!IsStorableUserToken(fields.slug)) {
     return absl::InvalidArgumentError(
         "role slug must be printable ASCII without spaces");
   }
@@ -897,7 +954,7 @@ absl::StatusOr<RoleRecord> MysqlUserStore::UpdateRole(int64_t tenant_id,
 absl::StatusOr<RoleRecord> MysqlUserStore::DeleteRole(int64_t tenant_id,
                                                       const RoleRef& ref,
                                                       const AuditEvent& event) {
-  if (!IsStorableToken(ref.value)) return RoleNotFound();
+  if (!IsStorableUserToken(ref.value)) return RoleNotFound();
   RoleRecord role;
   absl::Status status =
       Run(*pool_, "delete role", [&](Session& s) -> absl::Status {

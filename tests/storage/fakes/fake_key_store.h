@@ -1,24 +1,31 @@
-// An in-memory KeyStore for unit tests of domain logic. Follows the
-// contract of server/storage/key_store.h; its clock is settable. Test
-// hooks (query counting, forced unavailability) live here, not on the
-// interface. Thread-safe.
-#ifndef LUMOKEYS_TESTS_SERVICE_FAKE_KEY_STORE_H_
-#define LUMOKEYS_TESTS_SERVICE_FAKE_KEY_STORE_H_
+// An in-memory KeyStore (server/storage/key_store.h) for unit tests of
+// domain logic, held to the contract by the key store conformance suite
+// (tests/storage/conformance). Its audit events and change-feed rows go to
+// the FakeDatabase it shares with the other fakes. Test hooks (clock,
+// forced unavailability, call counting) live here, not on the interface.
+// Thread-safe.
+#ifndef LUMOKEYS_TESTS_STORAGE_FAKES_FAKE_KEY_STORE_H_
+#define LUMOKEYS_TESTS_STORAGE_FAKES_FAKE_KEY_STORE_H_
 
 #include <atomic>
 #include <functional>
-#include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "absl/synchronization/mutex.h"
 #include "server/storage/key_store.h"
+#include "tests/storage/fakes/fake_database.h"
 
 namespace lumo::testing {
 
 class FakeKeyStore : public storage::KeyStore {
  public:
+  // A database of its own, its clock frozen at 2026-01-01 00:00 UTC (unit
+  // tests move it with SetNow/Advance).
   FakeKeyStore();
+  // Over `db`, shared with other fake stores.
+  explicit FakeKeyStore(std::shared_ptr<FakeDatabase> db);
 
   absl::StatusOr<storage::Tenant> CreateTenant(
       absl::string_view slug, absl::string_view name,
@@ -47,38 +54,27 @@ class FakeKeyStore : public storage::KeyStore {
   absl::StatusOr<absl::Time> Now() override;
 
   // Test hooks.
-  void SetNow(absl::Time now);
-  void Advance(absl::Duration d);
-  void SetUnavailable(bool unavailable);
+  FakeDatabase& database() { return *db_; }
+  // Freezes the clock at `now` / moves it on.
+  void SetNow(absl::Time now) { db_->FreezeClock(now); }
+  void Advance(absl::Duration d) { db_->AdvanceClock(d); }
+  void SetUnavailable(bool unavailable) { db_->SetUnavailable(unavailable); }
   int verify_loads() const { return verify_loads_.load(); }
-  int calls() const { return calls_.load(); }
+  // Calls of every store on the database.
+  int calls() const { return db_->calls(); }
+  // Every audit event of the database, in the order written.
   std::vector<storage::AuditEvent> events() const;
   // Runs once inside the next LoadForVerify, after the record was read and
   // before it is returned (to interleave a mutation with a cache fill).
   void SetLoadHook(std::function<void()> hook);
 
  private:
-  struct Row {
-    storage::ApiKeyRecord record;
-    storage::StoredSecret current;
-    std::vector<storage::RetiredSecret> retired;  // most recent first
-    bool deleted = false;
-  };
-  absl::Status Begin() const;
-  storage::ApiKeyRecord Snapshot(const Row& row) const
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-
-  mutable absl::Mutex mu_;
-  absl::Time now_ ABSL_GUARDED_BY(mu_);
-  bool unavailable_ ABSL_GUARDED_BY(mu_) = false;
-  std::map<std::string, storage::Tenant> tenants_ ABSL_GUARDED_BY(mu_);
-  std::map<std::string, Row> keys_ ABSL_GUARDED_BY(mu_);
-  std::vector<storage::AuditEvent> events_ ABSL_GUARDED_BY(mu_);
-  std::function<void()> load_hook_ ABSL_GUARDED_BY(mu_);
+  const std::shared_ptr<FakeDatabase> db_;
+  absl::Mutex hook_mu_;
+  std::function<void()> load_hook_ ABSL_GUARDED_BY(hook_mu_);
   std::atomic<int> verify_loads_{0};
-  mutable std::atomic<int> calls_{0};
 };
 
 }  // namespace lumo::testing
 
-#endif  // LUMOKEYS_TESTS_SERVICE_FAKE_KEY_STORE_H_
+#endif  // LUMOKEYS_TESTS_STORAGE_FAKES_FAKE_KEY_STORE_H_

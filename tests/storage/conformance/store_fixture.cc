@@ -1,0 +1,166 @@
+#include "tests/storage/conformance/store_fixture.h"
+
+#include <atomic>
+#include <utility>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "server/core/key_format.h"
+#include "server/storage/mysql/mysql_change_feed_store.h"
+#include "tests/storage/fakes/fake_stores.h"
+#include "tests/storage/mysql_test_backend.h"
+
+namespace lumo::testing {
+namespace {
+
+class FakeFixture : public StoreFixture {
+ public:
+  storage::KeyStore& keys() override { return stores_.keys; }
+  storage::UserStore& users() override { return stores_.users; }
+  storage::ClientStore& clients() override { return stores_.clients; }
+  storage::AuditStore& audit() override { return stores_.audit; }
+  storage::ChangeFeedStore& feed() override { return stores_.feed; }
+  storage::PortalStore& portal() override { return stores_.portal; }
+  storage::PepperUsageStore& pepper_usage() override {
+    return stores_.pepper_usage;
+  }
+  void LetTimePass(absl::Duration d) override { stores_.db->AdvanceClock(d); }
+  void TamperAuditRow(int64_t id, absl::string_view ip) override {
+    absl::MutexLock lock(&stores_.db->mu);
+    auto it = stores_.db->audit.find(id);
+    ASSERT_NE(it, stores_.db->audit.end()) << id;
+    it->second.stored.event.ip_address = std::string(ip);
+  }
+  void DeleteAuditRow(int64_t id) override {
+    absl::MutexLock lock(&stores_.db->mu);
+    ASSERT_EQ(stores_.db->audit.erase(id), 1u) << id;
+  }
+
+ private:
+  FakeStores stores_;
+};
+
+class MysqlFixture : public StoreFixture {
+ public:
+  static absl::StatusOr<std::unique_ptr<StoreFixture>> Create() {
+    std::unique_ptr<MysqlFixture> out(new MysqlFixture);
+    absl::StatusOr<std::unique_ptr<MysqlTestBackend>> backend =
+        MysqlTestBackend::Create();
+    if (!backend.ok()) return backend.status();
+    out->backend_ = *std::move(backend);
+    absl::StatusOr<std::unique_ptr<storage::MysqlChangeFeedStore>> feed =
+        storage::MysqlChangeFeedStore::Open(out->backend_->options());
+    if (!feed.ok()) return feed.status();
+    out->feed_ = *std::move(feed);
+    return std::unique_ptr<StoreFixture>(std::move(out));
+  }
+  ~MysqlFixture() override { feed_.reset(); }
+
+  storage::KeyStore& keys() override { return stores().keys(); }
+  storage::UserStore& users() override { return stores().users(); }
+  storage::ClientStore& clients() override { return stores().clients(); }
+  storage::AuditStore& audit() override { return stores().audit(); }
+  storage::ChangeFeedStore& feed() override { return *feed_; }
+  storage::PortalStore& portal() override { return stores().portal(); }
+  storage::PepperUsageStore& pepper_usage() override {
+    return stores().pepper_usage();
+  }
+  void LetTimePass(absl::Duration d) override {
+    absl::StatusOr<absl::Time> start = keys().Now();
+    ASSERT_TRUE(start.ok()) << start.status();
+    const absl::Time give_up = absl::Now() + d + absl::Seconds(30);
+    for (;;) {
+      absl::StatusOr<absl::Time> now = keys().Now();
+      ASSERT_TRUE(now.ok()) << now.status();
+      if (*now >= *start + d) return;
+      ASSERT_LT(absl::Now(), give_up) << "the database clock does not move";
+      absl::SleepFor(std::min(d, absl::Milliseconds(5)));
+    }
+  }
+  void TamperAuditRow(int64_t id, absl::string_view ip) override {
+    ASSERT_TRUE(backend_->db()
+                    .Execute(absl::StrCat("UPDATE audit_events SET ip_address"
+                                          " = '",
+                                          ip, "' WHERE id = ", id))
+                    .ok());
+  }
+  void DeleteAuditRow(int64_t id) override {
+    ASSERT_TRUE(
+        backend_->db()
+            .Execute(absl::StrCat("DELETE FROM audit_events WHERE id = ", id))
+            .ok());
+  }
+
+ private:
+  MysqlFixture() = default;
+  storage::MysqlBackend& stores() { return *backend_->backend(); }
+
+  std::unique_ptr<MysqlTestBackend> backend_;
+  std::unique_ptr<storage::MysqlChangeFeedStore> feed_;
+};
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<StoreFixture>> FakeImplementation::Create() {
+  return std::unique_ptr<StoreFixture>(std::make_unique<FakeFixture>());
+}
+
+absl::StatusOr<std::unique_ptr<StoreFixture>> MysqlImplementation::Create() {
+  return MysqlFixture::Create();
+}
+
+std::string Unique(absl::string_view prefix) {
+  static std::atomic<int> counter{0};
+  return absl::StrCat(
+      prefix, counter.fetch_add(1), "-",
+      absl::AsciiStrToLower(core::RandomBase62(8).value_or("x")));
+}
+
+storage::Tenant NewTenant(StoreFixture& f) {
+  const std::string slug = Unique("t");
+  absl::StatusOr<storage::Tenant> tenant =
+      f.keys().CreateTenant(slug, absl::StrCat("Tenant ", slug), nullptr, {});
+  EXPECT_TRUE(tenant.ok()) << tenant.status();
+  return tenant.value_or(storage::Tenant());
+}
+
+core::Digest RandomDigest() {
+  return core::Sha256(core::RandomBase62(32).value_or("random"));
+}
+
+storage::NewKey NewKey(int64_t tenant_id, absl::string_view name, int pepper) {
+  storage::NewKey key;
+  key.id = core::GenerateKeyId().value_or("");
+  key.tenant_id = tenant_id;
+  key.name = std::string(name);
+  key.scopes = {"admin:read"};
+  key.created_by_type = "system";
+  key.created_by_id = "conformance";
+  key.secret = {RandomDigest(), pepper};
+  return key;
+}
+
+storage::AuditEvent Event(absl::string_view action) {
+  storage::AuditEvent e;
+  e.action = std::string(action);
+  e.category = "configuration";
+  e.actor_type = "system";
+  e.actor_id = "conformance";
+  e.metadata_json = "{}";
+  return e;
+}
+
+std::vector<storage::StoredAuditEvent> EventsOf(StoreFixture& f,
+                                                int64_t tenant_id,
+                                                absl::string_view action) {
+  storage::AuditQuery q;
+  q.limit = 100;
+  q.oldest_first = true;
+  q.action = std::string(action);
+  absl::StatusOr<storage::AuditPage> page = f.audit().ListEvents(tenant_id, q);
+  EXPECT_TRUE(page.ok()) << page.status();
+  return page.ok() ? page->events : std::vector<storage::StoredAuditEvent>();
+}
+
+}  // namespace lumo::testing

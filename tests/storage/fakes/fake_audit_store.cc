@@ -1,0 +1,235 @@
+#include "tests/storage/fakes/fake_audit_store.h"
+
+#include <algorithm>
+#include <map>
+#include <set>
+#include <utility>
+
+#include "server/storage/audit_chain.h"
+
+namespace lumo::testing {
+namespace {
+
+using storage::StoredAuditEvent;
+using AuditRow = FakeDatabase::AuditRow;
+
+// Whether `row` passes the query's filters (paging and order aside).
+bool Matches(const AuditRow& row, const storage::AuditQuery& q) {
+  const StoredAuditEvent& s = row.stored;
+  const storage::AuditEvent& e = s.event;
+  const std::pair<const std::string*, const std::string*> exact[] = {
+      {&q.action, &e.action},
+      {&q.category, &e.category},
+      {&q.actor_id, &e.actor_id},
+      {&q.target_id, &e.target_id},
+      {&q.outcome, &e.outcome}};
+  for (const auto& [wanted, value] : exact) {
+    if (!wanted->empty() && *wanted != *value) return false;
+  }
+  if (q.suspicious.has_value() && e.suspicious != *q.suspicious) return false;
+  if (q.after_id.has_value() && s.id <= *q.after_id) return false;
+  if (q.start.has_value() && s.created_at < *q.start) return false;
+  if (q.end.has_value() && s.created_at >= *q.end) return false;
+  if (q.after_cursor.has_value()) {
+    // Unchained rows (seq 0) are no position of any lane.
+    if (s.seq == 0 || s.lane < 0 || s.lane >= storage::kChainLaneCount ||
+        s.seq <= q.after_cursor->lane_seqs[s.lane]) {
+      return false;
+    }
+  }
+  return true;
+}
+
+}  // namespace
+
+absl::Status FakeAuditStore::AppendEvents(
+    const std::vector<storage::PendingAuditEvent>& events) {
+  if (absl::Status s = db_->Begin(); !s.ok()) return s;
+  if (events.empty()) return absl::OkStatus();
+  absl::MutexLock lock(&db_->mu);
+  // Tenants in ascending order, events in order within each.
+  std::map<int64_t, std::vector<const storage::PendingAuditEvent*>> by_tenant;
+  for (const storage::PendingAuditEvent& e : events) {
+    int64_t tenant_id = e.tenant_id;
+    if (tenant_id == 0 && !e.tenant_slug.empty()) {
+      const storage::Tenant* tenant = db_->TenantBySlug(e.tenant_slug);
+      if (tenant != nullptr) tenant_id = tenant->id;
+    }
+    by_tenant[tenant_id].push_back(&e);
+  }
+  for (const auto& [tenant_id, list] : by_tenant) {
+    for (const storage::PendingAuditEvent* e : list) {
+      db_->AppendAudit(tenant_id, storage::kWriterChainLane, e->event);
+    }
+  }
+  const absl::Time now = db_->Now();
+  for (const storage::PendingAuditEvent& e : events) {
+    if (e.used_key_id.empty()) continue;
+    auto it = db_->keys.find(e.used_key_id);
+    if (it == db_->keys.end()) continue;
+    std::optional<absl::Time>& last = it->second.record.last_used_at;
+    last = std::max(last.value_or(now), now);
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<storage::ChainVerification> FakeAuditStore::VerifyChain(
+    int64_t tenant_id) {
+  if (absl::Status s = db_->Begin(); !s.ok()) return s;
+  absl::MutexLock lock(&db_->mu);
+  std::set<int> lanes;
+  for (const auto& [key, head] : db_->chain_heads) {
+    if (key.first == tenant_id) lanes.insert(key.second);
+  }
+  int64_t first_chained = 0;
+  for (const auto& [id, row] : db_->audit) {
+    if (row.stored.tenant_id != tenant_id || row.stored.seq == 0) continue;
+    lanes.insert(row.stored.lane);
+    if (first_chained == 0) first_chained = id;
+  }
+  storage::ChainVerifier verifier;
+  for (int lane : lanes) {
+    auto head = db_->chain_heads.find({tenant_id, lane});
+    const FakeDatabase::ChainHeadRow bounds = head == db_->chain_heads.end()
+                                                  ? FakeDatabase::ChainHeadRow()
+                                                  : head->second;
+    verifier.BeginLane(lane, bounds.base, bounds.last);
+    std::vector<const AuditRow*> rows;
+    for (const auto& [id, row] : db_->audit) {
+      if (row.stored.tenant_id == tenant_id && row.stored.lane == lane &&
+          row.stored.seq > bounds.base.seq) {
+        rows.push_back(&row);
+      }
+    }
+    std::sort(rows.begin(), rows.end(),
+              [](const AuditRow* a, const AuditRow* b) {
+                return a->stored.seq < b->stored.seq;
+              });
+    for (const AuditRow* row : rows) {
+      if (!verifier.AddRow(
+              {row->stored, row->prev_hash, row->hash, row->hash_version})) {
+        break;
+      }
+    }
+    if (!verifier.EndLane()) break;
+  }
+  if (verifier.ok()) {
+    for (const auto& [id, row] : db_->audit) {
+      if (row.stored.tenant_id == tenant_id && row.stored.seq == 0 &&
+          id > first_chained) {
+        verifier.UnchainedRow(id);
+        break;
+      }
+    }
+  }
+  return verifier.Finish();
+}
+
+absl::StatusOr<storage::AuditPage> FakeAuditStore::ListEvents(
+    int64_t tenant_id, const storage::AuditQuery& q) {
+  if (absl::Status s = db_->Begin(); !s.ok()) return s;
+  if (q.page < 1 || q.limit < 0 || q.limit > 100) {
+    return absl::InvalidArgumentError("page or limit out of range");
+  }
+  if (q.after_cursor.has_value()) {
+    const std::vector<int64_t>& after = q.after_cursor->lane_seqs;
+    if (after.size() != static_cast<size_t>(storage::kChainLaneCount) ||
+        std::any_of(after.begin(), after.end(),
+                    [](int64_t seq) { return seq < 0; })) {
+      return absl::InvalidArgumentError(
+          "afterCursor: not a position of this audit log");
+    }
+  }
+  absl::MutexLock lock(&db_->mu);
+  std::vector<StoredAuditEvent> matching;
+  storage::AuditPage page;
+  for (const auto& [id, row] : db_->audit) {
+    if (row.stored.tenant_id != tenant_id || !Matches(row, q)) continue;
+    ++page.total;
+    if (row.stored.event.suspicious) ++page.suspicious_total;
+    matching.push_back(row.stored);
+  }
+  const bool oldest_first = q.oldest_first || q.after_cursor.has_value();
+  if (!oldest_first) std::reverse(matching.begin(), matching.end());
+  if (q.limit > 0) page.events = PageOf(matching, q.page, q.limit);
+  if (q.after_cursor.has_value()) {
+    storage::AuditCursor next = *q.after_cursor;
+    for (const StoredAuditEvent& e : page.events) {
+      next.lane_seqs[e.lane] = std::max(next.lane_seqs[e.lane], e.seq);
+    }
+    page.next_cursor = std::move(next);
+  } else if (q.want_cursor) {
+    storage::AuditCursor next;
+    next.lane_seqs.assign(storage::kChainLaneCount, 0);
+    for (const auto& [key, head] : db_->chain_heads) {
+      if (key.first == tenant_id && key.second >= 0 &&
+          key.second < storage::kChainLaneCount) {
+        next.lane_seqs[key.second] = head.last.seq;
+      }
+    }
+    page.next_cursor = std::move(next);
+  }
+  return page;
+}
+
+absl::StatusOr<StoredAuditEvent> FakeAuditStore::GetEvent(int64_t tenant_id,
+                                                          int64_t id) {
+  if (absl::Status s = db_->Begin(); !s.ok()) return s;
+  absl::MutexLock lock(&db_->mu);
+  auto it = db_->audit.find(id);
+  if (it == db_->audit.end() || it->second.stored.tenant_id != tenant_id) {
+    return absl::NotFoundError("no such audit event");
+  }
+  return it->second.stored;
+}
+
+absl::StatusOr<std::vector<StoredAuditEvent>> FakeAuditStore::ExportEvents(
+    int64_t tenant_id, std::optional<absl::Time> from,
+    std::optional<absl::Time> to, int max_rows) {
+  if (absl::Status s = db_->Begin(); !s.ok()) return s;
+  absl::MutexLock lock(&db_->mu);
+  std::vector<StoredAuditEvent> out;
+  for (const auto& [id, row] : db_->audit) {
+    if (static_cast<int>(out.size()) >= max_rows) break;
+    const StoredAuditEvent& s = row.stored;
+    if (s.tenant_id != tenant_id) continue;
+    if (from.has_value() && s.created_at < *from) continue;
+    if (to.has_value() && s.created_at >= *to) continue;
+    out.push_back(s);
+  }
+  return out;
+}
+
+absl::StatusOr<int64_t> FakeAuditStore::PurgeOlderThanDays(int days) {
+  if (absl::Status s = db_->Begin(); !s.ok()) return s;
+  if (days < 1) return absl::InvalidArgumentError("days must be at least 1");
+  absl::MutexLock lock(&db_->mu);
+  const absl::Time cutoff = db_->Now() - absl::Hours(24) * days;
+  int64_t deleted = 0;
+  for (auto& [key, head] : db_->chain_heads) {
+    const auto& [tenant_id, lane] = key;
+    // The newest chained row of the lane old enough to go.
+    const AuditRow* cut = nullptr;
+    for (const auto& [id, row] : db_->audit) {
+      const StoredAuditEvent& s = row.stored;
+      if (s.tenant_id == tenant_id && s.lane == lane && s.seq != 0 &&
+          s.created_at < cutoff &&
+          (cut == nullptr || s.seq > cut->stored.seq)) {
+        cut = &row;
+      }
+    }
+    if (cut == nullptr || !cut->hash.has_value()) continue;
+    head.base = {cut->stored.seq, *cut->hash};
+    const int64_t cut_seq = cut->stored.seq;
+    for (auto it = db_->audit.begin(); it != db_->audit.end();) {
+      const StoredAuditEvent& s = it->second.stored;
+      const bool purge = s.tenant_id == tenant_id && s.lane == lane &&
+                         s.seq != 0 && s.seq <= cut_seq;
+      if (purge) ++deleted;
+      it = purge ? db_->audit.erase(it) : std::next(it);
+    }
+  }
+  return deleted;
+}
+
+}  // namespace lumo::testing

@@ -1,0 +1,189 @@
+#include "tests/storage/fakes/fake_change_feed_store.h"
+
+#include <algorithm>
+#include <limits>
+#include <utility>
+
+namespace lumo::testing {
+namespace {
+
+using FeedRow = FakeDatabase::FeedRow;
+using ReplicaRow = FakeDatabase::ReplicaRow;
+
+// Whether the row `position` names is still in the feed as remembered.
+bool Intact(const FakeDatabase& db, const storage::FeedPosition& position)
+    ABSL_EXCLUSIVE_LOCKS_REQUIRED(db.mu) {
+  if (position.seq == 0) return true;
+  auto it = db.feed.find(position.seq);
+  return it != db.feed.end() &&
+         it->second.change.created_at == position.created_at;
+}
+
+absl::Duration LongestGapTimeout(const FakeDatabase& db)
+    ABSL_EXCLUSIVE_LOCKS_REQUIRED(db.mu) {
+  absl::Duration longest = absl::ZeroDuration();
+  for (const auto& [name, row] : db.replicas) {
+    longest = std::max(longest, row.registration.gap_timeout);
+  }
+  return longest;
+}
+
+}  // namespace
+
+absl::StatusOr<storage::FeedRead> FakeChangeFeedStore::ReadChanges(
+    int64_t after, const storage::FeedPosition& anchor, int limit) {
+  if (absl::Status s = db_->Begin(); !s.ok()) return s;
+  absl::MutexLock lock(&db_->mu);
+  storage::FeedRead out;
+  for (auto it = db_->feed.upper_bound(after);
+       it != db_->feed.end() && static_cast<int>(out.changes.size()) < limit;
+       ++it) {
+    out.changes.push_back(it->second.change);
+  }
+  out.anchor_intact = Intact(*db_, anchor);
+  out.max_gap_timeout = LongestGapTimeout(*db_);
+  out.db_now = db_->Now();
+  return out;
+}
+
+absl::StatusOr<int64_t> FakeChangeFeedStore::Head() {
+  if (absl::Status s = db_->Begin(); !s.ok()) return s;
+  absl::MutexLock lock(&db_->mu);
+  return db_->feed.empty() ? 0 : db_->feed.rbegin()->first;
+}
+
+absl::StatusOr<absl::Duration> FakeChangeFeedStore::MaxGapTimeout() {
+  if (absl::Status s = db_->Begin(); !s.ok()) return s;
+  absl::MutexLock lock(&db_->mu);
+  return LongestGapTimeout(*db_);
+}
+
+absl::StatusOr<storage::FeedPosition> FakeChangeFeedStore::StartingPoint(
+    absl::Duration lookback) {
+  if (absl::Status s = db_->Begin(); !s.ok()) return s;
+  absl::MutexLock lock(&db_->mu);
+  const absl::Time before = db_->Now() - lookback;
+  storage::FeedPosition position;
+  for (const auto& [seq, row] : db_->feed) {
+    const storage::KeyChange& c = row.change;
+    if (c.created_at >= before) continue;
+    if (position.seq == 0 ||
+        std::make_pair(c.created_at, c.seq) >
+            std::make_pair(position.created_at, position.seq)) {
+      position = {c.seq, c.created_at};
+    }
+  }
+  return position;
+}
+
+absl::StatusOr<int64_t> FakeChangeFeedStore::Announce(
+    const storage::KeyChange& change) {
+  if (absl::Status s = db_->Begin(); !s.ok()) return s;
+  absl::MutexLock lock(&db_->mu);
+  return db_->AppendChange(change.tenant_id, change.key_id, change.change_type,
+                           change.key_version, /*announcement=*/true);
+}
+
+absl::Status FakeChangeFeedStore::Register(
+    const storage::ReplicaRegistration& replica, absl::Duration prune_after) {
+  if (absl::Status s = db_->Begin(); !s.ok()) return s;
+  absl::MutexLock lock(&db_->mu);
+  const absl::Time now = db_->Now();
+  for (auto it = db_->replicas.begin(); it != db_->replicas.end();) {
+    const bool stale = it->second.heartbeat_at <
+                       now - (it->second.registration.lease + prune_after);
+    it = stale ? db_->replicas.erase(it) : std::next(it);
+  }
+  db_->replicas[{replica.name.id, replica.name.incarnation}] =
+      ReplicaRow{replica, now};
+  return absl::OkStatus();
+}
+
+absl::Status FakeChangeFeedStore::Heartbeat(
+    const storage::ReplicaName& replica, int64_t applied_seq,
+    const storage::FeedPosition& anchor) {
+  if (absl::Status s = db_->Begin(); !s.ok()) return s;
+  absl::MutexLock lock(&db_->mu);
+  auto it = db_->replicas.find({replica.id, replica.incarnation});
+  if (it == db_->replicas.end()) {
+    return absl::NotFoundError("replica row is gone");
+  }
+  it->second.heartbeat_at = db_->Now();
+  it->second.registration.applied_seq = applied_seq;
+  it->second.registration.anchor = anchor;
+  return absl::OkStatus();
+}
+
+absl::Status FakeChangeFeedStore::Deregister(
+    const storage::ReplicaName& replica) {
+  if (absl::Status s = db_->Begin(); !s.ok()) return s;
+  absl::MutexLock lock(&db_->mu);
+  db_->replicas.erase({replica.id, replica.incarnation});
+  return absl::OkStatus();
+}
+
+absl::StatusOr<int64_t> FakeChangeFeedStore::AcknowledgedThrough(
+    const storage::ReplicaName& self) {
+  if (absl::Status s = db_->Begin(); !s.ok()) return s;
+  absl::MutexLock lock(&db_->mu);
+  const absl::Time now = db_->Now();
+  int64_t through = std::numeric_limits<int64_t>::max();
+  for (const auto& [name, row] : db_->replicas) {
+    if (name.first == self.id && name.second == self.incarnation) continue;
+    if (row.heartbeat_at + row.registration.lease <= now) continue;
+    const storage::ReplicaRegistration& r = row.registration;
+    through = std::min(through, Intact(*db_, r.anchor) ? r.applied_seq : -1);
+  }
+  return through;
+}
+
+void FakeChangeFeedStore::CommitChange(int64_t seq, const std::string& key_id) {
+  absl::MutexLock lock(&db_->mu);
+  FeedRow row;
+  row.change.seq = seq;
+  row.change.key_id = key_id;
+  row.change.change_type = "revoked";
+  row.change.created_at = db_->Now();
+  db_->feed[seq] = std::move(row);
+  db_->next_feed_seq = std::max(db_->next_feed_seq, seq + 1);
+}
+
+void FakeChangeFeedStore::Truncate() {
+  absl::MutexLock lock(&db_->mu);
+  db_->feed.clear();
+  db_->next_feed_seq = 1;
+}
+
+void FakeChangeFeedStore::SetPeer(const std::string& id, int64_t applied,
+                                  bool live) {
+  absl::MutexLock lock(&db_->mu);
+  storage::ReplicaRegistration r;
+  r.name = {id, "peer"};
+  r.lease = live ? absl::Hours(24) : absl::Seconds(1);
+  r.applied_seq = applied;
+  db_->replicas[{id, "peer"}] =
+      ReplicaRow{r, live ? db_->Now() : db_->Now() - absl::Hours(1)};
+}
+
+int64_t FakeChangeFeedStore::AppliedOf(const std::string& id) {
+  absl::MutexLock lock(&db_->mu);
+  for (const auto& [name, row] : db_->replicas) {
+    if (name.first == id) return row.registration.applied_seq;
+  }
+  return -1;
+}
+
+bool FakeChangeFeedStore::Registered(const std::string& id) {
+  return AppliedOf(id) >= 0;
+}
+
+std::vector<storage::KeyChange> FakeChangeFeedStore::Announcements() {
+  absl::MutexLock lock(&db_->mu);
+  std::vector<storage::KeyChange> out;
+  for (const auto& [seq, row] : db_->feed) {
+    if (row.announcement) out.push_back(row.change);
+  }
+  return out;
+}
+
+}  // namespace lumo::testing

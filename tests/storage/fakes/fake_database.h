@@ -1,0 +1,175 @@
+// The state behind the in-memory fakes of the store interfaces: one
+// "database" (tenants, keys, users, roles, clients, settings, portal
+// credentials and sessions, the audit log with its chains, the change feed
+// and the replicas), a clock and a failure switch, shared by the fake stores
+// built on it the way the MySQL stores share a database. The fakes are held
+// to the store contracts by the conformance suites (tests/storage/
+// conformance); unit tests of domain logic use them.
+//
+// Thread-safe: every store call holds `mu` for its whole duration, which
+// makes each call one serialisable transaction.
+#ifndef LUMOKEYS_TESTS_STORAGE_FAKES_FAKE_DATABASE_H_
+#define LUMOKEYS_TESTS_STORAGE_FAKES_FAKE_DATABASE_H_
+
+#include <atomic>
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/status.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "server/core/crypto.h"
+#include "server/storage/audit_chain.h"
+#include "server/storage/audit_store.h"
+#include "server/storage/change_feed_store.h"
+#include "server/storage/client_store.h"
+#include "server/storage/key_store.h"
+#include "server/storage/portal_store.h"
+#include "server/storage/user_store.h"
+
+namespace lumo::testing {
+
+class FakeDatabase {
+ public:
+  // Empty but for the platform pseudo-tenant 0's chain heads, with a clock
+  // that runs with the real one.
+  FakeDatabase();
+
+  FakeDatabase(const FakeDatabase&) = delete;
+  FakeDatabase& operator=(const FakeDatabase&) = delete;
+
+  // ---- Test hooks.
+
+  // Stops the clock at `at` (microseconds, as every backend stores them).
+  void FreezeClock(absl::Time at) ABSL_LOCKS_EXCLUDED(mu);
+  // Moves the clock on by `d` (a running clock keeps running from there).
+  void AdvanceClock(absl::Duration d) ABSL_LOCKS_EXCLUDED(mu);
+  // While set, every store call fails with UNAVAILABLE and changes nothing.
+  void SetUnavailable(bool unavailable) ABSL_LOCKS_EXCLUDED(mu);
+  // Store calls so far, failed ones included.
+  int calls() const { return calls_.load(); }
+
+  // ---- For the fake stores.
+
+  // Starts one store call: counts it, and refuses it while unavailable.
+  // The call then takes `mu` for its work.
+  absl::Status Begin() const ABSL_LOCKS_EXCLUDED(mu);
+
+  // The clock, in whole microseconds.
+  absl::Time Now() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu);
+
+  struct KeyRow {
+    storage::ApiKeyRecord record;  // db_now and grace unset
+    storage::StoredSecret current;
+    // Replaced secrets with the key version they were retired from, most
+    // recent first; at most kMaxRetiredSecrets.
+    std::vector<std::pair<int64_t, storage::RetiredSecret>> retired;
+    bool deleted = false;
+  };
+  struct UserRow {
+    storage::UserRecord user;        // roles unset
+    std::vector<std::string> roles;  // role ids
+  };
+  struct ClientRow {
+    storage::ClientRecord client;
+    std::optional<storage::StoredSecret> secret;
+  };
+  struct SessionRow {
+    int64_t tenant_id = 0;
+    std::string user_id;
+    core::Digest csrf_sha256{};
+    absl::Time created_at, last_seen_at, expires_at;
+  };
+  struct AuditRow {
+    storage::StoredAuditEvent stored;  // seq 0: outside the chains
+    std::optional<core::Digest> prev_hash, hash;
+    int hash_version = 0;
+  };
+  struct ChainHeadRow {
+    storage::ChainPosition last, base;
+  };
+  struct FeedRow {
+    storage::KeyChange change;
+    bool announcement = false;
+  };
+  struct ReplicaRow {
+    storage::ReplicaRegistration registration;
+    absl::Time heartbeat_at;
+  };
+  using TenantScoped = std::pair<int64_t, std::string>;  // tenant, id
+
+  mutable absl::Mutex mu;
+  std::map<int64_t, storage::Tenant> tenants ABSL_GUARDED_BY(mu);
+  std::map<std::string, KeyRow> keys ABSL_GUARDED_BY(mu);
+  std::map<TenantScoped, UserRow> users ABSL_GUARDED_BY(mu);
+  std::map<TenantScoped, storage::RoleRecord> roles ABSL_GUARDED_BY(mu);
+  std::map<TenantScoped, std::string> portal_credentials ABSL_GUARDED_BY(mu);
+  std::map<std::string, SessionRow> sessions ABSL_GUARDED_BY(mu);
+  std::map<std::string, ClientRow> clients ABSL_GUARDED_BY(mu);  // by id
+  std::map<int64_t, storage::TenantSettings> settings ABSL_GUARDED_BY(mu);
+  std::map<int64_t, AuditRow> audit ABSL_GUARDED_BY(mu);  // by id
+  int64_t next_audit_id ABSL_GUARDED_BY(mu) = 1;
+  std::map<std::pair<int64_t, int>, ChainHeadRow> chain_heads
+      ABSL_GUARDED_BY(mu);
+  std::map<int64_t, FeedRow> feed ABSL_GUARDED_BY(mu);
+  int64_t next_feed_seq ABSL_GUARDED_BY(mu) = 1;
+  std::map<std::pair<std::string, std::string>, ReplicaRow> replicas
+      ABSL_GUARDED_BY(mu);
+
+  // Shared writes, inside a call.
+
+  // The tenant with `slug`, or null.
+  const storage::Tenant* TenantBySlug(absl::string_view slug) const
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu);
+  // Inserts a tenant with its chain heads. The slug must be free.
+  storage::Tenant InsertTenant(absl::string_view slug, absl::string_view name)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu);
+  // Normalizes `event` and appends it to lane `lane` of the tenant's chain.
+  void AppendAudit(int64_t tenant_id, int lane, storage::AuditEvent event)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu);
+  // Appends a feed row; returns its seq.
+  int64_t AppendChange(int64_t tenant_id, absl::string_view key_id,
+                       absl::string_view change_type, int64_t key_version,
+                       bool announcement) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu);
+  // The user with id `user_id` or email key `email` (lower case).
+  UserRow* FindUser(int64_t tenant_id, const storage::UserRef& ref)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu);
+
+ private:
+  std::optional<absl::Time> frozen_ ABSL_GUARDED_BY(mu);
+  absl::Duration offset_ ABSL_GUARDED_BY(mu);
+  bool unavailable_ ABSL_GUARDED_BY(mu) = false;
+  int64_t next_tenant_id_ ABSL_GUARDED_BY(mu) = 1;
+  mutable std::atomic<int> calls_{0};
+};
+
+// Shared value rules of the fakes, the same as the MySQL stores'.
+
+// Lower-case ASCII.
+std::string Lower(absl::string_view s);
+// Case-insensitive (ASCII) substring.
+bool ContainsIgnoringCase(absl::string_view haystack, absl::string_view needle);
+// INVALID_ARGUMENT unless page >= 1 and limit in 1..100.
+absl::Status CheckPaging(int page, int limit);
+// INVALID_ARGUMENT when a list value is empty or contains `sep`.
+absl::Status CheckList(const std::vector<std::string>& values, char sep,
+                       absl::string_view field);
+// The rows [offset, offset + limit) of `all`.
+template <typename T>
+std::vector<T> PageOf(const std::vector<T>& all, int page, int limit) {
+  std::vector<T> out;
+  const size_t begin = static_cast<size_t>(page - 1) * limit;
+  for (size_t i = begin; i < all.size() && i < begin + limit; ++i) {
+    out.push_back(all[i]);
+  }
+  return out;
+}
+
+}  // namespace lumo::testing
+
+#endif  // LUMOKEYS_TESTS_STORAGE_FAKES_FAKE_DATABASE_H_
