@@ -150,10 +150,10 @@ std::string InvalidFieldOfDetails(const std::string& details_bytes) {
 
 // Adds the fields of `type` and of every message type reachable from it to
 // `options` according to their marks; `seen` stops cycles.
-void CollectFieldRules(const google::protobuf::Descriptor* type,
-                       absl::flat_hash_set<const google::protobuf::Descriptor*>&
-                           seen,
-                       RenderOptions& options) {
+void CollectFieldRules(
+    const google::protobuf::Descriptor* type,
+    absl::flat_hash_set<const google::protobuf::Descriptor*>& seen,
+    RenderOptions& options) {
   if (!seen.insert(type).second) return;
   for (int i = 0; i < type->field_count(); ++i) {
     const google::protobuf::FieldDescriptor* field = type->field(i);
@@ -278,10 +278,9 @@ std::optional<Refusal> CollectUpstreamMetadata(const RoutePlan& plan,
   // is a trusted proxy.
   std::string client_ip = request.remote_ip;
   if (policy.trusted_proxies != nullptr && !policy.trusted_proxies->empty()) {
-    absl::StatusOr<std::string> client =
-        policy.trusted_proxies->ClientAddress(
-            request.remote_ip,
-            request.Headers(policy.trusted_proxies->header_key()));
+    absl::StatusOr<std::string> client = policy.trusted_proxies->ClientAddress(
+        request.remote_ip,
+        request.Headers(policy.trusted_proxies->header_key()));
     if (!client.ok()) {
       return Refusal{400, "invalid_request",
                      std::string(client.status().message())};
@@ -327,8 +326,7 @@ std::optional<Refusal> CollectUpstreamMetadata(const RoutePlan& plan,
   const bool write = request.method != "GET" && request.method != "HEAD";
   if ((session.has_value() && write) ||
       plan.session_cookie == lumo::api::SESSION_COOKIE_SET) {
-    if (std::string refused =
-            CheckBrowserWrite(request, policy.secure_cookies);
+    if (std::string refused = CheckBrowserWrite(request, policy.secure_cookies);
         !refused.empty()) {
       Refusal refusal{403, "permission_denied", std::move(refused)};
       refusal.in_route_style = false;

@@ -74,8 +74,7 @@ HttpError HttpErrorFor(grpc::StatusCode code) {
 }
 
 HttpResponse ErrorResponse(int status, absl::string_view code,
-                           absl::string_view message,
-                           absl::string_view field) {
+                           absl::string_view message, absl::string_view field) {
   HttpResponse response;
   response.status = status;
   response.headers.emplace_back("Content-Type", std::string(kJson));
@@ -304,23 +303,20 @@ void Gateway::Forward(const Route& route, const Variables& variables,
       absl::ToChronoMilliseconds(options_.upstream_deadline));
   grpc::Slice slice(message->SerializeAsString());
   call->request = grpc::ByteBuffer(&slice, 1);
-  stub_.UnaryCall(&call->context, plan.rpc_path, grpc::StubOptions(),
-                  &call->request, &call->reply,
-                  [this, call](grpc::Status status) {
-                    if (!status.ok() && options_.observer != nullptr) {
-                      options_.observer->UpstreamError(status.error_code());
-                    }
-                    call->respond(
-                        status.ok()
-                            ? RenderReply(*call->plan,
-                                          BufferToString(call->reply),
-                                          call->context, call->tenant_slug,
-                                          options_.secure_cookies,
-                                          render_options_)
-                            : RenderUpstreamError(
-                                  *call->plan, status, call->context,
-                                  call->tenant_slug, options_.secure_cookies));
-                  });
+  stub_.UnaryCall(
+      &call->context, plan.rpc_path, grpc::StubOptions(), &call->request,
+      &call->reply, [this, call](grpc::Status status) {
+        if (!status.ok() && options_.observer != nullptr) {
+          options_.observer->UpstreamError(status.error_code());
+        }
+        call->respond(
+            status.ok() ? RenderReply(*call->plan, BufferToString(call->reply),
+                                      call->context, call->tenant_slug,
+                                      options_.secure_cookies, render_options_)
+                        : RenderUpstreamError(*call->plan, status,
+                                              call->context, call->tenant_slug,
+                                              options_.secure_cookies));
+      });
 }
 
 }  // namespace lumo::gateway

@@ -124,10 +124,9 @@ class Scanner {
   static absl::Status FieldError(absl::string_view before,
                                  absl::string_view path,
                                  absl::string_view after) {
-    return WithQuotedField(
-        absl::InvalidArgumentError(
-            absl::StrCat(before, QuoteForMessage(path, 100), after)),
-        path, 100);
+    return WithQuotedField(absl::InvalidArgumentError(absl::StrCat(
+                               before, QuoteForMessage(path, 100), after)),
+                           path, 100);
   }
 
   absl::Status SyntaxError() const {

@@ -113,9 +113,9 @@ absl::Status LibraryError(absl::string_view message) {
         absl::StartsWith(message.substr(close + 3), "invalid value")) {
       const absl::string_view path = message.substr(1, close - 1);
       return WithQuotedField(
-          absl::InvalidArgumentError(
-              absl::StrCat("invalid value for field ",
-                           QuoteForMessage(path, 100), " in the request body")),
+          absl::InvalidArgumentError(absl::StrCat("invalid value for field ",
+                                                  QuoteForMessage(path, 100),
+                                                  " in the request body")),
           path, 100);
     }
   }
@@ -428,15 +428,14 @@ absl::Status BindParameter(const Route& route, const std::string& key,
   }
   for (const FieldPath& variable : route.variable_fields) {
     if (FieldPathsOverlap(*path, variable)) {
-      return ValueError(what,
-                        "not allowed: the field is taken from the path");
+      return ValueError(what, "not allowed: the field is taken from the path");
     }
   }
   if (route.body == "*" ||
       (route.body_field != nullptr &&
        FieldPathsOverlap(*path, FieldPath{route.body_field}))) {
-    return ValueError(
-        what, "not allowed: the field is taken from the request body");
+    return ValueError(what,
+                      "not allowed: the field is taken from the request body");
   }
   const FieldDescriptor* leaf = path->back();
   if (!IsTextSettable(leaf)) {
@@ -444,8 +443,7 @@ absl::Status BindParameter(const Route& route, const std::string& key,
   }
   for (const FieldPath& other : bound.fields) {
     if (other == *path) {
-      if (!leaf->is_repeated())
-        return ValueError(what, "given more than once");
+      if (!leaf->is_repeated()) return ValueError(what, "given more than once");
     } else if (FieldPathsOverlap(other, *path)) {
       return ValueError(what, "overlaps another query parameter");
     }

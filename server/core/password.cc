@@ -54,14 +54,14 @@ absl::StatusOr<std::string> Derive(absl::string_view password,
 
 absl::Status ValidatePassword(absl::string_view password) {
   if (password.size() < kMinPasswordBytes) {
-    return InvalidFieldError(
-        "password", absl::StrCat("password: must be at least ",
-                                 kMinPasswordBytes, " characters"));
+    return InvalidFieldError("password",
+                             absl::StrCat("password: must be at least ",
+                                          kMinPasswordBytes, " characters"));
   }
   if (password.size() > kMaxPasswordBytes) {
-    return InvalidFieldError(
-        "password",
-        absl::StrCat("password: must be at most ", kMaxPasswordBytes, " bytes"));
+    return InvalidFieldError("password",
+                             absl::StrCat("password: must be at most ",
+                                          kMaxPasswordBytes, " bytes"));
   }
   return absl::OkStatus();
 }

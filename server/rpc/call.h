@@ -68,8 +68,9 @@ inline std::optional<service::Principal> BeginCall(
     return std::nullopt;
   }
   if (tenant_required && tenant_slug.empty()) {
-    Finish(context, reactor, info,
-           service::InvalidFieldMessage("tenant_slug", "tenant_slug is required"));
+    Finish(
+        context, reactor, info,
+        service::InvalidFieldMessage("tenant_slug", "tenant_slug is required"));
     return std::nullopt;
   }
   absl::StatusOr<service::Principal> principal =

@@ -210,10 +210,10 @@ void Finish(grpc::CallbackServerContext* context,
         .Str("code", absl::StatusCodeToString(status.code()))
         .Str("error", status.message());
   }
-  reactor->Finish(status.ok() ? grpc::Status::OK
-                              : grpc::Status(
-                                    static_cast<grpc::StatusCode>(status.code()),
-                                    std::move(message), ErrorDetailsOf(status)));
+  reactor->Finish(
+      status.ok() ? grpc::Status::OK
+                  : grpc::Status(static_cast<grpc::StatusCode>(status.code()),
+                                 std::move(message), ErrorDetailsOf(status)));
 }
 
 }  // namespace lumo::rpc

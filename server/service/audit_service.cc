@@ -117,14 +117,16 @@ absl::StatusOr<storage::AuditPage> AuditService::List(
   q->oldest_first = !common->descending;
   if (!params.after_id.empty()) {
     std::optional<int64_t> after = ParseEventId(params.after_id);
-    if (!after.has_value()) return InvalidField("afterId", "a positive event id");
+    if (!after.has_value())
+      return InvalidField("afterId", "a positive event id");
     q->after_id = *after;
   }
   if (!params.after_cursor.empty()) {
     std::optional<storage::AuditCursor> after =
         DecodeAuditCursor(params.after_cursor);
     if (!after.has_value()) {
-      return InvalidField("afterCursor", "a meta.nextCursor of an earlier reply");
+      return InvalidField("afterCursor",
+                          "a meta.nextCursor of an earlier reply");
     }
     if (q->page != 1) return InvalidField("page", "must be 1 with afterCursor");
     if (common->descending && !params.sort_dir.empty()) {

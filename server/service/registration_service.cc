@@ -62,8 +62,9 @@ absl::StatusOr<ClientWithSecret> RegistrationService::Register(
     absl::string_view tenant_slug, const RegistrationRequest& request) {
   storage::ClientFields fields = RegistrationFields(request);
   if (request.redirect_uris.empty()) {
-    return WithErrorKind(InvalidField("redirect_uris", "at least one is required"),
-                         ErrorKind::kInvalidRedirectUri);
+    return WithErrorKind(
+        InvalidField("redirect_uris", "at least one is required"),
+        ErrorKind::kInvalidRedirectUri);
   }
   if (absl::Status s = ValidateClientFields(fields, FieldNaming::kSnakeCase);
       !s.ok()) {

@@ -128,7 +128,8 @@ absl::StatusOr<std::vector<RoleRef>> ParseRoleList(
   for (const std::string& role : roles) {
     std::optional<RoleRef> ref = ParseRoleRef(role);
     if (!ref.has_value()) {
-      return InvalidField("roles", "each entry must be a role slug or a role id");
+      return InvalidField("roles",
+                          "each entry must be a role slug or a role id");
     }
     refs.push_back(*std::move(ref));
   }
@@ -297,8 +298,8 @@ absl::Status ValidateEmail(absl::string_view field, absl::string_view email) {
     return InvalidFieldMessage(field, absl::StrCat(field, " is required"));
   }
   if (email.size() > kMaxEmailLength) {
-    return InvalidField(field,
-                        absl::StrCat("at most ", kMaxEmailLength, " characters"));
+    return InvalidField(
+        field, absl::StrCat("at most ", kMaxEmailLength, " characters"));
   }
   const size_t at = email.rfind('@');
   if (at == absl::string_view::npos) return invalid();

@@ -56,11 +56,11 @@ TEST(GatewayTest, ValidationErrorsNameTheFieldInDetails) {
       "{\"error\":true,\"status\":400,\"code\":\"validation_error\","
       "\"message\":\"email: not a valid address\",\"details\":{}}");
   // Only validation errors name a field.
-  EXPECT_EQ(ErrorResponse(403, "insufficient_scope", "expiresAt: no",
-                          "expiresAt")
-                .body,
-            "{\"error\":true,\"status\":403,\"code\":\"insufficient_scope\","
-            "\"message\":\"expiresAt: no\",\"details\":{}}");
+  EXPECT_EQ(
+      ErrorResponse(403, "insufficient_scope", "expiresAt: no", "expiresAt")
+          .body,
+      "{\"error\":true,\"status\":403,\"code\":\"insufficient_scope\","
+      "\"message\":\"expiresAt: no\",\"details\":{}}");
   // A field is JSON text like the rest.
   EXPECT_EQ(ErrorResponse(400, "validation_error", "m", "a\"b\n").body,
             "{\"error\":true,\"status\":400,\"code\":\"validation_error\","

@@ -10,9 +10,9 @@
 
 #include "absl/strings/match.h"
 #include "gateway/gateway.h"
+#include "gtest/gtest.h"
 #include "lumo/api/annotations.pb.h"
 #include "lumo/keys/v1/keys.pb.h"
-#include "gtest/gtest.h"
 #include "tests/gateway/fake_upstream.h"
 
 namespace lumo::gateway {
@@ -27,23 +27,15 @@ constexpr char kServiceToken[] = "service-token-0123456789";
 class GatewayUpstreamTest : public ::testing::Test {
  protected:
   std::unique_ptr<Gateway> NewGateway(GatewayOptions options = {}) {
-    absl::StatusOr<std::vector<const google::protobuf::ServiceDescriptor*>>
-        services = LumoServices();
-    EXPECT_TRUE(services.ok()) << services.status();
-    options.services = *services;
-    options.upstream = upstream_.NewChannel();
-    absl::StatusOr<std::unique_ptr<Gateway>> gateway =
-        Gateway::Create(std::move(options));
-    EXPECT_TRUE(gateway.ok()) << gateway.status();
-    return gateway.ok() ? *std::move(gateway) : nullptr;
+    return NewGatewayTo(upstream_, std::move(options));
   }
 
   // A gateway in front of `upstream` (a fake with its own answers).
-  std::unique_ptr<Gateway> NewGatewayTo(const FakeUpstream& upstream) {
+  static std::unique_ptr<Gateway> NewGatewayTo(const FakeUpstream& upstream,
+                                               GatewayOptions options = {}) {
     absl::StatusOr<std::vector<const google::protobuf::ServiceDescriptor*>>
         services = LumoServices();
     EXPECT_TRUE(services.ok()) << services.status();
-    GatewayOptions options;
     options.services = *services;
     options.upstream = upstream.NewChannel();
     absl::StatusOr<std::unique_ptr<Gateway>> gateway =
@@ -334,8 +326,8 @@ TEST_F(GatewayUpstreamTest, SecretFieldsAreRenderedAsTheirMarksSay) {
   // Every field marked SECRET_NEVER_SHOWN in a reply type is left out even
   // when set (here the login reply's tokens, which also become cookies).
   RenderOptions options = RenderOptionsFromFieldRules(*LumoServices());
-  EXPECT_TRUE(
-      options.omit_fields.contains("lumo.portal.v1.LoginResponse.session_token"));
+  EXPECT_TRUE(options.omit_fields.contains(
+      "lumo.portal.v1.LoginResponse.session_token"));
   EXPECT_TRUE(
       options.omit_fields.contains("lumo.portal.v1.LoginResponse.csrf_token"));
   EXPECT_TRUE(options.omit_fields_when_unset.contains(
@@ -345,7 +337,8 @@ TEST_F(GatewayUpstreamTest, SecretFieldsAreRenderedAsTheirMarksSay) {
   EXPECT_TRUE(
       options.omit_fields_when_unset.contains("lumo.keys.v1.ApiKey.key"));
   // Request-only secrets are never rendered, so they need no rule here.
-  EXPECT_FALSE(options.omit_fields.contains("lumo.portal.v1.LoginRequest.password"));
+  EXPECT_FALSE(
+      options.omit_fields.contains("lumo.portal.v1.LoginRequest.password"));
 }
 
 TEST_F(GatewayUpstreamTest, CreateRefusesUnsafeSettings) {

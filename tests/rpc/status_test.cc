@@ -11,10 +11,10 @@
 #include "grpcpp/server.h"
 #include "grpcpp/server_builder.h"
 #include "gtest/gtest.h"
-#include "lumo/keys/v1/keys.grpc.pb.h"
-#include "server/rpc/call.h"
 #include "lumo/api/annotations.pb.h"
+#include "lumo/keys/v1/keys.grpc.pb.h"
 #include "server/core/field_error.h"
+#include "server/rpc/call.h"
 #include "server/service/errors.h"
 
 namespace lumo::rpc {
@@ -120,9 +120,9 @@ TEST(StatusTest, AnErrorKindDecidesTheRestCode) {
   };
   for (const Case& c : cases) {
     // The kind wins over the default of the status code.
-    EXPECT_EQ(ErrorCodeOf(service::WithErrorKind(absl::InternalError("x"),
-                                                 c.kind)),
-              c.rest);
+    EXPECT_EQ(
+        ErrorCodeOf(service::WithErrorKind(absl::InternalError("x"), c.kind)),
+        c.rest);
   }
 }
 
@@ -134,7 +134,8 @@ TEST(StatusTest, DetailsCarryTheCodeAndTheInvalidField) {
   const grpc::Status sent = ToGrpcStatus(status);
   lumo::api::ErrorStatus details;
   ASSERT_TRUE(details.ParseFromString(sent.error_details()));
-  EXPECT_EQ(details.code(), static_cast<int>(grpc::StatusCode::INVALID_ARGUMENT));
+  EXPECT_EQ(details.code(),
+            static_cast<int>(grpc::StatusCode::INVALID_ARGUMENT));
   EXPECT_EQ(details.message(), "expiresAt: must be in the future");
   ASSERT_EQ(details.details_size(), 1);
   lumo::api::ErrorDetail detail;

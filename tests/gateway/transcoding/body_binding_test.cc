@@ -5,8 +5,8 @@
 #include "absl/strings/str_cat.h"
 #include "gateway/transcoding/transcoder.h"
 #include "gtest/gtest.h"
-#include "server/core/field_error.h"
 #include "lumo/keys/v1/keys.pb.h"
+#include "server/core/field_error.h"
 #include "tests/gateway/transcoding/binding_test_util.h"
 #include "tests/gateway/transcoding/transcoding_test.pb.h"
 

@@ -8,8 +8,8 @@
 #include "absl/strings/str_cat.h"
 #include "gateway/transcoding/transcoder.h"
 #include "gtest/gtest.h"
-#include "server/core/field_error.h"
 #include "lumo/keys/v1/keys.pb.h"
+#include "server/core/field_error.h"
 #include "tests/gateway/transcoding/binding_test_util.h"
 #include "tests/gateway/transcoding/transcoding_test.pb.h"
 
@@ -263,8 +263,8 @@ TEST_F(QueryBindingTest, RejectsBadParameters) {
     }
   }
   AllTypes request;
-  EXPECT_EQ(core::InvalidFieldOf(Bind("GET", "/t/acme/echo", "a%0Ab=1", "",
-                                      &request)),
+  EXPECT_EQ(core::InvalidFieldOf(
+                Bind("GET", "/t/acme/echo", "a%0Ab=1", "", &request)),
             "a\nb");
 }
 
