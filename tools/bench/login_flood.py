@@ -1,8 +1,8 @@
 #!/usr/bin/python3
 """Login flood benchmark (docs/benchmarks.md "Login flood").
 
-Starts a private lumokeys-server + gateway (tests/e2e/harness.py; needs
-LUMO_TEST_MYSQL_DSN, LUMO_BINARY_DIR, LUMO_SOURCE_DIR like the e2e tests),
+Starts a private lumokeys-server + gateway (the e2e harness, tests/e2e/harness;
+needs LUMO_TEST_MYSQL_DSN, LUMO_BINARY_DIR, LUMO_SOURCE_DIR like the e2e tests),
 makes a tenant with an admin key and a portal admin, then:
 
   1. before: an admin call (GET .../admin/api-keys through the gateway) in
@@ -66,11 +66,7 @@ class Flood:
         self.args = args
         flags = [f"--portal_scrypt_log_n={args.scrypt_log_n}"]
         flags += args.server_flag
-
-        class Server(harness.LumoServer):
-            def _server_args(self):
-                return super()._server_args() + flags
-        self.server = Server()
+        self.server = harness.LumoServer(extra_args=flags)
         self.gw = None
 
     def __enter__(self):

@@ -35,9 +35,9 @@ if [ ! -f "$BUILD_DIR/build.ninja" ]; then
 fi
 cmake --build "$BUILD_DIR" -j"${LUMO_JOBS:-2}"
 (cd tests/gateway/openapi && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
-(cd tests/portal && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+(cd tests/e2e/portal && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund --loglevel=error >/dev/null)
 # Instrumented processes are several times slower: tests that bound a wait
-# scale it by this factor (tests/harness).
+# scale it by this factor (tests/e2e/harness).
 export LUMO_TEST_TIME_SCALE="${LUMO_TEST_TIME_SCALE:-4}"
 
 export LUMO_RUN_DIR="$ROOT/run/asan"

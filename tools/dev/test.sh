@@ -16,7 +16,7 @@ tools/fuzz/build.sh
 (cd tests/gateway/openapi && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
 # Playwright-core for the browser tests (no browser
 # download: they drive Debian's /usr/bin/chromium).
-(cd tests/portal && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+(cd tests/e2e/portal && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund --loglevel=error >/dev/null)
 
 export LUMO_RUN_DIR="$ROOT/run/test"
 export LUMO_MYSQL_PORT="${LUMO_TEST_MYSQL_PORT:-3308}"

@@ -1,0 +1,74 @@
+"""unittest base classes: a failing test prints the logs of the processes
+it drove."""
+
+import sys
+import unittest
+
+from harness.gateway import LumoGateway
+from harness.server import LumoServer
+
+
+class LogOnFailure:
+    """unittest.TestCase mixin: after a failing or erroring test, prints
+    what failure_log() returns to stderr."""
+
+    def failure_log(self):
+        raise NotImplementedError
+
+    def run(self, result=None):
+        if result is None:
+            return super().run(result)
+        before = len(result.failures) + len(result.errors)
+        outcome = super().run(result)
+        if len(result.failures) + len(result.errors) > before:
+            log = self.failure_log()
+            if not log.endswith("\n"):
+                log += "\n"
+            sys.stderr.write(f"\n===== log for {self.id()} =====\n{log}"
+                             "===== end of log =====\n")
+        return outcome
+
+
+class LumoServerTestCase(LogOnFailure, unittest.TestCase):
+    """One LumoServer per test class (`cls.server`), and with
+    `with_gateway` a LumoGateway in front of it (`cls.gw`); both are
+    stopped after the class, also when a subclass's setUpClass fails after
+    this one. A failing test prints their logs.
+
+    Class settings: `server_args` (extra lumokeys-server flags),
+    `server_class` (a LumoServer subclass taking `extra_args`),
+    `with_gateway`, `gateway_request_timeout` (the gateway's
+    --request_timeout, default LumoGateway's)."""
+
+    server_class = LumoServer
+    server_args = ()
+    with_gateway = False
+    gateway_request_timeout = None
+    server = None
+    gw = None
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.addClassCleanup(cls._stop_processes)
+        cls.server = cls.server_class(extra_args=cls.server_args)
+        cls.server.start()
+        if cls.with_gateway:
+            cls.gw = LumoGateway(cls.server,
+                                 request_timeout=cls.gateway_request_timeout)
+
+    @classmethod
+    def _stop_processes(cls):
+        if cls.gw is not None:
+            cls.gw.stop()
+            cls.gw = None
+        if cls.server is not None:
+            cls.server.stop()
+            cls.server = None
+
+    def failure_log(self):
+        cls = type(self)
+        log = cls.server.server_log() if cls.server is not None else "(none)\n"
+        if cls.gw is not None:
+            log += "\n===== gateway =====\n" + cls.gw.output()
+        return log

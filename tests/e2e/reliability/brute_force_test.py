@@ -1,0 +1,186 @@
+"""Brute force and rate limits (docs/quality.md §3).
+
+Real server + gateway + MariaDB. Failed verifications are throttled per
+source address and per key id (server flags --auth_failures_per_*,
+docs/reliability.md "Brute force"): through the gateway a throttled
+attempt is 429 with Retry-After and the documented error body; over gRPC,
+AuthService.VerifyApiKey answers RESOURCE_EXHAUSTED with `retry-after`
+trailing metadata. The key-id throttle applies to failures only, so the
+owner's right secret still works. Per-key request limits (set on the key
+at creation) are checked through the gateway with X-RateLimit-* headers.
+"""
+
+import json
+import sys
+import time
+import unittest
+
+import grpc
+
+import harness
+from harness import forge, key_id
+
+
+class BruteForceBase(harness.LumoServerTestCase):
+    with_gateway = True
+
+    @classmethod
+    def setUpClass(cls):
+        cls.stubs = harness.stubs()
+        super().setUpClass()
+        cls.slug = "brute"
+        cls.root = cls.server.create_tenant(cls.slug)
+        cls.channel = grpc.insecure_channel(cls.server.address)
+        cls.addClassCleanup(cls.channel.close)
+        cls.auth = cls.stubs.auth_grpc.AuthServiceStub(cls.channel)
+
+    def base(self):
+        return "/t/%s/api/v1/admin/api-keys" % self.slug
+
+    def get(self, key, path=None):
+        status, headers, raw = self.gw.request(
+            "GET", path or self.base() + "?limit=1",
+            headers={"Authorization": "Bearer " + key})
+        return status, headers, (json.loads(raw) if raw else None)
+
+    def new_key(self, **fields):
+        body = {"name": "k", "scopes": ["admin:read"]}
+        body.update(fields)
+        status, _, raw = self.gw.request(
+            "POST", self.base(), body,
+            {"Authorization": "Bearer " + self.root})
+        self.assertEqual(status, 201, raw)
+        return json.loads(raw)["data"]
+
+    def verify(self, key, client_ip):
+        return self.auth.VerifyApiKey(
+            self.stubs.auth_pb2.VerifyApiKeyRequest(key=key,
+                                                    client_ip=client_ip),
+            metadata=self.server.service_md(),
+            timeout=10)
+
+    def assert_throttled_grpc(self, key, client_ip):
+        with self.assertRaises(grpc.RpcError) as cm:
+            self.verify(key, client_ip)
+        self.assertEqual(cm.exception.code(),
+                         grpc.StatusCode.RESOURCE_EXHAUSTED)
+        trailers = dict(cm.exception.trailing_metadata() or ())
+        self.assertGreaterEqual(int(trailers["retry-after"]), 1)
+        return int(trailers["retry-after"])
+
+    def assert_429(self, result):
+        status, headers, doc = result
+        self.assertEqual(status, 429, doc)
+        self.assertEqual(doc["code"], "rate_limit_exceeded")
+        self.assertNotIn("lmk_", json.dumps(doc))
+        wait = int(headers["retry-after"])
+        self.assertGreaterEqual(wait, 1)
+        return wait
+
+
+class PerAddressThrottleTest(BruteForceBase):
+    # 5 failures, then one more every 10 seconds (far longer than the few
+    # requests between the burst and the checks take, even on a loaded
+    # machine); no key-id throttle.
+    server_args = ("--auth_failures_per_ip_burst=5",
+                   "--auth_failures_per_ip_per_minute=6",
+                   "--auth_failures_per_key_burst=0")
+
+    def test_failures_from_one_address_get_429_then_recover(self):
+        self.assertEqual(self.get(self.root)[0], 200)
+        garbage = ["lmk_not_a_key", forge("AAAAAAAAAAAA"),
+                   forge(key_id(self.root)), "x" * 50, "lmk_" + "9" * 60]
+        for bad in garbage:
+            status, _, doc = self.get(bad)
+            self.assertEqual(status, 401, doc)
+        # Over budget: every attempt from the address is refused, the right
+        # key too, without verifying anything.
+        wait = self.assert_429(self.get("lmk_still_garbage"))
+        self.assertLessEqual(wait, 10)
+        self.assert_429(self.get(self.root))
+        time.sleep(wait + 0.2)
+        self.assertEqual(self.get(self.root)[0], 200)
+        print("FIGURE brute_force_ip attempts=%d throttled_after=5 "
+              "retry_after_s=%d" % (len(garbage) + 2, wait), file=sys.stderr)
+
+    def test_verify_api_key_throttles_per_client_ip(self):
+        attacker, bystander = "203.0.113.7", "198.51.100.9"
+        for i in range(5):
+            r = self.verify(forge("BBBBBBBBBBB%d" % i), attacker)
+            self.assertFalse(r.valid)
+        self.assert_throttled_grpc(self.root, attacker)
+        # Another end client is not affected; without an address the
+        # caller is trusted to throttle its own clients.
+        self.assertTrue(self.verify(self.root, bystander).valid)
+        self.assertTrue(self.verify(self.root, "").valid)
+
+
+class PerKeyIdThrottleTest(BruteForceBase):
+    # No address throttle; 3 failures per key id, then one per 10 s.
+    server_args = ("--auth_failures_per_ip_burst=0",
+                   "--auth_failures_per_key_burst=3",
+                   "--auth_failures_per_key_per_minute=6")
+
+    def test_failures_on_one_key_id_get_429_but_the_owner_still_gets_in(
+            self):
+        owner = self.new_key()["key"]
+        other = self.new_key()["key"]
+        self.assertEqual(self.get(owner)[0], 200)
+        for i in range(3):
+            status, _, doc = self.get(forge(key_id(owner), "C" * 42 + str(i)))
+            self.assertEqual(status, 401, doc)
+        wait = self.assert_429(self.get(forge(key_id(owner))))
+        self.assertLessEqual(wait, 10)
+        self.assert_429(self.get(forge(key_id(owner), "D" * 43)))
+        # Failures only: the right secret is accepted, and other ids are
+        # unaffected.
+        self.assertEqual(self.get(owner)[0], 200)
+        self.assertEqual(self.get(forge(key_id(other)))[0], 401)
+        self.assertEqual(self.get(other)[0], 200)
+        print("FIGURE brute_force_key_id failures_before_429=3 "
+              "owner_after_throttle=200 retry_after_s=%d" % wait,
+              file=sys.stderr)
+
+    def test_verify_api_key_throttles_per_key_id(self):
+        owner = self.new_key()["key"]
+        for i in range(3):
+            r = self.verify(forge(key_id(owner), "E" * 42 + str(i)),
+                            "192.0.2.%d" % i)
+            self.assertFalse(r.valid)
+        self.assert_throttled_grpc(forge(key_id(owner)), "192.0.2.99")
+        self.assertTrue(self.verify(owner, "192.0.2.99").valid)
+
+
+class PerKeyRateLimitTest(BruteForceBase):
+
+    def test_rate_limit_set_on_the_key_is_enforced_with_headers(self):
+        # The window is a calendar minute: start well inside one.
+        while time.time() % 60 > 45:
+            time.sleep(1)
+        created = self.new_key(rateLimitPerMinute=3)
+        self.assertEqual(created["rateLimitPerMinute"], 3)
+        status, _, doc = self.get(self.root, self.base() + "/" + created["id"])
+        self.assertEqual(doc["data"]["rateLimitPerMinute"], 3)
+        limited = created["key"]
+        remaining = []
+        for _ in range(3):
+            status, headers, doc = self.get(limited)
+            self.assertEqual(status, 200, doc)
+            self.assertEqual(headers["x-ratelimit-limit"], "3")
+            remaining.append(int(headers["x-ratelimit-remaining"]))
+            reset = int(headers["x-ratelimit-reset"])
+            self.assertGreater(reset, time.time() - 1)
+            self.assertLessEqual(reset, time.time() + 61)
+        self.assertEqual(remaining, [2, 1, 0])
+        result = self.get(limited)
+        wait = self.assert_429(result)
+        self.assertLessEqual(wait, 60)
+        self.assertEqual(result[1]["x-ratelimit-remaining"], "0")
+        # A key without a limit carries no rate headers.
+        status, headers, _ = self.get(self.root)
+        self.assertEqual(status, 200)
+        self.assertNotIn("x-ratelimit-limit", headers)
+
+
+if __name__ == "__main__":
+    unittest.main()
