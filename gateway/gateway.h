@@ -13,6 +13,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "gateway/client_address.h"
+#include "gateway/forwarding.h"
 #include "gateway/http/http_message.h"
 #include "gateway/portal.h"
 #include "gateway/transcoding/route_table.h"
@@ -79,11 +80,11 @@ struct HttpError {
 HttpError HttpErrorFor(grpc::StatusCode code);
 
 // The documented error body: {"error": true, "status", "code", "message",
-// "details": {...}}. For validation_error, details names the offending
-// field when the message does ({"field": "email"}); else {}.
-std::string FieldOfValidationMessage(absl::string_view message);
+// "details": {...}}. details is {"field": `field`} for a validation_error
+// about one field (`field` non-empty), else {}.
 HttpResponse ErrorResponse(int status, absl::string_view code,
-                           absl::string_view message);
+                           absl::string_view message,
+                           absl::string_view field = {});
 
 // An OAuth-style error body (RFC 6749 §5.2, RFC 7591 §3.2.2):
 // {"error": code, "error_description": description}.
@@ -120,11 +121,20 @@ class Gateway {
  private:
   Gateway(GatewayOptions options, RouteTable routes, std::string openapi);
   void HandleHealth(HttpRequest request, Responder respond);
+  // Serves a matched route (forwarding.h has the steps and their rules):
+  // builds the request message, collects the call's metadata, calls the
+  // method and answers with the rendered reply or error.
   void Forward(const Route& route, const Variables& variables,
                HttpRequest request, Responder respond);
 
   const GatewayOptions options_;
   const RouteTable routes_;
+  // The plan of each route, parallel to routes_.routes().
+  const std::vector<RoutePlan> plans_;
+  // From the protos' field marks: which reply fields are never rendered or
+  // only when set.
+  const RenderOptions render_options_;
+  const ForwardingPolicy policy_;
   const std::string openapi_json_;
   grpc::GenericStub stub_;
 };

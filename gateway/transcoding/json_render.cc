@@ -17,6 +17,7 @@
 #include "google/protobuf/descriptor.h"
 #include "google/protobuf/dynamic_message.h"
 #include "google/protobuf/message.h"
+#include "server/core/field_error.h"
 
 namespace lumo::gateway {
 namespace {
@@ -481,6 +482,12 @@ std::string QuoteForMessage(absl::string_view s, size_t max_bytes) {
   AppendJsonString(s, &quoted);
   if (truncated) quoted.insert(quoted.size() - 1, "...");
   return quoted;
+}
+
+absl::Status WithQuotedField(absl::Status status, absl::string_view name,
+                             size_t max_bytes) {
+  if (name.empty() || name.size() > max_bytes) return status;
+  return core::WithInvalidField(std::move(status), name);
 }
 
 std::string RenderJson(const Message& message, const RenderOptions& options) {

@@ -26,6 +26,7 @@
 #include <string>
 
 #include "absl/container/flat_hash_set.h"
+#include "absl/status/status.h"
 #include "absl/strings/string_view.h"
 #include "gateway/transcoding/route_table.h"
 #include "google/protobuf/message.h"
@@ -48,6 +49,12 @@ void AppendJsonString(absl::string_view s, std::string* out);
 // `s` as a JSON string literal for error messages: at most `max_bytes` of
 // input (cut at a character boundary, then `...` inside the quotes).
 std::string QuoteForMessage(absl::string_view s, size_t max_bytes = 64);
+
+// `status` naming the request field `name` (core/field_error.h), for the
+// error body's details, when its message quotes `name` whole (QuoteForMessage
+// with `max_bytes`, so at most `max_bytes` long); otherwise unchanged.
+absl::Status WithQuotedField(absl::Status status, absl::string_view name,
+                             size_t max_bytes);
 
 // The message as a compact JSON object. Thread-safe for concurrent calls on
 // messages that are not being modified.

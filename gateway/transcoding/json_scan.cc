@@ -119,6 +119,16 @@ class Scanner {
     }
   }
 
+  // INVALID_ARGUMENT "<before>\"<path>\"<after>" (the path quoted, at most
+  // 100 bytes of it), naming the field at `path`.
+  static absl::Status FieldError(absl::string_view before,
+                                 absl::string_view path,
+                                 absl::string_view after) {
+    return WithQuotedField(absl::InvalidArgumentError(absl::StrCat(
+                               before, QuoteForMessage(path, 100), after)),
+                           path, 100);
+  }
+
   absl::Status SyntaxError() const {
     return absl::InvalidArgumentError(
         absl::StrCat("request body is not valid JSON (at byte ", pos_, ")"));
@@ -137,19 +147,16 @@ class Scanner {
     absl::Status status = ScanAnyValue(schema, depth, type);
     if (!status.ok() || *type == ValueType::kNull) return status;
     if (schema.kind == Schema::Kind::kRepeated && *type != ValueType::kArray) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "field ", QuoteForMessage(absl::StrJoin(path_, "."), 100),
-          " must be a JSON array"));
+      return FieldError("field ", absl::StrJoin(path_, "."),
+                        " must be a JSON array");
     }
     if (schema.kind == Schema::Kind::kBool && *type != ValueType::kLiteral) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "field ", QuoteForMessage(absl::StrJoin(path_, "."), 100),
-          " must be true or false"));
+      return FieldError("field ", absl::StrJoin(path_, "."),
+                        " must be true or false");
     }
     if (schema.kind == Schema::Kind::kMap && *type != ValueType::kObject) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "field ", QuoteForMessage(absl::StrJoin(path_, "."), 100),
-          " must be a JSON object"));
+      return FieldError("field ", absl::StrJoin(path_, "."),
+                        " must be a JSON object");
     }
     return absl::OkStatus();
   }
@@ -216,14 +223,13 @@ class Scanner {
       if (schema.kind == Schema::Kind::kMessage) {
         field = FindJsonField(schema.message, key);
         if (field == nullptr) {
-          return absl::InvalidArgumentError(absl::StrCat(
-              "unknown field ", QuoteForMessage(PathWith(key), 100),
-              " in the request body"));
+          return FieldError("unknown field ", PathWith(key),
+                            " in the request body");
         }
         if (!fields.insert(field).second) {
-          return absl::InvalidArgumentError(absl::StrCat(
-              "field ", QuoteForMessage(PathWith(field->json_name()), 100),
-              " is given twice (proto and JSON names) in the request body"));
+          return FieldError(
+              "field ", PathWith(field->json_name()),
+              " is given twice (proto and JSON names) in the request body");
         }
         member = FieldSchema(field);
       } else if (schema.kind == Schema::Kind::kMap) {

@@ -111,10 +111,12 @@ absl::Status LibraryError(absl::string_view message) {
     const size_t close = message.find("): ");
     if (close != absl::string_view::npos &&
         absl::StartsWith(message.substr(close + 3), "invalid value")) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("invalid value for field ",
-                       QuoteForMessage(message.substr(1, close - 1), 100),
-                       " in the request body"));
+      const absl::string_view path = message.substr(1, close - 1);
+      return WithQuotedField(
+          absl::InvalidArgumentError(absl::StrCat("invalid value for field ",
+                                                  QuoteForMessage(path, 100),
+                                                  " in the request body")),
+          path, 100);
     }
   }
   return absl::InvalidArgumentError(
@@ -403,70 +405,86 @@ absl::Status ParseBody(const Route& route, absl::string_view body,
   return absl::OkStatus();
 }
 
-absl::Status BindQuery(const Route& route, const QueryParams& query,
-                       Message* request) {
-  // Fields set so far by earlier parameters, and the oneofs they set (per
-  // parent message, as the same oneof type may be reached twice).
-  std::vector<FieldPath> bound;
+// Where the query parameters set so far went: the fields they set, and the
+// oneofs they set a member of (per parent message, as the same oneof type may
+// be reached twice).
+struct BoundQuery {
+  std::vector<FieldPath> fields;
   std::vector<std::pair<const Message*, const OneofDescriptor*>> oneofs;
-  for (const auto& [key, value] : query) {
-    const std::string what =
-        absl::StrCat("query parameter ", QuoteForMessage(key));
-    absl::StatusOr<FieldPath> path = ResolveFieldPath(
-        request->GetDescriptor(), key, /*accept_json_names=*/true);
-    if (!path.ok()) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("unknown query parameter ", QuoteForMessage(key)));
+};
+
+// Binds one query parameter (see BuildRequest, step 3) and records it in
+// `bound`. Errors quote `key`.
+absl::Status BindParameter(const Route& route, const std::string& key,
+                           const std::string& value, Message* request,
+                           BoundQuery& bound) {
+  const std::string what =
+      absl::StrCat("query parameter ", QuoteForMessage(key));
+  absl::StatusOr<FieldPath> path = ResolveFieldPath(
+      request->GetDescriptor(), key, /*accept_json_names=*/true);
+  if (!path.ok()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("unknown query parameter ", QuoteForMessage(key)));
+  }
+  for (const FieldPath& variable : route.variable_fields) {
+    if (FieldPathsOverlap(*path, variable)) {
+      return ValueError(what, "not allowed: the field is taken from the path");
     }
-    for (const FieldPath& variable : route.variable_fields) {
-      if (FieldPathsOverlap(*path, variable)) {
-        return ValueError(what,
-                          "not allowed: the field is taken from the path");
-      }
+  }
+  if (route.body == "*" ||
+      (route.body_field != nullptr &&
+       FieldPathsOverlap(*path, FieldPath{route.body_field}))) {
+    return ValueError(what,
+                      "not allowed: the field is taken from the request body");
+  }
+  const FieldDescriptor* leaf = path->back();
+  if (!IsTextSettable(leaf)) {
+    return ValueError(what, "this field cannot be set from the query string");
+  }
+  for (const FieldPath& other : bound.fields) {
+    if (other == *path) {
+      if (!leaf->is_repeated()) return ValueError(what, "given more than once");
+    } else if (FieldPathsOverlap(other, *path)) {
+      return ValueError(what, "overlaps another query parameter");
     }
-    if (route.body == "*" ||
-        (route.body_field != nullptr &&
-         FieldPathsOverlap(*path, FieldPath{route.body_field}))) {
-      return ValueError(
-          what, "not allowed: the field is taken from the request body");
+  }
+  Message* parent = MutableParent(request, *path);
+  if (const OneofDescriptor* oneof = leaf->real_containing_oneof()) {
+    const std::pair<const Message*, const OneofDescriptor*> oneof_key(parent,
+                                                                      oneof);
+    const bool set_by_other =
+        std::find(bound.oneofs.begin(), bound.oneofs.end(), oneof_key) !=
+            bound.oneofs.end() &&
+        !parent->GetReflection()->HasField(*parent, leaf);
+    if (set_by_other) {
+      return ValueError(what, absl::StrCat("another field of oneof ",
+                                           QuoteForMessage(oneof->name()),
+                                           " is already set"));
     }
-    const FieldDescriptor* leaf = path->back();
-    if (!IsTextSettable(leaf)) {
-      return ValueError(what, "this field cannot be set from the query string");
-    }
-    for (const FieldPath& other : bound) {
-      if (other == *path) {
-        if (!leaf->is_repeated())
-          return ValueError(what, "given more than once");
-      } else if (FieldPathsOverlap(other, *path)) {
-        return ValueError(what, "overlaps another query parameter");
-      }
-    }
-    Message* parent = MutableParent(request, *path);
-    if (const OneofDescriptor* oneof = leaf->real_containing_oneof()) {
-      const std::pair<const Message*, const OneofDescriptor*> key(parent,
-                                                                  oneof);
-      const bool set_by_other =
-          std::find(oneofs.begin(), oneofs.end(), key) != oneofs.end() &&
-          !parent->GetReflection()->HasField(*parent, leaf);
-      if (set_by_other) {
-        return ValueError(what, absl::StrCat("another field of oneof ",
-                                             QuoteForMessage(oneof->name()),
-                                             " is already set"));
-      }
-      oneofs.push_back(key);
-    }
-    if (leaf->is_repeated()) {
-      for (absl::string_view item : absl::StrSplit(value, ',')) {
-        if (item.empty()) return ValueError(what, "empty list item");
-        absl::Status status = SetFromText(parent, leaf, item, what);
-        if (!status.ok()) return status;
-      }
-    } else {
-      absl::Status status = SetFromText(parent, leaf, value, what);
+    bound.oneofs.push_back(oneof_key);
+  }
+  if (leaf->is_repeated()) {
+    for (absl::string_view item : absl::StrSplit(value, ',')) {
+      if (item.empty()) return ValueError(what, "empty list item");
+      absl::Status status = SetFromText(parent, leaf, item, what);
       if (!status.ok()) return status;
     }
-    bound.push_back(*std::move(path));
+  } else {
+    absl::Status status = SetFromText(parent, leaf, value, what);
+    if (!status.ok()) return status;
+  }
+  bound.fields.push_back(*std::move(path));
+  return absl::OkStatus();
+}
+
+absl::Status BindQuery(const Route& route, const QueryParams& query,
+                       Message* request) {
+  BoundQuery bound;
+  for (const auto& [key, value] : query) {
+    absl::Status status = BindParameter(route, key, value, request, bound);
+    // Every error of a parameter quotes its name (QuoteForMessage's default
+    // limit) and is about that field.
+    if (!status.ok()) return WithQuotedField(std::move(status), key, 64);
   }
   return absl::OkStatus();
 }

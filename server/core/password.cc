@@ -9,6 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "server/core/crypto.h"
+#include "server/core/field_error.h"
 
 namespace lumo::core {
 namespace {
@@ -53,12 +54,14 @@ absl::StatusOr<std::string> Derive(absl::string_view password,
 
 absl::Status ValidatePassword(absl::string_view password) {
   if (password.size() < kMinPasswordBytes) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "password: must be at least ", kMinPasswordBytes, " characters"));
+    return InvalidFieldError("password",
+                             absl::StrCat("password: must be at least ",
+                                          kMinPasswordBytes, " characters"));
   }
   if (password.size() > kMaxPasswordBytes) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "password: must be at most ", kMaxPasswordBytes, " bytes"));
+    return InvalidFieldError("password",
+                             absl::StrCat("password: must be at most ",
+                                          kMaxPasswordBytes, " bytes"));
   }
   return absl::OkStatus();
 }

@@ -29,7 +29,8 @@ struct ScryptParams {
 inline constexpr size_t kMinPasswordBytes = 12;
 inline constexpr size_t kMaxPasswordBytes = 1024;
 
-// INVALID_ARGUMENT ("password: ...") unless the length is within bounds.
+// INVALID_ARGUMENT ("password: ...", naming the field "password",
+// core/field_error.h) unless the length is within bounds.
 absl::Status ValidatePassword(absl::string_view password);
 
 // A new encoded hash of `password` with a fresh 16-byte salt. INTERNAL if

@@ -9,6 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
 #include "absl/types/span.h"
+#include "server/core/field_error.h"
 
 namespace lumo::core {
 namespace {
@@ -48,7 +49,7 @@ bool IsKnownScope(absl::string_view scope) { return ScopeIndex(scope) >= 0; }
 absl::StatusOr<std::vector<std::string>> CanonicalizeScopes(
     absl::Span<const std::string> scopes) {
   if (scopes.empty()) {
-    return absl::InvalidArgumentError("scopes must not be empty");
+    return InvalidFieldError("scopes", "scopes must not be empty");
   }
   const std::vector<std::string>& all = AllScopes();
   std::vector<bool> present(all.size(), false);

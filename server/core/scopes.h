@@ -22,8 +22,9 @@ const std::vector<std::string>& AllScopes();
 bool IsKnownScope(absl::string_view scope);
 
 // Validates a requested scope list and returns it deduplicated in canonical
-// order. INVALID_ARGUMENT when empty or when a scope is unknown (the message
-// names the unknown scope: scopes are not secret).
+// order. INVALID_ARGUMENT when empty (naming the field "scopes",
+// core/field_error.h) or when a scope is unknown (the message names the
+// unknown scope: scopes are not secret).
 absl::StatusOr<std::vector<std::string>> CanonicalizeScopes(
     absl::Span<const std::string> scopes);
 

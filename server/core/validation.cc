@@ -7,6 +7,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
+#include "server/core/field_error.h"
 
 namespace lumo::core {
 namespace {
@@ -105,8 +106,11 @@ std::string TruncateUtf8(absl::string_view s, size_t max_chars) {
   return std::string(s);
 }
 
-absl::Status ValidateName(absl::string_view field, absl::string_view s,
-                          size_t min_chars, size_t max_chars) {
+namespace {
+
+// ValidateName without naming the field in the status.
+absl::Status CheckName(absl::string_view field, absl::string_view s,
+                       size_t min_chars, size_t max_chars) {
   if (!IsValidUtf8(s)) {
     return absl::InvalidArgumentError(
         absl::StrCat(field, " must be valid UTF-8"));
@@ -139,6 +143,13 @@ absl::Status ValidateName(absl::string_view field, absl::string_view s,
         absl::StrCat(field, " must not be only white space"));
   }
   return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::Status ValidateName(absl::string_view field, absl::string_view s,
+                          size_t min_chars, size_t max_chars) {
+  return WithInvalidField(CheckName(field, s, min_chars, max_chars), field);
 }
 
 bool IsValidSlug(absl::string_view slug) {

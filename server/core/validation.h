@@ -23,7 +23,8 @@ std::string TruncateUtf8(absl::string_view s, size_t max_chars);
 
 // A display name: valid UTF-8, `min_chars`..`max_chars` code points, no
 // control characters (C0, DEL, C1), not only white space. INVALID_ARGUMENT
-// names `field` and the rule broken, never echoes the value.
+// names `field` (in the message, which starts with it, and as the status's
+// field, core/field_error.h) and the rule broken, never echoes the value.
 absl::Status ValidateName(absl::string_view field, absl::string_view s,
                           size_t min_chars, size_t max_chars);
 

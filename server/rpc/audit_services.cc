@@ -30,7 +30,7 @@ absl::Status OptionalTime(bool has, const google::protobuf::Timestamp& t,
   if (!has) return absl::OkStatus();
   absl::StatusOr<absl::Time> time = FromTimestamp(t);
   if (!time.ok()) {
-    return absl::InvalidArgumentError(absl::StrCat(field, ": out of range"));
+    return service::InvalidField(field, "out of range");
   }
   *out = *time;
   return absl::OkStatus();
@@ -132,7 +132,7 @@ grpc::ServerUnaryReactor* AuditServiceImpl::ExportAuditLogs(
                                 const RequestInfo&) -> absl::Status {
         const std::string format = absl::AsciiStrToLower(request->format());
         if (!format.empty() && format != "csv" && format != "json") {
-          return absl::InvalidArgumentError("format: csv or json");
+          return service::InvalidField("format", "csv or json");
         }
         std::optional<absl::Time> from, to;
         if (absl::Status s = OptionalTime(request->has_from(), request->from(),
@@ -169,9 +169,10 @@ grpc::ServerUnaryReactor* AuditServiceImpl::ExportAuditLogs(
         }
         if (response->data().size() > kMaxExportBytes) {
           response->Clear();
-          return absl::InvalidArgumentError(
-              "from: the export would exceed 32 MiB; narrow it with from and "
-              "to (RFC 3339)");
+          return service::InvalidField(
+              "from",
+              "the export would exceed 32 MiB; narrow it with from and to "
+              "(RFC 3339)");
         }
         return absl::OkStatus();
       });

@@ -37,15 +37,15 @@ std::vector<absl::string_view> Values(const grpc::ServerContextBase& context,
 }
 
 absl::Status InvalidToken() {
-  return service::WithErrorCode(
+  return service::WithErrorKind(
       absl::UnauthenticatedError("missing or invalid API key"),
-      "invalid_token");
+      service::ErrorKind::kUnauthenticated);
 }
 
 absl::Status InsufficientScope() {
-  return service::WithErrorCode(
+  return service::WithErrorKind(
       absl::PermissionDeniedError("the credential lacks the required scope"),
-      "insufficient_scope");
+      service::ErrorKind::kScopeExceeded);
 }
 
 bool IsSafeToken(absl::string_view s, size_t max_len) {
@@ -368,14 +368,14 @@ absl::StatusOr<Principal> Authenticator::AuthenticateImpl(
     case VerifyReason::kValid:
       break;
     case VerifyReason::kIpNotAllowed:
-      return service::WithErrorCode(
+      return service::WithErrorKind(
           absl::PermissionDeniedError(
               "the key may not be used from this address"),
-          "permission_denied");
+          service::ErrorKind::kPermissionDenied);
     case VerifyReason::kRateLimited:
-      return service::WithErrorCode(
+      return service::WithErrorKind(
           absl::ResourceExhaustedError("the key's rate limit is exhausted"),
-          "rate_limit_exceeded");
+          service::ErrorKind::kRateLimited);
     default:
       return InvalidToken();
   }

@@ -18,6 +18,7 @@
 #include "server/rpc/authenticator.h"
 #include "server/rpc/status.h"
 #include "server/rpc/worker_pool.h"
+#include "server/service/errors.h"
 #include "server/service/principal.h"
 #include "server/service/verifier.h"
 #include "server/storage/call_deadline.h"
@@ -67,8 +68,9 @@ inline std::optional<service::Principal> BeginCall(
     return std::nullopt;
   }
   if (tenant_required && tenant_slug.empty()) {
-    Finish(context, reactor, info,
-           absl::InvalidArgumentError("tenant_slug is required"));
+    Finish(
+        context, reactor, info,
+        service::InvalidFieldMessage("tenant_slug", "tenant_slug is required"));
     return std::nullopt;
   }
   absl::StatusOr<service::Principal> principal =

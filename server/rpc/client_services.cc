@@ -31,10 +31,7 @@ absl::StatusOr<std::vector<std::string>> FromListValue(
   std::vector<std::string> out;
   for (const google::protobuf::Value& v : list.values()) {
     if (v.kind_case() != google::protobuf::Value::kStringValue) {
-      return service::WithErrorCode(
-          absl::InvalidArgumentError(
-              absl::StrCat(field, ": must be an array of strings")),
-          "validation_error");
+      return service::InvalidField(field, "must be an array of strings");
     }
     out.push_back(v.string_value());
   }

@@ -9,6 +9,7 @@
 #include "absl/strings/strip.h"
 #include "google/protobuf/message.h"
 #include "grpcpp/support/interceptor.h"
+#include "lumo/api/annotations.pb.h"
 #include "server/observability/log.h"
 
 namespace lumo::rpc {
@@ -83,6 +84,11 @@ class MetricsInterceptor : public grpc::experimental::Interceptor {
 
 }  // namespace
 
+bool MayLogField(const google::protobuf::FieldDescriptor& field) {
+  return field.options().GetExtension(lumo::api::field).secret() ==
+         lumo::api::SECRET_NONE;
+}
+
 metrics::Counter& MetricsInterceptorFactory::MethodMetrics::ForCode(int code) {
   if (code < 0 || code > 16) code = 2;  // UNKNOWN
   metrics::Counter* c = by_code[code].load(std::memory_order_acquire);
@@ -134,7 +140,8 @@ MetricsInterceptorFactory::MethodMetrics& MetricsInterceptorFactory::Prepare(
     const google::protobuf::FieldDescriptor* field =
         m->input_type->FindFieldByName("tenant_slug");
     if (field != nullptr && !field->is_repeated() &&
-        field->type() == google::protobuf::FieldDescriptor::TYPE_STRING) {
+        field->type() == google::protobuf::FieldDescriptor::TYPE_STRING &&
+        MayLogField(*field)) {
       m->tenant_field = field;
     }
   }

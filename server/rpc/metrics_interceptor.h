@@ -4,8 +4,9 @@
 //   lumo_grpc_server_request_duration_seconds{rpc}    histogram
 // and one JSON access-log line per call (rpc, code, latency_ms, request_id,
 // tenant). The tenant is the request's `tenant_slug` field when the request
-// message has one; no other field of the request is ever read, so no key
-// or secret can reach the log. Lines are at info, except OK answers of
+// message has one that the protos do not mark secret (MayLogField); no
+// other field of the request is ever read, so no key or secret can reach
+// the log. Lines are at info, except OK answers of
 // AuthService.VerifyApiKey and grpc.health, which are at debug (they run
 // at tens of thousands per second; the metrics count them).
 //
@@ -28,6 +29,10 @@
 #include "server/observability/metrics.h"
 
 namespace lumo::rpc {
+
+// False for a field the protos mark as a secret ((lumo.api.field).secret,
+// annotations.proto): its value must never reach a log line.
+bool MayLogField(const google::protobuf::FieldDescriptor& field);
 
 class MetricsInterceptorFactory
     : public grpc::experimental::ServerInterceptorFactoryInterface {

@@ -18,24 +18,60 @@ namespace {
 using service::Principal;
 using service::RequestInfo;
 
-absl::StatusOr<service::CreateKeyParams> ToParams(
-    const std::string& name,
-    const google::protobuf::RepeatedPtrField<std::string>& scopes,
-    const google::protobuf::Timestamp* expires_at,
-    const google::protobuf::RepeatedPtrField<std::string>& cidrs,
-    int32_t rate_limit) {
+// The key a request asks for, field by field. Each request type that
+// describes a key has its own overload; fields a type lacks keep their
+// defaults (no expiry, no CIDRs, no rate limit).
+template <typename Request>
+service::CreateKeyParams NameAndScopesOf(const Request& request) {
   service::CreateKeyParams params;
-  params.name = name;
-  params.scopes.assign(scopes.begin(), scopes.end());
-  if (expires_at != nullptr) {
-    absl::StatusOr<absl::Time> t = FromTimestamp(*expires_at);
-    if (!t.ok()) {
-      return absl::InvalidArgumentError("expiresAt: out of range");
-    }
-    params.expires_at = *t;
-  }
-  params.allowed_cidrs.assign(cidrs.begin(), cidrs.end());
-  params.rate_limit_per_minute = rate_limit;
+  params.name = request.name();
+  params.scopes.assign(request.scopes().begin(), request.scopes().end());
+  return params;
+}
+
+// Sets params.expires_at from the request's expires_at when it has one;
+// kInvalidField "expiresAt" when the timestamp is out of range.
+template <typename Request>
+absl::Status SetExpiry(const Request& request,
+                       service::CreateKeyParams& params) {
+  if (!request.has_expires_at()) return absl::OkStatus();
+  absl::StatusOr<absl::Time> t = FromTimestamp(request.expires_at());
+  if (!t.ok()) return service::InvalidField("expiresAt", "out of range");
+  params.expires_at = *t;
+  return absl::OkStatus();
+}
+
+absl::StatusOr<service::CreateKeyParams> CreateKeyParamsOf(
+    const lumo::keys::v1::CreateApiKeyRequest& request) {
+  service::CreateKeyParams params = NameAndScopesOf(request);
+  if (absl::Status s = SetExpiry(request, params); !s.ok()) return s;
+  params.allowed_cidrs.assign(request.allowed_cidrs().begin(),
+                              request.allowed_cidrs().end());
+  params.rate_limit_per_minute = request.rate_limit_per_minute();
+  return params;
+}
+
+absl::StatusOr<service::CreateKeyParams> CreateKeyParamsOf(
+    const lumo::ops::v1::CreateTenantKeyRequest& request) {
+  service::CreateKeyParams params = NameAndScopesOf(request);
+  if (absl::Status s = SetExpiry(request, params); !s.ok()) return s;
+  return params;
+}
+
+service::CreateKeyParams CreateKeyParamsOf(
+    const lumo::ops::v1::InitialKey& request) {
+  return NameAndScopesOf(request);
+}
+
+service::ListKeysParams ListKeysParamsOf(
+    const lumo::keys::v1::ListApiKeysRequest& request) {
+  service::ListKeysParams params;
+  if (request.has_page()) params.page = request.page();
+  if (request.has_limit()) params.limit = request.limit();
+  params.search = request.search();
+  params.sort_by = request.sort_by();
+  params.sort_dir = request.sort_dir();
+  params.status = request.status();
   return params;
 }
 
@@ -59,16 +95,9 @@ grpc::ServerUnaryReactor* KeyServiceImpl::ListApiKeys(
       *ctx_.auth, *ctx_.workers, context, method, request->tenant_slug(), true,
       [this, request, response](const Principal& caller,
                                 const RequestInfo&) -> absl::Status {
-        service::ListKeysParams params;
-        if (request->has_page()) params.page = request->page();
-        if (request->has_limit()) params.limit = request->limit();
-        params.search = request->search();
-        params.sort_by = request->sort_by();
-        params.sort_dir = request->sort_dir();
-        params.status = request->status();
         storage::ListKeysQuery query;
         absl::StatusOr<storage::KeyPage> page =
-            ctx_.keys->ListKeys(caller, params, &query);
+            ctx_.keys->ListKeys(caller, ListKeysParamsOf(*request), &query);
         if (!page.ok()) return page.status();
         for (const storage::ApiKeyRecord& record : page->keys) {
           ToProto(record, response->add_data());
@@ -88,10 +117,8 @@ grpc::ServerUnaryReactor* KeyServiceImpl::CreateApiKey(
       *ctx_.auth, *ctx_.workers, context, method, request->tenant_slug(), true,
       [this, request, response](const Principal& caller,
                                 const RequestInfo& info) -> absl::Status {
-        absl::StatusOr<service::CreateKeyParams> params = ToParams(
-            request->name(), request->scopes(),
-            request->has_expires_at() ? &request->expires_at() : nullptr,
-            request->allowed_cidrs(), request->rate_limit_per_minute());
+        absl::StatusOr<service::CreateKeyParams> params =
+            CreateKeyParamsOf(*request);
         if (!params.ok()) return params.status();
         absl::StatusOr<service::KeyWithSecret> created =
             ctx_.keys->CreateKey(caller, info, *params);
@@ -309,12 +336,7 @@ grpc::ServerUnaryReactor* OperatorServiceImpl::CreateTenant(
                                 const RequestInfo& info) -> absl::Status {
         std::optional<service::CreateKeyParams> initial;
         if (request->has_initial_key()) {
-          google::protobuf::RepeatedPtrField<std::string> none;
-          absl::StatusOr<service::CreateKeyParams> params =
-              ToParams(request->initial_key().name(),
-                       request->initial_key().scopes(), nullptr, none, 0);
-          if (!params.ok()) return params.status();
-          initial = *std::move(params);
+          initial = CreateKeyParamsOf(request->initial_key());
         }
         absl::StatusOr<service::KeyService::TenantWithKey> created =
             ctx_.keys->CreateTenant(info, request->slug(), request->name(),
@@ -356,11 +378,8 @@ grpc::ServerUnaryReactor* OperatorServiceImpl::CreateTenantKey(
       *ctx_.auth, *ctx_.workers, context, method, "", false,
       [this, request, response](const Principal&,
                                 const RequestInfo& info) -> absl::Status {
-        google::protobuf::RepeatedPtrField<std::string> none;
-        absl::StatusOr<service::CreateKeyParams> params = ToParams(
-            request->name(), request->scopes(),
-            request->has_expires_at() ? &request->expires_at() : nullptr, none,
-            0);
+        absl::StatusOr<service::CreateKeyParams> params =
+            CreateKeyParamsOf(*request);
         if (!params.ok()) return params.status();
         absl::StatusOr<service::KeyWithSecret> created =
             ctx_.keys->CreateTenantKey(info, request->tenant_slug(), *params);

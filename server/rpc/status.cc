@@ -5,17 +5,53 @@
 #include <string>
 
 #include "absl/time/clock.h"
+#include "lumo/api/annotations.pb.h"
+#include "server/core/field_error.h"
 #include "server/core/metadata_text.h"
 #include "server/observability/log.h"
 #include "server/rpc/call.h"
-#include "server/service/key_service.h"
+#include "server/service/errors.h"
 
 namespace lumo::rpc {
+namespace {
+
+// The REST error code of each kind of domain error (docs/product.md §3.1
+// and, for the OAuth routes, RFC 7591 §3.2.2).
+const char* RestCodeOf(service::ErrorKind kind) {
+  switch (kind) {
+    case service::ErrorKind::kInvalidField:
+      return "validation_error";
+    case service::ErrorKind::kInvalidRequest:
+      return "invalid_request";
+    case service::ErrorKind::kUnauthenticated:
+      return "invalid_token";
+    case service::ErrorKind::kPermissionDenied:
+      return "permission_denied";
+    case service::ErrorKind::kScopeExceeded:
+      return "insufficient_scope";
+    case service::ErrorKind::kNotFound:
+      return "resource_not_found";
+    case service::ErrorKind::kDuplicate:
+      return "duplicate_resource";
+    case service::ErrorKind::kRateLimited:
+      return "rate_limit_exceeded";
+    case service::ErrorKind::kUnavailable:
+      return "service_unavailable";
+    case service::ErrorKind::kRegistrationClosed:
+      return "registration_not_allowed";
+    case service::ErrorKind::kInvalidRedirectUri:
+      return "invalid_redirect_uri";
+    case service::ErrorKind::kInvalidClientMetadata:
+      return "invalid_client_metadata";
+  }
+  return "internal_error";
+}
+
+}  // namespace
 
 std::string ClientMessage(const absl::Status& status, bool* replaced) {
   if (replaced != nullptr) *replaced = false;
-  const bool written_for_clients =
-      status.GetPayload(service::kErrorCodePayload).has_value();
+  const bool written_for_clients = service::ErrorKindOf(status).has_value();
   absl::string_view generic;
   switch (status.code()) {
     case absl::StatusCode::kUnavailable:
@@ -43,18 +79,18 @@ std::string ClientMessage(const absl::Status& status, bool* replaced) {
 grpc::Status ToGrpcStatus(const absl::Status& status) {
   if (status.ok()) return grpc::Status::OK;
   return grpc::Status(static_cast<grpc::StatusCode>(status.code()),
-                      ClientMessage(status));
+                      ClientMessage(status), ErrorDetailsOf(status));
 }
 
 absl::Status ServerBusy() {
-  return service::WithErrorCode(
+  return service::WithErrorKind(
       absl::UnavailableError("server is overloaded or shutting down"),
-      "service_unavailable");
+      service::ErrorKind::kUnavailable);
 }
 
 std::string ErrorCodeOf(const absl::Status& status) {
-  if (auto payload = status.GetPayload(service::kErrorCodePayload)) {
-    return std::string(*payload);
+  if (std::optional<service::ErrorKind> kind = service::ErrorKindOf(status)) {
+    return RestCodeOf(*kind);
   }
   switch (status.code()) {
     case absl::StatusCode::kOk:
@@ -81,6 +117,18 @@ std::string ErrorCodeOf(const absl::Status& status) {
     default:
       return "internal_error";
   }
+}
+
+std::string ErrorDetailsOf(const absl::Status& status) {
+  if (status.ok()) return "";
+  lumo::api::ErrorDetail detail;
+  detail.set_code(ErrorCodeOf(status));
+  detail.set_field(core::InvalidFieldOf(status));
+  lumo::api::ErrorStatus details;
+  details.set_code(static_cast<int32_t>(status.code()));
+  details.set_message(ClientMessage(status));
+  details.add_details()->PackFrom(detail);
+  return details.SerializeAsString();
 }
 
 namespace {
@@ -165,7 +213,7 @@ void Finish(grpc::CallbackServerContext* context,
   reactor->Finish(
       status.ok() ? grpc::Status::OK
                   : grpc::Status(static_cast<grpc::StatusCode>(status.code()),
-                                 std::move(message)));
+                                 std::move(message), ErrorDetailsOf(status)));
 }
 
 }  // namespace lumo::rpc

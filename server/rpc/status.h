@@ -1,5 +1,7 @@
-// The one place where absl::Status becomes grpc::Status (the codes map 1:1),
-// and the one way the server adds metadata to its replies.
+// The one place where absl::Status becomes grpc::Status (the codes map 1:1)
+// and where the domain's error kinds (service/errors.h) become the
+// documented REST error codes, and the one way the server adds metadata to
+// its replies.
 #ifndef LUMOKEYS_SERVER_RPC_STATUS_H_
 #define LUMOKEYS_SERVER_RPC_STATUS_H_
 
@@ -15,9 +17,11 @@ namespace lumo::rpc {
 // The gRPC status sent to the client. Server-side failures (UNAVAILABLE,
 // DEADLINE_EXCEEDED, ABORTED, INTERNAL, UNKNOWN, DATA_LOSS) carry one fixed
 // message per code unless the domain layer wrote the message for clients
-// (it then carries a REST error code, service::WithErrorCode): driver and
+// (it then carries an error kind, service::WithErrorKind): driver and
 // storage text (user and host names, statement steps) never reaches a
-// client. See ClientMessage.
+// client. See ClientMessage. A failed status also carries its structured
+// detail (ErrorDetailsOf) as the status details, which gRPC sends as the
+// `grpc-status-details-bin` trailer.
 grpc::Status ToGrpcStatus(const absl::Status& status);
 
 // What a client is told for `status` (see ToGrpcStatus); true in
@@ -25,10 +29,16 @@ grpc::Status ToGrpcStatus(const absl::Status& status);
 // original server-side).
 std::string ClientMessage(const absl::Status& status, bool* replaced = nullptr);
 
-// The documented REST error code carried by `status` (see
-// service::WithErrorCode), or the default for its code, e.g.
-// UNAUTHENTICATED -> "invalid_token".
+// The documented REST error code of `status`: the one its error kind maps
+// to (service::WithErrorKind; e.g. kInvalidField -> "validation_error"),
+// or the default for its code, e.g. UNAUTHENTICATED -> "invalid_token".
+// "" for OK.
 std::string ErrorCodeOf(const absl::Status& status);
+
+// The serialized lumo.api.ErrorStatus of a failed `status` (code, client
+// message, and a lumo.api.ErrorDetail with ErrorCodeOf and the field the
+// status names, core/field_error.h); "" for OK.
+std::string ErrorDetailsOf(const absl::Status& status);
 
 // Add metadata to the reply of `context` in a form gRPC always sends: a
 // value's bytes that gRPC refuses are %XX-escaped

@@ -9,6 +9,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
+#include "server/service/errors.h"
 #include "server/service/paging.h"
 
 namespace lumo::service {
@@ -19,10 +20,6 @@ namespace {
 constexpr size_t kMaxActionLength = 64;
 constexpr size_t kMaxCategoryLength = 32;
 constexpr size_t kMaxIdLength = 128;
-
-absl::Status Invalid(absl::string_view message) {
-  return absl::InvalidArgumentError(message);
-}
 
 // Printable ASCII without spaces: the alphabet of actions, categories and
 // ids. Values are never echoed in errors.
@@ -37,23 +34,23 @@ bool IsToken(absl::string_view value, size_t max_length) {
 absl::StatusOr<storage::AuditQuery> ToQuery(const AuditFilterParams& f) {
   storage::AuditQuery q;
   if (!IsToken(f.action, kMaxActionLength)) {
-    return Invalid("action: at most 64 printable characters");
+    return InvalidField("action", "at most 64 printable characters");
   }
   if (!IsToken(f.category, kMaxCategoryLength)) {
-    return Invalid("category: at most 32 printable characters");
+    return InvalidField("category", "at most 32 printable characters");
   }
   if (!IsToken(f.actor_id, kMaxIdLength)) {
-    return Invalid("actorId: at most 128 printable characters");
+    return InvalidField("actorId", "at most 128 printable characters");
   }
   if (!IsToken(f.target_id, kMaxIdLength)) {
-    return Invalid("targetId: at most 128 printable characters");
+    return InvalidField("targetId", "at most 128 printable characters");
   }
   if (!f.outcome.empty() && f.outcome != "success" && f.outcome != "failure" &&
       f.outcome != "error") {
-    return Invalid("outcome: success, failure or error");
+    return InvalidField("outcome", "success, failure or error");
   }
   if (f.start.has_value() && f.end.has_value() && *f.start >= *f.end) {
-    return Invalid("startDate: must be before endDate");
+    return InvalidField("startDate", "must be before endDate");
   }
   q.action = f.action;
   q.category = f.category;
@@ -120,18 +117,20 @@ absl::StatusOr<storage::AuditPage> AuditService::List(
   q->oldest_first = !common->descending;
   if (!params.after_id.empty()) {
     std::optional<int64_t> after = ParseEventId(params.after_id);
-    if (!after.has_value()) return Invalid("afterId: a positive event id");
+    if (!after.has_value())
+      return InvalidField("afterId", "a positive event id");
     q->after_id = *after;
   }
   if (!params.after_cursor.empty()) {
     std::optional<storage::AuditCursor> after =
         DecodeAuditCursor(params.after_cursor);
     if (!after.has_value()) {
-      return Invalid("afterCursor: a meta.nextCursor of an earlier reply");
+      return InvalidField("afterCursor",
+                          "a meta.nextCursor of an earlier reply");
     }
-    if (q->page != 1) return Invalid("page: must be 1 with afterCursor");
+    if (q->page != 1) return InvalidField("page", "must be 1 with afterCursor");
     if (common->descending && !params.sort_dir.empty()) {
-      return Invalid("sortDir: afterCursor reads oldest first (ASC)");
+      return InvalidField("sortDir", "afterCursor reads oldest first (ASC)");
     }
     q->after_cursor = *std::move(after);
     q->oldest_first = true;
@@ -163,23 +162,25 @@ absl::StatusOr<std::vector<storage::StoredAuditEvent>> AuditService::Export(
     const Principal& caller, std::optional<absl::Time> from,
     std::optional<absl::Time> to) {
   if (from.has_value() && to.has_value() && *from >= *to) {
-    return Invalid("from: must be before to");
+    return InvalidField("from", "must be before to");
   }
   // One more than the cap tells "too many" from "exactly the cap".
   absl::StatusOr<std::vector<storage::StoredAuditEvent>> events =
       audit_->ExportEvents(caller.tenant_id, from, to, kMaxExportRows + 1);
   if (!events.ok()) return events.status();
   if (events->size() > static_cast<size_t>(kMaxExportRows)) {
-    return Invalid(
-        absl::StrCat("from: the range holds more than ", kMaxExportRows,
-                     " events; narrow it with from and to (RFC 3339)"));
+    return InvalidField(
+        "from", absl::StrCat("the range holds more than ", kMaxExportRows,
+                             " events; narrow it with from and to (RFC 3339)"));
   }
   return events;
 }
 
 absl::StatusOr<storage::ChainVerification> AuditService::VerifyChain(
     absl::string_view tenant_slug) {
-  if (tenant_slug.empty()) return Invalid("tenant_slug is required");
+  if (tenant_slug.empty()) {
+    return InvalidFieldMessage("tenant_slug", "tenant_slug is required");
+  }
   absl::StatusOr<storage::Tenant> tenant = keys_->GetTenantBySlug(tenant_slug);
   if (!tenant.ok()) return tenant.status();
   return audit_->VerifyChain(tenant->id);

@@ -17,33 +17,29 @@ namespace {
 constexpr int kIdAttempts = 4;
 constexpr int kUpdateAttempts = 4;
 
-absl::Status InvalidArgument(absl::string_view message) {
-  return WithErrorCode(absl::InvalidArgumentError(message), "validation_error");
-}
-
 absl::Status ClientNotFound() {
-  return WithErrorCode(absl::NotFoundError("OAuth client not found"),
-                       "resource_not_found");
+  return WithErrorKind(absl::NotFoundError("OAuth client not found"),
+                       ErrorKind::kNotFound);
 }
 
 // Store statuses get the documented REST codes.
 absl::Status Annotate(absl::Status status) {
   if (absl::IsNotFound(status)) return ClientNotFound();
   if (absl::IsInvalidArgument(status)) {
-    return WithErrorCode(std::move(status), "validation_error");
+    return WithErrorKind(std::move(status), ErrorKind::kInvalidField);
   }
   if (absl::IsFailedPrecondition(status)) {
-    return WithErrorCode(std::move(status), "invalid_request");
+    return WithErrorKind(std::move(status), ErrorKind::kInvalidRequest);
   }
   return status;
 }
 
-// Validation for the admin API: the RFC 7591 codes become
-// validation_error.
+// Validation for the admin API: the RFC 7591 kinds become kInvalidField
+// (the REST code validation_error).
 absl::Status ValidateAdmin(storage::ClientFields& fields) {
   absl::Status s = ValidateClientFields(fields, FieldNaming::kCamelCase);
   if (s.ok()) return s;
-  return WithErrorCode(std::move(s), "validation_error");
+  return WithErrorKind(std::move(s), ErrorKind::kInvalidField);
 }
 
 // The admin API has no response_types input: only "code" exists, and it
@@ -75,14 +71,14 @@ absl::StatusOr<storage::ClientFields> FieldsFromParams(
   const std::string& method = params.token_endpoint_auth_method;
   if (is_public) {
     if (!method.empty() && method != "none") {
-      return InvalidArgument(
-          "tokenEndpointAuthMethod: a public client uses \"none\"");
+      return InvalidField("tokenEndpointAuthMethod",
+                          "a public client uses \"none\"");
     }
     f.token_endpoint_auth_method = "none";
   } else {
     if (method == "none") {
-      return InvalidArgument(
-          "tokenEndpointAuthMethod: \"none\" is only for public clients");
+      return InvalidField("tokenEndpointAuthMethod",
+                          "\"none\" is only for public clients");
     }
     f.token_endpoint_auth_method =
         method.empty() ? "client_secret_basic" : method;
@@ -286,15 +282,15 @@ absl::StatusOr<storage::ClientPage> ClientService::ListClients(
   query.limit = common->paging.limit;
   query.descending = common->descending;
   query.search = params.search;
-  if (params.sort_by.empty() || params.sort_by == "createdAt") {
-    query.sort_by = storage::ClientSortField::kCreatedAt;
-  } else if (params.sort_by == "name") {
-    query.sort_by = storage::ClientSortField::kName;
-  } else if (params.sort_by == "updatedAt") {
-    query.sort_by = storage::ClientSortField::kUpdatedAt;
-  } else {
-    return InvalidArgument("sortBy: one of createdAt, name, updatedAt");
-  }
+  static constexpr SortOption<storage::ClientSortField> kSortOptions[] = {
+      {"createdAt", storage::ClientSortField::kCreatedAt},
+      {"name", storage::ClientSortField::kName},
+      {"updatedAt", storage::ClientSortField::kUpdatedAt},
+  };
+  absl::StatusOr<storage::ClientSortField> sort_by =
+      ParseSortBy(params.sort_by, kSortOptions);
+  if (!sort_by.ok()) return sort_by.status();
+  query.sort_by = *sort_by;
   if (query_out != nullptr) *query_out = query;
   return store_->ListClients(caller.tenant_id, query);
 }
@@ -340,8 +336,8 @@ absl::StatusOr<storage::ClientRecord> ClientService::ReplaceClient(
                     -> absl::StatusOr<storage::ClientFields> {
                   if (params.is_public.has_value() &&
                       *params.is_public != current.is_public()) {
-                    return InvalidArgument(
-                        "isPublic: cannot change; create a new client");
+                    return InvalidField("isPublic",
+                                        "cannot change; create a new client");
                   }
                   return FieldsFromParams(params, current.is_public());
                 });
@@ -373,9 +369,8 @@ absl::StatusOr<storage::ClientRecord> ClientService::PatchClient(
         if (patch.token_endpoint_auth_method) {
           const std::string& method = *patch.token_endpoint_auth_method;
           if ((method == "none") != current.is_public()) {
-            return InvalidArgument(
-                "tokenEndpointAuthMethod: whether a client is public cannot "
-                "change");
+            return InvalidField("tokenEndpointAuthMethod",
+                                "whether a client is public cannot change");
           }
           f.token_endpoint_auth_method = method;
         }
@@ -406,9 +401,9 @@ absl::StatusOr<ClientWithSecret> ClientService::RotateClientSecret(
       store_->GetClient(caller.tenant_id, id);
   if (!current.ok()) return Annotate(current.status());
   if (!current->has_secret) {
-    return WithErrorCode(
+    return WithErrorKind(
         absl::FailedPreconditionError("a public client has no secret"),
-        "invalid_request");
+        ErrorKind::kInvalidRequest);
   }
   storage::StoredSecret stored;
   absl::StatusOr<std::string> secret = NewSecret(&stored);

@@ -12,24 +12,19 @@
 #include "absl/strings/str_cat.h"
 #include "server/core/net.h"
 #include "server/core/validation.h"
-#include "server/service/key_service.h"
+#include "server/service/errors.h"
 
 namespace lumo::service {
 namespace {
 
-constexpr absl::string_view kInvalidRedirectUri = "invalid_redirect_uri";
-constexpr absl::string_view kInvalidMetadata = "invalid_client_metadata";
-
 absl::Status UriError(absl::string_view field, absl::string_view rule) {
-  return WithErrorCode(
-      absl::InvalidArgumentError(absl::StrCat(field, ": ", rule)),
-      kInvalidRedirectUri);
+  return WithErrorKind(InvalidField(field, rule),
+                       ErrorKind::kInvalidRedirectUri);
 }
 
 absl::Status MetadataError(absl::string_view field, absl::string_view rule) {
-  return WithErrorCode(
-      absl::InvalidArgumentError(absl::StrCat(field, ": ", rule)),
-      kInvalidMetadata);
+  return WithErrorKind(InvalidField(field, rule),
+                       ErrorKind::kInvalidClientMetadata);
 }
 
 bool IsSchemeChar(char c) {
@@ -139,7 +134,7 @@ absl::Status ValidateInfoUri(const char* field, absl::string_view uri) {
   if (uri.empty()) return absl::OkStatus();
   absl::Status s = ValidateRedirectUri(field, uri);
   if (s.ok()) return s;
-  return WithErrorCode(s, kInvalidMetadata);
+  return WithErrorKind(s, ErrorKind::kInvalidClientMetadata);
 }
 
 }  // namespace
@@ -242,7 +237,7 @@ absl::Status ValidateClientFields(storage::ClientFields& fields,
   if (!(naming == FieldNaming::kSnakeCase && fields.name.empty())) {
     if (absl::Status s = core::ValidateName(n.name, fields.name, 1, 100);
         !s.ok()) {
-      return WithErrorCode(s, kInvalidMetadata);
+      return WithErrorKind(s, ErrorKind::kInvalidClientMetadata);
     }
   }
 

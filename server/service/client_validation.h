@@ -1,11 +1,12 @@
 // Validation of OAuth client metadata, shared by the admin API and RFC 7591
 // registration. Pure functions: thread-safe.
 //
-// Every error is INVALID_ARGUMENT carrying (service::WithErrorCode) the RFC
-// 7591 code: "invalid_redirect_uri" for a redirect or post-logout redirect
-// URI, "invalid_client_metadata" for anything else. The admin API replaces
-// the code with "validation_error". Messages name the field (in the
-// caller's naming) and the rule broken, never the value.
+// Every error is INVALID_ARGUMENT carrying (service::WithErrorKind) the RFC
+// 7591 kind: kInvalidRedirectUri for a redirect or post-logout redirect
+// URI, kInvalidClientMetadata for anything else. The admin API replaces
+// the kind with kInvalidField. Each error names the field (in the caller's
+// naming; in the message, which starts with it, and as the status's field,
+// core/field_error.h) and the rule broken, never the value.
 #ifndef LUMOKEYS_SERVER_SERVICE_CLIENT_VALIDATION_H_
 #define LUMOKEYS_SERVER_SERVICE_CLIENT_VALIDATION_H_
 

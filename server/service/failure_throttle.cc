@@ -151,10 +151,10 @@ std::optional<absl::Duration> FailureThrottle::AfterVerify(
 }
 
 absl::Status FailureThrottle::ThrottledError() {
-  return WithErrorCode(
+  return WithErrorKind(
       absl::ResourceExhaustedError(
           "too many failed attempts; retry after the announced delay"),
-      "rate_limit_exceeded");
+      ErrorKind::kRateLimited);
 }
 
 }  // namespace lumo::service

@@ -44,16 +44,12 @@ storage::AuditEvent KeyEvent(absl::string_view action, const Principal* caller,
   return event;
 }
 
-absl::Status InvalidArgument(absl::string_view message) {
-  return WithErrorCode(absl::InvalidArgumentError(message), "validation_error");
-}
-
 // An id that is not a well-formed key id cannot exist: NOT_FOUND without a
 // query (and without echoing the id).
 absl::Status CheckKeyId(absl::string_view id) {
   if (!core::IsValidKeyId(id)) {
-    return WithErrorCode(absl::NotFoundError("API key not found"),
-                         "resource_not_found");
+    return WithErrorKind(absl::NotFoundError("API key not found"),
+                         ErrorKind::kNotFound);
   }
   return absl::OkStatus();
 }
@@ -61,17 +57,17 @@ absl::Status CheckKeyId(absl::string_view id) {
 // Store NOT_FOUND statuses get the documented REST code.
 absl::Status Annotate(absl::Status status) {
   if (absl::IsNotFound(status)) {
-    return WithErrorCode(absl::NotFoundError("API key not found"),
-                         "resource_not_found");
+    return WithErrorKind(absl::NotFoundError("API key not found"),
+                         ErrorKind::kNotFound);
   }
   return status;
 }
 
 absl::Status RestrictionDenied(absl::string_view verb, absl::string_view field,
                                absl::string_view rule) {
-  return WithErrorCode(absl::PermissionDeniedError(absl::StrCat(
+  return WithErrorKind(absl::PermissionDeniedError(absl::StrCat(
                            field, ": a key can only ", verb, " keys ", rule)),
-                       "insufficient_scope");
+                       ErrorKind::kScopeExceeded);
 }
 
 // The no-escalation rule beyond scopes (docs/api-keys.md): a key may only
@@ -127,11 +123,6 @@ absl::Status CheckRestrictionsInherited(
 
 }  // namespace
 
-absl::Status WithErrorCode(absl::Status status, absl::string_view code) {
-  status.SetPayload(kErrorCodePayload, absl::Cord(code));
-  return status;
-}
-
 std::string KeyStatusName(const storage::ApiKeyRecord& record) {
   if (record.revoked) return "revoked";
   if (record.expires_at.has_value() && record.db_now >= *record.expires_at) {
@@ -161,30 +152,30 @@ absl::Status KeyService::AwaitReplicas(int64_t tenant_id, absl::string_view id,
   change.wrote_feed_row = changed;
   absl::Status acked = barrier_->AwaitChange(change, took);
   if (acked.ok()) return acked;
-  return WithErrorCode(acked, "service_unavailable");
+  return WithErrorKind(acked, ErrorKind::kUnavailable);
 }
 
 absl::StatusOr<storage::NewKey> KeyService::ValidateNewKey(
     const CreateKeyParams& params) {
   storage::NewKey key;
   absl::Status name_ok = core::ValidateName("name", params.name, 1, 100);
-  if (!name_ok.ok()) return WithErrorCode(name_ok, "validation_error");
+  if (!name_ok.ok()) return AsInvalidField(name_ok);
   key.name = params.name;
 
   absl::StatusOr<std::vector<std::string>> scopes =
       core::CanonicalizeScopes(params.scopes);
-  if (!scopes.ok()) return WithErrorCode(scopes.status(), "validation_error");
+  if (!scopes.ok()) return AsInvalidField(scopes.status());
   key.scopes = *std::move(scopes);
 
   if (params.allowed_cidrs.size() > kMaxAllowedCidrs) {
-    return InvalidArgument(
-        absl::StrCat("allowedCidrs: at most ", kMaxAllowedCidrs, " entries"));
+    return InvalidField("allowedCidrs",
+                        absl::StrCat("at most ", kMaxAllowedCidrs, " entries"));
   }
   for (const std::string& text : params.allowed_cidrs) {
     absl::StatusOr<core::Cidr> cidr = core::Cidr::Parse(text);
     if (!cidr.ok()) {
-      return InvalidArgument(
-          "allowedCidrs: each entry must be an IPv4 or IPv6 CIDR block");
+      return InvalidField("allowedCidrs",
+                          "each entry must be an IPv4 or IPv6 CIDR block");
     }
     std::string canonical = cidr->ToString();
     bool dup = false;
@@ -194,8 +185,9 @@ absl::StatusOr<storage::NewKey> KeyService::ValidateNewKey(
 
   if (params.rate_limit_per_minute < 0 ||
       params.rate_limit_per_minute > kMaxRateLimitPerMinute) {
-    return InvalidArgument(absl::StrCat(
-        "rateLimitPerMinute: must be between 0 and ", kMaxRateLimitPerMinute));
+    return InvalidField(
+        "rateLimitPerMinute",
+        absl::StrCat("must be between 0 and ", kMaxRateLimitPerMinute));
   }
   key.rate_limit_per_minute = params.rate_limit_per_minute;
 
@@ -203,11 +195,11 @@ absl::StatusOr<storage::NewKey> KeyService::ValidateNewKey(
     absl::StatusOr<absl::Time> now = store_->Now();
     if (!now.ok()) return now.status();
     if (*params.expires_at <= *now) {
-      return InvalidArgument("expiresAt: must be in the future");
+      return InvalidField("expiresAt", "must be in the future");
     }
     if (*params.expires_at >
         absl::FromCivil(absl::CivilSecond(9999, 1, 1), absl::UTCTimeZone())) {
-      return InvalidArgument("expiresAt: too far in the future");
+      return InvalidField("expiresAt", "too far in the future");
     }
     // The store keeps microseconds.
     key.expires_at =
@@ -275,10 +267,10 @@ absl::StatusOr<KeyWithSecret> KeyService::CreateKey(
   absl::StatusOr<storage::NewKey> key = ValidateNewKey(params);
   if (!key.ok()) return key.status();
   if (!core::IsSubset(caller.scopes, key->scopes)) {
-    return WithErrorCode(
+    return WithErrorKind(
         absl::PermissionDeniedError(
             "a key can only create keys whose scopes it holds itself"),
-        "insufficient_scope");
+        ErrorKind::kScopeExceeded);
   }
   if (absl::Status inherited = CheckRestrictionsInherited(
           caller, "create", key->expires_at, key->allowed_cidrs,
@@ -317,18 +309,16 @@ absl::StatusOr<storage::KeyPage> KeyService::ListKeys(
   query.limit = common->paging.limit;
   query.descending = common->descending;
   query.search = params.search;
-  if (params.sort_by.empty() || params.sort_by == "createdAt") {
-    query.sort_by = storage::KeySortField::kCreatedAt;
-  } else if (params.sort_by == "name") {
-    query.sort_by = storage::KeySortField::kName;
-  } else if (params.sort_by == "lastUsedAt") {
-    query.sort_by = storage::KeySortField::kLastUsedAt;
-  } else if (params.sort_by == "expiresAt") {
-    query.sort_by = storage::KeySortField::kExpiresAt;
-  } else {
-    return InvalidArgument(
-        "sortBy: one of createdAt, name, lastUsedAt, expiresAt");
-  }
+  static constexpr SortOption<storage::KeySortField> kSortOptions[] = {
+      {"createdAt", storage::KeySortField::kCreatedAt},
+      {"name", storage::KeySortField::kName},
+      {"lastUsedAt", storage::KeySortField::kLastUsedAt},
+      {"expiresAt", storage::KeySortField::kExpiresAt},
+  };
+  absl::StatusOr<storage::KeySortField> sort_by =
+      ParseSortBy(params.sort_by, kSortOptions);
+  if (!sort_by.ok()) return sort_by.status();
+  query.sort_by = *sort_by;
   if (params.status.empty()) {
     query.status = storage::KeyStatusFilter::kAny;
   } else if (params.status == "active") {
@@ -338,7 +328,7 @@ absl::StatusOr<storage::KeyPage> KeyService::ListKeys(
   } else if (params.status == "expired") {
     query.status = storage::KeyStatusFilter::kExpired;
   } else {
-    return InvalidArgument("status: one of active, revoked, expired");
+    return InvalidField("status", "one of active, revoked, expired");
   }
   if (query_out != nullptr) *query_out = query;
   return store_->ListKeys(caller.tenant_id, query);
@@ -349,8 +339,9 @@ absl::StatusOr<KeyWithSecret> KeyService::RotateKey(
     int64_t grace_period_seconds) {
   if (grace_period_seconds < 0 ||
       grace_period_seconds > kMaxGracePeriodSeconds) {
-    return InvalidArgument(absl::StrCat(
-        "gracePeriodSeconds: must be between 0 and ", kMaxGracePeriodSeconds));
+    return InvalidField(
+        "gracePeriodSeconds",
+        absl::StrCat("must be between 0 and ", kMaxGracePeriodSeconds));
   }
   if (absl::Status s = CheckKeyId(id); !s.ok()) return s;
   // Scopes, expiry, CIDRs and the rate limit never change, so checking them
@@ -359,10 +350,10 @@ absl::StatusOr<KeyWithSecret> KeyService::RotateKey(
       store_->GetKey(caller.tenant_id, id);
   if (!current.ok()) return Annotate(current.status());
   if (!core::IsSubset(caller.scopes, current->scopes)) {
-    return WithErrorCode(
+    return WithErrorKind(
         absl::PermissionDeniedError(
             "a key can only rotate keys whose scopes it holds itself"),
-        "insufficient_scope");
+        ErrorKind::kScopeExceeded);
   }
   if (absl::Status inherited = CheckRestrictionsInherited(
           caller, "rotate", current->expires_at, current->allowed_cidrs,
@@ -392,7 +383,7 @@ absl::StatusOr<KeyWithSecret> KeyService::RotateKey(
   if (!rotated.ok()) {
     core::Cleanse(*full);
     if (absl::IsFailedPrecondition(rotated.status())) {
-      return WithErrorCode(rotated.status(), "invalid_request");
+      return WithErrorKind(rotated.status(), ErrorKind::kInvalidRequest);
     }
     return Annotate(rotated.status());
   }
@@ -461,13 +452,13 @@ absl::StatusOr<KeyService::TenantWithKey> KeyService::CreateTenant(
     const RequestInfo& info, absl::string_view slug, absl::string_view name,
     const std::optional<CreateKeyParams>& initial_key) {
   if (!core::IsValidSlug(slug)) {
-    return InvalidArgument(
-        "slug: 1-63 characters of a-z, 0-9 and '-', not starting or ending "
-        "with '-'");
+    return InvalidField("slug",
+                        "1-63 characters of a-z, 0-9 and '-', not starting or "
+                        "ending with '-'");
   }
   std::string display = name.empty() ? std::string(slug) : std::string(name);
   absl::Status name_ok = core::ValidateName("name", display, 1, 200);
-  if (!name_ok.ok()) return WithErrorCode(name_ok, "validation_error");
+  if (!name_ok.ok()) return AsInvalidField(name_ok);
 
   std::vector<storage::AuditEvent> events;
   storage::AuditEvent tenant_event;
@@ -510,9 +501,9 @@ absl::StatusOr<KeyService::TenantWithKey> KeyService::CreateTenant(
         // A slug clash is final; a key-id clash is retried. Tell them
         // apart by asking for the slug.
         if (store_->GetTenantBySlug(slug).ok()) {
-          return WithErrorCode(
+          return WithErrorKind(
               absl::AlreadyExistsError("a tenant with this slug exists"),
-              "duplicate_resource");
+              ErrorKind::kDuplicate);
         }
         continue;
       }
@@ -537,13 +528,13 @@ absl::StatusOr<KeyService::TenantWithKey> KeyService::CreateTenant(
 
 absl::StatusOr<storage::Tenant> KeyService::GetTenant(absl::string_view slug) {
   if (!core::IsValidSlug(slug)) {
-    return WithErrorCode(absl::NotFoundError("tenant not found"),
-                         "resource_not_found");
+    return WithErrorKind(absl::NotFoundError("tenant not found"),
+                         ErrorKind::kNotFound);
   }
   absl::StatusOr<storage::Tenant> tenant = store_->GetTenantBySlug(slug);
   if (absl::IsNotFound(tenant.status())) {
-    return WithErrorCode(absl::NotFoundError("tenant not found"),
-                         "resource_not_found");
+    return WithErrorKind(absl::NotFoundError("tenant not found"),
+                         ErrorKind::kNotFound);
   }
   return tenant;
 }

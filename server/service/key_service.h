@@ -22,17 +22,12 @@
 #include "absl/time/time.h"
 #include "server/core/pepper.h"
 #include "server/service/change_barrier.h"
+#include "server/service/errors.h"
 #include "server/service/principal.h"
 #include "server/service/verifier.h"
 #include "server/storage/key_store.h"
 
 namespace lumo::service {
-
-// Payload URL under which a status carries the documented REST error code
-// (e.g. "insufficient_scope"); the rpc layer forwards it as trailing
-// metadata `lumo-error-code`.
-inline constexpr absl::string_view kErrorCodePayload = "lumo.dev/error-code";
-absl::Status WithErrorCode(absl::Status status, absl::string_view code);
 
 struct CreateKeyParams {
   std::string name;

@@ -3,17 +3,12 @@
 #include <string>
 
 #include "absl/strings/ascii.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "server/core/validation.h"
-#include "server/service/key_service.h"
+#include "server/service/errors.h"
 
 namespace lumo::service {
-namespace {
-
-absl::Status Invalid(absl::string_view message) {
-  return WithErrorCode(absl::InvalidArgumentError(message), "validation_error");
-}
-
-}  // namespace
 
 absl::StatusOr<ListCommon> ParseListCommon(std::optional<int32_t> page,
                                            std::optional<int32_t> limit,
@@ -23,13 +18,13 @@ absl::StatusOr<ListCommon> ParseListCommon(std::optional<int32_t> page,
   out.paging.page = page.value_or(1);
   out.paging.limit = limit.value_or(25);
   if (out.paging.page < 1 || out.paging.page > 1'000'000) {
-    return Invalid("page: must be between 1 and 1000000");
+    return InvalidField("page", "must be between 1 and 1000000");
   }
   if (out.paging.limit < 1 || out.paging.limit > 100) {
-    return Invalid("limit: must be between 1 and 100");
+    return InvalidField("limit", "must be between 1 and 100");
   }
   if (search.size() > kMaxSearchLength || !core::IsValidUtf8(search)) {
-    return Invalid("search: at most 100 bytes of UTF-8");
+    return InvalidField("search", "at most 100 bytes of UTF-8");
   }
   const std::string dir = absl::AsciiStrToUpper(sort_dir);
   if (dir.empty() || dir == "DESC") {
@@ -37,9 +32,14 @@ absl::StatusOr<ListCommon> ParseListCommon(std::optional<int32_t> page,
   } else if (dir == "ASC") {
     out.descending = false;
   } else {
-    return Invalid("sortDir: ASC or DESC");
+    return InvalidField("sortDir", "ASC or DESC");
   }
   return out;
+}
+
+absl::Status UnknownSortField(absl::Span<const absl::string_view> names) {
+  return InvalidField("sortBy",
+                      absl::StrCat("one of ", absl::StrJoin(names, ", ")));
 }
 
 }  // namespace lumo::service

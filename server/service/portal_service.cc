@@ -25,29 +25,29 @@ constexpr size_t kTokenChars = 43;
 constexpr size_t kUserIdRandomChars = 16;
 
 absl::Status InvalidCredentials() {
-  return WithErrorCode(absl::UnauthenticatedError("invalid email or password"),
-                       "invalid_token");
+  return WithErrorKind(absl::UnauthenticatedError("invalid email or password"),
+                       ErrorKind::kUnauthenticated);
 }
 
 absl::Status InvalidSession() {
-  return WithErrorCode(
+  return WithErrorKind(
       absl::UnauthenticatedError("missing, invalid or expired session"),
-      "invalid_token");
+      ErrorKind::kUnauthenticated);
 }
 
 absl::Status BadCsrf() {
-  return WithErrorCode(
+  return WithErrorKind(
       absl::PermissionDeniedError("missing or invalid CSRF token"),
-      "permission_denied");
+      ErrorKind::kPermissionDenied);
 }
 
 // No hashing slot within the bound: the attempt was not made (and is not
 // counted); the client may retry at once.
 absl::Status Busy() {
   absl::Status status =
-      WithErrorCode(absl::ResourceExhaustedError(
+      WithErrorKind(absl::ResourceExhaustedError(
                         "too many logins in progress; try again in a moment"),
-                    "rate_limit_exceeded");
+                    ErrorKind::kRateLimited);
   status.SetPayload(kRetryAfterPayload, absl::Cord("1"));
   return status;
 }
@@ -55,9 +55,9 @@ absl::Status Busy() {
 absl::Status Throttled(absl::Duration wait) {
   const int64_t seconds = std::max<int64_t>(
       1, absl::ToInt64Seconds(absl::Ceil(wait, absl::Seconds(1))));
-  absl::Status status = WithErrorCode(
+  absl::Status status = WithErrorKind(
       absl::ResourceExhaustedError("too many failed logins; try again later"),
-      "rate_limit_exceeded");
+      ErrorKind::kRateLimited);
   status.SetPayload(kRetryAfterPayload, absl::Cord(absl::StrCat(seconds)));
   return status;
 }
@@ -134,9 +134,9 @@ void PortalService::LoginAsync(absl::string_view tenant_slug,
   // A form sent without email or password is a client error, not an
   // attempt at an account (says nothing about any account).
   if (email.empty() || password.empty()) {
-    done(WithErrorCode(
+    done(WithErrorKind(
         absl::InvalidArgumentError("email and password are required"),
-        "validation_error"));
+        ErrorKind::kInvalidField));
     return;
   }
   const std::string account =
@@ -380,10 +380,10 @@ absl::StatusOr<std::string> PortalService::SetAdmin(
     absl::string_view tenant_slug, absl::string_view email,
     absl::string_view password, const RequestInfo& info) {
   if (absl::Status st = ValidateEmail("email", email); !st.ok()) {
-    return WithErrorCode(st, "validation_error");
+    return WithErrorKind(st, ErrorKind::kInvalidField);
   }
   if (absl::Status st = core::ValidatePassword(password); !st.ok()) {
-    return WithErrorCode(st, "validation_error");
+    return WithErrorKind(st, ErrorKind::kInvalidField);
   }
   absl::StatusOr<std::string> hash =
       core::HashPassword(password, options_.scrypt);
@@ -402,8 +402,8 @@ absl::StatusOr<std::string> PortalService::SetAdmin(
   absl::StatusOr<std::string> user_id = store_->UpsertAdmin(
       tenant_slug, email, absl::StrCat("usr_", *random), *hash, event);
   if (absl::IsNotFound(user_id.status())) {
-    return WithErrorCode(absl::NotFoundError("tenant not found"),
-                         "resource_not_found");
+    return WithErrorKind(absl::NotFoundError("tenant not found"),
+                         ErrorKind::kNotFound);
   }
   return user_id;
 }

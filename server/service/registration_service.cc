@@ -13,10 +13,10 @@ namespace lumo::service {
 namespace {
 
 absl::Status NotAllowed() {
-  return WithErrorCode(
+  return WithErrorKind(
       absl::PermissionDeniedError(
           "dynamic client registration is not enabled for this tenant"),
-      "registration_not_allowed");
+      ErrorKind::kRegistrationClosed);
 }
 
 }  // namespace
@@ -62,9 +62,9 @@ absl::StatusOr<ClientWithSecret> RegistrationService::Register(
     absl::string_view tenant_slug, const RegistrationRequest& request) {
   storage::ClientFields fields = RegistrationFields(request);
   if (request.redirect_uris.empty()) {
-    return WithErrorCode(
-        absl::InvalidArgumentError("redirect_uris: at least one is required"),
-        "invalid_redirect_uri");
+    return WithErrorKind(
+        InvalidField("redirect_uris", "at least one is required"),
+        ErrorKind::kInvalidRedirectUri);
   }
   if (absl::Status s = ValidateClientFields(fields, FieldNaming::kSnakeCase);
       !s.ok()) {
@@ -91,19 +91,19 @@ absl::StatusOr<ClientWithSecret> RegistrationService::Register(
   if (!settings.ok()) return settings.status();
   if (!settings->dynamic_registration.enabled) return NotAllowed();
   if (anonymous && settings->dynamic_registration.require_api_key) {
-    return WithErrorCode(
+    return WithErrorKind(
         absl::UnauthenticatedError(
             "this tenant requires an API key with admin:clients to register "
             "clients"),
-        "invalid_token");
+        ErrorKind::kUnauthenticated);
   }
   if (anonymous) {
     if (std::optional<absl::Duration> wait =
             anonymous_limiter_.Acquire(info.ip_address)) {
-      absl::Status limited = WithErrorCode(
+      absl::Status limited = WithErrorKind(
           absl::ResourceExhaustedError(
               "too many registrations from this address; retry later"),
-          "rate_limit_exceeded");
+          ErrorKind::kRateLimited);
       limited.SetPayload(kRetryAfterPayload,
                          absl::Cord(absl::StrCat(absl::ToInt64Seconds(*wait))));
       return limited;

@@ -27,19 +27,13 @@ constexpr char kCategory[] = "user_management";
 
 // ----------------------------------------------------------------- statuses
 
-absl::Status Invalid(absl::string_view message) {
-  return WithErrorCode(absl::InvalidArgumentError(message), "validation_error");
-}
-absl::Status Invalid(const absl::Status& status) {
-  return WithErrorCode(status, "validation_error");
-}
 absl::Status UserNotFound() {
-  return WithErrorCode(absl::NotFoundError("user not found"),
-                       "resource_not_found");
+  return WithErrorKind(absl::NotFoundError("user not found"),
+                       ErrorKind::kNotFound);
 }
 absl::Status RoleNotFound() {
-  return WithErrorCode(absl::NotFoundError("role not found"),
-                       "resource_not_found");
+  return WithErrorKind(absl::NotFoundError("role not found"),
+                       ErrorKind::kNotFound);
 }
 
 // Gives store statuses their documented REST codes. `not_found` is the
@@ -47,20 +41,20 @@ absl::Status RoleNotFound() {
 absl::Status Annotate(absl::Status status, absl::Status not_found,
                       absl::string_view duplicate) {
   if (status.GetPayload(storage::kLastPortalAdminPayload).has_value()) {
-    return WithErrorCode(std::move(status), "invalid_request");
+    return WithErrorKind(std::move(status), ErrorKind::kInvalidRequest);
   }
   switch (status.code()) {
     case absl::StatusCode::kPermissionDenied:
       // A portal admin written by a caller without admin:write.
-      return WithErrorCode(std::move(status), "insufficient_scope");
+      return WithErrorKind(std::move(status), ErrorKind::kScopeExceeded);
     case absl::StatusCode::kNotFound:
       return not_found;
     case absl::StatusCode::kAlreadyExists:
-      return WithErrorCode(absl::AlreadyExistsError(duplicate),
-                           "duplicate_resource");
+      return WithErrorKind(absl::AlreadyExistsError(duplicate),
+                           ErrorKind::kDuplicate);
     case absl::StatusCode::kFailedPrecondition:
       // From a user write: a role reference that names no role.
-      return Invalid(status.message());
+      return InvalidFieldMessage("roles", status.message());
     default:
       return status;
   }
@@ -128,13 +122,14 @@ absl::StatusOr<RoleRef> ParseRolePathRef(absl::string_view ref) {
 absl::StatusOr<std::vector<RoleRef>> ParseRoleList(
     const std::vector<std::string>& roles) {
   if (roles.size() > kMaxRolesPerUser) {
-    return Invalid(absl::StrCat("roles: at most ", kMaxRolesPerUser));
+    return InvalidField("roles", absl::StrCat("at most ", kMaxRolesPerUser));
   }
   std::vector<RoleRef> refs;
   for (const std::string& role : roles) {
     std::optional<RoleRef> ref = ParseRoleRef(role);
     if (!ref.has_value()) {
-      return Invalid("roles: each entry must be a role slug or a role id");
+      return InvalidField("roles",
+                          "each entry must be a role slug or a role id");
     }
     refs.push_back(*std::move(ref));
   }
@@ -158,7 +153,7 @@ bool IsDomainLabel(absl::string_view label) {
 
 absl::Status ValidateUserName(absl::string_view name) {
   absl::Status ok = core::ValidateName("name", name, 0, 200);
-  return ok.ok() ? ok : Invalid(ok);
+  return AsInvalidField(ok);
 }
 
 absl::Status ValidateUserParams(const UserParams& params) {
@@ -170,22 +165,22 @@ absl::Status ValidateUserParams(const UserParams& params) {
 // keeping their first position.
 absl::StatusOr<storage::RoleFields> ValidateRole(const RoleParams& params) {
   if (!core::IsValidSlug(params.slug)) {
-    return Invalid(
-        "slug: 1-63 characters of a-z, 0-9 and '-', not starting or ending "
-        "with '-'");
+    return InvalidField("slug",
+                        "1-63 characters of a-z, 0-9 and '-', not starting or "
+                        "ending with '-'");
   }
   if (absl::Status s = core::ValidateName("name", params.name, 1, 100);
       !s.ok()) {
-    return Invalid(s);
+    return AsInvalidField(s);
   }
   if (absl::Status s =
           core::ValidateName("description", params.description, 0, 500);
       !s.ok()) {
-    return Invalid(s);
+    return AsInvalidField(s);
   }
   if (params.permissions.size() > kMaxPermissionsPerRole) {
-    return Invalid(
-        absl::StrCat("permissions: at most ", kMaxPermissionsPerRole));
+    return InvalidField("permissions",
+                        absl::StrCat("at most ", kMaxPermissionsPerRole));
   }
   storage::RoleFields fields;
   fields.slug = params.slug;
@@ -193,9 +188,9 @@ absl::StatusOr<storage::RoleFields> ValidateRole(const RoleParams& params) {
   fields.description = params.description;
   for (const std::string& p : params.permissions) {
     if (!IsValidPermission(p)) {
-      return Invalid(
-          "permissions: each entry must be 1-100 characters of A-Z, a-z, "
-          "0-9 and : . _ * / -");
+      return InvalidField("permissions",
+                          "each entry must be 1-100 characters of A-Z, a-z, "
+                          "0-9 and : . _ * / -");
     }
     if (std::find(fields.permissions.begin(), fields.permissions.end(), p) ==
         fields.permissions.end()) {
@@ -232,21 +227,20 @@ absl::StatusOr<storage::ListUsersQuery> ToUsersQuery(
   query.page = applied.page;
   query.limit = applied.limit;
   query.search = params.search;
-  if (params.sort_by.empty() || params.sort_by == "createdAt") {
-    query.sort_by = storage::UserSortField::kCreatedAt;
-  } else if (params.sort_by == "updatedAt") {
-    query.sort_by = storage::UserSortField::kUpdatedAt;
-  } else if (params.sort_by == "email") {
-    query.sort_by = storage::UserSortField::kEmail;
-  } else if (params.sort_by == "name") {
-    query.sort_by = storage::UserSortField::kName;
-  } else {
-    return Invalid("sortBy: one of createdAt, updatedAt, email, name");
-  }
+  static constexpr SortOption<storage::UserSortField> kSortOptions[] = {
+      {"createdAt", storage::UserSortField::kCreatedAt},
+      {"updatedAt", storage::UserSortField::kUpdatedAt},
+      {"email", storage::UserSortField::kEmail},
+      {"name", storage::UserSortField::kName},
+  };
+  absl::StatusOr<storage::UserSortField> sort_by =
+      ParseSortBy(params.sort_by, kSortOptions);
+  if (!sort_by.ok()) return sort_by.status();
+  query.sort_by = *sort_by;
   if (!params.role.empty()) {
     query.role = ParseRoleRef(params.role);
     if (!query.role.has_value()) {
-      return Invalid("role: a role slug or a role id");
+      return InvalidField("role", "a role slug or a role id");
     }
   }
   query.blocked = params.blocked;
@@ -298,12 +292,14 @@ storage::AuditEvent RoleEvent(absl::string_view action, const Principal& caller,
 
 absl::Status ValidateEmail(absl::string_view field, absl::string_view email) {
   const auto invalid = [&] {
-    return Invalid(absl::StrCat(field, ": not a valid email address"));
+    return InvalidField(field, "not a valid email address");
   };
-  if (email.empty()) return Invalid(absl::StrCat(field, " is required"));
+  if (email.empty()) {
+    return InvalidFieldMessage(field, absl::StrCat(field, " is required"));
+  }
   if (email.size() > kMaxEmailLength) {
-    return Invalid(
-        absl::StrCat(field, ": at most ", kMaxEmailLength, " characters"));
+    return InvalidField(
+        field, absl::StrCat("at most ", kMaxEmailLength, " characters"));
   }
   const size_t at = email.rfind('@');
   if (at == absl::string_view::npos) return invalid();
@@ -546,15 +542,15 @@ absl::StatusOr<storage::RolePage> UserService::ListRoles(
   query.page = applied.page;
   query.limit = applied.limit;
   query.search = params.search;
-  if (params.sort_by.empty() || params.sort_by == "createdAt") {
-    query.sort_by = storage::RoleSortField::kCreatedAt;
-  } else if (params.sort_by == "slug") {
-    query.sort_by = storage::RoleSortField::kSlug;
-  } else if (params.sort_by == "name") {
-    query.sort_by = storage::RoleSortField::kName;
-  } else {
-    return Invalid("sortBy: one of createdAt, slug, name");
-  }
+  static constexpr SortOption<storage::RoleSortField> kSortOptions[] = {
+      {"createdAt", storage::RoleSortField::kCreatedAt},
+      {"slug", storage::RoleSortField::kSlug},
+      {"name", storage::RoleSortField::kName},
+  };
+  absl::StatusOr<storage::RoleSortField> sort_by =
+      ParseSortBy(params.sort_by, kSortOptions);
+  if (!sort_by.ok()) return sort_by.status();
+  query.sort_by = *sort_by;
   if (paging != nullptr) *paging = applied;
   return store_->ListRoles(caller.tenant_id, query);
 }
@@ -589,7 +585,7 @@ absl::Status UserService::DeleteRole(const Principal& caller,
           .status();
   if (absl::IsFailedPrecondition(deleted)) {
     // Still assigned: the caller must unassign it first.
-    return WithErrorCode(deleted, "invalid_request");
+    return WithErrorKind(deleted, ErrorKind::kInvalidRequest);
   }
   return AnnotateRole(deleted);
 }

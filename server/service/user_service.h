@@ -5,17 +5,17 @@
 // Every method acts in the caller's tenant (`caller.tenant_id`); a user or
 // role of another tenant is NOT_FOUND exactly like a missing one.
 //
-// Error contract (the REST code is attached with WithErrorCode):
-//   INVALID_ARGUMENT "validation_error": a bad field (the message starts
-//     with the field name), including a role reference that names no role
-//     of the tenant;
-//   NOT_FOUND "resource_not_found": no such user / role;
-//   ALREADY_EXISTS "duplicate_resource": the email (ignoring case) or the
-//     role slug is taken in the tenant;
-//   FAILED_PRECONDITION "invalid_request": deleting a role that users hold;
+// Error contract (the kind is attached with WithErrorKind, errors.h):
+//   INVALID_ARGUMENT kInvalidField: a bad field (named as the status's
+//     field; the message starts with it), including a role reference that
+//     names no role of the tenant;
+//   NOT_FOUND kNotFound: no such user / role;
+//   ALREADY_EXISTS kDuplicate: the email (ignoring case) or the role slug is
+//     taken in the tenant;
+//   FAILED_PRECONDITION kInvalidRequest: deleting a role that users hold;
 //     blocking or deleting the tenant's last active portal admin;
-//   PERMISSION_DENIED "insufficient_scope": blocking, unblocking or deleting
-//     a portal admin without admin:write (API keys only);
+//   PERMISSION_DENIED kScopeExceeded: blocking, unblocking or deleting a
+//     portal admin without admin:write (API keys only);
 //   UNAVAILABLE / DEADLINE_EXCEEDED / ABORTED: the store could not answer
 //     (retry).
 #ifndef LUMOKEYS_SERVER_SERVICE_USER_SERVICE_H_

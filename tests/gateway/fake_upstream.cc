@@ -47,7 +47,7 @@ class UnaryReactor : public grpc::ServerGenericBidiReactor {
       context_->AddTrailingMetadata(key, value);
     }
     if (answer.code != grpc::StatusCode::OK) {
-      Finish(grpc::Status(answer.code, answer.message));
+      Finish(grpc::Status(answer.code, answer.message, answer.details));
       return;
     }
     grpc::Slice slice(answer.reply);

@@ -43,6 +43,9 @@ struct UpstreamAnswer {
   std::string reply;
   std::vector<std::pair<std::string, std::string>> initial_metadata;
   std::vector<std::pair<std::string, std::string>> trailing_metadata;
+  // The status details (sent as grpc-status-details-bin when the code is
+  // not OK).
+  std::string details;
 };
 
 using AnswerFn = std::function<UpstreamAnswer(const UpstreamCall&)>;

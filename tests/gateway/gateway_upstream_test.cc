@@ -11,6 +11,8 @@
 #include "absl/strings/match.h"
 #include "gateway/gateway.h"
 #include "gtest/gtest.h"
+#include "lumo/api/annotations.pb.h"
+#include "lumo/keys/v1/keys.pb.h"
 #include "tests/gateway/fake_upstream.h"
 
 namespace lumo::gateway {
@@ -25,11 +27,17 @@ constexpr char kServiceToken[] = "service-token-0123456789";
 class GatewayUpstreamTest : public ::testing::Test {
  protected:
   std::unique_ptr<Gateway> NewGateway(GatewayOptions options = {}) {
+    return NewGatewayTo(upstream_, std::move(options));
+  }
+
+  // A gateway in front of `upstream` (a fake with its own answers).
+  static std::unique_ptr<Gateway> NewGatewayTo(const FakeUpstream& upstream,
+                                               GatewayOptions options = {}) {
     absl::StatusOr<std::vector<const google::protobuf::ServiceDescriptor*>>
         services = LumoServices();
     EXPECT_TRUE(services.ok()) << services.status();
     options.services = *services;
-    options.upstream = upstream_.NewChannel();
+    options.upstream = upstream.NewChannel();
     absl::StatusOr<std::unique_ptr<Gateway>> gateway =
         Gateway::Create(std::move(options));
     EXPECT_TRUE(gateway.ok()) << gateway.status();
@@ -248,6 +256,89 @@ TEST_F(GatewayUpstreamTest, ForwardedAddressesCountOnlyFromTrustedProxies) {
       absl::StrContains(response.body, "malformed X-Forwarded-For header"))
       << response.body;
   EXPECT_TRUE(upstream_.TakeCalls().empty());
+}
+
+// The invalid field of an upstream error comes from the status details
+// (lumo.api.ErrorDetail), never from the message text.
+TEST_F(GatewayUpstreamTest, TheInvalidFieldComesFromTheStatusDetails) {
+  lumo::api::ErrorDetail detail;
+  detail.set_code("validation_error");
+  detail.set_field("expiresAt");
+  lumo::api::ErrorStatus details;
+  details.set_code(3);
+  details.set_message("expiresAt: must be in the future");
+  details.add_details()->PackFrom(detail);
+  struct Case {
+    std::string details;
+    const char* expected_details;
+  } cases[] = {
+      {details.SerializeAsString(), "{\"field\":\"expiresAt\"}"},
+      // The same message without details names no field.
+      {"", "{}"},
+      // Details that do not parse are ignored.
+      {"\xff\x01garbage", "{}"},
+  };
+  for (const Case& c : cases) {
+    FakeUpstream upstream([&c](const UpstreamCall&) {
+      lumo::testing::UpstreamAnswer answer;
+      answer.code = grpc::StatusCode::INVALID_ARGUMENT;
+      answer.message = "expiresAt: must be in the future";
+      answer.trailing_metadata = {{"lumo-error-code", "validation_error"}};
+      answer.details = c.details;
+      return answer;
+    });
+    std::unique_ptr<Gateway> gateway = NewGatewayTo(upstream);
+    ASSERT_NE(gateway, nullptr);
+    HttpResponse response = Send(*gateway, Get(kListKeys, {}));
+    EXPECT_EQ(response.status, 400);
+    EXPECT_EQ(response.body,
+              std::string("{\"error\":true,\"status\":400,\"code\":"
+                          "\"validation_error\",\"message\":\"expiresAt: must "
+                          "be in the future\",\"details\":") +
+                  c.expected_details + "}");
+  }
+}
+
+// Reply fields marked in the protos: a SECRET_SHOWN_ONCE field only when
+// set, a SECRET_NEVER_SHOWN field never.
+TEST_F(GatewayUpstreamTest, SecretFieldsAreRenderedAsTheirMarksSay) {
+  std::string reply;
+  FakeUpstream upstream([&reply](const UpstreamCall&) {
+    lumo::testing::UpstreamAnswer answer;
+    answer.reply = reply;
+    return answer;
+  });
+  std::unique_ptr<Gateway> gateway = NewGatewayTo(upstream);
+  ASSERT_NE(gateway, nullptr);
+
+  lumo::keys::v1::ApiKey key;
+  key.set_id("abc");
+  reply = key.SerializeAsString();
+  HttpResponse got = Send(*gateway, Get(kListKeys + std::string("/abc"), {}));
+  EXPECT_EQ(got.status, 200) << got.body;
+  EXPECT_FALSE(absl::StrContains(got.body, "\"key\"")) << got.body;
+  key.set_key("lmk_abc_secret");
+  reply = key.SerializeAsString();
+  got = Send(*gateway, Get(kListKeys + std::string("/abc"), {}));
+  EXPECT_TRUE(absl::StrContains(got.body, "\"key\":\"lmk_abc_secret\""))
+      << got.body;
+
+  // Every field marked SECRET_NEVER_SHOWN in a reply type is left out even
+  // when set (here the login reply's tokens, which also become cookies).
+  RenderOptions options = RenderOptionsFromFieldRules(*LumoServices());
+  EXPECT_TRUE(options.omit_fields.contains(
+      "lumo.portal.v1.LoginResponse.session_token"));
+  EXPECT_TRUE(
+      options.omit_fields.contains("lumo.portal.v1.LoginResponse.csrf_token"));
+  EXPECT_TRUE(options.omit_fields_when_unset.contains(
+      "lumo.admin.v1.OAuthClient.client_secret"));
+  EXPECT_TRUE(
+      options.omit_fields_when_unset.contains("lumo.api.PageMeta.next_cursor"));
+  EXPECT_TRUE(
+      options.omit_fields_when_unset.contains("lumo.keys.v1.ApiKey.key"));
+  // Request-only secrets are never rendered, so they need no rule here.
+  EXPECT_FALSE(
+      options.omit_fields.contains("lumo.portal.v1.LoginRequest.password"));
 }
 
 TEST_F(GatewayUpstreamTest, CreateRefusesUnsafeSettings) {

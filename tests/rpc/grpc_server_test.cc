@@ -288,6 +288,51 @@ TEST_F(GrpcServerTest, LifecycleOverGrpc) {
   EXPECT_EQ(Verify(rotated.key(), tenant), lumo::auth::v1::NOT_FOUND);
 }
 
+// An expiry a key cannot have is refused before the service runs, and the
+// refusal names the field as data (lumo.api.ErrorDetail in the status
+// details), on both methods that create a key with an expiry.
+TEST_F(GrpcServerTest, AnExpiryOutOfRangeNamesTheFieldInTheStatusDetails) {
+  const std::string tenant = UniqueSlug("expiry");
+  const std::string root = NewTenant(tenant, {"admin:write"});
+  // 10000-01-01T00:00:00Z, one second past the last valid Timestamp.
+  constexpr int64_t kPastTheLastTimestamp = 253402300800;
+  auto expect_expires_at_named = [](const grpc::Status& st) {
+    EXPECT_EQ(st.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+    EXPECT_EQ(st.error_message(), "expiresAt: out of range");
+    lumo::api::ErrorStatus details;
+    ASSERT_TRUE(details.ParseFromString(st.error_details()));
+    ASSERT_EQ(details.details_size(), 1);
+    lumo::api::ErrorDetail detail;
+    ASSERT_TRUE(details.details(0).UnpackTo(&detail));
+    EXPECT_EQ(detail.code(), "validation_error");
+    EXPECT_EQ(detail.field(), "expiresAt");
+  };
+  {
+    auto stub = lumo::keys::v1::KeyService::NewStub(*channel_);
+    grpc::ClientContext ctx;
+    ctx.AddMetadata("x-api-key", root);
+    lumo::keys::v1::CreateApiKeyRequest req;
+    req.set_tenant_slug(tenant);
+    req.set_name("too late");
+    req.add_scopes("admin:read");
+    req.mutable_expires_at()->set_seconds(kPastTheLastTimestamp);
+    ApiKey resp;
+    expect_expires_at_named(stub->CreateApiKey(&ctx, req, &resp));
+  }
+  {
+    auto stub = lumo::ops::v1::OperatorService::NewStub(*channel_);
+    grpc::ClientContext ctx;
+    ctx.AddMetadata("x-lumo-operator-token", kOperatorToken);
+    lumo::ops::v1::CreateTenantKeyRequest req;
+    req.set_tenant_slug(tenant);
+    req.set_name("too late");
+    req.add_scopes("admin:read");
+    req.mutable_expires_at()->set_seconds(kPastTheLastTimestamp);
+    ApiKey resp;
+    expect_expires_at_named(stub->CreateTenantKey(&ctx, req, &resp));
+  }
+}
+
 TEST_F(GrpcServerTest, GraceThenImmediateRotationKillsEveryOldSecret) {
   const std::string tenant = UniqueSlug("grace");
   const std::string root = NewTenant(tenant, {"admin:write"});

@@ -11,9 +11,11 @@
 #include "grpcpp/server.h"
 #include "grpcpp/server_builder.h"
 #include "gtest/gtest.h"
+#include "lumo/api/annotations.pb.h"
 #include "lumo/keys/v1/keys.grpc.pb.h"
+#include "server/core/field_error.h"
 #include "server/rpc/call.h"
-#include "server/service/key_service.h"
+#include "server/service/errors.h"
 
 namespace lumo::rpc {
 namespace {
@@ -60,11 +62,11 @@ TEST(StatusTest, ServerSideFailuresNeverCarryDriverText) {
     ClientMessage(status, &replaced);
     EXPECT_TRUE(replaced) << code;
   }
-  // A message the domain layer wrote for clients (it carries its REST
-  // code) is kept.
-  const absl::Status written = service::WithErrorCode(
+  // A message the domain layer wrote for clients (it carries an error
+  // kind) is kept.
+  const absl::Status written = service::WithErrorKind(
       absl::UnavailableError("the change is committed and stands"),
-      "service_unavailable");
+      service::ErrorKind::kUnavailable);
   EXPECT_EQ(ToGrpcStatus(written).error_message(),
             "the change is committed and stands");
 }
@@ -93,12 +95,64 @@ TEST(StatusTest, DefaultRestCodeFollowsTheStatusCode) {
   EXPECT_EQ(ErrorCodeOf(absl::OkStatus()), "");
 }
 
-TEST(StatusTest, AnExplicitErrorCodeWins) {
-  absl::Status status = service::WithErrorCode(
-      absl::PermissionDeniedError("scope"), "insufficient_scope");
+TEST(StatusTest, AnErrorKindDecidesTheRestCode) {
+  absl::Status status = service::WithErrorKind(
+      absl::PermissionDeniedError("scope"), service::ErrorKind::kScopeExceeded);
   EXPECT_EQ(ErrorCodeOf(status), "insufficient_scope");
   EXPECT_EQ(ToGrpcStatus(status).error_code(),
             grpc::StatusCode::PERMISSION_DENIED);
+  struct Case {
+    service::ErrorKind kind;
+    const char* rest;
+  } cases[] = {
+      {service::ErrorKind::kInvalidField, "validation_error"},
+      {service::ErrorKind::kInvalidRequest, "invalid_request"},
+      {service::ErrorKind::kUnauthenticated, "invalid_token"},
+      {service::ErrorKind::kPermissionDenied, "permission_denied"},
+      {service::ErrorKind::kScopeExceeded, "insufficient_scope"},
+      {service::ErrorKind::kNotFound, "resource_not_found"},
+      {service::ErrorKind::kDuplicate, "duplicate_resource"},
+      {service::ErrorKind::kRateLimited, "rate_limit_exceeded"},
+      {service::ErrorKind::kUnavailable, "service_unavailable"},
+      {service::ErrorKind::kRegistrationClosed, "registration_not_allowed"},
+      {service::ErrorKind::kInvalidRedirectUri, "invalid_redirect_uri"},
+      {service::ErrorKind::kInvalidClientMetadata, "invalid_client_metadata"},
+  };
+  for (const Case& c : cases) {
+    // The kind wins over the default of the status code.
+    EXPECT_EQ(
+        ErrorCodeOf(service::WithErrorKind(absl::InternalError("x"), c.kind)),
+        c.rest);
+  }
+}
+
+// The status details: a lumo.api.ErrorStatus (google.rpc.Status's layout)
+// with the REST code and the invalid field in a packed ErrorDetail.
+TEST(StatusTest, DetailsCarryTheCodeAndTheInvalidField) {
+  const absl::Status status =
+      service::InvalidField("expiresAt", "must be in the future");
+  const grpc::Status sent = ToGrpcStatus(status);
+  lumo::api::ErrorStatus details;
+  ASSERT_TRUE(details.ParseFromString(sent.error_details()));
+  EXPECT_EQ(details.code(),
+            static_cast<int>(grpc::StatusCode::INVALID_ARGUMENT));
+  EXPECT_EQ(details.message(), "expiresAt: must be in the future");
+  ASSERT_EQ(details.details_size(), 1);
+  lumo::api::ErrorDetail detail;
+  ASSERT_TRUE(details.details(0).UnpackTo(&detail));
+  EXPECT_EQ(detail.code(), "validation_error");
+  EXPECT_EQ(detail.field(), "expiresAt");
+
+  // No field named: none sent; server-side text stays out of the details.
+  lumo::api::ErrorStatus internal;
+  ASSERT_TRUE(internal.ParseFromString(
+      ToGrpcStatus(absl::InternalError("mysql said: db-7.internal"))
+          .error_details()));
+  EXPECT_EQ(internal.message(), "internal error");
+  ASSERT_TRUE(internal.details(0).UnpackTo(&detail));
+  EXPECT_EQ(detail.code(), "internal_error");
+  EXPECT_EQ(detail.field(), "");
+  EXPECT_EQ(ToGrpcStatus(absl::OkStatus()).error_details(), "");
 }
 
 // A KeyService whose GetApiKey answers through Finish (plus one entry under
@@ -136,8 +190,9 @@ TEST(StatusTest, ReplyMetadataGrpcWouldRefuseIsEscapedNotFatal) {
       "id\twith\x01"
       "control";
   FinishingKeyService service(
-      info, service::WithErrorCode(absl::PermissionDeniedError("no"),
-                                   "caf\xc3\xa9\tcode"));
+      info, service::WithErrorKind(
+                core::InvalidFieldError("caf\xc3\xa9\tfield", "no"),
+                service::ErrorKind::kInvalidField));
   int port = 0;
   grpc::ServerBuilder builder;
   builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(),
@@ -154,9 +209,16 @@ TEST(StatusTest, ReplyMetadataGrpcWouldRefuseIsEscapedNotFatal) {
   const grpc::Status status = stub->GetApiKey(&context, request, &reply);
 
   // Before, the server process aborted in gRPC ("Illegal header value").
-  EXPECT_EQ(status.error_code(), grpc::StatusCode::PERMISSION_DENIED);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
   EXPECT_EQ(Find(context.GetServerTrailingMetadata(), "lumo-error-code"),
-            "caf%C3%A9%09code");
+            "validation_error");
+  // Binary details carry any bytes as they are.
+  lumo::api::ErrorStatus details;
+  ASSERT_TRUE(details.ParseFromString(status.error_details()));
+  lumo::api::ErrorDetail detail;
+  ASSERT_EQ(details.details_size(), 1);
+  ASSERT_TRUE(details.details(0).UnpackTo(&detail));
+  EXPECT_EQ(detail.field(), "caf\xc3\xa9\tfield");
   EXPECT_EQ(Find(context.GetServerInitialMetadata(), "x-request-id"),
             "id%09with%01control");
   EXPECT_EQ(Find(context.GetServerTrailingMetadata(), "Not A Key"), "<absent>");

@@ -181,8 +181,7 @@ TEST_F(KeyServiceTest, RestrictedKeyCanOnlyMintKeysAsRestrictedAsItself) {
     if (st.code() != absl::StatusCode::kPermissionDenied) {
       return std::string("not denied: ") + st.ToString();
     }
-    EXPECT_EQ(st.GetPayload(kErrorCodePayload).value_or(absl::Cord()),
-              "insufficient_scope");
+    EXPECT_EQ(ErrorKindOf(st), ErrorKind::kScopeExceeded);
     return std::string(st.message().substr(0, st.message().find(':')));
   };
   ASSERT_TRUE(keys_->CreateKey(parent, {}, within()).ok());

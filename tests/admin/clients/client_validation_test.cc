@@ -8,7 +8,7 @@
 #include "absl/strings/cord.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "server/service/key_service.h"
+#include "server/rpc/status.h"
 #include "server/service/registration_service.h"
 
 namespace lumo::service {
@@ -18,10 +18,8 @@ using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 using ::testing::IsEmpty;
 
-std::string CodeOf(const absl::Status& s) {
-  auto payload = s.GetPayload(kErrorCodePayload);
-  return payload ? std::string(*payload) : "";
-}
+// The REST code the RPC edge sends for `s`.
+std::string CodeOf(const absl::Status& s) { return rpc::ErrorCodeOf(s); }
 
 struct UriCase {
   const char* uri;

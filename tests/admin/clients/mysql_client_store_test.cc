@@ -18,6 +18,7 @@
 #include "gtest/gtest.h"
 #include "server/core/crypto.h"
 #include "server/core/pepper.h"
+#include "server/rpc/status.h"
 #include "server/service/client_service.h"
 #include "server/service/key_service.h"
 #include "server/service/registration_service.h"
@@ -593,8 +594,7 @@ TEST_F(ClientServiceOnMysqlTest, PatchChangesOnlyTheGivenFieldsAndAuditsOnce) {
   absl::Status s =
       clients_->PatchClient(caller_, info_, created.record.id, bad).status();
   EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_EQ(std::string(*s.GetPayload(service::kErrorCodePayload)),
-            "validation_error");
+  EXPECT_EQ(rpc::ErrorCodeOf(s), "validation_error");
 }
 
 TEST_F(ClientServiceOnMysqlTest, RegistrationFollowsTheTenantSettings) {
@@ -602,10 +602,7 @@ TEST_F(ClientServiceOnMysqlTest, RegistrationFollowsTheTenantSettings) {
                                             service::IpRateLimiterOptions());
   service::RegistrationRequest request;
   request.redirect_uris = {"https://app.example.com/cb"};
-  auto code_of = [](const absl::Status& s) {
-    auto p = s.GetPayload(service::kErrorCodePayload);
-    return p ? std::string(*p) : std::string();
-  };
+  auto code_of = [](const absl::Status& s) { return rpc::ErrorCodeOf(s); };
 
   absl::Status s =
       registration.Register(caller_, info_, tenant_.slug, request).status();

@@ -3,7 +3,8 @@
 #include <string>
 
 #include "gtest/gtest.h"
-#include "server/service/key_service.h"
+#include "server/core/field_error.h"
+#include "server/rpc/status.h"
 #include "server/service/user_service.h"
 
 namespace lumo::service {
@@ -48,8 +49,8 @@ TEST(ValidateEmailTest, RejectsMalformedAddressesAsValidationErrors) {
     absl::Status status = ValidateEmail("email", email);
     EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument) << email;
     EXPECT_EQ(status.message().substr(0, 5), "email") << email;
-    EXPECT_EQ(status.GetPayload(kErrorCodePayload).value_or(absl::Cord()),
-              "validation_error");
+    EXPECT_EQ(rpc::ErrorCodeOf(status), "validation_error");
+    EXPECT_EQ(core::InvalidFieldOf(status), "email") << email;
   }
   EXPECT_FALSE(ValidateEmail("email", std::string(65, 'a') + "@example.com")
                    .ok());  // local part > 64

@@ -3,10 +3,12 @@
 #ifndef LUMOKEYS_TESTS_GATEWAY_TRANSCODING_BINDING_TEST_UTIL_H_
 #define LUMOKEYS_TESTS_GATEWAY_TRANSCODING_BINDING_TEST_UTIL_H_
 
+#include <optional>
 #include <string>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
 #include "gateway/transcoding/route_table.h"
@@ -48,6 +50,23 @@ class BindingTest : public ::testing::Test {
 
   RouteTable table_;
 };
+
+// The field a binding error's message quotes (`field "x"` or
+// `parameter "x"`): what the error must name as its field
+// (core/field_error.h). "" when it quotes none, or only a truncated name
+// ("x..."); nullopt for a quoted name with escapes (checked case by case).
+inline std::optional<std::string> QuotedFieldOf(absl::string_view message) {
+  for (absl::string_view marker : {"field \"", "parameter \""}) {
+    const size_t at = message.find(marker);
+    if (at == absl::string_view::npos) continue;
+    absl::string_view rest = message.substr(at + marker.size());
+    rest = rest.substr(0, rest.find('"'));
+    if (rest.find('\\') != absl::string_view::npos) return std::nullopt;
+    if (absl::EndsWith(rest, "...")) return "";
+    return std::string(rest);
+  }
+  return "";
+}
 
 }  // namespace lumo::gateway
 

@@ -6,6 +6,7 @@
 #include "gateway/transcoding/transcoder.h"
 #include "gtest/gtest.h"
 #include "lumo/keys/v1/keys.pb.h"
+#include "server/core/field_error.h"
 #include "tests/gateway/transcoding/binding_test_util.h"
 #include "tests/gateway/transcoding/transcoding_test.pb.h"
 
@@ -157,6 +158,9 @@ TEST_F(BodyBindingTest, RejectsBadBodies) {
     absl::Status status = Bind("POST", "/t/acme/echo", "", c.body, &request);
     EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument) << c.body;
     EXPECT_EQ(std::string(status.message()), c.message) << c.body;
+    // The field travels beside the message, for the error body.
+    EXPECT_EQ(core::InvalidFieldOf(status), QuotedFieldOf(c.message).value())
+        << c.body;
   }
 }
 
@@ -213,6 +217,8 @@ TEST_F(BodyBindingTest, TypeErrorsNameTheFieldNotTheValue) {
     EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
     EXPECT_EQ(std::string(status.message()), c.message) << c.body.substr(0, 60);
     EXPECT_LE(status.message().size(), 222u);
+    EXPECT_EQ(core::InvalidFieldOf(status), QuotedFieldOf(c.message).value())
+        << c.body.substr(0, 60);
   }
   // protobuf 3.21 takes any string for a bool ("yes" is true): the scanner
   // refuses strings there. Enum numbers stay accepted.

@@ -9,6 +9,7 @@
 #include "gateway/transcoding/transcoder.h"
 #include "gtest/gtest.h"
 #include "lumo/keys/v1/keys.pb.h"
+#include "server/core/field_error.h"
 #include "tests/gateway/transcoding/binding_test_util.h"
 #include "tests/gateway/transcoding/transcoding_test.pb.h"
 
@@ -256,7 +257,15 @@ TEST_F(QueryBindingTest, RejectsBadParameters) {
     absl::Status status = Bind("GET", "/t/acme/echo", c.query, "", &request);
     EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument) << c.query;
     EXPECT_EQ(std::string(status.message()), c.message) << c.query;
+    // The parameter travels beside the message, for the error body.
+    if (std::optional<std::string> field = QuotedFieldOf(c.message)) {
+      EXPECT_EQ(core::InvalidFieldOf(status), *field) << c.query;
+    }
   }
+  AllTypes request;
+  EXPECT_EQ(core::InvalidFieldOf(
+                Bind("GET", "/t/acme/echo", "a%0Ab=1", "", &request)),
+            "a\nb");
 }
 
 TEST_F(QueryBindingTest, AcceptsTheLongestString) {
