@@ -26,6 +26,7 @@
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "server/core/crypto.h"
+#include "server/core/string_map_json.h"
 
 namespace lumo::storage {
 
@@ -53,10 +54,13 @@ struct ApiKeyRecord {
   std::string id;
   int64_t tenant_id = 0;
   std::string name;
+  std::string external_id;  // the tenant's owner/service id; "" = none
+  core::StringMap metadata;
   std::vector<std::string> scopes;         // canonical order
   std::vector<std::string> allowed_cidrs;  // canonical text
   int32_t rate_limit_per_minute = 0;       // 0: none
   bool revoked = false;
+  bool disabled = false;  // a reversible pause
   int64_t version = 1;
   std::string created_by_type;  // "api_key", "user", "system"
   std::string created_by_id;
@@ -65,6 +69,7 @@ struct ApiKeyRecord {
   std::optional<absl::Time> expires_at;
   std::optional<absl::Time> rotated_at;
   std::optional<absl::Time> revoked_at;
+  std::optional<absl::Time> disabled_at;  // set while disabled
   // The latest valid_until among retired secrets still in their grace
   // period at `db_now`, if any.
   std::optional<absl::Time> previous_secret_valid_until;
@@ -107,6 +112,8 @@ struct NewKey {
   std::string id;
   int64_t tenant_id = 0;
   std::string name;
+  std::string external_id;
+  core::StringMap metadata;
   std::vector<std::string> scopes;
   std::vector<std::string> allowed_cidrs;
   int32_t rate_limit_per_minute = 0;
@@ -137,6 +144,44 @@ struct KeyPage {
 struct RevokeResult {
   ApiKeyRecord key;
   // False when the key was already revoked (nothing was written).
+  bool changed = false;
+};
+
+// The fields an edit changes; unset members keep their value. Values are
+// validated by the service; the store checks only that they fit the schema.
+struct KeyEdit {
+  std::optional<std::string> name;
+  std::optional<std::vector<std::string>> scopes;         // canonical
+  std::optional<std::vector<std::string>> allowed_cidrs;  // canonical
+  std::optional<int32_t> rate_limit_per_minute;
+  // Set: change the expiry; an inner nullopt removes it (never expires).
+  std::optional<std::optional<absl::Time>> expires_at;
+  std::optional<std::string> external_id;
+  std::optional<core::StringMap> metadata;
+
+  bool empty() const {
+    return !name && !scopes && !allowed_cidrs && !rate_limit_per_minute &&
+           !expires_at && !external_id && !metadata;
+  }
+};
+
+// `key` with the members `edit` sets replaced.
+inline void ApplyEdit(const KeyEdit& edit, ApiKeyRecord* key) {
+  if (edit.name) key->name = *edit.name;
+  if (edit.scopes) key->scopes = *edit.scopes;
+  if (edit.allowed_cidrs) key->allowed_cidrs = *edit.allowed_cidrs;
+  if (edit.rate_limit_per_minute) {
+    key->rate_limit_per_minute = *edit.rate_limit_per_minute;
+  }
+  if (edit.expires_at) key->expires_at = *edit.expires_at;
+  if (edit.external_id) key->external_id = *edit.external_id;
+  if (edit.metadata) key->metadata = *edit.metadata;
+}
+
+struct UpdateResult {
+  // The key after the call.
+  ApiKeyRecord key;
+  // False when nothing was written (the key was already in that state).
   bool changed = false;
 };
 
@@ -199,6 +244,27 @@ class KeyStore {
   virtual absl::StatusOr<RevokeResult> RevokeKey(int64_t tenant_id,
                                                  absl::string_view id,
                                                  const AuditEvent& event) = 0;
+
+  // Applies `edit` if the key's version is still `expected_version`: bumps
+  // the version, appends a change-feed row ("updated") and `event`, in one
+  // transaction holding the row lock. An empty edit is INVALID_ARGUMENT.
+  // NOT_FOUND as GetKey; ABORTED when the version moved (re-read and
+  // retry); FAILED_PRECONDITION when the key is revoked, or when the edit
+  // sets the expiry of a key that has expired (renewal rotates).
+  virtual absl::StatusOr<UpdateResult> UpdateKey(int64_t tenant_id,
+                                                 absl::string_view id,
+                                                 int64_t expected_version,
+                                                 const KeyEdit& edit,
+                                                 const AuditEvent& event) = 0;
+
+  // Sets or clears the disabled flag (and disabled_at, database clock),
+  // bumps the version and appends a change-feed row ("disabled" or
+  // "enabled") and `event`, in one transaction holding the row lock. When
+  // the key is already in that state nothing is written and changed is
+  // false. NOT_FOUND as GetKey; FAILED_PRECONDITION when the key is revoked.
+  virtual absl::StatusOr<UpdateResult> SetKeyDisabled(
+      int64_t tenant_id, absl::string_view id, bool disabled,
+      const AuditEvent& event) = 0;
 
   // Marks the key deleted: gone from Get and List, never verifies again; the
   // row stays so that later use of the id is recognised. Writes a

@@ -38,10 +38,13 @@ struct KeyColumns {
       : id(s.Add("k.id")),
         tenant_id(s.Add("k.tenant_id")),
         name(s.Add("k.name")),
+        external_id(s.Add("k.external_id")),
+        metadata(s.Add("k.metadata")),
         scopes(s.Add("k.scopes")),
         allowed_cidrs(s.Add("k.allowed_cidrs")),
         rate_limit_per_minute(s.Add("k.rate_limit_per_minute")),
         revoked(s.Add("k.revoked")),
+        disabled(s.Add("k.disabled")),
         version(s.Add("k.version")),
         created_by_type(s.Add("k.created_by_type")),
         created_by_id(s.Add("k.created_by_id")),
@@ -49,10 +52,12 @@ struct KeyColumns {
         last_used_at(s.Add("k.last_used_at")),
         expires_at(s.Add("k.expires_at")),
         rotated_at(s.Add("k.rotated_at")),
-        revoked_at(s.Add("k.revoked_at")) {}
-  int id, tenant_id, name, scopes, allowed_cidrs, rate_limit_per_minute,
-      revoked, version, created_by_type, created_by_id, created_at,
-      last_used_at, expires_at, rotated_at, revoked_at;
+        revoked_at(s.Add("k.revoked_at")),
+        disabled_at(s.Add("k.disabled_at")) {}
+  int id, tenant_id, name, external_id, metadata, scopes, allowed_cidrs,
+      rate_limit_per_minute, revoked, disabled, version, created_by_type,
+      created_by_id, created_at, last_used_at, expires_at, rotated_at,
+      revoked_at, disabled_at;
 };
 
 // Latest end of a grace period still running.
@@ -149,8 +154,9 @@ constexpr char kInsertChangeSql[] =
 constexpr char kInsertKeySql[] =
     "INSERT INTO api_keys (id, tenant_id, name, digest, pepper_version,"
     " scopes, allowed_cidrs, rate_limit_per_minute, revoked, version,"
-    " created_by_type, created_by_id, created_at, expires_at)"
-    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0, 1, ?, ?, UTC_TIMESTAMP(6), ?)";
+    " created_by_type, created_by_id, created_at, expires_at, external_id,"
+    " metadata)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0, 1, ?, ?, UTC_TIMESTAMP(6), ?, ?, ?)";
 
 // ---------------------------------------------------------------------------
 // Values.
@@ -190,10 +196,18 @@ absl::Status ReadKeyColumns(const sql::ResultSet& rs, const KeyColumns& c,
   key->id = rs.getString(c.id).asStdString();
   key->tenant_id = rs.getInt64(c.tenant_id);
   key->name = rs.getString(c.name).asStdString();
+  key->external_id = rs.getString(c.external_id).asStdString();
+  absl::StatusOr<core::StringMap> metadata =
+      core::DecodeStringMapJson(rs.getString(c.metadata).asStdString());
+  if (!metadata.ok()) {
+    return absl::InternalError("stored key metadata is not a JSON object");
+  }
+  key->metadata = *std::move(metadata);
   key->scopes = SplitList(rs.getString(c.scopes), ' ');
   key->allowed_cidrs = SplitList(rs.getString(c.allowed_cidrs), ',');
   key->rate_limit_per_minute = rs.getInt(c.rate_limit_per_minute);
   key->revoked = rs.getInt(c.revoked) != 0;
+  key->disabled = rs.getInt(c.disabled) != 0;
   key->version = rs.getInt64(c.version);
   key->created_by_type = rs.getString(c.created_by_type).asStdString();
   key->created_by_id = rs.getString(c.created_by_id).asStdString();
@@ -204,7 +218,8 @@ absl::Status ReadKeyColumns(const sql::ResultSet& rs, const KeyColumns& c,
       {&key->last_used_at, c.last_used_at},
       {&key->expires_at, c.expires_at},
       {&key->rotated_at, c.rotated_at},
-      {&key->revoked_at, c.revoked_at}};
+      {&key->revoked_at, c.revoked_at},
+      {&key->disabled_at, c.disabled_at}};
   for (const auto& [field, column] : optional_times) {
     absl::StatusOr<std::optional<absl::Time>> t = GetOptionalTime(rs, column);
     if (!t.ok()) return t.status();
@@ -292,6 +307,8 @@ absl::Status InsertKeyRow(Session& session, int64_t tenant_id,
   stmt.setString(9, key.created_by_type);
   stmt.setString(10, key.created_by_id);
   if (absl::Status s = BindTime(stmt, 11, key.expires_at); !s.ok()) return s;
+  stmt.setString(12, key.external_id);
+  stmt.setString(13, core::EncodeStringMapJson(key.metadata));
   session.Update(stmt);
   return absl::OkStatus();
 }
@@ -761,6 +778,162 @@ absl::StatusOr<RevokeResult> MysqlKeyStore::RevokeKey(int64_t tenant_id,
         result.key.revoked = true;
         result.key.revoked_at = now;
         result.key.version = old_version + 1;
+        result.changed = true;
+        return absl::OkStatus();
+      });
+  if (!status.ok()) return status;
+  return result;
+}
+
+absl::StatusOr<UpdateResult> MysqlKeyStore::UpdateKey(int64_t tenant_id,
+                                                      absl::string_view id,
+                                                      int64_t expected_version,
+                                                      const KeyEdit& edit,
+                                                      const AuditEvent& event) {
+  if (edit.empty()) {
+    return absl::InvalidArgumentError("update key: the edit changes nothing");
+  }
+  if (!IsWellFormedKeyId(id)) return NotFound();
+  UpdateResult result;
+  absl::Status status =
+      Run(*pool_, "update key", [&](Session& s) -> absl::Status {
+        result = UpdateResult();
+        s.Begin();
+        ApiKeyRecord& key = result.key;
+        if (absl::Status st = LockKey(s, tenant_id, id, &key, nullptr);
+            !st.ok()) {
+          return st;
+        }
+        if (key.revoked) {
+          return absl::FailedPreconditionError(
+              "a revoked key cannot be edited");
+        }
+        if (key.version != expected_version) {
+          return absl::AbortedError("update key: the key changed meanwhile");
+        }
+        if (edit.expires_at.has_value() && IsExpired(key)) {
+          return absl::FailedPreconditionError(
+              "the expiry of an expired key cannot be edited; rotate the key "
+              "with a new expiry to renew it");
+        }
+        ApplyEdit(edit, &key);
+        absl::StatusOr<std::string> scopes =
+            JoinList(key.scopes, ' ', "scopes");
+        if (!scopes.ok()) return scopes.status();
+        absl::StatusOr<std::string> cidrs =
+            JoinList(key.allowed_cidrs, ',', "allowed_cidrs");
+        if (!cidrs.ok()) return cidrs.status();
+        const int64_t old_version = key.version;
+
+        s.Step("update key");
+        sql::PreparedStatement& update = s.Prepare(
+            "UPDATE api_keys SET name = ?, scopes = ?, allowed_cidrs = ?,"
+            " rate_limit_per_minute = ?, expires_at = ?, external_id = ?,"
+            " metadata = ?, version = ?"
+            " WHERE tenant_id = ? AND id = ? AND version = ?");
+        update.setString(1, key.name);
+        update.setString(2, *scopes);
+        update.setString(3, *cidrs);
+        update.setInt(4, key.rate_limit_per_minute);
+        if (absl::Status st = BindTime(update, 5, key.expires_at); !st.ok()) {
+          return st;
+        }
+        update.setString(6, key.external_id);
+        update.setString(7, core::EncodeStringMapJson(key.metadata));
+        update.setInt64(8, old_version + 1);
+        update.setInt64(9, tenant_id);
+        update.setString(10, Str(id));
+        update.setInt64(11, old_version);
+        if (s.Update(update) != 1) {
+          return absl::InternalError(
+              "update key: the locked row did not update");
+        }
+        if (absl::Status st = fault::kWriterBeforeAudit.Hit(id); !st.ok()) {
+          return st;
+        }
+        if (absl::Status st = InsertAudit(s, tenant_id, event); !st.ok()) {
+          return st;
+        }
+        if (absl::Status st =
+                InsertChange(s, tenant_id, id, "updated", old_version + 1);
+            !st.ok()) {
+          return st;
+        }
+        if (absl::Status st = fault::kWriterBeforeCommit.Hit(id); !st.ok()) {
+          return st;
+        }
+        s.Commit();
+        key.version = old_version + 1;
+        result.changed = true;
+        return absl::OkStatus();
+      });
+  if (!status.ok()) return status;
+  return result;
+}
+
+absl::StatusOr<UpdateResult> MysqlKeyStore::SetKeyDisabled(
+    int64_t tenant_id, absl::string_view id, bool disabled,
+    const AuditEvent& event) {
+  if (!IsWellFormedKeyId(id)) return NotFound();
+  UpdateResult result;
+  absl::Status status = Run(
+      *pool_, disabled ? "disable key" : "enable key",
+      [&](Session& s) -> absl::Status {
+        result = UpdateResult();
+        s.Begin();
+        ApiKeyRecord& key = result.key;
+        if (absl::Status st = LockKey(s, tenant_id, id, &key, nullptr);
+            !st.ok()) {
+          return st;
+        }
+        if (key.revoked) {
+          return absl::FailedPreconditionError(
+              disabled ? "a revoked key cannot be disabled"
+                       : "a revoked key cannot be enabled");
+        }
+        if (key.disabled == disabled) {
+          s.Step("rollback");
+          s.Rollback();
+          return absl::OkStatus();
+        }
+        const int64_t old_version = key.version;
+        const std::optional<absl::Time> disabled_at =
+            disabled ? std::optional<absl::Time>(key.db_now) : std::nullopt;
+        s.Step("update key");
+        sql::PreparedStatement& update = s.Prepare(
+            "UPDATE api_keys SET disabled = ?, disabled_at = ?,"
+            " version = ? WHERE tenant_id = ? AND id = ? AND version = ?");
+        update.setInt(1, disabled ? 1 : 0);
+        if (absl::Status st = BindTime(update, 2, disabled_at); !st.ok()) {
+          return st;
+        }
+        update.setInt64(3, old_version + 1);
+        update.setInt64(4, tenant_id);
+        update.setString(5, Str(id));
+        update.setInt64(6, old_version);
+        if (s.Update(update) != 1) {
+          return absl::InternalError(
+              "disable key: the locked row did not update");
+        }
+        if (absl::Status st = fault::kWriterBeforeAudit.Hit(id); !st.ok()) {
+          return st;
+        }
+        if (absl::Status st = InsertAudit(s, tenant_id, event); !st.ok()) {
+          return st;
+        }
+        if (absl::Status st = InsertChange(s, tenant_id, id,
+                                           disabled ? "disabled" : "enabled",
+                                           old_version + 1);
+            !st.ok()) {
+          return st;
+        }
+        if (absl::Status st = fault::kWriterBeforeCommit.Hit(id); !st.ok()) {
+          return st;
+        }
+        s.Commit();
+        key.disabled = disabled;
+        key.disabled_at = disabled_at;
+        key.version = old_version + 1;
         result.changed = true;
         return absl::OkStatus();
       });

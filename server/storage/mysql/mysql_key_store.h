@@ -70,6 +70,15 @@ class MysqlKeyStore : public KeyStore {
   absl::StatusOr<DeleteResult> DeleteKey(int64_t tenant_id,
                                          absl::string_view id,
                                          const AuditEvent& event) override;
+  absl::StatusOr<UpdateResult> UpdateKey(int64_t tenant_id,
+                                         absl::string_view id,
+                                         int64_t expected_version,
+                                         const KeyEdit& edit,
+                                         const AuditEvent& event) override;
+  absl::StatusOr<UpdateResult> SetKeyDisabled(int64_t tenant_id,
+                                              absl::string_view id,
+                                              bool disabled,
+                                              const AuditEvent& event) override;
   absl::StatusOr<VerifyRecord> LoadForVerify(absl::string_view id) override;
   absl::StatusOr<absl::Time> Now() override;
 

@@ -3,6 +3,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "server/storage/key_store.h"
@@ -53,6 +54,8 @@ TYPED_TEST(KeyStoreConformanceTest, InsertedKeyReadsBackAsWritten) {
   key.scopes = {"keys:read", "keys:write"};
   key.allowed_cidrs = {"10.0.0.0/8"};
   key.rate_limit_per_minute = 120;
+  key.external_id = "svc-billing";
+  key.metadata = {{"team", "payments"}, {"quote\"d", "<b>x</b>\t\\"}};
   absl::StatusOr<absl::Time> now = f.keys().Now();
   ASSERT_TRUE(now.ok()) << now.status();
   key.expires_at =
@@ -67,7 +70,11 @@ TYPED_TEST(KeyStoreConformanceTest, InsertedKeyReadsBackAsWritten) {
   EXPECT_THAT(got->scopes, ElementsAre("keys:read", "keys:write"));
   EXPECT_THAT(got->allowed_cidrs, ElementsAre("10.0.0.0/8"));
   EXPECT_EQ(got->rate_limit_per_minute, 120);
+  EXPECT_EQ(got->external_id, "svc-billing");
+  EXPECT_EQ(got->metadata, key.metadata);
   EXPECT_FALSE(got->revoked);
+  EXPECT_FALSE(got->disabled);
+  EXPECT_FALSE(got->disabled_at.has_value());
   EXPECT_EQ(got->version, 1);
   EXPECT_EQ(got->created_by_type, "system");
   EXPECT_EQ(got->created_by_id, "conformance");
@@ -83,6 +90,8 @@ TYPED_TEST(KeyStoreConformanceTest, InsertedKeyReadsBackAsWritten) {
   EXPECT_EQ(verify->current.digest, key.secret.digest);
   EXPECT_EQ(verify->current.pepper_version, 1);
   EXPECT_TRUE(verify->retired.empty());
+  EXPECT_EQ(verify->key.external_id, "svc-billing");
+  EXPECT_EQ(verify->key.metadata, key.metadata);
 }
 
 TYPED_TEST(KeyStoreConformanceTest, KeysAreScopedByTenant) {
@@ -327,6 +336,208 @@ TYPED_TEST(KeyStoreConformanceTest, DeletedKeysVanishButAreRecognised) {
       f.keys().DeleteKey(tenant.id, "neverhadit", Event("d")).status().code(),
       absl::StatusCode::kNotFound);
   EXPECT_EQ(f.keys().LoadForVerify("neverhadit").status().code(),
+            absl::StatusCode::kNotFound);
+}
+
+// The feed rows of `key_id` after `after`, as "<type>@<version>".
+std::vector<std::string> ChangesOf(StoreFixture& f, absl::string_view key_id,
+                                   int64_t after) {
+  std::vector<std::string> out;
+  absl::StatusOr<storage::FeedRead> read =
+      f.feed().ReadChanges(after, storage::FeedPosition(), 10000);
+  EXPECT_TRUE(read.ok()) << read.status();
+  if (!read.ok()) return out;
+  for (const storage::KeyChange& c : read->changes) {
+    if (c.key_id == key_id) {
+      out.push_back(absl::StrCat(c.change_type, "@", c.key_version));
+    }
+  }
+  return out;
+}
+
+TYPED_TEST(KeyStoreConformanceTest, UpdateKeyAppliesOnlyTheEditAndFeedsIt) {
+  StoreFixture& f = this->f();
+  const storage::Tenant tenant = NewTenant(f);
+  storage::NewKey key = NewKey(tenant.id, "before");
+  key.scopes = {"admin:read", "admin:users"};
+  key.allowed_cidrs = {"10.0.0.0/8"};
+  key.rate_limit_per_minute = 100;
+  key.metadata = {{"team", "a"}};
+  ASSERT_TRUE(f.keys().InsertKey(key, Event("api_key.created")).ok());
+  absl::StatusOr<int64_t> head = f.feed().Head();
+  ASSERT_TRUE(head.ok()) << head.status();
+  absl::StatusOr<absl::Time> now = f.keys().Now();
+  ASSERT_TRUE(now.ok()) << now.status();
+  const absl::Time expiry =
+      absl::FromUnixMicros(absl::ToUnixMicros(*now)) + absl::Hours(5);
+
+  storage::KeyEdit edit;
+  edit.name = "after";
+  edit.scopes = std::vector<std::string>{"admin:read"};
+  edit.expires_at = expiry;
+  edit.external_id = "owner-7";
+  edit.metadata = core::StringMap{{"team", "b"}, {"env", "prod"}};
+  absl::StatusOr<storage::UpdateResult> updated =
+      f.keys().UpdateKey(tenant.id, key.id, 1, edit, Event("api_key.updated"));
+  ASSERT_TRUE(updated.ok()) << updated.status();
+  EXPECT_TRUE(updated->changed);
+  EXPECT_EQ(updated->key.version, 2);
+  EXPECT_EQ(updated->key.name, "after");
+
+  absl::StatusOr<storage::ApiKeyRecord> got =
+      f.keys().GetKey(tenant.id, key.id);
+  ASSERT_TRUE(got.ok()) << got.status();
+  EXPECT_EQ(got->name, "after");
+  EXPECT_THAT(got->scopes, ElementsAre("admin:read"));
+  EXPECT_THAT(got->allowed_cidrs, ElementsAre("10.0.0.0/8"));  // not in edit
+  EXPECT_EQ(got->rate_limit_per_minute, 100);                  // not in edit
+  EXPECT_EQ(got->expires_at, expiry);
+  EXPECT_EQ(got->external_id, "owner-7");
+  EXPECT_EQ(got->metadata, *edit.metadata);
+  EXPECT_EQ(got->version, 2);
+  EXPECT_EQ(EventsOf(f, tenant.id, "api_key.updated").size(), 1u);
+  EXPECT_THAT(ChangesOf(f, key.id, *head), ElementsAre("updated@2"));
+
+  // Clearing: no expiry, any address, no limit, no owner, no metadata.
+  storage::KeyEdit clear;
+  clear.expires_at = std::optional<absl::Time>();
+  clear.allowed_cidrs = std::vector<std::string>();
+  clear.rate_limit_per_minute = 0;
+  clear.external_id = "";
+  clear.metadata = core::StringMap();
+  ASSERT_TRUE(
+      f.keys()
+          .UpdateKey(tenant.id, key.id, 2, clear, Event("api_key.updated"))
+          .ok());
+  got = f.keys().GetKey(tenant.id, key.id);
+  ASSERT_TRUE(got.ok()) << got.status();
+  EXPECT_FALSE(got->expires_at.has_value());
+  EXPECT_TRUE(got->allowed_cidrs.empty());
+  EXPECT_EQ(got->rate_limit_per_minute, 0);
+  EXPECT_EQ(got->external_id, "");
+  EXPECT_TRUE(got->metadata.empty());
+  EXPECT_EQ(got->version, 3);
+}
+
+TYPED_TEST(KeyStoreConformanceTest, UpdateKeyRefusesWhatItMayNotChange) {
+  StoreFixture& f = this->f();
+  const storage::Tenant tenant = NewTenant(f);
+  const storage::NewKey key = NewKey(tenant.id);
+  ASSERT_TRUE(f.keys().InsertKey(key, Event("api_key.created")).ok());
+  storage::KeyEdit rename;
+  rename.name = "renamed";
+
+  EXPECT_EQ(f.keys()
+                .UpdateKey(tenant.id, key.id, 1, storage::KeyEdit(),
+                           Event("api_key.updated"))
+                .status()
+                .code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(
+      f.keys()
+          .UpdateKey(tenant.id, key.id, 7, rename, Event("api_key.updated"))
+          .status()
+          .code(),
+      absl::StatusCode::kAborted);
+  const storage::Tenant other = NewTenant(f);
+  EXPECT_EQ(
+      f.keys()
+          .UpdateKey(other.id, key.id, 1, rename, Event("api_key.updated"))
+          .status()
+          .code(),
+      absl::StatusCode::kNotFound);
+  EXPECT_TRUE(EventsOf(f, tenant.id, "api_key.updated").empty());
+
+  // An expired key: other fields may change, its expiry may not.
+  const storage::Tenant t2 = NewTenant(f);
+  storage::NewKey expiring = NewKey(t2.id);
+  absl::StatusOr<absl::Time> now = f.keys().Now();
+  ASSERT_TRUE(now.ok()) << now.status();
+  expiring.expires_at =
+      absl::FromUnixMicros(absl::ToUnixMicros(*now)) + absl::Seconds(1);
+  ASSERT_TRUE(f.keys().InsertKey(expiring, Event("api_key.created")).ok());
+  f.LetTimePass(absl::Seconds(2));
+  storage::KeyEdit extend;
+  extend.expires_at = *now + absl::Hours(1);
+  EXPECT_EQ(
+      f.keys()
+          .UpdateKey(t2.id, expiring.id, 1, extend, Event("api_key.updated"))
+          .status()
+          .code(),
+      absl::StatusCode::kFailedPrecondition);
+  EXPECT_TRUE(
+      f.keys()
+          .UpdateKey(t2.id, expiring.id, 1, rename, Event("api_key.updated"))
+          .ok());
+
+  // A revoked key: nothing.
+  ASSERT_TRUE(f.keys().RevokeKey(tenant.id, key.id, Event("x")).ok());
+  EXPECT_EQ(
+      f.keys()
+          .UpdateKey(tenant.id, key.id, 2, rename, Event("api_key.updated"))
+          .status()
+          .code(),
+      absl::StatusCode::kFailedPrecondition);
+  absl::StatusOr<storage::ApiKeyRecord> got =
+      f.keys().GetKey(tenant.id, key.id);
+  ASSERT_TRUE(got.ok()) << got.status();
+  EXPECT_EQ(got->name, key.name);
+  EXPECT_TRUE(EventsOf(f, tenant.id, "api_key.updated").empty());
+}
+
+TYPED_TEST(KeyStoreConformanceTest, DisableAndEnableChangeOnceEach) {
+  StoreFixture& f = this->f();
+  const storage::Tenant tenant = NewTenant(f);
+  const storage::NewKey key = NewKey(tenant.id);
+  ASSERT_TRUE(f.keys().InsertKey(key, Event("api_key.created")).ok());
+  absl::StatusOr<int64_t> head = f.feed().Head();
+  ASSERT_TRUE(head.ok()) << head.status();
+
+  absl::StatusOr<storage::UpdateResult> off = f.keys().SetKeyDisabled(
+      tenant.id, key.id, true, Event("api_key.disabled"));
+  ASSERT_TRUE(off.ok()) << off.status();
+  EXPECT_TRUE(off->changed);
+  EXPECT_TRUE(off->key.disabled);
+  ASSERT_TRUE(off->key.disabled_at.has_value());
+  EXPECT_EQ(off->key.version, 2);
+  absl::StatusOr<storage::VerifyRecord> verify = f.keys().LoadForVerify(key.id);
+  ASSERT_TRUE(verify.ok()) << verify.status();
+  EXPECT_TRUE(verify->key.disabled);
+  EXPECT_EQ(verify->key.disabled_at, off->key.disabled_at);
+
+  absl::StatusOr<storage::UpdateResult> again = f.keys().SetKeyDisabled(
+      tenant.id, key.id, true, Event("api_key.disabled"));
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_FALSE(again->changed);
+  EXPECT_EQ(again->key.version, 2);
+  EXPECT_EQ(EventsOf(f, tenant.id, "api_key.disabled").size(), 1u);
+
+  absl::StatusOr<storage::UpdateResult> on = f.keys().SetKeyDisabled(
+      tenant.id, key.id, false, Event("api_key.enabled"));
+  ASSERT_TRUE(on.ok()) << on.status();
+  EXPECT_TRUE(on->changed);
+  EXPECT_FALSE(on->key.disabled);
+  EXPECT_FALSE(on->key.disabled_at.has_value());
+  EXPECT_EQ(on->key.version, 3);
+  absl::StatusOr<storage::ApiKeyRecord> got =
+      f.keys().GetKey(tenant.id, key.id);
+  ASSERT_TRUE(got.ok()) << got.status();
+  EXPECT_FALSE(got->disabled);
+  EXPECT_THAT(ChangesOf(f, key.id, *head),
+              ElementsAre("disabled@2", "enabled@3"));
+
+  ASSERT_TRUE(f.keys().RevokeKey(tenant.id, key.id, Event("x")).ok());
+  EXPECT_EQ(
+      f.keys()
+          .SetKeyDisabled(tenant.id, key.id, true, Event("api_key.disabled"))
+          .status()
+          .code(),
+      absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(f.keys()
+                .SetKeyDisabled(tenant.id, key.id + "0", true,
+                                Event("api_key.disabled"))
+                .status()
+                .code(),
             absl::StatusCode::kNotFound);
 }
 

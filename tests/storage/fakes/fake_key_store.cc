@@ -67,6 +67,8 @@ KeyRow NewRow(const storage::NewKey& k, int64_t tenant_id, absl::Time now) {
   row.record.id = k.id;
   row.record.tenant_id = tenant_id;
   row.record.name = k.name;
+  row.record.external_id = k.external_id;
+  row.record.metadata = k.metadata;
   row.record.scopes = k.scopes;
   row.record.allowed_cidrs = k.allowed_cidrs;
   row.record.rate_limit_per_minute = k.rate_limit_per_minute;
@@ -277,6 +279,77 @@ absl::StatusOr<storage::RevokeResult> FakeKeyStore::RevokeKey(
     ++row->record.version;
     db_->AppendAudit(tenant_id, storage::NextTransactionChainLane(), event);
     db_->AppendChange(tenant_id, id, "revoked", row->record.version, false);
+    result.changed = true;
+  }
+  result.key = Snapshot(*row, now);
+  return result;
+}
+
+absl::StatusOr<storage::UpdateResult> FakeKeyStore::UpdateKey(
+    int64_t tenant_id, absl::string_view id, int64_t expected_version,
+    const storage::KeyEdit& edit, const storage::AuditEvent& event) {
+  if (edit.empty()) {
+    return absl::InvalidArgumentError("update key: the edit changes nothing");
+  }
+  if (edit.scopes) {
+    if (absl::Status s = CheckList(*edit.scopes, ' ', "scopes"); !s.ok()) {
+      return s;
+    }
+  }
+  if (edit.allowed_cidrs) {
+    if (absl::Status s = CheckList(*edit.allowed_cidrs, ',', "allowed_cidrs");
+        !s.ok()) {
+      return s;
+    }
+  }
+  if (absl::Status s = db_->Begin(); !s.ok()) return s;
+  absl::MutexLock lock(&db_->mu);
+  KeyRow* row = LiveKey(*db_, tenant_id, id);
+  if (row == nullptr) return NotFound();
+  const absl::Time now = db_->Now();
+  if (row->record.revoked) {
+    return absl::FailedPreconditionError("a revoked key cannot be edited");
+  }
+  if (row->record.version != expected_version) {
+    return absl::AbortedError("update key: the key changed meanwhile");
+  }
+  if (edit.expires_at.has_value() && IsExpired(row->record, now)) {
+    return absl::FailedPreconditionError(
+        "the expiry of an expired key cannot be edited; rotate the key with a "
+        "new expiry to renew it");
+  }
+  storage::ApplyEdit(edit, &row->record);
+  ++row->record.version;
+  db_->AppendAudit(tenant_id, storage::NextTransactionChainLane(), event);
+  db_->AppendChange(tenant_id, id, "updated", row->record.version, false);
+  storage::UpdateResult result;
+  result.key = Snapshot(*row, now);
+  result.changed = true;
+  return result;
+}
+
+absl::StatusOr<storage::UpdateResult> FakeKeyStore::SetKeyDisabled(
+    int64_t tenant_id, absl::string_view id, bool disabled,
+    const storage::AuditEvent& event) {
+  if (absl::Status s = db_->Begin(); !s.ok()) return s;
+  absl::MutexLock lock(&db_->mu);
+  KeyRow* row = LiveKey(*db_, tenant_id, id);
+  if (row == nullptr) return NotFound();
+  const absl::Time now = db_->Now();
+  if (row->record.revoked) {
+    return absl::FailedPreconditionError(
+        disabled ? "a revoked key cannot be disabled"
+                 : "a revoked key cannot be enabled");
+  }
+  storage::UpdateResult result;
+  if (row->record.disabled != disabled) {
+    row->record.disabled = disabled;
+    row->record.disabled_at =
+        disabled ? std::optional<absl::Time>(now) : std::nullopt;
+    ++row->record.version;
+    db_->AppendAudit(tenant_id, storage::NextTransactionChainLane(), event);
+    db_->AppendChange(tenant_id, id, disabled ? "disabled" : "enabled",
+                      row->record.version, false);
     result.changed = true;
   }
   result.key = Snapshot(*row, now);

@@ -51,6 +51,12 @@ class FakeKeyStore : public storage::KeyStore {
       const storage::AuditEvent& event) override;
   absl::StatusOr<storage::VerifyRecord> LoadForVerify(
       absl::string_view id) override;
+  absl::StatusOr<storage::UpdateResult> UpdateKey(
+      int64_t tenant_id, absl::string_view id, int64_t expected_version,
+      const storage::KeyEdit& edit, const storage::AuditEvent& event) override;
+  absl::StatusOr<storage::UpdateResult> SetKeyDisabled(
+      int64_t tenant_id, absl::string_view id, bool disabled,
+      const storage::AuditEvent& event) override;
   absl::StatusOr<absl::Time> Now() override;
 
   // Test hooks.
