@@ -219,6 +219,8 @@ lumo::auth::v1::VerifyReason ToProtoReason(service::VerifyReason reason) {
       return lumo::auth::v1::IP_NOT_ALLOWED;
     case R::kRateLimited:
       return lumo::auth::v1::RATE_LIMITED;
+    case R::kDisabled:
+      return lumo::auth::v1::DISABLED;
   }
   return lumo::auth::v1::VERIFY_REASON_UNSPECIFIED;
 }

@@ -23,6 +23,7 @@
 #include "server/core/pepper.h"
 #include "server/service/change_barrier.h"
 #include "server/service/errors.h"
+#include "server/service/key_fields.h"
 #include "server/service/principal.h"
 #include "server/service/verifier.h"
 #include "server/storage/key_store.h"
@@ -35,6 +36,22 @@ struct CreateKeyParams {
   std::optional<absl::Time> expires_at;
   std::vector<std::string> allowed_cidrs;
   int32_t rate_limit_per_minute = 0;
+  std::string external_id;
+  core::StringMap metadata;
+};
+
+// An edit: the fields named in `update_mask` (camelCase paths) take the
+// values given here; the others are ignored. An unset `expires_at` named in
+// the mask removes the expiry.
+struct UpdateKeyParams {
+  std::vector<std::string> update_mask;
+  std::string name;
+  std::vector<std::string> scopes;
+  std::vector<std::string> allowed_cidrs;
+  int32_t rate_limit_per_minute = 0;
+  std::optional<absl::Time> expires_at;
+  std::string external_id;
+  core::StringMap metadata;
 };
 
 struct ListKeysParams {
@@ -53,13 +70,12 @@ struct KeyWithSecret {
 };
 
 inline constexpr int64_t kMaxGracePeriodSeconds = 7 * 24 * 3600;
-inline constexpr size_t kMaxAllowedCidrs = 32;
-inline constexpr int32_t kMaxRateLimitPerMinute = 1'000'000;
 
 // Thread-safe (holds no mutable state of its own).
 //
 // With a `barrier` (replication, docs/replication.md), RotateKey, RevokeKey
-// (also of an already revoked key) and DeleteKey return OK only after the
+// (also of an already revoked key), UpdateKey, DisableKey and EnableKey
+// (also when they change nothing) and DeleteKey return OK only after the
 // barrier acknowledged the committed change; when it cannot, they return
 // its UNAVAILABLE (DEADLINE_EXCEEDED when the caller's deadline passed) and
 // the change still stands. DeleteKey of a key already deleted answers
@@ -88,6 +104,19 @@ class KeyService {
                                                   absl::string_view id);
   absl::Status DeleteKey(const Principal& caller, const RequestInfo& info,
                          absl::string_view id);
+  // Applies the edit (docs/api-keys.md, "Edit"): the fields in the mask are
+  // validated as on create; the caller must hold the key's scopes and
+  // restrictions before and after the edit. Revoked: kInvalidRequest.
+  // Writes api_key.updated with the before/after of each changed field.
+  absl::StatusOr<storage::ApiKeyRecord> UpdateKey(
+      const Principal& caller, const RequestInfo& info, absl::string_view id,
+      const UpdateKeyParams& params);
+  // Pauses (`disabled`) or resumes the key; api_key.disabled / enabled.
+  // Revoked: kInvalidRequest.
+  absl::StatusOr<storage::ApiKeyRecord> SetKeyDisabled(const Principal& caller,
+                                                       const RequestInfo& info,
+                                                       absl::string_view id,
+                                                       bool disabled);
 
   // Operator operations: not bound by the no-escalation rule.
   struct TenantWithKey {
@@ -105,6 +134,10 @@ class KeyService {
  private:
   // Validates `params` into a NewKey (without id and secret).
   absl::StatusOr<storage::NewKey> ValidateNewKey(const CreateKeyParams& params);
+  // The caller may manage (rotate, edit, disable) `key`: it holds its scopes
+  // and restrictions. `verb` names the action in the refusal.
+  absl::Status CheckMayManage(const Principal& caller, absl::string_view verb,
+                              const storage::ApiKeyRecord& key);
   // Draws an id and a secret into `key`; returns the full key.
   absl::StatusOr<std::string> AssignIdAndSecret(storage::NewKey& key);
   absl::StatusOr<KeyWithSecret> InsertWithRetry(storage::NewKey key,
@@ -124,7 +157,8 @@ class KeyService {
   ChangeBarrier* const barrier_;  // may be null: a single replica
 };
 
-// "active", "revoked" or "expired" at the record's database time.
+// "active", "revoked", "expired" or "disabled" at the record's database
+// time (revoked > expired > disabled > active).
 std::string KeyStatusName(const storage::ApiKeyRecord& record);
 
 }  // namespace lumo::service

@@ -42,6 +42,8 @@ const char* VerifyReasonName(VerifyReason reason) {
       return "IP_NOT_ALLOWED";
     case VerifyReason::kRateLimited:
       return "RATE_LIMITED";
+    case VerifyReason::kDisabled:
+      return "DISABLED";
   }
   return "UNKNOWN";
 }
@@ -229,6 +231,9 @@ VerifyOutcome Verifier::Decide(const Entry& entry, absl::string_view key,
     out.known_dead = true;
   } else if (rec.key.expires_at.has_value() && db_now >= *rec.key.expires_at) {
     out.reason = VerifyReason::kExpired;
+    out.known_dead = true;
+  } else if (rec.key.disabled) {
+    out.reason = VerifyReason::kDisabled;
     out.known_dead = true;
   } else if (!params.tenant_slug.empty() &&
              params.tenant_slug != rec.tenant_slug) {

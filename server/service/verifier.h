@@ -46,6 +46,8 @@ enum class VerifyReason {
   kInsufficientScope,
   kIpNotAllowed,
   kRateLimited,
+  // The key is paused (disable/enable); checked after kExpired.
+  kDisabled,
 };
 
 const char* VerifyReasonName(VerifyReason reason);
@@ -65,8 +67,9 @@ struct VerifyOutcome {
   // The key id when the presented key parsed (also for failures), so that
   // failures can be attributed.
   std::string key_id;
-  // True when the key id is known but the key is dead (revoked, deleted,
-  // expired or a rotated-away secret): the signal that a key leaked.
+  // True when the key id is known but the key is dead or paused (revoked,
+  // deleted, expired, disabled or a rotated-away secret): the signal that a
+  // key leaked.
   bool known_dead = false;
   // True when the key id exists but belongs to a tenant other than the one
   // the verification was for (whether or not the secret matched): the id

@@ -1,0 +1,269 @@
+// KeyService edits, disable and enable (docs/api-keys.md, "Managing a key
+// over years") over the in-memory fakes, with a barrier that records what
+// each call waited for.
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "server/service/change_barrier.h"
+#include "server/service/key_service.h"
+#include "tests/storage/fakes/fake_key_store.h"
+
+namespace lumo::service {
+namespace {
+
+using ::testing::ElementsAre;
+using testing::FakeKeyStore;
+using ::testing::HasSubstr;
+
+constexpr char kPepper[] =
+    "1:000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f\n";
+
+// Records every wait; fails them while `fail` is set.
+class RecordingBarrier : public ChangeBarrier {
+ public:
+  absl::Status AwaitChange(const ChangeRef& change,
+                           absl::Duration mutation_took) override {
+    waits.push_back(absl::StrCat(change.change_type, "@", change.key_version,
+                                 change.wrote_feed_row ? "" : " again"));
+    if (fail) return absl::UnavailableError("replica did not acknowledge");
+    return absl::OkStatus();
+  }
+  std::vector<std::string> waits;
+  bool fail = false;
+};
+
+class KeyEditTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    peppers_ = *core::PepperSet::Parse(kPepper);
+    verifier_ =
+        std::make_unique<Verifier>(&store_, peppers_, VerifierOptions{});
+    keys_ = std::make_unique<KeyService>(&store_, peppers_, verifier_.get(),
+                                         &barrier_);
+    CreateKeyParams first;
+    first.name = "root";
+    first.scopes = {"admin:write"};
+    auto tenant = keys_->CreateTenant({}, "acme", "", first);
+    ASSERT_TRUE(tenant.ok()) << tenant.status();
+    root_.tenant_id = tenant->tenant.id;
+    root_.tenant_slug = "acme";
+    root_.key_id = tenant->initial_key->record.id;
+    root_.scopes = {"admin:write"};
+    CreateKeyParams p;
+    p.name = "ci";
+    p.scopes = {"admin:read", "admin:users"};
+    p.allowed_cidrs = {"10.0.0.0/8"};
+    p.rate_limit_per_minute = 100;
+    auto key = keys_->CreateKey(root_, {}, p);
+    ASSERT_TRUE(key.ok()) << key.status();
+    key_ = key->record;
+    full_ = key->full_key;
+  }
+
+  UpdateKeyParams Mask(std::vector<std::string> paths) {
+    UpdateKeyParams p;
+    p.update_mask = std::move(paths);
+    return p;
+  }
+
+  std::vector<storage::AuditEvent> Events(const std::string& action) {
+    std::vector<storage::AuditEvent> out;
+    for (const storage::AuditEvent& e : store_.events()) {
+      if (e.action == action) out.push_back(e);
+    }
+    return out;
+  }
+
+  FakeKeyStore store_;
+  RecordingBarrier barrier_;
+  std::shared_ptr<const core::PepperSet> peppers_;
+  std::unique_ptr<Verifier> verifier_;
+  std::unique_ptr<KeyService> keys_;
+  Principal root_;
+  storage::ApiKeyRecord key_;
+  std::string full_;
+};
+
+TEST_F(KeyEditTest, EditChangesOnlyTheMaskedFieldsAuditsBeforeAfterAndWaits) {
+  UpdateKeyParams p = Mask({"name", "scopes", "metadata"});
+  p.name = "ci-renamed";
+  p.scopes = {"admin:read"};
+  p.metadata = {{"team", "<b>payments</b>"}};
+  p.rate_limit_per_minute = 5;  // not in the mask: ignored
+  absl::StatusOr<storage::ApiKeyRecord> edited =
+      keys_->UpdateKey(root_, {}, key_.id, p);
+  ASSERT_TRUE(edited.ok()) << edited.status();
+  EXPECT_EQ(edited->name, "ci-renamed");
+  EXPECT_THAT(edited->scopes, ElementsAre("admin:read"));
+  EXPECT_EQ(edited->rate_limit_per_minute, 100);
+  EXPECT_EQ(edited->metadata, p.metadata);
+  EXPECT_EQ(edited->version, key_.version + 1);
+  EXPECT_THAT(barrier_.waits, ElementsAre(absl::StrCat("updated@", 2)));
+
+  std::vector<storage::AuditEvent> events = Events("api_key.updated");
+  ASSERT_EQ(events.size(), 1u);
+  const std::string& m = events[0].metadata_json;
+  EXPECT_THAT(m, HasSubstr(R"("name":{"before":"ci","after":"ci-renamed"})"));
+  EXPECT_THAT(
+      m,
+      HasSubstr(
+          R"("scopes":{"before":["admin:read","admin:users"],"after":["admin:read"]})"));
+  EXPECT_THAT(m, HasSubstr(R"("metadata":{"before":{},"after":{"team":)"));
+  EXPECT_EQ(m.find("rateLimitPerMinute"), std::string::npos);
+  EXPECT_EQ(m.find(full_), std::string::npos);
+}
+
+TEST_F(KeyEditTest, AnEditThatChangesNothingWritesNothingButWaitsAgain) {
+  UpdateKeyParams p = Mask({"name"});
+  p.name = key_.name;
+  absl::StatusOr<storage::ApiKeyRecord> edited =
+      keys_->UpdateKey(root_, {}, key_.id, p);
+  ASSERT_TRUE(edited.ok()) << edited.status();
+  EXPECT_EQ(edited->version, key_.version);
+  EXPECT_TRUE(Events("api_key.updated").empty());
+  EXPECT_THAT(barrier_.waits, ElementsAre("updated@1 again"));
+}
+
+TEST_F(KeyEditTest, AFailedWaitReportsUnavailableAndTheEditStands) {
+  barrier_.fail = true;
+  UpdateKeyParams p = Mask({"rateLimitPerMinute"});
+  p.rate_limit_per_minute = 1;
+  absl::Status st = keys_->UpdateKey(root_, {}, key_.id, p).status();
+  EXPECT_EQ(st.code(), absl::StatusCode::kUnavailable);
+  EXPECT_EQ(ErrorKindOf(st), ErrorKind::kUnavailable);
+  EXPECT_EQ(keys_->GetKey(root_, key_.id)->rate_limit_per_minute, 1);
+}
+
+TEST_F(KeyEditTest, BadMasksAndValuesAreRefusedNamingTheFieldAndChangeNothing) {
+  struct Case {
+    UpdateKeyParams params;
+    std::string field;
+  };
+  std::vector<Case> cases;
+  cases.push_back({Mask({}), "updateMask"});
+  cases.push_back({Mask({"secret"}), "updateMask"});
+  cases.push_back({Mask({"name", "name"}), "updateMask"});
+  cases.push_back({Mask({"name"}), "name"});  // empty name
+  UpdateKeyParams scopes = Mask({"scopes"});
+  cases.push_back({scopes, "scopes"});  // empty scopes
+  UpdateKeyParams cidrs = Mask({"allowedCidrs"});
+  for (int i = 0; i < 33; ++i) cidrs.allowed_cidrs.push_back("10.0.0.0/8");
+  cases.push_back({cidrs, "allowedCidrs"});
+  UpdateKeyParams limit = Mask({"rateLimitPerMinute"});
+  limit.rate_limit_per_minute = -1;
+  cases.push_back({limit, "rateLimitPerMinute"});
+  UpdateKeyParams past = Mask({"expiresAt"});
+  past.expires_at = *store_.Now() - absl::Seconds(1);
+  cases.push_back({past, "expiresAt"});
+  UpdateKeyParams owner = Mask({"externalId"});
+  owner.external_id = std::string(129, 'x');
+  cases.push_back({owner, "externalId"});
+  UpdateKeyParams many = Mask({"metadata"});
+  for (int i = 0; i < 21; ++i) many.metadata[absl::StrCat("k", i)] = "v";
+  cases.push_back({many, "metadata"});
+  UpdateKeyParams big = Mask({"metadata"});
+  big.metadata["a"] = std::string(4096, 'x');
+  cases.push_back({big, "metadata"});
+  UpdateKeyParams control = Mask({"metadata"});
+  control.metadata["a"] = "line\nbreak";
+  cases.push_back({control, "metadata"});
+  UpdateKeyParams badkey = Mask({"metadata"});
+  badkey.metadata["a b"] = "v";
+  cases.push_back({badkey, "metadata"});
+
+  for (const Case& c : cases) {
+    absl::Status st = keys_->UpdateKey(root_, {}, key_.id, c.params).status();
+    EXPECT_EQ(st.code(), absl::StatusCode::kInvalidArgument) << c.field;
+    EXPECT_EQ(ErrorKindOf(st), ErrorKind::kInvalidField) << c.field;
+    EXPECT_TRUE(absl::StartsWith(st.message(), c.field))
+        << c.field << ": " << st.message();
+  }
+  EXPECT_EQ(keys_->GetKey(root_, key_.id)->version, key_.version);
+  EXPECT_TRUE(Events("api_key.updated").empty());
+  EXPECT_TRUE(barrier_.waits.empty());
+}
+
+TEST_F(KeyEditTest, AKeyCannotEscalateOrLoosenThroughAnEdit) {
+  // The key itself (admin:read, admin:users, 10/8, 100/min) edits a child.
+  Principal self = root_;
+  self.key_id = key_.id;
+  self.scopes = key_.scopes;
+  self.key_allowed_cidrs = key_.allowed_cidrs;
+  self.key_rate_limit_per_minute = key_.rate_limit_per_minute;
+  CreateKeyParams c;
+  c.name = "child";
+  c.scopes = {"admin:read"};
+  c.allowed_cidrs = {"10.1.0.0/16"};
+  c.rate_limit_per_minute = 10;
+  auto child = keys_->CreateKey(self, {}, c);
+  ASSERT_TRUE(child.ok()) << child.status();
+
+  UpdateKeyParams up = Mask({"scopes"});
+  up.scopes = {"admin:write"};
+  absl::Status st = keys_->UpdateKey(self, {}, child->record.id, up).status();
+  EXPECT_EQ(ErrorKindOf(st), ErrorKind::kScopeExceeded) << st;
+  UpdateKeyParams wide = Mask({"allowedCidrs"});
+  st = keys_->UpdateKey(self, {}, child->record.id, wide).status();
+  EXPECT_EQ(ErrorKindOf(st), ErrorKind::kScopeExceeded) << st;
+  EXPECT_TRUE(absl::StartsWith(st.message(), "allowedCidrs")) << st;
+  UpdateKeyParams unlimited = Mask({"rateLimitPerMinute"});
+  st = keys_->UpdateKey(self, {}, child->record.id, unlimited).status();
+  EXPECT_EQ(ErrorKindOf(st), ErrorKind::kScopeExceeded) << st;
+  // The root key's scopes are not held by `self`: it cannot edit it.
+  UpdateKeyParams rename = Mask({"name"});
+  rename.name = "mine now";
+  st = keys_->UpdateKey(self, {}, root_.key_id, rename).status();
+  EXPECT_EQ(ErrorKindOf(st), ErrorKind::kScopeExceeded) << st;
+  // A restriction within its own is fine.
+  UpdateKeyParams narrower = Mask({"allowedCidrs", "rateLimitPerMinute"});
+  narrower.allowed_cidrs = {"10.1.2.0/24"};
+  narrower.rate_limit_per_minute = 5;
+  EXPECT_TRUE(keys_->UpdateKey(self, {}, child->record.id, narrower).ok());
+}
+
+TEST_F(KeyEditTest, RevokedAndDeletedKeysCannotBeEdited) {
+  ASSERT_TRUE(keys_->RevokeKey(root_, {}, key_.id).ok());
+  UpdateKeyParams p = Mask({"name"});
+  p.name = "x";
+  absl::Status st = keys_->UpdateKey(root_, {}, key_.id, p).status();
+  EXPECT_EQ(st.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(ErrorKindOf(st), ErrorKind::kInvalidRequest);
+  EXPECT_EQ(
+      ErrorKindOf(keys_->SetKeyDisabled(root_, {}, key_.id, true).status()),
+      ErrorKind::kInvalidRequest);
+  ASSERT_TRUE(keys_->DeleteKey(root_, {}, key_.id).ok());
+  st = keys_->UpdateKey(root_, {}, key_.id, p).status();
+  EXPECT_EQ(ErrorKindOf(st), ErrorKind::kNotFound);
+}
+
+TEST_F(KeyEditTest, DisabledKeyIsRefusedByVerifyUntilEnabled) {
+  auto verify = [&] {
+    absl::StatusOr<VerifyOutcome> outcome =
+        verifier_->Verify(full_, {"acme", {}, "10.1.2.3"});
+    EXPECT_TRUE(outcome.ok()) << outcome.status();
+    return outcome.ok() ? outcome->reason : VerifyReason::kMalformed;
+  };
+  EXPECT_EQ(verify(), VerifyReason::kValid);
+  absl::StatusOr<storage::ApiKeyRecord> off =
+      keys_->SetKeyDisabled(root_, {}, key_.id, true);
+  ASSERT_TRUE(off.ok()) << off.status();
+  EXPECT_TRUE(off->disabled);
+  EXPECT_EQ(KeyStatusName(*off), "disabled");
+  EXPECT_EQ(verify(), VerifyReason::kDisabled);
+  // Again: no second event, but waited for again.
+  ASSERT_TRUE(keys_->SetKeyDisabled(root_, {}, key_.id, true).ok());
+  EXPECT_EQ(Events("api_key.disabled").size(), 1u);
+  ASSERT_TRUE(keys_->SetKeyDisabled(root_, {}, key_.id, false).ok());
+  EXPECT_EQ(verify(), VerifyReason::kValid);
+  EXPECT_EQ(Events("api_key.enabled").size(), 1u);
+  EXPECT_THAT(barrier_.waits,
+              ElementsAre("disabled@2", "disabled@2 again", "enabled@3"));
+}
+
+}  // namespace
+}  // namespace lumo::service
