@@ -48,6 +48,28 @@ absl::StatusOr<service::CreateKeyParams> CreateKeyParamsOf(
   params.allowed_cidrs.assign(request.allowed_cidrs().begin(),
                               request.allowed_cidrs().end());
   params.rate_limit_per_minute = request.rate_limit_per_minute();
+  params.external_id = request.external_id();
+  params.metadata.insert(request.metadata().begin(), request.metadata().end());
+  return params;
+}
+
+absl::StatusOr<service::UpdateKeyParams> UpdateKeyParamsOf(
+    const lumo::keys::v1::UpdateApiKeyRequest& request) {
+  service::UpdateKeyParams params;
+  params.update_mask.assign(request.update_mask().paths().begin(),
+                            request.update_mask().paths().end());
+  params.name = request.name();
+  params.scopes.assign(request.scopes().begin(), request.scopes().end());
+  params.allowed_cidrs.assign(request.allowed_cidrs().begin(),
+                              request.allowed_cidrs().end());
+  params.rate_limit_per_minute = request.rate_limit_per_minute();
+  if (request.has_expires_at()) {
+    absl::StatusOr<absl::Time> t = FromTimestamp(request.expires_at());
+    if (!t.ok()) return service::InvalidField("expiresAt", "out of range");
+    params.expires_at = *t;
+  }
+  params.external_id = request.external_id();
+  params.metadata.insert(request.metadata().begin(), request.metadata().end());
   return params;
 }
 
@@ -177,6 +199,59 @@ grpc::ServerUnaryReactor* KeyServiceImpl::RevokeApiKey(
         ToProto(*record, response);
         return absl::OkStatus();
       });
+}
+
+grpc::ServerUnaryReactor* KeyServiceImpl::UpdateApiKey(
+    grpc::CallbackServerContext* context,
+    const lumo::keys::v1::UpdateApiKeyRequest* request,
+    lumo::keys::v1::ApiKey* response) {
+  static const auto& method = Method("lumo.keys.v1.KeyService.UpdateApiKey");
+  return RunAuthenticated(
+      *ctx_.auth, *ctx_.workers, context, method, request->tenant_slug(), true,
+      [this, request, response](const Principal& caller,
+                                const RequestInfo& info) -> absl::Status {
+        absl::StatusOr<service::UpdateKeyParams> params =
+            UpdateKeyParamsOf(*request);
+        if (!params.ok()) return params.status();
+        absl::StatusOr<storage::ApiKeyRecord> record =
+            ctx_.keys->UpdateKey(caller, info, request->id(), *params);
+        if (!record.ok()) return record.status();
+        ToProto(*record, response);
+        return absl::OkStatus();
+      });
+}
+
+grpc::ServerUnaryReactor* KeyServiceImpl::SetDisabled(
+    grpc::CallbackServerContext* context,
+    const google::protobuf::MethodDescriptor& method,
+    const lumo::keys::v1::SetApiKeyDisabledRequest* request,
+    lumo::keys::v1::ApiKey* response, bool disabled) {
+  return RunAuthenticated(
+      *ctx_.auth, *ctx_.workers, context, method, request->tenant_slug(), true,
+      [this, request, response, disabled](
+          const Principal& caller, const RequestInfo& info) -> absl::Status {
+        absl::StatusOr<storage::ApiKeyRecord> record =
+            ctx_.keys->SetKeyDisabled(caller, info, request->id(), disabled);
+        if (!record.ok()) return record.status();
+        ToProto(*record, response);
+        return absl::OkStatus();
+      });
+}
+
+grpc::ServerUnaryReactor* KeyServiceImpl::DisableApiKey(
+    grpc::CallbackServerContext* context,
+    const lumo::keys::v1::SetApiKeyDisabledRequest* request,
+    lumo::keys::v1::ApiKey* response) {
+  static const auto& method = Method("lumo.keys.v1.KeyService.DisableApiKey");
+  return SetDisabled(context, method, request, response, true);
+}
+
+grpc::ServerUnaryReactor* KeyServiceImpl::EnableApiKey(
+    grpc::CallbackServerContext* context,
+    const lumo::keys::v1::SetApiKeyDisabledRequest* request,
+    lumo::keys::v1::ApiKey* response) {
+  static const auto& method = Method("lumo.keys.v1.KeyService.EnableApiKey");
+  return SetDisabled(context, method, request, response, false);
 }
 
 grpc::ServerUnaryReactor* KeyServiceImpl::DeleteApiKey(
