@@ -94,6 +94,21 @@ std::string FormatTable(const std::vector<std::vector<std::string>>& rows) {
   return out;
 }
 
+namespace {
+
+// "k=v, k2=v2" in key order, each part sanitized; "-" when empty.
+std::string FormatMetadata(
+    const google::protobuf::Map<std::string, std::string>& metadata) {
+  google::protobuf::RepeatedPtrField<std::string> parts;
+  for (const auto& [key, value] : metadata) {
+    parts.Add(absl::StrCat(key, "=", value));
+  }
+  std::sort(parts.begin(), parts.end());
+  return JoinOr(parts, ", ");
+}
+
+}  // namespace
+
 std::string FormatApiKey(const lumo::keys::v1::ApiKey& key, bool show_key) {
   std::vector<std::pair<std::string, std::string>> fields = {
       {"id", TextOr(key.id())},
@@ -116,7 +131,12 @@ std::string FormatApiKey(const lumo::keys::v1::ApiKey& key, bool show_key) {
                          ? absl::StrCat(key.rate_limit_per_minute(), "/min")
                          : "none"},
       {"version", absl::StrCat(key.version())},
+      {"external id", TextOr(key.external_id())},
+      {"metadata", FormatMetadata(key.metadata())},
   };
+  if (key.has_disabled_at()) {
+    fields.emplace_back("disabled", FormatTimestamp(key.disabled_at()));
+  }
   if (key.has_previous_secret_valid_until()) {
     fields.emplace_back("old secret valid until",
                         FormatTimestamp(key.previous_secret_valid_until()));
