@@ -312,6 +312,9 @@ void FillVerifyResponse(const service::VerifyOutcome& outcome,
     for (const std::string& s : outcome.scopes) key->add_scopes(s);
     if (outcome.expires_at)
       ToTimestamp(*outcome.expires_at, key->mutable_expires_at());
+    key->set_external_id(outcome.external_id);
+    key->mutable_metadata()->insert(outcome.metadata.begin(),
+                                    outcome.metadata.end());
   }
 }
 

@@ -220,6 +220,8 @@ VerifyOutcome Verifier::Decide(const Entry& entry, absl::string_view key,
   out.name = rec.key.name;
   out.scopes = rec.key.scopes;
   out.expires_at = rec.key.expires_at;
+  out.external_id = rec.key.external_id;
+  out.metadata = rec.key.metadata;
   out.allowed_cidrs = rec.key.allowed_cidrs;
   out.rate_limit_per_minute = rec.key.rate_limit_per_minute;
 
@@ -275,6 +277,8 @@ VerifyOutcome Verifier::Decide(const Entry& entry, absl::string_view key,
     out.name.clear();
     out.scopes.clear();
     out.expires_at.reset();
+    out.external_id.clear();
+    out.metadata.clear();
     out.allowed_cidrs.clear();
     out.rate_limit_per_minute = 0;
   }

@@ -83,6 +83,8 @@ struct VerifyOutcome {
   std::string name;
   std::vector<std::string> scopes;
   std::optional<absl::Time> expires_at;
+  std::string external_id;
+  core::StringMap metadata;
   // The key's allowed CIDRs (canonical text; empty: any address) and its
   // configured rate limit per minute (0: none), when the secret matched.
   std::vector<std::string> allowed_cidrs;

@@ -188,8 +188,34 @@ TEST_F(VerifierTest, ExpiryIsJudgedOnTheDatabaseClock) {
   EXPECT_EQ(Reason(k.full_key), VerifyReason::kExpired);
 }
 
+TEST_F(VerifierTest, OwnerAndMetadataComeWithAValidKeyAndAfterAnEdit) {
+  CreateKeyParams p;
+  p.name = "billing";
+  p.scopes = {"admin:read"};
+  p.external_id = "svc-billing";
+  p.metadata = {{"team", "payments"}};
+  KeyWithSecret k = Create(p);
+  auto outcome = verifier_->Verify(k.full_key, {"acme", {}, ""});
+  ASSERT_TRUE(outcome.ok());
+  EXPECT_EQ(outcome->external_id, "svc-billing");
+  EXPECT_EQ(outcome->metadata, p.metadata);
+  UpdateKeyParams edit;
+  edit.update_mask = {"externalId"};
+  edit.external_id = "svc-ledger";
+  ASSERT_TRUE(keys_->UpdateKey(root_, {}, k.record.id, edit).ok());
+  // The edit evicted the cached entry (the cache TTL here is an hour).
+  outcome = verifier_->Verify(k.full_key, {"acme", {}, ""});
+  ASSERT_TRUE(outcome.ok());
+  EXPECT_EQ(outcome->external_id, "svc-ledger");
+}
+
 TEST_F(VerifierTest, KeyOfOtherTenantIsWrongTenantWithoutMetadata) {
-  KeyWithSecret k = CreateSimple();
+  CreateKeyParams p;
+  p.name = "k";
+  p.scopes = {"admin:read"};
+  p.external_id = "owner";
+  p.metadata = {{"a", "b"}};
+  KeyWithSecret k = Create(p);
   VerifyParams params;
   params.tenant_slug = "other";
   auto outcome = verifier_->Verify(k.full_key, params);
@@ -197,6 +223,8 @@ TEST_F(VerifierTest, KeyOfOtherTenantIsWrongTenantWithoutMetadata) {
   EXPECT_EQ(outcome->reason, VerifyReason::kWrongTenant);
   EXPECT_TRUE(outcome->tenant_slug.empty());
   EXPECT_TRUE(outcome->scopes.empty());
+  EXPECT_TRUE(outcome->external_id.empty());
+  EXPECT_TRUE(outcome->metadata.empty());
 }
 
 TEST_F(VerifierTest, RequiredScopesAreChecked) {

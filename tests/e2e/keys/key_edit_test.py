@@ -200,6 +200,27 @@ class KeyEditE2ETest(harness.LumoServerTestCase):
         self.assertEqual(caught.exception.code(),
                          grpc.StatusCode.INVALID_ARGUMENT)
 
+    def test_verify_reply_carries_owner_metadata_and_expiry(self):
+        key = self.create(externalId="svc-42", metadata={"team": "ops"},
+                          expiresAt="2099-01-01T00:00:00Z")
+        reply = self.auth.VerifyApiKey(
+            self.stubs.auth_pb2.VerifyApiKeyRequest(
+                key=key["key"], tenant_slug=self.tenant),
+            metadata=self.server.service_md(), timeout=10)
+        self.assertTrue(reply.valid)
+        self.assertEqual(reply.key.external_id, "svc-42")
+        self.assertEqual(dict(reply.key.metadata), {"team": "ops"})
+        self.assertEqual(reply.key.expires_at.ToJsonString(),
+                         "2099-01-01T00:00:00Z")
+        status, doc = self.call("PATCH", self.base() + "/" + key["id"],
+                                {"metadata": {"team": "sre"}})
+        self.assertEqual(status, 200, doc)
+        reply = self.auth.VerifyApiKey(
+            self.stubs.auth_pb2.VerifyApiKeyRequest(
+                key=key["key"], tenant_slug=self.tenant),
+            metadata=self.server.service_md(), timeout=10)
+        self.assertEqual(dict(reply.key.metadata), {"team": "sre"})
+
     # ----- CLI ---------------------------------------------------------
 
     def test_cli_update_disable_enable(self):
