@@ -91,6 +91,26 @@ struct VerifyRecord {
 // rotated-away secret.
 inline constexpr int kMaxRetiredSecrets = 16;
 
+// A tenant's key policy (docs/api-keys.md, "Tenant key policy"); 0 means
+// "not set" for every number. These are the defaults of a tenant that never
+// changed its settings.
+struct KeyPolicy {
+  bool require_expiry = false;
+  int32_t max_lifetime_days = 0;
+  int32_t rotation_period_days = 0;
+  int32_t expiry_warning_days = 7;
+  int32_t inactive_after_days = 0;
+
+  bool operator==(const KeyPolicy& o) const {
+    return require_expiry == o.require_expiry &&
+           max_lifetime_days == o.max_lifetime_days &&
+           rotation_period_days == o.rotation_period_days &&
+           expiry_warning_days == o.expiry_warning_days &&
+           inactive_after_days == o.inactive_after_days;
+  }
+  bool operator!=(const KeyPolicy& o) const { return !(*this == o); }
+};
+
 // An audit event written in the same transaction as the change it records.
 // The store fills in the tenant id, the sequence and the database timestamp.
 struct AuditEvent {
@@ -280,6 +300,10 @@ class KeyStore {
   // One query: the key with its tenant slug, current and retired secrets,
   // deleted ones included. NOT_FOUND when no key ever had this id.
   virtual absl::StatusOr<VerifyRecord> LoadForVerify(absl::string_view id) = 0;
+
+  // The tenant's key policy (the defaults when its settings were never
+  // written). Changed through ClientStore::UpdateSettings.
+  virtual absl::StatusOr<KeyPolicy> GetKeyPolicy(int64_t tenant_id) = 0;
 
   // The database clock.
   virtual absl::StatusOr<absl::Time> Now() = 0;

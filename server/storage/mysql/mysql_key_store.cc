@@ -20,6 +20,7 @@
 #include "absl/strings/str_split.h"
 #include "server/fault/fault_points.h"
 #include "server/storage/mysql/datetime.h"
+#include "server/storage/mysql/key_policy_columns.h"
 #include "server/storage/mysql/mysql_audit_chain.h"
 #include "server/storage/mysql/mysql_session.h"
 #include "server/storage/mysql/select_list.h"
@@ -1061,6 +1062,27 @@ absl::StatusOr<VerifyRecord> MysqlKeyStore::LoadForVerify(
       });
   if (!status.ok()) return status;
   return record;
+}
+
+absl::StatusOr<KeyPolicy> MysqlKeyStore::GetKeyPolicy(int64_t tenant_id) {
+  struct PolicySelect {
+    SelectList list;
+    KeyPolicyColumns policy{list};
+    std::string sql = absl::StrCat("SELECT ", list.sql(),
+                                   " FROM tenant_settings WHERE tenant_id = ?");
+  };
+  KeyPolicy policy;
+  absl::Status status =
+      Run(*pool_, "get key policy", [&](Session& s) -> absl::Status {
+        const PolicySelect& c = SelectOf<PolicySelect>();
+        sql::PreparedStatement& stmt = s.Prepare(c.sql);
+        stmt.setInt64(1, tenant_id);
+        std::unique_ptr<sql::ResultSet> rs = s.Query(stmt);
+        policy = rs->next() ? ReadKeyPolicy(*rs, c.policy) : KeyPolicy();
+        return absl::OkStatus();
+      });
+  if (!status.ok()) return status;
+  return policy;
 }
 
 absl::StatusOr<absl::Time> MysqlKeyStore::Now() {

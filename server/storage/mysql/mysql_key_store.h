@@ -80,6 +80,7 @@ class MysqlKeyStore : public KeyStore {
                                               bool disabled,
                                               const AuditEvent& event) override;
   absl::StatusOr<VerifyRecord> LoadForVerify(absl::string_view id) override;
+  absl::StatusOr<KeyPolicy> GetKeyPolicy(int64_t tenant_id) override;
   absl::StatusOr<absl::Time> Now() override;
 
   // @@innodb_flush_log_at_trx_commit: anything but 1 can lose acknowledged

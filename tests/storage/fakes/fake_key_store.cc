@@ -406,6 +406,15 @@ absl::StatusOr<storage::VerifyRecord> FakeKeyStore::LoadForVerify(
   return out;
 }
 
+absl::StatusOr<storage::KeyPolicy> FakeKeyStore::GetKeyPolicy(
+    int64_t tenant_id) {
+  if (absl::Status s = db_->Begin(); !s.ok()) return s;
+  absl::MutexLock lock(&db_->mu);
+  auto it = db_->settings.find(tenant_id);
+  return it == db_->settings.end() ? storage::KeyPolicy()
+                                   : it->second.key_policy;
+}
+
 absl::StatusOr<absl::Time> FakeKeyStore::Now() {
   if (absl::Status s = db_->Begin(); !s.ok()) return s;
   absl::MutexLock lock(&db_->mu);

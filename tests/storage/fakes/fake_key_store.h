@@ -57,6 +57,7 @@ class FakeKeyStore : public storage::KeyStore {
   absl::StatusOr<storage::UpdateResult> SetKeyDisabled(
       int64_t tenant_id, absl::string_view id, bool disabled,
       const storage::AuditEvent& event) override;
+  absl::StatusOr<storage::KeyPolicy> GetKeyPolicy(int64_t tenant_id) override;
   absl::StatusOr<absl::Time> Now() override;
 
   // Test hooks.
