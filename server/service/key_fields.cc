@@ -148,6 +148,34 @@ absl::Status ValidateMetadata(const core::StringMap& metadata) {
   return absl::OkStatus();
 }
 
+absl::Status ValidateKeyPolicy(const storage::KeyPolicy& policy) {
+  const struct {
+    const char* field;
+    int32_t value;
+    int32_t max;
+  } numbers[] = {
+      {"keyPolicy.maxLifetimeDays", policy.max_lifetime_days, kMaxPolicyDays},
+      {"keyPolicy.rotationPeriodDays", policy.rotation_period_days,
+       kMaxPolicyDays},
+      {"keyPolicy.expiryWarningDays", policy.expiry_warning_days,
+       kMaxExpiryWarningDays},
+      {"keyPolicy.inactiveAfterDays", policy.inactive_after_days,
+       kMaxPolicyDays},
+  };
+  for (const auto& n : numbers) {
+    if (n.value < 0 || n.value > n.max) {
+      return InvalidField(n.field, absl::StrCat("must be between 0 and ", n.max,
+                                                " days (0: not set)"));
+    }
+  }
+  if (policy.max_lifetime_days > 0 && policy.expiry_warning_days > 0 &&
+      policy.expiry_warning_days >= policy.max_lifetime_days) {
+    return InvalidField("keyPolicy.expiryWarningDays",
+                        "must be shorter than keyPolicy.maxLifetimeDays");
+  }
+  return absl::OkStatus();
+}
+
 const char* KeyFieldPath(KeyField field) {
   for (const FieldName& f : kFields) {
     if (f.field == field) return f.path;

@@ -15,6 +15,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "server/core/string_map_json.h"
+#include "server/storage/key_store.h"
 
 namespace lumo::service {
 
@@ -52,6 +53,14 @@ absl::Status ValidateExternalId(const std::string& external_id);
 // values UTF-8 without control characters other than tab; at most
 // kMaxMetadataBytes of keys and values in all.
 absl::Status ValidateMetadata(const core::StringMap& metadata);
+
+inline constexpr int32_t kMaxPolicyDays = 3650;
+inline constexpr int32_t kMaxExpiryWarningDays = 365;
+
+// A tenant's key policy as it would be stored: every number in range
+// (0-3650 days; the warning 0-365) and a warning shorter than the maximum
+// lifetime when both are set. kInvalidField naming "keyPolicy.<member>".
+absl::Status ValidateKeyPolicy(const storage::KeyPolicy& policy);
 
 // The fields an edit may name in its update mask.
 enum class KeyField {
