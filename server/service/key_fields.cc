@@ -176,6 +176,33 @@ absl::Status ValidateKeyPolicy(const storage::KeyPolicy& policy) {
   return absl::OkStatus();
 }
 
+absl::Status CheckExpiryPolicy(const storage::KeyPolicy& policy,
+                               const std::optional<absl::Time>& expires_at,
+                               absl::Time issued) {
+  const bool capped = policy.max_lifetime_days > 0;
+  if (!expires_at.has_value()) {
+    if (capped) {
+      return InvalidField(
+          "expiresAt",
+          absl::StrCat("required: the tenant's key policy allows keys to live "
+                       "at most ",
+                       policy.max_lifetime_days, " days"));
+    }
+    if (policy.require_expiry) {
+      return InvalidField("expiresAt", "required by the tenant's key policy");
+    }
+    return absl::OkStatus();
+  }
+  if (capped &&
+      *expires_at > issued + absl::Hours(24) * policy.max_lifetime_days) {
+    return InvalidField(
+        "expiresAt", absl::StrCat("beyond the tenant's key policy: at most ",
+                                  policy.max_lifetime_days,
+                                  " days after the key's secret was issued"));
+  }
+  return absl::OkStatus();
+}
+
 const char* KeyFieldPath(KeyField field) {
   for (const FieldName& f : kFields) {
     if (f.field == field) return f.path;

@@ -62,6 +62,14 @@ inline constexpr int32_t kMaxExpiryWarningDays = 365;
 // lifetime when both are set. kInvalidField naming "keyPolicy.<member>".
 absl::Status ValidateKeyPolicy(const storage::KeyPolicy& policy);
 
+// `expires_at` against the tenant's policy: required under requireExpiry
+// or a maximum lifetime, and then no later than `issued` (when the key's
+// current secret was issued: creation, or its last rotation) plus
+// maxLifetimeDays. kInvalidField "expiresAt" naming the policy limit.
+absl::Status CheckExpiryPolicy(const storage::KeyPolicy& policy,
+                               const std::optional<absl::Time>& expires_at,
+                               absl::Time issued);
+
 // The fields an edit may name in its update mask.
 enum class KeyField {
   kName,

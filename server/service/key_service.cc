@@ -193,6 +193,18 @@ absl::StatusOr<storage::NewKey> KeyService::ValidateNewKey(
   return key;
 }
 
+absl::Status KeyService::CheckNewKeyPolicy(const storage::NewKey& key) {
+  absl::StatusOr<storage::KeyPolicy> policy =
+      store_->GetKeyPolicy(key.tenant_id);
+  if (!policy.ok()) return policy.status();
+  if (!policy->require_expiry && policy->max_lifetime_days == 0) {
+    return absl::OkStatus();
+  }
+  absl::StatusOr<absl::Time> now = store_->Now();
+  if (!now.ok()) return now.status();
+  return CheckExpiryPolicy(*policy, key.expires_at, *now);
+}
+
 absl::StatusOr<std::string> KeyService::AssignIdAndSecret(
     storage::NewKey& key) {
   absl::StatusOr<std::string> id = core::GenerateKeyId();
@@ -264,6 +276,7 @@ absl::StatusOr<KeyWithSecret> KeyService::CreateKey(
     return inherited;
   }
   key->tenant_id = caller.tenant_id;
+  if (absl::Status s = CheckNewKeyPolicy(*key); !s.ok()) return s;
   if (caller.kind == Principal::Kind::kSession) {
     key->created_by_type = "user";
     key->created_by_id = caller.user_id;
@@ -549,6 +562,17 @@ absl::StatusOr<storage::ApiKeyRecord> KeyService::UpdateKey(
     }
     storage::ApiKeyRecord after = *current;
     storage::ApplyEdit(wanted, &after);
+    if (wanted.expires_at && *wanted.expires_at != current->expires_at) {
+      absl::StatusOr<storage::KeyPolicy> policy =
+          store_->GetKeyPolicy(caller.tenant_id);
+      if (!policy.ok()) return policy.status();
+      if (absl::Status s = CheckExpiryPolicy(
+              *policy, after.expires_at,
+              current->rotated_at.value_or(current->created_at));
+          !s.ok()) {
+        return s;
+      }
+    }
     if (absl::Status may = CheckMayManage(caller, "edit", after); !may.ok()) {
       return may;
     }
@@ -774,6 +798,7 @@ absl::StatusOr<KeyWithSecret> KeyService::CreateTenantKey(
   absl::StatusOr<storage::NewKey> key = ValidateNewKey(params);
   if (!key.ok()) return key.status();
   key->tenant_id = tenant->id;
+  if (absl::Status s = CheckNewKeyPolicy(*key); !s.ok()) return s;
   key->created_by_type = "system";
   key->created_by_id = "operator";
   return InsertWithRetry(*std::move(key), nullptr, info);

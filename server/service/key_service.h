@@ -138,6 +138,8 @@ class KeyService {
   // and restrictions. `verb` names the action in the refusal.
   absl::Status CheckMayManage(const Principal& caller, absl::string_view verb,
                               const storage::ApiKeyRecord& key);
+  // The tenant's key policy for a new key's expiry (kInvalidField).
+  absl::Status CheckNewKeyPolicy(const storage::NewKey& key);
   // Draws an id and a secret into `key`; returns the full key.
   absl::StatusOr<std::string> AssignIdAndSecret(storage::NewKey& key);
   absl::StatusOr<KeyWithSecret> InsertWithRetry(storage::NewKey key,

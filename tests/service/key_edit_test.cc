@@ -17,6 +17,7 @@ namespace lumo::service {
 namespace {
 
 using ::testing::ElementsAre;
+using testing::FakeDatabase;
 using testing::FakeKeyStore;
 using ::testing::HasSubstr;
 
@@ -263,6 +264,58 @@ TEST_F(KeyEditTest, DisabledKeyIsRefusedByVerifyUntilEnabled) {
   EXPECT_EQ(Events("api_key.enabled").size(), 1u);
   EXPECT_THAT(barrier_.waits,
               ElementsAre("disabled@2", "disabled@2 again", "enabled@3"));
+}
+
+TEST_F(KeyEditTest, TheTenantPolicyBoundsCreatedAndEditedExpiries) {
+  storage::KeyPolicy policy;
+  policy.max_lifetime_days = 30;
+  {
+    FakeDatabase& db = store_.database();
+    absl::MutexLock lock(&db.mu);
+    db.settings[root_.tenant_id].key_policy = policy;
+  }
+  const absl::Time now = *store_.Now();
+  CreateKeyParams p;
+  p.name = "policy";
+  p.scopes = {"admin:read"};
+  absl::Status st = keys_->CreateKey(root_, {}, p).status();
+  EXPECT_EQ(ErrorKindOf(st), ErrorKind::kInvalidField) << st;
+  EXPECT_TRUE(absl::StartsWith(st.message(), "expiresAt")) << st;
+  p.expires_at = now + absl::Hours(24 * 31);
+  st = keys_->CreateKey(root_, {}, p).status();
+  EXPECT_EQ(ErrorKindOf(st), ErrorKind::kInvalidField) << st;
+  p.expires_at = now + absl::Hours(24 * 30);
+  absl::StatusOr<KeyWithSecret> created = keys_->CreateKey(root_, {}, p);
+  ASSERT_TRUE(created.ok()) << created.status();
+
+  // Edit: no removal of the expiry, no extension past the cap; renaming a
+  // key that predates the policy (key_, without expiry) is fine.
+  UpdateKeyParams never = Mask({"expiresAt"});
+  st = keys_->UpdateKey(root_, {}, created->record.id, never).status();
+  EXPECT_EQ(ErrorKindOf(st), ErrorKind::kInvalidField) << st;
+  UpdateKeyParams longer = Mask({"expiresAt"});
+  longer.expires_at = now + absl::Hours(24 * 40);
+  st = keys_->UpdateKey(root_, {}, created->record.id, longer).status();
+  EXPECT_EQ(ErrorKindOf(st), ErrorKind::kInvalidField) << st;
+  UpdateKeyParams shorter = Mask({"expiresAt"});
+  shorter.expires_at = now + absl::Hours(24 * 10);
+  EXPECT_TRUE(keys_->UpdateKey(root_, {}, created->record.id, shorter).ok());
+  UpdateKeyParams rename = Mask({"name"});
+  rename.name = "old key, renamed";
+  EXPECT_TRUE(keys_->UpdateKey(root_, {}, key_.id, rename).ok());
+
+  policy.max_lifetime_days = 0;
+  policy.require_expiry = true;
+  {
+    FakeDatabase& db = store_.database();
+    absl::MutexLock lock(&db.mu);
+    db.settings[root_.tenant_id].key_policy = policy;
+  }
+  p.expires_at.reset();
+  st = keys_->CreateKey(root_, {}, p).status();
+  EXPECT_EQ(ErrorKindOf(st), ErrorKind::kInvalidField) << st;
+  p.expires_at = now + absl::Hours(24 * 3000);
+  EXPECT_TRUE(keys_->CreateKey(root_, {}, p).ok());
 }
 
 }  // namespace
