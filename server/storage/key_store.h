@@ -198,6 +198,37 @@ inline void ApplyEdit(const KeyEdit& edit, ApiKeyRecord* key) {
   if (edit.metadata) key->metadata = *edit.metadata;
 }
 
+// What a rotation may do besides installing a new secret.
+struct RotateOptions {
+  // Rotate only while the key's version is this (ABORTED otherwise).
+  std::optional<int64_t> expected_version;
+  // Set: the key's new expiry (an inner nullopt: never expires). A rotation
+  // with a new expiry later than now may renew an expired key.
+  std::optional<std::optional<absl::Time>> expires_at;
+};
+
+// Whether `key`, read at key.db_now, may be rotated with `options`:
+// FAILED_PRECONDITION when it is revoked, when it has expired and the
+// rotation gives no new expiry later than db_now (a renewal needs one), or
+// when the new expiry has passed.
+inline absl::Status CheckRotation(const ApiKeyRecord& key,
+                                  const RotateOptions& options) {
+  if (key.revoked) {
+    return absl::FailedPreconditionError("a revoked key cannot be rotated");
+  }
+  const bool new_expiry =
+      options.expires_at.has_value() && options.expires_at->has_value();
+  if (new_expiry && **options.expires_at <= key.db_now) {
+    return absl::FailedPreconditionError("the new expiry has passed");
+  }
+  if (key.expires_at.has_value() && *key.expires_at <= key.db_now &&
+      !new_expiry) {
+    return absl::FailedPreconditionError(
+        "an expired key cannot be rotated without a new expiry");
+  }
+  return absl::OkStatus();
+}
+
 struct UpdateResult {
   // The key after the call.
   ApiKeyRecord key;
@@ -251,12 +282,24 @@ class KeyStore {
   // a change-feed row and `event`. Concurrent rotations serialise on the row
   // lock: each one sees the version the previous one wrote.
   // NOT_FOUND as GetKey; FAILED_PRECONDITION when the key is revoked or
-  // expired.
+  // expired (unless `options` gives a new expiry later than now: a
+  // renewal); ABORTED when options.expected_version is not the key's.
+  // With options.expires_at the key's expiry is replaced in the same
+  // transaction.
   virtual absl::StatusOr<ApiKeyRecord> RotateKey(int64_t tenant_id,
                                                  absl::string_view id,
                                                  const StoredSecret& new_secret,
                                                  absl::Duration grace,
+                                                 const RotateOptions& options,
                                                  const AuditEvent& event) = 0;
+  // A rotation with no options.
+  absl::StatusOr<ApiKeyRecord> RotateKey(int64_t tenant_id,
+                                         absl::string_view id,
+                                         const StoredSecret& new_secret,
+                                         absl::Duration grace,
+                                         const AuditEvent& event) {
+    return RotateKey(tenant_id, id, new_secret, grace, RotateOptions(), event);
+  }
 
   // Marks the key revoked (permanent) with a change-feed row and `event`, in
   // one transaction holding the row lock. Revoking a revoked key changes

@@ -599,7 +599,8 @@ absl::StatusOr<KeyPage> MysqlKeyStore::ListKeys(int64_t tenant_id,
 
 absl::StatusOr<ApiKeyRecord> MysqlKeyStore::RotateKey(
     int64_t tenant_id, absl::string_view id, const StoredSecret& new_secret,
-    absl::Duration grace, const AuditEvent& event) {
+    absl::Duration grace, const RotateOptions& options,
+    const AuditEvent& event) {
   if (grace < absl::ZeroDuration()) {
     return absl::InvalidArgumentError("grace period must not be negative");
   }
@@ -618,10 +619,15 @@ absl::StatusOr<ApiKeyRecord> MysqlKeyStore::RotateKey(
           return absl::FailedPreconditionError(
               "a revoked key cannot be rotated");
         }
-        if (IsExpired(key)) {
-          return absl::FailedPreconditionError(
-              "an expired key cannot be rotated");
+        if (options.expected_version.has_value() &&
+            *options.expected_version != key.version) {
+          return absl::AbortedError("rotate key: the key changed meanwhile");
         }
+        if (absl::Status st = CheckRotation(key, options); !st.ok()) {
+          return st;
+        }
+        if (options.expires_at.has_value())
+          key.expires_at = *options.expires_at;
         const absl::Time now = key.db_now;
         const absl::Time valid_until = now + grace;
         const int64_t old_version = key.version;
@@ -684,15 +690,18 @@ absl::StatusOr<ApiKeyRecord> MysqlKeyStore::RotateKey(
         s.Step("update key");
         sql::PreparedStatement& update = s.Prepare(
             "UPDATE api_keys SET digest = ?, pepper_version = ?, rotated_at = "
-            "?,"
+            "?, expires_at = ?,"
             " version = ? WHERE tenant_id = ? AND id = ? AND version = ?");
         update.setString(1, DigestBytes(new_secret.digest));
         update.setInt(2, new_secret.pepper_version);
         if (absl::Status st = BindTime(update, 3, now); !st.ok()) return st;
-        update.setInt64(4, old_version + 1);
-        update.setInt64(5, tenant_id);
-        update.setString(6, Str(id));
-        update.setInt64(7, old_version);
+        if (absl::Status st = BindTime(update, 4, key.expires_at); !st.ok()) {
+          return st;
+        }
+        update.setInt64(5, old_version + 1);
+        update.setInt64(6, tenant_id);
+        update.setString(7, Str(id));
+        update.setInt64(8, old_version);
         if (s.Update(update) != 1) {
           return absl::InternalError(
               "rotate key: the locked row did not update");

@@ -59,10 +59,12 @@ class MysqlKeyStore : public KeyStore {
                                       absl::string_view id) override;
   absl::StatusOr<KeyPage> ListKeys(int64_t tenant_id,
                                    const ListKeysQuery& query) override;
+  using KeyStore::RotateKey;
   absl::StatusOr<ApiKeyRecord> RotateKey(int64_t tenant_id,
                                          absl::string_view id,
                                          const StoredSecret& new_secret,
                                          absl::Duration grace,
+                                         const RotateOptions& options,
                                          const AuditEvent& event) override;
   absl::StatusOr<RevokeResult> RevokeKey(int64_t tenant_id,
                                          absl::string_view id,

@@ -541,5 +541,56 @@ TYPED_TEST(KeyStoreConformanceTest, DisableAndEnableChangeOnceEach) {
             absl::StatusCode::kNotFound);
 }
 
+TYPED_TEST(KeyStoreConformanceTest, RotationOptionsRenewAndCheckTheVersion) {
+  StoreFixture& f = this->f();
+  const storage::Tenant tenant = NewTenant(f);
+  storage::NewKey key = NewKey(tenant.id);
+  absl::StatusOr<absl::Time> now = f.keys().Now();
+  ASSERT_TRUE(now.ok()) << now.status();
+  key.expires_at =
+      absl::FromUnixMicros(absl::ToUnixMicros(*now)) + absl::Seconds(1);
+  ASSERT_TRUE(f.keys().InsertKey(key, Event("api_key.created")).ok());
+  f.LetTimePass(absl::Seconds(2));
+  storage::StoredSecret secret{RandomDigest(), 1};
+
+  // Expired: a plain rotation is refused, so is a past expiry.
+  EXPECT_EQ(f.keys()
+                .RotateKey(tenant.id, key.id, secret, absl::ZeroDuration(),
+                           Event("api_key.rotated"))
+                .status()
+                .code(),
+            absl::StatusCode::kFailedPrecondition);
+  storage::RotateOptions past;
+  past.expires_at = *key.expires_at;
+  EXPECT_EQ(f.keys()
+                .RotateKey(tenant.id, key.id, secret, absl::ZeroDuration(),
+                           past, Event("api_key.rotated"))
+                .status()
+                .code(),
+            absl::StatusCode::kFailedPrecondition);
+  // A stale version is ABORTED and changes nothing.
+  storage::RotateOptions renew;
+  renew.expires_at = *key.expires_at + absl::Hours(24);
+  renew.expected_version = 5;
+  EXPECT_EQ(f.keys()
+                .RotateKey(tenant.id, key.id, secret, absl::ZeroDuration(),
+                           renew, Event("api_key.renewed"))
+                .status()
+                .code(),
+            absl::StatusCode::kAborted);
+  renew.expected_version = 1;
+  absl::StatusOr<storage::ApiKeyRecord> renewed =
+      f.keys().RotateKey(tenant.id, key.id, secret, absl::ZeroDuration(), renew,
+                         Event("api_key.renewed"));
+  ASSERT_TRUE(renewed.ok()) << renewed.status();
+  EXPECT_EQ(renewed->version, 2);
+  EXPECT_EQ(renewed->expires_at, *renew.expires_at);
+  absl::StatusOr<storage::VerifyRecord> verify = f.keys().LoadForVerify(key.id);
+  ASSERT_TRUE(verify.ok()) << verify.status();
+  EXPECT_EQ(verify->key.expires_at, *renew.expires_at);
+  EXPECT_EQ(verify->current.digest, secret.digest);
+  EXPECT_EQ(EventsOf(f, tenant.id, "api_key.renewed").size(), 1u);
+}
+
 }  // namespace
 }  // namespace lumo::testing

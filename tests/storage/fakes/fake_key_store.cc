@@ -231,7 +231,7 @@ absl::StatusOr<storage::KeyPage> FakeKeyStore::ListKeys(
 absl::StatusOr<ApiKeyRecord> FakeKeyStore::RotateKey(
     int64_t tenant_id, absl::string_view id,
     const storage::StoredSecret& new_secret, absl::Duration grace,
-    const storage::AuditEvent& event) {
+    const storage::RotateOptions& options, const storage::AuditEvent& event) {
   if (absl::Status s = db_->Begin(); !s.ok()) return s;
   if (grace < absl::ZeroDuration()) {
     return absl::InvalidArgumentError("grace period must not be negative");
@@ -240,11 +240,16 @@ absl::StatusOr<ApiKeyRecord> FakeKeyStore::RotateKey(
   KeyRow* row = LiveKey(*db_, tenant_id, id);
   if (row == nullptr) return NotFound();
   const absl::Time now = db_->Now();
-  if (row->record.revoked) {
-    return absl::FailedPreconditionError("a revoked key cannot be rotated");
+  if (options.expected_version.has_value() &&
+      *options.expected_version != row->record.version) {
+    return absl::AbortedError("rotate key: the key changed meanwhile");
   }
-  if (IsExpired(row->record, now)) {
-    return absl::FailedPreconditionError("an expired key cannot be rotated");
+  if (absl::Status s = storage::CheckRotation(Snapshot(*row, now), options);
+      !s.ok()) {
+    return s;
+  }
+  if (options.expires_at.has_value()) {
+    row->record.expires_at = *options.expires_at;
   }
   const absl::Time valid_until = now + grace;
   // A rotation ends earlier grace periods that would outlast its own.

@@ -39,9 +39,11 @@ class FakeKeyStore : public storage::KeyStore {
                                                absl::string_view id) override;
   absl::StatusOr<storage::KeyPage> ListKeys(
       int64_t tenant_id, const storage::ListKeysQuery& query) override;
+  using storage::KeyStore::RotateKey;
   absl::StatusOr<storage::ApiKeyRecord> RotateKey(
       int64_t tenant_id, absl::string_view id,
       const storage::StoredSecret& new_secret, absl::Duration grace,
+      const storage::RotateOptions& options,
       const storage::AuditEvent& event) override;
   absl::StatusOr<storage::RevokeResult> RevokeKey(
       int64_t tenant_id, absl::string_view id,
