@@ -108,7 +108,8 @@ const std::vector<CommandSpec>& Commands() {
        1,
        {{"grace-period", "SECONDS",
          "keep the old secret valid this long (default 0: it stops "
-         "working immediately)"}},
+         "working immediately)"},
+        {"expires-at", "RFC3339", "new expiry; renews an expired key"}},
        "give a key a new secret (admin:write)",
        "The new key is printed once; store it right away."},
       {"keys revoke",

@@ -461,6 +461,10 @@ int KeysRotate(const Context& ctx) {
         grace, ParseInteger(ctx.args, "grace-period", 0, kMaxGraceSeconds));
     request.set_grace_period_seconds(grace);
   }
+  if (ctx.args.Has("expires-at")) {
+    LUMO_CLI_ASSIGN_OR_USAGE(expires, ParseRfc3339(ctx.args, "expires-at"));
+    *request.mutable_expires_at() = expires;
+  }
   LUMO_CLI_ASSIGN_OR_USAGE(client, ClientWithApiKey(ctx));
   const auto reply = client->RotateApiKey(request);
   if (!reply.ok()) return PrintRpcError(ctx.io, reply.status());

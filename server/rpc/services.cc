@@ -176,8 +176,16 @@ grpc::ServerUnaryReactor* KeyServiceImpl::RotateApiKey(
       *ctx_.auth, *ctx_.workers, context, method, request->tenant_slug(), true,
       [this, request, response](const Principal& caller,
                                 const RequestInfo& info) -> absl::Status {
-        absl::StatusOr<service::KeyWithSecret> rotated = ctx_.keys->RotateKey(
-            caller, info, request->id(), request->grace_period_seconds());
+        std::optional<absl::Time> expires_at;
+        if (request->has_expires_at()) {
+          absl::StatusOr<absl::Time> t = FromTimestamp(request->expires_at());
+          if (!t.ok())
+            return service::InvalidField("expiresAt", "out of range");
+          expires_at = *t;
+        }
+        absl::StatusOr<service::KeyWithSecret> rotated =
+            ctx_.keys->RotateKey(caller, info, request->id(),
+                                 request->grace_period_seconds(), expires_at);
         if (!rotated.ok()) return rotated.status();
         ToProtoWithSecret(*rotated, response);
         return absl::OkStatus();

@@ -123,6 +123,31 @@ absl::Status CheckRestrictionsInherited(
   return absl::OkStatus();
 }
 
+// JSON values for the before/after of an edited field.
+std::string JsonValue(const std::string& s) {
+  std::string out;
+  JsonObject::AppendString(out, s);
+  return out;
+}
+std::string JsonValue(const std::vector<std::string>& list) {
+  std::string out = "[";
+  for (size_t i = 0; i < list.size(); ++i) {
+    if (i > 0) out.push_back(',');
+    JsonObject::AppendString(out, list[i]);
+  }
+  return out + "]";
+}
+std::string JsonValue(const core::StringMap& map) {
+  JsonObject object;
+  for (const auto& [key, value] : map) object.Add(key, value);
+  return object.Build();
+}
+std::string JsonTimeOrNull(const std::optional<absl::Time>& t) {
+  if (!t.has_value()) return "null";
+  return JsonValue(
+      absl::FormatTime("%Y-%m-%dT%H:%M:%E*SZ", *t, absl::UTCTimeZone()));
+}
+
 }  // namespace
 
 std::string KeyStatusName(const storage::ApiKeyRecord& record) {
@@ -334,7 +359,7 @@ absl::StatusOr<storage::KeyPage> KeyService::ListKeys(
 
 absl::StatusOr<KeyWithSecret> KeyService::RotateKey(
     const Principal& caller, const RequestInfo& info, absl::string_view id,
-    int64_t grace_period_seconds) {
+    int64_t grace_period_seconds, const std::optional<absl::Time>& expires_at) {
   if (grace_period_seconds < 0 ||
       grace_period_seconds > kMaxGracePeriodSeconds) {
     return InvalidField(
@@ -342,14 +367,13 @@ absl::StatusOr<KeyWithSecret> KeyService::RotateKey(
         absl::StrCat("must be between 0 and ", kMaxGracePeriodSeconds));
   }
   if (absl::Status s = CheckKeyId(id); !s.ok()) return s;
-  // Scopes, expiry, CIDRs and the rate limit never change, so checking them
-  // before the locked rotation is race-free.
-  absl::StatusOr<storage::ApiKeyRecord> current =
-      store_->GetKey(caller.tenant_id, id);
-  if (!current.ok()) return Annotate(current.status());
-  if (absl::Status may = CheckMayManage(caller, "rotate", *current);
-      !may.ok()) {
-    return may;
+  std::optional<absl::Time> requested;
+  if (expires_at.has_value()) {
+    absl::StatusOr<absl::Time> now = store_->Now();
+    if (!now.ok()) return now.status();
+    absl::StatusOr<absl::Time> valid = ValidateExpiry(*expires_at, *now);
+    if (!valid.ok()) return valid.status();
+    requested = *valid;
   }
   absl::StatusOr<std::string> full = core::GenerateKey(id);
   if (!full.ok()) return full.status();
@@ -357,36 +381,108 @@ absl::StatusOr<KeyWithSecret> KeyService::RotateKey(
   secret.pepper_version = peppers_->current_version();
   absl::StatusOr<core::Digest> digest =
       peppers_->Mac(secret.pepper_version, *full);
-  if (!digest.ok()) return digest.status();
+  if (!digest.ok()) {
+    core::Cleanse(*full);
+    return digest.status();
+  }
   secret.digest = *digest;
-
-  storage::AuditEvent event = KeyEvent(
-      "api_key.rotated", &caller, info, id,
-      JsonObject().Add("gracePeriodSeconds", grace_period_seconds).Build());
-  const auto started = std::chrono::steady_clock::now();
-  absl::StatusOr<storage::ApiKeyRecord> rotated = store_->RotateKey(
-      caller.tenant_id, id, secret, absl::Seconds(grace_period_seconds), event);
-  const absl::Duration took =
-      absl::FromChrono(std::chrono::steady_clock::now() - started);
-  // Evict even on failure: the outcome of a failed commit is unknown to us.
-  verifier_->Evict(id);
-  if (!rotated.ok()) {
-    core::Cleanse(*full);
-    if (absl::IsFailedPrecondition(rotated.status())) {
-      return WithErrorKind(rotated.status(), ErrorKind::kInvalidRequest);
+  // The checks read the key; the rotation applies only at that version, so
+  // a concurrent edit makes them run again.
+  for (int attempt = 0; attempt < kEditAttempts; ++attempt) {
+    absl::StatusOr<storage::ApiKeyRecord> current =
+        store_->GetKey(caller.tenant_id, id);
+    absl::StatusOr<storage::RotateOptions> options =
+        current.ok() ? RotationOptions(caller, *current, requested)
+                     : absl::StatusOr<storage::RotateOptions>(
+                           Annotate(current.status()));
+    if (!options.ok()) {
+      core::Cleanse(*full);
+      return options.status();
     }
-    return Annotate(rotated.status());
+    const bool renewal = current->expires_at.has_value() &&
+                         *current->expires_at <= current->db_now &&
+                         options->expires_at;
+    JsonObject metadata;
+    metadata.Add("gracePeriodSeconds", grace_period_seconds);
+    if (options->expires_at && *options->expires_at != current->expires_at) {
+      metadata.AddRaw(
+          "expiresAt",
+          absl::StrCat("{\"before\":", JsonTimeOrNull(current->expires_at),
+                       ",\"after\":", JsonTimeOrNull(*options->expires_at),
+                       "}"));
+    }
+    storage::AuditEvent event =
+        KeyEvent(renewal ? "api_key.renewed" : "api_key.rotated", &caller, info,
+                 id, metadata.Build());
+    const auto started = std::chrono::steady_clock::now();
+    absl::StatusOr<storage::ApiKeyRecord> rotated =
+        store_->RotateKey(caller.tenant_id, id, secret,
+                          absl::Seconds(grace_period_seconds), *options, event);
+    const absl::Duration took =
+        absl::FromChrono(std::chrono::steady_clock::now() - started);
+    // Evict even on failure: the outcome of a failed commit is unknown to us.
+    verifier_->Evict(id);
+    if (absl::IsAborted(rotated.status())) continue;
+    if (!rotated.ok()) {
+      core::Cleanse(*full);
+      if (absl::IsFailedPrecondition(rotated.status())) {
+        return WithErrorKind(rotated.status(), ErrorKind::kInvalidRequest);
+      }
+      return Annotate(rotated.status());
+    }
+    if (absl::Status acked =
+            AwaitReplicas(caller.tenant_id, id, "rotated", rotated->version,
+                          /*changed=*/true, took);
+        !acked.ok()) {
+      // The rotation stands; its new secret is not handed out by a failed
+      // call (rotate again once the replicas are healthy).
+      core::Cleanse(*full);
+      return acked;
+    }
+    return KeyWithSecret{*std::move(rotated), *std::move(full)};
   }
-  if (absl::Status acked =
-          AwaitReplicas(caller.tenant_id, id, "rotated", rotated->version,
-                        /*changed=*/true, took);
-      !acked.ok()) {
-    // The rotation stands; its new secret is not handed out by a failed
-    // call (rotate again once the replicas are healthy).
-    core::Cleanse(*full);
-    return acked;
+  core::Cleanse(*full);
+  return WithErrorKind(
+      absl::AbortedError("the key kept changing during the rotation; try "
+                         "again"),
+      ErrorKind::kUnavailable);
+}
+
+absl::StatusOr<storage::RotateOptions> KeyService::RotationOptions(
+    const Principal& caller, const storage::ApiKeyRecord& current,
+    const std::optional<absl::Time>& requested) {
+  if (absl::Status may = CheckMayManage(caller, "rotate", current); !may.ok()) {
+    return may;
   }
-  return KeyWithSecret{*std::move(rotated), *std::move(full)};
+  absl::StatusOr<storage::KeyPolicy> policy =
+      store_->GetKeyPolicy(caller.tenant_id);
+  if (!policy.ok()) return policy.status();
+  storage::RotateOptions options;
+  options.expected_version = current.version;
+  const absl::Time now = current.db_now;
+  if (requested.has_value()) {
+    options.expires_at = requested;
+  } else if (policy->max_lifetime_days > 0) {
+    // The new secret gets the longest life the policy allows.
+    options.expires_at = absl::FromUnixMicros(
+        absl::ToUnixMicros(now + absl::Hours(24) * policy->max_lifetime_days));
+  }
+  if (options.expires_at.has_value()) {
+    if (absl::Status s = CheckExpiryPolicy(*policy, *options.expires_at, now);
+        !s.ok()) {
+      return s;
+    }
+    storage::ApiKeyRecord after = current;
+    after.expires_at = *options.expires_at;
+    if (absl::Status may = CheckMayManage(caller, "rotate", after); !may.ok()) {
+      return may;
+    }
+  } else if (policy->require_expiry && !current.expires_at.has_value()) {
+    return InvalidField("expiresAt",
+                        "required by the tenant's key policy: give the "
+                        "rotated key an expiry");
+  }
+  return options;
 }
 
 absl::StatusOr<storage::ApiKeyRecord> KeyService::RevokeKey(
@@ -451,35 +547,6 @@ absl::Status KeyService::CheckMayManage(const Principal& caller,
                                     key.allowed_cidrs,
                                     key.rate_limit_per_minute);
 }
-
-namespace {
-
-// JSON values for the before/after of an edited field.
-std::string JsonValue(const std::string& s) {
-  std::string out;
-  JsonObject::AppendString(out, s);
-  return out;
-}
-std::string JsonValue(const std::vector<std::string>& list) {
-  std::string out = "[";
-  for (size_t i = 0; i < list.size(); ++i) {
-    if (i > 0) out.push_back(',');
-    JsonObject::AppendString(out, list[i]);
-  }
-  return out + "]";
-}
-std::string JsonValue(const core::StringMap& map) {
-  JsonObject object;
-  for (const auto& [key, value] : map) object.Add(key, value);
-  return object.Build();
-}
-std::string JsonTimeOrNull(const std::optional<absl::Time>& t) {
-  if (!t.has_value()) return "null";
-  return JsonValue(
-      absl::FormatTime("%Y-%m-%dT%H:%M:%E*SZ", *t, absl::UTCTimeZone()));
-}
-
-}  // namespace
 
 absl::StatusOr<storage::ApiKeyRecord> KeyService::UpdateKey(
     const Principal& caller, const RequestInfo& info, absl::string_view id,

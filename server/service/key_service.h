@@ -95,10 +95,15 @@ class KeyService {
   absl::StatusOr<storage::KeyPage> ListKeys(const Principal& caller,
                                             const ListKeysParams& params,
                                             storage::ListKeysQuery* query);
-  absl::StatusOr<KeyWithSecret> RotateKey(const Principal& caller,
-                                          const RequestInfo& info,
-                                          absl::string_view id,
-                                          int64_t grace_period_seconds);
+  // Installs a new secret (docs/api-keys.md, "Rotate"). `expires_at`, if
+  // given, becomes the key's expiry (checked like create's, and against the
+  // tenant's policy); without it, under a maximum lifetime the key expires
+  // that long after the rotation. An expired key with a new expiry is
+  // renewed (api_key.renewed instead of api_key.rotated).
+  absl::StatusOr<KeyWithSecret> RotateKey(
+      const Principal& caller, const RequestInfo& info, absl::string_view id,
+      int64_t grace_period_seconds,
+      const std::optional<absl::Time>& expires_at = std::nullopt);
   absl::StatusOr<storage::ApiKeyRecord> RevokeKey(const Principal& caller,
                                                   const RequestInfo& info,
                                                   absl::string_view id);
@@ -138,6 +143,11 @@ class KeyService {
   // and restrictions. `verb` names the action in the refusal.
   absl::Status CheckMayManage(const Principal& caller, absl::string_view verb,
                               const storage::ApiKeyRecord& key);
+  // The store options of a rotation of `current` by `caller`: its
+  // authority before and after, the tenant's policy, the new expiry.
+  absl::StatusOr<storage::RotateOptions> RotationOptions(
+      const Principal& caller, const storage::ApiKeyRecord& current,
+      const std::optional<absl::Time>& requested);
   // The tenant's key policy for a new key's expiry (kInvalidField).
   absl::Status CheckNewKeyPolicy(const storage::NewKey& key);
   // Draws an id and a secret into `key`; returns the full key.

@@ -318,5 +318,51 @@ TEST_F(KeyEditTest, TheTenantPolicyBoundsCreatedAndEditedExpiries) {
   EXPECT_TRUE(keys_->CreateKey(root_, {}, p).ok());
 }
 
+TEST_F(KeyEditTest, RotationRenewsAnExpiredKeyAndFollowsTheMaximumLifetime) {
+  const absl::Time now = *store_.Now();
+  CreateKeyParams p;
+  p.name = "short";
+  p.scopes = {"admin:read"};
+  p.expires_at = now + absl::Hours(1);
+  absl::StatusOr<KeyWithSecret> k = keys_->CreateKey(root_, {}, p);
+  ASSERT_TRUE(k.ok()) << k.status();
+  store_.Advance(absl::Hours(2));
+  // Expired: a plain rotation is refused, one with a new expiry renews.
+  absl::Status st = keys_->RotateKey(root_, {}, k->record.id, 0).status();
+  EXPECT_EQ(ErrorKindOf(st), ErrorKind::kInvalidRequest) << st;
+  absl::StatusOr<KeyWithSecret> renewed = keys_->RotateKey(
+      root_, {}, k->record.id, 0, *store_.Now() + absl::Hours(24));
+  ASSERT_TRUE(renewed.ok()) << renewed.status();
+  EXPECT_EQ(KeyStatusName(renewed->record), "active");
+  EXPECT_EQ(Events("api_key.renewed").size(), 1u);
+  EXPECT_THAT(Events("api_key.renewed")[0].metadata_json,
+              HasSubstr("\"expiresAt\":{\"before\":"));
+  auto verify = [&](const std::string& full) {
+    absl::StatusOr<VerifyOutcome> o =
+        verifier_->Verify(full, {"acme", {}, "10.1.2.3"});
+    return o.ok() ? o->reason : VerifyReason::kMalformed;
+  };
+  EXPECT_EQ(verify(renewed->full_key), VerifyReason::kValid);
+  EXPECT_EQ(verify(k->full_key), VerifyReason::kRotated);
+
+  // Under a maximum lifetime a rotation sets expiry = now + the cap.
+  storage::KeyPolicy policy;
+  policy.max_lifetime_days = 30;
+  {
+    FakeDatabase& db = store_.database();
+    absl::MutexLock lock(&db.mu);
+    db.settings[root_.tenant_id].key_policy = policy;
+  }
+  absl::StatusOr<KeyWithSecret> capped =
+      keys_->RotateKey(root_, {}, key_.id, 0);
+  ASSERT_TRUE(capped.ok()) << capped.status();
+  EXPECT_EQ(capped->record.expires_at, *store_.Now() + absl::Hours(24 * 30));
+  st = keys_
+           ->RotateKey(root_, {}, key_.id, 0,
+                       *store_.Now() + absl::Hours(24 * 31))
+           .status();
+  EXPECT_EQ(ErrorKindOf(st), ErrorKind::kInvalidField) << st;
+}
+
 }  // namespace
 }  // namespace lumo::service
