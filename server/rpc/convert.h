@@ -18,7 +18,9 @@ void ToTimestamp(absl::Time t, google::protobuf::Timestamp* out);
 absl::StatusOr<absl::Time> FromTimestamp(const google::protobuf::Timestamp& t);
 
 // Fills `out` from `record`; never sets `key`.
-void ToProto(const storage::ApiKeyRecord& record, lumo::keys::v1::ApiKey* out);
+// With the key's states under `policy` (its tenant's key policy).
+void ToProto(const storage::ApiKeyRecord& record,
+             const storage::KeyPolicy& policy, lumo::keys::v1::ApiKey* out);
 void ToProto(const storage::Tenant& tenant, lumo::ops::v1::Tenant* out);
 
 }  // namespace lumo::rpc

@@ -97,11 +97,27 @@ service::ListKeysParams ListKeysParamsOf(
   return params;
 }
 
-void ToProtoWithSecret(service::KeyWithSecret& created,
-                       lumo::keys::v1::ApiKey* out) {
-  ToProto(created.record, out);
+// The key with its states; the tenant's policy is read once per reply.
+absl::Status ToProtoWithPolicy(service::KeyService& keys,
+                               const storage::ApiKeyRecord& record,
+                               lumo::keys::v1::ApiKey* out) {
+  absl::StatusOr<storage::KeyPolicy> policy =
+      keys.KeyPolicyOf(record.tenant_id);
+  if (!policy.ok()) return policy.status();
+  ToProto(record, *policy, out);
+  return absl::OkStatus();
+}
+
+absl::Status ToProtoWithSecret(service::KeyService& keys,
+                               service::KeyWithSecret& created,
+                               lumo::keys::v1::ApiKey* out) {
+  if (absl::Status s = ToProtoWithPolicy(keys, created.record, out); !s.ok()) {
+    core::Cleanse(created.full_key);
+    return s;
+  }
   out->set_key(created.full_key);
   core::Cleanse(created.full_key);
+  return absl::OkStatus();
 }
 
 }  // namespace
@@ -121,8 +137,11 @@ grpc::ServerUnaryReactor* KeyServiceImpl::ListApiKeys(
         absl::StatusOr<storage::KeyPage> page =
             ctx_.keys->ListKeys(caller, ListKeysParamsOf(*request), &query);
         if (!page.ok()) return page.status();
+        absl::StatusOr<storage::KeyPolicy> policy =
+            ctx_.keys->KeyPolicyOf(caller.tenant_id);
+        if (!policy.ok()) return policy.status();
         for (const storage::ApiKeyRecord& record : page->keys) {
-          ToProto(record, response->add_data());
+          ToProto(record, *policy, response->add_data());
         }
         FillPageMeta(page->total, query.page, query.limit,
                      response->mutable_meta());
@@ -145,8 +164,7 @@ grpc::ServerUnaryReactor* KeyServiceImpl::CreateApiKey(
         absl::StatusOr<service::KeyWithSecret> created =
             ctx_.keys->CreateKey(caller, info, *params);
         if (!created.ok()) return created.status();
-        ToProtoWithSecret(*created, response);
-        return absl::OkStatus();
+        return ToProtoWithSecret(*ctx_.keys, *created, response);
       });
 }
 
@@ -162,8 +180,7 @@ grpc::ServerUnaryReactor* KeyServiceImpl::GetApiKey(
         absl::StatusOr<storage::ApiKeyRecord> record =
             ctx_.keys->GetKey(caller, request->id());
         if (!record.ok()) return record.status();
-        ToProto(*record, response);
-        return absl::OkStatus();
+        return ToProtoWithPolicy(*ctx_.keys, *record, response);
       });
 }
 
@@ -187,8 +204,7 @@ grpc::ServerUnaryReactor* KeyServiceImpl::RotateApiKey(
             ctx_.keys->RotateKey(caller, info, request->id(),
                                  request->grace_period_seconds(), expires_at);
         if (!rotated.ok()) return rotated.status();
-        ToProtoWithSecret(*rotated, response);
-        return absl::OkStatus();
+        return ToProtoWithSecret(*ctx_.keys, *rotated, response);
       });
 }
 
@@ -204,8 +220,7 @@ grpc::ServerUnaryReactor* KeyServiceImpl::RevokeApiKey(
         absl::StatusOr<storage::ApiKeyRecord> record =
             ctx_.keys->RevokeKey(caller, info, request->id());
         if (!record.ok()) return record.status();
-        ToProto(*record, response);
-        return absl::OkStatus();
+        return ToProtoWithPolicy(*ctx_.keys, *record, response);
       });
 }
 
@@ -224,8 +239,7 @@ grpc::ServerUnaryReactor* KeyServiceImpl::UpdateApiKey(
         absl::StatusOr<storage::ApiKeyRecord> record =
             ctx_.keys->UpdateKey(caller, info, request->id(), *params);
         if (!record.ok()) return record.status();
-        ToProto(*record, response);
-        return absl::OkStatus();
+        return ToProtoWithPolicy(*ctx_.keys, *record, response);
       });
 }
 
@@ -241,8 +255,7 @@ grpc::ServerUnaryReactor* KeyServiceImpl::SetDisabled(
         absl::StatusOr<storage::ApiKeyRecord> record =
             ctx_.keys->SetKeyDisabled(caller, info, request->id(), disabled);
         if (!record.ok()) return record.status();
-        ToProto(*record, response);
-        return absl::OkStatus();
+        return ToProtoWithPolicy(*ctx_.keys, *record, response);
       });
 }
 
@@ -432,8 +445,12 @@ grpc::ServerUnaryReactor* OperatorServiceImpl::CreateTenant(
         if (!created.ok()) return created.status();
         ToProto(created->tenant, response->mutable_tenant());
         if (created->initial_key) {
-          ToProtoWithSecret(*created->initial_key,
-                            response->mutable_initial_key());
+          if (absl::Status st =
+                  ToProtoWithSecret(*ctx_.keys, *created->initial_key,
+                                    response->mutable_initial_key());
+              !st.ok()) {
+            return st;
+          }
         }
         return absl::OkStatus();
       });
@@ -472,8 +489,7 @@ grpc::ServerUnaryReactor* OperatorServiceImpl::CreateTenantKey(
         absl::StatusOr<service::KeyWithSecret> created =
             ctx_.keys->CreateTenantKey(info, request->tenant_slug(), *params);
         if (!created.ok()) return created.status();
-        ToProtoWithSecret(*created, response);
-        return absl::OkStatus();
+        return ToProtoWithSecret(*ctx_.keys, *created, response);
       });
 }
 

@@ -458,7 +458,17 @@ absl::StatusOr<storage::RotateOptions> KeyService::RotationOptions(
       store_->GetKeyPolicy(caller.tenant_id);
   if (!policy.ok()) return policy.status();
   storage::RotateOptions options;
-  options.expected_version = current.version;
+  // A concurrent edit can invalidate the checks above only for a caller
+  // bound by them (a key without admin:write, or with restrictions of its
+  // own); only then is the rotation pinned to the version checked, so that
+  // concurrent rotations by unrestricted callers still serialise on the
+  // row lock instead of aborting each other.
+  const bool bound =
+      caller.kind == Principal::Kind::kApiKey &&
+      (!core::IsSubset(caller.scopes, {"admin:write"}) ||
+       caller.key_expires_at.has_value() || !caller.key_allowed_cidrs.empty() ||
+       caller.key_rate_limit_per_minute > 0);
+  if (bound) options.expected_version = current.version;
   const absl::Time now = current.db_now;
   if (requested.has_value()) {
     options.expires_at = requested;

@@ -132,6 +132,11 @@ class KeyService {
       const RequestInfo& info, absl::string_view slug, absl::string_view name,
       const std::optional<CreateKeyParams>& initial_key);
   absl::StatusOr<storage::Tenant> GetTenant(absl::string_view slug);
+
+  // The tenant's key policy (for the key states shown with each key).
+  absl::StatusOr<storage::KeyPolicy> KeyPolicyOf(int64_t tenant_id) {
+    return store_->GetKeyPolicy(tenant_id);
+  }
   absl::StatusOr<KeyWithSecret> CreateTenantKey(const RequestInfo& info,
                                                 absl::string_view tenant_slug,
                                                 const CreateKeyParams& params);

@@ -11,6 +11,7 @@
 #include "gtest/gtest.h"
 #include "server/service/change_barrier.h"
 #include "server/service/key_service.h"
+#include "server/service/key_states.h"
 #include "tests/storage/fakes/fake_key_store.h"
 
 namespace lumo::service {
@@ -362,6 +363,46 @@ TEST_F(KeyEditTest, RotationRenewsAnExpiredKeyAndFollowsTheMaximumLifetime) {
                        *store_.Now() + absl::Hours(24 * 31))
            .status();
   EXPECT_EQ(ErrorKindOf(st), ErrorKind::kInvalidField) << st;
+}
+
+TEST(KeyStatesTest, StatesFollowThePolicyOnTheRecordsClock) {
+  const absl::Time t0 = absl::FromUnixSeconds(1'800'000'000);
+  const absl::Duration day = absl::Hours(24);
+  storage::ApiKeyRecord key;
+  key.created_at = t0;
+  key.db_now = t0 + day * 10;
+  storage::KeyPolicy policy;  // defaults: only a 7-day expiry warning
+  KeyStates s = KeyStatesOf(key, policy);
+  EXPECT_FALSE(s.rotation_due_at.has_value());
+  EXPECT_FALSE(s.rotation_due || s.expiring_soon || s.inactive || s.disabled);
+
+  policy.rotation_period_days = 10;
+  policy.inactive_after_days = 11;
+  key.expires_at = t0 + day * 17;
+  s = KeyStatesOf(key, policy);
+  EXPECT_EQ(s.rotation_due_at, t0 + day * 10);
+  EXPECT_TRUE(s.rotation_due);   // due exactly now
+  EXPECT_TRUE(s.expiring_soon);  // 7 days left
+  EXPECT_FALSE(s.inactive);      // 10 of 11 days
+  key.rotated_at = t0 + day * 5;
+  key.last_used_at = t0 - day;  // before creation cannot happen; older wins
+  key.db_now = t0 + day * 10 + absl::Seconds(1);
+  s = KeyStatesOf(key, policy);
+  EXPECT_EQ(s.rotation_due_at, t0 + day * 15);
+  EXPECT_FALSE(s.rotation_due);
+  EXPECT_TRUE(s.inactive);
+  EXPECT_FALSE(
+      KeyStatesOf(key, storage::KeyPolicy{false, 0, 0, 6, 0}).expiring_soon);
+  // Revoked or expired keys are neither due, expiring nor inactive.
+  key.revoked = true;
+  s = KeyStatesOf(key, policy);
+  EXPECT_FALSE(s.rotation_due || s.expiring_soon || s.inactive);
+  key.revoked = false;
+  key.db_now = *key.expires_at;
+  s = KeyStatesOf(key, policy);
+  EXPECT_FALSE(s.rotation_due || s.expiring_soon || s.inactive);
+  key.disabled = true;
+  EXPECT_TRUE(KeyStatesOf(key, policy).disabled);
 }
 
 }  // namespace

@@ -61,6 +61,19 @@ class KeyPolicyE2ETest(harness.LumoServerTestCase):
         self.assertEqual(doc["data"]["keyPolicy"]["maxLifetimeDays"], 90)
         self.assertEqual(doc["data"]["keyPolicy"]["expiryWarningDays"], 7)
 
+        # States follow the policy at once: a fresh key is due in 30 days.
+        status, doc = self.call("POST", "/api-keys", {
+            "name": "stateful", "scopes": ["admin:read"],
+            "expiresAt": "2000-01-01T00:00:00Z"})
+        self.assertEqual((status, doc["details"].get("field")),
+                         (400, "expiresAt"), doc)
+        status, doc = self.call("GET", "/api-keys?limit=1")
+        self.assertEqual(status, 200, doc)
+        state = doc["data"][0]["state"]
+        self.assertFalse(state["rotationDue"])
+        self.assertIsNotNone(state["rotationDueAt"])
+        self.assertFalse(state["disabled"])
+
         status, doc = self.call(
             "GET", "/audit-logs?action=settings.updated")
         self.assertEqual(status, 200, doc)
