@@ -167,6 +167,18 @@ class KeyEditE2ETest(harness.LumoServerTestCase):
         self.assertEqual(got_disabled[0], 401)
         self.assertEqual(got_disabled[1], got_unknown[1])
         self.assertEqual(self.verify(full), "DISABLED")
+
+        # The use of a paused key is suspicious (dead_key), like a revoked
+        # one's; when the batched writer shows it is not asserted.
+        def suspicious():
+            status, doc = self.call(
+                "GET", "/t/%s/api/v1/admin/audit-logs?suspicious=true&actorId=%s"
+                % (self.tenant, key["id"]))
+            self.assertEqual(status, 200, doc)
+            return doc["data"]
+        events = harness.wait_for(suspicious, "a suspicious event")
+        self.assertIn("dead_key", events[0]["metadata"]["suspiciousReasons"])
+
         status, doc = self.call("POST", path + "/enable", {})
         self.assertEqual((status, doc["data"]["status"]), (200, "active"))
         self.assertEqual(self.call("GET", self.base(), key=full)[0], 200)
