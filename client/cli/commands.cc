@@ -428,6 +428,7 @@ int KeysList(const Context& ctx) {
     request.set_sort_dir(dir);
   }
   request.set_status(args.Get("status"));
+  request.set_state(args.Get("state"));
   LUMO_CLI_ASSIGN_OR_USAGE(client, ClientWithApiKey(ctx));
   auto reply = client->ListApiKeys(request);
   if (!reply.ok()) return PrintRpcError(ctx.io, reply.status());

@@ -107,6 +107,16 @@ std::string FormatMetadata(
   return JoinOr(parts, ", ");
 }
 
+// The states that hold ("rotation due, inactive"), or "-".
+std::string FormatStates(const lumo::keys::v1::KeyState& state) {
+  google::protobuf::RepeatedPtrField<std::string> on;
+  if (state.rotation_due()) on.Add("rotation due");
+  if (state.expiring_soon()) on.Add("expiring");
+  if (state.inactive()) on.Add("inactive");
+  if (state.disabled()) on.Add("disabled");
+  return JoinOr(on, ", ");
+}
+
 }  // namespace
 
 std::string FormatApiKey(const lumo::keys::v1::ApiKey& key, bool show_key) {
@@ -133,6 +143,9 @@ std::string FormatApiKey(const lumo::keys::v1::ApiKey& key, bool show_key) {
       {"version", absl::StrCat(key.version())},
       {"external id", TextOr(key.external_id())},
       {"metadata", FormatMetadata(key.metadata())},
+      {"states", FormatStates(key.state())},
+      {"rotation due", TimeOr(key.state().has_rotation_due_at(),
+                              key.state().rotation_due_at(), "never")},
   };
   if (key.has_disabled_at()) {
     fields.emplace_back("disabled", FormatTimestamp(key.disabled_at()));
@@ -194,6 +207,9 @@ std::string FormatVerify(const lumo::auth::v1::VerifyApiKeyResponse& reply) {
     fields.emplace_back("scopes", JoinOr(key.scopes(), ", "));
     fields.emplace_back(
         "expires", TimeOr(key.has_expires_at(), key.expires_at(), "never"));
+    fields.emplace_back("external id", TextOr(key.external_id()));
+    fields.emplace_back("metadata", FormatMetadata(key.metadata()));
+    fields.emplace_back("states", FormatStates(key.state()));
   }
   return FormatFields(fields);
 }

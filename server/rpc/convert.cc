@@ -2,7 +2,6 @@
 
 #include "server/core/key_format.h"
 #include "server/service/key_service.h"
-#include "server/service/key_states.h"
 
 namespace lumo::rpc {
 namespace {
@@ -31,17 +30,19 @@ absl::StatusOr<absl::Time> FromTimestamp(const google::protobuf::Timestamp& t) {
   return absl::FromUnixSeconds(t.seconds()) + absl::Nanoseconds(t.nanos());
 }
 
+void ToProto(const storage::KeyStates& states, lumo::keys::v1::KeyState* out) {
+  out->set_rotation_due(states.rotation_due);
+  if (states.rotation_due_at) {
+    ToTimestamp(*states.rotation_due_at, out->mutable_rotation_due_at());
+  }
+  out->set_expiring_soon(states.expiring_soon);
+  out->set_inactive(states.inactive);
+  out->set_disabled(states.disabled);
+}
+
 void ToProto(const storage::ApiKeyRecord& r, const storage::KeyPolicy& policy,
              lumo::keys::v1::ApiKey* out) {
-  const service::KeyStates states = service::KeyStatesOf(r, policy);
-  lumo::keys::v1::KeyState* state = out->mutable_state();
-  state->set_rotation_due(states.rotation_due);
-  if (states.rotation_due_at) {
-    ToTimestamp(*states.rotation_due_at, state->mutable_rotation_due_at());
-  }
-  state->set_expiring_soon(states.expiring_soon);
-  state->set_inactive(states.inactive);
-  state->set_disabled(states.disabled);
+  ToProto(storage::KeyStatesOf(r, policy), out->mutable_state());
   out->set_id(r.id);
   out->set_name(r.name);
   out->set_prefix(core::DisplayPrefix(r.id));

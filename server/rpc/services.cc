@@ -94,6 +94,7 @@ service::ListKeysParams ListKeysParamsOf(
   params.sort_by = request.sort_by();
   params.sort_dir = request.sort_dir();
   params.status = request.status();
+  params.state = request.state();
   return params;
 }
 
@@ -336,6 +337,7 @@ void FillVerifyResponse(const service::VerifyOutcome& outcome,
     key->set_external_id(outcome.external_id);
     key->mutable_metadata()->insert(outcome.metadata.begin(),
                                     outcome.metadata.end());
+    ToProto(outcome.states, key->mutable_state());
   }
 }
 

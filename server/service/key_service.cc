@@ -123,6 +123,20 @@ absl::Status CheckRestrictionsInherited(
   return absl::OkStatus();
 }
 
+// Whether a concurrent edit of the key can invalidate the caller's
+// authority checks (CheckMayManage): true for a key without admin:write or
+// with restrictions of its own. Only such callers' rotations, disables and
+// enables are pinned to the version they checked, so that concurrent
+// changes by unrestricted callers still serialise on the row lock instead
+// of aborting each other.
+bool BoundByItsAuthority(const Principal& caller) {
+  return caller.kind == Principal::Kind::kApiKey &&
+         (!core::IsSubset(caller.scopes, {"admin:write"}) ||
+          caller.key_expires_at.has_value() ||
+          !caller.key_allowed_cidrs.empty() ||
+          caller.key_rate_limit_per_minute > 0);
+}
+
 // JSON values for the before/after of an edited field.
 std::string JsonValue(const std::string& s) {
   std::string out;
@@ -350,8 +364,27 @@ absl::StatusOr<storage::KeyPage> KeyService::ListKeys(
     query.status = storage::KeyStatusFilter::kRevoked;
   } else if (params.status == "expired") {
     query.status = storage::KeyStatusFilter::kExpired;
+  } else if (params.status == "disabled") {
+    query.status = storage::KeyStatusFilter::kDisabled;
   } else {
-    return InvalidField("status", "one of active, revoked, expired");
+    return InvalidField("status", "one of active, revoked, expired, disabled");
+  }
+  static constexpr std::pair<absl::string_view, storage::KeyStateFilter>
+      kStates[] = {
+          {"rotation_due", storage::KeyStateFilter::kRotationDue},
+          {"expiring", storage::KeyStateFilter::kExpiring},
+          {"inactive", storage::KeyStateFilter::kInactive},
+          {"disabled", storage::KeyStateFilter::kDisabled},
+      };
+  if (!params.state.empty()) {
+    query.state = storage::KeyStateFilter::kAny;
+    for (const auto& [name, filter] : kStates) {
+      if (params.state == name) query.state = filter;
+    }
+    if (query.state == storage::KeyStateFilter::kAny) {
+      return InvalidField("state",
+                          "one of rotation_due, expiring, inactive, disabled");
+    }
   }
   if (query_out != nullptr) *query_out = query;
   return store_->ListKeys(caller.tenant_id, query);
@@ -458,17 +491,7 @@ absl::StatusOr<storage::RotateOptions> KeyService::RotationOptions(
       store_->GetKeyPolicy(caller.tenant_id);
   if (!policy.ok()) return policy.status();
   storage::RotateOptions options;
-  // A concurrent edit can invalidate the checks above only for a caller
-  // bound by them (a key without admin:write, or with restrictions of its
-  // own); only then is the rotation pinned to the version checked, so that
-  // concurrent rotations by unrestricted callers still serialise on the
-  // row lock instead of aborting each other.
-  const bool bound =
-      caller.kind == Principal::Kind::kApiKey &&
-      (!core::IsSubset(caller.scopes, {"admin:write"}) ||
-       caller.key_expires_at.has_value() || !caller.key_allowed_cidrs.empty() ||
-       caller.key_rate_limit_per_minute > 0);
-  if (bound) options.expected_version = current.version;
+  if (BoundByItsAuthority(caller)) options.expected_version = current.version;
   const absl::Time now = current.db_now;
   if (requested.has_value()) {
     options.expires_at = requested;
@@ -742,24 +765,30 @@ absl::StatusOr<storage::ApiKeyRecord> KeyService::SetKeyDisabled(
     bool disabled) {
   if (absl::Status s = CheckKeyId(id); !s.ok()) return s;
   const char* verb = disabled ? "disable" : "enable";
-  absl::StatusOr<storage::ApiKeyRecord> current =
-      store_->GetKey(caller.tenant_id, id);
-  if (!current.ok()) return Annotate(current.status());
-  // A concurrent edit by another caller may change the key's scopes or
-  // restrictions after this read; disable and enable change neither, so at
-  // worst a caller pauses or resumes a key it could manage a moment ago.
-  if (absl::Status may = CheckMayManage(caller, verb, *current); !may.ok()) {
-    return may;
-  }
   const char* change_type = disabled ? "disabled" : "enabled";
   storage::AuditEvent event =
       KeyEvent(disabled ? "api_key.disabled" : "api_key.enabled", &caller, info,
                id, "{}");
-  const auto started = std::chrono::steady_clock::now();
+  // The authority check reads the key; for a caller bound by it the change
+  // applies only at that version, so a concurrent edit makes it run again.
   absl::StatusOr<storage::UpdateResult> result =
-      store_->SetKeyDisabled(caller.tenant_id, id, disabled, event);
-  const absl::Duration took =
-      absl::FromChrono(std::chrono::steady_clock::now() - started);
+      absl::AbortedError("the key kept changing");
+  absl::Duration took;
+  for (int attempt = 0;
+       attempt < kEditAttempts && absl::IsAborted(result.status()); ++attempt) {
+    absl::StatusOr<storage::ApiKeyRecord> current =
+        store_->GetKey(caller.tenant_id, id);
+    if (!current.ok()) return Annotate(current.status());
+    if (absl::Status may = CheckMayManage(caller, verb, *current); !may.ok()) {
+      return may;
+    }
+    std::optional<int64_t> pinned;
+    if (BoundByItsAuthority(caller)) pinned = current->version;
+    const auto started = std::chrono::steady_clock::now();
+    result =
+        store_->SetKeyDisabled(caller.tenant_id, id, disabled, pinned, event);
+    took = absl::FromChrono(std::chrono::steady_clock::now() - started);
+  }
   verifier_->Evict(id);
   if (!result.ok()) {
     if (absl::IsFailedPrecondition(result.status())) {

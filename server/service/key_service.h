@@ -60,7 +60,9 @@ struct ListKeysParams {
   std::string search;
   std::string sort_by;   // "", createdAt, name, lastUsedAt, expiresAt
   std::string sort_dir;  // "", ASC, DESC
-  std::string status;    // "", active, revoked, expired
+  std::string status;    // "", active, revoked, expired, disabled
+  // "", rotation_due, expiring, inactive, disabled
+  std::string state;
 };
 
 // A key together with its full text, which exists only in this reply.

@@ -222,6 +222,7 @@ VerifyOutcome Verifier::Decide(const Entry& entry, absl::string_view key,
   out.expires_at = rec.key.expires_at;
   out.external_id = rec.key.external_id;
   out.metadata = rec.key.metadata;
+  out.states = storage::KeyStatesAt(rec.key, rec.policy, db_now);
   out.allowed_cidrs = rec.key.allowed_cidrs;
   out.rate_limit_per_minute = rec.key.rate_limit_per_minute;
 
@@ -279,6 +280,7 @@ VerifyOutcome Verifier::Decide(const Entry& entry, absl::string_view key,
     out.expires_at.reset();
     out.external_id.clear();
     out.metadata.clear();
+    out.states = storage::KeyStates();
     out.allowed_cidrs.clear();
     out.rate_limit_per_minute = 0;
   }

@@ -31,6 +31,7 @@
 #include "server/core/net.h"
 #include "server/core/pepper.h"
 #include "server/observability/metrics.h"
+#include "server/storage/key_states.h"
 #include "server/storage/key_store.h"
 
 namespace lumo::service {
@@ -85,6 +86,9 @@ struct VerifyOutcome {
   std::optional<absl::Time> expires_at;
   std::string external_id;
   core::StringMap metadata;
+  // The key's states under its tenant's key policy at this verification's
+  // database time, from the cached record and the policy read with it.
+  storage::KeyStates states;
   // The key's allowed CIDRs (canonical text; empty: any address) and its
   // configured rate limit per minute (0: none), when the secret matched.
   std::vector<std::string> allowed_cidrs;

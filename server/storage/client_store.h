@@ -115,6 +115,10 @@ struct SettingsUpdate {
   std::optional<int32_t> key_rotation_period_days;
   std::optional<int32_t> key_expiry_warning_days;
   std::optional<int32_t> key_inactive_after_days;
+  // Set: apply only while the settings' version is this (0: no row yet);
+  // ABORTED otherwise. Lets a caller validate the settings as they will be
+  // after the change against the very version it changes.
+  std::optional<int64_t> expected_version;
 };
 
 // `settings` with the members `update` sets replaced.
@@ -235,7 +239,8 @@ class ClientStore {
   // Applies `update` under the settings row lock (creating the row from the
   // defaults if needed) and writes `event`, in one transaction; returns the
   // settings after the change. An update that changes nothing writes
-  // nothing (no row, no event). NOT_FOUND when the tenant does not exist.
+  // nothing (no row, no event). NOT_FOUND when the tenant does not exist;
+  // ABORTED when update.expected_version is set and the version differs.
   // `*changed` (optional) tells whether anything was written.
   virtual absl::StatusOr<TenantSettings> UpdateSettings(
       int64_t tenant_id, const SettingsUpdate& update, const AuditEvent& event,

@@ -77,20 +77,6 @@ struct ApiKeyRecord {
   absl::Time db_now;
 };
 
-// Everything verification needs about a key id, read in one query.
-struct VerifyRecord {
-  ApiKeyRecord key;
-  std::string tenant_slug;
-  bool deleted = false;
-  StoredSecret current;
-  // Most recent first; at most kMaxRetiredSecrets.
-  std::vector<RetiredSecret> retired;
-};
-
-// How many replaced secrets per key are kept for recognising the use of a
-// rotated-away secret.
-inline constexpr int kMaxRetiredSecrets = 16;
-
 // A tenant's key policy (docs/api-keys.md, "Tenant key policy"); 0 means
 // "not set" for every number. These are the defaults of a tenant that never
 // changed its settings.
@@ -110,6 +96,23 @@ struct KeyPolicy {
   }
   bool operator!=(const KeyPolicy& o) const { return !(*this == o); }
 };
+
+// Everything verification needs about a key id, read in one query.
+struct VerifyRecord {
+  ApiKeyRecord key;
+  std::string tenant_slug;
+  bool deleted = false;
+  StoredSecret current;
+  // Most recent first; at most kMaxRetiredSecrets.
+  std::vector<RetiredSecret> retired;
+  // The key's tenant's key policy, read with the key (the verify reply's
+  // key states).
+  KeyPolicy policy;
+};
+
+// How many replaced secrets per key are kept for recognising the use of a
+// rotated-away secret.
+inline constexpr int kMaxRetiredSecrets = 16;
 
 // An audit event written in the same transaction as the change it records.
 // The store fills in the tenant id, the sequence and the database timestamp.
@@ -144,16 +147,27 @@ struct NewKey {
 };
 
 enum class KeySortField { kCreatedAt, kName, kLastUsedAt, kExpiresAt };
-enum class KeyStatusFilter { kAny, kActive, kRevoked, kExpired };
+// By the key's status (revoked > expired > disabled > active).
+enum class KeyStatusFilter { kAny, kActive, kRevoked, kExpired, kDisabled };
+// By one of the key's states under its tenant's policy (key_states.h).
+enum class KeyStateFilter {
+  kAny,
+  kRotationDue,
+  kExpiring,
+  kInactive,
+  kDisabled
+};
 
 struct ListKeysQuery {
   int page = 1;    // 1-based
   int limit = 25;  // 1..100
-  // Case-insensitive substring of the name, or of the id.
+  // Case-insensitive substring of the name, or of the id, or the whole
+  // external id (ASCII case-insensitive).
   std::string search;
   KeySortField sort_by = KeySortField::kCreatedAt;
   bool descending = true;
   KeyStatusFilter status = KeyStatusFilter::kAny;
+  KeyStateFilter state = KeyStateFilter::kAny;
 };
 
 struct KeyPage {
@@ -229,6 +243,30 @@ inline absl::Status CheckRotation(const ApiKeyRecord& key,
   return absl::OkStatus();
 }
 
+// The key states the sweep announces (docs/api-keys.md, "The state
+// sweep").
+enum class AnnouncedState { kRotationDue, kExpiring, kInactive };
+
+// A state that is on for a live key and was not announced for its current
+// date yet.
+struct StateAnnouncement {
+  int64_t tenant_id = 0;
+  std::string key_id;
+  AnnouncedState state = AnnouncedState::kRotationDue;
+  // The date the state is for: the due date, the expiry, or the last-use
+  // baseline (lastUsedAt, or createdAt when never used).
+  absl::Time for_date;
+  // The date the key last announced for this state; unset: never.
+  std::optional<absl::Time> announced_for;
+};
+
+struct AnnouncementBatch {
+  // In key id order.
+  std::vector<StateAnnouncement> announcements;
+  // The last key id the batch covered; empty when no key is left after it.
+  std::string last_key_id;
+};
+
 struct UpdateResult {
   // The key after the call.
   ApiKeyRecord key;
@@ -270,7 +308,8 @@ class KeyStore {
                                               absl::string_view id) = 0;
 
   // Deleted keys are never listed. "Expired" compares expires_at with the
-  // database clock.
+  // database clock; the state filter applies KeyStatesAt (key_states.h)
+  // under the tenant's key policy at the database clock.
   virtual absl::StatusOr<KeyPage> ListKeys(int64_t tenant_id,
                                            const ListKeysQuery& query) = 0;
 
@@ -324,10 +363,19 @@ class KeyStore {
   // bumps the version and appends a change-feed row ("disabled" or
   // "enabled") and `event`, in one transaction holding the row lock. When
   // the key is already in that state nothing is written and changed is
-  // false. NOT_FOUND as GetKey; FAILED_PRECONDITION when the key is revoked.
+  // false. NOT_FOUND as GetKey; FAILED_PRECONDITION when the key is revoked;
+  // ABORTED when `expected_version` is set and is not the key's version
+  // (re-read and retry).
   virtual absl::StatusOr<UpdateResult> SetKeyDisabled(
       int64_t tenant_id, absl::string_view id, bool disabled,
-      const AuditEvent& event) = 0;
+      std::optional<int64_t> expected_version, const AuditEvent& event) = 0;
+  // Disable or enable at whatever version the key has.
+  absl::StatusOr<UpdateResult> SetKeyDisabled(int64_t tenant_id,
+                                              absl::string_view id,
+                                              bool disabled,
+                                              const AuditEvent& event) {
+    return SetKeyDisabled(tenant_id, id, disabled, std::nullopt, event);
+  }
 
   // Marks the key deleted: gone from Get and List, never verifies again; the
   // row stays so that later use of the id is recognised. Writes a
@@ -340,13 +388,39 @@ class KeyStore {
                                                  absl::string_view id,
                                                  const AuditEvent& event) = 0;
 
-  // One query: the key with its tenant slug, current and retired secrets,
-  // deleted ones included. NOT_FOUND when no key ever had this id.
+  // One query: the key with its tenant slug, the tenant's key policy,
+  // current and retired secrets, deleted ones included. NOT_FOUND when no key
+  // ever had this id.
   virtual absl::StatusOr<VerifyRecord> LoadForVerify(absl::string_view id) = 0;
 
   // The tenant's key policy (the defaults when its settings were never
   // written). Changed through ClientStore::UpdateSettings.
   virtual absl::StatusOr<KeyPolicy> GetKeyPolicy(int64_t tenant_id) = 0;
+
+  // The state sweep's lease (one row, database clock): taken for `holder`
+  // until now + `lease` when it is free, has expired or is `holder`'s own
+  // (a renewal). False when another holder's lease still runs.
+  // INVALID_ARGUMENT for an empty holder (over 64 bytes) or a lease that
+  // is not positive.
+  virtual absl::StatusOr<bool> TakeSweepLease(absl::string_view holder,
+                                              absl::Duration lease) = 0;
+
+  // Of the live keys (neither revoked, expired nor deleted) whose id sorts
+  // after `after_key_id` (byte order), the first `limit` in id order that
+  // have a state on (KeyStatesAt, key_states.h, under the tenant's policy
+  // at the database clock) with a date other than the one the key last
+  // announced for it, with those announcements. last_key_id is set when
+  // `limit` keys were returned. INVALID_ARGUMENT unless 1 <= limit <= 1000.
+  virtual absl::StatusOr<AnnouncementBatch> PendingAnnouncements(
+      absl::string_view after_key_id, int limit) = 0;
+
+  // In one transaction: when the key's announced date for
+  // `announcement.state` is still `announcement.announced_for` and the key
+  // is neither revoked nor deleted, sets it to `announcement.for_date` and
+  // writes `event`; true. Otherwise (another sweeper announced it first, or
+  // the key died) writes nothing: false.
+  virtual absl::StatusOr<bool> AnnounceKeyState(
+      const StateAnnouncement& announcement, const AuditEvent& event) = 0;
 
   // The database clock.
   virtual absl::StatusOr<absl::Time> Now() = 0;

@@ -11,12 +11,14 @@
 #include "gtest/gtest.h"
 #include "server/service/change_barrier.h"
 #include "server/service/key_service.h"
-#include "server/service/key_states.h"
+#include "server/storage/key_states.h"
 #include "tests/storage/fakes/fake_key_store.h"
 
 namespace lumo::service {
 namespace {
 
+using storage::KeyStates;
+using storage::KeyStatesOf;
 using ::testing::ElementsAre;
 using testing::FakeDatabase;
 using testing::FakeKeyStore;

@@ -645,6 +645,11 @@ absl::StatusOr<TenantSettings> MysqlClientStore::UpdateSettings(
             !st.ok()) {
           return st;
         }
+        if (update.expected_version.has_value() &&
+            *update.expected_version != settings.version) {
+          return absl::AbortedError(
+              "the settings changed since they were read");
+        }
         const TenantSettings wanted = ApplySettingsUpdate(settings, update);
         const DynamicRegistrationSettings& next = wanted.dynamic_registration;
         const KeyPolicy& policy = wanted.key_policy;

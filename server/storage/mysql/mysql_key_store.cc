@@ -130,9 +130,11 @@ struct VerifySelect {
   int retired_pepper_version = list.Add("r.pepper_version");
   int retired_valid_until = list.Add("r.valid_until");
   int now = list.Add("UTC_TIMESTAMP(6)");
+  KeyPolicyColumns policy{list, "ts"};
   std::string sql =
       absl::StrCat("SELECT ", list.sql(),
                    " FROM api_keys k JOIN tenants t ON t.id = k.tenant_id"
+                   " LEFT JOIN tenant_settings ts ON ts.tenant_id = k.tenant_id"
                    " LEFT JOIN api_key_retired_secrets r"
                    " ON r.tenant_id = k.tenant_id AND r.key_id = k.id"
                    " WHERE k.id = ? ORDER BY r.key_version DESC LIMIT ",
@@ -353,11 +355,17 @@ std::string OrderBy(const ListKeysQuery& query) {
   }
 }
 
-const char* StatusCondition(KeyStatusFilter status) {
+// Neither revoked nor expired.
+constexpr char kLiveKey[] =
+    " AND k.revoked = 0 AND (k.expires_at IS NULL"
+    " OR k.expires_at > UTC_TIMESTAMP(6))";
+
+std::string StatusCondition(KeyStatusFilter status) {
   switch (status) {
     case KeyStatusFilter::kActive:
-      return " AND k.revoked = 0 AND (k.expires_at IS NULL"
-             " OR k.expires_at > UTC_TIMESTAMP(6))";
+      return absl::StrCat(kLiveKey, " AND k.disabled = 0");
+    case KeyStatusFilter::kDisabled:
+      return absl::StrCat(kLiveKey, " AND k.disabled = 1");
     case KeyStatusFilter::kRevoked:
       return " AND k.revoked = 1";
     case KeyStatusFilter::kExpired:
@@ -369,27 +377,121 @@ const char* StatusCondition(KeyStatusFilter status) {
   }
 }
 
+// The state filters: KeyStatesAt (server/storage/key_states.h) in SQL, with
+// the tenant's settings outer-joined as `ts` (kStatePolicyJoin) and the
+// KeyPolicy defaults for a tenant without a settings row.
+constexpr char kStatePolicyJoin[] =
+    " LEFT JOIN tenant_settings ts ON ts.tenant_id = k.tenant_id";
+
+std::string StateCondition(KeyStateFilter state) {
+  const KeyPolicy defaults;
+  switch (state) {
+    case KeyStateFilter::kRotationDue:
+      return absl::StrCat(
+          kLiveKey, " AND COALESCE(ts.key_rotation_period_days, ",
+          defaults.rotation_period_days,
+          ") > 0 AND COALESCE(k.rotated_at, k.created_at) + INTERVAL"
+          " COALESCE(ts.key_rotation_period_days, ",
+          defaults.rotation_period_days, ") DAY <= UTC_TIMESTAMP(6)");
+    case KeyStateFilter::kExpiring:
+      return absl::StrCat(
+          kLiveKey, " AND COALESCE(ts.key_expiry_warning_days, ",
+          defaults.expiry_warning_days,
+          ") > 0 AND k.expires_at <= UTC_TIMESTAMP(6) + INTERVAL"
+          " COALESCE(ts.key_expiry_warning_days, ",
+          defaults.expiry_warning_days, ") DAY");
+    case KeyStateFilter::kInactive:
+      return absl::StrCat(
+          kLiveKey, " AND COALESCE(ts.key_inactive_after_days, ",
+          defaults.inactive_after_days,
+          ") > 0 AND COALESCE(k.last_used_at, k.created_at) + INTERVAL"
+          " COALESCE(ts.key_inactive_after_days, ",
+          defaults.inactive_after_days, ") DAY <= UTC_TIMESTAMP(6)");
+    case KeyStateFilter::kDisabled:
+      return " AND k.disabled = 1";
+    case KeyStateFilter::kAny:
+    default:
+      return "";
+  }
+}
+
+// The announced-date column of each swept state.
+const char* AnnouncedColumn(AnnouncedState state) {
+  switch (state) {
+    case AnnouncedState::kRotationDue:
+      return "rotation_due_announced_for";
+    case AnnouncedState::kExpiring:
+      return "expiring_announced_for";
+    case AnnouncedState::kInactive:
+      return "inactive_announced_for";
+  }
+  return "rotation_due_announced_for";
+}
+
+// PendingAnnouncements: per live key, the date each state is for when it
+// is on (NULL when off) and what was last announced; only keys with one
+// that differs. The state conditions are StateCondition's.
+struct PendingSelect {
+  SelectList list;
+  int tenant_id = list.Add("x.tenant_id");
+  int id = list.Add("x.id");
+  int due_for = list.Add("x.due_for");
+  int due_announced = list.Add("x.rotation_due_announced_for");
+  int expiring_for = list.Add("x.expiring_for");
+  int expiring_announced = list.Add("x.expiring_announced_for");
+  int inactive_for = list.Add("x.inactive_for");
+  int inactive_announced = list.Add("x.inactive_announced_for");
+  std::string sql = absl::StrCat(
+      "SELECT ", list.sql(),
+      " FROM (SELECT k.tenant_id, k.id, k.rotation_due_announced_for,"
+      " k.expiring_announced_for, k.inactive_announced_for,"
+      " CASE WHEN 1 = 1",
+      StateCondition(KeyStateFilter::kRotationDue),
+      " THEN COALESCE(k.rotated_at, k.created_at) + INTERVAL"
+      " COALESCE(ts.key_rotation_period_days, ",
+      KeyPolicy().rotation_period_days,
+      ") DAY END AS due_for,"
+      " CASE WHEN 1 = 1",
+      StateCondition(KeyStateFilter::kExpiring),
+      " THEN k.expires_at END AS expiring_for,"
+      " CASE WHEN 1 = 1",
+      StateCondition(KeyStateFilter::kInactive),
+      " THEN COALESCE(k.last_used_at, k.created_at) END AS inactive_for"
+      " FROM api_keys k",
+      kStatePolicyJoin, " WHERE k.id > ? AND k.deleted_at IS NULL", kLiveKey,
+      ") x WHERE (x.due_for IS NOT NULL"
+      " AND NOT x.due_for <=> x.rotation_due_announced_for)"
+      " OR (x.expiring_for IS NOT NULL"
+      " AND NOT x.expiring_for <=> x.expiring_announced_for)"
+      " OR (x.inactive_for IS NOT NULL"
+      " AND NOT x.inactive_for <=> x.inactive_announced_for)"
+      " ORDER BY x.id LIMIT ?");
+};
+
 constexpr char kSearchCondition[] =
     " AND (k.name LIKE ? ESCAPE '!'"
-    " OR k.id COLLATE utf8mb4_unicode_ci LIKE ? ESCAPE '!')";
+    " OR k.id COLLATE utf8mb4_unicode_ci LIKE ? ESCAPE '!'"
+    " OR k.external_id = ?)";
 
-// The LIKE patterns for a search: a case-insensitive substring of the name
-// or of the id. A search that starts with the display prefix `lmk_` also
-// matches ids by prefix, and is cut after the id so that a pasted full key
-// never reaches the database.
+// The patterns for a search: a case-insensitive substring of the name or of
+// the id, or the whole external id. A search that starts with the display
+// prefix `lmk_` also matches ids by prefix, and is cut after the id so that a
+// pasted full key never reaches the database.
 struct SearchPatterns {
   std::string name;
   std::string id;
+  std::string external_id;  // compared whole
 };
 SearchPatterns SearchPatternsFor(absl::string_view search) {
   if (absl::StartsWith(search, "lmk_") && search.size() > 4) {
     absl::string_view id = search.substr(4);
     id = id.substr(0, std::min<size_t>(id.find('_'), 12));
-    return {absl::StrCat("%", EscapeLike(absl::StrCat("lmk_", id)), "%"),
-            absl::StrCat(EscapeLike(id), "%")};
+    const std::string display = absl::StrCat("lmk_", id);
+    return {absl::StrCat("%", EscapeLike(display), "%"),
+            absl::StrCat(EscapeLike(id), "%"), display};
   }
   std::string contains = absl::StrCat("%", EscapeLike(search), "%");
-  return {contains, contains};
+  return {contains, contains, std::string(search)};
 }
 
 }  // namespace
@@ -542,10 +644,12 @@ absl::StatusOr<KeyPage> MysqlKeyStore::ListKeys(int64_t tenant_id,
   }
   const bool searching = !query.search.empty();
   const SearchPatterns patterns = SearchPatternsFor(query.search);
-  const std::string where = absl::StrCat(
-      " FROM api_keys k WHERE k.tenant_id = ?"
-      " AND k.deleted_at IS NULL",
-      StatusCondition(query.status), searching ? kSearchCondition : "");
+  const bool by_state = query.state != KeyStateFilter::kAny;
+  const std::string where =
+      absl::StrCat(" FROM api_keys k", by_state ? kStatePolicyJoin : "",
+                   " WHERE k.tenant_id = ? AND k.deleted_at IS NULL",
+                   StatusCondition(query.status), StateCondition(query.state),
+                   searching ? kSearchCondition : "");
   const PageSelect& cols = SelectOf<PageSelect>();
   const std::string page_sql =
       absl::StrCat("SELECT ", cols.list.sql(), where, " ORDER BY ",
@@ -557,7 +661,7 @@ absl::StatusOr<KeyPage> MysqlKeyStore::ListKeys(int64_t tenant_id,
   absl::Status status =
       Run(*pool_, "list keys", [&](Session& s) -> absl::Status {
         page = KeyPage();
-        // Up to 32 variants (sort x direction x filter x search): not cached,
+        // Many variants (sort x direction x filters x search): not cached,
         // to keep the server's prepared-statement count bounded.
         std::unique_ptr<sql::PreparedStatement> stmt =
             s.PrepareUncached(page_sql);
@@ -566,6 +670,7 @@ absl::StatusOr<KeyPage> MysqlKeyStore::ListKeys(int64_t tenant_id,
         if (searching) {
           stmt->setString(index++, patterns.name);
           stmt->setString(index++, patterns.id);
+          stmt->setString(index++, patterns.external_id);
         }
         stmt->setInt64(index++, query.limit);
         stmt->setInt64(index++, offset);
@@ -588,6 +693,7 @@ absl::StatusOr<KeyPage> MysqlKeyStore::ListKeys(int64_t tenant_id,
         if (searching) {
           count->setString(index++, patterns.name);
           count->setString(index++, patterns.id);
+          count->setString(index++, patterns.external_id);
         }
         std::unique_ptr<sql::ResultSet> counted = s.Query(*count);
         if (counted->next()) page.total = counted->getInt64(1);
@@ -883,7 +989,7 @@ absl::StatusOr<UpdateResult> MysqlKeyStore::UpdateKey(int64_t tenant_id,
 
 absl::StatusOr<UpdateResult> MysqlKeyStore::SetKeyDisabled(
     int64_t tenant_id, absl::string_view id, bool disabled,
-    const AuditEvent& event) {
+    std::optional<int64_t> expected_version, const AuditEvent& event) {
   if (!IsWellFormedKeyId(id)) return NotFound();
   UpdateResult result;
   absl::Status status = Run(
@@ -900,6 +1006,9 @@ absl::StatusOr<UpdateResult> MysqlKeyStore::SetKeyDisabled(
           return absl::FailedPreconditionError(
               disabled ? "a revoked key cannot be disabled"
                        : "a revoked key cannot be enabled");
+        }
+        if (expected_version.has_value() && *expected_version != key.version) {
+          return absl::AbortedError("the key changed since it was checked");
         }
         if (key.disabled == disabled) {
           s.Step("rollback");
@@ -1047,6 +1156,7 @@ absl::StatusOr<VerifyRecord> MysqlKeyStore::LoadForVerify(
             absl::StatusOr<absl::Time> now = GetTime(*rs, c.now);
             if (!now.ok()) return now.status();
             record.key.db_now = *now;
+            record.policy = ReadKeyPolicy(*rs, c.policy);
           }
           if (rs->isNull(c.retired_digest)) continue;  // no retired secrets
           RetiredSecret retired;
@@ -1092,6 +1202,139 @@ absl::StatusOr<KeyPolicy> MysqlKeyStore::GetKeyPolicy(int64_t tenant_id) {
       });
   if (!status.ok()) return status;
   return policy;
+}
+
+absl::StatusOr<bool> MysqlKeyStore::TakeSweepLease(absl::string_view holder,
+                                                   absl::Duration lease) {
+  if (holder.empty() || holder.size() > 64) {
+    return absl::InvalidArgumentError("a lease holder is 1-64 bytes");
+  }
+  if (lease <= absl::ZeroDuration()) {
+    return absl::InvalidArgumentError("a lease must be positive");
+  }
+  bool held = false;
+  absl::Status status =
+      Run(*pool_, "take sweep lease", [&](Session& s) -> absl::Status {
+        held = false;
+        s.Begin();
+        // The one row exists from the first call on, expired.
+        sql::PreparedStatement& seed = s.Prepare(
+            "INSERT IGNORE INTO key_state_sweep_lease (id, holder, expires_at)"
+            " VALUES (1, '', '1970-01-01 00:00:01')");
+        s.Update(seed);
+        s.Step("lock lease");
+        sql::PreparedStatement& lock = s.Prepare(
+            "SELECT holder = ? OR expires_at <= UTC_TIMESTAMP(6)"
+            " FROM key_state_sweep_lease WHERE id = 1 FOR UPDATE");
+        lock.setString(1, Str(holder));
+        std::unique_ptr<sql::ResultSet> rs = s.Query(lock);
+        if (!rs->next() || rs->getInt(1) == 0) {
+          s.Rollback();
+          return absl::OkStatus();
+        }
+        s.Step("renew lease");
+        sql::PreparedStatement& take = s.Prepare(
+            "UPDATE key_state_sweep_lease SET holder = ?, expires_at ="
+            " UTC_TIMESTAMP(6) + INTERVAL ? MICROSECOND WHERE id = 1");
+        take.setString(1, Str(holder));
+        take.setInt64(2, absl::ToInt64Microseconds(lease));
+        s.Update(take);
+        s.Commit();
+        held = true;
+        return absl::OkStatus();
+      });
+  if (!status.ok()) return status;
+  return held;
+}
+
+absl::StatusOr<AnnouncementBatch> MysqlKeyStore::PendingAnnouncements(
+    absl::string_view after_key_id, int limit) {
+  if (limit < 1 || limit > 1000) {
+    return absl::InvalidArgumentError("limit must be between 1 and 1000");
+  }
+  const PendingSelect& c = SelectOf<PendingSelect>();
+  AnnouncementBatch batch;
+  absl::Status status =
+      Run(*pool_, "pending key states", [&](Session& s) -> absl::Status {
+        batch = AnnouncementBatch();
+        sql::PreparedStatement& stmt = s.Prepare(c.sql);
+        stmt.setString(1, Str(after_key_id));
+        stmt.setInt(2, limit);
+        std::unique_ptr<sql::ResultSet> rs = s.Query(stmt);
+        int rows = 0;
+        while (rs->next()) {
+          ++rows;
+          const int64_t tenant_id = rs->getInt64(c.tenant_id);
+          const std::string id = rs->getString(c.id).asStdString();
+          struct Column {
+            AnnouncedState state;
+            int for_date, announced;
+          };
+          for (const Column& col :
+               {Column{AnnouncedState::kRotationDue, c.due_for,
+                       c.due_announced},
+                Column{AnnouncedState::kExpiring, c.expiring_for,
+                       c.expiring_announced},
+                Column{AnnouncedState::kInactive, c.inactive_for,
+                       c.inactive_announced}}) {
+            absl::StatusOr<std::optional<absl::Time>> for_date =
+                GetOptionalTime(*rs, col.for_date);
+            if (!for_date.ok()) return for_date.status();
+            absl::StatusOr<std::optional<absl::Time>> announced =
+                GetOptionalTime(*rs, col.announced);
+            if (!announced.ok()) return announced.status();
+            if (!for_date->has_value() || *for_date == *announced) continue;
+            StateAnnouncement a;
+            a.tenant_id = tenant_id;
+            a.key_id = id;
+            a.state = col.state;
+            a.for_date = **for_date;
+            a.announced_for = *announced;
+            batch.announcements.push_back(std::move(a));
+          }
+          if (rows == limit) batch.last_key_id = id;
+        }
+        return absl::OkStatus();
+      });
+  if (!status.ok()) return status;
+  return batch;
+}
+
+absl::StatusOr<bool> MysqlKeyStore::AnnounceKeyState(const StateAnnouncement& a,
+                                                     const AuditEvent& event) {
+  if (!IsWellFormedKeyId(a.key_id)) return false;
+  const std::string sql =
+      absl::StrCat("UPDATE api_keys SET ", AnnouncedColumn(a.state),
+                   " = ? WHERE tenant_id = ? AND id = ? AND deleted_at IS NULL"
+                   " AND revoked = 0 AND ",
+                   AnnouncedColumn(a.state), " <=> ?");
+  bool written = false;
+  absl::Status status =
+      Run(*pool_, "announce key state", [&](Session& s) -> absl::Status {
+        written = false;
+        s.Begin();
+        sql::PreparedStatement& update = s.Prepare(sql);
+        if (absl::Status st = BindTime(update, 1, a.for_date); !st.ok()) {
+          return st;
+        }
+        update.setInt64(2, a.tenant_id);
+        update.setString(3, Str(a.key_id));
+        if (absl::Status st = BindTime(update, 4, a.announced_for); !st.ok()) {
+          return st;
+        }
+        if (s.Update(update) != 1) {
+          s.Rollback();
+          return absl::OkStatus();
+        }
+        if (absl::Status st = InsertAudit(s, a.tenant_id, event); !st.ok()) {
+          return st;
+        }
+        s.Commit();
+        written = true;
+        return absl::OkStatus();
+      });
+  if (!status.ok()) return status;
+  return written;
 }
 
 absl::StatusOr<absl::Time> MysqlKeyStore::Now() {

@@ -77,12 +77,19 @@ class MysqlKeyStore : public KeyStore {
                                          int64_t expected_version,
                                          const KeyEdit& edit,
                                          const AuditEvent& event) override;
-  absl::StatusOr<UpdateResult> SetKeyDisabled(int64_t tenant_id,
-                                              absl::string_view id,
-                                              bool disabled,
-                                              const AuditEvent& event) override;
+  using KeyStore::SetKeyDisabled;
+  absl::StatusOr<UpdateResult> SetKeyDisabled(
+      int64_t tenant_id, absl::string_view id, bool disabled,
+      std::optional<int64_t> expected_version,
+      const AuditEvent& event) override;
   absl::StatusOr<VerifyRecord> LoadForVerify(absl::string_view id) override;
   absl::StatusOr<KeyPolicy> GetKeyPolicy(int64_t tenant_id) override;
+  absl::StatusOr<bool> TakeSweepLease(absl::string_view holder,
+                                      absl::Duration lease) override;
+  absl::StatusOr<AnnouncementBatch> PendingAnnouncements(
+      absl::string_view after_key_id, int limit) override;
+  absl::StatusOr<bool> AnnounceKeyState(const StateAnnouncement& announcement,
+                                        const AuditEvent& event) override;
   absl::StatusOr<absl::Time> Now() override;
 
   // @@innodb_flush_log_at_trx_commit: anything but 1 can lose acknowledged

@@ -309,6 +309,24 @@ TYPED_TEST(ClientStoreConformanceTest, KeyPolicyIsPartOfTheSettings) {
   ASSERT_TRUE(after.ok()) << after.status();
   EXPECT_FALSE(changed);
   EXPECT_EQ(EventsOf(f, tenant.id, "settings.updated").size(), 2u);
+
+  // Pinned to a version: applied at that version only.
+  storage::SettingsUpdate pinned;
+  pinned.key_inactive_after_days = 90;
+  pinned.expected_version = after->version - 1;
+  EXPECT_EQ(f.clients()
+                .UpdateSettings(tenant.id, pinned, Event("settings.updated"),
+                                &changed)
+                .status()
+                .code(),
+            absl::StatusCode::kAborted);
+  EXPECT_EQ(EventsOf(f, tenant.id, "settings.updated").size(), 2u);
+  pinned.expected_version = after->version;
+  after = f.clients().UpdateSettings(tenant.id, pinned,
+                                     Event("settings.updated"), &changed);
+  ASSERT_TRUE(after.ok()) << after.status();
+  EXPECT_TRUE(changed);
+  EXPECT_EQ(after->key_policy.inactive_after_days, 90);
 }
 
 TYPED_TEST(ClientStoreConformanceTest, RegistrationFollowsTheSettings) {

@@ -253,6 +253,10 @@ absl::StatusOr<storage::TenantSettings> FakeClientStore::UpdateSettings(
   auto it = db_->settings.find(tenant_id);
   storage::TenantSettings settings =
       it == db_->settings.end() ? storage::TenantSettings() : it->second;
+  if (update.expected_version.has_value() &&
+      *update.expected_version != settings.version) {
+    return absl::AbortedError("the settings changed since they were read");
+  }
   const storage::TenantSettings next =
       storage::ApplySettingsUpdate(settings, update);
   const bool wrote = storage::SettingsValuesDiffer(next, settings);

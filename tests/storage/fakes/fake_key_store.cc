@@ -6,6 +6,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "server/storage/key_states.h"
 
 namespace lumo::testing {
 namespace {
@@ -80,12 +81,16 @@ KeyRow NewRow(const storage::NewKey& k, int64_t tenant_id, absl::Time now) {
   return row;
 }
 
-// Whether `key` passes the list query's search and status filter.
+// Whether `key` passes the list query's search, status and state filters
+// (`policy`: the tenant's key policy).
 bool Matches(const ApiKeyRecord& key, const storage::ListKeysQuery& q,
-             absl::Time now) {
+             const storage::KeyPolicy& policy, absl::Time now) {
   switch (q.status) {
     case storage::KeyStatusFilter::kActive:
-      if (key.revoked || IsExpired(key, now)) return false;
+      if (key.revoked || IsExpired(key, now) || key.disabled) return false;
+      break;
+    case storage::KeyStatusFilter::kDisabled:
+      if (key.revoked || IsExpired(key, now) || !key.disabled) return false;
       break;
     case storage::KeyStatusFilter::kRevoked:
       if (!key.revoked) return false;
@@ -96,16 +101,36 @@ bool Matches(const ApiKeyRecord& key, const storage::ListKeysQuery& q,
     case storage::KeyStatusFilter::kAny:
       break;
   }
+  const storage::KeyStates states = storage::KeyStatesAt(key, policy, now);
+  switch (q.state) {
+    case storage::KeyStateFilter::kRotationDue:
+      if (!states.rotation_due) return false;
+      break;
+    case storage::KeyStateFilter::kExpiring:
+      if (!states.expiring_soon) return false;
+      break;
+    case storage::KeyStateFilter::kInactive:
+      if (!states.inactive) return false;
+      break;
+    case storage::KeyStateFilter::kDisabled:
+      if (!states.disabled) return false;
+      break;
+    case storage::KeyStateFilter::kAny:
+      break;
+  }
   if (q.search.empty()) return true;
   // A pasted key ("lmk_<id>_...") searches for its id.
   if (absl::StartsWith(q.search, "lmk_") && q.search.size() > 4) {
     absl::string_view id = absl::string_view(q.search).substr(4);
     id = id.substr(0, std::min<size_t>(id.find('_'), 12));
-    return ContainsIgnoringCase(key.name, absl::StrCat("lmk_", id)) ||
-           absl::StartsWith(key.id, id);
+    const std::string display = absl::StrCat("lmk_", id);
+    return ContainsIgnoringCase(key.name, display) ||
+           absl::StartsWith(key.id, id) ||
+           Lower(key.external_id) == Lower(display);
   }
   return ContainsIgnoringCase(key.name, q.search) ||
-         absl::StrContains(key.id, q.search);
+         absl::StrContains(key.id, q.search) ||
+         Lower(key.external_id) == Lower(q.search);
 }
 
 // The list order: the sort field, then the id, both in the query's
@@ -212,11 +237,12 @@ absl::StatusOr<storage::KeyPage> FakeKeyStore::ListKeys(
   if (absl::Status s = CheckPaging(query.page, query.limit); !s.ok()) return s;
   absl::MutexLock lock(&db_->mu);
   const absl::Time now = db_->Now();
+  const storage::KeyPolicy policy = db_->KeyPolicyOf(tenant_id);
   std::vector<ApiKeyRecord> all;
   for (const auto& [id, row] : db_->keys) {
     if (row.deleted || row.record.tenant_id != tenant_id) continue;
     ApiKeyRecord record = Snapshot(row, now);
-    if (Matches(record, query, now)) all.push_back(std::move(record));
+    if (Matches(record, query, policy, now)) all.push_back(std::move(record));
   }
   std::sort(all.begin(), all.end(),
             [&](const ApiKeyRecord& a, const ApiKeyRecord& b) {
@@ -335,7 +361,7 @@ absl::StatusOr<storage::UpdateResult> FakeKeyStore::UpdateKey(
 
 absl::StatusOr<storage::UpdateResult> FakeKeyStore::SetKeyDisabled(
     int64_t tenant_id, absl::string_view id, bool disabled,
-    const storage::AuditEvent& event) {
+    std::optional<int64_t> expected_version, const storage::AuditEvent& event) {
   if (absl::Status s = db_->Begin(); !s.ok()) return s;
   absl::MutexLock lock(&db_->mu);
   KeyRow* row = LiveKey(*db_, tenant_id, id);
@@ -345,6 +371,10 @@ absl::StatusOr<storage::UpdateResult> FakeKeyStore::SetKeyDisabled(
     return absl::FailedPreconditionError(
         disabled ? "a revoked key cannot be disabled"
                  : "a revoked key cannot be enabled");
+  }
+  if (expected_version.has_value() &&
+      *expected_version != row->record.version) {
+    return absl::AbortedError("the key changed since it was checked");
   }
   storage::UpdateResult result;
   if (row->record.disabled != disabled) {
@@ -396,6 +426,7 @@ absl::StatusOr<storage::VerifyRecord> FakeKeyStore::LoadForVerify(
     auto tenant = db_->tenants.find(row.record.tenant_id);
     if (tenant != db_->tenants.end()) out.tenant_slug = tenant->second.slug;
     out.deleted = row.deleted;
+    out.policy = db_->KeyPolicyOf(row.record.tenant_id);
     out.current = row.current;
     for (const auto& [version, retired] : row.retired) {
       out.retired.push_back(retired);
@@ -415,9 +446,86 @@ absl::StatusOr<storage::KeyPolicy> FakeKeyStore::GetKeyPolicy(
     int64_t tenant_id) {
   if (absl::Status s = db_->Begin(); !s.ok()) return s;
   absl::MutexLock lock(&db_->mu);
-  auto it = db_->settings.find(tenant_id);
-  return it == db_->settings.end() ? storage::KeyPolicy()
-                                   : it->second.key_policy;
+  return db_->KeyPolicyOf(tenant_id);
+}
+
+absl::StatusOr<bool> FakeKeyStore::TakeSweepLease(absl::string_view holder,
+                                                  absl::Duration lease) {
+  if (holder.empty() || holder.size() > 64) {
+    return absl::InvalidArgumentError("a lease holder is 1-64 bytes");
+  }
+  if (lease <= absl::ZeroDuration()) {
+    return absl::InvalidArgumentError("a lease must be positive");
+  }
+  if (absl::Status s = db_->Begin(); !s.ok()) return s;
+  absl::MutexLock lock(&db_->mu);
+  const absl::Time now = db_->Now();
+  if (db_->sweep_holder != holder && db_->sweep_lease_until > now) {
+    return false;
+  }
+  db_->sweep_holder = std::string(holder);
+  db_->sweep_lease_until = now + lease;
+  return true;
+}
+
+absl::StatusOr<storage::AnnouncementBatch> FakeKeyStore::PendingAnnouncements(
+    absl::string_view after_key_id, int limit) {
+  if (limit < 1 || limit > 1000) {
+    return absl::InvalidArgumentError("limit must be between 1 and 1000");
+  }
+  if (absl::Status s = db_->Begin(); !s.ok()) return s;
+  absl::MutexLock lock(&db_->mu);
+  const absl::Time now = db_->Now();
+  storage::AnnouncementBatch batch;
+  int keys = 0;
+  for (auto it = db_->keys.upper_bound(std::string(after_key_id));
+       it != db_->keys.end() && keys < limit; ++it) {
+    const KeyRow& row = it->second;
+    if (row.deleted) continue;
+    const ApiKeyRecord& key = row.record;
+    const storage::KeyPolicy policy = db_->KeyPolicyOf(key.tenant_id);
+    const storage::KeyStates states = storage::KeyStatesAt(key, policy, now);
+    std::optional<absl::Time> for_date[3];
+    if (states.rotation_due) for_date[0] = states.rotation_due_at;
+    if (states.expiring_soon) for_date[1] = key.expires_at;
+    if (states.inactive) {
+      for_date[2] = key.last_used_at.value_or(key.created_at);
+    }
+    bool pending = false;
+    for (int i = 0; i < 3; ++i) {
+      if (!for_date[i].has_value() || for_date[i] == row.announced_for[i]) {
+        continue;
+      }
+      pending = true;
+      storage::StateAnnouncement a;
+      a.tenant_id = key.tenant_id;
+      a.key_id = key.id;
+      a.state = static_cast<storage::AnnouncedState>(i);
+      a.for_date = *for_date[i];
+      a.announced_for = row.announced_for[i];
+      batch.announcements.push_back(std::move(a));
+    }
+    if (pending && ++keys == limit) batch.last_key_id = key.id;
+  }
+  return batch;
+}
+
+absl::StatusOr<bool> FakeKeyStore::AnnounceKeyState(
+    const storage::StateAnnouncement& a, const storage::AuditEvent& event) {
+  if (absl::Status s = db_->Begin(); !s.ok()) return s;
+  absl::MutexLock lock(&db_->mu);
+  auto it = db_->keys.find(a.key_id);
+  if (it == db_->keys.end()) return false;
+  KeyRow& row = it->second;
+  std::optional<absl::Time>& announced =
+      row.announced_for[static_cast<int>(a.state)];
+  if (row.record.tenant_id != a.tenant_id || row.deleted ||
+      row.record.revoked || announced != a.announced_for) {
+    return false;
+  }
+  announced = a.for_date;
+  db_->AppendAudit(a.tenant_id, storage::NextTransactionChainLane(), event);
+  return true;
 }
 
 absl::StatusOr<absl::Time> FakeKeyStore::Now() {
