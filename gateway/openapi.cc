@@ -174,7 +174,7 @@ std::string BuildOpenApiDocument(const RouteTable& routes) {
   Set(info, "title", Str("LumoKeys tenant admin API"));
   Set(info, "version", Str("1.0.0"));
   Set(info, "description",
-      Str("Generated from the (lumo.api.http) annotations of the LumoKeys "
+      Str("Generated from the (google.api.http) annotations of the LumoKeys "
           "protos: every route here is served by the gateway."));
   Struct& components = Field(doc, "components");
   Struct& schemas = Field(components, "schemas");
@@ -266,8 +266,9 @@ std::string BuildOpenApiDocument(const RouteTable& routes) {
       Struct& body = Field(op, "requestBody");
       Set(body, "required", Bool(false));
       const Descriptor* body_type =
-          route.body == "*" ? input
-                            : input->FindFieldByName(route.body)->message_type();
+          route.body == "*"
+              ? input
+              : input->FindFieldByName(route.body)->message_type();
       Set(body, "content", JsonContent(builder.MessageRef(body_type)));
     }
     if (parameters.list_value().values_size() > 0) {
@@ -284,7 +285,7 @@ std::string BuildOpenApiDocument(const RouteTable& routes) {
       // A raw body (lumo.api.HttpBody): one entry per declared type.
       Set(ok, "description", Str("The body as a file"));
       const auto& types = route.method->options()
-                              .GetExtension(lumo::api::http)
+                              .GetExtension(lumo::api::rest)
                               .response_content_types();
       Value content;
       Value binary;

@@ -6,6 +6,11 @@ set -euo pipefail
 PACKAGES=(
   build-essential cmake ninja-build pkg-config git curl ca-certificates
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
+  # The standard google/api/{annotations,http}.proto our routes are declared
+  # with (proto/CMakeLists.txt: LUMO_GOOGLEAPIS_PROTO_DIR).
+  golang-github-grpc-ecosystem-grpc-gateway-dev
+  # protoc-gen-swagger, for the route interop test (annotations_interop_test).
+  golang-grpc-gateway
   libabsl-dev libmysqlcppconn-dev libssl-dev android-libboringssl-dev
   libboost-dev libgtest-dev libgmock-dev
   mariadb-server mariadb-client

@@ -11,7 +11,9 @@ Each generated file lumo/<package>/v1/<name>.proto gives `<name>_pb2` and
 `<name>_grpc` (its *_pb2_grpc module).
 
 Generation: protoc with Debian's grpc_python_plugin over every
-proto/lumo/**/*.proto, into a folder with a GENERATED file holding a digest
+proto/lumo/**/*.proto (plus the messages of the standard
+google/api/{http,annotations}.proto they import, from the system's
+googleapis folder: GOOGLEAPIS_PROTO_DIR), into a folder with a GENERATED file holding a digest
 of the protos. ctest runs `python3 -m harness.stubs <build>/tests/e2e/stubs`
 once per run (the e2e_python_stubs fixture, docs/testing.md) and points
 LUMO_TEST_STUBS_DIR at it; a folder generated from other protos than the
@@ -33,6 +35,14 @@ import threading
 from harness.env import HarnessError, source_dir
 
 GRPC_PYTHON_PLUGIN = "/usr/bin/grpc_python_plugin"
+# Where Debian's golang-github-grpc-ecosystem-grpc-gateway-dev puts the
+# standard googleapis protos (the build's LUMO_GOOGLEAPIS_PROTO_DIR);
+# LUMO_GOOGLEAPIS_PROTO_DIR overrides it.
+GOOGLEAPIS_PROTO_DIR = os.environ.get(
+    "LUMO_GOOGLEAPIS_PROTO_DIR",
+    "/usr/share/gocode/src/github.com/grpc-ecosystem/grpc-gateway/"
+    "third_party/googleapis")
+GOOGLEAPIS_PROTOS = ("google/api/http.proto", "google/api/annotations.proto")
 STUBS_DIR_ENV = "LUMO_TEST_STUBS_DIR"
 _MARKER = "GENERATED"
 
@@ -64,13 +74,18 @@ def generate(out_dir):
     os.makedirs(parent, exist_ok=True)
     work = tempfile.mkdtemp(prefix=".stubs-", dir=parent)
     try:
-        result = subprocess.run(
-            ["protoc", f"--proto_path={root}", f"--python_out={work}",
-             f"--grpc_python_out={work}",
-             f"--plugin=protoc-gen-grpc_python={GRPC_PYTHON_PLUGIN}",
-             *protos], capture_output=True, text=True, timeout=300)
-        if result.returncode != 0:
-            raise HarnessError(f"protoc failed:\n{result.stderr}")
+        for args in (
+                [f"--proto_path={GOOGLEAPIS_PROTO_DIR}",
+                 f"--python_out={work}", *GOOGLEAPIS_PROTOS],
+                [f"--proto_path={root}",
+                 f"--proto_path={GOOGLEAPIS_PROTO_DIR}",
+                 f"--python_out={work}", f"--grpc_python_out={work}",
+                 f"--plugin=protoc-gen-grpc_python={GRPC_PYTHON_PLUGIN}",
+                 *protos]):
+            result = subprocess.run(["protoc", *args], capture_output=True,
+                                    text=True, timeout=300)
+            if result.returncode != 0:
+                raise HarnessError(f"protoc failed:\n{result.stderr}")
         for directory, _, _ in os.walk(os.path.join(work, "lumo")):
             open(os.path.join(directory, "__init__.py"), "a").close()
         with open(os.path.join(work, _MARKER), "w") as f:
