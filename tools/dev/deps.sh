@@ -11,6 +11,8 @@ PACKAGES=(
   golang-github-grpc-ecosystem-grpc-gateway-dev
   # protoc-gen-swagger, for the route interop test (annotations_interop_test).
   golang-grpc-gateway
+  # The gRPC reflection protocol's proto, for the reflection test.
+  golang-google-grpc-dev
   libabsl-dev libmysqlcppconn-dev libssl-dev android-libboringssl-dev
   libboost-dev libgtest-dev libgmock-dev
   mariadb-server mariadb-client
