@@ -28,7 +28,7 @@ from google.protobuf import descriptor_pb2
 from google.protobuf.compiler import plugin_pb2
 
 import harness
-from harness.stubs import GOOGLEAPIS_PROTO_DIR
+from harness.stubs import googleapis_proto_dir
 
 SWAGGER_PLUGIN = "/usr/bin/protoc-gen-swagger"
 VERBS = ("get", "put", "post", "delete", "patch")
@@ -51,7 +51,7 @@ def _descriptor_set(root, protos):
         out = os.path.join(work, "all.pb")
         subprocess.run(
             ["protoc", f"--proto_path={root}",
-             f"--proto_path={GOOGLEAPIS_PROTO_DIR}", "--include_imports",
+             f"--proto_path={googleapis_proto_dir()}", "--include_imports",
              "--include_source_info", f"--descriptor_set_out={out}",
              *[os.path.relpath(p, root) for p in protos]],
             check=True, capture_output=True, timeout=300)
