@@ -21,6 +21,7 @@ import harness
 from harness.tls import TlsServer, make_pki
 
 PYTHON = "/usr/bin/python3"
+NODE = shutil.which("node") or "node"
 
 
 class ExampleService:
@@ -162,6 +163,17 @@ class ExampleServicesTest(unittest.TestCase):
             [PYTHON, os.path.join("examples", "hello_service.py"),
              "127.0.0.1:0"], client, "python",
             {"PYTHONPATH": client, "LUMOKEYS_STUBS_DIR": stubs_dir})
+        self.check_service(service)
+
+    def test_node_example(self):
+        client = os.path.join(harness.source_dir(), "client", "node")
+        if not os.path.isdir(os.path.join(client, "node_modules", "@grpc")):
+            raise harness.HarnessError(
+                f"{client}/node_modules is missing: run `npm ci` there "
+                "(tools/dev/test.sh does)")
+        service = self.start(
+            [NODE, os.path.join("examples", "hello_service.js"),
+             "127.0.0.1:0"], client, "node")
         self.check_service(service)
 
 
