@@ -7,7 +7,7 @@ Default out dir: lumokeys/_generated beside this file (not committed). The
 protos are read from the repository's proto/ (or LUMOKEYS_PROTO_DIR) and the
 standard google/api protos they import from the system's googleapis folder
 (LUMO_GOOGLEAPIS_PROTO_DIR, default where Debian's
-golang-github-grpc-ecosystem-grpc-gateway-dev installs them).
+golang-github-gogo-googleapis-dev installs them).
 """
 
 import glob
@@ -20,8 +20,7 @@ import tempfile
 GRPC_PYTHON_PLUGIN = "/usr/bin/grpc_python_plugin"
 GOOGLEAPIS_PROTO_DIR = os.environ.get(
     "LUMO_GOOGLEAPIS_PROTO_DIR",
-    "/usr/share/gocode/src/github.com/grpc-ecosystem/grpc-gateway/"
-    "third_party/googleapis")
+    "/usr/share/gocode/src/github.com/gogo/googleapis")
 GOOGLEAPIS_PROTOS = ("google/api/http.proto", "google/api/annotations.proto")
 DEFAULT_OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)),
                            "_generated")

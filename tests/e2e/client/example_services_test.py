@@ -176,6 +176,18 @@ class ExampleServicesTest(unittest.TestCase):
              "127.0.0.1:0"], client, "node")
         self.check_service(service)
 
+    def test_go_example(self):
+        client = os.path.join(harness.source_dir(), "client", "go")
+        out = os.path.join(self.tmp, "go")
+        result = subprocess.run([os.path.join(client, "build.sh"), out],
+                                capture_output=True, text=True,
+                                timeout=900 * harness.TIME_SCALE)
+        self.assertEqual(result.returncode, 0, result.stderr)
+        service = self.start(
+            [os.path.join(out, "bin", "hello_service"), "127.0.0.1:0"],
+            client, "go")
+        self.check_service(service)
+
 
 if __name__ == "__main__":
     unittest.main()
