@@ -18,6 +18,8 @@ PACKAGES=(
   libabsl-dev libmysqlcppconn-dev libssl-dev android-libboringssl-dev
   libboost-dev libgtest-dev libgmock-dev
   mariadb-server mariadb-client
+  # mariabackup, for the physical backup walk-through (docs/operations.md).
+  mariadb-backup
   python3 python3-grpcio python3-protobuf
   wrk
   openssl

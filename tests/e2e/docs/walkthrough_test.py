@@ -45,8 +45,11 @@ class WalkthroughTestCase(harness.LogOnFailure, unittest.TestCase):
     """A migrated database, secrets and a server run by the systemctl
     stand-in from a config file, fresh for every test."""
 
+    def new_server(self):
+        return harness.LumoServer()
+
     def setUp(self):
-        self.server = harness.LumoServer()
+        self.server = self.new_server()
         self.server.start()
         self.addCleanup(self.server.stop)
         # From here on the stand-in runs the server, on the same address.
@@ -154,17 +157,23 @@ class WalkthroughTestCase(harness.LogOnFailure, unittest.TestCase):
                 return ids
             page += 1
 
+    # ----- the restore scenario of both backup walk-throughs -------------
 
-class BackupRestoreWalkthroughTest(WalkthroughTestCase):
-    def test_restore_with_journal_as_documented(self):
+    def journal_settings(self):
         settings = self.db_settings()
         settings["BACKUP_DIR"] = os.path.join(self.dir, "backups")
         settings["JOURNAL"] = os.path.join(self.dir, "journal",
                                            "lumokeys.journal")
         os.mkdir(settings["BACKUP_DIR"], 0o700)
         os.mkdir(os.path.dirname(settings["JOURNAL"]), 0o700)
-        run = self.runner("backup-restore", settings)
+        return settings
 
+    def restore_keeps_changed_keys_dead(self, run, settings, backup,
+                                        restore):
+        """Keys revoked, rotated or deleted after the backup stay dead once
+        it is restored with the journal. `run` runs the option-file and
+        journal steps; backup() takes the backup; restore() restores it and
+        returns the restore step's CompletedProcess."""
         self.step(run, "option-file")
         self.assertEqual(mode(settings["OPS_CNF"]), 0o600)
 
@@ -173,12 +182,7 @@ class BackupRestoreWalkthroughTest(WalkthroughTestCase):
                 for name in ("kept", "revoked", "rotated", "deleted")}
         ids = {name: key[4:16] for name, key in keys.items()}
 
-        self.step(run, "backup")
-        backups = glob.glob(os.path.join(settings["BACKUP_DIR"], "*"))
-        self.assertEqual(len(backups), 1, backups)
-        self.assertRegex(os.path.basename(backups[0]),
-                         r"^lumokeys-\d{8}T\d{6}Z\.sql$")
-        self.assertEqual(mode(backups[0]), 0o600)
+        backup()
 
         # After the backup: changes, each made before a journal export.
         self.cli_json("walk-acme", "keys", "revoke", ids["revoked"], key=root)
@@ -196,7 +200,8 @@ class BackupRestoreWalkthroughTest(WalkthroughTestCase):
             f"{ids['revoked']}\t2\trevoked", f"{ids['rotated']}\t2\trotated",
             f"{ids['deleted']}\t2\tdeleted", f"{late[4:16]}\t2\trevoked"]))
 
-        r = self.step(run, "restore")
+        r = restore()
+        self.assertEqual(r.returncode, 0, f"restore:\n{r.stdout}\n{r.stderr}")
         self.assertIn("revoked 2 key(s) and deleted 1 key(s) changed after "
                       "the backup", r.stdout)
         self.assertIn("journal: 4 key(s); 1 not in this database", r.stdout)
@@ -213,6 +218,23 @@ class BackupRestoreWalkthroughTest(WalkthroughTestCase):
         self.assertNotIn(ids["deleted"], listed)
         self.assertTrue({ids["kept"], ids["revoked"], ids["rotated"]}
                         <= listed, listed)
+
+
+class BackupRestoreWalkthroughTest(WalkthroughTestCase):
+    def test_restore_with_journal_as_documented(self):
+        settings = self.journal_settings()
+        run = self.runner("backup-restore", settings)
+
+        def backup():
+            self.step(run, "backup")
+            backups = glob.glob(os.path.join(settings["BACKUP_DIR"], "*"))
+            self.assertEqual(len(backups), 1, backups)
+            self.assertRegex(os.path.basename(backups[0]),
+                             r"^lumokeys-\d{8}T\d{6}Z\.sql$")
+            self.assertEqual(mode(backups[0]), 0o600)
+
+        self.restore_keeps_changed_keys_dead(
+            run, settings, backup, lambda: run.run("restore"))
         self.assertEqual(run.not_run(), [])
 
     def test_every_command_of_the_sections_is_in_a_walkthrough(self):
@@ -220,6 +242,46 @@ class BackupRestoreWalkthroughTest(WalkthroughTestCase):
             self.assertEqual(
                 walkthrough.unmarked_shell_blocks(OPERATIONS_MD, section), [],
                 f"shell blocks in '{section}' that no test runs")
+
+
+class PhysicalBackupWalkthroughTest(WalkthroughTestCase):
+    """mariabackup's walk-through on a MariaDB of the test's own (the
+    restore stops it and replaces its data folder)."""
+
+    def new_server(self):
+        self.mariadb = harness.PrivateMariaDb()
+        self.addCleanup(self.mariadb.destroy)
+        self.mariadb.start()
+        return harness.LumoServer(mysql_dsn=self.mariadb.admin_dsn())
+
+    def test_physical_restore_with_journal_as_documented(self):
+        settings = self.journal_settings()
+        self.env.update({
+            "LUMO_DOCS_MARIADB_RUN_DIR": self.mariadb.env["LUMO_RUN_DIR"],
+            "LUMO_DOCS_MARIADB_PORT": self.mariadb.env["LUMO_MYSQL_PORT"],
+        })
+        datadir = os.path.join(self.mariadb.env["LUMO_RUN_DIR"], "mariadb",
+                               "data")
+        physical = self.runner("physical-backup", {
+            "DB": settings["DB"], "OPS_CNF": settings["OPS_CNF"],
+            "BACKUP_DIR": settings["BACKUP_DIR"],
+            "JOURNAL": settings["JOURNAL"], "DATADIR": datadir,
+            "DB_OWNER": f"{os.getuid()}:{os.getgid()}"})
+        journal = self.runner("backup-restore", settings)
+
+        def backup():
+            self.step(physical, "backup")
+            backups = glob.glob(os.path.join(settings["BACKUP_DIR"], "*"))
+            self.assertEqual(len(backups), 1, backups)
+            self.assertRegex(os.path.basename(backups[0]),
+                             r"^lumokeys-\d{8}T\d{6}Z$")
+            self.assertEqual(mode(backups[0]), 0o700)
+
+        self.restore_keeps_changed_keys_dead(
+            journal, settings, backup, lambda: physical.run("restore"))
+        # The old data folder is kept aside, as the restore step says.
+        self.assertTrue(os.path.isdir(datadir + ".before-restore"))
+        self.assertEqual(physical.not_run(), [])
 
 
 class PepperRotationWalkthroughTest(WalkthroughTestCase):
