@@ -1,7 +1,10 @@
 """The example web services of client/ (docs/clients.md), each built and run
 against a real lumokeys-server over mTLS with the service token: a valid key
 is accepted, and a rotated, an out-of-scope and a rate-limited key get 401,
-403 and 429 with the documented bodies; no key gets 401.
+403 and 429 with the documented bodies; no key gets 401; a key whose CIDR
+list leaves out the caller's address gets 403 ip_not_allowed, and one whose
+list holds it is accepted (the helper sends the TCP peer as the client
+address).
 
 Each language's example prints "listening on HOST:PORT" once it serves and
 answers GET /hello, needing the scope admin:read.
@@ -75,6 +78,11 @@ class ExampleServicesTest(unittest.TestCase):
         cls.valid = cls.create_key("admin:read")
         cls.out_of_scope = cls.create_key("admin:users")
         cls.rotated = cls.create_key("admin:read")
+        # The example services are called from 127.0.0.1.
+        cls.other_network = cls.create_key("admin:read", "--allowed-cidrs",
+                                           "10.0.0.0/8,2001:db8::/32")
+        cls.loopback_only = cls.create_key("admin:read", "--allowed-cidrs",
+                                           "127.0.0.0/8")
         cls.server.tenant_cli_json(cls.slug, cls.admin, "keys", "rotate",
                                    cls.rotated["id"])
         cls.env = cls.server.cli_env({"LUMOKEYS_TENANT": cls.slug})
@@ -118,6 +126,14 @@ class ExampleServicesTest(unittest.TestCase):
         self.assertIn('scope="admin:read"',
                       headers.get("www-authenticate", ""))
 
+        status, headers, body = service.get("/hello", {
+            "Authorization": "Bearer " + self.other_network["key"]})
+        self.assert_error(status, body, 403, "ip_not_allowed")
+        status, _, body = service.get("/hello", {
+            "Authorization": "Bearer " + self.loopback_only["key"]})
+        self.assertEqual(status, 200, body)
+        self.assertEqual(json.loads(body)["keyId"], self.loopback_only["id"])
+
         # One request per minute: among three quick ones at most two fall
         # in different minutes, so one is refused.
         answers = [service.get("/hello", {
@@ -131,7 +147,8 @@ class ExampleServicesTest(unittest.TestCase):
             self.assertIn(status, (200, 429), body)
 
         # No answer carries a key.
-        for key in (self.valid, self.rotated, self.out_of_scope):
+        for key in (self.valid, self.rotated, self.out_of_scope,
+                    self.other_network, self.loopback_only):
             self.assertNotIn(key["key"], harness.read_log(service.log_path))
 
     def assert_error(self, status, body, want_status, want_code):
