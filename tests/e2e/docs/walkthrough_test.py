@@ -11,6 +11,7 @@ file like the systemd unit); `lumokeys-server` and `lumokeys` are the
 build's binaries, first on PATH."""
 
 import glob
+import hashlib
 import json
 import os
 import secrets
@@ -168,6 +169,14 @@ class WalkthroughTestCase(harness.LogOnFailure, unittest.TestCase):
         os.mkdir(os.path.dirname(settings["JOURNAL"]), 0o700)
         return settings
 
+    def assert_one_backup(self, settings, name_pattern, want_mode):
+        """BACKUP_DIR holds one backup, named by `name_pattern`, with mode
+        `want_mode` (and no leftover partial one)."""
+        backups = glob.glob(os.path.join(settings["BACKUP_DIR"], "*"))
+        self.assertEqual(len(backups), 1, backups)
+        self.assertRegex(os.path.basename(backups[0]), name_pattern)
+        self.assertEqual(mode(backups[0]), want_mode)
+
     def restore_keeps_changed_keys_dead(self, run, settings, backup,
                                         restore):
         """Keys revoked, rotated or deleted after the backup stay dead once
@@ -227,11 +236,8 @@ class BackupRestoreWalkthroughTest(WalkthroughTestCase):
 
         def backup():
             self.step(run, "backup")
-            backups = glob.glob(os.path.join(settings["BACKUP_DIR"], "*"))
-            self.assertEqual(len(backups), 1, backups)
-            self.assertRegex(os.path.basename(backups[0]),
-                             r"^lumokeys-\d{8}T\d{6}Z\.sql$")
-            self.assertEqual(mode(backups[0]), 0o600)
+            self.assert_one_backup(settings, r"^lumokeys-\d{8}T\d{6}Z\.sql$",
+                                   0o600)
 
         self.restore_keeps_changed_keys_dead(
             run, settings, backup, lambda: run.run("restore"))
@@ -271,11 +277,7 @@ class PhysicalBackupWalkthroughTest(WalkthroughTestCase):
 
         def backup():
             self.step(physical, "backup")
-            backups = glob.glob(os.path.join(settings["BACKUP_DIR"], "*"))
-            self.assertEqual(len(backups), 1, backups)
-            self.assertRegex(os.path.basename(backups[0]),
-                             r"^lumokeys-\d{8}T\d{6}Z$")
-            self.assertEqual(mode(backups[0]), 0o700)
+            self.assert_one_backup(settings, r"^lumokeys-\d{8}T\d{6}Z$", 0o700)
 
         self.restore_keeps_changed_keys_dead(
             journal, settings, backup, lambda: physical.run("restore"))
@@ -561,7 +563,10 @@ class UpgradeWalkthroughTest(WalkthroughTestCase):
             JOURNAL=os.path.join(self.dir, "unused.journal"))), "option-file")
         user = "lk_" + secrets.token_hex(6)
         password = secrets.token_hex(16)
-        s.sql(f"CREATE USER '{user}'@'127.0.0.1' IDENTIFIED BY '{password}'")
+        # By its hash: the password itself is never a process argument.
+        digest = hashlib.sha1(hashlib.sha1(password.encode()).digest())
+        s.sql(f"CREATE USER '{user}'@'127.0.0.1' IDENTIFIED BY PASSWORD "
+              f"'*{digest.hexdigest().upper()}'")
         self.addCleanup(s.sql, f"DROP USER '{user}'@'127.0.0.1'", check=False)
         install = os.path.join(self.dir, "install")
         settings = dict(self.db_settings(), ACCOUNT=f"{user}@127.0.0.1",
