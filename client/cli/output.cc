@@ -107,8 +107,10 @@ std::string FormatMetadata(
   return JoinOr(parts, ", ");
 }
 
-// The states that hold ("rotation due, inactive"), or "-".
-std::string FormatStates(const lumo::keys::v1::KeyState& state) {
+// The states that hold ("rotation due, inactive"), or "-"; for either
+// KeyState message (admin API or verify reply: the same members).
+template <typename KeyStateMessage>
+std::string FormatStates(const KeyStateMessage& state) {
   google::protobuf::RepeatedPtrField<std::string> on;
   if (state.rotation_due()) on.Add("rotation due");
   if (state.expiring_soon()) on.Add("expiring");

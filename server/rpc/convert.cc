@@ -30,16 +30,6 @@ absl::StatusOr<absl::Time> FromTimestamp(const google::protobuf::Timestamp& t) {
   return absl::FromUnixSeconds(t.seconds()) + absl::Nanoseconds(t.nanos());
 }
 
-void ToProto(const storage::KeyStates& states, lumo::keys::v1::KeyState* out) {
-  out->set_rotation_due(states.rotation_due);
-  if (states.rotation_due_at) {
-    ToTimestamp(*states.rotation_due_at, out->mutable_rotation_due_at());
-  }
-  out->set_expiring_soon(states.expiring_soon);
-  out->set_inactive(states.inactive);
-  out->set_disabled(states.disabled);
-}
-
 void ToProto(const storage::ApiKeyRecord& r, const storage::KeyPolicy& policy,
              lumo::keys::v1::ApiKey* out) {
   ToProto(storage::KeyStatesOf(r, policy), out->mutable_state());

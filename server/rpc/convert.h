@@ -18,7 +18,18 @@ void ToTimestamp(absl::Time t, google::protobuf::Timestamp* out);
 // INVALID_ARGUMENT for out-of-range seconds or nanos.
 absl::StatusOr<absl::Time> FromTimestamp(const google::protobuf::Timestamp& t);
 
-void ToProto(const storage::KeyStates& states, lumo::keys::v1::KeyState* out);
+// Fills a KeyState message (lumo.keys.v1 or lumo.auth.v1: the same
+// members) from `states`.
+template <typename KeyStateMessage>
+void ToProto(const storage::KeyStates& states, KeyStateMessage* out) {
+  out->set_rotation_due(states.rotation_due);
+  if (states.rotation_due_at) {
+    ToTimestamp(*states.rotation_due_at, out->mutable_rotation_due_at());
+  }
+  out->set_expiring_soon(states.expiring_soon);
+  out->set_inactive(states.inactive);
+  out->set_disabled(states.disabled);
+}
 // Fills `out` from `record`; never sets `key`.
 // With the key's states under `policy` (its tenant's key policy).
 void ToProto(const storage::ApiKeyRecord& record,

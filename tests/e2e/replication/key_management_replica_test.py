@@ -11,11 +11,9 @@ Three lumokeys-server processes on one MariaDB database:
   Days pass in the database: the test moves the keys' times back with SQL.
 """
 
-import os
 import random
 import secrets
 import sys
-import threading
 import time
 import unittest
 
@@ -23,10 +21,10 @@ import grpc
 from google.protobuf import timestamp_pb2
 
 import harness
+from hammer import VerifyHammer
 from harness import KEY_RE
 
 SWEEP_INTERVAL_S = 0.2
-TIME_SCALE = float(os.environ.get("LUMO_TEST_TIME_SCALE", "1"))
 SWEEP_ACTIONS = ("api_key.rotation_due", "api_key.expiring",
                  "api_key.inactive")
 
@@ -123,15 +121,9 @@ class KeyManagementReplicaTest(harness.LogOnFailure, unittest.TestCase):
                                              "','".join(SWEEP_ACTIONS)))
         return {(r[0], r[1]): int(r[2]) for r in rows}
 
-    def wait_for(self, condition, what, timeout_s=60):
-        deadline = time.monotonic() + timeout_s * TIME_SCALE
-        while True:
-            value = condition()
-            if value:
-                return value
-            if time.monotonic() > deadline:
-                self.fail("timed out waiting for " + what)
-            time.sleep(0.05)
+    def wait_for(self, condition, what):
+        return harness.wait_for(condition, what, timeout_s=60,
+                                interval_s=0.05)
 
     def lease(self):
         rows = self.server.rows(
@@ -156,38 +148,8 @@ class KeyManagementReplicaTest(harness.LogOnFailure, unittest.TestCase):
     def test_a_restricting_edits_hold_on_every_replica_when_they_return(self):
         slug, md = self.create_tenant()
         k = self.stubs.keys_pb2
-        lock = threading.Lock()
-        watched = []        # secrets the verifiers pick from
-        restricted_at = {}  # secret -> monotonic time the edit returned
-        records = []        # (replica, secret, started, reason)
-        errors = []
-        stop = threading.Event()
-
-        def verifier(replica):
-            rng = random.Random(replica)
-            while not stop.is_set():
-                with lock:
-                    pick = (watched[-1 - min(len(watched) - 1,
-                                             int(rng.expovariate(0.5)))]
-                            if watched else None)
-                if pick is None:
-                    time.sleep(0.005)
-                    continue
-                started = time.monotonic()
-                try:
-                    reason = self.verify(replica, pick, slug)
-                except grpc.RpcError as e:
-                    errors.append((replica, e.code(), e.details()))
-                    continue
-                with lock:
-                    records.append((replica, pick, started, reason))
-
-        threads = [threading.Thread(target=verifier, args=(i,))
-                   for i in range(3)]
-        for t in threads:
-            t.start()
         edits = ("scopes", "cidrs", "disable")
-        try:
+        with VerifyHammer(3, lambda r, key: self.verify(r, key, slug)) as hammer:
             for i in range(18):
                 key_id, secret = self.create_key(
                     slug, md, replica=i % 3,
@@ -196,8 +158,7 @@ class KeyManagementReplicaTest(harness.LogOnFailure, unittest.TestCase):
                 for replica in range(3):
                     self.assertEqual(self.verify(replica, secret, slug),
                                      "VALID")
-                with lock:
-                    watched.append(secret)
+                hammer.watch(secret)
                 time.sleep(0.05)
                 via = (i + 1) % 3
                 edit = edits[i % 3]
@@ -220,40 +181,28 @@ class KeyManagementReplicaTest(harness.LogOnFailure, unittest.TestCase):
                         k.SetApiKeyDisabledRequest(tenant_slug=slug,
                                                    id=key_id),
                         metadata=md, timeout=30)
-                returned = time.monotonic()
-                with lock:
-                    restricted_at[secret] = returned
-                for replica in range(3):
-                    started = time.monotonic()
-                    reason = self.verify(replica, secret, slug)
-                    with lock:
-                        records.append((replica, secret, started, reason))
+                hammer.killed(secret)
+                hammer.check_now(secret)
                 time.sleep(0.05)
-        finally:
-            stop.set()
-            for t in threads:
-                t.join()
 
-        self.assertEqual(errors, [])
-        after = [(r, s, t, reason) for (r, s, t, reason) in records
-                 if s in restricted_at and t > restricted_at[s]]
+        self.assertEqual(hammer.errors, [])
+        after = hammer.after_kill()
         honoured = [(r, reason) for (r, s, t, reason) in after
                     if reason == "VALID"]
         self.assertEqual(honoured, [],
                          "a replica honoured a key after its restricting edit")
-        # Not vacuous: every replica was asked after every kind of edit, and
-        # accepted the keys before.
+        # Not vacuous: every replica was asked after the edits and accepted
+        # the keys before, and every kind of edit was seen refusing.
         for replica in range(3):
             self.assertGreaterEqual(
                 sum(1 for (r, _, _, _) in after if r == replica), 18)
-            self.assertTrue(any(r == replica and reason == "VALID"
-                                for (r, _, _, reason) in records))
+            self.assertTrue(hammer.accepted_by(replica))
         reasons = {reason for (_, _, _, reason) in after}
         self.assertTrue({"INSUFFICIENT_SCOPE", "IP_NOT_ALLOWED",
                          "DISABLED"} <= reasons, reasons)
-        print(f"\nkey_management_replica_test: {len(records)} verifications, "
-              f"{len(after)} after a restricting edit returned, none "
-              "honoured", file=sys.stderr)
+        print(f"\nkey_management_replica_test: {len(hammer.records)} "
+              f"verifications, {len(after)} after a restricting edit "
+              "returned, none honoured", file=sys.stderr)
 
     def test_b_the_sweep_announces_each_state_once_whoever_sweeps(self):
         slug, md = self.create_tenant()
