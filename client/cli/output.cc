@@ -209,8 +209,8 @@ std::string FormatVerify(const lumo::auth::v1::VerifyApiKeyResponse& reply) {
     fields.emplace_back("scopes", JoinOr(key.scopes(), ", "));
     fields.emplace_back(
         "expires", TimeOr(key.has_expires_at(), key.expires_at(), "never"));
-    fields.emplace_back("external id", TextOr(key.external_id()));
-    fields.emplace_back("metadata", FormatMetadata(key.metadata()));
+    // Labels of at most 7 characters keep the columns of this output.
+    fields.emplace_back("owner", TextOr(key.external_id()));
     fields.emplace_back("states", FormatStates(key.state()));
   }
   return FormatFields(fields);

@@ -54,6 +54,7 @@ void KeyStateSweeper::Start() {
 }
 
 void KeyStateSweeper::Stop() {
+  stopping_.store(true, std::memory_order_relaxed);
   {
     absl::MutexLock lock(&mu_);
     stop_ = true;
@@ -86,7 +87,7 @@ absl::StatusOr<SweepRound> KeyStateSweeper::SweepOnce() {
       std::max(options_.interval, absl::Seconds(1)) * 3;
   SweepRound round;
   std::string after;
-  for (;;) {
+  while (!stopping_.load(std::memory_order_relaxed)) {
     absl::StatusOr<bool> held = store_->TakeSweepLease(options_.holder, lease);
     if (!held.ok()) return held.status();
     if (!*held) return round;
@@ -106,6 +107,7 @@ absl::StatusOr<SweepRound> KeyStateSweeper::SweepOnce() {
     if (batch->last_key_id.empty()) return round;
     after = batch->last_key_id;
   }
+  return round;
 }
 
 }  // namespace lumo::service

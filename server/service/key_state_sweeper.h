@@ -57,8 +57,8 @@ class KeyStateSweeper {
 
   // Starts the background rounds (no-op with a zero interval).
   void Start();
-  // Stops and joins the background thread; a round in progress finishes
-  // its current event. Idempotent.
+  // Stops and joins the background thread; a round in progress ends
+  // before its next batch. Idempotent.
   void Stop();
 
   // One round: takes (or renews) the lease, then walks every key in id
@@ -78,6 +78,8 @@ class KeyStateSweeper {
   storage::KeyStore* const store_;
   const KeyStateSweeperOptions options_;
   std::atomic<int64_t> events_{0};
+  // Set by Stop(): rounds end before their next batch.
+  std::atomic<bool> stopping_{false};
   absl::Mutex mu_;
   bool stop_ ABSL_GUARDED_BY(mu_) = false;
   std::thread thread_;

@@ -8,8 +8,9 @@
 --   external_id: the tenant's own owner/service id ('' = none).
 --   metadata: the tenant's string map as a JSON object text ('' = none);
 --     at most 20 entries and 4,096 bytes of keys and values, validated by
---     the service; TEXT leaves room for JSON escaping. No default (as
---     allowed_cidrs): existing rows get '', inserts always name it.
+--     the service; TEXT leaves room for JSON escaping. Default '' (an
+--     expression default, which a TEXT column accepts), so inserts that
+--     predate the column keep working.
 --   rotation_due_announced_for / expiring_announced_for /
 --     inactive_announced_for: the date for which the sweep last wrote the
 --     state's audit event (the due date, the expiry, the last-use
@@ -28,7 +29,7 @@ ALTER TABLE api_keys
   ADD COLUMN disabled_at DATETIME(6) NULL AFTER revoked_at,
   ADD COLUMN external_id VARCHAR(128) NOT NULL DEFAULT '' AFTER name,
   ADD COLUMN metadata TEXT CHARACTER SET utf8mb4 COLLATE utf8mb4_bin
-    NOT NULL AFTER external_id,
+    NOT NULL DEFAULT ('') AFTER external_id,
   ADD COLUMN rotation_due_announced_for DATETIME(6) NULL,
   ADD COLUMN expiring_announced_for DATETIME(6) NULL,
   ADD COLUMN inactive_announced_for DATETIME(6) NULL,
