@@ -307,9 +307,16 @@ async function main() {
     assert.equal(await callWithKey(key3), 401);
     await page.locator('#f-state').selectOption('disabled');
     await page.locator('#key-filters button[type=submit]').click();
-    await page.locator('#keys-body tr').first().waitFor({state: 'visible'});
-    assert.deepEqual(await page.locator('#keys-body td.key-name').allTextContents(),
-                     ['svc-edited'], 'the state filter lists the disabled key only');
+    // The list is replaced when the filtered page arrives: poll for it.
+    const filtered = async () =>
+      JSON.stringify(await page.locator('#keys-body td.key-name').allTextContents());
+    const listDeadline = Date.now() + 10000;
+    while (await filtered() !== '["svc-edited"]' && Date.now() < listDeadline) {
+      await page.waitForTimeout(20);
+    }
+    assert.equal(await filtered(), '["svc-edited"]',
+                 'the state filter lists the disabled key only');
+    assert.match(await page.locator('#page-info').textContent(), /· 1 keys$/);
     await page.getByRole('button', {name: 'Enable key svc-edited', exact: true}).click();
     await page.locator('#keys-empty').waitFor({state: 'visible'});
     assert.equal(await callWithKey(key3), 200);
