@@ -286,6 +286,33 @@ absl::Status InsertChange(Session& session, int64_t tenant_id,
   return absl::OkStatus();
 }
 
+// The end every key mutation shares once its row is updated: the audit
+// event, then the change-feed row (the last statement, see InsertChange),
+// then COMMIT, with the writer fault points between them. The session's
+// transaction is committed only when every step succeeded.
+absl::Status AuditChangeAndCommit(Session& session, int64_t tenant_id,
+                                  absl::string_view key_id,
+                                  const AuditEvent& event,
+                                  absl::string_view change_type,
+                                  int64_t version) {
+  if (absl::Status st = fault::kWriterBeforeAudit.Hit(key_id); !st.ok()) {
+    return st;
+  }
+  if (absl::Status st = InsertAudit(session, tenant_id, event); !st.ok()) {
+    return st;
+  }
+  if (absl::Status st =
+          InsertChange(session, tenant_id, key_id, change_type, version);
+      !st.ok()) {
+    return st;
+  }
+  if (absl::Status st = fault::kWriterBeforeCommit.Hit(key_id); !st.ok()) {
+    return st;
+  }
+  session.Commit();
+  return absl::OkStatus();
+}
+
 absl::Status InsertKeyRow(Session& session, int64_t tenant_id,
                           const NewKey& key) {
   if (!IsWellFormedKeyId(key.id)) {
@@ -812,21 +839,11 @@ absl::StatusOr<ApiKeyRecord> MysqlKeyStore::RotateKey(
           return absl::InternalError(
               "rotate key: the locked row did not update");
         }
-        if (absl::Status st = fault::kWriterBeforeAudit.Hit(id); !st.ok()) {
-          return st;
-        }
-        if (absl::Status st = InsertAudit(s, tenant_id, event); !st.ok()) {
-          return st;
-        }
-        if (absl::Status st =
-                InsertChange(s, tenant_id, id, "rotated", old_version + 1);
+        if (absl::Status st = AuditChangeAndCommit(s, tenant_id, id, event,
+                                                   "rotated", old_version + 1);
             !st.ok()) {
           return st;
         }
-        if (absl::Status st = fault::kWriterBeforeCommit.Hit(id); !st.ok()) {
-          return st;
-        }
-        s.Commit();
 
         key.version = old_version + 1;
         key.rotated_at = now;
@@ -876,21 +893,11 @@ absl::StatusOr<RevokeResult> MysqlKeyStore::RevokeKey(int64_t tenant_id,
           return absl::InternalError(
               "revoke key: the locked row did not update");
         }
-        if (absl::Status st = fault::kWriterBeforeAudit.Hit(id); !st.ok()) {
-          return st;
-        }
-        if (absl::Status st = InsertAudit(s, tenant_id, event); !st.ok()) {
-          return st;
-        }
-        if (absl::Status st =
-                InsertChange(s, tenant_id, id, "revoked", old_version + 1);
+        if (absl::Status st = AuditChangeAndCommit(s, tenant_id, id, event,
+                                                   "revoked", old_version + 1);
             !st.ok()) {
           return st;
         }
-        if (absl::Status st = fault::kWriterBeforeCommit.Hit(id); !st.ok()) {
-          return st;
-        }
-        s.Commit();
         result.key.revoked = true;
         result.key.revoked_at = now;
         result.key.version = old_version + 1;
@@ -964,21 +971,11 @@ absl::StatusOr<UpdateResult> MysqlKeyStore::UpdateKey(int64_t tenant_id,
           return absl::InternalError(
               "update key: the locked row did not update");
         }
-        if (absl::Status st = fault::kWriterBeforeAudit.Hit(id); !st.ok()) {
-          return st;
-        }
-        if (absl::Status st = InsertAudit(s, tenant_id, event); !st.ok()) {
-          return st;
-        }
-        if (absl::Status st =
-                InsertChange(s, tenant_id, id, "updated", old_version + 1);
+        if (absl::Status st = AuditChangeAndCommit(s, tenant_id, id, event,
+                                                   "updated", old_version + 1);
             !st.ok()) {
           return st;
         }
-        if (absl::Status st = fault::kWriterBeforeCommit.Hit(id); !st.ok()) {
-          return st;
-        }
-        s.Commit();
         key.version = old_version + 1;
         result.changed = true;
         return absl::OkStatus();
@@ -1034,22 +1031,12 @@ absl::StatusOr<UpdateResult> MysqlKeyStore::SetKeyDisabled(
           return absl::InternalError(
               "disable key: the locked row did not update");
         }
-        if (absl::Status st = fault::kWriterBeforeAudit.Hit(id); !st.ok()) {
-          return st;
-        }
-        if (absl::Status st = InsertAudit(s, tenant_id, event); !st.ok()) {
-          return st;
-        }
-        if (absl::Status st = InsertChange(s, tenant_id, id,
-                                           disabled ? "disabled" : "enabled",
-                                           old_version + 1);
+        if (absl::Status st = AuditChangeAndCommit(
+                s, tenant_id, id, event, disabled ? "disabled" : "enabled",
+                old_version + 1);
             !st.ok()) {
           return st;
         }
-        if (absl::Status st = fault::kWriterBeforeCommit.Hit(id); !st.ok()) {
-          return st;
-        }
-        s.Commit();
         key.disabled = disabled;
         key.disabled_at = disabled_at;
         key.version = old_version + 1;
@@ -1103,21 +1090,11 @@ absl::StatusOr<DeleteResult> MysqlKeyStore::DeleteKey(int64_t tenant_id,
           return absl::InternalError(
               "delete key: the locked row did not update");
         }
-        if (absl::Status st = fault::kWriterBeforeAudit.Hit(id); !st.ok()) {
-          return st;
-        }
-        if (absl::Status st = InsertAudit(s, tenant_id, event); !st.ok()) {
-          return st;
-        }
-        if (absl::Status st =
-                InsertChange(s, tenant_id, id, "deleted", key.version + 1);
+        if (absl::Status st = AuditChangeAndCommit(s, tenant_id, id, event,
+                                                   "deleted", key.version + 1);
             !st.ok()) {
           return st;
         }
-        if (absl::Status st = fault::kWriterBeforeCommit.Hit(id); !st.ok()) {
-          return st;
-        }
-        s.Commit();
         result.changed = true;
         result.version = key.version + 1;
         return absl::OkStatus();
