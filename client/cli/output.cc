@@ -162,6 +162,24 @@ std::string FormatApiKey(const lumo::keys::v1::ApiKey& key, bool show_key) {
   return FormatFields(fields);
 }
 
+namespace {
+
+// "page N of M (T keys in total)"; a count that stopped at its cap says "at
+// least", one that was not made says nothing of the total.
+std::string PageLine(const lumo::api::PageMeta& meta, absl::string_view noun) {
+  const std::string nouns = absl::StrCat(noun, meta.total() == 1 ? "" : "s");
+  if (meta.total_relation() == "unknown") {
+    return absl::StrCat(meta.has_next_page() ? "more " : "no more ", noun,
+                        "s after this page\n");
+  }
+  const char* bound = meta.total_relation() == "gte" ? "at least " : "";
+  return absl::StrCat("page ", meta.page(), " of ", bound,
+                      std::max(meta.total_pages(), 1), " (", bound,
+                      meta.total(), " ", nouns, " in total)\n");
+}
+
+}  // namespace
+
 std::string FormatApiKeyList(const lumo::keys::v1::ListApiKeysResponse& list) {
   std::vector<std::vector<std::string>> rows = {{"PREFIX", "NAME", "STATUS",
                                                  "SCOPES", "CREATED",
@@ -177,10 +195,7 @@ std::string FormatApiKeyList(const lumo::keys::v1::ListApiKeysResponse& list) {
   }
   std::string out = list.data().empty() ? "no keys\n" : FormatTable(rows);
   if (list.has_meta()) {
-    const lumo::api::PageMeta& meta = list.meta();
-    absl::StrAppend(&out, "page ", meta.page(), " of ",
-                    std::max(meta.total_pages(), 1), " (", meta.total(),
-                    meta.total() == 1 ? " key" : " keys", " in total)\n");
+    absl::StrAppend(&out, PageLine(list.meta(), "key"));
   }
   return out;
 }
@@ -247,10 +262,7 @@ std::string FormatAuditList(
   }
   std::string out = list.data().empty() ? "no events\n" : FormatTable(rows);
   if (list.has_meta()) {
-    const lumo::api::PageMeta& meta = list.meta();
-    absl::StrAppend(&out, "page ", meta.page(), " of ",
-                    std::max(meta.total_pages(), 1), " (", meta.total(),
-                    meta.total() == 1 ? " event" : " events", " in total)\n");
+    absl::StrAppend(&out, PageLine(list.meta(), "event"));
   }
   return out;
 }

@@ -53,6 +53,7 @@ absl::StatusOr<std::unique_ptr<App>> App::Create(
            .Get();
   service::VerifierOptions verifier_options;
   verifier_options.cache_ttl = options.verify_cache_ttl;
+  verifier_options.key_states = options.key_states_on_verify;
   app->verifier_ = std::make_unique<service::Verifier>(
       &stores.keys(), options.peppers, verifier_options);
   // Before the key service, which waits on

@@ -95,6 +95,9 @@ service::ListKeysParams ListKeysParamsOf(
   params.sort_dir = request.sort_dir();
   params.status = request.status();
   params.state = request.state();
+  params.page_token = request.page_token();
+  if (request.has_include_total())
+    params.include_total = request.include_total();
   return params;
 }
 
@@ -144,8 +147,12 @@ grpc::ServerUnaryReactor* KeyServiceImpl::ListApiKeys(
         for (const storage::ApiKeyRecord& record : page->keys) {
           ToProto(record, *policy, response->add_data());
         }
-        FillPageMeta(page->total, query.page, query.limit,
-                     response->mutable_meta());
+        FillPageMeta(
+            KeysetPageMeta{page->total, page->total_kind, query.page,
+                           query.after.has_value(), query.limit, page->has_more,
+                           service::KeyService::NextPageToken(caller.tenant_id,
+                                                              query, *page)},
+            response->mutable_meta());
         return absl::OkStatus();
       });
 }
@@ -337,7 +344,7 @@ void FillVerifyResponse(const service::VerifyOutcome& outcome,
     key->set_external_id(outcome.external_id);
     key->mutable_metadata()->insert(outcome.metadata.begin(),
                                     outcome.metadata.end());
-    ToProto(outcome.states, key->mutable_state());
+    if (outcome.states_computed) ToProto(outcome.states, key->mutable_state());
   }
 }
 

@@ -9,6 +9,7 @@
 #include "server/service/audit_json.h"
 #include "server/service/client_validation.h"
 #include "server/service/key_service.h"
+#include "server/service/page_token.h"
 #include "server/service/paging.h"
 
 namespace lumo::service {
@@ -271,6 +272,19 @@ absl::StatusOr<storage::ClientRecord> ClientService::GetClient(
   return record;
 }
 
+namespace {
+
+// What a client list's page token is bound to: the tenant, the order and
+// the search.
+QueryParts ClientListParts(int64_t tenant_id,
+                           const storage::ListClientsQuery& q) {
+  return {"clients", absl::StrCat(tenant_id),
+          absl::StrCat(static_cast<int>(q.sort_by)),
+          q.descending ? "DESC" : "ASC", q.search};
+}
+
+}  // namespace
+
 absl::StatusOr<storage::ClientPage> ClientService::ListClients(
     const Principal& caller, const ListClientsParams& params,
     storage::ListClientsQuery* query_out) {
@@ -291,8 +305,48 @@ absl::StatusOr<storage::ClientPage> ClientService::ListClients(
       ParseSortBy(params.sort_by, kSortOptions);
   if (!sort_by.ok()) return sort_by.status();
   query.sort_by = *sort_by;
+  const bool has_token = !params.page_token.empty();
+  if (absl::Status s = CheckPagingForm(params.page, has_token); !s.ok()) {
+    return s;
+  }
+  query.count = CountFor(params.include_total, has_token);
+  if (has_token) {
+    absl::StatusOr<std::vector<PositionField>> position = DecodePageToken(
+        params.page_token, ClientListParts(caller.tenant_id, query), 2);
+    if (!position.ok()) return position.status();
+    storage::ClientPosition after;
+    if (query.sort_by == storage::ClientSortField::kName) {
+      if (!(*position)[0].has_value()) {
+        return InvalidField("pageToken", "not a position of this list");
+      }
+      after.name = *(*position)[0];
+    } else {
+      absl::StatusOr<std::optional<absl::Time>> time =
+          ParseTimeField((*position)[0]);
+      if (!time.ok()) return time.status();
+      after.time = *time;
+    }
+    if (!(*position)[1].has_value()) {
+      return InvalidField("pageToken", "not a position of this list");
+    }
+    after.id = *(*position)[1];
+    query.after = std::move(after);
+  }
   if (query_out != nullptr) *query_out = query;
   return store_->ListClients(caller.tenant_id, query);
+}
+
+std::string ClientService::NextPageToken(int64_t tenant_id,
+                                         const storage::ListClientsQuery& query,
+                                         const storage::ClientPage& page) {
+  if (!page.has_more || page.clients.empty()) return "";
+  const storage::ClientPosition last =
+      storage::PositionOf(page.clients.back(), query.sort_by);
+  return EncodePageToken(ClientListParts(tenant_id, query),
+                         {query.sort_by == storage::ClientSortField::kName
+                              ? PositionField(last.name)
+                              : OptionalTimeField(last.time),
+                          PositionField(last.id)});
 }
 
 template <typename Change>

@@ -12,6 +12,7 @@
 #include "server/core/scopes.h"
 #include "server/core/validation.h"
 #include "server/service/audit_json.h"
+#include "server/service/page_token.h"
 #include "server/service/paging.h"
 
 namespace lumo::service {
@@ -335,6 +336,22 @@ absl::StatusOr<storage::ApiKeyRecord> KeyService::GetKey(
   return record;
 }
 
+namespace {
+
+// What a key list's page token is bound to: the tenant, the order and every
+// filter.
+QueryParts KeyListParts(int64_t tenant_id, const storage::ListKeysQuery& q) {
+  return {"keys",
+          absl::StrCat(tenant_id),
+          absl::StrCat(static_cast<int>(q.sort_by)),
+          q.descending ? "DESC" : "ASC",
+          q.search,
+          absl::StrCat(static_cast<int>(q.status)),
+          absl::StrCat(static_cast<int>(q.state))};
+}
+
+}  // namespace
+
 absl::StatusOr<storage::KeyPage> KeyService::ListKeys(
     const Principal& caller, const ListKeysParams& params,
     storage::ListKeysQuery* query_out) {
@@ -386,8 +403,48 @@ absl::StatusOr<storage::KeyPage> KeyService::ListKeys(
                           "one of rotation_due, expiring, inactive, disabled");
     }
   }
+  const bool has_token = !params.page_token.empty();
+  if (absl::Status s = CheckPagingForm(params.page, has_token); !s.ok()) {
+    return s;
+  }
+  query.count = CountFor(params.include_total, has_token);
+  if (has_token) {
+    absl::StatusOr<std::vector<PositionField>> position = DecodePageToken(
+        params.page_token, KeyListParts(caller.tenant_id, query), 2);
+    if (!position.ok()) return position.status();
+    storage::KeyPosition after;
+    if (query.sort_by == storage::KeySortField::kName) {
+      if (!(*position)[0].has_value()) {
+        return InvalidField("pageToken", "not a position of this list");
+      }
+      after.name = *(*position)[0];
+    } else {
+      absl::StatusOr<std::optional<absl::Time>> time =
+          ParseTimeField((*position)[0]);
+      if (!time.ok()) return time.status();
+      after.time = *time;
+    }
+    if (!(*position)[1].has_value()) {
+      return InvalidField("pageToken", "not a position of this list");
+    }
+    after.id = *(*position)[1];
+    query.after = std::move(after);
+  }
   if (query_out != nullptr) *query_out = query;
   return store_->ListKeys(caller.tenant_id, query);
+}
+
+std::string KeyService::NextPageToken(int64_t tenant_id,
+                                      const storage::ListKeysQuery& query,
+                                      const storage::KeyPage& page) {
+  if (!page.has_more || page.keys.empty()) return "";
+  const storage::KeyPosition last =
+      storage::PositionOf(page.keys.back(), query.sort_by);
+  const PositionField sort_value = query.sort_by == storage::KeySortField::kName
+                                       ? PositionField(last.name)
+                                       : OptionalTimeField(last.time);
+  return EncodePageToken(KeyListParts(tenant_id, query),
+                         {sort_value, PositionField(last.id)});
 }
 
 absl::StatusOr<KeyWithSecret> KeyService::RotateKey(

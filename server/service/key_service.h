@@ -63,6 +63,10 @@ struct ListKeysParams {
   std::string status;    // "", active, revoked, expired, disabled
   // "", rotation_due, expiring, inactive, disabled
   std::string state;
+  // A meta.nextPageToken of an earlier page of the same query.
+  std::string page_token;
+  // Count the total (default: without page_token only).
+  std::optional<bool> include_total;
 };
 
 // A key together with its full text, which exists only in this reply.
@@ -97,6 +101,11 @@ class KeyService {
   absl::StatusOr<storage::KeyPage> ListKeys(const Principal& caller,
                                             const ListKeysParams& params,
                                             storage::ListKeysQuery* query);
+  // The token of the page after `page`, listed by `query` (the applied
+  // query ListKeys returned); "" when it is the last page.
+  static std::string NextPageToken(int64_t tenant_id,
+                                   const storage::ListKeysQuery& query,
+                                   const storage::KeyPage& page);
   // Installs a new secret (docs/api-keys.md, "Rotate"). `expires_at`, if
   // given, becomes the key's expiry (checked like create's, and against the
   // tenant's policy); without it, under a maximum lifetime the key expires

@@ -12,6 +12,7 @@
 #include "server/core/validation.h"
 #include "server/service/audit_json.h"
 #include "server/service/key_service.h"
+#include "server/service/page_token.h"
 
 namespace lumo::service {
 namespace {
@@ -244,8 +245,33 @@ absl::StatusOr<storage::ListUsersQuery> ToUsersQuery(
     }
   }
   query.blocked = params.blocked;
+  const bool has_token = !params.page_token.empty();
+  if (absl::Status s = CheckPagingForm(params.page, has_token); !s.ok()) {
+    return s;
+  }
+  query.count = CountFor(params.include_total, has_token);
+  applied.by_token = has_token;
   if (paging != nullptr) *paging = applied;
   return query;
+}
+
+// What a user list's page token is bound to: the tenant, the order and
+// every filter.
+QueryParts UserListParts(int64_t tenant_id, const storage::ListUsersQuery& q) {
+  return {"users",
+          absl::StrCat(tenant_id),
+          absl::StrCat(static_cast<int>(q.sort_by)),
+          q.descending ? "DESC" : "ASC",
+          q.search,
+          q.role.has_value()
+              ? absl::StrCat(static_cast<int>(q.role->kind), ":", q.role->value)
+              : "-",
+          q.blocked.has_value() ? (*q.blocked ? "1" : "0") : "-"};
+}
+
+bool SortsByText(storage::UserSortField sort_by) {
+  return sort_by == storage::UserSortField::kEmail ||
+         sort_by == storage::UserSortField::kName;
 }
 
 // ------------------------------------------------------------------- audit
@@ -387,9 +413,46 @@ absl::StatusOr<storage::UserRecord> UserService::GetUser(
 
 absl::StatusOr<storage::UserPage> UserService::ListUsers(
     const Principal& caller, const ListUsersParams& params, Paging* paging) {
-  absl::StatusOr<storage::ListUsersQuery> query = ToUsersQuery(params, paging);
+  Paging applied;
+  absl::StatusOr<storage::ListUsersQuery> query =
+      ToUsersQuery(params, &applied);
   if (!query.ok()) return query.status();
-  return store_->ListUsers(caller.tenant_id, *query);
+  const QueryParts parts = UserListParts(caller.tenant_id, *query);
+  if (applied.by_token) {
+    absl::StatusOr<std::vector<PositionField>> position =
+        DecodePageToken(params.page_token, parts, 2);
+    if (!position.ok()) return position.status();
+    storage::UserPosition after;
+    if (SortsByText(query->sort_by)) {
+      if (!(*position)[0].has_value()) {
+        return InvalidField("pageToken", "not a position of this list");
+      }
+      after.text = *(*position)[0];
+    } else {
+      absl::StatusOr<std::optional<absl::Time>> time =
+          ParseTimeField((*position)[0]);
+      if (!time.ok()) return time.status();
+      after.time = *time;
+    }
+    if (!(*position)[1].has_value()) {
+      return InvalidField("pageToken", "not a position of this list");
+    }
+    after.id = *(*position)[1];
+    query->after = std::move(after);
+  }
+  absl::StatusOr<storage::UserPage> page =
+      store_->ListUsers(caller.tenant_id, *query);
+  if (!page.ok()) return page.status();
+  if (page->has_more && !page->users.empty()) {
+    const storage::UserPosition last =
+        storage::PositionOf(page->users.back(), query->sort_by);
+    applied.next_page_token = EncodePageToken(
+        parts, {SortsByText(query->sort_by) ? PositionField(last.text)
+                                            : OptionalTimeField(last.time),
+                PositionField(last.id)});
+  }
+  if (paging != nullptr) *paging = applied;
+  return page;
 }
 
 absl::StatusOr<storage::UserRecord> UserService::Update(
