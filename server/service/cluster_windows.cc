@@ -102,9 +102,20 @@ LimitState ClusterWindows::StateOf(const Counter& c, absl::Time db_now) const {
   return s;
 }
 
+bool ClusterWindows::FlushDue() {
+  if (returns_.empty() || flush_scheduled_) return false;
+  flush_scheduled_ = true;
+  return true;
+}
+
+void ClusterWindows::ScheduleFlush() {
+  options_.schedule([this] { FlushReturns(); });
+}
+
 TakeOutcome ClusterWindows::Take(absl::Span<const WindowLimit> limits) {
   TakeOutcome out;
   std::vector<WindowLimit> renew;
+  bool flush = false;
   {
     absl::MutexLock lock(&mu_);
     const absl::Time db_now = DbNow();
@@ -192,7 +203,9 @@ TakeOutcome ClusterWindows::Take(absl::Span<const WindowLimit> limits) {
         first = false;
       }
     }
+    flush = FlushDue();
   }
+  if (flush) ScheduleFlush();
   for (WindowLimit& l : renew) {
     options_.schedule([this, l = std::move(l)] { (void)Renew(l); });
   }
@@ -216,6 +229,16 @@ absl::Status ClusterWindows::Renew(const WindowLimit& limit) {
       storage::WindowSpec{limit.limit, SlotWindow::SlotLength(limit.duration)},
       want, debt);
   const absl::Time local_now = options_.now();
+  bool flush = false;
+  absl::Status status = RenewReply(limit, debt, lease, local_now, flush);
+  if (flush) ScheduleFlush();
+  return status;
+}
+
+absl::Status ClusterWindows::RenewReply(
+    const WindowLimit& limit, int64_t debt,
+    const absl::StatusOr<storage::WindowLease>& lease, absl::Time local_now,
+    bool& flush) {
   absl::MutexLock lock(&mu_);
   Counter& c = CounterFor(limit);
   c.renewing = false;
@@ -241,6 +264,7 @@ absl::Status ClusterWindows::Renew(const WindowLimit& limit) {
   c.exhausted_until = lease->granted > 0
                           ? absl::InfinitePast()
                           : std::min(lease->reset, lease->slot_end);
+  flush = FlushDue();
   return absl::OkStatus();
 }
 
@@ -251,6 +275,7 @@ void ClusterWindows::FlushReturns(bool all) {
     const absl::Time db_now = all ? absl::InfiniteFuture() : DbNow();
     for (auto& [key, c] : counters_) ExpireLease(*c, db_now);
     returns.swap(returns_);
+    flush_scheduled_ = false;
     store_calls_ += static_cast<int64_t>(returns.size());
   }
   for (const PendingReturn& r : returns) {

@@ -4,7 +4,8 @@
 // store. A counter with neither a lease token nor overdraft left answers
 // kNeedLease: the caller (on a worker thread) calls Renew and takes again.
 // Renewals ahead of need are handed to `schedule`; returns of unspent
-// tokens whose slot ended are queued and sent by FlushReturns.
+// tokens whose slot ended are queued when a Take or Renew finds them, and
+// one FlushReturns at a time is handed to `schedule` to send them.
 //
 // Per counter and replica, what is admitted is bounded three ways: by the
 // replica's own SlotWindow (never more than `limit` in a window on one
@@ -114,9 +115,17 @@ class ClusterWindows {
     int64_t amount;
   };
 
+  // Applies a lease reply (or failure) to the counter.
+  absl::Status RenewReply(const WindowLimit& limit, int64_t debt,
+                          const absl::StatusOr<storage::WindowLease>& lease,
+                          absl::Time local_now, bool& flush)
+      ABSL_LOCKS_EXCLUDED(mu_);
   Counter& CounterFor(const WindowLimit& limit)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Time DbNow() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // True (once) when returns are queued and no flush is scheduled.
+  bool FlushDue() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void ScheduleFlush();
   int Replicas() const;
   // Queues the return of an ended lease's unspent tokens.
   void ExpireLease(Counter& c, absl::Time db_now)
@@ -130,6 +139,7 @@ class ClusterWindows {
   absl::flat_hash_map<std::string, std::unique_ptr<Counter>> counters_
       ABSL_GUARDED_BY(mu_);
   std::vector<PendingReturn> returns_ ABSL_GUARDED_BY(mu_);
+  bool flush_scheduled_ ABSL_GUARDED_BY(mu_) = false;
   absl::Duration db_offset_ ABSL_GUARDED_BY(mu_);
   int64_t store_calls_ ABSL_GUARDED_BY(mu_) = 0;
 };
