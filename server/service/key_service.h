@@ -35,6 +35,8 @@ struct CreateKeyParams {
   std::optional<absl::Time> expires_at;
   std::vector<std::string> allowed_cidrs;
   int32_t rate_limit_per_minute = 0;
+  // Named rate limits (docs/limits.md).
+  std::vector<storage::KeyRateLimit> rate_limits;
 };
 
 struct ListKeysParams {

@@ -230,6 +230,7 @@ std::optional<VerifyOutcome> Verifier::Decide(const Entry& entry,
   out.expires_at = rec.key.expires_at;
   out.allowed_cidrs = rec.key.allowed_cidrs;
   out.rate_limit_per_minute = rec.key.rate_limit_per_minute;
+  out.rate_limits = rec.key.rate_limits;
 
   if (rec.key.revoked) {
     out.reason = VerifyReason::kRevoked;
@@ -283,20 +284,25 @@ std::optional<VerifyOutcome> Verifier::Decide(const Entry& entry,
     out.expires_at.reset();
     out.allowed_cidrs.clear();
     out.rate_limit_per_minute = 0;
+    out.rate_limits.clear();
   }
   return out;
 }
 
 namespace {
 
-// The rate limits of a key (docs/limits.md): today the per-minute limit,
-// counted as the limit named "default".
+// The rate limits of a key (docs/limits.md): its named limits, and the
+// per-minute limit as the limit named "default".
 std::vector<WindowLimit> LimitsOf(absl::string_view id,
                                   const storage::ApiKeyRecord& key) {
   std::vector<WindowLimit> limits;
   if (key.rate_limit_per_minute > 0) {
     limits.push_back(WindowLimit{absl::StrCat("k:", id, ":default"), "default",
                                  key.rate_limit_per_minute, absl::Minutes(1)});
+  }
+  for (const storage::KeyRateLimit& l : key.rate_limits) {
+    limits.push_back(WindowLimit{absl::StrCat("k:", id, ":", l.name), l.name,
+                                 l.limit, l.duration});
   }
   return limits;
 }

@@ -23,6 +23,7 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
+#include "absl/container/node_hash_map.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
@@ -86,6 +87,8 @@ struct VerifyOutcome {
   // configured rate limit per minute (0: none), when the secret matched.
   std::vector<std::string> allowed_cidrs;
   int32_t rate_limit_per_minute = 0;
+  // The key's named rate limits, when the secret matched.
+  std::vector<storage::KeyRateLimit> rate_limits;
   // For kRateLimited and rate-limited keys: the tightest limit (the
   // refusing one for kRateLimited; docs/limits.md "What callers see"): its
   // name, limit, what is left in the sliding window and when it resets
@@ -169,8 +172,8 @@ class Verifier {
     // older epoch is not installed.
     uint64_t epoch ABSL_GUARDED_BY(mu) = 0;
     // Without shared counters: the sliding windows of this process, by
-    // counter key.
-    absl::flat_hash_map<std::string, SlotWindow> windows ABSL_GUARDED_BY(mu);
+    // counter key (node map: a take holds pointers to several at once).
+    absl::node_hash_map<std::string, SlotWindow> windows ABSL_GUARDED_BY(mu);
   };
   static constexpr size_t kShards = 64;
 

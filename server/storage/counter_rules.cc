@@ -53,6 +53,22 @@ absl::Status CheckQuota(int64_t remaining,
   return absl::OkStatus();
 }
 
+absl::Status CheckKeyRateLimits(const std::vector<KeyRateLimit>& limits) {
+  for (size_t i = 0; i < limits.size(); ++i) {
+    const KeyRateLimit& l = limits[i];
+    if (l.name.empty() || l.name.find_first_of(":,") != std::string::npos ||
+        l.limit < 1 || !WholePositiveMillis(l.duration)) {
+      return absl::InvalidArgumentError("invalid rate limit");
+    }
+    for (size_t j = 0; j < i; ++j) {
+      if (limits[j].name == l.name) {
+        return absl::InvalidArgumentError("rate limit names must be unique");
+      }
+    }
+  }
+  return absl::OkStatus();
+}
+
 int64_t SlotOf(absl::Time t, absl::Duration slot) {
   const int64_t ms = absl::ToUnixMillis(t);
   const int64_t len = absl::ToInt64Milliseconds(slot);

@@ -8,11 +8,13 @@
 
 #include <cstdint>
 #include <optional>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "server/storage/counter_store.h"
+#include "server/storage/key_store.h"
 
 namespace lumo::storage {
 
@@ -27,6 +29,11 @@ absl::Status CheckBucketLease(const BucketSpec& spec, int64_t want);
 // INVALID_ARGUMENT unless remaining >= 0 and a refill has amount >= 1 and
 // an interval of a whole number of milliseconds >= 1.
 absl::Status CheckQuota(int64_t remaining, const std::optional<Refill>& refill);
+
+// INVALID_ARGUMENT unless every named limit of a key has a name (without
+// ':' or ','), unique among them, limit >= 1 and a duration of whole
+// milliseconds >= 1.
+absl::Status CheckKeyRateLimits(const std::vector<KeyRateLimit>& limits);
 
 // The slot holding `t`: floor(unix ms / slot ms).
 int64_t SlotOf(absl::Time t, absl::Duration slot);

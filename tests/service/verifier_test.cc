@@ -272,6 +272,29 @@ TEST_F(VerifierTest, RateLimitedOutcomesNameTheLimitAndWhenItAdmits) {
   EXPECT_LE(second->rate_reset, before + absl::Seconds(62));
 }
 
+TEST_F(VerifierTest, EveryNamedLimitMustAdmitAndTheTightestIsReported) {
+  CreateKeyParams p;
+  p.name = "limited";
+  p.scopes = {"admin:read"};
+  p.rate_limits = {{"burst", 2, absl::Seconds(10)},
+                   {"hourly", 100, absl::Hours(1)}};
+  KeyWithSecret k = Create(p);
+  VerifyParams params;
+  params.tenant_slug = "acme";
+  absl::StatusOr<VerifyOutcome> first = verifier_->Verify(k.full_key, params);
+  ASSERT_TRUE(first.ok());
+  EXPECT_EQ(first->reason, VerifyReason::kValid);
+  EXPECT_EQ(first->rate_limit_name, "burst");
+  EXPECT_EQ(first->rate_remaining, 1);
+  EXPECT_EQ(first->rate_limits.size(), 2u);
+  ASSERT_EQ(Reason(k.full_key), VerifyReason::kValid);
+  absl::StatusOr<VerifyOutcome> third = verifier_->Verify(k.full_key, params);
+  ASSERT_TRUE(third.ok());
+  EXPECT_EQ(third->reason, VerifyReason::kRateLimited);
+  EXPECT_EQ(third->rate_limit_name, "burst");
+  EXPECT_EQ(third->rate_limit, 2);
+}
+
 // Two verifiers (two replicas) over one database, counting through the
 // shared counters: a key limited to 5 a minute gets 5 in all, not 5 each.
 TEST(SharedRateLimitTest, TwoReplicasShareOneLimit) {
