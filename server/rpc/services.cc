@@ -48,6 +48,10 @@ absl::StatusOr<service::CreateKeyParams> CreateKeyParamsOf(
   params.allowed_cidrs.assign(request.allowed_cidrs().begin(),
                               request.allowed_cidrs().end());
   params.rate_limit_per_minute = request.rate_limit_per_minute();
+  for (const lumo::keys::v1::RateLimit& l : request.rate_limits()) {
+    params.rate_limits.push_back(
+        {l.name(), l.limit(), absl::Seconds(l.duration_seconds())});
+  }
   return params;
 }
 
@@ -235,6 +239,15 @@ void FillVerifyResponse(const service::VerifyOutcome& outcome,
     for (const std::string& s : outcome.scopes) key->add_scopes(s);
     if (outcome.expires_at)
       ToTimestamp(*outcome.expires_at, key->mutable_expires_at());
+  }
+  if (outcome.rate_limit > 0 &&
+      (outcome.reason == service::VerifyReason::kValid ||
+       outcome.reason == service::VerifyReason::kRateLimited)) {
+    lumo::auth::v1::RateLimitState* limit = response->mutable_rate_limit();
+    limit->set_name(outcome.rate_limit_name);
+    limit->set_limit(outcome.rate_limit);
+    limit->set_remaining(outcome.rate_remaining);
+    ToTimestamp(outcome.rate_reset, limit->mutable_reset());
   }
 }
 
