@@ -103,8 +103,15 @@ LimitState ClusterWindows::StateOf(const Counter& c, absl::Time db_now) const {
 }
 
 bool ClusterWindows::FlushDue() {
-  if (returns_.empty() || flush_scheduled_) return false;
+  if (returns_.empty()) return false;
+  // A scheduled flush that has not run within a second was dropped (a full
+  // pool): schedule another.
+  const absl::Time now = options_.now();
+  if (flush_scheduled_ && now - flush_scheduled_at_ < absl::Seconds(1)) {
+    return false;
+  }
   flush_scheduled_ = true;
+  flush_scheduled_at_ = now;
   return true;
 }
 
@@ -139,12 +146,15 @@ TakeOutcome ClusterWindows::Take(absl::Span<const WindowLimit> limits) {
         sources[i] = Source::kLease;
       } else if (c.exhausted_until > db_now) {
         retry = c.exhausted_until;
+      } else if (c.outage && c.outage_retry_at <= db_now) {
+        // Once a second the caller tries a lease itself (a scheduled
+        // renewal could be dropped by a full pool and never come back).
+        c.outage_retry_at = db_now + absl::Seconds(1);
+        sources[i] = Source::kNeedLease;
+        need_lease = true;
+        out.need_lease.push_back(i);
+        continue;
       } else if (c.outage) {
-        if (c.outage_retry_at <= db_now && !c.renewing) {
-          c.outage_retry_at = db_now + absl::Seconds(1);
-          c.renewing = true;
-          renew.push_back(l);
-        }
         if (c.local.Count(db_now) < FairShare(l.limit, replicas)) {
           sources[i] = Source::kShare;
         } else {

@@ -13,7 +13,8 @@
 // overdraft (at most floor(overdraft_fraction * limit / N) per window,
 // reported to the database as debt with the next lease). While the store
 // is unreachable, a counter admits up to ceil(limit / N) per window on
-// this replica (its fair share) and retries a lease at most once a second.
+// this replica (its fair share), and once a second answers kNeedLease so
+// that the caller tries a lease itself.
 //
 // Slots are judged on the database clock: local time plus the offset
 // measured at the last lease reply.
@@ -140,6 +141,7 @@ class ClusterWindows {
       ABSL_GUARDED_BY(mu_);
   std::vector<PendingReturn> returns_ ABSL_GUARDED_BY(mu_);
   bool flush_scheduled_ ABSL_GUARDED_BY(mu_) = false;
+  absl::Time flush_scheduled_at_ ABSL_GUARDED_BY(mu_);
   absl::Duration db_offset_ ABSL_GUARDED_BY(mu_);
   int64_t store_calls_ ABSL_GUARDED_BY(mu_) = 0;
 };
