@@ -14,20 +14,27 @@
 --   tokens granted in it (slot = floor(unix ms / slot length)).
 -- limit_buckets: token buckets shared by the replicas (the failure and
 --   login throttles): tokens as of `updated_us`.
+-- The counter tables (limit_*) are server state keyed by counter, like
+--   `replicas`, not tenant data: they carry no tenant_id. key_limits and
+--   key_quotas carry their key's tenant_id like every tenant table.
 -- Times are microseconds since the Unix epoch on the database clock.
 
 CREATE TABLE key_limits (
   key_id CHAR(12) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL,
+  tenant_id BIGINT NOT NULL,
   name VARCHAR(32) CHARACTER SET ascii COLLATE ascii_bin NOT NULL,
   limit_count BIGINT NOT NULL,
   duration_ms BIGINT NOT NULL,
   PRIMARY KEY (key_id, name),
   CONSTRAINT fk_key_limits_key FOREIGN KEY (key_id) REFERENCES api_keys (id),
+  CONSTRAINT fk_key_limits_tenant FOREIGN KEY (tenant_id)
+    REFERENCES tenants (id),
   CONSTRAINT chk_key_limits_positive CHECK (limit_count > 0 AND duration_ms > 0)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
 
 CREATE TABLE key_quotas (
   key_id CHAR(12) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL,
+  tenant_id BIGINT NOT NULL,
   remaining BIGINT NOT NULL,
   refill_amount BIGINT NULL,
   refill_interval_ms BIGINT NULL,
@@ -35,6 +42,8 @@ CREATE TABLE key_quotas (
   epoch BIGINT NOT NULL DEFAULT 0,
   PRIMARY KEY (key_id),
   CONSTRAINT fk_key_quotas_key FOREIGN KEY (key_id) REFERENCES api_keys (id),
+  CONSTRAINT fk_key_quotas_tenant FOREIGN KEY (tenant_id)
+    REFERENCES tenants (id),
   CONSTRAINT chk_key_quotas_remaining CHECK (remaining >= 0),
   CONSTRAINT chk_key_quotas_refill CHECK (
     (refill_amount IS NULL AND refill_interval_ms IS NULL) OR

@@ -51,10 +51,11 @@ struct QuotaSelect {
   int period_start_us = list.Add("period_start_us");
   int epoch = list.Add("epoch");
 };
-constexpr char kKeyExistsSql[] = "SELECT 1 FROM api_keys WHERE id = ?";
+constexpr char kKeyTenantSql[] = "SELECT tenant_id FROM api_keys WHERE id = ?";
 constexpr char kUpsertQuotaSql[] =
-    "INSERT INTO key_quotas (key_id, remaining, refill_amount,"
-    " refill_interval_ms, period_start_us, epoch) VALUES (?, ?, ?, ?, ?, 0)"
+    "INSERT INTO key_quotas (key_id, tenant_id, remaining, refill_amount,"
+    " refill_interval_ms, period_start_us, epoch)"
+    " VALUES (?, ?, ?, ?, ?, ?, 0)"
     " ON DUPLICATE KEY UPDATE remaining = VALUES(remaining),"
     " refill_amount = VALUES(refill_amount),"
     " refill_interval_ms = VALUES(refill_interval_ms),"
@@ -302,26 +303,29 @@ absl::StatusOr<QuotaState> MysqlCounterStore::SetQuota(
       Run(*pool_, "set quota", [&](Session& s) -> absl::Status {
         s.Begin();
         s.Step("lock key");
-        sql::PreparedStatement& exists = s.Prepare(kKeyExistsSql);
-        exists.setString(1, Str(key_id));
-        if (!s.Query(exists)->next()) {
+        sql::PreparedStatement& find = s.Prepare(kKeyTenantSql);
+        find.setString(1, Str(key_id));
+        std::unique_ptr<sql::ResultSet> key = s.Query(find);
+        if (!key->next()) {
           s.Rollback();
           return absl::NotFoundError("no such key");
         }
+        const int64_t tenant_id = key->getInt64(1);
         absl::StatusOr<absl::Time> now = DbNow(s);
         if (!now.ok()) return now.status();
         s.Step("upsert quota");
         sql::PreparedStatement& upsert = s.Prepare(kUpsertQuotaSql);
         upsert.setString(1, Str(key_id));
-        upsert.setInt64(2, remaining);
+        upsert.setInt64(2, tenant_id);
+        upsert.setInt64(3, remaining);
         if (refill.has_value()) {
-          upsert.setInt64(3, refill->amount);
-          upsert.setInt64(4, absl::ToInt64Milliseconds(refill->interval));
+          upsert.setInt64(4, refill->amount);
+          upsert.setInt64(5, absl::ToInt64Milliseconds(refill->interval));
         } else {
-          upsert.setNull(3, 0);
           upsert.setNull(4, 0);
+          upsert.setNull(5, 0);
         }
-        upsert.setInt64(5, Micros(*now));
+        upsert.setInt64(6, Micros(*now));
         s.Update(upsert);
         QuotaRow row;
         absl::Time read_now;

@@ -153,8 +153,8 @@ constexpr char kInsertChangeSql[] =
     " created_at) VALUES (?, ?, ?, ?, UTC_TIMESTAMP(6))";
 
 constexpr char kInsertKeyLimitSql[] =
-    "INSERT INTO key_limits (key_id, name, limit_count, duration_ms)"
-    " VALUES (?, ?, ?, ?)";
+    "INSERT INTO key_limits (key_id, tenant_id, name, limit_count,"
+    " duration_ms) VALUES (?, ?, ?, ?, ?)";
 
 constexpr char kInsertKeySql[] =
     "INSERT INTO api_keys (id, tenant_id, name, digest, pepper_version,"
@@ -322,9 +322,10 @@ absl::Status InsertKeyRow(Session& session, int64_t tenant_id,
     session.Step("insert key limit");
     sql::PreparedStatement& limit = session.Prepare(kInsertKeyLimitSql);
     limit.setString(1, key.id);
-    limit.setString(2, l.name);
-    limit.setInt64(3, l.limit);
-    limit.setInt64(4, absl::ToInt64Milliseconds(l.duration));
+    limit.setInt64(2, tenant_id);
+    limit.setString(3, l.name);
+    limit.setInt64(4, l.limit);
+    limit.setInt64(5, absl::ToInt64Milliseconds(l.duration));
     session.Update(limit);
   }
   return absl::OkStatus();
