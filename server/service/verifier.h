@@ -34,6 +34,7 @@
 #include "server/observability/metrics.h"
 #include "server/service/cluster_windows.h"
 #include "server/service/slot_window.h"
+#include "server/storage/key_states.h"
 #include "server/storage/key_store.h"
 
 namespace lumo::service {
@@ -49,6 +50,8 @@ enum class VerifyReason {
   kInsufficientScope,
   kIpNotAllowed,
   kRateLimited,
+  // The key is paused (disable/enable); checked after kExpired.
+  kDisabled,
 };
 
 const char* VerifyReasonName(VerifyReason reason);
@@ -68,8 +71,9 @@ struct VerifyOutcome {
   // The key id when the presented key parsed (also for failures), so that
   // failures can be attributed.
   std::string key_id;
-  // True when the key id is known but the key is dead (revoked, deleted,
-  // expired or a rotated-away secret): the signal that a key leaked.
+  // True when the key id is known but the key is dead or paused (revoked,
+  // deleted, expired, disabled or a rotated-away secret): the signal that a
+  // key leaked.
   bool known_dead = false;
   // True when the key id exists but belongs to a tenant other than the one
   // the verification was for (whether or not the secret matched): the id
@@ -83,6 +87,11 @@ struct VerifyOutcome {
   std::string name;
   std::vector<std::string> scopes;
   std::optional<absl::Time> expires_at;
+  std::string external_id;
+  core::StringMap metadata;
+  // The key's states under its tenant's key policy at this verification's
+  // database time, from the cached record and the policy read with it.
+  storage::KeyStates states;
   // The key's allowed CIDRs (canonical text; empty: any address) and its
   // configured rate limit per minute (0: none), when the secret matched.
   std::vector<std::string> allowed_cidrs;
@@ -159,8 +168,10 @@ class Verifier {
     return outcomes_[static_cast<int>(reason)].Value();
   }
   uint64_t bad_checksum_count() const { return bad_checksum_.Value(); }
+  // Every reason has a counter: the last enumerator plus one (move it
+  // along when a reason is added).
   static constexpr int kReasonCount =
-      static_cast<int>(VerifyReason::kRateLimited) + 1;
+      static_cast<int>(VerifyReason::kDisabled) + 1;
 
  private:
   struct Entry;

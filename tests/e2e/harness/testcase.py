@@ -78,8 +78,12 @@ class ReplicaSetTestCase(LogOnFailure, unittest.TestCase):
     """Three lumokeys-server processes on one database, per test class: the
     first (`server`) and the replicas "b" and "c". `addresses`,
     `channels` and the per-replica `keys` / `auth` stubs are indexed 0-2 in
-    that order; `ops` talks to the first. A failing test prints every
-    process's log (and those of `self.extra`, replicas a test added)."""
+    that order, as are the processes in `processes`; `ops` talks to the
+    first. Every process serves with the flags of the class attribute
+    `server_args`. A failing test prints every process's log (and those of
+    `self.extra`, replicas a test added)."""
+
+    server_args = ()
 
     @classmethod
     def setUpClass(cls):
@@ -91,14 +95,15 @@ class ReplicaSetTestCase(LogOnFailure, unittest.TestCase):
         cls.server = None
         cls.replicas = []
         try:
-            cls.server = LumoServer()
+            cls.server = LumoServer(extra_args=cls.server_args)
             cls.server.start()
             for name in ("b", "c"):
                 cls.replicas.append(LumoReplica(cls.server, name).start())
         except BaseException:
             cls.tearDownClass()
             raise
-        cls.addresses = [cls.server.address] + [r.address for r in cls.replicas]
+        cls.processes = [cls.server] + cls.replicas
+        cls.addresses = [p.address for p in cls.processes]
         cls.channels = [grpc.insecure_channel(a) for a in cls.addresses]
         cls.keys = [cls.stubs.keys_grpc.KeyServiceStub(c) for c in cls.channels]
         cls.auth = [cls.stubs.auth_grpc.AuthServiceStub(c) for c in cls.channels]

@@ -111,7 +111,7 @@ TEST(JsonRenderTest, ApiKeyWithNullsForUnsetMessages) {
             "\"rotatedAt\":null,\"revokedAt\":null,"
             "\"allowedCidrs\":[\"10.0.0.0/8\"],\"rateLimitPerMinute\":0,"
             "\"version\":2,\"key\":\"\",\"previousSecretValidUntil\":null,"
-            "\"rateLimits\":[]}");
+            "\"externalId\":\"\",\"metadata\":{},\"disabledAt\":null,\"state\":null,\"rateLimits\":[]}");
 }
 
 TEST(JsonRenderTest, OmitOptions) {
@@ -127,7 +127,8 @@ TEST(JsonRenderTest, OmitOptions) {
             "{\"id\":\"k1\",\"name\":\"\",\"prefix\":\"\",\"status\":\"\","
             "\"createdAt\":null,\"createdBy\":null,\"lastUsedAt\":null,"
             "\"expiresAt\":null,\"revokedAt\":null,\"allowedCidrs\":[],"
-            "\"rateLimitPerMinute\":0,\"rateLimits\":[]}");
+            "\"rateLimitPerMinute\":0,\"externalId\":\"\",\"metadata\":{},"
+            "\"disabledAt\":null,\"state\":null,\"rateLimits\":[]}");
   key.set_key("lmk_k1_secret");
   key.add_scopes("admin:read");
   key.mutable_rotated_at();
@@ -139,7 +140,7 @@ TEST(JsonRenderTest, OmitOptions) {
             "\"expiresAt\":null,\"rotatedAt\":\"1970-01-01T00:00:00Z\","
             "\"revokedAt\":null,\"allowedCidrs\":[],"
             "\"rateLimitPerMinute\":0,\"key\":\"lmk_k1_secret\","
-            "\"rateLimits\":[]}");
+            "\"externalId\":\"\",\"metadata\":{},\"disabledAt\":null,\"state\":null,\"rateLimits\":[]}");
 }
 
 TEST(JsonRenderTest, DefaultsOfEveryKind) {
@@ -389,7 +390,8 @@ constexpr char kBareKey[] =
     "\"\",\"createdAt\":null,\"createdBy\":null,\"lastUsedAt\":null,"
     "\"expiresAt\":null,\"rotatedAt\":null,\"revokedAt\":null,"
     "\"allowedCidrs\":[],\"rateLimitPerMinute\":0,\"version\":0,\"key\":"
-    "\"\",\"previousSecretValidUntil\":null,\"rateLimits\":[]}";
+    "\"\",\"previousSecretValidUntil\":null,"
+    "\"externalId\":\"\",\"metadata\":{},\"disabledAt\":null,\"state\":null,\"rateLimits\":[]}";
 
 // Without render options an unset `optional` field is null; the gateway
 // omits meta.nextCursor when unset (its render options, checked end to end).
@@ -459,18 +461,19 @@ TEST_F(EnvelopeTest, OptionsApplyInsideEnvelopes) {
       "\"status\":\"\",\"createdAt\":null,\"createdBy\":null,"
       "\"lastUsedAt\":null,\"expiresAt\":null,\"rotatedAt\":null,"
       "\"revokedAt\":null,\"allowedCidrs\":[],\"rateLimitPerMinute\":0";
+  const std::string added =
+      ",\"externalId\":\"\",\"metadata\":{},\"disabledAt\":null,\"state\":null,"
+      "\"rateLimits\":[]";
   lumo::keys::v1::ListApiKeysResponse list;
   *list.add_data() = key;
   EXPECT_EQ(RenderEnvelope(RouteFor("GET", "/t/acme/api/v1/admin/api-keys"),
                            list, options),
-            absl::StrCat("{\"data\":[", without,
-                         ",\"rateLimits\":[]}],\"meta\":null}"));
+            absl::StrCat("{\"data\":[", without, added, "}],\"meta\":null}"));
   key.set_key("lmk_k1_x");
   EXPECT_EQ(RenderEnvelope(RouteFor("POST", "/t/acme/api/v1/admin/api-keys"),
                            key, options),
-            absl::StrCat("{\"data\":", without,
-                         ",\"key\":\"lmk_k1_x\",\"rateLimits\":[]},"
-                         "\"message\":\"API key created. "
+            absl::StrCat("{\"data\":", without, ",\"key\":\"lmk_k1_x\"", added,
+                         "},\"message\":\"API key created. "
                          "Copy it now: it will not be shown again.\"}"));
 }
 
