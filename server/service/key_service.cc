@@ -73,9 +73,6 @@ absl::Status RestrictionDenied(absl::string_view verb, absl::string_view field,
                        ErrorKind::kScopeExceeded);
 }
 
-// The no-escalation rule beyond scopes (docs/api-keys.md): a key may only
-// create or rotate keys that are at least as restricted as itself. `verb`
-// is "create" or "rotate". Portal sessions and the operator are not bound.
 // `named` with the per-minute limit (0: none) as the limit "default".
 std::vector<storage::KeyRateLimit> WithPerMinute(
     int32_t per_minute, const std::vector<storage::KeyRateLimit>& named) {
@@ -86,6 +83,10 @@ std::vector<storage::KeyRateLimit> WithPerMinute(
   return all;
 }
 
+// The no-escalation rule beyond scopes (docs/api-keys.md): a key may only
+// create, rotate or edit keys that are at least as restricted as itself.
+// `verb` is "create", "rotate", "edit" and the like. Portal sessions and
+// the operator are not bound.
 absl::Status CheckRestrictionsInherited(
     const Principal& caller, absl::string_view verb,
     const std::optional<absl::Time>& expires_at,

@@ -111,7 +111,8 @@ TEST(JsonRenderTest, ApiKeyWithNullsForUnsetMessages) {
             "\"rotatedAt\":null,\"revokedAt\":null,"
             "\"allowedCidrs\":[\"10.0.0.0/8\"],\"rateLimitPerMinute\":0,"
             "\"version\":2,\"key\":\"\",\"previousSecretValidUntil\":null,"
-            "\"externalId\":\"\",\"metadata\":{},\"disabledAt\":null,\"state\":null,\"rateLimits\":[]}");
+            "\"externalId\":\"\",\"metadata\":{},\"disabledAt\":null,\"state\":"
+            "null,\"rateLimits\":[]}");
 }
 
 TEST(JsonRenderTest, OmitOptions) {
@@ -140,7 +141,8 @@ TEST(JsonRenderTest, OmitOptions) {
             "\"expiresAt\":null,\"rotatedAt\":\"1970-01-01T00:00:00Z\","
             "\"revokedAt\":null,\"allowedCidrs\":[],"
             "\"rateLimitPerMinute\":0,\"key\":\"lmk_k1_secret\","
-            "\"externalId\":\"\",\"metadata\":{},\"disabledAt\":null,\"state\":null,\"rateLimits\":[]}");
+            "\"externalId\":\"\",\"metadata\":{},\"disabledAt\":null,\"state\":"
+            "null,\"rateLimits\":[]}");
 }
 
 TEST(JsonRenderTest, DefaultsOfEveryKind) {
@@ -391,7 +393,8 @@ constexpr char kBareKey[] =
     "\"expiresAt\":null,\"rotatedAt\":null,\"revokedAt\":null,"
     "\"allowedCidrs\":[],\"rateLimitPerMinute\":0,\"version\":0,\"key\":"
     "\"\",\"previousSecretValidUntil\":null,"
-    "\"externalId\":\"\",\"metadata\":{},\"disabledAt\":null,\"state\":null,\"rateLimits\":[]}";
+    "\"externalId\":\"\",\"metadata\":{},\"disabledAt\":null,\"state\":null,"
+    "\"rateLimits\":[]}";
 
 // Without render options an unset `optional` field is null; the gateway
 // omits meta.nextCursor when unset (its render options, checked end to end).
