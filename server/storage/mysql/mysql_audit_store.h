@@ -40,6 +40,11 @@ class MysqlAuditStore : public AuditStore {
   absl::StatusOr<std::vector<StoredAuditEvent>> ExportEvents(
       int64_t tenant_id, std::optional<absl::Time> from,
       std::optional<absl::Time> to, int max_rows) override;
+  absl::StatusOr<std::vector<UsageRow>> ReadUsage(
+      int64_t tenant_id, const UsageQuery& query) override;
+  absl::StatusOr<std::vector<KeyUsageTotal>> TopUsageKeys(
+      int64_t tenant_id, const UsageQuery& query, bool by_failures,
+      int limit) override;
 
   // Test hooks: last_used_at UPDATE statements executed, and key rows they
   // named, over the store's life.
