@@ -181,6 +181,7 @@ VerifyOutcome Verifier::Decide(const Entry& entry, absl::string_view key,
   out.key_id = std::string(id);
   out.reason = VerifyReason::kNotFound;
   if (!entry.exists) return out;
+  out.key_found = true;
   const storage::VerifyRecord& rec = entry.record;
   out.other_tenant_key =
       !params.tenant_slug.empty() && params.tenant_slug != rec.tenant_slug;

@@ -826,4 +826,35 @@ absl::StatusOr<std::vector<KeyUsageTotal>> MysqlAuditStore::TopUsageKeys(
   return out;
 }
 
+absl::StatusOr<int64_t> MysqlAuditStore::PurgeUsage(int hourly_days,
+                                                    int daily_days) {
+  if (hourly_days < 1 || daily_days < 1) {
+    return absl::InvalidArgumentError("days must be at least 1");
+  }
+  // Chunks keep each statement's locks and undo small on a large backlog.
+  constexpr int kChunk = 10000;
+  int64_t deleted = 0;
+  for (const auto& [g, days] :
+       {std::pair{UsageGranularity::kHour, hourly_days},
+        std::pair{UsageGranularity::kDay, daily_days}}) {
+    while (true) {
+      uint64_t n = 0;
+      absl::Status st = Run(*pool_, "purge usage rollups", [&](Session& s) {
+        s.Step("delete old usage buckets");
+        sql::PreparedStatement& stmt = s.Prepare(absl::StrCat(
+            "DELETE FROM ", UsageTable(g),
+            " WHERE bucket_start < UTC_TIMESTAMP() - INTERVAL ? DAY LIMIT ",
+            kChunk));
+        stmt.setInt(1, days);
+        n = s.Update(stmt);
+        return absl::OkStatus();
+      });
+      if (!st.ok()) return st;
+      deleted += static_cast<int64_t>(n);
+      if (n < static_cast<uint64_t>(kChunk)) break;
+    }
+  }
+  return deleted;
+}
+
 }  // namespace lumo::storage

@@ -33,6 +33,8 @@ class MysqlAuditStore : public AuditStore {
   // with an operator account (`lumokeys-server purge-audit`).
   // Returns the number of rows deleted. INVALID_ARGUMENT for days < 1.
   absl::StatusOr<int64_t> PurgeOlderThanDays(int days);
+  // Usage retention as Backend::PurgeUsage.
+  absl::StatusOr<int64_t> PurgeUsage(int hourly_days, int daily_days);
   absl::StatusOr<AuditPage> ListEvents(int64_t tenant_id,
                                        const AuditQuery& query) override;
   absl::StatusOr<StoredAuditEvent> GetEvent(int64_t tenant_id,
