@@ -138,9 +138,12 @@ void UsageAuditor::RecordAuthFailure(const RequestInfo& info,
   // key when it is one of this tenant's (docs/usage.md "Which key").
   if (options_.rollups && reason != "bad_service_token" &&
       reason != "bad_operator_token") {
-    const bool attributed = outcome != nullptr && outcome->key_found &&
-                            !foreign_key && !outcome->other_tenant_key &&
-                            (outcome->tenant_id != 0 || !tenant_slug.empty());
+    // Filed under the key's own tenant (the secret matched), or under the
+    // addressed tenant, which the key must then belong to.
+    const bool attributed =
+        outcome != nullptr && outcome->key_found &&
+        (outcome->tenant_id != 0 ||
+         (!outcome->other_tenant_key && !tenant_slug.empty()));
     p.usage = storage::UsageCount{attributed ? key_id : std::string(),
                                   ChannelOf(rpc), std::string(reason), 1};
   }
