@@ -101,6 +101,8 @@ absl::StatusOr<std::unique_ptr<App>> App::Create(
   // adapters that use it.
   app->audit_service_ =
       std::make_unique<service::AuditService>(&stores.audit(), &stores.keys());
+  app->usage_service_ =
+      std::make_unique<service::UsageService>(&stores.audit(), &stores.keys());
   app->audit_writer_ = std::make_unique<service::AuditWriter>(
       &stores.audit(), options.audit_writer);
   app->usage_ = std::make_unique<service::UsageAuditor>(
@@ -153,7 +155,8 @@ absl::StatusOr<std::unique_ptr<App>> App::Create(
 
   app->services_.push_back(
       std::make_unique<rpc::AuditServiceImpl>(rpc::AuditRpcContext{
-          app->auth_.get(), app->workers_.get(), app->audit_service_.get()}));
+          app->auth_.get(), app->workers_.get(), app->audit_service_.get(),
+          app->usage_service_.get()}));
 
   app->RegisterMetrics();
   // Benchmark-only baselines, off by default.

@@ -32,6 +32,7 @@
 #include "server/service/registration_service.h"
 #include "server/service/replica_sync.h"
 #include "server/service/usage_auditor.h"
+#include "server/service/usage_service.h"
 #include "server/service/user_service.h"
 #include "server/service/verifier.h"
 #include "server/storage/backend.h"
@@ -135,6 +136,7 @@ class App {
   std::unique_ptr<service::UsageAuditor> usage_;
   // The read side and chain verification; used only by the adapters.
   std::unique_ptr<service::AuditService> audit_service_;
+  std::unique_ptr<service::UsageService> usage_service_;
 
   std::unique_ptr<metrics::Registry> metrics_;
   // Declared after metrics_ so destroyed before it.

@@ -191,6 +191,7 @@ std::optional<VerifyOutcome> Verifier::Decide(const Entry& entry,
   out.key_id = std::string(id);
   out.reason = VerifyReason::kNotFound;
   if (!entry.exists) return out;
+  out.key_found = true;
   const storage::VerifyRecord& rec = entry.record;
   out.other_tenant_key =
       !params.tenant_slug.empty() && params.tenant_slug != rec.tenant_slug;

@@ -79,6 +79,9 @@ struct VerifyOutcome {
   // the verification was for (whether or not the secret matched): the id
   // must then not be shown to the addressed tenant.
   bool other_tenant_key = false;
+  // True when the key id names a stored key (a deleted one included),
+  // whether or not the secret matched.
+  bool key_found = false;
   // Set when the secret matched (reason kValid and the checks after the
   // secret: scope, IP, tenant, rate limit).
   bool secret_matched = false;

@@ -72,6 +72,14 @@ class Backend {
   // have. Returns the number of rows deleted. INVALID_ARGUMENT for
   // days < 1.
   virtual absl::StatusOr<int64_t> PurgeAuditOlderThanDays(int days) = 0;
+
+  // Usage retention (docs/usage.md "Retention"): deletes the hourly rollup
+  // buckets that started more than `hourly_days` days ago and the daily
+  // ones more than `daily_days` days ago (database clock), in chunks.
+  // Returns the number of rows deleted. INVALID_ARGUMENT when a number of
+  // days is below 1.
+  virtual absl::StatusOr<int64_t> PurgeUsage(int hourly_days,
+                                             int daily_days) = 0;
 };
 
 }  // namespace lumo::storage

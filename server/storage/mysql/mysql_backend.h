@@ -50,6 +50,9 @@ class MysqlBackend : public Backend {
   absl::StatusOr<int64_t> PurgeAuditOlderThanDays(int days) override {
     return audit_.PurgeOlderThanDays(days);
   }
+  absl::StatusOr<int64_t> PurgeUsage(int hourly_days, int daily_days) override {
+    return audit_.PurgeUsage(hourly_days, daily_days);
+  }
 
   // The concrete stores and the pool, for tests (query counters, holding
   // connections, test-only hooks).

@@ -16,6 +16,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <tuple>
 #include <utility>
 #include <vector>
 
@@ -105,6 +106,10 @@ class FakeDatabase {
     absl::Time heartbeat_at;
   };
   using TenantScoped = std::pair<int64_t, std::string>;  // tenant, id
+  // A usage rollup row's key: tenant, granularity (0 hour, 1 day), bucket
+  // start (Unix seconds), key id, channel, outcome.
+  using UsageKey =
+      std::tuple<int64_t, int, int64_t, std::string, std::string, std::string>;
 
   mutable absl::Mutex mu;
   std::map<int64_t, storage::Tenant> tenants ABSL_GUARDED_BY(mu);
@@ -119,6 +124,7 @@ class FakeDatabase {
   int64_t next_audit_id ABSL_GUARDED_BY(mu) = 1;
   std::map<std::pair<int64_t, int>, ChainHeadRow> chain_heads
       ABSL_GUARDED_BY(mu);
+  std::map<UsageKey, int64_t> usage ABSL_GUARDED_BY(mu);
   std::map<int64_t, FeedRow> feed ABSL_GUARDED_BY(mu);
   int64_t next_feed_seq ABSL_GUARDED_BY(mu) = 1;
   std::map<std::pair<std::string, std::string>, ReplicaRow> replicas
