@@ -17,6 +17,7 @@
 #include "server/storage/mysql/mysql_audit_store.h"
 #include "server/storage/mysql/mysql_bench_store.h"
 #include "server/storage/mysql/mysql_client_store.h"
+#include "server/storage/mysql/mysql_counter_store.h"
 #include "server/storage/mysql/mysql_key_store.h"
 #include "server/storage/mysql/mysql_options.h"
 #include "server/storage/mysql/mysql_pepper_usage_store.h"
@@ -39,6 +40,7 @@ class MysqlBackend : public Backend {
   AuditStore& audit() override { return audit_; }
   PortalStore& portal() override { return portal_; }
   PepperUsageStore& pepper_usage() override { return pepper_usage_; }
+  CounterStore& counters() override { return counters_; }
   BenchStore& bench() override { return bench_; }
   absl::StatusOr<std::unique_ptr<ChangeFeedStore>> OpenChangeFeed(
       int connections) override;
@@ -47,6 +49,9 @@ class MysqlBackend : public Backend {
   absl::StatusOr<Durability> CheckDurability() override;
   absl::StatusOr<int64_t> PurgeAuditOlderThanDays(int days) override {
     return audit_.PurgeOlderThanDays(days);
+  }
+  absl::StatusOr<int64_t> PurgeUsage(int hourly_days, int daily_days) override {
+    return audit_.PurgeUsage(hourly_days, daily_days);
   }
 
   // The concrete stores and the pool, for tests (query counters, holding
@@ -67,6 +72,7 @@ class MysqlBackend : public Backend {
   MysqlAuditStore audit_;
   MysqlPortalStore portal_;
   MysqlPepperUsageStore pepper_usage_;
+  MysqlCounterStore counters_;
   MysqlBenchStore bench_;
 };
 
