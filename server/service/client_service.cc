@@ -311,26 +311,12 @@ absl::StatusOr<storage::ClientPage> ClientService::ListClients(
   }
   query.count = CountFor(params.include_total, has_token);
   if (has_token) {
-    absl::StatusOr<std::vector<PositionField>> position = DecodePageToken(
-        params.page_token, ClientListParts(caller.tenant_id, query), 2);
+    absl::StatusOr<SortPosition> position = DecodeSortPosition(
+        params.page_token, ClientListParts(caller.tenant_id, query),
+        query.sort_by == storage::ClientSortField::kName);
     if (!position.ok()) return position.status();
-    storage::ClientPosition after;
-    if (query.sort_by == storage::ClientSortField::kName) {
-      if (!(*position)[0].has_value()) {
-        return InvalidField("pageToken", "not a position of this list");
-      }
-      after.name = *(*position)[0];
-    } else {
-      absl::StatusOr<std::optional<absl::Time>> time =
-          ParseTimeField((*position)[0]);
-      if (!time.ok()) return time.status();
-      after.time = *time;
-    }
-    if (!(*position)[1].has_value()) {
-      return InvalidField("pageToken", "not a position of this list");
-    }
-    after.id = *(*position)[1];
-    query.after = std::move(after);
+    query.after =
+        storage::ClientPosition{position->time, position->text, position->id};
   }
   if (query_out != nullptr) *query_out = query;
   return store_->ListClients(caller.tenant_id, query);
@@ -342,11 +328,9 @@ std::string ClientService::NextPageToken(int64_t tenant_id,
   if (!page.has_more || page.clients.empty()) return "";
   const storage::ClientPosition last =
       storage::PositionOf(page.clients.back(), query.sort_by);
-  return EncodePageToken(ClientListParts(tenant_id, query),
-                         {query.sort_by == storage::ClientSortField::kName
-                              ? PositionField(last.name)
-                              : OptionalTimeField(last.time),
-                          PositionField(last.id)});
+  return EncodeSortPosition(ClientListParts(tenant_id, query),
+                            query.sort_by == storage::ClientSortField::kName,
+                            {last.time, last.name, last.id});
 }
 
 template <typename Change>

@@ -437,26 +437,12 @@ absl::StatusOr<storage::KeyPage> KeyService::ListKeys(
   }
   query.count = CountFor(params.include_total, has_token);
   if (has_token) {
-    absl::StatusOr<std::vector<PositionField>> position = DecodePageToken(
-        params.page_token, KeyListParts(caller.tenant_id, query), 2);
+    absl::StatusOr<SortPosition> position = DecodeSortPosition(
+        params.page_token, KeyListParts(caller.tenant_id, query),
+        query.sort_by == storage::KeySortField::kName);
     if (!position.ok()) return position.status();
-    storage::KeyPosition after;
-    if (query.sort_by == storage::KeySortField::kName) {
-      if (!(*position)[0].has_value()) {
-        return InvalidField("pageToken", "not a position of this list");
-      }
-      after.name = *(*position)[0];
-    } else {
-      absl::StatusOr<std::optional<absl::Time>> time =
-          ParseTimeField((*position)[0]);
-      if (!time.ok()) return time.status();
-      after.time = *time;
-    }
-    if (!(*position)[1].has_value()) {
-      return InvalidField("pageToken", "not a position of this list");
-    }
-    after.id = *(*position)[1];
-    query.after = std::move(after);
+    query.after =
+        storage::KeyPosition{position->time, position->text, position->id};
   }
   if (query_out != nullptr) *query_out = query;
   return store_->ListKeys(caller.tenant_id, query);
@@ -468,11 +454,9 @@ std::string KeyService::NextPageToken(int64_t tenant_id,
   if (!page.has_more || page.keys.empty()) return "";
   const storage::KeyPosition last =
       storage::PositionOf(page.keys.back(), query.sort_by);
-  const PositionField sort_value = query.sort_by == storage::KeySortField::kName
-                                       ? PositionField(last.name)
-                                       : OptionalTimeField(last.time);
-  return EncodePageToken(KeyListParts(tenant_id, query),
-                         {sort_value, PositionField(last.id)});
+  return EncodeSortPosition(KeyListParts(tenant_id, query),
+                            query.sort_by == storage::KeySortField::kName,
+                            {last.time, last.name, last.id});
 }
 
 absl::StatusOr<KeyWithSecret> KeyService::RotateKey(

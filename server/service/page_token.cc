@@ -113,6 +113,34 @@ absl::StatusOr<int64_t> ParseIntField(const PositionField& field) {
   return value;
 }
 
+std::string EncodeSortPosition(const QueryParts& query, bool text_sort,
+                               const SortPosition& position) {
+  return EncodePageToken(query, {text_sort ? PositionField(position.text)
+                                           : OptionalTimeField(position.time),
+                                 PositionField(position.id)});
+}
+
+absl::StatusOr<SortPosition> DecodeSortPosition(absl::string_view token,
+                                                const QueryParts& query,
+                                                bool text_sort) {
+  absl::StatusOr<std::vector<PositionField>> fields =
+      DecodePageToken(token, query, 2);
+  if (!fields.ok()) return fields.status();
+  SortPosition position;
+  if (text_sort) {
+    if (!(*fields)[0].has_value()) return BadToken();
+    position.text = *(*fields)[0];
+  } else {
+    absl::StatusOr<std::optional<absl::Time>> time =
+        ParseTimeField((*fields)[0]);
+    if (!time.ok()) return time.status();
+    position.time = *time;
+  }
+  if (!(*fields)[1].has_value()) return BadToken();
+  position.id = *(*fields)[1];
+  return position;
+}
+
 absl::Status CheckPagingForm(std::optional<int32_t> page, bool has_token) {
   if (has_token && page.has_value()) {
     return InvalidField("page", "not with pageToken");

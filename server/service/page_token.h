@@ -44,6 +44,21 @@ std::string EncodePageToken(const QueryParts& query,
 absl::StatusOr<std::vector<PositionField>> DecodePageToken(
     absl::string_view token, const QueryParts& query, size_t field_count);
 
+// The position of a list sorted by one column, then the id: the sort value
+// (text for a text sort, else a time that may be NULL) and the id.
+struct SortPosition {
+  std::optional<absl::Time> time;
+  std::string text;
+  std::string id;
+};
+std::string EncodeSortPosition(const QueryParts& query, bool text_sort,
+                               const SortPosition& position);
+// kInvalidField naming "pageToken" unless `token` is such a position made
+// for `query`.
+absl::StatusOr<SortPosition> DecodeSortPosition(absl::string_view token,
+                                                const QueryParts& query,
+                                                bool text_sort);
+
 // Times and integers as position fields (decimal microseconds / decimal).
 std::string TimeField(absl::Time t);
 PositionField OptionalTimeField(const std::optional<absl::Time>& t);

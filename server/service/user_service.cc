@@ -419,26 +419,11 @@ absl::StatusOr<storage::UserPage> UserService::ListUsers(
   if (!query.ok()) return query.status();
   const QueryParts parts = UserListParts(caller.tenant_id, *query);
   if (applied.by_token) {
-    absl::StatusOr<std::vector<PositionField>> position =
-        DecodePageToken(params.page_token, parts, 2);
+    absl::StatusOr<SortPosition> position = DecodeSortPosition(
+        params.page_token, parts, SortsByText(query->sort_by));
     if (!position.ok()) return position.status();
-    storage::UserPosition after;
-    if (SortsByText(query->sort_by)) {
-      if (!(*position)[0].has_value()) {
-        return InvalidField("pageToken", "not a position of this list");
-      }
-      after.text = *(*position)[0];
-    } else {
-      absl::StatusOr<std::optional<absl::Time>> time =
-          ParseTimeField((*position)[0]);
-      if (!time.ok()) return time.status();
-      after.time = *time;
-    }
-    if (!(*position)[1].has_value()) {
-      return InvalidField("pageToken", "not a position of this list");
-    }
-    after.id = *(*position)[1];
-    query->after = std::move(after);
+    query->after =
+        storage::UserPosition{position->time, position->text, position->id};
   }
   absl::StatusOr<storage::UserPage> page =
       store_->ListUsers(caller.tenant_id, *query);
@@ -446,10 +431,8 @@ absl::StatusOr<storage::UserPage> UserService::ListUsers(
   if (page->has_more && !page->users.empty()) {
     const storage::UserPosition last =
         storage::PositionOf(page->users.back(), query->sort_by);
-    applied.next_page_token = EncodePageToken(
-        parts, {SortsByText(query->sort_by) ? PositionField(last.text)
-                                            : OptionalTimeField(last.time),
-                PositionField(last.id)});
+    applied.next_page_token = EncodeSortPosition(
+        parts, SortsByText(query->sort_by), {last.time, last.text, last.id});
   }
   if (paging != nullptr) *paging = applied;
   return page;

@@ -137,6 +137,31 @@ absl::Status ReadKeysetPage(
   return absl::OkStatus();
 }
 
+absl::Status ReadCountedPage(
+    Session& session, const KeysetList& list, const KeysetOrder& order,
+    const std::optional<KeysetPosition>& after, int64_t offset, int limit,
+    const CountRequest& count,
+    absl::FunctionRef<absl::Status(sql::ResultSet&)> add_row, bool* has_more,
+    CountedTotal* total) {
+  int added = 0;
+  *has_more = false;
+  absl::Status read =
+      ReadKeysetPage(session, list, order, after, offset, limit + 1,
+                     [&](sql::ResultSet& rs) -> absl::Status {
+                       if (added == limit) {
+                         *has_more = true;
+                         return absl::OkStatus();
+                       }
+                       ++added;
+                       return add_row(rs);
+                     });
+  if (!read.ok()) return read;
+  absl::StatusOr<CountedTotal> counted = CountKeysetList(session, list, count);
+  if (!counted.ok()) return counted.status();
+  *total = *counted;
+  return absl::OkStatus();
+}
+
 absl::StatusOr<CountedTotal> CountKeysetList(Session& session,
                                              const KeysetList& list,
                                              const CountRequest& request) {

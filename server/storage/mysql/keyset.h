@@ -76,6 +76,16 @@ absl::Status ReadKeysetPage(
     const std::optional<KeysetPosition>& after, int64_t offset, int64_t want,
     absl::FunctionRef<absl::Status(sql::ResultSet&)> row);
 
+// A list page: up to `limit` rows after `after` (or `offset` rows in),
+// passed to `add_row` in order, whether more follow (one extra row is
+// read to know), and the count `count` asks for.
+absl::Status ReadCountedPage(
+    Session& session, const KeysetList& list, const KeysetOrder& order,
+    const std::optional<KeysetPosition>& after, int64_t offset, int limit,
+    const CountRequest& count,
+    absl::FunctionRef<absl::Status(sql::ResultSet&)> add_row, bool* has_more,
+    CountedTotal* total);
+
 // Counts the rows of `list` as `request` asks (at most cap + 1 read).
 absl::StatusOr<CountedTotal> CountKeysetList(Session& session,
                                              const KeysetList& list,

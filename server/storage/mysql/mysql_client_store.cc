@@ -435,13 +435,10 @@ absl::StatusOr<ClientPage> MysqlClientStore::ListClients(
   absl::Status status =
       Run(*pool_, "list clients", [&](Session& s) -> absl::Status {
         page = ClientPage();
-        absl::Status read = ReadKeysetPage(
-            s, list, order, after, offset, query.limit + 1,
+        CountedTotal total;
+        absl::Status read = ReadCountedPage(
+            s, list, order, after, offset, query.limit, query.count,
             [&](sql::ResultSet& rs) -> absl::Status {
-              if (static_cast<int>(page.clients.size()) == query.limit) {
-                page.has_more = true;
-                return absl::OkStatus();
-              }
               ClientRecord client;
               if (absl::Status st = ReadClient(rs, cols.client, &client);
                   !st.ok()) {
@@ -449,14 +446,11 @@ absl::StatusOr<ClientPage> MysqlClientStore::ListClients(
               }
               page.clients.push_back(std::move(client));
               return absl::OkStatus();
-            });
-        if (!read.ok()) return read;
-        absl::StatusOr<CountedTotal> total =
-            CountKeysetList(s, list, query.count);
-        if (!total.ok()) return total.status();
-        page.total = total->total;
-        page.total_kind = total->kind;
-        return absl::OkStatus();
+            },
+            &page.has_more, &total);
+        page.total = total.total;
+        page.total_kind = total.kind;
+        return read;
       });
   if (!status.ok()) return status;
   return page;

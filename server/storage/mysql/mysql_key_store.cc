@@ -752,14 +752,10 @@ absl::StatusOr<KeyPage> MysqlKeyStore::ListKeys(int64_t tenant_id,
   absl::Status status =
       Run(*pool_, "list keys", [&](Session& s) -> absl::Status {
         page = KeyPage();
-        // One row more than the page: whether another page follows.
-        absl::Status read = ReadKeysetPage(
-            s, list, order, after, offset, query.limit + 1,
+        CountedTotal total;
+        absl::Status read = ReadCountedPage(
+            s, list, order, after, offset, query.limit, query.count,
             [&](sql::ResultSet& rs) -> absl::Status {
-              if (static_cast<int>(page.keys.size()) == query.limit) {
-                page.has_more = true;
-                return absl::OkStatus();
-              }
               ApiKeyRecord key;
               if (absl::Status st = ReadRecord(rs, cols.record, &key);
                   !st.ok()) {
@@ -767,14 +763,11 @@ absl::StatusOr<KeyPage> MysqlKeyStore::ListKeys(int64_t tenant_id,
               }
               page.keys.push_back(std::move(key));
               return absl::OkStatus();
-            });
-        if (!read.ok()) return read;
-        absl::StatusOr<CountedTotal> total =
-            CountKeysetList(s, list, query.count);
-        if (!total.ok()) return total.status();
-        page.total = total->total;
-        page.total_kind = total->kind;
-        return absl::OkStatus();
+            },
+            &page.has_more, &total);
+        page.total = total.total;
+        page.total_kind = total.kind;
+        return read;
       });
   if (!status.ok()) return status;
   return page;

@@ -651,13 +651,10 @@ absl::StatusOr<UserPage> MysqlUserStore::ListUsers(
       Run(*pool_, "list users", [&](Session& s) -> absl::Status {
         page = UserPage();
         s.Begin();
-        absl::Status read = ReadKeysetPage(
-            s, q, order, after, offset, query.limit + 1,
+        CountedTotal total;
+        absl::Status read = ReadCountedPage(
+            s, q, order, after, offset, query.limit, query.count,
             [&](sql::ResultSet& rs) -> absl::Status {
-              if (static_cast<int>(page.users.size()) == query.limit) {
-                page.has_more = true;
-                return absl::OkStatus();
-              }
               UserRecord user;
               if (absl::Status st = ReadUserColumns(rs, cols.user, &user);
                   !st.ok()) {
@@ -665,12 +662,11 @@ absl::StatusOr<UserPage> MysqlUserStore::ListUsers(
               }
               page.users.push_back(std::move(user));
               return absl::OkStatus();
-            });
+            },
+            &page.has_more, &total);
         if (!read.ok()) return read;
-        absl::StatusOr<CountedTotal> total = CountKeysetList(s, q, query.count);
-        if (!total.ok()) return total.status();
-        page.total = total->total;
-        page.total_kind = total->kind;
+        page.total = total.total;
+        page.total_kind = total.kind;
         std::vector<UserRecord*> users;
         for (UserRecord& user : page.users) users.push_back(&user);
         ReadRoleSlugs(s, tenant_id, users);
