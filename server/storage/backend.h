@@ -26,6 +26,7 @@
 #include "server/storage/pool_stats.h"
 #include "server/storage/portal_store.h"
 #include "server/storage/user_store.h"
+#include "server/storage/webhook_store.h"
 
 namespace lumo::storage {
 
@@ -46,6 +47,7 @@ class Backend {
   virtual AuditStore& audit() = 0;
   virtual PortalStore& portal() = 0;
   virtual PepperUsageStore& pepper_usage() = 0;
+  virtual WebhookStore& webhooks() = 0;
   // BENCHMARK ONLY (bench_store.h).
   virtual BenchStore& bench() = 0;
 

@@ -22,6 +22,7 @@
 #include "server/storage/mysql/mysql_pepper_usage_store.h"
 #include "server/storage/mysql/mysql_portal_store.h"
 #include "server/storage/mysql/mysql_user_store.h"
+#include "server/storage/mysql/mysql_webhook_store.h"
 
 namespace lumo::storage {
 
@@ -39,6 +40,7 @@ class MysqlBackend : public Backend {
   AuditStore& audit() override { return audit_; }
   PortalStore& portal() override { return portal_; }
   PepperUsageStore& pepper_usage() override { return pepper_usage_; }
+  WebhookStore& webhooks() override { return webhooks_; }
   BenchStore& bench() override { return bench_; }
   absl::StatusOr<std::unique_ptr<ChangeFeedStore>> OpenChangeFeed(
       int connections) override;
@@ -67,6 +69,7 @@ class MysqlBackend : public Backend {
   MysqlAuditStore audit_;
   MysqlPortalStore portal_;
   MysqlPepperUsageStore pepper_usage_;
+  MysqlWebhookStore webhooks_;
   MysqlBenchStore bench_;
 };
 

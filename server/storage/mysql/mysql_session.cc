@@ -13,6 +13,7 @@
 #include "server/storage/call_deadline.h"
 #include "server/storage/mysql/datetime.h"
 #include "server/storage/mysql/mysql_audit_chain.h"
+#include "server/storage/mysql/mysql_webhook_outbox.h"
 #include "server/storage/mysql/sql_error.h"
 
 namespace lumo::storage {
@@ -130,7 +131,7 @@ absl::Status InsertAudit(Session& session, int64_t tenant_id,
   stmt.setInt(19, static_cast<int>(link.version));
   session.Update(stmt);
   UpdateChainHead(session, tenant_id, *head);
-  return absl::OkStatus();
+  return OutboxWriter(session).Add(tenant_id, row, head->now);
 }
 
 // Runs `body` on a connection from `pool`. Maps sql::SQLException to a

@@ -124,8 +124,9 @@ absl::StatusOr<std::optional<absl::Time>> GetOptionalTime(
 // appended to one of the tenant's audit hash chains: the session's lane,
 // chosen at its first append (locks that lane's head until the transaction
 // ends; see mysql_audit_chain.h). Fields longer than their columns are cut
-// (NormalizeAuditEvent). Throws sql::SQLException like every statement
-// here.
+// (NormalizeAuditEvent). A webhook event (webhook_outbox.h) also gets its
+// outbox rows in the same transaction (mysql_webhook_outbox.h). Throws
+// sql::SQLException like every statement here.
 absl::Status InsertAudit(Session& session, int64_t tenant_id,
                          const AuditEvent& event);
 

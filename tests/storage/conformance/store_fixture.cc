@@ -25,6 +25,7 @@ class FakeFixture : public StoreFixture {
   storage::PepperUsageStore& pepper_usage() override {
     return stores_.pepper_usage;
   }
+  storage::WebhookStore& webhooks() override { return stores_.webhooks; }
   void LetTimePass(absl::Duration d) override { stores_.db->AdvanceClock(d); }
   void TamperAuditRow(int64_t id, absl::string_view ip) override {
     absl::MutexLock lock(&stores_.db->mu);
@@ -66,6 +67,7 @@ class MysqlFixture : public StoreFixture {
   storage::PepperUsageStore& pepper_usage() override {
     return stores().pepper_usage();
   }
+  storage::WebhookStore& webhooks() override { return stores().webhooks(); }
   void LetTimePass(absl::Duration d) override {
     absl::StatusOr<absl::Time> start = keys().Now();
     ASSERT_TRUE(start.ok()) << start.status();

@@ -29,6 +29,7 @@
 #include "server/storage/pepper_usage_store.h"
 #include "server/storage/portal_store.h"
 #include "server/storage/user_store.h"
+#include "server/storage/webhook_store.h"
 
 namespace lumo::testing {
 
@@ -43,6 +44,7 @@ class StoreFixture {
   virtual storage::ChangeFeedStore& feed() = 0;
   virtual storage::PortalStore& portal() = 0;
   virtual storage::PepperUsageStore& pepper_usage() = 0;
+  virtual storage::WebhookStore& webhooks() = 0;
 
   // Returns once the backend's clock (KeyStore::Now) is at least `d` past
   // where it was.

@@ -14,6 +14,7 @@
 #include "tests/storage/fakes/fake_pepper_usage_store.h"
 #include "tests/storage/fakes/fake_portal_store.h"
 #include "tests/storage/fakes/fake_user_store.h"
+#include "tests/storage/fakes/fake_webhook_store.h"
 
 namespace lumo::testing {
 
@@ -27,7 +28,8 @@ struct FakeStores {
         audit(db),
         feed(db),
         portal(db),
-        pepper_usage(db) {}
+        pepper_usage(db),
+        webhooks(db) {}
 
   const std::shared_ptr<FakeDatabase> db;
   FakeKeyStore keys;
@@ -37,6 +39,7 @@ struct FakeStores {
   FakeChangeFeedStore feed;
   FakePortalStore portal;
   FakePepperUsageStore pepper_usage;
+  FakeWebhookStore webhooks;
 };
 
 }  // namespace lumo::testing
