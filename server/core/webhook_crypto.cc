@@ -35,14 +35,6 @@ std::string WebhookSignatureHeader(int64_t unix_seconds, absl::string_view body,
   return header;
 }
 
-Digest HkdfSha256(absl::string_view input_key, absl::string_view info) {
-  // Extract with the default salt (HashLen zero bytes), then one block of
-  // expand: T(1) = HMAC(PRK, info || 0x01).
-  const std::string salt(kDigestSize, '\0');
-  const Digest prk = HmacSha256(salt, input_key);
-  return HmacSha256(AsStringView(prk), absl::StrCat(info, "\x01"));
-}
-
 absl::StatusOr<std::string> Seal(absl::string_view key,
                                  absl::string_view plaintext,
                                  absl::string_view associated_data) {

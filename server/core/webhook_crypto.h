@@ -1,5 +1,6 @@
 // The cryptography of webhooks (docs/webhooks.md): the signature header a
-// delivery carries, and the sealing of signing secrets at rest. Uses only
+// delivery carries, and the sealing (AES-256-GCM) of signing secrets at
+// rest. Uses only
 // the API BoringSSL and OpenSSL share. Thread-safe (pure functions; sealing
 // draws its nonce from the CSPRNG).
 #ifndef LUMOKEYS_SERVER_CORE_WEBHOOK_CRYPTO_H_
@@ -21,10 +22,6 @@ namespace lumo::core {
 // one during a rotation's overlap). The HMAC key is the secret text's bytes.
 std::string WebhookSignatureHeader(int64_t unix_seconds, absl::string_view body,
                                    const std::vector<std::string>& secrets);
-
-// HKDF-SHA256 (RFC 5869) with an empty salt: 32 bytes of output keying
-// material for `info` from `input_key`.
-Digest HkdfSha256(absl::string_view input_key, absl::string_view info);
 
 // AES-256-GCM under `key` (32 bytes) with a fresh random 12-byte nonce and
 // `associated_data` authenticated: nonce || ciphertext || 16-byte tag.

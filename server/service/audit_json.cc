@@ -43,6 +43,12 @@ JsonObject& JsonObject::Add(absl::string_view key,
   return *this;
 }
 
+JsonObject& JsonObject::AddRaw(absl::string_view key, absl::string_view json) {
+  Key(key);
+  body_.append(json.data(), json.size());
+  return *this;
+}
+
 std::string WithCountMember(absl::string_view object_json, int64_t count) {
   absl::string_view body = absl::StripTrailingAsciiWhitespace(object_json);
   if (body.size() < 2 || body.front() != '{' || body.back() != '}') {

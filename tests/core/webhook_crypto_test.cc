@@ -26,13 +26,6 @@ TEST(WebhookSignatureTest, SignsTimestampDotBodyWithEverySecret) {
                 .substr(17));
 }
 
-TEST(HkdfTest, MatchesRfc5869TestCase3) {
-  // RFC 5869 A.3: IKM = 22 x 0x0b, no salt, no info; the first 32 bytes of
-  // the OKM.
-  EXPECT_EQ(HexEncode(AsStringView(HkdfSha256(std::string(22, '\x0b'), ""))),
-            "8da4e775a563c18f715f802a063c5a31b8a11f5c5ee1879ec3454e5f3c738d2d");
-}
-
 TEST(SealTest, OpensOnlyWithTheSameKeyAndAssociatedData) {
   const std::string key(32, 'k');
   absl::StatusOr<std::string> sealed =
