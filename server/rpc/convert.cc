@@ -1,6 +1,7 @@
 #include "server/rpc/convert.h"
 
 #include "server/core/key_format.h"
+#include "server/service/errors.h"
 #include "server/service/key_service.h"
 
 namespace lumo::rpc {
@@ -28,6 +29,18 @@ absl::StatusOr<absl::Time> FromTimestamp(const google::protobuf::Timestamp& t) {
     return absl::InvalidArgumentError("timestamp out of range");
   }
   return absl::FromUnixSeconds(t.seconds()) + absl::Nanoseconds(t.nanos());
+}
+
+absl::StatusOr<std::vector<std::string>> StringsFromListValue(
+    const google::protobuf::ListValue& list, absl::string_view field) {
+  std::vector<std::string> out;
+  for (const google::protobuf::Value& v : list.values()) {
+    if (v.kind_case() != google::protobuf::Value::kStringValue) {
+      return service::InvalidField(field, "must be an array of strings");
+    }
+    out.push_back(v.string_value());
+  }
+  return out;
 }
 
 void ToProto(const storage::ApiKeyRecord& r, lumo::keys::v1::ApiKey* out) {
