@@ -6,9 +6,20 @@ set -euo pipefail
 PACKAGES=(
   build-essential cmake ninja-build pkg-config git curl ca-certificates
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
+  # The standard google/api/{annotations,http}.proto our routes are declared
+  # with (proto/CMakeLists.txt: LUMO_GOOGLEAPIS_PROTO_DIR).
+  golang-github-gogo-googleapis-dev
+  # protoc-gen-swagger, for the route interop test (annotations_interop_test).
+  golang-grpc-gateway
+  # The gRPC reflection protocol's proto (reflection test) and the Go
+  # client's libraries and generators (client/go/build.sh).
+  golang-google-grpc-dev golang-go golang-google-protobuf-dev
+  protoc-gen-go protoc-gen-go-grpc golang-github-golang-protobuf-1-5-dev
   libabsl-dev libmysqlcppconn-dev libssl-dev android-libboringssl-dev
   libboost-dev libgtest-dev libgmock-dev
   mariadb-server mariadb-client
+  # mariabackup, for the physical backup walk-through (docs/operations.md).
+  mariadb-backup
   python3 python3-grpcio python3-protobuf
   wrk
   openssl
