@@ -1,0 +1,312 @@
+"""Webhooks end to end (docs/webhooks.md): the REST API through the gateway,
+deliveries to a real HTTPS receiver on loopback (Python http.server + ssl,
+with a certificate from a CA made by the openssl CLI), every delivery's
+signature checked with the receiver recipes of docs/webhooks.md (the Python
+snippet executed here, the Node one by node), retries while the receiver
+is down, and the address rules at creation and at send time."""
+
+import json
+import os
+import re
+import ssl
+import subprocess
+import tempfile
+import threading
+import unittest
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import harness
+from harness.tls import Pki
+
+ADMIN = "/t/acme/api/v1/admin"
+
+
+def doc_snippet(language):
+    """The code block of `language` in docs/webhooks.md."""
+    path = os.path.join(harness.source_dir(), "docs", "webhooks.md")
+    with open(path, encoding="utf-8") as f:
+        text = f.read()
+    found = re.search(r"```" + language + r"\n(.*?)```", text, re.S)
+    if found is None:
+        raise AssertionError(f"no {language} block in docs/webhooks.md")
+    return found.group(1)
+
+
+def python_verifier():
+    namespace = {}
+    exec(doc_snippet("python"), namespace)  # the documented recipe, as is
+    return namespace["verify_lumo_signature"]
+
+
+class NodeVerifier:
+    """The documented Node recipe, run by node on one request."""
+
+    def __init__(self, directory):
+        self.script = os.path.join(directory, "verify.js")
+        with open(self.script, "w", encoding="utf-8") as f:
+            f.write(doc_snippet("js"))
+            f.write("\nconst [secret, header] = process.argv.slice(2);\n"
+                    "const body = require('fs').readFileSync(0);\n"
+                    "console.log(verifyLumoSignature(secret, header, body) "
+                    "? 'valid' : 'invalid');\n")
+
+    def __call__(self, secret, header, body):
+        result = subprocess.run(["node", self.script, secret, header],
+                                input=body, capture_output=True, timeout=60)
+        if result.returncode != 0:
+            raise AssertionError("node failed: " + result.stderr.decode())
+        return result.stdout.decode().strip() == "valid"
+
+
+class Receiver:
+    """An HTTPS receiver on 127.0.0.1: records every request (headers,
+    body) and answers `status`. Restartable on the same port."""
+
+    def __init__(self, cert, key, port=0):
+        self.lock = threading.Lock()
+        self.requests = []
+        self.status = 200
+        self._cert, self._key = cert, key
+        self._start(port)
+
+    def _start(self, port):
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):
+                length = int(self.headers.get("Content-Length", "0"))
+                body = self.rfile.read(length)
+                with receiver.lock:
+                    receiver.requests.append(
+                        ({k.lower(): v for k, v in self.headers.items()},
+                         body))
+                    status = receiver.status
+                self.send_response(status)
+                self.send_header("Content-Length", "2")
+                self.end_headers()
+                self.wfile.write(b"ok")
+
+            def log_message(self, *args):
+                pass
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(self._cert, self._key)
+        self.httpd.socket = context.wrap_socket(self.httpd.socket,
+                                                server_side=True)
+        self.port = self.httpd.server_address[1]
+        self.thread = threading.Thread(target=self.httpd.serve_forever,
+                                       daemon=True)
+        self.thread.start()
+
+    def url(self, path="/hook"):
+        return f"https://127.0.0.1:{self.port}{path}"
+
+    def stop(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+        self.thread.join()
+
+    def restart(self):
+        self._start(self.port)
+
+    def received(self):
+        with self.lock:
+            return list(self.requests)
+
+    def events(self):
+        """(event id, parsed body, headers, raw body) of every request."""
+        return [(h.get("lumo-event-id"), json.loads(b), h, b)
+                for h, b in self.received()]
+
+
+class WebhooksE2eTest(harness.LumoServerTestCase):
+    with_gateway = True
+
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.TemporaryDirectory()
+        cls.addClassCleanup(cls.tmp.cleanup)
+        cls.pki = Pki(cls.tmp.name)
+        ca = cls.pki.ca("hooks-ca")
+        cls.cert, cls.key = cls.pki.leaf("receiver", "hooks-ca", "serverAuth")
+        cls.server_args = [
+            "--webhook_allow_cidrs=127.0.0.1/32",
+            f"--webhook_ca_file={ca}",
+            "--webhook_retry_base=100ms",
+            "--webhook_poll_interval=50ms",
+            "--webhook_timeout=3s",
+        ]
+        super().setUpClass()
+        cls.admin = cls.server.create_tenant("acme")
+        cls.verify_python = staticmethod(python_verifier())
+        cls.verify_node = NodeVerifier(cls.tmp.name)
+
+    def setUp(self):
+        self.receiver = Receiver(self.cert, self.key)
+        self.addCleanup(self.receiver.stop)
+
+    def call(self, method, path, body=None, key=None):
+        status, _, raw = self.gw.request(
+            method, ADMIN + path, body=body,
+            headers={"Authorization": "Bearer " + (key or self.admin)})
+        return status, (json.loads(raw) if raw else None)
+
+    def create_endpoint(self, **fields):
+        body = {"url": self.receiver.url(), "description": "e2e"}
+        body.update(fields)
+        status, reply = self.call("POST", "/webhooks", body)
+        self.assertEqual(status, 201, reply)
+        return reply["data"]
+
+    def delete_endpoint(self, endpoint_id):
+        status, _ = self.call("DELETE", f"/webhooks/{endpoint_id}")
+        self.assertEqual(status, 204)
+
+    def deliveries(self, endpoint_id, status=""):
+        query = f"?status={status}" if status else ""
+        code, reply = self.call(
+            "GET", f"/webhooks/{endpoint_id}/deliveries{query}")
+        self.assertEqual(code, 200, reply)
+        return reply["data"]
+
+    def assert_signed(self, secrets, headers, body):
+        """Every secret in `secrets` signs the request, by both recipes."""
+        header = headers["lumo-signature"]
+        for secret in secrets:
+            self.assertTrue(self.verify_python(secret, header, body), header)
+            self.assertTrue(self.verify_node(secret, header, body), header)
+        self.assertFalse(self.verify_python("whsec_wrong", header, body))
+        self.assertFalse(self.verify_python(secrets[0], header, body + b" "))
+
+    def test_rest_api_and_signed_deliveries(self):
+        endpoint = self.create_endpoint(eventTypes=["api_key.created"])
+        secret = endpoint["secret"]
+        self.assertRegex(secret, r"^whsec_[A-Za-z0-9]{43}$")
+        self.assertEqual(endpoint["secretPrefix"], secret[:10])
+        self.assertTrue(endpoint["enabled"])
+        self.assertIsNone(endpoint["disabledReason"])
+        wid = endpoint["id"]
+
+        status, got = self.call("GET", f"/webhooks/{wid}")
+        self.assertEqual(status, 200)
+        self.assertNotIn("secret", got["data"])  # shown once
+        status, listed = self.call("GET", "/webhooks")
+        self.assertEqual(status, 200)
+        self.assertIn(wid, [w["id"] for w in listed["data"]])
+        self.assertEqual(listed["meta"]["page"], 1)
+
+        # A key lifecycle event: one signed delivery.
+        key = self.server.tenant_cli_json("acme", self.admin, "keys", "create",
+                                          "--name", "hooked", "--scopes",
+                                          "admin:read")
+        harness.wait_for(lambda: len(self.receiver.received()) >= 1,
+                         "the api_key.created delivery")
+        event_id, payload, headers, raw = self.receiver.events()[0]
+        self.assertEqual(payload["type"], "api_key.created")
+        self.assertEqual(payload["id"], event_id)
+        self.assertEqual(payload["tenant"], "acme")
+        self.assertEqual(payload["data"]["target"]["id"], key["id"])
+        self.assertEqual(payload["data"]["target"]["prefix"], "lmk_" + key["id"])
+        self.assertNotIn(key["key"].encode(), raw)
+        self.assertNotIn(secret.encode(), raw)
+        self.assertEqual(headers["lumo-delivery-attempt"], "1")
+        self.assert_signed([secret], headers, raw)
+        harness.wait_for(
+            lambda: [d["status"] for d in self.deliveries(wid)] ==
+            ["delivered"], "the delivery log says delivered")
+        log = self.deliveries(wid, "delivered")
+        self.assertEqual(log[0]["eventId"], event_id)
+        self.assertEqual(log[0]["lastHttpStatus"], 200)
+        self.assertEqual(log[0]["attempts"], 1)
+
+        # Not subscribed: a revocation sends nothing; subscribing does.
+        status, patched = self.call("PATCH", f"/webhooks/{wid}",
+                                    {"eventTypes": []})
+        self.assertEqual(status, 200, patched)
+        self.assertEqual(patched["data"]["eventTypes"], [])
+
+        # Rotation with overlap: a test ping carries both signatures.
+        status, rotated = self.call("POST", f"/webhooks/{wid}/rotate-secret",
+                                    {"gracePeriodSeconds": 3600})
+        self.assertEqual(status, 200, rotated)
+        new_secret = rotated["data"]["secret"]
+        self.assertNotEqual(new_secret, secret)
+        self.assertIsNotNone(rotated["data"]["previousSecretValidUntil"])
+        status, ping = self.call("POST", f"/webhooks/{wid}/test", {})
+        self.assertEqual(status, 202, ping)
+        self.assertEqual(ping["data"]["eventType"], "ping")
+        harness.wait_for(
+            lambda: any(p["type"] == "ping"
+                        for _, p, _, _ in self.receiver.events()),
+            "the ping")
+        _, payload, headers, raw = [e for e in self.receiver.events()
+                                    if e[1]["type"] == "ping"][0]
+        self.assertEqual(payload["data"], {"webhookId": wid})
+        self.assertEqual(headers["lumo-signature"].count("v1="), 2)
+        self.assert_signed([new_secret, secret], headers, raw)
+
+        # Secrets never reach the audit log.
+        rows = self.server.rows(
+            "SELECT CONCAT(action, metadata) FROM audit_events")
+        text = "\n".join(r[0] for r in rows)
+        self.assertIn("webhook.secret_rotated", text)
+        self.assertNotIn(secret, text)
+        self.assertNotIn(new_secret, text)
+
+        self.delete_endpoint(wid)
+        status, _ = self.call("GET", f"/webhooks/{wid}")
+        self.assertEqual(status, 404)
+
+    def test_a_receiver_that_is_down_gets_the_event_when_it_returns(self):
+        endpoint = self.create_endpoint(eventTypes=["api_key.revoked"])
+        wid = endpoint["id"]
+        self.addCleanup(self.delete_endpoint, wid)
+        key = self.server.tenant_cli_json("acme", self.admin, "keys", "create",
+                                          "--name", "doomed", "--scopes",
+                                          "admin:read")
+        self.receiver.status = 503
+        self.server.tenant_cli_json("acme", self.admin, "keys", "revoke",
+                                    key["id"])
+        # Failed attempts are retried with backoff, each recorded.
+        harness.wait_for(
+            lambda: any(d["attempts"] >= 2 and d["lastHttpStatus"] == 503
+                        for d in self.deliveries(wid, "pending")),
+            "two failed attempts")
+        pending = self.deliveries(wid, "pending")[0]
+        self.assertEqual(pending["lastError"], "HTTP 503")
+        self.receiver.stop()
+        harness.wait_for(
+            lambda: any(d["lastError"].startswith("cannot connect")
+                        for d in self.deliveries(wid, "pending")),
+            "an attempt while the receiver is down")
+        self.receiver.status = 200
+        self.receiver.restart()
+        harness.wait_for(
+            lambda: [d["status"] for d in self.deliveries(wid)] ==
+            ["delivered"], "delivery once the receiver is back")
+        ids = {e[0] for e in self.receiver.events()}
+        self.assertEqual(ids, {pending["eventId"]})
+        last = [e for e in self.receiver.events()][-1]
+        self.assertGreaterEqual(int(last[2]["lumo-delivery-attempt"]), 3)
+        self.assert_signed([endpoint["secret"]], last[2], last[3])
+
+    def test_addresses_deliveries_may_not_reach_are_refused(self):
+        for url in ("https://10.0.0.1/hook", "https://172.16.0.1/hook",
+                    "https://192.168.0.1/hook", "https://169.254.169.254/",
+                    "https://100.64.0.1/hook", "https://127.0.0.2/hook",
+                    "https://[::1]/hook", "https://[fe80::1]/hook",
+                    "https://[fd00:ec2::254]/", "https://0.0.0.0/hook",
+                    "https://[::ffff:10.0.0.1]/hook",
+                    "http://hooks.example.com/hook",
+                    "http://127.0.0.1:1/hook"):
+            status, reply = self.call("POST", "/webhooks", {"url": url})
+            self.assertEqual(status, 400, url)
+            self.assertEqual(reply["code"], "validation_error", url)
+            self.assertEqual(reply["details"]["field"], "url", url)
+        status, listed = self.call("GET", "/webhooks")
+        self.assertEqual(listed["meta"]["total"], 0)
+
+
+if __name__ == "__main__":
+    unittest.main()
