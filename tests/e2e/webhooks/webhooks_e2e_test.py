@@ -12,8 +12,11 @@ import ssl
 import subprocess
 import tempfile
 import threading
+import time
 import unittest
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import grpc
 
 import harness
 from harness.tls import Pki
@@ -66,6 +69,7 @@ class Receiver:
         self.lock = threading.Lock()
         self.requests = []
         self.status = 200
+        self.delay = 0  # seconds each answer takes
         self._cert, self._key = cert, key
         self._start(port)
 
@@ -76,6 +80,8 @@ class Receiver:
             def do_POST(self):
                 length = int(self.headers.get("Content-Length", "0"))
                 body = self.rfile.read(length)
+                if receiver.delay:
+                    time.sleep(receiver.delay)  # a slow receiver
                 with receiver.lock:
                     receiver.requests.append(
                         ({k.lower(): v for k, v in self.headers.items()},
@@ -306,6 +312,113 @@ class WebhooksE2eTest(harness.LumoServerTestCase):
             self.assertEqual(reply["details"]["field"], "url", url)
         status, listed = self.call("GET", "/webhooks")
         self.assertEqual(listed["meta"]["total"], 0)
+
+
+
+class WebhookDeliveryAcrossProcessesE2eTest(harness.LumoServerTestCase):
+    """At least once across a crash, once across replicas: three server
+    processes on one database, one HTTPS receiver."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.TemporaryDirectory()
+        cls.addClassCleanup(cls.tmp.cleanup)
+        pki = Pki(cls.tmp.name)
+        ca = pki.ca("hooks-ca")
+        cls.cert, cls.key = pki.leaf("receiver", "hooks-ca", "serverAuth")
+        cls.server_args = [
+            "--webhook_allow_cidrs=127.0.0.1/32",
+            f"--webhook_ca_file={ca}",
+            "--webhook_retry_base=100ms",
+            "--webhook_poll_interval=50ms",
+            # The lease after a crash is 2 x timeout + 30 s.
+            "--webhook_timeout=1s",
+        ]
+        super().setUpClass()
+        cls.admin = cls.server.create_tenant("acme")
+
+    def setUp(self):
+        self.receiver = Receiver(self.cert, self.key)
+        self.addCleanup(self.receiver.stop)
+        self.endpoint = self._create_endpoint()
+
+    def _create_endpoint(self):
+        # Over gRPC with the generated stubs: this class runs no gateway.
+        s = harness.stubs()
+        with grpc.insecure_channel(self.server.address) as channel:
+            stub = s.webhooks_grpc.WebhookServiceStub(channel)
+            reply = stub.CreateWebhook(
+                s.webhooks_pb2.CreateWebhookRequest(
+                    tenant_slug="acme", url=self.receiver.url(),
+                    event_types=["api_key.created"]),
+                metadata=harness.key_md(self.admin),
+                timeout=30 * harness.TIME_SCALE)
+        self.addCleanup(self._delete_endpoint, reply.id)
+        return reply
+
+    def _delete_endpoint(self, endpoint_id):
+        self.server.sql(
+            f"DELETE FROM webhook_deliveries WHERE endpoint_id = '{endpoint_id}'")
+        self.server.sql(
+            f"DELETE FROM webhook_endpoints WHERE id = '{endpoint_id}'")
+
+    def create_keys(self, n, prefix):
+        for i in range(n):
+            self.server.tenant_cli_json("acme", self.admin, "keys", "create",
+                                        "--name", f"{prefix}-{i}",
+                                        "--scopes", "admin:read")
+
+    def event_ids(self):
+        """The ids of every event written for this test's endpoint."""
+        return {row[0] for row in self.server.rows(
+            "SELECT e.event_id FROM webhook_events e JOIN webhook_deliveries d"
+            f" ON d.event_row = e.id WHERE d.endpoint_id = '{self.endpoint.id}'")}
+
+    def received_ids(self):
+        return [e[0] for e in self.receiver.events()]
+
+    def test_kill_9_mid_delivery_loses_no_event(self):
+        self.receiver.delay = 0.3
+        self.create_keys(10, "crash")
+        expected = self.event_ids()
+        self.assertEqual(len(expected), 10)
+        harness.wait_for(lambda: len(self.receiver.received()) >= 1,
+                         "the first delivery in flight")
+        self.server.kill()
+        before_restart = len(self.received_ids())
+        self.server.start()
+        self.receiver.delay = 0
+        harness.wait_for(lambda: set(self.received_ids()) >= expected,
+                         "every event delivered after the restart",
+                         timeout_s=120)
+        received = self.received_ids()
+        harness.figure("webhook_kill9", events=len(expected),
+                       requests=len(received),
+                       duplicates=len(received) - len(set(received)),
+                       received_before_restart=before_restart)
+        self.assertEqual(set(received), expected)
+
+    def test_three_replicas_deliver_each_event_once(self):
+        replicas = [harness.LumoReplica(self.server, name).start()
+                    for name in ("b", "c")]
+        for r in replicas:
+            self.addCleanup(r.stop)
+        self.create_keys(30, "replicas")
+        expected = self.event_ids()
+        self.assertEqual(len(expected), 30)
+        harness.wait_for(lambda: set(self.received_ids()) >= expected,
+                         "every event delivered")
+        # Every delivery is recorded as delivered, by one attempt each.
+        harness.wait_for(lambda: self.server.rows(
+            "SELECT COUNT(*) FROM webhook_deliveries WHERE endpoint_id ="
+            f" '{self.endpoint.id}' AND state = 'delivered'") == [["30"]],
+            "every delivery recorded")
+        received = self.received_ids()
+        self.assertEqual(sorted(received), sorted(expected),
+                         "an event was delivered more than once")
+        self.assertEqual(self.server.rows(
+            "SELECT MAX(attempts) FROM webhook_deliveries WHERE endpoint_id ="
+            f" '{self.endpoint.id}'"), [["1"]])
 
 
 if __name__ == "__main__":
