@@ -59,6 +59,7 @@ void ToProto(const storage::ApiKeyRecord& r, lumo::keys::v1::ApiKey* out) {
   for (const std::string& c : r.allowed_cidrs) out->add_allowed_cidrs(c);
   out->set_rate_limit_per_minute(r.rate_limit_per_minute);
   out->set_version(r.version);
+  if (r.decoy) out->set_decoy(true);
   if (r.previous_secret_valid_until && !r.revoked) {
     ToTimestamp(*r.previous_secret_valid_until,
                 out->mutable_previous_secret_valid_until());

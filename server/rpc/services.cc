@@ -48,6 +48,7 @@ absl::StatusOr<service::CreateKeyParams> CreateKeyParamsOf(
   params.allowed_cidrs.assign(request.allowed_cidrs().begin(),
                               request.allowed_cidrs().end());
   params.rate_limit_per_minute = request.rate_limit_per_minute();
+  params.decoy = request.decoy();
   return params;
 }
 
@@ -72,6 +73,7 @@ service::ListKeysParams ListKeysParamsOf(
   params.sort_by = request.sort_by();
   params.sort_dir = request.sort_dir();
   params.status = request.status();
+  params.decoys = request.decoy();
   return params;
 }
 

@@ -190,6 +190,7 @@ absl::StatusOr<storage::NewKey> KeyService::ValidateNewKey(
         absl::StrCat("must be between 0 and ", kMaxRateLimitPerMinute));
   }
   key.rate_limit_per_minute = params.rate_limit_per_minute;
+  key.decoy = params.decoy;
 
   if (params.expires_at.has_value()) {
     absl::StatusOr<absl::Time> now = store_->Now();
@@ -228,16 +229,16 @@ absl::StatusOr<KeyWithSecret> KeyService::InsertWithRetry(
   for (int attempt = 0; attempt < kIdAttempts; ++attempt) {
     absl::StatusOr<std::string> full = AssignIdAndSecret(key);
     if (!full.ok()) return full.status();
+    JsonObject metadata;
+    metadata.Add("name", key.name)
+        .Add("scopes", key.scopes)
+        .Add("expiresAt", key.expires_at.has_value()
+                              ? absl::FormatTime(*key.expires_at)
+                              : std::string())
+        .Add("allowedCidrs", key.allowed_cidrs);
+    if (key.decoy) metadata.Add("decoy", true);
     storage::AuditEvent event =
-        KeyEvent("api_key.created", caller, info, key.id,
-                 JsonObject()
-                     .Add("name", key.name)
-                     .Add("scopes", key.scopes)
-                     .Add("expiresAt", key.expires_at.has_value()
-                                           ? absl::FormatTime(*key.expires_at)
-                                           : std::string())
-                     .Add("allowedCidrs", key.allowed_cidrs)
-                     .Build());
+        KeyEvent("api_key.created", caller, info, key.id, metadata.Build());
     absl::Status inserted = store_->InsertKey(key, event);
     if (absl::IsAlreadyExists(inserted)) {
       core::Cleanse(*full);
@@ -330,6 +331,7 @@ absl::StatusOr<storage::KeyPage> KeyService::ListKeys(
   } else {
     return InvalidField("status", "one of active, revoked, expired");
   }
+  query.decoys = params.decoys;
   if (query_out != nullptr) *query_out = query;
   return store_->ListKeys(caller.tenant_id, query);
 }

@@ -35,6 +35,9 @@ struct CreateKeyParams {
   std::optional<absl::Time> expires_at;
   std::vector<std::string> allowed_cidrs;
   int32_t rate_limit_per_minute = 0;
+  // A decoy key (docs/webhooks.md "Decoy keys"): made like any other, never
+  // valid; its presentation is a critical suspicious event.
+  bool decoy = false;
 };
 
 struct ListKeysParams {
@@ -44,6 +47,7 @@ struct ListKeysParams {
   std::string sort_by;   // "", createdAt, name, lastUsedAt, expiresAt
   std::string sort_dir;  // "", ASC, DESC
   std::string status;    // "", active, revoked, expired
+  bool decoys = false;   // list only decoys (else only ordinary keys)
 };
 
 // A key together with its full text, which exists only in this reply.

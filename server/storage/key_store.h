@@ -57,6 +57,9 @@ struct ApiKeyRecord {
   std::vector<std::string> allowed_cidrs;  // canonical text
   int32_t rate_limit_per_minute = 0;       // 0: none
   bool revoked = false;
+  // A decoy key (docs/webhooks.md "Decoy keys"): never valid; fixed at
+  // creation.
+  bool decoy = false;
   int64_t version = 1;
   std::string created_by_type;  // "api_key", "user", "system"
   std::string created_by_id;
@@ -114,6 +117,7 @@ struct NewKey {
   std::string created_by_type;
   std::string created_by_id;
   StoredSecret secret;
+  bool decoy = false;
 };
 
 enum class KeySortField { kCreatedAt, kName, kLastUsedAt, kExpiresAt };
@@ -127,6 +131,8 @@ struct ListKeysQuery {
   KeySortField sort_by = KeySortField::kCreatedAt;
   bool descending = true;
   KeyStatusFilter status = KeyStatusFilter::kAny;
+  // False: ordinary keys only; true: decoys only.
+  bool decoys = false;
 };
 
 struct KeyPage {
@@ -173,8 +179,8 @@ class KeyStore {
   virtual absl::StatusOr<ApiKeyRecord> GetKey(int64_t tenant_id,
                                               absl::string_view id) = 0;
 
-  // Deleted keys are never listed. "Expired" compares expires_at with the
-  // database clock.
+  // Deleted keys are never listed; decoys only when asked for (and then
+  // nothing else). "Expired" compares expires_at with the database clock.
   virtual absl::StatusOr<KeyPage> ListKeys(int64_t tenant_id,
                                            const ListKeysQuery& query) = 0;
 
@@ -185,8 +191,8 @@ class KeyStore {
   // installs `new_secret`, sets rotated_at, increments the version, appends
   // a change-feed row and `event`. Concurrent rotations serialise on the row
   // lock: each one sees the version the previous one wrote.
-  // NOT_FOUND as GetKey; FAILED_PRECONDITION when the key is revoked or
-  // expired.
+  // NOT_FOUND as GetKey; FAILED_PRECONDITION when the key is revoked,
+  // expired or a decoy.
   virtual absl::StatusOr<ApiKeyRecord> RotateKey(int64_t tenant_id,
                                                  absl::string_view id,
                                                  const StoredSecret& new_secret,

@@ -42,6 +42,7 @@ struct KeyColumns {
         allowed_cidrs(s.Add("k.allowed_cidrs")),
         rate_limit_per_minute(s.Add("k.rate_limit_per_minute")),
         revoked(s.Add("k.revoked")),
+        decoy(s.Add("k.decoy")),
         version(s.Add("k.version")),
         created_by_type(s.Add("k.created_by_type")),
         created_by_id(s.Add("k.created_by_id")),
@@ -51,7 +52,7 @@ struct KeyColumns {
         rotated_at(s.Add("k.rotated_at")),
         revoked_at(s.Add("k.revoked_at")) {}
   int id, tenant_id, name, scopes, allowed_cidrs, rate_limit_per_minute,
-      revoked, version, created_by_type, created_by_id, created_at,
+      revoked, decoy, version, created_by_type, created_by_id, created_at,
       last_used_at, expires_at, rotated_at, revoked_at;
 };
 
@@ -149,8 +150,8 @@ constexpr char kInsertChangeSql[] =
 constexpr char kInsertKeySql[] =
     "INSERT INTO api_keys (id, tenant_id, name, digest, pepper_version,"
     " scopes, allowed_cidrs, rate_limit_per_minute, revoked, version,"
-    " created_by_type, created_by_id, created_at, expires_at)"
-    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0, 1, ?, ?, UTC_TIMESTAMP(6), ?)";
+    " created_by_type, created_by_id, created_at, expires_at, decoy)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0, 1, ?, ?, UTC_TIMESTAMP(6), ?, ?)";
 
 // ---------------------------------------------------------------------------
 // Values.
@@ -194,6 +195,7 @@ absl::Status ReadKeyColumns(const sql::ResultSet& rs, const KeyColumns& c,
   key->allowed_cidrs = SplitList(rs.getString(c.allowed_cidrs), ',');
   key->rate_limit_per_minute = rs.getInt(c.rate_limit_per_minute);
   key->revoked = rs.getInt(c.revoked) != 0;
+  key->decoy = rs.getInt(c.decoy) != 0;
   key->version = rs.getInt64(c.version);
   key->created_by_type = rs.getString(c.created_by_type).asStdString();
   key->created_by_id = rs.getString(c.created_by_id).asStdString();
@@ -292,6 +294,7 @@ absl::Status InsertKeyRow(Session& session, int64_t tenant_id,
   stmt.setString(9, key.created_by_type);
   stmt.setString(10, key.created_by_id);
   if (absl::Status s = BindTime(stmt, 11, key.expires_at); !s.ok()) return s;
+  stmt.setInt(12, key.decoy ? 1 : 0);
   session.Update(stmt);
   return absl::OkStatus();
 }
@@ -527,6 +530,7 @@ absl::StatusOr<KeyPage> MysqlKeyStore::ListKeys(int64_t tenant_id,
   const std::string where = absl::StrCat(
       " FROM api_keys k WHERE k.tenant_id = ?"
       " AND k.deleted_at IS NULL",
+      query.decoys ? " AND k.decoy = 1" : " AND k.decoy = 0",
       StatusCondition(query.status), searching ? kSearchCondition : "");
   const PageSelect& cols = SelectOf<PageSelect>();
   const std::string page_sql =
@@ -603,6 +607,9 @@ absl::StatusOr<ApiKeyRecord> MysqlKeyStore::RotateKey(
         if (IsExpired(key)) {
           return absl::FailedPreconditionError(
               "an expired key cannot be rotated");
+        }
+        if (key.decoy) {
+          return absl::FailedPreconditionError("a decoy key cannot be rotated");
         }
         const absl::Time now = key.db_now;
         const absl::Time valid_until = now + grace;

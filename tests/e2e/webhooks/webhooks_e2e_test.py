@@ -297,6 +297,68 @@ class WebhooksE2eTest(harness.LumoServerTestCase):
         self.assertGreaterEqual(int(last[2]["lumo-delivery-attempt"]), 3)
         self.assert_signed([endpoint["secret"]], last[2], last[3])
 
+    def test_a_decoy_answers_like_an_unknown_key_and_alerts(self):
+        endpoint = self.create_endpoint(eventTypes=["api_key.decoy_used"])
+        self.addCleanup(self.delete_endpoint, endpoint["id"])
+        status, created = self.call("POST", "/api-keys", {
+            "name": "bait", "scopes": ["admin:write"], "decoy": True})
+        self.assertEqual(status, 201, created)
+        decoy = created["data"]
+        self.assertTrue(decoy["decoy"])
+        self.assertRegex(decoy["key"], harness.KEY_RE)
+        status, listed = self.call("GET", "/api-keys?limit=100")
+        self.assertNotIn(decoy["id"], [k["id"] for k in listed["data"]])
+        status, decoys = self.call("GET", "/api-keys?decoy=true")
+        self.assertEqual([k["id"] for k in decoys["data"]], [decoy["id"]])
+        status, one = self.call("GET", f"/api-keys/{decoy['id']}")
+        self.assertEqual(status, 200)
+        self.assertTrue(one["data"]["decoy"])
+
+        # REST: byte for byte the answer to a key that never existed.
+        unknown = harness.forge("Zz" + decoy["id"][2:])
+        answers = []
+        for key in (unknown, decoy["key"]):
+            status, headers, raw = self.gw.request(
+                "GET", ADMIN + "/api-keys",
+                headers={"Authorization": "Bearer " + key,
+                         "User-Agent": "decoy-scanner/1.0"})
+            answers.append((status, raw, headers.get("content-type"),
+                            headers.get("www-authenticate")))
+        self.assertEqual(answers[0][0], 401)
+        self.assertEqual(answers[0], answers[1])
+        # gRPC: VerifyApiKey says NOT_FOUND, exactly as for the unknown key.
+        s = harness.stubs()
+        with grpc.insecure_channel(self.server.address) as channel:
+            auth = s.auth_grpc.AuthServiceStub(channel)
+            replies = [auth.VerifyApiKey(
+                s.auth_pb2.VerifyApiKeyRequest(key=key, tenant_slug="acme"),
+                metadata=self.server.service_md(),
+                timeout=30 * harness.TIME_SCALE) for key in (unknown,
+                                                             decoy["key"])]
+        self.assertEqual(replies[0].reason, s.auth_pb2.NOT_FOUND)
+        self.assertEqual(replies[0].SerializeToString(),
+                         replies[1].SerializeToString())
+
+        # The trap: a critical suspicious event and its webhook, with the
+        # presenter's address and agent.
+        def rest_use():
+            return [(p, h, raw) for _, p, h, raw in self.receiver.events()
+                    if p["type"] == "api_key.decoy_used" and
+                    p["data"]["userAgent"] == "decoy-scanner/1.0"]
+        harness.wait_for(rest_use, "the decoy webhook of the REST call")
+        payload, headers, raw = rest_use()[0]
+        self.assertEqual(payload["data"]["target"]["id"], decoy["id"])
+        self.assertTrue(payload["data"]["suspicious"])
+        self.assertEqual(payload["data"]["metadata"]["severity"], "critical")
+        self.assertEqual(payload["data"]["ipAddress"], "127.0.0.1")
+        self.assertNotIn(decoy["key"].encode(), raw)
+        self.assert_signed([endpoint["secret"]], headers, raw)
+        # Both presentations (REST and VerifyApiKey) are in the audit log.
+        harness.wait_for(
+            lambda: self.call(
+                "GET", "/audit-logs?action=api_key.decoy_used&suspicious=true"
+            )[1]["meta"]["total"] >= 2, "both decoy events")
+
     def test_addresses_deliveries_may_not_reach_are_refused(self):
         for url in ("https://10.0.0.1/hook", "https://172.16.0.1/hook",
                     "https://192.168.0.1/hook", "https://169.254.169.254/",

@@ -110,7 +110,8 @@ TEST(JsonRenderTest, ApiKeyWithNullsForUnsetMessages) {
             "\"lastUsedAt\":null,\"expiresAt\":\"2027-01-02T03:04:05Z\","
             "\"rotatedAt\":null,\"revokedAt\":null,"
             "\"allowedCidrs\":[\"10.0.0.0/8\"],\"rateLimitPerMinute\":0,"
-            "\"version\":2,\"key\":\"\",\"previousSecretValidUntil\":null}");
+            "\"version\":2,\"key\":\"\",\"previousSecretValidUntil\":null,"
+            "\"decoy\":null}");
 }
 
 TEST(JsonRenderTest, OmitOptions) {
@@ -121,7 +122,8 @@ TEST(JsonRenderTest, OmitOptions) {
                          "lumo.keys.v1.ApiKey.previous_secret_valid_until"};
   options.omit_fields_when_unset = {"lumo.keys.v1.ApiKey.key",
                                     "lumo.keys.v1.ApiKey.scopes",
-                                    "lumo.keys.v1.ApiKey.rotated_at"};
+                                    "lumo.keys.v1.ApiKey.rotated_at",
+                                    "lumo.keys.v1.ApiKey.decoy"};
   EXPECT_EQ(RenderJson(key, options),
             "{\"id\":\"k1\",\"name\":\"\",\"prefix\":\"\",\"status\":\"\","
             "\"createdAt\":null,\"createdBy\":null,\"lastUsedAt\":null,"
@@ -387,7 +389,7 @@ constexpr char kBareKey[] =
     "\"\",\"createdAt\":null,\"createdBy\":null,\"lastUsedAt\":null,"
     "\"expiresAt\":null,\"rotatedAt\":null,\"revokedAt\":null,"
     "\"allowedCidrs\":[],\"rateLimitPerMinute\":0,\"version\":0,\"key\":"
-    "\"\",\"previousSecretValidUntil\":null}";
+    "\"\",\"previousSecretValidUntil\":null,\"decoy\":null}";
 
 // Without render options an unset `optional` field is null; the gateway
 // omits meta.nextCursor when unset (its render options, checked end to end).
@@ -447,7 +449,8 @@ TEST_F(EnvelopeTest, SingleResourceEnvelopes) {
 
 TEST_F(EnvelopeTest, OptionsApplyInsideEnvelopes) {
   RenderOptions options;
-  options.omit_fields_when_unset = {"lumo.keys.v1.ApiKey.key"};
+  options.omit_fields_when_unset = {"lumo.keys.v1.ApiKey.key",
+                                    "lumo.keys.v1.ApiKey.decoy"};
   options.omit_fields = {"lumo.keys.v1.ApiKey.version",
                          "lumo.keys.v1.ApiKey.previous_secret_valid_until"};
   ApiKey key;

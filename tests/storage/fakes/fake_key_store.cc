@@ -70,6 +70,7 @@ KeyRow NewRow(const storage::NewKey& k, int64_t tenant_id, absl::Time now) {
   row.record.scopes = k.scopes;
   row.record.allowed_cidrs = k.allowed_cidrs;
   row.record.rate_limit_per_minute = k.rate_limit_per_minute;
+  row.record.decoy = k.decoy;
   row.record.expires_at = k.expires_at;
   row.record.created_at = now;
   row.record.created_by_type = k.created_by_type;
@@ -81,6 +82,7 @@ KeyRow NewRow(const storage::NewKey& k, int64_t tenant_id, absl::Time now) {
 // Whether `key` passes the list query's search and status filter.
 bool Matches(const ApiKeyRecord& key, const storage::ListKeysQuery& q,
              absl::Time now) {
+  if (key.decoy != q.decoys) return false;
   switch (q.status) {
     case storage::KeyStatusFilter::kActive:
       if (key.revoked || IsExpired(key, now)) return false;
@@ -243,6 +245,9 @@ absl::StatusOr<ApiKeyRecord> FakeKeyStore::RotateKey(
   }
   if (IsExpired(row->record, now)) {
     return absl::FailedPreconditionError("an expired key cannot be rotated");
+  }
+  if (row->record.decoy) {
+    return absl::FailedPreconditionError("a decoy key cannot be rotated");
   }
   const absl::Time valid_until = now + grace;
   // A rotation ends earlier grace periods that would outlast its own.
