@@ -120,6 +120,12 @@ absl::StatusOr<absl::Time> GetTime(const sql::ResultSet& rs, int column);
 absl::StatusOr<std::optional<absl::Time>> GetOptionalTime(
     const sql::ResultSet& rs, int column);
 
+// Binds the 12 stored fields of `event` (action, category, actor_type,
+// actor_id, target_type, target_id, outcome, suspicious, ip_address,
+// user_agent, request_id, metadata), in that order, from parameter `first`.
+void BindAuditFields(sql::PreparedStatement& stmt, int first,
+                     const AuditEvent& event);
+
 // Inserts `event` for `tenant_id` in the session's current transaction,
 // appended to one of the tenant's audit hash chains: the session's lane,
 // chosen at its first append (locks that lane's head until the transaction
