@@ -28,6 +28,8 @@ class JsonObject {
   // wrote), as it is.
   JsonObject& AddRaw(absl::string_view key, absl::string_view json);
   std::string Build() const { return body_ + "}"; }
+  // Appends `s` as a JSON string.
+  static void AppendString(std::string& out, absl::string_view s);
 
  private:
   void Key(absl::string_view key);

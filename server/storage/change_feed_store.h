@@ -26,7 +26,8 @@ struct KeyChange {
   int64_t seq = 0;
   int64_t tenant_id = 0;
   std::string key_id;
-  std::string change_type;  // created, rotated, revoked, deleted
+  std::string change_type;  // created, rotated, revoked, deleted, updated,
+                            // disabled, enabled
   int64_t key_version = 0;
   absl::Time created_at;  // database clock, microseconds
 };

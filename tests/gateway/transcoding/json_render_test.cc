@@ -101,17 +101,19 @@ TEST(JsonRenderTest, ApiKeyWithNullsForUnsetMessages) {
   key.mutable_expires_at()->set_seconds(1798859045);
   key.add_allowed_cidrs("10.0.0.0/8");
   key.set_version(2);
-  EXPECT_EQ(RenderJson(key),
-            "{\"id\":\"AbC123xyz789\",\"name\":\"CI \\\"bot\\\"\","
-            "\"prefix\":\"lmk_AbC123xyz789\","
-            "\"scopes\":[\"admin:read\",\"admin:write\"],\"status\":\"active\","
-            "\"createdAt\":\"2026-11-27T11:22:33.123456Z\","
-            "\"createdBy\":{\"type\":\"user\",\"id\":\"u1\"},"
-            "\"lastUsedAt\":null,\"expiresAt\":\"2027-01-02T03:04:05Z\","
-            "\"rotatedAt\":null,\"revokedAt\":null,"
-            "\"allowedCidrs\":[\"10.0.0.0/8\"],\"rateLimitPerMinute\":0,"
-            "\"version\":2,\"key\":\"\",\"previousSecretValidUntil\":null,"
-            "\"decoy\":null}");
+  EXPECT_EQ(
+      RenderJson(key),
+      "{\"id\":\"AbC123xyz789\",\"name\":\"CI \\\"bot\\\"\","
+      "\"prefix\":\"lmk_AbC123xyz789\","
+      "\"scopes\":[\"admin:read\",\"admin:write\"],\"status\":\"active\","
+      "\"createdAt\":\"2026-11-27T11:22:33.123456Z\","
+      "\"createdBy\":{\"type\":\"user\",\"id\":\"u1\"},"
+      "\"lastUsedAt\":null,\"expiresAt\":\"2027-01-02T03:04:05Z\","
+      "\"rotatedAt\":null,\"revokedAt\":null,"
+      "\"allowedCidrs\":[\"10.0.0.0/8\"],\"rateLimitPerMinute\":0,"
+      "\"version\":2,\"key\":\"\",\"previousSecretValidUntil\":null,"
+      "\"externalId\":\"\",\"metadata\":{},\"disabledAt\":null,\"state\":null,"
+      "\"decoy\":null}");
 }
 
 TEST(JsonRenderTest, OmitOptions) {
@@ -120,15 +122,15 @@ TEST(JsonRenderTest, OmitOptions) {
   RenderOptions options;
   options.omit_fields = {"lumo.keys.v1.ApiKey.version",
                          "lumo.keys.v1.ApiKey.previous_secret_valid_until"};
-  options.omit_fields_when_unset = {"lumo.keys.v1.ApiKey.key",
-                                    "lumo.keys.v1.ApiKey.scopes",
-                                    "lumo.keys.v1.ApiKey.rotated_at",
-                                    "lumo.keys.v1.ApiKey.decoy"};
+  options.omit_fields_when_unset = {
+      "lumo.keys.v1.ApiKey.key", "lumo.keys.v1.ApiKey.scopes",
+      "lumo.keys.v1.ApiKey.rotated_at", "lumo.keys.v1.ApiKey.decoy"};
   EXPECT_EQ(RenderJson(key, options),
             "{\"id\":\"k1\",\"name\":\"\",\"prefix\":\"\",\"status\":\"\","
             "\"createdAt\":null,\"createdBy\":null,\"lastUsedAt\":null,"
             "\"expiresAt\":null,\"revokedAt\":null,\"allowedCidrs\":[],"
-            "\"rateLimitPerMinute\":0}");
+            "\"rateLimitPerMinute\":0,\"externalId\":\"\",\"metadata\":{},"
+            "\"disabledAt\":null,\"state\":null}");
   key.set_key("lmk_k1_secret");
   key.add_scopes("admin:read");
   key.mutable_rotated_at();
@@ -139,7 +141,9 @@ TEST(JsonRenderTest, OmitOptions) {
             "\"createdAt\":null,\"createdBy\":null,\"lastUsedAt\":null,"
             "\"expiresAt\":null,\"rotatedAt\":\"1970-01-01T00:00:00Z\","
             "\"revokedAt\":null,\"allowedCidrs\":[],"
-            "\"rateLimitPerMinute\":0,\"key\":\"lmk_k1_secret\"}");
+            "\"rateLimitPerMinute\":0,\"key\":\"lmk_k1_secret\","
+            "\"externalId\":\"\",\"metadata\":{},\"disabledAt\":null,\"state\":"
+            "null}");
 }
 
 TEST(JsonRenderTest, DefaultsOfEveryKind) {
@@ -389,7 +393,9 @@ constexpr char kBareKey[] =
     "\"\",\"createdAt\":null,\"createdBy\":null,\"lastUsedAt\":null,"
     "\"expiresAt\":null,\"rotatedAt\":null,\"revokedAt\":null,"
     "\"allowedCidrs\":[],\"rateLimitPerMinute\":0,\"version\":0,\"key\":"
-    "\"\",\"previousSecretValidUntil\":null,\"decoy\":null}";
+    "\"\",\"previousSecretValidUntil\":null,"
+    "\"externalId\":\"\",\"metadata\":{},\"disabledAt\":null,\"state\":null,"
+    "\"decoy\":null}";
 
 // Without render options an unset `optional` field is null; the gateway
 // omits meta.nextCursor when unset (its render options, checked end to end).
@@ -460,18 +466,19 @@ TEST_F(EnvelopeTest, OptionsApplyInsideEnvelopes) {
       "\"status\":\"\",\"createdAt\":null,\"createdBy\":null,"
       "\"lastUsedAt\":null,\"expiresAt\":null,\"rotatedAt\":null,"
       "\"revokedAt\":null,\"allowedCidrs\":[],\"rateLimitPerMinute\":0";
+  const std::string added =
+      ",\"externalId\":\"\",\"metadata\":{},\"disabledAt\":null,\"state\":null";
   lumo::keys::v1::ListApiKeysResponse list;
   *list.add_data() = key;
   EXPECT_EQ(RenderEnvelope(RouteFor("GET", "/t/acme/api/v1/admin/api-keys"),
                            list, options),
-            absl::StrCat("{\"data\":[", without, "}],\"meta\":null}"));
+            absl::StrCat("{\"data\":[", without, added, "}],\"meta\":null}"));
   key.set_key("lmk_k1_x");
-  EXPECT_EQ(
-      RenderEnvelope(RouteFor("POST", "/t/acme/api/v1/admin/api-keys"), key,
-                     options),
-      absl::StrCat("{\"data\":", without,
-                   ",\"key\":\"lmk_k1_x\"},\"message\":\"API key created. "
-                   "Copy it now: it will not be shown again.\"}"));
+  EXPECT_EQ(RenderEnvelope(RouteFor("POST", "/t/acme/api/v1/admin/api-keys"),
+                           key, options),
+            absl::StrCat("{\"data\":", without, ",\"key\":\"lmk_k1_x\"", added,
+                         "},\"message\":\"API key created. "
+                         "Copy it now: it will not be shown again.\"}"));
 }
 
 }  // namespace

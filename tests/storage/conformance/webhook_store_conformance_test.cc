@@ -388,6 +388,56 @@ TYPED_TEST(WebhookStoreConformanceTest, DeletingRemovesTheDeliveryLog) {
   EXPECT_EQ(EventsOf(f, a.id, "webhook.deleted").size(), 1u);
 }
 
+// The key management events (edit, disable, enable, renewal) and the state
+// sweep's announcements are webhook events of their own types. A fresh
+// database: the sweep reads every tenant's keys.
+TYPED_TEST(WebhookClaimConformanceTest, KeyManagementAndStateEventsAreSent) {
+  StoreFixture& f = this->f();
+  const storage::Tenant a = NewTenant(f);
+  const storage::WebhookEndpointRecord all = Create(f, Endpoint(a.id));
+  storage::SettingsUpdate policy;
+  policy.key_rotation_period_days = 30;
+  ASSERT_TRUE(
+      f.clients()
+          .UpdateSettings(a.id, policy, Event("settings.updated"), nullptr)
+          .ok());
+  const storage::NewKey key = NewKey(a.id);
+  ASSERT_TRUE(f.keys().InsertKey(key, Event("api_key.created")).ok());
+  storage::KeyEdit edit;
+  edit.name = "renamed";
+  ASSERT_TRUE(
+      f.keys().UpdateKey(a.id, key.id, 1, edit, Event("api_key.updated")).ok());
+  ASSERT_TRUE(f.keys()
+                  .SetKeyDisabled(a.id, key.id, true, Event("api_key.disabled"))
+                  .ok());
+  ASSERT_TRUE(f.keys()
+                  .SetKeyDisabled(a.id, key.id, false, Event("api_key.enabled"))
+                  .ok());
+  ASSERT_TRUE(f.keys()
+                  .RotateKey(a.id, key.id, {RandomDigest(), 1},
+                             absl::ZeroDuration(), Event("api_key.renewed"))
+                  .ok());
+  f.AgeKey(key.id, absl::Hours(24 * 31));
+  absl::StatusOr<storage::AnnouncementBatch> batch =
+      f.keys().PendingAnnouncements("", 1000);
+  ASSERT_TRUE(batch.ok()) << batch.status();
+  ASSERT_EQ(batch->announcements.size(), 1u);
+  ASSERT_TRUE(f.keys()
+                  .AnnounceKeyState(batch->announcements[0],
+                                    Event("api_key.rotation_due"))
+                  .ok());
+  // Settings changes are not webhook events.
+  std::vector<std::string> types;
+  for (const storage::WebhookDeliveryRecord& d :
+       DeliveriesOf(f, a.id, all.id)) {
+    types.push_back(d.event_type);
+  }
+  std::sort(types.begin(), types.end());
+  EXPECT_THAT(types, ElementsAre("api_key.created", "api_key.disabled",
+                                 "api_key.enabled", "api_key.renewed",
+                                 "api_key.rotation_due", "api_key.updated"));
+}
+
 TYPED_TEST(WebhookClaimConformanceTest, AClaimHoldsItsDeliveriesForTheLease) {
   StoreFixture& f = this->f();
   const storage::Tenant a = NewTenant(f);
