@@ -264,6 +264,65 @@ class WebhooksE2eTest(harness.LumoServerTestCase):
         status, _ = self.call("GET", f"/webhooks/{wid}")
         self.assertEqual(status, 404)
 
+    def test_the_cli_manages_endpoints(self):
+        """`lumokeys webhooks ...` against the real server: the secret is
+        printed by create and rotate-secret only, a test ping arrives
+        signed with it, the delivery log shows it, delete removes it."""
+        cli = lambda *args: self.server.tenant_cli_json(  # noqa: E731
+            "acme", self.admin, *args)
+        created = cli("webhooks", "create", "--url", self.receiver.url(),
+                      "--events", "api_key.revoked,api_key.leaked",
+                      "--description", "from the CLI")
+        wid, secret = created["id"], created["secret"]
+        self.assertEqual(created["eventTypes"],
+                         ["api_key.leaked", "api_key.revoked"])
+        got = cli("webhooks", "get", wid)
+        self.assertNotIn("secret", got)
+        self.assertEqual(got["description"], "from the CLI")
+        self.assertIn(wid, [w["id"] for w in cli("webhooks", "list")["data"]])
+        updated = cli("webhooks", "update", wid, "--events", "",
+                      "--enabled", "false")
+        self.assertEqual(updated.get("eventTypes", []), [])
+        self.assertFalse(updated.get("enabled", False))  # proto3 JSON
+        self.assertEqual(updated["disabledReason"], "manual")
+        self.assertTrue(cli("webhooks", "update", wid, "--enabled",
+                            "true")["enabled"])
+        # Human output: the secret once, with the note on stderr.
+        human = self.server.cli("--tenant", "acme", "webhooks",
+                                "rotate-secret", wid, "--grace-period", "0",
+                                env={"LUMOKEYS_API_KEY": self.admin})
+        self.assertEqual(human.returncode, 0, human.stderr)
+        new_secret = re.search(r"^secret:\s+(whsec_\S+)$", human.stdout,
+                               re.M).group(1)
+        self.assertNotEqual(new_secret, secret)
+        self.assertIn("shown only once", human.stderr)
+
+        ping = cli("webhooks", "test", wid)
+        self.assertEqual(ping["eventType"], "ping")
+        harness.wait_for(lambda: len(self.receiver.received()) >= 1,
+                         "the ping")
+        _, payload, headers, raw = self.receiver.events()[0]
+        self.assertEqual(payload["data"], {"webhookId": wid})
+        self.assert_signed([new_secret], headers, raw)
+        self.assertFalse(self.verify_python(secret, headers["lumo-signature"],
+                                            raw))
+        harness.wait_for(
+            lambda: [d["status"] for d in cli("webhooks", "deliveries", wid,
+                                              "--status", "delivered")
+                     .get("data", [])] == ["delivered"],
+            "the delivery log shows the ping delivered")
+        log = self.server.cli("--tenant", "acme", "webhooks", "deliveries",
+                              wid, env={"LUMOKEYS_API_KEY": self.admin})
+        self.assertEqual(log.returncode, 0, log.stderr)
+        self.assertIn("delivered", log.stdout)
+        self.assertNotIn(new_secret, log.stdout)
+
+        self.assertEqual(cli("webhooks", "delete", wid), {})
+        gone = self.server.cli("--tenant", "acme", "webhooks", "get", wid,
+                               env={"LUMOKEYS_API_KEY": self.admin})
+        self.assertEqual(gone.returncode, 3)
+        self.assertIn("NOT_FOUND", gone.stderr)
+
     def test_a_receiver_that_is_down_gets_the_event_when_it_returns(self):
         endpoint = self.create_endpoint(eventTypes=["api_key.revoked"])
         wid = endpoint["id"]
