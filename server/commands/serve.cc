@@ -58,7 +58,7 @@ absl::StatusOr<std::unique_ptr<ServerProcess>> ServerProcess::Start(
 
 ServerProcess::~ServerProcess() {
   if (metrics_server_ != nullptr) metrics_server_->Stop();
-  webhook_worker_.reset();
+  StopWebhookDelivery();
   server_.reset();
   app_.reset();
 }
@@ -138,8 +138,18 @@ absl::Status ServerProcess::Build() {
     webhook_worker_ = std::make_unique<webhooks::DeliveryWorker>(
         &app_->backend().webhooks(), &app_->webhooks(), webhook_sender_.get(),
         config_.webhook_delivery);
+    // Deliveries this process commits are claimed at once; the poll finds
+    // those of other processes.
+    app_->backend().outbox_signal().Listen(
+        [worker = webhook_worker_.get()] { worker->Wake(); });
   }
   return absl::OkStatus();
+}
+
+void ServerProcess::StopWebhookDelivery() {
+  if (webhook_worker_ == nullptr) return;
+  app_->backend().outbox_signal().Listen(nullptr);
+  webhook_worker_.reset();
 }
 
 void ServerProcess::StartWebhookDelivery() {
@@ -228,7 +238,7 @@ void ServerProcess::Stop(int signal_number) {
   metrics_server_->Stop();
   // Finishes the attempts in flight; claimed deliveries not yet sent are
   // sent when their lease ends (docs/webhooks.md).
-  webhook_worker_.reset();
+  StopWebhookDelivery();
   // Runs what is queued, joins the workers, then writes every queued audit
   // event (the writer's stop_timeout bounds it when the database is down).
   app_.reset();

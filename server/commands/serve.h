@@ -55,6 +55,9 @@ class ServerProcess {
   absl::Status Listen();
   // Starts the webhook delivery worker (unless --webhook_workers=0).
   void StartWebhookDelivery();
+  // Stops the listening to commits, then the worker (its attempts in flight
+  // finish). Before app_ is destroyed.
+  void StopWebhookDelivery();
 
   const config::ServerConfig config_;
   std::unique_ptr<tls::ReloadableServerTls> tls_;

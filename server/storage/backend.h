@@ -22,6 +22,7 @@
 #include "server/storage/change_feed_store.h"
 #include "server/storage/client_store.h"
 #include "server/storage/key_store.h"
+#include "server/storage/outbox_signal.h"
 #include "server/storage/pepper_usage_store.h"
 #include "server/storage/pool_stats.h"
 #include "server/storage/portal_store.h"
@@ -48,6 +49,9 @@ class Backend {
   virtual PortalStore& portal() = 0;
   virtual PepperUsageStore& pepper_usage() = 0;
   virtual WebhookStore& webhooks() = 0;
+  // Raised after this process commits webhook deliveries (wake-on-commit
+  // of the delivery worker; outbox_signal.h).
+  virtual OutboxSignal& outbox_signal() = 0;
   // BENCHMARK ONLY (bench_store.h).
   virtual BenchStore& bench() = 0;
 

@@ -106,8 +106,10 @@ class DeliveryWorkerTest : public ::testing::Test {
     caller_.key_id = "AbCdEfGhIjKl";
   }
 
-  std::unique_ptr<DeliveryWorker> Worker(DeliveryWorkerOptions options) {
-    options.poll_interval = absl::Milliseconds(5);
+  std::unique_ptr<DeliveryWorker> Worker(
+      DeliveryWorkerOptions options,
+      absl::Duration poll_interval = absl::Milliseconds(5)) {
+    options.poll_interval = poll_interval;
     auto worker = std::make_unique<DeliveryWorker>(
         &stores_.webhooks, service_.get(), &sender_, options);
     worker->Start();
@@ -196,6 +198,23 @@ TEST_F(DeliveryWorkerTest, SendsEachEventSignedWithItsIdsAndRecordsIt) {
   EXPECT_FALSE(absl::StrContains(r.body, endpoint.secret));
   EXPECT_EQ(log[0].attempts, 1);
   EXPECT_EQ(log[0].last_http_status, 200);
+}
+
+// With a poll interval far beyond the test's patience, only the wake at
+// commit (the store's outbox signal) delivers the second event in time:
+// it is committed after the worker's claim that found the first.
+TEST_F(DeliveryWorkerTest, ACommitWakesTheWorkerBeforeItsNextPoll) {
+  Endpoint();
+  DeliveryWorkerOptions options;
+  options.threads = 1;
+  std::unique_ptr<DeliveryWorker> worker = Worker(options, absl::Hours(1));
+  stores_.db->outbox_signal.Listen([w = worker.get()] { w->Wake(); });
+  KeyCreated("KeyAAAAAAAAA");
+  ASSERT_TRUE(sender_.WaitFor(1));
+  KeyCreated("KeyBBBBBBBBB");
+  EXPECT_TRUE(sender_.WaitFor(2)) << "the second event waited for the poll";
+  stores_.db->outbox_signal.Listen(nullptr);
+  worker->Stop();
 }
 
 TEST_F(DeliveryWorkerTest, DuringAnOverlapBothSecretsSign) {

@@ -41,6 +41,7 @@ class MysqlBackend : public Backend {
   PortalStore& portal() override { return portal_; }
   PepperUsageStore& pepper_usage() override { return pepper_usage_; }
   WebhookStore& webhooks() override { return webhooks_; }
+  OutboxSignal& outbox_signal() override { return pool_->outbox_signal(); }
   BenchStore& bench() override { return bench_; }
   absl::StatusOr<std::unique_ptr<ChangeFeedStore>> OpenChangeFeed(
       int connections) override;

@@ -161,7 +161,7 @@ absl::Status Run(ConnectionPool& pool, absl::string_view what,
       return absl::Status(lease.status().code(),
                           absl::StrCat(what, ": ", lease.status().message()));
     }
-    Session session(**lease);
+    Session session(**lease, &pool.outbox_signal());
     try {
       session.Step("bound statements by the call's deadline");
       (*lease)->BoundStatements(call_deadline == absl::InfiniteFuture()

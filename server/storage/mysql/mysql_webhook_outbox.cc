@@ -107,6 +107,7 @@ absl::StatusOr<int64_t> OutboxWriter::InsertDelivery(
   if (absl::Status st = BindTime(stmt, 4, due); !st.ok()) return st;
   if (absl::Status st = BindTime(stmt, 5, due); !st.ok()) return st;
   session_.Update(stmt);
+  session_.NoteOutboxWrite();
   return LastInsertId(session_);
 }
 

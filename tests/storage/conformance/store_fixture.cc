@@ -26,6 +26,9 @@ class FakeFixture : public StoreFixture {
     return stores_.pepper_usage;
   }
   storage::WebhookStore& webhooks() override { return stores_.webhooks; }
+  storage::OutboxSignal& outbox_signal() override {
+    return stores_.db->outbox_signal;
+  }
   void LetTimePass(absl::Duration d) override { stores_.db->AdvanceClock(d); }
   void AgeKey(absl::string_view id, absl::Duration d) override {
     absl::MutexLock lock(&stores_.db->mu);
@@ -77,6 +80,9 @@ class MysqlFixture : public StoreFixture {
     return stores().pepper_usage();
   }
   storage::WebhookStore& webhooks() override { return stores().webhooks(); }
+  storage::OutboxSignal& outbox_signal() override {
+    return stores().outbox_signal();
+  }
   void LetTimePass(absl::Duration d) override {
     absl::StatusOr<absl::Time> start = keys().Now();
     ASSERT_TRUE(start.ok()) << start.status();

@@ -26,6 +26,7 @@
 #include "server/storage/change_feed_store.h"
 #include "server/storage/client_store.h"
 #include "server/storage/key_store.h"
+#include "server/storage/outbox_signal.h"
 #include "server/storage/pepper_usage_store.h"
 #include "server/storage/portal_store.h"
 #include "server/storage/user_store.h"
@@ -45,6 +46,7 @@ class StoreFixture {
   virtual storage::PortalStore& portal() = 0;
   virtual storage::PepperUsageStore& pepper_usage() = 0;
   virtual storage::WebhookStore& webhooks() = 0;
+  virtual storage::OutboxSignal& outbox_signal() = 0;
 
   // Returns once the backend's clock (KeyStore::Now) is at least `d` past
   // where it was.

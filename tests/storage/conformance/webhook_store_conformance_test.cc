@@ -2,6 +2,7 @@
 // the outbox that audit appends fill in their own transaction, claims and
 // attempt outcomes, run against every implementation.
 #include <algorithm>
+#include <atomic>
 #include <set>
 #include <string>
 #include <thread>
@@ -326,6 +327,39 @@ TYPED_TEST(WebhookStoreConformanceTest,
   EXPECT_EQ(f.keys().InsertKey(key, created).code(),
             absl::StatusCode::kAlreadyExists);
   EXPECT_EQ(DeliveriesOf(f, a.id, all.id).size(), 2u);
+}
+
+// The wake-on-commit signal: raised once deliveries are committed, never for
+// a transaction that wrote none or did not commit.
+TYPED_TEST(WebhookStoreConformanceTest, CommittedDeliveriesRaiseTheSignal) {
+  StoreFixture& f = this->f();
+  std::atomic<int> raised{0};
+  f.outbox_signal().Listen([&raised] { ++raised; });
+  const storage::Tenant a = NewTenant(f);
+  const storage::NewKey first = NewKey(a.id);
+  ASSERT_TRUE(f.keys().InsertKey(first, Event("api_key.created")).ok());
+  EXPECT_EQ(raised.load(), 0) << "no endpoint: no delivery";
+  const storage::WebhookEndpointRecord all = Create(f, Endpoint(a.id));
+  EXPECT_EQ(raised.load(), 0) << "webhook.created is no webhook event";
+
+  const storage::NewKey second = NewKey(a.id);
+  ASSERT_TRUE(f.keys().InsertKey(second, Event("api_key.created")).ok());
+  EXPECT_GT(raised.load(), 0) << "a lifecycle transaction";
+  int before = raised.load();
+  EXPECT_EQ(f.keys().InsertKey(second, Event("api_key.created")).code(),
+            absl::StatusCode::kAlreadyExists);
+  EXPECT_EQ(raised.load(), before) << "a failed transaction";
+  ASSERT_TRUE(
+      f.audit()
+          .AppendEvents({{a.id, "", Suspicious("auth.api_key.failed"), ""}})
+          .ok());
+  EXPECT_GT(raised.load(), before) << "the batched writer";
+  before = raised.load();
+  ASSERT_TRUE(
+      f.webhooks().EnqueuePing(a.id, all.id, Event("webhook.tested")).ok());
+  EXPECT_GT(raised.load(), before) << "a ping";
+  f.outbox_signal().Listen(nullptr);
+  EXPECT_EQ(DeliveriesOf(f, a.id, all.id).size(), 3u);
 }
 
 TYPED_TEST(WebhookStoreConformanceTest, APingGoesToItsEndpointOnly) {

@@ -142,6 +142,7 @@ int64_t FakeDatabase::InsertWebhookDelivery(int64_t tenant_id,
   row.event_row = event_row;
   const int64_t id = row.delivery.id;
   webhook_deliveries[id] = std::move(row);
+  outbox_signal.Raise();
   return id;
 }
 

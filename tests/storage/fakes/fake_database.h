@@ -29,6 +29,7 @@
 #include "server/storage/change_feed_store.h"
 #include "server/storage/client_store.h"
 #include "server/storage/key_store.h"
+#include "server/storage/outbox_signal.h"
 #include "server/storage/portal_store.h"
 #include "server/storage/user_store.h"
 #include "server/storage/webhook_store.h"
@@ -141,6 +142,8 @@ class FakeDatabase {
   int64_t next_webhook_event_row ABSL_GUARDED_BY(mu) = 1;
   std::map<int64_t, WebhookDeliveryRow> webhook_deliveries ABSL_GUARDED_BY(mu);
   int64_t next_webhook_delivery ABSL_GUARDED_BY(mu) = 1;
+  // Raised by every delivery inserted (a fake call commits at once).
+  storage::OutboxSignal outbox_signal;
   // The state sweep's lease.
   std::string sweep_holder ABSL_GUARDED_BY(mu);
   absl::Time sweep_lease_until ABSL_GUARDED_BY(mu) = absl::InfinitePast();
