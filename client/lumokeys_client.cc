@@ -449,6 +449,18 @@ absl::StatusOr<lumo::audit::v1::ListAuditLogsResponse> Client::ListAuditLogs(
               &lumo::audit::v1::AuditService::Stub::ListAuditLogs, request);
 }
 
+absl::StatusOr<lumo::audit::v1::ApiKeyUsage> Client::GetApiKeyUsage(
+    const lumo::audit::v1::GetApiKeyUsageRequest& request) const {
+  return Call(*audit_, Credential::kApiKey,
+              &lumo::audit::v1::AuditService::Stub::GetApiKeyUsage, request);
+}
+
+absl::StatusOr<lumo::audit::v1::TenantUsage> Client::GetTenantUsage(
+    const lumo::audit::v1::GetTenantUsageRequest& request) const {
+  return Call(*audit_, Credential::kApiKey,
+              &lumo::audit::v1::AuditService::Stub::GetTenantUsage, request);
+}
+
 absl::StatusOr<lumo::auth::v1::VerifyApiKeyResponse> Client::VerifyApiKey(
     const lumo::auth::v1::VerifyApiKeyRequest& request) const {
   return Call(*auth_, Credential::kServiceToken,

@@ -162,6 +162,10 @@ class Client {
   // lumo.audit.v1.AuditService (API key).
   absl::StatusOr<lumo::audit::v1::ListAuditLogsResponse> ListAuditLogs(
       const lumo::audit::v1::ListAuditLogsRequest& request) const;
+  absl::StatusOr<lumo::audit::v1::ApiKeyUsage> GetApiKeyUsage(
+      const lumo::audit::v1::GetApiKeyUsageRequest& request) const;
+  absl::StatusOr<lumo::audit::v1::TenantUsage> GetTenantUsage(
+      const lumo::audit::v1::GetTenantUsageRequest& request) const;
 
   // lumo.auth.v1.AuthService (service token).
   absl::StatusOr<lumo::auth::v1::VerifyApiKeyResponse> VerifyApiKey(

@@ -272,6 +272,27 @@ const std::vector<CommandSpec>& Commands() {
        "check the audit hash chain of --tenant (operator); exit 0 intact, "
        "1 broken (the first broken row is named)",
        ""},
+      {"usage key",
+       "<id>",
+       1,
+       1,
+       {{"granularity", "hour|day", "bucket size (default hour)"},
+        {"from", "RFC3339", "first bucket (default: 24 hours or 30 days ago)"},
+        {"to", "RFC3339", "end of the range (default: the current bucket)"}},
+       "one key's calls per hour or day by outcome (API key with admin:read "
+       "or admin:audit)",
+       "Times are UTC; the range is rounded to whole buckets."},
+      {"usage tenant",
+       "",
+       0,
+       0,
+       {{"granularity", "hour|day", "bucket size (default hour)"},
+        {"from", "RFC3339", "first bucket (default: 24 hours or 30 days ago)"},
+        {"to", "RFC3339", "end of the range (default: the current bucket)"},
+        {"limit", "N", "keys in each top list (default 10, at most 100)"}},
+       "--tenant's calls per hour or day by outcome, and its busiest and "
+       "most failing keys (API key with admin:read or admin:audit)",
+       "Times are UTC; the range is rounded to whole buckets."},
       {"health", "", 0, 0, {}, "check that the server is SERVING", ""},
   };
   return *commands;

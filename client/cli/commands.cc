@@ -637,6 +637,55 @@ int AuditList(const Context& ctx) {
   return PrintReply(ctx, *reply, FormatAuditList(*reply));
 }
 
+// The range options shared by `usage key` and `usage tenant`.
+template <typename Request>
+absl::Status SetUsageRange(const ParsedArgs& args, Request& request) {
+  request.set_granularity(args.Get("granularity"));
+  if (args.Has("from")) {
+    absl::StatusOr<google::protobuf::Timestamp> from =
+        ParseRfc3339(args, "from");
+    if (!from.ok()) return from.status();
+    *request.mutable_from() = *from;
+  }
+  if (args.Has("to")) {
+    absl::StatusOr<google::protobuf::Timestamp> to = ParseRfc3339(args, "to");
+    if (!to.ok()) return to.status();
+    *request.mutable_to() = *to;
+  }
+  return absl::OkStatus();
+}
+
+int UsageKey(const Context& ctx) {
+  LUMO_CLI_ASSIGN_OR_USAGE(tenant, RequireTenant(ctx));
+  lumo::audit::v1::GetApiKeyUsageRequest request;
+  request.set_tenant_slug(tenant);
+  request.set_id(ctx.args.args[0]);
+  if (absl::Status s = SetUsageRange(ctx.args, request); !s.ok()) {
+    return PrintUsageError(ctx.io, s.message());
+  }
+  LUMO_CLI_ASSIGN_OR_USAGE(client, ClientWithApiKey(ctx));
+  const auto reply = client->GetApiKeyUsage(request);
+  if (!reply.ok()) return PrintRpcError(ctx.io, reply.status());
+  return PrintReply(ctx, *reply, FormatKeyUsage(*reply));
+}
+
+int UsageTenant(const Context& ctx) {
+  LUMO_CLI_ASSIGN_OR_USAGE(tenant, RequireTenant(ctx));
+  lumo::audit::v1::GetTenantUsageRequest request;
+  request.set_tenant_slug(tenant);
+  if (absl::Status s = SetUsageRange(ctx.args, request); !s.ok()) {
+    return PrintUsageError(ctx.io, s.message());
+  }
+  if (ctx.args.Has("limit")) {
+    LUMO_CLI_ASSIGN_OR_USAGE(limit, ParseInteger(ctx.args, "limit", 1, 100));
+    request.set_limit(static_cast<int32_t>(limit));
+  }
+  LUMO_CLI_ASSIGN_OR_USAGE(client, ClientWithApiKey(ctx));
+  const auto reply = client->GetTenantUsage(request);
+  if (!reply.ok()) return PrintRpcError(ctx.io, reply.status());
+  return PrintReply(ctx, *reply, FormatTenantUsage(*reply));
+}
+
 // The public id of a LumoKeys key (`lmk_<12 chars>_...`), else "".
 std::string PublicKeyId(absl::string_view key) {
   constexpr size_t kIdLength = 12;
@@ -980,6 +1029,8 @@ int RunCli(absl::Span<const std::string> argv, const EnvLookup& env,
   if (name == "audit verify") return AuditVerify(ctx);
   if (name == "audit list") return AuditList(ctx);
   if (name == "audit tail") return AuditTail(ctx);
+  if (name == "usage key") return UsageKey(ctx);
+  if (name == "usage tenant") return UsageTenant(ctx);
   if (name == "health") return Health(ctx);
   return PrintUsageError(io, absl::StrCat("`", name, "` is not implemented"));
 }

@@ -2,7 +2,11 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <set>
+#include <string>
+#include <vector>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/time/time.h"
@@ -254,6 +258,77 @@ std::string FormatAuditList(
     absl::StrAppend(&out, PageFooter(list.meta(), "event", "events"));
   }
   return out;
+}
+
+namespace {
+
+std::string TimestampText(const google::protobuf::Timestamp& t) {
+  return absl::FormatTime("%Y-%m-%dT%H:%MZ", absl::FromUnixSeconds(t.seconds()),
+                          absl::UTCTimeZone());
+}
+
+std::vector<std::string> CountCells(const lumo::audit::v1::UsageCounts& c,
+                                    const std::set<std::string>& outcomes) {
+  std::vector<std::string> cells = {
+      absl::StrCat(c.calls()), absl::StrCat(c.verifications()),
+      absl::StrCat(c.api_calls()), absl::StrCat(c.failures())};
+  for (const std::string& o : outcomes) {
+    auto it = c.outcomes().find(o);
+    cells.push_back(absl::StrCat(it == c.outcomes().end() ? 0 : it->second));
+  }
+  return cells;
+}
+
+template <typename Usage>
+std::string FormatSeries(const Usage& u) {
+  std::set<std::string> outcomes;
+  for (const auto& [o, n] : u.totals().outcomes()) outcomes.insert(o);
+  std::vector<std::vector<std::string>> rows;
+  rows.push_back({"START (UTC)", "CALLS", "VERIFY", "API", "FAILURES"});
+  for (const std::string& o : outcomes) {
+    rows.back().push_back(absl::AsciiStrToUpper(Sanitize(o)));
+  }
+  for (const lumo::audit::v1::UsageBucket& b : u.buckets()) {
+    rows.push_back({TimestampText(b.start())});
+    for (std::string& cell : CountCells(b.counts(), outcomes)) {
+      rows.back().push_back(std::move(cell));
+    }
+  }
+  rows.push_back({"total"});
+  for (std::string& cell : CountCells(u.totals(), outcomes)) {
+    rows.back().push_back(std::move(cell));
+  }
+  return FormatTable(rows);
+}
+
+std::string FormatTopKeys(
+    absl::string_view title,
+    const google::protobuf::RepeatedPtrField<lumo::audit::v1::KeyUsageSummary>&
+        keys) {
+  std::string out = absl::StrCat("\n", title, "\n");
+  if (keys.empty()) return out + "none\n";
+  std::vector<std::vector<std::string>> rows = {
+      {"KEY", "NAME", "CALLS", "FAILURES"}};
+  for (const lumo::audit::v1::KeyUsageSummary& k : keys) {
+    rows.push_back({k.key_id().empty() ? "(unattributed)" : TextOr(k.key_id()),
+                    k.deleted() ? "(deleted)" : TextOr(k.name()),
+                    absl::StrCat(k.calls()), absl::StrCat(k.failures())});
+  }
+  return out + FormatTable(rows);
+}
+
+}  // namespace
+
+std::string FormatKeyUsage(const lumo::audit::v1::ApiKeyUsage& usage) {
+  return absl::StrCat("usage of key ", Sanitize(usage.key_id()), " per ",
+                      Sanitize(usage.granularity()), "\n", FormatSeries(usage));
+}
+
+std::string FormatTenantUsage(const lumo::audit::v1::TenantUsage& usage) {
+  return absl::StrCat(
+      "usage per ", Sanitize(usage.granularity()), "\n", FormatSeries(usage),
+      FormatTopKeys("top keys by calls", usage.top_keys_by_calls()),
+      FormatTopKeys("top keys by failures", usage.top_keys_by_failures()));
 }
 
 std::string FormatAuditLine(const lumo::audit::v1::AuditEvent& e) {

@@ -50,6 +50,12 @@ std::string FormatVerify(const lumo::auth::v1::VerifyApiKeyResponse& reply);
 // A page of audit events as a table (id, time, action, outcome, suspicious,
 // actor, target, ip) plus a "page P of N" footer.
 std::string FormatAuditList(const lumo::audit::v1::ListAuditLogsResponse& list);
+// A usage series as a table: one row per bucket (start, calls,
+// verifications, API calls, failures, then one column per outcome that
+// occurred in the range) and a total row.
+std::string FormatKeyUsage(const lumo::audit::v1::ApiKeyUsage& usage);
+// The same for a tenant, followed by the top keys by calls and by failures.
+std::string FormatTenantUsage(const lumo::audit::v1::TenantUsage& usage);
 // One audit event on one line (for `audit tail`), with a trailing newline.
 std::string FormatAuditLine(const lumo::audit::v1::AuditEvent& event);
 // The outcome of `audit verify` for `tenant`.

@@ -7,6 +7,7 @@
 #ifndef LUMOKEYS_SERVER_APP_APP_H_
 #define LUMOKEYS_SERVER_APP_APP_H_
 
+#include <atomic>
 #include <memory>
 #include <optional>
 #include <vector>
@@ -31,6 +32,7 @@
 #include "server/service/registration_service.h"
 #include "server/service/replica_sync.h"
 #include "server/service/usage_auditor.h"
+#include "server/service/usage_service.h"
 #include "server/service/user_service.h"
 #include "server/service/verifier.h"
 #include "server/service/webhook_service.h"
@@ -118,6 +120,11 @@ class App {
   // Declared first, so destroyed last: every store (and the database
   // connections) outlives everything that uses it.
   std::unique_ptr<storage::Backend> backend_;
+  // The rate-limit counters shared by the replicas; their tasks run on
+  // workers_, which ~App stops first.
+  std::unique_ptr<service::ClusterWindows> rate_limits_;
+  // Where rate_limits_ posts its tasks: workers_ while it accepts them.
+  std::atomic<rpc::WorkerPool*> limit_workers_{nullptr};
   std::unique_ptr<service::Verifier> verifier_;
   std::unique_ptr<service::KeyService> keys_;
   std::unique_ptr<rpc::Authenticator> auth_;
@@ -136,6 +143,7 @@ class App {
   std::unique_ptr<service::UsageAuditor> usage_;
   // The read side and chain verification; used only by the adapters.
   std::unique_ptr<service::AuditService> audit_service_;
+  std::unique_ptr<service::UsageService> usage_service_;
 
   std::unique_ptr<metrics::Registry> metrics_;
   // Declared after metrics_ so destroyed before it.

@@ -50,6 +50,12 @@ ABSL_FLAG(int, older_than_days, 0,
           "least 1), keeping every tenant's hash chain verifiable. Needs an "
           "account with DELETE on audit_events (the runtime account has "
           "none)");
+ABSL_FLAG(int, hourly_older_than_days, 90,
+          "purge-usage: delete hourly usage buckets that started more than "
+          "this many days ago (at least 1)");
+ABSL_FLAG(int, daily_older_than_days, 400,
+          "purge-usage: delete daily usage buckets that started more than "
+          "this many days ago (at least 1)");
 // The earlier spelling of the purge-audit command.
 ABSL_FLAG(int, purge_audit_older_than_days, 0,
           "Same as `purge-audit --older_than_days=N`: the retention job, "
@@ -80,6 +86,10 @@ ABSL_FLAG(absl::Duration, verify_usage_window, absl::Seconds(1),
           "Valid VerifyApiKey calls of one key, client address and caller "
           "within this window are audited as one api_key.used event with a "
           "count (0: one event per call)");
+ABSL_FLAG(bool, usage_rollups, true,
+          "Count every key use per key, hour and day into the usage rollups "
+          "(docs/usage.md), in the audit writer's batches; false: not "
+          "counted (the benchmark's baseline)");
 ABSL_FLAG(int, audit_burst_threshold, 10,
           "Failures on one key id or from one address within a minute that "
           "mark the failures suspicious");
@@ -213,6 +223,8 @@ const char kServerUsage[] =
     "...\n"
     "  lumokeys-server migrate --mysql=DSN [--migrations_dir=D]\n"
     "  lumokeys-server purge-audit --mysql=DSN --older_than_days=N\n"
+    "  lumokeys-server purge-usage --mysql=DSN [--hourly_older_than_days=N] "
+    "[--daily_older_than_days=N]\n"
     "  lumokeys-server check-peppers --mysql=DSN --pepper_file=F\n"
     "(--migrate, --purge_audit_older_than_days=N and --check_peppers are the "
     "earlier spellings of the three commands.)\n"
@@ -230,6 +242,7 @@ constexpr struct {
     {"serve", ServerCommand::kServe},
     {"migrate", ServerCommand::kMigrate},
     {"purge-audit", ServerCommand::kPurgeAudit},
+    {"purge-usage", ServerCommand::kPurgeUsage},
     {"check-peppers", ServerCommand::kCheckPeppers},
 };
 
@@ -252,9 +265,10 @@ absl::StatusOr<ServerCommand> CommandFromArgs(const std::vector<char*>& args) {
         std::find_if(std::begin(kCommands), std::end(kCommands),
                      [&](const auto& c) { return name == c.name; });
     if (found == std::end(kCommands)) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "unknown command '", name,
-          "' (commands: serve, migrate, purge-audit, check-peppers)"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("unknown command '", name,
+                       "' (commands: serve, migrate, purge-audit, purge-usage, "
+                       "check-peppers)"));
     }
     sources.push_back({found->command, absl::StrCat("'", name, "'")});
   }
@@ -377,6 +391,7 @@ absl::Status AppOptionsFromFlags(const ServerConfig& config,
   }
   app.usage_auditor.burst_threshold =
       std::max(1, absl::GetFlag(FLAGS_audit_burst_threshold));
+  app.usage_auditor.rollups = absl::GetFlag(FLAGS_usage_rollups);
 
   absl::StatusOr<int> ipv6_prefix_len =
       InRange("--throttle_ipv6_prefix_len",
@@ -550,6 +565,19 @@ absl::StatusOr<ServerConfig> ServerConfigFromFlags(
       absl::StatusOr<int> days = PurgeDays();
       if (!days.ok()) return days.status();
       config.purge_older_than_days = *days;
+      return config;
+    }
+    case ServerCommand::kPurgeUsage: {
+      absl::StatusOr<int> hourly =
+          InRange("--hourly_older_than_days",
+                  absl::GetFlag(FLAGS_hourly_older_than_days), 1, 100000);
+      if (!hourly.ok()) return hourly.status();
+      absl::StatusOr<int> daily =
+          InRange("--daily_older_than_days",
+                  absl::GetFlag(FLAGS_daily_older_than_days), 1, 100000);
+      if (!daily.ok()) return daily.status();
+      config.usage_hourly_retention_days = *hourly;
+      config.usage_daily_retention_days = *daily;
       return config;
     }
     case ServerCommand::kCheckPeppers:

@@ -9,6 +9,8 @@
 //   lumokeys-server purge-audit --older_than_days=N
 //                                  delete audit rows older than N days,
 //                                  keeping every hash chain verifiable, exit
+//   lumokeys-server purge-usage    delete usage rollup buckets older than
+//                                  their retention, exit
 //   lumokeys-server check-peppers  compare --pepper_file with the pepper
 //                                  versions stored secrets use, print a
 //                                  table, exit 1 when refused
@@ -33,9 +35,15 @@
 
 namespace lumo::config {
 
-enum class ServerCommand { kServe, kMigrate, kPurgeAudit, kCheckPeppers };
+enum class ServerCommand {
+  kServe,
+  kMigrate,
+  kPurgeAudit,
+  kPurgeUsage,
+  kCheckPeppers
+};
 
-// "serve", "migrate", "purge-audit", "check-peppers".
+// "serve", "migrate", "purge-audit", "purge-usage", "check-peppers".
 absl::string_view CommandName(ServerCommand command);
 
 // Where the data lives.
@@ -57,6 +65,10 @@ struct ServerConfig {
   std::string migrations_dir;
   // purge-audit: --older_than_days (or its earlier spelling), at least 1.
   int purge_older_than_days = 0;
+  // purge-usage: --hourly_older_than_days, --daily_older_than_days (at
+  // least 1 each).
+  int usage_hourly_retention_days = 90;
+  int usage_daily_retention_days = 400;
 
   // serve and check-peppers: --pepper_file (required by both; the commands
   // say so when they load it).

@@ -60,7 +60,104 @@ absl::StatusOr<service::AuditFilterParams> Filters(const Request& r) {
   return f;
 }
 
+// The range fields shared by the usage requests (same names and numbers).
+template <typename Request>
+absl::StatusOr<service::UsageRangeParams> UsageRange(const Request& r) {
+  service::UsageRangeParams p;
+  p.granularity = r.granularity();
+  if (absl::Status s = OptionalTime(r.has_from(), r.from(), "from", &p.from);
+      !s.ok()) {
+    return s;
+  }
+  if (absl::Status s = OptionalTime(r.has_to(), r.to(), "to", &p.to); !s.ok()) {
+    return s;
+  }
+  return p;
+}
+
+void ToProto(const service::UsageCounts& c, lumo::audit::v1::UsageCounts* out) {
+  out->set_calls(c.calls);
+  out->set_verifications(c.verifications);
+  out->set_api_calls(c.api_calls);
+  out->set_failures(c.failures);
+  for (const auto& [outcome, count] : c.outcomes) {
+    (*out->mutable_outcomes())[outcome] = count;
+  }
+}
+
+// The series fields shared by ApiKeyUsage and TenantUsage.
+template <typename Reply>
+void SeriesToProto(const service::UsageSeries& s, Reply* out) {
+  out->set_granularity(service::GranularityName(s.granularity));
+  ToTimestamp(s.from, out->mutable_from());
+  ToTimestamp(s.to, out->mutable_to());
+  ToProto(s.totals, out->mutable_totals());
+  for (const service::UsageBucket& b : s.buckets) {
+    lumo::audit::v1::UsageBucket* bucket = out->add_buckets();
+    ToTimestamp(b.start, bucket->mutable_start());
+    ToProto(b.counts, bucket->mutable_counts());
+  }
+}
+
+void ToProto(const service::KeyUsageSummary& k,
+             lumo::audit::v1::KeyUsageSummary* out) {
+  out->set_key_id(k.key_id);
+  out->set_name(k.name);
+  out->set_deleted(k.deleted);
+  out->set_calls(k.calls);
+  out->set_failures(k.failures);
+}
+
 }  // namespace
+
+grpc::ServerUnaryReactor* AuditServiceImpl::GetApiKeyUsage(
+    grpc::CallbackServerContext* context,
+    const lumo::audit::v1::GetApiKeyUsageRequest* request,
+    lumo::audit::v1::ApiKeyUsage* response) {
+  static const auto& method =
+      Method("lumo.audit.v1.AuditService.GetApiKeyUsage");
+  return RunAuthenticated(
+      *ctx_.auth, *ctx_.workers, context, method, request->tenant_slug(), true,
+      [this, request, response](const Principal& caller,
+                                const RequestInfo&) -> absl::Status {
+        absl::StatusOr<service::UsageRangeParams> range = UsageRange(*request);
+        if (!range.ok()) return range.status();
+        absl::StatusOr<service::UsageSeries> series =
+            ctx_.usage->KeyUsage(caller, request->id(), *range);
+        if (!series.ok()) return series.status();
+        response->set_key_id(request->id());
+        SeriesToProto(*series, response);
+        return absl::OkStatus();
+      });
+}
+
+grpc::ServerUnaryReactor* AuditServiceImpl::GetTenantUsage(
+    grpc::CallbackServerContext* context,
+    const lumo::audit::v1::GetTenantUsageRequest* request,
+    lumo::audit::v1::TenantUsage* response) {
+  static const auto& method =
+      Method("lumo.audit.v1.AuditService.GetTenantUsage");
+  return RunAuthenticated(
+      *ctx_.auth, *ctx_.workers, context, method, request->tenant_slug(), true,
+      [this, request, response](const Principal& caller,
+                                const RequestInfo&) -> absl::Status {
+        absl::StatusOr<service::UsageRangeParams> range = UsageRange(*request);
+        if (!range.ok()) return range.status();
+        std::optional<int32_t> limit;
+        if (request->has_limit()) limit = request->limit();
+        absl::StatusOr<service::TenantUsage> usage =
+            ctx_.usage->TenantOverview(caller, *range, limit);
+        if (!usage.ok()) return usage.status();
+        SeriesToProto(usage->series, response);
+        for (const service::KeyUsageSummary& k : usage->top_by_calls) {
+          ToProto(k, response->add_top_keys_by_calls());
+        }
+        for (const service::KeyUsageSummary& k : usage->top_by_failures) {
+          ToProto(k, response->add_top_keys_by_failures());
+        }
+        return absl::OkStatus();
+      });
+}
 
 grpc::ServerUnaryReactor* AuditServiceImpl::ListAuditLogs(
     grpc::CallbackServerContext* context,

@@ -41,6 +41,8 @@ struct CreateKeyParams {
   // A decoy key (docs/webhooks.md "Decoy keys"): made like any other, never
   // valid; its presentation is a critical suspicious event.
   bool decoy = false;
+  // Named rate limits (docs/limits.md).
+  std::vector<storage::KeyRateLimit> rate_limits;
 };
 
 // An edit: the fields named in `update_mask` (camelCase paths) take the

@@ -33,6 +33,14 @@ void AddHttp(JsonObject& meta, const RequestInfo& info) {
   if (!info.http_route.empty()) meta.Add("httpRoute", info.http_route);
 }
 
+constexpr absl::string_view kVerifyRpc =
+    "lumo.auth.v1.AuthService.VerifyApiKey";
+
+const char* ChannelOf(absl::string_view rpc) {
+  return rpc == kVerifyRpc ? storage::kUsageChannelVerify
+                           : storage::kUsageChannelApi;
+}
+
 storage::AuditEvent BaseEvent(const RequestInfo& info) {
   storage::AuditEvent e;
   e.ip_address = info.ip_address;
@@ -43,14 +51,17 @@ storage::AuditEvent BaseEvent(const RequestInfo& info) {
 
 // `api_key.used` for a call to `rpc` authenticated by `key_id` that ended
 // with `status`.
-storage::PendingAuditEvent KeyUseEvent(int64_t tenant_id,
-                                       absl::string_view key_id,
-                                       const RequestInfo& info,
-                                       absl::string_view rpc,
-                                       const absl::Status& status) {
+storage::PendingAuditEvent KeyUseEvent(
+    int64_t tenant_id, absl::string_view key_id, const RequestInfo& info,
+    absl::string_view rpc, const absl::Status& status, bool rollups) {
   storage::PendingAuditEvent p;
   p.tenant_id = tenant_id;
   p.used_key_id = std::string(key_id);
+  // The key authenticated: a valid use, whatever the call's own result.
+  if (rollups) {
+    p.usage = storage::UsageCount{std::string(key_id), ChannelOf(rpc),
+                                  storage::kUsageOutcomeValid, 1};
+  }
   storage::AuditEvent& e = p.event = BaseEvent(info);
   e.action = "api_key.used";
   e.category = "authentication";
@@ -77,8 +88,8 @@ UsageAuditor::UsageAuditor(AuditWriter* writer, UsageAuditorOptions options)
 void UsageAuditor::RecordKeyUse(const Principal& caller,
                                 const RequestInfo& info, absl::string_view rpc,
                                 const absl::Status& status) {
-  writer_->Enqueue(
-      KeyUseEvent(caller.tenant_id, caller.key_id, info, rpc, status));
+  writer_->Enqueue(KeyUseEvent(caller.tenant_id, caller.key_id, info, rpc,
+                               status, options_.rollups));
 }
 
 void UsageAuditor::RecordAuthFailure(const RequestInfo& info,
@@ -127,6 +138,19 @@ void UsageAuditor::RecordAuthFailure(const RequestInfo& info,
   if (!tenant_slug.empty()) meta.Add("tenantSlug", tenant_slug);
   if (!why.empty()) meta.Add("suspiciousReasons", why);
   e.metadata_json = meta.Build();
+  // Token refusals are not key uses; every other refusal counts, under the
+  // key when it is one of this tenant's (docs/usage.md "Which key").
+  if (options_.rollups && reason != "bad_service_token" &&
+      reason != "bad_operator_token") {
+    // Filed under the key's own tenant (the secret matched), or under the
+    // addressed tenant, which the key must then belong to.
+    const bool attributed =
+        outcome != nullptr && outcome->key_found &&
+        (outcome->tenant_id != 0 ||
+         (!outcome->other_tenant_key && !tenant_slug.empty()));
+    p.usage = storage::UsageCount{attributed ? key_id : std::string(),
+                                  ChannelOf(rpc), std::string(reason), 1};
+  }
   writer_->Enqueue(std::move(p));
 }
 
@@ -159,8 +183,6 @@ void UsageAuditor::RecordVerify(const RequestInfo& info,
                                 absl::string_view tenant_slug,
                                 absl::string_view client_ip,
                                 const VerifyOutcome& outcome) {
-  static constexpr absl::string_view kRpc =
-      "lumo.auth.v1.AuthService.VerifyApiKey";
   auto end_client = [&info, client_ip] {
     RequestInfo copy = info;
     copy.ip_address = std::string(client_ip);
@@ -175,13 +197,13 @@ void UsageAuditor::RecordVerify(const RequestInfo& info,
         absl::StrCat(outcome.tenant_id, "\x1f", outcome.key_id, "\x1f",
                      client_ip, "\x1f", info.user_agent);
     writer_->EnqueueSummarized(summary_key, [&] {
-      return KeyUseEvent(outcome.tenant_id, outcome.key_id, end_client(), kRpc,
-                         absl::OkStatus());
+      return KeyUseEvent(outcome.tenant_id, outcome.key_id, end_client(),
+                         kVerifyRpc, absl::OkStatus(), options_.rollups);
     });
     return;
   }
-  RecordAuthFailure(end_client(), kRpc, tenant_slug, ReasonSlug(outcome.reason),
-                    &outcome);
+  RecordAuthFailure(end_client(), kVerifyRpc, tenant_slug,
+                    ReasonSlug(outcome.reason), &outcome);
 }
 
 bool UsageAuditor::CountFailure(absl::string_view key_id,

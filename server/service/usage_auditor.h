@@ -9,6 +9,11 @@
 // `burst_threshold` failures on one key id or from one IP address within
 // one fixed window of `burst_window` (rate-limited calls do not count).
 //
+// Usage rollups (docs/usage.md): every event about a key use carries a
+// usage count (channel `verify` for VerifyApiKey, `api` for other calls;
+// outcome `valid` or the failure reason), attributed to the key when the
+// key id names a key of the event's tenant, else to the tenant alone.
+//
 // Thread-safe. Every Record* only enqueues (no I/O); never records a key or
 // any secret, only the public key id.
 #ifndef LUMOKEYS_SERVER_SERVICE_USAGE_AUDITOR_H_
@@ -35,6 +40,9 @@ struct UsageAuditorOptions {
   // Distinct key ids + addresses tracked per window; beyond, new ones are
   // not counted (bounded memory under a spray of garbage).
   size_t burst_max_tracked = 100'000;
+  // Attach a usage count to every event about a key use, for the usage
+  // rollups (docs/usage.md); false: rollups are not written.
+  bool rollups = true;
 };
 
 class UsageAuditor {

@@ -21,6 +21,7 @@
 #include "server/storage/bench_store.h"
 #include "server/storage/change_feed_store.h"
 #include "server/storage/client_store.h"
+#include "server/storage/counter_store.h"
 #include "server/storage/key_store.h"
 #include "server/storage/outbox_signal.h"
 #include "server/storage/pepper_usage_store.h"
@@ -52,6 +53,8 @@ class Backend {
   // Raised after this process commits webhook deliveries (wake-on-commit
   // of the delivery worker; outbox_signal.h).
   virtual OutboxSignal& outbox_signal() = 0;
+  // The counters shared by the replicas (docs/limits.md).
+  virtual CounterStore& counters() = 0;
   // BENCHMARK ONLY (bench_store.h).
   virtual BenchStore& bench() = 0;
 
@@ -75,6 +78,14 @@ class Backend {
   // have. Returns the number of rows deleted. INVALID_ARGUMENT for
   // days < 1.
   virtual absl::StatusOr<int64_t> PurgeAuditOlderThanDays(int days) = 0;
+
+  // Usage retention (docs/usage.md "Retention"): deletes the hourly rollup
+  // buckets that started more than `hourly_days` days ago and the daily
+  // ones more than `daily_days` days ago (database clock), in chunks.
+  // Returns the number of rows deleted. INVALID_ARGUMENT when a number of
+  // days is below 1.
+  virtual absl::StatusOr<int64_t> PurgeUsage(int hourly_days,
+                                             int daily_days) = 0;
 };
 
 }  // namespace lumo::storage

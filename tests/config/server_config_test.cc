@@ -226,6 +226,36 @@ TEST_F(ServerConfigTest, PurgeAuditTakesDaysFromEitherSpelling) {
   EXPECT_EQ(config->purge_older_than_days, 45);
 }
 
+TEST_F(ServerConfigTest, PurgeUsageTakesBothRetentionsWithDefaults) {
+  {
+    absl::FlagSaver saver;
+    absl::StatusOr<ServerConfig> config =
+        ConfigFor(std::string(kDsn), {"purge-usage"});
+    ASSERT_TRUE(config.ok()) << config.status();
+    EXPECT_EQ(config->command, ServerCommand::kPurgeUsage);
+    EXPECT_EQ(config->usage_hourly_retention_days, 90);
+    EXPECT_EQ(config->usage_daily_retention_days, 400);
+  }
+  {
+    absl::FlagSaver saver;
+    absl::StatusOr<ServerConfig> config = ConfigFor(
+        std::string(kDsn) +
+            "hourly_older_than_days = 7\ndaily_older_than_days = 60\n",
+        {"purge-usage"});
+    ASSERT_TRUE(config.ok()) << config.status();
+    EXPECT_EQ(config->usage_hourly_retention_days, 7);
+    EXPECT_EQ(config->usage_daily_retention_days, 60);
+  }
+  absl::FlagSaver saver;
+  absl::StatusOr<ServerConfig> config = ConfigFor(
+      std::string(kDsn) + "daily_older_than_days = 0\n", {"purge-usage"});
+  ASSERT_FALSE(config.ok());
+  EXPECT_NE(
+      std::string(config.status().message()).find("--daily_older_than_days"),
+      std::string::npos)
+      << config.status();
+}
+
 TEST_F(ServerConfigTest, BadCommandLinesGiveTheDocumentedErrors) {
   const struct {
     std::string settings;
@@ -235,7 +265,7 @@ TEST_F(ServerConfigTest, BadCommandLinesGiveTheDocumentedErrors) {
       {kDsn,
        {"migrat"},
        "unknown command 'migrat' (commands: serve, migrate, purge-audit, "
-       "check-peppers)"},
+       "purge-usage, check-peppers)"},
       {kDsn,
        {"migrate", "now"},
        "unexpected argument 'now' (one command at most)"},

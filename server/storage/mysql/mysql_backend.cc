@@ -24,6 +24,7 @@ MysqlBackend::MysqlBackend(std::unique_ptr<MysqlKeyStore> keys)
       portal_(pool_),
       pepper_usage_(pool_),
       webhooks_(pool_),
+      counters_(pool_),
       bench_(pool_) {}
 
 absl::StatusOr<std::unique_ptr<ChangeFeedStore>> MysqlBackend::OpenChangeFeed(

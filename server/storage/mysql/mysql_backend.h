@@ -17,6 +17,7 @@
 #include "server/storage/mysql/mysql_audit_store.h"
 #include "server/storage/mysql/mysql_bench_store.h"
 #include "server/storage/mysql/mysql_client_store.h"
+#include "server/storage/mysql/mysql_counter_store.h"
 #include "server/storage/mysql/mysql_key_store.h"
 #include "server/storage/mysql/mysql_options.h"
 #include "server/storage/mysql/mysql_pepper_usage_store.h"
@@ -42,6 +43,7 @@ class MysqlBackend : public Backend {
   PepperUsageStore& pepper_usage() override { return pepper_usage_; }
   WebhookStore& webhooks() override { return webhooks_; }
   OutboxSignal& outbox_signal() override { return pool_->outbox_signal(); }
+  CounterStore& counters() override { return counters_; }
   BenchStore& bench() override { return bench_; }
   absl::StatusOr<std::unique_ptr<ChangeFeedStore>> OpenChangeFeed(
       int connections) override;
@@ -50,6 +52,9 @@ class MysqlBackend : public Backend {
   absl::StatusOr<Durability> CheckDurability() override;
   absl::StatusOr<int64_t> PurgeAuditOlderThanDays(int days) override {
     return audit_.PurgeOlderThanDays(days);
+  }
+  absl::StatusOr<int64_t> PurgeUsage(int hourly_days, int daily_days) override {
+    return audit_.PurgeUsage(hourly_days, daily_days);
   }
 
   // The concrete stores and the pool, for tests (query counters, holding
@@ -71,6 +76,7 @@ class MysqlBackend : public Backend {
   MysqlPortalStore portal_;
   MysqlPepperUsageStore pepper_usage_;
   MysqlWebhookStore webhooks_;
+  MysqlCounterStore counters_;
   MysqlBenchStore bench_;
 };
 

@@ -307,4 +307,10 @@ absl::StatusOr<int64_t> MysqlChangeFeedStore::AcknowledgedThrough(
   return through;
 }
 
+absl::StatusOr<int64_t> MysqlChangeFeedStore::LiveReplicas() {
+  return QueryInt64(*pool_, "count live replicas",
+                    "SELECT COUNT(*) FROM replicas r WHERE r.heartbeat_at +"
+                    " INTERVAL r.lease_us MICROSECOND > UTC_TIMESTAMP(6)");
+}
+
 }  // namespace lumo::storage

@@ -101,19 +101,18 @@ TEST(JsonRenderTest, ApiKeyWithNullsForUnsetMessages) {
   key.mutable_expires_at()->set_seconds(1798859045);
   key.add_allowed_cidrs("10.0.0.0/8");
   key.set_version(2);
-  EXPECT_EQ(
-      RenderJson(key),
-      "{\"id\":\"AbC123xyz789\",\"name\":\"CI \\\"bot\\\"\","
-      "\"prefix\":\"lmk_AbC123xyz789\","
-      "\"scopes\":[\"admin:read\",\"admin:write\"],\"status\":\"active\","
-      "\"createdAt\":\"2026-11-27T11:22:33.123456Z\","
-      "\"createdBy\":{\"type\":\"user\",\"id\":\"u1\"},"
-      "\"lastUsedAt\":null,\"expiresAt\":\"2027-01-02T03:04:05Z\","
-      "\"rotatedAt\":null,\"revokedAt\":null,"
-      "\"allowedCidrs\":[\"10.0.0.0/8\"],\"rateLimitPerMinute\":0,"
-      "\"version\":2,\"key\":\"\",\"previousSecretValidUntil\":null,"
-      "\"externalId\":\"\",\"metadata\":{},\"disabledAt\":null,\"state\":null,"
-      "\"decoy\":null}");
+  EXPECT_EQ(RenderJson(key),
+            "{\"id\":\"AbC123xyz789\",\"name\":\"CI \\\"bot\\\"\","
+            "\"prefix\":\"lmk_AbC123xyz789\","
+            "\"scopes\":[\"admin:read\",\"admin:write\"],\"status\":\"active\","
+            "\"createdAt\":\"2026-11-27T11:22:33.123456Z\","
+            "\"createdBy\":{\"type\":\"user\",\"id\":\"u1\"},"
+            "\"lastUsedAt\":null,\"expiresAt\":\"2027-01-02T03:04:05Z\","
+            "\"rotatedAt\":null,\"revokedAt\":null,"
+            "\"allowedCidrs\":[\"10.0.0.0/8\"],\"rateLimitPerMinute\":0,"
+            "\"version\":2,\"key\":\"\",\"previousSecretValidUntil\":null,"
+            "\"externalId\":\"\",\"metadata\":{},\"disabledAt\":null,\"state\":"
+            "null,\"rateLimits\":[],\"decoy\":null}");
 }
 
 TEST(JsonRenderTest, OmitOptions) {
@@ -130,7 +129,7 @@ TEST(JsonRenderTest, OmitOptions) {
             "\"createdAt\":null,\"createdBy\":null,\"lastUsedAt\":null,"
             "\"expiresAt\":null,\"revokedAt\":null,\"allowedCidrs\":[],"
             "\"rateLimitPerMinute\":0,\"externalId\":\"\",\"metadata\":{},"
-            "\"disabledAt\":null,\"state\":null}");
+            "\"disabledAt\":null,\"state\":null,\"rateLimits\":[]}");
   key.set_key("lmk_k1_secret");
   key.add_scopes("admin:read");
   key.mutable_rotated_at();
@@ -143,7 +142,7 @@ TEST(JsonRenderTest, OmitOptions) {
             "\"revokedAt\":null,\"allowedCidrs\":[],"
             "\"rateLimitPerMinute\":0,\"key\":\"lmk_k1_secret\","
             "\"externalId\":\"\",\"metadata\":{},\"disabledAt\":null,\"state\":"
-            "null}");
+            "null,\"rateLimits\":[]}");
 }
 
 TEST(JsonRenderTest, DefaultsOfEveryKind) {
@@ -395,7 +394,7 @@ constexpr char kBareKey[] =
     "\"allowedCidrs\":[],\"rateLimitPerMinute\":0,\"version\":0,\"key\":"
     "\"\",\"previousSecretValidUntil\":null,"
     "\"externalId\":\"\",\"metadata\":{},\"disabledAt\":null,\"state\":null,"
-    "\"decoy\":null}";
+    "\"rateLimits\":[],\"decoy\":null}";
 
 // Without render options an unset `optional` field is null; the gateway
 // omits meta.nextCursor when unset (its render options, checked end to end).
@@ -467,7 +466,8 @@ TEST_F(EnvelopeTest, OptionsApplyInsideEnvelopes) {
       "\"lastUsedAt\":null,\"expiresAt\":null,\"rotatedAt\":null,"
       "\"revokedAt\":null,\"allowedCidrs\":[],\"rateLimitPerMinute\":0";
   const std::string added =
-      ",\"externalId\":\"\",\"metadata\":{},\"disabledAt\":null,\"state\":null";
+      ",\"externalId\":\"\",\"metadata\":{},\"disabledAt\":null,\"state\":null,"
+      "\"rateLimits\":[]";
   lumo::keys::v1::ListApiKeysResponse list;
   *list.add_data() = key;
   EXPECT_EQ(RenderEnvelope(RouteFor("GET", "/t/acme/api/v1/admin/api-keys"),

@@ -29,6 +29,7 @@ class FakeFixture : public StoreFixture {
   storage::OutboxSignal& outbox_signal() override {
     return stores_.db->outbox_signal;
   }
+  storage::CounterStore& counters() override { return stores_.counters; }
   void LetTimePass(absl::Duration d) override { stores_.db->AdvanceClock(d); }
   void AgeKey(absl::string_view id, absl::Duration d) override {
     absl::MutexLock lock(&stores_.db->mu);
@@ -83,6 +84,7 @@ class MysqlFixture : public StoreFixture {
   storage::OutboxSignal& outbox_signal() override {
     return stores().outbox_signal();
   }
+  storage::CounterStore& counters() override { return stores().counters(); }
   void LetTimePass(absl::Duration d) override {
     absl::StatusOr<absl::Time> start = keys().Now();
     ASSERT_TRUE(start.ok()) << start.status();

@@ -36,6 +36,7 @@ class FakeChangeFeedStore : public storage::ChangeFeedStore {
   absl::Status Deregister(const storage::ReplicaName& replica) override;
   absl::StatusOr<int64_t> AcknowledgedThrough(
       const storage::ReplicaName& self) override;
+  absl::StatusOr<int64_t> LiveReplicas() override;
 
   // Test hooks.
 

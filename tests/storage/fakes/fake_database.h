@@ -16,6 +16,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <tuple>
 #include <utility>
 #include <vector>
 
@@ -28,6 +29,7 @@
 #include "server/storage/audit_store.h"
 #include "server/storage/change_feed_store.h"
 #include "server/storage/client_store.h"
+#include "server/storage/counter_rules.h"
 #include "server/storage/key_store.h"
 #include "server/storage/outbox_signal.h"
 #include "server/storage/portal_store.h"
@@ -116,6 +118,10 @@ class FakeDatabase {
     std::string lease_token;
   };
   using TenantScoped = std::pair<int64_t, std::string>;  // tenant, id
+  // A usage rollup row's key: tenant, granularity (0 hour, 1 day), bucket
+  // start (Unix seconds), key id, channel, outcome.
+  using UsageKey =
+      std::tuple<int64_t, int, int64_t, std::string, std::string, std::string>;
 
   mutable absl::Mutex mu;
   std::map<int64_t, storage::Tenant> tenants ABSL_GUARDED_BY(mu);
@@ -130,6 +136,7 @@ class FakeDatabase {
   int64_t next_audit_id ABSL_GUARDED_BY(mu) = 1;
   std::map<std::pair<int64_t, int>, ChainHeadRow> chain_heads
       ABSL_GUARDED_BY(mu);
+  std::map<UsageKey, int64_t> usage ABSL_GUARDED_BY(mu);
   std::map<int64_t, FeedRow> feed ABSL_GUARDED_BY(mu);
   int64_t next_feed_seq ABSL_GUARDED_BY(mu) = 1;
   std::map<std::pair<std::string, std::string>, ReplicaRow> replicas
@@ -144,6 +151,12 @@ class FakeDatabase {
   int64_t next_webhook_delivery ABSL_GUARDED_BY(mu) = 1;
   // Raised by every delivery inserted (a fake call commits at once).
   storage::OutboxSignal outbox_signal;
+  // The shared counters: per counter key, granted tokens by slot; token
+  // buckets; quotas by key id.
+  std::map<std::string, std::map<int64_t, int64_t>> limit_windows
+      ABSL_GUARDED_BY(mu);
+  std::map<std::string, storage::BucketRow> limit_buckets ABSL_GUARDED_BY(mu);
+  std::map<std::string, storage::QuotaRow> key_quotas ABSL_GUARDED_BY(mu);
   // The state sweep's lease.
   std::string sweep_holder ABSL_GUARDED_BY(mu);
   absl::Time sweep_lease_until ABSL_GUARDED_BY(mu) = absl::InfinitePast();

@@ -9,6 +9,7 @@
 #include "tests/storage/fakes/fake_audit_store.h"
 #include "tests/storage/fakes/fake_change_feed_store.h"
 #include "tests/storage/fakes/fake_client_store.h"
+#include "tests/storage/fakes/fake_counter_store.h"
 #include "tests/storage/fakes/fake_database.h"
 #include "tests/storage/fakes/fake_key_store.h"
 #include "tests/storage/fakes/fake_pepper_usage_store.h"
@@ -29,7 +30,8 @@ struct FakeStores {
         feed(db),
         portal(db),
         pepper_usage(db),
-        webhooks(db) {}
+        webhooks(db),
+        counters(db) {}
 
   const std::shared_ptr<FakeDatabase> db;
   FakeKeyStore keys;
@@ -40,6 +42,7 @@ struct FakeStores {
   FakePortalStore portal;
   FakePepperUsageStore pepper_usage;
   FakeWebhookStore webhooks;
+  FakeCounterStore counters;
 };
 
 }  // namespace lumo::testing
