@@ -100,8 +100,8 @@ absl::StatusOr<std::unique_ptr<App>> App::Create(
   app->limit_workers_.store(app->workers_.get());
   // The authenticator's collaborators, then the authenticator, before the
   // adapters that use it.
-  app->audit_service_ =
-      std::make_unique<service::AuditService>(&stores.audit(), &stores.keys());
+  app->audit_service_ = std::make_unique<service::AuditService>(
+      &stores.audit(), &stores.keys(), &stores.users());
   app->usage_service_ =
       std::make_unique<service::UsageService>(&stores.audit(), &stores.keys());
   app->audit_writer_ = std::make_unique<service::AuditWriter>(

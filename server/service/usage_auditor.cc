@@ -41,6 +41,28 @@ const char* ChannelOf(absl::string_view rpc) {
                            : storage::kUsageChannelApi;
 }
 
+// True for the refusal reasons that are about a key (the verify reasons)
+// or about a call that presented no usable key.
+bool IsKeyUseRefusal(absl::string_view reason) {
+  static constexpr absl::string_view kReasons[] = {"not_found",
+                                                   "malformed",
+                                                   "revoked",
+                                                   "rotated",
+                                                   "expired",
+                                                   "disabled",
+                                                   "wrong_tenant",
+                                                   "ip_not_allowed",
+                                                   "insufficient_scope",
+                                                   "rate_limited",
+                                                   "missing_credential",
+                                                   "conflicting_credentials",
+                                                   "unsupported_authorization"};
+  for (absl::string_view r : kReasons) {
+    if (r == reason) return true;
+  }
+  return false;
+}
+
 storage::AuditEvent BaseEvent(const RequestInfo& info) {
   storage::AuditEvent e;
   e.ip_address = info.ip_address;
@@ -138,10 +160,10 @@ void UsageAuditor::RecordAuthFailure(const RequestInfo& info,
   if (!tenant_slug.empty()) meta.Add("tenantSlug", tenant_slug);
   if (!why.empty()) meta.Add("suspiciousReasons", why);
   e.metadata_json = meta.Build();
-  // Token refusals are not key uses; every other refusal counts, under the
-  // key when it is one of this tenant's (docs/usage.md "Which key").
-  if (options_.rollups && reason != "bad_service_token" &&
-      reason != "bad_operator_token") {
+  // Refusals of a key, or of a call to the key API without a usable key,
+  // count, under the key when it is one of this tenant's (docs/usage.md
+  // "Which key"); token and portal-session refusals are not key uses.
+  if (options_.rollups && IsKeyUseRefusal(reason)) {
     // Filed under the key's own tenant (the secret matched), or under the
     // addressed tenant, which the key must then belong to.
     const bool attributed =
