@@ -119,6 +119,10 @@ void UsageAuditor::RecordAuthFailure(const RequestInfo& info,
                                      absl::string_view tenant_slug,
                                      absl::string_view reason,
                                      const VerifyOutcome* outcome) {
+  if (outcome != nullptr && outcome->decoy) {
+    RecordDecoyUse(info, rpc, *outcome);
+    return;
+  }
   storage::PendingAuditEvent p;
   // Another tenant's key id is that tenant's business: the failure is
   // recorded in the addressed tenant without it (docs/audit.md).
@@ -169,6 +173,31 @@ void UsageAuditor::RecordAuthFailure(const RequestInfo& info,
     p.usage = storage::UsageCount{attributed ? key_id : std::string(),
                                   ChannelOf(rpc), std::string(reason), 1};
   }
+  writer_->Enqueue(std::move(p));
+}
+
+void UsageAuditor::RecordDecoyUse(const RequestInfo& info,
+                                  absl::string_view rpc,
+                                  const VerifyOutcome& outcome) {
+  storage::PendingAuditEvent p;
+  // The decoy's tenant, whichever tenant the call addressed: it is the one
+  // that set the trap.
+  p.tenant_id = outcome.tenant_id;
+  storage::AuditEvent& e = p.event = BaseEvent(info);
+  e.action = "api_key.decoy_used";
+  e.category = "authentication";
+  e.actor_type = "api_key";
+  e.actor_id = outcome.key_id;
+  e.target_type = "api_key";
+  e.target_id = outcome.key_id;
+  e.outcome = "failure";
+  e.suspicious = true;
+  JsonObject meta;
+  meta.Add("severity", "critical");
+  meta.Add("rpc", rpc);
+  AddHttp(meta, info);
+  meta.Add("suspiciousReasons", std::vector<std::string>{"decoy"});
+  e.metadata_json = meta.Build();
   writer_->Enqueue(std::move(p));
 }
 
