@@ -32,6 +32,21 @@ std::string JoinOr(const google::protobuf::RepeatedPtrField<std::string>& list,
   return absl::StrJoin(cleaned, separator);
 }
 
+// "page P of N (T things in total)"; a count that stopped at its cap says
+// "at least", one that was not made says nothing of the total.
+std::string PageFooter(const lumo::api::PageMeta& meta, absl::string_view one,
+                       absl::string_view many) {
+  if (meta.total_relation() == "unknown") {
+    return absl::StrCat(meta.has_next_page() ? "more " : "no more ", many,
+                        " after this page\n");
+  }
+  const char* bound = meta.total_relation() == "gte" ? "at least " : "";
+  return absl::StrCat("page ", meta.page(), " of ", bound,
+                      std::max(meta.total_pages(), 1), " (", bound,
+                      meta.total(), " ", meta.total() == 1 ? one : many,
+                      " in total)\n");
+}
+
 std::string TextOr(absl::string_view text) {
   return text.empty() ? std::string(kNone) : Sanitize(text);
 }
@@ -166,24 +181,6 @@ std::string FormatApiKey(const lumo::keys::v1::ApiKey& key, bool show_key) {
   return FormatFields(fields);
 }
 
-namespace {
-
-// "page N of M (T keys in total)"; a count that stopped at its cap says "at
-// least", one that was not made says nothing of the total.
-std::string PageLine(const lumo::api::PageMeta& meta, absl::string_view noun) {
-  const std::string nouns = absl::StrCat(noun, meta.total() == 1 ? "" : "s");
-  if (meta.total_relation() == "unknown") {
-    return absl::StrCat(meta.has_next_page() ? "more " : "no more ", noun,
-                        "s after this page\n");
-  }
-  const char* bound = meta.total_relation() == "gte" ? "at least " : "";
-  return absl::StrCat("page ", meta.page(), " of ", bound,
-                      std::max(meta.total_pages(), 1), " (", bound,
-                      meta.total(), " ", nouns, " in total)\n");
-}
-
-}  // namespace
-
 std::string FormatApiKeyList(const lumo::keys::v1::ListApiKeysResponse& list) {
   std::vector<std::vector<std::string>> rows = {{"PREFIX", "NAME", "STATUS",
                                                  "SCOPES", "CREATED",
@@ -199,7 +196,7 @@ std::string FormatApiKeyList(const lumo::keys::v1::ListApiKeysResponse& list) {
   }
   std::string out = list.data().empty() ? "no keys\n" : FormatTable(rows);
   if (list.has_meta()) {
-    absl::StrAppend(&out, PageLine(list.meta(), "key"));
+    absl::StrAppend(&out, PageFooter(list.meta(), "key", "keys"));
   }
   return out;
 }
@@ -266,7 +263,7 @@ std::string FormatAuditList(
   }
   std::string out = list.data().empty() ? "no events\n" : FormatTable(rows);
   if (list.has_meta()) {
-    absl::StrAppend(&out, PageLine(list.meta(), "event"));
+    absl::StrAppend(&out, PageFooter(list.meta(), "event", "events"));
   }
   return out;
 }
@@ -370,6 +367,92 @@ std::string FormatChainVerification(
   return absl::StrCat("audit chain of ", Sanitize(tenant), ": BROKEN at ",
                       where, ": ", Sanitize(reply.reason()), " (",
                       reply.rows_checked(), " rows verified before it)\n");
+}
+
+std::string FormatWebhook(const lumo::webhooks::v1::Webhook& w,
+                          bool show_secret) {
+  std::vector<std::pair<std::string, std::string>> fields = {
+      {"id", TextOr(w.id())},
+      {"url", TextOr(w.url())},
+      {"description", TextOr(w.description())},
+      {"events",
+       w.event_types().empty() ? "every type" : JoinOr(w.event_types(), ", ")},
+      {"enabled", w.enabled() ? "yes" : "no"},
+      {"consecutive failures", absl::StrCat(w.consecutive_failures())},
+      {"secret prefix", TextOr(w.secret_prefix())},
+      {"created", TimeOr(w.has_created_at(), w.created_at())},
+      {"secret rotated",
+       TimeOr(w.has_secret_rotated_at(), w.secret_rotated_at())},
+  };
+  if (w.has_disabled_reason()) {
+    fields.emplace_back("disabled reason", TextOr(w.disabled_reason()));
+  }
+  if (w.has_previous_secret_valid_until()) {
+    fields.emplace_back("old secret signs until",
+                        FormatTimestamp(w.previous_secret_valid_until()));
+  }
+  if (show_secret && w.has_secret()) {
+    fields.emplace_back("secret", Sanitize(w.secret()));
+  }
+  return FormatFields(fields);
+}
+
+std::string FormatWebhookList(
+    const lumo::webhooks::v1::ListWebhooksResponse& list) {
+  std::vector<std::vector<std::string>> rows = {
+      {"ID", "URL", "ENABLED", "EVENTS", "FAILURES"}};
+  for (const lumo::webhooks::v1::Webhook& w : list.data()) {
+    rows.push_back(
+        {TextOr(w.id()), TextOr(w.url()), w.enabled() ? "yes" : "no",
+         w.event_types().empty() ? "*" : JoinOr(w.event_types(), ","),
+         absl::StrCat(w.consecutive_failures())});
+  }
+  std::string out = list.data().empty() ? "no webhooks\n" : FormatTable(rows);
+  if (list.has_meta()) {
+    absl::StrAppend(&out, PageFooter(list.meta(), "webhook", "webhooks"));
+  }
+  return out;
+}
+
+std::string FormatWebhookDelivery(
+    const lumo::webhooks::v1::WebhookDelivery& d) {
+  return FormatFields({
+      {"delivery", TextOr(d.id())},
+      {"event", TextOr(d.event_id())},
+      {"type", TextOr(d.event_type())},
+      {"status", TextOr(d.status())},
+      {"attempts", absl::StrCat(d.attempts())},
+      {"created", TimeOr(d.has_created_at(), d.created_at())},
+      {"next attempt", TimeOr(d.has_next_attempt_at(), d.next_attempt_at())},
+      {"last attempt", TimeOr(d.has_last_attempt_at(), d.last_attempt_at())},
+      {"delivered", TimeOr(d.has_delivered_at(), d.delivered_at())},
+      {"last http status", d.last_http_status() == 0
+                               ? std::string(kNone)
+                               : absl::StrCat(d.last_http_status())},
+      {"last error", TextOr(d.last_error())},
+  });
+}
+
+std::string FormatWebhookDeliveryList(
+    const lumo::webhooks::v1::ListWebhookDeliveriesResponse& list) {
+  std::vector<std::vector<std::string>> rows = {{"ID", "EVENT", "TYPE",
+                                                 "STATUS", "ATTEMPTS", "HTTP",
+                                                 "LATENCY", "LAST ERROR"}};
+  for (const lumo::webhooks::v1::WebhookDelivery& d : list.data()) {
+    rows.push_back(
+        {TextOr(d.id()), TextOr(d.event_id()), TextOr(d.event_type()),
+         TextOr(d.status()), absl::StrCat(d.attempts()),
+         d.last_http_status() == 0 ? std::string(kNone)
+                                   : absl::StrCat(d.last_http_status()),
+         d.attempts() == 0 ? std::string(kNone)
+                           : absl::StrCat(d.last_latency_ms(), " ms"),
+         TextOr(d.last_error())});
+  }
+  std::string out = list.data().empty() ? "no deliveries\n" : FormatTable(rows);
+  if (list.has_meta()) {
+    absl::StrAppend(&out, PageFooter(list.meta(), "delivery", "deliveries"));
+  }
+  return out;
 }
 
 absl::StatusOr<std::string> ToJsonLine(

@@ -35,6 +35,7 @@
 #include "server/service/usage_service.h"
 #include "server/service/user_service.h"
 #include "server/service/verifier.h"
+#include "server/service/webhook_service.h"
 #include "server/storage/backend.h"
 #include "server/storage/change_feed_store.h"
 
@@ -80,6 +81,9 @@ struct AppOptions {
   // Password hashing cost, session lifetimes,
   // login throttling (docs/portal.md).
   service::PortalOptions portal;
+  // Webhook endpoints: the per-tenant limit and the addresses deliveries
+  // may reach (docs/webhooks.md).
+  service::WebhookOptions webhooks;
 };
 
 // Thread-safe once built. Owns everything it creates.
@@ -110,6 +114,8 @@ class App {
   metrics::Registry& metrics() { return *metrics_; }
   // Null without replication.
   service::ReplicaSync* replica_sync() { return replica_.get(); }
+  // Webhook endpoints, secrets and payloads (for the delivery worker).
+  service::WebhookService& webhooks() { return *webhooks_; }
 
  private:
   App() = default;
@@ -131,6 +137,7 @@ class App {
   // Destroyed after workers_ stops.
   std::unique_ptr<service::UserService> users_;
   std::unique_ptr<service::ClientService> clients_;
+  std::unique_ptr<service::WebhookService> webhooks_;
   std::unique_ptr<service::RegistrationService> registration_;
 
   // Destroyed after ~App has stopped workers_ and flushed the writer; the

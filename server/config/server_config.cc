@@ -6,7 +6,10 @@
 #include <tuple>
 
 #include "absl/flags/flag.h"
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "server/core/net.h"
 #include "server/shared/process/flag_checks.h"
 
 ABSL_FLAG(std::string, listen, "127.0.0.1:50051",
@@ -184,6 +187,36 @@ ABSL_FLAG(absl::Duration, portal_login_failure_window, absl::Minutes(15),
 ABSL_FLAG(int, portal_scrypt_log_n, 17,
           "log2 of scrypt's N for new portal passwords (OWASP: 17, with r=8, "
           "p=1; 10-20). Lower it only for tests on small machines");
+
+ABSL_FLAG(int, webhook_workers, 4,
+          "Threads delivering webhooks in this process (0: this process "
+          "delivers none; others sharing the database still do); 0-64");
+ABSL_FLAG(absl::Duration, webhook_timeout, absl::Seconds(5),
+          "Bound of one webhook attempt: resolve, connect, TLS, request and "
+          "response head; 1s-60s");
+ABSL_FLAG(absl::Duration, webhook_retry_window, absl::Hours(24),
+          "A webhook whose event is older than this when an attempt fails is "
+          "given up; 1m-72h");
+ABSL_FLAG(absl::Duration, webhook_retry_base, absl::Seconds(10),
+          "Wait after a webhook's first failed attempt; it doubles with each "
+          "further failure up to 1h (then jittered to 50-100%); 10ms-1h");
+ABSL_FLAG(int, webhook_disable_after_failures, 20,
+          "A webhook endpoint is disabled after this many failed attempts in "
+          "a row ...; 1-10000");
+ABSL_FLAG(absl::Duration, webhook_disable_after, absl::Hours(1),
+          "... once the first of them is at least this old; 0s-72h");
+ABSL_FLAG(bool, webhook_allow_http, false,
+          "Allow plain-http webhook URLs to loopback addresses (tests and "
+          "local receivers only)");
+ABSL_FLAG(std::string, webhook_allow_cidrs, "",
+          "Comma-separated CIDRs webhooks may reach although they are "
+          "loopback, private, link-local or otherwise refused");
+ABSL_FLAG(std::string, webhook_ca_file, "",
+          "PEM CA certificates webhook receivers may present besides the "
+          "system's");
+ABSL_FLAG(absl::Duration, webhook_poll_interval, absl::Milliseconds(500),
+          "How often an idle webhook thread looks for due deliveries; "
+          "10ms-60s");
 
 namespace lumo::config {
 
@@ -420,6 +453,77 @@ absl::Status AppOptionsFromFlags(const ServerConfig& config,
   return absl::OkStatus();
 }
 
+// A duration flag's value when it lies in [low, high].
+absl::StatusOr<absl::Duration> DurationInRange(absl::string_view name,
+                                               absl::Duration value,
+                                               absl::Duration low,
+                                               absl::Duration high) {
+  if (value < low || value > high) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(name, " must be between ", absl::FormatDuration(low),
+                     " and ", absl::FormatDuration(high)));
+  }
+  return value;
+}
+
+// The webhook flags (docs/webhooks.md "Delivery"): the address policy both
+// the endpoint validation and the sender apply, the sender, the worker.
+absl::Status WebhooksFromFlags(ServerConfig& config) {
+  service::WebhookAddressPolicy policy;
+  policy.allow_http = absl::GetFlag(FLAGS_webhook_allow_http);
+  for (absl::string_view text : absl::StrSplit(
+           absl::GetFlag(FLAGS_webhook_allow_cidrs), ',', absl::SkipEmpty())) {
+    absl::StatusOr<core::Cidr> cidr =
+        core::Cidr::Parse(absl::StripAsciiWhitespace(text));
+    if (!cidr.ok()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("--webhook_allow_cidrs: ", cidr.status().message()));
+    }
+    policy.allowed_cidrs.push_back(*cidr);
+  }
+  config.app.webhooks.addresses = policy;
+  config.webhook_sender.addresses = policy;
+  config.webhook_sender.ca_file = absl::GetFlag(FLAGS_webhook_ca_file);
+
+  webhooks::DeliveryWorkerOptions& worker = config.webhook_delivery;
+  absl::StatusOr<int> threads =
+      InRange("--webhook_workers", absl::GetFlag(FLAGS_webhook_workers), 0, 64);
+  if (!threads.ok()) return threads.status();
+  worker.threads = *threads;
+  absl::StatusOr<int> failures =
+      InRange("--webhook_disable_after_failures",
+              absl::GetFlag(FLAGS_webhook_disable_after_failures), 1, 10000);
+  if (!failures.ok()) return failures.status();
+  worker.failure.disable_after_failures = *failures;
+  for (const auto& [out, name, value, low, high] :
+       {std::tuple<absl::Duration*, const char*, absl::Duration, absl::Duration,
+                   absl::Duration>{&config.webhook_sender.timeout,
+                                   "--webhook_timeout",
+                                   absl::GetFlag(FLAGS_webhook_timeout),
+                                   absl::Seconds(1), absl::Seconds(60)},
+        {&worker.failure.retry_window, "--webhook_retry_window",
+         absl::GetFlag(FLAGS_webhook_retry_window), absl::Minutes(1),
+         absl::Hours(72)},
+        {&worker.base_backoff, "--webhook_retry_base",
+         absl::GetFlag(FLAGS_webhook_retry_base), absl::Milliseconds(10),
+         absl::Hours(1)},
+        {&worker.failure.disable_after, "--webhook_disable_after",
+         absl::GetFlag(FLAGS_webhook_disable_after), absl::ZeroDuration(),
+         absl::Hours(72)},
+        {&worker.poll_interval, "--webhook_poll_interval",
+         absl::GetFlag(FLAGS_webhook_poll_interval), absl::Milliseconds(10),
+         absl::Seconds(60)}}) {
+    absl::StatusOr<absl::Duration> checked =
+        DurationInRange(name, value, low, high);
+    if (!checked.ok()) return checked.status();
+    *out = *checked;
+  }
+  worker.max_backoff = std::max(absl::Hours(1), worker.base_backoff);
+  // A claim outlives the attempt it covers, with room to record it.
+  worker.lease = config.webhook_sender.timeout * 2 + absl::Seconds(30);
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 absl::string_view CommandName(ServerCommand command) {
@@ -493,6 +597,9 @@ absl::StatusOr<ServerConfig> ServerConfigFromFlags(
   }
   if (absl::Status app = AppOptionsFromFlags(config, config.app); !app.ok()) {
     return app;
+  }
+  if (absl::Status webhooks = WebhooksFromFlags(config); !webhooks.ok()) {
+    return webhooks;
   }
   return config;
 }

@@ -30,6 +30,8 @@
 #include "absl/time/time.h"
 #include "server/app/app.h"
 #include "server/tls/server_tls.h"
+#include "server/webhooks/delivery_worker.h"
+#include "server/webhooks/sender.h"
 
 namespace lumo::config {
 
@@ -89,6 +91,10 @@ struct ServerConfig {
   // set and the token hashes (read from their files) and the replica's
   // host name, process id and log sink.
   app::AppOptions app;
+  // The webhook sender and delivery worker (--webhook_*; the address
+  // policy is also app.webhooks.addresses).
+  webhooks::HttpsSenderOptions webhook_sender;
+  webhooks::DeliveryWorkerOptions webhook_delivery;
 
   // (flag, path) of every secret file the flags name, unset ones included
   // (process::CheckSecretFiles skips those).
@@ -106,7 +112,9 @@ struct ServerConfig {
 //     with different values);
 //   - serve: TLS flags that must come together do not, --internal_listen
 //     without mTLS or equal to --listen, a negative --drain_delay or
-//     --shutdown_grace, a value out of its documented range;
+//     --shutdown_grace, a value out of its documented range (the
+//     --webhook_* ones included), a --webhook_allow_cidrs entry that is not
+//     a CIDR;
 // FAILED_PRECONDITION when serve would listen in plaintext on a
 // non-loopback --listen without --allow_remote_plaintext.
 // Flags that belong to other commands are ignored, so one config file

@@ -75,6 +75,14 @@ absl::StatusOr<service::UsageRangeParams> UsageRange(const Request& r) {
   return p;
 }
 
+// Sets actor.email of every reply event whose actor has one in `emails`.
+void AddActorEmails(const service::ActorEmails& emails,
+                    lumo::audit::v1::AuditEvent* event) {
+  if (event->actor().type() != "user") return;
+  auto it = emails.find(event->actor().id());
+  if (it != emails.end()) event->mutable_actor()->set_email(it->second);
+}
+
 void ToProto(const service::UsageCounts& c, lumo::audit::v1::UsageCounts* out) {
   out->set_calls(c.calls);
   out->set_verifications(c.verifications);
@@ -187,8 +195,13 @@ grpc::ServerUnaryReactor* AuditServiceImpl::ListAuditLogs(
         absl::StatusOr<storage::AuditPage> page =
             ctx_.audit->List(caller, params, &applied);
         if (!page.ok()) return page.status();
+        absl::StatusOr<service::ActorEmails> emails =
+            ctx_.audit->EmailsOfActors(caller, page->events);
+        if (!emails.ok()) return emails.status();
         for (const storage::StoredAuditEvent& e : page->events) {
-          ToProto(e, response->add_data());
+          lumo::audit::v1::AuditEvent* event = response->add_data();
+          ToProto(e, event);
+          AddActorEmails(*emails, event);
         }
         FillPageMeta(KeysetPageMeta{page->total, page->total_kind, applied.page,
                                     applied.after_position.has_value(),
@@ -253,9 +266,13 @@ grpc::ServerUnaryReactor* AuditServiceImpl::ExportAuditLogs(
         absl::StatusOr<std::vector<storage::StoredAuditEvent>> stored =
             ctx_.audit->Export(caller, from, to);
         if (!stored.ok()) return stored.status();
+        absl::StatusOr<service::ActorEmails> emails =
+            ctx_.audit->EmailsOfActors(caller, *stored);
+        if (!emails.ok()) return emails.status();
         std::vector<lumo::audit::v1::AuditEvent> events(stored->size());
         for (size_t i = 0; i < stored->size(); ++i) {
           ToProto((*stored)[i], &events[i]);
+          AddActorEmails(*emails, &events[i]);
         }
         // The tenant slug passed the authenticator's check against the
         // key's tenant; the filename still keeps to a safe alphabet.
@@ -295,7 +312,11 @@ grpc::ServerUnaryReactor* AuditServiceImpl::GetAuditLog(
         absl::StatusOr<storage::StoredAuditEvent> event =
             ctx_.audit->Get(caller, request->id());
         if (!event.ok()) return event.status();
+        absl::StatusOr<service::ActorEmails> emails =
+            ctx_.audit->EmailsOfActors(caller, {*event});
+        if (!emails.ok()) return emails.status();
         ToProto(*event, response);
+        AddActorEmails(*emails, response);
         return absl::OkStatus();
       });
 }

@@ -41,6 +41,28 @@ const char* ChannelOf(absl::string_view rpc) {
                            : storage::kUsageChannelApi;
 }
 
+// True for the refusal reasons that are about a key (the verify reasons)
+// or about a call that presented no usable key.
+bool IsKeyUseRefusal(absl::string_view reason) {
+  static constexpr absl::string_view kReasons[] = {"not_found",
+                                                   "malformed",
+                                                   "revoked",
+                                                   "rotated",
+                                                   "expired",
+                                                   "disabled",
+                                                   "wrong_tenant",
+                                                   "ip_not_allowed",
+                                                   "insufficient_scope",
+                                                   "rate_limited",
+                                                   "missing_credential",
+                                                   "conflicting_credentials",
+                                                   "unsupported_authorization"};
+  for (absl::string_view r : kReasons) {
+    if (r == reason) return true;
+  }
+  return false;
+}
+
 storage::AuditEvent BaseEvent(const RequestInfo& info) {
   storage::AuditEvent e;
   e.ip_address = info.ip_address;
@@ -97,6 +119,10 @@ void UsageAuditor::RecordAuthFailure(const RequestInfo& info,
                                      absl::string_view tenant_slug,
                                      absl::string_view reason,
                                      const VerifyOutcome* outcome) {
+  if (outcome != nullptr && outcome->decoy) {
+    RecordDecoyUse(info, rpc, *outcome);
+    return;
+  }
   storage::PendingAuditEvent p;
   // Another tenant's key id is that tenant's business: the failure is
   // recorded in the addressed tenant without it (docs/audit.md).
@@ -134,10 +160,10 @@ void UsageAuditor::RecordAuthFailure(const RequestInfo& info,
   if (!tenant_slug.empty()) meta.Add("tenantSlug", tenant_slug);
   if (!why.empty()) meta.Add("suspiciousReasons", why);
   e.metadata_json = meta.Build();
-  // Token refusals are not key uses; every other refusal counts, under the
-  // key when it is one of this tenant's (docs/usage.md "Which key").
-  if (options_.rollups && reason != "bad_service_token" &&
-      reason != "bad_operator_token") {
+  // Refusals of a key, or of a call to the key API without a usable key,
+  // count, under the key when it is one of this tenant's (docs/usage.md
+  // "Which key"); token and portal-session refusals are not key uses.
+  if (options_.rollups && IsKeyUseRefusal(reason)) {
     // Filed under the key's own tenant (the secret matched), or under the
     // addressed tenant, which the key must then belong to.
     const bool attributed =
@@ -147,6 +173,31 @@ void UsageAuditor::RecordAuthFailure(const RequestInfo& info,
     p.usage = storage::UsageCount{attributed ? key_id : std::string(),
                                   ChannelOf(rpc), std::string(reason), 1};
   }
+  writer_->Enqueue(std::move(p));
+}
+
+void UsageAuditor::RecordDecoyUse(const RequestInfo& info,
+                                  absl::string_view rpc,
+                                  const VerifyOutcome& outcome) {
+  storage::PendingAuditEvent p;
+  // The decoy's tenant, whichever tenant the call addressed: it is the one
+  // that set the trap.
+  p.tenant_id = outcome.tenant_id;
+  storage::AuditEvent& e = p.event = BaseEvent(info);
+  e.action = "api_key.decoy_used";
+  e.category = "authentication";
+  e.actor_type = "api_key";
+  e.actor_id = outcome.key_id;
+  e.target_type = "api_key";
+  e.target_id = outcome.key_id;
+  e.outcome = "failure";
+  e.suspicious = true;
+  JsonObject meta;
+  meta.Add("severity", "critical");
+  meta.Add("rpc", rpc);
+  AddHttp(meta, info);
+  meta.Add("suspiciousReasons", std::vector<std::string>{"decoy"});
+  e.metadata_json = meta.Build();
   writer_->Enqueue(std::move(p));
 }
 

@@ -58,11 +58,18 @@ class UsageAuditor {
   // a VerifyReason name in lower case ("not_found", "revoked", ...) or
   // "missing_credential", "conflicting_credentials", "bad_service_token",
   // "bad_operator_token", "insufficient_scope", "principal_not_allowed".
-  // `outcome` (may be null) is the key verification, when one ran.
+  // `outcome` (may be null) is the key verification, when one ran. A decoy
+  // (outcome->decoy) is recorded as RecordDecoyUse instead.
   void RecordAuthFailure(const RequestInfo& info, absl::string_view rpc,
                          absl::string_view tenant_slug,
                          absl::string_view reason,
                          const VerifyOutcome* outcome);
+
+  // A decoy key was presented: `api_key.decoy_used` in the decoy's tenant,
+  // suspicious, metadata {severity: "critical", rpc, httpMethod, httpRoute,
+  // suspiciousReasons: ["decoy"]}, with the caller's address and agent.
+  void RecordDecoyUse(const RequestInfo& info, absl::string_view rpc,
+                      const VerifyOutcome& outcome);
 
   // AuthService.VerifyApiKey decided `outcome` for `tenant_slug` and the end
   // client `client_ip`: a failure event when not valid; when valid, an

@@ -224,6 +224,13 @@ std::optional<VerifyOutcome> Verifier::Decide(const Entry& entry,
     }
   }
   if (match == Match::kNone) return out;  // a wrong secret: NOT_FOUND
+  if (rec.key.decoy) {
+    // Answered as an unknown key; only the audit learns what happened.
+    out.decoy = true;
+    out.tenant_id = rec.key.tenant_id;
+    out.tenant_slug = rec.tenant_slug;
+    return out;
+  }
 
   out.secret_matched = true;
   out.tenant_id = rec.key.tenant_id;

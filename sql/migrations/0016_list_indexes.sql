@@ -4,9 +4,9 @@
 -- appended by InnoDB breaking ties; the OAuth clients' updatedAt sort had
 -- none.
 --
--- idx_api_keys_tenant_deleted: the key list's capped total ("deleted_at IS
--- NULL" of a tenant) is read from the index alone instead of one row
--- lookup per counted key.
+-- idx_api_keys_tenant_listed: the key list's capped total ("deleted_at IS
+-- NULL" and "decoy = 0", or "decoy = 1", of a tenant) is read from the
+-- index alone instead of one row lookup per counted key.
 -- idx_audit_tenant_action: the audit list filtered by action (the portal's
 -- audit page filter) walks (tenant_id, action) in id order instead of
 -- every event of the tenant. The suspicious filter has its index since
@@ -17,6 +17,6 @@
 ALTER TABLE oauth_clients
   ADD KEY idx_oauth_clients_tenant_updated (tenant_id, updated_at);
 ALTER TABLE api_keys
-  ADD KEY idx_api_keys_tenant_deleted (tenant_id, deleted_at);
+  ADD KEY idx_api_keys_tenant_listed (tenant_id, decoy, deleted_at);
 ALTER TABLE audit_events
   ADD KEY idx_audit_tenant_action (tenant_id, action, id);

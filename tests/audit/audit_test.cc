@@ -783,7 +783,20 @@ TEST_F(AuditTest, UsageRollupsCountEveryKeyUseByChannelAndOutcome) {
   ApiKey out;
   EXPECT_EQ(Rotate(t, reader.key(), reader.id(), &out).error_code(),
             grpc::StatusCode::PERMISSION_DENIED);
+  // A portal session that is not one is no key use: not counted.
+  {
+    auto stub = lumo::keys::v1::KeyService::NewStub(*channel_);
+    grpc::ClientContext ctx;
+    ctx.AddMetadata("x-lumo-session", "not-a-session");
+    lumo::keys::v1::GetApiKeyRequest req;
+    req.set_tenant_slug(t);
+    req.set_id(reader.id());
+    ApiKey got;
+    EXPECT_FALSE(stub->GetApiKey(&ctx, req, &got).ok());
+  }
   app_->audit_writer().Flush();
+  EXPECT_GE(Count(t, "JSON_VALUE(metadata, '$.reason') = 'bad_session'"), 1)
+      << "the refused session is audited (but not counted as a key use)";
 
   for (const char* table : {"usage_hourly", "usage_daily"}) {
     SCOPED_TRACE(table);

@@ -17,6 +17,7 @@
 #include "server/storage/audit_chain.h"
 #include "server/storage/mysql/mysql_audit_chain.h"
 #include "server/storage/mysql/mysql_session.h"
+#include "server/storage/mysql/mysql_webhook_outbox.h"
 #include "server/storage/mysql/select_list.h"
 
 namespace lumo::storage {
@@ -316,6 +317,13 @@ absl::Status MysqlAuditStore::AppendEvents(
     }
     if (absl::Status inserted = InsertRows(s, rows); !inserted.ok()) {
       return inserted;
+    }
+    OutboxWriter outbox(s);
+    for (const ChainedRow& r : rows) {
+      if (absl::Status st = outbox.Add(r.tenant_id, *r.event, r.created_at);
+          !st.ok()) {
+        return st;
+      }
     }
     for (UsageGranularity g :
          {UsageGranularity::kHour, UsageGranularity::kDay}) {

@@ -413,12 +413,32 @@ async function main() {
     assert.equal(await rows.count(), 1, 'one rotation');
     const rowText = await rows.first().textContent();
     assert.ok(rowText.includes('api_key.rotated'));
-    assert.ok(/usr_|@/.test(rowText), 'actor is the admin user: ' + rowText);
+    assert.ok(rowText.includes(email), 'the admin is shown by e-mail: ' + rowText);
+    assert.ok(/\(deleted\)/.test(rowText), 'the rotated key was deleted since: ' + rowText);
     await page.locator('#f-action').fill('');
     await page.locator('#filters button[type=submit]').click();
     await page.locator('#audit-loading').waitFor({state: 'hidden'});
     assert.ok(await rows.count() >= 5, 'every lifecycle event is listed');
     await page.screenshot({path: path.join(shots, 'audit-page.png'), fullPage: true});
+    const key3Target = key3.slice(4, 16);
+    await page.locator('#f-key').fill(key3Target);
+    await page.locator('#filters button[type=submit]').click();
+    await page.locator('#audit-loading').waitFor({state: 'hidden'});
+    assert.ok(await rows.count() >= 3, 'svc-edit was created, edited, disabled');
+    for (const text of await rows.allTextContents()) {
+      assert.ok(text.includes(`svc-edited (${key3Target})`), 'target by name and id: ' + text);
+    }
+    await page.locator('#f-key').fill('');
+    await page.locator('#f-actor').fill(key3Target);
+    await page.locator('#filters button[type=submit]').click();
+    await page.locator('#audit-loading').waitFor({state: 'hidden'});
+    assert.ok(await rows.count() >= 1, 'svc-edit made calls');
+    for (const text of await rows.allTextContents()) {
+      assert.ok(text.includes(`svc-edited (${key3Target})`), 'actor key by name: ' + text);
+    }
+    await page.locator('#f-actor').fill('');
+    await page.locator('#filters button[type=submit]').click();
+    await page.locator('#audit-loading').waitFor({state: 'hidden'});
     await rows.first().getByRole('button').click();
     await page.locator('#detail-dialog').waitFor({state: 'visible'});
     assert.ok((await page.locator('#detail-body').textContent()).includes('"action"'));
