@@ -118,10 +118,15 @@ absl::Status ToProtoWithPolicy(service::KeyService& keys,
   return absl::OkStatus();
 }
 
+// The key with its states (under the policy the call was checked against,
+// else the tenant's current one) and its full text.
 absl::Status ToProtoWithSecret(service::KeyService& keys,
                                service::KeyWithSecret& created,
                                lumo::keys::v1::ApiKey* out) {
-  if (absl::Status s = ToProtoWithPolicy(keys, created.record, out); !s.ok()) {
+  if (created.policy.has_value()) {
+    ToProto(created.record, *created.policy, out);
+  } else if (absl::Status s = ToProtoWithPolicy(keys, created.record, out);
+             !s.ok()) {
     core::Cleanse(created.full_key);
     return s;
   }

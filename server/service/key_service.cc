@@ -262,16 +262,21 @@ absl::StatusOr<storage::NewKey> KeyService::ValidateNewKey(
   return key;
 }
 
-absl::Status KeyService::CheckNewKeyPolicy(const storage::NewKey& key) {
+absl::StatusOr<storage::KeyPolicy> KeyService::CheckNewKeyPolicy(
+    const storage::NewKey& key) {
   absl::StatusOr<storage::KeyPolicy> policy =
       store_->GetKeyPolicy(key.tenant_id);
   if (!policy.ok()) return policy.status();
   if (!policy->require_expiry && policy->max_lifetime_days == 0) {
-    return absl::OkStatus();
+    return policy;
   }
   absl::StatusOr<absl::Time> now = store_->Now();
   if (!now.ok()) return now.status();
-  return CheckExpiryPolicy(*policy, key.expires_at, *now);
+  if (absl::Status s = CheckExpiryPolicy(*policy, key.expires_at, *now);
+      !s.ok()) {
+    return s;
+  }
+  return policy;
 }
 
 absl::StatusOr<std::string> KeyService::AssignIdAndSecret(
@@ -290,7 +295,8 @@ absl::StatusOr<std::string> KeyService::AssignIdAndSecret(
 }
 
 absl::StatusOr<KeyWithSecret> KeyService::InsertWithRetry(
-    storage::NewKey key, const Principal* caller, const RequestInfo& info) {
+    storage::NewKey key, const storage::KeyPolicy& policy,
+    const Principal* caller, const RequestInfo& info) {
   for (int attempt = 0; attempt < kIdAttempts; ++attempt) {
     absl::StatusOr<std::string> full = AssignIdAndSecret(key);
     if (!full.ok()) return full.status();
@@ -322,7 +328,7 @@ absl::StatusOr<KeyWithSecret> KeyService::InsertWithRetry(
       core::Cleanse(*full);
       return record.status();
     }
-    return KeyWithSecret{*std::move(record), *std::move(full)};
+    return KeyWithSecret{*std::move(record), *std::move(full), policy};
   }
   return absl::InternalError("could not allocate a unique key id");
 }
@@ -345,7 +351,8 @@ absl::StatusOr<KeyWithSecret> KeyService::CreateKey(
     return inherited;
   }
   key->tenant_id = caller.tenant_id;
-  if (absl::Status s = CheckNewKeyPolicy(*key); !s.ok()) return s;
+  absl::StatusOr<storage::KeyPolicy> policy = CheckNewKeyPolicy(*key);
+  if (!policy.ok()) return policy.status();
   if (caller.kind == Principal::Kind::kSession) {
     key->created_by_type = "user";
     key->created_by_id = caller.user_id;
@@ -353,7 +360,7 @@ absl::StatusOr<KeyWithSecret> KeyService::CreateKey(
     key->created_by_type = "api_key";
     key->created_by_id = caller.key_id;
   }
-  return InsertWithRetry(*std::move(key), &caller, info);
+  return InsertWithRetry(*std::move(key), *policy, &caller, info);
 }
 
 absl::StatusOr<storage::ApiKeyRecord> KeyService::GetKey(
@@ -496,8 +503,9 @@ absl::StatusOr<KeyWithSecret> KeyService::RotateKey(
   for (int attempt = 0; attempt < kEditAttempts; ++attempt) {
     absl::StatusOr<storage::ApiKeyRecord> current =
         store_->GetKey(caller.tenant_id, id);
+    storage::KeyPolicy policy;
     absl::StatusOr<storage::RotateOptions> options =
-        current.ok() ? RotationOptions(caller, *current, requested)
+        current.ok() ? RotationOptions(caller, *current, requested, &policy)
                      : absl::StatusOr<storage::RotateOptions>(
                            Annotate(current.status()));
     if (!options.ok()) {
@@ -544,7 +552,7 @@ absl::StatusOr<KeyWithSecret> KeyService::RotateKey(
       core::Cleanse(*full);
       return acked;
     }
-    return KeyWithSecret{*std::move(rotated), *std::move(full)};
+    return KeyWithSecret{*std::move(rotated), *std::move(full), policy};
   }
   core::Cleanse(*full);
   return WithErrorKind(
@@ -555,13 +563,14 @@ absl::StatusOr<KeyWithSecret> KeyService::RotateKey(
 
 absl::StatusOr<storage::RotateOptions> KeyService::RotationOptions(
     const Principal& caller, const storage::ApiKeyRecord& current,
-    const std::optional<absl::Time>& requested) {
+    const std::optional<absl::Time>& requested, storage::KeyPolicy* read) {
   if (absl::Status may = CheckMayManage(caller, "rotate", current); !may.ok()) {
     return may;
   }
   absl::StatusOr<storage::KeyPolicy> policy =
       store_->GetKeyPolicy(caller.tenant_id);
   if (!policy.ok()) return policy.status();
+  *read = *policy;
   storage::RotateOptions options;
   if (BoundByItsAuthority(caller)) options.expected_version = current.version;
   const absl::Time now = current.db_now;
@@ -948,7 +957,8 @@ absl::StatusOr<KeyService::TenantWithKey> KeyService::CreateTenant(
         core::Cleanse(full);
         return record.status();
       }
-      result.initial_key = KeyWithSecret{*std::move(record), std::move(full)};
+      result.initial_key =
+          KeyWithSecret{*std::move(record), std::move(full), std::nullopt};
     }
     return result;
   }
@@ -976,10 +986,11 @@ absl::StatusOr<KeyWithSecret> KeyService::CreateTenantKey(
   absl::StatusOr<storage::NewKey> key = ValidateNewKey(params);
   if (!key.ok()) return key.status();
   key->tenant_id = tenant->id;
-  if (absl::Status s = CheckNewKeyPolicy(*key); !s.ok()) return s;
+  absl::StatusOr<storage::KeyPolicy> policy = CheckNewKeyPolicy(*key);
+  if (!policy.ok()) return policy.status();
   key->created_by_type = "system";
   key->created_by_id = "operator";
-  return InsertWithRetry(*std::move(key), nullptr, info);
+  return InsertWithRetry(*std::move(key), *policy, nullptr, info);
 }
 
 }  // namespace lumo::service
