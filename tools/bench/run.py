@@ -572,6 +572,7 @@ class Bench:
                       if isinstance(one[k], (int, float))}
             merged["errors"] = one["errors"] + two["errors"]
             merged["unexpected"] = one["unexpected"] + two["unexpected"]
+            merged["first_error"] = one["first_error"] or two["first_error"]
             self.results[f"verify_states_{state}"] = merged
         self.stop(on)
         self.stop(off)
