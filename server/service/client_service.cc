@@ -305,18 +305,13 @@ absl::StatusOr<storage::ClientPage> ClientService::ListClients(
       ParseSortBy(params.sort_by, kSortOptions);
   if (!sort_by.ok()) return sort_by.status();
   query.sort_by = *sort_by;
-  const bool has_token = !params.page_token.empty();
-  if (absl::Status s = CheckPagingForm(params.page, has_token); !s.ok()) {
-    return s;
-  }
-  query.count = CountFor(params.include_total, has_token);
-  if (has_token) {
-    absl::StatusOr<SortPosition> position = DecodeSortPosition(
-        params.page_token, ClientListParts(caller.tenant_id, query),
-        query.sort_by == storage::ClientSortField::kName);
-    if (!position.ok()) return position.status();
-    query.after =
-        storage::ClientPosition{position->time, position->text, position->id};
+  absl::StatusOr<std::optional<SortPosition>> start = SortedPageStart(
+      params.page, params.page_token, params.include_total,
+      ClientListParts(caller.tenant_id, query),
+      query.sort_by == storage::ClientSortField::kName, &query.count);
+  if (!start.ok()) return start.status();
+  if (const std::optional<SortPosition>& p = *start; p.has_value()) {
+    query.after = storage::ClientPosition{p->time, p->text, p->id};
   }
   if (query_out != nullptr) *query_out = query;
   return store_->ListClients(caller.tenant_id, query);

@@ -441,18 +441,13 @@ absl::StatusOr<storage::KeyPage> KeyService::ListKeys(
     }
   }
   query.decoys = params.decoys;
-  const bool has_token = !params.page_token.empty();
-  if (absl::Status s = CheckPagingForm(params.page, has_token); !s.ok()) {
-    return s;
-  }
-  query.count = CountFor(params.include_total, has_token);
-  if (has_token) {
-    absl::StatusOr<SortPosition> position = DecodeSortPosition(
-        params.page_token, KeyListParts(caller.tenant_id, query),
-        query.sort_by == storage::KeySortField::kName);
-    if (!position.ok()) return position.status();
-    query.after =
-        storage::KeyPosition{position->time, position->text, position->id};
+  absl::StatusOr<std::optional<SortPosition>> start = SortedPageStart(
+      params.page, params.page_token, params.include_total,
+      KeyListParts(caller.tenant_id, query),
+      query.sort_by == storage::KeySortField::kName, &query.count);
+  if (!start.ok()) return start.status();
+  if (const std::optional<SortPosition>& p = *start; p.has_value()) {
+    query.after = storage::KeyPosition{p->time, p->text, p->id};
   }
   if (query_out != nullptr) *query_out = query;
   return store_->ListKeys(caller.tenant_id, query);

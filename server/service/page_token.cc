@@ -156,4 +156,18 @@ storage::CountRequest CountFor(std::optional<bool> include_total,
   return request;
 }
 
+absl::StatusOr<std::optional<SortPosition>> SortedPageStart(
+    std::optional<int32_t> page, absl::string_view page_token,
+    std::optional<bool> include_total, const QueryParts& query, bool text_sort,
+    storage::CountRequest* count) {
+  const bool has_token = !page_token.empty();
+  if (absl::Status s = CheckPagingForm(page, has_token); !s.ok()) return s;
+  *count = CountFor(include_total, has_token);
+  if (!has_token) return std::optional<SortPosition>();
+  absl::StatusOr<SortPosition> position =
+      DecodeSortPosition(page_token, query, text_sort);
+  if (!position.ok()) return position.status();
+  return std::optional<SortPosition>(*std::move(position));
+}
+
 }  // namespace lumo::service

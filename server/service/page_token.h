@@ -76,6 +76,15 @@ absl::Status CheckPagingForm(std::optional<int32_t> page, bool has_token);
 storage::CountRequest CountFor(std::optional<bool> include_total,
                                bool has_token);
 
+// The paging of a list sorted by one column, then the id, after
+// ParseListCommon: checks the form (CheckPagingForm), sets the count to
+// ask for (CountFor) into `count` and returns the position the page starts
+// after, decoded from `page_token` for `query` (none without a token).
+absl::StatusOr<std::optional<SortPosition>> SortedPageStart(
+    std::optional<int32_t> page, absl::string_view page_token,
+    std::optional<bool> include_total, const QueryParts& query, bool text_sort,
+    storage::CountRequest* count);
+
 }  // namespace lumo::service
 
 #endif  // LUMOKEYS_SERVER_SERVICE_PAGE_TOKEN_H_
