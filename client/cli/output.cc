@@ -32,12 +32,19 @@ std::string JoinOr(const google::protobuf::RepeatedPtrField<std::string>& list,
   return absl::StrJoin(cleaned, separator);
 }
 
-// "page P of N (T things in total)".
+// "page P of N (T things in total)"; a count that stopped at its cap says
+// "at least", one that was not made says nothing of the total.
 std::string PageFooter(const lumo::api::PageMeta& meta, absl::string_view one,
                        absl::string_view many) {
-  return absl::StrCat("page ", meta.page(), " of ",
-                      std::max(meta.total_pages(), 1), " (", meta.total(), " ",
-                      meta.total() == 1 ? one : many, " in total)\n");
+  if (meta.total_relation() == "unknown") {
+    return absl::StrCat(meta.has_next_page() ? "more " : "no more ", many,
+                        " after this page\n");
+  }
+  const char* bound = meta.total_relation() == "gte" ? "at least " : "";
+  return absl::StrCat("page ", meta.page(), " of ", bound,
+                      std::max(meta.total_pages(), 1), " (", bound,
+                      meta.total(), " ", meta.total() == 1 ? one : many,
+                      " in total)\n");
 }
 
 std::string TextOr(absl::string_view text) {
@@ -188,8 +195,9 @@ std::string FormatApiKeyList(const lumo::keys::v1::ListApiKeysResponse& list) {
                     TimeOr(key.has_expires_at(), key.expires_at(), "never")});
   }
   std::string out = list.data().empty() ? "no keys\n" : FormatTable(rows);
-  if (list.has_meta())
+  if (list.has_meta()) {
     absl::StrAppend(&out, PageFooter(list.meta(), "key", "keys"));
+  }
   return out;
 }
 

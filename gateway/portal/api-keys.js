@@ -4,8 +4,7 @@
   const {api, el, show, formatTime, base} = Portal;
   const keysPath = base + '/api/v1/admin/api-keys';
   const $ = (id) => document.getElementById(id);
-  const pageSize = 25;
-  let page = 1;
+  const pager = new Portal.Pager(25, 'keys');
   let grantable = [];
 
   // A modal confirmation naming the key; resolves to true when confirmed
@@ -223,15 +222,14 @@
     show($('keys-empty'), keys.length === 0);
     $('keys-empty').textContent = filtered ? 'No keys match these filters.'
         : 'No API keys yet. Create one to call the admin API.';
-    $('page-info').textContent = meta ? ('Page ' + meta.page + ' of ' +
-        Math.max(1, meta.totalPages) + ' · ' + meta.total + ' keys') : '';
-    $('prev-page').disabled = !(meta && meta.hasPreviousPage);
-    $('next-page').disabled = !(meta && meta.hasNextPage);
+    $('page-info').textContent = pager.took(meta);
+    $('prev-page').disabled = !pager.hasPrevious();
+    $('next-page').disabled = !pager.hasNext();
   }
 
   async function loadKeys() {
     show($('keys-error'), false);
-    const q = new URLSearchParams({page: String(page), limit: String(pageSize)});
+    const q = pager.params(new URLSearchParams());
     for (const [param, id] of [['search', 'f-search'], ['status', 'f-status'],
                                ['state', 'f-state'], ['sortBy', 'f-sort']]) {
       const value = $(id).value.trim();
@@ -411,11 +409,11 @@
     $('copy-key').addEventListener('click', copyKey);
     $('key-filters').addEventListener('submit', (e) => {
       e.preventDefault();
-      page = 1;
+      pager.reset();
       loadKeys();
     });
-    $('prev-page').addEventListener('click', () => { page = Math.max(1, page - 1); loadKeys(); });
-    $('next-page').addEventListener('click', () => { page += 1; loadKeys(); });
+    $('prev-page').addEventListener('click', () => { pager.previous(); loadKeys(); });
+    $('next-page').addEventListener('click', () => { pager.next(); loadKeys(); });
     // Done clears the key before the dialog hides (Escape clears it in the
     // dialog's close event, which the browser fires a moment later).
     $('secret-done').addEventListener('click', () => {

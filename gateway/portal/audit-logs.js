@@ -4,7 +4,7 @@
   const {api, el, show, formatTime, base} = Portal;
   const auditPath = base + '/api/v1/admin/audit-logs';
   const $ = (id) => document.getElementById(id);
-  let page = 1;
+  const pager = new Portal.Pager(25, 'events');
   // Key names by id, read once per id (null: the key is gone).
   const keyNames = new Map();
 
@@ -113,18 +113,15 @@
     }
     show($('audit-table'), events.length > 0);
     show($('audit-empty'), events.length === 0);
-    $('page-info').textContent = meta ? ('Page ' + meta.page + ' of ' + Math.max(1, meta.totalPages) +
-        ' · ' + meta.total + ' events') : '';
-    $('prev-page').disabled = !(meta && meta.hasPreviousPage);
-    $('next-page').disabled = !(meta && meta.hasNextPage);
+    $('page-info').textContent = pager.took(meta);
+    $('prev-page').disabled = !pager.hasPrevious();
+    $('next-page').disabled = !pager.hasNext();
   }
 
   async function load() {
     show($('audit-error'), false);
     show($('audit-loading'), true);
-    const q = filterParams();
-    q.set('page', String(page));
-    q.set('limit', '25');
+    const q = pager.params(filterParams());
     try {
       const reply = await api('GET', auditPath + '?' + q.toString());
       await resolveKeys(reply.data || []);
@@ -140,12 +137,12 @@
   document.addEventListener('DOMContentLoaded', async () => {
     $('filters').addEventListener('submit', (event) => {
       event.preventDefault();
-      page = 1;
+      pager.reset();
       updateExportLinks();
       load();
     });
-    $('prev-page').addEventListener('click', () => { page = Math.max(1, page - 1); load(); });
-    $('next-page').addEventListener('click', () => { page += 1; load(); });
+    $('prev-page').addEventListener('click', () => { pager.previous(); load(); });
+    $('next-page').addEventListener('click', () => { pager.next(); load(); });
     $('detail-close').addEventListener('click', () => $('detail-dialog').close());
     updateExportLinks();
     try {

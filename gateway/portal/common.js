@@ -99,5 +99,50 @@ const Portal = (() => {
     return session.data;
   }
 
-  return {slug, base, api, el, show, formatTime, initSignedIn, ApiError};
+  // Keyset paging of a list (docs/admin-api.md, "Paging large lists"): the
+  // first page is asked with its total (counted up to 10,000), each next
+  // one with the previous reply's nextPageToken; going back re-reads the
+  // page with the token kept for it. Costs one indexed query per page
+  // whatever the tenant's size.
+  class Pager {
+    constructor(pageSize, noun) {
+      this.pageSize = pageSize;
+      this.noun = noun;
+      this.reset();
+    }
+    reset() {
+      this.tokens = [''];  // tokens[i] reads page i + 1 ('' = the first)
+      this.index = 0;
+      this.total = null;
+    }
+    // The paging parameters of the current page, added to `q`.
+    params(q) {
+      q.set('limit', String(this.pageSize));
+      const token = this.tokens[this.index];
+      if (token) {
+        q.set('pageToken', token);
+      } else {
+        q.set('includeTotal', 'true');
+      }
+      return q;
+    }
+    // Records a reply's meta; returns the text for the page-info line.
+    took(meta) {
+      if (!meta) return '';
+      if (this.index === 0) this.total = {n: meta.total, more: meta.totalRelation === 'gte'};
+      this.tokens.length = this.index + 1;
+      if (meta.nextPageToken) this.tokens.push(meta.nextPageToken);
+      if (!this.total) return 'Page ' + (this.index + 1);
+      const more = this.total.more ? '+' : '';
+      const pages = Math.max(1, Math.ceil(this.total.n / this.pageSize));
+      return 'Page ' + (this.index + 1) + ' of ' + pages + more + ' · ' +
+          this.total.n + more + ' ' + this.noun;
+    }
+    hasPrevious() { return this.index > 0; }
+    hasNext() { return this.tokens.length > this.index + 1; }
+    next() { if (this.hasNext()) this.index += 1; }
+    previous() { if (this.index > 0) this.index -= 1; }
+  }
+
+  return {slug, base, api, el, show, formatTime, initSignedIn, ApiError, Pager};
 })();

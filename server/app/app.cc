@@ -69,6 +69,7 @@ absl::StatusOr<std::unique_ptr<App>> App::Create(
       std::make_unique<service::ClusterWindows>(&stores.counters(), windows);
   service::VerifierOptions verifier_options;
   verifier_options.cache_ttl = options.verify_cache_ttl;
+  verifier_options.key_states = options.key_states_on_verify;
   verifier_options.rate_limits = app->rate_limits_.get();
   app->verifier_ = std::make_unique<service::Verifier>(
       &stores.keys(), options.peppers, verifier_options);

@@ -61,6 +61,9 @@ struct AppOptions {
   // (lifecycle and admin events are still written in their transactions).
   // Exists to measure what usage auditing costs; never set it in production.
   bool record_usage = true;
+  // BENCHMARK ONLY when false: verification computes and returns no
+  // key-policy states (VerifierOptions::key_states); never in production.
+  bool key_states_on_verify = true;
   // BENCHMARK ONLY: serve lumo.bench.v1
   // .BenchService (Echo, raw point select, raw INSERT+COMMIT, counters) and
   // create its scratch table. Off by default; see docs/benchmarks.md.

@@ -114,6 +114,9 @@ absl::Status ServerProcess::Build() {
   if (!options.record_usage) {
     log::Warning("usage auditing is OFF (--bench_disable_usage_audit)");
   }
+  if (!options.key_states_on_verify) {
+    log::Warning("key states on verify are OFF (--bench_disable_key_states)");
+  }
   if (options.bench_service) {
     log::Warning("benchmark service is ON (--bench_service)");
   }

@@ -75,6 +75,9 @@ ABSL_FLAG(int, audit_queue_size, 100000,
 ABSL_FLAG(bool, bench_disable_usage_audit, false,
           "BENCHMARK ONLY: do not record key use and failed authentication "
           "(to measure the audit's cost); never in production");
+ABSL_FLAG(bool, bench_disable_key_states, false,
+          "BENCHMARK ONLY: verify without computing or returning the key "
+          "policy states (to measure their cost); never in production");
 ABSL_FLAG(bool, bench_service, false,
           "BENCHMARK ONLY: serve lumo.bench.v1.BenchService (Echo, raw "
           "database baselines, counters) for tools/bench; never in "
@@ -373,6 +376,7 @@ absl::Status AppOptionsFromFlags(const ServerConfig& config,
         "--key_state_sweep_interval must be between 0s and 24h");
   }
   app.record_usage = !absl::GetFlag(FLAGS_bench_disable_usage_audit);
+  app.key_states_on_verify = !absl::GetFlag(FLAGS_bench_disable_key_states);
   app.bench_service = absl::GetFlag(FLAGS_bench_service);
   // [trust boundary] with an internal listener, privileged credentials are
   // accepted only there (docs/operations.md "Internal listener").

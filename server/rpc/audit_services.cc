@@ -187,6 +187,10 @@ grpc::ServerUnaryReactor* AuditServiceImpl::ListAuditLogs(
         params.after_id = request->after_id();
         params.after_cursor = request->after_cursor();
         params.return_cursor = request->return_cursor();
+        params.page_token = request->page_token();
+        if (request->has_include_total()) {
+          params.include_total = request->include_total();
+        }
         storage::AuditQuery applied;
         absl::StatusOr<storage::AuditPage> page =
             ctx_.audit->List(caller, params, &applied);
@@ -199,7 +203,11 @@ grpc::ServerUnaryReactor* AuditServiceImpl::ListAuditLogs(
           ToProto(e, event);
           AddActorEmails(*emails, event);
         }
-        FillPageMeta(page->total, applied.page, applied.limit,
+        FillPageMeta(KeysetPageMeta{page->total, page->total_kind, applied.page,
+                                    applied.after_position.has_value(),
+                                    applied.limit, page->has_more,
+                                    service::AuditService::NextPageToken(
+                                        caller.tenant_id, applied, *page)},
                      response->mutable_meta());
         if (page->next_cursor.has_value()) {
           response->mutable_meta()->set_next_cursor(

@@ -147,6 +147,10 @@ grpc::ServerUnaryReactor* ClientServiceImpl::ListClients(
         params.search = request->search();
         params.sort_by = request->sort_by();
         params.sort_dir = request->sort_dir();
+        params.page_token = request->page_token();
+        if (request->has_include_total()) {
+          params.include_total = request->include_total();
+        }
         storage::ListClientsQuery query;
         absl::StatusOr<storage::ClientPage> page =
             ctx_.clients->ListClients(caller, params, &query);
@@ -154,8 +158,12 @@ grpc::ServerUnaryReactor* ClientServiceImpl::ListClients(
         for (const storage::ClientRecord& record : page->clients) {
           ToProto(record, response->add_data());
         }
-        FillPageMeta(page->total, query.page, query.limit,
-                     response->mutable_meta());
+        FillPageMeta(
+            KeysetPageMeta{page->total, page->total_kind, query.page,
+                           query.after.has_value(), query.limit, page->has_more,
+                           service::ClientService::NextPageToken(
+                               caller.tenant_id, query, *page)},
+            response->mutable_meta());
         return absl::OkStatus();
       });
 }

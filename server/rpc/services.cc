@@ -101,6 +101,9 @@ service::ListKeysParams ListKeysParamsOf(
   params.status = request.status();
   params.decoys = request.decoy();
   params.state = request.state();
+  params.page_token = request.page_token();
+  if (request.has_include_total())
+    params.include_total = request.include_total();
   return params;
 }
 
@@ -115,10 +118,15 @@ absl::Status ToProtoWithPolicy(service::KeyService& keys,
   return absl::OkStatus();
 }
 
+// The key with its states (under the policy the call was checked against,
+// else the tenant's current one) and its full text.
 absl::Status ToProtoWithSecret(service::KeyService& keys,
                                service::KeyWithSecret& created,
                                lumo::keys::v1::ApiKey* out) {
-  if (absl::Status s = ToProtoWithPolicy(keys, created.record, out); !s.ok()) {
+  if (created.policy.has_value()) {
+    ToProto(created.record, *created.policy, out);
+  } else if (absl::Status s = ToProtoWithPolicy(keys, created.record, out);
+             !s.ok()) {
     core::Cleanse(created.full_key);
     return s;
   }
@@ -150,8 +158,12 @@ grpc::ServerUnaryReactor* KeyServiceImpl::ListApiKeys(
         for (const storage::ApiKeyRecord& record : page->keys) {
           ToProto(record, *policy, response->add_data());
         }
-        FillPageMeta(page->total, query.page, query.limit,
-                     response->mutable_meta());
+        FillPageMeta(
+            KeysetPageMeta{page->total, page->total_kind, query.page,
+                           query.after.has_value(), query.limit, page->has_more,
+                           service::KeyService::NextPageToken(caller.tenant_id,
+                                                              query, *page)},
+            response->mutable_meta());
         return absl::OkStatus();
       });
 }
@@ -343,7 +355,7 @@ void FillVerifyResponse(const service::VerifyOutcome& outcome,
     key->set_external_id(outcome.external_id);
     key->mutable_metadata()->insert(outcome.metadata.begin(),
                                     outcome.metadata.end());
-    ToProto(outcome.states, key->mutable_state());
+    if (outcome.states_computed) ToProto(outcome.states, key->mutable_state());
   }
   if (outcome.rate_limit > 0 &&
       (outcome.reason == service::VerifyReason::kValid ||

@@ -45,7 +45,10 @@ void ToProto(const storage::UserPage& page, const service::Paging& paging,
   for (const storage::UserRecord& user : page.users) {
     ToProto(user, out->add_data());
   }
-  FillMeta(page.total, paging, out->mutable_meta());
+  FillPageMeta(
+      KeysetPageMeta{page.total, page.total_kind, paging.page, paging.by_token,
+                     paging.limit, page.has_more, paging.next_page_token},
+      out->mutable_meta());
 }
 
 std::vector<std::string> ToVector(
@@ -117,6 +120,10 @@ grpc::ServerUnaryReactor* UserServiceImpl::ListUsers(
         service::ListUsersParams params = ListUsersParamsOf(*request);
         params.role = request->role();
         if (request->has_blocked()) params.blocked = request->blocked();
+        params.page_token = request->page_token();
+        if (request->has_include_total()) {
+          params.include_total = request->include_total();
+        }
         service::Paging paging;
         absl::StatusOr<storage::UserPage> page =
             ctx_.users->ListUsers(caller, params, &paging);

@@ -11,6 +11,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "server/service/errors.h"
+#include "server/service/page_token.h"
 #include "server/service/paging.h"
 
 namespace lumo::service {
@@ -102,6 +103,30 @@ std::optional<storage::AuditCursor> DecodeAuditCursor(absl::string_view text) {
   return cursor;
 }
 
+namespace {
+
+// What an audit list's page token is bound to: the tenant, the order and
+// every filter.
+QueryParts AuditListParts(int64_t tenant_id, const storage::AuditQuery& q) {
+  auto time = [](const std::optional<absl::Time>& t) {
+    return t.has_value() ? TimeField(*t) : std::string("-");
+  };
+  return {"audit",
+          absl::StrCat(tenant_id),
+          q.oldest_first ? "ASC" : "DESC",
+          q.action,
+          q.category,
+          q.actor_id,
+          q.target_id,
+          q.outcome,
+          q.suspicious.has_value() ? (*q.suspicious ? "1" : "0") : "-",
+          time(q.start),
+          time(q.end),
+          q.after_id.has_value() ? absl::StrCat(*q.after_id) : "-"};
+}
+
+}  // namespace
+
 AuditService::AuditService(storage::AuditStore* audit, storage::KeyStore* keys,
                            storage::UserStore* users)
     : audit_(audit), keys_(keys), users_(users) {}
@@ -159,8 +184,35 @@ absl::StatusOr<storage::AuditPage> AuditService::List(
     q->oldest_first = true;
   }
   q->want_cursor = params.return_cursor;
+  const bool has_token = !params.page_token.empty();
+  if (absl::Status s = CheckPagingForm(params.page, has_token); !s.ok()) {
+    return s;
+  }
+  q->count = CountFor(params.include_total, has_token);
+  if (has_token) {
+    if (q->after_cursor.has_value()) {
+      return InvalidField("pageToken", "not with afterCursor");
+    }
+    absl::StatusOr<std::vector<PositionField>> position = DecodePageToken(
+        params.page_token, AuditListParts(caller.tenant_id, *q), 1);
+    if (!position.ok()) return position.status();
+    absl::StatusOr<int64_t> id = ParseIntField((*position)[0]);
+    if (!id.ok()) return id.status();
+    q->after_position = *id;
+  }
   *applied = *q;
   return audit_->ListEvents(caller.tenant_id, *q);
+}
+
+std::string AuditService::NextPageToken(int64_t tenant_id,
+                                        const storage::AuditQuery& applied,
+                                        const storage::AuditPage& page) {
+  if (!page.has_more || page.events.empty() ||
+      applied.after_cursor.has_value()) {
+    return "";
+  }
+  return EncodePageToken(AuditListParts(tenant_id, applied),
+                         {PositionField(absl::StrCat(page.events.back().id))});
 }
 
 absl::StatusOr<AuditSummaryCounts> AuditService::Summarize(

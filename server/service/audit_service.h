@@ -49,6 +49,11 @@ struct AuditListParams {
   // "" or a cursor from EncodeAuditCursor (a follower's last position).
   std::string after_cursor;
   bool return_cursor = false;  // fill AuditPage::next_cursor
+  // A meta.nextPageToken of an earlier page of the same query (browsing);
+  // not with after_cursor.
+  std::string page_token;
+  // Count the total (default: without page_token only).
+  std::optional<bool> include_total;
 };
 
 // The text form of a follower's position (opaque to clients; "c1." then
@@ -76,6 +81,11 @@ class AuditService {
   absl::StatusOr<storage::AuditPage> List(const Principal& caller,
                                           const AuditListParams& params,
                                           storage::AuditQuery* applied);
+  // The token of the page after `page`, listed by `applied`; "" when it is
+  // the last page or the query follows the log (after_cursor).
+  static std::string NextPageToken(int64_t tenant_id,
+                                   const storage::AuditQuery& applied,
+                                   const storage::AuditPage& page);
   // Counts of matching events, and of suspicious ones among them.
   absl::StatusOr<AuditSummaryCounts> Summarize(const Principal& caller,
                                                const AuditFilterParams& params);

@@ -9,6 +9,7 @@
 #include "server/service/audit_json.h"
 #include "server/service/client_validation.h"
 #include "server/service/key_service.h"
+#include "server/service/page_token.h"
 #include "server/service/paging.h"
 
 namespace lumo::service {
@@ -271,6 +272,19 @@ absl::StatusOr<storage::ClientRecord> ClientService::GetClient(
   return record;
 }
 
+namespace {
+
+// What a client list's page token is bound to: the tenant, the order and
+// the search.
+QueryParts ClientListParts(int64_t tenant_id,
+                           const storage::ListClientsQuery& q) {
+  return {"clients", absl::StrCat(tenant_id),
+          absl::StrCat(static_cast<int>(q.sort_by)),
+          q.descending ? "DESC" : "ASC", q.search};
+}
+
+}  // namespace
+
 absl::StatusOr<storage::ClientPage> ClientService::ListClients(
     const Principal& caller, const ListClientsParams& params,
     storage::ListClientsQuery* query_out) {
@@ -291,8 +305,27 @@ absl::StatusOr<storage::ClientPage> ClientService::ListClients(
       ParseSortBy(params.sort_by, kSortOptions);
   if (!sort_by.ok()) return sort_by.status();
   query.sort_by = *sort_by;
+  absl::StatusOr<std::optional<SortPosition>> start = SortedPageStart(
+      params.page, params.page_token, params.include_total,
+      ClientListParts(caller.tenant_id, query),
+      query.sort_by == storage::ClientSortField::kName, &query.count);
+  if (!start.ok()) return start.status();
+  if (const std::optional<SortPosition>& p = *start; p.has_value()) {
+    query.after = storage::ClientPosition{p->time, p->text, p->id};
+  }
   if (query_out != nullptr) *query_out = query;
   return store_->ListClients(caller.tenant_id, query);
+}
+
+std::string ClientService::NextPageToken(int64_t tenant_id,
+                                         const storage::ListClientsQuery& query,
+                                         const storage::ClientPage& page) {
+  if (!page.has_more || page.clients.empty()) return "";
+  const storage::ClientPosition last =
+      storage::PositionOf(page.clients.back(), query.sort_by);
+  return EncodeSortPosition(ClientListParts(tenant_id, query),
+                            query.sort_by == storage::ClientSortField::kName,
+                            {last.time, last.name, last.id});
 }
 
 template <typename Change>

@@ -78,6 +78,10 @@ struct ListClientsParams {
   std::string search;
   std::string sort_by;   // "", createdAt, name, updatedAt
   std::string sort_dir;  // "", ASC, DESC
+  // A meta.nextPageToken of an earlier page of the same query.
+  std::string page_token;
+  // Count the total (default: without page_token only).
+  std::optional<bool> include_total;
 };
 
 // The audit actor for `caller`: api_key/<key id>, anonymous, or system.
@@ -100,6 +104,11 @@ class ClientService {
   absl::StatusOr<storage::ClientPage> ListClients(
       const Principal& caller, const ListClientsParams& params,
       storage::ListClientsQuery* query);
+  // The token of the page after `page`, listed by `query` (the applied
+  // query ListClients returned); "" when it is the last page.
+  static std::string NextPageToken(int64_t tenant_id,
+                                   const storage::ListClientsQuery& query,
+                                   const storage::ClientPage& page);
   absl::StatusOr<storage::ClientRecord> ReplaceClient(
       const Principal& caller, const RequestInfo& info, absl::string_view id,
       const ClientParams& params);

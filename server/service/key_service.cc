@@ -13,6 +13,7 @@
 #include "server/core/validation.h"
 #include "server/service/audit_json.h"
 #include "server/service/limit_rules.h"
+#include "server/service/page_token.h"
 #include "server/service/paging.h"
 
 namespace lumo::service {
@@ -261,16 +262,21 @@ absl::StatusOr<storage::NewKey> KeyService::ValidateNewKey(
   return key;
 }
 
-absl::Status KeyService::CheckNewKeyPolicy(const storage::NewKey& key) {
+absl::StatusOr<storage::KeyPolicy> KeyService::CheckNewKeyPolicy(
+    const storage::NewKey& key) {
   absl::StatusOr<storage::KeyPolicy> policy =
       store_->GetKeyPolicy(key.tenant_id);
   if (!policy.ok()) return policy.status();
   if (!policy->require_expiry && policy->max_lifetime_days == 0) {
-    return absl::OkStatus();
+    return policy;
   }
   absl::StatusOr<absl::Time> now = store_->Now();
   if (!now.ok()) return now.status();
-  return CheckExpiryPolicy(*policy, key.expires_at, *now);
+  if (absl::Status s = CheckExpiryPolicy(*policy, key.expires_at, *now);
+      !s.ok()) {
+    return s;
+  }
+  return policy;
 }
 
 absl::StatusOr<std::string> KeyService::AssignIdAndSecret(
@@ -289,7 +295,8 @@ absl::StatusOr<std::string> KeyService::AssignIdAndSecret(
 }
 
 absl::StatusOr<KeyWithSecret> KeyService::InsertWithRetry(
-    storage::NewKey key, const Principal* caller, const RequestInfo& info) {
+    storage::NewKey key, const storage::KeyPolicy& policy,
+    const Principal* caller, const RequestInfo& info) {
   for (int attempt = 0; attempt < kIdAttempts; ++attempt) {
     absl::StatusOr<std::string> full = AssignIdAndSecret(key);
     if (!full.ok()) return full.status();
@@ -321,7 +328,7 @@ absl::StatusOr<KeyWithSecret> KeyService::InsertWithRetry(
       core::Cleanse(*full);
       return record.status();
     }
-    return KeyWithSecret{*std::move(record), *std::move(full)};
+    return KeyWithSecret{*std::move(record), *std::move(full), policy};
   }
   return absl::InternalError("could not allocate a unique key id");
 }
@@ -344,7 +351,8 @@ absl::StatusOr<KeyWithSecret> KeyService::CreateKey(
     return inherited;
   }
   key->tenant_id = caller.tenant_id;
-  if (absl::Status s = CheckNewKeyPolicy(*key); !s.ok()) return s;
+  absl::StatusOr<storage::KeyPolicy> policy = CheckNewKeyPolicy(*key);
+  if (!policy.ok()) return policy.status();
   if (caller.kind == Principal::Kind::kSession) {
     key->created_by_type = "user";
     key->created_by_id = caller.user_id;
@@ -352,7 +360,7 @@ absl::StatusOr<KeyWithSecret> KeyService::CreateKey(
     key->created_by_type = "api_key";
     key->created_by_id = caller.key_id;
   }
-  return InsertWithRetry(*std::move(key), &caller, info);
+  return InsertWithRetry(*std::move(key), *policy, &caller, info);
 }
 
 absl::StatusOr<storage::ApiKeyRecord> KeyService::GetKey(
@@ -363,6 +371,23 @@ absl::StatusOr<storage::ApiKeyRecord> KeyService::GetKey(
   if (!record.ok()) return Annotate(record.status());
   return record;
 }
+
+namespace {
+
+// What a key list's page token is bound to: the tenant, the order and every
+// filter.
+QueryParts KeyListParts(int64_t tenant_id, const storage::ListKeysQuery& q) {
+  return {"keys",
+          absl::StrCat(tenant_id),
+          absl::StrCat(static_cast<int>(q.sort_by)),
+          q.descending ? "DESC" : "ASC",
+          q.search,
+          absl::StrCat(static_cast<int>(q.status)),
+          absl::StrCat(static_cast<int>(q.state)),
+          q.decoys ? "decoys" : "keys"};
+}
+
+}  // namespace
 
 absl::StatusOr<storage::KeyPage> KeyService::ListKeys(
     const Principal& caller, const ListKeysParams& params,
@@ -416,8 +441,27 @@ absl::StatusOr<storage::KeyPage> KeyService::ListKeys(
     }
   }
   query.decoys = params.decoys;
+  absl::StatusOr<std::optional<SortPosition>> start = SortedPageStart(
+      params.page, params.page_token, params.include_total,
+      KeyListParts(caller.tenant_id, query),
+      query.sort_by == storage::KeySortField::kName, &query.count);
+  if (!start.ok()) return start.status();
+  if (const std::optional<SortPosition>& p = *start; p.has_value()) {
+    query.after = storage::KeyPosition{p->time, p->text, p->id};
+  }
   if (query_out != nullptr) *query_out = query;
   return store_->ListKeys(caller.tenant_id, query);
+}
+
+std::string KeyService::NextPageToken(int64_t tenant_id,
+                                      const storage::ListKeysQuery& query,
+                                      const storage::KeyPage& page) {
+  if (!page.has_more || page.keys.empty()) return "";
+  const storage::KeyPosition last =
+      storage::PositionOf(page.keys.back(), query.sort_by);
+  return EncodeSortPosition(KeyListParts(tenant_id, query),
+                            query.sort_by == storage::KeySortField::kName,
+                            {last.time, last.name, last.id});
 }
 
 absl::StatusOr<KeyWithSecret> KeyService::RotateKey(
@@ -454,8 +498,9 @@ absl::StatusOr<KeyWithSecret> KeyService::RotateKey(
   for (int attempt = 0; attempt < kEditAttempts; ++attempt) {
     absl::StatusOr<storage::ApiKeyRecord> current =
         store_->GetKey(caller.tenant_id, id);
+    storage::KeyPolicy policy;
     absl::StatusOr<storage::RotateOptions> options =
-        current.ok() ? RotationOptions(caller, *current, requested)
+        current.ok() ? RotationOptions(caller, *current, requested, &policy)
                      : absl::StatusOr<storage::RotateOptions>(
                            Annotate(current.status()));
     if (!options.ok()) {
@@ -502,7 +547,7 @@ absl::StatusOr<KeyWithSecret> KeyService::RotateKey(
       core::Cleanse(*full);
       return acked;
     }
-    return KeyWithSecret{*std::move(rotated), *std::move(full)};
+    return KeyWithSecret{*std::move(rotated), *std::move(full), policy};
   }
   core::Cleanse(*full);
   return WithErrorKind(
@@ -513,13 +558,14 @@ absl::StatusOr<KeyWithSecret> KeyService::RotateKey(
 
 absl::StatusOr<storage::RotateOptions> KeyService::RotationOptions(
     const Principal& caller, const storage::ApiKeyRecord& current,
-    const std::optional<absl::Time>& requested) {
+    const std::optional<absl::Time>& requested, storage::KeyPolicy* read) {
   if (absl::Status may = CheckMayManage(caller, "rotate", current); !may.ok()) {
     return may;
   }
   absl::StatusOr<storage::KeyPolicy> policy =
       store_->GetKeyPolicy(caller.tenant_id);
   if (!policy.ok()) return policy.status();
+  *read = *policy;
   storage::RotateOptions options;
   if (BoundByItsAuthority(caller)) options.expected_version = current.version;
   const absl::Time now = current.db_now;
@@ -906,7 +952,8 @@ absl::StatusOr<KeyService::TenantWithKey> KeyService::CreateTenant(
         core::Cleanse(full);
         return record.status();
       }
-      result.initial_key = KeyWithSecret{*std::move(record), std::move(full)};
+      result.initial_key =
+          KeyWithSecret{*std::move(record), std::move(full), std::nullopt};
     }
     return result;
   }
@@ -934,10 +981,11 @@ absl::StatusOr<KeyWithSecret> KeyService::CreateTenantKey(
   absl::StatusOr<storage::NewKey> key = ValidateNewKey(params);
   if (!key.ok()) return key.status();
   key->tenant_id = tenant->id;
-  if (absl::Status s = CheckNewKeyPolicy(*key); !s.ok()) return s;
+  absl::StatusOr<storage::KeyPolicy> policy = CheckNewKeyPolicy(*key);
+  if (!policy.ok()) return policy.status();
   key->created_by_type = "system";
   key->created_by_id = "operator";
-  return InsertWithRetry(*std::move(key), nullptr, info);
+  return InsertWithRetry(*std::move(key), *policy, nullptr, info);
 }
 
 }  // namespace lumo::service

@@ -69,12 +69,19 @@ struct ListKeysParams {
   // "", rotation_due, expiring, inactive, disabled
   std::string state;
   bool decoys = false;  // list only decoys (else only ordinary keys)
+  // A meta.nextPageToken of an earlier page of the same query.
+  std::string page_token;
+  // Count the total (default: without page_token only).
+  std::optional<bool> include_total;
 };
 
 // A key together with its full text, which exists only in this reply.
 struct KeyWithSecret {
   storage::ApiKeyRecord record;
   std::string full_key;
+  // The tenant's key policy the call checked the key against, when it read
+  // one: the reply's key states use it instead of reading it again.
+  std::optional<storage::KeyPolicy> policy;
 };
 
 inline constexpr int64_t kMaxGracePeriodSeconds = 7 * 24 * 3600;
@@ -103,6 +110,11 @@ class KeyService {
   absl::StatusOr<storage::KeyPage> ListKeys(const Principal& caller,
                                             const ListKeysParams& params,
                                             storage::ListKeysQuery* query);
+  // The token of the page after `page`, listed by `query` (the applied
+  // query ListKeys returned); "" when it is the last page.
+  static std::string NextPageToken(int64_t tenant_id,
+                                   const storage::ListKeysQuery& query,
+                                   const storage::KeyPage& page);
   // Installs a new secret (docs/api-keys.md, "Rotate"). `expires_at`, if
   // given, becomes the key's expiry (checked like create's, and against the
   // tenant's policy); without it, under a maximum lifetime the key expires
@@ -157,17 +169,21 @@ class KeyService {
   absl::Status CheckMayManage(const Principal& caller, absl::string_view verb,
                               const storage::ApiKeyRecord& key);
   // The store options of a rotation of `current` by `caller`: its
-  // authority before and after, the tenant's policy, the new expiry.
+  // authority before and after, the tenant's policy (read into `policy`),
+  // the new expiry.
   absl::StatusOr<storage::RotateOptions> RotationOptions(
       const Principal& caller, const storage::ApiKeyRecord& current,
-      const std::optional<absl::Time>& requested);
-  // The tenant's key policy for a new key's expiry (kInvalidField).
-  absl::Status CheckNewKeyPolicy(const storage::NewKey& key);
+      const std::optional<absl::Time>& requested, storage::KeyPolicy* policy);
+  // Checks a new key's expiry against the tenant's key policy
+  // (kInvalidField); returns the policy.
+  absl::StatusOr<storage::KeyPolicy> CheckNewKeyPolicy(
+      const storage::NewKey& key);
   // Draws an id and a secret into `key`; returns the full key.
   absl::StatusOr<std::string> AssignIdAndSecret(storage::NewKey& key);
-  absl::StatusOr<KeyWithSecret> InsertWithRetry(storage::NewKey key,
-                                                const Principal* caller,
-                                                const RequestInfo& info);
+  // Inserts `key` (checked against `policy`) with a fresh id and secret.
+  absl::StatusOr<KeyWithSecret> InsertWithRetry(
+      storage::NewKey key, const storage::KeyPolicy& policy,
+      const Principal* caller, const RequestInfo& info);
   // After a committed change that kills a secret: the barrier's wait (OK
   // without a barrier). `changed` is false when the call found the change
   // made already (it is then announced again); `took` is how long the

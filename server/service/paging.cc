@@ -23,6 +23,14 @@ absl::StatusOr<ListCommon> ParseListCommon(std::optional<int32_t> page,
   if (out.paging.limit < 1 || out.paging.limit > 100) {
     return InvalidField("limit", "must be between 1 and 100");
   }
+  // Deeper numbered pages would read and skip as many rows as the tenant
+  // has (docs/admin-api.md, "Paging large lists").
+  if (static_cast<int64_t>(out.paging.page) * out.paging.limit >
+      kMaxNumberedRows) {
+    return InvalidField(
+        "page", absl::StrCat("page * limit must be at most ", kMaxNumberedRows,
+                             "; page further with pageToken"));
+  }
   if (search.size() > kMaxSearchLength || !core::IsValidUtf8(search)) {
     return InvalidField("search", "at most 100 bytes of UTF-8");
   }

@@ -9,6 +9,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <optional>
+#include <string>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -20,6 +21,11 @@ namespace lumo::service {
 struct Paging {
   int page = 1;
   int limit = 25;
+  // Keyset paging (docs/admin-api.md, "Paging large lists"): the request
+  // carried a page token; the token of the page after the reply's ("" on
+  // the last page, or for a list without tokens).
+  bool by_token = false;
+  std::string next_page_token;
 };
 
 struct ListCommon {
@@ -28,9 +34,12 @@ struct ListCommon {
 };
 
 inline constexpr size_t kMaxSearchLength = 100;
+// page * limit of the page-number form is at most this.
+inline constexpr int64_t kMaxNumberedRows = 10'000;
 
 // ErrorKind::kInvalidField naming the parameter ("limit: must be ...")
-// when one is out of range.
+// when one is out of range (page * limit above kMaxNumberedRows names
+// "page").
 absl::StatusOr<ListCommon> ParseListCommon(std::optional<int32_t> page,
                                            std::optional<int32_t> limit,
                                            absl::string_view search,

@@ -12,6 +12,7 @@
 #include "server/core/validation.h"
 #include "server/service/audit_json.h"
 #include "server/service/key_service.h"
+#include "server/service/page_token.h"
 
 namespace lumo::service {
 namespace {
@@ -244,8 +245,33 @@ absl::StatusOr<storage::ListUsersQuery> ToUsersQuery(
     }
   }
   query.blocked = params.blocked;
+  const bool has_token = !params.page_token.empty();
+  if (absl::Status s = CheckPagingForm(params.page, has_token); !s.ok()) {
+    return s;
+  }
+  query.count = CountFor(params.include_total, has_token);
+  applied.by_token = has_token;
   if (paging != nullptr) *paging = applied;
   return query;
+}
+
+// What a user list's page token is bound to: the tenant, the order and
+// every filter.
+QueryParts UserListParts(int64_t tenant_id, const storage::ListUsersQuery& q) {
+  return {"users",
+          absl::StrCat(tenant_id),
+          absl::StrCat(static_cast<int>(q.sort_by)),
+          q.descending ? "DESC" : "ASC",
+          q.search,
+          q.role.has_value()
+              ? absl::StrCat(static_cast<int>(q.role->kind), ":", q.role->value)
+              : "-",
+          q.blocked.has_value() ? (*q.blocked ? "1" : "0") : "-"};
+}
+
+bool SortsByText(storage::UserSortField sort_by) {
+  return sort_by == storage::UserSortField::kEmail ||
+         sort_by == storage::UserSortField::kName;
 }
 
 // ------------------------------------------------------------------- audit
@@ -387,9 +413,29 @@ absl::StatusOr<storage::UserRecord> UserService::GetUser(
 
 absl::StatusOr<storage::UserPage> UserService::ListUsers(
     const Principal& caller, const ListUsersParams& params, Paging* paging) {
-  absl::StatusOr<storage::ListUsersQuery> query = ToUsersQuery(params, paging);
+  Paging applied;
+  absl::StatusOr<storage::ListUsersQuery> query =
+      ToUsersQuery(params, &applied);
   if (!query.ok()) return query.status();
-  return store_->ListUsers(caller.tenant_id, *query);
+  const QueryParts parts = UserListParts(caller.tenant_id, *query);
+  if (applied.by_token) {
+    absl::StatusOr<SortPosition> position = DecodeSortPosition(
+        params.page_token, parts, SortsByText(query->sort_by));
+    if (!position.ok()) return position.status();
+    query->after =
+        storage::UserPosition{position->time, position->text, position->id};
+  }
+  absl::StatusOr<storage::UserPage> page =
+      store_->ListUsers(caller.tenant_id, *query);
+  if (!page.ok()) return page.status();
+  if (page->has_more && !page->users.empty()) {
+    const storage::UserPosition last =
+        storage::PositionOf(page->users.back(), query->sort_by);
+    applied.next_page_token = EncodeSortPosition(
+        parts, SortsByText(query->sort_by), {last.time, last.text, last.id});
+  }
+  if (paging != nullptr) *paging = applied;
+  return page;
 }
 
 absl::StatusOr<storage::UserRecord> UserService::Update(

@@ -58,6 +58,11 @@ struct ListUsersParams {
   std::string sort_dir;  // "", ASC, DESC (any case)
   std::string role;      // "" or a role slug or id
   std::optional<bool> blocked;
+  // A meta.nextPageToken of an earlier page of the same query (ListUsers
+  // only).
+  std::string page_token;
+  // Count the total (default: without page_token only).
+  std::optional<bool> include_total;
 };
 
 // A role's writable fields: the body of a create or a full replace.

@@ -240,7 +240,10 @@ std::optional<VerifyOutcome> Verifier::Decide(const Entry& entry,
   out.expires_at = rec.key.expires_at;
   out.external_id = rec.key.external_id;
   out.metadata = rec.key.metadata;
-  out.states = storage::KeyStatesAt(rec.key, rec.policy, db_now);
+  if (options_.key_states) {
+    out.states = storage::KeyStatesAt(rec.key, rec.policy, db_now);
+    out.states_computed = true;
+  }
   out.allowed_cidrs = rec.key.allowed_cidrs;
   out.rate_limit_per_minute = rec.key.rate_limit_per_minute;
   out.rate_limits = rec.key.rate_limits;

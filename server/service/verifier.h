@@ -99,7 +99,10 @@ struct VerifyOutcome {
   core::StringMap metadata;
   // The key's states under its tenant's key policy at this verification's
   // database time, from the cached record and the policy read with it.
+  // Not computed (and `states_computed` false) with
+  // VerifierOptions::key_states off.
   storage::KeyStates states;
+  bool states_computed = false;
   // The key's allowed CIDRs (canonical text; empty: any address) and its
   // configured rate limit per minute (0: none), when the secret matched.
   std::vector<std::string> allowed_cidrs;
@@ -128,6 +131,10 @@ struct VerifierOptions {
   // outlive the Verifier. Null: limits are counted in this process alone
   // (a single server; tools and unit tests).
   ClusterWindows* rate_limits = nullptr;
+  // BENCHMARK ONLY when false: verification computes no key-policy states
+  // (VerifyOutcome::states), to measure what they cost. Never off in
+  // production: callers rely on the states in the verify reply.
+  bool key_states = true;
 };
 
 // Thread-safe.

@@ -18,6 +18,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "server/storage/key_store.h"
+#include "server/storage/list_page.h"
 
 namespace lumo::storage {
 
@@ -144,12 +145,24 @@ struct AuditQuery {
   std::optional<AuditCursor> after_cursor;
   // Fill AuditPage::next_cursor (always filled with after_cursor).
   bool want_cursor = false;
+  // Set: only events after this event id in the list's order (below it
+  // newest first, above it oldest first): keyset paging through the
+  // (tenant_id, id) index; page must be 1.
+  std::optional<int64_t> after_position;
+  // The total's count when events are listed (limit > 0); a count-only
+  // query (limit 0) always counts exactly.
+  CountRequest count;
 };
 
 struct AuditPage {
   std::vector<StoredAuditEvent> events;  // in the query's order
-  int64_t total = 0;                     // matching events over all pages
-  int64_t suspicious_total = 0;          // matching events with suspicious set
+  int64_t total = 0;  // matching events over all pages (see total_kind)
+  TotalKind total_kind = TotalKind::kExact;
+  // Matching events with suspicious set: counted by an exact count only
+  // (count-only queries, or a count without cap); 0 otherwise.
+  int64_t suspicious_total = 0;
+  // Listed queries: there are matching events after the last one returned.
+  bool has_more = false;
   // With after_cursor: that position moved past the events returned.
   // Otherwise, when asked for: the position after every event committed
   // when the page was read (read in the same snapshot as the page).
@@ -176,8 +189,9 @@ class AuditStore {
   // recorded base, prev_hash linkage, each row's hash, and the head.
   virtual absl::StatusOr<ChainVerification> VerifyChain(int64_t tenant_id) = 0;
 
-  // INVALID_ARGUMENT for a page or limit out of range, or an after_cursor
-  // that is not a position of this log (wrong number of lanes).
+  // INVALID_ARGUMENT for a page or limit out of range, a page other than 1
+  // with after_position, or an after_cursor that is not a position of this
+  // log (wrong number of lanes).
   virtual absl::StatusOr<AuditPage> ListEvents(int64_t tenant_id,
                                                const AuditQuery& query) = 0;
   // NOT_FOUND when there is no such event in the tenant.

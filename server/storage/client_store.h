@@ -25,6 +25,7 @@
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "server/storage/key_store.h"
+#include "server/storage/list_page.h"
 
 namespace lumo::storage {
 
@@ -78,9 +79,22 @@ struct NewClient {
 
 enum class ClientSortField { kCreatedAt, kName, kUpdatedAt };
 
+// A position in a client list: the sort value of a listed client and its
+// record id (the order is the sort value, then the id). Built by
+// PositionOf.
+struct ClientPosition {
+  std::optional<absl::Time> time;  // kCreatedAt, kUpdatedAt
+  std::string name;                // kName
+  std::string id;
+};
+
 struct ListClientsQuery {
-  int page = 1;    // 1-based
+  int page = 1;    // 1-based; must be 1 with `after`
   int limit = 25;  // 1..100
+  // Set: only the clients after this position (keyset paging).
+  std::optional<ClientPosition> after;
+  // The total's count (ClientPage::total).
+  CountRequest count;
   // Case-insensitive substring of the name, or a prefix of the record id or
   // of the client_id.
   std::string search;
@@ -90,8 +104,29 @@ struct ListClientsQuery {
 
 struct ClientPage {
   std::vector<ClientRecord> clients;
-  int64_t total = 0;  // matching clients over all pages
+  int64_t total = 0;  // matching clients over all pages (see total_kind)
+  TotalKind total_kind = TotalKind::kExact;
+  bool has_more = false;  // matching clients follow the last one returned
 };
+
+// The position of `client` in a list sorted by `sort_by`.
+inline ClientPosition PositionOf(const ClientRecord& client,
+                                 ClientSortField sort_by) {
+  ClientPosition position;
+  position.id = client.id;
+  switch (sort_by) {
+    case ClientSortField::kName:
+      position.name = client.fields.name;
+      break;
+    case ClientSortField::kUpdatedAt:
+      position.time = client.updated_at;
+      break;
+    case ClientSortField::kCreatedAt:
+      position.time = client.created_at;
+      break;
+  }
+  return position;
+}
 
 struct DynamicRegistrationSettings {
   bool enabled = false;

@@ -27,6 +27,7 @@
 #include "absl/time/time.h"
 #include "server/core/crypto.h"
 #include "server/core/string_map_json.h"
+#include "server/storage/list_page.h"
 
 namespace lumo::storage {
 
@@ -178,9 +179,29 @@ enum class KeyStateFilter {
   kDisabled
 };
 
+// A position in a key list: the sort value of a listed key and its id
+// (the list's order is the sort value, then the id, both in the list's
+// direction). Built from a record by PositionOf.
+struct KeyPosition {
+  // kCreatedAt, kLastUsedAt, kExpiresAt: the key's time (unset: NULL, a
+  // never used key or one that never expires).
+  std::optional<absl::Time> time;
+  std::string name;  // kName
+  std::string id;
+
+  friend bool operator==(const KeyPosition& a, const KeyPosition& b) {
+    return a.time == b.time && a.name == b.name && a.id == b.id;
+  }
+};
+
 struct ListKeysQuery {
-  int page = 1;    // 1-based
+  int page = 1;    // 1-based; must be 1 with `after`
   int limit = 25;  // 1..100
+  // Set: only the keys after this position in the list's order (keyset
+  // paging: found through the sort's index, whatever the tenant's size).
+  std::optional<KeyPosition> after;
+  // The total's count (KeyPage::total).
+  CountRequest count;
   // Case-insensitive substring of the name, or of the id, or the whole
   // external id (ASCII case-insensitive).
   std::string search;
@@ -194,8 +215,32 @@ struct ListKeysQuery {
 
 struct KeyPage {
   std::vector<ApiKeyRecord> keys;
-  int64_t total = 0;  // matching keys over all pages
+  int64_t total = 0;  // matching keys over all pages (see total_kind)
+  TotalKind total_kind = TotalKind::kExact;
+  // There are matching keys after the last one returned.
+  bool has_more = false;
 };
+
+// The position of `key` in a list sorted by `sort_by`.
+inline KeyPosition PositionOf(const ApiKeyRecord& key, KeySortField sort_by) {
+  KeyPosition position;
+  position.id = key.id;
+  switch (sort_by) {
+    case KeySortField::kName:
+      position.name = key.name;
+      break;
+    case KeySortField::kLastUsedAt:
+      position.time = key.last_used_at;
+      break;
+    case KeySortField::kExpiresAt:
+      position.time = key.expires_at;
+      break;
+    case KeySortField::kCreatedAt:
+      position.time = key.created_at;
+      break;
+  }
+  return position;
+}
 
 struct RevokeResult {
   ApiKeyRecord key;
@@ -335,7 +380,12 @@ class KeyStore {
   // Deleted keys are never listed; decoys only when asked for (and then
   // nothing else). "Expired" compares expires_at with the database clock;
   // the state filter applies KeyStatesAt (key_states.h) under the tenant's
-  // key policy at the database clock.
+  // key policy at the database clock. The page is the `limit` keys after
+  // `query.after` (or after (page - 1) * limit keys); `has_more` says
+  // whether more follow. The total is counted only when asked, at most
+  // `count.cap` keys (docs/admin-api.md, "Paging large lists").
+  // INVALID_ARGUMENT for a page below 1, a page other than 1 with `after`,
+  // or a limit outside 1..100.
   virtual absl::StatusOr<KeyPage> ListKeys(int64_t tenant_id,
                                            const ListKeysQuery& query) = 0;
 

@@ -26,9 +26,11 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/ascii.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "server/storage/key_store.h"
+#include "server/storage/list_page.h"
 
 namespace lumo::storage {
 
@@ -126,9 +128,21 @@ struct UserWrite {
 
 enum class UserSortField { kCreatedAt, kUpdatedAt, kEmail, kName };
 
+// A position in a user list: the sort value of a listed user and its id
+// (the order is the sort value, then the id). Built by PositionOf.
+struct UserPosition {
+  std::optional<absl::Time> time;  // kCreatedAt, kUpdatedAt
+  std::string text;                // kEmail (lower-cased), kName
+  std::string id;
+};
+
 struct ListUsersQuery {
-  int page = 1;    // 1-based
+  int page = 1;    // 1-based; must be 1 with `after`
   int limit = 25;  // 1..100
+  // Set: only the users after this position (keyset paging).
+  std::optional<UserPosition> after;
+  // The total's count (UserPage::total).
+  CountRequest count;
   // Case-insensitive substring of the email or the name, or a prefix of
   // the id.
   std::string search;
@@ -142,8 +156,32 @@ struct ListUsersQuery {
 
 struct UserPage {
   std::vector<UserRecord> users;
-  int64_t total = 0;  // matching users over all pages
+  int64_t total = 0;  // matching users over all pages (see total_kind)
+  TotalKind total_kind = TotalKind::kExact;
+  bool has_more = false;  // matching users follow the last one returned
 };
+
+// The position of `user` in a list sorted by `sort_by` (emails compare
+// ASCII-lower-cased, as stored in the email key).
+inline UserPosition PositionOf(const UserRecord& user, UserSortField sort_by) {
+  UserPosition position;
+  position.id = user.id;
+  switch (sort_by) {
+    case UserSortField::kUpdatedAt:
+      position.time = user.updated_at;
+      break;
+    case UserSortField::kEmail:
+      position.text = absl::AsciiStrToLower(user.email);
+      break;
+    case UserSortField::kName:
+      position.text = user.name;
+      break;
+    case UserSortField::kCreatedAt:
+      position.time = user.created_at;
+      break;
+  }
+  return position;
+}
 
 struct RoleRecord {
   std::string id;

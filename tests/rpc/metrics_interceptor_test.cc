@@ -43,11 +43,15 @@ TEST(MayLogFieldTest, SecretsAreNeverLogged) {
 
 // A string field named like a credential (password, key, api_key, *_secret,
 // *_token) in any message of any LumoKeys proto file. The `key` of a map's
-// entry message is the map's key (protobuf names it so), not a credential.
+// entry message is the map's key (protobuf names it so), not a credential;
+// nor is a list's page token (page_token, next_page_token): a position in
+// a list the caller may read anyway, validated and not secret
+// (docs/admin-api.md, "Paging large lists"), and rendered in JSON replies.
 bool LooksLikeACredential(const FieldDescriptor& field) {
   if (field.type() != FieldDescriptor::TYPE_STRING) return false;
   if (field.containing_type()->options().map_entry()) return false;
   const std::string& name = field.name();
+  if (name == "page_token" || name == "next_page_token") return false;
   return name == "password" || name == "key" || name == "api_key" ||
          absl::EndsWith(name, "_secret") || absl::EndsWith(name, "_token");
 }

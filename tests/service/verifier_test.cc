@@ -21,10 +21,11 @@ constexpr char kPepper[] =
 
 class VerifierTest : public ::testing::Test {
  protected:
-  void SetUpWith(absl::Duration ttl) {
+  void SetUpWith(absl::Duration ttl, bool key_states = true) {
     peppers_ = *core::PepperSet::Parse(kPepper);
     VerifierOptions options;
     options.cache_ttl = ttl;
+    options.key_states = key_states;
     store_ = std::make_unique<FakeKeyStore>();
     verifier_ = std::make_unique<Verifier>(store_.get(), peppers_, options);
     keys_ =
@@ -469,4 +470,26 @@ TEST_F(VerifierTest, ReadRacingARotationIsNotCached) {
 }
 
 }  // namespace
+TEST_F(VerifierTest, StatesAreComputedUnlessTheBenchmarkSwitchTurnsThemOff) {
+  CreateKeyParams p;
+  p.name = "expiring";
+  p.scopes = {"admin:read"};
+  absl::StatusOr<absl::Time> now = store_->Now();
+  ASSERT_TRUE(now.ok());
+  p.expires_at = *now + absl::Hours(24);  // within the default 7-day warning
+  KeyWithSecret k = Create(p);
+  auto outcome = verifier_->Verify(k.full_key, {"acme", {}, ""});
+  ASSERT_TRUE(outcome.ok()) << outcome.status();
+  EXPECT_TRUE(outcome->states_computed);
+  EXPECT_TRUE(outcome->states.expiring_soon);
+
+  SetUpWith(absl::Hours(1), /*key_states=*/false);
+  k = Create(p);
+  outcome = verifier_->Verify(k.full_key, {"acme", {}, ""});
+  ASSERT_TRUE(outcome.ok()) << outcome.status();
+  EXPECT_EQ(outcome->reason, VerifyReason::kValid);
+  EXPECT_FALSE(outcome->states_computed);
+  EXPECT_FALSE(outcome->states.expiring_soon);
+}
+
 }  // namespace lumo::service

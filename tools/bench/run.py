@@ -107,9 +107,13 @@ class Bench:
              f"--pepper_file={self.pepper}",
              f"--operator_token_file={self.operator_token}",
              f"--service_token_file={self.service_token}",
-             # No scenario sends webhooks: the delivery worker's idle polls
-             # would be counted as the queries of the bad-key rows.
-             "--webhook_workers=0",
+             # Background work on the server's pool is off: the zero-query
+             # rows read the pool's statement counter around their load, so
+             # anything periodic would be counted as the bad keys' queries.
+             # No scenario sends webhooks (the delivery worker polls), and
+             # none needs key-state events (the sweeper's round every 60 s
+             # is 6 statements: a lease transaction and the pending read).
+             "--webhook_workers=0", "--key_state_sweep_interval=0s",
              "--bench_service", *flags],
             stdout=log, stderr=log, stdin=subprocess.DEVNULL)
         self.procs.append(proc)
@@ -199,6 +203,23 @@ class Bench:
         print(f"  {name}: {json.dumps(r)}", file=sys.stderr, flush=True)
         return r
 
+    def count_statements(self, name, target, *flags):
+        """Records in results[name] the pool statements per call of exactly
+        --max_calls calls (no warm-up), read from the server's counter. The
+        servers run no periodic work on the pool (start_server), so the
+        difference is the calls' own."""
+        calls = 50 if self.args.smoke else 500
+        before = self.stats(target)["db_queries"]
+        r = self.tool("--mode=load", f"--target={target}",
+                      f"--inflight={self.args.inflight}",
+                      f"--channels={self.args.channels}", "--seconds=3600",
+                      "--warmup_seconds=0", f"--max_calls={calls}", *flags)
+        after = self.stats(target)["db_queries"]
+        if r["errors"] or r["unexpected"]:
+            raise RuntimeError(f"counting the statements of {name}: "
+                               f"{r['first_error']}")
+        self.results[name]["statements_per_call"] = (after - before) / calls
+
     def stats(self, address):
         return self.tool("--mode=stats", f"--target={address}")
 
@@ -252,150 +273,310 @@ class Bench:
         common = [f"--tenant={tenant}"]
         pid = [main.pid]
 
-        print("bench: warm verify vs Echo", file=sys.stderr, flush=True)
-        rss0 = self.rss_kib(main.pid)
-        self.load("echo", addr, pid, "--rpc=echo")
-        self.load("verify_warm", addr, pid, "--rpc=verify",
-                  f"--key_file={small}", *common)
-        rss_small = self.rss_kib(main.pid)
-        # The same figure, named for the 1k-vs-1M comparison.
-        self.results["verify_1k"] = dict(self.results["verify_warm"])
+        if self.want("classic"):
+            print("bench: warm verify vs Echo", file=sys.stderr, flush=True)
+            rss0 = self.rss_kib(main.pid)
+            self.load("echo", addr, pid, "--rpc=echo")
+            self.load("verify_warm", addr, pid, "--rpc=verify",
+                      f"--key_file={small}", *common)
+            rss_small = self.rss_kib(main.pid)
+            # The same figure, named for the 1k-vs-1M comparison.
+            self.results["verify_1k"] = dict(self.results["verify_warm"])
 
-        print("bench: Create/Rotate vs raw INSERT+COMMIT", file=sys.stderr,
-              flush=True)
-        self.load("insert_raw", addr, pid, "--rpc=insert")
-        self.load("create", addr, pid, "--rpc=create",
-                  f"--admin_key_file={admin_key}", *common)
-        self.load("rotate", addr, pid, "--rpc=rotate",
-                  f"--admin_key_file={admin_key}", f"--ids_file={rotate}",
-                  *common)
+            print("bench: Create/Rotate vs raw INSERT+COMMIT", file=sys.stderr,
+                  flush=True)
+            self.load("insert_raw", addr, pid, "--rpc=insert")
+            self.load("create", addr, pid, "--rpc=create",
+                      f"--admin_key_file={admin_key}", *common)
+            self.load("rotate", addr, pid, "--rpc=rotate",
+                      f"--admin_key_file={admin_key}", f"--ids_file={rotate}",
+                      *common)
+            # Statements per call, the round trips the ratios above pay:
+            # the pool's counter around a fixed number of calls.
+            self.count_statements("insert_raw", addr, "--rpc=insert")
+            self.count_statements("create", addr, "--rpc=create",
+                                  f"--admin_key_file={admin_key}", *common)
+            self.count_statements("rotate", addr, "--rpc=rotate",
+                                  f"--admin_key_file={admin_key}",
+                                  f"--ids_file={rotate}", *common)
 
-        print("bench: REST through the gateway vs direct gRPC",
-              file=sys.stderr, flush=True)
-        gateway, gw_addr = self.start_gateway(addr)
-        self.load("get_grpc", addr, pid, "--rpc=get",
-                  f"--admin_key_file={admin_key}", f"--ids_file={small}",
-                  *common)
-        self.load("rest_get", gw_addr, [main.pid, gateway.pid], "--rpc=http",
-                  f"--admin_key_file={admin_key}", f"--ids_file={small}",
-                  f"--http_path=/t/{tenant}/api/v1/admin/api-keys/{{id}}")
-        self.load("livez", gw_addr, [gateway.pid], "--rpc=http",
-                  "--http_path=/livez")
-        self.stop(gateway)
+            print("bench: REST through the gateway vs direct gRPC",
+                  file=sys.stderr, flush=True)
+            gateway, gw_addr = self.start_gateway(addr)
+            self.load("get_grpc", addr, pid, "--rpc=get",
+                      f"--admin_key_file={admin_key}", f"--ids_file={small}",
+                      *common)
+            self.load("rest_get", gw_addr, [main.pid, gateway.pid], "--rpc=http",
+                      f"--admin_key_file={admin_key}", f"--ids_file={small}",
+                      f"--http_path=/t/{tenant}/api/v1/admin/api-keys/{{id}}")
+            self.load("livez", gw_addr, [gateway.pid], "--rpc=http",
+                      "--http_path=/livez")
+            self.stop(gateway)
 
-        self.stop(main)
-        # The key-count comparison runs on its own server with one audit row
-        # per verification (--verify_usage_window=0s): with per-key
-        # summaries, 1M keys used uniformly fold nothing while 1k keys fold
-        # almost everything, so the default would compare audit volumes
-        # rather than cache sizes (docs/benchmarks.md).
-        main, addr = self.start_server("server-big",
-                                       "--verify_cache_ttl=3600s",
-                                       "--verify_usage_window=0s")
-        pid = [main.pid]
-        print(f"bench: {a.big_keys} keys vs {a.small_keys}", file=sys.stderr,
-              flush=True)
-        t0 = time.monotonic()
-        loaded = load_keys(a.big_keys, big)
-        self.notes.append(f"loaded {a.big_keys} keys in "
-                          f"{loaded['seconds']} s (multi-row INSERTs)")
-        entries0 = self.stats(addr)["verify_cache_entries"]
-        rss_before_big = self.rss_kib(main.pid)
-        t1 = time.monotonic()
-        warm = self.tool("--mode=load", f"--target={addr}", "--rpc=verify",
-                         f"--key_file={big}", f"--tenant={tenant}",
-                         f"--inflight={a.inflight}",
-                         f"--channels={a.channels}", "--seconds=3000",
-                         "--warmup_seconds=0", f"--max_calls={a.big_keys}")
-        entries1 = self.stats(addr)["verify_cache_entries"]
-        rss_big = self.rss_kib(main.pid)
-        self.notes.append(
-            f"warmed the cache with {int(warm['calls'])} cold verifies in "
-            f"{time.monotonic() - t1:.0f} s ({warm['qps']:.0f}/s, "
-            f"{int(warm['unexpected'])} not valid); cache entries "
-            f"{entries0} -> {entries1}")
-        if entries1 > entries0:
-            per_key = (rss_big - rss_before_big) * 1024 / (entries1 - entries0)
+            self.stop(main)
+            # The key-count comparison runs on its own server with one audit row
+            # per verification (--verify_usage_window=0s): with per-key
+            # summaries, 1M keys used uniformly fold nothing while 1k keys fold
+            # almost everything, so the default would compare audit volumes
+            # rather than cache sizes (docs/benchmarks.md).
+            main, addr = self.start_server("server-big",
+                                           "--verify_cache_ttl=3600s",
+                                           "--verify_usage_window=0s")
+            pid = [main.pid]
+            print(f"bench: {a.big_keys} keys vs {a.small_keys}", file=sys.stderr,
+                  flush=True)
+            t0 = time.monotonic()
+            loaded = load_keys(a.big_keys, big)
+            self.notes.append(f"loaded {a.big_keys} keys in "
+                              f"{loaded['seconds']} s (multi-row INSERTs)")
+            entries0 = self.stats(addr)["verify_cache_entries"]
+            rss_before_big = self.rss_kib(main.pid)
+            t1 = time.monotonic()
+            warm = self.tool("--mode=load", f"--target={addr}", "--rpc=verify",
+                             f"--key_file={big}", f"--tenant={tenant}",
+                             f"--inflight={a.inflight}",
+                             f"--channels={a.channels}", "--seconds=3000",
+                             "--warmup_seconds=0", f"--max_calls={a.big_keys}")
+            entries1 = self.stats(addr)["verify_cache_entries"]
+            rss_big = self.rss_kib(main.pid)
             self.notes.append(
-                f"memory per cached key: {per_key:.0f} bytes (server RSS "
-                f"{rss_before_big // 1024} MiB -> {rss_big // 1024} MiB for "
-                f"{entries1 - entries0} more entries; RSS at start "
-                f"{rss0 // 1024} MiB, after the {a.small_keys}-key runs "
-                f"{rss_small // 1024} MiB)")
-        self.load("verify_1k_again", addr, pid, "--rpc=verify",
-                  f"--key_file={small}", *common)
-        self.load("verify_1m", addr, pid, "--rpc=verify",
-                  f"--key_file={big}", *common)
-        del t0
-        self.stop(main)
+                f"warmed the cache with {int(warm['calls'])} cold verifies in "
+                f"{time.monotonic() - t1:.0f} s ({warm['qps']:.0f}/s, "
+                f"{int(warm['unexpected'])} not valid); cache entries "
+                f"{entries0} -> {entries1}")
+            if entries1 > entries0:
+                per_key = (rss_big - rss_before_big) * 1024 / (entries1 - entries0)
+                self.notes.append(
+                    f"memory per cached key: {per_key:.0f} bytes (server RSS "
+                    f"{rss_before_big // 1024} MiB -> {rss_big // 1024} MiB for "
+                    f"{entries1 - entries0} more entries; RSS at start "
+                    f"{rss0 // 1024} MiB, after the {a.small_keys}-key runs "
+                    f"{rss_small // 1024} MiB)")
+            self.load("verify_1k_again", addr, pid, "--rpc=verify",
+                      f"--key_file={small}", *common)
+            self.load("verify_1m", addr, pid, "--rpc=verify",
+                      f"--key_file={big}", *common)
+            del t0
+            self.stop(main)
 
-        print("bench: cold verify vs raw select", file=sys.stderr,
+            print("bench: cold verify vs raw select", file=sys.stderr,
+                  flush=True)
+            cold, cold_addr = self.start_server("server-cold",
+                                                "--verify_cache_ttl=0s")
+            q0 = self.stats(cold_addr)["db_queries"]
+            self.load("select_raw", cold_addr, [cold.pid], "--rpc=select",
+                      f"--key_file={small}")
+            q1 = self.stats(cold_addr)["db_queries"]
+            self.load("verify_cold", cold_addr, [cold.pid], "--rpc=verify",
+                      f"--key_file={small}", *common)
+            q2 = self.stats(cold_addr)["db_queries"]
+            self.stop(cold)
+            # Both include warm-up calls; queries per call over all calls made
+            # are only approximate, so report the totals.
+            self.notes.append(f"cold server: {q1 - q0} queries during the raw "
+                              f"select run, {q2 - q1} during the cold verify run "
+                              "(includes warm-up calls and batched audit writes)")
+
+            print("bench: bad keys vs warm verify, audit on vs off",
+                  file=sys.stderr, flush=True)
+            # Audit on and off measured back to back (two servers, one idle
+            # while the other is loaded), so machine noise hits both alike.
+            loud, loud_addr = self.start_server("server-audit-on",
+                                                "--verify_cache_ttl=3600s")
+            quiet, quiet_addr = self.start_server(
+                "server-audit-off", "--verify_cache_ttl=3600s",
+                "--bench_disable_usage_audit")
+            # One audit row per verification (the summary window off), the
+            # behaviour before verification summaries (docs/audit.md).
+            percall, percall_addr = self.start_server(
+                "server-audit-per-call", "--verify_cache_ttl=3600s",
+                "--verify_usage_window=0s")
+            # Usage rollups off (docs/usage.md): the same audit, without the
+            # per-batch rollup upserts; measured right after the audit-on run
+            # (rollups on, the default), so the pair shares the machine's state.
+            norollup, norollup_addr = self.start_server(
+                "server-rollups-off", "--verify_cache_ttl=3600s",
+                "--usage_rollups=false")
+            qpid = [quiet.pid]
+            self.load("verify_warm_audit", loud_addr, [loud.pid], "--rpc=verify",
+                      f"--key_file={small}", *common)
+            self.load("verify_rollups_off", norollup_addr, [norollup.pid],
+                      "--rpc=verify", f"--key_file={small}", *common)
+            self.results["verify_rollups_on"] = dict(
+                self.results["verify_warm_audit"])
+            self.stop(norollup)
+            self.load("verify_audit_off", quiet_addr, qpid, "--rpc=verify",
+                      f"--key_file={small}", *common)
+            self.load("verify_audit_per_call", percall_addr, [percall.pid],
+                      "--rpc=verify", f"--key_file={small}", *common)
+            self.stop(loud)
+            self.stop(percall)
+            with open(small) as f:
+                good = f.readline().strip()
+            malformed = self.write_secret("malformed.key",
+                                          "lmk_" + "x" * 20 + "\n")
+            last = good[-1]
+            flipped = good[:-1] + ("A" if last != "A" else "B")
+            badsum = self.write_secret("badsum.key", flipped + "\n")
+            for name, keyfile in (("malformed", malformed),
+                                  ("bad_checksum", badsum)):
+                before = self.stats(quiet_addr)["db_queries"]
+                self.load(name, quiet_addr, qpid, "--rpc=verify",
+                          f"--key_file={keyfile}", "--expect=invalid", *common)
+                after = self.stats(quiet_addr)["db_queries"]
+                self.results[name]["db_queries"] = after - before
+            self.stop(quiet)
+        else:
+            self.stop(main)
+        if self.want("lists"):
+            self.run_lists()
+        if self.want("states"):
+            self.run_states(small, common)
+
+    def want(self, group):
+        return not self.args.only or group in self.args.only.split(",")
+
+    def sql_value(self, statement):
+        out = subprocess.run(
+            ["mariadb", *self.mysql.tool_args(), "--batch",
+             "--skip-column-names", "-e", statement],
+            env=self.mysql.tool_env(), check=True, capture_output=True,
+            text=True, timeout=3600)
+        return out.stdout.strip()
+
+    def seed(self, what, statement):
+        t = time.monotonic()
+        subprocess.run(["mariadb", *self.mysql.tool_args(), "--batch", "-e",
+                        statement], env=self.mysql.tool_env(), check=True,
+                       capture_output=True, timeout=3600)
+        seconds = time.monotonic() - t
+        self.notes.append(f"seeded {what} in {seconds:.0f} s "
+                          "(one INSERT ... SELECT from seq_1_to_N)")
+
+    def run_lists(self):
+        """List p50 at a small tenant vs a large one (docs/admin-api.md,
+        "Paging large lists"), keys and audit events, REST through the
+        gateway (what the portal calls), first page without a count."""
+        a = self.args
+        server, addr = self.start_server("server-lists",
+                                         "--verify_cache_ttl=3600s")
+        gateway, gw_addr = self.start_gateway(addr)
+        pids = [server.pid, gateway.pid]
+        tenants = {}
+        for size, keys, events, prefix in (
+                ("small", 100, 100, "S"),
+                ("big", a.list_keys, a.list_events, "L")):
+            slug = f"list-{size}-" + secrets.token_hex(3)
+            key_file = self.path(f"list-{size}.key")
+            self.tool("--mode=setup", f"--target={addr}",
+                      f"--operator_token_file={self.operator_token}",
+                      f"--tenant={slug}", f"--key_file={key_file}")
+            tid = self.sql_value(f"SELECT id FROM {self.database}.tenants "
+                                 f"WHERE slug = '{slug}'")
+            print(f"bench: seeding {keys} keys and {events} audit events "
+                  f"({size})", file=sys.stderr, flush=True)
+            # Every 2nd key used, every 3rd with an expiry, 1 in 50 revoked.
+            self.seed(f"{keys} keys ({size} tenant)", f"""
+                INSERT INTO {self.database}.api_keys (id, tenant_id, name,
+                  digest, pepper_version, scopes, allowed_cidrs, revoked,
+                  version, created_by_type, created_by_id, created_at,
+                  last_used_at, expires_at, metadata)
+                SELECT CONCAT('{prefix}', seq), {tid}, CONCAT('bulk-', seq),
+                  UNHEX(SHA2(CONCAT('{prefix}', seq), 256)), 1, 'admin:read',
+                  '', seq % 50 = 0, 1, 'system', 'bench',
+                  UTC_TIMESTAMP(6) - INTERVAL seq SECOND,
+                  IF(seq % 2 = 0, UTC_TIMESTAMP(6) - INTERVAL seq % 5000
+                     MINUTE, NULL),
+                  IF(seq % 3 = 0, UTC_TIMESTAMP(6) + INTERVAL seq % 400 DAY,
+                     NULL), ''
+                FROM {self.database}.seq_1_to_{keys}""")
+            # Chain lane 0 from a seq far above the tenant's own events;
+            # the rows carry no hashes (the lists never verify the chain).
+            self.seed(f"{events} audit events ({size} tenant)", f"""
+                INSERT INTO {self.database}.audit_events (tenant_id, action,
+                  category, actor_type, actor_id, target_type, target_id,
+                  outcome, suspicious, metadata, created_at, seq, chain_lane)
+                SELECT {tid}, IF(seq % 10 = 0, 'api_key.revoked',
+                  'api_key.used'), 'api_keys', 'api_key', 'bench', 'api_key',
+                  CONCAT('{prefix}', seq % 1000), 'success', 0, '{{}}',
+                  UTC_TIMESTAMP(6) - INTERVAL ({events} - seq) SECOND,
+                  1000000000 + seq, 0
+                FROM {self.database}.seq_1_to_{events}""")
+            tenants[size] = (slug, key_file)
+        self.sql(f"ANALYZE TABLE {self.database}.api_keys, "
+                 f"{self.database}.audit_events")
+
+        def rest(name, size, path):
+            slug, key_file = tenants[size]
+            self.load(name, gw_addr, pids, "--rpc=http",
+                      f"--admin_key_file={key_file}",
+                      f"--http_path=/t/{slug}/api/v1/admin{path}")
+
+        first = "?limit=25&includeTotal=false"
+        for size in ("small", "big"):
+            rest(f"list_keys_{size}", size, "/api-keys" + first)
+        rest("list_keys_big_total", "big", "/api-keys?limit=25")
+        rest("list_keys_big_name", "big",
+             "/api-keys" + first + "&sortBy=name&sortDir=ASC")
+        rest("list_keys_big_expiring", "big",
+             "/api-keys" + first + "&state=expiring")
+        # The second page, by its token.
+        slug, key_file = tenants["big"]
+        token = self.first_page_token(gw_addr, slug, key_file)
+        tokens = self.write_secret("list-token", token + "\n")
+        self.load("list_keys_big_next", gw_addr, pids, "--rpc=http",
+                  f"--admin_key_file={key_file}", f"--ids_file={tokens}",
+                  f"--http_path=/t/{slug}/api/v1/admin/api-keys?limit=25"
+                  "&pageToken={id}")
+        for size in ("small", "big"):
+            rest(f"list_audit_{size}", size, "/audit-logs" + first)
+        rest("list_audit_big_total", "big", "/audit-logs?limit=25")
+        rest("list_audit_big_action", "big",
+             "/audit-logs" + first + "&action=api_key.revoked")
+        self.stop(gateway)
+        self.stop(server)
+
+    def first_page_token(self, gw_addr, slug, key_file):
+        import http.client
+        with open(key_file) as f:
+            key = f.read().strip()
+        conn = http.client.HTTPConnection(gw_addr, timeout=60)
+        conn.request("GET", f"/t/{slug}/api/v1/admin/api-keys?limit=25"
+                     "&includeTotal=false", headers={"x-api-key": key})
+        doc = json.loads(conn.getresponse().read())
+        conn.close()
+        return doc["meta"]["nextPageToken"]
+
+    def run_states(self, small, common):
+        """Warm verify with and without the key-policy states
+        (--bench_disable_key_states), two servers measured back to back
+        twice (off, on, on, off) so machine noise hits both alike."""
+        print("bench: warm verify, key states on vs off", file=sys.stderr,
               flush=True)
-        cold, cold_addr = self.start_server("server-cold",
-                                            "--verify_cache_ttl=0s")
-        q0 = self.stats(cold_addr)["db_queries"]
-        self.load("select_raw", cold_addr, [cold.pid], "--rpc=select",
-                  f"--key_file={small}")
-        q1 = self.stats(cold_addr)["db_queries"]
-        self.load("verify_cold", cold_addr, [cold.pid], "--rpc=verify",
-                  f"--key_file={small}", *common)
-        q2 = self.stats(cold_addr)["db_queries"]
-        self.stop(cold)
-        # Both include warm-up calls; queries per call over all calls made
-        # are only approximate, so report the totals.
-        self.notes.append(f"cold server: {q1 - q0} queries during the raw "
-                          f"select run, {q2 - q1} during the cold verify run "
-                          "(includes warm-up calls and batched audit writes)")
+        on, on_addr = self.start_server("server-states-on",
+                                        "--verify_cache_ttl=3600s")
+        off, off_addr = self.start_server("server-states-off",
+                                          "--verify_cache_ttl=3600s",
+                                          "--bench_disable_key_states")
+        runs = {}
+        for name, (addr, pid) in (("off_1", (off_addr, off.pid)),
+                                  ("on_1", (on_addr, on.pid)),
+                                  ("on_2", (on_addr, on.pid)),
+                                  ("off_2", (off_addr, off.pid))):
+            runs[name] = self.load(f"verify_states_{name}", addr, [pid],
+                                   "--rpc=verify", f"--key_file={small}",
+                                   *common)
+        for state in ("on", "off"):
+            one, two = runs[state + "_1"], runs[state + "_2"]
+            merged = {k: (one[k] + two[k]) / 2 for k in one
+                      if isinstance(one[k], (int, float))}
+            merged["errors"] = one["errors"] + two["errors"]
+            merged["unexpected"] = one["unexpected"] + two["unexpected"]
+            merged["first_error"] = one["first_error"] or two["first_error"]
+            self.results[f"verify_states_{state}"] = merged
+        self.stop(on)
+        self.stop(off)
 
-        print("bench: bad keys vs warm verify, audit on vs off",
-              file=sys.stderr, flush=True)
-        # Audit on and off measured back to back (two servers, one idle
-        # while the other is loaded), so machine noise hits both alike.
-        loud, loud_addr = self.start_server("server-audit-on",
-                                            "--verify_cache_ttl=3600s")
-        quiet, quiet_addr = self.start_server(
-            "server-audit-off", "--verify_cache_ttl=3600s",
-            "--bench_disable_usage_audit")
-        # One audit row per verification (the summary window off), the
-        # behaviour before verification summaries (docs/audit.md).
-        percall, percall_addr = self.start_server(
-            "server-audit-per-call", "--verify_cache_ttl=3600s",
-            "--verify_usage_window=0s")
-        # Usage rollups off (docs/usage.md): the same audit, without the
-        # per-batch rollup upserts; measured right after the audit-on run
-        # (rollups on, the default), so the pair shares the machine's state.
-        norollup, norollup_addr = self.start_server(
-            "server-rollups-off", "--verify_cache_ttl=3600s",
-            "--usage_rollups=false")
-        qpid = [quiet.pid]
-        self.load("verify_warm_audit", loud_addr, [loud.pid], "--rpc=verify",
-                  f"--key_file={small}", *common)
-        self.load("verify_rollups_off", norollup_addr, [norollup.pid],
-                  "--rpc=verify", f"--key_file={small}", *common)
-        self.results["verify_rollups_on"] = dict(
-            self.results["verify_warm_audit"])
-        self.stop(norollup)
-        self.load("verify_audit_off", quiet_addr, qpid, "--rpc=verify",
-                  f"--key_file={small}", *common)
-        self.load("verify_audit_per_call", percall_addr, [percall.pid],
-                  "--rpc=verify", f"--key_file={small}", *common)
-        self.stop(loud)
-        self.stop(percall)
-        with open(small) as f:
-            good = f.readline().strip()
-        malformed = self.write_secret("malformed.key",
-                                      "lmk_" + "x" * 20 + "\n")
-        last = good[-1]
-        flipped = good[:-1] + ("A" if last != "A" else "B")
-        badsum = self.write_secret("badsum.key", flipped + "\n")
-        for name, keyfile in (("malformed", malformed),
-                              ("bad_checksum", badsum)):
-            before = self.stats(quiet_addr)["db_queries"]
-            self.load(name, quiet_addr, qpid, "--rpc=verify",
-                      f"--key_file={keyfile}", "--expect=invalid", *common)
-            after = self.stats(quiet_addr)["db_queries"]
-            self.results[name]["db_queries"] = after - before
-        self.stop(quiet)
 
     # ----- the table ---------------------------------------------------
 
@@ -423,7 +604,32 @@ class Bench:
         ("get_grpc", None, None, None, "GetApiKey direct gRPC"),
         ("rest_get", "get_grpc", 0.5, None, "REST GET via gateway"),
         ("livez", "get_grpc", None, None, "gateway /livez (static)"),
+        ("verify_states_off", None, None, None,
+         "verify warm, key states off"),
+        ("verify_states_on", "verify_states_off", 0.95, None,
+         "verify warm, key states on"),
+        ("list_keys_small", None, None, None, "list keys p1, 100 keys"),
+        ("list_keys_big", "list_keys_small", None, None,
+         "list keys p1, big tenant"),
+        ("list_keys_big_total", "list_keys_small", None, None,
+         "  same + total (capped)"),
+        ("list_keys_big_next", "list_keys_small", None, None,
+         "  page 2 by pageToken"),
+        ("list_keys_big_name", "list_keys_small", None, None,
+         "  sortBy=name"),
+        ("list_keys_big_expiring", "list_keys_small", None, None,
+         "  state=expiring"),
+        ("list_audit_small", None, None, None, "list audit p1, 100 events"),
+        ("list_audit_big", "list_audit_small", None, None,
+         "list audit p1, big log"),
+        ("list_audit_big_total", "list_audit_small", None, None,
+         "  same + total (capped)"),
+        ("list_audit_big_action", "list_audit_small", None, None,
+         "  action filter (1 in 10)"),
     ]
+    # Rows whose target is on the median latency: at most this ratio.
+    P50_TARGETS = {"list_keys_big": 1.5, "list_audit_big": 1.5}
+    GROUPS = {"classic": None, "lists": "list_", "states": "verify_states_"}
 
     def table(self):
         r = self.results
@@ -455,12 +661,21 @@ class Bench:
                 cmp_text = f"{qr:.2f}x QPS, {pr:.2f}x p99"
                 ok = True
                 targets = []
+                if name.startswith("list_"):
+                    p50r = x["p50_us"] / b["p50_us"] if b["p50_us"] else 0
+                    cmp_text = f"{p50r:.2f}x p50, {qr:.2f}x QPS"
+                    if name in self.P50_TARGETS:
+                        targets.append(f"p50<={self.P50_TARGETS[name]}x")
+                        ok &= p50r <= self.P50_TARGETS[name]
                 if qps_t is not None:
                     targets.append(f">={qps_t}x QPS")
                     ok &= qr >= qps_t
                 if p99_t is not None:
                     targets.append(f"p99<={p99_t}x")
                     ok &= pr <= p99_t
+                if "statements_per_call" in x:
+                    cmp_text += (f", {x['statements_per_call']:.1f} vs "
+                                 f"{b.get('statements_per_call', 0):.1f} stmts")
                 if "db_queries" in x:
                     targets.append("0 queries")
                     ok &= x["db_queries"] == 0
@@ -497,12 +712,21 @@ def main():
     p.add_argument("--channels", type=int, default=4)
     p.add_argument("--small-keys", type=int, default=1000)
     p.add_argument("--big-keys", type=int, default=1000000)
+    p.add_argument("--list-keys", type=int, default=1000000,
+                   help="keys of the large tenant in the list rows")
+    p.add_argument("--list-events", type=int, default=10000000,
+                   help="audit events of the large tenant in the list rows")
+    p.add_argument("--only", default="",
+                   help="comma-separated scenario groups to run: classic "
+                        "(verify, create/rotate, REST, 1M cache, cold, "
+                        "audit), lists, states (default: all)")
     p.add_argument("--json", help="also write every raw result here")
     p.add_argument("--smoke", action="store_true",
                    help="1 s per scenario, 20,000 big keys")
     args = p.parse_args()
     if args.smoke:
         args.seconds, args.warmup, args.big_keys = 1, 0.5, 20000
+        args.list_keys, args.list_events = 20000, 20000
     bench = Bench(args)
     try:
         bench.run()
@@ -514,7 +738,12 @@ def main():
         with open(args.json, "w") as f:
             json.dump({"results": bench.results, "notes": bench.notes}, f,
                       indent=1)
-    missing = [row[0] for row in Bench.ROWS if row[0] not in bench.results]
+    def selected(row):
+        group = next((g for g, prefix in Bench.GROUPS.items()
+                      if prefix and row[0].startswith(prefix)), "classic")
+        return bench.want(group)
+    missing = [row[0] for row in Bench.ROWS
+               if selected(row) and row[0] not in bench.results]
     if missing:
         print("bench: missing scenarios: " + ", ".join(missing),
               file=sys.stderr)

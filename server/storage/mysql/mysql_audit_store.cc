@@ -550,6 +550,9 @@ absl::StatusOr<AuditPage> MysqlAuditStore::ListEvents(int64_t tenant_id,
   if (q.page < 1 || q.limit < 0 || q.limit > 100) {
     return absl::InvalidArgumentError("page or limit out of range");
   }
+  if (q.after_position.has_value() && q.page != 1) {
+    return absl::InvalidArgumentError("page must be 1 with a list position");
+  }
   // Filters from a fixed set; every value is bound.
   std::string where = " FROM audit_events WHERE tenant_id = ?";
   std::vector<std::string> strings;
@@ -587,6 +590,13 @@ absl::StatusOr<AuditPage> MysqlAuditStore::ListEvents(int64_t tenant_id,
     where += ")";
   }
   const bool oldest_first = q.oldest_first || q.after_cursor.has_value();
+  // The page's position, by id in the list's order (after the count: the
+  // total covers every page).
+  std::string position;
+  if (q.after_position.has_value()) {
+    position = absl::StrCat(" AND id ", oldest_first ? ">" : "<", " ",
+                            *q.after_position);
+  }
   // A first follower read: its page and the lane heads in one snapshot.
   const bool read_heads = q.want_cursor && !q.after_cursor.has_value();
   if (q.start.has_value()) where += " AND created_at >= ?";
@@ -608,27 +618,49 @@ absl::StatusOr<AuditPage> MysqlAuditStore::ListEvents(int64_t tenant_id,
     page = AuditPage();
     // REPEATABLE READ: every read below sees the snapshot of the first.
     if (read_heads) s.Begin();
-    s.Step("count audit events");
-    const CountSelect* const counts = &SelectOf<CountSelect>();
-    std::unique_ptr<sql::PreparedStatement> count =
-        s.PrepareUncached(absl::StrCat("SELECT ", counts->list.sql(), where));
-    if (absl::Status b = bind(*count); !b.ok()) return b;
-    {
+    const CountRequest count_request =
+        q.limit == 0 ? CountRequest{true, 0} : q.count;
+    if (count_request.wanted && count_request.cap == 0) {
+      s.Step("count audit events");
+      const CountSelect* const counts = &SelectOf<CountSelect>();
+      std::unique_ptr<sql::PreparedStatement> count =
+          s.PrepareUncached(absl::StrCat("SELECT ", counts->list.sql(), where));
+      if (absl::Status b = bind(*count); !b.ok()) return b;
       std::unique_ptr<sql::ResultSet> rs = s.Query(*count);
       if (rs->next()) {
         page.total = rs->getInt64(counts->total);
         page.suspicious_total = rs->getInt64(counts->suspicious);
       }
+    } else if (count_request.wanted) {
+      // At most cap + 1 index entries read.
+      s.Step("count audit events");
+      std::unique_ptr<sql::PreparedStatement> count = s.PrepareUncached(
+          absl::StrCat("SELECT COUNT(*) FROM (SELECT 1", where, " LIMIT ",
+                       count_request.cap + 1, ") x"));
+      if (absl::Status b = bind(*count); !b.ok()) return b;
+      std::unique_ptr<sql::ResultSet> rs = s.Query(*count);
+      const CountedTotal total =
+          TotalOf(count_request, rs->next() ? rs->getInt64(1) : 0);
+      page.total = total.total;
+      page.total_kind = total.kind;
+    } else {
+      page.total_kind = TotalKind::kNotCounted;
     }
     if (q.limit > 0) {
       s.Step("list audit events");
-      std::unique_ptr<sql::PreparedStatement> list = s.PrepareUncached(
-          absl::StrCat("SELECT ", Events().list.sql(), where, " ORDER BY id ",
-                       oldest_first ? "ASC" : "DESC", " LIMIT ", q.limit,
-                       " OFFSET ", static_cast<int64_t>(q.page - 1) * q.limit));
+      // One row more than the page: whether another page follows.
+      std::unique_ptr<sql::PreparedStatement> list =
+          s.PrepareUncached(absl::StrCat(
+              "SELECT ", Events().list.sql(), where, position, " ORDER BY id ",
+              oldest_first ? "ASC" : "DESC", " LIMIT ", q.limit + 1, " OFFSET ",
+              static_cast<int64_t>(q.page - 1) * q.limit));
       if (absl::Status b = bind(*list); !b.ok()) return b;
       std::unique_ptr<sql::ResultSet> rs = s.Query(*list);
       while (rs->next()) {
+        if (static_cast<int>(page.events.size()) == q.limit) {
+          page.has_more = true;
+          break;
+        }
         absl::StatusOr<StoredAuditEvent> e = ReadEvent(*rs, Events().event);
         if (!e.ok()) return e.status();
         page.events.push_back(*std::move(e));

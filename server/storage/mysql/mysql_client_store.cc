@@ -11,6 +11,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "server/storage/mysql/key_policy_columns.h"
+#include "server/storage/mysql/keyset.h"
 #include "server/storage/mysql/mysql_session.h"
 #include "server/storage/mysql/select_list.h"
 
@@ -61,7 +62,6 @@ struct ClientSelect {
 struct ClientPageSelect {
   SelectList list;
   ClientColumns client{list};
-  int total = list.Add("COUNT(*) OVER ()");
 };
 
 // A tenant's settings row.
@@ -245,17 +245,17 @@ absl::Status ReadSettings(Session& s, int64_t tenant_id, bool lock,
   return absl::OkStatus();
 }
 
-std::string OrderBy(const ListClientsQuery& query) {
-  const char* dir = query.descending ? " DESC" : " ASC";
-  switch (query.sort_by) {
+// The sort column of a client list (an index of (tenant_id, column)).
+const char* SortColumn(ClientSortField sort_by) {
+  switch (sort_by) {
     case ClientSortField::kName:
-      return absl::StrCat("c.name", dir, ", c.id", dir);
+      return "c.name";
     case ClientSortField::kUpdatedAt:
-      return absl::StrCat("c.updated_at", dir, ", c.id", dir);
+      return "c.updated_at";
     case ClientSortField::kCreatedAt:
-    default:
-      return absl::StrCat("c.created_at", dir, ", c.id", dir);
+      break;
   }
+  return "c.created_at";
 }
 
 constexpr char kSearchCondition[] =
@@ -395,61 +395,62 @@ absl::StatusOr<ClientPage> MysqlClientStore::ListClients(
   if (query.page < 1) {
     return absl::InvalidArgumentError("page must be at least 1");
   }
+  if (query.after.has_value() && query.page != 1) {
+    return absl::InvalidArgumentError("page must be 1 with a list position");
+  }
   if (query.limit < 1 || query.limit > 100) {
     return absl::InvalidArgumentError("limit must be between 1 and 100");
   }
-  const bool searching = !query.search.empty();
-  const std::string escaped = EscapeLike(query.search);
-  const std::string name_pattern = absl::StrCat("%", escaped, "%");
-  const std::string prefix_pattern = absl::StrCat(escaped, "%");
-  const std::string where =
-      absl::StrCat(" FROM oauth_clients c WHERE c.tenant_id = ?",
-                   searching ? kSearchCondition : "");
   const ClientPageSelect& cols = SelectOf<ClientPageSelect>();
-  const std::string page_sql =
-      absl::StrCat("SELECT ", cols.list.sql(), where, " ORDER BY ",
-                   OrderBy(query), " LIMIT ? OFFSET ?");
+  KeysetList list;
+  list.outer_select = absl::StrCat("SELECT ", cols.list.sql());
+  list.inner_columns = "c.*";
+  list.alias = "c";
+  list.from_where = " FROM oauth_clients c WHERE c.tenant_id = ?";
+  list.where_values = {tenant_id};
+  if (!query.search.empty()) {
+    const std::string escaped = EscapeLike(query.search);
+    list.from_where += kSearchCondition;
+    list.where_values.push_back(absl::StrCat("%", escaped, "%"));
+    list.where_values.push_back(absl::StrCat(escaped, "%"));
+    list.where_values.push_back(absl::StrCat(escaped, "%"));
+  }
+  KeysetOrder order;
+  order.column = SortColumn(query.sort_by);
+  order.id_column = "c.id";
+  order.descending = query.descending;
+  std::optional<KeysetPosition> after;
+  if (query.after.has_value()) {
+    after = KeysetPosition{std::nullopt, query.after->id};
+    if (query.sort_by == ClientSortField::kName) {
+      after->value = query.after->name;
+    } else if (query.after->time.has_value()) {
+      after->value = *query.after->time;
+    }
+  }
   const int64_t offset =
       static_cast<int64_t>(query.page - 1) * static_cast<int64_t>(query.limit);
-  auto bind_where = [&](sql::PreparedStatement& stmt) {
-    int index = 1;
-    stmt.setInt64(index++, tenant_id);
-    if (searching) {
-      stmt.setString(index++, name_pattern);
-      stmt.setString(index++, prefix_pattern);
-      stmt.setString(index++, prefix_pattern);
-    }
-    return index;
-  };
 
   ClientPage page;
   absl::Status status =
       Run(*pool_, "list clients", [&](Session& s) -> absl::Status {
         page = ClientPage();
-        // A handful of variants (sort x direction x search): cached.
-        sql::PreparedStatement& stmt = s.Prepare(page_sql);
-        int index = bind_where(stmt);
-        stmt.setInt64(index++, query.limit);
-        stmt.setInt64(index++, offset);
-        std::unique_ptr<sql::ResultSet> rs = s.Query(stmt);
-        while (rs->next()) {
-          ClientRecord client;
-          if (absl::Status st = ReadClient(*rs, cols.client, &client);
-              !st.ok()) {
-            return st;
-          }
-          page.total = rs->getInt64(cols.total);
-          page.clients.push_back(std::move(client));
-        }
-        if (!page.clients.empty() || offset == 0) return absl::OkStatus();
-        // Past the last page: the window count came with no row.
-        s.Step("count clients");
-        sql::PreparedStatement& count =
-            s.Prepare(absl::StrCat("SELECT COUNT(*)", where));
-        bind_where(count);
-        std::unique_ptr<sql::ResultSet> counted = s.Query(count);
-        if (counted->next()) page.total = counted->getInt64(1);
-        return absl::OkStatus();
+        CountedTotal total;
+        absl::Status read = ReadCountedPage(
+            s, list, order, after, offset, query.limit, query.count,
+            [&](sql::ResultSet& rs) -> absl::Status {
+              ClientRecord client;
+              if (absl::Status st = ReadClient(rs, cols.client, &client);
+                  !st.ok()) {
+                return st;
+              }
+              page.clients.push_back(std::move(client));
+              return absl::OkStatus();
+            },
+            &page.has_more, &total);
+        page.total = total.total;
+        page.total_kind = total.kind;
+        return read;
       });
   if (!status.ok()) return status;
   return page;

@@ -23,6 +23,7 @@
 #include "server/storage/counter_rules.h"
 #include "server/storage/mysql/datetime.h"
 #include "server/storage/mysql/key_policy_columns.h"
+#include "server/storage/mysql/keyset.h"
 #include "server/storage/mysql/mysql_audit_chain.h"
 #include "server/storage/mysql/mysql_session.h"
 #include "server/storage/mysql/select_list.h"
@@ -117,11 +118,10 @@ struct LockSelect {
                    " AND k.deleted_at IS NULL FOR UPDATE");
 };
 
-// A page of ListKeys: records and the number of matching keys.
+// A page of ListKeys, over the page's rows only (keyset.h).
 struct PageSelect {
   SelectList list;
   RecordColumns record{list, kGraceColumn, "UTC_TIMESTAMP(6)"};
-  int total = list.Add("COUNT(*) OVER ()");
 };
 
 // LoadForVerify: the key with its tenant and secrets, one row per retired
@@ -402,23 +402,33 @@ absl::Status LockKey(Session& session, int64_t tenant_id, absl::string_view id,
   return absl::OkStatus();
 }
 
-// Sort and filter fragments, chosen from fixed text only.
-std::string OrderBy(const ListKeysQuery& query) {
-  const char* dir = query.descending ? " DESC" : " ASC";
+// The list order (docs/admin-api.md, "Paging large lists"): the sort
+// column, then the id. Never used (NULL last use) sorts as the oldest,
+// never expires (NULL expiry) as the latest.
+KeysetOrder OrderOf(const ListKeysQuery& query) {
+  KeysetOrder order;
+  order.id_column = "k.id";
+  order.descending = query.descending;
   switch (query.sort_by) {
     case KeySortField::kName:
-      return absl::StrCat("k.name", dir, ", k.id", dir);
+      order.column = "k.name";
+      break;
     case KeySortField::kLastUsedAt:
-      // Never used (NULL) sorts as the oldest.
-      return absl::StrCat("k.last_used_at", dir, ", k.id", dir);
+      order.column = "k.last_used_at";
+      order.nullable = true;
+      order.nulls_low = true;
+      break;
     case KeySortField::kExpiresAt:
-      // Never expires (NULL) sorts as the latest.
-      return absl::StrCat("k.expires_at IS NULL", dir, ", k.expires_at", dir,
-                          ", k.id", dir);
+      order.column = "k.expires_at";
+      order.nullable = true;
+      order.nulls_low = false;
+      break;
     case KeySortField::kCreatedAt:
     default:
-      return absl::StrCat("k.created_at", dir, ", k.id", dir);
+      order.column = "k.created_at";
+      break;
   }
+  return order;
 }
 
 // Neither revoked nor expired.
@@ -706,22 +716,41 @@ absl::StatusOr<KeyPage> MysqlKeyStore::ListKeys(int64_t tenant_id,
   if (query.page < 1) {
     return absl::InvalidArgumentError("page must be at least 1");
   }
+  if (query.after.has_value() && query.page != 1) {
+    return absl::InvalidArgumentError("page must be 1 with a list position");
+  }
   if (query.limit < 1 || query.limit > 100) {
     return absl::InvalidArgumentError("limit must be between 1 and 100");
   }
-  const bool searching = !query.search.empty();
-  const SearchPatterns patterns = SearchPatternsFor(query.search);
   const bool by_state = query.state != KeyStateFilter::kAny;
-  const std::string where =
+  const PageSelect& cols = SelectOf<PageSelect>();
+  KeysetList list;
+  list.outer_select = absl::StrCat("SELECT ", cols.list.sql());
+  list.inner_columns = "k.*";
+  list.alias = "k";
+  list.from_where =
       absl::StrCat(" FROM api_keys k", by_state ? kStatePolicyJoin : "",
                    " WHERE k.tenant_id = ? AND k.deleted_at IS NULL",
                    query.decoys ? " AND k.decoy = 1" : " AND k.decoy = 0",
-                   StatusCondition(query.status), StateCondition(query.state),
-                   searching ? kSearchCondition : "");
-  const PageSelect& cols = SelectOf<PageSelect>();
-  const std::string page_sql =
-      absl::StrCat("SELECT ", cols.list.sql(), where, " ORDER BY ",
-                   OrderBy(query), " LIMIT ? OFFSET ?");
+                   StatusCondition(query.status), StateCondition(query.state));
+  list.where_values = {tenant_id};
+  if (!query.search.empty()) {
+    SearchPatterns patterns = SearchPatternsFor(query.search);
+    list.from_where += kSearchCondition;
+    list.where_values.push_back(std::move(patterns.name));
+    list.where_values.push_back(std::move(patterns.id));
+    list.where_values.push_back(std::move(patterns.external_id));
+  }
+  const KeysetOrder order = OrderOf(query);
+  std::optional<KeysetPosition> after;
+  if (query.after.has_value()) {
+    after = KeysetPosition{std::nullopt, query.after->id};
+    if (query.sort_by == KeySortField::kName) {
+      after->value = query.after->name;
+    } else if (query.after->time.has_value()) {
+      after->value = *query.after->time;
+    }
+  }
   const int64_t offset =
       static_cast<int64_t>(query.page - 1) * static_cast<int64_t>(query.limit);
 
@@ -729,43 +758,22 @@ absl::StatusOr<KeyPage> MysqlKeyStore::ListKeys(int64_t tenant_id,
   absl::Status status =
       Run(*pool_, "list keys", [&](Session& s) -> absl::Status {
         page = KeyPage();
-        // Many variants (sort x direction x filters x search): not cached,
-        // to keep the server's prepared-statement count bounded.
-        std::unique_ptr<sql::PreparedStatement> stmt =
-            s.PrepareUncached(page_sql);
-        int index = 1;
-        stmt->setInt64(index++, tenant_id);
-        if (searching) {
-          stmt->setString(index++, patterns.name);
-          stmt->setString(index++, patterns.id);
-          stmt->setString(index++, patterns.external_id);
-        }
-        stmt->setInt64(index++, query.limit);
-        stmt->setInt64(index++, offset);
-        std::unique_ptr<sql::ResultSet> rs = s.Query(*stmt);
-        while (rs->next()) {
-          ApiKeyRecord key;
-          if (absl::Status st = ReadRecord(*rs, cols.record, &key); !st.ok()) {
-            return st;
-          }
-          page.total = rs->getInt64(cols.total);
-          page.keys.push_back(std::move(key));
-        }
-        if (!page.keys.empty() || offset == 0) return absl::OkStatus();
-        // Past the last page: the window count came with no row.
-        s.Step("count keys");
-        std::unique_ptr<sql::PreparedStatement> count =
-            s.PrepareUncached(absl::StrCat("SELECT COUNT(*)", where));
-        index = 1;
-        count->setInt64(index++, tenant_id);
-        if (searching) {
-          count->setString(index++, patterns.name);
-          count->setString(index++, patterns.id);
-          count->setString(index++, patterns.external_id);
-        }
-        std::unique_ptr<sql::ResultSet> counted = s.Query(*count);
-        if (counted->next()) page.total = counted->getInt64(1);
-        return absl::OkStatus();
+        CountedTotal total;
+        absl::Status read = ReadCountedPage(
+            s, list, order, after, offset, query.limit, query.count,
+            [&](sql::ResultSet& rs) -> absl::Status {
+              ApiKeyRecord key;
+              if (absl::Status st = ReadRecord(rs, cols.record, &key);
+                  !st.ok()) {
+                return st;
+              }
+              page.keys.push_back(std::move(key));
+              return absl::OkStatus();
+            },
+            &page.has_more, &total);
+        page.total = total.total;
+        page.total_kind = total.kind;
+        return read;
       });
   if (!status.ok()) return status;
   return page;

@@ -17,6 +17,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/cord.h"
 #include "absl/strings/str_cat.h"
+#include "server/storage/mysql/keyset.h"
 #include "server/storage/mysql/mysql_session.h"
 #include "server/storage/mysql/select_list.h"
 
@@ -63,7 +64,6 @@ struct UserSelect {
 struct UserPageSelect {
   SelectList list;
   UserColumns user{list};
-  int total = list.Add("COUNT(*) OVER ()");
 };
 struct RoleSelect {
   SelectList list;
@@ -484,23 +484,19 @@ SearchPatterns SearchPatternsFor(absl::string_view search) {
 
 std::string Direction(bool descending) { return descending ? " DESC" : " ASC"; }
 
-std::string UserOrderBy(const ListUsersQuery& query) {
-  const std::string dir = Direction(query.descending);
-  const char* column = "u.created_at";
-  switch (query.sort_by) {
+// The sort column of a user list (an index of (tenant_id, column)).
+const char* UserSortColumn(UserSortField sort_by) {
+  switch (sort_by) {
     case UserSortField::kUpdatedAt:
-      column = "u.updated_at";
-      break;
+      return "u.updated_at";
     case UserSortField::kEmail:
-      column = "u.email_key";
-      break;
+      return "u.email_key";
     case UserSortField::kName:
-      column = "u.name";
-      break;
+      return "u.name";
     case UserSortField::kCreatedAt:
       break;
   }
-  return absl::StrCat(column, dir, ", u.id", dir);
+  return "u.created_at";
 }
 
 std::string RoleOrderBy(const ListRolesQuery& query) {
@@ -598,18 +594,22 @@ absl::StatusOr<UserPage> MysqlUserStore::ListUsers(
   if (absl::Status st = CheckPaging(query.page, query.limit); !st.ok()) {
     return st;
   }
+  if (query.after.has_value() && query.page != 1) {
+    return absl::InvalidArgumentError("page must be 1 with a list position");
+  }
   if (query.role.has_value() && !IsStorableUserToken(query.role->value)) {
     return UserPage();  // names no role: matches nobody
   }
-  PageQuery q;
   const UserPageSelect& cols = SelectOf<UserPageSelect>();
-  q.columns = &cols.list;
-  q.total_column = cols.total;
+  KeysetList q;
+  q.outer_select = absl::StrCat("SELECT ", cols.list.sql());
+  q.inner_columns = "u.*";
+  q.alias = "u";
   q.from_where = " FROM users u WHERE u.tenant_id = ?";
-  q.params.push_back(tenant_id);
+  q.where_values.push_back(tenant_id);
   if (query.blocked.has_value()) {
     q.from_where += " AND u.blocked = ?";
-    q.params.push_back(static_cast<int64_t>(*query.blocked ? 1 : 0));
+    q.where_values.push_back(static_cast<int64_t>(*query.blocked ? 1 : 0));
   }
   if (query.role.has_value()) {
     absl::StrAppend(&q.from_where,
@@ -618,27 +618,43 @@ absl::StatusOr<UserPage> MysqlUserStore::ListUsers(
                     " WHERE ur.tenant_id = u.tenant_id AND ur.user_id = u.id"
                     " AND ",
                     RoleRefColumn(*query.role), " = ?)");
-    q.params.push_back(query.role->value);
+    q.where_values.push_back(query.role->value);
   }
   if (!query.search.empty()) {
     const SearchPatterns p = SearchPatternsFor(query.search);
     q.from_where +=
         " AND (u.email_key LIKE ? ESCAPE '!' OR u.name LIKE ? ESCAPE '!'"
         " OR u.id LIKE ? ESCAPE '!')";
-    q.params.push_back(p.ascii);
-    q.params.push_back(p.text);
-    q.params.push_back(p.id_prefix);
+    q.where_values.push_back(p.ascii);
+    q.where_values.push_back(p.text);
+    q.where_values.push_back(p.id_prefix);
   }
-  q.order_by = UserOrderBy(query);
+  KeysetOrder order;
+  order.column = UserSortColumn(query.sort_by);
+  order.id_column = "u.id";
+  order.descending = query.descending;
+  std::optional<KeysetPosition> after;
+  if (query.after.has_value()) {
+    after = KeysetPosition{std::nullopt, query.after->id};
+    if (query.sort_by == UserSortField::kEmail ||
+        query.sort_by == UserSortField::kName) {
+      after->value = query.after->text;
+    } else if (query.after->time.has_value()) {
+      after->value = *query.after->time;
+    }
+  }
+  const int64_t offset =
+      static_cast<int64_t>(query.page - 1) * static_cast<int64_t>(query.limit);
 
   UserPage page;
   absl::Status status =
       Run(*pool_, "list users", [&](Session& s) -> absl::Status {
         page = UserPage();
         s.Begin();
-        absl::StatusOr<int64_t> total = RunPage(
-            s, q, query.page, query.limit,
-            [&](const sql::ResultSet& rs) -> absl::Status {
+        CountedTotal total;
+        absl::Status read = ReadCountedPage(
+            s, q, order, after, offset, query.limit, query.count,
+            [&](sql::ResultSet& rs) -> absl::Status {
               UserRecord user;
               if (absl::Status st = ReadUserColumns(rs, cols.user, &user);
                   !st.ok()) {
@@ -646,9 +662,11 @@ absl::StatusOr<UserPage> MysqlUserStore::ListUsers(
               }
               page.users.push_back(std::move(user));
               return absl::OkStatus();
-            });
-        if (!total.ok()) return total.status();
-        page.total = *total;
+            },
+            &page.has_more, &total);
+        if (!read.ok()) return read;
+        page.total = total.total;
+        page.total_kind = total.kind;
         std::vector<UserRecord*> users;
         for (UserRecord& user : page.users) users.push_back(&user);
         ReadRoleSlugs(s, tenant_id, users);

@@ -397,7 +397,8 @@ constexpr char kBareKey[] =
     "\"rateLimits\":[],\"decoy\":null}";
 
 // Without render options an unset `optional` field is null; the gateway
-// omits meta.nextCursor when unset (its render options, checked end to end).
+// omits meta.nextCursor, nextPageToken and totalRelation when unset (its
+// render options, checked end to end).
 TEST_F(EnvelopeTest, ListEnvelope) {
   const Route& list = RouteFor("GET", "/t/acme/api/v1/admin/api-keys");
   lumo::keys::v1::ListApiKeysResponse reply;
@@ -411,7 +412,8 @@ TEST_F(EnvelopeTest, ListEnvelope) {
             absl::StrCat("{\"data\":[", kBareKey,
                          "],\"meta\":{\"total\":1,\"page\":1,\"limit\":25,"
                          "\"totalPages\":1,\"hasNextPage\":false,"
-                         "\"hasPreviousPage\":false,\"nextCursor\":null}}"));
+                         "\"hasPreviousPage\":false,\"nextCursor\":null,"
+                         "\"nextPageToken\":null,\"totalRelation\":null}}"));
 
   const Route& inners = RouteFor("GET", "/inners");
   lumo::gateway::testing::ListInnersResponse inner_reply;
@@ -421,7 +423,8 @@ TEST_F(EnvelopeTest, ListEnvelope) {
             "{\"data\":[{\"id\":\"\",\"count\":2,\"child\":null}],"
             "\"meta\":{\"total\":0,\"page\":0,\"limit\":0,\"totalPages\":0,"
             "\"hasNextPage\":true,\"hasPreviousPage\":false,"
-            "\"nextCursor\":null}}");
+            "\"nextCursor\":null,\"nextPageToken\":null,"
+            "\"totalRelation\":null}}");
 }
 
 TEST_F(EnvelopeTest, SingleResourceEnvelopes) {

@@ -225,6 +225,70 @@ TYPED_TEST(AuditStoreConformanceTest, ACursorReturnsExactlyWhatCameAfter) {
             absl::StatusCode::kInvalidArgument);
 }
 
+TYPED_TEST(AuditStoreConformanceTest, ListPagesWithPositionsAndCapsTheCount) {
+  StoreFixture& f = this->f();
+  const storage::Tenant tenant = NewTenant(f);
+  std::vector<storage::PendingAuditEvent> batch;
+  for (int i = 0; i < 9; ++i) {
+    storage::PendingAuditEvent e;
+    e.tenant_id = tenant.id;
+    e.event = Event(i % 3 == 0 ? "p.third" : "p.other");
+    batch.push_back(e);
+  }
+  ASSERT_TRUE(f.audit().AppendEvents(batch).ok());
+  for (bool oldest_first : {false, true}) {
+    for (const std::string action : {"", "p.other"}) {
+      storage::AuditQuery all;
+      all.oldest_first = oldest_first;
+      all.action = action;
+      all.limit = 100;
+      absl::StatusOr<storage::AuditPage> whole =
+          f.audit().ListEvents(tenant.id, all);
+      ASSERT_TRUE(whole.ok()) << whole.status();
+      EXPECT_FALSE(whole->has_more);
+      std::vector<int64_t> expected;
+      for (const auto& e : whole->events) expected.push_back(e.id);
+      ASSERT_EQ(expected.size(), action.empty() ? 9u : 6u);
+      for (int limit : {1, 2, 4}) {
+        storage::AuditQuery walk = all;
+        walk.limit = limit;
+        walk.count.wanted = false;
+        std::vector<int64_t> ids;
+        for (int pages = 0; pages < 20; ++pages) {
+          absl::StatusOr<storage::AuditPage> page =
+              f.audit().ListEvents(tenant.id, walk);
+          ASSERT_TRUE(page.ok()) << page.status();
+          EXPECT_EQ(page->total_kind, storage::TotalKind::kNotCounted);
+          for (const auto& e : page->events) ids.push_back(e.id);
+          if (!page->has_more) break;
+          ASSERT_EQ(page->events.size(), static_cast<size_t>(limit));
+          walk.after_position = page->events.back().id;
+        }
+        EXPECT_EQ(ids, expected) << "oldest_first " << oldest_first
+                                 << " action " << action << " limit " << limit;
+      }
+    }
+  }
+  storage::AuditQuery capped;
+  capped.limit = 2;
+  capped.count.cap = 4;
+  absl::StatusOr<storage::AuditPage> page =
+      f.audit().ListEvents(tenant.id, capped);
+  ASSERT_TRUE(page.ok()) << page.status();
+  EXPECT_EQ(page->total, 4);
+  EXPECT_EQ(page->total_kind, storage::TotalKind::kAtLeast);
+  EXPECT_TRUE(page->has_more);
+  capped.count.cap = 9;
+  page = f.audit().ListEvents(tenant.id, capped);
+  ASSERT_TRUE(page.ok()) << page.status();
+  EXPECT_EQ(page->total, 9);
+  EXPECT_EQ(page->total_kind, storage::TotalKind::kExact);
+  capped.page = 2;
+  capped.after_position = page->events.back().id;
+  EXPECT_EQ(f.audit().ListEvents(tenant.id, capped).status().code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
 TYPED_TEST(AuditStoreConformanceTest, FiltersCountsAndPaging) {
   StoreFixture& f = this->f();
   const storage::Tenant tenant = NewTenant(f);

@@ -41,6 +41,60 @@ class ClientStoreConformanceTest : public SharedStoreTest<Impl> {
 TYPED_TEST_SUITE(ClientStoreConformanceTest, Implementations,
                  ImplementationName);
 
+TYPED_TEST(ClientStoreConformanceTest, ListPagesWithPositionsInEverySortOrder) {
+  StoreFixture& f = this->f();
+  const storage::Tenant tenant = NewTenant(f);
+  for (const char* name : {"b", "A", "a", "c", "B", "b", "d"}) {
+    ASSERT_TRUE(f.clients()
+                    .InsertClient(this->Client(tenant.id, name),
+                                  Event("client.created"))
+                    .ok());
+  }
+  using Sort = storage::ClientSortField;
+  for (Sort sort : {Sort::kCreatedAt, Sort::kName, Sort::kUpdatedAt}) {
+    for (bool descending : {true, false}) {
+      storage::ListClientsQuery all;
+      all.sort_by = sort;
+      all.descending = descending;
+      all.limit = 100;
+      absl::StatusOr<storage::ClientPage> whole =
+          f.clients().ListClients(tenant.id, all);
+      ASSERT_TRUE(whole.ok()) << whole.status();
+      std::vector<std::string> expected;
+      for (const auto& c : whole->clients) expected.push_back(c.id);
+      ASSERT_EQ(expected.size(), 7u);
+      for (int limit : {1, 2, 3}) {
+        storage::ListClientsQuery walk = all;
+        walk.limit = limit;
+        walk.count.wanted = false;
+        std::vector<std::string> ids;
+        for (int pages = 0; pages < 20; ++pages) {
+          absl::StatusOr<storage::ClientPage> page =
+              f.clients().ListClients(tenant.id, walk);
+          ASSERT_TRUE(page.ok()) << page.status();
+          EXPECT_EQ(page->total_kind, storage::TotalKind::kNotCounted);
+          for (const auto& c : page->clients) ids.push_back(c.id);
+          if (!page->has_more) break;
+          ASSERT_EQ(page->clients.size(), static_cast<size_t>(limit));
+          walk.after = storage::PositionOf(page->clients.back(), sort);
+        }
+        EXPECT_EQ(ids, expected)
+            << "sort " << static_cast<int>(sort) << " descending " << descending
+            << " limit " << limit;
+      }
+    }
+  }
+  storage::ListClientsQuery capped;
+  capped.limit = 2;
+  capped.count.cap = 3;
+  absl::StatusOr<storage::ClientPage> page =
+      f.clients().ListClients(tenant.id, capped);
+  ASSERT_TRUE(page.ok()) << page.status();
+  EXPECT_EQ(page->total, 3);
+  EXPECT_EQ(page->total_kind, storage::TotalKind::kAtLeast);
+  EXPECT_TRUE(page->has_more);
+}
+
 TYPED_TEST(ClientStoreConformanceTest, ClientsAreFoundByEitherIdInTheirTenant) {
   StoreFixture& f = this->f();
   const storage::Tenant a = NewTenant(f);

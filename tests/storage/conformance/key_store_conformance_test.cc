@@ -271,6 +271,164 @@ TYPED_TEST(KeyStoreConformanceTest, ListSearchesSortsPagesAndFilters) {
   EXPECT_EQ(live->total, 3);
 }
 
+// The ids `query` lists when walked page by page with positions (each
+// page's last key), checking each page's size and has_more on the way.
+std::vector<std::string> WalkedIds(StoreFixture& f, int64_t tenant_id,
+                                   storage::ListKeysQuery query) {
+  std::vector<std::string> ids;
+  query.count.wanted = false;
+  for (int pages = 0; pages < 100; ++pages) {
+    absl::StatusOr<storage::KeyPage> page = f.keys().ListKeys(tenant_id, query);
+    EXPECT_TRUE(page.ok()) << page.status();
+    if (!page.ok()) break;
+    EXPECT_EQ(page->total_kind, storage::TotalKind::kNotCounted);
+    EXPECT_LE(page->keys.size(), static_cast<size_t>(query.limit));
+    for (const storage::ApiKeyRecord& key : page->keys) ids.push_back(key.id);
+    if (!page->has_more) break;
+    EXPECT_EQ(page->keys.size(), static_cast<size_t>(query.limit));
+    if (page->keys.empty()) break;
+    query.after = storage::PositionOf(page->keys.back(), query.sort_by);
+  }
+  return ids;
+}
+
+TYPED_TEST(KeyStoreConformanceTest, ListPagesWithPositionsInEverySortOrder) {
+  StoreFixture& f = this->f();
+  const storage::Tenant tenant = NewTenant(f);
+  absl::StatusOr<absl::Time> now = f.keys().Now();
+  ASSERT_TRUE(now.ok()) << now.status();
+  const absl::Duration day = absl::Hours(24);
+  // Names with ties (also across letter case), expiries and last uses with
+  // ties and NULLs, creation times spread by ageing.
+  const std::vector<std::string> names = {"b", "A", "a", "c", "B", "b", "a",
+                                          "d", "c", "e", "a", "B", "f"};
+  std::vector<std::string> ids;
+  for (size_t i = 0; i < names.size(); ++i) {
+    storage::NewKey key = NewKey(tenant.id, names[i]);
+    if (i % 3 != 0)
+      key.expires_at = *now + day * (10 + static_cast<int>(i % 4));
+    ASSERT_TRUE(f.keys().InsertKey(key, Event("api_key.created")).ok());
+    ids.push_back(key.id);
+  }
+  for (size_t i = 0; i < ids.size(); i += 2) {
+    storage::PendingAuditEvent used;
+    used.tenant_id = tenant.id;
+    used.event = Event("api_key.verified");
+    used.used_key_id = ids[i];
+    ASSERT_TRUE(f.audit().AppendEvents({used}).ok());
+  }
+  for (size_t i = 0; i < ids.size(); ++i) {
+    f.AgeKey(ids[i], day * static_cast<int>((i * 7) % 5));
+  }
+  ASSERT_TRUE(f.keys().RevokeKey(tenant.id, ids[4], Event("r")).ok());
+  ASSERT_TRUE(f.keys().DeleteKey(tenant.id, ids[5], Event("d")).ok());
+
+  using Sort = storage::KeySortField;
+  for (Sort sort :
+       {Sort::kCreatedAt, Sort::kName, Sort::kLastUsedAt, Sort::kExpiresAt}) {
+    for (bool descending : {true, false}) {
+      for (storage::KeyStatusFilter status :
+           {storage::KeyStatusFilter::kAny,
+            storage::KeyStatusFilter::kActive}) {
+        storage::ListKeysQuery all;
+        all.sort_by = sort;
+        all.descending = descending;
+        all.status = status;
+        all.limit = 100;
+        absl::StatusOr<storage::KeyPage> whole =
+            f.keys().ListKeys(tenant.id, all);
+        ASSERT_TRUE(whole.ok()) << whole.status();
+        EXPECT_FALSE(whole->has_more);
+        std::vector<std::string> expected;
+        for (const storage::ApiKeyRecord& key : whole->keys) {
+          expected.push_back(key.id);
+        }
+        ASSERT_EQ(expected.size(),
+                  status == storage::KeyStatusFilter::kAny ? 12u : 11u);
+        for (int limit : {1, 3, 5}) {
+          storage::ListKeysQuery walk = all;
+          walk.limit = limit;
+          EXPECT_EQ(WalkedIds(f, tenant.id, walk), expected)
+              << "sort " << static_cast<int>(sort) << " descending "
+              << descending << " limit " << limit;
+          // The page-number form gives the same pages.
+          std::vector<std::string> numbered;
+          for (walk.page = 1;; ++walk.page) {
+            absl::StatusOr<storage::KeyPage> page =
+                f.keys().ListKeys(tenant.id, walk);
+            ASSERT_TRUE(page.ok()) << page.status();
+            for (const storage::ApiKeyRecord& key : page->keys) {
+              numbered.push_back(key.id);
+            }
+            if (!page->has_more) break;
+          }
+          EXPECT_EQ(numbered, expected) << "sort " << static_cast<int>(sort)
+                                        << " page numbers, limit " << limit;
+        }
+      }
+    }
+  }
+
+  // A search combines with positions.
+  storage::ListKeysQuery search;
+  search.search = "B";
+  search.sort_by = Sort::kName;
+  search.descending = false;
+  search.limit = 1;
+  storage::ListKeysQuery search_all = search;
+  search_all.limit = 100;
+  absl::StatusOr<storage::KeyPage> whole =
+      f.keys().ListKeys(tenant.id, search_all);
+  ASSERT_TRUE(whole.ok()) << whole.status();
+  std::vector<std::string> expected;
+  for (const storage::ApiKeyRecord& key : whole->keys) {
+    expected.push_back(key.id);
+  }
+  // "b", "B" (revoked) and "B"; the deleted "b" is not listed.
+  EXPECT_GE(expected.size(), 3u);
+  EXPECT_EQ(WalkedIds(f, tenant.id, search), expected);
+}
+
+TYPED_TEST(KeyStoreConformanceTest, ListCountsTheTotalOnlyWhenAskedUpToACap) {
+  StoreFixture& f = this->f();
+  const storage::Tenant tenant = NewTenant(f);
+  for (int i = 0; i < 7; ++i) {
+    ASSERT_TRUE(f.keys()
+                    .InsertKey(NewKey(tenant.id, absl::StrCat("k", i)),
+                               Event("api_key.created"))
+                    .ok());
+  }
+  storage::ListKeysQuery query;
+  query.limit = 2;
+  query.count.cap = 5;
+  absl::StatusOr<storage::KeyPage> page = f.keys().ListKeys(tenant.id, query);
+  ASSERT_TRUE(page.ok()) << page.status();
+  EXPECT_EQ(page->total, 5);
+  EXPECT_EQ(page->total_kind, storage::TotalKind::kAtLeast);
+  EXPECT_TRUE(page->has_more);
+  query.count.cap = 7;
+  page = f.keys().ListKeys(tenant.id, query);
+  ASSERT_TRUE(page.ok()) << page.status();
+  EXPECT_EQ(page->total, 7);
+  EXPECT_EQ(page->total_kind, storage::TotalKind::kExact);
+  query.count.wanted = false;
+  page = f.keys().ListKeys(tenant.id, query);
+  ASSERT_TRUE(page.ok()) << page.status();
+  EXPECT_EQ(page->total, 0);
+  EXPECT_EQ(page->total_kind, storage::TotalKind::kNotCounted);
+  ASSERT_EQ(page->keys.size(), 2u);
+  // The last page says so; a position with a page other than 1 is refused.
+  query.page = 4;
+  page = f.keys().ListKeys(tenant.id, query);
+  ASSERT_TRUE(page.ok()) << page.status();
+  EXPECT_EQ(page->keys.size(), 1u);
+  EXPECT_FALSE(page->has_more);
+  query.page = 2;
+  query.after = storage::PositionOf(page->keys[0], query.sort_by);
+  EXPECT_EQ(f.keys().ListKeys(tenant.id, query).status().code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
 // The ids of the tenant's keys that `query` lists, in list order.
 std::vector<std::string> ListedIds(StoreFixture& f, int64_t tenant_id,
                                    storage::ListKeysQuery query) {

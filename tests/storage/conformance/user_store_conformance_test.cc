@@ -236,6 +236,61 @@ TYPED_TEST(UserStoreConformanceTest, ListFiltersByRoleBlockedAndSearch) {
             absl::StatusCode::kInvalidArgument);
 }
 
+TYPED_TEST(UserStoreConformanceTest, ListPagesWithPositionsInEverySortOrder) {
+  StoreFixture& f = this->f();
+  const storage::Tenant tenant = NewTenant(f);
+  // Emails in mixed case; every name is the same (the id breaks the ties).
+  for (const char* email :
+       {"b@x.example", "A@x.example", "c@x.example", "a2@x.example",
+        "B2@x.example", "d@x.example", "e@x.example"}) {
+    ASSERT_TRUE(this->AddUser(tenant.id, email).ok());
+  }
+  using Sort = storage::UserSortField;
+  for (Sort sort :
+       {Sort::kCreatedAt, Sort::kUpdatedAt, Sort::kEmail, Sort::kName}) {
+    for (bool descending : {true, false}) {
+      storage::ListUsersQuery all;
+      all.sort_by = sort;
+      all.descending = descending;
+      all.limit = 100;
+      absl::StatusOr<storage::UserPage> whole =
+          f.users().ListUsers(tenant.id, all);
+      ASSERT_TRUE(whole.ok()) << whole.status();
+      std::vector<std::string> expected;
+      for (const auto& u : whole->users) expected.push_back(u.id);
+      ASSERT_EQ(expected.size(), 7u);
+      for (int limit : {1, 2, 3}) {
+        storage::ListUsersQuery walk = all;
+        walk.limit = limit;
+        walk.count.wanted = false;
+        std::vector<std::string> ids;
+        for (int pages = 0; pages < 20; ++pages) {
+          absl::StatusOr<storage::UserPage> page =
+              f.users().ListUsers(tenant.id, walk);
+          ASSERT_TRUE(page.ok()) << page.status();
+          EXPECT_EQ(page->total_kind, storage::TotalKind::kNotCounted);
+          for (const auto& u : page->users) ids.push_back(u.id);
+          if (!page->has_more) break;
+          ASSERT_EQ(page->users.size(), static_cast<size_t>(limit));
+          walk.after = storage::PositionOf(page->users.back(), sort);
+        }
+        EXPECT_EQ(ids, expected)
+            << "sort " << static_cast<int>(sort) << " descending " << descending
+            << " limit " << limit;
+      }
+    }
+  }
+  storage::ListUsersQuery capped;
+  capped.limit = 2;
+  capped.count.cap = 3;
+  absl::StatusOr<storage::UserPage> page =
+      f.users().ListUsers(tenant.id, capped);
+  ASSERT_TRUE(page.ok()) << page.status();
+  EXPECT_EQ(page->total, 3);
+  EXPECT_EQ(page->total_kind, storage::TotalKind::kAtLeast);
+  EXPECT_TRUE(page->has_more);
+}
+
 TYPED_TEST(UserStoreConformanceTest, ARoleInUseCannotBeDeleted) {
   StoreFixture& f = this->f();
   const storage::Tenant tenant = NewTenant(f);

@@ -143,6 +143,9 @@ absl::StatusOr<storage::AuditPage> FakeAuditStore::ListEvents(
   if (q.page < 1 || q.limit < 0 || q.limit > 100) {
     return absl::InvalidArgumentError("page or limit out of range");
   }
+  if (q.after_position.has_value() && q.page != 1) {
+    return absl::InvalidArgumentError("page must be 1 with a list position");
+  }
   if (q.after_cursor.has_value()) {
     const std::vector<int64_t>& after = q.after_cursor->lane_seqs;
     if (after.size() != static_cast<size_t>(storage::kChainLaneCount) ||
@@ -163,7 +166,23 @@ absl::StatusOr<storage::AuditPage> FakeAuditStore::ListEvents(
   }
   const bool oldest_first = q.oldest_first || q.after_cursor.has_value();
   if (!oldest_first) std::reverse(matching.begin(), matching.end());
-  if (q.limit > 0) page.events = PageOf(matching, q.page, q.limit);
+  if (q.limit > 0) {
+    const storage::CountedTotal total = storage::TotalOf(q.count, page.total);
+    if (q.count.cap > 0 || !q.count.wanted) page.suspicious_total = 0;
+    page.total = total.total;
+    page.total_kind = total.kind;
+    if (q.after_position.has_value()) {
+      const int64_t after = *q.after_position;
+      matching.erase(std::remove_if(matching.begin(), matching.end(),
+                                    [&](const StoredAuditEvent& e) {
+                                      return oldest_first ? e.id <= after
+                                                          : e.id >= after;
+                                    }),
+                     matching.end());
+    }
+    page.events = PageOf(matching, q.page, q.limit);
+    page.has_more = static_cast<size_t>(q.page) * q.limit < matching.size();
+  }
   if (q.after_cursor.has_value()) {
     storage::AuditCursor next = *q.after_cursor;
     for (const StoredAuditEvent& e : page.events) {

@@ -139,6 +139,9 @@ absl::StatusOr<storage::ClientPage> FakeClientStore::ListClients(
     int64_t tenant_id, const storage::ListClientsQuery& query) {
   if (absl::Status s = db_->Begin(); !s.ok()) return s;
   if (absl::Status s = CheckPaging(query.page, query.limit); !s.ok()) return s;
+  if (query.after.has_value() && query.page != 1) {
+    return absl::InvalidArgumentError("page must be 1 with a list position");
+  }
   absl::MutexLock lock(&db_->mu);
   std::vector<ClientRecord> all;
   for (const auto& [id, row] : db_->clients) {
@@ -152,25 +155,36 @@ absl::StatusOr<storage::ClientPage> FakeClientStore::ListClients(
     }
     all.push_back(c);
   }
+  // The list order: the sort value, then the id.
+  auto key = [&](const storage::ClientPosition& p) {
+    return std::make_tuple(Lower(p.name), p.time.value_or(absl::InfinitePast()),
+                           p.id);
+  };
+  auto before = [&](const storage::ClientPosition& a,
+                    const storage::ClientPosition& b) {
+    return query.descending ? key(b) < key(a) : key(a) < key(b);
+  };
   std::sort(all.begin(), all.end(),
             [&](const ClientRecord& a, const ClientRecord& b) {
-              auto key = [&](const ClientRecord& c) {
-                switch (query.sort_by) {
-                  case storage::ClientSortField::kName:
-                    return std::make_tuple(Lower(c.fields.name),
-                                           absl::InfinitePast(), c.id);
-                  case storage::ClientSortField::kUpdatedAt:
-                    return std::make_tuple(std::string(), c.updated_at, c.id);
-                  case storage::ClientSortField::kCreatedAt:
-                    break;
-                }
-                return std::make_tuple(std::string(), c.created_at, c.id);
-              };
-              return query.descending ? key(b) < key(a) : key(a) < key(b);
+              return before(storage::PositionOf(a, query.sort_by),
+                            storage::PositionOf(b, query.sort_by));
             });
   storage::ClientPage page;
-  page.total = static_cast<int64_t>(all.size());
+  const storage::CountedTotal total =
+      storage::TotalOf(query.count, static_cast<int64_t>(all.size()));
+  page.total = total.total;
+  page.total_kind = total.kind;
+  if (query.after.has_value()) {
+    std::vector<ClientRecord> rest;
+    for (ClientRecord& c : all) {
+      if (before(*query.after, storage::PositionOf(c, query.sort_by))) {
+        rest.push_back(std::move(c));
+      }
+    }
+    all = std::move(rest);
+  }
   page.clients = PageOf(all, query.page, query.limit);
+  page.has_more = static_cast<size_t>(query.page) * query.limit < all.size();
   return page;
 }
 

@@ -147,25 +147,28 @@ bool Matches(const ApiKeyRecord& key, const storage::ListKeysQuery& q,
 // The list order: the sort field, then the id, both in the query's
 // direction. A missing last use sorts as the oldest, a missing expiry as
 // the latest.
-bool Before(const ApiKeyRecord& a, const ApiKeyRecord& b,
+auto SortKey(const storage::KeyPosition& p, storage::KeySortField sort_by) {
+  switch (sort_by) {
+    case storage::KeySortField::kName:
+      return std::make_tuple(0, absl::InfinitePast(), Lower(p.name), p.id);
+    case storage::KeySortField::kLastUsedAt:
+      return std::make_tuple(0, p.time.value_or(absl::InfinitePast()),
+                             std::string(), p.id);
+    case storage::KeySortField::kExpiresAt:
+      return std::make_tuple(p.time.has_value() ? 0 : 1,
+                             p.time.value_or(absl::InfinitePast()),
+                             std::string(), p.id);
+    case storage::KeySortField::kCreatedAt:
+      break;
+  }
+  return std::make_tuple(0, p.time.value_or(absl::InfinitePast()),
+                         std::string(), p.id);
+}
+
+bool Before(const storage::KeyPosition& a, const storage::KeyPosition& b,
             const storage::ListKeysQuery& q) {
-  auto key = [&](const ApiKeyRecord& r) {
-    switch (q.sort_by) {
-      case storage::KeySortField::kName:
-        return std::make_tuple(0, absl::InfinitePast(), Lower(r.name), r.id);
-      case storage::KeySortField::kLastUsedAt:
-        return std::make_tuple(0, r.last_used_at.value_or(absl::InfinitePast()),
-                               std::string(), r.id);
-      case storage::KeySortField::kExpiresAt:
-        return std::make_tuple(r.expires_at.has_value() ? 0 : 1,
-                               r.expires_at.value_or(absl::InfinitePast()),
-                               std::string(), r.id);
-      case storage::KeySortField::kCreatedAt:
-        break;
-    }
-    return std::make_tuple(0, r.created_at, std::string(), r.id);
-  };
-  return q.descending ? key(b) < key(a) : key(a) < key(b);
+  return q.descending ? SortKey(b, q.sort_by) < SortKey(a, q.sort_by)
+                      : SortKey(a, q.sort_by) < SortKey(b, q.sort_by);
 }
 
 }  // namespace
@@ -246,6 +249,9 @@ absl::StatusOr<storage::KeyPage> FakeKeyStore::ListKeys(
     int64_t tenant_id, const storage::ListKeysQuery& query) {
   if (absl::Status s = db_->Begin(); !s.ok()) return s;
   if (absl::Status s = CheckPaging(query.page, query.limit); !s.ok()) return s;
+  if (query.after.has_value() && query.page != 1) {
+    return absl::InvalidArgumentError("page must be 1 with a list position");
+  }
   absl::MutexLock lock(&db_->mu);
   const absl::Time now = db_->Now();
   const storage::KeyPolicy policy = db_->KeyPolicyOf(tenant_id);
@@ -257,11 +263,26 @@ absl::StatusOr<storage::KeyPage> FakeKeyStore::ListKeys(
   }
   std::sort(all.begin(), all.end(),
             [&](const ApiKeyRecord& a, const ApiKeyRecord& b) {
-              return Before(a, b, query);
+              return Before(storage::PositionOf(a, query.sort_by),
+                            storage::PositionOf(b, query.sort_by), query);
             });
   storage::KeyPage page;
-  page.total = static_cast<int64_t>(all.size());
+  const storage::CountedTotal total =
+      storage::TotalOf(query.count, static_cast<int64_t>(all.size()));
+  page.total = total.total;
+  page.total_kind = total.kind;
+  if (query.after.has_value()) {
+    std::vector<ApiKeyRecord> rest;
+    for (ApiKeyRecord& record : all) {
+      if (Before(*query.after, storage::PositionOf(record, query.sort_by),
+                 query)) {
+        rest.push_back(std::move(record));
+      }
+    }
+    all = std::move(rest);
+  }
   page.keys = PageOf(all, query.page, query.limit);
+  page.has_more = static_cast<size_t>(query.page) * query.limit < all.size();
   return page;
 }
 

@@ -165,6 +165,9 @@ absl::StatusOr<storage::UserPage> FakeUserStore::ListUsers(
     int64_t tenant_id, const storage::ListUsersQuery& query) {
   if (absl::Status s = db_->Begin(); !s.ok()) return s;
   if (absl::Status s = CheckPaging(query.page, query.limit); !s.ok()) return s;
+  if (query.after.has_value() && query.page != 1) {
+    return absl::InvalidArgumentError("page must be 1 with a list position");
+  }
   absl::MutexLock lock(&db_->mu);
   std::optional<std::string> role_id;
   if (query.role.has_value()) {
@@ -207,8 +210,28 @@ absl::StatusOr<storage::UserPage> FakeUserStore::ListUsers(
       break;
   }
   storage::UserPage page;
-  page.total = static_cast<int64_t>(all.size());
+  const storage::CountedTotal total =
+      storage::TotalOf(query.count, static_cast<int64_t>(all.size()));
+  page.total = total.total;
+  page.total_kind = total.kind;
+  if (query.after.has_value()) {
+    // The list order's key of a position (SortBy's key).
+    auto key = [&](const storage::UserPosition& p) {
+      return std::make_tuple(p.time.value_or(absl::InfinitePast()),
+                             Lower(p.text), p.id);
+    };
+    const auto after = key(*query.after);
+    std::vector<UserRecord> rest;
+    for (UserRecord& user : all) {
+      const auto k = key(storage::PositionOf(user, query.sort_by));
+      if (query.descending ? k < after : after < k) {
+        rest.push_back(std::move(user));
+      }
+    }
+    all = std::move(rest);
+  }
   page.users = PageOf(all, query.page, query.limit);
+  page.has_more = static_cast<size_t>(query.page) * query.limit < all.size();
   return page;
 }
 
