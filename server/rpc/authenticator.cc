@@ -379,6 +379,10 @@ absl::StatusOr<Principal> Authenticator::AuthenticateImpl(
       return service::WithErrorKind(
           absl::ResourceExhaustedError("the key's rate limit is exhausted"),
           service::ErrorKind::kRateLimited);
+    case VerifyReason::kUsageExceeded:
+      return service::WithErrorKind(
+          absl::ResourceExhaustedError("the key's usage quota is exhausted"),
+          service::ErrorKind::kUsageExceeded);
     default:
       return InvalidToken();
   }

@@ -1,5 +1,6 @@
 #include "server/service/verifier.h"
 
+#include <algorithm>
 #include <utility>
 
 #include "absl/hash/hash.h"
@@ -44,6 +45,8 @@ const char* VerifyReasonName(VerifyReason reason) {
       return "RATE_LIMITED";
     case VerifyReason::kDisabled:
       return "DISABLED";
+    case VerifyReason::kUsageExceeded:
+      return "USAGE_EXCEEDED";
   }
   return "UNKNOWN";
 }
@@ -131,6 +134,16 @@ std::optional<VerifyOutcome> Verifier::VerifyCached(
 
 absl::StatusOr<VerifyOutcome> Verifier::Verify(absl::string_view key,
                                                const VerifyParams& params) {
+  absl::StatusOr<VerifyOutcome> outcome = VerifyOnce(key, params);
+  if (outcome.ok() && outcome->credits_unavailable) {
+    return absl::UnavailableError(
+        "the key's usage quota cannot be consulted right now");
+  }
+  return outcome;
+}
+
+absl::StatusOr<VerifyOutcome> Verifier::VerifyOnce(absl::string_view key,
+                                                   const VerifyParams& params) {
   if (std::optional<VerifyOutcome> cached = VerifyCached(key, params)) {
     return *std::move(cached);
   }
@@ -277,10 +290,35 @@ std::optional<VerifyOutcome> Verifier::Decide(const Entry& entry,
       }
     }
     if (out.reason == VerifyReason::kValid) {
+      // The quota is consulted first (so that nothing is counted when the
+      // in-memory path must hand over for a lease, or when the quota
+      // cannot be consulted at all), but it is the rate limits' verdict
+      // that is reported first: a request is counted by the rate limits
+      // also when the quota then refuses it, and a rate-limited request
+      // spends no credits.
+      std::optional<SpendOutcome> spent;
+      if (rec.key.quota.has_value()) {
+        spent = SpendCredits(id, params.cost, may_renew, out);
+        if (!spent.has_value()) return std::nullopt;
+        if (out.credits_unavailable) {
+          if (!may_renew) return std::nullopt;
+          return out;  // Verify fails closed
+        }
+      }
+      const bool paid =
+          spent.has_value() && spent->result == SpendOutcome::Result::kSpent;
       std::optional<bool> admitted =
           TakeRateTokens(id, rec.key, may_renew, out);
-      if (!admitted.has_value()) return std::nullopt;
-      if (!*admitted) out.reason = VerifyReason::kRateLimited;
+      if (!admitted.has_value() || !*admitted) {
+        if (paid && out.credits_remaining.has_value()) {
+          options_.credits->Refund(id, spent->epoch, params.cost);
+          *out.credits_remaining += params.cost;
+        }
+        if (!admitted.has_value()) return std::nullopt;
+        out.reason = VerifyReason::kRateLimited;
+      } else if (spent.has_value() && !paid) {
+        out.reason = VerifyReason::kUsageExceeded;
+      }
     }
   }
   if (out.reason == VerifyReason::kWrongTenant) {
@@ -327,12 +365,62 @@ void Report(const LimitState& state, VerifyOutcome& outcome) {
 
 }  // namespace
 
+std::optional<SpendOutcome> Verifier::SpendCredits(absl::string_view id,
+                                                   int64_t cost, bool may_renew,
+                                                   VerifyOutcome& outcome) {
+  ClusterCredits* const credits = options_.credits;
+  SpendOutcome spend;
+  spend.result = SpendOutcome::Result::kExhausted;
+  if (credits == nullptr) {
+    outcome.credits_unavailable = true;
+    return spend;
+  }
+  spend = credits->Spend(id, cost);
+  // A lease another request spent first is taken again, a few times at
+  // most.
+  for (int attempt = 0;
+       spend.result == SpendOutcome::Result::kNeedLease && attempt < 3;
+       ++attempt) {
+    if (!may_renew) return std::nullopt;
+    absl::Status renewed = credits->Renew(id, cost);
+    if (absl::IsNotFound(renewed)) {
+      // The quota was removed since the key was read: nothing to pay
+      // (and nothing to refund: no epoch).
+      SpendOutcome free;
+      free.result = SpendOutcome::Result::kSpent;
+      free.epoch = -1;
+      return free;
+    }
+    if (!renewed.ok()) {
+      outcome.credits_unavailable = true;
+      return spend;
+    }
+    spend = credits->Spend(id, cost);
+  }
+  if (spend.result == SpendOutcome::Result::kNeedLease) {
+    // Contended past the attempts: fail closed, to be retried.
+    outcome.credits_unavailable = true;
+    return spend;
+  }
+  outcome.credits_remaining = spend.remaining;
+  outcome.credits_reset = spend.next_refill;
+  return spend;
+}
+
 std::optional<bool> Verifier::TakeRateTokens(absl::string_view id,
                                              const storage::ApiKeyRecord& key,
                                              bool may_renew,
                                              VerifyOutcome& outcome) {
   const std::vector<WindowLimit> limits = LimitsOf(id, key);
-  if (limits.empty()) return true;
+  if (limits.empty()) {
+    const int64_t limit = options_.default_limit_per_minute;
+    if (limit <= 0) return true;
+    const int64_t replicas = std::max(1, options_.replicas());
+    const WindowLimit server{absl::StrCat("s:", id), kServerLimitName,
+                             (limit + replicas - 1) / replicas,
+                             absl::Minutes(1)};
+    return TakeLocalTokens(id, {&server, 1}, outcome);
+  }
   ClusterWindows* const shared = options_.rate_limits;
   if (shared == nullptr) return TakeLocalTokens(id, limits, outcome);
   TakeOutcome take = shared->Take(limits);
@@ -370,6 +458,12 @@ bool Verifier::TakeLocalTokens(absl::string_view id,
   std::vector<SlotWindow*> windows;
   absl::Time retry = absl::InfinitePast();
   const WindowLimit* refusing = nullptr;
+  if (shard.windows.size() >= shard.sweep_windows_at) {
+    absl::erase_if(shard.windows, [now](const auto& entry) {
+      return entry.second.Count(now) == 0;
+    });
+    shard.sweep_windows_at = std::max<size_t>(1024, 2 * shard.windows.size());
+  }
   for (const WindowLimit& l : limits) {
     auto it = shard.windows.find(l.counter);
     if (it == shard.windows.end() ||

@@ -258,6 +258,10 @@ class Bench:
         # The same figure, named for the 1k-vs-1M comparison.
         self.results["verify_1k"] = dict(self.results["verify_warm"])
 
+        print("bench: one key with two named limits and a quota vs the "
+              "same without", file=sys.stderr, flush=True)
+        self.limits_scenario(addr, pid, load_keys, common)
+
         print("bench: Create/Rotate vs raw INSERT+COMMIT", file=sys.stderr,
               flush=True)
         self.load("insert_raw", addr, pid, "--rpc=insert")
@@ -383,12 +387,58 @@ class Bench:
             self.results[name]["db_queries"] = after - before
         self.stop(quiet)
 
+    def limits_scenario(self, addr, pid, load_keys, common):
+        """Warm verification of one key with two named limits (a minute and
+        an hour) and a quota, against one key without them, back to back
+        on the same server; and the database statements limiting costs per
+        1,000 verifications (docs/limits.md "Cost in statements"). The
+        limits and the balance are far above what the run can spend, so
+        every verification is admitted: the cost of counting is measured,
+        not refusals."""
+        plain = self.path("plain.key")
+        limited = self.path("limited.key")
+        load_keys(1, plain)
+        load_keys(1, limited)
+        with open(limited) as f:
+            key_id = f.readline().strip().split("_")[1]
+        self.sql(
+            "INSERT INTO key_limits (key_id, tenant_id, name, limit_count,"
+            " duration_ms) SELECT id, tenant_id, n.name, 1000000000, n.ms"
+            " FROM api_keys, (SELECT 'minute' AS name, 60000 AS ms UNION ALL"
+            " SELECT 'hour', 3600000) n WHERE id = '%s';"
+            "INSERT INTO key_quotas (key_id, tenant_id, remaining,"
+            " period_start_us, epoch) SELECT id, tenant_id, 1000000000000,"
+            " CAST(UNIX_TIMESTAMP(NOW(6)) * 1000000 AS SIGNED), 0"
+            " FROM api_keys WHERE id = '%s'" % (key_id, key_id))
+        q0 = self.stats(addr)["db_queries"]
+        plain_run = self.load("verify_one_key", addr, pid, "--rpc=verify",
+                              f"--key_file={plain}", *common)
+        q1 = self.stats(addr)["db_queries"]
+        limited_run = self.load("verify_limited", addr, pid, "--rpc=verify",
+                                f"--key_file={limited}", *common)
+        q2 = self.stats(addr)["db_queries"]
+        # Statements beyond the plain run's (audit summaries and the like),
+        # scaled to the same number of calls.
+        plain_calls = max(1, plain_run["calls"])
+        limited_calls = max(1, limited_run["calls"])
+        extra = (q2 - q1) - (q1 - q0) * limited_calls / plain_calls
+        per_1000 = max(0.0, extra) * 1000 / limited_calls
+        self.notes.append(
+            f"limits: {q2 - q1} statements during {int(limited_calls)} "
+            f"verifications of the limited key, {q1 - q0} during "
+            f"{int(plain_calls)} of the plain key: {per_1000:.2f} statements "
+            f"per 1,000 verifications for two named limits and a quota "
+            f"(target <= 10; both counts include warm-up calls)")
+
     # ----- the table ---------------------------------------------------
 
     ROWS = [
         # name, baseline, QPS target (ratio), p99 target (max ratio), label
         ("echo", None, None, None, "Echo (empty unary RPC)"),
         ("verify_warm", "echo", 0.8, 1.5, "VerifyApiKey warm"),
+        ("verify_one_key", None, None, None, "verify warm, one key"),
+        ("verify_limited", "verify_one_key", 0.9, None,
+         "same, 2 limits + quota"),
         ("select_raw", None, None, None, "raw PK select (cold server)"),
         ("verify_cold", "select_raw", 0.6, None, "VerifyApiKey cold"),
         ("verify_1k_again", None, None, None, "verify, 1k keys cached"),

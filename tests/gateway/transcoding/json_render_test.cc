@@ -112,7 +112,7 @@ TEST(JsonRenderTest, ApiKeyWithNullsForUnsetMessages) {
             "\"allowedCidrs\":[\"10.0.0.0/8\"],\"rateLimitPerMinute\":0,"
             "\"version\":2,\"key\":\"\",\"previousSecretValidUntil\":null,"
             "\"externalId\":\"\",\"metadata\":{},\"disabledAt\":null,\"state\":"
-            "null,\"rateLimits\":[]}");
+            "null,\"rateLimits\":[],\"credits\":null}");
 }
 
 TEST(JsonRenderTest, OmitOptions) {
@@ -124,12 +124,13 @@ TEST(JsonRenderTest, OmitOptions) {
   options.omit_fields_when_unset = {"lumo.keys.v1.ApiKey.key",
                                     "lumo.keys.v1.ApiKey.scopes",
                                     "lumo.keys.v1.ApiKey.rotated_at"};
-  EXPECT_EQ(RenderJson(key, options),
-            "{\"id\":\"k1\",\"name\":\"\",\"prefix\":\"\",\"status\":\"\","
-            "\"createdAt\":null,\"createdBy\":null,\"lastUsedAt\":null,"
-            "\"expiresAt\":null,\"revokedAt\":null,\"allowedCidrs\":[],"
-            "\"rateLimitPerMinute\":0,\"externalId\":\"\",\"metadata\":{},"
-            "\"disabledAt\":null,\"state\":null,\"rateLimits\":[]}");
+  EXPECT_EQ(
+      RenderJson(key, options),
+      "{\"id\":\"k1\",\"name\":\"\",\"prefix\":\"\",\"status\":\"\","
+      "\"createdAt\":null,\"createdBy\":null,\"lastUsedAt\":null,"
+      "\"expiresAt\":null,\"revokedAt\":null,\"allowedCidrs\":[],"
+      "\"rateLimitPerMinute\":0,\"externalId\":\"\",\"metadata\":{},"
+      "\"disabledAt\":null,\"state\":null,\"rateLimits\":[],\"credits\":null}");
   key.set_key("lmk_k1_secret");
   key.add_scopes("admin:read");
   key.mutable_rotated_at();
@@ -142,7 +143,7 @@ TEST(JsonRenderTest, OmitOptions) {
             "\"revokedAt\":null,\"allowedCidrs\":[],"
             "\"rateLimitPerMinute\":0,\"key\":\"lmk_k1_secret\","
             "\"externalId\":\"\",\"metadata\":{},\"disabledAt\":null,\"state\":"
-            "null,\"rateLimits\":[]}");
+            "null,\"rateLimits\":[],\"credits\":null}");
 }
 
 TEST(JsonRenderTest, DefaultsOfEveryKind) {
@@ -394,7 +395,7 @@ constexpr char kBareKey[] =
     "\"allowedCidrs\":[],\"rateLimitPerMinute\":0,\"version\":0,\"key\":"
     "\"\",\"previousSecretValidUntil\":null,"
     "\"externalId\":\"\",\"metadata\":{},\"disabledAt\":null,\"state\":null,"
-    "\"rateLimits\":[]}";
+    "\"rateLimits\":[],\"credits\":null}";
 
 // Without render options an unset `optional` field is null; the gateway
 // omits meta.nextCursor when unset (its render options, checked end to end).
@@ -466,7 +467,7 @@ TEST_F(EnvelopeTest, OptionsApplyInsideEnvelopes) {
       "\"revokedAt\":null,\"allowedCidrs\":[],\"rateLimitPerMinute\":0";
   const std::string added =
       ",\"externalId\":\"\",\"metadata\":{},\"disabledAt\":null,\"state\":null,"
-      "\"rateLimits\":[]";
+      "\"rateLimits\":[],\"credits\":null";
   lumo::keys::v1::ListApiKeysResponse list;
   *list.add_data() = key;
   EXPECT_EQ(RenderEnvelope(RouteFor("GET", "/t/acme/api/v1/admin/api-keys"),
