@@ -21,6 +21,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "server/storage/mysql/mysql_options.h"
+#include "server/storage/outbox_signal.h"
 #include "server/storage/pool_stats.h"
 
 namespace sql {
@@ -196,8 +197,12 @@ class ConnectionPool {
     return queries_.load(std::memory_order_relaxed);
   }
   const MysqlOptions& options() const { return options_; }
+  // Raised after a COMMIT of this pool's sessions that wrote webhook
+  // deliveries (Session::NoteOutboxWrite).
+  OutboxSignal& outbox_signal() { return outbox_signal_; }
 
  private:
+  OutboxSignal outbox_signal_;
   friend class ConnectionLease;
   explicit ConnectionPool(const MysqlOptions& options);
   void Release(std::unique_ptr<MysqlConnection> conn, bool broken)
