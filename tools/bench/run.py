@@ -12,6 +12,7 @@ database dropped at the end.
     tools/bench/run.py [--seconds 10] [--warmup 2] [--inflight 16]
                        [--big-keys 1000000] [--json out.json]
     tools/bench/run.py --smoke     # seconds per scenario, 20k "big" keys
+    tools/bench/run.py --only limits   # Echo, warm verify, the limits rows
 
 Environment: LUMO_BUILD_DIR (default <root>/build); LUMO_TEST_MYSQL_DSN
 (an admin DSN; otherwise a private MariaDB is started under
@@ -92,10 +93,18 @@ class Bench:
                                                self.mysql.password + "\n")
         self.dsn = self.mysql.without_password(self.database)
 
-    def sql(self, statement):
-        subprocess.run(["mariadb", *self.mysql.tool_args(), "--batch", "-e",
-                        statement], env=self.mysql.tool_env(), check=True,
-                       capture_output=True, timeout=120)
+    def sql(self, statement, database=None):
+        """Runs `statement` with the admin user, in `database` when given;
+        a failure raises with the client's error message."""
+        args = ["mariadb", *self.mysql.tool_args(), "--batch"]
+        if database:
+            args.append(f"--database={database}")
+        result = subprocess.run([*args, "-e", statement],
+                                env=self.mysql.tool_env(),
+                                capture_output=True, text=True, timeout=120)
+        if result.returncode != 0:
+            raise RuntimeError(f"mariadb failed ({result.returncode}): "
+                               f"{result.stderr.strip()}")
 
     def start_server(self, name, *flags):
         port = harness.free_loopback_port()
@@ -265,6 +274,10 @@ class Bench:
               "same without", file=sys.stderr, flush=True)
         self.limits_scenario(addr, pid, load_keys, common)
 
+        if a.only == "limits":
+            self.stop(main)
+            return
+
         print("bench: Create/Rotate vs raw INSERT+COMMIT", file=sys.stderr,
               flush=True)
         self.load("insert_raw", addr, pid, "--rpc=insert")
@@ -423,7 +436,8 @@ class Bench:
             "INSERT INTO key_quotas (key_id, tenant_id, remaining,"
             " period_start_us, epoch) SELECT id, tenant_id, 1000000000000,"
             " CAST(UNIX_TIMESTAMP(NOW(6)) * 1000000 AS SIGNED), 0"
-            " FROM api_keys WHERE id = '%s'" % (key_id, key_id))
+            " FROM api_keys WHERE id = '%s'" % (key_id, key_id),
+            database=self.database)
         q0 = self.stats(addr)["db_queries"]
         plain_run = self.load("verify_one_key", addr, pid, "--rpc=verify",
                               f"--key_file={plain}", *common)
@@ -550,6 +564,9 @@ def main():
     p.add_argument("--json", help="also write every raw result here")
     p.add_argument("--smoke", action="store_true",
                    help="1 s per scenario, 20,000 big keys")
+    p.add_argument("--only", choices=["limits"],
+                   help="limits: only Echo, warm verify and the limits rows "
+                        "(verify_one_key vs verify_limited)")
     args = p.parse_args()
     if args.smoke:
         args.seconds, args.warmup, args.big_keys = 1, 0.5, 20000
@@ -564,7 +581,10 @@ def main():
         with open(args.json, "w") as f:
             json.dump({"results": bench.results, "notes": bench.notes}, f,
                       indent=1)
-    missing = [row[0] for row in Bench.ROWS if row[0] not in bench.results]
+    wanted = [row[0] for row in Bench.ROWS]
+    if args.only == "limits":
+        wanted = ["echo", "verify_warm", "verify_one_key", "verify_limited"]
+    missing = [name for name in wanted if name not in bench.results]
     if missing:
         print("bench: missing scenarios: " + ", ".join(missing),
               file=sys.stderr)
