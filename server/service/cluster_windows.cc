@@ -4,6 +4,7 @@
 #include <cmath>
 #include <utility>
 
+#include "absl/container/inlined_vector.h"
 #include "server/observability/log.h"
 
 namespace lumo::service {
@@ -131,14 +132,15 @@ void ClusterWindows::ScheduleFlush() {
 
 TakeOutcome ClusterWindows::Take(absl::Span<const WindowLimit> limits) {
   TakeOutcome out;
-  std::vector<WindowLimit> renew;
+  // Limits whose renewal ahead of need this take starts (rare).
+  absl::InlinedVector<const WindowLimit*, 2> renew;
   bool flush = false;
   {
     absl::MutexLock lock(&mu_);
     const absl::Time db_now = DbNow();
     const int replicas = Replicas();
-    std::vector<Source> sources(limits.size(), Source::kNeedLease);
-    std::vector<Counter*> counters(limits.size());
+    absl::InlinedVector<Source, 4> sources(limits.size(), Source::kNeedLease);
+    absl::InlinedVector<Counter*, 4> counters(limits.size());
     absl::Time retry_db = absl::InfinitePast();
     bool refused = false;
     bool need_lease = false;
@@ -204,7 +206,7 @@ TakeOutcome ClusterWindows::Take(absl::Span<const WindowLimit> limits) {
           --c.lease;
           if (c.lease * 2 < c.last_grant && !c.renew_queued && !c.leasing) {
             c.renew_queued = true;
-            renew.push_back(limits[i]);
+            renew.push_back(&limits[i]);
           }
         } else if (sources[i] == Source::kOverdraft) {
           c.overdraft.set_limit(
@@ -214,21 +216,23 @@ TakeOutcome ClusterWindows::Take(absl::Span<const WindowLimit> limits) {
           ++c.debt;
           if (!c.renew_queued && !c.leasing) {
             c.renew_queued = true;
-            renew.push_back(limits[i]);
+            renew.push_back(&limits[i]);
           }
         }
         LimitState s = StateOf(c, db_now);
-        s.name = limits[i].name;
-        if (first || Tighter(s, out.reported)) out.reported = s;
+        if (first || Tighter(s, out.reported)) {
+          out.reported = std::move(s);
+          out.reported.name = limits[i].name;
+        }
         first = false;
       }
     }
     flush = FlushDue();
   }
   if (flush) ScheduleFlush();
-  for (WindowLimit& l : renew) {
+  for (const WindowLimit* l : renew) {
     options_.schedule(
-        [this, l = std::move(l)] { (void)RenewCounter(l, /*queued=*/true); });
+        [this, l = *l] { (void)RenewCounter(l, /*queued=*/true); });
   }
   return out;
 }

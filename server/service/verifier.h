@@ -112,8 +112,9 @@ struct VerifyOutcome {
   // configured rate limit per minute (0: none), when the secret matched.
   std::vector<std::string> allowed_cidrs;
   int32_t rate_limit_per_minute = 0;
-  // The key's named rate limits, when the secret matched.
-  std::vector<storage::KeyRateLimit> rate_limits;
+  // The key's named rate limits, when the secret matched and it has some
+  // (null otherwise); shared with the cache entry, not copied.
+  std::shared_ptr<const std::vector<storage::KeyRateLimit>> rate_limits;
   // For kRateLimited and rate-limited keys: the tightest limit (the
   // refusing one for kRateLimited; docs/limits.md "What callers see"): its
   // name, limit, what is left in the sliding window and when it resets
@@ -238,15 +239,16 @@ class Verifier {
   // in-memory path) nullopt when a rate limit needs a lease from the
   // shared counters first; with `may_renew` true the lease is taken here
   // (one store call) and an outcome is always returned.
-  std::optional<VerifyOutcome> Decide(const Entry& entry, absl::string_view key,
+  std::optional<VerifyOutcome> Decide(const std::shared_ptr<const Entry>& entry,
+                                      absl::string_view key,
                                       absl::string_view id,
                                       const VerifyParams& params,
                                       bool may_renew);
   // Counts one request against every rate limit of the key (all or
   // nothing); false when one refuses. Fills the rate fields of `outcome`.
   // nullopt: a lease is needed and `may_renew` is false.
-  std::optional<bool> TakeRateTokens(absl::string_view id,
-                                     const storage::ApiKeyRecord& key,
+  // The limits and their counter keys come built with the cache entry.
+  std::optional<bool> TakeRateTokens(absl::string_view id, const Entry& entry,
                                      bool may_renew, VerifyOutcome& outcome);
   // Spends the request's cost from the key's quota in memory, taking a
   // lease first when `may_renew`. Fills the credit fields of `outcome`, or
@@ -255,9 +257,10 @@ class Verifier {
   std::optional<SpendOutcome> SpendCredits(absl::string_view id, int64_t cost,
                                            bool may_renew,
                                            VerifyOutcome& outcome);
-  // The same without shared counters, in this process's windows.
+  // The same without shared counters, in this process's windows, each
+  // limit at its share ceil(limit / share).
   bool TakeLocalTokens(absl::string_view id,
-                       absl::Span<const WindowLimit> limits,
+                       absl::Span<const WindowLimit> limits, int share,
                        VerifyOutcome& outcome);
 
   storage::KeyStore* const store_;

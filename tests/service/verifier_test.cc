@@ -394,8 +394,13 @@ TEST_F(VerifierTest, EveryNamedLimitMustAdmitAndTheTightestIsReported) {
   EXPECT_EQ(first->reason, VerifyReason::kValid);
   EXPECT_EQ(first->rate_limit_name, "burst");
   EXPECT_EQ(first->rate_remaining, 1);
-  EXPECT_EQ(first->rate_limits.size(), 2u);
-  ASSERT_EQ(Reason(k.full_key), VerifyReason::kValid);
+  ASSERT_NE(first->rate_limits, nullptr);
+  EXPECT_EQ(first->rate_limits->size(), 2u);
+  absl::StatusOr<VerifyOutcome> second = verifier_->Verify(k.full_key, params);
+  ASSERT_TRUE(second.ok());
+  ASSERT_EQ(second->reason, VerifyReason::kValid);
+  // The key's limits are shared with the cache entry, not copied per call.
+  EXPECT_EQ(second->rate_limits.get(), first->rate_limits.get());
   absl::StatusOr<VerifyOutcome> third = verifier_->Verify(k.full_key, params);
   ASSERT_TRUE(third.ok());
   EXPECT_EQ(third->reason, VerifyReason::kRateLimited);
