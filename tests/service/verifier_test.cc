@@ -570,10 +570,12 @@ TEST(DefaultKeyLimitTest, KeysWithoutLimitsAreHeldToTheReplicasShare) {
   root.kind = Principal::Kind::kSession;
   root.tenant_id = tenant->tenant.id;
   root.scopes = {"admin:write"};
+  VerifyParams acme;
+  acme.tenant_slug = "acme";
   auto count = [&](const std::string& key, int calls) {
     std::vector<std::string> seen;
     for (int i = 0; i < calls; ++i) {
-      absl::StatusOr<VerifyOutcome> outcome = verifier.Verify(key, {"acme"});
+      absl::StatusOr<VerifyOutcome> outcome = verifier.Verify(key, acme);
       EXPECT_TRUE(outcome.ok()) << outcome.status();
       if (!outcome.ok()) break;
       seen.push_back(absl::StrCat(
