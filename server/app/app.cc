@@ -57,6 +57,11 @@ absl::StatusOr<std::unique_ptr<App>> App::Create(
   // finds the pool full is dropped: the next request that needs the lease
   // takes it).
   service::ClusterWindowsOptions windows;
+  // Window leases up to 100 000 tokens (docs/limits.md "Cost in
+  // statements"): the cap binds only limits above 400 000 * N per window,
+  // and a lease is spendable only in its slot; credits keep 1 000 (a
+  // replica that dies loses its lease).
+  windows.max_lease = 100000;
   App* const self = app.get();
   windows.replicas = [self] {
     return self->replica_ != nullptr ? self->replica_->live_replicas() : 1;
