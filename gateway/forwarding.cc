@@ -87,7 +87,8 @@ std::string Metadata(
   return std::string(it->second.data(), it->second.size());
 }
 
-// Copies the server's per-key rate-limit metadata to X-RateLimit-* headers.
+// Copies the server's per-key rate-limit and credits metadata to the
+// X-RateLimit-* and X-Credits-* headers.
 void AddRateLimitHeaders(const grpc::ClientContext& context,
                          HttpResponse& response) {
   const auto& md = context.GetServerInitialMetadata();
@@ -95,7 +96,9 @@ void AddRateLimitHeaders(const grpc::ClientContext& context,
        {std::pair<const char*, const char*>{"x-ratelimit-limit",
                                             "X-RateLimit-Limit"},
         {"x-ratelimit-remaining", "X-RateLimit-Remaining"},
-        {"x-ratelimit-reset", "X-RateLimit-Reset"}}) {
+        {"x-ratelimit-reset", "X-RateLimit-Reset"},
+        {"x-credits-remaining", "X-Credits-Remaining"},
+        {"x-credits-reset", "X-Credits-Reset"}}) {
     std::string value = Metadata(md, name);
     if (!value.empty()) response.headers.emplace_back(header, value);
   }

@@ -159,6 +159,10 @@ function verdictOf(reply, requiredScopes) {
     return refusal(reason, 429, 'rate_limit_exceeded',
                    "the API key's rate limit is exhausted");
   }
+  if (reason === 'USAGE_EXCEEDED') {
+    return refusal(reason, 429, 'usage_exceeded',
+                   "the API key's usage quota is exhausted");
+  }
   return refusal(reason, 503, 'service_unavailable',
                  'unexpected verification outcome');
 }

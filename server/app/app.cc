@@ -57,6 +57,11 @@ absl::StatusOr<std::unique_ptr<App>> App::Create(
   // finds the pool full is dropped: the next request that needs the lease
   // takes it).
   service::ClusterWindowsOptions windows;
+  // Window leases up to 100 000 tokens (docs/limits.md "Cost in
+  // statements"): the cap binds only limits above 400 000 * N per window,
+  // and a lease is spendable only in its slot; credits keep 1 000 (a
+  // replica that dies loses its lease).
+  windows.max_lease = 100000;
   App* const self = app.get();
   windows.replicas = [self] {
     return self->replica_ != nullptr ? self->replica_->live_replicas() : 1;
@@ -67,10 +72,19 @@ absl::StatusOr<std::unique_ptr<App>> App::Create(
   };
   app->rate_limits_ =
       std::make_unique<service::ClusterWindows>(&stores.counters(), windows);
+  // Credits likewise (no overdraft: docs/limits.md "Usage quotas").
+  service::ClusterCreditsOptions credits;
+  credits.replicas = windows.replicas;
+  app->credits_ =
+      std::make_unique<service::ClusterCredits>(&stores.counters(), credits);
   service::VerifierOptions verifier_options;
   verifier_options.cache_ttl = options.verify_cache_ttl;
   verifier_options.key_states = options.key_states_on_verify;
   verifier_options.rate_limits = app->rate_limits_.get();
+  verifier_options.credits = app->credits_.get();
+  verifier_options.default_limit_per_minute =
+      options.default_key_rate_limit_per_minute;
+  verifier_options.replicas = windows.replicas;
   app->verifier_ = std::make_unique<service::Verifier>(
       &stores.keys(), options.peppers, verifier_options);
   // Before the key service, which waits on
@@ -96,6 +110,15 @@ absl::StatusOr<std::unique_ptr<App>> App::Create(
   app->keys_ = std::make_unique<service::KeyService>(
       &stores.keys(), options.peppers, app->verifier_.get(),
       app->replica_.get());
+  app->credit_service_ = std::make_unique<service::CreditService>(
+      &stores.keys(), &stores.counters(), app->credits_.get(),
+      app->verifier_.get());
+  app->credit_returns_ = std::thread([self] {
+    while (!self->stop_credit_returns_.WaitForNotificationWithTimeout(
+        absl::Seconds(1))) {
+      self->credits_->FlushReturns();
+    }
+  });
   app->workers_ =
       std::make_unique<rpc::WorkerPool>(options.workers, /*max_queue=*/10000);
   app->limit_workers_.store(app->workers_.get());
@@ -122,8 +145,9 @@ absl::StatusOr<std::unique_ptr<App>> App::Create(
                                 options.operator_token_sha256,
                                 options.internal_listener_only});
 
-  rpc::RpcContext ctx{app->auth_.get(), app->keys_.get(), app->verifier_.get(),
-                      app->workers_.get(), app->audit_service_.get()};
+  rpc::RpcContext ctx{app->auth_.get(),          app->keys_.get(),
+                      app->verifier_.get(),      app->workers_.get(),
+                      app->audit_service_.get(), app->credit_service_.get()};
   app->services_.push_back(std::make_unique<rpc::KeyServiceImpl>(ctx));
   app->services_.push_back(std::make_unique<rpc::AuthServiceImpl>(ctx));
   app->services_.push_back(std::make_unique<rpc::OperatorServiceImpl>(ctx));
@@ -203,12 +227,18 @@ absl::StatusOr<std::unique_ptr<App>> App::Create(
 
 App::~App() {
   if (sweeper_ != nullptr) sweeper_->Stop();
+  if (credit_returns_.joinable()) {
+    stop_credit_returns_.Notify();
+    credit_returns_.join();
+  }
   // Rate-limit renewals are not queued any more (dropped: nothing is owed).
   limit_workers_.store(nullptr);
   // Runs queued work before the services and stores it uses go away.
   workers_.reset();
   // Gives back the unspent rate-limit tokens of this replica's leases.
   if (rate_limits_ != nullptr) rate_limits_->FlushReturns(/*all=*/true);
+  // And the unspent credits.
+  if (credits_ != nullptr) credits_->FlushReturns(/*all=*/true);
   // [portal hashing] logins still waiting for a hashing slot are answered
   // busy; running checks finish (they may enqueue audit events).
   if (portal_ != nullptr) portal_->Stop();

@@ -10,9 +10,11 @@
 #include <atomic>
 #include <memory>
 #include <optional>
+#include <thread>
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/synchronization/notification.h"
 #include "absl/time/time.h"
 #include "grpcpp/impl/service_type.h"
 #include "grpcpp/server_builder.h"
@@ -25,6 +27,8 @@
 #include "server/service/audit_service.h"
 #include "server/service/audit_writer.h"
 #include "server/service/client_service.h"
+#include "server/service/cluster_credits.h"
+#include "server/service/credit_service.h"
 #include "server/service/failure_throttle.h"
 #include "server/service/key_service.h"
 #include "server/service/key_state_sweeper.h"
@@ -54,6 +58,9 @@ struct AppOptions {
   // option, set to the same flag by main).
   int ipv6_prefix_len = 64;
   absl::Duration verify_cache_ttl = absl::Seconds(30);
+  // The limit of keys without rate limits of their own (0: none;
+  // docs/limits.md).
+  int32_t default_key_rate_limit_per_minute = 1'000'000;
   int workers = 32;
   service::AuditWriterOptions audit_writer;
   service::UsageAuditorOptions usage_auditor;
@@ -128,8 +135,15 @@ class App {
   std::unique_ptr<service::ClusterWindows> rate_limits_;
   // Where rate_limits_ posts its tasks: workers_ while it accepts them.
   std::atomic<rpc::WorkerPool*> limit_workers_{nullptr};
+  // The usage quotas' credits shared by the replicas; idle leases are
+  // given back once a second by credit_returns_ (stopped first in ~App),
+  // the rest at the end of ~App.
+  std::unique_ptr<service::ClusterCredits> credits_;
+  absl::Notification stop_credit_returns_;
+  std::thread credit_returns_;
   std::unique_ptr<service::Verifier> verifier_;
   std::unique_ptr<service::KeyService> keys_;
+  std::unique_ptr<service::CreditService> credit_service_;
   std::unique_ptr<rpc::Authenticator> auth_;
   std::unique_ptr<rpc::WorkerPool> workers_;
   std::vector<std::unique_ptr<grpc::Service>> services_;

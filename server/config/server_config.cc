@@ -65,6 +65,10 @@ ABSL_FLAG(bool, allow_nondurable_db, false,
 ABSL_FLAG(absl::Duration, verify_cache_ttl, absl::Seconds(30),
           "How long a verification cache entry is trusted");
 ABSL_FLAG(int, workers, 32, "Threads for blocking (database) work");
+ABSL_FLAG(int, default_key_rate_limit_per_minute, 1000000,
+          "Requests per sliding minute of a key without rate limits of its "
+          "own, counted by each replica at its share (limit / replicas); 0: "
+          "none (such keys then get no X-RateLimit-* headers)");
 ABSL_FLAG(absl::Duration, key_state_sweep_interval, absl::Seconds(60),
           "Pause between rounds of the key-state sweep, which writes the "
           "api_key.rotation_due/expiring/inactive audit events (one replica "
@@ -369,6 +373,14 @@ absl::Status AppOptionsFromFlags(const ServerConfig& config,
                                  app::AppOptions& app) {
   app.verify_cache_ttl = absl::GetFlag(FLAGS_verify_cache_ttl);
   app.workers = absl::GetFlag(FLAGS_workers);
+  app.default_key_rate_limit_per_minute =
+      absl::GetFlag(FLAGS_default_key_rate_limit_per_minute);
+  if (app.default_key_rate_limit_per_minute < 0 ||
+      app.default_key_rate_limit_per_minute > 1'000'000'000) {
+    return absl::InvalidArgumentError(
+        "--default_key_rate_limit_per_minute must be between 0 and "
+        "1000000000");
+  }
   app.key_state_sweep.interval = absl::GetFlag(FLAGS_key_state_sweep_interval);
   if (app.key_state_sweep.interval < absl::ZeroDuration() ||
       app.key_state_sweep.interval > absl::Hours(24)) {

@@ -379,6 +379,10 @@ absl::StatusOr<Principal> Authenticator::AuthenticateImpl(
       return service::WithErrorKind(
           absl::ResourceExhaustedError("the key's rate limit is exhausted"),
           service::ErrorKind::kRateLimited);
+    case VerifyReason::kUsageExceeded:
+      return service::WithErrorKind(
+          absl::ResourceExhaustedError("the key's usage quota is exhausted"),
+          service::ErrorKind::kUsageExceeded);
     default:
       return InvalidToken();
   }
@@ -397,7 +401,9 @@ absl::StatusOr<Principal> Authenticator::AuthenticateImpl(
   principal.key_expires_at = outcome->expires_at;
   principal.key_allowed_cidrs = outcome->allowed_cidrs;
   principal.key_rate_limit_per_minute = outcome->rate_limit_per_minute;
-  principal.key_rate_limits = outcome->rate_limits;
+  if (outcome->rate_limits != nullptr) {
+    principal.key_rate_limits = *outcome->rate_limits;
+  }
   return principal;
 }
 

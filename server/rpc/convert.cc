@@ -67,6 +67,15 @@ void ToProto(const storage::ApiKeyRecord& r, const storage::KeyPolicy& policy,
     limit->set_duration_seconds(
         static_cast<int32_t>(absl::ToInt64Seconds(l.duration)));
   }
+  if (r.quota.has_value()) {
+    lumo::keys::v1::Credits* credits = out->mutable_credits();
+    credits->set_remaining(r.quota->remaining);
+    if (r.quota->refill_amount > 0) {
+      credits->mutable_refill()->set_amount(r.quota->refill_amount);
+      credits->mutable_refill()->set_interval_seconds(
+          static_cast<int32_t>(absl::ToInt64Seconds(r.quota->refill_interval)));
+    }
+  }
   out->set_version(r.version);
   if (r.decoy) out->set_decoy(true);
   out->set_external_id(r.external_id);

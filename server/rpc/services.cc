@@ -11,6 +11,7 @@
 #include "server/rpc/convert.h"
 #include "server/rpc/paging.h"
 #include "server/rpc/status.h"
+#include "server/service/limit_rules.h"
 
 namespace lumo::rpc {
 namespace {
@@ -41,6 +42,16 @@ absl::Status SetExpiry(const Request& request,
   return absl::OkStatus();
 }
 
+// A quota from its API form (validated by the service).
+storage::KeyQuota QuotaOf(int64_t remaining,
+                          const lumo::keys::v1::CreditRefill& refill) {
+  storage::KeyQuota quota;
+  quota.remaining = remaining;
+  quota.refill_amount = refill.amount();
+  quota.refill_interval = absl::Seconds(refill.interval_seconds());
+  return quota;
+}
+
 absl::StatusOr<service::CreateKeyParams> CreateKeyParamsOf(
     const lumo::keys::v1::CreateApiKeyRequest& request) {
   service::CreateKeyParams params = NameAndScopesOf(request);
@@ -55,6 +66,10 @@ absl::StatusOr<service::CreateKeyParams> CreateKeyParamsOf(
   params.external_id = request.external_id();
   params.metadata.insert(request.metadata().begin(), request.metadata().end());
   params.decoy = request.decoy();
+  if (request.has_credits()) {
+    params.credits =
+        QuotaOf(request.credits().remaining(), request.credits().refill());
+  }
   return params;
 }
 
@@ -307,6 +322,87 @@ grpc::ServerUnaryReactor* KeyServiceImpl::DeleteApiKey(
       });
 }
 
+namespace {
+
+void CreditsToProto(absl::string_view id, const service::CreditBalance& balance,
+                    lumo::keys::v1::ApiKeyCredits* out) {
+  out->set_id(std::string(id));
+  out->set_has_quota(balance.has_quota);
+  if (!balance.has_quota) return;
+  out->set_remaining(balance.state.remaining);
+  if (balance.state.refill.has_value()) {
+    out->mutable_refill()->set_amount(balance.state.refill->amount);
+    out->mutable_refill()->set_interval_seconds(static_cast<int32_t>(
+        absl::ToInt64Seconds(balance.state.refill->interval)));
+  }
+  if (balance.state.next_refill.has_value()) {
+    ToTimestamp(*balance.state.next_refill, out->mutable_next_refill());
+  }
+}
+
+}  // namespace
+
+grpc::ServerUnaryReactor* KeyServiceImpl::GetApiKeyCredits(
+    grpc::CallbackServerContext* context,
+    const lumo::keys::v1::GetApiKeyCreditsRequest* request,
+    lumo::keys::v1::ApiKeyCredits* response) {
+  static const auto& method =
+      Method("lumo.keys.v1.KeyService.GetApiKeyCredits");
+  return RunAuthenticated(
+      *ctx_.auth, *ctx_.workers, context, method, request->tenant_slug(), true,
+      [this, request, response](const Principal& caller,
+                                const RequestInfo&) -> absl::Status {
+        if (ctx_.credits == nullptr) {
+          return absl::UnimplementedError("no credits API in this server");
+        }
+        absl::StatusOr<service::CreditBalance> balance =
+            ctx_.credits->Get(caller, request->id());
+        if (!balance.ok()) return balance.status();
+        CreditsToProto(request->id(), *balance, response);
+        return absl::OkStatus();
+      });
+}
+
+grpc::ServerUnaryReactor* KeyServiceImpl::UpdateApiKeyCredits(
+    grpc::CallbackServerContext* context,
+    const lumo::keys::v1::UpdateApiKeyCreditsRequest* request,
+    lumo::keys::v1::ApiKeyCredits* response) {
+  static const auto& method =
+      Method("lumo.keys.v1.KeyService.UpdateApiKeyCredits");
+  return RunAuthenticated(
+      *ctx_.auth, *ctx_.workers, context, method, request->tenant_slug(), true,
+      [this, request, response](const Principal& caller,
+                                const RequestInfo&) -> absl::Status {
+        using Op = lumo::keys::v1::UpdateApiKeyCreditsRequest;
+        service::CreditChange change;
+        switch (request->op()) {
+          case Op::SET:
+            change.op = service::CreditOp::kSet;
+            break;
+          case Op::ADD:
+            change.op = service::CreditOp::kAdd;
+            break;
+          case Op::REMOVE:
+            change.op = service::CreditOp::kRemove;
+            break;
+          default:
+            change.op = service::CreditOp::kUnspecified;
+        }
+        change.value = request->value();
+        change.refill_amount = request->refill().amount();
+        change.refill_interval =
+            absl::Seconds(request->refill().interval_seconds());
+        if (ctx_.credits == nullptr) {
+          return absl::UnimplementedError("no credits API in this server");
+        }
+        absl::StatusOr<service::CreditBalance> balance =
+            ctx_.credits->Update(caller, request->id(), change);
+        if (!balance.ok()) return balance.status();
+        CreditsToProto(request->id(), *balance, response);
+        return absl::OkStatus();
+      });
+}
+
 // --------------------------------------------------------------- AuthService
 
 namespace {
@@ -336,6 +432,8 @@ lumo::auth::v1::VerifyReason ToProtoReason(service::VerifyReason reason) {
       return lumo::auth::v1::RATE_LIMITED;
     case R::kDisabled:
       return lumo::auth::v1::DISABLED;
+    case R::kUsageExceeded:
+      return lumo::auth::v1::USAGE_EXCEEDED;
   }
   return lumo::auth::v1::VERIFY_REASON_UNSPECIFIED;
 }
@@ -366,6 +464,13 @@ void FillVerifyResponse(const service::VerifyOutcome& outcome,
     limit->set_remaining(outcome.rate_remaining);
     ToTimestamp(outcome.rate_reset, limit->mutable_reset());
   }
+  if (outcome.credits_remaining.has_value()) {
+    lumo::auth::v1::CreditsState* credits = response->mutable_credits();
+    credits->set_remaining(*outcome.credits_remaining);
+    if (outcome.credits_reset.has_value()) {
+      ToTimestamp(*outcome.credits_reset, credits->mutable_next_refill());
+    }
+  }
 }
 
 }  // namespace
@@ -389,6 +494,13 @@ grpc::ServerUnaryReactor* AuthServiceImpl::VerifyApiKey(
   params.required_scopes.assign(request->required_scopes().begin(),
                                 request->required_scopes().end());
   params.client_ip = request->client_ip();
+  if (request->has_cost()) {
+    if (absl::Status s = service::ValidateCost(request->cost()); !s.ok()) {
+      Finish(context, reactor, info, s);
+      return reactor;
+    }
+    params.cost = request->cost();
+  }
   // When the caller names the end client's
   // address, failures are throttled per address and per key id; a
   // throttled attempt gets RESOURCE_EXHAUSTED with `retry-after` instead

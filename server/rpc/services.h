@@ -11,6 +11,7 @@
 #include "server/rpc/authenticator.h"
 #include "server/rpc/worker_pool.h"
 #include "server/service/audit_service.h"
+#include "server/service/credit_service.h"
 #include "server/service/key_service.h"
 #include "server/service/verifier.h"
 
@@ -24,6 +25,8 @@ struct RpcContext {
   WorkerPool* workers;
   // Chain verification for OperatorService.VerifyAuditChain.
   service::AuditService* audit = nullptr;
+  // The credits API of KeyService.
+  service::CreditService* credits = nullptr;
 };
 
 class KeyServiceImpl final
@@ -67,6 +70,14 @@ class KeyServiceImpl final
       grpc::CallbackServerContext* context,
       const lumo::keys::v1::DeleteApiKeyRequest* request,
       google::protobuf::Empty* response) override;
+  grpc::ServerUnaryReactor* GetApiKeyCredits(
+      grpc::CallbackServerContext* context,
+      const lumo::keys::v1::GetApiKeyCreditsRequest* request,
+      lumo::keys::v1::ApiKeyCredits* response) override;
+  grpc::ServerUnaryReactor* UpdateApiKeyCredits(
+      grpc::CallbackServerContext* context,
+      const lumo::keys::v1::UpdateApiKeyCreditsRequest* request,
+      lumo::keys::v1::ApiKeyCredits* response) override;
 
  private:
   // Disable (`disabled`) or enable.

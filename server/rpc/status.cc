@@ -35,6 +35,8 @@ const char* RestCodeOf(service::ErrorKind kind) {
       return "duplicate_resource";
     case service::ErrorKind::kRateLimited:
       return "rate_limit_exceeded";
+    case service::ErrorKind::kUsageExceeded:
+      return "usage_exceeded";
     case service::ErrorKind::kUnavailable:
       return "service_unavailable";
     case service::ErrorKind::kRegistrationClosed:
@@ -174,15 +176,35 @@ void Finish(grpc::CallbackServerContext* context,
             grpc::ServerUnaryReactor* reactor, const service::RequestInfo& info,
             const absl::Status& status, const service::VerifyOutcome* outcome) {
   AddInitialMetadataSafely(context, "x-request-id", info.request_id);
+  const bool usage_exceeded =
+      service::ErrorKindOf(status) == service::ErrorKind::kUsageExceeded;
+  // The limits' values go out as initial metadata (which the gateway turns
+  // into headers) and again as trailing metadata (docs/limits.md "What
+  // callers see").
+  const auto both = [context](absl::string_view key, int64_t value) {
+    AddInitialMetadataSafely(context, key, std::to_string(value));
+    AddTrailingMetadataSafely(context, key, std::to_string(value));
+  };
+  if (outcome != nullptr && outcome->credits_remaining.has_value()) {
+    both("x-credits-remaining", *outcome->credits_remaining);
+    if (outcome->credits_reset.has_value()) {
+      const int64_t reset = absl::ToUnixSeconds(*outcome->credits_reset);
+      both("x-credits-reset", reset);
+      if (usage_exceeded) {
+        // Until the refill (whole seconds, at least one).
+        const int64_t wait =
+            std::max<int64_t>(1, reset - absl::ToUnixSeconds(absl::Now()));
+        AddTrailingMetadataSafely(context, "retry-after", std::to_string(wait));
+      }
+    }
+  }
   if (outcome != nullptr && outcome->rate_limit > 0) {
     const int64_t reset = absl::ToUnixSeconds(outcome->rate_reset);
-    AddInitialMetadataSafely(context, "x-ratelimit-limit",
-                             std::to_string(outcome->rate_limit));
-    AddInitialMetadataSafely(context, "x-ratelimit-remaining",
-                             std::to_string(outcome->rate_remaining));
-    AddInitialMetadataSafely(context, "x-ratelimit-reset",
-                             std::to_string(reset));
-    if (status.code() == absl::StatusCode::kResourceExhausted) {
+    both("x-ratelimit-limit", outcome->rate_limit);
+    both("x-ratelimit-remaining", outcome->rate_remaining);
+    both("x-ratelimit-reset", reset);
+    if (status.code() == absl::StatusCode::kResourceExhausted &&
+        !usage_exceeded) {
       const int64_t wait =
           std::max<int64_t>(1, reset - absl::ToUnixSeconds(absl::Now()));
       AddTrailingMetadataSafely(context, "retry-after", std::to_string(wait));

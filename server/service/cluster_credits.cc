@@ -39,6 +39,7 @@ SpendOutcome ClusterCredits::Spend(absl::string_view key_id, int64_t cost) {
   if (cost <= lease.credits) {
     lease.credits -= cost;
     lease.used_at = db_now;
+    out.epoch = lease.epoch;
     out.result = SpendOutcome::Result::kSpent;
     out.remaining = known - cost;
   } else if (lease.db_remaining == 0 &&
@@ -84,6 +85,19 @@ absl::Status ClusterCredits::Renew(absl::string_view key_id, int64_t cost) {
   lease.used_at = granted->db_now;
   lease.leased_at = granted->db_now;
   return absl::OkStatus();
+}
+
+void ClusterCredits::Refund(absl::string_view key_id, int64_t epoch,
+                            int64_t cost) {
+  absl::MutexLock lock(&mu_);
+  auto it = leases_.find(key_id);
+  if (it == leases_.end() || it->second.epoch != epoch) return;
+  Lease& lease = it->second;
+  const bool had_refill = lease.next_refill.has_value();
+  ExpireAtRefill(lease, DbNow());
+  // A period that ended meanwhile voided the lease's credits.
+  if (had_refill && !lease.next_refill.has_value()) return;
+  lease.credits += cost;
 }
 
 void ClusterCredits::Drop(absl::string_view key_id) {

@@ -51,6 +51,8 @@ struct SpendOutcome {
   int64_t remaining = 0;
   // The next refill (local clock), when the quota has one.
   std::optional<absl::Time> next_refill;
+  // The epoch of the lease spent from (Refund).
+  int64_t epoch = 0;
 };
 
 class ClusterCredits {
@@ -62,6 +64,11 @@ class ClusterCredits {
   // more at a lease less than a second ago and the lease cannot pay;
   // kNeedLease otherwise (call Renew on a worker thread, then Spend again).
   SpendOutcome Spend(absl::string_view key_id, int64_t cost);
+
+  // Puts back `cost` credits a kSpent Spend took for a request that was
+  // then refused for another reason; nothing when the lease has moved to
+  // another epoch since (the credits are void then).
+  void Refund(absl::string_view key_id, int64_t epoch, int64_t cost);
 
   // One lease from the store, large enough for `cost` when the balance
   // allows. NOT_FOUND: the key has no quota. UNAVAILABLE and the like: the

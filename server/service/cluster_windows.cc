@@ -4,6 +4,9 @@
 #include <cmath>
 #include <utility>
 
+#include "absl/container/inlined_vector.h"
+#include "server/observability/log.h"
+
 namespace lumo::service {
 
 struct ClusterWindows::Counter {
@@ -29,7 +32,10 @@ struct ClusterWindows::Counter {
   absl::Time db_reset = absl::InfinitePast();
   // The store granted nothing: refuse in memory until then.
   absl::Time exhausted_until = absl::InfinitePast();
-  bool renewing = false;
+  // A renewal handed to `schedule` that has not started.
+  bool renew_queued = false;
+  // A lease statement is in flight (at most one per counter and replica).
+  bool leasing = false;
   // The last lease failed: fair share until a lease succeeds.
   bool outage = false;
   absl::Time outage_retry_at = absl::InfinitePast();
@@ -42,6 +48,11 @@ enum class Source { kLease, kOverdraft, kShare, kRefused, kNeedLease };
 int64_t Overdraft(double fraction, int64_t limit, int replicas) {
   return static_cast<int64_t>(std::floor(fraction * limit / replicas));
 }
+
+// How long a renewal waits for the lease already in flight on its counter:
+// longer than a lease statement may take (lock wait and statement
+// ceilings).
+constexpr absl::Duration kLeaseWait = absl::Seconds(10);
 
 int64_t FairShare(int64_t limit, int replicas) {
   return (limit + replicas - 1) / replicas;
@@ -121,14 +132,15 @@ void ClusterWindows::ScheduleFlush() {
 
 TakeOutcome ClusterWindows::Take(absl::Span<const WindowLimit> limits) {
   TakeOutcome out;
-  std::vector<WindowLimit> renew;
+  // Limits whose renewal ahead of need this take starts (rare).
+  absl::InlinedVector<const WindowLimit*, 2> renew;
   bool flush = false;
   {
     absl::MutexLock lock(&mu_);
     const absl::Time db_now = DbNow();
     const int replicas = Replicas();
-    std::vector<Source> sources(limits.size(), Source::kNeedLease);
-    std::vector<Counter*> counters(limits.size());
+    absl::InlinedVector<Source, 4> sources(limits.size(), Source::kNeedLease);
+    absl::InlinedVector<Counter*, 4> counters(limits.size());
     absl::Time retry_db = absl::InfinitePast();
     bool refused = false;
     bool need_lease = false;
@@ -192,9 +204,9 @@ TakeOutcome ClusterWindows::Take(absl::Span<const WindowLimit> limits) {
         c.local.Add(db_now, 1);
         if (sources[i] == Source::kLease) {
           --c.lease;
-          if (c.lease * 2 < c.last_grant && !c.renewing) {
-            c.renewing = true;
-            renew.push_back(limits[i]);
+          if (c.lease * 2 < c.last_grant && !c.renew_queued && !c.leasing) {
+            c.renew_queued = true;
+            renew.push_back(&limits[i]);
           }
         } else if (sources[i] == Source::kOverdraft) {
           c.overdraft.set_limit(
@@ -202,36 +214,73 @@ TakeOutcome ClusterWindows::Take(absl::Span<const WindowLimit> limits) {
                                              limits[i].limit, replicas)));
           c.overdraft.Add(db_now, 1);
           ++c.debt;
-          if (!c.renewing) {
-            c.renewing = true;
-            renew.push_back(limits[i]);
+          if (!c.renew_queued && !c.leasing) {
+            c.renew_queued = true;
+            renew.push_back(&limits[i]);
           }
         }
         LimitState s = StateOf(c, db_now);
-        s.name = limits[i].name;
-        if (first || Tighter(s, out.reported)) out.reported = s;
+        if (first || Tighter(s, out.reported)) {
+          out.reported = std::move(s);
+          out.reported.name = limits[i].name;
+        }
         first = false;
       }
     }
     flush = FlushDue();
   }
   if (flush) ScheduleFlush();
-  for (WindowLimit& l : renew) {
-    options_.schedule([this, l = std::move(l)] { (void)Renew(l); });
+  for (const WindowLimit* l : renew) {
+    options_.schedule(
+        [this, l = *l] { (void)RenewCounter(l, /*queued=*/true); });
   }
   return out;
 }
 
 absl::Status ClusterWindows::Renew(const WindowLimit& limit) {
+  return RenewCounter(limit, /*queued=*/false);
+}
+
+absl::Status ClusterWindows::RenewCounter(const WindowLimit& limit,
+                                          bool queued) {
   int64_t debt = 0;
   int64_t want = 1;
   {
     absl::MutexLock lock(&mu_);
-    Counter& c = CounterFor(limit);
-    debt = std::exchange(c.debt, 0);
+    Counter* c = &CounterFor(limit);
+    if (queued) {
+      c->renew_queued = false;
+      // A caller renewed since this was queued: nothing left to do.
+      if (c->leasing || (c->lease * 2 >= c->last_grant && c->debt == 0)) {
+        return absl::OkStatus();
+      }
+    } else {
+      // This call does what a queued renewal would (one that a full pool
+      // dropped would otherwise stop renewals ahead of need for good).
+      c->renew_queued = false;
+    }
+    if (c->leasing) {
+      // One lease per counter at a time on a replica: the caller waits for
+      // the reply in flight instead of asking again. (Two replies applied
+      // in the other order than the store granted them would refuse
+      // requests while the replica holds tokens: the later grant of 0
+      // marks the counter exhausted before the earlier grant's tokens
+      // arrive.)
+      const std::string key = limit.counter;
+      auto replied = [this, &key]() ABSL_NO_THREAD_SAFETY_ANALYSIS {
+        auto it = counters_.find(key);
+        return it == counters_.end() || !it->second->leasing;
+      };
+      if (mu_.AwaitWithTimeout(absl::Condition(&replied), kLeaseWait)) {
+        return absl::OkStatus();
+      }
+      // A reply slower than any statement may take: ask for a lease too.
+      c = &CounterFor(limit);
+    }
+    debt = std::exchange(c->debt, 0);
     want = std::clamp<int64_t>(limit.limit / (4 * Replicas()), 1,
                                std::max<int64_t>(1, options_.max_lease));
-    c.renewing = true;
+    c->leasing = true;
     ++store_calls_;
   }
   // A lease that lost a deadlock (ABORTED: replicas creating the same
@@ -263,12 +312,22 @@ absl::Status ClusterWindows::RenewReply(
     bool& flush) {
   absl::MutexLock lock(&mu_);
   Counter& c = CounterFor(limit);
-  c.renewing = false;
+  c.leasing = false;
   if (!lease.ok()) {
     c.debt += debt;
+    if (!c.outage) {
+      log::Line(log::Level::kWarning,
+                "rate limit counter in outage mode: lease failed")
+          .Str("counter", limit.counter)
+          .Str("error", lease.status().ToString());
+    }
     c.outage = true;
     c.outage_retry_at = DbNow() + absl::Seconds(1);
     return lease.status();
+  }
+  if (c.outage) {
+    log::Line(log::Level::kInfo, "rate limit counter leased again")
+        .Str("counter", limit.counter);
   }
   c.outage = false;
   db_offset_ = lease->db_now - local_now;

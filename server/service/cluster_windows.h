@@ -97,8 +97,9 @@ class ClusterWindows {
 
   // One lease for `limit` from the store (with any debt). On a store
   // failure the counter enters outage mode (fair share) and the status is
-  // returned.
-  absl::Status Renew(const WindowLimit& limit);
+  // returned. While a lease for the same counter is in flight on this
+  // replica, waits for its reply instead (OK once it is applied).
+  absl::Status Renew(const WindowLimit& limit) ABSL_LOCKS_EXCLUDED(mu_);
 
   // Sends the queued returns of unspent tokens (slots that ended), and
   // with `all` the unspent tokens of every current lease too (shutdown).
@@ -116,6 +117,10 @@ class ClusterWindows {
     int64_t amount;
   };
 
+  // Renew; `queued`: a renewal ahead of need that Take scheduled, skipped
+  // when a caller renewed meanwhile.
+  absl::Status RenewCounter(const WindowLimit& limit, bool queued)
+      ABSL_LOCKS_EXCLUDED(mu_);
   // Applies a lease reply (or failure) to the counter.
   absl::Status RenewReply(const WindowLimit& limit, int64_t debt,
                           const absl::StatusOr<storage::WindowLease>& lease,

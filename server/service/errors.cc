@@ -27,6 +27,7 @@ constexpr KindName kKindNames[] = {
     {ErrorKind::kNotFound, "not_found"},
     {ErrorKind::kDuplicate, "duplicate"},
     {ErrorKind::kRateLimited, "rate_limited"},
+    {ErrorKind::kUsageExceeded, "usage_exceeded"},
     {ErrorKind::kUnavailable, "unavailable"},
     {ErrorKind::kRegistrationClosed, "registration_closed"},
     {ErrorKind::kInvalidRedirectUri, "invalid_redirect_uri"},

@@ -31,6 +31,8 @@ enum class ErrorKind {
   kNotFound,
   kDuplicate,
   kRateLimited,
+  // The key's usage quota (credits) cannot pay for the request.
+  kUsageExceeded,
   // A dependency (the database, a replica) did not answer in time.
   kUnavailable,
   // OAuth dynamic client registration (RFC 7591): registration is closed

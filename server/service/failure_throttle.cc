@@ -134,6 +134,7 @@ bool FailureThrottle::CountsAsFailure(VerifyReason reason) {
     case VerifyReason::kInsufficientScope:
     case VerifyReason::kIpNotAllowed:
     case VerifyReason::kRateLimited:
+    case VerifyReason::kUsageExceeded:
       return false;
   }
   return false;

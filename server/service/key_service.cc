@@ -244,6 +244,14 @@ absl::StatusOr<storage::NewKey> KeyService::ValidateNewKey(
     return s;
   }
   key.rate_limits = params.rate_limits;
+  if (params.credits.has_value()) {
+    if (absl::Status s =
+            ValidateCredits(*params.credits, "credits", "remaining");
+        !s.ok()) {
+      return s;
+    }
+    key.quota = params.credits;
+  }
   if (absl::Status s = ValidateExternalId(params.external_id); !s.ok()) {
     return s;
   }

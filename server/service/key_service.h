@@ -43,6 +43,8 @@ struct CreateKeyParams {
   bool decoy = false;
   // Named rate limits (docs/limits.md).
   std::vector<storage::KeyRateLimit> rate_limits;
+  // A usage quota (docs/limits.md "Usage quotas").
+  std::optional<storage::KeyQuota> credits;
 };
 
 // An edit: the fields named in `update_mask` (camelCase paths) take the

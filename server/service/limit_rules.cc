@@ -57,6 +57,50 @@ absl::Status ValidateRateLimits(
   return absl::OkStatus();
 }
 
+absl::Status ValidateCredits(const storage::KeyQuota& quota,
+                             absl::string_view prefix,
+                             absl::string_view remaining_field) {
+  const auto field = [prefix](absl::string_view name) {
+    return prefix.empty() ? std::string(name) : absl::StrCat(prefix, ".", name);
+  };
+  if (quota.remaining < 0 || quota.remaining > kMaxCredits) {
+    return InvalidField(field(remaining_field),
+                        absl::StrCat("must be between 0 and ", kMaxCredits));
+  }
+  const bool has_amount = quota.refill_amount != 0;
+  const bool has_interval = quota.refill_interval != absl::ZeroDuration();
+  if (has_interval && !has_amount) {
+    return InvalidField(field("refill.amount"),
+                        "required with refill.intervalSeconds");
+  }
+  if (has_amount &&
+      (quota.refill_amount < 1 || quota.refill_amount > kMaxCredits)) {
+    return InvalidField(field("refill.amount"),
+                        absl::StrCat("must be between 1 and ", kMaxCredits));
+  }
+  if (has_amount && !has_interval) {
+    return InvalidField(field("refill.intervalSeconds"),
+                        "required with refill.amount");
+  }
+  if (has_interval &&
+      (quota.refill_interval < kMinLimitDuration ||
+       quota.refill_interval > kMaxLimitDuration ||
+       quota.refill_interval !=
+           absl::Seconds(absl::ToInt64Seconds(quota.refill_interval)))) {
+    return InvalidField(field("refill.intervalSeconds"),
+                        "must be whole seconds from 1 to 31536000");
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ValidateCost(int64_t cost) {
+  if (cost < 0 || cost > kMaxVerifyCost) {
+    return InvalidField("cost",
+                        absl::StrCat("must be between 0 and ", kMaxVerifyCost));
+  }
+  return absl::OkStatus();
+}
+
 bool RateLimitsWithin(const std::vector<storage::KeyRateLimit>& child,
                       const std::vector<storage::KeyRateLimit>& parent) {
   for (const storage::KeyRateLimit& p : parent) {

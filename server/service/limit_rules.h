@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "server/storage/key_store.h"
 
@@ -26,6 +27,21 @@ inline constexpr char kDefaultLimitName[] = "default";
 // duration whole seconds from 1 s to 365 days.
 absl::Status ValidateRateLimits(
     const std::vector<storage::KeyRateLimit>& limits, bool has_per_minute);
+
+inline constexpr int64_t kMaxCredits = 1'000'000'000'000;
+inline constexpr int64_t kMaxVerifyCost = 10'000;
+
+// INVALID_ARGUMENT kInvalidField naming the bad field under `prefix`
+// (`credits` at create; `` for the credits API): `.remaining` 0 to 10^12
+// (`value` for the API); `.refill.amount` 1 to 10^12 and
+// `.refill.intervalSeconds` whole seconds from 1 s to 365 days, each
+// requiring the other.
+absl::Status ValidateCredits(const storage::KeyQuota& quota,
+                             absl::string_view prefix,
+                             absl::string_view remaining_field);
+
+// INVALID_ARGUMENT kInvalidField `cost` unless 0 <= cost <= 10 000.
+absl::Status ValidateCost(int64_t cost);
 
 // Whether `child` is at least as tight as `parent`: for every limit P of
 // the parent, the child has a limit K that alone keeps every window of

@@ -31,13 +31,33 @@ int64_t SlotWindow::TokensOf(int64_t slot, int64_t current) const {
   return slot_of_[i] == slot ? tokens_[i] : 0;
 }
 
-int64_t SlotWindow::Count(absl::Time now) const {
-  const int64_t current = storage::SlotOf(now, slot_);
-  int64_t count = 0;
-  for (int64_t s = storage::FirstCountedSlot(current); s <= current; ++s) {
-    count += TokensOf(s, current);
+void SlotWindow::Sync(int64_t current) const {
+  if (current == sum_at_) return;
+  if (sum_at_ != INT64_MIN && current > sum_at_ &&
+      current - sum_at_ <= kSlots) {
+    // Forward by at most a window: the slots that left it are subtracted
+    // and the slots that entered it added (they hold tokens only when the
+    // clock went back after counting them).
+    for (int64_t s = storage::FirstCountedSlot(sum_at_);
+         s < storage::FirstCountedSlot(current); ++s) {
+      sum_ -= TokensOf(s, sum_at_);
+    }
+    for (int64_t s = sum_at_ + 1; s <= current; ++s) {
+      sum_ += TokensOf(s, current);
+    }
+  } else {
+    // First use, a long gap, or a clock that went back: count afresh.
+    sum_ = 0;
+    for (int64_t s = storage::FirstCountedSlot(current); s <= current; ++s) {
+      sum_ += TokensOf(s, current);
+    }
   }
-  return count;
+  sum_at_ = current;
+}
+
+int64_t SlotWindow::Count(absl::Time now) const {
+  Sync(storage::SlotOf(now, slot_));
+  return sum_;
 }
 
 int64_t SlotWindow::Remaining(absl::Time now) const {
@@ -52,12 +72,16 @@ bool SlotWindow::TryTake(absl::Time now, int64_t n) {
 
 void SlotWindow::Add(absl::Time now, int64_t n) {
   const int64_t current = storage::SlotOf(now, slot_);
+  Sync(current);
   const int i = Index(current, kSlots);
   if (slot_of_[i] != current) {
+    // The entry held a slot at least kSlots old: outside every window
+    // from `current` on.
     slot_of_[i] = current;
     tokens_[i] = 0;
   }
   tokens_[i] += n;
+  sum_ += n;
 }
 
 absl::Time SlotWindow::AvailableAt(absl::Time now, int64_t n) const {

@@ -32,7 +32,8 @@ class SlotWindow {
   // A new limit keeps what was counted.
   void set_limit(int64_t limit) { limit_ = limit; }
 
-  // Tokens counted at `now`.
+  // Tokens counted at `now`: O(1) while time moves forward by less than
+  // a window (the slots that left are subtracted from a running sum).
   int64_t Count(absl::Time now) const;
   // limit - Count (never below 0).
   int64_t Remaining(absl::Time now) const;
@@ -54,6 +55,8 @@ class SlotWindow {
   // The counted tokens of `slot` at `current` (0 when the ring entry holds
   // another slot or the slot left the window).
   int64_t TokensOf(int64_t slot, int64_t current) const;
+  // Moves the running sum to the window of `current`.
+  void Sync(int64_t current) const;
 
   int64_t limit_;
   absl::Duration slot_;
@@ -61,6 +64,10 @@ class SlotWindow {
   // its tokens.
   std::array<int64_t, kSlots> slot_of_;
   std::array<int64_t, kSlots> tokens_{};
+  // The tokens of the window of slot `sum_at_` (a cache of the ring: kept
+  // by Add, moved along by Sync).
+  mutable int64_t sum_at_ = INT64_MIN;
+  mutable int64_t sum_ = 0;
 };
 
 }  // namespace lumo::service

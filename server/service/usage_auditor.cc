@@ -54,6 +54,7 @@ bool IsKeyUseRefusal(absl::string_view reason) {
                                                    "ip_not_allowed",
                                                    "insufficient_scope",
                                                    "rate_limited",
+                                                   "usage_exceeded",
                                                    "missing_credential",
                                                    "conflicting_credentials",
                                                    "unsupported_authorization"};
@@ -149,7 +150,10 @@ void UsageAuditor::RecordAuthFailure(const RequestInfo& info,
   if (outcome != nullptr && outcome->known_dead) why.push_back("dead_key");
   if (reason == "insufficient_scope") why.push_back("scope_denied");
   if (reason == "ip_not_allowed") why.push_back("ip_not_allowed");
-  if (reason != "rate_limited" && CountFailure(key_id, info.ip_address)) {
+  // A key over its rate limit or its quota is used too much, not guessed
+  // at: no burst of failures.
+  if (reason != "rate_limited" && reason != "usage_exceeded" &&
+      CountFailure(key_id, info.ip_address)) {
     why.push_back("burst");
   }
   e.suspicious = !why.empty();

@@ -1,7 +1,9 @@
 #include "server/service/verifier.h"
 
+#include <algorithm>
 #include <utility>
 
+#include "absl/container/inlined_vector.h"
 #include "absl/hash/hash.h"
 #include "absl/strings/str_cat.h"
 #include "server/core/crypto.h"
@@ -18,7 +20,32 @@ struct Verifier::Entry {
   bool exists = false;             // false: a negative entry
   storage::VerifyRecord record;
   std::vector<core::Cidr> cidrs;
+  // The key's rate limits with their counter keys, built once per entry
+  // (LimitsOf), and the server's default limit under its counter key (its
+  // limit is the whole default; each take uses this replica's share).
+  std::vector<WindowLimit> limits;
+  WindowLimit server_limit;
 };
+
+namespace {
+
+// The rate limits of a key (docs/limits.md): its named limits, and the
+// per-minute limit as the limit named "default".
+std::vector<WindowLimit> LimitsOf(absl::string_view id,
+                                  const storage::ApiKeyRecord& key) {
+  std::vector<WindowLimit> limits;
+  if (key.rate_limit_per_minute > 0) {
+    limits.push_back(WindowLimit{absl::StrCat("k:", id, ":default"), "default",
+                                 key.rate_limit_per_minute, absl::Minutes(1)});
+  }
+  for (const storage::KeyRateLimit& l : key.rate_limits) {
+    limits.push_back(WindowLimit{absl::StrCat("k:", id, ":", l.name), l.name,
+                                 l.limit, l.duration});
+  }
+  return limits;
+}
+
+}  // namespace
 
 const char* VerifyReasonName(VerifyReason reason) {
   switch (reason) {
@@ -44,6 +71,8 @@ const char* VerifyReasonName(VerifyReason reason) {
       return "RATE_LIMITED";
     case VerifyReason::kDisabled:
       return "DISABLED";
+    case VerifyReason::kUsageExceeded:
+      return "USAGE_EXCEEDED";
   }
   return "UNKNOWN";
 }
@@ -123,7 +152,7 @@ std::optional<VerifyOutcome> Verifier::VerifyCached(
   std::shared_ptr<const Entry> entry = Lookup(parsed.id);
   if (entry == nullptr) return std::nullopt;
   std::optional<VerifyOutcome> outcome =
-      Decide(*entry, key, parsed.id, params, /*may_renew=*/false);
+      Decide(entry, key, parsed.id, params, /*may_renew=*/false);
   if (!outcome.has_value()) return std::nullopt;  // a lease is needed
   hits_.fetch_add(1, std::memory_order_relaxed);
   return Counted(*std::move(outcome));
@@ -131,6 +160,16 @@ std::optional<VerifyOutcome> Verifier::VerifyCached(
 
 absl::StatusOr<VerifyOutcome> Verifier::Verify(absl::string_view key,
                                                const VerifyParams& params) {
+  absl::StatusOr<VerifyOutcome> outcome = VerifyOnce(key, params);
+  if (outcome.ok() && outcome->credits_unavailable) {
+    return absl::UnavailableError(
+        "the key's usage quota cannot be consulted right now");
+  }
+  return outcome;
+}
+
+absl::StatusOr<VerifyOutcome> Verifier::VerifyOnce(absl::string_view key,
+                                                   const VerifyParams& params) {
   if (std::optional<VerifyOutcome> cached = VerifyCached(key, params)) {
     return *std::move(cached);
   }
@@ -139,7 +178,7 @@ absl::StatusOr<VerifyOutcome> Verifier::Verify(absl::string_view key,
   if (std::shared_ptr<const Entry> cached = Lookup(id)) {
     // Cached, but a rate limit needed a lease.
     hits_.fetch_add(1, std::memory_order_relaxed);
-    return Counted(*Decide(*cached, key, id, params, /*may_renew=*/true));
+    return Counted(*Decide(cached, key, id, params, /*may_renew=*/true));
   }
   misses_.fetch_add(1, std::memory_order_relaxed);
 
@@ -156,6 +195,12 @@ absl::StatusOr<VerifyOutcome> Verifier::Verify(absl::string_view key,
     entry->exists = true;
     entry->db_clock_offset = record->key.db_now - entry->loaded_at;
     entry->record = *std::move(record);
+    entry->limits = LimitsOf(id, entry->record.key);
+    if (entry->limits.empty() && options_.default_limit_per_minute > 0) {
+      entry->server_limit =
+          WindowLimit{absl::StrCat("s:", id), kServerLimitName,
+                      options_.default_limit_per_minute, absl::Minutes(1)};
+    }
     for (const std::string& text : entry->record.key.allowed_cidrs) {
       absl::StatusOr<core::Cidr> cidr = core::Cidr::Parse(text);
       // Stored CIDRs were validated on the way in; one that no longer
@@ -179,14 +224,13 @@ absl::StatusOr<VerifyOutcome> Verifier::Verify(absl::string_view key,
       shard.map.insert_or_assign(std::string(id), entry);
     }
   }
-  return Counted(*Decide(*entry, key, id, params, /*may_renew=*/true));
+  return Counted(*Decide(entry, key, id, params, /*may_renew=*/true));
 }
 
-std::optional<VerifyOutcome> Verifier::Decide(const Entry& entry,
-                                              absl::string_view key,
-                                              absl::string_view id,
-                                              const VerifyParams& params,
-                                              bool may_renew) {
+std::optional<VerifyOutcome> Verifier::Decide(
+    const std::shared_ptr<const Entry>& shared_entry, absl::string_view key,
+    absl::string_view id, const VerifyParams& params, bool may_renew) {
+  const Entry& entry = *shared_entry;
   VerifyOutcome out;
   out.key_id = std::string(id);
   out.reason = VerifyReason::kNotFound;
@@ -246,7 +290,11 @@ std::optional<VerifyOutcome> Verifier::Decide(const Entry& entry,
   }
   out.allowed_cidrs = rec.key.allowed_cidrs;
   out.rate_limit_per_minute = rec.key.rate_limit_per_minute;
-  out.rate_limits = rec.key.rate_limits;
+  if (!rec.key.rate_limits.empty()) {
+    // Shares the cache entry (no copy).
+    out.rate_limits = std::shared_ptr<const std::vector<storage::KeyRateLimit>>(
+        shared_entry, &rec.key.rate_limits);
+  }
 
   if (rec.key.revoked) {
     out.reason = VerifyReason::kRevoked;
@@ -288,10 +336,34 @@ std::optional<VerifyOutcome> Verifier::Decide(const Entry& entry,
       }
     }
     if (out.reason == VerifyReason::kValid) {
-      std::optional<bool> admitted =
-          TakeRateTokens(id, rec.key, may_renew, out);
-      if (!admitted.has_value()) return std::nullopt;
-      if (!*admitted) out.reason = VerifyReason::kRateLimited;
+      // The quota is consulted first (so that nothing is counted when the
+      // in-memory path must hand over for a lease, or when the quota
+      // cannot be consulted at all), but it is the rate limits' verdict
+      // that is reported first: a request is counted by the rate limits
+      // also when the quota then refuses it, and a rate-limited request
+      // spends no credits.
+      std::optional<SpendOutcome> spent;
+      if (rec.key.quota.has_value()) {
+        spent = SpendCredits(id, params.cost, may_renew, out);
+        if (!spent.has_value()) return std::nullopt;
+        if (out.credits_unavailable) {
+          if (!may_renew) return std::nullopt;
+          return out;  // Verify fails closed
+        }
+      }
+      const bool paid =
+          spent.has_value() && spent->result == SpendOutcome::Result::kSpent;
+      std::optional<bool> admitted = TakeRateTokens(id, entry, may_renew, out);
+      if (!admitted.has_value() || !*admitted) {
+        if (paid && out.credits_remaining.has_value()) {
+          options_.credits->Refund(id, spent->epoch, params.cost);
+          *out.credits_remaining += params.cost;
+        }
+        if (!admitted.has_value()) return std::nullopt;
+        out.reason = VerifyReason::kRateLimited;
+      } else if (spent.has_value() && !paid) {
+        out.reason = VerifyReason::kUsageExceeded;
+      }
     }
   }
   if (out.reason == VerifyReason::kWrongTenant) {
@@ -306,28 +378,12 @@ std::optional<VerifyOutcome> Verifier::Decide(const Entry& entry,
     out.states = storage::KeyStates();
     out.allowed_cidrs.clear();
     out.rate_limit_per_minute = 0;
-    out.rate_limits.clear();
+    out.rate_limits.reset();
   }
   return out;
 }
 
 namespace {
-
-// The rate limits of a key (docs/limits.md): its named limits, and the
-// per-minute limit as the limit named "default".
-std::vector<WindowLimit> LimitsOf(absl::string_view id,
-                                  const storage::ApiKeyRecord& key) {
-  std::vector<WindowLimit> limits;
-  if (key.rate_limit_per_minute > 0) {
-    limits.push_back(WindowLimit{absl::StrCat("k:", id, ":default"), "default",
-                                 key.rate_limit_per_minute, absl::Minutes(1)});
-  }
-  for (const storage::KeyRateLimit& l : key.rate_limits) {
-    limits.push_back(WindowLimit{absl::StrCat("k:", id, ":", l.name), l.name,
-                                 l.limit, l.duration});
-  }
-  return limits;
-}
 
 void Report(const LimitState& state, VerifyOutcome& outcome) {
   outcome.rate_limit_name = state.name;
@@ -338,14 +394,59 @@ void Report(const LimitState& state, VerifyOutcome& outcome) {
 
 }  // namespace
 
+std::optional<SpendOutcome> Verifier::SpendCredits(absl::string_view id,
+                                                   int64_t cost, bool may_renew,
+                                                   VerifyOutcome& outcome) {
+  ClusterCredits* const credits = options_.credits;
+  SpendOutcome spend;
+  spend.result = SpendOutcome::Result::kExhausted;
+  if (credits == nullptr) {
+    outcome.credits_unavailable = true;
+    return spend;
+  }
+  spend = credits->Spend(id, cost);
+  // A lease another request spent first is taken again, a few times at
+  // most.
+  for (int attempt = 0;
+       spend.result == SpendOutcome::Result::kNeedLease && attempt < 3;
+       ++attempt) {
+    if (!may_renew) return std::nullopt;
+    absl::Status renewed = credits->Renew(id, cost);
+    if (absl::IsNotFound(renewed)) {
+      // The quota was removed since the key was read: nothing to pay
+      // (and nothing to refund: no epoch).
+      SpendOutcome free;
+      free.result = SpendOutcome::Result::kSpent;
+      free.epoch = -1;
+      return free;
+    }
+    if (!renewed.ok()) {
+      outcome.credits_unavailable = true;
+      return spend;
+    }
+    spend = credits->Spend(id, cost);
+  }
+  if (spend.result == SpendOutcome::Result::kNeedLease) {
+    // Contended past the attempts: fail closed, to be retried.
+    outcome.credits_unavailable = true;
+    return spend;
+  }
+  outcome.credits_remaining = spend.remaining;
+  outcome.credits_reset = spend.next_refill;
+  return spend;
+}
+
 std::optional<bool> Verifier::TakeRateTokens(absl::string_view id,
-                                             const storage::ApiKeyRecord& key,
-                                             bool may_renew,
+                                             const Entry& entry, bool may_renew,
                                              VerifyOutcome& outcome) {
-  const std::vector<WindowLimit> limits = LimitsOf(id, key);
-  if (limits.empty()) return true;
+  const std::vector<WindowLimit>& limits = entry.limits;
+  if (limits.empty()) {
+    if (entry.server_limit.limit <= 0) return true;
+    return TakeLocalTokens(id, {&entry.server_limit, 1},
+                           std::max(1, options_.replicas()), outcome);
+  }
   ClusterWindows* const shared = options_.rate_limits;
-  if (shared == nullptr) return TakeLocalTokens(id, limits, outcome);
+  if (shared == nullptr) return TakeLocalTokens(id, limits, 1, outcome);
   TakeOutcome take = shared->Take(limits);
   // Leases needed: take them (a worker thread) and try again; a lease that
   // another request spent first is taken again, a few times at most.
@@ -373,48 +474,60 @@ std::optional<bool> Verifier::TakeRateTokens(absl::string_view id,
 }
 
 bool Verifier::TakeLocalTokens(absl::string_view id,
-                               absl::Span<const WindowLimit> limits,
+                               absl::Span<const WindowLimit> limits, int share,
                                VerifyOutcome& outcome) {
   const absl::Time now = absl::Now();
   Shard& shard = ShardFor(id);
   absl::MutexLock lock(&shard.mu);
-  std::vector<SlotWindow*> windows;
+  absl::InlinedVector<SlotWindow*, 4> windows;
   absl::Time retry = absl::InfinitePast();
   const WindowLimit* refusing = nullptr;
+  int64_t refusing_limit = 0;
+  if (shard.windows.size() >= shard.sweep_windows_at) {
+    absl::erase_if(shard.windows, [now](const auto& entry) {
+      return entry.second.Count(now) == 0;
+    });
+    shard.sweep_windows_at = std::max<size_t>(1024, 2 * shard.windows.size());
+  }
   for (const WindowLimit& l : limits) {
+    // This process's share of the limit (the whole of it with share 1).
+    const int64_t limit = (l.limit + share - 1) / share;
     auto it = shard.windows.find(l.counter);
     if (it == shard.windows.end() ||
         it->second.slot_length() != SlotWindow::SlotLength(l.duration)) {
       it = shard.windows
-               .insert_or_assign(l.counter, SlotWindow(l.limit, l.duration))
+               .insert_or_assign(l.counter, SlotWindow(limit, l.duration))
                .first;
     }
     SlotWindow& w = it->second;
-    w.set_limit(l.limit);
+    w.set_limit(limit);
     windows.push_back(&w);
     if (w.Remaining(now) < 1 && w.AvailableAt(now) > retry) {
       retry = w.AvailableAt(now);
       refusing = &l;
+      refusing_limit = limit;
     }
   }
   if (refusing != nullptr) {
     outcome.rate_limit_name = refusing->name;
-    outcome.rate_limit = static_cast<int32_t>(refusing->limit);
+    outcome.rate_limit = static_cast<int32_t>(refusing_limit);
     outcome.rate_remaining = 0;
     outcome.rate_reset = retry;
     return false;
   }
-  bool first = true;
+  // The tightest limit is reported: least remaining, then latest reset.
   for (size_t i = 0; i < limits.size(); ++i) {
-    windows[i]->Add(now, 1);
-    const LimitState s{limits[i].name, limits[i].limit,
-                       windows[i]->Remaining(now), windows[i]->Reset(now)};
-    if (first || s.remaining < outcome.rate_remaining ||
-        (s.remaining == outcome.rate_remaining &&
-         s.reset > outcome.rate_reset)) {
-      Report(s, outcome);
+    SlotWindow& w = *windows[i];
+    w.Add(now, 1);
+    const int64_t remaining = w.Remaining(now);
+    const absl::Time reset = w.Reset(now);
+    if (i == 0 || remaining < outcome.rate_remaining ||
+        (remaining == outcome.rate_remaining && reset > outcome.rate_reset)) {
+      outcome.rate_limit_name = limits[i].name;
+      outcome.rate_limit = static_cast<int32_t>(w.limit());
+      outcome.rate_remaining = static_cast<int32_t>(remaining);
+      outcome.rate_reset = reset;
     }
-    first = false;
   }
   return true;
 }

@@ -15,6 +15,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <limits>
 #include <memory>
 #include <optional>
@@ -32,6 +33,7 @@
 #include "server/core/net.h"
 #include "server/core/pepper.h"
 #include "server/observability/metrics.h"
+#include "server/service/cluster_credits.h"
 #include "server/service/cluster_windows.h"
 #include "server/service/slot_window.h"
 #include "server/storage/key_states.h"
@@ -52,6 +54,9 @@ enum class VerifyReason {
   kRateLimited,
   // The key is paused (disable/enable); checked after kExpired.
   kDisabled,
+  // The key's usage quota cannot pay the request's cost (checked last,
+  // after the rate limits).
+  kUsageExceeded,
 };
 
 const char* VerifyReasonName(VerifyReason reason);
@@ -64,6 +69,9 @@ struct VerifyParams {
   // Checked against the key's allowed CIDRs; empty or unparsable fails a
   // key that has CIDRs.
   std::string client_ip;
+  // Credits a valid request spends from the key's usage quota (0 - 10 000;
+  // 0 checks nothing and spends nothing). Keys without a quota ignore it.
+  int64_t cost = 1;
 };
 
 struct VerifyOutcome {
@@ -107,8 +115,9 @@ struct VerifyOutcome {
   // configured rate limit per minute (0: none), when the secret matched.
   std::vector<std::string> allowed_cidrs;
   int32_t rate_limit_per_minute = 0;
-  // The key's named rate limits, when the secret matched.
-  std::vector<storage::KeyRateLimit> rate_limits;
+  // The key's named rate limits, when the secret matched and it has some
+  // (null otherwise); shared with the cache entry, not copied.
+  std::shared_ptr<const std::vector<storage::KeyRateLimit>> rate_limits;
   // For kRateLimited and rate-limited keys: the tightest limit (the
   // refusing one for kRateLimited; docs/limits.md "What callers see"): its
   // name, limit, what is left in the sliding window and when it resets
@@ -117,11 +126,22 @@ struct VerifyOutcome {
   int32_t rate_limit = 0;
   int32_t rate_remaining = 0;
   absl::Time rate_reset;
+  // For keys with a usage quota, when the verification got as far as the
+  // quota: the credits left as this replica knows them, and the next
+  // refill when the quota has one.
+  std::optional<int64_t> credits_remaining;
+  std::optional<absl::Time> credits_reset;
+  // True when the quota could not be consulted (no credits leased and the
+  // shared counters unreachable): Verify then fails closed (UNAVAILABLE).
+  bool credits_unavailable = false;
   // Set when the attempt was refused by the
   // FailureThrottle (too many failures from the address or on the key id);
   // announced as `retry-after`.
   absl::Duration retry_after = absl::ZeroDuration();
 };
+
+// The name under which the server's default key limit is reported.
+inline constexpr char kServerLimitName[] = "server";
 
 struct VerifierOptions {
   absl::Duration cache_ttl = absl::Seconds(30);
@@ -135,6 +155,16 @@ struct VerifierOptions {
   // (VerifyOutcome::states), to measure what they cost. Never off in
   // production: callers rely on the states in the verify reply.
   bool key_states = true;
+  // The usage quotas' credits shared by the replicas; must outlive the
+  // Verifier. Null: keys with a quota fail closed (UNAVAILABLE).
+  ClusterCredits* credits = nullptr;
+  // The server's default key limit (docs/limits.md "What callers see"):
+  // a key without rate limits of its own is held to this many requests
+  // per sliding minute (0: none), counted by each replica alone at its
+  // share ceil(limit / N), N from `replicas`: no database statement, and
+  // never more than limit + N in the cluster.
+  int32_t default_limit_per_minute = 0;
+  std::function<int()> replicas = [] { return 1; };
 };
 
 // Thread-safe.
@@ -186,7 +216,7 @@ class Verifier {
   // Every reason has a counter: the last enumerator plus one (move it
   // along when a reason is added).
   static constexpr int kReasonCount =
-      static_cast<int>(VerifyReason::kDisabled) + 1;
+      static_cast<int>(VerifyReason::kUsageExceeded) + 1;
 
  private:
   struct Entry;
@@ -197,31 +227,47 @@ class Verifier {
     // Incremented by every Evict in this shard; a load started under an
     // older epoch is not installed.
     uint64_t epoch ABSL_GUARDED_BY(mu) = 0;
-    // Without shared counters: the sliding windows of this process, by
-    // counter key (node map: a take holds pointers to several at once).
+    // Without shared counters (and for the server's default limit): the
+    // sliding windows of this process, by counter key (node map: a take
+    // holds pointers to several at once). Windows that count nothing any
+    // more are dropped whenever the map has doubled since the last sweep,
+    // so it holds about the keys used in the last window.
     absl::node_hash_map<std::string, SlotWindow> windows ABSL_GUARDED_BY(mu);
+    size_t sweep_windows_at ABSL_GUARDED_BY(mu) = 1024;
   };
   static constexpr size_t kShards = 64;
 
+  // Verify, before a quota that could not be consulted becomes an error.
+  absl::StatusOr<VerifyOutcome> VerifyOnce(absl::string_view key,
+                                           const VerifyParams& params);
   Shard& ShardFor(absl::string_view id);
   std::shared_ptr<const Entry> Lookup(absl::string_view id);
   // The outcome for a cached or loaded entry. With `may_renew` false (the
   // in-memory path) nullopt when a rate limit needs a lease from the
   // shared counters first; with `may_renew` true the lease is taken here
   // (one store call) and an outcome is always returned.
-  std::optional<VerifyOutcome> Decide(const Entry& entry, absl::string_view key,
+  std::optional<VerifyOutcome> Decide(const std::shared_ptr<const Entry>& entry,
+                                      absl::string_view key,
                                       absl::string_view id,
                                       const VerifyParams& params,
                                       bool may_renew);
   // Counts one request against every rate limit of the key (all or
   // nothing); false when one refuses. Fills the rate fields of `outcome`.
   // nullopt: a lease is needed and `may_renew` is false.
-  std::optional<bool> TakeRateTokens(absl::string_view id,
-                                     const storage::ApiKeyRecord& key,
+  // The limits and their counter keys come built with the cache entry.
+  std::optional<bool> TakeRateTokens(absl::string_view id, const Entry& entry,
                                      bool may_renew, VerifyOutcome& outcome);
-  // The same without shared counters, in this process's windows.
+  // Spends the request's cost from the key's quota in memory, taking a
+  // lease first when `may_renew`. Fills the credit fields of `outcome`, or
+  // sets outcome.credits_unavailable (fail closed). nullopt: a lease is
+  // needed and `may_renew` is false (nothing was spent).
+  std::optional<SpendOutcome> SpendCredits(absl::string_view id, int64_t cost,
+                                           bool may_renew,
+                                           VerifyOutcome& outcome);
+  // The same without shared counters, in this process's windows, each
+  // limit at its share ceil(limit / share).
   bool TakeLocalTokens(absl::string_view id,
-                       absl::Span<const WindowLimit> limits,
+                       absl::Span<const WindowLimit> limits, int share,
                        VerifyOutcome& outcome);
 
   storage::KeyStore* const store_;
@@ -232,8 +278,11 @@ class Verifier {
   std::atomic<uint64_t> misses_{0};
   // Sharded, no contention on the hot
   // path.
+  // A quota that could not be consulted is a store failure, not an outcome.
   VerifyOutcome Counted(VerifyOutcome outcome) {
-    outcomes_[static_cast<int>(outcome.reason)].Increment();
+    if (!outcome.credits_unavailable) {
+      outcomes_[static_cast<int>(outcome.reason)].Increment();
+    }
     return outcome;
   }
   metrics::Counter outcomes_[kReasonCount];

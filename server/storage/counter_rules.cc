@@ -132,4 +132,27 @@ QuotaState StateOf(const QuotaRow& row, absl::Time now) {
   return out;
 }
 
+std::optional<Refill> RefillOf(const KeyQuota& quota) {
+  if (quota.refill_amount == 0 &&
+      quota.refill_interval == absl::ZeroDuration()) {
+    return std::nullopt;
+  }
+  return Refill{quota.refill_amount, quota.refill_interval};
+}
+
+absl::Status CheckKeyQuota(const KeyQuota& quota) {
+  return CheckQuota(quota.remaining, RefillOf(quota));
+}
+
+KeyQuota KeyQuotaAt(QuotaRow row, absl::Time now) {
+  ApplyDueRefill(row, now);
+  KeyQuota quota;
+  quota.remaining = row.remaining;
+  if (row.refill.has_value()) {
+    quota.refill_amount = row.refill->amount;
+    quota.refill_interval = row.refill->interval;
+  }
+  return quota;
+}
+
 }  // namespace lumo::storage

@@ -73,6 +73,14 @@ bool ApplyDueRefill(QuotaRow& row, absl::Time now);
 std::optional<absl::Time> NextRefill(const QuotaRow& row);
 QuotaState StateOf(const QuotaRow& row, absl::Time now);
 
+// A key's quota as the stores take it and give it back (key_store.h): the
+// refill of `quota` (unset when amount and interval are both 0); the check
+// of CheckQuota; and the quota of a stored row at `now` (after any refill
+// due then, applied to a copy).
+std::optional<Refill> RefillOf(const KeyQuota& quota);
+absl::Status CheckKeyQuota(const KeyQuota& quota);
+KeyQuota KeyQuotaAt(QuotaRow row, absl::Time now);
+
 }  // namespace lumo::storage
 
 #endif  // LUMOKEYS_SERVER_STORAGE_COUNTER_RULES_H_

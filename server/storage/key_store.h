@@ -64,6 +64,22 @@ struct KeyRateLimit {
   }
 };
 
+// A key's usage quota (docs/limits.md "Usage quotas"): `remaining`
+// credits and, with refill_amount > 0, a reset of the balance to
+// refill_amount every refill_interval (whole milliseconds). In a record
+// read back, `remaining` is the stored balance after any refill due at
+// `db_now`: credits the replicas hold in leases count as spent. The stores
+// refuse remaining < 0 or a half-given refill with INVALID_ARGUMENT.
+struct KeyQuota {
+  int64_t remaining = 0;
+  int64_t refill_amount = 0;
+  absl::Duration refill_interval;
+  bool operator==(const KeyQuota& o) const {
+    return remaining == o.remaining && refill_amount == o.refill_amount &&
+           refill_interval == o.refill_interval;
+  }
+};
+
 struct ApiKeyRecord {
   std::string id;
   int64_t tenant_id = 0;
@@ -74,6 +90,7 @@ struct ApiKeyRecord {
   std::vector<std::string> allowed_cidrs;  // canonical text
   int32_t rate_limit_per_minute = 0;       // 0: none
   std::vector<KeyRateLimit> rate_limits;   // by name
+  std::optional<KeyQuota> quota;           // unset: no usage quota
   bool revoked = false;
   bool disabled = false;  // a reversible pause
   // A decoy key (docs/webhooks.md "Decoy keys"): never valid; fixed at
@@ -160,6 +177,8 @@ struct NewKey {
   int32_t rate_limit_per_minute = 0;
   // Stored in key_limits; names unique (INVALID_ARGUMENT otherwise).
   std::vector<KeyRateLimit> rate_limits;
+  // Stored in key_quotas in the same transaction (its period starts now).
+  std::optional<KeyQuota> quota;
   std::optional<absl::Time> expires_at;
   std::string created_by_type;
   std::string created_by_id;

@@ -37,6 +37,7 @@ TEST_F(ServerConfigTest, DefaultsServeOnLoopbackWithTheDocumentedOptions) {
   EXPECT_EQ(config->shutdown_grace, absl::Seconds(10));
   const app::AppOptions& app = config->app;
   EXPECT_EQ(app.verify_cache_ttl, absl::Seconds(30));
+  EXPECT_EQ(app.default_key_rate_limit_per_minute, 1000000);
   EXPECT_EQ(app.workers, 32);
   EXPECT_TRUE(app.record_usage);
   EXPECT_FALSE(app.bench_service);
@@ -95,6 +96,7 @@ TEST_F(ServerConfigTest, FlagSetProducesTheOptions) {
                 "allow_missing_pepper_versions = true\n"
                 "workers = 7\n"
                 "verify_cache_ttl = 5s\n"
+                "default_key_rate_limit_per_minute = 0\n"
                 "bench_disable_usage_audit = true\n"
                 "bench_service = true\n"
                 "audit_queue_size = 0\n"       // raised to 1
@@ -130,6 +132,7 @@ TEST_F(ServerConfigTest, FlagSetProducesTheOptions) {
   const app::AppOptions& app = config->app;
   EXPECT_EQ(app.workers, 7);
   EXPECT_EQ(app.verify_cache_ttl, absl::Seconds(5));
+  EXPECT_EQ(app.default_key_rate_limit_per_minute, 0);
   EXPECT_FALSE(app.record_usage);
   EXPECT_TRUE(app.bench_service);
   // The internal listener confines privileged credentials to it.
@@ -339,6 +342,8 @@ TEST_F(ServerConfigTest, BadServeSettingsGiveTheDocumentedErrors) {
        "--portal_scrypt_log_n must be between 10 and 20"},
       {"portal_scrypt_log_n = 21\n",
        "--portal_scrypt_log_n must be between 10 and 20"},
+      {"default_key_rate_limit_per_minute = -1\n",
+       "--default_key_rate_limit_per_minute must be between 0 and 1000000000"},
       {"webhook_workers = 65\n", "--webhook_workers must be between 0 and 64"},
       {"webhook_timeout = 500ms\n",
        "--webhook_timeout must be between 1s and 1m"},

@@ -10,10 +10,12 @@
 #include <cstdio>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <random>
 #include <thread>
 #include <vector>
 
+#include "absl/synchronization/notification.h"
 #include "absl/time/time.h"
 #include "gtest/gtest.h"
 #include "tests/storage/fakes/fake_stores.h"
@@ -235,6 +237,120 @@ TEST_F(ClusterWindowsTest, AnUnreachableStoreLeavesTheFairShare) {
   stores_.db->SetUnavailable(false);
   Advance(absl::Seconds(2));
   EXPECT_EQ(Take(*r, limits).result, Result::kAdmitted);
+}
+
+// Delegates to the fake; the lease call numbered `block_call` (from 1)
+// waits, after the fake granted it, until Release.
+class BlockingCounterStore : public storage::CounterStore {
+ public:
+  BlockingCounterStore(storage::CounterStore* inner, int block_call)
+      : inner_(inner), block_call_(block_call) {}
+
+  absl::StatusOr<storage::WindowLease> LeaseWindow(
+      absl::string_view counter, const storage::WindowSpec& spec, int64_t want,
+      int64_t debt) override {
+    absl::StatusOr<storage::WindowLease> lease =
+        inner_->LeaseWindow(counter, spec, want, debt);
+    if (calls_.fetch_add(1) + 1 == block_call_) {
+      blocked_.Notify();
+      release_.WaitForNotification();
+    }
+    return lease;
+  }
+  absl::Status ReturnWindow(absl::string_view counter, int64_t slot,
+                            int64_t amount) override {
+    return inner_->ReturnWindow(counter, slot, amount);
+  }
+  absl::StatusOr<storage::BucketLease> LeaseBucket(
+      absl::string_view counter, const storage::BucketSpec& spec,
+      int64_t want) override {
+    return inner_->LeaseBucket(counter, spec, want);
+  }
+  absl::Status ReturnBucket(absl::string_view counter,
+                            const storage::BucketSpec& spec,
+                            int64_t amount) override {
+    return inner_->ReturnBucket(counter, spec, amount);
+  }
+  absl::StatusOr<storage::QuotaState> SetQuota(
+      absl::string_view key_id, int64_t remaining,
+      std::optional<storage::Refill> refill) override {
+    return inner_->SetQuota(key_id, remaining, refill);
+  }
+  absl::Status ClearQuota(absl::string_view key_id) override {
+    return inner_->ClearQuota(key_id);
+  }
+  absl::StatusOr<storage::QuotaState> GetQuota(
+      absl::string_view key_id) override {
+    return inner_->GetQuota(key_id);
+  }
+  absl::StatusOr<storage::QuotaState> AddCredits(absl::string_view key_id,
+                                                 int64_t delta) override {
+    return inner_->AddCredits(key_id, delta);
+  }
+  absl::StatusOr<storage::CreditLease> LeaseCredits(absl::string_view key_id,
+                                                    int64_t want) override {
+    return inner_->LeaseCredits(key_id, want);
+  }
+  absl::Status ReturnCredits(absl::string_view key_id, int64_t epoch,
+                             int64_t amount) override {
+    return inner_->ReturnCredits(key_id, epoch, amount);
+  }
+
+  int calls() const { return calls_.load(); }
+  absl::Notification& blocked() { return blocked_; }
+  void Release() { release_.Notify(); }
+
+ private:
+  storage::CounterStore* const inner_;
+  const int block_call_;
+  std::atomic<int> calls_{0};
+  absl::Notification blocked_;
+  absl::Notification release_;
+};
+
+TEST_F(ClusterWindowsTest, ARenewalWaitsForTheLeaseInFlightOnItsCounter) {
+  // Limit 2 on one replica: leases of 1, no overdraft. The first request's
+  // lease is spent, so a renewal ahead of need is queued; it runs on a
+  // worker and the store grants it the last token, but its reply is slow.
+  // Meanwhile a request finds no token and renews itself: the store has
+  // none left for a second lease (grant 0). Applied before the slow reply,
+  // that 0 marked the counter exhausted and the request was refused while
+  // the replica was about to hold a token; now the request waits for the
+  // reply in flight and is admitted with its token.
+  BlockingCounterStore store(&stores_.counters, /*block_call=*/2);
+  ClusterWindowsOptions o;
+  o.now = [this] { return t_; };
+  o.schedule = [this](std::function<void()> f) {
+    queued_.push_back(std::move(f));
+  };
+  ClusterWindows r(&store, o);
+  const std::vector<WindowLimit> limits = {
+      {"k:key:burst", "burst", 2, absl::Hours(1)}};
+  ASSERT_EQ(Take(r, limits).result, Result::kAdmitted);
+  ASSERT_EQ(queued_.size(), 1u);
+  std::thread worker([this] { RunQueued(); });
+  store.blocked().WaitForNotification();  // granted, reply not applied
+
+  absl::Notification done;
+  TakeOutcome second;
+  std::thread request([&] {
+    second = r.Take(limits);
+    if (second.result == Result::kNeedLease) {
+      (void)r.Renew(limits[0]);
+      second = r.Take(limits);
+    }
+    done.Notify();
+  });
+  // Before the change the request finished with its own lease while the
+  // worker's reply was held back; now it waits for that reply, which is
+  // let go after a bounded wait (the outcome does not depend on its
+  // length).
+  done.WaitForNotificationWithTimeout(absl::Milliseconds(300));
+  store.Release();
+  request.join();
+  worker.join();
+  EXPECT_EQ(second.result, Result::kAdmitted);
+  EXPECT_EQ(store.calls(), 2);  // the request asked the store for nothing
 }
 
 TEST_F(ClusterWindowsTest, SeveralLimitsTakeAllOrNothing) {

@@ -2,8 +2,11 @@
 // slots, on explicit times (no clock, no sleeps).
 #include "server/service/slot_window.h"
 
+#include <algorithm>
 #include <cstdint>
 #include <deque>
+#include <iterator>
+#include <map>
 #include <random>
 #include <vector>
 
@@ -100,6 +103,57 @@ TEST(SlotWindowTest, ANewLimitKeepsTheCount) {
   w.set_limit(3);
   EXPECT_TRUE(w.TryTake(At(0)));
   EXPECT_FALSE(w.TryTake(At(0)));
+}
+
+// Count is a running sum moved along as slots leave; it must equal the
+// tokens of the window's slots counted one by one, for times that move
+// forward by part of a slot, by many slots, by more than a window, and back
+// (the database clock estimate may step back when its offset is measured
+// again). The model keeps tokens per slot as the ring does: an add to a
+// slot replaces whatever slot shared its ring entry.
+TEST(SlotWindowTest, TheRunningCountEqualsTheSlotsCountedOneByOne) {
+  constexpr int64_t kSlotMs = 1'000;  // a minute's window: 60 + 1 slots
+  constexpr int64_t kRing = 61;
+  SlotWindow w(1'000'000, absl::Minutes(1));
+  std::map<int64_t, int64_t> model;  // slot -> tokens
+  auto count = [&model](int64_t current) {
+    int64_t sum = 0;
+    for (const auto& [slot, n] : model) {
+      if (slot >= current - 60 && slot <= current) sum += n;
+    }
+    return sum;
+  };
+  std::mt19937_64 rng(20);
+  int64_t now = 0;
+  for (int i = 0; i < 20'000; ++i) {
+    switch (rng() % 10) {
+      case 0:
+        now += 70'000;  // more than a window
+        break;
+      case 1:
+        now += static_cast<int64_t>(rng() % 30'000);
+        break;
+      case 2:
+        now = std::max<int64_t>(0, now - static_cast<int64_t>(rng() % 5'000));
+        break;
+      default:
+        now += static_cast<int64_t>(rng() % 400);
+        break;
+    }
+    const int64_t current = now / kSlotMs;
+    if (rng() % 2 == 0) {
+      const int64_t n = 1 + static_cast<int64_t>(rng() % 5);
+      w.Add(At(now), n);
+      for (auto it = model.begin(); it != model.end();) {
+        const bool shares_entry =
+            it->first != current &&
+            ((it->first - current) % kRing + kRing) % kRing == 0;
+        it = shares_entry ? model.erase(it) : std::next(it);
+      }
+      model[current] += n;
+    }
+    ASSERT_EQ(w.Count(At(now)), count(current)) << "step " << i;
+  }
 }
 
 // The takes admitted from arrivals `max_gap_ms` apart at most (uniform,

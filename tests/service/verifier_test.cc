@@ -395,8 +395,13 @@ TEST_F(VerifierTest, EveryNamedLimitMustAdmitAndTheTightestIsReported) {
   EXPECT_EQ(first->reason, VerifyReason::kValid);
   EXPECT_EQ(first->rate_limit_name, "burst");
   EXPECT_EQ(first->rate_remaining, 1);
-  EXPECT_EQ(first->rate_limits.size(), 2u);
-  ASSERT_EQ(Reason(k.full_key), VerifyReason::kValid);
+  ASSERT_NE(first->rate_limits, nullptr);
+  EXPECT_EQ(first->rate_limits->size(), 2u);
+  absl::StatusOr<VerifyOutcome> second = verifier_->Verify(k.full_key, params);
+  ASSERT_TRUE(second.ok());
+  ASSERT_EQ(second->reason, VerifyReason::kValid);
+  // The key's limits are shared with the cache entry, not copied per call.
+  EXPECT_EQ(second->rate_limits.get(), first->rate_limits.get());
   absl::StatusOr<VerifyOutcome> third = verifier_->Verify(k.full_key, params);
   ASSERT_TRUE(third.ok());
   EXPECT_EQ(third->reason, VerifyReason::kRateLimited);
@@ -439,6 +444,170 @@ TEST(SharedRateLimitTest, TwoReplicasShareOneLimit) {
   }
   // floor(0.05 * 5 / 2) = 0: no overdraft, exactly the limit.
   EXPECT_EQ(valid, 5);
+}
+
+// Two verifiers (replicas) over one database, each with its own credits.
+class SharedQuotaTest : public ::testing::Test {
+ protected:
+  SharedQuotaTest()
+      : peppers_(*core::PepperSet::Parse(kPepper)),
+        credits_a_(&stores_.counters, Options()),
+        credits_b_(&stores_.counters, Options()),
+        a_(&stores_.keys, peppers_, VerifierOptionsWith(&credits_a_)),
+        b_(&stores_.keys, peppers_, VerifierOptionsWith(&credits_b_)),
+        keys_(&stores_.keys, peppers_, &a_) {}
+
+  static ClusterCreditsOptions Options() {
+    ClusterCreditsOptions options;
+    options.replicas = [] { return 2; };
+    return options;
+  }
+  static VerifierOptions VerifierOptionsWith(ClusterCredits* credits) {
+    VerifierOptions options;
+    options.credits = credits;
+    return options;
+  }
+  // A tenant whose first key has `credits` and `per_minute`.
+  KeyWithSecret KeyWith(int64_t credits, int32_t per_minute = 0) {
+    CreateKeyParams first;
+    first.name = "root";
+    first.scopes = {"admin:write"};
+    first.rate_limit_per_minute = per_minute;
+    first.credits = storage::KeyQuota{credits, 0, absl::ZeroDuration()};
+    auto tenant = keys_.CreateTenant({}, "acme", "Acme", first);
+    EXPECT_TRUE(tenant.ok()) << tenant.status();
+    return *tenant->initial_key;
+  }
+  VerifyOutcome Verify(Verifier& v, const KeyWithSecret& key,
+                       int64_t cost = 1) {
+    VerifyParams params;
+    params.tenant_slug = "acme";
+    params.cost = cost;
+    absl::StatusOr<VerifyOutcome> outcome = v.Verify(key.full_key, params);
+    EXPECT_TRUE(outcome.ok()) << outcome.status();
+    return outcome.ok() ? *outcome : VerifyOutcome();
+  }
+
+  testing::FakeStores stores_;
+  std::shared_ptr<const core::PepperSet> peppers_;
+  ClusterCredits credits_a_;
+  ClusterCredits credits_b_;
+  Verifier a_;
+  Verifier b_;
+  KeyService keys_;
+};
+
+TEST_F(SharedQuotaTest, TwoReplicasSpendTheBalanceOnce) {
+  const KeyWithSecret key = KeyWith(7);
+  int valid = 0;
+  int exceeded = 0;
+  for (int i = 0; i < 20; ++i) {
+    const VerifyOutcome outcome = Verify(i % 2 == 0 ? a_ : b_, key);
+    valid += outcome.reason == VerifyReason::kValid;
+    exceeded += outcome.reason == VerifyReason::kUsageExceeded;
+    EXPECT_TRUE(outcome.credits_remaining.has_value());
+  }
+  EXPECT_EQ(valid, 7);
+  EXPECT_EQ(exceeded, 13);
+  EXPECT_EQ(a_.outcome_count(VerifyReason::kUsageExceeded) +
+                b_.outcome_count(VerifyReason::kUsageExceeded),
+            13u);
+}
+
+TEST_F(SharedQuotaTest, CostIsSpentWholeOrNotAtAll) {
+  const KeyWithSecret key = KeyWith(5);
+  EXPECT_EQ(Verify(a_, key, 0).reason, VerifyReason::kValid);
+  VerifyOutcome outcome = Verify(a_, key, 3);
+  EXPECT_EQ(outcome.reason, VerifyReason::kValid);
+  EXPECT_EQ(outcome.credits_remaining, 2);
+  EXPECT_EQ(Verify(a_, key, 3).reason, VerifyReason::kUsageExceeded);
+  outcome = Verify(a_, key, 2);
+  EXPECT_EQ(outcome.reason, VerifyReason::kValid);
+  EXPECT_EQ(outcome.credits_remaining, 0);
+}
+
+TEST_F(SharedQuotaTest, RateLimitedRequestsSpendNoCredits) {
+  const KeyWithSecret key = KeyWith(5, /*per_minute=*/2);
+  std::vector<VerifyReason> reasons;
+  for (int i = 0; i < 4; ++i) reasons.push_back(Verify(a_, key).reason);
+  EXPECT_EQ(reasons,
+            (std::vector<VerifyReason>{
+                VerifyReason::kValid, VerifyReason::kValid,
+                VerifyReason::kRateLimited, VerifyReason::kRateLimited}));
+  credits_a_.FlushReturns(/*all=*/true);
+  absl::StatusOr<storage::QuotaState> state =
+      stores_.counters.GetQuota(key.record.id);
+  ASSERT_TRUE(state.ok()) << state.status();
+  EXPECT_EQ(state->remaining, 3);
+}
+
+TEST_F(SharedQuotaTest, WithoutSharedCreditsAKeyWithAQuotaFailsClosed) {
+  const KeyWithSecret key = KeyWith(5);
+  Verifier alone(&stores_.keys, peppers_, VerifierOptions{});
+  VerifyParams params;
+  params.tenant_slug = "acme";
+  absl::StatusOr<VerifyOutcome> outcome = alone.Verify(key.full_key, params);
+  EXPECT_TRUE(absl::IsUnavailable(outcome.status())) << outcome.status();
+  // Not counted as an outcome: a store failure.
+  EXPECT_EQ(alone.outcome_count(VerifyReason::kValid), 0u);
+}
+
+TEST(DefaultKeyLimitTest, KeysWithoutLimitsAreHeldToTheReplicasShare) {
+  testing::FakeStores stores;
+  std::shared_ptr<const core::PepperSet> peppers =
+      *core::PepperSet::Parse(kPepper);
+  int replicas = 1;
+  VerifierOptions options;
+  options.default_limit_per_minute = 5;
+  options.replicas = [&replicas] { return replicas; };
+  Verifier verifier(&stores.keys, peppers, options);
+  KeyService keys(&stores.keys, peppers, &verifier);
+  CreateKeyParams first;
+  first.name = "root";
+  first.scopes = {"admin:write"};
+  auto tenant = keys.CreateTenant({}, "acme", "Acme", first);
+  ASSERT_TRUE(tenant.ok()) << tenant.status();
+  Principal root;
+  root.kind = Principal::Kind::kSession;
+  root.tenant_id = tenant->tenant.id;
+  root.scopes = {"admin:write"};
+  VerifyParams acme;
+  acme.tenant_slug = "acme";
+  auto count = [&](const std::string& key, int calls) {
+    std::vector<std::string> seen;
+    for (int i = 0; i < calls; ++i) {
+      absl::StatusOr<VerifyOutcome> outcome = verifier.Verify(key, acme);
+      EXPECT_TRUE(outcome.ok()) << outcome.status();
+      if (!outcome.ok()) break;
+      seen.push_back(absl::StrCat(
+          VerifyReasonName(outcome->reason), "/", outcome->rate_limit_name, "/",
+          outcome->rate_limit, "/", outcome->rate_remaining));
+    }
+    return seen;
+  };
+  EXPECT_EQ(
+      count(tenant->initial_key->full_key, 6),
+      (std::vector<std::string>{
+          "VALID/server/5/4", "VALID/server/5/3", "VALID/server/5/2",
+          "VALID/server/5/1", "VALID/server/5/0", "RATE_LIMITED/server/5/0"}));
+  // Three replicas: each admits its share, ceil(5 / 3) = 2.
+  replicas = 3;
+  CreateKeyParams p;
+  p.name = "k";
+  p.scopes = {"admin:read"};
+  auto shared = keys.CreateKey(root, {}, p);
+  ASSERT_TRUE(shared.ok()) << shared.status();
+  EXPECT_EQ(count(shared->full_key, 3),
+            (std::vector<std::string>{"VALID/server/2/1", "VALID/server/2/0",
+                                      "RATE_LIMITED/server/2/0"}));
+  // A key with a limit of its own is held to it alone.
+  p.rate_limit_per_minute = 100;
+  auto own = keys.CreateKey(root, {}, p);
+  ASSERT_TRUE(own.ok()) << own.status();
+  EXPECT_EQ(
+      count(own->full_key, 3),
+      (std::vector<std::string>{"VALID/default/100/99", "VALID/default/100/98",
+                                "VALID/default/100/97"}));
 }
 
 TEST_F(VerifierTest, StoreDownFailsClosedForUncachedKeys) {

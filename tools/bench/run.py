@@ -12,6 +12,7 @@ database dropped at the end.
     tools/bench/run.py [--seconds 10] [--warmup 2] [--inflight 16]
                        [--big-keys 1000000] [--json out.json]
     tools/bench/run.py --smoke     # seconds per scenario, 20k "big" keys
+    tools/bench/run.py --only limits   # only the limits rows
 
 Environment: LUMO_BUILD_DIR (default <root>/build); LUMO_TEST_MYSQL_DSN
 (an admin DSN; otherwise a private MariaDB is started under
@@ -92,10 +93,18 @@ class Bench:
                                                self.mysql.password + "\n")
         self.dsn = self.mysql.without_password(self.database)
 
-    def sql(self, statement):
-        subprocess.run(["mariadb", *self.mysql.tool_args(), "--batch", "-e",
-                        statement], env=self.mysql.tool_env(), check=True,
-                       capture_output=True, timeout=120)
+    def sql(self, statement, database=None):
+        """Runs `statement` with the admin user, in `database` when given;
+        a failure raises with the client's error message."""
+        args = ["mariadb", *self.mysql.tool_args(), "--batch"]
+        if database:
+            args.append(f"--database={database}")
+        result = subprocess.run([*args, "-e", statement],
+                                env=self.mysql.tool_env(),
+                                capture_output=True, text=True, timeout=120)
+        if result.returncode != 0:
+            raise RuntimeError(f"mariadb failed ({result.returncode}): "
+                               f"{result.stderr.strip()}")
 
     def start_server(self, name, *flags):
         port = harness.free_loopback_port()
@@ -273,6 +282,11 @@ class Bench:
         common = [f"--tenant={tenant}"]
         pid = [main.pid]
 
+        if self.want("limits"):
+            print("bench: one key with two named limits and a quota vs the "
+                  "same without", file=sys.stderr, flush=True)
+            self.limits_scenario(addr, pid, load_keys, common)
+
         if self.want("classic"):
             print("bench: warm verify vs Echo", file=sys.stderr, flush=True)
             rss0 = self.rss_kib(main.pid)
@@ -299,6 +313,7 @@ class Bench:
             self.count_statements("rotate", addr, "--rpc=rotate",
                                   f"--admin_key_file={admin_key}",
                                   f"--ids_file={rotate}", *common)
+
 
             print("bench: REST through the gateway vs direct gRPC",
                   file=sys.stderr, flush=True)
@@ -578,12 +593,59 @@ class Bench:
         self.stop(off)
 
 
+    def limits_scenario(self, addr, pid, load_keys, common):
+        """Warm verification of one key with two named limits (a minute and
+        an hour) and a quota, against one key without them, back to back
+        on the same server; and the database statements limiting costs per
+        1,000 verifications (docs/limits.md "Cost in statements"). The
+        limits and the balance are far above what the run can spend, so
+        every verification is admitted: the cost of counting is measured,
+        not refusals."""
+        plain = self.path("plain.key")
+        limited = self.path("limited.key")
+        load_keys(1, plain)
+        load_keys(1, limited)
+        with open(limited) as f:
+            key_id = f.readline().strip().split("_")[1]
+        self.sql(
+            "INSERT INTO key_limits (key_id, tenant_id, name, limit_count,"
+            " duration_ms) SELECT id, tenant_id, n.name, 1000000000, n.ms"
+            " FROM api_keys, (SELECT 'minute' AS name, 60000 AS ms UNION ALL"
+            " SELECT 'hour', 3600000) n WHERE id = '%s';"
+            "INSERT INTO key_quotas (key_id, tenant_id, remaining,"
+            " period_start_us, epoch) SELECT id, tenant_id, 1000000000000,"
+            " CAST(UNIX_TIMESTAMP(NOW(6)) * 1000000 AS SIGNED), 0"
+            " FROM api_keys WHERE id = '%s'" % (key_id, key_id),
+            database=self.database)
+        q0 = self.stats(addr)["db_queries"]
+        plain_run = self.load("verify_one_key", addr, pid, "--rpc=verify",
+                              f"--key_file={plain}", *common)
+        q1 = self.stats(addr)["db_queries"]
+        limited_run = self.load("verify_limited", addr, pid, "--rpc=verify",
+                                f"--key_file={limited}", *common)
+        q2 = self.stats(addr)["db_queries"]
+        # Statements beyond the plain run's (audit summaries and the like),
+        # scaled to the same number of calls.
+        plain_calls = max(1, plain_run["calls"])
+        limited_calls = max(1, limited_run["calls"])
+        extra = (q2 - q1) - (q1 - q0) * limited_calls / plain_calls
+        per_1000 = max(0.0, extra) * 1000 / limited_calls
+        self.notes.append(
+            f"limits: {q2 - q1} statements during {int(limited_calls)} "
+            f"verifications of the limited key, {q1 - q0} during "
+            f"{int(plain_calls)} of the plain key: {per_1000:.2f} statements "
+            f"per 1,000 verifications for two named limits and a quota "
+            f"(target <= 10; both counts include warm-up calls)")
+
     # ----- the table ---------------------------------------------------
 
     ROWS = [
         # name, baseline, QPS target (ratio), p99 target (max ratio), label
         ("echo", None, None, None, "Echo (empty unary RPC)"),
         ("verify_warm", "echo", 0.8, 1.5, "VerifyApiKey warm"),
+        ("verify_one_key", None, None, None, "verify warm, one key"),
+        ("verify_limited", "verify_one_key", 0.9, None,
+         "same, 2 limits + quota"),
         ("select_raw", None, None, None, "raw PK select (cold server)"),
         ("verify_cold", "select_raw", 0.6, None, "VerifyApiKey cold"),
         ("verify_1k_again", None, None, None, "verify, 1k keys cached"),
@@ -629,7 +691,11 @@ class Bench:
     ]
     # Rows whose target is on the median latency: at most this ratio.
     P50_TARGETS = {"list_keys_big": 1.5, "list_audit_big": 1.5}
-    GROUPS = {"classic": None, "lists": "list_", "states": "verify_states_"}
+    # The scenario groups of --only and the prefixes of their rows' names
+    # (rows of no other group are "classic").
+    GROUPS = {"classic": None, "lists": ("list_",),
+              "states": ("verify_states_",),
+              "limits": ("verify_one_key", "verify_limited")}
 
     def table(self):
         r = self.results
@@ -719,7 +785,7 @@ def main():
     p.add_argument("--only", default="",
                    help="comma-separated scenario groups to run: classic "
                         "(verify, create/rotate, REST, 1M cache, cold, "
-                        "audit), lists, states (default: all)")
+                        "audit), lists, states, limits (default: all)")
     p.add_argument("--json", help="also write every raw result here")
     p.add_argument("--smoke", action="store_true",
                    help="1 s per scenario, 20,000 big keys")
@@ -739,8 +805,8 @@ def main():
             json.dump({"results": bench.results, "notes": bench.notes}, f,
                       indent=1)
     def selected(row):
-        group = next((g for g, prefix in Bench.GROUPS.items()
-                      if prefix and row[0].startswith(prefix)), "classic")
+        group = next((g for g, prefixes in Bench.GROUPS.items()
+                      if prefixes and row[0].startswith(prefixes)), "classic")
         return bench.want(group)
     missing = [row[0] for row in Bench.ROWS
                if selected(row) and row[0] not in bench.results]

@@ -254,6 +254,9 @@ func (v *Verifier) Verify(ctx context.Context, h http.Header,
 	case reason == authv1.VerifyReason_RATE_LIMITED:
 		return refusal(reason.String(), 429, "rate_limit_exceeded",
 			"the API key's rate limit is exhausted", nil)
+	case reason == authv1.VerifyReason_USAGE_EXCEEDED:
+		return refusal(reason.String(), 429, "usage_exceeded",
+			"the API key's usage quota is exhausted", nil)
 	}
 	return refusal(reason.String(), 503, "service_unavailable",
 		"unexpected verification outcome", nil)

@@ -176,5 +176,8 @@ class Verifier:
         if reason == "RATE_LIMITED":
             return _refusal(reason, 429, "rate_limit_exceeded",
                             "the API key's rate limit is exhausted")
+        if reason == "USAGE_EXCEEDED":
+            return _refusal(reason, 429, "usage_exceeded",
+                            "the API key's usage quota is exhausted")
         return _refusal(reason, 503, "service_unavailable",
                         "unexpected verification outcome")

@@ -51,6 +51,15 @@ struct KeyColumns {
             "(SELECT GROUP_CONCAT(CONCAT(l.name, ':', l.limit_count, ':',"
             " l.duration_ms) ORDER BY l.name SEPARATOR ',') FROM key_limits l"
             " WHERE l.key_id = k.id)")),
+        // remaining:refill amount:refill interval ms, the balance after any
+        // refill due now (sessions run in UTC).
+        quota(s.Add(
+            "(SELECT CONCAT(IF(q.refill_interval_ms IS NOT NULL AND"
+            " UNIX_TIMESTAMP(NOW(6)) * 1000000 >="
+            " q.period_start_us + q.refill_interval_ms * 1000,"
+            " q.refill_amount, q.remaining), ':', COALESCE(q.refill_amount, 0),"
+            " ':', COALESCE(q.refill_interval_ms, 0)) FROM key_quotas q"
+            " WHERE q.key_id = k.id)")),
         revoked(s.Add("k.revoked")),
         disabled(s.Add("k.disabled")),
         decoy(s.Add("k.decoy")),
@@ -64,7 +73,8 @@ struct KeyColumns {
         revoked_at(s.Add("k.revoked_at")),
         disabled_at(s.Add("k.disabled_at")) {}
   int id, tenant_id, name, external_id, metadata, scopes, allowed_cidrs,
-      rate_limit_per_minute, rate_limits, revoked, disabled, decoy, version,
+      rate_limit_per_minute, rate_limits, quota, revoked, disabled, decoy,
+      version,
       created_by_type, created_by_id, created_at, last_used_at, expires_at,
       rotated_at, revoked_at, disabled_at;
 };
@@ -165,6 +175,12 @@ constexpr char kInsertKeyLimitSql[] =
     "INSERT INTO key_limits (key_id, tenant_id, name, limit_count,"
     " duration_ms) VALUES (?, ?, ?, ?, ?)";
 
+constexpr char kInsertKeyQuotaSql[] =
+    "INSERT INTO key_quotas (key_id, tenant_id, remaining, refill_amount,"
+    " refill_interval_ms, period_start_us, epoch)"
+    " VALUES (?, ?, ?, ?, ?, CAST(UNIX_TIMESTAMP(NOW(6)) * 1000000 AS SIGNED),"
+    " 0)";
+
 constexpr char kInsertKeySql[] =
     "INSERT INTO api_keys (id, tenant_id, name, digest, pepper_version,"
     " scopes, allowed_cidrs, rate_limit_per_minute, revoked, version,"
@@ -234,6 +250,20 @@ absl::Status ReadKeyColumns(const sql::ResultSet& rs, const KeyColumns& c,
       }
       key->rate_limits.push_back({parts[0], limit, absl::Milliseconds(ms)});
     }
+  }
+  key->quota.reset();
+  if (!rs.isNull(c.quota)) {
+    const std::vector<std::string> parts =
+        absl::StrSplit(rs.getString(c.quota).asStdString(), ':');
+    KeyQuota quota;
+    int64_t ms = 0;
+    if (parts.size() != 3 || !absl::SimpleAtoi(parts[0], &quota.remaining) ||
+        !absl::SimpleAtoi(parts[1], &quota.refill_amount) ||
+        !absl::SimpleAtoi(parts[2], &ms)) {
+      return absl::InternalError("a stored quota does not parse");
+    }
+    quota.refill_interval = absl::Milliseconds(ms);
+    key->quota = quota;
   }
   key->revoked = rs.getInt(c.revoked) != 0;
   key->disabled = rs.getInt(c.disabled) != 0;
@@ -346,6 +376,9 @@ absl::Status InsertKeyRow(Session& session, int64_t tenant_id,
     return absl::InvalidArgumentError("key id must be 1-12 base62 characters");
   }
   if (absl::Status s = CheckKeyRateLimits(key.rate_limits); !s.ok()) return s;
+  if (key.quota.has_value()) {
+    if (absl::Status s = CheckKeyQuota(*key.quota); !s.ok()) return s;
+  }
   absl::StatusOr<std::string> scopes = JoinList(key.scopes, ' ', "scopes");
   if (!scopes.ok()) return scopes.status();
   absl::StatusOr<std::string> cidrs =
@@ -378,6 +411,21 @@ absl::Status InsertKeyRow(Session& session, int64_t tenant_id,
     limit.setInt64(4, l.limit);
     limit.setInt64(5, absl::ToInt64Milliseconds(l.duration));
     session.Update(limit);
+  }
+  if (key.quota.has_value()) {
+    session.Step("insert key quota");
+    sql::PreparedStatement& quota = session.Prepare(kInsertKeyQuotaSql);
+    quota.setString(1, key.id);
+    quota.setInt64(2, tenant_id);
+    quota.setInt64(3, key.quota->remaining);
+    if (std::optional<Refill> refill = RefillOf(*key.quota)) {
+      quota.setInt64(4, refill->amount);
+      quota.setInt64(5, absl::ToInt64Milliseconds(refill->interval));
+    } else {
+      quota.setNull(4, 0);
+      quota.setNull(5, 0);
+    }
+    session.Update(quota);
   }
   return absl::OkStatus();
 }

@@ -177,10 +177,16 @@ class PerKeyRateLimitTest(BruteForceBase):
         # after it.
         self.assertLessEqual(wait, 61)
         self.assertEqual(result[1]["x-ratelimit-remaining"], "0")
-        # A key without a limit carries no rate headers.
+        # A key without a limit of its own is under the server's default
+        # limit (1 000 000 a minute, this replica's share of it), with the
+        # same headers (docs/limits.md "What callers see").
         status, headers, _ = self.get(self.root)
         self.assertEqual(status, 200)
-        self.assertNotIn("x-ratelimit-limit", headers)
+        limit = int(headers["x-ratelimit-limit"])
+        self.assertGreater(limit, 0)
+        self.assertLessEqual(limit, 1000000)
+        self.assertLess(int(headers["x-ratelimit-remaining"]), limit)
+        self.assertGreater(int(headers["x-ratelimit-reset"]), time.time() - 1)
 
     def test_named_limits_every_one_must_admit(self):
         created = self.new_key(rateLimits=[
@@ -233,6 +239,121 @@ class PerKeyRateLimitTest(BruteForceBase):
                 self.assertEqual(status, 400, doc)
                 self.assertEqual(doc["code"], "validation_error")
                 self.assertEqual(doc["details"], {"field": field}, doc)
+
+
+class CreditsTest(BruteForceBase):
+    """Usage quotas over REST (docs/limits.md "Usage quotas"): every
+    authenticated call spends one credit; an empty balance is 429
+    usage_exceeded (not rate_limit_exceeded); the credits API reads, sets,
+    adds to and removes the balance."""
+
+    def credits(self, key_id, body=None):
+        path = self.base() + "/" + key_id + "/credits"
+        status, _, raw = self.gw.request(
+            "POST" if body is not None else "GET", path, body,
+            {"Authorization": "Bearer " + self.root})
+        return status, json.loads(raw)
+
+    def test_calls_spend_credits_and_an_empty_balance_is_429(self):
+        created = self.new_key(credits={"remaining": 2})
+        self.assertEqual(created["credits"], {"remaining": 2, "refill": None})
+        key = created["key"]
+        left = []
+        for _ in range(2):
+            status, headers, doc = self.get(key)
+            self.assertEqual(status, 200, doc)
+            left.append(int(headers["x-credits-remaining"]))
+        self.assertEqual(left, [1, 0])
+        status, headers, doc = self.get(key)
+        self.assertEqual(status, 429, doc)
+        self.assertEqual(doc["code"], "usage_exceeded")
+        self.assertGreaterEqual(int(headers["retry-after"]), 1)
+        # The API: the balance as stored, then topped up.
+        status, doc = self.credits(created["id"])
+        self.assertEqual(status, 200, doc)
+        self.assertEqual(doc["data"]["hasQuota"], True)
+        self.assertEqual(doc["data"]["remaining"], 0)
+        status, doc = self.credits(created["id"], {"op": "ADD", "value": 3})
+        self.assertEqual(status, 200, doc)
+        self.assertEqual(doc["data"]["remaining"], 3)
+        status, headers, doc = self.get(key)
+        self.assertEqual(status, 200, doc)
+        self.assertEqual(headers["x-credits-remaining"], "2")
+        # SET with a refill: the next refill is announced.
+        status, doc = self.credits(created["id"], {
+            "op": "SET", "value": 1,
+            "refill": {"amount": 1, "intervalSeconds": 3600}})
+        self.assertEqual(status, 200, doc)
+        self.assertEqual(doc["data"]["refill"],
+                         {"amount": 1, "intervalSeconds": 3600})
+        self.assertIsNotNone(doc["data"]["nextRefill"])
+        status, headers, doc = self.get(key)
+        self.assertEqual(status, 200, doc)
+        self.assertIn("x-credits-reset", headers)
+        status, headers, doc = self.get(key)
+        self.assertEqual(status, 429, doc)
+        self.assertEqual(doc["code"], "usage_exceeded")
+        # Until the refill, an hour away.
+        self.assertGreater(int(headers["retry-after"]), 3000)
+        # REMOVE: no quota any more, calls pass again.
+        status, doc = self.credits(created["id"], {"op": "REMOVE"})
+        self.assertEqual(status, 200, doc)
+        self.assertEqual(doc["data"]["hasQuota"], False)
+        status, headers, doc = self.get(key)
+        self.assertEqual(status, 200, doc)
+        self.assertNotIn("x-credits-remaining", headers)
+        # A key cannot top itself up (and any key may only change keys
+        # within its own scopes).
+        admin = self.new_key(scopes=["admin:write"])
+        status, _, raw = self.gw.request(
+            "POST", self.base() + "/" + admin["id"] + "/credits",
+            {"op": "ADD", "value": 5},
+            {"Authorization": "Bearer " + admin["key"]})
+        self.assertEqual(status, 403, raw)
+
+    def test_bad_credits_are_400_naming_the_field(self):
+        def create(credits):
+            body = {"name": "k", "scopes": ["admin:read"], "credits": credits}
+            status, _, raw = self.gw.request(
+                "POST", self.base(), body,
+                {"Authorization": "Bearer " + self.root})
+            return status, json.loads(raw)
+
+        target = self.new_key()["id"]
+        cases = [
+            (lambda: create({"remaining": -1}), "credits.remaining"),
+            (lambda: create({"remaining": 10**12 + 1}), "credits.remaining"),
+            (lambda: create({"remaining": 5, "refill": {"amount": 5}}),
+             "credits.refill.intervalSeconds"),
+            (lambda: create({"remaining": 5,
+                             "refill": {"intervalSeconds": 60}}),
+             "credits.refill.amount"),
+            (lambda: create({"remaining": 5, "refill": {
+                "amount": 5, "intervalSeconds": 31536001}}),
+             "credits.refill.intervalSeconds"),
+            (lambda: self.credits(target, {"op": "SET", "value": -1}),
+             "value"),
+            (lambda: self.credits(target, {"value": 5}), "op"),
+            (lambda: self.credits(target, {"op": "ADD", "value": 1, "refill": {
+                "amount": 1, "intervalSeconds": 60}}), "refill"),
+        ]
+        for call, field in cases:
+            with self.subTest(field=field):
+                status, doc = call()
+                self.assertEqual(status, 400, doc)
+                self.assertEqual(doc["code"], "validation_error")
+                self.assertEqual(doc["details"], {"field": field}, doc)
+        # Nothing was changed: the target still has no quota.
+        status, doc = self.credits(target)
+        self.assertEqual(status, 200, doc)
+        self.assertEqual(doc["data"]["hasQuota"], False)
+        # Verification's cost: 0 to 10 000.
+        with self.assertRaises(grpc.RpcError) as cm:
+            self.auth.VerifyApiKey(
+                self.stubs.auth_pb2.VerifyApiKeyRequest(
+                    key=self.root, cost=-1),
+                metadata=self.server.service_md(), timeout=10)
+        self.assertEqual(cm.exception.code(), grpc.StatusCode.INVALID_ARGUMENT)
 
 
 if __name__ == "__main__":

@@ -7,6 +7,10 @@ floor(0.05 * L / N)), and no replica admits more than L (each kept its own
 count before: about 3 L). A replica killed with SIGKILL while holding a
 lease does not let the survivors exceed the same bound.
 
+Usage quotas (credits, docs/limits.md "Usage quotas"): a key with Q credits
+verified through all three replicas at once is accepted at most Q times
+(no overdraft), and exactly Q times through one replica.
+
 Prints the admitted counts and the measured excess over L (epsilon).
 """
 
@@ -24,6 +28,7 @@ REPLICAS = 3
 # Each replica's overdraft: floor(0.05 * LIMIT / N), N = 3 (and 2 after a
 # replica died: floor(1.5) = 1 as well).
 BOUND = LIMIT + REPLICAS * int(0.05 * LIMIT / REPLICAS)
+QUOTA = 60
 
 
 def most_in_a_minute(admitted):
@@ -40,7 +45,10 @@ def most_in_a_minute(admitted):
 
 
 class LimitsAcrossReplicasTest(harness.ReplicaSetTestCase):
-    def limited_key(self):
+    def limited_key(self, **fields):
+        """A new tenant and a key with `fields` (default: the per-minute
+        limit LIMIT)."""
+        fields = fields or {"rate_limit_per_minute": LIMIT}
         slug = "lim-" + secrets.token_hex(4)
         reply = self.ops.CreateTenant(
             self.stubs.ops_pb2.CreateTenantRequest(
@@ -52,14 +60,14 @@ class LimitsAcrossReplicasTest(harness.ReplicaSetTestCase):
         created = self.keys[0].CreateApiKey(
             k.CreateApiKeyRequest(tenant_slug=slug, name="limited",
                                   scopes=["admin:read"],
-                                  rate_limit_per_minute=LIMIT),
+                                  **fields),
             metadata=md, timeout=10)
         return slug, created.key
 
-    def hammer(self, replicas, key, slug, per_replica):
+    def hammer(self, replicas, key, slug, per_replica, refused="RATE_LIMITED"):
         """`per_replica` verifications through each of `replicas` at once;
         returns {replica: [(start, end) of each VALID]} and the count of
-        RATE_LIMITED answers."""
+        `refused` answers (any other answer fails the test)."""
         admitted = {r: [] for r in replicas}
         limited = []
         errors = []
@@ -78,7 +86,7 @@ class LimitsAcrossReplicasTest(harness.ReplicaSetTestCase):
                 reason = self.stubs.auth_pb2.VerifyReason.Name(reply.reason)
                 if reason == "VALID":
                     admitted[replica].append((start, time.monotonic()))
-                elif reason == "RATE_LIMITED":
+                elif reason == refused:
                     limited.append(replica)
                 else:
                     errors.append((replica, reason))
@@ -126,8 +134,88 @@ class LimitsAcrossReplicasTest(harness.ReplicaSetTestCase):
             self.assertLessEqual(cluster, BOUND)
             self.assertGreater(limited, 0)
         finally:
-            self.replicas[1].start()
+            # Back on a new port: the stubs of index 2 follow it.
+            cls = type(self)
+            cls.replicas[1].start()
+            cls.channels[2].close()
+            cls.addresses[2] = cls.replicas[1].address
+            cls.channels[2] = grpc.insecure_channel(cls.addresses[2])
+            cls.keys[2] = cls.stubs.keys_grpc.KeyServiceStub(cls.channels[2])
+            cls.auth[2] = cls.stubs.auth_grpc.AuthServiceStub(cls.channels[2])
 
+    def quota_key(self, credits):
+        return self.limited_key(
+            credits=self.stubs.keys_pb2.Credits(remaining=credits))
+
+    def test_c_a_quota_is_spent_once_across_three_replicas(self):
+        slug, key = self.quota_key(QUOTA)
+        admitted, refused = self.hammer(range(REPLICAS), key, slug, QUOTA,
+                                        refused="USAGE_EXCEEDED")
+        accepted = sum(len(a) for a in admitted.values())
+        print(f"quota {QUOTA}, 3 replicas, {REPLICAS * QUOTA} requests: "
+              f"accepted {accepted}, per replica "
+              f"{ {r: len(a) for r, a in admitted.items()} }, refused "
+              f"{refused}")
+        self.assertLessEqual(accepted, QUOTA)
+        # Not vacuous: most credits were spent (leases of at most
+        # floor(Q / 4N) may sit on the replicas until returned) and the
+        # rest was refused.
+        self.assertGreaterEqual(accepted,
+                                QUOTA - REPLICAS * (QUOTA // (4 * REPLICAS)))
+        self.assertEqual(accepted + refused, REPLICAS * QUOTA)
+
+    def test_d_exactly_the_quota_through_one_replica(self):
+        slug, key = self.quota_key(25)
+        a = self.stubs.auth_pb2
+
+        def verify(**fields):
+            return self.auth[0].VerifyApiKey(
+                a.VerifyApiKeyRequest(key=key, tenant_slug=slug, **fields),
+                metadata=self.server.service_md(), timeout=30)
+
+        # A cost of 0 checks nothing and spends nothing; too high a cost is
+        # refused and spends nothing either.
+        reply = verify(cost=0)
+        self.assertEqual(a.VerifyReason.Name(reply.reason), "VALID")
+        with self.assertRaises(grpc.RpcError) as cm:
+            verify(cost=10001)
+        self.assertEqual(cm.exception.code(), grpc.StatusCode.INVALID_ARGUMENT)
+        reasons = []
+        for _ in range(30):
+            reply = verify()
+            reasons.append(a.VerifyReason.Name(reply.reason))
+        self.assertEqual(reasons, ["VALID"] * 25 + ["USAGE_EXCEEDED"] * 5)
+        self.assertTrue(reply.HasField("credits"))
+        self.assertEqual(reply.credits.remaining, 0)
+        # A cost above what is left spends nothing (no partial spend).
+        slug, key = self.quota_key(5)
+        reply = verify(cost=3)
+        self.assertEqual(a.VerifyReason.Name(reply.reason), "VALID")
+        self.assertEqual(reply.credits.remaining, 2)
+        reply = verify(cost=3)
+        self.assertEqual(a.VerifyReason.Name(reply.reason), "USAGE_EXCEEDED")
+        reply = verify(cost=2)
+        self.assertEqual(a.VerifyReason.Name(reply.reason), "VALID")
+        self.assertEqual(reply.credits.remaining, 0)
+
+    def test_e_limits_and_credits_are_trailing_metadata_over_grpc(self):
+        slug, key = self.limited_key(
+            rate_limit_per_minute=LIMIT,
+            credits=self.stubs.keys_pb2.Credits(remaining=10))
+        md = harness.key_md(key)
+        _, call = self.keys[1].ListApiKeys.with_call(
+            self.stubs.keys_pb2.ListApiKeysRequest(tenant_slug=slug),
+            metadata=md, timeout=10)
+        trailers = dict(call.trailing_metadata())
+        self.assertEqual(trailers["x-ratelimit-limit"], str(LIMIT))
+        self.assertLess(int(trailers["x-ratelimit-remaining"]), LIMIT)
+        self.assertGreater(int(trailers["x-ratelimit-reset"]), time.time() - 1)
+        self.assertLessEqual(int(trailers["x-credits-remaining"]), 9)
+        # The same values as initial metadata (the gateway's headers).
+        initial = dict(call.initial_metadata())
+        for name in ("x-ratelimit-limit", "x-ratelimit-remaining",
+                     "x-ratelimit-reset", "x-credits-remaining"):
+            self.assertEqual(initial[name], trailers[name], name)
 
 if __name__ == "__main__":
     unittest.main()

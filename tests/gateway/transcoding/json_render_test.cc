@@ -112,7 +112,7 @@ TEST(JsonRenderTest, ApiKeyWithNullsForUnsetMessages) {
             "\"allowedCidrs\":[\"10.0.0.0/8\"],\"rateLimitPerMinute\":0,"
             "\"version\":2,\"key\":\"\",\"previousSecretValidUntil\":null,"
             "\"externalId\":\"\",\"metadata\":{},\"disabledAt\":null,\"state\":"
-            "null,\"rateLimits\":[],\"decoy\":null}");
+            "null,\"rateLimits\":[],\"decoy\":null,\"credits\":null}");
 }
 
 TEST(JsonRenderTest, OmitOptions) {
@@ -129,7 +129,7 @@ TEST(JsonRenderTest, OmitOptions) {
             "\"createdAt\":null,\"createdBy\":null,\"lastUsedAt\":null,"
             "\"expiresAt\":null,\"revokedAt\":null,\"allowedCidrs\":[],"
             "\"rateLimitPerMinute\":0,\"externalId\":\"\",\"metadata\":{},"
-            "\"disabledAt\":null,\"state\":null,\"rateLimits\":[]}");
+            "\"disabledAt\":null,\"state\":null,\"rateLimits\":[],\"credits\":null}");
   key.set_key("lmk_k1_secret");
   key.add_scopes("admin:read");
   key.mutable_rotated_at();
@@ -142,7 +142,7 @@ TEST(JsonRenderTest, OmitOptions) {
             "\"revokedAt\":null,\"allowedCidrs\":[],"
             "\"rateLimitPerMinute\":0,\"key\":\"lmk_k1_secret\","
             "\"externalId\":\"\",\"metadata\":{},\"disabledAt\":null,\"state\":"
-            "null,\"rateLimits\":[]}");
+            "null,\"rateLimits\":[],\"credits\":null}");
 }
 
 TEST(JsonRenderTest, DefaultsOfEveryKind) {
@@ -394,7 +394,7 @@ constexpr char kBareKey[] =
     "\"allowedCidrs\":[],\"rateLimitPerMinute\":0,\"version\":0,\"key\":"
     "\"\",\"previousSecretValidUntil\":null,"
     "\"externalId\":\"\",\"metadata\":{},\"disabledAt\":null,\"state\":null,"
-    "\"rateLimits\":[],\"decoy\":null}";
+    "\"rateLimits\":[],\"decoy\":null,\"credits\":null}";
 
 // Without render options an unset `optional` field is null; the gateway
 // omits meta.nextCursor, nextPageToken and totalRelation when unset (its
@@ -470,7 +470,7 @@ TEST_F(EnvelopeTest, OptionsApplyInsideEnvelopes) {
       "\"revokedAt\":null,\"allowedCidrs\":[],\"rateLimitPerMinute\":0";
   const std::string added =
       ",\"externalId\":\"\",\"metadata\":{},\"disabledAt\":null,\"state\":null,"
-      "\"rateLimits\":[]";
+      "\"rateLimits\":[],\"credits\":null";
   lumo::keys::v1::ListApiKeysResponse list;
   *list.add_data() = key;
   EXPECT_EQ(RenderEnvelope(RouteFor("GET", "/t/acme/api/v1/admin/api-keys"),

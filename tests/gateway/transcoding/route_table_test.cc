@@ -143,6 +143,8 @@ TEST(RouteTableTest, ApiKeyRoutesOfTheProductSpec) {
       {"PATCH", "/{id}", "UpdateApiKey", "*", 200, ""},
       {"POST", "/{id}/disable", "DisableApiKey", "*", 200, ""},
       {"POST", "/{id}/enable", "EnableApiKey", "*", 200, ""},
+      {"GET", "/{id}/credits", "GetApiKeyCredits", "", 200, ""},
+      {"POST", "/{id}/credits", "UpdateApiKeyCredits", "*", 200, ""},
       {"DELETE", "/{id}", "DeleteApiKey", "", 204, ""},
   };
   std::vector<std::string> actual;
@@ -531,7 +533,7 @@ TEST(RouteTableTest, DuplicateServicesAreIgnored) {
   services.push_back(services[0]);
   absl::StatusOr<RouteTable> table = RouteTable::Build(services);
   ASSERT_TRUE(table.ok()) << table.status();
-  EXPECT_EQ(table->routes().size(), 9u);
+  EXPECT_EQ(table->routes().size(), 11u);
 }
 
 // Builds services in a private pool from a FileDescriptorProto, with the

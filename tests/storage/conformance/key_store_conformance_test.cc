@@ -125,6 +125,51 @@ TYPED_TEST(KeyStoreConformanceTest, BadNamedLimitsAreRefusedAndWriteNothing) {
   }
 }
 
+TYPED_TEST(KeyStoreConformanceTest, AQuotaIsStoredWithItsKey) {
+  StoreFixture& f = this->f();
+  const storage::Tenant tenant = NewTenant(f);
+  storage::NewKey plain = NewKey(tenant.id);
+  ASSERT_TRUE(f.keys().InsertKey(plain, Event("api_key.created")).ok());
+  storage::NewKey key = NewKey(tenant.id);
+  key.quota = storage::KeyQuota{250, 1000, absl::Hours(24)};
+  ASSERT_TRUE(f.keys().InsertKey(key, Event("api_key.created")).ok());
+  absl::StatusOr<storage::ApiKeyRecord> got =
+      f.keys().GetKey(tenant.id, key.id);
+  ASSERT_TRUE(got.ok()) << got.status();
+  EXPECT_EQ(got->quota, key.quota);
+  absl::StatusOr<storage::VerifyRecord> verify = f.keys().LoadForVerify(key.id);
+  ASSERT_TRUE(verify.ok()) << verify.status();
+  EXPECT_EQ(verify->key.quota, key.quota);
+  // The shared counters hold the same balance.
+  absl::StatusOr<storage::QuotaState> state = f.counters().GetQuota(key.id);
+  ASSERT_TRUE(state.ok()) << state.status();
+  EXPECT_EQ(state->remaining, 250);
+  // A key inserted without one has none.
+  got = f.keys().GetKey(tenant.id, plain.id);
+  ASSERT_TRUE(got.ok()) << got.status();
+  EXPECT_FALSE(got->quota.has_value());
+  EXPECT_TRUE(absl::IsNotFound(f.counters().GetQuota(plain.id).status()));
+}
+
+TYPED_TEST(KeyStoreConformanceTest, BadQuotasAreRefusedAndWriteNothing) {
+  StoreFixture& f = this->f();
+  const storage::Tenant tenant = NewTenant(f);
+  const std::vector<storage::KeyQuota> bad = {
+      {-1, 0, absl::ZeroDuration()},
+      {10, 5, absl::ZeroDuration()},
+      {10, 0, absl::Seconds(5)},
+      {10, 5, absl::Microseconds(10)},
+  };
+  for (const storage::KeyQuota& quota : bad) {
+    storage::NewKey key = NewKey(tenant.id);
+    key.quota = quota;
+    EXPECT_TRUE(absl::IsInvalidArgument(
+        f.keys().InsertKey(key, Event("api_key.created"))))
+        << quota.remaining << " " << quota.refill_amount;
+    EXPECT_TRUE(absl::IsNotFound(f.keys().GetKey(tenant.id, key.id).status()));
+  }
+}
+
 TYPED_TEST(KeyStoreConformanceTest,
            DecoysAreListedOnlyWhenAskedAndNeverRotate) {
   StoreFixture& f = this->f();

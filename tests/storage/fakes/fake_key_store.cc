@@ -27,9 +27,15 @@ bool IsWellFormedKeyId(absl::string_view id) {
 }
 
 // The record as a read at `now` sees it.
-ApiKeyRecord Snapshot(const KeyRow& row, absl::Time now) {
+// The record of `row` at `now`, with its quota from the shared counters.
+ApiKeyRecord Snapshot(const FakeDatabase& db, const KeyRow& row, absl::Time now)
+    ABSL_EXCLUSIVE_LOCKS_REQUIRED(db.mu) {
   ApiKeyRecord r = row.record;
   r.db_now = now;
+  r.quota.reset();
+  if (auto it = db.key_quotas.find(r.id); it != db.key_quotas.end()) {
+    r.quota = storage::KeyQuotaAt(it->second, now);
+  }
   r.previous_secret_valid_until.reset();
   for (const auto& [version, retired] : row.retired) {
     if (retired.valid_until > now &&
@@ -63,8 +69,24 @@ absl::Status CheckNewKey(const storage::NewKey& key) {
   if (absl::Status s = storage::CheckKeyRateLimits(key.rate_limits); !s.ok()) {
     return s;
   }
+  if (key.quota.has_value()) {
+    if (absl::Status s = storage::CheckKeyQuota(*key.quota); !s.ok()) {
+      return s;
+    }
+  }
   if (absl::Status s = CheckList(key.scopes, ' ', "scopes"); !s.ok()) return s;
   return CheckList(key.allowed_cidrs, ',', "allowed_cidrs");
+}
+
+// Stores the quota of a key being inserted (its period starts `now`).
+void InsertQuota(FakeDatabase& db, const storage::NewKey& k, absl::Time now)
+    ABSL_EXCLUSIVE_LOCKS_REQUIRED(db.mu) {
+  if (!k.quota.has_value()) return;
+  storage::QuotaRow row;
+  row.remaining = k.quota->remaining;
+  row.refill = storage::RefillOf(*k.quota);
+  row.period_start = now;
+  db.key_quotas[k.id] = row;
 }
 
 KeyRow NewRow(const storage::NewKey& k, int64_t tenant_id, absl::Time now) {
@@ -199,6 +221,7 @@ absl::StatusOr<storage::Tenant> FakeKeyStore::CreateTenant(
   const storage::Tenant tenant = db_->InsertTenant(slug, name);
   if (initial_key != nullptr) {
     db_->keys[initial_key->id] = NewRow(*initial_key, tenant.id, db_->Now());
+    InsertQuota(*db_, *initial_key, db_->Now());
   }
   const int lane = storage::NextTransactionChainLane();
   for (const storage::AuditEvent& e : events) {
@@ -231,6 +254,7 @@ absl::Status FakeKeyStore::InsertKey(const storage::NewKey& k,
     return absl::AlreadyExistsError("insert key: id taken");
   }
   db_->keys[k.id] = NewRow(k, k.tenant_id, db_->Now());
+  InsertQuota(*db_, k, db_->Now());
   db_->AppendAudit(k.tenant_id, storage::NextTransactionChainLane(), event);
   db_->AppendChange(k.tenant_id, k.id, "created", 1, false);
   return absl::OkStatus();
@@ -242,7 +266,7 @@ absl::StatusOr<ApiKeyRecord> FakeKeyStore::GetKey(int64_t tenant_id,
   absl::MutexLock lock(&db_->mu);
   const KeyRow* row = LiveKey(*db_, tenant_id, id);
   if (row == nullptr) return NotFound();
-  return Snapshot(*row, db_->Now());
+  return Snapshot(*db_, *row, db_->Now());
 }
 
 absl::StatusOr<storage::KeyPage> FakeKeyStore::ListKeys(
@@ -258,7 +282,7 @@ absl::StatusOr<storage::KeyPage> FakeKeyStore::ListKeys(
   std::vector<ApiKeyRecord> all;
   for (const auto& [id, row] : db_->keys) {
     if (row.deleted || row.record.tenant_id != tenant_id) continue;
-    ApiKeyRecord record = Snapshot(row, now);
+    ApiKeyRecord record = Snapshot(*db_, row, now);
     if (Matches(record, query, policy, now)) all.push_back(std::move(record));
   }
   std::sort(all.begin(), all.end(),
@@ -302,7 +326,8 @@ absl::StatusOr<ApiKeyRecord> FakeKeyStore::RotateKey(
       *options.expected_version != row->record.version) {
     return absl::AbortedError("rotate key: the key changed meanwhile");
   }
-  if (absl::Status s = storage::CheckRotation(Snapshot(*row, now), options);
+  if (absl::Status s =
+          storage::CheckRotation(Snapshot(*db_, *row, now), options);
       !s.ok()) {
     return s;
   }
@@ -325,7 +350,7 @@ absl::StatusOr<ApiKeyRecord> FakeKeyStore::RotateKey(
   ++row->record.version;
   db_->AppendAudit(tenant_id, storage::NextTransactionChainLane(), event);
   db_->AppendChange(tenant_id, id, "rotated", row->record.version, false);
-  return Snapshot(*row, now);
+  return Snapshot(*db_, *row, now);
 }
 
 absl::StatusOr<storage::RevokeResult> FakeKeyStore::RevokeKey(
@@ -344,7 +369,7 @@ absl::StatusOr<storage::RevokeResult> FakeKeyStore::RevokeKey(
     db_->AppendChange(tenant_id, id, "revoked", row->record.version, false);
     result.changed = true;
   }
-  result.key = Snapshot(*row, now);
+  result.key = Snapshot(*db_, *row, now);
   return result;
 }
 
@@ -386,7 +411,7 @@ absl::StatusOr<storage::UpdateResult> FakeKeyStore::UpdateKey(
   db_->AppendAudit(tenant_id, storage::NextTransactionChainLane(), event);
   db_->AppendChange(tenant_id, id, "updated", row->record.version, false);
   storage::UpdateResult result;
-  result.key = Snapshot(*row, now);
+  result.key = Snapshot(*db_, *row, now);
   result.changed = true;
   return result;
 }
@@ -419,7 +444,7 @@ absl::StatusOr<storage::UpdateResult> FakeKeyStore::SetKeyDisabled(
                       row->record.version, false);
     result.changed = true;
   }
-  result.key = Snapshot(*row, now);
+  result.key = Snapshot(*db_, *row, now);
   return result;
 }
 
@@ -454,7 +479,7 @@ absl::StatusOr<storage::VerifyRecord> FakeKeyStore::LoadForVerify(
     auto it = db_->keys.find(std::string(id));
     if (it == db_->keys.end()) return NotFound();
     const KeyRow& row = it->second;
-    out.key = Snapshot(row, db_->Now());
+    out.key = Snapshot(*db_, row, db_->Now());
     auto tenant = db_->tenants.find(row.record.tenant_id);
     if (tenant != db_->tenants.end()) out.tenant_slug = tenant->second.slug;
     out.deleted = row.deleted;
