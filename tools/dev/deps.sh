@@ -9,6 +9,9 @@ PACKAGES=(
   libabsl-dev libmysqlcppconn-dev libssl-dev android-libboringssl-dev
   libboost-dev libgtest-dev libgmock-dev
   mariadb-server mariadb-client
+  # The three-node Galera harness (tools/dev/galera.sh): the wsrep provider,
+  # and rsync + ss for its state transfers.
+  galera-4 rsync iproute2
   python3 python3-grpcio python3-protobuf
   wrk
   openssl
