@@ -76,9 +76,24 @@ MysqlConnection::~MysqlConnection() {
   }
 }
 
+namespace internal {
+std::atomic<StatementObserver> statement_observer{nullptr};
+}  // namespace internal
+
+namespace {
+
+void ObserveStatement(const std::string& sql) {
+  internal::StatementObserver observer =
+      internal::statement_observer.load(std::memory_order_relaxed);
+  if (observer != nullptr) observer(sql);
+}
+
+}  // namespace
+
 sql::PreparedStatement& MysqlConnection::Prepare(const std::string& sql) {
   auto it = statements_.find(sql);
   if (it != statements_.end()) return *it->second;
+  ObserveStatement(sql);
   std::unique_ptr<sql::PreparedStatement> stmt(conn_->prepareStatement(sql));
   sql::PreparedStatement& ref = *stmt;
   statements_.emplace(sql, std::move(stmt));
@@ -87,6 +102,7 @@ sql::PreparedStatement& MysqlConnection::Prepare(const std::string& sql) {
 
 std::unique_ptr<sql::PreparedStatement> MysqlConnection::PrepareUncached(
     const std::string& sql) {
+  ObserveStatement(sql);
   return std::unique_ptr<sql::PreparedStatement>(conn_->prepareStatement(sql));
 }
 
@@ -102,6 +118,7 @@ uint64_t MysqlConnection::Update(sql::PreparedStatement& stmt) {
 }
 
 void MysqlConnection::Execute(const std::string& sql) {
+  ObserveStatement(sql);
   if (text_ == nullptr) text_.reset(conn_->createStatement());
   CountQuery();
   text_->execute(sql);
@@ -109,6 +126,7 @@ void MysqlConnection::Execute(const std::string& sql) {
 
 std::unique_ptr<sql::ResultSet> MysqlConnection::QueryText(
     const std::string& sql) {
+  ObserveStatement(sql);
   if (text_ == nullptr) text_.reset(conn_->createStatement());
   CountQuery();
   return std::unique_ptr<sql::ResultSet>(text_->executeQuery(sql));

@@ -39,6 +39,16 @@ namespace lumo::storage {
 // crash in the common case.
 void InitMysqlDriver();
 
+namespace internal {
+// Called with the text of every statement a connection prepares (once per
+// connection and text: Prepare caches) or runs as text. Null by default:
+// then nothing is called (one relaxed atomic load per statement prepared or
+// run as text). Only lumo_storage_mysql_testing sets it (StatementCapture,
+// which the MySQL grammar check uses); the server never does.
+using StatementObserver = void (*)(const std::string& sql);
+extern std::atomic<StatementObserver> statement_observer;
+}  // namespace internal
+
 // One open session. Not thread-safe: one thread at a time (it may move
 // between threads, as the pool hands it out). Statement methods throw
 // sql::SQLException; the caller maps them.

@@ -662,15 +662,16 @@ absl::StatusOr<TenantSettings> MysqlClientStore::UpdateSettings(
             " dynamic_registration_enabled,"
             " dynamic_registration_require_api_key, version, updated_at)"
             " VALUES (?, ?, ?, 1, UTC_TIMESTAMP(6))"
-            " ON DUPLICATE KEY UPDATE"
-            " dynamic_registration_enabled = "
-            "VALUES(dynamic_registration_enabled),"
-            " dynamic_registration_require_api_key ="
-            " VALUES(dynamic_registration_require_api_key),"
-            " version = version + 1, updated_at = VALUES(updated_at)");
+            " ON DUPLICATE KEY UPDATE dynamic_registration_enabled = ?,"
+            " dynamic_registration_require_api_key = ?,"
+            " version = version + 1, updated_at = UTC_TIMESTAMP(6)");
         upsert.setInt64(1, tenant_id);
         upsert.setInt(2, next.enabled ? 1 : 0);
         upsert.setInt(3, next.require_api_key ? 1 : 0);
+        // Bound again rather than VALUES(column), which MySQL 8.0
+        // deprecates.
+        upsert.setInt(4, next.enabled ? 1 : 0);
+        upsert.setInt(5, next.require_api_key ? 1 : 0);
         s.Update(upsert);
         if (absl::Status st = InsertAudit(s, tenant_id, event); !st.ok()) {
           return st;

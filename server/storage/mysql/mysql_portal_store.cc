@@ -45,7 +45,7 @@ constexpr char kUpsertCredentialSql[] =
     "INSERT INTO portal_credentials (tenant_id, user_id, password_hash,"
     " created_at, updated_at)"
     " VALUES (?, ?, ?, UTC_TIMESTAMP(6), UTC_TIMESTAMP(6))"
-    " ON DUPLICATE KEY UPDATE password_hash = VALUES(password_hash),"
+    " ON DUPLICATE KEY UPDATE password_hash = ?,"
     " updated_at = UTC_TIMESTAMP(6)";
 
 // A changed password ends every session of the user.
@@ -159,6 +159,9 @@ absl::StatusOr<std::string> MysqlPortalStore::UpsertAdmin(
         cred.setInt64(1, tenant_id);
         cred.setString(2, user_id);
         cred.setString(3, Str(password_hash));
+        // Bound again rather than VALUES(password_hash), which MySQL 8.0
+        // deprecates.
+        cred.setString(4, Str(password_hash));
         s.Update(cred);
         s.Step("end sessions");
         sql::PreparedStatement& end = s.Prepare(kDeleteUserSessionsSql);
