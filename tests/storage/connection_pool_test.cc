@@ -107,6 +107,16 @@ TEST_F(ConnectionPoolTest, SessionsAreSetUpForUtcRepeatableReadAndCeilings) {
     EXPECT_EQ(ScalarText(*lease, "SELECT @@session.max_execution_time"),
               "2500");
   }
+  // On a Galera node (galera_cluster_test runs this test against one) reads
+  // are causal; elsewhere the session is left alone.
+  const bool galera = lease->is_mariadb() &&
+                      ScalarText(*lease, "SELECT @@GLOBAL.wsrep_on") == "1";
+  EXPECT_EQ(lease->is_galera(), galera);
+  if (galera) {
+    EXPECT_EQ(ScalarText(*lease, "SELECT @@session.wsrep_sync_wait"), "1");
+  } else if (lease->is_mariadb()) {
+    EXPECT_EQ(ScalarText(*lease, "SELECT @@session.wsrep_sync_wait"), "0");
+  }
 }
 
 TEST_F(ConnectionPoolTest, AcquireTimesOutWithUnavailableWhenAllAreHeld) {

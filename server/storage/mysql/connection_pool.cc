@@ -76,6 +76,9 @@ MysqlConnection::~MysqlConnection() {
   }
 }
 
+// ER_UNKNOWN_SYSTEM_VARIABLE.
+constexpr int kErUnknownSystemVariable = 1193;
+
 namespace internal {
 std::atomic<StatementObserver> statement_observer{nullptr};
 }  // namespace internal
@@ -225,6 +228,17 @@ absl::StatusOr<std::unique_ptr<MysqlConnection>> OpenMysqlConnection(
           "mariadb");
       conn->connection_id_ = rs->getInt64(c.connection_id);
     }
+    if (conn->is_mariadb_) {
+      // A Galera node: wsrep_on. MySQL has no such variable, nor have
+      // MariaDB builds without wsrep (error 1193, unknown variable).
+      try {
+        std::unique_ptr<sql::ResultSet> rs =
+            conn->QueryText("SELECT @@GLOBAL.wsrep_on");
+        conn->is_galera_ = rs->next() && rs->getInt(1) == 1;
+      } catch (const sql::SQLException& e) {
+        if (e.getErrorCode() != kErUnknownSystemVariable) throw;
+      }
+    }
     conn->Execute("SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ");
     std::string set = absl::StrFormat(
         "SET time_zone = '+00:00', SESSION innodb_lock_wait_timeout = %d, "
@@ -239,6 +253,12 @@ absl::StatusOr<std::unique_ptr<MysqlConnection>> OpenMysqlConnection(
       absl::StrAppend(
           &set, absl::StrFormat(", SESSION max_execution_time = %d",
                                 static_cast<int>(std::ceil(ceiling * 1000))));
+    }
+    if (conn->is_galera_) {
+      // Reads (SELECT, and BEGIN) first wait until this node applied every
+      // transaction the cluster committed before them; writes do not wait.
+      // docs/replication.md, "Reads that must see other nodes' commits".
+      absl::StrAppend(&set, ", SESSION wsrep_sync_wait = 1");
     }
     conn->Execute(set);
     conn->default_ceiling_ = options.statement_timeout;

@@ -55,7 +55,8 @@ extern std::atomic<StatementObserver> statement_observer;
 //
 // Sessions are set up for the store's assumptions: time_zone '+00:00',
 // REPEATABLE READ, strict sql_mode, the configured innodb_lock_wait_timeout
-// and statement ceiling, utf8mb4, no automatic reconnect.
+// and statement ceiling, utf8mb4, no automatic reconnect; on a Galera node
+// also wsrep_sync_wait = 1 (reads see what the cluster committed before).
 class MysqlConnection {
  public:
   MysqlConnection(const MysqlConnection&) = delete;
@@ -83,6 +84,9 @@ class MysqlConnection {
 
   // False when the server is not MariaDB (then assumed MySQL >= 8.0).
   bool is_mariadb() const { return is_mariadb_; }
+  // True when the server is a MariaDB Galera node (wsrep_on): then the
+  // session runs with wsrep_sync_wait = 1 (causal reads).
+  bool is_galera() const { return is_galera_; }
   // The server's CONNECTION_ID() for this session.
   int64_t connection_id() const { return connection_id_; }
   // Pings the server. Never throws.
@@ -121,6 +125,7 @@ class MysqlConnection {
       statements_;
   std::atomic<uint64_t>* queries_;  // not owned; may be null
   bool is_mariadb_ = false;
+  bool is_galera_ = false;
   int64_t connection_id_ = 0;
   // The configured ceilings and the session's current one.
   absl::Duration default_ceiling_ = absl::InfiniteDuration();

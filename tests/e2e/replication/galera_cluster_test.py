@@ -6,8 +6,10 @@ incremental state transfer and holds what was written while it was down.
 
 import glob
 import os
+import subprocess
 import unittest
 
+from harness.env import TIME_SCALE, built_program
 from harness.galera import GaleraCluster
 from harness.mariadb import MysqlDsn
 from harness.server import LumoServer
@@ -65,6 +67,20 @@ class GaleraClusterTest(unittest.TestCase):
                              server.database), [["7"]])
         finally:
             server.stop()
+
+    def test_sessions_on_a_node_read_causally(self):
+        # The pool's session set-up test, run against a Galera node: there
+        # it requires wsrep_sync_wait = 1 (on the plain MariaDB of the suite
+        # it requires 0).
+        program = built_program("tests", "storage", "mysql_key_store_test")
+        result = subprocess.run(
+            [program, "--gtest_filter=ConnectionPoolTest."
+             "SessionsAreSetUpForUtcRepeatableReadAndCeilings"],
+            env=dict(os.environ,
+                     LUMO_TEST_MYSQL_DSN=self.cluster.admin_dsn(2)),
+            capture_output=True, text=True, timeout=300 * TIME_SCALE)
+        self.assertEqual(result.returncode, 0, result.stdout + result.stderr)
+        self.assertIn("1 test from 1 test suite ran", result.stdout)
 
 
 if __name__ == "__main__":
