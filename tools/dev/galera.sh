@@ -24,6 +24,8 @@
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+# shellcheck source=tools/dev/mysql_admin.sh
+. "$ROOT/tools/dev/mysql_admin.sh"
 RUN_DIR="${LUMO_RUN_DIR:-$ROOT/run}"
 CLUSTER_DIR="$RUN_DIR/galera"
 PORT_BASE="${LUMO_GALERA_PORT:-3361}"
@@ -148,20 +150,7 @@ launch_node() {
 # The admin account for migrations and tests. Created on the bootstrap
 # node; Galera replicates account changes to the others.
 ensure_admin() {
-  mkdir -p "$CLUSTER_DIR/secrets"; chmod 700 "$CLUSTER_DIR/secrets"
-  local pw_file="$CLUSTER_DIR/secrets/mysql-admin.password"
-  if [ ! -s "$pw_file" ]; then
-    (umask 077; head -c 24 /dev/urandom | base64 | tr -d '/+=' >"$pw_file")
-  fi
-  local pw; pw="$(cat "$pw_file")"
-  mariadb --no-defaults --socket="$(node_sock "$1")" -uroot <<SQL
-CREATE USER IF NOT EXISTS 'lumo_admin'@'127.0.0.1' IDENTIFIED BY '$pw';
-CREATE USER IF NOT EXISTS 'lumo_admin'@'localhost' IDENTIFIED BY '$pw';
-ALTER USER 'lumo_admin'@'127.0.0.1' IDENTIFIED BY '$pw';
-ALTER USER 'lumo_admin'@'localhost' IDENTIFIED BY '$pw';
-GRANT ALL PRIVILEGES ON *.* TO 'lumo_admin'@'127.0.0.1' WITH GRANT OPTION;
-GRANT ALL PRIVILEGES ON *.* TO 'lumo_admin'@'localhost' WITH GRANT OPTION;
-SQL
+  lumo_ensure_admin "$(node_sock "$1")" "$CLUSTER_DIR/secrets"
 }
 
 any_running() {
