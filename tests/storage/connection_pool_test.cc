@@ -5,16 +5,22 @@
 #include <cppconn/prepared_statement.h>
 #include <cppconn/resultset.h>
 
+#include <atomic>
+#include <cstdlib>
 #include <memory>
 #include <optional>
 #include <string>
 #include <thread>
 
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
 #include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "server/storage/call_deadline.h"
+#include "server/storage/mysql/mysql_session.h"
 #include "server/storage/mysql/sql_error.h"
 #include "tests/storage/status_testing.h"
 #include "tests/storage/test_database.h"
@@ -25,6 +31,17 @@ namespace {
 using ::lumo::testing::TestDatabase;
 using ::testing::HasSubstr;
 using ::testing::Not;
+
+// LUMO_TEST_TIME_SCALE (a whole number, at least 1) stretches patience on
+// slow machines.
+int TimeScale() {
+  const char* text = std::getenv("LUMO_TEST_TIME_SCALE");
+  int scale = 1;
+  if (text != nullptr && absl::SimpleAtoi(text, &scale) && scale >= 1) {
+    return scale;
+  }
+  return 1;
+}
 
 class ConnectionPoolTest : public ::testing::Test {
  protected:
@@ -285,6 +302,187 @@ TEST_F(ConnectionPoolTest, RejectsUnusableOptions) {
   options = Options(1, absl::ZeroDuration());
   EXPECT_CODE(ConnectionPool::Create(options),
               absl::StatusCode::kInvalidArgument);
+}
+
+// What the server reports for a deadlock victim or a certification
+// conflict; the body throws it where the server would.
+sql::SQLException Conflict() {
+  return sql::SQLException("Deadlock found when trying to get lock", "40001",
+                           1213);
+}
+
+TEST_F(ConnectionPoolTest, ARetrySafeBodyRunsAgainAfterAConflict) {
+  ASSERT_OK(
+      db_->Execute("CREATE TABLE conflict_once (attempt INT PRIMARY KEY)"));
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<ConnectionPool> pool,
+                       ConnectionPool::Create(Options(1, absl::Seconds(1))));
+  int attempts = 0;
+  absl::Status status =
+      storage::Run(*pool, "conflict once", OnConflict::kRetry,
+                   [&](Session& s) -> absl::Status {
+                     ++attempts;
+                     s.Begin();
+                     sql::PreparedStatement& insert =
+                         s.Prepare("INSERT INTO conflict_once VALUES (?)");
+                     insert.setInt(1, attempts);
+                     s.Update(insert);
+                     if (attempts == 1) throw Conflict();
+                     s.Commit();
+                     return absl::OkStatus();
+                   });
+  EXPECT_OK(status);
+  EXPECT_EQ(attempts, 2);
+  // The first attempt's row was rolled back with its transaction.
+  EXPECT_EQ(*db_->QueryValue("SELECT GROUP_CONCAT(attempt) FROM conflict_once"),
+            "2");
+}
+
+TEST_F(ConnectionPoolTest, AConflictOnEveryAttemptIsAborted) {
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<ConnectionPool> pool,
+                       ConnectionPool::Create(Options(1, absl::Seconds(1))));
+  int attempts = 0;
+  absl::Status status =
+      storage::Run(*pool, "always conflicts", OnConflict::kRetry,
+                   [&](Session& s) -> absl::Status {
+                     ++attempts;
+                     s.Begin();
+                     throw Conflict();
+                   });
+  EXPECT_EQ(status.code(), absl::StatusCode::kAborted) << status;
+  EXPECT_EQ(attempts, kConflictAttempts);
+  // The connection went back to the pool usable, without a transaction.
+  ASSERT_OK_AND_ASSIGN(ConnectionLease lease, pool->Acquire());
+  EXPECT_EQ(ScalarText(*lease, "SELECT @@in_transaction"), "0");
+}
+
+TEST_F(ConnectionPoolTest, ABodyNotMarkedRetrySafeIsAbortedAtOnce) {
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<ConnectionPool> pool,
+                       ConnectionPool::Create(Options(1, absl::Seconds(1))));
+  int attempts = 0;
+  absl::Status status =
+      storage::Run(*pool, "not retry-safe", [&](Session& s) -> absl::Status {
+        ++attempts;
+        s.Begin();
+        throw Conflict();
+      });
+  EXPECT_EQ(status.code(), absl::StatusCode::kAborted) << status;
+  EXPECT_EQ(attempts, 1);
+}
+
+TEST_F(ConnectionPoolTest, AConflictIsNotRetriedPastTheCallDeadline) {
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<ConnectionPool> pool,
+                       ConnectionPool::Create(Options(1, absl::Seconds(1))));
+  const absl::Time deadline = absl::Now() + absl::Seconds(2) * TimeScale();
+  ScopedCallDeadline scoped(deadline);
+  int attempts = 0;
+  absl::Status status =
+      storage::Run(*pool, "conflict at the deadline", OnConflict::kRetry,
+                   [&](Session&) -> absl::Status {
+                     ++attempts;
+                     // Less than the shortest pause (5 ms) is left: a retry
+                     // would start past the deadline.
+                     while (absl::Now() < deadline - absl::Milliseconds(4)) {
+                       absl::SleepFor(absl::Milliseconds(1));
+                     }
+                     throw Conflict();
+                   });
+  EXPECT_EQ(status.code(), absl::StatusCode::kAborted) << status;
+  EXPECT_EQ(attempts, 1);
+}
+
+// A real deadlock between two retry-safe bodies. Whichever transaction the
+// server picks as the victim (its choice is not ours to assert) runs again
+// and commits after the other one; both calls succeed and each applied its
+// change exactly once.
+TEST_F(ConnectionPoolTest, BothSidesOfARealDeadlockCommit) {
+  ASSERT_OK(db_->Execute(
+      "CREATE TABLE deadlock_pair (id INT PRIMARY KEY, v INT NOT NULL)"));
+  ASSERT_OK(db_->Execute("INSERT INTO deadlock_pair VALUES (1, 0), (2, 0)"));
+  MysqlOptions options = Options(1, absl::Seconds(1));
+  // Lock waits end by deadlock detection here, never by a time limit; the
+  // victim's rollback may be slow on a loaded machine.
+  options.statement_timeout = absl::Seconds(60) * TimeScale();
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<ConnectionPool> pool_a,
+                       ConnectionPool::Create(options));
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<ConnectionPool> pool_b,
+                       ConnectionPool::Create(options));
+
+  std::atomic<int> attempts{0};
+  std::atomic<int> holding_first_row{0};
+  std::atomic<int64_t> a_connection{-1};
+  const absl::Time patience = absl::Now() + absl::Seconds(60) * TimeScale();
+  // Polls every 200 ms: InnoDB refreshes its information_schema copy of
+  // transactions and lock waits only after 100 ms without a reader, so a
+  // faster poll would read a stale copy for ever.
+  auto wait_for = [&](auto done) {
+    while (!done() && absl::Now() < patience) {
+      absl::SleepFor(absl::Milliseconds(200));
+    }
+    return done();
+  };
+  // Locks `first`, then `second`, then adds 1 to both rows. On its first
+  // run each side holds its first row before either asks for its second;
+  // side B asks only once A is seen waiting for B's row, so B's request
+  // closes the cycle.
+  auto side = [&](int first, int second, bool is_a) {
+    int runs = 0;
+    return storage::Run(
+        is_a ? *pool_a : *pool_b, "deadlock side", OnConflict::kRetry,
+        [&](Session& s) -> absl::Status {
+          ++attempts;
+          const bool first_run = ++runs == 1;
+          s.Begin();
+          if (is_a) {
+            std::unique_ptr<sql::ResultSet> id =
+                s.Query(s.Prepare("SELECT CONNECTION_ID()"));
+            id->next();
+            a_connection = id->getInt64(1);
+          }
+          sql::PreparedStatement& lock =
+              s.Prepare("SELECT v FROM deadlock_pair WHERE id = ? FOR UPDATE");
+          s.Step("lock the first row");
+          lock.setInt(1, first);
+          s.Query(lock);
+          if (first_run) {
+            ++holding_first_row;
+            if (!wait_for([&] { return holding_first_row.load() == 2; })) {
+              return absl::DeadlineExceededError("the other side never came");
+            }
+            if (!is_a && !wait_for([&] {
+                  return db_
+                             ->QueryValue(absl::StrCat(
+                                 "SELECT COUNT(*) FROM information_schema."
+                                 "INNODB_TRX t JOIN information_schema."
+                                 "INNODB_LOCK_WAITS w ON w.requesting_trx_id ="
+                                 " t.trx_id JOIN "
+                                 "information_schema.INNODB_LOCKS"
+                                 " l ON l.lock_id = w.requested_lock_id WHERE"
+                                 " t.trx_mysql_thread_id = ",
+                                 a_connection.load(),
+                                 " AND l.lock_table LIKE '%deadlock_pair%'"))
+                             .value_or("") == "1";
+                })) {
+              return absl::DeadlineExceededError("A never waited for row 2");
+            }
+          }
+          s.Step("lock the second row");
+          lock.setInt(1, second);
+          s.Query(lock);
+          s.Update(s.Prepare("UPDATE deadlock_pair SET v = v + 1"));
+          s.Commit();
+          return absl::OkStatus();
+        });
+  };
+  absl::Status a_status;
+  std::thread a_thread([&] { a_status = side(1, 2, true); });
+  absl::Status b_status = side(2, 1, false);
+  a_thread.join();
+  EXPECT_OK(a_status);
+  EXPECT_OK(b_status);
+  EXPECT_EQ(attempts.load(), 3) << "exactly one side runs twice";
+  EXPECT_EQ(*db_->QueryValue("SELECT GROUP_CONCAT(v ORDER BY id)"
+                             " FROM deadlock_pair"),
+            "2,2");
 }
 
 }  // namespace

@@ -232,41 +232,43 @@ absl::Status MysqlAuditStore::AppendEvents(
   std::vector<PendingAuditEvent> events = input;
   for (PendingAuditEvent& e : events) NormalizeAuditEvent(e.event);
   absl::Time latest = absl::InfinitePast();  // the newest timestamp written
-  absl::Status st = Run(*pool_, "append audit events", [&](Session& s) {
-    ResolveSlugs(s, events);
-    // Tenant order = lock order (ascending); event order kept per tenant.
-    std::map<int64_t, std::vector<const PendingAuditEvent*>> by_tenant;
-    for (const PendingAuditEvent& e : events) {
-      by_tenant[e.tenant_id].push_back(&e);
-    }
-    s.Begin();
-    std::vector<ChainHead> heads;
-    heads.reserve(by_tenant.size());
-    std::vector<ChainedRow> rows;
-    rows.reserve(events.size());
-    for (const auto& [tenant_id, list] : by_tenant) {
-      absl::StatusOr<ChainHead> head =
-          LockChainHead(s, tenant_id, kWriterChainLane);
-      if (!head.ok()) return head.status();
-      heads.push_back(*std::move(head));
-      ChainHead& h = heads.back();
-      for (const PendingAuditEvent* e : list) {
-        rows.push_back({tenant_id, &e->event, h.now,
-                        AppendToChain(&h.last, tenant_id, kWriterChainLane,
-                                      e->event, h.now)});
-      }
-      latest = std::max(latest, h.now);
-    }
-    if (absl::Status inserted = InsertRows(s, rows); !inserted.ok()) {
-      return inserted;
-    }
-    size_t i = 0;
-    for (const auto& entry : by_tenant) {
-      UpdateChainHead(s, entry.first, heads[i++]);
-    }
-    s.Commit();
-    return absl::OkStatus();
-  });
+  absl::Status st =
+      Run(*pool_, "append audit events", OnConflict::kRetry, [&](Session& s) {
+        latest = absl::InfinitePast();
+        ResolveSlugs(s, events);
+        // Tenant order = lock order (ascending); event order kept per tenant.
+        std::map<int64_t, std::vector<const PendingAuditEvent*>> by_tenant;
+        for (const PendingAuditEvent& e : events) {
+          by_tenant[e.tenant_id].push_back(&e);
+        }
+        s.Begin();
+        std::vector<ChainHead> heads;
+        heads.reserve(by_tenant.size());
+        std::vector<ChainedRow> rows;
+        rows.reserve(events.size());
+        for (const auto& [tenant_id, list] : by_tenant) {
+          absl::StatusOr<ChainHead> head =
+              LockChainHead(s, tenant_id, kWriterChainLane);
+          if (!head.ok()) return head.status();
+          heads.push_back(*std::move(head));
+          ChainHead& h = heads.back();
+          for (const PendingAuditEvent* e : list) {
+            rows.push_back({tenant_id, &e->event, h.now,
+                            AppendToChain(&h.last, tenant_id, kWriterChainLane,
+                                          e->event, h.now)});
+          }
+          latest = std::max(latest, h.now);
+        }
+        if (absl::Status inserted = InsertRows(s, rows); !inserted.ok()) {
+          return inserted;
+        }
+        size_t i = 0;
+        for (const auto& entry : by_tenant) {
+          UpdateChainHead(s, entry.first, heads[i++]);
+        }
+        s.Commit();
+        return absl::OkStatus();
+      });
   if (!st.ok()) return st;
 
   // Coalesced last_used_at: one statement naming each used key once, in its

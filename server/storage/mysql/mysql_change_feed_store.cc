@@ -185,8 +185,9 @@ absl::StatusOr<FeedPosition> MysqlChangeFeedStore::StartingPoint(
 absl::StatusOr<int64_t> MysqlChangeFeedStore::Announce(
     const KeyChange& change) {
   int64_t seq = 0;
-  absl::Status status =
-      Run(*pool_, "announce key change", [&](Session& s) -> absl::Status {
+  absl::Status status = Run(
+      *pool_, "announce key change", OnConflict::kRetry,
+      [&](Session& s) -> absl::Status {
         s.Begin();
         s.Step("insert key change");
         sql::PreparedStatement& insert = s.Prepare(
@@ -217,70 +218,76 @@ absl::StatusOr<int64_t> MysqlChangeFeedStore::Announce(
 
 absl::Status MysqlChangeFeedStore::Register(const ReplicaRegistration& replica,
                                             absl::Duration prune_after) {
-  return Run(*pool_, "register replica", [&](Session& s) -> absl::Status {
-    s.Step("prune replicas");
-    sql::PreparedStatement& prune = s.Prepare(
-        "DELETE FROM replicas WHERE heartbeat_at < UTC_TIMESTAMP(6) -"
-        " INTERVAL (lease_us + ?) MICROSECOND");
-    prune.setInt64(1, Micros(prune_after));
-    s.Update(prune);
-    s.Step("insert replica");
-    sql::PreparedStatement& insert = s.Prepare(
-        "REPLACE INTO replicas (id, incarnation, address, hostname, pid,"
-        " started_at, heartbeat_at, lease_us, gap_timeout_us, applied_seq,"
-        " anchor_seq, anchor_created_at) VALUES (?, ?, ?, ?, ?,"
-        " UTC_TIMESTAMP(6), UTC_TIMESTAMP(6), ?, ?, ?, ?, ?)");
-    insert.setString(1, replica.name.id);
-    insert.setString(2, replica.name.incarnation);
-    insert.setString(3, core::TruncateUtf8(replica.address, 255));
-    insert.setString(4, core::TruncateUtf8(replica.hostname, 255));
-    insert.setInt64(5, replica.pid);
-    insert.setInt64(6, Micros(replica.lease));
-    insert.setInt64(7, Micros(replica.gap_timeout));
-    insert.setInt64(8, replica.applied_seq);
-    insert.setInt64(9, replica.anchor.seq);
-    if (absl::Status st = BindTime(insert, 10, replica.anchor.created_at);
-        !st.ok()) {
-      return st;
-    }
-    s.Update(insert);
-    return absl::OkStatus();
-  });
+  return Run(
+      *pool_, "register replica", OnConflict::kRetry,
+      [&](Session& s) -> absl::Status {
+        s.Step("prune replicas");
+        sql::PreparedStatement& prune = s.Prepare(
+            "DELETE FROM replicas WHERE heartbeat_at < UTC_TIMESTAMP(6) -"
+            " INTERVAL (lease_us + ?) MICROSECOND");
+        prune.setInt64(1, Micros(prune_after));
+        s.Update(prune);
+        s.Step("insert replica");
+        sql::PreparedStatement& insert = s.Prepare(
+            "REPLACE INTO replicas (id, incarnation, address, hostname, pid,"
+            " started_at, heartbeat_at, lease_us, gap_timeout_us, applied_seq,"
+            " anchor_seq, anchor_created_at) VALUES (?, ?, ?, ?, ?,"
+            " UTC_TIMESTAMP(6), UTC_TIMESTAMP(6), ?, ?, ?, ?, ?)");
+        insert.setString(1, replica.name.id);
+        insert.setString(2, replica.name.incarnation);
+        insert.setString(3, core::TruncateUtf8(replica.address, 255));
+        insert.setString(4, core::TruncateUtf8(replica.hostname, 255));
+        insert.setInt64(5, replica.pid);
+        insert.setInt64(6, Micros(replica.lease));
+        insert.setInt64(7, Micros(replica.gap_timeout));
+        insert.setInt64(8, replica.applied_seq);
+        insert.setInt64(9, replica.anchor.seq);
+        if (absl::Status st = BindTime(insert, 10, replica.anchor.created_at);
+            !st.ok()) {
+          return st;
+        }
+        s.Update(insert);
+        return absl::OkStatus();
+      });
 }
 
 absl::Status MysqlChangeFeedStore::Heartbeat(const ReplicaName& replica,
                                              int64_t applied_seq,
                                              const FeedPosition& anchor) {
-  return Run(*pool_, "replica heartbeat", [&](Session& s) -> absl::Status {
-    sql::PreparedStatement& stmt = s.Prepare(
-        "UPDATE replicas SET heartbeat_at = UTC_TIMESTAMP(6), applied_seq = ?,"
-        " anchor_seq = ?, anchor_created_at = ?"
-        " WHERE id = ? AND incarnation = ?");
-    stmt.setInt64(1, applied_seq);
-    stmt.setInt64(2, anchor.seq);
-    if (absl::Status st = BindTime(stmt, 3, anchor.created_at); !st.ok()) {
-      return st;
-    }
-    stmt.setString(4, replica.id);
-    stmt.setString(5, replica.incarnation);
-    // CLIENT_FOUND_ROWS is not set: an unchanged row still counts because
-    // heartbeat_at always changes.
-    if (s.Update(stmt) == 0) {
-      return absl::NotFoundError("replica row is gone");
-    }
-    return absl::OkStatus();
-  });
+  return Run(*pool_, "replica heartbeat", OnConflict::kRetry,
+             [&](Session& s) -> absl::Status {
+               sql::PreparedStatement& stmt = s.Prepare(
+                   "UPDATE replicas SET heartbeat_at = UTC_TIMESTAMP(6), "
+                   "applied_seq = ?,"
+                   " anchor_seq = ?, anchor_created_at = ?"
+                   " WHERE id = ? AND incarnation = ?");
+               stmt.setInt64(1, applied_seq);
+               stmt.setInt64(2, anchor.seq);
+               if (absl::Status st = BindTime(stmt, 3, anchor.created_at);
+                   !st.ok()) {
+                 return st;
+               }
+               stmt.setString(4, replica.id);
+               stmt.setString(5, replica.incarnation);
+               // CLIENT_FOUND_ROWS is not set: an unchanged row still counts
+               // because heartbeat_at always changes.
+               if (s.Update(stmt) == 0) {
+                 return absl::NotFoundError("replica row is gone");
+               }
+               return absl::OkStatus();
+             });
 }
 
 absl::Status MysqlChangeFeedStore::Deregister(const ReplicaName& replica) {
-  return Run(*pool_, "deregister replica", [&](Session& s) -> absl::Status {
-    sql::PreparedStatement& stmt =
-        s.Prepare("DELETE FROM replicas WHERE id = ? AND incarnation = ?");
-    stmt.setString(1, replica.id);
-    stmt.setString(2, replica.incarnation);
-    s.Update(stmt);
-    return absl::OkStatus();
-  });
+  return Run(*pool_, "deregister replica", OnConflict::kRetry,
+             [&](Session& s) -> absl::Status {
+               sql::PreparedStatement& stmt = s.Prepare(
+                   "DELETE FROM replicas WHERE id = ? AND incarnation = ?");
+               stmt.setString(1, replica.id);
+               stmt.setString(2, replica.incarnation);
+               s.Update(stmt);
+               return absl::OkStatus();
+             });
 }
 
 absl::StatusOr<int64_t> MysqlChangeFeedStore::AcknowledgedThrough(

@@ -546,8 +546,9 @@ absl::StatusOr<ClientRecord> MysqlClientStore::SetClientActive(
     const AuditEvent& event, bool* changed) {
   ClientRecord client;
   bool wrote = false;
-  absl::Status status =
-      Run(*pool_, "set client active", [&](Session& s) -> absl::Status {
+  absl::Status status = Run(
+      *pool_, "set client active", OnConflict::kRetry,
+      [&](Session& s) -> absl::Status {
         wrote = false;
         s.Begin();
         if (absl::Status st = LockClient(s, tenant_id, id, &client); !st.ok()) {
@@ -622,8 +623,9 @@ absl::StatusOr<TenantSettings> MysqlClientStore::UpdateSettings(
     bool* changed) {
   TenantSettings settings;
   bool wrote = false;
-  absl::Status status =
-      Run(*pool_, "update settings", [&](Session& s) -> absl::Status {
+  absl::Status status = Run(
+      *pool_, "update settings", OnConflict::kRetry,
+      [&](Session& s) -> absl::Status {
         wrote = false;
         s.Begin();
         // Lock the tenant row first: it exists for every live tenant, so

@@ -404,8 +404,9 @@ absl::StatusOr<Tenant> MysqlKeyStore::CreateTenant(
     absl::string_view slug, absl::string_view name, const NewKey* initial_key,
     const std::vector<AuditEvent>& events) {
   Tenant tenant;
-  absl::Status status =
-      Run(*pool_, "create tenant", [&](Session& s) -> absl::Status {
+  absl::Status status = Run(
+      *pool_, "create tenant", OnConflict::kRetry,
+      [&](Session& s) -> absl::Status {
         s.Begin();
         s.Step("insert tenant");
         sql::PreparedStatement& insert = s.Prepare(
@@ -473,8 +474,9 @@ absl::StatusOr<Tenant> MysqlKeyStore::GetTenantBySlug(absl::string_view slug) {
 
 absl::Status MysqlKeyStore::InsertKey(const NewKey& key,
                                       const AuditEvent& event) {
-  absl::Status status =
-      Run(*pool_, "insert key", [&](Session& s) -> absl::Status {
+  absl::Status status = Run(
+      *pool_, "insert key", OnConflict::kRetry,
+      [&](Session& s) -> absl::Status {
         s.Begin();
         if (absl::Status st = InsertKeyRow(s, key.tenant_id, key); !st.ok()) {
           return st;
@@ -587,8 +589,9 @@ absl::StatusOr<ApiKeyRecord> MysqlKeyStore::RotateKey(
   }
   if (!IsWellFormedKeyId(id)) return NotFound();
   ApiKeyRecord key;
-  absl::Status status =
-      Run(*pool_, "rotate key", [&](Session& s) -> absl::Status {
+  absl::Status status = Run(
+      *pool_, "rotate key", OnConflict::kRetry,
+      [&](Session& s) -> absl::Status {
         key = ApiKeyRecord();
         s.Begin();
         StoredSecret old_secret;
@@ -714,8 +717,9 @@ absl::StatusOr<RevokeResult> MysqlKeyStore::RevokeKey(int64_t tenant_id,
                                                       const AuditEvent& event) {
   if (!IsWellFormedKeyId(id)) return NotFound();
   RevokeResult result;
-  absl::Status status =
-      Run(*pool_, "revoke key", [&](Session& s) -> absl::Status {
+  absl::Status status = Run(
+      *pool_, "revoke key", OnConflict::kRetry,
+      [&](Session& s) -> absl::Status {
         result = RevokeResult();
         s.Begin();
         if (absl::Status st = LockKey(s, tenant_id, id, &result.key, nullptr);
@@ -773,8 +777,9 @@ absl::StatusOr<DeleteResult> MysqlKeyStore::DeleteKey(int64_t tenant_id,
                                                       const AuditEvent& event) {
   if (!IsWellFormedKeyId(id)) return NotFound();
   DeleteResult result;
-  absl::Status status =
-      Run(*pool_, "delete key", [&](Session& s) -> absl::Status {
+  absl::Status status = Run(
+      *pool_, "delete key", OnConflict::kRetry,
+      [&](Session& s) -> absl::Status {
         result = DeleteResult();
         s.Begin();
         ApiKeyRecord key;
