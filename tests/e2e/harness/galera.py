@@ -9,7 +9,9 @@ which a test may kill, restart and wipe node by node. Not thread-safe.
     cluster.destroy()                # stops every node, removes the folder
 """
 
+import fcntl
 import os
+import random
 import shutil
 import socket
 import subprocess
@@ -28,24 +30,43 @@ def _ports_free(ports):
     return True
 
 
-def _free_port_bases(count, width):
-    """`count` bases each starting `width` free consecutive loopback ports
-    (galera.sh numbers a node's ports base + node - 1)."""
-    bases = []
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        start = s.getsockname()[1]
-    candidate = min(start, 60000 - count * width * 4)
-    while len(bases) < count and candidate < 65000:
-        block = range(candidate, candidate + width)
-        if _ports_free(block):
-            bases.append(candidate)
-            candidate += width
-        else:
-            candidate += 1
-    if len(bases) < count:
-        raise HarnessError("no free loopback ports for a Galera cluster")
-    return bases
+def _ephemeral_low():
+    """The lowest port the kernel hands out on its own (to bind(port 0) and
+    to outgoing connections)."""
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            return int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
+_LOCK_DIR = os.path.join(tempfile.gettempdir(), "lumo-galera-ports")
+
+
+def _reserve_port_block(width):
+    """(base, lock file) for `width` consecutive loopback ports that are free
+    and stay ours: below the kernel's ephemeral range, so no outgoing
+    connection and no bind(port 0) of any process can take one of them
+    between now and the moment a node binds it (a node's client port taken
+    by someone's outgoing connection made a start fail), and locked against
+    other clusters of this harness in other processes for as long as the
+    lock file stays open."""
+    high = _ephemeral_low()
+    low = max(1024, high - 10000)
+    os.makedirs(_LOCK_DIR, exist_ok=True)
+    bases = list(range(low, high - width, width))
+    random.shuffle(bases)
+    for base in bases:
+        lock = open(os.path.join(_LOCK_DIR, f"{base}.lock"), "a")
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            lock.close()
+            continue
+        if _ports_free(range(base, base + width)):
+            return base, lock
+        lock.close()
+    raise HarnessError("no free loopback ports for a Galera cluster")
 
 
 class GaleraCluster:
@@ -56,7 +77,9 @@ class GaleraCluster:
         # Run as root, the nodes run as the mysql account, which must reach
         # the run folder.
         os.chmod(self.dir, 0o755)
-        client, wsrep, ist, sst = _free_port_bases(4, len(self.NODES))
+        n = len(self.NODES)
+        base, self._port_lock = _reserve_port_block(4 * n)
+        client, wsrep, ist, sst = (base + i * n for i in range(4))
         self.env = dict(os.environ,
                         LUMO_RUN_DIR=os.path.join(self.dir, "run"),
                         LUMO_GALERA_PORT=str(client),
@@ -71,8 +94,24 @@ class GaleraCluster:
                                 timeout=timeout * TIME_SCALE)
         if result.returncode != 0:
             raise HarnessError(f"galera.sh {' '.join(args)} failed:\n"
-                               f"{result.stdout}{result.stderr}")
+                               f"{result.stdout}{result.stderr}"
+                               f"{self._node_logs()}")
         return result.stdout
+
+    def _node_logs(self, lines=40):
+        """The last lines of every node's error log (the cluster folder is
+        removed by destroy(), so a failure carries its evidence)."""
+        out = []
+        for node in self.NODES:
+            path = os.path.join(self.dir, "run", "galera", f"node{node}",
+                                "mysqld.err")
+            try:
+                with open(path, errors="replace") as f:
+                    tail = f.readlines()[-lines:]
+            except OSError as e:
+                tail = [f"({e.strerror})\n"]
+            out.append(f"--- node {node}: {path}\n{''.join(tail)}")
+        return "\n" + "".join(out)
 
     def start(self):
         """Bootstraps node 1 and joins 2 and 3 (state transfer); returns when
@@ -104,3 +143,4 @@ class GaleraCluster:
                        capture_output=True, timeout=600)
         shutil.rmtree(self.dir, ignore_errors=True)
         self.dir = None
+        self._port_lock.close()
