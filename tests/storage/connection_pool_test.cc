@@ -11,6 +11,7 @@
 #include <optional>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -388,6 +389,52 @@ TEST_F(ConnectionPoolTest, AConflictIsNotRetriedPastTheCallDeadline) {
                    });
   EXPECT_EQ(status.code(), absl::StatusCode::kAborted) << status;
   EXPECT_EQ(attempts, 1);
+}
+
+// What a Galera node outside the primary component (or not yet synced)
+// answers to every statement.
+sql::SQLException NodeNotReady() {
+  return sql::SQLException(
+      "WSREP has not yet prepared node for application use", "08S01", 1047);
+}
+
+int64_t ConnectionId(Session& s) {
+  std::unique_ptr<sql::ResultSet> rs =
+      s.Query(s.Prepare("SELECT CONNECTION_ID()"));
+  rs->next();
+  return rs->getInt64(1);
+}
+
+TEST_F(ConnectionPoolTest, ANodeThatCannotServeIsLeftForAFreshConnection) {
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<ConnectionPool> pool,
+                       ConnectionPool::Create(Options(1, absl::Seconds(1))));
+  // A pooled connection, reused by the next call.
+  ASSERT_OK(storage::Run(*pool, "warm up",
+                         [](Session&) { return absl::OkStatus(); }));
+  std::vector<int64_t> ids;
+  absl::Status status =
+      storage::Run(*pool, "node not ready", [&](Session& s) -> absl::Status {
+        ids.push_back(ConnectionId(s));
+        if (ids.size() == 1) throw NodeNotReady();
+        return absl::OkStatus();
+      });
+  EXPECT_OK(status);
+  ASSERT_EQ(ids.size(), 2u);
+  EXPECT_NE(ids[0], ids[1]) << "the refusing connection was used again";
+
+  // On a fresh connection the refusal is the answer: UNAVAILABLE, and that
+  // connection is not kept either.
+  pool->DiscardIdle();
+  ids.clear();
+  status =
+      storage::Run(*pool, "node not ready", [&](Session& s) -> absl::Status {
+        ids.push_back(ConnectionId(s));
+        throw NodeNotReady();
+      });
+  EXPECT_EQ(status.code(), absl::StatusCode::kUnavailable) << status;
+  ASSERT_EQ(ids.size(), 1u);
+  ASSERT_OK_AND_ASSIGN(ConnectionLease next, pool->Acquire());
+  EXPECT_TRUE(next.fresh());
 }
 
 // A real deadlock between two retry-safe bodies. Whichever transaction the

@@ -208,7 +208,7 @@ TEST(SqlErrorTest, MapsErrorNumbersToStatusCodes) {
 }
 
 TEST(SqlErrorTest, ConnectionLevelErrorsAreRecognised) {
-  for (int code : {2002, 2003, 2006, 2013, 2055, 1927, 1053, 4031}) {
+  for (int code : {2002, 2003, 2006, 2013, 2055, 1927, 1053, 4031, 1047}) {
     EXPECT_TRUE(IsConnectionLevelError(code)) << code;
   }
   for (int code : {0, 1062, 1205, 1213, 1969, 1064}) {
