@@ -175,8 +175,8 @@ void CollectFieldRules(
 
 RoutePlan PlanRoute(const Route& route) {
   const google::protobuf::MethodDescriptor& method = *route.method;
-  const lumo::api::HttpRule& http =
-      method.options().GetExtension(lumo::api::http);
+  const lumo::api::RestRule& rest =
+      method.options().GetExtension(lumo::api::rest);
   const lumo::api::AccessRule& access =
       method.options().GetExtension(lumo::api::access);
   google::protobuf::MessageFactory* factory =
@@ -187,8 +187,8 @@ RoutePlan PlanRoute(const Route& route) {
       absl::StrCat("/", method.service()->full_name(), "/", method.name());
   plan.request_prototype = factory->GetPrototype(method.input_type());
   plan.reply_prototype = factory->GetPrototype(method.output_type());
-  plan.rfc_style = http.rfc_style();
-  plan.session_cookie = http.session_cookie();
+  plan.rfc_style = rest.rfc_style();
+  plan.session_cookie = rest.session_cookie();
   for (int p : access.principals()) {
     plan.admits_session |= p == lumo::api::PRINCIPAL_SESSION;
   }

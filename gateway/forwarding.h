@@ -41,7 +41,7 @@ struct RoutePlan {
   // Generated prototypes of the request and reply types.
   const google::protobuf::Message* request_prototype = nullptr;
   const google::protobuf::Message* reply_prototype = nullptr;
-  // OAuth-style route (HttpRule.rfc_style): errors are {"error",
+  // OAuth-style route (RestRule.rfc_style): errors are {"error",
   // "error_description"} and replies the message itself, snake_case.
   bool rfc_style = false;
   lumo::api::SessionCookie session_cookie = lumo::api::SESSION_COOKIE_NONE;

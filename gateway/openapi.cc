@@ -41,30 +41,76 @@ Value Ref(const std::string& name) {
   return v;
 }
 
+// The schema of a well-known type as the JSON renderer writes it; false
+// for other messages.
+bool WellKnownSchema(const Descriptor* d, Value* out) {
+  const std::string& name = d->full_name();
+  Struct& s = Obj(*out);
+  if (name == "google.protobuf.Timestamp") {
+    Set(s, "type", Str("string"));
+    Set(s, "format", Str("date-time"));
+  } else if (name == "google.protobuf.Duration") {
+    Set(s, "type", Str("string"));
+  } else if (name == "google.protobuf.Struct") {
+    Set(s, "type", Str("object"));
+    Set(s, "additionalProperties", Bool(true));
+  } else if (name == "google.protobuf.ListValue") {
+    Set(s, "type", Str("array"));
+    Field(s, "items");  // any JSON value
+  } else if (name == "google.protobuf.Value") {
+    Set(s, "nullable", Bool(true));  // any JSON value
+  } else if (name == "google.protobuf.Empty" || name == "google.protobuf.Any") {
+    Set(s, "type", Str("object"));
+  } else {
+    return false;
+  }
+  return true;
+}
+
+// Builds component schemas of messages as the gateway renders them
+// (gateway/transcoding/README.md, "Rendering"): fields marked
+// SECRET_NEVER_SHOWN are left out; unset `optional` scalars and unset
+// messages are null, except fields rendered only when set (shown-once
+// secrets, omit_when_unset), which are absent instead. With `proto_names`
+// (the RFC-style routes) properties use the proto field names and the
+// components are registered as "<message>.proto_names".
 class SchemaBuilder {
  public:
-  explicit SchemaBuilder(Struct* schemas) : schemas_(schemas) {}
+  SchemaBuilder(Struct* schemas, bool proto_names)
+      : schemas_(schemas), proto_names_(proto_names) {}
 
   // Registers `d` (and what it references) and returns a $ref to it.
   Value MessageRef(const Descriptor* d) {
-    if (d->full_name() == "google.protobuf.Timestamp") {
-      Value v;
-      Set(Obj(v), "type", Str("string"));
-      Set(Obj(v), "format", Str("date-time"));
-      return v;
-    }
-    if (seen_.insert(d->full_name()).second) {
+    Value wkt;
+    if (WellKnownSchema(d, &wkt)) return wkt;
+    const std::string name = proto_names_
+                                 ? absl::StrCat(d->full_name(), ".proto_names")
+                                 : d->full_name();
+    if (seen_.insert(name).second) {
       Value schema;
       Set(Obj(schema), "type", Str("object"));
       Struct& props = Field(Obj(schema), "properties");
       for (int i = 0; i < d->field_count(); ++i) {
         const FieldDescriptor* f = d->field(i);
-        Set(props, f->json_name(), FieldSchema(f));
+        const lumo::api::FieldRule& rule =
+            f->options().GetExtension(lumo::api::field);
+        if (rule.secret() == lumo::api::SECRET_NEVER_SHOWN) continue;
+        Value field = FieldSchema(f);
+        const bool only_when_set =
+            rule.secret() == lumo::api::SECRET_SHOWN_ONCE ||
+            rule.omit_when_unset();
+        const bool optional_scalar =
+            f->has_presence() && !f->is_repeated() &&
+            f->cpp_type() != FieldDescriptor::CPPTYPE_MESSAGE &&
+            f->real_containing_oneof() == nullptr;
+        if (optional_scalar && !only_when_set) {
+          Set(Obj(field), "nullable", Bool(true));
+        }
+        Set(props, proto_names_ ? f->name() : f->json_name(), std::move(field));
       }
-      if (d->field_count() == 0) Field(Obj(schema), "properties");
-      Set(*schemas_, d->full_name(), std::move(schema));
+      Set(*schemas_, name, std::move(schema));
     }
-    return Ref(d->full_name());
+    return Ref(name);
   }
 
   Value FieldSchema(const FieldDescriptor* f) {
@@ -123,6 +169,15 @@ class SchemaBuilder {
       }
       case FieldDescriptor::CPPTYPE_MESSAGE: {
         // Unset message fields render as null.
+        Value wkt;
+        if (WellKnownSchema(f->message_type(), &wkt)) {
+          wkt.mutable_struct_value()->mutable_fields()->erase("nullable");
+          Set(s, "nullable", Bool(true));
+          for (auto& [key, value] : wkt.struct_value().fields()) {
+            Set(s, key, value);
+          }
+          break;
+        }
         Value list;
         *list.mutable_list_value()->add_values() =
             MessageRef(f->message_type());
@@ -136,6 +191,7 @@ class SchemaBuilder {
 
  private:
   Struct* schemas_;
+  const bool proto_names_;
   std::set<std::string> seen_;
 };
 
@@ -158,10 +214,12 @@ Value JsonContent(Value schema) {
   return content;
 }
 
-Value ErrorResponseRef(const std::string& description) {
+// An error answer: the documented error body, or on RFC-style routes the
+// OAuth one.
+Value ErrorResponseRef(const std::string& description, bool rfc_style) {
   Value v;
   Set(Obj(v), "description", Str(description));
-  Set(Obj(v), "content", JsonContent(Ref("Error")));
+  Set(Obj(v), "content", JsonContent(Ref(rfc_style ? "OAuthError" : "Error")));
   return v;
 }
 
@@ -174,7 +232,7 @@ std::string BuildOpenApiDocument(const RouteTable& routes) {
   Set(info, "title", Str("LumoKeys tenant admin API"));
   Set(info, "version", Str("1.0.0"));
   Set(info, "description",
-      Str("Generated from the (lumo.api.http) annotations of the LumoKeys "
+      Str("Generated from the (google.api.http) annotations of the LumoKeys "
           "protos: every route here is served by the gateway."));
   Struct& components = Field(doc, "components");
   Struct& schemas = Field(components, "schemas");
@@ -206,6 +264,19 @@ std::string BuildOpenApiDocument(const RouteTable& routes) {
     Set(Field(props, "message"), "type", Str("string"));
     Set(Field(props, "details"), "type", Str("object"));
   }
+  {
+    // RFC 6749 §5.2 / RFC 7591 §3.2.2 error body of the RFC-style routes.
+    Struct& error = Field(schemas, "OAuthError");
+    Set(error, "type", Str("object"));
+    Value required;
+    for (const char* name : {"error", "error_description"}) {
+      *required.mutable_list_value()->add_values() = Str(name);
+    }
+    Set(error, "required", std::move(required));
+    Struct& props = Field(error, "properties");
+    Set(Field(props, "error"), "type", Str("string"));
+    Set(Field(props, "error_description"), "type", Str("string"));
+  }
   Value security;
   for (const char* scheme : {"bearerAuth", "apiKeyHeader"}) {
     Value alternative;
@@ -214,11 +285,15 @@ std::string BuildOpenApiDocument(const RouteTable& routes) {
   }
   Set(doc, "security", std::move(security));
 
-  SchemaBuilder builder(&schemas);
+  SchemaBuilder builder(&schemas, /*proto_names=*/false);
+  SchemaBuilder proto_names_builder(&schemas, /*proto_names=*/true);
   Struct& paths = Field(doc, "paths");
   for (const Route& route : routes.routes()) {
     Struct& item = Field(paths, OpenApiPath(route.path));
     Struct& op = Field(item, absl::AsciiStrToLower(route.verb));
+    const bool rfc_style =
+        route.method->options().GetExtension(lumo::api::rest).rfc_style();
+    // Unique across services: a generated client names its calls by it.
     Set(op, "operationId", Str(route.method->name()));
     Value tags;
     *tags.mutable_list_value()->add_values() =
@@ -266,8 +341,9 @@ std::string BuildOpenApiDocument(const RouteTable& routes) {
       Struct& body = Field(op, "requestBody");
       Set(body, "required", Bool(false));
       const Descriptor* body_type =
-          route.body == "*" ? input
-                            : input->FindFieldByName(route.body)->message_type();
+          route.body == "*"
+              ? input
+              : input->FindFieldByName(route.body)->message_type();
       Set(body, "content", JsonContent(builder.MessageRef(body_type)));
     }
     if (parameters.list_value().values_size() > 0) {
@@ -284,7 +360,7 @@ std::string BuildOpenApiDocument(const RouteTable& routes) {
       // A raw body (lumo.api.HttpBody): one entry per declared type.
       Set(ok, "description", Str("The body as a file"));
       const auto& types = route.method->options()
-                              .GetExtension(lumo::api::http)
+                              .GetExtension(lumo::api::rest)
                               .response_content_types();
       Value content;
       Value binary;
@@ -308,7 +384,9 @@ std::string BuildOpenApiDocument(const RouteTable& routes) {
                            output->FindFieldByName("data") != nullptr &&
                            output->FindFieldByName("meta") != nullptr;
       Value envelope;
-      if (is_list) {
+      if (rfc_style) {
+        envelope = proto_names_builder.MessageRef(output);
+      } else if (is_list) {
         envelope = builder.MessageRef(output);
       } else {
         Set(Obj(envelope), "type", Str("object"));
@@ -320,12 +398,34 @@ std::string BuildOpenApiDocument(const RouteTable& routes) {
       }
       Set(ok, "content", JsonContent(std::move(envelope)));
     }
-    Set(responses, "400", ErrorResponseRef("Invalid request"));
-    Set(responses, "401", ErrorResponseRef("Missing or invalid API key"));
-    Set(responses, "403", ErrorResponseRef("Insufficient scope"));
-    Set(responses, "404", ErrorResponseRef("Not found"));
-    Set(responses, "429", ErrorResponseRef("Rate limited"));
-    Set(responses, "503", ErrorResponseRef("Service unavailable"));
+    // Every status the gateway can answer on a matched route
+    // (docs/gateway.md, "Errors").
+    Set(responses, "400", ErrorResponseRef("Invalid request", rfc_style));
+    Set(responses, "401",
+        ErrorResponseRef("Missing or invalid credential", rfc_style));
+    Set(responses, "403",
+        ErrorResponseRef("Insufficient scope or not allowed", rfc_style));
+    Set(responses, "404", ErrorResponseRef("Not found", rfc_style));
+    Set(responses, "409",
+        ErrorResponseRef("Conflict with the current state", rfc_style));
+    if (!route.body.empty()) {
+      Set(responses, "415",
+          ErrorResponseRef("The body is not application/json", rfc_style));
+    }
+    Set(responses, "429", ErrorResponseRef("Rate limited", rfc_style));
+    Set(responses, "500", ErrorResponseRef("Internal error", rfc_style));
+    Set(responses, "501",
+        ErrorResponseRef("Not implemented by this server", rfc_style));
+    Set(responses, "503", ErrorResponseRef("Service unavailable", rfc_style));
+    // The HTTP server's own limits, answered before any route is chosen:
+    // always the documented error body.
+    Set(responses, "408",
+        ErrorResponseRef("The request was not received in time", false));
+    Set(responses, "413", ErrorResponseRef("The body is too large", false));
+    Set(responses, "414",
+        ErrorResponseRef("The request target is too long", false));
+    Set(responses, "431",
+        ErrorResponseRef("The request headers are too large", false));
   }
 
   std::string json;

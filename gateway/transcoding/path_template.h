@@ -1,4 +1,4 @@
-// HTTP path templates of the `(lumo.api.http)` route annotation and the
+// HTTP path templates of the `(google.api.http)` route annotation and the
 // request-path splitter/decoder that feeds them.
 //
 // Template grammar (a subset of google.api.http):

@@ -12,6 +12,8 @@
 #include "absl/strings/string_view.h"
 #include "gateway/transcoding/field_path.h"
 #include "gateway/transcoding/path_template.h"
+#include "google/api/annotations.pb.h"
+#include "google/api/http.pb.h"
 #include "google/protobuf/descriptor.h"
 #include "lumo/api/annotations.pb.h"
 
@@ -30,30 +32,31 @@ absl::Status MethodError(const MethodDescriptor* method,
 }
 
 // The verb and template text of a rule; false when no verb is set.
-bool VerbAndTemplate(const lumo::api::HttpRule& rule, std::string* verb,
+bool VerbAndTemplate(const google::api::HttpRule& rule, std::string* verb,
                      std::string* text) {
   switch (rule.pattern_case()) {
-    case lumo::api::HttpRule::kGet:
+    case google::api::HttpRule::kGet:
       *verb = "GET";
       *text = rule.get();
       return true;
-    case lumo::api::HttpRule::kPut:
+    case google::api::HttpRule::kPut:
       *verb = "PUT";
       *text = rule.put();
       return true;
-    case lumo::api::HttpRule::kPost:
+    case google::api::HttpRule::kPost:
       *verb = "POST";
       *text = rule.post();
       return true;
-    case lumo::api::HttpRule::kDelete:
+    case google::api::HttpRule::kDelete:
       *verb = "DELETE";
       *text = rule.delete_();
       return true;
-    case lumo::api::HttpRule::kPatch:
+    case google::api::HttpRule::kPatch:
       *verb = "PATCH";
       *text = rule.patch();
       return true;
-    case lumo::api::HttpRule::PATTERN_NOT_SET:
+    case google::api::HttpRule::kCustom:  // refused by MakeRoute
+    case google::api::HttpRule::PATTERN_NOT_SET:
       break;
   }
   return false;
@@ -78,13 +81,28 @@ bool IsStringOrInteger(const FieldDescriptor* field) {
   }
 }
 
+// `rule` is the method's (google.api.http) route, `rest` its
+// (lumo.api.rest) reply shaping (default when absent).
 absl::StatusOr<Route> MakeRoute(const MethodDescriptor* method,
-                                const lumo::api::HttpRule& rule) {
+                                const google::api::HttpRule& rule,
+                                const lumo::api::RestRule& rest) {
   Route route;
   route.method = method;
+  // Parts of the standard rule the gateway does not serve are refused, so
+  // that no tool reading the annotation sees a route this gateway lacks.
+  if (rule.pattern_case() == google::api::HttpRule::kCustom) {
+    return MethodError(method, "(google.api.http) custom verbs are not served");
+  }
+  if (rule.additional_bindings_size() > 0) {
+    return MethodError(method,
+                       "(google.api.http) additional_bindings are not served");
+  }
+  if (!rule.response_body().empty()) {
+    return MethodError(method, "(google.api.http) response_body is not served");
+  }
   std::string text;
   if (!VerbAndTemplate(rule, &route.verb, &text)) {
-    return MethodError(method, "(lumo.api.http) sets no verb");
+    return MethodError(method, "(google.api.http) sets no verb");
   }
   if (method->client_streaming() || method->server_streaming()) {
     return MethodError(method, "streaming methods cannot have an HTTP route");
@@ -135,11 +153,11 @@ absl::StatusOr<Route> MakeRoute(const MethodDescriptor* method,
   }
 
   route.success_status =
-      rule.success_status() == 0 ? 200 : rule.success_status();
+      rest.success_status() == 0 ? 200 : rest.success_status();
   if (route.success_status < 200 || route.success_status > 299) {
     return MethodError(method, "success_status must be 0 or 200-299");
   }
-  route.success_message = rule.success_message();
+  route.success_message = rest.success_message();
   if (route.success_status == 204 && !route.success_message.empty()) {
     return MethodError(method,
                        "a 204 route cannot have a success_message (no body)");
@@ -157,9 +175,18 @@ absl::StatusOr<RouteTable> RouteTable::Build(
     if (service == nullptr || !seen.insert(service).second) continue;
     for (int i = 0; i < service->method_count(); ++i) {
       const MethodDescriptor* method = service->method(i);
-      if (!method->options().HasExtension(lumo::api::http)) continue;
+      const google::protobuf::MethodOptions& options = method->options();
+      if (!options.HasExtension(google::api::http)) {
+        if (options.HasExtension(lumo::api::rest)) {
+          return MethodError(method,
+                             "(lumo.api.rest) without a (google.api.http) "
+                             "route");
+        }
+        continue;
+      }
       absl::StatusOr<Route> route =
-          MakeRoute(method, method->options().GetExtension(lumo::api::http));
+          MakeRoute(method, options.GetExtension(google::api::http),
+                    options.GetExtension(lumo::api::rest));
       if (!route.ok()) return route.status();
       for (const Route& existing : table.routes_) {
         if (existing.verb == route->verb &&

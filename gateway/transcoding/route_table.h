@@ -1,5 +1,6 @@
-// The gateway's route table, built once at start-up from the
-// `(lumo.api.http)` annotations of the services' methods, and the matcher
+// The gateway's route table, built once at start-up from the standard
+// `(google.api.http)` annotations of the services' methods (with our
+// `(lumo.api.rest)` reply shaping beside them), and the matcher
 // that maps (verb, path) to a route and its path variables.
 #ifndef LUMOKEYS_GATEWAY_TRANSCODING_ROUTE_TABLE_H_
 #define LUMOKEYS_GATEWAY_TRANSCODING_ROUTE_TABLE_H_
@@ -60,8 +61,10 @@ struct MatchResult {
 class RouteTable {
  public:
   // Walks every method of `services` (duplicates ignored) and adds a route
-  // for each one carrying `(lumo.api.http)`. Errors name the method(s):
-  //   INVALID_ARGUMENT: no verb or an empty/malformed template; a template
+  // for each one carrying `(google.api.http)`. Errors name the method(s):
+  //   INVALID_ARGUMENT: no verb or an empty/malformed template; a custom
+  //     verb, additional_bindings or response_body (not served); a
+  //     `(lumo.api.rest)` without a route; a template
   //     variable that is not a field of the input message, or whose field is
   //     not a singular string or integer (messages on the way must be
   //     singular messages); a body that is neither "", "*" nor a top-level

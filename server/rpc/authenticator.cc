@@ -7,6 +7,8 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
+#include "google/api/annotations.pb.h"
+#include "google/api/http.pb.h"
 #include "grpcpp/security/auth_context.h"
 #include "lumo/api/annotations.pb.h"
 #include "server/core/key_format.h"
@@ -291,9 +293,10 @@ absl::StatusOr<Principal> Authenticator::AuthenticateImpl(
       return InvalidToken();
     }
     // Reads are safe without CSRF; everything else needs the token.
-    const lumo::api::HttpRule& http =
-        method.options().GetExtension(lumo::api::http);
-    const bool csrf_required = http.pattern_case() != lumo::api::HttpRule::kGet;
+    const google::api::HttpRule& http =
+        method.options().GetExtension(google::api::http);
+    const bool csrf_required =
+        http.pattern_case() != google::api::HttpRule::kGet;
     std::vector<absl::string_view> csrf = Values(context, "x-lumo-csrf-token");
     absl::StatusOr<Principal> principal = portal->Authenticate(
         sessions[0], tenant_slug, csrf_required,

@@ -10,6 +10,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "server/core/net.h"
 #include "server/core/validation.h"
 #include "server/service/errors.h"
@@ -47,6 +48,25 @@ bool IsRegName(absl::string_view host) {
     }
   }
   return label > 0 || host.back() == '.';
+}
+
+// RFC 8252 §7.1: a private-use scheme in reverse domain name form, e.g.
+// "com.example.app" (already lower case).
+bool IsPrivateUseScheme(absl::string_view scheme) {
+  const std::vector<absl::string_view> labels = absl::StrSplit(scheme, '.');
+  if (labels.size() < 2) return false;
+  for (absl::string_view label : labels) {
+    if (label.empty() || label.size() > 63 ||
+        !absl::ascii_isalpha(static_cast<unsigned char>(label[0]))) {
+      return false;
+    }
+    for (char c : label) {
+      if (!absl::ascii_isalnum(static_cast<unsigned char>(c)) && c != '-') {
+        return false;
+      }
+    }
+  }
+  return true;
 }
 
 bool IsLoopbackHost(absl::string_view host) {
@@ -113,14 +133,14 @@ constexpr Names kSnake = {"client_name",
                           "token_endpoint_auth_method",
                           "pkce_required"};
 
-absl::Status ValidateUriList(const char* field,
-                             std::vector<std::string>& uris) {
+absl::Status ValidateUriList(const char* field, std::vector<std::string>& uris,
+                             ApplicationType type) {
   if (uris.size() > kMaxRedirectUris) {
     return UriError(field, absl::StrCat("at most ", kMaxRedirectUris, " URIs"));
   }
   for (size_t i = 0; i < uris.size(); ++i) {
-    if (absl::Status s =
-            ValidateRedirectUri(absl::StrCat(field, "[", i, "]"), uris[i]);
+    if (absl::Status s = ValidateRedirectUri(absl::StrCat(field, "[", i, "]"),
+                                             uris[i], type);
         !s.ok()) {
       return s;
     }
@@ -147,8 +167,9 @@ const std::vector<std::string>& SupportedGrantTypes() {
   return *kTypes;
 }
 
-absl::Status ValidateRedirectUri(absl::string_view field,
-                                 absl::string_view uri) {
+absl::Status ValidateRedirectUri(absl::string_view field, absl::string_view uri,
+                                 ApplicationType type) {
+  const bool native = type == ApplicationType::kNative;
   if (uri.empty()) return UriError(field, "must not be empty");
   if (uri.size() > kMaxUriLength) {
     return UriError(field,
@@ -172,6 +193,24 @@ absl::Status ValidateRedirectUri(absl::string_view field,
     return UriError(field, "must not contain a fragment");
   }
   const size_t scheme_end = uri.find("://");
+  if (scheme_end == absl::string_view::npos) {
+    // `com.example.app:/path`: a private-use scheme without authority.
+    const size_t colon = uri.find(':');
+    if (colon != absl::string_view::npos && colon > 0 &&
+        IsPrivateUseScheme(absl::AsciiStrToLower(uri.substr(0, colon)))) {
+      if (!native) {
+        return UriError(field,
+                        "private-use URI schemes are for native clients "
+                        "(application type native)");
+      }
+      if (uri.size() == colon + 1 || uri[colon + 1] != '/') {
+        return UriError(field,
+                        "a private-use scheme must be followed by a path "
+                        "(e.g. com.example.app:/callback)");
+      }
+      return absl::OkStatus();
+    }
+  }
   if (scheme_end == absl::string_view::npos || scheme_end == 0 ||
       !absl::ascii_isalpha(static_cast<unsigned char>(uri[0])) ||
       !std::all_of(uri.begin(), uri.begin() + scheme_end, IsSchemeChar)) {
@@ -226,6 +265,18 @@ absl::Status ValidateRedirectUri(absl::string_view field,
                     "http is allowed only for localhost, 127.0.0.1 and "
                     "[::1]; use https");
   }
+  if (IsPrivateUseScheme(scheme)) {
+    if (native) return absl::OkStatus();
+    return UriError(field,
+                    "private-use URI schemes are for native clients "
+                    "(application type native)");
+  }
+  if (native) {
+    return UriError(field,
+                    "must use https, http for localhost, 127.0.0.1, [::1], "
+                    "or a private-use scheme in reverse domain name form "
+                    "(e.g. com.example.app:/callback)");
+  }
   return UriError(field,
                   "must use https (or http for localhost, 127.0.0.1, [::1])");
 }
@@ -270,7 +321,14 @@ absl::Status ValidateClientFields(storage::ClientFields& fields,
                          "include authorization_code");
   }
 
-  if (absl::Status s = ValidateUriList(n.redirect_uris, fields.redirect_uris);
+  if (fields.application_type != "web" && fields.application_type != "native") {
+    return MetadataError(n.application_type, "must be \"web\" or \"native\"");
+  }
+  const ApplicationType type = fields.application_type == "native"
+                                   ? ApplicationType::kNative
+                                   : ApplicationType::kWeb;
+  if (absl::Status s =
+          ValidateUriList(n.redirect_uris, fields.redirect_uris, type);
       !s.ok()) {
     return s;
   }
@@ -280,7 +338,7 @@ absl::Status ValidateClientFields(storage::ClientFields& fields,
                     "authorization_code");
   }
   if (absl::Status s = ValidateUriList(n.post_logout_redirect_uris,
-                                       fields.post_logout_redirect_uris);
+                                       fields.post_logout_redirect_uris, type);
       !s.ok()) {
     return s;
   }
@@ -308,9 +366,6 @@ absl::Status ValidateClientFields(storage::ClientFields& fields,
   }
   Dedupe(fields.scopes);
 
-  if (fields.application_type != "web" && fields.application_type != "native") {
-    return MetadataError(n.application_type, "must be \"web\" or \"native\"");
-  }
   const std::string& method = fields.token_endpoint_auth_method;
   if (method != "client_secret_basic" && method != "client_secret_post" &&
       method != "none") {

@@ -29,6 +29,9 @@ inline constexpr size_t kMaxScopeLength = 100;
 // (OAuth 2.0 Security BCP).
 const std::vector<std::string>& SupportedGrantTypes();
 
+// The OAuth `application_type` of a client: what its redirect URIs may be.
+enum class ApplicationType { kWeb, kNative };
+
 // A redirect URI (RFC 3986 absolute URI) is acceptable when:
 //   - at most kMaxUriLength bytes of printable ASCII (no spaces, no control
 //     or non-ASCII characters: IRIs must be percent-encoded), and every `%`
@@ -38,9 +41,14 @@ const std::vector<std::string>& SupportedGrantTypes();
 //   - a non-empty host (DNS name, IPv4 or bracketed IPv6) and an optional
 //     numeric port 1-65535;
 //   - no userinfo (`user@`) and no fragment (`#`).
-// `field` names the value in the message (e.g. "redirect_uris[0]").
-absl::Status ValidateRedirectUri(absl::string_view field,
-                                 absl::string_view uri);
+// A native client (RFC 8252) may also use a private-use URI scheme in
+// reverse domain name form (at least two dot-separated labels of letters,
+// digits and `-`, starting with a letter, e.g. `com.example.app`), as
+// `com.example.app:/path` (RFC 8252 §7.1) or `com.example.app://host/path`;
+// web clients may not. `field` names the value in the message (e.g.
+// "redirect_uris[0]").
+absl::Status ValidateRedirectUri(absl::string_view field, absl::string_view uri,
+                                 ApplicationType type = ApplicationType::kWeb);
 
 // Field names used in messages: the admin API's camelCase or RFC 7591's
 // snake_case.
@@ -52,16 +60,17 @@ enum class FieldNaming { kCamelCase, kSnakeCase };
 //   - name: 1-100 characters (core::ValidateName); with kSnakeCase
 //     (registration, where client_name is optional) it may be empty and
 //     the caller names the client;
+//   - application_type: "web" or "native" (checked before the URIs, whose
+//     rules depend on it);
 //   - redirect_uris, post_logout_redirect_uris: at most kMaxRedirectUris,
-//     each ValidateRedirectUri; at least one redirect URI when the grant
-//     types include authorization_code;
+//     each ValidateRedirectUri for the application type; at least one
+//     redirect URI when the grant types include authorization_code;
 //   - client_uri, logo_uri: empty, or a URI under the same rules;
 //   - scopes: at most kMaxClientScopes, each 1-100 characters of RFC 6749
 //     scope-token characters (%x21 / %x23-5B / %x5D-7E);
 //   - grant_types: non-empty, each in SupportedGrantTypes();
 //   - response_types: each "code", and "code" present exactly when the
 //     grant types include authorization_code (RFC 7591 §2.1);
-//   - application_type: "web" or "native";
 //   - token_endpoint_auth_method: "client_secret_basic",
 //     "client_secret_post" or "none";
 //   - a public client ("none") cannot use client_credentials and must

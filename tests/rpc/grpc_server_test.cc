@@ -12,6 +12,8 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "google/api/annotations.pb.h"
+#include "google/api/http.pb.h"
 #include "google/protobuf/descriptor.h"
 #include "google/protobuf/descriptor.pb.h"
 #include "google/protobuf/dynamic_message.h"
@@ -532,8 +534,8 @@ TEST_F(GrpcServerTest, AuthorizationMatrixFollowsTheAccessAnnotations) {
         allows_session |= p == lumo::api::PRINCIPAL_SESSION;
       }
       const bool is_read =
-          method->options().GetExtension(lumo::api::http).pattern_case() ==
-          lumo::api::HttpRule::kGet;
+          method->options().GetExtension(google::api::http).pattern_case() ==
+          google::api::HttpRule::kGet;
       // A method called with the session may end it (Logout): each method
       // that admits sessions gets a fresh one.
       if (allows_session) session = login(tenant);

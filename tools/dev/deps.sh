@@ -6,12 +6,23 @@ set -euo pipefail
 PACKAGES=(
   build-essential cmake ninja-build pkg-config git curl ca-certificates
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
+  # The standard google/api/{annotations,http}.proto our routes are declared
+  # with (proto/CMakeLists.txt: LUMO_GOOGLEAPIS_PROTO_DIR).
+  golang-github-gogo-googleapis-dev
+  # protoc-gen-swagger, for the route interop test (annotations_interop_test).
+  golang-grpc-gateway
+  # The gRPC reflection protocol's proto (reflection test) and the Go
+  # client's libraries and generators (client/go/build.sh).
+  golang-google-grpc-dev golang-go golang-google-protobuf-dev
+  protoc-gen-go protoc-gen-go-grpc golang-github-golang-protobuf-1-5-dev
   libabsl-dev libmysqlcppconn-dev libssl-dev android-libboringssl-dev
   libboost-dev libgtest-dev libgmock-dev
   mariadb-server mariadb-client
   # The three-node Galera harness (tools/dev/galera.sh): the wsrep provider,
   # and rsync + ss for its state transfers.
   galera-4 rsync iproute2
+  # mariabackup, for the physical backup walk-through (docs/operations.md).
+  mariadb-backup
   python3 python3-grpcio python3-protobuf
   wrk
   openssl

@@ -15,6 +15,9 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 # shellcheck source=tools/dev/mysql_admin.sh
 . "$ROOT/tools/dev/mysql_admin.sh"
 RUN_DIR="${LUMO_RUN_DIR:-$ROOT/run}"
+# A relative run folder is relative to where the command is run (mysqld
+# itself changes directory, so it must get absolute paths).
+case "$RUN_DIR" in /*) ;; *) RUN_DIR="$PWD/$RUN_DIR" ;; esac
 DB_DIR="$RUN_DIR/mariadb"
 PORT="${LUMO_MYSQL_PORT:-3307}"
 SOCK="$DB_DIR/mysqld.sock"

@@ -19,6 +19,8 @@ tools/fuzz/build.sh
 # Playwright-core for the browser tests (no browser
 # download: they drive Debian's /usr/bin/chromium).
 (cd tests/e2e/portal && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+# The Node client (client/node) its example service runs with.
+(cd client/node && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
 
 export LUMO_RUN_DIR="$ROOT/run/test"
 export LUMO_MYSQL_PORT="${LUMO_TEST_MYSQL_PORT:-3308}"

@@ -50,16 +50,17 @@ ADMIN_DSN="$(tools/dev/mariadb.sh admin-dsn)"
 "$BIN/server/lumokeys-server" migrate --mysql="${ADMIN_DSN}${DB_NAME}" \
   --migrations_dir="$ROOT/sql/migrations"
 
-# The server's own account: data access only, no DDL (docs/operations.md).
+# The server's own account: data access only, no DDL (docs/operations.md,
+# "Database grants"; tools/ops/grants.sh grants exactly what it documents).
 APP_PW="$(cat "$SECRETS/mysql-app.password")"
-mariadb --no-defaults --socket="$LUMO_RUN_DIR/mariadb/mysqld.sock" -uroot <<SQL
+ROOT_CLIENT=(--no-defaults --socket="$LUMO_RUN_DIR/mariadb/mysqld.sock" -uroot)
+mariadb "${ROOT_CLIENT[@]}" <<SQL
 CREATE USER IF NOT EXISTS 'lumokeys'@'127.0.0.1' IDENTIFIED BY '$APP_PW';
 CREATE USER IF NOT EXISTS 'lumokeys'@'localhost' IDENTIFIED BY '$APP_PW';
 REVOKE ALL PRIVILEGES, GRANT OPTION FROM 'lumokeys'@'127.0.0.1', 'lumokeys'@'localhost';
-$(mariadb --no-defaults --socket="$LUMO_RUN_DIR/mariadb/mysqld.sock" -uroot -N -B -e "SELECT CONCAT('GRANT SELECT, INSERT, UPDATE, DELETE ON \\\`$DB_NAME\\\`.\\\`', table_name, '\\\` TO \"lumokeys\"@\"', h, '\";') FROM information_schema.tables, (SELECT '127.0.0.1' AS h UNION ALL SELECT 'localhost') hosts WHERE table_schema = '$DB_NAME' AND table_name NOT IN ('audit_events', 'audit_chain_heads')")
-GRANT SELECT, INSERT ON \`$DB_NAME\`.audit_events TO 'lumokeys'@'127.0.0.1', 'lumokeys'@'localhost';
-GRANT SELECT, INSERT, UPDATE ON \`$DB_NAME\`.audit_chain_heads TO 'lumokeys'@'127.0.0.1', 'lumokeys'@'localhost';
 SQL
+tools/ops/grants.sh "${ROOT_CLIENT[@]}" --account=lumokeys@127.0.0.1 \
+  --account=lumokeys@localhost "$DB_NAME" >/dev/null
 
 "$BIN/server/lumokeys-server" \
   --listen="$GRPC_ADDR" \

@@ -55,33 +55,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# Splits "[client options] DATABASE" into client[] and database. Option-file
-# options move to the front (the client accepts them only there).
-parse_client_args() {
-  [ $# -ge 1 ] || usage
-  database="${!#}"
-  case "$database" in
-    -*|"") die "the last argument must be the database name (got '$database')" ;;
-  esac
-  local defaults=() rest=() arg
-  for arg in "${@:1:$#-1}"; do
-    case "$arg" in
-      --no-defaults | --defaults-file=* | --defaults-extra-file=* | \
-        --defaults-group-suffix=*)
-        defaults+=("$arg") ;;
-      -p?* | --password=* | --pass=*)
-        die "refusing a password on the command line (visible in ps); use" \
-          "--defaults-extra-file=FILE (mode 0600, [client] password=...)" \
-          "or MYSQL_PWD" ;;
-      *) rest+=("$arg") ;;
-    esac
-  done
-  client=("${defaults[@]}" "${rest[@]}")
-}
-
-run_mariadb() {
-  mariadb "${client[@]}" --batch --skip-column-names "$database" "$@"
-}
+# parse_client_args, run_mariadb.
+. "$(dirname -- "${BASH_SOURCE[0]}")/client_args.sh"
 
 # Validates journal lines and prints the latest state per key, ordered by
 # key id. Exits 1 naming the first malformed line (file and line number,

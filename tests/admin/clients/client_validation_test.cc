@@ -105,6 +105,60 @@ TEST(RedirectUriTest, MessageNeverEchoesTheValue) {
   EXPECT_THAT(std::string(s.message()), ::testing::Not(HasSubstr("secret")));
 }
 
+// RFC 8252: native clients may also use private-use schemes in reverse
+// domain name form and loopback http on any port; web clients may not use
+// private-use schemes.
+TEST(RedirectUriTest, NativeClientsAcceptRfc8252Forms) {
+  struct Case {
+    const char* uri;
+    bool native_ok;
+    bool web_ok;
+  };
+  const Case cases[] = {
+      {"com.example.app:/oauth2redirect/example-provider", true, false},
+      {"com.example.app:/cb", true, false},
+      {"COM.Example.App:/cb", true, false},
+      {"com.example.app://cb", true, false},
+      {"io.my-company.cli:/callback?x=1", true, false},
+      {"http://127.0.0.1:51004/cb", true, true},
+      {"http://[::1]:61023/oauth2redirect", true, true},
+      {"http://localhost:1/cb", true, true},
+      {"https://app.example.com/cb", true, true},
+      // Not reverse domain name form, or not a scheme a native app owns.
+      {"myapp:/cb", false, false},
+      {"com.example.app:cb", false, false},
+      {"com.example.app:", false, false},
+      {"com..app:/cb", false, false},
+      {".com.example:/cb", false, false},
+      {"com.1example.app:/cb", false, false},
+      {"com.exa_mple.app:/cb", false, false},
+      {"com.example.app:/cb#frag", false, false},
+      {"javascript:alert(1)", false, false},
+      {"data:text/html,x", false, false},
+      {"file:///etc/passwd", false, false},
+      {"http://192.0.2.1:8080/cb", false, false},
+      {"http://127.0.0.2:8080/cb", false, false},
+  };
+  for (const Case& c : cases) {
+    absl::Status native = ValidateRedirectUri("redirect_uris[0]", c.uri,
+                                              ApplicationType::kNative);
+    EXPECT_EQ(native.ok(), c.native_ok) << c.uri << " -> " << native;
+    absl::Status web =
+        ValidateRedirectUri("redirect_uris[0]", c.uri, ApplicationType::kWeb);
+    EXPECT_EQ(web.ok(), c.web_ok) << c.uri << " -> " << web;
+    for (const absl::Status& s : {native, web}) {
+      if (s.ok()) continue;
+      EXPECT_EQ(CodeOf(s), "invalid_redirect_uri") << c.uri;
+      EXPECT_THAT(std::string(s.message()), HasSubstr("redirect_uris[0]"));
+    }
+  }
+  EXPECT_THAT(
+      std::string(ValidateRedirectUri("redirect_uris[0]", "com.example.app:/cb",
+                                      ApplicationType::kWeb)
+                      .message()),
+      HasSubstr("private-use URI schemes are for native clients"));
+}
+
 storage::ClientFields Valid() {
   storage::ClientFields f;
   f.name = "My app";
@@ -297,4 +351,29 @@ TEST(RegistrationFieldsTest, NoCodeResponseTypeWithoutAuthorizationCode) {
 }
 
 }  // namespace
+TEST(ClientFieldsTest, ApplicationTypeDecidesTheRedirectRules) {
+  storage::ClientFields native = Valid();
+  native.application_type = "native";
+  native.redirect_uris = {"com.example.app:/cb", "http://127.0.0.1:4000/cb"};
+  native.post_logout_redirect_uris = {"com.example.app:/logged-out"};
+  EXPECT_TRUE(ValidateClientFields(native, FieldNaming::kSnakeCase).ok());
+
+  storage::ClientFields web = Valid();
+  web.redirect_uris = {"com.example.app:/cb"};
+  absl::Status s = ValidateClientFields(web, FieldNaming::kSnakeCase);
+  EXPECT_EQ(CodeOf(s), "invalid_redirect_uri") << s;
+  EXPECT_THAT(std::string(s.message()), HasSubstr("redirect_uris[0]"));
+
+  storage::ClientFields web_logout = Valid();
+  web_logout.post_logout_redirect_uris = {"com.example.app:/bye"};
+  s = ValidateClientFields(web_logout, FieldNaming::kCamelCase);
+  EXPECT_EQ(CodeOf(s), "invalid_redirect_uri") << s;
+  EXPECT_THAT(std::string(s.message()), HasSubstr("postLogoutRedirectUris[0]"));
+
+  // client_uri is a web page even for a native client.
+  storage::ClientFields native_info = native;
+  native_info.client_uri = "com.example.app:/about";
+  EXPECT_FALSE(ValidateClientFields(native_info, FieldNaming::kSnakeCase).ok());
+}
+
 }  // namespace lumo::service

@@ -419,6 +419,68 @@ class ClientsE2ETest(harness.LumoServerTestCase):
         status, _, listing = self.call("GET", self.clients(slug), root)
         self.assertEqual(listing["meta"]["total"], 0)
 
+    def test_registration_native_redirect_forms(self):
+        """RFC 8252: a native client registers private-use schemes in
+        reverse domain name form and loopback http on any port; a web
+        client cannot use a private-use scheme; the refusals change
+        nothing."""
+        slug, root = self.new_tenant()
+        self.enable_registration(slug, root)
+        uris = ["com.example.app:/oauth2redirect/example-provider",
+                "com.example.app://callback",
+                "http://127.0.0.1:51004/cb", "http://[::1]:61023/cb"]
+        status, _, doc = self.register(slug, {
+            "application_type": "native", "redirect_uris": uris,
+            "token_endpoint_auth_method": "none",
+            "post_logout_redirect_uris": ["com.example.app:/logged-out"],
+            "client_name": "Mobile"}, root)
+        self.assertEqual(status, 201, doc)
+        self.assertEqual(doc["application_type"], "native")
+        self.assertEqual(doc["redirect_uris"], uris)
+        self.assertEqual(doc["post_logout_redirect_uris"],
+                         ["com.example.app:/logged-out"])
+        refused = [
+            {"redirect_uris": ["com.example.app:/cb"]},  # web (default)
+            {"application_type": "web",
+             "redirect_uris": ["com.example.app:/cb"]},
+            {"application_type": "native", "redirect_uris": ["myapp:/cb"]},
+            {"application_type": "native",
+             "redirect_uris": ["com.example.app:cb"]},
+            {"application_type": "native",
+             "redirect_uris": ["http://192.0.2.1:8080/cb"]},
+            {"application_type": "native",
+             "redirect_uris": ["com.example.app:/cb#x"]},
+        ]
+        for body in refused:
+            with self.subTest(body=body):
+                self.assert_rfc_error(self.register(slug, body, root), 400,
+                                      "invalid_redirect_uri")
+        status, _, listing = self.call("GET", self.clients(slug), root)
+        self.assertEqual(listing["meta"]["total"], 1, listing)
+
+    def test_admin_api_native_client_and_type_change(self):
+        """The admin API applies the same rules; turning a native client
+        with a private-use scheme into a web client is refused and leaves
+        it unchanged."""
+        slug, root = self.new_tenant()
+        status, _, doc = self.call("POST", self.clients(slug), root, {
+            "name": "Desktop", "applicationType": "native",
+            "redirectUris": ["com.example.desktop:/cb"], "isPublic": True})
+        self.assertEqual(status, 201, doc)
+        client_id = doc["data"]["id"]
+        self.assert_error(self.call(
+            "PATCH", self.clients(slug) + "/" + client_id, root,
+            {"applicationType": "web"}), 400, "validation_error")
+        self.assert_error(self.call("POST", self.clients(slug), root, {
+            "name": "Web", "redirectUris": ["com.example.web:/cb"]}),
+            400, "validation_error")
+        status, _, got = self.call("GET", self.clients(slug) + "/" +
+                                   client_id, root)
+        self.assertEqual(status, 200, got)
+        self.assertEqual(got["data"]["applicationType"], "native")
+        self.assertEqual(got["data"]["redirectUris"],
+                         ["com.example.desktop:/cb"])
+
     def test_open_registration_anonymous_201_then_429(self):
         slug, root = self.new_tenant()
         self.enable_registration(slug, root, require_api_key=False)

@@ -1,7 +1,8 @@
 """The walk-throughs of docs/operations.md, run as written against a real
-server and a private MariaDB (tests/docs/walkthrough.py explains the
-conventions): backups and restores with the revocation journal, and pepper
-rotation and retirement. Between steps the test acts as the tenants do
+server and a private MariaDB (tests/e2e/docs/walkthrough.py explains the
+conventions): TLS and mTLS, backups and restores with the revocation
+journal, pepper rotation and retirement, and upgrading (install, migrate,
+grants, a draining restart). Between steps the test acts as the tenants do
 (creating, rotating, revoking keys with the CLI and OAuth clients over the
 gateway) and checks the outcome with real verification.
 
@@ -10,12 +11,19 @@ file like the systemd unit); `lumokeys-server` and `lumokeys` are the
 build's binaries, first on PATH."""
 
 import glob
+import hashlib
 import json
 import os
+import secrets
+import shutil
+import signal
 import stat
 import subprocess
+import threading
 import time
 import unittest
+
+import grpc
 
 import harness
 import walkthrough
@@ -23,6 +31,11 @@ import walkthrough
 OPERATIONS_MD = os.path.join(harness.source_dir(), "docs", "operations.md")
 # The systemctl stand-in.
 STAND_IN_BIN = os.path.join(os.path.dirname(os.path.abspath(__file__)), "bin")
+DEPLOY_DIR = os.path.join(harness.source_dir(), "tools", "deploy")
+# The operator walk-throughs: every shell block of these sections belongs to
+# one.
+WALKTHROUGH_SECTIONS = ("TLS and mTLS, step by step", "Backups and restores",
+                        "Pepper rotation", "Upgrading with migrations")
 
 
 def mode(path):
@@ -33,8 +46,11 @@ class WalkthroughTestCase(harness.LogOnFailure, unittest.TestCase):
     """A migrated database, secrets and a server run by the systemctl
     stand-in from a config file, fresh for every test."""
 
+    def new_server(self):
+        return harness.LumoServer()
+
     def setUp(self):
-        self.server = harness.LumoServer()
+        self.server = self.new_server()
         self.server.start()
         self.addCleanup(self.server.stop)
         # From here on the stand-in runs the server, on the same address.
@@ -142,17 +158,31 @@ class WalkthroughTestCase(harness.LogOnFailure, unittest.TestCase):
                 return ids
             page += 1
 
+    # ----- the restore scenario of both backup walk-throughs -------------
 
-class BackupRestoreWalkthroughTest(WalkthroughTestCase):
-    def test_restore_with_journal_as_documented(self):
+    def journal_settings(self):
         settings = self.db_settings()
         settings["BACKUP_DIR"] = os.path.join(self.dir, "backups")
         settings["JOURNAL"] = os.path.join(self.dir, "journal",
                                            "lumokeys.journal")
         os.mkdir(settings["BACKUP_DIR"], 0o700)
         os.mkdir(os.path.dirname(settings["JOURNAL"]), 0o700)
-        run = self.runner("backup-restore", settings)
+        return settings
 
+    def assert_one_backup(self, settings, name_pattern, want_mode):
+        """BACKUP_DIR holds one backup, named by `name_pattern`, with mode
+        `want_mode` (and no leftover partial one)."""
+        backups = glob.glob(os.path.join(settings["BACKUP_DIR"], "*"))
+        self.assertEqual(len(backups), 1, backups)
+        self.assertRegex(os.path.basename(backups[0]), name_pattern)
+        self.assertEqual(mode(backups[0]), want_mode)
+
+    def restore_keeps_changed_keys_dead(self, run, settings, backup,
+                                        restore):
+        """Keys revoked, rotated or deleted after the backup stay dead once
+        it is restored with the journal. `run` runs the option-file and
+        journal steps; backup() takes the backup; restore() restores it and
+        returns the restore step's CompletedProcess."""
         self.step(run, "option-file")
         self.assertEqual(mode(settings["OPS_CNF"]), 0o600)
 
@@ -161,12 +191,7 @@ class BackupRestoreWalkthroughTest(WalkthroughTestCase):
                 for name in ("kept", "revoked", "rotated", "deleted")}
         ids = {name: key[4:16] for name, key in keys.items()}
 
-        self.step(run, "backup")
-        backups = glob.glob(os.path.join(settings["BACKUP_DIR"], "*"))
-        self.assertEqual(len(backups), 1, backups)
-        self.assertRegex(os.path.basename(backups[0]),
-                         r"^lumokeys-\d{8}T\d{6}Z\.sql$")
-        self.assertEqual(mode(backups[0]), 0o600)
+        backup()
 
         # After the backup: changes, each made before a journal export.
         self.cli_json("walk-acme", "keys", "revoke", ids["revoked"], key=root)
@@ -184,7 +209,8 @@ class BackupRestoreWalkthroughTest(WalkthroughTestCase):
             f"{ids['revoked']}\t2\trevoked", f"{ids['rotated']}\t2\trotated",
             f"{ids['deleted']}\t2\tdeleted", f"{late[4:16]}\t2\trevoked"]))
 
-        r = self.step(run, "restore")
+        r = restore()
+        self.assertEqual(r.returncode, 0, f"restore:\n{r.stdout}\n{r.stderr}")
         self.assertIn("revoked 2 key(s) and deleted 1 key(s) changed after "
                       "the backup", r.stdout)
         self.assertIn("journal: 4 key(s); 1 not in this database", r.stdout)
@@ -201,13 +227,63 @@ class BackupRestoreWalkthroughTest(WalkthroughTestCase):
         self.assertNotIn(ids["deleted"], listed)
         self.assertTrue({ids["kept"], ids["revoked"], ids["rotated"]}
                         <= listed, listed)
+
+
+class BackupRestoreWalkthroughTest(WalkthroughTestCase):
+    def test_restore_with_journal_as_documented(self):
+        settings = self.journal_settings()
+        run = self.runner("backup-restore", settings)
+
+        def backup():
+            self.step(run, "backup")
+            self.assert_one_backup(settings, r"^lumokeys-\d{8}T\d{6}Z\.sql$",
+                                   0o600)
+
+        self.restore_keeps_changed_keys_dead(
+            run, settings, backup, lambda: run.run("restore"))
         self.assertEqual(run.not_run(), [])
 
     def test_every_command_of_the_sections_is_in_a_walkthrough(self):
-        for section in ("Backups and restores", "Pepper rotation"):
+        for section in WALKTHROUGH_SECTIONS:
             self.assertEqual(
                 walkthrough.unmarked_shell_blocks(OPERATIONS_MD, section), [],
                 f"shell blocks in '{section}' that no test runs")
+
+
+class PhysicalBackupWalkthroughTest(WalkthroughTestCase):
+    """mariabackup's walk-through on a MariaDB of the test's own (the
+    restore stops it and replaces its data folder)."""
+
+    def new_server(self):
+        self.mariadb = harness.PrivateMariaDb()
+        self.addCleanup(self.mariadb.destroy)
+        self.mariadb.start()
+        return harness.LumoServer(mysql_dsn=self.mariadb.admin_dsn())
+
+    def test_physical_restore_with_journal_as_documented(self):
+        settings = self.journal_settings()
+        self.env.update({
+            "LUMO_DOCS_MARIADB_RUN_DIR": self.mariadb.env["LUMO_RUN_DIR"],
+            "LUMO_DOCS_MARIADB_PORT": self.mariadb.env["LUMO_MYSQL_PORT"],
+        })
+        datadir = os.path.join(self.mariadb.env["LUMO_RUN_DIR"], "mariadb",
+                               "data")
+        physical = self.runner("physical-backup", {
+            "DB": settings["DB"], "OPS_CNF": settings["OPS_CNF"],
+            "BACKUP_DIR": settings["BACKUP_DIR"],
+            "JOURNAL": settings["JOURNAL"], "DATADIR": datadir,
+            "DB_OWNER": f"{os.getuid()}:{os.getgid()}"})
+        journal = self.runner("backup-restore", settings)
+
+        def backup():
+            self.step(physical, "backup")
+            self.assert_one_backup(settings, r"^lumokeys-\d{8}T\d{6}Z$", 0o700)
+
+        self.restore_keeps_changed_keys_dead(
+            journal, settings, backup, lambda: physical.run("restore"))
+        # The old data folder is kept aside, as the restore step says.
+        self.assertTrue(os.path.isdir(datadir + ".before-restore"))
+        self.assertEqual(physical.not_run(), [])
 
 
 class PepperRotationWalkthroughTest(WalkthroughTestCase):
@@ -314,6 +390,275 @@ class PepperRotationWalkthroughTest(WalkthroughTestCase):
         self.assertEqual(self.verify("walk-pepper", revoked), "NOT_FOUND")
         self.assertEqual(self.verify("walk-pepper", graced), "NOT_FOUND")
         self.assertEqual(self.verify("walk-pepper", graced_new), "REVOKED")
+        self.assertEqual(run.not_run(), [])
+
+
+def alive(pid):
+    """True while process `pid` runs (a zombie has ended: the processes a
+    step starts in the background are reaped by whoever adopts them)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            state = f.read().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError, IndexError):
+        return False
+    return state not in ("Z", "X")
+
+
+class TlsWalkthroughTest(harness.LogOnFailure, unittest.TestCase):
+    """The TLS and mTLS walk-through: a database and the secrets
+    tools/dev/up.sh would have made (tenant acme-corp with its demo key), a
+    temporary folder for the run folder, free ports."""
+
+    def setUp(self):
+        s = self.server = harness.LumoServer()
+        s.start()
+        self.addCleanup(self.server.stop)
+        self.demo_key = s.create_tenant("acme-corp", scopes="admin:read")
+        s.terminate()
+        self.run_dir = os.path.join(s.tmpdir, "run")
+        secrets_dir = os.path.join(self.run_dir, "secrets")
+        os.makedirs(secrets_dir, 0o700)
+        for name, source in (("mysql-app.password", s.mysql_password_path),
+                             ("pepper", s.pepper_path),
+                             ("operator.token", s.operator_token_path),
+                             ("service.token", s.service_token_path)):
+            with open(source) as f:
+                harness.write_secret(os.path.join(secrets_dir, name),
+                                     f.read())
+        harness.write_secret(os.path.join(secrets_dir, "demo.key"),
+                             self.demo_key + "\n")
+        # Runs before server.stop removes the folder.
+        self.addCleanup(self.stop_background)
+        self.env = {k: v for k, v in os.environ.items()
+                    if k != "MYSQL_PWD" and not k.startswith("LUMOKEYS_")}
+
+    def read_run(self, name):
+        path = os.path.join(self.run_dir, name)
+        if not os.path.exists(path):
+            return f"(no {name})\n"
+        with open(path, encoding="utf-8", errors="replace") as f:
+            return f.read()
+
+    def failure_log(self):
+        return (getattr(self, "kept_logs", None) or
+                self.read_run("server.log") + self.read_run("gateway.log"))
+
+    def pid(self, name):
+        text = self.read_run(f"{name}.pid").strip()
+        return int(text) if text.isdigit() else None
+
+    def stop_background(self):
+        self.kept_logs = (self.read_run("server.log") +
+                          self.read_run("gateway.log"))
+        for name in ("gateway", "server"):
+            pid = self.pid(name)
+            if pid is not None and alive(pid):
+                os.kill(pid, signal.SIGKILL)
+
+    def step(self, run, name):
+        r = run.run(name)
+        self.assertEqual(r.returncode, 0,
+                         f"step {name} failed:\n{r.stdout}\n{r.stderr}")
+        return r
+
+    def test_tls_and_mtls_as_documented(self):
+        s = self.server
+        ports = {name: str(harness.free_loopback_port())
+                 for name in ("PUBLIC_PORT", "INTERNAL_PORT", "HTTPS_PORT")}
+        settings = dict(RUN=self.run_dir, BUILD=harness.binary_dir(),
+                        DB_DSN=s.mysql.without_password(s.database), **ports)
+        run = walkthrough.Runner(OPERATIONS_MD, "tls", settings, self.env,
+                                 harness.source_dir())
+
+        self.step(run, "pki")
+        pki = os.path.join(self.run_dir, "pki")
+        for key in ("ca.key", "server.key", "gateway.key"):
+            self.assertEqual(mode(os.path.join(pki, key)), 0o600, key)
+
+        r = self.step(run, "server")
+        serving = json.loads(r.stdout.strip().split("\n")[-1])
+        self.assertEqual(serving["msg"], "serving")
+        self.assertIs(serving["tls"], True)
+        self.assertEqual(serving["port"], int(ports["PUBLIC_PORT"]))
+        self.assertEqual(serving["internal_port"], int(ports["INTERNAL_PORT"]))
+
+        r = self.step(run, "cli")
+        lines = r.stdout.strip().split("\n")
+        self.assertEqual(lines[0], "SERVING", r.stdout)
+        self.assertIn("reason:  VALID", lines, r.stdout)
+        self.assertIn(f"id:      {self.demo_key[4:16]}", lines, r.stdout)
+        self.assertEqual(lines[-1], "refused: exit status 3", r.stdout)
+
+        r = self.step(run, "gateway")
+        healthz, _, listed = r.stdout.partition("}")
+        # "upstream": the server answered health over the mTLS upstream.
+        self.assertEqual(json.loads(healthz + "}"), {
+            "status": "ok", "gateway": "ok", "upstream": "serving"})
+        ids = [k["id"] for k in json.loads(listed)["data"]]
+        self.assertEqual(ids, [self.demo_key[4:16]])
+
+        server_pid, gateway_pid = self.pid("server"), self.pid("gateway")
+        self.step(run, "stop")
+        self.assertFalse(alive(server_pid))
+        self.assertFalse(alive(gateway_pid))
+        for log in ("server.log", "gateway.log"):
+            last = json.loads(self.read_run(log).strip().split("\n")[-1])
+            self.assertEqual(last["msg"], "stopped", log)
+        self.assertEqual(run.not_run(), [])
+
+
+def conf_values(path):
+    """The `flag = value` settings of config file `path`."""
+    values = {}
+    with open(path) as f:
+        for line in f:
+            line = line.strip()
+            if line and not line.startswith("#"):
+                name, _, value = line.partition("=")
+                values[name.strip()] = value.strip()
+    return values
+
+
+class ShippedConfigTest(unittest.TestCase):
+    """tools/deploy/{server,gateway}.conf, which the deployment section
+    installs."""
+
+    def test_shipped_configs_name_only_existing_flags(self):
+        # A config error exits 2 before the command is looked at; a clean
+        # file reaches the (unknown) command and exits 1 naming it.
+        for conf, binary in (
+                ("server.conf", harness.built_program(
+                    "server", "lumokeys-server")),
+                ("gateway.conf", harness.built_program(
+                    "gateway", "lumokeys-gateway"))):
+            r = subprocess.run(
+                [binary, f"--config={os.path.join(DEPLOY_DIR, conf)}",
+                 "no-such-command"], capture_output=True, text=True,
+                timeout=60)
+            self.assertEqual(r.returncode, 1, f"{conf}: {r.stderr}")
+            self.assertIn("no-such-command", r.stderr)
+
+
+class UpgradeWalkthroughTest(WalkthroughTestCase):
+    PROBE_TABLE = "walkthrough_probe"
+
+    def runtime_select(self, user, password):
+        """SELECT on the probe table as the runtime account."""
+        s = self.server
+        env = dict(self.env, MYSQL_PWD=password)
+        return subprocess.run(
+            ["mariadb", "--no-defaults", f"--host={s.mysql.host}",
+             f"--port={s.mysql.port}", f"--user={user}", s.database, "-e",
+             f"SELECT COUNT(*) FROM {self.PROBE_TABLE}"],
+            env=env, capture_output=True, text=True, timeout=60)
+
+    def test_install_migrate_grant_and_restart_as_documented(self):
+        s = self.server
+        drain_delay = conf_values(os.path.join(DEPLOY_DIR, "server.conf"))[
+            "drain_delay"]
+        self.assertNotIn(drain_delay, ("0", "0s"))
+        # The operator's option file, as "Backups and restores" makes it.
+        self.step(self.runner("backup-restore", dict(
+            self.db_settings(), BACKUP_DIR=self.dir,
+            JOURNAL=os.path.join(self.dir, "unused.journal"))), "option-file")
+        user = "lk_" + secrets.token_hex(6)
+        password = secrets.token_hex(16)
+        # By its hash: the password itself is never a process argument.
+        digest = hashlib.sha1(hashlib.sha1(password.encode()).digest())
+        s.sql(f"CREATE USER '{user}'@'127.0.0.1' IDENTIFIED BY PASSWORD "
+              f"'*{digest.hexdigest().upper()}'")
+        self.addCleanup(s.sql, f"DROP USER '{user}'@'127.0.0.1'", check=False)
+        install = os.path.join(self.dir, "install")
+        settings = dict(self.db_settings(), ACCOUNT=f"{user}@127.0.0.1",
+                        BUILD=harness.binary_dir(),
+                        BIN_DIR=os.path.join(install, "bin"),
+                        MIGRATIONS_DIR=os.path.join(install, "migrations"))
+        os.makedirs(settings["BIN_DIR"])
+        run = self.runner("upgrade", settings)
+
+        # The first grants ("Database grants"), then the server runs as the
+        # runtime account with the shipped drain delay.
+        self.step(run, "grants")
+        password_file = s.write_secret("runtime.password", password + "\n")
+        with open(self.server_conf) as f:
+            conf = [line for line in f.read().split("\n")
+                    if line and not line.startswith("mysql")]
+        conf += [f"mysql = mysql://{user}@127.0.0.1:{s.mysql.port}/"
+                 f"{s.database}",
+                 f"mysql_password_file = {password_file}",
+                 f"drain_delay = {drain_delay}"]
+        with open(self.server_conf, "w") as f:
+            f.write("\n".join(conf) + "\n")
+        self.systemctl("restart")
+        root = self.new_tenant("walk-upgrade")
+        key = self.new_key("walk-upgrade", root, "live")
+
+        # The next release: one more migration, adding a table.
+        os.makedirs(settings["MIGRATIONS_DIR"])
+        probe = "9000_walkthrough_probe.sql"
+        with open(os.path.join(settings["MIGRATIONS_DIR"], probe), "w") as f:
+            f.write(f"CREATE TABLE {self.PROBE_TABLE} "
+                    "(id INT NOT NULL PRIMARY KEY) ENGINE=InnoDB;\n")
+
+        self.step(run, "install")
+        for binary in ("lumokeys-server", "lumokeys-gateway"):
+            self.assertEqual(
+                mode(os.path.join(settings["BIN_DIR"], binary)), 0o755)
+        shipped = sorted(os.listdir(os.path.join(harness.source_dir(), "sql",
+                                                 "migrations")))
+        self.assertEqual(sorted(os.listdir(settings["MIGRATIONS_DIR"])),
+                         sorted(shipped + [probe]))
+
+        r = self.step(run, "migrate")
+        applied = [json.loads(line) for line in r.stderr.split("\n")
+                   if '"applied migration"' in line]
+        self.assertEqual([a.get("migration") for a in applied], [probe],
+                         r.stderr)
+        self.assertIn('"msg":"migrations applied"', r.stderr)
+        refused = self.runtime_select(user, password)
+        self.assertNotEqual(refused.returncode, 0)
+        self.assertIn("denied", refused.stderr)
+
+        r = self.step(run, "grants")
+        self.assertIn(f"GRANT SELECT, INSERT, UPDATE, DELETE ON "
+                      f"`{s.database}`.`{self.PROBE_TABLE}` TO "
+                      f"'{user}'@'127.0.0.1';", r.stdout.split("\n"))
+        allowed = self.runtime_select(user, password)
+        self.assertEqual(allowed.returncode, 0, allowed.stderr)
+
+        # The rolling restart, from the installed binary: during the drain
+        # health says NOT_SERVING and verification still answers.
+        with open(os.path.join(self.state_dir, "server.pid")) as f:
+            old_pid = int(f.read())
+        self.env["PATH"] = os.pathsep.join([STAND_IN_BIN, settings["BIN_DIR"],
+                                            self.env["PATH"]])
+        restart = {}
+        thread = threading.Thread(
+            target=lambda: restart.update(result=run.run("restart")))
+        thread.start()
+        try:
+            with grpc.insecure_channel(s.address) as channel:
+                def not_serving():
+                    try:
+                        return (harness.health_status(channel, timeout=5) ==
+                                harness.HEALTH_NOT_SERVING)
+                    except grpc.RpcError:
+                        return False
+                harness.wait_for(not_serving, "health NOT_SERVING on restart",
+                                 interval_s=0.05)
+            self.assertEqual(self.verify("walk-upgrade", key), "VALID")
+            # Answered by the draining process, not by its successor.
+            self.assertTrue(alive(old_pid))
+        finally:
+            thread.join()
+        r = restart["result"]
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        with open(os.path.join(self.state_dir, "server.pid")) as f:
+            new_pid = int(f.read())
+        self.assertFalse(alive(old_pid))
+        self.assertEqual(os.readlink(f"/proc/{new_pid}/exe"),
+                         os.path.join(settings["BIN_DIR"], "lumokeys-server"))
+        self.assertEqual(self.verify("walk-upgrade", key), "VALID")
         self.assertEqual(run.not_run(), [])
 
 

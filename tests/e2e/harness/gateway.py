@@ -9,8 +9,25 @@ import socket
 import subprocess
 import time
 
+from harness import openapi
 from harness.env import HarnessError, TIME_SCALE, built_program, \
     free_loopback_port, read_log, stop_process
+
+_document = None
+
+
+def api_document():
+    """The gateway's OpenAPI document (`--print_openapi` of the built
+    gateway: the same text it serves), read once per process."""
+    global _document
+    if _document is None:
+        result = subprocess.run(
+            [built_program("gateway", "lumokeys-gateway"), "--print_openapi"],
+            capture_output=True, text=True, timeout=60 * TIME_SCALE)
+        if result.returncode != 0:
+            raise HarnessError(f"--print_openapi failed: {result.stderr}")
+        _document = openapi.Document(result.stdout)
+    return _document
 
 
 class LumoGateway:
@@ -82,7 +99,9 @@ class LumoGateway:
         """One HTTP request; returns (status, {lower-case header: value},
         raw body). `body` (not bytes or str) is sent as JSON. On `conn` (an
         open HTTPConnection to this gateway, left open) instead of a new
-        connection."""
+        connection. A reply of an API operation that the OpenAPI document
+        does not describe raises openapi.ReplyMismatch (harness/openapi.py).
+        """
         own = conn is None
         if own:
             conn = http.client.HTTPConnection("127.0.0.1", self.port,
@@ -96,7 +115,10 @@ class LumoGateway:
             conn.request(method, path, body=data, headers=hdrs)
             resp = conn.getresponse()
             raw = resp.read()
-            return resp.status, {k.lower(): v for k, v in resp.getheaders()}, raw
+            got = {k.lower(): v for k, v in resp.getheaders()}
+            openapi.check_reply(api_document(), method, path, resp.status,
+                                got, raw)
+            return resp.status, got, raw
         finally:
             if own:
                 conn.close()

@@ -10,8 +10,10 @@ Every test that speaks gRPC gets its stubs here, the same way:
 Each generated file lumo/<package>/v1/<name>.proto gives `<name>_pb2` and
 `<name>_grpc` (its *_pb2_grpc module).
 
-Generation: protoc with Debian's grpc_python_plugin over every
-proto/lumo/**/*.proto, into a folder with a GENERATED file holding a digest
+Generation: client/python's generator (lumokeys.generate: protoc with
+Debian's grpc_python_plugin over every proto/lumo/**/*.proto, plus the
+standard google/api protos they import from the system's googleapis
+folder), into a folder with a GENERATED file holding a digest
 of the protos. ctest runs `python3 -m harness.stubs <build>/tests/e2e/stubs`
 once per run (the e2e_python_stubs fixture, docs/testing.md) and points
 LUMO_TEST_STUBS_DIR at it; a folder generated from other protos than the
@@ -25,14 +27,12 @@ import hashlib
 import importlib
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 import threading
 
 from harness.env import HarnessError, source_dir
 
-GRPC_PYTHON_PLUGIN = "/usr/bin/grpc_python_plugin"
 STUBS_DIR_ENV = "LUMO_TEST_STUBS_DIR"
 _MARKER = "GENERATED"
 
@@ -56,30 +56,29 @@ def _digest(root, protos):
     return h.hexdigest()
 
 
+def _client_generator():
+    """client/python's generator (lumokeys.generate): the tests generate
+    their stubs the way a Python service does."""
+    client = os.path.join(source_dir(), "client", "python")
+    if client not in sys.path:
+        sys.path.insert(0, client)
+    from lumokeys import generate as client_generate
+    return client_generate
+
+
+def googleapis_proto_dir():
+    """The system's googleapis folder the protos import from."""
+    return _client_generator().GOOGLEAPIS_PROTO_DIR
+
+
 def generate(out_dir):
-    """Generates the stubs of every proto into `out_dir` (replacing it
-    whole, so a reader never sees a half-written folder)."""
+    """Generates the stubs of every proto into `out_dir` (replaced whole,
+    so a reader never sees a half-written folder), with a GENERATED marker
+    holding the protos' digest."""
     root, protos = _protos()
-    parent = os.path.dirname(os.path.abspath(out_dir))
-    os.makedirs(parent, exist_ok=True)
-    work = tempfile.mkdtemp(prefix=".stubs-", dir=parent)
-    try:
-        result = subprocess.run(
-            ["protoc", f"--proto_path={root}", f"--python_out={work}",
-             f"--grpc_python_out={work}",
-             f"--plugin=protoc-gen-grpc_python={GRPC_PYTHON_PLUGIN}",
-             *protos], capture_output=True, text=True, timeout=300)
-        if result.returncode != 0:
-            raise HarnessError(f"protoc failed:\n{result.stderr}")
-        for directory, _, _ in os.walk(os.path.join(work, "lumo")):
-            open(os.path.join(directory, "__init__.py"), "a").close()
-        with open(os.path.join(work, _MARKER), "w") as f:
-            f.write(_digest(root, protos) + "\n")
-        shutil.rmtree(out_dir, ignore_errors=True)
-        os.rename(work, out_dir)
-    except BaseException:
-        shutil.rmtree(work, ignore_errors=True)
-        raise
+    _client_generator().generate(out_dir, root)
+    with open(os.path.join(out_dir, _MARKER), "w") as f:
+        f.write(_digest(root, protos) + "\n")
 
 
 def _check(directory):

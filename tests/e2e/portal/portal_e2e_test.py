@@ -9,6 +9,8 @@ import sys
 import time
 
 import harness
+from harness import openapi
+from harness.gateway import api_document
 
 PASSWORD = "correct horse battery staple"
 
@@ -50,7 +52,8 @@ class PortalE2ETest(harness.LumoServerTestCase):
     # ----- helpers -----------------------------------------------------
 
     def raw_request(self, method, path, body=None, headers=None):
-        """Like gateway.request but keeps repeated headers (Set-Cookie)."""
+        """Like gateway.request (the reply is checked against the OpenAPI
+        document the same way) but keeps repeated headers (Set-Cookie)."""
         import http.client
         conn = http.client.HTTPConnection("127.0.0.1", self.gw.port, timeout=30)
         try:
@@ -61,7 +64,11 @@ class PortalE2ETest(harness.LumoServerTestCase):
                 hdrs.setdefault("Content-Type", "application/json")
             conn.request(method, path, body=data, headers=hdrs)
             resp = conn.getresponse()
-            return resp.status, resp.getheaders(), resp.read()
+            raw = resp.read()
+            openapi.check_reply(
+                api_document(), method, path, resp.status,
+                {k.lower(): v for k, v in resp.getheaders()}, raw)
+            return resp.status, resp.getheaders(), raw
         finally:
             conn.close()
 

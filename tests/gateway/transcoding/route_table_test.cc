@@ -11,6 +11,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/string_view.h"
+#include "google/api/annotations.pb.h"
+#include "google/api/http.pb.h"
 #include "google/protobuf/descriptor.h"
 #include "google/protobuf/descriptor.pb.h"
 #include "gtest/gtest.h"
@@ -91,7 +93,7 @@ void CheckEveryAnnotatedMethod(
       for (const Route& r : table->routes()) {
         if (r.method == method) route = &r;
       }
-      if (!method->options().HasExtension(lumo::api::http)) {
+      if (!method->options().HasExtension(google::api::http)) {
         EXPECT_EQ(route, nullptr) << method->full_name();
         continue;
       }
@@ -563,12 +565,18 @@ class AnnotatedPool {
   }
 
   google::protobuf::MethodDescriptorProto* AddMethod(
-      const char* name, const lumo::api::HttpRule& rule) {
+      const char* name, const google::api::HttpRule& rule,
+      const lumo::api::RestRule& rest = lumo::api::RestRule()) {
     auto* method = file_.mutable_service(0)->add_method();
     method->set_name(name);
     method->set_input_type(".ct.Req");
     method->set_output_type(".ct.Sub");
-    *method->mutable_options()->MutableExtension(lumo::api::http) = rule;
+    if (rule.ByteSizeLong() > 0) {
+      *method->mutable_options()->MutableExtension(google::api::http) = rule;
+    }
+    if (rest.ByteSizeLong() > 0) {
+      *method->mutable_options()->MutableExtension(lumo::api::rest) = rest;
+    }
     return method;
   }
 
@@ -582,14 +590,14 @@ class AnnotatedPool {
   DescriptorPool pool_;
 };
 
-lumo::api::HttpRule Get(const char* path) {
-  lumo::api::HttpRule rule;
+google::api::HttpRule Get(const char* path) {
+  google::api::HttpRule rule;
   rule.set_get(path);
   return rule;
 }
 
-lumo::api::HttpRule Post(const char* path, const char* body = "") {
-  lumo::api::HttpRule rule;
+google::api::HttpRule Post(const char* path, const char* body = "") {
+  google::api::HttpRule rule;
   rule.set_post(path);
   rule.set_body(body);
   return rule;
@@ -608,8 +616,8 @@ TEST(RouteTableBuildTest, ExtensionSurvivesTheTestPool) {
 
 TEST(RouteTableBuildTest, DetectsConflicts) {
   struct Case {
-    lumo::api::HttpRule a;
-    lumo::api::HttpRule b;
+    google::api::HttpRule a;
+    google::api::HttpRule b;
     const char* message;  // "" when the two may coexist
   };
   const Case cases[] = {
@@ -667,52 +675,85 @@ TEST(RouteTableBuildTest, DetectsConflictsAcrossServices) {
 }
 
 TEST(RouteTableBuildTest, RejectsInvalidAnnotations) {
-  lumo::api::HttpRule no_verb;
+  google::api::HttpRule no_verb;
   no_verb.set_body("*");
-  lumo::api::HttpRule bad_status = Post("/x", "*");
-  bad_status.set_success_status(302);
-  lumo::api::HttpRule silent = Get("/x");
+  lumo::api::RestRule status_302;
+  status_302.set_success_status(302);
+  lumo::api::RestRule silent;
   silent.set_success_status(204);
   silent.set_success_message("Deleted.");
+  google::api::HttpRule custom;
+  custom.mutable_custom()->set_kind("HEAD");
+  custom.mutable_custom()->set_path("/x");
+  google::api::HttpRule two_bindings = Get("/x");
+  *two_bindings.add_additional_bindings() = Get("/y");
+  google::api::HttpRule response_body = Get("/x");
+  response_body.set_response_body("sub");
   struct Case {
-    lumo::api::HttpRule rule;
+    google::api::HttpRule rule;
+    lumo::api::RestRule rest;
     const char* message;
   };
   const Case cases[] = {
-      {no_verb, "ct.S.A: (lumo.api.http) sets no verb"},
-      {Get(""), "ct.S.A: path template \"\": must start with '/'"},
-      {Get("x/{id}"), "ct.S.A: path template \"x/{id}\": must start with '/'"},
+      {no_verb, {}, "ct.S.A: (google.api.http) sets no verb"},
+      {custom, {}, "ct.S.A: (google.api.http) custom verbs are not served"},
+      {two_bindings,
+       {},
+       "ct.S.A: (google.api.http) additional_bindings are not served"},
+      {response_body,
+       {},
+       "ct.S.A: (google.api.http) response_body is not served"},
+      {{}, silent, "ct.S.A: (lumo.api.rest) without a (google.api.http) route"},
+      {Get(""), {}, "ct.S.A: path template \"\": must start with '/'"},
+      {Get("x/{id}"),
+       {},
+       "ct.S.A: path template \"x/{id}\": must start with '/'"},
       {Get("/x/{nope}"),
+       {},
        "ct.S.A: path variable 'nope': no field 'nope' in ct.Req"},
       {Get("/x/{sub.nope}"),
+       {},
        "ct.S.A: path variable 'sub.nope': no field 'nope' in ct.Sub"},
-      {Get("/x/{id.y}"), "ct.S.A: path variable 'id.y': 'id' is not a message"},
+      {Get("/x/{id.y}"),
+       {},
+       "ct.S.A: path variable 'id.y': 'id' is not a message"},
       {Get("/x/{tags}"),
+       {},
        "ct.S.A: path variable 'tags' must be a singular string or integer "
        "field"},
       {Get("/x/{flag}"),
+       {},
        "ct.S.A: path variable 'flag' must be a singular string or integer "
        "field"},
       {Get("/x/{d}"),
+       {},
        "ct.S.A: path variable 'd' must be a singular string or integer "
        "field"},
       {Get("/x/{sub}"),
+       {},
        "ct.S.A: path variable 'sub' must be a singular string or integer "
        "field"},
-      {Get("/x/{n=**}"), "ct.S.A: '**' variable 'n' must be a string field"},
+      {Get("/x/{n=**}"),
+       {},
+       "ct.S.A: '**' variable 'n' must be a string field"},
       {Post("/x", "nope"),
+       {},
        "ct.S.A: body field 'nope' does not exist in ct.Req"},
       {Post("/x", "name"),
+       {},
        "ct.S.A: body field 'name' must be a singular message field"},
       {Post("/x", "sub.x"),
+       {},
        "ct.S.A: body field 'sub.x' does not exist in ct.Req"},
-      {bad_status, "ct.S.A: success_status must be 0 or 200-299"},
-      {silent, "ct.S.A: a 204 route cannot have a success_message (no body)"},
+      {Post("/x", "*"), status_302,
+       "ct.S.A: success_status must be 0 or 200-299"},
+      {Get("/x"), silent,
+       "ct.S.A: a 204 route cannot have a success_message (no body)"},
   };
   for (const Case& c : cases) {
     SCOPED_TRACE(c.message);
     AnnotatedPool pool;
-    pool.AddMethod("A", c.rule);
+    pool.AddMethod("A", c.rule, c.rest);
     const ServiceDescriptor* service = pool.Build();
     ASSERT_NE(service, nullptr);
     absl::StatusOr<RouteTable> table = RouteTable::Build({service});
