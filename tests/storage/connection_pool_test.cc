@@ -6,14 +6,12 @@
 #include <cppconn/resultset.h>
 
 #include <atomic>
-#include <cstdlib>
 #include <memory>
 #include <optional>
 #include <string>
 #include <thread>
 #include <vector>
 
-#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
@@ -30,19 +28,9 @@ namespace lumo::storage {
 namespace {
 
 using ::lumo::testing::TestDatabase;
+using ::lumo::testing::TestTimeScale;
 using ::testing::HasSubstr;
 using ::testing::Not;
-
-// LUMO_TEST_TIME_SCALE (a whole number, at least 1) stretches patience on
-// slow machines.
-int TimeScale() {
-  const char* text = std::getenv("LUMO_TEST_TIME_SCALE");
-  int scale = 1;
-  if (text != nullptr && absl::SimpleAtoi(text, &scale) && scale >= 1) {
-    return scale;
-  }
-  return 1;
-}
 
 class ConnectionPoolTest : public ::testing::Test {
  protected:
@@ -373,7 +361,7 @@ TEST_F(ConnectionPoolTest, ABodyNotMarkedRetrySafeIsAbortedAtOnce) {
 TEST_F(ConnectionPoolTest, AConflictIsNotRetriedPastTheCallDeadline) {
   ASSERT_OK_AND_ASSIGN(std::unique_ptr<ConnectionPool> pool,
                        ConnectionPool::Create(Options(1, absl::Seconds(1))));
-  const absl::Time deadline = absl::Now() + absl::Seconds(2) * TimeScale();
+  const absl::Time deadline = absl::Now() + absl::Seconds(2) * TestTimeScale();
   ScopedCallDeadline scoped(deadline);
   int attempts = 0;
   absl::Status status =
@@ -448,7 +436,7 @@ TEST_F(ConnectionPoolTest, BothSidesOfARealDeadlockCommit) {
   MysqlOptions options = Options(1, absl::Seconds(1));
   // Lock waits end by deadlock detection here, never by a time limit; the
   // victim's rollback may be slow on a loaded machine.
-  options.statement_timeout = absl::Seconds(60) * TimeScale();
+  options.statement_timeout = absl::Seconds(60) * TestTimeScale();
   ASSERT_OK_AND_ASSIGN(std::unique_ptr<ConnectionPool> pool_a,
                        ConnectionPool::Create(options));
   ASSERT_OK_AND_ASSIGN(std::unique_ptr<ConnectionPool> pool_b,
@@ -457,7 +445,7 @@ TEST_F(ConnectionPoolTest, BothSidesOfARealDeadlockCommit) {
   std::atomic<int> attempts{0};
   std::atomic<int> holding_first_row{0};
   std::atomic<int64_t> a_connection{-1};
-  const absl::Time patience = absl::Now() + absl::Seconds(60) * TimeScale();
+  const absl::Time patience = absl::Now() + absl::Seconds(60) * TestTimeScale();
   // Polls every 200 ms: InnoDB refreshes its information_schema copy of
   // transactions and lock waits only after 100 ms without a reader, so a
   // faster poll would read a stale copy for ever.

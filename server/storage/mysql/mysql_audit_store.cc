@@ -278,23 +278,24 @@ absl::Status MysqlAuditStore::AppendEvents(
     if (!e.used_key_id.empty()) keys.insert(e.used_key_id);
   }
   if (keys.empty()) return absl::OkStatus();
-  return Run(*pool_, "update last_used_at", [&](Session& s) {
-    std::string sql =
-        "UPDATE api_keys SET last_used_at ="
-        " GREATEST(COALESCE(last_used_at, ?), ?) WHERE id IN (";
-    for (size_t i = 0; i < keys.size(); ++i) sql += i == 0 ? "?" : ", ?";
-    sql += ")";
-    s.Step("update last_used_at");
-    std::unique_ptr<sql::PreparedStatement> stmt = s.PrepareUncached(sql);
-    if (absl::Status b = BindTime(*stmt, 1, latest); !b.ok()) return b;
-    if (absl::Status b = BindTime(*stmt, 2, latest); !b.ok()) return b;
-    int p = 3;
-    for (const std::string& id : keys) stmt->setString(p++, id);
-    s.Update(*stmt);
-    last_used_statements_.fetch_add(1, std::memory_order_relaxed);
-    last_used_keys_.fetch_add(keys.size(), std::memory_order_relaxed);
-    return absl::OkStatus();
-  });
+  return Run(
+      *pool_, "update last_used_at", OnConflict::kRetry, [&](Session& s) {
+        std::string sql =
+            "UPDATE api_keys SET last_used_at ="
+            " GREATEST(COALESCE(last_used_at, ?), ?) WHERE id IN (";
+        for (size_t i = 0; i < keys.size(); ++i) sql += i == 0 ? "?" : ", ?";
+        sql += ")";
+        s.Step("update last_used_at");
+        std::unique_ptr<sql::PreparedStatement> stmt = s.PrepareUncached(sql);
+        if (absl::Status b = BindTime(*stmt, 1, latest); !b.ok()) return b;
+        if (absl::Status b = BindTime(*stmt, 2, latest); !b.ok()) return b;
+        int p = 3;
+        for (const std::string& id : keys) stmt->setString(p++, id);
+        s.Update(*stmt);
+        last_used_statements_.fetch_add(1, std::memory_order_relaxed);
+        last_used_keys_.fetch_add(keys.size(), std::memory_order_relaxed);
+        return absl::OkStatus();
+      });
 }
 
 absl::StatusOr<int64_t> MysqlAuditStore::PurgeOlderThanDays(int days) {

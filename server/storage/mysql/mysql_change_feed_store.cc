@@ -47,6 +47,21 @@ struct ReadChangesSelect {
       " ON 1 = 1 ORDER BY k.seq");
 };
 
+// The key_changes columns both feed reads select, by the same member names.
+template <typename Select>
+absl::Status ReadChange(const sql::ResultSet& rs, const Select& c,
+                        KeyChange* change) {
+  change->seq = rs.getInt64(c.seq);
+  change->tenant_id = rs.getInt64(c.tenant_id);
+  change->key_id = rs.getString(c.key_id).asStdString();
+  change->change_type = rs.getString(c.change_type).asStdString();
+  change->key_version = rs.getInt64(c.key_version);
+  absl::StatusOr<absl::Time> created = GetTime(rs, c.created_at);
+  if (!created.ok()) return created.status();
+  change->created_at = *created;
+  return absl::OkStatus();
+}
+
 // A feed position.
 struct PositionSelect {
   SelectList list;
@@ -180,14 +195,9 @@ absl::StatusOr<FeedRead> MysqlChangeFeedStore::ReadChanges(
           }
           if (rs->isNull(c.seq)) continue;  // nothing new
           KeyChange change;
-          change.seq = rs->getInt64(c.seq);
-          change.tenant_id = rs->getInt64(c.tenant_id);
-          change.key_id = rs->getString(c.key_id).asStdString();
-          change.change_type = rs->getString(c.change_type).asStdString();
-          change.key_version = rs->getInt64(c.key_version);
-          absl::StatusOr<absl::Time> created = GetTime(*rs, c.created_at);
-          if (!created.ok()) return created.status();
-          change.created_at = *created;
+          if (absl::Status st = ReadChange(*rs, c, &change); !st.ok()) {
+            return st;
+          }
           out.changes.push_back(std::move(change));
         }
         if (first) return absl::InternalError("the feed read returned no row");
@@ -420,16 +430,11 @@ absl::StatusOr<StreamRead> MysqlChangeFeedStore::ReadStreams(
           }
           if (rs->isNull(c.seq)) continue;
           KeyChange change;
-          change.seq = rs->getInt64(c.seq);
+          if (absl::Status st = ReadChange(*rs, c, &change); !st.ok()) {
+            return st;
+          }
           change.writer = writer;
           change.wseq = rs->getInt64(c.wseq);
-          change.tenant_id = rs->getInt64(c.tenant_id);
-          change.key_id = rs->getString(c.key_id).asStdString();
-          change.change_type = rs->getString(c.change_type).asStdString();
-          change.key_version = rs->getInt64(c.key_version);
-          absl::StatusOr<absl::Time> created = GetTime(*rs, c.created_at);
-          if (!created.ok()) return created.status();
-          change.created_at = *created;
           out.changes.push_back(std::move(change));
         }
         if (first) return absl::InternalError("stream read returned no row");

@@ -283,73 +283,75 @@ absl::Status MysqlClientStore::Insert(
   if (!lists.ok()) return lists.status();
 
   absl::Status status =
-      Run(*pool_, "insert client", [&](Session& s) -> absl::Status {
-        s.Begin();
-        if (registration.has_value()) {
-          // A shared lock on the tenant row orders this insert after any
-          // settings change in flight (UpdateSettings locks it exclusively)
-          // and is the lock the foreign-key check takes anyway.
-          s.Step("lock tenant");
-          sql::PreparedStatement& tenant = s.Prepare(
-              "SELECT id FROM tenants WHERE id = ? LOCK IN SHARE MODE");
-          tenant.setInt64(1, client.tenant_id);
-          std::unique_ptr<sql::ResultSet> found = s.Query(tenant);
-          if (!found->next()) return absl::NotFoundError("tenant not found");
-          found.reset();
-          TenantSettings settings;
-          if (absl::Status st =
-                  ReadSettings(s, client.tenant_id, /*lock=*/true, &settings);
-              !st.ok()) {
-            return st;
-          }
-          if (!settings.dynamic_registration.enabled) {
-            return absl::FailedPreconditionError(
-                "dynamic registration is disabled");
-          }
-          if (*registration == RegistrationAuth::kAnonymous &&
-              settings.dynamic_registration.require_api_key) {
-            return absl::FailedPreconditionError(
-                "dynamic registration requires an API key");
-          }
-        }
-        s.Step("insert client");
-        sql::PreparedStatement& stmt = s.Prepare(kInsertClientSql);
-        const ClientFields& f = client.fields;
-        int i = 1;
-        stmt.setString(i++, client.id);
-        stmt.setInt64(i++, client.tenant_id);
-        stmt.setString(i++, client.client_id);
-        stmt.setString(i++, f.name);
-        if (client.secret.has_value()) {
-          stmt.setString(
-              i++, std::string(core::AsStringView(client.secret->digest)));
-          stmt.setInt(i++, client.secret->pepper_version);
-        } else {
-          stmt.setNull(i++, sql::DataType::BINARY);
-          stmt.setNull(i++, sql::DataType::INTEGER);
-        }
-        stmt.setString(i++, lists->redirect_uris);
-        stmt.setString(i++, lists->post_logout_redirect_uris);
-        stmt.setString(i++, lists->scopes);
-        stmt.setString(i++, lists->grant_types);
-        stmt.setString(i++, lists->response_types);
-        stmt.setString(i++, f.application_type);
-        stmt.setString(i++, f.token_endpoint_auth_method);
-        stmt.setString(i++, f.client_uri);
-        stmt.setString(i++, f.logo_uri);
-        stmt.setInt(i++, f.is_public() ? 1 : 0);
-        stmt.setInt(i++, f.pkce_required ? 1 : 0);
-        stmt.setString(i++, client.created_via);
-        stmt.setString(i++, client.created_by_type);
-        stmt.setString(i++, client.created_by_id);
-        s.Update(stmt);
-        if (absl::Status st = InsertAudit(s, client.tenant_id, event);
-            !st.ok()) {
-          return st;
-        }
-        s.Commit();
-        return absl::OkStatus();
-      });
+      Run(*pool_, "insert client", OnConflict::kRetry,
+          [&](Session& s) -> absl::Status {
+            s.Begin();
+            if (registration.has_value()) {
+              // A shared lock on the tenant row orders this insert after any
+              // settings change in flight (UpdateSettings locks it exclusively)
+              // and is the lock the foreign-key check takes anyway.
+              s.Step("lock tenant");
+              sql::PreparedStatement& tenant = s.Prepare(
+                  "SELECT id FROM tenants WHERE id = ? LOCK IN SHARE MODE");
+              tenant.setInt64(1, client.tenant_id);
+              std::unique_ptr<sql::ResultSet> found = s.Query(tenant);
+              if (!found->next())
+                return absl::NotFoundError("tenant not found");
+              found.reset();
+              TenantSettings settings;
+              if (absl::Status st = ReadSettings(s, client.tenant_id,
+                                                 /*lock=*/true, &settings);
+                  !st.ok()) {
+                return st;
+              }
+              if (!settings.dynamic_registration.enabled) {
+                return absl::FailedPreconditionError(
+                    "dynamic registration is disabled");
+              }
+              if (*registration == RegistrationAuth::kAnonymous &&
+                  settings.dynamic_registration.require_api_key) {
+                return absl::FailedPreconditionError(
+                    "dynamic registration requires an API key");
+              }
+            }
+            s.Step("insert client");
+            sql::PreparedStatement& stmt = s.Prepare(kInsertClientSql);
+            const ClientFields& f = client.fields;
+            int i = 1;
+            stmt.setString(i++, client.id);
+            stmt.setInt64(i++, client.tenant_id);
+            stmt.setString(i++, client.client_id);
+            stmt.setString(i++, f.name);
+            if (client.secret.has_value()) {
+              stmt.setString(
+                  i++, std::string(core::AsStringView(client.secret->digest)));
+              stmt.setInt(i++, client.secret->pepper_version);
+            } else {
+              stmt.setNull(i++, sql::DataType::BINARY);
+              stmt.setNull(i++, sql::DataType::INTEGER);
+            }
+            stmt.setString(i++, lists->redirect_uris);
+            stmt.setString(i++, lists->post_logout_redirect_uris);
+            stmt.setString(i++, lists->scopes);
+            stmt.setString(i++, lists->grant_types);
+            stmt.setString(i++, lists->response_types);
+            stmt.setString(i++, f.application_type);
+            stmt.setString(i++, f.token_endpoint_auth_method);
+            stmt.setString(i++, f.client_uri);
+            stmt.setString(i++, f.logo_uri);
+            stmt.setInt(i++, f.is_public() ? 1 : 0);
+            stmt.setInt(i++, f.pkce_required ? 1 : 0);
+            stmt.setString(i++, client.created_via);
+            stmt.setString(i++, client.created_by_type);
+            stmt.setString(i++, client.created_by_id);
+            s.Update(stmt);
+            if (absl::Status st = InsertAudit(s, client.tenant_id, event);
+                !st.ok()) {
+              return st;
+            }
+            s.Commit();
+            return absl::OkStatus();
+          });
   if (status.code() == absl::StatusCode::kFailedPrecondition &&
       !registration.has_value()) {
     // The foreign key to tenants failed.
@@ -458,8 +460,9 @@ absl::StatusOr<ClientRecord> MysqlClientStore::UpdateClient(
   absl::StatusOr<JoinedLists> lists = Join(fields);
   if (!lists.ok()) return lists.status();
   ClientRecord client;
-  absl::Status status =
-      Run(*pool_, "update client", [&](Session& s) -> absl::Status {
+  absl::Status status = Run(
+      *pool_, "update client", OnConflict::kRetry,
+      [&](Session& s) -> absl::Status {
         s.Begin();
         if (absl::Status st = LockClient(s, tenant_id, id, &client); !st.ok()) {
           return st;
@@ -510,8 +513,9 @@ absl::StatusOr<ClientRecord> MysqlClientStore::RotateClientSecret(
     int64_t tenant_id, absl::string_view id, const StoredSecret& secret,
     const AuditEvent& event) {
   ClientRecord client;
-  absl::Status status =
-      Run(*pool_, "rotate client secret", [&](Session& s) -> absl::Status {
+  absl::Status status = Run(
+      *pool_, "rotate client secret", OnConflict::kRetry,
+      [&](Session& s) -> absl::Status {
         s.Begin();
         if (absl::Status st = LockClient(s, tenant_id, id, &client); !st.ok()) {
           return st;
@@ -584,27 +588,29 @@ absl::StatusOr<ClientRecord> MysqlClientStore::SetClientActive(
 absl::Status MysqlClientStore::DeleteClient(int64_t tenant_id,
                                             absl::string_view id,
                                             const AuditEvent& event) {
-  return Run(*pool_, "delete client", [&](Session& s) -> absl::Status {
-    s.Begin();
-    ClientRecord client;
-    if (absl::Status st = LockClient(s, tenant_id, id, &client); !st.ok()) {
-      return st;
-    }
-    s.Step("delete client");
-    sql::PreparedStatement& stmt =
-        s.Prepare("DELETE FROM oauth_clients WHERE tenant_id = ? AND id = ?");
-    stmt.setInt64(1, tenant_id);
-    stmt.setString(2, client.id);
-    if (s.Update(stmt) != 1) {
-      return absl::InternalError(
-          "delete client: the locked row was not deleted");
-    }
-    if (absl::Status st = InsertAudit(s, tenant_id, event); !st.ok()) {
-      return st;
-    }
-    s.Commit();
-    return absl::OkStatus();
-  });
+  return Run(
+      *pool_, "delete client", OnConflict::kRetry,
+      [&](Session& s) -> absl::Status {
+        s.Begin();
+        ClientRecord client;
+        if (absl::Status st = LockClient(s, tenant_id, id, &client); !st.ok()) {
+          return st;
+        }
+        s.Step("delete client");
+        sql::PreparedStatement& stmt = s.Prepare(
+            "DELETE FROM oauth_clients WHERE tenant_id = ? AND id = ?");
+        stmt.setInt64(1, tenant_id);
+        stmt.setString(2, client.id);
+        if (s.Update(stmt) != 1) {
+          return absl::InternalError(
+              "delete client: the locked row was not deleted");
+        }
+        if (absl::Status st = InsertAudit(s, tenant_id, event); !st.ok()) {
+          return st;
+        }
+        s.Commit();
+        return absl::OkStatus();
+      });
 }
 
 absl::StatusOr<TenantSettings> MysqlClientStore::GetSettings(

@@ -538,34 +538,35 @@ absl::StatusOr<UserRecord> MysqlUserStore::InsertUser(const NewUser& user,
   UserRecord record;
   UnknownRole unknown;
   absl::Status status =
-      Run(*pool_, "insert user", [&](Session& s) -> absl::Status {
-        unknown = UnknownRole();
-        s.Begin();
-        absl::StatusOr<std::vector<std::string>> role_ids =
-            ResolveRoles(s, user.tenant_id, user.roles, unknown);
-        if (!role_ids.ok()) return role_ids.status();
-        s.Step("insert user");
-        sql::PreparedStatement& insert = s.Prepare(kInsertUserSql);
-        insert.setString(1, user.id);
-        insert.setInt64(2, user.tenant_id);
-        insert.setString(3, user.email);
-        insert.setString(4, absl::AsciiStrToLower(user.email));
-        insert.setString(5, user.name);
-        insert.setInt(6, user.blocked ? 1 : 0);
-        s.Update(insert);
-        InsertAssignments(s, user.tenant_id, user.id, *role_ids);
-        if (absl::Status st = Audit(s, user.tenant_id, event, user.id);
-            !st.ok()) {
-          return st;
-        }
-        if (absl::Status st = ReadUser(s, user.tenant_id, UserRef::Id(user.id),
-                                       false, &record);
-            !st.ok()) {
-          return st;
-        }
-        s.Commit();
-        return absl::OkStatus();
-      });
+      Run(*pool_, "insert user", OnConflict::kRetry,
+          [&](Session& s) -> absl::Status {
+            unknown = UnknownRole();
+            s.Begin();
+            absl::StatusOr<std::vector<std::string>> role_ids =
+                ResolveRoles(s, user.tenant_id, user.roles, unknown);
+            if (!role_ids.ok()) return role_ids.status();
+            s.Step("insert user");
+            sql::PreparedStatement& insert = s.Prepare(kInsertUserSql);
+            insert.setString(1, user.id);
+            insert.setInt64(2, user.tenant_id);
+            insert.setString(3, user.email);
+            insert.setString(4, absl::AsciiStrToLower(user.email));
+            insert.setString(5, user.name);
+            insert.setInt(6, user.blocked ? 1 : 0);
+            s.Update(insert);
+            InsertAssignments(s, user.tenant_id, user.id, *role_ids);
+            if (absl::Status st = Audit(s, user.tenant_id, event, user.id);
+                !st.ok()) {
+              return st;
+            }
+            if (absl::Status st = ReadUser(
+                    s, user.tenant_id, UserRef::Id(user.id), false, &record);
+                !st.ok()) {
+              return st;
+            }
+            s.Commit();
+            return absl::OkStatus();
+          });
   if (absl::IsFailedPrecondition(status) && !unknown.seen) {
     // The foreign key to tenants failed.
     return absl::NotFoundError("insert user: tenant not found");
@@ -808,29 +809,30 @@ absl::StatusOr<RoleRecord> MysqlUserStore::InsertRole(const RoleFields& role,
   if (!permissions.ok()) return permissions.status();
   RoleRecord record;
   absl::Status status =
-      Run(*pool_, "insert role", [&](Session& s) -> absl::Status {
-        s.Begin();
-        s.Step("insert role");
-        sql::PreparedStatement& insert = s.Prepare(kInsertRoleSql);
-        insert.setString(1, role.id);
-        insert.setInt64(2, role.tenant_id);
-        insert.setString(3, role.slug);
-        insert.setString(4, role.name);
-        insert.setString(5, role.description);
-        insert.setString(6, *permissions);
-        s.Update(insert);
-        if (absl::Status st = Audit(s, role.tenant_id, event, role.id);
-            !st.ok()) {
-          return st;
-        }
-        if (absl::Status st = ReadRole(s, role.tenant_id, RoleRef::Id(role.id),
-                                       false, &record);
-            !st.ok()) {
-          return st;
-        }
-        s.Commit();
-        return absl::OkStatus();
-      });
+      Run(*pool_, "insert role", OnConflict::kRetry,
+          [&](Session& s) -> absl::Status {
+            s.Begin();
+            s.Step("insert role");
+            sql::PreparedStatement& insert = s.Prepare(kInsertRoleSql);
+            insert.setString(1, role.id);
+            insert.setInt64(2, role.tenant_id);
+            insert.setString(3, role.slug);
+            insert.setString(4, role.name);
+            insert.setString(5, role.description);
+            insert.setString(6, *permissions);
+            s.Update(insert);
+            if (absl::Status st = Audit(s, role.tenant_id, event, role.id);
+                !st.ok()) {
+              return st;
+            }
+            if (absl::Status st = ReadRole(
+                    s, role.tenant_id, RoleRef::Id(role.id), false, &record);
+                !st.ok()) {
+              return st;
+            }
+            s.Commit();
+            return absl::OkStatus();
+          });
   if (absl::IsFailedPrecondition(status)) {
     // The foreign key to tenants failed.
     return absl::NotFoundError("insert role: tenant not found");

@@ -45,6 +45,22 @@ void PrunePositions(FakeDatabase& db) ABSL_EXCLUSIVE_LOCKS_REQUIRED(db.mu) {
   }
 }
 
+// The lowest `position_of(row)` among the live replicas other than `self`;
+// INT64_MAX when there is none.
+template <typename F>
+int64_t LowestOfLivePeers(const FakeDatabase& db,
+                          const storage::ReplicaName& self, F position_of)
+    ABSL_EXCLUSIVE_LOCKS_REQUIRED(db.mu) {
+  const absl::Time now = db.Now();
+  int64_t through = std::numeric_limits<int64_t>::max();
+  for (const auto& [name, row] : db.replicas) {
+    if (name.first == self.id && name.second == self.incarnation) continue;
+    if (row.heartbeat_at + row.registration.lease <= now) continue;
+    through = std::min(through, position_of(row));
+  }
+  return through;
+}
+
 absl::Duration LongestGapTimeout(const FakeDatabase& db)
     ABSL_EXCLUSIVE_LOCKS_REQUIRED(db.mu) {
   absl::Duration longest = absl::ZeroDuration();
@@ -168,15 +184,10 @@ absl::StatusOr<int64_t> FakeChangeFeedStore::AcknowledgedThrough(
     const storage::ReplicaName& self) {
   if (absl::Status s = db_->Begin(); !s.ok()) return s;
   absl::MutexLock lock(&db_->mu);
-  const absl::Time now = db_->Now();
-  int64_t through = std::numeric_limits<int64_t>::max();
-  for (const auto& [name, row] : db_->replicas) {
-    if (name.first == self.id && name.second == self.incarnation) continue;
-    if (row.heartbeat_at + row.registration.lease <= now) continue;
+  return LowestOfLivePeers(*db_, self, [&](const ReplicaRow& row) {
     const storage::ReplicaRegistration& r = row.registration;
-    through = std::min(through, Intact(*db_, r.anchor) ? r.applied_seq : -1);
-  }
-  return through;
+    return Intact(*db_, r.anchor) ? r.applied_seq : -1;
+  });
 }
 
 absl::StatusOr<storage::StreamRead> FakeChangeFeedStore::ReadStreams(
@@ -241,17 +252,13 @@ absl::StatusOr<int64_t> FakeChangeFeedStore::StreamAcknowledgedThrough(
     const storage::ReplicaName& self, absl::string_view writer) {
   if (absl::Status s = db_->Begin(); !s.ok()) return s;
   absl::MutexLock lock(&db_->mu);
-  const absl::Time now = db_->Now();
-  int64_t through = std::numeric_limits<int64_t>::max();
-  for (const auto& [name, row] : db_->replicas) {
-    if (name.first == self.id && name.second == self.incarnation) continue;
-    if (row.heartbeat_at + row.registration.lease <= now) continue;
+  return LowestOfLivePeers(*db_, self, [&](const ReplicaRow& row) {
+    const storage::ReplicaName& name = row.registration.name;
     auto position = db_->feed_positions.find(
-        {name.first, name.second, std::string(writer)});
-    through = std::min(
-        through, position == db_->feed_positions.end() ? 0 : position->second);
-  }
-  return through;
+        {name.id, name.incarnation, std::string(writer)});
+    return position == db_->feed_positions.end() ? int64_t{0}
+                                                 : position->second;
+  });
 }
 
 void FakeChangeFeedStore::CommitChange(int64_t seq, const std::string& key_id) {
