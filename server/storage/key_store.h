@@ -217,6 +217,20 @@ class KeyStore {
 
   // The database clock.
   virtual absl::StatusOr<absl::Time> Now() = 0;
+
+  // Per-writer feed streams (docs/replication.md, "Per-writer streams").
+  // From this call on, the feed row of every mutation also takes the next
+  // position of `writer`'s stream (1, 2, 3, ... in the order drawn, never
+  // reused); a position drawn by an attempt that did not commit (an error
+  // after the feed row, a conflict, a COMMIT whose outcome is unknown) is
+  // closed with a void row unless the original took it after all. Without
+  // a writer, rows go to the legacy stream only. Call once, before the first
+  // mutation.
+  virtual void SetFeedWriter(absl::string_view writer) = 0;
+
+  // The highest position drawn in the writer's stream (0 before the first,
+  // or without a writer).
+  virtual int64_t FeedWriterHead() = 0;
 };
 
 }  // namespace lumo::storage

@@ -15,6 +15,8 @@
 #include "absl/time/clock.h"
 #include "gtest/gtest.h"
 #include "server/core/pepper.h"
+#include "server/fault/fault_injection.h"
+#include "server/fault/fault_points.h"
 #include "server/service/feed_cursor.h"
 #include "server/service/replica_sync.h"
 #include "server/service/verifier.h"
@@ -302,6 +304,51 @@ TEST_F(ChangeFeedStoreTest, HeadAnnounceAndStartingPoint) {
   EXPECT_EQ(start->seq, *b);
   EXPECT_TRUE(feed_->ReadChanges(*b, *start, 10)->anchor_intact)
       << "the starting point identifies its row";
+}
+
+// A Revoke whose transaction fails after its feed row drew a stream
+// position (here: an injected error just before COMMIT) leaves a void row
+// at that position, so the stream has no hole for tailers to wait on; the
+// next mutation takes the next position.
+TEST_F(ChangeFeedStoreTest, AFailedMutationLeavesAVoidNotAHole) {
+  auto keys = MysqlKeyStore::Open(db_->options());
+  ASSERT_TRUE(keys.ok()) << keys.status();
+  ReplicaRegistration writer;
+  writer.name = {"writer", "w-incarnation-1"};
+  writer.lease = absl::Seconds(60);
+  writer.gap_timeout = absl::Seconds(5);
+  ASSERT_TRUE(feed_->Register(writer, absl::Hours(1)).ok());
+  (*keys)->SetFeedWriter(writer.name.incarnation);
+  auto tenant = (*keys)->CreateTenant("void-tenant", "Void", nullptr, {});
+  ASSERT_TRUE(tenant.ok()) << tenant.status();
+  NewKey key;
+  key.id = "vvvvvvvvvvvv";
+  key.tenant_id = tenant->id;
+  key.name = "k";
+  key.secret = {core::Digest{}, 1};
+  key.created_by_type = "system";
+  AuditEvent event;
+  event.action = "api_key.test";
+  event.category = "api_keys";
+  event.actor_type = "system";
+  ASSERT_TRUE((*keys)->InsertKey(key, event).ok());
+  {
+    fault::Injection fail = fault::Injection::Fail(
+        fault::kWriterBeforeCommit, key.id,
+        absl::UnavailableError("injected failure before COMMIT"));
+    EXPECT_FALSE((*keys)->RevokeKey(tenant->id, key.id, event).ok());
+  }
+  ASSERT_TRUE((*keys)->RevokeKey(tenant->id, key.id, event).ok());
+  EXPECT_EQ((*keys)->FeedWriterHead(), 3);
+
+  auto read = feed_->ReadStreams({"reader", "r-incarnation-1"}, 100);
+  ASSERT_TRUE(read.ok()) << read.status();
+  std::vector<std::string> rows;
+  for (const KeyChange& c : read->changes) {
+    rows.push_back(absl::StrCat(c.wseq, ":", c.change_type, ":", c.key_id));
+  }
+  EXPECT_EQ(rows, std::vector<std::string>({"1:created:vvvvvvvvvvvv", "2:void:",
+                                            "3:revoked:vvvvvvvvvvvv"}));
 }
 
 }  // namespace

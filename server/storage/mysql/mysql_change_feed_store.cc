@@ -469,25 +469,7 @@ absl::Status MysqlChangeFeedStore::PublishPositions(
 }
 
 absl::Status MysqlChangeFeedStore::AppendVoid(const StreamPosition& slot) {
-  if (slot.writer.empty() || slot.wseq < 1) {
-    return absl::InvalidArgumentError("a void row needs a writer and a wseq");
-  }
-  absl::Status status =
-      Run(*pool_, "append void key change", OnConflict::kRetry,
-          [&](Session& s) -> absl::Status {
-            s.Step("insert void row");
-            sql::PreparedStatement& insert = s.Prepare(
-                "INSERT INTO key_changes (writer, wseq, tenant_id, key_id,"
-                " change_type, key_version, announcement, created_at)"
-                " VALUES (?, ?, 0, '', 'void', 0, 0, UTC_TIMESTAMP(6))");
-            insert.setString(1, slot.writer);
-            insert.setInt64(2, slot.wseq);
-            s.Update(insert);
-            return absl::OkStatus();
-          });
-  // The slot is taken: the hole is closed either way.
-  if (absl::IsAlreadyExists(status)) return absl::OkStatus();
-  return status;
+  return InsertVoidRow(*pool_, slot.writer, slot.wseq);
 }
 
 absl::StatusOr<int64_t> MysqlChangeFeedStore::StreamAcknowledgedThrough(

@@ -143,8 +143,8 @@ struct TenantSelect {
 };
 
 constexpr char kInsertChangeSql[] =
-    "INSERT INTO key_changes (tenant_id, key_id, change_type, key_version,"
-    " created_at) VALUES (?, ?, ?, ?, UTC_TIMESTAMP(6))";
+    "INSERT INTO key_changes (writer, wseq, tenant_id, key_id, change_type,"
+    " key_version, created_at) VALUES (?, ?, ?, ?, ?, ?, UTC_TIMESTAMP(6))";
 
 constexpr char kInsertKeySql[] =
     "INSERT INTO api_keys (id, tenant_id, name, digest, pepper_version,"
@@ -255,15 +255,25 @@ absl::Status LockKey(Session& session, int64_t tenant_id, absl::string_view id,
 // statement before COMMIT: its seq is allocated here and stays an open gap
 // for every replica until the COMMIT, so nothing that can wait (the audit
 // lane lock, other row locks) may come after it (docs/replication.md).
-absl::Status InsertChange(Session& session, int64_t tenant_id,
-                          absl::string_view key_id,
+// `slot` is its position in the writer's stream (none: the legacy stream
+// only).
+absl::Status InsertChange(Session& session,
+                          const std::optional<StreamPosition>& slot,
+                          int64_t tenant_id, absl::string_view key_id,
                           absl::string_view change_type, int64_t version) {
   session.Step("insert key change");
   sql::PreparedStatement& stmt = session.Prepare(kInsertChangeSql);
-  stmt.setInt64(1, tenant_id);
-  stmt.setString(2, Str(key_id));
-  stmt.setString(3, Str(change_type));
-  stmt.setInt64(4, version);
+  if (slot.has_value()) {
+    stmt.setString(1, slot->writer);
+    stmt.setInt64(2, slot->wseq);
+  } else {
+    stmt.setString(1, "");
+    stmt.setNull(2, sql::DataType::BIGINT);
+  }
+  stmt.setInt64(3, tenant_id);
+  stmt.setString(4, Str(key_id));
+  stmt.setString(5, Str(change_type));
+  stmt.setInt64(6, version);
   session.Update(stmt);
   return absl::OkStatus();
 }
@@ -400,13 +410,56 @@ MysqlKeyStore::MysqlKeyStore(std::shared_ptr<ConnectionPool> pool)
 
 MysqlKeyStore::~MysqlKeyStore() = default;
 
+void MysqlKeyStore::SetFeedWriter(absl::string_view writer) {
+  absl::MutexLock lock(&feed_mu_);
+  feed_writer_ = std::string(writer);
+}
+
+int64_t MysqlKeyStore::FeedWriterHead() {
+  absl::MutexLock lock(&feed_mu_);
+  return feed_wseq_;
+}
+
+std::optional<StreamPosition> MysqlKeyStore::Draw(FeedSlots& slots) {
+  absl::MutexLock lock(&feed_mu_);
+  if (feed_writer_.empty()) return std::nullopt;
+  slots.current = ++feed_wseq_;
+  slots.drawn.push_back(slots.current);
+  return StreamPosition{feed_writer_, slots.current};
+}
+
+void MysqlKeyStore::CloseUnusedSlots(const FeedSlots& slots, bool succeeded) {
+  std::string writer;
+  std::vector<int64_t> holes;
+  {
+    absl::MutexLock lock(&feed_mu_);
+    if (feed_writer_.empty()) return;
+    writer = feed_writer_;
+    holes.swap(pending_voids_);
+  }
+  // The last attempt's position committed when the call succeeded; every
+  // other position drawn is a hole of this stream.
+  for (int64_t wseq : slots.drawn) {
+    if (!(succeeded && wseq == slots.current)) holes.push_back(wseq);
+  }
+  std::vector<int64_t> failed;
+  for (int64_t wseq : holes) {
+    if (!InsertVoidRow(*pool_, writer, wseq).ok()) failed.push_back(wseq);
+  }
+  if (failed.empty()) return;
+  absl::MutexLock lock(&feed_mu_);
+  pending_voids_.insert(pending_voids_.end(), failed.begin(), failed.end());
+}
+
 absl::StatusOr<Tenant> MysqlKeyStore::CreateTenant(
     absl::string_view slug, absl::string_view name, const NewKey* initial_key,
     const std::vector<AuditEvent>& events) {
   Tenant tenant;
+  FeedSlots slots;
   absl::Status status = Run(
       *pool_, "create tenant", OnConflict::kRetry,
       [&](Session& s) -> absl::Status {
+        slots.current = 0;
         s.Begin();
         s.Step("insert tenant");
         sql::PreparedStatement& insert = s.Prepare(
@@ -440,8 +493,8 @@ absl::StatusOr<Tenant> MysqlKeyStore::CreateTenant(
           }
         }
         if (initial_key != nullptr) {
-          if (absl::Status st =
-                  InsertChange(s, tenant.id, initial_key->id, "created", 1);
+          if (absl::Status st = InsertChange(s, Draw(slots), tenant.id,
+                                             initial_key->id, "created", 1);
               !st.ok()) {
             return st;
           }
@@ -449,6 +502,7 @@ absl::StatusOr<Tenant> MysqlKeyStore::CreateTenant(
         s.Commit();
         return absl::OkStatus();
       });
+  CloseUnusedSlots(slots, status.ok());
   if (!status.ok()) return status;
   return tenant;
 }
@@ -474,9 +528,11 @@ absl::StatusOr<Tenant> MysqlKeyStore::GetTenantBySlug(absl::string_view slug) {
 
 absl::Status MysqlKeyStore::InsertKey(const NewKey& key,
                                       const AuditEvent& event) {
+  FeedSlots slots;
   absl::Status status = Run(
       *pool_, "insert key", OnConflict::kRetry,
       [&](Session& s) -> absl::Status {
+        slots.current = 0;
         s.Begin();
         if (absl::Status st = InsertKeyRow(s, key.tenant_id, key); !st.ok()) {
           return st;
@@ -484,14 +540,15 @@ absl::Status MysqlKeyStore::InsertKey(const NewKey& key,
         if (absl::Status st = InsertAudit(s, key.tenant_id, event); !st.ok()) {
           return st;
         }
-        if (absl::Status st =
-                InsertChange(s, key.tenant_id, key.id, "created", 1);
+        if (absl::Status st = InsertChange(s, Draw(slots), key.tenant_id,
+                                           key.id, "created", 1);
             !st.ok()) {
           return st;
         }
         s.Commit();
         return absl::OkStatus();
       });
+  CloseUnusedSlots(slots, status.ok());
   if (status.code() == absl::StatusCode::kFailedPrecondition) {
     // The foreign key to tenants failed.
     return absl::NotFoundError("insert key: tenant not found");
@@ -589,9 +646,11 @@ absl::StatusOr<ApiKeyRecord> MysqlKeyStore::RotateKey(
   }
   if (!IsWellFormedKeyId(id)) return NotFound();
   ApiKeyRecord key;
+  FeedSlots slots;
   absl::Status status = Run(
       *pool_, "rotate key", OnConflict::kRetry,
       [&](Session& s) -> absl::Status {
+        slots.current = 0;
         key = ApiKeyRecord();
         s.Begin();
         StoredSecret old_secret;
@@ -688,8 +747,8 @@ absl::StatusOr<ApiKeyRecord> MysqlKeyStore::RotateKey(
         if (absl::Status st = InsertAudit(s, tenant_id, event); !st.ok()) {
           return st;
         }
-        if (absl::Status st =
-                InsertChange(s, tenant_id, id, "rotated", old_version + 1);
+        if (absl::Status st = InsertChange(s, Draw(slots), tenant_id, id,
+                                           "rotated", old_version + 1);
             !st.ok()) {
           return st;
         }
@@ -708,6 +767,7 @@ absl::StatusOr<ApiKeyRecord> MysqlKeyStore::RotateKey(
         }
         return absl::OkStatus();
       });
+  CloseUnusedSlots(slots, status.ok());
   if (!status.ok()) return status;
   return key;
 }
@@ -717,9 +777,11 @@ absl::StatusOr<RevokeResult> MysqlKeyStore::RevokeKey(int64_t tenant_id,
                                                       const AuditEvent& event) {
   if (!IsWellFormedKeyId(id)) return NotFound();
   RevokeResult result;
+  FeedSlots slots;
   absl::Status status = Run(
       *pool_, "revoke key", OnConflict::kRetry,
       [&](Session& s) -> absl::Status {
+        slots.current = 0;
         result = RevokeResult();
         s.Begin();
         if (absl::Status st = LockKey(s, tenant_id, id, &result.key, nullptr);
@@ -753,8 +815,8 @@ absl::StatusOr<RevokeResult> MysqlKeyStore::RevokeKey(int64_t tenant_id,
         if (absl::Status st = InsertAudit(s, tenant_id, event); !st.ok()) {
           return st;
         }
-        if (absl::Status st =
-                InsertChange(s, tenant_id, id, "revoked", old_version + 1);
+        if (absl::Status st = InsertChange(s, Draw(slots), tenant_id, id,
+                                           "revoked", old_version + 1);
             !st.ok()) {
           return st;
         }
@@ -768,6 +830,7 @@ absl::StatusOr<RevokeResult> MysqlKeyStore::RevokeKey(int64_t tenant_id,
         result.changed = true;
         return absl::OkStatus();
       });
+  CloseUnusedSlots(slots, status.ok());
   if (!status.ok()) return status;
   return result;
 }
@@ -777,9 +840,11 @@ absl::StatusOr<DeleteResult> MysqlKeyStore::DeleteKey(int64_t tenant_id,
                                                       const AuditEvent& event) {
   if (!IsWellFormedKeyId(id)) return NotFound();
   DeleteResult result;
+  FeedSlots slots;
   absl::Status status = Run(
       *pool_, "delete key", OnConflict::kRetry,
       [&](Session& s) -> absl::Status {
+        slots.current = 0;
         result = DeleteResult();
         s.Begin();
         ApiKeyRecord key;
@@ -822,8 +887,8 @@ absl::StatusOr<DeleteResult> MysqlKeyStore::DeleteKey(int64_t tenant_id,
         if (absl::Status st = InsertAudit(s, tenant_id, event); !st.ok()) {
           return st;
         }
-        if (absl::Status st =
-                InsertChange(s, tenant_id, id, "deleted", key.version + 1);
+        if (absl::Status st = InsertChange(s, Draw(slots), tenant_id, id,
+                                           "deleted", key.version + 1);
             !st.ok()) {
           return st;
         }
@@ -835,6 +900,7 @@ absl::StatusOr<DeleteResult> MysqlKeyStore::DeleteKey(int64_t tenant_id,
         result.version = key.version + 1;
         return absl::OkStatus();
       });
+  CloseUnusedSlots(slots, status.ok());
   if (!status.ok()) return status;
   return result;
 }

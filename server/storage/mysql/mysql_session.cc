@@ -148,6 +148,29 @@ absl::Duration ConflictPause() {
 
 }  // namespace
 
+absl::Status InsertVoidRow(ConnectionPool& pool, absl::string_view writer,
+                           int64_t wseq) {
+  if (writer.empty() || wseq < 1) {
+    return absl::InvalidArgumentError("a void row needs a writer and a wseq");
+  }
+  absl::Status status =
+      Run(pool, "append void key change", OnConflict::kRetry,
+          [&](Session& s) -> absl::Status {
+            s.Step("insert void row");
+            sql::PreparedStatement& insert = s.Prepare(
+                "INSERT INTO key_changes (writer, wseq, tenant_id, key_id,"
+                " change_type, key_version, announcement, created_at)"
+                " VALUES (?, ?, 0, '', 'void', 0, 0, UTC_TIMESTAMP(6))");
+            insert.setString(1, Str(writer));
+            insert.setInt64(2, wseq);
+            s.Update(insert);
+            return absl::OkStatus();
+          });
+  // The position is taken: the hole is closed either way.
+  if (absl::IsAlreadyExists(status)) return absl::OkStatus();
+  return status;
+}
+
 // Runs `body` on a connection from `pool`. Maps sql::SQLException to a
 // status named after `what` and the step that failed, rolls back an open
 // transaction on every error path, and retries once on a fresh connection

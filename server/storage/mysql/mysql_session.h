@@ -124,6 +124,13 @@ inline absl::Status Run(ConnectionPool& pool, absl::string_view what,
   return Run(pool, what, OnConflict::kAbort, body);
 }
 
+// Writes a void row at stream position (writer, wseq) in its own
+// autocommit statement; OK also when the position is taken (the change
+// that drew it committed after all, or a void is there already).
+// INVALID_ARGUMENT without a writer or with wseq < 1.
+absl::Status InsertVoidRow(ConnectionPool& pool, absl::string_view writer,
+                           int64_t wseq);
+
 inline std::string Str(absl::string_view s) { return std::string(s); }
 
 // Joins list values with `sep`; INVALID_ARGUMENT naming `field` when a

@@ -412,6 +412,40 @@ TYPED_TEST(ChangeFeedStoreConformanceTest,
   }
 }
 
+TYPED_TEST(ChangeFeedStoreConformanceTest, KeyWritesFillTheWritersStream) {
+  StoreFixture& f = this->f();
+  const storage::ReplicaRegistration writer = this->Replica("writer", 0);
+  ASSERT_TRUE(f.feed().Register(writer, absl::Hours(1)).ok());
+  EXPECT_EQ(f.keys().FeedWriterHead(), 0);
+  f.keys().SetFeedWriter(writer.name.incarnation);
+  const storage::Tenant tenant = NewTenant(f);
+  const storage::NewKey key = NewKey(tenant.id);
+  ASSERT_TRUE(f.keys().InsertKey(key, Event("c")).ok());
+  ASSERT_TRUE(f.keys()
+                  .RotateKey(tenant.id, key.id, {RandomDigest(), 1},
+                             absl::ZeroDuration(), Event("r"))
+                  .ok());
+  ASSERT_TRUE(f.keys().RevokeKey(tenant.id, key.id, Event("v")).ok());
+  // Revoking again writes nothing and draws nothing.
+  ASSERT_TRUE(f.keys().RevokeKey(tenant.id, key.id, Event("v")).ok());
+  ASSERT_TRUE(f.keys().DeleteKey(tenant.id, key.id, Event("d")).ok());
+  EXPECT_EQ(f.keys().FeedWriterHead(), 4);
+
+  absl::StatusOr<storage::StreamRead> read =
+      f.feed().ReadStreams(writer.name, 100);
+  ASSERT_TRUE(read.ok()) << read.status();
+  const std::map<std::string, std::string> names = {
+      {writer.name.incarnation, "w"}};
+  EXPECT_EQ(
+      Described(read->changes, names),
+      std::vector<std::string>({absl::StrCat("w:1:", key.id, ":created"),
+                                absl::StrCat("w:2:", key.id, ":rotated"),
+                                absl::StrCat("w:3:", key.id, ":revoked"),
+                                absl::StrCat("w:4:", key.id, ":deleted")}));
+  // The same rows, by seq, for tailers of the legacy stream.
+  EXPECT_EQ(this->ReadAll().size(), 4u);
+}
+
 TYPED_TEST(ChangeFeedStoreConformanceTest, StartingPointLooksBack) {
   StoreFixture& f = this->f();
   absl::StatusOr<storage::FeedPosition> nothing =
