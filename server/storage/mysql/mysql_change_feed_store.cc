@@ -62,6 +62,16 @@ absl::Status ReadChange(const sql::ResultSet& rs, const Select& c,
   return absl::OkStatus();
 }
 
+// The lowest position among the live peers an acknowledgement query found;
+// INT64_MAX when it found none.
+template <typename Select>
+int64_t LowestOfLivePeers(sql::ResultSet& rs, const Select& c) {
+  if (!rs.next() || rs.getInt64(c.live_peers) == 0) {
+    return std::numeric_limits<int64_t>::max();
+  }
+  return rs.getInt64(c.applied);
+}
+
 // A feed position.
 struct PositionSelect {
   SelectList list;
@@ -389,11 +399,7 @@ absl::StatusOr<int64_t> MysqlChangeFeedStore::AcknowledgedThrough(
         stmt.setString(1, self.id);
         stmt.setString(2, self.incarnation);
         std::unique_ptr<sql::ResultSet> rs = s.Query(stmt);
-        if (!rs->next() || rs->getInt64(c.live_peers) == 0) {
-          through = std::numeric_limits<int64_t>::max();
-        } else {
-          through = rs->getInt64(c.applied);
-        }
+        through = LowestOfLivePeers(*rs, c);
         return absl::OkStatus();
       });
   if (!status.ok()) return status;
@@ -484,11 +490,7 @@ absl::StatusOr<int64_t> MysqlChangeFeedStore::StreamAcknowledgedThrough(
         stmt.setString(2, self.id);
         stmt.setString(3, self.incarnation);
         std::unique_ptr<sql::ResultSet> rs = s.Query(stmt);
-        if (!rs->next() || rs->getInt64(c.live_peers) == 0) {
-          through = std::numeric_limits<int64_t>::max();
-        } else {
-          through = rs->getInt64(c.applied);
-        }
+        through = LowestOfLivePeers(*rs, c);
         return absl::OkStatus();
       });
   if (!status.ok()) return status;

@@ -26,6 +26,22 @@ class ChangeFeedStoreConformanceTest : public FreshStoreTest<Impl> {
     EXPECT_TRUE(read.ok()) << read.status();
     return read.ok() ? read->changes : std::vector<storage::KeyChange>();
   }
+  // A key of a new tenant created, rotated, revoked, revoked again (which
+  // writes nothing) and deleted.
+  storage::NewKey KeyLifecycle() {
+    StoreFixture& f = this->f();
+    const storage::Tenant tenant = NewTenant(f);
+    const storage::NewKey key = NewKey(tenant.id);
+    EXPECT_TRUE(f.keys().InsertKey(key, Event("c")).ok());
+    EXPECT_TRUE(f.keys()
+                    .RotateKey(tenant.id, key.id, {RandomDigest(), 1},
+                               absl::ZeroDuration(), Event("r"))
+                    .ok());
+    EXPECT_TRUE(f.keys().RevokeKey(tenant.id, key.id, Event("v")).ok());
+    EXPECT_TRUE(f.keys().RevokeKey(tenant.id, key.id, Event("v")).ok());
+    EXPECT_TRUE(f.keys().DeleteKey(tenant.id, key.id, Event("d")).ok());
+    return key;
+  }
   static storage::ReplicaRegistration Replica(absl::string_view id,
                                               int64_t applied_seq) {
     storage::ReplicaRegistration r;
@@ -47,17 +63,8 @@ TYPED_TEST(ChangeFeedStoreConformanceTest, KeyWritesAppendFeedRowsInOrder) {
   absl::StatusOr<int64_t> empty = f.feed().Head();
   ASSERT_TRUE(empty.ok()) << empty.status();
   EXPECT_EQ(*empty, 0);
-  const storage::Tenant tenant = NewTenant(f);
-  const storage::NewKey key = NewKey(tenant.id);
-  ASSERT_TRUE(f.keys().InsertKey(key, Event("c")).ok());
-  ASSERT_TRUE(f.keys()
-                  .RotateKey(tenant.id, key.id, {RandomDigest(), 1},
-                             absl::ZeroDuration(), Event("r"))
-                  .ok());
-  ASSERT_TRUE(f.keys().RevokeKey(tenant.id, key.id, Event("v")).ok());
-  // Revoking again writes nothing.
-  ASSERT_TRUE(f.keys().RevokeKey(tenant.id, key.id, Event("v")).ok());
-  ASSERT_TRUE(f.keys().DeleteKey(tenant.id, key.id, Event("d")).ok());
+  const storage::NewKey key = this->KeyLifecycle();
+  const int64_t tenant_id = key.tenant_id;
 
   const std::vector<storage::KeyChange> changes = this->ReadAll();
   ASSERT_EQ(changes.size(), 4u);
@@ -65,7 +72,7 @@ TYPED_TEST(ChangeFeedStoreConformanceTest, KeyWritesAppendFeedRowsInOrder) {
   for (size_t i = 0; i < changes.size(); ++i) {
     EXPECT_EQ(changes[i].change_type, types[i]);
     EXPECT_EQ(changes[i].key_id, key.id);
-    EXPECT_EQ(changes[i].tenant_id, tenant.id);
+    EXPECT_EQ(changes[i].tenant_id, tenant_id);
     EXPECT_EQ(changes[i].key_version, static_cast<int64_t>(i) + 1);
     if (i > 0) EXPECT_GT(changes[i].seq, changes[i - 1].seq);
   }
@@ -418,17 +425,8 @@ TYPED_TEST(ChangeFeedStoreConformanceTest, KeyWritesFillTheWritersStream) {
   ASSERT_TRUE(f.feed().Register(writer, absl::Hours(1)).ok());
   EXPECT_EQ(f.keys().FeedWriterHead(), 0);
   f.keys().SetFeedWriter(writer.name.incarnation);
-  const storage::Tenant tenant = NewTenant(f);
-  const storage::NewKey key = NewKey(tenant.id);
-  ASSERT_TRUE(f.keys().InsertKey(key, Event("c")).ok());
-  ASSERT_TRUE(f.keys()
-                  .RotateKey(tenant.id, key.id, {RandomDigest(), 1},
-                             absl::ZeroDuration(), Event("r"))
-                  .ok());
-  ASSERT_TRUE(f.keys().RevokeKey(tenant.id, key.id, Event("v")).ok());
-  // Revoking again writes nothing and draws nothing.
-  ASSERT_TRUE(f.keys().RevokeKey(tenant.id, key.id, Event("v")).ok());
-  ASSERT_TRUE(f.keys().DeleteKey(tenant.id, key.id, Event("d")).ok());
+  // The revoke that writes nothing draws no position either.
+  const storage::NewKey key = this->KeyLifecycle();
   EXPECT_EQ(f.keys().FeedWriterHead(), 4);
 
   absl::StatusOr<storage::StreamRead> read =
