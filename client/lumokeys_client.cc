@@ -333,6 +333,24 @@ absl::StatusOr<lumo::keys::v1::ApiKey> Client::RevokeApiKey(
               &lumo::keys::v1::KeyService::Stub::RevokeApiKey, request);
 }
 
+absl::StatusOr<lumo::keys::v1::ApiKey> Client::UpdateApiKey(
+    const lumo::keys::v1::UpdateApiKeyRequest& request) const {
+  return Call(*keys_, Credential::kApiKey,
+              &lumo::keys::v1::KeyService::Stub::UpdateApiKey, request);
+}
+
+absl::StatusOr<lumo::keys::v1::ApiKey> Client::DisableApiKey(
+    const lumo::keys::v1::SetApiKeyDisabledRequest& request) const {
+  return Call(*keys_, Credential::kApiKey,
+              &lumo::keys::v1::KeyService::Stub::DisableApiKey, request);
+}
+
+absl::StatusOr<lumo::keys::v1::ApiKey> Client::EnableApiKey(
+    const lumo::keys::v1::SetApiKeyDisabledRequest& request) const {
+  return Call(*keys_, Credential::kApiKey,
+              &lumo::keys::v1::KeyService::Stub::EnableApiKey, request);
+}
+
 absl::StatusOr<google::protobuf::Empty> Client::DeleteApiKey(
     const lumo::keys::v1::DeleteApiKeyRequest& request) const {
   return Call(*keys_, Credential::kApiKey,

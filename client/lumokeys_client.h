@@ -116,6 +116,12 @@ class Client {
       const lumo::keys::v1::RotateApiKeyRequest& request) const;
   absl::StatusOr<lumo::keys::v1::ApiKey> RevokeApiKey(
       const lumo::keys::v1::RevokeApiKeyRequest& request) const;
+  absl::StatusOr<lumo::keys::v1::ApiKey> UpdateApiKey(
+      const lumo::keys::v1::UpdateApiKeyRequest& request) const;
+  absl::StatusOr<lumo::keys::v1::ApiKey> DisableApiKey(
+      const lumo::keys::v1::SetApiKeyDisabledRequest& request) const;
+  absl::StatusOr<lumo::keys::v1::ApiKey> EnableApiKey(
+      const lumo::keys::v1::SetApiKeyDisabledRequest& request) const;
   absl::StatusOr<google::protobuf::Empty> DeleteApiKey(
       const lumo::keys::v1::DeleteApiKeyRequest& request) const;
 

@@ -8,6 +8,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "gateway/grpc_callback_queue.h"
 #include "gateway/openapi.h"
 #include "google/protobuf/message.h"
 #include "grpcpp/client_context.h"
@@ -129,6 +130,9 @@ HttpHeaders SecurityHeaders() {
 
 absl::StatusOr<std::unique_ptr<Gateway>> Gateway::Create(
     GatewayOptions options) {
+  // The gateway's upstream calls complete on gRPC's shared callback queue;
+  // destroying the last gateway (at shutdown) must not tear it down.
+  PinGrpcCallbackQueue();
   if (!core::IsLegalMetadataValue(options.service_token)) {
     return absl::InvalidArgumentError(
         "the service token holds characters gRPC metadata cannot carry "

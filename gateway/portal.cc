@@ -25,6 +25,7 @@ constexpr std::pair<const char*, const char*> kPages[] = {
     {"/login", "login.html"},
     {"/portal/settings/api-keys", "api-keys.html"},
     {"/portal/audit-logs", "audit-logs.html"},
+    {"/portal/settings/key-policy", "key-policy.html"},
 };
 
 bool IsValidSlug(absl::string_view s) {

@@ -5,6 +5,7 @@
 #include <fstream>
 #include <istream>
 #include <limits>
+#include <map>
 #include <ostream>
 #include <string>
 #include <thread>
@@ -76,6 +77,24 @@ absl::StatusOr<int64_t> ParseInteger(const ParsedArgs& args,
                      max, ", not \"", text, "\""));
   }
   return value;
+}
+
+// --metadata "k=v,k2=v2" -> {k: v, k2: v2} ("" is the empty map). Values
+// cannot contain ','; the key is everything before the first '='.
+absl::StatusOr<std::map<std::string, std::string>> ParseMetadata(
+    const ParsedArgs& args) {
+  std::map<std::string, std::string> metadata;
+  for (const std::string& item : SplitList(args.Get("metadata"))) {
+    const size_t eq = item.find('=');
+    if (eq == std::string::npos || eq == 0) {
+      return absl::InvalidArgumentError(
+          "--metadata must be key=value pairs separated by commas");
+    }
+    if (!metadata.emplace(item.substr(0, eq), item.substr(eq + 1)).second) {
+      return absl::InvalidArgumentError("--metadata repeats a key");
+    }
+  }
+  return metadata;
 }
 
 absl::StatusOr<google::protobuf::Timestamp> ParseRfc3339(
@@ -374,6 +393,9 @@ int KeysCreate(const Context& ctx) {
                                           std::numeric_limits<int32_t>::max()));
     request.set_rate_limit_per_minute(static_cast<int32_t>(limit));
   }
+  request.set_external_id(args.Get("external-id"));
+  LUMO_CLI_ASSIGN_OR_USAGE(metadata, ParseMetadata(args));
+  request.mutable_metadata()->insert(metadata.begin(), metadata.end());
   LUMO_CLI_ASSIGN_OR_USAGE(client, ClientWithApiKey(ctx));
   const auto reply = client->CreateApiKey(request);
   if (!reply.ok()) return PrintRpcError(ctx.io, reply.status());
@@ -406,6 +428,7 @@ int KeysList(const Context& ctx) {
     request.set_sort_dir(dir);
   }
   request.set_status(args.Get("status"));
+  request.set_state(args.Get("state"));
   LUMO_CLI_ASSIGN_OR_USAGE(client, ClientWithApiKey(ctx));
   auto reply = client->ListApiKeys(request);
   if (!reply.ok()) return PrintRpcError(ctx.io, reply.status());
@@ -414,7 +437,7 @@ int KeysList(const Context& ctx) {
   return PrintReply(ctx, *reply, FormatApiKeyList(*reply));
 }
 
-// get, revoke: one key by id, shown without the full key.
+// get, revoke, disable, enable: one key by id, shown without the full key.
 template <typename Request, typename Method>
 int KeyById(const Context& ctx, Method method) {
   LUMO_CLI_ASSIGN_OR_USAGE(tenant, RequireTenant(ctx));
@@ -439,11 +462,73 @@ int KeysRotate(const Context& ctx) {
         grace, ParseInteger(ctx.args, "grace-period", 0, kMaxGraceSeconds));
     request.set_grace_period_seconds(grace);
   }
+  if (ctx.args.Has("expires-at")) {
+    LUMO_CLI_ASSIGN_OR_USAGE(expires, ParseRfc3339(ctx.args, "expires-at"));
+    *request.mutable_expires_at() = expires;
+  }
   LUMO_CLI_ASSIGN_OR_USAGE(client, ClientWithApiKey(ctx));
   const auto reply = client->RotateApiKey(request);
   if (!reply.ok()) return PrintRpcError(ctx.io, reply.status());
   return PrintReplyWithKey(ctx, *reply, FormatApiKey(*reply, true),
                            !reply->key().empty());
+}
+
+// keys update: every option given is a field of the update mask.
+int KeysUpdate(const Context& ctx) {
+  const ParsedArgs& args = ctx.args;
+  LUMO_CLI_ASSIGN_OR_USAGE(tenant, RequireTenant(ctx));
+  lumo::keys::v1::UpdateApiKeyRequest request;
+  request.set_tenant_slug(tenant);
+  request.set_id(args.args[0]);
+  auto* mask = request.mutable_update_mask();
+  if (args.Has("name")) {
+    mask->add_paths("name");
+    request.set_name(args.Get("name"));
+  }
+  if (args.Has("scopes")) {
+    mask->add_paths("scopes");
+    for (std::string& scope : SplitList(args.Get("scopes"))) {
+      request.add_scopes(std::move(scope));
+    }
+  }
+  if (args.Has("allowed-cidrs")) {
+    mask->add_paths("allowed_cidrs");
+    for (std::string& cidr : SplitList(args.Get("allowed-cidrs"))) {
+      request.add_allowed_cidrs(std::move(cidr));
+    }
+  }
+  if (args.Has("rate-limit")) {
+    mask->add_paths("rate_limit_per_minute");
+    LUMO_CLI_ASSIGN_OR_USAGE(limit,
+                             ParseInteger(args, "rate-limit", 0,
+                                          std::numeric_limits<int32_t>::max()));
+    request.set_rate_limit_per_minute(static_cast<int32_t>(limit));
+  }
+  if (args.Has("expires-at")) {
+    mask->add_paths("expires_at");
+    if (args.Get("expires-at") != "never") {
+      LUMO_CLI_ASSIGN_OR_USAGE(expires, ParseRfc3339(args, "expires-at"));
+      *request.mutable_expires_at() = expires;
+    }
+  }
+  if (args.Has("external-id")) {
+    mask->add_paths("external_id");
+    request.set_external_id(args.Get("external-id"));
+  }
+  if (args.Has("metadata")) {
+    mask->add_paths("metadata");
+    LUMO_CLI_ASSIGN_OR_USAGE(metadata, ParseMetadata(args));
+    request.mutable_metadata()->insert(metadata.begin(), metadata.end());
+  }
+  if (mask->paths().empty()) {
+    return PrintUsageError(ctx.io,
+                           "keys update: give at least one field to change");
+  }
+  LUMO_CLI_ASSIGN_OR_USAGE(client, ClientWithApiKey(ctx));
+  auto reply = client->UpdateApiKey(request);
+  if (!reply.ok()) return PrintRpcError(ctx.io, reply.status());
+  reply->clear_key();
+  return PrintReply(ctx, *reply, FormatApiKey(*reply, /*show_key=*/false));
 }
 
 int KeysDelete(const Context& ctx) {
@@ -702,6 +787,15 @@ int RunCli(absl::Span<const std::string> argv, const EnvLookup& env,
   if (name == "keys revoke") {
     return KeyById<lumo::keys::v1::RevokeApiKeyRequest>(ctx,
                                                         &Client::RevokeApiKey);
+  }
+  if (name == "keys update") return KeysUpdate(ctx);
+  if (name == "keys disable") {
+    return KeyById<lumo::keys::v1::SetApiKeyDisabledRequest>(
+        ctx, &Client::DisableApiKey);
+  }
+  if (name == "keys enable") {
+    return KeyById<lumo::keys::v1::SetApiKeyDisabledRequest>(
+        ctx, &Client::EnableApiKey);
   }
   if (name == "keys delete") return KeysDelete(ctx);
   if (name == "keys issue") return KeysIssue(ctx);

@@ -94,6 +94,33 @@ std::string FormatTable(const std::vector<std::vector<std::string>>& rows) {
   return out;
 }
 
+namespace {
+
+// "k=v, k2=v2" in key order, each part sanitized; "-" when empty.
+std::string FormatMetadata(
+    const google::protobuf::Map<std::string, std::string>& metadata) {
+  google::protobuf::RepeatedPtrField<std::string> parts;
+  for (const auto& [key, value] : metadata) {
+    parts.Add(absl::StrCat(key, "=", value));
+  }
+  std::sort(parts.begin(), parts.end());
+  return JoinOr(parts, ", ");
+}
+
+// The states that hold ("rotation due, inactive"), or "-"; for either
+// KeyState message (admin API or verify reply: the same members).
+template <typename KeyStateMessage>
+std::string FormatStates(const KeyStateMessage& state) {
+  google::protobuf::RepeatedPtrField<std::string> on;
+  if (state.rotation_due()) on.Add("rotation due");
+  if (state.expiring_soon()) on.Add("expiring");
+  if (state.inactive()) on.Add("inactive");
+  if (state.disabled()) on.Add("disabled");
+  return JoinOr(on, ", ");
+}
+
+}  // namespace
+
 std::string FormatApiKey(const lumo::keys::v1::ApiKey& key, bool show_key) {
   std::vector<std::pair<std::string, std::string>> fields = {
       {"id", TextOr(key.id())},
@@ -116,7 +143,15 @@ std::string FormatApiKey(const lumo::keys::v1::ApiKey& key, bool show_key) {
                          ? absl::StrCat(key.rate_limit_per_minute(), "/min")
                          : "none"},
       {"version", absl::StrCat(key.version())},
+      {"external id", TextOr(key.external_id())},
+      {"metadata", FormatMetadata(key.metadata())},
+      {"states", FormatStates(key.state())},
+      {"rotation due", TimeOr(key.state().has_rotation_due_at(),
+                              key.state().rotation_due_at(), "never")},
   };
+  if (key.has_disabled_at()) {
+    fields.emplace_back("disabled", FormatTimestamp(key.disabled_at()));
+  }
   if (key.has_previous_secret_valid_until()) {
     fields.emplace_back("old secret valid until",
                         FormatTimestamp(key.previous_secret_valid_until()));
@@ -174,6 +209,9 @@ std::string FormatVerify(const lumo::auth::v1::VerifyApiKeyResponse& reply) {
     fields.emplace_back("scopes", JoinOr(key.scopes(), ", "));
     fields.emplace_back(
         "expires", TimeOr(key.has_expires_at(), key.expires_at(), "never"));
+    // Labels of at most 7 characters keep the columns of this output.
+    fields.emplace_back("owner", TextOr(key.external_id()));
+    fields.emplace_back("states", FormatStates(key.state()));
   }
   return FormatFields(fields);
 }

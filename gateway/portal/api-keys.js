@@ -4,6 +4,9 @@
   const {api, el, show, formatTime, base} = Portal;
   const keysPath = base + '/api/v1/admin/api-keys';
   const $ = (id) => document.getElementById(id);
+  const pageSize = 25;
+  let page = 1;
+  let grantable = [];
 
   // A modal confirmation naming the key; resolves to true when confirmed
   // and the action succeeded, false when cancelled. `action` runs while the
@@ -74,7 +77,52 @@
     return b;
   }
 
-  function renderKeys(keys) {
+  // "3 days", "5 months": how long ago `value` was.
+  function age(value) {
+    const ms = Date.now() - new Date(value).getTime();
+    if (!(ms >= 0)) return '';
+    const days = Math.floor(ms / 86400000);
+    if (days < 1) return 'less than a day';
+    if (days < 60) return days + (days === 1 ? ' day' : ' days');
+    if (days < 730) return Math.floor(days / 30) + ' months';
+    return Math.floor(days / 365) + ' years';
+  }
+
+  // "a=b" lines <-> a metadata map. Values are strings, shown as text.
+  function metadataText(map) {
+    return Object.keys(map || {}).sort().map((k) => k + '=' + map[k]).join('\n');
+  }
+  function parseMetadata(text) {
+    const out = {};
+    for (const line of text.split('\n')) {
+      if (!line.trim()) continue;
+      const eq = line.indexOf('=');
+      if (eq <= 0) throw new Error('Metadata: write each entry as key=value.');
+      out[line.slice(0, eq).trim()] = line.slice(eq + 1);
+    }
+    return out;
+  }
+  function lines(text) {
+    return text.split('\n').map((s) => s.trim()).filter((s) => s);
+  }
+  function dateOf(value) {
+    return value ? new Date(value).toISOString().slice(0, 10) : '';
+  }
+  function errorText(e) {
+    const field = e.body && e.body.details && e.body.details.field;
+    return field ? e.message + ' (' + field + ')' : e.message;
+  }
+
+  function stateBadges(key) {
+    const out = [];
+    const state = key.state || {};
+    if (state.rotationDue) out.push(['rotation due', 'badge-warn']);
+    if (state.expiringSoon) out.push(['expiring', 'badge-warn']);
+    if (state.inactive) out.push(['inactive', 'badge-muted']);
+    return out;
+  }
+
+  function renderKeys(keys, meta) {
     const body = $('keys-body');
     body.replaceChildren();
     for (const key of keys) {
@@ -87,23 +135,56 @@
       prefix.append(el('code', key.prefix));
       row.append(prefix);
       row.append(el('td', (key.scopes || []).join(', ')));
-      const status = el('td');
+      const status = el('td', null, 'key-status');
       status.append(el('span', key.status, 'badge badge-' + key.status));
+      for (const [text, cls] of stateBadges(key)) {
+        status.append(' ', el('span', text, 'badge ' + cls));
+      }
+      if (key.state && key.state.rotationDueAt) {
+        status.append(el('div', 'rotate by ' + formatTime(key.state.rotationDueAt), 'muted small'));
+      }
       row.append(status);
-      row.append(el('td', formatTime(key.createdAt)));
+      const owner = el('td', null, 'key-owner');
+      if (key.externalId) owner.append(el('div', key.externalId));
+      for (const [k, v] of Object.entries(key.metadata || {})) {
+        owner.append(el('div', k + ': ' + v, 'muted small'));
+      }
+      row.append(owner);
+      const created = el('td', formatTime(key.createdAt));
+      created.append(el('div', age(key.createdAt) + ' old', 'muted small'));
+      row.append(created);
       row.append(el('td', key.lastUsedAt ? formatTime(key.lastUsedAt) : 'never'));
       row.append(el('td', key.expiresAt ? formatTime(key.expiresAt) : 'never'));
       const actions = el('td', null, 'row-actions');
       const label = '“' + key.name + '” (' + key.prefix + ')';
+      const live = key.status === 'active' || key.status === 'disabled';
+      if (key.status !== 'revoked') {
+        actions.append(button('Edit', 'Edit key ' + key.name, () => openEdit(key)));
+      }
+      if (live) {
+        actions.append(button('Rotate', 'Rotate key ' + key.name, () => openRotate(key, label)));
+      }
       if (key.status === 'active') {
-        actions.append(button('Rotate', 'Rotate key ' + key.name, () =>
-          confirmAction('Rotate key?',
-            'Rotate key ' + label + '? Its current secret stops working immediately; ' +
-            'a new secret is shown once.', 'Rotate', async () => {
-              const reply = await api('POST', keysPath + '/' + key.id + '/rotate', {});
+        actions.append(button('Disable', 'Disable key ' + key.name, () =>
+          confirmAction('Disable key?',
+            'Disable key ' + label + '? It stops working until you enable it again.',
+            'Disable', async () => {
+              await api('POST', keysPath + '/' + key.id + '/disable', {});
               await loadKeys();
-              showSecret('Rotated key: copy the new secret', reply.data.key);
             })));
+      }
+      if (key.status === 'disabled') {
+        actions.append(button('Enable', 'Enable key ' + key.name, async () => {
+          try {
+            await api('POST', keysPath + '/' + key.id + '/enable', {});
+            await loadKeys();
+          } catch (e) {
+            $('keys-error').textContent = 'Could not enable the key: ' + e.message;
+            show($('keys-error'), true);
+          }
+        }));
+      }
+      if (live) {
         actions.append(button('Revoke', 'Revoke key ' + key.name, () =>
           confirmAction('Revoke key?',
             'Revoke key ' + label + '? It stops working for good; the record stays for audit.',
@@ -122,15 +203,29 @@
       row.append(actions);
       body.append(row);
     }
+    const filtered = $('f-search').value || $('f-status').value || $('f-state').value;
     show($('keys-table'), keys.length > 0);
     show($('keys-empty'), keys.length === 0);
+    $('keys-empty').textContent = filtered ? 'No keys match these filters.'
+        : 'No API keys yet. Create one to call the admin API.';
+    $('page-info').textContent = meta ? ('Page ' + meta.page + ' of ' +
+        Math.max(1, meta.totalPages) + ' · ' + meta.total + ' keys') : '';
+    $('prev-page').disabled = !(meta && meta.hasPreviousPage);
+    $('next-page').disabled = !(meta && meta.hasNextPage);
   }
 
   async function loadKeys() {
     show($('keys-error'), false);
+    const q = new URLSearchParams({page: String(page), limit: String(pageSize)});
+    for (const [param, id] of [['search', 'f-search'], ['status', 'f-status'],
+                               ['state', 'f-state'], ['sortBy', 'f-sort']]) {
+      const value = $(id).value.trim();
+      if (value) q.set(param, value);
+    }
+    if ($('f-sort').value === 'name') q.set('sortDir', 'ASC');
     try {
-      const reply = await api('GET', keysPath + '?limit=100');
-      renderKeys(reply.data || []);
+      const reply = await api('GET', keysPath + '?' + q.toString());
+      renderKeys(reply.data || [], reply.meta);
     } catch (e) {
       $('keys-error').textContent = 'Could not load the keys: ' + e.message;
       show($('keys-error'), true);
@@ -139,8 +234,7 @@
     }
   }
 
-  function renderScopeBoxes(scopes) {
-    const box = $('scope-boxes');
+  function renderScopeBoxes(box, scopes, checked) {
     box.replaceChildren();
     for (const scope of scopes) {
       const label = el('label', null, 'check');
@@ -148,9 +242,13 @@
       input.type = 'checkbox';
       input.name = 'scope';
       input.value = scope;
+      input.checked = (checked || []).includes(scope);
       label.append(input, document.createTextNode(' ' + scope));
       box.append(label);
     }
+  }
+  function checkedScopes(box) {
+    return [...box.querySelectorAll('input:checked')].map((i) => i.value);
   }
 
   function openCreate() {
@@ -160,21 +258,31 @@
     $('key-name').focus();
   }
 
+  function fail(where, message) {
+    $(where).textContent = message;
+    show($(where), true);
+  }
+
   async function submitCreate(event) {
     event.preventDefault();
-    const scopes = [...document.querySelectorAll('#scope-boxes input:checked')]
-        .map((i) => i.value);
+    const scopes = checkedScopes($('scope-boxes'));
     const body = {name: $('key-name').value.trim(), scopes};
     const expires = $('key-expires').value;
     if (expires) body.expiresAt = expires + 'T23:59:59Z';
-    let message = '';
-    if (!body.name) message = 'Enter a name.';
-    else if (scopes.length === 0) message = 'Choose at least one scope.';
-    if (message) {
-      $('create-error').textContent = message;
-      show($('create-error'), true);
-      return;
+    const cidrs = lines($('key-cidrs').value);
+    if (cidrs.length) body.allowedCidrs = cidrs;
+    const rate = $('key-rate').value;
+    if (rate) body.rateLimitPerMinute = Number(rate);
+    const external = $('key-external').value.trim();
+    if (external) body.externalId = external;
+    try {
+      const metadata = parseMetadata($('key-metadata').value);
+      if (Object.keys(metadata).length) body.metadata = metadata;
+    } catch (e) {
+      return fail('create-error', e.message);
     }
+    if (!body.name) return fail('create-error', 'Enter a name.');
+    if (scopes.length === 0) return fail('create-error', 'Choose at least one scope.');
     $('create-submit').disabled = true;
     try {
       const reply = await api('POST', keysPath, body);
@@ -182,10 +290,98 @@
       await loadKeys();
       showSecret('Your new API key', reply.data.key);
     } catch (e) {
-      $('create-error').textContent = e.message;
-      show($('create-error'), true);
+      fail('create-error', errorText(e));
     } finally {
       $('create-submit').disabled = false;
+    }
+  }
+
+  // The edit dialog sends only the fields that changed (a PATCH updates
+  // exactly the members present; an empty value clears the field).
+  let editing = null;
+  function openEdit(key) {
+    editing = key;
+    show($('edit-error'), false);
+    $('edit-title').textContent = 'Edit key “' + key.name + '”';
+    $('edit-name').value = key.name;
+    const offered = [...new Set([...grantable, ...(key.scopes || [])])];
+    renderScopeBoxes($('edit-scope-boxes'), offered, key.scopes);
+    $('edit-expires').value = dateOf(key.expiresAt);
+    $('edit-cidrs').value = (key.allowedCidrs || []).join('\n');
+    $('edit-rate').value = String(key.rateLimitPerMinute || 0);
+    $('edit-external').value = key.externalId || '';
+    $('edit-metadata').value = metadataText(key.metadata);
+    $('edit-dialog').showModal();
+    $('edit-name').focus();
+  }
+
+  async function submitEdit(event) {
+    event.preventDefault();
+    const key = editing;
+    const body = {};
+    const name = $('edit-name').value.trim();
+    if (name !== key.name) body.name = name;
+    const scopes = checkedScopes($('edit-scope-boxes'));
+    if (scopes.slice().sort().join(' ') !== (key.scopes || []).slice().sort().join(' ')) {
+      body.scopes = scopes;
+    }
+    const expires = $('edit-expires').value;
+    if (expires !== dateOf(key.expiresAt)) {
+      body.expiresAt = expires ? expires + 'T23:59:59Z' : null;
+    }
+    const cidrs = lines($('edit-cidrs').value);
+    if (cidrs.join(',') !== (key.allowedCidrs || []).join(',')) body.allowedCidrs = cidrs;
+    const rate = Number($('edit-rate').value || 0);
+    if (rate !== (key.rateLimitPerMinute || 0)) body.rateLimitPerMinute = rate;
+    const external = $('edit-external').value.trim();
+    if (external !== (key.externalId || '')) body.externalId = external;
+    try {
+      const metadata = parseMetadata($('edit-metadata').value);
+      if (metadataText(metadata) !== metadataText(key.metadata)) body.metadata = metadata;
+    } catch (e) {
+      return fail('edit-error', e.message);
+    }
+    if (!name) return fail('edit-error', 'Enter a name.');
+    if (scopes.length === 0) return fail('edit-error', 'Choose at least one scope.');
+    if (Object.keys(body).length === 0) {
+      $('edit-dialog').close();
+      return;
+    }
+    $('edit-submit').disabled = true;
+    try {
+      await api('PATCH', keysPath + '/' + key.id, body);
+      $('edit-dialog').close();
+      await loadKeys();
+    } catch (e) {
+      fail('edit-error', errorText(e));
+    } finally {
+      $('edit-submit').disabled = false;
+    }
+  }
+
+  let rotating = null;
+  function openRotate(key, label) {
+    rotating = key;
+    show($('rotate-error'), false);
+    $('rotate-form').reset();
+    $('rotate-text').textContent = 'Rotate key ' + label + '? A new secret is shown once.';
+    $('rotate-dialog').showModal();
+    $('rotate-grace').focus();
+  }
+
+  async function submitRotate(event) {
+    event.preventDefault();
+    $('rotate-submit').disabled = true;
+    try {
+      const reply = await api('POST', keysPath + '/' + rotating.id + '/rotate',
+                              {gracePeriodSeconds: Number($('rotate-grace').value)});
+      $('rotate-dialog').close();
+      await loadKeys();
+      showSecret('Rotated key: copy the new secret', reply.data.key);
+    } catch (e) {
+      fail('rotate-error', errorText(e));
+    } finally {
+      $('rotate-submit').disabled = false;
     }
   }
 
@@ -193,7 +389,18 @@
     $('create-open').addEventListener('click', openCreate);
     $('create-cancel').addEventListener('click', () => $('create-dialog').close());
     $('create-form').addEventListener('submit', submitCreate);
+    $('edit-cancel').addEventListener('click', () => $('edit-dialog').close());
+    $('edit-form').addEventListener('submit', submitEdit);
+    $('rotate-cancel').addEventListener('click', () => $('rotate-dialog').close());
+    $('rotate-form').addEventListener('submit', submitRotate);
     $('copy-key').addEventListener('click', copyKey);
+    $('key-filters').addEventListener('submit', (e) => {
+      e.preventDefault();
+      page = 1;
+      loadKeys();
+    });
+    $('prev-page').addEventListener('click', () => { page = Math.max(1, page - 1); loadKeys(); });
+    $('next-page').addEventListener('click', () => { page += 1; loadKeys(); });
     // Done clears the key before the dialog hides (Escape clears it in the
     // dialog's close event, which the browser fires a moment later).
     $('secret-done').addEventListener('click', () => {
@@ -202,7 +409,8 @@
     });
     try {
       const session = await Portal.initSignedIn();
-      renderScopeBoxes(session.grantableScopes || []);
+      grantable = session.grantableScopes || [];
+      renderScopeBoxes($('scope-boxes'), grantable, []);
     } catch (e) {
       show($('keys-loading'), false);
       if (e.status !== 401) {

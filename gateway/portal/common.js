@@ -86,6 +86,8 @@ const Portal = (() => {
     const audit = document.getElementById('nav-audit');
     if (keys) keys.href = base + '/portal/settings/api-keys';
     if (audit) audit.href = base + '/portal/audit-logs';
+    const policy = document.getElementById('nav-policy');
+    if (policy) policy.href = base + '/portal/settings/key-policy';
     document.getElementById('logout').addEventListener('click', async () => {
       try { await api('POST', base + '/api/v1/portal/logout', {}); } catch (e) {}
       location.assign(base + '/login');

@@ -24,6 +24,7 @@
 #include "gateway/transcoding/well_known.h"
 #include "google/protobuf/descriptor.h"
 #include "google/protobuf/message.h"
+#include "google/protobuf/struct.pb.h"
 #include "google/protobuf/util/json_util.h"
 #include "server/core/validation.h"
 
@@ -378,6 +379,56 @@ Message* MutableParent(Message* root, const FieldPath& path) {
   return message;
 }
 
+// PATCH without an update mask (AIP-134): when the request has an
+// `update_mask` (google.protobuf.FieldMask) that the body did not set, it
+// names the body's top-level members (as proto field names). The body was
+// checked by ScanJsonBody, so every member names a field.
+absl::Status DeriveUpdateMask(const Route& route, absl::string_view body,
+                              Message* request) {
+  const google::protobuf::Descriptor* type = request->GetDescriptor();
+  const FieldDescriptor* mask_field = type->FindFieldByName("update_mask");
+  if (mask_field == nullptr ||
+      mask_field->type() != FieldDescriptor::TYPE_MESSAGE ||
+      mask_field->message_type()->full_name() != "google.protobuf.FieldMask" ||
+      request->GetReflection()->HasField(*request, mask_field)) {
+    return absl::OkStatus();
+  }
+  google::protobuf::Struct members;
+  const auto parsed = google::protobuf::util::JsonStringToMessage(
+      google::protobuf::StringPiece(body.data(), body.size()), &members);
+  if (!parsed.ok()) return LibraryError(parsed.message().as_string());
+  std::vector<std::string> paths;
+  for (const auto& [name, value] : members.fields()) {
+    const FieldDescriptor* field = type->FindFieldByName(name);
+    for (int i = 0; field == nullptr && i < type->field_count(); ++i) {
+      if (type->field(i)->json_name() == name) field = type->field(i);
+    }
+    if (field == nullptr || field == mask_field) continue;
+    bool from_path = false;
+    for (const FieldPath& variable : route.variable_fields) {
+      from_path |= !variable.empty() && variable.front() == field;
+    }
+    if (!from_path) paths.push_back(field->name());
+  }
+  // Field order, not the map's: the mask is deterministic.
+  std::sort(paths.begin(), paths.end(),
+            [type](const std::string& a, const std::string& b) {
+              return type->FindFieldByName(a)->index() <
+                     type->FindFieldByName(b)->index();
+            });
+  if (paths.empty()) return absl::OkStatus();  // the server refuses it
+  Message* mask = request->GetReflection()->MutableMessage(request, mask_field);
+  const FieldDescriptor* paths_field =
+      mask->GetDescriptor()->FindFieldByName("paths");
+  if (paths_field == nullptr) {
+    return absl::InternalError("google.protobuf.FieldMask has no paths");
+  }
+  for (std::string& path : paths) {
+    mask->GetReflection()->AddString(mask, paths_field, std::move(path));
+  }
+  return absl::OkStatus();
+}
+
 absl::Status ParseBody(const Route& route, absl::string_view body,
                        Message* request) {
   const bool empty = IsJsonWhitespaceOnly(body);
@@ -402,6 +453,9 @@ absl::Status ParseBody(const Route& route, absl::string_view body,
   const auto parsed = google::protobuf::util::JsonStringToMessage(
       google::protobuf::StringPiece(text.data(), text.size()), target, options);
   if (!parsed.ok()) return LibraryError(parsed.message().as_string());
+  if (route.verb == "PATCH" && target == request) {
+    return DeriveUpdateMask(route, text, request);
+  }
   return absl::OkStatus();
 }
 

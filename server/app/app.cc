@@ -3,7 +3,9 @@
 #include <utility>
 
 #include "absl/strings/ascii.h"
+#include "absl/strings/str_cat.h"
 #include "server/bench/bench_service.h"
+#include "server/core/crypto.h"
 #include "server/rpc/audit_services.h"
 #include "server/rpc/client_services.h"
 #include "server/rpc/portal_services.h"
@@ -155,10 +157,24 @@ absl::StatusOr<std::unique_ptr<App>> App::Create(
       !ok.ok()) {
     return ok;
   }
+  service::KeyStateSweeperOptions sweep = options.key_state_sweep;
+  if (sweep.holder.empty() && app->replica_ != nullptr) {
+    sweep.holder =
+        absl::StrCat(app->replica_->id(), ":", app->replica_->incarnation());
+  }
+  if (sweep.holder.empty()) {
+    absl::StatusOr<std::string> name = core::RandomBase62(16);
+    if (!name.ok()) return name.status();
+    sweep.holder = *std::move(name);
+  }
+  app->sweeper_ =
+      std::make_unique<service::KeyStateSweeper>(&stores.keys(), sweep);
+  app->sweeper_->Start();
   return app;
 }
 
 App::~App() {
+  if (sweeper_ != nullptr) sweeper_->Stop();
   // Runs queued work before the services and stores it uses go away.
   workers_.reset();
   // [portal hashing] logins still waiting for a hashing slot are answered

@@ -26,6 +26,7 @@
 #include "server/service/client_service.h"
 #include "server/service/failure_throttle.h"
 #include "server/service/key_service.h"
+#include "server/service/key_state_sweeper.h"
 #include "server/service/portal_service.h"
 #include "server/service/registration_service.h"
 #include "server/service/replica_sync.h"
@@ -66,6 +67,9 @@ struct AppOptions {
   // replica with no membership row and no change-feed tailer.
   bool replication = false;
   service::ReplicaSyncOptions replica;
+  // The key-state sweep (interval 0: off). An empty holder becomes the
+  // replica's id and incarnation, or a random name without replication.
+  service::KeyStateSweeperOptions key_state_sweep;
   // Failed verifications per address / key id.
   service::FailureThrottleOptions failure_throttle;
   // Password hashing cost, session lifetimes,
@@ -142,6 +146,8 @@ class App {
   std::unique_ptr<service::FailureThrottle> failure_throttle_;
   // Destroyed after workers_ stops.
   std::unique_ptr<service::PortalService> portal_;
+  // Stopped first in ~App.
+  std::unique_ptr<service::KeyStateSweeper> sweeper_;
 };
 
 // The replica change feed's lag, in seconds:

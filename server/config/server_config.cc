@@ -56,6 +56,10 @@ ABSL_FLAG(bool, allow_nondurable_db, false,
 ABSL_FLAG(absl::Duration, verify_cache_ttl, absl::Seconds(30),
           "How long a verification cache entry is trusted");
 ABSL_FLAG(int, workers, 32, "Threads for blocking (database) work");
+ABSL_FLAG(absl::Duration, key_state_sweep_interval, absl::Seconds(60),
+          "Pause between rounds of the key-state sweep, which writes the "
+          "api_key.rotation_due/expiring/inactive audit events (one replica "
+          "at a time, by lease); 0 disables it on this replica");
 ABSL_FLAG(int, audit_queue_size, 100000,
           "Usage/auth audit events held in memory at most; beyond, they are "
           "dropped and recorded as an audit.dropped count");
@@ -315,6 +319,12 @@ absl::Status AppOptionsFromFlags(const ServerConfig& config,
                                  app::AppOptions& app) {
   app.verify_cache_ttl = absl::GetFlag(FLAGS_verify_cache_ttl);
   app.workers = absl::GetFlag(FLAGS_workers);
+  app.key_state_sweep.interval = absl::GetFlag(FLAGS_key_state_sweep_interval);
+  if (app.key_state_sweep.interval < absl::ZeroDuration() ||
+      app.key_state_sweep.interval > absl::Hours(24)) {
+    return absl::InvalidArgumentError(
+        "--key_state_sweep_interval must be between 0s and 24h");
+  }
   app.record_usage = !absl::GetFlag(FLAGS_bench_disable_usage_audit);
   app.bench_service = absl::GetFlag(FLAGS_bench_service);
   // [trust boundary] with an internal listener, privileged credentials are

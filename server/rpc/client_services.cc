@@ -83,6 +83,12 @@ void ToProto(const storage::TenantSettings& s,
   if (s.updated_at.has_value()) {
     ToTimestamp(*s.updated_at, out->mutable_updated_at());
   }
+  auto* kp = out->mutable_key_policy();
+  kp->set_require_expiry(s.key_policy.require_expiry);
+  kp->set_max_lifetime_days(s.key_policy.max_lifetime_days);
+  kp->set_rotation_period_days(s.key_policy.rotation_period_days);
+  kp->set_expiry_warning_days(s.key_policy.expiry_warning_days);
+  kp->set_inactive_after_days(s.key_policy.inactive_after_days);
 }
 
 template <typename Request>
@@ -344,6 +350,22 @@ grpc::ServerUnaryReactor* SettingsServiceImpl::UpdateSettings(
           update.dynamic_registration_enabled = dr.enabled();
         if (dr.has_require_api_key()) {
           update.dynamic_registration_require_api_key = dr.require_api_key();
+        }
+        const auto& kp = request->key_policy();
+        if (kp.has_require_expiry()) {
+          update.key_require_expiry = kp.require_expiry();
+        }
+        if (kp.has_max_lifetime_days()) {
+          update.key_max_lifetime_days = kp.max_lifetime_days();
+        }
+        if (kp.has_rotation_period_days()) {
+          update.key_rotation_period_days = kp.rotation_period_days();
+        }
+        if (kp.has_expiry_warning_days()) {
+          update.key_expiry_warning_days = kp.expiry_warning_days();
+        }
+        if (kp.has_inactive_after_days()) {
+          update.key_inactive_after_days = kp.inactive_after_days();
         }
         absl::StatusOr<storage::TenantSettings> settings =
             ctx_.clients->UpdateSettings(caller, info, update);

@@ -30,7 +30,9 @@ absl::StatusOr<absl::Time> FromTimestamp(const google::protobuf::Timestamp& t) {
   return absl::FromUnixSeconds(t.seconds()) + absl::Nanoseconds(t.nanos());
 }
 
-void ToProto(const storage::ApiKeyRecord& r, lumo::keys::v1::ApiKey* out) {
+void ToProto(const storage::ApiKeyRecord& r, const storage::KeyPolicy& policy,
+             lumo::keys::v1::ApiKey* out) {
+  ToProto(storage::KeyStatesOf(r, policy), out->mutable_state());
   out->set_id(r.id);
   out->set_name(r.name);
   out->set_prefix(core::DisplayPrefix(r.id));
@@ -46,6 +48,9 @@ void ToProto(const storage::ApiKeyRecord& r, lumo::keys::v1::ApiKey* out) {
   for (const std::string& c : r.allowed_cidrs) out->add_allowed_cidrs(c);
   out->set_rate_limit_per_minute(r.rate_limit_per_minute);
   out->set_version(r.version);
+  out->set_external_id(r.external_id);
+  out->mutable_metadata()->insert(r.metadata.begin(), r.metadata.end());
+  if (r.disabled_at) ToTimestamp(*r.disabled_at, out->mutable_disabled_at());
   if (r.previous_secret_valid_until && !r.revoked) {
     ToTimestamp(*r.previous_secret_valid_until,
                 out->mutable_previous_secret_valid_until());

@@ -9,6 +9,7 @@
 #include "google/protobuf/timestamp.pb.h"
 #include "lumo/keys/v1/keys.pb.h"
 #include "lumo/ops/v1/ops.pb.h"
+#include "server/storage/key_states.h"
 #include "server/storage/key_store.h"
 
 namespace lumo::rpc {
@@ -17,8 +18,22 @@ void ToTimestamp(absl::Time t, google::protobuf::Timestamp* out);
 // INVALID_ARGUMENT for out-of-range seconds or nanos.
 absl::StatusOr<absl::Time> FromTimestamp(const google::protobuf::Timestamp& t);
 
+// Fills a KeyState message (lumo.keys.v1 or lumo.auth.v1: the same
+// members) from `states`.
+template <typename KeyStateMessage>
+void ToProto(const storage::KeyStates& states, KeyStateMessage* out) {
+  out->set_rotation_due(states.rotation_due);
+  if (states.rotation_due_at) {
+    ToTimestamp(*states.rotation_due_at, out->mutable_rotation_due_at());
+  }
+  out->set_expiring_soon(states.expiring_soon);
+  out->set_inactive(states.inactive);
+  out->set_disabled(states.disabled);
+}
 // Fills `out` from `record`; never sets `key`.
-void ToProto(const storage::ApiKeyRecord& record, lumo::keys::v1::ApiKey* out);
+// With the key's states under `policy` (its tenant's key policy).
+void ToProto(const storage::ApiKeyRecord& record,
+             const storage::KeyPolicy& policy, lumo::keys::v1::ApiKey* out);
 void ToProto(const storage::Tenant& tenant, lumo::ops::v1::Tenant* out);
 
 }  // namespace lumo::rpc

@@ -48,6 +48,28 @@ absl::StatusOr<service::CreateKeyParams> CreateKeyParamsOf(
   params.allowed_cidrs.assign(request.allowed_cidrs().begin(),
                               request.allowed_cidrs().end());
   params.rate_limit_per_minute = request.rate_limit_per_minute();
+  params.external_id = request.external_id();
+  params.metadata.insert(request.metadata().begin(), request.metadata().end());
+  return params;
+}
+
+absl::StatusOr<service::UpdateKeyParams> UpdateKeyParamsOf(
+    const lumo::keys::v1::UpdateApiKeyRequest& request) {
+  service::UpdateKeyParams params;
+  params.update_mask.assign(request.update_mask().paths().begin(),
+                            request.update_mask().paths().end());
+  params.name = request.name();
+  params.scopes.assign(request.scopes().begin(), request.scopes().end());
+  params.allowed_cidrs.assign(request.allowed_cidrs().begin(),
+                              request.allowed_cidrs().end());
+  params.rate_limit_per_minute = request.rate_limit_per_minute();
+  if (request.has_expires_at()) {
+    absl::StatusOr<absl::Time> t = FromTimestamp(request.expires_at());
+    if (!t.ok()) return service::InvalidField("expiresAt", "out of range");
+    params.expires_at = *t;
+  }
+  params.external_id = request.external_id();
+  params.metadata.insert(request.metadata().begin(), request.metadata().end());
   return params;
 }
 
@@ -72,14 +94,31 @@ service::ListKeysParams ListKeysParamsOf(
   params.sort_by = request.sort_by();
   params.sort_dir = request.sort_dir();
   params.status = request.status();
+  params.state = request.state();
   return params;
 }
 
-void ToProtoWithSecret(service::KeyWithSecret& created,
-                       lumo::keys::v1::ApiKey* out) {
-  ToProto(created.record, out);
+// The key with its states; the tenant's policy is read once per reply.
+absl::Status ToProtoWithPolicy(service::KeyService& keys,
+                               const storage::ApiKeyRecord& record,
+                               lumo::keys::v1::ApiKey* out) {
+  absl::StatusOr<storage::KeyPolicy> policy =
+      keys.KeyPolicyOf(record.tenant_id);
+  if (!policy.ok()) return policy.status();
+  ToProto(record, *policy, out);
+  return absl::OkStatus();
+}
+
+absl::Status ToProtoWithSecret(service::KeyService& keys,
+                               service::KeyWithSecret& created,
+                               lumo::keys::v1::ApiKey* out) {
+  if (absl::Status s = ToProtoWithPolicy(keys, created.record, out); !s.ok()) {
+    core::Cleanse(created.full_key);
+    return s;
+  }
   out->set_key(created.full_key);
   core::Cleanse(created.full_key);
+  return absl::OkStatus();
 }
 
 }  // namespace
@@ -99,8 +138,11 @@ grpc::ServerUnaryReactor* KeyServiceImpl::ListApiKeys(
         absl::StatusOr<storage::KeyPage> page =
             ctx_.keys->ListKeys(caller, ListKeysParamsOf(*request), &query);
         if (!page.ok()) return page.status();
+        absl::StatusOr<storage::KeyPolicy> policy =
+            ctx_.keys->KeyPolicyOf(caller.tenant_id);
+        if (!policy.ok()) return policy.status();
         for (const storage::ApiKeyRecord& record : page->keys) {
-          ToProto(record, response->add_data());
+          ToProto(record, *policy, response->add_data());
         }
         FillPageMeta(page->total, query.page, query.limit,
                      response->mutable_meta());
@@ -123,8 +165,7 @@ grpc::ServerUnaryReactor* KeyServiceImpl::CreateApiKey(
         absl::StatusOr<service::KeyWithSecret> created =
             ctx_.keys->CreateKey(caller, info, *params);
         if (!created.ok()) return created.status();
-        ToProtoWithSecret(*created, response);
-        return absl::OkStatus();
+        return ToProtoWithSecret(*ctx_.keys, *created, response);
       });
 }
 
@@ -140,8 +181,7 @@ grpc::ServerUnaryReactor* KeyServiceImpl::GetApiKey(
         absl::StatusOr<storage::ApiKeyRecord> record =
             ctx_.keys->GetKey(caller, request->id());
         if (!record.ok()) return record.status();
-        ToProto(*record, response);
-        return absl::OkStatus();
+        return ToProtoWithPolicy(*ctx_.keys, *record, response);
       });
 }
 
@@ -154,11 +194,18 @@ grpc::ServerUnaryReactor* KeyServiceImpl::RotateApiKey(
       *ctx_.auth, *ctx_.workers, context, method, request->tenant_slug(), true,
       [this, request, response](const Principal& caller,
                                 const RequestInfo& info) -> absl::Status {
-        absl::StatusOr<service::KeyWithSecret> rotated = ctx_.keys->RotateKey(
-            caller, info, request->id(), request->grace_period_seconds());
+        std::optional<absl::Time> expires_at;
+        if (request->has_expires_at()) {
+          absl::StatusOr<absl::Time> t = FromTimestamp(request->expires_at());
+          if (!t.ok())
+            return service::InvalidField("expiresAt", "out of range");
+          expires_at = *t;
+        }
+        absl::StatusOr<service::KeyWithSecret> rotated =
+            ctx_.keys->RotateKey(caller, info, request->id(),
+                                 request->grace_period_seconds(), expires_at);
         if (!rotated.ok()) return rotated.status();
-        ToProtoWithSecret(*rotated, response);
-        return absl::OkStatus();
+        return ToProtoWithSecret(*ctx_.keys, *rotated, response);
       });
 }
 
@@ -174,9 +221,59 @@ grpc::ServerUnaryReactor* KeyServiceImpl::RevokeApiKey(
         absl::StatusOr<storage::ApiKeyRecord> record =
             ctx_.keys->RevokeKey(caller, info, request->id());
         if (!record.ok()) return record.status();
-        ToProto(*record, response);
-        return absl::OkStatus();
+        return ToProtoWithPolicy(*ctx_.keys, *record, response);
       });
+}
+
+grpc::ServerUnaryReactor* KeyServiceImpl::UpdateApiKey(
+    grpc::CallbackServerContext* context,
+    const lumo::keys::v1::UpdateApiKeyRequest* request,
+    lumo::keys::v1::ApiKey* response) {
+  static const auto& method = Method("lumo.keys.v1.KeyService.UpdateApiKey");
+  return RunAuthenticated(
+      *ctx_.auth, *ctx_.workers, context, method, request->tenant_slug(), true,
+      [this, request, response](const Principal& caller,
+                                const RequestInfo& info) -> absl::Status {
+        absl::StatusOr<service::UpdateKeyParams> params =
+            UpdateKeyParamsOf(*request);
+        if (!params.ok()) return params.status();
+        absl::StatusOr<storage::ApiKeyRecord> record =
+            ctx_.keys->UpdateKey(caller, info, request->id(), *params);
+        if (!record.ok()) return record.status();
+        return ToProtoWithPolicy(*ctx_.keys, *record, response);
+      });
+}
+
+grpc::ServerUnaryReactor* KeyServiceImpl::SetDisabled(
+    grpc::CallbackServerContext* context,
+    const google::protobuf::MethodDescriptor& method,
+    const lumo::keys::v1::SetApiKeyDisabledRequest* request,
+    lumo::keys::v1::ApiKey* response, bool disabled) {
+  return RunAuthenticated(
+      *ctx_.auth, *ctx_.workers, context, method, request->tenant_slug(), true,
+      [this, request, response, disabled](
+          const Principal& caller, const RequestInfo& info) -> absl::Status {
+        absl::StatusOr<storage::ApiKeyRecord> record =
+            ctx_.keys->SetKeyDisabled(caller, info, request->id(), disabled);
+        if (!record.ok()) return record.status();
+        return ToProtoWithPolicy(*ctx_.keys, *record, response);
+      });
+}
+
+grpc::ServerUnaryReactor* KeyServiceImpl::DisableApiKey(
+    grpc::CallbackServerContext* context,
+    const lumo::keys::v1::SetApiKeyDisabledRequest* request,
+    lumo::keys::v1::ApiKey* response) {
+  static const auto& method = Method("lumo.keys.v1.KeyService.DisableApiKey");
+  return SetDisabled(context, method, request, response, true);
+}
+
+grpc::ServerUnaryReactor* KeyServiceImpl::EnableApiKey(
+    grpc::CallbackServerContext* context,
+    const lumo::keys::v1::SetApiKeyDisabledRequest* request,
+    lumo::keys::v1::ApiKey* response) {
+  static const auto& method = Method("lumo.keys.v1.KeyService.EnableApiKey");
+  return SetDisabled(context, method, request, response, false);
 }
 
 grpc::ServerUnaryReactor* KeyServiceImpl::DeleteApiKey(
@@ -219,6 +316,8 @@ lumo::auth::v1::VerifyReason ToProtoReason(service::VerifyReason reason) {
       return lumo::auth::v1::IP_NOT_ALLOWED;
     case R::kRateLimited:
       return lumo::auth::v1::RATE_LIMITED;
+    case R::kDisabled:
+      return lumo::auth::v1::DISABLED;
   }
   return lumo::auth::v1::VERIFY_REASON_UNSPECIFIED;
 }
@@ -235,6 +334,10 @@ void FillVerifyResponse(const service::VerifyOutcome& outcome,
     for (const std::string& s : outcome.scopes) key->add_scopes(s);
     if (outcome.expires_at)
       ToTimestamp(*outcome.expires_at, key->mutable_expires_at());
+    key->set_external_id(outcome.external_id);
+    key->mutable_metadata()->insert(outcome.metadata.begin(),
+                                    outcome.metadata.end());
+    ToProto(outcome.states, key->mutable_state());
   }
 }
 
@@ -344,8 +447,12 @@ grpc::ServerUnaryReactor* OperatorServiceImpl::CreateTenant(
         if (!created.ok()) return created.status();
         ToProto(created->tenant, response->mutable_tenant());
         if (created->initial_key) {
-          ToProtoWithSecret(*created->initial_key,
-                            response->mutable_initial_key());
+          if (absl::Status st =
+                  ToProtoWithSecret(*ctx_.keys, *created->initial_key,
+                                    response->mutable_initial_key());
+              !st.ok()) {
+            return st;
+          }
         }
         return absl::OkStatus();
       });
@@ -384,8 +491,7 @@ grpc::ServerUnaryReactor* OperatorServiceImpl::CreateTenantKey(
         absl::StatusOr<service::KeyWithSecret> created =
             ctx_.keys->CreateTenantKey(info, request->tenant_slug(), *params);
         if (!created.ok()) return created.status();
-        ToProtoWithSecret(*created, response);
-        return absl::OkStatus();
+        return ToProtoWithSecret(*ctx_.keys, *created, response);
       });
 }
 

@@ -47,6 +47,18 @@ class KeyServiceImpl final
       grpc::CallbackServerContext* context,
       const lumo::keys::v1::RotateApiKeyRequest* request,
       lumo::keys::v1::ApiKey* response) override;
+  grpc::ServerUnaryReactor* UpdateApiKey(
+      grpc::CallbackServerContext* context,
+      const lumo::keys::v1::UpdateApiKeyRequest* request,
+      lumo::keys::v1::ApiKey* response) override;
+  grpc::ServerUnaryReactor* DisableApiKey(
+      grpc::CallbackServerContext* context,
+      const lumo::keys::v1::SetApiKeyDisabledRequest* request,
+      lumo::keys::v1::ApiKey* response) override;
+  grpc::ServerUnaryReactor* EnableApiKey(
+      grpc::CallbackServerContext* context,
+      const lumo::keys::v1::SetApiKeyDisabledRequest* request,
+      lumo::keys::v1::ApiKey* response) override;
   grpc::ServerUnaryReactor* RevokeApiKey(
       grpc::CallbackServerContext* context,
       const lumo::keys::v1::RevokeApiKeyRequest* request,
@@ -57,6 +69,12 @@ class KeyServiceImpl final
       google::protobuf::Empty* response) override;
 
  private:
+  // Disable (`disabled`) or enable.
+  grpc::ServerUnaryReactor* SetDisabled(
+      grpc::CallbackServerContext* context,
+      const google::protobuf::MethodDescriptor& method,
+      const lumo::keys::v1::SetApiKeyDisabledRequest* request,
+      lumo::keys::v1::ApiKey* response, bool disabled);
   RpcContext ctx_;
 };
 

@@ -43,6 +43,16 @@ JsonObject& JsonObject::Add(absl::string_view key,
   return *this;
 }
 
+JsonObject& JsonObject::AddRaw(absl::string_view key, absl::string_view json) {
+  Key(key);
+  body_.append(json.data(), json.size());
+  return *this;
+}
+
+void JsonObject::AppendString(std::string& out, absl::string_view s) {
+  log::AppendJsonString(out, s);
+}
+
 std::string WithCountMember(absl::string_view object_json, int64_t count) {
   absl::string_view body = absl::StripTrailingAsciiWhitespace(object_json);
   if (body.size() < 2 || body.front() != '{' || body.back() != '}') {

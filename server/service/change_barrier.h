@@ -1,4 +1,5 @@
-// What a mutation that kills a secret waits on before it reports success
+// What a mutation that kills a secret or changes a key's record (an edit,
+// a disable or enable) waits on before it reports success
 // (docs/replication.md). KeyService calls it after the commit and the local
 // cache eviction; ReplicaSync implements it.
 #ifndef LUMOKEYS_SERVER_SERVICE_CHANGE_BARRIER_H_
@@ -16,7 +17,8 @@ namespace lumo::service {
 struct ChangeRef {
   int64_t tenant_id = 0;
   std::string key_id;
-  std::string change_type;  // rotated, revoked, deleted
+  std::string change_type;  // rotated, revoked, deleted, updated, disabled,
+                            // enabled
   int64_t key_version = 0;
   // False when the mutation changed nothing (the key was revoked / deleted
   // already, typically by an earlier attempt whose wait failed). That

@@ -449,6 +449,18 @@ absl::StatusOr<storage::TenantSettings> ClientService::UpdateSettings(
   event.target_type = "tenant_settings";
   event.target_id = caller.tenant_slug;
   JsonObject metadata;
+  const std::pair<const char*, const std::optional<int32_t>*> numbers[] = {
+      {"keyPolicy.maxLifetimeDays", &update.key_max_lifetime_days},
+      {"keyPolicy.rotationPeriodDays", &update.key_rotation_period_days},
+      {"keyPolicy.expiryWarningDays", &update.key_expiry_warning_days},
+      {"keyPolicy.inactiveAfterDays", &update.key_inactive_after_days},
+  };
+  if (update.key_require_expiry) {
+    metadata.Add("keyPolicy.requireExpiry", *update.key_require_expiry);
+  }
+  for (const auto& [name, value] : numbers) {
+    if (value->has_value()) metadata.Add(name, int64_t{**value});
+  }
   if (update.dynamic_registration_enabled) {
     metadata.Add("dynamicRegistration.enabled",
                  *update.dynamic_registration_enabled);
@@ -458,8 +470,26 @@ absl::StatusOr<storage::TenantSettings> ClientService::UpdateSettings(
                  *update.dynamic_registration_require_api_key);
   }
   event.metadata_json = metadata.Build();
+  // The policy is checked as it will be after the change (its members
+  // depend on each other), and the change applies only to the version it
+  // was checked against: two concurrent changes, each valid alone, cannot
+  // combine into an invalid policy.
   absl::StatusOr<storage::TenantSettings> settings =
-      store_->UpdateSettings(caller.tenant_id, update, event, nullptr);
+      absl::AbortedError("the settings kept changing");
+  for (int attempt = 0; attempt < 4 && absl::IsAborted(settings.status());
+       ++attempt) {
+    absl::StatusOr<storage::TenantSettings> current =
+        store_->GetSettings(caller.tenant_id);
+    if (!current.ok()) return current.status();
+    if (absl::Status valid = ValidateKeyPolicy(
+            storage::ApplySettingsUpdate(*current, update).key_policy);
+        !valid.ok()) {
+      return valid;
+    }
+    storage::SettingsUpdate pinned = update;
+    pinned.expected_version = current->version;
+    settings = store_->UpdateSettings(caller.tenant_id, pinned, event, nullptr);
+  }
   return settings;
 }
 

@@ -128,6 +128,7 @@ bool FailureThrottle::CountsAsFailure(VerifyReason reason) {
     case VerifyReason::kExpired:
     case VerifyReason::kRotated:
     case VerifyReason::kWrongTenant:
+    case VerifyReason::kDisabled:
       return true;
     case VerifyReason::kValid:
     case VerifyReason::kInsufficientScope:

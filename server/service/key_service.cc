@@ -18,6 +18,8 @@ namespace lumo::service {
 namespace {
 
 constexpr int kIdAttempts = 4;
+// Edits re-read and re-check the key when it changed meanwhile.
+constexpr int kEditAttempts = 4;
 
 storage::AuditEvent KeyEvent(absl::string_view action, const Principal* caller,
                              const RequestInfo& info, absl::string_view key_id,
@@ -121,6 +123,45 @@ absl::Status CheckRestrictionsInherited(
   return absl::OkStatus();
 }
 
+// Whether a concurrent edit of the key can invalidate the caller's
+// authority checks (CheckMayManage): true for a key without admin:write or
+// with restrictions of its own. Only such callers' rotations, disables and
+// enables are pinned to the version they checked, so that concurrent
+// changes by unrestricted callers still serialise on the row lock instead
+// of aborting each other.
+bool BoundByItsAuthority(const Principal& caller) {
+  return caller.kind == Principal::Kind::kApiKey &&
+         (!core::IsSubset(caller.scopes, {"admin:write"}) ||
+          caller.key_expires_at.has_value() ||
+          !caller.key_allowed_cidrs.empty() ||
+          caller.key_rate_limit_per_minute > 0);
+}
+
+// JSON values for the before/after of an edited field.
+std::string JsonValue(const std::string& s) {
+  std::string out;
+  JsonObject::AppendString(out, s);
+  return out;
+}
+std::string JsonValue(const std::vector<std::string>& list) {
+  std::string out = "[";
+  for (size_t i = 0; i < list.size(); ++i) {
+    if (i > 0) out.push_back(',');
+    JsonObject::AppendString(out, list[i]);
+  }
+  return out + "]";
+}
+std::string JsonValue(const core::StringMap& map) {
+  JsonObject object;
+  for (const auto& [key, value] : map) object.Add(key, value);
+  return object.Build();
+}
+std::string JsonTimeOrNull(const std::optional<absl::Time>& t) {
+  if (!t.has_value()) return "null";
+  return JsonValue(
+      absl::FormatTime("%Y-%m-%dT%H:%M:%E*SZ", *t, absl::UTCTimeZone()));
+}
+
 }  // namespace
 
 std::string KeyStatusName(const storage::ApiKeyRecord& record) {
@@ -128,6 +169,7 @@ std::string KeyStatusName(const storage::ApiKeyRecord& record) {
   if (record.expires_at.has_value() && record.db_now >= *record.expires_at) {
     return "expired";
   }
+  if (record.disabled) return "disabled";
   return "active";
 }
 
@@ -158,54 +200,48 @@ absl::Status KeyService::AwaitReplicas(int64_t tenant_id, absl::string_view id,
 absl::StatusOr<storage::NewKey> KeyService::ValidateNewKey(
     const CreateKeyParams& params) {
   storage::NewKey key;
-  absl::Status name_ok = core::ValidateName("name", params.name, 1, 100);
-  if (!name_ok.ok()) return AsInvalidField(name_ok);
+  if (absl::Status s = ValidateKeyName(params.name); !s.ok()) return s;
   key.name = params.name;
-
   absl::StatusOr<std::vector<std::string>> scopes =
-      core::CanonicalizeScopes(params.scopes);
-  if (!scopes.ok()) return AsInvalidField(scopes.status());
+      CanonicalKeyScopes(params.scopes);
+  if (!scopes.ok()) return scopes.status();
   key.scopes = *std::move(scopes);
-
-  if (params.allowed_cidrs.size() > kMaxAllowedCidrs) {
-    return InvalidField("allowedCidrs",
-                        absl::StrCat("at most ", kMaxAllowedCidrs, " entries"));
-  }
-  for (const std::string& text : params.allowed_cidrs) {
-    absl::StatusOr<core::Cidr> cidr = core::Cidr::Parse(text);
-    if (!cidr.ok()) {
-      return InvalidField("allowedCidrs",
-                          "each entry must be an IPv4 or IPv6 CIDR block");
-    }
-    std::string canonical = cidr->ToString();
-    bool dup = false;
-    for (const std::string& have : key.allowed_cidrs) dup |= have == canonical;
-    if (!dup) key.allowed_cidrs.push_back(std::move(canonical));
-  }
-
-  if (params.rate_limit_per_minute < 0 ||
-      params.rate_limit_per_minute > kMaxRateLimitPerMinute) {
-    return InvalidField(
-        "rateLimitPerMinute",
-        absl::StrCat("must be between 0 and ", kMaxRateLimitPerMinute));
+  absl::StatusOr<std::vector<std::string>> cidrs =
+      CanonicalAllowedCidrs(params.allowed_cidrs);
+  if (!cidrs.ok()) return cidrs.status();
+  key.allowed_cidrs = *std::move(cidrs);
+  if (absl::Status s = ValidateRateLimit(params.rate_limit_per_minute);
+      !s.ok()) {
+    return s;
   }
   key.rate_limit_per_minute = params.rate_limit_per_minute;
-
+  if (absl::Status s = ValidateExternalId(params.external_id); !s.ok()) {
+    return s;
+  }
+  key.external_id = params.external_id;
+  if (absl::Status s = ValidateMetadata(params.metadata); !s.ok()) return s;
+  key.metadata = params.metadata;
   if (params.expires_at.has_value()) {
     absl::StatusOr<absl::Time> now = store_->Now();
     if (!now.ok()) return now.status();
-    if (*params.expires_at <= *now) {
-      return InvalidField("expiresAt", "must be in the future");
-    }
-    if (*params.expires_at >
-        absl::FromCivil(absl::CivilSecond(9999, 1, 1), absl::UTCTimeZone())) {
-      return InvalidField("expiresAt", "too far in the future");
-    }
-    // The store keeps microseconds.
-    key.expires_at =
-        absl::FromUnixMicros(absl::ToUnixMicros(*params.expires_at));
+    absl::StatusOr<absl::Time> expiry =
+        ValidateExpiry(*params.expires_at, *now);
+    if (!expiry.ok()) return expiry.status();
+    key.expires_at = *expiry;
   }
   return key;
+}
+
+absl::Status KeyService::CheckNewKeyPolicy(const storage::NewKey& key) {
+  absl::StatusOr<storage::KeyPolicy> policy =
+      store_->GetKeyPolicy(key.tenant_id);
+  if (!policy.ok()) return policy.status();
+  if (!policy->require_expiry && policy->max_lifetime_days == 0) {
+    return absl::OkStatus();
+  }
+  absl::StatusOr<absl::Time> now = store_->Now();
+  if (!now.ok()) return now.status();
+  return CheckExpiryPolicy(*policy, key.expires_at, *now);
 }
 
 absl::StatusOr<std::string> KeyService::AssignIdAndSecret(
@@ -279,6 +315,7 @@ absl::StatusOr<KeyWithSecret> KeyService::CreateKey(
     return inherited;
   }
   key->tenant_id = caller.tenant_id;
+  if (absl::Status s = CheckNewKeyPolicy(*key); !s.ok()) return s;
   if (caller.kind == Principal::Kind::kSession) {
     key->created_by_type = "user";
     key->created_by_id = caller.user_id;
@@ -327,8 +364,27 @@ absl::StatusOr<storage::KeyPage> KeyService::ListKeys(
     query.status = storage::KeyStatusFilter::kRevoked;
   } else if (params.status == "expired") {
     query.status = storage::KeyStatusFilter::kExpired;
+  } else if (params.status == "disabled") {
+    query.status = storage::KeyStatusFilter::kDisabled;
   } else {
-    return InvalidField("status", "one of active, revoked, expired");
+    return InvalidField("status", "one of active, revoked, expired, disabled");
+  }
+  static constexpr std::pair<absl::string_view, storage::KeyStateFilter>
+      kStates[] = {
+          {"rotation_due", storage::KeyStateFilter::kRotationDue},
+          {"expiring", storage::KeyStateFilter::kExpiring},
+          {"inactive", storage::KeyStateFilter::kInactive},
+          {"disabled", storage::KeyStateFilter::kDisabled},
+      };
+  if (!params.state.empty()) {
+    query.state = storage::KeyStateFilter::kAny;
+    for (const auto& [name, filter] : kStates) {
+      if (params.state == name) query.state = filter;
+    }
+    if (query.state == storage::KeyStateFilter::kAny) {
+      return InvalidField("state",
+                          "one of rotation_due, expiring, inactive, disabled");
+    }
   }
   if (query_out != nullptr) *query_out = query;
   return store_->ListKeys(caller.tenant_id, query);
@@ -336,7 +392,7 @@ absl::StatusOr<storage::KeyPage> KeyService::ListKeys(
 
 absl::StatusOr<KeyWithSecret> KeyService::RotateKey(
     const Principal& caller, const RequestInfo& info, absl::string_view id,
-    int64_t grace_period_seconds) {
+    int64_t grace_period_seconds, const std::optional<absl::Time>& expires_at) {
   if (grace_period_seconds < 0 ||
       grace_period_seconds > kMaxGracePeriodSeconds) {
     return InvalidField(
@@ -344,22 +400,13 @@ absl::StatusOr<KeyWithSecret> KeyService::RotateKey(
         absl::StrCat("must be between 0 and ", kMaxGracePeriodSeconds));
   }
   if (absl::Status s = CheckKeyId(id); !s.ok()) return s;
-  // Scopes, expiry, CIDRs and the rate limit never change, so checking them
-  // before the locked rotation is race-free.
-  absl::StatusOr<storage::ApiKeyRecord> current =
-      store_->GetKey(caller.tenant_id, id);
-  if (!current.ok()) return Annotate(current.status());
-  if (!core::IsSubset(caller.scopes, current->scopes)) {
-    return WithErrorKind(
-        absl::PermissionDeniedError(
-            "a key can only rotate keys whose scopes it holds itself"),
-        ErrorKind::kScopeExceeded);
-  }
-  if (absl::Status inherited = CheckRestrictionsInherited(
-          caller, "rotate", current->expires_at, current->allowed_cidrs,
-          current->rate_limit_per_minute);
-      !inherited.ok()) {
-    return inherited;
+  std::optional<absl::Time> requested;
+  if (expires_at.has_value()) {
+    absl::StatusOr<absl::Time> now = store_->Now();
+    if (!now.ok()) return now.status();
+    absl::StatusOr<absl::Time> valid = ValidateExpiry(*expires_at, *now);
+    if (!valid.ok()) return valid.status();
+    requested = *valid;
   }
   absl::StatusOr<std::string> full = core::GenerateKey(id);
   if (!full.ok()) return full.status();
@@ -367,36 +414,108 @@ absl::StatusOr<KeyWithSecret> KeyService::RotateKey(
   secret.pepper_version = peppers_->current_version();
   absl::StatusOr<core::Digest> digest =
       peppers_->Mac(secret.pepper_version, *full);
-  if (!digest.ok()) return digest.status();
+  if (!digest.ok()) {
+    core::Cleanse(*full);
+    return digest.status();
+  }
   secret.digest = *digest;
-
-  storage::AuditEvent event = KeyEvent(
-      "api_key.rotated", &caller, info, id,
-      JsonObject().Add("gracePeriodSeconds", grace_period_seconds).Build());
-  const auto started = std::chrono::steady_clock::now();
-  absl::StatusOr<storage::ApiKeyRecord> rotated = store_->RotateKey(
-      caller.tenant_id, id, secret, absl::Seconds(grace_period_seconds), event);
-  const absl::Duration took =
-      absl::FromChrono(std::chrono::steady_clock::now() - started);
-  // Evict even on failure: the outcome of a failed commit is unknown to us.
-  verifier_->Evict(id);
-  if (!rotated.ok()) {
-    core::Cleanse(*full);
-    if (absl::IsFailedPrecondition(rotated.status())) {
-      return WithErrorKind(rotated.status(), ErrorKind::kInvalidRequest);
+  // The checks read the key; the rotation applies only at that version, so
+  // a concurrent edit makes them run again.
+  for (int attempt = 0; attempt < kEditAttempts; ++attempt) {
+    absl::StatusOr<storage::ApiKeyRecord> current =
+        store_->GetKey(caller.tenant_id, id);
+    absl::StatusOr<storage::RotateOptions> options =
+        current.ok() ? RotationOptions(caller, *current, requested)
+                     : absl::StatusOr<storage::RotateOptions>(
+                           Annotate(current.status()));
+    if (!options.ok()) {
+      core::Cleanse(*full);
+      return options.status();
     }
-    return Annotate(rotated.status());
+    const bool renewal = current->expires_at.has_value() &&
+                         *current->expires_at <= current->db_now &&
+                         options->expires_at;
+    JsonObject metadata;
+    metadata.Add("gracePeriodSeconds", grace_period_seconds);
+    if (options->expires_at && *options->expires_at != current->expires_at) {
+      metadata.AddRaw(
+          "expiresAt",
+          absl::StrCat("{\"before\":", JsonTimeOrNull(current->expires_at),
+                       ",\"after\":", JsonTimeOrNull(*options->expires_at),
+                       "}"));
+    }
+    storage::AuditEvent event =
+        KeyEvent(renewal ? "api_key.renewed" : "api_key.rotated", &caller, info,
+                 id, metadata.Build());
+    const auto started = std::chrono::steady_clock::now();
+    absl::StatusOr<storage::ApiKeyRecord> rotated =
+        store_->RotateKey(caller.tenant_id, id, secret,
+                          absl::Seconds(grace_period_seconds), *options, event);
+    const absl::Duration took =
+        absl::FromChrono(std::chrono::steady_clock::now() - started);
+    // Evict even on failure: the outcome of a failed commit is unknown to us.
+    verifier_->Evict(id);
+    if (absl::IsAborted(rotated.status())) continue;
+    if (!rotated.ok()) {
+      core::Cleanse(*full);
+      if (absl::IsFailedPrecondition(rotated.status())) {
+        return WithErrorKind(rotated.status(), ErrorKind::kInvalidRequest);
+      }
+      return Annotate(rotated.status());
+    }
+    if (absl::Status acked =
+            AwaitReplicas(caller.tenant_id, id, "rotated", rotated->version,
+                          /*changed=*/true, took);
+        !acked.ok()) {
+      // The rotation stands; its new secret is not handed out by a failed
+      // call (rotate again once the replicas are healthy).
+      core::Cleanse(*full);
+      return acked;
+    }
+    return KeyWithSecret{*std::move(rotated), *std::move(full)};
   }
-  if (absl::Status acked =
-          AwaitReplicas(caller.tenant_id, id, "rotated", rotated->version,
-                        /*changed=*/true, took);
-      !acked.ok()) {
-    // The rotation stands; its new secret is not handed out by a failed
-    // call (rotate again once the replicas are healthy).
-    core::Cleanse(*full);
-    return acked;
+  core::Cleanse(*full);
+  return WithErrorKind(
+      absl::AbortedError("the key kept changing during the rotation; try "
+                         "again"),
+      ErrorKind::kUnavailable);
+}
+
+absl::StatusOr<storage::RotateOptions> KeyService::RotationOptions(
+    const Principal& caller, const storage::ApiKeyRecord& current,
+    const std::optional<absl::Time>& requested) {
+  if (absl::Status may = CheckMayManage(caller, "rotate", current); !may.ok()) {
+    return may;
   }
-  return KeyWithSecret{*std::move(rotated), *std::move(full)};
+  absl::StatusOr<storage::KeyPolicy> policy =
+      store_->GetKeyPolicy(caller.tenant_id);
+  if (!policy.ok()) return policy.status();
+  storage::RotateOptions options;
+  if (BoundByItsAuthority(caller)) options.expected_version = current.version;
+  const absl::Time now = current.db_now;
+  if (requested.has_value()) {
+    options.expires_at = requested;
+  } else if (policy->max_lifetime_days > 0) {
+    // The new secret gets the longest life the policy allows.
+    options.expires_at = absl::FromUnixMicros(
+        absl::ToUnixMicros(now + absl::Hours(24) * policy->max_lifetime_days));
+  }
+  if (options.expires_at.has_value()) {
+    if (absl::Status s = CheckExpiryPolicy(*policy, *options.expires_at, now);
+        !s.ok()) {
+      return s;
+    }
+    storage::ApiKeyRecord after = current;
+    after.expires_at = *options.expires_at;
+    if (absl::Status may = CheckMayManage(caller, "rotate", after); !may.ok()) {
+      return may;
+    }
+  } else if (policy->require_expiry && !current.expires_at.has_value()) {
+    return InvalidField("expiresAt",
+                        "required by the tenant's key policy: give the "
+                        "rotated key an expiry");
+  }
+  return options;
 }
 
 absl::StatusOr<storage::ApiKeyRecord> KeyService::RevokeKey(
@@ -446,6 +565,244 @@ absl::Status KeyService::DeleteKey(const Principal& caller,
   }
   if (!deleted->changed) return Annotate(absl::NotFoundError("deleted"));
   return absl::OkStatus();
+}
+
+absl::Status KeyService::CheckMayManage(const Principal& caller,
+                                        absl::string_view verb,
+                                        const storage::ApiKeyRecord& key) {
+  if (!core::IsSubset(caller.scopes, key.scopes)) {
+    return WithErrorKind(
+        absl::PermissionDeniedError(absl::StrCat(
+            "a key can only ", verb, " keys whose scopes it holds itself")),
+        ErrorKind::kScopeExceeded);
+  }
+  return CheckRestrictionsInherited(caller, verb, key.expires_at,
+                                    key.allowed_cidrs,
+                                    key.rate_limit_per_minute);
+}
+
+absl::StatusOr<storage::ApiKeyRecord> KeyService::UpdateKey(
+    const Principal& caller, const RequestInfo& info, absl::string_view id,
+    const UpdateKeyParams& params) {
+  absl::StatusOr<std::vector<KeyField>> fields =
+      ParseKeyUpdateMask(params.update_mask);
+  if (!fields.ok()) return fields.status();
+  if (absl::Status s = CheckKeyId(id); !s.ok()) return s;
+
+  // The requested values of the fields in the mask, validated.
+  storage::KeyEdit wanted;
+  for (KeyField field : *fields) {
+    switch (field) {
+      case KeyField::kName:
+        if (absl::Status s = ValidateKeyName(params.name); !s.ok()) return s;
+        wanted.name = params.name;
+        break;
+      case KeyField::kScopes: {
+        absl::StatusOr<std::vector<std::string>> scopes =
+            CanonicalKeyScopes(params.scopes);
+        if (!scopes.ok()) return scopes.status();
+        wanted.scopes = *std::move(scopes);
+        break;
+      }
+      case KeyField::kAllowedCidrs: {
+        absl::StatusOr<std::vector<std::string>> cidrs =
+            CanonicalAllowedCidrs(params.allowed_cidrs);
+        if (!cidrs.ok()) return cidrs.status();
+        wanted.allowed_cidrs = *std::move(cidrs);
+        break;
+      }
+      case KeyField::kRateLimitPerMinute:
+        if (absl::Status s = ValidateRateLimit(params.rate_limit_per_minute);
+            !s.ok()) {
+          return s;
+        }
+        wanted.rate_limit_per_minute = params.rate_limit_per_minute;
+        break;
+      case KeyField::kExpiresAt:
+        if (params.expires_at.has_value()) {
+          absl::StatusOr<absl::Time> now = store_->Now();
+          if (!now.ok()) return now.status();
+          absl::StatusOr<absl::Time> expiry =
+              ValidateExpiry(*params.expires_at, *now);
+          if (!expiry.ok()) return expiry.status();
+          wanted.expires_at = std::optional<absl::Time>(*expiry);
+        } else {
+          wanted.expires_at = std::optional<absl::Time>();
+        }
+        break;
+      case KeyField::kExternalId:
+        if (absl::Status s = ValidateExternalId(params.external_id); !s.ok()) {
+          return s;
+        }
+        wanted.external_id = params.external_id;
+        break;
+      case KeyField::kMetadata:
+        if (absl::Status s = ValidateMetadata(params.metadata); !s.ok()) {
+          return s;
+        }
+        wanted.metadata = params.metadata;
+        break;
+    }
+  }
+
+  // Read, check and write at that version; a concurrent change (ABORTED)
+  // makes the whole check run again on the new record.
+  for (int attempt = 0; attempt < kEditAttempts; ++attempt) {
+    absl::StatusOr<storage::ApiKeyRecord> current =
+        store_->GetKey(caller.tenant_id, id);
+    if (!current.ok()) return Annotate(current.status());
+    if (current->revoked) {
+      return WithErrorKind(
+          absl::FailedPreconditionError("a revoked key cannot be edited"),
+          ErrorKind::kInvalidRequest);
+    }
+    if (absl::Status may = CheckMayManage(caller, "edit", *current);
+        !may.ok()) {
+      return may;
+    }
+    storage::ApiKeyRecord after = *current;
+    storage::ApplyEdit(wanted, &after);
+    if (wanted.expires_at && *wanted.expires_at != current->expires_at) {
+      absl::StatusOr<storage::KeyPolicy> policy =
+          store_->GetKeyPolicy(caller.tenant_id);
+      if (!policy.ok()) return policy.status();
+      if (absl::Status s = CheckExpiryPolicy(
+              *policy, after.expires_at,
+              current->rotated_at.value_or(current->created_at));
+          !s.ok()) {
+        return s;
+      }
+    }
+    if (absl::Status may = CheckMayManage(caller, "edit", after); !may.ok()) {
+      return may;
+    }
+    // Only the fields that change go to the store and the audit event.
+    storage::KeyEdit edit;
+    JsonObject changes;
+    const auto change = [&changes](const char* path, const std::string& b,
+                                   const std::string& a) {
+      changes.AddRaw(path,
+                     absl::StrCat("{\"before\":", b, ",\"after\":", a, "}"));
+    };
+    if (wanted.name && *wanted.name != current->name) {
+      edit.name = wanted.name;
+      change("name", JsonValue(current->name), JsonValue(*wanted.name));
+    }
+    if (wanted.scopes && *wanted.scopes != current->scopes) {
+      edit.scopes = wanted.scopes;
+      change("scopes", JsonValue(current->scopes), JsonValue(*wanted.scopes));
+    }
+    if (wanted.allowed_cidrs &&
+        *wanted.allowed_cidrs != current->allowed_cidrs) {
+      edit.allowed_cidrs = wanted.allowed_cidrs;
+      change("allowedCidrs", JsonValue(current->allowed_cidrs),
+             JsonValue(*wanted.allowed_cidrs));
+    }
+    if (wanted.rate_limit_per_minute &&
+        *wanted.rate_limit_per_minute != current->rate_limit_per_minute) {
+      edit.rate_limit_per_minute = wanted.rate_limit_per_minute;
+      change("rateLimitPerMinute", absl::StrCat(current->rate_limit_per_minute),
+             absl::StrCat(*wanted.rate_limit_per_minute));
+    }
+    if (wanted.expires_at && *wanted.expires_at != current->expires_at) {
+      edit.expires_at = wanted.expires_at;
+      change("expiresAt", JsonTimeOrNull(current->expires_at),
+             JsonTimeOrNull(*wanted.expires_at));
+    }
+    if (wanted.external_id && *wanted.external_id != current->external_id) {
+      edit.external_id = wanted.external_id;
+      change("externalId", JsonValue(current->external_id),
+             JsonValue(*wanted.external_id));
+    }
+    if (wanted.metadata && *wanted.metadata != current->metadata) {
+      edit.metadata = wanted.metadata;
+      change("metadata", JsonValue(current->metadata),
+             JsonValue(*wanted.metadata));
+    }
+
+    if (edit.empty()) {
+      // Nothing to write; announced again and waited for, so that retrying
+      // an edit whose wait failed gives the guarantee.
+      if (absl::Status acked =
+              AwaitReplicas(caller.tenant_id, id, "updated", current->version,
+                            /*changed=*/false, absl::ZeroDuration());
+          !acked.ok()) {
+        return acked;
+      }
+      return current;
+    }
+    storage::AuditEvent event =
+        KeyEvent("api_key.updated", &caller, info, id,
+                 JsonObject().AddRaw("changes", changes.Build()).Build());
+    const auto started = std::chrono::steady_clock::now();
+    absl::StatusOr<storage::UpdateResult> updated =
+        store_->UpdateKey(caller.tenant_id, id, current->version, edit, event);
+    const absl::Duration took =
+        absl::FromChrono(std::chrono::steady_clock::now() - started);
+    verifier_->Evict(id);
+    if (absl::IsAborted(updated.status())) continue;
+    if (!updated.ok()) {
+      if (absl::IsFailedPrecondition(updated.status())) {
+        return WithErrorKind(updated.status(), ErrorKind::kInvalidRequest);
+      }
+      return Annotate(updated.status());
+    }
+    if (absl::Status acked =
+            AwaitReplicas(caller.tenant_id, id, "updated", updated->key.version,
+                          /*changed=*/true, took);
+        !acked.ok()) {
+      return acked;
+    }
+    return std::move(updated->key);
+  }
+  return WithErrorKind(
+      absl::AbortedError("the key kept changing during the edit; try again"),
+      ErrorKind::kUnavailable);
+}
+
+absl::StatusOr<storage::ApiKeyRecord> KeyService::SetKeyDisabled(
+    const Principal& caller, const RequestInfo& info, absl::string_view id,
+    bool disabled) {
+  if (absl::Status s = CheckKeyId(id); !s.ok()) return s;
+  const char* verb = disabled ? "disable" : "enable";
+  const char* change_type = disabled ? "disabled" : "enabled";
+  storage::AuditEvent event =
+      KeyEvent(disabled ? "api_key.disabled" : "api_key.enabled", &caller, info,
+               id, "{}");
+  // The authority check reads the key; for a caller bound by it the change
+  // applies only at that version, so a concurrent edit makes it run again.
+  absl::StatusOr<storage::UpdateResult> result =
+      absl::AbortedError("the key kept changing");
+  absl::Duration took;
+  for (int attempt = 0;
+       attempt < kEditAttempts && absl::IsAborted(result.status()); ++attempt) {
+    absl::StatusOr<storage::ApiKeyRecord> current =
+        store_->GetKey(caller.tenant_id, id);
+    if (!current.ok()) return Annotate(current.status());
+    if (absl::Status may = CheckMayManage(caller, verb, *current); !may.ok()) {
+      return may;
+    }
+    std::optional<int64_t> pinned;
+    if (BoundByItsAuthority(caller)) pinned = current->version;
+    const auto started = std::chrono::steady_clock::now();
+    result =
+        store_->SetKeyDisabled(caller.tenant_id, id, disabled, pinned, event);
+    took = absl::FromChrono(std::chrono::steady_clock::now() - started);
+  }
+  verifier_->Evict(id);
+  if (!result.ok()) {
+    if (absl::IsFailedPrecondition(result.status())) {
+      return WithErrorKind(result.status(), ErrorKind::kInvalidRequest);
+    }
+    return Annotate(result.status());
+  }
+  if (absl::Status acked =
+          AwaitReplicas(caller.tenant_id, id, change_type, result->key.version,
+                        result->changed, took);
+      !acked.ok()) {
+    return acked;
+  }
+  return std::move(result->key);
 }
 
 absl::StatusOr<KeyService::TenantWithKey> KeyService::CreateTenant(
@@ -547,6 +904,7 @@ absl::StatusOr<KeyWithSecret> KeyService::CreateTenantKey(
   absl::StatusOr<storage::NewKey> key = ValidateNewKey(params);
   if (!key.ok()) return key.status();
   key->tenant_id = tenant->id;
+  if (absl::Status s = CheckNewKeyPolicy(*key); !s.ok()) return s;
   key->created_by_type = "system";
   key->created_by_id = "operator";
   return InsertWithRetry(*std::move(key), nullptr, info);

@@ -23,6 +23,7 @@
 #include "server/core/pepper.h"
 #include "server/service/change_barrier.h"
 #include "server/service/errors.h"
+#include "server/service/key_fields.h"
 #include "server/service/principal.h"
 #include "server/service/verifier.h"
 #include "server/storage/key_store.h"
@@ -35,6 +36,22 @@ struct CreateKeyParams {
   std::optional<absl::Time> expires_at;
   std::vector<std::string> allowed_cidrs;
   int32_t rate_limit_per_minute = 0;
+  std::string external_id;
+  core::StringMap metadata;
+};
+
+// An edit: the fields named in `update_mask` (camelCase paths) take the
+// values given here; the others are ignored. An unset `expires_at` named in
+// the mask removes the expiry.
+struct UpdateKeyParams {
+  std::vector<std::string> update_mask;
+  std::string name;
+  std::vector<std::string> scopes;
+  std::vector<std::string> allowed_cidrs;
+  int32_t rate_limit_per_minute = 0;
+  std::optional<absl::Time> expires_at;
+  std::string external_id;
+  core::StringMap metadata;
 };
 
 struct ListKeysParams {
@@ -43,7 +60,9 @@ struct ListKeysParams {
   std::string search;
   std::string sort_by;   // "", createdAt, name, lastUsedAt, expiresAt
   std::string sort_dir;  // "", ASC, DESC
-  std::string status;    // "", active, revoked, expired
+  std::string status;    // "", active, revoked, expired, disabled
+  // "", rotation_due, expiring, inactive, disabled
+  std::string state;
 };
 
 // A key together with its full text, which exists only in this reply.
@@ -53,13 +72,12 @@ struct KeyWithSecret {
 };
 
 inline constexpr int64_t kMaxGracePeriodSeconds = 7 * 24 * 3600;
-inline constexpr size_t kMaxAllowedCidrs = 32;
-inline constexpr int32_t kMaxRateLimitPerMinute = 1'000'000;
 
 // Thread-safe (holds no mutable state of its own).
 //
 // With a `barrier` (replication, docs/replication.md), RotateKey, RevokeKey
-// (also of an already revoked key) and DeleteKey return OK only after the
+// (also of an already revoked key), UpdateKey, DisableKey and EnableKey
+// (also when they change nothing) and DeleteKey return OK only after the
 // barrier acknowledged the committed change; when it cannot, they return
 // its UNAVAILABLE (DEADLINE_EXCEEDED when the caller's deadline passed) and
 // the change still stands. DeleteKey of a key already deleted answers
@@ -79,15 +97,33 @@ class KeyService {
   absl::StatusOr<storage::KeyPage> ListKeys(const Principal& caller,
                                             const ListKeysParams& params,
                                             storage::ListKeysQuery* query);
-  absl::StatusOr<KeyWithSecret> RotateKey(const Principal& caller,
-                                          const RequestInfo& info,
-                                          absl::string_view id,
-                                          int64_t grace_period_seconds);
+  // Installs a new secret (docs/api-keys.md, "Rotate"). `expires_at`, if
+  // given, becomes the key's expiry (checked like create's, and against the
+  // tenant's policy); without it, under a maximum lifetime the key expires
+  // that long after the rotation. An expired key with a new expiry is
+  // renewed (api_key.renewed instead of api_key.rotated).
+  absl::StatusOr<KeyWithSecret> RotateKey(
+      const Principal& caller, const RequestInfo& info, absl::string_view id,
+      int64_t grace_period_seconds,
+      const std::optional<absl::Time>& expires_at = std::nullopt);
   absl::StatusOr<storage::ApiKeyRecord> RevokeKey(const Principal& caller,
                                                   const RequestInfo& info,
                                                   absl::string_view id);
   absl::Status DeleteKey(const Principal& caller, const RequestInfo& info,
                          absl::string_view id);
+  // Applies the edit (docs/api-keys.md, "Edit"): the fields in the mask are
+  // validated as on create; the caller must hold the key's scopes and
+  // restrictions before and after the edit. Revoked: kInvalidRequest.
+  // Writes api_key.updated with the before/after of each changed field.
+  absl::StatusOr<storage::ApiKeyRecord> UpdateKey(
+      const Principal& caller, const RequestInfo& info, absl::string_view id,
+      const UpdateKeyParams& params);
+  // Pauses (`disabled`) or resumes the key; api_key.disabled / enabled.
+  // Revoked: kInvalidRequest.
+  absl::StatusOr<storage::ApiKeyRecord> SetKeyDisabled(const Principal& caller,
+                                                       const RequestInfo& info,
+                                                       absl::string_view id,
+                                                       bool disabled);
 
   // Operator operations: not bound by the no-escalation rule.
   struct TenantWithKey {
@@ -98,6 +134,11 @@ class KeyService {
       const RequestInfo& info, absl::string_view slug, absl::string_view name,
       const std::optional<CreateKeyParams>& initial_key);
   absl::StatusOr<storage::Tenant> GetTenant(absl::string_view slug);
+
+  // The tenant's key policy (for the key states shown with each key).
+  absl::StatusOr<storage::KeyPolicy> KeyPolicyOf(int64_t tenant_id) {
+    return store_->GetKeyPolicy(tenant_id);
+  }
   absl::StatusOr<KeyWithSecret> CreateTenantKey(const RequestInfo& info,
                                                 absl::string_view tenant_slug,
                                                 const CreateKeyParams& params);
@@ -105,6 +146,17 @@ class KeyService {
  private:
   // Validates `params` into a NewKey (without id and secret).
   absl::StatusOr<storage::NewKey> ValidateNewKey(const CreateKeyParams& params);
+  // The caller may manage (rotate, edit, disable) `key`: it holds its scopes
+  // and restrictions. `verb` names the action in the refusal.
+  absl::Status CheckMayManage(const Principal& caller, absl::string_view verb,
+                              const storage::ApiKeyRecord& key);
+  // The store options of a rotation of `current` by `caller`: its
+  // authority before and after, the tenant's policy, the new expiry.
+  absl::StatusOr<storage::RotateOptions> RotationOptions(
+      const Principal& caller, const storage::ApiKeyRecord& current,
+      const std::optional<absl::Time>& requested);
+  // The tenant's key policy for a new key's expiry (kInvalidField).
+  absl::Status CheckNewKeyPolicy(const storage::NewKey& key);
   // Draws an id and a secret into `key`; returns the full key.
   absl::StatusOr<std::string> AssignIdAndSecret(storage::NewKey& key);
   absl::StatusOr<KeyWithSecret> InsertWithRetry(storage::NewKey key,
@@ -124,7 +176,8 @@ class KeyService {
   ChangeBarrier* const barrier_;  // may be null: a single replica
 };
 
-// "active", "revoked" or "expired" at the record's database time.
+// "active", "revoked", "expired" or "disabled" at the record's database
+// time (revoked > expired > disabled > active).
 std::string KeyStatusName(const storage::ApiKeyRecord& record);
 
 }  // namespace lumo::service

@@ -42,6 +42,8 @@ const char* VerifyReasonName(VerifyReason reason) {
       return "IP_NOT_ALLOWED";
     case VerifyReason::kRateLimited:
       return "RATE_LIMITED";
+    case VerifyReason::kDisabled:
+      return "DISABLED";
   }
   return "UNKNOWN";
 }
@@ -218,6 +220,9 @@ VerifyOutcome Verifier::Decide(const Entry& entry, absl::string_view key,
   out.name = rec.key.name;
   out.scopes = rec.key.scopes;
   out.expires_at = rec.key.expires_at;
+  out.external_id = rec.key.external_id;
+  out.metadata = rec.key.metadata;
+  out.states = storage::KeyStatesAt(rec.key, rec.policy, db_now);
   out.allowed_cidrs = rec.key.allowed_cidrs;
   out.rate_limit_per_minute = rec.key.rate_limit_per_minute;
 
@@ -229,6 +234,9 @@ VerifyOutcome Verifier::Decide(const Entry& entry, absl::string_view key,
     out.known_dead = true;
   } else if (rec.key.expires_at.has_value() && db_now >= *rec.key.expires_at) {
     out.reason = VerifyReason::kExpired;
+    out.known_dead = true;
+  } else if (rec.key.disabled) {
+    out.reason = VerifyReason::kDisabled;
     out.known_dead = true;
   } else if (!params.tenant_slug.empty() &&
              params.tenant_slug != rec.tenant_slug) {
@@ -270,6 +278,9 @@ VerifyOutcome Verifier::Decide(const Entry& entry, absl::string_view key,
     out.name.clear();
     out.scopes.clear();
     out.expires_at.reset();
+    out.external_id.clear();
+    out.metadata.clear();
+    out.states = storage::KeyStates();
     out.allowed_cidrs.clear();
     out.rate_limit_per_minute = 0;
   }

@@ -31,6 +31,7 @@
 #include "server/core/net.h"
 #include "server/core/pepper.h"
 #include "server/observability/metrics.h"
+#include "server/storage/key_states.h"
 #include "server/storage/key_store.h"
 
 namespace lumo::service {
@@ -46,6 +47,8 @@ enum class VerifyReason {
   kInsufficientScope,
   kIpNotAllowed,
   kRateLimited,
+  // The key is paused (disable/enable); checked after kExpired.
+  kDisabled,
 };
 
 const char* VerifyReasonName(VerifyReason reason);
@@ -65,8 +68,9 @@ struct VerifyOutcome {
   // The key id when the presented key parsed (also for failures), so that
   // failures can be attributed.
   std::string key_id;
-  // True when the key id is known but the key is dead (revoked, deleted,
-  // expired or a rotated-away secret): the signal that a key leaked.
+  // True when the key id is known but the key is dead or paused (revoked,
+  // deleted, expired, disabled or a rotated-away secret): the signal that a
+  // key leaked.
   bool known_dead = false;
   // True when the key id exists but belongs to a tenant other than the one
   // the verification was for (whether or not the secret matched): the id
@@ -80,6 +84,11 @@ struct VerifyOutcome {
   std::string name;
   std::vector<std::string> scopes;
   std::optional<absl::Time> expires_at;
+  std::string external_id;
+  core::StringMap metadata;
+  // The key's states under its tenant's key policy at this verification's
+  // database time, from the cached record and the policy read with it.
+  storage::KeyStates states;
   // The key's allowed CIDRs (canonical text; empty: any address) and its
   // configured rate limit per minute (0: none), when the secret matched.
   std::vector<std::string> allowed_cidrs;

@@ -26,8 +26,9 @@ struct KeyChange {
   int64_t seq = 0;
   int64_t tenant_id = 0;
   std::string key_id;
-  // created, rotated, revoked, deleted; or void: a row that closes a hole
-  // of its writer's stream and changes no key (tenant 0, key id "").
+  // created, rotated, revoked, deleted, updated, disabled, enabled; or void:
+  // a row that closes a hole of its writer's stream and changes no key
+  // (tenant 0, key id "").
   std::string change_type;
   int64_t key_version = 0;
   absl::Time created_at;  // database clock, microseconds

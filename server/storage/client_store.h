@@ -100,6 +100,7 @@ struct DynamicRegistrationSettings {
 
 struct TenantSettings {
   DynamicRegistrationSettings dynamic_registration;
+  KeyPolicy key_policy;
   // Unset while the tenant has the defaults (no row written yet).
   std::optional<absl::Time> updated_at;
   int64_t version = 0;  // 0: defaults, no row
@@ -109,7 +110,46 @@ struct TenantSettings {
 struct SettingsUpdate {
   std::optional<bool> dynamic_registration_enabled;
   std::optional<bool> dynamic_registration_require_api_key;
+  std::optional<bool> key_require_expiry;
+  std::optional<int32_t> key_max_lifetime_days;
+  std::optional<int32_t> key_rotation_period_days;
+  std::optional<int32_t> key_expiry_warning_days;
+  std::optional<int32_t> key_inactive_after_days;
+  // Set: apply only while the settings' version is this (0: no row yet);
+  // ABORTED otherwise. Lets a caller validate the settings as they will be
+  // after the change against the very version it changes.
+  std::optional<int64_t> expected_version;
 };
+
+// `settings` with the members `update` sets replaced.
+inline TenantSettings ApplySettingsUpdate(const TenantSettings& settings,
+                                          const SettingsUpdate& update) {
+  TenantSettings next = settings;
+  DynamicRegistrationSettings& dr = next.dynamic_registration;
+  dr.enabled = update.dynamic_registration_enabled.value_or(dr.enabled);
+  dr.require_api_key =
+      update.dynamic_registration_require_api_key.value_or(dr.require_api_key);
+  KeyPolicy& p = next.key_policy;
+  p.require_expiry = update.key_require_expiry.value_or(p.require_expiry);
+  p.max_lifetime_days =
+      update.key_max_lifetime_days.value_or(p.max_lifetime_days);
+  p.rotation_period_days =
+      update.key_rotation_period_days.value_or(p.rotation_period_days);
+  p.expiry_warning_days =
+      update.key_expiry_warning_days.value_or(p.expiry_warning_days);
+  p.inactive_after_days =
+      update.key_inactive_after_days.value_or(p.inactive_after_days);
+  return next;
+}
+
+// Whether the values of `a` and `b` differ (version and time aside).
+inline bool SettingsValuesDiffer(const TenantSettings& a,
+                                 const TenantSettings& b) {
+  return a.dynamic_registration.enabled != b.dynamic_registration.enabled ||
+         a.dynamic_registration.require_api_key !=
+             b.dynamic_registration.require_api_key ||
+         a.key_policy != b.key_policy;
+}
 
 // How a registration was authenticated, checked against the settings
 // inside the inserting transaction.
@@ -199,7 +239,8 @@ class ClientStore {
   // Applies `update` under the settings row lock (creating the row from the
   // defaults if needed) and writes `event`, in one transaction; returns the
   // settings after the change. An update that changes nothing writes
-  // nothing (no row, no event). NOT_FOUND when the tenant does not exist.
+  // nothing (no row, no event). NOT_FOUND when the tenant does not exist;
+  // ABORTED when update.expected_version is set and the version differs.
   // `*changed` (optional) tells whether anything was written.
   virtual absl::StatusOr<TenantSettings> UpdateSettings(
       int64_t tenant_id, const SettingsUpdate& update, const AuditEvent& event,

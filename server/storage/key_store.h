@@ -26,6 +26,7 @@
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "server/core/crypto.h"
+#include "server/core/string_map_json.h"
 
 namespace lumo::storage {
 
@@ -53,10 +54,13 @@ struct ApiKeyRecord {
   std::string id;
   int64_t tenant_id = 0;
   std::string name;
+  std::string external_id;  // the tenant's owner/service id; "" = none
+  core::StringMap metadata;
   std::vector<std::string> scopes;         // canonical order
   std::vector<std::string> allowed_cidrs;  // canonical text
   int32_t rate_limit_per_minute = 0;       // 0: none
   bool revoked = false;
+  bool disabled = false;  // a reversible pause
   int64_t version = 1;
   std::string created_by_type;  // "api_key", "user", "system"
   std::string created_by_id;
@@ -65,11 +69,32 @@ struct ApiKeyRecord {
   std::optional<absl::Time> expires_at;
   std::optional<absl::Time> rotated_at;
   std::optional<absl::Time> revoked_at;
+  std::optional<absl::Time> disabled_at;  // set while disabled
   // The latest valid_until among retired secrets still in their grace
   // period at `db_now`, if any.
   std::optional<absl::Time> previous_secret_valid_until;
   // The database clock when the record was read.
   absl::Time db_now;
+};
+
+// A tenant's key policy (docs/api-keys.md, "Tenant key policy"); 0 means
+// "not set" for every number. These are the defaults of a tenant that never
+// changed its settings.
+struct KeyPolicy {
+  bool require_expiry = false;
+  int32_t max_lifetime_days = 0;
+  int32_t rotation_period_days = 0;
+  int32_t expiry_warning_days = 7;
+  int32_t inactive_after_days = 0;
+
+  bool operator==(const KeyPolicy& o) const {
+    return require_expiry == o.require_expiry &&
+           max_lifetime_days == o.max_lifetime_days &&
+           rotation_period_days == o.rotation_period_days &&
+           expiry_warning_days == o.expiry_warning_days &&
+           inactive_after_days == o.inactive_after_days;
+  }
+  bool operator!=(const KeyPolicy& o) const { return !(*this == o); }
 };
 
 // Everything verification needs about a key id, read in one query.
@@ -80,6 +105,9 @@ struct VerifyRecord {
   StoredSecret current;
   // Most recent first; at most kMaxRetiredSecrets.
   std::vector<RetiredSecret> retired;
+  // The key's tenant's key policy, read with the key (the verify reply's
+  // key states).
+  KeyPolicy policy;
 };
 
 // How many replaced secrets per key are kept for recognising the use of a
@@ -107,6 +135,8 @@ struct NewKey {
   std::string id;
   int64_t tenant_id = 0;
   std::string name;
+  std::string external_id;
+  core::StringMap metadata;
   std::vector<std::string> scopes;
   std::vector<std::string> allowed_cidrs;
   int32_t rate_limit_per_minute = 0;
@@ -117,16 +147,27 @@ struct NewKey {
 };
 
 enum class KeySortField { kCreatedAt, kName, kLastUsedAt, kExpiresAt };
-enum class KeyStatusFilter { kAny, kActive, kRevoked, kExpired };
+// By the key's status (revoked > expired > disabled > active).
+enum class KeyStatusFilter { kAny, kActive, kRevoked, kExpired, kDisabled };
+// By one of the key's states under its tenant's policy (key_states.h).
+enum class KeyStateFilter {
+  kAny,
+  kRotationDue,
+  kExpiring,
+  kInactive,
+  kDisabled
+};
 
 struct ListKeysQuery {
   int page = 1;    // 1-based
   int limit = 25;  // 1..100
-  // Case-insensitive substring of the name, or of the id.
+  // Case-insensitive substring of the name, or of the id, or the whole
+  // external id (ASCII case-insensitive).
   std::string search;
   KeySortField sort_by = KeySortField::kCreatedAt;
   bool descending = true;
   KeyStatusFilter status = KeyStatusFilter::kAny;
+  KeyStateFilter state = KeyStateFilter::kAny;
 };
 
 struct KeyPage {
@@ -137,6 +178,99 @@ struct KeyPage {
 struct RevokeResult {
   ApiKeyRecord key;
   // False when the key was already revoked (nothing was written).
+  bool changed = false;
+};
+
+// The fields an edit changes; unset members keep their value. Values are
+// validated by the service; the store checks only that they fit the schema.
+struct KeyEdit {
+  std::optional<std::string> name;
+  std::optional<std::vector<std::string>> scopes;         // canonical
+  std::optional<std::vector<std::string>> allowed_cidrs;  // canonical
+  std::optional<int32_t> rate_limit_per_minute;
+  // Set: change the expiry; an inner nullopt removes it (never expires).
+  std::optional<std::optional<absl::Time>> expires_at;
+  std::optional<std::string> external_id;
+  std::optional<core::StringMap> metadata;
+
+  bool empty() const {
+    return !name && !scopes && !allowed_cidrs && !rate_limit_per_minute &&
+           !expires_at && !external_id && !metadata;
+  }
+};
+
+// `key` with the members `edit` sets replaced.
+inline void ApplyEdit(const KeyEdit& edit, ApiKeyRecord* key) {
+  if (edit.name) key->name = *edit.name;
+  if (edit.scopes) key->scopes = *edit.scopes;
+  if (edit.allowed_cidrs) key->allowed_cidrs = *edit.allowed_cidrs;
+  if (edit.rate_limit_per_minute) {
+    key->rate_limit_per_minute = *edit.rate_limit_per_minute;
+  }
+  if (edit.expires_at) key->expires_at = *edit.expires_at;
+  if (edit.external_id) key->external_id = *edit.external_id;
+  if (edit.metadata) key->metadata = *edit.metadata;
+}
+
+// What a rotation may do besides installing a new secret.
+struct RotateOptions {
+  // Rotate only while the key's version is this (ABORTED otherwise).
+  std::optional<int64_t> expected_version;
+  // Set: the key's new expiry (an inner nullopt: never expires). A rotation
+  // with a new expiry later than now may renew an expired key.
+  std::optional<std::optional<absl::Time>> expires_at;
+};
+
+// Whether `key`, read at key.db_now, may be rotated with `options`:
+// FAILED_PRECONDITION when it is revoked, when it has expired and the
+// rotation gives no new expiry later than db_now (a renewal needs one), or
+// when the new expiry has passed.
+inline absl::Status CheckRotation(const ApiKeyRecord& key,
+                                  const RotateOptions& options) {
+  if (key.revoked) {
+    return absl::FailedPreconditionError("a revoked key cannot be rotated");
+  }
+  const bool new_expiry =
+      options.expires_at.has_value() && options.expires_at->has_value();
+  if (new_expiry && **options.expires_at <= key.db_now) {
+    return absl::FailedPreconditionError("the new expiry has passed");
+  }
+  if (key.expires_at.has_value() && *key.expires_at <= key.db_now &&
+      !new_expiry) {
+    return absl::FailedPreconditionError(
+        "an expired key cannot be rotated without a new expiry");
+  }
+  return absl::OkStatus();
+}
+
+// The key states the sweep announces (docs/api-keys.md, "The state
+// sweep").
+enum class AnnouncedState { kRotationDue, kExpiring, kInactive };
+
+// A state that is on for a live key and was not announced for its current
+// date yet.
+struct StateAnnouncement {
+  int64_t tenant_id = 0;
+  std::string key_id;
+  AnnouncedState state = AnnouncedState::kRotationDue;
+  // The date the state is for: the due date, the expiry, or the last-use
+  // baseline (lastUsedAt, or createdAt when never used).
+  absl::Time for_date;
+  // The date the key last announced for this state; unset: never.
+  std::optional<absl::Time> announced_for;
+};
+
+struct AnnouncementBatch {
+  // In key id order.
+  std::vector<StateAnnouncement> announcements;
+  // The last key id the batch covered; empty when no key is left after it.
+  std::string last_key_id;
+};
+
+struct UpdateResult {
+  // The key after the call.
+  ApiKeyRecord key;
+  // False when nothing was written (the key was already in that state).
   bool changed = false;
 };
 
@@ -174,7 +308,8 @@ class KeyStore {
                                               absl::string_view id) = 0;
 
   // Deleted keys are never listed. "Expired" compares expires_at with the
-  // database clock.
+  // database clock; the state filter applies KeyStatesAt (key_states.h)
+  // under the tenant's key policy at the database clock.
   virtual absl::StatusOr<KeyPage> ListKeys(int64_t tenant_id,
                                            const ListKeysQuery& query) = 0;
 
@@ -186,12 +321,24 @@ class KeyStore {
   // a change-feed row and `event`. Concurrent rotations serialise on the row
   // lock: each one sees the version the previous one wrote.
   // NOT_FOUND as GetKey; FAILED_PRECONDITION when the key is revoked or
-  // expired.
+  // expired (unless `options` gives a new expiry later than now: a
+  // renewal); ABORTED when options.expected_version is not the key's.
+  // With options.expires_at the key's expiry is replaced in the same
+  // transaction.
   virtual absl::StatusOr<ApiKeyRecord> RotateKey(int64_t tenant_id,
                                                  absl::string_view id,
                                                  const StoredSecret& new_secret,
                                                  absl::Duration grace,
+                                                 const RotateOptions& options,
                                                  const AuditEvent& event) = 0;
+  // A rotation with no options.
+  absl::StatusOr<ApiKeyRecord> RotateKey(int64_t tenant_id,
+                                         absl::string_view id,
+                                         const StoredSecret& new_secret,
+                                         absl::Duration grace,
+                                         const AuditEvent& event) {
+    return RotateKey(tenant_id, id, new_secret, grace, RotateOptions(), event);
+  }
 
   // Marks the key revoked (permanent) with a change-feed row and `event`, in
   // one transaction holding the row lock. Revoking a revoked key changes
@@ -199,6 +346,36 @@ class KeyStore {
   virtual absl::StatusOr<RevokeResult> RevokeKey(int64_t tenant_id,
                                                  absl::string_view id,
                                                  const AuditEvent& event) = 0;
+
+  // Applies `edit` if the key's version is still `expected_version`: bumps
+  // the version, appends a change-feed row ("updated") and `event`, in one
+  // transaction holding the row lock. An empty edit is INVALID_ARGUMENT.
+  // NOT_FOUND as GetKey; ABORTED when the version moved (re-read and
+  // retry); FAILED_PRECONDITION when the key is revoked, or when the edit
+  // sets the expiry of a key that has expired (renewal rotates).
+  virtual absl::StatusOr<UpdateResult> UpdateKey(int64_t tenant_id,
+                                                 absl::string_view id,
+                                                 int64_t expected_version,
+                                                 const KeyEdit& edit,
+                                                 const AuditEvent& event) = 0;
+
+  // Sets or clears the disabled flag (and disabled_at, database clock),
+  // bumps the version and appends a change-feed row ("disabled" or
+  // "enabled") and `event`, in one transaction holding the row lock. When
+  // the key is already in that state nothing is written and changed is
+  // false. NOT_FOUND as GetKey; FAILED_PRECONDITION when the key is revoked;
+  // ABORTED when `expected_version` is set and is not the key's version
+  // (re-read and retry).
+  virtual absl::StatusOr<UpdateResult> SetKeyDisabled(
+      int64_t tenant_id, absl::string_view id, bool disabled,
+      std::optional<int64_t> expected_version, const AuditEvent& event) = 0;
+  // Disable or enable at whatever version the key has.
+  absl::StatusOr<UpdateResult> SetKeyDisabled(int64_t tenant_id,
+                                              absl::string_view id,
+                                              bool disabled,
+                                              const AuditEvent& event) {
+    return SetKeyDisabled(tenant_id, id, disabled, std::nullopt, event);
+  }
 
   // Marks the key deleted: gone from Get and List, never verifies again; the
   // row stays so that later use of the id is recognised. Writes a
@@ -211,9 +388,39 @@ class KeyStore {
                                                  absl::string_view id,
                                                  const AuditEvent& event) = 0;
 
-  // One query: the key with its tenant slug, current and retired secrets,
-  // deleted ones included. NOT_FOUND when no key ever had this id.
+  // One query: the key with its tenant slug, the tenant's key policy,
+  // current and retired secrets, deleted ones included. NOT_FOUND when no key
+  // ever had this id.
   virtual absl::StatusOr<VerifyRecord> LoadForVerify(absl::string_view id) = 0;
+
+  // The tenant's key policy (the defaults when its settings were never
+  // written). Changed through ClientStore::UpdateSettings.
+  virtual absl::StatusOr<KeyPolicy> GetKeyPolicy(int64_t tenant_id) = 0;
+
+  // The state sweep's lease (one row, database clock): taken for `holder`
+  // until now + `lease` when it is free, has expired or is `holder`'s own
+  // (a renewal). False when another holder's lease still runs.
+  // INVALID_ARGUMENT for an empty holder (over 64 bytes) or a lease that
+  // is not positive.
+  virtual absl::StatusOr<bool> TakeSweepLease(absl::string_view holder,
+                                              absl::Duration lease) = 0;
+
+  // Of the live keys (neither revoked, expired nor deleted) whose id sorts
+  // after `after_key_id` (byte order), the first `limit` in id order that
+  // have a state on (KeyStatesAt, key_states.h, under the tenant's policy
+  // at the database clock) with a date other than the one the key last
+  // announced for it, with those announcements. last_key_id is set when
+  // `limit` keys were returned. INVALID_ARGUMENT unless 1 <= limit <= 1000.
+  virtual absl::StatusOr<AnnouncementBatch> PendingAnnouncements(
+      absl::string_view after_key_id, int limit) = 0;
+
+  // In one transaction: when the key's announced date for
+  // `announcement.state` is still `announcement.announced_for` and the key
+  // is neither revoked nor deleted, sets it to `announcement.for_date` and
+  // writes `event`; true. Otherwise (another sweeper announced it first, or
+  // the key died) writes nothing: false.
+  virtual absl::StatusOr<bool> AnnounceKeyState(
+      const StateAnnouncement& announcement, const AuditEvent& event) = 0;
 
   // The database clock.
   virtual absl::StatusOr<absl::Time> Now() = 0;

@@ -20,7 +20,8 @@ ALTER TABLE key_changes
   ADD UNIQUE KEY uq_key_changes_stream (writer, wseq),
   DROP CONSTRAINT chk_key_changes_type,
   ADD CONSTRAINT chk_key_changes_change_type
-    CHECK (change_type IN ('created', 'rotated', 'revoked', 'deleted', 'void'));
+    CHECK (change_type IN ('created', 'rotated', 'revoked', 'deleted',
+                           'updated', 'disabled', 'enabled', 'void'));
 
 -- Each tailer's position in each writer's stream: every row of `writer`
 -- with wseq <= applied_wseq is applied by the reader (reader_id,

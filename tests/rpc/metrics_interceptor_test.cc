@@ -42,9 +42,11 @@ TEST(MayLogFieldTest, SecretsAreNeverLogged) {
 }
 
 // A string field named like a credential (password, key, api_key, *_secret,
-// *_token) in any message of any LumoKeys proto file.
+// *_token) in any message of any LumoKeys proto file. The `key` of a map's
+// entry message is the map's key (protobuf names it so), not a credential.
 bool LooksLikeACredential(const FieldDescriptor& field) {
   if (field.type() != FieldDescriptor::TYPE_STRING) return false;
+  if (field.containing_type()->options().map_entry()) return false;
   const std::string& name = field.name();
   return name == "password" || name == "key" || name == "api_key" ||
          absl::EndsWith(name, "_secret") || absl::EndsWith(name, "_token");

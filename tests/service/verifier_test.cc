@@ -7,6 +7,7 @@
 #include "gtest/gtest.h"
 #include "server/core/key_format.h"
 #include "server/service/key_service.h"
+#include "tests/storage/fakes/fake_database.h"
 #include "tests/storage/fakes/fake_key_store.h"
 
 namespace lumo::service {
@@ -188,8 +189,79 @@ TEST_F(VerifierTest, ExpiryIsJudgedOnTheDatabaseClock) {
   EXPECT_EQ(Reason(k.full_key), VerifyReason::kExpired);
 }
 
+TEST_F(VerifierTest, OwnerAndMetadataComeWithAValidKeyAndAfterAnEdit) {
+  CreateKeyParams p;
+  p.name = "billing";
+  p.scopes = {"admin:read"};
+  p.external_id = "svc-billing";
+  p.metadata = {{"team", "payments"}};
+  KeyWithSecret k = Create(p);
+  auto outcome = verifier_->Verify(k.full_key, {"acme", {}, ""});
+  ASSERT_TRUE(outcome.ok());
+  EXPECT_EQ(outcome->external_id, "svc-billing");
+  EXPECT_EQ(outcome->metadata, p.metadata);
+  UpdateKeyParams edit;
+  edit.update_mask = {"externalId"};
+  edit.external_id = "svc-ledger";
+  ASSERT_TRUE(keys_->UpdateKey(root_, {}, k.record.id, edit).ok());
+  // The edit evicted the cached entry (the cache TTL here is an hour).
+  outcome = verifier_->Verify(k.full_key, {"acme", {}, ""});
+  ASSERT_TRUE(outcome.ok());
+  EXPECT_EQ(outcome->external_id, "svc-ledger");
+}
+
+TEST_F(VerifierTest, StatesUnderTheTenantsPolicyComeWithTheKeyWithoutAQuery) {
+  storage::KeyPolicy policy;
+  policy.rotation_period_days = 1;
+  policy.expiry_warning_days = 3;
+  {
+    testing::FakeDatabase& db = store_->database();
+    absl::MutexLock lock(&db.mu);
+    db.settings[root_.tenant_id].key_policy = policy;
+  }
+  const absl::Time now = *store_->Now();
+  CreateKeyParams p;
+  p.name = "states";
+  p.scopes = {"admin:read"};
+  p.expires_at = now + absl::Hours(24 * 5);
+  KeyWithSecret k = Create(p);
+  // Two days later: due for rotation (after one day) and expiring (the last
+  // three days before the expiry).
+  store_->Advance(absl::Hours(48) + absl::Seconds(1));
+  auto outcome = verifier_->Verify(k.full_key, {"acme", {}, ""});
+  ASSERT_TRUE(outcome.ok()) << outcome.status();
+  EXPECT_EQ(outcome->reason, VerifyReason::kValid);
+  EXPECT_TRUE(outcome->states.rotation_due);
+  EXPECT_EQ(outcome->states.rotation_due_at,
+            k.record.created_at + absl::Hours(24));
+  EXPECT_TRUE(outcome->states.expiring_soon);
+  EXPECT_FALSE(outcome->states.inactive);
+  EXPECT_FALSE(outcome->states.disabled);
+  // The warm path answers the same states from the cached record and
+  // policy, without a store call.
+  const int calls = store_->calls();
+  outcome = verifier_->Verify(k.full_key, {"acme", {}, ""});
+  ASSERT_TRUE(outcome.ok()) << outcome.status();
+  EXPECT_TRUE(outcome->states.rotation_due);
+  EXPECT_TRUE(outcome->states.expiring_soon);
+  EXPECT_EQ(store_->calls(), calls);
+  // Another tenant learns nothing about the key.
+  VerifyParams other;
+  other.tenant_slug = "other";
+  outcome = verifier_->Verify(k.full_key, other);
+  ASSERT_TRUE(outcome.ok()) << outcome.status();
+  EXPECT_EQ(outcome->reason, VerifyReason::kWrongTenant);
+  EXPECT_FALSE(outcome->states.rotation_due_at.has_value());
+  EXPECT_FALSE(outcome->states.rotation_due || outcome->states.expiring_soon);
+}
+
 TEST_F(VerifierTest, KeyOfOtherTenantIsWrongTenantWithoutMetadata) {
-  KeyWithSecret k = CreateSimple();
+  CreateKeyParams p;
+  p.name = "k";
+  p.scopes = {"admin:read"};
+  p.external_id = "owner";
+  p.metadata = {{"a", "b"}};
+  KeyWithSecret k = Create(p);
   VerifyParams params;
   params.tenant_slug = "other";
   auto outcome = verifier_->Verify(k.full_key, params);
@@ -197,6 +269,8 @@ TEST_F(VerifierTest, KeyOfOtherTenantIsWrongTenantWithoutMetadata) {
   EXPECT_EQ(outcome->reason, VerifyReason::kWrongTenant);
   EXPECT_TRUE(outcome->tenant_slug.empty());
   EXPECT_TRUE(outcome->scopes.empty());
+  EXPECT_TRUE(outcome->external_id.empty());
+  EXPECT_TRUE(outcome->metadata.empty());
 }
 
 TEST_F(VerifierTest, RequiredScopesAreChecked) {

@@ -10,6 +10,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "server/storage/mysql/key_policy_columns.h"
 #include "server/storage/mysql/mysql_session.h"
 #include "server/storage/mysql/select_list.h"
 
@@ -68,6 +69,7 @@ struct SettingsSelect {
   SelectList list;
   int enabled = list.Add("dynamic_registration_enabled");
   int require_api_key = list.Add("dynamic_registration_require_api_key");
+  KeyPolicyColumns policy{list};
   int version = list.Add("version");
   int updated_at = list.Add("updated_at");
   std::string sql = absl::StrCat("SELECT ", list.sql(),
@@ -235,6 +237,7 @@ absl::Status ReadSettings(Session& s, int64_t tenant_id, bool lock,
   settings->dynamic_registration.enabled = rs->getInt(c.enabled) != 0;
   settings->dynamic_registration.require_api_key =
       rs->getInt(c.require_api_key) != 0;
+  settings->key_policy = ReadKeyPolicy(*rs, c.policy);
   settings->version = rs->getInt64(c.version);
   absl::StatusOr<absl::Time> updated = GetTime(*rs, c.updated_at);
   if (!updated.ok()) return updated.status();
@@ -650,16 +653,15 @@ absl::StatusOr<TenantSettings> MysqlClientStore::UpdateSettings(
             !st.ok()) {
           return st;
         }
-        DynamicRegistrationSettings next = settings.dynamic_registration;
-        if (update.dynamic_registration_enabled.has_value()) {
-          next.enabled = *update.dynamic_registration_enabled;
+        if (update.expected_version.has_value() &&
+            *update.expected_version != settings.version) {
+          return absl::AbortedError(
+              "the settings changed since they were read");
         }
-        if (update.dynamic_registration_require_api_key.has_value()) {
-          next.require_api_key = *update.dynamic_registration_require_api_key;
-        }
-        if (next.enabled == settings.dynamic_registration.enabled &&
-            next.require_api_key ==
-                settings.dynamic_registration.require_api_key) {
+        const TenantSettings wanted = ApplySettingsUpdate(settings, update);
+        const DynamicRegistrationSettings& next = wanted.dynamic_registration;
+        const KeyPolicy& policy = wanted.key_policy;
+        if (!SettingsValuesDiffer(wanted, settings)) {
           s.Step("rollback");
           s.Rollback();
           return absl::OkStatus();
@@ -668,18 +670,29 @@ absl::StatusOr<TenantSettings> MysqlClientStore::UpdateSettings(
         sql::PreparedStatement& upsert = s.Prepare(
             "INSERT INTO tenant_settings (tenant_id,"
             " dynamic_registration_enabled,"
-            " dynamic_registration_require_api_key, version, updated_at)"
-            " VALUES (?, ?, ?, 1, UTC_TIMESTAMP(6))"
+            " dynamic_registration_require_api_key, key_require_expiry,"
+            " key_max_lifetime_days, key_rotation_period_days,"
+            " key_expiry_warning_days, key_inactive_after_days, version,"
+            " updated_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, 1, UTC_TIMESTAMP(6))"
             " ON DUPLICATE KEY UPDATE dynamic_registration_enabled = ?,"
             " dynamic_registration_require_api_key = ?,"
+            " key_require_expiry = ?, key_max_lifetime_days = ?,"
+            " key_rotation_period_days = ?, key_expiry_warning_days = ?,"
+            " key_inactive_after_days = ?,"
             " version = version + 1, updated_at = UTC_TIMESTAMP(6)");
         upsert.setInt64(1, tenant_id);
-        upsert.setInt(2, next.enabled ? 1 : 0);
-        upsert.setInt(3, next.require_api_key ? 1 : 0);
-        // Bound again rather than VALUES(column), which MySQL 8.0
-        // deprecates.
-        upsert.setInt(4, next.enabled ? 1 : 0);
-        upsert.setInt(5, next.require_api_key ? 1 : 0);
+        // The update half binds the values again rather than using
+        // VALUES(column), which MySQL 8.0 deprecates.
+        for (int offset : {0, 7}) {
+          upsert.setInt(2 + offset, next.enabled ? 1 : 0);
+          upsert.setInt(3 + offset, next.require_api_key ? 1 : 0);
+          upsert.setInt(4 + offset, policy.require_expiry ? 1 : 0);
+          upsert.setInt(5 + offset, policy.max_lifetime_days);
+          upsert.setInt(6 + offset, policy.rotation_period_days);
+          upsert.setInt(7 + offset, policy.expiry_warning_days);
+          upsert.setInt(8 + offset, policy.inactive_after_days);
+        }
         s.Update(upsert);
         if (absl::Status st = InsertAudit(s, tenant_id, event); !st.ok()) {
           return st;

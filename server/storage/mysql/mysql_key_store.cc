@@ -20,6 +20,7 @@
 #include "absl/strings/str_split.h"
 #include "server/fault/fault_points.h"
 #include "server/storage/mysql/datetime.h"
+#include "server/storage/mysql/key_policy_columns.h"
 #include "server/storage/mysql/mysql_audit_chain.h"
 #include "server/storage/mysql/mysql_session.h"
 #include "server/storage/mysql/select_list.h"
@@ -38,10 +39,13 @@ struct KeyColumns {
       : id(s.Add("k.id")),
         tenant_id(s.Add("k.tenant_id")),
         name(s.Add("k.name")),
+        external_id(s.Add("k.external_id")),
+        metadata(s.Add("k.metadata")),
         scopes(s.Add("k.scopes")),
         allowed_cidrs(s.Add("k.allowed_cidrs")),
         rate_limit_per_minute(s.Add("k.rate_limit_per_minute")),
         revoked(s.Add("k.revoked")),
+        disabled(s.Add("k.disabled")),
         version(s.Add("k.version")),
         created_by_type(s.Add("k.created_by_type")),
         created_by_id(s.Add("k.created_by_id")),
@@ -49,10 +53,12 @@ struct KeyColumns {
         last_used_at(s.Add("k.last_used_at")),
         expires_at(s.Add("k.expires_at")),
         rotated_at(s.Add("k.rotated_at")),
-        revoked_at(s.Add("k.revoked_at")) {}
-  int id, tenant_id, name, scopes, allowed_cidrs, rate_limit_per_minute,
-      revoked, version, created_by_type, created_by_id, created_at,
-      last_used_at, expires_at, rotated_at, revoked_at;
+        revoked_at(s.Add("k.revoked_at")),
+        disabled_at(s.Add("k.disabled_at")) {}
+  int id, tenant_id, name, external_id, metadata, scopes, allowed_cidrs,
+      rate_limit_per_minute, revoked, disabled, version, created_by_type,
+      created_by_id, created_at, last_used_at, expires_at, rotated_at,
+      revoked_at, disabled_at;
 };
 
 // Latest end of a grace period still running.
@@ -124,9 +130,11 @@ struct VerifySelect {
   int retired_pepper_version = list.Add("r.pepper_version");
   int retired_valid_until = list.Add("r.valid_until");
   int now = list.Add("UTC_TIMESTAMP(6)");
+  KeyPolicyColumns policy{list, "ts"};
   std::string sql =
       absl::StrCat("SELECT ", list.sql(),
                    " FROM api_keys k JOIN tenants t ON t.id = k.tenant_id"
+                   " LEFT JOIN tenant_settings ts ON ts.tenant_id = k.tenant_id"
                    " LEFT JOIN api_key_retired_secrets r"
                    " ON r.tenant_id = k.tenant_id AND r.key_id = k.id"
                    " WHERE k.id = ? ORDER BY r.key_version DESC LIMIT ",
@@ -149,8 +157,9 @@ constexpr char kInsertChangeSql[] =
 constexpr char kInsertKeySql[] =
     "INSERT INTO api_keys (id, tenant_id, name, digest, pepper_version,"
     " scopes, allowed_cidrs, rate_limit_per_minute, revoked, version,"
-    " created_by_type, created_by_id, created_at, expires_at)"
-    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0, 1, ?, ?, UTC_TIMESTAMP(6), ?)";
+    " created_by_type, created_by_id, created_at, expires_at, external_id,"
+    " metadata)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0, 1, ?, ?, UTC_TIMESTAMP(6), ?, ?, ?)";
 
 // ---------------------------------------------------------------------------
 // Values.
@@ -190,10 +199,18 @@ absl::Status ReadKeyColumns(const sql::ResultSet& rs, const KeyColumns& c,
   key->id = rs.getString(c.id).asStdString();
   key->tenant_id = rs.getInt64(c.tenant_id);
   key->name = rs.getString(c.name).asStdString();
+  key->external_id = rs.getString(c.external_id).asStdString();
+  absl::StatusOr<core::StringMap> metadata =
+      core::DecodeStringMapJson(rs.getString(c.metadata).asStdString());
+  if (!metadata.ok()) {
+    return absl::InternalError("stored key metadata is not a JSON object");
+  }
+  key->metadata = *std::move(metadata);
   key->scopes = SplitList(rs.getString(c.scopes), ' ');
   key->allowed_cidrs = SplitList(rs.getString(c.allowed_cidrs), ',');
   key->rate_limit_per_minute = rs.getInt(c.rate_limit_per_minute);
   key->revoked = rs.getInt(c.revoked) != 0;
+  key->disabled = rs.getInt(c.disabled) != 0;
   key->version = rs.getInt64(c.version);
   key->created_by_type = rs.getString(c.created_by_type).asStdString();
   key->created_by_id = rs.getString(c.created_by_id).asStdString();
@@ -204,7 +221,8 @@ absl::Status ReadKeyColumns(const sql::ResultSet& rs, const KeyColumns& c,
       {&key->last_used_at, c.last_used_at},
       {&key->expires_at, c.expires_at},
       {&key->rotated_at, c.rotated_at},
-      {&key->revoked_at, c.revoked_at}};
+      {&key->revoked_at, c.revoked_at},
+      {&key->disabled_at, c.disabled_at}};
   for (const auto& [field, column] : optional_times) {
     absl::StatusOr<std::optional<absl::Time>> t = GetOptionalTime(rs, column);
     if (!t.ok()) return t.status();
@@ -278,6 +296,34 @@ absl::Status InsertChange(Session& session,
   return absl::OkStatus();
 }
 
+// The end every key mutation shares once its row is updated: the audit
+// event, then the change-feed row (the last statement, see InsertChange) at
+// the stream position `draw_slot` returns (drawn only then), then COMMIT, with
+// the writer fault points between them. The session's transaction is committed
+// only when every step succeeded.
+absl::Status AuditChangeAndCommit(
+    Session& session,
+    absl::FunctionRef<std::optional<StreamPosition>()> draw_slot,
+    int64_t tenant_id, absl::string_view key_id, const AuditEvent& event,
+    absl::string_view change_type, int64_t version) {
+  if (absl::Status st = fault::kWriterBeforeAudit.Hit(key_id); !st.ok()) {
+    return st;
+  }
+  if (absl::Status st = InsertAudit(session, tenant_id, event); !st.ok()) {
+    return st;
+  }
+  if (absl::Status st = InsertChange(session, draw_slot(), tenant_id, key_id,
+                                     change_type, version);
+      !st.ok()) {
+    return st;
+  }
+  if (absl::Status st = fault::kWriterBeforeCommit.Hit(key_id); !st.ok()) {
+    return st;
+  }
+  session.Commit();
+  return absl::OkStatus();
+}
+
 absl::Status InsertKeyRow(Session& session, int64_t tenant_id,
                           const NewKey& key) {
   if (!IsWellFormedKeyId(key.id)) {
@@ -302,6 +348,8 @@ absl::Status InsertKeyRow(Session& session, int64_t tenant_id,
   stmt.setString(9, key.created_by_type);
   stmt.setString(10, key.created_by_id);
   if (absl::Status s = BindTime(stmt, 11, key.expires_at); !s.ok()) return s;
+  stmt.setString(12, key.external_id);
+  stmt.setString(13, core::EncodeStringMapJson(key.metadata));
   session.Update(stmt);
   return absl::OkStatus();
 }
@@ -345,11 +393,17 @@ std::string OrderBy(const ListKeysQuery& query) {
   }
 }
 
-const char* StatusCondition(KeyStatusFilter status) {
+// Neither revoked nor expired.
+constexpr char kLiveKey[] =
+    " AND k.revoked = 0 AND (k.expires_at IS NULL"
+    " OR k.expires_at > UTC_TIMESTAMP(6))";
+
+std::string StatusCondition(KeyStatusFilter status) {
   switch (status) {
     case KeyStatusFilter::kActive:
-      return " AND k.revoked = 0 AND (k.expires_at IS NULL"
-             " OR k.expires_at > UTC_TIMESTAMP(6))";
+      return absl::StrCat(kLiveKey, " AND k.disabled = 0");
+    case KeyStatusFilter::kDisabled:
+      return absl::StrCat(kLiveKey, " AND k.disabled = 1");
     case KeyStatusFilter::kRevoked:
       return " AND k.revoked = 1";
     case KeyStatusFilter::kExpired:
@@ -361,27 +415,121 @@ const char* StatusCondition(KeyStatusFilter status) {
   }
 }
 
+// The state filters: KeyStatesAt (server/storage/key_states.h) in SQL, with
+// the tenant's settings outer-joined as `ts` (kStatePolicyJoin) and the
+// KeyPolicy defaults for a tenant without a settings row.
+constexpr char kStatePolicyJoin[] =
+    " LEFT JOIN tenant_settings ts ON ts.tenant_id = k.tenant_id";
+
+std::string StateCondition(KeyStateFilter state) {
+  const KeyPolicy defaults;
+  switch (state) {
+    case KeyStateFilter::kRotationDue:
+      return absl::StrCat(
+          kLiveKey, " AND COALESCE(ts.key_rotation_period_days, ",
+          defaults.rotation_period_days,
+          ") > 0 AND COALESCE(k.rotated_at, k.created_at) + INTERVAL"
+          " COALESCE(ts.key_rotation_period_days, ",
+          defaults.rotation_period_days, ") DAY <= UTC_TIMESTAMP(6)");
+    case KeyStateFilter::kExpiring:
+      return absl::StrCat(
+          kLiveKey, " AND COALESCE(ts.key_expiry_warning_days, ",
+          defaults.expiry_warning_days,
+          ") > 0 AND k.expires_at <= UTC_TIMESTAMP(6) + INTERVAL"
+          " COALESCE(ts.key_expiry_warning_days, ",
+          defaults.expiry_warning_days, ") DAY");
+    case KeyStateFilter::kInactive:
+      return absl::StrCat(
+          kLiveKey, " AND COALESCE(ts.key_inactive_after_days, ",
+          defaults.inactive_after_days,
+          ") > 0 AND COALESCE(k.last_used_at, k.created_at) + INTERVAL"
+          " COALESCE(ts.key_inactive_after_days, ",
+          defaults.inactive_after_days, ") DAY <= UTC_TIMESTAMP(6)");
+    case KeyStateFilter::kDisabled:
+      return " AND k.disabled = 1";
+    case KeyStateFilter::kAny:
+    default:
+      return "";
+  }
+}
+
+// The announced-date column of each swept state.
+const char* AnnouncedColumn(AnnouncedState state) {
+  switch (state) {
+    case AnnouncedState::kRotationDue:
+      return "rotation_due_announced_for";
+    case AnnouncedState::kExpiring:
+      return "expiring_announced_for";
+    case AnnouncedState::kInactive:
+      return "inactive_announced_for";
+  }
+  return "rotation_due_announced_for";
+}
+
+// PendingAnnouncements: per live key, the date each state is for when it
+// is on (NULL when off) and what was last announced; only keys with one
+// that differs. The state conditions are StateCondition's.
+struct PendingSelect {
+  SelectList list;
+  int tenant_id = list.Add("x.tenant_id");
+  int id = list.Add("x.id");
+  int due_for = list.Add("x.due_for");
+  int due_announced = list.Add("x.rotation_due_announced_for");
+  int expiring_for = list.Add("x.expiring_for");
+  int expiring_announced = list.Add("x.expiring_announced_for");
+  int inactive_for = list.Add("x.inactive_for");
+  int inactive_announced = list.Add("x.inactive_announced_for");
+  std::string sql = absl::StrCat(
+      "SELECT ", list.sql(),
+      " FROM (SELECT k.tenant_id, k.id, k.rotation_due_announced_for,"
+      " k.expiring_announced_for, k.inactive_announced_for,"
+      " CASE WHEN 1 = 1",
+      StateCondition(KeyStateFilter::kRotationDue),
+      " THEN COALESCE(k.rotated_at, k.created_at) + INTERVAL"
+      " COALESCE(ts.key_rotation_period_days, ",
+      KeyPolicy().rotation_period_days,
+      ") DAY END AS due_for,"
+      " CASE WHEN 1 = 1",
+      StateCondition(KeyStateFilter::kExpiring),
+      " THEN k.expires_at END AS expiring_for,"
+      " CASE WHEN 1 = 1",
+      StateCondition(KeyStateFilter::kInactive),
+      " THEN COALESCE(k.last_used_at, k.created_at) END AS inactive_for"
+      " FROM api_keys k",
+      kStatePolicyJoin, " WHERE k.id > ? AND k.deleted_at IS NULL", kLiveKey,
+      ") x WHERE (x.due_for IS NOT NULL"
+      " AND NOT x.due_for <=> x.rotation_due_announced_for)"
+      " OR (x.expiring_for IS NOT NULL"
+      " AND NOT x.expiring_for <=> x.expiring_announced_for)"
+      " OR (x.inactive_for IS NOT NULL"
+      " AND NOT x.inactive_for <=> x.inactive_announced_for)"
+      " ORDER BY x.id LIMIT ?");
+};
+
 constexpr char kSearchCondition[] =
     " AND (k.name LIKE ? ESCAPE '!'"
-    " OR k.id COLLATE utf8mb4_unicode_ci LIKE ? ESCAPE '!')";
+    " OR k.id COLLATE utf8mb4_unicode_ci LIKE ? ESCAPE '!'"
+    " OR k.external_id = ?)";
 
-// The LIKE patterns for a search: a case-insensitive substring of the name
-// or of the id. A search that starts with the display prefix `lmk_` also
-// matches ids by prefix, and is cut after the id so that a pasted full key
-// never reaches the database.
+// The patterns for a search: a case-insensitive substring of the name or of
+// the id, or the whole external id. A search that starts with the display
+// prefix `lmk_` also matches ids by prefix, and is cut after the id so that a
+// pasted full key never reaches the database.
 struct SearchPatterns {
   std::string name;
   std::string id;
+  std::string external_id;  // compared whole
 };
 SearchPatterns SearchPatternsFor(absl::string_view search) {
   if (absl::StartsWith(search, "lmk_") && search.size() > 4) {
     absl::string_view id = search.substr(4);
     id = id.substr(0, std::min<size_t>(id.find('_'), 12));
-    return {absl::StrCat("%", EscapeLike(absl::StrCat("lmk_", id)), "%"),
-            absl::StrCat(EscapeLike(id), "%")};
+    const std::string display = absl::StrCat("lmk_", id);
+    return {absl::StrCat("%", EscapeLike(display), "%"),
+            absl::StrCat(EscapeLike(id), "%"), display};
   }
   std::string contains = absl::StrCat("%", EscapeLike(search), "%");
-  return {contains, contains};
+  return {contains, contains, std::string(search)};
 }
 
 }  // namespace
@@ -583,10 +731,12 @@ absl::StatusOr<KeyPage> MysqlKeyStore::ListKeys(int64_t tenant_id,
   }
   const bool searching = !query.search.empty();
   const SearchPatterns patterns = SearchPatternsFor(query.search);
-  const std::string where = absl::StrCat(
-      " FROM api_keys k WHERE k.tenant_id = ?"
-      " AND k.deleted_at IS NULL",
-      StatusCondition(query.status), searching ? kSearchCondition : "");
+  const bool by_state = query.state != KeyStateFilter::kAny;
+  const std::string where =
+      absl::StrCat(" FROM api_keys k", by_state ? kStatePolicyJoin : "",
+                   " WHERE k.tenant_id = ? AND k.deleted_at IS NULL",
+                   StatusCondition(query.status), StateCondition(query.state),
+                   searching ? kSearchCondition : "");
   const PageSelect& cols = SelectOf<PageSelect>();
   const std::string page_sql =
       absl::StrCat("SELECT ", cols.list.sql(), where, " ORDER BY ",
@@ -598,7 +748,7 @@ absl::StatusOr<KeyPage> MysqlKeyStore::ListKeys(int64_t tenant_id,
   absl::Status status =
       Run(*pool_, "list keys", [&](Session& s) -> absl::Status {
         page = KeyPage();
-        // Up to 32 variants (sort x direction x filter x search): not cached,
+        // Many variants (sort x direction x filters x search): not cached,
         // to keep the server's prepared-statement count bounded.
         std::unique_ptr<sql::PreparedStatement> stmt =
             s.PrepareUncached(page_sql);
@@ -607,6 +757,7 @@ absl::StatusOr<KeyPage> MysqlKeyStore::ListKeys(int64_t tenant_id,
         if (searching) {
           stmt->setString(index++, patterns.name);
           stmt->setString(index++, patterns.id);
+          stmt->setString(index++, patterns.external_id);
         }
         stmt->setInt64(index++, query.limit);
         stmt->setInt64(index++, offset);
@@ -629,6 +780,7 @@ absl::StatusOr<KeyPage> MysqlKeyStore::ListKeys(int64_t tenant_id,
         if (searching) {
           count->setString(index++, patterns.name);
           count->setString(index++, patterns.id);
+          count->setString(index++, patterns.external_id);
         }
         std::unique_ptr<sql::ResultSet> counted = s.Query(*count);
         if (counted->next()) page.total = counted->getInt64(1);
@@ -640,7 +792,8 @@ absl::StatusOr<KeyPage> MysqlKeyStore::ListKeys(int64_t tenant_id,
 
 absl::StatusOr<ApiKeyRecord> MysqlKeyStore::RotateKey(
     int64_t tenant_id, absl::string_view id, const StoredSecret& new_secret,
-    absl::Duration grace, const AuditEvent& event) {
+    absl::Duration grace, const RotateOptions& options,
+    const AuditEvent& event) {
   if (grace < absl::ZeroDuration()) {
     return absl::InvalidArgumentError("grace period must not be negative");
   }
@@ -662,10 +815,15 @@ absl::StatusOr<ApiKeyRecord> MysqlKeyStore::RotateKey(
           return absl::FailedPreconditionError(
               "a revoked key cannot be rotated");
         }
-        if (IsExpired(key)) {
-          return absl::FailedPreconditionError(
-              "an expired key cannot be rotated");
+        if (options.expected_version.has_value() &&
+            *options.expected_version != key.version) {
+          return absl::AbortedError("rotate key: the key changed meanwhile");
         }
+        if (absl::Status st = CheckRotation(key, options); !st.ok()) {
+          return st;
+        }
+        if (options.expires_at.has_value())
+          key.expires_at = *options.expires_at;
         const absl::Time now = key.db_now;
         const absl::Time valid_until = now + grace;
         const int64_t old_version = key.version;
@@ -728,34 +886,28 @@ absl::StatusOr<ApiKeyRecord> MysqlKeyStore::RotateKey(
         s.Step("update key");
         sql::PreparedStatement& update = s.Prepare(
             "UPDATE api_keys SET digest = ?, pepper_version = ?, rotated_at = "
-            "?,"
+            "?, expires_at = ?,"
             " version = ? WHERE tenant_id = ? AND id = ? AND version = ?");
         update.setString(1, DigestBytes(new_secret.digest));
         update.setInt(2, new_secret.pepper_version);
         if (absl::Status st = BindTime(update, 3, now); !st.ok()) return st;
-        update.setInt64(4, old_version + 1);
-        update.setInt64(5, tenant_id);
-        update.setString(6, Str(id));
-        update.setInt64(7, old_version);
+        if (absl::Status st = BindTime(update, 4, key.expires_at); !st.ok()) {
+          return st;
+        }
+        update.setInt64(5, old_version + 1);
+        update.setInt64(6, tenant_id);
+        update.setString(7, Str(id));
+        update.setInt64(8, old_version);
         if (s.Update(update) != 1) {
           return absl::InternalError(
               "rotate key: the locked row did not update");
         }
-        if (absl::Status st = fault::kWriterBeforeAudit.Hit(id); !st.ok()) {
-          return st;
-        }
-        if (absl::Status st = InsertAudit(s, tenant_id, event); !st.ok()) {
-          return st;
-        }
-        if (absl::Status st = InsertChange(s, Draw(slots), tenant_id, id,
-                                           "rotated", old_version + 1);
+        if (absl::Status st = AuditChangeAndCommit(
+                s, [&] { return Draw(slots); }, tenant_id, id, event, "rotated",
+                old_version + 1);
             !st.ok()) {
           return st;
         }
-        if (absl::Status st = fault::kWriterBeforeCommit.Hit(id); !st.ok()) {
-          return st;
-        }
-        s.Commit();
 
         key.version = old_version + 1;
         key.rotated_at = now;
@@ -809,24 +961,162 @@ absl::StatusOr<RevokeResult> MysqlKeyStore::RevokeKey(int64_t tenant_id,
           return absl::InternalError(
               "revoke key: the locked row did not update");
         }
-        if (absl::Status st = fault::kWriterBeforeAudit.Hit(id); !st.ok()) {
-          return st;
-        }
-        if (absl::Status st = InsertAudit(s, tenant_id, event); !st.ok()) {
-          return st;
-        }
-        if (absl::Status st = InsertChange(s, Draw(slots), tenant_id, id,
-                                           "revoked", old_version + 1);
+        if (absl::Status st = AuditChangeAndCommit(
+                s, [&] { return Draw(slots); }, tenant_id, id, event, "revoked",
+                old_version + 1);
             !st.ok()) {
           return st;
         }
-        if (absl::Status st = fault::kWriterBeforeCommit.Hit(id); !st.ok()) {
-          return st;
-        }
-        s.Commit();
         result.key.revoked = true;
         result.key.revoked_at = now;
         result.key.version = old_version + 1;
+        result.changed = true;
+        return absl::OkStatus();
+      });
+  CloseUnusedSlots(slots, status.ok());
+  if (!status.ok()) return status;
+  return result;
+}
+
+absl::StatusOr<UpdateResult> MysqlKeyStore::UpdateKey(int64_t tenant_id,
+                                                      absl::string_view id,
+                                                      int64_t expected_version,
+                                                      const KeyEdit& edit,
+                                                      const AuditEvent& event) {
+  if (edit.empty()) {
+    return absl::InvalidArgumentError("update key: the edit changes nothing");
+  }
+  if (!IsWellFormedKeyId(id)) return NotFound();
+  UpdateResult result;
+  FeedSlots slots;
+  absl::Status status = Run(
+      *pool_, "update key", OnConflict::kRetry,
+      [&](Session& s) -> absl::Status {
+        slots.current = 0;
+        result = UpdateResult();
+        s.Begin();
+        ApiKeyRecord& key = result.key;
+        if (absl::Status st = LockKey(s, tenant_id, id, &key, nullptr);
+            !st.ok()) {
+          return st;
+        }
+        if (key.revoked) {
+          return absl::FailedPreconditionError(
+              "a revoked key cannot be edited");
+        }
+        if (key.version != expected_version) {
+          return absl::AbortedError("update key: the key changed meanwhile");
+        }
+        if (edit.expires_at.has_value() && IsExpired(key)) {
+          return absl::FailedPreconditionError(
+              "the expiry of an expired key cannot be edited; rotate the key "
+              "with a new expiry to renew it");
+        }
+        ApplyEdit(edit, &key);
+        absl::StatusOr<std::string> scopes =
+            JoinList(key.scopes, ' ', "scopes");
+        if (!scopes.ok()) return scopes.status();
+        absl::StatusOr<std::string> cidrs =
+            JoinList(key.allowed_cidrs, ',', "allowed_cidrs");
+        if (!cidrs.ok()) return cidrs.status();
+        const int64_t old_version = key.version;
+
+        s.Step("update key");
+        sql::PreparedStatement& update = s.Prepare(
+            "UPDATE api_keys SET name = ?, scopes = ?, allowed_cidrs = ?,"
+            " rate_limit_per_minute = ?, expires_at = ?, external_id = ?,"
+            " metadata = ?, version = ?"
+            " WHERE tenant_id = ? AND id = ? AND version = ?");
+        update.setString(1, key.name);
+        update.setString(2, *scopes);
+        update.setString(3, *cidrs);
+        update.setInt(4, key.rate_limit_per_minute);
+        if (absl::Status st = BindTime(update, 5, key.expires_at); !st.ok()) {
+          return st;
+        }
+        update.setString(6, key.external_id);
+        update.setString(7, core::EncodeStringMapJson(key.metadata));
+        update.setInt64(8, old_version + 1);
+        update.setInt64(9, tenant_id);
+        update.setString(10, Str(id));
+        update.setInt64(11, old_version);
+        if (s.Update(update) != 1) {
+          return absl::InternalError(
+              "update key: the locked row did not update");
+        }
+        if (absl::Status st = AuditChangeAndCommit(
+                s, [&] { return Draw(slots); }, tenant_id, id, event, "updated",
+                old_version + 1);
+            !st.ok()) {
+          return st;
+        }
+        key.version = old_version + 1;
+        result.changed = true;
+        return absl::OkStatus();
+      });
+  CloseUnusedSlots(slots, status.ok());
+  if (!status.ok()) return status;
+  return result;
+}
+
+absl::StatusOr<UpdateResult> MysqlKeyStore::SetKeyDisabled(
+    int64_t tenant_id, absl::string_view id, bool disabled,
+    std::optional<int64_t> expected_version, const AuditEvent& event) {
+  if (!IsWellFormedKeyId(id)) return NotFound();
+  UpdateResult result;
+  FeedSlots slots;
+  absl::Status status = Run(
+      *pool_, disabled ? "disable key" : "enable key", OnConflict::kRetry,
+      [&](Session& s) -> absl::Status {
+        slots.current = 0;
+        result = UpdateResult();
+        s.Begin();
+        ApiKeyRecord& key = result.key;
+        if (absl::Status st = LockKey(s, tenant_id, id, &key, nullptr);
+            !st.ok()) {
+          return st;
+        }
+        if (key.revoked) {
+          return absl::FailedPreconditionError(
+              disabled ? "a revoked key cannot be disabled"
+                       : "a revoked key cannot be enabled");
+        }
+        if (expected_version.has_value() && *expected_version != key.version) {
+          return absl::AbortedError("the key changed since it was checked");
+        }
+        if (key.disabled == disabled) {
+          s.Step("rollback");
+          s.Rollback();
+          return absl::OkStatus();
+        }
+        const int64_t old_version = key.version;
+        const std::optional<absl::Time> disabled_at =
+            disabled ? std::optional<absl::Time>(key.db_now) : std::nullopt;
+        s.Step("update key");
+        sql::PreparedStatement& update = s.Prepare(
+            "UPDATE api_keys SET disabled = ?, disabled_at = ?,"
+            " version = ? WHERE tenant_id = ? AND id = ? AND version = ?");
+        update.setInt(1, disabled ? 1 : 0);
+        if (absl::Status st = BindTime(update, 2, disabled_at); !st.ok()) {
+          return st;
+        }
+        update.setInt64(3, old_version + 1);
+        update.setInt64(4, tenant_id);
+        update.setString(5, Str(id));
+        update.setInt64(6, old_version);
+        if (s.Update(update) != 1) {
+          return absl::InternalError(
+              "disable key: the locked row did not update");
+        }
+        if (absl::Status st = AuditChangeAndCommit(
+                s, [&] { return Draw(slots); }, tenant_id, id, event,
+                disabled ? "disabled" : "enabled", old_version + 1);
+            !st.ok()) {
+          return st;
+        }
+        key.disabled = disabled;
+        key.disabled_at = disabled_at;
+        key.version = old_version + 1;
         result.changed = true;
         return absl::OkStatus();
       });
@@ -841,65 +1131,56 @@ absl::StatusOr<DeleteResult> MysqlKeyStore::DeleteKey(int64_t tenant_id,
   if (!IsWellFormedKeyId(id)) return NotFound();
   DeleteResult result;
   FeedSlots slots;
-  absl::Status status = Run(
-      *pool_, "delete key", OnConflict::kRetry,
-      [&](Session& s) -> absl::Status {
-        slots.current = 0;
-        result = DeleteResult();
-        s.Begin();
-        ApiKeyRecord key;
-        absl::Status locked = LockKey(s, tenant_id, id, &key, nullptr);
-        if (absl::IsNotFound(locked)) {
-          // Deleted already (a retry)? Then nothing to write.
-          s.Step("read deleted key");
-          sql::PreparedStatement& deleted = s.Prepare(
-              "SELECT version FROM api_keys WHERE tenant_id = ? AND id = ?"
-              " AND deleted_at IS NOT NULL");
-          deleted.setInt64(1, tenant_id);
-          deleted.setString(2, Str(id));
-          std::unique_ptr<sql::ResultSet> rs = s.Query(deleted);
-          const bool found = rs->next();
-          if (found) result.version = rs->getInt64(1);
-          rs.reset();
-          s.Step("rollback");
-          s.Rollback();
-          return found ? absl::OkStatus() : locked;
-        }
-        if (!locked.ok()) return locked;
-        s.Step("update key");
-        sql::PreparedStatement& update = s.Prepare(
-            "UPDATE api_keys SET deleted_at = ?, version = ?"
-            " WHERE tenant_id = ? AND id = ? AND version = ?");
-        if (absl::Status st = BindTime(update, 1, key.db_now); !st.ok()) {
-          return st;
-        }
-        update.setInt64(2, key.version + 1);
-        update.setInt64(3, tenant_id);
-        update.setString(4, Str(id));
-        update.setInt64(5, key.version);
-        if (s.Update(update) != 1) {
-          return absl::InternalError(
-              "delete key: the locked row did not update");
-        }
-        if (absl::Status st = fault::kWriterBeforeAudit.Hit(id); !st.ok()) {
-          return st;
-        }
-        if (absl::Status st = InsertAudit(s, tenant_id, event); !st.ok()) {
-          return st;
-        }
-        if (absl::Status st = InsertChange(s, Draw(slots), tenant_id, id,
-                                           "deleted", key.version + 1);
-            !st.ok()) {
-          return st;
-        }
-        if (absl::Status st = fault::kWriterBeforeCommit.Hit(id); !st.ok()) {
-          return st;
-        }
-        s.Commit();
-        result.changed = true;
-        result.version = key.version + 1;
-        return absl::OkStatus();
-      });
+  absl::Status status =
+      Run(*pool_, "delete key", OnConflict::kRetry,
+          [&](Session& s) -> absl::Status {
+            slots.current = 0;
+            result = DeleteResult();
+            s.Begin();
+            ApiKeyRecord key;
+            absl::Status locked = LockKey(s, tenant_id, id, &key, nullptr);
+            if (absl::IsNotFound(locked)) {
+              // Deleted already (a retry)? Then nothing to write.
+              s.Step("read deleted key");
+              sql::PreparedStatement& deleted = s.Prepare(
+                  "SELECT version FROM api_keys WHERE tenant_id = ? AND id = ?"
+                  " AND deleted_at IS NOT NULL");
+              deleted.setInt64(1, tenant_id);
+              deleted.setString(2, Str(id));
+              std::unique_ptr<sql::ResultSet> rs = s.Query(deleted);
+              const bool found = rs->next();
+              if (found) result.version = rs->getInt64(1);
+              rs.reset();
+              s.Step("rollback");
+              s.Rollback();
+              return found ? absl::OkStatus() : locked;
+            }
+            if (!locked.ok()) return locked;
+            s.Step("update key");
+            sql::PreparedStatement& update = s.Prepare(
+                "UPDATE api_keys SET deleted_at = ?, version = ?"
+                " WHERE tenant_id = ? AND id = ? AND version = ?");
+            if (absl::Status st = BindTime(update, 1, key.db_now); !st.ok()) {
+              return st;
+            }
+            update.setInt64(2, key.version + 1);
+            update.setInt64(3, tenant_id);
+            update.setString(4, Str(id));
+            update.setInt64(5, key.version);
+            if (s.Update(update) != 1) {
+              return absl::InternalError(
+                  "delete key: the locked row did not update");
+            }
+            if (absl::Status st = AuditChangeAndCommit(
+                    s, [&] { return Draw(slots); }, tenant_id, id, event,
+                    "deleted", key.version + 1);
+                !st.ok()) {
+              return st;
+            }
+            result.changed = true;
+            result.version = key.version + 1;
+            return absl::OkStatus();
+          });
   CloseUnusedSlots(slots, status.ok());
   if (!status.ok()) return status;
   return result;
@@ -935,6 +1216,7 @@ absl::StatusOr<VerifyRecord> MysqlKeyStore::LoadForVerify(
             absl::StatusOr<absl::Time> now = GetTime(*rs, c.now);
             if (!now.ok()) return now.status();
             record.key.db_now = *now;
+            record.policy = ReadKeyPolicy(*rs, c.policy);
           }
           if (rs->isNull(c.retired_digest)) continue;  // no retired secrets
           RetiredSecret retired;
@@ -959,6 +1241,162 @@ absl::StatusOr<VerifyRecord> MysqlKeyStore::LoadForVerify(
       });
   if (!status.ok()) return status;
   return record;
+}
+
+absl::StatusOr<KeyPolicy> MysqlKeyStore::GetKeyPolicy(int64_t tenant_id) {
+  struct PolicySelect {
+    SelectList list;
+    KeyPolicyColumns policy{list};
+    std::string sql = absl::StrCat("SELECT ", list.sql(),
+                                   " FROM tenant_settings WHERE tenant_id = ?");
+  };
+  KeyPolicy policy;
+  absl::Status status =
+      Run(*pool_, "get key policy", [&](Session& s) -> absl::Status {
+        const PolicySelect& c = SelectOf<PolicySelect>();
+        sql::PreparedStatement& stmt = s.Prepare(c.sql);
+        stmt.setInt64(1, tenant_id);
+        std::unique_ptr<sql::ResultSet> rs = s.Query(stmt);
+        policy = rs->next() ? ReadKeyPolicy(*rs, c.policy) : KeyPolicy();
+        return absl::OkStatus();
+      });
+  if (!status.ok()) return status;
+  return policy;
+}
+
+absl::StatusOr<bool> MysqlKeyStore::TakeSweepLease(absl::string_view holder,
+                                                   absl::Duration lease) {
+  if (holder.empty() || holder.size() > 64) {
+    return absl::InvalidArgumentError("a lease holder is 1-64 bytes");
+  }
+  if (lease <= absl::ZeroDuration()) {
+    return absl::InvalidArgumentError("a lease must be positive");
+  }
+  bool held = false;
+  absl::Status status = Run(
+      *pool_, "take sweep lease", OnConflict::kRetry,
+      [&](Session& s) -> absl::Status {
+        held = false;
+        s.Begin();
+        // The one row exists from the first call on, expired.
+        sql::PreparedStatement& seed = s.Prepare(
+            "INSERT IGNORE INTO key_state_sweep_lease (id, holder, expires_at)"
+            " VALUES (1, '', '1970-01-01 00:00:01')");
+        s.Update(seed);
+        s.Step("lock lease");
+        sql::PreparedStatement& lock = s.Prepare(
+            "SELECT holder = ? OR expires_at <= UTC_TIMESTAMP(6)"
+            " FROM key_state_sweep_lease WHERE id = 1 FOR UPDATE");
+        lock.setString(1, Str(holder));
+        std::unique_ptr<sql::ResultSet> rs = s.Query(lock);
+        if (!rs->next() || rs->getInt(1) == 0) {
+          s.Rollback();
+          return absl::OkStatus();
+        }
+        s.Step("renew lease");
+        sql::PreparedStatement& take = s.Prepare(
+            "UPDATE key_state_sweep_lease SET holder = ?, expires_at ="
+            " UTC_TIMESTAMP(6) + INTERVAL ? MICROSECOND WHERE id = 1");
+        take.setString(1, Str(holder));
+        take.setInt64(2, absl::ToInt64Microseconds(lease));
+        s.Update(take);
+        s.Commit();
+        held = true;
+        return absl::OkStatus();
+      });
+  if (!status.ok()) return status;
+  return held;
+}
+
+absl::StatusOr<AnnouncementBatch> MysqlKeyStore::PendingAnnouncements(
+    absl::string_view after_key_id, int limit) {
+  if (limit < 1 || limit > 1000) {
+    return absl::InvalidArgumentError("limit must be between 1 and 1000");
+  }
+  const PendingSelect& c = SelectOf<PendingSelect>();
+  AnnouncementBatch batch;
+  absl::Status status =
+      Run(*pool_, "pending key states", [&](Session& s) -> absl::Status {
+        batch = AnnouncementBatch();
+        sql::PreparedStatement& stmt = s.Prepare(c.sql);
+        stmt.setString(1, Str(after_key_id));
+        stmt.setInt(2, limit);
+        std::unique_ptr<sql::ResultSet> rs = s.Query(stmt);
+        int rows = 0;
+        while (rs->next()) {
+          ++rows;
+          const int64_t tenant_id = rs->getInt64(c.tenant_id);
+          const std::string id = rs->getString(c.id).asStdString();
+          struct Column {
+            AnnouncedState state;
+            int for_date, announced;
+          };
+          for (const Column& col :
+               {Column{AnnouncedState::kRotationDue, c.due_for,
+                       c.due_announced},
+                Column{AnnouncedState::kExpiring, c.expiring_for,
+                       c.expiring_announced},
+                Column{AnnouncedState::kInactive, c.inactive_for,
+                       c.inactive_announced}}) {
+            absl::StatusOr<std::optional<absl::Time>> for_date =
+                GetOptionalTime(*rs, col.for_date);
+            if (!for_date.ok()) return for_date.status();
+            absl::StatusOr<std::optional<absl::Time>> announced =
+                GetOptionalTime(*rs, col.announced);
+            if (!announced.ok()) return announced.status();
+            if (!for_date->has_value() || *for_date == *announced) continue;
+            StateAnnouncement a;
+            a.tenant_id = tenant_id;
+            a.key_id = id;
+            a.state = col.state;
+            a.for_date = **for_date;
+            a.announced_for = *announced;
+            batch.announcements.push_back(std::move(a));
+          }
+          if (rows == limit) batch.last_key_id = id;
+        }
+        return absl::OkStatus();
+      });
+  if (!status.ok()) return status;
+  return batch;
+}
+
+absl::StatusOr<bool> MysqlKeyStore::AnnounceKeyState(const StateAnnouncement& a,
+                                                     const AuditEvent& event) {
+  if (!IsWellFormedKeyId(a.key_id)) return false;
+  const std::string sql =
+      absl::StrCat("UPDATE api_keys SET ", AnnouncedColumn(a.state),
+                   " = ? WHERE tenant_id = ? AND id = ? AND deleted_at IS NULL"
+                   " AND revoked = 0 AND ",
+                   AnnouncedColumn(a.state), " <=> ?");
+  bool written = false;
+  absl::Status status = Run(
+      *pool_, "announce key state", OnConflict::kRetry,
+      [&](Session& s) -> absl::Status {
+        written = false;
+        s.Begin();
+        sql::PreparedStatement& update = s.Prepare(sql);
+        if (absl::Status st = BindTime(update, 1, a.for_date); !st.ok()) {
+          return st;
+        }
+        update.setInt64(2, a.tenant_id);
+        update.setString(3, Str(a.key_id));
+        if (absl::Status st = BindTime(update, 4, a.announced_for); !st.ok()) {
+          return st;
+        }
+        if (s.Update(update) != 1) {
+          s.Rollback();
+          return absl::OkStatus();
+        }
+        if (absl::Status st = InsertAudit(s, a.tenant_id, event); !st.ok()) {
+          return st;
+        }
+        s.Commit();
+        written = true;
+        return absl::OkStatus();
+      });
+  if (!status.ok()) return status;
+  return written;
 }
 
 absl::StatusOr<absl::Time> MysqlKeyStore::Now() {

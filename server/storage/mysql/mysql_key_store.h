@@ -63,10 +63,12 @@ class MysqlKeyStore : public KeyStore {
                                       absl::string_view id) override;
   absl::StatusOr<KeyPage> ListKeys(int64_t tenant_id,
                                    const ListKeysQuery& query) override;
+  using KeyStore::RotateKey;
   absl::StatusOr<ApiKeyRecord> RotateKey(int64_t tenant_id,
                                          absl::string_view id,
                                          const StoredSecret& new_secret,
                                          absl::Duration grace,
+                                         const RotateOptions& options,
                                          const AuditEvent& event) override;
   absl::StatusOr<RevokeResult> RevokeKey(int64_t tenant_id,
                                          absl::string_view id,
@@ -74,7 +76,24 @@ class MysqlKeyStore : public KeyStore {
   absl::StatusOr<DeleteResult> DeleteKey(int64_t tenant_id,
                                          absl::string_view id,
                                          const AuditEvent& event) override;
+  absl::StatusOr<UpdateResult> UpdateKey(int64_t tenant_id,
+                                         absl::string_view id,
+                                         int64_t expected_version,
+                                         const KeyEdit& edit,
+                                         const AuditEvent& event) override;
+  using KeyStore::SetKeyDisabled;
+  absl::StatusOr<UpdateResult> SetKeyDisabled(
+      int64_t tenant_id, absl::string_view id, bool disabled,
+      std::optional<int64_t> expected_version,
+      const AuditEvent& event) override;
   absl::StatusOr<VerifyRecord> LoadForVerify(absl::string_view id) override;
+  absl::StatusOr<KeyPolicy> GetKeyPolicy(int64_t tenant_id) override;
+  absl::StatusOr<bool> TakeSweepLease(absl::string_view holder,
+                                      absl::Duration lease) override;
+  absl::StatusOr<AnnouncementBatch> PendingAnnouncements(
+      absl::string_view after_key_id, int limit) override;
+  absl::StatusOr<bool> AnnounceKeyState(const StateAnnouncement& announcement,
+                                        const AuditEvent& event) override;
   absl::StatusOr<absl::Time> Now() override;
   void SetFeedWriter(absl::string_view writer) override;
   int64_t FeedWriterHead() override;

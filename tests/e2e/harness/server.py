@@ -97,8 +97,9 @@ class LumoServer:
     is the admin DSN (default LUMO_TEST_MYSQL_DSN: the harness fails, never
     skips, without one). `env` adds environment variables to the server's.
     `run_as`: a uid (and gid) to run the server as; when the harness runs
-    as root, the temp dir and the secrets are handed to it and the server
-    is started through setpriv (otherwise ignored).
+    as root, the temp dir, the secrets and a copy of the migrations are
+    handed to it and the server is started through setpriv (otherwise
+    ignored).
 
     LUMO_TEST_ALLOW_NONDURABLE_DB=1 passes --allow_nondurable_db;
     LUMO_TEST_KEEP_DIR=1 keeps the temp dir after stop().
@@ -175,6 +176,15 @@ class LumoServer:
                          self.operator_token_path, self.service_token_path,
                          self.mysql_password_path):
                 os.chown(path, self.run_as, self.run_as)
+            # The checkout may sit in a folder only root can enter (a
+            # `mktemp -d` clone is 0700): the server, once it runs as
+            # `run_as`, reads its own copy of the migrations.
+            copy = os.path.join(self.tmpdir, "migrations")
+            shutil.copytree(self.migrations_dir, copy)
+            for path in [copy] + [os.path.join(copy, name)
+                                  for name in os.listdir(copy)]:
+                os.chown(path, self.run_as, self.run_as)
+            self.migrations_dir = copy
         self._migrate()
 
     def _migrate(self):

@@ -44,6 +44,33 @@ async function confirmOn(page, buttonLabel, keyName) {
   await dialog.waitFor({state: 'hidden'});
 }
 
+// Rotates through the rotate dialog with the grace period `grace` (its
+// option value, seconds).
+async function rotateOn(page, keyName, grace) {
+  await page.getByRole('button', {name: `Rotate key ${keyName}`, exact: true}).click();
+  const dialog = page.locator('#rotate-dialog');
+  await dialog.waitFor({state: 'visible'});
+  assert.ok((await page.locator('#rotate-text').textContent()).includes(keyName),
+            'the rotate dialog names the key');
+  await page.locator('#rotate-grace').selectOption(grace);
+  await page.locator('#rotate-submit').click();
+  await dialog.waitFor({state: 'hidden'});
+}
+
+// The row of the key named `name`.
+function rowOf(page, name) {
+  return page.locator('#keys-body tr').filter({
+    has: page.locator('td.key-name', {hasText: new RegExp(`^${name}$`)})});
+}
+
+async function waitForRowText(page, name, pattern) {
+  const deadline = Date.now() + 10000;
+  while (!pattern.test(await rowOf(page, name).textContent()) && Date.now() < deadline) {
+    await page.waitForTimeout(20);
+  }
+  assert.match(await rowOf(page, name).textContent(), pattern);
+}
+
 async function readShownKey(page) {
   const dialog = page.locator('#secret-dialog');
   await dialog.waitFor({state: 'visible'});
@@ -160,8 +187,8 @@ async function main() {
     assert.equal(await rowCount(page), 1);
     await page.screenshot({path: path.join(shots, 'key-list.png'), fullPage: true});
 
-    step('rotate on the page: old key 401, new key 200');
-    await confirmOn(page, 'Rotate', 'ci backend');
+    step('rotate on the page (no grace): old key 401, new key 200');
+    await rotateOn(page, 'ci backend', '0');
     const key2 = await readShownKey(page);
     assert.notEqual(key2, key1);
     await closeShownKey(page);
@@ -229,6 +256,110 @@ async function main() {
     await page.locator('#keys-loading').waitFor({state: 'hidden'});
     const names = await page.locator('#keys-body td.key-name').allTextContents();
     assert.deepEqual(names, [evil], 'no key was created by the other origin');
+
+    step('create with owner, metadata and CIDRs; edit; metadata shown as text');
+    await page.locator('#create-open').click();
+    await page.locator('#create-dialog').waitFor({state: 'visible'});
+    await page.locator('#key-name').fill('svc-edit');
+    await page.locator('#scope-boxes input[value="admin:read"]').check();
+    await page.locator('#key-external').fill('team-7');
+    await page.locator('#key-metadata').fill('env=prod');
+    await page.locator('#create-submit').click();
+    const key3 = await readShownKey(page);
+    await closeShownKey(page);
+    assert.equal(await callWithKey(key3), 200);
+    await waitForRowText(page, 'svc-edit', /team-7/);
+    const markup = '<img src=x onerror=alert(2)>';
+    await page.getByRole('button', {name: 'Edit key svc-edit', exact: true}).click();
+    await page.locator('#edit-dialog').waitFor({state: 'visible'});
+    assert.equal(await page.evaluate(() => document.activeElement.id), 'edit-name');
+    assert.equal(await page.locator('#edit-metadata').inputValue(), 'env=prod');
+    await page.locator('#edit-name').fill('svc-edited');
+    await page.locator('#edit-metadata').fill(`env=prod\nnote=${markup}`);
+    await page.locator('#edit-cidrs').fill('10.0.0.0/8');
+    await page.screenshot({path: path.join(shots, 'edit-dialog.png')});
+    await page.locator('#edit-submit').click();
+    await page.locator('#edit-dialog').waitFor({state: 'hidden'});
+    await waitForRowText(page, 'svc-edited', /note: <img src=x onerror=alert\(2\)>/);
+    assert.equal(await page.locator('#keys-body img').count(), 0, 'metadata is text');
+    // The CIDR edit restricts the key: this test's address is outside it
+    // (403, the address is not allowed).
+    assert.equal(await callWithKey(key3), 403);
+    step('an edit the server refuses shows its error in the dialog');
+    await page.getByRole('button', {name: 'Edit key svc-edited', exact: true}).click();
+    await page.locator('#edit-dialog').waitFor({state: 'visible'});
+    await page.locator('#edit-cidrs').fill('not-a-cidr');
+    await page.locator('#edit-submit').click();
+    await page.locator('#edit-error').waitFor({state: 'visible'});
+    assert.match(await page.locator('#edit-error').textContent(), /allowedCidrs/);
+    await page.keyboard.press('Escape');
+    await page.locator('#edit-dialog').waitFor({state: 'hidden'});
+    await page.getByRole('button', {name: 'Edit key svc-edited', exact: true}).click();
+    await page.locator('#edit-dialog').waitFor({state: 'visible'});
+    await page.locator('#edit-cidrs').fill('');
+    await page.locator('#edit-submit').click();
+    await page.locator('#edit-dialog').waitFor({state: 'hidden'});
+    assert.equal(await callWithKey(key3), 200);
+
+    step('disable: 401 and a disabled badge; enable: 200 again');
+    await confirmOn(page, 'Disable', 'svc-edited');
+    await waitForRowText(page, 'svc-edited', /disabled/);
+    assert.equal(await callWithKey(key3), 401);
+    await page.locator('#f-state').selectOption('disabled');
+    await page.locator('#key-filters button[type=submit]').click();
+    // The list is replaced when the filtered page arrives: poll for it.
+    const filtered = async () =>
+      JSON.stringify(await page.locator('#keys-body td.key-name').allTextContents());
+    const listDeadline = Date.now() + 10000;
+    while (await filtered() !== '["svc-edited"]' && Date.now() < listDeadline) {
+      await page.waitForTimeout(20);
+    }
+    assert.equal(await filtered(), '["svc-edited"]',
+                 'the state filter lists the disabled key only');
+    assert.match(await page.locator('#page-info').textContent(), /· 1 keys$/);
+    await page.getByRole('button', {name: 'Enable key svc-edited', exact: true}).click();
+    await page.locator('#keys-empty').waitFor({state: 'visible'});
+    assert.equal(await callWithKey(key3), 200);
+    await page.locator('#f-state').selectOption('');
+    await page.locator('#key-filters button[type=submit]').click();
+    await waitForRowText(page, 'svc-edited', /active/);
+
+    step('key policy page: a bad value names its field; a good one saves');
+    await page.locator('#nav-policy').click();
+    await page.waitForURL(`**/t/${tenant}/portal/settings/key-policy`);
+    await page.locator('#policy-form').waitFor({state: 'visible'});
+    assert.equal(await page.locator('#p-warning').inputValue(), '7');
+    await page.locator('#p-warning').fill('400');
+    await page.locator('#policy-save').click();
+    await page.locator('#policy-error').waitFor({state: 'visible'});
+    assert.match(await page.locator('#policy-error').textContent(),
+                 /keyPolicy\.expiryWarningDays/);
+    await page.locator('#p-warning').fill('30');
+    await page.locator('#p-rotation').fill('90');
+    await page.locator('#policy-save').click();
+    await page.locator('#policy-status').getByText('Policy saved.').waitFor();
+    await page.screenshot({path: path.join(shots, 'key-policy.png'), fullPage: true});
+    await page.reload();
+    await page.locator('#policy-form').waitFor({state: 'visible'});
+    assert.equal(await page.locator('#p-warning').inputValue(), '30');
+    assert.equal(await page.locator('#p-rotation').inputValue(), '90');
+
+    step('states: a key expiring within the warning is badged; rotation date shown');
+    await page.locator('#nav-keys').click();
+    await page.locator('#keys-loading').waitFor({state: 'hidden'});
+    await page.locator('#create-open').click();
+    await page.locator('#create-dialog').waitFor({state: 'visible'});
+    await page.locator('#key-name').fill('soon');
+    await page.locator('#scope-boxes input[value="admin:read"]').check();
+    const in10 = new Date(Date.now() + 10 * 86400000).toISOString().slice(0, 10);
+    await page.locator('#key-expires').fill(in10);
+    await page.locator('#create-submit').click();
+    await readShownKey(page);
+    await closeShownKey(page);
+    await waitForRowText(page, 'soon', /expiring/);
+    assert.match(await rowOf(page, 'soon').textContent(), /rotate by /);
+    assert.doesNotMatch(await rowOf(page, 'svc-edited').textContent(), /expiring/);
+    await page.screenshot({path: path.join(shots, 'key-states.png'), fullPage: true});
 
     step('audit page: the actions, with the admin as actor; filter; detail; export');
     await page.locator('#nav-audit').click();

@@ -24,7 +24,8 @@ class PortalBrowserTest(harness.LumoServerTestCase):
         self.assertEqual(r.returncode, 0, r.stderr)
         shots = os.path.join(harness.binary_dir(), "tests", "e2e", "portal")
         os.makedirs(shots, exist_ok=True)
-        checked = ("key-list.png", "show-once-dialog.png", "audit-page.png")
+        checked = ("key-list.png", "show-once-dialog.png", "audit-page.png",
+                   "edit-dialog.png", "key-policy.png", "key-states.png")
         for shot in checked:  # only this run's screenshots count
             if os.path.exists(os.path.join(shots, shot)):
                 os.remove(os.path.join(shots, shot))

@@ -13,11 +13,9 @@ Prints Revoke latency p50/p99 with three replicas.
 
 import math
 import os
-import random
 import secrets
 import signal
 import sys
-import threading
 import time
 import unittest
 
@@ -25,6 +23,7 @@ import grpc
 
 import harness
 from harness import KEY_RE
+from hammer import VerifyHammer
 # The server's defaults (--replica_lease, --replica_heartbeat_interval).
 LEASE_S = 3.0
 HEARTBEAT_S = 0.25
@@ -116,80 +115,35 @@ class ReplicaTest(harness.LogOnFailure, unittest.TestCase):
 
     def test_b_no_replica_accepts_a_secret_after_the_call_that_killed_it(self):
         slug, md = self.create_tenant()
-        lock = threading.Lock()
-        watched = []        # secrets the verifiers pick from
-        killed_at = {}      # secret -> monotonic time its killing call returned
-        records = []        # (replica, secret, started, reason)
-        errors = []
-        stop = threading.Event()
-
-        def verifier(replica):
-            rng = random.Random(replica)
-            while not stop.is_set():
-                with lock:
-                    if not watched:
-                        pick = None
-                    else:
-                        # Mostly the newest secrets: the ones just killed.
-                        pick = watched[-1 - min(len(watched) - 1,
-                                                int(rng.expovariate(0.5)))]
-                if pick is None:
-                    time.sleep(0.005)
-                    continue
-                started = time.monotonic()
-                try:
-                    reason = self.verify(replica, pick, slug)
-                except grpc.RpcError as e:
-                    errors.append((replica, e.code(), e.details()))
-                    continue
-                with lock:
-                    records.append((replica, pick, started, reason))
-
-        threads = [threading.Thread(target=verifier, args=(i,)) for i in range(3)]
-        for t in threads:
-            t.start()
-        try:
-            k = self.stubs.keys_pb2
+        k = self.stubs.keys_pb2
+        with VerifyHammer(3, lambda r, key: self.verify(r, key, slug)) as hammer:
             for i in range(24):
                 key_id, secret = self.create_key(slug, md, replica=i % 3)
                 # Every replica has the live secret cached before it dies.
                 for replica in range(3):
                     self.assertEqual(self.verify(replica, secret, slug), "VALID")
-                with lock:
-                    watched.append(secret)
+                hammer.watch(secret)
                 time.sleep(0.05)
                 via = (i + 1) % 3
                 action = ("revoke", "rotate", "delete")[i % 3]
+                new = None
                 if action == "revoke":
                     self.revoke(via, slug, md, key_id)
                 elif action == "rotate":
                     new = self.keys[via].RotateApiKey(
                         k.RotateApiKeyRequest(tenant_slug=slug, id=key_id),
-                        metadata=md, timeout=30)
+                        metadata=md, timeout=30).key
                 else:
                     self.keys[via].DeleteApiKey(
                         k.DeleteApiKeyRequest(tenant_slug=slug, id=key_id),
                         metadata=md, timeout=30)
-                returned = time.monotonic()
-                with lock:
-                    killed_at[secret] = returned
-                    if action == "rotate":
-                        watched.append(new.key)
+                hammer.killed(secret, successor=new)
                 # Right after the call returned, ask every replica directly.
-                for replica in range(3):
-                    started = time.monotonic()
-                    reason = self.verify(replica, secret, slug)
-                    with lock:
-                        records.append((replica, secret, started, reason))
+                hammer.check_now(secret)
                 time.sleep(0.05)
-        finally:
-            stop.set()
-            for t in threads:
-                t.join()
 
-        self.assertEqual(errors, [])
-        after = [(r, s, t, reason) for (r, s, t, reason) in records
-                 if s in killed_at and t > killed_at[s]]
+        self.assertEqual(hammer.errors, [])
+        after = hammer.after_kill()
         accepted = [(r, reason) for (r, s, t, reason) in after if reason == "VALID"]
         self.assertEqual(accepted, [], "a replica accepted a killed secret")
         # Not vacuous: every replica was asked about killed secrets after
@@ -197,9 +151,8 @@ class ReplicaTest(harness.LogOnFailure, unittest.TestCase):
         for replica in range(3):
             self.assertGreaterEqual(
                 sum(1 for (r, _, _, _) in after if r == replica), 24)
-            self.assertTrue(any(r == replica and reason == "VALID"
-                                for (r, _, _, reason) in records))
-        print(f"\nreplica_test: {len(records)} verifications, {len(after)} of "
+            self.assertTrue(hammer.accepted_by(replica))
+        print(f"\nreplica_test: {len(hammer.records)} verifications, {len(after)} of "
               "killed secrets after the kill returned, none accepted",
               file=sys.stderr)
 

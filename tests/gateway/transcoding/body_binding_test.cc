@@ -287,5 +287,32 @@ TEST_F(BodyBindingTest, RequestIsClearedFirst) {
   EXPECT_EQ(request.ShortDebugString(), "tenant_slug: \"acme\" i64: 1");
 }
 
+// PATCH without an update mask names the body's top-level members
+// (AIP-134); an explicit mask is kept as sent; other verbs derive nothing.
+TEST_F(BodyBindingTest, PatchWithoutAMaskNamesTheBodyMembers) {
+  lumo::keys::v1::UpdateApiKeyRequest request;
+  ASSERT_TRUE(Bind("PATCH", "/t/acme/api/v1/admin/api-keys/abcdefghijkl", "",
+                   R"({"metadata":{"a":"b"},"name":"n","allowedCidrs":[],)"
+                   R"("expiresAt":null})",
+                   &request)
+                  .ok());
+  EXPECT_EQ(request.update_mask().ShortDebugString(),
+            "paths: \"name\" paths: \"allowed_cidrs\" paths: "
+            "\"expires_at\" paths: \"metadata\"");
+  EXPECT_EQ(request.id(), "abcdefghijkl");
+
+  ASSERT_TRUE(Bind("PATCH", "/t/acme/api/v1/admin/api-keys/abcdefghijkl", "",
+                   R"({"name":"n","scopes":["admin:read"],)"
+                   R"("updateMask":"scopes"})",
+                   &request)
+                  .ok());
+  EXPECT_EQ(request.update_mask().ShortDebugString(), "paths: \"scopes\"");
+
+  ASSERT_TRUE(Bind("PATCH", "/t/acme/api/v1/admin/api-keys/abcdefghijkl", "",
+                   "{}", &request)
+                  .ok());
+  EXPECT_FALSE(request.has_update_mask());
+}
+
 }  // namespace
 }  // namespace lumo::gateway

@@ -110,7 +110,8 @@ TEST(JsonRenderTest, ApiKeyWithNullsForUnsetMessages) {
             "\"lastUsedAt\":null,\"expiresAt\":\"2027-01-02T03:04:05Z\","
             "\"rotatedAt\":null,\"revokedAt\":null,"
             "\"allowedCidrs\":[\"10.0.0.0/8\"],\"rateLimitPerMinute\":0,"
-            "\"version\":2,\"key\":\"\",\"previousSecretValidUntil\":null}");
+            "\"version\":2,\"key\":\"\",\"previousSecretValidUntil\":null,"
+            "\"externalId\":\"\",\"metadata\":{},\"disabledAt\":null,\"state\":null}");
 }
 
 TEST(JsonRenderTest, OmitOptions) {
@@ -126,7 +127,8 @@ TEST(JsonRenderTest, OmitOptions) {
             "{\"id\":\"k1\",\"name\":\"\",\"prefix\":\"\",\"status\":\"\","
             "\"createdAt\":null,\"createdBy\":null,\"lastUsedAt\":null,"
             "\"expiresAt\":null,\"revokedAt\":null,\"allowedCidrs\":[],"
-            "\"rateLimitPerMinute\":0}");
+            "\"rateLimitPerMinute\":0,\"externalId\":\"\",\"metadata\":{},"
+            "\"disabledAt\":null,\"state\":null}");
   key.set_key("lmk_k1_secret");
   key.add_scopes("admin:read");
   key.mutable_rotated_at();
@@ -137,7 +139,8 @@ TEST(JsonRenderTest, OmitOptions) {
             "\"createdAt\":null,\"createdBy\":null,\"lastUsedAt\":null,"
             "\"expiresAt\":null,\"rotatedAt\":\"1970-01-01T00:00:00Z\","
             "\"revokedAt\":null,\"allowedCidrs\":[],"
-            "\"rateLimitPerMinute\":0,\"key\":\"lmk_k1_secret\"}");
+            "\"rateLimitPerMinute\":0,\"key\":\"lmk_k1_secret\","
+            "\"externalId\":\"\",\"metadata\":{},\"disabledAt\":null,\"state\":null}");
 }
 
 TEST(JsonRenderTest, DefaultsOfEveryKind) {
@@ -387,7 +390,8 @@ constexpr char kBareKey[] =
     "\"\",\"createdAt\":null,\"createdBy\":null,\"lastUsedAt\":null,"
     "\"expiresAt\":null,\"rotatedAt\":null,\"revokedAt\":null,"
     "\"allowedCidrs\":[],\"rateLimitPerMinute\":0,\"version\":0,\"key\":"
-    "\"\",\"previousSecretValidUntil\":null}";
+    "\"\",\"previousSecretValidUntil\":null,"
+    "\"externalId\":\"\",\"metadata\":{},\"disabledAt\":null,\"state\":null}";
 
 // Without render options an unset `optional` field is null; the gateway
 // omits meta.nextCursor when unset (its render options, checked end to end).
@@ -457,18 +461,19 @@ TEST_F(EnvelopeTest, OptionsApplyInsideEnvelopes) {
       "\"status\":\"\",\"createdAt\":null,\"createdBy\":null,"
       "\"lastUsedAt\":null,\"expiresAt\":null,\"rotatedAt\":null,"
       "\"revokedAt\":null,\"allowedCidrs\":[],\"rateLimitPerMinute\":0";
+  const std::string added =
+      ",\"externalId\":\"\",\"metadata\":{},\"disabledAt\":null,\"state\":null";
   lumo::keys::v1::ListApiKeysResponse list;
   *list.add_data() = key;
   EXPECT_EQ(RenderEnvelope(RouteFor("GET", "/t/acme/api/v1/admin/api-keys"),
                            list, options),
-            absl::StrCat("{\"data\":[", without, "}],\"meta\":null}"));
+            absl::StrCat("{\"data\":[", without, added, "}],\"meta\":null}"));
   key.set_key("lmk_k1_x");
-  EXPECT_EQ(
-      RenderEnvelope(RouteFor("POST", "/t/acme/api/v1/admin/api-keys"), key,
-                     options),
-      absl::StrCat("{\"data\":", without,
-                   ",\"key\":\"lmk_k1_x\"},\"message\":\"API key created. "
-                   "Copy it now: it will not be shown again.\"}"));
+  EXPECT_EQ(RenderEnvelope(RouteFor("POST", "/t/acme/api/v1/admin/api-keys"),
+                           key, options),
+            absl::StrCat("{\"data\":", without, ",\"key\":\"lmk_k1_x\"", added,
+                         "},\"message\":\"API key created. "
+                         "Copy it now: it will not be shown again.\"}"));
 }
 
 }  // namespace

@@ -140,6 +140,9 @@ TEST(RouteTableTest, ApiKeyRoutesOfTheProductSpec) {
       {"GET", "/{id}", "GetApiKey", "", 200, ""},
       {"POST", "/{id}/rotate", "RotateApiKey", "*", 200, ""},
       {"POST", "/{id}/revoke", "RevokeApiKey", "*", 200, ""},
+      {"PATCH", "/{id}", "UpdateApiKey", "*", 200, ""},
+      {"POST", "/{id}/disable", "DisableApiKey", "*", 200, ""},
+      {"POST", "/{id}/enable", "EnableApiKey", "*", 200, ""},
       {"DELETE", "/{id}", "DeleteApiKey", "", 204, ""},
   };
   std::vector<std::string> actual;
@@ -258,17 +261,24 @@ TEST(RouteTableTest, MatchesApiKeyUrls) {
        ""},
       {"PATCH",
        "/t/acme/api/v1/admin/api-keys/k1",
+       MatchOutcome::kMatched,
+       "UpdateApiKey",
+       {{"tenant_slug", "acme"}, {"id", "k1"}},
+       {},
+       ""},
+      {"PUT",
+       "/t/acme/api/v1/admin/api-keys/k1",
        MatchOutcome::kMethodNotAllowed,
        "",
        {},
-       {"DELETE", "GET"},
+       {"DELETE", "GET", "PATCH"},
        ""},
       {"get",
        "/t/acme/api/v1/admin/api-keys/k1",
        MatchOutcome::kMethodNotAllowed,
        "",
        {},
-       {"DELETE", "GET"},
+       {"DELETE", "GET", "PATCH"},
        ""},
       {"GET",
        "/t/acme/api/v1/admin/users",
@@ -521,7 +531,7 @@ TEST(RouteTableTest, DuplicateServicesAreIgnored) {
   services.push_back(services[0]);
   absl::StatusOr<RouteTable> table = RouteTable::Build(services);
   ASSERT_TRUE(table.ok()) << table.status();
-  EXPECT_EQ(table->routes().size(), 6u);
+  EXPECT_EQ(table->routes().size(), 9u);
 }
 
 // Builds services in a private pool from a FileDescriptorProto, with the

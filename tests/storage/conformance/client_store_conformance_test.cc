@@ -259,6 +259,76 @@ TYPED_TEST(ClientStoreConformanceTest, SettingsStartAtDefaultsAndChangeOnce) {
             absl::StatusCode::kNotFound);
 }
 
+TYPED_TEST(ClientStoreConformanceTest, KeyPolicyIsPartOfTheSettings) {
+  StoreFixture& f = this->f();
+  const storage::Tenant tenant = NewTenant(f);
+  absl::StatusOr<storage::TenantSettings> defaults =
+      f.clients().GetSettings(tenant.id);
+  ASSERT_TRUE(defaults.ok()) << defaults.status();
+  EXPECT_EQ(defaults->key_policy, storage::KeyPolicy());
+  EXPECT_EQ(defaults->key_policy.expiry_warning_days, 7);
+  absl::StatusOr<storage::KeyPolicy> read = f.keys().GetKeyPolicy(tenant.id);
+  ASSERT_TRUE(read.ok()) << read.status();
+  EXPECT_EQ(*read, storage::KeyPolicy());
+
+  bool changed = false;
+  storage::SettingsUpdate update;
+  update.key_require_expiry = true;
+  update.key_max_lifetime_days = 90;
+  update.key_rotation_period_days = 30;
+  update.key_inactive_after_days = 60;
+  absl::StatusOr<storage::TenantSettings> after = f.clients().UpdateSettings(
+      tenant.id, update, Event("settings.updated"), &changed);
+  ASSERT_TRUE(after.ok()) << after.status();
+  EXPECT_TRUE(changed);
+  storage::KeyPolicy want;
+  want.require_expiry = true;
+  want.max_lifetime_days = 90;
+  want.rotation_period_days = 30;
+  want.expiry_warning_days = 7;  // not in the update
+  want.inactive_after_days = 60;
+  EXPECT_EQ(after->key_policy, want);
+  EXPECT_FALSE(after->dynamic_registration.enabled);
+  read = f.keys().GetKeyPolicy(tenant.id);
+  ASSERT_TRUE(read.ok()) << read.status();
+  EXPECT_EQ(*read, want);
+
+  // Only the warning changes; the rest stays.
+  storage::SettingsUpdate warn;
+  warn.key_expiry_warning_days = 14;
+  after = f.clients().UpdateSettings(tenant.id, warn, Event("settings.updated"),
+                                     &changed);
+  ASSERT_TRUE(after.ok()) << after.status();
+  EXPECT_TRUE(changed);
+  want.expiry_warning_days = 14;
+  EXPECT_EQ(after->key_policy, want);
+  EXPECT_EQ(EventsOf(f, tenant.id, "settings.updated").size(), 2u);
+  // The same values again: nothing written.
+  after = f.clients().UpdateSettings(tenant.id, warn, Event("settings.updated"),
+                                     &changed);
+  ASSERT_TRUE(after.ok()) << after.status();
+  EXPECT_FALSE(changed);
+  EXPECT_EQ(EventsOf(f, tenant.id, "settings.updated").size(), 2u);
+
+  // Pinned to a version: applied at that version only.
+  storage::SettingsUpdate pinned;
+  pinned.key_inactive_after_days = 90;
+  pinned.expected_version = after->version - 1;
+  EXPECT_EQ(f.clients()
+                .UpdateSettings(tenant.id, pinned, Event("settings.updated"),
+                                &changed)
+                .status()
+                .code(),
+            absl::StatusCode::kAborted);
+  EXPECT_EQ(EventsOf(f, tenant.id, "settings.updated").size(), 2u);
+  pinned.expected_version = after->version;
+  after = f.clients().UpdateSettings(tenant.id, pinned,
+                                     Event("settings.updated"), &changed);
+  ASSERT_TRUE(after.ok()) << after.status();
+  EXPECT_TRUE(changed);
+  EXPECT_EQ(after->key_policy.inactive_after_days, 90);
+}
+
 TYPED_TEST(ClientStoreConformanceTest, RegistrationFollowsTheSettings) {
   StoreFixture& f = this->f();
   const storage::Tenant tenant = NewTenant(f);

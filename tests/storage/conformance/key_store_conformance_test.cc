@@ -1,10 +1,14 @@
 // The KeyStore contract (server/storage/key_store.h), run against every
 // implementation.
+#include <algorithm>
+#include <map>
 #include <string>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "server/storage/client_store.h"
 #include "server/storage/key_store.h"
 #include "tests/storage/conformance/store_fixture.h"
 
@@ -53,6 +57,8 @@ TYPED_TEST(KeyStoreConformanceTest, InsertedKeyReadsBackAsWritten) {
   key.scopes = {"keys:read", "keys:write"};
   key.allowed_cidrs = {"10.0.0.0/8"};
   key.rate_limit_per_minute = 120;
+  key.external_id = "svc-billing";
+  key.metadata = {{"team", "payments"}, {"quote\"d", "<b>x</b>\t\\"}};
   absl::StatusOr<absl::Time> now = f.keys().Now();
   ASSERT_TRUE(now.ok()) << now.status();
   key.expires_at =
@@ -67,7 +73,11 @@ TYPED_TEST(KeyStoreConformanceTest, InsertedKeyReadsBackAsWritten) {
   EXPECT_THAT(got->scopes, ElementsAre("keys:read", "keys:write"));
   EXPECT_THAT(got->allowed_cidrs, ElementsAre("10.0.0.0/8"));
   EXPECT_EQ(got->rate_limit_per_minute, 120);
+  EXPECT_EQ(got->external_id, "svc-billing");
+  EXPECT_EQ(got->metadata, key.metadata);
   EXPECT_FALSE(got->revoked);
+  EXPECT_FALSE(got->disabled);
+  EXPECT_FALSE(got->disabled_at.has_value());
   EXPECT_EQ(got->version, 1);
   EXPECT_EQ(got->created_by_type, "system");
   EXPECT_EQ(got->created_by_id, "conformance");
@@ -83,6 +93,8 @@ TYPED_TEST(KeyStoreConformanceTest, InsertedKeyReadsBackAsWritten) {
   EXPECT_EQ(verify->current.digest, key.secret.digest);
   EXPECT_EQ(verify->current.pepper_version, 1);
   EXPECT_TRUE(verify->retired.empty());
+  EXPECT_EQ(verify->key.external_id, "svc-billing");
+  EXPECT_EQ(verify->key.metadata, key.metadata);
 }
 
 TYPED_TEST(KeyStoreConformanceTest, KeysAreScopedByTenant) {
@@ -181,6 +193,113 @@ TYPED_TEST(KeyStoreConformanceTest, ListSearchesSortsPagesAndFilters) {
   absl::StatusOr<storage::KeyPage> live = f.keys().ListKeys(tenant.id, active);
   ASSERT_TRUE(live.ok()) << live.status();
   EXPECT_EQ(live->total, 3);
+}
+
+// The ids of the tenant's keys that `query` lists, in list order.
+std::vector<std::string> ListedIds(StoreFixture& f, int64_t tenant_id,
+                                   storage::ListKeysQuery query) {
+  query.sort_by = storage::KeySortField::kName;
+  query.descending = false;
+  query.limit = 100;
+  absl::StatusOr<storage::KeyPage> page = f.keys().ListKeys(tenant_id, query);
+  EXPECT_TRUE(page.ok()) << page.status();
+  std::vector<std::string> ids;
+  if (!page.ok()) return ids;
+  EXPECT_EQ(page->total, static_cast<int64_t>(page->keys.size()));
+  for (const storage::ApiKeyRecord& key : page->keys) ids.push_back(key.id);
+  return ids;
+}
+
+std::vector<std::string> InState(StoreFixture& f, int64_t tenant_id,
+                                 storage::KeyStateFilter state) {
+  storage::ListKeysQuery query;
+  query.state = state;
+  return ListedIds(f, tenant_id, query);
+}
+
+TYPED_TEST(KeyStoreConformanceTest, ListFiltersByStateUnderTheTenantsPolicy) {
+  StoreFixture& f = this->f();
+  using State = storage::KeyStateFilter;
+  const storage::Tenant tenant = NewTenant(f);
+  absl::StatusOr<absl::Time> now = f.keys().Now();
+  ASSERT_TRUE(now.ok()) << now.status();
+  const absl::Duration day = absl::Hours(24);
+  // Named so that the list (by name) gives this order.
+  storage::NewKey a = NewKey(tenant.id, "a-expires-in-3-days");
+  a.expires_at = *now + day * 3;
+  storage::NewKey b = NewKey(tenant.id, "b-expires-in-30-days");
+  b.expires_at = *now + day * 30;
+  storage::NewKey c = NewKey(tenant.id, "c-disabled");
+  storage::NewKey d = NewKey(tenant.id, "d-revoked-expiring");
+  d.expires_at = *now + day * 3;
+  storage::NewKey e = NewKey(tenant.id, "e-31-days-old");
+  storage::NewKey g = NewKey(tenant.id, "g-61-days-old");
+  for (const storage::NewKey* key : {&a, &b, &c, &d, &e, &g}) {
+    ASSERT_TRUE(f.keys().InsertKey(*key, Event("api_key.created")).ok());
+  }
+  ASSERT_TRUE(f.keys().SetKeyDisabled(tenant.id, c.id, true, Event("x")).ok());
+  ASSERT_TRUE(f.keys().RevokeKey(tenant.id, d.id, Event("x")).ok());
+  f.AgeKey(e.id, day * 31);
+  f.AgeKey(g.id, day * 61);
+
+  // No settings row: the default policy (a 7-day expiry warning only).
+  EXPECT_THAT(InState(f, tenant.id, State::kExpiring), ElementsAre(a.id));
+  EXPECT_THAT(InState(f, tenant.id, State::kRotationDue), ElementsAre());
+  EXPECT_THAT(InState(f, tenant.id, State::kInactive), ElementsAre());
+  EXPECT_THAT(InState(f, tenant.id, State::kDisabled), ElementsAre(c.id));
+  absl::StatusOr<storage::VerifyRecord> loaded = f.keys().LoadForVerify(a.id);
+  ASSERT_TRUE(loaded.ok()) << loaded.status();
+  EXPECT_EQ(loaded->policy, storage::KeyPolicy());
+
+  storage::SettingsUpdate update;
+  update.key_rotation_period_days = 30;
+  update.key_inactive_after_days = 60;
+  update.key_expiry_warning_days = 40;
+  ASSERT_TRUE(
+      f.clients()
+          .UpdateSettings(tenant.id, update, Event("settings.updated"), nullptr)
+          .ok());
+  EXPECT_THAT(InState(f, tenant.id, State::kExpiring), ElementsAre(a.id, b.id));
+  EXPECT_THAT(InState(f, tenant.id, State::kRotationDue),
+              ElementsAre(e.id, g.id));
+  EXPECT_THAT(InState(f, tenant.id, State::kInactive), ElementsAre(g.id));
+  loaded = f.keys().LoadForVerify(g.id);
+  ASSERT_TRUE(loaded.ok()) << loaded.status();
+  EXPECT_EQ(loaded->policy.rotation_period_days, 30);
+  EXPECT_EQ(loaded->policy.inactive_after_days, 60);
+  EXPECT_EQ(loaded->policy.expiry_warning_days, 40);
+
+  // A rotation restarts the period; the filter combines with the status.
+  ASSERT_TRUE(f.keys()
+                  .RotateKey(tenant.id, e.id, {RandomDigest(), 1},
+                             absl::ZeroDuration(), Event("api_key.rotated"))
+                  .ok());
+  EXPECT_THAT(InState(f, tenant.id, State::kRotationDue), ElementsAre(g.id));
+  storage::ListKeysQuery disabled_active;
+  disabled_active.state = State::kDisabled;
+  disabled_active.status = storage::KeyStatusFilter::kActive;
+  EXPECT_THAT(ListedIds(f, tenant.id, disabled_active), ElementsAre());
+  // A disabled key's status is "disabled", not "active".
+  storage::ListKeysQuery by_status;
+  by_status.status = storage::KeyStatusFilter::kDisabled;
+  EXPECT_THAT(ListedIds(f, tenant.id, by_status), ElementsAre(c.id));
+  by_status.status = storage::KeyStatusFilter::kActive;
+  EXPECT_THAT(ListedIds(f, tenant.id, by_status),
+              ElementsAre(a.id, b.id, e.id, g.id));
+}
+
+TYPED_TEST(KeyStoreConformanceTest, SearchMatchesAWholeExternalId) {
+  StoreFixture& f = this->f();
+  const storage::Tenant tenant = NewTenant(f);
+  storage::NewKey owned = NewKey(tenant.id, "owned");
+  owned.external_id = "svc-Billing-7";
+  ASSERT_TRUE(f.keys().InsertKey(owned, Event("api_key.created")).ok());
+  ASSERT_TRUE(f.keys().InsertKey(NewKey(tenant.id, "other"), Event("c")).ok());
+  storage::ListKeysQuery query;
+  query.search = "SVC-billing-7";
+  EXPECT_THAT(ListedIds(f, tenant.id, query), ElementsAre(owned.id));
+  query.search = "svc-Billing";  // a part is not enough
+  EXPECT_THAT(ListedIds(f, tenant.id, query), ElementsAre());
 }
 
 TYPED_TEST(KeyStoreConformanceTest, ExpiredIsJudgedByTheDatabaseClock) {
@@ -328,6 +447,418 @@ TYPED_TEST(KeyStoreConformanceTest, DeletedKeysVanishButAreRecognised) {
       absl::StatusCode::kNotFound);
   EXPECT_EQ(f.keys().LoadForVerify("neverhadit").status().code(),
             absl::StatusCode::kNotFound);
+}
+
+// The feed rows of `key_id` after `after`, as "<type>@<version>".
+std::vector<std::string> ChangesOf(StoreFixture& f, absl::string_view key_id,
+                                   int64_t after) {
+  std::vector<std::string> out;
+  absl::StatusOr<storage::FeedRead> read =
+      f.feed().ReadChanges(after, storage::FeedPosition(), 10000);
+  EXPECT_TRUE(read.ok()) << read.status();
+  if (!read.ok()) return out;
+  for (const storage::KeyChange& c : read->changes) {
+    if (c.key_id == key_id) {
+      out.push_back(absl::StrCat(c.change_type, "@", c.key_version));
+    }
+  }
+  return out;
+}
+
+TYPED_TEST(KeyStoreConformanceTest, UpdateKeyAppliesOnlyTheEditAndFeedsIt) {
+  StoreFixture& f = this->f();
+  const storage::Tenant tenant = NewTenant(f);
+  storage::NewKey key = NewKey(tenant.id, "before");
+  key.scopes = {"admin:read", "admin:users"};
+  key.allowed_cidrs = {"10.0.0.0/8"};
+  key.rate_limit_per_minute = 100;
+  key.metadata = {{"team", "a"}};
+  ASSERT_TRUE(f.keys().InsertKey(key, Event("api_key.created")).ok());
+  absl::StatusOr<int64_t> head = f.feed().Head();
+  ASSERT_TRUE(head.ok()) << head.status();
+  absl::StatusOr<absl::Time> now = f.keys().Now();
+  ASSERT_TRUE(now.ok()) << now.status();
+  const absl::Time expiry =
+      absl::FromUnixMicros(absl::ToUnixMicros(*now)) + absl::Hours(5);
+
+  storage::KeyEdit edit;
+  edit.name = "after";
+  edit.scopes = std::vector<std::string>{"admin:read"};
+  edit.expires_at = expiry;
+  edit.external_id = "owner-7";
+  edit.metadata = core::StringMap{{"team", "b"}, {"env", "prod"}};
+  absl::StatusOr<storage::UpdateResult> updated =
+      f.keys().UpdateKey(tenant.id, key.id, 1, edit, Event("api_key.updated"));
+  ASSERT_TRUE(updated.ok()) << updated.status();
+  EXPECT_TRUE(updated->changed);
+  EXPECT_EQ(updated->key.version, 2);
+  EXPECT_EQ(updated->key.name, "after");
+
+  absl::StatusOr<storage::ApiKeyRecord> got =
+      f.keys().GetKey(tenant.id, key.id);
+  ASSERT_TRUE(got.ok()) << got.status();
+  EXPECT_EQ(got->name, "after");
+  EXPECT_THAT(got->scopes, ElementsAre("admin:read"));
+  EXPECT_THAT(got->allowed_cidrs, ElementsAre("10.0.0.0/8"));  // not in edit
+  EXPECT_EQ(got->rate_limit_per_minute, 100);                  // not in edit
+  EXPECT_EQ(got->expires_at, expiry);
+  EXPECT_EQ(got->external_id, "owner-7");
+  EXPECT_EQ(got->metadata, *edit.metadata);
+  EXPECT_EQ(got->version, 2);
+  EXPECT_EQ(EventsOf(f, tenant.id, "api_key.updated").size(), 1u);
+  EXPECT_THAT(ChangesOf(f, key.id, *head), ElementsAre("updated@2"));
+
+  // Clearing: no expiry, any address, no limit, no owner, no metadata.
+  storage::KeyEdit clear;
+  clear.expires_at = std::optional<absl::Time>();
+  clear.allowed_cidrs = std::vector<std::string>();
+  clear.rate_limit_per_minute = 0;
+  clear.external_id = "";
+  clear.metadata = core::StringMap();
+  ASSERT_TRUE(
+      f.keys()
+          .UpdateKey(tenant.id, key.id, 2, clear, Event("api_key.updated"))
+          .ok());
+  got = f.keys().GetKey(tenant.id, key.id);
+  ASSERT_TRUE(got.ok()) << got.status();
+  EXPECT_FALSE(got->expires_at.has_value());
+  EXPECT_TRUE(got->allowed_cidrs.empty());
+  EXPECT_EQ(got->rate_limit_per_minute, 0);
+  EXPECT_EQ(got->external_id, "");
+  EXPECT_TRUE(got->metadata.empty());
+  EXPECT_EQ(got->version, 3);
+}
+
+TYPED_TEST(KeyStoreConformanceTest, UpdateKeyRefusesWhatItMayNotChange) {
+  StoreFixture& f = this->f();
+  const storage::Tenant tenant = NewTenant(f);
+  const storage::NewKey key = NewKey(tenant.id);
+  ASSERT_TRUE(f.keys().InsertKey(key, Event("api_key.created")).ok());
+  storage::KeyEdit rename;
+  rename.name = "renamed";
+
+  EXPECT_EQ(f.keys()
+                .UpdateKey(tenant.id, key.id, 1, storage::KeyEdit(),
+                           Event("api_key.updated"))
+                .status()
+                .code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(
+      f.keys()
+          .UpdateKey(tenant.id, key.id, 7, rename, Event("api_key.updated"))
+          .status()
+          .code(),
+      absl::StatusCode::kAborted);
+  const storage::Tenant other = NewTenant(f);
+  EXPECT_EQ(
+      f.keys()
+          .UpdateKey(other.id, key.id, 1, rename, Event("api_key.updated"))
+          .status()
+          .code(),
+      absl::StatusCode::kNotFound);
+  EXPECT_TRUE(EventsOf(f, tenant.id, "api_key.updated").empty());
+
+  // An expired key: other fields may change, its expiry may not.
+  const storage::Tenant t2 = NewTenant(f);
+  storage::NewKey expiring = NewKey(t2.id);
+  absl::StatusOr<absl::Time> now = f.keys().Now();
+  ASSERT_TRUE(now.ok()) << now.status();
+  expiring.expires_at =
+      absl::FromUnixMicros(absl::ToUnixMicros(*now)) + absl::Seconds(1);
+  ASSERT_TRUE(f.keys().InsertKey(expiring, Event("api_key.created")).ok());
+  f.LetTimePass(absl::Seconds(2));
+  storage::KeyEdit extend;
+  extend.expires_at = *now + absl::Hours(1);
+  EXPECT_EQ(
+      f.keys()
+          .UpdateKey(t2.id, expiring.id, 1, extend, Event("api_key.updated"))
+          .status()
+          .code(),
+      absl::StatusCode::kFailedPrecondition);
+  EXPECT_TRUE(
+      f.keys()
+          .UpdateKey(t2.id, expiring.id, 1, rename, Event("api_key.updated"))
+          .ok());
+
+  // A revoked key: nothing.
+  ASSERT_TRUE(f.keys().RevokeKey(tenant.id, key.id, Event("x")).ok());
+  EXPECT_EQ(
+      f.keys()
+          .UpdateKey(tenant.id, key.id, 2, rename, Event("api_key.updated"))
+          .status()
+          .code(),
+      absl::StatusCode::kFailedPrecondition);
+  absl::StatusOr<storage::ApiKeyRecord> got =
+      f.keys().GetKey(tenant.id, key.id);
+  ASSERT_TRUE(got.ok()) << got.status();
+  EXPECT_EQ(got->name, key.name);
+  EXPECT_TRUE(EventsOf(f, tenant.id, "api_key.updated").empty());
+}
+
+TYPED_TEST(KeyStoreConformanceTest, DisableAndEnableChangeOnceEach) {
+  StoreFixture& f = this->f();
+  const storage::Tenant tenant = NewTenant(f);
+  const storage::NewKey key = NewKey(tenant.id);
+  ASSERT_TRUE(f.keys().InsertKey(key, Event("api_key.created")).ok());
+  absl::StatusOr<int64_t> head = f.feed().Head();
+  ASSERT_TRUE(head.ok()) << head.status();
+
+  absl::StatusOr<storage::UpdateResult> off = f.keys().SetKeyDisabled(
+      tenant.id, key.id, true, Event("api_key.disabled"));
+  ASSERT_TRUE(off.ok()) << off.status();
+  EXPECT_TRUE(off->changed);
+  EXPECT_TRUE(off->key.disabled);
+  ASSERT_TRUE(off->key.disabled_at.has_value());
+  EXPECT_EQ(off->key.version, 2);
+  absl::StatusOr<storage::VerifyRecord> verify = f.keys().LoadForVerify(key.id);
+  ASSERT_TRUE(verify.ok()) << verify.status();
+  EXPECT_TRUE(verify->key.disabled);
+  EXPECT_EQ(verify->key.disabled_at, off->key.disabled_at);
+
+  absl::StatusOr<storage::UpdateResult> again = f.keys().SetKeyDisabled(
+      tenant.id, key.id, true, Event("api_key.disabled"));
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_FALSE(again->changed);
+  EXPECT_EQ(again->key.version, 2);
+  EXPECT_EQ(EventsOf(f, tenant.id, "api_key.disabled").size(), 1u);
+
+  absl::StatusOr<storage::UpdateResult> on = f.keys().SetKeyDisabled(
+      tenant.id, key.id, false, Event("api_key.enabled"));
+  ASSERT_TRUE(on.ok()) << on.status();
+  EXPECT_TRUE(on->changed);
+  EXPECT_FALSE(on->key.disabled);
+  EXPECT_FALSE(on->key.disabled_at.has_value());
+  EXPECT_EQ(on->key.version, 3);
+  absl::StatusOr<storage::ApiKeyRecord> got =
+      f.keys().GetKey(tenant.id, key.id);
+  ASSERT_TRUE(got.ok()) << got.status();
+  EXPECT_FALSE(got->disabled);
+  EXPECT_THAT(ChangesOf(f, key.id, *head),
+              ElementsAre("disabled@2", "enabled@3"));
+
+  // Pinned to a version: applied at that version only.
+  EXPECT_EQ(f.keys()
+                .SetKeyDisabled(tenant.id, key.id, true, int64_t{2},
+                                Event("api_key.disabled"))
+                .status()
+                .code(),
+            absl::StatusCode::kAborted);
+  EXPECT_FALSE(f.keys().GetKey(tenant.id, key.id)->disabled);
+  absl::StatusOr<storage::UpdateResult> pinned = f.keys().SetKeyDisabled(
+      tenant.id, key.id, true, int64_t{3}, Event("api_key.disabled"));
+  ASSERT_TRUE(pinned.ok()) << pinned.status();
+  EXPECT_TRUE(pinned->changed);
+  EXPECT_EQ(pinned->key.version, 4);
+
+  ASSERT_TRUE(f.keys().RevokeKey(tenant.id, key.id, Event("x")).ok());
+  EXPECT_EQ(
+      f.keys()
+          .SetKeyDisabled(tenant.id, key.id, true, Event("api_key.disabled"))
+          .status()
+          .code(),
+      absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(f.keys()
+                .SetKeyDisabled(tenant.id, key.id + "0", true,
+                                Event("api_key.disabled"))
+                .status()
+                .code(),
+            absl::StatusCode::kNotFound);
+}
+
+TYPED_TEST(KeyStoreConformanceTest, RotationOptionsRenewAndCheckTheVersion) {
+  StoreFixture& f = this->f();
+  const storage::Tenant tenant = NewTenant(f);
+  storage::NewKey key = NewKey(tenant.id);
+  absl::StatusOr<absl::Time> now = f.keys().Now();
+  ASSERT_TRUE(now.ok()) << now.status();
+  key.expires_at =
+      absl::FromUnixMicros(absl::ToUnixMicros(*now)) + absl::Seconds(1);
+  ASSERT_TRUE(f.keys().InsertKey(key, Event("api_key.created")).ok());
+  f.LetTimePass(absl::Seconds(2));
+  storage::StoredSecret secret{RandomDigest(), 1};
+
+  // Expired: a plain rotation is refused, so is a past expiry.
+  EXPECT_EQ(f.keys()
+                .RotateKey(tenant.id, key.id, secret, absl::ZeroDuration(),
+                           Event("api_key.rotated"))
+                .status()
+                .code(),
+            absl::StatusCode::kFailedPrecondition);
+  storage::RotateOptions past;
+  past.expires_at = *key.expires_at;
+  EXPECT_EQ(f.keys()
+                .RotateKey(tenant.id, key.id, secret, absl::ZeroDuration(),
+                           past, Event("api_key.rotated"))
+                .status()
+                .code(),
+            absl::StatusCode::kFailedPrecondition);
+  // A stale version is ABORTED and changes nothing.
+  storage::RotateOptions renew;
+  renew.expires_at = *key.expires_at + absl::Hours(24);
+  renew.expected_version = 5;
+  EXPECT_EQ(f.keys()
+                .RotateKey(tenant.id, key.id, secret, absl::ZeroDuration(),
+                           renew, Event("api_key.renewed"))
+                .status()
+                .code(),
+            absl::StatusCode::kAborted);
+  renew.expected_version = 1;
+  absl::StatusOr<storage::ApiKeyRecord> renewed =
+      f.keys().RotateKey(tenant.id, key.id, secret, absl::ZeroDuration(), renew,
+                         Event("api_key.renewed"));
+  ASSERT_TRUE(renewed.ok()) << renewed.status();
+  EXPECT_EQ(renewed->version, 2);
+  EXPECT_EQ(renewed->expires_at, *renew.expires_at);
+  absl::StatusOr<storage::VerifyRecord> verify = f.keys().LoadForVerify(key.id);
+  ASSERT_TRUE(verify.ok()) << verify.status();
+  EXPECT_EQ(verify->key.expires_at, *renew.expires_at);
+  EXPECT_EQ(verify->current.digest, secret.digest);
+  EXPECT_EQ(EventsOf(f, tenant.id, "api_key.renewed").size(), 1u);
+}
+
+// The state sweep's store contract: the lease, the pending announcements
+// (the state predicates of key_states.h in each backend) and the
+// conditional announcement that makes each event happen once. A fresh
+// database per test: the lease and the sweep span every tenant.
+template <typename Impl>
+class KeyStateSweepConformanceTest : public FreshStoreTest<Impl> {};
+TYPED_TEST_SUITE(KeyStateSweepConformanceTest, Implementations,
+                 ImplementationName);
+
+TYPED_TEST(KeyStateSweepConformanceTest, OneHolderAtATimeUntilTheLeaseEnds) {
+  StoreFixture& f = this->f();
+  const absl::Duration lease = absl::Milliseconds(300);
+  EXPECT_EQ(f.keys().TakeSweepLease("a", lease).value_or(false), true);
+  EXPECT_EQ(f.keys().TakeSweepLease("b", lease).value_or(true), false);
+  EXPECT_EQ(f.keys().TakeSweepLease("a", lease).value_or(false), true);
+  f.LetTimePass(lease + absl::Milliseconds(50));
+  EXPECT_EQ(f.keys().TakeSweepLease("b", lease).value_or(false), true);
+  EXPECT_EQ(f.keys().TakeSweepLease("a", lease).value_or(true), false);
+  EXPECT_EQ(f.keys().TakeSweepLease("", lease).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(f.keys().TakeSweepLease("a", absl::ZeroDuration()).status().code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
+// "<key name> <state>" for each announcement, with `names` mapping ids.
+std::vector<std::string> Described(
+    const std::vector<storage::StateAnnouncement>& list,
+    const std::map<std::string, std::string>& names) {
+  std::vector<std::string> out;
+  for (const storage::StateAnnouncement& a : list) {
+    static constexpr const char* kStates[] = {"rotation_due", "expiring",
+                                              "inactive"};
+    auto name = names.find(a.key_id);
+    out.push_back(absl::StrCat(name == names.end() ? a.key_id : name->second,
+                               " ", kStates[static_cast<int>(a.state)]));
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+TYPED_TEST(KeyStateSweepConformanceTest, EachStateIsAnnouncedOncePerDate) {
+  StoreFixture& f = this->f();
+  const storage::Tenant tenant = NewTenant(f);
+  const absl::Duration day = absl::Hours(24);
+  storage::SettingsUpdate update;
+  update.key_rotation_period_days = 30;
+  update.key_inactive_after_days = 90;
+  ASSERT_TRUE(
+      f.clients()
+          .UpdateSettings(tenant.id, update, Event("settings.updated"), nullptr)
+          .ok());
+  absl::StatusOr<absl::Time> now = f.keys().Now();
+  ASSERT_TRUE(now.ok()) << now.status();
+  storage::NewKey expiring = NewKey(tenant.id, "expiring");
+  expiring.expires_at = *now + day * 3;
+  storage::NewKey due = NewKey(tenant.id, "due");
+  storage::NewKey idle = NewKey(tenant.id, "idle");
+  storage::NewKey fresh = NewKey(tenant.id, "fresh");
+  storage::NewKey revoked = NewKey(tenant.id, "revoked");
+  std::map<std::string, std::string> names;
+  for (const storage::NewKey* key :
+       {&expiring, &due, &idle, &fresh, &revoked}) {
+    ASSERT_TRUE(f.keys().InsertKey(*key, Event("api_key.created")).ok());
+    names[key->id] = key->name;
+  }
+  f.AgeKey(due.id, day * 31);
+  f.AgeKey(idle.id, day * 91);
+  f.AgeKey(revoked.id, day * 91);
+  ASSERT_TRUE(f.keys().RevokeKey(tenant.id, revoked.id, Event("r")).ok());
+
+  absl::StatusOr<storage::AnnouncementBatch> batch =
+      f.keys().PendingAnnouncements("", 1000);
+  ASSERT_TRUE(batch.ok()) << batch.status();
+  EXPECT_THAT(Described(batch->announcements, names),
+              ElementsAre("due rotation_due", "expiring expiring",
+                          "idle inactive", "idle rotation_due"));
+  EXPECT_EQ(batch->last_key_id, "");
+  for (const storage::StateAnnouncement& a : batch->announcements) {
+    EXPECT_FALSE(a.announced_for.has_value());
+    if (a.state == storage::AnnouncedState::kExpiring) {
+      EXPECT_EQ(a.for_date, *expiring.expires_at);
+    }
+    absl::StatusOr<bool> written =
+        f.keys().AnnounceKeyState(a, Event("api_key.announced"));
+    ASSERT_TRUE(written.ok()) << written.status();
+    EXPECT_TRUE(*written);
+    // A second sweeper with the same read writes nothing.
+    written = f.keys().AnnounceKeyState(a, Event("api_key.announced"));
+    ASSERT_TRUE(written.ok()) << written.status();
+    EXPECT_FALSE(*written);
+  }
+  EXPECT_EQ(EventsOf(f, tenant.id, "api_key.announced").size(), 4u);
+  batch = f.keys().PendingAnnouncements("", 1000);
+  ASSERT_TRUE(batch.ok()) << batch.status();
+  EXPECT_THAT(batch->announcements, ElementsAre());
+
+  // A rotation moves the due date: due again a period later, announced
+  // again (from the date announced before).
+  absl::StatusOr<storage::ApiKeyRecord> rotated =
+      f.keys().RotateKey(tenant.id, due.id, {RandomDigest(), 1},
+                         absl::ZeroDuration(), Event("api_key.rotated"));
+  ASSERT_TRUE(rotated.ok()) << rotated.status();
+  batch = f.keys().PendingAnnouncements("", 1000);
+  ASSERT_TRUE(batch.ok()) << batch.status();
+  EXPECT_THAT(batch->announcements, ElementsAre());
+  f.AgeKey(due.id, day * 31);
+  batch = f.keys().PendingAnnouncements("", 1000);
+  ASSERT_TRUE(batch.ok()) << batch.status();
+  ASSERT_EQ(batch->announcements.size(), 1u);
+  EXPECT_EQ(batch->announcements[0].key_id, due.id);
+  EXPECT_TRUE(batch->announcements[0].announced_for.has_value());
+  EXPECT_GT(batch->announcements[0].for_date,
+            *batch->announcements[0].announced_for);
+}
+
+TYPED_TEST(KeyStateSweepConformanceTest, BatchesWalkTheKeysInIdOrder) {
+  StoreFixture& f = this->f();
+  const storage::Tenant tenant = NewTenant(f);
+  absl::StatusOr<absl::Time> now = f.keys().Now();
+  ASSERT_TRUE(now.ok()) << now.status();
+  std::vector<std::string> ids;
+  for (int i = 0; i < 5; ++i) {
+    storage::NewKey key = NewKey(tenant.id);
+    key.expires_at = *now + absl::Hours(1);  // expiring (7-day default)
+    ASSERT_TRUE(f.keys().InsertKey(key, Event("api_key.created")).ok());
+    ids.push_back(key.id);
+  }
+  std::sort(ids.begin(), ids.end());
+  std::vector<std::string> seen;
+  std::string after;
+  for (int round = 0; round < 10; ++round) {
+    absl::StatusOr<storage::AnnouncementBatch> batch =
+        f.keys().PendingAnnouncements(after, 2);
+    ASSERT_TRUE(batch.ok()) << batch.status();
+    for (const storage::StateAnnouncement& a : batch->announcements) {
+      seen.push_back(a.key_id);
+    }
+    if (batch->last_key_id.empty()) break;
+    after = batch->last_key_id;
+  }
+  EXPECT_EQ(seen, ids);
+  EXPECT_EQ(f.keys().PendingAnnouncements("", 0).status().code(),
+            absl::StatusCode::kInvalidArgument);
 }
 
 }  // namespace

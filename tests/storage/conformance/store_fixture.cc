@@ -26,6 +26,15 @@ class FakeFixture : public StoreFixture {
     return stores_.pepper_usage;
   }
   void LetTimePass(absl::Duration d) override { stores_.db->AdvanceClock(d); }
+  void AgeKey(absl::string_view id, absl::Duration d) override {
+    absl::MutexLock lock(&stores_.db->mu);
+    auto it = stores_.db->keys.find(std::string(id));
+    ASSERT_NE(it, stores_.db->keys.end()) << id;
+    storage::ApiKeyRecord& key = it->second.record;
+    key.created_at -= d;
+    if (key.rotated_at) *key.rotated_at -= d;
+    if (key.last_used_at) *key.last_used_at -= d;
+  }
   void TamperAuditRow(int64_t id, absl::string_view ip) override {
     absl::MutexLock lock(&stores_.db->mu);
     auto it = stores_.db->audit.find(id);
@@ -77,6 +86,17 @@ class MysqlFixture : public StoreFixture {
       ASSERT_LT(absl::Now(), give_up) << "the database clock does not move";
       absl::SleepFor(std::min(d, absl::Milliseconds(5)));
     }
+  }
+  void AgeKey(absl::string_view id, absl::Duration d) override {
+    const std::string by = absl::StrCat(
+        " - INTERVAL ", absl::ToInt64Microseconds(d), " MICROSECOND");
+    ASSERT_TRUE(
+        backend_->db()
+            .Execute(absl::StrCat("UPDATE api_keys SET created_at = created_at",
+                                  by, ", rotated_at = rotated_at", by,
+                                  ", last_used_at = last_used_at", by,
+                                  " WHERE id = '", id, "'"))
+            .ok());
   }
   void TamperAuditRow(int64_t id, absl::string_view ip) override {
     ASSERT_TRUE(backend_->db()

@@ -47,6 +47,9 @@ class StoreFixture {
   // Returns once the backend's clock (KeyStore::Now) is at least `d` past
   // where it was.
   virtual void LetTimePass(absl::Duration d) = 0;
+  // Moves key `id`'s creation, rotation and last-use times `d` into the
+  // past, as if it had been created (rotated, used) that much earlier.
+  virtual void AgeKey(absl::string_view id, absl::Duration d) = 0;
   // Changes the stored ip_address of audit row `id`, leaving its hash.
   virtual void TamperAuditRow(int64_t id, absl::string_view ip) = 0;
   // Deletes audit row `id`.

@@ -253,16 +253,17 @@ absl::StatusOr<storage::TenantSettings> FakeClientStore::UpdateSettings(
   auto it = db_->settings.find(tenant_id);
   storage::TenantSettings settings =
       it == db_->settings.end() ? storage::TenantSettings() : it->second;
-  storage::DynamicRegistrationSettings next = settings.dynamic_registration;
-  next.enabled = update.dynamic_registration_enabled.value_or(next.enabled);
-  next.require_api_key = update.dynamic_registration_require_api_key.value_or(
-      next.require_api_key);
-  const bool wrote =
-      next.enabled != settings.dynamic_registration.enabled ||
-      next.require_api_key != settings.dynamic_registration.require_api_key;
+  if (update.expected_version.has_value() &&
+      *update.expected_version != settings.version) {
+    return absl::AbortedError("the settings changed since they were read");
+  }
+  const storage::TenantSettings next =
+      storage::ApplySettingsUpdate(settings, update);
+  const bool wrote = storage::SettingsValuesDiffer(next, settings);
   if (changed != nullptr) *changed = wrote;
   if (!wrote) return settings;
-  settings.dynamic_registration = next;
+  settings.dynamic_registration = next.dynamic_registration;
+  settings.key_policy = next.key_policy;
   ++settings.version;
   settings.updated_at = db_->Now();
   db_->settings[tenant_id] = settings;

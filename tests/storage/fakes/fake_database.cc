@@ -148,4 +148,9 @@ absl::Status CheckList(const std::vector<std::string>& values, char sep,
   return absl::OkStatus();
 }
 
+storage::KeyPolicy FakeDatabase::KeyPolicyOf(int64_t tenant_id) const {
+  auto it = settings.find(tenant_id);
+  return it == settings.end() ? storage::KeyPolicy() : it->second.key_policy;
+}
+
 }  // namespace lumo::testing

@@ -71,6 +71,8 @@ class FakeDatabase {
     // recent first; at most kMaxRetiredSecrets.
     std::vector<std::pair<int64_t, storage::RetiredSecret>> retired;
     bool deleted = false;
+    // The date the state sweep last announced, per storage::AnnouncedState.
+    std::optional<absl::Time> announced_for[3];
   };
   struct UserRow {
     storage::UserRecord user;        // roles unset
@@ -124,6 +126,9 @@ class FakeDatabase {
   // feed_positions: (reader id, reader incarnation, writer) -> applied wseq.
   std::map<std::tuple<std::string, std::string, std::string>, int64_t>
       feed_positions ABSL_GUARDED_BY(mu);
+  // The state sweep's lease.
+  std::string sweep_holder ABSL_GUARDED_BY(mu);
+  absl::Time sweep_lease_until ABSL_GUARDED_BY(mu) = absl::InfinitePast();
 
   // Shared writes, inside a call.
 
@@ -140,6 +145,9 @@ class FakeDatabase {
   int64_t AppendChange(int64_t tenant_id, absl::string_view key_id,
                        absl::string_view change_type, int64_t key_version,
                        bool announcement) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu);
+  // The tenant's key policy (the defaults without a settings row).
+  storage::KeyPolicy KeyPolicyOf(int64_t tenant_id) const
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu);
   // The user with id `user_id` or email key `email` (lower case).
   UserRow* FindUser(int64_t tenant_id, const storage::UserRef& ref)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu);

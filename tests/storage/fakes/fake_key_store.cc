@@ -6,6 +6,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "server/storage/key_states.h"
 
 namespace lumo::testing {
 namespace {
@@ -67,6 +68,8 @@ KeyRow NewRow(const storage::NewKey& k, int64_t tenant_id, absl::Time now) {
   row.record.id = k.id;
   row.record.tenant_id = tenant_id;
   row.record.name = k.name;
+  row.record.external_id = k.external_id;
+  row.record.metadata = k.metadata;
   row.record.scopes = k.scopes;
   row.record.allowed_cidrs = k.allowed_cidrs;
   row.record.rate_limit_per_minute = k.rate_limit_per_minute;
@@ -78,12 +81,16 @@ KeyRow NewRow(const storage::NewKey& k, int64_t tenant_id, absl::Time now) {
   return row;
 }
 
-// Whether `key` passes the list query's search and status filter.
+// Whether `key` passes the list query's search, status and state filters
+// (`policy`: the tenant's key policy).
 bool Matches(const ApiKeyRecord& key, const storage::ListKeysQuery& q,
-             absl::Time now) {
+             const storage::KeyPolicy& policy, absl::Time now) {
   switch (q.status) {
     case storage::KeyStatusFilter::kActive:
-      if (key.revoked || IsExpired(key, now)) return false;
+      if (key.revoked || IsExpired(key, now) || key.disabled) return false;
+      break;
+    case storage::KeyStatusFilter::kDisabled:
+      if (key.revoked || IsExpired(key, now) || !key.disabled) return false;
       break;
     case storage::KeyStatusFilter::kRevoked:
       if (!key.revoked) return false;
@@ -94,16 +101,36 @@ bool Matches(const ApiKeyRecord& key, const storage::ListKeysQuery& q,
     case storage::KeyStatusFilter::kAny:
       break;
   }
+  const storage::KeyStates states = storage::KeyStatesAt(key, policy, now);
+  switch (q.state) {
+    case storage::KeyStateFilter::kRotationDue:
+      if (!states.rotation_due) return false;
+      break;
+    case storage::KeyStateFilter::kExpiring:
+      if (!states.expiring_soon) return false;
+      break;
+    case storage::KeyStateFilter::kInactive:
+      if (!states.inactive) return false;
+      break;
+    case storage::KeyStateFilter::kDisabled:
+      if (!states.disabled) return false;
+      break;
+    case storage::KeyStateFilter::kAny:
+      break;
+  }
   if (q.search.empty()) return true;
   // A pasted key ("lmk_<id>_...") searches for its id.
   if (absl::StartsWith(q.search, "lmk_") && q.search.size() > 4) {
     absl::string_view id = absl::string_view(q.search).substr(4);
     id = id.substr(0, std::min<size_t>(id.find('_'), 12));
-    return ContainsIgnoringCase(key.name, absl::StrCat("lmk_", id)) ||
-           absl::StartsWith(key.id, id);
+    const std::string display = absl::StrCat("lmk_", id);
+    return ContainsIgnoringCase(key.name, display) ||
+           absl::StartsWith(key.id, id) ||
+           Lower(key.external_id) == Lower(display);
   }
   return ContainsIgnoringCase(key.name, q.search) ||
-         absl::StrContains(key.id, q.search);
+         absl::StrContains(key.id, q.search) ||
+         Lower(key.external_id) == Lower(q.search);
 }
 
 // The list order: the sort field, then the id, both in the query's
@@ -210,11 +237,12 @@ absl::StatusOr<storage::KeyPage> FakeKeyStore::ListKeys(
   if (absl::Status s = CheckPaging(query.page, query.limit); !s.ok()) return s;
   absl::MutexLock lock(&db_->mu);
   const absl::Time now = db_->Now();
+  const storage::KeyPolicy policy = db_->KeyPolicyOf(tenant_id);
   std::vector<ApiKeyRecord> all;
   for (const auto& [id, row] : db_->keys) {
     if (row.deleted || row.record.tenant_id != tenant_id) continue;
     ApiKeyRecord record = Snapshot(row, now);
-    if (Matches(record, query, now)) all.push_back(std::move(record));
+    if (Matches(record, query, policy, now)) all.push_back(std::move(record));
   }
   std::sort(all.begin(), all.end(),
             [&](const ApiKeyRecord& a, const ApiKeyRecord& b) {
@@ -229,7 +257,7 @@ absl::StatusOr<storage::KeyPage> FakeKeyStore::ListKeys(
 absl::StatusOr<ApiKeyRecord> FakeKeyStore::RotateKey(
     int64_t tenant_id, absl::string_view id,
     const storage::StoredSecret& new_secret, absl::Duration grace,
-    const storage::AuditEvent& event) {
+    const storage::RotateOptions& options, const storage::AuditEvent& event) {
   if (absl::Status s = db_->Begin(); !s.ok()) return s;
   if (grace < absl::ZeroDuration()) {
     return absl::InvalidArgumentError("grace period must not be negative");
@@ -238,11 +266,16 @@ absl::StatusOr<ApiKeyRecord> FakeKeyStore::RotateKey(
   KeyRow* row = LiveKey(*db_, tenant_id, id);
   if (row == nullptr) return NotFound();
   const absl::Time now = db_->Now();
-  if (row->record.revoked) {
-    return absl::FailedPreconditionError("a revoked key cannot be rotated");
+  if (options.expected_version.has_value() &&
+      *options.expected_version != row->record.version) {
+    return absl::AbortedError("rotate key: the key changed meanwhile");
   }
-  if (IsExpired(row->record, now)) {
-    return absl::FailedPreconditionError("an expired key cannot be rotated");
+  if (absl::Status s = storage::CheckRotation(Snapshot(*row, now), options);
+      !s.ok()) {
+    return s;
+  }
+  if (options.expires_at.has_value()) {
+    row->record.expires_at = *options.expires_at;
   }
   const absl::Time valid_until = now + grace;
   // A rotation ends earlier grace periods that would outlast its own.
@@ -277,6 +310,81 @@ absl::StatusOr<storage::RevokeResult> FakeKeyStore::RevokeKey(
     ++row->record.version;
     db_->AppendAudit(tenant_id, storage::NextTransactionChainLane(), event);
     AppendKeyChange(tenant_id, id, "revoked", row->record.version);
+    result.changed = true;
+  }
+  result.key = Snapshot(*row, now);
+  return result;
+}
+
+absl::StatusOr<storage::UpdateResult> FakeKeyStore::UpdateKey(
+    int64_t tenant_id, absl::string_view id, int64_t expected_version,
+    const storage::KeyEdit& edit, const storage::AuditEvent& event) {
+  if (edit.empty()) {
+    return absl::InvalidArgumentError("update key: the edit changes nothing");
+  }
+  if (edit.scopes) {
+    if (absl::Status s = CheckList(*edit.scopes, ' ', "scopes"); !s.ok()) {
+      return s;
+    }
+  }
+  if (edit.allowed_cidrs) {
+    if (absl::Status s = CheckList(*edit.allowed_cidrs, ',', "allowed_cidrs");
+        !s.ok()) {
+      return s;
+    }
+  }
+  if (absl::Status s = db_->Begin(); !s.ok()) return s;
+  absl::MutexLock lock(&db_->mu);
+  KeyRow* row = LiveKey(*db_, tenant_id, id);
+  if (row == nullptr) return NotFound();
+  const absl::Time now = db_->Now();
+  if (row->record.revoked) {
+    return absl::FailedPreconditionError("a revoked key cannot be edited");
+  }
+  if (row->record.version != expected_version) {
+    return absl::AbortedError("update key: the key changed meanwhile");
+  }
+  if (edit.expires_at.has_value() && IsExpired(row->record, now)) {
+    return absl::FailedPreconditionError(
+        "the expiry of an expired key cannot be edited; rotate the key with a "
+        "new expiry to renew it");
+  }
+  storage::ApplyEdit(edit, &row->record);
+  ++row->record.version;
+  db_->AppendAudit(tenant_id, storage::NextTransactionChainLane(), event);
+  AppendKeyChange(tenant_id, id, "updated", row->record.version);
+  storage::UpdateResult result;
+  result.key = Snapshot(*row, now);
+  result.changed = true;
+  return result;
+}
+
+absl::StatusOr<storage::UpdateResult> FakeKeyStore::SetKeyDisabled(
+    int64_t tenant_id, absl::string_view id, bool disabled,
+    std::optional<int64_t> expected_version, const storage::AuditEvent& event) {
+  if (absl::Status s = db_->Begin(); !s.ok()) return s;
+  absl::MutexLock lock(&db_->mu);
+  KeyRow* row = LiveKey(*db_, tenant_id, id);
+  if (row == nullptr) return NotFound();
+  const absl::Time now = db_->Now();
+  if (row->record.revoked) {
+    return absl::FailedPreconditionError(
+        disabled ? "a revoked key cannot be disabled"
+                 : "a revoked key cannot be enabled");
+  }
+  if (expected_version.has_value() &&
+      *expected_version != row->record.version) {
+    return absl::AbortedError("the key changed since it was checked");
+  }
+  storage::UpdateResult result;
+  if (row->record.disabled != disabled) {
+    row->record.disabled = disabled;
+    row->record.disabled_at =
+        disabled ? std::optional<absl::Time>(now) : std::nullopt;
+    ++row->record.version;
+    db_->AppendAudit(tenant_id, storage::NextTransactionChainLane(), event);
+    AppendKeyChange(tenant_id, id, disabled ? "disabled" : "enabled",
+                    row->record.version);
     result.changed = true;
   }
   result.key = Snapshot(*row, now);
@@ -318,6 +426,7 @@ absl::StatusOr<storage::VerifyRecord> FakeKeyStore::LoadForVerify(
     auto tenant = db_->tenants.find(row.record.tenant_id);
     if (tenant != db_->tenants.end()) out.tenant_slug = tenant->second.slug;
     out.deleted = row.deleted;
+    out.policy = db_->KeyPolicyOf(row.record.tenant_id);
     out.current = row.current;
     for (const auto& [version, retired] : row.retired) {
       out.retired.push_back(retired);
@@ -331,6 +440,92 @@ absl::StatusOr<storage::VerifyRecord> FakeKeyStore::LoadForVerify(
   }
   if (hook) hook();
   return out;
+}
+
+absl::StatusOr<storage::KeyPolicy> FakeKeyStore::GetKeyPolicy(
+    int64_t tenant_id) {
+  if (absl::Status s = db_->Begin(); !s.ok()) return s;
+  absl::MutexLock lock(&db_->mu);
+  return db_->KeyPolicyOf(tenant_id);
+}
+
+absl::StatusOr<bool> FakeKeyStore::TakeSweepLease(absl::string_view holder,
+                                                  absl::Duration lease) {
+  if (holder.empty() || holder.size() > 64) {
+    return absl::InvalidArgumentError("a lease holder is 1-64 bytes");
+  }
+  if (lease <= absl::ZeroDuration()) {
+    return absl::InvalidArgumentError("a lease must be positive");
+  }
+  if (absl::Status s = db_->Begin(); !s.ok()) return s;
+  absl::MutexLock lock(&db_->mu);
+  const absl::Time now = db_->Now();
+  if (db_->sweep_holder != holder && db_->sweep_lease_until > now) {
+    return false;
+  }
+  db_->sweep_holder = std::string(holder);
+  db_->sweep_lease_until = now + lease;
+  return true;
+}
+
+absl::StatusOr<storage::AnnouncementBatch> FakeKeyStore::PendingAnnouncements(
+    absl::string_view after_key_id, int limit) {
+  if (limit < 1 || limit > 1000) {
+    return absl::InvalidArgumentError("limit must be between 1 and 1000");
+  }
+  if (absl::Status s = db_->Begin(); !s.ok()) return s;
+  absl::MutexLock lock(&db_->mu);
+  const absl::Time now = db_->Now();
+  storage::AnnouncementBatch batch;
+  int keys = 0;
+  for (auto it = db_->keys.upper_bound(std::string(after_key_id));
+       it != db_->keys.end() && keys < limit; ++it) {
+    const KeyRow& row = it->second;
+    if (row.deleted) continue;
+    const ApiKeyRecord& key = row.record;
+    const storage::KeyPolicy policy = db_->KeyPolicyOf(key.tenant_id);
+    const storage::KeyStates states = storage::KeyStatesAt(key, policy, now);
+    std::optional<absl::Time> for_date[3];
+    if (states.rotation_due) for_date[0] = states.rotation_due_at;
+    if (states.expiring_soon) for_date[1] = key.expires_at;
+    if (states.inactive) {
+      for_date[2] = key.last_used_at.value_or(key.created_at);
+    }
+    bool pending = false;
+    for (int i = 0; i < 3; ++i) {
+      if (!for_date[i].has_value() || for_date[i] == row.announced_for[i]) {
+        continue;
+      }
+      pending = true;
+      storage::StateAnnouncement a;
+      a.tenant_id = key.tenant_id;
+      a.key_id = key.id;
+      a.state = static_cast<storage::AnnouncedState>(i);
+      a.for_date = *for_date[i];
+      a.announced_for = row.announced_for[i];
+      batch.announcements.push_back(std::move(a));
+    }
+    if (pending && ++keys == limit) batch.last_key_id = key.id;
+  }
+  return batch;
+}
+
+absl::StatusOr<bool> FakeKeyStore::AnnounceKeyState(
+    const storage::StateAnnouncement& a, const storage::AuditEvent& event) {
+  if (absl::Status s = db_->Begin(); !s.ok()) return s;
+  absl::MutexLock lock(&db_->mu);
+  auto it = db_->keys.find(a.key_id);
+  if (it == db_->keys.end()) return false;
+  KeyRow& row = it->second;
+  std::optional<absl::Time>& announced =
+      row.announced_for[static_cast<int>(a.state)];
+  if (row.record.tenant_id != a.tenant_id || row.deleted ||
+      row.record.revoked || announced != a.announced_for) {
+    return false;
+  }
+  announced = a.for_date;
+  db_->AppendAudit(a.tenant_id, storage::NextTransactionChainLane(), event);
+  return true;
 }
 
 absl::StatusOr<absl::Time> FakeKeyStore::Now() {

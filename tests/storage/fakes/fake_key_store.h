@@ -39,9 +39,11 @@ class FakeKeyStore : public storage::KeyStore {
                                                absl::string_view id) override;
   absl::StatusOr<storage::KeyPage> ListKeys(
       int64_t tenant_id, const storage::ListKeysQuery& query) override;
+  using storage::KeyStore::RotateKey;
   absl::StatusOr<storage::ApiKeyRecord> RotateKey(
       int64_t tenant_id, absl::string_view id,
       const storage::StoredSecret& new_secret, absl::Duration grace,
+      const storage::RotateOptions& options,
       const storage::AuditEvent& event) override;
   absl::StatusOr<storage::RevokeResult> RevokeKey(
       int64_t tenant_id, absl::string_view id,
@@ -51,6 +53,22 @@ class FakeKeyStore : public storage::KeyStore {
       const storage::AuditEvent& event) override;
   absl::StatusOr<storage::VerifyRecord> LoadForVerify(
       absl::string_view id) override;
+  absl::StatusOr<storage::UpdateResult> UpdateKey(
+      int64_t tenant_id, absl::string_view id, int64_t expected_version,
+      const storage::KeyEdit& edit, const storage::AuditEvent& event) override;
+  using storage::KeyStore::SetKeyDisabled;
+  absl::StatusOr<storage::UpdateResult> SetKeyDisabled(
+      int64_t tenant_id, absl::string_view id, bool disabled,
+      std::optional<int64_t> expected_version,
+      const storage::AuditEvent& event) override;
+  absl::StatusOr<storage::KeyPolicy> GetKeyPolicy(int64_t tenant_id) override;
+  absl::StatusOr<bool> TakeSweepLease(absl::string_view holder,
+                                      absl::Duration lease) override;
+  absl::StatusOr<storage::AnnouncementBatch> PendingAnnouncements(
+      absl::string_view after_key_id, int limit) override;
+  absl::StatusOr<bool> AnnounceKeyState(
+      const storage::StateAnnouncement& announcement,
+      const storage::AuditEvent& event) override;
   absl::StatusOr<absl::Time> Now() override;
   void SetFeedWriter(absl::string_view writer) override;
   int64_t FeedWriterHead() override;

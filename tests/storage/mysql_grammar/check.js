@@ -20,7 +20,9 @@ const sourcesDir = sourcesAt >= 0 ? process.argv[sourcesAt + 1] : null;
 // - `SET a = x, SESSION b = y`: each assignment as a SET of its own;
 // - `DO expr, ...`: the expressions, as `SELECT expr, ...` (DO takes the
 //   same expressions and discards the result);
-// - `SET SESSION TRANSACTION ISOLATION LEVEL <level>`: by its exact form.
+// - `SET SESSION TRANSACTION ISOLATION LEVEL <level>`: by its exact form;
+// - `a <=> b` (NULL-safe equality, "Comparison Functions and Operators"):
+//   with `=` in its place (same precedence and operands).
 function splitTopLevelCommas(text) {
   const parts = [];
   let depth = 0;
@@ -53,6 +55,7 @@ function parseProblem(sql) {
 }
 
 function grammarProblem(sql) {
+  sql = sql.replace(/<=>/g, '=');
   if (/^SET\s+SESSION\s+TRANSACTION\s+ISOLATION\s+LEVEL\s+(REPEATABLE\s+READ|READ\s+COMMITTED|READ\s+UNCOMMITTED|SERIALIZABLE)$/i.test(sql)) {
     return null;
   }
