@@ -27,6 +27,7 @@
 #include "absl/time/time.h"
 #include "server/core/crypto.h"
 #include "server/core/string_map_json.h"
+#include "server/storage/change_feed_store.h"
 
 namespace lumo::storage {
 
@@ -438,6 +439,12 @@ class KeyStore {
   // The highest position drawn in the writer's stream (0 before the first,
   // or without a writer).
   virtual int64_t FeedWriterHead() = 0;
+
+  // Draws the next position of the writer's stream for a row written
+  // outside a key mutation (an announcement through the change feed store):
+  // the caller must fill it with that row or, when the row's outcome is
+  // unknown or failed, with a void. None without a writer.
+  virtual std::optional<StreamPosition> DrawFeedSlot() = 0;
 };
 
 }  // namespace lumo::storage

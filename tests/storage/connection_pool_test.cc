@@ -1,9 +1,13 @@
 // The connection pool against the real MariaDB.
 #include "server/storage/mysql/connection_pool.h"
 
+#include <arpa/inet.h>
 #include <cppconn/exception.h>
 #include <cppconn/prepared_statement.h>
 #include <cppconn/resultset.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <memory>
@@ -210,6 +214,67 @@ TEST_F(ConnectionPoolTest, KilledConnectionReportsAConnectionLevelError) {
   }
   EXPECT_TRUE(IsConnectionLevelError(code)) << code;
   EXPECT_FALSE(lease->IsValid());
+}
+
+// A loopback port bound but not listening: connecting is refused at once,
+// and no other process can take the port while the socket is open.
+class RefusingPort {
+ public:
+  RefusingPort() {
+    fd_ = socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof(addr);
+    if (fd_ < 0 || bind(fd_, reinterpret_cast<sockaddr*>(&addr), len) != 0 ||
+        getsockname(fd_, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
+      return;
+    }
+    port_ = ntohs(addr.sin_port);
+  }
+  ~RefusingPort() {
+    if (fd_ >= 0) close(fd_);
+  }
+  int port() const { return port_; }
+
+ private:
+  int fd_ = -1;
+  int port_ = 0;
+};
+
+// A multi-host pool whose first host refuses connections opens on the next
+// one and keeps opening there (failover); when no host serves, the error
+// names each.
+TEST_F(ConnectionPoolTest, AMultiHostPoolMovesToTheNextHostThatServes) {
+  MysqlOptions options = Options(2, absl::Seconds(1));
+  ASSERT_TRUE(options.unix_socket.empty()) << "the test database is on TCP";
+  RefusingPort dead;
+  ASSERT_NE(dead.port(), 0);
+  const MysqlHost live{options.host, options.port};
+  options.host = "127.0.0.1";
+  options.port = dead.port();
+  options.other_hosts = {live};
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<ConnectionPool> pool,
+                       ConnectionPool::Create(options));
+  EXPECT_EQ(pool->preferred_host(), 0u);
+  ASSERT_OK_AND_ASSIGN(ConnectionLease first, pool->Acquire());
+  EXPECT_EQ(ScalarText(*first, "SELECT 1"), "1");
+  EXPECT_EQ(pool->preferred_host(), 1u);
+  EXPECT_EQ(pool->host_switches(), 1u);
+  ASSERT_OK_AND_ASSIGN(ConnectionLease second, pool->Acquire());
+  EXPECT_TRUE(second.fresh());
+  EXPECT_EQ(pool->host_switches(), 1u) << "the live host stays preferred";
+
+  RefusingPort dead_too;
+  options.other_hosts = {{"127.0.0.1", dead_too.port()}};
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<ConnectionPool> nowhere,
+                       ConnectionPool::Create(options));
+  absl::StatusOr<ConnectionLease> none = nowhere->Acquire();
+  EXPECT_CODE(none, absl::StatusCode::kUnavailable);
+  EXPECT_THAT(std::string(none.status().message()),
+              ::testing::AllOf(
+                  ::testing::HasSubstr(absl::StrCat(":", dead.port())),
+                  ::testing::HasSubstr(absl::StrCat(":", dead_too.port()))));
 }
 
 TEST_F(ConnectionPoolTest, DiscardIdleClosesOnlyIdleConnections) {

@@ -9,12 +9,15 @@
 
 #include <algorithm>
 #include <cmath>
+#include <string>
 #include <utility>
+#include <vector>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
 #include "server/storage/mysql/select_list.h"
 #include "server/storage/mysql/sql_error.h"
@@ -173,7 +176,67 @@ bool MysqlConnection::IsValid() {
 
 absl::StatusOr<std::unique_ptr<MysqlConnection>> OpenMysqlConnection(
     const MysqlOptions& options, std::atomic<uint64_t>* query_counter) {
+  return OpenMysqlConnectionFrom(options, query_counter, 0, nullptr);
+}
+
+absl::StatusOr<std::unique_ptr<MysqlConnection>> OpenMysqlConnectionFrom(
+    const MysqlOptions& options, std::atomic<uint64_t>* query_counter,
+    size_t first, size_t* opened_on) {
   if (absl::Status s = ValidateMysqlOptions(options); !s.ok()) return s;
+  if (options.other_hosts.empty()) {
+    if (opened_on != nullptr) *opened_on = 0;
+    return internal::OpenOnOneHost(options, query_counter);
+  }
+  const std::vector<MysqlHost> hosts = AllHosts(options);
+  std::vector<std::string> failures;
+  for (size_t i = 0; i < hosts.size(); ++i) {
+    const size_t index = (first + i) % hosts.size();
+    absl::StatusOr<std::unique_ptr<MysqlConnection>> conn =
+        internal::OpenOnOneHost(OnHost(options, hosts[index]), query_counter);
+    if (conn.ok()) {
+      if (opened_on != nullptr) *opened_on = index;
+      return conn;
+    }
+    // A login refused or an unknown database is the same on every node.
+    if (!absl::IsUnavailable(conn.status())) return conn.status();
+    failures.push_back(
+        absl::StrCat(HostForLog(hosts[index]), ": ", conn.status().message()));
+  }
+  return absl::UnavailableError(absl::StrCat(
+      "no database host could serve (", absl::StrJoin(failures, "; "), ")"));
+}
+
+namespace {
+
+// OK unless `conn` is on a Galera node that is not Synced in the primary
+// component. Throws like every statement.
+absl::Status CheckGaleraNodeReady(MysqlConnection& conn) {
+  std::unique_ptr<sql::ResultSet> rs = conn.QueryText(
+      "SELECT VARIABLE_NAME, VARIABLE_VALUE FROM"
+      " information_schema.GLOBAL_STATUS WHERE VARIABLE_NAME IN"
+      " ('WSREP_READY', 'WSREP_LOCAL_STATE')");
+  std::string ready, state;
+  while (rs->next()) {
+    const std::string name = rs->getString(1).asStdString();
+    const std::string value = rs->getString(2).asStdString();
+    if (absl::EqualsIgnoreCase(name, "WSREP_READY")) ready = value;
+    if (absl::EqualsIgnoreCase(name, "WSREP_LOCAL_STATE")) state = value;
+  }
+  if (!conn.is_galera()) return absl::OkStatus();
+  if (!absl::EqualsIgnoreCase(ready, "ON") || state != "4") {
+    return absl::UnavailableError(absl::StrCat(
+        "the Galera node is not synced with its cluster (wsrep_ready ", ready,
+        ", wsrep_local_state ", state, ")"));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+namespace internal {
+
+absl::StatusOr<std::unique_ptr<MysqlConnection>> OpenOnOneHost(
+    const MysqlOptions& options, std::atomic<uint64_t>* query_counter) {
   EnsureDriverThreadInit();
 
   sql::ConnectOptionsMap connect;
@@ -231,12 +294,22 @@ absl::StatusOr<std::unique_ptr<MysqlConnection>> OpenMysqlConnection(
     if (conn->is_mariadb_) {
       // A Galera node: wsrep_on. MySQL has no such variable, nor have
       // MariaDB builds without wsrep (error 1193, unknown variable).
+      bool has_wsrep = false;
       try {
         std::unique_ptr<sql::ResultSet> rs =
             conn->QueryText("SELECT @@GLOBAL.wsrep_on");
         conn->is_galera_ = rs->next() && rs->getInt(1) == 1;
+        has_wsrep = true;
       } catch (const sql::SQLException& e) {
         if (e.getErrorCode() != kErUnknownSystemVariable) throw;
+      }
+      // A Galera node serves only while it is Synced in the primary
+      // component (wsrep_ready ON, wsrep_local_state 4); otherwise a
+      // multi-host pool moves on to the next node. (Read on every MariaDB
+      // with wsrep support, judged on Galera nodes only.)
+      if (has_wsrep) {
+        absl::Status ready = CheckGaleraNodeReady(*conn);
+        if (!ready.ok()) return ready;
       }
     }
     conn->Execute("SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ");
@@ -270,6 +343,8 @@ absl::StatusOr<std::unique_ptr<MysqlConnection>> OpenMysqlConnection(
   conn->queries_ = query_counter;
   return conn;
 }
+
+}  // namespace internal
 
 // ---------------------------------------------------------------------------
 // ConnectionLease
@@ -368,9 +443,21 @@ absl::StatusOr<ConnectionLease> ConnectionPool::Acquire(
     ++open_;
     ++in_use_;
   }
+  size_t first = 0;
+  {
+    absl::MutexLock lock(&mu_);
+    first = preferred_host_;
+  }
+  size_t opened_on = first;
   absl::StatusOr<std::unique_ptr<MysqlConnection>> conn =
-      OpenMysqlConnection(options_, &queries_);
+      OpenMysqlConnectionFrom(options_, &queries_, first, &opened_on);
   absl::MutexLock lock(&mu_);
+  if (conn.ok() && opened_on != preferred_host_) {
+    // The preferred node failed: new connections go to this one from now
+    // on; the idle ones on other nodes are closed when found dead.
+    preferred_host_ = opened_on;
+    ++host_switches_;
+  }
   if (!conn.ok()) {
     --open_;
     --in_use_;

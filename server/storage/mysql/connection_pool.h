@@ -49,6 +49,13 @@ using StatementObserver = void (*)(const std::string& sql);
 extern std::atomic<StatementObserver> statement_observer;
 }  // namespace internal
 
+class MysqlConnection;
+namespace internal {
+// OpenMysqlConnection on `options.host` only (the other hosts ignored).
+absl::StatusOr<std::unique_ptr<MysqlConnection>> OpenOnOneHost(
+    const MysqlOptions& options, std::atomic<uint64_t>* query_counter);
+}  // namespace internal
+
 // One open session. Not thread-safe: one thread at a time (it may move
 // between threads, as the pool hands it out). Statement methods throw
 // sql::SQLException; the caller maps them.
@@ -108,8 +115,9 @@ class MysqlConnection {
   sql::Connection& raw() { return *conn_; }
 
  private:
-  friend absl::StatusOr<std::unique_ptr<MysqlConnection>> OpenMysqlConnection(
-      const MysqlOptions& options, std::atomic<uint64_t>* query_counter);
+  friend absl::StatusOr<std::unique_ptr<MysqlConnection>>
+  internal::OpenOnOneHost(const MysqlOptions& options,
+                          std::atomic<uint64_t>* query_counter);
 
   MysqlConnection(std::unique_ptr<sql::Connection> conn,
                   std::atomic<uint64_t>* query_counter);
@@ -140,6 +148,16 @@ class MysqlConnection {
 // never contains the password). Thread-safe.
 absl::StatusOr<std::unique_ptr<MysqlConnection>> OpenMysqlConnection(
     const MysqlOptions& options, std::atomic<uint64_t>* query_counter);
+
+// With several hosts (options.other_hosts): tries them in order starting at
+// index `first` of AllHosts(options), wrapping around, and returns the
+// first session that opens on a node able to serve (a Galera node must be
+// Synced); `*opened_on` (may be null) receives that host's index.
+// UNAVAILABLE naming every host's failure when none could serve; other
+// errors (a refused login) at once.
+absl::StatusOr<std::unique_ptr<MysqlConnection>> OpenMysqlConnectionFrom(
+    const MysqlOptions& options, std::atomic<uint64_t>* query_counter,
+    size_t first, size_t* opened_on);
 
 class ConnectionPool;
 
@@ -179,8 +197,10 @@ class ConnectionLease {
 // A bounded pool of MysqlConnection. Thread-safe. Connections are opened
 // lazily, up to options.pool_size; an Acquire that finds none free waits up
 // to options.acquire_timeout. Broken connections are closed, never reused,
-// so the pool heals itself when the database comes back. The pool must
-// outlive its leases.
+// so the pool heals itself when the database comes back. With several
+// hosts, new connections open on the preferred host (the first at the
+// start); when it cannot serve, the next that can becomes the preferred
+// one (failover). The pool must outlive its leases.
 //
 // Any thread that acquires gets Connector/C++'s per-thread set-up
 // (Driver::threadInit, and threadEnd when the thread exits) automatically.
@@ -210,6 +230,16 @@ class ConnectionPool {
   uint64_t queries_executed() const {
     return queries_.load(std::memory_order_relaxed);
   }
+  // The index in AllHosts(options()) new connections go to first, and how
+  // often it changed.
+  size_t preferred_host() const ABSL_LOCKS_EXCLUDED(mu_) {
+    absl::MutexLock lock(&mu_);
+    return preferred_host_;
+  }
+  uint64_t host_switches() const ABSL_LOCKS_EXCLUDED(mu_) {
+    absl::MutexLock lock(&mu_);
+    return host_switches_;
+  }
   const MysqlOptions& options() const { return options_; }
 
  private:
@@ -231,6 +261,8 @@ class ConnectionPool {
   absl::Duration wait_time_ ABSL_GUARDED_BY(mu_);
   uint64_t opened_ ABSL_GUARDED_BY(mu_) = 0;
   uint64_t discarded_ ABSL_GUARDED_BY(mu_) = 0;
+  size_t preferred_host_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t host_switches_ ABSL_GUARDED_BY(mu_) = 0;
 };
 
 }  // namespace lumo::storage

@@ -128,7 +128,9 @@ struct ReadStreamsSelect {
       " (PARTITION BY c.writer ORDER BY c.wseq) AS n FROM key_changes c"
       " LEFT JOIN feed_positions cp ON cp.reader_id = ?"
       " AND cp.reader_incarnation = ? AND cp.writer = c.writer"
-      " WHERE c.writer <> '' AND c.wseq > COALESCE(cp.applied_wseq, 0)) k"
+      " WHERE c.writer IN (SELECT incarnation FROM replicas"
+      " WHERE incarnation <> '')"
+      " AND c.wseq > COALESCE(cp.applied_wseq, 0)) k"
       " ON k.writer = w.incarnation AND k.n <= ?"
       " ORDER BY w.incarnation, k.wseq");
 };

@@ -568,6 +568,12 @@ int64_t MysqlKeyStore::FeedWriterHead() {
   return feed_wseq_;
 }
 
+std::optional<StreamPosition> MysqlKeyStore::DrawFeedSlot() {
+  absl::MutexLock lock(&feed_mu_);
+  if (feed_writer_.empty()) return std::nullopt;
+  return StreamPosition{feed_writer_, ++feed_wseq_};
+}
+
 std::optional<StreamPosition> MysqlKeyStore::Draw(FeedSlots& slots) {
   absl::MutexLock lock(&feed_mu_);
   if (feed_writer_.empty()) return std::nullopt;

@@ -97,6 +97,7 @@ class MysqlKeyStore : public KeyStore {
   absl::StatusOr<absl::Time> Now() override;
   void SetFeedWriter(absl::string_view writer) override;
   int64_t FeedWriterHead() override;
+  std::optional<StreamPosition> DrawFeedSlot() override;
 
   // @@innodb_flush_log_at_trx_commit: anything but 1 can lose acknowledged
   // commits on a crash. Errors as key_store.h.

@@ -556,6 +556,12 @@ int64_t FakeKeyStore::FeedWriterHead() {
   return feed_wseq_;
 }
 
+std::optional<storage::StreamPosition> FakeKeyStore::DrawFeedSlot() {
+  absl::MutexLock lock(&feed_mu_);
+  if (feed_writer_.empty()) return std::nullopt;
+  return storage::StreamPosition{feed_writer_, ++feed_wseq_};
+}
+
 void FakeKeyStore::AppendKeyChange(int64_t tenant_id, absl::string_view key_id,
                                    absl::string_view change_type,
                                    int64_t version) {

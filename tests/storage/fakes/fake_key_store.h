@@ -72,6 +72,7 @@ class FakeKeyStore : public storage::KeyStore {
   absl::StatusOr<absl::Time> Now() override;
   void SetFeedWriter(absl::string_view writer) override;
   int64_t FeedWriterHead() override;
+  std::optional<storage::StreamPosition> DrawFeedSlot() override;
 
   // Test hooks.
   FakeDatabase& database() { return *db_; }
