@@ -51,8 +51,24 @@ absl::StatusOr<std::unique_ptr<App>> App::Create(
                           "(retries included)",
                           {}, metrics::LatencyBuckets())
            .Get();
+  // Rate limits count across the replicas (docs/limits.md): N from the
+  // membership, renewals and returns on the worker pool (a renewal that
+  // finds the pool full is dropped: the next request that needs the lease
+  // takes it).
+  service::ClusterWindowsOptions windows;
+  App* const self = app.get();
+  windows.replicas = [self] {
+    return self->replica_ != nullptr ? self->replica_->live_replicas() : 1;
+  };
+  windows.schedule = [self](std::function<void()> task) {
+    rpc::WorkerPool* workers = self->limit_workers_.load();
+    if (workers != nullptr) (void)workers->Submit(std::move(task));
+  };
+  app->rate_limits_ =
+      std::make_unique<service::ClusterWindows>(&stores.counters(), windows);
   service::VerifierOptions verifier_options;
   verifier_options.cache_ttl = options.verify_cache_ttl;
+  verifier_options.rate_limits = app->rate_limits_.get();
   app->verifier_ = std::make_unique<service::Verifier>(
       &stores.keys(), options.peppers, verifier_options);
   // Before the key service, which waits on
@@ -82,6 +98,7 @@ absl::StatusOr<std::unique_ptr<App>> App::Create(
       app->replica_.get());
   app->workers_ =
       std::make_unique<rpc::WorkerPool>(options.workers, /*max_queue=*/10000);
+  app->limit_workers_.store(app->workers_.get());
   // The authenticator's collaborators, then the authenticator, before the
   // adapters that use it.
   app->audit_service_ =
@@ -177,8 +194,12 @@ absl::StatusOr<std::unique_ptr<App>> App::Create(
 
 App::~App() {
   if (sweeper_ != nullptr) sweeper_->Stop();
+  // Rate-limit renewals are not queued any more (dropped: nothing is owed).
+  limit_workers_.store(nullptr);
   // Runs queued work before the services and stores it uses go away.
   workers_.reset();
+  // Gives back the unspent rate-limit tokens of this replica's leases.
+  if (rate_limits_ != nullptr) rate_limits_->FlushReturns(/*all=*/true);
   // [portal hashing] logins still waiting for a hashing slot are answered
   // busy; running checks finish (they may enqueue audit events).
   if (portal_ != nullptr) portal_->Stop();

@@ -7,6 +7,7 @@
 #ifndef LUMOKEYS_SERVER_APP_APP_H_
 #define LUMOKEYS_SERVER_APP_APP_H_
 
+#include <atomic>
 #include <memory>
 #include <optional>
 #include <vector>
@@ -112,6 +113,11 @@ class App {
   // Declared first, so destroyed last: every store (and the database
   // connections) outlives everything that uses it.
   std::unique_ptr<storage::Backend> backend_;
+  // The rate-limit counters shared by the replicas; their tasks run on
+  // workers_, which ~App stops first.
+  std::unique_ptr<service::ClusterWindows> rate_limits_;
+  // Where rate_limits_ posts its tasks: workers_ while it accepts them.
+  std::atomic<rpc::WorkerPool*> limit_workers_{nullptr};
   std::unique_ptr<service::Verifier> verifier_;
   std::unique_ptr<service::KeyService> keys_;
   std::unique_ptr<rpc::Authenticator> auth_;

@@ -47,6 +47,13 @@ void ToProto(const storage::ApiKeyRecord& r, const storage::KeyPolicy& policy,
   if (r.revoked_at) ToTimestamp(*r.revoked_at, out->mutable_revoked_at());
   for (const std::string& c : r.allowed_cidrs) out->add_allowed_cidrs(c);
   out->set_rate_limit_per_minute(r.rate_limit_per_minute);
+  for (const storage::KeyRateLimit& l : r.rate_limits) {
+    lumo::keys::v1::RateLimit* limit = out->add_rate_limits();
+    limit->set_name(l.name);
+    limit->set_limit(static_cast<int32_t>(l.limit));
+    limit->set_duration_seconds(
+        static_cast<int32_t>(absl::ToInt64Seconds(l.duration)));
+  }
   out->set_version(r.version);
   out->set_external_id(r.external_id);
   out->mutable_metadata()->insert(r.metadata.begin(), r.metadata.end());

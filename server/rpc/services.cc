@@ -48,6 +48,10 @@ absl::StatusOr<service::CreateKeyParams> CreateKeyParamsOf(
   params.allowed_cidrs.assign(request.allowed_cidrs().begin(),
                               request.allowed_cidrs().end());
   params.rate_limit_per_minute = request.rate_limit_per_minute();
+  for (const lumo::keys::v1::RateLimit& l : request.rate_limits()) {
+    params.rate_limits.push_back(
+        {l.name(), l.limit(), absl::Seconds(l.duration_seconds())});
+  }
   params.external_id = request.external_id();
   params.metadata.insert(request.metadata().begin(), request.metadata().end());
   return params;
@@ -338,6 +342,15 @@ void FillVerifyResponse(const service::VerifyOutcome& outcome,
     key->mutable_metadata()->insert(outcome.metadata.begin(),
                                     outcome.metadata.end());
     ToProto(outcome.states, key->mutable_state());
+  }
+  if (outcome.rate_limit > 0 &&
+      (outcome.reason == service::VerifyReason::kValid ||
+       outcome.reason == service::VerifyReason::kRateLimited)) {
+    lumo::auth::v1::RateLimitState* limit = response->mutable_rate_limit();
+    limit->set_name(outcome.rate_limit_name);
+    limit->set_limit(outcome.rate_limit);
+    limit->set_remaining(outcome.rate_remaining);
+    ToTimestamp(outcome.rate_reset, limit->mutable_reset());
   }
 }
 

@@ -12,6 +12,7 @@
 #include "server/core/scopes.h"
 #include "server/core/validation.h"
 #include "server/service/audit_json.h"
+#include "server/service/limit_rules.h"
 #include "server/service/paging.h"
 
 namespace lumo::service {
@@ -72,14 +73,26 @@ absl::Status RestrictionDenied(absl::string_view verb, absl::string_view field,
                        ErrorKind::kScopeExceeded);
 }
 
+// `named` with the per-minute limit (0: none) as the limit "default".
+std::vector<storage::KeyRateLimit> WithPerMinute(
+    int32_t per_minute, const std::vector<storage::KeyRateLimit>& named) {
+  std::vector<storage::KeyRateLimit> all = named;
+  if (per_minute > 0) {
+    all.push_back({kDefaultLimitName, per_minute, absl::Minutes(1)});
+  }
+  return all;
+}
+
 // The no-escalation rule beyond scopes (docs/api-keys.md): a key may only
-// create or rotate keys that are at least as restricted as itself. `verb`
-// is "create" or "rotate". Portal sessions and the operator are not bound.
+// create, rotate or edit keys that are at least as restricted as itself.
+// `verb` is "create", "rotate", "edit" and the like. Portal sessions and
+// the operator are not bound.
 absl::Status CheckRestrictionsInherited(
     const Principal& caller, absl::string_view verb,
     const std::optional<absl::Time>& expires_at,
     const std::vector<std::string>& allowed_cidrs,
-    int32_t rate_limit_per_minute) {
+    int32_t rate_limit_per_minute,
+    const std::vector<storage::KeyRateLimit>& rate_limits) {
   if (caller.kind != Principal::Kind::kApiKey) return absl::OkStatus();
   if (caller.key_expires_at.has_value() &&
       (!expires_at.has_value() || *expires_at > *caller.key_expires_at)) {
@@ -112,13 +125,22 @@ absl::Status CheckRestrictionsInherited(
           "whose every CIDR lies within one of its own allowed CIDRs");
     }
   }
-  if (caller.key_rate_limit_per_minute > 0 &&
-      (rate_limit_per_minute <= 0 ||
-       rate_limit_per_minute > caller.key_rate_limit_per_minute)) {
+  // Every limit of the caller must be matched by a limit of the key at
+  // least as tight (as a rate); the per-minute limit counts as a limit of
+  // 60 s.
+  const std::vector<storage::KeyRateLimit> own =
+      WithPerMinute(caller.key_rate_limit_per_minute, caller.key_rate_limits);
+  if (!RateLimitsWithin(WithPerMinute(rate_limit_per_minute, rate_limits),
+                        own)) {
+    if (caller.key_rate_limits.empty()) {
+      return RestrictionDenied(
+          verb, "rateLimitPerMinute",
+          absl::StrCat("whose rate limit is at most its own (",
+                       caller.key_rate_limit_per_minute, " per minute)"));
+    }
     return RestrictionDenied(
-        verb, "rateLimitPerMinute",
-        absl::StrCat("whose rate limit is at most its own (",
-                     caller.key_rate_limit_per_minute, " per minute)"));
+        verb, "rateLimits",
+        "with, for each of its own rate limits, one whose rate is no higher");
   }
   return absl::OkStatus();
 }
@@ -215,6 +237,12 @@ absl::StatusOr<storage::NewKey> KeyService::ValidateNewKey(
     return s;
   }
   key.rate_limit_per_minute = params.rate_limit_per_minute;
+  if (absl::Status s = ValidateRateLimits(params.rate_limits,
+                                          params.rate_limit_per_minute > 0);
+      !s.ok()) {
+    return s;
+  }
+  key.rate_limits = params.rate_limits;
   if (absl::Status s = ValidateExternalId(params.external_id); !s.ok()) {
     return s;
   }
@@ -310,7 +338,7 @@ absl::StatusOr<KeyWithSecret> KeyService::CreateKey(
   }
   if (absl::Status inherited = CheckRestrictionsInherited(
           caller, "create", key->expires_at, key->allowed_cidrs,
-          key->rate_limit_per_minute);
+          key->rate_limit_per_minute, key->rate_limits);
       !inherited.ok()) {
     return inherited;
   }
@@ -578,7 +606,7 @@ absl::Status KeyService::CheckMayManage(const Principal& caller,
   }
   return CheckRestrictionsInherited(caller, verb, key.expires_at,
                                     key.allowed_cidrs,
-                                    key.rate_limit_per_minute);
+                                    key.rate_limit_per_minute, key.rate_limits);
 }
 
 absl::StatusOr<storage::ApiKeyRecord> KeyService::UpdateKey(

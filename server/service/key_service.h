@@ -38,6 +38,8 @@ struct CreateKeyParams {
   int32_t rate_limit_per_minute = 0;
   std::string external_id;
   core::StringMap metadata;
+  // Named rate limits (docs/limits.md).
+  std::vector<storage::KeyRateLimit> rate_limits;
 };
 
 // An edit: the fields named in `update_mask` (camelCase paths) take the

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "absl/time/time.h"
+#include "server/storage/key_store.h"
 
 namespace lumo::service {
 
@@ -25,10 +26,12 @@ struct Principal {
   // For kApiKey: the key's own restrictions, which every key it creates or
   // rotates must stay within (docs/api-keys.md "No escalation"): its expiry
   // (unset: none), allowed CIDRs (empty: any address) and rate limit per
-  // minute (0: none).
+  // minute (0: none)...
   std::optional<absl::Time> key_expires_at;
   std::vector<std::string> key_allowed_cidrs;
   int32_t key_rate_limit_per_minute = 0;
+  // ... and its named rate limits (docs/limits.md).
+  std::vector<storage::KeyRateLimit> key_rate_limits;
   // For kSession: the admin user (`usr_...`) and email; audit events name
   // the user as actor.
   std::string user_id;

@@ -443,6 +443,14 @@ bool ReplicaSync::Heartbeat() {
   }
   last_heartbeat_ = sent;
   published_ = cursor_.applied();
+  if (returned - live_counted_at_ >= std::chrono::seconds(1)) {
+    absl::StatusOr<int64_t> live = store_->LiveReplicas();
+    if (live.ok()) {
+      live_replicas_.store(static_cast<int>(std::max<int64_t>(1, *live)),
+                           std::memory_order_relaxed);
+      live_counted_at_ = returned;
+    }
+  }
   trusted_until_ = sent + ToChrono(options_.lease - options_.lease_margin);
   verifier_->SetCacheTrustedUntil(trusted_until_);
   if (!trusted_) {

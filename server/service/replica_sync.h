@@ -141,6 +141,12 @@ class ReplicaSync : public ChangeBarrier {
   const std::string& id() const { return options_.replica_id; }
   const std::string& incarnation() const { return name_.incarnation; }
   int64_t applied() const { return applied_.load(std::memory_order_relaxed); }
+  // The live replicas (this one included) as last counted, at most once a
+  // second after a successful heartbeat; at least 1. The N of the shared
+  // counters (docs/limits.md).
+  int live_replicas() const {
+    return live_replicas_.load(std::memory_order_relaxed);
+  }
   int64_t abandoned() const {
     return abandoned_.load(std::memory_order_relaxed);
   }
@@ -232,6 +238,8 @@ class ReplicaSync : public ChangeBarrier {
   std::optional<std::pair<Clock::time_point, absl::Time>> previous_read_;
 
   std::atomic<int64_t> applied_{0};
+  std::atomic<int> live_replicas_{1};
+  Clock::time_point live_counted_at_{};
   std::atomic<int64_t> abandoned_{0};
   std::atomic<int64_t> stream_abandoned_{0};
   std::atomic<uint64_t> reannounced_{0};

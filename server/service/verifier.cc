@@ -122,8 +122,11 @@ std::optional<VerifyOutcome> Verifier::VerifyCached(
   }
   std::shared_ptr<const Entry> entry = Lookup(parsed.id);
   if (entry == nullptr) return std::nullopt;
+  std::optional<VerifyOutcome> outcome =
+      Decide(*entry, key, parsed.id, params, /*may_renew=*/false);
+  if (!outcome.has_value()) return std::nullopt;  // a lease is needed
   hits_.fetch_add(1, std::memory_order_relaxed);
-  return Counted(Decide(*entry, key, parsed.id, params));
+  return Counted(*std::move(outcome));
 }
 
 absl::StatusOr<VerifyOutcome> Verifier::Verify(absl::string_view key,
@@ -133,6 +136,11 @@ absl::StatusOr<VerifyOutcome> Verifier::Verify(absl::string_view key,
   }
   // VerifyCached returned nullopt, so the key parsed.
   absl::string_view id = core::ParseKey(key).id;
+  if (std::shared_ptr<const Entry> cached = Lookup(id)) {
+    // Cached, but a rate limit needed a lease.
+    hits_.fetch_add(1, std::memory_order_relaxed);
+    return Counted(*Decide(*cached, key, id, params, /*may_renew=*/true));
+  }
   misses_.fetch_add(1, std::memory_order_relaxed);
 
   Shard& shard = ShardFor(id);
@@ -171,12 +179,14 @@ absl::StatusOr<VerifyOutcome> Verifier::Verify(absl::string_view key,
       shard.map.insert_or_assign(std::string(id), entry);
     }
   }
-  return Counted(Decide(*entry, key, id, params));
+  return Counted(*Decide(*entry, key, id, params, /*may_renew=*/true));
 }
 
-VerifyOutcome Verifier::Decide(const Entry& entry, absl::string_view key,
-                               absl::string_view id,
-                               const VerifyParams& params) {
+std::optional<VerifyOutcome> Verifier::Decide(const Entry& entry,
+                                              absl::string_view key,
+                                              absl::string_view id,
+                                              const VerifyParams& params,
+                                              bool may_renew) {
   VerifyOutcome out;
   out.key_id = std::string(id);
   out.reason = VerifyReason::kNotFound;
@@ -225,6 +235,7 @@ VerifyOutcome Verifier::Decide(const Entry& entry, absl::string_view key,
   out.states = storage::KeyStatesAt(rec.key, rec.policy, db_now);
   out.allowed_cidrs = rec.key.allowed_cidrs;
   out.rate_limit_per_minute = rec.key.rate_limit_per_minute;
+  out.rate_limits = rec.key.rate_limits;
 
   if (rec.key.revoked) {
     out.reason = VerifyReason::kRevoked;
@@ -265,10 +276,11 @@ VerifyOutcome Verifier::Decide(const Entry& entry, absl::string_view key,
         }
       }
     }
-    if (out.reason == VerifyReason::kValid &&
-        rec.key.rate_limit_per_minute > 0 &&
-        !TakeRateToken(id, rec.key.rate_limit_per_minute, absl::Now(), out)) {
-      out.reason = VerifyReason::kRateLimited;
+    if (out.reason == VerifyReason::kValid) {
+      std::optional<bool> admitted =
+          TakeRateTokens(id, rec.key, may_renew, out);
+      if (!admitted.has_value()) return std::nullopt;
+      if (!*admitted) out.reason = VerifyReason::kRateLimited;
     }
   }
   if (out.reason == VerifyReason::kWrongTenant) {
@@ -283,28 +295,116 @@ VerifyOutcome Verifier::Decide(const Entry& entry, absl::string_view key,
     out.states = storage::KeyStates();
     out.allowed_cidrs.clear();
     out.rate_limit_per_minute = 0;
+    out.rate_limits.clear();
   }
   return out;
 }
 
-bool Verifier::TakeRateToken(absl::string_view id, int32_t limit,
-                             absl::Time now, VerifyOutcome& outcome) {
-  const int64_t minute = absl::ToUnixSeconds(now) / 60;
+namespace {
+
+// The rate limits of a key (docs/limits.md): its named limits, and the
+// per-minute limit as the limit named "default".
+std::vector<WindowLimit> LimitsOf(absl::string_view id,
+                                  const storage::ApiKeyRecord& key) {
+  std::vector<WindowLimit> limits;
+  if (key.rate_limit_per_minute > 0) {
+    limits.push_back(WindowLimit{absl::StrCat("k:", id, ":default"), "default",
+                                 key.rate_limit_per_minute, absl::Minutes(1)});
+  }
+  for (const storage::KeyRateLimit& l : key.rate_limits) {
+    limits.push_back(WindowLimit{absl::StrCat("k:", id, ":", l.name), l.name,
+                                 l.limit, l.duration});
+  }
+  return limits;
+}
+
+void Report(const LimitState& state, VerifyOutcome& outcome) {
+  outcome.rate_limit_name = state.name;
+  outcome.rate_limit = static_cast<int32_t>(state.limit);
+  outcome.rate_remaining = static_cast<int32_t>(state.remaining);
+  outcome.rate_reset = state.reset;
+}
+
+}  // namespace
+
+std::optional<bool> Verifier::TakeRateTokens(absl::string_view id,
+                                             const storage::ApiKeyRecord& key,
+                                             bool may_renew,
+                                             VerifyOutcome& outcome) {
+  const std::vector<WindowLimit> limits = LimitsOf(id, key);
+  if (limits.empty()) return true;
+  ClusterWindows* const shared = options_.rate_limits;
+  if (shared == nullptr) return TakeLocalTokens(id, limits, outcome);
+  TakeOutcome take = shared->Take(limits);
+  // Leases needed: take them (a worker thread) and try again; a lease that
+  // another request spent first is taken again, a few times at most.
+  for (int attempt = 0;
+       take.result == TakeOutcome::Result::kNeedLease && attempt < 3;
+       ++attempt) {
+    if (!may_renew) return std::nullopt;
+    for (size_t i : take.need_lease) (void)shared->Renew(limits[i]);
+    take = shared->Take(limits);
+  }
+  if (take.result == TakeOutcome::Result::kAdmitted) {
+    Report(take.reported, outcome);
+    return true;
+  }
+  if (take.result == TakeOutcome::Result::kNeedLease) {
+    // Contended past the attempts: refused, to be retried in a second.
+    take.reported.name = limits[take.need_lease[0]].name;
+    take.reported.limit = limits[take.need_lease[0]].limit;
+    take.retry_at = absl::Now() + absl::Seconds(1);
+  }
+  Report(take.reported, outcome);
+  outcome.rate_remaining = 0;
+  outcome.rate_reset = take.retry_at;
+  return false;
+}
+
+bool Verifier::TakeLocalTokens(absl::string_view id,
+                               absl::Span<const WindowLimit> limits,
+                               VerifyOutcome& outcome) {
+  const absl::Time now = absl::Now();
   Shard& shard = ShardFor(id);
   absl::MutexLock lock(&shard.mu);
-  Shard::Window& window = shard.windows[id];
-  if (window.minute != minute) {
-    window.minute = minute;
-    window.count = 0;
+  std::vector<SlotWindow*> windows;
+  absl::Time retry = absl::InfinitePast();
+  const WindowLimit* refusing = nullptr;
+  for (const WindowLimit& l : limits) {
+    auto it = shard.windows.find(l.counter);
+    if (it == shard.windows.end() ||
+        it->second.slot_length() != SlotWindow::SlotLength(l.duration)) {
+      it = shard.windows
+               .insert_or_assign(l.counter, SlotWindow(l.limit, l.duration))
+               .first;
+    }
+    SlotWindow& w = it->second;
+    w.set_limit(l.limit);
+    windows.push_back(&w);
+    if (w.Remaining(now) < 1 && w.AvailableAt(now) > retry) {
+      retry = w.AvailableAt(now);
+      refusing = &l;
+    }
   }
-  outcome.rate_limit = limit;
-  outcome.rate_reset = absl::FromUnixSeconds((minute + 1) * 60);
-  if (window.count >= limit) {
+  if (refusing != nullptr) {
+    outcome.rate_limit_name = refusing->name;
+    outcome.rate_limit = static_cast<int32_t>(refusing->limit);
     outcome.rate_remaining = 0;
+    outcome.rate_reset = retry;
     return false;
   }
-  ++window.count;
-  outcome.rate_remaining = limit - window.count;
+  bool first = true;
+  for (size_t i = 0; i < limits.size(); ++i) {
+    windows[i]->Add(now, 1);
+    const LimitState s{limits[i].name, limits[i].limit,
+                       windows[i]->Remaining(now), windows[i]->Reset(now)};
+    if (first || s.remaining < outcome.rate_remaining ||
+        (s.remaining == outcome.rate_remaining &&
+         s.reset > outcome.rate_reset)) {
+      Report(s, outcome);
+    }
+    first = false;
+  }
   return true;
 }
 

@@ -23,6 +23,7 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
+#include "absl/container/node_hash_map.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
@@ -31,6 +32,8 @@
 #include "server/core/net.h"
 #include "server/core/pepper.h"
 #include "server/observability/metrics.h"
+#include "server/service/cluster_windows.h"
+#include "server/service/slot_window.h"
 #include "server/storage/key_states.h"
 #include "server/storage/key_store.h"
 
@@ -93,8 +96,13 @@ struct VerifyOutcome {
   // configured rate limit per minute (0: none), when the secret matched.
   std::vector<std::string> allowed_cidrs;
   int32_t rate_limit_per_minute = 0;
-  // For kRateLimited and rate-limited keys: the key's limit, what is left
-  // in the current window and when it resets.
+  // The key's named rate limits, when the secret matched.
+  std::vector<storage::KeyRateLimit> rate_limits;
+  // For kRateLimited and rate-limited keys: the tightest limit (the
+  // refusing one for kRateLimited; docs/limits.md "What callers see"): its
+  // name, limit, what is left in the sliding window and when it resets
+  // (for kRateLimited: when the request would be admitted).
+  std::string rate_limit_name;
   int32_t rate_limit = 0;
   int32_t rate_remaining = 0;
   absl::Time rate_reset;
@@ -108,6 +116,10 @@ struct VerifierOptions {
   absl::Duration cache_ttl = absl::Seconds(30);
   // Upper bound on cached key ids (positive and negative entries).
   size_t max_entries = 4'000'000;
+  // The rate-limit counters shared by the replicas (docs/limits.md); must
+  // outlive the Verifier. Null: limits are counted in this process alone
+  // (a single server; tools and unit tests).
+  ClusterWindows* rate_limits = nullptr;
 };
 
 // Thread-safe.
@@ -156,8 +168,10 @@ class Verifier {
     return outcomes_[static_cast<int>(reason)].Value();
   }
   uint64_t bad_checksum_count() const { return bad_checksum_.Value(); }
+  // Every reason has a counter: the last enumerator plus one (move it
+  // along when a reason is added).
   static constexpr int kReasonCount =
-      static_cast<int>(VerifyReason::kRateLimited) + 1;
+      static_cast<int>(VerifyReason::kDisabled) + 1;
 
  private:
   struct Entry;
@@ -168,23 +182,32 @@ class Verifier {
     // Incremented by every Evict in this shard; a load started under an
     // older epoch is not installed.
     uint64_t epoch ABSL_GUARDED_BY(mu) = 0;
-    // Per-key fixed one-minute windows for keys with a rate limit.
-    struct Window {
-      int64_t minute = 0;
-      int32_t count = 0;
-    };
-    absl::flat_hash_map<std::string, Window> windows ABSL_GUARDED_BY(mu);
+    // Without shared counters: the sliding windows of this process, by
+    // counter key (node map: a take holds pointers to several at once).
+    absl::node_hash_map<std::string, SlotWindow> windows ABSL_GUARDED_BY(mu);
   };
   static constexpr size_t kShards = 64;
 
   Shard& ShardFor(absl::string_view id);
   std::shared_ptr<const Entry> Lookup(absl::string_view id);
-  VerifyOutcome Decide(const Entry& entry, absl::string_view key,
-                       absl::string_view id, const VerifyParams& params);
-  // Counts one request against the key's per-minute limit; false when the
-  // limit is exhausted. Fills the rate fields of `outcome`.
-  bool TakeRateToken(absl::string_view id, int32_t limit, absl::Time now,
-                     VerifyOutcome& outcome);
+  // The outcome for a cached or loaded entry. With `may_renew` false (the
+  // in-memory path) nullopt when a rate limit needs a lease from the
+  // shared counters first; with `may_renew` true the lease is taken here
+  // (one store call) and an outcome is always returned.
+  std::optional<VerifyOutcome> Decide(const Entry& entry, absl::string_view key,
+                                      absl::string_view id,
+                                      const VerifyParams& params,
+                                      bool may_renew);
+  // Counts one request against every rate limit of the key (all or
+  // nothing); false when one refuses. Fills the rate fields of `outcome`.
+  // nullopt: a lease is needed and `may_renew` is false.
+  std::optional<bool> TakeRateTokens(absl::string_view id,
+                                     const storage::ApiKeyRecord& key,
+                                     bool may_renew, VerifyOutcome& outcome);
+  // The same without shared counters, in this process's windows.
+  bool TakeLocalTokens(absl::string_view id,
+                       absl::Span<const WindowLimit> limits,
+                       VerifyOutcome& outcome);
 
   storage::KeyStore* const store_;
   const std::shared_ptr<const core::PepperSet> peppers_;

@@ -21,6 +21,7 @@
 #include "server/storage/bench_store.h"
 #include "server/storage/change_feed_store.h"
 #include "server/storage/client_store.h"
+#include "server/storage/counter_store.h"
 #include "server/storage/key_store.h"
 #include "server/storage/pepper_usage_store.h"
 #include "server/storage/pool_stats.h"
@@ -46,6 +47,8 @@ class Backend {
   virtual AuditStore& audit() = 0;
   virtual PortalStore& portal() = 0;
   virtual PepperUsageStore& pepper_usage() = 0;
+  // The counters shared by the replicas (docs/limits.md).
+  virtual CounterStore& counters() = 0;
   // BENCHMARK ONLY (bench_store.h).
   virtual BenchStore& bench() = 0;
 

@@ -190,6 +190,11 @@ class ChangeFeedStore {
   // other replica is live.
   virtual absl::StatusOr<int64_t> AcknowledgedThrough(
       const ReplicaName& self) = 0;
+
+  // How many replicas are live (heartbeat_at + lease in the future on the
+  // database clock), this one included if it is: the N that shared
+  // counters divide limits by (docs/limits.md).
+  virtual absl::StatusOr<int64_t> LiveReplicas() = 0;
 };
 
 }  // namespace lumo::storage

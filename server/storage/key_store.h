@@ -51,6 +51,19 @@ struct RetiredSecret {
   absl::Time valid_until;
 };
 
+// A named rate limit of a key (docs/limits.md): `limit` requests per
+// `duration` (whole milliseconds). Names are validated by the service
+// (1-32 of [a-z0-9_.-]); the stores refuse an empty name or one holding ':'
+// or ',' with INVALID_ARGUMENT.
+struct KeyRateLimit {
+  std::string name;
+  int64_t limit = 0;
+  absl::Duration duration;
+  bool operator==(const KeyRateLimit& o) const {
+    return name == o.name && limit == o.limit && duration == o.duration;
+  }
+};
+
 struct ApiKeyRecord {
   std::string id;
   int64_t tenant_id = 0;
@@ -60,6 +73,7 @@ struct ApiKeyRecord {
   std::vector<std::string> scopes;         // canonical order
   std::vector<std::string> allowed_cidrs;  // canonical text
   int32_t rate_limit_per_minute = 0;       // 0: none
+  std::vector<KeyRateLimit> rate_limits;   // by name
   bool revoked = false;
   bool disabled = false;  // a reversible pause
   int64_t version = 1;
@@ -141,6 +155,8 @@ struct NewKey {
   std::vector<std::string> scopes;
   std::vector<std::string> allowed_cidrs;
   int32_t rate_limit_per_minute = 0;
+  // Stored in key_limits; names unique (INVALID_ARGUMENT otherwise).
+  std::vector<KeyRateLimit> rate_limits;
   std::optional<absl::Time> expires_at;
   std::string created_by_type;
   std::string created_by_id;

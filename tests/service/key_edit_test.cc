@@ -259,6 +259,9 @@ TEST_F(KeyEditTest, DisabledKeyIsRefusedByVerifyUntilEnabled) {
   EXPECT_TRUE(off->disabled);
   EXPECT_EQ(KeyStatusName(*off), "disabled");
   EXPECT_EQ(verify(), VerifyReason::kDisabled);
+  // Counted under its own reason (and under no other counter).
+  EXPECT_EQ(verifier_->outcome_count(VerifyReason::kDisabled), 1u);
+  EXPECT_EQ(verifier_->bad_checksum_count(), 0u);
   // Again: no second event, but waited for again.
   ASSERT_TRUE(keys_->SetKeyDisabled(root_, {}, key_.id, true).ok());
   EXPECT_EQ(Events("api_key.disabled").size(), 1u);

@@ -156,7 +156,88 @@ Principal KeyPrincipal(const Principal& tenant,
   p.key_expires_at = record.expires_at;
   p.key_allowed_cidrs = record.allowed_cidrs;
   p.key_rate_limit_per_minute = record.rate_limit_per_minute;
+  p.key_rate_limits = record.rate_limits;
   return p;
+}
+
+TEST_F(KeyServiceTest, NamedRateLimitsAreValidatedAndStored) {
+  auto refused = [&](std::vector<storage::KeyRateLimit> limits,
+                     int32_t per_minute = 0) -> std::string {
+    CreateKeyParams p = Params();
+    p.rate_limits = std::move(limits);
+    p.rate_limit_per_minute = per_minute;
+    absl::Status st = keys_->CreateKey(root_, {}, p).status();
+    if (!absl::IsInvalidArgument(st)) return "accepted: " + st.ToString();
+    EXPECT_EQ(ErrorKindOf(st), ErrorKind::kInvalidField);
+    return std::string(st.message().substr(0, st.message().find(':')));
+  };
+  const absl::Duration s = absl::Seconds(1);
+  EXPECT_EQ(refused({{"burst", 0, s}}), "rateLimits[0].limit");
+  EXPECT_EQ(refused({{"burst", -5, s}}), "rateLimits[0].limit");
+  EXPECT_EQ(refused({{"burst", 1'000'000'001, s}}), "rateLimits[0].limit");
+  EXPECT_EQ(refused({{"ok", 1, s}, {"burst", 1, absl::Milliseconds(500)}}),
+            "rateLimits[1].durationSeconds");
+  EXPECT_EQ(refused({{"burst", 1, absl::Hours(24 * 365) + s}}),
+            "rateLimits[0].durationSeconds");
+  EXPECT_EQ(refused({{"Burst", 1, s}}), "rateLimits[0].name");
+  EXPECT_EQ(refused({{"", 1, s}}), "rateLimits[0].name");
+  EXPECT_EQ(refused({{std::string(33, 'a'), 1, s}}), "rateLimits[0].name");
+  EXPECT_EQ(refused({{"a", 1, s}, {"a", 2, s}}), "rateLimits[1].name");
+  EXPECT_EQ(refused({{"default", 1, s}}, 10), "rateLimits[0].name");
+  std::vector<storage::KeyRateLimit> eleven;
+  for (int i = 0; i < 11; ++i) eleven.push_back({absl::StrCat("l", i), 1, s});
+  EXPECT_EQ(refused(eleven), "rateLimits");
+  // Nothing of the refused requests was stored.
+  storage::ListKeysQuery query;
+  auto listed = keys_->ListKeys(root_, ListKeysParams{}, &query);
+  ASSERT_TRUE(listed.ok());
+  EXPECT_EQ(listed->total, 1);
+
+  CreateKeyParams good = Params();
+  good.rate_limits = {{"hourly", 5000, absl::Hours(1)},
+                      {"burst", 20, s},
+                      {"default", 3, absl::Hours(24 * 365)}};
+  auto created = keys_->CreateKey(root_, {}, good);
+  ASSERT_TRUE(created.ok()) << created.status();
+  auto got = keys_->GetKey(root_, created->record.id);
+  ASSERT_TRUE(got.ok());
+  ASSERT_EQ(got->rate_limits.size(), 3u);
+  EXPECT_EQ(got->rate_limits[0].name, "burst");
+  EXPECT_EQ(got->rate_limits[1].name, "default");
+  EXPECT_EQ(got->rate_limits[2].name, "hourly");
+}
+
+TEST_F(KeyServiceTest, NamedLimitsAreInherited) {
+  CreateKeyParams restricted = Params("restricted", {"admin:write"});
+  restricted.rate_limits = {{"burst", 10, absl::Seconds(1)},
+                            {"daily", 1000, absl::Hours(24)}};
+  auto parent_key = keys_->CreateKey(root_, {}, restricted);
+  ASSERT_TRUE(parent_key.ok()) << parent_key.status();
+  const Principal parent = KeyPrincipal(root_, parent_key->record);
+  auto code = [&](std::vector<storage::KeyRateLimit> limits,
+                  int32_t per_minute = 0) {
+    CreateKeyParams p = Params();
+    p.rate_limits = std::move(limits);
+    p.rate_limit_per_minute = per_minute;
+    return keys_->CreateKey(parent, {}, p).status().code();
+  };
+  // No limits, or one of the parent's limits without a tighter match.
+  EXPECT_EQ(code({}), absl::StatusCode::kPermissionDenied);
+  EXPECT_EQ(code({{"burst", 10, absl::Seconds(1)}}),
+            absl::StatusCode::kPermissionDenied);
+  EXPECT_EQ(
+      code({{"burst", 11, absl::Seconds(1)}, {"daily", 1000, absl::Hours(24)}}),
+      absl::StatusCode::kPermissionDenied);
+  // A short limit does not bound a long window by its rate alone: 1 a
+  // minute allows 1440 a day, more than the parent's 1000.
+  EXPECT_EQ(code({}, 1), absl::StatusCode::kPermissionDenied);
+  // The same limits, or one limit that keeps both windows in bounds.
+  EXPECT_EQ(
+      code({{"burst", 10, absl::Seconds(1)}, {"daily", 1000, absl::Hours(24)}}),
+      absl::StatusCode::kOk);
+  EXPECT_EQ(code({{"slow", 10, absl::Hours(24)}}), absl::StatusCode::kOk);
+  // The per-minute limit counts as a limit of 60 s (within the burst).
+  EXPECT_EQ(code({{"daily", 5, absl::Hours(24)}}, 1), absl::StatusCode::kOk);
 }
 
 TEST_F(KeyServiceTest, RestrictedKeyCanOnlyMintKeysAsRestrictedAsItself) {

@@ -99,6 +99,13 @@ class FakeFeedStore : public storage::ChangeFeedStore {
     replicas_.erase(name.id);
     return absl::OkStatus();
   }
+  absl::StatusOr<int64_t> LiveReplicas() override {
+    absl::MutexLock lock(&mu_);
+    if (failing_) return absl::UnavailableError("feed down");
+    int64_t live = 0;
+    for (const auto& [id, r] : replicas_) live += r.live ? 1 : 0;
+    return live;
+  }
   absl::StatusOr<int64_t> AcknowledgedThrough(
       const storage::ReplicaName& self) override {
     absl::MutexLock lock(&mu_);

@@ -9,6 +9,7 @@
 #include "server/service/key_service.h"
 #include "tests/storage/fakes/fake_database.h"
 #include "tests/storage/fakes/fake_key_store.h"
+#include "tests/storage/fakes/fake_stores.h"
 
 namespace lumo::service {
 namespace {
@@ -315,10 +316,94 @@ TEST_F(VerifierTest, PerKeyRateLimitIsEnforced) {
     valid += r == VerifyReason::kValid;
     limited += r == VerifyReason::kRateLimited;
   }
-  // A minute boundary may fall inside the loop; at most one window reset.
-  EXPECT_GE(valid, 3);
-  EXPECT_LE(valid, 5);
-  EXPECT_EQ(valid + limited, 5);
+  // A sliding window: no reset at a minute boundary.
+  EXPECT_EQ(valid, 3);
+  EXPECT_EQ(limited, 2);
+}
+
+TEST_F(VerifierTest, RateLimitedOutcomesNameTheLimitAndWhenItAdmits) {
+  CreateKeyParams p;
+  p.name = "limited";
+  p.scopes = {"admin:read"};
+  p.rate_limit_per_minute = 1;
+  KeyWithSecret k = Create(p);
+  VerifyParams params;
+  params.tenant_slug = "acme";
+  absl::StatusOr<VerifyOutcome> first = verifier_->Verify(k.full_key, params);
+  ASSERT_TRUE(first.ok());
+  EXPECT_EQ(first->reason, VerifyReason::kValid);
+  EXPECT_EQ(first->rate_limit_name, "default");
+  EXPECT_EQ(first->rate_limit, 1);
+  EXPECT_EQ(first->rate_remaining, 0);
+  const absl::Time before = absl::Now();
+  absl::StatusOr<VerifyOutcome> second = verifier_->Verify(k.full_key, params);
+  ASSERT_TRUE(second.ok());
+  EXPECT_EQ(second->reason, VerifyReason::kRateLimited);
+  EXPECT_EQ(second->rate_limit_name, "default");
+  EXPECT_EQ(second->rate_remaining, 0);
+  // The one admitted request leaves the window 60-61 s after it.
+  EXPECT_GT(second->rate_reset, before + absl::Seconds(59));
+  EXPECT_LE(second->rate_reset, before + absl::Seconds(62));
+}
+
+TEST_F(VerifierTest, EveryNamedLimitMustAdmitAndTheTightestIsReported) {
+  CreateKeyParams p;
+  p.name = "limited";
+  p.scopes = {"admin:read"};
+  p.rate_limits = {{"burst", 2, absl::Seconds(10)},
+                   {"hourly", 100, absl::Hours(1)}};
+  KeyWithSecret k = Create(p);
+  VerifyParams params;
+  params.tenant_slug = "acme";
+  absl::StatusOr<VerifyOutcome> first = verifier_->Verify(k.full_key, params);
+  ASSERT_TRUE(first.ok());
+  EXPECT_EQ(first->reason, VerifyReason::kValid);
+  EXPECT_EQ(first->rate_limit_name, "burst");
+  EXPECT_EQ(first->rate_remaining, 1);
+  EXPECT_EQ(first->rate_limits.size(), 2u);
+  ASSERT_EQ(Reason(k.full_key), VerifyReason::kValid);
+  absl::StatusOr<VerifyOutcome> third = verifier_->Verify(k.full_key, params);
+  ASSERT_TRUE(third.ok());
+  EXPECT_EQ(third->reason, VerifyReason::kRateLimited);
+  EXPECT_EQ(third->rate_limit_name, "burst");
+  EXPECT_EQ(third->rate_limit, 2);
+}
+
+// Two verifiers (two replicas) over one database, counting through the
+// shared counters: a key limited to 5 a minute gets 5 in all, not 5 each.
+TEST(SharedRateLimitTest, TwoReplicasShareOneLimit) {
+  testing::FakeStores stores;
+  std::shared_ptr<const core::PepperSet> peppers =
+      *core::PepperSet::Parse(kPepper);
+  ClusterWindowsOptions shared;
+  shared.replicas = [] { return 2; };
+  ClusterWindows windows_a(&stores.counters, shared);
+  ClusterWindows windows_b(&stores.counters, shared);
+  VerifierOptions a_options;
+  a_options.rate_limits = &windows_a;
+  VerifierOptions b_options;
+  b_options.rate_limits = &windows_b;
+  Verifier a(&stores.keys, peppers, a_options);
+  Verifier b(&stores.keys, peppers, b_options);
+  KeyService keys(&stores.keys, peppers, &a);
+  CreateKeyParams first;
+  first.name = "root";
+  first.scopes = {"admin:write"};
+  first.rate_limit_per_minute = 5;
+  auto tenant = keys.CreateTenant({}, "acme", "Acme", first);
+  ASSERT_TRUE(tenant.ok()) << tenant.status();
+  VerifyParams params;
+  params.tenant_slug = "acme";
+  int valid = 0;
+  for (int i = 0; i < 20; ++i) {
+    Verifier& v = i % 2 == 0 ? a : b;
+    absl::StatusOr<VerifyOutcome> outcome =
+        v.Verify(tenant->initial_key->full_key, params);
+    ASSERT_TRUE(outcome.ok()) << outcome.status();
+    valid += outcome->reason == VerifyReason::kValid;
+  }
+  // floor(0.05 * 5 / 2) = 0: no overdraft, exactly the limit.
+  EXPECT_EQ(valid, 5);
 }
 
 TEST_F(VerifierTest, StoreDownFailsClosedForUncachedKeys) {

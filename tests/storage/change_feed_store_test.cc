@@ -116,9 +116,31 @@ class ChangeFeedStoreTest : public ::testing::Test {
     return ids;
   }
 
+  // A running ReplicaSync ("tailer") over this database, whose gap timeout
+  // (30 s) gives no hole up during a test.
+  absl::StatusOr<std::unique_ptr<service::ReplicaSync>> StartTailer() {
+    auto keys = MysqlKeyStore::Open(db_->options());
+    if (!keys.ok()) return keys.status();
+    keys_ = *std::move(keys);
+    auto peppers = core::PepperSet::Parse(
+        "1:000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f"
+        "\n");
+    if (!peppers.ok()) return peppers.status();
+    verifier_ = std::make_unique<service::Verifier>(keys_.get(), *peppers,
+                                                    service::VerifierOptions());
+    service::ReplicaSyncOptions options;
+    options.replica_id = "tailer";
+    options.poll_interval = absl::Milliseconds(10);
+    options.gap_timeout = absl::Seconds(30);
+    return service::ReplicaSync::Start(feed_.get(), verifier_.get(), options);
+  }
+
   std::unique_ptr<TestDatabase> db_;
   std::unique_ptr<MysqlChangeFeedStore> feed_;
   std::unique_ptr<MysqlConnection> held_;
+  // The tailer's stores (it is the test's own, destroyed first).
+  std::unique_ptr<MysqlKeyStore> keys_;
+  std::unique_ptr<service::Verifier> verifier_;
 };
 
 TEST_F(ChangeFeedStoreTest, OutOfOrderCommitIsDeliveredToTheCursor) {
@@ -140,17 +162,7 @@ TEST_F(ChangeFeedStoreTest, OutOfOrderCommitIsDeliveredToTheCursor) {
 }
 
 TEST_F(ChangeFeedStoreTest, OutOfOrderCommitHoldsARunningReplicasAck) {
-  auto keys = MysqlKeyStore::Open(db_->options());
-  ASSERT_TRUE(keys.ok()) << keys.status();
-  auto peppers = core::PepperSet::Parse(
-      "1:000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f\n");
-  ASSERT_TRUE(peppers.ok());
-  service::Verifier verifier(keys->get(), *peppers, {});
-  service::ReplicaSyncOptions options;
-  options.replica_id = "tailer";
-  options.poll_interval = absl::Milliseconds(10);
-  options.gap_timeout = absl::Seconds(30);  // never abandons in this test
-  auto sync = service::ReplicaSync::Start(feed_.get(), &verifier, options);
+  auto sync = StartTailer();
   ASSERT_TRUE(sync.ok()) << sync.status();
 
   const int64_t early = HoldOpenChange("eeeeeeeeeeee");
@@ -201,17 +213,7 @@ TEST_F(ChangeFeedStoreTest, AnOpenRowHoldsBackOnlyItsOwnWritersStream) {
   ASSERT_TRUE(feed_->Register(w, absl::Hours(1)).ok());
   w.name = {"w2", "writer2incarnatn"};
   ASSERT_TRUE(feed_->Register(w, absl::Hours(1)).ok());
-  auto keys = MysqlKeyStore::Open(db_->options());
-  ASSERT_TRUE(keys.ok()) << keys.status();
-  auto peppers = core::PepperSet::Parse(
-      "1:000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f\n");
-  ASSERT_TRUE(peppers.ok());
-  service::Verifier verifier(keys->get(), *peppers, {});
-  service::ReplicaSyncOptions options;
-  options.replica_id = "tailer";
-  options.poll_interval = absl::Milliseconds(10);
-  options.gap_timeout = absl::Seconds(30);  // never gives a hole up here
-  auto sync = service::ReplicaSync::Start(feed_.get(), &verifier, options);
+  auto sync = StartTailer();
   ASSERT_TRUE(sync.ok()) << sync.status();
 
   HoldOpenStreamChange("writer1incarnatn", 1, "eeeeeeeeeeee");

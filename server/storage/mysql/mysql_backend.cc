@@ -23,6 +23,7 @@ MysqlBackend::MysqlBackend(std::unique_ptr<MysqlKeyStore> keys)
       audit_(pool_),
       portal_(pool_),
       pepper_usage_(pool_),
+      counters_(pool_),
       bench_(pool_) {}
 
 absl::StatusOr<std::unique_ptr<ChangeFeedStore>> MysqlBackend::OpenChangeFeed(

@@ -17,6 +17,7 @@
 #include "server/storage/mysql/mysql_audit_store.h"
 #include "server/storage/mysql/mysql_bench_store.h"
 #include "server/storage/mysql/mysql_client_store.h"
+#include "server/storage/mysql/mysql_counter_store.h"
 #include "server/storage/mysql/mysql_key_store.h"
 #include "server/storage/mysql/mysql_options.h"
 #include "server/storage/mysql/mysql_pepper_usage_store.h"
@@ -39,6 +40,7 @@ class MysqlBackend : public Backend {
   AuditStore& audit() override { return audit_; }
   PortalStore& portal() override { return portal_; }
   PepperUsageStore& pepper_usage() override { return pepper_usage_; }
+  CounterStore& counters() override { return counters_; }
   BenchStore& bench() override { return bench_; }
   absl::StatusOr<std::unique_ptr<ChangeFeedStore>> OpenChangeFeed(
       int connections) override;
@@ -67,6 +69,7 @@ class MysqlBackend : public Backend {
   MysqlAuditStore audit_;
   MysqlPortalStore portal_;
   MysqlPepperUsageStore pepper_usage_;
+  MysqlCounterStore counters_;
   MysqlBenchStore bench_;
 };
 

@@ -499,4 +499,10 @@ absl::StatusOr<int64_t> MysqlChangeFeedStore::StreamAcknowledgedThrough(
   return through;
 }
 
+absl::StatusOr<int64_t> MysqlChangeFeedStore::LiveReplicas() {
+  return QueryInt64(*pool_, "count live replicas",
+                    "SELECT COUNT(*) FROM replicas r WHERE r.heartbeat_at +"
+                    " INTERVAL r.lease_us MICROSECOND > UTC_TIMESTAMP(6)");
+}
+
 }  // namespace lumo::storage

@@ -37,6 +37,7 @@ class MysqlChangeFeedStore : public ChangeFeedStore {
   absl::Status Heartbeat(const ReplicaName& replica, int64_t applied_seq,
                          const FeedPosition& anchor) override;
   absl::Status Deregister(const ReplicaName& replica) override;
+  absl::StatusOr<int64_t> LiveReplicas() override;
   absl::StatusOr<int64_t> AcknowledgedThrough(const ReplicaName& self) override;
   absl::StatusOr<StreamRead> ReadStreams(const ReplicaName& reader,
                                          int limit) override;

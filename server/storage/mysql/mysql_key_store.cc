@@ -15,10 +15,12 @@
 #include "absl/functional/function_ref.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "server/fault/fault_points.h"
+#include "server/storage/counter_rules.h"
 #include "server/storage/mysql/datetime.h"
 #include "server/storage/mysql/key_policy_columns.h"
 #include "server/storage/mysql/mysql_audit_chain.h"
@@ -44,6 +46,10 @@ struct KeyColumns {
         scopes(s.Add("k.scopes")),
         allowed_cidrs(s.Add("k.allowed_cidrs")),
         rate_limit_per_minute(s.Add("k.rate_limit_per_minute")),
+        rate_limits(s.Add(
+            "(SELECT GROUP_CONCAT(CONCAT(l.name, ':', l.limit_count, ':',"
+            " l.duration_ms) ORDER BY l.name SEPARATOR ',') FROM key_limits l"
+            " WHERE l.key_id = k.id)")),
         revoked(s.Add("k.revoked")),
         disabled(s.Add("k.disabled")),
         version(s.Add("k.version")),
@@ -56,9 +62,9 @@ struct KeyColumns {
         revoked_at(s.Add("k.revoked_at")),
         disabled_at(s.Add("k.disabled_at")) {}
   int id, tenant_id, name, external_id, metadata, scopes, allowed_cidrs,
-      rate_limit_per_minute, revoked, disabled, version, created_by_type,
-      created_by_id, created_at, last_used_at, expires_at, rotated_at,
-      revoked_at, disabled_at;
+      rate_limit_per_minute, rate_limits, revoked, disabled, version,
+      created_by_type, created_by_id, created_at, last_used_at, expires_at,
+      rotated_at, revoked_at, disabled_at;
 };
 
 // Latest end of a grace period still running.
@@ -154,6 +160,10 @@ constexpr char kInsertChangeSql[] =
     "INSERT INTO key_changes (writer, wseq, tenant_id, key_id, change_type,"
     " key_version, created_at) VALUES (?, ?, ?, ?, ?, ?, UTC_TIMESTAMP(6))";
 
+constexpr char kInsertKeyLimitSql[] =
+    "INSERT INTO key_limits (key_id, tenant_id, name, limit_count,"
+    " duration_ms) VALUES (?, ?, ?, ?, ?)";
+
 constexpr char kInsertKeySql[] =
     "INSERT INTO api_keys (id, tenant_id, name, digest, pepper_version,"
     " scopes, allowed_cidrs, rate_limit_per_minute, revoked, version,"
@@ -209,6 +219,20 @@ absl::Status ReadKeyColumns(const sql::ResultSet& rs, const KeyColumns& c,
   key->scopes = SplitList(rs.getString(c.scopes), ' ');
   key->allowed_cidrs = SplitList(rs.getString(c.allowed_cidrs), ',');
   key->rate_limit_per_minute = rs.getInt(c.rate_limit_per_minute);
+  key->rate_limits.clear();
+  if (!rs.isNull(c.rate_limits)) {
+    for (const std::string& item :
+         SplitList(rs.getString(c.rate_limits), ',')) {
+      const std::vector<std::string> parts = absl::StrSplit(item, ':');
+      int64_t limit = 0;
+      int64_t ms = 0;
+      if (parts.size() != 3 || !absl::SimpleAtoi(parts[1], &limit) ||
+          !absl::SimpleAtoi(parts[2], &ms)) {
+        return absl::InternalError("a stored rate limit does not parse");
+      }
+      key->rate_limits.push_back({parts[0], limit, absl::Milliseconds(ms)});
+    }
+  }
   key->revoked = rs.getInt(c.revoked) != 0;
   key->disabled = rs.getInt(c.disabled) != 0;
   key->version = rs.getInt64(c.version);
@@ -329,6 +353,7 @@ absl::Status InsertKeyRow(Session& session, int64_t tenant_id,
   if (!IsWellFormedKeyId(key.id)) {
     return absl::InvalidArgumentError("key id must be 1-12 base62 characters");
   }
+  if (absl::Status s = CheckKeyRateLimits(key.rate_limits); !s.ok()) return s;
   absl::StatusOr<std::string> scopes = JoinList(key.scopes, ' ', "scopes");
   if (!scopes.ok()) return scopes.status();
   absl::StatusOr<std::string> cidrs =
@@ -351,6 +376,16 @@ absl::Status InsertKeyRow(Session& session, int64_t tenant_id,
   stmt.setString(12, key.external_id);
   stmt.setString(13, core::EncodeStringMapJson(key.metadata));
   session.Update(stmt);
+  for (const KeyRateLimit& l : key.rate_limits) {
+    session.Step("insert key limit");
+    sql::PreparedStatement& limit = session.Prepare(kInsertKeyLimitSql);
+    limit.setString(1, key.id);
+    limit.setInt64(2, tenant_id);
+    limit.setString(3, l.name);
+    limit.setInt64(4, l.limit);
+    limit.setInt64(5, absl::ToInt64Milliseconds(l.duration));
+    session.Update(limit);
+  }
   return absl::OkStatus();
 }
 

@@ -10,7 +10,7 @@ and python3-protobuf; run with /usr/bin/python3.
     gateway    LumoGateway (gateway + HTTP client)
     stubs      stubs(): generated gRPC stubs, once per run; key_md()
     keys       the key format: KEY_RE, checksum(), forge()
-    testcase   LumoServerTestCase, LogOnFailure
+    testcase   LumoServerTestCase, ReplicaSetTestCase, LogOnFailure
 
 Environment:
   LUMO_TEST_MYSQL_DSN  admin DSN without a database, e.g.
@@ -47,15 +47,16 @@ from harness.mariadb import MysqlDsn, PrivateMariaDb
 from harness.server import FAST_PORTAL_HASHING, LumoReplica, LumoServer
 from harness.stubs import (HEALTH_NOT_SERVING, HEALTH_SERVING, Stubs,
                            health_status, key_md, stubs)
-from harness.testcase import LogOnFailure, LumoServerTestCase
+from harness.testcase import (LogOnFailure, LumoServerTestCase,
+                              ReplicaSetTestCase)
 
 __all__ = [
     "FAST_PORTAL_HASHING", "HEALTH_NOT_SERVING", "HEALTH_SERVING", "KEY_RE",
     "TIME_SCALE", "GaleraCluster", "HarnessError", "LogOnFailure",
     "LumoGateway",
     "LumoReplica", "LumoServer", "LumoServerTestCase", "MysqlDsn",
-    "PrivateMariaDb", "Stubs", "binary_dir", "built_program", "checksum",
-    "figure", "forge", "free_loopback_port", "health_status", "key_id",
+    "PrivateMariaDb", "ReplicaSetTestCase", "Stubs", "binary_dir",
+    "built_program", "checksum", "figure", "forge", "free_loopback_port", "health_status", "key_id",
     "key_md", "metrics_port_from_log", "read_log", "require_env",
     "run_as_prefix", "source_dir", "stop_process", "stubs", "wait_for",
     "write_secret",

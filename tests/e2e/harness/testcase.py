@@ -72,3 +72,54 @@ class LumoServerTestCase(LogOnFailure, unittest.TestCase):
         if cls.gw is not None:
             log += "\n===== gateway =====\n" + cls.gw.output()
         return log
+
+
+class ReplicaSetTestCase(LogOnFailure, unittest.TestCase):
+    """Three lumokeys-server processes on one database, per test class: the
+    first (`server`) and the replicas "b" and "c". `addresses`,
+    `channels` and the per-replica `keys` / `auth` stubs are indexed 0-2 in
+    that order, as are the processes in `processes`; `ops` talks to the
+    first. Every process serves with the flags of the class attribute
+    `server_args`. A failing test prints every process's log (and those of
+    `self.extra`, replicas a test added)."""
+
+    server_args = ()
+
+    @classmethod
+    def setUpClass(cls):
+        # Imported here: the other test cases need no gRPC channel.
+        import grpc
+        from harness.server import LumoReplica
+        from harness.stubs import stubs
+        cls.stubs = stubs()
+        cls.server = None
+        cls.replicas = []
+        try:
+            cls.server = LumoServer(extra_args=cls.server_args)
+            cls.server.start()
+            for name in ("b", "c"):
+                cls.replicas.append(LumoReplica(cls.server, name).start())
+        except BaseException:
+            cls.tearDownClass()
+            raise
+        cls.processes = [cls.server] + cls.replicas
+        cls.addresses = [p.address for p in cls.processes]
+        cls.channels = [grpc.insecure_channel(a) for a in cls.addresses]
+        cls.keys = [cls.stubs.keys_grpc.KeyServiceStub(c) for c in cls.channels]
+        cls.auth = [cls.stubs.auth_grpc.AuthServiceStub(c) for c in cls.channels]
+        cls.ops = cls.stubs.ops_grpc.OperatorServiceStub(cls.channels[0])
+
+    @classmethod
+    def tearDownClass(cls):
+        for channel in getattr(cls, "channels", []):
+            channel.close()
+        for replica in cls.replicas:
+            replica.stop()
+        if cls.server is not None:
+            cls.server.stop()
+
+    def failure_log(self):
+        log = self.server.server_log()
+        for r in self.replicas + getattr(self, "extra", []):
+            log += f"\n===== replica {r.name} log =====\n" + r.log()
+        return log

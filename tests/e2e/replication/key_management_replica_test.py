@@ -29,46 +29,15 @@ SWEEP_ACTIONS = ("api_key.rotation_due", "api_key.expiring",
                  "api_key.inactive")
 
 
-class KeyManagementReplicaTest(harness.LogOnFailure, unittest.TestCase):
+class KeyManagementReplicaTest(harness.ReplicaSetTestCase):
+    server_args = (
+        "--key_state_sweep_interval=%dms" % (SWEEP_INTERVAL_S * 1000),)
+
     @classmethod
     def setUpClass(cls):
-        cls.stubs = harness.stubs()
-        cls.server = None
-        cls.replicas = []
-        try:
-            cls.server = harness.LumoServer(extra_args=[
-                "--key_state_sweep_interval=%dms" % (SWEEP_INTERVAL_S * 1000)])
-            cls.server.start()
-            for name in ("b", "c"):
-                cls.replicas.append(
-                    harness.LumoReplica(cls.server, name).start())
-        except BaseException:
-            cls.tearDownClass()
-            raise
-        cls.processes = [cls.server] + cls.replicas
-        cls.addresses = [p.address for p in cls.processes]
-        cls.channels = [grpc.insecure_channel(a) for a in cls.addresses]
-        cls.keys = [cls.stubs.keys_grpc.KeyServiceStub(c) for c in cls.channels]
-        cls.auth = [cls.stubs.auth_grpc.AuthServiceStub(c)
-                    for c in cls.channels]
+        super().setUpClass()
         cls.settings = [cls.stubs.settings_grpc.SettingsServiceStub(c)
                         for c in cls.channels]
-        cls.ops = cls.stubs.ops_grpc.OperatorServiceStub(cls.channels[0])
-
-    @classmethod
-    def tearDownClass(cls):
-        for channel in getattr(cls, "channels", []):
-            channel.close()
-        for replica in cls.replicas:
-            replica.stop()
-        if cls.server is not None:
-            cls.server.stop()
-
-    def failure_log(self):
-        log = self.server.server_log()
-        for r in self.replicas:
-            log += f"\n===== replica {r.name} log =====\n" + r.log()
-        return log
 
     # ----- helpers -----------------------------------------------------
 

@@ -36,41 +36,7 @@ def percentile(values, p):
     return ordered[rank - 1]
 
 
-class ReplicaTest(harness.LogOnFailure, unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.stubs = harness.stubs()
-        cls.server = None
-        cls.replicas = []
-        try:
-            cls.server = harness.LumoServer()
-            cls.server.start()
-            for name in ("b", "c"):
-                cls.replicas.append(harness.LumoReplica(cls.server, name).start())
-        except BaseException:
-            cls.tearDownClass()
-            raise
-        cls.addresses = [cls.server.address] + [r.address for r in cls.replicas]
-        cls.channels = [grpc.insecure_channel(a) for a in cls.addresses]
-        cls.keys = [cls.stubs.keys_grpc.KeyServiceStub(c) for c in cls.channels]
-        cls.auth = [cls.stubs.auth_grpc.AuthServiceStub(c) for c in cls.channels]
-        cls.ops = cls.stubs.ops_grpc.OperatorServiceStub(cls.channels[0])
-
-    @classmethod
-    def tearDownClass(cls):
-        for channel in getattr(cls, "channels", []):
-            channel.close()
-        for replica in cls.replicas:
-            replica.stop()
-        if cls.server is not None:
-            cls.server.stop()
-
-    def failure_log(self):
-        log = self.server.server_log()
-        for r in self.replicas + getattr(self, "extra", []):
-            log += f"\n===== replica {r.name} log =====\n" + r.log()
-        return log
-
+class ReplicaTest(harness.ReplicaSetTestCase):
     # ----- helpers -----------------------------------------------------
 
     def create_tenant(self):

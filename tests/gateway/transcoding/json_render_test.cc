@@ -111,7 +111,8 @@ TEST(JsonRenderTest, ApiKeyWithNullsForUnsetMessages) {
             "\"rotatedAt\":null,\"revokedAt\":null,"
             "\"allowedCidrs\":[\"10.0.0.0/8\"],\"rateLimitPerMinute\":0,"
             "\"version\":2,\"key\":\"\",\"previousSecretValidUntil\":null,"
-            "\"externalId\":\"\",\"metadata\":{},\"disabledAt\":null,\"state\":null}");
+            "\"externalId\":\"\",\"metadata\":{},\"disabledAt\":null,\"state\":"
+            "null,\"rateLimits\":[]}");
 }
 
 TEST(JsonRenderTest, OmitOptions) {
@@ -128,7 +129,7 @@ TEST(JsonRenderTest, OmitOptions) {
             "\"createdAt\":null,\"createdBy\":null,\"lastUsedAt\":null,"
             "\"expiresAt\":null,\"revokedAt\":null,\"allowedCidrs\":[],"
             "\"rateLimitPerMinute\":0,\"externalId\":\"\",\"metadata\":{},"
-            "\"disabledAt\":null,\"state\":null}");
+            "\"disabledAt\":null,\"state\":null,\"rateLimits\":[]}");
   key.set_key("lmk_k1_secret");
   key.add_scopes("admin:read");
   key.mutable_rotated_at();
@@ -140,7 +141,8 @@ TEST(JsonRenderTest, OmitOptions) {
             "\"expiresAt\":null,\"rotatedAt\":\"1970-01-01T00:00:00Z\","
             "\"revokedAt\":null,\"allowedCidrs\":[],"
             "\"rateLimitPerMinute\":0,\"key\":\"lmk_k1_secret\","
-            "\"externalId\":\"\",\"metadata\":{},\"disabledAt\":null,\"state\":null}");
+            "\"externalId\":\"\",\"metadata\":{},\"disabledAt\":null,\"state\":"
+            "null,\"rateLimits\":[]}");
 }
 
 TEST(JsonRenderTest, DefaultsOfEveryKind) {
@@ -391,7 +393,8 @@ constexpr char kBareKey[] =
     "\"expiresAt\":null,\"rotatedAt\":null,\"revokedAt\":null,"
     "\"allowedCidrs\":[],\"rateLimitPerMinute\":0,\"version\":0,\"key\":"
     "\"\",\"previousSecretValidUntil\":null,"
-    "\"externalId\":\"\",\"metadata\":{},\"disabledAt\":null,\"state\":null}";
+    "\"externalId\":\"\",\"metadata\":{},\"disabledAt\":null,\"state\":null,"
+    "\"rateLimits\":[]}";
 
 // Without render options an unset `optional` field is null; the gateway
 // omits meta.nextCursor when unset (its render options, checked end to end).
@@ -462,7 +465,8 @@ TEST_F(EnvelopeTest, OptionsApplyInsideEnvelopes) {
       "\"lastUsedAt\":null,\"expiresAt\":null,\"rotatedAt\":null,"
       "\"revokedAt\":null,\"allowedCidrs\":[],\"rateLimitPerMinute\":0";
   const std::string added =
-      ",\"externalId\":\"\",\"metadata\":{},\"disabledAt\":null,\"state\":null";
+      ",\"externalId\":\"\",\"metadata\":{},\"disabledAt\":null,\"state\":null,"
+      "\"rateLimits\":[]";
   lumo::keys::v1::ListApiKeysResponse list;
   *list.add_data() = key;
   EXPECT_EQ(RenderEnvelope(RouteFor("GET", "/t/acme/api/v1/admin/api-keys"),

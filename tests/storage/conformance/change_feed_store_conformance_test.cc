@@ -194,15 +194,24 @@ TYPED_TEST(ChangeFeedStoreConformanceTest, AReplicaPastItsLeaseIsNotLive) {
   const storage::ReplicaRegistration self = this->Replica("self", 0);
   storage::ReplicaRegistration peer = this->Replica("peer", 0);
   peer.lease = absl::Milliseconds(200);
+  absl::StatusOr<int64_t> live = f.feed().LiveReplicas();
+  ASSERT_TRUE(live.ok()) << live.status();
+  EXPECT_EQ(*live, 0);
   ASSERT_TRUE(f.feed().Register(self, absl::Hours(1)).ok());
   ASSERT_TRUE(f.feed().Register(peer, absl::Hours(1)).ok());
   absl::StatusOr<int64_t> acked = f.feed().AcknowledgedThrough(self.name);
   ASSERT_TRUE(acked.ok()) << acked.status();
   EXPECT_EQ(*acked, 0);
+  live = f.feed().LiveReplicas();
+  ASSERT_TRUE(live.ok()) << live.status();
+  EXPECT_EQ(*live, 2);
   f.LetTimePass(absl::Milliseconds(300));
   acked = f.feed().AcknowledgedThrough(self.name);
   ASSERT_TRUE(acked.ok()) << acked.status();
   EXPECT_EQ(*acked, std::numeric_limits<int64_t>::max());
+  live = f.feed().LiveReplicas();
+  ASSERT_TRUE(live.ok()) << live.status();
+  EXPECT_EQ(*live, 1);  // the peer's lease ran out
   // Registering again prunes the peer whose lease ran out long enough ago.
   ASSERT_TRUE(f.feed().Register(self, absl::ZeroDuration()).ok());
   EXPECT_EQ(f.feed().Heartbeat(peer.name, 0, storage::FeedPosition()).code(),

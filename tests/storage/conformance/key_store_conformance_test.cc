@@ -57,6 +57,8 @@ TYPED_TEST(KeyStoreConformanceTest, InsertedKeyReadsBackAsWritten) {
   key.scopes = {"keys:read", "keys:write"};
   key.allowed_cidrs = {"10.0.0.0/8"};
   key.rate_limit_per_minute = 120;
+  key.rate_limits = {{"hourly", 5000, absl::Hours(1)},
+                     {"burst", 20, absl::Seconds(1)}};
   key.external_id = "svc-billing";
   key.metadata = {{"team", "payments"}, {"quote\"d", "<b>x</b>\t\\"}};
   absl::StatusOr<absl::Time> now = f.keys().Now();
@@ -73,6 +75,10 @@ TYPED_TEST(KeyStoreConformanceTest, InsertedKeyReadsBackAsWritten) {
   EXPECT_THAT(got->scopes, ElementsAre("keys:read", "keys:write"));
   EXPECT_THAT(got->allowed_cidrs, ElementsAre("10.0.0.0/8"));
   EXPECT_EQ(got->rate_limit_per_minute, 120);
+  // Named limits come back ordered by name.
+  const std::vector<storage::KeyRateLimit> limits = {
+      {"burst", 20, absl::Seconds(1)}, {"hourly", 5000, absl::Hours(1)}};
+  EXPECT_EQ(got->rate_limits, limits);
   EXPECT_EQ(got->external_id, "svc-billing");
   EXPECT_EQ(got->metadata, key.metadata);
   EXPECT_FALSE(got->revoked);
@@ -95,6 +101,28 @@ TYPED_TEST(KeyStoreConformanceTest, InsertedKeyReadsBackAsWritten) {
   EXPECT_TRUE(verify->retired.empty());
   EXPECT_EQ(verify->key.external_id, "svc-billing");
   EXPECT_EQ(verify->key.metadata, key.metadata);
+  EXPECT_EQ(verify->key.rate_limits, limits);
+}
+
+TYPED_TEST(KeyStoreConformanceTest, BadNamedLimitsAreRefusedAndWriteNothing) {
+  StoreFixture& f = this->f();
+  const storage::Tenant tenant = NewTenant(f);
+  const std::vector<std::vector<storage::KeyRateLimit>> bad = {
+      {{"", 1, absl::Seconds(1)}},
+      {{"a:b", 1, absl::Seconds(1)}},
+      {{"a,b", 1, absl::Seconds(1)}},
+      {{"zero", 0, absl::Seconds(1)}},
+      {{"short", 1, absl::Microseconds(10)}},
+      {{"same", 1, absl::Seconds(1)}, {"same", 2, absl::Seconds(2)}},
+  };
+  for (const std::vector<storage::KeyRateLimit>& limits : bad) {
+    storage::NewKey key = NewKey(tenant.id);
+    key.rate_limits = limits;
+    EXPECT_TRUE(absl::IsInvalidArgument(
+        f.keys().InsertKey(key, Event("api_key.created"))))
+        << limits[0].name;
+    EXPECT_TRUE(absl::IsNotFound(f.keys().GetKey(tenant.id, key.id).status()));
+  }
 }
 
 TYPED_TEST(KeyStoreConformanceTest, KeysAreScopedByTenant) {

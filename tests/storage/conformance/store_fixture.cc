@@ -25,6 +25,7 @@ class FakeFixture : public StoreFixture {
   storage::PepperUsageStore& pepper_usage() override {
     return stores_.pepper_usage;
   }
+  storage::CounterStore& counters() override { return stores_.counters; }
   void LetTimePass(absl::Duration d) override { stores_.db->AdvanceClock(d); }
   void AgeKey(absl::string_view id, absl::Duration d) override {
     absl::MutexLock lock(&stores_.db->mu);
@@ -75,6 +76,7 @@ class MysqlFixture : public StoreFixture {
   storage::PepperUsageStore& pepper_usage() override {
     return stores().pepper_usage();
   }
+  storage::CounterStore& counters() override { return stores().counters(); }
   void LetTimePass(absl::Duration d) override {
     absl::StatusOr<absl::Time> start = keys().Now();
     ASSERT_TRUE(start.ok()) << start.status();

@@ -25,6 +25,7 @@
 #include "server/storage/audit_store.h"
 #include "server/storage/change_feed_store.h"
 #include "server/storage/client_store.h"
+#include "server/storage/counter_store.h"
 #include "server/storage/key_store.h"
 #include "server/storage/pepper_usage_store.h"
 #include "server/storage/portal_store.h"
@@ -43,6 +44,7 @@ class StoreFixture {
   virtual storage::ChangeFeedStore& feed() = 0;
   virtual storage::PortalStore& portal() = 0;
   virtual storage::PepperUsageStore& pepper_usage() = 0;
+  virtual storage::CounterStore& counters() = 0;
 
   // Returns once the backend's clock (KeyStore::Now) is at least `d` past
   // where it was.

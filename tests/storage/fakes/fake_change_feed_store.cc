@@ -261,6 +261,17 @@ absl::StatusOr<int64_t> FakeChangeFeedStore::StreamAcknowledgedThrough(
   });
 }
 
+absl::StatusOr<int64_t> FakeChangeFeedStore::LiveReplicas() {
+  if (absl::Status s = db_->Begin(); !s.ok()) return s;
+  absl::MutexLock lock(&db_->mu);
+  const absl::Time now = db_->Now();
+  int64_t live = 0;
+  for (const auto& [name, row] : db_->replicas) {
+    if (row.heartbeat_at + row.registration.lease > now) ++live;
+  }
+  return live;
+}
+
 void FakeChangeFeedStore::CommitChange(int64_t seq, const std::string& key_id) {
   absl::MutexLock lock(&db_->mu);
   FeedRow row;

@@ -44,6 +44,7 @@ class FakeChangeFeedStore : public storage::ChangeFeedStore {
   absl::Status AppendVoid(const storage::StreamPosition& slot) override;
   absl::StatusOr<int64_t> StreamAcknowledgedThrough(
       const storage::ReplicaName& self, absl::string_view writer) override;
+  absl::StatusOr<int64_t> LiveReplicas() override;
 
   // Test hooks.
 

@@ -29,6 +29,7 @@
 #include "server/storage/audit_store.h"
 #include "server/storage/change_feed_store.h"
 #include "server/storage/client_store.h"
+#include "server/storage/counter_rules.h"
 #include "server/storage/key_store.h"
 #include "server/storage/portal_store.h"
 #include "server/storage/user_store.h"
@@ -126,6 +127,12 @@ class FakeDatabase {
   // feed_positions: (reader id, reader incarnation, writer) -> applied wseq.
   std::map<std::tuple<std::string, std::string, std::string>, int64_t>
       feed_positions ABSL_GUARDED_BY(mu);
+  // The shared counters: per counter key, granted tokens by slot; token
+  // buckets; quotas by key id.
+  std::map<std::string, std::map<int64_t, int64_t>> limit_windows
+      ABSL_GUARDED_BY(mu);
+  std::map<std::string, storage::BucketRow> limit_buckets ABSL_GUARDED_BY(mu);
+  std::map<std::string, storage::QuotaRow> key_quotas ABSL_GUARDED_BY(mu);
   // The state sweep's lease.
   std::string sweep_holder ABSL_GUARDED_BY(mu);
   absl::Time sweep_lease_until ABSL_GUARDED_BY(mu) = absl::InfinitePast();

@@ -6,6 +6,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "server/storage/counter_rules.h"
 #include "server/storage/key_states.h"
 
 namespace lumo::testing {
@@ -59,6 +60,9 @@ absl::Status CheckNewKey(const storage::NewKey& key) {
   if (!IsWellFormedKeyId(key.id)) {
     return absl::InvalidArgumentError("key id must be 1-12 base62 characters");
   }
+  if (absl::Status s = storage::CheckKeyRateLimits(key.rate_limits); !s.ok()) {
+    return s;
+  }
   if (absl::Status s = CheckList(key.scopes, ' ', "scopes"); !s.ok()) return s;
   return CheckList(key.allowed_cidrs, ',', "allowed_cidrs");
 }
@@ -73,6 +77,11 @@ KeyRow NewRow(const storage::NewKey& k, int64_t tenant_id, absl::Time now) {
   row.record.scopes = k.scopes;
   row.record.allowed_cidrs = k.allowed_cidrs;
   row.record.rate_limit_per_minute = k.rate_limit_per_minute;
+  row.record.rate_limits = k.rate_limits;
+  std::sort(row.record.rate_limits.begin(), row.record.rate_limits.end(),
+            [](const storage::KeyRateLimit& a, const storage::KeyRateLimit& b) {
+              return a.name < b.name;
+            });
   row.record.expires_at = k.expires_at;
   row.record.created_at = now;
   row.record.created_by_type = k.created_by_type;

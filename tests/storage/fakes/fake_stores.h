@@ -9,6 +9,7 @@
 #include "tests/storage/fakes/fake_audit_store.h"
 #include "tests/storage/fakes/fake_change_feed_store.h"
 #include "tests/storage/fakes/fake_client_store.h"
+#include "tests/storage/fakes/fake_counter_store.h"
 #include "tests/storage/fakes/fake_database.h"
 #include "tests/storage/fakes/fake_key_store.h"
 #include "tests/storage/fakes/fake_pepper_usage_store.h"
@@ -27,7 +28,8 @@ struct FakeStores {
         audit(db),
         feed(db),
         portal(db),
-        pepper_usage(db) {}
+        pepper_usage(db),
+        counters(db) {}
 
   const std::shared_ptr<FakeDatabase> db;
   FakeKeyStore keys;
@@ -37,6 +39,7 @@ struct FakeStores {
   FakeChangeFeedStore feed;
   FakePortalStore portal;
   FakePepperUsageStore pepper_usage;
+  FakeCounterStore counters;
 };
 
 }  // namespace lumo::testing

@@ -1,0 +1,114 @@
+// Credits (usage quotas) counted across replicas (docs/limits.md "Usage
+// quotas"). A key's credits live in the shared CounterStore; each replica
+// leases a batch and spends it in memory. Unlike rate limits there is no
+// overdraft and no local allowance: every credit spent was granted by the
+// database, so the cluster never spends more than the balance, and a
+// replica that cannot reach the database spends only what it holds (fail
+// closed). A request whose cost exceeds what can be had spends nothing.
+//
+// Leases belong to an epoch (storage/counter_store.h): at a refill or an
+// API set/add the epoch moves on, the replica drops what it holds of the
+// old one (at the refill time, judged on the database clock, or when told
+// with Drop) and its returns of old-epoch credits are ignored.
+//
+// Thread-safe.
+#ifndef LUMOKEYS_SERVER_SERVICE_CLUSTER_CREDITS_H_
+#define LUMOKEYS_SERVER_SERVICE_CLUSTER_CREDITS_H_
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/status.h"
+#include "absl/strings/string_view.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "server/storage/counter_store.h"
+
+namespace lumo::service {
+
+struct ClusterCreditsOptions {
+  // The largest lease asked for.
+  int64_t max_lease = 1000;
+  // Unspent credits are given back after this long unused.
+  absl::Duration idle_return = absl::Seconds(5);
+  // The local clock.
+  std::function<absl::Time()> now = [] { return absl::Now(); };
+  // The number of live replicas (at least 1 is used).
+  std::function<int()> replicas = [] { return 1; };
+};
+
+struct SpendOutcome {
+  enum class Result { kSpent, kExhausted, kNeedLease };
+  Result result = Result::kNeedLease;
+  // Credits this replica knows of after the request: its lease plus what
+  // the database had left at the last lease.
+  int64_t remaining = 0;
+  // The next refill (local clock), when the quota has one.
+  std::optional<absl::Time> next_refill;
+};
+
+class ClusterCredits {
+ public:
+  ClusterCredits(storage::CounterStore* store, ClusterCreditsOptions options);
+
+  // In memory: spends `cost` (>= 0; 0 spends nothing and always succeeds)
+  // from this replica's lease; kExhausted when the database had nothing
+  // more at a lease less than a second ago and the lease cannot pay;
+  // kNeedLease otherwise (call Renew on a worker thread, then Spend again).
+  SpendOutcome Spend(absl::string_view key_id, int64_t cost);
+
+  // One lease from the store, large enough for `cost` when the balance
+  // allows. NOT_FOUND: the key has no quota. UNAVAILABLE and the like: the
+  // caller must fail closed.
+  absl::Status Renew(absl::string_view key_id, int64_t cost);
+
+  // Forgets this replica's lease of `key_id` (its balance was set or
+  // added to: the lease's epoch is over).
+  void Drop(absl::string_view key_id);
+
+  // Gives back the leases unused for `idle_return` (all of them with
+  // `all`, at shutdown). Failed returns are dropped: the credits stay
+  // spent, never doubled.
+  void FlushReturns(bool all = false);
+
+  int64_t store_calls() const;
+
+ private:
+  struct Lease {
+    int64_t credits = 0;
+    int64_t epoch = 0;
+    int64_t last_grant = 0;
+    // What the database had left at the last lease.
+    int64_t db_remaining = -1;  // unknown
+    // The lease's epoch ends then (database clock).
+    std::optional<absl::Time> next_refill;
+    absl::Time used_at;
+    // When the database last answered (an empty balance is believed for a
+    // second: other replicas return what they did not spend).
+    absl::Time leased_at = absl::InfinitePast();
+  };
+
+  absl::Time DbNow() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Drops a lease whose epoch ended with a refill.
+  void ExpireAtRefill(Lease& lease, absl::Time db_now)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  std::optional<absl::Time> Local(std::optional<absl::Time> db) const
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
+  storage::CounterStore* const store_;
+  const ClusterCreditsOptions options_;
+  mutable absl::Mutex mu_;
+  absl::flat_hash_map<std::string, Lease> leases_ ABSL_GUARDED_BY(mu_);
+  absl::Duration db_offset_ ABSL_GUARDED_BY(mu_);
+  int64_t store_calls_ ABSL_GUARDED_BY(mu_) = 0;
+};
+
+}  // namespace lumo::service
+
+#endif  // LUMOKEYS_SERVER_SERVICE_CLUSTER_CREDITS_H_

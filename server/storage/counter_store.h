@@ -1,0 +1,158 @@
+// The storage interface of the counters shared by every replica
+// (docs/limits.md): sliding-window rate limits leased in batches, credits
+// (quotas) with refill leased in batches, and token buckets for the
+// throttles. Domain logic depends only on this header; the MySQL backend
+// is storage/mysql/mysql_counter_store.h.
+//
+// Every time is the database clock's. A lease is what the database grants
+// one replica; the replica spends it in memory and returns what it did not
+// spend. Everything a method writes is written in one transaction.
+//
+// Error contract: INVALID_ARGUMENT for arguments outside the documented
+// ranges (nothing written); NOT_FOUND where stated; UNAVAILABLE when the
+// database cannot be reached; DEADLINE_EXCEEDED when a statement hit its
+// ceiling; INTERNAL for anything unexpected.
+#ifndef LUMOKEYS_SERVER_STORAGE_COUNTER_STORE_H_
+#define LUMOKEYS_SERVER_STORAGE_COUNTER_STORE_H_
+
+#include <cstdint>
+#include <optional>
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/time/time.h"
+
+namespace lumo::storage {
+
+// Counter keys are 1 to kMaxCounterKeyBytes bytes (docs/limits.md "Terms").
+inline constexpr size_t kMaxCounterKeyBytes = 160;
+// A sliding window counts the current slot and the kWindowSlots before it.
+inline constexpr int64_t kWindowSlots = 60;
+
+// A sliding-window limit: at most `limit` tokens granted in the slots
+// `s - kWindowSlots ... s`, slots being `slot` long (at least 1 ms).
+struct WindowSpec {
+  int64_t limit = 0;
+  absl::Duration slot;
+};
+
+struct WindowLease {
+  // Tokens granted into `slot` (0: the window is spent).
+  int64_t granted = 0;
+  // The database's current slot (floor(unix ms / slot length)), and when it
+  // ends: the grant is spendable until then.
+  int64_t slot = 0;
+  absl::Time slot_end;
+  // Tokens counted in the window after this grant (debt included).
+  int64_t used = 0;
+  // When the oldest slot still holding tokens leaves the window (the
+  // window then holds fewer tokens); the end of the current slot's window
+  // when nothing is counted.
+  absl::Time reset;
+  absl::Time db_now;
+};
+
+// A token bucket: `capacity` tokens, refilled at `per_minute`.
+struct BucketSpec {
+  double capacity = 0;
+  double per_minute = 0;
+};
+
+struct BucketLease {
+  int64_t granted = 0;
+  // Whole tokens left in the bucket after the grant.
+  int64_t left = 0;
+  // How long until the bucket holds one whole token again (zero when it
+  // holds one).
+  absl::Duration next_token_in;
+  absl::Time db_now;
+};
+
+// A quota's refill: every `interval` after the period start, `remaining`
+// is reset to `amount`.
+struct Refill {
+  int64_t amount = 0;
+  absl::Duration interval;
+};
+
+struct QuotaState {
+  // Credits not leased out, after any refill that was due.
+  int64_t remaining = 0;
+  std::optional<Refill> refill;
+  // Grows at every refill and every SetQuota / AddCredits.
+  int64_t epoch = 0;
+  // The next refill (unset without refill).
+  std::optional<absl::Time> next_refill;
+  absl::Time db_now;
+};
+
+struct CreditLease {
+  int64_t granted = 0;
+  // The epoch the grant belongs to (ReturnCredits).
+  int64_t epoch = 0;
+  // What the database has left after the grant.
+  int64_t remaining = 0;
+  // The grant is spendable until then (unset without refill).
+  std::optional<absl::Time> next_refill;
+  absl::Time db_now;
+};
+
+// Thread-safe.
+class CounterStore {
+ public:
+  virtual ~CounterStore() = default;
+
+  // ---- Sliding windows (rate limits).
+
+  // Adds `debt` tokens (spent without a grant) to the current slot, then
+  // grants min(want, limit - used) tokens (0 when spent) into it. want >=
+  // 0, debt >= 0, limit >= 1, slot >= 1 ms.
+  virtual absl::StatusOr<WindowLease> LeaseWindow(absl::string_view counter,
+                                                  const WindowSpec& spec,
+                                                  int64_t want,
+                                                  int64_t debt) = 0;
+  // Gives back `amount` unspent tokens granted into `slot` (never below 0;
+  // a slot already pruned is ignored).
+  virtual absl::Status ReturnWindow(absl::string_view counter, int64_t slot,
+                                    int64_t amount) = 0;
+
+  // ---- Token buckets (throttles). A counter never seen is a full bucket.
+
+  // Refills the bucket to now, then grants min(want, whole tokens held).
+  virtual absl::StatusOr<BucketLease> LeaseBucket(absl::string_view counter,
+                                                  const BucketSpec& spec,
+                                                  int64_t want) = 0;
+  // Puts `amount` unspent tokens back (never above capacity).
+  virtual absl::Status ReturnBucket(absl::string_view counter,
+                                    const BucketSpec& spec, int64_t amount) = 0;
+
+  // ---- Quotas (credits) of API keys. NOT_FOUND when `key_id` has no
+  // quota (or no such key, for SetQuota).
+
+  // Sets (or replaces) the key's quota: `remaining` credits now, a new
+  // period starting now, the epoch moved on. remaining >= 0; a refill has
+  // amount >= 1 and interval >= 1 ms.
+  virtual absl::StatusOr<QuotaState> SetQuota(absl::string_view key_id,
+                                              int64_t remaining,
+                                              std::optional<Refill> refill) = 0;
+  // Removes the key's quota (OK when it had none).
+  virtual absl::Status ClearQuota(absl::string_view key_id) = 0;
+  // The key's quota after any refill that was due (applied and stored).
+  virtual absl::StatusOr<QuotaState> GetQuota(absl::string_view key_id) = 0;
+  // Adds `delta` credits (negative: takes, stopping at 0); epoch moves on.
+  virtual absl::StatusOr<QuotaState> AddCredits(absl::string_view key_id,
+                                                int64_t delta) = 0;
+  // After any due refill, grants min(want, remaining). want >= 0.
+  virtual absl::StatusOr<CreditLease> LeaseCredits(absl::string_view key_id,
+                                                   int64_t want) = 0;
+  // Gives back `amount` unspent credits leased in `epoch`; ignored when the
+  // quota has moved to another epoch since (or is gone).
+  virtual absl::Status ReturnCredits(absl::string_view key_id, int64_t epoch,
+                                     int64_t amount) = 0;
+};
+
+}  // namespace lumo::storage
+
+#endif  // LUMOKEYS_SERVER_STORAGE_COUNTER_STORE_H_

@@ -1,0 +1,411 @@
+#include "server/storage/mysql/mysql_counter_store.h"
+
+#include <cppconn/prepared_statement.h>
+#include <cppconn/resultset.h>
+
+#include <algorithm>
+#include <cmath>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "absl/functional/function_ref.h"
+#include "server/storage/counter_rules.h"
+#include "server/storage/mysql/mysql_session.h"
+#include "server/storage/mysql/select_list.h"
+
+namespace lumo::storage {
+namespace {
+
+constexpr char kClockSql[] = "SELECT UTC_TIMESTAMP(6)";
+constexpr char kLockHeadSql[] =
+    "SELECT counter_key FROM limit_window_heads WHERE counter_key = ?"
+    " FOR UPDATE";
+constexpr char kInsertHeadSql[] =
+    "INSERT IGNORE INTO limit_window_heads (counter_key) VALUES (?)";
+constexpr char kSlotsSql[] =
+    "SELECT slot, granted FROM limit_windows WHERE counter_key = ?"
+    " ORDER BY slot";
+constexpr char kAddToSlotSql[] =
+    "INSERT INTO limit_windows (counter_key, slot, granted) VALUES (?, ?, ?)"
+    " ON DUPLICATE KEY UPDATE granted = granted + VALUES(granted)";
+constexpr char kPruneSlotsSql[] =
+    "DELETE FROM limit_windows WHERE counter_key = ? AND slot < ?";
+constexpr char kReturnToSlotSql[] =
+    "UPDATE limit_windows SET granted = GREATEST(0, granted - ?)"
+    " WHERE counter_key = ? AND slot = ?";
+
+constexpr char kLockBucketSql[] =
+    "SELECT tokens, updated_us FROM limit_buckets WHERE counter_key = ?"
+    " FOR UPDATE";
+constexpr char kUpsertBucketSql[] =
+    "INSERT INTO limit_buckets (counter_key, tokens, updated_us)"
+    " VALUES (?, ?, ?) ON DUPLICATE KEY UPDATE tokens = VALUES(tokens),"
+    " updated_us = VALUES(updated_us)";
+
+struct QuotaSelect {
+  SelectList list;
+  int remaining = list.Add("remaining");
+  int refill_amount = list.Add("refill_amount");
+  int refill_interval_ms = list.Add("refill_interval_ms");
+  int period_start_us = list.Add("period_start_us");
+  int epoch = list.Add("epoch");
+};
+constexpr char kKeyTenantSql[] = "SELECT tenant_id FROM api_keys WHERE id = ?";
+constexpr char kUpsertQuotaSql[] =
+    "INSERT INTO key_quotas (key_id, tenant_id, remaining, refill_amount,"
+    " refill_interval_ms, period_start_us, epoch)"
+    " VALUES (?, ?, ?, ?, ?, ?, 0)"
+    " ON DUPLICATE KEY UPDATE remaining = VALUES(remaining),"
+    " refill_amount = VALUES(refill_amount),"
+    " refill_interval_ms = VALUES(refill_interval_ms),"
+    " period_start_us = VALUES(period_start_us), epoch = epoch + 1";
+constexpr char kUpdateQuotaSql[] =
+    "UPDATE key_quotas SET remaining = ?, period_start_us = ?, epoch = ?"
+    " WHERE key_id = ?";
+constexpr char kDeleteQuotaSql[] = "DELETE FROM key_quotas WHERE key_id = ?";
+
+absl::StatusOr<absl::Time> DbNow(Session& s) {
+  s.Step("read clock");
+  std::unique_ptr<sql::ResultSet> rs = s.Query(s.Prepare(kClockSql));
+  if (!rs->next()) return absl::InternalError("clock query returned no row");
+  return GetTime(*rs, 1);
+}
+
+absl::Time FromMicros(int64_t us) { return absl::FromUnixMicros(us); }
+int64_t Micros(absl::Time t) { return absl::ToUnixMicros(t); }
+
+// Locks the quota row of `key_id` and reads it with the clock; NOT_FOUND
+// without a quota.
+absl::Status LockQuota(Session& s, absl::string_view key_id, QuotaRow& row,
+                       absl::Time& now) {
+  const QuotaSelect& c = SelectOf<QuotaSelect>();
+  s.Step("lock quota");
+  sql::PreparedStatement& stmt =
+      s.Prepare("SELECT " + c.list.sql() +
+                " FROM key_quotas WHERE key_id = ? FOR UPDATE");
+  stmt.setString(1, Str(key_id));
+  std::unique_ptr<sql::ResultSet> rs = s.Query(stmt);
+  if (!rs->next()) return absl::NotFoundError("the key has no quota");
+  row.remaining = rs->getInt64(c.remaining);
+  row.refill.reset();
+  if (!rs->isNull(c.refill_amount)) {
+    row.refill = Refill{rs->getInt64(c.refill_amount),
+                        absl::Milliseconds(rs->getInt64(c.refill_interval_ms))};
+  }
+  row.period_start = FromMicros(rs->getInt64(c.period_start_us));
+  row.epoch = rs->getInt64(c.epoch);
+  absl::StatusOr<absl::Time> t = DbNow(s);
+  if (!t.ok()) return t.status();
+  now = *t;
+  return absl::OkStatus();
+}
+
+void StoreQuota(Session& s, absl::string_view key_id, const QuotaRow& row) {
+  s.Step("update quota");
+  sql::PreparedStatement& stmt = s.Prepare(kUpdateQuotaSql);
+  stmt.setInt64(1, row.remaining);
+  stmt.setInt64(2, Micros(row.period_start));
+  stmt.setInt64(3, row.epoch);
+  stmt.setString(4, Str(key_id));
+  s.Update(stmt);
+}
+
+// Runs `change` on the key's quota row (after any due refill) in one
+// transaction and stores the row when `change` or the refill changed it.
+absl::Status ChangeQuota(
+    ConnectionPool& pool, absl::string_view what, absl::string_view key_id,
+    absl::FunctionRef<bool(QuotaRow&, absl::Time)> change) {
+  return Run(pool, what, [&](Session& s) -> absl::Status {
+    s.Begin();
+    QuotaRow row;
+    absl::Time now;
+    if (absl::Status st = LockQuota(s, key_id, row, now); !st.ok()) {
+      s.Rollback();
+      return st;
+    }
+    const bool refilled = ApplyDueRefill(row, now);
+    if (change(row, now) || refilled) StoreQuota(s, key_id, row);
+    s.Commit();
+    return absl::OkStatus();
+  });
+}
+
+}  // namespace
+
+absl::StatusOr<WindowLease> MysqlCounterStore::LeaseWindow(
+    absl::string_view counter, const WindowSpec& spec, int64_t want,
+    int64_t debt) {
+  if (absl::Status s = CheckCounterKey(counter); !s.ok()) return s;
+  if (absl::Status s = CheckWindowLease(spec, want, debt); !s.ok()) return s;
+  WindowLease out;
+  absl::Status status =
+      Run(*pool_, "lease window", [&](Session& s) -> absl::Status {
+        out = WindowLease();
+        s.Begin();
+        s.Step("lock counter");
+        sql::PreparedStatement& lock = s.Prepare(kLockHeadSql);
+        lock.setString(1, Str(counter));
+        if (!s.Query(lock)->next()) {
+          s.Step("insert counter");
+          sql::PreparedStatement& insert = s.Prepare(kInsertHeadSql);
+          insert.setString(1, Str(counter));
+          s.Update(insert);
+          s.Step("lock counter");
+          if (!s.Query(lock)->next()) {
+            return absl::InternalError("counter head vanished");
+          }
+        }
+        absl::StatusOr<absl::Time> now = DbNow(s);
+        if (!now.ok()) return now.status();
+        out.db_now = *now;
+        out.slot = SlotOf(out.db_now, spec.slot);
+        out.slot_end = SlotStart(out.slot + 1, spec.slot);
+        const int64_t first = FirstCountedSlot(out.slot);
+        s.Step("read slots");
+        sql::PreparedStatement& read = s.Prepare(kSlotsSql);
+        read.setString(1, Str(counter));
+        std::unique_ptr<sql::ResultSet> rs = s.Query(read);
+        int64_t used = debt;
+        int64_t oldest = out.slot;
+        bool stale = false;
+        bool seen = false;
+        while (rs->next()) {
+          const int64_t slot = rs->getInt64(1);
+          const int64_t granted = rs->getInt64(2);
+          if (slot < first) {
+            stale = true;
+            continue;
+          }
+          used += granted;
+          if (granted > 0 && !seen) {
+            oldest = slot;
+            seen = true;
+          }
+        }
+        out.granted = std::clamp<int64_t>(spec.limit - used, 0, want);
+        out.used = used + out.granted;
+        if (debt + out.granted > 0) {
+          s.Step("add to slot");
+          sql::PreparedStatement& add = s.Prepare(kAddToSlotSql);
+          add.setString(1, Str(counter));
+          add.setInt64(2, out.slot);
+          add.setInt64(3, debt + out.granted);
+          s.Update(add);
+        }
+        out.reset = WindowReset(oldest, spec.slot);
+        if (stale) {
+          s.Step("prune slots");
+          sql::PreparedStatement& prune = s.Prepare(kPruneSlotsSql);
+          prune.setString(1, Str(counter));
+          prune.setInt64(2, first);
+          s.Update(prune);
+        }
+        s.Commit();
+        return absl::OkStatus();
+      });
+  if (!status.ok()) return status;
+  return out;
+}
+
+absl::Status MysqlCounterStore::ReturnWindow(absl::string_view counter,
+                                             int64_t slot, int64_t amount) {
+  if (absl::Status s = CheckCounterKey(counter); !s.ok()) return s;
+  if (amount < 0) return absl::InvalidArgumentError("amount must be >= 0");
+  return Run(*pool_, "return window", [&](Session& s) -> absl::Status {
+    s.Step("return to slot");
+    sql::PreparedStatement& stmt = s.Prepare(kReturnToSlotSql);
+    stmt.setInt64(1, amount);
+    stmt.setString(2, Str(counter));
+    stmt.setInt64(3, slot);
+    s.Update(stmt);
+    return absl::OkStatus();
+  });
+}
+
+namespace {
+
+// Locks the bucket row (a missing row is a full bucket, inserted by the
+// caller's upsert) and refills it to the database clock.
+absl::StatusOr<BucketRow> LockBucket(Session& s, absl::string_view counter,
+                                     const BucketSpec& spec) {
+  s.Step("lock bucket");
+  sql::PreparedStatement& lock = s.Prepare(kLockBucketSql);
+  lock.setString(1, Str(counter));
+  std::unique_ptr<sql::ResultSet> rs = s.Query(lock);
+  std::optional<BucketRow> row;
+  if (rs->next()) {
+    row = BucketRow{static_cast<double>(rs->getDouble(1)),
+                    FromMicros(rs->getInt64(2))};
+  }
+  absl::StatusOr<absl::Time> now = DbNow(s);
+  if (!now.ok()) return now.status();
+  return RefilledBucket(row, spec, *now);
+}
+
+void StoreBucket(Session& s, absl::string_view counter, const BucketRow& row) {
+  s.Step("store bucket");
+  sql::PreparedStatement& stmt = s.Prepare(kUpsertBucketSql);
+  stmt.setString(1, Str(counter));
+  stmt.setDouble(2, row.tokens);
+  stmt.setInt64(3, Micros(row.updated));
+  s.Update(stmt);
+}
+
+}  // namespace
+
+absl::StatusOr<BucketLease> MysqlCounterStore::LeaseBucket(
+    absl::string_view counter, const BucketSpec& spec, int64_t want) {
+  if (absl::Status s = CheckCounterKey(counter); !s.ok()) return s;
+  if (absl::Status s = CheckBucketLease(spec, want); !s.ok()) return s;
+  BucketLease out;
+  absl::Status status =
+      Run(*pool_, "lease bucket", [&](Session& s) -> absl::Status {
+        out = BucketLease();
+        s.Begin();
+        absl::StatusOr<BucketRow> row = LockBucket(s, counter, spec);
+        if (!row.ok()) return row.status();
+        out.db_now = row->updated;
+        out.granted = std::clamp<int64_t>(
+            static_cast<int64_t>(std::floor(row->tokens)), 0, want);
+        row->tokens -= out.granted;
+        out.left = static_cast<int64_t>(std::floor(row->tokens));
+        out.next_token_in = NextTokenIn(row->tokens, spec);
+        StoreBucket(s, counter, *row);
+        s.Commit();
+        return absl::OkStatus();
+      });
+  if (!status.ok()) return status;
+  return out;
+}
+
+absl::Status MysqlCounterStore::ReturnBucket(absl::string_view counter,
+                                             const BucketSpec& spec,
+                                             int64_t amount) {
+  if (absl::Status s = CheckCounterKey(counter); !s.ok()) return s;
+  if (absl::Status s = CheckBucketLease(spec, amount); !s.ok()) return s;
+  return Run(*pool_, "return bucket", [&](Session& s) -> absl::Status {
+    s.Begin();
+    absl::StatusOr<BucketRow> row = LockBucket(s, counter, spec);
+    if (!row.ok()) return row.status();
+    row->tokens = std::min(spec.capacity, row->tokens + amount);
+    StoreBucket(s, counter, *row);
+    s.Commit();
+    return absl::OkStatus();
+  });
+}
+
+absl::StatusOr<QuotaState> MysqlCounterStore::SetQuota(
+    absl::string_view key_id, int64_t remaining, std::optional<Refill> refill) {
+  if (absl::Status s = CheckQuota(remaining, refill); !s.ok()) return s;
+  QuotaState out;
+  absl::Status status =
+      Run(*pool_, "set quota", [&](Session& s) -> absl::Status {
+        s.Begin();
+        s.Step("lock key");
+        sql::PreparedStatement& find = s.Prepare(kKeyTenantSql);
+        find.setString(1, Str(key_id));
+        std::unique_ptr<sql::ResultSet> key = s.Query(find);
+        if (!key->next()) {
+          s.Rollback();
+          return absl::NotFoundError("no such key");
+        }
+        const int64_t tenant_id = key->getInt64(1);
+        absl::StatusOr<absl::Time> now = DbNow(s);
+        if (!now.ok()) return now.status();
+        s.Step("upsert quota");
+        sql::PreparedStatement& upsert = s.Prepare(kUpsertQuotaSql);
+        upsert.setString(1, Str(key_id));
+        upsert.setInt64(2, tenant_id);
+        upsert.setInt64(3, remaining);
+        if (refill.has_value()) {
+          upsert.setInt64(4, refill->amount);
+          upsert.setInt64(5, absl::ToInt64Milliseconds(refill->interval));
+        } else {
+          upsert.setNull(4, 0);
+          upsert.setNull(5, 0);
+        }
+        upsert.setInt64(6, Micros(*now));
+        s.Update(upsert);
+        QuotaRow row;
+        absl::Time read_now;
+        if (absl::Status st = LockQuota(s, key_id, row, read_now); !st.ok()) {
+          return st;
+        }
+        out = StateOf(row, *now);
+        s.Commit();
+        return absl::OkStatus();
+      });
+  if (!status.ok()) return status;
+  return out;
+}
+
+absl::Status MysqlCounterStore::ClearQuota(absl::string_view key_id) {
+  return Run(*pool_, "clear quota", [&](Session& s) -> absl::Status {
+    s.Step("delete quota");
+    sql::PreparedStatement& stmt = s.Prepare(kDeleteQuotaSql);
+    stmt.setString(1, Str(key_id));
+    s.Update(stmt);
+    return absl::OkStatus();
+  });
+}
+
+absl::StatusOr<QuotaState> MysqlCounterStore::GetQuota(
+    absl::string_view key_id) {
+  QuotaState out;
+  absl::Status status = ChangeQuota(*pool_, "read quota", key_id,
+                                    [&](QuotaRow& row, absl::Time now) {
+                                      out = StateOf(row, now);
+                                      return false;
+                                    });
+  if (!status.ok()) return status;
+  return out;
+}
+
+absl::StatusOr<QuotaState> MysqlCounterStore::AddCredits(
+    absl::string_view key_id, int64_t delta) {
+  QuotaState out;
+  absl::Status status = ChangeQuota(
+      *pool_, "add credits", key_id, [&](QuotaRow& row, absl::Time now) {
+        row.remaining = delta < 0 ? std::max<int64_t>(0, row.remaining + delta)
+                                  : row.remaining + delta;
+        ++row.epoch;
+        out = StateOf(row, now);
+        return true;
+      });
+  if (!status.ok()) return status;
+  return out;
+}
+
+absl::StatusOr<CreditLease> MysqlCounterStore::LeaseCredits(
+    absl::string_view key_id, int64_t want) {
+  if (want < 0) return absl::InvalidArgumentError("want must be >= 0");
+  CreditLease out;
+  absl::Status status = ChangeQuota(
+      *pool_, "lease credits", key_id, [&](QuotaRow& row, absl::Time now) {
+        out = CreditLease();
+        out.granted = std::min(want, row.remaining);
+        row.remaining -= out.granted;
+        out.remaining = row.remaining;
+        out.epoch = row.epoch;
+        out.next_refill = NextRefill(row);
+        out.db_now = now;
+        return out.granted > 0;
+      });
+  if (!status.ok()) return status;
+  return out;
+}
+
+absl::Status MysqlCounterStore::ReturnCredits(absl::string_view key_id,
+                                              int64_t epoch, int64_t amount) {
+  if (amount < 0) return absl::InvalidArgumentError("amount must be >= 0");
+  absl::Status status = ChangeQuota(*pool_, "return credits", key_id,
+                                    [&](QuotaRow& row, absl::Time) {
+                                      if (row.epoch != epoch) return false;
+                                      row.remaining += amount;
+                                      return amount > 0;
+                                    });
+  return absl::IsNotFound(status) ? absl::OkStatus() : status;
+}
+
+}  // namespace lumo::storage

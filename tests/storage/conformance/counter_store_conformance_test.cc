@@ -1,0 +1,326 @@
+// The CounterStore contract (server/storage/counter_store.h): sliding
+// windows leased in batches, token buckets, credits with refill, run
+// against every implementation. Tests share one database; each uses
+// counters and keys of its own. Slot and refill lengths are chosen so that
+// what a test asserts holds wherever the clock's slot boundaries fall.
+#include <atomic>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "absl/time/time.h"
+#include "gtest/gtest.h"
+#include "server/storage/counter_rules.h"
+#include "server/storage/counter_store.h"
+#include "tests/storage/conformance/store_fixture.h"
+
+namespace lumo::testing {
+namespace {
+
+using storage::WindowLease;
+using storage::WindowSpec;
+
+template <typename Impl>
+class CounterStoreConformanceTest : public SharedStoreTest<Impl> {
+ protected:
+  storage::CounterStore& counters() { return this->f().counters(); }
+  WindowLease Lease(const std::string& counter, const WindowSpec& spec,
+                    int64_t want, int64_t debt = 0) {
+    absl::StatusOr<WindowLease> lease =
+        counters().LeaseWindow(counter, spec, want, debt);
+    EXPECT_TRUE(lease.ok()) << lease.status();
+    return lease.value_or(WindowLease());
+  }
+  std::string NewKeyId() {
+    const storage::Tenant tenant = NewTenant(this->f());
+    const storage::NewKey key = NewKey(tenant.id);
+    EXPECT_TRUE(this->f().keys().InsertKey(key, Event("c")).ok());
+    return key.id;
+  }
+};
+TYPED_TEST_SUITE(CounterStoreConformanceTest, Implementations,
+                 ImplementationName);
+
+constexpr WindowSpec kHourSlots{10, absl::Hours(1)};
+
+TYPED_TEST(CounterStoreConformanceTest, AWindowGrantsUpToItsLimit) {
+  const std::string c = Unique("w:");
+  const WindowLease first = this->Lease(c, kHourSlots, 4);
+  EXPECT_EQ(first.granted, 4);
+  EXPECT_EQ(first.used, 4);
+  EXPECT_EQ(first.slot, storage::SlotOf(first.db_now, absl::Hours(1)));
+  EXPECT_EQ(first.slot_end, storage::SlotStart(first.slot + 1, absl::Hours(1)));
+  EXPECT_GT(first.slot_end, first.db_now);
+  EXPECT_EQ(first.reset, storage::WindowReset(first.slot, absl::Hours(1)));
+  EXPECT_EQ(this->Lease(c, kHourSlots, 4).granted, 4);
+  const WindowLease third = this->Lease(c, kHourSlots, 4);
+  EXPECT_EQ(third.granted, 2);
+  EXPECT_EQ(third.used, 10);
+  const WindowLease spent = this->Lease(c, kHourSlots, 4);
+  EXPECT_EQ(spent.granted, 0);
+  EXPECT_EQ(spent.used, 10);
+  EXPECT_EQ(spent.reset, first.reset);
+}
+
+TYPED_TEST(CounterStoreConformanceTest, ReturnedTokensAreGrantedAgain) {
+  const std::string c = Unique("w:");
+  const WindowLease lease = this->Lease(c, kHourSlots, 10);
+  ASSERT_EQ(lease.granted, 10);
+  ASSERT_TRUE(this->counters().ReturnWindow(c, lease.slot, 3).ok());
+  EXPECT_EQ(this->Lease(c, kHourSlots, 10).granted, 3);
+}
+
+TYPED_TEST(CounterStoreConformanceTest, ReturnsNeverGoBelowZero) {
+  const std::string c = Unique("w:");
+  const WindowLease lease = this->Lease(c, kHourSlots, 10);
+  ASSERT_EQ(lease.granted, 10);
+  ASSERT_TRUE(this->counters().ReturnWindow(c, lease.slot, 1000).ok());
+  // A negative count would grant 100 here.
+  EXPECT_EQ(this->Lease(c, kHourSlots, 100).granted, 10);
+}
+
+TYPED_TEST(CounterStoreConformanceTest, ReturnsToUnknownSlotsAreIgnored) {
+  const std::string c = Unique("w:");
+  const WindowLease lease = this->Lease(c, kHourSlots, 10);
+  ASSERT_EQ(lease.granted, 10);
+  ASSERT_TRUE(this->counters().ReturnWindow(c, lease.slot - 5, 7).ok());
+  ASSERT_TRUE(this->counters().ReturnWindow(Unique("w:"), 1, 7).ok());
+  EXPECT_EQ(this->Lease(c, kHourSlots, 100).granted, 0);
+}
+
+TYPED_TEST(CounterStoreConformanceTest, DebtIsCountedEvenBeyondTheLimit) {
+  const std::string c = Unique("w:");
+  const WindowLease debt = this->Lease(c, kHourSlots, 0, 12);
+  EXPECT_EQ(debt.granted, 0);
+  EXPECT_EQ(debt.used, 12);
+  EXPECT_EQ(this->Lease(c, kHourSlots, 1).granted, 0);
+  EXPECT_EQ(this->Lease(c, kHourSlots, 1).used, 12);
+}
+
+TYPED_TEST(CounterStoreConformanceTest, SlotsLeaveTheWindow) {
+  const std::string c = Unique("w:");
+  const WindowSpec spec{3, absl::Milliseconds(1)};
+  ASSERT_EQ(this->Lease(c, spec, 3).granted, 3);
+  ASSERT_EQ(this->Lease(c, spec, 3).granted, 0);
+  // 61 slots of 1 ms later nothing granted before is counted.
+  this->f().LetTimePass(absl::Milliseconds(100));
+  const WindowLease later = this->Lease(c, spec, 3);
+  EXPECT_EQ(later.granted, 3);
+  EXPECT_EQ(later.used, 3);
+}
+
+TYPED_TEST(CounterStoreConformanceTest, CountersAreIndependent) {
+  const std::string a = Unique("w:");
+  const std::string b = Unique("w:");
+  ASSERT_EQ(this->Lease(a, kHourSlots, 10).granted, 10);
+  EXPECT_EQ(this->Lease(b, kHourSlots, 10).granted, 10);
+}
+
+TYPED_TEST(CounterStoreConformanceTest, ConcurrentLeasesNeverExceedTheLimit) {
+  const std::string c = Unique("w:");
+  const WindowSpec spec{50, absl::Hours(1)};
+  std::atomic<int64_t> granted{0};
+  std::atomic<int> failures{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 6; ++t) {
+    threads.emplace_back([&] {
+      for (int i = 0; i < 15; ++i) {
+        absl::StatusOr<WindowLease> lease =
+            this->counters().LeaseWindow(c, spec, 1, 0);
+        if (!lease.ok()) {
+          ++failures;
+          continue;
+        }
+        granted += lease->granted;
+      }
+    });
+  }
+  for (std::thread& t : threads) t.join();
+  EXPECT_EQ(failures.load(), 0);
+  EXPECT_EQ(granted.load(), 50);  // 90 asked for
+}
+
+TYPED_TEST(CounterStoreConformanceTest, BadWindowArgumentsChangeNothing) {
+  const std::string c = Unique("w:");
+  storage::CounterStore& s = this->counters();
+  EXPECT_TRUE(absl::IsInvalidArgument(
+      s.LeaseWindow(c, {0, absl::Hours(1)}, 1, 0).status()));
+  EXPECT_TRUE(absl::IsInvalidArgument(
+      s.LeaseWindow(c, {5, absl::Microseconds(1500)}, 1, 0).status()));
+  EXPECT_TRUE(
+      absl::IsInvalidArgument(s.LeaseWindow(c, kHourSlots, -1, 0).status()));
+  EXPECT_TRUE(
+      absl::IsInvalidArgument(s.LeaseWindow(c, kHourSlots, 1, -1).status()));
+  EXPECT_TRUE(
+      absl::IsInvalidArgument(s.LeaseWindow("", kHourSlots, 1, 0).status()));
+  EXPECT_TRUE(absl::IsInvalidArgument(
+      s.LeaseWindow(std::string(161, 'x'), kHourSlots, 1, 0).status()));
+  EXPECT_TRUE(absl::IsInvalidArgument(s.ReturnWindow(c, 1, -1)));
+  EXPECT_EQ(this->Lease(c, kHourSlots, 10).granted, 10);
+  // The longest key is accepted, bytes of any value included.
+  std::string longest(160, 'x');
+  longest[3] = '\0';
+  longest[4] = '\xff';
+  EXPECT_EQ(this->Lease(longest, kHourSlots, 10).granted, 10);
+}
+
+TYPED_TEST(CounterStoreConformanceTest, ABucketGrantsItsTokensAndRefills) {
+  const std::string c = Unique("b:");
+  const storage::BucketSpec never{5, 0};
+  storage::CounterStore& s = this->counters();
+  absl::StatusOr<storage::BucketLease> lease = s.LeaseBucket(c, never, 3);
+  ASSERT_TRUE(lease.ok()) << lease.status();
+  EXPECT_EQ(lease->granted, 3);
+  EXPECT_EQ(lease->left, 2);
+  EXPECT_EQ(lease->next_token_in, absl::ZeroDuration());
+  lease = s.LeaseBucket(c, never, 3);
+  ASSERT_TRUE(lease.ok());
+  EXPECT_EQ(lease->granted, 2);
+  EXPECT_EQ(lease->left, 0);
+  EXPECT_EQ(lease->next_token_in, absl::InfiniteDuration());
+  ASSERT_TRUE(s.ReturnBucket(c, never, 1).ok());
+  lease = s.LeaseBucket(c, never, 3);
+  ASSERT_TRUE(lease.ok());
+  EXPECT_EQ(lease->granted, 1);
+  // Returns never fill beyond the capacity.
+  ASSERT_TRUE(s.ReturnBucket(c, never, 50).ok());
+  lease = s.LeaseBucket(c, never, 50);
+  ASSERT_TRUE(lease.ok());
+  EXPECT_EQ(lease->granted, 5);
+
+  // One token a millisecond: 10 ms refill the bucket of 2.
+  const std::string fast = Unique("b:");
+  const storage::BucketSpec per_ms{2, 60'000};
+  lease = s.LeaseBucket(fast, per_ms, 5);
+  ASSERT_TRUE(lease.ok());
+  EXPECT_EQ(lease->granted, 2);
+  EXPECT_GT(lease->next_token_in, absl::ZeroDuration());
+  EXPECT_LE(lease->next_token_in, absl::Milliseconds(1));
+  this->f().LetTimePass(absl::Milliseconds(10));
+  lease = s.LeaseBucket(fast, per_ms, 5);
+  ASSERT_TRUE(lease.ok());
+  EXPECT_EQ(lease->granted, 2);
+
+  EXPECT_TRUE(absl::IsInvalidArgument(
+      s.LeaseBucket(c, storage::BucketSpec{0, 1}, 1).status()));
+  EXPECT_TRUE(absl::IsInvalidArgument(s.LeaseBucket(c, never, -1).status()));
+}
+
+TYPED_TEST(CounterStoreConformanceTest, QuotasNeedAKeyAndAQuota) {
+  storage::CounterStore& s = this->counters();
+  EXPECT_TRUE(absl::IsNotFound(s.SetQuota("nosuchkey000", 5, {}).status()));
+  const std::string key = this->NewKeyId();
+  EXPECT_TRUE(absl::IsNotFound(s.GetQuota(key).status()));
+  EXPECT_TRUE(absl::IsNotFound(s.LeaseCredits(key, 1).status()));
+  EXPECT_TRUE(absl::IsNotFound(s.AddCredits(key, 1).status()));
+  EXPECT_TRUE(s.ReturnCredits(key, 0, 1).ok());  // ignored
+  EXPECT_TRUE(absl::IsInvalidArgument(s.SetQuota(key, -1, {}).status()));
+  EXPECT_TRUE(absl::IsInvalidArgument(
+      s.SetQuota(key, 1, storage::Refill{0, absl::Seconds(1)}).status()));
+  EXPECT_TRUE(absl::IsInvalidArgument(
+      s.SetQuota(key, 1, storage::Refill{1, absl::ZeroDuration()}).status()));
+  EXPECT_TRUE(absl::IsNotFound(s.GetQuota(key).status()));
+}
+
+TYPED_TEST(CounterStoreConformanceTest, CreditsAreLeasedReturnedAndAdded) {
+  storage::CounterStore& s = this->counters();
+  const std::string key = this->NewKeyId();
+  absl::StatusOr<storage::QuotaState> set = s.SetQuota(key, 10, {});
+  ASSERT_TRUE(set.ok()) << set.status();
+  EXPECT_EQ(set->remaining, 10);
+  EXPECT_FALSE(set->refill.has_value());
+  EXPECT_FALSE(set->next_refill.has_value());
+
+  absl::StatusOr<storage::CreditLease> lease = s.LeaseCredits(key, 4);
+  ASSERT_TRUE(lease.ok()) << lease.status();
+  EXPECT_EQ(lease->granted, 4);
+  EXPECT_EQ(lease->remaining, 6);
+  EXPECT_EQ(lease->epoch, set->epoch);
+  ASSERT_TRUE(s.ReturnCredits(key, lease->epoch, 1).ok());
+  EXPECT_EQ(s.GetQuota(key)->remaining, 7);
+
+  absl::StatusOr<storage::QuotaState> added = s.AddCredits(key, 5);
+  ASSERT_TRUE(added.ok());
+  EXPECT_EQ(added->remaining, 12);
+  EXPECT_GT(added->epoch, lease->epoch);
+  // A lease of an older epoch is not given back.
+  ASSERT_TRUE(s.ReturnCredits(key, lease->epoch, 3).ok());
+  EXPECT_EQ(s.GetQuota(key)->remaining, 12);
+
+  added = s.AddCredits(key, -100);
+  ASSERT_TRUE(added.ok());
+  EXPECT_EQ(added->remaining, 0);
+  lease = s.LeaseCredits(key, 4);
+  ASSERT_TRUE(lease.ok());
+  EXPECT_EQ(lease->granted, 0);
+
+  // Setting again replaces the balance and moves the epoch on.
+  absl::StatusOr<storage::QuotaState> reset = s.SetQuota(key, 2, {});
+  ASSERT_TRUE(reset.ok());
+  EXPECT_EQ(reset->remaining, 2);
+  EXPECT_GT(reset->epoch, added->epoch);
+  ASSERT_TRUE(s.ClearQuota(key).ok());
+  EXPECT_TRUE(absl::IsNotFound(s.GetQuota(key).status()));
+  ASSERT_TRUE(s.ClearQuota(key).ok());
+}
+
+TYPED_TEST(CounterStoreConformanceTest, ARefillResetsAndDoesNotAccumulate) {
+  storage::CounterStore& s = this->counters();
+  const std::string key = this->NewKeyId();
+  const storage::Refill refill{5, absl::Milliseconds(50)};
+  absl::StatusOr<storage::QuotaState> set = s.SetQuota(key, 3, refill);
+  ASSERT_TRUE(set.ok()) << set.status();
+  ASSERT_TRUE(set->next_refill.has_value());
+  EXPECT_EQ(*set->next_refill, set->db_now + absl::Milliseconds(50));
+  EXPECT_EQ(set->refill->amount, 5);
+  EXPECT_EQ(set->refill->interval, absl::Milliseconds(50));
+  absl::StatusOr<storage::CreditLease> lease = s.LeaseCredits(key, 2);
+  ASSERT_TRUE(lease.ok());
+  // Still in the first period unless 50 ms passed in between.
+  if (lease->db_now < *set->next_refill) {
+    EXPECT_EQ(lease->remaining, 1);
+    EXPECT_EQ(lease->epoch, set->epoch);
+  }
+  this->f().LetTimePass(absl::Milliseconds(60));
+  absl::StatusOr<storage::QuotaState> after = s.GetQuota(key);
+  ASSERT_TRUE(after.ok());
+  EXPECT_EQ(after->remaining, 5);  // reset to the amount, not 1 + 5
+  EXPECT_GT(after->epoch, set->epoch);
+  ASSERT_TRUE(after->next_refill.has_value());
+  EXPECT_GT(*after->next_refill, after->db_now);
+  EXPECT_LE(*after->next_refill, after->db_now + absl::Milliseconds(50));
+  // Credits leased before the refill are not given back into the new
+  // period.
+  ASSERT_TRUE(s.ReturnCredits(key, set->epoch, 2).ok());
+  EXPECT_EQ(s.GetQuota(key)->remaining, 5);
+}
+
+TYPED_TEST(CounterStoreConformanceTest, ConcurrentCreditLeasesSpendExactly) {
+  storage::CounterStore& s = this->counters();
+  const std::string key = this->NewKeyId();
+  ASSERT_TRUE(s.SetQuota(key, 100, {}).ok());
+  std::atomic<int64_t> granted{0};
+  std::atomic<int> failures{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 6; ++t) {
+    threads.emplace_back([&] {
+      for (int i = 0; i < 8; ++i) {
+        absl::StatusOr<storage::CreditLease> lease = s.LeaseCredits(key, 3);
+        if (!lease.ok()) {
+          ++failures;
+          continue;
+        }
+        granted += lease->granted;
+      }
+    });
+  }
+  for (std::thread& t : threads) t.join();
+  EXPECT_EQ(failures.load(), 0);
+  EXPECT_EQ(granted.load(), 100);  // 144 asked for
+  EXPECT_EQ(s.GetQuota(key)->remaining, 0);
+}
+
+}  // namespace
+}  // namespace lumo::testing
