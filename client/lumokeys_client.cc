@@ -233,6 +233,7 @@ Client::Client(ClientOptions options,
       options_status_(ValidateOptions(options_)),
       channel_(std::move(channel)),
       keys_(lumo::keys::v1::KeyService::NewStub(channel_)),
+      webhooks_(lumo::webhooks::v1::WebhookService::NewStub(channel_)),
       ops_(lumo::ops::v1::OperatorService::NewStub(channel_)),
       portal_(lumo::portal::v1::PortalService::NewStub(channel_)),
       auth_(lumo::auth::v1::AuthService::NewStub(channel_)),
@@ -388,10 +389,76 @@ Client::VerifyAuditChain(
               &lumo::ops::v1::OperatorService::Stub::VerifyAuditChain, request);
 }
 
+absl::StatusOr<lumo::webhooks::v1::ListWebhooksResponse> Client::ListWebhooks(
+    const lumo::webhooks::v1::ListWebhooksRequest& request) const {
+  return Call(*webhooks_, Credential::kApiKey,
+              &lumo::webhooks::v1::WebhookService::Stub::ListWebhooks, request);
+}
+
+absl::StatusOr<lumo::webhooks::v1::Webhook> Client::CreateWebhook(
+    const lumo::webhooks::v1::CreateWebhookRequest& request) const {
+  return Call(*webhooks_, Credential::kApiKey,
+              &lumo::webhooks::v1::WebhookService::Stub::CreateWebhook,
+              request);
+}
+
+absl::StatusOr<lumo::webhooks::v1::Webhook> Client::GetWebhook(
+    const lumo::webhooks::v1::GetWebhookRequest& request) const {
+  return Call(*webhooks_, Credential::kApiKey,
+              &lumo::webhooks::v1::WebhookService::Stub::GetWebhook, request);
+}
+
+absl::StatusOr<lumo::webhooks::v1::Webhook> Client::UpdateWebhook(
+    const lumo::webhooks::v1::UpdateWebhookRequest& request) const {
+  return Call(*webhooks_, Credential::kApiKey,
+              &lumo::webhooks::v1::WebhookService::Stub::UpdateWebhook,
+              request);
+}
+
+absl::StatusOr<google::protobuf::Empty> Client::DeleteWebhook(
+    const lumo::webhooks::v1::DeleteWebhookRequest& request) const {
+  return Call(*webhooks_, Credential::kApiKey,
+              &lumo::webhooks::v1::WebhookService::Stub::DeleteWebhook,
+              request);
+}
+
+absl::StatusOr<lumo::webhooks::v1::Webhook> Client::RotateWebhookSecret(
+    const lumo::webhooks::v1::RotateWebhookSecretRequest& request) const {
+  return Call(*webhooks_, Credential::kApiKey,
+              &lumo::webhooks::v1::WebhookService::Stub::RotateWebhookSecret,
+              request);
+}
+
+absl::StatusOr<lumo::webhooks::v1::WebhookDelivery> Client::TestWebhook(
+    const lumo::webhooks::v1::TestWebhookRequest& request) const {
+  return Call(*webhooks_, Credential::kApiKey,
+              &lumo::webhooks::v1::WebhookService::Stub::TestWebhook, request);
+}
+
+absl::StatusOr<lumo::webhooks::v1::ListWebhookDeliveriesResponse>
+Client::ListWebhookDeliveries(
+    const lumo::webhooks::v1::ListWebhookDeliveriesRequest& request) const {
+  return Call(*webhooks_, Credential::kApiKey,
+              &lumo::webhooks::v1::WebhookService::Stub::ListWebhookDeliveries,
+              request);
+}
+
 absl::StatusOr<lumo::audit::v1::ListAuditLogsResponse> Client::ListAuditLogs(
     const lumo::audit::v1::ListAuditLogsRequest& request) const {
   return Call(*audit_, Credential::kApiKey,
               &lumo::audit::v1::AuditService::Stub::ListAuditLogs, request);
+}
+
+absl::StatusOr<lumo::audit::v1::ApiKeyUsage> Client::GetApiKeyUsage(
+    const lumo::audit::v1::GetApiKeyUsageRequest& request) const {
+  return Call(*audit_, Credential::kApiKey,
+              &lumo::audit::v1::AuditService::Stub::GetApiKeyUsage, request);
+}
+
+absl::StatusOr<lumo::audit::v1::TenantUsage> Client::GetTenantUsage(
+    const lumo::audit::v1::GetTenantUsageRequest& request) const {
+  return Call(*audit_, Credential::kApiKey,
+              &lumo::audit::v1::AuditService::Stub::GetTenantUsage, request);
 }
 
 absl::StatusOr<lumo::auth::v1::VerifyApiKeyResponse> Client::VerifyApiKey(

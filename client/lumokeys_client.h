@@ -1,10 +1,11 @@
 // A small synchronous client for the LumoKeys gRPC services
-// (KeyService, OperatorService, AuthService, AuditService).
+// (KeyService, WebhookService, OperatorService, AuthService, AuditService).
 //
 // Every call carries exactly the credential its service needs, an
 // `x-request-id` and a deadline of `ClientOptions::timeout`:
 //
 //   KeyService       authorization: Bearer <api_key>
+//   WebhookService   authorization: Bearer <api_key>
 //   AuditService     authorization: Bearer <api_key>
 //   OperatorService  x-lumo-operator-token: <operator_token>
 //   AuthService      x-lumo-service-token: <service_token>
@@ -43,6 +44,7 @@
 #include "lumo/keys/v1/keys.grpc.pb.h"
 #include "lumo/ops/v1/ops.grpc.pb.h"
 #include "lumo/portal/v1/portal.grpc.pb.h"
+#include "lumo/webhooks/v1/webhooks.grpc.pb.h"
 
 namespace lumo::client {
 
@@ -125,6 +127,25 @@ class Client {
   absl::StatusOr<google::protobuf::Empty> DeleteApiKey(
       const lumo::keys::v1::DeleteApiKeyRequest& request) const;
 
+  // lumo.webhooks.v1.WebhookService (API key).
+  absl::StatusOr<lumo::webhooks::v1::ListWebhooksResponse> ListWebhooks(
+      const lumo::webhooks::v1::ListWebhooksRequest& request) const;
+  absl::StatusOr<lumo::webhooks::v1::Webhook> CreateWebhook(
+      const lumo::webhooks::v1::CreateWebhookRequest& request) const;
+  absl::StatusOr<lumo::webhooks::v1::Webhook> GetWebhook(
+      const lumo::webhooks::v1::GetWebhookRequest& request) const;
+  absl::StatusOr<lumo::webhooks::v1::Webhook> UpdateWebhook(
+      const lumo::webhooks::v1::UpdateWebhookRequest& request) const;
+  absl::StatusOr<google::protobuf::Empty> DeleteWebhook(
+      const lumo::webhooks::v1::DeleteWebhookRequest& request) const;
+  absl::StatusOr<lumo::webhooks::v1::Webhook> RotateWebhookSecret(
+      const lumo::webhooks::v1::RotateWebhookSecretRequest& request) const;
+  absl::StatusOr<lumo::webhooks::v1::WebhookDelivery> TestWebhook(
+      const lumo::webhooks::v1::TestWebhookRequest& request) const;
+  absl::StatusOr<lumo::webhooks::v1::ListWebhookDeliveriesResponse>
+  ListWebhookDeliveries(
+      const lumo::webhooks::v1::ListWebhookDeliveriesRequest& request) const;
+
   // lumo.ops.v1.OperatorService (operator token).
   absl::StatusOr<lumo::ops::v1::CreateTenantResponse> CreateTenant(
       const lumo::ops::v1::CreateTenantRequest& request) const;
@@ -141,6 +162,10 @@ class Client {
   // lumo.audit.v1.AuditService (API key).
   absl::StatusOr<lumo::audit::v1::ListAuditLogsResponse> ListAuditLogs(
       const lumo::audit::v1::ListAuditLogsRequest& request) const;
+  absl::StatusOr<lumo::audit::v1::ApiKeyUsage> GetApiKeyUsage(
+      const lumo::audit::v1::GetApiKeyUsageRequest& request) const;
+  absl::StatusOr<lumo::audit::v1::TenantUsage> GetTenantUsage(
+      const lumo::audit::v1::GetTenantUsageRequest& request) const;
 
   // lumo.auth.v1.AuthService (service token).
   absl::StatusOr<lumo::auth::v1::VerifyApiKeyResponse> VerifyApiKey(
@@ -178,6 +203,7 @@ class Client {
   const absl::Status options_status_;
   const std::shared_ptr<grpc::ChannelInterface> channel_;
   const std::unique_ptr<lumo::keys::v1::KeyService::Stub> keys_;
+  const std::unique_ptr<lumo::webhooks::v1::WebhookService::Stub> webhooks_;
   const std::unique_ptr<lumo::ops::v1::OperatorService::Stub> ops_;
   const std::unique_ptr<lumo::portal::v1::PortalService::Stub> portal_;
   const std::unique_ptr<lumo::auth::v1::AuthService::Stub> auth_;

@@ -26,6 +26,7 @@ constexpr std::pair<const char*, const char*> kPages[] = {
     {"/portal/settings/api-keys", "api-keys.html"},
     {"/portal/audit-logs", "audit-logs.html"},
     {"/portal/settings/key-policy", "key-policy.html"},
+    {"/portal/usage", "usage.html"},
 };
 
 bool IsValidSlug(absl::string_view s) {

@@ -144,6 +144,23 @@ absl::StatusOr<std::string> RequireTenant(const Context& ctx) {
   return ctx.settings.tenant;
 }
 
+// --page and --limit (1-100) into `request`'s optional page and limit.
+template <typename Request>
+absl::Status SetPaging(const ParsedArgs& args, Request& request) {
+  if (args.Has("page")) {
+    absl::StatusOr<int64_t> page =
+        ParseInteger(args, "page", 1, std::numeric_limits<int32_t>::max());
+    if (!page.ok()) return page.status();
+    request.set_page(static_cast<int32_t>(*page));
+  }
+  if (args.Has("limit")) {
+    absl::StatusOr<int64_t> limit = ParseInteger(args, "limit", 1, 100);
+    if (!limit.ok()) return limit.status();
+    request.set_limit(static_cast<int32_t>(*limit));
+  }
+  return absl::OkStatus();
+}
+
 // Prints `message` as JSON or `human`, whichever the settings ask for.
 int PrintReply(const Context& ctx, const google::protobuf::Message& message,
                const std::string& human) {
@@ -158,16 +175,23 @@ int PrintReply(const Context& ctx, const google::protobuf::Message& message,
   return kExitOk;
 }
 
-// Prints a reply that carries a full key, plus the "shown once" note in
-// human mode.
+// Prints a reply that carries a secret shown once (a full key, a signing
+// secret), plus `note` in human mode.
+int PrintReplyWithSecret(const Context& ctx,
+                         const google::protobuf::Message& message,
+                         const std::string& human, bool has_secret,
+                         absl::string_view note) {
+  const int code = PrintReply(ctx, message, human);
+  if (code == kExitOk && has_secret && !ctx.settings.json) {
+    ctx.io.err << note << "\n";
+  }
+  return code;
+}
+
 int PrintReplyWithKey(const Context& ctx,
                       const google::protobuf::Message& message,
                       const std::string& human, bool has_key) {
-  const int code = PrintReply(ctx, message, human);
-  if (code == kExitOk && has_key && !ctx.settings.json) {
-    ctx.io.err << kShownOnceNote << "\n";
-  }
-  return code;
+  return PrintReplyWithSecret(ctx, message, human, has_key, kShownOnceNote);
 }
 
 // Builds a client with the options common to every command.
@@ -396,6 +420,7 @@ int KeysCreate(const Context& ctx) {
   request.set_external_id(args.Get("external-id"));
   LUMO_CLI_ASSIGN_OR_USAGE(metadata, ParseMetadata(args));
   request.mutable_metadata()->insert(metadata.begin(), metadata.end());
+  request.set_decoy(args.Has("decoy"));
   LUMO_CLI_ASSIGN_OR_USAGE(client, ClientWithApiKey(ctx));
   const auto reply = client->CreateApiKey(request);
   if (!reply.ok()) return PrintRpcError(ctx.io, reply.status());
@@ -408,16 +433,7 @@ int KeysList(const Context& ctx) {
   LUMO_CLI_ASSIGN_OR_USAGE(tenant, RequireTenant(ctx));
   lumo::keys::v1::ListApiKeysRequest request;
   request.set_tenant_slug(tenant);
-  if (args.Has("page")) {
-    LUMO_CLI_ASSIGN_OR_USAGE(
-        page,
-        ParseInteger(args, "page", 1, std::numeric_limits<int32_t>::max()));
-    request.set_page(static_cast<int32_t>(page));
-  }
-  if (args.Has("limit")) {
-    LUMO_CLI_ASSIGN_OR_USAGE(limit, ParseInteger(args, "limit", 1, 100));
-    request.set_limit(static_cast<int32_t>(limit));
-  }
+  LUMO_CLI_USAGE_OR(SetPaging(args, request));
   request.set_search(args.Get("search"));
   request.set_sort_by(args.Get("sort-by"));
   if (args.Has("sort-dir")) {
@@ -429,6 +445,7 @@ int KeysList(const Context& ctx) {
   }
   request.set_status(args.Get("status"));
   request.set_state(args.Get("state"));
+  request.set_decoy(args.Has("decoy"));
   LUMO_CLI_ASSIGN_OR_USAGE(client, ClientWithApiKey(ctx));
   auto reply = client->ListApiKeys(request);
   if (!reply.ok()) return PrintRpcError(ctx.io, reply.status());
@@ -613,20 +630,60 @@ int AuditList(const Context& ctx) {
   request.set_tenant_slug(tenant);
   request.set_action(args.Get("action"));
   if (args.Has("suspicious")) request.set_suspicious(true);
-  if (args.Has("page")) {
-    LUMO_CLI_ASSIGN_OR_USAGE(
-        page,
-        ParseInteger(args, "page", 1, std::numeric_limits<int32_t>::max()));
-    request.set_page(static_cast<int32_t>(page));
-  }
-  if (args.Has("limit")) {
-    LUMO_CLI_ASSIGN_OR_USAGE(limit, ParseInteger(args, "limit", 1, 100));
-    request.set_limit(static_cast<int32_t>(limit));
-  }
+  LUMO_CLI_USAGE_OR(SetPaging(args, request));
   LUMO_CLI_ASSIGN_OR_USAGE(client, ClientWithApiKey(ctx));
   const auto reply = client->ListAuditLogs(request);
   if (!reply.ok()) return PrintRpcError(ctx.io, reply.status());
   return PrintReply(ctx, *reply, FormatAuditList(*reply));
+}
+
+// The range options shared by `usage key` and `usage tenant`.
+template <typename Request>
+absl::Status SetUsageRange(const ParsedArgs& args, Request& request) {
+  request.set_granularity(args.Get("granularity"));
+  if (args.Has("from")) {
+    absl::StatusOr<google::protobuf::Timestamp> from =
+        ParseRfc3339(args, "from");
+    if (!from.ok()) return from.status();
+    *request.mutable_from() = *from;
+  }
+  if (args.Has("to")) {
+    absl::StatusOr<google::protobuf::Timestamp> to = ParseRfc3339(args, "to");
+    if (!to.ok()) return to.status();
+    *request.mutable_to() = *to;
+  }
+  return absl::OkStatus();
+}
+
+int UsageKey(const Context& ctx) {
+  LUMO_CLI_ASSIGN_OR_USAGE(tenant, RequireTenant(ctx));
+  lumo::audit::v1::GetApiKeyUsageRequest request;
+  request.set_tenant_slug(tenant);
+  request.set_id(ctx.args.args[0]);
+  if (absl::Status s = SetUsageRange(ctx.args, request); !s.ok()) {
+    return PrintUsageError(ctx.io, s.message());
+  }
+  LUMO_CLI_ASSIGN_OR_USAGE(client, ClientWithApiKey(ctx));
+  const auto reply = client->GetApiKeyUsage(request);
+  if (!reply.ok()) return PrintRpcError(ctx.io, reply.status());
+  return PrintReply(ctx, *reply, FormatKeyUsage(*reply));
+}
+
+int UsageTenant(const Context& ctx) {
+  LUMO_CLI_ASSIGN_OR_USAGE(tenant, RequireTenant(ctx));
+  lumo::audit::v1::GetTenantUsageRequest request;
+  request.set_tenant_slug(tenant);
+  if (absl::Status s = SetUsageRange(ctx.args, request); !s.ok()) {
+    return PrintUsageError(ctx.io, s.message());
+  }
+  if (ctx.args.Has("limit")) {
+    LUMO_CLI_ASSIGN_OR_USAGE(limit, ParseInteger(ctx.args, "limit", 1, 100));
+    request.set_limit(static_cast<int32_t>(limit));
+  }
+  LUMO_CLI_ASSIGN_OR_USAGE(client, ClientWithApiKey(ctx));
+  const auto reply = client->GetTenantUsage(request);
+  if (!reply.ok()) return PrintRpcError(ctx.io, reply.status());
+  return PrintReply(ctx, *reply, FormatTenantUsage(*reply));
 }
 
 // The public id of a LumoKeys key (`lmk_<12 chars>_...`), else "".
@@ -732,6 +789,167 @@ int AuditTail(const Context& ctx) {
   }
 }
 
+// --events "a,b" as a JSON list of strings ("" is the empty list: every
+// type).
+google::protobuf::ListValue EventTypeList(const ParsedArgs& args) {
+  google::protobuf::ListValue list;
+  for (std::string& type : SplitList(args.Get("events"))) {
+    list.add_values()->set_string_value(std::move(type));
+  }
+  return list;
+}
+
+// --enabled true|false.
+absl::StatusOr<bool> ParseEnabled(const ParsedArgs& args) {
+  const std::string text = absl::AsciiStrToLower(args.Get("enabled"));
+  if (text == "true") return true;
+  if (text == "false") return false;
+  return absl::InvalidArgumentError(absl::StrCat(
+      "--enabled must be true or false, not \"", args.Get("enabled"), "\""));
+}
+
+int WebhooksList(const Context& ctx) {
+  LUMO_CLI_ASSIGN_OR_USAGE(tenant, RequireTenant(ctx));
+  lumo::webhooks::v1::ListWebhooksRequest request;
+  request.set_tenant_slug(tenant);
+  LUMO_CLI_USAGE_OR(SetPaging(ctx.args, request));
+  LUMO_CLI_ASSIGN_OR_USAGE(client, ClientWithApiKey(ctx));
+  auto reply = client->ListWebhooks(request);
+  if (!reply.ok()) return PrintRpcError(ctx.io, reply.status());
+  // Lists never show a secret, even if a server sent one.
+  for (auto& w : *reply->mutable_data()) w.clear_secret();
+  return PrintReply(ctx, *reply, FormatWebhookList(*reply));
+}
+
+int WebhooksCreate(const Context& ctx) {
+  const ParsedArgs& args = ctx.args;
+  LUMO_CLI_ASSIGN_OR_USAGE(tenant, RequireTenant(ctx));
+  LUMO_CLI_USAGE_OR(RequireOption(args, "url"));
+  lumo::webhooks::v1::CreateWebhookRequest request;
+  request.set_tenant_slug(tenant);
+  request.set_url(args.Get("url"));
+  request.set_description(args.Get("description"));
+  for (std::string& type : SplitList(args.Get("events"))) {
+    request.add_event_types(std::move(type));
+  }
+  if (args.Has("enabled")) {
+    LUMO_CLI_ASSIGN_OR_USAGE(enabled, ParseEnabled(args));
+    request.set_enabled(enabled);
+  }
+  LUMO_CLI_ASSIGN_OR_USAGE(client, ClientWithApiKey(ctx));
+  const auto reply = client->CreateWebhook(request);
+  if (!reply.ok()) return PrintRpcError(ctx.io, reply.status());
+  return PrintReplyWithSecret(ctx, *reply, FormatWebhook(*reply, true),
+                              reply->has_secret(), kSecretShownOnceNote);
+}
+
+// get, delete, test: one endpoint by id.
+template <typename Request>
+Request WebhookRequest(absl::string_view tenant, const ParsedArgs& args) {
+  Request request;
+  request.set_tenant_slug(std::string(tenant));
+  request.set_id(args.args[0]);
+  return request;
+}
+
+int WebhooksGet(const Context& ctx) {
+  LUMO_CLI_ASSIGN_OR_USAGE(tenant, RequireTenant(ctx));
+  const auto request =
+      WebhookRequest<lumo::webhooks::v1::GetWebhookRequest>(tenant, ctx.args);
+  LUMO_CLI_ASSIGN_OR_USAGE(client, ClientWithApiKey(ctx));
+  auto reply = client->GetWebhook(request);
+  if (!reply.ok()) return PrintRpcError(ctx.io, reply.status());
+  reply->clear_secret();
+  return PrintReply(ctx, *reply, FormatWebhook(*reply, false));
+}
+
+// webhooks update: every option given changes that member only.
+int WebhooksUpdate(const Context& ctx) {
+  const ParsedArgs& args = ctx.args;
+  LUMO_CLI_ASSIGN_OR_USAGE(tenant, RequireTenant(ctx));
+  auto request =
+      WebhookRequest<lumo::webhooks::v1::UpdateWebhookRequest>(tenant, args);
+  bool any = false;
+  if (args.Has("url")) {
+    request.set_url(args.Get("url"));
+    any = true;
+  }
+  if (args.Has("description")) {
+    request.set_description(args.Get("description"));
+    any = true;
+  }
+  if (args.Has("events")) {
+    *request.mutable_event_types() = EventTypeList(args);
+    any = true;
+  }
+  if (args.Has("enabled")) {
+    LUMO_CLI_ASSIGN_OR_USAGE(enabled, ParseEnabled(args));
+    request.set_enabled(enabled);
+    any = true;
+  }
+  if (!any) {
+    return PrintUsageError(
+        ctx.io, "webhooks update: give at least one member to change");
+  }
+  LUMO_CLI_ASSIGN_OR_USAGE(client, ClientWithApiKey(ctx));
+  auto reply = client->UpdateWebhook(request);
+  if (!reply.ok()) return PrintRpcError(ctx.io, reply.status());
+  reply->clear_secret();
+  return PrintReply(ctx, *reply, FormatWebhook(*reply, false));
+}
+
+int WebhooksDelete(const Context& ctx) {
+  LUMO_CLI_ASSIGN_OR_USAGE(tenant, RequireTenant(ctx));
+  const auto request = WebhookRequest<lumo::webhooks::v1::DeleteWebhookRequest>(
+      tenant, ctx.args);
+  LUMO_CLI_ASSIGN_OR_USAGE(client, ClientWithApiKey(ctx));
+  const auto reply = client->DeleteWebhook(request);
+  if (!reply.ok()) return PrintRpcError(ctx.io, reply.status());
+  return PrintReply(
+      ctx, *reply,
+      absl::StrCat("deleted webhook ", Sanitize(request.id()), "\n"));
+}
+
+int WebhooksRotateSecret(const Context& ctx) {
+  LUMO_CLI_ASSIGN_OR_USAGE(tenant, RequireTenant(ctx));
+  auto request = WebhookRequest<lumo::webhooks::v1::RotateWebhookSecretRequest>(
+      tenant, ctx.args);
+  if (ctx.args.Has("grace-period")) {
+    constexpr int64_t kMaxGraceSeconds = 7 * 24 * 3600;
+    LUMO_CLI_ASSIGN_OR_USAGE(
+        grace, ParseInteger(ctx.args, "grace-period", 0, kMaxGraceSeconds));
+    request.set_grace_period_seconds(grace);
+  }
+  LUMO_CLI_ASSIGN_OR_USAGE(client, ClientWithApiKey(ctx));
+  const auto reply = client->RotateWebhookSecret(request);
+  if (!reply.ok()) return PrintRpcError(ctx.io, reply.status());
+  return PrintReplyWithSecret(ctx, *reply, FormatWebhook(*reply, true),
+                              reply->has_secret(), kSecretShownOnceNote);
+}
+
+int WebhooksTest(const Context& ctx) {
+  LUMO_CLI_ASSIGN_OR_USAGE(tenant, RequireTenant(ctx));
+  const auto request =
+      WebhookRequest<lumo::webhooks::v1::TestWebhookRequest>(tenant, ctx.args);
+  LUMO_CLI_ASSIGN_OR_USAGE(client, ClientWithApiKey(ctx));
+  const auto reply = client->TestWebhook(request);
+  if (!reply.ok()) return PrintRpcError(ctx.io, reply.status());
+  return PrintReply(ctx, *reply, FormatWebhookDelivery(*reply));
+}
+
+int WebhooksDeliveries(const Context& ctx) {
+  LUMO_CLI_ASSIGN_OR_USAGE(tenant, RequireTenant(ctx));
+  auto request =
+      WebhookRequest<lumo::webhooks::v1::ListWebhookDeliveriesRequest>(
+          tenant, ctx.args);
+  LUMO_CLI_USAGE_OR(SetPaging(ctx.args, request));
+  request.set_status(ctx.args.Get("status"));
+  LUMO_CLI_ASSIGN_OR_USAGE(client, ClientWithApiKey(ctx));
+  const auto reply = client->ListWebhookDeliveries(request);
+  if (!reply.ok()) return PrintRpcError(ctx.io, reply.status());
+  return PrintReply(ctx, *reply, FormatWebhookDeliveryList(*reply));
+}
+
 int Health(const Context& ctx) {
   std::unique_ptr<Client> client = ctx.make_client(BaseOptions(ctx));
   const absl::Status status = client->CheckHealth();
@@ -799,10 +1017,20 @@ int RunCli(absl::Span<const std::string> argv, const EnvLookup& env,
   }
   if (name == "keys delete") return KeysDelete(ctx);
   if (name == "keys issue") return KeysIssue(ctx);
+  if (name == "webhooks list") return WebhooksList(ctx);
+  if (name == "webhooks create") return WebhooksCreate(ctx);
+  if (name == "webhooks get") return WebhooksGet(ctx);
+  if (name == "webhooks update") return WebhooksUpdate(ctx);
+  if (name == "webhooks delete") return WebhooksDelete(ctx);
+  if (name == "webhooks rotate-secret") return WebhooksRotateSecret(ctx);
+  if (name == "webhooks test") return WebhooksTest(ctx);
+  if (name == "webhooks deliveries") return WebhooksDeliveries(ctx);
   if (name == "verify") return Verify(ctx);
   if (name == "audit verify") return AuditVerify(ctx);
   if (name == "audit list") return AuditList(ctx);
   if (name == "audit tail") return AuditTail(ctx);
+  if (name == "usage key") return UsageKey(ctx);
+  if (name == "usage tenant") return UsageTenant(ctx);
   if (name == "health") return Health(ctx);
   return PrintUsageError(io, absl::StrCat("`", name, "` is not implemented"));
 }

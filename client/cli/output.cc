@@ -2,7 +2,11 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <set>
+#include <string>
+#include <vector>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/time/time.h"
@@ -26,6 +30,14 @@ std::string JoinOr(const google::protobuf::RepeatedPtrField<std::string>& list,
   cleaned.reserve(list.size());
   for (const std::string& item : list) cleaned.push_back(Sanitize(item));
   return absl::StrJoin(cleaned, separator);
+}
+
+// "page P of N (T things in total)".
+std::string PageFooter(const lumo::api::PageMeta& meta, absl::string_view one,
+                       absl::string_view many) {
+  return absl::StrCat("page ", meta.page(), " of ",
+                      std::max(meta.total_pages(), 1), " (", meta.total(), " ",
+                      meta.total() == 1 ? one : many, " in total)\n");
 }
 
 std::string TextOr(absl::string_view text) {
@@ -176,12 +188,8 @@ std::string FormatApiKeyList(const lumo::keys::v1::ListApiKeysResponse& list) {
                     TimeOr(key.has_expires_at(), key.expires_at(), "never")});
   }
   std::string out = list.data().empty() ? "no keys\n" : FormatTable(rows);
-  if (list.has_meta()) {
-    const lumo::api::PageMeta& meta = list.meta();
-    absl::StrAppend(&out, "page ", meta.page(), " of ",
-                    std::max(meta.total_pages(), 1), " (", meta.total(),
-                    meta.total() == 1 ? " key" : " keys", " in total)\n");
-  }
+  if (list.has_meta())
+    absl::StrAppend(&out, PageFooter(list.meta(), "key", "keys"));
   return out;
 }
 
@@ -247,12 +255,80 @@ std::string FormatAuditList(
   }
   std::string out = list.data().empty() ? "no events\n" : FormatTable(rows);
   if (list.has_meta()) {
-    const lumo::api::PageMeta& meta = list.meta();
-    absl::StrAppend(&out, "page ", meta.page(), " of ",
-                    std::max(meta.total_pages(), 1), " (", meta.total(),
-                    meta.total() == 1 ? " event" : " events", " in total)\n");
+    absl::StrAppend(&out, PageFooter(list.meta(), "event", "events"));
   }
   return out;
+}
+
+namespace {
+
+std::string TimestampText(const google::protobuf::Timestamp& t) {
+  return absl::FormatTime("%Y-%m-%dT%H:%MZ", absl::FromUnixSeconds(t.seconds()),
+                          absl::UTCTimeZone());
+}
+
+std::vector<std::string> CountCells(const lumo::audit::v1::UsageCounts& c,
+                                    const std::set<std::string>& outcomes) {
+  std::vector<std::string> cells = {
+      absl::StrCat(c.calls()), absl::StrCat(c.verifications()),
+      absl::StrCat(c.api_calls()), absl::StrCat(c.failures())};
+  for (const std::string& o : outcomes) {
+    auto it = c.outcomes().find(o);
+    cells.push_back(absl::StrCat(it == c.outcomes().end() ? 0 : it->second));
+  }
+  return cells;
+}
+
+template <typename Usage>
+std::string FormatSeries(const Usage& u) {
+  std::set<std::string> outcomes;
+  for (const auto& [o, n] : u.totals().outcomes()) outcomes.insert(o);
+  std::vector<std::vector<std::string>> rows;
+  rows.push_back({"START (UTC)", "CALLS", "VERIFY", "API", "FAILURES"});
+  for (const std::string& o : outcomes) {
+    rows.back().push_back(absl::AsciiStrToUpper(Sanitize(o)));
+  }
+  for (const lumo::audit::v1::UsageBucket& b : u.buckets()) {
+    rows.push_back({TimestampText(b.start())});
+    for (std::string& cell : CountCells(b.counts(), outcomes)) {
+      rows.back().push_back(std::move(cell));
+    }
+  }
+  rows.push_back({"total"});
+  for (std::string& cell : CountCells(u.totals(), outcomes)) {
+    rows.back().push_back(std::move(cell));
+  }
+  return FormatTable(rows);
+}
+
+std::string FormatTopKeys(
+    absl::string_view title,
+    const google::protobuf::RepeatedPtrField<lumo::audit::v1::KeyUsageSummary>&
+        keys) {
+  std::string out = absl::StrCat("\n", title, "\n");
+  if (keys.empty()) return out + "none\n";
+  std::vector<std::vector<std::string>> rows = {
+      {"KEY", "NAME", "CALLS", "FAILURES"}};
+  for (const lumo::audit::v1::KeyUsageSummary& k : keys) {
+    rows.push_back({k.key_id().empty() ? "(unattributed)" : TextOr(k.key_id()),
+                    k.deleted() ? "(deleted)" : TextOr(k.name()),
+                    absl::StrCat(k.calls()), absl::StrCat(k.failures())});
+  }
+  return out + FormatTable(rows);
+}
+
+}  // namespace
+
+std::string FormatKeyUsage(const lumo::audit::v1::ApiKeyUsage& usage) {
+  return absl::StrCat("usage of key ", Sanitize(usage.key_id()), " per ",
+                      Sanitize(usage.granularity()), "\n", FormatSeries(usage));
+}
+
+std::string FormatTenantUsage(const lumo::audit::v1::TenantUsage& usage) {
+  return absl::StrCat(
+      "usage per ", Sanitize(usage.granularity()), "\n", FormatSeries(usage),
+      FormatTopKeys("top keys by calls", usage.top_keys_by_calls()),
+      FormatTopKeys("top keys by failures", usage.top_keys_by_failures()));
 }
 
 std::string FormatAuditLine(const lumo::audit::v1::AuditEvent& e) {
@@ -283,6 +359,92 @@ std::string FormatChainVerification(
   return absl::StrCat("audit chain of ", Sanitize(tenant), ": BROKEN at ",
                       where, ": ", Sanitize(reply.reason()), " (",
                       reply.rows_checked(), " rows verified before it)\n");
+}
+
+std::string FormatWebhook(const lumo::webhooks::v1::Webhook& w,
+                          bool show_secret) {
+  std::vector<std::pair<std::string, std::string>> fields = {
+      {"id", TextOr(w.id())},
+      {"url", TextOr(w.url())},
+      {"description", TextOr(w.description())},
+      {"events",
+       w.event_types().empty() ? "every type" : JoinOr(w.event_types(), ", ")},
+      {"enabled", w.enabled() ? "yes" : "no"},
+      {"consecutive failures", absl::StrCat(w.consecutive_failures())},
+      {"secret prefix", TextOr(w.secret_prefix())},
+      {"created", TimeOr(w.has_created_at(), w.created_at())},
+      {"secret rotated",
+       TimeOr(w.has_secret_rotated_at(), w.secret_rotated_at())},
+  };
+  if (w.has_disabled_reason()) {
+    fields.emplace_back("disabled reason", TextOr(w.disabled_reason()));
+  }
+  if (w.has_previous_secret_valid_until()) {
+    fields.emplace_back("old secret signs until",
+                        FormatTimestamp(w.previous_secret_valid_until()));
+  }
+  if (show_secret && w.has_secret()) {
+    fields.emplace_back("secret", Sanitize(w.secret()));
+  }
+  return FormatFields(fields);
+}
+
+std::string FormatWebhookList(
+    const lumo::webhooks::v1::ListWebhooksResponse& list) {
+  std::vector<std::vector<std::string>> rows = {
+      {"ID", "URL", "ENABLED", "EVENTS", "FAILURES"}};
+  for (const lumo::webhooks::v1::Webhook& w : list.data()) {
+    rows.push_back(
+        {TextOr(w.id()), TextOr(w.url()), w.enabled() ? "yes" : "no",
+         w.event_types().empty() ? "*" : JoinOr(w.event_types(), ","),
+         absl::StrCat(w.consecutive_failures())});
+  }
+  std::string out = list.data().empty() ? "no webhooks\n" : FormatTable(rows);
+  if (list.has_meta()) {
+    absl::StrAppend(&out, PageFooter(list.meta(), "webhook", "webhooks"));
+  }
+  return out;
+}
+
+std::string FormatWebhookDelivery(
+    const lumo::webhooks::v1::WebhookDelivery& d) {
+  return FormatFields({
+      {"delivery", TextOr(d.id())},
+      {"event", TextOr(d.event_id())},
+      {"type", TextOr(d.event_type())},
+      {"status", TextOr(d.status())},
+      {"attempts", absl::StrCat(d.attempts())},
+      {"created", TimeOr(d.has_created_at(), d.created_at())},
+      {"next attempt", TimeOr(d.has_next_attempt_at(), d.next_attempt_at())},
+      {"last attempt", TimeOr(d.has_last_attempt_at(), d.last_attempt_at())},
+      {"delivered", TimeOr(d.has_delivered_at(), d.delivered_at())},
+      {"last http status", d.last_http_status() == 0
+                               ? std::string(kNone)
+                               : absl::StrCat(d.last_http_status())},
+      {"last error", TextOr(d.last_error())},
+  });
+}
+
+std::string FormatWebhookDeliveryList(
+    const lumo::webhooks::v1::ListWebhookDeliveriesResponse& list) {
+  std::vector<std::vector<std::string>> rows = {{"ID", "EVENT", "TYPE",
+                                                 "STATUS", "ATTEMPTS", "HTTP",
+                                                 "LATENCY", "LAST ERROR"}};
+  for (const lumo::webhooks::v1::WebhookDelivery& d : list.data()) {
+    rows.push_back(
+        {TextOr(d.id()), TextOr(d.event_id()), TextOr(d.event_type()),
+         TextOr(d.status()), absl::StrCat(d.attempts()),
+         d.last_http_status() == 0 ? std::string(kNone)
+                                   : absl::StrCat(d.last_http_status()),
+         d.attempts() == 0 ? std::string(kNone)
+                           : absl::StrCat(d.last_latency_ms(), " ms"),
+         TextOr(d.last_error())});
+  }
+  std::string out = list.data().empty() ? "no deliveries\n" : FormatTable(rows);
+  if (list.has_meta()) {
+    absl::StrAppend(&out, PageFooter(list.meta(), "delivery", "deliveries"));
+  }
+  return out;
 }
 
 absl::StatusOr<std::string> ToJsonLine(

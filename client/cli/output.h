@@ -20,6 +20,7 @@
 #include "lumo/auth/v1/auth.pb.h"
 #include "lumo/keys/v1/keys.pb.h"
 #include "lumo/ops/v1/ops.pb.h"
+#include "lumo/webhooks/v1/webhooks.pb.h"
 
 namespace lumo::cli {
 
@@ -48,14 +49,33 @@ std::string FormatVerify(const lumo::auth::v1::VerifyApiKeyResponse& reply);
 
 // A page of audit events as a table (id, time, action, outcome, suspicious,
 // actor, target, ip) plus a "page P of N" footer.
-std::string FormatAuditList(
-    const lumo::audit::v1::ListAuditLogsResponse& list);
+std::string FormatAuditList(const lumo::audit::v1::ListAuditLogsResponse& list);
+// A usage series as a table: one row per bucket (start, calls,
+// verifications, API calls, failures, then one column per outcome that
+// occurred in the range) and a total row.
+std::string FormatKeyUsage(const lumo::audit::v1::ApiKeyUsage& usage);
+// The same for a tenant, followed by the top keys by calls and by failures.
+std::string FormatTenantUsage(const lumo::audit::v1::TenantUsage& usage);
 // One audit event on one line (for `audit tail`), with a trailing newline.
 std::string FormatAuditLine(const lumo::audit::v1::AuditEvent& event);
 // The outcome of `audit verify` for `tenant`.
 std::string FormatChainVerification(
     absl::string_view tenant,
     const lumo::ops::v1::VerifyAuditChainResponse& reply);
+
+// One webhook endpoint as aligned fields; the signing secret only with
+// `show_secret` (the replies of create and rotate-secret).
+std::string FormatWebhook(const lumo::webhooks::v1::Webhook& webhook,
+                          bool show_secret);
+// A page of endpoints as a table (id, url, enabled, events, failures).
+std::string FormatWebhookList(
+    const lumo::webhooks::v1::ListWebhooksResponse& list);
+std::string FormatWebhookDelivery(
+    const lumo::webhooks::v1::WebhookDelivery& delivery);
+// A page of deliveries as a table (id, event, type, status, attempts, HTTP
+// status, latency, last error).
+std::string FormatWebhookDeliveryList(
+    const lumo::webhooks::v1::ListWebhookDeliveriesResponse& list);
 
 // The message as proto3 JSON on one line (no trailing newline).
 absl::StatusOr<std::string> ToJsonLine(
@@ -65,6 +85,10 @@ absl::StatusOr<std::string> ToJsonLine(
 inline constexpr absl::string_view kShownOnceNote =
     "note: the full key is shown only once; store it somewhere safe now, it "
     "cannot be retrieved again.";
+// The stderr note printed after a webhook signing secret in human mode.
+inline constexpr absl::string_view kSecretShownOnceNote =
+    "note: the signing secret is shown only once; store it with the "
+    "receiver now, it cannot be retrieved again.";
 
 }  // namespace lumo::cli
 

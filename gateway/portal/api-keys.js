@@ -153,7 +153,22 @@
       const created = el('td', formatTime(key.createdAt));
       created.append(el('div', age(key.createdAt) + ' old', 'muted small'));
       row.append(created);
-      row.append(el('td', key.lastUsedAt ? formatTime(key.lastUsedAt) : 'never'));
+      // Last use, and how long a key has gone unused (a key nobody uses is
+      // a candidate for revocation): from lastUsedAt, else from creation.
+      const used = el('td', key.lastUsedAt ? formatTime(key.lastUsedAt) : 'never');
+      const idleSince = key.lastUsedAt || key.createdAt;
+      const idleDays = Math.floor((Date.now() - new Date(idleSince).getTime()) / 86400000);
+      if (idleDays >= 1) {
+        used.append(el('div', 'unused for ' + idleDays + (idleDays === 1 ? ' day' : ' days'),
+                       'muted small'));
+      }
+      const usageLink = el('a', 'Usage', 'small');
+      usageLink.href = base + '/portal/usage?key=' + encodeURIComponent(key.id);
+      usageLink.setAttribute('aria-label', 'Usage of key ' + key.name);
+      const usageLine = el('div');
+      usageLine.append(usageLink);
+      used.append(usageLine);
+      row.append(used);
       row.append(el('td', key.expiresAt ? formatTime(key.expiresAt) : 'never'));
       const actions = el('td', null, 'row-actions');
       const label = '“' + key.name + '” (' + key.prefix + ')';

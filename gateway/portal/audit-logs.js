@@ -5,6 +5,8 @@
   const auditPath = base + '/api/v1/admin/audit-logs';
   const $ = (id) => document.getElementById(id);
   let page = 1;
+  // Key names by id, read once per id (null: the key is gone).
+  const keyNames = new Map();
 
   function dayStart(value) { return value ? value + 'T00:00:00Z' : ''; }
   function dayEnd(value) { return value ? value + 'T23:59:59Z' : ''; }
@@ -15,6 +17,10 @@
     if (action) q.set('action', action);
     if ($('f-outcome').value) q.set('outcome', $('f-outcome').value);
     if ($('f-suspicious').value) q.set('suspicious', $('f-suspicious').value);
+    const key = $('f-key').value.trim();
+    if (key) q.set('targetId', key);
+    const actor = $('f-actor').value.trim();
+    if (actor) q.set('actorId', actor);
     if ($('f-from').value) q.set('startDate', dayStart($('f-from').value));
     if ($('f-to').value) q.set('endDate', dayEnd($('f-to').value));
     return q;
@@ -29,9 +35,45 @@
     }
   }
 
+  // A key by its name with the id beside it; a deleted key by its id.
+  function keyText(id) {
+    const name = keyNames.get(id);
+    if (name === undefined) return 'key ' + id;
+    return name === null ? 'key ' + id + ' (deleted)' : name + ' (' + id + ')';
+  }
+
+  // Users by e-mail (the server fills it), keys by name, others by type.
   function actorText(actor) {
     if (!actor) return '—';
-    return actor.email ? actor.email : (actor.type + ' ' + (actor.id || ''));
+    if (actor.email) return actor.email;
+    if (actor.type === 'api_key' && actor.id) return keyText(actor.id);
+    return actor.type + ' ' + (actor.id || '');
+  }
+
+  function targetText(target) {
+    if (!target) return '—';
+    if (target.type === 'api_key' && target.id) return keyText(target.id);
+    return target.type + ' ' + target.id;
+  }
+
+  // Reads the names of the keys the events name that are not known yet.
+  async function resolveKeys(events) {
+    const ids = new Set();
+    for (const e of events) {
+      for (const party of [e.actor, e.target]) {
+        if (party && party.type === 'api_key' && party.id && !keyNames.has(party.id)) {
+          ids.add(party.id);
+        }
+      }
+    }
+    await Promise.all([...ids].map(async (id) => {
+      try {
+        const reply = await api('GET', base + '/api/v1/admin/api-keys/' + encodeURIComponent(id));
+        keyNames.set(id, reply.data.name);
+      } catch (e) {
+        if (e.status === 404) keyNames.set(id, null);
+      }
+    }));
   }
 
   async function showDetail(id) {
@@ -57,7 +99,7 @@
       if (e.suspicious) action.append(el('span', 'suspicious', 'badge badge-revoked'));
       row.append(action);
       row.append(el('td', actorText(e.actor)));
-      row.append(el('td', e.target ? (e.target.type + ' ' + e.target.id) : '—'));
+      row.append(el('td', targetText(e.target)));
       row.append(el('td', e.outcome));
       row.append(el('td', e.ipAddress || ''));
       const cell = el('td');
@@ -85,6 +127,7 @@
     q.set('limit', '25');
     try {
       const reply = await api('GET', auditPath + '?' + q.toString());
+      await resolveKeys(reply.data || []);
       render(reply.data || [], reply.meta);
     } catch (e) {
       $('audit-error').textContent = 'Could not load the audit log: ' + e.message;

@@ -88,6 +88,8 @@ const Portal = (() => {
     if (audit) audit.href = base + '/portal/audit-logs';
     const policy = document.getElementById('nav-policy');
     if (policy) policy.href = base + '/portal/settings/key-policy';
+    const usage = document.getElementById('nav-usage');
+    if (usage) usage.href = base + '/portal/usage';
     document.getElementById('logout').addEventListener('click', async () => {
       try { await api('POST', base + '/api/v1/portal/logout', {}); } catch (e) {}
       location.assign(base + '/login');

@@ -11,6 +11,7 @@
 #include "server/rpc/portal_services.h"
 #include "server/rpc/services.h"
 #include "server/rpc/user_services.h"
+#include "server/rpc/webhook_services.h"
 
 namespace lumo::app {
 
@@ -101,8 +102,10 @@ absl::StatusOr<std::unique_ptr<App>> App::Create(
   app->limit_workers_.store(app->workers_.get());
   // The authenticator's collaborators, then the authenticator, before the
   // adapters that use it.
-  app->audit_service_ =
-      std::make_unique<service::AuditService>(&stores.audit(), &stores.keys());
+  app->audit_service_ = std::make_unique<service::AuditService>(
+      &stores.audit(), &stores.keys(), &stores.users());
+  app->usage_service_ =
+      std::make_unique<service::UsageService>(&stores.audit(), &stores.keys());
   app->audit_writer_ = std::make_unique<service::AuditWriter>(
       &stores.audit(), options.audit_writer);
   app->usage_ = std::make_unique<service::UsageAuditor>(
@@ -153,9 +156,16 @@ absl::StatusOr<std::unique_ptr<App>> App::Create(
         std::make_unique<rpc::RegistrationServiceImpl>(client_ctx));
   }
 
+  app->webhooks_ = std::make_unique<service::WebhookService>(
+      &stores.webhooks(), options.peppers, options.webhooks);
+  app->services_.push_back(
+      std::make_unique<rpc::WebhookServiceImpl>(rpc::WebhookRpcContext{
+          app->auth_.get(), app->workers_.get(), app->webhooks_.get()}));
+
   app->services_.push_back(
       std::make_unique<rpc::AuditServiceImpl>(rpc::AuditRpcContext{
-          app->auth_.get(), app->workers_.get(), app->audit_service_.get()}));
+          app->auth_.get(), app->workers_.get(), app->audit_service_.get(),
+          app->usage_service_.get()}));
 
   app->RegisterMetrics();
   // Benchmark-only baselines, off by default.
@@ -397,6 +407,7 @@ App::ServiceDescriptors() const {
            "lumo.admin.v1.RoleService",
            "lumo.audit.v1.AuditService",
            "lumo.portal.v1.PortalService",
+           "lumo.webhooks.v1.WebhookService",
        }) {
     const auto* d =
         google::protobuf::DescriptorPool::generated_pool()->FindServiceByName(

@@ -32,8 +32,10 @@
 #include "server/service/registration_service.h"
 #include "server/service/replica_sync.h"
 #include "server/service/usage_auditor.h"
+#include "server/service/usage_service.h"
 #include "server/service/user_service.h"
 #include "server/service/verifier.h"
+#include "server/service/webhook_service.h"
 #include "server/storage/backend.h"
 #include "server/storage/change_feed_store.h"
 
@@ -76,6 +78,9 @@ struct AppOptions {
   // Password hashing cost, session lifetimes,
   // login throttling (docs/portal.md).
   service::PortalOptions portal;
+  // Webhook endpoints: the per-tenant limit and the addresses deliveries
+  // may reach (docs/webhooks.md).
+  service::WebhookOptions webhooks;
 };
 
 // Thread-safe once built. Owns everything it creates.
@@ -106,6 +111,8 @@ class App {
   metrics::Registry& metrics() { return *metrics_; }
   // Null without replication.
   service::ReplicaSync* replica_sync() { return replica_.get(); }
+  // Webhook endpoints, secrets and payloads (for the delivery worker).
+  service::WebhookService& webhooks() { return *webhooks_; }
 
  private:
   App() = default;
@@ -127,6 +134,7 @@ class App {
   // Destroyed after workers_ stops.
   std::unique_ptr<service::UserService> users_;
   std::unique_ptr<service::ClientService> clients_;
+  std::unique_ptr<service::WebhookService> webhooks_;
   std::unique_ptr<service::RegistrationService> registration_;
 
   // Destroyed after ~App has stopped workers_ and flushed the writer; the
@@ -135,6 +143,7 @@ class App {
   std::unique_ptr<service::UsageAuditor> usage_;
   // The read side and chain verification; used only by the adapters.
   std::unique_ptr<service::AuditService> audit_service_;
+  std::unique_ptr<service::UsageService> usage_service_;
 
   std::unique_ptr<metrics::Registry> metrics_;
   // Declared after metrics_ so destroyed before it.

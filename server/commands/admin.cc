@@ -42,6 +42,22 @@ absl::StatusOr<int> PurgeAudit(const config::ServerConfig& config) {
   return 0;
 }
 
+absl::StatusOr<int> PurgeUsageRollups(const config::ServerConfig& config) {
+  absl::StatusOr<std::unique_ptr<Database>> database =
+      OpenDatabase(config.database);
+  if (!database.ok()) return database.status();
+  absl::StatusOr<int64_t> purged =
+      PurgeUsage(**database, config.usage_hourly_retention_days,
+                 config.usage_daily_retention_days);
+  if (!purged.ok()) {
+    return absl::Status(
+        purged.status().code(),
+        absl::StrCat("usage purge failed: ", purged.status().ToString()));
+  }
+  log::Line(log::Level::kInfo, "usage buckets purged").Int("deleted", *purged);
+  return 0;
+}
+
 absl::StatusOr<int> CheckPeppers(const config::ServerConfig& config) {
   absl::StatusOr<std::shared_ptr<core::PepperSet>> peppers =
       LoadPeppers(config.pepper_file);
@@ -62,6 +78,8 @@ absl::StatusOr<int> RunAdminCommand(const config::ServerConfig& config) {
       return Migrate(config);
     case config::ServerCommand::kPurgeAudit:
       return PurgeAudit(config);
+    case config::ServerCommand::kPurgeUsage:
+      return PurgeUsageRollups(config);
     case config::ServerCommand::kCheckPeppers:
       return CheckPeppers(config);
     case config::ServerCommand::kServe:

@@ -22,6 +22,8 @@ absl::StatusOr<int> Migrate(const config::ServerConfig& config);
 // error prefixed "audit purge failed: " ("database: " when the database
 // cannot be opened).
 absl::StatusOr<int> PurgeAudit(const config::ServerConfig& config);
+// purge-usage: deletes usage rollup buckets older than their retention.
+absl::StatusOr<int> PurgeUsageRollups(const config::ServerConfig& config);
 
 // Prints the pepper-coverage table and verdict to stdout; 1 when live
 // secrets use a version the pepper file lacks (REFUSED), else 0.

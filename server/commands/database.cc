@@ -82,4 +82,9 @@ absl::StatusOr<int64_t> PurgeAuditOlderThanDays(Database& database, int days) {
   return database.PurgeAuditOlderThanDays(days);
 }
 
+absl::StatusOr<int64_t> PurgeUsage(Database& database, int hourly_days,
+                                   int daily_days) {
+  return database.PurgeUsage(hourly_days, daily_days);
+}
+
 }  // namespace lumo::commands

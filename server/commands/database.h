@@ -57,6 +57,11 @@ absl::StatusOr<service::PepperCoverage> PepperCoverageOf(
 // chain verifiable; the number deleted. Errors are the store's.
 absl::StatusOr<int64_t> PurgeAuditOlderThanDays(Database& database, int days);
 
+// Deletes usage rollup buckets older than their retention
+// (Backend::PurgeUsage); the number deleted. Errors are the store's.
+absl::StatusOr<int64_t> PurgeUsage(Database& database, int hourly_days,
+                                   int daily_days);
+
 }  // namespace lumo::commands
 
 #endif  // LUMOKEYS_SERVER_COMMANDS_DATABASE_H_

@@ -52,11 +52,13 @@ absl::StatusOr<std::unique_ptr<ServerProcess>> ServerProcess::Start(
   if (absl::Status listening = process->Listen(); !listening.ok()) {
     return listening;
   }
+  process->StartWebhookDelivery();
   return process;
 }
 
 ServerProcess::~ServerProcess() {
   if (metrics_server_ != nullptr) metrics_server_->Stop();
+  StopWebhookDelivery();
   server_.reset();
   app_.reset();
 }
@@ -128,7 +130,30 @@ absl::Status ServerProcess::Build() {
       app::App::Create(*std::move(database), std::move(options));
   if (!app.ok()) return app.status();
   app_ = *std::move(app);
+  if (config_.webhook_delivery.threads > 0) {
+    absl::StatusOr<std::unique_ptr<webhooks::Sender>> sender =
+        webhooks::NewHttpsSender(config_.webhook_sender);
+    if (!sender.ok()) return sender.status();
+    webhook_sender_ = *std::move(sender);
+    webhook_worker_ = std::make_unique<webhooks::DeliveryWorker>(
+        &app_->backend().webhooks(), &app_->webhooks(), webhook_sender_.get(),
+        config_.webhook_delivery);
+    // Deliveries this process commits are claimed at once; the poll finds
+    // those of other processes.
+    app_->backend().outbox_signal().Listen(
+        [worker = webhook_worker_.get()] { worker->Wake(); });
+  }
   return absl::OkStatus();
+}
+
+void ServerProcess::StopWebhookDelivery() {
+  if (webhook_worker_ == nullptr) return;
+  app_->backend().outbox_signal().Listen(nullptr);
+  webhook_worker_.reset();
+}
+
+void ServerProcess::StartWebhookDelivery() {
+  if (webhook_worker_ != nullptr) webhook_worker_->Start();
 }
 
 absl::Status ServerProcess::Listen() {
@@ -211,6 +236,9 @@ void ServerProcess::Stop(int signal_number) {
                     absl::ToChronoMilliseconds(config_.shutdown_grace));
   // Its collectors read the app.
   metrics_server_->Stop();
+  // Finishes the attempts in flight; claimed deliveries not yet sent are
+  // sent when their lease ends (docs/webhooks.md).
+  StopWebhookDelivery();
   // Runs what is queued, joins the workers, then writes every queued audit
   // event (the writer's stop_timeout bounds it when the database is down).
   app_.reset();

@@ -1,8 +1,8 @@
 // lumokeys-server's serve command: everything a running server holds
 // beyond the app itself (server/app) - its TLS credentials, pepper set,
-// gRPC server with its public and internal listeners, and metrics
-// listener - built from a ServerConfig, reloaded on SIGHUP and drained on
-// stop (docs/operations.md "Signals and draining").
+// gRPC server with its public and internal listeners, metrics listener
+// and webhook delivery worker - built from a ServerConfig, reloaded on
+// SIGHUP and drained on stop (docs/operations.md "Signals and draining").
 //
 // Thread-compatible: Start, Reload and Stop are called by the main thread.
 #ifndef LUMOKEYS_SERVER_COMMANDS_SERVE_H_
@@ -17,6 +17,8 @@
 #include "server/core/pepper.h"
 #include "server/observability/metrics_http.h"
 #include "server/tls/server_tls.h"
+#include "server/webhooks/delivery_worker.h"
+#include "server/webhooks/sender.h"
 
 namespace lumo::commands {
 
@@ -51,6 +53,11 @@ class ServerProcess {
 
   absl::Status Build();
   absl::Status Listen();
+  // Starts the webhook delivery worker (unless --webhook_workers=0).
+  void StartWebhookDelivery();
+  // Stops the listening to commits, then the worker (its attempts in flight
+  // finish). Before app_ is destroyed.
+  void StopWebhookDelivery();
 
   const config::ServerConfig config_;
   std::unique_ptr<tls::ReloadableServerTls> tls_;
@@ -58,6 +65,9 @@ class ServerProcess {
   std::unique_ptr<app::App> app_;
   std::unique_ptr<grpc::Server> server_;
   std::unique_ptr<metrics::MetricsHttpServer> metrics_server_;
+  // Null with --webhook_workers=0. Stopped before the app.
+  std::unique_ptr<webhooks::Sender> webhook_sender_;
+  std::unique_ptr<webhooks::DeliveryWorker> webhook_worker_;
 };
 
 }  // namespace lumo::commands

@@ -6,7 +6,10 @@
 #include <tuple>
 
 #include "absl/flags/flag.h"
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "server/core/net.h"
 #include "server/shared/process/flag_checks.h"
 
 ABSL_FLAG(std::string, listen, "127.0.0.1:50051",
@@ -47,6 +50,12 @@ ABSL_FLAG(int, older_than_days, 0,
           "least 1), keeping every tenant's hash chain verifiable. Needs an "
           "account with DELETE on audit_events (the runtime account has "
           "none)");
+ABSL_FLAG(int, hourly_older_than_days, 90,
+          "purge-usage: delete hourly usage buckets that started more than "
+          "this many days ago (at least 1)");
+ABSL_FLAG(int, daily_older_than_days, 400,
+          "purge-usage: delete daily usage buckets that started more than "
+          "this many days ago (at least 1)");
 // The earlier spelling of the purge-audit command.
 ABSL_FLAG(int, purge_audit_older_than_days, 0,
           "Same as `purge-audit --older_than_days=N`: the retention job, "
@@ -77,6 +86,10 @@ ABSL_FLAG(absl::Duration, verify_usage_window, absl::Seconds(1),
           "Valid VerifyApiKey calls of one key, client address and caller "
           "within this window are audited as one api_key.used event with a "
           "count (0: one event per call)");
+ABSL_FLAG(bool, usage_rollups, true,
+          "Count every key use per key, hour and day into the usage rollups "
+          "(docs/usage.md), in the audit writer's batches; false: not "
+          "counted (the benchmark's baseline)");
 ABSL_FLAG(int, audit_burst_threshold, 10,
           "Failures on one key id or from one address within a minute that "
           "mark the failures suspicious");
@@ -172,6 +185,36 @@ ABSL_FLAG(int, portal_scrypt_log_n, 17,
           "log2 of scrypt's N for new portal passwords (OWASP: 17, with r=8, "
           "p=1; 10-20). Lower it only for tests on small machines");
 
+ABSL_FLAG(int, webhook_workers, 4,
+          "Threads delivering webhooks in this process (0: this process "
+          "delivers none; others sharing the database still do); 0-64");
+ABSL_FLAG(absl::Duration, webhook_timeout, absl::Seconds(5),
+          "Bound of one webhook attempt: resolve, connect, TLS, request and "
+          "response head; 1s-60s");
+ABSL_FLAG(absl::Duration, webhook_retry_window, absl::Hours(24),
+          "A webhook whose event is older than this when an attempt fails is "
+          "given up; 1m-72h");
+ABSL_FLAG(absl::Duration, webhook_retry_base, absl::Seconds(10),
+          "Wait after a webhook's first failed attempt; it doubles with each "
+          "further failure up to 1h (then jittered to 50-100%); 10ms-1h");
+ABSL_FLAG(int, webhook_disable_after_failures, 20,
+          "A webhook endpoint is disabled after this many failed attempts in "
+          "a row ...; 1-10000");
+ABSL_FLAG(absl::Duration, webhook_disable_after, absl::Hours(1),
+          "... once the first of them is at least this old; 0s-72h");
+ABSL_FLAG(bool, webhook_allow_http, false,
+          "Allow plain-http webhook URLs to loopback addresses (tests and "
+          "local receivers only)");
+ABSL_FLAG(std::string, webhook_allow_cidrs, "",
+          "Comma-separated CIDRs webhooks may reach although they are "
+          "loopback, private, link-local or otherwise refused");
+ABSL_FLAG(std::string, webhook_ca_file, "",
+          "PEM CA certificates webhook receivers may present besides the "
+          "system's");
+ABSL_FLAG(absl::Duration, webhook_poll_interval, absl::Milliseconds(500),
+          "How often an idle webhook thread looks for due deliveries; "
+          "10ms-60s");
+
 namespace lumo::config {
 
 const char kServerUsage[] =
@@ -180,6 +223,8 @@ const char kServerUsage[] =
     "...\n"
     "  lumokeys-server migrate --mysql=DSN [--migrations_dir=D]\n"
     "  lumokeys-server purge-audit --mysql=DSN --older_than_days=N\n"
+    "  lumokeys-server purge-usage --mysql=DSN [--hourly_older_than_days=N] "
+    "[--daily_older_than_days=N]\n"
     "  lumokeys-server check-peppers --mysql=DSN --pepper_file=F\n"
     "(--migrate, --purge_audit_older_than_days=N and --check_peppers are the "
     "earlier spellings of the three commands.)\n"
@@ -197,6 +242,7 @@ constexpr struct {
     {"serve", ServerCommand::kServe},
     {"migrate", ServerCommand::kMigrate},
     {"purge-audit", ServerCommand::kPurgeAudit},
+    {"purge-usage", ServerCommand::kPurgeUsage},
     {"check-peppers", ServerCommand::kCheckPeppers},
 };
 
@@ -219,9 +265,10 @@ absl::StatusOr<ServerCommand> CommandFromArgs(const std::vector<char*>& args) {
         std::find_if(std::begin(kCommands), std::end(kCommands),
                      [&](const auto& c) { return name == c.name; });
     if (found == std::end(kCommands)) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "unknown command '", name,
-          "' (commands: serve, migrate, purge-audit, check-peppers)"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("unknown command '", name,
+                       "' (commands: serve, migrate, purge-audit, purge-usage, "
+                       "check-peppers)"));
     }
     sources.push_back({found->command, absl::StrCat("'", name, "'")});
   }
@@ -344,6 +391,7 @@ absl::Status AppOptionsFromFlags(const ServerConfig& config,
   }
   app.usage_auditor.burst_threshold =
       std::max(1, absl::GetFlag(FLAGS_audit_burst_threshold));
+  app.usage_auditor.rollups = absl::GetFlag(FLAGS_usage_rollups);
 
   absl::StatusOr<int> ipv6_prefix_len =
       InRange("--throttle_ipv6_prefix_len",
@@ -401,6 +449,77 @@ absl::Status AppOptionsFromFlags(const ServerConfig& config,
   return absl::OkStatus();
 }
 
+// A duration flag's value when it lies in [low, high].
+absl::StatusOr<absl::Duration> DurationInRange(absl::string_view name,
+                                               absl::Duration value,
+                                               absl::Duration low,
+                                               absl::Duration high) {
+  if (value < low || value > high) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(name, " must be between ", absl::FormatDuration(low),
+                     " and ", absl::FormatDuration(high)));
+  }
+  return value;
+}
+
+// The webhook flags (docs/webhooks.md "Delivery"): the address policy both
+// the endpoint validation and the sender apply, the sender, the worker.
+absl::Status WebhooksFromFlags(ServerConfig& config) {
+  service::WebhookAddressPolicy policy;
+  policy.allow_http = absl::GetFlag(FLAGS_webhook_allow_http);
+  for (absl::string_view text : absl::StrSplit(
+           absl::GetFlag(FLAGS_webhook_allow_cidrs), ',', absl::SkipEmpty())) {
+    absl::StatusOr<core::Cidr> cidr =
+        core::Cidr::Parse(absl::StripAsciiWhitespace(text));
+    if (!cidr.ok()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("--webhook_allow_cidrs: ", cidr.status().message()));
+    }
+    policy.allowed_cidrs.push_back(*cidr);
+  }
+  config.app.webhooks.addresses = policy;
+  config.webhook_sender.addresses = policy;
+  config.webhook_sender.ca_file = absl::GetFlag(FLAGS_webhook_ca_file);
+
+  webhooks::DeliveryWorkerOptions& worker = config.webhook_delivery;
+  absl::StatusOr<int> threads =
+      InRange("--webhook_workers", absl::GetFlag(FLAGS_webhook_workers), 0, 64);
+  if (!threads.ok()) return threads.status();
+  worker.threads = *threads;
+  absl::StatusOr<int> failures =
+      InRange("--webhook_disable_after_failures",
+              absl::GetFlag(FLAGS_webhook_disable_after_failures), 1, 10000);
+  if (!failures.ok()) return failures.status();
+  worker.failure.disable_after_failures = *failures;
+  for (const auto& [out, name, value, low, high] :
+       {std::tuple<absl::Duration*, const char*, absl::Duration, absl::Duration,
+                   absl::Duration>{&config.webhook_sender.timeout,
+                                   "--webhook_timeout",
+                                   absl::GetFlag(FLAGS_webhook_timeout),
+                                   absl::Seconds(1), absl::Seconds(60)},
+        {&worker.failure.retry_window, "--webhook_retry_window",
+         absl::GetFlag(FLAGS_webhook_retry_window), absl::Minutes(1),
+         absl::Hours(72)},
+        {&worker.base_backoff, "--webhook_retry_base",
+         absl::GetFlag(FLAGS_webhook_retry_base), absl::Milliseconds(10),
+         absl::Hours(1)},
+        {&worker.failure.disable_after, "--webhook_disable_after",
+         absl::GetFlag(FLAGS_webhook_disable_after), absl::ZeroDuration(),
+         absl::Hours(72)},
+        {&worker.poll_interval, "--webhook_poll_interval",
+         absl::GetFlag(FLAGS_webhook_poll_interval), absl::Milliseconds(10),
+         absl::Seconds(60)}}) {
+    absl::StatusOr<absl::Duration> checked =
+        DurationInRange(name, value, low, high);
+    if (!checked.ok()) return checked.status();
+    *out = *checked;
+  }
+  worker.max_backoff = std::max(absl::Hours(1), worker.base_backoff);
+  // A claim outlives the attempt it covers, with room to record it.
+  worker.lease = config.webhook_sender.timeout * 2 + absl::Seconds(30);
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 absl::string_view CommandName(ServerCommand command) {
@@ -448,6 +567,19 @@ absl::StatusOr<ServerConfig> ServerConfigFromFlags(
       config.purge_older_than_days = *days;
       return config;
     }
+    case ServerCommand::kPurgeUsage: {
+      absl::StatusOr<int> hourly =
+          InRange("--hourly_older_than_days",
+                  absl::GetFlag(FLAGS_hourly_older_than_days), 1, 100000);
+      if (!hourly.ok()) return hourly.status();
+      absl::StatusOr<int> daily =
+          InRange("--daily_older_than_days",
+                  absl::GetFlag(FLAGS_daily_older_than_days), 1, 100000);
+      if (!daily.ok()) return daily.status();
+      config.usage_hourly_retention_days = *hourly;
+      config.usage_daily_retention_days = *daily;
+      return config;
+    }
     case ServerCommand::kCheckPeppers:
       return config;
     case ServerCommand::kServe:
@@ -461,6 +593,9 @@ absl::StatusOr<ServerConfig> ServerConfigFromFlags(
   }
   if (absl::Status app = AppOptionsFromFlags(config, config.app); !app.ok()) {
     return app;
+  }
+  if (absl::Status webhooks = WebhooksFromFlags(config); !webhooks.ok()) {
+    return webhooks;
   }
   return config;
 }

@@ -9,6 +9,8 @@
 //   lumokeys-server purge-audit --older_than_days=N
 //                                  delete audit rows older than N days,
 //                                  keeping every hash chain verifiable, exit
+//   lumokeys-server purge-usage    delete usage rollup buckets older than
+//                                  their retention, exit
 //   lumokeys-server check-peppers  compare --pepper_file with the pepper
 //                                  versions stored secrets use, print a
 //                                  table, exit 1 when refused
@@ -28,12 +30,20 @@
 #include "absl/time/time.h"
 #include "server/app/app.h"
 #include "server/tls/server_tls.h"
+#include "server/webhooks/delivery_worker.h"
+#include "server/webhooks/sender.h"
 
 namespace lumo::config {
 
-enum class ServerCommand { kServe, kMigrate, kPurgeAudit, kCheckPeppers };
+enum class ServerCommand {
+  kServe,
+  kMigrate,
+  kPurgeAudit,
+  kPurgeUsage,
+  kCheckPeppers
+};
 
-// "serve", "migrate", "purge-audit", "check-peppers".
+// "serve", "migrate", "purge-audit", "purge-usage", "check-peppers".
 absl::string_view CommandName(ServerCommand command);
 
 // Where the data lives.
@@ -55,6 +65,10 @@ struct ServerConfig {
   std::string migrations_dir;
   // purge-audit: --older_than_days (or its earlier spelling), at least 1.
   int purge_older_than_days = 0;
+  // purge-usage: --hourly_older_than_days, --daily_older_than_days (at
+  // least 1 each).
+  int usage_hourly_retention_days = 90;
+  int usage_daily_retention_days = 400;
 
   // serve and check-peppers: --pepper_file (required by both; the commands
   // say so when they load it).
@@ -77,6 +91,10 @@ struct ServerConfig {
   // set and the token hashes (read from their files) and the replica's
   // host name, process id and log sink.
   app::AppOptions app;
+  // The webhook sender and delivery worker (--webhook_*; the address
+  // policy is also app.webhooks.addresses).
+  webhooks::HttpsSenderOptions webhook_sender;
+  webhooks::DeliveryWorkerOptions webhook_delivery;
 
   // (flag, path) of every secret file the flags name, unset ones included
   // (process::CheckSecretFiles skips those).
@@ -94,7 +112,9 @@ struct ServerConfig {
 //     with different values);
 //   - serve: TLS flags that must come together do not, --internal_listen
 //     without mTLS or equal to --listen, a negative --drain_delay or
-//     --shutdown_grace, a value out of its documented range;
+//     --shutdown_grace, a value out of its documented range (the
+//     --webhook_* ones included), a --webhook_allow_cidrs entry that is not
+//     a CIDR;
 // FAILED_PRECONDITION when serve would listen in plaintext on a
 // non-loopback --listen without --allow_remote_plaintext.
 // Flags that belong to other commands are ignored, so one config file

@@ -1,7 +1,7 @@
 // gRPC adapter (callback API) for lumo.audit.v1.AuditService: the read side
-// of the audit log. Converts messages, calls service::AuditService on the
-// worker pool through RunAuthenticated (which enforces each method's
-// (lumo.api.access) rule), renders exports.
+// of the audit log and the usage rollups. Converts messages, calls
+// service::AuditService on the worker pool through RunAuthenticated (which
+// enforces each method's (lumo.api.access) rule), renders exports.
 #ifndef LUMOKEYS_SERVER_RPC_AUDIT_SERVICES_H_
 #define LUMOKEYS_SERVER_RPC_AUDIT_SERVICES_H_
 
@@ -10,6 +10,7 @@
 #include "server/rpc/authenticator.h"
 #include "server/rpc/worker_pool.h"
 #include "server/service/audit_service.h"
+#include "server/service/usage_service.h"
 
 namespace lumo::rpc {
 
@@ -18,6 +19,7 @@ struct AuditRpcContext {
   const Authenticator* auth;
   WorkerPool* workers;
   service::AuditService* audit;
+  service::UsageService* usage;
 };
 
 class AuditServiceImpl final
@@ -41,6 +43,14 @@ class AuditServiceImpl final
       grpc::CallbackServerContext* context,
       const lumo::audit::v1::GetAuditLogRequest* request,
       lumo::audit::v1::AuditEvent* response) override;
+  grpc::ServerUnaryReactor* GetApiKeyUsage(
+      grpc::CallbackServerContext* context,
+      const lumo::audit::v1::GetApiKeyUsageRequest* request,
+      lumo::audit::v1::ApiKeyUsage* response) override;
+  grpc::ServerUnaryReactor* GetTenantUsage(
+      grpc::CallbackServerContext* context,
+      const lumo::audit::v1::GetTenantUsageRequest* request,
+      lumo::audit::v1::TenantUsage* response) override;
 
  private:
   AuditRpcContext ctx_;

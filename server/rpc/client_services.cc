@@ -25,19 +25,6 @@ std::vector<std::string> ToVector(
   return std::vector<std::string>(values.begin(), values.end());
 }
 
-// A PATCH list: a JSON array of strings.
-absl::StatusOr<std::vector<std::string>> FromListValue(
-    const google::protobuf::ListValue& list, absl::string_view field) {
-  std::vector<std::string> out;
-  for (const google::protobuf::Value& v : list.values()) {
-    if (v.kind_case() != google::protobuf::Value::kStringValue) {
-      return service::InvalidField(field, "must be an array of strings");
-    }
-    out.push_back(v.string_value());
-  }
-  return out;
-}
-
 void ToProto(const storage::ClientRecord& r, OAuthClient* out) {
   out->set_id(r.id);
   out->set_name(r.fields.name);
@@ -127,7 +114,7 @@ absl::StatusOr<service::ClientPatch> PatchFrom(
   for (const List& list : lists) {
     if (!list.present) continue;
     absl::StatusOr<std::vector<std::string>> values =
-        FromListValue(list.value, list.field);
+        StringsFromListValue(list.value, list.field);
     if (!values.ok()) return values.status();
     *list.out = *std::move(values);
   }

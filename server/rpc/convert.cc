@@ -1,6 +1,7 @@
 #include "server/rpc/convert.h"
 
 #include "server/core/key_format.h"
+#include "server/service/errors.h"
 #include "server/service/key_service.h"
 
 namespace lumo::rpc {
@@ -30,6 +31,18 @@ absl::StatusOr<absl::Time> FromTimestamp(const google::protobuf::Timestamp& t) {
   return absl::FromUnixSeconds(t.seconds()) + absl::Nanoseconds(t.nanos());
 }
 
+absl::StatusOr<std::vector<std::string>> StringsFromListValue(
+    const google::protobuf::ListValue& list, absl::string_view field) {
+  std::vector<std::string> out;
+  for (const google::protobuf::Value& v : list.values()) {
+    if (v.kind_case() != google::protobuf::Value::kStringValue) {
+      return service::InvalidField(field, "must be an array of strings");
+    }
+    out.push_back(v.string_value());
+  }
+  return out;
+}
+
 void ToProto(const storage::ApiKeyRecord& r, const storage::KeyPolicy& policy,
              lumo::keys::v1::ApiKey* out) {
   ToProto(storage::KeyStatesOf(r, policy), out->mutable_state());
@@ -55,6 +68,7 @@ void ToProto(const storage::ApiKeyRecord& r, const storage::KeyPolicy& policy,
         static_cast<int32_t>(absl::ToInt64Seconds(l.duration)));
   }
   out->set_version(r.version);
+  if (r.decoy) out->set_decoy(true);
   out->set_external_id(r.external_id);
   out->mutable_metadata()->insert(r.metadata.begin(), r.metadata.end());
   if (r.disabled_at) ToTimestamp(*r.disabled_at, out->mutable_disabled_at());

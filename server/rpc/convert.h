@@ -3,9 +3,13 @@
 #define LUMOKEYS_SERVER_RPC_CONVERT_H_
 
 #include <optional>
+#include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "absl/strings/string_view.h"
+#include "google/protobuf/struct.pb.h"
 #include "google/protobuf/timestamp.pb.h"
 #include "lumo/keys/v1/keys.pb.h"
 #include "lumo/ops/v1/ops.pb.h"
@@ -17,6 +21,11 @@ namespace lumo::rpc {
 void ToTimestamp(absl::Time t, google::protobuf::Timestamp* out);
 // INVALID_ARGUMENT for out-of-range seconds or nanos.
 absl::StatusOr<absl::Time> FromTimestamp(const google::protobuf::Timestamp& t);
+
+// A PATCH list (a JSON array of strings). INVALID_ARGUMENT kInvalidField
+// naming `field` when an element is not a string.
+absl::StatusOr<std::vector<std::string>> StringsFromListValue(
+    const google::protobuf::ListValue& list, absl::string_view field);
 
 // Fills a KeyState message (lumo.keys.v1 or lumo.auth.v1: the same
 // members) from `states`.

@@ -54,6 +54,7 @@ absl::StatusOr<service::CreateKeyParams> CreateKeyParamsOf(
   }
   params.external_id = request.external_id();
   params.metadata.insert(request.metadata().begin(), request.metadata().end());
+  params.decoy = request.decoy();
   return params;
 }
 
@@ -98,6 +99,7 @@ service::ListKeysParams ListKeysParamsOf(
   params.sort_by = request.sort_by();
   params.sort_dir = request.sort_dir();
   params.status = request.status();
+  params.decoys = request.decoy();
   params.state = request.state();
   return params;
 }

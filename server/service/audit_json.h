@@ -24,7 +24,8 @@ class JsonObject {
   JsonObject& Add(absl::string_view key, int64_t value);
   JsonObject& Add(absl::string_view key, bool value);
   JsonObject& Add(absl::string_view key, const std::vector<std::string>& list);
-  // `json` must be one JSON value's text (e.g. another Build()).
+  // `json`, a complete JSON value this process built (or a stored object it
+  // wrote), as it is.
   JsonObject& AddRaw(absl::string_view key, absl::string_view json);
   std::string Build() const { return body_ + "}"; }
   // Appends `s` as a JSON string.

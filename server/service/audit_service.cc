@@ -1,5 +1,6 @@
 #include "server/service/audit_service.h"
 
+#include <set>
 #include <utility>
 
 #include "absl/status/status.h"
@@ -101,8 +102,30 @@ std::optional<storage::AuditCursor> DecodeAuditCursor(absl::string_view text) {
   return cursor;
 }
 
-AuditService::AuditService(storage::AuditStore* audit, storage::KeyStore* keys)
-    : audit_(audit), keys_(keys) {}
+AuditService::AuditService(storage::AuditStore* audit, storage::KeyStore* keys,
+                           storage::UserStore* users)
+    : audit_(audit), keys_(keys), users_(users) {}
+
+absl::StatusOr<ActorEmails> AuditService::EmailsOfActors(
+    const Principal& caller,
+    const std::vector<storage::StoredAuditEvent>& events) {
+  ActorEmails emails;
+  std::set<std::string> seen;
+  for (const storage::StoredAuditEvent& e : events) {
+    if (e.event.actor_type != "user" || e.event.actor_id.empty() ||
+        !seen.insert(e.event.actor_id).second) {
+      continue;
+    }
+    absl::StatusOr<storage::UserRecord> user = users_->GetUser(
+        caller.tenant_id, storage::UserRef::Id(e.event.actor_id));
+    if (user.ok()) {
+      emails[e.event.actor_id] = user->email;
+    } else if (!absl::IsNotFound(user.status())) {
+      return user.status();
+    }
+  }
+  return emails;
+}
 
 absl::StatusOr<storage::AuditPage> AuditService::List(
     const Principal& caller, const AuditListParams& params,

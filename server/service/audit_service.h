@@ -10,6 +10,7 @@
 #define LUMOKEYS_SERVER_SERVICE_AUDIT_SERVICE_H_
 
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -20,6 +21,7 @@
 #include "server/service/principal.h"
 #include "server/storage/audit_store.h"
 #include "server/storage/key_store.h"
+#include "server/storage/user_store.h"
 
 namespace lumo::service {
 
@@ -60,10 +62,14 @@ struct AuditSummaryCounts {
   int64_t suspicious = 0;
 };
 
-// Thread-safe; borrows both stores.
+// User actors' e-mail addresses, by user id.
+using ActorEmails = std::map<std::string, std::string>;
+
+// Thread-safe; borrows the stores.
 class AuditService {
  public:
-  AuditService(storage::AuditStore* audit, storage::KeyStore* keys);
+  AuditService(storage::AuditStore* audit, storage::KeyStore* keys,
+               storage::UserStore* users);
 
   // The caller's tenant's events matching `params`; `applied` receives the
   // page and limit used (for the reply's meta).
@@ -83,6 +89,13 @@ class AuditService {
       const Principal& caller, std::optional<absl::Time> from,
       std::optional<absl::Time> to);
 
+  // The current e-mail address of every user that is the actor of one of
+  // `events` (users of the caller's tenant; a deleted user has none). One
+  // lookup per distinct user.
+  absl::StatusOr<ActorEmails> EmailsOfActors(
+      const Principal& caller,
+      const std::vector<storage::StoredAuditEvent>& events);
+
   // Operator: walks the whole chain of the tenant named `tenant_slug`.
   absl::StatusOr<storage::ChainVerification> VerifyChain(
       absl::string_view tenant_slug);
@@ -90,6 +103,7 @@ class AuditService {
  private:
   storage::AuditStore* audit_;
   storage::KeyStore* keys_;
+  storage::UserStore* users_;
 };
 
 }  // namespace lumo::service

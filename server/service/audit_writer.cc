@@ -84,6 +84,9 @@ void AuditWriter::ReleaseSummaries(absl::Time now, bool all) {
     summary_order_.pop_front();
     summary.event.event.metadata_json =
         WithCountMember(summary.event.event.metadata_json, summary.count);
+    if (summary.event.usage.has_value()) {
+      summary.event.usage->count = summary.count;
+    }
     PushLocked(std::move(summary.event), static_cast<uint64_t>(summary.count));
   }
 }

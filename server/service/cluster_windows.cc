@@ -234,10 +234,22 @@ absl::Status ClusterWindows::Renew(const WindowLimit& limit) {
     c.renewing = true;
     ++store_calls_;
   }
-  absl::StatusOr<storage::WindowLease> lease = store_->LeaseWindow(
-      limit.counter,
-      storage::WindowSpec{limit.limit, SlotWindow::SlotLength(limit.duration)},
-      want, debt);
+  // A lease that lost a deadlock (ABORTED: replicas creating the same
+  // counter's rows at once) was rolled back whole, so it is asked for again
+  // a few times before the store counts as unreachable: outage mode is for
+  // a store that cannot answer, not for a lost race.
+  constexpr int kLeaseAttempts = 4;
+  absl::StatusOr<storage::WindowLease> lease;
+  for (int attempt = 0; attempt < kLeaseAttempts; ++attempt) {
+    lease = store_->LeaseWindow(
+        limit.counter,
+        storage::WindowSpec{limit.limit,
+                            SlotWindow::SlotLength(limit.duration)},
+        want, debt);
+    if (lease.ok() || lease.status().code() != absl::StatusCode::kAborted) {
+      break;
+    }
+  }
   const absl::Time local_now = options_.now();
   bool flush = false;
   absl::Status status = RenewReply(limit, debt, lease, local_now, flush);

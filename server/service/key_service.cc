@@ -249,6 +249,7 @@ absl::StatusOr<storage::NewKey> KeyService::ValidateNewKey(
   key.external_id = params.external_id;
   if (absl::Status s = ValidateMetadata(params.metadata); !s.ok()) return s;
   key.metadata = params.metadata;
+  key.decoy = params.decoy;
   if (params.expires_at.has_value()) {
     absl::StatusOr<absl::Time> now = store_->Now();
     if (!now.ok()) return now.status();
@@ -292,16 +293,16 @@ absl::StatusOr<KeyWithSecret> KeyService::InsertWithRetry(
   for (int attempt = 0; attempt < kIdAttempts; ++attempt) {
     absl::StatusOr<std::string> full = AssignIdAndSecret(key);
     if (!full.ok()) return full.status();
+    JsonObject metadata;
+    metadata.Add("name", key.name)
+        .Add("scopes", key.scopes)
+        .Add("expiresAt", key.expires_at.has_value()
+                              ? absl::FormatTime(*key.expires_at)
+                              : std::string())
+        .Add("allowedCidrs", key.allowed_cidrs);
+    if (key.decoy) metadata.Add("decoy", true);
     storage::AuditEvent event =
-        KeyEvent("api_key.created", caller, info, key.id,
-                 JsonObject()
-                     .Add("name", key.name)
-                     .Add("scopes", key.scopes)
-                     .Add("expiresAt", key.expires_at.has_value()
-                                           ? absl::FormatTime(*key.expires_at)
-                                           : std::string())
-                     .Add("allowedCidrs", key.allowed_cidrs)
-                     .Build());
+        KeyEvent("api_key.created", caller, info, key.id, metadata.Build());
     absl::Status inserted = store_->InsertKey(key, event);
     if (absl::IsAlreadyExists(inserted)) {
       core::Cleanse(*full);
@@ -414,6 +415,7 @@ absl::StatusOr<storage::KeyPage> KeyService::ListKeys(
                           "one of rotation_due, expiring, inactive, disabled");
     }
   }
+  query.decoys = params.decoys;
   if (query_out != nullptr) *query_out = query;
   return store_->ListKeys(caller.tenant_id, query);
 }

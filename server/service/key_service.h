@@ -38,6 +38,9 @@ struct CreateKeyParams {
   int32_t rate_limit_per_minute = 0;
   std::string external_id;
   core::StringMap metadata;
+  // A decoy key (docs/webhooks.md "Decoy keys"): made like any other, never
+  // valid; its presentation is a critical suspicious event.
+  bool decoy = false;
   // Named rate limits (docs/limits.md).
   std::vector<storage::KeyRateLimit> rate_limits;
 };
@@ -65,6 +68,7 @@ struct ListKeysParams {
   std::string status;    // "", active, revoked, expired, disabled
   // "", rotation_due, expiring, inactive, disabled
   std::string state;
+  bool decoys = false;  // list only decoys (else only ordinary keys)
 };
 
 // A key together with its full text, which exists only in this reply.

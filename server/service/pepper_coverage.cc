@@ -27,6 +27,8 @@ std::string LiveParts(const storage::PepperVersionUsage& u) {
               "rotated-away secrets in their grace period");
   AppendCount(parts, u.client_secrets, "OAuth client secret",
               "OAuth client secrets");
+  AppendCount(parts, u.webhook_secrets, "webhook signing secret",
+              "webhook signing secrets");
   return absl::StrJoin(parts, ", ");
 }
 
@@ -89,17 +91,17 @@ std::string PepperCoverage::WarningMessage() const {
 }
 
 std::string PepperCoverage::Report() const {
-  std::string out =
-      absl::StrFormat("%7s  %-11s  %9s  %16s  %14s  %9s  %18s\n", "version",
-                      "pepper file", "live keys", "in-grace secrets",
-                      "client secrets", "dead keys", "past-grace secrets");
+  std::string out = absl::StrFormat(
+      "%7s  %-11s  %9s  %16s  %14s  %15s  %9s  %18s\n", "version",
+      "pepper file", "live keys", "in-grace secrets", "client secrets",
+      "webhook secrets", "dead keys", "past-grace secrets");
   for (const Row& row : rows) {
     absl::StrAppendFormat(
-        &out, "%7d  %-11s  %9d  %16d  %14d  %9d  %18d\n", row.version,
+        &out, "%7d  %-11s  %9d  %16d  %14d  %15d  %9d  %18d\n", row.version,
         !row.in_set ? "MISSING" : (row.current ? "current" : "present"),
         row.usage.live_keys, row.usage.live_retired_secrets,
-        row.usage.client_secrets, row.usage.dead_keys,
-        row.usage.dead_retired_secrets);
+        row.usage.client_secrets, row.usage.webhook_secrets,
+        row.usage.dead_keys, row.usage.dead_retired_secrets);
   }
   const std::string refusal = RefusalMessage();
   const std::string warning = WarningMessage();

@@ -33,6 +33,36 @@ void AddHttp(JsonObject& meta, const RequestInfo& info) {
   if (!info.http_route.empty()) meta.Add("httpRoute", info.http_route);
 }
 
+constexpr absl::string_view kVerifyRpc =
+    "lumo.auth.v1.AuthService.VerifyApiKey";
+
+const char* ChannelOf(absl::string_view rpc) {
+  return rpc == kVerifyRpc ? storage::kUsageChannelVerify
+                           : storage::kUsageChannelApi;
+}
+
+// True for the refusal reasons that are about a key (the verify reasons)
+// or about a call that presented no usable key.
+bool IsKeyUseRefusal(absl::string_view reason) {
+  static constexpr absl::string_view kReasons[] = {"not_found",
+                                                   "malformed",
+                                                   "revoked",
+                                                   "rotated",
+                                                   "expired",
+                                                   "disabled",
+                                                   "wrong_tenant",
+                                                   "ip_not_allowed",
+                                                   "insufficient_scope",
+                                                   "rate_limited",
+                                                   "missing_credential",
+                                                   "conflicting_credentials",
+                                                   "unsupported_authorization"};
+  for (absl::string_view r : kReasons) {
+    if (r == reason) return true;
+  }
+  return false;
+}
+
 storage::AuditEvent BaseEvent(const RequestInfo& info) {
   storage::AuditEvent e;
   e.ip_address = info.ip_address;
@@ -43,14 +73,17 @@ storage::AuditEvent BaseEvent(const RequestInfo& info) {
 
 // `api_key.used` for a call to `rpc` authenticated by `key_id` that ended
 // with `status`.
-storage::PendingAuditEvent KeyUseEvent(int64_t tenant_id,
-                                       absl::string_view key_id,
-                                       const RequestInfo& info,
-                                       absl::string_view rpc,
-                                       const absl::Status& status) {
+storage::PendingAuditEvent KeyUseEvent(
+    int64_t tenant_id, absl::string_view key_id, const RequestInfo& info,
+    absl::string_view rpc, const absl::Status& status, bool rollups) {
   storage::PendingAuditEvent p;
   p.tenant_id = tenant_id;
   p.used_key_id = std::string(key_id);
+  // The key authenticated: a valid use, whatever the call's own result.
+  if (rollups) {
+    p.usage = storage::UsageCount{std::string(key_id), ChannelOf(rpc),
+                                  storage::kUsageOutcomeValid, 1};
+  }
   storage::AuditEvent& e = p.event = BaseEvent(info);
   e.action = "api_key.used";
   e.category = "authentication";
@@ -77,8 +110,8 @@ UsageAuditor::UsageAuditor(AuditWriter* writer, UsageAuditorOptions options)
 void UsageAuditor::RecordKeyUse(const Principal& caller,
                                 const RequestInfo& info, absl::string_view rpc,
                                 const absl::Status& status) {
-  writer_->Enqueue(
-      KeyUseEvent(caller.tenant_id, caller.key_id, info, rpc, status));
+  writer_->Enqueue(KeyUseEvent(caller.tenant_id, caller.key_id, info, rpc,
+                               status, options_.rollups));
 }
 
 void UsageAuditor::RecordAuthFailure(const RequestInfo& info,
@@ -86,6 +119,10 @@ void UsageAuditor::RecordAuthFailure(const RequestInfo& info,
                                      absl::string_view tenant_slug,
                                      absl::string_view reason,
                                      const VerifyOutcome* outcome) {
+  if (outcome != nullptr && outcome->decoy) {
+    RecordDecoyUse(info, rpc, *outcome);
+    return;
+  }
   storage::PendingAuditEvent p;
   // Another tenant's key id is that tenant's business: the failure is
   // recorded in the addressed tenant without it (docs/audit.md).
@@ -123,6 +160,44 @@ void UsageAuditor::RecordAuthFailure(const RequestInfo& info,
   if (!tenant_slug.empty()) meta.Add("tenantSlug", tenant_slug);
   if (!why.empty()) meta.Add("suspiciousReasons", why);
   e.metadata_json = meta.Build();
+  // Refusals of a key, or of a call to the key API without a usable key,
+  // count, under the key when it is one of this tenant's (docs/usage.md
+  // "Which key"); token and portal-session refusals are not key uses.
+  if (options_.rollups && IsKeyUseRefusal(reason)) {
+    // Filed under the key's own tenant (the secret matched), or under the
+    // addressed tenant, which the key must then belong to.
+    const bool attributed =
+        outcome != nullptr && outcome->key_found &&
+        (outcome->tenant_id != 0 ||
+         (!outcome->other_tenant_key && !tenant_slug.empty()));
+    p.usage = storage::UsageCount{attributed ? key_id : std::string(),
+                                  ChannelOf(rpc), std::string(reason), 1};
+  }
+  writer_->Enqueue(std::move(p));
+}
+
+void UsageAuditor::RecordDecoyUse(const RequestInfo& info,
+                                  absl::string_view rpc,
+                                  const VerifyOutcome& outcome) {
+  storage::PendingAuditEvent p;
+  // The decoy's tenant, whichever tenant the call addressed: it is the one
+  // that set the trap.
+  p.tenant_id = outcome.tenant_id;
+  storage::AuditEvent& e = p.event = BaseEvent(info);
+  e.action = "api_key.decoy_used";
+  e.category = "authentication";
+  e.actor_type = "api_key";
+  e.actor_id = outcome.key_id;
+  e.target_type = "api_key";
+  e.target_id = outcome.key_id;
+  e.outcome = "failure";
+  e.suspicious = true;
+  JsonObject meta;
+  meta.Add("severity", "critical");
+  meta.Add("rpc", rpc);
+  AddHttp(meta, info);
+  meta.Add("suspiciousReasons", std::vector<std::string>{"decoy"});
+  e.metadata_json = meta.Build();
   writer_->Enqueue(std::move(p));
 }
 
@@ -130,8 +205,6 @@ void UsageAuditor::RecordVerify(const RequestInfo& info,
                                 absl::string_view tenant_slug,
                                 absl::string_view client_ip,
                                 const VerifyOutcome& outcome) {
-  static constexpr absl::string_view kRpc =
-      "lumo.auth.v1.AuthService.VerifyApiKey";
   auto end_client = [&info, client_ip] {
     RequestInfo copy = info;
     copy.ip_address = std::string(client_ip);
@@ -146,13 +219,13 @@ void UsageAuditor::RecordVerify(const RequestInfo& info,
         absl::StrCat(outcome.tenant_id, "\x1f", outcome.key_id, "\x1f",
                      client_ip, "\x1f", info.user_agent);
     writer_->EnqueueSummarized(summary_key, [&] {
-      return KeyUseEvent(outcome.tenant_id, outcome.key_id, end_client(), kRpc,
-                         absl::OkStatus());
+      return KeyUseEvent(outcome.tenant_id, outcome.key_id, end_client(),
+                         kVerifyRpc, absl::OkStatus(), options_.rollups);
     });
     return;
   }
-  RecordAuthFailure(end_client(), kRpc, tenant_slug, ReasonSlug(outcome.reason),
-                    &outcome);
+  RecordAuthFailure(end_client(), kVerifyRpc, tenant_slug,
+                    ReasonSlug(outcome.reason), &outcome);
 }
 
 bool UsageAuditor::CountFailure(absl::string_view key_id,

@@ -9,6 +9,11 @@
 // `burst_threshold` failures on one key id or from one IP address within
 // one fixed window of `burst_window` (rate-limited calls do not count).
 //
+// Usage rollups (docs/usage.md): every event about a key use carries a
+// usage count (channel `verify` for VerifyApiKey, `api` for other calls;
+// outcome `valid` or the failure reason), attributed to the key when the
+// key id names a key of the event's tenant, else to the tenant alone.
+//
 // Thread-safe. Every Record* only enqueues (no I/O); never records a key or
 // any secret, only the public key id.
 #ifndef LUMOKEYS_SERVER_SERVICE_USAGE_AUDITOR_H_
@@ -35,6 +40,9 @@ struct UsageAuditorOptions {
   // Distinct key ids + addresses tracked per window; beyond, new ones are
   // not counted (bounded memory under a spray of garbage).
   size_t burst_max_tracked = 100'000;
+  // Attach a usage count to every event about a key use, for the usage
+  // rollups (docs/usage.md); false: rollups are not written.
+  bool rollups = true;
 };
 
 class UsageAuditor {
@@ -50,11 +58,18 @@ class UsageAuditor {
   // a VerifyReason name in lower case ("not_found", "revoked", ...) or
   // "missing_credential", "conflicting_credentials", "bad_service_token",
   // "bad_operator_token", "insufficient_scope", "principal_not_allowed".
-  // `outcome` (may be null) is the key verification, when one ran.
+  // `outcome` (may be null) is the key verification, when one ran. A decoy
+  // (outcome->decoy) is recorded as RecordDecoyUse instead.
   void RecordAuthFailure(const RequestInfo& info, absl::string_view rpc,
                          absl::string_view tenant_slug,
                          absl::string_view reason,
                          const VerifyOutcome* outcome);
+
+  // A decoy key was presented: `api_key.decoy_used` in the decoy's tenant,
+  // suspicious, metadata {severity: "critical", rpc, httpMethod, httpRoute,
+  // suspiciousReasons: ["decoy"]}, with the caller's address and agent.
+  void RecordDecoyUse(const RequestInfo& info, absl::string_view rpc,
+                      const VerifyOutcome& outcome);
 
   // AuthService.VerifyApiKey decided `outcome` for `tenant_slug` and the end
   // client `client_ip`: a failure event when not valid; when valid, an

@@ -191,6 +191,7 @@ std::optional<VerifyOutcome> Verifier::Decide(const Entry& entry,
   out.key_id = std::string(id);
   out.reason = VerifyReason::kNotFound;
   if (!entry.exists) return out;
+  out.key_found = true;
   const storage::VerifyRecord& rec = entry.record;
   out.other_tenant_key =
       !params.tenant_slug.empty() && params.tenant_slug != rec.tenant_slug;
@@ -223,6 +224,13 @@ std::optional<VerifyOutcome> Verifier::Decide(const Entry& entry,
     }
   }
   if (match == Match::kNone) return out;  // a wrong secret: NOT_FOUND
+  if (rec.key.decoy) {
+    // Answered as an unknown key; only the audit learns what happened.
+    out.decoy = true;
+    out.tenant_id = rec.key.tenant_id;
+    out.tenant_slug = rec.tenant_slug;
+    return out;
+  }
 
   out.secret_matched = true;
   out.tenant_id = rec.key.tenant_id;

@@ -79,9 +79,17 @@ struct VerifyOutcome {
   // the verification was for (whether or not the secret matched): the id
   // must then not be shown to the addressed tenant.
   bool other_tenant_key = false;
+  // True when the key id names a stored key (a deleted one included),
+  // whether or not the secret matched.
+  bool key_found = false;
   // Set when the secret matched (reason kValid and the checks after the
   // secret: scope, IP, tenant, rate limit).
   bool secret_matched = false;
+  // The whole key of a decoy was presented (docs/webhooks.md "Decoy
+  // keys"): the reason is kNotFound, exactly as for an unknown key, and
+  // only tenant_id / tenant_slug (the decoy's) are set besides the id, for
+  // the audit event.
+  bool decoy = false;
   int64_t tenant_id = 0;
   std::string tenant_slug;
   std::string name;

@@ -21,6 +21,61 @@
 
 namespace lumo::storage {
 
+// Usage channels (docs/usage.md): AuthService.VerifyApiKey answers, and
+// admin API calls authenticated by a key.
+inline constexpr char kUsageChannelVerify[] = "verify";
+inline constexpr char kUsageChannelApi[] = "api";
+// The outcome of a use that succeeded; every other outcome is a failure
+// reason ("revoked", "not_found", ...).
+inline constexpr char kUsageOutcomeValid[] = "valid";
+
+// What one audit event adds to the usage rollups (docs/usage.md).
+struct UsageCount {
+  std::string key_id;   // the tenant's key; "" for unattributed failures
+  std::string channel;  // kUsageChannelVerify or kUsageChannelApi
+  std::string outcome;  // kUsageOutcomeValid or a reason, at most 32 chars
+  int64_t count = 1;    // uses the event stands for (a summary's count)
+};
+
+enum class UsageGranularity { kHour, kDay };
+
+// The length of one bucket of `g`.
+inline absl::Duration UsageBucketLength(UsageGranularity g) {
+  return g == UsageGranularity::kDay ? absl::Hours(24) : absl::Hours(1);
+}
+
+// The start of the UTC hour or day holding `t`.
+inline absl::Time UsageBucketStart(absl::Time t, UsageGranularity g) {
+  const int64_t len = absl::ToInt64Seconds(UsageBucketLength(g));
+  int64_t s = absl::ToUnixSeconds(t);  // floor
+  s -= ((s % len) + len) % len;
+  return absl::FromUnixSeconds(s);
+}
+
+// Rollup buckets of one tenant (optionally of one key) in [from, to);
+// `from` and `to` are bucket boundaries (UTC hours or days).
+struct UsageQuery {
+  UsageGranularity granularity = UsageGranularity::kHour;
+  absl::Time from;
+  absl::Time to;
+  std::optional<std::string> key_id;  // unset: every key, summed
+};
+
+// The count of one (bucket, channel, outcome), summed over the query's keys.
+struct UsageRow {
+  absl::Time bucket_start;
+  std::string channel;
+  std::string outcome;
+  int64_t count = 0;
+};
+
+// One key's totals over a range (TopUsageKeys).
+struct KeyUsageTotal {
+  std::string key_id;  // "" for unattributed failures
+  int64_t calls = 0;
+  int64_t failures = 0;  // calls whose outcome is not valid
+};
+
 // One event for the batched writer.
 struct PendingAuditEvent {
   // 0 with a non-empty `tenant_slug`: the store resolves the slug (an
@@ -30,6 +85,8 @@ struct PendingAuditEvent {
   AuditEvent event;
   // Non-empty: the key whose last_used_at this use moves forward.
   std::string used_key_id;
+  // Set: what the event adds to the usage rollups of its tenant.
+  std::optional<UsageCount> usage;
 };
 
 // An audit row as stored.
@@ -108,7 +165,10 @@ class AuditStore {
   // transaction with the database clock as their timestamp, then moves
   // last_used_at of every distinct `used_key_id` forward to that time (one
   // statement, after the commit: a key row lock is never held while a chain
-  // head is). Either every event is written or none.
+  // head is). In the same transaction, adds the `usage` counts of the
+  // events to the hourly and daily rollups of their tenants, in the hour
+  // and day (UTC) of that timestamp (docs/usage.md). Either every event
+  // and its counts are written or none.
   virtual absl::Status AppendEvents(
       const std::vector<PendingAuditEvent>& events) = 0;
 
@@ -127,6 +187,20 @@ class AuditStore {
   virtual absl::StatusOr<std::vector<StoredAuditEvent>> ExportEvents(
       int64_t tenant_id, std::optional<absl::Time> from,
       std::optional<absl::Time> to, int max_rows) = 0;
+
+  // The tenant's rollup rows in [query.from, query.to) at the query's
+  // granularity, ordered by bucket, channel, outcome; rows with a zero
+  // count are not returned. INVALID_ARGUMENT when from >= to.
+  virtual absl::StatusOr<std::vector<UsageRow>> ReadUsage(
+      int64_t tenant_id, const UsageQuery& query) = 0;
+
+  // The `limit` keys (unattributed failures as key "") with the most calls
+  // in the range (by_failures: the most failures; keys with none are then
+  // left out), ties by key id ascending. `query.key_id` is ignored.
+  // INVALID_ARGUMENT when from >= to or limit < 1.
+  virtual absl::StatusOr<std::vector<KeyUsageTotal>> TopUsageKeys(
+      int64_t tenant_id, const UsageQuery& query, bool by_failures,
+      int limit) = 0;
 };
 
 }  // namespace lumo::storage

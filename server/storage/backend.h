@@ -23,10 +23,12 @@
 #include "server/storage/client_store.h"
 #include "server/storage/counter_store.h"
 #include "server/storage/key_store.h"
+#include "server/storage/outbox_signal.h"
 #include "server/storage/pepper_usage_store.h"
 #include "server/storage/pool_stats.h"
 #include "server/storage/portal_store.h"
 #include "server/storage/user_store.h"
+#include "server/storage/webhook_store.h"
 
 namespace lumo::storage {
 
@@ -47,6 +49,10 @@ class Backend {
   virtual AuditStore& audit() = 0;
   virtual PortalStore& portal() = 0;
   virtual PepperUsageStore& pepper_usage() = 0;
+  virtual WebhookStore& webhooks() = 0;
+  // Raised after this process commits webhook deliveries (wake-on-commit
+  // of the delivery worker; outbox_signal.h).
+  virtual OutboxSignal& outbox_signal() = 0;
   // The counters shared by the replicas (docs/limits.md).
   virtual CounterStore& counters() = 0;
   // BENCHMARK ONLY (bench_store.h).
@@ -72,6 +78,14 @@ class Backend {
   // have. Returns the number of rows deleted. INVALID_ARGUMENT for
   // days < 1.
   virtual absl::StatusOr<int64_t> PurgeAuditOlderThanDays(int days) = 0;
+
+  // Usage retention (docs/usage.md "Retention"): deletes the hourly rollup
+  // buckets that started more than `hourly_days` days ago and the daily
+  // ones more than `daily_days` days ago (database clock), in chunks.
+  // Returns the number of rows deleted. INVALID_ARGUMENT when a number of
+  // days is below 1.
+  virtual absl::StatusOr<int64_t> PurgeUsage(int hourly_days,
+                                             int daily_days) = 0;
 };
 
 }  // namespace lumo::storage

@@ -76,6 +76,9 @@ struct ApiKeyRecord {
   std::vector<KeyRateLimit> rate_limits;   // by name
   bool revoked = false;
   bool disabled = false;  // a reversible pause
+  // A decoy key (docs/webhooks.md "Decoy keys"): never valid; fixed at
+  // creation.
+  bool decoy = false;
   int64_t version = 1;
   std::string created_by_type;  // "api_key", "user", "system"
   std::string created_by_id;
@@ -161,6 +164,7 @@ struct NewKey {
   std::string created_by_type;
   std::string created_by_id;
   StoredSecret secret;
+  bool decoy = false;
 };
 
 enum class KeySortField { kCreatedAt, kName, kLastUsedAt, kExpiresAt };
@@ -185,6 +189,8 @@ struct ListKeysQuery {
   bool descending = true;
   KeyStatusFilter status = KeyStatusFilter::kAny;
   KeyStateFilter state = KeyStateFilter::kAny;
+  // False: ordinary keys only; true: decoys only.
+  bool decoys = false;
 };
 
 struct KeyPage {
@@ -239,11 +245,14 @@ struct RotateOptions {
 };
 
 // Whether `key`, read at key.db_now, may be rotated with `options`:
-// FAILED_PRECONDITION when it is revoked, when it has expired and the
-// rotation gives no new expiry later than db_now (a renewal needs one), or
+// FAILED_PRECONDITION when it is a decoy or revoked, when it has expired and
+// the rotation gives no new expiry later than db_now (a renewal needs one), or
 // when the new expiry has passed.
 inline absl::Status CheckRotation(const ApiKeyRecord& key,
                                   const RotateOptions& options) {
+  if (key.decoy) {
+    return absl::FailedPreconditionError("a decoy key cannot be rotated");
+  }
   if (key.revoked) {
     return absl::FailedPreconditionError("a revoked key cannot be rotated");
   }
@@ -324,9 +333,10 @@ class KeyStore {
   virtual absl::StatusOr<ApiKeyRecord> GetKey(int64_t tenant_id,
                                               absl::string_view id) = 0;
 
-  // Deleted keys are never listed. "Expired" compares expires_at with the
-  // database clock; the state filter applies KeyStatesAt (key_states.h)
-  // under the tenant's key policy at the database clock.
+  // Deleted keys are never listed; decoys only when asked for (and then
+  // nothing else). "Expired" compares expires_at with the database clock;
+  // the state filter applies KeyStatesAt (key_states.h) under the tenant's
+  // key policy at the database clock.
   virtual absl::StatusOr<KeyPage> ListKeys(int64_t tenant_id,
                                            const ListKeysQuery& query) = 0;
 
@@ -337,9 +347,9 @@ class KeyStore {
   // installs `new_secret`, sets rotated_at, increments the version, appends
   // a change-feed row and `event`. Concurrent rotations serialise on the row
   // lock: each one sees the version the previous one wrote.
-  // NOT_FOUND as GetKey; FAILED_PRECONDITION when the key is revoked or
-  // expired (unless `options` gives a new expiry later than now: a
-  // renewal); ABORTED when options.expected_version is not the key's.
+  // NOT_FOUND as GetKey; FAILED_PRECONDITION when the key is a decoy, or
+  // revoked or expired (unless `options` gives a new expiry later than now:
+  // a renewal); ABORTED when options.expected_version is not the key's.
   // With options.expires_at the key's expiry is replaced in the same
   // transaction.
   virtual absl::StatusOr<ApiKeyRecord> RotateKey(int64_t tenant_id,

@@ -31,13 +31,17 @@ struct PepperVersionUsage {
   // OAuth client secrets (confidential clients, active or not: an inactive
   // client can be activated again).
   int64_t client_secrets = 0;
+  // Sealed webhook signing secrets (docs/webhooks.md): every endpoint's
+  // current one, and a previous one while it still signs. The sealing key
+  // is derived from the pepper: without it no delivery can be signed.
+  int64_t webhook_secrets = 0;
   // Revoked or expired keys.
   int64_t dead_keys = 0;
   // Rotated-away secrets past their grace period, or of dead keys.
   int64_t dead_retired_secrets = 0;
 
   int64_t live() const {
-    return live_keys + live_retired_secrets + client_secrets;
+    return live_keys + live_retired_secrets + client_secrets + webhook_secrets;
   }
   int64_t dead() const { return dead_keys + dead_retired_secrets; }
 };

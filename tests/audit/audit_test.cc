@@ -1,5 +1,6 @@
 // The audit trail end to end in one process: real adapters, authenticator,
 // batched writer and MySQL stores on a fresh MariaDB database.
+#include <algorithm>
 #include <atomic>
 #include <memory>
 #include <string>
@@ -7,6 +8,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
 #include "gmock/gmock.h"
 #include "grpcpp/create_channel.h"
@@ -747,6 +749,80 @@ TEST_F(AuditTest, FollowerCursorSeesEventsThatCommitOutOfIdOrder) {
   bad.after_cursor = storage::AuditCursor{{1, 2, 3}};
   EXPECT_EQ(store.ListEvents(tenant, bad).status().code(),
             absl::StatusCode::kInvalidArgument);
+}
+
+// The usage rollups (docs/usage.md): every key use through the real
+// adapters lands in usage_hourly and usage_daily under its key, channel and
+// outcome, with unattributable failures under the tenant alone.
+TEST_F(AuditTest, UsageRollupsCountEveryKeyUseByChannelAndOutcome) {
+  const std::string t = UniqueSlug("usage");
+  const std::string root = NewTenant(t, {"admin:write"});
+  ApiKey reader, revoked;
+  ASSERT_TRUE(CreateKey(t, root, {"admin:read"}, &reader).ok());
+  ASSERT_TRUE(CreateKey(t, root, {"admin:read"}, &revoked).ok());
+  ASSERT_TRUE(Revoke(t, root, revoked.id()).ok());
+  // verify/valid: 30 from two addresses (folded into summaries).
+  for (int i = 0; i < 30; ++i) {
+    EXPECT_EQ(Verify(reader.key(), t, i % 2 ? "192.0.2.1" : "192.0.2.2"),
+              lumo::auth::v1::VALID);
+  }
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_EQ(Verify(revoked.key(), t), lumo::auth::v1::REVOKED);
+  }
+  // A wrong secret on an existing key: counted under that key.
+  auto wrong = core::GenerateKey(reader.id());
+  ASSERT_TRUE(wrong.ok());
+  EXPECT_EQ(Verify(*wrong, t), lumo::auth::v1::NOT_FOUND);
+  // An id that names no key: counted under the tenant alone.
+  auto unknown = core::GenerateKey("zzzzzzzzzzzz");
+  ASSERT_TRUE(unknown.ok());
+  EXPECT_EQ(Verify(*unknown, t), lumo::auth::v1::NOT_FOUND);
+  // api/valid twice and api/insufficient_scope once, all by the reader.
+  ASSERT_TRUE(Get(t, reader.key(), reader.id()).ok());
+  ASSERT_TRUE(Get(t, reader.key(), IdOf(root)).ok());
+  ApiKey out;
+  EXPECT_EQ(Rotate(t, reader.key(), reader.id(), &out).error_code(),
+            grpc::StatusCode::PERMISSION_DENIED);
+  // A portal session that is not one is no key use: not counted.
+  {
+    auto stub = lumo::keys::v1::KeyService::NewStub(*channel_);
+    grpc::ClientContext ctx;
+    ctx.AddMetadata("x-lumo-session", "not-a-session");
+    lumo::keys::v1::GetApiKeyRequest req;
+    req.set_tenant_slug(t);
+    req.set_id(reader.id());
+    ApiKey got;
+    EXPECT_FALSE(stub->GetApiKey(&ctx, req, &got).ok());
+  }
+  app_->audit_writer().Flush();
+  EXPECT_GE(Count(t, "JSON_VALUE(metadata, '$.reason') = 'bad_session'"), 1)
+      << "the refused session is audited (but not counted as a key use)";
+
+  for (const char* table : {"usage_hourly", "usage_daily"}) {
+    SCOPED_TRACE(table);
+    absl::StatusOr<std::vector<std::vector<std::string>>> rows = db_->Query(
+        absl::StrCat("SELECT key_id, channel, outcome, SUM(uses) FROM ", table,
+                     " WHERE tenant_id = ", TenantId(t),
+                     " GROUP BY key_id, channel, outcome"
+                     " ORDER BY key_id, channel, outcome"));
+    ASSERT_TRUE(rows.ok()) << rows.status();
+    std::vector<std::string> got;
+    for (const auto& r : *rows) got.push_back(absl::StrJoin(r, " "));
+    const std::string root_id = IdOf(root);
+    std::vector<std::string> want = {
+        " verify not_found 1",
+        absl::StrCat(reader.id(), " api insufficient_scope 1"),
+        absl::StrCat(reader.id(), " api valid 2"),
+        absl::StrCat(reader.id(), " verify not_found 1"),
+        absl::StrCat(reader.id(), " verify valid 30"),
+        absl::StrCat(revoked.id(), " verify revoked 3"),
+        // The root key made CreateApiKey twice and RevokeApiKey once.
+        absl::StrCat(root_id, " api valid 3"),
+    };
+    std::sort(got.begin(), got.end());
+    std::sort(want.begin(), want.end());
+    EXPECT_EQ(got, want);
+  }
 }
 
 TEST_F(AuditTest, NoSecretEverReachesTheAuditTable) {

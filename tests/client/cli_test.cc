@@ -400,6 +400,144 @@ TEST_F(CliRunTest, MissingCredentialsAreUsageErrorsAndNoCallIsMade) {
   EXPECT_TRUE(fake_.state.calls().empty());
 }
 
+const std::string kWebhookSecret = "whsec_" + std::string(43, 'Q');
+
+lumo::webhooks::v1::Webhook SampleWebhook() {
+  lumo::webhooks::v1::Webhook w;
+  w.set_id("whk_AbCdEfGhIjKlMnOp");
+  w.set_url("https://hooks.example.com/in");
+  w.add_event_types("api_key.revoked");
+  w.set_enabled(true);
+  w.set_secret_prefix("whsec_QQQQ");
+  w.set_secret(kWebhookSecret);
+  return w;
+}
+
+TEST_F(CliRunTest, WebhooksCreatePrintsTheSecretOnceAndOtherCommandsNever) {
+  fake_.state.webhook_reply = SampleWebhook();
+  *fake_.state.webhook_list_reply.add_data() = SampleWebhook();
+  const std::map<std::string, std::string> env = {{"LUMOKEYS_API_KEY", kKey},
+                                                  {"LUMOKEYS_TENANT", "acme"}};
+  const CliRun created =
+      RunWith({"webhooks", "create", "--url", "https://hooks.example.com/in",
+               "--events", "api_key.revoked, api_key.leaked", "--enabled",
+               "false", "--description", "SIEM"},
+              env);
+  EXPECT_EQ(created.code, kExitOk) << created.err;
+  EXPECT_THAT(created.out, HasSubstr("secret:"));
+  EXPECT_THAT(created.out, HasSubstr(kWebhookSecret));
+  EXPECT_THAT(created.err, HasSubstr("signing secret is shown only once"));
+  EXPECT_EQ(Header("authorization"), "Bearer " + kKey);
+  std::string request = fake_.state.last().request_text;
+  EXPECT_THAT(request, HasSubstr("tenant_slug: \"acme\""));
+  EXPECT_THAT(request, HasSubstr("event_types: \"api_key.leaked\""));
+  EXPECT_THAT(request, HasSubstr("enabled: false"));
+  EXPECT_THAT(request, HasSubstr("description: \"SIEM\""));
+
+  for (const auto& args : std::vector<std::vector<std::string>>{
+           {"webhooks", "list"},
+           {"webhooks", "list", "--json"},
+           {"webhooks", "get", "whk_AbCdEfGhIjKlMnOp"},
+           {"webhooks", "get", "whk_AbCdEfGhIjKlMnOp", "--json"},
+           {"webhooks", "update", "whk_AbCdEfGhIjKlMnOp", "--enabled",
+            "true"}}) {
+    const CliRun run = RunWith(args, env);
+    EXPECT_EQ(run.code, kExitOk) << run.err;
+    EXPECT_THAT(run.out + run.err, Not(HasSubstr(kWebhookSecret)))
+        << ::testing::PrintToString(args);
+  }
+
+  const CliRun rotated =
+      RunWith({"webhooks", "rotate-secret", "whk_AbCdEfGhIjKlMnOp",
+               "--grace-period", "60"},
+              env);
+  EXPECT_EQ(rotated.code, kExitOk) << rotated.err;
+  EXPECT_THAT(rotated.out, HasSubstr(kWebhookSecret));
+  EXPECT_THAT(fake_.state.last().request_text,
+              HasSubstr("grace_period_seconds: 60"));
+}
+
+TEST_F(CliRunTest, WebhooksUpdateSendsOnlyTheMembersGiven) {
+  fake_.state.webhook_reply = SampleWebhook();
+  const std::map<std::string, std::string> env = {{"LUMOKEYS_API_KEY", kKey},
+                                                  {"LUMOKEYS_TENANT", "acme"}};
+  CliRun run = RunWith({"webhooks", "update", "whk_x", "--events", ""}, env);
+  EXPECT_EQ(run.code, kExitOk) << run.err;
+  std::string request = fake_.state.last().request_text;
+  EXPECT_THAT(request, HasSubstr("event_types {"));  // [] = every type
+  EXPECT_THAT(request, Not(HasSubstr("url:")));
+  EXPECT_THAT(request, Not(HasSubstr("enabled:")));
+
+  run = RunWith({"webhooks", "update", "whk_x", "--url", "https://b.example",
+                 "--enabled", "false"},
+                env);
+  EXPECT_EQ(run.code, kExitOk) << run.err;
+  request = fake_.state.last().request_text;
+  EXPECT_THAT(request, HasSubstr("url: \"https://b.example\""));
+  EXPECT_THAT(request, HasSubstr("enabled: false"));
+  EXPECT_THAT(request, Not(HasSubstr("event_types")));
+
+  const size_t calls = fake_.state.calls().size();
+  EXPECT_EQ(RunWith({"webhooks", "update", "whk_x"}, env).code, kExitUsage);
+  EXPECT_EQ(
+      RunWith({"webhooks", "update", "whk_x", "--enabled", "yes"}, env).code,
+      kExitUsage);
+  EXPECT_EQ(RunWith({"webhooks", "create"}, env).code, kExitUsage);  // --url
+  EXPECT_EQ(fake_.state.calls().size(), calls);
+}
+
+TEST_F(CliRunTest, WebhooksTestAndDeliveryLog) {
+  lumo::webhooks::v1::WebhookDelivery d;
+  d.set_id("42");
+  d.set_event_id("evt_x");
+  d.set_event_type("ping");
+  d.set_status("failed");
+  d.set_attempts(3);
+  d.set_last_http_status(503);
+  d.set_last_latency_ms(17);
+  d.set_last_error("HTTP 503\x1b[2J");
+  fake_.state.delivery_reply = d;
+  *fake_.state.delivery_list_reply.add_data() = d;
+  fake_.state.delivery_list_reply.mutable_meta()->set_page(1);
+  fake_.state.delivery_list_reply.mutable_meta()->set_total(1);
+  const std::map<std::string, std::string> env = {{"LUMOKEYS_API_KEY", kKey},
+                                                  {"LUMOKEYS_TENANT", "acme"}};
+  const CliRun ping = RunWith({"webhooks", "test", "whk_x"}, env);
+  EXPECT_EQ(ping.code, kExitOk) << ping.err;
+  EXPECT_THAT(ping.out, HasSubstr("type:"));
+  EXPECT_EQ(fake_.state.last().method, "TestWebhook");
+
+  const CliRun log = RunWith(
+      {"webhooks", "deliveries", "whk_x", "--status", "failed", "--limit", "5"},
+      env);
+  EXPECT_EQ(log.code, kExitOk) << log.err;
+  EXPECT_THAT(log.out, StartsWith("ID"));
+  EXPECT_THAT(log.out, HasSubstr("503"));
+  EXPECT_THAT(log.out, HasSubstr("17 ms"));
+  EXPECT_THAT(log.out, HasSubstr("HTTP 503?[2J"));  // no raw escape
+  EXPECT_THAT(log.out, HasSubstr("page 1 of 1 (1 delivery in total)"));
+  const std::string request = fake_.state.last().request_text;
+  EXPECT_THAT(request, HasSubstr("status: \"failed\""));
+  EXPECT_THAT(request, HasSubstr("limit: 5"));
+  EXPECT_THAT(request, HasSubstr("id: \"whk_x\""));
+}
+
+TEST_F(CliRunTest, KeysCreateAndListDecoys) {
+  fake_.state.key_reply = SampleKey();
+  const std::map<std::string, std::string> env = {{"LUMOKEYS_API_KEY", kKey},
+                                                  {"LUMOKEYS_TENANT", "acme"}};
+  EXPECT_EQ(RunWith({"keys", "create", "--name", "bait", "--scopes",
+                     "admin:read", "--decoy"},
+                    env)
+                .code,
+            kExitOk);
+  EXPECT_THAT(fake_.state.last().request_text, HasSubstr("decoy: true"));
+  EXPECT_EQ(RunWith({"keys", "list", "--decoy"}, env).code, kExitOk);
+  EXPECT_THAT(fake_.state.last().request_text, HasSubstr("decoy: true"));
+  EXPECT_EQ(RunWith({"keys", "list"}, env).code, kExitOk);
+  EXPECT_THAT(fake_.state.last().request_text, Not(HasSubstr("decoy")));
+}
+
 TEST_F(CliRunTest, HealthAndHelp) {
   const CliRun health = RunWith({"health"});
   EXPECT_EQ(health.code, kExitOk) << health.err;

@@ -1,4 +1,4 @@
-// An in-process fake of the three LumoKeys services for client tests: it
+// An in-process fake of the LumoKeys services for client tests: it
 // records the metadata and deadline of every call and answers with canned
 // replies or a canned error.
 #ifndef LUMOKEYS_TESTS_CLIENT_FAKE_SERVER_H_
@@ -16,6 +16,7 @@
 #include "lumo/auth/v1/auth.grpc.pb.h"
 #include "lumo/keys/v1/keys.grpc.pb.h"
 #include "lumo/ops/v1/ops.grpc.pb.h"
+#include "lumo/webhooks/v1/webhooks.grpc.pb.h"
 
 namespace lumo::testing {
 
@@ -69,6 +70,10 @@ class FakeState {
   lumo::keys::v1::ListApiKeysResponse list_reply;
   lumo::ops::v1::CreateTenantResponse tenant_reply;
   lumo::auth::v1::VerifyApiKeyResponse verify_reply;
+  lumo::webhooks::v1::Webhook webhook_reply;
+  lumo::webhooks::v1::ListWebhooksResponse webhook_list_reply;
+  lumo::webhooks::v1::WebhookDelivery delivery_reply;
+  lumo::webhooks::v1::ListWebhookDeliveriesResponse delivery_list_reply;
 
  private:
   mutable absl::Mutex mu_;
@@ -155,6 +160,68 @@ class FakeOperatorService final
   FakeState* state_;
 };
 
+class FakeWebhookService final
+    : public lumo::webhooks::v1::WebhookService::Service {
+ public:
+  explicit FakeWebhookService(FakeState* state) : state_(state) {}
+  grpc::Status ListWebhooks(
+      grpc::ServerContext* c, const lumo::webhooks::v1::ListWebhooksRequest* r,
+      lumo::webhooks::v1::ListWebhooksResponse* out) override {
+    return Answer(c, "ListWebhooks", *r, state_->webhook_list_reply, out);
+  }
+  grpc::Status CreateWebhook(grpc::ServerContext* c,
+                             const lumo::webhooks::v1::CreateWebhookRequest* r,
+                             lumo::webhooks::v1::Webhook* out) override {
+    return Answer(c, "CreateWebhook", *r, state_->webhook_reply, out);
+  }
+  grpc::Status GetWebhook(grpc::ServerContext* c,
+                          const lumo::webhooks::v1::GetWebhookRequest* r,
+                          lumo::webhooks::v1::Webhook* out) override {
+    return Answer(c, "GetWebhook", *r, state_->webhook_reply, out);
+  }
+  grpc::Status UpdateWebhook(grpc::ServerContext* c,
+                             const lumo::webhooks::v1::UpdateWebhookRequest* r,
+                             lumo::webhooks::v1::Webhook* out) override {
+    return Answer(c, "UpdateWebhook", *r, state_->webhook_reply, out);
+  }
+  grpc::Status DeleteWebhook(grpc::ServerContext* c,
+                             const lumo::webhooks::v1::DeleteWebhookRequest* r,
+                             google::protobuf::Empty*) override {
+    state_->Record(*c, "DeleteWebhook", *r);
+    return state_->error();
+  }
+  grpc::Status RotateWebhookSecret(
+      grpc::ServerContext* c,
+      const lumo::webhooks::v1::RotateWebhookSecretRequest* r,
+      lumo::webhooks::v1::Webhook* out) override {
+    return Answer(c, "RotateWebhookSecret", *r, state_->webhook_reply, out);
+  }
+  grpc::Status TestWebhook(grpc::ServerContext* c,
+                           const lumo::webhooks::v1::TestWebhookRequest* r,
+                           lumo::webhooks::v1::WebhookDelivery* out) override {
+    return Answer(c, "TestWebhook", *r, state_->delivery_reply, out);
+  }
+  grpc::Status ListWebhookDeliveries(
+      grpc::ServerContext* c,
+      const lumo::webhooks::v1::ListWebhookDeliveriesRequest* r,
+      lumo::webhooks::v1::ListWebhookDeliveriesResponse* out) override {
+    return Answer(c, "ListWebhookDeliveries", *r, state_->delivery_list_reply,
+                  out);
+  }
+
+ private:
+  template <typename Reply>
+  grpc::Status Answer(grpc::ServerContext* c, std::string method,
+                      const google::protobuf::Message& request,
+                      const Reply& canned, Reply* out) {
+    state_->Record(*c, std::move(method), request);
+    *out = canned;
+    return state_->error();
+  }
+
+  FakeState* state_;
+};
+
 class FakeAuthService final : public lumo::auth::v1::AuthService::Service {
  public:
   explicit FakeAuthService(FakeState* state) : state_(state) {}
@@ -174,12 +241,13 @@ class FakeAuthService final : public lumo::auth::v1::AuthService::Service {
 // server.
 class FakeServer {
  public:
-  FakeServer() : keys_(&state), ops_(&state), auth_(&state) {
+  FakeServer() : keys_(&state), ops_(&state), auth_(&state), webhooks_(&state) {
     grpc::EnableDefaultHealthCheckService(true);
     grpc::ServerBuilder builder;
     builder.RegisterService(&keys_);
     builder.RegisterService(&ops_);
     builder.RegisterService(&auth_);
+    builder.RegisterService(&webhooks_);
     server_ = builder.BuildAndStart();
   }
   ~FakeServer() { server_->Shutdown(); }
@@ -195,6 +263,7 @@ class FakeServer {
   FakeKeyService keys_;
   FakeOperatorService ops_;
   FakeAuthService auth_;
+  FakeWebhookService webhooks_;
   std::unique_ptr<grpc::Server> server_;
 };
 

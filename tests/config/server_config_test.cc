@@ -58,6 +58,18 @@ TEST_F(ServerConfigTest, DefaultsServeOnLoopbackWithTheDocumentedOptions) {
   EXPECT_EQ(app.portal.scrypt.log2_n, 17);
   EXPECT_TRUE(app.replication);
   EXPECT_EQ(app.replica.address, "127.0.0.1:50051");
+  EXPECT_FALSE(app.webhooks.addresses.allow_http);
+  EXPECT_TRUE(app.webhooks.addresses.allowed_cidrs.empty());
+  EXPECT_EQ(config->webhook_sender.timeout, absl::Seconds(5));
+  EXPECT_EQ(config->webhook_sender.ca_file, "");
+  EXPECT_EQ(config->webhook_delivery.threads, 4);
+  EXPECT_EQ(config->webhook_delivery.failure.retry_window, absl::Hours(24));
+  EXPECT_EQ(config->webhook_delivery.failure.disable_after_failures, 20);
+  EXPECT_EQ(config->webhook_delivery.failure.disable_after, absl::Hours(1));
+  EXPECT_EQ(config->webhook_delivery.base_backoff, absl::Seconds(10));
+  EXPECT_EQ(config->webhook_delivery.max_backoff, absl::Hours(1));
+  EXPECT_EQ(config->webhook_delivery.poll_interval, absl::Milliseconds(500));
+  EXPECT_EQ(config->webhook_delivery.lease, absl::Seconds(40));
   EXPECT_EQ(app.replica.lease, absl::Seconds(3));
   // Token hashes and peppers come from files, read by the serve command.
   EXPECT_FALSE(app.service_token_sha256.has_value());
@@ -214,6 +226,36 @@ TEST_F(ServerConfigTest, PurgeAuditTakesDaysFromEitherSpelling) {
   EXPECT_EQ(config->purge_older_than_days, 45);
 }
 
+TEST_F(ServerConfigTest, PurgeUsageTakesBothRetentionsWithDefaults) {
+  {
+    absl::FlagSaver saver;
+    absl::StatusOr<ServerConfig> config =
+        ConfigFor(std::string(kDsn), {"purge-usage"});
+    ASSERT_TRUE(config.ok()) << config.status();
+    EXPECT_EQ(config->command, ServerCommand::kPurgeUsage);
+    EXPECT_EQ(config->usage_hourly_retention_days, 90);
+    EXPECT_EQ(config->usage_daily_retention_days, 400);
+  }
+  {
+    absl::FlagSaver saver;
+    absl::StatusOr<ServerConfig> config = ConfigFor(
+        std::string(kDsn) +
+            "hourly_older_than_days = 7\ndaily_older_than_days = 60\n",
+        {"purge-usage"});
+    ASSERT_TRUE(config.ok()) << config.status();
+    EXPECT_EQ(config->usage_hourly_retention_days, 7);
+    EXPECT_EQ(config->usage_daily_retention_days, 60);
+  }
+  absl::FlagSaver saver;
+  absl::StatusOr<ServerConfig> config = ConfigFor(
+      std::string(kDsn) + "daily_older_than_days = 0\n", {"purge-usage"});
+  ASSERT_FALSE(config.ok());
+  EXPECT_NE(
+      std::string(config.status().message()).find("--daily_older_than_days"),
+      std::string::npos)
+      << config.status();
+}
+
 TEST_F(ServerConfigTest, BadCommandLinesGiveTheDocumentedErrors) {
   const struct {
     std::string settings;
@@ -223,7 +265,7 @@ TEST_F(ServerConfigTest, BadCommandLinesGiveTheDocumentedErrors) {
       {kDsn,
        {"migrat"},
        "unknown command 'migrat' (commands: serve, migrate, purge-audit, "
-       "check-peppers)"},
+       "purge-usage, check-peppers)"},
       {kDsn,
        {"migrate", "now"},
        "unexpected argument 'now' (one command at most)"},
@@ -297,6 +339,15 @@ TEST_F(ServerConfigTest, BadServeSettingsGiveTheDocumentedErrors) {
        "--portal_scrypt_log_n must be between 10 and 20"},
       {"portal_scrypt_log_n = 21\n",
        "--portal_scrypt_log_n must be between 10 and 20"},
+      {"webhook_workers = 65\n", "--webhook_workers must be between 0 and 64"},
+      {"webhook_timeout = 500ms\n",
+       "--webhook_timeout must be between 1s and 1m"},
+      {"webhook_retry_window = 73h\n",
+       "--webhook_retry_window must be between 1m and 72h"},
+      {"webhook_disable_after_failures = 0\n",
+       "--webhook_disable_after_failures must be between 1 and 10000"},
+      {"webhook_allow_cidrs = 127.0.0.1/32,10.0.0.1/8\n",
+       "--webhook_allow_cidrs: CIDR has host bits set after the prefix length"},
   };
   for (const auto& c : cases) {
     absl::FlagSaver saver;

@@ -55,6 +55,17 @@ TEST(PepperCoverageTest, EachKindOfLiveSecretRefusesAMissingVersion) {
   }
 }
 
+TEST(PepperCoverageTest, WebhookSigningSecretsRefuseAMissingVersion) {
+  storage::PepperVersionUsage webhooks = Usage(1, 0, 0, 0, 0, 0);
+  webhooks.webhook_secrets = 2;
+  PepperCoverage c =
+      ComparePepperCoverage({2}, {webhooks, Usage(2, 1, 0, 0, 0, 0)});
+  EXPECT_TRUE(c.refused());
+  EXPECT_THAT(c.RefusalMessage(),
+              HasSubstr("live secrets use it (2 webhook signing secrets)"));
+  EXPECT_THAT(c.Report(), HasSubstr("webhook secrets"));
+}
+
 TEST(PepperCoverageTest, MessagesCountEachKindAndNameEveryMissingVersion) {
   PepperCoverage c = ComparePepperCoverage(
       {3}, {Usage(1, 2, 1, 3, 4, 5), Usage(2, 0, 0, 0, 1, 0)});

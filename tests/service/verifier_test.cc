@@ -113,6 +113,40 @@ TEST_F(VerifierTest, WrongSecretForRealIdIsNotFoundAndNotDead) {
   EXPECT_TRUE(outcome->scopes.empty());
 }
 
+TEST_F(VerifierTest, ADecoyIsNotFoundAndMarkedForTheAuditOnly) {
+  CreateKeyParams p;
+  p.name = "bait";
+  p.scopes = {"admin:write"};
+  p.decoy = true;
+  KeyWithSecret decoy = Create(p);
+  for (int warm = 0; warm < 2; ++warm) {  // cold, then from the cache
+    auto outcome = verifier_->Verify(decoy.full_key, {"acme", {}, ""});
+    ASSERT_TRUE(outcome.ok());
+    EXPECT_EQ(outcome->reason, VerifyReason::kNotFound);
+    EXPECT_TRUE(outcome->decoy);
+    EXPECT_FALSE(outcome->secret_matched);
+    EXPECT_FALSE(outcome->known_dead);
+    EXPECT_EQ(outcome->tenant_id, root_.tenant_id);
+    EXPECT_TRUE(outcome->scopes.empty());
+    EXPECT_TRUE(outcome->name.empty());
+  }
+  // Presented to another tenant: still the decoy's tenant's alert.
+  auto elsewhere = verifier_->Verify(decoy.full_key, {"other", {}, ""});
+  ASSERT_TRUE(elsewhere.ok());
+  EXPECT_EQ(elsewhere->reason, VerifyReason::kNotFound);
+  EXPECT_TRUE(elsewhere->decoy);
+  // Its id with another secret is an ordinary unknown key.
+  auto guessed = core::GenerateKey(decoy.record.id);
+  ASSERT_TRUE(guessed.ok());
+  auto wrong = verifier_->Verify(*guessed, {"acme", {}, ""});
+  ASSERT_TRUE(wrong.ok());
+  EXPECT_EQ(wrong->reason, VerifyReason::kNotFound);
+  EXPECT_FALSE(wrong->decoy);
+  // Rotating a decoy is refused.
+  EXPECT_EQ(keys_->RotateKey(root_, {}, decoy.record.id, 0).status().code(),
+            absl::StatusCode::kFailedPrecondition);
+}
+
 TEST_F(VerifierTest, UnknownIdIsNotFound) {
   auto id = core::GenerateKeyId();
   auto key = core::GenerateKey(*id);

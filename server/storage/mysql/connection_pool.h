@@ -21,6 +21,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "server/storage/mysql/mysql_options.h"
+#include "server/storage/outbox_signal.h"
 #include "server/storage/pool_stats.h"
 
 namespace sql {
@@ -241,8 +242,12 @@ class ConnectionPool {
     return host_switches_;
   }
   const MysqlOptions& options() const { return options_; }
+  // Raised after a COMMIT of this pool's sessions that wrote webhook
+  // deliveries (Session::NoteOutboxWrite).
+  OutboxSignal& outbox_signal() { return outbox_signal_; }
 
  private:
+  OutboxSignal outbox_signal_;
   friend class ConnectionLease;
   explicit ConnectionPool(const MysqlOptions& options);
   void Release(std::unique_ptr<MysqlConnection> conn, bool broken)

@@ -7,7 +7,9 @@
 #include <map>
 #include <set>
 #include <string>
+#include <tuple>
 #include <utility>
+#include <vector>
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_cat.h"
@@ -15,6 +17,7 @@
 #include "server/storage/audit_chain.h"
 #include "server/storage/mysql/mysql_audit_chain.h"
 #include "server/storage/mysql/mysql_session.h"
+#include "server/storage/mysql/mysql_webhook_outbox.h"
 #include "server/storage/mysql/select_list.h"
 
 namespace lumo::storage {
@@ -179,6 +182,58 @@ struct ChainedRow {
   ChainLink link;
 };
 
+// A rollup row's primary key: tenant, bucket start, key id, channel,
+// outcome (the table's key order, so upserts lock rows in index order).
+using UsageRowKey =
+    std::tuple<int64_t, absl::Time, std::string, std::string, std::string>;
+
+const char* UsageTable(UsageGranularity g) {
+  return g == UsageGranularity::kDay ? "usage_daily" : "usage_hourly";
+}
+
+// Rows per rollup upsert statement.
+constexpr size_t kMaxUsageRowsPerUpsert = 500;
+
+// Adds the batch's usage counts to the rollups of granularity `g`: one
+// multi-row upsert per 500 distinct rows, in primary-key order.
+absl::Status UpsertUsage(Session& s, const std::vector<ChainedRow>& rows,
+                         const std::vector<const UsageCount*>& usage,
+                         UsageGranularity g) {
+  std::map<UsageRowKey, int64_t> sums;
+  for (size_t i = 0; i < rows.size(); ++i) {
+    const UsageCount* u = usage[i];
+    if (u == nullptr || u->count <= 0) continue;
+    sums[{rows[i].tenant_id, UsageBucketStart(rows[i].created_at, g), u->key_id,
+          u->channel, u->outcome}] += u->count;
+  }
+  auto it = sums.begin();
+  while (it != sums.end()) {
+    std::string sql = absl::StrCat(
+        "INSERT INTO ", UsageTable(g),
+        " (tenant_id, bucket_start, key_id, channel, outcome, uses) VALUES ");
+    std::vector<std::pair<const UsageRowKey*, int64_t>> chunk;
+    for (; it != sums.end() && chunk.size() < kMaxUsageRowsPerUpsert; ++it) {
+      sql += chunk.empty() ? "(?, ?, ?, ?, ?, ?)" : ", (?, ?, ?, ?, ?, ?)";
+      chunk.emplace_back(&it->first, it->second);
+    }
+    sql += " ON DUPLICATE KEY UPDATE uses = uses + VALUES(uses)";
+    s.Step("add usage rollups");
+    std::unique_ptr<sql::PreparedStatement> stmt = s.PrepareUncached(sql);
+    int p = 1;
+    for (const auto& [key, count] : chunk) {
+      const auto& [tenant_id, bucket, key_id, channel, outcome] = *key;
+      stmt->setInt64(p++, tenant_id);
+      if (absl::Status b = BindTime(*stmt, p++, bucket); !b.ok()) return b;
+      stmt->setString(p++, key_id);
+      stmt->setString(p++, channel);
+      stmt->setString(p++, outcome);
+      stmt->setInt64(p++, count);
+    }
+    s.Update(*stmt);
+  }
+  return absl::OkStatus();
+}
+
 absl::Status InsertRows(Session& s, const std::vector<ChainedRow>& rows) {
   for (size_t begin = 0; begin < rows.size(); begin += kMaxRowsPerInsert) {
     const size_t end = std::min(rows.size(), begin + kMaxRowsPerInsert);
@@ -246,6 +301,8 @@ absl::Status MysqlAuditStore::AppendEvents(
         heads.reserve(by_tenant.size());
         std::vector<ChainedRow> rows;
         rows.reserve(events.size());
+        std::vector<const UsageCount*> usage;  // per row; null: counts nothing
+        usage.reserve(events.size());
         for (const auto& [tenant_id, list] : by_tenant) {
           absl::StatusOr<ChainHead> head =
               LockChainHead(s, tenant_id, kWriterChainLane);
@@ -256,11 +313,26 @@ absl::Status MysqlAuditStore::AppendEvents(
             rows.push_back({tenant_id, &e->event, h.now,
                             AppendToChain(&h.last, tenant_id, kWriterChainLane,
                                           e->event, h.now)});
+            usage.push_back(e->usage.has_value() ? &*e->usage : nullptr);
           }
           latest = std::max(latest, h.now);
         }
         if (absl::Status inserted = InsertRows(s, rows); !inserted.ok()) {
           return inserted;
+        }
+        OutboxWriter outbox(s);
+        for (const ChainedRow& r : rows) {
+          if (absl::Status st = outbox.Add(r.tenant_id, *r.event, r.created_at);
+              !st.ok()) {
+            return st;
+          }
+        }
+        for (UsageGranularity g :
+             {UsageGranularity::kHour, UsageGranularity::kDay}) {
+          if (absl::Status added = UpsertUsage(s, rows, usage, g);
+              !added.ok()) {
+            return added;
+          }
         }
         size_t i = 0;
         for (const auto& entry : by_tenant) {
@@ -654,6 +726,147 @@ absl::StatusOr<std::vector<StoredAuditEvent>> MysqlAuditStore::ExportEvents(
   });
   if (!st.ok()) return st;
   return out;
+}
+
+namespace {
+
+// The WHERE clause of a rollup read and its binding.
+std::string UsageWhere(const UsageQuery& q, bool with_key) {
+  std::string where =
+      " WHERE tenant_id = ? AND bucket_start >= ? AND bucket_start < ?";
+  if (with_key && q.key_id.has_value()) where += " AND key_id = ?";
+  return where;
+}
+
+absl::Status BindUsageWhere(sql::PreparedStatement& stmt, int64_t tenant_id,
+                            const UsageQuery& q, bool with_key) {
+  stmt.setInt64(1, tenant_id);
+  if (absl::Status b = BindTime(stmt, 2, q.from); !b.ok()) return b;
+  if (absl::Status b = BindTime(stmt, 3, q.to); !b.ok()) return b;
+  if (with_key && q.key_id.has_value()) stmt.setString(4, *q.key_id);
+  return absl::OkStatus();
+}
+
+struct UsageRowSelect {
+  SelectList list;
+  int bucket = list.Add("bucket_start");
+  int channel = list.Add("channel");
+  int outcome = list.Add("outcome");
+  int uses = list.Add("SUM(uses)");
+};
+
+constexpr char kCallsSum[] = "SUM(uses)";
+constexpr char kFailuresSum[] =
+    "SUM(CASE WHEN outcome = 'valid' THEN 0 ELSE uses END)";
+
+struct KeyTotalSelect {
+  SelectList list;
+  int key_id = list.Add("key_id");
+  int calls = list.Add(kCallsSum);
+  int failures = list.Add(kFailuresSum);
+};
+
+}  // namespace
+
+absl::StatusOr<std::vector<UsageRow>> MysqlAuditStore::ReadUsage(
+    int64_t tenant_id, const UsageQuery& query) {
+  if (query.from >= query.to) {
+    return absl::InvalidArgumentError("usage range: from must be before to");
+  }
+  const UsageRowSelect* const cols = &SelectOf<UsageRowSelect>();
+  std::vector<UsageRow> out;
+  absl::Status st = Run(*pool_, "read usage", [&](Session& s) {
+    out.clear();
+    s.Step("read usage rollups");
+    sql::PreparedStatement& stmt = s.Prepare(absl::StrCat(
+        "SELECT ", cols->list.sql(), " FROM ", UsageTable(query.granularity),
+        UsageWhere(query, true),
+        " GROUP BY bucket_start, channel, outcome"
+        " HAVING SUM(uses) > 0 ORDER BY bucket_start, channel, outcome"));
+    if (absl::Status b = BindUsageWhere(stmt, tenant_id, query, true);
+        !b.ok()) {
+      return b;
+    }
+    std::unique_ptr<sql::ResultSet> rs = s.Query(stmt);
+    while (rs->next()) {
+      UsageRow row;
+      absl::StatusOr<absl::Time> t = GetTime(*rs, cols->bucket);
+      if (!t.ok()) return t.status();
+      row.bucket_start = *t;
+      row.channel = rs->getString(cols->channel).asStdString();
+      row.outcome = rs->getString(cols->outcome).asStdString();
+      row.count = rs->getInt64(cols->uses);
+      out.push_back(std::move(row));
+    }
+    return absl::OkStatus();
+  });
+  if (!st.ok()) return st;
+  return out;
+}
+
+absl::StatusOr<std::vector<KeyUsageTotal>> MysqlAuditStore::TopUsageKeys(
+    int64_t tenant_id, const UsageQuery& query, bool by_failures, int limit) {
+  if (query.from >= query.to || limit < 1) {
+    return absl::InvalidArgumentError("usage range or limit out of range");
+  }
+  const KeyTotalSelect* const cols = &SelectOf<KeyTotalSelect>();
+  std::vector<KeyUsageTotal> out;
+  absl::Status st = Run(*pool_, "read top usage keys", [&](Session& s) {
+    out.clear();
+    const std::string order = by_failures ? kFailuresSum : kCallsSum;
+    s.Step("read top usage keys");
+    std::unique_ptr<sql::PreparedStatement> stmt = s.PrepareUncached(
+        absl::StrCat("SELECT ", cols->list.sql(), " FROM ",
+                     UsageTable(query.granularity), UsageWhere(query, false),
+                     " GROUP BY key_id HAVING ", order, " > 0 ORDER BY ", order,
+                     " DESC, key_id LIMIT ", limit));
+    if (absl::Status b = BindUsageWhere(*stmt, tenant_id, query, false);
+        !b.ok()) {
+      return b;
+    }
+    std::unique_ptr<sql::ResultSet> rs = s.Query(*stmt);
+    while (rs->next()) {
+      KeyUsageTotal t;
+      t.key_id = rs->getString(cols->key_id).asStdString();
+      t.calls = rs->getInt64(cols->calls);
+      t.failures = rs->getInt64(cols->failures);
+      out.push_back(std::move(t));
+    }
+    return absl::OkStatus();
+  });
+  if (!st.ok()) return st;
+  return out;
+}
+
+absl::StatusOr<int64_t> MysqlAuditStore::PurgeUsage(int hourly_days,
+                                                    int daily_days) {
+  if (hourly_days < 1 || daily_days < 1) {
+    return absl::InvalidArgumentError("days must be at least 1");
+  }
+  // Chunks keep each statement's locks and undo small on a large backlog.
+  constexpr int kChunk = 10000;
+  int64_t deleted = 0;
+  for (const auto& [g, days] :
+       {std::pair{UsageGranularity::kHour, hourly_days},
+        std::pair{UsageGranularity::kDay, daily_days}}) {
+    while (true) {
+      uint64_t n = 0;
+      absl::Status st = Run(*pool_, "purge usage rollups", [&](Session& s) {
+        s.Step("delete old usage buckets");
+        sql::PreparedStatement& stmt = s.Prepare(absl::StrCat(
+            "DELETE FROM ", UsageTable(g),
+            " WHERE bucket_start < UTC_TIMESTAMP() - INTERVAL ? DAY LIMIT ",
+            kChunk));
+        stmt.setInt(1, days);
+        n = s.Update(stmt);
+        return absl::OkStatus();
+      });
+      if (!st.ok()) return st;
+      deleted += static_cast<int64_t>(n);
+      if (n < static_cast<uint64_t>(kChunk)) break;
+    }
+  }
+  return deleted;
 }
 
 }  // namespace lumo::storage

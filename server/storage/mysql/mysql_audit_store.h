@@ -33,6 +33,8 @@ class MysqlAuditStore : public AuditStore {
   // with an operator account (`lumokeys-server purge-audit`).
   // Returns the number of rows deleted. INVALID_ARGUMENT for days < 1.
   absl::StatusOr<int64_t> PurgeOlderThanDays(int days);
+  // Usage retention as Backend::PurgeUsage.
+  absl::StatusOr<int64_t> PurgeUsage(int hourly_days, int daily_days);
   absl::StatusOr<AuditPage> ListEvents(int64_t tenant_id,
                                        const AuditQuery& query) override;
   absl::StatusOr<StoredAuditEvent> GetEvent(int64_t tenant_id,
@@ -40,6 +42,11 @@ class MysqlAuditStore : public AuditStore {
   absl::StatusOr<std::vector<StoredAuditEvent>> ExportEvents(
       int64_t tenant_id, std::optional<absl::Time> from,
       std::optional<absl::Time> to, int max_rows) override;
+  absl::StatusOr<std::vector<UsageRow>> ReadUsage(
+      int64_t tenant_id, const UsageQuery& query) override;
+  absl::StatusOr<std::vector<KeyUsageTotal>> TopUsageKeys(
+      int64_t tenant_id, const UsageQuery& query, bool by_failures,
+      int limit) override;
 
   // Test hooks: last_used_at UPDATE statements executed, and key rows they
   // named, over the store's life.

@@ -23,6 +23,7 @@ MysqlBackend::MysqlBackend(std::unique_ptr<MysqlKeyStore> keys)
       audit_(pool_),
       portal_(pool_),
       pepper_usage_(pool_),
+      webhooks_(pool_),
       counters_(pool_),
       bench_(pool_) {}
 

@@ -23,6 +23,7 @@
 #include "server/storage/mysql/mysql_pepper_usage_store.h"
 #include "server/storage/mysql/mysql_portal_store.h"
 #include "server/storage/mysql/mysql_user_store.h"
+#include "server/storage/mysql/mysql_webhook_store.h"
 
 namespace lumo::storage {
 
@@ -40,6 +41,8 @@ class MysqlBackend : public Backend {
   AuditStore& audit() override { return audit_; }
   PortalStore& portal() override { return portal_; }
   PepperUsageStore& pepper_usage() override { return pepper_usage_; }
+  WebhookStore& webhooks() override { return webhooks_; }
+  OutboxSignal& outbox_signal() override { return pool_->outbox_signal(); }
   CounterStore& counters() override { return counters_; }
   BenchStore& bench() override { return bench_; }
   absl::StatusOr<std::unique_ptr<ChangeFeedStore>> OpenChangeFeed(
@@ -49,6 +52,9 @@ class MysqlBackend : public Backend {
   absl::StatusOr<Durability> CheckDurability() override;
   absl::StatusOr<int64_t> PurgeAuditOlderThanDays(int days) override {
     return audit_.PurgeOlderThanDays(days);
+  }
+  absl::StatusOr<int64_t> PurgeUsage(int hourly_days, int daily_days) override {
+    return audit_.PurgeUsage(hourly_days, daily_days);
   }
 
   // The concrete stores and the pool, for tests (query counters, holding
@@ -69,6 +75,7 @@ class MysqlBackend : public Backend {
   MysqlAuditStore audit_;
   MysqlPortalStore portal_;
   MysqlPepperUsageStore pepper_usage_;
+  MysqlWebhookStore webhooks_;
   MysqlCounterStore counters_;
   MysqlBenchStore bench_;
 };

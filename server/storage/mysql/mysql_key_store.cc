@@ -52,6 +52,7 @@ struct KeyColumns {
             " WHERE l.key_id = k.id)")),
         revoked(s.Add("k.revoked")),
         disabled(s.Add("k.disabled")),
+        decoy(s.Add("k.decoy")),
         version(s.Add("k.version")),
         created_by_type(s.Add("k.created_by_type")),
         created_by_id(s.Add("k.created_by_id")),
@@ -62,7 +63,7 @@ struct KeyColumns {
         revoked_at(s.Add("k.revoked_at")),
         disabled_at(s.Add("k.disabled_at")) {}
   int id, tenant_id, name, external_id, metadata, scopes, allowed_cidrs,
-      rate_limit_per_minute, rate_limits, revoked, disabled, version,
+      rate_limit_per_minute, rate_limits, revoked, disabled, decoy, version,
       created_by_type, created_by_id, created_at, last_used_at, expires_at,
       rotated_at, revoked_at, disabled_at;
 };
@@ -168,8 +169,9 @@ constexpr char kInsertKeySql[] =
     "INSERT INTO api_keys (id, tenant_id, name, digest, pepper_version,"
     " scopes, allowed_cidrs, rate_limit_per_minute, revoked, version,"
     " created_by_type, created_by_id, created_at, expires_at, external_id,"
-    " metadata)"
-    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0, 1, ?, ?, UTC_TIMESTAMP(6), ?, ?, ?)";
+    " metadata, decoy)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0, 1, ?, ?, UTC_TIMESTAMP(6), ?, ?, ?,"
+    " ?)";
 
 // ---------------------------------------------------------------------------
 // Values.
@@ -235,6 +237,7 @@ absl::Status ReadKeyColumns(const sql::ResultSet& rs, const KeyColumns& c,
   }
   key->revoked = rs.getInt(c.revoked) != 0;
   key->disabled = rs.getInt(c.disabled) != 0;
+  key->decoy = rs.getInt(c.decoy) != 0;
   key->version = rs.getInt64(c.version);
   key->created_by_type = rs.getString(c.created_by_type).asStdString();
   key->created_by_id = rs.getString(c.created_by_id).asStdString();
@@ -375,6 +378,7 @@ absl::Status InsertKeyRow(Session& session, int64_t tenant_id,
   if (absl::Status s = BindTime(stmt, 11, key.expires_at); !s.ok()) return s;
   stmt.setString(12, key.external_id);
   stmt.setString(13, core::EncodeStringMapJson(key.metadata));
+  stmt.setInt(14, key.decoy ? 1 : 0);
   session.Update(stmt);
   for (const KeyRateLimit& l : key.rate_limits) {
     session.Step("insert key limit");
@@ -531,7 +535,8 @@ struct PendingSelect {
       StateCondition(KeyStateFilter::kInactive),
       " THEN COALESCE(k.last_used_at, k.created_at) END AS inactive_for"
       " FROM api_keys k",
-      kStatePolicyJoin, " WHERE k.id > ? AND k.deleted_at IS NULL", kLiveKey,
+      kStatePolicyJoin,
+      " WHERE k.id > ? AND k.deleted_at IS NULL AND k.decoy = 0", kLiveKey,
       ") x WHERE (x.due_for IS NOT NULL"
       " AND NOT x.due_for <=> x.rotation_due_announced_for)"
       " OR (x.expiring_for IS NOT NULL"
@@ -776,6 +781,7 @@ absl::StatusOr<KeyPage> MysqlKeyStore::ListKeys(int64_t tenant_id,
   const std::string where =
       absl::StrCat(" FROM api_keys k", by_state ? kStatePolicyJoin : "",
                    " WHERE k.tenant_id = ? AND k.deleted_at IS NULL",
+                   query.decoys ? " AND k.decoy = 1" : " AND k.decoy = 0",
                    StatusCondition(query.status), StateCondition(query.state),
                    searching ? kSearchCondition : "");
   const PageSelect& cols = SelectOf<PageSelect>();

@@ -22,13 +22,14 @@ constexpr char kLiveKey[] =
     "(k.revoked = 0 AND (k.expires_at IS NULL"
     " OR k.expires_at > UTC_TIMESTAMP(6)))";
 
-// One row per pepper version: the five counts of PepperVersionUsage.
+// One row per pepper version: the six counts of PepperVersionUsage.
 struct UsageSelect {
   SelectList list;
   int version = list.Add("v");
   int live_keys = list.Add("CAST(SUM(live_keys) AS SIGNED)");
   int live_retired = list.Add("CAST(SUM(live_retired) AS SIGNED)");
   int clients = list.Add("CAST(SUM(clients) AS SIGNED)");
+  int webhooks = list.Add("CAST(SUM(webhooks) AS SIGNED)");
   int dead_keys = list.Add("CAST(SUM(dead_keys) AS SIGNED)");
   int dead_retired = list.Add("CAST(SUM(dead_retired) AS SIGNED)");
 };
@@ -40,18 +41,25 @@ std::string UsageSql() {
       "SELECT ", SelectOf<UsageSelect>().list.sql(), " FROM (",
       // Keys (deleted ones never need their pepper).
       "SELECT k.pepper_version AS v, SUM(", kLiveKey, ") AS live_keys,",
-      " 0 AS live_retired, 0 AS clients, SUM(NOT ", kLiveKey,
+      " 0 AS live_retired, 0 AS clients, 0 AS webhooks, SUM(NOT ", kLiveKey,
       ") AS dead_keys, 0 AS dead_retired",
       " FROM api_keys k WHERE k.deleted_at IS NULL GROUP BY k.pepper_version",
       // Rotated-away secrets of keys that are not deleted.
-      " UNION ALL SELECT r.pepper_version, 0, SUM(", live_retired, "), 0, 0,",
-      " SUM(NOT ", live_retired, ")",
+      " UNION ALL SELECT r.pepper_version, 0, SUM(", live_retired,
+      "), 0, 0, 0,", " SUM(NOT ", live_retired, ")",
       " FROM api_key_retired_secrets r JOIN api_keys k ON k.id = r.key_id",
       " WHERE k.deleted_at IS NULL GROUP BY r.pepper_version",
       // OAuth client secrets (public clients have none).
-      " UNION ALL SELECT secret_pepper_version, 0, 0, COUNT(*), 0, 0",
+      " UNION ALL SELECT secret_pepper_version, 0, 0, COUNT(*), 0, 0, 0",
       " FROM oauth_clients WHERE secret_pepper_version IS NOT NULL",
-      " GROUP BY secret_pepper_version", ") u GROUP BY v ORDER BY v");
+      " GROUP BY secret_pepper_version",
+      // Sealed webhook secrets: current, and previous while still signing.
+      " UNION ALL SELECT secret_pepper_version, 0, 0, 0, COUNT(*), 0, 0",
+      " FROM webhook_endpoints GROUP BY secret_pepper_version",
+      " UNION ALL SELECT previous_secret_pepper_version, 0, 0, 0, COUNT(*),",
+      " 0, 0 FROM webhook_endpoints",
+      " WHERE previous_secret_valid_until > UTC_TIMESTAMP(6)",
+      " GROUP BY previous_secret_pepper_version", ") u GROUP BY v ORDER BY v");
 }
 
 }  // namespace
@@ -72,6 +80,7 @@ MysqlPepperUsageStore::PepperUsage() {
           u.live_keys = rs->getInt64(c.live_keys);
           u.live_retired_secrets = rs->getInt64(c.live_retired);
           u.client_secrets = rs->getInt64(c.clients);
+          u.webhook_secrets = rs->getInt64(c.webhooks);
           u.dead_keys = rs->getInt64(c.dead_keys);
           u.dead_retired_secrets = rs->getInt64(c.dead_retired);
         }

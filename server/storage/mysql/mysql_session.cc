@@ -14,6 +14,7 @@
 #include "server/storage/call_deadline.h"
 #include "server/storage/mysql/datetime.h"
 #include "server/storage/mysql/mysql_audit_chain.h"
+#include "server/storage/mysql/mysql_webhook_outbox.h"
 #include "server/storage/mysql/sql_error.h"
 
 namespace lumo::storage {
@@ -94,6 +95,23 @@ absl::StatusOr<std::optional<absl::Time>> GetOptionalTime(
   return std::optional<absl::Time>(*t);
 }
 
+void BindAuditFields(sql::PreparedStatement& stmt, int first,
+                     const AuditEvent& event) {
+  int i = first;
+  stmt.setString(i++, event.action);
+  stmt.setString(i++, event.category);
+  stmt.setString(i++, event.actor_type);
+  stmt.setString(i++, event.actor_id);
+  stmt.setString(i++, event.target_type);
+  stmt.setString(i++, event.target_id);
+  stmt.setString(i++, event.outcome);
+  stmt.setInt(i++, event.suspicious ? 1 : 0);
+  stmt.setString(i++, event.ip_address);
+  stmt.setString(i++, event.user_agent);
+  stmt.setString(i++, event.request_id);
+  stmt.setString(i++, event.metadata_json);
+}
+
 // Appends to the tenant's hash chain (audit_chain.h): the chain head is
 // locked in this transaction, so the row, its sequence number and the new
 // head commit or roll back together with the change being audited.
@@ -111,18 +129,7 @@ absl::Status InsertAudit(Session& session, int64_t tenant_id,
   session.Step("insert audit event");
   sql::PreparedStatement& stmt = session.Prepare(kInsertAuditSql);
   stmt.setInt64(1, tenant_id);
-  stmt.setString(2, row.action);
-  stmt.setString(3, row.category);
-  stmt.setString(4, row.actor_type);
-  stmt.setString(5, row.actor_id);
-  stmt.setString(6, row.target_type);
-  stmt.setString(7, row.target_id);
-  stmt.setString(8, row.outcome);
-  stmt.setInt(9, row.suspicious ? 1 : 0);
-  stmt.setString(10, row.ip_address);
-  stmt.setString(11, row.user_agent);
-  stmt.setString(12, row.request_id);
-  stmt.setString(13, row.metadata_json);
+  BindAuditFields(stmt, 2, row);
   if (absl::Status st = BindTime(stmt, 14, head->now); !st.ok()) return st;
   stmt.setInt64(15, link.seq);
   stmt.setInt(16, lane);
@@ -131,7 +138,7 @@ absl::Status InsertAudit(Session& session, int64_t tenant_id,
   stmt.setInt(19, static_cast<int>(link.version));
   session.Update(stmt);
   UpdateChainHead(session, tenant_id, *head);
-  return absl::OkStatus();
+  return OutboxWriter(session).Add(tenant_id, row, head->now);
 }
 
 namespace {
@@ -195,7 +202,7 @@ absl::Status Run(ConnectionPool& pool, absl::string_view what,
       return absl::Status(lease.status().code(),
                           absl::StrCat(what, ": ", lease.status().message()));
     }
-    Session session(**lease);
+    Session session(**lease, &pool.outbox_signal());
     try {
       session.Step("bound statements by the call's deadline");
       (*lease)->BoundStatements(call_deadline == absl::InfiniteFuture()

@@ -24,6 +24,7 @@
 #include "server/fault/fault_points.h"
 #include "server/storage/key_store.h"
 #include "server/storage/mysql/connection_pool.h"
+#include "server/storage/outbox_signal.h"
 
 namespace lumo::storage {
 
@@ -31,7 +32,11 @@ namespace lumo::storage {
 
 class Session {
  public:
-  explicit Session(MysqlConnection& conn) : conn_(conn) {}
+  // `outbox_signal` (optional) is raised after a COMMIT of a transaction
+  // that wrote webhook deliveries.
+  explicit Session(MysqlConnection& conn,
+                   const OutboxSignal* outbox_signal = nullptr)
+      : conn_(conn), outbox_signal_(outbox_signal) {}
 
   // Names the statement about to run, for error messages (fixed text).
   void Step(absl::string_view step) { step_ = std::string(step); }
@@ -59,6 +64,8 @@ class Session {
     commit_sent_ = true;
     conn_.Execute("COMMIT");
     in_transaction_ = false;
+    if (outbox_written_ && outbox_signal_ != nullptr) outbox_signal_->Raise();
+    outbox_written_ = false;
   }
   // Ends a transaction that wrote nothing, or abandons one on an error path.
   // The session counts as in a transaction until ROLLBACK succeeded: when
@@ -71,7 +78,11 @@ class Session {
     }
     conn_.Execute("ROLLBACK");
     in_transaction_ = false;
+    outbox_written_ = false;
   }
+  // The current transaction wrote a webhook delivery: its COMMIT raises the
+  // outbox signal (outbox_signal.h).
+  void NoteOutboxWrite() { outbox_written_ = true; }
   // The error code of an injected statement failure (MariaDB's "query
   // execution was interrupted (max_statement_time exceeded)").
   static constexpr int kInjectedStatementError = 1969;
@@ -86,6 +97,8 @@ class Session {
 
  private:
   MysqlConnection& conn_;
+  const OutboxSignal* const outbox_signal_;
+  bool outbox_written_ = false;
   int audit_chain_lane_ = 0;
   std::string step_;
   bool in_transaction_ = false;
@@ -149,12 +162,19 @@ absl::StatusOr<absl::Time> GetTime(const sql::ResultSet& rs, int column);
 absl::StatusOr<std::optional<absl::Time>> GetOptionalTime(
     const sql::ResultSet& rs, int column);
 
+// Binds the 12 stored fields of `event` (action, category, actor_type,
+// actor_id, target_type, target_id, outcome, suspicious, ip_address,
+// user_agent, request_id, metadata), in that order, from parameter `first`.
+void BindAuditFields(sql::PreparedStatement& stmt, int first,
+                     const AuditEvent& event);
+
 // Inserts `event` for `tenant_id` in the session's current transaction,
 // appended to one of the tenant's audit hash chains: the session's lane,
 // chosen at its first append (locks that lane's head until the transaction
 // ends; see mysql_audit_chain.h). Fields longer than their columns are cut
-// (NormalizeAuditEvent). Throws sql::SQLException like every statement
-// here.
+// (NormalizeAuditEvent). A webhook event (webhook_outbox.h) also gets its
+// outbox rows in the same transaction (mysql_webhook_outbox.h). Throws
+// sql::SQLException like every statement here.
 absl::Status InsertAudit(Session& session, int64_t tenant_id,
                          const AuditEvent& event);
 

@@ -331,7 +331,10 @@ class PepperRotationWalkthroughTest(WalkthroughTestCase):
         self.assertEqual(self.verify("walk-pepper", graced), "VALID")
 
         r = self.step(run, "check")
-        self.assertRegex(r.stdout, r"\n\s+1\s+present\s+2\s+1\s+1\s+1\s+0\n")
+        # Version 1: pepper file present; 2 live keys, 1 in-grace secret,
+        # 1 client secret, 0 webhook secrets, 1 dead key, 0 past-grace.
+        self.assertRegex(r.stdout,
+                         r"\n\s+1\s+present\s+2\s+1\s+1\s+0\s+1\s+0\n")
         self.assertIn("OK:", r.stdout)
         r = self.step(run, "list")
         self.assertIn(root[4:16], r.stdout)

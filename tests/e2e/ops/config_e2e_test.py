@@ -283,7 +283,7 @@ class CommandLineTest(unittest.TestCase):
         r = run([SERVER, DSN, "serv"])
         self.assertEqual(r.returncode, 1)
         self.assertIn("unknown command 'serv' (commands: serve, migrate, "
-                      "purge-audit, check-peppers)", r.stderr)
+                      "purge-audit, purge-usage, check-peppers)", r.stderr)
 
     def test_gateway_takes_no_arguments(self):
         r = run([GATEWAY, "--insecure_dev_no_service_token", "serve"])

@@ -29,6 +29,47 @@ async function callWithKey(key) {
   return response.status;
 }
 
+// The usage table of the page: [{start, calls, failures}] per row.
+async function usageTable(page) {
+  return page.locator('#usage-body tr').evaluateAll((rows) => rows.map((tr) => ({
+    start: tr.dataset.start,
+    calls: Number(tr.children[1].textContent),
+    failures: Number(tr.children[2].textContent),
+  })));
+}
+
+// The API's buckets for the path the page read, in the table's shape.
+async function usageFromApi(page) {
+  const path = await page.locator('#usage-table').getAttribute('data-path');
+  return page.evaluate(async (p) => {
+    const r = await fetch(p);
+    const doc = await r.json();
+    return doc.data.buckets.map((b) => ({start: b.start, calls: b.counts.calls || 0,
+                                         failures: b.counts.failures || 0}));
+  }, path);
+}
+
+// Waits until the page's table shows what the API answers for the same
+// range, read before and after the page drew it (the batched writer may add
+// the last calls' counts meanwhile: then the page is reloaded and compared
+// again). Fails after a generous deadline.
+async function usageMatchesApi(page, reload) {
+  const deadline = Date.now() + 60000;
+  for (;;) {
+    const before = await usageFromApi(page);
+    const shown = await usageTable(page);
+    const after = await usageFromApi(page);
+    if (JSON.stringify(before) === JSON.stringify(after) &&
+        JSON.stringify(shown) === JSON.stringify(after)) {
+      return shown;
+    }
+    assert.ok(Date.now() < deadline, 'usage table never matched the API: ' +
+              JSON.stringify({shown, after}));
+    await reload();
+    await page.locator('#usage-loading').waitFor({state: 'hidden'});
+  }
+}
+
 async function rowCount(page) {
   return page.locator('#keys-body tr').count();
 }
@@ -372,12 +413,32 @@ async function main() {
     assert.equal(await rows.count(), 1, 'one rotation');
     const rowText = await rows.first().textContent();
     assert.ok(rowText.includes('api_key.rotated'));
-    assert.ok(/usr_|@/.test(rowText), 'actor is the admin user: ' + rowText);
+    assert.ok(rowText.includes(email), 'the admin is shown by e-mail: ' + rowText);
+    assert.ok(/\(deleted\)/.test(rowText), 'the rotated key was deleted since: ' + rowText);
     await page.locator('#f-action').fill('');
     await page.locator('#filters button[type=submit]').click();
     await page.locator('#audit-loading').waitFor({state: 'hidden'});
     assert.ok(await rows.count() >= 5, 'every lifecycle event is listed');
     await page.screenshot({path: path.join(shots, 'audit-page.png'), fullPage: true});
+    const key3Target = key3.slice(4, 16);
+    await page.locator('#f-key').fill(key3Target);
+    await page.locator('#filters button[type=submit]').click();
+    await page.locator('#audit-loading').waitFor({state: 'hidden'});
+    assert.ok(await rows.count() >= 3, 'svc-edit was created, edited, disabled');
+    for (const text of await rows.allTextContents()) {
+      assert.ok(text.includes(`svc-edited (${key3Target})`), 'target by name and id: ' + text);
+    }
+    await page.locator('#f-key').fill('');
+    await page.locator('#f-actor').fill(key3Target);
+    await page.locator('#filters button[type=submit]').click();
+    await page.locator('#audit-loading').waitFor({state: 'hidden'});
+    assert.ok(await rows.count() >= 1, 'svc-edit made calls');
+    for (const text of await rows.allTextContents()) {
+      assert.ok(text.includes(`svc-edited (${key3Target})`), 'actor key by name: ' + text);
+    }
+    await page.locator('#f-actor').fill('');
+    await page.locator('#filters button[type=submit]').click();
+    await page.locator('#audit-loading').waitFor({state: 'hidden'});
     await rows.first().getByRole('button').click();
     await page.locator('#detail-dialog').waitFor({state: 'visible'});
     assert.ok((await page.locator('#detail-body').textContent()).includes('"action"'));
@@ -390,6 +451,39 @@ async function main() {
     assert.equal(exported.status, 200);
     assert.match(exported.type, /csv/);
     assert.ok(exported.text.includes('api_key.created'));
+
+    step('usage: the tenant overview and one key, chart and table equal to the API');
+    await page.locator('#nav-usage').click();
+    await page.waitForURL(`**/t/${tenant}/portal/usage`);
+    await page.locator('#usage-view').waitFor({state: 'visible'});
+    const reloadTenant = async () => {
+      await page.locator('#u-period').selectOption('7d');
+      await page.locator('#usage-loading').waitFor({state: 'hidden'});
+      await page.locator('#u-period').selectOption('24h');
+    };
+    const tenantRows = await usageMatchesApi(page, reloadTenant);
+    assert.equal(tenantRows.length, 24, 'hourly buckets of the last 24 hours');
+    assert.ok(tenantRows.reduce((n, r) => n + r.calls, 0) >= 6, 'the key calls are counted');
+    assert.ok(await page.locator('#usage-chart svg rect').count() >= 1, 'bars drawn');
+    assert.ok(await page.locator('#top-calls-body tr').count() >= 1, 'busiest keys listed');
+    await page.screenshot({path: path.join(shots, 'usage-tenant.png'), fullPage: true});
+    const key3Id = key3.slice(4, 16);
+    await page.locator('#u-key').selectOption(key3Id);
+    await page.locator('#usage-loading').waitFor({state: 'hidden'});
+    assert.match(await page.locator('#usage-table').getAttribute('data-path'),
+                 new RegExp(`/api-keys/${key3Id}/usage`));
+    const reloadKey = async () => {
+      await page.locator('#u-key').selectOption('');
+      await page.locator('#usage-loading').waitFor({state: 'hidden'});
+      await page.locator('#u-key').selectOption(key3Id);
+    };
+    const keyRows = await usageMatchesApi(page, reloadKey);
+    const keyCalls = keyRows.reduce((n, r) => n + r.calls, 0);
+    const keyFailures = keyRows.reduce((n, r) => n + r.failures, 0);
+    assert.ok(keyCalls >= 5 && keyFailures >= 2,
+              `svc-edit's calls and failures are counted: ${keyCalls}/${keyFailures}`);
+    assert.match(await page.locator('#usage-legend').textContent(), /valid/);
+    await page.screenshot({path: path.join(shots, 'usage-key.png'), fullPage: true});
 
     step('narrow screen');
     await page.setViewportSize({width: 375, height: 740});

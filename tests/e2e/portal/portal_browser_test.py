@@ -25,7 +25,8 @@ class PortalBrowserTest(harness.LumoServerTestCase):
         shots = os.path.join(harness.binary_dir(), "tests", "e2e", "portal")
         os.makedirs(shots, exist_ok=True)
         checked = ("key-list.png", "show-once-dialog.png", "audit-page.png",
-                   "edit-dialog.png", "key-policy.png", "key-states.png")
+                   "edit-dialog.png", "key-policy.png", "key-states.png",
+                   "usage-tenant.png", "usage-key.png")
         for shot in checked:  # only this run's screenshots count
             if os.path.exists(os.path.join(shots, shot)):
                 os.remove(os.path.join(shots, shot))

@@ -270,6 +270,14 @@ class PortalE2ETest(harness.LumoServerTestCase):
         self.assertEqual(len(events), 1)
         self.assertEqual(events[0]["actor"]["type"], "user")
         self.assertEqual(events[0]["actor"]["id"], key["createdBy"]["id"])
+        # The actor's e-mail address, read when the event is.
+        self.assertEqual(events[0]["actor"]["email"], self.email)
+        status, _, body = self.raw_request(
+            "GET", f"/t/{self.slug}/api/v1/admin/audit-logs/{events[0]['id']}",
+            headers=self.with_session(token, write=False))
+        self.assertEqual(status, 200, body)
+        self.assertEqual(json.loads(body)["data"]["actor"]["email"],
+                         self.email)
 
     def test_logout_ends_the_session_server_side(self):
         token, csrf = self.session()

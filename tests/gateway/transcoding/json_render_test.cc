@@ -112,7 +112,7 @@ TEST(JsonRenderTest, ApiKeyWithNullsForUnsetMessages) {
             "\"allowedCidrs\":[\"10.0.0.0/8\"],\"rateLimitPerMinute\":0,"
             "\"version\":2,\"key\":\"\",\"previousSecretValidUntil\":null,"
             "\"externalId\":\"\",\"metadata\":{},\"disabledAt\":null,\"state\":"
-            "null,\"rateLimits\":[]}");
+            "null,\"rateLimits\":[],\"decoy\":null}");
 }
 
 TEST(JsonRenderTest, OmitOptions) {
@@ -121,9 +121,9 @@ TEST(JsonRenderTest, OmitOptions) {
   RenderOptions options;
   options.omit_fields = {"lumo.keys.v1.ApiKey.version",
                          "lumo.keys.v1.ApiKey.previous_secret_valid_until"};
-  options.omit_fields_when_unset = {"lumo.keys.v1.ApiKey.key",
-                                    "lumo.keys.v1.ApiKey.scopes",
-                                    "lumo.keys.v1.ApiKey.rotated_at"};
+  options.omit_fields_when_unset = {
+      "lumo.keys.v1.ApiKey.key", "lumo.keys.v1.ApiKey.scopes",
+      "lumo.keys.v1.ApiKey.rotated_at", "lumo.keys.v1.ApiKey.decoy"};
   EXPECT_EQ(RenderJson(key, options),
             "{\"id\":\"k1\",\"name\":\"\",\"prefix\":\"\",\"status\":\"\","
             "\"createdAt\":null,\"createdBy\":null,\"lastUsedAt\":null,"
@@ -394,7 +394,7 @@ constexpr char kBareKey[] =
     "\"allowedCidrs\":[],\"rateLimitPerMinute\":0,\"version\":0,\"key\":"
     "\"\",\"previousSecretValidUntil\":null,"
     "\"externalId\":\"\",\"metadata\":{},\"disabledAt\":null,\"state\":null,"
-    "\"rateLimits\":[]}";
+    "\"rateLimits\":[],\"decoy\":null}";
 
 // Without render options an unset `optional` field is null; the gateway
 // omits meta.nextCursor when unset (its render options, checked end to end).
@@ -454,7 +454,8 @@ TEST_F(EnvelopeTest, SingleResourceEnvelopes) {
 
 TEST_F(EnvelopeTest, OptionsApplyInsideEnvelopes) {
   RenderOptions options;
-  options.omit_fields_when_unset = {"lumo.keys.v1.ApiKey.key"};
+  options.omit_fields_when_unset = {"lumo.keys.v1.ApiKey.key",
+                                    "lumo.keys.v1.ApiKey.decoy"};
   options.omit_fields = {"lumo.keys.v1.ApiKey.version",
                          "lumo.keys.v1.ApiKey.previous_secret_valid_until"};
   ApiKey key;

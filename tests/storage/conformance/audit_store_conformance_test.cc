@@ -2,7 +2,9 @@
 // the hash chain check, and the read side, run against every
 // implementation.
 #include <algorithm>
+#include <map>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -348,6 +350,178 @@ TYPED_TEST(AuditStoreConformanceTest, UseMovesLastUsedAtForward) {
   ASSERT_TRUE(second.ok()) << second.status();
   ASSERT_TRUE(second->last_used_at.has_value());
   EXPECT_GT(*second->last_used_at, *first->last_used_at);
+}
+
+// A usage-counting event (the shape the usage auditor enqueues).
+storage::PendingAuditEvent UsageEvent(int64_t tenant_id,
+                                      absl::string_view key_id,
+                                      absl::string_view channel,
+                                      absl::string_view outcome,
+                                      int64_t count) {
+  storage::PendingAuditEvent e;
+  e.tenant_id = tenant_id;
+  e.event = Event("usage.counted");
+  e.usage = storage::UsageCount{std::string(key_id), std::string(channel),
+                                std::string(outcome), count};
+  return e;
+}
+
+// Sums of rows by "channel/outcome".
+std::map<std::string, int64_t> ByOutcome(
+    const std::vector<storage::UsageRow>& rows) {
+  std::map<std::string, int64_t> sums;
+  for (const storage::UsageRow& r : rows) {
+    sums[absl::StrCat(r.channel, "/", r.outcome)] += r.count;
+  }
+  return sums;
+}
+
+// The query covering every bucket the tenant's "usage.counted" events fell
+// in (their hours or days), key filter unset.
+storage::UsageQuery CoveringQuery(StoreFixture& f, int64_t tenant_id,
+                                  storage::UsageGranularity g) {
+  const std::vector<storage::StoredAuditEvent> events =
+      EventsOf(f, tenant_id, "usage.counted");
+  storage::UsageQuery q;
+  q.granularity = g;
+  if (events.empty()) return q;
+  q.from = storage::UsageBucketStart(events.front().created_at, g);
+  q.to = storage::UsageBucketStart(events.back().created_at, g) +
+         storage::UsageBucketLength(g);
+  return q;
+}
+
+TYPED_TEST(AuditStoreConformanceTest, UsageCountsAddUpPerKeyChannelAndOutcome) {
+  StoreFixture& f = this->f();
+  const storage::Tenant tenant = NewTenant(f);
+  const storage::Tenant other = NewTenant(f);
+  storage::PendingAuditEvent plain;
+  plain.tenant_id = tenant.id;
+  plain.event = Event("usage.not-counted");
+  ASSERT_TRUE(
+      f.audit()
+          .AppendEvents(
+              {UsageEvent(tenant.id, "keyAAAAAAAAA", "verify", "valid", 5),
+               UsageEvent(tenant.id, "keyAAAAAAAAA", "verify", "revoked", 1),
+               UsageEvent(tenant.id, "keyBBBBBBBBB", "api", "valid", 2),
+               UsageEvent(tenant.id, "", "verify", "not_found", 3), plain,
+               UsageEvent(other.id, "keyAAAAAAAAA", "verify", "valid", 100)})
+          .ok());
+  f.LetTimePass(absl::Milliseconds(5));
+  ASSERT_TRUE(f.audit()
+                  .AppendEvents({UsageEvent(tenant.id, "keyAAAAAAAAA", "verify",
+                                            "valid", 4)})
+                  .ok());
+
+  for (storage::UsageGranularity g :
+       {storage::UsageGranularity::kHour, storage::UsageGranularity::kDay}) {
+    SCOPED_TRACE(g == storage::UsageGranularity::kDay ? "day" : "hour");
+    storage::UsageQuery q = CoveringQuery(f, tenant.id, g);
+    absl::StatusOr<std::vector<storage::UsageRow>> all =
+        f.audit().ReadUsage(tenant.id, q);
+    ASSERT_TRUE(all.ok()) << all.status();
+    EXPECT_EQ(ByOutcome(*all),
+              (std::map<std::string, int64_t>{{"api/valid", 2},
+                                              {"verify/not_found", 3},
+                                              {"verify/revoked", 1},
+                                              {"verify/valid", 9}}));
+    for (size_t i = 1; i < all->size(); ++i) {
+      const storage::UsageRow& a = (*all)[i - 1];
+      const storage::UsageRow& b = (*all)[i];
+      EXPECT_TRUE(std::tie(a.bucket_start, a.channel, a.outcome) <
+                  std::tie(b.bucket_start, b.channel, b.outcome));
+    }
+    for (const storage::UsageRow& r : *all) {
+      EXPECT_EQ(r.bucket_start, storage::UsageBucketStart(r.bucket_start, g));
+    }
+    q.key_id = "keyAAAAAAAAA";
+    absl::StatusOr<std::vector<storage::UsageRow>> one =
+        f.audit().ReadUsage(tenant.id, q);
+    ASSERT_TRUE(one.ok()) << one.status();
+    EXPECT_EQ(ByOutcome(*one),
+              (std::map<std::string, int64_t>{{"verify/revoked", 1},
+                                              {"verify/valid", 9}}));
+    // Before the first bucket: nothing.
+    storage::UsageQuery before = q;
+    before.to = q.from;
+    before.from = q.from - storage::UsageBucketLength(g);
+    absl::StatusOr<std::vector<storage::UsageRow>> none =
+        f.audit().ReadUsage(tenant.id, before);
+    ASSERT_TRUE(none.ok()) << none.status();
+    EXPECT_TRUE(none->empty());
+  }
+
+  // Each row is counted in the bucket of its own timestamp.
+  const std::vector<storage::StoredAuditEvent> events =
+      EventsOf(f, tenant.id, "usage.counted");
+  ASSERT_EQ(events.size(), 5u);
+  storage::UsageQuery last_hour;
+  last_hour.from = storage::UsageBucketStart(events.back().created_at,
+                                             storage::UsageGranularity::kHour);
+  last_hour.to = last_hour.from + absl::Hours(1);
+  last_hour.key_id = "keyAAAAAAAAA";
+  absl::StatusOr<std::vector<storage::UsageRow>> hour =
+      f.audit().ReadUsage(tenant.id, last_hour);
+  ASSERT_TRUE(hour.ok()) << hour.status();
+  int64_t expected_valid = 4;
+  if (storage::UsageBucketStart(events.front().created_at,
+                                storage::UsageGranularity::kHour) ==
+      last_hour.from) {
+    expected_valid += 5;
+  }
+  EXPECT_EQ(ByOutcome(*hour)["verify/valid"], expected_valid);
+
+  storage::UsageQuery empty;
+  empty.from = empty.to = last_hour.from;
+  EXPECT_EQ(f.audit().ReadUsage(tenant.id, empty).status().code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
+TYPED_TEST(AuditStoreConformanceTest, TopUsageKeysRankByCallsOrFailures) {
+  StoreFixture& f = this->f();
+  const storage::Tenant tenant = NewTenant(f);
+  ASSERT_TRUE(
+      f.audit()
+          .AppendEvents(
+              {UsageEvent(tenant.id, "keyAAAAAAAAA", "verify", "valid", 10),
+               UsageEvent(tenant.id, "keyAAAAAAAAA", "verify", "rate_limited",
+                          1),
+               UsageEvent(tenant.id, "keyBBBBBBBBB", "api", "valid", 3),
+               UsageEvent(tenant.id, "keyBBBBBBBBB", "api",
+                          "insufficient_scope", 4),
+               UsageEvent(tenant.id, "keyCCCCCCCCC", "verify", "valid", 7),
+               UsageEvent(tenant.id, "", "verify", "malformed", 2)})
+          .ok());
+  const storage::UsageQuery q =
+      CoveringQuery(f, tenant.id, storage::UsageGranularity::kDay);
+  absl::StatusOr<std::vector<storage::KeyUsageTotal>> calls =
+      f.audit().TopUsageKeys(tenant.id, q, /*by_failures=*/false, 10);
+  ASSERT_TRUE(calls.ok()) << calls.status();
+  std::vector<std::string> order;
+  for (const storage::KeyUsageTotal& t : *calls) order.push_back(t.key_id);
+  // B and C tie at 7 calls: by key id.
+  EXPECT_EQ(order, (std::vector<std::string>{"keyAAAAAAAAA", "keyBBBBBBBBB",
+                                             "keyCCCCCCCCC", ""}));
+  EXPECT_EQ((*calls)[0].calls, 11);
+  EXPECT_EQ((*calls)[0].failures, 1);
+  EXPECT_EQ((*calls)[3].calls, 2);
+  EXPECT_EQ((*calls)[3].failures, 2);
+
+  absl::StatusOr<std::vector<storage::KeyUsageTotal>> failures =
+      f.audit().TopUsageKeys(tenant.id, q, /*by_failures=*/true, 2);
+  ASSERT_TRUE(failures.ok()) << failures.status();
+  ASSERT_EQ(failures->size(), 2u);
+  EXPECT_EQ((*failures)[0].key_id, "keyBBBBBBBBB");
+  EXPECT_EQ((*failures)[0].failures, 4);
+  EXPECT_EQ((*failures)[1].key_id, "");
+  EXPECT_EQ((*failures)[1].failures, 2);
+
+  absl::StatusOr<std::vector<storage::KeyUsageTotal>> only_failing =
+      f.audit().TopUsageKeys(tenant.id, q, /*by_failures=*/true, 10);
+  ASSERT_TRUE(only_failing.ok()) << only_failing.status();
+  EXPECT_EQ(only_failing->size(), 3u);  // C never failed
+  EXPECT_EQ(f.audit().TopUsageKeys(tenant.id, q, false, 0).status().code(),
+            absl::StatusCode::kInvalidArgument);
 }
 
 }  // namespace

@@ -125,6 +125,54 @@ TYPED_TEST(KeyStoreConformanceTest, BadNamedLimitsAreRefusedAndWriteNothing) {
   }
 }
 
+TYPED_TEST(KeyStoreConformanceTest,
+           DecoysAreListedOnlyWhenAskedAndNeverRotate) {
+  StoreFixture& f = this->f();
+  const storage::Tenant tenant = NewTenant(f);
+  const storage::NewKey plain = NewKey(tenant.id, "plain");
+  storage::NewKey decoy = NewKey(tenant.id, "bait");
+  decoy.decoy = true;
+  ASSERT_TRUE(f.keys().InsertKey(plain, Event("api_key.created")).ok());
+  ASSERT_TRUE(f.keys().InsertKey(decoy, Event("api_key.created")).ok());
+
+  absl::StatusOr<storage::ApiKeyRecord> got =
+      f.keys().GetKey(tenant.id, decoy.id);
+  ASSERT_TRUE(got.ok()) << got.status();
+  EXPECT_TRUE(got->decoy);
+  absl::StatusOr<storage::ApiKeyRecord> other =
+      f.keys().GetKey(tenant.id, plain.id);
+  ASSERT_TRUE(other.ok()) << other.status();
+  EXPECT_FALSE(other->decoy);
+  absl::StatusOr<storage::VerifyRecord> loaded =
+      f.keys().LoadForVerify(decoy.id);
+  ASSERT_TRUE(loaded.ok()) << loaded.status();
+  EXPECT_TRUE(loaded->key.decoy);
+
+  storage::ListKeysQuery query;
+  absl::StatusOr<storage::KeyPage> ordinary =
+      f.keys().ListKeys(tenant.id, query);
+  ASSERT_TRUE(ordinary.ok()) << ordinary.status();
+  ASSERT_EQ(ordinary->total, 1);
+  EXPECT_EQ(ordinary->keys[0].id, plain.id);
+  query.decoys = true;
+  absl::StatusOr<storage::KeyPage> decoys = f.keys().ListKeys(tenant.id, query);
+  ASSERT_TRUE(decoys.ok()) << decoys.status();
+  ASSERT_EQ(decoys->total, 1);
+  EXPECT_EQ(decoys->keys[0].id, decoy.id);
+
+  EXPECT_EQ(f.keys()
+                .RotateKey(tenant.id, decoy.id, {RandomDigest(), 1},
+                           absl::ZeroDuration(), Event("api_key.rotated"))
+                .status()
+                .code(),
+            absl::StatusCode::kFailedPrecondition);
+  EXPECT_TRUE(EventsOf(f, tenant.id, "api_key.rotated").empty());
+  absl::StatusOr<storage::RevokeResult> revoked =
+      f.keys().RevokeKey(tenant.id, decoy.id, Event("api_key.revoked"));
+  ASSERT_TRUE(revoked.ok()) << revoked.status();
+  EXPECT_TRUE(revoked->key.decoy);
+}
+
 TYPED_TEST(KeyStoreConformanceTest, KeysAreScopedByTenant) {
   StoreFixture& f = this->f();
   const storage::Tenant a = NewTenant(f);
@@ -803,15 +851,20 @@ TYPED_TEST(KeyStateSweepConformanceTest, EachStateIsAnnouncedOncePerDate) {
   storage::NewKey idle = NewKey(tenant.id, "idle");
   storage::NewKey fresh = NewKey(tenant.id, "fresh");
   storage::NewKey revoked = NewKey(tenant.id, "revoked");
+  // A decoy is never announced: it is never meant to be used or rotated.
+  storage::NewKey decoy = NewKey(tenant.id, "decoy");
+  decoy.decoy = true;
+  decoy.expires_at = *now + day * 3;
   std::map<std::string, std::string> names;
   for (const storage::NewKey* key :
-       {&expiring, &due, &idle, &fresh, &revoked}) {
+       {&expiring, &due, &idle, &fresh, &revoked, &decoy}) {
     ASSERT_TRUE(f.keys().InsertKey(*key, Event("api_key.created")).ok());
     names[key->id] = key->name;
   }
   f.AgeKey(due.id, day * 31);
   f.AgeKey(idle.id, day * 91);
   f.AgeKey(revoked.id, day * 91);
+  f.AgeKey(decoy.id, day * 91);
   ASSERT_TRUE(f.keys().RevokeKey(tenant.id, revoked.id, Event("r")).ok());
 
   absl::StatusOr<storage::AnnouncementBatch> batch =

@@ -9,6 +9,7 @@
 #include "server/core/crypto.h"
 #include "server/storage/client_store.h"
 #include "server/storage/pepper_usage_store.h"
+#include "server/storage/webhook_store.h"
 #include "tests/storage/conformance/store_fixture.h"
 
 namespace lumo::testing {
@@ -99,6 +100,51 @@ TYPED_TEST(PepperUsageStoreConformanceTest, SecretsAreCountedLiveOrDead) {
   EXPECT_EQ(usage[4].version, 5);
   EXPECT_EQ(usage[4].client_secrets, 1);
   EXPECT_EQ(usage[4].dead(), 0);
+}
+
+// Sealed webhook secrets are live: the current one of every endpoint
+// (enabled or not), the previous one only while it still signs.
+TYPED_TEST(PepperUsageStoreConformanceTest, WebhookSecretsAreLive) {
+  StoreFixture& f = this->f();
+  const storage::Tenant tenant = NewTenant(f);
+  auto create = [&](int pepper, bool enabled) {
+    storage::NewWebhookEndpoint e;
+    e.id = absl::StrCat("whk_", core::RandomBase62(16).value_or(""));
+    e.tenant_id = tenant.id;
+    e.url = "https://hooks.example.com/in";
+    e.enabled = enabled;
+    e.secret = storage::SealedSecret{"sealed", pepper};
+    e.secret_prefix = "whsec_abcd";
+    EXPECT_TRUE(
+        f.webhooks().CreateEndpoint(e, 20, Event("webhook.created")).ok());
+    return e.id;
+  };
+  // Pepper 1 rotated to 2 with an overlap: both count. Pepper 3 rotated to
+  // 2 without one: 3 no longer counts. Pepper 4: a disabled endpoint.
+  const std::string overlapping = create(1, true);
+  ASSERT_TRUE(f.webhooks()
+                  .RotateSecret(tenant.id, overlapping, {"s2", 2}, "whsec_2",
+                                absl::Hours(1), Event("r"))
+                  .ok());
+  const std::string abrupt = create(3, true);
+  ASSERT_TRUE(f.webhooks()
+                  .RotateSecret(tenant.id, abrupt, {"s2", 2}, "whsec_2",
+                                absl::ZeroDuration(), Event("r"))
+                  .ok());
+  create(4, false);
+
+  const std::vector<storage::PepperVersionUsage> usage = this->Usage();
+  ASSERT_EQ(usage.size(), 3u);
+  EXPECT_EQ(usage[0].version, 1);
+  EXPECT_EQ(usage[0].webhook_secrets, 1);
+  EXPECT_EQ(usage[1].version, 2);
+  EXPECT_EQ(usage[1].webhook_secrets, 2);
+  EXPECT_EQ(usage[2].version, 4);
+  EXPECT_EQ(usage[2].webhook_secrets, 1);
+  for (const storage::PepperVersionUsage& u : usage) {
+    EXPECT_EQ(u.live(), u.webhook_secrets);
+    EXPECT_EQ(u.dead(), 0);
+  }
 }
 
 TYPED_TEST(PepperUsageStoreConformanceTest, RetiredSecretsOfDeadKeysAreDead) {

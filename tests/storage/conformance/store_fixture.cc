@@ -25,6 +25,10 @@ class FakeFixture : public StoreFixture {
   storage::PepperUsageStore& pepper_usage() override {
     return stores_.pepper_usage;
   }
+  storage::WebhookStore& webhooks() override { return stores_.webhooks; }
+  storage::OutboxSignal& outbox_signal() override {
+    return stores_.db->outbox_signal;
+  }
   storage::CounterStore& counters() override { return stores_.counters; }
   void LetTimePass(absl::Duration d) override { stores_.db->AdvanceClock(d); }
   void AgeKey(absl::string_view id, absl::Duration d) override {
@@ -75,6 +79,10 @@ class MysqlFixture : public StoreFixture {
   storage::PortalStore& portal() override { return stores().portal(); }
   storage::PepperUsageStore& pepper_usage() override {
     return stores().pepper_usage();
+  }
+  storage::WebhookStore& webhooks() override { return stores().webhooks(); }
+  storage::OutboxSignal& outbox_signal() override {
+    return stores().outbox_signal();
   }
   storage::CounterStore& counters() override { return stores().counters(); }
   void LetTimePass(absl::Duration d) override {

@@ -27,9 +27,11 @@
 #include "server/storage/client_store.h"
 #include "server/storage/counter_store.h"
 #include "server/storage/key_store.h"
+#include "server/storage/outbox_signal.h"
 #include "server/storage/pepper_usage_store.h"
 #include "server/storage/portal_store.h"
 #include "server/storage/user_store.h"
+#include "server/storage/webhook_store.h"
 
 namespace lumo::testing {
 
@@ -44,6 +46,8 @@ class StoreFixture {
   virtual storage::ChangeFeedStore& feed() = 0;
   virtual storage::PortalStore& portal() = 0;
   virtual storage::PepperUsageStore& pepper_usage() = 0;
+  virtual storage::WebhookStore& webhooks() = 0;
+  virtual storage::OutboxSignal& outbox_signal() = 0;
   virtual storage::CounterStore& counters() = 0;
 
   // Returns once the backend's clock (KeyStore::Now) is at least `d` past

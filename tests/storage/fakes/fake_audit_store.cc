@@ -3,7 +3,10 @@
 #include <algorithm>
 #include <map>
 #include <set>
+#include <string>
+#include <tuple>
 #include <utility>
+#include <vector>
 
 #include "server/storage/audit_chain.h"
 
@@ -60,6 +63,15 @@ absl::Status FakeAuditStore::AppendEvents(
   for (const auto& [tenant_id, list] : by_tenant) {
     for (const storage::PendingAuditEvent* e : list) {
       db_->AppendAudit(tenant_id, storage::kWriterChainLane, e->event);
+      if (!e->usage.has_value()) continue;
+      const absl::Time at = db_->audit.rbegin()->second.stored.created_at;
+      for (storage::UsageGranularity g : {storage::UsageGranularity::kHour,
+                                          storage::UsageGranularity::kDay}) {
+        db_->usage[{tenant_id, g == storage::UsageGranularity::kDay ? 1 : 0,
+                    absl::ToUnixSeconds(storage::UsageBucketStart(at, g)),
+                    e->usage->key_id, e->usage->channel, e->usage->outcome}] +=
+            e->usage->count;
+      }
     }
   }
   const absl::Time now = db_->Now();
@@ -230,6 +242,90 @@ absl::StatusOr<int64_t> FakeAuditStore::PurgeOlderThanDays(int days) {
     }
   }
   return deleted;
+}
+
+}  // namespace lumo::testing
+
+namespace lumo::testing {
+namespace {
+
+// Calls `f(key id, channel, outcome, bucket start, count)` for every rollup
+// row of the tenant in the query's range and granularity (key_id honoured
+// when `with_key`).
+template <typename F>
+void ForEachUsage(const FakeDatabase& db, int64_t tenant_id,
+                  const storage::UsageQuery& q, bool with_key, F f)
+    ABSL_EXCLUSIVE_LOCKS_REQUIRED(db.mu) {
+  const int g = q.granularity == storage::UsageGranularity::kDay ? 1 : 0;
+  for (const auto& [k, count] : db.usage) {
+    const auto& [tenant, gran, bucket, key_id, channel, outcome] = k;
+    if (tenant != tenant_id || gran != g) continue;
+    const absl::Time start = absl::FromUnixSeconds(bucket);
+    if (start < q.from || start >= q.to) continue;
+    if (with_key && q.key_id.has_value() && *q.key_id != key_id) continue;
+    f(key_id, channel, outcome, start, count);
+  }
+}
+
+}  // namespace
+
+absl::StatusOr<std::vector<storage::UsageRow>> FakeAuditStore::ReadUsage(
+    int64_t tenant_id, const storage::UsageQuery& query) {
+  if (absl::Status s = db_->Begin(); !s.ok()) return s;
+  if (query.from >= query.to) {
+    return absl::InvalidArgumentError("usage range: from must be before to");
+  }
+  absl::MutexLock lock(&db_->mu);
+  std::map<std::tuple<absl::Time, std::string, std::string>, int64_t> sums;
+  ForEachUsage(
+      *db_, tenant_id, query, true,
+      [&](const std::string&, const std::string& channel,
+          const std::string& outcome, absl::Time start, int64_t count) {
+        sums[{start, channel, outcome}] += count;
+      });
+  std::vector<storage::UsageRow> rows;
+  for (const auto& [k, count] : sums) {
+    if (count == 0) continue;
+    rows.push_back({std::get<0>(k), std::get<1>(k), std::get<2>(k), count});
+  }
+  return rows;
+}
+
+absl::StatusOr<std::vector<storage::KeyUsageTotal>>
+FakeAuditStore::TopUsageKeys(int64_t tenant_id,
+                             const storage::UsageQuery& query, bool by_failures,
+                             int limit) {
+  if (absl::Status s = db_->Begin(); !s.ok()) return s;
+  if (query.from >= query.to || limit < 1) {
+    return absl::InvalidArgumentError("usage range or limit out of range");
+  }
+  absl::MutexLock lock(&db_->mu);
+  std::map<std::string, storage::KeyUsageTotal> totals;
+  ForEachUsage(*db_, tenant_id, query, false,
+               [&](const std::string& key_id, const std::string&,
+                   const std::string& outcome, absl::Time, int64_t count) {
+                 storage::KeyUsageTotal& t = totals[key_id];
+                 t.key_id = key_id;
+                 t.calls += count;
+                 if (outcome != storage::kUsageOutcomeValid) {
+                   t.failures += count;
+                 }
+               });
+  std::vector<storage::KeyUsageTotal> out;
+  for (const auto& [key_id, t] : totals) {
+    if (by_failures ? t.failures == 0 : t.calls == 0) continue;
+    out.push_back(t);
+  }
+  std::sort(out.begin(), out.end(),
+            [by_failures](const storage::KeyUsageTotal& a,
+                          const storage::KeyUsageTotal& b) {
+              const int64_t x = by_failures ? a.failures : a.calls;
+              const int64_t y = by_failures ? b.failures : b.calls;
+              if (x != y) return x > y;
+              return a.key_id < b.key_id;
+            });
+  if (out.size() > static_cast<size_t>(limit)) out.resize(limit);
+  return out;
 }
 
 }  // namespace lumo::testing

@@ -31,6 +31,11 @@ class FakeAuditStore : public storage::AuditStore {
   absl::StatusOr<std::vector<storage::StoredAuditEvent>> ExportEvents(
       int64_t tenant_id, std::optional<absl::Time> from,
       std::optional<absl::Time> to, int max_rows) override;
+  absl::StatusOr<std::vector<storage::UsageRow>> ReadUsage(
+      int64_t tenant_id, const storage::UsageQuery& query) override;
+  absl::StatusOr<std::vector<storage::KeyUsageTotal>> TopUsageKeys(
+      int64_t tenant_id, const storage::UsageQuery& query, bool by_failures,
+      int limit) override;
 
   // Retention as storage::Backend::PurgeAuditOlderThanDays.
   absl::StatusOr<int64_t> PurgeOlderThanDays(int days);

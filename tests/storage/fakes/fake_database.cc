@@ -4,6 +4,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "server/storage/webhook_outbox.h"
 
 namespace lumo::testing {
 namespace {
@@ -90,7 +91,59 @@ void FakeDatabase::AppendAudit(int64_t tenant_id, int lane,
   row.hash = link.hash;
   row.hash_version = static_cast<int>(link.version);
   const int64_t id = row.stored.id;
+  const absl::Time created_at = row.stored.created_at;
   audit[id] = std::move(row);
+
+  const storage::AuditEvent& stored = audit[id].stored.event;
+  const std::string type = storage::WebhookEventTypeOf(stored);
+  if (tenant_id <= 0 || type.empty()) return;
+  std::vector<std::string> receivers;
+  for (const auto& [endpoint_id, endpoint_row] : webhook_endpoints) {
+    const storage::WebhookEndpointRecord& e = endpoint_row.endpoint;
+    if (e.tenant_id == tenant_id && e.enabled &&
+        storage::WebhookSubscribes(e.event_types, type)) {
+      receivers.push_back(endpoint_id);
+    }
+  }
+  if (receivers.empty()) return;
+  const int64_t event_row =
+      InsertWebhookEvent(tenant_id, type, stored, created_at);
+  for (const std::string& endpoint_id : receivers) {
+    InsertWebhookDelivery(tenant_id, endpoint_id, event_row, created_at);
+  }
+}
+
+int64_t FakeDatabase::InsertWebhookEvent(int64_t tenant_id,
+                                         absl::string_view type,
+                                         const storage::AuditEvent& event,
+                                         absl::Time created_at) {
+  storage::WebhookEventRecord record;
+  absl::StatusOr<std::string> event_id = storage::NewWebhookEventId();
+  record.event_id = event_id.ok() ? *event_id : "";
+  record.tenant_id = tenant_id;
+  record.type = std::string(type);
+  record.audit = event;
+  record.created_at = created_at;
+  const int64_t row = next_webhook_event_row++;
+  webhook_events[row] = std::move(record);
+  return row;
+}
+
+int64_t FakeDatabase::InsertWebhookDelivery(int64_t tenant_id,
+                                            absl::string_view endpoint_id,
+                                            int64_t event_row, absl::Time due) {
+  WebhookDeliveryRow row;
+  row.delivery.id = next_webhook_delivery++;
+  row.delivery.tenant_id = tenant_id;
+  row.delivery.endpoint_id = std::string(endpoint_id);
+  row.delivery.state = storage::DeliveryState::kPending;
+  row.delivery.next_attempt_at = due;
+  row.delivery.created_at = due;
+  row.event_row = event_row;
+  const int64_t id = row.delivery.id;
+  webhook_deliveries[id] = std::move(row);
+  outbox_signal.Raise();
+  return id;
 }
 
 int64_t FakeDatabase::AppendChange(int64_t tenant_id, absl::string_view key_id,

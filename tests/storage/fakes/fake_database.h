@@ -31,8 +31,10 @@
 #include "server/storage/client_store.h"
 #include "server/storage/counter_rules.h"
 #include "server/storage/key_store.h"
+#include "server/storage/outbox_signal.h"
 #include "server/storage/portal_store.h"
 #include "server/storage/user_store.h"
+#include "server/storage/webhook_store.h"
 
 namespace lumo::testing {
 
@@ -105,7 +107,21 @@ class FakeDatabase {
     storage::ReplicaRegistration registration;
     absl::Time heartbeat_at;
   };
+  struct WebhookEndpointRow {
+    // previous_secret and its valid_until are kept after the overlap ends;
+    // readers drop them then.
+    storage::WebhookEndpointRecord endpoint;
+  };
+  struct WebhookDeliveryRow {
+    storage::WebhookDeliveryRecord delivery;  // event id and type unset
+    int64_t event_row = 0;
+    std::string lease_token;
+  };
   using TenantScoped = std::pair<int64_t, std::string>;  // tenant, id
+  // A usage rollup row's key: tenant, granularity (0 hour, 1 day), bucket
+  // start (Unix seconds), key id, channel, outcome.
+  using UsageKey =
+      std::tuple<int64_t, int, int64_t, std::string, std::string, std::string>;
 
   mutable absl::Mutex mu;
   std::map<int64_t, storage::Tenant> tenants ABSL_GUARDED_BY(mu);
@@ -120,6 +136,7 @@ class FakeDatabase {
   int64_t next_audit_id ABSL_GUARDED_BY(mu) = 1;
   std::map<std::pair<int64_t, int>, ChainHeadRow> chain_heads
       ABSL_GUARDED_BY(mu);
+  std::map<UsageKey, int64_t> usage ABSL_GUARDED_BY(mu);
   std::map<int64_t, FeedRow> feed ABSL_GUARDED_BY(mu);
   int64_t next_feed_seq ABSL_GUARDED_BY(mu) = 1;
   std::map<std::pair<std::string, std::string>, ReplicaRow> replicas
@@ -127,6 +144,16 @@ class FakeDatabase {
   // feed_positions: (reader id, reader incarnation, writer) -> applied wseq.
   std::map<std::tuple<std::string, std::string, std::string>, int64_t>
       feed_positions ABSL_GUARDED_BY(mu);
+  std::map<std::string, WebhookEndpointRow> webhook_endpoints
+      ABSL_GUARDED_BY(mu);  // by id
+  // tenant_slug unset; by row id.
+  std::map<int64_t, storage::WebhookEventRecord> webhook_events
+      ABSL_GUARDED_BY(mu);
+  int64_t next_webhook_event_row ABSL_GUARDED_BY(mu) = 1;
+  std::map<int64_t, WebhookDeliveryRow> webhook_deliveries ABSL_GUARDED_BY(mu);
+  int64_t next_webhook_delivery ABSL_GUARDED_BY(mu) = 1;
+  // Raised by every delivery inserted (a fake call commits at once).
+  storage::OutboxSignal outbox_signal;
   // The shared counters: per counter key, granted tokens by slot; token
   // buckets; quotas by key id.
   std::map<std::string, std::map<int64_t, int64_t>> limit_windows
@@ -145,8 +172,20 @@ class FakeDatabase {
   // Inserts a tenant with its chain heads. The slug must be free.
   storage::Tenant InsertTenant(absl::string_view slug, absl::string_view name)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu);
-  // Normalizes `event` and appends it to lane `lane` of the tenant's chain.
+  // Normalizes `event` and appends it to lane `lane` of the tenant's chain,
+  // with its webhook event and deliveries when the outbox rule
+  // (webhook_outbox.h) gives it a type that enabled endpoints receive.
   void AppendAudit(int64_t tenant_id, int lane, storage::AuditEvent event)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu);
+  // A webhook event row (`event` normalized) and a pending delivery of it,
+  // due at `due`; each returns its row id.
+  int64_t InsertWebhookEvent(int64_t tenant_id, absl::string_view type,
+                             const storage::AuditEvent& event,
+                             absl::Time created_at)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu);
+  int64_t InsertWebhookDelivery(int64_t tenant_id,
+                                absl::string_view endpoint_id,
+                                int64_t event_row, absl::Time due)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu);
   // Appends a feed row; returns its seq.
   int64_t AppendChange(int64_t tenant_id, absl::string_view key_id,

@@ -77,6 +77,7 @@ KeyRow NewRow(const storage::NewKey& k, int64_t tenant_id, absl::Time now) {
   row.record.scopes = k.scopes;
   row.record.allowed_cidrs = k.allowed_cidrs;
   row.record.rate_limit_per_minute = k.rate_limit_per_minute;
+  row.record.decoy = k.decoy;
   row.record.rate_limits = k.rate_limits;
   std::sort(row.record.rate_limits.begin(), row.record.rate_limits.end(),
             [](const storage::KeyRateLimit& a, const storage::KeyRateLimit& b) {
@@ -94,6 +95,7 @@ KeyRow NewRow(const storage::NewKey& k, int64_t tenant_id, absl::Time now) {
 // (`policy`: the tenant's key policy).
 bool Matches(const ApiKeyRecord& key, const storage::ListKeysQuery& q,
              const storage::KeyPolicy& policy, absl::Time now) {
+  if (key.decoy != q.decoys) return false;
   switch (q.status) {
     case storage::KeyStatusFilter::kActive:
       if (key.revoked || IsExpired(key, now) || key.disabled) return false;
@@ -490,7 +492,7 @@ absl::StatusOr<storage::AnnouncementBatch> FakeKeyStore::PendingAnnouncements(
   for (auto it = db_->keys.upper_bound(std::string(after_key_id));
        it != db_->keys.end() && keys < limit; ++it) {
     const KeyRow& row = it->second;
-    if (row.deleted) continue;
+    if (row.deleted || row.record.decoy) continue;
     const ApiKeyRecord& key = row.record;
     const storage::KeyPolicy policy = db_->KeyPolicyOf(key.tenant_id);
     const storage::KeyStates states = storage::KeyStatesAt(key, policy, now);

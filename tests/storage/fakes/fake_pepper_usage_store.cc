@@ -32,6 +32,14 @@ FakePepperUsageStore::PepperUsage() {
   for (const auto& [id, row] : db_->clients) {
     if (row.secret.has_value()) ++at(row.secret->pepper_version).client_secrets;
   }
+  for (const auto& [id, row] : db_->webhook_endpoints) {
+    const storage::WebhookEndpointRecord& e = row.endpoint;
+    ++at(e.secret.pepper_version).webhook_secrets;
+    if (e.previous_secret.has_value() &&
+        e.previous_secret_valid_until.value_or(absl::InfinitePast()) > now) {
+      ++at(e.previous_secret->pepper_version).webhook_secrets;
+    }
+  }
   std::vector<storage::PepperVersionUsage> out;
   for (const auto& [version, usage] : by_version) out.push_back(usage);
   return out;

@@ -15,6 +15,7 @@
 #include "tests/storage/fakes/fake_pepper_usage_store.h"
 #include "tests/storage/fakes/fake_portal_store.h"
 #include "tests/storage/fakes/fake_user_store.h"
+#include "tests/storage/fakes/fake_webhook_store.h"
 
 namespace lumo::testing {
 
@@ -29,6 +30,7 @@ struct FakeStores {
         feed(db),
         portal(db),
         pepper_usage(db),
+        webhooks(db),
         counters(db) {}
 
   const std::shared_ptr<FakeDatabase> db;
@@ -39,6 +41,7 @@ struct FakeStores {
   FakeChangeFeedStore feed;
   FakePortalStore portal;
   FakePepperUsageStore pepper_usage;
+  FakeWebhookStore webhooks;
   FakeCounterStore counters;
 };
 
