@@ -27,6 +27,8 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 # shellcheck source=tools/dev/mysql_admin.sh
 . "$ROOT/tools/dev/mysql_admin.sh"
 RUN_DIR="${LUMO_RUN_DIR:-$ROOT/run}"
+# mariadbd changes directory, so it must get absolute paths.
+case "$RUN_DIR" in /*) ;; *) RUN_DIR="$PWD/$RUN_DIR" ;; esac
 CLUSTER_DIR="$RUN_DIR/galera"
 PORT_BASE="${LUMO_GALERA_PORT:-3361}"
 WSREP_BASE="${LUMO_GALERA_WSREP_PORT:-4561}"
@@ -45,6 +47,28 @@ if [ "$(id -u)" = 0 ]; then RUN_AS=mysql; user_args=(--user=mysql); fi
 # The account the nodes run as owns the cluster folder.
 own_cluster_dir() {
   if [ -n "$RUN_AS" ]; then chown -R "$RUN_AS:$RUN_AS" "$CLUSTER_DIR/node"*; fi
+}
+
+# Makes the cluster folder. Run as root, the nodes run as $RUN_AS, which
+# must reach it through every parent folder: the run and cluster folders are
+# opened to search (o+x; a umask of 077 would leave them private), and a
+# parent that stays closed to that account (a run folder inside a private
+# `mktemp -d` folder, say) is reported here rather than as mariadbd's
+# "Permission denied" in a node's log.
+make_cluster_dir() {
+  mkdir -p "$CLUSTER_DIR"
+  if [ -z "$RUN_AS" ]; then return 0; fi
+  chmod o+x "$RUN_DIR" "$CLUSTER_DIR"
+  if runuser -u "$RUN_AS" -- test -x "$CLUSTER_DIR"; then return 0; fi
+  local path="$CLUSTER_DIR" closed="$CLUSTER_DIR"
+  while [ "$path" != / ]; do
+    if ! runuser -u "$RUN_AS" -- test -x "$path"; then closed="$path"; fi
+    path="$(dirname "$path")"
+  done
+  echo "galera.sh: the nodes run as '$RUN_AS', which cannot reach" \
+    "$CLUSTER_DIR: $closed is closed to it; set LUMO_RUN_DIR to a folder" \
+    "it can reach (every parent searchable by others)" >&2
+  exit 1
 }
 
 node_dir() { echo "$CLUSTER_DIR/node$1"; }
@@ -179,7 +203,7 @@ bootstrap_node() {
 }
 
 start() {
-  mkdir -p "$CLUSTER_DIR"
+  make_cluster_dir
   local n first
   if ! any_running; then
     for n in "${NODES[@]}"; do init_node "$n"; done

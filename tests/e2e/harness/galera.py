@@ -14,6 +14,7 @@ import os
 import random
 import shutil
 import socket
+import stat
 import subprocess
 import tempfile
 
@@ -69,13 +70,41 @@ def _reserve_port_block(width):
     raise HarnessError("no free loopback ports for a Galera cluster")
 
 
+def _searchable_by_others(path):
+    """Whether every folder from / down to `path` lets other accounts pass
+    through (o+x)."""
+    path = os.path.realpath(path)
+    while True:
+        try:
+            if not os.stat(path).st_mode & stat.S_IXOTH:
+                return False
+        except OSError:
+            return False
+        parent = os.path.dirname(path)
+        if parent == path:
+            return True
+        path = parent
+
+
+def _cluster_parent():
+    """The folder to make the cluster's folder in: the temporary folder,
+    unless the tests run as root and it is closed to other accounts (TMPDIR
+    inside a private `mktemp -d` folder, say): the nodes then run as the
+    mysql account, which must reach their data, so /tmp instead."""
+    base = tempfile.gettempdir()
+    if os.geteuid() != 0 or _searchable_by_others(base):
+        return base
+    return "/tmp"
+
+
 class GaleraCluster:
     NODES = (1, 2, 3)
 
     def __init__(self):
-        self.dir = tempfile.mkdtemp(prefix="lumo-galera-")
+        self.dir = tempfile.mkdtemp(prefix="lumo-galera-",
+                                    dir=_cluster_parent())
         # Run as root, the nodes run as the mysql account, which must reach
-        # the run folder.
+        # the run folder (galera.sh opens the folders it makes below it).
         os.chmod(self.dir, 0o755)
         n = len(self.NODES)
         base, self._port_lock = _reserve_port_block(4 * n)
