@@ -560,8 +560,8 @@ absl::StatusOr<Rows> SchemaOf(TestDatabase& db) {
 }
 
 TEST_F(MigratorTest, DatabasesMigratedWithTheMariaDbOnlyTextsAreAccepted) {
-  // The project's migrations, with 0004, 0007 and 0009 as they were before
-  // they were rewritten for MySQL 8.0.
+  // The project's migrations, with 0004, 0007, 0009 and 0014 as they were
+  // before they were rewritten for MySQL 8.0.
   const std::string old_texts =
       absl::StrCat(TestDatabase::ProjectMigrationsDir(),
                    "/../../tests/storage/testdata/mariadb_only_migrations");
@@ -583,7 +583,8 @@ TEST_F(MigratorTest, DatabasesMigratedWithTheMariaDbOnlyTextsAreAccepted) {
   }
   ASSERT_THAT(replaced, UnorderedElementsAre("0004_audit_chain.sql",
                                              "0007_audit_chain_lanes.sql",
-                                             "0009_audit_hash_versions.sql"));
+                                             "0009_audit_hash_versions.sql",
+                                             "0014_webhooks_leaks_decoys.sql"));
   ASSERT_OK(Apply(dir.path()));
 
   // The current files accept that database and record their checksums

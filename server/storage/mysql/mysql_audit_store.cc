@@ -208,15 +208,25 @@ absl::Status UpsertUsage(Session& s, const std::vector<ChainedRow>& rows,
   }
   auto it = sums.begin();
   while (it != sums.end()) {
+    // The rows come from a derived table whose columns the update adds
+    // from: MySQL 8.0 deprecates VALUES() in ON DUPLICATE KEY UPDATE, and
+    // MariaDB lacks the row alias (VALUES ... AS new) that replaces it.
     std::string sql = absl::StrCat(
         "INSERT INTO ", UsageTable(g),
-        " (tenant_id, bucket_start, key_id, channel, outcome, uses) VALUES ");
+        " (tenant_id, bucket_start, key_id, channel, outcome, uses)"
+        " SELECT v.tenant_id, v.bucket_start, v.key_id, v.channel, v.outcome,"
+        " v.uses FROM (");
     std::vector<std::pair<const UsageRowKey*, int64_t>> chunk;
     for (; it != sums.end() && chunk.size() < kMaxUsageRowsPerUpsert; ++it) {
-      sql += chunk.empty() ? "(?, ?, ?, ?, ?, ?)" : ", (?, ?, ?, ?, ?, ?)";
+      sql += chunk.empty()
+                 ? "SELECT ? AS tenant_id, ? AS bucket_start, ? AS key_id,"
+                   " ? AS channel, ? AS outcome, ? AS uses"
+                 : " UNION ALL SELECT ?, ?, ?, ?, ?, ?";
       chunk.emplace_back(&it->first, it->second);
     }
-    sql += " ON DUPLICATE KEY UPDATE uses = uses + VALUES(uses)";
+    absl::StrAppend(&sql,
+                    ") AS v ON DUPLICATE KEY UPDATE uses = ", UsageTable(g),
+                    ".uses + v.uses");
     s.Step("add usage rollups");
     std::unique_ptr<sql::PreparedStatement> stmt = s.PrepareUncached(sql);
     int p = 1;
