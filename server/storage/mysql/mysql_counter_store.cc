@@ -138,72 +138,78 @@ absl::StatusOr<WindowLease> MysqlCounterStore::LeaseWindow(
   if (absl::Status s = CheckCounterKey(counter); !s.ok()) return s;
   if (absl::Status s = CheckWindowLease(spec, want, debt); !s.ok()) return s;
   WindowLease out;
+  // Retry-safe: read and written inside the transaction, `out` afresh. The
+  // first leases of a new counter from several replicas at once deadlock on
+  // its head row (gap locks of the locking read that finds no row, then the
+  // inserts), and on Galera they also lose certification: the random pause
+  // between attempts keeps them from meeting again in step.
   absl::Status status =
-      Run(*pool_, "lease window", [&](Session& s) -> absl::Status {
-        out = WindowLease();
-        s.Begin();
-        s.Step("lock counter");
-        sql::PreparedStatement& lock = s.Prepare(kLockHeadSql);
-        lock.setString(1, Str(counter));
-        if (!s.Query(lock)->next()) {
-          s.Step("insert counter");
-          sql::PreparedStatement& insert = s.Prepare(kInsertHeadSql);
-          insert.setString(1, Str(counter));
-          s.Update(insert);
-          s.Step("lock counter");
-          if (!s.Query(lock)->next()) {
-            return absl::InternalError("counter head vanished");
-          }
-        }
-        absl::StatusOr<absl::Time> now = DbNow(s);
-        if (!now.ok()) return now.status();
-        out.db_now = *now;
-        out.slot = SlotOf(out.db_now, spec.slot);
-        out.slot_end = SlotStart(out.slot + 1, spec.slot);
-        const int64_t first = FirstCountedSlot(out.slot);
-        s.Step("read slots");
-        sql::PreparedStatement& read = s.Prepare(kSlotsSql);
-        read.setString(1, Str(counter));
-        std::unique_ptr<sql::ResultSet> rs = s.Query(read);
-        int64_t used = debt;
-        int64_t oldest = out.slot;
-        bool stale = false;
-        bool seen = false;
-        while (rs->next()) {
-          const int64_t slot = rs->getInt64(1);
-          const int64_t granted = rs->getInt64(2);
-          if (slot < first) {
-            stale = true;
-            continue;
-          }
-          used += granted;
-          if (granted > 0 && !seen) {
-            oldest = slot;
-            seen = true;
-          }
-        }
-        out.granted = std::clamp<int64_t>(spec.limit - used, 0, want);
-        out.used = used + out.granted;
-        if (debt + out.granted > 0) {
-          s.Step("add to slot");
-          sql::PreparedStatement& add = s.Prepare(kAddToSlotSql);
-          add.setString(1, Str(counter));
-          add.setInt64(2, out.slot);
-          add.setInt64(3, debt + out.granted);
-          add.setInt64(4, debt + out.granted);
-          s.Update(add);
-        }
-        out.reset = WindowReset(oldest, spec.slot);
-        if (stale) {
-          s.Step("prune slots");
-          sql::PreparedStatement& prune = s.Prepare(kPruneSlotsSql);
-          prune.setString(1, Str(counter));
-          prune.setInt64(2, first);
-          s.Update(prune);
-        }
-        s.Commit();
-        return absl::OkStatus();
-      });
+      Run(*pool_, "lease window", OnConflict::kRetry,
+          [&](Session& s) -> absl::Status {
+            out = WindowLease();
+            s.Begin();
+            s.Step("lock counter");
+            sql::PreparedStatement& lock = s.Prepare(kLockHeadSql);
+            lock.setString(1, Str(counter));
+            if (!s.Query(lock)->next()) {
+              s.Step("insert counter");
+              sql::PreparedStatement& insert = s.Prepare(kInsertHeadSql);
+              insert.setString(1, Str(counter));
+              s.Update(insert);
+              s.Step("lock counter");
+              if (!s.Query(lock)->next()) {
+                return absl::InternalError("counter head vanished");
+              }
+            }
+            absl::StatusOr<absl::Time> now = DbNow(s);
+            if (!now.ok()) return now.status();
+            out.db_now = *now;
+            out.slot = SlotOf(out.db_now, spec.slot);
+            out.slot_end = SlotStart(out.slot + 1, spec.slot);
+            const int64_t first = FirstCountedSlot(out.slot);
+            s.Step("read slots");
+            sql::PreparedStatement& read = s.Prepare(kSlotsSql);
+            read.setString(1, Str(counter));
+            std::unique_ptr<sql::ResultSet> rs = s.Query(read);
+            int64_t used = debt;
+            int64_t oldest = out.slot;
+            bool stale = false;
+            bool seen = false;
+            while (rs->next()) {
+              const int64_t slot = rs->getInt64(1);
+              const int64_t granted = rs->getInt64(2);
+              if (slot < first) {
+                stale = true;
+                continue;
+              }
+              used += granted;
+              if (granted > 0 && !seen) {
+                oldest = slot;
+                seen = true;
+              }
+            }
+            out.granted = std::clamp<int64_t>(spec.limit - used, 0, want);
+            out.used = used + out.granted;
+            if (debt + out.granted > 0) {
+              s.Step("add to slot");
+              sql::PreparedStatement& add = s.Prepare(kAddToSlotSql);
+              add.setString(1, Str(counter));
+              add.setInt64(2, out.slot);
+              add.setInt64(3, debt + out.granted);
+              add.setInt64(4, debt + out.granted);
+              s.Update(add);
+            }
+            out.reset = WindowReset(oldest, spec.slot);
+            if (stale) {
+              s.Step("prune slots");
+              sql::PreparedStatement& prune = s.Prepare(kPruneSlotsSql);
+              prune.setString(1, Str(counter));
+              prune.setInt64(2, first);
+              s.Update(prune);
+            }
+            s.Commit();
+            return absl::OkStatus();
+          });
   if (!status.ok()) return status;
   return out;
 }
