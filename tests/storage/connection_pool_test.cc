@@ -5,18 +5,24 @@
 #include <cppconn/exception.h>
 #include <cppconn/prepared_statement.h>
 #include <cppconn/resultset.h>
+#include <netdb.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
+#include <cstring>
 #include <memory>
 #include <optional>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
@@ -275,6 +281,152 @@ TEST_F(ConnectionPoolTest, AMultiHostPoolMovesToTheNextHostThatServes) {
               ::testing::AllOf(
                   ::testing::HasSubstr(absl::StrCat(":", dead.port())),
                   ::testing::HasSubstr(absl::StrCat(":", dead_too.port()))));
+}
+
+// A loopback port that refuses connections (bound, not listening) until
+// Relay() makes it pass every connection on to another address: a database
+// host that comes back. Not thread-safe to set up or destroy.
+class RelayPort {
+ public:
+  RelayPort() {
+    fd_ = socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof(addr);
+    if (fd_ < 0 || bind(fd_, reinterpret_cast<sockaddr*>(&addr), len) != 0 ||
+        getsockname(fd_, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
+      return;
+    }
+    port_ = ntohs(addr.sin_port);
+  }
+  ~RelayPort() {
+    stop_ = true;
+    if (acceptor_.joinable()) acceptor_.join();
+    absl::MutexLock lock(&mu_);
+    for (std::thread& t : pumps_) t.join();
+    if (fd_ >= 0) close(fd_);
+  }
+  int port() const { return port_; }
+  // Connections accepted and passed on so far.
+  int relayed() const { return relayed_.load(); }
+
+  // From now on accepts connections and relays each to `host`:`port`.
+  bool Relay(const std::string& host, int port) {
+    addrinfo hints{};
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    addrinfo* found = nullptr;
+    if (getaddrinfo(host.c_str(), std::to_string(port).c_str(), &hints,
+                    &found) != 0) {
+      return false;
+    }
+    std::memcpy(&target_, found->ai_addr, found->ai_addrlen);
+    target_len_ = found->ai_addrlen;
+    freeaddrinfo(found);
+    if (listen(fd_, 16) != 0) return false;
+    acceptor_ = std::thread([this] { Accept(); });
+    return true;
+  }
+
+ private:
+  void Accept() {
+    while (!stop_) {
+      pollfd p{fd_, POLLIN, 0};
+      if (poll(&p, 1, 50) <= 0) continue;
+      const int client = accept(fd_, nullptr, nullptr);
+      if (client < 0) continue;
+      const int server = socket(target_.ss_family, SOCK_STREAM, 0);
+      if (server < 0 || connect(server, reinterpret_cast<sockaddr*>(&target_),
+                                target_len_) != 0) {
+        if (server >= 0) close(server);
+        close(client);
+        continue;
+      }
+      ++relayed_;
+      absl::MutexLock lock(&mu_);
+      pumps_.emplace_back([this, client, server] { Pump(client, server); });
+    }
+  }
+  // Copies bytes both ways until either side closes or the relay stops.
+  void Pump(int a, int b) {
+    char buffer[16384];
+    bool open = true;
+    while (open && !stop_) {
+      pollfd p[2] = {{a, POLLIN, 0}, {b, POLLIN, 0}};
+      if (poll(p, 2, 50) <= 0) continue;
+      for (int i = 0; i < 2 && open; ++i) {
+        if (p[i].revents == 0) continue;
+        const ssize_t n = read(p[i].fd, buffer, sizeof(buffer));
+        open = n > 0;
+        for (ssize_t sent = 0; open && sent < n;) {
+          const ssize_t w = write(p[1 - i].fd, buffer + sent, n - sent);
+          open = w > 0;
+          sent += std::max<ssize_t>(w, 0);
+        }
+      }
+    }
+    close(a);
+    close(b);
+  }
+
+  int fd_ = -1;
+  int port_ = 0;
+  sockaddr_storage target_{};
+  socklen_t target_len_ = 0;
+  std::atomic<bool> stop_{false};
+  std::atomic<int> relayed_{0};
+  std::thread acceptor_;
+  absl::Mutex mu_;
+  std::vector<std::thread> pumps_ ABSL_GUARDED_BY(mu_);
+};
+
+// A multi-host pool that moved off its first host returns to it once a
+// session opens there again (failback): connections on the other host are
+// closed (idle ones at once, one in use when released) and new ones open on
+// the first host.
+TEST_F(ConnectionPoolTest, AMultiHostPoolReturnsToItsFirstHostWhenItServes) {
+  MysqlOptions options = Options(2, absl::Seconds(1));
+  ASSERT_TRUE(options.unix_socket.empty()) << "the test database is on TCP";
+  RelayPort first_host;
+  ASSERT_NE(first_host.port(), 0);
+  const MysqlHost live{options.host, options.port};
+  options.host = "127.0.0.1";
+  options.port = first_host.port();
+  options.other_hosts = {live};
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<ConnectionPool> pool,
+                       ConnectionPool::Create(options, absl::Milliseconds(50)));
+  std::optional<ConnectionLease> held;
+  {
+    ASSERT_OK_AND_ASSIGN(ConnectionLease idle, pool->Acquire());
+    ASSERT_OK_AND_ASSIGN(ConnectionLease in_use, pool->Acquire());
+    held.emplace(std::move(in_use));
+  }
+  ASSERT_EQ(pool->preferred_host(), 1u);
+  ASSERT_EQ(pool->stats().connections_open, 2);
+  EXPECT_EQ(pool->failbacks(), 0u);
+
+  ASSERT_TRUE(first_host.Relay(live.host, live.port));
+  const absl::Time give_up =
+      absl::Now() + absl::Seconds(30) * ::lumo::testing::TestTimeScale();
+  while (pool->preferred_host() != 0) {
+    ASSERT_LT(absl::Now(), give_up) << "the pool never returned";
+    absl::SleepFor(absl::Milliseconds(20));
+  }
+  EXPECT_EQ(pool->failbacks(), 1u);
+  EXPECT_EQ(pool->host_switches(), 2u);
+  EXPECT_GE(first_host.relayed(), 1) << "the probe's session";
+  EXPECT_EQ(pool->stats().connections_open, 1) << "the idle one was closed";
+  EXPECT_EQ(ScalarText(**held, "SELECT 1"), "1") << "in use: untouched";
+  held.reset();
+  EXPECT_EQ(pool->stats().connections_open, 0) << "released: closed";
+
+  const int relayed = first_host.relayed();
+  ASSERT_OK_AND_ASSIGN(ConnectionLease back, pool->Acquire());
+  EXPECT_TRUE(back.fresh());
+  EXPECT_EQ(ScalarText(*back, "SELECT 1"), "1");
+  EXPECT_EQ(first_host.relayed(), relayed + 1) << "opened on the first host";
+  EXPECT_EQ(pool->preferred_host(), 0u);
 }
 
 TEST_F(ConnectionPoolTest, DiscardIdleClosesOnlyIdleConnections) {

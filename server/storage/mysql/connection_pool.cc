@@ -385,20 +385,36 @@ void ConnectionLease::Release() {
 // ConnectionPool
 
 absl::StatusOr<std::unique_ptr<ConnectionPool>> ConnectionPool::Create(
-    const MysqlOptions& options) {
+    const MysqlOptions& options, absl::Duration failback_probe) {
   if (absl::Status s = ValidateMysqlOptions(options); !s.ok()) return s;
+  if (failback_probe <= absl::ZeroDuration()) {
+    return absl::InvalidArgumentError("the failback probe must be positive");
+  }
   InitMysqlDriver();
-  return std::unique_ptr<ConnectionPool>(new ConnectionPool(options));
+  std::unique_ptr<ConnectionPool> pool(
+      new ConnectionPool(options, failback_probe));
+  if (!options.other_hosts.empty()) {
+    pool->failback_thread_ =
+        std::thread([p = pool.get()] { p->ProbeFirstHost(); });
+  }
+  return pool;
 }
 
-ConnectionPool::ConnectionPool(const MysqlOptions& options)
-    : options_(options) {}
+ConnectionPool::ConnectionPool(const MysqlOptions& options,
+                               absl::Duration failback_probe)
+    : options_(options), failback_probe_(failback_probe) {}
 
 ConnectionPool::~ConnectionPool() {
+  {
+    absl::MutexLock lock(&mu_);
+    stopping_ = true;
+  }
+  if (failback_thread_.joinable()) failback_thread_.join();
   std::vector<std::unique_ptr<MysqlConnection>> idle;
   {
     absl::MutexLock lock(&mu_);
     idle.swap(idle_);
+    host_of_.clear();
   }
   EnsureDriverThreadInit();
   idle.clear();
@@ -451,20 +467,27 @@ absl::StatusOr<ConnectionLease> ConnectionPool::Acquire(
   size_t opened_on = first;
   absl::StatusOr<std::unique_ptr<MysqlConnection>> conn =
       OpenMysqlConnectionFrom(options_, &queries_, first, &opened_on);
-  absl::MutexLock lock(&mu_);
-  if (conn.ok() && opened_on != preferred_host_) {
-    // The preferred node failed: new connections go to this one from now
-    // on; the idle ones on other nodes are closed when found dead.
-    preferred_host_ = opened_on;
-    ++host_switches_;
+  std::vector<std::unique_ptr<MysqlConnection>> elsewhere;
+  {
+    absl::MutexLock lock(&mu_);
+    if (!conn.ok()) {
+      --open_;
+      --in_use_;
+      available_.Signal();
+      return conn.status();
+    }
+    // Moved past the host it started from: that node failed, and new
+    // connections go to this one from now on (unless the preferred host
+    // changed meanwhile). The idle ones on other nodes are closed.
+    if (opened_on != first && preferred_host_ == first) {
+      preferred_host_ = opened_on;
+      ++host_switches_;
+    }
+    ++opened_;
+    host_of_[conn->get()] = opened_on;
+    elsewhere = TakeIdleElsewhere();
   }
-  if (!conn.ok()) {
-    --open_;
-    --in_use_;
-    available_.Signal();
-    return conn.status();
-  }
-  ++opened_;
+  elsewhere.clear();  // close outside the lock
   return ConnectionLease(this, *std::move(conn), /*fresh=*/true);
 }
 
@@ -473,11 +496,15 @@ void ConnectionPool::Release(std::unique_ptr<MysqlConnection> conn,
   {
     absl::MutexLock lock(&mu_);
     --in_use_;
-    if (!broken) {
+    auto host = host_of_.find(conn.get());
+    const bool elsewhere =
+        host != host_of_.end() && host->second != preferred_host_;
+    if (!broken && !elsewhere) {
       idle_.push_back(std::move(conn));
       available_.Signal();
       return;
     }
+    if (host != host_of_.end()) host_of_.erase(host);
     --open_;
     ++discarded_;
     available_.Signal();
@@ -490,11 +517,65 @@ void ConnectionPool::DiscardIdle() {
   {
     absl::MutexLock lock(&mu_);
     idle.swap(idle_);
+    for (const std::unique_ptr<MysqlConnection>& c : idle) {
+      host_of_.erase(c.get());
+    }
     open_ -= static_cast<int>(idle.size());
     discarded_ += idle.size();
     available_.SignalAll();
   }
   idle.clear();
+}
+
+std::vector<std::unique_ptr<MysqlConnection>>
+ConnectionPool::TakeIdleElsewhere() {
+  std::vector<std::unique_ptr<MysqlConnection>> out;
+  auto keep = std::partition(idle_.begin(), idle_.end(),
+                             [this](const std::unique_ptr<MysqlConnection>& c)
+                                 ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+                                   auto host = host_of_.find(c.get());
+                                   return host == host_of_.end() ||
+                                          host->second == preferred_host_;
+                                 });
+  for (auto it = keep; it != idle_.end(); ++it) {
+    host_of_.erase(it->get());
+    out.push_back(std::move(*it));
+  }
+  idle_.erase(keep, idle_.end());
+  open_ -= static_cast<int>(out.size());
+  discarded_ += out.size();
+  if (!out.empty()) available_.SignalAll();
+  return out;
+}
+
+void ConnectionPool::ProbeFirstHost() {
+  const MysqlOptions first = OnHost(options_, AllHosts(options_).front());
+  auto stopping = [this]()
+                      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return stopping_; };
+  for (;;) {
+    {
+      absl::MutexLock lock(&mu_);
+      mu_.AwaitWithTimeout(absl::Condition(&stopping), failback_probe_);
+      if (stopping_) return;
+      if (preferred_host_ == 0) continue;
+    }
+    // A session of its own, closed at once: the first host serves again
+    // only if a session opens there and the node is Synced.
+    absl::StatusOr<std::unique_ptr<MysqlConnection>> probe =
+        internal::OpenOnOneHost(first, nullptr);
+    if (!probe.ok()) continue;
+    probe->reset();
+    std::vector<std::unique_ptr<MysqlConnection>> elsewhere;
+    {
+      absl::MutexLock lock(&mu_);
+      if (stopping_ || preferred_host_ == 0) continue;
+      preferred_host_ = 0;
+      ++host_switches_;
+      ++failbacks_;
+      elsewhere = TakeIdleElsewhere();
+    }
+    elsewhere.clear();  // close outside the lock
+  }
 }
 
 PoolStats ConnectionPool::stats() const {

@@ -12,6 +12,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
@@ -195,13 +196,23 @@ class ConnectionLease {
   bool fresh_ = false;
 };
 
+// With several hosts: how often a pool that moved off its first host
+// tries that host again (ConnectionPool, failback).
+inline constexpr absl::Duration kFailbackProbeInterval = absl::Seconds(5);
+
 // A bounded pool of MysqlConnection. Thread-safe. Connections are opened
 // lazily, up to options.pool_size; an Acquire that finds none free waits up
 // to options.acquire_timeout. Broken connections are closed, never reused,
 // so the pool heals itself when the database comes back. With several
 // hosts, new connections open on the preferred host (the first at the
 // start); when it cannot serve, the next that can becomes the preferred
-// one (failover). The pool must outlive its leases.
+// one (failover). While the preferred host is not the first one, a
+// background thread opens a session on the first host every
+// `failback_probe`; when one opens (a Galera node must be Synced), the
+// first host is preferred again (failback). A connection on a host other
+// than the preferred one is closed instead of being pooled again: idle ones
+// at once, those in use when they are released. The pool must outlive its
+// leases.
 //
 // Any thread that acquires gets Connector/C++'s per-thread set-up
 // (Driver::threadInit, and threadEnd when the thread exits) automatically.
@@ -209,7 +220,8 @@ class ConnectionPool {
  public:
   // INVALID_ARGUMENT for unusable options. Does not connect.
   static absl::StatusOr<std::unique_ptr<ConnectionPool>> Create(
-      const MysqlOptions& options);
+      const MysqlOptions& options,
+      absl::Duration failback_probe = kFailbackProbeInterval);
 
   ConnectionPool(const ConnectionPool&) = delete;
   ConnectionPool& operator=(const ConnectionPool&) = delete;
@@ -241,6 +253,11 @@ class ConnectionPool {
     absl::MutexLock lock(&mu_);
     return host_switches_;
   }
+  // How often the pool returned to its first host.
+  uint64_t failbacks() const ABSL_LOCKS_EXCLUDED(mu_) {
+    absl::MutexLock lock(&mu_);
+    return failbacks_;
+  }
   const MysqlOptions& options() const { return options_; }
   // Raised after a COMMIT of this pool's sessions that wrote webhook
   // deliveries (Session::NoteOutboxWrite).
@@ -249,9 +266,14 @@ class ConnectionPool {
  private:
   OutboxSignal outbox_signal_;
   friend class ConnectionLease;
-  explicit ConnectionPool(const MysqlOptions& options);
+  ConnectionPool(const MysqlOptions& options, absl::Duration failback_probe);
   void Release(std::unique_ptr<MysqlConnection> conn, bool broken)
       ABSL_LOCKS_EXCLUDED(mu_);
+  // The failback thread: probes the first host while another is preferred.
+  void ProbeFirstHost() ABSL_LOCKS_EXCLUDED(mu_);
+  // Removes the idle connections that are not on the preferred host.
+  std::vector<std::unique_ptr<MysqlConnection>> TakeIdleElsewhere()
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const MysqlOptions options_;
   std::atomic<uint64_t> queries_{0};
@@ -268,6 +290,13 @@ class ConnectionPool {
   uint64_t discarded_ ABSL_GUARDED_BY(mu_) = 0;
   size_t preferred_host_ ABSL_GUARDED_BY(mu_) = 0;
   uint64_t host_switches_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t failbacks_ ABSL_GUARDED_BY(mu_) = 0;
+  // The host index (in AllHosts) of every open connection.
+  absl::flat_hash_map<const MysqlConnection*, size_t> host_of_
+      ABSL_GUARDED_BY(mu_);
+  const absl::Duration failback_probe_;
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  std::thread failback_thread_;  // only with several hosts
 };
 
 }  // namespace lumo::storage
