@@ -243,6 +243,9 @@ class RefusingPort {
   }
   int port() const { return port_; }
 
+ protected:
+  int fd() const { return fd_; }
+
  private:
   int fd_ = -1;
   int port_ = 0;
@@ -286,28 +289,14 @@ TEST_F(ConnectionPoolTest, AMultiHostPoolMovesToTheNextHostThatServes) {
 // A loopback port that refuses connections (bound, not listening) until
 // Relay() makes it pass every connection on to another address: a database
 // host that comes back. Not thread-safe to set up or destroy.
-class RelayPort {
+class RelayPort : public RefusingPort {
  public:
-  RelayPort() {
-    fd_ = socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t len = sizeof(addr);
-    if (fd_ < 0 || bind(fd_, reinterpret_cast<sockaddr*>(&addr), len) != 0 ||
-        getsockname(fd_, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
-      return;
-    }
-    port_ = ntohs(addr.sin_port);
-  }
   ~RelayPort() {
     stop_ = true;
     if (acceptor_.joinable()) acceptor_.join();
     absl::MutexLock lock(&mu_);
     for (std::thread& t : pumps_) t.join();
-    if (fd_ >= 0) close(fd_);
   }
-  int port() const { return port_; }
   // Connections accepted and passed on so far.
   int relayed() const { return relayed_.load(); }
 
@@ -324,7 +313,7 @@ class RelayPort {
     std::memcpy(&target_, found->ai_addr, found->ai_addrlen);
     target_len_ = found->ai_addrlen;
     freeaddrinfo(found);
-    if (listen(fd_, 16) != 0) return false;
+    if (listen(fd(), 16) != 0) return false;
     acceptor_ = std::thread([this] { Accept(); });
     return true;
   }
@@ -332,9 +321,9 @@ class RelayPort {
  private:
   void Accept() {
     while (!stop_) {
-      pollfd p{fd_, POLLIN, 0};
+      pollfd p{fd(), POLLIN, 0};
       if (poll(&p, 1, 50) <= 0) continue;
-      const int client = accept(fd_, nullptr, nullptr);
+      const int client = accept(fd(), nullptr, nullptr);
       if (client < 0) continue;
       const int server = socket(target_.ss_family, SOCK_STREAM, 0);
       if (server < 0 || connect(server, reinterpret_cast<sockaddr*>(&target_),
@@ -370,8 +359,6 @@ class RelayPort {
     close(b);
   }
 
-  int fd_ = -1;
-  int port_ = 0;
   sockaddr_storage target_{};
   socklen_t target_len_ = 0;
   std::atomic<bool> stop_{false};

@@ -16,28 +16,38 @@
 namespace lumo::testing {
 namespace {
 
+// Appends one event per action to the tenant's chain, in one batch.
+void AppendActions(StoreFixture& f, int64_t tenant_id,
+                   const std::vector<std::string>& actions) {
+  std::vector<storage::PendingAuditEvent> batch;
+  for (const std::string& action : actions) {
+    storage::PendingAuditEvent e;
+    e.tenant_id = tenant_id;
+    e.event = Event(action);
+    batch.push_back(std::move(e));
+  }
+  ASSERT_TRUE(f.audit().AppendEvents(batch).ok());
+}
+
+// The tenant's first 100 events, oldest first.
+std::vector<storage::StoredAuditEvent> FirstEvents(StoreFixture& f,
+                                                   int64_t tenant_id) {
+  storage::AuditQuery q;
+  q.limit = 100;
+  q.oldest_first = true;
+  absl::StatusOr<storage::AuditPage> page = f.audit().ListEvents(tenant_id, q);
+  EXPECT_TRUE(page.ok()) << page.status();
+  return page.ok() ? page->events : std::vector<storage::StoredAuditEvent>();
+}
+
 template <typename Impl>
 class AuditStoreConformanceTest : public SharedStoreTest<Impl> {
  protected:
-  // Appends one event per action to the tenant's chain, in one batch.
   void Append(int64_t tenant_id, const std::vector<std::string>& actions) {
-    std::vector<storage::PendingAuditEvent> batch;
-    for (const std::string& action : actions) {
-      storage::PendingAuditEvent e;
-      e.tenant_id = tenant_id;
-      e.event = Event(action);
-      batch.push_back(std::move(e));
-    }
-    ASSERT_TRUE(this->f().audit().AppendEvents(batch).ok());
+    AppendActions(this->f(), tenant_id, actions);
   }
   std::vector<storage::StoredAuditEvent> All(int64_t tenant_id) {
-    storage::AuditQuery q;
-    q.limit = 100;
-    q.oldest_first = true;
-    absl::StatusOr<storage::AuditPage> page =
-        this->f().audit().ListEvents(tenant_id, q);
-    EXPECT_TRUE(page.ok()) << page.status();
-    return page.ok() ? page->events : std::vector<storage::StoredAuditEvent>();
+    return FirstEvents(this->f(), tenant_id);
   }
   storage::ChainVerification Verify(int64_t tenant_id) {
     absl::StatusOr<storage::ChainVerification> v =
@@ -536,24 +546,9 @@ TYPED_TEST(AuditPurgeConformanceTest,
   const storage::Tenant old_tenant = NewTenant(f);
   const storage::Tenant new_tenant = NewTenant(f);
   auto append = [&](int64_t tenant_id, std::vector<std::string> actions) {
-    std::vector<storage::PendingAuditEvent> batch;
-    for (const std::string& action : actions) {
-      storage::PendingAuditEvent e;
-      e.tenant_id = tenant_id;
-      e.event = Event(action);
-      batch.push_back(std::move(e));
-    }
-    ASSERT_TRUE(f.audit().AppendEvents(batch).ok());
+    AppendActions(f, tenant_id, actions);
   };
-  auto all = [&](int64_t tenant_id) {
-    storage::AuditQuery q;
-    q.limit = 100;
-    q.oldest_first = true;
-    absl::StatusOr<storage::AuditPage> page =
-        f.audit().ListEvents(tenant_id, q);
-    EXPECT_TRUE(page.ok()) << page.status();
-    return page.ok() ? page->events : std::vector<storage::StoredAuditEvent>();
-  };
+  auto all = [&](int64_t tenant_id) { return FirstEvents(f, tenant_id); };
   // On the writer lane and on a transaction lane (a key's creation).
   append(old_tenant.id, {"old.1", "old.2", "old.3"});
   ASSERT_TRUE(
