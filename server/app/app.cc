@@ -100,6 +100,8 @@ absl::StatusOr<std::unique_ptr<App>> App::Create(
         stores.OpenChangeFeed(kChangeFeedConnections);
     if (!acks.ok()) return acks.status();
     app->ack_store_ = *std::move(acks);
+    // This process's key mutations go to its own change stream.
+    options.replica.stream_writer = &stores.keys();
     absl::StatusOr<std::unique_ptr<service::ReplicaSync>> sync =
         service::ReplicaSync::Start(app->feed_store_.get(),
                                     app->verifier_.get(), options.replica,
@@ -402,6 +404,14 @@ void App::RegisterMetrics() {
         "Feed seqs given up as rolled back after the gap timeout",
         Type::kCounter, [sync] {
           return std::vector<metrics::Sample>{{{}, double(sync->abandoned())}};
+        });
+    r.AddCollector(
+        "lumo_change_stream_abandoned_total",
+        "Positions of per-writer change streams given up after the gap "
+        "timeout (a writer died before closing a hole of its stream)",
+        Type::kCounter, [sync] {
+          return std::vector<metrics::Sample>{
+              {{}, double(sync->stream_abandoned())}};
         });
     r.AddCollector("lumo_verify_cache_trusted",
                    "1 while this replica's lease lets it answer from its "

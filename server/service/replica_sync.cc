@@ -93,6 +93,11 @@ absl::StatusOr<std::unique_ptr<ReplicaSync>> ReplicaSync::Start(
       !s.ok()) {
     return s;
   }
+  // Registered first: readers learn of a stream from its writer's row, so
+  // every row of it is written after they can know of it.
+  if (sync->streams()) {
+    sync->options_.stream_writer->SetFeedWriter(sync->name_.incarnation);
+  }
   sync->thread_ = std::thread([p = sync.get()] { p->Loop(); });
   sync->poller_ = std::thread([p = sync.get()] { p->PollLoop(); });
   return sync;
@@ -282,14 +287,124 @@ bool ReplicaSync::Round() {
                         std::memory_order_relaxed);
   }
 
+  bool streams_truncated = false;
+  if (!StreamRound(&streams_truncated)) {
+    last_round_failed_ = true;
+    return false;
+  }
+  bool streams_moved = false;
+  for (const auto& [writer, stream] : streams_) {
+    if (stream.cursor.applied() != stream.published) streams_moved = true;
+  }
+
   const bool due =
       read_started - last_heartbeat_ >= ToChrono(options_.heartbeat_interval);
-  if (cursor_.applied() != published_ || due || !trusted_) {
-    last_round_failed_ = !Heartbeat();
+  if (cursor_.applied() != published_ || streams_moved || due || !trusted_) {
+    // Positions first: a published position is true as soon as it is
+    // written (its rows are evicted), whatever the heartbeat does.
+    last_round_failed_ = !PublishStreamPositions() || !Heartbeat();
   } else {
     last_round_failed_ = false;
   }
-  return truncated;
+  return truncated || streams_truncated;
+}
+
+bool ReplicaSync::StreamRound(bool* truncated) {
+  const Clock::time_point read_started = Clock::now();
+  absl::StatusOr<storage::StreamRead> read =
+      store_->ReadStreams(name_, options_.batch);
+  const Clock::time_point read_finished = Clock::now();
+  if (!read.ok()) {
+    if (!last_round_failed_) {
+      Log("warning", absl::StrCat("change feed stream read failed: ",
+                                  read.status().message()));
+    }
+    return false;
+  }
+  const Clock::duration gap =
+      ToChrono(std::max(options_.gap_timeout, read->max_gap_timeout));
+  // The registered writers; the streams of writers that left are forgotten
+  // (their callers got OK only once every live replica had applied them).
+  std::map<std::string, Stream> next;
+  for (const storage::StreamPosition& p : read->published) {
+    auto it = streams_.find(p.writer);
+    if (it != streams_.end()) {
+      it->second.published = p.wseq;
+      next.insert(streams_.extract(it));
+    } else {
+      // A stream new to this reader starts where this reader last
+      // published (nothing: its first row).
+      next.emplace(
+          p.writer,
+          Stream{FeedCursor(p.wseq, ToChrono(options_.gap_timeout)), p.wseq});
+    }
+  }
+  for (const auto& [writer, stream] : streams_) {
+    forgotten_abandoned_ += stream.cursor.abandoned();
+  }
+  streams_ = std::move(next);
+
+  // Each stream's rows, in wseq order.
+  std::map<std::string, std::vector<const storage::KeyChange*>> by_writer;
+  for (const storage::KeyChange& row : read->changes) {
+    by_writer[row.writer].push_back(&row);
+  }
+  int64_t abandoned = forgotten_abandoned_;
+  for (auto& [writer, stream] : streams_) {
+    std::vector<const storage::KeyChange*> rows;
+    if (auto it = by_writer.find(writer); it != by_writer.end()) {
+      rows = std::move(it->second);
+    }
+    std::vector<int64_t> wseqs;
+    wseqs.reserve(rows.size());
+    for (const storage::KeyChange* row : rows) wseqs.push_back(row->wseq);
+    const bool full = static_cast<int>(wseqs.size()) >= options_.batch;
+    if (full) *truncated = true;
+    const int64_t before = stream.cursor.abandoned();
+    std::vector<int64_t> fresh = stream.cursor.Observe(
+        wseqs, full ? wseqs.back() : FeedCursor::kCoveredAll, read_started,
+        read_finished, gap);
+    // `fresh` is a subsequence of `wseqs` in the same order.
+    size_t f = 0;
+    for (const storage::KeyChange* row : rows) {
+      if (f == fresh.size()) break;
+      if (row->wseq != fresh[f]) continue;
+      ++f;
+      if (row->change_type != "void") verifier_->Evict(row->key_id);
+    }
+    if (stream.cursor.abandoned() != before) {
+      Log("warning",
+          absl::StrCat("gave up ", stream.cursor.abandoned() - before,
+                       " missing position(s) of writer ", writer,
+                       "'s change stream after the gap timeout"));
+    }
+    abandoned += stream.cursor.abandoned();
+  }
+  stream_abandoned_.store(abandoned, std::memory_order_relaxed);
+  return true;
+}
+
+bool ReplicaSync::PublishStreamPositions() {
+  std::vector<storage::StreamPosition> moved;
+  for (const auto& [writer, stream] : streams_) {
+    if (stream.cursor.applied() != stream.published) {
+      moved.push_back({writer, stream.cursor.applied()});
+    }
+  }
+  if (moved.empty()) return true;
+  absl::Status s = store_->PublishPositions(name_, moved);
+  if (!s.ok()) {
+    if (!last_round_failed_) {
+      Log("warning", absl::StrCat("publishing the change stream positions "
+                                  "failed: ",
+                                  s.message()));
+    }
+    return false;
+  }
+  for (const storage::StreamPosition& p : moved) {
+    streams_.at(p.writer).published = p.wseq;
+  }
+  return true;
 }
 
 bool ReplicaSync::Heartbeat() {
@@ -354,17 +469,35 @@ absl::StatusOr<int64_t> ReplicaSync::Announce(const ChangeRef& change,
   again.change_type = change.change_type;
   again.key_version = change.key_version;
   for (;;) {
+    // In this process's stream when it has one.
+    std::optional<storage::StreamPosition> slot;
+    if (streams()) {
+      slot = options_.stream_writer->DrawFeedSlot();
+      if (!slot.has_value()) {
+        return Unacknowledged(
+            "this server has no change stream to announce it in",
+            call_deadline);
+      }
+      again.writer = slot->writer;
+      again.wseq = slot->wseq;
+    }
     const Clock::time_point started = Clock::now();
     absl::StatusOr<int64_t> seq = ack_store_->Announce(again);
     const absl::Duration took = absl::FromChrono(Clock::now() - started);
     if (!seq.ok()) {
+      // Its outcome may be unknown: close the position unless the
+      // announcement took it (a void that fails too leaves a hole readers
+      // give up after the gap timeout).
+      if (slot.has_value()) ack_store_->AppendVoid(*slot).IgnoreError();
       return Unacknowledged("it could not be announced to the other replicas",
                             call_deadline);
     }
     reannounced_.fetch_add(1, std::memory_order_relaxed);
     // An announcement whose own commit took this long may have been
     // abandoned as a gap too: announce once more.
-    if (took < options_.gap_timeout / 2) return *seq;
+    if (took < options_.gap_timeout / 2) {
+      return slot.has_value() ? slot->wseq : *seq;
+    }
     if (absl::Now() >= deadline) {
       return Unacknowledged(
           "its announcements to the other replicas kept committing too "
@@ -387,6 +520,10 @@ absl::Status ReplicaSync::AwaitChange(const ChangeRef& change,
     absl::StatusOr<int64_t> seq = Announce(change, deadline);
     if (!seq.ok()) return seq.status();
     target = *seq;
+  } else if (streams()) {
+    // Our row is committed at a position of this process's stream at or
+    // below the head drawn so far.
+    target = options_.stream_writer->FeedWriterHead();
   } else {
     // Our row is committed, so the head is at or past it.
     absl::StatusOr<int64_t> head = ack_store_->Head();
@@ -445,7 +582,10 @@ void ReplicaSync::PollLoop() {
       id = ++polls_started_;
       waiter_arrived_ = false;
     }
-    absl::StatusOr<int64_t> through = ack_store_->AcknowledgedThrough(name_);
+    absl::StatusOr<int64_t> through =
+        streams()
+            ? ack_store_->StreamAcknowledgedThrough(name_, name_.incarnation)
+            : ack_store_->AcknowledgedThrough(name_);
     absl::MutexLock lock(&ack_mu_);
     last_poll_ = id;
     acknowledged_through_ = through.ok() ? *through : kNotAcknowledged;

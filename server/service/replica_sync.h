@@ -9,7 +9,15 @@
 //     commit was delayed; gaps are abandoned only after the longest gap
 //     timeout any replica runs with), evicts every changed key from the
 //     Verifier, and publishes the low-water mark it has fully applied
-//     (applied_seq) with the newest row it has seen (its anchor);
+//     (applied_seq) with the newest row it has seen (its anchor): the
+//     legacy stream, ordered by seq;
+//   - reads every registered writer's stream with one FeedCursor per
+//     stream, evicts the keys of its rows (voids change nothing) and
+//     publishes its position in each stream (feed_positions) before the
+//     heartbeat ("Per-writer streams" in docs/replication.md);
+//   - with a stream writer (options.stream_writer), names that key store
+//     the writer of this replica's stream (its incarnation), so this
+//     process's mutations wait only for their own stream;
 //   - detects a feed that was rolled back (its anchor row vanished or was
 //     replaced) and then drops the whole cache and re-reads the feed from a
 //     safe starting point;
@@ -23,9 +31,11 @@
 //     clock advanced further than the local one (the process or its VM was
 //     suspended);
 //   - implements ChangeBarrier for KeyService: after a Rotate/Revoke/Delete
-//     commits, wait until every other live replica's applied_seq covers it.
-//     One poller thread per process reads the acknowledgements for every
-//     waiting writer.
+//     (or a restricting edit) commits, wait until every other live replica
+//     has applied it: its published position in this process's stream
+//     covers the stream's head (with a stream writer), else its applied_seq
+//     covers the feed's head. One poller thread per process reads the
+//     acknowledgements for every waiting writer.
 //
 // Thread-safe. Owns the tailer thread and the acknowledgement poller.
 #ifndef LUMOKEYS_SERVER_SERVICE_REPLICA_SYNC_H_
@@ -36,6 +46,7 @@
 #include <cstdint>
 #include <functional>
 #include <limits>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -51,6 +62,7 @@
 #include "server/service/feed_cursor.h"
 #include "server/service/verifier.h"
 #include "server/storage/change_feed_store.h"
+#include "server/storage/key_store.h"
 
 namespace lumo::service {
 
@@ -85,6 +97,11 @@ struct ReplicaSyncOptions {
   // The scope under which this instance's fault-injection points fire
   // (server/fault/fault_points.h); empty: the replica id. Tests only.
   std::string fault_scope;
+  // The key store this process's mutations go through. Set: Start names
+  // it the writer of this replica's stream and writers wait for their own
+  // stream (what a Galera cluster needs); null: the legacy stream only.
+  // Must outlive the ReplicaSync.
+  storage::KeyStore* stream_writer = nullptr;
   // Optional: receives state changes (lease lost / regained, errors).
   std::function<void(absl::string_view level, absl::string_view message)> log;
 };
@@ -133,6 +150,12 @@ class ReplicaSync : public ChangeBarrier {
   int64_t abandoned() const {
     return abandoned_.load(std::memory_order_relaxed);
   }
+  // Positions of the per-writer streams given up after the gap timeout
+  // (a writer that died before closing a hole of its stream; 0 on a
+  // healthy cluster).
+  int64_t stream_abandoned() const {
+    return stream_abandoned_.load(std::memory_order_relaxed);
+  }
   uint64_t reannounced() const {
     return reannounced_.load(std::memory_order_relaxed);
   }
@@ -170,8 +193,17 @@ class ReplicaSync : public ChangeBarrier {
   storage::ReplicaRegistration Registration() const;
   void Log(absl::string_view level, absl::string_view message);
 
+  // Reads the per-writer streams and applies their new rows; false when the
+  // read failed. `truncated`: some stream returned a full batch.
+  bool StreamRound(bool* truncated);
+  // Publishes the stream positions that moved; false when that failed.
+  bool PublishStreamPositions();
+  bool streams() const { return options_.stream_writer != nullptr; }
+
   // Writers' side: publishes the change again until one announcement
-  // committed within half the gap timeout; its seq, or the failure.
+  // committed within half the gap timeout; the position to wait for (its
+  // wseq in this process's stream, or its seq in the legacy stream), or
+  // the failure.
   absl::StatusOr<int64_t> Announce(const ChangeRef& change,
                                    absl::Time deadline);
   absl::Status WaitAcknowledged(int64_t target, absl::Time deadline,
@@ -185,6 +217,14 @@ class ReplicaSync : public ChangeBarrier {
   const storage::ReplicaName name_;
 
   // Tailer thread only.
+  // One writer's stream as this reader sees it.
+  struct Stream {
+    FeedCursor cursor;
+    int64_t published = 0;  // as last read back from feed_positions
+  };
+  std::map<std::string, Stream> streams_;
+  // Positions abandoned by cursors of streams since forgotten.
+  int64_t forgotten_abandoned_ = 0;
   FeedCursor cursor_;
   storage::FeedPosition anchor_;  // the newest row seen
   int64_t published_ = -1;
@@ -201,6 +241,7 @@ class ReplicaSync : public ChangeBarrier {
   std::atomic<int> live_replicas_{1};
   Clock::time_point live_counted_at_{};
   std::atomic<int64_t> abandoned_{0};
+  std::atomic<int64_t> stream_abandoned_{0};
   std::atomic<uint64_t> reannounced_{0};
   std::atomic<uint64_t> cache_resets_{0};
   // The longest gap timeout of any registered replica, as last read.

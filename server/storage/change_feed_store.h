@@ -26,10 +26,46 @@ struct KeyChange {
   int64_t seq = 0;
   int64_t tenant_id = 0;
   std::string key_id;
-  std::string change_type;  // created, rotated, revoked, deleted, updated,
-                            // disabled, enabled
+  // created, rotated, revoked, deleted, updated, disabled, enabled; or void:
+  // a row that closes a hole of its writer's stream and changes no key
+  // (tenant 0, key id "").
+  std::string change_type;
   int64_t key_version = 0;
   absl::Time created_at;  // database clock, microseconds
+  // The stream the row belongs to (docs/replication.md, "Per-writer
+  // streams"): the incarnation of the server process that wrote it and the
+  // row's position in that process's stream (1, 2, 3, ...; never reused).
+  // Rows of the legacy stream (servers that predate streams) have writer ""
+  // and wseq 0.
+  std::string writer;
+  int64_t wseq = 0;
+};
+
+// A position in one writer's stream: every row of `writer` with wseq <=
+// `wseq` is meant.
+struct StreamPosition {
+  std::string writer;
+  int64_t wseq = 0;
+  friend bool operator==(const StreamPosition& a, const StreamPosition& b) {
+    return a.writer == b.writer && a.wseq == b.wseq;
+  }
+};
+
+// The result of one read of the per-writer streams (one statement: one
+// consistent view).
+struct StreamRead {
+  // Every writer with a row in the membership table (live, or expired and
+  // not yet pruned; a writer registers before it writes its first row), in
+  // writer order, each with the position the reader last published for it
+  // (0 without one).
+  std::vector<StreamPosition> published;
+  // For each of those writers, up to `limit` rows of its stream above that
+  // published position, in (writer, wseq) order.
+  std::vector<KeyChange> changes;
+  // The longest gap timeout any registered replica runs with.
+  absl::Duration max_gap_timeout;
+  // The database clock when the read ran.
+  absl::Time db_now;
 };
 
 // One feed row, identified for good by its seq and creation time. A replica
@@ -101,12 +137,40 @@ class ChangeFeedStore {
 
   // Appends a row marked as an announcement (key_changes.announcement = 1)
   // in its own transaction and returns its seq. Used to announce a change
-  // again when its own feed row may have been abandoned.
+  // again when its own feed row may have been abandoned. With a writer, the
+  // row takes the stream position (change.writer, change.wseq):
+  // ALREADY_EXISTS when that slot is taken.
   virtual absl::StatusOr<int64_t> Announce(const KeyChange& change) = 0;
+
+  // Per-writer streams (docs/replication.md, "Per-writer streams").
+
+  // Reads, for `reader`, every registered writer's stream above the
+  // position the reader published for it; see StreamRead.
+  virtual absl::StatusOr<StreamRead> ReadStreams(const ReplicaName& reader,
+                                                 int limit) = 0;
+
+  // Publishes the reader's positions (one transaction): for each writer,
+  // every row of its stream up to the wseq is applied by the reader (or a
+  // hole it abandoned). Positions of writers not named are kept.
+  virtual absl::Status PublishPositions(
+      const ReplicaName& reader,
+      const std::vector<StreamPosition>& positions) = 0;
+
+  // Closes a hole of a stream: writes a void row at `slot` unless the slot
+  // is taken (the transaction that drew it committed after all, or a void
+  // is there already); OK in both cases.
+  virtual absl::Status AppendVoid(const StreamPosition& slot) = 0;
+
+  // The position in `writer`'s stream every live replica other than `self`
+  // has published (a live replica that published none for it: 0). INT64_MAX
+  // when no other replica is live.
+  virtual absl::StatusOr<int64_t> StreamAcknowledgedThrough(
+      const ReplicaName& self, absl::string_view writer) = 0;
 
   // Inserts (or replaces) this replica's row with heartbeat_at = now
   // (database clock), and deletes rows whose lease ran out more than
-  // `prune_after` ago.
+  // `prune_after` ago, with the stream positions published by them or about
+  // their streams.
   virtual absl::Status Register(const ReplicaRegistration& replica,
                                 absl::Duration prune_after) = 0;
 
@@ -116,7 +180,7 @@ class ChangeFeedStore {
                                  int64_t applied_seq,
                                  const FeedPosition& anchor) = 0;
 
-  // Deletes the row (clean shutdown).
+  // Deletes the row and the positions it published (clean shutdown).
   virtual absl::Status Deregister(const ReplicaName& replica) = 0;
 
   // The feed position every live replica other than `self` has applied:

@@ -27,6 +27,7 @@
 #include "absl/time/time.h"
 #include "server/core/crypto.h"
 #include "server/core/string_map_json.h"
+#include "server/storage/change_feed_store.h"
 #include "server/storage/list_page.h"
 
 namespace lumo::storage {
@@ -519,6 +520,26 @@ class KeyStore {
 
   // The database clock.
   virtual absl::StatusOr<absl::Time> Now() = 0;
+
+  // Per-writer feed streams (docs/replication.md, "Per-writer streams").
+  // From this call on, the feed row of every mutation also takes the next
+  // position of `writer`'s stream (1, 2, 3, ... in the order drawn, never
+  // reused); a position drawn by an attempt that did not commit (an error
+  // after the feed row, a conflict, a COMMIT whose outcome is unknown) is
+  // closed with a void row unless the original took it after all. Without
+  // a writer, rows go to the legacy stream only. Call once, before the first
+  // mutation.
+  virtual void SetFeedWriter(absl::string_view writer) = 0;
+
+  // The highest position drawn in the writer's stream (0 before the first,
+  // or without a writer).
+  virtual int64_t FeedWriterHead() = 0;
+
+  // Draws the next position of the writer's stream for a row written
+  // outside a key mutation (an announcement through the change feed store):
+  // the caller must fill it with that row or, when the row's outcome is
+  // unknown or failed, with a void. None without a writer.
+  virtual std::optional<StreamPosition> DrawFeedSlot() = 0;
 };
 
 }  // namespace lumo::storage

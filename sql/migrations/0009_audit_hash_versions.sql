@@ -7,6 +7,13 @@
 -- values) from now on. A server of the previous release still running
 -- during an upgrade writes rows without the column, which therefore get
 -- version 1, the rule that server used. No row is rewritten.
+--
+-- Rewritten without MariaDB-only DDL (IF [NOT] EXISTS on columns and
+-- indexes), which MySQL 8.0 cannot parse: the migrator's guards (-- @if,
+-- -- @unless) make the statements re-runnable instead. Same effect as the
+-- text databases applied before, whose checksum is accepted:
+-- @supersedes 7bd0da51b5092d9be2530abe4e6fced1a3d45a812641c369b44469442a529853
 
+-- @unless column audit_events.hash_version
 ALTER TABLE audit_events
-  ADD COLUMN IF NOT EXISTS hash_version TINYINT NOT NULL DEFAULT 1 AFTER hash;
+  ADD COLUMN hash_version TINYINT NOT NULL DEFAULT 1 AFTER hash;

@@ -8,6 +8,12 @@
 -- parent row, and those transactions must not wait on (or deadlock with) an
 -- endpoint being changed. The delivery worker checks the endpoint when it
 -- claims a delivery instead.
+--
+-- Rewritten without MariaDB-only DDL (ADD COLUMN IF NOT EXISTS), which
+-- MySQL 8.0 cannot parse: the migrator's guards (-- @unless) make the
+-- statements re-runnable instead. Same effect as the text databases applied
+-- before, whose checksum is accepted:
+-- @supersedes 7e0cdd77d887109a7480e434de586222535566aa56e23c425b6028d2059febe3
 
 -- A tenant's webhook endpoints. The signing secret is kept encrypted
 -- (AES-256-GCM under a key derived from pepper `secret_pepper_version`,
@@ -109,12 +115,14 @@ CREATE TABLE IF NOT EXISTS webhook_deliveries (
 
 -- Decoy keys: created like keys, never valid (docs/webhooks.md "Decoy
 -- keys"). Fixed at creation.
+-- @unless column api_keys.decoy
 ALTER TABLE api_keys
-  ADD COLUMN IF NOT EXISTS decoy TINYINT(1) NOT NULL DEFAULT 0;
+  ADD COLUMN decoy TINYINT(1) NOT NULL DEFAULT 0;
 
 -- What a secret-scanning report of one of the tenant's live keys does.
+-- @unless column tenant_settings.leak_response
 ALTER TABLE tenant_settings
-  ADD COLUMN IF NOT EXISTS leak_response VARCHAR(16) CHARACTER SET ascii COLLATE ascii_bin NOT NULL DEFAULT 'revoke';
+  ADD COLUMN leak_response VARCHAR(16) CHARACTER SET ascii COLLATE ascii_bin NOT NULL DEFAULT 'revoke';
 
 -- Secrets already reported as leaked, so that a repeated report changes
 -- nothing and writes nothing again. `secret_version` is the key version in

@@ -42,22 +42,14 @@ namespace {
 
 using ::lumo::fault::Injection;
 using ::lumo::testing::TestDatabase;
+using ::lumo::testing::TestTimeScale;
 using Clock = std::chrono::steady_clock;
 
 constexpr char kPepper[] =
     "1:000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f\n";
 
-int TimeScale() {
-  const char* text = std::getenv("LUMO_TEST_TIME_SCALE");
-  int scale = 1;
-  if (text != nullptr && absl::SimpleAtoi(text, &scale) && scale >= 1) {
-    return scale;
-  }
-  return 1;
-}
-
 // How long a test lets the product take to reach a state it must reach.
-absl::Duration Patience() { return absl::Seconds(30) * TimeScale(); }
+absl::Duration Patience() { return absl::Seconds(30) * TestTimeScale(); }
 
 template <typename F>
 bool Eventually(F done, absl::Duration limit = Patience()) {
@@ -581,10 +573,10 @@ TEST_F(RevocationScheduleTest, WaitingWritersDoNotStarveTheHeartbeat) {
   ASSERT_TRUE(polls.WaitPaused(1, Patience()));
   // As many queries as will be held at once (the old design: one per
   // writer, up to the pool size).
-  (void)polls.WaitPaused(2, absl::Seconds(5) * TimeScale());
+  (void)polls.WaitPaused(2, absl::Seconds(5) * TestTimeScale());
   const std::string before = HeartbeatAt("w");
   EXPECT_TRUE(Eventually([&] { return HeartbeatAt("w") != before; },
-                         absl::Seconds(10) * TimeScale()))
+                         absl::Seconds(10) * TestTimeScale()))
       << "the heartbeat did not run while writers waited";
   EXPECT_TRUE(w.verifier->cache_trusted());
   ASSERT_TRUE(db_->Execute("DELETE FROM replicas WHERE id = 'stuck'").ok());
@@ -733,7 +725,7 @@ TEST_F(RevocationScheduleTest, AuditLaneWaitDoesNotHoldBackOtherRevocations) {
   ASSERT_TRUE(lane.WaitPaused(1, Patience()));
   Async<absl::Status> revoke([&] { return Revoke(w, other); });
   EXPECT_TRUE(Eventually([&] { return revoke.done(); },
-                         absl::Seconds(20) * TimeScale()))
+                         absl::Seconds(20) * TestTimeScale()))
       << "a revocation waited for another transaction's audit lane";
   lane.Release();
   EXPECT_TRUE(revoke.Get().ok());

@@ -116,6 +116,25 @@ class FakeFeedStore : public storage::ChangeFeedStore {
     }
     return through;
   }
+  // ReplicaSync reads the legacy stream only; the per-writer streams are
+  // held to their contract by the change feed conformance suite.
+  // No writer has a stream here (the scripted rows are the legacy feed).
+  absl::StatusOr<storage::StreamRead> ReadStreams(const storage::ReplicaName&,
+                                                  int) override {
+    return storage::StreamRead();
+  }
+  absl::Status PublishPositions(
+      const storage::ReplicaName&,
+      const std::vector<storage::StreamPosition>&) override {
+    return absl::UnimplementedError("streams are not scripted here");
+  }
+  absl::Status AppendVoid(const storage::StreamPosition&) override {
+    return absl::UnimplementedError("streams are not scripted here");
+  }
+  absl::StatusOr<int64_t> StreamAcknowledgedThrough(
+      const storage::ReplicaName&, absl::string_view) override {
+    return absl::UnimplementedError("streams are not scripted here");
+  }
 
   // Test hooks. Commit(seq) makes a row with that seq visible (any order).
   void Commit(int64_t seq, const std::string& key_id) {

@@ -1,7 +1,9 @@
 // The change feed and the membership table on a real MariaDB: an
 // out-of-order commit (a transaction holding an earlier seq open while a
 // later one commits) is still delivered, both to a bare FeedCursor and to a
-// running ReplicaSync; leases are judged on the database clock.
+// running ReplicaSync; a row held open in one writer's stream holds back
+// the acknowledgements of that writer only; leases are judged on the
+// database clock.
 #include <cppconn/resultset.h>
 
 #include <chrono>
@@ -15,6 +17,8 @@
 #include "absl/time/clock.h"
 #include "gtest/gtest.h"
 #include "server/core/pepper.h"
+#include "server/fault/fault_injection.h"
+#include "server/fault/fault_points.h"
 #include "server/service/feed_cursor.h"
 #include "server/service/replica_sync.h"
 #include "server/service/verifier.h"
@@ -42,6 +46,16 @@ std::string InsertChangeSql(absl::string_view key_id) {
   return sql;
 }
 
+// A row at position `wseq` of `writer`'s stream.
+std::string InsertStreamChangeSql(absl::string_view writer, int64_t wseq,
+                                  absl::string_view key_id) {
+  return absl::StrCat(
+      "INSERT INTO key_changes (writer, wseq, tenant_id, key_id, change_type,"
+      " key_version, created_at) VALUES ('",
+      writer, "', ", wseq, ", 1, '", key_id,
+      "', 'revoked', 2, UTC_TIMESTAMP(6))");
+}
+
 class ChangeFeedStoreTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -64,6 +78,15 @@ class ChangeFeedStoreTest : public ::testing::Test {
     auto rs = held_->QueryText("SELECT LAST_INSERT_ID()");
     EXPECT_TRUE(rs->next());
     return rs->getInt64(1);
+  }
+  // Like HoldOpenChange, for a row of a writer's stream.
+  void HoldOpenStreamChange(absl::string_view writer, int64_t wseq,
+                            absl::string_view key_id) {
+    auto conn = OpenMysqlConnection(db_->options(), nullptr);
+    ASSERT_TRUE(conn.ok()) << conn.status();
+    held_ = *std::move(conn);
+    held_->Execute("START TRANSACTION");
+    held_->Execute(InsertStreamChangeSql(writer, wseq, key_id));
   }
   int64_t CommitChange(absl::string_view key_id) {
     EXPECT_TRUE(db_->Execute(InsertChangeSql(key_id)).ok());
@@ -93,9 +116,31 @@ class ChangeFeedStoreTest : public ::testing::Test {
     return ids;
   }
 
+  // A running ReplicaSync ("tailer") over this database, whose gap timeout
+  // (30 s) gives no hole up during a test.
+  absl::StatusOr<std::unique_ptr<service::ReplicaSync>> StartTailer() {
+    auto keys = MysqlKeyStore::Open(db_->options());
+    if (!keys.ok()) return keys.status();
+    keys_ = *std::move(keys);
+    auto peppers = core::PepperSet::Parse(
+        "1:000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f"
+        "\n");
+    if (!peppers.ok()) return peppers.status();
+    verifier_ = std::make_unique<service::Verifier>(keys_.get(), *peppers,
+                                                    service::VerifierOptions());
+    service::ReplicaSyncOptions options;
+    options.replica_id = "tailer";
+    options.poll_interval = absl::Milliseconds(10);
+    options.gap_timeout = absl::Seconds(30);
+    return service::ReplicaSync::Start(feed_.get(), verifier_.get(), options);
+  }
+
   std::unique_ptr<TestDatabase> db_;
   std::unique_ptr<MysqlChangeFeedStore> feed_;
   std::unique_ptr<MysqlConnection> held_;
+  // The tailer's stores (it is the test's own, destroyed first).
+  std::unique_ptr<MysqlKeyStore> keys_;
+  std::unique_ptr<service::Verifier> verifier_;
 };
 
 TEST_F(ChangeFeedStoreTest, OutOfOrderCommitIsDeliveredToTheCursor) {
@@ -117,17 +162,7 @@ TEST_F(ChangeFeedStoreTest, OutOfOrderCommitIsDeliveredToTheCursor) {
 }
 
 TEST_F(ChangeFeedStoreTest, OutOfOrderCommitHoldsARunningReplicasAck) {
-  auto keys = MysqlKeyStore::Open(db_->options());
-  ASSERT_TRUE(keys.ok()) << keys.status();
-  auto peppers = core::PepperSet::Parse(
-      "1:000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f\n");
-  ASSERT_TRUE(peppers.ok());
-  service::Verifier verifier(keys->get(), *peppers, {});
-  service::ReplicaSyncOptions options;
-  options.replica_id = "tailer";
-  options.poll_interval = absl::Milliseconds(10);
-  options.gap_timeout = absl::Seconds(30);  // never abandons in this test
-  auto sync = service::ReplicaSync::Start(feed_.get(), &verifier, options);
+  auto sync = StartTailer();
   ASSERT_TRUE(sync.ok()) << sync.status();
 
   const int64_t early = HoldOpenChange("eeeeeeeeeeee");
@@ -159,6 +194,59 @@ TEST_F(ChangeFeedStoreTest, OutOfOrderCommitHoldsARunningReplicasAck) {
   (*sync)->Stop();
   EXPECT_FALSE(db_->QueryValue("SELECT id FROM replicas").ok())
       << "Stop must delete the row";
+}
+
+// The Galera case of the test above, in stream form: a transaction of
+// writer 1 holds position 1 of its stream open while its position 2 and
+// writer 2's position 1 commit. A running ReplicaSync acknowledges writer
+// 2's row at once and holds writer 1's acknowledgement below the open row
+// until it commits; nothing is given up. (On a Galera node, where seq
+// steps by the cluster size and the legacy tests above wait on holes, this
+// one holds too.)
+TEST_F(ChangeFeedStoreTest, AnOpenRowHoldsBackOnlyItsOwnWritersStream) {
+  // The writers are registered (readers learn of a stream from its
+  // writer's row) with a lease that ran out: they are not peers whose own
+  // positions would be waited for.
+  ReplicaRegistration w;
+  w.lease = absl::Milliseconds(1);
+  w.name = {"w1", "writer1incarnatn"};
+  ASSERT_TRUE(feed_->Register(w, absl::Hours(1)).ok());
+  w.name = {"w2", "writer2incarnatn"};
+  ASSERT_TRUE(feed_->Register(w, absl::Hours(1)).ok());
+  auto sync = StartTailer();
+  ASSERT_TRUE(sync.ok()) << sync.status();
+
+  HoldOpenStreamChange("writer1incarnatn", 1, "eeeeeeeeeeee");
+  ASSERT_TRUE(
+      db_->Execute(InsertStreamChangeSql("writer1incarnatn", 2, "llllllllllll"))
+          .ok());
+  ASSERT_TRUE(
+      db_->Execute(InsertStreamChangeSql("writer2incarnatn", 1, "oooooooooooo"))
+          .ok());
+  const ReplicaName writer1{"w1", "writer1incarnatn"};
+  const ReplicaName writer2{"w2", "writer2incarnatn"};
+  auto acknowledged = [&](const ReplicaName& writer) {
+    auto through = feed_->StreamAcknowledgedThrough(writer, writer.incarnation);
+    EXPECT_TRUE(through.ok()) << through.status();
+    return through.ok() ? *through : -1;
+  };
+  const absl::Time end =
+      absl::Now() + absl::Seconds(10) * ::lumo::testing::TestTimeScale();
+  while (acknowledged(writer2) < 1 && absl::Now() < end) {
+    absl::SleepFor(absl::Milliseconds(10));
+  }
+  EXPECT_EQ(acknowledged(writer2), 1) << "writer 2 waits on writer 1's hole";
+  EXPECT_EQ(acknowledged(writer1), 0) << "acknowledged past an open row";
+
+  held_->Execute("COMMIT");
+  while (acknowledged(writer1) < 2 && absl::Now() < end) {
+    absl::SleepFor(absl::Milliseconds(10));
+  }
+  EXPECT_EQ(acknowledged(writer1), 2);
+  EXPECT_EQ((*sync)->stream_abandoned(), 0);
+  (*sync)->Stop();
+  EXPECT_EQ(*db_->QueryValue("SELECT COUNT(*) FROM feed_positions"), "0")
+      << "Stop must delete the reader's positions";
 }
 
 TEST_F(ChangeFeedStoreTest, LeasesAreJudgedOnTheDatabaseClock) {
@@ -302,6 +390,51 @@ TEST_F(ChangeFeedStoreTest, HeadAnnounceAndStartingPoint) {
   EXPECT_EQ(start->seq, *b);
   EXPECT_TRUE(feed_->ReadChanges(*b, *start, 10)->anchor_intact)
       << "the starting point identifies its row";
+}
+
+// A Revoke whose transaction fails after its feed row drew a stream
+// position (here: an injected error just before COMMIT) leaves a void row
+// at that position, so the stream has no hole for tailers to wait on; the
+// next mutation takes the next position.
+TEST_F(ChangeFeedStoreTest, AFailedMutationLeavesAVoidNotAHole) {
+  auto keys = MysqlKeyStore::Open(db_->options());
+  ASSERT_TRUE(keys.ok()) << keys.status();
+  ReplicaRegistration writer;
+  writer.name = {"writer", "w-incarnation-1"};
+  writer.lease = absl::Seconds(60);
+  writer.gap_timeout = absl::Seconds(5);
+  ASSERT_TRUE(feed_->Register(writer, absl::Hours(1)).ok());
+  (*keys)->SetFeedWriter(writer.name.incarnation);
+  auto tenant = (*keys)->CreateTenant("void-tenant", "Void", nullptr, {});
+  ASSERT_TRUE(tenant.ok()) << tenant.status();
+  NewKey key;
+  key.id = "vvvvvvvvvvvv";
+  key.tenant_id = tenant->id;
+  key.name = "k";
+  key.secret = {core::Digest{}, 1};
+  key.created_by_type = "system";
+  AuditEvent event;
+  event.action = "api_key.test";
+  event.category = "api_keys";
+  event.actor_type = "system";
+  ASSERT_TRUE((*keys)->InsertKey(key, event).ok());
+  {
+    fault::Injection fail = fault::Injection::Fail(
+        fault::kWriterBeforeCommit, key.id,
+        absl::UnavailableError("injected failure before COMMIT"));
+    EXPECT_FALSE((*keys)->RevokeKey(tenant->id, key.id, event).ok());
+  }
+  ASSERT_TRUE((*keys)->RevokeKey(tenant->id, key.id, event).ok());
+  EXPECT_EQ((*keys)->FeedWriterHead(), 3);
+
+  auto read = feed_->ReadStreams({"reader", "r-incarnation-1"}, 100);
+  ASSERT_TRUE(read.ok()) << read.status();
+  std::vector<std::string> rows;
+  for (const KeyChange& c : read->changes) {
+    rows.push_back(absl::StrCat(c.wseq, ":", c.change_type, ":", c.key_id));
+  }
+  EXPECT_EQ(rows, std::vector<std::string>({"1:created:vvvvvvvvvvvv", "2:void:",
+                                            "3:revoked:vvvvvvvvvvvv"}));
 }
 
 }  // namespace

@@ -1,20 +1,35 @@
 // The connection pool against the real MariaDB.
 #include "server/storage/mysql/connection_pool.h"
 
+#include <arpa/inet.h>
 #include <cppconn/exception.h>
 #include <cppconn/prepared_statement.h>
 #include <cppconn/resultset.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
+#include <algorithm>
+#include <atomic>
+#include <cstring>
 #include <memory>
 #include <optional>
 #include <string>
 #include <thread>
+#include <vector>
 
+#include "absl/base/thread_annotations.h"
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "server/storage/call_deadline.h"
+#include "server/storage/mysql/mysql_session.h"
 #include "server/storage/mysql/sql_error.h"
 #include "tests/storage/status_testing.h"
 #include "tests/storage/test_database.h"
@@ -23,6 +38,7 @@ namespace lumo::storage {
 namespace {
 
 using ::lumo::testing::TestDatabase;
+using ::lumo::testing::TestTimeScale;
 using ::testing::HasSubstr;
 using ::testing::Not;
 
@@ -106,6 +122,16 @@ TEST_F(ConnectionPoolTest, SessionsAreSetUpForUtcRepeatableReadAndCeilings) {
               "REPEATABLE-READ");
     EXPECT_EQ(ScalarText(*lease, "SELECT @@session.max_execution_time"),
               "2500");
+  }
+  // On a Galera node (galera_cluster_test runs this test against one) reads
+  // are causal; elsewhere the session is left alone.
+  const bool galera = lease->is_mariadb() &&
+                      ScalarText(*lease, "SELECT @@GLOBAL.wsrep_on") == "1";
+  EXPECT_EQ(lease->is_galera(), galera);
+  if (galera) {
+    EXPECT_EQ(ScalarText(*lease, "SELECT @@session.wsrep_sync_wait"), "1");
+  } else if (lease->is_mariadb()) {
+    EXPECT_EQ(ScalarText(*lease, "SELECT @@session.wsrep_sync_wait"), "0");
   }
 }
 
@@ -196,6 +222,200 @@ TEST_F(ConnectionPoolTest, KilledConnectionReportsAConnectionLevelError) {
   EXPECT_FALSE(lease->IsValid());
 }
 
+// A loopback port bound but not listening: connecting is refused at once,
+// and no other process can take the port while the socket is open.
+class RefusingPort {
+ public:
+  RefusingPort() {
+    fd_ = socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof(addr);
+    if (fd_ < 0 || bind(fd_, reinterpret_cast<sockaddr*>(&addr), len) != 0 ||
+        getsockname(fd_, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
+      return;
+    }
+    port_ = ntohs(addr.sin_port);
+  }
+  ~RefusingPort() {
+    if (fd_ >= 0) close(fd_);
+  }
+  int port() const { return port_; }
+
+ protected:
+  int fd() const { return fd_; }
+
+ private:
+  int fd_ = -1;
+  int port_ = 0;
+};
+
+// A multi-host pool whose first host refuses connections opens on the next
+// one and keeps opening there (failover); when no host serves, the error
+// names each.
+TEST_F(ConnectionPoolTest, AMultiHostPoolMovesToTheNextHostThatServes) {
+  MysqlOptions options = Options(2, absl::Seconds(1));
+  ASSERT_TRUE(options.unix_socket.empty()) << "the test database is on TCP";
+  RefusingPort dead;
+  ASSERT_NE(dead.port(), 0);
+  const MysqlHost live{options.host, options.port};
+  options.host = "127.0.0.1";
+  options.port = dead.port();
+  options.other_hosts = {live};
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<ConnectionPool> pool,
+                       ConnectionPool::Create(options));
+  EXPECT_EQ(pool->preferred_host(), 0u);
+  ASSERT_OK_AND_ASSIGN(ConnectionLease first, pool->Acquire());
+  EXPECT_EQ(ScalarText(*first, "SELECT 1"), "1");
+  EXPECT_EQ(pool->preferred_host(), 1u);
+  EXPECT_EQ(pool->host_switches(), 1u);
+  ASSERT_OK_AND_ASSIGN(ConnectionLease second, pool->Acquire());
+  EXPECT_TRUE(second.fresh());
+  EXPECT_EQ(pool->host_switches(), 1u) << "the live host stays preferred";
+
+  RefusingPort dead_too;
+  options.other_hosts = {{"127.0.0.1", dead_too.port()}};
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<ConnectionPool> nowhere,
+                       ConnectionPool::Create(options));
+  absl::StatusOr<ConnectionLease> none = nowhere->Acquire();
+  EXPECT_CODE(none, absl::StatusCode::kUnavailable);
+  EXPECT_THAT(std::string(none.status().message()),
+              ::testing::AllOf(
+                  ::testing::HasSubstr(absl::StrCat(":", dead.port())),
+                  ::testing::HasSubstr(absl::StrCat(":", dead_too.port()))));
+}
+
+// A loopback port that refuses connections (bound, not listening) until
+// Relay() makes it pass every connection on to another address: a database
+// host that comes back. Not thread-safe to set up or destroy.
+class RelayPort : public RefusingPort {
+ public:
+  ~RelayPort() {
+    stop_ = true;
+    if (acceptor_.joinable()) acceptor_.join();
+    absl::MutexLock lock(&mu_);
+    for (std::thread& t : pumps_) t.join();
+  }
+  // Connections accepted and passed on so far.
+  int relayed() const { return relayed_.load(); }
+
+  // From now on accepts connections and relays each to `host`:`port`.
+  bool Relay(const std::string& host, int port) {
+    addrinfo hints{};
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    addrinfo* found = nullptr;
+    if (getaddrinfo(host.c_str(), std::to_string(port).c_str(), &hints,
+                    &found) != 0) {
+      return false;
+    }
+    std::memcpy(&target_, found->ai_addr, found->ai_addrlen);
+    target_len_ = found->ai_addrlen;
+    freeaddrinfo(found);
+    if (listen(fd(), 16) != 0) return false;
+    acceptor_ = std::thread([this] { Accept(); });
+    return true;
+  }
+
+ private:
+  void Accept() {
+    while (!stop_) {
+      pollfd p{fd(), POLLIN, 0};
+      if (poll(&p, 1, 50) <= 0) continue;
+      const int client = accept(fd(), nullptr, nullptr);
+      if (client < 0) continue;
+      const int server = socket(target_.ss_family, SOCK_STREAM, 0);
+      if (server < 0 || connect(server, reinterpret_cast<sockaddr*>(&target_),
+                                target_len_) != 0) {
+        if (server >= 0) close(server);
+        close(client);
+        continue;
+      }
+      ++relayed_;
+      absl::MutexLock lock(&mu_);
+      pumps_.emplace_back([this, client, server] { Pump(client, server); });
+    }
+  }
+  // Copies bytes both ways until either side closes or the relay stops.
+  void Pump(int a, int b) {
+    char buffer[16384];
+    bool open = true;
+    while (open && !stop_) {
+      pollfd p[2] = {{a, POLLIN, 0}, {b, POLLIN, 0}};
+      if (poll(p, 2, 50) <= 0) continue;
+      for (int i = 0; i < 2 && open; ++i) {
+        if (p[i].revents == 0) continue;
+        const ssize_t n = read(p[i].fd, buffer, sizeof(buffer));
+        open = n > 0;
+        for (ssize_t sent = 0; open && sent < n;) {
+          const ssize_t w = write(p[1 - i].fd, buffer + sent, n - sent);
+          open = w > 0;
+          sent += std::max<ssize_t>(w, 0);
+        }
+      }
+    }
+    close(a);
+    close(b);
+  }
+
+  sockaddr_storage target_{};
+  socklen_t target_len_ = 0;
+  std::atomic<bool> stop_{false};
+  std::atomic<int> relayed_{0};
+  std::thread acceptor_;
+  absl::Mutex mu_;
+  std::vector<std::thread> pumps_ ABSL_GUARDED_BY(mu_);
+};
+
+// A multi-host pool that moved off its first host returns to it once a
+// session opens there again (failback): connections on the other host are
+// closed (idle ones at once, one in use when released) and new ones open on
+// the first host.
+TEST_F(ConnectionPoolTest, AMultiHostPoolReturnsToItsFirstHostWhenItServes) {
+  MysqlOptions options = Options(2, absl::Seconds(1));
+  ASSERT_TRUE(options.unix_socket.empty()) << "the test database is on TCP";
+  RelayPort first_host;
+  ASSERT_NE(first_host.port(), 0);
+  const MysqlHost live{options.host, options.port};
+  options.host = "127.0.0.1";
+  options.port = first_host.port();
+  options.other_hosts = {live};
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<ConnectionPool> pool,
+                       ConnectionPool::Create(options, absl::Milliseconds(50)));
+  std::optional<ConnectionLease> held;
+  {
+    ASSERT_OK_AND_ASSIGN(ConnectionLease idle, pool->Acquire());
+    ASSERT_OK_AND_ASSIGN(ConnectionLease in_use, pool->Acquire());
+    held.emplace(std::move(in_use));
+  }
+  ASSERT_EQ(pool->preferred_host(), 1u);
+  ASSERT_EQ(pool->stats().connections_open, 2);
+  EXPECT_EQ(pool->failbacks(), 0u);
+
+  ASSERT_TRUE(first_host.Relay(live.host, live.port));
+  const absl::Time give_up =
+      absl::Now() + absl::Seconds(30) * ::lumo::testing::TestTimeScale();
+  while (pool->preferred_host() != 0) {
+    ASSERT_LT(absl::Now(), give_up) << "the pool never returned";
+    absl::SleepFor(absl::Milliseconds(20));
+  }
+  EXPECT_EQ(pool->failbacks(), 1u);
+  EXPECT_EQ(pool->host_switches(), 2u);
+  EXPECT_GE(first_host.relayed(), 1) << "the probe's session";
+  EXPECT_EQ(pool->stats().connections_open, 1) << "the idle one was closed";
+  EXPECT_EQ(ScalarText(**held, "SELECT 1"), "1") << "in use: untouched";
+  held.reset();
+  EXPECT_EQ(pool->stats().connections_open, 0) << "released: closed";
+
+  const int relayed = first_host.relayed();
+  ASSERT_OK_AND_ASSIGN(ConnectionLease back, pool->Acquire());
+  EXPECT_TRUE(back.fresh());
+  EXPECT_EQ(ScalarText(*back, "SELECT 1"), "1");
+  EXPECT_EQ(first_host.relayed(), relayed + 1) << "opened on the first host";
+  EXPECT_EQ(pool->preferred_host(), 0u);
+}
+
 TEST_F(ConnectionPoolTest, DiscardIdleClosesOnlyIdleConnections) {
   ASSERT_OK_AND_ASSIGN(std::unique_ptr<ConnectionPool> pool,
                        ConnectionPool::Create(Options(3, absl::Seconds(1))));
@@ -275,6 +495,233 @@ TEST_F(ConnectionPoolTest, RejectsUnusableOptions) {
   options = Options(1, absl::ZeroDuration());
   EXPECT_CODE(ConnectionPool::Create(options),
               absl::StatusCode::kInvalidArgument);
+}
+
+// What the server reports for a deadlock victim or a certification
+// conflict; the body throws it where the server would.
+sql::SQLException Conflict() {
+  return sql::SQLException("Deadlock found when trying to get lock", "40001",
+                           1213);
+}
+
+TEST_F(ConnectionPoolTest, ARetrySafeBodyRunsAgainAfterAConflict) {
+  ASSERT_OK(
+      db_->Execute("CREATE TABLE conflict_once (attempt INT PRIMARY KEY)"));
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<ConnectionPool> pool,
+                       ConnectionPool::Create(Options(1, absl::Seconds(1))));
+  int attempts = 0;
+  absl::Status status =
+      storage::Run(*pool, "conflict once", OnConflict::kRetry,
+                   [&](Session& s) -> absl::Status {
+                     ++attempts;
+                     s.Begin();
+                     sql::PreparedStatement& insert =
+                         s.Prepare("INSERT INTO conflict_once VALUES (?)");
+                     insert.setInt(1, attempts);
+                     s.Update(insert);
+                     if (attempts == 1) throw Conflict();
+                     s.Commit();
+                     return absl::OkStatus();
+                   });
+  EXPECT_OK(status);
+  EXPECT_EQ(attempts, 2);
+  // The first attempt's row was rolled back with its transaction.
+  EXPECT_EQ(*db_->QueryValue("SELECT GROUP_CONCAT(attempt) FROM conflict_once"),
+            "2");
+}
+
+TEST_F(ConnectionPoolTest, AConflictOnEveryAttemptIsAborted) {
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<ConnectionPool> pool,
+                       ConnectionPool::Create(Options(1, absl::Seconds(1))));
+  int attempts = 0;
+  absl::Status status =
+      storage::Run(*pool, "always conflicts", OnConflict::kRetry,
+                   [&](Session& s) -> absl::Status {
+                     ++attempts;
+                     s.Begin();
+                     throw Conflict();
+                   });
+  EXPECT_EQ(status.code(), absl::StatusCode::kAborted) << status;
+  EXPECT_EQ(attempts, kConflictAttempts);
+  // The connection went back to the pool usable, without a transaction.
+  ASSERT_OK_AND_ASSIGN(ConnectionLease lease, pool->Acquire());
+  EXPECT_EQ(ScalarText(*lease, "SELECT @@in_transaction"), "0");
+}
+
+TEST_F(ConnectionPoolTest, ABodyNotMarkedRetrySafeIsAbortedAtOnce) {
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<ConnectionPool> pool,
+                       ConnectionPool::Create(Options(1, absl::Seconds(1))));
+  int attempts = 0;
+  absl::Status status =
+      storage::Run(*pool, "not retry-safe", [&](Session& s) -> absl::Status {
+        ++attempts;
+        s.Begin();
+        throw Conflict();
+      });
+  EXPECT_EQ(status.code(), absl::StatusCode::kAborted) << status;
+  EXPECT_EQ(attempts, 1);
+}
+
+TEST_F(ConnectionPoolTest, AConflictIsNotRetriedPastTheCallDeadline) {
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<ConnectionPool> pool,
+                       ConnectionPool::Create(Options(1, absl::Seconds(1))));
+  const absl::Time deadline = absl::Now() + absl::Seconds(2) * TestTimeScale();
+  ScopedCallDeadline scoped(deadline);
+  int attempts = 0;
+  absl::Status status =
+      storage::Run(*pool, "conflict at the deadline", OnConflict::kRetry,
+                   [&](Session&) -> absl::Status {
+                     ++attempts;
+                     // Less than the shortest pause (5 ms) is left: a retry
+                     // would start past the deadline.
+                     while (absl::Now() < deadline - absl::Milliseconds(4)) {
+                       absl::SleepFor(absl::Milliseconds(1));
+                     }
+                     throw Conflict();
+                   });
+  EXPECT_EQ(status.code(), absl::StatusCode::kAborted) << status;
+  EXPECT_EQ(attempts, 1);
+}
+
+// What a Galera node outside the primary component (or not yet synced)
+// answers to every statement.
+sql::SQLException NodeNotReady() {
+  return sql::SQLException(
+      "WSREP has not yet prepared node for application use", "08S01", 1047);
+}
+
+int64_t ConnectionId(Session& s) {
+  std::unique_ptr<sql::ResultSet> rs =
+      s.Query(s.Prepare("SELECT CONNECTION_ID()"));
+  rs->next();
+  return rs->getInt64(1);
+}
+
+TEST_F(ConnectionPoolTest, ANodeThatCannotServeIsLeftForAFreshConnection) {
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<ConnectionPool> pool,
+                       ConnectionPool::Create(Options(1, absl::Seconds(1))));
+  // A pooled connection, reused by the next call.
+  ASSERT_OK(storage::Run(*pool, "warm up",
+                         [](Session&) { return absl::OkStatus(); }));
+  std::vector<int64_t> ids;
+  absl::Status status =
+      storage::Run(*pool, "node not ready", [&](Session& s) -> absl::Status {
+        ids.push_back(ConnectionId(s));
+        if (ids.size() == 1) throw NodeNotReady();
+        return absl::OkStatus();
+      });
+  EXPECT_OK(status);
+  ASSERT_EQ(ids.size(), 2u);
+  EXPECT_NE(ids[0], ids[1]) << "the refusing connection was used again";
+
+  // On a fresh connection the refusal is the answer: UNAVAILABLE, and that
+  // connection is not kept either.
+  pool->DiscardIdle();
+  ids.clear();
+  status =
+      storage::Run(*pool, "node not ready", [&](Session& s) -> absl::Status {
+        ids.push_back(ConnectionId(s));
+        throw NodeNotReady();
+      });
+  EXPECT_EQ(status.code(), absl::StatusCode::kUnavailable) << status;
+  ASSERT_EQ(ids.size(), 1u);
+  ASSERT_OK_AND_ASSIGN(ConnectionLease next, pool->Acquire());
+  EXPECT_TRUE(next.fresh());
+}
+
+// A real deadlock between two retry-safe bodies. Whichever transaction the
+// server picks as the victim (its choice is not ours to assert) runs again
+// and commits after the other one; both calls succeed and each applied its
+// change exactly once.
+TEST_F(ConnectionPoolTest, BothSidesOfARealDeadlockCommit) {
+  ASSERT_OK(db_->Execute(
+      "CREATE TABLE deadlock_pair (id INT PRIMARY KEY, v INT NOT NULL)"));
+  ASSERT_OK(db_->Execute("INSERT INTO deadlock_pair VALUES (1, 0), (2, 0)"));
+  MysqlOptions options = Options(1, absl::Seconds(1));
+  // Lock waits end by deadlock detection here, never by a time limit; the
+  // victim's rollback may be slow on a loaded machine.
+  options.statement_timeout = absl::Seconds(60) * TestTimeScale();
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<ConnectionPool> pool_a,
+                       ConnectionPool::Create(options));
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<ConnectionPool> pool_b,
+                       ConnectionPool::Create(options));
+
+  std::atomic<int> attempts{0};
+  std::atomic<int> holding_first_row{0};
+  std::atomic<int64_t> a_connection{-1};
+  const absl::Time patience = absl::Now() + absl::Seconds(60) * TestTimeScale();
+  // Polls every 200 ms: InnoDB refreshes its information_schema copy of
+  // transactions and lock waits only after 100 ms without a reader, so a
+  // faster poll would read a stale copy for ever.
+  auto wait_for = [&](auto done) {
+    while (!done() && absl::Now() < patience) {
+      absl::SleepFor(absl::Milliseconds(200));
+    }
+    return done();
+  };
+  // Locks `first`, then `second`, then adds 1 to both rows. On its first
+  // run each side holds its first row before either asks for its second;
+  // side B asks only once A is seen waiting for B's row, so B's request
+  // closes the cycle.
+  auto side = [&](int first, int second, bool is_a) {
+    int runs = 0;
+    return storage::Run(
+        is_a ? *pool_a : *pool_b, "deadlock side", OnConflict::kRetry,
+        [&](Session& s) -> absl::Status {
+          ++attempts;
+          const bool first_run = ++runs == 1;
+          s.Begin();
+          if (is_a) {
+            std::unique_ptr<sql::ResultSet> id =
+                s.Query(s.Prepare("SELECT CONNECTION_ID()"));
+            id->next();
+            a_connection = id->getInt64(1);
+          }
+          sql::PreparedStatement& lock =
+              s.Prepare("SELECT v FROM deadlock_pair WHERE id = ? FOR UPDATE");
+          s.Step("lock the first row");
+          lock.setInt(1, first);
+          s.Query(lock);
+          if (first_run) {
+            ++holding_first_row;
+            if (!wait_for([&] { return holding_first_row.load() == 2; })) {
+              return absl::DeadlineExceededError("the other side never came");
+            }
+            if (!is_a && !wait_for([&] {
+                  return db_
+                             ->QueryValue(absl::StrCat(
+                                 "SELECT COUNT(*) FROM information_schema."
+                                 "INNODB_TRX t JOIN information_schema."
+                                 "INNODB_LOCK_WAITS w ON w.requesting_trx_id ="
+                                 " t.trx_id JOIN "
+                                 "information_schema.INNODB_LOCKS"
+                                 " l ON l.lock_id = w.requested_lock_id WHERE"
+                                 " t.trx_mysql_thread_id = ",
+                                 a_connection.load(),
+                                 " AND l.lock_table LIKE '%deadlock_pair%'"))
+                             .value_or("") == "1";
+                })) {
+              return absl::DeadlineExceededError("A never waited for row 2");
+            }
+          }
+          s.Step("lock the second row");
+          lock.setInt(1, second);
+          s.Query(lock);
+          s.Update(s.Prepare("UPDATE deadlock_pair SET v = v + 1"));
+          s.Commit();
+          return absl::OkStatus();
+        });
+  };
+  absl::Status a_status;
+  std::thread a_thread([&] { a_status = side(1, 2, true); });
+  absl::Status b_status = side(2, 1, false);
+  a_thread.join();
+  EXPECT_OK(a_status);
+  EXPECT_OK(b_status);
+  EXPECT_EQ(attempts.load(), 3) << "exactly one side runs twice";
+  EXPECT_EQ(*db_->QueryValue("SELECT GROUP_CONCAT(v ORDER BY id)"
+                             " FROM deadlock_pair"),
+            "2,2");
 }
 
 }  // namespace

@@ -10,6 +10,7 @@
 #include <filesystem>
 #include <fstream>
 #include <random>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -21,6 +22,8 @@
 #include "absl/strings/str_replace.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "server/core/crypto.h"
+#include "tests/storage/mysql_grammar/statement_capture.h"
 #include "tests/storage/status_testing.h"
 #include "tests/storage/test_database.h"
 
@@ -67,8 +70,11 @@ class MigratorTest : public ::testing::Test {
     db_ = *std::move(db);
   }
 
+  // The files the tests write hold deliberately broken and MariaDB-only
+  // SQL: not the backend's statements for the MySQL grammar check.
   absl::Status Apply(const std::string& dir,
                      std::vector<std::string>* applied = nullptr) {
+    lumo::testing::IgnoreStatements test_files;
     return ApplyMigrations(db_->options(), dir, applied);
   }
 
@@ -128,14 +134,14 @@ TEST_F(MigratorTest, SchemaIsInnoDbUtf8mb4AndEveryTenantTableHasTenantId) {
   EXPECT_THAT(names, IsSupersetOf({"api_key_retired_secrets", "api_keys",
                                    "audit_events", "key_changes",
                                    "schema_migrations", "tenants"}));
-  // Every table that holds tenant data has tenant_id. `replicas`
-  // (membership) and `key_state_sweep_lease` (which server sweeps)
-  // coordinate servers, and the limit_* tables are counters shared by the
-  // replicas (docs/limits.md): none holds tenant data.
+  // Every table that holds tenant data has tenant_id. `replicas` and
+  // `feed_positions` (membership) and `key_state_sweep_lease` (which server
+  // sweeps) coordinate servers, and the limit_* tables are counters shared by
+  // the replicas (docs/limits.md): none holds tenant data.
   for (const std::string& table : names) {
     if (table == "schema_migrations" || table == "tenants" ||
-        table == "replicas" || table == "key_state_sweep_lease" ||
-        absl::StartsWith(table, "limit_")) {
+        table == "replicas" || table == "feed_positions" ||
+        table == "key_state_sweep_lease" || absl::StartsWith(table, "limit_")) {
       continue;
     }
     ASSERT_OK_AND_ASSIGN(
@@ -347,9 +353,8 @@ TEST_F(MigratorTest, ConcurrentMigratorsApplyEachFileOnce) {
   std::vector<std::vector<std::string>> applied(kThreads);
   std::vector<std::thread> threads;
   for (int i = 0; i < kThreads; ++i) {
-    threads.emplace_back([&, i] {
-      results[i] = ApplyMigrations(db_->options(), dir.path(), &applied[i]);
-    });
+    threads.emplace_back(
+        [&, i] { results[i] = Apply(dir.path(), &applied[i]); });
   }
   for (std::thread& t : threads) t.join();
   int total = 0;
@@ -369,6 +374,244 @@ TEST_F(MigratorTest, NeedsADatabaseName) {
   EXPECT_CODE(
       ApplyMigrations(options, TestDatabase::ProjectMigrationsDir(), nullptr),
       absl::StatusCode::kInvalidArgument);
+}
+
+TEST(ParseMigrationTest, GuardsBelongToTheNextStatementAndAreChecksummed) {
+  ASSERT_OK_AND_ASSIGN(ParsedMigration parsed,
+                       ParseMigration("-- a comment\n"
+                                      "CREATE TABLE a (x INT);\n"
+                                      "-- @unless column a.y\n"
+                                      "-- why: a comment between\n"
+                                      "-- @unless column a.z\n"
+                                      "ALTER TABLE a ADD COLUMN y INT,\n"
+                                      "  ADD COLUMN z INT;\n"
+                                      "-- @if index a.i\n"
+                                      "DROP INDEX i ON a;\n"));
+  ASSERT_EQ(parsed.statements.size(), 3u);
+  EXPECT_THAT(parsed.statements[0].guards, IsEmpty());
+  ASSERT_EQ(parsed.statements[1].guards.size(), 2u);
+  EXPECT_EQ(parsed.statements[1].guards[1].kind, MigrationGuard::Kind::kUnless);
+  EXPECT_EQ(parsed.statements[1].guards[1].object,
+            MigrationGuard::Object::kColumn);
+  EXPECT_EQ(parsed.statements[1].guards[1].table, "a");
+  EXPECT_EQ(parsed.statements[1].guards[1].name, "z");
+  EXPECT_EQ(parsed.statements[1].sql,
+            "ALTER TABLE a ADD COLUMN y INT,\n  ADD COLUMN z INT");
+  ASSERT_EQ(parsed.statements[2].guards.size(), 1u);
+  EXPECT_EQ(parsed.statements[2].guards[0].kind, MigrationGuard::Kind::kIf);
+  EXPECT_EQ(parsed.statements[2].guards[0].object,
+            MigrationGuard::Object::kIndex);
+
+  // A guard is part of what an applied file is held to; a comment is not.
+  ASSERT_OK_AND_ASSIGN(ParsedMigration other_guard,
+                       ParseMigration("CREATE TABLE a (x INT);\n"
+                                      "-- @unless column a.y\n"
+                                      "ALTER TABLE a ADD COLUMN y INT,\n"
+                                      "  ADD COLUMN z INT;\n"
+                                      "-- @if index a.i\n"
+                                      "DROP INDEX i ON a;\n"));
+  EXPECT_NE(other_guard.checksum, parsed.checksum);
+  ASSERT_OK_AND_ASSIGN(ParsedMigration recommented,
+                       ParseMigration("CREATE TABLE a (x INT);\n"
+                                      "-- @unless column a.y\n"
+                                      "-- @unless column a.z\n"
+                                      "ALTER TABLE a ADD COLUMN y INT,\n"
+                                      "  ADD COLUMN z INT;\n"
+                                      "-- other words\n"
+                                      "-- @if index a.i\n"
+                                      "DROP INDEX i ON a;\n"));
+  EXPECT_EQ(recommented.checksum, parsed.checksum);
+}
+
+TEST(ParseMigrationTest, AFileWithoutDirectivesKeepsItsChecksum) {
+  // The checksum of a file without guards is the one servers recorded
+  // before guards existed: SHA-256 of the statements joined by "\n;\n".
+  ASSERT_OK_AND_ASSIGN(ParsedMigration parsed,
+                       ParseMigration("-- x\nCREATE TABLE a (x INT);\n"
+                                      "INSERT INTO a VALUES (1);\n"));
+  EXPECT_EQ(parsed.checksum,
+            core::HexEncode(core::AsStringView(core::Sha256(
+                "CREATE TABLE a (x INT)\n;\nINSERT INTO a VALUES (1)"))));
+}
+
+TEST(ParseMigrationTest, RejectsMalformedDirectives) {
+  for (const char* text : {
+           "-- @unles column a.y\nSELECT 1;\n",     // unknown word
+           "-- @unless table a\nSELECT 1;\n",       // not column/index
+           "-- @unless column a\nSELECT 1;\n",      // no TABLE.NAME
+           "-- @unless column a.`y`\nSELECT 1;\n",  // not a plain name
+           "-- @if column a.y\n-- @unless column a.z\nSELECT 1;\n",
+           "SELECT\n-- @if column a.y\n1;\n",  // inside a statement
+           "SELECT 1;\n-- @if column a.y\n",   // no statement after
+           "-- @supersedes abc\nSELECT 1;\n",  // not a SHA-256
+       }) {
+    SCOPED_TRACE(text);
+    EXPECT_CODE(ParseMigration(text), absl::StatusCode::kInvalidArgument);
+  }
+}
+
+TEST_F(MigratorTest, GuardedStatementsRunOnlyWhenTheirGuardHolds) {
+  MigrationsDir dir;
+  dir.Write("0001_first.sql",
+            "CREATE TABLE a (x INT, KEY i (x));\n"
+            "-- @unless column a.y\n"
+            "ALTER TABLE a ADD COLUMN y INT;\n"
+            "-- @if index a.i\n"
+            "DROP INDEX i ON a;\n"
+            "-- @if index a.never\n"
+            "DROP INDEX never ON a;\n"
+            "-- @unless index a.j\n"
+            "CREATE INDEX j ON a (y);\n");
+  ASSERT_OK(Apply(dir.path()));
+  EXPECT_EQ(
+      *db_->QueryValue("SELECT COUNT(*) FROM information_schema.COLUMNS WHERE "
+                       "TABLE_SCHEMA = DATABASE() AND TABLE_NAME = 'a' AND "
+                       "COLUMN_NAME = 'y'"),
+      "1");
+  ASSERT_OK_AND_ASSIGN(
+      Rows indexes,
+      db_->Query("SELECT DISTINCT INDEX_NAME FROM information_schema.STATISTICS"
+                 " WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = 'a'"));
+  EXPECT_THAT(indexes, ElementsAre(ElementsAre("j")));
+}
+
+TEST_F(MigratorTest, AGuardedFileReRunsAfterAHalfApplication) {
+  // MySQL commits DDL at once: a file that failed after its first
+  // statements is applied again from the top. Its guards skip what exists.
+  MigrationsDir dir;
+  dir.Write("0001_first.sql", "CREATE TABLE a (x INT);\n");
+  ASSERT_OK(Apply(dir.path()));
+  const std::string second =
+      "-- @unless column a.y\n"
+      "ALTER TABLE a ADD COLUMN y INT;\n"
+      "-- @unless index a.j\n"
+      "CREATE INDEX j ON a (y);\n";
+  dir.Write("0002_second.sql", second + "CREATE TABLEZ broken;\n");
+  EXPECT_FALSE(Apply(dir.path()).ok());
+  dir.Write("0002_second.sql", second);
+  std::vector<std::string> applied;
+  ASSERT_OK(Apply(dir.path(), &applied));
+  EXPECT_THAT(applied, ElementsAre("0002_second.sql"));
+
+  // Without the guard the same re-run fails on the existing column.
+  ASSERT_OK(db_->Execute("DELETE FROM schema_migrations WHERE version = 2"));
+  dir.Write("0002_second.sql", "ALTER TABLE a ADD COLUMN y INT;\n");
+  EXPECT_FALSE(Apply(dir.path()).ok());
+}
+
+TEST_F(MigratorTest, AStatementAppliedInPartIsRefused) {
+  MigrationsDir dir;
+  dir.Write("0001_first.sql", "CREATE TABLE a (x INT, y INT);\n");
+  ASSERT_OK(Apply(dir.path()));
+  dir.Write("0002_second.sql",
+            "-- @unless column a.y\n"
+            "-- @unless column a.z\n"
+            "ALTER TABLE a ADD COLUMN y INT, ADD COLUMN z INT;\n");
+  absl::Status s = Apply(dir.path());
+  EXPECT_CODE(s, absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(std::string(s.message()), HasSubstr("a.z"));
+  EXPECT_EQ(*db_->QueryValue("SELECT COUNT(*) FROM schema_migrations"), "1");
+}
+
+TEST_F(MigratorTest, SupersededChecksumsAreAcceptedAndRewritten) {
+  MigrationsDir dir;
+  dir.Write("0001_first.sql", "CREATE TABLE a (x INT);\n");
+  ASSERT_OK(Apply(dir.path()));
+  ASSERT_OK_AND_ASSIGN(
+      std::string old_checksum,
+      db_->QueryValue("SELECT checksum FROM schema_migrations"));
+
+  // A rewritten statement is a mismatch unless the file names the old
+  // checksum as superseded.
+  const std::string rewritten =
+      "-- @unless column a.x\nCREATE TABLE IF NOT EXISTS a (x INT);\n";
+  dir.Write("0001_first.sql", rewritten);
+  EXPECT_CODE(Apply(dir.path()), absl::StatusCode::kFailedPrecondition);
+  dir.Write("0001_first.sql",
+            absl::StrCat("-- @supersedes ", old_checksum, "\n", rewritten));
+  std::vector<std::string> applied;
+  ASSERT_OK(Apply(dir.path(), &applied));
+  EXPECT_THAT(applied, IsEmpty());
+  ASSERT_OK_AND_ASSIGN(ParsedMigration parsed, ParseMigration(rewritten));
+  EXPECT_EQ(*db_->QueryValue("SELECT checksum FROM schema_migrations"),
+            parsed.checksum);
+  // Another recorded value is still refused.
+  ASSERT_OK(
+      db_->Execute("UPDATE schema_migrations SET checksum = SHA2('x', 256)"));
+  EXPECT_CODE(Apply(dir.path()), absl::StatusCode::kFailedPrecondition);
+}
+
+// The schema as information_schema shows it: columns and indexes.
+absl::StatusOr<Rows> SchemaOf(TestDatabase& db) {
+  absl::StatusOr<Rows> columns = db.Query(
+      "SELECT TABLE_NAME, COLUMN_NAME, ORDINAL_POSITION, COLUMN_TYPE,"
+      " IS_NULLABLE, COALESCE(COLUMN_DEFAULT, '(none)')"
+      " FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE()"
+      " ORDER BY TABLE_NAME, ORDINAL_POSITION");
+  if (!columns.ok()) return columns.status();
+  absl::StatusOr<Rows> indexes = db.Query(
+      "SELECT TABLE_NAME, INDEX_NAME, SEQ_IN_INDEX, COLUMN_NAME, NON_UNIQUE"
+      " FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = DATABASE()"
+      " ORDER BY TABLE_NAME, INDEX_NAME, SEQ_IN_INDEX");
+  if (!indexes.ok()) return indexes.status();
+  Rows all = *std::move(columns);
+  all.insert(all.end(), indexes->begin(), indexes->end());
+  return all;
+}
+
+TEST_F(MigratorTest, DatabasesMigratedWithTheMariaDbOnlyTextsAreAccepted) {
+  // The project's migrations, with 0004, 0007, 0009 and 0014 as they were
+  // before they were rewritten for MySQL 8.0.
+  const std::string old_texts =
+      absl::StrCat(TestDatabase::ProjectMigrationsDir(),
+                   "/../../tests/storage/testdata/mariadb_only_migrations");
+  MigrationsDir dir;
+  std::vector<std::string> replaced;
+  for (const auto& entry : std::filesystem::directory_iterator(
+           TestDatabase::ProjectMigrationsDir())) {
+    const std::string name = entry.path().filename().string();
+    if (!absl::EndsWith(name, ".sql")) continue;
+    std::filesystem::path source = entry.path();
+    if (std::filesystem::exists(old_texts + "/" + name)) {
+      source = old_texts + "/" + name;
+      replaced.push_back(name);
+    }
+    std::ifstream in(source, std::ios::binary);
+    std::stringstream text;
+    text << in.rdbuf();
+    dir.Write(name, text.str());
+  }
+  ASSERT_THAT(replaced, UnorderedElementsAre("0004_audit_chain.sql",
+                                             "0007_audit_chain_lanes.sql",
+                                             "0009_audit_hash_versions.sql",
+                                             "0014_webhooks_leaks_decoys.sql"));
+  ASSERT_OK(Apply(dir.path()));
+
+  // The current files accept that database and record their checksums
+  // (the migrator's statements for that are checked by the MySQL grammar
+  // check: no IgnoreStatements here).
+  std::vector<std::string> applied;
+  ASSERT_OK(ApplyMigrations(db_->options(),
+                            TestDatabase::ProjectMigrationsDir(), &applied));
+  EXPECT_THAT(applied, IsEmpty());
+  ASSERT_OK_AND_ASSIGN(Rows recorded,
+                       db_->Query("SELECT name, checksum FROM "
+                                  "schema_migrations ORDER BY version"));
+  for (const std::vector<std::string>& row : recorded) {
+    std::ifstream in(TestDatabase::ProjectMigrationsDir() + "/" + row[0],
+                     std::ios::binary);
+    std::stringstream text;
+    text << in.rdbuf();
+    ASSERT_OK_AND_ASSIGN(ParsedMigration parsed, ParseMigration(text.str()));
+    EXPECT_EQ(row[1], parsed.checksum) << row[0];
+  }
+
+  // And the schema is the one the current files build.
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<TestDatabase> fresh,
+                       TestDatabase::Create());
+  ASSERT_OK_AND_ASSIGN(Rows old_schema, SchemaOf(*db_));
+  ASSERT_OK_AND_ASSIGN(Rows new_schema, SchemaOf(*fresh));
+  EXPECT_EQ(old_schema, new_schema);
 }
 
 }  // namespace

@@ -121,6 +121,37 @@ TEST(ParseMysqlDsnTest, RejectsMalformedDsnsWithoutEchoingThePassword) {
   }
 }
 
+// Several hosts are the nodes of one cluster, tried in order (the pool's
+// failover, docs/operations.md).
+TEST(ParseMysqlDsnTest, ParsesSeveralHostsInOrder) {
+  ASSERT_OK_AND_ASSIGN(
+      MysqlOptions o,
+      ParseMysqlDsn("mysql://u:pw@a:3361,[::1]:3362,c/db?pool_size=4"));
+  EXPECT_EQ(o.host, "a");
+  EXPECT_EQ(o.port, 3361);
+  ASSERT_EQ(o.other_hosts.size(), 2u);
+  EXPECT_EQ(o.other_hosts[0], (MysqlHost{"::1", 3362}));
+  EXPECT_EQ(o.other_hosts[1], (MysqlHost{"c", 3306}));
+  EXPECT_EQ(o.database, "db");
+  EXPECT_EQ(o.pool_size, 4);
+  EXPECT_EQ(DescribeForLog(o), "u@a:3361,[::1]:3362,c:3306/db");
+  const std::vector<MysqlHost> all = AllHosts(o);
+  ASSERT_EQ(all.size(), 3u);
+  const MysqlOptions one = OnHost(o, all[2]);
+  EXPECT_EQ(one.host, "c");
+  EXPECT_TRUE(one.other_hosts.empty());
+  EXPECT_EQ(one.database, "db");
+
+  for (const char* bad :
+       {"mysql://u:hunter2@a,/db", "mysql://u:hunter2@a,,b/db",
+        "mysql://u:hunter2@a,b:0/db", "mysql://u:hunter2@a,b/db?socket=/s"}) {
+    SCOPED_TRACE(bad);
+    absl::StatusOr<MysqlOptions> parsed = ParseMysqlDsn(bad);
+    EXPECT_CODE(parsed, absl::StatusCode::kInvalidArgument);
+    EXPECT_THAT(std::string(parsed.status().message()), Not(HasSubstr("hunt")));
+  }
+}
+
 TEST(ParseMysqlDsnTest, DescribeForLogOmitsThePassword) {
   ASSERT_OK_AND_ASSIGN(MysqlOptions o,
                        ParseMysqlDsn("mysql://u:hunter2@h:3307/db"));
@@ -208,7 +239,7 @@ TEST(SqlErrorTest, MapsErrorNumbersToStatusCodes) {
 }
 
 TEST(SqlErrorTest, ConnectionLevelErrorsAreRecognised) {
-  for (int code : {2002, 2003, 2006, 2013, 2055, 1927, 1053, 4031}) {
+  for (int code : {2002, 2003, 2006, 2013, 2055, 1927, 1053, 4031, 1047}) {
     EXPECT_TRUE(IsConnectionLevelError(code)) << code;
   }
   for (int code : {0, 1062, 1205, 1213, 1969, 1064}) {

@@ -15,6 +15,7 @@
 #include "absl/strings/str_format.h"
 #include "server/storage/mysql/migrator.h"
 #include "server/storage/mysql/sql_error.h"
+#include "tests/storage/mysql_grammar/statement_capture.h"
 
 #ifndef LUMO_DEFAULT_SOURCE_DIR
 #define LUMO_DEFAULT_SOURCE_DIR "."
@@ -82,6 +83,7 @@ TestDatabase::CreateWithMigrations(const std::string& migrations_dir) {
         storage::OpenMysqlConnection(*admin, nullptr);
     if (!conn.ok()) return conn.status();
     try {
+      testing::IgnoreStatements fixture;
       (*conn)->Execute(absl::StrCat("CREATE DATABASE `", db->name(),
                                     "` CHARACTER SET utf8mb4"));
     } catch (const sql::SQLException& e) {
@@ -115,6 +117,7 @@ TestDatabase::~TestDatabase() {
     return;
   }
   try {
+    testing::IgnoreStatements fixture;
     (*conn)->Execute(absl::StrCat("DROP DATABASE IF EXISTS `", name(), "`"));
   } catch (const sql::SQLException& e) {
     std::cerr << "cannot drop test database " << name() << ": " << e.what()
@@ -136,6 +139,7 @@ absl::Status TestDatabase::Execute(absl::string_view sql) {
   absl::StatusOr<storage::MysqlConnection*> conn = Admin();
   if (!conn.ok()) return conn.status();
   try {
+    testing::IgnoreStatements test_statement;
     (*conn)->Execute(std::string(sql));
   } catch (const sql::SQLException& e) {
     return Wrap(e, "test statement");
@@ -149,6 +153,7 @@ absl::StatusOr<std::vector<std::vector<std::string>>> TestDatabase::Query(
   if (!conn.ok()) return conn.status();
   std::vector<std::vector<std::string>> rows;
   try {
+    testing::IgnoreStatements test_statement;
     std::unique_ptr<sql::ResultSet> rs = (*conn)->QueryText(std::string(sql));
     const unsigned columns = rs->getMetaData()->getColumnCount();
     while (rs->next()) {

@@ -8,17 +8,30 @@
 #ifndef LUMOKEYS_TESTS_STORAGE_TEST_DATABASE_H_
 #define LUMOKEYS_TESTS_STORAGE_TEST_DATABASE_H_
 
+#include <cstdlib>
 #include <memory>
 #include <string>
 #include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/string_view.h"
 #include "server/storage/mysql/connection_pool.h"
 #include "server/storage/mysql/mysql_options.h"
 
 namespace lumo::testing {
+
+// LUMO_TEST_TIME_SCALE (a whole number, at least 1; 1 when unset or
+// malformed): tests stretch their patience by it on slow machines.
+inline int TestTimeScale() {
+  const char* text = std::getenv("LUMO_TEST_TIME_SCALE");
+  int scale = 1;
+  if (text != nullptr && absl::SimpleAtoi(text, &scale) && scale >= 1) {
+    return scale;
+  }
+  return 1;
+}
 
 class TestDatabase {
  public:

@@ -18,6 +18,9 @@ PACKAGES=(
   libabsl-dev libmysqlcppconn-dev libssl-dev android-libboringssl-dev
   libboost-dev libgtest-dev libgmock-dev
   mariadb-server mariadb-client
+  # The three-node Galera harness (tools/dev/galera.sh): the wsrep provider,
+  # and rsync + ss for its state transfers.
+  galera-4 rsync iproute2
   # mariabackup, for the physical backup walk-through (docs/operations.md).
   mariadb-backup
   python3 python3-grpcio python3-protobuf

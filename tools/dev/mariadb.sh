@@ -12,6 +12,8 @@
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+# shellcheck source=tools/dev/mysql_admin.sh
+. "$ROOT/tools/dev/mysql_admin.sh"
 RUN_DIR="${LUMO_RUN_DIR:-$ROOT/run}"
 # A relative run folder is relative to where the command is run (mysqld
 # itself changes directory, so it must get absolute paths).
@@ -32,20 +34,7 @@ is_running() {
 # An admin account for migrations, bootstrap and tests, reachable over TCP
 # on loopback. Its password is generated once into the run folder.
 ensure_admin() {
-  mkdir -p "$RUN_DIR/secrets"; chmod 700 "$RUN_DIR/secrets"
-  local pw_file="$RUN_DIR/secrets/mysql-admin.password"
-  if [ ! -s "$pw_file" ]; then
-    (umask 077; head -c 24 /dev/urandom | base64 | tr -d '/+=' >"$pw_file")
-  fi
-  local pw; pw="$(cat "$pw_file")"
-  mariadb --no-defaults --socket="$SOCK" -uroot <<SQL
-CREATE USER IF NOT EXISTS 'lumo_admin'@'127.0.0.1' IDENTIFIED BY '$pw';
-CREATE USER IF NOT EXISTS 'lumo_admin'@'localhost' IDENTIFIED BY '$pw';
-ALTER USER 'lumo_admin'@'127.0.0.1' IDENTIFIED BY '$pw';
-ALTER USER 'lumo_admin'@'localhost' IDENTIFIED BY '$pw';
-GRANT ALL PRIVILEGES ON *.* TO 'lumo_admin'@'127.0.0.1' WITH GRANT OPTION;
-GRANT ALL PRIVILEGES ON *.* TO 'lumo_admin'@'localhost' WITH GRANT OPTION;
-SQL
+  lumo_ensure_admin "$SOCK" "$RUN_DIR/secrets"
 }
 
 # Prints the admin DSN (no database part).

@@ -14,6 +14,8 @@ tools/dev/build.sh
 tools/fuzz/build.sh
 # npm packages for the OpenAPI check (pinned by package-lock.json).
 (cd tests/gateway/openapi && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+# node-sql-parser for the MySQL 8.0 grammar check (pinned likewise).
+(cd tests/storage/mysql_grammar && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
 # Playwright-core for the browser tests (no browser
 # download: they drive Debian's /usr/bin/chromium).
 (cd tests/e2e/portal && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund --loglevel=error >/dev/null)

@@ -9,12 +9,15 @@
 
 #include <algorithm>
 #include <cmath>
+#include <string>
 #include <utility>
+#include <vector>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
 #include "server/storage/mysql/select_list.h"
 #include "server/storage/mysql/sql_error.h"
@@ -76,9 +79,27 @@ MysqlConnection::~MysqlConnection() {
   }
 }
 
+// ER_UNKNOWN_SYSTEM_VARIABLE.
+constexpr int kErUnknownSystemVariable = 1193;
+
+namespace internal {
+std::atomic<StatementObserver> statement_observer{nullptr};
+}  // namespace internal
+
+namespace {
+
+void ObserveStatement(const std::string& sql) {
+  internal::StatementObserver observer =
+      internal::statement_observer.load(std::memory_order_relaxed);
+  if (observer != nullptr) observer(sql);
+}
+
+}  // namespace
+
 sql::PreparedStatement& MysqlConnection::Prepare(const std::string& sql) {
   auto it = statements_.find(sql);
   if (it != statements_.end()) return *it->second;
+  ObserveStatement(sql);
   std::unique_ptr<sql::PreparedStatement> stmt(conn_->prepareStatement(sql));
   sql::PreparedStatement& ref = *stmt;
   statements_.emplace(sql, std::move(stmt));
@@ -87,6 +108,7 @@ sql::PreparedStatement& MysqlConnection::Prepare(const std::string& sql) {
 
 std::unique_ptr<sql::PreparedStatement> MysqlConnection::PrepareUncached(
     const std::string& sql) {
+  ObserveStatement(sql);
   return std::unique_ptr<sql::PreparedStatement>(conn_->prepareStatement(sql));
 }
 
@@ -102,6 +124,7 @@ uint64_t MysqlConnection::Update(sql::PreparedStatement& stmt) {
 }
 
 void MysqlConnection::Execute(const std::string& sql) {
+  ObserveStatement(sql);
   if (text_ == nullptr) text_.reset(conn_->createStatement());
   CountQuery();
   text_->execute(sql);
@@ -109,6 +132,7 @@ void MysqlConnection::Execute(const std::string& sql) {
 
 std::unique_ptr<sql::ResultSet> MysqlConnection::QueryText(
     const std::string& sql) {
+  ObserveStatement(sql);
   if (text_ == nullptr) text_.reset(conn_->createStatement());
   CountQuery();
   return std::unique_ptr<sql::ResultSet>(text_->executeQuery(sql));
@@ -152,7 +176,67 @@ bool MysqlConnection::IsValid() {
 
 absl::StatusOr<std::unique_ptr<MysqlConnection>> OpenMysqlConnection(
     const MysqlOptions& options, std::atomic<uint64_t>* query_counter) {
+  return OpenMysqlConnectionFrom(options, query_counter, 0, nullptr);
+}
+
+absl::StatusOr<std::unique_ptr<MysqlConnection>> OpenMysqlConnectionFrom(
+    const MysqlOptions& options, std::atomic<uint64_t>* query_counter,
+    size_t first, size_t* opened_on) {
   if (absl::Status s = ValidateMysqlOptions(options); !s.ok()) return s;
+  if (options.other_hosts.empty()) {
+    if (opened_on != nullptr) *opened_on = 0;
+    return internal::OpenOnOneHost(options, query_counter);
+  }
+  const std::vector<MysqlHost> hosts = AllHosts(options);
+  std::vector<std::string> failures;
+  for (size_t i = 0; i < hosts.size(); ++i) {
+    const size_t index = (first + i) % hosts.size();
+    absl::StatusOr<std::unique_ptr<MysqlConnection>> conn =
+        internal::OpenOnOneHost(OnHost(options, hosts[index]), query_counter);
+    if (conn.ok()) {
+      if (opened_on != nullptr) *opened_on = index;
+      return conn;
+    }
+    // A login refused or an unknown database is the same on every node.
+    if (!absl::IsUnavailable(conn.status())) return conn.status();
+    failures.push_back(
+        absl::StrCat(HostForLog(hosts[index]), ": ", conn.status().message()));
+  }
+  return absl::UnavailableError(absl::StrCat(
+      "no database host could serve (", absl::StrJoin(failures, "; "), ")"));
+}
+
+namespace {
+
+// OK unless `conn` is on a Galera node that is not Synced in the primary
+// component. Throws like every statement.
+absl::Status CheckGaleraNodeReady(MysqlConnection& conn) {
+  std::unique_ptr<sql::ResultSet> rs = conn.QueryText(
+      "SELECT VARIABLE_NAME, VARIABLE_VALUE FROM"
+      " information_schema.GLOBAL_STATUS WHERE VARIABLE_NAME IN"
+      " ('WSREP_READY', 'WSREP_LOCAL_STATE')");
+  std::string ready, state;
+  while (rs->next()) {
+    const std::string name = rs->getString(1).asStdString();
+    const std::string value = rs->getString(2).asStdString();
+    if (absl::EqualsIgnoreCase(name, "WSREP_READY")) ready = value;
+    if (absl::EqualsIgnoreCase(name, "WSREP_LOCAL_STATE")) state = value;
+  }
+  if (!conn.is_galera()) return absl::OkStatus();
+  if (!absl::EqualsIgnoreCase(ready, "ON") || state != "4") {
+    return absl::UnavailableError(absl::StrCat(
+        "the Galera node is not synced with its cluster (wsrep_ready ", ready,
+        ", wsrep_local_state ", state, ")"));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+namespace internal {
+
+absl::StatusOr<std::unique_ptr<MysqlConnection>> OpenOnOneHost(
+    const MysqlOptions& options, std::atomic<uint64_t>* query_counter) {
   EnsureDriverThreadInit();
 
   sql::ConnectOptionsMap connect;
@@ -207,6 +291,27 @@ absl::StatusOr<std::unique_ptr<MysqlConnection>> OpenMysqlConnection(
           "mariadb");
       conn->connection_id_ = rs->getInt64(c.connection_id);
     }
+    if (conn->is_mariadb_) {
+      // A Galera node: wsrep_on. MySQL has no such variable, nor have
+      // MariaDB builds without wsrep (error 1193, unknown variable).
+      bool has_wsrep = false;
+      try {
+        std::unique_ptr<sql::ResultSet> rs =
+            conn->QueryText("SELECT @@GLOBAL.wsrep_on");
+        conn->is_galera_ = rs->next() && rs->getInt(1) == 1;
+        has_wsrep = true;
+      } catch (const sql::SQLException& e) {
+        if (e.getErrorCode() != kErUnknownSystemVariable) throw;
+      }
+      // A Galera node serves only while it is Synced in the primary
+      // component (wsrep_ready ON, wsrep_local_state 4); otherwise a
+      // multi-host pool moves on to the next node. (Read on every MariaDB
+      // with wsrep support, judged on Galera nodes only.)
+      if (has_wsrep) {
+        absl::Status ready = CheckGaleraNodeReady(*conn);
+        if (!ready.ok()) return ready;
+      }
+    }
     conn->Execute("SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ");
     std::string set = absl::StrFormat(
         "SET time_zone = '+00:00', SESSION innodb_lock_wait_timeout = %d, "
@@ -222,6 +327,12 @@ absl::StatusOr<std::unique_ptr<MysqlConnection>> OpenMysqlConnection(
           &set, absl::StrFormat(", SESSION max_execution_time = %d",
                                 static_cast<int>(std::ceil(ceiling * 1000))));
     }
+    if (conn->is_galera_) {
+      // Reads (SELECT, and BEGIN) first wait until this node applied every
+      // transaction the cluster committed before them; writes do not wait.
+      // docs/replication.md, "Reads that must see other nodes' commits".
+      absl::StrAppend(&set, ", SESSION wsrep_sync_wait = 1");
+    }
     conn->Execute(set);
     conn->default_ceiling_ = options.statement_timeout;
     conn->default_lock_wait_seconds_ = options.lock_wait_timeout_seconds;
@@ -232,6 +343,8 @@ absl::StatusOr<std::unique_ptr<MysqlConnection>> OpenMysqlConnection(
   conn->queries_ = query_counter;
   return conn;
 }
+
+}  // namespace internal
 
 // ---------------------------------------------------------------------------
 // ConnectionLease
@@ -272,20 +385,36 @@ void ConnectionLease::Release() {
 // ConnectionPool
 
 absl::StatusOr<std::unique_ptr<ConnectionPool>> ConnectionPool::Create(
-    const MysqlOptions& options) {
+    const MysqlOptions& options, absl::Duration failback_probe) {
   if (absl::Status s = ValidateMysqlOptions(options); !s.ok()) return s;
+  if (failback_probe <= absl::ZeroDuration()) {
+    return absl::InvalidArgumentError("the failback probe must be positive");
+  }
   InitMysqlDriver();
-  return std::unique_ptr<ConnectionPool>(new ConnectionPool(options));
+  std::unique_ptr<ConnectionPool> pool(
+      new ConnectionPool(options, failback_probe));
+  if (!options.other_hosts.empty()) {
+    pool->failback_thread_ =
+        std::thread([p = pool.get()] { p->ProbeFirstHost(); });
+  }
+  return pool;
 }
 
-ConnectionPool::ConnectionPool(const MysqlOptions& options)
-    : options_(options) {}
+ConnectionPool::ConnectionPool(const MysqlOptions& options,
+                               absl::Duration failback_probe)
+    : options_(options), failback_probe_(failback_probe) {}
 
 ConnectionPool::~ConnectionPool() {
+  {
+    absl::MutexLock lock(&mu_);
+    stopping_ = true;
+  }
+  if (failback_thread_.joinable()) failback_thread_.join();
   std::vector<std::unique_ptr<MysqlConnection>> idle;
   {
     absl::MutexLock lock(&mu_);
     idle.swap(idle_);
+    host_of_.clear();
   }
   EnsureDriverThreadInit();
   idle.clear();
@@ -330,16 +459,35 @@ absl::StatusOr<ConnectionLease> ConnectionPool::Acquire(
     ++open_;
     ++in_use_;
   }
-  absl::StatusOr<std::unique_ptr<MysqlConnection>> conn =
-      OpenMysqlConnection(options_, &queries_);
-  absl::MutexLock lock(&mu_);
-  if (!conn.ok()) {
-    --open_;
-    --in_use_;
-    available_.Signal();
-    return conn.status();
+  size_t first = 0;
+  {
+    absl::MutexLock lock(&mu_);
+    first = preferred_host_;
   }
-  ++opened_;
+  size_t opened_on = first;
+  absl::StatusOr<std::unique_ptr<MysqlConnection>> conn =
+      OpenMysqlConnectionFrom(options_, &queries_, first, &opened_on);
+  std::vector<std::unique_ptr<MysqlConnection>> elsewhere;
+  {
+    absl::MutexLock lock(&mu_);
+    if (!conn.ok()) {
+      --open_;
+      --in_use_;
+      available_.Signal();
+      return conn.status();
+    }
+    // Moved past the host it started from: that node failed, and new
+    // connections go to this one from now on (unless the preferred host
+    // changed meanwhile). The idle ones on other nodes are closed.
+    if (opened_on != first && preferred_host_ == first) {
+      preferred_host_ = opened_on;
+      ++host_switches_;
+    }
+    ++opened_;
+    host_of_[conn->get()] = opened_on;
+    elsewhere = TakeIdleElsewhere();
+  }
+  elsewhere.clear();  // close outside the lock
   return ConnectionLease(this, *std::move(conn), /*fresh=*/true);
 }
 
@@ -348,11 +496,15 @@ void ConnectionPool::Release(std::unique_ptr<MysqlConnection> conn,
   {
     absl::MutexLock lock(&mu_);
     --in_use_;
-    if (!broken) {
+    auto host = host_of_.find(conn.get());
+    const bool elsewhere =
+        host != host_of_.end() && host->second != preferred_host_;
+    if (!broken && !elsewhere) {
       idle_.push_back(std::move(conn));
       available_.Signal();
       return;
     }
+    if (host != host_of_.end()) host_of_.erase(host);
     --open_;
     ++discarded_;
     available_.Signal();
@@ -365,11 +517,65 @@ void ConnectionPool::DiscardIdle() {
   {
     absl::MutexLock lock(&mu_);
     idle.swap(idle_);
+    for (const std::unique_ptr<MysqlConnection>& c : idle) {
+      host_of_.erase(c.get());
+    }
     open_ -= static_cast<int>(idle.size());
     discarded_ += idle.size();
     available_.SignalAll();
   }
   idle.clear();
+}
+
+std::vector<std::unique_ptr<MysqlConnection>>
+ConnectionPool::TakeIdleElsewhere() {
+  std::vector<std::unique_ptr<MysqlConnection>> out;
+  auto keep = std::partition(idle_.begin(), idle_.end(),
+                             [this](const std::unique_ptr<MysqlConnection>& c)
+                                 ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+                                   auto host = host_of_.find(c.get());
+                                   return host == host_of_.end() ||
+                                          host->second == preferred_host_;
+                                 });
+  for (auto it = keep; it != idle_.end(); ++it) {
+    host_of_.erase(it->get());
+    out.push_back(std::move(*it));
+  }
+  idle_.erase(keep, idle_.end());
+  open_ -= static_cast<int>(out.size());
+  discarded_ += out.size();
+  if (!out.empty()) available_.SignalAll();
+  return out;
+}
+
+void ConnectionPool::ProbeFirstHost() {
+  const MysqlOptions first = OnHost(options_, AllHosts(options_).front());
+  auto stopping = [this]()
+                      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return stopping_; };
+  for (;;) {
+    {
+      absl::MutexLock lock(&mu_);
+      mu_.AwaitWithTimeout(absl::Condition(&stopping), failback_probe_);
+      if (stopping_) return;
+      if (preferred_host_ == 0) continue;
+    }
+    // A session of its own, closed at once: the first host serves again
+    // only if a session opens there and the node is Synced.
+    absl::StatusOr<std::unique_ptr<MysqlConnection>> probe =
+        internal::OpenOnOneHost(first, nullptr);
+    if (!probe.ok()) continue;
+    probe->reset();
+    std::vector<std::unique_ptr<MysqlConnection>> elsewhere;
+    {
+      absl::MutexLock lock(&mu_);
+      if (stopping_ || preferred_host_ == 0) continue;
+      preferred_host_ = 0;
+      ++host_switches_;
+      ++failbacks_;
+      elsewhere = TakeIdleElsewhere();
+    }
+    elsewhere.clear();  // close outside the lock
+  }
 }
 
 PoolStats ConnectionPool::stats() const {

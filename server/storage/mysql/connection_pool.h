@@ -12,6 +12,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
@@ -40,13 +41,31 @@ namespace lumo::storage {
 // crash in the common case.
 void InitMysqlDriver();
 
+namespace internal {
+// Called with the text of every statement a connection prepares (once per
+// connection and text: Prepare caches) or runs as text. Null by default:
+// then nothing is called (one relaxed atomic load per statement prepared or
+// run as text). Only lumo_storage_mysql_testing sets it (StatementCapture,
+// which the MySQL grammar check uses); the server never does.
+using StatementObserver = void (*)(const std::string& sql);
+extern std::atomic<StatementObserver> statement_observer;
+}  // namespace internal
+
+class MysqlConnection;
+namespace internal {
+// OpenMysqlConnection on `options.host` only (the other hosts ignored).
+absl::StatusOr<std::unique_ptr<MysqlConnection>> OpenOnOneHost(
+    const MysqlOptions& options, std::atomic<uint64_t>* query_counter);
+}  // namespace internal
+
 // One open session. Not thread-safe: one thread at a time (it may move
 // between threads, as the pool hands it out). Statement methods throw
 // sql::SQLException; the caller maps them.
 //
 // Sessions are set up for the store's assumptions: time_zone '+00:00',
 // REPEATABLE READ, strict sql_mode, the configured innodb_lock_wait_timeout
-// and statement ceiling, utf8mb4, no automatic reconnect.
+// and statement ceiling, utf8mb4, no automatic reconnect; on a Galera node
+// also wsrep_sync_wait = 1 (reads see what the cluster committed before).
 class MysqlConnection {
  public:
   MysqlConnection(const MysqlConnection&) = delete;
@@ -74,6 +93,9 @@ class MysqlConnection {
 
   // False when the server is not MariaDB (then assumed MySQL >= 8.0).
   bool is_mariadb() const { return is_mariadb_; }
+  // True when the server is a MariaDB Galera node (wsrep_on): then the
+  // session runs with wsrep_sync_wait = 1 (causal reads).
+  bool is_galera() const { return is_galera_; }
   // The server's CONNECTION_ID() for this session.
   int64_t connection_id() const { return connection_id_; }
   // Pings the server. Never throws.
@@ -95,8 +117,9 @@ class MysqlConnection {
   sql::Connection& raw() { return *conn_; }
 
  private:
-  friend absl::StatusOr<std::unique_ptr<MysqlConnection>> OpenMysqlConnection(
-      const MysqlOptions& options, std::atomic<uint64_t>* query_counter);
+  friend absl::StatusOr<std::unique_ptr<MysqlConnection>>
+  internal::OpenOnOneHost(const MysqlOptions& options,
+                          std::atomic<uint64_t>* query_counter);
 
   MysqlConnection(std::unique_ptr<sql::Connection> conn,
                   std::atomic<uint64_t>* query_counter);
@@ -112,6 +135,7 @@ class MysqlConnection {
       statements_;
   std::atomic<uint64_t>* queries_;  // not owned; may be null
   bool is_mariadb_ = false;
+  bool is_galera_ = false;
   int64_t connection_id_ = 0;
   // The configured ceilings and the session's current one.
   absl::Duration default_ceiling_ = absl::InfiniteDuration();
@@ -126,6 +150,16 @@ class MysqlConnection {
 // never contains the password). Thread-safe.
 absl::StatusOr<std::unique_ptr<MysqlConnection>> OpenMysqlConnection(
     const MysqlOptions& options, std::atomic<uint64_t>* query_counter);
+
+// With several hosts (options.other_hosts): tries them in order starting at
+// index `first` of AllHosts(options), wrapping around, and returns the
+// first session that opens on a node able to serve (a Galera node must be
+// Synced); `*opened_on` (may be null) receives that host's index.
+// UNAVAILABLE naming every host's failure when none could serve; other
+// errors (a refused login) at once.
+absl::StatusOr<std::unique_ptr<MysqlConnection>> OpenMysqlConnectionFrom(
+    const MysqlOptions& options, std::atomic<uint64_t>* query_counter,
+    size_t first, size_t* opened_on);
 
 class ConnectionPool;
 
@@ -162,11 +196,23 @@ class ConnectionLease {
   bool fresh_ = false;
 };
 
+// With several hosts: how often a pool that moved off its first host
+// tries that host again (ConnectionPool, failback).
+inline constexpr absl::Duration kFailbackProbeInterval = absl::Seconds(5);
+
 // A bounded pool of MysqlConnection. Thread-safe. Connections are opened
 // lazily, up to options.pool_size; an Acquire that finds none free waits up
 // to options.acquire_timeout. Broken connections are closed, never reused,
-// so the pool heals itself when the database comes back. The pool must
-// outlive its leases.
+// so the pool heals itself when the database comes back. With several
+// hosts, new connections open on the preferred host (the first at the
+// start); when it cannot serve, the next that can becomes the preferred
+// one (failover). While the preferred host is not the first one, a
+// background thread opens a session on the first host every
+// `failback_probe`; when one opens (a Galera node must be Synced), the
+// first host is preferred again (failback). A connection on a host other
+// than the preferred one is closed instead of being pooled again: idle ones
+// at once, those in use when they are released. The pool must outlive its
+// leases.
 //
 // Any thread that acquires gets Connector/C++'s per-thread set-up
 // (Driver::threadInit, and threadEnd when the thread exits) automatically.
@@ -174,7 +220,8 @@ class ConnectionPool {
  public:
   // INVALID_ARGUMENT for unusable options. Does not connect.
   static absl::StatusOr<std::unique_ptr<ConnectionPool>> Create(
-      const MysqlOptions& options);
+      const MysqlOptions& options,
+      absl::Duration failback_probe = kFailbackProbeInterval);
 
   ConnectionPool(const ConnectionPool&) = delete;
   ConnectionPool& operator=(const ConnectionPool&) = delete;
@@ -196,6 +243,21 @@ class ConnectionPool {
   uint64_t queries_executed() const {
     return queries_.load(std::memory_order_relaxed);
   }
+  // The index in AllHosts(options()) new connections go to first, and how
+  // often it changed.
+  size_t preferred_host() const ABSL_LOCKS_EXCLUDED(mu_) {
+    absl::MutexLock lock(&mu_);
+    return preferred_host_;
+  }
+  uint64_t host_switches() const ABSL_LOCKS_EXCLUDED(mu_) {
+    absl::MutexLock lock(&mu_);
+    return host_switches_;
+  }
+  // How often the pool returned to its first host.
+  uint64_t failbacks() const ABSL_LOCKS_EXCLUDED(mu_) {
+    absl::MutexLock lock(&mu_);
+    return failbacks_;
+  }
   const MysqlOptions& options() const { return options_; }
   // Raised after a COMMIT of this pool's sessions that wrote webhook
   // deliveries (Session::NoteOutboxWrite).
@@ -204,9 +266,14 @@ class ConnectionPool {
  private:
   OutboxSignal outbox_signal_;
   friend class ConnectionLease;
-  explicit ConnectionPool(const MysqlOptions& options);
+  ConnectionPool(const MysqlOptions& options, absl::Duration failback_probe);
   void Release(std::unique_ptr<MysqlConnection> conn, bool broken)
       ABSL_LOCKS_EXCLUDED(mu_);
+  // The failback thread: probes the first host while another is preferred.
+  void ProbeFirstHost() ABSL_LOCKS_EXCLUDED(mu_);
+  // Removes the idle connections that are not on the preferred host.
+  std::vector<std::unique_ptr<MysqlConnection>> TakeIdleElsewhere()
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const MysqlOptions options_;
   std::atomic<uint64_t> queries_{0};
@@ -221,6 +288,15 @@ class ConnectionPool {
   absl::Duration wait_time_ ABSL_GUARDED_BY(mu_);
   uint64_t opened_ ABSL_GUARDED_BY(mu_) = 0;
   uint64_t discarded_ ABSL_GUARDED_BY(mu_) = 0;
+  size_t preferred_host_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t host_switches_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t failbacks_ ABSL_GUARDED_BY(mu_) = 0;
+  // The host index (in AllHosts) of every open connection.
+  absl::flat_hash_map<const MysqlConnection*, size_t> host_of_
+      ABSL_GUARDED_BY(mu_);
+  const absl::Duration failback_probe_;
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  std::thread failback_thread_;  // only with several hosts
 };
 
 }  // namespace lumo::storage

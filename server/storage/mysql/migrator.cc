@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <map>
 #include <memory>
 #include <sstream>
@@ -117,7 +118,8 @@ absl::Status MigrationError(const sql::SQLException& e,
 }
 
 // What an applied file is held to: SHA-256 (hex) of its statements as
-// SplitSqlStatements returns them, joined by "\n;\n". Comment lines are not
+// ParseMigration returns them (a guarded one prefixed by its guards), joined
+// by "\n;\n". Comment lines are not
 // part of it, so a migration's documentation can be corrected after it was
 // applied; any change to a statement is a checksum mismatch.
 std::string StatementsChecksum(const std::vector<std::string>& statements) {
@@ -136,6 +138,138 @@ const std::map<int, absl::string_view>& LegacyWholeTextChecksums() {
       {5, "cf51cacc40e839d75a80fa8defbc9baee8aca2879e9b097efbcd6742d9f572f1"},
   };
   return *known;
+}
+
+// Calls `on_statement` for every statement (see SplitSqlStatements) and
+// `on_directive` for every `-- @` line (the text after `@`, and whether a
+// statement has begun); with no `on_directive`, directives are comments.
+absl::Status SplitLines(
+    absl::string_view text,
+    const std::function<absl::Status(absl::string_view, bool)>& on_directive,
+    const std::function<void(std::string)>& on_statement) {
+  std::string current;
+  for (absl::string_view line : absl::StrSplit(text, '\n')) {
+    absl::string_view trimmed = absl::StripAsciiWhitespace(line);
+    if (absl::StartsWith(trimmed, "--")) {
+      absl::string_view directive = trimmed.substr(2);
+      directive = absl::StripLeadingAsciiWhitespace(directive);
+      if (on_directive != nullptr && absl::ConsumePrefix(&directive, "@")) {
+        if (absl::Status st = on_directive(directive, !current.empty());
+            !st.ok()) {
+          return st;
+        }
+      }
+      continue;
+    }
+    if (trimmed.empty() && current.empty()) continue;
+    if (absl::EndsWith(trimmed, ";")) {
+      absl::StrAppend(&current, absl::StripTrailingAsciiWhitespace(line));
+      current.pop_back();  // the ';'
+      std::string statement(absl::StripAsciiWhitespace(current));
+      if (!statement.empty()) on_statement(std::move(statement));
+      current.clear();
+      continue;
+    }
+    absl::StrAppend(&current, absl::StripTrailingAsciiWhitespace(line), "\n");
+  }
+  if (!absl::StripAsciiWhitespace(current).empty()) {
+    return absl::InvalidArgumentError(
+        "text after the last statement (statements end with ';' at the end "
+        "of a line)");
+  }
+  return absl::OkStatus();
+}
+
+bool IsHexChecksum(absl::string_view text) {
+  return text.size() == 64 && std::all_of(text.begin(), text.end(), [](char c) {
+           return absl::ascii_isdigit(static_cast<unsigned char>(c)) ||
+                  (c >= 'a' && c <= 'f');
+         });
+}
+
+bool IsSchemaName(absl::string_view name) {
+  return !name.empty() && name.size() <= 64 &&
+         std::all_of(name.begin(), name.end(), [](char c) {
+           return absl::ascii_isalnum(static_cast<unsigned char>(c)) ||
+                  c == '_';
+         });
+}
+
+// `if|unless column|index TABLE.NAME`.
+absl::StatusOr<MigrationGuard> ParseGuard(
+    const std::vector<absl::string_view>& words) {
+  MigrationGuard guard;
+  if (words.size() != 3) {
+    return absl::InvalidArgumentError(
+        "unknown directive (expected if|unless column|index TABLE.NAME, or "
+        "supersedes HEX64)");
+  }
+  if (words[0] == "if") {
+    guard.kind = MigrationGuard::Kind::kIf;
+  } else if (words[0] == "unless") {
+    guard.kind = MigrationGuard::Kind::kUnless;
+  } else {
+    return absl::InvalidArgumentError("unknown directive");
+  }
+  if (words[1] == "column") {
+    guard.object = MigrationGuard::Object::kColumn;
+  } else if (words[1] == "index") {
+    guard.object = MigrationGuard::Object::kIndex;
+  } else {
+    return absl::InvalidArgumentError("a guard names a column or an index");
+  }
+  std::vector<std::string> parts = absl::StrSplit(words[2], '.');
+  if (parts.size() != 2 || !IsSchemaName(parts[0]) || !IsSchemaName(parts[1])) {
+    return absl::InvalidArgumentError(
+        "a guard names TABLE.NAME ([A-Za-z0-9_] only)");
+  }
+  guard.table = parts[0];
+  guard.name = parts[1];
+  return guard;
+}
+
+std::string GuardText(const MigrationGuard& guard) {
+  return absl::StrCat(
+      guard.kind == MigrationGuard::Kind::kIf ? "if" : "unless", " ",
+      guard.object == MigrationGuard::Object::kColumn ? "column" : "index", " ",
+      guard.table, ".", guard.name);
+}
+
+// Whether `statement` runs: every guard's object is looked up in the
+// current database (information_schema). Throws sql::SQLException.
+absl::StatusOr<bool> GuardsHold(MysqlConnection& conn,
+                                const MigrationStatement& statement) {
+  if (statement.guards.empty()) return true;
+  int existing = 0;
+  for (const MigrationGuard& guard : statement.guards) {
+    sql::PreparedStatement& lookup =
+        conn.Prepare(guard.object == MigrationGuard::Object::kColumn
+                         ? "SELECT COUNT(*) FROM information_schema.COLUMNS"
+                           " WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ?"
+                           " AND COLUMN_NAME = ?"
+                         : "SELECT COUNT(*) FROM information_schema.STATISTICS"
+                           " WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ?"
+                           " AND INDEX_NAME = ?");
+    lookup.setString(1, guard.table);
+    lookup.setString(2, guard.name);
+    std::unique_ptr<sql::ResultSet> rs = conn.Query(lookup);
+    if (rs->next() && rs->getInt64(1) > 0) ++existing;
+  }
+  const int total = static_cast<int>(statement.guards.size());
+  if (existing != 0 && existing != total) {
+    std::vector<std::string> names;
+    for (const MigrationGuard& guard : statement.guards) {
+      names.push_back(absl::StrCat(guard.table, ".", guard.name));
+    }
+    return absl::FailedPreconditionError(absl::StrCat(
+        "some but not all of ", absl::StrJoin(names, ", "),
+        " exist: the statement was applied in part; repair the schema by "
+        "hand"));
+  }
+  const bool all_exist = existing == total;
+  return statement.guards.front().kind == MigrationGuard::Kind::kIf
+             ? all_exist
+             : !all_exist;
 }
 
 absl::Status ApplyLocked(MysqlConnection& conn,
@@ -174,7 +308,7 @@ absl::Status ApplyLocked(MysqlConnection& conn,
     // Check every applied file before applying anything new.
     struct Pending {
       const MigrationFile* file;
-      std::vector<std::string> statements;
+      std::vector<MigrationStatement> statements;
       std::string checksum;
     };
     std::vector<Pending> pending;
@@ -182,17 +316,17 @@ absl::Status ApplyLocked(MysqlConnection& conn,
     for (const MigrationFile& file : files) {
       absl::StatusOr<std::string> text = ReadFile(file.path);
       if (!text.ok()) return text.status();
-      absl::StatusOr<std::vector<std::string>> statements =
-          SplitSqlStatements(*text);
-      if (!statements.ok()) {
+      absl::StatusOr<ParsedMigration> parsed = ParseMigration(*text);
+      if (!parsed.ok()) {
         return absl::Status(
-            statements.status().code(),
-            absl::StrCat(file.file_name, ": ", statements.status().message()));
+            parsed.status().code(),
+            absl::StrCat(file.file_name, ": ", parsed.status().message()));
       }
-      std::string checksum = StatementsChecksum(*statements);
+      const std::string& checksum = parsed->checksum;
       auto it = done.find(file.version);
       if (it == done.end()) {
-        pending.push_back(Pending{&file, *std::move(statements), checksum});
+        pending.push_back(
+            Pending{&file, std::move(parsed->statements), checksum});
         continue;
       }
       if (it->second.name != file.file_name) {
@@ -202,10 +336,13 @@ absl::Status ApplyLocked(MysqlConnection& conn,
       }
       if (it->second.checksum == checksum) continue;
       const auto legacy = LegacyWholeTextChecksums().find(file.version);
+      const std::vector<std::string>& superseded = parsed->superseded_checksums;
       if (it->second.checksum ==
               core::HexEncode(core::AsStringView(core::Sha256(*text))) ||
           (legacy != LegacyWholeTextChecksums().end() &&
-           it->second.checksum == legacy->second)) {
+           it->second.checksum == legacy->second) ||
+          std::find(superseded.begin(), superseded.end(),
+                    it->second.checksum) != superseded.end()) {
         rechecksummed.emplace_back(file.version, checksum);
         continue;
       }
@@ -228,7 +365,12 @@ absl::Status ApplyLocked(MysqlConnection& conn,
       for (size_t i = 0; i < statements.size(); ++i) {
         what =
             absl::StrCat("migration ", file->file_name, " statement ", i + 1);
-        conn.Execute(statements[i]);
+        absl::StatusOr<bool> run = GuardsHold(conn, statements[i]);
+        if (!run.ok()) {
+          return absl::Status(run.status().code(),
+                              absl::StrCat(what, ": ", run.status().message()));
+        }
+        if (*run) conn.Execute(statements[i].sql);
       }
       what = absl::StrCat("record migration ", file->file_name);
       sql::PreparedStatement& record = conn.Prepare(
@@ -251,27 +393,66 @@ absl::Status ApplyLocked(MysqlConnection& conn,
 absl::StatusOr<std::vector<std::string>> SplitSqlStatements(
     absl::string_view text) {
   std::vector<std::string> statements;
-  std::string current;
-  for (absl::string_view line : absl::StrSplit(text, '\n')) {
-    absl::string_view trimmed = absl::StripAsciiWhitespace(line);
-    if (absl::StartsWith(trimmed, "--")) continue;
-    if (trimmed.empty() && current.empty()) continue;
-    if (absl::EndsWith(trimmed, ";")) {
-      absl::StrAppend(&current, absl::StripTrailingAsciiWhitespace(line));
-      current.pop_back();  // the ';'
-      std::string statement(absl::StripAsciiWhitespace(current));
-      if (!statement.empty()) statements.push_back(std::move(statement));
-      current.clear();
-      continue;
-    }
-    absl::StrAppend(&current, absl::StripTrailingAsciiWhitespace(line), "\n");
-  }
-  if (!absl::StripAsciiWhitespace(current).empty()) {
-    return absl::InvalidArgumentError(
-        "text after the last statement (statements end with ';' at the end "
-        "of a line)");
-  }
+  absl::Status status =
+      SplitLines(text, /*on_directive=*/nullptr, [&](std::string statement) {
+        statements.push_back(std::move(statement));
+      });
+  if (!status.ok()) return status;
   return statements;
+}
+
+absl::StatusOr<ParsedMigration> ParseMigration(absl::string_view text) {
+  ParsedMigration out;
+  std::vector<MigrationGuard> guards;  // for the next statement
+  auto on_directive = [&](absl::string_view directive,
+                          bool inside_statement) -> absl::Status {
+    std::vector<absl::string_view> words =
+        absl::StrSplit(directive, ' ', absl::SkipWhitespace());
+    if (words.size() == 2 && words[0] == "supersedes") {
+      if (!IsHexChecksum(words[1])) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "-- @supersedes needs a SHA-256 in lower-case hex: ", directive));
+      }
+      out.superseded_checksums.emplace_back(words[1]);
+      return absl::OkStatus();
+    }
+    if (inside_statement) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "a guard must come before its statement's first line: ", directive));
+    }
+    absl::StatusOr<MigrationGuard> guard = ParseGuard(words);
+    if (!guard.ok()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(guard.status().message(), ": -- @", directive));
+    }
+    if (!guards.empty() && guards.front().kind != guard->kind) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "@if and @unless guards on one statement: -- @", directive));
+    }
+    guards.push_back(*std::move(guard));
+    return absl::OkStatus();
+  };
+  absl::Status status =
+      SplitLines(text, on_directive, [&](std::string statement) {
+        out.statements.push_back(
+            MigrationStatement{std::move(guards), std::move(statement)});
+        guards.clear();
+      });
+  if (!status.ok()) return status;
+  if (!guards.empty()) {
+    return absl::InvalidArgumentError("a guard after the last statement");
+  }
+  std::vector<std::string> checksummed;
+  for (const MigrationStatement& statement : out.statements) {
+    std::string text;
+    for (const MigrationGuard& guard : statement.guards) {
+      absl::StrAppend(&text, "@", GuardText(guard), "\n");
+    }
+    absl::StrAppend(&text, statement.sql);
+    checksummed.push_back(std::move(text));
+  }
+  out.checksum = StatementsChecksum(checksummed);
+  return out;
 }
 
 absl::Status ApplyMigrations(const MysqlOptions& options,

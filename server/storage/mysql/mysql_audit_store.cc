@@ -208,15 +208,25 @@ absl::Status UpsertUsage(Session& s, const std::vector<ChainedRow>& rows,
   }
   auto it = sums.begin();
   while (it != sums.end()) {
+    // The rows come from a derived table whose columns the update adds
+    // from: MySQL 8.0 deprecates VALUES() in ON DUPLICATE KEY UPDATE, and
+    // MariaDB lacks the row alias (VALUES ... AS new) that replaces it.
     std::string sql = absl::StrCat(
         "INSERT INTO ", UsageTable(g),
-        " (tenant_id, bucket_start, key_id, channel, outcome, uses) VALUES ");
+        " (tenant_id, bucket_start, key_id, channel, outcome, uses)"
+        " SELECT v.tenant_id, v.bucket_start, v.key_id, v.channel, v.outcome,"
+        " v.uses FROM (");
     std::vector<std::pair<const UsageRowKey*, int64_t>> chunk;
     for (; it != sums.end() && chunk.size() < kMaxUsageRowsPerUpsert; ++it) {
-      sql += chunk.empty() ? "(?, ?, ?, ?, ?, ?)" : ", (?, ?, ?, ?, ?, ?)";
+      sql += chunk.empty()
+                 ? "SELECT ? AS tenant_id, ? AS bucket_start, ? AS key_id,"
+                   " ? AS channel, ? AS outcome, ? AS uses"
+                 : " UNION ALL SELECT ?, ?, ?, ?, ?, ?";
       chunk.emplace_back(&it->first, it->second);
     }
-    sql += " ON DUPLICATE KEY UPDATE uses = uses + VALUES(uses)";
+    absl::StrAppend(&sql,
+                    ") AS v ON DUPLICATE KEY UPDATE uses = ", UsageTable(g),
+                    ".uses + v.uses");
     s.Step("add usage rollups");
     std::unique_ptr<sql::PreparedStatement> stmt = s.PrepareUncached(sql);
     int p = 1;
@@ -287,57 +297,60 @@ absl::Status MysqlAuditStore::AppendEvents(
   std::vector<PendingAuditEvent> events = input;
   for (PendingAuditEvent& e : events) NormalizeAuditEvent(e.event);
   absl::Time latest = absl::InfinitePast();  // the newest timestamp written
-  absl::Status st = Run(*pool_, "append audit events", [&](Session& s) {
-    ResolveSlugs(s, events);
-    // Tenant order = lock order (ascending); event order kept per tenant.
-    std::map<int64_t, std::vector<const PendingAuditEvent*>> by_tenant;
-    for (const PendingAuditEvent& e : events) {
-      by_tenant[e.tenant_id].push_back(&e);
-    }
-    s.Begin();
-    std::vector<ChainHead> heads;
-    heads.reserve(by_tenant.size());
-    std::vector<ChainedRow> rows;
-    rows.reserve(events.size());
-    std::vector<const UsageCount*> usage;  // per row; null: counts nothing
-    usage.reserve(events.size());
-    for (const auto& [tenant_id, list] : by_tenant) {
-      absl::StatusOr<ChainHead> head =
-          LockChainHead(s, tenant_id, kWriterChainLane);
-      if (!head.ok()) return head.status();
-      heads.push_back(*std::move(head));
-      ChainHead& h = heads.back();
-      for (const PendingAuditEvent* e : list) {
-        rows.push_back({tenant_id, &e->event, h.now,
-                        AppendToChain(&h.last, tenant_id, kWriterChainLane,
-                                      e->event, h.now)});
-        usage.push_back(e->usage.has_value() ? &*e->usage : nullptr);
-      }
-      latest = std::max(latest, h.now);
-    }
-    if (absl::Status inserted = InsertRows(s, rows); !inserted.ok()) {
-      return inserted;
-    }
-    OutboxWriter outbox(s);
-    for (const ChainedRow& r : rows) {
-      if (absl::Status st = outbox.Add(r.tenant_id, *r.event, r.created_at);
-          !st.ok()) {
-        return st;
-      }
-    }
-    for (UsageGranularity g :
-         {UsageGranularity::kHour, UsageGranularity::kDay}) {
-      if (absl::Status added = UpsertUsage(s, rows, usage, g); !added.ok()) {
-        return added;
-      }
-    }
-    size_t i = 0;
-    for (const auto& entry : by_tenant) {
-      UpdateChainHead(s, entry.first, heads[i++]);
-    }
-    s.Commit();
-    return absl::OkStatus();
-  });
+  absl::Status st =
+      Run(*pool_, "append audit events", OnConflict::kRetry, [&](Session& s) {
+        latest = absl::InfinitePast();
+        ResolveSlugs(s, events);
+        // Tenant order = lock order (ascending); event order kept per tenant.
+        std::map<int64_t, std::vector<const PendingAuditEvent*>> by_tenant;
+        for (const PendingAuditEvent& e : events) {
+          by_tenant[e.tenant_id].push_back(&e);
+        }
+        s.Begin();
+        std::vector<ChainHead> heads;
+        heads.reserve(by_tenant.size());
+        std::vector<ChainedRow> rows;
+        rows.reserve(events.size());
+        std::vector<const UsageCount*> usage;  // per row; null: counts nothing
+        usage.reserve(events.size());
+        for (const auto& [tenant_id, list] : by_tenant) {
+          absl::StatusOr<ChainHead> head =
+              LockChainHead(s, tenant_id, kWriterChainLane);
+          if (!head.ok()) return head.status();
+          heads.push_back(*std::move(head));
+          ChainHead& h = heads.back();
+          for (const PendingAuditEvent* e : list) {
+            rows.push_back({tenant_id, &e->event, h.now,
+                            AppendToChain(&h.last, tenant_id, kWriterChainLane,
+                                          e->event, h.now)});
+            usage.push_back(e->usage.has_value() ? &*e->usage : nullptr);
+          }
+          latest = std::max(latest, h.now);
+        }
+        if (absl::Status inserted = InsertRows(s, rows); !inserted.ok()) {
+          return inserted;
+        }
+        OutboxWriter outbox(s);
+        for (const ChainedRow& r : rows) {
+          if (absl::Status st = outbox.Add(r.tenant_id, *r.event, r.created_at);
+              !st.ok()) {
+            return st;
+          }
+        }
+        for (UsageGranularity g :
+             {UsageGranularity::kHour, UsageGranularity::kDay}) {
+          if (absl::Status added = UpsertUsage(s, rows, usage, g);
+              !added.ok()) {
+            return added;
+          }
+        }
+        size_t i = 0;
+        for (const auto& entry : by_tenant) {
+          UpdateChainHead(s, entry.first, heads[i++]);
+        }
+        s.Commit();
+        return absl::OkStatus();
+      });
   if (!st.ok()) return st;
 
   // Coalesced last_used_at: one statement naming each used key once, in its
@@ -347,23 +360,24 @@ absl::Status MysqlAuditStore::AppendEvents(
     if (!e.used_key_id.empty()) keys.insert(e.used_key_id);
   }
   if (keys.empty()) return absl::OkStatus();
-  return Run(*pool_, "update last_used_at", [&](Session& s) {
-    std::string sql =
-        "UPDATE api_keys SET last_used_at ="
-        " GREATEST(COALESCE(last_used_at, ?), ?) WHERE id IN (";
-    for (size_t i = 0; i < keys.size(); ++i) sql += i == 0 ? "?" : ", ?";
-    sql += ")";
-    s.Step("update last_used_at");
-    std::unique_ptr<sql::PreparedStatement> stmt = s.PrepareUncached(sql);
-    if (absl::Status b = BindTime(*stmt, 1, latest); !b.ok()) return b;
-    if (absl::Status b = BindTime(*stmt, 2, latest); !b.ok()) return b;
-    int p = 3;
-    for (const std::string& id : keys) stmt->setString(p++, id);
-    s.Update(*stmt);
-    last_used_statements_.fetch_add(1, std::memory_order_relaxed);
-    last_used_keys_.fetch_add(keys.size(), std::memory_order_relaxed);
-    return absl::OkStatus();
-  });
+  return Run(
+      *pool_, "update last_used_at", OnConflict::kRetry, [&](Session& s) {
+        std::string sql =
+            "UPDATE api_keys SET last_used_at ="
+            " GREATEST(COALESCE(last_used_at, ?), ?) WHERE id IN (";
+        for (size_t i = 0; i < keys.size(); ++i) sql += i == 0 ? "?" : ", ?";
+        sql += ")";
+        s.Step("update last_used_at");
+        std::unique_ptr<sql::PreparedStatement> stmt = s.PrepareUncached(sql);
+        if (absl::Status b = BindTime(*stmt, 1, latest); !b.ok()) return b;
+        if (absl::Status b = BindTime(*stmt, 2, latest); !b.ok()) return b;
+        int p = 3;
+        for (const std::string& id : keys) stmt->setString(p++, id);
+        s.Update(*stmt);
+        last_used_statements_.fetch_add(1, std::memory_order_relaxed);
+        last_used_keys_.fetch_add(keys.size(), std::memory_order_relaxed);
+        return absl::OkStatus();
+      });
 }
 
 absl::StatusOr<int64_t> MysqlAuditStore::PurgeOlderThanDays(int days) {

@@ -36,10 +36,34 @@ absl::StatusOr<std::unique_ptr<ChangeFeedStore>> MysqlBackend::OpenChangeFeed(
 }
 
 absl::StatusOr<Durability> MysqlBackend::CheckDurability() {
-  absl::StatusOr<int> flush = keys_->FlushLogAtTrxCommit();
-  if (!flush.ok()) return flush.status();
-  return Durability{*flush == 1,
-                    absl::StrCat("innodb_flush_log_at_trx_commit=", *flush)};
+  const MysqlOptions& options = pool_->options();
+  if (options.other_hosts.empty()) {
+    absl::StatusOr<int> flush = keys_->FlushLogAtTrxCommit();
+    if (!flush.ok()) return flush.status();
+    return Durability{*flush == 1,
+                      absl::StrCat("innodb_flush_log_at_trx_commit=", *flush)};
+  }
+  // Every node of a multi-host DSN may come to serve: each one reachable
+  // now must be durable (a node down now is not checked; it is checked
+  // when a server starts while it is up).
+  size_t answered = 0;
+  for (const MysqlHost& host : AllHosts(options)) {
+    absl::StatusOr<std::unique_ptr<MysqlKeyStore>> node =
+        MysqlKeyStore::Open(OnHost(options, host));
+    absl::StatusOr<int> flush = node.ok() ? (*node)->FlushLogAtTrxCommit()
+                                          : absl::StatusOr<int>(node.status());
+    if (!flush.ok()) continue;
+    ++answered;
+    if (*flush != 1) {
+      return Durability{false, absl::StrCat("innodb_flush_log_at_trx_commit=",
+                                            *flush, " on ", HostForLog(host))};
+    }
+  }
+  if (answered == 0) {
+    return absl::UnavailableError(
+        "no database host answered the durability check");
+  }
+  return Durability{true, "innodb_flush_log_at_trx_commit=1"};
 }
 
 }  // namespace lumo::storage

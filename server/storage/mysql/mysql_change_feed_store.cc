@@ -1,5 +1,6 @@
 #include "server/storage/mysql/mysql_change_feed_store.h"
 
+#include <cppconn/datatype.h>
 #include <cppconn/prepared_statement.h>
 #include <cppconn/resultset.h>
 
@@ -46,6 +47,31 @@ struct ReadChangesSelect {
       " ON 1 = 1 ORDER BY k.seq");
 };
 
+// The key_changes columns both feed reads select, by the same member names.
+template <typename Select>
+absl::Status ReadChange(const sql::ResultSet& rs, const Select& c,
+                        KeyChange* change) {
+  change->seq = rs.getInt64(c.seq);
+  change->tenant_id = rs.getInt64(c.tenant_id);
+  change->key_id = rs.getString(c.key_id).asStdString();
+  change->change_type = rs.getString(c.change_type).asStdString();
+  change->key_version = rs.getInt64(c.key_version);
+  absl::StatusOr<absl::Time> created = GetTime(rs, c.created_at);
+  if (!created.ok()) return created.status();
+  change->created_at = *created;
+  return absl::OkStatus();
+}
+
+// The lowest position among the live peers an acknowledgement query found;
+// INT64_MAX when it found none.
+template <typename Select>
+int64_t LowestOfLivePeers(sql::ResultSet& rs, const Select& c) {
+  if (!rs.next() || rs.getInt64(c.live_peers) == 0) {
+    return std::numeric_limits<int64_t>::max();
+  }
+  return rs.getInt64(c.applied);
+}
+
 // A feed position.
 struct PositionSelect {
   SelectList list;
@@ -68,6 +94,60 @@ struct AcknowledgedSelect {
                    " FROM replicas r WHERE NOT (r.id = ? AND r.incarnation = ?)"
                    " AND r.heartbeat_at + INTERVAL r.lease_us MICROSECOND >"
                    " UTC_TIMESTAMP(6)");
+};
+
+// The registered writers with the reader's published position in each, and
+// up to a limit of rows of each stream above it, with the longest gap
+// timeout and the database clock, in one statement. The derived table `m`
+// always has one row, so the read returns a row even without writers (then
+// the w and k columns are NULL), and a writer without new rows gives one
+// row with NULL k columns.
+struct ReadStreamsSelect {
+  SelectList list;
+  int gap_us = list.Add("m.gap_us");
+  int now = list.Add("m.now");
+  int writer = list.Add("w.incarnation");
+  int published = list.Add("COALESCE(p.applied_wseq, 0)");
+  int seq = list.Add("k.seq");
+  int wseq = list.Add("k.wseq");
+  int tenant_id = list.Add("k.tenant_id");
+  int key_id = list.Add("k.key_id");
+  int change_type = list.Add("k.change_type");
+  int key_version = list.Add("k.key_version");
+  int created_at = list.Add("k.created_at");
+  std::string sql = absl::StrCat(
+      "SELECT ", list.sql(),
+      " FROM (SELECT (SELECT COALESCE(MAX(gap_timeout_us), 0) FROM replicas)"
+      " AS gap_us, UTC_TIMESTAMP(6) AS now) m"
+      " LEFT JOIN (SELECT DISTINCT incarnation FROM replicas"
+      " WHERE incarnation <> '') w ON 1 = 1"
+      " LEFT JOIN feed_positions p ON p.reader_id = ?"
+      " AND p.reader_incarnation = ? AND p.writer = w.incarnation"
+      " LEFT JOIN (SELECT c.seq, c.writer, c.wseq, c.tenant_id, c.key_id,"
+      " c.change_type, c.key_version, c.created_at, ROW_NUMBER() OVER"
+      " (PARTITION BY c.writer ORDER BY c.wseq) AS n FROM key_changes c"
+      " LEFT JOIN feed_positions cp ON cp.reader_id = ?"
+      " AND cp.reader_incarnation = ? AND cp.writer = c.writer"
+      " WHERE c.writer IN (SELECT incarnation FROM replicas"
+      " WHERE incarnation <> '')"
+      " AND c.wseq > COALESCE(cp.applied_wseq, 0)) k"
+      " ON k.writer = w.incarnation AND k.n <= ?"
+      " ORDER BY w.incarnation, k.wseq");
+};
+
+// The lowest position in one writer's stream among the live replicas other
+// than the caller (none published: 0).
+struct StreamAcknowledgedSelect {
+  SelectList list;
+  int live_peers = list.Add("COUNT(*)");
+  int applied = list.Add("MIN(COALESCE(p.applied_wseq, 0))");
+  std::string sql = absl::StrCat(
+      "SELECT ", list.sql(),
+      " FROM replicas r LEFT JOIN feed_positions p ON p.reader_id = r.id"
+      " AND p.reader_incarnation = r.incarnation AND p.writer = ?"
+      " WHERE NOT (r.id = ? AND r.incarnation = ?)"
+      " AND r.heartbeat_at + INTERVAL r.lease_us MICROSECOND >"
+      " UTC_TIMESTAMP(6)");
 };
 
 // The single value of a query without parameters that returns one row.
@@ -127,14 +207,9 @@ absl::StatusOr<FeedRead> MysqlChangeFeedStore::ReadChanges(
           }
           if (rs->isNull(c.seq)) continue;  // nothing new
           KeyChange change;
-          change.seq = rs->getInt64(c.seq);
-          change.tenant_id = rs->getInt64(c.tenant_id);
-          change.key_id = rs->getString(c.key_id).asStdString();
-          change.change_type = rs->getString(c.change_type).asStdString();
-          change.key_version = rs->getInt64(c.key_version);
-          absl::StatusOr<absl::Time> created = GetTime(*rs, c.created_at);
-          if (!created.ok()) return created.status();
-          change.created_at = *created;
+          if (absl::Status st = ReadChange(*rs, c, &change); !st.ok()) {
+            return st;
+          }
           out.changes.push_back(std::move(change));
         }
         if (first) return absl::InternalError("the feed read returned no row");
@@ -185,18 +260,25 @@ absl::StatusOr<FeedPosition> MysqlChangeFeedStore::StartingPoint(
 absl::StatusOr<int64_t> MysqlChangeFeedStore::Announce(
     const KeyChange& change) {
   int64_t seq = 0;
-  absl::Status status =
-      Run(*pool_, "announce key change", [&](Session& s) -> absl::Status {
+  absl::Status status = Run(
+      *pool_, "announce key change", OnConflict::kRetry,
+      [&](Session& s) -> absl::Status {
         s.Begin();
         s.Step("insert key change");
         sql::PreparedStatement& insert = s.Prepare(
-            "INSERT INTO key_changes (tenant_id, key_id, change_type,"
-            " key_version, announcement, created_at)"
-            " VALUES (?, ?, ?, ?, 1, UTC_TIMESTAMP(6))");
-        insert.setInt64(1, change.tenant_id);
-        insert.setString(2, change.key_id);
-        insert.setString(3, change.change_type);
-        insert.setInt64(4, change.key_version);
+            "INSERT INTO key_changes (writer, wseq, tenant_id, key_id,"
+            " change_type, key_version, announcement, created_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, 1, UTC_TIMESTAMP(6))");
+        insert.setString(1, change.writer);
+        if (change.writer.empty()) {
+          insert.setNull(2, sql::DataType::BIGINT);
+        } else {
+          insert.setInt64(2, change.wseq);
+        }
+        insert.setInt64(3, change.tenant_id);
+        insert.setString(4, change.key_id);
+        insert.setString(5, change.change_type);
+        insert.setInt64(6, change.key_version);
         s.Update(insert);
         s.Step("read seq");
         sql::PreparedStatement& read = s.Prepare("SELECT LAST_INSERT_ID()");
@@ -217,70 +299,93 @@ absl::StatusOr<int64_t> MysqlChangeFeedStore::Announce(
 
 absl::Status MysqlChangeFeedStore::Register(const ReplicaRegistration& replica,
                                             absl::Duration prune_after) {
-  return Run(*pool_, "register replica", [&](Session& s) -> absl::Status {
-    s.Step("prune replicas");
-    sql::PreparedStatement& prune = s.Prepare(
-        "DELETE FROM replicas WHERE heartbeat_at < UTC_TIMESTAMP(6) -"
-        " INTERVAL (lease_us + ?) MICROSECOND");
-    prune.setInt64(1, Micros(prune_after));
-    s.Update(prune);
-    s.Step("insert replica");
-    sql::PreparedStatement& insert = s.Prepare(
-        "REPLACE INTO replicas (id, incarnation, address, hostname, pid,"
-        " started_at, heartbeat_at, lease_us, gap_timeout_us, applied_seq,"
-        " anchor_seq, anchor_created_at) VALUES (?, ?, ?, ?, ?,"
-        " UTC_TIMESTAMP(6), UTC_TIMESTAMP(6), ?, ?, ?, ?, ?)");
-    insert.setString(1, replica.name.id);
-    insert.setString(2, replica.name.incarnation);
-    insert.setString(3, core::TruncateUtf8(replica.address, 255));
-    insert.setString(4, core::TruncateUtf8(replica.hostname, 255));
-    insert.setInt64(5, replica.pid);
-    insert.setInt64(6, Micros(replica.lease));
-    insert.setInt64(7, Micros(replica.gap_timeout));
-    insert.setInt64(8, replica.applied_seq);
-    insert.setInt64(9, replica.anchor.seq);
-    if (absl::Status st = BindTime(insert, 10, replica.anchor.created_at);
-        !st.ok()) {
-      return st;
-    }
-    s.Update(insert);
-    return absl::OkStatus();
-  });
+  return Run(
+      *pool_, "register replica", OnConflict::kRetry,
+      [&](Session& s) -> absl::Status {
+        s.Step("prune replicas");
+        sql::PreparedStatement& prune = s.Prepare(
+            "DELETE FROM replicas WHERE heartbeat_at < UTC_TIMESTAMP(6) -"
+            " INTERVAL (lease_us + ?) MICROSECOND");
+        prune.setInt64(1, Micros(prune_after));
+        s.Update(prune);
+        s.Step("insert replica");
+        sql::PreparedStatement& insert = s.Prepare(
+            "REPLACE INTO replicas (id, incarnation, address, hostname, pid,"
+            " started_at, heartbeat_at, lease_us, gap_timeout_us, applied_seq,"
+            " anchor_seq, anchor_created_at) VALUES (?, ?, ?, ?, ?,"
+            " UTC_TIMESTAMP(6), UTC_TIMESTAMP(6), ?, ?, ?, ?, ?)");
+        insert.setString(1, replica.name.id);
+        insert.setString(2, replica.name.incarnation);
+        insert.setString(3, core::TruncateUtf8(replica.address, 255));
+        insert.setString(4, core::TruncateUtf8(replica.hostname, 255));
+        insert.setInt64(5, replica.pid);
+        insert.setInt64(6, Micros(replica.lease));
+        insert.setInt64(7, Micros(replica.gap_timeout));
+        insert.setInt64(8, replica.applied_seq);
+        insert.setInt64(9, replica.anchor.seq);
+        if (absl::Status st = BindTime(insert, 10, replica.anchor.created_at);
+            !st.ok()) {
+          return st;
+        }
+        s.Update(insert);
+        s.Step("prune stream positions");
+        s.Update(s.Prepare(
+            "DELETE FROM feed_positions WHERE NOT EXISTS (SELECT 1 FROM"
+            " replicas r WHERE r.id = feed_positions.reader_id AND"
+            " r.incarnation = feed_positions.reader_incarnation) OR NOT"
+            " EXISTS (SELECT 1 FROM replicas w WHERE w.incarnation ="
+            " feed_positions.writer)"));
+        return absl::OkStatus();
+      });
 }
 
 absl::Status MysqlChangeFeedStore::Heartbeat(const ReplicaName& replica,
                                              int64_t applied_seq,
                                              const FeedPosition& anchor) {
-  return Run(*pool_, "replica heartbeat", [&](Session& s) -> absl::Status {
-    sql::PreparedStatement& stmt = s.Prepare(
-        "UPDATE replicas SET heartbeat_at = UTC_TIMESTAMP(6), applied_seq = ?,"
-        " anchor_seq = ?, anchor_created_at = ?"
-        " WHERE id = ? AND incarnation = ?");
-    stmt.setInt64(1, applied_seq);
-    stmt.setInt64(2, anchor.seq);
-    if (absl::Status st = BindTime(stmt, 3, anchor.created_at); !st.ok()) {
-      return st;
-    }
-    stmt.setString(4, replica.id);
-    stmt.setString(5, replica.incarnation);
-    // CLIENT_FOUND_ROWS is not set: an unchanged row still counts because
-    // heartbeat_at always changes.
-    if (s.Update(stmt) == 0) {
-      return absl::NotFoundError("replica row is gone");
-    }
-    return absl::OkStatus();
-  });
+  return Run(*pool_, "replica heartbeat", OnConflict::kRetry,
+             [&](Session& s) -> absl::Status {
+               sql::PreparedStatement& stmt = s.Prepare(
+                   "UPDATE replicas SET heartbeat_at = UTC_TIMESTAMP(6), "
+                   "applied_seq = ?,"
+                   " anchor_seq = ?, anchor_created_at = ?"
+                   " WHERE id = ? AND incarnation = ?");
+               stmt.setInt64(1, applied_seq);
+               stmt.setInt64(2, anchor.seq);
+               if (absl::Status st = BindTime(stmt, 3, anchor.created_at);
+                   !st.ok()) {
+                 return st;
+               }
+               stmt.setString(4, replica.id);
+               stmt.setString(5, replica.incarnation);
+               // CLIENT_FOUND_ROWS is not set: an unchanged row still counts
+               // because heartbeat_at always changes.
+               if (s.Update(stmt) == 0) {
+                 return absl::NotFoundError("replica row is gone");
+               }
+               return absl::OkStatus();
+             });
 }
 
 absl::Status MysqlChangeFeedStore::Deregister(const ReplicaName& replica) {
-  return Run(*pool_, "deregister replica", [&](Session& s) -> absl::Status {
-    sql::PreparedStatement& stmt =
-        s.Prepare("DELETE FROM replicas WHERE id = ? AND incarnation = ?");
-    stmt.setString(1, replica.id);
-    stmt.setString(2, replica.incarnation);
-    s.Update(stmt);
-    return absl::OkStatus();
-  });
+  return Run(*pool_, "deregister replica", OnConflict::kRetry,
+             [&](Session& s) -> absl::Status {
+               s.Begin();
+               s.Step("delete replica");
+               sql::PreparedStatement& stmt = s.Prepare(
+                   "DELETE FROM replicas WHERE id = ? AND incarnation = ?");
+               stmt.setString(1, replica.id);
+               stmt.setString(2, replica.incarnation);
+               s.Update(stmt);
+               s.Step("delete stream positions");
+               sql::PreparedStatement& positions = s.Prepare(
+                   "DELETE FROM feed_positions WHERE reader_id = ? AND"
+                   " reader_incarnation = ?");
+               positions.setString(1, replica.id);
+               positions.setString(2, replica.incarnation);
+               s.Update(positions);
+               s.Commit();
+               return absl::OkStatus();
+             });
 }
 
 absl::StatusOr<int64_t> MysqlChangeFeedStore::AcknowledgedThrough(
@@ -296,11 +401,98 @@ absl::StatusOr<int64_t> MysqlChangeFeedStore::AcknowledgedThrough(
         stmt.setString(1, self.id);
         stmt.setString(2, self.incarnation);
         std::unique_ptr<sql::ResultSet> rs = s.Query(stmt);
-        if (!rs->next() || rs->getInt64(c.live_peers) == 0) {
-          through = std::numeric_limits<int64_t>::max();
-        } else {
-          through = rs->getInt64(c.applied);
+        through = LowestOfLivePeers(*rs, c);
+        return absl::OkStatus();
+      });
+  if (!status.ok()) return status;
+  return through;
+}
+
+absl::StatusOr<StreamRead> MysqlChangeFeedStore::ReadStreams(
+    const ReplicaName& reader, int limit) {
+  StreamRead out;
+  absl::Status status =
+      Run(*pool_, "read key change streams", [&](Session& s) -> absl::Status {
+        out = StreamRead();
+        const ReadStreamsSelect& c = SelectOf<ReadStreamsSelect>();
+        sql::PreparedStatement& stmt = s.Prepare(c.sql);
+        stmt.setString(1, reader.id);
+        stmt.setString(2, reader.incarnation);
+        stmt.setString(3, reader.id);
+        stmt.setString(4, reader.incarnation);
+        stmt.setInt(5, limit);
+        std::unique_ptr<sql::ResultSet> rs = s.Query(stmt);
+        bool first = true;
+        while (rs->next()) {
+          if (first) {
+            first = false;
+            out.max_gap_timeout = absl::Microseconds(rs->getInt64(c.gap_us));
+            absl::StatusOr<absl::Time> now = GetTime(*rs, c.now);
+            if (!now.ok()) return now.status();
+            out.db_now = *now;
+          }
+          if (rs->isNull(c.writer)) continue;
+          const std::string writer = rs->getString(c.writer).asStdString();
+          if (out.published.empty() || out.published.back().writer != writer) {
+            out.published.push_back({writer, rs->getInt64(c.published)});
+          }
+          if (rs->isNull(c.seq)) continue;
+          KeyChange change;
+          if (absl::Status st = ReadChange(*rs, c, &change); !st.ok()) {
+            return st;
+          }
+          change.writer = writer;
+          change.wseq = rs->getInt64(c.wseq);
+          out.changes.push_back(std::move(change));
         }
+        if (first) return absl::InternalError("stream read returned no row");
+        return absl::OkStatus();
+      });
+  if (!status.ok()) return status;
+  return out;
+}
+
+absl::Status MysqlChangeFeedStore::PublishPositions(
+    const ReplicaName& reader, const std::vector<StreamPosition>& positions) {
+  if (positions.empty()) return absl::OkStatus();
+  return Run(*pool_, "publish stream positions", OnConflict::kRetry,
+             [&](Session& s) -> absl::Status {
+               s.Begin();
+               s.Step("upsert stream position");
+               sql::PreparedStatement& upsert = s.Prepare(
+                   "INSERT INTO feed_positions (reader_id, reader_incarnation,"
+                   " writer, applied_wseq) VALUES (?, ?, ?, ?)"
+                   " ON DUPLICATE KEY UPDATE applied_wseq = ?");
+               for (const StreamPosition& position : positions) {
+                 upsert.setString(1, reader.id);
+                 upsert.setString(2, reader.incarnation);
+                 upsert.setString(3, position.writer);
+                 upsert.setInt64(4, position.wseq);
+                 upsert.setInt64(5, position.wseq);
+                 s.Update(upsert);
+               }
+               s.Commit();
+               return absl::OkStatus();
+             });
+}
+
+absl::Status MysqlChangeFeedStore::AppendVoid(const StreamPosition& slot) {
+  return InsertVoidRow(*pool_, slot.writer, slot.wseq);
+}
+
+absl::StatusOr<int64_t> MysqlChangeFeedStore::StreamAcknowledgedThrough(
+    const ReplicaName& self, absl::string_view writer) {
+  int64_t through = 0;
+  absl::Status status = Run(
+      *pool_, "read stream acknowledgements", [&](Session& s) -> absl::Status {
+        const StreamAcknowledgedSelect& c =
+            SelectOf<StreamAcknowledgedSelect>();
+        sql::PreparedStatement& stmt = s.Prepare(c.sql);
+        stmt.setString(1, std::string(writer));
+        stmt.setString(2, self.id);
+        stmt.setString(3, self.incarnation);
+        std::unique_ptr<sql::ResultSet> rs = s.Query(stmt);
+        through = LowestOfLivePeers(*rs, c);
         return absl::OkStatus();
       });
   if (!status.ok()) return status;

@@ -39,6 +39,14 @@ class MysqlChangeFeedStore : public ChangeFeedStore {
   absl::Status Deregister(const ReplicaName& replica) override;
   absl::StatusOr<int64_t> LiveReplicas() override;
   absl::StatusOr<int64_t> AcknowledgedThrough(const ReplicaName& self) override;
+  absl::StatusOr<StreamRead> ReadStreams(const ReplicaName& reader,
+                                         int limit) override;
+  absl::Status PublishPositions(
+      const ReplicaName& reader,
+      const std::vector<StreamPosition>& positions) override;
+  absl::Status AppendVoid(const StreamPosition& slot) override;
+  absl::StatusOr<int64_t> StreamAcknowledgedThrough(
+      const ReplicaName& self, absl::string_view writer) override;
 
  private:
   std::shared_ptr<ConnectionPool> pool_;

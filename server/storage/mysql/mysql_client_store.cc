@@ -286,73 +286,75 @@ absl::Status MysqlClientStore::Insert(
   if (!lists.ok()) return lists.status();
 
   absl::Status status =
-      Run(*pool_, "insert client", [&](Session& s) -> absl::Status {
-        s.Begin();
-        if (registration.has_value()) {
-          // A shared lock on the tenant row orders this insert after any
-          // settings change in flight (UpdateSettings locks it exclusively)
-          // and is the lock the foreign-key check takes anyway.
-          s.Step("lock tenant");
-          sql::PreparedStatement& tenant = s.Prepare(
-              "SELECT id FROM tenants WHERE id = ? LOCK IN SHARE MODE");
-          tenant.setInt64(1, client.tenant_id);
-          std::unique_ptr<sql::ResultSet> found = s.Query(tenant);
-          if (!found->next()) return absl::NotFoundError("tenant not found");
-          found.reset();
-          TenantSettings settings;
-          if (absl::Status st =
-                  ReadSettings(s, client.tenant_id, /*lock=*/true, &settings);
-              !st.ok()) {
-            return st;
-          }
-          if (!settings.dynamic_registration.enabled) {
-            return absl::FailedPreconditionError(
-                "dynamic registration is disabled");
-          }
-          if (*registration == RegistrationAuth::kAnonymous &&
-              settings.dynamic_registration.require_api_key) {
-            return absl::FailedPreconditionError(
-                "dynamic registration requires an API key");
-          }
-        }
-        s.Step("insert client");
-        sql::PreparedStatement& stmt = s.Prepare(kInsertClientSql);
-        const ClientFields& f = client.fields;
-        int i = 1;
-        stmt.setString(i++, client.id);
-        stmt.setInt64(i++, client.tenant_id);
-        stmt.setString(i++, client.client_id);
-        stmt.setString(i++, f.name);
-        if (client.secret.has_value()) {
-          stmt.setString(
-              i++, std::string(core::AsStringView(client.secret->digest)));
-          stmt.setInt(i++, client.secret->pepper_version);
-        } else {
-          stmt.setNull(i++, sql::DataType::BINARY);
-          stmt.setNull(i++, sql::DataType::INTEGER);
-        }
-        stmt.setString(i++, lists->redirect_uris);
-        stmt.setString(i++, lists->post_logout_redirect_uris);
-        stmt.setString(i++, lists->scopes);
-        stmt.setString(i++, lists->grant_types);
-        stmt.setString(i++, lists->response_types);
-        stmt.setString(i++, f.application_type);
-        stmt.setString(i++, f.token_endpoint_auth_method);
-        stmt.setString(i++, f.client_uri);
-        stmt.setString(i++, f.logo_uri);
-        stmt.setInt(i++, f.is_public() ? 1 : 0);
-        stmt.setInt(i++, f.pkce_required ? 1 : 0);
-        stmt.setString(i++, client.created_via);
-        stmt.setString(i++, client.created_by_type);
-        stmt.setString(i++, client.created_by_id);
-        s.Update(stmt);
-        if (absl::Status st = InsertAudit(s, client.tenant_id, event);
-            !st.ok()) {
-          return st;
-        }
-        s.Commit();
-        return absl::OkStatus();
-      });
+      Run(*pool_, "insert client", OnConflict::kRetry,
+          [&](Session& s) -> absl::Status {
+            s.Begin();
+            if (registration.has_value()) {
+              // A shared lock on the tenant row orders this insert after any
+              // settings change in flight (UpdateSettings locks it exclusively)
+              // and is the lock the foreign-key check takes anyway.
+              s.Step("lock tenant");
+              sql::PreparedStatement& tenant = s.Prepare(
+                  "SELECT id FROM tenants WHERE id = ? LOCK IN SHARE MODE");
+              tenant.setInt64(1, client.tenant_id);
+              std::unique_ptr<sql::ResultSet> found = s.Query(tenant);
+              if (!found->next())
+                return absl::NotFoundError("tenant not found");
+              found.reset();
+              TenantSettings settings;
+              if (absl::Status st = ReadSettings(s, client.tenant_id,
+                                                 /*lock=*/true, &settings);
+                  !st.ok()) {
+                return st;
+              }
+              if (!settings.dynamic_registration.enabled) {
+                return absl::FailedPreconditionError(
+                    "dynamic registration is disabled");
+              }
+              if (*registration == RegistrationAuth::kAnonymous &&
+                  settings.dynamic_registration.require_api_key) {
+                return absl::FailedPreconditionError(
+                    "dynamic registration requires an API key");
+              }
+            }
+            s.Step("insert client");
+            sql::PreparedStatement& stmt = s.Prepare(kInsertClientSql);
+            const ClientFields& f = client.fields;
+            int i = 1;
+            stmt.setString(i++, client.id);
+            stmt.setInt64(i++, client.tenant_id);
+            stmt.setString(i++, client.client_id);
+            stmt.setString(i++, f.name);
+            if (client.secret.has_value()) {
+              stmt.setString(
+                  i++, std::string(core::AsStringView(client.secret->digest)));
+              stmt.setInt(i++, client.secret->pepper_version);
+            } else {
+              stmt.setNull(i++, sql::DataType::BINARY);
+              stmt.setNull(i++, sql::DataType::INTEGER);
+            }
+            stmt.setString(i++, lists->redirect_uris);
+            stmt.setString(i++, lists->post_logout_redirect_uris);
+            stmt.setString(i++, lists->scopes);
+            stmt.setString(i++, lists->grant_types);
+            stmt.setString(i++, lists->response_types);
+            stmt.setString(i++, f.application_type);
+            stmt.setString(i++, f.token_endpoint_auth_method);
+            stmt.setString(i++, f.client_uri);
+            stmt.setString(i++, f.logo_uri);
+            stmt.setInt(i++, f.is_public() ? 1 : 0);
+            stmt.setInt(i++, f.pkce_required ? 1 : 0);
+            stmt.setString(i++, client.created_via);
+            stmt.setString(i++, client.created_by_type);
+            stmt.setString(i++, client.created_by_id);
+            s.Update(stmt);
+            if (absl::Status st = InsertAudit(s, client.tenant_id, event);
+                !st.ok()) {
+              return st;
+            }
+            s.Commit();
+            return absl::OkStatus();
+          });
   if (status.code() == absl::StatusCode::kFailedPrecondition &&
       !registration.has_value()) {
     // The foreign key to tenants failed.
@@ -462,8 +464,9 @@ absl::StatusOr<ClientRecord> MysqlClientStore::UpdateClient(
   absl::StatusOr<JoinedLists> lists = Join(fields);
   if (!lists.ok()) return lists.status();
   ClientRecord client;
-  absl::Status status =
-      Run(*pool_, "update client", [&](Session& s) -> absl::Status {
+  absl::Status status = Run(
+      *pool_, "update client", OnConflict::kRetry,
+      [&](Session& s) -> absl::Status {
         s.Begin();
         if (absl::Status st = LockClient(s, tenant_id, id, &client); !st.ok()) {
           return st;
@@ -514,8 +517,9 @@ absl::StatusOr<ClientRecord> MysqlClientStore::RotateClientSecret(
     int64_t tenant_id, absl::string_view id, const StoredSecret& secret,
     const AuditEvent& event) {
   ClientRecord client;
-  absl::Status status =
-      Run(*pool_, "rotate client secret", [&](Session& s) -> absl::Status {
+  absl::Status status = Run(
+      *pool_, "rotate client secret", OnConflict::kRetry,
+      [&](Session& s) -> absl::Status {
         s.Begin();
         if (absl::Status st = LockClient(s, tenant_id, id, &client); !st.ok()) {
           return st;
@@ -550,8 +554,9 @@ absl::StatusOr<ClientRecord> MysqlClientStore::SetClientActive(
     const AuditEvent& event, bool* changed) {
   ClientRecord client;
   bool wrote = false;
-  absl::Status status =
-      Run(*pool_, "set client active", [&](Session& s) -> absl::Status {
+  absl::Status status = Run(
+      *pool_, "set client active", OnConflict::kRetry,
+      [&](Session& s) -> absl::Status {
         wrote = false;
         s.Begin();
         if (absl::Status st = LockClient(s, tenant_id, id, &client); !st.ok()) {
@@ -587,27 +592,29 @@ absl::StatusOr<ClientRecord> MysqlClientStore::SetClientActive(
 absl::Status MysqlClientStore::DeleteClient(int64_t tenant_id,
                                             absl::string_view id,
                                             const AuditEvent& event) {
-  return Run(*pool_, "delete client", [&](Session& s) -> absl::Status {
-    s.Begin();
-    ClientRecord client;
-    if (absl::Status st = LockClient(s, tenant_id, id, &client); !st.ok()) {
-      return st;
-    }
-    s.Step("delete client");
-    sql::PreparedStatement& stmt =
-        s.Prepare("DELETE FROM oauth_clients WHERE tenant_id = ? AND id = ?");
-    stmt.setInt64(1, tenant_id);
-    stmt.setString(2, client.id);
-    if (s.Update(stmt) != 1) {
-      return absl::InternalError(
-          "delete client: the locked row was not deleted");
-    }
-    if (absl::Status st = InsertAudit(s, tenant_id, event); !st.ok()) {
-      return st;
-    }
-    s.Commit();
-    return absl::OkStatus();
-  });
+  return Run(
+      *pool_, "delete client", OnConflict::kRetry,
+      [&](Session& s) -> absl::Status {
+        s.Begin();
+        ClientRecord client;
+        if (absl::Status st = LockClient(s, tenant_id, id, &client); !st.ok()) {
+          return st;
+        }
+        s.Step("delete client");
+        sql::PreparedStatement& stmt = s.Prepare(
+            "DELETE FROM oauth_clients WHERE tenant_id = ? AND id = ?");
+        stmt.setInt64(1, tenant_id);
+        stmt.setString(2, client.id);
+        if (s.Update(stmt) != 1) {
+          return absl::InternalError(
+              "delete client: the locked row was not deleted");
+        }
+        if (absl::Status st = InsertAudit(s, tenant_id, event); !st.ok()) {
+          return st;
+        }
+        s.Commit();
+        return absl::OkStatus();
+      });
 }
 
 absl::StatusOr<TenantSettings> MysqlClientStore::GetSettings(
@@ -626,8 +633,9 @@ absl::StatusOr<TenantSettings> MysqlClientStore::UpdateSettings(
     bool* changed) {
   TenantSettings settings;
   bool wrote = false;
-  absl::Status status =
-      Run(*pool_, "update settings", [&](Session& s) -> absl::Status {
+  absl::Status status = Run(
+      *pool_, "update settings", OnConflict::kRetry,
+      [&](Session& s) -> absl::Status {
         wrote = false;
         s.Begin();
         // Lock the tenant row first: it exists for every live tenant, so
@@ -668,25 +676,24 @@ absl::StatusOr<TenantSettings> MysqlClientStore::UpdateSettings(
             " key_expiry_warning_days, key_inactive_after_days, version,"
             " updated_at)"
             " VALUES (?, ?, ?, ?, ?, ?, ?, ?, 1, UTC_TIMESTAMP(6))"
-            " ON DUPLICATE KEY UPDATE"
-            " dynamic_registration_enabled = "
-            "VALUES(dynamic_registration_enabled),"
-            " dynamic_registration_require_api_key ="
-            " VALUES(dynamic_registration_require_api_key),"
-            " key_require_expiry = VALUES(key_require_expiry),"
-            " key_max_lifetime_days = VALUES(key_max_lifetime_days),"
-            " key_rotation_period_days = VALUES(key_rotation_period_days),"
-            " key_expiry_warning_days = VALUES(key_expiry_warning_days),"
-            " key_inactive_after_days = VALUES(key_inactive_after_days),"
-            " version = version + 1, updated_at = VALUES(updated_at)");
+            " ON DUPLICATE KEY UPDATE dynamic_registration_enabled = ?,"
+            " dynamic_registration_require_api_key = ?,"
+            " key_require_expiry = ?, key_max_lifetime_days = ?,"
+            " key_rotation_period_days = ?, key_expiry_warning_days = ?,"
+            " key_inactive_after_days = ?,"
+            " version = version + 1, updated_at = UTC_TIMESTAMP(6)");
         upsert.setInt64(1, tenant_id);
-        upsert.setInt(2, next.enabled ? 1 : 0);
-        upsert.setInt(3, next.require_api_key ? 1 : 0);
-        upsert.setInt(4, policy.require_expiry ? 1 : 0);
-        upsert.setInt(5, policy.max_lifetime_days);
-        upsert.setInt(6, policy.rotation_period_days);
-        upsert.setInt(7, policy.expiry_warning_days);
-        upsert.setInt(8, policy.inactive_after_days);
+        // The update half binds the values again rather than using
+        // VALUES(column), which MySQL 8.0 deprecates.
+        for (int offset : {0, 7}) {
+          upsert.setInt(2 + offset, next.enabled ? 1 : 0);
+          upsert.setInt(3 + offset, next.require_api_key ? 1 : 0);
+          upsert.setInt(4 + offset, policy.require_expiry ? 1 : 0);
+          upsert.setInt(5 + offset, policy.max_lifetime_days);
+          upsert.setInt(6 + offset, policy.rotation_period_days);
+          upsert.setInt(7 + offset, policy.expiry_warning_days);
+          upsert.setInt(8 + offset, policy.inactive_after_days);
+        }
         s.Update(upsert);
         if (absl::Status st = InsertAudit(s, tenant_id, event); !st.ok()) {
           return st;

@@ -26,9 +26,11 @@ constexpr char kInsertHeadSql[] =
 constexpr char kSlotsSql[] =
     "SELECT slot, granted FROM limit_windows WHERE counter_key = ?"
     " ORDER BY slot";
+// The upserts bind their values again for the update half rather than
+// use VALUES(column), which MySQL 8.0 deprecates.
 constexpr char kAddToSlotSql[] =
     "INSERT INTO limit_windows (counter_key, slot, granted) VALUES (?, ?, ?)"
-    " ON DUPLICATE KEY UPDATE granted = granted + VALUES(granted)";
+    " ON DUPLICATE KEY UPDATE granted = granted + ?";
 constexpr char kPruneSlotsSql[] =
     "DELETE FROM limit_windows WHERE counter_key = ? AND slot < ?";
 constexpr char kReturnToSlotSql[] =
@@ -40,8 +42,7 @@ constexpr char kLockBucketSql[] =
     " FOR UPDATE";
 constexpr char kUpsertBucketSql[] =
     "INSERT INTO limit_buckets (counter_key, tokens, updated_us)"
-    " VALUES (?, ?, ?) ON DUPLICATE KEY UPDATE tokens = VALUES(tokens),"
-    " updated_us = VALUES(updated_us)";
+    " VALUES (?, ?, ?) ON DUPLICATE KEY UPDATE tokens = ?, updated_us = ?";
 
 struct QuotaSelect {
   SelectList list;
@@ -56,10 +57,8 @@ constexpr char kUpsertQuotaSql[] =
     "INSERT INTO key_quotas (key_id, tenant_id, remaining, refill_amount,"
     " refill_interval_ms, period_start_us, epoch)"
     " VALUES (?, ?, ?, ?, ?, ?, 0)"
-    " ON DUPLICATE KEY UPDATE remaining = VALUES(remaining),"
-    " refill_amount = VALUES(refill_amount),"
-    " refill_interval_ms = VALUES(refill_interval_ms),"
-    " period_start_us = VALUES(period_start_us), epoch = epoch + 1";
+    " ON DUPLICATE KEY UPDATE remaining = ?, refill_amount = ?,"
+    " refill_interval_ms = ?, period_start_us = ?, epoch = epoch + 1";
 constexpr char kUpdateQuotaSql[] =
     "UPDATE key_quotas SET remaining = ?, period_start_us = ?, epoch = ?"
     " WHERE key_id = ?";
@@ -139,71 +138,78 @@ absl::StatusOr<WindowLease> MysqlCounterStore::LeaseWindow(
   if (absl::Status s = CheckCounterKey(counter); !s.ok()) return s;
   if (absl::Status s = CheckWindowLease(spec, want, debt); !s.ok()) return s;
   WindowLease out;
+  // Retry-safe: read and written inside the transaction, `out` afresh. The
+  // first leases of a new counter from several replicas at once deadlock on
+  // its head row (gap locks of the locking read that finds no row, then the
+  // inserts), and on Galera they also lose certification: the random pause
+  // between attempts keeps them from meeting again in step.
   absl::Status status =
-      Run(*pool_, "lease window", [&](Session& s) -> absl::Status {
-        out = WindowLease();
-        s.Begin();
-        s.Step("lock counter");
-        sql::PreparedStatement& lock = s.Prepare(kLockHeadSql);
-        lock.setString(1, Str(counter));
-        if (!s.Query(lock)->next()) {
-          s.Step("insert counter");
-          sql::PreparedStatement& insert = s.Prepare(kInsertHeadSql);
-          insert.setString(1, Str(counter));
-          s.Update(insert);
-          s.Step("lock counter");
-          if (!s.Query(lock)->next()) {
-            return absl::InternalError("counter head vanished");
-          }
-        }
-        absl::StatusOr<absl::Time> now = DbNow(s);
-        if (!now.ok()) return now.status();
-        out.db_now = *now;
-        out.slot = SlotOf(out.db_now, spec.slot);
-        out.slot_end = SlotStart(out.slot + 1, spec.slot);
-        const int64_t first = FirstCountedSlot(out.slot);
-        s.Step("read slots");
-        sql::PreparedStatement& read = s.Prepare(kSlotsSql);
-        read.setString(1, Str(counter));
-        std::unique_ptr<sql::ResultSet> rs = s.Query(read);
-        int64_t used = debt;
-        int64_t oldest = out.slot;
-        bool stale = false;
-        bool seen = false;
-        while (rs->next()) {
-          const int64_t slot = rs->getInt64(1);
-          const int64_t granted = rs->getInt64(2);
-          if (slot < first) {
-            stale = true;
-            continue;
-          }
-          used += granted;
-          if (granted > 0 && !seen) {
-            oldest = slot;
-            seen = true;
-          }
-        }
-        out.granted = std::clamp<int64_t>(spec.limit - used, 0, want);
-        out.used = used + out.granted;
-        if (debt + out.granted > 0) {
-          s.Step("add to slot");
-          sql::PreparedStatement& add = s.Prepare(kAddToSlotSql);
-          add.setString(1, Str(counter));
-          add.setInt64(2, out.slot);
-          add.setInt64(3, debt + out.granted);
-          s.Update(add);
-        }
-        out.reset = WindowReset(oldest, spec.slot);
-        if (stale) {
-          s.Step("prune slots");
-          sql::PreparedStatement& prune = s.Prepare(kPruneSlotsSql);
-          prune.setString(1, Str(counter));
-          prune.setInt64(2, first);
-          s.Update(prune);
-        }
-        s.Commit();
-        return absl::OkStatus();
-      });
+      Run(*pool_, "lease window", OnConflict::kRetry,
+          [&](Session& s) -> absl::Status {
+            out = WindowLease();
+            s.Begin();
+            s.Step("lock counter");
+            sql::PreparedStatement& lock = s.Prepare(kLockHeadSql);
+            lock.setString(1, Str(counter));
+            if (!s.Query(lock)->next()) {
+              s.Step("insert counter");
+              sql::PreparedStatement& insert = s.Prepare(kInsertHeadSql);
+              insert.setString(1, Str(counter));
+              s.Update(insert);
+              s.Step("lock counter");
+              if (!s.Query(lock)->next()) {
+                return absl::InternalError("counter head vanished");
+              }
+            }
+            absl::StatusOr<absl::Time> now = DbNow(s);
+            if (!now.ok()) return now.status();
+            out.db_now = *now;
+            out.slot = SlotOf(out.db_now, spec.slot);
+            out.slot_end = SlotStart(out.slot + 1, spec.slot);
+            const int64_t first = FirstCountedSlot(out.slot);
+            s.Step("read slots");
+            sql::PreparedStatement& read = s.Prepare(kSlotsSql);
+            read.setString(1, Str(counter));
+            std::unique_ptr<sql::ResultSet> rs = s.Query(read);
+            int64_t used = debt;
+            int64_t oldest = out.slot;
+            bool stale = false;
+            bool seen = false;
+            while (rs->next()) {
+              const int64_t slot = rs->getInt64(1);
+              const int64_t granted = rs->getInt64(2);
+              if (slot < first) {
+                stale = true;
+                continue;
+              }
+              used += granted;
+              if (granted > 0 && !seen) {
+                oldest = slot;
+                seen = true;
+              }
+            }
+            out.granted = std::clamp<int64_t>(spec.limit - used, 0, want);
+            out.used = used + out.granted;
+            if (debt + out.granted > 0) {
+              s.Step("add to slot");
+              sql::PreparedStatement& add = s.Prepare(kAddToSlotSql);
+              add.setString(1, Str(counter));
+              add.setInt64(2, out.slot);
+              add.setInt64(3, debt + out.granted);
+              add.setInt64(4, debt + out.granted);
+              s.Update(add);
+            }
+            out.reset = WindowReset(oldest, spec.slot);
+            if (stale) {
+              s.Step("prune slots");
+              sql::PreparedStatement& prune = s.Prepare(kPruneSlotsSql);
+              prune.setString(1, Str(counter));
+              prune.setInt64(2, first);
+              s.Update(prune);
+            }
+            s.Commit();
+            return absl::OkStatus();
+          });
   if (!status.ok()) return status;
   return out;
 }
@@ -247,8 +253,10 @@ void StoreBucket(Session& s, absl::string_view counter, const BucketRow& row) {
   s.Step("store bucket");
   sql::PreparedStatement& stmt = s.Prepare(kUpsertBucketSql);
   stmt.setString(1, Str(counter));
-  stmt.setDouble(2, row.tokens);
-  stmt.setInt64(3, Micros(row.updated));
+  for (int offset : {0, 2}) {
+    stmt.setDouble(2 + offset, row.tokens);
+    stmt.setInt64(3 + offset, Micros(row.updated));
+  }
   s.Update(stmt);
 }
 
@@ -317,15 +325,18 @@ absl::StatusOr<QuotaState> MysqlCounterStore::SetQuota(
         sql::PreparedStatement& upsert = s.Prepare(kUpsertQuotaSql);
         upsert.setString(1, Str(key_id));
         upsert.setInt64(2, tenant_id);
-        upsert.setInt64(3, remaining);
-        if (refill.has_value()) {
-          upsert.setInt64(4, refill->amount);
-          upsert.setInt64(5, absl::ToInt64Milliseconds(refill->interval));
-        } else {
-          upsert.setNull(4, 0);
-          upsert.setNull(5, 0);
+        for (int offset : {0, 4}) {
+          upsert.setInt64(3 + offset, remaining);
+          if (refill.has_value()) {
+            upsert.setInt64(4 + offset, refill->amount);
+            upsert.setInt64(5 + offset,
+                            absl::ToInt64Milliseconds(refill->interval));
+          } else {
+            upsert.setNull(4 + offset, 0);
+            upsert.setNull(5 + offset, 0);
+          }
+          upsert.setInt64(6 + offset, Micros(*now));
         }
-        upsert.setInt64(6, Micros(*now));
         s.Update(upsert);
         QuotaRow row;
         absl::Time read_now;

@@ -168,8 +168,8 @@ struct TenantSelect {
 };
 
 constexpr char kInsertChangeSql[] =
-    "INSERT INTO key_changes (tenant_id, key_id, change_type, key_version,"
-    " created_at) VALUES (?, ?, ?, ?, UTC_TIMESTAMP(6))";
+    "INSERT INTO key_changes (writer, wseq, tenant_id, key_id, change_type,"
+    " key_version, created_at) VALUES (?, ?, ?, ?, ?, ?, UTC_TIMESTAMP(6))";
 
 constexpr char kInsertKeyLimitSql[] =
     "INSERT INTO key_limits (key_id, tenant_id, name, limit_count,"
@@ -330,36 +330,47 @@ absl::Status LockKey(Session& session, int64_t tenant_id, absl::string_view id,
 // statement before COMMIT: its seq is allocated here and stays an open gap
 // for every replica until the COMMIT, so nothing that can wait (the audit
 // lane lock, other row locks) may come after it (docs/replication.md).
-absl::Status InsertChange(Session& session, int64_t tenant_id,
-                          absl::string_view key_id,
+// `slot` is its position in the writer's stream (none: the legacy stream
+// only).
+absl::Status InsertChange(Session& session,
+                          const std::optional<StreamPosition>& slot,
+                          int64_t tenant_id, absl::string_view key_id,
                           absl::string_view change_type, int64_t version) {
   session.Step("insert key change");
   sql::PreparedStatement& stmt = session.Prepare(kInsertChangeSql);
-  stmt.setInt64(1, tenant_id);
-  stmt.setString(2, Str(key_id));
-  stmt.setString(3, Str(change_type));
-  stmt.setInt64(4, version);
+  if (slot.has_value()) {
+    stmt.setString(1, slot->writer);
+    stmt.setInt64(2, slot->wseq);
+  } else {
+    stmt.setString(1, "");
+    stmt.setNull(2, sql::DataType::BIGINT);
+  }
+  stmt.setInt64(3, tenant_id);
+  stmt.setString(4, Str(key_id));
+  stmt.setString(5, Str(change_type));
+  stmt.setInt64(6, version);
   session.Update(stmt);
   return absl::OkStatus();
 }
 
 // The end every key mutation shares once its row is updated: the audit
-// event, then the change-feed row (the last statement, see InsertChange),
-// then COMMIT, with the writer fault points between them. The session's
-// transaction is committed only when every step succeeded.
-absl::Status AuditChangeAndCommit(Session& session, int64_t tenant_id,
-                                  absl::string_view key_id,
-                                  const AuditEvent& event,
-                                  absl::string_view change_type,
-                                  int64_t version) {
+// event, then the change-feed row (the last statement, see InsertChange) at
+// the stream position `draw_slot` returns (drawn only then), then COMMIT, with
+// the writer fault points between them. The session's transaction is committed
+// only when every step succeeded.
+absl::Status AuditChangeAndCommit(
+    Session& session,
+    absl::FunctionRef<std::optional<StreamPosition>()> draw_slot,
+    int64_t tenant_id, absl::string_view key_id, const AuditEvent& event,
+    absl::string_view change_type, int64_t version) {
   if (absl::Status st = fault::kWriterBeforeAudit.Hit(key_id); !st.ok()) {
     return st;
   }
   if (absl::Status st = InsertAudit(session, tenant_id, event); !st.ok()) {
     return st;
   }
-  if (absl::Status st =
-          InsertChange(session, tenant_id, key_id, change_type, version);
+  if (absl::Status st = InsertChange(session, draw_slot(), tenant_id, key_id,
+                                     change_type, version);
       !st.ok()) {
     return st;
   }
@@ -645,12 +656,62 @@ MysqlKeyStore::MysqlKeyStore(std::shared_ptr<ConnectionPool> pool)
 
 MysqlKeyStore::~MysqlKeyStore() = default;
 
+void MysqlKeyStore::SetFeedWriter(absl::string_view writer) {
+  absl::MutexLock lock(&feed_mu_);
+  feed_writer_ = std::string(writer);
+}
+
+int64_t MysqlKeyStore::FeedWriterHead() {
+  absl::MutexLock lock(&feed_mu_);
+  return feed_wseq_;
+}
+
+std::optional<StreamPosition> MysqlKeyStore::DrawFeedSlot() {
+  absl::MutexLock lock(&feed_mu_);
+  if (feed_writer_.empty()) return std::nullopt;
+  return StreamPosition{feed_writer_, ++feed_wseq_};
+}
+
+std::optional<StreamPosition> MysqlKeyStore::Draw(FeedSlots& slots) {
+  absl::MutexLock lock(&feed_mu_);
+  if (feed_writer_.empty()) return std::nullopt;
+  slots.current = ++feed_wseq_;
+  slots.drawn.push_back(slots.current);
+  return StreamPosition{feed_writer_, slots.current};
+}
+
+void MysqlKeyStore::CloseUnusedSlots(const FeedSlots& slots, bool succeeded) {
+  std::string writer;
+  std::vector<int64_t> holes;
+  {
+    absl::MutexLock lock(&feed_mu_);
+    if (feed_writer_.empty()) return;
+    writer = feed_writer_;
+    holes.swap(pending_voids_);
+  }
+  // The last attempt's position committed when the call succeeded; every
+  // other position drawn is a hole of this stream.
+  for (int64_t wseq : slots.drawn) {
+    if (!(succeeded && wseq == slots.current)) holes.push_back(wseq);
+  }
+  std::vector<int64_t> failed;
+  for (int64_t wseq : holes) {
+    if (!InsertVoidRow(*pool_, writer, wseq).ok()) failed.push_back(wseq);
+  }
+  if (failed.empty()) return;
+  absl::MutexLock lock(&feed_mu_);
+  pending_voids_.insert(pending_voids_.end(), failed.begin(), failed.end());
+}
+
 absl::StatusOr<Tenant> MysqlKeyStore::CreateTenant(
     absl::string_view slug, absl::string_view name, const NewKey* initial_key,
     const std::vector<AuditEvent>& events) {
   Tenant tenant;
-  absl::Status status =
-      Run(*pool_, "create tenant", [&](Session& s) -> absl::Status {
+  FeedSlots slots;
+  absl::Status status = Run(
+      *pool_, "create tenant", OnConflict::kRetry,
+      [&](Session& s) -> absl::Status {
+        slots.current = 0;
         s.Begin();
         s.Step("insert tenant");
         sql::PreparedStatement& insert = s.Prepare(
@@ -684,8 +745,8 @@ absl::StatusOr<Tenant> MysqlKeyStore::CreateTenant(
           }
         }
         if (initial_key != nullptr) {
-          if (absl::Status st =
-                  InsertChange(s, tenant.id, initial_key->id, "created", 1);
+          if (absl::Status st = InsertChange(s, Draw(slots), tenant.id,
+                                             initial_key->id, "created", 1);
               !st.ok()) {
             return st;
           }
@@ -693,6 +754,7 @@ absl::StatusOr<Tenant> MysqlKeyStore::CreateTenant(
         s.Commit();
         return absl::OkStatus();
       });
+  CloseUnusedSlots(slots, status.ok());
   if (!status.ok()) return status;
   return tenant;
 }
@@ -718,8 +780,11 @@ absl::StatusOr<Tenant> MysqlKeyStore::GetTenantBySlug(absl::string_view slug) {
 
 absl::Status MysqlKeyStore::InsertKey(const NewKey& key,
                                       const AuditEvent& event) {
-  absl::Status status =
-      Run(*pool_, "insert key", [&](Session& s) -> absl::Status {
+  FeedSlots slots;
+  absl::Status status = Run(
+      *pool_, "insert key", OnConflict::kRetry,
+      [&](Session& s) -> absl::Status {
+        slots.current = 0;
         s.Begin();
         if (absl::Status st = InsertKeyRow(s, key.tenant_id, key); !st.ok()) {
           return st;
@@ -727,14 +792,15 @@ absl::Status MysqlKeyStore::InsertKey(const NewKey& key,
         if (absl::Status st = InsertAudit(s, key.tenant_id, event); !st.ok()) {
           return st;
         }
-        if (absl::Status st =
-                InsertChange(s, key.tenant_id, key.id, "created", 1);
+        if (absl::Status st = InsertChange(s, Draw(slots), key.tenant_id,
+                                           key.id, "created", 1);
             !st.ok()) {
           return st;
         }
         s.Commit();
         return absl::OkStatus();
       });
+  CloseUnusedSlots(slots, status.ok());
   if (status.code() == absl::StatusCode::kFailedPrecondition) {
     // The foreign key to tenants failed.
     return absl::NotFoundError("insert key: tenant not found");
@@ -836,8 +902,11 @@ absl::StatusOr<ApiKeyRecord> MysqlKeyStore::RotateKey(
   }
   if (!IsWellFormedKeyId(id)) return NotFound();
   ApiKeyRecord key;
-  absl::Status status =
-      Run(*pool_, "rotate key", [&](Session& s) -> absl::Status {
+  FeedSlots slots;
+  absl::Status status = Run(
+      *pool_, "rotate key", OnConflict::kRetry,
+      [&](Session& s) -> absl::Status {
+        slots.current = 0;
         key = ApiKeyRecord();
         s.Begin();
         StoredSecret old_secret;
@@ -936,8 +1005,9 @@ absl::StatusOr<ApiKeyRecord> MysqlKeyStore::RotateKey(
           return absl::InternalError(
               "rotate key: the locked row did not update");
         }
-        if (absl::Status st = AuditChangeAndCommit(s, tenant_id, id, event,
-                                                   "rotated", old_version + 1);
+        if (absl::Status st = AuditChangeAndCommit(
+                s, [&] { return Draw(slots); }, tenant_id, id, event, "rotated",
+                old_version + 1);
             !st.ok()) {
           return st;
         }
@@ -952,6 +1022,7 @@ absl::StatusOr<ApiKeyRecord> MysqlKeyStore::RotateKey(
         }
         return absl::OkStatus();
       });
+  CloseUnusedSlots(slots, status.ok());
   if (!status.ok()) return status;
   return key;
 }
@@ -961,8 +1032,11 @@ absl::StatusOr<RevokeResult> MysqlKeyStore::RevokeKey(int64_t tenant_id,
                                                       const AuditEvent& event) {
   if (!IsWellFormedKeyId(id)) return NotFound();
   RevokeResult result;
-  absl::Status status =
-      Run(*pool_, "revoke key", [&](Session& s) -> absl::Status {
+  FeedSlots slots;
+  absl::Status status = Run(
+      *pool_, "revoke key", OnConflict::kRetry,
+      [&](Session& s) -> absl::Status {
+        slots.current = 0;
         result = RevokeResult();
         s.Begin();
         if (absl::Status st = LockKey(s, tenant_id, id, &result.key, nullptr);
@@ -990,8 +1064,9 @@ absl::StatusOr<RevokeResult> MysqlKeyStore::RevokeKey(int64_t tenant_id,
           return absl::InternalError(
               "revoke key: the locked row did not update");
         }
-        if (absl::Status st = AuditChangeAndCommit(s, tenant_id, id, event,
-                                                   "revoked", old_version + 1);
+        if (absl::Status st = AuditChangeAndCommit(
+                s, [&] { return Draw(slots); }, tenant_id, id, event, "revoked",
+                old_version + 1);
             !st.ok()) {
           return st;
         }
@@ -1001,6 +1076,7 @@ absl::StatusOr<RevokeResult> MysqlKeyStore::RevokeKey(int64_t tenant_id,
         result.changed = true;
         return absl::OkStatus();
       });
+  CloseUnusedSlots(slots, status.ok());
   if (!status.ok()) return status;
   return result;
 }
@@ -1015,8 +1091,11 @@ absl::StatusOr<UpdateResult> MysqlKeyStore::UpdateKey(int64_t tenant_id,
   }
   if (!IsWellFormedKeyId(id)) return NotFound();
   UpdateResult result;
-  absl::Status status =
-      Run(*pool_, "update key", [&](Session& s) -> absl::Status {
+  FeedSlots slots;
+  absl::Status status = Run(
+      *pool_, "update key", OnConflict::kRetry,
+      [&](Session& s) -> absl::Status {
+        slots.current = 0;
         result = UpdateResult();
         s.Begin();
         ApiKeyRecord& key = result.key;
@@ -1068,8 +1147,9 @@ absl::StatusOr<UpdateResult> MysqlKeyStore::UpdateKey(int64_t tenant_id,
           return absl::InternalError(
               "update key: the locked row did not update");
         }
-        if (absl::Status st = AuditChangeAndCommit(s, tenant_id, id, event,
-                                                   "updated", old_version + 1);
+        if (absl::Status st = AuditChangeAndCommit(
+                s, [&] { return Draw(slots); }, tenant_id, id, event, "updated",
+                old_version + 1);
             !st.ok()) {
           return st;
         }
@@ -1077,6 +1157,7 @@ absl::StatusOr<UpdateResult> MysqlKeyStore::UpdateKey(int64_t tenant_id,
         result.changed = true;
         return absl::OkStatus();
       });
+  CloseUnusedSlots(slots, status.ok());
   if (!status.ok()) return status;
   return result;
 }
@@ -1086,9 +1167,11 @@ absl::StatusOr<UpdateResult> MysqlKeyStore::SetKeyDisabled(
     std::optional<int64_t> expected_version, const AuditEvent& event) {
   if (!IsWellFormedKeyId(id)) return NotFound();
   UpdateResult result;
+  FeedSlots slots;
   absl::Status status = Run(
-      *pool_, disabled ? "disable key" : "enable key",
+      *pool_, disabled ? "disable key" : "enable key", OnConflict::kRetry,
       [&](Session& s) -> absl::Status {
+        slots.current = 0;
         result = UpdateResult();
         s.Begin();
         ApiKeyRecord& key = result.key;
@@ -1129,8 +1212,8 @@ absl::StatusOr<UpdateResult> MysqlKeyStore::SetKeyDisabled(
               "disable key: the locked row did not update");
         }
         if (absl::Status st = AuditChangeAndCommit(
-                s, tenant_id, id, event, disabled ? "disabled" : "enabled",
-                old_version + 1);
+                s, [&] { return Draw(slots); }, tenant_id, id, event,
+                disabled ? "disabled" : "enabled", old_version + 1);
             !st.ok()) {
           return st;
         }
@@ -1140,6 +1223,7 @@ absl::StatusOr<UpdateResult> MysqlKeyStore::SetKeyDisabled(
         result.changed = true;
         return absl::OkStatus();
       });
+  CloseUnusedSlots(slots, status.ok());
   if (!status.ok()) return status;
   return result;
 }
@@ -1149,53 +1233,58 @@ absl::StatusOr<DeleteResult> MysqlKeyStore::DeleteKey(int64_t tenant_id,
                                                       const AuditEvent& event) {
   if (!IsWellFormedKeyId(id)) return NotFound();
   DeleteResult result;
+  FeedSlots slots;
   absl::Status status =
-      Run(*pool_, "delete key", [&](Session& s) -> absl::Status {
-        result = DeleteResult();
-        s.Begin();
-        ApiKeyRecord key;
-        absl::Status locked = LockKey(s, tenant_id, id, &key, nullptr);
-        if (absl::IsNotFound(locked)) {
-          // Deleted already (a retry)? Then nothing to write.
-          s.Step("read deleted key");
-          sql::PreparedStatement& deleted = s.Prepare(
-              "SELECT version FROM api_keys WHERE tenant_id = ? AND id = ?"
-              " AND deleted_at IS NOT NULL");
-          deleted.setInt64(1, tenant_id);
-          deleted.setString(2, Str(id));
-          std::unique_ptr<sql::ResultSet> rs = s.Query(deleted);
-          const bool found = rs->next();
-          if (found) result.version = rs->getInt64(1);
-          rs.reset();
-          s.Step("rollback");
-          s.Rollback();
-          return found ? absl::OkStatus() : locked;
-        }
-        if (!locked.ok()) return locked;
-        s.Step("update key");
-        sql::PreparedStatement& update = s.Prepare(
-            "UPDATE api_keys SET deleted_at = ?, version = ?"
-            " WHERE tenant_id = ? AND id = ? AND version = ?");
-        if (absl::Status st = BindTime(update, 1, key.db_now); !st.ok()) {
-          return st;
-        }
-        update.setInt64(2, key.version + 1);
-        update.setInt64(3, tenant_id);
-        update.setString(4, Str(id));
-        update.setInt64(5, key.version);
-        if (s.Update(update) != 1) {
-          return absl::InternalError(
-              "delete key: the locked row did not update");
-        }
-        if (absl::Status st = AuditChangeAndCommit(s, tenant_id, id, event,
-                                                   "deleted", key.version + 1);
-            !st.ok()) {
-          return st;
-        }
-        result.changed = true;
-        result.version = key.version + 1;
-        return absl::OkStatus();
-      });
+      Run(*pool_, "delete key", OnConflict::kRetry,
+          [&](Session& s) -> absl::Status {
+            slots.current = 0;
+            result = DeleteResult();
+            s.Begin();
+            ApiKeyRecord key;
+            absl::Status locked = LockKey(s, tenant_id, id, &key, nullptr);
+            if (absl::IsNotFound(locked)) {
+              // Deleted already (a retry)? Then nothing to write.
+              s.Step("read deleted key");
+              sql::PreparedStatement& deleted = s.Prepare(
+                  "SELECT version FROM api_keys WHERE tenant_id = ? AND id = ?"
+                  " AND deleted_at IS NOT NULL");
+              deleted.setInt64(1, tenant_id);
+              deleted.setString(2, Str(id));
+              std::unique_ptr<sql::ResultSet> rs = s.Query(deleted);
+              const bool found = rs->next();
+              if (found) result.version = rs->getInt64(1);
+              rs.reset();
+              s.Step("rollback");
+              s.Rollback();
+              return found ? absl::OkStatus() : locked;
+            }
+            if (!locked.ok()) return locked;
+            s.Step("update key");
+            sql::PreparedStatement& update = s.Prepare(
+                "UPDATE api_keys SET deleted_at = ?, version = ?"
+                " WHERE tenant_id = ? AND id = ? AND version = ?");
+            if (absl::Status st = BindTime(update, 1, key.db_now); !st.ok()) {
+              return st;
+            }
+            update.setInt64(2, key.version + 1);
+            update.setInt64(3, tenant_id);
+            update.setString(4, Str(id));
+            update.setInt64(5, key.version);
+            if (s.Update(update) != 1) {
+              return absl::InternalError(
+                  "delete key: the locked row did not update");
+            }
+            if (absl::Status st = AuditChangeAndCommit(
+                    s, [&] { return Draw(slots); }, tenant_id, id, event,
+                    "deleted", key.version + 1);
+                !st.ok()) {
+              return st;
+            }
+            result.changed = true;
+            result.version = key.version + 1;
+            return absl::OkStatus();
+          });
+  CloseUnusedSlots(slots, status.ok());
   if (!status.ok()) return status;
   return result;
 }
@@ -1287,8 +1376,9 @@ absl::StatusOr<bool> MysqlKeyStore::TakeSweepLease(absl::string_view holder,
     return absl::InvalidArgumentError("a lease must be positive");
   }
   bool held = false;
-  absl::Status status =
-      Run(*pool_, "take sweep lease", [&](Session& s) -> absl::Status {
+  absl::Status status = Run(
+      *pool_, "take sweep lease", OnConflict::kRetry,
+      [&](Session& s) -> absl::Status {
         held = false;
         s.Begin();
         // The one row exists from the first call on, expired.
@@ -1383,8 +1473,9 @@ absl::StatusOr<bool> MysqlKeyStore::AnnounceKeyState(const StateAnnouncement& a,
                    " AND revoked = 0 AND ",
                    AnnouncedColumn(a.state), " <=> ?");
   bool written = false;
-  absl::Status status =
-      Run(*pool_, "announce key state", [&](Session& s) -> absl::Status {
+  absl::Status status = Run(
+      *pool_, "announce key state", OnConflict::kRetry,
+      [&](Session& s) -> absl::Status {
         written = false;
         s.Begin();
         sql::PreparedStatement& update = s.Prepare(sql);

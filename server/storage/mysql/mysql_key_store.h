@@ -5,13 +5,17 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "server/storage/change_feed_store.h"
 #include "server/storage/key_store.h"
 #include "server/storage/mysql/connection_pool.h"
 #include "server/storage/mysql/mysql_options.h"
@@ -91,6 +95,9 @@ class MysqlKeyStore : public KeyStore {
   absl::StatusOr<bool> AnnounceKeyState(const StateAnnouncement& announcement,
                                         const AuditEvent& event) override;
   absl::StatusOr<absl::Time> Now() override;
+  void SetFeedWriter(absl::string_view writer) override;
+  int64_t FeedWriterHead() override;
+  std::optional<StreamPosition> DrawFeedSlot() override;
 
   // @@innodb_flush_log_at_trx_commit: anything but 1 can lose acknowledged
   // commits on a crash. Errors as key_store.h.
@@ -107,9 +114,31 @@ class MysqlKeyStore : public KeyStore {
   std::shared_ptr<ConnectionPool> shared_pool() const { return pool_; }
 
  private:
+  // The stream positions one store call drew (one per attempt whose body
+  // reached its feed row) and the one its latest attempt drew (0: none).
+  struct FeedSlots {
+    std::vector<int64_t> drawn;
+    int64_t current = 0;
+  };
+
   explicit MysqlKeyStore(std::shared_ptr<ConnectionPool> pool);
 
+  // The next position of the writer's stream, recorded in `slots`; none
+  // without a writer.
+  std::optional<StreamPosition> Draw(FeedSlots& slots)
+      ABSL_LOCKS_EXCLUDED(feed_mu_);
+  // Writes void rows for the positions of `slots` that did not commit (all
+  // of them unless the call `succeeded`, then all but the latest attempt's),
+  // and for earlier ones whose void could not be written; keeps those that
+  // fail again for the next call.
+  void CloseUnusedSlots(const FeedSlots& slots, bool succeeded)
+      ABSL_LOCKS_EXCLUDED(feed_mu_);
+
   std::shared_ptr<ConnectionPool> pool_;
+  absl::Mutex feed_mu_;
+  std::string feed_writer_ ABSL_GUARDED_BY(feed_mu_);
+  int64_t feed_wseq_ ABSL_GUARDED_BY(feed_mu_) = 0;
+  std::vector<int64_t> pending_voids_ ABSL_GUARDED_BY(feed_mu_);
 };
 
 }  // namespace lumo::storage

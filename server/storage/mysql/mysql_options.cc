@@ -1,11 +1,13 @@
 #include "server/storage/mysql/mysql_options.h"
 
 #include <string>
+#include <vector>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 
 namespace lumo::storage {
@@ -13,7 +15,8 @@ namespace {
 
 constexpr absl::string_view kScheme = "mysql://";
 constexpr absl::string_view kSyntax =
-    " (expected mysql://user[:password]@host[:port]/database[?socket=...])";
+    " (expected mysql://user[:password]@host[:port][,host[:port]...]/"
+    "database[?socket=...])";
 
 absl::Status DsnError(absl::string_view what) {
   return absl::InvalidArgumentError(absl::StrCat("invalid MySQL DSN: ", what));
@@ -111,6 +114,41 @@ absl::Status ApplyParam(absl::string_view key, absl::string_view raw_value,
   return DsnError(absl::StrCat("unknown parameter ", key));
 }
 
+// One `host[:port]` of the authority (port 3306 when absent).
+absl::Status ParseHost(absl::string_view authority, MysqlHost* out) {
+  absl::string_view host = authority;
+  absl::string_view port;
+  bool has_port = false;
+  if (absl::StartsWith(authority, "[")) {
+    size_t close = authority.find(']');
+    if (close == absl::string_view::npos) {
+      return DsnError("unterminated IPv6 host literal");
+    }
+    host = authority.substr(1, close - 1);
+    absl::string_view after = authority.substr(close + 1);
+    if (!after.empty()) {
+      if (after[0] != ':') return DsnError("unexpected text after the host");
+      port = after.substr(1);
+      has_port = true;
+    }
+  } else if (size_t colon = authority.find(':');
+             colon != absl::string_view::npos) {
+    host = authority.substr(0, colon);
+    port = authority.substr(colon + 1);
+    has_port = true;
+  }
+  out->host = std::string(host);
+  out->port = 3306;
+  if (has_port) {
+    int n = 0;
+    if (!absl::SimpleAtoi(port, &n) || n < 1 || n > 65535) {
+      return DsnError("port must be a number in 1..65535");
+    }
+    out->port = n;
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 bool IsValidDatabaseName(absl::string_view name) {
@@ -167,34 +205,17 @@ absl::StatusOr<MysqlOptions> ParseMysqlDsn(absl::string_view dsn) {
     authority = location.substr(0, slash);
     options.database = std::string(location.substr(slash + 1));
   }
-  absl::string_view host = authority;
-  absl::string_view port;
-  bool has_port = false;
-  if (absl::StartsWith(authority, "[")) {
-    size_t close = authority.find(']');
-    if (close == absl::string_view::npos) {
-      return DsnError("unterminated IPv6 host literal");
+  const std::vector<absl::string_view> hosts = absl::StrSplit(authority, ',');
+  for (size_t i = 0; i < hosts.size(); ++i) {
+    MysqlHost parsed;
+    if (absl::Status s = ParseHost(hosts[i], &parsed); !s.ok()) return s;
+    if (i == 0) {
+      options.host = parsed.host;
+      options.port = parsed.port;
+    } else {
+      if (parsed.host.empty()) return DsnError("an empty host in the list");
+      options.other_hosts.push_back(std::move(parsed));
     }
-    host = authority.substr(1, close - 1);
-    absl::string_view after = authority.substr(close + 1);
-    if (!after.empty()) {
-      if (after[0] != ':') return DsnError("unexpected text after the host");
-      port = after.substr(1);
-      has_port = true;
-    }
-  } else if (size_t colon = authority.find(':');
-             colon != absl::string_view::npos) {
-    host = authority.substr(0, colon);
-    port = authority.substr(colon + 1);
-    has_port = true;
-  }
-  options.host = std::string(host);
-  if (has_port) {
-    int n = 0;
-    if (!absl::SimpleAtoi(port, &n) || n < 1 || n > 65535) {
-      return DsnError("port must be a number in 1..65535");
-    }
-    options.port = n;
   }
 
   if (!query.empty()) {
@@ -225,6 +246,15 @@ absl::Status ValidateMysqlOptions(const MysqlOptions& options) {
   if (options.port < 1 || options.port > 65535) {
     return DsnError("port must be a number in 1..65535");
   }
+  for (const MysqlHost& other : options.other_hosts) {
+    if (other.host.empty()) return DsnError("an empty host in the list");
+    if (other.port < 1 || other.port > 65535) {
+      return DsnError("port must be a number in 1..65535");
+    }
+  }
+  if (!options.other_hosts.empty() && !options.unix_socket.empty()) {
+    return DsnError("a socket connection takes one host");
+  }
   if (!options.database.empty() && !IsValidDatabaseName(options.database)) {
     return DsnError(
         "database name must be 1-64 characters of letters, digits and _");
@@ -251,10 +281,33 @@ std::string DescribeForLog(const MysqlOptions& options) {
     return absl::StrCat(options.user, "@unix:", options.unix_socket, "/",
                         options.database);
   }
-  bool ipv6 = absl::StrContains(options.host, ':');
-  return absl::StrCat(options.user, "@", ipv6 ? "[" : "", options.host,
-                      ipv6 ? "]" : "", ":", options.port, "/",
+  std::vector<std::string> hosts;
+  for (const MysqlHost& host : AllHosts(options)) {
+    hosts.push_back(HostForLog(host));
+  }
+  return absl::StrCat(options.user, "@", absl::StrJoin(hosts, ","), "/",
                       options.database);
+}
+
+std::vector<MysqlHost> AllHosts(const MysqlOptions& options) {
+  std::vector<MysqlHost> hosts = {{options.host, options.port}};
+  hosts.insert(hosts.end(), options.other_hosts.begin(),
+               options.other_hosts.end());
+  return hosts;
+}
+
+MysqlOptions OnHost(const MysqlOptions& options, const MysqlHost& host) {
+  MysqlOptions one = options;
+  one.host = host.host;
+  one.port = host.port;
+  one.other_hosts.clear();
+  return one;
+}
+
+std::string HostForLog(const MysqlHost& host) {
+  const bool ipv6 = absl::StrContains(host.host, ':');
+  return absl::StrCat(ipv6 ? "[" : "", host.host, ipv6 ? "]" : "", ":",
+                      host.port);
 }
 
 }  // namespace lumo::storage

@@ -4,6 +4,7 @@
 #define LUMOKEYS_SERVER_STORAGE_MYSQL_MYSQL_OPTIONS_H_
 
 #include <string>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -12,9 +13,22 @@
 
 namespace lumo::storage {
 
+// One database server of a multi-host DSN.
+struct MysqlHost {
+  std::string host;
+  int port = 3306;
+  friend bool operator==(const MysqlHost& a, const MysqlHost& b) {
+    return a.host == b.host && a.port == b.port;
+  }
+};
+
 struct MysqlOptions {
   std::string host = "127.0.0.1";
   int port = 3306;
+  // Further nodes of a cluster (a multi-host DSN), tried in order after
+  // `host`:`port` when a connection cannot be opened there or the node
+  // cannot serve (a Galera node that is not Synced). TCP only.
+  std::vector<MysqlHost> other_hosts;
   // When set, connect over this Unix socket instead of TCP.
   std::string unix_socket;
   std::string user;
@@ -38,10 +52,13 @@ struct MysqlOptions {
   absl::Duration statement_timeout = absl::Seconds(5);
 };
 
-// Parses `mysql://user[:password]@host[:port]/[database][?params]`.
+// Parses `mysql://user[:password]@host[:port][,host[:port]...]/[database]
+// [?params]`.
 //
-// User and password are percent-decoded. The host may be a bracketed IPv6
-// literal (`[::1]`) and may be empty when `socket` is given. Parameters:
+// User and password are percent-decoded. A host may be a bracketed IPv6
+// literal (`[::1]`); the host may be empty when `socket` is given (then
+// only one). Several hosts are the nodes of one cluster: the first is
+// `host`, the rest `other_hosts`, in order. Parameters:
 // `socket=/path`, `pool_size=N`, `lock_wait_timeout=N` (seconds) and the
 // durations `acquire_timeout`, `connect_timeout`, `read_timeout`,
 // `write_timeout`, `statement_timeout` (absl syntax: `500ms`, `2s`).
@@ -60,9 +77,18 @@ absl::Status ValidateMysqlOptions(const MysqlOptions& options);
 // parameters, so nothing else is allowed.
 bool IsValidDatabaseName(absl::string_view name);
 
-// `user@host:port/database` or `user@unix:/path/database`: safe to log,
-// never contains the password.
+// `user@host:port[,host:port...]/database` or `user@unix:/path/database`:
+// safe to log, never contains the password.
 std::string DescribeForLog(const MysqlOptions& options);
+
+// Every host of `options` in order: `host`:`port`, then `other_hosts`.
+std::vector<MysqlHost> AllHosts(const MysqlOptions& options);
+
+// `options` with only `host` as its server (no other hosts).
+MysqlOptions OnHost(const MysqlOptions& options, const MysqlHost& host);
+
+// `host:port`, IPv6 literals bracketed.
+std::string HostForLog(const MysqlHost& host);
 
 }  // namespace lumo::storage
 

@@ -45,7 +45,7 @@ constexpr char kUpsertCredentialSql[] =
     "INSERT INTO portal_credentials (tenant_id, user_id, password_hash,"
     " created_at, updated_at)"
     " VALUES (?, ?, ?, UTC_TIMESTAMP(6), UTC_TIMESTAMP(6))"
-    " ON DUPLICATE KEY UPDATE password_hash = VALUES(password_hash),"
+    " ON DUPLICATE KEY UPDATE password_hash = ?,"
     " updated_at = UTC_TIMESTAMP(6)";
 
 // A changed password ends every session of the user.
@@ -128,51 +128,55 @@ absl::StatusOr<std::string> MysqlPortalStore::UpsertAdmin(
     const AuditEvent& event) {
   std::string user_id;
   absl::Status status =
-      Run(*pool_, "set portal admin", [&](Session& s) -> absl::Status {
-        s.Begin();
-        s.Step("select tenant");
-        sql::PreparedStatement& tenant = s.Prepare(kTenantIdSql);
-        tenant.setString(1, Str(tenant_slug));
-        std::unique_ptr<sql::ResultSet> trs = s.Query(tenant);
-        if (!trs->next()) return NotFound("tenant not found");
-        const int64_t tenant_id = trs->getInt64(1);
-        s.Step("select user");
-        sql::PreparedStatement& find = s.Prepare(kUserBySql);
-        find.setInt64(1, tenant_id);
-        find.setString(2, absl::AsciiStrToLower(email));
-        std::unique_ptr<sql::ResultSet> urs = s.Query(find);
-        AuditEvent audit = event;
-        if (urs->next()) {
-          user_id = urs->getString(1).asStdString();
-        } else {
-          user_id = Str(new_user_id);
-          s.Step("insert user");
-          sql::PreparedStatement& insert = s.Prepare(kInsertUserSql);
-          insert.setString(1, user_id);
-          insert.setInt64(2, tenant_id);
-          insert.setString(3, Str(email));
-          insert.setString(4, absl::AsciiStrToLower(email));
-          s.Update(insert);
-        }
-        s.Step("upsert credential");
-        sql::PreparedStatement& cred = s.Prepare(kUpsertCredentialSql);
-        cred.setInt64(1, tenant_id);
-        cred.setString(2, user_id);
-        cred.setString(3, Str(password_hash));
-        s.Update(cred);
-        s.Step("end sessions");
-        sql::PreparedStatement& end = s.Prepare(kDeleteUserSessionsSql);
-        end.setInt64(1, tenant_id);
-        end.setString(2, user_id);
-        s.Update(end);
-        audit.target_type = "user";
-        audit.target_id = user_id;
-        if (absl::Status st = InsertAudit(s, tenant_id, audit); !st.ok()) {
-          return st;
-        }
-        s.Commit();
-        return absl::OkStatus();
-      });
+      Run(*pool_, "set portal admin", OnConflict::kRetry,
+          [&](Session& s) -> absl::Status {
+            s.Begin();
+            s.Step("select tenant");
+            sql::PreparedStatement& tenant = s.Prepare(kTenantIdSql);
+            tenant.setString(1, Str(tenant_slug));
+            std::unique_ptr<sql::ResultSet> trs = s.Query(tenant);
+            if (!trs->next()) return NotFound("tenant not found");
+            const int64_t tenant_id = trs->getInt64(1);
+            s.Step("select user");
+            sql::PreparedStatement& find = s.Prepare(kUserBySql);
+            find.setInt64(1, tenant_id);
+            find.setString(2, absl::AsciiStrToLower(email));
+            std::unique_ptr<sql::ResultSet> urs = s.Query(find);
+            AuditEvent audit = event;
+            if (urs->next()) {
+              user_id = urs->getString(1).asStdString();
+            } else {
+              user_id = Str(new_user_id);
+              s.Step("insert user");
+              sql::PreparedStatement& insert = s.Prepare(kInsertUserSql);
+              insert.setString(1, user_id);
+              insert.setInt64(2, tenant_id);
+              insert.setString(3, Str(email));
+              insert.setString(4, absl::AsciiStrToLower(email));
+              s.Update(insert);
+            }
+            s.Step("upsert credential");
+            sql::PreparedStatement& cred = s.Prepare(kUpsertCredentialSql);
+            cred.setInt64(1, tenant_id);
+            cred.setString(2, user_id);
+            cred.setString(3, Str(password_hash));
+            // Bound again rather than VALUES(password_hash), which MySQL 8.0
+            // deprecates.
+            cred.setString(4, Str(password_hash));
+            s.Update(cred);
+            s.Step("end sessions");
+            sql::PreparedStatement& end = s.Prepare(kDeleteUserSessionsSql);
+            end.setInt64(1, tenant_id);
+            end.setString(2, user_id);
+            s.Update(end);
+            audit.target_type = "user";
+            audit.target_id = user_id;
+            if (absl::Status st = InsertAudit(s, tenant_id, audit); !st.ok()) {
+              return st;
+            }
+            s.Commit();
+            return absl::OkStatus();
+          });
   if (!status.ok()) return status;
   return user_id;
 }
@@ -183,30 +187,33 @@ absl::Status MysqlPortalStore::InsertSession(int64_t tenant_id,
                                              const core::Digest& csrf_sha256,
                                              absl::Duration absolute_ttl,
                                              const AuditEvent& event) {
-  return Run(*pool_, "insert portal session", [&](Session& s) -> absl::Status {
-    s.Begin();
-    s.Step("insert session");
-    sql::PreparedStatement& stmt = s.Prepare(kInsertSessionSql);
-    stmt.setString(1, Bytes(token_sha256));
-    stmt.setString(2, Bytes(csrf_sha256));
-    stmt.setInt64(3, tenant_id);
-    stmt.setString(4, Str(user_id));
-    stmt.setInt64(5, absl::ToInt64Microseconds(absolute_ttl));
-    s.Update(stmt);
-    if (absl::Status st = InsertAudit(s, tenant_id, event); !st.ok()) {
-      return st;
-    }
-    s.Commit();
-    return absl::OkStatus();
-  });
+  return Run(*pool_, "insert portal session", OnConflict::kRetry,
+             [&](Session& s) -> absl::Status {
+               s.Begin();
+               s.Step("insert session");
+               sql::PreparedStatement& stmt = s.Prepare(kInsertSessionSql);
+               stmt.setString(1, Bytes(token_sha256));
+               stmt.setString(2, Bytes(csrf_sha256));
+               stmt.setInt64(3, tenant_id);
+               stmt.setString(4, Str(user_id));
+               stmt.setInt64(5, absl::ToInt64Microseconds(absolute_ttl));
+               s.Update(stmt);
+               if (absl::Status st = InsertAudit(s, tenant_id, event);
+                   !st.ok()) {
+                 return st;
+               }
+               s.Commit();
+               return absl::OkStatus();
+             });
 }
 
 absl::StatusOr<PortalSessionRecord> MysqlPortalStore::TouchSession(
     const core::Digest& token_sha256, absl::Duration idle_ttl,
     absl::Duration touch_every) {
   PortalSessionRecord record;
-  absl::Status status =
-      Run(*pool_, "touch portal session", [&](Session& s) -> absl::Status {
+  absl::Status status = Run(
+      *pool_, "touch portal session", OnConflict::kRetry,
+      [&](Session& s) -> absl::Status {
         s.Step("select session");
         const SessionSelect& c = SelectOf<SessionSelect>();
         sql::PreparedStatement& stmt = s.Prepare(c.sql);
@@ -258,30 +265,32 @@ absl::StatusOr<PortalSessionRecord> MysqlPortalStore::TouchSession(
 
 absl::Status MysqlPortalStore::DeleteSession(const core::Digest& token_sha256,
                                              const AuditEvent* event) {
-  return Run(*pool_, "delete portal session", [&](Session& s) -> absl::Status {
-    s.Begin();
-    s.Step("lock session");
-    sql::PreparedStatement& owner = s.Prepare(kSessionOwnerSql);
-    owner.setString(1, Bytes(token_sha256));
-    std::unique_ptr<sql::ResultSet> rs = s.Query(owner);
-    if (!rs->next()) {
-      s.Rollback();
-      return absl::OkStatus();
-    }
-    const int64_t tenant_id = rs->getInt64(1);
-    rs.reset();
-    s.Step("delete session");
-    sql::PreparedStatement& del = s.Prepare(kDeleteSessionSql);
-    del.setString(1, Bytes(token_sha256));
-    s.Update(del);
-    if (event != nullptr) {
-      if (absl::Status st = InsertAudit(s, tenant_id, *event); !st.ok()) {
-        return st;
-      }
-    }
-    s.Commit();
-    return absl::OkStatus();
-  });
+  return Run(*pool_, "delete portal session", OnConflict::kRetry,
+             [&](Session& s) -> absl::Status {
+               s.Begin();
+               s.Step("lock session");
+               sql::PreparedStatement& owner = s.Prepare(kSessionOwnerSql);
+               owner.setString(1, Bytes(token_sha256));
+               std::unique_ptr<sql::ResultSet> rs = s.Query(owner);
+               if (!rs->next()) {
+                 s.Rollback();
+                 return absl::OkStatus();
+               }
+               const int64_t tenant_id = rs->getInt64(1);
+               rs.reset();
+               s.Step("delete session");
+               sql::PreparedStatement& del = s.Prepare(kDeleteSessionSql);
+               del.setString(1, Bytes(token_sha256));
+               s.Update(del);
+               if (event != nullptr) {
+                 if (absl::Status st = InsertAudit(s, tenant_id, *event);
+                     !st.ok()) {
+                   return st;
+                 }
+               }
+               s.Commit();
+               return absl::OkStatus();
+             });
 }
 
 }  // namespace lumo::storage

@@ -4,6 +4,7 @@
 #include <cppconn/exception.h>
 
 #include <exception>
+#include <random>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -140,18 +141,58 @@ absl::Status InsertAudit(Session& session, int64_t tenant_id,
   return OutboxWriter(session).Add(tenant_id, row, head->now);
 }
 
+namespace {
+
+// ER_LOCK_DEADLOCK: the server rolled the transaction back (a deadlock
+// victim or a certification conflict).
+constexpr int kErDeadlock = 1213;
+
+// 5-50 ms, uniformly: conflicting transactions do not meet again in step.
+absl::Duration ConflictPause() {
+  thread_local std::minstd_rand random(std::random_device{}());
+  return absl::Milliseconds(std::uniform_int_distribution<int>(5, 50)(random));
+}
+
+}  // namespace
+
+absl::Status InsertVoidRow(ConnectionPool& pool, absl::string_view writer,
+                           int64_t wseq) {
+  if (writer.empty() || wseq < 1) {
+    return absl::InvalidArgumentError("a void row needs a writer and a wseq");
+  }
+  absl::Status status =
+      Run(pool, "append void key change", OnConflict::kRetry,
+          [&](Session& s) -> absl::Status {
+            s.Step("insert void row");
+            sql::PreparedStatement& insert = s.Prepare(
+                "INSERT INTO key_changes (writer, wseq, tenant_id, key_id,"
+                " change_type, key_version, announcement, created_at)"
+                " VALUES (?, ?, 0, '', 'void', 0, 0, UTC_TIMESTAMP(6))");
+            insert.setString(1, Str(writer));
+            insert.setInt64(2, wseq);
+            s.Update(insert);
+            return absl::OkStatus();
+          });
+  // The position is taken: the hole is closed either way.
+  if (absl::IsAlreadyExists(status)) return absl::OkStatus();
+  return status;
+}
+
 // Runs `body` on a connection from `pool`. Maps sql::SQLException to a
 // status named after `what` and the step that failed, rolls back an open
 // transaction on every error path, and retries once on a fresh connection
 // when a reused connection turns out to be lost before COMMIT was sent
 // (the server has rolled back whatever the attempt did).
 absl::Status Run(ConnectionPool& pool, absl::string_view what,
+                 OnConflict on_conflict,
                  absl::FunctionRef<absl::Status(Session&)> body) {
   // Every statement of the operation is bounded by the caller's deadline
   // (call_deadline.h), so a slow or locked database gives
   // DEADLINE_EXCEEDED and frees the connection when the caller gives up.
   const absl::Time call_deadline = CurrentCallDeadline();
-  for (int attempt = 0;; ++attempt) {
+  int conflict_attempts = 0;
+  bool lost_retried = false;
+  for (;;) {
     if (absl::Now() >= call_deadline) {
       return absl::DeadlineExceededError(
           absl::StrCat(what, ": the call's deadline has passed"));
@@ -198,15 +239,26 @@ absl::Status Run(ConnectionPool& pool, absl::string_view what,
       if (!lost && session.in_transaction() && !TryRollback(session)) {
         lost = true;
       }
+      if (!lost && code == kErDeadlock && on_conflict == OnConflict::kRetry &&
+          ++conflict_attempts < kConflictAttempts) {
+        // The server rolled the transaction back: run the body again after
+        // a short random pause, unless the call's deadline comes first.
+        const absl::Duration pause = ConflictPause();
+        if (absl::Now() + pause < call_deadline) {
+          absl::SleepFor(pause);
+          continue;
+        }
+      }
       if (!lost) return status;
       lease->MarkBroken();
       const bool retry =
-          attempt == 0 && !session.commit_sent() && !lease->fresh();
+          !lost_retried && !session.commit_sent() && !lease->fresh();
       if (session.commit_sent()) {
         return absl::UnavailableError(absl::StrCat(
             what, ": connection lost during COMMIT; the outcome is unknown"));
       }
       if (!retry) return status;
+      lost_retried = true;
       // Its idle siblings are probably dead too (server restart, proxy).
       pool.DiscardIdle();
     } catch (const std::exception&) {

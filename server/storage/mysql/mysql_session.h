@@ -105,15 +105,44 @@ class Session {
   bool commit_sent_ = false;
 };
 
+// What Run does when the server rolled a body's transaction back with error
+// 1213: a deadlock victim, or on Galera a certification conflict (reported
+// at any statement or at COMMIT; the transaction did not commit).
+enum class OnConflict {
+  // ABORTED at once: the change did not happen, the caller may retry.
+  kAbort,
+  // The body is retry-safe: it reads inside its transaction everything it
+  // depends on, assigns its outputs afresh on every run, and has no effect
+  // outside the transaction. Run runs it again, up to kConflictAttempts in
+  // all, after a random pause of 5-50 ms, never past the call's deadline;
+  // a body that still conflicts then gives ABORTED.
+  kRetry,
+};
+inline constexpr int kConflictAttempts = 3;
+
 // Runs `body` with a pooled connection. Connector/C++ exceptions never
 // escape: they become statuses (see sql_error.h). A transaction the body
 // left open is rolled back; when that ROLLBACK fails the connection is
 // closed (the server then rolls back), never returned to the pool with a
 // transaction open, and the body's own status is returned. A reused connection
-// found lost before COMMIT was sent is retried once on a fresh one; lost during
-// COMMIT gives UNAVAILABLE (outcome unknown).
+// found lost before COMMIT was sent is retried once on a fresh one (so every
+// body must be re-runnable after a lost connection); lost during COMMIT gives
+// UNAVAILABLE (outcome unknown). A conflict (error 1213) is handled as
+// `on_conflict` says (ABORTED for the overload without it).
 absl::Status Run(ConnectionPool& pool, absl::string_view what,
+                 OnConflict on_conflict,
                  absl::FunctionRef<absl::Status(Session&)> body);
+inline absl::Status Run(ConnectionPool& pool, absl::string_view what,
+                        absl::FunctionRef<absl::Status(Session&)> body) {
+  return Run(pool, what, OnConflict::kAbort, body);
+}
+
+// Writes a void row at stream position (writer, wseq) in its own
+// autocommit statement; OK also when the position is taken (the change
+// that drew it committed after all, or a void is there already).
+// INVALID_ARGUMENT without a writer or with wseq < 1.
+absl::Status InsertVoidRow(ConnectionPool& pool, absl::string_view writer,
+                           int64_t wseq);
 
 inline std::string Str(absl::string_view s) { return std::string(s); }
 

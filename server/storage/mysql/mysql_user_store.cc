@@ -534,34 +534,35 @@ absl::StatusOr<UserRecord> MysqlUserStore::InsertUser(const NewUser& user,
   UserRecord record;
   UnknownRole unknown;
   absl::Status status =
-      Run(*pool_, "insert user", [&](Session& s) -> absl::Status {
-        unknown = UnknownRole();
-        s.Begin();
-        absl::StatusOr<std::vector<std::string>> role_ids =
-            ResolveRoles(s, user.tenant_id, user.roles, unknown);
-        if (!role_ids.ok()) return role_ids.status();
-        s.Step("insert user");
-        sql::PreparedStatement& insert = s.Prepare(kInsertUserSql);
-        insert.setString(1, user.id);
-        insert.setInt64(2, user.tenant_id);
-        insert.setString(3, user.email);
-        insert.setString(4, absl::AsciiStrToLower(user.email));
-        insert.setString(5, user.name);
-        insert.setInt(6, user.blocked ? 1 : 0);
-        s.Update(insert);
-        InsertAssignments(s, user.tenant_id, user.id, *role_ids);
-        if (absl::Status st = Audit(s, user.tenant_id, event, user.id);
-            !st.ok()) {
-          return st;
-        }
-        if (absl::Status st = ReadUser(s, user.tenant_id, UserRef::Id(user.id),
-                                       false, &record);
-            !st.ok()) {
-          return st;
-        }
-        s.Commit();
-        return absl::OkStatus();
-      });
+      Run(*pool_, "insert user", OnConflict::kRetry,
+          [&](Session& s) -> absl::Status {
+            unknown = UnknownRole();
+            s.Begin();
+            absl::StatusOr<std::vector<std::string>> role_ids =
+                ResolveRoles(s, user.tenant_id, user.roles, unknown);
+            if (!role_ids.ok()) return role_ids.status();
+            s.Step("insert user");
+            sql::PreparedStatement& insert = s.Prepare(kInsertUserSql);
+            insert.setString(1, user.id);
+            insert.setInt64(2, user.tenant_id);
+            insert.setString(3, user.email);
+            insert.setString(4, absl::AsciiStrToLower(user.email));
+            insert.setString(5, user.name);
+            insert.setInt(6, user.blocked ? 1 : 0);
+            s.Update(insert);
+            InsertAssignments(s, user.tenant_id, user.id, *role_ids);
+            if (absl::Status st = Audit(s, user.tenant_id, event, user.id);
+                !st.ok()) {
+              return st;
+            }
+            if (absl::Status st = ReadUser(
+                    s, user.tenant_id, UserRef::Id(user.id), false, &record);
+                !st.ok()) {
+              return st;
+            }
+            s.Commit();
+            return absl::OkStatus();
+          });
   if (absl::IsFailedPrecondition(status) && !unknown.seen) {
     // The foreign key to tenants failed.
     return absl::NotFoundError("insert user: tenant not found");
@@ -688,84 +689,85 @@ absl::StatusOr<UserWrite> MysqlUserStore::UpdateUser(int64_t tenant_id,
   }
   UserWrite result;
   absl::Status status =
-      Run(*pool_, "update user", [&](Session& s) -> absl::Status {
-        result = UserWrite();
-        UnknownRole unknown;
-        s.Begin();
-        std::optional<PortalAdmins> admins;
-        if (update.blocked.has_value()) {
-          admins = LockPortalAdmins(s, tenant_id);
-        }
-        UserRecord current;
-        if (absl::Status st = ReadUser(s, tenant_id, ref, true, &current);
-            !st.ok()) {
-          return st;
-        }
-        const std::string email = update.email.value_or(current.email);
-        const std::string name = update.name.value_or(current.name);
-        const bool blocked = update.blocked.value_or(current.blocked);
-        if (admins.has_value() && blocked != current.blocked) {
-          if (absl::Status st = CheckPortalAdminWrite(*admins, current, blocked,
-                                                      false, update.guard);
-              !st.ok()) {
-            s.Rollback();
-            return st;
-          }
-        }
-        bool changed = email != current.email || name != current.name ||
-                       blocked != current.blocked;
-        std::vector<std::string> added;
-        std::vector<std::string> removed;
-        if (update.roles.has_value()) {
-          absl::StatusOr<std::vector<std::string>> wanted =
-              ResolveRoles(s, tenant_id, *update.roles, unknown);
-          if (!wanted.ok()) return wanted.status();
-          const std::vector<std::string> held =
-              AssignedRoleIds(s, tenant_id, current.id);
-          const absl::flat_hash_set<std::string> held_set(held.begin(),
-                                                          held.end());
-          const absl::flat_hash_set<std::string> wanted_set(wanted->begin(),
-                                                            wanted->end());
-          for (const std::string& id : *wanted) {
-            if (!held_set.contains(id)) added.push_back(id);
-          }
-          for (const std::string& id : held) {
-            if (!wanted_set.contains(id)) removed.push_back(id);
-          }
-          changed |= !added.empty() || !removed.empty();
-        }
-        if (!changed) {
-          s.Rollback();
-          result.user = std::move(current);
-          return absl::OkStatus();
-        }
-        s.Step("update user");
-        sql::PreparedStatement& stmt = s.Prepare(kUpdateUserSql);
-        stmt.setString(1, email);
-        stmt.setString(2, absl::AsciiStrToLower(email));
-        stmt.setString(3, name);
-        stmt.setInt(4, blocked ? 1 : 0);
-        stmt.setInt64(5, tenant_id);
-        stmt.setString(6, current.id);
-        if (s.Update(stmt) != 1) {
-          return absl::InternalError(
-              "update user: the locked row did not update");
-        }
-        DeleteAssignments(s, tenant_id, current.id, removed);
-        InsertAssignments(s, tenant_id, current.id, added);
-        if (absl::Status st = Audit(s, tenant_id, event, current.id);
-            !st.ok()) {
-          return st;
-        }
-        if (absl::Status st = ReadUser(s, tenant_id, UserRef::Id(current.id),
-                                       false, &result.user);
-            !st.ok()) {
-          return st;
-        }
-        s.Commit();
-        result.changed = true;
-        return absl::OkStatus();
-      });
+      Run(*pool_, "update user", OnConflict::kRetry,
+          [&](Session& s) -> absl::Status {
+            result = UserWrite();
+            UnknownRole unknown;
+            s.Begin();
+            std::optional<PortalAdmins> admins;
+            if (update.blocked.has_value()) {
+              admins = LockPortalAdmins(s, tenant_id);
+            }
+            UserRecord current;
+            if (absl::Status st = ReadUser(s, tenant_id, ref, true, &current);
+                !st.ok()) {
+              return st;
+            }
+            const std::string email = update.email.value_or(current.email);
+            const std::string name = update.name.value_or(current.name);
+            const bool blocked = update.blocked.value_or(current.blocked);
+            if (admins.has_value() && blocked != current.blocked) {
+              if (absl::Status st = CheckPortalAdminWrite(
+                      *admins, current, blocked, false, update.guard);
+                  !st.ok()) {
+                s.Rollback();
+                return st;
+              }
+            }
+            bool changed = email != current.email || name != current.name ||
+                           blocked != current.blocked;
+            std::vector<std::string> added;
+            std::vector<std::string> removed;
+            if (update.roles.has_value()) {
+              absl::StatusOr<std::vector<std::string>> wanted =
+                  ResolveRoles(s, tenant_id, *update.roles, unknown);
+              if (!wanted.ok()) return wanted.status();
+              const std::vector<std::string> held =
+                  AssignedRoleIds(s, tenant_id, current.id);
+              const absl::flat_hash_set<std::string> held_set(held.begin(),
+                                                              held.end());
+              const absl::flat_hash_set<std::string> wanted_set(wanted->begin(),
+                                                                wanted->end());
+              for (const std::string& id : *wanted) {
+                if (!held_set.contains(id)) added.push_back(id);
+              }
+              for (const std::string& id : held) {
+                if (!wanted_set.contains(id)) removed.push_back(id);
+              }
+              changed |= !added.empty() || !removed.empty();
+            }
+            if (!changed) {
+              s.Rollback();
+              result.user = std::move(current);
+              return absl::OkStatus();
+            }
+            s.Step("update user");
+            sql::PreparedStatement& stmt = s.Prepare(kUpdateUserSql);
+            stmt.setString(1, email);
+            stmt.setString(2, absl::AsciiStrToLower(email));
+            stmt.setString(3, name);
+            stmt.setInt(4, blocked ? 1 : 0);
+            stmt.setInt64(5, tenant_id);
+            stmt.setString(6, current.id);
+            if (s.Update(stmt) != 1) {
+              return absl::InternalError(
+                  "update user: the locked row did not update");
+            }
+            DeleteAssignments(s, tenant_id, current.id, removed);
+            InsertAssignments(s, tenant_id, current.id, added);
+            if (absl::Status st = Audit(s, tenant_id, event, current.id);
+                !st.ok()) {
+              return st;
+            }
+            if (absl::Status st = ReadUser(
+                    s, tenant_id, UserRef::Id(current.id), false, &result.user);
+                !st.ok()) {
+              return st;
+            }
+            s.Commit();
+            result.changed = true;
+            return absl::OkStatus();
+          });
   if (!status.ok()) return status;
   return result;
 }
@@ -775,8 +777,9 @@ absl::StatusOr<UserRecord> MysqlUserStore::DeleteUser(
     const PortalAdminGuard& guard) {
   if (!IsStorableUserToken(ref.value)) return UserNotFound();
   UserRecord user;
-  absl::Status status =
-      Run(*pool_, "delete user", [&](Session& s) -> absl::Status {
+  absl::Status status = Run(
+      *pool_, "delete user", OnConflict::kRetry,
+      [&](Session& s) -> absl::Status {
         user = UserRecord();
         s.Begin();
         const PortalAdmins admins = LockPortalAdmins(s, tenant_id);
@@ -824,29 +827,30 @@ absl::StatusOr<RoleRecord> MysqlUserStore::InsertRole(const RoleFields& role,
   if (!permissions.ok()) return permissions.status();
   RoleRecord record;
   absl::Status status =
-      Run(*pool_, "insert role", [&](Session& s) -> absl::Status {
-        s.Begin();
-        s.Step("insert role");
-        sql::PreparedStatement& insert = s.Prepare(kInsertRoleSql);
-        insert.setString(1, role.id);
-        insert.setInt64(2, role.tenant_id);
-        insert.setString(3, role.slug);
-        insert.setString(4, role.name);
-        insert.setString(5, role.description);
-        insert.setString(6, *permissions);
-        s.Update(insert);
-        if (absl::Status st = Audit(s, role.tenant_id, event, role.id);
-            !st.ok()) {
-          return st;
-        }
-        if (absl::Status st = ReadRole(s, role.tenant_id, RoleRef::Id(role.id),
-                                       false, &record);
-            !st.ok()) {
-          return st;
-        }
-        s.Commit();
-        return absl::OkStatus();
-      });
+      Run(*pool_, "insert role", OnConflict::kRetry,
+          [&](Session& s) -> absl::Status {
+            s.Begin();
+            s.Step("insert role");
+            sql::PreparedStatement& insert = s.Prepare(kInsertRoleSql);
+            insert.setString(1, role.id);
+            insert.setInt64(2, role.tenant_id);
+            insert.setString(3, role.slug);
+            insert.setString(4, role.name);
+            insert.setString(5, role.description);
+            insert.setString(6, *permissions);
+            s.Update(insert);
+            if (absl::Status st = Audit(s, role.tenant_id, event, role.id);
+                !st.ok()) {
+              return st;
+            }
+            if (absl::Status st = ReadRole(
+                    s, role.tenant_id, RoleRef::Id(role.id), false, &record);
+                !st.ok()) {
+              return st;
+            }
+            s.Commit();
+            return absl::OkStatus();
+          });
   if (absl::IsFailedPrecondition(status)) {
     // The foreign key to tenants failed.
     return absl::NotFoundError("insert role: tenant not found");
@@ -927,8 +931,9 @@ absl::StatusOr<RoleRecord> MysqlUserStore::UpdateRole(int64_t tenant_id,
       JoinList(fields.permissions, ' ', "permissions");
   if (!permissions.ok()) return permissions.status();
   RoleRecord role;
-  absl::Status status =
-      Run(*pool_, "update role", [&](Session& s) -> absl::Status {
+  absl::Status status = Run(
+      *pool_, "update role", OnConflict::kRetry,
+      [&](Session& s) -> absl::Status {
         role = RoleRecord();
         s.Begin();
         if (absl::Status st = ReadRole(s, tenant_id, ref, true, &role);
@@ -974,8 +979,9 @@ absl::StatusOr<RoleRecord> MysqlUserStore::DeleteRole(int64_t tenant_id,
                                                       const AuditEvent& event) {
   if (!IsStorableUserToken(ref.value)) return RoleNotFound();
   RoleRecord role;
-  absl::Status status =
-      Run(*pool_, "delete role", [&](Session& s) -> absl::Status {
+  absl::Status status = Run(
+      *pool_, "delete role", OnConflict::kRetry,
+      [&](Session& s) -> absl::Status {
         role = RoleRecord();
         s.Begin();
         if (absl::Status st = ReadRole(s, tenant_id, ref, true, &role);

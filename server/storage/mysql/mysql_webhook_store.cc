@@ -366,52 +366,54 @@ absl::StatusOr<WebhookEndpointRecord> MysqlWebhookStore::CreateEndpoint(
       JoinList(endpoint.event_types, ',', "event_types");
   if (!types.ok()) return types.status();
   WebhookEndpointRecord out;
-  absl::Status st = Run(*pool_, "create webhook endpoint", [&](Session& s) {
-    s.Begin();
-    s.Step("lock tenant");
-    sql::PreparedStatement& lock =
-        s.Prepare("SELECT id FROM tenants WHERE id = ? FOR UPDATE");
-    lock.setInt64(1, endpoint.tenant_id);
-    {
-      std::unique_ptr<sql::ResultSet> rs = s.Query(lock);
-      if (!rs->next()) return absl::NotFoundError("tenant not found");
-    }
-    s.Step("count webhook endpoints");
-    sql::PreparedStatement& count =
-        s.Prepare("SELECT COUNT(*) FROM webhook_endpoints WHERE tenant_id = ?");
-    count.setInt64(1, endpoint.tenant_id);
-    {
-      std::unique_ptr<sql::ResultSet> rs = s.Query(count);
-      rs->next();
-      if (rs->getInt64(1) >= max_endpoints) {
-        return absl::FailedPreconditionError(absl::StrCat(
-            "a tenant has at most ", max_endpoints, " webhook endpoints"));
-      }
-    }
-    s.Step("insert webhook endpoint");
-    sql::PreparedStatement& insert = s.Prepare(kInsertEndpointSql);
-    insert.setString(1, endpoint.id);
-    insert.setInt64(2, endpoint.tenant_id);
-    insert.setString(3, endpoint.url);
-    insert.setString(4, endpoint.description);
-    insert.setString(5, *types);
-    insert.setInt(6, endpoint.enabled ? 1 : 0);
-    insert.setString(7, endpoint.enabled ? "" : "manual");
-    insert.setString(8, endpoint.secret.sealed);
-    insert.setInt(9, endpoint.secret.pepper_version);
-    insert.setString(10, endpoint.secret_prefix);
-    s.Update(insert);
-    if (absl::Status a = InsertAudit(s, endpoint.tenant_id, event); !a.ok()) {
-      return a;
-    }
-    if (absl::Status r =
-            ReadEndpointBack(s, endpoint.tenant_id, endpoint.id, &out);
-        !r.ok()) {
-      return r;
-    }
-    s.Commit();
-    return absl::OkStatus();
-  });
+  absl::Status st = Run(
+      *pool_, "create webhook endpoint", OnConflict::kRetry, [&](Session& s) {
+        s.Begin();
+        s.Step("lock tenant");
+        sql::PreparedStatement& lock =
+            s.Prepare("SELECT id FROM tenants WHERE id = ? FOR UPDATE");
+        lock.setInt64(1, endpoint.tenant_id);
+        {
+          std::unique_ptr<sql::ResultSet> rs = s.Query(lock);
+          if (!rs->next()) return absl::NotFoundError("tenant not found");
+        }
+        s.Step("count webhook endpoints");
+        sql::PreparedStatement& count = s.Prepare(
+            "SELECT COUNT(*) FROM webhook_endpoints WHERE tenant_id = ?");
+        count.setInt64(1, endpoint.tenant_id);
+        {
+          std::unique_ptr<sql::ResultSet> rs = s.Query(count);
+          rs->next();
+          if (rs->getInt64(1) >= max_endpoints) {
+            return absl::FailedPreconditionError(absl::StrCat(
+                "a tenant has at most ", max_endpoints, " webhook endpoints"));
+          }
+        }
+        s.Step("insert webhook endpoint");
+        sql::PreparedStatement& insert = s.Prepare(kInsertEndpointSql);
+        insert.setString(1, endpoint.id);
+        insert.setInt64(2, endpoint.tenant_id);
+        insert.setString(3, endpoint.url);
+        insert.setString(4, endpoint.description);
+        insert.setString(5, *types);
+        insert.setInt(6, endpoint.enabled ? 1 : 0);
+        insert.setString(7, endpoint.enabled ? "" : "manual");
+        insert.setString(8, endpoint.secret.sealed);
+        insert.setInt(9, endpoint.secret.pepper_version);
+        insert.setString(10, endpoint.secret_prefix);
+        s.Update(insert);
+        if (absl::Status a = InsertAudit(s, endpoint.tenant_id, event);
+            !a.ok()) {
+          return a;
+        }
+        if (absl::Status r =
+                ReadEndpointBack(s, endpoint.tenant_id, endpoint.id, &out);
+            !r.ok()) {
+          return r;
+        }
+        s.Commit();
+        return absl::OkStatus();
+      });
   if (!st.ok()) return st;
   return out;
 }
@@ -486,60 +488,68 @@ absl::StatusOr<WebhookEndpointRecord> MysqlWebhookStore::UpdateEndpoint(
   }
   WebhookEndpointRecord out;
   bool did_change = false;
-  absl::Status st = Run(*pool_, "update webhook endpoint", [&](Session& s) {
-    did_change = false;
-    s.Begin();
-    WebhookEndpointRecord current;
-    if (absl::Status l = LockEndpoint(s, tenant_id, id, &current); !l.ok()) {
-      return l;
-    }
-    WebhookEndpointRecord next = current;
-    if (update.url.has_value()) next.url = *update.url;
-    if (update.description.has_value()) next.description = *update.description;
-    if (update.event_types.has_value()) next.event_types = *update.event_types;
-    const bool enabling =
-        update.enabled.has_value() && *update.enabled && !current.enabled;
-    const bool disabling =
-        update.enabled.has_value() && !*update.enabled && current.enabled;
-    if (next.url == current.url && next.description == current.description &&
-        next.event_types == current.event_types && !enabling && !disabling) {
-      out = current;
-      s.Rollback();
-      return absl::OkStatus();
-    }
-    s.Step("update webhook endpoint");
-    sql::PreparedStatement& stmt = s.Prepare(
-        "UPDATE webhook_endpoints SET url = ?, description = ?,"
-        " event_types = ?, enabled = ?, disabled_reason = ?,"
-        " consecutive_failures = IF(?, 0, consecutive_failures),"
-        " failing_since = IF(?, NULL, failing_since),"
-        " version = version + 1, updated_at = UTC_TIMESTAMP(6)"
-        " WHERE tenant_id = ? AND id = ?");
-    const bool enabled = enabling || (current.enabled && !disabling);
-    stmt.setString(1, next.url);
-    stmt.setString(2, next.description);
-    absl::StatusOr<std::string> joined =
-        JoinList(next.event_types, ',', "event_types");
-    if (!joined.ok()) return joined.status();
-    stmt.setString(3, *joined);
-    stmt.setInt(4, enabled ? 1 : 0);
-    stmt.setString(5, enabled     ? ""
-                      : disabling ? "manual"
-                                  : current.disabled_reason);
-    stmt.setInt(6, enabling ? 1 : 0);
-    stmt.setInt(7, enabling ? 1 : 0);
-    stmt.setInt64(8, tenant_id);
-    stmt.setString(9, Str(id));
-    s.Update(stmt);
-    if (absl::Status a = InsertAudit(s, tenant_id, event); !a.ok()) return a;
-    if (disabling) CancelPending(s, id);
-    if (absl::Status r = ReadEndpointBack(s, tenant_id, id, &out); !r.ok()) {
-      return r;
-    }
-    s.Commit();
-    did_change = true;
-    return absl::OkStatus();
-  });
+  absl::Status st = Run(
+      *pool_, "update webhook endpoint", OnConflict::kRetry, [&](Session& s) {
+        did_change = false;
+        s.Begin();
+        WebhookEndpointRecord current;
+        if (absl::Status l = LockEndpoint(s, tenant_id, id, &current);
+            !l.ok()) {
+          return l;
+        }
+        WebhookEndpointRecord next = current;
+        if (update.url.has_value()) next.url = *update.url;
+        if (update.description.has_value())
+          next.description = *update.description;
+        if (update.event_types.has_value())
+          next.event_types = *update.event_types;
+        const bool enabling =
+            update.enabled.has_value() && *update.enabled && !current.enabled;
+        const bool disabling =
+            update.enabled.has_value() && !*update.enabled && current.enabled;
+        if (next.url == current.url &&
+            next.description == current.description &&
+            next.event_types == current.event_types && !enabling &&
+            !disabling) {
+          out = current;
+          s.Rollback();
+          return absl::OkStatus();
+        }
+        s.Step("update webhook endpoint");
+        sql::PreparedStatement& stmt = s.Prepare(
+            "UPDATE webhook_endpoints SET url = ?, description = ?,"
+            " event_types = ?, enabled = ?, disabled_reason = ?,"
+            " consecutive_failures = IF(?, 0, consecutive_failures),"
+            " failing_since = IF(?, NULL, failing_since),"
+            " version = version + 1, updated_at = UTC_TIMESTAMP(6)"
+            " WHERE tenant_id = ? AND id = ?");
+        const bool enabled = enabling || (current.enabled && !disabling);
+        stmt.setString(1, next.url);
+        stmt.setString(2, next.description);
+        absl::StatusOr<std::string> joined =
+            JoinList(next.event_types, ',', "event_types");
+        if (!joined.ok()) return joined.status();
+        stmt.setString(3, *joined);
+        stmt.setInt(4, enabled ? 1 : 0);
+        stmt.setString(5, enabled     ? ""
+                          : disabling ? "manual"
+                                      : current.disabled_reason);
+        stmt.setInt(6, enabling ? 1 : 0);
+        stmt.setInt(7, enabling ? 1 : 0);
+        stmt.setInt64(8, tenant_id);
+        stmt.setString(9, Str(id));
+        s.Update(stmt);
+        if (absl::Status a = InsertAudit(s, tenant_id, event); !a.ok())
+          return a;
+        if (disabling) CancelPending(s, id);
+        if (absl::Status r = ReadEndpointBack(s, tenant_id, id, &out);
+            !r.ok()) {
+          return r;
+        }
+        s.Commit();
+        did_change = true;
+        return absl::OkStatus();
+      });
   if (!st.ok()) return st;
   if (changed != nullptr) *changed = did_change;
   return out;
@@ -550,40 +560,45 @@ absl::StatusOr<WebhookEndpointRecord> MysqlWebhookStore::RotateSecret(
     absl::string_view secret_prefix, absl::Duration overlap,
     const AuditEvent& event) {
   WebhookEndpointRecord out;
-  absl::Status st = Run(*pool_, "rotate webhook secret", [&](Session& s) {
-    s.Begin();
-    WebhookEndpointRecord current;
-    if (absl::Status l = LockEndpoint(s, tenant_id, id, &current); !l.ok()) {
-      return l;
-    }
-    const bool keep = overlap > absl::ZeroDuration();
-    s.Step("rotate webhook secret");
-    sql::PreparedStatement& stmt = s.Prepare(
-        "UPDATE webhook_endpoints SET"
-        " previous_secret_sealed = IF(?, secret_sealed, NULL),"
-        " previous_secret_pepper_version = IF(?, secret_pepper_version, NULL),"
-        " previous_secret_valid_until = IF(?, UTC_TIMESTAMP(6) +"
-        " INTERVAL ? MICROSECOND, NULL),"
-        " secret_sealed = ?, secret_pepper_version = ?, secret_prefix = ?,"
-        " secret_rotated_at = UTC_TIMESTAMP(6), version = version + 1,"
-        " updated_at = UTC_TIMESTAMP(6) WHERE tenant_id = ? AND id = ?");
-    stmt.setInt(1, keep ? 1 : 0);
-    stmt.setInt(2, keep ? 1 : 0);
-    stmt.setInt(3, keep ? 1 : 0);
-    stmt.setInt64(4, absl::ToInt64Microseconds(overlap));
-    stmt.setString(5, secret.sealed);
-    stmt.setInt(6, secret.pepper_version);
-    stmt.setString(7, Str(secret_prefix));
-    stmt.setInt64(8, tenant_id);
-    stmt.setString(9, Str(id));
-    s.Update(stmt);
-    if (absl::Status a = InsertAudit(s, tenant_id, event); !a.ok()) return a;
-    if (absl::Status r = ReadEndpointBack(s, tenant_id, id, &out); !r.ok()) {
-      return r;
-    }
-    s.Commit();
-    return absl::OkStatus();
-  });
+  absl::Status st =
+      Run(*pool_, "rotate webhook secret", OnConflict::kRetry, [&](Session& s) {
+        s.Begin();
+        WebhookEndpointRecord current;
+        if (absl::Status l = LockEndpoint(s, tenant_id, id, &current);
+            !l.ok()) {
+          return l;
+        }
+        const bool keep = overlap > absl::ZeroDuration();
+        s.Step("rotate webhook secret");
+        sql::PreparedStatement& stmt = s.Prepare(
+            "UPDATE webhook_endpoints SET"
+            " previous_secret_sealed = IF(?, secret_sealed, NULL),"
+            " previous_secret_pepper_version = IF(?, secret_pepper_version, "
+            "NULL),"
+            " previous_secret_valid_until = IF(?, UTC_TIMESTAMP(6) +"
+            " INTERVAL ? MICROSECOND, NULL),"
+            " secret_sealed = ?, secret_pepper_version = ?, secret_prefix = ?,"
+            " secret_rotated_at = UTC_TIMESTAMP(6), version = version + 1,"
+            " updated_at = UTC_TIMESTAMP(6) WHERE tenant_id = ? AND id = ?");
+        stmt.setInt(1, keep ? 1 : 0);
+        stmt.setInt(2, keep ? 1 : 0);
+        stmt.setInt(3, keep ? 1 : 0);
+        stmt.setInt64(4, absl::ToInt64Microseconds(overlap));
+        stmt.setString(5, secret.sealed);
+        stmt.setInt(6, secret.pepper_version);
+        stmt.setString(7, Str(secret_prefix));
+        stmt.setInt64(8, tenant_id);
+        stmt.setString(9, Str(id));
+        s.Update(stmt);
+        if (absl::Status a = InsertAudit(s, tenant_id, event); !a.ok())
+          return a;
+        if (absl::Status r = ReadEndpointBack(s, tenant_id, id, &out);
+            !r.ok()) {
+          return r;
+        }
+        s.Commit();
+        return absl::OkStatus();
+      });
   if (!st.ok()) return st;
   return out;
 }
@@ -591,60 +606,65 @@ absl::StatusOr<WebhookEndpointRecord> MysqlWebhookStore::RotateSecret(
 absl::Status MysqlWebhookStore::DeleteEndpoint(int64_t tenant_id,
                                                absl::string_view id,
                                                const AuditEvent& event) {
-  return Run(*pool_, "delete webhook endpoint", [&](Session& s) {
-    s.Begin();
-    WebhookEndpointRecord current;
-    if (absl::Status l = LockEndpoint(s, tenant_id, id, &current); !l.ok()) {
-      return l;
-    }
-    s.Step("delete webhook endpoint");
-    sql::PreparedStatement& del = s.Prepare(
-        "DELETE FROM webhook_endpoints WHERE tenant_id = ? AND id = ?");
-    del.setInt64(1, tenant_id);
-    del.setString(2, Str(id));
-    s.Update(del);
-    if (absl::Status a = InsertAudit(s, tenant_id, event); !a.ok()) return a;
-    s.Step("delete webhook deliveries");
-    sql::PreparedStatement& deliveries =
-        s.Prepare("DELETE FROM webhook_deliveries WHERE endpoint_id = ?");
-    deliveries.setString(1, Str(id));
-    s.Update(deliveries);
-    s.Commit();
-    return absl::OkStatus();
-  });
+  return Run(
+      *pool_, "delete webhook endpoint", OnConflict::kRetry, [&](Session& s) {
+        s.Begin();
+        WebhookEndpointRecord current;
+        if (absl::Status l = LockEndpoint(s, tenant_id, id, &current);
+            !l.ok()) {
+          return l;
+        }
+        s.Step("delete webhook endpoint");
+        sql::PreparedStatement& del = s.Prepare(
+            "DELETE FROM webhook_endpoints WHERE tenant_id = ? AND id = ?");
+        del.setInt64(1, tenant_id);
+        del.setString(2, Str(id));
+        s.Update(del);
+        if (absl::Status a = InsertAudit(s, tenant_id, event); !a.ok())
+          return a;
+        s.Step("delete webhook deliveries");
+        sql::PreparedStatement& deliveries =
+            s.Prepare("DELETE FROM webhook_deliveries WHERE endpoint_id = ?");
+        deliveries.setString(1, Str(id));
+        s.Update(deliveries);
+        s.Commit();
+        return absl::OkStatus();
+      });
 }
 
 absl::StatusOr<WebhookDeliveryRecord> MysqlWebhookStore::EnqueuePing(
     int64_t tenant_id, absl::string_view endpoint_id, const AuditEvent& event) {
   WebhookDeliveryRecord out;
-  absl::Status st = Run(*pool_, "enqueue webhook ping", [&](Session& s) {
-    s.Begin();
-    WebhookEndpointRecord endpoint;
-    if (absl::Status l = LockEndpoint(s, tenant_id, endpoint_id, &endpoint);
-        !l.ok()) {
-      return l;
-    }
-    if (!endpoint.enabled) {
-      return absl::FailedPreconditionError("the endpoint is disabled");
-    }
-    if (absl::Status a = InsertAudit(s, tenant_id, event); !a.ok()) return a;
-    absl::StatusOr<absl::Time> now = DatabaseNow(s);
-    if (!now.ok()) return now.status();
-    AuditEvent ping = event;
-    NormalizeAuditEvent(ping);
-    OutboxWriter outbox(s);
-    absl::StatusOr<int64_t> row =
-        outbox.InsertEvent(tenant_id, kWebhookPingType, ping, *now);
-    if (!row.ok()) return row.status();
-    absl::StatusOr<int64_t> delivery =
-        outbox.InsertDelivery(tenant_id, endpoint_id, *row, *now);
-    if (!delivery.ok()) return delivery.status();
-    if (absl::Status r = ReadDeliveryById(s, *delivery, &out); !r.ok()) {
-      return r;
-    }
-    s.Commit();
-    return absl::OkStatus();
-  });
+  absl::Status st =
+      Run(*pool_, "enqueue webhook ping", OnConflict::kRetry, [&](Session& s) {
+        s.Begin();
+        WebhookEndpointRecord endpoint;
+        if (absl::Status l = LockEndpoint(s, tenant_id, endpoint_id, &endpoint);
+            !l.ok()) {
+          return l;
+        }
+        if (!endpoint.enabled) {
+          return absl::FailedPreconditionError("the endpoint is disabled");
+        }
+        if (absl::Status a = InsertAudit(s, tenant_id, event); !a.ok())
+          return a;
+        absl::StatusOr<absl::Time> now = DatabaseNow(s);
+        if (!now.ok()) return now.status();
+        AuditEvent ping = event;
+        NormalizeAuditEvent(ping);
+        OutboxWriter outbox(s);
+        absl::StatusOr<int64_t> row =
+            outbox.InsertEvent(tenant_id, kWebhookPingType, ping, *now);
+        if (!row.ok()) return row.status();
+        absl::StatusOr<int64_t> delivery =
+            outbox.InsertDelivery(tenant_id, endpoint_id, *row, *now);
+        if (!delivery.ok()) return delivery.status();
+        if (absl::Status r = ReadDeliveryById(s, *delivery, &out); !r.ok()) {
+          return r;
+        }
+        s.Commit();
+        return absl::OkStatus();
+      });
   if (!st.ok()) return st;
   return out;
 }
@@ -739,79 +759,82 @@ absl::StatusOr<std::vector<ClaimedDelivery>> MysqlWebhookStore::ClaimDue(
     int max, absl::Duration lease) {
   if (max < 1) return absl::InvalidArgumentError("max must be at least 1");
   std::vector<ClaimedDelivery> out;
-  absl::Status st = Run(*pool_, "claim webhook deliveries", [&](Session& s) {
-    out.clear();
-    s.Begin();
-    // The first statement of the transaction, and a locking one: the
-    // consistent reads below get their snapshot after it, so they see every
-    // row it locked.
-    s.Step("lock due deliveries");
-    sql::PreparedStatement& due = s.Prepare(
-        "SELECT id FROM webhook_deliveries WHERE state = 'pending'"
-        " AND next_attempt_at <= UTC_TIMESTAMP(6)"
-        " ORDER BY next_attempt_at, id LIMIT ? FOR UPDATE SKIP LOCKED");
-    due.setInt(1, max);
-    std::vector<int64_t> ids;
-    {
-      std::unique_ptr<sql::ResultSet> rs = s.Query(due);
-      while (rs->next()) ids.push_back(rs->getInt64(1));
-    }
-    if (ids.empty()) {
-      s.Rollback();
-      return absl::OkStatus();
-    }
-    const ClaimSelect& c = SelectOf<ClaimSelect>();
-    for (int64_t id : ids) {
-      s.Step("read claimed delivery");
-      sql::PreparedStatement& read = s.Prepare(c.sql);
-      read.setInt64(1, id);
-      std::unique_ptr<sql::ResultSet> rs = s.Query(read);
-      if (!rs->next()) return absl::InternalError("claimed delivery vanished");
-      if (rs->isNull(c.endpoint_enabled) ||
-          rs->getInt(c.endpoint_enabled) == 0) {
-        rs.reset();
-        s.Step("cancel delivery");
-        sql::PreparedStatement& cancel = s.Prepare(
-            "UPDATE webhook_deliveries SET state = 'cancelled',"
-            " lease_token = '' WHERE id = ?");
-        cancel.setInt64(1, id);
-        s.Update(cancel);
-        continue;
-      }
-      ClaimedDelivery claim;
-      claim.delivery_id = id;
-      claim.endpoint_id = rs->getString(c.endpoint_id).asStdString();
-      claim.attempt = rs->getInt(c.attempts) + 1;
-      if (absl::Status r = ReadEvent(*rs, c.event, &claim.event); !r.ok()) {
-        return r;
-      }
-      claim.url = rs->getString(c.url).asStdString();
-      claim.secret = SealedSecret{rs->getString(c.secret_sealed).asStdString(),
-                                  rs->getInt(c.secret_pepper_version)};
-      if (!rs->isNull(c.previous_secret_sealed)) {
-        claim.previous_secret =
-            SealedSecret{rs->getString(c.previous_secret_sealed).asStdString(),
-                         rs->getInt(c.previous_secret_pepper_version)};
-      }
-      rs.reset();
-      absl::StatusOr<std::string> token = core::RandomBase62(22);
-      if (!token.ok()) return token.status();
-      claim.lease_token = *token;
-      s.Step("claim delivery");
-      sql::PreparedStatement& take = s.Prepare(
-          "UPDATE webhook_deliveries SET lease_token = ?,"
-          " attempts = attempts + 1,"
-          " next_attempt_at = UTC_TIMESTAMP(6) + INTERVAL ? MICROSECOND"
-          " WHERE id = ?");
-      take.setString(1, claim.lease_token);
-      take.setInt64(2, absl::ToInt64Microseconds(lease));
-      take.setInt64(3, id);
-      s.Update(take);
-      out.push_back(std::move(claim));
-    }
-    s.Commit();
-    return absl::OkStatus();
-  });
+  absl::Status st = Run(
+      *pool_, "claim webhook deliveries", OnConflict::kRetry, [&](Session& s) {
+        out.clear();
+        s.Begin();
+        // The first statement of the transaction, and a locking one: the
+        // consistent reads below get their snapshot after it, so they see every
+        // row it locked.
+        s.Step("lock due deliveries");
+        sql::PreparedStatement& due = s.Prepare(
+            "SELECT id FROM webhook_deliveries WHERE state = 'pending'"
+            " AND next_attempt_at <= UTC_TIMESTAMP(6)"
+            " ORDER BY next_attempt_at, id LIMIT ? FOR UPDATE SKIP LOCKED");
+        due.setInt(1, max);
+        std::vector<int64_t> ids;
+        {
+          std::unique_ptr<sql::ResultSet> rs = s.Query(due);
+          while (rs->next()) ids.push_back(rs->getInt64(1));
+        }
+        if (ids.empty()) {
+          s.Rollback();
+          return absl::OkStatus();
+        }
+        const ClaimSelect& c = SelectOf<ClaimSelect>();
+        for (int64_t id : ids) {
+          s.Step("read claimed delivery");
+          sql::PreparedStatement& read = s.Prepare(c.sql);
+          read.setInt64(1, id);
+          std::unique_ptr<sql::ResultSet> rs = s.Query(read);
+          if (!rs->next())
+            return absl::InternalError("claimed delivery vanished");
+          if (rs->isNull(c.endpoint_enabled) ||
+              rs->getInt(c.endpoint_enabled) == 0) {
+            rs.reset();
+            s.Step("cancel delivery");
+            sql::PreparedStatement& cancel = s.Prepare(
+                "UPDATE webhook_deliveries SET state = 'cancelled',"
+                " lease_token = '' WHERE id = ?");
+            cancel.setInt64(1, id);
+            s.Update(cancel);
+            continue;
+          }
+          ClaimedDelivery claim;
+          claim.delivery_id = id;
+          claim.endpoint_id = rs->getString(c.endpoint_id).asStdString();
+          claim.attempt = rs->getInt(c.attempts) + 1;
+          if (absl::Status r = ReadEvent(*rs, c.event, &claim.event); !r.ok()) {
+            return r;
+          }
+          claim.url = rs->getString(c.url).asStdString();
+          claim.secret =
+              SealedSecret{rs->getString(c.secret_sealed).asStdString(),
+                           rs->getInt(c.secret_pepper_version)};
+          if (!rs->isNull(c.previous_secret_sealed)) {
+            claim.previous_secret = SealedSecret{
+                rs->getString(c.previous_secret_sealed).asStdString(),
+                rs->getInt(c.previous_secret_pepper_version)};
+          }
+          rs.reset();
+          absl::StatusOr<std::string> token = core::RandomBase62(22);
+          if (!token.ok()) return token.status();
+          claim.lease_token = *token;
+          s.Step("claim delivery");
+          sql::PreparedStatement& take = s.Prepare(
+              "UPDATE webhook_deliveries SET lease_token = ?,"
+              " attempts = attempts + 1,"
+              " next_attempt_at = UTC_TIMESTAMP(6) + INTERVAL ? MICROSECOND"
+              " WHERE id = ?");
+          take.setString(1, claim.lease_token);
+          take.setInt64(2, absl::ToInt64Microseconds(lease));
+          take.setInt64(3, id);
+          s.Update(take);
+          out.push_back(std::move(claim));
+        }
+        s.Commit();
+        return absl::OkStatus();
+      });
   if (!st.ok()) return st;
   return out;
 }
@@ -820,111 +843,115 @@ absl::StatusOr<CompletedAttempt> MysqlWebhookStore::CompleteAttempt(
     const ClaimedDelivery& claim, const AttemptOutcome& outcome,
     const FailurePolicy& policy, const AuditEvent& disable_event) {
   CompletedAttempt out;
-  absl::Status st = Run(*pool_, "complete webhook attempt", [&](Session& s) {
-    out = CompletedAttempt();
-    s.Begin();
-    WebhookEndpointRecord endpoint;
-    absl::Status locked =
-        LockEndpoint(s, claim.event.tenant_id, claim.endpoint_id, &endpoint);
-    if (absl::IsNotFound(locked)) {
-      s.Rollback();
-      return absl::OkStatus();
-    }
-    if (!locked.ok()) return locked;
-    s.Step("lock delivery");
-    sql::PreparedStatement& lock = s.Prepare(
-        "SELECT d.state, d.lease_token, e.created_at, UTC_TIMESTAMP(6)"
-        " FROM webhook_deliveries d JOIN webhook_events e"
-        " ON e.id = d.event_row WHERE d.id = ? FOR UPDATE");
-    lock.setInt64(1, claim.delivery_id);
-    absl::Time event_created, now;
-    {
-      std::unique_ptr<sql::ResultSet> rs = s.Query(lock);
-      if (!rs->next() || rs->getString(1).asStdString() != "pending" ||
-          rs->getString(2).asStdString() != claim.lease_token) {
-        rs.reset();
-        s.Rollback();
-        return absl::OkStatus();
-      }
-      absl::StatusOr<absl::Time> created = GetTime(*rs, 3);
-      if (!created.ok()) return created.status();
-      absl::StatusOr<absl::Time> clock = GetTime(*rs, 4);
-      if (!clock.ok()) return clock.status();
-      event_created = *created;
-      now = *clock;
-    }
-    out.applied = true;
-    const int latency_ms = static_cast<int>(
-        std::min<int64_t>(absl::ToInt64Milliseconds(outcome.latency), 1 << 30));
-    std::string error = outcome.error.substr(0, 255);
-    if (outcome.delivered) {
-      out.state = DeliveryState::kDelivered;
-    } else if (now - event_created > policy.retry_window) {
-      out.state = DeliveryState::kFailed;
-    } else {
-      out.state = DeliveryState::kPending;
-    }
-    s.Step("record attempt");
-    sql::PreparedStatement& record = s.Prepare(
-        "UPDATE webhook_deliveries SET state = ?, lease_token = '',"
-        " last_attempt_at = ?, last_http_status = ?, last_latency_ms = ?,"
-        " last_error = ?, delivered_at = ?, next_attempt_at = ?"
-        " WHERE id = ?");
-    record.setString(1, Str(DeliveryStateName(out.state)));
-    if (absl::Status b = BindTime(record, 2, now); !b.ok()) return b;
-    record.setInt(3, outcome.http_status);
-    record.setInt(4, latency_ms);
-    record.setString(5, outcome.delivered ? "" : error);
-    if (absl::Status b = BindTime(
-            record, 6,
-            outcome.delivered ? std::optional<absl::Time>(now) : std::nullopt);
-        !b.ok()) {
-      return b;
-    }
-    const absl::Time next =
-        out.state == DeliveryState::kPending ? now + outcome.retry_in : now;
-    if (absl::Status b = BindTime(record, 7, next); !b.ok()) return b;
-    record.setInt64(8, claim.delivery_id);
-    s.Update(record);
+  absl::Status st = Run(
+      *pool_, "complete webhook attempt", OnConflict::kRetry, [&](Session& s) {
+        out = CompletedAttempt();
+        s.Begin();
+        WebhookEndpointRecord endpoint;
+        absl::Status locked = LockEndpoint(s, claim.event.tenant_id,
+                                           claim.endpoint_id, &endpoint);
+        if (absl::IsNotFound(locked)) {
+          s.Rollback();
+          return absl::OkStatus();
+        }
+        if (!locked.ok()) return locked;
+        s.Step("lock delivery");
+        sql::PreparedStatement& lock = s.Prepare(
+            "SELECT d.state, d.lease_token, e.created_at, UTC_TIMESTAMP(6)"
+            " FROM webhook_deliveries d JOIN webhook_events e"
+            " ON e.id = d.event_row WHERE d.id = ? FOR UPDATE");
+        lock.setInt64(1, claim.delivery_id);
+        absl::Time event_created, now;
+        {
+          std::unique_ptr<sql::ResultSet> rs = s.Query(lock);
+          if (!rs->next() || rs->getString(1).asStdString() != "pending" ||
+              rs->getString(2).asStdString() != claim.lease_token) {
+            rs.reset();
+            s.Rollback();
+            return absl::OkStatus();
+          }
+          absl::StatusOr<absl::Time> created = GetTime(*rs, 3);
+          if (!created.ok()) return created.status();
+          absl::StatusOr<absl::Time> clock = GetTime(*rs, 4);
+          if (!clock.ok()) return clock.status();
+          event_created = *created;
+          now = *clock;
+        }
+        out.applied = true;
+        const int latency_ms = static_cast<int>(std::min<int64_t>(
+            absl::ToInt64Milliseconds(outcome.latency), 1 << 30));
+        std::string error = outcome.error.substr(0, 255);
+        if (outcome.delivered) {
+          out.state = DeliveryState::kDelivered;
+        } else if (now - event_created > policy.retry_window) {
+          out.state = DeliveryState::kFailed;
+        } else {
+          out.state = DeliveryState::kPending;
+        }
+        s.Step("record attempt");
+        sql::PreparedStatement& record = s.Prepare(
+            "UPDATE webhook_deliveries SET state = ?, lease_token = '',"
+            " last_attempt_at = ?, last_http_status = ?, last_latency_ms = ?,"
+            " last_error = ?, delivered_at = ?, next_attempt_at = ?"
+            " WHERE id = ?");
+        record.setString(1, Str(DeliveryStateName(out.state)));
+        if (absl::Status b = BindTime(record, 2, now); !b.ok()) return b;
+        record.setInt(3, outcome.http_status);
+        record.setInt(4, latency_ms);
+        record.setString(5, outcome.delivered ? "" : error);
+        if (absl::Status b =
+                BindTime(record, 6,
+                         outcome.delivered ? std::optional<absl::Time>(now)
+                                           : std::nullopt);
+            !b.ok()) {
+          return b;
+        }
+        const absl::Time next =
+            out.state == DeliveryState::kPending ? now + outcome.retry_in : now;
+        if (absl::Status b = BindTime(record, 7, next); !b.ok()) return b;
+        record.setInt64(8, claim.delivery_id);
+        s.Update(record);
 
-    if (outcome.delivered) {
-      s.Step("reset endpoint failures");
-      sql::PreparedStatement& reset = s.Prepare(
-          "UPDATE webhook_endpoints SET consecutive_failures = 0,"
-          " failing_since = NULL WHERE id = ?");
-      reset.setString(1, claim.endpoint_id);
-      s.Update(reset);
-      s.Commit();
-      return absl::OkStatus();
-    }
-    const int32_t failures = endpoint.consecutive_failures + 1;
-    const absl::Time failing_since = endpoint.failing_since.value_or(now);
-    const bool disable = endpoint.enabled &&
-                         failures >= policy.disable_after_failures &&
-                         now - failing_since >= policy.disable_after;
-    s.Step("count endpoint failure");
-    sql::PreparedStatement& fail = s.Prepare(
-        "UPDATE webhook_endpoints SET consecutive_failures = ?,"
-        " failing_since = ?, enabled = IF(?, 0, enabled),"
-        " disabled_reason = IF(?, 'failures', disabled_reason),"
-        " version = version + IF(?, 1, 0),"
-        " updated_at = IF(?, UTC_TIMESTAMP(6), updated_at) WHERE id = ?");
-    fail.setInt(1, failures);
-    if (absl::Status b = BindTime(fail, 2, failing_since); !b.ok()) return b;
-    for (int i = 3; i <= 6; ++i) fail.setInt(i, disable ? 1 : 0);
-    fail.setString(7, claim.endpoint_id);
-    s.Update(fail);
-    if (disable) {
-      if (absl::Status a = InsertAudit(s, claim.event.tenant_id, disable_event);
-          !a.ok()) {
-        return a;
-      }
-      CancelPending(s, claim.endpoint_id);
-      out.endpoint_disabled = true;
-    }
-    s.Commit();
-    return absl::OkStatus();
-  });
+        if (outcome.delivered) {
+          s.Step("reset endpoint failures");
+          sql::PreparedStatement& reset = s.Prepare(
+              "UPDATE webhook_endpoints SET consecutive_failures = 0,"
+              " failing_since = NULL WHERE id = ?");
+          reset.setString(1, claim.endpoint_id);
+          s.Update(reset);
+          s.Commit();
+          return absl::OkStatus();
+        }
+        const int32_t failures = endpoint.consecutive_failures + 1;
+        const absl::Time failing_since = endpoint.failing_since.value_or(now);
+        const bool disable = endpoint.enabled &&
+                             failures >= policy.disable_after_failures &&
+                             now - failing_since >= policy.disable_after;
+        s.Step("count endpoint failure");
+        sql::PreparedStatement& fail = s.Prepare(
+            "UPDATE webhook_endpoints SET consecutive_failures = ?,"
+            " failing_since = ?, enabled = IF(?, 0, enabled),"
+            " disabled_reason = IF(?, 'failures', disabled_reason),"
+            " version = version + IF(?, 1, 0),"
+            " updated_at = IF(?, UTC_TIMESTAMP(6), updated_at) WHERE id = ?");
+        fail.setInt(1, failures);
+        if (absl::Status b = BindTime(fail, 2, failing_since); !b.ok())
+          return b;
+        for (int i = 3; i <= 6; ++i) fail.setInt(i, disable ? 1 : 0);
+        fail.setString(7, claim.endpoint_id);
+        s.Update(fail);
+        if (disable) {
+          if (absl::Status a =
+                  InsertAudit(s, claim.event.tenant_id, disable_event);
+              !a.ok()) {
+            return a;
+          }
+          CancelPending(s, claim.endpoint_id);
+          out.endpoint_disabled = true;
+        }
+        s.Commit();
+        return absl::OkStatus();
+      });
   if (!st.ok()) return st;
   return out;
 }

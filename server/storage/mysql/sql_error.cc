@@ -88,7 +88,8 @@ absl::string_view Describe(absl::StatusCode code) {
 bool IsConnectionLevelError(int error_code) {
   return (error_code >= 2000 && error_code < 3000) ||
          error_code == kErConnectionKilled || error_code == kErServerShutdown ||
-         error_code == kErClientInteractionTimeout;
+         error_code == kErClientInteractionTimeout ||
+         error_code == kErWrongGaleraState;
 }
 
 absl::Status StatusFromSqlError(int error_code, absl::string_view what) {

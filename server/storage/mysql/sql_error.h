@@ -14,10 +14,11 @@ namespace lumo::storage {
 
 // True when `error_code` means the session is gone (client errors
 // 2000-2999 such as 2006 "server has gone away" and 2013 "lost
-// connection", a killed connection, a server shutting down). Such a
-// connection must be closed, never reused. Error code 0 (raised by
-// Connector/C++ itself, not by the server) is not one of these, but leaves
-// the session in an unknown state: close that connection too.
+// connection", a killed connection, a server shutting down) or its server
+// cannot serve it (1047: a Galera node outside the primary component, or
+// not yet synced). Such a connection must be closed, never reused. Error code 0
+// (raised by Connector/C++ itself, not by the server) is not one of these, but
+// leaves the session in an unknown state: close that connection too.
 bool IsConnectionLevelError(int error_code);
 
 // Maps a MySQL error number to a status for an operation described by

@@ -5,6 +5,7 @@ and python3-protobuf; run with /usr/bin/python3.
 
     env        TIME_SCALE, where the build is, wait_for(), figure()
     mariadb    MysqlDsn (admin DSN + mariadb/mysqldump), PrivateMariaDb
+    galera     GaleraCluster (a private three-node Galera cluster)
     server     LumoServer (server on a fresh database), LumoReplica
     gateway    LumoGateway (gateway + HTTP client)
     stubs      stubs(): generated gRPC stubs, once per run; key_md()
@@ -39,6 +40,7 @@ from harness.env import (TIME_SCALE, HarnessError, binary_dir, built_program,
                          figure, free_loopback_port, read_log, require_env,
                          run_as_prefix, source_dir, stop_process, wait_for,
                          write_secret)
+from harness.galera import GaleraCluster
 from harness.gateway import LumoGateway, metrics_port_from_log
 from harness.keys import KEY_RE, checksum, forge, key_id
 from harness.mariadb import MysqlDsn, PrivateMariaDb
@@ -50,7 +52,8 @@ from harness.testcase import (LogOnFailure, LumoServerTestCase,
 
 __all__ = [
     "FAST_PORTAL_HASHING", "HEALTH_NOT_SERVING", "HEALTH_SERVING", "KEY_RE",
-    "TIME_SCALE", "HarnessError", "LogOnFailure", "LumoGateway",
+    "TIME_SCALE", "GaleraCluster", "HarnessError", "LogOnFailure",
+    "LumoGateway",
     "LumoReplica", "LumoServer", "LumoServerTestCase", "MysqlDsn",
     "PrivateMariaDb", "ReplicaSetTestCase", "Stubs", "binary_dir",
     "built_program", "checksum", "figure", "forge", "free_loopback_port", "health_status", "key_id",

@@ -400,11 +400,13 @@ class BurstChecker:
                             digest_len=int(r[3]), live=r[5] == "1")
                  for r in rows}
         # Re-announcements of a change (docs/replication.md) are marked
-        # and are not changes of their own.
+        # and are not changes of their own; void rows close the feed
+        # position of an attempt that did not commit (a writer's stream,
+        # "On a Galera cluster") and name no key.
         changes = {}
         for kid, ctype, ver in t.sql.rows(
                 "SELECT key_id, change_type, key_version FROM key_changes"
-                " WHERE announcement = 0",
+                " WHERE announcement = 0 AND change_type <> 'void'",
                 db):
             changes.setdefault(kid, []).append((ctype, int(ver)))
         audit = {}

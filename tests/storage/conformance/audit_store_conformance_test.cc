@@ -16,28 +16,38 @@
 namespace lumo::testing {
 namespace {
 
+// Appends one event per action to the tenant's chain, in one batch.
+void AppendActions(StoreFixture& f, int64_t tenant_id,
+                   const std::vector<std::string>& actions) {
+  std::vector<storage::PendingAuditEvent> batch;
+  for (const std::string& action : actions) {
+    storage::PendingAuditEvent e;
+    e.tenant_id = tenant_id;
+    e.event = Event(action);
+    batch.push_back(std::move(e));
+  }
+  ASSERT_TRUE(f.audit().AppendEvents(batch).ok());
+}
+
+// The tenant's first 100 events, oldest first.
+std::vector<storage::StoredAuditEvent> FirstEvents(StoreFixture& f,
+                                                   int64_t tenant_id) {
+  storage::AuditQuery q;
+  q.limit = 100;
+  q.oldest_first = true;
+  absl::StatusOr<storage::AuditPage> page = f.audit().ListEvents(tenant_id, q);
+  EXPECT_TRUE(page.ok()) << page.status();
+  return page.ok() ? page->events : std::vector<storage::StoredAuditEvent>();
+}
+
 template <typename Impl>
 class AuditStoreConformanceTest : public SharedStoreTest<Impl> {
  protected:
-  // Appends one event per action to the tenant's chain, in one batch.
   void Append(int64_t tenant_id, const std::vector<std::string>& actions) {
-    std::vector<storage::PendingAuditEvent> batch;
-    for (const std::string& action : actions) {
-      storage::PendingAuditEvent e;
-      e.tenant_id = tenant_id;
-      e.event = Event(action);
-      batch.push_back(std::move(e));
-    }
-    ASSERT_TRUE(this->f().audit().AppendEvents(batch).ok());
+    AppendActions(this->f(), tenant_id, actions);
   }
   std::vector<storage::StoredAuditEvent> All(int64_t tenant_id) {
-    storage::AuditQuery q;
-    q.limit = 100;
-    q.oldest_first = true;
-    absl::StatusOr<storage::AuditPage> page =
-        this->f().audit().ListEvents(tenant_id, q);
-    EXPECT_TRUE(page.ok()) << page.status();
-    return page.ok() ? page->events : std::vector<storage::StoredAuditEvent>();
+    return FirstEvents(this->f(), tenant_id);
   }
   storage::ChainVerification Verify(int64_t tenant_id) {
     absl::StatusOr<storage::ChainVerification> v =
@@ -586,6 +596,58 @@ TYPED_TEST(AuditStoreConformanceTest, TopUsageKeysRankByCallsOrFailures) {
   EXPECT_EQ(only_failing->size(), 3u);  // C never failed
   EXPECT_EQ(f.audit().TopUsageKeys(tenant.id, q, false, 0).status().code(),
             absl::StatusCode::kInvalidArgument);
+}
+
+// Retention runs over the whole database: a fresh one per test.
+template <typename Impl>
+class AuditPurgeConformanceTest : public FreshStoreTest<Impl> {};
+TYPED_TEST_SUITE(AuditPurgeConformanceTest, Implementations,
+                 ImplementationName);
+
+TYPED_TEST(AuditPurgeConformanceTest,
+           RowsPastTheRetentionGoAndTheRestStillVerify) {
+  StoreFixture& f = this->f();
+  const storage::Tenant old_tenant = NewTenant(f);
+  const storage::Tenant new_tenant = NewTenant(f);
+  auto append = [&](int64_t tenant_id, std::vector<std::string> actions) {
+    AppendActions(f, tenant_id, actions);
+  };
+  auto all = [&](int64_t tenant_id) { return FirstEvents(f, tenant_id); };
+  // On the writer lane and on a transaction lane (a key's creation).
+  append(old_tenant.id, {"old.1", "old.2", "old.3"});
+  ASSERT_TRUE(
+      f.keys().InsertKey(NewKey(old_tenant.id), Event("api_key.created")).ok());
+  const size_t aged = all(old_tenant.id).size();
+  ASSERT_GE(aged, 4u);
+  f.AgeAuditRows(old_tenant.id, absl::Hours(24 * 10));
+  append(old_tenant.id, {"new.1", "new.2"});
+  append(new_tenant.id, {"other.1"});
+  const size_t other_rows = all(new_tenant.id).size();
+
+  EXPECT_EQ(f.PurgeAudit(0).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(all(old_tenant.id).size(), aged + 2);  // nothing went
+  absl::StatusOr<int64_t> purged = f.PurgeAudit(7);
+  ASSERT_TRUE(purged.ok()) << purged.status();
+  EXPECT_EQ(*purged, static_cast<int64_t>(aged));
+
+  std::vector<std::string> left;
+  for (const storage::StoredAuditEvent& e : all(old_tenant.id)) {
+    left.push_back(e.event.action);
+  }
+  EXPECT_EQ(left, (std::vector<std::string>{"new.1", "new.2"}));
+  EXPECT_EQ(all(new_tenant.id).size(), other_rows);
+  // The chain now starts after the cut, and later appends continue it.
+  append(old_tenant.id, {"new.3"});
+  absl::StatusOr<storage::ChainVerification> v =
+      f.audit().VerifyChain(old_tenant.id);
+  ASSERT_TRUE(v.ok()) << v.status();
+  EXPECT_TRUE(v->ok) << v->problem;
+  EXPECT_EQ(v->rows_checked, 3);
+  // Nothing is old enough any more.
+  absl::StatusOr<int64_t> again = f.PurgeAudit(7);
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_EQ(*again, 0);
 }
 
 }  // namespace

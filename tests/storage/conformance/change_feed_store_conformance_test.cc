@@ -3,10 +3,13 @@
 // membership table, run against every implementation. Each test has a
 // database of its own (the feed and the membership are database-wide).
 #include <cstdint>
+#include <initializer_list>
 #include <limits>
+#include <map>
 #include <string>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
 #include "server/storage/change_feed_store.h"
 #include "tests/storage/conformance/store_fixture.h"
@@ -22,6 +25,22 @@ class ChangeFeedStoreConformanceTest : public FreshStoreTest<Impl> {
         this->f().feed().ReadChanges(after, storage::FeedPosition(), 1000);
     EXPECT_TRUE(read.ok()) << read.status();
     return read.ok() ? read->changes : std::vector<storage::KeyChange>();
+  }
+  // A key of a new tenant created, rotated, revoked, revoked again (which
+  // writes nothing) and deleted.
+  storage::NewKey KeyLifecycle() {
+    StoreFixture& f = this->f();
+    const storage::Tenant tenant = NewTenant(f);
+    const storage::NewKey key = NewKey(tenant.id);
+    EXPECT_TRUE(f.keys().InsertKey(key, Event("c")).ok());
+    EXPECT_TRUE(f.keys()
+                    .RotateKey(tenant.id, key.id, {RandomDigest(), 1},
+                               absl::ZeroDuration(), Event("r"))
+                    .ok());
+    EXPECT_TRUE(f.keys().RevokeKey(tenant.id, key.id, Event("v")).ok());
+    EXPECT_TRUE(f.keys().RevokeKey(tenant.id, key.id, Event("v")).ok());
+    EXPECT_TRUE(f.keys().DeleteKey(tenant.id, key.id, Event("d")).ok());
+    return key;
   }
   static storage::ReplicaRegistration Replica(absl::string_view id,
                                               int64_t applied_seq) {
@@ -44,17 +63,8 @@ TYPED_TEST(ChangeFeedStoreConformanceTest, KeyWritesAppendFeedRowsInOrder) {
   absl::StatusOr<int64_t> empty = f.feed().Head();
   ASSERT_TRUE(empty.ok()) << empty.status();
   EXPECT_EQ(*empty, 0);
-  const storage::Tenant tenant = NewTenant(f);
-  const storage::NewKey key = NewKey(tenant.id);
-  ASSERT_TRUE(f.keys().InsertKey(key, Event("c")).ok());
-  ASSERT_TRUE(f.keys()
-                  .RotateKey(tenant.id, key.id, {RandomDigest(), 1},
-                             absl::ZeroDuration(), Event("r"))
-                  .ok());
-  ASSERT_TRUE(f.keys().RevokeKey(tenant.id, key.id, Event("v")).ok());
-  // Revoking again writes nothing.
-  ASSERT_TRUE(f.keys().RevokeKey(tenant.id, key.id, Event("v")).ok());
-  ASSERT_TRUE(f.keys().DeleteKey(tenant.id, key.id, Event("d")).ok());
+  const storage::NewKey key = this->KeyLifecycle();
+  const int64_t tenant_id = key.tenant_id;
 
   const std::vector<storage::KeyChange> changes = this->ReadAll();
   ASSERT_EQ(changes.size(), 4u);
@@ -62,7 +72,7 @@ TYPED_TEST(ChangeFeedStoreConformanceTest, KeyWritesAppendFeedRowsInOrder) {
   for (size_t i = 0; i < changes.size(); ++i) {
     EXPECT_EQ(changes[i].change_type, types[i]);
     EXPECT_EQ(changes[i].key_id, key.id);
-    EXPECT_EQ(changes[i].tenant_id, tenant.id);
+    EXPECT_EQ(changes[i].tenant_id, tenant_id);
     EXPECT_EQ(changes[i].key_version, static_cast<int64_t>(i) + 1);
     if (i > 0) EXPECT_GT(changes[i].seq, changes[i - 1].seq);
   }
@@ -206,6 +216,241 @@ TYPED_TEST(ChangeFeedStoreConformanceTest, AReplicaPastItsLeaseIsNotLive) {
   ASSERT_TRUE(f.feed().Register(self, absl::ZeroDuration()).ok());
   EXPECT_EQ(f.feed().Heartbeat(peer.name, 0, storage::FeedPosition()).code(),
             absl::StatusCode::kNotFound);
+}
+
+// A row of `writer`'s stream at `wseq` about `key_id`.
+storage::KeyChange StreamRow(const storage::ReplicaName& writer, int64_t wseq,
+                             const std::string& key_id) {
+  storage::KeyChange change;
+  change.tenant_id = 7;
+  change.key_id = key_id;
+  change.change_type = "revoked";
+  change.key_version = 2;
+  change.writer = writer.incarnation;
+  change.wseq = wseq;
+  return change;
+}
+
+// "writer:wseq:key_id:change_type" of each row, in the order read.
+std::vector<std::string> Described(
+    const std::vector<storage::KeyChange>& changes,
+    const std::map<std::string, std::string>& names) {
+  std::vector<std::string> out;
+  for (const storage::KeyChange& c : changes) {
+    out.push_back(absl::StrCat(names.at(c.writer), ":", c.wseq, ":", c.key_id,
+                               ":", c.change_type));
+  }
+  return out;
+}
+
+TYPED_TEST(ChangeFeedStoreConformanceTest,
+           StreamsAreReadPerWriterAboveThePublishedPosition) {
+  StoreFixture& f = this->f();
+  const storage::ReplicaRegistration reader = this->Replica("reader", 0);
+  const storage::ReplicaRegistration one = this->Replica("one", 0);
+  const storage::ReplicaRegistration two = this->Replica("two", 0);
+  for (const auto* r : {&reader, &one, &two}) {
+    ASSERT_TRUE(f.feed().Register(*r, absl::Hours(1)).ok());
+  }
+  // Writers come out in writer (incarnation) order.
+  std::map<std::string, std::string> names = {
+      {reader.name.incarnation, "reader"},
+      {one.name.incarnation, "one"},
+      {two.name.incarnation, "two"}};
+  std::vector<std::string> order;
+  for (const auto& [incarnation, name] : names) order.push_back(name);
+  const bool one_first = one.name.incarnation < two.name.incarnation;
+
+  // Stream rows committed out of order; a legacy row (no writer) too.
+  ASSERT_TRUE(f.feed().Announce(StreamRow(one.name, 2, "key000000002")).ok());
+  ASSERT_TRUE(f.feed().Announce(StreamRow(two.name, 1, "key000000021")).ok());
+  ASSERT_TRUE(f.feed().Announce(StreamRow(one.name, 1, "key000000001")).ok());
+  ASSERT_TRUE(f.feed().Announce(StreamRow(one.name, 3, "key000000003")).ok());
+  const storage::Tenant tenant = NewTenant(f);
+  ASSERT_TRUE(f.keys().InsertKey(NewKey(tenant.id), Event("c")).ok());
+  // Stream rows take seqs too: the legacy read sees all five.
+  EXPECT_EQ(this->ReadAll().size(), 5u);
+
+  absl::StatusOr<storage::StreamRead> read =
+      f.feed().ReadStreams(reader.name, 100);
+  ASSERT_TRUE(read.ok()) << read.status();
+  std::vector<std::string> published;
+  for (const storage::StreamPosition& p : read->published) {
+    published.push_back(absl::StrCat(names.at(p.writer), "@", p.wseq));
+  }
+  std::vector<std::string> expected_published;
+  for (const std::string& name : order) {
+    expected_published.push_back(name + "@0");
+  }
+  EXPECT_EQ(published, expected_published);
+  std::vector<std::string> of_one = {"one:1:key000000001:revoked",
+                                     "one:2:key000000002:revoked",
+                                     "one:3:key000000003:revoked"};
+  std::vector<std::string> of_two = {"two:1:key000000021:revoked"};
+  std::vector<std::string> all = one_first ? of_one : of_two;
+  for (const std::string& row : one_first ? of_two : of_one) all.push_back(row);
+  EXPECT_EQ(Described(read->changes, names), all);
+  EXPECT_EQ(read->max_gap_timeout, absl::Seconds(5));
+  for (const storage::KeyChange& c : read->changes) {
+    EXPECT_GT(c.seq, 0);
+    EXPECT_EQ(c.tenant_id, 7);
+    EXPECT_EQ(c.key_version, 2);
+  }
+
+  // At most `limit` rows per stream: a backlog in one stream hides no other.
+  read = f.feed().ReadStreams(reader.name, 1);
+  ASSERT_TRUE(read.ok()) << read.status();
+  std::vector<std::string> firsts = {"one:1:key000000001:revoked",
+                                     "two:1:key000000021:revoked"};
+  if (!one_first) std::swap(firsts[0], firsts[1]);
+  EXPECT_EQ(Described(read->changes, names), firsts);
+
+  // Published positions move the read; other readers are not affected.
+  ASSERT_TRUE(f.feed()
+                  .PublishPositions(reader.name, {{one.name.incarnation, 2},
+                                                  {two.name.incarnation, 1}})
+                  .ok());
+  read = f.feed().ReadStreams(reader.name, 100);
+  ASSERT_TRUE(read.ok()) << read.status();
+  EXPECT_EQ(Described(read->changes, names),
+            std::vector<std::string>({"one:3:key000000003:revoked"}));
+  for (const storage::StreamPosition& p : read->published) {
+    const int64_t expected = p.writer == one.name.incarnation   ? 2
+                             : p.writer == two.name.incarnation ? 1
+                                                                : 0;
+    EXPECT_EQ(p.wseq, expected) << names.at(p.writer);
+  }
+  read = f.feed().ReadStreams(one.name, 100);
+  ASSERT_TRUE(read.ok()) << read.status();
+  EXPECT_EQ(read->changes.size(), 4u);
+
+  // A writer taken out of the membership table takes its stream with it.
+  ASSERT_TRUE(f.feed().Deregister(two.name).ok());
+  names.erase(two.name.incarnation);
+  read = f.feed().ReadStreams(one.name, 100);
+  ASSERT_TRUE(read.ok()) << read.status();
+  EXPECT_EQ(read->published.size(), 2u);
+  EXPECT_EQ(read->changes.size(), 3u);
+}
+
+TYPED_TEST(ChangeFeedStoreConformanceTest, AVoidTakesAFreeStreamSlotOnly) {
+  StoreFixture& f = this->f();
+  const storage::ReplicaRegistration writer = this->Replica("writer", 0);
+  ASSERT_TRUE(f.feed().Register(writer, absl::Hours(1)).ok());
+  ASSERT_TRUE(
+      f.feed().Announce(StreamRow(writer.name, 1, "key000000001")).ok());
+  // Slot 1 is taken by the change itself: the void changes nothing.
+  EXPECT_TRUE(f.feed().AppendVoid({writer.name.incarnation, 1}).ok());
+  EXPECT_TRUE(f.feed().AppendVoid({writer.name.incarnation, 2}).ok());
+  EXPECT_TRUE(f.feed().AppendVoid({writer.name.incarnation, 2}).ok());
+  // The change that drew slot 2 cannot commit into it any more.
+  EXPECT_EQ(f.feed()
+                .Announce(StreamRow(writer.name, 2, "key000000002"))
+                .status()
+                .code(),
+            absl::StatusCode::kAlreadyExists);
+  EXPECT_EQ(f.feed().AppendVoid({"", 3}).code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(f.feed().AppendVoid({writer.name.incarnation, 0}).code(),
+            absl::StatusCode::kInvalidArgument);
+
+  absl::StatusOr<storage::StreamRead> read =
+      f.feed().ReadStreams(writer.name, 100);
+  ASSERT_TRUE(read.ok()) << read.status();
+  ASSERT_EQ(read->changes.size(), 2u);
+  EXPECT_EQ(read->changes[0].change_type, "revoked");
+  EXPECT_EQ(read->changes[0].key_id, "key000000001");
+  EXPECT_EQ(read->changes[1].wseq, 2);
+  EXPECT_EQ(read->changes[1].change_type, "void");
+  EXPECT_EQ(read->changes[1].key_id, "");
+  EXPECT_EQ(read->changes[1].tenant_id, 0);
+}
+
+TYPED_TEST(ChangeFeedStoreConformanceTest,
+           AStreamIsAcknowledgedThroughTheLowestLivePeerPosition) {
+  StoreFixture& f = this->f();
+  const storage::ReplicaRegistration self = this->Replica("self", 0);
+  const storage::ReplicaRegistration fast = this->Replica("fast", 0);
+  const storage::ReplicaRegistration slow = this->Replica("slow", 0);
+  storage::ReplicaRegistration dying = this->Replica("dying", 0);
+  dying.lease = absl::Milliseconds(200);
+  ASSERT_TRUE(f.feed().Register(self, absl::Hours(1)).ok());
+  const std::string& stream = self.name.incarnation;
+  absl::StatusOr<int64_t> acked =
+      f.feed().StreamAcknowledgedThrough(self.name, stream);
+  ASSERT_TRUE(acked.ok()) << acked.status();
+  EXPECT_EQ(*acked, std::numeric_limits<int64_t>::max());
+
+  for (const storage::ReplicaRegistration* r :
+       std::initializer_list<const storage::ReplicaRegistration*>{&fast, &slow,
+                                                                  &dying}) {
+    ASSERT_TRUE(f.feed().Register(*r, absl::Hours(1)).ok());
+  }
+  // The writer's own position and other streams' positions do not count;
+  // a live peer without a position has applied nothing.
+  ASSERT_TRUE(f.feed().PublishPositions(self.name, {{stream, 9}}).ok());
+  ASSERT_TRUE(f.feed().PublishPositions(fast.name, {{stream, 5}}).ok());
+  ASSERT_TRUE(
+      f.feed().PublishPositions(slow.name, {{slow.name.incarnation, 8}}).ok());
+  ASSERT_TRUE(f.feed().PublishPositions(dying.name, {{stream, 1}}).ok());
+  acked = f.feed().StreamAcknowledgedThrough(self.name, stream);
+  ASSERT_TRUE(acked.ok()) << acked.status();
+  EXPECT_EQ(*acked, 0);
+
+  ASSERT_TRUE(f.feed().PublishPositions(slow.name, {{stream, 3}}).ok());
+  acked = f.feed().StreamAcknowledgedThrough(self.name, stream);
+  ASSERT_TRUE(acked.ok()) << acked.status();
+  EXPECT_EQ(*acked, 1);
+  // A peer past its lease is not waited for.
+  f.LetTimePass(absl::Milliseconds(300));
+  acked = f.feed().StreamAcknowledgedThrough(self.name, stream);
+  ASSERT_TRUE(acked.ok()) << acked.status();
+  EXPECT_EQ(*acked, 3);
+  // Publishing again replaces the position.
+  ASSERT_TRUE(f.feed().PublishPositions(slow.name, {{stream, 7}}).ok());
+  acked = f.feed().StreamAcknowledgedThrough(self.name, stream);
+  ASSERT_TRUE(acked.ok()) << acked.status();
+  EXPECT_EQ(*acked, 5);
+
+  // A deregistered reader's positions go with it; a pruned one's too.
+  ASSERT_TRUE(f.feed().Deregister(fast.name).ok());
+  ASSERT_TRUE(f.feed().Register(fast, absl::Hours(1)).ok());
+  acked = f.feed().StreamAcknowledgedThrough(self.name, stream);
+  ASSERT_TRUE(acked.ok()) << acked.status();
+  EXPECT_EQ(*acked, 0);
+  ASSERT_TRUE(f.feed().Register(self, absl::ZeroDuration()).ok());
+  ASSERT_TRUE(f.feed().Register(dying, absl::Hours(1)).ok());
+  absl::StatusOr<storage::StreamRead> read =
+      f.feed().ReadStreams(dying.name, 10);
+  ASSERT_TRUE(read.ok()) << read.status();
+  for (const storage::StreamPosition& p : read->published) {
+    EXPECT_EQ(p.wseq, 0) << "the pruned reader's position survived";
+  }
+}
+
+TYPED_TEST(ChangeFeedStoreConformanceTest, KeyWritesFillTheWritersStream) {
+  StoreFixture& f = this->f();
+  const storage::ReplicaRegistration writer = this->Replica("writer", 0);
+  ASSERT_TRUE(f.feed().Register(writer, absl::Hours(1)).ok());
+  EXPECT_EQ(f.keys().FeedWriterHead(), 0);
+  f.keys().SetFeedWriter(writer.name.incarnation);
+  // The revoke that writes nothing draws no position either.
+  const storage::NewKey key = this->KeyLifecycle();
+  EXPECT_EQ(f.keys().FeedWriterHead(), 4);
+
+  absl::StatusOr<storage::StreamRead> read =
+      f.feed().ReadStreams(writer.name, 100);
+  ASSERT_TRUE(read.ok()) << read.status();
+  const std::map<std::string, std::string> names = {
+      {writer.name.incarnation, "w"}};
+  EXPECT_EQ(
+      Described(read->changes, names),
+      std::vector<std::string>({absl::StrCat("w:1:", key.id, ":created"),
+                                absl::StrCat("w:2:", key.id, ":rotated"),
+                                absl::StrCat("w:3:", key.id, ":revoked"),
+                                absl::StrCat("w:4:", key.id, ":deleted")}));
+  // The same rows, by seq, for tailers of the legacy stream.
+  EXPECT_EQ(this->ReadAll().size(), 4u);
 }
 
 TYPED_TEST(ChangeFeedStoreConformanceTest, StartingPointLooksBack) {

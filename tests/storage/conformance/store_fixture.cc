@@ -50,6 +50,15 @@ class FakeFixture : public StoreFixture {
     absl::MutexLock lock(&stores_.db->mu);
     ASSERT_EQ(stores_.db->audit.erase(id), 1u) << id;
   }
+  void AgeAuditRows(int64_t tenant_id, absl::Duration d) override {
+    absl::MutexLock lock(&stores_.db->mu);
+    for (auto& [id, row] : stores_.db->audit) {
+      if (row.stored.tenant_id == tenant_id) row.stored.created_at -= d;
+    }
+  }
+  absl::StatusOr<int64_t> PurgeAudit(int days) override {
+    return stores_.audit.PurgeOlderThanDays(days);
+  }
 
  private:
   FakeStores stores_;
@@ -120,6 +129,18 @@ class MysqlFixture : public StoreFixture {
         backend_->db()
             .Execute(absl::StrCat("DELETE FROM audit_events WHERE id = ", id))
             .ok());
+  }
+  void AgeAuditRows(int64_t tenant_id, absl::Duration d) override {
+    ASSERT_TRUE(backend_->db()
+                    .Execute(absl::StrCat(
+                        "UPDATE audit_events SET created_at = created_at"
+                        " - INTERVAL ",
+                        absl::ToInt64Microseconds(d),
+                        " MICROSECOND WHERE tenant_id = ", tenant_id))
+                    .ok());
+  }
+  absl::StatusOr<int64_t> PurgeAudit(int days) override {
+    return stores().PurgeAuditOlderThanDays(days);
   }
 
  private:

@@ -60,6 +60,12 @@ class StoreFixture {
   virtual void TamperAuditRow(int64_t id, absl::string_view ip) = 0;
   // Deletes audit row `id`.
   virtual void DeleteAuditRow(int64_t id) = 0;
+  // Moves the creation time of every audit row of `tenant_id` `d` into the
+  // past (the rows are not re-hashed: only a purge may follow).
+  virtual void AgeAuditRows(int64_t tenant_id, absl::Duration d) = 0;
+  // The audit retention of the implementation's backend
+  // (storage::Backend::PurgeAuditOlderThanDays): the rows deleted.
+  virtual absl::StatusOr<int64_t> PurgeAudit(int days) = 0;
 };
 
 // The implementations, each with a name for test output and a factory of

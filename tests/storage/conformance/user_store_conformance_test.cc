@@ -291,6 +291,84 @@ TYPED_TEST(UserStoreConformanceTest, ListPagesWithPositionsInEverySortOrder) {
   EXPECT_TRUE(page->has_more);
 }
 
+TYPED_TEST(UserStoreConformanceTest, AnUpdateTakesRolesAwayToo) {
+  StoreFixture& f = this->f();
+  const storage::Tenant tenant = NewTenant(f);
+  this->AddRole(tenant.id, "alpha");
+  this->AddRole(tenant.id, "beta");
+  absl::StatusOr<storage::UserRecord> user =
+      this->AddUser(tenant.id, "dee@example.com",
+                    {RoleRef::Slug("alpha"), RoleRef::Slug("beta")});
+  ASSERT_TRUE(user.ok()) << user.status();
+  ASSERT_THAT(user->roles, ElementsAre("alpha", "beta"));
+
+  storage::UserUpdate fewer;
+  fewer.roles = std::vector<RoleRef>{RoleRef::Slug("beta")};
+  absl::StatusOr<storage::UserWrite> changed = f.users().UpdateUser(
+      tenant.id, UserRef::Id(user->id), fewer, Event("user.updated"));
+  ASSERT_TRUE(changed.ok()) << changed.status();
+  EXPECT_TRUE(changed->changed);
+  EXPECT_THAT(changed->user.roles, ElementsAre("beta"));
+  absl::StatusOr<storage::UserRecord> read =
+      f.users().GetUser(tenant.id, UserRef::Id(user->id));
+  ASSERT_TRUE(read.ok()) << read.status();
+  EXPECT_THAT(read->roles, ElementsAre("beta"));
+  storage::ListUsersQuery alpha;
+  alpha.role = RoleRef::Slug("alpha");
+  absl::StatusOr<storage::UserPage> holders =
+      f.users().ListUsers(tenant.id, alpha);
+  ASSERT_TRUE(holders.ok()) << holders.status();
+  EXPECT_EQ(holders->total, 0);
+
+  storage::UserUpdate none;
+  none.roles = std::vector<RoleRef>{};
+  changed = f.users().UpdateUser(tenant.id, UserRef::Id(user->id), none,
+                                 Event("user.updated"));
+  ASSERT_TRUE(changed.ok()) << changed.status();
+  EXPECT_TRUE(changed->user.roles.empty());
+}
+
+TYPED_TEST(UserStoreConformanceTest, RoleSearchTakesWildcardsLiterally) {
+  StoreFixture& f = this->f();
+  const storage::Tenant tenant = NewTenant(f);
+  auto add = [&](absl::string_view slug, absl::string_view name) {
+    storage::RoleFields role;
+    role.id = Unique("r");
+    role.tenant_id = tenant.id;
+    role.slug = std::string(slug);
+    role.name = std::string(name);
+    absl::StatusOr<storage::RoleRecord> made =
+        f.users().InsertRole(role, Event("role.created"));
+    EXPECT_TRUE(made.ok()) << made.status();
+    return made.value_or(storage::RoleRecord());
+  };
+  const storage::RoleRecord pct = add("pct", "Full 100% ready");
+  add("plain", "Full 100 ready");
+  add("under", "x_y");
+  add("axy", "xay");
+  auto found = [&](absl::string_view search) {
+    storage::ListRolesQuery q;
+    q.search = std::string(search);
+    q.sort_by = storage::RoleSortField::kSlug;
+    q.descending = false;
+    absl::StatusOr<storage::RolePage> page = f.users().ListRoles(tenant.id, q);
+    EXPECT_TRUE(page.ok()) << page.status();
+    std::vector<std::string> slugs;
+    if (page.ok()) {
+      for (const storage::RoleRecord& r : page->roles) slugs.push_back(r.slug);
+    }
+    return slugs;
+  };
+  // '%' and '_' are characters to find, not patterns.
+  EXPECT_THAT(found("0%"), ElementsAre("pct"));
+  EXPECT_THAT(found("x_y"), ElementsAre("under"));
+  // Any case, in the slug or the name; the id by its prefix.
+  EXPECT_THAT(found("FULL 100"), ElementsAre("pct", "plain"));
+  EXPECT_THAT(found("AX"), ElementsAre("axy"));
+  EXPECT_THAT(found(pct.id), ElementsAre("pct"));
+  EXPECT_TRUE(found("nothing-like-it").empty());
+}
+
 TYPED_TEST(UserStoreConformanceTest, ARoleInUseCannotBeDeleted) {
   StoreFixture& f = this->f();
   const storage::Tenant tenant = NewTenant(f);

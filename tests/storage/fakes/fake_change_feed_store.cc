@@ -2,6 +2,9 @@
 
 #include <algorithm>
 #include <limits>
+#include <map>
+#include <set>
+#include <string>
 #include <utility>
 
 namespace lumo::testing {
@@ -17,6 +20,45 @@ bool Intact(const FakeDatabase& db, const storage::FeedPosition& position)
   auto it = db.feed.find(position.seq);
   return it != db.feed.end() &&
          it->second.change.created_at == position.created_at;
+}
+
+// Whether `writer`'s stream already holds `wseq`.
+bool SlotTaken(const FakeDatabase& db, const std::string& writer, int64_t wseq)
+    ABSL_EXCLUSIVE_LOCKS_REQUIRED(db.mu) {
+  for (const auto& [seq, row] : db.feed) {
+    if (row.change.writer == writer && row.change.wseq == wseq) return true;
+  }
+  return false;
+}
+
+// Drops positions whose reader or writer has no replicas row.
+void PrunePositions(FakeDatabase& db) ABSL_EXCLUSIVE_LOCKS_REQUIRED(db.mu) {
+  for (auto it = db.feed_positions.begin(); it != db.feed_positions.end();) {
+    const auto& [reader_id, reader_incarnation, writer] = it->first;
+    bool writer_known = false;
+    for (const auto& [name, row] : db.replicas) {
+      if (name.second == writer) writer_known = true;
+    }
+    const bool keep =
+        writer_known && db.replicas.count({reader_id, reader_incarnation}) > 0;
+    it = keep ? std::next(it) : db.feed_positions.erase(it);
+  }
+}
+
+// The lowest `position_of(row)` among the live replicas other than `self`;
+// INT64_MAX when there is none.
+template <typename F>
+int64_t LowestOfLivePeers(const FakeDatabase& db,
+                          const storage::ReplicaName& self, F position_of)
+    ABSL_EXCLUSIVE_LOCKS_REQUIRED(db.mu) {
+  const absl::Time now = db.Now();
+  int64_t through = std::numeric_limits<int64_t>::max();
+  for (const auto& [name, row] : db.replicas) {
+    if (name.first == self.id && name.second == self.incarnation) continue;
+    if (row.heartbeat_at + row.registration.lease <= now) continue;
+    through = std::min(through, position_of(row));
+  }
+  return through;
 }
 
 absl::Duration LongestGapTimeout(const FakeDatabase& db)
@@ -80,8 +122,17 @@ absl::StatusOr<int64_t> FakeChangeFeedStore::Announce(
     const storage::KeyChange& change) {
   if (absl::Status s = db_->Begin(); !s.ok()) return s;
   absl::MutexLock lock(&db_->mu);
-  return db_->AppendChange(change.tenant_id, change.key_id, change.change_type,
-                           change.key_version, /*announcement=*/true);
+  if (!change.writer.empty() && SlotTaken(*db_, change.writer, change.wseq)) {
+    return absl::AlreadyExistsError("announce: the stream slot is taken");
+  }
+  const int64_t seq =
+      db_->AppendChange(change.tenant_id, change.key_id, change.change_type,
+                        change.key_version, /*announcement=*/true);
+  if (!change.writer.empty()) {
+    db_->feed[seq].change.writer = change.writer;
+    db_->feed[seq].change.wseq = change.wseq;
+  }
+  return seq;
 }
 
 absl::Status FakeChangeFeedStore::Register(
@@ -96,6 +147,7 @@ absl::Status FakeChangeFeedStore::Register(
   }
   db_->replicas[{replica.name.id, replica.name.incarnation}] =
       ReplicaRow{replica, now};
+  PrunePositions(*db_);
   return absl::OkStatus();
 }
 
@@ -119,6 +171,12 @@ absl::Status FakeChangeFeedStore::Deregister(
   if (absl::Status s = db_->Begin(); !s.ok()) return s;
   absl::MutexLock lock(&db_->mu);
   db_->replicas.erase({replica.id, replica.incarnation});
+  for (auto it = db_->feed_positions.begin();
+       it != db_->feed_positions.end();) {
+    const bool mine = std::get<0>(it->first) == replica.id &&
+                      std::get<1>(it->first) == replica.incarnation;
+    it = mine ? db_->feed_positions.erase(it) : std::next(it);
+  }
   return absl::OkStatus();
 }
 
@@ -126,15 +184,81 @@ absl::StatusOr<int64_t> FakeChangeFeedStore::AcknowledgedThrough(
     const storage::ReplicaName& self) {
   if (absl::Status s = db_->Begin(); !s.ok()) return s;
   absl::MutexLock lock(&db_->mu);
-  const absl::Time now = db_->Now();
-  int64_t through = std::numeric_limits<int64_t>::max();
-  for (const auto& [name, row] : db_->replicas) {
-    if (name.first == self.id && name.second == self.incarnation) continue;
-    if (row.heartbeat_at + row.registration.lease <= now) continue;
+  return LowestOfLivePeers(*db_, self, [&](const ReplicaRow& row) {
     const storage::ReplicaRegistration& r = row.registration;
-    through = std::min(through, Intact(*db_, r.anchor) ? r.applied_seq : -1);
+    return Intact(*db_, r.anchor) ? r.applied_seq : -1;
+  });
+}
+
+absl::StatusOr<storage::StreamRead> FakeChangeFeedStore::ReadStreams(
+    const storage::ReplicaName& reader, int limit) {
+  if (absl::Status s = db_->Begin(); !s.ok()) return s;
+  absl::MutexLock lock(&db_->mu);
+  storage::StreamRead out;
+  std::set<std::string> writers;
+  for (const auto& [name, row] : db_->replicas) {
+    if (!name.second.empty()) writers.insert(name.second);
   }
-  return through;
+  for (const std::string& writer : writers) {
+    auto position =
+        db_->feed_positions.find({reader.id, reader.incarnation, writer});
+    const int64_t published =
+        position == db_->feed_positions.end() ? 0 : position->second;
+    out.published.push_back({writer, published});
+    std::map<int64_t, storage::KeyChange> stream;  // by wseq
+    for (const auto& [seq, row] : db_->feed) {
+      if (row.change.writer == writer && row.change.wseq > published) {
+        stream[row.change.wseq] = row.change;
+      }
+    }
+    int taken = 0;
+    for (auto& [wseq, change] : stream) {
+      if (taken++ == limit) break;
+      out.changes.push_back(std::move(change));
+    }
+  }
+  out.max_gap_timeout = LongestGapTimeout(*db_);
+  out.db_now = db_->Now();
+  return out;
+}
+
+absl::Status FakeChangeFeedStore::PublishPositions(
+    const storage::ReplicaName& reader,
+    const std::vector<storage::StreamPosition>& positions) {
+  if (absl::Status s = db_->Begin(); !s.ok()) return s;
+  absl::MutexLock lock(&db_->mu);
+  for (const storage::StreamPosition& position : positions) {
+    db_->feed_positions[{reader.id, reader.incarnation, position.writer}] =
+        position.wseq;
+  }
+  return absl::OkStatus();
+}
+
+absl::Status FakeChangeFeedStore::AppendVoid(
+    const storage::StreamPosition& slot) {
+  if (slot.writer.empty() || slot.wseq < 1) {
+    return absl::InvalidArgumentError("a void row needs a writer and a wseq");
+  }
+  if (absl::Status s = db_->Begin(); !s.ok()) return s;
+  absl::MutexLock lock(&db_->mu);
+  if (SlotTaken(*db_, slot.writer, slot.wseq)) return absl::OkStatus();
+  const int64_t seq = db_->AppendChange(0, "", "void", 0, false);
+  db_->feed[seq].change.writer = slot.writer;
+  db_->feed[seq].change.wseq = slot.wseq;
+  return absl::OkStatus();
+}
+
+absl::StatusOr<int64_t> FakeChangeFeedStore::StreamAcknowledgedThrough(
+    const storage::ReplicaName& self, absl::string_view writer) {
+  if (absl::Status s = db_->Begin(); !s.ok()) return s;
+  absl::MutexLock lock(&db_->mu);
+  return LowestOfLivePeers(*db_, self, [&](const ReplicaRow& row) {
+    const storage::ReplicaName& name = row.registration.name;
+    auto position = db_->feed_positions.find(
+        {name.id, name.incarnation, std::string(writer)});
+    return position == db_->feed_positions.end() ? int64_t{0}
+                                                 : position->second;
+  });
 }
 
 absl::StatusOr<int64_t> FakeChangeFeedStore::LiveReplicas() {

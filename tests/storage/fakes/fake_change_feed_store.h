@@ -36,6 +36,14 @@ class FakeChangeFeedStore : public storage::ChangeFeedStore {
   absl::Status Deregister(const storage::ReplicaName& replica) override;
   absl::StatusOr<int64_t> AcknowledgedThrough(
       const storage::ReplicaName& self) override;
+  absl::StatusOr<storage::StreamRead> ReadStreams(
+      const storage::ReplicaName& reader, int limit) override;
+  absl::Status PublishPositions(
+      const storage::ReplicaName& reader,
+      const std::vector<storage::StreamPosition>& positions) override;
+  absl::Status AppendVoid(const storage::StreamPosition& slot) override;
+  absl::StatusOr<int64_t> StreamAcknowledgedThrough(
+      const storage::ReplicaName& self, absl::string_view writer) override;
   absl::StatusOr<int64_t> LiveReplicas() override;
 
   // Test hooks.

@@ -141,6 +141,9 @@ class FakeDatabase {
   int64_t next_feed_seq ABSL_GUARDED_BY(mu) = 1;
   std::map<std::pair<std::string, std::string>, ReplicaRow> replicas
       ABSL_GUARDED_BY(mu);
+  // feed_positions: (reader id, reader incarnation, writer) -> applied wseq.
+  std::map<std::tuple<std::string, std::string, std::string>, int64_t>
+      feed_positions ABSL_GUARDED_BY(mu);
   std::map<std::string, WebhookEndpointRow> webhook_endpoints
       ABSL_GUARDED_BY(mu);  // by id
   // tenant_slug unset; by row id.

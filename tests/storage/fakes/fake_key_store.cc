@@ -228,7 +228,7 @@ absl::StatusOr<storage::Tenant> FakeKeyStore::CreateTenant(
     db_->AppendAudit(tenant.id, lane, e);
   }
   if (initial_key != nullptr) {
-    db_->AppendChange(tenant.id, initial_key->id, "created", 1, false);
+    AppendKeyChange(tenant.id, initial_key->id, "created", 1);
   }
   return tenant;
 }
@@ -256,7 +256,7 @@ absl::Status FakeKeyStore::InsertKey(const storage::NewKey& k,
   db_->keys[k.id] = NewRow(k, k.tenant_id, db_->Now());
   InsertQuota(*db_, k, db_->Now());
   db_->AppendAudit(k.tenant_id, storage::NextTransactionChainLane(), event);
-  db_->AppendChange(k.tenant_id, k.id, "created", 1, false);
+  AppendKeyChange(k.tenant_id, k.id, "created", 1);
   return absl::OkStatus();
 }
 
@@ -349,7 +349,7 @@ absl::StatusOr<ApiKeyRecord> FakeKeyStore::RotateKey(
   row->record.rotated_at = now;
   ++row->record.version;
   db_->AppendAudit(tenant_id, storage::NextTransactionChainLane(), event);
-  db_->AppendChange(tenant_id, id, "rotated", row->record.version, false);
+  AppendKeyChange(tenant_id, id, "rotated", row->record.version);
   return Snapshot(*db_, *row, now);
 }
 
@@ -366,7 +366,7 @@ absl::StatusOr<storage::RevokeResult> FakeKeyStore::RevokeKey(
     row->record.revoked_at = now;
     ++row->record.version;
     db_->AppendAudit(tenant_id, storage::NextTransactionChainLane(), event);
-    db_->AppendChange(tenant_id, id, "revoked", row->record.version, false);
+    AppendKeyChange(tenant_id, id, "revoked", row->record.version);
     result.changed = true;
   }
   result.key = Snapshot(*db_, *row, now);
@@ -409,7 +409,7 @@ absl::StatusOr<storage::UpdateResult> FakeKeyStore::UpdateKey(
   storage::ApplyEdit(edit, &row->record);
   ++row->record.version;
   db_->AppendAudit(tenant_id, storage::NextTransactionChainLane(), event);
-  db_->AppendChange(tenant_id, id, "updated", row->record.version, false);
+  AppendKeyChange(tenant_id, id, "updated", row->record.version);
   storage::UpdateResult result;
   result.key = Snapshot(*db_, *row, now);
   result.changed = true;
@@ -440,8 +440,8 @@ absl::StatusOr<storage::UpdateResult> FakeKeyStore::SetKeyDisabled(
         disabled ? std::optional<absl::Time>(now) : std::nullopt;
     ++row->record.version;
     db_->AppendAudit(tenant_id, storage::NextTransactionChainLane(), event);
-    db_->AppendChange(tenant_id, id, disabled ? "disabled" : "enabled",
-                      row->record.version, false);
+    AppendKeyChange(tenant_id, id, disabled ? "disabled" : "enabled",
+                    row->record.version);
     result.changed = true;
   }
   result.key = Snapshot(*db_, *row, now);
@@ -462,7 +462,7 @@ absl::StatusOr<storage::DeleteResult> FakeKeyStore::DeleteKey(
     row.deleted = true;
     ++row.record.version;
     db_->AppendAudit(tenant_id, storage::NextTransactionChainLane(), event);
-    db_->AppendChange(tenant_id, id, "deleted", row.record.version, false);
+    AppendKeyChange(tenant_id, id, "deleted", row.record.version);
     result.changed = true;
   }
   result.version = row.record.version;
@@ -601,6 +601,33 @@ std::vector<storage::AuditEvent> FakeKeyStore::events() const {
 void FakeKeyStore::SetLoadHook(std::function<void()> hook) {
   absl::MutexLock lock(&hook_mu_);
   load_hook_ = std::move(hook);
+}
+
+void FakeKeyStore::SetFeedWriter(absl::string_view writer) {
+  absl::MutexLock lock(&feed_mu_);
+  feed_writer_ = std::string(writer);
+}
+
+int64_t FakeKeyStore::FeedWriterHead() {
+  absl::MutexLock lock(&feed_mu_);
+  return feed_wseq_;
+}
+
+std::optional<storage::StreamPosition> FakeKeyStore::DrawFeedSlot() {
+  absl::MutexLock lock(&feed_mu_);
+  if (feed_writer_.empty()) return std::nullopt;
+  return storage::StreamPosition{feed_writer_, ++feed_wseq_};
+}
+
+void FakeKeyStore::AppendKeyChange(int64_t tenant_id, absl::string_view key_id,
+                                   absl::string_view change_type,
+                                   int64_t version) {
+  const int64_t seq =
+      db_->AppendChange(tenant_id, key_id, change_type, version, false);
+  absl::MutexLock lock(&feed_mu_);
+  if (feed_writer_.empty()) return;
+  db_->feed[seq].change.writer = feed_writer_;
+  db_->feed[seq].change.wseq = ++feed_wseq_;
 }
 
 }  // namespace lumo::testing

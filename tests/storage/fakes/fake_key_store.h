@@ -70,6 +70,9 @@ class FakeKeyStore : public storage::KeyStore {
       const storage::StateAnnouncement& announcement,
       const storage::AuditEvent& event) override;
   absl::StatusOr<absl::Time> Now() override;
+  void SetFeedWriter(absl::string_view writer) override;
+  int64_t FeedWriterHead() override;
+  std::optional<storage::StreamPosition> DrawFeedSlot() override;
 
   // Test hooks.
   FakeDatabase& database() { return *db_; }
@@ -87,7 +90,16 @@ class FakeKeyStore : public storage::KeyStore {
   void SetLoadHook(std::function<void()> hook);
 
  private:
+  // Appends a mutation's feed row, in the writer's stream when there is one
+  // (the fake's mutations never fail after their feed row: no voids).
+  void AppendKeyChange(int64_t tenant_id, absl::string_view key_id,
+                       absl::string_view change_type, int64_t version)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(db_->mu) ABSL_LOCKS_EXCLUDED(feed_mu_);
+
   const std::shared_ptr<FakeDatabase> db_;
+  absl::Mutex feed_mu_;  // after db_->mu
+  std::string feed_writer_ ABSL_GUARDED_BY(feed_mu_);
+  int64_t feed_wseq_ ABSL_GUARDED_BY(feed_mu_) = 0;
   absl::Mutex hook_mu_;
   std::function<void()> load_hook_ ABSL_GUARDED_BY(hook_mu_);
   std::atomic<int> verify_loads_{0};
