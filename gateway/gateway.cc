@@ -5,9 +5,12 @@
 #include <optional>
 #include <utility>
 
+#include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_set.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/synchronization/mutex.h"
 #include "gateway/grpc_callback_queue.h"
 #include "gateway/openapi.h"
 #include "google/protobuf/message.h"
@@ -31,8 +34,10 @@ std::string BufferToString(const grpc::ByteBuffer& buffer) {
   return out;
 }
 
+}  // namespace
+
 // Everything one upstream call needs to stay alive until its callback.
-struct Call {
+struct Gateway::Call {
   grpc::ClientContext context;
   grpc::ByteBuffer request;
   grpc::ByteBuffer reply;
@@ -43,7 +48,43 @@ struct Call {
   std::string tenant_slug;
 };
 
-}  // namespace
+// The calls a gateway has sent upstream and whose callbacks have not
+// finished: what ~Gateway cancels and waits for. Thread-safe.
+class Gateway::InFlightCalls {
+ public:
+  void Add(std::shared_ptr<Call> call) ABSL_LOCKS_EXCLUDED(mu_) {
+    absl::MutexLock lock(&mu_);
+    calls_.insert(std::move(call));
+  }
+
+  // Called by a call's callback as its last use of the gateway.
+  void Remove(const std::shared_ptr<Call>& call) ABSL_LOCKS_EXCLUDED(mu_) {
+    absl::MutexLock lock(&mu_);
+    calls_.erase(call);
+  }
+
+  // Cancels every call and returns once each has been removed. The calls
+  // are cancelled outside the lock: a callback may run on this thread.
+  void CancelAndWait() ABSL_LOCKS_EXCLUDED(mu_) {
+    std::vector<std::shared_ptr<Call>> calls;
+    {
+      absl::MutexLock lock(&mu_);
+      calls.assign(calls_.begin(), calls_.end());
+    }
+    for (const std::shared_ptr<Call>& call : calls) call->context.TryCancel();
+    calls.clear();
+    absl::MutexLock lock(&mu_);
+    mu_.Await(absl::Condition(
+        +[](absl::flat_hash_set<std::shared_ptr<Call>>* calls) {
+          return calls->empty();
+        },
+        &calls_));
+  }
+
+ private:
+  absl::Mutex mu_;
+  absl::flat_hash_set<std::shared_ptr<Call>> calls_ ABSL_GUARDED_BY(mu_);
+};
 
 HttpError HttpErrorFor(grpc::StatusCode code) {
   switch (code) {
@@ -169,7 +210,10 @@ Gateway::Gateway(GatewayOptions options, RouteTable routes, std::string openapi)
       policy_{options_.service_token, &options_.trusted_proxies,
               options_.secure_cookies},
       openapi_json_(std::move(openapi)),
-      stub_(options_.upstream) {}
+      stub_(options_.upstream),
+      in_flight_(std::make_unique<InFlightCalls>()) {}
+
+Gateway::~Gateway() { in_flight_->CancelAndWait(); }
 
 void Gateway::Handle(HttpRequest request, Responder respond) {
   // Hands the request's labels to the
@@ -259,9 +303,10 @@ void Gateway::HandleHealth(HttpRequest request, Responder respond) {
   // grpc.health.v1.HealthCheckRequest{service: ""} is the empty message.
   grpc::Slice empty("");
   call->request = grpc::ByteBuffer(&empty, 1);
+  in_flight_->Add(call);
   stub_.UnaryCall(
       &call->context, "/grpc.health.v1.Health/Check", grpc::StubOptions(),
-      &call->request, &call->reply, [call](grpc::Status status) {
+      &call->request, &call->reply, [this, call](grpc::Status status) {
         // HealthCheckResponse{status: SERVING} is field 1 = 1.
         const bool serving =
             status.ok() && BufferToString(call->reply) == "\x08\x01";
@@ -272,8 +317,18 @@ void Gateway::HandleHealth(HttpRequest request, Responder respond) {
             absl::StrCat("{\"status\":\"", serving ? "ok" : "unavailable",
                          "\",\"gateway\":\"ok\",\"upstream\":\"",
                          serving ? "serving" : "not_serving", "\"}");
-        call->respond(std::move(response));
+        Answer(call, std::move(response));
       });
+}
+
+void Gateway::Answer(const std::shared_ptr<Call>& call, HttpResponse response) {
+  // The responder (which an observer may have wrapped) is used and
+  // destroyed before the call leaves the in-flight set: ~Gateway may
+  // return, and the observer go, as soon as it has.
+  Responder respond = std::move(call->respond);
+  respond(std::move(response));
+  respond = nullptr;
+  in_flight_->Remove(call);
 }
 
 void Gateway::Forward(const Route& route, const Variables& variables,
@@ -307,19 +362,20 @@ void Gateway::Forward(const Route& route, const Variables& variables,
       absl::ToChronoMilliseconds(options_.upstream_deadline));
   grpc::Slice slice(message->SerializeAsString());
   call->request = grpc::ByteBuffer(&slice, 1);
+  in_flight_->Add(call);
   stub_.UnaryCall(
       &call->context, plan.rpc_path, grpc::StubOptions(), &call->request,
       &call->reply, [this, call](grpc::Status status) {
         if (!status.ok() && options_.observer != nullptr) {
           options_.observer->UpstreamError(status.error_code());
         }
-        call->respond(
-            status.ok() ? RenderReply(*call->plan, BufferToString(call->reply),
-                                      call->context, call->tenant_slug,
-                                      options_.secure_cookies, render_options_)
-                        : RenderUpstreamError(*call->plan, status,
-                                              call->context, call->tenant_slug,
-                                              options_.secure_cookies));
+        Answer(call, status.ok()
+                         ? RenderReply(*call->plan, BufferToString(call->reply),
+                                       call->context, call->tenant_slug,
+                                       options_.secure_cookies, render_options_)
+                         : RenderUpstreamError(*call->plan, status,
+                                               call->context, call->tenant_slug,
+                                               options_.secure_cookies));
       });
 }
 

@@ -103,8 +103,16 @@ LumoServices();
 HttpHeaders SecurityHeaders();
 
 // Thread-safe: Handle may run concurrently on any number of threads.
+//
+// Destruction: ~Gateway cancels every upstream call still in flight and
+// returns only after each of their callbacks has answered its responder
+// (a cancelled call answers 503 service_unavailable), so nothing the
+// gateway or its observer owns is used after the gateway is gone. Handle
+// must not be called once destruction has begun.
 class Gateway {
  public:
+  ~Gateway();
+
   // INVALID_ARGUMENT / FAILED_PRECONDITION when the annotations do not form
   // a valid route table (e.g. two routes conflict), when the service token
   // is not legal gRPC metadata, or with trusted proxies but no service
@@ -119,6 +127,10 @@ class Gateway {
   const std::string& openapi_json() const { return openapi_json_; }
 
  private:
+  // One upstream call (gateway.cc) and the set of those in flight.
+  struct Call;
+  class InFlightCalls;
+
   Gateway(GatewayOptions options, RouteTable routes, std::string openapi);
   void HandleHealth(HttpRequest request, Responder respond);
   // Serves a matched route (forwarding.h has the steps and their rules):
@@ -126,6 +138,10 @@ class Gateway {
   // method and answers with the rendered reply or error.
   void Forward(const Route& route, const Variables& variables,
                HttpRequest request, Responder respond);
+  // The end of every upstream call's callback: answers through the call's
+  // responder and drops the call from in_flight_ (its last use of the
+  // gateway).
+  void Answer(const std::shared_ptr<Call>& call, HttpResponse response);
 
   const GatewayOptions options_;
   const RouteTable routes_;
@@ -137,6 +153,8 @@ class Gateway {
   const ForwardingPolicy policy_;
   const std::string openapi_json_;
   grpc::GenericStub stub_;
+  // The upstream calls whose callbacks have not finished yet.
+  const std::unique_ptr<InFlightCalls> in_flight_;
 };
 
 }  // namespace lumo::gateway

@@ -1,5 +1,6 @@
 #include "tests/gateway/fake_upstream.h"
 
+#include <algorithm>
 #include <cstdlib>
 
 #include "grpcpp/create_channel.h"
@@ -19,10 +20,13 @@ std::string ToString(const grpc::ByteBuffer& buffer) {
                      slice.size());
 }
 
-// One unary call: read the request, answer, finish; deletes itself.
-class UnaryReactor : public grpc::ServerGenericBidiReactor {
+}  // namespace
+
+// One unary call: read the request, answer (now, or when released if the
+// answer holds it), finish; deletes itself.
+class HeldCall : public grpc::ServerGenericBidiReactor {
  public:
-  UnaryReactor(FakeUpstream* owner, grpc::GenericCallbackServerContext* context)
+  HeldCall(FakeUpstream* owner, grpc::GenericCallbackServerContext* context)
       : owner_(owner), context_(context) {
     StartRead(&request_);
   }
@@ -39,20 +43,36 @@ class UnaryReactor : public grpc::ServerGenericBidiReactor {
                             std::string(value.data(), value.size()));
     }
     call.request = ToString(request_);
-    UpstreamAnswer answer = owner_->Receive(std::move(call));
-    for (const auto& [key, value] : answer.initial_metadata) {
-      context_->AddInitialMetadata(key, value);
-    }
-    for (const auto& [key, value] : answer.trailing_metadata) {
-      context_->AddTrailingMetadata(key, value);
-    }
-    if (answer.code != grpc::StatusCode::OK) {
-      Finish(grpc::Status(answer.code, answer.message, answer.details));
+    answer_ = owner_->Receive(std::move(call));
+    if (answer_.hold) {
+      owner_->Hold(this);
       return;
     }
-    grpc::Slice slice(answer.reply);
+    Answer();
+  }
+
+  // Sends answer_ and finishes. Called once: from OnReadDone, or for a held
+  // call by whoever took it out of the owner's held list.
+  void Answer() {
+    for (const auto& [key, value] : answer_.initial_metadata) {
+      context_->AddInitialMetadata(key, value);
+    }
+    for (const auto& [key, value] : answer_.trailing_metadata) {
+      context_->AddTrailingMetadata(key, value);
+    }
+    if (answer_.code != grpc::StatusCode::OK) {
+      Finish(grpc::Status(answer_.code, answer_.message, answer_.details));
+      return;
+    }
+    grpc::Slice slice(answer_.reply);
     reply_ = grpc::ByteBuffer(&slice, 1);
     StartWriteAndFinish(&reply_, grpc::WriteOptions(), grpc::Status::OK);
+  }
+
+  void OnCancel() override {
+    if (owner_->Unhold(this)) {
+      Finish(grpc::Status(grpc::StatusCode::CANCELLED, "cancelled"));
+    }
   }
 
   void OnDone() override { delete this; }
@@ -62,14 +82,17 @@ class UnaryReactor : public grpc::ServerGenericBidiReactor {
   grpc::GenericCallbackServerContext* const context_;
   grpc::ByteBuffer request_;
   grpc::ByteBuffer reply_;
+  UpstreamAnswer answer_;
 };
+
+namespace {
 
 class Service : public grpc::CallbackGenericService {
  public:
   explicit Service(FakeUpstream* owner) : owner_(owner) {}
   grpc::ServerGenericBidiReactor* CreateReactor(
       grpc::GenericCallbackServerContext* context) override {
-    return new UnaryReactor(owner_, context);
+    return new HeldCall(owner_, context);
   }
 
  private:
@@ -95,7 +118,37 @@ FakeUpstream::FakeUpstream(AnswerFn answer, bool record)
   if (server_ == nullptr || port_ == 0) std::abort();  // no test without it
 }
 
-FakeUpstream::~FakeUpstream() { server_->Shutdown(); }
+FakeUpstream::~FakeUpstream() {
+  ReleaseHeld();
+  server_->Shutdown();
+}
+
+int FakeUpstream::held() const {
+  absl::MutexLock lock(&mu_);
+  return static_cast<int>(held_.size());
+}
+
+void FakeUpstream::ReleaseHeld() {
+  std::vector<HeldCall*> held;
+  {
+    absl::MutexLock lock(&mu_);
+    held.swap(held_);
+  }
+  for (HeldCall* call : held) call->Answer();
+}
+
+void FakeUpstream::Hold(HeldCall* call) {
+  absl::MutexLock lock(&mu_);
+  held_.push_back(call);
+}
+
+bool FakeUpstream::Unhold(HeldCall* call) {
+  absl::MutexLock lock(&mu_);
+  auto it = std::find(held_.begin(), held_.end(), call);
+  if (it == held_.end()) return false;
+  held_.erase(it);
+  return true;
+}
 
 std::shared_ptr<grpc::Channel> FakeUpstream::NewChannel() const {
   return grpc::CreateChannel("127.0.0.1:" + std::to_string(port_),

@@ -46,9 +46,16 @@ struct UpstreamAnswer {
   // The status details (sent as grpc-status-details-bin when the code is
   // not OK).
   std::string details;
+  // Hold the call: it stays unanswered (without blocking a gRPC thread)
+  // until ReleaseHeld answers it with this answer, or until the client
+  // cancels it, which finishes it with CANCELLED.
+  bool hold = false;
 };
 
 using AnswerFn = std::function<UpstreamAnswer(const UpstreamCall&)>;
+
+// A call being answered (fake_upstream.cc).
+class HeldCall;
 
 class FakeUpstream {
  public:
@@ -57,6 +64,7 @@ class FakeUpstream {
   // SERVING. `answer` is called on gRPC threads. Without `record`, calls
   // are answered but not kept (long fuzz runs).
   explicit FakeUpstream(AnswerFn answer = nullptr, bool record = true);
+  // Answers the held calls, then stops serving.
   ~FakeUpstream();
 
   FakeUpstream(const FakeUpstream&) = delete;
@@ -67,8 +75,17 @@ class FakeUpstream {
   // The calls received since the last TakeCalls, in arrival order.
   std::vector<UpstreamCall> TakeCalls();
 
-  // Records `call` and returns the answer (for the handler).
+  // The calls held now (UpstreamAnswer::hold) and not cancelled.
+  int held() const;
+  // Answers every held call.
+  void ReleaseHeld();
+
+  // For the handler: records `call` and returns the answer; keeping and
+  // dropping held calls.
   UpstreamAnswer Receive(UpstreamCall call);
+  void Hold(HeldCall* call);
+  // False when ReleaseHeld has already taken the call.
+  bool Unhold(HeldCall* call);
 
  private:
   const AnswerFn answer_;
@@ -76,8 +93,9 @@ class FakeUpstream {
   std::unique_ptr<grpc::CallbackGenericService> service_;
   std::unique_ptr<grpc::Server> server_;
   int port_ = 0;
-  absl::Mutex mu_;
+  mutable absl::Mutex mu_;
   std::vector<UpstreamCall> calls_ ABSL_GUARDED_BY(mu_);
+  std::vector<HeldCall*> held_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace lumo::testing

@@ -9,6 +9,7 @@
 #include <utility>
 
 #include "absl/strings/match.h"
+#include "absl/synchronization/mutex.h"
 #include "gateway/gateway.h"
 #include "gtest/gtest.h"
 #include "lumo/api/annotations.pb.h"
@@ -357,6 +358,80 @@ TEST_F(GatewayUpstreamTest, CreateRefusesUnsafeSettings) {
       *TrustedProxies::Parse("10.0.0.0/8", "x-forwarded-for");
   EXPECT_EQ(Gateway::Create(std::move(proxies_without_token)).status().code(),
             absl::StatusCode::kFailedPrecondition);
+}
+
+// Counts what the gateway tells it and answers through a wrapper that
+// records the status, so the test can see both were used before the
+// gateway was gone (the observer of a real gateway dies right after it).
+class RecordingObserver : public GatewayObserver {
+ public:
+  Responder Observe(const RequestLabels&, Responder respond) override {
+    return [this, respond = std::move(respond)](HttpResponse response) {
+      {
+        absl::MutexLock lock(&mu_);
+        statuses_.push_back(response.status);
+      }
+      respond(std::move(response));
+    };
+  }
+  void UpstreamError(grpc::StatusCode code) override {
+    absl::MutexLock lock(&mu_);
+    upstream_errors_.push_back(code);
+  }
+  std::vector<int> statuses() {
+    absl::MutexLock lock(&mu_);
+    return statuses_;
+  }
+  std::vector<grpc::StatusCode> upstream_errors() {
+    absl::MutexLock lock(&mu_);
+    return upstream_errors_;
+  }
+
+ private:
+  absl::Mutex mu_;
+  std::vector<int> statuses_ ABSL_GUARDED_BY(mu_);
+  std::vector<grpc::StatusCode> upstream_errors_ ABSL_GUARDED_BY(mu_);
+};
+
+TEST_F(GatewayUpstreamTest, DestroyingTheGatewayAnswersItsCallsInFlightFirst) {
+  // An upstream that holds every call (without blocking a gRPC thread).
+  FakeUpstream holding([](const UpstreamCall&) {
+    testing::UpstreamAnswer answer;
+    answer.hold = true;
+    return answer;
+  });
+  RecordingObserver observer;
+  GatewayOptions options = WithToken();
+  options.observer = &observer;
+  options.upstream_deadline = absl::Seconds(600);
+  std::unique_ptr<Gateway> gateway = NewGatewayTo(holding, std::move(options));
+  ASSERT_NE(gateway, nullptr);
+
+  absl::Mutex answers_mu;
+  std::vector<int> answers;
+  auto record = [&](HttpResponse response) {
+    absl::MutexLock lock(&answers_mu);
+    answers.push_back(response.status);
+  };
+  gateway->Handle(Get(kListKeys, {{"authorization", "Bearer lk_x"}}), record);
+  gateway->Handle(Get("/healthz", {}), record);
+  const absl::Time deadline = absl::Now() + absl::Seconds(60);
+  while (holding.held() < 2 && absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(5));
+  }
+  ASSERT_EQ(holding.held(), 2) << "the upstream never held both calls";
+
+  gateway.reset();
+  // Both calls were answered before the destructor returned: cancelled
+  // upstream, so 503 to the client, and the observer heard of it while it
+  // was still guaranteed alive.
+  {
+    absl::MutexLock lock(&answers_mu);
+    EXPECT_EQ(answers, (std::vector<int>{503, 503}));
+  }
+  EXPECT_EQ(observer.statuses(), (std::vector<int>{503, 503}));
+  EXPECT_EQ(observer.upstream_errors(),
+            std::vector<grpc::StatusCode>{grpc::StatusCode::CANCELLED});
 }
 
 }  // namespace
