@@ -170,18 +170,34 @@ const google::protobuf::MethodDescriptor& Method(const char* full_name) {
   return *m;
 }
 
-void Finish(grpc::CallbackServerContext* context,
-            grpc::ServerUnaryReactor* reactor, const service::RequestInfo& info,
-            const absl::Status& status, const service::VerifyOutcome* outcome) {
+void AddReplyInitialMetadata(grpc::CallbackServerContext* context,
+                             const service::RequestInfo& info,
+                             const service::VerifyOutcome* outcome) {
   AddInitialMetadataSafely(context, "x-request-id", info.request_id);
   if (outcome != nullptr && outcome->rate_limit > 0) {
-    const int64_t reset = absl::ToUnixSeconds(outcome->rate_reset);
     AddInitialMetadataSafely(context, "x-ratelimit-limit",
                              std::to_string(outcome->rate_limit));
     AddInitialMetadataSafely(context, "x-ratelimit-remaining",
                              std::to_string(outcome->rate_remaining));
-    AddInitialMetadataSafely(context, "x-ratelimit-reset",
-                             std::to_string(reset));
+    AddInitialMetadataSafely(
+        context, "x-ratelimit-reset",
+        std::to_string(absl::ToUnixSeconds(outcome->rate_reset)));
+  }
+}
+
+void Finish(grpc::CallbackServerContext* context,
+            grpc::ServerUnaryReactor* reactor, const service::RequestInfo& info,
+            const absl::Status& status, const service::VerifyOutcome* outcome) {
+  AddReplyInitialMetadata(context, info, outcome);
+  reactor->Finish(FinalStatus(context, info, status, outcome));
+}
+
+grpc::Status FinalStatus(grpc::CallbackServerContext* context,
+                         const service::RequestInfo& info,
+                         const absl::Status& status,
+                         const service::VerifyOutcome* outcome) {
+  if (outcome != nullptr && outcome->rate_limit > 0) {
+    const int64_t reset = absl::ToUnixSeconds(outcome->rate_reset);
     if (status.code() == absl::StatusCode::kResourceExhausted) {
       const int64_t wait =
           std::max<int64_t>(1, reset - absl::ToUnixSeconds(absl::Now()));
@@ -210,10 +226,10 @@ void Finish(grpc::CallbackServerContext* context,
         .Str("code", absl::StatusCodeToString(status.code()))
         .Str("error", status.message());
   }
-  reactor->Finish(
-      status.ok() ? grpc::Status::OK
-                  : grpc::Status(static_cast<grpc::StatusCode>(status.code()),
-                                 std::move(message), ErrorDetailsOf(status)));
+  return status.ok()
+             ? grpc::Status::OK
+             : grpc::Status(static_cast<grpc::StatusCode>(status.code()),
+                            std::move(message), ErrorDetailsOf(status));
 }
 
 }  // namespace lumo::rpc
