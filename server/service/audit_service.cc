@@ -1,5 +1,6 @@
 #include "server/service/audit_service.h"
 
+#include <algorithm>
 #include <set>
 #include <utility>
 
@@ -227,9 +228,10 @@ absl::StatusOr<std::vector<storage::StoredChainRow>> AuditService::Export(
   std::vector<storage::StoredChainRow> events;
   int64_t after_id = 0;
   for (;;) {
-    absl::StatusOr<storage::ExportPageRows> page =
-        ExportPage(caller, *plan, after_id,
-                   kMaxExportRows + 1 - static_cast<int>(events.size()));
+    // Pages of at most 5,000 rows, as the streamed export reads them.
+    absl::StatusOr<storage::ExportPageRows> page = ExportPage(
+        caller, *plan, after_id,
+        std::min(5000, kMaxExportRows + 1 - static_cast<int>(events.size())));
     if (!page.ok()) return page.status();
     for (storage::StoredChainRow& row : page->rows) {
       events.push_back(std::move(row));
