@@ -197,6 +197,7 @@ RoutePlan PlanRoute(const Route& route) {
   }
   plan.http_body_reply =
       method.output_type() == lumo::api::HttpBody::descriptor();
+  plan.server_streaming = method.server_streaming() && plan.http_body_reply;
   return plan;
 }
 

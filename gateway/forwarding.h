@@ -49,6 +49,9 @@ struct RoutePlan {
   bool admits_session = false;
   // The reply is a lumo.api.HttpBody: raw bytes, not JSON.
   bool http_body_reply = false;
+  // The method streams HttpBody messages: the reply is rendered from the
+  // first and the rest of the body is streamed (docs/gateway.md).
+  bool server_streaming = false;
 };
 
 // The plan of `route`, whose descriptors come from the generated pool.

@@ -2,7 +2,10 @@
 
 #include <algorithm>
 #include <chrono>
+#include <functional>
+#include <memory>
 #include <optional>
+#include <string>
 #include <utility>
 
 #include "absl/base/thread_annotations.h"
@@ -16,6 +19,7 @@
 #include "google/protobuf/message.h"
 #include "grpcpp/client_context.h"
 #include "grpcpp/support/byte_buffer.h"
+#include "grpcpp/support/client_callback.h"
 #include "lumo/proto_files.h"
 #include "server/core/metadata_text.h"
 
@@ -85,6 +89,206 @@ class Gateway::InFlightCalls {
   absl::Mutex mu_;
   absl::flat_hash_set<std::shared_ptr<Call>> calls_ ABSL_GUARDED_BY(mu_);
 };
+
+namespace {
+
+// A server-streaming upstream call whose messages are lumo.api.HttpBody,
+// answered as a streamed HTTP body: the response (status, headers, the
+// first message's data) is rendered when the first message arrives, or as
+// an error when the call fails before any; later messages are read one at
+// a time, each only when the HTTP side asks for the next piece, so the
+// gateway holds one message per export. The call has no deadline of its
+// own: the HTTP server gives each piece its request timeout and cancels the
+// stream (TryCancel) when it stops sending, and so does a dropped response.
+// Thread-safe: gRPC's callbacks and the HTTP side's Next/Cancel meet under
+// `mu_`. Owns itself from Start until OnDone.
+class StreamCall final
+    : public grpc::ClientBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>,
+      public std::enable_shared_from_this<StreamCall> {
+ public:
+  // Renders the response from the first message's bytes, or from the
+  // status of a call that failed before any message.
+  using RenderFirst = std::function<HttpResponse(const std::string& bytes,
+                                                 const grpc::ClientContext&)>;
+  using RenderError = std::function<HttpResponse(const grpc::Status&,
+                                                 const grpc::ClientContext&)>;
+
+  StreamCall(Responder respond, RenderFirst render_first,
+             RenderError render_error, GatewayObserver* observer)
+      : respond_(std::move(respond)),
+        render_first_(std::move(render_first)),
+        render_error_(std::move(render_error)),
+        observer_(observer) {}
+
+  grpc::ClientContext& context() { return context_; }
+
+  void Start(grpc::GenericStub& stub, const std::string& rpc_path,
+             std::string request) {
+    self_ = shared_from_this();
+    grpc::Slice slice(request);
+    request_ = grpc::ByteBuffer(&slice, 1);
+    stub.PrepareBidiStreamingCall(&context_, rpc_path, grpc::StubOptions(),
+                                  this);
+    // Keeps OnDone back while reads may still be started (released when
+    // the reads are over: the stream ended or was cancelled).
+    AddHold();
+    StartWriteLast(&request_, grpc::WriteOptions());
+    {
+      absl::MutexLock lock(&mu_);
+      read_pending_ = true;
+    }
+    StartRead(&reply_);
+    StartCall();
+  }
+
+  // BodyStream::Next of the response's stream.
+  void Next(std::function<void(BodyStream::Piece)> deliver) {
+    std::optional<grpc::Status> final;
+    {
+      absl::MutexLock lock(&mu_);
+      if (final_.has_value()) {
+        final = final_;
+      } else {
+        waiting_ = std::move(deliver);
+        if (reads_over_) return;  // OnDone delivers the end
+        read_pending_ = true;
+      }
+    }
+    if (final.has_value()) {
+      deliver(EndPiece(*final));
+      return;
+    }
+    StartRead(&reply_);
+  }
+
+  // BodyStream::Cancel of the response's stream.
+  void Cancel() {
+    bool release = false;
+    {
+      absl::MutexLock lock(&mu_);
+      if (cancelled_) return;
+      cancelled_ = true;
+      if (!read_pending_ && !reads_over_) {
+        reads_over_ = true;
+        release = true;
+      }
+    }
+    context_.TryCancel();
+    if (release) RemoveHold();
+  }
+
+  void OnReadDone(bool ok) override {
+    std::string first;
+    std::function<void(BodyStream::Piece)> deliver;
+    BodyStream::Piece piece;
+    bool respond_now = false, release = false, broken = false;
+    {
+      absl::MutexLock lock(&mu_);
+      read_pending_ = false;
+      if (!ok) {
+        release = !reads_over_;
+        reads_over_ = true;
+      } else if (!responded_) {
+        responded_ = true;
+        respond_now = true;
+        first = BufferToString(reply_);
+      } else {
+        deliver = std::move(waiting_);
+        waiting_ = nullptr;
+        lumo::api::HttpBody body;
+        if (body.ParseFromString(BufferToString(reply_))) {
+          piece.data = std::move(*body.mutable_data());
+        } else {
+          // Not a message of the method's type: the body cannot go on.
+          piece.end = true;
+          piece.complete = false;
+          broken = true;
+        }
+      }
+    }
+    if (release) RemoveHold();
+    if (broken) context_.TryCancel();
+    if (respond_now) {
+      HttpResponse response = render_first_(first, context_);
+      response.stream = std::make_shared<Handle>(shared_from_this());
+      respond_(std::move(response));
+    } else if (deliver) {
+      deliver(std::move(piece));
+    }
+  }
+
+  void OnDone(const grpc::Status& status) override {
+    std::function<void(BodyStream::Piece)> deliver;
+    bool respond_now = false;
+    {
+      absl::MutexLock lock(&mu_);
+      final_ = status;
+      deliver = std::move(waiting_);
+      waiting_ = nullptr;
+      respond_now = !responded_;
+      responded_ = true;
+    }
+    if (!status.ok() && observer_ != nullptr) {
+      observer_->UpstreamError(status.error_code());
+    }
+    if (respond_now) {
+      // Without any message: the error, or (never sent by our server) an
+      // empty body.
+      respond_(status.ok() ? render_first_("", context_)
+                           : render_error_(status, context_));
+    } else if (deliver) {
+      deliver(EndPiece(status));
+    }
+    std::shared_ptr<StreamCall> keep = std::move(self_);
+  }
+
+ private:
+  // What the HTTP server holds: the call's stream, cancelled when the
+  // server lets go of it without having read it to the end.
+  class Handle final : public BodyStream {
+   public:
+    explicit Handle(std::shared_ptr<StreamCall> call)
+        : call_(std::move(call)) {}
+    ~Handle() override { call_->Cancel(); }
+    void Next(std::function<void(Piece)> deliver) override {
+      call_->Next(std::move(deliver));
+    }
+    void Cancel() override { call_->Cancel(); }
+
+   private:
+    const std::shared_ptr<StreamCall> call_;
+  };
+
+  static BodyStream::Piece EndPiece(const grpc::Status& status) {
+    BodyStream::Piece piece;
+    piece.end = true;
+    piece.complete = status.ok();
+    return piece;
+  }
+
+  const Responder respond_;
+  const RenderFirst render_first_;
+  const RenderError render_error_;
+  GatewayObserver* const observer_;
+  grpc::ClientContext context_;
+  grpc::ByteBuffer request_;
+  // Written by one read at a time (a read starts only after the previous
+  // one completed).
+  grpc::ByteBuffer reply_;
+  std::shared_ptr<StreamCall> self_;
+
+  absl::Mutex mu_;
+  bool responded_ ABSL_GUARDED_BY(mu_) = false;
+  bool read_pending_ ABSL_GUARDED_BY(mu_) = false;
+  // No read will be started any more (the stream ended or was cancelled);
+  // the hold is released when this becomes true.
+  bool reads_over_ ABSL_GUARDED_BY(mu_) = false;
+  bool cancelled_ ABSL_GUARDED_BY(mu_) = false;
+  std::optional<grpc::Status> final_ ABSL_GUARDED_BY(mu_);
+  std::function<void(BodyStream::Piece)> waiting_ ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace
 
 HttpError HttpErrorFor(grpc::StatusCode code) {
   switch (code) {
@@ -354,6 +558,29 @@ void Gateway::Forward(const Route& route, const Variables& variables,
     // Unreachable: every entry is legal by construction. Refusing beats
     // gRPC's abort of the whole process.
     respond(ErrorResponse(500, "internal_error", "internal error"));
+    return;
+  }
+  if (plan.server_streaming) {
+    const std::string tenant_slug = call->tenant_slug;
+    auto stream = std::make_shared<StreamCall>(
+        respond,
+        [this, &plan, tenant_slug](const std::string& bytes,
+                                   const grpc::ClientContext& context) {
+          return RenderReply(plan, bytes, context, tenant_slug,
+                             options_.secure_cookies, render_options_);
+        },
+        [this, &plan, tenant_slug](const grpc::Status& status,
+                                   const grpc::ClientContext& context) {
+          return RenderUpstreamError(plan, status, context, tenant_slug,
+                                     options_.secure_cookies);
+        },
+        options_.observer);
+    if (!metadata.AttachTo(stream->context())) {
+      // Unreachable, as above.
+      respond(ErrorResponse(500, "internal_error", "internal error"));
+      return;
+    }
+    stream->Start(stub_, plan.rpc_path, message->SerializeAsString());
     return;
   }
   call->respond = std::move(respond);

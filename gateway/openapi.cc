@@ -358,7 +358,17 @@ std::string BuildOpenApiDocument(const RouteTable& routes) {
     } else if (route.method->output_type()->full_name() ==
                "lumo.api.HttpBody") {
       // A raw body (lumo.api.HttpBody): one entry per declared type.
-      Set(ok, "description", Str("The body as a file"));
+      if (route.method->server_streaming()) {
+        // Streamed: the messages' data, concatenated, sent as it is read.
+        Set(ok, "description",
+            Str("The body as a file, streamed with Transfer-Encoding: "
+                "chunked (HTTP/1.0: until the connection closes). A failure "
+                "after the status line ends the transfer without its last "
+                "chunk: a client must treat such a body as incomplete."));
+        Set(ok, "x-lumo-streamed", Bool(true));
+      } else {
+        Set(ok, "description", Str("The body as a file"));
+      }
       const auto& types = route.method->options()
                               .GetExtension(lumo::api::rest)
                               .response_content_types();

@@ -5,6 +5,7 @@
 #define LUMOKEYS_GATEWAY_HTTP_HTTP_MESSAGE_H_
 
 #include <functional>
+#include <memory>
 #include <string>
 #include <utility>
 #include <vector>
@@ -38,6 +39,33 @@ struct HttpRequest {
   std::vector<absl::string_view> Headers(absl::string_view lower_name) const;
 };
 
+// A response body made piece by piece (HttpResponse::stream), e.g. a large
+// export read from the server while it is sent. Implementations must be
+// thread-safe.
+class BodyStream {
+ public:
+  // One piece of a streamed body.
+  struct Piece {
+    std::string data;  // sent as one chunk when not empty
+    bool end = false;  // no piece follows
+    // With `end`: false when the body is cut short (an error after the
+    // status line was sent). The server then closes the connection without
+    // the terminating chunk, so the client sees a truncated transfer rather
+    // than a complete-looking short body.
+    bool complete = true;
+  };
+  virtual ~BodyStream() = default;
+  // Asks for the next piece: `deliver` is called exactly once, from any
+  // thread, now or later. The server asks again only after a piece was
+  // delivered and written, and never after one with `end`.
+  virtual void Next(std::function<void(Piece)> deliver) = 0;
+  // The body will not be sent any further (the client went away, a write
+  // timed out, the server stopped, or the response was dropped). Pieces
+  // asked for and not yet delivered may still be delivered (they are
+  // discarded). Idempotent; may be called after the end.
+  virtual void Cancel() = 0;
+};
+
 struct HttpResponse {
   int status = 200;
   // Sent as given, except that the server owns Content-Length,
@@ -46,6 +74,13 @@ struct HttpResponse {
   // holds a control character (no response splitting).
   HttpHeaders headers;
   std::string body;
+  // Set: the body is `body` followed by the stream's pieces, sent with
+  // Transfer-Encoding: chunked (to HTTP/1.0 clients: without framing, and
+  // the connection closes at its end). The server asks for the next piece
+  // only when the previous one is written (its memory is one piece), and
+  // cancels the stream when it stops sending it. Ignored (cancelled) for a
+  // HEAD request and for 204 / 304.
+  std::shared_ptr<BodyStream> stream;
 };
 
 // Delivers the response to one request. Call it at most once (later calls are

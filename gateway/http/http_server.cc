@@ -26,6 +26,7 @@
 #include <chrono>
 #include <exception>
 #include <limits>
+#include <memory>
 #include <optional>
 #include <thread>
 #include <unordered_map>
@@ -213,6 +214,7 @@ class Session : public std::enable_shared_from_this<Session> {
     kContinue,  // writing "100 Continue"
     kHandler,   // waiting for the handler's response
     kWrite,     // writing a response
+    kStream,    // writing a streamed body (HttpResponse::stream)
     kLinger,    // response sent; discarding input until EOF, then close
     kClosed,
   };
@@ -231,6 +233,14 @@ class Session : public std::enable_shared_from_this<Session> {
   void Fail(int status, absl::string_view message);
   void Write(const HttpResponse& response);
   void OnWrite(error_code ec);
+  // A streamed body: writes the head and `response.body`, then asks the
+  // stream for one piece at a time, writing each before asking again.
+  void WriteStream(HttpResponse response);
+  void OnStreamWrite(error_code ec);
+  void AskForPiece();
+  void OnPiece(uint64_t token, BodyStream::Piece piece);
+  // Cancels and forgets the stream being sent, if any.
+  void DropStream();
   void Linger();
   void ArmTimer(absl::Duration after);
   void OnTimeout();
@@ -271,8 +281,14 @@ class Session : public std::enable_shared_from_this<Session> {
   bool read_pending_ = false;
   bool close_after_write_ = false;
   bool head_request_ = false;  // the response gets no body
-  uint64_t seq_ = 0;           // number of the request being served
-  uint64_t timer_gen_ = 0;     // stale timer completions are ignored
+  bool http10_ = false;        // the request was HTTP/1.0
+  // The streamed body being sent; `stream_token_` tells its pieces from a
+  // dropped stream's; `stream_ended_` once the last write is under way.
+  std::shared_ptr<BodyStream> stream_;
+  uint64_t stream_token_ = 0;
+  bool stream_ended_ = false;
+  uint64_t seq_ = 0;        // number of the request being served
+  uint64_t timer_gen_ = 0;  // stale timer completions are ignored
   size_t lingered_bytes_ = 0;
   std::string remote_ip_;
   std::string request_id_;
@@ -439,6 +455,7 @@ void Session::TryHead() {
     if (request_id_.empty()) request_id_ = NewRequestId();
     close_after_write_ = !head.keep_alive;
     head_request_ = head.method == "HEAD";
+    http10_ = head.version_minor == 0;
   }
   switch (step.state) {
     case RequestFramer::State::kNeedMore:
@@ -541,11 +558,123 @@ void Session::Deliver(uint64_t seq, HttpResponse response) {
 }
 
 void Session::OnResponse(uint64_t seq, HttpResponse response) {
-  if (phase_ != Phase::kHandler || seq != seq_) return;  // late or closed
+  if (phase_ != Phase::kHandler || seq != seq_) {  // late or closed
+    if (response.stream != nullptr) response.stream->Cancel();
+    return;
+  }
   if (response.status < 200 || response.status > 599) {
+    if (response.stream != nullptr) response.stream->Cancel();
     response = core_->RenderError(500, "internal error", request_id_);
   }
+  if (response.stream != nullptr) {
+    if (head_request_ || response.status == 204 || response.status == 304) {
+      response.stream->Cancel();
+      response.stream.reset();
+    } else {
+      WriteStream(std::move(response));
+      return;
+    }
+  }
   Write(response);
+}
+
+void Session::WriteStream(HttpResponse response) {
+  phase_ = Phase::kStream;
+  stream_ = std::move(response.stream);
+  ++stream_token_;
+  stream_ended_ = false;
+  // HTTP/1.0 has no chunked coding: the body ends with the connection.
+  close_after_write_ = close_after_write_ || core_->draining() || http10_;
+  wire::SerializeStreamHead(response, request_id_, options_.common_headers,
+                            close_after_write_, !http10_, &out_);
+  if (http10_) {
+    out_ += response.body;
+  } else {
+    wire::AppendChunk(response.body, &out_);
+  }
+  ArmTimer(options_.request_timeout);
+  AsyncWrite(asio::buffer(out_),
+             [self = shared_from_this()](error_code ec, size_t) {
+               self->OnStreamWrite(ec);
+             });
+}
+
+void Session::OnStreamWrite(error_code ec) {
+  if (phase_ != Phase::kStream) return;
+  if (ec) {
+    Close();  // the client went away: Close cancels the stream
+    return;
+  }
+  if (!stream_ended_) {
+    AskForPiece();
+    return;
+  }
+  stream_.reset();
+  if (counted_) core_->CountServed();
+  if (close_after_write_) {
+    Linger();
+  } else {
+    BeginRequest();
+  }
+}
+
+void Session::AskForPiece() {
+  // The next piece must come within request_timeout, like a response.
+  ArmTimer(options_.request_timeout);
+  std::weak_ptr<Session> weak = shared_from_this();
+  std::shared_ptr<HttpServerCore> core = core_;
+  const auto executor = executor_;
+  const uint64_t token = stream_token_;
+  stream_->Next([weak, core, executor, token](BodyStream::Piece piece) {
+    std::shared_ptr<Session> self = weak.lock();
+    if (self == nullptr) return;
+    core->PostUnlessStopped(executor,
+                            [self, token, piece = std::move(piece)]() mutable {
+                              self->OnPiece(token, std::move(piece));
+                            });
+  });
+}
+
+void Session::OnPiece(uint64_t token, BodyStream::Piece piece) {
+  if (phase_ != Phase::kStream || token != stream_token_ || stream_ended_) {
+    return;
+  }
+  out_.clear();
+  if (piece.end && !piece.complete) {
+    // Cut short: no terminating chunk, so the client cannot take the body
+    // for a complete one.
+    stream_.reset();
+    Close();
+    return;
+  }
+  if (http10_) {
+    out_ = std::move(piece.data);
+  } else {
+    wire::AppendChunk(piece.data, &out_);
+    if (piece.end)
+      out_.append(wire::kLastChunk.data(), wire::kLastChunk.size());
+  }
+  if (piece.end) stream_ended_ = true;
+  if (out_.empty()) {
+    if (stream_ended_) {
+      OnStreamWrite(error_code());
+    } else {
+      AskForPiece();
+    }
+    return;
+  }
+  ArmTimer(options_.request_timeout);
+  AsyncWrite(asio::buffer(out_),
+             [self = shared_from_this()](error_code ec, size_t) {
+               self->OnStreamWrite(ec);
+             });
+}
+
+void Session::DropStream() {
+  if (stream_ == nullptr) return;
+  std::shared_ptr<BodyStream> stream = std::move(stream_);
+  stream_.reset();
+  stream->Cancel();
 }
 
 void Session::Fail(int status, absl::string_view message) {
@@ -628,6 +757,7 @@ void Session::OnTimeout() {
 void Session::Close() {
   if (phase_ == Phase::kClosed) return;
   phase_ = Phase::kClosed;
+  DropStream();
   error_code ignored;
   socket_.shutdown(tcp::socket::shutdown_both, ignored);
   socket_.close(ignored);

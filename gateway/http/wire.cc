@@ -310,16 +310,14 @@ absl::string_view ReasonPhrase(int status) {
   }
 }
 
-void SerializeResponse(const HttpResponse& response,
-                       absl::string_view request_id,
-                       const HttpHeaders& common_headers, bool close,
-                       bool head_request, std::string* out) {
-  const int status =
-      response.status >= 200 && response.status <= 599 ? response.status : 500;
-  const bool bodiless = status == 204 || status == 304;
+namespace {
 
-  out->clear();
-  out->reserve(256 + response.body.size());
+enum class Framing { kLength, kChunked, kClose };
+
+// The status line and fields of `response`; `status` already in 200..599.
+void AppendHead(const HttpResponse& response, int status,
+                absl::string_view request_id, const HttpHeaders& common_headers,
+                bool close, Framing framing, size_t length, std::string* out) {
   absl::StrAppend(out, "HTTP/1.1 ", status, " ", ReasonPhrase(status), "\r\n");
   for (const auto& [name, value] : response.headers) {
     if (SendableField(name, value)) {
@@ -337,15 +335,55 @@ void SerializeResponse(const HttpResponse& response,
     }
     if (!overridden) absl::StrAppend(out, name, ": ", value, "\r\n");
   }
+  const bool bodiless = status == 204 || status == 304;
   if (!bodiless) {
-    absl::StrAppend(out, "Content-Length: ", response.body.size(), "\r\n");
+    if (framing == Framing::kLength) {
+      absl::StrAppend(out, "Content-Length: ", length, "\r\n");
+    } else if (framing == Framing::kChunked) {
+      out->append("Transfer-Encoding: chunked\r\n");
+    }
   }
   if (IsSafeFieldValue(request_id)) {
     absl::StrAppend(out, "X-Request-Id: ", request_id, "\r\n");
   }
   if (close) out->append("Connection: close\r\n");
   out->append("\r\n");
+}
+
+int SentStatus(const HttpResponse& response) {
+  return response.status >= 200 && response.status <= 599 ? response.status
+                                                          : 500;
+}
+
+}  // namespace
+
+void SerializeResponse(const HttpResponse& response,
+                       absl::string_view request_id,
+                       const HttpHeaders& common_headers, bool close,
+                       bool head_request, std::string* out) {
+  const int status = SentStatus(response);
+  const bool bodiless = status == 204 || status == 304;
+  out->clear();
+  out->reserve(256 + response.body.size());
+  AppendHead(response, status, request_id, common_headers, close,
+             Framing::kLength, response.body.size(), out);
   if (!bodiless && !head_request) out->append(response.body);
+}
+
+void SerializeStreamHead(const HttpResponse& response,
+                         absl::string_view request_id,
+                         const HttpHeaders& common_headers, bool close,
+                         bool chunked, std::string* out) {
+  out->clear();
+  AppendHead(response, SentStatus(response), request_id, common_headers, close,
+             chunked ? Framing::kChunked : Framing::kClose, 0, out);
+}
+
+void AppendChunk(absl::string_view data, std::string* out) {
+  if (data.empty()) return;
+  absl::StrAppend(out, absl::Hex(data.size()), "\r\n");
+  out->append(data.data(), data.size());
+  out->append("\r\n");
 }
 
 }  // namespace lumo::gateway::wire

@@ -87,6 +87,20 @@ void SerializeResponse(const HttpResponse& response,
                        const HttpHeaders& common_headers, bool close,
                        bool head_request, std::string* out);
 
+// The head of a response whose body is streamed (HttpResponse::stream), as
+// SerializeResponse but with "Transfer-Encoding: chunked" when `chunked`
+// (else no framing field: the body ends when the connection closes, so
+// `close` must be set) instead of Content-Length, and without the body.
+void SerializeStreamHead(const HttpResponse& response,
+                         absl::string_view request_id,
+                         const HttpHeaders& common_headers, bool close,
+                         bool chunked, std::string* out);
+
+// Appends `data` as one chunk (hex size, CRLF, data, CRLF); nothing for
+// empty data. The last chunk is kLastChunk.
+void AppendChunk(absl::string_view data, std::string* out);
+inline constexpr absl::string_view kLastChunk = "0\r\n\r\n";
+
 }  // namespace lumo::gateway::wire
 
 #endif  // LUMOKEYS_GATEWAY_HTTP_WIRE_H_

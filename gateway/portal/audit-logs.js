@@ -26,9 +26,14 @@
     return q;
   }
 
+  // The export links: the streamed export of everything the filters
+  // match (the browser downloads it as it arrives), CSV or JSON Lines.
   function updateExportLinks() {
     for (const format of ['csv', 'json']) {
-      const q = new URLSearchParams({format});
+      const q = filterParams();
+      q.delete('startDate');
+      q.delete('endDate');
+      q.set('format', format);
       if ($('f-from').value) q.set('from', dayStart($('f-from').value));
       if ($('f-to').value) q.set('to', dayEnd($('f-to').value));
       $('export-' + format).href = auditPath + '/export?' + q.toString();

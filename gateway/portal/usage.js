@@ -151,6 +151,57 @@
     }
   }
 
+  // Suspicious events per UTC day: one bar per day (the table under it
+  // holds the same numbers).
+  function drawSuspicious(days) {
+    const chart = $('suspicious-chart');
+    chart.replaceChildren();
+    const width = 800, height = 140, left = 48, bottom = 24, top = 10;
+    const max = Math.max(1, ...days.map((d) => d.count || 0));
+    const root = svg('svg', {viewBox: `0 0 ${width} ${height}`, role: 'img',
+                             'aria-labelledby': 'suspicious-title'});
+    const plotH = height - bottom - top;
+    const slot = (width - left) / Math.max(1, days.length);
+    root.appendChild(svg('line', {x1: left, y1: top + plotH, x2: width, y2: top + plotH,
+                                  class: 'axis'}));
+    const maxLabel = svg('text', {x: left - 6, y: top + 10, 'text-anchor': 'end'});
+    maxLabel.textContent = String(max);
+    root.appendChild(maxLabel);
+    const every = Math.max(1, Math.ceil(days.length / 12));
+    days.forEach((d, i) => {
+      const n = d.count || 0;
+      if (n) {
+        const h = (n / max) * plotH;
+        const rect = svg('rect', {x: (left + i * slot + slot * 0.15).toFixed(1),
+                                  y: (top + plotH - h).toFixed(1),
+                                  width: (slot * 0.7).toFixed(1),
+                                  height: Math.max(h, 0.5).toFixed(1), class: 'c1'});
+        const tip = svg('title');
+        tip.textContent = `${bucketLabel(d.day, 'day')}: ${n} suspicious`;
+        rect.appendChild(tip);
+        root.appendChild(rect);
+      }
+      if (i % every === 0) {
+        const label = svg('text', {x: (left + i * slot + slot / 2).toFixed(1), y: height - 6,
+                                   'text-anchor': 'middle'});
+        label.textContent = bucketLabel(d.day, 'day');
+        root.appendChild(label);
+      }
+    });
+    chart.appendChild(root);
+    const body = $('suspicious-body');
+    body.replaceChildren();
+    for (const d of days) {
+      const tr = el('tr');
+      tr.dataset.day = d.day;
+      const th = el('th', new Date(d.day).toISOString().slice(0, 10));
+      th.scope = 'row';
+      tr.appendChild(th);
+      tr.appendChild(el('td', d.count || 0));
+      body.appendChild(tr);
+    }
+  }
+
   async function load() {
     show($('usage-error'), false);
     show($('usage-loading'), true);
@@ -178,6 +229,7 @@
       if (!key) {
         drawTops($('top-calls-body'), data.topKeysByCalls || []);
         drawTops($('top-failures-body'), data.topKeysByFailures || []);
+        drawSuspicious(data.suspiciousPerDay || []);
       }
       show($('usage-view'), true);
     } catch (e) {

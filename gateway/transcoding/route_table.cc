@@ -20,6 +20,9 @@
 namespace lumo::gateway {
 namespace {
 
+// The one message type a server-streaming route may stream.
+constexpr char kHttpBodyType[] = "lumo.api.HttpBody";
+
 using google::protobuf::Descriptor;
 using google::protobuf::FieldDescriptor;
 using google::protobuf::MethodDescriptor;
@@ -104,8 +107,15 @@ absl::StatusOr<Route> MakeRoute(const MethodDescriptor* method,
   if (!VerbAndTemplate(rule, &route.verb, &text)) {
     return MethodError(method, "(google.api.http) sets no verb");
   }
-  if (method->client_streaming() || method->server_streaming()) {
-    return MethodError(method, "streaming methods cannot have an HTTP route");
+  if (method->client_streaming()) {
+    return MethodError(method,
+                       "client-streaming methods cannot have an HTTP route");
+  }
+  if (method->server_streaming() &&
+      method->output_type()->full_name() != kHttpBodyType) {
+    return MethodError(method,
+                       "a server-streaming route must stream lumo.api.HttpBody"
+                       " (its messages' data, concatenated, are the body)");
   }
   absl::StatusOr<PathTemplate> path = PathTemplate::Parse(text);
   if (!path.ok()) return MethodError(method, path.status().message());

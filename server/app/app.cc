@@ -139,6 +139,7 @@ absl::StatusOr<std::unique_ptr<App>> App::Create(
   app->portal_ = std::make_unique<service::PortalService>(&stores.portal(),
                                                           options.portal);
   app->portal_->set_audit_writer(app->audit_writer_.get());
+  app->audit_service_->set_audit_writer(app->audit_writer_.get());
   app->auth_ = std::make_unique<rpc::Authenticator>(
       rpc::AuthenticatorDeps{app->verifier_.get(),
                              options.record_usage ? app->usage_.get() : nullptr,

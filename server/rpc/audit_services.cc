@@ -1,5 +1,7 @@
 #include "server/rpc/audit_services.h"
 
+#include <atomic>
+#include <chrono>
 #include <optional>
 #include <string>
 #include <utility>
@@ -19,9 +21,13 @@ namespace {
 using service::Principal;
 using service::RequestInfo;
 
-// An export file larger than this is refused like one with too many rows
-// (the gateway accepts replies up to 64 MiB).
+// A unary export file larger than this is refused like one with too many
+// rows (the gateway accepts replies up to 64 MiB).
 constexpr size_t kMaxExportBytes = 32 << 20;
+// A streamed export: rows read per page, and the size at which a message
+// is sent (a message ends at the first row boundary past it).
+constexpr int kExportPageRows = 5000;
+constexpr size_t kExportMessageBytes = 256 << 10;
 
 // An optional time from a Timestamp field; INVALID_ARGUMENT names `field`.
 absl::Status OptionalTime(bool has, const google::protobuf::Timestamp& t,
@@ -58,6 +64,73 @@ absl::StatusOr<service::AuditFilterParams> Filters(const Request& r) {
     return s;
   }
   return f;
+}
+
+// What an export request asks for: its format ("csv" or "json") and
+// filters (`from` / `to` as the range).
+struct ExportRequestParams {
+  std::string format;
+  service::AuditFilterParams filters;
+};
+
+absl::StatusOr<ExportRequestParams> ExportParams(
+    const lumo::audit::v1::ExportAuditLogsRequest& r) {
+  ExportRequestParams p;
+  p.format = absl::AsciiStrToLower(r.format());
+  if (p.format.empty()) p.format = "csv";
+  if (p.format != "csv" && p.format != "json") {
+    return service::InvalidField("format", "csv or json");
+  }
+  service::AuditFilterParams& f = p.filters;
+  f.action = r.action();
+  f.category = r.category();
+  f.actor_id = r.actor_id();
+  f.target_id = r.target_id();
+  f.outcome = r.outcome();
+  if (r.has_suspicious()) f.suspicious = r.suspicious();
+  if (absl::Status s = OptionalTime(r.has_from(), r.from(), "from", &f.start);
+      !s.ok()) {
+    return s;
+  }
+  if (absl::Status s = OptionalTime(r.has_to(), r.to(), "to", &f.end);
+      !s.ok()) {
+    return s;
+  }
+  return p;
+}
+
+// The name of an export file: audit-<tenant>-<UTC time>.<csv|json|jsonl>.
+// The tenant slug passed the authenticator's check against the caller's
+// tenant; the gateway still keeps filenames to a safe alphabet.
+std::string ExportFilename(const service::Principal& caller,
+                           absl::string_view extension) {
+  return absl::StrCat(
+      "audit-", caller.tenant_slug, "-",
+      absl::FormatTime("%Y%m%dT%H%M%SZ", absl::Now(), absl::UTCTimeZone()), ".",
+      extension);
+}
+
+// Appends `rows` to `out` in `format` (CSV rows, or JSON objects each
+// followed by `json_separator`).
+void AppendExportRows(const std::vector<storage::StoredChainRow>& rows,
+                      size_t begin, size_t end,
+                      const service::ActorEmails& emails,
+                      absl::string_view format,
+                      absl::string_view json_separator, std::string* out) {
+  for (size_t i = begin; i < end; ++i) {
+    const storage::StoredChainRow& r = rows[i];
+    const std::string* email = nullptr;
+    if (r.row.event.actor_type == "user") {
+      auto it = emails.find(r.row.event.actor_id);
+      if (it != emails.end()) email = &it->second;
+    }
+    if (format == "json") {
+      AppendAuditJsonObject(r, email, out);
+      out->append(json_separator.data(), json_separator.size());
+    } else {
+      AppendAuditCsvRow(r, email, out);
+    }
+  }
 }
 
 // The range fields shared by the usage requests (same names and numbers).
@@ -163,6 +236,11 @@ grpc::ServerUnaryReactor* AuditServiceImpl::GetTenantUsage(
         for (const service::KeyUsageSummary& k : usage->top_by_failures) {
           ToProto(k, response->add_top_keys_by_failures());
         }
+        for (const storage::DayCount& d : usage->suspicious_per_day) {
+          lumo::audit::v1::DayCount* day = response->add_suspicious_per_day();
+          ToTimestamp(d.day_start, day->mutable_day());
+          day->set_count(d.count);
+        }
         return absl::OkStatus();
       });
 }
@@ -248,56 +326,244 @@ grpc::ServerUnaryReactor* AuditServiceImpl::ExportAuditLogs(
       *ctx_.auth, *ctx_.workers, context, method, request->tenant_slug(), true,
       [this, request, response](const Principal& caller,
                                 const RequestInfo&) -> absl::Status {
-        const std::string format = absl::AsciiStrToLower(request->format());
-        if (!format.empty() && format != "csv" && format != "json") {
-          return service::InvalidField("format", "csv or json");
-        }
-        std::optional<absl::Time> from, to;
-        if (absl::Status s = OptionalTime(request->has_from(), request->from(),
-                                          "from", &from);
-            !s.ok()) {
-          return s;
-        }
-        if (absl::Status s =
-                OptionalTime(request->has_to(), request->to(), "to", &to);
-            !s.ok()) {
-          return s;
-        }
-        absl::StatusOr<std::vector<storage::StoredAuditEvent>> stored =
-            ctx_.audit->Export(caller, from, to);
-        if (!stored.ok()) return stored.status();
+        absl::StatusOr<ExportRequestParams> params = ExportParams(*request);
+        if (!params.ok()) return params.status();
+        absl::StatusOr<std::vector<storage::StoredChainRow>> rows =
+            ctx_.audit->Export(caller, params->filters);
+        if (!rows.ok()) return rows.status();
         absl::StatusOr<service::ActorEmails> emails =
-            ctx_.audit->EmailsOfActors(caller, *stored);
+            ctx_.audit->EmailsOfActors(caller, *rows);
         if (!emails.ok()) return emails.status();
-        std::vector<lumo::audit::v1::AuditEvent> events(stored->size());
-        for (size_t i = 0; i < stored->size(); ++i) {
-          ToProto((*stored)[i], &events[i]);
-          AddActorEmails(*emails, &events[i]);
-        }
-        // The tenant slug passed the authenticator's check against the
-        // key's tenant; the filename still keeps to a safe alphabet.
-        const std::string stamp = absl::FormatTime(
-            "%Y%m%dT%H%M%SZ", absl::Now(), absl::UTCTimeZone());
-        const std::string base =
-            absl::StrCat("audit-", caller.tenant_slug, "-", stamp);
-        if (format == "json") {
+        std::string data;
+        if (params->format == "json") {
           response->set_content_type("application/json; charset=utf-8");
-          response->set_data(RenderAuditJson(events));
-          response->set_filename(base + ".json");
+          response->set_filename(ExportFilename(caller, "json"));
+          data = "[";
+          AppendExportRows(*rows, 0, rows->size(), *emails, "json", ",", &data);
+          if (data.size() > 1) data.pop_back();  // the last separator
+          data += "]";
         } else {
           response->set_content_type("text/csv; charset=utf-8");
-          response->set_data(RenderAuditCsv(events));
-          response->set_filename(base + ".csv");
+          response->set_filename(ExportFilename(caller, "csv"));
+          data = AuditCsvHeader();
+          AppendExportRows(*rows, 0, rows->size(), *emails, "csv", "", &data);
         }
-        if (response->data().size() > kMaxExportBytes) {
+        if (data.size() > kMaxExportBytes) {
           response->Clear();
           return service::InvalidField(
               "from",
               "the export would exceed 32 MiB; narrow it with from and to "
               "(RFC 3339)");
         }
+        response->set_data(std::move(data));
         return absl::OkStatus();
       });
+}
+
+namespace {
+
+// One streamed export (StreamAuditExport): authenticates on a worker,
+// reads the bound, then alternates between a worker filling one message
+// (reading a page of rows when the last one is used up) and gRPC sending
+// it, so at most one page and one message are held, and the next message
+// is made only once gRPC has taken the previous one (flow control reaches
+// back to the database reads). Exactly one of "a worker task is queued or
+// running" and "a write is pending" holds until the call ends, so every
+// member below is touched by one thread at a time (handed over through the
+// worker pool's queue and gRPC's callbacks); `cancelled_` is the only
+// state OnCancel writes. Deletes itself in OnDone.
+class ExportStream final
+    : public grpc::ServerWriteReactor<lumo::api::HttpBody> {
+ public:
+  ExportStream(const AuditRpcContext& ctx, grpc::CallbackServerContext* context,
+               const lumo::audit::v1::ExportAuditLogsRequest* request)
+      : ctx_(ctx),
+        context_(context),
+        request_(request),
+        info_(ctx.auth->DescribeRequest(*context)) {}
+
+  void Start() {
+    if (!ctx_.workers->Submit([this] { Begin(); })) End(ServerBusy());
+  }
+
+  void OnWriteDone(bool ok) override {
+    if (!ok) {
+      End(absl::CancelledError("the client went away"));
+      return;
+    }
+    message_.Clear();
+    if (exhausted_) {
+      End(absl::OkStatus());
+      return;
+    }
+    if (!ctx_.workers->Submit([this] { Produce(); })) End(ServerBusy());
+  }
+  void OnCancel() override { cancelled_.store(true); }
+  void OnDone() override { delete this; }
+
+ private:
+  static const google::protobuf::MethodDescriptor& TheMethod() {
+    static const auto& method =
+        Method("lumo.audit.v1.AuditService.StreamAuditExport");
+    return method;
+  }
+
+  // On a worker: the caller, the request, the bound, the first message.
+  void Begin() {
+    storage::ScopedCallDeadline call_deadline(CallDeadline(*context_));
+    if (context_->deadline() <= std::chrono::system_clock::now()) {
+      End(absl::DeadlineExceededError("deadline exceeded before start"));
+      return;
+    }
+    if (request_->tenant_slug().empty()) {
+      End(service::InvalidFieldMessage("tenant_slug",
+                                       "tenant_slug is required"));
+      return;
+    }
+    absl::StatusOr<Principal> principal = ctx_.auth->Authenticate(
+        *context_, TheMethod(), request_->tenant_slug(), info_, &outcome_);
+    if (!principal.ok()) {
+      End(principal.status());
+      return;
+    }
+    principal_ = *std::move(principal);
+    absl::StatusOr<ExportRequestParams> params = ExportParams(*request_);
+    if (!params.ok()) {
+      End(params.status());
+      return;
+    }
+    format_ = params->format;
+    absl::StatusOr<service::AuditExportPlan> plan =
+        ctx_.audit->BeginExport(*principal_, params->filters);
+    if (!plan.ok()) {
+      End(plan.status());
+      return;
+    }
+    plan_ = *std::move(plan);
+    if (format_ == "json") {
+      message_.set_content_type("application/x-ndjson; charset=utf-8");
+      message_.set_filename(ExportFilename(*principal_, "jsonl"));
+    } else {
+      message_.set_content_type("text/csv; charset=utf-8");
+      message_.set_filename(ExportFilename(*principal_, "csv"));
+      message_.set_data(AuditCsvHeader());
+      bytes_ = static_cast<int64_t>(message_.data().size());
+    }
+    AddReplyInitialMetadata(context_, info_, &outcome_);
+    metadata_sent_ = true;
+    Produce();
+  }
+
+  // On a worker: fills message_ up to kExportMessageBytes (or the end) and
+  // starts writing it.
+  void Produce() {
+    storage::ScopedCallDeadline call_deadline(CallDeadline(*context_));
+    std::string* data = message_.mutable_data();
+    while (!exhausted_ && data->size() < kExportMessageBytes) {
+      if (cancelled_.load()) {
+        End(absl::CancelledError("the export was cancelled"));
+        return;
+      }
+      if (next_row_ == page_.size()) {
+        if (last_page_) {
+          exhausted_ = true;
+          break;
+        }
+        absl::StatusOr<storage::ExportPageRows> page = ctx_.audit->ExportPage(
+            *principal_, *plan_, last_id_, kExportPageRows);
+        if (!page.ok()) {
+          End(page.status());
+          return;
+        }
+        page_ = std::move(page->rows);
+        next_row_ = 0;
+        last_id_ = page->next_after_id;
+        last_page_ = page->done;
+        absl::StatusOr<service::ActorEmails> emails =
+            ctx_.audit->EmailsOfActors(*principal_, page_);
+        if (!emails.ok()) {
+          End(emails.status());
+          return;
+        }
+        emails_ = *std::move(emails);
+        continue;
+      }
+      const size_t before = data->size();
+      AppendExportRows(page_, next_row_, next_row_ + 1, emails_, format_, "\n",
+                       data);
+      ++next_row_;
+      ++rows_;
+      bytes_ += static_cast<int64_t>(data->size() - before);
+    }
+    if (exhausted_) {
+      page_.clear();
+      page_.shrink_to_fit();
+    }
+    if (data->empty() && !first_message_) {
+      End(absl::OkStatus());  // nothing after the last full message
+      return;
+    }
+    first_message_ = false;
+    StartWrite(&message_);
+  }
+
+  // Ends the call with `status` (once): records the key's use and, for an
+  // export that began, the export itself; any thread.
+  void End(const absl::Status& status) {
+    if (ended_) return;
+    ended_ = true;
+    if (principal_.has_value() &&
+        principal_->kind == Principal::Kind::kApiKey) {
+      if (service::UsageAuditor* usage = ctx_.auth->usage_auditor()) {
+        usage->RecordKeyUse(*principal_, info_, TheMethod().full_name(),
+                            status);
+      }
+    }
+    if (plan_.has_value()) {
+      service::AuditService::ExportOutcome outcome;
+      outcome.format = format_;
+      outcome.rows = rows_;
+      outcome.bytes = bytes_;
+      outcome.status = status;
+      ctx_.audit->RecordExport(*principal_, info_, *plan_, outcome);
+    }
+    if (!metadata_sent_) AddReplyInitialMetadata(context_, info_, &outcome_);
+    Finish(FinalStatus(context_, info_, status, &outcome_));
+  }
+
+  const AuditRpcContext ctx_;
+  grpc::CallbackServerContext* const context_;
+  const lumo::audit::v1::ExportAuditLogsRequest* const request_;
+  const RequestInfo info_;
+  std::atomic<bool> cancelled_{false};
+
+  service::VerifyOutcome outcome_;
+  std::optional<Principal> principal_;
+  std::string format_;
+  std::optional<service::AuditExportPlan> plan_;
+  lumo::api::HttpBody message_;
+  bool metadata_sent_ = false;
+  bool first_message_ = true;
+  std::vector<storage::StoredChainRow> page_;
+  service::ActorEmails emails_;
+  size_t next_row_ = 0;
+  bool last_page_ = false;
+  bool exhausted_ = false;
+  bool ended_ = false;
+  int64_t last_id_ = 0;
+  int64_t rows_ = 0;
+  int64_t bytes_ = 0;
+};
+
+}  // namespace
+
+grpc::ServerWriteReactor<lumo::api::HttpBody>*
+AuditServiceImpl::StreamAuditExport(
+    grpc::CallbackServerContext* context,
+    const lumo::audit::v1::ExportAuditLogsRequest* request) {
+  auto* stream = new ExportStream(ctx_, context, request);
+  stream->Start();
+  return stream;
 }
 
 grpc::ServerUnaryReactor* AuditServiceImpl::GetAuditLog(

@@ -39,6 +39,9 @@ class AuditServiceImpl final
       grpc::CallbackServerContext* context,
       const lumo::audit::v1::ExportAuditLogsRequest* request,
       lumo::api::HttpBody* response) override;
+  grpc::ServerWriteReactor<lumo::api::HttpBody>* StreamAuditExport(
+      grpc::CallbackServerContext* context,
+      const lumo::audit::v1::ExportAuditLogsRequest* request) override;
   grpc::ServerUnaryReactor* GetAuditLog(
       grpc::CallbackServerContext* context,
       const lumo::audit::v1::GetAuditLogRequest* request,

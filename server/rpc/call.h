@@ -38,6 +38,19 @@ void Finish(grpc::CallbackServerContext* context,
             const absl::Status& status,
             const service::VerifyOutcome* outcome = nullptr);
 
+// The parts of Finish, for calls whose reply is not one message (server
+// streaming): the initial metadata (`x-request-id`, and the rate-limit
+// headers when `outcome` names a key with a rate limit), to add before the
+// first message; and the final status with its trailing metadata
+// (`lumo-error-code`, `retry-after`), logging what a client is not told.
+void AddReplyInitialMetadata(grpc::CallbackServerContext* context,
+                             const service::RequestInfo& info,
+                             const service::VerifyOutcome* outcome);
+grpc::Status FinalStatus(grpc::CallbackServerContext* context,
+                         const service::RequestInfo& info,
+                         const absl::Status& status,
+                         const service::VerifyOutcome* outcome);
+
 // UNAVAILABLE for a call the worker pool cannot take (full or stopping).
 absl::Status ServerBusy();
 

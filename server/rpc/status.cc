@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstdlib>
+#include <functional>
 #include <string>
 
 #include "absl/time/clock.h"
@@ -172,43 +173,73 @@ const google::protobuf::MethodDescriptor& Method(const char* full_name) {
   return *m;
 }
 
+namespace {
+
+// Calls `add` with each limit value of a reply (docs/limits.md "What callers
+// see"): the quota's credits and the tightest rate limit, when the key has
+// them.
+void ForEachLimitValue(
+    const service::VerifyOutcome* outcome,
+    const std::function<void(absl::string_view, int64_t)>& add) {
+  if (outcome == nullptr) return;
+  if (outcome->credits_remaining.has_value()) {
+    add("x-credits-remaining", *outcome->credits_remaining);
+    if (outcome->credits_reset.has_value()) {
+      add("x-credits-reset", absl::ToUnixSeconds(*outcome->credits_reset));
+    }
+  }
+  if (outcome->rate_limit > 0) {
+    add("x-ratelimit-limit", outcome->rate_limit);
+    add("x-ratelimit-remaining", outcome->rate_remaining);
+    add("x-ratelimit-reset", absl::ToUnixSeconds(outcome->rate_reset));
+  }
+}
+
+}  // namespace
+
+void AddReplyInitialMetadata(grpc::CallbackServerContext* context,
+                             const service::RequestInfo& info,
+                             const service::VerifyOutcome* outcome) {
+  AddInitialMetadataSafely(context, "x-request-id", info.request_id);
+  // The limits' values go out as initial metadata (which the gateway turns
+  // into headers) and again as trailing metadata (FinalStatus).
+  ForEachLimitValue(outcome, [context](absl::string_view key, int64_t value) {
+    AddInitialMetadataSafely(context, key, std::to_string(value));
+  });
+}
+
 void Finish(grpc::CallbackServerContext* context,
             grpc::ServerUnaryReactor* reactor, const service::RequestInfo& info,
             const absl::Status& status, const service::VerifyOutcome* outcome) {
-  AddInitialMetadataSafely(context, "x-request-id", info.request_id);
+  AddReplyInitialMetadata(context, info, outcome);
+  reactor->Finish(FinalStatus(context, info, status, outcome));
+}
+
+grpc::Status FinalStatus(grpc::CallbackServerContext* context,
+                         const service::RequestInfo& info,
+                         const absl::Status& status,
+                         const service::VerifyOutcome* outcome) {
+  ForEachLimitValue(outcome, [context](absl::string_view key, int64_t value) {
+    AddTrailingMetadataSafely(context, key, std::to_string(value));
+  });
   const bool usage_exceeded =
       service::ErrorKindOf(status) == service::ErrorKind::kUsageExceeded;
-  // The limits' values go out as initial metadata (which the gateway turns
-  // into headers) and again as trailing metadata (docs/limits.md "What
-  // callers see").
-  const auto both = [context](absl::string_view key, int64_t value) {
-    AddInitialMetadataSafely(context, key, std::to_string(value));
-    AddTrailingMetadataSafely(context, key, std::to_string(value));
-  };
-  if (outcome != nullptr && outcome->credits_remaining.has_value()) {
-    both("x-credits-remaining", *outcome->credits_remaining);
-    if (outcome->credits_reset.has_value()) {
-      const int64_t reset = absl::ToUnixSeconds(*outcome->credits_reset);
-      both("x-credits-reset", reset);
-      if (usage_exceeded) {
-        // Until the refill (whole seconds, at least one).
-        const int64_t wait =
-            std::max<int64_t>(1, reset - absl::ToUnixSeconds(absl::Now()));
-        AddTrailingMetadataSafely(context, "retry-after", std::to_string(wait));
-      }
-    }
+  if (usage_exceeded && outcome != nullptr &&
+      outcome->credits_remaining.has_value() &&
+      outcome->credits_reset.has_value()) {
+    // Until the refill (whole seconds, at least one).
+    const int64_t wait =
+        std::max<int64_t>(1, absl::ToUnixSeconds(*outcome->credits_reset) -
+                                 absl::ToUnixSeconds(absl::Now()));
+    AddTrailingMetadataSafely(context, "retry-after", std::to_string(wait));
   }
-  if (outcome != nullptr && outcome->rate_limit > 0) {
-    const int64_t reset = absl::ToUnixSeconds(outcome->rate_reset);
-    both("x-ratelimit-limit", outcome->rate_limit);
-    both("x-ratelimit-remaining", outcome->rate_remaining);
-    both("x-ratelimit-reset", reset);
-    if (status.code() == absl::StatusCode::kResourceExhausted &&
-        !usage_exceeded) {
-      const int64_t wait =
-          std::max<int64_t>(1, reset - absl::ToUnixSeconds(absl::Now()));
-      AddTrailingMetadataSafely(context, "retry-after", std::to_string(wait));
-    }
+  if (outcome != nullptr && outcome->rate_limit > 0 &&
+      status.code() == absl::StatusCode::kResourceExhausted &&
+      !usage_exceeded) {
+    const int64_t wait =
+        std::max<int64_t>(1, absl::ToUnixSeconds(outcome->rate_reset) -
+                                 absl::ToUnixSeconds(absl::Now()));
+    AddTrailingMetadataSafely(context, "retry-after", std::to_string(wait));
   }
   if (outcome != nullptr && outcome->rate_limit <= 0 &&
       outcome->retry_after > absl::ZeroDuration() &&
@@ -232,10 +263,10 @@ void Finish(grpc::CallbackServerContext* context,
         .Str("code", absl::StatusCodeToString(status.code()))
         .Str("error", status.message());
   }
-  reactor->Finish(
-      status.ok() ? grpc::Status::OK
-                  : grpc::Status(static_cast<grpc::StatusCode>(status.code()),
-                                 std::move(message), ErrorDetailsOf(status)));
+  return status.ok()
+             ? grpc::Status::OK
+             : grpc::Status(static_cast<grpc::StatusCode>(status.code()),
+                            std::move(message), ErrorDetailsOf(status));
 }
 
 }  // namespace lumo::rpc

@@ -1,5 +1,6 @@
 #include "server/service/audit_service.h"
 
+#include <algorithm>
 #include <set>
 #include <utility>
 
@@ -10,6 +11,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
+#include "server/service/audit_json.h"
 #include "server/service/errors.h"
 #include "server/service/page_token.h"
 #include "server/service/paging.h"
@@ -134,17 +136,33 @@ AuditService::AuditService(storage::AuditStore* audit, storage::KeyStore* keys,
 absl::StatusOr<ActorEmails> AuditService::EmailsOfActors(
     const Principal& caller,
     const std::vector<storage::StoredAuditEvent>& events) {
-  ActorEmails emails;
-  std::set<std::string> seen;
+  std::set<std::string> users;
   for (const storage::StoredAuditEvent& e : events) {
-    if (e.event.actor_type != "user" || e.event.actor_id.empty() ||
-        !seen.insert(e.event.actor_id).second) {
-      continue;
+    if (e.event.actor_type == "user" && !e.event.actor_id.empty()) {
+      users.insert(e.event.actor_id);
     }
-    absl::StatusOr<storage::UserRecord> user = users_->GetUser(
-        caller.tenant_id, storage::UserRef::Id(e.event.actor_id));
+  }
+  return EmailsOfUsers(caller, users);
+}
+
+absl::StatusOr<ActorEmails> AuditService::EmailsOfActors(
+    const Principal& caller, const std::vector<storage::StoredChainRow>& rows) {
+  std::set<std::string> users;
+  for (const storage::StoredChainRow& r : rows) {
+    const storage::AuditEvent& e = r.row.event;
+    if (e.actor_type == "user" && !e.actor_id.empty()) users.insert(e.actor_id);
+  }
+  return EmailsOfUsers(caller, users);
+}
+
+absl::StatusOr<ActorEmails> AuditService::EmailsOfUsers(
+    const Principal& caller, const std::set<std::string>& user_ids) {
+  ActorEmails emails;
+  for (const std::string& id : user_ids) {
+    absl::StatusOr<storage::UserRecord> user =
+        users_->GetUser(caller.tenant_id, storage::UserRef::Id(id));
     if (user.ok()) {
-      emails[e.event.actor_id] = user->email;
+      emails[id] = user->email;
     } else if (!absl::IsNotFound(user.status())) {
       return user.status();
     }
@@ -233,22 +251,103 @@ absl::StatusOr<storage::StoredAuditEvent> AuditService::Get(
   return audit_->GetEvent(caller.tenant_id, *parsed);
 }
 
-absl::StatusOr<std::vector<storage::StoredAuditEvent>> AuditService::Export(
-    const Principal& caller, std::optional<absl::Time> from,
-    std::optional<absl::Time> to) {
-  if (from.has_value() && to.has_value() && *from >= *to) {
+absl::StatusOr<AuditExportPlan> AuditService::BeginExport(
+    const Principal& caller, const AuditFilterParams& filters) {
+  if (filters.start.has_value() && filters.end.has_value() &&
+      *filters.start >= *filters.end) {
     return InvalidField("from", "must be before to");
   }
+  absl::StatusOr<storage::AuditQuery> q = ToQuery(filters);
+  if (!q.ok()) return q.status();
+  absl::StatusOr<storage::ExportBound> bound =
+      audit_->ReadExportBound(caller.tenant_id);
+  if (!bound.ok()) return bound.status();
+  return AuditExportPlan{*std::move(q), *std::move(bound)};
+}
+
+absl::StatusOr<storage::ExportPageRows> AuditService::ExportPage(
+    const Principal& caller, const AuditExportPlan& plan, int64_t after_id,
+    int limit) {
+  return audit_->ExportPage(caller.tenant_id, plan.filters, plan.bound,
+                            after_id, limit);
+}
+
+absl::StatusOr<std::vector<storage::StoredChainRow>> AuditService::Export(
+    const Principal& caller, const AuditFilterParams& filters) {
+  absl::StatusOr<AuditExportPlan> plan = BeginExport(caller, filters);
+  if (!plan.ok()) return plan.status();
   // One more than the cap tells "too many" from "exactly the cap".
-  absl::StatusOr<std::vector<storage::StoredAuditEvent>> events =
-      audit_->ExportEvents(caller.tenant_id, from, to, kMaxExportRows + 1);
-  if (!events.ok()) return events.status();
-  if (events->size() > static_cast<size_t>(kMaxExportRows)) {
-    return InvalidField(
-        "from", absl::StrCat("the range holds more than ", kMaxExportRows,
-                             " events; narrow it with from and to (RFC 3339)"));
+  std::vector<storage::StoredChainRow> events;
+  int64_t after_id = 0;
+  for (;;) {
+    // Pages of at most 5,000 rows, as the streamed export reads them.
+    absl::StatusOr<storage::ExportPageRows> page = ExportPage(
+        caller, *plan, after_id,
+        std::min(5000, kMaxExportRows + 1 - static_cast<int>(events.size())));
+    if (!page.ok()) return page.status();
+    for (storage::StoredChainRow& row : page->rows) {
+      events.push_back(std::move(row));
+    }
+    if (events.size() > static_cast<size_t>(kMaxExportRows)) {
+      return InvalidField(
+          "from", absl::StrCat("the range holds more than ", kMaxExportRows,
+                               " events; narrow it with from and to (RFC "
+                               "3339), or use the streamed export"));
+    }
+    if (page->done) return events;
+    after_id = page->next_after_id;
   }
-  return events;
+}
+
+void AuditService::RecordExport(const Principal& caller,
+                                const RequestInfo& info,
+                                const AuditExportPlan& plan,
+                                const ExportOutcome& outcome) {
+  if (writer_ == nullptr) return;
+  storage::PendingAuditEvent pending;
+  pending.tenant_id = caller.tenant_id;
+  storage::AuditEvent& e = pending.event;
+  e.action = "audit_log.exported";
+  e.category = "audit";
+  if (caller.kind == Principal::Kind::kSession) {
+    e.actor_type = "user";
+    e.actor_id = caller.user_id;
+  } else {
+    e.actor_type = "api_key";
+    e.actor_id = caller.key_id;
+  }
+  e.outcome = outcome.status.ok() ? "success" : "error";
+  e.ip_address = info.ip_address;
+  e.user_agent = info.user_agent;
+  e.request_id = info.request_id;
+  const storage::AuditQuery& f = plan.filters;
+  JsonObject filters;
+  for (const auto& [name, value] :
+       {std::pair<const char*, const std::string*>{"action", &f.action},
+        {"category", &f.category},
+        {"actorId", &f.actor_id},
+        {"targetId", &f.target_id},
+        {"outcome", &f.outcome}}) {
+    if (!value->empty()) filters.Add(name, *value);
+  }
+  if (f.suspicious.has_value()) filters.Add("suspicious", *f.suspicious);
+  auto time_text = [](absl::Time t) {
+    return absl::FormatTime("%Y-%m-%dT%H:%M:%E6SZ", t, absl::UTCTimeZone());
+  };
+  if (f.start.has_value()) filters.Add("from", time_text(*f.start));
+  if (f.end.has_value()) filters.Add("to", time_text(*f.end));
+  e.metadata_json =
+      JsonObject()
+          .Add("format", outcome.format)
+          .AddRaw("filters", filters.Build())
+          .Add("boundMaxId", plan.bound.max_id)
+          .Add("rows", outcome.rows)
+          .Add("bytes", outcome.bytes)
+          .Add("complete", outcome.status.ok())
+          .Add("status",
+               std::string(absl::StatusCodeToString(outcome.status.code())))
+          .Build();
+  writer_->Enqueue(std::move(pending));
 }
 
 absl::StatusOr<storage::ChainVerification> AuditService::VerifyChain(

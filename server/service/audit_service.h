@@ -12,12 +12,14 @@
 #include <cstdint>
 #include <map>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
+#include "server/service/audit_writer.h"
 #include "server/service/principal.h"
 #include "server/storage/audit_store.h"
 #include "server/storage/key_store.h"
@@ -25,7 +27,8 @@
 
 namespace lumo::service {
 
-// Exports hold at most this many events; a range holding more is refused.
+// The unary export holds at most this many events; a range holding more is
+// refused (the streamed export has no cap).
 inline constexpr int kMaxExportRows = 10000;
 
 // Filters as received; empty / unset means "no filter".
@@ -62,6 +65,13 @@ struct AuditListParams {
 std::string EncodeAuditCursor(const storage::AuditCursor& cursor);
 std::optional<storage::AuditCursor> DecodeAuditCursor(absl::string_view text);
 
+// What a streamed export reads (docs/usage.md "Streaming audit export"):
+// the validated filters and the upper bound fixed when it began.
+struct AuditExportPlan {
+  storage::AuditQuery filters;
+  storage::ExportBound bound;
+};
+
 struct AuditSummaryCounts {
   int64_t total = 0;
   int64_t suspicious = 0;
@@ -93,11 +103,42 @@ class AuditService {
   // tenant.
   absl::StatusOr<storage::StoredAuditEvent> Get(const Principal& caller,
                                                 absl::string_view id);
-  // Events in [from, to), oldest first, at most kMaxExportRows; more is
-  // INVALID_ARGUMENT asking to narrow the range.
-  absl::StatusOr<std::vector<storage::StoredAuditEvent>> Export(
-      const Principal& caller, std::optional<absl::Time> from,
-      std::optional<absl::Time> to);
+  // The start of an export of the caller's tenant's events matching
+  // `filters` (start: `from`, inclusive; end: `to`, exclusive; a bad value
+  // is INVALID_ARGUMENT naming the parameter, from >= to names `from`):
+  // validates them and reads the bound (storage::ExportBound).
+  absl::StatusOr<AuditExportPlan> BeginExport(const Principal& caller,
+                                              const AuditFilterParams& filters);
+  // The next page of `plan` after `after_id` (0: from the first; then the
+  // previous page's next_after_id): at most `limit` events, oldest first,
+  // with their chain fields (storage::AuditStore::ExportPage); the export
+  // is complete after a page with `done`.
+  absl::StatusOr<storage::ExportPageRows> ExportPage(
+      const Principal& caller, const AuditExportPlan& plan, int64_t after_id,
+      int limit);
+  // The whole export at once, at most kMaxExportRows events; more is
+  // INVALID_ARGUMENT asking to narrow the range (the unary RPC).
+  absl::StatusOr<std::vector<storage::StoredChainRow>> Export(
+      const Principal& caller, const AuditFilterParams& filters);
+
+  // What became of an export (RecordExport).
+  struct ExportOutcome {
+    std::string format;   // "csv" or "json"
+    int64_t rows = 0;     // events sent
+    int64_t bytes = 0;    // file bytes sent
+    absl::Status status;  // OK: complete; otherwise why it stopped
+  };
+  // Records that `caller` exported the audit log under `plan`: an
+  // `audit_log.exported` event (category `audit`) through the batched
+  // writer, actor the key or the portal user, metadata {format, filters,
+  // bound, rows, bytes, complete, status}; outcome success when complete,
+  // error otherwise (failed or cancelled midway). Written after the bound,
+  // so never part of its own export. No-op without a writer.
+  void RecordExport(const Principal& caller, const RequestInfo& info,
+                    const AuditExportPlan& plan, const ExportOutcome& outcome);
+  // The batched writer exports are recorded through (borrowed; set once
+  // before serving).
+  void set_audit_writer(AuditWriter* writer) { writer_ = writer; }
 
   // The current e-mail address of every user that is the actor of one of
   // `events` (users of the caller's tenant; a deleted user has none). One
@@ -105,13 +146,21 @@ class AuditService {
   absl::StatusOr<ActorEmails> EmailsOfActors(
       const Principal& caller,
       const std::vector<storage::StoredAuditEvent>& events);
+  absl::StatusOr<ActorEmails> EmailsOfActors(
+      const Principal& caller,
+      const std::vector<storage::StoredChainRow>& rows);
 
   // Operator: walks the whole chain of the tenant named `tenant_slug`.
   absl::StatusOr<storage::ChainVerification> VerifyChain(
       absl::string_view tenant_slug);
 
  private:
+  // The current e-mail address of each of `user_ids` that still exists.
+  absl::StatusOr<ActorEmails> EmailsOfUsers(
+      const Principal& caller, const std::set<std::string>& user_ids);
+
   storage::AuditStore* audit_;
+  AuditWriter* writer_ = nullptr;
   storage::KeyStore* keys_;
   storage::UserStore* users_;
 };

@@ -154,6 +154,26 @@ absl::StatusOr<TenantUsage> UsageService::TenantOverview(
     if (!named.ok()) return named.status();
     (by_failures ? out.top_by_failures : out.top_by_calls) = *std::move(named);
   }
+  // The days the range touches: its first day to the day after its last
+  // instant (to is exclusive).
+  constexpr storage::UsageGranularity kDay = storage::UsageGranularity::kDay;
+  const absl::Time first_day = storage::UsageBucketStart(out.series.from, kDay);
+  const absl::Time end_day =
+      storage::UsageBucketStart(out.series.to - absl::Microseconds(1), kDay) +
+      storage::UsageBucketLength(kDay);
+  absl::StatusOr<std::vector<storage::DayCount>> suspicious =
+      audit_->CountSuspiciousPerDay(caller.tenant_id, first_day, end_day);
+  if (!suspicious.ok()) return suspicious.status();
+  auto next = suspicious->begin();
+  for (absl::Time day = first_day; day < end_day;
+       day += storage::UsageBucketLength(kDay)) {
+    storage::DayCount count{day, 0};
+    if (next != suspicious->end() && next->day_start == day) {
+      count.count = next->count;
+      ++next;
+    }
+    out.suspicious_per_day.push_back(count);
+  }
   return out;
 }
 

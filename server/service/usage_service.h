@@ -66,6 +66,10 @@ struct TenantUsage {
   UsageSeries series;
   std::vector<KeyUsageSummary> top_by_calls;
   std::vector<KeyUsageSummary> top_by_failures;
+  // Audit events flagged suspicious, per UTC day: every day the series'
+  // range touches (an hourly range's days too), zeros included, oldest
+  // first.
+  std::vector<storage::DayCount> suspicious_per_day;
 };
 
 // "hour" or "day".

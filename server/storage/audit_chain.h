@@ -118,15 +118,6 @@ struct ChainLink {
 ChainLink AppendToChain(ChainPosition* head, int64_t tenant_id, int lane,
                         const AuditEvent& event, absl::Time created_at);
 
-// A stored chained row, as a verifier reads it.
-struct StoredChainRow {
-  StoredAuditEvent row;  // id, tenant, seq, lane, event, created_at
-  // Unset when the stored value is missing or not a digest.
-  std::optional<core::Digest> prev_hash;
-  std::optional<core::Digest> hash;
-  int hash_version = 0;  // as stored
-};
-
 // Walks one tenant's lanes (ascending lane order, each from its base to its
 // head) and reports the first break, as AuditStore::VerifyChain promises.
 // Use: for each lane BeginLane, AddRow for its rows in seq order while it

@@ -17,6 +17,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "server/core/crypto.h"
 #include "server/storage/key_store.h"
 #include "server/storage/list_page.h"
 
@@ -77,6 +78,12 @@ struct KeyUsageTotal {
   int64_t failures = 0;  // calls whose outcome is not valid
 };
 
+// The number of events of one UTC day (CountSuspiciousPerDay).
+struct DayCount {
+  absl::Time day_start;  // UTC midnight
+  int64_t count = 0;
+};
+
 // One event for the batched writer.
 struct PendingAuditEvent {
   // 0 with a non-empty `tenant_slug`: the store resolves the slug (an
@@ -98,6 +105,17 @@ struct StoredAuditEvent {
   int lane = 0;     // the chain lane the row belongs to
   AuditEvent event;
   absl::Time created_at;
+};
+
+// A stored row with its chain fields, as a verifier and an export read it
+// (StoredChainRow is what lets an export's reader check the chain itself).
+struct StoredChainRow {
+  StoredAuditEvent row;  // id, tenant, seq, lane, event, created_at
+  // Unset when the stored value is missing or not a digest (and for rows
+  // written before the chain existed).
+  std::optional<core::Digest> prev_hash;
+  std::optional<core::Digest> hash;
+  int hash_version = 0;  // as stored
 };
 
 // A follower's position in one tenant's audit log: for each chain lane
@@ -124,6 +142,30 @@ struct ChainVerification {
   int64_t broken_id = 0;
   int64_t broken_seq = 0;
   std::string problem;
+};
+
+// The upper bound of a streamed export (docs/usage.md "Streaming audit
+// export"): each chain lane's last seq once every append in flight when the
+// bound was read has committed, and the highest id of the tenant's rows
+// then (for rows outside the chains, whose seq is unset). A row belongs to
+// the export when its seq is at most its lane's bound, or, without a seq,
+// when its id is at most `max_id`; rows committed later are never included.
+struct ExportBound {
+  AuditCursor lanes;   // index = lane
+  int64_t max_id = 0;  // rows without a seq
+};
+
+// Ids an export page scans at most (AuditStore::ExportPage).
+inline constexpr int64_t kExportScanIds = 50000;
+
+// One page of an export.
+struct ExportPageRows {
+  std::vector<StoredChainRow> rows;
+  // Where the next page starts (its after_id): the last row's id when the
+  // page is full, else the end of the window scanned.
+  int64_t next_after_id = 0;
+  // No row of the export has an id above next_after_id.
+  bool done = false;
 };
 
 struct AuditQuery {
@@ -197,10 +239,24 @@ class AuditStore {
   // NOT_FOUND when there is no such event in the tenant.
   virtual absl::StatusOr<StoredAuditEvent> GetEvent(int64_t tenant_id,
                                                     int64_t id) = 0;
-  // At most `max_rows` events in [from, to), oldest first.
-  virtual absl::StatusOr<std::vector<StoredAuditEvent>> ExportEvents(
-      int64_t tenant_id, std::optional<absl::Time> from,
-      std::optional<absl::Time> to, int max_rows) = 0;
+  // The tenant's export bound (ExportBound): waits for the appends to the
+  // tenant's lanes that are in flight to commit (or roll back), then reads
+  // every lane's head and the highest id.
+  virtual absl::StatusOr<ExportBound> ReadExportBound(int64_t tenant_id) = 0;
+  // One page of an export: the tenant's rows within `bound` matching the
+  // filters of `filters` (action, category, actor, target, outcome,
+  // suspicious, start, end; its paging, sort and cursor fields are ignored)
+  // whose id is in (after_id, after_id + kExportScanIds], at most `limit`
+  // (1..10,000) of them, by id ascending, with their chain fields. Each
+  // page scans a bounded window of ids, so a filter matching few rows of a
+  // large log costs many short statements rather than one long one.
+  // INVALID_ARGUMENT for a limit out of range or a bound that is not one
+  // of this log's.
+  virtual absl::StatusOr<ExportPageRows> ExportPage(int64_t tenant_id,
+                                                    const AuditQuery& filters,
+                                                    const ExportBound& bound,
+                                                    int64_t after_id,
+                                                    int limit) = 0;
 
   // The tenant's rollup rows in [query.from, query.to) at the query's
   // granularity, ordered by bucket, channel, outcome; rows with a zero
@@ -215,6 +271,12 @@ class AuditStore {
   virtual absl::StatusOr<std::vector<KeyUsageTotal>> TopUsageKeys(
       int64_t tenant_id, const UsageQuery& query, bool by_failures,
       int limit) = 0;
+
+  // The tenant's audit events flagged suspicious, per UTC day, for the days
+  // in [from, to) (UTC midnights), oldest first; days without any are not
+  // returned. INVALID_ARGUMENT when from >= to or either is not a midnight.
+  virtual absl::StatusOr<std::vector<DayCount>> CountSuspiciousPerDay(
+      int64_t tenant_id, absl::Time from, absl::Time to) = 0;
 };
 
 }  // namespace lumo::storage

@@ -14,6 +14,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/str_replace.h"
 #include "server/storage/audit_chain.h"
 #include "server/storage/mysql/mysql_audit_chain.h"
 #include "server/storage/mysql/mysql_session.h"
@@ -559,6 +560,63 @@ absl::StatusOr<ChainVerification> MysqlAuditStore::VerifyChain(
   return out;
 }
 
+namespace {
+
+// The WHERE clause of the read side's filters (a fixed set of columns;
+// every value is bound by BindFilters, in this order).
+struct FilterClause {
+  std::string where;  // " FROM audit_events WHERE tenant_id = ? AND ..."
+  std::vector<std::string> strings;
+};
+
+FilterClause FilterWhere(const AuditQuery& q) {
+  FilterClause c;
+  c.where = " FROM audit_events WHERE tenant_id = ?";
+  for (const auto& [column, value] :
+       {std::pair<const char*, const std::string*>{"action", &q.action},
+        {"category", &q.category},
+        {"actor_id", &q.actor_id},
+        {"target_id", &q.target_id},
+        {"outcome", &q.outcome}}) {
+    if (value->empty()) continue;
+    absl::StrAppend(&c.where, " AND ", column, " = ?");
+    c.strings.push_back(*value);
+  }
+  if (q.suspicious.has_value()) {
+    absl::StrAppend(&c.where, " AND suspicious = ", *q.suspicious ? 1 : 0);
+  }
+  if (q.start.has_value()) c.where += " AND created_at >= ?";
+  if (q.end.has_value()) c.where += " AND created_at < ?";
+  return c;
+}
+
+// Binds FilterWhere's values from parameter 1; `*next` receives the next
+// free parameter index.
+absl::Status BindFilters(sql::PreparedStatement& stmt, int64_t tenant_id,
+                         const AuditQuery& q, const FilterClause& c,
+                         int* next) {
+  int p = 1;
+  stmt.setInt64(p++, tenant_id);
+  for (const std::string& v : c.strings) stmt.setString(p++, v);
+  if (q.start.has_value()) {
+    if (absl::Status st = BindTime(stmt, p++, q.start); !st.ok()) return st;
+  }
+  if (q.end.has_value()) {
+    if (absl::Status st = BindTime(stmt, p++, q.end); !st.ok()) return st;
+  }
+  *next = p;
+  return absl::OkStatus();
+}
+
+// True when every lane's seq is known and not negative.
+bool IsLanePosition(const AuditCursor& c) {
+  return c.lane_seqs.size() == static_cast<size_t>(kChainLaneCount) &&
+         std::none_of(c.lane_seqs.begin(), c.lane_seqs.end(),
+                      [](int64_t seq) { return seq < 0; });
+}
+
+}  // namespace
+
 absl::StatusOr<AuditPage> MysqlAuditStore::ListEvents(int64_t tenant_id,
                                                       const AuditQuery& q) {
   if (q.page < 1 || q.limit < 0 || q.limit > 100) {
@@ -567,35 +625,19 @@ absl::StatusOr<AuditPage> MysqlAuditStore::ListEvents(int64_t tenant_id,
   if (q.after_position.has_value() && q.page != 1) {
     return absl::InvalidArgumentError("page must be 1 with a list position");
   }
-  // Filters from a fixed set; every value is bound.
-  std::string where = " FROM audit_events WHERE tenant_id = ?";
-  std::vector<std::string> strings;
-  for (const auto& [column, value] :
-       {std::pair<const char*, const std::string*>{"action", &q.action},
-        {"category", &q.category},
-        {"actor_id", &q.actor_id},
-        {"target_id", &q.target_id},
-        {"outcome", &q.outcome}}) {
-    if (value->empty()) continue;
-    absl::StrAppend(&where, " AND ", column, " = ?");
-    strings.push_back(*value);
-  }
-  if (q.suspicious.has_value()) {
-    absl::StrAppend(&where, " AND suspicious = ", *q.suspicious ? 1 : 0);
-  }
+  const FilterClause filter = FilterWhere(q);
+  // Conditions added below hold only validated integers.
+  std::string where = filter.where;
   if (q.after_id.has_value()) {
     absl::StrAppend(&where, " AND id > ", *q.after_id);
   }
   if (q.after_cursor.has_value()) {
     const std::vector<int64_t>& after = q.after_cursor->lane_seqs;
-    if (after.size() != static_cast<size_t>(kChainLaneCount) ||
-        std::any_of(after.begin(), after.end(),
-                    [](int64_t seq) { return seq < 0; })) {
+    if (!IsLanePosition(*q.after_cursor)) {
       return absl::InvalidArgumentError(
           "afterCursor: not a position of this audit log");
     }
-    // One range of the (tenant_id, chain_lane, seq) index per lane; the
-    // values are validated integers.
+    // One range of the (tenant_id, chain_lane, seq) index per lane.
     where += " AND (";
     for (size_t lane = 0; lane < after.size(); ++lane) {
       absl::StrAppend(&where, lane == 0 ? "" : " OR ", "(chain_lane = ", lane,
@@ -613,19 +655,9 @@ absl::StatusOr<AuditPage> MysqlAuditStore::ListEvents(int64_t tenant_id,
   }
   // A first follower read: its page and the lane heads in one snapshot.
   const bool read_heads = q.want_cursor && !q.after_cursor.has_value();
-  if (q.start.has_value()) where += " AND created_at >= ?";
-  if (q.end.has_value()) where += " AND created_at < ?";
   auto bind = [&](sql::PreparedStatement& stmt) -> absl::Status {
-    int p = 1;
-    stmt.setInt64(p++, tenant_id);
-    for (const std::string& v : strings) stmt.setString(p++, v);
-    if (q.start.has_value()) {
-      if (absl::Status st = BindTime(stmt, p++, q.start); !st.ok()) return st;
-    }
-    if (q.end.has_value()) {
-      if (absl::Status st = BindTime(stmt, p++, q.end); !st.ok()) return st;
-    }
-    return absl::OkStatus();
+    int next = 0;
+    return BindFilters(stmt, tenant_id, q, filter, &next);
   };
   AuditPage page;
   absl::Status st = Run(*pool_, "list audit events", [&](Session& s) {
@@ -737,36 +769,102 @@ absl::StatusOr<StoredAuditEvent> MysqlAuditStore::GetEvent(int64_t tenant_id,
   return out;
 }
 
-absl::StatusOr<std::vector<StoredAuditEvent>> MysqlAuditStore::ExportEvents(
-    int64_t tenant_id, std::optional<absl::Time> from,
-    std::optional<absl::Time> to, int max_rows) {
-  std::vector<StoredAuditEvent> out;
+absl::StatusOr<ExportBound> MysqlAuditStore::ReadExportBound(
+    int64_t tenant_id) {
+  ExportBound bound;
+  absl::Status st = Run(*pool_, "read audit export bound", [&](Session& s) {
+    bound = ExportBound();
+    bound.lanes.lane_seqs.assign(static_cast<size_t>(kChainLaneCount), 0);
+    s.Begin();
+    // A shared lock on every head waits for the transactions appending to
+    // the tenant's lanes (they hold their head exclusively until COMMIT),
+    // and reads the heads as committed: every seq at or below them is a
+    // committed row. Appends start again at this transaction's end.
+    s.Step("lock audit chain heads");
+    sql::PreparedStatement& heads = s.Prepare(
+        absl::StrCat("SELECT ", Heads().list.sql(),
+                     " FROM audit_chain_heads WHERE tenant_id = ? ORDER BY lane"
+                     " LOCK IN SHARE MODE"));
+    heads.setInt64(1, tenant_id);
+    {
+      std::unique_ptr<sql::ResultSet> rs = s.Query(heads);
+      while (rs->next()) {
+        const int lane = rs->getInt(Heads().lane);
+        if (lane >= 0 && lane < kChainLaneCount) {
+          bound.lanes.lane_seqs[lane] = rs->getInt64(Heads().last_seq);
+        }
+      }
+    }
+    s.Step("read audit export id bound");
+    sql::PreparedStatement& max_id = s.Prepare(
+        "SELECT COALESCE(MAX(id), 0) FROM audit_events WHERE tenant_id = ?");
+    max_id.setInt64(1, tenant_id);
+    {
+      std::unique_ptr<sql::ResultSet> rs = s.Query(max_id);
+      if (rs->next()) bound.max_id = rs->getInt64(1);
+    }
+    s.Commit();
+    return absl::OkStatus();
+  });
+  if (!st.ok()) return st;
+  return bound;
+}
+
+absl::StatusOr<ExportPageRows> MysqlAuditStore::ExportPage(
+    int64_t tenant_id, const AuditQuery& filters, const ExportBound& bound,
+    int64_t after_id, int limit) {
+  if (limit < 1 || limit > 10000) {
+    return absl::InvalidArgumentError("limit out of range");
+  }
+  if (!IsLanePosition(bound.lanes) || bound.max_id < 0 || after_id < 0) {
+    return absl::InvalidArgumentError("not an export bound of this audit log");
+  }
+  const FilterClause filter = FilterWhere(filters);
+  const ChainRowSelect* const rows = &SelectOf<ChainRowSelect>();
+  // Keyset paging on (tenant_id, id) within a window of ids (forced: with
+  // a time filter the optimizer may otherwise read by created_at and sort);
+  // the values are validated integers.
+  const int64_t window_end = std::min(bound.max_id, after_id + kExportScanIds);
+  std::string sql = absl::StrCat(
+      "SELECT ", rows->list.sql(),
+      absl::StrReplaceAll(filter.where, {{" FROM audit_events WHERE",
+                                          " FROM audit_events FORCE INDEX"
+                                          " (idx_audit_tenant_id) WHERE"}}),
+      " AND id > ", after_id, " AND id <= ", window_end,
+      " AND ((seq IS NULL AND id <= ", bound.max_id, ")");
+  for (size_t lane = 0; lane < bound.lanes.lane_seqs.size(); ++lane) {
+    absl::StrAppend(&sql, " OR (chain_lane = ", lane,
+                    " AND seq <= ", bound.lanes.lane_seqs[lane], ")");
+  }
+  absl::StrAppend(&sql, ") ORDER BY id LIMIT ", limit);
+  ExportPageRows out;
   absl::Status st = Run(*pool_, "export audit events", [&](Session& s) {
-    out.clear();
-    std::string sql = absl::StrCat("SELECT ", Events().list.sql(),
-                                   " FROM audit_events WHERE tenant_id = ?");
-    if (from.has_value()) sql += " AND created_at >= ?";
-    if (to.has_value()) sql += " AND created_at < ?";
-    absl::StrAppend(&sql, " ORDER BY id LIMIT ", max_rows);
+    out = ExportPageRows();
     s.Step("export audit events");
     std::unique_ptr<sql::PreparedStatement> stmt = s.PrepareUncached(sql);
-    int p = 1;
-    stmt->setInt64(p++, tenant_id);
-    if (from.has_value()) {
-      if (absl::Status b = BindTime(*stmt, p++, from); !b.ok()) return b;
-    }
-    if (to.has_value()) {
-      if (absl::Status b = BindTime(*stmt, p++, to); !b.ok()) return b;
+    int next = 0;
+    if (absl::Status b = BindFilters(*stmt, tenant_id, filters, filter, &next);
+        !b.ok()) {
+      return b;
     }
     std::unique_ptr<sql::ResultSet> rs = s.Query(*stmt);
     while (rs->next()) {
-      absl::StatusOr<StoredAuditEvent> e = ReadEvent(*rs, Events().event);
+      StoredChainRow row;
+      absl::StatusOr<StoredAuditEvent> e = ReadEvent(*rs, rows->event);
       if (!e.ok()) return e.status();
-      out.push_back(*std::move(e));
+      row.row = *std::move(e);
+      row.prev_hash = OptionalDigest(*rs, rows->prev_hash);
+      row.hash = OptionalDigest(*rs, rows->hash);
+      row.hash_version = rs->getInt(rows->hash_version);
+      out.rows.push_back(std::move(row));
     }
     return absl::OkStatus();
   });
   if (!st.ok()) return st;
+  out.next_after_id = out.rows.size() == static_cast<size_t>(limit)
+                          ? out.rows.back().row.id
+                          : window_end;
+  out.done = out.next_after_id >= bound.max_id;
   return out;
 }
 
@@ -909,6 +1007,40 @@ absl::StatusOr<int64_t> MysqlAuditStore::PurgeUsage(int hourly_days,
     }
   }
   return deleted;
+}
+
+absl::StatusOr<std::vector<DayCount>> MysqlAuditStore::CountSuspiciousPerDay(
+    int64_t tenant_id, absl::Time from, absl::Time to) {
+  if (from >= to || UsageBucketStart(from, UsageGranularity::kDay) != from ||
+      UsageBucketStart(to, UsageGranularity::kDay) != to) {
+    return absl::InvalidArgumentError("from and to must be UTC midnights");
+  }
+  std::vector<DayCount> out;
+  absl::Status st =
+      Run(*pool_, "count suspicious audit events", [&](Session& s) {
+        out.clear();
+        s.Step("count suspicious audit events");
+        // The (tenant_id, suspicious, id) index holds the tenant's suspicious
+        // rows; the range is checked on them.
+        sql::PreparedStatement& stmt = s.Prepare(
+            "SELECT CAST(DATE(created_at) AS DATETIME(6)) AS day, COUNT(*)"
+            " FROM audit_events WHERE tenant_id = ? AND suspicious = 1"
+            " AND created_at >= ? AND created_at < ?"
+            " GROUP BY CAST(DATE(created_at) AS DATETIME(6))"
+            " ORDER BY CAST(DATE(created_at) AS DATETIME(6))");
+        stmt.setInt64(1, tenant_id);
+        if (absl::Status b = BindTime(stmt, 2, from); !b.ok()) return b;
+        if (absl::Status b = BindTime(stmt, 3, to); !b.ok()) return b;
+        std::unique_ptr<sql::ResultSet> rs = s.Query(stmt);
+        while (rs->next()) {
+          absl::StatusOr<absl::Time> day = GetTime(*rs, 1);
+          if (!day.ok()) return day.status();
+          out.push_back(DayCount{*day, rs->getInt64(2)});
+        }
+        return absl::OkStatus();
+      });
+  if (!st.ok()) return st;
+  return out;
 }
 
 }  // namespace lumo::storage

@@ -39,14 +39,19 @@ class MysqlAuditStore : public AuditStore {
                                        const AuditQuery& query) override;
   absl::StatusOr<StoredAuditEvent> GetEvent(int64_t tenant_id,
                                             int64_t id) override;
-  absl::StatusOr<std::vector<StoredAuditEvent>> ExportEvents(
-      int64_t tenant_id, std::optional<absl::Time> from,
-      std::optional<absl::Time> to, int max_rows) override;
+  absl::StatusOr<ExportBound> ReadExportBound(int64_t tenant_id) override;
+  absl::StatusOr<ExportPageRows> ExportPage(int64_t tenant_id,
+                                            const AuditQuery& filters,
+                                            const ExportBound& bound,
+                                            int64_t after_id,
+                                            int limit) override;
   absl::StatusOr<std::vector<UsageRow>> ReadUsage(
       int64_t tenant_id, const UsageQuery& query) override;
   absl::StatusOr<std::vector<KeyUsageTotal>> TopUsageKeys(
       int64_t tenant_id, const UsageQuery& query, bool by_failures,
       int limit) override;
+  absl::StatusOr<std::vector<DayCount>> CountSuspiciousPerDay(
+      int64_t tenant_id, absl::Time from, absl::Time to) override;
 
   // Test hooks: last_used_at UPDATE statements executed, and key rows they
   // named, over the store's life.

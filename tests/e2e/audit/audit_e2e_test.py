@@ -241,11 +241,14 @@ class AuditE2ETest(harness.LumoServerTestCase):
                          r'^attachment; filename="audit-acme-audit-'
                          r'\d{8}T\d{6}Z\.csv"$')
         self.assertEqual(headers.get("x-frame-options"), "DENY")
+        self.assertEqual(headers.get("transfer-encoding"), "chunked")
+        self.assertNotIn("content-length", headers)
         text = raw.decode("utf-8")
         self.assertTrue(text.startswith(
             "id,timestamp,action,category,actor_type,actor_id,actor_email,"
             "target_type,target_id,outcome,suspicious,ip_address,user_agent,"
-            "request_id,metadata\r\n"))
+            "request_id,metadata,tenant_id,chain_lane,seq,prev_hash,hash,"
+            "hash_version\r\n"))
         rows = list(csv.DictReader(io.StringIO(text, newline="")))
         created = [r for r in rows if r["action"] == "api_key.created"
                    and r["target_id"] == key["id"]]
@@ -260,6 +263,14 @@ class AuditE2ETest(harness.LumoServerTestCase):
             for cell in r.values():
                 self.assertFalse(cell[:1] in ("=", "+", "-", "@", "\t", "\r"),
                                  r)
+        # Filters as on the list: only this key's creation.
+        status, _, raw = self.call(
+            "GET", self.admin() + "/audit-logs/export?action=api_key.created"
+            "&targetId=" + key["id"], self.root)
+        self.assertEqual(status, 200, raw)
+        only = list(csv.DictReader(io.StringIO(raw.decode(), newline="")))
+        self.assertEqual([(r["action"], r["target_id"]) for r in only],
+                         [("api_key.created", key["id"])])
         for secret in self.secrets:
             self.assertNotIn(secret, text)
             self.assertNotIn(secret[17:], text)
@@ -271,11 +282,17 @@ class AuditE2ETest(harness.LumoServerTestCase):
             "GET", self.admin() + "/audit-logs/export?format=json&from=" +
             before, self.root)
         self.assertEqual(status, 200, raw)
-        self.assertTrue(headers["content-type"].startswith("application/json"))
-        self.assertIn(".json\"", headers["content-disposition"])
-        events = json.loads(raw)
-        self.assertIsInstance(events, list)
+        # JSON Lines: one event object per line.
+        self.assertTrue(
+            headers["content-type"].startswith("application/x-ndjson"))
+        self.assertIn(".jsonl\"", headers["content-disposition"])
+        self.assertTrue(raw.endswith(b"\n"))
+        events = [json.loads(line) for line in raw.decode().splitlines()]
         self.assertTrue(events)
+        for e in events:
+            self.assertEqual(set(e["chain"]), {"tenantId", "lane", "seq",
+                                               "prevHash", "hash",
+                                               "hashVersion"})
         ids = [int(e["id"]) for e in events]
         self.assertEqual(ids, sorted(ids))  # oldest first
         self.assertIn("tenant.created", [e["action"] for e in events])
@@ -290,7 +307,8 @@ class AuditE2ETest(harness.LumoServerTestCase):
         self.assertEqual(s, 200)
         self.assertEqual(raw.decode().count("\r\n"), 1)  # the header alone
 
-    def test_export_cap_of_10000_rows(self):
+    def test_export_beyond_10000_rows_streams_and_grpc_unary_keeps_its_cap(
+            self):
         # A tenant of its own: rows inserted behind the chain's back break
         # its verification.
         slug = "bulk-audit"
@@ -312,23 +330,40 @@ class AuditE2ETest(harness.LumoServerTestCase):
                 " REPEAT('r', 36), CONCAT('{\"pad\":\"', REPEAT('m', 200),"
                 " '\"}'), UTC_TIMESTAMP(6) FROM tenants t, seq_1_to_%d s"
                 " WHERE t.slug = '%s'" % (rows, slug))
-        insert(10000)
+        insert(10001)
         path = "/t/%s/api/v1/admin/audit-logs/export" % slug
-        status, _, raw = self.call(
+        # Streamed over REST: every row (the 10,000-row cap is gone).
+        status, headers, raw = self.call(
             "GET", path + "?format=json&from=" + after, key)
         self.assertEqual(status, 200, raw[:500])
+        self.assertEqual(headers.get("transfer-encoding"), "chunked")
         self.assertGreater(len(raw), 4 << 20)
-        self.assertEqual(len(json.loads(raw)), 10000)
-        insert(1)
-        status, _, raw = self.call(
-            "GET", path + "?format=csv&from=" + after, key)
-        self.assertEqual(status, 400, raw)
-        doc = json.loads(raw)
-        self.assertEqual(doc["code"], "validation_error")
-        self.assertIn("narrow", doc["message"])
+        lines = raw.decode().splitlines()
+        self.assertEqual(len(lines), 10001)
+        self.assertEqual({json.loads(l)["action"] for l in lines},
+                         {"test.bulk"})
         status, _, raw = self.call("GET", path + "?to=" + cut, key)
         self.assertEqual(status, 200, raw)
         self.assertNotIn(b"test.bulk", raw)
+        # The unary gRPC export of earlier releases keeps its cap.
+        stubs = harness.stubs()
+        request = stubs.audit_pb2.ExportAuditLogsRequest(
+            tenant_slug=slug, format="csv", action="test.bulk")
+        with grpc.insecure_channel(self.server.address) as channel:
+            audit = stubs.audit_grpc.AuditServiceStub(channel)
+            with self.assertRaises(grpc.RpcError) as refused:
+                audit.ExportAuditLogs(request, metadata=harness.key_md(key),
+                                      timeout=60)
+            self.assertEqual(refused.exception.code(),
+                             grpc.StatusCode.INVALID_ARGUMENT)
+            self.assertIn("narrow", refused.exception.details())
+            request.action = "tenant.created"
+            reply = audit.ExportAuditLogs(request,
+                                          metadata=harness.key_md(key),
+                                          timeout=60)
+            rows = list(csv.DictReader(io.StringIO(reply.data.decode(),
+                                                   newline="")))
+            self.assertEqual([r["action"] for r in rows], ["tenant.created"])
         # The list still pages through everything; its total is counted up
         # to 10,000 (a lower bound beyond), the summary counts exactly.
         s, doc = self.json_call(

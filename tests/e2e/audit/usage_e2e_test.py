@@ -228,6 +228,31 @@ class UsageE2ETest(harness.LumoServerTestCase):
         by_calls = {k["keyId"]: k["calls"] for k in tenant["topKeysByCalls"]}
         self.assertEqual(by_calls[keys["alpha"]["id"]], 4000)
         self.assertEqual(by_calls[keys["gamma"]["id"]], 4000)
+        # Suspicious events per UTC day: every day the range touches, each
+        # equal to the audit summary of that day (uses of the revoked key
+        # and refused scopes are flagged, so some day holds them).
+        rq = self.range_query()
+        first = datetime.datetime.fromisoformat(rq["from"][:10]).replace(
+            tzinfo=datetime.timezone.utc)
+        last = datetime.datetime.fromisoformat(rq["to"][:10]).replace(
+            tzinfo=datetime.timezone.utc)
+        want_days = [first + datetime.timedelta(days=i)
+                     for i in range((last - first).days + 1)]
+        days = tenant["suspiciousPerDay"]
+        self.assertEqual([d["day"] for d in days],
+                         [iso(d) for d in want_days])
+        for d, start in zip(days, want_days):
+            status, summary = self.json_call(
+                "GET", self.admin() + "/audit-logs/summary?" +
+                urllib.parse.urlencode({
+                    "suspicious": "true", "startDate": iso(start),
+                    "endDate": iso(start + datetime.timedelta(days=1))}),
+                self.root)
+            self.assertEqual(status, 200, summary)
+            self.assertEqual(int(d.get("count", 0)),
+                             summary["data"]["suspiciousCount"], d)
+        self.assertGreaterEqual(sum(int(d.get("count", 0)) for d in days),
+                                2500)
 
         # A deleted key: its own usage is 404, the tenant keeps its counts.
         s, _ = self.json_call(

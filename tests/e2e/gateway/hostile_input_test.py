@@ -169,6 +169,10 @@ class HostileInputTest(harness.LumoServerTestCase):
         self.assertLess(status, 500, (what, method, path, raw[:300]))
         if status >= 400:
             self.assert_refusal(what, status, resp_headers, raw, rfc_style)
+        if raw and not resp_headers.get("content-type", "").startswith(
+                "application/json"):
+            # A file (the audit export): its text.
+            return status, raw.decode("utf-8", "replace")
         return status, (json.loads(raw) if raw else None)
 
     def write_routes(self):
@@ -300,6 +304,8 @@ class HostileInputTest(harness.LumoServerTestCase):
                             # Never another tenant's rows: the bystander's
                             # resources carry its slug nowhere in ours.
                             self.assertNotIn(self.other_slug, json.dumps(doc))
+                        elif status == 200 and isinstance(doc, str):
+                            self.assertNotIn(self.other_slug, doc)
         before = self.counts()
         for resource in ("api-keys", "users", "roles", "clients"):
             for payload in SQL_PAYLOADS:

@@ -70,6 +70,33 @@ async function usageMatchesApi(page, reload) {
   }
 }
 
+// The page's suspicious-per-day table and the API's numbers for the same
+// range: [{day, count}], equal once the writer has written every event.
+async function suspiciousMatchesApi(page, reload) {
+  const deadline = Date.now() + 60000;
+  const fromApi = async () => {
+    const path = await page.locator('#usage-table').getAttribute('data-path');
+    return page.evaluate(async (p) => {
+      const doc = await (await fetch(p)).json();
+      return doc.data.suspiciousPerDay.map((d) => ({day: d.day, count: Number(d.count || 0)}));
+    }, path);
+  };
+  for (;;) {
+    const before = await fromApi();
+    const shown = await page.locator('#suspicious-body tr').evaluateAll((rows) =>
+      rows.map((tr) => ({day: tr.dataset.day, count: Number(tr.children[1].textContent)})));
+    const after = await fromApi();
+    if (JSON.stringify(before) === JSON.stringify(after) &&
+        JSON.stringify(shown) === JSON.stringify(after)) {
+      return shown;
+    }
+    assert.ok(Date.now() < deadline, 'suspicious table never matched the API: ' +
+              JSON.stringify({shown, after}));
+    await reload();
+    await page.locator('#usage-loading').waitFor({state: 'hidden'});
+  }
+}
+
 async function rowCount(page) {
   return page.locator('#keys-body tr').count();
 }
@@ -443,14 +470,32 @@ async function main() {
     await page.locator('#detail-dialog').waitFor({state: 'visible'});
     assert.ok((await page.locator('#detail-body').textContent()).includes('"action"'));
     await page.locator('#detail-close').click();
+    // The export buttons stream what the filters match.
+    await page.locator('#f-action').fill('api_key.created');
+    await page.locator('#filters button[type=submit]').click();
+    await page.locator('#audit-loading').waitFor({state: 'hidden'});
     const exportHref = await page.locator('#export-csv').getAttribute('href');
+    assert.match(exportHref, /action=api_key.created/);
     const exported = await page.evaluate(async (href) => {
       const r = await fetch(href);
       return {status: r.status, type: r.headers.get('content-type'), text: await r.text()};
     }, exportHref);
     assert.equal(exported.status, 200);
     assert.match(exported.type, /csv/);
-    assert.ok(exported.text.includes('api_key.created'));
+    const exportedRows = exported.text.trim().split('\r\n').slice(1);
+    assert.ok(exportedRows.length >= 1, 'created keys exported');
+    for (const row of exportedRows) {
+      assert.equal(row.split(',')[2], 'api_key.created', 'filtered export: ' + row);
+    }
+    const jsonHref = await page.locator('#export-json').getAttribute('href');
+    const lines = await page.evaluate(async (href) => {
+      const r = await fetch(href);
+      return (await r.text()).trim().split('\n').map((l) => JSON.parse(l).action);
+    }, jsonHref);
+    assert.deepEqual([...new Set(lines)], ['api_key.created'], 'JSON Lines export');
+    await page.locator('#f-action').fill('');
+    await page.locator('#filters button[type=submit]').click();
+    await page.locator('#audit-loading').waitFor({state: 'hidden'});
 
     step('usage: the tenant overview and one key, chart and table equal to the API');
     await page.locator('#nav-usage').click();
@@ -466,6 +511,14 @@ async function main() {
     assert.ok(tenantRows.reduce((n, r) => n + r.calls, 0) >= 6, 'the key calls are counted');
     assert.ok(await page.locator('#usage-chart svg rect').count() >= 1, 'bars drawn');
     assert.ok(await page.locator('#top-calls-body tr').count() >= 1, 'busiest keys listed');
+    // Suspicious events per day: the dead keys used above (rotated away,
+    // revoked) were flagged; the table equals the API, one row per day.
+    const suspiciousDays = await suspiciousMatchesApi(page, reloadTenant);
+    assert.ok(suspiciousDays.length >= 1 && suspiciousDays.length <= 2,
+              'the days of the last 24 hours: ' + suspiciousDays.length);
+    assert.ok(suspiciousDays.reduce((n, d) => n + d.count, 0) >= 2,
+              'the dead-key uses are counted');
+    assert.ok(await page.locator('#suspicious-chart svg rect').count() >= 1, 'suspicious bars drawn');
     await page.screenshot({path: path.join(shots, 'usage-tenant.png'), fullPage: true});
     const key3Id = key3.slice(4, 16);
     await page.locator('#u-key').selectOption(key3Id);

@@ -156,6 +156,33 @@ class RawClient {
 
   const std::string& unread() const { return buffer_; }
 
+  // A chunked body after Read() of its head: the chunks' data, and in
+  // `*complete` whether the terminating zero-length chunk arrived (false
+  // when the connection closed or nothing came within `patience` first).
+  std::string ReadChunkedBody(bool* complete,
+                              absl::Duration patience = kPatience) {
+    const absl::Time deadline = absl::Now() + patience;
+    std::string body;
+    *complete = false;
+    for (;;) {
+      size_t eol;
+      while ((eol = buffer_.find("\r\n")) == std::string::npos) {
+        if (!Fill(deadline)) return body;
+      }
+      size_t size = 0;
+      if (!absl::SimpleHexAtoi(buffer_.substr(0, eol), &size)) return body;
+      while (buffer_.size() < eol + 2 + size + 2) {
+        if (!Fill(deadline)) return body;
+      }
+      body += buffer_.substr(eol + 2, size);
+      buffer_.erase(0, eol + 2 + size + 2);
+      if (size == 0) {
+        *complete = true;
+        return body;
+      }
+    }
+  }
+
  private:
   enum class PollResult { kData, kClosed, kTimeout };
 
@@ -209,6 +236,45 @@ int QueryInt(const HttpRequest& request, absl::string_view key) {
   }
   return 0;
 }
+
+// A streamed body for the tests: `pieces` pieces "piece-<i>" (0: without
+// end, 64 KiB each), then the end (cut short with `cut`). Counts the pieces
+// asked for while one was outstanding (must stay 0) and Cancel calls.
+class TestStream : public BodyStream {
+ public:
+  TestStream(int pieces, bool cut) : pieces_(pieces), cut_(cut) {}
+  void Next(std::function<void(Piece)> deliver) override {
+    if (outstanding_.exchange(true)) overlapping_.fetch_add(1);
+    Piece piece;
+    const int i = next_.fetch_add(1);
+    if (pieces_ == 0) {
+      piece.data = std::string(64 << 10, 'x');
+    } else if (i < pieces_) {
+      piece.data = absl::StrCat("piece-", i);
+    } else {
+      piece.end = true;
+      piece.complete = !cut_;
+    }
+    outstanding_.store(false);
+    // From another thread, as an upstream call would.
+    std::thread([deliver = std::move(deliver), piece = std::move(piece)] {
+      deliver(piece);
+    }).detach();
+  }
+  void Cancel() override { cancels_.fetch_add(1); }
+
+  int cancels() const { return cancels_.load(); }
+  int overlapping() const { return overlapping_.load(); }
+  int asked() const { return next_.load(); }
+
+ private:
+  const int pieces_;
+  const bool cut_;
+  std::atomic<int> next_{0};
+  std::atomic<bool> outstanding_{false};
+  std::atomic<int> overlapping_{0};
+  std::atomic<int> cancels_{0};
+};
 
 class HttpServerTest : public testing::Test {
  protected:
@@ -300,6 +366,19 @@ class HttpServerTest : public testing::Test {
     }
     if (request.path == "/throw") throw std::runtime_error("handler bug");
     HttpResponse response;
+    if (request.path == "/stream") {
+      auto stream = std::make_shared<TestStream>(QueryInt(request, "pieces"),
+                                                 QueryInt(request, "cut") == 1);
+      {
+        absl::MutexLock lock(&mu_);
+        streams_.push_back(stream);
+      }
+      response.headers = {{"Content-Type", "text/csv"}};
+      response.body = "first;";
+      response.stream = std::move(stream);
+      respond(std::move(response));
+      return;
+    }
     if (request.path == "/inject") {
       response.headers = {{"X-Split", "a\r\nSet-Cookie: evil=1"},
                           {"X-Ok", "fine"}};
@@ -339,7 +418,93 @@ class HttpServerTest : public testing::Test {
   absl::Mutex mu_;
   std::vector<std::thread> delayed_ ABSL_GUARDED_BY(mu_);
   std::vector<Responder> parked_ ABSL_GUARDED_BY(mu_);
+  std::vector<std::shared_ptr<TestStream>> streams_ ABSL_GUARDED_BY(mu_);
+
+  std::shared_ptr<TestStream> LastStream() {
+    absl::MutexLock lock(&mu_);
+    return streams_.empty() ? nullptr : streams_.back();
+  }
 };
+
+TEST_F(HttpServerTest, StreamedBodyIsChunkedOnePieceAtATime) {
+  StartServer();
+  RawClient client(port());
+  ASSERT_TRUE(client.Send(Get("/stream?pieces=3")));
+  std::optional<RawResponse> r = client.Read(kPatience, /*has_body=*/false);
+  ASSERT_TRUE(r.has_value());
+  EXPECT_EQ(r->status, 200);
+  EXPECT_EQ(r->Header("transfer-encoding"), "chunked");
+  EXPECT_FALSE(r->Has("content-length"));
+  EXPECT_EQ(r->Header("content-type"), "text/csv");
+  EXPECT_EQ(r->Header("x-test-common"), "yes");
+  bool complete = false;
+  EXPECT_EQ(client.ReadChunkedBody(&complete), "first;piece-0piece-1piece-2");
+  EXPECT_TRUE(complete);
+  std::shared_ptr<TestStream> stream = LastStream();
+  ASSERT_NE(stream, nullptr);
+  EXPECT_EQ(stream->asked(), 4);
+  EXPECT_EQ(stream->overlapping(), 0);
+  // The connection stays open for the next request.
+  ASSERT_TRUE(client.Send(Get("/echo")));
+  r = client.Read();
+  ASSERT_TRUE(r.has_value());
+  EXPECT_EQ(r->status, 200);
+}
+
+TEST_F(HttpServerTest, AStreamCutShortEndsWithoutTheLastChunk) {
+  StartServer();
+  RawClient client(port());
+  ASSERT_TRUE(client.Send(Get("/stream?pieces=2&cut=1")));
+  std::optional<RawResponse> r = client.Read(kPatience, /*has_body=*/false);
+  ASSERT_TRUE(r.has_value());
+  EXPECT_EQ(r->status, 200);
+  bool complete = true;
+  EXPECT_EQ(client.ReadChunkedBody(&complete), "first;piece-0piece-1");
+  EXPECT_FALSE(complete);
+  EXPECT_TRUE(client.WaitClosed());
+}
+
+TEST_F(HttpServerTest, Http10GetsTheStreamUntilTheConnectionCloses) {
+  StartServer();
+  RawClient client(port());
+  ASSERT_TRUE(client.Send("GET /stream?pieces=2 HTTP/1.0\r\n\r\n"));
+  std::optional<RawResponse> r = client.Read(kPatience, /*has_body=*/false);
+  ASSERT_TRUE(r.has_value());
+  EXPECT_FALSE(r->Has("transfer-encoding"));
+  EXPECT_FALSE(r->Has("content-length"));
+  EXPECT_EQ(r->Header("connection"), "close");
+  EXPECT_TRUE(client.WaitClosed());
+  EXPECT_EQ(client.unread(), "first;piece-0piece-1");
+}
+
+TEST_F(HttpServerTest, AClientThatGoesAwayCancelsTheStream) {
+  StartServer();
+  {
+    RawClient client(port());
+    ASSERT_TRUE(client.Send(Get("/stream?pieces=0")));
+    ASSERT_TRUE(client.Read(kPatience, /*has_body=*/false).has_value());
+  }  // closed with pieces still coming
+  ASSERT_TRUE(Eventually([this] {
+    std::shared_ptr<TestStream> stream = LastStream();
+    return stream != nullptr && stream->cancels() > 0;
+  }));
+  EXPECT_EQ(LastStream()->overlapping(), 0);
+}
+
+TEST_F(HttpServerTest, HeadCancelsTheStreamAndSendsNoBody) {
+  StartServer();
+  RawClient client(port());
+  ASSERT_TRUE(client.Send("HEAD /stream?pieces=2 HTTP/1.1\r\nHost: t\r\n\r\n"));
+  std::optional<RawResponse> r = client.Read(kPatience, /*has_body=*/false);
+  ASSERT_TRUE(r.has_value());
+  EXPECT_EQ(r->status, 200);
+  EXPECT_EQ(LastStream()->cancels(), 1);
+  EXPECT_EQ(LastStream()->asked(), 0);
+  ASSERT_TRUE(client.Send(Get("/echo")));
+  r = client.Read();
+  ASSERT_TRUE(r.has_value());
+  EXPECT_EQ(r->status, 200);
+}
 
 TEST_F(HttpServerTest, EchoesTheRequestToTheHandler) {
   StartServer();

@@ -775,15 +775,28 @@ TEST(RouteTableBuildTest, RejectsInvalidAnnotations) {
   }
 }
 
-TEST(RouteTableBuildTest, RejectsStreamingMethods) {
-  AnnotatedPool pool;
-  pool.AddMethod("A", Get("/x"))->set_server_streaming(true);
-  const ServiceDescriptor* service = pool.Build();
-  ASSERT_NE(service, nullptr);
-  absl::StatusOr<RouteTable> table = RouteTable::Build({service});
-  ASSERT_FALSE(table.ok());
-  EXPECT_EQ(std::string(table.status().message()),
-            "ct.S.A: streaming methods cannot have an HTTP route");
+TEST(RouteTableBuildTest, RejectsStreamingMethodsOtherThanHttpBodyStreams) {
+  {
+    AnnotatedPool pool;
+    pool.AddMethod("A", Get("/x"))->set_server_streaming(true);
+    const ServiceDescriptor* service = pool.Build();
+    ASSERT_NE(service, nullptr);
+    absl::StatusOr<RouteTable> table = RouteTable::Build({service});
+    ASSERT_FALSE(table.ok());
+    EXPECT_EQ(std::string(table.status().message()),
+              "ct.S.A: a server-streaming route must stream lumo.api.HttpBody"
+              " (its messages' data, concatenated, are the body)");
+  }
+  {
+    AnnotatedPool pool;
+    pool.AddMethod("A", Get("/x"))->set_client_streaming(true);
+    const ServiceDescriptor* service = pool.Build();
+    ASSERT_NE(service, nullptr);
+    absl::StatusOr<RouteTable> table = RouteTable::Build({service});
+    ASSERT_FALSE(table.ok());
+    EXPECT_EQ(std::string(table.status().message()),
+              "ct.S.A: client-streaming methods cannot have an HTTP route");
+  }
 }
 
 TEST(RouteTableBuildTest, SubFieldVariablesAreAccepted) {

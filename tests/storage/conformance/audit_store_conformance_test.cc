@@ -371,31 +371,100 @@ TYPED_TEST(AuditStoreConformanceTest, FiltersCountsAndPaging) {
             absl::StatusCode::kInvalidArgument);
 }
 
-TYPED_TEST(AuditStoreConformanceTest, ExportHonoursTheRangeAndTheCap) {
+TYPED_TEST(AuditStoreConformanceTest,
+           ExportPagesStopAtTheBoundAndCarryTheChain) {
   StoreFixture& f = this->f();
   const storage::Tenant tenant = NewTenant(f);
+  const storage::Tenant other = NewTenant(f);
+  ASSERT_TRUE(
+      f.keys().InsertKey(NewKey(tenant.id), Event("api_key.created")).ok());
   this->Append(tenant.id, {"x.1", "x.2"});
   f.LetTimePass(absl::Milliseconds(5));
   this->Append(tenant.id, {"x.3"});
-  const std::vector<storage::StoredAuditEvent> all = this->All(tenant.id);
-  ASSERT_EQ(all.size(), 3u);
-  ASSERT_GT(all[2].created_at, all[1].created_at);
+  this->Append(other.id, {"x.other"});
+  absl::StatusOr<storage::ExportBound> bound =
+      f.audit().ReadExportBound(tenant.id);
+  ASSERT_TRUE(bound.ok()) << bound.status();
+  ASSERT_EQ(bound->lanes.lane_seqs.size(),
+            static_cast<size_t>(storage::kChainLaneCount));
+  EXPECT_EQ(bound->lanes.lane_seqs[0], 3);
+  // Committed after the bound was read: not exported, on any lane.
+  this->Append(tenant.id, {"x.after"});
+  ASSERT_TRUE(
+      f.keys().InsertKey(NewKey(tenant.id), Event("api_key.created")).ok());
 
-  absl::StatusOr<std::vector<storage::StoredAuditEvent>> early =
-      f.audit().ExportEvents(tenant.id, std::nullopt, all[2].created_at, 100);
-  ASSERT_TRUE(early.ok()) << early.status();
-  ASSERT_EQ(early->size(), 2u);
-  EXPECT_EQ((*early)[0].event.action, "x.1");
-  absl::StatusOr<std::vector<storage::StoredAuditEvent>> late =
-      f.audit().ExportEvents(tenant.id, all[2].created_at, std::nullopt, 100);
-  ASSERT_TRUE(late.ok()) << late.status();
-  ASSERT_EQ(late->size(), 1u);
-  EXPECT_EQ((*late)[0].event.action, "x.3");
-  absl::StatusOr<std::vector<storage::StoredAuditEvent>> capped =
-      f.audit().ExportEvents(tenant.id, std::nullopt, std::nullopt, 2);
-  ASSERT_TRUE(capped.ok()) << capped.status();
-  ASSERT_EQ(capped->size(), 2u);
-  EXPECT_EQ((*capped)[1].event.action, "x.2");
+  const std::vector<storage::StoredAuditEvent> all = this->All(tenant.id);
+  // Every page of an export, from the first to the one that is done.
+  auto export_all = [&](const storage::AuditQuery& q, int limit) {
+    std::vector<storage::StoredChainRow> rows;
+    int64_t after = 0;
+    for (int pages = 0; pages < 100; ++pages) {
+      absl::StatusOr<storage::ExportPageRows> page =
+          f.audit().ExportPage(tenant.id, q, *bound, after, limit);
+      EXPECT_TRUE(page.ok()) << page.status();
+      if (!page.ok()) break;
+      EXPECT_LE(page->rows.size(), static_cast<size_t>(limit));
+      EXPECT_GT(page->next_after_id, after);
+      rows.insert(rows.end(), page->rows.begin(), page->rows.end());
+      if (page->done) return rows;
+      after = page->next_after_id;
+    }
+    ADD_FAILURE() << "the export never ended";
+    return rows;
+  };
+  // Paged by id: every row up to the bound, oldest first, none twice.
+  std::vector<storage::StoredChainRow> rows =
+      export_all(storage::AuditQuery(), 2);
+  std::vector<std::string> actions;
+  for (const storage::StoredChainRow& r : rows) {
+    actions.push_back(r.row.event.action);
+    EXPECT_EQ(r.row.tenant_id, tenant.id);
+  }
+  EXPECT_EQ(all.size(), rows.size() + 2);
+  EXPECT_EQ(std::count(actions.begin(), actions.end(), "api_key.created"), 1);
+  EXPECT_EQ(std::count(actions.begin(), actions.end(), "x.after"), 0);
+  for (size_t i = 1; i < rows.size(); ++i) {
+    EXPECT_LT(rows[i - 1].row.id, rows[i].row.id);
+  }
+  // The chain fields: x.2 links to x.1 on lane 0.
+  std::map<std::string, storage::StoredChainRow> by_action;
+  for (const storage::StoredChainRow& r : rows) {
+    by_action[r.row.event.action] = r;
+  }
+  ASSERT_TRUE(by_action["x.1"].hash.has_value());
+  ASSERT_TRUE(by_action["x.2"].prev_hash.has_value());
+  EXPECT_EQ(*by_action["x.2"].prev_hash, *by_action["x.1"].hash);
+  EXPECT_EQ(by_action["x.2"].row.seq, by_action["x.1"].row.seq + 1);
+  EXPECT_EQ(by_action["x.2"].hash_version,
+            static_cast<int>(storage::kCurrentAuditHashVersion));
+
+  // Filters and the range apply as in ListEvents.
+  storage::AuditQuery range;
+  range.start = by_action["x.1"].row.created_at;
+  range.end = by_action["x.3"].row.created_at;
+  std::vector<storage::StoredChainRow> ranged = export_all(range, 100);
+  ASSERT_EQ(ranged.size(), 2u);
+  EXPECT_EQ(ranged[0].row.event.action, "x.1");
+  EXPECT_EQ(ranged[1].row.event.action, "x.2");
+  storage::AuditQuery by_name;
+  by_name.action = "x.3";
+  std::vector<storage::StoredChainRow> named = export_all(by_name, 100);
+  ASSERT_EQ(named.size(), 1u);
+  EXPECT_EQ(named[0].row.event.action, "x.3");
+
+  EXPECT_EQ(f.audit()
+                .ExportPage(tenant.id, storage::AuditQuery(), *bound, 0, 0)
+                .status()
+                .code(),
+            absl::StatusCode::kInvalidArgument);
+  storage::ExportBound short_bound = *bound;
+  short_bound.lanes.lane_seqs.pop_back();
+  EXPECT_EQ(
+      f.audit()
+          .ExportPage(tenant.id, storage::AuditQuery(), short_bound, 0, 10)
+          .status()
+          .code(),
+      absl::StatusCode::kInvalidArgument);
 }
 
 TYPED_TEST(AuditStoreConformanceTest, UseMovesLastUsedAtForward) {
@@ -549,6 +618,50 @@ TYPED_TEST(AuditStoreConformanceTest, UsageCountsAddUpPerKeyChannelAndOutcome) {
   empty.from = empty.to = last_hour.from;
   EXPECT_EQ(f.audit().ReadUsage(tenant.id, empty).status().code(),
             absl::StatusCode::kInvalidArgument);
+}
+
+TYPED_TEST(AuditStoreConformanceTest, SuspiciousEventsAreCountedPerDay) {
+  StoreFixture& f = this->f();
+  const storage::Tenant tenant = NewTenant(f);
+  const storage::Tenant other = NewTenant(f);
+  std::vector<storage::PendingAuditEvent> batch;
+  for (const auto& [tenant_id, suspicious] :
+       std::vector<std::pair<int64_t, bool>>{{tenant.id, true},
+                                             {tenant.id, true},
+                                             {tenant.id, false},
+                                             {other.id, true}}) {
+    storage::PendingAuditEvent e;
+    e.tenant_id = tenant_id;
+    e.event = Event("auth.api_key.failed");
+    e.event.suspicious = suspicious;
+    batch.push_back(std::move(e));
+  }
+  ASSERT_TRUE(f.audit().AppendEvents(batch).ok());
+  const std::vector<storage::StoredAuditEvent> all = this->All(tenant.id);
+  ASSERT_FALSE(all.empty());
+  const absl::Time day = storage::UsageBucketStart(
+      all.back().created_at, storage::UsageGranularity::kDay);
+  absl::StatusOr<std::vector<storage::DayCount>> days =
+      f.audit().CountSuspiciousPerDay(tenant.id, day - absl::Hours(48),
+                                      day + absl::Hours(48));
+  ASSERT_TRUE(days.ok()) << days.status();
+  ASSERT_EQ(days->size(), 1u);
+  EXPECT_EQ((*days)[0].day_start, day);
+  EXPECT_EQ((*days)[0].count, 2);
+  // Days outside the range are not counted.
+  days = f.audit().CountSuspiciousPerDay(tenant.id, day + absl::Hours(24),
+                                         day + absl::Hours(48));
+  ASSERT_TRUE(days.ok()) << days.status();
+  EXPECT_TRUE(days->empty());
+  EXPECT_EQ(f.audit()
+                .CountSuspiciousPerDay(tenant.id, day + absl::Hours(1),
+                                       day + absl::Hours(48))
+                .status()
+                .code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(
+      f.audit().CountSuspiciousPerDay(tenant.id, day, day).status().code(),
+      absl::StatusCode::kInvalidArgument);
 }
 
 TYPED_TEST(AuditStoreConformanceTest, TopUsageKeysRankByCallsOrFailures) {

@@ -214,20 +214,69 @@ absl::StatusOr<StoredAuditEvent> FakeAuditStore::GetEvent(int64_t tenant_id,
   return it->second.stored;
 }
 
-absl::StatusOr<std::vector<StoredAuditEvent>> FakeAuditStore::ExportEvents(
-    int64_t tenant_id, std::optional<absl::Time> from,
-    std::optional<absl::Time> to, int max_rows) {
+absl::StatusOr<storage::ExportBound> FakeAuditStore::ReadExportBound(
+    int64_t tenant_id) {
   if (absl::Status s = db_->Begin(); !s.ok()) return s;
+  // Appends take db_->mu for their whole batch, so none is in flight here.
   absl::MutexLock lock(&db_->mu);
-  std::vector<StoredAuditEvent> out;
-  for (const auto& [id, row] : db_->audit) {
-    if (static_cast<int>(out.size()) >= max_rows) break;
-    const StoredAuditEvent& s = row.stored;
-    if (s.tenant_id != tenant_id) continue;
-    if (from.has_value() && s.created_at < *from) continue;
-    if (to.has_value() && s.created_at >= *to) continue;
-    out.push_back(s);
+  storage::ExportBound bound;
+  bound.lanes.lane_seqs.assign(storage::kChainLaneCount, 0);
+  for (const auto& [key, head] : db_->chain_heads) {
+    if (key.first == tenant_id && key.second >= 0 &&
+        key.second < storage::kChainLaneCount) {
+      bound.lanes.lane_seqs[key.second] = head.last.seq;
+    }
   }
+  for (const auto& [id, row] : db_->audit) {
+    if (row.stored.tenant_id == tenant_id) bound.max_id = id;
+  }
+  return bound;
+}
+
+absl::StatusOr<storage::ExportPageRows> FakeAuditStore::ExportPage(
+    int64_t tenant_id, const storage::AuditQuery& q,
+    const storage::ExportBound& bound, int64_t after_id, int limit) {
+  if (absl::Status s = db_->Begin(); !s.ok()) return s;
+  if (limit < 1 || limit > 10000) {
+    return absl::InvalidArgumentError("limit out of range");
+  }
+  const std::vector<int64_t>& lanes = bound.lanes.lane_seqs;
+  if (lanes.size() != static_cast<size_t>(storage::kChainLaneCount) ||
+      std::any_of(lanes.begin(), lanes.end(),
+                  [](int64_t seq) { return seq < 0; }) ||
+      bound.max_id < 0 || after_id < 0) {
+    return absl::InvalidArgumentError("not an export bound of this audit log");
+  }
+  storage::AuditQuery filters = q;
+  filters.after_id.reset();
+  filters.after_cursor.reset();
+  const int64_t window_end =
+      std::min(bound.max_id, after_id + storage::kExportScanIds);
+  absl::MutexLock lock(&db_->mu);
+  storage::ExportPageRows out;
+  for (auto it = db_->audit.upper_bound(after_id);
+       it != db_->audit.end() && it->first <= window_end &&
+       static_cast<int>(out.rows.size()) < limit;
+       ++it) {
+    const AuditRow& row = it->second;
+    const StoredAuditEvent& s = row.stored;
+    if (s.tenant_id != tenant_id || !Matches(row, filters)) continue;
+    const bool within = s.seq == 0 ? s.id <= bound.max_id
+                                   : s.lane >= 0 &&
+                                         s.lane < storage::kChainLaneCount &&
+                                         s.seq <= lanes[s.lane];
+    if (!within) continue;
+    storage::StoredChainRow chained;
+    chained.row = s;
+    chained.prev_hash = row.prev_hash;
+    chained.hash = row.hash;
+    chained.hash_version = row.hash_version;
+    out.rows.push_back(std::move(chained));
+  }
+  out.next_after_id = out.rows.size() == static_cast<size_t>(limit)
+                          ? out.rows.back().row.id
+                          : window_end;
+  out.done = out.next_after_id >= bound.max_id;
   return out;
 }
 
@@ -344,6 +393,31 @@ FakeAuditStore::TopUsageKeys(int64_t tenant_id,
               return a.key_id < b.key_id;
             });
   if (out.size() > static_cast<size_t>(limit)) out.resize(limit);
+  return out;
+}
+
+absl::StatusOr<std::vector<storage::DayCount>>
+FakeAuditStore::CountSuspiciousPerDay(int64_t tenant_id, absl::Time from,
+                                      absl::Time to) {
+  if (absl::Status s = db_->Begin(); !s.ok()) return s;
+  using storage::UsageGranularity;
+  if (from >= to ||
+      storage::UsageBucketStart(from, UsageGranularity::kDay) != from ||
+      storage::UsageBucketStart(to, UsageGranularity::kDay) != to) {
+    return absl::InvalidArgumentError("from and to must be UTC midnights");
+  }
+  absl::MutexLock lock(&db_->mu);
+  std::map<absl::Time, int64_t> days;
+  for (const auto& [id, row] : db_->audit) {
+    const StoredAuditEvent& s = row.stored;
+    if (s.tenant_id != tenant_id || !s.event.suspicious ||
+        s.created_at < from || s.created_at >= to) {
+      continue;
+    }
+    ++days[storage::UsageBucketStart(s.created_at, UsageGranularity::kDay)];
+  }
+  std::vector<storage::DayCount> out;
+  for (const auto& [day, count] : days) out.push_back({day, count});
   return out;
 }
 

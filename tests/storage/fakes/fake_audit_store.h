@@ -28,14 +28,18 @@ class FakeAuditStore : public storage::AuditStore {
       int64_t tenant_id, const storage::AuditQuery& query) override;
   absl::StatusOr<storage::StoredAuditEvent> GetEvent(int64_t tenant_id,
                                                      int64_t id) override;
-  absl::StatusOr<std::vector<storage::StoredAuditEvent>> ExportEvents(
-      int64_t tenant_id, std::optional<absl::Time> from,
-      std::optional<absl::Time> to, int max_rows) override;
+  absl::StatusOr<storage::ExportBound> ReadExportBound(
+      int64_t tenant_id) override;
+  absl::StatusOr<storage::ExportPageRows> ExportPage(
+      int64_t tenant_id, const storage::AuditQuery& filters,
+      const storage::ExportBound& bound, int64_t after_id, int limit) override;
   absl::StatusOr<std::vector<storage::UsageRow>> ReadUsage(
       int64_t tenant_id, const storage::UsageQuery& query) override;
   absl::StatusOr<std::vector<storage::KeyUsageTotal>> TopUsageKeys(
       int64_t tenant_id, const storage::UsageQuery& query, bool by_failures,
       int limit) override;
+  absl::StatusOr<std::vector<storage::DayCount>> CountSuspiciousPerDay(
+      int64_t tenant_id, absl::Time from, absl::Time to) override;
 
   // Retention as storage::Backend::PurgeAuditOlderThanDays.
   absl::StatusOr<int64_t> PurgeOlderThanDays(int days);
