@@ -22,7 +22,10 @@ const sourcesDir = sourcesAt >= 0 ? process.argv[sourcesAt + 1] : null;
 //   same expressions and discards the result);
 // - `SET SESSION TRANSACTION ISOLATION LEVEL <level>`: by its exact form;
 // - `a <=> b` (NULL-safe equality, "Comparison Functions and Operators"):
-//   with `=` in its place (same precedence and operands).
+//   with `=` in its place (same precedence and operands);
+// - index hints after a table name, `FORCE|USE|IGNORE INDEX (name, ...)`
+//   ("Index Hints"): checked as a plain name list, then left out (they
+//   change the plan, never the statement's meaning).
 function splitTopLevelCommas(text) {
   const parts = [];
   let depth = 0;
@@ -56,6 +59,13 @@ function parseProblem(sql) {
 
 function grammarProblem(sql) {
   sql = sql.replace(/<=>/g, '=');
+  const hint = /\s(?:FORCE|USE|IGNORE)\s+INDEX\s*\(([^)]*)\)/gi;
+  for (const m of sql.matchAll(hint)) {
+    if (!/^\s*[A-Za-z_][A-Za-z0-9_]*(\s*,\s*[A-Za-z_][A-Za-z0-9_]*)*\s*$/.test(m[1])) {
+      return `index hint: not a list of index names: ${m[0].trim()}`;
+    }
+  }
+  sql = sql.replace(hint, '');
   if (/^SET\s+SESSION\s+TRANSACTION\s+ISOLATION\s+LEVEL\s+(REPEATABLE\s+READ|READ\s+COMMITTED|READ\s+UNCOMMITTED|SERIALIZABLE)$/i.test(sql)) {
     return null;
   }
