@@ -114,7 +114,7 @@ absl::StatusOr<std::unique_ptr<App>> App::Create(
       app->replica_.get());
   app->credit_service_ = std::make_unique<service::CreditService>(
       &stores.keys(), &stores.counters(), app->credits_.get(),
-      app->verifier_.get());
+      app->verifier_.get(), app->replica_.get());
   app->credit_returns_ = std::thread([self] {
     while (!self->stop_credit_returns_.WaitForNotificationWithTimeout(
         absl::Seconds(1))) {
@@ -134,8 +134,14 @@ absl::StatusOr<std::unique_ptr<App>> App::Create(
       &stores.audit(), options.audit_writer);
   app->usage_ = std::make_unique<service::UsageAuditor>(
       app->audit_writer_.get(), options.usage_auditor);
+  // The failure budgets are shared by the replicas (docs/limits.md "Shared
+  // throttles"); their lease statements run on the workers.
+  service::FailureThrottleOptions throttle = options.failure_throttle;
+  throttle.shared = &stores.counters();
+  throttle.schedule = windows.schedule;
+  throttle.replicas = windows.replicas;
   app->failure_throttle_ =
-      std::make_unique<service::FailureThrottle>(options.failure_throttle);
+      std::make_unique<service::FailureThrottle>(std::move(throttle));
   app->portal_ = std::make_unique<service::PortalService>(&stores.portal(),
                                                           options.portal);
   app->portal_->set_audit_writer(app->audit_writer_.get());

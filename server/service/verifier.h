@@ -187,7 +187,11 @@ class Verifier {
                                        const VerifyParams& params);
 
   // Drops the cached entry for `key_id`; any read of it in flight is not
-  // installed. Call after every committed mutation of the key.
+  // installed. Call after every committed mutation of the key. Also
+  // releases this replica's lease of the key's credits
+  // (ClusterCredits::Release): the next use confirms the epoch with the
+  // database, so no replica that applied a change of the balance spends a
+  // lease of the old one.
   void Evict(absl::string_view key_id);
 
   // Replication (docs/replication.md). Cached entries are used only while

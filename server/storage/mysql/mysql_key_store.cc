@@ -74,9 +74,8 @@ struct KeyColumns {
         disabled_at(s.Add("k.disabled_at")) {}
   int id, tenant_id, name, external_id, metadata, scopes, allowed_cidrs,
       rate_limit_per_minute, rate_limits, quota, revoked, disabled, decoy,
-      version,
-      created_by_type, created_by_id, created_at, last_used_at, expires_at,
-      rotated_at, revoked_at, disabled_at;
+      version, created_by_type, created_by_id, created_at, last_used_at,
+      expires_at, rotated_at, revoked_at, disabled_at;
 };
 
 // Latest end of a grace period still running.
@@ -174,6 +173,9 @@ constexpr char kInsertChangeSql[] =
 constexpr char kInsertKeyLimitSql[] =
     "INSERT INTO key_limits (key_id, tenant_id, name, limit_count,"
     " duration_ms) VALUES (?, ?, ?, ?, ?)";
+
+constexpr char kDeleteKeyLimitsSql[] =
+    "DELETE FROM key_limits WHERE tenant_id = ? AND key_id = ?";
 
 constexpr char kInsertKeyQuotaSql[] =
     "INSERT INTO key_quotas (key_id, tenant_id, remaining, refill_amount,"
@@ -381,6 +383,21 @@ absl::Status AuditChangeAndCommit(
   return absl::OkStatus();
 }
 
+// The key's named limits (checked by CheckKeyRateLimits), one row each.
+void InsertKeyLimits(Session& session, int64_t tenant_id, absl::string_view id,
+                     const std::vector<KeyRateLimit>& limits) {
+  for (const KeyRateLimit& l : limits) {
+    session.Step("insert key limit");
+    sql::PreparedStatement& limit = session.Prepare(kInsertKeyLimitSql);
+    limit.setString(1, Str(id));
+    limit.setInt64(2, tenant_id);
+    limit.setString(3, l.name);
+    limit.setInt64(4, l.limit);
+    limit.setInt64(5, absl::ToInt64Milliseconds(l.duration));
+    session.Update(limit);
+  }
+}
+
 absl::Status InsertKeyRow(Session& session, int64_t tenant_id,
                           const NewKey& key) {
   if (!IsWellFormedKeyId(key.id)) {
@@ -413,16 +430,7 @@ absl::Status InsertKeyRow(Session& session, int64_t tenant_id,
   stmt.setString(13, core::EncodeStringMapJson(key.metadata));
   stmt.setInt(14, key.decoy ? 1 : 0);
   session.Update(stmt);
-  for (const KeyRateLimit& l : key.rate_limits) {
-    session.Step("insert key limit");
-    sql::PreparedStatement& limit = session.Prepare(kInsertKeyLimitSql);
-    limit.setString(1, key.id);
-    limit.setInt64(2, tenant_id);
-    limit.setString(3, l.name);
-    limit.setInt64(4, l.limit);
-    limit.setInt64(5, absl::ToInt64Milliseconds(l.duration));
-    session.Update(limit);
-  }
+  InsertKeyLimits(session, tenant_id, key.id, key.rate_limits);
   if (key.quota.has_value()) {
     session.Step("insert key quota");
     sql::PreparedStatement& quota = session.Prepare(kInsertKeyQuotaSql);
@@ -1090,6 +1098,11 @@ absl::StatusOr<UpdateResult> MysqlKeyStore::UpdateKey(int64_t tenant_id,
     return absl::InvalidArgumentError("update key: the edit changes nothing");
   }
   if (!IsWellFormedKeyId(id)) return NotFound();
+  if (edit.rate_limits) {
+    if (absl::Status s = CheckKeyRateLimits(*edit.rate_limits); !s.ok()) {
+      return s;
+    }
+  }
   UpdateResult result;
   FeedSlots slots;
   absl::Status status = Run(
@@ -1146,6 +1159,14 @@ absl::StatusOr<UpdateResult> MysqlKeyStore::UpdateKey(int64_t tenant_id,
         if (s.Update(update) != 1) {
           return absl::InternalError(
               "update key: the locked row did not update");
+        }
+        if (edit.rate_limits) {
+          s.Step("delete key limits");
+          sql::PreparedStatement& remove = s.Prepare(kDeleteKeyLimitsSql);
+          remove.setInt64(1, tenant_id);
+          remove.setString(2, Str(id));
+          s.Update(remove);
+          InsertKeyLimits(s, tenant_id, id, key.rate_limits);
         }
         if (absl::Status st = AuditChangeAndCommit(
                 s, [&] { return Draw(slots); }, tenant_id, id, event, "updated",

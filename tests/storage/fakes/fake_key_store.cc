@@ -101,10 +101,7 @@ KeyRow NewRow(const storage::NewKey& k, int64_t tenant_id, absl::Time now) {
   row.record.rate_limit_per_minute = k.rate_limit_per_minute;
   row.record.decoy = k.decoy;
   row.record.rate_limits = k.rate_limits;
-  std::sort(row.record.rate_limits.begin(), row.record.rate_limits.end(),
-            [](const storage::KeyRateLimit& a, const storage::KeyRateLimit& b) {
-              return a.name < b.name;
-            });
+  storage::SortByName(&row.record.rate_limits);
   row.record.expires_at = k.expires_at;
   row.record.created_at = now;
   row.record.created_by_type = k.created_by_type;
@@ -386,6 +383,12 @@ absl::StatusOr<storage::UpdateResult> FakeKeyStore::UpdateKey(
   }
   if (edit.allowed_cidrs) {
     if (absl::Status s = CheckList(*edit.allowed_cidrs, ',', "allowed_cidrs");
+        !s.ok()) {
+      return s;
+    }
+  }
+  if (edit.rate_limits) {
+    if (absl::Status s = storage::CheckKeyRateLimits(*edit.rate_limits);
         !s.ok()) {
       return s;
     }
