@@ -926,8 +926,8 @@ absl::StatusOr<storage::ApiKeyRecord> KeyService::SetKeyDisabled(
         store_->SetKeyDisabled(caller.tenant_id, id, disabled, pinned, event);
     took = absl::FromChrono(std::chrono::steady_clock::now() - started);
   }
-  return FinishStateChange(caller.tenant_id, id, change_type,
-                           std::move(result), took);
+  return FinishStateChange(caller.tenant_id, id, change_type, std::move(result),
+                           took);
 }
 
 absl::StatusOr<storage::ApiKeyRecord> KeyService::FinishStateChange(
