@@ -9,6 +9,7 @@
 #include "server/rpc/audit_services.h"
 #include "server/rpc/client_services.h"
 #include "server/rpc/portal_services.h"
+#include "server/rpc/secret_scanning_services.h"
 #include "server/rpc/services.h"
 #include "server/rpc/user_services.h"
 #include "server/rpc/webhook_services.h"
@@ -187,6 +188,12 @@ absl::StatusOr<std::unique_ptr<App>> App::Create(
   app->services_.push_back(
       std::make_unique<rpc::WebhookServiceImpl>(rpc::WebhookRpcContext{
           app->auth_.get(), app->workers_.get(), app->webhooks_.get()}));
+  app->secret_scanning_ = std::make_unique<service::SecretScanningService>(
+      &app->scanner_keys_, &stores.keys(), &stores.clients(),
+      &stores.webhooks(), app->keys_.get(), options.peppers);
+  app->services_.push_back(std::make_unique<rpc::SecretScanningServiceImpl>(
+      rpc::SecretScanningRpcContext{app->auth_.get(), app->workers_.get(),
+                                    app->secret_scanning_.get()}));
 
   app->services_.push_back(
       std::make_unique<rpc::AuditServiceImpl>(rpc::AuditRpcContext{
@@ -440,6 +447,7 @@ App::ServiceDescriptors() const {
            "lumo.audit.v1.AuditService",
            "lumo.portal.v1.PortalService",
            "lumo.webhooks.v1.WebhookService",
+           "lumo.webhooks.v1.SecretScanningService",
        }) {
     const auto* d =
         google::protobuf::DescriptorPool::generated_pool()->FindServiceByName(

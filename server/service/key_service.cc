@@ -625,6 +625,59 @@ absl::StatusOr<storage::ApiKeyRecord> KeyService::RevokeKey(
   return std::move(revoked->key);
 }
 
+absl::StatusOr<storage::ApiKeyRecord> KeyService::ContainLeakedKey(
+    int64_t tenant_id, const RequestInfo& info, absl::string_view id,
+    bool revoke) {
+  if (absl::Status s = CheckKeyId(id); !s.ok()) return s;
+  storage::AuditEvent event =
+      KeyEvent(revoke ? "api_key.revoked" : "api_key.disabled", nullptr, info,
+               id, JsonObject().Add("reason", "leaked").Build());
+  event.actor_id = "secret-scanning";
+  const auto started = std::chrono::steady_clock::now();
+  absl::StatusOr<storage::UpdateResult> result;
+  if (revoke) {
+    absl::StatusOr<storage::RevokeResult> revoked =
+        store_->RevokeKey(tenant_id, id, event);
+    if (revoked.ok()) {
+      result = storage::UpdateResult{std::move(revoked->key), revoked->changed};
+    } else {
+      result = revoked.status();
+    }
+  } else {
+    result = store_->SetKeyDisabled(tenant_id, id, true, event);
+  }
+  return FinishStateChange(
+      tenant_id, id, revoke ? "revoked" : "disabled", std::move(result),
+      absl::FromChrono(std::chrono::steady_clock::now() - started));
+}
+
+absl::StatusOr<bool> KeyService::EndLeakedSecretGrace(
+    int64_t tenant_id, const RequestInfo& info, absl::string_view id,
+    const core::Digest& digest) {
+  if (absl::Status s = CheckKeyId(id); !s.ok()) return s;
+  storage::AuditEvent event = KeyEvent("api_key.updated", nullptr, info, id,
+                                       JsonObject()
+                                           .Add("reason", "leaked")
+                                           .Add("previousSecret", "ended")
+                                           .Build());
+  event.actor_id = "secret-scanning";
+  const auto started = std::chrono::steady_clock::now();
+  absl::StatusOr<storage::UpdateResult> result =
+      store_->EndRetiredSecretGrace(tenant_id, id, digest, event);
+  const absl::Duration took =
+      absl::FromChrono(std::chrono::steady_clock::now() - started);
+  verifier_->Evict(id);
+  if (!result.ok()) return Annotate(result.status());
+  if (result->changed) {
+    if (absl::Status acked = AwaitReplicas(tenant_id, id, "updated",
+                                           result->key.version, true, took);
+        !acked.ok()) {
+      return acked;
+    }
+  }
+  return result->changed;
+}
+
 absl::Status KeyService::DeleteKey(const Principal& caller,
                                    const RequestInfo& info,
                                    absl::string_view id) {
@@ -873,6 +926,13 @@ absl::StatusOr<storage::ApiKeyRecord> KeyService::SetKeyDisabled(
         store_->SetKeyDisabled(caller.tenant_id, id, disabled, pinned, event);
     took = absl::FromChrono(std::chrono::steady_clock::now() - started);
   }
+  return FinishStateChange(caller.tenant_id, id, change_type, std::move(result),
+                           took);
+}
+
+absl::StatusOr<storage::ApiKeyRecord> KeyService::FinishStateChange(
+    int64_t tenant_id, absl::string_view id, absl::string_view change_type,
+    absl::StatusOr<storage::UpdateResult> result, absl::Duration took) {
   verifier_->Evict(id);
   if (!result.ok()) {
     if (absl::IsFailedPrecondition(result.status())) {
@@ -881,7 +941,7 @@ absl::StatusOr<storage::ApiKeyRecord> KeyService::SetKeyDisabled(
     return Annotate(result.status());
   }
   if (absl::Status acked =
-          AwaitReplicas(caller.tenant_id, id, change_type, result->key.version,
+          AwaitReplicas(tenant_id, id, change_type, result->key.version,
                         result->changed, took);
       !acked.ok()) {
     return acked;

@@ -473,6 +473,17 @@ class KeyStore {
     return SetKeyDisabled(tenant_id, id, disabled, std::nullopt, event);
   }
 
+  // Ends the grace period of the retired secret with `digest` now
+  // (database clock): in one transaction holding the row lock, its
+  // valid_until becomes now, the version is bumped, and a change-feed row
+  // ("updated", so replicas drop what they cached) and `event` are
+  // written. When no retired secret with that digest is still in its grace
+  // period nothing is written and changed is false. The current secret is
+  // untouched. NOT_FOUND as GetKey.
+  virtual absl::StatusOr<UpdateResult> EndRetiredSecretGrace(
+      int64_t tenant_id, absl::string_view id, const core::Digest& digest,
+      const AuditEvent& event) = 0;
+
   // Marks the key deleted: gone from Get and List, never verifies again; the
   // row stays so that later use of the id is recognised. Writes a
   // change-feed row and `event` in the same transaction. Deleting a key of

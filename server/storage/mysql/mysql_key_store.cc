@@ -1228,6 +1228,70 @@ absl::StatusOr<UpdateResult> MysqlKeyStore::SetKeyDisabled(
   return result;
 }
 
+absl::StatusOr<UpdateResult> MysqlKeyStore::EndRetiredSecretGrace(
+    int64_t tenant_id, absl::string_view id, const core::Digest& digest,
+    const AuditEvent& event) {
+  if (!IsWellFormedKeyId(id)) return NotFound();
+  UpdateResult result;
+  FeedSlots slots;
+  absl::Status status =
+      Run(*pool_, "end retired secret grace", OnConflict::kRetry,
+          [&](Session& s) -> absl::Status {
+            slots.current = 0;
+            result = UpdateResult();
+            ApiKeyRecord& key = result.key;
+            s.Begin();
+            if (absl::Status st = LockKey(s, tenant_id, id, &key, nullptr);
+                !st.ok()) {
+              return st;
+            }
+            const absl::Time now = key.db_now;
+            s.Step("end grace");
+            sql::PreparedStatement& end = s.Prepare(
+                "UPDATE api_key_retired_secrets SET valid_until = ?"
+                " WHERE tenant_id = ? AND key_id = ? AND digest = ?"
+                " AND valid_until > ?");
+            if (absl::Status st = BindTime(end, 1, now); !st.ok()) return st;
+            end.setInt64(2, tenant_id);
+            end.setString(3, Str(id));
+            end.setString(4, DigestBytes(digest));
+            if (absl::Status st = BindTime(end, 5, now); !st.ok()) return st;
+            if (s.Update(end) == 0) {
+              s.Step("rollback");
+              s.Rollback();
+              return absl::OkStatus();
+            }
+            const int64_t old_version = key.version;
+            s.Step("update key");
+            sql::PreparedStatement& update = s.Prepare(
+                "UPDATE api_keys SET version = ?"
+                " WHERE tenant_id = ? AND id = ? AND version = ?");
+            update.setInt64(1, old_version + 1);
+            update.setInt64(2, tenant_id);
+            update.setString(3, Str(id));
+            update.setInt64(4, old_version);
+            if (s.Update(update) != 1) {
+              return absl::InternalError(
+                  "end grace: the locked row did not update");
+            }
+            if (absl::Status st = AuditChangeAndCommit(
+                    s, [&] { return Draw(slots); }, tenant_id, id, event,
+                    "updated", old_version + 1);
+                !st.ok()) {
+              return st;
+            }
+            key.version = old_version + 1;
+            result.changed = true;
+            return absl::OkStatus();
+          });
+  CloseUnusedSlots(slots, status.ok());
+  if (!status.ok()) return status;
+  // The grace column of the locked read may name the ended secret.
+  absl::StatusOr<ApiKeyRecord> fresh = GetKey(tenant_id, id);
+  if (fresh.ok()) result.key = *std::move(fresh);
+  return result;
+}
+
 absl::StatusOr<DeleteResult> MysqlKeyStore::DeleteKey(int64_t tenant_id,
                                                       absl::string_view id,
                                                       const AuditEvent& event) {

@@ -81,6 +81,9 @@ class MysqlKeyStore : public KeyStore {
                                          int64_t expected_version,
                                          const KeyEdit& edit,
                                          const AuditEvent& event) override;
+  absl::StatusOr<UpdateResult> EndRetiredSecretGrace(
+      int64_t tenant_id, absl::string_view id, const core::Digest& digest,
+      const AuditEvent& event) override;
   using KeyStore::SetKeyDisabled;
   absl::StatusOr<UpdateResult> SetKeyDisabled(
       int64_t tenant_id, absl::string_view id, bool disabled,

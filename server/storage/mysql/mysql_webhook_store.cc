@@ -956,4 +956,54 @@ absl::StatusOr<CompletedAttempt> MysqlWebhookStore::CompleteAttempt(
   return out;
 }
 
+absl::StatusOr<bool> MysqlWebhookStore::LeakReported(
+    absl::string_view key_id, const core::Digest& digest) {
+  bool found = false;
+  absl::Status st = Run(*pool_, "read leak report", [&](Session& s) {
+    s.Step("read leak report");
+    sql::PreparedStatement& stmt = s.Prepare(
+        "SELECT 1 FROM leaked_secret_reports WHERE key_id = ? AND digest "
+        "= ?");
+    stmt.setString(1, Str(key_id));
+    stmt.setString(2, std::string(core::AsStringView(digest)));
+    std::unique_ptr<sql::ResultSet> rs = s.Query(stmt);
+    found = rs->next();
+    return absl::OkStatus();
+  });
+  if (!st.ok()) return st;
+  return found;
+}
+
+absl::StatusOr<bool> MysqlWebhookStore::RecordLeakReport(
+    const LeakedSecretReport& report, const AuditEvent& event) {
+  if (report.url.size() > 2048 || report.source.size() > 64) {
+    return absl::InvalidArgumentError("leak report url or source too long");
+  }
+  absl::Status st =
+      Run(*pool_, "record leak report", OnConflict::kRetry, [&](Session& s) {
+        s.Begin();
+        s.Step("insert leak report");
+        sql::PreparedStatement& insert = s.Prepare(
+            "INSERT INTO leaked_secret_reports (key_id, digest, tenant_id, "
+            "url, source, reported_at) VALUES (?, ?, ?, ?, ?, "
+            "UTC_TIMESTAMP(6))");
+        insert.setString(1, Str(report.key_id));
+        insert.setString(2,
+                         std::string(core::AsStringView(report.secret_digest)));
+        insert.setInt64(3, report.tenant_id);
+        insert.setString(4, Str(report.url));
+        insert.setString(5, Str(report.source));
+        s.Update(insert);
+        if (absl::Status a = InsertAudit(s, report.tenant_id, event); !a.ok()) {
+          return a;
+        }
+        s.Commit();
+        return absl::OkStatus();
+      });
+  // The primary key (key id, digest) admits one report per secret.
+  if (absl::IsAlreadyExists(st)) return false;
+  if (!st.ok()) return st;
+  return true;
+}
+
 }  // namespace lumo::storage

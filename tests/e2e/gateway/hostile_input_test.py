@@ -177,11 +177,15 @@ class HostileInputTest(harness.LumoServerTestCase):
 
     def write_routes(self):
         """(method, templated path, request body schema, rfc_style) of every
-        route with a request body, from the served OpenAPI document."""
+        route with a JSON request body, from the served OpenAPI document.
+        Raw-body routes (a `format: binary` body forwarded unparsed, e.g.
+        the signed leaked-key reports) are left to their own tests."""
         for path, ops in sorted(self.openapi["paths"].items()):
             for method, op in sorted(ops.items()):
                 content = op.get("requestBody", {}).get("content", {})
                 if "application/json" not in content:
+                    continue
+                if content["application/json"]["schema"].get("format") == "binary":
                     continue
                 yield (method.upper(), path, content["application/json"]["schema"],
                        "/connect/" in path)

@@ -649,6 +649,58 @@ TYPED_TEST(KeyStoreConformanceTest, RotationRetiresTheSecretForTheGrace) {
   EXPECT_EQ(EventsOf(f, tenant.id, "api_key.rotated").size(), 2u);
 }
 
+TYPED_TEST(KeyStoreConformanceTest, EndingAGraceKillsOnlyThatRetiredSecret) {
+  StoreFixture& f = this->f();
+  const storage::Tenant tenant = NewTenant(f);
+  const storage::NewKey key = NewKey(tenant.id);
+  ASSERT_TRUE(f.keys().InsertKey(key, Event("api_key.created")).ok());
+  const storage::StoredSecret second{RandomDigest(), 1};
+  ASSERT_TRUE(f.keys()
+                  .RotateKey(tenant.id, key.id, second, absl::Hours(1),
+                             Event("api_key.rotated"))
+                  .ok());
+  const storage::StoredSecret third{RandomDigest(), 1};
+  ASSERT_TRUE(f.keys()
+                  .RotateKey(tenant.id, key.id, third, absl::Hours(1),
+                             Event("api_key.rotated"))
+                  .ok());
+
+  // The first secret's grace ends; the second keeps its own.
+  absl::StatusOr<storage::UpdateResult> ended = f.keys().EndRetiredSecretGrace(
+      tenant.id, key.id, key.secret.digest, Event("api_key.updated"));
+  ASSERT_TRUE(ended.ok()) << ended.status();
+  EXPECT_TRUE(ended->changed);
+  EXPECT_EQ(ended->key.version, 4);
+  absl::StatusOr<storage::VerifyRecord> verify = f.keys().LoadForVerify(key.id);
+  ASSERT_TRUE(verify.ok()) << verify.status();
+  EXPECT_EQ(verify->current.digest, third.digest);
+  ASSERT_EQ(verify->retired.size(), 2u);
+  EXPECT_EQ(verify->retired[0].secret.digest, second.digest);
+  EXPECT_GT(verify->retired[0].valid_until, verify->key.db_now);
+  EXPECT_EQ(verify->retired[1].secret.digest, key.secret.digest);
+  EXPECT_LE(verify->retired[1].valid_until, verify->key.db_now);
+  EXPECT_EQ(EventsOf(f, tenant.id, "api_key.updated").size(), 1u);
+
+  // Again, or the current secret, or another tenant: nothing written.
+  ended = f.keys().EndRetiredSecretGrace(tenant.id, key.id, key.secret.digest,
+                                         Event("api_key.updated"));
+  ASSERT_TRUE(ended.ok()) << ended.status();
+  EXPECT_FALSE(ended->changed);
+  EXPECT_EQ(ended->key.version, 4);
+  ended = f.keys().EndRetiredSecretGrace(tenant.id, key.id, third.digest,
+                                         Event("api_key.updated"));
+  ASSERT_TRUE(ended.ok()) << ended.status();
+  EXPECT_FALSE(ended->changed);
+  EXPECT_EQ(EventsOf(f, tenant.id, "api_key.updated").size(), 1u);
+  const storage::Tenant other = NewTenant(f);
+  EXPECT_EQ(f.keys()
+                .EndRetiredSecretGrace(other.id, key.id, second.digest,
+                                       Event("api_key.updated"))
+                .status()
+                .code(),
+            absl::StatusCode::kNotFound);
+}
+
 TYPED_TEST(KeyStoreConformanceTest, RetiredSecretsAreCapped) {
   StoreFixture& f = this->f();
   const storage::Tenant tenant = NewTenant(f);

@@ -12,6 +12,8 @@
 #include "absl/synchronization/mutex.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "server/core/crypto.h"
+#include "server/core/key_format.h"
 #include "server/storage/webhook_outbox.h"
 #include "server/storage/webhook_store.h"
 #include "tests/storage/conformance/store_fixture.h"
@@ -401,6 +403,56 @@ TYPED_TEST(WebhookStoreConformanceTest, APingGoesToItsEndpointOnly) {
                 .status()
                 .code(),
             absl::StatusCode::kNotFound);
+}
+
+TYPED_TEST(WebhookStoreConformanceTest, ALeakedSecretIsRecordedOnce) {
+  StoreFixture& f = this->f();
+  const storage::Tenant a = NewTenant(f);
+  storage::LeakedSecretReport report;
+  report.key_id = core::GenerateKeyId().value();
+  report.tenant_id = a.id;
+  report.secret_digest = core::Sha256(Unique("secret"));
+  report.url = "https://github.com/acme/app/blob/main/.env";
+  report.source = "content";
+  absl::StatusOr<bool> reported =
+      f.webhooks().LeakReported(report.key_id, report.secret_digest);
+  ASSERT_TRUE(reported.ok()) << reported.status();
+  EXPECT_FALSE(*reported);
+
+  absl::StatusOr<bool> recorded =
+      f.webhooks().RecordLeakReport(report, Event("api_key.leaked"));
+  ASSERT_TRUE(recorded.ok()) << recorded.status();
+  EXPECT_TRUE(*recorded);
+  reported = f.webhooks().LeakReported(report.key_id, report.secret_digest);
+  ASSERT_TRUE(reported.ok()) << reported.status();
+  EXPECT_TRUE(*reported);
+  EXPECT_EQ(EventsOf(f, a.id, "api_key.leaked").size(), 1u);
+
+  // The same secret again: nothing written.
+  recorded = f.webhooks().RecordLeakReport(report, Event("api_key.leaked"));
+  ASSERT_TRUE(recorded.ok()) << recorded.status();
+  EXPECT_FALSE(*recorded);
+  EXPECT_EQ(EventsOf(f, a.id, "api_key.leaked").size(), 1u);
+
+  // Another secret of the same key is another report.
+  storage::LeakedSecretReport other = report;
+  other.secret_digest = core::Sha256(Unique("secret"));
+  EXPECT_FALSE(*f.webhooks().LeakReported(other.key_id, other.secret_digest));
+  recorded = f.webhooks().RecordLeakReport(other, Event("api_key.leaked"));
+  ASSERT_TRUE(recorded.ok()) << recorded.status();
+  EXPECT_TRUE(*recorded);
+  EXPECT_EQ(EventsOf(f, a.id, "api_key.leaked").size(), 2u);
+
+  // Values that do not fit change nothing.
+  storage::LeakedSecretReport too_long = report;
+  too_long.secret_digest = core::Sha256(Unique("secret"));
+  too_long.url = std::string(2049, 'u');
+  EXPECT_EQ(f.webhooks()
+                .RecordLeakReport(too_long, Event("api_key.leaked"))
+                .status()
+                .code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(EventsOf(f, a.id, "api_key.leaked").size(), 2u);
 }
 
 TYPED_TEST(WebhookStoreConformanceTest, DeletingRemovesTheDeliveryLog) {

@@ -448,6 +448,31 @@ absl::StatusOr<storage::UpdateResult> FakeKeyStore::SetKeyDisabled(
   return result;
 }
 
+absl::StatusOr<storage::UpdateResult> FakeKeyStore::EndRetiredSecretGrace(
+    int64_t tenant_id, absl::string_view id, const core::Digest& digest,
+    const storage::AuditEvent& event) {
+  if (absl::Status s = db_->Begin(); !s.ok()) return s;
+  absl::MutexLock lock(&db_->mu);
+  KeyRow* row = LiveKey(*db_, tenant_id, id);
+  if (row == nullptr) return NotFound();
+  const absl::Time now = db_->Now();
+  storage::UpdateResult result;
+  for (auto& [version, retired] : row->retired) {
+    if (retired.valid_until > now &&
+        core::ConstantTimeEquals(retired.secret.digest, digest)) {
+      retired.valid_until = now;
+      result.changed = true;
+    }
+  }
+  if (result.changed) {
+    ++row->record.version;
+    db_->AppendAudit(tenant_id, storage::NextTransactionChainLane(), event);
+    AppendKeyChange(tenant_id, id, "updated", row->record.version);
+  }
+  result.key = Snapshot(*db_, *row, now);
+  return result;
+}
+
 absl::StatusOr<storage::DeleteResult> FakeKeyStore::DeleteKey(
     int64_t tenant_id, absl::string_view id, const storage::AuditEvent& event) {
   if (absl::Status s = db_->Begin(); !s.ok()) return s;

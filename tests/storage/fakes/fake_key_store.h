@@ -56,6 +56,9 @@ class FakeKeyStore : public storage::KeyStore {
   absl::StatusOr<storage::UpdateResult> UpdateKey(
       int64_t tenant_id, absl::string_view id, int64_t expected_version,
       const storage::KeyEdit& edit, const storage::AuditEvent& event) override;
+  absl::StatusOr<storage::UpdateResult> EndRetiredSecretGrace(
+      int64_t tenant_id, absl::string_view id, const core::Digest& digest,
+      const storage::AuditEvent& event) override;
   using storage::KeyStore::SetKeyDisabled;
   absl::StatusOr<storage::UpdateResult> SetKeyDisabled(
       int64_t tenant_id, absl::string_view id, bool disabled,
