@@ -313,7 +313,10 @@ class StreamedExportTest(harness.LumoServerTestCase):
         self.assertGreaterEqual(checker.rows, expected)
         self.assertLessEqual(checker.rows, at_first_byte)
         self.assertNotIn(refusal_id, exported_refusals)
-        self.assertEqual(checker.lanes[0][0], ROWS)
+        # Lane 0 holds the seeded rows, chained from seq 1, and then the
+        # key's own api_key.used rows committed before the bound (the
+        # batched writer's lane), so it reaches at least ROWS.
+        self.assertGreaterEqual(checker.lanes[0][0], ROWS)
         growth = {pid: peak[pid] - before[pid] for pid in peak}
         print("\nexport of %d rows: seeded in %.1f s; first byte %.2f s,"
               " whole export %.1f s (%.0f rows/s, chain checked while"
