@@ -191,15 +191,16 @@ class KeyService {
   absl::Status CheckMayManage(const Principal& caller, absl::string_view verb,
                               const storage::ApiKeyRecord& key);
   // The store options of a rotation of `current` by `caller`: its
-  // authority before and after, the tenant's policy (read into `policy`),
-  // the new expiry.
+  // authority before and after, the tenant's policy `tenant_policy`, the new
+  // expiry.
   absl::StatusOr<storage::RotateOptions> RotationOptions(
       const Principal& caller, const storage::ApiKeyRecord& current,
-      const std::optional<absl::Time>& requested, storage::KeyPolicy* policy);
+      const storage::KeyPolicy& tenant_policy,
+      const std::optional<absl::Time>& requested);
   // Checks a new key's expiry against the tenant's key policy
-  // (kInvalidField); returns the policy.
-  absl::StatusOr<storage::KeyPolicy> CheckNewKeyPolicy(
-      const storage::NewKey& key);
+  // (kInvalidField); returns the policy. Sets key.created_at to the
+  // database clock read with the policy.
+  absl::StatusOr<storage::KeyPolicy> CheckNewKeyPolicy(storage::NewKey& key);
   // Draws an id and a secret into `key`; returns the full key.
   absl::StatusOr<std::string> AssignIdAndSecret(storage::NewKey& key);
   // Inserts `key` (checked against `policy`) with a fresh id and secret.

@@ -74,9 +74,8 @@ struct KeyColumns {
         disabled_at(s.Add("k.disabled_at")) {}
   int id, tenant_id, name, external_id, metadata, scopes, allowed_cidrs,
       rate_limit_per_minute, rate_limits, quota, revoked, disabled, decoy,
-      version,
-      created_by_type, created_by_id, created_at, last_used_at, expires_at,
-      rotated_at, revoked_at, disabled_at;
+      version, created_by_type, created_by_id, created_at, last_used_at,
+      expires_at, rotated_at, revoked_at, disabled_at;
 };
 
 // Latest end of a grace period still running.
@@ -103,6 +102,18 @@ struct RecordSelect {
                                  " FROM api_keys k"
                                  " WHERE k.tenant_id = ? AND k.id = ?"
                                  " AND k.deleted_at IS NULL");
+};
+
+// GetKeyWithPolicy: GetKey's record and the tenant's key policy.
+struct RecordWithPolicySelect {
+  SelectList list;
+  RecordColumns record{list, kGraceColumn, "UTC_TIMESTAMP(6)"};
+  KeyPolicyColumns policy{list, "ts"};
+  std::string sql = absl::StrCat(
+      "SELECT ", list.sql(),
+      " FROM api_keys k LEFT JOIN tenant_settings ts"
+      " ON ts.tenant_id = k.tenant_id"
+      " WHERE k.tenant_id = ? AND k.id = ? AND k.deleted_at IS NULL");
 };
 
 // The locking read that starts every mutation. The grace column counts only
@@ -186,8 +197,9 @@ constexpr char kInsertKeySql[] =
     " scopes, allowed_cidrs, rate_limit_per_minute, revoked, version,"
     " created_by_type, created_by_id, created_at, expires_at, external_id,"
     " metadata, decoy)"
-    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0, 1, ?, ?, UTC_TIMESTAMP(6), ?, ?, ?,"
-    " ?)";
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0, 1, ?, ?, COALESCE(?, "
+    "UTC_TIMESTAMP(6)),"
+    " ?, ?, ?, ?)";
 
 // ---------------------------------------------------------------------------
 // Values.
@@ -408,10 +420,11 @@ absl::Status InsertKeyRow(Session& session, int64_t tenant_id,
   stmt.setInt(8, key.rate_limit_per_minute);
   stmt.setString(9, key.created_by_type);
   stmt.setString(10, key.created_by_id);
-  if (absl::Status s = BindTime(stmt, 11, key.expires_at); !s.ok()) return s;
-  stmt.setString(12, key.external_id);
-  stmt.setString(13, core::EncodeStringMapJson(key.metadata));
-  stmt.setInt(14, key.decoy ? 1 : 0);
+  if (absl::Status s = BindTime(stmt, 11, key.created_at); !s.ok()) return s;
+  if (absl::Status s = BindTime(stmt, 12, key.expires_at); !s.ok()) return s;
+  stmt.setString(13, key.external_id);
+  stmt.setString(14, core::EncodeStringMapJson(key.metadata));
+  stmt.setInt(15, key.decoy ? 1 : 0);
   session.Update(stmt);
   for (const KeyRateLimit& l : key.rate_limits) {
     session.Step("insert key limit");
@@ -823,6 +836,24 @@ absl::StatusOr<ApiKeyRecord> MysqlKeyStore::GetKey(int64_t tenant_id,
   });
   if (!status.ok()) return status;
   return key;
+}
+
+absl::StatusOr<KeyWithPolicy> MysqlKeyStore::GetKeyWithPolicy(
+    int64_t tenant_id, absl::string_view id) {
+  if (!IsWellFormedKeyId(id)) return NotFound();
+  KeyWithPolicy read;
+  absl::Status status = Run(*pool_, "get key", [&](Session& s) -> absl::Status {
+    const RecordWithPolicySelect& c = SelectOf<RecordWithPolicySelect>();
+    sql::PreparedStatement& stmt = s.Prepare(c.sql);
+    stmt.setInt64(1, tenant_id);
+    stmt.setString(2, Str(id));
+    std::unique_ptr<sql::ResultSet> rs = s.Query(stmt);
+    if (!rs->next()) return NotFound();
+    read.policy = ReadKeyPolicy(*rs, c.policy);
+    return ReadRecord(*rs, c.record, &read.key);
+  });
+  if (!status.ok()) return status;
+  return read;
 }
 
 absl::StatusOr<KeyPage> MysqlKeyStore::ListKeys(int64_t tenant_id,
@@ -1429,6 +1460,36 @@ absl::StatusOr<KeyPolicy> MysqlKeyStore::GetKeyPolicy(int64_t tenant_id) {
       });
   if (!status.ok()) return status;
   return policy;
+}
+
+absl::StatusOr<KeyPolicyAt> MysqlKeyStore::GetKeyPolicyAt(int64_t tenant_id) {
+  // One row whether or not the tenant has a settings row (the defaults
+  // then), with the clock.
+  struct PolicyAtSelect {
+    SelectList list;
+    KeyPolicyColumns policy{list, "ts"};
+    int now = list.Add("UTC_TIMESTAMP(6)");
+    std::string sql =
+        absl::StrCat("SELECT ", list.sql(),
+                     " FROM (SELECT 1 AS one) d LEFT JOIN tenant_settings ts"
+                     " ON ts.tenant_id = ?");
+  };
+  KeyPolicyAt read;
+  absl::Status status =
+      Run(*pool_, "get key policy", [&](Session& s) -> absl::Status {
+        const PolicyAtSelect& c = SelectOf<PolicyAtSelect>();
+        sql::PreparedStatement& stmt = s.Prepare(c.sql);
+        stmt.setInt64(1, tenant_id);
+        std::unique_ptr<sql::ResultSet> rs = s.Query(stmt);
+        if (!rs->next()) return absl::InternalError("no policy row");
+        read.policy = ReadKeyPolicy(*rs, c.policy);
+        absl::StatusOr<absl::Time> now = GetTime(*rs, c.now);
+        if (!now.ok()) return now.status();
+        read.db_now = *now;
+        return absl::OkStatus();
+      });
+  if (!status.ok()) return status;
+  return read;
 }
 
 absl::StatusOr<bool> MysqlKeyStore::TakeSweepLease(absl::string_view holder,
