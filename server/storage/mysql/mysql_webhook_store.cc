@@ -369,13 +369,18 @@ absl::StatusOr<WebhookEndpointRecord> MysqlWebhookStore::CreateEndpoint(
   absl::Status st = Run(
       *pool_, "create webhook endpoint", OnConflict::kRetry, [&](Session& s) {
         s.Begin();
+        // A write to the tenant row, not a locking read: it serialises the
+        // creations of one tenant on this node (row lock) and, on a Galera
+        // cluster, makes concurrent ones through other nodes conflict at
+        // certification, so the retried one counts the other's endpoint
+        // (docs/replication.md, "Row locks are local to a node").
         s.Step("lock tenant");
-        sql::PreparedStatement& lock =
-            s.Prepare("SELECT id FROM tenants WHERE id = ? FOR UPDATE");
+        sql::PreparedStatement& lock = s.Prepare(
+            "UPDATE tenants SET webhook_endpoint_creations ="
+            " webhook_endpoint_creations + 1 WHERE id = ?");
         lock.setInt64(1, endpoint.tenant_id);
-        {
-          std::unique_ptr<sql::ResultSet> rs = s.Query(lock);
-          if (!rs->next()) return absl::NotFoundError("tenant not found");
+        if (s.Update(lock) == 0) {
+          return absl::NotFoundError("tenant not found");
         }
         s.Step("count webhook endpoints");
         sql::PreparedStatement& count = s.Prepare(
