@@ -38,10 +38,22 @@ std::string BufferToString(const grpc::ByteBuffer& buffer) {
   return out;
 }
 
+// An upstream call (unary or streamed) that ~Gateway cancels and waits
+// for: it leaves the gateway's in-flight set as the last use its callbacks
+// make of the gateway.
+class InFlight {
+ public:
+  virtual ~InFlight() = default;
+  // Makes the call end soon; its callbacks still run (thread-safe).
+  virtual void CancelUpstream() = 0;
+};
+
 }  // namespace
 
 // Everything one upstream call needs to stay alive until its callback.
-struct Gateway::Call {
+struct Gateway::Call final : InFlight {
+  void CancelUpstream() override { context.TryCancel(); }
+
   grpc::ClientContext context;
   grpc::ByteBuffer request;
   grpc::ByteBuffer reply;
@@ -56,13 +68,13 @@ struct Gateway::Call {
 // finished: what ~Gateway cancels and waits for. Thread-safe.
 class Gateway::InFlightCalls {
  public:
-  void Add(std::shared_ptr<Call> call) ABSL_LOCKS_EXCLUDED(mu_) {
+  void Add(std::shared_ptr<InFlight> call) ABSL_LOCKS_EXCLUDED(mu_) {
     absl::MutexLock lock(&mu_);
     calls_.insert(std::move(call));
   }
 
   // Called by a call's callback as its last use of the gateway.
-  void Remove(const std::shared_ptr<Call>& call) ABSL_LOCKS_EXCLUDED(mu_) {
+  void Remove(const std::shared_ptr<InFlight>& call) ABSL_LOCKS_EXCLUDED(mu_) {
     absl::MutexLock lock(&mu_);
     calls_.erase(call);
   }
@@ -70,16 +82,16 @@ class Gateway::InFlightCalls {
   // Cancels every call and returns once each has been removed. The calls
   // are cancelled outside the lock: a callback may run on this thread.
   void CancelAndWait() ABSL_LOCKS_EXCLUDED(mu_) {
-    std::vector<std::shared_ptr<Call>> calls;
+    std::vector<std::shared_ptr<InFlight>> calls;
     {
       absl::MutexLock lock(&mu_);
       calls.assign(calls_.begin(), calls_.end());
     }
-    for (const std::shared_ptr<Call>& call : calls) call->context.TryCancel();
+    for (const std::shared_ptr<InFlight>& call : calls) call->CancelUpstream();
     calls.clear();
     absl::MutexLock lock(&mu_);
     mu_.Await(absl::Condition(
-        +[](absl::flat_hash_set<std::shared_ptr<Call>>* calls) {
+        +[](absl::flat_hash_set<std::shared_ptr<InFlight>>* calls) {
           return calls->empty();
         },
         &calls_));
@@ -87,7 +99,7 @@ class Gateway::InFlightCalls {
 
  private:
   absl::Mutex mu_;
-  absl::flat_hash_set<std::shared_ptr<Call>> calls_ ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_set<std::shared_ptr<InFlight>> calls_ ABSL_GUARDED_BY(mu_);
 };
 
 namespace {
@@ -101,9 +113,13 @@ namespace {
 // own: the HTTP server gives each piece its request timeout and cancels the
 // stream (TryCancel) when it stops sending, and so does a dropped response.
 // Thread-safe: gRPC's callbacks and the HTTP side's Next/Cancel meet under
-// `mu_`. Owns itself from Start until OnDone.
+// `mu_`. Owns itself from Start until OnDone, whose last use of the gateway
+// (the renderers, the observer, the responder an observer may have wrapped)
+// comes before `finished` is called: ~Gateway cancels the call (Cancel)
+// and waits for that.
 class StreamCall final
     : public grpc::ClientBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>,
+      public InFlight,
       public std::enable_shared_from_this<StreamCall> {
  public:
   // Renders the response from the first message's bytes, or from the
@@ -113,12 +129,18 @@ class StreamCall final
   using RenderError = std::function<HttpResponse(const grpc::Status&,
                                                  const grpc::ClientContext&)>;
 
+  using Finished = std::function<void(const std::shared_ptr<InFlight>&)>;
+
   StreamCall(Responder respond, RenderFirst render_first,
-             RenderError render_error, GatewayObserver* observer)
+             RenderError render_error, GatewayObserver* observer,
+             Finished finished)
       : respond_(std::move(respond)),
         render_first_(std::move(render_first)),
         render_error_(std::move(render_error)),
-        observer_(observer) {}
+        observer_(observer),
+        finished_(std::move(finished)) {}
+
+  void CancelUpstream() override { Cancel(); }
 
   grpc::ClientContext& context() { return context_; }
 
@@ -239,7 +261,11 @@ class StreamCall final
     } else if (deliver) {
       deliver(EndPiece(status));
     }
+    // Its last use was above; the observer's wrapper goes before the
+    // gateway may.
+    respond_ = nullptr;
     std::shared_ptr<StreamCall> keep = std::move(self_);
+    finished_(keep);
   }
 
  private:
@@ -266,10 +292,13 @@ class StreamCall final
     return piece;
   }
 
-  const Responder respond_;
+  // Used once (the first message or the end), by the one callback that
+  // runs at a time until OnDone.
+  Responder respond_;
   const RenderFirst render_first_;
   const RenderError render_error_;
   GatewayObserver* const observer_;
+  const Finished finished_;
   grpc::ClientContext context_;
   grpc::ByteBuffer request_;
   // Written by one read at a time (a read starts only after the previous
@@ -574,12 +603,16 @@ void Gateway::Forward(const Route& route, const Variables& variables,
           return RenderUpstreamError(plan, status, context, tenant_slug,
                                      options_.secure_cookies);
         },
-        options_.observer);
+        options_.observer,
+        [this](const std::shared_ptr<InFlight>& done) {
+          in_flight_->Remove(done);
+        });
     if (!metadata.AttachTo(stream->context())) {
       // Unreachable, as above.
       respond(ErrorResponse(500, "internal_error", "internal error"));
       return;
     }
+    in_flight_->Add(stream);
     stream->Start(stub_, plan.rpc_path, message->SerializeAsString());
     return;
   }

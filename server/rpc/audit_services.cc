@@ -42,10 +42,14 @@ absl::Status OptionalTime(bool has, const google::protobuf::Timestamp& t,
   return absl::OkStatus();
 }
 
-// The filter fields shared by ListAuditLogsRequest and
-// GetAuditSummaryRequest (same names and numbers).
+// The filter fields every audit request names alike (ListAuditLogsRequest,
+// GetAuditSummaryRequest, ExportAuditLogsRequest), and its time range
+// (named `start` and `end` as the request's fields, for the error).
 template <typename Request>
-absl::StatusOr<service::AuditFilterParams> Filters(const Request& r) {
+absl::StatusOr<service::AuditFilterParams> FilterFields(
+    const Request& r, bool has_start, const google::protobuf::Timestamp& start,
+    absl::string_view start_name, bool has_end,
+    const google::protobuf::Timestamp& end, absl::string_view end_name) {
   service::AuditFilterParams f;
   f.action = r.action();
   f.category = r.category();
@@ -53,17 +57,22 @@ absl::StatusOr<service::AuditFilterParams> Filters(const Request& r) {
   f.target_id = r.target_id();
   f.outcome = r.outcome();
   if (r.has_suspicious()) f.suspicious = r.suspicious();
-  if (absl::Status s = OptionalTime(r.has_start_date(), r.start_date(),
-                                    "startDate", &f.start);
+  if (absl::Status s = OptionalTime(has_start, start, start_name, &f.start);
       !s.ok()) {
     return s;
   }
-  if (absl::Status s =
-          OptionalTime(r.has_end_date(), r.end_date(), "endDate", &f.end);
-      !s.ok()) {
+  if (absl::Status s = OptionalTime(has_end, end, end_name, &f.end); !s.ok()) {
     return s;
   }
   return f;
+}
+
+// The filters of ListAuditLogsRequest and GetAuditSummaryRequest (same
+// names and numbers): the range is startDate / endDate.
+template <typename Request>
+absl::StatusOr<service::AuditFilterParams> Filters(const Request& r) {
+  return FilterFields(r, r.has_start_date(), r.start_date(), "startDate",
+                      r.has_end_date(), r.end_date(), "endDate");
 }
 
 // What an export request asks for: its format ("csv" or "json") and
@@ -81,21 +90,10 @@ absl::StatusOr<ExportRequestParams> ExportParams(
   if (p.format != "csv" && p.format != "json") {
     return service::InvalidField("format", "csv or json");
   }
-  service::AuditFilterParams& f = p.filters;
-  f.action = r.action();
-  f.category = r.category();
-  f.actor_id = r.actor_id();
-  f.target_id = r.target_id();
-  f.outcome = r.outcome();
-  if (r.has_suspicious()) f.suspicious = r.suspicious();
-  if (absl::Status s = OptionalTime(r.has_from(), r.from(), "from", &f.start);
-      !s.ok()) {
-    return s;
-  }
-  if (absl::Status s = OptionalTime(r.has_to(), r.to(), "to", &f.end);
-      !s.ok()) {
-    return s;
-  }
+  absl::StatusOr<service::AuditFilterParams> filters =
+      FilterFields(r, r.has_from(), r.from(), "from", r.has_to(), r.to(), "to");
+  if (!filters.ok()) return filters.status();
+  p.filters = *std::move(filters);
   return p;
 }
 

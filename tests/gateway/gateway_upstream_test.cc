@@ -434,5 +434,47 @@ TEST_F(GatewayUpstreamTest, DestroyingTheGatewayAnswersItsCallsInFlightFirst) {
             std::vector<grpc::StatusCode>{grpc::StatusCode::CANCELLED});
 }
 
+TEST_F(GatewayUpstreamTest, DestroyingTheGatewayEndsItsStreamsInFlightFirst) {
+  // A streamed export whose upstream never sends its first message.
+  FakeUpstream holding([](const UpstreamCall&) {
+    testing::UpstreamAnswer answer;
+    answer.hold = true;
+    return answer;
+  });
+  RecordingObserver observer;
+  GatewayOptions options = WithToken();
+  options.observer = &observer;
+  std::unique_ptr<Gateway> gateway = NewGatewayTo(holding, std::move(options));
+  ASSERT_NE(gateway, nullptr);
+
+  absl::Mutex answers_mu;
+  std::vector<int> answers;
+  gateway->Handle(Get("/t/acme/api/v1/admin/audit-logs/export",
+                      {{"authorization", "Bearer lk_x"}}),
+                  [&](HttpResponse response) {
+                    absl::MutexLock lock(&answers_mu);
+                    answers.push_back(response.status);
+                  });
+  const absl::Time deadline = absl::Now() + absl::Seconds(60);
+  while (holding.held() < 1 && absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(5));
+  }
+  ASSERT_EQ(holding.held(), 1) << "the upstream never held the stream";
+  std::vector<UpstreamCall> calls = holding.TakeCalls();
+  ASSERT_EQ(calls.size(), 1u);
+  EXPECT_EQ(calls[0].method, "/lumo.audit.v1.AuditService/StreamAuditExport");
+
+  gateway.reset();
+  // Answered before the destructor returned, the observer told while it
+  // was still guaranteed alive.
+  {
+    absl::MutexLock lock(&answers_mu);
+    EXPECT_EQ(answers, std::vector<int>{503});
+  }
+  EXPECT_EQ(observer.statuses(), std::vector<int>{503});
+  EXPECT_EQ(observer.upstream_errors(),
+            std::vector<grpc::StatusCode>{grpc::StatusCode::CANCELLED});
+}
+
 }  // namespace
 }  // namespace lumo::gateway

@@ -7,6 +7,7 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 
 # Factor for waits that bound how long a test lets the product take (never
@@ -78,6 +79,18 @@ def run_as_prefix(uid):
     if uid is None or os.geteuid() != 0:
         return []
     return ["setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups"]
+
+
+def dies_with_harness_prefix():
+    """The command prefix that kills a program when the harness process
+    dies (setpriv --pdeathsig), so a test killed by ctest's timeout leaves
+    no server behind. The kernel sends the signal when the thread that
+    started the program ends, so only programs started on the main thread
+    get it: a program started from a worker thread keeps running after
+    that thread and is stopped by its test as before."""
+    if threading.current_thread() is not threading.main_thread():
+        return []
+    return ["setpriv", "--pdeathsig", "SIGKILL", "--"]
 
 
 def wait_for(condition, what, timeout_s=20, interval_s=0.1):

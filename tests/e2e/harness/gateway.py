@@ -11,7 +11,7 @@ import time
 
 from harness import openapi
 from harness.env import HarnessError, TIME_SCALE, built_program, \
-    free_loopback_port, read_log, stop_process
+    dies_with_harness_prefix, free_loopback_port, read_log, stop_process
 
 _document = None
 
@@ -66,7 +66,8 @@ class LumoGateway:
             args.append("--metrics_listen=127.0.0.1:0")
         self.log = open(self.log_path, "w")
         self.process = subprocess.Popen(
-            args + list(extra_args), stdout=self.log, stderr=self.log,
+            dies_with_harness_prefix() + args + list(extra_args),
+            stdout=self.log, stderr=self.log,
             env=dict(os.environ, **(env or {})))
         deadline = time.monotonic() + self.START_TIMEOUT_S * TIME_SCALE
         while True:

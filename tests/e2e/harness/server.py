@@ -19,8 +19,8 @@ import tempfile
 import time
 
 from harness.env import HarnessError, TIME_SCALE, binary_dir, \
-    built_program, free_loopback_port, read_log, require_env, \
-    run_as_prefix, source_dir, stop_process, write_secret
+    built_program, dies_with_harness_prefix, free_loopback_port, read_log, \
+    require_env, run_as_prefix, source_dir, stop_process, write_secret
 from harness.mariadb import MysqlDsn
 
 # The portal's password hashing cost for tests (`--portal_scrypt_log_n`,
@@ -46,7 +46,8 @@ def _launch(command, log_path, banner, env, ready, label, port_of):
             log.write(f"=== {banner} {listen}\n".encode())
             log.flush()
             process = subprocess.Popen(
-                command + [listen], cwd=source_dir(), stdout=log, stderr=log,
+                dies_with_harness_prefix() + command + [listen],
+                cwd=source_dir(), stdout=log, stderr=log,
                 stdin=subprocess.DEVNULL, env=env)
         deadline = time.monotonic() + LumoServer.START_TIMEOUT_S * TIME_SCALE
         while True:
