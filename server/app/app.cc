@@ -335,6 +335,23 @@ void App::RegisterMetrics() {
                  pool_stat([](const storage::PoolStats& s) {
                    return double(s.acquire_timeouts);
                  }));
+  r.AddCollector("lumo_db_pool_preferred_host",
+                 "Index in --mysql's host list of the host new connections "
+                 "open on first (0: the first host)",
+                 Type::kGauge, pool_stat([](const storage::PoolStats& s) {
+                   return double(s.preferred_host);
+                 }));
+  r.AddCollector("lumo_db_pool_host_switches_total",
+                 "Changes of the preferred database host (failovers and "
+                 "failbacks)",
+                 Type::kCounter, pool_stat([](const storage::PoolStats& s) {
+                   return double(s.host_switches);
+                 }));
+  r.AddCollector("lumo_db_pool_failbacks_total",
+                 "Returns of the pool to the first database host",
+                 Type::kCounter, pool_stat([](const storage::PoolStats& s) {
+                   return double(s.failbacks);
+                 }));
   r.AddCollector("lumo_db_queries_total",
                  "Statements executed on pooled connections", Type::kCounter,
                  pool_stat([](const storage::PoolStats& s) {

@@ -455,6 +455,43 @@ TYPED_TEST(WebhookStoreConformanceTest, ALeakedSecretIsRecordedOnce) {
   EXPECT_EQ(EventsOf(f, a.id, "api_key.leaked").size(), 2u);
 }
 
+TYPED_TEST(WebhookStoreConformanceTest, APagePastTheEndIsEmptyButCounts) {
+  StoreFixture& f = this->f();
+  const storage::Tenant a = NewTenant(f);
+  const storage::WebhookEndpointRecord e = Create(f, Endpoint(a.id));
+  for (int i = 0; i < 2; ++i) {
+    ASSERT_TRUE(
+        f.webhooks().EnqueuePing(a.id, e.id, Event("webhook.tested")).ok());
+  }
+  const size_t all = DeliveriesOf(f, a.id, e.id).size();
+  ASSERT_GE(all, 2u);
+  storage::DeliveryQuery q;
+  q.limit = 1;
+  q.page = static_cast<int>(all) + 3;
+  absl::StatusOr<storage::DeliveryPage> past =
+      f.webhooks().ListDeliveries(a.id, e.id, q);
+  ASSERT_TRUE(past.ok()) << past.status();
+  EXPECT_THAT(past->deliveries, IsEmpty());
+  EXPECT_EQ(past->total, static_cast<int64_t>(all));
+  q.page = static_cast<int>(all);
+  absl::StatusOr<storage::DeliveryPage> last =
+      f.webhooks().ListDeliveries(a.id, e.id, q);
+  ASSERT_TRUE(last.ok()) << last.status();
+  EXPECT_EQ(last->deliveries.size(), 1u);
+  EXPECT_EQ(last->total, static_cast<int64_t>(all));
+  // With a state filter the count is of that state.
+  q.page = 5;
+  q.state = DeliveryState::kPending;
+  past = f.webhooks().ListDeliveries(a.id, e.id, q);
+  ASSERT_TRUE(past.ok()) << past.status();
+  EXPECT_THAT(past->deliveries, IsEmpty());
+  EXPECT_EQ(past->total, static_cast<int64_t>(all));
+  q.state = DeliveryState::kFailed;
+  past = f.webhooks().ListDeliveries(a.id, e.id, q);
+  ASSERT_TRUE(past.ok()) << past.status();
+  EXPECT_EQ(past->total, 0);
+}
+
 TYPED_TEST(WebhookStoreConformanceTest, DeletingRemovesTheDeliveryLog) {
   StoreFixture& f = this->f();
   const storage::Tenant a = NewTenant(f);
@@ -752,6 +789,42 @@ TYPED_TEST(WebhookClaimConformanceTest, ADisabledEndpointsDueRowsAreNotSent) {
       f.webhooks().ClaimDue(10, absl::Seconds(60));
   ASSERT_TRUE(claim.ok()) << claim.status();
   EXPECT_THAT(*claim, IsEmpty());
+}
+
+// A delivery can stay pending for an endpoint already disabled (an outbox
+// append racing the disable): the claim cancels it instead of sending it.
+TYPED_TEST(WebhookClaimConformanceTest,
+           APendingDeliveryOfADisabledEndpointIsCancelledByTheClaim) {
+  StoreFixture& f = this->f();
+  const storage::Tenant a = NewTenant(f);
+  const storage::WebhookEndpointRecord off = Create(f, Endpoint(a.id));
+  const storage::WebhookEndpointRecord on = Create(f, Endpoint(a.id));
+  ASSERT_TRUE(
+      f.webhooks().EnqueuePing(a.id, off.id, Event("webhook.tested")).ok());
+  ASSERT_TRUE(
+      f.webhooks().EnqueuePing(a.id, on.id, Event("webhook.tested")).ok());
+  f.DisableEndpointOnly(off.id);
+  std::vector<storage::WebhookDeliveryRecord> log =
+      DeliveriesOf(f, a.id, off.id);
+  ASSERT_FALSE(log.empty());
+  for (const storage::WebhookDeliveryRecord& d : log) {
+    ASSERT_EQ(d.state, DeliveryState::kPending);
+  }
+
+  absl::StatusOr<std::vector<storage::ClaimedDelivery>> claim =
+      f.webhooks().ClaimDue(100, absl::Seconds(60));
+  ASSERT_TRUE(claim.ok()) << claim.status();
+  bool sent_to_on = false;
+  for (const storage::ClaimedDelivery& c : *claim) {
+    EXPECT_NE(c.endpoint_id, off.id) << "sent to a disabled endpoint";
+    if (c.endpoint_id == on.id) sent_to_on = true;
+  }
+  EXPECT_TRUE(sent_to_on);
+  log = DeliveriesOf(f, a.id, off.id);
+  ASSERT_FALSE(log.empty());
+  for (const storage::WebhookDeliveryRecord& d : log) {
+    EXPECT_EQ(d.state, DeliveryState::kCancelled);
+  }
 }
 
 }  // namespace
