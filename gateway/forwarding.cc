@@ -198,6 +198,15 @@ RoutePlan PlanRoute(const Route& route) {
   plan.http_body_reply =
       method.output_type() == lumo::api::HttpBody::descriptor();
   plan.server_streaming = method.server_streaming() && plan.http_body_reply;
+  if (route.body_field != nullptr &&
+      route.body_field->message_type() == lumo::api::HttpBody::descriptor()) {
+    plan.raw_body_field = route.body_field;
+  }
+  plan.forward_headers.assign(rest.forward_headers().begin(),
+                              rest.forward_headers().end());
+  for (std::string& name : plan.forward_headers) {
+    name = absl::AsciiStrToLower(name);
+  }
   return plan;
 }
 
@@ -212,10 +221,15 @@ HttpResponse RefusalResponse(const RoutePlan& plan, const Refusal& refusal) {
                        refusal.field);
 }
 
-std::optional<Refusal> BuildRequestMessage(const Route& route,
-                                           const Variables& variables,
-                                           const HttpRequest& request,
-                                           google::protobuf::Message* message) {
+namespace {
+
+// BuildRequestMessage with the body to parse given apart: `json_body` is
+// parsed (and must be JSON when not empty); a raw-body route passes "".
+std::optional<Refusal> BuildFromParts(const Route& route,
+                                      const Variables& variables,
+                                      const HttpRequest& request,
+                                      absl::string_view json_body,
+                                      google::protobuf::Message* message) {
   absl::StatusOr<QueryParams> query = ParseQueryString(request.query);
   if (!query.ok()) {
     return Refusal{400, "validation_error",
@@ -229,18 +243,49 @@ std::optional<Refusal> BuildRequestMessage(const Route& route,
                      "Authorization or X-API-Key header"};
     }
   }
-  if (!request.body.empty() &&
+  if (!json_body.empty() &&
       !IsJsonContentType(request.Header("content-type"))) {
     return Refusal{415, "unsupported_media_type",
                    "request bodies must be application/json"};
   }
   if (absl::Status built =
-          BuildRequest(route, variables, *query, request.body, message);
+          BuildRequest(route, variables, *query, json_body, message);
       !built.ok()) {
     return Refusal{400, "validation_error", std::string(built.message()),
                    core::InvalidFieldOf(built)};
   }
   return std::nullopt;
+}
+
+}  // namespace
+
+std::optional<Refusal> BuildRequestMessage(const RoutePlan& plan,
+                                           const Variables& variables,
+                                           const HttpRequest& request,
+                                           google::protobuf::Message* message) {
+  if (plan.raw_body_field == nullptr) {
+    return BuildFromParts(*plan.route, variables, request, request.body,
+                          message);
+  }
+  // The path and query bind as on any route; the body is kept as it came.
+  if (std::optional<Refusal> refused =
+          BuildFromParts(*plan.route, variables, request, "", message)) {
+    return refused;
+  }
+  auto* raw = static_cast<lumo::api::HttpBody*>(
+      message->GetReflection()->MutableMessage(message, plan.raw_body_field));
+  raw->set_data(request.body);
+  if (const std::string* type = request.Header("content-type")) {
+    raw->set_content_type(*type);
+  }
+  return std::nullopt;
+}
+
+std::optional<Refusal> BuildRequestMessage(const Route& route,
+                                           const Variables& variables,
+                                           const HttpRequest& request,
+                                           google::protobuf::Message* message) {
+  return BuildFromParts(route, variables, request, request.body, message);
 }
 
 bool UpstreamMetadata::AddVerbatim(absl::string_view key,
@@ -316,6 +361,11 @@ std::optional<Refusal> CollectUpstreamMetadata(const RoutePlan& plan,
     }
   }
   metadata->Add("x-request-id", request.request_id);
+  for (const std::string& name : plan.forward_headers) {
+    for (absl::string_view value : request.Headers(name)) {
+      if (!metadata->AddVerbatim(name, value)) return RefusedHeader(name);
+    }
+  }
 
   // The session cookie becomes x-lumo-session on routes that admit
   // sessions, unless a key is presented; cookie-borne writes and logins

@@ -52,6 +52,11 @@ struct RoutePlan {
   // The method streams HttpBody messages: the reply is rendered from the
   // first and the rest of the body is streamed (docs/gateway.md).
   bool server_streaming = false;
+  // The request body is a lumo.api.HttpBody field: the raw bytes are
+  // forwarded as they came (any content type), not parsed as JSON.
+  const google::protobuf::FieldDescriptor* raw_body_field = nullptr;
+  // Request headers forwarded verbatim (RestRule.forward_headers).
+  std::vector<std::string> forward_headers;
 };
 
 // The plan of `route`, whose descriptors come from the generated pool.
@@ -80,7 +85,13 @@ HttpResponse RefusalResponse(const RoutePlan& plan, const Refusal& refusal);
 // validation_error), a query parameter that names a credential or holds a
 // whole key (400 invalid_request: keys never travel in URLs), a body that
 // is not application/json (415). Then BuildRequest (transcoder.h): its
-// errors are 400 validation_error naming the field they are about.
+// errors are 400 validation_error naming the field they are about. On a
+// raw-body route (plan.raw_body_field) the body and its Content-Type go
+// into that HttpBody field as they are, unparsed.
+std::optional<Refusal> BuildRequestMessage(const RoutePlan& plan,
+                                           const Variables& variables,
+                                           const HttpRequest& request,
+                                           google::protobuf::Message* message);
 std::optional<Refusal> BuildRequestMessage(const Route& route,
                                            const Variables& variables,
                                            const HttpRequest& request,
@@ -127,6 +138,8 @@ struct ForwardingPolicy {
 //     invalid_request when that header is unusable), the routed method and
 //     template, and the user agent escaped and cut to 512 bytes;
 //   * the request id;
+//   * the route's forward_headers verbatim, or 400 invalid_request naming
+//     the header;
 //   * on routes that admit sessions, when no key is presented: the
 //     tenant's session cookie as x-lumo-session and X-CSRF-Token (first 128
 //     bytes, verbatim or 400) as x-lumo-csrf-token. A cookie-borne write and

@@ -570,7 +570,7 @@ void Gateway::Forward(const Route& route, const Variables& variables,
   std::unique_ptr<google::protobuf::Message> message(
       plan.request_prototype->New());
   if (std::optional<Refusal> refused =
-          BuildRequestMessage(route, variables, request, message.get())) {
+          BuildRequestMessage(plan, variables, request, message.get())) {
     respond(RefusalResponse(plan, *refused));
     return;
   }

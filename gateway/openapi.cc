@@ -344,7 +344,27 @@ std::string BuildOpenApiDocument(const RouteTable& routes) {
           route.body == "*"
               ? input
               : input->FindFieldByName(route.body)->message_type();
-      Set(body, "content", JsonContent(builder.MessageRef(body_type)));
+      if (body_type->full_name() == "lumo.api.HttpBody") {
+        // A raw body (a lumo.api.HttpBody field): forwarded as it is.
+        Value binary;
+        Set(Obj(binary), "type", Str("string"));
+        Set(Obj(binary), "format", Str("binary"));
+        Value content;
+        Set(Field(Obj(content), "application/json"), "schema", binary);
+        Set(body, "content", std::move(content));
+      } else {
+        Set(body, "content", JsonContent(builder.MessageRef(body_type)));
+      }
+    }
+    for (const std::string& header : route.method->options()
+                                         .GetExtension(lumo::api::rest)
+                                         .forward_headers()) {
+      Value p;
+      Set(Obj(p), "name", Str(header));
+      Set(Obj(p), "in", Str("header"));
+      Set(Obj(p), "required", Bool(false));
+      Set(Field(Obj(p), "schema"), "type", Str("string"));
+      *parameters.mutable_list_value()->add_values() = std::move(p);
     }
     if (parameters.list_value().values_size() > 0) {
       Set(op, "parameters", std::move(parameters));

@@ -9,6 +9,7 @@
 #include "server/rpc/audit_services.h"
 #include "server/rpc/client_services.h"
 #include "server/rpc/portal_services.h"
+#include "server/rpc/secret_scanning_services.h"
 #include "server/rpc/services.h"
 #include "server/rpc/user_services.h"
 #include "server/rpc/webhook_services.h"
@@ -193,6 +194,12 @@ absl::StatusOr<std::unique_ptr<App>> App::Create(
   app->services_.push_back(
       std::make_unique<rpc::WebhookServiceImpl>(rpc::WebhookRpcContext{
           app->auth_.get(), app->workers_.get(), app->webhooks_.get()}));
+  app->secret_scanning_ = std::make_unique<service::SecretScanningService>(
+      &app->scanner_keys_, &stores.keys(), &stores.clients(),
+      &stores.webhooks(), app->keys_.get(), options.peppers);
+  app->services_.push_back(std::make_unique<rpc::SecretScanningServiceImpl>(
+      rpc::SecretScanningRpcContext{app->auth_.get(), app->workers_.get(),
+                                    app->secret_scanning_.get()}));
 
   app->services_.push_back(
       std::make_unique<rpc::AuditServiceImpl>(rpc::AuditRpcContext{
@@ -334,6 +341,23 @@ void App::RegisterMetrics() {
                  pool_stat([](const storage::PoolStats& s) {
                    return double(s.acquire_timeouts);
                  }));
+  r.AddCollector("lumo_db_pool_preferred_host",
+                 "Index in --mysql's host list of the host new connections "
+                 "open on first (0: the first host)",
+                 Type::kGauge, pool_stat([](const storage::PoolStats& s) {
+                   return double(s.preferred_host);
+                 }));
+  r.AddCollector("lumo_db_pool_host_switches_total",
+                 "Changes of the preferred database host (failovers and "
+                 "failbacks)",
+                 Type::kCounter, pool_stat([](const storage::PoolStats& s) {
+                   return double(s.host_switches);
+                 }));
+  r.AddCollector("lumo_db_pool_failbacks_total",
+                 "Returns of the pool to the first database host",
+                 Type::kCounter, pool_stat([](const storage::PoolStats& s) {
+                   return double(s.failbacks);
+                 }));
   r.AddCollector("lumo_db_queries_total",
                  "Statements executed on pooled connections", Type::kCounter,
                  pool_stat([](const storage::PoolStats& s) {
@@ -446,6 +470,7 @@ App::ServiceDescriptors() const {
            "lumo.audit.v1.AuditService",
            "lumo.portal.v1.PortalService",
            "lumo.webhooks.v1.WebhookService",
+           "lumo.webhooks.v1.SecretScanningService",
        }) {
     const auto* d =
         google::protobuf::DescriptorPool::generated_pool()->FindServiceByName(

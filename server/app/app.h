@@ -35,6 +35,7 @@
 #include "server/service/portal_service.h"
 #include "server/service/registration_service.h"
 #include "server/service/replica_sync.h"
+#include "server/service/secret_scanning.h"
 #include "server/service/usage_auditor.h"
 #include "server/service/usage_service.h"
 #include "server/service/user_service.h"
@@ -123,6 +124,9 @@ class App {
   service::ReplicaSync* replica_sync() { return replica_.get(); }
   // Webhook endpoints, secrets and payloads (for the delivery worker).
   service::WebhookService& webhooks() { return *webhooks_; }
+  // The secret-scanning partner's public keys (empty until the serve
+  // command installs the keys file's; replaced on SIGHUP).
+  service::ScannerKeys& scanner_keys() { return scanner_keys_; }
 
  private:
   App() = default;
@@ -152,6 +156,8 @@ class App {
   std::unique_ptr<service::UserService> users_;
   std::unique_ptr<service::ClientService> clients_;
   std::unique_ptr<service::WebhookService> webhooks_;
+  service::ScannerKeys scanner_keys_;
+  std::unique_ptr<service::SecretScanningService> secret_scanning_;
   std::unique_ptr<service::RegistrationService> registration_;
 
   // Destroyed after ~App has stopped workers_ and flushed the writer; the

@@ -3,7 +3,9 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <fstream>
 #include <optional>
+#include <sstream>
 #include <string>
 #include <utility>
 
@@ -17,11 +19,37 @@
 #include "server/commands/pepper_file.h"
 #include "server/core/crypto.h"
 #include "server/observability/log.h"
+#include "server/rpc/secret_scanning_services.h"
 #include "server/shared/process/process.h"
 #include "server/shared/process/secret_file.h"
 
 namespace lumo::commands {
 namespace {
+
+// The scanner's key set from --secret_scanning_keys_file.
+absl::StatusOr<std::shared_ptr<const service::ScannerKeySet>> LoadScannerKeys(
+    const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("--secret_scanning_keys_file: cannot read ", path));
+  }
+  std::stringstream text;
+  text << in.rdbuf();
+  absl::StatusOr<std::vector<service::ScannerPublicKey>> keys =
+      rpc::ParseScannerKeysJson(text.str());
+  if (!keys.ok()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--secret_scanning_keys_file: ", keys.status().message()));
+  }
+  absl::StatusOr<std::shared_ptr<const service::ScannerKeySet>> set =
+      service::ScannerKeySet::Make(*keys);
+  if (!set.ok()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--secret_scanning_keys_file: ", set.status().message()));
+  }
+  return set;
+}
 
 // The SHA-256 of the token in `path` (the server compares hashes, so the
 // token itself is dropped at once); nullopt when the flag is unset.
@@ -133,6 +161,14 @@ absl::Status ServerProcess::Build() {
       app::App::Create(*std::move(database), std::move(options));
   if (!app.ok()) return app.status();
   app_ = *std::move(app);
+  if (!config_.secret_scanning_keys_file.empty()) {
+    absl::StatusOr<std::shared_ptr<const service::ScannerKeySet>> keys =
+        LoadScannerKeys(config_.secret_scanning_keys_file);
+    if (!keys.ok()) return keys.status();
+    log::Line(log::Level::kInfo, "secret-scanning keys loaded")
+        .Int("keys", static_cast<int64_t>((*keys)->size()));
+    app_->scanner_keys().Replace(*std::move(keys));
+  }
   if (config_.webhook_delivery.threads > 0) {
     absl::StatusOr<std::unique_ptr<webhooks::Sender>> sender =
         webhooks::NewHttpsSender(config_.webhook_sender);
@@ -228,6 +264,19 @@ void ServerProcess::Reload() {
   } else {
     log::Error(absl::StrCat("pepper reload failed, keeping the old set: ",
                             reloaded.message()));
+  }
+  if (!config_.secret_scanning_keys_file.empty()) {
+    absl::StatusOr<std::shared_ptr<const service::ScannerKeySet>> keys =
+        LoadScannerKeys(config_.secret_scanning_keys_file);
+    if (keys.ok()) {
+      log::Line(log::Level::kInfo, "secret-scanning keys reloaded")
+          .Int("keys", static_cast<int64_t>((*keys)->size()));
+      app_->scanner_keys().Replace(*std::move(keys));
+    } else {
+      log::Error(absl::StrCat(
+          "secret-scanning keys reload failed, keeping the old set: ",
+          keys.status().message()));
+    }
   }
 }
 

@@ -222,6 +222,12 @@ ABSL_FLAG(absl::Duration, webhook_poll_interval, absl::Milliseconds(500),
           "How often an idle webhook thread looks for due deliveries; "
           "10ms-60s");
 
+ABSL_FLAG(std::string, secret_scanning_keys_file, "",
+          "JSON file of the secret-scanning partner's public keys "
+          "({\"public_keys\": [{\"key_identifier\", \"key\", "
+          "\"is_current\"}]}), reread on SIGHUP; unset: leaked-key reports "
+          "are refused");
+
 namespace lumo::config {
 
 const char kServerUsage[] =
@@ -496,6 +502,8 @@ absl::Status WebhooksFromFlags(ServerConfig& config) {
   config.app.webhooks.addresses = policy;
   config.webhook_sender.addresses = policy;
   config.webhook_sender.ca_file = absl::GetFlag(FLAGS_webhook_ca_file);
+  config.secret_scanning_keys_file =
+      absl::GetFlag(FLAGS_secret_scanning_keys_file);
 
   webhooks::DeliveryWorkerOptions& worker = config.webhook_delivery;
   absl::StatusOr<int> threads =

@@ -87,6 +87,9 @@ struct ServerConfig {
   tls::ServerTlsFiles tls;
   absl::Duration drain_delay;
   absl::Duration shutdown_grace;
+  // --secret_scanning_keys_file: the scanner's public keys (reread on
+  // SIGHUP); empty: every leaked-key report is refused.
+  std::string secret_scanning_keys_file;
   // Every option the flags decide. Left for the serve command: the pepper
   // set and the token hashes (read from their files) and the replica's
   // host name, process id and log sink.

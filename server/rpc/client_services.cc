@@ -76,6 +76,7 @@ void ToProto(const storage::TenantSettings& s,
   kp->set_rotation_period_days(s.key_policy.rotation_period_days);
   kp->set_expiry_warning_days(s.key_policy.expiry_warning_days);
   kp->set_inactive_after_days(s.key_policy.inactive_after_days);
+  out->set_leak_response(s.leak_response);
 }
 
 template <typename Request>
@@ -361,6 +362,9 @@ grpc::ServerUnaryReactor* SettingsServiceImpl::UpdateSettings(
         }
         if (kp.has_inactive_after_days()) {
           update.key_inactive_after_days = kp.inactive_after_days();
+        }
+        if (request->has_leak_response()) {
+          update.leak_response = request->leak_response();
         }
         absl::StatusOr<storage::TenantSettings> settings =
             ctx_.clients->UpdateSettings(caller, info, update);

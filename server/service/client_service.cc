@@ -502,6 +502,15 @@ absl::StatusOr<storage::TenantSettings> ClientService::UpdateSettings(
     metadata.Add("dynamicRegistration.requireApiKey",
                  *update.dynamic_registration_require_api_key);
   }
+  if (update.leak_response) {
+    if (*update.leak_response != "revoke" &&
+        *update.leak_response != "disable" &&
+        *update.leak_response != "notify") {
+      return InvalidField("leakResponse",
+                          "one of \"revoke\", \"disable\" or \"notify\"");
+    }
+    metadata.Add("leakResponse", *update.leak_response);
+  }
   event.metadata_json = metadata.Build();
   // The policy is checked as it will be after the change (its members
   // depend on each other), and the change applies only to the version it

@@ -284,20 +284,17 @@ absl::StatusOr<storage::NewKey> KeyService::ValidateNewKey(
 }
 
 absl::StatusOr<storage::KeyPolicy> KeyService::CheckNewKeyPolicy(
-    const storage::NewKey& key) {
-  absl::StatusOr<storage::KeyPolicy> policy =
-      store_->GetKeyPolicy(key.tenant_id);
-  if (!policy.ok()) return policy.status();
-  if (!policy->require_expiry && policy->max_lifetime_days == 0) {
-    return policy;
-  }
-  absl::StatusOr<absl::Time> now = store_->Now();
-  if (!now.ok()) return now.status();
-  if (absl::Status s = CheckExpiryPolicy(*policy, key.expires_at, *now);
+    storage::NewKey& key) {
+  absl::StatusOr<storage::KeyPolicyAt> read =
+      store_->GetKeyPolicyAt(key.tenant_id);
+  if (!read.ok()) return read.status();
+  key.created_at = read->db_now;
+  if (absl::Status s =
+          CheckExpiryPolicy(read->policy, key.expires_at, read->db_now);
       !s.ok()) {
     return s;
   }
-  return policy;
+  return read->policy;
 }
 
 absl::StatusOr<std::string> KeyService::AssignIdAndSecret(
@@ -343,13 +340,10 @@ absl::StatusOr<KeyWithSecret> KeyService::InsertWithRetry(
     // A negative cache entry for this id (a guess made before it existed)
     // must not outlive the creation.
     verifier_->Evict(key.id);
-    absl::StatusOr<storage::ApiKeyRecord> record =
-        store_->GetKey(key.tenant_id, key.id);
-    if (!record.ok()) {
-      core::Cleanse(*full);
-      return record.status();
-    }
-    return KeyWithSecret{*std::move(record), *std::move(full), policy};
+    // The reply is what was written (no read-back: docs/benchmarks.md
+    // "Statements per mutation").
+    return KeyWithSecret{storage::RecordOfNewKey(key), *std::move(full),
+                         policy};
   }
   return absl::InternalError("could not allocate a unique key id");
 }
@@ -517,26 +511,27 @@ absl::StatusOr<KeyWithSecret> KeyService::RotateKey(
   // The checks read the key; the rotation applies only at that version, so
   // a concurrent edit makes them run again.
   for (int attempt = 0; attempt < kEditAttempts; ++attempt) {
-    absl::StatusOr<storage::ApiKeyRecord> current =
-        store_->GetKey(caller.tenant_id, id);
-    storage::KeyPolicy policy;
+    absl::StatusOr<storage::KeyWithPolicy> read =
+        store_->GetKeyWithPolicy(caller.tenant_id, id);
     absl::StatusOr<storage::RotateOptions> options =
-        current.ok() ? RotationOptions(caller, *current, requested, &policy)
-                     : absl::StatusOr<storage::RotateOptions>(
-                           Annotate(current.status()));
+        read.ok()
+            ? RotationOptions(caller, read->key, read->policy, requested)
+            : absl::StatusOr<storage::RotateOptions>(Annotate(read.status()));
     if (!options.ok()) {
       core::Cleanse(*full);
       return options.status();
     }
-    const bool renewal = current->expires_at.has_value() &&
-                         *current->expires_at <= current->db_now &&
+    const storage::ApiKeyRecord& current = read->key;
+    const storage::KeyPolicy& policy = read->policy;
+    const bool renewal = current.expires_at.has_value() &&
+                         *current.expires_at <= current.db_now &&
                          options->expires_at;
     JsonObject metadata;
     metadata.Add("gracePeriodSeconds", grace_period_seconds);
-    if (options->expires_at && *options->expires_at != current->expires_at) {
+    if (options->expires_at && *options->expires_at != current.expires_at) {
       metadata.AddRaw(
           "expiresAt",
-          absl::StrCat("{\"before\":", JsonTimeOrNull(current->expires_at),
+          absl::StrCat("{\"before\":", JsonTimeOrNull(current.expires_at),
                        ",\"after\":", JsonTimeOrNull(*options->expires_at),
                        "}"));
     }
@@ -579,14 +574,12 @@ absl::StatusOr<KeyWithSecret> KeyService::RotateKey(
 
 absl::StatusOr<storage::RotateOptions> KeyService::RotationOptions(
     const Principal& caller, const storage::ApiKeyRecord& current,
-    const std::optional<absl::Time>& requested, storage::KeyPolicy* read) {
+    const storage::KeyPolicy& tenant_policy,
+    const std::optional<absl::Time>& requested) {
   if (absl::Status may = CheckMayManage(caller, "rotate", current); !may.ok()) {
     return may;
   }
-  absl::StatusOr<storage::KeyPolicy> policy =
-      store_->GetKeyPolicy(caller.tenant_id);
-  if (!policy.ok()) return policy.status();
-  *read = *policy;
+  const storage::KeyPolicy* policy = &tenant_policy;
   storage::RotateOptions options;
   if (BoundByItsAuthority(caller)) options.expected_version = current.version;
   const absl::Time now = current.db_now;
@@ -636,6 +629,59 @@ absl::StatusOr<storage::ApiKeyRecord> KeyService::RevokeKey(
     return acked;
   }
   return std::move(revoked->key);
+}
+
+absl::StatusOr<storage::ApiKeyRecord> KeyService::ContainLeakedKey(
+    int64_t tenant_id, const RequestInfo& info, absl::string_view id,
+    bool revoke) {
+  if (absl::Status s = CheckKeyId(id); !s.ok()) return s;
+  storage::AuditEvent event =
+      KeyEvent(revoke ? "api_key.revoked" : "api_key.disabled", nullptr, info,
+               id, JsonObject().Add("reason", "leaked").Build());
+  event.actor_id = "secret-scanning";
+  const auto started = std::chrono::steady_clock::now();
+  absl::StatusOr<storage::UpdateResult> result;
+  if (revoke) {
+    absl::StatusOr<storage::RevokeResult> revoked =
+        store_->RevokeKey(tenant_id, id, event);
+    if (revoked.ok()) {
+      result = storage::UpdateResult{std::move(revoked->key), revoked->changed};
+    } else {
+      result = revoked.status();
+    }
+  } else {
+    result = store_->SetKeyDisabled(tenant_id, id, true, event);
+  }
+  return FinishStateChange(
+      tenant_id, id, revoke ? "revoked" : "disabled", std::move(result),
+      absl::FromChrono(std::chrono::steady_clock::now() - started));
+}
+
+absl::StatusOr<bool> KeyService::EndLeakedSecretGrace(
+    int64_t tenant_id, const RequestInfo& info, absl::string_view id,
+    const core::Digest& digest) {
+  if (absl::Status s = CheckKeyId(id); !s.ok()) return s;
+  storage::AuditEvent event = KeyEvent("api_key.updated", nullptr, info, id,
+                                       JsonObject()
+                                           .Add("reason", "leaked")
+                                           .Add("previousSecret", "ended")
+                                           .Build());
+  event.actor_id = "secret-scanning";
+  const auto started = std::chrono::steady_clock::now();
+  absl::StatusOr<storage::UpdateResult> result =
+      store_->EndRetiredSecretGrace(tenant_id, id, digest, event);
+  const absl::Duration took =
+      absl::FromChrono(std::chrono::steady_clock::now() - started);
+  verifier_->Evict(id);
+  if (!result.ok()) return Annotate(result.status());
+  if (result->changed) {
+    if (absl::Status acked = AwaitReplicas(tenant_id, id, "updated",
+                                           result->key.version, true, took);
+        !acked.ok()) {
+      return acked;
+    }
+  }
+  return result->changed;
 }
 
 absl::Status KeyService::DeleteKey(const Principal& caller,
@@ -909,6 +955,13 @@ absl::StatusOr<storage::ApiKeyRecord> KeyService::SetKeyDisabled(
         store_->SetKeyDisabled(caller.tenant_id, id, disabled, pinned, event);
     took = absl::FromChrono(std::chrono::steady_clock::now() - started);
   }
+  return FinishStateChange(caller.tenant_id, id, change_type, std::move(result),
+                           took);
+}
+
+absl::StatusOr<storage::ApiKeyRecord> KeyService::FinishStateChange(
+    int64_t tenant_id, absl::string_view id, absl::string_view change_type,
+    absl::StatusOr<storage::UpdateResult> result, absl::Duration took) {
   verifier_->Evict(id);
   if (!result.ok()) {
     if (absl::IsFailedPrecondition(result.status())) {
@@ -917,7 +970,7 @@ absl::StatusOr<storage::ApiKeyRecord> KeyService::SetKeyDisabled(
     return Annotate(result.status());
   }
   if (absl::Status acked =
-          AwaitReplicas(caller.tenant_id, id, change_type, result->key.version,
+          AwaitReplicas(tenant_id, id, change_type, result->key.version,
                         result->changed, took);
       !acked.ok()) {
     return acked;

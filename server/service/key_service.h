@@ -164,6 +164,26 @@ class KeyService {
                                                 absl::string_view tenant_slug,
                                                 const CreateKeyParams& params);
 
+  // The system's answer to a reported leak of a key's current secret
+  // (docs/webhooks.md, "Leaked-key intake"): revokes (`revoke`) or disables
+  // it, written as api_key.revoked / api_key.disabled by actor `system`
+  // `secret-scanning` with metadata {"reason": "leaked"}, and acknowledged
+  // by the replicas like any revocation (class comment). Revoking a
+  // revoked key or disabling a disabled one changes nothing.
+  // FAILED_PRECONDITION (kInvalidRequest) when disabling a revoked key.
+  absl::StatusOr<storage::ApiKeyRecord> ContainLeakedKey(
+      int64_t tenant_id, const RequestInfo& info, absl::string_view id,
+      bool revoke);
+  // Ends now the grace period of a leaked retired secret (the one with
+  // `digest`), written as api_key.updated by the same actor with metadata
+  // {"reason": "leaked", "previousSecret": "ended"} and acknowledged by
+  // the replicas. False when no retired secret with that digest was in its
+  // grace period (nothing written).
+  absl::StatusOr<bool> EndLeakedSecretGrace(int64_t tenant_id,
+                                            const RequestInfo& info,
+                                            absl::string_view id,
+                                            const core::Digest& digest);
+
  private:
   // Validates `params` into a NewKey (without id and secret).
   absl::StatusOr<storage::NewKey> ValidateNewKey(const CreateKeyParams& params);
@@ -172,15 +192,16 @@ class KeyService {
   absl::Status CheckMayManage(const Principal& caller, absl::string_view verb,
                               const storage::ApiKeyRecord& key);
   // The store options of a rotation of `current` by `caller`: its
-  // authority before and after, the tenant's policy (read into `policy`),
-  // the new expiry.
+  // authority before and after, the tenant's policy `tenant_policy`, the new
+  // expiry.
   absl::StatusOr<storage::RotateOptions> RotationOptions(
       const Principal& caller, const storage::ApiKeyRecord& current,
-      const std::optional<absl::Time>& requested, storage::KeyPolicy* policy);
+      const storage::KeyPolicy& tenant_policy,
+      const std::optional<absl::Time>& requested);
   // Checks a new key's expiry against the tenant's key policy
-  // (kInvalidField); returns the policy.
-  absl::StatusOr<storage::KeyPolicy> CheckNewKeyPolicy(
-      const storage::NewKey& key);
+  // (kInvalidField); returns the policy. Sets key.created_at to the
+  // database clock read with the policy.
+  absl::StatusOr<storage::KeyPolicy> CheckNewKeyPolicy(storage::NewKey& key);
   // Draws an id and a secret into `key`; returns the full key.
   absl::StatusOr<std::string> AssignIdAndSecret(storage::NewKey& key);
   // Inserts `key` (checked against `policy`) with a fresh id and secret.
@@ -191,6 +212,12 @@ class KeyService {
   // without a barrier). `changed` is false when the call found the change
   // made already (it is then announced again); `took` is how long the
   // store call ran.
+  // The end of a disable, enable or revoke that the store ran (taking
+  // `took`): evicts the key, maps a refusal (FAILED_PRECONDITION:
+  // kInvalidRequest), waits for the replicas.
+  absl::StatusOr<storage::ApiKeyRecord> FinishStateChange(
+      int64_t tenant_id, absl::string_view id, absl::string_view change_type,
+      absl::StatusOr<storage::UpdateResult> result, absl::Duration took);
   absl::Status AwaitReplicas(int64_t tenant_id, absl::string_view id,
                              absl::string_view change_type, int64_t version,
                              bool changed, absl::Duration took);

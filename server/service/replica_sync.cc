@@ -545,8 +545,18 @@ absl::Status ReplicaSync::WaitAcknowledged(int64_t target, absl::Time deadline,
   // A poll already running may have read the table before our change
   // committed: only later polls count.
   const uint64_t after = polls_started_;
+  // Replicas of a release before streams are waited for by their
+  // applied_seq: it must reach the feed head read by a successful poll that
+  // started after our change committed (the head then covers our row's seq,
+  // and its announcement's). Without such replicas legacy_through_ is
+  // INT64_MAX and the legacy target does not hold anything up.
+  std::optional<int64_t> legacy_target;
   auto acknowledged = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(ack_mu_) {
-    return last_poll_ > after && acknowledged_through_ >= target;
+    if (last_poll_ <= after || acknowledged_through_ == kNotAcknowledged) {
+      return false;
+    }
+    if (!legacy_target.has_value()) legacy_target = poll_head_;
+    return acknowledged_through_ >= target && legacy_through_ >= *legacy_target;
   };
   auto done = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(ack_mu_) {
     return ack_stop_ || acknowledged();
@@ -582,13 +592,28 @@ void ReplicaSync::PollLoop() {
       id = ++polls_started_;
       waiter_arrived_ = false;
     }
-    absl::StatusOr<int64_t> through =
-        streams()
-            ? ack_store_->StreamAcknowledgedThrough(name_, name_.incarnation)
-            : ack_store_->AcknowledgedThrough(name_);
+    // With streams, replicas of a release before them are judged by the
+    // legacy stream (docs/replication.md, "Rolling upgrade from a release
+    // without streams").
+    absl::StatusOr<storage::StreamAcknowledgement> through;
+    if (streams()) {
+      through = ack_store_->AcknowledgeStream(name_, name_.incarnation);
+    } else {
+      absl::StatusOr<int64_t> legacy = ack_store_->AcknowledgedThrough(name_);
+      if (legacy.ok()) {
+        through = storage::StreamAcknowledgement{
+            *legacy, std::numeric_limits<int64_t>::max(), 0};
+      } else {
+        through = legacy.status();
+      }
+    }
     absl::MutexLock lock(&ack_mu_);
     last_poll_ = id;
-    acknowledged_through_ = through.ok() ? *through : kNotAcknowledged;
+    acknowledged_through_ = through.ok() ? through->through : kNotAcknowledged;
+    if (through.ok()) {
+      legacy_through_ = through->legacy_through;
+      poll_head_ = through->head;
+    }
     // Pause before the next poll, unless a writer arrived meanwhile (it
     // needs a poll that starts after its commit).
     auto woken = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(ack_mu_) {

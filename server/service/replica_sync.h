@@ -33,9 +33,10 @@
 //   - implements ChangeBarrier for KeyService: after a Rotate/Revoke/Delete
 //     (or a restricting edit) commits, wait until every other live replica
 //     has applied it: its published position in this process's stream
-//     covers the stream's head (with a stream writer), else its applied_seq
-//     covers the feed's head. One poller thread per process reads the
-//     acknowledgements for every waiting writer.
+//     covers the stream's head (with a stream writer; a replica of a release
+//     before streams instead by its applied_seq covering the feed's head),
+//     else its applied_seq covers the feed's head. One poller thread per
+//     process reads the acknowledgements for every waiting writer.
 //
 // Thread-safe. Owns the tailer thread and the acknowledgement poller.
 #ifndef LUMOKEYS_SERVER_SERVICE_REPLICA_SYNC_H_
@@ -267,6 +268,11 @@ class ReplicaSync : public ChangeBarrier {
   uint64_t last_poll_ ABSL_GUARDED_BY(ack_mu_) = 0;
   // The result of poll `last_poll_` (kNotAcknowledged when it failed).
   int64_t acknowledged_through_ ABSL_GUARDED_BY(ack_mu_) = kNotAcknowledged;
+  // Of the last successful poll, with a stream writer: the lowest
+  // applied_seq of live replicas of a release before streams (INT64_MAX:
+  // none), and the feed head it read. Without one: INT64_MAX and 0.
+  int64_t legacy_through_ ABSL_GUARDED_BY(ack_mu_) = 0;
+  int64_t poll_head_ ABSL_GUARDED_BY(ack_mu_) = 0;
   static constexpr int64_t kNotAcknowledged =
       std::numeric_limits<int64_t>::min();
   std::thread poller_;

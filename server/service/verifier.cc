@@ -1,11 +1,13 @@
 #include "server/service/verifier.h"
 
 #include <algorithm>
+#include <limits>
 #include <utility>
 
 #include "absl/container/inlined_vector.h"
 #include "absl/hash/hash.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "server/core/crypto.h"
 #include "server/core/key_format.h"
 #include "server/core/scopes.h"
@@ -13,18 +15,73 @@
 
 namespace lumo::service {
 
-// An immutable snapshot of what the store said about one key id.
+namespace {
+
+// Unset times in an entry (unix microseconds otherwise).
+constexpr int64_t kNoTime = std::numeric_limits<int64_t>::min();
+
+int64_t MicrosOf(const std::optional<absl::Time>& t) {
+  return t.has_value() ? absl::ToUnixMicros(*t) : kNoTime;
+}
+
+std::optional<absl::Time> TimeOf(int64_t micros) {
+  if (micros == kNoTime) return std::nullopt;
+  return absl::FromUnixMicros(micros);
+}
+
+}  // namespace
+
+// The tenant's part of the entries of its keys: shared by all of them
+// (Verifier::InternTenant), replaced when the slug or policy read differs.
+struct Verifier::TenantPart {
+  std::string slug;
+  storage::KeyPolicy policy;
+};
+
+// What most keys do not have, allocated only for a key that has some of it.
+struct Verifier::Rare {
+  std::string external_id;
+  core::StringMap metadata;
+  std::vector<std::string> allowed_cidrs;  // canonical text, for the reply
+  std::vector<core::Cidr> cidrs;           // the same, parsed
+  std::vector<storage::KeyRateLimit> rate_limits;
+  // The key's rate limits with their counter keys (LimitsOf).
+  std::vector<WindowLimit> limits;
+  std::vector<storage::RetiredSecret> retired;  // most recent first
+
+  bool empty() const {
+    return external_id.empty() && metadata.empty() && allowed_cidrs.empty() &&
+           rate_limits.empty() && limits.empty() && retired.empty();
+  }
+};
+
+// An immutable snapshot of what the store said about one key id, in a
+// compact form (docs/benchmarks.md "Cache entry size"): the key id is the
+// map's key, the tenant's slug and policy and the scope set are shared
+// between entries, times are 8-byte integers, and what few keys have lives
+// behind one pointer that is null for the others.
 struct Verifier::Entry {
   absl::Time loaded_at;            // local clock
   absl::Duration db_clock_offset;  // database clock - local clock
-  bool exists = false;             // false: a negative entry
-  storage::VerifyRecord record;
-  std::vector<core::Cidr> cidrs;
-  // The key's rate limits with their counter keys, built once per entry
-  // (LimitsOf), and the server's default limit under its counter key (its
-  // limit is the whole default; each take uses this replica's share).
-  std::vector<WindowLimit> limits;
-  WindowLimit server_limit;
+  int64_t tenant_id = 0;
+  // Database-clock times in unix microseconds (as stored), kNoTime unset.
+  int64_t created_at = kNoTime;
+  int64_t expires_at = kNoTime;
+  int64_t rotated_at = kNoTime;
+  int64_t last_used_at = kNoTime;
+  std::shared_ptr<const TenantPart> tenant;
+  std::shared_ptr<const std::vector<std::string>> scopes;
+  std::string name;
+  std::unique_ptr<const Rare> rare;  // null: none of it
+  core::Digest digest{};             // the current secret
+  int32_t pepper_version = 0;
+  int32_t rate_limit_per_minute = 0;
+  bool exists = false;  // false: a negative entry
+  bool deleted = false;
+  bool revoked = false;
+  bool disabled = false;
+  bool decoy = false;
+  bool has_quota = false;
 };
 
 namespace {
@@ -204,21 +261,7 @@ absl::StatusOr<VerifyOutcome> Verifier::VerifyOnce(absl::string_view key,
   absl::StatusOr<storage::VerifyRecord> record = store_->LoadForVerify(id);
   entry->loaded_at = absl::Now();
   if (record.ok()) {
-    entry->exists = true;
-    entry->db_clock_offset = record->key.db_now - entry->loaded_at;
-    entry->record = *std::move(record);
-    entry->limits = LimitsOf(id, entry->record.key);
-    if (entry->limits.empty() && options_.default_limit_per_minute > 0) {
-      entry->server_limit =
-          WindowLimit{absl::StrCat("s:", id), kServerLimitName,
-                      options_.default_limit_per_minute, absl::Minutes(1)};
-    }
-    for (const std::string& text : entry->record.key.allowed_cidrs) {
-      absl::StatusOr<core::Cidr> cidr = core::Cidr::Parse(text);
-      // Stored CIDRs were validated on the way in; one that no longer
-      // parses matches nothing (fail closed).
-      if (cidr.ok()) entry->cidrs.push_back(*cidr);
-    }
+    Fill(id, *std::move(record), *entry);
   } else if (absl::IsNotFound(record.status())) {
     entry->exists = false;
   } else {
@@ -239,6 +282,82 @@ absl::StatusOr<VerifyOutcome> Verifier::VerifyOnce(absl::string_view key,
   return Counted(*Decide(entry, key, id, params, /*may_renew=*/true));
 }
 
+void Verifier::Fill(absl::string_view id, storage::VerifyRecord record,
+                    Entry& entry) {
+  storage::ApiKeyRecord& key = record.key;
+  entry.exists = true;
+  entry.db_clock_offset = key.db_now - entry.loaded_at;
+  entry.tenant_id = key.tenant_id;
+  entry.created_at = absl::ToUnixMicros(key.created_at);
+  entry.expires_at = MicrosOf(key.expires_at);
+  entry.rotated_at = MicrosOf(key.rotated_at);
+  entry.last_used_at = MicrosOf(key.last_used_at);
+  entry.tenant =
+      InternTenant(key.tenant_id, std::move(record.tenant_slug), record.policy);
+  entry.scopes = InternScopes(std::move(key.scopes));
+  entry.name = std::move(key.name);
+  entry.digest = record.current.digest;
+  entry.pepper_version = record.current.pepper_version;
+  entry.rate_limit_per_minute = key.rate_limit_per_minute;
+  entry.deleted = record.deleted;
+  entry.revoked = key.revoked;
+  entry.disabled = key.disabled;
+  entry.decoy = key.decoy;
+  entry.has_quota = key.quota.has_value();
+
+  auto rare = std::make_unique<Rare>();
+  rare->limits = LimitsOf(id, key);
+  for (const std::string& text : key.allowed_cidrs) {
+    absl::StatusOr<core::Cidr> cidr = core::Cidr::Parse(text);
+    // Stored CIDRs were validated on the way in; one that no longer
+    // parses matches nothing (fail closed).
+    if (cidr.ok()) rare->cidrs.push_back(*cidr);
+  }
+  rare->external_id = std::move(key.external_id);
+  rare->metadata = std::move(key.metadata);
+  rare->allowed_cidrs = std::move(key.allowed_cidrs);
+  rare->rate_limits = std::move(key.rate_limits);
+  rare->retired = std::move(record.retired);
+  if (!rare->empty()) entry.rare = std::move(rare);
+}
+
+std::shared_ptr<const Verifier::TenantPart> Verifier::InternTenant(
+    int64_t tenant_id, std::string slug, const storage::KeyPolicy& policy) {
+  absl::MutexLock lock(&intern_mu_);
+  if (tenants_.size() >= sweep_tenants_at_) {
+    absl::erase_if(tenants_,
+                   [](const auto& item) { return item.second.expired(); });
+    sweep_tenants_at_ = std::max<size_t>(1024, 2 * tenants_.size());
+  }
+  std::weak_ptr<const TenantPart>& slot = tenants_[tenant_id];
+  std::shared_ptr<const TenantPart> part = slot.lock();
+  if (part == nullptr || part->slug != slug || part->policy != policy) {
+    part =
+        std::make_shared<const TenantPart>(TenantPart{std::move(slug), policy});
+    slot = part;
+  }
+  return part;
+}
+
+std::shared_ptr<const std::vector<std::string>> Verifier::InternScopes(
+    std::vector<std::string> scopes) {
+  std::string joined = absl::StrJoin(scopes, " ");
+  absl::MutexLock lock(&intern_mu_);
+  if (scope_sets_.size() >= sweep_scope_sets_at_) {
+    absl::erase_if(scope_sets_,
+                   [](const auto& item) { return item.second.expired(); });
+    sweep_scope_sets_at_ = std::max<size_t>(1024, 2 * scope_sets_.size());
+  }
+  std::weak_ptr<const std::vector<std::string>>& slot =
+      scope_sets_[std::move(joined)];
+  std::shared_ptr<const std::vector<std::string>> set = slot.lock();
+  if (set == nullptr) {
+    set = std::make_shared<const std::vector<std::string>>(std::move(scopes));
+    slot = set;
+  }
+  return set;
+}
+
 std::optional<VerifyOutcome> Verifier::Decide(
     const std::shared_ptr<const Entry>& shared_entry, absl::string_view key,
     absl::string_view id, const VerifyParams& params, bool may_renew) {
@@ -248,10 +367,12 @@ std::optional<VerifyOutcome> Verifier::Decide(
   out.reason = VerifyReason::kNotFound;
   if (!entry.exists) return out;
   out.key_found = true;
-  const storage::VerifyRecord& rec = entry.record;
+  const std::string& tenant_slug = entry.tenant->slug;
+  static const Rare kNone;
+  const Rare& rare = entry.rare != nullptr ? *entry.rare : kNone;
   out.other_tenant_key =
-      !params.tenant_slug.empty() && params.tenant_slug != rec.tenant_slug;
-  if (rec.deleted) {
+      !params.tenant_slug.empty() && params.tenant_slug != tenant_slug;
+  if (entry.deleted) {
     out.known_dead = true;
     return out;
   }
@@ -261,12 +382,12 @@ std::optional<VerifyOutcome> Verifier::Decide(
   // pepper version.
   enum class Match { kNone, kCurrent, kRetiredInGrace, kRetiredExpired };
   Match match = Match::kNone;
-  int mac_version = rec.current.pepper_version;
+  int mac_version = entry.pepper_version;
   absl::StatusOr<core::Digest> mac = peppers_->Mac(mac_version, key);
-  if (mac.ok() && core::ConstantTimeEquals(*mac, rec.current.digest)) {
+  if (mac.ok() && core::ConstantTimeEquals(*mac, entry.digest)) {
     match = Match::kCurrent;
   } else {
-    for (const storage::RetiredSecret& retired : rec.retired) {
+    for (const storage::RetiredSecret& retired : rare.retired) {
       if (retired.secret.pepper_version != mac_version) {
         mac_version = retired.secret.pepper_version;
         mac = peppers_->Mac(mac_version, key);
@@ -280,57 +401,65 @@ std::optional<VerifyOutcome> Verifier::Decide(
     }
   }
   if (match == Match::kNone) return out;  // a wrong secret: NOT_FOUND
-  if (rec.key.decoy) {
+  if (entry.decoy) {
     // Answered as an unknown key; only the audit learns what happened.
     out.decoy = true;
-    out.tenant_id = rec.key.tenant_id;
-    out.tenant_slug = rec.tenant_slug;
+    out.tenant_id = entry.tenant_id;
+    out.tenant_slug = tenant_slug;
     return out;
   }
 
+  const std::optional<absl::Time> expires_at = TimeOf(entry.expires_at);
   out.secret_matched = true;
-  out.tenant_id = rec.key.tenant_id;
-  out.tenant_slug = rec.tenant_slug;
-  out.name = rec.key.name;
-  out.scopes = rec.key.scopes;
-  out.expires_at = rec.key.expires_at;
-  out.external_id = rec.key.external_id;
-  out.metadata = rec.key.metadata;
+  out.tenant_id = entry.tenant_id;
+  out.tenant_slug = tenant_slug;
+  out.name = entry.name;
+  out.scopes = *entry.scopes;
+  out.expires_at = expires_at;
+  out.external_id = rare.external_id;
+  out.metadata = rare.metadata;
   if (options_.key_states) {
-    out.states = storage::KeyStatesAt(rec.key, rec.policy, db_now);
+    // The fields the states depend on (key_states.h).
+    storage::ApiKeyRecord times;
+    times.disabled = entry.disabled;
+    times.revoked = entry.revoked;
+    times.created_at = absl::FromUnixMicros(entry.created_at);
+    times.expires_at = expires_at;
+    times.rotated_at = TimeOf(entry.rotated_at);
+    times.last_used_at = TimeOf(entry.last_used_at);
+    out.states = storage::KeyStatesAt(times, entry.tenant->policy, db_now);
     out.states_computed = true;
   }
-  out.allowed_cidrs = rec.key.allowed_cidrs;
-  out.rate_limit_per_minute = rec.key.rate_limit_per_minute;
-  if (!rec.key.rate_limits.empty()) {
+  out.allowed_cidrs = rare.allowed_cidrs;
+  out.rate_limit_per_minute = entry.rate_limit_per_minute;
+  if (!rare.rate_limits.empty()) {
     // Shares the cache entry (no copy).
     out.rate_limits = std::shared_ptr<const std::vector<storage::KeyRateLimit>>(
-        shared_entry, &rec.key.rate_limits);
+        shared_entry, &rare.rate_limits);
   }
 
-  if (rec.key.revoked) {
+  if (entry.revoked) {
     out.reason = VerifyReason::kRevoked;
     out.known_dead = true;
   } else if (match == Match::kRetiredExpired) {
     out.reason = VerifyReason::kRotated;
     out.known_dead = true;
-  } else if (rec.key.expires_at.has_value() && db_now >= *rec.key.expires_at) {
+  } else if (expires_at.has_value() && db_now >= *expires_at) {
     out.reason = VerifyReason::kExpired;
     out.known_dead = true;
-  } else if (rec.key.disabled) {
+  } else if (entry.disabled) {
     out.reason = VerifyReason::kDisabled;
     out.known_dead = true;
-  } else if (!params.tenant_slug.empty() &&
-             params.tenant_slug != rec.tenant_slug) {
+  } else if (!params.tenant_slug.empty() && params.tenant_slug != tenant_slug) {
     out.reason = VerifyReason::kWrongTenant;
   } else {
     out.reason = VerifyReason::kValid;
-    if (!entry.cidrs.empty()) {
+    if (!rare.cidrs.empty()) {
       absl::StatusOr<core::IpAddress> ip =
           core::IpAddress::Parse(params.client_ip);
       bool allowed = false;
       if (ip.ok()) {
-        for (const core::Cidr& cidr : entry.cidrs) {
+        for (const core::Cidr& cidr : rare.cidrs) {
           if (cidr.Contains(*ip)) {
             allowed = true;
             break;
@@ -341,7 +470,7 @@ std::optional<VerifyOutcome> Verifier::Decide(
     }
     if (out.reason == VerifyReason::kValid) {
       for (const std::string& scope : params.required_scopes) {
-        if (!core::Grants(rec.key.scopes, scope)) {
+        if (!core::Grants(*entry.scopes, scope)) {
           out.reason = VerifyReason::kInsufficientScope;
           break;
         }
@@ -355,7 +484,7 @@ std::optional<VerifyOutcome> Verifier::Decide(
       // also when the quota then refuses it, and a rate-limited request
       // spends no credits.
       std::optional<SpendOutcome> spent;
-      if (rec.key.quota.has_value()) {
+      if (entry.has_quota) {
         spent = SpendCredits(id, params.cost, may_renew, out);
         if (!spent.has_value()) return std::nullopt;
         if (out.credits_unavailable) {
@@ -451,10 +580,17 @@ std::optional<SpendOutcome> Verifier::SpendCredits(absl::string_view id,
 std::optional<bool> Verifier::TakeRateTokens(absl::string_view id,
                                              const Entry& entry, bool may_renew,
                                              VerifyOutcome& outcome) {
-  const std::vector<WindowLimit>& limits = entry.limits;
+  static const std::vector<WindowLimit> kNoLimits;
+  const std::vector<WindowLimit>& limits =
+      entry.rare != nullptr ? entry.rare->limits : kNoLimits;
   if (limits.empty()) {
-    if (entry.server_limit.limit <= 0) return true;
-    return TakeLocalTokens(id, {&entry.server_limit, 1},
+    if (options_.default_limit_per_minute <= 0) return true;
+    // The server's default limit under the key's counter key (its limit is
+    // the whole default; each take uses this replica's share).
+    const WindowLimit server_limit{absl::StrCat("s:", id), kServerLimitName,
+                                   options_.default_limit_per_minute,
+                                   absl::Minutes(1)};
+    return TakeLocalTokens(id, {&server_limit, 1},
                            std::max(1, options_.replicas()), outcome);
   }
   ClusterWindows* const shared = options_.rate_limits;

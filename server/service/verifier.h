@@ -224,6 +224,8 @@ class Verifier {
 
  private:
   struct Entry;
+  struct TenantPart;
+  struct Rare;
   struct Shard {
     mutable absl::Mutex mu;
     absl::flat_hash_map<std::string, std::shared_ptr<const Entry>> map
@@ -246,6 +248,14 @@ class Verifier {
                                            const VerifyParams& params);
   Shard& ShardFor(absl::string_view id);
   std::shared_ptr<const Entry> Lookup(absl::string_view id);
+  // Fills a positive entry (loaded_at set) from what the store read.
+  void Fill(absl::string_view id, storage::VerifyRecord record, Entry& entry);
+  // The shared tenant part and scope set of entries: the one already held
+  // by a cached entry when it is equal, else a new one.
+  std::shared_ptr<const TenantPart> InternTenant(
+      int64_t tenant_id, std::string slug, const storage::KeyPolicy& policy);
+  std::shared_ptr<const std::vector<std::string>> InternScopes(
+      std::vector<std::string> scopes);
   // The outcome for a cached or loaded entry. With `may_renew` false (the
   // in-memory path) nullopt when a rate limit needs a lease from the
   // shared counters first; with `may_renew` true the lease is taken here
@@ -278,6 +288,17 @@ class Verifier {
   const std::shared_ptr<const core::PepperSet> peppers_;
   const VerifierOptions options_;
   Shard shards_[kShards];
+  // The interned parts of entries, by tenant id and by scope set (joined by
+  // spaces). Expired ones are dropped whenever a table has doubled since
+  // its last sweep.
+  absl::Mutex intern_mu_;
+  absl::flat_hash_map<int64_t, std::weak_ptr<const TenantPart>> tenants_
+      ABSL_GUARDED_BY(intern_mu_);
+  size_t sweep_tenants_at_ ABSL_GUARDED_BY(intern_mu_) = 1024;
+  absl::flat_hash_map<std::string,
+                      std::weak_ptr<const std::vector<std::string>>>
+      scope_sets_ ABSL_GUARDED_BY(intern_mu_);
+  size_t sweep_scope_sets_at_ ABSL_GUARDED_BY(intern_mu_) = 1024;
   std::atomic<uint64_t> hits_{0};
   std::atomic<uint64_t> misses_{0};
   // Sharded, no contention on the hot

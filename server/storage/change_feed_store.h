@@ -108,6 +108,27 @@ struct ReplicaRegistration {
   absl::Duration gap_timeout;
   int64_t applied_seq = 0;
   FeedPosition anchor;
+  // Whether the replica publishes its positions in the per-writer streams
+  // (replicas.feed_streams). Every server of this release does; false
+  // stands for a server of a release before streams, whose rows get the
+  // column's default 0 (tests simulating a rolling upgrade set it).
+  bool feed_streams = true;
+};
+
+// What the live replicas other than the writer acknowledged of its stream
+// (docs/replication.md, "Rolling upgrade from a release without streams"),
+// read in one statement.
+struct StreamAcknowledgement {
+  // The position in the writer's stream every live replica that publishes
+  // stream positions has published (a replica without a position for the
+  // stream: 0); INT64_MAX when no such replica is live.
+  int64_t through = 0;
+  // The lowest applied_seq (with AcknowledgedThrough's anchor rule) among
+  // the live replicas that do not publish stream positions (servers of a
+  // release before streams); INT64_MAX when none is live.
+  int64_t legacy_through = 0;
+  // The highest committed seq (0 for an empty feed).
+  int64_t head = 0;
 };
 
 // Thread-safe: every method may be called concurrently from any thread.
@@ -161,11 +182,20 @@ class ChangeFeedStore {
   // is there already); OK in both cases.
   virtual absl::Status AppendVoid(const StreamPosition& slot) = 0;
 
-  // The position in `writer`'s stream every live replica other than `self`
-  // has published (a live replica that published none for it: 0). INT64_MAX
-  // when no other replica is live.
-  virtual absl::StatusOr<int64_t> StreamAcknowledgedThrough(
+  // What the live replicas other than `self` acknowledged of `writer`'s
+  // stream; see StreamAcknowledgement.
+  virtual absl::StatusOr<StreamAcknowledgement> AcknowledgeStream(
       const ReplicaName& self, absl::string_view writer) = 0;
+
+  // AcknowledgeStream's `through`: the position in `writer`'s stream every
+  // live replica other than `self` that publishes stream positions has
+  // published.
+  absl::StatusOr<int64_t> StreamAcknowledgedThrough(const ReplicaName& self,
+                                                    absl::string_view writer) {
+    absl::StatusOr<StreamAcknowledgement> a = AcknowledgeStream(self, writer);
+    if (!a.ok()) return a.status();
+    return a->through;
+  }
 
   // Inserts (or replaces) this replica's row with heartbeat_at = now
   // (database clock), and deletes rows whose lease ran out more than

@@ -136,6 +136,10 @@ struct DynamicRegistrationSettings {
 struct TenantSettings {
   DynamicRegistrationSettings dynamic_registration;
   KeyPolicy key_policy;
+  // What a secret-scanning report of one of the tenant's live keys does
+  // (docs/webhooks.md "Leaked-key intake"): "revoke" (default), "disable"
+  // or "notify". The service validates values; the stores keep them.
+  std::string leak_response = "revoke";
   // Unset while the tenant has the defaults (no row written yet).
   std::optional<absl::Time> updated_at;
   int64_t version = 0;  // 0: defaults, no row
@@ -150,6 +154,7 @@ struct SettingsUpdate {
   std::optional<int32_t> key_rotation_period_days;
   std::optional<int32_t> key_expiry_warning_days;
   std::optional<int32_t> key_inactive_after_days;
+  std::optional<std::string> leak_response;
   // Set: apply only while the settings' version is this (0: no row yet);
   // ABORTED otherwise. Lets a caller validate the settings as they will be
   // after the change against the very version it changes.
@@ -174,6 +179,7 @@ inline TenantSettings ApplySettingsUpdate(const TenantSettings& settings,
       update.key_expiry_warning_days.value_or(p.expiry_warning_days);
   p.inactive_after_days =
       update.key_inactive_after_days.value_or(p.inactive_after_days);
+  next.leak_response = update.leak_response.value_or(next.leak_response);
   return next;
 }
 
@@ -183,7 +189,7 @@ inline bool SettingsValuesDiffer(const TenantSettings& a,
   return a.dynamic_registration.enabled != b.dynamic_registration.enabled ||
          a.dynamic_registration.require_api_key !=
              b.dynamic_registration.require_api_key ||
-         a.key_policy != b.key_policy;
+         a.key_policy != b.key_policy || a.leak_response != b.leak_response;
 }
 
 // How a registration was authenticated, checked against the settings

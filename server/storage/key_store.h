@@ -134,6 +134,18 @@ struct KeyPolicy {
   bool operator!=(const KeyPolicy& o) const { return !(*this == o); }
 };
 
+// A tenant's key policy and the database clock read with it.
+struct KeyPolicyAt {
+  KeyPolicy policy;
+  absl::Time db_now;
+};
+
+// A key and its tenant's key policy, read together.
+struct KeyWithPolicy {
+  ApiKeyRecord key;
+  KeyPolicy policy;
+};
+
 // Everything verification needs about a key id, read in one query.
 struct VerifyRecord {
   ApiKeyRecord key;
@@ -186,7 +198,41 @@ struct NewKey {
   std::string created_by_id;
   StoredSecret secret;
   bool decoy = false;
+  // The key's created_at: a database clock reading taken before the insert
+  // (KeyPolicyAt::db_now), so that the caller knows the stored record
+  // without reading it back (RecordOfNewKey). Unset: the database clock at
+  // the insert.
+  std::optional<absl::Time> created_at;
 };
+
+// The record a store holds right after InsertKey(key) with
+// key.created_at set (what GetKey returns then, db_now being created_at):
+// the create call's reply, built without a read-back.
+inline ApiKeyRecord RecordOfNewKey(const NewKey& key) {
+  ApiKeyRecord r;
+  r.id = key.id;
+  r.tenant_id = key.tenant_id;
+  r.name = key.name;
+  r.external_id = key.external_id;
+  r.metadata = key.metadata;
+  r.scopes = key.scopes;
+  r.allowed_cidrs = key.allowed_cidrs;
+  r.rate_limit_per_minute = key.rate_limit_per_minute;
+  r.rate_limits = key.rate_limits;
+  std::sort(r.rate_limits.begin(), r.rate_limits.end(),
+            [](const KeyRateLimit& a, const KeyRateLimit& b) {
+              return a.name < b.name;
+            });
+  r.quota = key.quota;
+  r.decoy = key.decoy;
+  r.version = 1;
+  r.created_by_type = key.created_by_type;
+  r.created_by_id = key.created_by_id;
+  r.created_at = key.created_at.value_or(absl::UnixEpoch());
+  r.expires_at = key.expires_at;
+  r.db_now = r.created_at;
+  return r;
+}
 
 enum class KeySortField { kCreatedAt, kName, kLastUsedAt, kExpiresAt };
 // By the key's status (revoked > expired > disabled > active).
@@ -411,6 +457,10 @@ class KeyStore {
   // tenant (indistinguishable on purpose).
   virtual absl::StatusOr<ApiKeyRecord> GetKey(int64_t tenant_id,
                                               absl::string_view id) = 0;
+  // GetKey and the tenant's key policy (GetKeyPolicy) in one read: the
+  // checks before a mutation.
+  virtual absl::StatusOr<KeyWithPolicy> GetKeyWithPolicy(
+      int64_t tenant_id, absl::string_view id) = 0;
 
   // Deleted keys are never listed; decoys only when asked for (and then
   // nothing else). "Expired" compares expires_at with the database clock;
@@ -488,6 +538,17 @@ class KeyStore {
     return SetKeyDisabled(tenant_id, id, disabled, std::nullopt, event);
   }
 
+  // Ends the grace period of the retired secret with `digest` now
+  // (database clock): in one transaction holding the row lock, its
+  // valid_until becomes now, the version is bumped, and a change-feed row
+  // ("updated", so replicas drop what they cached) and `event` are
+  // written. When no retired secret with that digest is still in its grace
+  // period nothing is written and changed is false. The current secret is
+  // untouched. NOT_FOUND as GetKey.
+  virtual absl::StatusOr<UpdateResult> EndRetiredSecretGrace(
+      int64_t tenant_id, absl::string_view id, const core::Digest& digest,
+      const AuditEvent& event) = 0;
+
   // Marks the key deleted: gone from Get and List, never verifies again; the
   // row stays so that later use of the id is recognised. Writes a
   // change-feed row and `event` in the same transaction. Deleting a key of
@@ -507,6 +568,10 @@ class KeyStore {
   // The tenant's key policy (the defaults when its settings were never
   // written). Changed through ClientStore::UpdateSettings.
   virtual absl::StatusOr<KeyPolicy> GetKeyPolicy(int64_t tenant_id) = 0;
+
+  // GetKeyPolicy and the database clock, in one read: a mutation's checks
+  // and the time it records (NewKey::created_at).
+  virtual absl::StatusOr<KeyPolicyAt> GetKeyPolicyAt(int64_t tenant_id) = 0;
 
   // The state sweep's lease (one row, database clock): taken for `holder`
   // until now + `lease` when it is free, has expired or is `holder`'s own

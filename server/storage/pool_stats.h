@@ -18,6 +18,12 @@ struct PoolStats {
   absl::Duration wait_time;            // total time acquires spent waiting
   uint64_t connections_opened = 0;     // total over the pool's life
   uint64_t connections_discarded = 0;  // closed as broken or drained
+  // Several database hosts (a cluster): the index, in the configured list,
+  // of the host new connections open on first; how often it changed
+  // (failovers and failbacks); how often it returned to the first host.
+  uint64_t preferred_host = 0;
+  uint64_t host_switches = 0;
+  uint64_t failbacks = 0;
 };
 
 }  // namespace lumo::storage

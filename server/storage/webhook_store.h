@@ -186,6 +186,17 @@ struct CompletedAttempt {
   bool endpoint_disabled = false;
 };
 
+// A secret-scanning report of one secret of a key (docs/webhooks.md,
+// "Leaked-key intake"). The secret is named by its stored digest, which
+// stays the same when a rotation retires it.
+struct LeakedSecretReport {
+  std::string key_id;
+  int64_t tenant_id = 0;
+  core::Digest secret_digest{};
+  std::string url;     // at most 2048 bytes (INVALID_ARGUMENT otherwise)
+  std::string source;  // at most 64 bytes
+};
+
 // Thread-safe: every method may be called concurrently from any thread.
 class WebhookStore {
  public:
@@ -272,6 +283,17 @@ class WebhookStore {
   virtual absl::StatusOr<CompletedAttempt> CompleteAttempt(
       const ClaimedDelivery& claim, const AttemptOutcome& outcome,
       const FailurePolicy& policy, const AuditEvent& disable_event) = 0;
+
+  // Leaked-key reports (the secret-scanning intake; the reports share the
+  // outbox of their events).
+  // Whether the secret of `key_id` with this digest was reported before.
+  virtual absl::StatusOr<bool> LeakReported(absl::string_view key_id,
+                                            const core::Digest& digest) = 0;
+  // Records the report (database clock) with `event` (its tenant is the
+  // report's) in one transaction: true. When that secret was reported
+  // already, also concurrently, writes nothing: false.
+  virtual absl::StatusOr<bool> RecordLeakReport(
+      const LeakedSecretReport& report, const AuditEvent& event) = 0;
 };
 
 }  // namespace lumo::storage

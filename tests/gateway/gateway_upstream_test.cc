@@ -393,13 +393,15 @@ class RecordingObserver : public GatewayObserver {
   std::vector<grpc::StatusCode> upstream_errors_ ABSL_GUARDED_BY(mu_);
 };
 
+// An upstream answer that holds the call (without blocking a gRPC thread).
+testing::UpstreamAnswer HoldEveryCall(const UpstreamCall&) {
+  testing::UpstreamAnswer answer;
+  answer.hold = true;
+  return answer;
+}
+
 TEST_F(GatewayUpstreamTest, DestroyingTheGatewayAnswersItsCallsInFlightFirst) {
-  // An upstream that holds every call (without blocking a gRPC thread).
-  FakeUpstream holding([](const UpstreamCall&) {
-    testing::UpstreamAnswer answer;
-    answer.hold = true;
-    return answer;
-  });
+  FakeUpstream holding(HoldEveryCall);
   RecordingObserver observer;
   GatewayOptions options = WithToken();
   options.observer = &observer;
@@ -436,11 +438,7 @@ TEST_F(GatewayUpstreamTest, DestroyingTheGatewayAnswersItsCallsInFlightFirst) {
 
 TEST_F(GatewayUpstreamTest, DestroyingTheGatewayEndsItsStreamsInFlightFirst) {
   // A streamed export whose upstream never sends its first message.
-  FakeUpstream holding([](const UpstreamCall&) {
-    testing::UpstreamAnswer answer;
-    answer.hold = true;
-    return answer;
-  });
+  FakeUpstream holding(HoldEveryCall);
   RecordingObserver observer;
   GatewayOptions options = WithToken();
   options.observer = &observer;

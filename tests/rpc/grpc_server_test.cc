@@ -575,12 +575,19 @@ TEST_F(GrpcServerTest, AuthorizationMatrixFollowsTheAccessAnnotations) {
       // A method admitting anonymous callers passes them to its handler,
       // which applies its own policy: only "not refused as unauthenticated
       // by the authenticator" is checked (nullopt).
+      // The leaked-key intake admits anonymous callers and authenticates
+      // the request itself (the scanner's signature, absent here), so its
+      // handler refuses such a call as unauthenticated.
+      const bool signed_by_caller =
+          method->full_name() ==
+          "lumo.webhooks.v1.SecretScanningService.ReportLeakedTokens";
       std::vector<Case> cases = {
           {"no credential",
            {},
-           allows_anonymous ? std::nullopt
-                            : std::optional<grpc::StatusCode>(
-                                  grpc::StatusCode::UNAUTHENTICATED)},
+           allows_anonymous && !signed_by_caller
+               ? std::nullopt
+               : std::optional<grpc::StatusCode>(
+                     grpc::StatusCode::UNAUTHENTICATED)},
           {"malformed key", {{"x-api-key", "lmk_garbage"}}, bad_key},
           {"revoked key", {{"x-api-key", revoked_key.key()}}, bad_key},
       };

@@ -93,6 +93,45 @@ TEST_F(KeyServiceTest, CreateReturnsFullKeyOnceAndStoresOnlyItsDigest) {
             std::string::npos);
 }
 
+// The create reply is built from what was written (no read-back): it is
+// what a get returns right after, field for field.
+TEST_F(KeyServiceTest, CreateRepliesWithWhatAGetThenReturns) {
+  CreateKeyParams p = Params("reply", {"admin:read", "admin:audit"});
+  p.expires_at = absl::Now() + absl::Hours(30);
+  p.allowed_cidrs = {"10.0.0.0/8", "192.168.1.0/24"};
+  p.rate_limit_per_minute = 90;
+  p.external_id = "svc-reply";
+  p.metadata = {{"team", "payments"}};
+  p.rate_limits = {{"hourly", 5000, absl::Hours(1)},
+                   {"burst", 20, absl::Seconds(1)}};
+  p.credits = storage::KeyQuota{100, 0, absl::ZeroDuration()};
+  auto created = keys_->CreateKey(root_, {}, p);
+  ASSERT_TRUE(created.ok()) << created.status();
+  auto got = keys_->GetKey(root_, created->record.id);
+  ASSERT_TRUE(got.ok()) << got.status();
+  const storage::ApiKeyRecord& r = created->record;
+  EXPECT_EQ(r.id, got->id);
+  EXPECT_EQ(r.tenant_id, got->tenant_id);
+  EXPECT_EQ(r.name, got->name);
+  EXPECT_EQ(r.scopes, got->scopes);
+  EXPECT_EQ(r.allowed_cidrs, got->allowed_cidrs);
+  EXPECT_EQ(r.rate_limit_per_minute, got->rate_limit_per_minute);
+  EXPECT_EQ(r.rate_limits, got->rate_limits);
+  EXPECT_EQ(r.quota, got->quota);
+  EXPECT_EQ(r.external_id, got->external_id);
+  EXPECT_EQ(r.metadata, got->metadata);
+  EXPECT_EQ(r.version, got->version);
+  EXPECT_EQ(r.created_by_type, got->created_by_type);
+  EXPECT_EQ(r.created_by_id, got->created_by_id);
+  EXPECT_EQ(r.created_at, got->created_at);
+  EXPECT_EQ(r.expires_at, got->expires_at);
+  EXPECT_FALSE(r.revoked);
+  EXPECT_FALSE(r.disabled);
+  EXPECT_FALSE(r.last_used_at.has_value());
+  EXPECT_FALSE(r.rotated_at.has_value());
+  EXPECT_LE(r.created_at, r.db_now);
+}
+
 TEST_F(KeyServiceTest, CreateValidatesEveryField) {
   EXPECT_EQ(CreateCode(Params("")), absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(CreateCode(Params(std::string(101, 'x'))),

@@ -131,7 +131,7 @@ class FakeFeedStore : public storage::ChangeFeedStore {
   absl::Status AppendVoid(const storage::StreamPosition&) override {
     return absl::UnimplementedError("streams are not scripted here");
   }
-  absl::StatusOr<int64_t> StreamAcknowledgedThrough(
+  absl::StatusOr<storage::StreamAcknowledgement> AcknowledgeStream(
       const storage::ReplicaName&, absl::string_view) override {
     return absl::UnimplementedError("streams are not scripted here");
   }

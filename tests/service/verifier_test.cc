@@ -291,6 +291,47 @@ TEST_F(VerifierTest, StatesUnderTheTenantsPolicyComeWithTheKeyWithoutAQuery) {
   EXPECT_FALSE(outcome->states.rotation_due || outcome->states.expiring_soon);
 }
 
+// Cache entries share their tenant's slug and policy and their scope set
+// with other entries (a compact entry): what one key's entry holds is
+// still exactly its own, and a key read after the tenant's policy changed
+// gets the new policy, not the one shared by entries read before.
+TEST_F(VerifierTest, SharedEntryPartsStayEachKeysOwn) {
+  KeyWithSecret reader = CreateSimple({"admin:users"});
+  KeyWithSecret twin = CreateSimple({"admin:users"});
+  KeyWithSecret wider = CreateSimple({"admin:users", "admin:roles"});
+  VerifyParams params;
+  params.required_scopes = {"admin:roles"};
+  EXPECT_EQ(Reason(reader.full_key, params), VerifyReason::kInsufficientScope);
+  EXPECT_EQ(Reason(twin.full_key, params), VerifyReason::kInsufficientScope);
+  EXPECT_EQ(Reason(wider.full_key, params), VerifyReason::kValid);
+  auto outcome = verifier_->Verify(wider.full_key, {"acme", {}, ""});
+  ASSERT_TRUE(outcome.ok()) << outcome.status();
+  EXPECT_EQ(outcome->scopes, wider.record.scopes);
+  EXPECT_FALSE(outcome->states.rotation_due_at.has_value());
+
+  storage::KeyPolicy policy;
+  policy.rotation_period_days = 1;
+  {
+    testing::FakeDatabase& db = store_->database();
+    absl::MutexLock lock(&db.mu);
+    db.settings[root_.tenant_id].key_policy = policy;
+  }
+  store_->Advance(absl::Hours(48));
+  verifier_->Evict(twin.record.id);
+  outcome = verifier_->Verify(twin.full_key, {"acme", {}, ""});
+  ASSERT_TRUE(outcome.ok()) << outcome.status();
+  EXPECT_EQ(outcome->reason, VerifyReason::kValid);
+  EXPECT_EQ(outcome->tenant_slug, "acme");
+  EXPECT_EQ(outcome->scopes, std::vector<std::string>{"admin:users"});
+  EXPECT_TRUE(outcome->states.rotation_due);
+  EXPECT_EQ(outcome->states.rotation_due_at,
+            twin.record.created_at + absl::Hours(24));
+  // Another tenant's keys have their own part.
+  VerifyParams other;
+  other.tenant_slug = "other";
+  EXPECT_EQ(Reason(twin.full_key, other), VerifyReason::kWrongTenant);
+}
+
 TEST_F(VerifierTest, KeyOfOtherTenantIsWrongTenantWithoutMetadata) {
   CreateKeyParams p;
   p.name = "k";

@@ -8,9 +8,11 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "gtest/gtest.h"
+#include "server/storage/audit_chain.h"
 #include "server/storage/audit_store.h"
 #include "server/storage/key_store.h"
 #include "tests/storage/mysql_test_backend.h"
@@ -56,6 +58,25 @@ class AuditOldChainTest : public ::testing::Test {
         .value_or("error");
   }
 
+  // Creates key `id` of `tenant_id` the way the server does: one audited
+  // transaction, which appends on the next transaction lane.
+  void InsertKey(int64_t tenant_id, absl::string_view id) {
+    storage::NewKey key;
+    key.id = std::string(id);
+    key.tenant_id = tenant_id;
+    key.name = "after the upgrade";
+    key.scopes = {"admin:read"};
+    key.created_by_type = "system";
+    key.created_by_id = "test";
+    key.secret.pepper_version = 1;
+    storage::AuditEvent created;
+    created.action = "api_key.created";
+    created.category = "api_keys";
+    created.actor_type = "system";
+    created.actor_id = "test";
+    ASSERT_TRUE(backend_->backend()->keys().InsertKey(key, created).ok()) << id;
+  }
+
   std::unique_ptr<MysqlTestBackend> backend_;
 };
 
@@ -75,20 +96,7 @@ TEST_F(AuditOldChainTest, NewRowsContinueTheOldChainUnderVersionTwo) {
   usage.event.actor_type = "api_key";
   usage.event.actor_id = "ocHCkCxWkDaj";
   ASSERT_TRUE(audit().AppendEvents({usage, usage}).ok());
-  storage::NewKey key;
-  key.id = "upgradeKey01";
-  key.tenant_id = kTenant;
-  key.name = "after the upgrade";
-  key.scopes = {"admin:read"};
-  key.created_by_type = "system";
-  key.created_by_id = "test";
-  key.secret.pepper_version = 1;
-  storage::AuditEvent created;
-  created.action = "api_key.created";
-  created.category = "api_keys";
-  created.actor_type = "system";
-  created.actor_id = "test";
-  ASSERT_TRUE(backend_->backend()->keys().InsertKey(key, created).ok());
+  InsertKey(kTenant, "upgradeKey01");
 
   EXPECT_EQ(Count("hash_version = 2"), "3");
   // The writer lane's old rows are followed by new ones.
@@ -116,6 +124,45 @@ TEST_F(AuditOldChainTest, AnOldRowClaimingVersionTwoDoesNotVerify) {
   const storage::ChainVerification v = Verify();
   EXPECT_FALSE(v.ok);
   EXPECT_EQ(v.broken_id, 3) << v.problem;
+}
+
+// A release before chain lanes created a tenant with the head of lane 0
+// only; while it still runs next to this one in an upgrade, such tenants
+// keep appearing after the migration that adds the other lanes' heads.
+// Their first transaction on each other lane creates that lane's head.
+TEST_F(AuditOldChainTest, LanesWithoutAHeadGetOneOnTheirFirstAppend) {
+  constexpr int64_t kPreLanes = 2;
+  ASSERT_TRUE(db().Execute(absl::StrCat("INSERT INTO tenants (id, slug, name,"
+                                        " created_at) VALUES (",
+                                        kPreLanes,
+                                        ", 'pre-lanes', 'Pre Lanes',"
+                                        " UTC_TIMESTAMP(6))"))
+                  .ok());
+  ASSERT_TRUE(db().Execute(absl::StrCat("INSERT INTO audit_chain_heads"
+                                        " (tenant_id, last_seq, last_hash)"
+                                        " VALUES (",
+                                        kPreLanes,
+                                        ", 0, UNHEX(REPEAT('00',"
+                                        " 32)))"))
+                  .ok());
+  auto heads = [&] {
+    return db()
+        .QueryValue(absl::StrCat(
+            "SELECT COUNT(*) FROM audit_chain_heads WHERE tenant_id = ",
+            kPreLanes))
+        .value_or("error");
+  };
+  ASSERT_EQ(heads(), "1");
+  // Transactions take the lanes 1..kTransactionChainLanes in turn, so this
+  // many consecutive ones append once on every transaction lane.
+  for (int i = 0; i < storage::kTransactionChainLanes; ++i) {
+    InsertKey(kPreLanes, absl::StrFormat("preLanes%04d", i));
+  }
+  EXPECT_EQ(heads(), absl::StrCat(storage::kChainLaneCount));
+  absl::StatusOr<storage::ChainVerification> v = audit().VerifyChain(kPreLanes);
+  ASSERT_TRUE(v.ok()) << v.status();
+  EXPECT_TRUE(v->ok) << v->problem << " at id " << v->broken_id;
+  EXPECT_EQ(v->rows_checked, storage::kTransactionChainLanes);
 }
 
 }  // namespace

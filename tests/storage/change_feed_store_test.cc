@@ -56,6 +56,29 @@ std::string InsertStreamChangeSql(absl::string_view writer, int64_t wseq,
       "', 'revoked', 2, UTC_TIMESTAMP(6))");
 }
 
+// The audit event of the tests' key mutations.
+AuditEvent TestEvent() {
+  AuditEvent event;
+  event.action = "api_key.test";
+  event.category = "api_keys";
+  event.actor_type = "system";
+  return event;
+}
+
+// Creates tenant `slug` and, in it, `key` (its id set by the caller)
+// through `keys`; `*tenant_id` receives the tenant's id.
+void CreateTenantAndKey(KeyStore& keys, absl::string_view slug, NewKey key,
+                        int64_t* tenant_id) {
+  auto tenant = keys.CreateTenant(slug, "Test", nullptr, {});
+  ASSERT_TRUE(tenant.ok()) << tenant.status();
+  *tenant_id = tenant->id;
+  key.tenant_id = tenant->id;
+  key.name = "k";
+  key.secret = {core::Digest{}, 1};
+  key.created_by_type = "system";
+  ASSERT_TRUE(keys.InsertKey(key, TestEvent()).ok());
+}
+
 class ChangeFeedStoreTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -117,8 +140,11 @@ class ChangeFeedStoreTest : public ::testing::Test {
   }
 
   // A running ReplicaSync ("tailer") over this database, whose gap timeout
-  // (30 s) gives no hole up during a test.
-  absl::StatusOr<std::unique_ptr<service::ReplicaSync>> StartTailer() {
+  // (30 s by default) gives no hole up during a test. With
+  // `stream_writer`, it is the writer of its stream through keys_.
+  absl::StatusOr<std::unique_ptr<service::ReplicaSync>> StartTailer(
+      bool stream_writer = false,
+      absl::Duration gap_timeout = absl::Seconds(30)) {
     auto keys = MysqlKeyStore::Open(db_->options());
     if (!keys.ok()) return keys.status();
     keys_ = *std::move(keys);
@@ -131,7 +157,8 @@ class ChangeFeedStoreTest : public ::testing::Test {
     service::ReplicaSyncOptions options;
     options.replica_id = "tailer";
     options.poll_interval = absl::Milliseconds(10);
-    options.gap_timeout = absl::Seconds(30);
+    options.gap_timeout = gap_timeout;
+    if (stream_writer) options.stream_writer = keys_.get();
     return service::ReplicaSync::Start(feed_.get(), verifier_.get(), options);
   }
 
@@ -405,26 +432,19 @@ TEST_F(ChangeFeedStoreTest, AFailedMutationLeavesAVoidNotAHole) {
   writer.gap_timeout = absl::Seconds(5);
   ASSERT_TRUE(feed_->Register(writer, absl::Hours(1)).ok());
   (*keys)->SetFeedWriter(writer.name.incarnation);
-  auto tenant = (*keys)->CreateTenant("void-tenant", "Void", nullptr, {});
-  ASSERT_TRUE(tenant.ok()) << tenant.status();
+  const AuditEvent event = TestEvent();
+  int64_t tenant_id = 0;
   NewKey key;
   key.id = "vvvvvvvvvvvv";
-  key.tenant_id = tenant->id;
-  key.name = "k";
-  key.secret = {core::Digest{}, 1};
-  key.created_by_type = "system";
-  AuditEvent event;
-  event.action = "api_key.test";
-  event.category = "api_keys";
-  event.actor_type = "system";
-  ASSERT_TRUE((*keys)->InsertKey(key, event).ok());
+  ASSERT_NO_FATAL_FAILURE(
+      CreateTenantAndKey(**keys, "void-tenant", key, &tenant_id));
   {
     fault::Injection fail = fault::Injection::Fail(
         fault::kWriterBeforeCommit, key.id,
         absl::UnavailableError("injected failure before COMMIT"));
-    EXPECT_FALSE((*keys)->RevokeKey(tenant->id, key.id, event).ok());
+    EXPECT_FALSE((*keys)->RevokeKey(tenant_id, key.id, event).ok());
   }
-  ASSERT_TRUE((*keys)->RevokeKey(tenant->id, key.id, event).ok());
+  ASSERT_TRUE((*keys)->RevokeKey(tenant_id, key.id, event).ok());
   EXPECT_EQ((*keys)->FeedWriterHead(), 3);
 
   auto read = feed_->ReadStreams({"reader", "r-incarnation-1"}, 100);
@@ -435,6 +455,55 @@ TEST_F(ChangeFeedStoreTest, AFailedMutationLeavesAVoidNotAHole) {
   }
   EXPECT_EQ(rows, std::vector<std::string>({"1:created:vvvvvvvvvvvv", "2:void:",
                                             "3:revoked:vvvvvvvvvvvv"}));
+}
+
+// A rolling upgrade from the release before streams: a replica of that
+// release never publishes stream positions, so a writer of this release
+// waits for it by its applied_seq in the legacy stream (docs/replication.md,
+// "Rolling upgrade from a release without streams"). The old replica is
+// simulated with that release's own statements: its registration, which
+// does not name replicas.feed_streams, and its heartbeat.
+TEST_F(ChangeFeedStoreTest,
+       AReplicaOfTheReleaseBeforeStreamsIsWaitedForByItsAppliedSeq) {
+  ASSERT_TRUE(
+      db_->Execute(
+             "REPLACE INTO replicas (id, incarnation, address, hostname, pid,"
+             " started_at, heartbeat_at, lease_us, gap_timeout_us, applied_seq,"
+             " anchor_seq, anchor_created_at) VALUES ('old-release',"
+             " 'oldincarnation01', '', '', 0, UTC_TIMESTAMP(6),"
+             " UTC_TIMESTAMP(6), 600000000, 1000000, 0, 0, NULL)")
+          .ok());
+  auto sync = StartTailer(/*stream_writer=*/true, absl::Seconds(1));
+  ASSERT_TRUE(sync.ok()) << sync.status();
+  const AuditEvent event = TestEvent();
+  int64_t tenant_id = 0;
+  NewKey key;
+  key.id = "uuuuuuuuuuuu";
+  ASSERT_NO_FATAL_FAILURE(
+      CreateTenantAndKey(*keys_, "upgrade-tenant", key, &tenant_id));
+  ASSERT_TRUE(keys_->RevokeKey(tenant_id, key.id, event).ok());
+  service::ChangeRef revoked;
+  revoked.tenant_id = tenant_id;
+  revoked.key_id = key.id;
+  revoked.change_type = "revoked";
+
+  // The old replica has applied nothing: the writer waits for it, and
+  // fails after the bounded wait.
+  EXPECT_EQ((*sync)->AwaitChange(revoked, absl::ZeroDuration()).code(),
+            absl::StatusCode::kUnavailable);
+
+  // Its heartbeat publishes the feed's head as applied: acknowledged.
+  auto head = db_->QueryValue("SELECT MAX(seq) FROM key_changes");
+  ASSERT_TRUE(head.ok()) << head.status();
+  ASSERT_TRUE(
+      db_->Execute(absl::StrCat("UPDATE replicas SET heartbeat_at ="
+                                " UTC_TIMESTAMP(6), applied_seq = ",
+                                *head,
+                                " WHERE id = 'old-release' AND incarnation ="
+                                " 'oldincarnation01'"))
+          .ok());
+  EXPECT_TRUE((*sync)->AwaitChange(revoked, absl::ZeroDuration()).ok());
+  (*sync)->Stop();
 }
 
 }  // namespace

@@ -402,6 +402,9 @@ TEST_F(ConnectionPoolTest, AMultiHostPoolReturnsToItsFirstHostWhenItServes) {
   }
   EXPECT_EQ(pool->failbacks(), 1u);
   EXPECT_EQ(pool->host_switches(), 2u);
+  EXPECT_EQ(pool->stats().preferred_host, 0u);  // the metrics' figures
+  EXPECT_EQ(pool->stats().failbacks, 1u);
+  EXPECT_EQ(pool->stats().host_switches, 2u);
   EXPECT_GE(first_host.relayed(), 1) << "the probe's session";
   EXPECT_EQ(pool->stats().connections_open, 1) << "the idle one was closed";
   EXPECT_EQ(ScalarText(**held, "SELECT 1"), "1") << "in use: untouched";
@@ -414,6 +417,38 @@ TEST_F(ConnectionPoolTest, AMultiHostPoolReturnsToItsFirstHostWhenItServes) {
   EXPECT_EQ(ScalarText(*back, "SELECT 1"), "1");
   EXPECT_EQ(first_host.relayed(), relayed + 1) << "opened on the first host";
   EXPECT_EQ(pool->preferred_host(), 0u);
+}
+
+// A multi-host pool tries its hosts from the preferred one around the
+// list, hosts still backed off after the others.
+TEST(HostOrderTest, StartsAtThePreferredHostAndDefersHostsBackedOff) {
+  const absl::Time now = absl::FromUnixSeconds(1000);
+  const absl::Time past = now - absl::Seconds(1);
+  const absl::Time future = now + absl::Seconds(1);
+  EXPECT_EQ(HostOrder(1, {past, past, past}, now),
+            (std::vector<size_t>{1, 2, 0}));
+  EXPECT_EQ(HostOrder(0, {past, future, past}, now),
+            (std::vector<size_t>{0, 2, 1}));
+  EXPECT_EQ(HostOrder(1, {past, future, past}, now),
+            (std::vector<size_t>{2, 0, 1}));
+  // The back-off ends at its instant.
+  EXPECT_EQ(HostOrder(0, {now, past}, now), (std::vector<size_t>{0, 1}));
+  // Every host backed off: all tried, in rotation from the preferred one.
+  EXPECT_EQ(HostOrder(2, {future, future, future}, now),
+            (std::vector<size_t>{2, 0, 1}));
+  EXPECT_EQ(HostOrder(0, {future}, now), (std::vector<size_t>{0}));
+}
+
+TEST(HostBackoffTest, DoublesFromTheFirstUpToTheMaximum) {
+  EXPECT_EQ(HostBackoff(1), absl::Seconds(1));
+  EXPECT_EQ(HostBackoff(2), absl::Seconds(2));
+  EXPECT_EQ(HostBackoff(5), absl::Seconds(16));
+  EXPECT_EQ(HostBackoff(6), absl::Seconds(30));
+  EXPECT_EQ(HostBackoff(1000), absl::Seconds(30));
+  EXPECT_EQ(HostBackoff(3, absl::Milliseconds(100), absl::Seconds(1)),
+            absl::Milliseconds(400));
+  EXPECT_EQ(HostBackoff(9, absl::Milliseconds(100), absl::Seconds(1)),
+            absl::Seconds(1));
 }
 
 TEST_F(ConnectionPoolTest, DiscardIdleClosesOnlyIdleConnections) {

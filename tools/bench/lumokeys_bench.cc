@@ -165,6 +165,8 @@ struct Run {
   std::atomic<uint64_t> errors{0};
   std::atomic<uint64_t> unexpected{0};
   std::atomic<int64_t> issued{0};
+  // Calls that started and ended inside the measured window.
+  std::atomic<uint64_t> measured_calls{0};
   int64_t max_calls = 0;  // 0: unlimited
   std::mutex mu;
   std::string first_error;
@@ -209,7 +211,10 @@ class Loop {
               .count();
       if (outcome == Outcome::kError) run_->errors++;
       if (outcome == Outcome::kUnexpected) run_->unexpected++;
-      if (measured && run_->measuring) latencies_us_.push_back(us);
+      if (measured && run_->measuring) {
+        latencies_us_.push_back(us);
+        run_->measured_calls++;
+      }
       Next();
     });
   }
@@ -390,7 +395,14 @@ void Measure(Run* run, const std::vector<int>& pids, Result* result,
   const auto end =
       begin + std::chrono::duration_cast<Clock::duration>(
                   std::chrono::duration<double>(absl::GetFlag(FLAGS_seconds)));
-  while (Clock::now() < end && !(run->max_calls > 0 && run->active == 0)) {
+  // The window ends after --seconds, or later, once a call has completed
+  // inside it (up to a minute more): calls slower than the window (a short
+  // --smoke run on a loaded machine) would otherwise leave the row empty.
+  // QPS is over the time actually measured.
+  const auto latest = end + std::chrono::seconds(60);
+  while (!(run->max_calls > 0 && run->active == 0)) {
+    const auto now = Clock::now();
+    if (now >= end && (run->measured_calls > 0 || now >= latest)) break;
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
   }
   run->measuring = false;
@@ -533,7 +545,10 @@ void RunHttp(Run* run, const std::vector<int>& pids, Result* result,
             run->first_error = absl::StrCat("HTTP ", status);
           }
         }
-        if (c.measured && run->measuring) c.latencies.push_back(us);
+        if (c.measured && run->measuring) {
+          c.latencies.push_back(us);
+          run->measured_calls++;
+        }
         build(c);
         send_some(c);
       }

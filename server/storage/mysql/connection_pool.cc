@@ -182,6 +182,17 @@ absl::StatusOr<std::unique_ptr<MysqlConnection>> OpenMysqlConnection(
 absl::StatusOr<std::unique_ptr<MysqlConnection>> OpenMysqlConnectionFrom(
     const MysqlOptions& options, std::atomic<uint64_t>* query_counter,
     size_t first, size_t* opened_on) {
+  const size_t hosts = 1 + options.other_hosts.size();
+  std::vector<size_t> order;
+  for (size_t i = 0; i < hosts; ++i) order.push_back((first + i) % hosts);
+  return OpenMysqlConnectionInOrder(options, query_counter, order, opened_on,
+                                    nullptr);
+}
+
+absl::StatusOr<std::unique_ptr<MysqlConnection>> OpenMysqlConnectionInOrder(
+    const MysqlOptions& options, std::atomic<uint64_t>* query_counter,
+    const std::vector<size_t>& order, size_t* opened_on,
+    std::vector<size_t>* failed) {
   if (absl::Status s = ValidateMysqlOptions(options); !s.ok()) return s;
   if (options.other_hosts.empty()) {
     if (opened_on != nullptr) *opened_on = 0;
@@ -189,8 +200,8 @@ absl::StatusOr<std::unique_ptr<MysqlConnection>> OpenMysqlConnectionFrom(
   }
   const std::vector<MysqlHost> hosts = AllHosts(options);
   std::vector<std::string> failures;
-  for (size_t i = 0; i < hosts.size(); ++i) {
-    const size_t index = (first + i) % hosts.size();
+  for (size_t index : order) {
+    if (index >= hosts.size()) continue;
     absl::StatusOr<std::unique_ptr<MysqlConnection>> conn =
         internal::OpenOnOneHost(OnHost(options, hosts[index]), query_counter);
     if (conn.ok()) {
@@ -199,11 +210,32 @@ absl::StatusOr<std::unique_ptr<MysqlConnection>> OpenMysqlConnectionFrom(
     }
     // A login refused or an unknown database is the same on every node.
     if (!absl::IsUnavailable(conn.status())) return conn.status();
+    if (failed != nullptr) failed->push_back(index);
     failures.push_back(
         absl::StrCat(HostForLog(hosts[index]), ": ", conn.status().message()));
   }
   return absl::UnavailableError(absl::StrCat(
       "no database host could serve (", absl::StrJoin(failures, "; "), ")"));
+}
+
+absl::Duration HostBackoff(int failures, absl::Duration first,
+                           absl::Duration max) {
+  absl::Duration backoff = first;
+  for (int i = 1; i < failures && backoff < max; ++i) backoff *= 2;
+  return std::min(backoff, max);
+}
+
+std::vector<size_t> HostOrder(size_t preferred,
+                              const std::vector<absl::Time>& retry_after,
+                              absl::Time now) {
+  const size_t n = retry_after.size();
+  std::vector<size_t> ready, later;
+  for (size_t i = 0; i < n; ++i) {
+    const size_t index = (preferred + i) % n;
+    (retry_after[index] <= now ? ready : later).push_back(index);
+  }
+  ready.insert(ready.end(), later.begin(), later.end());
+  return ready;
 }
 
 namespace {
@@ -385,14 +417,17 @@ void ConnectionLease::Release() {
 // ConnectionPool
 
 absl::StatusOr<std::unique_ptr<ConnectionPool>> ConnectionPool::Create(
-    const MysqlOptions& options, absl::Duration failback_probe) {
+    const MysqlOptions& options, absl::Duration failback_probe,
+    absl::Duration host_backoff) {
   if (absl::Status s = ValidateMysqlOptions(options); !s.ok()) return s;
-  if (failback_probe <= absl::ZeroDuration()) {
-    return absl::InvalidArgumentError("the failback probe must be positive");
+  if (failback_probe <= absl::ZeroDuration() ||
+      host_backoff <= absl::ZeroDuration()) {
+    return absl::InvalidArgumentError(
+        "the failback probe and the host back-off must be positive");
   }
   InitMysqlDriver();
   std::unique_ptr<ConnectionPool> pool(
-      new ConnectionPool(options, failback_probe));
+      new ConnectionPool(options, failback_probe, host_backoff));
   if (!options.other_hosts.empty()) {
     pool->failback_thread_ =
         std::thread([p = pool.get()] { p->ProbeFirstHost(); });
@@ -401,8 +436,29 @@ absl::StatusOr<std::unique_ptr<ConnectionPool>> ConnectionPool::Create(
 }
 
 ConnectionPool::ConnectionPool(const MysqlOptions& options,
-                               absl::Duration failback_probe)
-    : options_(options), failback_probe_(failback_probe) {}
+                               absl::Duration failback_probe,
+                               absl::Duration host_backoff)
+    : options_(options),
+      failback_probe_(failback_probe),
+      host_backoff_(host_backoff),
+      host_failures_(1 + options.other_hosts.size(), 0),
+      host_retry_after_(1 + options.other_hosts.size(), absl::InfinitePast()) {}
+
+void ConnectionPool::NoteHosts(const std::vector<size_t>& failed,
+                               size_t opened) {
+  const absl::Time now = absl::Now();
+  for (size_t i : failed) {
+    if (i >= host_failures_.size()) continue;
+    ++host_failures_[i];
+    host_retry_after_[i] =
+        now + HostBackoff(host_failures_[i], host_backoff_,
+                          std::max(host_backoff_, kHostBackoffMax));
+  }
+  if (opened < host_failures_.size()) {
+    host_failures_[opened] = 0;
+    host_retry_after_[opened] = absl::InfinitePast();
+  }
+}
 
 ConnectionPool::~ConnectionPool() {
   {
@@ -460,16 +516,21 @@ absl::StatusOr<ConnectionLease> ConnectionPool::Acquire(
     ++in_use_;
   }
   size_t first = 0;
+  std::vector<size_t> order;
   {
     absl::MutexLock lock(&mu_);
     first = preferred_host_;
+    order = HostOrder(first, host_retry_after_, absl::Now());
   }
   size_t opened_on = first;
+  std::vector<size_t> failed;
   absl::StatusOr<std::unique_ptr<MysqlConnection>> conn =
-      OpenMysqlConnectionFrom(options_, &queries_, first, &opened_on);
+      OpenMysqlConnectionInOrder(options_, &queries_, order, &opened_on,
+                                 &failed);
   std::vector<std::unique_ptr<MysqlConnection>> elsewhere;
   {
     absl::MutexLock lock(&mu_);
+    NoteHosts(failed, conn.ok() ? opened_on : std::string::npos);
     if (!conn.ok()) {
       --open_;
       --in_use_;
@@ -563,11 +624,16 @@ void ConnectionPool::ProbeFirstHost() {
     // only if a session opens there and the node is Synced.
     absl::StatusOr<std::unique_ptr<MysqlConnection>> probe =
         internal::OpenOnOneHost(first, nullptr);
-    if (!probe.ok()) continue;
+    if (!probe.ok()) {
+      absl::MutexLock lock(&mu_);
+      NoteHosts({0}, std::string::npos);
+      continue;
+    }
     probe->reset();
     std::vector<std::unique_ptr<MysqlConnection>> elsewhere;
     {
       absl::MutexLock lock(&mu_);
+      NoteHosts({}, 0);
       if (stopping_ || preferred_host_ == 0) continue;
       preferred_host_ = 0;
       ++host_switches_;
@@ -589,6 +655,9 @@ PoolStats ConnectionPool::stats() const {
   s.wait_time = wait_time_;
   s.connections_opened = opened_;
   s.connections_discarded = discarded_;
+  s.preferred_host = preferred_host_;
+  s.host_switches = host_switches_;
+  s.failbacks = failbacks_;
   return s;
 }
 

@@ -161,6 +161,32 @@ absl::StatusOr<std::unique_ptr<MysqlConnection>> OpenMysqlConnectionFrom(
     const MysqlOptions& options, std::atomic<uint64_t>* query_counter,
     size_t first, size_t* opened_on);
 
+// Like OpenMysqlConnectionFrom, trying the hosts (indexes of AllHosts) in
+// `order`; `failed` (may be null) receives each host that could not serve.
+absl::StatusOr<std::unique_ptr<MysqlConnection>> OpenMysqlConnectionInOrder(
+    const MysqlOptions& options, std::atomic<uint64_t>* query_counter,
+    const std::vector<size_t>& order, size_t* opened_on,
+    std::vector<size_t>* failed);
+
+// Per-host back-off of a multi-host pool: a host that could not serve is
+// tried after the others until its back-off ends, so a dead host (one that
+// drops packets costs the whole connect timeout) delays only the opens
+// that find no other host. The back-off after `failures` (>= 1) failures
+// in a row: `first`, doubling with each further failure, at most `max`.
+inline constexpr absl::Duration kHostBackoffFirst = absl::Seconds(1);
+inline constexpr absl::Duration kHostBackoffMax = absl::Seconds(30);
+absl::Duration HostBackoff(int failures,
+                           absl::Duration first = kHostBackoffFirst,
+                           absl::Duration max = kHostBackoffMax);
+
+// The order in which a pool tries its hosts: from `preferred`, wrapping
+// around, the hosts whose back-off has ended (`retry_after[i] <= now`)
+// first, then the others in the same rotation. Every host appears once, so
+// a pool whose every host is backed off still tries them all.
+std::vector<size_t> HostOrder(size_t preferred,
+                              const std::vector<absl::Time>& retry_after,
+                              absl::Time now);
+
 class ConnectionPool;
 
 // Exclusive use of one pooled connection until the lease is destroyed, which
@@ -211,8 +237,11 @@ inline constexpr absl::Duration kFailbackProbeInterval = absl::Seconds(5);
 // `failback_probe`; when one opens (a Galera node must be Synced), the
 // first host is preferred again (failback). A connection on a host other
 // than the preferred one is closed instead of being pooled again: idle ones
-// at once, those in use when they are released. The pool must outlive its
-// leases.
+// at once, those in use when they are released. A host that could not
+// serve is backed off (HostOrder, HostBackoff, starting at `host_backoff`):
+// opens try it after the others until the back-off ends (the failback
+// probe, in the background, keeps its own interval and records its
+// result). The pool must outlive its leases.
 //
 // Any thread that acquires gets Connector/C++'s per-thread set-up
 // (Driver::threadInit, and threadEnd when the thread exits) automatically.
@@ -221,7 +250,8 @@ class ConnectionPool {
   // INVALID_ARGUMENT for unusable options. Does not connect.
   static absl::StatusOr<std::unique_ptr<ConnectionPool>> Create(
       const MysqlOptions& options,
-      absl::Duration failback_probe = kFailbackProbeInterval);
+      absl::Duration failback_probe = kFailbackProbeInterval,
+      absl::Duration host_backoff = kHostBackoffFirst);
 
   ConnectionPool(const ConnectionPool&) = delete;
   ConnectionPool& operator=(const ConnectionPool&) = delete;
@@ -266,7 +296,12 @@ class ConnectionPool {
  private:
   OutboxSignal outbox_signal_;
   friend class ConnectionLease;
-  ConnectionPool(const MysqlOptions& options, absl::Duration failback_probe);
+  ConnectionPool(const MysqlOptions& options, absl::Duration failback_probe,
+                 absl::Duration host_backoff);
+  // Records what opening on `failed` hosts and (unless npos) on `opened`
+  // taught about their health.
+  void NoteHosts(const std::vector<size_t>& failed, size_t opened)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void Release(std::unique_ptr<MysqlConnection> conn, bool broken)
       ABSL_LOCKS_EXCLUDED(mu_);
   // The failback thread: probes the first host while another is preferred.
@@ -295,6 +330,11 @@ class ConnectionPool {
   absl::flat_hash_map<const MysqlConnection*, size_t> host_of_
       ABSL_GUARDED_BY(mu_);
   const absl::Duration failback_probe_;
+  const absl::Duration host_backoff_;
+  // Per host (index in AllHosts): failures to serve in a row, and when its
+  // back-off ends.
+  std::vector<int> host_failures_ ABSL_GUARDED_BY(mu_);
+  std::vector<absl::Time> host_retry_after_ ABSL_GUARDED_BY(mu_);
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   std::thread failback_thread_;  // only with several hosts
 };

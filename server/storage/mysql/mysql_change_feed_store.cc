@@ -81,14 +81,15 @@ struct PositionSelect {
 
 // A live replica whose anchor row is gone or replaced has applied nothing
 // of the feed as it is now.
+constexpr char kAppliedUnderTheAnchorRule[] =
+    "CASE WHEN r.anchor_seq = 0 OR EXISTS"
+    " (SELECT 1 FROM key_changes k WHERE k.seq = r.anchor_seq"
+    " AND k.created_at = r.anchor_created_at) THEN r.applied_seq ELSE -1"
+    " END";
 struct AcknowledgedSelect {
   SelectList list;
   int live_peers = list.Add("COUNT(*)");
-  int applied = list.Add(
-      "MIN(CASE WHEN r.anchor_seq = 0 OR EXISTS"
-      " (SELECT 1 FROM key_changes k WHERE k.seq = r.anchor_seq"
-      " AND k.created_at = r.anchor_created_at) THEN r.applied_seq ELSE -1"
-      " END)");
+  int applied = list.Add(absl::StrCat("MIN(", kAppliedUnderTheAnchorRule, ")"));
   std::string sql =
       absl::StrCat("SELECT ", list.sql(),
                    " FROM replicas r WHERE NOT (r.id = ? AND r.incarnation = ?)"
@@ -135,12 +136,23 @@ struct ReadStreamsSelect {
       " ORDER BY w.incarnation, k.wseq");
 };
 
-// The lowest position in one writer's stream among the live replicas other
-// than the caller (none published: 0).
+// What the live replicas other than the caller acknowledged of one writer's
+// stream: the lowest position among those that publish stream positions
+// (none published: 0), the lowest applied_seq under the anchor rule among
+// those of a release before streams (feed_streams = 0), and the feed head,
+// in one statement.
 struct StreamAcknowledgedSelect {
   SelectList list;
-  int live_peers = list.Add("COUNT(*)");
-  int applied = list.Add("MIN(COALESCE(p.applied_wseq, 0))");
+  int stream_peers =
+      list.Add("COUNT(CASE WHEN r.feed_streams <> 0 THEN 1 END)");
+  int through = list.Add(
+      "MIN(CASE WHEN r.feed_streams <> 0 THEN COALESCE(p.applied_wseq, 0)"
+      " END)");
+  int legacy_peers = list.Add("COUNT(CASE WHEN r.feed_streams = 0 THEN 1 END)");
+  int legacy_through =
+      list.Add(absl::StrCat("MIN(CASE WHEN r.feed_streams = 0 THEN ",
+                            kAppliedUnderTheAnchorRule, " END)"));
+  int head = list.Add("(SELECT COALESCE(MAX(seq), 0) FROM key_changes)");
   std::string sql = absl::StrCat(
       "SELECT ", list.sql(),
       " FROM replicas r LEFT JOIN feed_positions p ON p.reader_id = r.id"
@@ -312,8 +324,8 @@ absl::Status MysqlChangeFeedStore::Register(const ReplicaRegistration& replica,
         sql::PreparedStatement& insert = s.Prepare(
             "REPLACE INTO replicas (id, incarnation, address, hostname, pid,"
             " started_at, heartbeat_at, lease_us, gap_timeout_us, applied_seq,"
-            " anchor_seq, anchor_created_at) VALUES (?, ?, ?, ?, ?,"
-            " UTC_TIMESTAMP(6), UTC_TIMESTAMP(6), ?, ?, ?, ?, ?)");
+            " anchor_seq, anchor_created_at, feed_streams) VALUES (?, ?, ?, ?,"
+            " ?, UTC_TIMESTAMP(6), UTC_TIMESTAMP(6), ?, ?, ?, ?, ?, ?)");
         insert.setString(1, replica.name.id);
         insert.setString(2, replica.name.incarnation);
         insert.setString(3, core::TruncateUtf8(replica.address, 255));
@@ -327,6 +339,7 @@ absl::Status MysqlChangeFeedStore::Register(const ReplicaRegistration& replica,
             !st.ok()) {
           return st;
         }
+        insert.setInt(11, replica.feed_streams ? 1 : 0);
         s.Update(insert);
         s.Step("prune stream positions");
         s.Update(s.Prepare(
@@ -480,9 +493,9 @@ absl::Status MysqlChangeFeedStore::AppendVoid(const StreamPosition& slot) {
   return InsertVoidRow(*pool_, slot.writer, slot.wseq);
 }
 
-absl::StatusOr<int64_t> MysqlChangeFeedStore::StreamAcknowledgedThrough(
+absl::StatusOr<StreamAcknowledgement> MysqlChangeFeedStore::AcknowledgeStream(
     const ReplicaName& self, absl::string_view writer) {
-  int64_t through = 0;
+  StreamAcknowledgement out;
   absl::Status status = Run(
       *pool_, "read stream acknowledgements", [&](Session& s) -> absl::Status {
         const StreamAcknowledgedSelect& c =
@@ -492,11 +505,20 @@ absl::StatusOr<int64_t> MysqlChangeFeedStore::StreamAcknowledgedThrough(
         stmt.setString(2, self.id);
         stmt.setString(3, self.incarnation);
         std::unique_ptr<sql::ResultSet> rs = s.Query(stmt);
-        through = LowestOfLivePeers(*rs, c);
+        if (!rs->next())
+          return absl::InternalError("the query returned no row");
+        constexpr int64_t kNobody = std::numeric_limits<int64_t>::max();
+        out.through = rs->getInt64(c.stream_peers) == 0
+                          ? kNobody
+                          : rs->getInt64(c.through);
+        out.legacy_through = rs->getInt64(c.legacy_peers) == 0
+                                 ? kNobody
+                                 : rs->getInt64(c.legacy_through);
+        out.head = rs->getInt64(c.head);
         return absl::OkStatus();
       });
   if (!status.ok()) return status;
-  return through;
+  return out;
 }
 
 absl::StatusOr<int64_t> MysqlChangeFeedStore::LiveReplicas() {

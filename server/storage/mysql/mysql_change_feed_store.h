@@ -45,7 +45,7 @@ class MysqlChangeFeedStore : public ChangeFeedStore {
       const ReplicaName& reader,
       const std::vector<StreamPosition>& positions) override;
   absl::Status AppendVoid(const StreamPosition& slot) override;
-  absl::StatusOr<int64_t> StreamAcknowledgedThrough(
+  absl::StatusOr<StreamAcknowledgement> AcknowledgeStream(
       const ReplicaName& self, absl::string_view writer) override;
 
  private:

@@ -70,6 +70,7 @@ struct SettingsSelect {
   int enabled = list.Add("dynamic_registration_enabled");
   int require_api_key = list.Add("dynamic_registration_require_api_key");
   KeyPolicyColumns policy{list};
+  int leak_response = list.Add("leak_response");
   int version = list.Add("version");
   int updated_at = list.Add("updated_at");
   std::string sql = absl::StrCat("SELECT ", list.sql(),
@@ -238,6 +239,7 @@ absl::Status ReadSettings(Session& s, int64_t tenant_id, bool lock,
   settings->dynamic_registration.require_api_key =
       rs->getInt(c.require_api_key) != 0;
   settings->key_policy = ReadKeyPolicy(*rs, c.policy);
+  settings->leak_response = rs->getString(c.leak_response).asStdString();
   settings->version = rs->getInt64(c.version);
   absl::StatusOr<absl::Time> updated = GetTime(*rs, c.updated_at);
   if (!updated.ok()) return updated.status();
@@ -673,19 +675,19 @@ absl::StatusOr<TenantSettings> MysqlClientStore::UpdateSettings(
             " dynamic_registration_enabled,"
             " dynamic_registration_require_api_key, key_require_expiry,"
             " key_max_lifetime_days, key_rotation_period_days,"
-            " key_expiry_warning_days, key_inactive_after_days, version,"
-            " updated_at)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, 1, UTC_TIMESTAMP(6))"
+            " key_expiry_warning_days, key_inactive_after_days,"
+            " leak_response, version, updated_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 1, UTC_TIMESTAMP(6))"
             " ON DUPLICATE KEY UPDATE dynamic_registration_enabled = ?,"
             " dynamic_registration_require_api_key = ?,"
             " key_require_expiry = ?, key_max_lifetime_days = ?,"
             " key_rotation_period_days = ?, key_expiry_warning_days = ?,"
-            " key_inactive_after_days = ?,"
+            " key_inactive_after_days = ?, leak_response = ?,"
             " version = version + 1, updated_at = UTC_TIMESTAMP(6)");
         upsert.setInt64(1, tenant_id);
         // The update half binds the values again rather than using
         // VALUES(column), which MySQL 8.0 deprecates.
-        for (int offset : {0, 7}) {
+        for (int offset : {0, 8}) {
           upsert.setInt(2 + offset, next.enabled ? 1 : 0);
           upsert.setInt(3 + offset, next.require_api_key ? 1 : 0);
           upsert.setInt(4 + offset, policy.require_expiry ? 1 : 0);
@@ -693,6 +695,7 @@ absl::StatusOr<TenantSettings> MysqlClientStore::UpdateSettings(
           upsert.setInt(6 + offset, policy.rotation_period_days);
           upsert.setInt(7 + offset, policy.expiry_warning_days);
           upsert.setInt(8 + offset, policy.inactive_after_days);
+          upsert.setString(9 + offset, wanted.leak_response);
         }
         s.Update(upsert);
         if (absl::Status st = InsertAudit(s, tenant_id, event); !st.ok()) {

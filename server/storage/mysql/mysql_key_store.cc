@@ -104,6 +104,18 @@ struct RecordSelect {
                                  " AND k.deleted_at IS NULL");
 };
 
+// GetKeyWithPolicy: GetKey's record and the tenant's key policy.
+struct RecordWithPolicySelect {
+  SelectList list;
+  RecordColumns record{list, kGraceColumn, "UTC_TIMESTAMP(6)"};
+  KeyPolicyColumns policy{list, "ts"};
+  std::string sql = absl::StrCat(
+      "SELECT ", list.sql(),
+      " FROM api_keys k LEFT JOIN tenant_settings ts"
+      " ON ts.tenant_id = k.tenant_id"
+      " WHERE k.tenant_id = ? AND k.id = ? AND k.deleted_at IS NULL");
+};
+
 // The locking read that starts every mutation. The grace column counts only
 // the retired secrets a rotation keeps (the newest kMaxRetiredSecrets - 1),
 // and the clock is read with SYSDATE(6), which is evaluated after the row
@@ -188,8 +200,9 @@ constexpr char kInsertKeySql[] =
     " scopes, allowed_cidrs, rate_limit_per_minute, revoked, version,"
     " created_by_type, created_by_id, created_at, expires_at, external_id,"
     " metadata, decoy)"
-    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0, 1, ?, ?, UTC_TIMESTAMP(6), ?, ?, ?,"
-    " ?)";
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0, 1, ?, ?, COALESCE(?, "
+    "UTC_TIMESTAMP(6)),"
+    " ?, ?, ?, ?)";
 
 // ---------------------------------------------------------------------------
 // Values.
@@ -425,10 +438,11 @@ absl::Status InsertKeyRow(Session& session, int64_t tenant_id,
   stmt.setInt(8, key.rate_limit_per_minute);
   stmt.setString(9, key.created_by_type);
   stmt.setString(10, key.created_by_id);
-  if (absl::Status s = BindTime(stmt, 11, key.expires_at); !s.ok()) return s;
-  stmt.setString(12, key.external_id);
-  stmt.setString(13, core::EncodeStringMapJson(key.metadata));
-  stmt.setInt(14, key.decoy ? 1 : 0);
+  if (absl::Status s = BindTime(stmt, 11, key.created_at); !s.ok()) return s;
+  if (absl::Status s = BindTime(stmt, 12, key.expires_at); !s.ok()) return s;
+  stmt.setString(13, key.external_id);
+  stmt.setString(14, core::EncodeStringMapJson(key.metadata));
+  stmt.setInt(15, key.decoy ? 1 : 0);
   session.Update(stmt);
   InsertKeyLimits(session, tenant_id, key.id, key.rate_limits);
   if (key.quota.has_value()) {
@@ -831,6 +845,24 @@ absl::StatusOr<ApiKeyRecord> MysqlKeyStore::GetKey(int64_t tenant_id,
   });
   if (!status.ok()) return status;
   return key;
+}
+
+absl::StatusOr<KeyWithPolicy> MysqlKeyStore::GetKeyWithPolicy(
+    int64_t tenant_id, absl::string_view id) {
+  if (!IsWellFormedKeyId(id)) return NotFound();
+  KeyWithPolicy read;
+  absl::Status status = Run(*pool_, "get key", [&](Session& s) -> absl::Status {
+    const RecordWithPolicySelect& c = SelectOf<RecordWithPolicySelect>();
+    sql::PreparedStatement& stmt = s.Prepare(c.sql);
+    stmt.setInt64(1, tenant_id);
+    stmt.setString(2, Str(id));
+    std::unique_ptr<sql::ResultSet> rs = s.Query(stmt);
+    if (!rs->next()) return NotFound();
+    read.policy = ReadKeyPolicy(*rs, c.policy);
+    return ReadRecord(*rs, c.record, &read.key);
+  });
+  if (!status.ok()) return status;
+  return read;
 }
 
 absl::StatusOr<KeyPage> MysqlKeyStore::ListKeys(int64_t tenant_id,
@@ -1249,6 +1281,70 @@ absl::StatusOr<UpdateResult> MysqlKeyStore::SetKeyDisabled(
   return result;
 }
 
+absl::StatusOr<UpdateResult> MysqlKeyStore::EndRetiredSecretGrace(
+    int64_t tenant_id, absl::string_view id, const core::Digest& digest,
+    const AuditEvent& event) {
+  if (!IsWellFormedKeyId(id)) return NotFound();
+  UpdateResult result;
+  FeedSlots slots;
+  absl::Status status =
+      Run(*pool_, "end retired secret grace", OnConflict::kRetry,
+          [&](Session& s) -> absl::Status {
+            slots.current = 0;
+            result = UpdateResult();
+            ApiKeyRecord& key = result.key;
+            s.Begin();
+            if (absl::Status st = LockKey(s, tenant_id, id, &key, nullptr);
+                !st.ok()) {
+              return st;
+            }
+            const absl::Time now = key.db_now;
+            s.Step("end grace");
+            sql::PreparedStatement& end = s.Prepare(
+                "UPDATE api_key_retired_secrets SET valid_until = ?"
+                " WHERE tenant_id = ? AND key_id = ? AND digest = ?"
+                " AND valid_until > ?");
+            if (absl::Status st = BindTime(end, 1, now); !st.ok()) return st;
+            end.setInt64(2, tenant_id);
+            end.setString(3, Str(id));
+            end.setString(4, DigestBytes(digest));
+            if (absl::Status st = BindTime(end, 5, now); !st.ok()) return st;
+            if (s.Update(end) == 0) {
+              s.Step("rollback");
+              s.Rollback();
+              return absl::OkStatus();
+            }
+            const int64_t old_version = key.version;
+            s.Step("update key");
+            sql::PreparedStatement& update = s.Prepare(
+                "UPDATE api_keys SET version = ?"
+                " WHERE tenant_id = ? AND id = ? AND version = ?");
+            update.setInt64(1, old_version + 1);
+            update.setInt64(2, tenant_id);
+            update.setString(3, Str(id));
+            update.setInt64(4, old_version);
+            if (s.Update(update) != 1) {
+              return absl::InternalError(
+                  "end grace: the locked row did not update");
+            }
+            if (absl::Status st = AuditChangeAndCommit(
+                    s, [&] { return Draw(slots); }, tenant_id, id, event,
+                    "updated", old_version + 1);
+                !st.ok()) {
+              return st;
+            }
+            key.version = old_version + 1;
+            result.changed = true;
+            return absl::OkStatus();
+          });
+  CloseUnusedSlots(slots, status.ok());
+  if (!status.ok()) return status;
+  // The grace column of the locked read may name the ended secret.
+  absl::StatusOr<ApiKeyRecord> fresh = GetKey(tenant_id, id);
+  if (fresh.ok()) result.key = *std::move(fresh);
+  return result;
+}
+
 absl::StatusOr<DeleteResult> MysqlKeyStore::DeleteKey(int64_t tenant_id,
                                                       absl::string_view id,
                                                       const AuditEvent& event) {
@@ -1386,6 +1482,36 @@ absl::StatusOr<KeyPolicy> MysqlKeyStore::GetKeyPolicy(int64_t tenant_id) {
       });
   if (!status.ok()) return status;
   return policy;
+}
+
+absl::StatusOr<KeyPolicyAt> MysqlKeyStore::GetKeyPolicyAt(int64_t tenant_id) {
+  // One row whether or not the tenant has a settings row (the defaults
+  // then), with the clock.
+  struct PolicyAtSelect {
+    SelectList list;
+    KeyPolicyColumns policy{list, "ts"};
+    int now = list.Add("UTC_TIMESTAMP(6)");
+    std::string sql =
+        absl::StrCat("SELECT ", list.sql(),
+                     " FROM (SELECT 1 AS one) d LEFT JOIN tenant_settings ts"
+                     " ON ts.tenant_id = ?");
+  };
+  KeyPolicyAt read;
+  absl::Status status =
+      Run(*pool_, "get key policy", [&](Session& s) -> absl::Status {
+        const PolicyAtSelect& c = SelectOf<PolicyAtSelect>();
+        sql::PreparedStatement& stmt = s.Prepare(c.sql);
+        stmt.setInt64(1, tenant_id);
+        std::unique_ptr<sql::ResultSet> rs = s.Query(stmt);
+        if (!rs->next()) return absl::InternalError("no policy row");
+        read.policy = ReadKeyPolicy(*rs, c.policy);
+        absl::StatusOr<absl::Time> now = GetTime(*rs, c.now);
+        if (!now.ok()) return now.status();
+        read.db_now = *now;
+        return absl::OkStatus();
+      });
+  if (!status.ok()) return status;
+  return read;
 }
 
 absl::StatusOr<bool> MysqlKeyStore::TakeSweepLease(absl::string_view holder,

@@ -61,6 +61,8 @@ class MysqlKeyStore : public KeyStore {
   absl::Status InsertKey(const NewKey& key, const AuditEvent& event) override;
   absl::StatusOr<ApiKeyRecord> GetKey(int64_t tenant_id,
                                       absl::string_view id) override;
+  absl::StatusOr<KeyWithPolicy> GetKeyWithPolicy(int64_t tenant_id,
+                                                 absl::string_view id) override;
   absl::StatusOr<KeyPage> ListKeys(int64_t tenant_id,
                                    const ListKeysQuery& query) override;
   using KeyStore::RotateKey;
@@ -81,6 +83,9 @@ class MysqlKeyStore : public KeyStore {
                                          int64_t expected_version,
                                          const KeyEdit& edit,
                                          const AuditEvent& event) override;
+  absl::StatusOr<UpdateResult> EndRetiredSecretGrace(
+      int64_t tenant_id, absl::string_view id, const core::Digest& digest,
+      const AuditEvent& event) override;
   using KeyStore::SetKeyDisabled;
   absl::StatusOr<UpdateResult> SetKeyDisabled(
       int64_t tenant_id, absl::string_view id, bool disabled,
@@ -88,6 +93,7 @@ class MysqlKeyStore : public KeyStore {
       const AuditEvent& event) override;
   absl::StatusOr<VerifyRecord> LoadForVerify(absl::string_view id) override;
   absl::StatusOr<KeyPolicy> GetKeyPolicy(int64_t tenant_id) override;
+  absl::StatusOr<KeyPolicyAt> GetKeyPolicyAt(int64_t tenant_id) override;
   absl::StatusOr<bool> TakeSweepLease(absl::string_view holder,
                                       absl::Duration lease) override;
   absl::StatusOr<AnnouncementBatch> PendingAnnouncements(

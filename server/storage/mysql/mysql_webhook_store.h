@@ -56,6 +56,10 @@ class MysqlWebhookStore : public WebhookStore {
   absl::StatusOr<CompletedAttempt> CompleteAttempt(
       const ClaimedDelivery& claim, const AttemptOutcome& outcome,
       const FailurePolicy& policy, const AuditEvent& disable_event) override;
+  absl::StatusOr<bool> LeakReported(absl::string_view key_id,
+                                    const core::Digest& digest) override;
+  absl::StatusOr<bool> RecordLeakReport(const LeakedSecretReport& report,
+                                        const AuditEvent& event) override;
 
  private:
   const std::shared_ptr<ConnectionPool> pool_;

@@ -14,7 +14,9 @@ positions given up after the gap timeout (must be 0).
 Then one node is killed with SIGKILL under load: every replica moves to a
 live node and serves mutations again; the calls that failed meanwhile
 carry a clean gRPC status; no acknowledged write is missing on any node,
-also on the killed node once it rejoined; no killed secret is accepted.
+also on the killed node once it rejoined; no killed secret is accepted;
+and the replica that lists the killed node first returns to it once it is
+Synced again (failback, read from its /metrics).
 
 Prints Revoke latency p50/p99 on the cluster and, from the same run, with
 three replicas on the suite's single MariaDB; the failover time and the
@@ -388,8 +390,15 @@ class GaleraReplicaTest(harness.LogOnFailure, unittest.TestCase):
         self.assertTrue(set(verify_failures) <= {c.name for c in CLEAN_FAILURES},
                         verify_failures)
 
+        # Replica b lists node 2 first: its request pool moved off it.
+        b_metrics = d.metrics_ports[1]
+        self.assertNotEqual(metric(b_metrics, "lumo_db_pool_preferred_host"),
+                            0, "replica b still prefers the killed node")
+        failbacks_before = metric(b_metrics, "lumo_db_pool_failbacks_total")
+
         # The killed node rejoins; every acknowledged write is on every node.
         self.cluster.start_node(2)
+        rejoined = time.monotonic()
         for node in GaleraCluster.NODES:
             dsn = MysqlDsn(self.cluster.admin_dsn(node))
             rows = dsn.rows("SET SESSION wsrep_sync_wait = 1; SELECT id,"
@@ -399,6 +408,17 @@ class GaleraReplicaTest(harness.LogOnFailure, unittest.TestCase):
             unrevoked = sorted(i for i in revoked if not state.get(i, False))
             self.assertEqual((missing, unrevoked), ([], []),
                              f"acknowledged writes missing on node {node}")
+        # Failback: replica b returns to node 2 once it is Synced again
+        # (the pool probes its first host every 5 s).
+        self.wait(lambda: metric(b_metrics,
+                                 "lumo_db_pool_preferred_host") == 0,
+                  "replica b back on node 2 after the rejoin", timeout_s=120)
+        failed_back_s = time.monotonic() - rejoined
+        self.assertGreater(metric(b_metrics, "lumo_db_pool_failbacks_total"),
+                           failbacks_before)
+        print("galera_replica_test: replica b (node 2 first) failed back to "
+              "node 2 %.2f s after the node was restarted" % failed_back_s,
+              file=sys.stderr)
         print("\ngalera_replica_test: node 2 killed with SIGKILL under load "
               "(3 replicas, each preferring its own node): every replica "
               "served mutations again %.2f s after the kill (per replica: "
@@ -415,6 +435,84 @@ class GaleraReplicaTest(harness.LogOnFailure, unittest.TestCase):
         harness.figure("galera_failover", recovered_max_s="%.2f" %
                        max(recovered), failed_calls=len(failed),
                        missing_writes=0, accepted_killed=len(accepted))
+
+    def test_d_the_webhook_endpoint_cap_holds_across_nodes(self):
+        """Webhook endpoints of one tenant created at once through the three
+        replicas (three nodes) never exceed the per-tenant cap: each
+        creation writes the tenant row, so concurrent ones conflict at
+        certification and the retried one counts the other's endpoint
+        (docs/replication.md, "Row locks are local to a node")."""
+        d = self.deployment
+        s = self.stubs
+        slug, md = self.create_tenant(d)
+        cap = 20  # the documented per-tenant cap (docs/webhooks.md)
+        stubs = [s.webhooks_grpc.WebhookServiceStub(c) for c in d.channels]
+
+        def create(replica):
+            stubs[replica].CreateWebhook(
+                s.webhooks_pb2.CreateWebhookRequest(
+                    tenant_slug=slug, url="https://hooks.example.com/lumo",
+                    enabled=False),
+                metadata=md, timeout=30 * harness.TIME_SCALE)
+
+        lock = threading.Lock()
+        outcomes = []
+        start = threading.Barrier(3)
+
+        def burst(replica):
+            start.wait()
+            for _ in range(12):
+                try:
+                    create(replica)
+                    code = None
+                except grpc.RpcError as e:
+                    code = e.code()
+                with lock:
+                    outcomes.append(code)
+
+        threads = [threading.Thread(target=burst, args=(r,))
+                   for r in range(3)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+
+        def stored():
+            counts = set()
+            for node in GaleraCluster.NODES:
+                dsn = MysqlDsn(self.cluster.admin_dsn(node))
+                rows = dsn.rows(
+                    "SET SESSION wsrep_sync_wait = 1; SELECT COUNT(*) FROM"
+                    " webhook_endpoints w JOIN tenants t ON t.id ="
+                    " w.tenant_id WHERE t.slug = '%s'" % slug,
+                    d.server.database)
+                counts.add(int(rows[0][0]))
+            self.assertEqual(len(counts), 1, f"nodes disagree: {counts}")
+            return counts.pop()
+
+        created = outcomes.count(None)
+        unexpected = [c.name for c in outcomes
+                      if c not in (None, grpc.StatusCode.FAILED_PRECONDITION,
+                                   grpc.StatusCode.ABORTED)]
+        self.assertEqual(unexpected, [], "creations failed unexpectedly")
+        self.assertLessEqual(created, cap, "more creations acknowledged "
+                             "than the cap allows")
+        self.assertEqual(stored(), created)
+        # The rest of the cap fills one at a time; the next is refused.
+        for i in range(cap - created):
+            create(i % 3)
+        self.assertEqual(stored(), cap)
+        with self.assertRaises(grpc.RpcError) as refused:
+            create(1)
+        self.assertEqual(refused.exception.code(),
+                         grpc.StatusCode.FAILED_PRECONDITION)
+        self.assertEqual(stored(), cap)
+        print("galera_replica_test: %d concurrent endpoint creations of one "
+              "tenant through 3 nodes: %d acknowledged (cap %d), %d refused "
+              "at the cap, %d aborted after repeated conflicts" % (
+                  len(outcomes), created, cap,
+                  outcomes.count(grpc.StatusCode.FAILED_PRECONDITION),
+                  outcomes.count(grpc.StatusCode.ABORTED)), file=sys.stderr)
 
 
 if __name__ == "__main__":

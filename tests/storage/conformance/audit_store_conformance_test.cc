@@ -763,5 +763,62 @@ TYPED_TEST(AuditPurgeConformanceTest,
   EXPECT_EQ(*again, 0);
 }
 
+TYPED_TEST(AuditPurgeConformanceTest, UsageBucketsPastTheirRetentionGo) {
+  using G = storage::UsageGranularity;
+  StoreFixture& f = this->f();
+  const storage::Tenant old_tenant = NewTenant(f);
+  const storage::Tenant new_tenant = NewTenant(f);
+  ASSERT_TRUE(
+      f.audit()
+          .AppendEvents(
+              {UsageEvent(old_tenant.id, "keyAAAAAAAAA", "verify", "valid", 5),
+               UsageEvent(old_tenant.id, "keyBBBBBBBBB", "api", "valid", 2),
+               UsageEvent(new_tenant.id, "keyCCCCCCCCC", "verify", "valid", 1)})
+          .ok());
+  // The tenant's rollup rows at `g` in the buckets its events fell in,
+  // moved `back` into the past.
+  auto rows = [&](int64_t tenant_id, G g, absl::Duration back) -> size_t {
+    storage::UsageQuery q = CoveringQuery(f, tenant_id, g);
+    q.from -= back;
+    q.to -= back;
+    absl::StatusOr<std::vector<storage::UsageRow>> r =
+        f.audit().ReadUsage(tenant_id, q);
+    EXPECT_TRUE(r.ok()) << r.status();
+    return r.ok() ? r->size() : 0;
+  };
+  const absl::Duration aged = absl::Hours(24 * 3);
+  ASSERT_EQ(rows(old_tenant.id, G::kHour, absl::ZeroDuration()), 2u);
+  ASSERT_EQ(rows(old_tenant.id, G::kDay, absl::ZeroDuration()), 2u);
+  f.AgeUsage(old_tenant.id, aged);
+  ASSERT_EQ(rows(old_tenant.id, G::kHour, absl::ZeroDuration()), 0u);
+  ASSERT_EQ(rows(old_tenant.id, G::kHour, aged), 2u);
+  ASSERT_EQ(rows(old_tenant.id, G::kDay, aged), 2u);
+
+  EXPECT_EQ(f.PurgeUsage(0, 5).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(f.PurgeUsage(5, 0).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(rows(old_tenant.id, G::kHour, aged), 2u);  // nothing went
+
+  // Hourly buckets kept 2 days go; daily ones kept 5 days stay.
+  absl::StatusOr<int64_t> purged = f.PurgeUsage(2, 5);
+  ASSERT_TRUE(purged.ok()) << purged.status();
+  EXPECT_EQ(*purged, 2);
+  EXPECT_EQ(rows(old_tenant.id, G::kHour, aged), 0u);
+  EXPECT_EQ(rows(old_tenant.id, G::kDay, aged), 2u);
+  // A daily bucket starts at or before its events: 3 days back it started
+  // more than 2 days ago.
+  purged = f.PurgeUsage(2, 2);
+  ASSERT_TRUE(purged.ok()) << purged.status();
+  EXPECT_EQ(*purged, 2);
+  EXPECT_EQ(rows(old_tenant.id, G::kDay, aged), 0u);
+  // The recent buckets stay.
+  EXPECT_EQ(rows(new_tenant.id, G::kHour, absl::ZeroDuration()), 1u);
+  EXPECT_EQ(rows(new_tenant.id, G::kDay, absl::ZeroDuration()), 1u);
+  purged = f.PurgeUsage(1, 1);
+  ASSERT_TRUE(purged.ok()) << purged.status();
+  EXPECT_EQ(*purged, 0);
+}
+
 }  // namespace
 }  // namespace lumo::testing

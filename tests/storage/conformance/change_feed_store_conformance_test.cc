@@ -475,5 +475,47 @@ TYPED_TEST(ChangeFeedStoreConformanceTest, StartingPointLooksBack) {
   EXPECT_EQ(start->created_at, changes[0].created_at);
 }
 
+// During a rolling upgrade a replica of the release before streams
+// (feed_streams false: it never publishes stream positions) is judged by
+// its applied_seq against the feed head, the others by their positions.
+TYPED_TEST(ChangeFeedStoreConformanceTest,
+           AReplicaWithoutStreamsIsAcknowledgedByItsAppliedSeq) {
+  StoreFixture& f = this->f();
+  const storage::ReplicaRegistration self = this->Replica("self", 0);
+  const storage::ReplicaRegistration current = this->Replica("current", 0);
+  storage::ReplicaRegistration old = this->Replica("old-release", 0);
+  old.feed_streams = false;
+  ASSERT_TRUE(f.feed().Register(self, absl::Hours(1)).ok());
+  const std::string& stream = self.name.incarnation;
+  auto acknowledge = [&]() {
+    absl::StatusOr<storage::StreamAcknowledgement> a =
+        f.feed().AcknowledgeStream(self.name, stream);
+    EXPECT_TRUE(a.ok()) << a.status();
+    return a.value_or(storage::StreamAcknowledgement{-2, -2, -2});
+  };
+  constexpr int64_t kNobody = std::numeric_limits<int64_t>::max();
+  storage::StreamAcknowledgement a = acknowledge();
+  EXPECT_EQ(a.through, kNobody);
+  EXPECT_EQ(a.legacy_through, kNobody);
+  EXPECT_EQ(a.head, 0);
+
+  absl::StatusOr<int64_t> seq =
+      f.feed().Announce(StreamRow(self.name, 1, "key000000001"));
+  ASSERT_TRUE(seq.ok()) << seq.status();
+  ASSERT_TRUE(f.feed().Register(old, absl::Hours(1)).ok());
+  a = acknowledge();
+  EXPECT_EQ(a.through, kNobody) << "an old replica publishes no positions";
+  EXPECT_EQ(a.legacy_through, 0);
+  EXPECT_EQ(a.head, *seq);
+
+  ASSERT_TRUE(f.feed().Register(current, absl::Hours(1)).ok());
+  ASSERT_TRUE(f.feed().PublishPositions(current.name, {{stream, 1}}).ok());
+  ASSERT_TRUE(f.feed().Heartbeat(old.name, *seq, storage::FeedPosition()).ok());
+  a = acknowledge();
+  EXPECT_EQ(a.through, 1);
+  EXPECT_EQ(a.legacy_through, *seq);
+  EXPECT_EQ(*f.feed().StreamAcknowledgedThrough(self.name, stream), 1);
+}
+
 }  // namespace
 }  // namespace lumo::testing

@@ -383,6 +383,42 @@ TYPED_TEST(ClientStoreConformanceTest, KeyPolicyIsPartOfTheSettings) {
   EXPECT_EQ(after->key_policy.inactive_after_days, 90);
 }
 
+TYPED_TEST(ClientStoreConformanceTest, LeakResponseIsPartOfTheSettings) {
+  StoreFixture& f = this->f();
+  const storage::Tenant tenant = NewTenant(f);
+  absl::StatusOr<storage::TenantSettings> defaults =
+      f.clients().GetSettings(tenant.id);
+  ASSERT_TRUE(defaults.ok()) << defaults.status();
+  EXPECT_EQ(defaults->leak_response, "revoke");
+
+  bool changed = false;
+  storage::SettingsUpdate update;
+  update.leak_response = "notify";
+  absl::StatusOr<storage::TenantSettings> after = f.clients().UpdateSettings(
+      tenant.id, update, Event("settings.updated"), &changed);
+  ASSERT_TRUE(after.ok()) << after.status();
+  EXPECT_TRUE(changed);
+  EXPECT_EQ(after->leak_response, "notify");
+  EXPECT_EQ(after->key_policy, storage::KeyPolicy());
+  absl::StatusOr<storage::TenantSettings> read =
+      f.clients().GetSettings(tenant.id);
+  ASSERT_TRUE(read.ok()) << read.status();
+  EXPECT_EQ(read->leak_response, "notify");
+
+  // Another member changes; the response stays. The same value: nothing.
+  storage::SettingsUpdate warn;
+  warn.key_expiry_warning_days = 3;
+  after = f.clients().UpdateSettings(tenant.id, warn, Event("settings.updated"),
+                                     &changed);
+  ASSERT_TRUE(after.ok()) << after.status();
+  EXPECT_EQ(after->leak_response, "notify");
+  after = f.clients().UpdateSettings(tenant.id, update,
+                                     Event("settings.updated"), &changed);
+  ASSERT_TRUE(after.ok()) << after.status();
+  EXPECT_FALSE(changed);
+  EXPECT_EQ(EventsOf(f, tenant.id, "settings.updated").size(), 2u);
+}
+
 TYPED_TEST(ClientStoreConformanceTest, RegistrationFollowsTheSettings) {
   StoreFixture& f = this->f();
   const storage::Tenant tenant = NewTenant(f);

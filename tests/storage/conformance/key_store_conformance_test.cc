@@ -125,6 +125,113 @@ TYPED_TEST(KeyStoreConformanceTest, BadNamedLimitsAreRefusedAndWriteNothing) {
   }
 }
 
+// A create call answers with RecordOfNewKey instead of reading the key
+// back: with created_at from GetKeyPolicyAt, that is exactly what the store
+// then holds.
+TYPED_TEST(KeyStoreConformanceTest,
+           AKeyInsertedAtAPolicyReadIsItsNewKeyRecord) {
+  StoreFixture& f = this->f();
+  const storage::Tenant tenant = NewTenant(f);
+  absl::StatusOr<absl::Time> before = f.keys().Now();
+  ASSERT_TRUE(before.ok()) << before.status();
+  absl::StatusOr<storage::KeyPolicyAt> at = f.keys().GetKeyPolicyAt(tenant.id);
+  ASSERT_TRUE(at.ok()) << at.status();
+  absl::StatusOr<absl::Time> after = f.keys().Now();
+  ASSERT_TRUE(after.ok()) << after.status();
+  EXPECT_EQ(at->policy, storage::KeyPolicy());
+  EXPECT_LE(*before, at->db_now);
+  EXPECT_LE(at->db_now, *after);
+
+  storage::NewKey key = NewKey(tenant.id, "Reply");
+  key.scopes = {"keys:read", "keys:write"};
+  key.allowed_cidrs = {"10.0.0.0/8", "2001:db8::/32"};
+  key.rate_limit_per_minute = 60;
+  key.rate_limits = {{"hourly", 5000, absl::Hours(1)},
+                     {"burst", 20, absl::Seconds(1)}};
+  key.quota = storage::KeyQuota{250, 1000, absl::Hours(24)};
+  key.external_id = "svc-reply";
+  key.metadata = {{"team", "payments"}};
+  key.expires_at = at->db_now + absl::Hours(48);
+  key.created_at = at->db_now;
+  ASSERT_TRUE(f.keys().InsertKey(key, Event("api_key.created")).ok());
+  const storage::ApiKeyRecord want = storage::RecordOfNewKey(key);
+  absl::StatusOr<storage::ApiKeyRecord> got =
+      f.keys().GetKey(tenant.id, key.id);
+  ASSERT_TRUE(got.ok()) << got.status();
+  EXPECT_EQ(got->id, want.id);
+  EXPECT_EQ(got->tenant_id, want.tenant_id);
+  EXPECT_EQ(got->name, want.name);
+  EXPECT_EQ(got->external_id, want.external_id);
+  EXPECT_EQ(got->metadata, want.metadata);
+  EXPECT_EQ(got->scopes, want.scopes);
+  EXPECT_EQ(got->allowed_cidrs, want.allowed_cidrs);
+  EXPECT_EQ(got->rate_limit_per_minute, want.rate_limit_per_minute);
+  EXPECT_EQ(got->rate_limits, want.rate_limits);
+  EXPECT_EQ(got->quota, want.quota);
+  EXPECT_EQ(got->revoked, want.revoked);
+  EXPECT_EQ(got->disabled, want.disabled);
+  EXPECT_EQ(got->decoy, want.decoy);
+  EXPECT_EQ(got->version, want.version);
+  EXPECT_EQ(got->created_by_type, want.created_by_type);
+  EXPECT_EQ(got->created_by_id, want.created_by_id);
+  EXPECT_EQ(got->created_at, at->db_now);
+  EXPECT_EQ(got->created_at, want.created_at);
+  EXPECT_EQ(got->expires_at, want.expires_at);
+  EXPECT_EQ(got->last_used_at, want.last_used_at);
+  EXPECT_EQ(got->rotated_at, want.rotated_at);
+  EXPECT_EQ(got->revoked_at, want.revoked_at);
+  EXPECT_EQ(got->disabled_at, want.disabled_at);
+  EXPECT_EQ(got->previous_secret_valid_until, want.previous_secret_valid_until);
+}
+
+// The read before a rotation: the key as GetKey reads it and the policy as
+// GetKeyPolicy and GetKeyPolicyAt read it, in one read.
+TYPED_TEST(KeyStoreConformanceTest, KeyWithPolicyReadsBothTogether) {
+  StoreFixture& f = this->f();
+  const storage::Tenant tenant = NewTenant(f);
+  const storage::Tenant other = NewTenant(f);
+  storage::NewKey key = NewKey(tenant.id, "With policy");
+  key.scopes = {"keys:read"};
+  ASSERT_TRUE(f.keys().InsertKey(key, Event("api_key.created")).ok());
+
+  absl::StatusOr<storage::KeyWithPolicy> read =
+      f.keys().GetKeyWithPolicy(tenant.id, key.id);
+  ASSERT_TRUE(read.ok()) << read.status();
+  EXPECT_EQ(read->policy, storage::KeyPolicy());  // never written: defaults
+  EXPECT_EQ(read->key.id, key.id);
+  EXPECT_EQ(read->key.name, "With policy");
+  EXPECT_THAT(read->key.scopes, ElementsAre("keys:read"));
+  EXPECT_EQ(read->key.version, 1);
+
+  storage::SettingsUpdate update;
+  update.key_max_lifetime_days = 90;
+  update.key_rotation_period_days = 30;
+  ASSERT_TRUE(
+      f.clients()
+          .UpdateSettings(tenant.id, update, Event("settings.updated"), nullptr)
+          .ok());
+  absl::StatusOr<storage::KeyPolicy> policy = f.keys().GetKeyPolicy(tenant.id);
+  ASSERT_TRUE(policy.ok()) << policy.status();
+  EXPECT_EQ(policy->max_lifetime_days, 90);
+  read = f.keys().GetKeyWithPolicy(tenant.id, key.id);
+  ASSERT_TRUE(read.ok()) << read.status();
+  EXPECT_EQ(read->policy, *policy);
+  absl::StatusOr<storage::ApiKeyRecord> got =
+      f.keys().GetKey(tenant.id, key.id);
+  ASSERT_TRUE(got.ok()) << got.status();
+  EXPECT_EQ(read->key.created_at, got->created_at);
+  EXPECT_EQ(read->key.version, got->version);
+  absl::StatusOr<storage::KeyPolicyAt> at = f.keys().GetKeyPolicyAt(tenant.id);
+  ASSERT_TRUE(at.ok()) << at.status();
+  EXPECT_EQ(at->policy, *policy);
+
+  // Like GetKey: another tenant's key and a malformed id are not found.
+  EXPECT_TRUE(
+      absl::IsNotFound(f.keys().GetKeyWithPolicy(other.id, key.id).status()));
+  EXPECT_TRUE(absl::IsNotFound(
+      f.keys().GetKeyWithPolicy(tenant.id, "no-such").status()));
+}
+
 TYPED_TEST(KeyStoreConformanceTest, AQuotaIsStoredWithItsKey) {
   StoreFixture& f = this->f();
   const storage::Tenant tenant = NewTenant(f);
@@ -647,6 +754,58 @@ TYPED_TEST(KeyStoreConformanceTest, RotationRetiresTheSecretForTheGrace) {
     EXPECT_LE(retired.valid_until, *again->rotated_at);
   }
   EXPECT_EQ(EventsOf(f, tenant.id, "api_key.rotated").size(), 2u);
+}
+
+TYPED_TEST(KeyStoreConformanceTest, EndingAGraceKillsOnlyThatRetiredSecret) {
+  StoreFixture& f = this->f();
+  const storage::Tenant tenant = NewTenant(f);
+  const storage::NewKey key = NewKey(tenant.id);
+  ASSERT_TRUE(f.keys().InsertKey(key, Event("api_key.created")).ok());
+  const storage::StoredSecret second{RandomDigest(), 1};
+  ASSERT_TRUE(f.keys()
+                  .RotateKey(tenant.id, key.id, second, absl::Hours(1),
+                             Event("api_key.rotated"))
+                  .ok());
+  const storage::StoredSecret third{RandomDigest(), 1};
+  ASSERT_TRUE(f.keys()
+                  .RotateKey(tenant.id, key.id, third, absl::Hours(1),
+                             Event("api_key.rotated"))
+                  .ok());
+
+  // The first secret's grace ends; the second keeps its own.
+  absl::StatusOr<storage::UpdateResult> ended = f.keys().EndRetiredSecretGrace(
+      tenant.id, key.id, key.secret.digest, Event("api_key.updated"));
+  ASSERT_TRUE(ended.ok()) << ended.status();
+  EXPECT_TRUE(ended->changed);
+  EXPECT_EQ(ended->key.version, 4);
+  absl::StatusOr<storage::VerifyRecord> verify = f.keys().LoadForVerify(key.id);
+  ASSERT_TRUE(verify.ok()) << verify.status();
+  EXPECT_EQ(verify->current.digest, third.digest);
+  ASSERT_EQ(verify->retired.size(), 2u);
+  EXPECT_EQ(verify->retired[0].secret.digest, second.digest);
+  EXPECT_GT(verify->retired[0].valid_until, verify->key.db_now);
+  EXPECT_EQ(verify->retired[1].secret.digest, key.secret.digest);
+  EXPECT_LE(verify->retired[1].valid_until, verify->key.db_now);
+  EXPECT_EQ(EventsOf(f, tenant.id, "api_key.updated").size(), 1u);
+
+  // Again, or the current secret, or another tenant: nothing written.
+  ended = f.keys().EndRetiredSecretGrace(tenant.id, key.id, key.secret.digest,
+                                         Event("api_key.updated"));
+  ASSERT_TRUE(ended.ok()) << ended.status();
+  EXPECT_FALSE(ended->changed);
+  EXPECT_EQ(ended->key.version, 4);
+  ended = f.keys().EndRetiredSecretGrace(tenant.id, key.id, third.digest,
+                                         Event("api_key.updated"));
+  ASSERT_TRUE(ended.ok()) << ended.status();
+  EXPECT_FALSE(ended->changed);
+  EXPECT_EQ(EventsOf(f, tenant.id, "api_key.updated").size(), 1u);
+  const storage::Tenant other = NewTenant(f);
+  EXPECT_EQ(f.keys()
+                .EndRetiredSecretGrace(other.id, key.id, second.digest,
+                                       Event("api_key.updated"))
+                .status()
+                .code(),
+            absl::StatusCode::kNotFound);
 }
 
 TYPED_TEST(KeyStoreConformanceTest, RetiredSecretsAreCapped) {

@@ -1,6 +1,7 @@
 #include "tests/storage/conformance/store_fixture.h"
 
 #include <atomic>
+#include <map>
 #include <utility>
 
 #include "absl/strings/ascii.h"
@@ -58,6 +59,30 @@ class FakeFixture : public StoreFixture {
   }
   absl::StatusOr<int64_t> PurgeAudit(int days) override {
     return stores_.audit.PurgeOlderThanDays(days);
+  }
+  void AgeUsage(int64_t tenant_id, absl::Duration d) override {
+    absl::MutexLock lock(&stores_.db->mu);
+    std::map<FakeDatabase::UsageKey, int64_t> aged;
+    for (auto it = stores_.db->usage.begin(); it != stores_.db->usage.end();) {
+      if (std::get<0>(it->first) != tenant_id) {
+        ++it;
+        continue;
+      }
+      FakeDatabase::UsageKey key = it->first;
+      std::get<2>(key) -= absl::ToInt64Seconds(d);
+      aged[key] = it->second;
+      it = stores_.db->usage.erase(it);
+    }
+    stores_.db->usage.merge(aged);
+  }
+  absl::StatusOr<int64_t> PurgeUsage(int hourly_days, int daily_days) override {
+    return stores_.audit.PurgeUsage(hourly_days, daily_days);
+  }
+  void DisableEndpointOnly(absl::string_view id) override {
+    absl::MutexLock lock(&stores_.db->mu);
+    auto it = stores_.db->webhook_endpoints.find(std::string(id));
+    ASSERT_NE(it, stores_.db->webhook_endpoints.end()) << id;
+    it->second.endpoint.enabled = false;
   }
 
  private:
@@ -141,6 +166,27 @@ class MysqlFixture : public StoreFixture {
   }
   absl::StatusOr<int64_t> PurgeAudit(int days) override {
     return stores().PurgeAuditOlderThanDays(days);
+  }
+  void AgeUsage(int64_t tenant_id, absl::Duration d) override {
+    for (const char* table : {"usage_hourly", "usage_daily"}) {
+      ASSERT_TRUE(backend_->db()
+                      .Execute(absl::StrCat(
+                          "UPDATE ", table,
+                          " SET bucket_start = bucket_start - INTERVAL ",
+                          absl::ToInt64Microseconds(d),
+                          " MICROSECOND WHERE tenant_id = ", tenant_id))
+                      .ok());
+    }
+  }
+  absl::StatusOr<int64_t> PurgeUsage(int hourly_days, int daily_days) override {
+    return stores().PurgeUsage(hourly_days, daily_days);
+  }
+  void DisableEndpointOnly(absl::string_view id) override {
+    ASSERT_TRUE(backend_->db()
+                    .Execute(absl::StrCat("UPDATE webhook_endpoints SET"
+                                          " enabled = 0 WHERE id = '",
+                                          id, "'"))
+                    .ok());
   }
 
  private:

@@ -66,6 +66,18 @@ class StoreFixture {
   // The audit retention of the implementation's backend
   // (storage::Backend::PurgeAuditOlderThanDays): the rows deleted.
   virtual absl::StatusOr<int64_t> PurgeAudit(int days) = 0;
+  // Moves every usage rollup bucket (hourly and daily) of `tenant_id` `d`
+  // into the past; `d` a whole number of days keeps the buckets aligned.
+  virtual void AgeUsage(int64_t tenant_id, absl::Duration d) = 0;
+  // The usage retention of the implementation's backend
+  // (storage::Backend::PurgeUsage): the rows deleted.
+  virtual absl::StatusOr<int64_t> PurgeUsage(int hourly_days,
+                                             int daily_days) = 0;
+  // Marks webhook endpoint `id` disabled and changes nothing else: its
+  // pending deliveries stay pending. That is the state an outbox append
+  // leaves when it commits next to a concurrent disable that could not see
+  // its delivery (each read the other's rows before either committed).
+  virtual void DisableEndpointOnly(absl::string_view id) = 0;
 };
 
 // The implementations, each with a name for test output and a factory of

@@ -12,6 +12,8 @@
 #include "absl/synchronization/mutex.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "server/core/crypto.h"
+#include "server/core/key_format.h"
 #include "server/storage/webhook_outbox.h"
 #include "server/storage/webhook_store.h"
 #include "tests/storage/conformance/store_fixture.h"
@@ -403,6 +405,93 @@ TYPED_TEST(WebhookStoreConformanceTest, APingGoesToItsEndpointOnly) {
             absl::StatusCode::kNotFound);
 }
 
+TYPED_TEST(WebhookStoreConformanceTest, ALeakedSecretIsRecordedOnce) {
+  StoreFixture& f = this->f();
+  const storage::Tenant a = NewTenant(f);
+  storage::LeakedSecretReport report;
+  report.key_id = core::GenerateKeyId().value();
+  report.tenant_id = a.id;
+  report.secret_digest = core::Sha256(Unique("secret"));
+  report.url = "https://github.com/acme/app/blob/main/.env";
+  report.source = "content";
+  absl::StatusOr<bool> reported =
+      f.webhooks().LeakReported(report.key_id, report.secret_digest);
+  ASSERT_TRUE(reported.ok()) << reported.status();
+  EXPECT_FALSE(*reported);
+
+  absl::StatusOr<bool> recorded =
+      f.webhooks().RecordLeakReport(report, Event("api_key.leaked"));
+  ASSERT_TRUE(recorded.ok()) << recorded.status();
+  EXPECT_TRUE(*recorded);
+  reported = f.webhooks().LeakReported(report.key_id, report.secret_digest);
+  ASSERT_TRUE(reported.ok()) << reported.status();
+  EXPECT_TRUE(*reported);
+  EXPECT_EQ(EventsOf(f, a.id, "api_key.leaked").size(), 1u);
+
+  // The same secret again: nothing written.
+  recorded = f.webhooks().RecordLeakReport(report, Event("api_key.leaked"));
+  ASSERT_TRUE(recorded.ok()) << recorded.status();
+  EXPECT_FALSE(*recorded);
+  EXPECT_EQ(EventsOf(f, a.id, "api_key.leaked").size(), 1u);
+
+  // Another secret of the same key is another report.
+  storage::LeakedSecretReport other = report;
+  other.secret_digest = core::Sha256(Unique("secret"));
+  EXPECT_FALSE(*f.webhooks().LeakReported(other.key_id, other.secret_digest));
+  recorded = f.webhooks().RecordLeakReport(other, Event("api_key.leaked"));
+  ASSERT_TRUE(recorded.ok()) << recorded.status();
+  EXPECT_TRUE(*recorded);
+  EXPECT_EQ(EventsOf(f, a.id, "api_key.leaked").size(), 2u);
+
+  // Values that do not fit change nothing.
+  storage::LeakedSecretReport too_long = report;
+  too_long.secret_digest = core::Sha256(Unique("secret"));
+  too_long.url = std::string(2049, 'u');
+  EXPECT_EQ(f.webhooks()
+                .RecordLeakReport(too_long, Event("api_key.leaked"))
+                .status()
+                .code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(EventsOf(f, a.id, "api_key.leaked").size(), 2u);
+}
+
+TYPED_TEST(WebhookStoreConformanceTest, APagePastTheEndIsEmptyButCounts) {
+  StoreFixture& f = this->f();
+  const storage::Tenant a = NewTenant(f);
+  const storage::WebhookEndpointRecord e = Create(f, Endpoint(a.id));
+  for (int i = 0; i < 2; ++i) {
+    ASSERT_TRUE(
+        f.webhooks().EnqueuePing(a.id, e.id, Event("webhook.tested")).ok());
+  }
+  const size_t all = DeliveriesOf(f, a.id, e.id).size();
+  ASSERT_GE(all, 2u);
+  storage::DeliveryQuery q;
+  q.limit = 1;
+  q.page = static_cast<int>(all) + 3;
+  absl::StatusOr<storage::DeliveryPage> past =
+      f.webhooks().ListDeliveries(a.id, e.id, q);
+  ASSERT_TRUE(past.ok()) << past.status();
+  EXPECT_THAT(past->deliveries, IsEmpty());
+  EXPECT_EQ(past->total, static_cast<int64_t>(all));
+  q.page = static_cast<int>(all);
+  absl::StatusOr<storage::DeliveryPage> last =
+      f.webhooks().ListDeliveries(a.id, e.id, q);
+  ASSERT_TRUE(last.ok()) << last.status();
+  EXPECT_EQ(last->deliveries.size(), 1u);
+  EXPECT_EQ(last->total, static_cast<int64_t>(all));
+  // With a state filter the count is of that state.
+  q.page = 5;
+  q.state = DeliveryState::kPending;
+  past = f.webhooks().ListDeliveries(a.id, e.id, q);
+  ASSERT_TRUE(past.ok()) << past.status();
+  EXPECT_THAT(past->deliveries, IsEmpty());
+  EXPECT_EQ(past->total, static_cast<int64_t>(all));
+  q.state = DeliveryState::kFailed;
+  past = f.webhooks().ListDeliveries(a.id, e.id, q);
+  ASSERT_TRUE(past.ok()) << past.status();
+  EXPECT_EQ(past->total, 0);
+}
+
 TYPED_TEST(WebhookStoreConformanceTest, DeletingRemovesTheDeliveryLog) {
   StoreFixture& f = this->f();
   const storage::Tenant a = NewTenant(f);
@@ -700,6 +789,42 @@ TYPED_TEST(WebhookClaimConformanceTest, ADisabledEndpointsDueRowsAreNotSent) {
       f.webhooks().ClaimDue(10, absl::Seconds(60));
   ASSERT_TRUE(claim.ok()) << claim.status();
   EXPECT_THAT(*claim, IsEmpty());
+}
+
+// A delivery can stay pending for an endpoint already disabled (an outbox
+// append racing the disable): the claim cancels it instead of sending it.
+TYPED_TEST(WebhookClaimConformanceTest,
+           APendingDeliveryOfADisabledEndpointIsCancelledByTheClaim) {
+  StoreFixture& f = this->f();
+  const storage::Tenant a = NewTenant(f);
+  const storage::WebhookEndpointRecord off = Create(f, Endpoint(a.id));
+  const storage::WebhookEndpointRecord on = Create(f, Endpoint(a.id));
+  ASSERT_TRUE(
+      f.webhooks().EnqueuePing(a.id, off.id, Event("webhook.tested")).ok());
+  ASSERT_TRUE(
+      f.webhooks().EnqueuePing(a.id, on.id, Event("webhook.tested")).ok());
+  f.DisableEndpointOnly(off.id);
+  std::vector<storage::WebhookDeliveryRecord> log =
+      DeliveriesOf(f, a.id, off.id);
+  ASSERT_FALSE(log.empty());
+  for (const storage::WebhookDeliveryRecord& d : log) {
+    ASSERT_EQ(d.state, DeliveryState::kPending);
+  }
+
+  absl::StatusOr<std::vector<storage::ClaimedDelivery>> claim =
+      f.webhooks().ClaimDue(100, absl::Seconds(60));
+  ASSERT_TRUE(claim.ok()) << claim.status();
+  bool sent_to_on = false;
+  for (const storage::ClaimedDelivery& c : *claim) {
+    EXPECT_NE(c.endpoint_id, off.id) << "sent to a disabled endpoint";
+    if (c.endpoint_id == on.id) sent_to_on = true;
+  }
+  EXPECT_TRUE(sent_to_on);
+  log = DeliveriesOf(f, a.id, off.id);
+  ASSERT_FALSE(log.empty());
+  for (const storage::WebhookDeliveryRecord& d : log) {
+    EXPECT_EQ(d.state, DeliveryState::kCancelled);
+  }
 }
 
 }  // namespace

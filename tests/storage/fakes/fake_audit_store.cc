@@ -312,6 +312,25 @@ absl::StatusOr<int64_t> FakeAuditStore::PurgeOlderThanDays(int days) {
   return deleted;
 }
 
+absl::StatusOr<int64_t> FakeAuditStore::PurgeUsage(int hourly_days,
+                                                   int daily_days) {
+  if (absl::Status s = db_->Begin(); !s.ok()) return s;
+  if (hourly_days < 1 || daily_days < 1) {
+    return absl::InvalidArgumentError("days must be at least 1");
+  }
+  absl::MutexLock lock(&db_->mu);
+  const absl::Time now = db_->Now();
+  int64_t deleted = 0;
+  for (auto it = db_->usage.begin(); it != db_->usage.end();) {
+    const int days = std::get<1>(it->first) == 1 ? daily_days : hourly_days;
+    const absl::Time start = absl::FromUnixSeconds(std::get<2>(it->first));
+    const bool purge = start < now - absl::Hours(24) * days;
+    if (purge) ++deleted;
+    it = purge ? db_->usage.erase(it) : std::next(it);
+  }
+  return deleted;
+}
+
 }  // namespace lumo::testing
 
 namespace lumo::testing {

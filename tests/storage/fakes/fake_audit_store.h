@@ -43,6 +43,8 @@ class FakeAuditStore : public storage::AuditStore {
 
   // Retention as storage::Backend::PurgeAuditOlderThanDays.
   absl::StatusOr<int64_t> PurgeOlderThanDays(int days);
+  // Usage retention as storage::Backend::PurgeUsage.
+  absl::StatusOr<int64_t> PurgeUsage(int hourly_days, int daily_days);
 
  private:
   const std::shared_ptr<FakeDatabase> db_;

@@ -248,17 +248,29 @@ absl::Status FakeChangeFeedStore::AppendVoid(
   return absl::OkStatus();
 }
 
-absl::StatusOr<int64_t> FakeChangeFeedStore::StreamAcknowledgedThrough(
-    const storage::ReplicaName& self, absl::string_view writer) {
+absl::StatusOr<storage::StreamAcknowledgement>
+FakeChangeFeedStore::AcknowledgeStream(const storage::ReplicaName& self,
+                                       absl::string_view writer) {
   if (absl::Status s = db_->Begin(); !s.ok()) return s;
   absl::MutexLock lock(&db_->mu);
-  return LowestOfLivePeers(*db_, self, [&](const ReplicaRow& row) {
+  constexpr int64_t kNobody = std::numeric_limits<int64_t>::max();
+  storage::StreamAcknowledgement out;
+  out.through = LowestOfLivePeers(*db_, self, [&](const ReplicaRow& row) {
     const storage::ReplicaName& name = row.registration.name;
+    if (!row.registration.feed_streams) return kNobody;
     auto position = db_->feed_positions.find(
         {name.id, name.incarnation, std::string(writer)});
     return position == db_->feed_positions.end() ? int64_t{0}
                                                  : position->second;
   });
+  out.legacy_through =
+      LowestOfLivePeers(*db_, self, [&](const ReplicaRow& row) {
+        const storage::ReplicaRegistration& r = row.registration;
+        if (r.feed_streams) return kNobody;
+        return Intact(*db_, r.anchor) ? r.applied_seq : int64_t{-1};
+      });
+  out.head = db_->feed.empty() ? 0 : db_->feed.rbegin()->first;
+  return out;
 }
 
 absl::StatusOr<int64_t> FakeChangeFeedStore::LiveReplicas() {

@@ -42,7 +42,7 @@ class FakeChangeFeedStore : public storage::ChangeFeedStore {
       const storage::ReplicaName& reader,
       const std::vector<storage::StreamPosition>& positions) override;
   absl::Status AppendVoid(const storage::StreamPosition& slot) override;
-  absl::StatusOr<int64_t> StreamAcknowledgedThrough(
+  absl::StatusOr<storage::StreamAcknowledgement> AcknowledgeStream(
       const storage::ReplicaName& self, absl::string_view writer) override;
   absl::StatusOr<int64_t> LiveReplicas() override;
 

@@ -278,6 +278,7 @@ absl::StatusOr<storage::TenantSettings> FakeClientStore::UpdateSettings(
   if (!wrote) return settings;
   settings.dynamic_registration = next.dynamic_registration;
   settings.key_policy = next.key_policy;
+  settings.leak_response = next.leak_response;
   ++settings.version;
   settings.updated_at = db_->Now();
   db_->settings[tenant_id] = settings;

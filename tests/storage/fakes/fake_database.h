@@ -15,6 +15,7 @@
 #include <cstdint>
 #include <map>
 #include <optional>
+#include <set>
 #include <string>
 #include <tuple>
 #include <utility>
@@ -152,6 +153,9 @@ class FakeDatabase {
   int64_t next_webhook_event_row ABSL_GUARDED_BY(mu) = 1;
   std::map<int64_t, WebhookDeliveryRow> webhook_deliveries ABSL_GUARDED_BY(mu);
   int64_t next_webhook_delivery ABSL_GUARDED_BY(mu) = 1;
+  // leaked_secret_reports: (key id, digest bytes).
+  std::set<std::pair<std::string, std::string>> leak_reports
+      ABSL_GUARDED_BY(mu);
   // Raised by every delivery inserted (a fake call commits at once).
   storage::OutboxSignal outbox_signal;
   // The shared counters: per counter key, granted tokens by slot; token

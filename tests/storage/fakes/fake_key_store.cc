@@ -91,21 +91,9 @@ void InsertQuota(FakeDatabase& db, const storage::NewKey& k, absl::Time now)
 
 KeyRow NewRow(const storage::NewKey& k, int64_t tenant_id, absl::Time now) {
   KeyRow row;
-  row.record.id = k.id;
+  row.record = storage::RecordOfNewKey(k);
   row.record.tenant_id = tenant_id;
-  row.record.name = k.name;
-  row.record.external_id = k.external_id;
-  row.record.metadata = k.metadata;
-  row.record.scopes = k.scopes;
-  row.record.allowed_cidrs = k.allowed_cidrs;
-  row.record.rate_limit_per_minute = k.rate_limit_per_minute;
-  row.record.decoy = k.decoy;
-  row.record.rate_limits = k.rate_limits;
-  storage::SortByName(&row.record.rate_limits);
-  row.record.expires_at = k.expires_at;
   row.record.created_at = now;
-  row.record.created_by_type = k.created_by_type;
-  row.record.created_by_id = k.created_by_id;
   row.current = k.secret;
   return row;
 }
@@ -250,7 +238,7 @@ absl::Status FakeKeyStore::InsertKey(const storage::NewKey& k,
   if (db_->keys.count(k.id)) {
     return absl::AlreadyExistsError("insert key: id taken");
   }
-  db_->keys[k.id] = NewRow(k, k.tenant_id, db_->Now());
+  db_->keys[k.id] = NewRow(k, k.tenant_id, k.created_at.value_or(db_->Now()));
   InsertQuota(*db_, k, db_->Now());
   db_->AppendAudit(k.tenant_id, storage::NextTransactionChainLane(), event);
   AppendKeyChange(k.tenant_id, k.id, "created", 1);
@@ -264,6 +252,16 @@ absl::StatusOr<ApiKeyRecord> FakeKeyStore::GetKey(int64_t tenant_id,
   const KeyRow* row = LiveKey(*db_, tenant_id, id);
   if (row == nullptr) return NotFound();
   return Snapshot(*db_, *row, db_->Now());
+}
+
+absl::StatusOr<storage::KeyWithPolicy> FakeKeyStore::GetKeyWithPolicy(
+    int64_t tenant_id, absl::string_view id) {
+  if (absl::Status s = db_->Begin(); !s.ok()) return s;
+  absl::MutexLock lock(&db_->mu);
+  const KeyRow* row = LiveKey(*db_, tenant_id, id);
+  if (row == nullptr) return NotFound();
+  return storage::KeyWithPolicy{Snapshot(*db_, *row, db_->Now()),
+                                db_->KeyPolicyOf(tenant_id)};
 }
 
 absl::StatusOr<storage::KeyPage> FakeKeyStore::ListKeys(
@@ -451,6 +449,31 @@ absl::StatusOr<storage::UpdateResult> FakeKeyStore::SetKeyDisabled(
   return result;
 }
 
+absl::StatusOr<storage::UpdateResult> FakeKeyStore::EndRetiredSecretGrace(
+    int64_t tenant_id, absl::string_view id, const core::Digest& digest,
+    const storage::AuditEvent& event) {
+  if (absl::Status s = db_->Begin(); !s.ok()) return s;
+  absl::MutexLock lock(&db_->mu);
+  KeyRow* row = LiveKey(*db_, tenant_id, id);
+  if (row == nullptr) return NotFound();
+  const absl::Time now = db_->Now();
+  storage::UpdateResult result;
+  for (auto& [version, retired] : row->retired) {
+    if (retired.valid_until > now &&
+        core::ConstantTimeEquals(retired.secret.digest, digest)) {
+      retired.valid_until = now;
+      result.changed = true;
+    }
+  }
+  if (result.changed) {
+    ++row->record.version;
+    db_->AppendAudit(tenant_id, storage::NextTransactionChainLane(), event);
+    AppendKeyChange(tenant_id, id, "updated", row->record.version);
+  }
+  result.key = Snapshot(*db_, *row, now);
+  return result;
+}
+
 absl::StatusOr<storage::DeleteResult> FakeKeyStore::DeleteKey(
     int64_t tenant_id, absl::string_view id, const storage::AuditEvent& event) {
   if (absl::Status s = db_->Begin(); !s.ok()) return s;
@@ -507,6 +530,13 @@ absl::StatusOr<storage::KeyPolicy> FakeKeyStore::GetKeyPolicy(
   if (absl::Status s = db_->Begin(); !s.ok()) return s;
   absl::MutexLock lock(&db_->mu);
   return db_->KeyPolicyOf(tenant_id);
+}
+
+absl::StatusOr<storage::KeyPolicyAt> FakeKeyStore::GetKeyPolicyAt(
+    int64_t tenant_id) {
+  if (absl::Status s = db_->Begin(); !s.ok()) return s;
+  absl::MutexLock lock(&db_->mu);
+  return storage::KeyPolicyAt{db_->KeyPolicyOf(tenant_id), db_->Now()};
 }
 
 absl::StatusOr<bool> FakeKeyStore::TakeSweepLease(absl::string_view holder,

@@ -37,6 +37,8 @@ class FakeKeyStore : public storage::KeyStore {
                          const storage::AuditEvent& event) override;
   absl::StatusOr<storage::ApiKeyRecord> GetKey(int64_t tenant_id,
                                                absl::string_view id) override;
+  absl::StatusOr<storage::KeyWithPolicy> GetKeyWithPolicy(
+      int64_t tenant_id, absl::string_view id) override;
   absl::StatusOr<storage::KeyPage> ListKeys(
       int64_t tenant_id, const storage::ListKeysQuery& query) override;
   using storage::KeyStore::RotateKey;
@@ -56,12 +58,17 @@ class FakeKeyStore : public storage::KeyStore {
   absl::StatusOr<storage::UpdateResult> UpdateKey(
       int64_t tenant_id, absl::string_view id, int64_t expected_version,
       const storage::KeyEdit& edit, const storage::AuditEvent& event) override;
+  absl::StatusOr<storage::UpdateResult> EndRetiredSecretGrace(
+      int64_t tenant_id, absl::string_view id, const core::Digest& digest,
+      const storage::AuditEvent& event) override;
   using storage::KeyStore::SetKeyDisabled;
   absl::StatusOr<storage::UpdateResult> SetKeyDisabled(
       int64_t tenant_id, absl::string_view id, bool disabled,
       std::optional<int64_t> expected_version,
       const storage::AuditEvent& event) override;
   absl::StatusOr<storage::KeyPolicy> GetKeyPolicy(int64_t tenant_id) override;
+  absl::StatusOr<storage::KeyPolicyAt> GetKeyPolicyAt(
+      int64_t tenant_id) override;
   absl::StatusOr<bool> TakeSweepLease(absl::string_view holder,
                                       absl::Duration lease) override;
   absl::StatusOr<storage::AnnouncementBatch> PendingAnnouncements(

@@ -409,4 +409,31 @@ absl::StatusOr<storage::CompletedAttempt> FakeWebhookStore::CompleteAttempt(
   return out;
 }
 
+absl::StatusOr<bool> FakeWebhookStore::LeakReported(
+    absl::string_view key_id, const core::Digest& digest) {
+  if (absl::Status s = db_->Begin(); !s.ok()) return s;
+  absl::MutexLock lock(&db_->mu);
+  return db_->leak_reports.count({std::string(key_id),
+                                  std::string(core::AsStringView(digest))}) > 0;
+}
+
+absl::StatusOr<bool> FakeWebhookStore::RecordLeakReport(
+    const storage::LeakedSecretReport& report,
+    const storage::AuditEvent& event) {
+  if (report.url.size() > 2048 || report.source.size() > 64) {
+    return absl::InvalidArgumentError("leak report url or source too long");
+  }
+  if (absl::Status s = db_->Begin(); !s.ok()) return s;
+  absl::MutexLock lock(&db_->mu);
+  if (!db_->leak_reports
+           .insert({report.key_id,
+                    std::string(core::AsStringView(report.secret_digest))})
+           .second) {
+    return false;
+  }
+  db_->AppendAudit(report.tenant_id, storage::NextTransactionChainLane(),
+                   event);
+  return true;
+}
+
 }  // namespace lumo::testing

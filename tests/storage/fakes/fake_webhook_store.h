@@ -50,6 +50,11 @@ class FakeWebhookStore : public storage::WebhookStore {
       const storage::AttemptOutcome& outcome,
       const storage::FailurePolicy& policy,
       const storage::AuditEvent& disable_event) override;
+  absl::StatusOr<bool> LeakReported(absl::string_view key_id,
+                                    const core::Digest& digest) override;
+  absl::StatusOr<bool> RecordLeakReport(
+      const storage::LeakedSecretReport& report,
+      const storage::AuditEvent& event) override;
 
  private:
   std::shared_ptr<FakeDatabase> db_;
