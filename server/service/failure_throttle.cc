@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <iterator>
+#include <memory>
 #include <string>
 #include <utility>
 #include <vector>
@@ -28,13 +29,25 @@ absl::Duration WholeSeconds(absl::Duration d) {
 
 }  // namespace
 
+class FailureThrottle::InFlightSlot {
+ public:
+  explicit InFlightSlot(std::atomic<int>* count) : count_(count) {}
+  InFlightSlot(const InFlightSlot&) = delete;
+  InFlightSlot& operator=(const InFlightSlot&) = delete;
+  ~InFlightSlot() { count_->fetch_sub(1); }
+
+ private:
+  std::atomic<int>* const count_;
+};
+
 FailureThrottle::FailureThrottle(FailureThrottleOptions options)
     : max_tracked_(std::max<size_t>(1, options.max_tracked)),
       ipv6_prefix_len_(options.ipv6_prefix_len),
       now_(std::move(options.now)),
       shared_store_(options.shared),
       schedule_(std::move(options.schedule)),
-      replicas_(std::move(options.replicas)) {
+      replicas_(std::move(options.replicas)),
+      max_in_flight_(std::max(1, options.max_shared_in_flight)) {
   addresses_.burst = std::max(0, options.ip_burst);
   addresses_.per_minute = std::max(0, options.ip_per_minute);
   addresses_.prefix = "t:ip:";
@@ -103,6 +116,9 @@ std::optional<FailureThrottle::LeaseRequest> FailureThrottle::TakeShared(
   if (s.refused_until > now) return std::nullopt;
   ++s.debt;
   if (s.in_flight && now - s.sent_at < kLeaseWait) return std::nullopt;
+  // As many statements outstanding as allowed: the failure stays owed.
+  if (in_flight_.load() >= max_in_flight_) return std::nullopt;
+  in_flight_.fetch_add(1);
   s.in_flight = true;
   s.sent = s.debt;
   s.debt = 0;
@@ -119,7 +135,12 @@ void FailureThrottle::SendLeases(std::optional<LeaseRequest> a,
                                  std::optional<LeaseRequest> b) {
   for (std::optional<LeaseRequest>* r : {&a, &b}) {
     if (!r->has_value()) continue;
-    schedule_([this, request = **std::move(r)] { Lease(request); });
+    // The place TakeShared (or Lease) took is given back when the task has
+    // run, or when a full pool drops it.
+    auto slot = std::make_shared<InFlightSlot>(&in_flight_);
+    schedule_([this, request = **std::move(r), slot = std::move(slot)] {
+      Lease(request);
+    });
   }
 }
 
@@ -154,8 +175,12 @@ void FailureThrottle::Lease(const LeaseRequest& request) {
       s.refused_until = now + wait * Replicas();
     }
     s.sent = 0;
-    if (s.debt > 0 && s.refused_until <= now) {
-      // Failures counted while the lease was in flight: report them now.
+    // Failures counted while the lease was in flight: report them now,
+    // unless as many statements as allowed are outstanding besides this
+    // one (which holds its place until it returns): they stay owed.
+    if (s.debt > 0 && s.refused_until <= now &&
+        in_flight_.load() <= max_in_flight_) {
+      in_flight_.fetch_add(1);
       s.in_flight = true;
       s.sent = s.debt;
       s.debt = 0;

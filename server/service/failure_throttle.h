@@ -35,11 +35,18 @@
 // the next token, so that the N replicas together verify about one attempt
 // per token. Its own bucket still applies; a store failure leaves only
 // that (each replica its own budget, as without sharing).
+// At most `max_shared_in_flight` lease statements are outstanding at once
+// (handed to `schedule` and not yet finished or dropped): a flood of
+// failures from many addresses must not take the database connections and
+// workers that other requests need. A failure that would start a statement
+// beyond that stays owed by its entry (sent with the entry's next
+// statement); its own bucket on this replica counts it meanwhile.
 //
 // Thread-safe.
 #ifndef LUMOKEYS_SERVER_SERVICE_FAILURE_THROTTLE_H_
 #define LUMOKEYS_SERVER_SERVICE_FAILURE_THROTTLE_H_
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <functional>
@@ -79,6 +86,8 @@ struct FailureThrottleOptions {
       [](std::function<void()> task) { task(); };
   // The number of live replicas (at least 1 is used).
   std::function<int()> replicas = [] { return 1; };
+  // Lease statements outstanding at once (at least 1).
+  int max_shared_in_flight = 4;
 };
 
 class FailureThrottle {
@@ -115,6 +124,9 @@ class FailureThrottle {
 
   // Lease statements sent to the shared counters (tests, metrics).
   int64_t shared_calls() const;
+  // Lease statements handed to `schedule` that have not finished (or been
+  // dropped) yet.
+  int shared_in_flight() const { return in_flight_.load(); }
 
  private:
   struct Bucket {
@@ -142,6 +154,9 @@ class FailureThrottle {
     storage::BucketSpec spec;
     int64_t want = 0;
   };
+  // Holds one of the max_shared_in_flight places while a statement's task
+  // exists (it is released when the task has run or was dropped).
+  class InFlightSlot;
 
   // The bucket for `name` refilled to `now`, or null when untracked.
   static Bucket* Find(Table& table, absl::string_view name, absl::Time now);
@@ -184,6 +199,9 @@ class FailureThrottle {
   // By counter key; at most max_tracked_ entries.
   absl::flat_hash_map<std::string, Shared> shared_ ABSL_GUARDED_BY(mu_);
   int64_t shared_calls_ ABSL_GUARDED_BY(mu_) = 0;
+  const int max_in_flight_;
+  // Taken under mu_ (TakeShared, Lease), given back by InFlightSlot.
+  std::atomic<int> in_flight_{0};
 };
 
 }  // namespace lumo::service

@@ -271,5 +271,38 @@ TEST_F(FailureThrottleTest, ThrottledErrorIsResourceExhausted) {
             absl::StatusCode::kResourceExhausted);
 }
 
+// A flood of failures from many addresses (each a new shared entry) must
+// not start a statement per address: at most max_shared_in_flight are
+// outstanding, the other failures stay owed and go with their entry's next
+// statement, and the places come back when the tasks run or are dropped.
+TEST_F(SharedFailureThrottleTest, LeaseStatementsInFlightAreCapped) {
+  auto r = Replica(10, 1, 0, 0);  // max_shared_in_flight: the default 4
+  for (int i = 0; i < 200; ++i) {
+    const std::string address = "198.51.100." + std::to_string(i);
+    ASSERT_FALSE(r->CheckAddress(address).has_value());
+    r->RecordFailure(address, "");
+  }
+  EXPECT_EQ(queued_.size(), 4u);  // 200 before the cap
+  EXPECT_EQ(r->shared_in_flight(), 4);
+  RunQueued();
+  EXPECT_EQ(r->shared_in_flight(), 0);
+  EXPECT_EQ(r->shared_calls(), 4);
+  // An owed failure is sent with its entry's next one.
+  r->RecordFailure("198.51.100.150", "");
+  ASSERT_EQ(queued_.size(), 1u);
+  RunQueued();
+  absl::StatusOr<storage::BucketLease> left = stores_.counters.LeaseBucket(
+      "t:ip:198.51.100.150", storage::BucketSpec{10, 1}, 0);
+  ASSERT_TRUE(left.ok()) << left.status();
+  EXPECT_LE(left->left, 10 - 2);  // both failures reached the shared bucket
+  // A task the pool dropped gives its place back.
+  for (int i = 0; i < 3; ++i) {
+    r->RecordFailure("192.0.2." + std::to_string(i), "");
+  }
+  EXPECT_EQ(r->shared_in_flight(), 3);
+  queued_.clear();  // dropped, never run
+  EXPECT_EQ(r->shared_in_flight(), 0);
+}
+
 }  // namespace
 }  // namespace lumo::service
