@@ -289,7 +289,6 @@ class LimitsAcrossReplicasTest(harness.ReplicaSetTestCase):
         self.assertLessEqual(accepted, 3)
         self.assertGreater(refused, 0)
 
-
     def test_h_an_identity_limit_holds_for_its_keys_across_replicas(self):
         k = self.stubs.keys_pb2
         slug, first, md = self.new_key(external_id="user-1")
