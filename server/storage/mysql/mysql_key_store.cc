@@ -243,7 +243,6 @@ std::optional<absl::Time> OptionalMax(std::optional<absl::Time> a,
   return std::max(*a, *b);
 }
 
-// Reads the key columns of the current row.
 // A column of "name:limit:duration ms" items joined by ',' (NULL: none).
 absl::Status ReadLimitList(const sql::ResultSet& rs, int column,
                            std::vector<KeyRateLimit>* out) {
@@ -262,6 +261,7 @@ absl::Status ReadLimitList(const sql::ResultSet& rs, int column,
   return absl::OkStatus();
 }
 
+// Reads the key columns of the current row.
 absl::Status ReadKeyColumns(const sql::ResultSet& rs, const KeyColumns& c,
                             ApiKeyRecord* key) {
   key->id = rs.getString(c.id).asStdString();
