@@ -115,7 +115,14 @@ class SharedThrottleTest(harness.ReplicaSetTestCase):
               f"{bound}; counted alone: {REPLICAS * BURST}), per replica "
               f"{per_replica}")
         self.assertLessEqual(total, bound)
-        self.assertGreaterEqual(total, BURST - REPLICAS * BATCH)
+        # The bound is the promise. Below it the count depends on how long
+        # the lease statements take (while one is in flight a replica
+        # verifies at most `batch` failures counted without a token and
+        # refuses the address for a second), so on a loaded machine fewer
+        # than the burst may be verified; each replica verifies its first
+        # attempt (the shared bucket starts full).
+        for replica, count in per_replica.items():
+            self.assertGreaterEqual(count, 1, replica)
 
     def test_a_key_id_gets_the_budget_of_one_replica(self):
         target = "H" + secrets.token_hex(3) + "AAAAA"
