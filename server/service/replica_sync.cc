@@ -169,11 +169,20 @@ storage::ReplicaRegistration ReplicaSync::Registration() const {
 
 void ReplicaSync::Loop() {
   for (;;) {
+    const Clock::time_point started = Clock::now();
     bool again = Round();
     absl::MutexLock lock(&mu_);
     if (stop_) return;
     if (!again) {
-      mu_.AwaitWithTimeout(absl::Condition(&stop_), options_.poll_interval);
+      // Rounds start every poll_interval: a slow round (a loaded database
+      // node, a certification round trip) does not add its own length to
+      // the pause, which is what a change waits before it is read. At least
+      // a quarter of the interval passes between two rounds, so rounds
+      // never come more often than one per interval.
+      const absl::Duration took = absl::FromChrono(Clock::now() - started);
+      mu_.AwaitWithTimeout(
+          absl::Condition(&stop_),
+          std::max(options_.poll_interval - took, options_.poll_interval / 4));
       if (stop_) return;
     }
   }
