@@ -597,6 +597,55 @@ TEST_F(ConnectionPoolTest, ABodyNotMarkedRetrySafeIsAbortedAtOnce) {
   EXPECT_EQ(attempts, 1);
 }
 
+// What a Galera brute-force abort does when no statement reports it: the
+// transaction is rolled back under the session, and the statements after
+// it run outside it. Here a ROLLBACK the session does not know of.
+void EndTransactionUnseen(Session& s) { s.Update(s.Prepare("ROLLBACK")); }
+
+TEST_F(ConnectionPoolTest, ATransactionThatEndedUnseenRunsAgain) {
+  ASSERT_OK(db_->Execute(
+      "CREATE TABLE silent_end (id INT PRIMARY KEY, v INT NOT NULL)"));
+  ASSERT_OK(db_->Execute("INSERT INTO silent_end VALUES (1, 0)"));
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<ConnectionPool> pool,
+                       ConnectionPool::Create(Options(1, absl::Seconds(1))));
+  int attempts = 0;
+  absl::Status status = storage::Run(
+      *pool, "ended unseen once", OnConflict::kRetry,
+      [&](Session& s) -> absl::Status {
+        ++attempts;
+        s.Begin();
+        s.Update(s.Prepare("UPDATE silent_end SET v = v + 1 WHERE id = 1"));
+        if (attempts == 1) EndTransactionUnseen(s);
+        s.Commit();
+        return absl::OkStatus();
+      });
+  EXPECT_OK(status);
+  // The COMMIT of the first attempt would have "succeeded" with nothing:
+  // it was refused as the conflict it was, and the body ran again.
+  EXPECT_EQ(attempts, 2);
+  EXPECT_EQ(*db_->QueryValue("SELECT v FROM silent_end WHERE id = 1"), "1");
+}
+
+TEST_F(ConnectionPoolTest, ATransactionThatEndedUnseenIsAbortedNotCommitted) {
+  ASSERT_OK(db_->Execute(
+      "CREATE TABLE silent_abort (id INT PRIMARY KEY, v INT NOT NULL)"));
+  ASSERT_OK(db_->Execute("INSERT INTO silent_abort VALUES (1, 0)"));
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<ConnectionPool> pool,
+                       ConnectionPool::Create(Options(1, absl::Seconds(1))));
+  absl::Status status =
+      storage::Run(*pool, "ended unseen", [&](Session& s) -> absl::Status {
+        s.Begin();
+        s.Update(s.Prepare("UPDATE silent_abort SET v = v + 1 WHERE id = 1"));
+        EndTransactionUnseen(s);
+        s.Commit();
+        return absl::OkStatus();
+      });
+  EXPECT_EQ(status.code(), absl::StatusCode::kAborted) << status;
+  EXPECT_EQ(*db_->QueryValue("SELECT v FROM silent_abort WHERE id = 1"), "0");
+  ASSERT_OK_AND_ASSIGN(ConnectionLease lease, pool->Acquire());
+  EXPECT_EQ(ScalarText(*lease, "SELECT @@in_transaction"), "0");
+}
+
 TEST_F(ConnectionPoolTest, AConflictIsNotRetriedPastTheCallDeadline) {
   ASSERT_OK_AND_ASSIGN(std::unique_ptr<ConnectionPool> pool,
                        ConnectionPool::Create(Options(1, absl::Seconds(1))));
