@@ -379,6 +379,18 @@ class RelayPort : public RefusingPort {
   std::vector<std::thread> pumps_ ABSL_GUARDED_BY(mu_);
 };
 
+// Whether `pool` returns to its first host (failback) within a generous
+// deadline.
+bool FailsBack(ConnectionPool& pool) {
+  const absl::Time give_up =
+      absl::Now() + absl::Seconds(30) * ::lumo::testing::TestTimeScale();
+  while (pool.preferred_host() != 0) {
+    if (absl::Now() >= give_up) return false;
+    absl::SleepFor(absl::Milliseconds(20));
+  }
+  return true;
+}
+
 // A multi-host pool that moved off its first host returns to it once a
 // session opens there again (failback): connections on the other host are
 // closed (idle ones at once, one in use when released) and new ones open on
@@ -405,12 +417,7 @@ TEST_F(ConnectionPoolTest, AMultiHostPoolReturnsToItsFirstHostWhenItServes) {
   EXPECT_EQ(pool->failbacks(), 0u);
 
   ASSERT_TRUE(first_host.Relay(live.host, live.port));
-  const absl::Time give_up =
-      absl::Now() + absl::Seconds(30) * ::lumo::testing::TestTimeScale();
-  while (pool->preferred_host() != 0) {
-    ASSERT_LT(absl::Now(), give_up) << "the pool never returned";
-    absl::SleepFor(absl::Milliseconds(20));
-  }
+  ASSERT_TRUE(FailsBack(*pool)) << "the pool never returned";
   EXPECT_EQ(pool->failbacks(), 1u);
   EXPECT_EQ(pool->host_switches(), 2u);
   EXPECT_EQ(pool->stats().preferred_host, 0u);  // the metrics' figures
@@ -501,12 +508,7 @@ TEST_F(ConnectionPoolTest, AHostThatFailedIsTriedLastWhileBackedOff) {
   // The first host serves again: the failback probe returns the pool to it
   // (which ends its back-off; the silent host's goes on).
   ASSERT_TRUE(first.Relay(live.host, live.port));
-  const absl::Time give_up =
-      absl::Now() + absl::Seconds(30) * ::lumo::testing::TestTimeScale();
-  while (pool->preferred_host() != 0) {
-    ASSERT_LT(absl::Now(), give_up) << "the pool never returned";
-    absl::SleepFor(absl::Milliseconds(20));
-  }
+  ASSERT_TRUE(FailsBack(*pool)) << "the pool never returned";
 
   // The first host goes down again. The next connection starts there, and
   // moves on to the live host, past the silent one.
