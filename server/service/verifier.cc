@@ -418,6 +418,12 @@ std::optional<VerifyOutcome> Verifier::Decide(
     out.states = storage::KeyStatesAt(times, entry.tenant->policy, db_now);
     out.states_computed = true;
   }
+  if (match == Match::kRetiredInGrace) {
+    // A retired secret exists only after a rotation; the epoch stands in
+    // should the time be missing.
+    out.previous_secret_of =
+        TimeOf(entry.rotated_at).value_or(absl::UnixEpoch());
+  }
   out.allowed_cidrs = rare.allowed_cidrs;
   out.rate_limit_per_minute = entry.rate_limit_per_minute;
   if (!rare.rate_limits.empty()) {

@@ -98,6 +98,10 @@ struct VerifyOutcome {
   // only tenant_id / tenant_slug (the decoy's) are set besides the id, for
   // the audit event.
   bool decoy = false;
+  // Set when the key matched one of its retired secrets still in its grace
+  // period (docs/webhooks.md "Rotation stragglers"): the key's rotated_at,
+  // naming the rotation the use belongs to. Unset for the current secret.
+  std::optional<absl::Time> previous_secret_of;
   int64_t tenant_id = 0;
   std::string tenant_slug;
   std::string name;

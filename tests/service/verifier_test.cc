@@ -177,6 +177,28 @@ TEST_F(VerifierTest, GracePeriodKeepsOldSecretUntilItEnds) {
   EXPECT_EQ(Reason(rotated->full_key), VerifyReason::kValid);
 }
 
+TEST_F(VerifierTest, AUseOfAPreviousSecretNamesItsRotation) {
+  SetUpWith(absl::ZeroDuration());
+  KeyWithSecret k = CreateSimple();
+  auto rotated = keys_->RotateKey(root_, {}, k.record.id, 60);
+  ASSERT_TRUE(rotated.ok()) << rotated.status();
+  ASSERT_TRUE(rotated->record.rotated_at.has_value());
+  auto old_secret = verifier_->Verify(k.full_key, {"acme", {}, ""});
+  ASSERT_TRUE(old_secret.ok()) << old_secret.status();
+  EXPECT_EQ(old_secret->reason, VerifyReason::kValid);
+  EXPECT_EQ(old_secret->previous_secret_of, rotated->record.rotated_at);
+  auto new_secret = verifier_->Verify(rotated->full_key, {"acme", {}, ""});
+  ASSERT_TRUE(new_secret.ok()) << new_secret.status();
+  EXPECT_EQ(new_secret->reason, VerifyReason::kValid);
+  EXPECT_FALSE(new_secret->previous_secret_of.has_value());
+  // Past its grace the old secret is refused, not a straggler's use.
+  store_->Advance(absl::Seconds(61));
+  auto expired = verifier_->Verify(k.full_key, {"acme", {}, ""});
+  ASSERT_TRUE(expired.ok()) << expired.status();
+  EXPECT_EQ(expired->reason, VerifyReason::kRotated);
+  EXPECT_FALSE(expired->previous_secret_of.has_value());
+}
+
 TEST_F(VerifierTest, RotationWithoutGraceEndsEarlierGracePeriods) {
   SetUpWith(absl::ZeroDuration());
   KeyWithSecret k = CreateSimple();

@@ -418,6 +418,74 @@ class WebhooksE2eTest(harness.LumoServerTestCase):
                 "GET", "/audit-logs?action=api_key.decoy_used&suspicious=true"
             )[1]["meta"]["total"] >= 2, "both decoy events")
 
+    def test_rotation_stragglers_are_listed_during_the_grace_period(self):
+        status, created = self.call("POST", "/api-keys", {
+            "name": "rotating", "scopes": ["admin:read"]})
+        self.assertEqual(status, 201, created)
+        old = created["data"]
+        status, rotated = self.call("POST", f"/api-keys/{old['id']}/rotate",
+                                    {"gracePeriodSeconds": 3600})
+        self.assertEqual(status, 200, rotated)
+        new_key = rotated["data"]["key"]
+        status, got = self.call("GET", f"/api-keys/{old['id']}")
+        self.assertEqual(status, 200, got)
+        self.assertIsNotNone(got["data"]["previousSecretValidUntil"])
+        self.assertNotIn("previousSecretUsers", got["data"])  # nobody yet
+
+        def rest_call(key, agent):
+            status, _, raw = self.gw.request(
+                "GET", ADMIN + "/api-keys?limit=1",
+                headers={"Authorization": "Bearer " + key,
+                         "User-Agent": agent})
+            self.assertEqual(status, 200, raw)
+        rest_call(old["key"], "straggler-rest/1.0")
+        rest_call(old["key"], "straggler-rest/1.0")
+        rest_call(new_key, "switched/2.0")
+        s = harness.stubs()
+        with grpc.insecure_channel(self.server.address) as channel:
+            auth = s.auth_grpc.AuthServiceStub(channel)
+            for key, client in ((old["key"], "203.0.113.7"),
+                                (new_key, "203.0.113.8")):
+                reply = auth.VerifyApiKey(
+                    s.auth_pb2.VerifyApiKeyRequest(
+                        key=key, tenant_slug="acme", client_ip=client),
+                    # The verifying service passes its client's agent on.
+                    metadata=self.server.service_md() +
+                    (("x-lumo-user-agent", "straggler-grpc/3"),),
+                    timeout=30 * harness.TIME_SCALE)
+                self.assertEqual(reply.reason, s.auth_pb2.VALID)
+
+        def stragglers():
+            status, got = self.call("GET", f"/api-keys/{old['id']}")
+            self.assertEqual(status, 200, got)
+            return {(u["ipAddress"], u["userAgent"]): u
+                    for u in got["data"].get("previousSecretUsers", [])}
+        expected = {("127.0.0.1", "straggler-rest/1.0"): 2,
+                    ("203.0.113.7", "straggler-grpc/3"): 1}
+        # The uses are written by the batched audit writer: wait for all.
+        harness.wait_for(
+            lambda: {k: u["count"] for k, u in stragglers().items()} ==
+            expected, "both clients of the previous secret listed")
+        users = stragglers()
+        for user in users.values():
+            self.assertRegex(user["lastSeenAt"], r"^\d{4}-\d\d-\d\dT")
+        # The audit explains each entry: uses marked as the previous secret.
+        status, audit = self.call(
+            "GET", f"/audit-logs?action=api_key.used&actorId={old['id']}")
+        marked = [e for e in audit["data"]
+                  if e["actor"]["id"] == old["id"] and
+                  e["metadata"].get("secret") == "previous"]
+        # Two REST calls and one verification summary.
+        self.assertEqual(len(marked), 3, marked)
+        # Once the grace period is over (a rotation without grace ends it)
+        # there is nobody left to chase: no list.
+        status, again = self.call("POST", f"/api-keys/{old['id']}/rotate",
+                                  {"gracePeriodSeconds": 0})
+        self.assertEqual(status, 200, again)
+        status, got = self.call("GET", f"/api-keys/{old['id']}")
+        self.assertNotIn("previousSecretUsers", got["data"])
+        self.assertIsNone(got["data"]["previousSecretValidUntil"])
+
     def test_addresses_deliveries_may_not_reach_are_refused(self):
         for url in ("https://10.0.0.1/hook", "https://172.16.0.1/hook",
                     "https://192.168.0.1/hook", "https://169.254.169.254/",
