@@ -30,6 +30,7 @@
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "server/storage/key_store.h"
+#include "server/storage/list_page.h"
 
 namespace lumo::storage {
 
@@ -123,11 +124,20 @@ struct DeliveryQuery {
   int page = 1;    // 1-based
   int limit = 25;  // 1..100
   std::optional<DeliveryState> state;
+  // Set: only deliveries with a smaller id (keyset paging, newest first,
+  // through the (endpoint_id, id) index); page must then be 1.
+  std::optional<int64_t> before_id;
+  // The total's count: of every delivery matching the filter, before_id
+  // aside.
+  CountRequest count;
 };
 
 struct DeliveryPage {
   std::vector<WebhookDeliveryRecord> deliveries;  // newest first
-  int64_t total = 0;
+  int64_t total = 0;                              // see total_kind
+  TotalKind total_kind = TotalKind::kExact;
+  // There are matching deliveries after the last one returned.
+  bool has_more = false;
 };
 
 // A stored webhook event: the facts its payload is rendered from.
@@ -252,7 +262,8 @@ class WebhookStore {
       const AuditEvent& event) = 0;
 
   // The endpoint's deliveries, newest first. NOT_FOUND as GetEndpoint;
-  // INVALID_ARGUMENT for paging out of range.
+  // INVALID_ARGUMENT for paging out of range (a page other than 1 with
+  // before_id included).
   virtual absl::StatusOr<DeliveryPage> ListDeliveries(
       int64_t tenant_id, absl::string_view endpoint_id,
       const DeliveryQuery& query) = 0;

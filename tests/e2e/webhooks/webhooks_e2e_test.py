@@ -260,6 +260,30 @@ class WebhooksE2eTest(harness.LumoServerTestCase):
         self.assertNotIn(secret, text)
         self.assertNotIn(new_secret, text)
 
+        # The delivery log pages by token (keyset), one at a time: every
+        # delivery once, newest first; the first page counts the total.
+        for _ in range(2):
+            status, _ = self.call("POST", f"/webhooks/{wid}/test", {})
+            self.assertEqual(status, 202)
+        everything = [d["id"] for d in self.deliveries(wid)]
+        self.assertEqual(len(everything), 4)
+        status, page = self.call("GET", f"/webhooks/{wid}/deliveries?limit=1")
+        self.assertEqual(status, 200, page)
+        self.assertEqual(page["meta"]["total"], 4)
+        walked = [d["id"] for d in page["data"]]
+        while "nextPageToken" in page["meta"]:
+            status, page = self.call(
+                "GET", f"/webhooks/{wid}/deliveries?limit=1&pageToken=" +
+                page["meta"]["nextPageToken"])
+            self.assertEqual(status, 200, page)
+            self.assertEqual(page["meta"]["totalRelation"], "unknown")
+            walked += [d["id"] for d in page["data"]]
+        self.assertEqual(walked, everything)
+        status, refused = self.call(
+            "GET", f"/webhooks/{wid}/deliveries?pageToken=p1.bogus")
+        self.assertEqual(status, 400, refused)
+        self.assertEqual(refused["details"]["field"], "pageToken")
+
         self.delete_endpoint(wid)
         status, _ = self.call("GET", f"/webhooks/{wid}")
         self.assertEqual(status, 404)

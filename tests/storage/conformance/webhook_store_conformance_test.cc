@@ -492,6 +492,73 @@ TYPED_TEST(WebhookStoreConformanceTest, APagePastTheEndIsEmptyButCounts) {
   EXPECT_EQ(past->total, 0);
 }
 
+TYPED_TEST(WebhookStoreConformanceTest, TheDeliveryLogPagesByPosition) {
+  StoreFixture& f = this->f();
+  const storage::Tenant a = NewTenant(f);
+  const storage::WebhookEndpointRecord e = Create(f, Endpoint(a.id));
+  const storage::WebhookEndpointRecord other = Create(f, Endpoint(a.id));
+  for (int i = 0; i < 5; ++i) {
+    ASSERT_TRUE(
+        f.webhooks().EnqueuePing(a.id, e.id, Event("webhook.tested")).ok());
+    ASSERT_TRUE(
+        f.webhooks().EnqueuePing(a.id, other.id, Event("webhook.tested")).ok());
+  }
+  const std::vector<storage::WebhookDeliveryRecord> all =
+      DeliveriesOf(f, a.id, e.id);
+  ASSERT_EQ(all.size(), 5u);
+  // Walk by position, two at a time: every delivery once, newest first.
+  storage::DeliveryQuery q;
+  q.limit = 2;
+  q.count.wanted = false;
+  std::vector<int64_t> walked;
+  std::vector<bool> more;
+  for (int i = 0; i < 5; ++i) {
+    absl::StatusOr<storage::DeliveryPage> page =
+        f.webhooks().ListDeliveries(a.id, e.id, q);
+    ASSERT_TRUE(page.ok()) << page.status();
+    EXPECT_EQ(page->total_kind, storage::TotalKind::kNotCounted);
+    for (const auto& d : page->deliveries) walked.push_back(d.id);
+    more.push_back(page->has_more);
+    if (!page->has_more) break;
+    q.before_id = page->deliveries.back().id;
+  }
+  std::vector<int64_t> expected;
+  for (const auto& d : all) expected.push_back(d.id);
+  EXPECT_EQ(walked, expected);
+  EXPECT_EQ(more, (std::vector<bool>{true, true, false}));
+
+  // A capped count stops at its cap; the total ignores the position.
+  q.before_id = all[1].id;
+  q.count = storage::CountRequest{true, 3};
+  absl::StatusOr<storage::DeliveryPage> capped =
+      f.webhooks().ListDeliveries(a.id, e.id, q);
+  ASSERT_TRUE(capped.ok()) << capped.status();
+  EXPECT_EQ(capped->total, 3);
+  EXPECT_EQ(capped->total_kind, storage::TotalKind::kAtLeast);
+  ASSERT_EQ(capped->deliveries.size(), 2u);
+  EXPECT_EQ(capped->deliveries[0].id, all[2].id);
+  q.count = storage::CountRequest{true, 10};
+  absl::StatusOr<storage::DeliveryPage> exact =
+      f.webhooks().ListDeliveries(a.id, e.id, q);
+  ASSERT_TRUE(exact.ok()) << exact.status();
+  EXPECT_EQ(exact->total, 5);
+  EXPECT_EQ(exact->total_kind, storage::TotalKind::kExact);
+
+  // With a status filter, only that state is walked and counted.
+  q.state = DeliveryState::kDelivered;
+  absl::StatusOr<storage::DeliveryPage> none =
+      f.webhooks().ListDeliveries(a.id, e.id, q);
+  ASSERT_TRUE(none.ok()) << none.status();
+  EXPECT_THAT(none->deliveries, IsEmpty());
+  EXPECT_EQ(none->total, 0);
+  EXPECT_FALSE(none->has_more);
+
+  q.state.reset();
+  q.page = 2;
+  EXPECT_EQ(f.webhooks().ListDeliveries(a.id, e.id, q).status().code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
 TYPED_TEST(WebhookStoreConformanceTest, DeletingRemovesTheDeliveryLog) {
   StoreFixture& f = this->f();
   const storage::Tenant a = NewTenant(f);

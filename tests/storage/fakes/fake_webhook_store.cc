@@ -271,19 +271,31 @@ absl::StatusOr<storage::DeliveryPage> FakeWebhookStore::ListDeliveries(
     const storage::DeliveryQuery& query) {
   if (absl::Status s = db_->Begin(); !s.ok()) return s;
   if (absl::Status s = CheckPaging(query.page, query.limit); !s.ok()) return s;
+  if (query.before_id.has_value() && query.page != 1) {
+    return absl::InvalidArgumentError("a position needs page 1");
+  }
   absl::MutexLock lock(&db_->mu);
   if (Find(*db_, tenant_id, endpoint_id) == nullptr) return EndpointNotFound();
-  std::vector<WebhookDeliveryRecord> all;
+  std::vector<WebhookDeliveryRecord> all;    // matching, newest first
+  std::vector<WebhookDeliveryRecord> after;  // ... and below the position
   for (auto it = db_->webhook_deliveries.rbegin();
        it != db_->webhook_deliveries.rend(); ++it) {
     const WebhookDeliveryRecord& d = it->second.delivery;
     if (d.tenant_id != tenant_id || d.endpoint_id != endpoint_id) continue;
     if (query.state.has_value() && d.state != *query.state) continue;
     all.push_back(DeliveryOf(*db_, it->second));
+    if (!query.before_id.has_value() || d.id < *query.before_id) {
+      after.push_back(all.back());
+    }
   }
   storage::DeliveryPage out;
-  out.total = static_cast<int64_t>(all.size());
-  out.deliveries = PageOf(all, query.page, query.limit);
+  const storage::CountedTotal total =
+      storage::TotalOf(query.count, static_cast<int64_t>(all.size()));
+  out.total = total.total;
+  out.total_kind = total.kind;
+  out.deliveries = PageOf(after, query.page, query.limit);
+  out.has_more = static_cast<int64_t>(after.size()) >
+                 static_cast<int64_t>(query.page) * query.limit;
   return out;
 }
 
