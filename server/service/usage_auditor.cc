@@ -156,6 +156,9 @@ void UsageAuditor::RecordAuthFailure(const RequestInfo& info,
   e.outcome = "failure";
   std::vector<std::string> why;
   if (outcome != nullptr && outcome->known_dead) why.push_back("dead_key");
+  if (outcome != nullptr && outcome->decoy_blocked) {
+    why.push_back("decoy_block");
+  }
   if (reason == "insufficient_scope") why.push_back("scope_denied");
   if (reason == "ip_not_allowed") why.push_back("ip_not_allowed");
   // A key over its rate limit or its quota is used too much, not guessed

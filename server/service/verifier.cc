@@ -394,6 +394,17 @@ std::optional<VerifyOutcome> Verifier::Decide(
     out.decoy = true;
     out.tenant_id = entry.tenant_id;
     out.tenant_slug = tenant_slug;
+    if (options_.decoy_trap != nullptr) {
+      options_.decoy_trap->Sprung(entry.tenant_id, params.client_ip);
+    }
+    return out;
+  }
+  if (options_.decoy_trap != nullptr &&
+      options_.decoy_trap->Blocked(entry.tenant_id, params.client_ip)) {
+    // Whoever found the tenant's decoy learns nothing more from here.
+    out.decoy_blocked = true;
+    out.tenant_id = entry.tenant_id;
+    out.tenant_slug = tenant_slug;
     return out;
   }
 

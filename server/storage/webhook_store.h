@@ -295,6 +295,20 @@ class WebhookStore {
       const ClaimedDelivery& claim, const AttemptOutcome& outcome,
       const FailurePolicy& policy, const AuditEvent& disable_event) = 0;
 
+  // Retention (docs/webhooks.md "Retention"), on the database clock:
+  // deletes the finished deliveries (delivered, failed, cancelled) created
+  // more than `finished_older_than` ago, then the webhook events created
+  // before then that no delivery references any more, then the
+  // previous-secret tallies (AuditStore::ListPreviousSecretUsers) of
+  // rotations more than `tallies_older_than` ago. Pending deliveries and
+  // their events stay, whatever their age. Works in chunks, each its own
+  // short statement, so it never holds many locks for long. Returns the
+  // rows deleted, all kinds together. INVALID_ARGUMENT for a duration
+  // that is not positive.
+  virtual absl::StatusOr<int64_t> PurgeExpired(
+      absl::Duration finished_older_than,
+      absl::Duration tallies_older_than) = 0;
+
   // Leaked-key reports (the secret-scanning intake; the reports share the
   // outbox of their events).
   // Whether the secret of `key_id` with this digest was reported before.

@@ -199,6 +199,63 @@ TEST_F(VerifierTest, AUseOfAPreviousSecretNamesItsRotation) {
   EXPECT_FALSE(expired->previous_secret_of.has_value());
 }
 
+TEST_F(VerifierTest, ADecoyBlocksItsPresentersAddressForItsTenantOnly) {
+  absl::Time now = absl::Now();
+  DecoyTrapOptions trap_options;
+  trap_options.block = absl::Minutes(10);
+  trap_options.now = [&now] { return now; };
+  DecoyTrap trap(trap_options);
+  VerifierOptions options;
+  options.cache_ttl = absl::Hours(1);
+  options.decoy_trap = &trap;
+  Verifier verifier(store_.get(), peppers_, options);
+  KeyService keys(store_.get(), peppers_, &verifier);
+  const KeyWithSecret real = CreateSimple();
+  CreateKeyParams bait;
+  bait.name = "bait";
+  bait.scopes = {"admin:read"};
+  bait.decoy = true;
+  const KeyWithSecret decoy = Create(bait);
+  CreateKeyParams other_root;
+  other_root.name = "root";
+  other_root.scopes = {"admin:write"};
+  auto other = keys.CreateTenant({}, "other2", "", other_root);
+  ASSERT_TRUE(other.ok()) << other.status();
+  auto verify = [&](absl::string_view key, absl::string_view tenant,
+                    absl::string_view ip) {
+    auto outcome =
+        verifier.Verify(key, {std::string(tenant), {}, std::string(ip)});
+    EXPECT_TRUE(outcome.ok()) << outcome.status();
+    return outcome.value_or(VerifyOutcome());
+  };
+  // Before: the real key works from anywhere.
+  EXPECT_EQ(verify(real.full_key, "acme", "203.0.113.5").reason,
+            VerifyReason::kValid);
+  const VerifyOutcome sprung = verify(decoy.full_key, "acme", "203.0.113.5");
+  EXPECT_EQ(sprung.reason, VerifyReason::kNotFound);
+  EXPECT_TRUE(sprung.decoy);
+
+  // From that address the tenant's keys answer as unknown ones...
+  const VerifyOutcome blocked = verify(real.full_key, "acme", "203.0.113.5");
+  EXPECT_EQ(blocked.reason, VerifyReason::kNotFound);
+  EXPECT_TRUE(blocked.decoy_blocked);
+  EXPECT_FALSE(blocked.secret_matched);
+  EXPECT_TRUE(blocked.scopes.empty());
+  // ... not from another address, nor another tenant's keys from there.
+  EXPECT_EQ(verify(real.full_key, "acme", "203.0.113.6").reason,
+            VerifyReason::kValid);
+  EXPECT_EQ(
+      verify(other->initial_key->full_key, "other2", "203.0.113.5").reason,
+      VerifyReason::kValid);
+  // A verification without a client address neither springs nor is held.
+  verify(decoy.full_key, "acme", "");
+  EXPECT_EQ(verify(real.full_key, "acme", "").reason, VerifyReason::kValid);
+  // The block ends.
+  now += absl::Minutes(10);
+  EXPECT_EQ(verify(real.full_key, "acme", "203.0.113.5").reason,
+            VerifyReason::kValid);
+}
+
 TEST_F(VerifierTest, RotationWithoutGraceEndsEarlierGracePeriods) {
   SetUpWith(absl::ZeroDuration());
   KeyWithSecret k = CreateSimple();

@@ -764,6 +764,61 @@ absl::StatusOr<DeliveryPage> MysqlWebhookStore::ListDeliveries(
   return out;
 }
 
+absl::StatusOr<int64_t> MysqlWebhookStore::PurgeExpired(
+    absl::Duration finished_older_than, absl::Duration tallies_older_than) {
+  if (finished_older_than <= absl::ZeroDuration() ||
+      tallies_older_than <= absl::ZeroDuration()) {
+    return absl::InvalidArgumentError("retention must be positive");
+  }
+  // Each statement deletes at most this many rows (index range scans:
+  // idx_webhook_deliveries_created, idx_webhook_events_created with the
+  // event_row foreign key index, idx_previous_secret_uses_rotated).
+  constexpr int kChunk = 1000;
+  struct Purge {
+    const char* step;
+    std::string sql;
+    absl::Duration older_than;
+  };
+  const std::string limit = absl::StrCat(" LIMIT ", kChunk);
+  const Purge purges[] = {
+      {"purge finished webhook deliveries",
+       absl::StrCat("DELETE FROM webhook_deliveries WHERE created_at <"
+                    " UTC_TIMESTAMP(6) - INTERVAL ? MICROSECOND AND state IN"
+                    " ('delivered', 'failed', 'cancelled')",
+                    limit),
+       finished_older_than},
+      {"purge delivered webhook events",
+       absl::StrCat("DELETE FROM webhook_events WHERE created_at <"
+                    " UTC_TIMESTAMP(6) - INTERVAL ? MICROSECOND AND NOT"
+                    " EXISTS (SELECT 1 FROM webhook_deliveries d"
+                    " WHERE d.event_row = webhook_events.id)",
+                    limit),
+       finished_older_than},
+      {"purge previous secret tallies",
+       absl::StrCat("DELETE FROM previous_secret_uses WHERE rotated_at <"
+                    " UTC_TIMESTAMP(6) - INTERVAL ? MICROSECOND",
+                    limit),
+       tallies_older_than},
+  };
+  int64_t deleted = 0;
+  for (const Purge& purge : purges) {
+    for (;;) {
+      uint64_t n = 0;
+      absl::Status st = Run(*pool_, purge.step, [&](Session& s) {
+        s.Step(purge.step);
+        sql::PreparedStatement& stmt = s.Prepare(purge.sql);
+        stmt.setInt64(1, absl::ToInt64Microseconds(purge.older_than));
+        n = s.Update(stmt);
+        return absl::OkStatus();
+      });
+      if (!st.ok()) return st;
+      deleted += static_cast<int64_t>(n);
+      if (n < static_cast<uint64_t>(kChunk)) break;
+    }
+  }
+  return deleted;
+}
+
 absl::StatusOr<WebhookEventRecord> MysqlWebhookStore::GetEvent(
     int64_t tenant_id, absl::string_view event_id) {
   if (!IsWebhookEventId(event_id)) {

@@ -9,12 +9,10 @@ receiver got is checked against the secrets the page showed."""
 import os
 import subprocess
 import sys
-import tempfile
 import unittest
 
 import harness
-from harness.tls import Pki
-from webhooks_e2e_test import Receiver, python_verifier
+from webhooks_e2e_test import Receiver, python_verifier, receiver_pki
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 PORTAL_DIR = os.path.join(os.path.dirname(HERE), "portal")
@@ -26,11 +24,7 @@ class PortalWebhooksTest(harness.LumoServerTestCase):
 
     @classmethod
     def setUpClass(cls):
-        cls.tmp = tempfile.TemporaryDirectory()
-        cls.addClassCleanup(cls.tmp.cleanup)
-        pki = Pki(cls.tmp.name)
-        ca = pki.ca("hooks-ca")
-        cls.cert, cls.key = pki.leaf("receiver", "hooks-ca", "serverAuth")
+        ca = receiver_pki(cls)
         cls.server_args = list(harness.FAST_PORTAL_HASHING) + [
             "--webhook_allow_cidrs=127.0.0.1/32",
             f"--webhook_ca_file={ca}",

@@ -1,7 +1,9 @@
 #include "tests/storage/fakes/fake_webhook_store.h"
 
 #include <algorithm>
+#include <set>
 #include <string>
+#include <tuple>
 #include <utility>
 #include <vector>
 
@@ -297,6 +299,51 @@ absl::StatusOr<storage::DeliveryPage> FakeWebhookStore::ListDeliveries(
   out.has_more = static_cast<int64_t>(after.size()) >
                  static_cast<int64_t>(query.page) * query.limit;
   return out;
+}
+
+absl::StatusOr<int64_t> FakeWebhookStore::PurgeExpired(
+    absl::Duration finished_older_than, absl::Duration tallies_older_than) {
+  if (absl::Status s = db_->Begin(); !s.ok()) return s;
+  if (finished_older_than <= absl::ZeroDuration() ||
+      tallies_older_than <= absl::ZeroDuration()) {
+    return absl::InvalidArgumentError("retention must be positive");
+  }
+  absl::MutexLock lock(&db_->mu);
+  const absl::Time now = db_->Now();
+  const absl::Time finished_before = now - finished_older_than;
+  int64_t deleted = 0;
+  std::set<int64_t> referenced;  // event rows of the deliveries kept
+  for (auto it = db_->webhook_deliveries.begin();
+       it != db_->webhook_deliveries.end();) {
+    const WebhookDeliveryRecord& d = it->second.delivery;
+    if (d.state != DeliveryState::kPending && d.created_at < finished_before) {
+      it = db_->webhook_deliveries.erase(it);
+      ++deleted;
+    } else {
+      referenced.insert(it->second.event_row);
+      ++it;
+    }
+  }
+  for (auto it = db_->webhook_events.begin();
+       it != db_->webhook_events.end();) {
+    if (it->second.created_at < finished_before &&
+        referenced.count(it->first) == 0) {
+      it = db_->webhook_events.erase(it);
+      ++deleted;
+    } else {
+      ++it;
+    }
+  }
+  for (auto it = db_->previous_secret_uses.begin();
+       it != db_->previous_secret_uses.end();) {
+    if (std::get<1>(it->first) < now - tallies_older_than) {
+      it = db_->previous_secret_uses.erase(it);
+      ++deleted;
+    } else {
+      ++it;
+    }
+  }
+  return deleted;
 }
 
 absl::StatusOr<storage::WebhookEventRecord> FakeWebhookStore::GetEvent(
