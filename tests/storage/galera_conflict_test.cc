@@ -9,6 +9,8 @@
 #include <string>
 
 #include "absl/status/status.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
 #include "gtest/gtest.h"
 #include "server/storage/mysql/connection_pool.h"
 #include "server/storage/mysql/mysql_options.h"
@@ -20,6 +22,7 @@ namespace lumo::storage {
 namespace {
 
 using ::lumo::testing::TestDatabase;
+using ::lumo::testing::TestTimeScale;
 
 TEST(GaleraConflictTest, ATransactionAnotherNodesWriteAbortsRunsAgain) {
   const char* peer_dsn = std::getenv("LUMO_TEST_GALERA_PEER_DSN");
@@ -47,6 +50,24 @@ TEST(GaleraConflictTest, ATransactionAnotherNodesWriteAbortsRunsAgain) {
     ASSERT_TRUE(lease->is_galera())
         << "LUMO_TEST_MYSQL_DSN is not a Galera node";
   }
+  // The database, the table and its row reach the peer node by
+  // replication, applied there a moment after they committed here (DDL
+  // too). The pool's sessions read causally on a cluster
+  // (wsrep_sync_wait), so once one read of the row succeeds on the peer,
+  // the peer's writes below find the table.
+  const absl::Time deadline = absl::Now() + absl::Seconds(30 * TestTimeScale());
+  absl::Status peer_sees_row;
+  while (true) {
+    peer_sees_row = storage::Run(*peer, "peer reads the row", [](Session& p) {
+      std::unique_ptr<sql::ResultSet> rs =
+          p.Query(p.Prepare("SELECT v FROM conflict_pair WHERE id = 1"));
+      if (!rs->next()) return absl::NotFoundError("the row is not there yet");
+      return absl::OkStatus();
+    });
+    if (peer_sees_row.ok() || absl::Now() > deadline) break;
+    absl::SleepFor(absl::Milliseconds(50));
+  }
+  ASSERT_OK(peer_sees_row);
 
   int attempts = 0;
   absl::Status peer_write;
