@@ -86,6 +86,12 @@ absl::StatusOr<std::unique_ptr<App>> App::Create(
   verifier_options.default_limit_per_minute =
       options.default_key_rate_limit_per_minute;
   verifier_options.replicas = windows.replicas;
+  if (options.decoy_block > absl::ZeroDuration()) {
+    service::DecoyTrapOptions trap;
+    trap.block = options.decoy_block;
+    app->decoy_trap_ = std::make_unique<service::DecoyTrap>(trap);
+    verifier_options.decoy_trap = app->decoy_trap_.get();
+  }
   app->verifier_ = std::make_unique<service::Verifier>(
       &stores.keys(), options.peppers, verifier_options);
   // Before the key service, which waits on

@@ -225,7 +225,23 @@ grpc::ServerUnaryReactor* KeyServiceImpl::GetApiKey(
         absl::StatusOr<storage::ApiKeyRecord> record =
             ctx_.keys->GetKey(caller, request->id());
         if (!record.ok()) return record.status();
-        return ToProtoWithPolicy(*ctx_.keys, *record, response);
+        if (absl::Status s = ToProtoWithPolicy(*ctx_.keys, *record, response);
+            !s.ok()) {
+          return s;
+        }
+        if (ctx_.audit == nullptr) return absl::OkStatus();
+        absl::StatusOr<std::vector<storage::PreviousSecretUser>> users =
+            ctx_.audit->PreviousSecretUsers(caller, *record);
+        if (!users.ok()) return users.status();
+        for (const storage::PreviousSecretUser& u : *users) {
+          lumo::keys::v1::PreviousSecretUser* out =
+              response->add_previous_secret_users();
+          out->set_ip_address(u.ip_address);
+          out->set_user_agent(u.user_agent);
+          ToTimestamp(u.last_seen_at, out->mutable_last_seen_at());
+          out->set_count(u.count);
+        }
+        return absl::OkStatus();
       });
 }
 

@@ -34,6 +34,9 @@ struct Principal {
   std::vector<storage::KeyRateLimit> key_rate_limits;
   // For kApiKey: the key's external id (its identity; empty: none).
   std::string key_external_id;
+  // For kApiKey, set when the call presented a retired secret in its grace
+  // period: the key's rotated_at (VerifyOutcome::previous_secret_of).
+  std::optional<absl::Time> key_previous_secret_of;
   // For kSession: the admin user (`usr_...`) and email; audit events name
   // the user as actor.
   std::string user_id;

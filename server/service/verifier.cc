@@ -419,6 +419,17 @@ std::optional<VerifyOutcome> Verifier::Decide(
     out.decoy = true;
     out.tenant_id = entry.tenant_id;
     out.tenant_slug = tenant_slug;
+    if (options_.decoy_trap != nullptr) {
+      options_.decoy_trap->Sprung(entry.tenant_id, params.client_ip);
+    }
+    return out;
+  }
+  if (options_.decoy_trap != nullptr &&
+      options_.decoy_trap->Blocked(entry.tenant_id, params.client_ip)) {
+    // Whoever found the tenant's decoy learns nothing more from here.
+    out.decoy_blocked = true;
+    out.tenant_id = entry.tenant_id;
+    out.tenant_slug = tenant_slug;
     return out;
   }
 
@@ -442,6 +453,12 @@ std::optional<VerifyOutcome> Verifier::Decide(
     times.last_used_at = TimeOf(entry.last_used_at);
     out.states = storage::KeyStatesAt(times, entry.tenant->policy, db_now);
     out.states_computed = true;
+  }
+  if (match == Match::kRetiredInGrace) {
+    // A retired secret exists only after a rotation; the epoch stands in
+    // should the time be missing.
+    out.previous_secret_of =
+        TimeOf(entry.rotated_at).value_or(absl::UnixEpoch());
   }
   out.allowed_cidrs = rare.allowed_cidrs;
   out.rate_limit_per_minute = entry.rate_limit_per_minute;

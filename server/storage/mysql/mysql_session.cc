@@ -27,6 +27,12 @@ constexpr char kInsertAuditSql[] =
     " prev_hash, hash, hash_version)"
     " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
 
+// ER_SP_DOES_NOT_EXIST: also "SAVEPOINT ... does not exist".
+constexpr int kErSavepointMissing = 1305;
+// ER_LOCK_DEADLOCK: the server rolled the transaction back (a deadlock
+// victim or a certification conflict).
+constexpr int kErDeadlock = 1213;
+
 // Rolls the session's transaction back; false when ROLLBACK failed (the
 // transaction may still be open: the caller must not reuse the
 // connection).
@@ -40,6 +46,37 @@ bool TryRollback(Session& session) {
 }
 
 }  // namespace
+
+void Session::Begin() {
+  Step("start transaction");
+  conn_.Execute("START TRANSACTION");
+  in_transaction_ = true;
+  Step("mark transaction");
+  // The savepoint that marks a transaction Begin started.
+  conn_.Execute("SAVEPOINT lumo_transaction");
+}
+
+void Session::Commit() {
+  Step("check transaction");
+  try {
+    conn_.Execute("RELEASE SAVEPOINT lumo_transaction");
+  } catch (const sql::SQLException& e) {
+    if (e.getErrorCode() != kErSavepointMissing) throw;
+    // Whatever ran after the transaction's end (its own autocommits, or a
+    // new implicit transaction that Run now rolls back) is not this
+    // transaction; the body runs again or the caller gets ABORTED.
+    throw sql::SQLException(
+        "the transaction was rolled back before its COMMIT without an error "
+        "(a conflicting write from another node)",
+        "40001", kErDeadlock);
+  }
+  Step("commit");
+  commit_sent_ = true;
+  conn_.Execute("COMMIT");
+  in_transaction_ = false;
+  if (outbox_written_ && outbox_signal_ != nullptr) outbox_signal_->Raise();
+  outbox_written_ = false;
+}
 
 // Joins list values with `sep`; INVALID_ARGUMENT when a value contains the
 // separator (it would split differently when read back).
@@ -142,10 +179,6 @@ absl::Status InsertAudit(Session& session, int64_t tenant_id,
 }
 
 namespace {
-
-// ER_LOCK_DEADLOCK: the server rolled the transaction back (a deadlock
-// victim or a certification conflict).
-constexpr int kErDeadlock = 1213;
 
 // 5-50 ms, uniformly: conflicting transactions do not meet again in step.
 absl::Duration ConflictPause() {

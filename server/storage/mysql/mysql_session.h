@@ -54,19 +54,16 @@ class Session {
   }
   uint64_t Update(sql::PreparedStatement& stmt) { return conn_.Update(stmt); }
 
-  void Begin() {
-    Step("start transaction");
-    conn_.Execute("START TRANSACTION");
-    in_transaction_ = true;
-  }
-  void Commit() {
-    Step("commit");
-    commit_sent_ = true;
-    conn_.Execute("COMMIT");
-    in_transaction_ = false;
-    if (outbox_written_ && outbox_signal_ != nullptr) outbox_signal_->Raise();
-    outbox_written_ = false;
-  }
+  // Starts a transaction and marks it with a savepoint, so that Commit can
+  // tell whether it is still the transaction that ends.
+  void Begin();
+  // Commits the transaction Begin started. When that transaction ended
+  // without any statement reporting it (on a Galera node, a brute-force
+  // abort by another node's write set whose error the server did not
+  // deliver; a proxy that reconnected), the statements after its end ran
+  // outside it: nothing is committed in its name, and the call throws the
+  // conflict it was (error 1213), which Run retries for retry-safe bodies.
+  void Commit();
   // Ends a transaction that wrote nothing, or abandons one on an error path.
   // The session counts as in a transaction until ROLLBACK succeeded: when
   // it throws, the transaction (its snapshot, its locks) may still be open,
