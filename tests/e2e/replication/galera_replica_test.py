@@ -21,7 +21,8 @@ Synced again (failback, read from its /metrics).
 Prints Revoke latency p50/p99 on the cluster and, from the same run, with
 three replicas on the suite's single MariaDB (the two deployments run side
 by side and their calls alternate, so machine load falls on both alike);
-the failover time and the calls that failed during it.
+the failover time (and, within it, when the cluster evicted the killed
+node: Galera's own failure detection) and the calls that failed during it.
 """
 
 import http.client
@@ -71,6 +72,49 @@ def metric(port, name):
         if line.startswith(name + " "):
             return float(line.split()[1])
     raise AssertionError(f"{name} not on /metrics")
+
+
+class ClusterSizeWatch:
+    """Reads a node's wsrep_cluster_size through one client session, over
+    and over in a thread, until it is `size`: when the cluster has evicted
+    a killed node (a status read answers while writes stall). `seen_s` is
+    then the seconds from `since` (a time.monotonic() value) to that read;
+    None while not seen. A figure only: nothing is asserted on its value."""
+
+    def __init__(self, dsn, size, since):
+        self.seen_s = None
+        self._size = str(size)
+        self._since = since
+        self._stop = threading.Event()
+        self._session = MysqlDsn(dsn).hold("")
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self):
+        query = ("SELECT VARIABLE_VALUE FROM information_schema.GLOBAL_STATUS"
+                 " WHERE VARIABLE_NAME = 'WSREP_CLUSTER_SIZE';\n")
+        try:
+            while not self._stop.is_set():
+                self._session.stdin.write(query)
+                self._session.stdin.flush()
+                line = self._session.stdout.readline()
+                if not line:
+                    return  # the session ended: no figure
+                if line.strip() == self._size:
+                    self.seen_s = time.monotonic() - self._since
+                    return
+                time.sleep(0.01)
+        except OSError:
+            return
+
+    def close(self):
+        self._stop.set()
+        self._thread.join(timeout=10)
+        try:
+            self._session.stdin.close()
+        except OSError:
+            pass
+        self._session.wait(timeout=10)
 
 
 def multi_host_dsn(dsns, first, database):
@@ -374,6 +418,7 @@ class GaleraReplicaTest(harness.LogOnFailure, unittest.TestCase):
                 return [c for c in calls
                         if c[0] == replica and c[3] is None and c[1] > t]
 
+        eviction = None
         with VerifyHammer(3, lambda r, key: self.verify(d, r, key, slug)) \
                 as hammer:
             threads = [threading.Thread(target=load, args=(r, hammer))
@@ -384,16 +429,26 @@ class GaleraReplicaTest(harness.LogOnFailure, unittest.TestCase):
                 self.wait(lambda: all(len(served_since(0, r)) >= 5
                                       for r in range(3)), "load running")
                 killed = time.monotonic()
+                # Galera's share of the failover: until the survivors have
+                # evicted node 2 (writes stall on them meanwhile).
+                eviction = ClusterSizeWatch(self.cluster.admin_dsn(1), 2,
+                                            killed)
                 self.cluster.kill9(2)
                 # Every replica serves mutations again (the bound only ends
                 # a failing test; the figure is printed below).
                 self.wait(lambda: all(len(served_since(killed, r)) >= 3
                                       for r in range(3)),
                           "every replica serves mutations after the kill")
+                # No write commits before the eviction, so it has happened;
+                # its figure may still need the watch's next read.
+                self.wait(lambda: eviction.seen_s is not None,
+                          "node 1 reports a cluster of two")
             finally:
                 stop.set()
                 for t in threads:
                     t.join()
+                if eviction is not None:
+                    eviction.close()
 
         recovered = [min(c[2] for c in served_since(killed, r)) - killed
                      for r in range(3)]
@@ -440,20 +495,23 @@ class GaleraReplicaTest(harness.LogOnFailure, unittest.TestCase):
               "node 2 %.2f s after the node was restarted" % failed_back_s,
               file=sys.stderr)
         print("\ngalera_replica_test: node 2 killed with SIGKILL under load "
-              "(3 replicas, each preferring its own node): every replica "
+              "(3 replicas, each preferring its own node): the cluster "
+              "evicted it %.2f s after the kill; every replica "
               "served mutations again %.2f s after the kill (per replica: "
               "%s); %d calls failed meanwhile (%s), all with a clean status; "
               "%d creates and %d revokes acknowledged, none missing on any "
               "node after the rejoin; %d verifications of revoked keys after "
               "the revoke returned, none accepted" % (
-                  max(recovered),
+                  eviction.seen_s, max(recovered),
                   ", ".join("%.2f s" % t for t in recovered), len(failed),
                   ", ".join("%s x%d" % (c, sum(1 for f in failed
                                                if f[1] == c))
                             for c in sorted({f[1] for f in failed})) or "-",
                   len(created), len(revoked), len(after)), file=sys.stderr)
-        harness.figure("galera_failover", recovered_max_s="%.2f" %
-                       max(recovered), failed_calls=len(failed),
+        harness.figure("galera_failover",
+                       evicted_s="%.2f" % eviction.seen_s,
+                       recovered_max_s="%.2f" % max(recovered),
+                       failed_calls=len(failed),
                        missing_writes=0, accepted_killed=len(accepted))
 
     def test_d_the_webhook_endpoint_cap_holds_across_nodes(self):
