@@ -189,6 +189,7 @@ class GaleraReplicaTest(harness.LogOnFailure, unittest.TestCase):
             cls.cluster.start()
             cls.deployment = Deployment(
                 [cls.cluster.admin_dsn(n) for n in GaleraCluster.NODES])
+            cls.views_at_start = cls.membership_changes()
         except BaseException:
             cls.tearDownClass()
             raise
@@ -295,6 +296,16 @@ class GaleraReplicaTest(harness.LogOnFailure, unittest.TestCase):
     def wait(self, condition, what, timeout_s=60):
         return harness.wait_for(condition, what, timeout_s=timeout_s,
                                 interval_s=0.02)
+
+    @classmethod
+    def membership_changes(cls):
+        """Node 1's count of cluster membership changes
+        (wsrep_cluster_conf_id): a node evicted while alive (its group
+        communication silent past evs.suspect_timeout, e.g. starved of CPU)
+        and its return show up here."""
+        rows = MysqlDsn(cls.cluster.admin_dsn(1)).rows(
+            "SHOW STATUS LIKE 'wsrep_cluster_conf_id'")
+        return int(rows[0][1])
 
     def stream_holes_given_up(self, d):
         return sum(metric(port, "lumo_change_stream_abandoned_total")
@@ -428,6 +439,7 @@ class GaleraReplicaTest(harness.LogOnFailure, unittest.TestCase):
             try:
                 self.wait(lambda: all(len(served_since(0, r)) >= 5
                                       for r in range(3)), "load running")
+                views_before_kill = self.membership_changes()
                 killed = time.monotonic()
                 # Galera's share of the failover: until the survivors have
                 # evicted node 2 (writes stall on them meanwhile).
@@ -489,11 +501,17 @@ class GaleraReplicaTest(harness.LogOnFailure, unittest.TestCase):
                                  "lumo_db_pool_preferred_host") == 0,
                   "replica b back on node 2 after the rejoin", timeout_s=120)
         failed_back_s = time.monotonic() - rejoined
+        views_after_rejoin = self.membership_changes()
         self.assertGreater(metric(b_metrics, "lumo_db_pool_failbacks_total"),
                            failbacks_before)
         print("galera_replica_test: replica b (node 2 first) failed back to "
               "node 2 %.2f s after the node was restarted" % failed_back_s,
               file=sys.stderr)
+        print("galera_replica_test: cluster membership changes: %d before "
+              "the kill (a node evicted while alive would count), %d from "
+              "the kill to after the rejoin (the eviction and the return)" % (
+                  views_before_kill - self.views_at_start,
+                  views_after_rejoin - views_before_kill), file=sys.stderr)
         print("\ngalera_replica_test: node 2 killed with SIGKILL under load "
               "(3 replicas, each preferring its own node): the cluster "
               "evicted it %.2f s after the kill; every replica "
@@ -512,7 +530,8 @@ class GaleraReplicaTest(harness.LogOnFailure, unittest.TestCase):
                        evicted_s="%.2f" % eviction.seen_s,
                        recovered_max_s="%.2f" % max(recovered),
                        failed_calls=len(failed),
-                       missing_writes=0, accepted_killed=len(accepted))
+                       missing_writes=0, accepted_killed=len(accepted),
+                       views_before_kill=views_before_kill - self.views_at_start)
 
     def test_d_the_webhook_endpoint_cap_holds_across_nodes(self):
         """Webhook endpoints of one tenant created at once through the three
