@@ -150,13 +150,13 @@ launch_node() {
   local wsrep_port=$((WSREP_BASE + n - 1))
   local ist_port=$((IST_BASE + n - 1))
   local sst_port=$((SST_BASE + n - 1))
-  # Failure detection (docs/operations.md, "Galera settings for LumoKeys"):
+  # Failure detection (docs/operations.md, "Failure detection"):
   # a node silent for evs.suspect_timeout is suspected, checked every
   # inactive_check_period, and evicted once every other member suspects it
   # (join messages resent every join_retrans_period); writes on the
   # survivors stall until then. keepalive_period must stay at most a third
-  # of the suspect timeout; causal_keepalive_period keeps Galera's default
-  # of 1 s (it would otherwise follow keepalive_period and make more causal
+  # of the suspect timeout; causal_keepalive_period stays at 1 s (by
+  # default it follows keepalive_period, and a shorter one makes more causal
   # reads wait for a round through the group).
   local evs="evs.suspect_timeout=PT2S;evs.inactive_timeout=PT6S"
   evs+=";evs.install_timeout=PT6S;evs.keepalive_period=PT0.5S"

@@ -104,17 +104,17 @@ class ClusterSizeWatch:
                     self.seen_s = time.monotonic() - self._since
                     return
                 time.sleep(0.01)
-        except OSError:
-            return
+        except (OSError, ValueError):
+            return  # the session was closed under a read or write
 
     def close(self):
         self._stop.set()
-        self._thread.join(timeout=10)
         try:
-            self._session.stdin.close()
+            self._session.stdin.close()  # ends the client, and a read
         except OSError:
             pass
         self._session.wait(timeout=10)
+        self._thread.join(timeout=10)
 
 
 def multi_host_dsn(dsns, first, database):
