@@ -278,10 +278,13 @@ grpc::ServerUnaryReactor* KeyServiceImpl::RevokeApiKey(
       *ctx_.auth, *ctx_.workers, context, method, request->tenant_slug(), true,
       [this, request, response](const Principal& caller,
                                 const RequestInfo& info) -> absl::Status {
+        // The policy is read while the replicas acknowledge.
+        storage::KeyPolicy policy;
         absl::StatusOr<storage::ApiKeyRecord> record =
-            ctx_.keys->RevokeKey(caller, info, request->id());
+            ctx_.keys->RevokeKey(caller, info, request->id(), &policy);
         if (!record.ok()) return record.status();
-        return ToProtoWithPolicy(*ctx_.keys, *record, response);
+        ToProto(*record, policy, response);
+        return absl::OkStatus();
       });
 }
 
@@ -297,10 +300,12 @@ grpc::ServerUnaryReactor* KeyServiceImpl::UpdateApiKey(
         absl::StatusOr<service::UpdateKeyParams> params =
             UpdateKeyParamsOf(*request);
         if (!params.ok()) return params.status();
+        storage::KeyPolicy policy;
         absl::StatusOr<storage::ApiKeyRecord> record =
-            ctx_.keys->UpdateKey(caller, info, request->id(), *params);
+            ctx_.keys->UpdateKey(caller, info, request->id(), *params, &policy);
         if (!record.ok()) return record.status();
-        return ToProtoWithPolicy(*ctx_.keys, *record, response);
+        ToProto(*record, policy, response);
+        return absl::OkStatus();
       });
 }
 
@@ -313,10 +318,13 @@ grpc::ServerUnaryReactor* KeyServiceImpl::SetDisabled(
       *ctx_.auth, *ctx_.workers, context, method, request->tenant_slug(), true,
       [this, request, response, disabled](
           const Principal& caller, const RequestInfo& info) -> absl::Status {
+        storage::KeyPolicy policy;
         absl::StatusOr<storage::ApiKeyRecord> record =
-            ctx_.keys->SetKeyDisabled(caller, info, request->id(), disabled);
+            ctx_.keys->SetKeyDisabled(caller, info, request->id(), disabled,
+                                      &policy);
         if (!record.ok()) return record.status();
-        return ToProtoWithPolicy(*ctx_.keys, *record, response);
+        ToProto(*record, policy, response);
+        return absl::OkStatus();
       });
 }
 

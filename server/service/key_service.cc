@@ -211,8 +211,18 @@ KeyService::KeyService(storage::KeyStore* store,
 absl::Status KeyService::AwaitReplicas(int64_t tenant_id, absl::string_view id,
                                        absl::string_view change_type,
                                        int64_t version, bool changed,
-                                       absl::Duration took) {
-  if (barrier_ == nullptr) return absl::OkStatus();
+                                       absl::Duration took,
+                                       storage::KeyPolicy* policy) {
+  // The replicas move on their own while the policy is read.
+  std::optional<absl::StatusOr<storage::KeyPolicy>> policy_read;
+  if (policy != nullptr) policy_read = store_->GetKeyPolicy(tenant_id);
+  auto policy_result = [&]() -> absl::Status {
+    if (policy == nullptr) return absl::OkStatus();
+    if (!policy_read->ok()) return policy_read->status();
+    *policy = **policy_read;
+    return absl::OkStatus();
+  };
+  if (barrier_ == nullptr) return policy_result();
   ChangeRef change;
   change.tenant_id = tenant_id;
   change.key_id = std::string(id);
@@ -220,7 +230,7 @@ absl::Status KeyService::AwaitReplicas(int64_t tenant_id, absl::string_view id,
   change.key_version = version;
   change.wrote_feed_row = changed;
   absl::Status acked = barrier_->AwaitChange(change, took);
-  if (acked.ok()) return acked;
+  if (acked.ok()) return policy_result();
   return WithErrorKind(acked, ErrorKind::kUnavailable);
 }
 
@@ -600,7 +610,8 @@ absl::StatusOr<storage::RotateOptions> KeyService::RotationOptions(
 }
 
 absl::StatusOr<storage::ApiKeyRecord> KeyService::RevokeKey(
-    const Principal& caller, const RequestInfo& info, absl::string_view id) {
+    const Principal& caller, const RequestInfo& info, absl::string_view id,
+    storage::KeyPolicy* policy) {
   if (absl::Status s = CheckKeyId(id); !s.ok()) return s;
   storage::AuditEvent event =
       KeyEvent("api_key.revoked", &caller, info, id, "{}");
@@ -615,7 +626,7 @@ absl::StatusOr<storage::ApiKeyRecord> KeyService::RevokeKey(
   // announces the revocation again and waits for it.
   if (absl::Status acked =
           AwaitReplicas(caller.tenant_id, id, "revoked", revoked->key.version,
-                        revoked->changed, took);
+                        revoked->changed, took, policy);
       !acked.ok()) {
     return acked;
   }
@@ -645,7 +656,8 @@ absl::StatusOr<storage::ApiKeyRecord> KeyService::ContainLeakedKey(
   }
   return FinishStateChange(
       tenant_id, id, revoke ? "revoked" : "disabled", std::move(result),
-      absl::FromChrono(std::chrono::steady_clock::now() - started));
+      absl::FromChrono(std::chrono::steady_clock::now() - started),
+      /*policy=*/nullptr);
 }
 
 absl::StatusOr<bool> KeyService::EndLeakedSecretGrace(
@@ -717,7 +729,7 @@ absl::Status KeyService::CheckMayManage(const Principal& caller,
 
 absl::StatusOr<storage::ApiKeyRecord> KeyService::UpdateKey(
     const Principal& caller, const RequestInfo& info, absl::string_view id,
-    const UpdateKeyParams& params) {
+    const UpdateKeyParams& params, storage::KeyPolicy* policy) {
   absl::StatusOr<std::vector<KeyField>> fields =
       ParseKeyUpdateMask(params.update_mask);
   if (!fields.ok()) return fields.status();
@@ -882,7 +894,7 @@ absl::StatusOr<storage::ApiKeyRecord> KeyService::UpdateKey(
       // an edit whose wait failed gives the guarantee.
       if (absl::Status acked =
               AwaitReplicas(caller.tenant_id, id, "updated", current->version,
-                            /*changed=*/false, absl::ZeroDuration());
+                            /*changed=*/false, absl::ZeroDuration(), policy);
           !acked.ok()) {
         return acked;
       }
@@ -906,7 +918,7 @@ absl::StatusOr<storage::ApiKeyRecord> KeyService::UpdateKey(
     }
     if (absl::Status acked =
             AwaitReplicas(caller.tenant_id, id, "updated", updated->key.version,
-                          /*changed=*/true, took);
+                          /*changed=*/true, took, policy);
         !acked.ok()) {
       return acked;
     }
@@ -919,7 +931,7 @@ absl::StatusOr<storage::ApiKeyRecord> KeyService::UpdateKey(
 
 absl::StatusOr<storage::ApiKeyRecord> KeyService::SetKeyDisabled(
     const Principal& caller, const RequestInfo& info, absl::string_view id,
-    bool disabled) {
+    bool disabled, storage::KeyPolicy* policy) {
   if (absl::Status s = CheckKeyId(id); !s.ok()) return s;
   const char* verb = disabled ? "disable" : "enable";
   const char* change_type = disabled ? "disabled" : "enabled";
@@ -947,12 +959,13 @@ absl::StatusOr<storage::ApiKeyRecord> KeyService::SetKeyDisabled(
     took = absl::FromChrono(std::chrono::steady_clock::now() - started);
   }
   return FinishStateChange(caller.tenant_id, id, change_type, std::move(result),
-                           took);
+                           took, policy);
 }
 
 absl::StatusOr<storage::ApiKeyRecord> KeyService::FinishStateChange(
     int64_t tenant_id, absl::string_view id, absl::string_view change_type,
-    absl::StatusOr<storage::UpdateResult> result, absl::Duration took) {
+    absl::StatusOr<storage::UpdateResult> result, absl::Duration took,
+    storage::KeyPolicy* policy) {
   verifier_->Evict(id);
   if (!result.ok()) {
     if (absl::IsFailedPrecondition(result.status())) {
@@ -962,7 +975,7 @@ absl::StatusOr<storage::ApiKeyRecord> KeyService::FinishStateChange(
   }
   if (absl::Status acked =
           AwaitReplicas(tenant_id, id, change_type, result->key.version,
-                        result->changed, took);
+                        result->changed, took, policy);
       !acked.ok()) {
     return acked;
   }

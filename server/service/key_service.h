@@ -98,6 +98,12 @@ inline constexpr int64_t kMaxGracePeriodSeconds = 7 * 24 * 3600;
 // its UNAVAILABLE (DEADLINE_EXCEEDED when the caller's deadline passed) and
 // the change still stands. DeleteKey of a key already deleted answers
 // NOT_FOUND, also only after the barrier acknowledged the deletion again.
+//
+// RevokeKey, UpdateKey and SetKeyDisabled also give the tenant's key policy
+// (for the key states shown with the key) when asked (`policy` not null):
+// it is read after the change committed and before the wait for the
+// replicas, so that the read (a causal read on a Galera cluster) overlaps
+// their acknowledgement instead of following it.
 class KeyService {
  public:
   KeyService(storage::KeyStore* store,
@@ -127,9 +133,9 @@ class KeyService {
       const Principal& caller, const RequestInfo& info, absl::string_view id,
       int64_t grace_period_seconds,
       const std::optional<absl::Time>& expires_at = std::nullopt);
-  absl::StatusOr<storage::ApiKeyRecord> RevokeKey(const Principal& caller,
-                                                  const RequestInfo& info,
-                                                  absl::string_view id);
+  absl::StatusOr<storage::ApiKeyRecord> RevokeKey(
+      const Principal& caller, const RequestInfo& info, absl::string_view id,
+      storage::KeyPolicy* policy = nullptr);
   absl::Status DeleteKey(const Principal& caller, const RequestInfo& info,
                          absl::string_view id);
   // Applies the edit (docs/api-keys.md, "Edit"): the fields in the mask are
@@ -138,13 +144,12 @@ class KeyService {
   // Writes api_key.updated with the before/after of each changed field.
   absl::StatusOr<storage::ApiKeyRecord> UpdateKey(
       const Principal& caller, const RequestInfo& info, absl::string_view id,
-      const UpdateKeyParams& params);
+      const UpdateKeyParams& params, storage::KeyPolicy* policy = nullptr);
   // Pauses (`disabled`) or resumes the key; api_key.disabled / enabled.
   // Revoked: kInvalidRequest.
-  absl::StatusOr<storage::ApiKeyRecord> SetKeyDisabled(const Principal& caller,
-                                                       const RequestInfo& info,
-                                                       absl::string_view id,
-                                                       bool disabled);
+  absl::StatusOr<storage::ApiKeyRecord> SetKeyDisabled(
+      const Principal& caller, const RequestInfo& info, absl::string_view id,
+      bool disabled, storage::KeyPolicy* policy = nullptr);
 
   // Operator operations: not bound by the no-escalation rule.
   struct TenantWithKey {
@@ -211,16 +216,19 @@ class KeyService {
   // After a committed change that kills a secret: the barrier's wait (OK
   // without a barrier). `changed` is false when the call found the change
   // made already (it is then announced again); `took` is how long the
-  // store call ran.
+  // store call ran. With `policy`, also the tenant's key policy, read before
+  // the wait (see the class comment).
   // The end of a disable, enable or revoke that the store ran (taking
   // `took`): evicts the key, maps a refusal (FAILED_PRECONDITION:
   // kInvalidRequest), waits for the replicas.
   absl::StatusOr<storage::ApiKeyRecord> FinishStateChange(
       int64_t tenant_id, absl::string_view id, absl::string_view change_type,
-      absl::StatusOr<storage::UpdateResult> result, absl::Duration took);
+      absl::StatusOr<storage::UpdateResult> result, absl::Duration took,
+      storage::KeyPolicy* policy);
   absl::Status AwaitReplicas(int64_t tenant_id, absl::string_view id,
                              absl::string_view change_type, int64_t version,
-                             bool changed, absl::Duration took);
+                             bool changed, absl::Duration took,
+                             storage::KeyPolicy* policy = nullptr);
 
   storage::KeyStore* const store_;
   const std::shared_ptr<const core::PepperSet> peppers_;

@@ -150,6 +150,18 @@ launch_node() {
   local wsrep_port=$((WSREP_BASE + n - 1))
   local ist_port=$((IST_BASE + n - 1))
   local sst_port=$((SST_BASE + n - 1))
+  # Failure detection (docs/operations.md, "Failure detection"):
+  # a node silent for evs.suspect_timeout is suspected, checked every
+  # inactive_check_period, and evicted once every other member suspects it
+  # (join messages resent every join_retrans_period); writes on the
+  # survivors stall until then. keepalive_period must stay at most a third
+  # of the suspect timeout; causal_keepalive_period stays at 1 s (by
+  # default it follows keepalive_period, and a shorter one makes more causal
+  # reads wait for a round through the group).
+  local evs="evs.suspect_timeout=PT2S;evs.inactive_timeout=PT6S"
+  evs+=";evs.install_timeout=PT6S;evs.keepalive_period=PT0.5S"
+  evs+=";evs.inactive_check_period=PT0.2S;evs.join_retrans_period=PT0.2S"
+  evs+=";evs.causal_keepalive_period=PT1S"
   mariadbd --no-defaults --datadir="$dir/data" --socket="$(node_sock "$n")" \
     --tmpdir="$dir/tmp" \
     --port="$(node_port "$n")" --bind-address=127.0.0.1 \
@@ -164,7 +176,7 @@ launch_node() {
     --wsrep-cluster-name=lumo_galera \
     --wsrep-cluster-address="$(cluster_address)" \
     --wsrep-node-name="node$n" --wsrep-node-address="127.0.0.1:$wsrep_port" \
-    --wsrep-provider-options="gmcast.listen_addr=tcp://127.0.0.1:$wsrep_port;ist.recv_addr=127.0.0.1:$ist_port;gcache.size=64M;evs.suspect_timeout=PT3S;evs.inactive_timeout=PT6S;evs.install_timeout=PT6S" \
+    --wsrep-provider-options="gmcast.listen_addr=tcp://127.0.0.1:$wsrep_port;ist.recv_addr=127.0.0.1:$ist_port;gcache.size=64M;$evs" \
     --wsrep-sst-method=rsync \
     --wsrep-sst-receive-address="127.0.0.1:$sst_port" \
     "${user_args[@]}" "$@" >/dev/null 2>&1 &

@@ -21,7 +21,8 @@ Synced again (failback, read from its /metrics).
 Prints Revoke latency p50/p99 on the cluster and, from the same run, with
 three replicas on the suite's single MariaDB (the two deployments run side
 by side and their calls alternate, so machine load falls on both alike);
-the failover time and the calls that failed during it.
+the failover time (and, within it, when the cluster evicted the killed
+node: Galera's own failure detection) and the calls that failed during it.
 """
 
 import http.client
@@ -71,6 +72,49 @@ def metric(port, name):
         if line.startswith(name + " "):
             return float(line.split()[1])
     raise AssertionError(f"{name} not on /metrics")
+
+
+class ClusterSizeWatch:
+    """Reads a node's wsrep_cluster_size through one client session, over
+    and over in a thread, until it is `size`: when the cluster has evicted
+    a killed node (a status read answers while writes stall). `seen_s` is
+    then the seconds from `since` (a time.monotonic() value) to that read;
+    None while not seen. A figure only: nothing is asserted on its value."""
+
+    def __init__(self, dsn, size, since):
+        self.seen_s = None
+        self._size = str(size)
+        self._since = since
+        self._stop = threading.Event()
+        self._session = MysqlDsn(dsn).hold("")
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self):
+        query = ("SELECT VARIABLE_VALUE FROM information_schema.GLOBAL_STATUS"
+                 " WHERE VARIABLE_NAME = 'WSREP_CLUSTER_SIZE';\n")
+        try:
+            while not self._stop.is_set():
+                self._session.stdin.write(query)
+                self._session.stdin.flush()
+                line = self._session.stdout.readline()
+                if not line:
+                    return  # the session ended: no figure
+                if line.strip() == self._size:
+                    self.seen_s = time.monotonic() - self._since
+                    return
+                time.sleep(0.01)
+        except (OSError, ValueError):
+            return  # the session was closed under a read or write
+
+    def close(self):
+        self._stop.set()
+        try:
+            self._session.stdin.close()  # ends the client, and a read
+        except OSError:
+            pass
+        self._session.wait(timeout=10)
+        self._thread.join(timeout=10)
 
 
 def multi_host_dsn(dsns, first, database):
@@ -145,6 +189,7 @@ class GaleraReplicaTest(harness.LogOnFailure, unittest.TestCase):
             cls.cluster.start()
             cls.deployment = Deployment(
                 [cls.cluster.admin_dsn(n) for n in GaleraCluster.NODES])
+            cls.views_at_start = cls.membership_changes()
         except BaseException:
             cls.tearDownClass()
             raise
@@ -252,6 +297,16 @@ class GaleraReplicaTest(harness.LogOnFailure, unittest.TestCase):
         return harness.wait_for(condition, what, timeout_s=timeout_s,
                                 interval_s=0.02)
 
+    @classmethod
+    def membership_changes(cls):
+        """Node 1's count of cluster membership changes
+        (wsrep_cluster_conf_id): a node evicted while alive (its group
+        communication silent past evs.suspect_timeout, e.g. starved of CPU)
+        and its return show up here."""
+        rows = MysqlDsn(cls.cluster.admin_dsn(1)).rows(
+            "SHOW STATUS LIKE 'wsrep_cluster_conf_id'")
+        return int(rows[0][1])
+
     def stream_holes_given_up(self, d):
         return sum(metric(port, "lumo_change_stream_abandoned_total")
                    for port in d.metrics_ports)
@@ -342,30 +397,39 @@ class GaleraReplicaTest(harness.LogOnFailure, unittest.TestCase):
         revoked = set()  # key ids whose revoke returned OK
         stop = threading.Event()
 
+        def call(replica, rpc):
+            """Runs one mutation through `replica` and records it; its reply
+            and None, or None and the failure's code."""
+            started = time.monotonic()
+            reply, code = None, None
+            try:
+                reply = rpc(d.keys[replica])
+            except grpc.RpcError as e:
+                code = e.code()
+            with lock:
+                calls.append((replica, started, time.monotonic(), code))
+            return reply, code
+
         def load(replica, hammer):
+            revoker = (replica + 1) % 3
             while not stop.is_set():
-                started = time.monotonic()
-                code = None
-                try:
-                    reply = d.keys[replica].CreateApiKey(
-                        k.CreateApiKeyRequest(
-                            tenant_slug=slug, name="f",
-                            scopes=["admin:read", "admin:users"],
-                            allowed_cidrs=["10.0.0.0/8"]),
-                        metadata=md, timeout=10)
+                reply, code = call(replica, lambda stub: stub.CreateApiKey(
+                    k.CreateApiKeyRequest(
+                        tenant_slug=slug, name="f",
+                        scopes=["admin:read", "admin:users"],
+                        allowed_cidrs=["10.0.0.0/8"]),
+                    metadata=md, timeout=10))
+                if code is None:
                     with lock:
                         created.add(reply.id)
                     hammer.watch(reply.key)
-                    d.keys[(replica + 1) % 3].RevokeApiKey(
+                    _, code = call(revoker, lambda stub: stub.RevokeApiKey(
                         k.RevokeApiKeyRequest(tenant_slug=slug, id=reply.id),
-                        metadata=md, timeout=10)
-                    hammer.killed(reply.key)
-                    with lock:
-                        revoked.add(reply.id)
-                except grpc.RpcError as e:
-                    code = e.code()
-                with lock:
-                    calls.append((replica, started, time.monotonic(), code))
+                        metadata=md, timeout=10))
+                    if code is None:
+                        hammer.killed(reply.key)
+                        with lock:
+                            revoked.add(reply.id)
                 if code is not None:
                     time.sleep(0.02)  # a failing node: do not spin
 
@@ -374,6 +438,7 @@ class GaleraReplicaTest(harness.LogOnFailure, unittest.TestCase):
                 return [c for c in calls
                         if c[0] == replica and c[3] is None and c[1] > t]
 
+        eviction = None
         with VerifyHammer(3, lambda r, key: self.verify(d, r, key, slug)) \
                 as hammer:
             threads = [threading.Thread(target=load, args=(r, hammer))
@@ -383,17 +448,28 @@ class GaleraReplicaTest(harness.LogOnFailure, unittest.TestCase):
             try:
                 self.wait(lambda: all(len(served_since(0, r)) >= 5
                                       for r in range(3)), "load running")
+                views_before_kill = self.membership_changes()
                 killed = time.monotonic()
+                # Galera's share of the failover: until the survivors have
+                # evicted node 2 (writes stall on them meanwhile).
+                eviction = ClusterSizeWatch(self.cluster.admin_dsn(1), 2,
+                                            killed)
                 self.cluster.kill9(2)
                 # Every replica serves mutations again (the bound only ends
                 # a failing test; the figure is printed below).
                 self.wait(lambda: all(len(served_since(killed, r)) >= 3
                                       for r in range(3)),
                           "every replica serves mutations after the kill")
+                # No write commits before the eviction, so it has happened;
+                # its figure may still need the watch's next read.
+                self.wait(lambda: eviction.seen_s is not None,
+                          "node 1 reports a cluster of two")
             finally:
                 stop.set()
                 for t in threads:
                     t.join()
+                if eviction is not None:
+                    eviction.close()
 
         recovered = [min(c[2] for c in served_since(killed, r)) - killed
                      for r in range(3)]
@@ -434,27 +510,39 @@ class GaleraReplicaTest(harness.LogOnFailure, unittest.TestCase):
                                  "lumo_db_pool_preferred_host") == 0,
                   "replica b back on node 2 after the rejoin", timeout_s=120)
         failed_back_s = time.monotonic() - rejoined
+        views_after_rejoin = self.membership_changes()
         self.assertGreater(metric(b_metrics, "lumo_db_pool_failbacks_total"),
                            failbacks_before)
         print("galera_replica_test: replica b (node 2 first) failed back to "
               "node 2 %.2f s after the node was restarted" % failed_back_s,
               file=sys.stderr)
+        print("galera_replica_test: cluster membership changes: %d before "
+              "the kill (a node evicted while alive would count), %d from "
+              "the kill to after the rejoin (the eviction and the return)" % (
+                  views_before_kill - self.views_at_start,
+                  views_after_rejoin - views_before_kill), file=sys.stderr)
         print("\ngalera_replica_test: node 2 killed with SIGKILL under load "
-              "(3 replicas, each preferring its own node): every replica "
-              "served mutations again %.2f s after the kill (per replica: "
+              "(3 replicas, each preferring its own node): the cluster "
+              "evicted it %.2f s after the kill; every replica "
+              "served mutations again %.2f s after the kill (a create or "
+              "revoke through it that started after the kill returned OK; "
+              "per replica: "
               "%s); %d calls failed meanwhile (%s), all with a clean status; "
               "%d creates and %d revokes acknowledged, none missing on any "
               "node after the rejoin; %d verifications of revoked keys after "
               "the revoke returned, none accepted" % (
-                  max(recovered),
+                  eviction.seen_s, max(recovered),
                   ", ".join("%.2f s" % t for t in recovered), len(failed),
                   ", ".join("%s x%d" % (c, sum(1 for f in failed
                                                if f[1] == c))
                             for c in sorted({f[1] for f in failed})) or "-",
                   len(created), len(revoked), len(after)), file=sys.stderr)
-        harness.figure("galera_failover", recovered_max_s="%.2f" %
-                       max(recovered), failed_calls=len(failed),
-                       missing_writes=0, accepted_killed=len(accepted))
+        harness.figure("galera_failover",
+                       evicted_s="%.2f" % eviction.seen_s,
+                       recovered_max_s="%.2f" % max(recovered),
+                       failed_calls=len(failed),
+                       missing_writes=0, accepted_killed=len(accepted),
+                       views_before_kill=views_before_kill - self.views_at_start)
 
     def test_d_the_webhook_endpoint_cap_holds_across_nodes(self):
         """Webhook endpoints of one tenant created at once through the three
