@@ -9,6 +9,7 @@ replica when the reply returns."""
 
 import base64
 import hashlib
+import http.client
 import json
 import os
 import subprocess
@@ -357,6 +358,75 @@ class LeakIntakeE2eTest(harness.LumoServerTestCase):
             [True] * 20 + [False] * 980)
         for k in live:
             self.assertEqual(self.key_status(k["id"]), "revoked")
+
+
+def db_statements(metrics_port):
+    """The server's lumo_db_queries_total (statements on pooled
+    connections)."""
+    conn = http.client.HTTPConnection("127.0.0.1", metrics_port,
+                                      timeout=10 * harness.TIME_SCALE)
+    try:
+        conn.request("GET", "/metrics")
+        resp = conn.getresponse()
+        body = resp.read().decode()
+        if resp.status != 200:
+            raise AssertionError(f"scrape returned {resp.status}")
+    finally:
+        conn.close()
+    for line in body.splitlines():
+        if line.startswith("lumo_db_queries_total "):
+            return int(float(line.split()[1]))
+    raise AssertionError("no lumo_db_queries_total in the scrape")
+
+
+class LeakIntakeStatementsE2eTest(harness.LumoServerTestCase):
+    """The statements and the time a report of 1,000 well-formed tokens of
+    ids no key has costs (FIGUREs), on a server with no delivery workers
+    polling, against the same count over an idle interval as long."""
+
+    with_gateway = True
+
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.TemporaryDirectory()
+        cls.addClassCleanup(cls.tmp.cleanup)
+        cls.scanner = ScannerKeys(cls.tmp.name)
+        cls.server_args = [
+            f"--secret_scanning_keys_file={cls.scanner.file}",
+            "--webhook_workers=0", "--metrics_listen=127.0.0.1:0"]
+        super().setUpClass()
+        cls.metrics_port = harness.metrics_port_from_log(
+            cls.server.log_path, time.monotonic() + 20 * harness.TIME_SCALE)
+
+    def test_a_report_of_1000_unknown_ids(self):
+        tokens = [harness.forge("Zq%010d" % i) for i in range(1000)]
+        body = json.dumps([entry(t) for t in tokens]).encode()
+        slack = "%ds" % (120 * harness.TIME_SCALE)
+        gw = harness.LumoGateway(
+            self.server, request_timeout=slack, name="unknown-ids-gateway",
+            extra_args=["--upstream_deadline=" + slack])
+        self.addCleanup(gw.stop)
+        headers = self.scanner.headers("current", body)
+        headers["Content-Type"] = "application/json"
+        before = db_statements(self.metrics_port)
+        started = time.monotonic()
+        status, _, raw = gw.request("POST", REPORTS, body=body,
+                                    headers=headers)
+        took = time.monotonic() - started
+        statements = db_statements(self.metrics_port) - before
+        # The background's statements over an interval as long.
+        idle_start = db_statements(self.metrics_port)
+        time.sleep(took)
+        idle = db_statements(self.metrics_port) - idle_start
+        print(f"FIGURE leak_report_unknown_ids tokens=1000 status={status} "
+              f"seconds={took:.3f} db_statements={statements} "
+              f"idle_db_statements_same_interval={idle}", flush=True)
+        self.assertEqual(status, 200, raw)
+        reply = json.loads(raw)
+        self.assertEqual([r["label"] for r in reply],
+                         ["false_positive"] * 1000)
+        self.assertEqual([r["token_hash"] for r in reply],
+                         [token_hash(t) for t in tokens])
 
 
 class LeakIntakeAcrossReplicasE2eTest(harness.ReplicaSetTestCase):
