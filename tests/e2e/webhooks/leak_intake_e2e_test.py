@@ -80,6 +80,26 @@ def token_hash(token):
     return hashlib.sha256(token.encode()).hexdigest()
 
 
+def timed_report(test, gateway_name, tokens):
+    """POSTs a report of `tokens`, signed by test.scanner's current key,
+    through a gateway of its own on test.server with deadlines far beyond
+    the time expected (a second or two): the time is a figure, not a
+    pass/fail bound, and a loaded machine must not turn it into a 503.
+    Returns (status, raw reply, seconds)."""
+    body = json.dumps([entry(t) for t in tokens]).encode()
+    slack = "%ds" % (120 * harness.TIME_SCALE)
+    gateway = harness.LumoGateway(
+        test.server, request_timeout=slack, name=gateway_name,
+        extra_args=["--upstream_deadline=" + slack])
+    test.addCleanup(gateway.stop)
+    headers = test.scanner.headers("current", body)
+    headers["Content-Type"] = "application/json"
+    started = time.monotonic()
+    status, _, raw = gateway.request("POST", REPORTS, body=body,
+                                     headers=headers)
+    return status, raw, time.monotonic() - started
+
+
 class LeakIntakeE2eTest(harness.LumoServerTestCase):
     with_gateway = True
 
@@ -332,21 +352,7 @@ class LeakIntakeE2eTest(harness.LumoServerTestCase):
         garbage = [f"ghp_{i:036d}" for i in range(500)]
         tokens = [k["key"] for k in live] + forged + garbage
         self.assertEqual(len(tokens), 1000)
-        body = json.dumps([entry(t) for t in tokens]).encode()
-        # Its own gateway with deadlines far beyond the time expected (a
-        # second or two): the time is a figure, not a pass/fail bound, and a
-        # loaded machine must not turn it into a 503.
-        slack = "%ds" % (120 * harness.TIME_SCALE)
-        batch_gw = harness.LumoGateway(
-            self.server, request_timeout=slack, name="batch-gateway",
-            extra_args=["--upstream_deadline=" + slack])
-        self.addCleanup(batch_gw.stop)
-        headers = self.scanner.headers("current", body)
-        headers["Content-Type"] = "application/json"
-        started = time.monotonic()
-        status, _, raw = batch_gw.request("POST", REPORTS, body=body,
-                                          headers=headers)
-        took = time.monotonic() - started
+        status, raw, took = timed_report(self, "batch-gateway", tokens)
         reply = json.loads(raw)
         print(f"FIGURE leak_report_batch tokens=1000 live=20 "
               f"unknown_ids=480 garbage=500 status={status} "
@@ -400,19 +406,8 @@ class LeakIntakeStatementsE2eTest(harness.LumoServerTestCase):
 
     def test_a_report_of_1000_unknown_ids(self):
         tokens = [harness.forge("Zq%010d" % i) for i in range(1000)]
-        body = json.dumps([entry(t) for t in tokens]).encode()
-        slack = "%ds" % (120 * harness.TIME_SCALE)
-        gw = harness.LumoGateway(
-            self.server, request_timeout=slack, name="unknown-ids-gateway",
-            extra_args=["--upstream_deadline=" + slack])
-        self.addCleanup(gw.stop)
-        headers = self.scanner.headers("current", body)
-        headers["Content-Type"] = "application/json"
         before = db_statements(self.metrics_port)
-        started = time.monotonic()
-        status, _, raw = gw.request("POST", REPORTS, body=body,
-                                    headers=headers)
-        took = time.monotonic() - started
+        status, raw, took = timed_report(self, "unknown-ids-gateway", tokens)
         statements = db_statements(self.metrics_port) - before
         # The background's statements over an interval as long.
         idle_start = db_statements(self.metrics_port)
