@@ -865,7 +865,7 @@ class Bench:
         ("verify_states_on", "verify_states_off", 0.95, None,
          "verify warm, key states on"),
         ("verify_webhooks_off", None, None, None,
-         "verify warm, no webhook workers"),
+         "verify, no webhook workers"),
         ("verify_webhooks_on", "verify_webhooks_off", 0.95, None,
          "same, 10 webhooks/s flowing"),
         ("list_keys_small", None, None, None, "list keys p1, 100 keys"),
