@@ -6,6 +6,7 @@
   const $ = (id) => document.getElementById(id);
   const pager = new Portal.Pager(25, 'keys');
   let grantable = [];
+  let rotate = null;  // the rotate dialog, wired when the page loads
 
   // The show-once dialog for a new or rotated key.
   function showSecret(title, key) {
@@ -163,7 +164,9 @@
         actions.append(button('Edit', 'Edit key ' + key.name, () => openEdit(key)));
       }
       if (live) {
-        actions.append(button('Rotate', 'Rotate key ' + key.name, () => openRotate(key, label)));
+        actions.append(button('Rotate', 'Rotate key ' + key.name, () => rotate.open(
+            'Rotate key ' + label + '? A new secret is shown once.',
+            keysPath + '/' + key.id + '/rotate')));
       }
       if (key.status === 'active') {
         actions.append(button('Disable', 'Disable key ' + key.name, () =>
@@ -412,40 +415,16 @@
     }
   }
 
-  let rotating = null;
-  function openRotate(key, label) {
-    rotating = key;
-    show($('rotate-error'), false);
-    $('rotate-form').reset();
-    $('rotate-text').textContent = 'Rotate key ' + label + '? A new secret is shown once.';
-    $('rotate-dialog').showModal();
-    $('rotate-grace').focus();
-  }
-
-  async function submitRotate(event) {
-    event.preventDefault();
-    $('rotate-submit').disabled = true;
-    try {
-      const reply = await api('POST', keysPath + '/' + rotating.id + '/rotate',
-                              {gracePeriodSeconds: Number($('rotate-grace').value)});
-      $('rotate-dialog').close();
-      await loadKeys();
-      showSecret('Rotated key: copy the new secret', reply.data.key);
-    } catch (e) {
-      fail('rotate-error', errorText(e));
-    } finally {
-      $('rotate-submit').disabled = false;
-    }
-  }
-
   document.addEventListener('DOMContentLoaded', async () => {
     $('create-open').addEventListener('click', openCreate);
     $('create-cancel').addEventListener('click', () => $('create-dialog').close());
     $('create-form').addEventListener('submit', submitCreate);
     $('edit-cancel').addEventListener('click', () => $('edit-dialog').close());
     $('edit-form').addEventListener('submit', submitEdit);
-    $('rotate-cancel').addEventListener('click', () => $('rotate-dialog').close());
-    $('rotate-form').addEventListener('submit', submitRotate);
+    rotate = Portal.rotateDialog(async (reply) => {
+      await loadKeys();
+      showSecret('Rotated key: copy the new secret', reply.data.key);
+    });
     $('stragglers-close').addEventListener('click', () => $('stragglers-dialog').close());
     $('copy-key').addEventListener('click', () => Portal.copyField('new-key-value', 'copy-status'));
     $('key-filters').addEventListener('submit', (e) => {

@@ -133,6 +133,41 @@ const Portal = (() => {
     });
   }
 
+  // The page's rotate dialog (#rotate-dialog, -form, -text, -grace, -error,
+  // -submit, -cancel), wired once per page: open(text, path) asks for the
+  // grace period; submitting POSTs {gracePeriodSeconds} to `path`, closes
+  // the dialog and awaits `done(reply)` (which shows the new secret). An
+  // error is shown in the dialog and nothing else happens.
+  function rotateDialog(done) {
+    let path = null;
+    byId('rotate-cancel').addEventListener('click', () => byId('rotate-dialog').close());
+    byId('rotate-form').addEventListener('submit', async (event) => {
+      event.preventDefault();
+      byId('rotate-submit').disabled = true;
+      try {
+        const reply = await api('POST', path,
+                                {gracePeriodSeconds: Number(byId('rotate-grace').value)});
+        byId('rotate-dialog').close();
+        await done(reply);
+      } catch (e) {
+        byId('rotate-error').textContent = errorText(e);
+        show(byId('rotate-error'), true);
+      } finally {
+        byId('rotate-submit').disabled = false;
+      }
+    });
+    return {
+      open(text, target) {
+        path = target;
+        byId('rotate-form').reset();
+        show(byId('rotate-error'), false);
+        byId('rotate-text').textContent = text;
+        byId('rotate-dialog').showModal();
+        byId('rotate-grace').focus();
+      },
+    };
+  }
+
   // Copies a show-once secret from its readonly field, or selects it for
   // Ctrl+C when the clipboard is not available.
   async function copyField(inputId, statusId) {
@@ -215,5 +250,5 @@ const Portal = (() => {
   }
 
   return {slug, base, api, el, show, formatTime, initSignedIn, ApiError, Pager,
-          button, errorText, confirmAction, copyField};
+          button, errorText, confirmAction, copyField, rotateDialog};
 })();

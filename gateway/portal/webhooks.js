@@ -17,7 +17,7 @@
   const logPager = new Portal.Pager(20, 'deliveries');
   let logEndpoint = null;  // the endpoint whose deliveries are shown
   let editing = null;      // the endpoint in the edit dialog; null: adding
-  let rotating = null;
+  let rotate = null;  // the rotate dialog, wired when the page loads
 
   function fail(where, message) {
     $(where).textContent = message;
@@ -80,7 +80,11 @@
                             (hook.enabled ? 'Disable' : 'Enable') + ' endpoint ' + name,
                             () => setEnabled(hook, !hook.enabled)));
       actions.append(button('Rotate secret', 'Rotate the secret of endpoint ' + name,
-                            () => openRotate(hook)));
+                            () => rotate.open(
+                                'Rotate the signing secret of ' + hook.url +
+                                '? The new secret is shown once; during the overlap every ' +
+                                'delivery carries a signature with each secret.',
+                                hooksPath + '/' + hook.id + '/rotate-secret')));
       if (hook.enabled) {
         actions.append(button('Send test', 'Send a test ping to endpoint ' + name,
                               () => sendTest(hook)));
@@ -218,33 +222,6 @@
     }
   }
 
-  function openRotate(hook) {
-    rotating = hook;
-    $('rotate-form').reset();
-    show($('rotate-error'), false);
-    $('rotate-text').textContent = 'Rotate the signing secret of ' + hook.url +
-        '? The new secret is shown once; during the overlap every delivery ' +
-        'carries a signature with each secret.';
-    $('rotate-dialog').showModal();
-    $('rotate-grace').focus();
-  }
-
-  async function submitRotate(event) {
-    event.preventDefault();
-    $('rotate-submit').disabled = true;
-    try {
-      const reply = await api('POST', hooksPath + '/' + rotating.id + '/rotate-secret',
-                              {gracePeriodSeconds: Number($('rotate-grace').value)});
-      $('rotate-dialog').close();
-      await loadHooks();
-      showSecret('New signing secret', reply.data.secret);
-    } catch (e) {
-      fail('rotate-error', errorText(e));
-    } finally {
-      $('rotate-submit').disabled = false;
-    }
-  }
-
   function renderLog(deliveries, meta) {
     const body = $('log-body');
     body.replaceChildren();
@@ -301,8 +278,10 @@
     $('create-open').addEventListener('click', openCreate);
     $('hook-cancel').addEventListener('click', () => $('hook-dialog').close());
     $('hook-form').addEventListener('submit', submitHook);
-    $('rotate-cancel').addEventListener('click', () => $('rotate-dialog').close());
-    $('rotate-form').addEventListener('submit', submitRotate);
+    rotate = Portal.rotateDialog(async (reply) => {
+      await loadHooks();
+      showSecret('New signing secret', reply.data.secret);
+    });
     $('copy-secret').addEventListener('click',
                                       () => Portal.copyField('secret-value', 'copy-status'));
     $('secret-done').addEventListener('click', () => {

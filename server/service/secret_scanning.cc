@@ -4,6 +4,7 @@
 #include <utility>
 #include <vector>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "server/core/crypto.h"
@@ -140,10 +141,35 @@ absl::StatusOr<std::vector<TokenVerdict>> SecretScanningService::Apply(
     return InvalidField("body", absl::StrCat("a report holds at most ",
                                              kMaxLeakReportTokens, " tokens"));
   }
+  // Garbage and typos cost no query; the ids of the rest are read together.
+  std::vector<core::ParsedKey> parsed;
+  parsed.reserve(tokens.size());
+  std::vector<std::string> ids;
+  for (const LeakedToken& token : tokens) {
+    parsed.push_back(core::ParseKey(token.token));
+    if (parsed.back().result == core::KeyParseResult::kOk) {
+      ids.push_back(std::string(parsed.back().id));
+    }
+  }
+  absl::flat_hash_map<std::string, storage::VerifyRecord> records;
+  if (!ids.empty()) {
+    absl::StatusOr<std::vector<storage::VerifyRecord>> loaded =
+        key_store_->LoadManyForVerify(ids);
+    if (!loaded.ok()) return loaded.status();
+    for (storage::VerifyRecord& rec : *loaded) {
+      std::string id = rec.key.id;
+      records.emplace(std::move(id), std::move(rec));
+    }
+  }
   std::vector<TokenVerdict> verdicts;
   verdicts.reserve(tokens.size());
-  for (const LeakedToken& token : tokens) {
-    absl::StatusOr<bool> positive = ApplyOne(info, token);
+  for (size_t i = 0; i < tokens.size(); ++i) {
+    const LeakedToken& token = tokens[i];
+    absl::StatusOr<bool> positive = false;
+    if (parsed[i].result == core::KeyParseResult::kOk) {
+      auto it = records.find(parsed[i].id);
+      if (it != records.end()) positive = ApplyOne(info, token, it->second);
+    }
     if (!positive.ok()) return positive.status();
     TokenVerdict verdict;
     verdict.token_hash =
@@ -155,25 +181,19 @@ absl::StatusOr<std::vector<TokenVerdict>> SecretScanningService::Apply(
   return verdicts;
 }
 
-absl::StatusOr<bool> SecretScanningService::ApplyOne(const RequestInfo& info,
-                                                     const LeakedToken& token) {
-  // Garbage and typos cost no query.
-  const core::ParsedKey parsed = core::ParseKey(token.token);
-  if (parsed.result != core::KeyParseResult::kOk) return false;
-  absl::StatusOr<storage::VerifyRecord> rec =
-      key_store_->LoadForVerify(parsed.id);
-  if (absl::IsNotFound(rec.status())) return false;
-  if (!rec.ok()) return rec.status();
+absl::StatusOr<bool> SecretScanningService::ApplyOne(
+    const RequestInfo& info, const LeakedToken& token,
+    const storage::VerifyRecord& rec) {
   // An id alone is someone else's string: only the whole secret counts.
-  const SecretMatch match = MatchSecret(*peppers_, *rec, token.token);
+  const SecretMatch match = MatchSecret(*peppers_, rec, token.token);
   if (!match.found) return false;
-  const storage::ApiKeyRecord& key = rec->key;
+  const storage::ApiKeyRecord& key = rec.key;
   absl::StatusOr<bool> reported = reports_->LeakReported(key.id, match.digest);
   if (!reported.ok()) return reported.status();
   if (*reported) return true;  // a repeat: nothing again
 
   const bool dead =
-      rec->deleted || key.revoked ||
+      rec.deleted || key.revoked ||
       (key.expires_at.has_value() && *key.expires_at <= key.db_now);
   // What the report does: "revoke", "disable", "notify" (the tenant's
   // setting), "end_grace" (a retired secret still verifying) or "none" (a

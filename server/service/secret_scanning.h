@@ -104,7 +104,9 @@ class SecretScanningService {
                             absl::string_view body) const;
 
   // Applies an authenticated report, token by token in order, and returns
-  // one verdict per entry. kInvalidField ("body") for more than
+  // one verdict per entry. The keys the entries name are read in one
+  // KeyStore::LoadManyForVerify call; entries that cannot be keys cost no
+  // read. kInvalidField ("body") for more than
   // kMaxLeakReportTokens entries (nothing done). A store or replica
   // failure stops at that token and is returned: what was applied before
   // stands, and a repeated report (the scanner retries) finishes the work
@@ -113,8 +115,11 @@ class SecretScanningService {
       const RequestInfo& info, const std::vector<LeakedToken>& tokens);
 
  private:
+  // One entry whose id some key had, `rec` read before the report was
+  // applied: true when its whole secret is one of the key's.
   absl::StatusOr<bool> ApplyOne(const RequestInfo& info,
-                                const LeakedToken& token);
+                                const LeakedToken& token,
+                                const storage::VerifyRecord& rec);
 
   const ScannerKeys* const keys_;
   storage::KeyStore* const key_store_;

@@ -3,8 +3,8 @@
 // an in-memory fake for unit tests in tests/.
 //
 // Every method that touches tenant data takes the tenant id and is scoped by
-// it, except LoadForVerify, whose purpose is to find which tenant a
-// presented key id belongs to (key ids are globally unique).
+// it, except LoadForVerify and LoadManyForVerify, whose purpose is to find
+// which tenant a presented key id belongs to (key ids are globally unique).
 //
 // Error contract (all methods): INVALID_ARGUMENT when a value does not fit
 // the schema (too long, time out of range); ABORTED on a deadlock (retry);
@@ -567,6 +567,14 @@ class KeyStore {
   // current and retired secrets, deleted ones included. NOT_FOUND when no key
   // ever had this id.
   virtual absl::StatusOr<VerifyRecord> LoadForVerify(absl::string_view id) = 0;
+
+  // LoadForVerify of many ids at once (a leaked-key report): one record per
+  // distinct id some key ever had, in no particular order; ids no key had,
+  // or that cannot be key ids, are left out. A few statements for the whole
+  // call, not one per id. Errors as LoadForVerify; a failure returns no
+  // records.
+  virtual absl::StatusOr<std::vector<VerifyRecord>> LoadManyForVerify(
+      const std::vector<std::string>& ids) = 0;
 
   // The tenant's key policy (the defaults when its settings were never
   // written). Changed through ClientStore::UpdateSettings.

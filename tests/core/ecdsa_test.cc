@@ -4,21 +4,15 @@
 
 #include "absl/strings/escaping.h"
 #include "gtest/gtest.h"
+#include "tests/core/ecdsa_test_key.h"
 
 namespace lumo::core {
 namespace {
 
-// A P-256 key pair made by the openssl CLI, and its signature of kBody
-// (openssl dgst -sha256 -sign), base64.
-constexpr char kPublicPem[] =
-    "-----BEGIN PUBLIC KEY-----\n"
-    "MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEA79/V1mQz0H4BXvuH4+s6eEpu8QJ\n"
-    "mMJjwbJOjWO85bXPKR4VrvU0wvpVThbG7kMUT8qfh5jDHwy8XKHO+CvmOg==\n"
-    "-----END PUBLIC KEY-----\n";
-constexpr char kBody[] = "[{\"token\":\"lmk_x\"}]";
-constexpr char kSignature[] =
-    "MEUCIQCOWussk0KG9ZzsawaY//FBHJW4buayTY6rv/vKkH4tKwIgT8XO6hxF1ZYyN9OkLE/"
-    "m7l6xXtE85U4X/15q8gMmLNU=";
+using ::lumo::testing::kEcdsaTestBody;
+using ::lumo::testing::kEcdsaTestPublicPem;
+using ::lumo::testing::kEcdsaTestSignature;
+
 // A P-384 public key: not accepted.
 constexpr char kP384Pem[] =
     "-----BEGIN PUBLIC KEY-----\n"
@@ -35,18 +29,18 @@ std::string Der(const char* base64) {
 
 TEST(EcdsaTest, VerifiesTheSignatureOfExactlyTheSignedBytes) {
   absl::StatusOr<EcdsaP256PublicKey> key =
-      EcdsaP256PublicKey::FromPem(kPublicPem);
+      EcdsaP256PublicKey::FromPem(kEcdsaTestPublicPem);
   ASSERT_TRUE(key.ok()) << key.status();
-  const std::string signature = Der(kSignature);
-  EXPECT_TRUE(key->Verify(kBody, signature));
-  EXPECT_FALSE(key->Verify(std::string(kBody) + " ", signature));
+  const std::string signature = Der(kEcdsaTestSignature);
+  EXPECT_TRUE(key->Verify(kEcdsaTestBody, signature));
+  EXPECT_FALSE(key->Verify(std::string(kEcdsaTestBody) + " ", signature));
   EXPECT_FALSE(key->Verify("", signature));
   std::string flipped = signature;
   flipped[10] ^= 1;
-  EXPECT_FALSE(key->Verify(kBody, flipped));
-  EXPECT_FALSE(key->Verify(kBody, signature.substr(0, 20)));
-  EXPECT_FALSE(key->Verify(kBody, ""));
-  EXPECT_FALSE(key->Verify(kBody, "not DER at all"));
+  EXPECT_FALSE(key->Verify(kEcdsaTestBody, flipped));
+  EXPECT_FALSE(key->Verify(kEcdsaTestBody, signature.substr(0, 20)));
+  EXPECT_FALSE(key->Verify(kEcdsaTestBody, ""));
+  EXPECT_FALSE(key->Verify(kEcdsaTestBody, "not DER at all"));
 }
 
 TEST(EcdsaTest, RefusesWhatIsNotAP256PublicKey) {

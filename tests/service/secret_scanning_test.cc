@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "absl/strings/escaping.h"
+#include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "server/core/crypto.h"
@@ -18,6 +19,7 @@
 #include "server/service/errors.h"
 #include "server/service/key_service.h"
 #include "server/service/verifier.h"
+#include "tests/core/ecdsa_test_key.h"
 #include "tests/storage/fakes/fake_stores.h"
 
 namespace lumo::service {
@@ -27,17 +29,9 @@ using ::testing::ElementsAre;
 
 constexpr char kPepper[] =
     "1:000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f\n";
-// A P-256 key pair made by the openssl CLI and its signature of kBody
-// (openssl dgst -sha256 -sign), base64 (the one core's ecdsa_test uses).
-constexpr char kPublicPem[] =
-    "-----BEGIN PUBLIC KEY-----\n"
-    "MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEA79/V1mQz0H4BXvuH4+s6eEpu8QJ\n"
-    "mMJjwbJOjWO85bXPKR4VrvU0wvpVThbG7kMUT8qfh5jDHwy8XKHO+CvmOg==\n"
-    "-----END PUBLIC KEY-----\n";
-constexpr char kBody[] = "[{\"token\":\"lmk_x\"}]";
-constexpr char kSignature[] =
-    "MEUCIQCOWussk0KG9ZzsawaY//FBHJW4buayTY6rv/vKkH4tKwIgT8XO6hxF1ZYyN9OkLE/"
-    "m7l6xXtE85U4X/15q8gMmLNU=";
+using ::lumo::testing::kEcdsaTestBody;
+using ::lumo::testing::kEcdsaTestPublicPem;
+using ::lumo::testing::kEcdsaTestSignature;
 
 class SecretScanningTest : public ::testing::Test {
  protected:
@@ -48,7 +42,7 @@ class SecretScanningTest : public ::testing::Test {
     keys_ =
         std::make_unique<KeyService>(&stores_.keys, peppers_, verifier_.get());
     absl::StatusOr<std::shared_ptr<const ScannerKeySet>> set =
-        ScannerKeySet::Make({{"scanner-1", kPublicPem, true}});
+        ScannerKeySet::Make({{"scanner-1", kEcdsaTestPublicPem, true}});
     ASSERT_TRUE(set.ok()) << set.status();
     scanner_keys_.Replace(*set);
     service_ = std::make_unique<SecretScanningService>(
@@ -131,15 +125,16 @@ class SecretScanningTest : public ::testing::Test {
 };
 
 TEST_F(SecretScanningTest, OnlyAValidSignatureOfTheExactBodyAuthenticates) {
-  const std::string body = kBody;
-  EXPECT_TRUE(service_->Authenticate("scanner-1", kSignature, body).ok());
+  const std::string body = kEcdsaTestBody;
+  EXPECT_TRUE(
+      service_->Authenticate("scanner-1", kEcdsaTestSignature, body).ok());
   for (const auto& [id, signature, signed_body] :
-       {std::tuple<std::string, std::string, std::string>{"scanner-2",
-                                                          kSignature, body},
-        {"", kSignature, body},
+       {std::tuple<std::string, std::string, std::string>{
+            "scanner-2", kEcdsaTestSignature, body},
+        {"", kEcdsaTestSignature, body},
         {"scanner-1", "", body},
         {"scanner-1", "not base64!", body},
-        {"scanner-1", kSignature, body + " "}}) {
+        {"scanner-1", kEcdsaTestSignature, body + " "}}) {
     EXPECT_EQ(service_->Authenticate(id, signature, signed_body).code(),
               absl::StatusCode::kUnauthenticated)
         << id << " / " << signature << " / " << signed_body;
@@ -148,7 +143,7 @@ TEST_F(SecretScanningTest, OnlyAValidSignatureOfTheExactBodyAuthenticates) {
   ScannerKeys none;
   SecretScanningService without(&none, &stores_.keys, &stores_.clients,
                                 &stores_.webhooks, keys_.get(), peppers_);
-  EXPECT_EQ(without.Authenticate("scanner-1", kSignature, body).code(),
+  EXPECT_EQ(without.Authenticate("scanner-1", kEcdsaTestSignature, body).code(),
             absl::StatusCode::kUnauthenticated);
 }
 
@@ -171,6 +166,34 @@ TEST_F(SecretScanningTest, ALiveKeyIsRevokedOnceAndOnlyItsWholeSecretCounts) {
   // A repeat (the scanner retries) is a true positive that does nothing.
   EXPECT_THAT(Report({key.full_key}), ElementsAre(true));
   EXPECT_EQ(LeakedEvents(), 1u);
+}
+
+TEST_F(SecretScanningTest, AThousandTokensAreLookedUpInOneBatch) {
+  // Well-formed tokens of ids no key has: one store call for all of them.
+  std::vector<std::string> tokens;
+  for (size_t i = 0; i < kMaxLeakReportTokens; ++i) {
+    tokens.push_back(*core::GenerateKey(absl::StrCat("Zq", 1000000000 + i)));
+  }
+  const int calls = stores_.db->calls();
+  const int batches = stores_.keys.verify_batches();
+  const int loads = stores_.keys.verify_loads();
+  EXPECT_THAT(Report(tokens), ::testing::Each(::testing::Eq(false)));
+  EXPECT_EQ(stores_.db->calls() - calls, 1);
+  EXPECT_EQ(stores_.keys.verify_batches() - batches, 1);
+  EXPECT_EQ(stores_.keys.verify_loads(), loads);
+
+  // Live keys among them keep their places in the reply.
+  const KeyWithSecret first = NewKey();
+  const KeyWithSecret second = NewKey();
+  tokens[10] = first.full_key;
+  tokens[900] = second.full_key;
+  std::vector<bool> want(tokens.size(), false);
+  want[10] = want[900] = true;
+  EXPECT_EQ(Report(tokens), want);
+  EXPECT_TRUE(Stored(first.record.id).revoked);
+  EXPECT_TRUE(Stored(second.record.id).revoked);
+  EXPECT_EQ(stores_.keys.verify_batches() - batches, 2);
+  EXPECT_EQ(stores_.keys.verify_loads(), loads);
 }
 
 TEST_F(SecretScanningTest, TheTenantsLeakResponseDecides) {

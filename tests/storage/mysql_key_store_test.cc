@@ -1069,6 +1069,44 @@ TEST_F(MysqlKeyStoreTest, LoadForVerifyIsOneQueryAcrossTenants) {
             verify.retired[0].valid_until);
 }
 
+TEST_F(MysqlKeyStoreTest, LoadManyForVerifyIsOneQueryPerChunkOfIds) {
+  Tenant tenant = NewTenant();
+  Tenant other = NewTenant();
+  NewKey key = MakeKey(tenant.id, "reported");
+  NewKey elsewhere = MakeKey(other.id, "reported too");
+  ASSERT_OK(store_->InsertKey(key, Event("api_key.created", key.id)));
+  ASSERT_OK(
+      store_->InsertKey(elsewhere, Event("api_key.created", elsewhere.id)));
+  ASSERT_OK(store_->LoadManyForVerify({key.id}));  // prepares the statement
+
+  // Two chunks of ids no key has, then the two keys (one repeated) and a
+  // string that is no id: three chunks of distinct well-formed ids.
+  constexpr int kChunk = MysqlKeyStore::kVerifyBatchChunk;
+  std::vector<std::string> ids;
+  for (int i = 0; i < 2 * kChunk; ++i) {
+    ids.push_back(absl::StrCat("Mq", 1000000000 + i));
+  }
+  ids.insert(ids.end(), {key.id, "bad id!", elsewhere.id, key.id});
+  uint64_t before = store_->queries_executed();
+  ASSERT_OK_AND_ASSIGN(std::vector<VerifyRecord> records,
+                       store_->LoadManyForVerify(ids));
+  EXPECT_EQ(store_->queries_executed() - before, 3u);
+  std::vector<std::string> found;
+  for (const VerifyRecord& r : records) {
+    found.push_back(absl::StrCat(r.key.id, "/", r.tenant_slug));
+    EXPECT_THAT(r.key.db_now, IsDatabaseTime());
+  }
+  EXPECT_THAT(
+      found, UnorderedElementsAre(absl::StrCat(key.id, "/", tenant.slug),
+                                  absl::StrCat(elsewhere.id, "/", other.slug)));
+
+  // Nothing that can be an id: no statement at all.
+  before = store_->queries_executed();
+  ASSERT_OK_AND_ASSIGN(records, store_->LoadManyForVerify({"bad id!", ""}));
+  EXPECT_TRUE(records.empty());
+  EXPECT_EQ(store_->queries_executed() - before, 0u);
+}
+
 TEST_F(MysqlKeyStoreTest, LoadForVerifyOfUnknownIdIsNotFound) {
   EXPECT_CODE(store_->LoadForVerify("ZZZZZZZZZZZZ"),
               absl::StatusCode::kNotFound);

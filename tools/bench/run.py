@@ -43,6 +43,17 @@ SERVER_CPU = "0"
 LOAD_CPU = "1"
 
 
+def mean_of_rounds(one, two):
+    """Two load results of the same row as one: numbers averaged, errors and
+    wrong answers summed, the first error kept."""
+    merged = {k: (one[k] + two[k]) / 2 for k in one
+              if isinstance(one[k], (int, float))}
+    merged["errors"] = one["errors"] + two["errors"]
+    merged["unexpected"] = one["unexpected"] + two["unexpected"]
+    merged["first_error"] = one["first_error"] or two["first_error"]
+    return merged
+
+
 class Bench:
     def __init__(self, args):
         self.args = args
@@ -452,6 +463,12 @@ class Bench:
             self.run_lists()
         if self.want("states"):
             self.run_states(small, common)
+        # Last: its webhook endpoint would add outbox rows to every later
+        # mutation (it is deleted at the end, but nothing depends on that).
+        if self.want("webhooks"):
+            print("bench: warm verify with webhook deliveries flowing vs "
+                  "none", file=sys.stderr, flush=True)
+            self.webhooks_scenario(small, common, tenant, admin_key)
 
     def want(self, group):
         return not self.args.only or group in self.args.only.split(",")
@@ -595,13 +612,8 @@ class Bench:
                 for key, future in futures.items():
                     runs[key] = future.result()
         for state in ("on", "off"):
-            one, two = runs[state + "_1"], runs[state + "_2"]
-            merged = {k: (one[k] + two[k]) / 2 for k in one
-                      if isinstance(one[k], (int, float))}
-            merged["errors"] = one["errors"] + two["errors"]
-            merged["unexpected"] = one["unexpected"] + two["unexpected"]
-            merged["first_error"] = one["first_error"] or two["first_error"]
-            self.results[f"verify_states_{state}"] = merged
+            self.results[f"verify_states_{state}"] = mean_of_rounds(
+                runs[state + "_1"], runs[state + "_2"])
         self.stop(on)
         self.stop(off)
 
@@ -649,6 +661,176 @@ class Bench:
             f"per 1,000 verifications for two named limits and a quota "
             f"(target <= 10; both counts include warm-up calls)")
 
+    WEBHOOKS_PER_SECOND = 10
+
+    def webhooks_scenario(self, small, common, tenant, admin_key):
+        """Warm verification on a server whose delivery workers deliver
+        WEBHOOKS_PER_SECOND events a second to a loopback HTTPS receiver
+        (TLS certificates from the openssl CLI), against a server without
+        delivery workers: both pinned to the server CPU and loaded at the
+        same time, twice, as the key-state rows are (run_states), so the
+        QPS ratio is the ratio of what a call costs each. The events are
+        written to the outbox by SQL, as another replica's mutations would
+        be, so the webhook server pays the deliveries only (claims,
+        payloads, signatures, TLS sends, completions) and its workers'
+        polls, not the mutations that cause them (docs/benchmarks.md
+        "Webhook delivery during verification")."""
+        import http.server
+        import ssl
+        import threading
+        from harness.tls import Pki
+
+        pki = Pki(self.tmp)
+        ca = pki.ca("hooks-ca")
+        cert, key = pki.leaf("receiver", "hooks-ca", "serverAuth")
+        received = []
+
+        class Receiver(http.server.BaseHTTPRequestHandler):
+            def do_POST(self):
+                self.rfile.read(int(self.headers.get("Content-Length", "0")))
+                received.append(time.monotonic())
+                self.send_response(204)
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Receiver)
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(cert, key)
+        httpd.socket = context.wrap_socket(httpd.socket, server_side=True)
+        threading.Thread(target=httpd.serve_forever, daemon=True).start()
+
+        off, off_addr = self.start_server("server-webhooks-off",
+                                          "--verify_cache_ttl=3600s")
+        # Later flags win: this one runs the default 4 delivery workers.
+        on, on_addr = self.start_server(
+            "server-webhooks-on", "--verify_cache_ttl=3600s",
+            "--webhook_workers=4", f"--webhook_ca_file={ca}",
+            "--webhook_allow_cidrs=127.0.0.1/32")
+        with open(admin_key) as f:
+            cli_env = dict(os.environ, LUMOKEYS_ADDRESS=on_addr,
+                           LUMOKEYS_API_KEY=f.read().strip(),
+                           LUMOKEYS_SERVICE_TOKEN_FILE=self.service_token)
+        cli = [os.path.join(self.build, "client", "lumokeys"), "--json",
+               "--tenant", tenant, "webhooks"]
+        created = subprocess.run(
+            cli + ["create", "--url",
+                   f"https://127.0.0.1:{httpd.server_address[1]}/hook",
+                   "--events", "api_key.updated"],
+            env=cli_env, capture_output=True, text=True, timeout=60)
+        if created.returncode != 0:
+            raise RuntimeError("webhooks create failed: " + created.stderr)
+        endpoint = json.loads(created.stdout)["id"]
+        tenant_id = int(self.sql_value(
+            f"SELECT id FROM `{self.database}`.tenants WHERE slug = "
+            f"'{tenant}'"))
+
+        feeder = subprocess.Popen(
+            ["mariadb", *self.mysql.tool_args(), "--batch",
+             f"--database={self.database}"],
+            stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+            env=self.mysql.tool_env(), text=True)
+        stop = threading.Event()
+        fed = []
+
+        def feed():
+            tick = 1.0 / self.WEBHOOKS_PER_SECOND
+            next_at = time.monotonic()
+            while not stop.is_set():
+                n = len(fed)
+                feeder.stdin.write(
+                    "INSERT INTO webhook_events (event_id, tenant_id,"
+                    " event_type, action, category, actor_type, target_type,"
+                    " target_id, outcome, metadata, created_at) VALUES"
+                    f" ('evt_bench{n:017d}', {tenant_id}, 'api_key.updated',"
+                    " 'api_key.updated', 'api_keys', 'system', 'api_key',"
+                    " 'bench', 'success', '{}', UTC_TIMESTAMP(6));"
+                    " INSERT INTO webhook_deliveries (tenant_id, endpoint_id,"
+                    " event_row, state, next_attempt_at, created_at) VALUES"
+                    f" ({tenant_id}, '{endpoint}', LAST_INSERT_ID(), 'pending',"
+                    " UTC_TIMESTAMP(6), UTC_TIMESTAMP(6));\n")
+                feeder.stdin.flush()
+                fed.append(time.monotonic())
+                next_at += tick
+                stop.wait(max(0.0, next_at - time.monotonic()))
+
+        def cpu_seconds(pid):
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            return (int(fields[11]) + int(fields[12])) / os.sysconf(
+                "SC_CLK_TCK")
+
+        # The webhook server's own CPU without verification load: idle (its
+        # workers' polls), then with the events flowing (the windows are
+        # measurement intervals, nothing waits on them).
+        window = 2.0 if self.args.smoke else 10.0
+        c0 = cpu_seconds(on.pid)
+        time.sleep(window)
+        idle_cpu = cpu_seconds(on.pid) - c0
+        thread = threading.Thread(target=feed, daemon=True)
+        thread.start()
+        c0, fed0, received0 = cpu_seconds(on.pid), len(fed), len(received)
+        time.sleep(window)
+        flowing_cpu = cpu_seconds(on.pid) - c0
+        delivered = len(received) - received0
+        self.notes.append(
+            f"webhooks, no verification load: the webhook server used "
+            f"{1000 * idle_cpu / window:.1f} ms CPU/s idle (4 workers "
+            f"polling), {1000 * flowing_cpu / window:.1f} ms CPU/s with "
+            f"{len(fed) - fed0} events fed and {delivered} delivered in "
+            f"{window:g} s: "
+            + (f"{1000 * (flowing_cpu - idle_cpu) / delivered:.2f} ms CPU "
+               "per delivery" if delivered else "no delivery"))
+        runs = {}
+        measured = 0
+        try:
+            for round_no in (1, 2):
+                with concurrent.futures.ThreadPoolExecutor(2) as pool:
+                    futures = {
+                        f"{name}_{round_no}": pool.submit(
+                            self.load, f"verify_webhooks_{name}_{round_no}",
+                            addr, [server.pid], "--rpc=verify",
+                            f"--key_file={small}", *common)
+                        for name, server, addr in (("off", off, off_addr),
+                                                   ("on", on, on_addr))}
+                    for name, future in futures.items():
+                        runs[name] = future.result()
+                ended = time.monotonic()
+                # Deliveries inside the round's measured window (the load
+                # tool's last `seconds`, after its warm-up).
+                measured += sum(1 for t in received
+                                if ended - self.args.seconds <= t <= ended)
+        finally:
+            stop.set()
+            thread.join()
+            feeder.stdin.close()
+            feeder.wait(timeout=60)
+        # Every fed event delivered once all is drained (polled; the
+        # deadline only bounds a failure).
+        deadline = time.monotonic() + 60 * harness.TIME_SCALE
+        while len(received) < len(fed) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        for name in ("off", "on"):
+            self.results[f"verify_webhooks_{name}"] = mean_of_rounds(
+                runs[name + "_1"], runs[name + "_2"])
+        on_row = self.results["verify_webhooks_on"]
+        on_row["webhooks_fed"] = len(fed)
+        on_row["webhooks_received"] = len(received)
+        on_row["webhooks_per_second"] = measured / (2 * self.args.seconds)
+        self.notes.append(
+            f"webhooks: {len(fed)} events fed at {self.WEBHOOKS_PER_SECOND}/s "
+            f"over both rounds; {measured} deliveries received in the two "
+            f"measured windows ({on_row['webhooks_per_second']:.1f}/s), "
+            f"{len(received)} in all")
+        subprocess.run(cli + ["delete", endpoint], env=cli_env,
+                       capture_output=True, text=True, timeout=60,
+                       check=True)
+        self.stop(on)
+        self.stop(off)
+        httpd.shutdown()
+        httpd.server_close()
+
     # ----- the table ---------------------------------------------------
 
     ROWS = [
@@ -682,6 +864,10 @@ class Bench:
          "verify warm, key states off"),
         ("verify_states_on", "verify_states_off", 0.95, None,
          "verify warm, key states on"),
+        ("verify_webhooks_off", None, None, None,
+         "verify, no webhook workers"),
+        ("verify_webhooks_on", "verify_webhooks_off", 0.95, None,
+         "same, 10 webhooks/s flowing"),
         ("list_keys_small", None, None, None, "list keys p1, 100 keys"),
         ("list_keys_big", "list_keys_small", None, None,
          "list keys p1, big tenant"),
@@ -707,6 +893,7 @@ class Bench:
     # (rows of no other group are "classic").
     GROUPS = {"classic": None, "lists": ("list_",),
               "states": ("verify_states_",),
+              "webhooks": ("verify_webhooks_",),
               "limits": ("verify_one_key", "verify_limited"),
               "mutations": ("insert_raw", "create", "rotate"),
               "cache": ("verify_1k_again", "verify_1m")}
@@ -797,7 +984,9 @@ def main():
     p.add_argument("--list-events", type=int, default=10000000,
                    help="audit events of the large tenant in the list rows")
     p.add_argument("--only", default="",
-                   help="comma-separated scenario groups to run: classic "
+                   help="comma-separated scenario groups to run (also "
+                        "webhooks: warm verify with webhook deliveries "
+                        "flowing vs none): classic "
                         "(verify, create/rotate, REST, 1M cache, cold, "
                         "audit), mutations (create/rotate only), cache "
                         "(the big-key rows and memory per key), lists, "

@@ -166,14 +166,23 @@ struct VerifySelect {
       " il.duration_ms) ORDER BY il.name SEPARATOR ',') FROM identity_limits il"
       " WHERE il.tenant_id = k.tenant_id AND k.external_id <> ''"
       " AND il.external_id = k.external_id COLLATE utf8mb4_bin)");
-  std::string sql =
+  std::string from =
       absl::StrCat("SELECT ", list.sql(),
                    " FROM api_keys k JOIN tenants t ON t.id = k.tenant_id"
                    " LEFT JOIN tenant_settings ts ON ts.tenant_id = k.tenant_id"
                    " LEFT JOIN api_key_retired_secrets r"
-                   " ON r.tenant_id = k.tenant_id AND r.key_id = k.id"
-                   " WHERE k.id = ? ORDER BY r.key_version DESC LIMIT ",
+                   " ON r.tenant_id = k.tenant_id AND r.key_id = k.id");
+  std::string sql =
+      absl::StrCat(from, " WHERE k.id = ? ORDER BY r.key_version DESC LIMIT ",
                    kMaxRetiredSecrets);
+  // LoadManyForVerify: kVerifyBatchChunk ids (repeated to fill), each key's
+  // rows together, newest retired secret first.
+  std::string many_sql = absl::StrCat(
+      from, " WHERE k.id IN (?",
+      absl::StrJoin(
+          std::vector<std::string>(MysqlKeyStore::kVerifyBatchChunk - 1, ", ?"),
+          ""),
+      ") ORDER BY k.id, r.key_version DESC");
 };
 
 // A tenant row.
@@ -665,6 +674,52 @@ SearchPatterns SearchPatternsFor(absl::string_view search) {
   }
   std::string contains = absl::StrCat("%", EscapeLike(search), "%");
   return {contains, contains, std::string(search)};
+}
+
+// Adds the current VerifySelect row to `record`: the key, its tenant,
+// current secret and policy when `first` (the key's first row), then the
+// retired secret the row carries, if any.
+absl::Status ReadVerifyRow(const sql::ResultSet& rs, const VerifySelect& c,
+                           bool first, VerifyRecord* record) {
+  if (first) {
+    if (absl::Status st = ReadKeyColumns(rs, c.key, &record->key); !st.ok()) {
+      return st;
+    }
+    record->tenant_slug = rs.getString(c.tenant_slug).asStdString();
+    record->deleted = rs.getInt(c.deleted) != 0;
+    if (absl::Status st =
+            ReadDigest(rs.getString(c.digest), &record->current.digest);
+        !st.ok()) {
+      return st;
+    }
+    record->current.pepper_version = rs.getInt(c.pepper_version);
+    absl::StatusOr<absl::Time> now = GetTime(rs, c.now);
+    if (!now.ok()) return now.status();
+    record->key.db_now = *now;
+    record->policy = ReadKeyPolicy(rs, c.policy);
+    if (absl::Status st =
+            ReadLimitList(rs, c.identity_limits, &record->identity_limits);
+        !st.ok()) {
+      return st;
+    }
+  }
+  if (rs.isNull(c.retired_digest)) return absl::OkStatus();  // none retired
+  RetiredSecret retired;
+  if (absl::Status st =
+          ReadDigest(rs.getString(c.retired_digest), &retired.secret.digest);
+      !st.ok()) {
+    return st;
+  }
+  retired.secret.pepper_version = rs.getInt(c.retired_pepper_version);
+  absl::StatusOr<absl::Time> until = GetTime(rs, c.retired_valid_until);
+  if (!until.ok()) return until.status();
+  retired.valid_until = *until;
+  if (retired.valid_until > record->key.db_now) {
+    record->key.previous_secret_valid_until = OptionalMax(
+        record->key.previous_secret_valid_until, retired.valid_until);
+  }
+  record->retired.push_back(retired);
+  return absl::OkStatus();
 }
 
 }  // namespace
@@ -1434,53 +1489,63 @@ absl::StatusOr<VerifyRecord> MysqlKeyStore::LoadForVerify(
         std::unique_ptr<sql::ResultSet> rs = s.Query(stmt);
         bool first = true;
         while (rs->next()) {
-          if (first) {
-            first = false;
-            if (absl::Status st = ReadKeyColumns(*rs, c.key, &record.key);
-                !st.ok()) {
-              return st;
-            }
-            record.tenant_slug = rs->getString(c.tenant_slug).asStdString();
-            record.deleted = rs->getInt(c.deleted) != 0;
-            if (absl::Status st =
-                    ReadDigest(rs->getString(c.digest), &record.current.digest);
-                !st.ok()) {
-              return st;
-            }
-            record.current.pepper_version = rs->getInt(c.pepper_version);
-            absl::StatusOr<absl::Time> now = GetTime(*rs, c.now);
-            if (!now.ok()) return now.status();
-            record.key.db_now = *now;
-            record.policy = ReadKeyPolicy(*rs, c.policy);
-            if (absl::Status st = ReadLimitList(*rs, c.identity_limits,
-                                                &record.identity_limits);
-                !st.ok()) {
-              return st;
-            }
-          }
-          if (rs->isNull(c.retired_digest)) continue;  // no retired secrets
-          RetiredSecret retired;
-          if (absl::Status st = ReadDigest(rs->getString(c.retired_digest),
-                                           &retired.secret.digest);
+          if (absl::Status st = ReadVerifyRow(*rs, c, first, &record);
               !st.ok()) {
             return st;
           }
-          retired.secret.pepper_version = rs->getInt(c.retired_pepper_version);
-          absl::StatusOr<absl::Time> until =
-              GetTime(*rs, c.retired_valid_until);
-          if (!until.ok()) return until.status();
-          retired.valid_until = *until;
-          if (retired.valid_until > record.key.db_now) {
-            record.key.previous_secret_valid_until = OptionalMax(
-                record.key.previous_secret_valid_until, retired.valid_until);
-          }
-          record.retired.push_back(retired);
+          first = false;
         }
         if (first) return NotFound();
         return absl::OkStatus();
       });
   if (!status.ok()) return status;
   return record;
+}
+
+absl::StatusOr<std::vector<VerifyRecord>> MysqlKeyStore::LoadManyForVerify(
+    const std::vector<std::string>& ids) {
+  std::vector<std::string> wanted;
+  for (const std::string& id : ids) {
+    if (IsWellFormedKeyId(id)) wanted.push_back(id);
+  }
+  std::sort(wanted.begin(), wanted.end());
+  wanted.erase(std::unique(wanted.begin(), wanted.end()), wanted.end());
+  const VerifySelect& c = SelectOf<VerifySelect>();
+  std::vector<VerifyRecord> records;
+  absl::Status status =
+      Run(*pool_, "load keys", [&](Session& s) -> absl::Status {
+        records.clear();
+        for (size_t start = 0; start < wanted.size();
+             start += kVerifyBatchChunk) {
+          const size_t end =
+              std::min(wanted.size(), start + size_t{kVerifyBatchChunk});
+          sql::PreparedStatement& stmt = s.Prepare(c.many_sql);
+          // A short last chunk repeats its last id: one statement text.
+          for (int i = 0; i < kVerifyBatchChunk; ++i) {
+            stmt.setString(i + 1, wanted[std::min(start + i, end - 1)]);
+          }
+          std::unique_ptr<sql::ResultSet> rs = s.Query(stmt);
+          std::string current_id;
+          while (rs->next()) {
+            std::string id = rs->getString(c.key.id).asStdString();
+            const bool first = records.empty() || id != current_id;
+            if (first) {
+              records.emplace_back();
+              current_id = std::move(id);
+            } else if (records.back().retired.size() >=
+                       size_t{kMaxRetiredSecrets}) {
+              continue;
+            }
+            if (absl::Status st = ReadVerifyRow(*rs, c, first, &records.back());
+                !st.ok()) {
+              return st;
+            }
+          }
+        }
+        return absl::OkStatus();
+      });
+  if (!status.ok()) return status;
+  return records;
 }
 
 absl::StatusOr<KeyPolicy> MysqlKeyStore::GetKeyPolicy(int64_t tenant_id) {

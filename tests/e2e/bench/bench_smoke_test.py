@@ -1,6 +1,7 @@
 """Smoke run of the benchmark (tools/bench/run.py --smoke): every scenario
 runs for about a second and the table is printed; malformed and
-bad-checksum keys cause zero database queries. Timings are printed, never
+bad-checksum keys cause zero database queries; the webhook row's events
+all reach its receiver. Timings are printed, never
 asserted. Also: a server started without --bench_service does not serve
 the benchmark-only RPCs, and the gateway's OpenAPI document never lists
 them.
@@ -47,6 +48,13 @@ class BenchSmokeTest(unittest.TestCase):
         for name in ("malformed", "bad_checksum"):
             self.assertEqual(results[name]["db_queries"], 0, name)
             self.assertGreater(results[name]["calls"], 0, name)
+        # The webhook row ran with deliveries flowing: every event fed to
+        # the outbox reached the HTTPS receiver (at least once).
+        hooks = results["verify_webhooks_on"]
+        self.assertGreater(hooks["webhooks_fed"], 0)
+        self.assertGreaterEqual(hooks["webhooks_received"],
+                                hooks["webhooks_fed"])
+        self.assertIn("same, 10 webhooks/s flowing", result.stdout)
         # Every scenario made calls, and none failed or got a wrong answer
         # (a valid key rejected, a bad key accepted, a REST call not 200).
         for name, r in results.items():

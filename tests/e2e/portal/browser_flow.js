@@ -255,6 +255,25 @@ async function main() {
     assert.equal(await rowCount(page), 1);
     await page.screenshot({path: path.join(shots, 'key-list.png'), fullPage: true});
 
+    step('a rotation the server refuses: its error in the dialog, nothing changed');
+    await page.getByRole('button', {name: 'Rotate key ci backend', exact: true}).click();
+    await page.locator('#rotate-dialog').waitFor({state: 'visible'});
+    // A grace period the form does not offer (as a stale or edited page
+    // could send): the server refuses it.
+    await page.locator('#rotate-grace').evaluate((select) => {
+      select.add(new Option('invalid', '-1'));
+      select.value = '-1';
+    });
+    await page.locator('#rotate-submit').click();
+    await page.locator('#rotate-error').waitFor({state: 'visible'});
+    assert.match(await page.locator('#rotate-error').textContent(), /gracePeriodSeconds/);
+    assert.ok(await page.locator('#rotate-dialog').isVisible(), 'the dialog stays open');
+    assert.ok(!(await page.locator('#secret-dialog').isVisible()), 'no secret shown');
+    await page.locator('#rotate-cancel').click();
+    await page.locator('#rotate-dialog').waitFor({state: 'hidden'});
+    await page.locator('#rotate-grace').evaluate((select) => select.remove(select.length - 1));
+    assert.equal(await callWithKey(key1), 200);
+
     step('rotate on the page (no grace): old key 401, new key 200');
     await rotateOn(page, 'ci backend', '0');
     const key2 = await readShownKey(page);

@@ -9,6 +9,7 @@ replica when the reply returns."""
 
 import base64
 import hashlib
+import http.client
 import json
 import os
 import subprocess
@@ -77,6 +78,26 @@ def entry(token, url="https://github.com/acme/app/blob/main/.env"):
 
 def token_hash(token):
     return hashlib.sha256(token.encode()).hexdigest()
+
+
+def timed_report(test, gateway_name, tokens):
+    """POSTs a report of `tokens`, signed by test.scanner's current key,
+    through a gateway of its own on test.server with deadlines far beyond
+    the time expected (a second or two): the time is a figure, not a
+    pass/fail bound, and a loaded machine must not turn it into a 503.
+    Returns (status, raw reply, seconds)."""
+    body = json.dumps([entry(t) for t in tokens]).encode()
+    slack = "%ds" % (120 * harness.TIME_SCALE)
+    gateway = harness.LumoGateway(
+        test.server, request_timeout=slack, name=gateway_name,
+        extra_args=["--upstream_deadline=" + slack])
+    test.addCleanup(gateway.stop)
+    headers = test.scanner.headers("current", body)
+    headers["Content-Type"] = "application/json"
+    started = time.monotonic()
+    status, _, raw = gateway.request("POST", REPORTS, body=body,
+                                     headers=headers)
+    return status, raw, time.monotonic() - started
 
 
 class LeakIntakeE2eTest(harness.LumoServerTestCase):
@@ -331,21 +352,7 @@ class LeakIntakeE2eTest(harness.LumoServerTestCase):
         garbage = [f"ghp_{i:036d}" for i in range(500)]
         tokens = [k["key"] for k in live] + forged + garbage
         self.assertEqual(len(tokens), 1000)
-        body = json.dumps([entry(t) for t in tokens]).encode()
-        # Its own gateway with deadlines far beyond the time expected (a
-        # second or two): the time is a figure, not a pass/fail bound, and a
-        # loaded machine must not turn it into a 503.
-        slack = "%ds" % (120 * harness.TIME_SCALE)
-        batch_gw = harness.LumoGateway(
-            self.server, request_timeout=slack, name="batch-gateway",
-            extra_args=["--upstream_deadline=" + slack])
-        self.addCleanup(batch_gw.stop)
-        headers = self.scanner.headers("current", body)
-        headers["Content-Type"] = "application/json"
-        started = time.monotonic()
-        status, _, raw = batch_gw.request("POST", REPORTS, body=body,
-                                          headers=headers)
-        took = time.monotonic() - started
+        status, raw, took = timed_report(self, "batch-gateway", tokens)
         reply = json.loads(raw)
         print(f"FIGURE leak_report_batch tokens=1000 live=20 "
               f"unknown_ids=480 garbage=500 status={status} "
@@ -357,6 +364,64 @@ class LeakIntakeE2eTest(harness.LumoServerTestCase):
             [True] * 20 + [False] * 980)
         for k in live:
             self.assertEqual(self.key_status(k["id"]), "revoked")
+
+
+def db_statements(metrics_port):
+    """The server's lumo_db_queries_total (statements on pooled
+    connections)."""
+    conn = http.client.HTTPConnection("127.0.0.1", metrics_port,
+                                      timeout=10 * harness.TIME_SCALE)
+    try:
+        conn.request("GET", "/metrics")
+        resp = conn.getresponse()
+        body = resp.read().decode()
+        if resp.status != 200:
+            raise AssertionError(f"scrape returned {resp.status}")
+    finally:
+        conn.close()
+    for line in body.splitlines():
+        if line.startswith("lumo_db_queries_total "):
+            return int(float(line.split()[1]))
+    raise AssertionError("no lumo_db_queries_total in the scrape")
+
+
+class LeakIntakeStatementsE2eTest(harness.LumoServerTestCase):
+    """The statements and the time a report of 1,000 well-formed tokens of
+    ids no key has costs (FIGUREs), on a server with no delivery workers
+    polling, against the same count over an idle interval as long."""
+
+    with_gateway = True
+
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.TemporaryDirectory()
+        cls.addClassCleanup(cls.tmp.cleanup)
+        cls.scanner = ScannerKeys(cls.tmp.name)
+        cls.server_args = [
+            f"--secret_scanning_keys_file={cls.scanner.file}",
+            "--webhook_workers=0", "--metrics_listen=127.0.0.1:0"]
+        super().setUpClass()
+        cls.metrics_port = harness.metrics_port_from_log(
+            cls.server.log_path, time.monotonic() + 20 * harness.TIME_SCALE)
+
+    def test_a_report_of_1000_unknown_ids(self):
+        tokens = [harness.forge("Zq%010d" % i) for i in range(1000)]
+        before = db_statements(self.metrics_port)
+        status, raw, took = timed_report(self, "unknown-ids-gateway", tokens)
+        statements = db_statements(self.metrics_port) - before
+        # The background's statements over an interval as long.
+        idle_start = db_statements(self.metrics_port)
+        time.sleep(took)
+        idle = db_statements(self.metrics_port) - idle_start
+        print(f"FIGURE leak_report_unknown_ids tokens=1000 status={status} "
+              f"seconds={took:.3f} db_statements={statements} "
+              f"idle_db_statements_same_interval={idle}", flush=True)
+        self.assertEqual(status, 200, raw)
+        reply = json.loads(raw)
+        self.assertEqual([r["label"] for r in reply],
+                         ["false_positive"] * 1000)
+        self.assertEqual([r["token_hash"] for r in reply],
+                         [token_hash(t) for t in tokens])
 
 
 class LeakIntakeAcrossReplicasE2eTest(harness.ReplicaSetTestCase):

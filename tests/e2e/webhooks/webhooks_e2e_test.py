@@ -80,6 +80,7 @@ class Receiver:
     def __init__(self, cert, key, port=0):
         self.lock = threading.Lock()
         self.requests = []
+        self.arrivals = []  # time.monotonic() of each request, in order
         self.status = 200
         self.delay = 0  # seconds each answer takes
         self._cert, self._key = cert, key
@@ -98,6 +99,7 @@ class Receiver:
                     receiver.requests.append(
                         ({k.lower(): v for k, v in self.headers.items()},
                          body))
+                    receiver.arrivals.append(time.monotonic())
                     status = receiver.status
                 self.send_response(status)
                 self.send_header("Content-Length", "2")
@@ -409,6 +411,7 @@ class WebhooksE2eTest(harness.LumoServerTestCase):
         unknown = harness.forge("Zz" + decoy["id"][2:])
         answers = []
         for key in (unknown, decoy["key"]):
+            presented = time.monotonic()
             status, headers, raw = self.gw.request(
                 "GET", ADMIN + "/api-keys",
                 headers={"Authorization": "Bearer " + key,
@@ -436,7 +439,24 @@ class WebhooksE2eTest(harness.LumoServerTestCase):
             return [(p, h, raw) for _, p, h, raw in self.receiver.events()
                     if p["type"] == "api_key.decoy_used" and
                     p["data"]["userAgent"] == "decoy-scanner/1.0"]
+        # How long the alert took (the product's aim is within a second; a
+        # figure, not asserted): the event in the audit log (polled every
+        # 20 ms) and the webhook's arrival at the receiver.
+        def rest_event():
+            return [e for e in self.call(
+                "GET", "/audit-logs?action=api_key.decoy_used")[1].get("data", [])
+                if e["userAgent"] == "decoy-scanner/1.0"]
+        harness.wait_for(rest_event, "the decoy event of the REST call",
+                         interval_s=0.02)
+        event_seconds = time.monotonic() - presented
         harness.wait_for(rest_use, "the decoy webhook of the REST call")
+        with self.receiver.lock:
+            arrived = [t for (h, b), t in zip(self.receiver.requests,
+                                              self.receiver.arrivals)
+                       if b"decoy-scanner/1.0" in b]
+        print(f"FIGURE decoy_alert event_seconds<={event_seconds:.3f} "
+              f"webhook_seconds={arrived[0] - presented:.3f}", flush=True)
+        self.assertTrue(rest_event()[0]["suspicious"])
         payload, headers, raw = rest_use()[0]
         self.assertEqual(payload["data"]["target"]["id"], decoy["id"])
         self.assertTrue(payload["data"]["suspicious"])

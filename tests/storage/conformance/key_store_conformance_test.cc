@@ -6,8 +6,10 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/time/time.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "server/core/crypto.h"
 #include "server/storage/client_store.h"
 #include "server/storage/key_store.h"
 #include "tests/storage/conformance/store_fixture.h"
@@ -754,6 +756,88 @@ TYPED_TEST(KeyStoreConformanceTest, RotationRetiresTheSecretForTheGrace) {
     EXPECT_LE(retired.valid_until, *again->rotated_at);
   }
   EXPECT_EQ(EventsOf(f, tenant.id, "api_key.rotated").size(), 2u);
+}
+
+// What a verification reads of a record (not the clock of the read).
+std::string VerifyView(const storage::VerifyRecord& r) {
+  std::string out = absl::StrCat(
+      r.key.id, " tenant=", r.key.tenant_id, "/", r.tenant_slug,
+      " version=", r.key.version, " revoked=", r.key.revoked,
+      " deleted=", r.deleted, " decoy=", r.key.decoy,
+      " current=", core::HexEncode(core::AsStringView(r.current.digest)), "@",
+      r.current.pepper_version, " grace_until=",
+      r.key.previous_secret_valid_until.has_value()
+          ? absl::FormatTime(*r.key.previous_secret_valid_until)
+          : "none",
+      " retired=");
+  for (const storage::RetiredSecret& retired : r.retired) {
+    absl::StrAppend(&out,
+                    core::HexEncode(core::AsStringView(retired.secret.digest)),
+                    "@", retired.secret.pepper_version, "<",
+                    absl::FormatTime(retired.valid_until), ",");
+  }
+  return out;
+}
+
+TYPED_TEST(KeyStoreConformanceTest,
+           LoadManyForVerifyReadsWhatLoadForVerifyReads) {
+  StoreFixture& f = this->f();
+  const storage::Tenant a = NewTenant(f);
+  const storage::Tenant b = NewTenant(f);
+  const storage::NewKey plain = NewKey(a.id, "plain");
+  const storage::NewKey rotated = NewKey(a.id, "rotated");
+  const storage::NewKey deleted = NewKey(b.id, "deleted");
+  const storage::NewKey revoked = NewKey(b.id, "revoked");
+  for (const storage::NewKey* key : {&plain, &rotated, &deleted, &revoked}) {
+    ASSERT_TRUE(f.keys().InsertKey(*key, Event("api_key.created")).ok());
+  }
+  for (int i = 0; i < 2; ++i) {
+    ASSERT_TRUE(f.keys()
+                    .RotateKey(a.id, rotated.id, {RandomDigest(), 1},
+                               absl::Hours(1), Event("api_key.rotated"))
+                    .ok());
+  }
+  ASSERT_TRUE(f.keys().DeleteKey(b.id, deleted.id, Event("d")).ok());
+  ASSERT_TRUE(f.keys().RevokeKey(b.id, revoked.id, Event("r")).ok());
+
+  // Ids no key has around and between the keys' (more than a few hundred,
+  // so that a store reading in chunks crosses their borders), repeats and
+  // strings that cannot be ids.
+  std::vector<std::string> ids = {"", "bad id!", plain.id};
+  for (int i = 0; i < 700; ++i) {
+    ids.push_back(absl::StrCat("Nq", 1000000000 + i));
+    if (i == 240) ids.push_back(rotated.id);
+    if (i == 260) ids.push_back(deleted.id);
+    if (i == 500) ids.push_back(plain.id);
+  }
+  ids.push_back(revoked.id);
+  absl::StatusOr<std::vector<storage::VerifyRecord>> many =
+      f.keys().LoadManyForVerify(ids);
+  ASSERT_TRUE(many.ok()) << many.status();
+
+  std::map<std::string, std::string> got;
+  for (const storage::VerifyRecord& r : *many) {
+    EXPECT_TRUE(got.emplace(r.key.id, VerifyView(r)).second) << r.key.id;
+  }
+  std::map<std::string, std::string> want;
+  for (const storage::NewKey* key : {&plain, &rotated, &deleted, &revoked}) {
+    absl::StatusOr<storage::VerifyRecord> one = f.keys().LoadForVerify(key->id);
+    ASSERT_TRUE(one.ok()) << one.status();
+    want.emplace(key->id, VerifyView(*one));
+  }
+  EXPECT_EQ(got, want);
+  for (const storage::VerifyRecord& r : *many) {
+    if (r.key.id == rotated.id) EXPECT_EQ(r.retired.size(), 2u);
+    if (r.key.id == plain.id) EXPECT_EQ(r.tenant_slug, a.slug);
+  }
+
+  absl::StatusOr<std::vector<storage::VerifyRecord>> none =
+      f.keys().LoadManyForVerify({"bad id!", "Nq1000000001"});
+  ASSERT_TRUE(none.ok()) << none.status();
+  EXPECT_TRUE(none->empty());
+  none = f.keys().LoadManyForVerify({});
+  ASSERT_TRUE(none.ok()) << none.status();
+  EXPECT_TRUE(none->empty());
 }
 
 TYPED_TEST(KeyStoreConformanceTest, EndingAGraceKillsOnlyThatRetiredSecret) {

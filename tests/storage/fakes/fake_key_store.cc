@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <utility>
 
+#include "absl/container/flat_hash_set.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -45,6 +46,29 @@ ApiKeyRecord Snapshot(const FakeDatabase& db, const KeyRow& row, absl::Time now)
     }
   }
   return r;
+}
+
+// What LoadForVerify reads of `row`.
+storage::VerifyRecord VerifyRecordOf(const FakeDatabase& db, const KeyRow& row)
+    ABSL_EXCLUSIVE_LOCKS_REQUIRED(db.mu) {
+  storage::VerifyRecord out;
+  out.key = Snapshot(db, row, db.Now());
+  auto tenant = db.tenants.find(row.record.tenant_id);
+  if (tenant != db.tenants.end()) out.tenant_slug = tenant->second.slug;
+  out.deleted = row.deleted;
+  out.policy = db.KeyPolicyOf(row.record.tenant_id);
+  if (!row.record.external_id.empty()) {
+    auto limits =
+        db.identity_limits.find({row.record.tenant_id, row.record.external_id});
+    if (limits != db.identity_limits.end()) {
+      out.identity_limits = limits->second;
+    }
+  }
+  out.current = row.current;
+  for (const auto& [version, retired] : row.retired) {
+    out.retired.push_back(retired);
+  }
+  return out;
 }
 
 bool IsExpired(const ApiKeyRecord& key, absl::Time now) {
@@ -504,23 +528,7 @@ absl::StatusOr<storage::VerifyRecord> FakeKeyStore::LoadForVerify(
     absl::MutexLock lock(&db_->mu);
     auto it = db_->keys.find(std::string(id));
     if (it == db_->keys.end()) return NotFound();
-    const KeyRow& row = it->second;
-    out.key = Snapshot(*db_, row, db_->Now());
-    auto tenant = db_->tenants.find(row.record.tenant_id);
-    if (tenant != db_->tenants.end()) out.tenant_slug = tenant->second.slug;
-    out.deleted = row.deleted;
-    out.policy = db_->KeyPolicyOf(row.record.tenant_id);
-    if (!row.record.external_id.empty()) {
-      auto limits = db_->identity_limits.find(
-          {row.record.tenant_id, row.record.external_id});
-      if (limits != db_->identity_limits.end()) {
-        out.identity_limits = limits->second;
-      }
-    }
-    out.current = row.current;
-    for (const auto& [version, retired] : row.retired) {
-      out.retired.push_back(retired);
-    }
+    out = VerifyRecordOf(*db_, it->second);
   }
   std::function<void()> hook;
   {
@@ -529,6 +537,21 @@ absl::StatusOr<storage::VerifyRecord> FakeKeyStore::LoadForVerify(
     load_hook_ = nullptr;
   }
   if (hook) hook();
+  return out;
+}
+
+absl::StatusOr<std::vector<storage::VerifyRecord>>
+FakeKeyStore::LoadManyForVerify(const std::vector<std::string>& ids) {
+  if (absl::Status s = db_->Begin(); !s.ok()) return s;
+  verify_batches_.fetch_add(1);
+  std::vector<storage::VerifyRecord> out;
+  absl::flat_hash_set<std::string> seen;
+  absl::MutexLock lock(&db_->mu);
+  for (const std::string& id : ids) {
+    if (!seen.insert(id).second) continue;
+    auto it = db_->keys.find(id);
+    if (it != db_->keys.end()) out.push_back(VerifyRecordOf(*db_, it->second));
+  }
   return out;
 }
 

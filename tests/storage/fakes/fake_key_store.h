@@ -55,6 +55,8 @@ class FakeKeyStore : public storage::KeyStore {
       const storage::AuditEvent& event) override;
   absl::StatusOr<storage::VerifyRecord> LoadForVerify(
       absl::string_view id) override;
+  absl::StatusOr<std::vector<storage::VerifyRecord>> LoadManyForVerify(
+      const std::vector<std::string>& ids) override;
   absl::StatusOr<storage::UpdateResult> UpdateKey(
       int64_t tenant_id, absl::string_view id, int64_t expected_version,
       const storage::KeyEdit& edit, const storage::AuditEvent& event) override;
@@ -88,6 +90,8 @@ class FakeKeyStore : public storage::KeyStore {
   void Advance(absl::Duration d) { db_->AdvanceClock(d); }
   void SetUnavailable(bool unavailable) { db_->SetUnavailable(unavailable); }
   int verify_loads() const { return verify_loads_.load(); }
+  // Calls of LoadManyForVerify.
+  int verify_batches() const { return verify_batches_.load(); }
   // Calls of every store on the database.
   int calls() const { return db_->calls(); }
   // Every audit event of the database, in the order written.
@@ -110,6 +114,7 @@ class FakeKeyStore : public storage::KeyStore {
   absl::Mutex hook_mu_;
   std::function<void()> load_hook_ ABSL_GUARDED_BY(hook_mu_);
   std::atomic<int> verify_loads_{0};
+  std::atomic<int> verify_batches_{0};
 };
 
 }  // namespace lumo::testing
