@@ -127,7 +127,14 @@
       }
       row.append(status);
       const owner = el('td', null, 'key-owner');
-      if (key.externalId) owner.append(el('div', key.externalId));
+      if (key.externalId) {
+        owner.append(el('div', key.externalId));
+        owner.append(button('Identity limits', 'Identity limits of ' + key.externalId, () => {
+          $('identity-id').value = key.externalId;
+          loadIdentity();
+          $('identity-form').scrollIntoView();
+        }, 'small'));
+      }
       for (const [k, v] of Object.entries(key.metadata || {})) {
         owner.append(el('div', k + ': ' + v, 'muted small'));
       }
@@ -415,7 +422,69 @@
     }
   }
 
+  // Identity limits (docs/limits.md "Identity limits"): read and replaced
+  // whole for one external id at a time. `identityShown` is the id whose
+  // limits the form holds; Save writes those, whatever the input says now.
+  const identityPath = base + '/api/v1/admin/identity-limits';
+  let identityShown = null;
+
+  function identityFailed(e) {
+    $('identity-error').textContent = errorText(e);
+    show($('identity-error'), true);
+  }
+  function showIdentity(externalId, limits) {
+    identityShown = externalId;
+    $('identity-shown').textContent = externalId;
+    $('identity-limits').value = limitsText(limits);
+    $('identity-limits').disabled = false;
+    $('identity-save').disabled = false;
+  }
+  async function loadIdentity() {
+    show($('identity-error'), false);
+    $('identity-status').textContent = '';
+    const externalId = $('identity-id').value;
+    if (!externalId) {
+      identityFailed(new Error('Enter an external id.'));
+      return;
+    }
+    try {
+      const reply = await api('GET', identityPath + '?externalId=' +
+                              encodeURIComponent(externalId));
+      showIdentity(reply.data.externalId, reply.data.rateLimits);
+      $('identity-status').textContent = reply.data.rateLimits.length ?
+          reply.data.rateLimits.length + ' limit(s).' : 'No identity limits.';
+    } catch (e) {
+      identityFailed(e);
+    }
+  }
+  async function saveIdentity(event) {
+    event.preventDefault();
+    show($('identity-error'), false);
+    $('identity-status').textContent = '';
+    if (identityShown === null) return;
+    let rateLimits;
+    try {
+      rateLimits = parseLimits($('identity-limits').value);
+    } catch (e) {
+      identityFailed(e);
+      return;
+    }
+    $('identity-save').disabled = true;
+    try {
+      const reply = await api('PUT', identityPath,
+                              {externalId: identityShown, rateLimits});
+      showIdentity(reply.data.externalId, reply.data.rateLimits);
+      $('identity-status').textContent = 'Limits of ' + identityShown + ' saved.';
+    } catch (e) {
+      identityFailed(e);
+    } finally {
+      $('identity-save').disabled = false;
+    }
+  }
+
   document.addEventListener('DOMContentLoaded', async () => {
+    $('identity-load').addEventListener('click', loadIdentity);
+    $('identity-form').addEventListener('submit', saveIdentity);
     $('create-open').addEventListener('click', openCreate);
     $('create-cancel').addEventListener('click', () => $('create-dialog').close());
     $('create-form').addEventListener('submit', submitCreate);

@@ -12,7 +12,8 @@
     'api_key.created', 'api_key.updated', 'api_key.rotated', 'api_key.renewed',
     'api_key.revoked', 'api_key.deleted', 'api_key.disabled', 'api_key.enabled',
     'api_key.rotation_due', 'api_key.expiring', 'api_key.inactive',
-    'api_key.leaked', 'api_key.decoy_used', 'audit.suspicious', 'webhook.disabled',
+    'api_key.leaked', 'api_key.decoy_used', 'api_key.usage_exceeded',
+    'audit.suspicious', 'webhook.disabled',
   ];
   const logPager = new Portal.Pager(20, 'deliveries');
   let logEndpoint = null;  // the endpoint whose deliveries are shown

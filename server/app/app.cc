@@ -124,10 +124,15 @@ absl::StatusOr<std::unique_ptr<App>> App::Create(
       app->verifier_.get(), app->replica_.get());
   app->identity_limits_ = std::make_unique<service::IdentityLimitService>(
       &stores.counters(), app->verifier_.get(), app->replica_.get());
+  service::CounterSweepOptions counter_sweep;
+  counter_sweep.known_ttl = options.portal.throttle.known_network_ttl;
+  app->counter_sweep_ = std::make_unique<service::CounterSweep>(
+      &stores.counters(), counter_sweep);
   app->credit_returns_ = std::thread([self] {
     while (!self->stop_credit_returns_.WaitForNotificationWithTimeout(
         absl::Seconds(1))) {
       self->credits_->FlushReturns();
+      self->counter_sweep_->MaybeRun(absl::Now());
     }
   });
   app->workers_ =
@@ -151,8 +156,11 @@ absl::StatusOr<std::unique_ptr<App>> App::Create(
   throttle.replicas = windows.replicas;
   app->failure_throttle_ =
       std::make_unique<service::FailureThrottle>(std::move(throttle));
-  app->portal_ = std::make_unique<service::PortalService>(&stores.portal(),
-                                                          options.portal);
+  // So are the portal's login counters and the accounts' known networks.
+  service::PortalOptions portal = options.portal;
+  portal.throttle.shared = &stores.counters();
+  app->portal_ =
+      std::make_unique<service::PortalService>(&stores.portal(), portal);
   app->portal_->set_audit_writer(app->audit_writer_.get());
   app->audit_service_->set_audit_writer(app->audit_writer_.get());
   app->auth_ = std::make_unique<rpc::Authenticator>(

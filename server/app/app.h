@@ -28,6 +28,7 @@
 #include "server/service/audit_writer.h"
 #include "server/service/client_service.h"
 #include "server/service/cluster_credits.h"
+#include "server/service/counter_sweep.h"
 #include "server/service/credit_service.h"
 #include "server/service/decoy_trap.h"
 #include "server/service/failure_throttle.h"
@@ -148,6 +149,9 @@ class App {
   // given back once a second by credit_returns_ (stopped first in ~App),
   // the rest at the end of ~App.
   std::unique_ptr<service::ClusterCredits> credits_;
+  // The sweep of stale counter rows, run by credit_returns_ too (every few
+  // minutes).
+  std::unique_ptr<service::CounterSweep> counter_sweep_;
   absl::Notification stop_credit_returns_;
   std::thread credit_returns_;
   std::unique_ptr<service::DecoyTrap> decoy_trap_;

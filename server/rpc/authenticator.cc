@@ -403,6 +403,7 @@ absl::StatusOr<Principal> Authenticator::AuthenticateImpl(
   principal.key_rate_limit_per_minute = outcome->rate_limit_per_minute;
   principal.key_external_id = outcome->external_id;
   principal.key_previous_secret_of = outcome->previous_secret_of;
+  principal.key_credits_remaining = outcome->credits_remaining;
   if (outcome->rate_limits != nullptr) {
     principal.key_rate_limits = *outcome->rate_limits;
   }

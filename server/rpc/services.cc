@@ -407,7 +407,7 @@ grpc::ServerUnaryReactor* KeyServiceImpl::UpdateApiKeyCredits(
   return RunAuthenticated(
       *ctx_.auth, *ctx_.workers, context, method, request->tenant_slug(), true,
       [this, request, response](const Principal& caller,
-                                const RequestInfo&) -> absl::Status {
+                                const RequestInfo& info) -> absl::Status {
         using Op = lumo::keys::v1::UpdateApiKeyCreditsRequest;
         service::CreditChange change;
         switch (request->op()) {
@@ -431,7 +431,7 @@ grpc::ServerUnaryReactor* KeyServiceImpl::UpdateApiKeyCredits(
           return absl::UnimplementedError("no credits API in this server");
         }
         absl::StatusOr<service::CreditBalance> balance =
-            ctx_.credits->Update(caller, request->id(), change);
+            ctx_.credits->Update(caller, info, request->id(), change);
         if (!balance.ok()) return balance.status();
         CreditsToProto(request->id(), *balance, response);
         return absl::OkStatus();

@@ -3,7 +3,15 @@
 #include <algorithm>
 #include <utility>
 
+#include "absl/strings/str_cat.h"
+
 namespace lumo::service {
+namespace {
+
+// The counter keys of the exhaustion reports: x:<keyId>:<epoch>.
+constexpr absl::string_view kExhaustionCounterPrefix = "x:";
+
+}  // namespace
 
 ClusterCredits::ClusterCredits(storage::CounterStore* store,
                                ClusterCreditsOptions options)
@@ -46,11 +54,35 @@ SpendOutcome ClusterCredits::Spend(absl::string_view key_id, int64_t cost) {
              db_now - lease.leased_at < absl::Seconds(1)) {
     out.result = SpendOutcome::Result::kExhausted;
     out.remaining = lease.credits;
+    out.epoch = lease.epoch;
   } else {
     out.result = SpendOutcome::Result::kNeedLease;
     out.remaining = known;
   }
   return out;
+}
+
+bool ClusterCredits::ExhaustionAsked(absl::string_view key_id,
+                                     int64_t epoch) const {
+  absl::MutexLock lock(&mu_);
+  auto it = leases_.find(key_id);
+  return it != leases_.end() && it->second.exhaustion_asked == epoch;
+}
+
+bool ClusterCredits::ClaimExhaustionReport(absl::string_view key_id,
+                                           int64_t epoch) {
+  {
+    absl::MutexLock lock(&mu_);
+    Lease& lease = leases_[key_id];
+    if (lease.exhaustion_asked == epoch) return false;
+    lease.exhaustion_asked = epoch;
+    ++store_calls_;
+  }
+  // One token, refilled once a day: the first replica to ask takes it.
+  const storage::BucketSpec once{1, 1.0 / (24 * 60)};
+  absl::StatusOr<storage::BucketLease> gate = store_->LeaseBucket(
+      absl::StrCat(kExhaustionCounterPrefix, key_id, ":", epoch), once, 1);
+  return !gate.ok() || gate->granted >= 1;
 }
 
 absl::Status ClusterCredits::Renew(absl::string_view key_id, int64_t cost) {

@@ -86,6 +86,18 @@ class ClusterCredits {
   // when the change was not a balance change.
   void Release(absl::string_view key_id);
 
+  // Whether this replica is the one to report a refusal of `key_id` for
+  // its balance of `epoch` (docs/limits.md "Exhaustion"): one replica per
+  // key and epoch, decided by the shared bucket `x:<keyId>:<epoch>` of one
+  // token (refilled once a day, so the row ends up a full bucket), true
+  // also when the store cannot say (a duplicate report rather than none).
+  // Each replica asks at most once per key and epoch while it holds the
+  // key's lease. Blocking: one statement, unless asked already.
+  bool ClaimExhaustionReport(absl::string_view key_id, int64_t epoch);
+  // Whether this replica has asked ClaimExhaustionReport for (key, epoch)
+  // (in memory).
+  bool ExhaustionAsked(absl::string_view key_id, int64_t epoch) const;
+
   // Gives back the leases unused for `idle_return` (all of them with
   // `all`, at shutdown). Failed returns are dropped: the credits stay
   // spent, never doubled.
@@ -108,6 +120,8 @@ class ClusterCredits {
     absl::Time leased_at = absl::InfinitePast();
     // Released: confirm the epoch with the store before spending.
     bool stale = false;
+    // The epoch ClaimExhaustionReport was last asked for (-1: none).
+    int64_t exhaustion_asked = -1;
   };
 
   absl::Time DbNow() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

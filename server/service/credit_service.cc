@@ -5,6 +5,8 @@
 
 #include "absl/strings/str_cat.h"
 #include "server/core/scopes.h"
+#include "server/service/audit_json.h"
+#include "server/service/client_service.h"
 #include "server/service/errors.h"
 #include "server/service/limit_rules.h"
 #include "server/storage/counter_rules.h"
@@ -22,6 +24,38 @@ CreditBalance BalanceOf(const storage::QuotaState& state) {
   balance.has_quota = true;
   balance.state = state;
   return balance;
+}
+
+// A balance in an audit event: {remaining, refill: {amount,
+// intervalSeconds} | null}, or null without a quota.
+std::string QuotaJson(const std::optional<storage::QuotaState>& state) {
+  if (!state.has_value()) return "null";
+  JsonObject out;
+  out.Add("remaining", state->remaining);
+  if (state->refill.has_value()) {
+    out.AddRaw("refill", JsonObject()
+                             .Add("amount", state->refill->amount)
+                             .Add("intervalSeconds",
+                                  absl::ToInt64Seconds(state->refill->interval))
+                             .Build());
+  } else {
+    out.AddRaw("refill", "null");
+  }
+  return out.Build();
+}
+
+absl::string_view OpName(CreditOp op) {
+  switch (op) {
+    case CreditOp::kSet:
+      return "SET";
+    case CreditOp::kAdd:
+      return "ADD";
+    case CreditOp::kRemove:
+      return "REMOVE";
+    case CreditOp::kUnspecified:
+      break;
+  }
+  return "";
 }
 
 }  // namespace
@@ -78,7 +112,8 @@ absl::Status CreditService::Validate(const CreditChange& change) const {
 }
 
 absl::StatusOr<CreditBalance> CreditService::Update(
-    const Principal& caller, absl::string_view id, const CreditChange& change) {
+    const Principal& caller, const RequestInfo& info, absl::string_view id,
+    const CreditChange& change) {
   if (absl::Status s = Validate(change); !s.ok()) return s;
   absl::StatusOr<storage::ApiKeyRecord> key =
       keys_->GetKey(caller.tenant_id, id);
@@ -97,36 +132,50 @@ absl::StatusOr<CreditBalance> CreditService::Update(
           ErrorKind::kScopeExceeded);
     }
   }
-  absl::StatusOr<storage::QuotaState> state;
+  storage::CreditsUpdate update;
+  update.value = change.value;
   switch (change.op) {
     case CreditOp::kSet: {
+      update.op = storage::CreditsOp::kSet;
       storage::KeyQuota quota;
       quota.refill_amount = change.refill_amount;
       quota.refill_interval = change.refill_interval;
-      state = counters_->SetQuota(id, change.value, storage::RefillOf(quota));
+      update.refill = storage::RefillOf(quota);
       break;
     }
     case CreditOp::kAdd:
-      state = counters_->AddCredits(id, change.value);
-      if (absl::IsNotFound(state.status())) {
-        return WithErrorKind(absl::FailedPreconditionError(
-                                 "the key has no usage quota: SET one first"),
-                             ErrorKind::kInvalidRequest);
-      }
+      update.op = storage::CreditsOp::kAdd;
       break;
     case CreditOp::kRemove:
-      state = absl::NotFoundError("removed");
-      if (absl::Status s = counters_->ClearQuota(id); !s.ok()) state = s;
+      update.op = storage::CreditsOp::kRemove;
       break;
     case CreditOp::kUnspecified:
       break;
   }
+  absl::StatusOr<storage::CreditsChange> changed = counters_->ChangeCredits(
+      id, update, [&](const storage::CreditsChange& c) {
+        storage::AuditEvent event = ActorEvent(caller, info);
+        event.action = "api_key.credits_updated";
+        event.category = "api_keys";
+        event.target_type = "api_key";
+        event.target_id = std::string(id);
+        JsonObject meta;
+        meta.Add("op", OpName(change.op));
+        if (change.op != CreditOp::kRemove) meta.Add("value", change.value);
+        event.metadata_json = meta.AddRaw("before", QuotaJson(c.before))
+                                  .AddRaw("after", QuotaJson(c.after))
+                                  .Build();
+        return event;
+      });
+  if (change.op == CreditOp::kAdd && absl::IsNotFound(changed.status())) {
+    return WithErrorKind(absl::FailedPreconditionError(
+                             "the key has no usage quota: SET one first"),
+                         ErrorKind::kInvalidRequest);
+  }
   // Whatever happened, this replica's lease and cached record are stale.
   if (credits_ != nullptr) credits_->Drop(id);
   if (verifier_ != nullptr) verifier_->Evict(id);
-  const bool removed =
-      change.op == CreditOp::kRemove && absl::IsNotFound(state.status());
-  if (!removed && !state.ok()) return state.status();
+  if (!changed.ok()) return changed.status();
   // The other replicas end their leases and reload the key when they apply
   // the announcement (an "updated" row: credits are part of the key's
   // representation; the key's version does not move).
@@ -142,8 +191,8 @@ absl::StatusOr<CreditBalance> CreditService::Update(
       return WithErrorKind(acked, ErrorKind::kUnavailable);
     }
   }
-  if (removed) return CreditBalance{};
-  return BalanceOf(*state);
+  if (!changed->after.has_value()) return CreditBalance{};
+  return BalanceOf(*changed->after);
 }
 
 }  // namespace lumo::service

@@ -6,6 +6,10 @@
 // edit: once Update returns, every live replica has ended its lease of the
 // old balance and reloaded the key (docs/limits.md "Usage quotas").
 //
+// Every change is audited in its transaction (`api_key.credits_updated`:
+// the op, the value and the balance before and after; credits are no
+// secret).
+//
 // Who may: callers holding the scopes of the RPC (admin:read / admin:write)
 // of the key's tenant; an API key may only change the credits of keys whose
 // scopes it holds itself, and never its own.
@@ -64,6 +68,7 @@ class CreditService {
   // UNAVAILABLE kUnavailable when the other replicas did not acknowledge
   // the change in time (it stands; retrying it waits again).
   absl::StatusOr<CreditBalance> Update(const Principal& caller,
+                                       const RequestInfo& info,
                                        absl::string_view id,
                                        const CreditChange& change);
 

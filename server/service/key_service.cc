@@ -15,6 +15,7 @@
 #include "server/service/limit_rules.h"
 #include "server/service/page_token.h"
 #include "server/service/paging.h"
+#include "server/storage/counter_rules.h"
 
 namespace lumo::service {
 namespace {
@@ -365,6 +366,22 @@ absl::StatusOr<KeyWithSecret> KeyService::CreateKey(
           key->rate_limit_per_minute, key->rate_limits);
       !inherited.ok()) {
     return inherited;
+  }
+  // A key with a usage quota creates only keys with fewer credits than it
+  // has left, and no refill (a refill would give the new key credits its
+  // creator does not have).
+  if (caller.kind == Principal::Kind::kApiKey &&
+      caller.key_credits_remaining.has_value()) {
+    const std::optional<storage::KeyQuota>& quota = key->quota;
+    if (!quota.has_value() ||
+        quota->remaining > *caller.key_credits_remaining ||
+        storage::RefillOf(*quota).has_value()) {
+      return RestrictionDenied(
+          "create", "credits",
+          absl::StrCat("with a usage quota of at most the credits it has "
+                       "left (",
+                       *caller.key_credits_remaining, ") and no refill"));
+    }
   }
   key->tenant_id = caller.tenant_id;
   absl::StatusOr<storage::KeyPolicy> policy = CheckNewKeyPolicy(*key);

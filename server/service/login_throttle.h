@@ -24,6 +24,19 @@
 // `max_known_per_account` per account and `max_tracked` in all (the oldest
 // is forgotten first: forgetting only makes the account cap stricter).
 //
+// Shared by the replicas (docs/limits.md "Shared throttles"), with
+// `shared` set: each counter is also a token bucket in the shared counters
+// (capacity = the counter's maximum, refilled at maximum / window), and
+// the known networks live in the shared store too. ReserveShared takes one
+// token from each shared bucket for a reserved attempt (a blocking call of
+// up to four statements: call it off the RPC threads); Succeeded refills the
+// pair's bucket, gives the others their token back and records the network
+// as known; Cancel gives every token back. The account counter then
+// refuses only in ReserveShared (this replica's own account count as well
+// as the shared one: a network any replica saw the account log in from is
+// known). When the shared store fails, the attempt is counted by this
+// replica alone.
+//
 // Thread-safe.
 #ifndef LUMOKEYS_SERVER_SERVICE_LOGIN_THROTTLE_H_
 #define LUMOKEYS_SERVER_SERVICE_LOGIN_THROTTLE_H_
@@ -39,6 +52,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "server/storage/counter_store.h"
 
 namespace lumo::service {
 
@@ -52,6 +66,9 @@ struct LoginThrottleOptions {
   size_t max_tracked = 100000;
   int ipv6_prefix_len = 64;
   std::function<absl::Time()> now = [] { return absl::Now(); };
+  // The shared counters (null: this replica's counters only); must outlive
+  // the throttle.
+  storage::CounterStore* shared = nullptr;
 };
 
 // Which counter refused an attempt.
@@ -78,6 +95,13 @@ struct LoginReservation {
   std::string account;
   std::string network;
   absl::Time pair_start, network_start, account_start;
+  // With shared counters: this replica's account counter was at its limit
+  // (ReserveShared decides whether the network is known).
+  bool account_at_limit = false;
+  // The shared buckets the attempt took a token from.
+  bool shared_pair = false;
+  bool shared_network = false;
+  bool shared_account = false;
 };
 
 class LoginThrottle {
@@ -89,10 +113,18 @@ class LoginThrottle {
   // it without counting anything.
   LoginReservation Reserve(absl::string_view account,
                            absl::string_view network);
+  // With shared counters, counts the reserved attempt `reservation` in
+  // the shared buckets too (blocking). When a shared counter (or the
+  // account counter, for a network the account is not known from) refuses,
+  // the attempt is refunded everywhere and `reservation` says which and
+  // for how long. Without shared counters: nothing.
+  void ReserveShared(LoginReservation& reservation);
   // The reserved attempt logged in: refunds it, clears the pair's failures
-  // and remembers the network as known for the account.
+  // and remembers the network as known for the account (blocking with
+  // shared counters).
   void Succeeded(const LoginReservation& reservation);
-  // The reserved attempt was not decided: refunds it everywhere.
+  // The reserved attempt was not decided: refunds it everywhere (blocking
+  // when it took shared tokens).
   void Cancel(const LoginReservation& reservation);
 
   const LoginThrottleOptions& options() const { return options_; }
@@ -119,6 +151,12 @@ class LoginThrottle {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void RefundLocked(const std::string& key, absl::Time start)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Refunds the attempt in this replica's three counters.
+  void RefundLocal(const LoginReservation& reservation);
+  // Gives back the shared tokens the attempt took (the pair's bucket filled
+  // up with `clear_pair`).
+  void ReturnShared(const LoginReservation& reservation, bool clear_pair);
+  storage::BucketSpec SpecOf(int max_failures) const;
 
   const LoginThrottleOptions options_;
   mutable absl::Mutex mu_;

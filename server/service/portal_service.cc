@@ -172,8 +172,18 @@ void PortalService::LoginAsync(absl::string_view tenant_slug,
       return;
     }
     storage::ScopedCallDeadline call_deadline(deadline);
+    // The replicas' shared counters (database statements: on this pool,
+    // not on the RPC worker).
+    LoginReservation shared = reservation;
+    throttle_.ReserveShared(shared);
+    if (!shared.ok()) {
+      core::Cleanse(*secret);
+      RecordThrottled(slug, typed, shared, info);
+      done(Throttled(shared.retry_after));
+      return;
+    }
     absl::StatusOr<LoginResult> result =
-        CheckAndStartSession(reservation, slug, typed, *secret, info);
+        CheckAndStartSession(shared, slug, typed, *secret, info);
     core::Cleanse(*secret);
     done(std::move(result));
   };

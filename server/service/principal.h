@@ -32,6 +32,11 @@ struct Principal {
   int32_t key_rate_limit_per_minute = 0;
   // ... and its named rate limits (docs/limits.md).
   std::vector<storage::KeyRateLimit> key_rate_limits;
+  // For kApiKey with a usage quota: the credits it has left after this
+  // call, as the answering replica knows them (the call's
+  // x-credits-remaining); unset without a quota. Keys it creates get at
+  // most that many credits (docs/limits.md "Bad input").
+  std::optional<int64_t> key_credits_remaining;
   // For kApiKey: the key's external id (its identity; empty: none).
   std::string key_external_id;
   // For kApiKey, set when the call presented a retired secret in its grace

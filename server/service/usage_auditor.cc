@@ -73,6 +73,25 @@ storage::AuditEvent BaseEvent(const RequestInfo& info) {
   return e;
 }
 
+// A refused use of the key `outcome` names, filed in the key's tenant:
+// actor and target the key, outcome `failure`; the caller adds metadata.
+storage::PendingAuditEvent KeyRefusalEvent(const RequestInfo& info,
+                                           const VerifyOutcome& outcome,
+                                           absl::string_view action,
+                                           absl::string_view category) {
+  storage::PendingAuditEvent p;
+  p.tenant_id = outcome.tenant_id;
+  storage::AuditEvent& e = p.event = BaseEvent(info);
+  e.action = std::string(action);
+  e.category = std::string(category);
+  e.actor_type = "api_key";
+  e.actor_id = outcome.key_id;
+  e.target_type = "api_key";
+  e.target_id = outcome.key_id;
+  e.outcome = "failure";
+  return p;
+}
+
 // `api_key.used` for a call to `rpc` authenticated by `key_id` that ended
 // with `status`; `previous_secret_of` as VerifyOutcome::previous_secret_of.
 storage::PendingAuditEvent KeyUseEvent(
@@ -131,6 +150,9 @@ void UsageAuditor::RecordAuthFailure(const RequestInfo& info,
   if (outcome != nullptr && outcome->decoy) {
     RecordDecoyUse(info, rpc, *outcome);
     return;
+  }
+  if (outcome != nullptr && outcome->report_usage_exceeded) {
+    RecordUsageExceeded(info, rpc, *outcome);
   }
   storage::PendingAuditEvent p;
   // Another tenant's key id is that tenant's business: the failure is
@@ -194,25 +216,35 @@ void UsageAuditor::RecordAuthFailure(const RequestInfo& info,
 void UsageAuditor::RecordDecoyUse(const RequestInfo& info,
                                   absl::string_view rpc,
                                   const VerifyOutcome& outcome) {
-  storage::PendingAuditEvent p;
   // The decoy's tenant, whichever tenant the call addressed: it is the one
   // that set the trap.
-  p.tenant_id = outcome.tenant_id;
-  storage::AuditEvent& e = p.event = BaseEvent(info);
-  e.action = "api_key.decoy_used";
-  e.category = "authentication";
-  e.actor_type = "api_key";
-  e.actor_id = outcome.key_id;
-  e.target_type = "api_key";
-  e.target_id = outcome.key_id;
-  e.outcome = "failure";
-  e.suspicious = true;
+  storage::PendingAuditEvent p =
+      KeyRefusalEvent(info, outcome, "api_key.decoy_used", "authentication");
+  p.event.suspicious = true;
   JsonObject meta;
   meta.Add("severity", "critical");
   meta.Add("rpc", rpc);
   AddHttp(meta, info);
   meta.Add("suspiciousReasons", std::vector<std::string>{"decoy"});
-  e.metadata_json = meta.Build();
+  p.event.metadata_json = meta.Build();
+  writer_->Enqueue(std::move(p));
+}
+
+void UsageAuditor::RecordUsageExceeded(const RequestInfo& info,
+                                       absl::string_view rpc,
+                                       const VerifyOutcome& outcome) {
+  storage::PendingAuditEvent p =
+      KeyRefusalEvent(info, outcome, "api_key.usage_exceeded", "api_keys");
+  JsonObject meta;
+  meta.Add("rpc", rpc);
+  AddHttp(meta, info);
+  meta.Add("remaining", outcome.credits_remaining.value_or(0));
+  if (outcome.credits_reset.has_value()) {
+    meta.Add("nextRefill", absl::ToUnixSeconds(*outcome.credits_reset));
+  } else {
+    meta.AddRaw("nextRefill", "null");
+  }
+  p.event.metadata_json = meta.Build();
   writer_->Enqueue(std::move(p));
 }
 

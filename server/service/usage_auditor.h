@@ -73,6 +73,16 @@ class UsageAuditor {
   void RecordDecoyUse(const RequestInfo& info, absl::string_view rpc,
                       const VerifyOutcome& outcome);
 
+  // A key's quota refused a call and this refusal is the one to report
+  // for the balance (outcome.report_usage_exceeded; docs/limits.md
+  // "Exhaustion"): `api_key.usage_exceeded` in the key's tenant, outcome
+  // `failure`, metadata {rpc, httpMethod, httpRoute, remaining,
+  // nextRefill (Unix seconds, or null)}, with the caller's address and
+  // agent. RecordAuthFailure
+  // calls it for such an outcome (and records the failure as well).
+  void RecordUsageExceeded(const RequestInfo& info, absl::string_view rpc,
+                           const VerifyOutcome& outcome);
+
   // AuthService.VerifyApiKey decided `outcome` for `tenant_slug` and the end
   // client `client_ip`: a failure event when not valid; when valid, an
   // `api_key.used` summary (AuditWriter::EnqueueSummarized) per key id,

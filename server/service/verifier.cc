@@ -524,6 +524,15 @@ std::optional<VerifyOutcome> Verifier::Decide(
       }
       const bool paid =
           spent.has_value() && spent->result == SpendOutcome::Result::kSpent;
+      // A refusal for the balance may be the one to report; asking the
+      // shared counters takes a statement, so not on the in-memory path
+      // (nothing was counted yet: handing over is free).
+      const bool ask_exhaustion =
+          spent.has_value() &&
+          spent->result == SpendOutcome::Result::kExhausted &&
+          options_.credits != nullptr &&
+          !options_.credits->ExhaustionAsked(id, spent->epoch);
+      if (ask_exhaustion && !may_renew) return std::nullopt;
       std::optional<bool> admitted = TakeRateTokens(id, entry, may_renew, out);
       if (!admitted.has_value() || !*admitted) {
         if (paid && out.credits_remaining.has_value()) {
@@ -534,6 +543,9 @@ std::optional<VerifyOutcome> Verifier::Decide(
         out.reason = VerifyReason::kRateLimited;
       } else if (spent.has_value() && !paid) {
         out.reason = VerifyReason::kUsageExceeded;
+        out.report_usage_exceeded =
+            ask_exhaustion &&
+            options_.credits->ClaimExhaustionReport(id, spent->epoch);
       }
     }
   }

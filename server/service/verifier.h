@@ -143,6 +143,10 @@ struct VerifyOutcome {
   // True when the quota could not be consulted (no credits leased and the
   // shared counters unreachable): Verify then fails closed (UNAVAILABLE).
   bool credits_unavailable = false;
+  // For kUsageExceeded: this refusal is the one to report for the key's
+  // balance (once per key and balance epoch in the cluster: docs/limits.md
+  // "Exhaustion"), as `api_key.usage_exceeded`.
+  bool report_usage_exceeded = false;
   // Set when the attempt was refused by the
   // FailureThrottle (too many failures from the address or on the key id);
   // announced as `retry-after`.

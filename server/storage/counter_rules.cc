@@ -20,6 +20,28 @@ absl::Status CheckCounterKey(absl::string_view counter) {
   return absl::OkStatus();
 }
 
+absl::Status CheckKnownNetwork(absl::string_view account,
+                               absl::string_view network, size_t keep,
+                               absl::Duration ttl) {
+  if (absl::Status s = CheckCounterKey(account); !s.ok()) return s;
+  if (absl::Status s = CheckCounterKey(network); !s.ok()) return s;
+  if (keep < 1) return absl::InvalidArgumentError("keep must be >= 1");
+  if (ttl <= absl::ZeroDuration()) {
+    return absl::InvalidArgumentError("ttl must be > 0");
+  }
+  return absl::OkStatus();
+}
+
+absl::Status CheckSweep(absl::Duration bucket_idle, absl::Duration known_ttl,
+                        int64_t limit) {
+  if (bucket_idle <= absl::ZeroDuration() ||
+      known_ttl <= absl::ZeroDuration()) {
+    return absl::InvalidArgumentError("sweep ages must be > 0");
+  }
+  if (limit < 1) return absl::InvalidArgumentError("limit must be >= 1");
+  return absl::OkStatus();
+}
+
 absl::Status CheckWindowLease(const WindowSpec& spec, int64_t want,
                               int64_t debt) {
   if (spec.limit < 1) return absl::InvalidArgumentError("limit must be >= 1");

@@ -26,6 +26,15 @@ absl::Status CheckWindowLease(const WindowSpec& spec, int64_t want,
                               int64_t debt);
 // INVALID_ARGUMENT unless capacity >= 1, per_minute >= 0 and want >= 0.
 absl::Status CheckBucketLease(const BucketSpec& spec, int64_t want);
+// INVALID_ARGUMENT unless both keys are valid counter keys, ttl > 0 and
+// keep >= 1 (RememberNetwork, IsKnownNetwork with keep = 1).
+absl::Status CheckKnownNetwork(absl::string_view account,
+                               absl::string_view network, size_t keep,
+                               absl::Duration ttl);
+// INVALID_ARGUMENT unless both durations are > 0 and limit >= 1
+// (SweepStale).
+absl::Status CheckSweep(absl::Duration bucket_idle, absl::Duration known_ttl,
+                        int64_t limit);
 // INVALID_ARGUMENT unless remaining >= 0 and a refill has amount >= 1 and
 // an interval of a whole number of milliseconds >= 1.
 absl::Status CheckQuota(int64_t remaining, const std::optional<Refill>& refill);

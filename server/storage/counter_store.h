@@ -102,6 +102,24 @@ struct CreditLease {
   absl::Time db_now;
 };
 
+// A change of a key's credits through the API (ChangeCredits).
+enum class CreditsOp { kSet, kAdd, kRemove };
+struct CreditsUpdate {
+  CreditsOp op = CreditsOp::kSet;
+  // kSet: the balance; kAdd: the credits added (negative: taken).
+  int64_t value = 0;
+  // kSet only: the refill (unset: none).
+  std::optional<Refill> refill;
+};
+struct CreditsChange {
+  // The key's tenant.
+  int64_t tenant_id = 0;
+  // The quota before the change (after any refill that was due) and after
+  // it; unset where the key had (has) no quota.
+  std::optional<QuotaState> before;
+  std::optional<QuotaState> after;
+};
+
 // A key of an identity, as SetIdentityLimits found it.
 struct IdentityKey {
   std::string id;
@@ -145,6 +163,32 @@ class CounterStore {
   virtual absl::Status ReturnBucket(absl::string_view counter,
                                     const BucketSpec& spec, int64_t amount) = 0;
 
+  // ---- Known networks of portal accounts (the login throttles): the
+  // networks an account logged in from, named by opaque keys (1 to
+  // kMaxCounterKeyBytes bytes each, like counter keys).
+
+  // Records a login of `account` from `network` now (database clock), then
+  // keeps the account's `keep` most recent networks (at least 1), deleting
+  // the others and those older than `ttl` (> 0).
+  virtual absl::Status RememberNetwork(absl::string_view account,
+                                       absl::string_view network, size_t keep,
+                                       absl::Duration ttl) = 0;
+  // Whether `account` logged in from `network` within the last `ttl` (> 0).
+  virtual absl::StatusOr<bool> IsKnownNetwork(absl::string_view account,
+                                              absl::string_view network,
+                                              absl::Duration ttl) = 0;
+
+  // ---- Clean-up (docs/limits.md "Memory").
+
+  // Deletes up to `limit` (>= 1) rows of each kind: token buckets not
+  // updated for `bucket_idle` (> 0; a missing row is a full bucket, so
+  // this forgets only buckets that refill within `bucket_idle`) and known
+  // networks whose last login is older than `known_ttl` (> 0). Returns the
+  // rows deleted.
+  virtual absl::StatusOr<int64_t> SweepStale(absl::Duration bucket_idle,
+                                             absl::Duration known_ttl,
+                                             int64_t limit) = 0;
+
   // ---- Quotas (credits) of API keys. NOT_FOUND when `key_id` has no
   // quota (or no such key, for SetQuota).
 
@@ -161,6 +205,15 @@ class CounterStore {
   // Adds `delta` credits (negative: takes, stopping at 0); epoch moves on.
   virtual absl::StatusOr<QuotaState> AddCredits(absl::string_view key_id,
                                                 int64_t delta) = 0;
+  // Applies `update` to the key's quota as SetQuota, AddCredits or
+  // ClearQuota do, and appends `audit(change)` to the key's tenant's audit
+  // log, in one transaction. NOT_FOUND when there is no such key, and for
+  // kAdd when the key has no quota (nothing written); kRemove of a key
+  // without a quota writes nothing and appends no event (before and after
+  // unset). INVALID_ARGUMENT for a kSet SetQuota refuses.
+  virtual absl::StatusOr<CreditsChange> ChangeCredits(
+      absl::string_view key_id, const CreditsUpdate& update,
+      absl::FunctionRef<AuditEvent(const CreditsChange& change)> audit) = 0;
   // After any due refill, grants min(want, remaining). want >= 0.
   virtual absl::StatusOr<CreditLease> LeaseCredits(absl::string_view key_id,
                                                    int64_t want) = 0;

@@ -27,11 +27,12 @@ bool IsPrefixedBase62(absl::string_view id, absl::string_view prefix,
 
 const std::vector<std::string>& WebhookEventTypes() {
   static const auto* types = new std::vector<std::string>{
-      "api_key.created",  "api_key.decoy_used", "api_key.deleted",
-      "api_key.disabled", "api_key.enabled",    "api_key.expiring",
-      "api_key.inactive", "api_key.leaked",     "api_key.renewed",
-      "api_key.revoked",  "api_key.rotated",    "api_key.rotation_due",
-      "api_key.updated",  "audit.suspicious",   "webhook.disabled",
+      "api_key.created",  "api_key.decoy_used",     "api_key.deleted",
+      "api_key.disabled", "api_key.enabled",        "api_key.expiring",
+      "api_key.inactive", "api_key.leaked",         "api_key.renewed",
+      "api_key.revoked",  "api_key.rotated",        "api_key.rotation_due",
+      "api_key.updated",  "api_key.usage_exceeded", "audit.suspicious",
+      "webhook.disabled",
   };
   return *types;
 }

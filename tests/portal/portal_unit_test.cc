@@ -4,6 +4,7 @@
 // by the portal store conformance suite and end to end in tests/e2e/portal).
 #include <atomic>
 #include <map>
+#include <memory>
 #include <string>
 #include <thread>
 #include <vector>
@@ -171,6 +172,119 @@ TEST(LoginThrottleTest, FullTableRefusesInsteadOfForgetting) {
   // Ended windows make room.
   now += absl::Minutes(15);
   EXPECT_TRUE(throttle.Reserve("c", "n3").ok());
+}
+
+// Three replicas' login throttles over one shared store (docs/limits.md
+// "Shared throttles"), on the shared store's frozen clock.
+class SharedLoginThrottleTest : public ::testing::Test {
+ protected:
+  SharedLoginThrottleTest() {
+    stores_.db->FreezeClock(absl::FromUnixSeconds(1000));
+    for (int i = 0; i < 3; ++i) {
+      LoginThrottleOptions options = ThrottleAt(&now_);
+      options.shared = &stores_.counters;
+      replicas_.push_back(std::make_unique<LoginThrottle>(options));
+    }
+  }
+  // An attempt through replica `r`, reserved as PortalService does.
+  service::LoginReservation Attempt(int r, absl::string_view account,
+                                    absl::string_view network) {
+    service::LoginReservation reservation =
+        replicas_[r]->Reserve(account, network);
+    replicas_[r]->ReserveShared(reservation);
+    return reservation;
+  }
+  void Pass(absl::Duration d) {
+    now_ += d;
+    stores_.db->AdvanceClock(d);
+  }
+
+  absl::Time now_ = absl::FromUnixSeconds(1000);
+  testing::FakeStores stores_;
+  std::vector<std::unique_ptr<LoginThrottle>> replicas_;
+};
+
+TEST_F(SharedLoginThrottleTest, APairMovingBetweenReplicasGetsOneBudget) {
+  // Pair limit 3 a window: three failures through three replicas, then
+  // every replica refuses (alone, each would allow three).
+  for (int r = 0; r < 3; ++r) EXPECT_TRUE(Attempt(r, "a", "n1").ok()) << r;
+  for (int r = 0; r < 3; ++r) {
+    service::LoginReservation refused = Attempt(r, "a", "n1");
+    EXPECT_EQ(refused.refused_by, service::LoginThrottleScope::kPair) << r;
+    // Until the bucket's next token: one window / 3.
+    EXPECT_GT(refused.retry_after, absl::ZeroDuration());
+    EXPECT_LE(refused.retry_after, absl::Minutes(5) + absl::Seconds(1));
+  }
+  // A refused attempt counted nothing, here or shared: once a token is
+  // back, exactly one more attempt is let through.
+  Pass(absl::Minutes(6));
+  EXPECT_TRUE(Attempt(1, "a", "n1").ok());
+  EXPECT_FALSE(Attempt(2, "a", "n1").ok());
+  // Other networks are not affected.
+  EXPECT_TRUE(Attempt(0, "a", "n2").ok());
+}
+
+TEST_F(SharedLoginThrottleTest, RefundsAndSuccessesReachTheSharedCounters) {
+  // Network limit 5: five attempts in flight (undecided) on three replicas.
+  std::vector<std::pair<int, service::LoginReservation>> in_flight;
+  for (int i = 0; i < 5; ++i) {
+    in_flight.emplace_back(i % 3, Attempt(i % 3, absl::StrCat("u", i), "n"));
+    ASSERT_TRUE(in_flight.back().second.ok()) << i;
+  }
+  EXPECT_EQ(Attempt(0, "other", "n").refused_by,
+            service::LoginThrottleScope::kNetwork);
+  // One not decided, one succeeded: two places for the network again, on
+  // any replica.
+  replicas_[in_flight[0].first]->Cancel(in_flight[0].second);
+  replicas_[in_flight[1].first]->Succeeded(in_flight[1].second);
+  EXPECT_TRUE(Attempt(2, "x1", "n").ok());
+  EXPECT_TRUE(Attempt(1, "x2", "n").ok());
+  EXPECT_FALSE(Attempt(0, "x3", "n").ok());
+  // A success clears its pair on every replica: "p" failed twice from
+  // "home" (pair limit 3), logged in, and may fail three times again.
+  Pass(absl::Minutes(15));
+  ASSERT_TRUE(Attempt(0, "p", "home").ok());
+  ASSERT_TRUE(Attempt(1, "p", "home").ok());
+  service::LoginReservation good = Attempt(2, "p", "home");
+  ASSERT_TRUE(good.ok());
+  replicas_[2]->Succeeded(good);
+  for (int r = 0; r < 3; ++r) EXPECT_TRUE(Attempt(r, "p", "home").ok()) << r;
+  EXPECT_EQ(Attempt(0, "p", "home").refused_by,
+            service::LoginThrottleScope::kPair);
+}
+
+TEST_F(SharedLoginThrottleTest,
+       AnAccountLockedEverywhereSparesItsKnownNetwork) {
+  // The owner logged in from "home" through replica 0 only.
+  service::LoginReservation home = Attempt(0, "admin", "home");
+  ASSERT_TRUE(home.ok());
+  replicas_[0]->Succeeded(home);
+  // An attack from many networks through all replicas: the account limit
+  // of 4 holds for the cluster.
+  int admitted = 0;
+  for (int i = 0; i < 12; ++i) {
+    service::LoginReservation r = Attempt(i % 3, "admin", absl::StrCat("x", i));
+    if (r.ok()) {
+      ++admitted;
+    } else {
+      EXPECT_EQ(r.refused_by, service::LoginThrottleScope::kAccount);
+    }
+  }
+  EXPECT_EQ(admitted, 4);
+  // The owner is let in from home on replicas that never saw them log in.
+  EXPECT_TRUE(Attempt(1, "admin", "home").ok());
+  EXPECT_TRUE(Attempt(2, "admin", "home").ok());
+}
+
+TEST_F(SharedLoginThrottleTest, WithoutTheStoreEachReplicaCountsAlone) {
+  stores_.db->SetUnavailable(true);
+  // Each replica's own pair limit of 3, as before sharing.
+  for (int r = 0; r < 3; ++r) {
+    for (int i = 0; i < 3; ++i) EXPECT_TRUE(Attempt(r, "a", "n").ok()) << r;
+    EXPECT_EQ(Attempt(r, "a", "n").refused_by,
+              service::LoginThrottleScope::kPair);
+  }
+  stores_.db->SetUnavailable(false);
 }
 
 TEST(HashPoolTest, RefusesWhenFullAndAnswersLateJobsWithoutRunningThem) {

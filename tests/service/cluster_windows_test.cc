@@ -339,6 +339,21 @@ class BlockingCounterStore : public storage::CounterStore {
                             int64_t amount) override {
     return inner_->ReturnBucket(counter, spec, amount);
   }
+  absl::StatusOr<int64_t> SweepStale(absl::Duration bucket_idle,
+                                     absl::Duration known_ttl,
+                                     int64_t limit) override {
+    return inner_->SweepStale(bucket_idle, known_ttl, limit);
+  }
+  absl::Status RememberNetwork(absl::string_view account,
+                               absl::string_view network, size_t keep,
+                               absl::Duration ttl) override {
+    return inner_->RememberNetwork(account, network, keep, ttl);
+  }
+  absl::StatusOr<bool> IsKnownNetwork(absl::string_view account,
+                                      absl::string_view network,
+                                      absl::Duration ttl) override {
+    return inner_->IsKnownNetwork(account, network, ttl);
+  }
   absl::StatusOr<storage::QuotaState> SetQuota(
       absl::string_view key_id, int64_t remaining,
       std::optional<storage::Refill> refill) override {
@@ -354,6 +369,12 @@ class BlockingCounterStore : public storage::CounterStore {
   absl::StatusOr<storage::QuotaState> AddCredits(absl::string_view key_id,
                                                  int64_t delta) override {
     return inner_->AddCredits(key_id, delta);
+  }
+  absl::StatusOr<storage::CreditsChange> ChangeCredits(
+      absl::string_view key_id, const storage::CreditsUpdate& update,
+      absl::FunctionRef<storage::AuditEvent(const storage::CreditsChange&)>
+          audit) override {
+    return inner_->ChangeCredits(key_id, update, audit);
   }
   absl::StatusOr<storage::CreditLease> LeaseCredits(absl::string_view key_id,
                                                     int64_t want) override {

@@ -5,6 +5,7 @@
 #include <string>
 
 #include "absl/strings/cord.h"
+#include "absl/strings/match.h"
 #include "gtest/gtest.h"
 #include "server/core/key_format.h"
 #include "tests/storage/fakes/fake_key_store.h"
@@ -277,6 +278,33 @@ TEST_F(KeyServiceTest, NamedLimitsAreInherited) {
   EXPECT_EQ(code({{"slow", 10, absl::Hours(24)}}), absl::StatusCode::kOk);
   // The per-minute limit counts as a limit of 60 s (within the burst).
   EXPECT_EQ(code({{"daily", 5, absl::Hours(24)}}, 1), absl::StatusCode::kOk);
+}
+
+TEST_F(KeyServiceTest, AKeyWithAQuotaCreatesKeysWithFewerCredits) {
+  auto parent_key =
+      keys_->CreateKey(root_, {}, Params("metered", {"admin:write"}));
+  ASSERT_TRUE(parent_key.ok()) << parent_key.status();
+  Principal parent = KeyPrincipal(root_, parent_key->record);
+  // What the authenticator reports for a key with a quota: 5 left.
+  parent.key_credits_remaining = 5;
+  auto create = [&](std::optional<storage::KeyQuota> credits) {
+    CreateKeyParams p = Params();
+    p.credits = credits;
+    return keys_->CreateKey(parent, {}, p).status();
+  };
+  const absl::Status none = create(std::nullopt);
+  EXPECT_TRUE(absl::IsPermissionDenied(none)) << none;
+  EXPECT_EQ(ErrorKindOf(none), ErrorKind::kScopeExceeded);
+  EXPECT_TRUE(absl::StartsWith(none.message(), "credits:")) << none;
+  EXPECT_TRUE(absl::IsPermissionDenied(
+      create(storage::KeyQuota{6, 0, absl::ZeroDuration()})));
+  EXPECT_TRUE(absl::IsPermissionDenied(
+      create(storage::KeyQuota{5, 5, absl::Hours(1)})));
+  EXPECT_TRUE(create(storage::KeyQuota{5, 0, absl::ZeroDuration()}).ok());
+  EXPECT_TRUE(create(storage::KeyQuota{0, 0, absl::ZeroDuration()}).ok());
+  // A key without a quota is not bound by this rule.
+  parent.key_credits_remaining.reset();
+  EXPECT_TRUE(create(std::nullopt).ok());
 }
 
 TEST_F(KeyServiceTest, RestrictedKeyCanOnlyMintKeysAsRestrictedAsItself) {

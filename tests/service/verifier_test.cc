@@ -634,6 +634,39 @@ TEST_F(SharedQuotaTest, TwoReplicasSpendTheBalanceOnce) {
             13u);
 }
 
+TEST_F(SharedQuotaTest, AnExhaustionIsReportedOnceAcrossReplicas) {
+  const KeyWithSecret key = KeyWith(2);
+  int reports = 0;
+  int exceeded = 0;
+  for (int i = 0; i < 12; ++i) {
+    const VerifyOutcome outcome = Verify(i % 2 == 0 ? a_ : b_, key);
+    exceeded += outcome.reason == VerifyReason::kUsageExceeded;
+    if (outcome.report_usage_exceeded) {
+      ++reports;
+      EXPECT_EQ(outcome.reason, VerifyReason::kUsageExceeded);
+    }
+  }
+  EXPECT_EQ(exceeded, 10);
+  // Ten refusals on two replicas: one report (not one per refusal, not one
+  // per replica).
+  EXPECT_EQ(reports, 1);
+  // A new balance is a new exhaustion: reported once again.
+  ASSERT_TRUE(stores_.counters.AddCredits(key.record.id, 1).ok());
+  credits_a_.Drop(key.record.id);
+  credits_b_.Drop(key.record.id);
+  a_.Evict(key.record.id);
+  b_.Evict(key.record.id);
+  reports = 0;
+  int valid = 0;
+  for (int i = 0; i < 8; ++i) {
+    const VerifyOutcome outcome = Verify(i % 2 == 0 ? b_ : a_, key);
+    valid += outcome.reason == VerifyReason::kValid;
+    reports += outcome.report_usage_exceeded;
+  }
+  EXPECT_EQ(valid, 1);
+  EXPECT_EQ(reports, 1);
+}
+
 TEST_F(SharedQuotaTest, CostIsSpentWholeOrNotAtAll) {
   const KeyWithSecret key = KeyWith(5);
   EXPECT_EQ(Verify(a_, key, 0).reason, VerifyReason::kValid);

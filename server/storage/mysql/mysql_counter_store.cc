@@ -8,8 +8,11 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "absl/functional/function_ref.h"
+#include "absl/strings/str_cat.h"
 #include "server/storage/counter_rules.h"
 #include "server/storage/mysql/mysql_session.h"
 #include "server/storage/mysql/select_list.h"
@@ -43,6 +46,28 @@ constexpr char kLockBucketSql[] =
 constexpr char kUpsertBucketSql[] =
     "INSERT INTO limit_buckets (counter_key, tokens, updated_us)"
     " VALUES (?, ?, ?) ON DUPLICATE KEY UPDATE tokens = ?, updated_us = ?";
+
+// Known networks of portal accounts.
+constexpr char kUpsertKnownNetworkSql[] =
+    "INSERT INTO limit_known_networks (account_key, network_key,"
+    " last_login_us) VALUES (?, ?, ?) ON DUPLICATE KEY UPDATE"
+    " last_login_us = ?";
+constexpr char kKnownNetworksSql[] =
+    "SELECT network_key, last_login_us FROM limit_known_networks"
+    " WHERE account_key = ? ORDER BY last_login_us DESC, network_key"
+    " FOR UPDATE";
+constexpr char kForgetNetworkSql[] =
+    "DELETE FROM limit_known_networks WHERE account_key = ?"
+    " AND network_key = ?";
+// The sweep: a bounded batch per statement (by idx_limit_buckets_updated
+// and idx_limit_known_networks_last_login).
+constexpr char kSweepBucketsSql[] =
+    "DELETE FROM limit_buckets WHERE updated_us < ? LIMIT ";
+constexpr char kSweepKnownNetworksSql[] =
+    "DELETE FROM limit_known_networks WHERE last_login_us < ? LIMIT ";
+constexpr char kIsKnownNetworkSql[] =
+    "SELECT last_login_us FROM limit_known_networks WHERE account_key = ?"
+    " AND network_key = ? AND last_login_us > ?";
 
 struct QuotaSelect {
   SelectList list;
@@ -148,6 +173,39 @@ absl::Status ChangeQuota(
     s.Commit();
     return absl::OkStatus();
   });
+}
+
+// The tenant of key `key_id` (nullopt: no such key).
+std::optional<int64_t> KeyTenant(Session& s, absl::string_view key_id) {
+  s.Step("lock key");
+  sql::PreparedStatement& find = s.Prepare(kKeyTenantSql);
+  find.setString(1, Str(key_id));
+  std::unique_ptr<sql::ResultSet> key = s.Query(find);
+  if (!key->next()) return std::nullopt;
+  return key->getInt64(1);
+}
+
+// Inserts the key's quota row, or replaces its balance, refill and period
+// start and moves its epoch on by one.
+void UpsertQuota(Session& s, absl::string_view key_id, int64_t tenant_id,
+                 int64_t remaining, const std::optional<Refill>& refill,
+                 absl::Time period_start) {
+  s.Step("upsert quota");
+  sql::PreparedStatement& upsert = s.Prepare(kUpsertQuotaSql);
+  upsert.setString(1, Str(key_id));
+  upsert.setInt64(2, tenant_id);
+  for (int offset : {0, 4}) {
+    upsert.setInt64(3 + offset, remaining);
+    if (refill.has_value()) {
+      upsert.setInt64(4 + offset, refill->amount);
+      upsert.setInt64(5 + offset, absl::ToInt64Milliseconds(refill->interval));
+    } else {
+      upsert.setNull(4 + offset, 0);
+      upsert.setNull(5 + offset, 0);
+    }
+    upsert.setInt64(6 + offset, Micros(period_start));
+  }
+  s.Update(upsert);
 }
 
 // The identity's limits, by name.
@@ -339,6 +397,99 @@ absl::Status MysqlCounterStore::ReturnBucket(absl::string_view counter,
   });
 }
 
+absl::Status MysqlCounterStore::RememberNetwork(absl::string_view account,
+                                                absl::string_view network,
+                                                size_t keep,
+                                                absl::Duration ttl) {
+  if (absl::Status s = CheckKnownNetwork(account, network, keep, ttl);
+      !s.ok()) {
+    return s;
+  }
+  return Run(*pool_, "remember network", [&](Session& s) -> absl::Status {
+    s.Begin();
+    absl::StatusOr<absl::Time> now = DbNow(s);
+    if (!now.ok()) return now.status();
+    s.Step("store known network");
+    sql::PreparedStatement& upsert = s.Prepare(kUpsertKnownNetworkSql);
+    upsert.setString(1, Str(account));
+    upsert.setString(2, Str(network));
+    upsert.setInt64(3, Micros(*now));
+    upsert.setInt64(4, Micros(*now));
+    s.Update(upsert);
+    s.Step("read known networks");
+    sql::PreparedStatement& list = s.Prepare(kKnownNetworksSql);
+    list.setString(1, Str(account));
+    std::vector<std::string> forget;
+    {
+      std::unique_ptr<sql::ResultSet> rs = s.Query(list);
+      for (size_t i = 0; rs->next(); ++i) {
+        if (i >= keep || FromMicros(rs->getInt64(2)) <= *now - ttl) {
+          forget.push_back(rs->getString(1).asStdString());
+        }
+      }
+    }
+    for (const std::string& old : forget) {
+      s.Step("forget known network");
+      sql::PreparedStatement& del = s.Prepare(kForgetNetworkSql);
+      del.setString(1, Str(account));
+      del.setString(2, old);
+      s.Update(del);
+    }
+    s.Commit();
+    return absl::OkStatus();
+  });
+}
+
+absl::StatusOr<int64_t> MysqlCounterStore::SweepStale(
+    absl::Duration bucket_idle, absl::Duration known_ttl, int64_t limit) {
+  if (absl::Status s = CheckSweep(bucket_idle, known_ttl, limit); !s.ok()) {
+    return s;
+  }
+  int64_t deleted = 0;
+  absl::Status status =
+      Run(*pool_, "sweep counters", [&](Session& s) -> absl::Status {
+        deleted = 0;
+        absl::StatusOr<absl::Time> now = DbNow(s);
+        if (!now.ok()) return now.status();
+        const std::pair<const char*, absl::Duration> sweeps[] = {
+            {kSweepBucketsSql, bucket_idle},
+            {kSweepKnownNetworksSql, known_ttl}};
+        for (const auto& [sql_text, age] : sweeps) {
+          s.Step("sweep stale counter rows");
+          // The batch size is a number this process chose, not input.
+          sql::PreparedStatement& stmt =
+              s.Prepare(absl::StrCat(sql_text, limit));
+          stmt.setInt64(1, Micros(*now - age));
+          deleted += static_cast<int64_t>(s.Update(stmt));
+        }
+        return absl::OkStatus();
+      });
+  if (!status.ok()) return status;
+  return deleted;
+}
+
+absl::StatusOr<bool> MysqlCounterStore::IsKnownNetwork(
+    absl::string_view account, absl::string_view network, absl::Duration ttl) {
+  if (absl::Status s = CheckKnownNetwork(account, network, 1, ttl); !s.ok()) {
+    return s;
+  }
+  bool known = false;
+  absl::Status status =
+      Run(*pool_, "is known network", [&](Session& s) -> absl::Status {
+        absl::StatusOr<absl::Time> now = DbNow(s);
+        if (!now.ok()) return now.status();
+        s.Step("find known network");
+        sql::PreparedStatement& stmt = s.Prepare(kIsKnownNetworkSql);
+        stmt.setString(1, Str(account));
+        stmt.setString(2, Str(network));
+        stmt.setInt64(3, Micros(*now - ttl));
+        known = s.Query(stmt)->next();
+        return absl::OkStatus();
+      });
+  if (!status.ok()) return status;
+  return known;
+}
+
 absl::StatusOr<QuotaState> MysqlCounterStore::SetQuota(
     absl::string_view key_id, int64_t remaining, std::optional<Refill> refill) {
   if (absl::Status s = CheckQuota(remaining, refill); !s.ok()) return s;
@@ -346,34 +497,14 @@ absl::StatusOr<QuotaState> MysqlCounterStore::SetQuota(
   absl::Status status =
       Run(*pool_, "set quota", [&](Session& s) -> absl::Status {
         s.Begin();
-        s.Step("lock key");
-        sql::PreparedStatement& find = s.Prepare(kKeyTenantSql);
-        find.setString(1, Str(key_id));
-        std::unique_ptr<sql::ResultSet> key = s.Query(find);
-        if (!key->next()) {
+        const std::optional<int64_t> tenant_id = KeyTenant(s, key_id);
+        if (!tenant_id.has_value()) {
           s.Rollback();
           return absl::NotFoundError("no such key");
         }
-        const int64_t tenant_id = key->getInt64(1);
         absl::StatusOr<absl::Time> now = DbNow(s);
         if (!now.ok()) return now.status();
-        s.Step("upsert quota");
-        sql::PreparedStatement& upsert = s.Prepare(kUpsertQuotaSql);
-        upsert.setString(1, Str(key_id));
-        upsert.setInt64(2, tenant_id);
-        for (int offset : {0, 4}) {
-          upsert.setInt64(3 + offset, remaining);
-          if (refill.has_value()) {
-            upsert.setInt64(4 + offset, refill->amount);
-            upsert.setInt64(5 + offset,
-                            absl::ToInt64Milliseconds(refill->interval));
-          } else {
-            upsert.setNull(4 + offset, 0);
-            upsert.setNull(5 + offset, 0);
-          }
-          upsert.setInt64(6 + offset, Micros(*now));
-        }
-        s.Update(upsert);
+        UpsertQuota(s, key_id, *tenant_id, remaining, refill, *now);
         QuotaRow row;
         absl::Time read_now;
         if (absl::Status st = LockQuota(s, key_id, row, read_now); !st.ok()) {
@@ -419,6 +550,87 @@ absl::StatusOr<QuotaState> MysqlCounterStore::AddCredits(
         ++row.epoch;
         out = StateOf(row, now);
         return true;
+      });
+  if (!status.ok()) return status;
+  return out;
+}
+
+absl::StatusOr<CreditsChange> MysqlCounterStore::ChangeCredits(
+    absl::string_view key_id, const CreditsUpdate& update,
+    absl::FunctionRef<AuditEvent(const CreditsChange&)> audit) {
+  if (update.op == CreditsOp::kSet) {
+    if (absl::Status s = CheckQuota(update.value, update.refill); !s.ok()) {
+      return s;
+    }
+  }
+  CreditsChange out;
+  absl::Status status =
+      Run(*pool_, "change credits", [&](Session& s) -> absl::Status {
+        out = CreditsChange();
+        s.Begin();
+        const std::optional<int64_t> tenant_id = KeyTenant(s, key_id);
+        if (!tenant_id.has_value()) {
+          s.Rollback();
+          return absl::NotFoundError("no such key");
+        }
+        out.tenant_id = *tenant_id;
+        QuotaRow row;
+        absl::Time now;
+        absl::Status found = LockQuota(s, key_id, row, now);
+        if (!found.ok() && !absl::IsNotFound(found)) return found;
+        if (found.ok()) {
+          ApplyDueRefill(row, now);
+          out.before = StateOf(row, now);
+        } else {
+          absl::StatusOr<absl::Time> t = DbNow(s);
+          if (!t.ok()) return t.status();
+          now = *t;
+        }
+        switch (update.op) {
+          case CreditsOp::kSet:
+            row.remaining = update.value;
+            row.refill = update.refill;
+            row.period_start = now;
+            row.epoch = out.before.has_value() ? out.before->epoch + 1 : 0;
+            UpsertQuota(s, key_id, out.tenant_id, row.remaining, row.refill,
+                        now);
+            // The upsert moved the stored epoch on by one; the refill
+            // applied above (if any) is stored with the row.
+            StoreQuota(s, key_id, row);
+            out.after = StateOf(row, now);
+            break;
+          case CreditsOp::kAdd:
+            if (!out.before.has_value()) {
+              s.Rollback();
+              return absl::NotFoundError("the key has no quota");
+            }
+            row.remaining =
+                update.value < 0
+                    ? std::max<int64_t>(0, row.remaining + update.value)
+                    : row.remaining + update.value;
+            ++row.epoch;
+            StoreQuota(s, key_id, row);
+            out.after = StateOf(row, now);
+            break;
+          case CreditsOp::kRemove: {
+            if (!out.before.has_value()) {
+              s.Rollback();
+              return absl::OkStatus();
+            }
+            s.Step("delete quota");
+            sql::PreparedStatement& del = s.Prepare(kDeleteQuotaSql);
+            del.setString(1, Str(key_id));
+            s.Update(del);
+            break;
+          }
+        }
+        if (absl::Status a = InsertAudit(s, out.tenant_id, audit(out));
+            !a.ok()) {
+          s.Rollback();
+          return a;
+        }
+        s.Commit();
+        return absl::OkStatus();
       });
   if (!status.ok()) return status;
   return out;

@@ -33,6 +33,15 @@ class MysqlCounterStore : public CounterStore {
                                           int64_t want) override;
   absl::Status ReturnBucket(absl::string_view counter, const BucketSpec& spec,
                             int64_t amount) override;
+  absl::StatusOr<int64_t> SweepStale(absl::Duration bucket_idle,
+                                     absl::Duration known_ttl,
+                                     int64_t limit) override;
+  absl::Status RememberNetwork(absl::string_view account,
+                               absl::string_view network, size_t keep,
+                               absl::Duration ttl) override;
+  absl::StatusOr<bool> IsKnownNetwork(absl::string_view account,
+                                      absl::string_view network,
+                                      absl::Duration ttl) override;
   absl::StatusOr<QuotaState> SetQuota(absl::string_view key_id,
                                       int64_t remaining,
                                       std::optional<Refill> refill) override;
@@ -40,6 +49,9 @@ class MysqlCounterStore : public CounterStore {
   absl::StatusOr<QuotaState> GetQuota(absl::string_view key_id) override;
   absl::StatusOr<QuotaState> AddCredits(absl::string_view key_id,
                                         int64_t delta) override;
+  absl::StatusOr<CreditsChange> ChangeCredits(
+      absl::string_view key_id, const CreditsUpdate& update,
+      absl::FunctionRef<AuditEvent(const CreditsChange&)> audit) override;
   absl::StatusOr<CreditLease> LeaseCredits(absl::string_view key_id,
                                            int64_t want) override;
   absl::Status ReturnCredits(absl::string_view key_id, int64_t epoch,

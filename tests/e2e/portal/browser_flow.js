@@ -435,6 +435,41 @@ async function main() {
     await confirmOn(page, 'Delete', 'svc-limits');
     await rowOf(page, 'svc-limits').waitFor({state: 'detached'});
 
+    step('identity limits: read and set per external id, shared by its keys');
+    await page.getByRole('button', {name: 'Identity limits of team-7', exact: true}).click();
+    await page.locator('#identity-status').filter({hasText: 'No identity limits.'})
+        .waitFor({state: 'visible'});
+    assert.equal(await page.locator('#identity-shown').textContent(), 'team-7');
+    assert.equal(await page.locator('#identity-limits').inputValue(), '');
+    // A value the server refuses: its error, naming the field; nothing set.
+    await page.locator('#identity-limits').fill('Bad Name:2:60');
+    await page.locator('#identity-save').click();
+    await page.locator('#identity-error').waitFor({state: 'visible'});
+    assert.match(await page.locator('#identity-error').textContent(),
+                 /rateLimits\[0\]\.name/);
+    await page.locator('#identity-limits').fill('minute:2:60');
+    await page.locator('#identity-save').click();
+    await page.locator('#identity-status').filter({hasText: 'Limits of team-7 saved.'})
+        .waitFor({state: 'visible'});
+    assert.equal(await page.locator('#identity-error').isVisible(), false);
+    // Stored: a fresh page reads it back by typing the id.
+    await page.reload();
+    await page.locator('#keys-table').waitFor({state: 'visible'});
+    await page.locator('#identity-id').fill('team-7');
+    await page.locator('#identity-load').click();
+    await page.locator('#identity-status').filter({hasText: '1 limit(s).'})
+        .waitFor({state: 'visible'});
+    assert.equal(await page.locator('#identity-limits').inputValue(), 'minute:2:60');
+    // Enforced on the identity's key: two calls a minute.
+    assert.deepEqual([await callWithKey(key3), await callWithKey(key3),
+                      await callWithKey(key3)], [200, 200, 429]);
+    // Emptied: no identity limits, the key is let through again.
+    await page.locator('#identity-limits').fill('');
+    await page.locator('#identity-save').click();
+    await page.locator('#identity-status').filter({hasText: 'Limits of team-7 saved.'})
+        .waitFor({state: 'visible'});
+    assert.equal(await callWithKey(key3), 200);
+
     step('disable: 401 and a disabled badge; enable: 200 again');
     await confirmOn(page, 'Disable', 'svc-edited');
     await waitForRowText(page, 'svc-edited', /disabled/);

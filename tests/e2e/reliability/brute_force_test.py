@@ -266,10 +266,11 @@ class CreditsTest(BruteForceBase):
             self.assertEqual(status, 200, doc)
             left.append(int(headers["x-credits-remaining"]))
         self.assertEqual(left, [1, 0])
-        status, headers, doc = self.get(key)
-        self.assertEqual(status, 429, doc)
-        self.assertEqual(doc["code"], "usage_exceeded")
-        self.assertGreaterEqual(int(headers["retry-after"]), 1)
+        for _ in range(3):
+            status, headers, doc = self.get(key)
+            self.assertEqual(status, 429, doc)
+            self.assertEqual(doc["code"], "usage_exceeded")
+            self.assertGreaterEqual(int(headers["retry-after"]), 1)
         # The API: the balance as stored, then topped up.
         status, doc = self.credits(created["id"])
         self.assertEqual(status, 200, doc)
@@ -297,6 +298,7 @@ class CreditsTest(BruteForceBase):
         self.assertEqual(doc["code"], "usage_exceeded")
         # Until the refill, an hour away.
         self.assertGreater(int(headers["retry-after"]), 3000)
+        refused = 4
         # REMOVE: no quota any more, calls pass again.
         status, doc = self.credits(created["id"], {"op": "REMOVE"})
         self.assertEqual(status, 200, doc)
@@ -304,6 +306,7 @@ class CreditsTest(BruteForceBase):
         status, headers, doc = self.get(key)
         self.assertEqual(status, 200, doc)
         self.assertNotIn("x-credits-remaining", headers)
+        self.assert_credit_events(created, refused)
         # A key cannot top itself up (and any key may only change keys
         # within its own scopes).
         admin = self.new_key(scopes=["admin:write"])
@@ -312,6 +315,87 @@ class CreditsTest(BruteForceBase):
             {"op": "ADD", "value": 5},
             {"Authorization": "Bearer " + admin["key"]})
         self.assertEqual(status, 403, raw)
+
+    def test_a_key_with_credits_creates_keys_with_fewer(self):
+        metered = self.new_key(scopes=["admin:write"], credits={"remaining": 5})
+
+        def create(**fields):
+            body = {"name": "child", "scopes": ["admin:read"]}
+            body.update(fields)
+            status, headers, raw = self.gw.request(
+                "POST", self.base(), body,
+                {"Authorization": "Bearer " + metered["key"]})
+            return status, headers, json.loads(raw)
+
+        # Each call spends one credit: 5 left before the call, 4 after it,
+        # and the new key may have at most what is left.
+        for fields in ({}, {"credits": {"remaining": 5}},
+                       {"credits": {"remaining": 1, "refill": {
+                           "amount": 1, "intervalSeconds": 60}}}):
+            with self.subTest(fields=fields):
+                status, _, doc = create(**fields)
+                self.assertEqual(status, 403, doc)
+                self.assertEqual(doc["code"], "insufficient_scope")
+                self.assertTrue(doc["message"].startswith("credits:"), doc)
+        # Three refused calls spent three credits: 2 left, and a call that
+        # leaves 1.
+        status, headers, doc = create(credits={"remaining": 1})
+        self.assertEqual(status, 201, doc)
+        self.assertEqual(headers["x-credits-remaining"], "1")
+        self.assertEqual(doc["data"]["credits"], {"remaining": 1, "refill": None})
+
+    def audit_events(self, action, key_id):
+        status, _, raw = self.gw.request(
+            "GET", "/t/%s/api/v1/admin/audit-logs?action=%s&targetId=%s"
+            % (self.slug, action, key_id), None,
+            {"Authorization": "Bearer " + self.root})
+        self.assertEqual(status, 200, raw)
+        return raw.decode(), json.loads(raw)["data"]
+
+    def assert_credit_events(self, created, refused):
+        """Every change of the balance is audited with it (written in its
+        transaction: all there at once); each exhaustion once, not once
+        per refused call (docs/limits.md "Exhaustion")."""
+        raw, changes = self.audit_events("api_key.credits_updated",
+                                         created["id"])
+        self.assertNotIn(created["key"], raw)
+        by_op = {e["metadata"]["op"]: e["metadata"] for e in changes}
+        self.assertEqual(len(changes), 3, changes)
+        self.assertEqual(by_op["ADD"]["value"], 3)
+        self.assertEqual(by_op["ADD"]["before"],
+                         {"remaining": 0, "refill": None})
+        self.assertEqual(by_op["ADD"]["after"],
+                         {"remaining": 3, "refill": None})
+        self.assertEqual(by_op["SET"]["after"], {
+            "remaining": 1,
+            "refill": {"amount": 1, "intervalSeconds": 3600}})
+        self.assertEqual(by_op["REMOVE"]["after"], None)
+        for e in changes:
+            self.assertEqual(e["actor"]["type"], "api_key")
+        # The refusals' failure events and the exhaustion reports go through
+        # the same batched writer, reports first: once every refusal is
+        # recorded, every report is.
+        deadline = time.time() + 30 * harness.TIME_SCALE
+        while True:
+            _, failures = self.audit_events("auth.api_key.failed",
+                                            created["id"])
+            failures = [e for e in failures
+                        if e["metadata"].get("reason") == "usage_exceeded"]
+            if len(failures) >= refused or time.time() > deadline:
+                break
+            time.sleep(0.2)
+        self.assertEqual(len(failures), refused)
+        raw, reports = self.audit_events("api_key.usage_exceeded",
+                                         created["id"])
+        self.assertNotIn(created["key"], raw)
+        # Two exhaustions (the first balance, refused three times; the
+        # balance set to 1 with a refill, refused once).
+        self.assertEqual(len(reports), 2, reports)
+        self.assertEqual(sorted(e["metadata"]["nextRefill"] is None
+                                for e in reports), [False, True])
+        for e in reports:
+            self.assertEqual(e["outcome"], "failure")
+            self.assertEqual(e["metadata"]["remaining"], 0)
 
     def test_bad_credits_are_400_naming_the_field(self):
         def create(credits):

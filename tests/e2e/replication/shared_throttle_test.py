@@ -13,6 +13,15 @@ count without a token per round; a refilled token is granted once and may
 start one more round). Replicas that count alone verify 3 x B = 36. The same for
 the failures on one key id (answered NOT_FOUND rather than throttled).
 
+The portal's login throttles likewise (docs/limits.md "Shared
+throttles"): a password guesser moving between the replicas gets the
+budget of one replica for an (account, network) pair (P = 5 failures a
+window of 15 minutes, refilled at P per window: P + one per started 3
+minutes of the run), and an account attacked from many networks gets
+A = 6 failures in all, while its admin still logs in through every
+replica from the network it logged in from before (the known networks
+are shared).
+
 Prints the verified counts.
 """
 
@@ -35,13 +44,21 @@ BATCH = max(1, BURST // (4 * REPLICAS))
 # N token intervals after a round that found the bucket empty).
 BOUND = BURST + REPLICAS * BATCH
 ATTEMPTS = 30  # per replica
+PAIR_LIMIT = 5
+ACCOUNT_LIMIT = 6
+LOGIN_WINDOW_MINUTES = 15
+PASSWORD = "correct horse battery staple"
 
 
 class SharedThrottleTest(harness.ReplicaSetTestCase):
     server_args = ("--auth_failures_per_ip_burst=%d" % BURST,
                    "--auth_failures_per_ip_per_minute=1",
                    "--auth_failures_per_key_burst=%d" % BURST,
-                   "--auth_failures_per_key_per_minute=1")
+                   "--auth_failures_per_key_per_minute=1",
+                   "--portal_login_max_failures=%d" % PAIR_LIMIT,
+                   "--portal_login_max_failures_per_account=%d"
+                   % ACCOUNT_LIMIT,
+                   "--portal_login_max_failures_per_ip=100")
 
     @classmethod
     def setUpClass(cls):
@@ -139,6 +156,115 @@ class SharedThrottleTest(harness.ReplicaSetTestCase):
         # the burst may be answered; each replica answers its first.
         self.assertGreaterEqual(total, REPLICAS)
         self.assertLess(total, REPLICAS * ATTEMPTS)
+
+    # ----- portal logins ------------------------------------------------
+
+    def create_admin(self):
+        slug = "lgn-" + secrets.token_hex(4)
+        email = "admin@%s.example" % slug
+        r = self.server.cli("tenant", "create", slug, "--admin-email", email,
+                            "--admin-password-file", "-", input=PASSWORD + "\n")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        return slug, email
+
+    def login(self, replica, slug, email, password, client_ip):
+        """The replica's answer: "ok", "denied" (wrong password) or
+        "throttled" (with the Retry-After it sent)."""
+        stub = self.stubs.portal_grpc.PortalServiceStub(self.channels[replica])
+        md = self.server.service_md() + (("x-lumo-client-ip", client_ip),)
+        try:
+            stub.Login(self.stubs.portal_pb2.LoginRequest(
+                tenant_slug=slug, email=email, password=password),
+                metadata=md, timeout=120 * harness.TIME_SCALE)
+        except grpc.RpcError as e:
+            if e.code() == grpc.StatusCode.UNAUTHENTICATED:
+                return "denied"
+            if e.code() == grpc.StatusCode.RESOURCE_EXHAUSTED:
+                wait = dict(e.trailing_metadata() or ()).get("retry-after")
+                self.assertIsNotNone(wait, e.details())
+                self.assertGreater(int(wait), 0)
+                return "throttled"
+            raise
+        return "ok"
+
+    def login_bound(self, limit, started):
+        """limit + one refilled failure per started limit-th of the window
+        since `started`."""
+        per_token = LOGIN_WINDOW_MINUTES * 60 / limit
+        return limit + math.floor((time.monotonic() - started) / per_token) + 1
+
+    def test_a_login_guesser_gets_the_pair_budget_of_one_replica(self):
+        slug, email = self.create_admin()
+        attacker = "192.0.2.%d" % (secrets.randbelow(200) + 1)
+        started = time.monotonic()
+        answers = {r: [] for r in range(REPLICAS)}
+
+        def run(replica):
+            for _ in range(2 * PAIR_LIMIT):
+                answers[replica].append(self.login(
+                    replica, slug, email, "wrong password %d" % replica,
+                    attacker))
+
+        threads = [threading.Thread(target=run, args=(r,))
+                   for r in range(REPLICAS)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        denied = sum(a.count("denied") for a in answers.values())
+        bound = self.login_bound(PAIR_LIMIT, started)
+        print(f"portal login pair throttle, limit {PAIR_LIMIT}, {REPLICAS} "
+              f"replicas, {REPLICAS * 2 * PAIR_LIMIT} guesses: checked "
+              f"{denied} (bound {bound}; counted alone: "
+              f"{REPLICAS * PAIR_LIMIT}), per replica "
+              f"{ {r: a.count('denied') for r, a in answers.items()} }")
+        for a in answers.values():
+            self.assertEqual(set(a) - {"denied", "throttled"}, set())
+        self.assertLessEqual(denied, bound)
+        self.assertGreaterEqual(denied, 1)
+        # The pair stays refused on every replica, the right password
+        # included; the admin's other networks are not.
+        for r in range(REPLICAS):
+            if self.login_bound(PAIR_LIMIT, started) > PAIR_LIMIT + 1:
+                break  # a token was refilled meanwhile (a very slow run)
+            self.assertEqual(self.login(r, slug, email, PASSWORD, attacker),
+                             "throttled", r)
+        if denied < ACCOUNT_LIMIT:  # the account counter has room left
+            self.assertEqual(
+                self.login(1, slug, email, PASSWORD, "198.18.0.1"), "ok")
+
+    def test_an_attacked_account_spares_its_known_network_everywhere(self):
+        slug, email = self.create_admin()
+        home = "198.18.1.%d" % (secrets.randbelow(200) + 1)
+        # The admin logs in from home through the first replica only.
+        self.assertEqual(self.login(0, slug, email, PASSWORD, home), "ok")
+        started = time.monotonic()
+        answers = []
+        # An attack on the account from many networks, through every
+        # replica in turn.
+        for i in range(4 * ACCOUNT_LIMIT):
+            answers.append(self.login(i % REPLICAS, slug, email, "guess %d" % i,
+                                      "203.0.113.%d" % (i + 1)))
+        denied = answers.count("denied")
+        bound = self.login_bound(ACCOUNT_LIMIT, started)
+        print(f"portal login account throttle, limit {ACCOUNT_LIMIT}, "
+              f"{REPLICAS} replicas, {len(answers)} guesses from "
+              f"{len(answers)} networks: checked {denied} (bound {bound}; "
+              f"counted alone: {REPLICAS * ACCOUNT_LIMIT})")
+        self.assertEqual(set(answers) - {"denied", "throttled"}, set())
+        self.assertLessEqual(denied, bound)
+        self.assertGreaterEqual(denied, ACCOUNT_LIMIT)
+        # A new network is refused on every replica; the admin's home
+        # network is let in on every replica, also those that never saw
+        # the admin log in.
+        if self.login_bound(ACCOUNT_LIMIT, started) == ACCOUNT_LIMIT + 1:
+            for r in range(REPLICAS):
+                self.assertEqual(
+                    self.login(r, slug, email, PASSWORD, "198.18.2.1"),
+                    "throttled", r)
+        for r in range(REPLICAS):
+            self.assertEqual(self.login(r, slug, email, PASSWORD, home), "ok",
+                             r)
 
 
 if __name__ == "__main__":

@@ -209,6 +209,184 @@ TYPED_TEST(CounterStoreConformanceTest, ABucketGrantsItsTokensAndRefills) {
   EXPECT_TRUE(absl::IsInvalidArgument(s.LeaseBucket(c, never, -1).status()));
 }
 
+TYPED_TEST(CounterStoreConformanceTest,
+           KnownNetworksKeepTheMostRecentWithinTheirLifetime) {
+  storage::CounterStore& s = this->counters();
+  const std::string account = Unique("acct:");
+  const std::string other = Unique("acct:");
+  const absl::Duration day = absl::Hours(24);
+  auto known = [&](const std::string& a, absl::string_view n,
+                   absl::Duration ttl) {
+    absl::StatusOr<bool> k = s.IsKnownNetwork(a, n, ttl);
+    EXPECT_TRUE(k.ok()) << k.status();
+    return k.ok() && *k;
+  };
+  EXPECT_FALSE(known(account, "n1", day));
+  ASSERT_TRUE(s.RememberNetwork(account, "n1", 2, day).ok());
+  EXPECT_TRUE(known(account, "n1", day));
+  // Per account: another account has not logged in from n1.
+  EXPECT_FALSE(known(other, "n1", day));
+  this->f().LetTimePass(absl::Milliseconds(2));
+  ASSERT_TRUE(s.RememberNetwork(account, "n2", 2, day).ok());
+  this->f().LetTimePass(absl::Milliseconds(2));
+  // A third network: only the 2 most recent are kept (n1 is forgotten).
+  ASSERT_TRUE(s.RememberNetwork(account, "n3", 2, day).ok());
+  EXPECT_FALSE(known(account, "n1", day));
+  EXPECT_TRUE(known(account, "n2", day));
+  EXPECT_TRUE(known(account, "n3", day));
+  // A login from n2 again makes it the most recent: n3 goes next.
+  this->f().LetTimePass(absl::Milliseconds(2));
+  ASSERT_TRUE(s.RememberNetwork(account, "n2", 2, day).ok());
+  this->f().LetTimePass(absl::Milliseconds(2));
+  ASSERT_TRUE(s.RememberNetwork(account, "n4", 2, day).ok());
+  EXPECT_TRUE(known(account, "n2", day));
+  EXPECT_FALSE(known(account, "n3", day));
+  EXPECT_TRUE(known(account, "n4", day));
+  // A network is known only within the lifetime asked for.
+  this->f().LetTimePass(absl::Milliseconds(30));
+  EXPECT_FALSE(known(account, "n4", absl::Milliseconds(20)));
+  EXPECT_TRUE(known(account, "n4", day));
+  // A login with a short lifetime deletes the rows older than it.
+  ASSERT_TRUE(s.RememberNetwork(account, "n5", 8, absl::Milliseconds(20)).ok());
+  EXPECT_FALSE(known(account, "n2", day));
+  EXPECT_FALSE(known(account, "n4", day));
+  EXPECT_TRUE(known(account, "n5", day));
+  // Bad arguments.
+  EXPECT_TRUE(absl::IsInvalidArgument(s.RememberNetwork("", "n", 2, day)));
+  EXPECT_TRUE(absl::IsInvalidArgument(
+      s.RememberNetwork(account, std::string(161, 'x'), 2, day)));
+  EXPECT_TRUE(absl::IsInvalidArgument(s.RememberNetwork(account, "n", 0, day)));
+  EXPECT_TRUE(absl::IsInvalidArgument(
+      s.RememberNetwork(account, "n", 2, absl::ZeroDuration())));
+  EXPECT_TRUE(
+      absl::IsInvalidArgument(s.IsKnownNetwork(account, "", day).status()));
+  EXPECT_TRUE(known(account, "n5", day));
+}
+
+TYPED_TEST(CounterStoreConformanceTest, CreditChangesAreAuditedWithThem) {
+  auto& f = this->f();
+  storage::CounterStore& s = this->counters();
+  const storage::Tenant tenant = NewTenant(f);
+  const storage::NewKey key = NewKey(tenant.id);
+  ASSERT_TRUE(f.keys().InsertKey(key, Event("c")).ok());
+  const std::string action = "api_key.credits_updated";
+  int audited = 0;
+  storage::CreditsChange seen;
+  auto audit = [&](const storage::CreditsChange& change) {
+    ++audited;
+    seen = change;
+    return Event(action);
+  };
+  using storage::CreditsOp;
+  // Without a quota: ADD is refused, REMOVE changes nothing; neither is
+  // audited.
+  EXPECT_TRUE(absl::IsNotFound(
+      s.ChangeCredits(key.id, {CreditsOp::kAdd, 5, {}}, audit).status()));
+  absl::StatusOr<storage::CreditsChange> change =
+      s.ChangeCredits(key.id, {CreditsOp::kRemove, 0, {}}, audit);
+  ASSERT_TRUE(change.ok()) << change.status();
+  EXPECT_FALSE(change->before.has_value());
+  EXPECT_FALSE(change->after.has_value());
+  EXPECT_EQ(audited, 0);
+  EXPECT_TRUE(EventsOf(f, tenant.id, action).empty());
+
+  const storage::Refill refill{5, absl::Hours(1)};
+  change = s.ChangeCredits(key.id, {CreditsOp::kSet, 10, refill}, audit);
+  ASSERT_TRUE(change.ok()) << change.status();
+  EXPECT_EQ(change->tenant_id, tenant.id);
+  EXPECT_FALSE(change->before.has_value());
+  ASSERT_TRUE(change->after.has_value());
+  EXPECT_EQ(change->after->remaining, 10);
+  ASSERT_TRUE(change->after->refill.has_value());
+  EXPECT_EQ(change->after->refill->amount, 5);
+  EXPECT_EQ(audited, 1);
+  EXPECT_EQ(seen.tenant_id, tenant.id);
+  EXPECT_EQ(seen.after->remaining, 10);
+  EXPECT_EQ(EventsOf(f, tenant.id, action).size(), 1u);
+  const int64_t set_epoch = change->after->epoch;
+
+  change = s.ChangeCredits(key.id, {CreditsOp::kAdd, -3, {}}, audit);
+  ASSERT_TRUE(change.ok()) << change.status();
+  ASSERT_TRUE(change->before.has_value() && change->after.has_value());
+  EXPECT_EQ(change->before->remaining, 10);
+  EXPECT_EQ(change->after->remaining, 7);
+  EXPECT_GT(change->after->epoch, set_epoch);
+  absl::StatusOr<storage::QuotaState> stored = s.GetQuota(key.id);
+  ASSERT_TRUE(stored.ok()) << stored.status();
+  EXPECT_EQ(stored->remaining, 7);
+  EXPECT_EQ(stored->epoch, change->after->epoch);
+  // Setting again moves the epoch on (leases of the old balance end).
+  change = s.ChangeCredits(key.id, {CreditsOp::kSet, 4, {}}, audit);
+  ASSERT_TRUE(change.ok()) << change.status();
+  EXPECT_EQ(change->before->remaining, 7);
+  EXPECT_EQ(change->after->remaining, 4);
+  EXPECT_FALSE(change->after->refill.has_value());
+  EXPECT_GT(change->after->epoch, change->before->epoch);
+  stored = s.GetQuota(key.id);
+  ASSERT_TRUE(stored.ok()) << stored.status();
+  EXPECT_EQ(stored->remaining, 4);
+  EXPECT_EQ(stored->epoch, change->after->epoch);
+
+  change = s.ChangeCredits(key.id, {CreditsOp::kRemove, 0, {}}, audit);
+  ASSERT_TRUE(change.ok()) << change.status();
+  EXPECT_EQ(change->before->remaining, 4);
+  EXPECT_FALSE(change->after.has_value());
+  EXPECT_TRUE(absl::IsNotFound(s.GetQuota(key.id).status()));
+  EXPECT_EQ(audited, 4);
+  EXPECT_EQ(EventsOf(f, tenant.id, action).size(), 4u);
+
+  // Bad input and unknown keys write nothing.
+  EXPECT_TRUE(absl::IsInvalidArgument(
+      s.ChangeCredits(key.id, {CreditsOp::kSet, -1, {}}, audit).status()));
+  EXPECT_TRUE(absl::IsNotFound(
+      s.ChangeCredits("nosuchkey000", {CreditsOp::kSet, 1, {}}, audit)
+          .status()));
+  EXPECT_TRUE(absl::IsNotFound(s.GetQuota(key.id).status()));
+  EXPECT_EQ(audited, 4);
+  EXPECT_EQ(EventsOf(f, tenant.id, action).size(), 4u);
+}
+
+TYPED_TEST(CounterStoreConformanceTest, TheSweepForgetsOnlyStaleRows) {
+  storage::CounterStore& s = this->counters();
+  // A bucket that never refills (so a kept row shows as a spent bucket).
+  const storage::BucketSpec never{5, 0};
+  const std::string old_bucket = Unique("b:");
+  const std::string fresh_bucket = Unique("b:");
+  const std::string account = Unique("acct:");
+  const absl::Duration day = absl::Hours(24);
+  ASSERT_TRUE(s.LeaseBucket(old_bucket, never, 5).ok());
+  ASSERT_TRUE(s.RememberNetwork(account, "old", 8, day).ok());
+  this->f().LetTimePass(absl::Seconds(4));
+  ASSERT_TRUE(s.LeaseBucket(fresh_bucket, never, 5).ok());
+  ASSERT_TRUE(s.RememberNetwork(account, "fresh", 8, day).ok());
+  // At most `limit` rows of each kind per call (rows of other tests may be
+  // among them), then everything stale.
+  const absl::Duration stale = absl::Seconds(2);
+  absl::StatusOr<int64_t> n = s.SweepStale(stale, stale, 1);
+  ASSERT_TRUE(n.ok()) << n.status();
+  EXPECT_GE(*n, 1);
+  EXPECT_LE(*n, 2);
+  n = s.SweepStale(stale, stale, 1'000'000);
+  ASSERT_TRUE(n.ok()) << n.status();
+  // The stale bucket is forgotten (full again); the fresh one is kept.
+  absl::StatusOr<storage::BucketLease> lease =
+      s.LeaseBucket(old_bucket, never, 5);
+  ASSERT_TRUE(lease.ok()) << lease.status();
+  EXPECT_EQ(lease->granted, 5);
+  lease = s.LeaseBucket(fresh_bucket, never, 5);
+  ASSERT_TRUE(lease.ok()) << lease.status();
+  EXPECT_EQ(lease->granted, 0);
+  absl::StatusOr<bool> known = s.IsKnownNetwork(account, "old", day);
+  ASSERT_TRUE(known.ok()) << known.status();
+  EXPECT_FALSE(*known);
+  known = s.IsKnownNetwork(account, "fresh", day);
+  ASSERT_TRUE(known.ok()) << known.status();
+  EXPECT_TRUE(*known);
+  EXPECT_TRUE(absl::IsInvalidArgument(
+      s.SweepStale(absl::ZeroDuration(), day, 1).status()));
+  EXPECT_TRUE(absl::IsInvalidArgument(s.SweepStale(day, day, 0).status()));
+}
+
 TYPED_TEST(CounterStoreConformanceTest, QuotasNeedAKeyAndAQuota) {
   storage::CounterStore& s = this->counters();
   EXPECT_TRUE(absl::IsNotFound(s.SetQuota("nosuchkey000", 5, {}).status()));

@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cmath>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "server/storage/audit_chain.h"
 #include "server/storage/counter_rules.h"
@@ -110,6 +112,83 @@ absl::Status FakeCounterStore::ReturnBucket(absl::string_view counter,
   return absl::OkStatus();
 }
 
+absl::Status FakeCounterStore::RememberNetwork(absl::string_view account,
+                                               absl::string_view network,
+                                               size_t keep,
+                                               absl::Duration ttl) {
+  if (absl::Status s = storage::CheckKnownNetwork(account, network, keep, ttl);
+      !s.ok()) {
+    return s;
+  }
+  if (absl::Status s = db_->Begin(); !s.ok()) return s;
+  absl::MutexLock lock(&db_->mu);
+  const absl::Time now = db_->Now();
+  const std::string acct(account);
+  db_->limit_known_networks[{acct, std::string(network)}] = now;
+  // The account's rows, most recent first (ties: by network key).
+  std::vector<std::pair<absl::Time, std::string>> rows;
+  for (auto it = db_->limit_known_networks.lower_bound({acct, ""});
+       it != db_->limit_known_networks.end() && it->first.first == acct; ++it) {
+    rows.emplace_back(it->second, it->first.second);
+  }
+  std::sort(rows.begin(), rows.end(), [](const auto& a, const auto& b) {
+    return a.first != b.first ? a.first > b.first : a.second < b.second;
+  });
+  for (size_t i = 0; i < rows.size(); ++i) {
+    if (i >= keep || rows[i].first <= now - ttl) {
+      db_->limit_known_networks.erase({acct, rows[i].second});
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<int64_t> FakeCounterStore::SweepStale(absl::Duration bucket_idle,
+                                                     absl::Duration known_ttl,
+                                                     int64_t limit) {
+  if (absl::Status s = storage::CheckSweep(bucket_idle, known_ttl, limit);
+      !s.ok()) {
+    return s;
+  }
+  if (absl::Status s = db_->Begin(); !s.ok()) return s;
+  absl::MutexLock lock(&db_->mu);
+  const absl::Time now = db_->Now();
+  int64_t buckets = 0;
+  for (auto it = db_->limit_buckets.begin();
+       it != db_->limit_buckets.end() && buckets < limit;) {
+    if (it->second.updated < now - bucket_idle) {
+      it = db_->limit_buckets.erase(it);
+      ++buckets;
+    } else {
+      ++it;
+    }
+  }
+  int64_t networks = 0;
+  for (auto it = db_->limit_known_networks.begin();
+       it != db_->limit_known_networks.end() && networks < limit;) {
+    if (it->second < now - known_ttl) {
+      it = db_->limit_known_networks.erase(it);
+      ++networks;
+    } else {
+      ++it;
+    }
+  }
+  return buckets + networks;
+}
+
+absl::StatusOr<bool> FakeCounterStore::IsKnownNetwork(absl::string_view account,
+                                                      absl::string_view network,
+                                                      absl::Duration ttl) {
+  if (absl::Status s = storage::CheckKnownNetwork(account, network, 1, ttl);
+      !s.ok()) {
+    return s;
+  }
+  if (absl::Status s = db_->Begin(); !s.ok()) return s;
+  absl::MutexLock lock(&db_->mu);
+  auto it = db_->limit_known_networks.find(
+      {std::string(account), std::string(network)});
+  return it != db_->limit_known_networks.end() && it->second > db_->Now() - ttl;
+}
+
 absl::StatusOr<QuotaRow*> FakeCounterStore::QuotaOf(absl::string_view key_id,
                                                     absl::Time now) {
   auto it = db_->key_quotas.find(std::string(key_id));
@@ -169,6 +248,62 @@ absl::StatusOr<QuotaState> FakeCounterStore::AddCredits(
                           : q.remaining + delta;
   ++q.epoch;
   return storage::StateOf(q, now);
+}
+
+absl::StatusOr<storage::CreditsChange> FakeCounterStore::ChangeCredits(
+    absl::string_view key_id, const storage::CreditsUpdate& update,
+    absl::FunctionRef<storage::AuditEvent(const storage::CreditsChange&)>
+        audit) {
+  if (update.op == storage::CreditsOp::kSet) {
+    if (absl::Status s = storage::CheckQuota(update.value, update.refill);
+        !s.ok()) {
+      return s;
+    }
+  }
+  if (absl::Status s = db_->Begin(); !s.ok()) return s;
+  absl::MutexLock lock(&db_->mu);
+  const std::string id(key_id);
+  auto key = db_->keys.find(id);
+  if (key == db_->keys.end()) return absl::NotFoundError("no such key");
+  storage::CreditsChange out;
+  out.tenant_id = key->second.record.tenant_id;
+  const absl::Time now = db_->Now();
+  auto it = db_->key_quotas.find(id);
+  if (it != db_->key_quotas.end()) {
+    storage::ApplyDueRefill(it->second, now);
+    out.before = storage::StateOf(it->second, now);
+  }
+  switch (update.op) {
+    case storage::CreditsOp::kSet: {
+      QuotaRow row;
+      row.remaining = update.value;
+      row.refill = update.refill;
+      row.period_start = now;
+      row.epoch = out.before.has_value() ? out.before->epoch + 1 : 0;
+      db_->key_quotas[id] = row;
+      out.after = storage::StateOf(row, now);
+      break;
+    }
+    case storage::CreditsOp::kAdd: {
+      if (!out.before.has_value()) {
+        return absl::NotFoundError("the key has no quota");
+      }
+      QuotaRow& q = it->second;
+      q.remaining = update.value < 0
+                        ? std::max<int64_t>(0, q.remaining + update.value)
+                        : q.remaining + update.value;
+      ++q.epoch;
+      out.after = storage::StateOf(q, now);
+      break;
+    }
+    case storage::CreditsOp::kRemove:
+      if (!out.before.has_value()) return out;
+      db_->key_quotas.erase(it);
+      break;
+  }
+  db_->AppendAudit(out.tenant_id, storage::NextTransactionChainLane(),
+                   audit(out));
+  return out;
 }
 
 absl::StatusOr<CreditLease> FakeCounterStore::LeaseCredits(

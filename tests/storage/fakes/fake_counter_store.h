@@ -29,6 +29,15 @@ class FakeCounterStore : public storage::CounterStore {
   absl::Status ReturnBucket(absl::string_view counter,
                             const storage::BucketSpec& spec,
                             int64_t amount) override;
+  absl::StatusOr<int64_t> SweepStale(absl::Duration bucket_idle,
+                                     absl::Duration known_ttl,
+                                     int64_t limit) override;
+  absl::Status RememberNetwork(absl::string_view account,
+                               absl::string_view network, size_t keep,
+                               absl::Duration ttl) override;
+  absl::StatusOr<bool> IsKnownNetwork(absl::string_view account,
+                                      absl::string_view network,
+                                      absl::Duration ttl) override;
   absl::StatusOr<storage::QuotaState> SetQuota(
       absl::string_view key_id, int64_t remaining,
       std::optional<storage::Refill> refill) override;
@@ -37,6 +46,10 @@ class FakeCounterStore : public storage::CounterStore {
       absl::string_view key_id) override;
   absl::StatusOr<storage::QuotaState> AddCredits(absl::string_view key_id,
                                                  int64_t delta) override;
+  absl::StatusOr<storage::CreditsChange> ChangeCredits(
+      absl::string_view key_id, const storage::CreditsUpdate& update,
+      absl::FunctionRef<storage::AuditEvent(const storage::CreditsChange&)>
+          audit) override;
   absl::StatusOr<storage::CreditLease> LeaseCredits(absl::string_view key_id,
                                                     int64_t want) override;
   absl::Status ReturnCredits(absl::string_view key_id, int64_t epoch,

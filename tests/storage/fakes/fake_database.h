@@ -174,6 +174,10 @@ class FakeDatabase {
       ABSL_GUARDED_BY(mu);
   std::map<std::string, storage::BucketRow> limit_buckets ABSL_GUARDED_BY(mu);
   std::map<std::string, storage::QuotaRow> key_quotas ABSL_GUARDED_BY(mu);
+  // Known networks of portal accounts: (account key, network key) -> the
+  // last login from it.
+  std::map<std::pair<std::string, std::string>, absl::Time> limit_known_networks
+      ABSL_GUARDED_BY(mu);
   // Identity limits by (tenant id, external id), by name.
   std::map<std::pair<int64_t, std::string>, std::vector<storage::KeyRateLimit>>
       identity_limits ABSL_GUARDED_BY(mu);
