@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "server/core/crypto.h"
@@ -161,14 +162,26 @@ absl::StatusOr<std::vector<TokenVerdict>> SecretScanningService::Apply(
       records.emplace(std::move(id), std::move(rec));
     }
   }
+  // Keys a true positive of this report may have changed: read again when
+  // another entry names them (both secrets of a rotated key in one report).
+  absl::flat_hash_set<std::string> changed;
   std::vector<TokenVerdict> verdicts;
   verdicts.reserve(tokens.size());
   for (size_t i = 0; i < tokens.size(); ++i) {
     const LeakedToken& token = tokens[i];
     absl::StatusOr<bool> positive = false;
-    if (parsed[i].result == core::KeyParseResult::kOk) {
-      auto it = records.find(parsed[i].id);
-      if (it != records.end()) positive = ApplyOne(info, token, it->second);
+    auto it = parsed[i].result == core::KeyParseResult::kOk
+                  ? records.find(parsed[i].id)
+                  : records.end();
+    if (it != records.end() && changed.erase(it->first) > 0) {
+      absl::StatusOr<storage::VerifyRecord> again =
+          key_store_->LoadForVerify(it->first);
+      if (!again.ok()) return again.status();
+      it->second = *std::move(again);
+    }
+    if (it != records.end()) {
+      positive = ApplyOne(info, token, it->second);
+      if (positive.ok() && *positive) changed.insert(it->first);
     }
     if (!positive.ok()) return positive.status();
     TokenVerdict verdict;

@@ -105,8 +105,9 @@ class SecretScanningService {
 
   // Applies an authenticated report, token by token in order, and returns
   // one verdict per entry. The keys the entries name are read in one
-  // KeyStore::LoadManyForVerify call; entries that cannot be keys cost no
-  // read. kInvalidField ("body") for more than
+  // KeyStore::LoadManyForVerify call (a key that an earlier entry's true
+  // positive may have changed is read again); entries that cannot be keys
+  // cost no read. kInvalidField ("body") for more than
   // kMaxLeakReportTokens entries (nothing done). A store or replica
   // failure stops at that token and is returned: what was applied before
   // stands, and a repeated report (the scanner retries) finishes the work

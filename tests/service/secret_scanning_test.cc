@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "absl/strings/escaping.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -229,6 +230,36 @@ TEST_F(SecretScanningTest, ARetiredSecretLosesItsGraceAndADecoyStaysADecoy) {
   EXPECT_TRUE(bait.decoy);
   EXPECT_FALSE(bait.revoked);
   EXPECT_EQ(LeakedEvents(), 2u);
+}
+
+TEST_F(SecretScanningTest, BothSecretsOfARotatedKeyInOneReport) {
+  // The current secret revokes the key; the retired one, later in the same
+  // report, then finds a dead key: nothing more to do (no grace to end).
+  const KeyWithSecret key = NewKey();
+  absl::StatusOr<KeyWithSecret> rotated =
+      keys_->RotateKey(root_, {}, key.record.id, 3600);
+  ASSERT_TRUE(rotated.ok()) << rotated.status();
+  EXPECT_THAT(Report({rotated->full_key, key.full_key}),
+              ElementsAre(true, true));
+  EXPECT_TRUE(Stored(key.record.id).revoked);
+  std::vector<std::string> responses;
+  size_t grace_ended = 0;
+  {
+    absl::MutexLock lock(&stores_.db->mu);
+    for (const auto& [id, row] : stores_.db->audit) {
+      const storage::AuditEvent& e = row.stored.event;
+      if (e.action == "api_key.leaked") {
+        responses.push_back(e.metadata_json);
+      } else if (e.action == "api_key.updated" &&
+                 absl::StrContains(e.metadata_json, "previousSecret")) {
+        ++grace_ended;
+      }
+    }
+  }
+  EXPECT_EQ(grace_ended, 0u);
+  ASSERT_EQ(responses.size(), 2u);
+  EXPECT_THAT(responses[0], ::testing::HasSubstr("\"response\":\"revoke\""));
+  EXPECT_THAT(responses[1], ::testing::HasSubstr("\"response\":\"none\""));
 }
 
 TEST_F(SecretScanningTest, MoreThanAThousandTokensChangeNothing) {
