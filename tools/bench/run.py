@@ -214,21 +214,55 @@ class Bench:
         return r
 
     def count_statements(self, name, target, *flags):
-        """Records in results[name] the pool statements per call of exactly
-        --max_calls calls (no warm-up), read from the server's counter. The
+        """Records in results[name] the pool's round trips per call of
+        exactly --max_calls calls (no warm-up), read from the server's
+        counter (a statement batch counts once). The
         servers run no periodic work on the pool (start_server), so the
         difference is the calls' own."""
         calls = 50 if self.args.smoke else 500
         before = self.stats(target)["db_queries"]
+        db_pid = self.db_pid()
+        db_before = self.cpu_seconds(db_pid) if db_pid else None
         r = self.tool("--mode=load", f"--target={target}",
                       f"--inflight={self.args.inflight}",
                       f"--channels={self.args.channels}", "--seconds=3600",
                       "--warmup_seconds=0", f"--max_calls={calls}", *flags)
+        db_after = self.cpu_seconds(db_pid) if db_pid else None
         after = self.stats(target)["db_queries"]
         if r["errors"] or r["unexpected"]:
             raise RuntimeError(f"counting the statements of {name}: "
                                f"{r['first_error']}")
         self.results[name]["statements_per_call"] = (after - before) / calls
+        if db_before is not None and db_after is not None:
+            # The database server's own CPU for those calls (it serves
+            # nothing else during a bench run on a private MariaDB).
+            self.results[name]["db_cpu_us_per_call"] = (
+                (db_after - db_before) * 1e6 / calls)
+
+    def db_pid(self):
+        """The MariaDB server's pid when it runs on this machine (its
+        @@pid_file is readable), else None."""
+        result = subprocess.run(
+            ["mariadb", *self.mysql.tool_args(), "--batch", "-N", "-e",
+             "SELECT @@pid_file"], env=self.mysql.tool_env(),
+            capture_output=True, text=True, timeout=60)
+        try:
+            with open(result.stdout.strip()) as f:
+                pid = int(f.read().strip())
+            os.kill(pid, 0)
+            return pid
+        except (OSError, ValueError):
+            return None
+
+    @staticmethod
+    def cpu_seconds(pid):
+        """User + system CPU seconds of `pid` so far, None when gone."""
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            return None
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
     def stats(self, address):
         return self.tool("--mode=stats", f"--target={address}")
@@ -310,7 +344,7 @@ class Bench:
             self.load("rotate", addr, pid, "--rpc=rotate",
                       f"--admin_key_file={admin_key}", f"--ids_file={rotate}",
                       *common)
-            # Statements per call, the round trips the ratios above pay:
+            # Round trips per call, what the ratios above pay:
             # the pool's counter around a fixed number of calls.
             self.count_statements("insert_raw", addr, "--rpc=insert")
             self.count_statements("create", addr, "--rpc=create",
@@ -755,7 +789,11 @@ class Bench:
                     ok &= pr <= p99_t
                 if "statements_per_call" in x:
                     cmp_text += (f", {x['statements_per_call']:.1f} vs "
-                                 f"{b.get('statements_per_call', 0):.1f} stmts")
+                                 f"{b.get('statements_per_call', 0):.1f} "
+                                 "round trips")
+                if "db_cpu_us_per_call" in x and "db_cpu_us_per_call" in b:
+                    cmp_text += (f", DB CPU {x['db_cpu_us_per_call']:.0f} vs "
+                                 f"{b['db_cpu_us_per_call']:.0f} us")
                 if "db_queries" in x:
                     targets.append("0 queries")
                     ok &= x["db_queries"] == 0
