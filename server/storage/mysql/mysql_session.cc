@@ -375,6 +375,9 @@ absl::Status Run(ConnectionPool& pool, absl::string_view what,
                                     : call_deadline - absl::Now());
       session.Step("");
       absl::Status status = body(session);
+      // Statements a body queued outside a transaction run as they would
+      // have one by one (autocommit).
+      if (status.ok() && !session.in_transaction()) session.Flush();
       if (session.in_transaction()) {
         // An error path (or a body that forgot to commit): nothing of this
         // operation may stay.
