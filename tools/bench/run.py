@@ -353,16 +353,29 @@ class Bench:
                                   f"--admin_key_file={admin_key}",
                                   f"--ids_file={rotate}", *common)
 
-        if self.want("classic"):
+        if self.want("classic") or self.want("gateway"):
             print("bench: REST through the gateway vs direct gRPC",
                   file=sys.stderr, flush=True)
             gateway, gw_addr = self.start_gateway(addr)
             self.load("get_grpc", addr, pid, "--rpc=get",
                       f"--admin_key_file={admin_key}", f"--ids_file={small}",
                       *common)
+            profile = None
+            if a.profile_gateway:
+                # perf's cpu-clock event (no hardware counters on this VM),
+                # with call graphs, over the REST row only.
+                profile = subprocess.Popen(
+                    ["perf", "record", "-e", "cpu-clock", "-g", "-q",
+                     "-o", a.profile_gateway, "-p", str(gateway.pid)],
+                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             self.load("rest_get", gw_addr, [main.pid, gateway.pid], "--rpc=http",
                       f"--admin_key_file={admin_key}", f"--ids_file={small}",
                       f"--http_path=/t/{tenant}/api/v1/admin/api-keys/{{id}}")
+            if profile is not None:
+                profile.send_signal(signal.SIGINT)
+                profile.wait(timeout=120)
+                self.notes.append(f"gateway profile of the REST row: "
+                                  f"{a.profile_gateway} (perf report -i)")
             self.load("livez", gw_addr, [gateway.pid], "--rpc=http",
                       "--http_path=/livez")
             self.stop(gateway)
@@ -710,7 +723,7 @@ class Bench:
         ("create", "insert_raw", 0.5, None, "CreateApiKey"),
         ("rotate", "insert_raw", 0.4, None, "RotateApiKey"),
         ("get_grpc", None, None, None, "GetApiKey direct gRPC"),
-        ("rest_get", "get_grpc", 0.5, None, "REST GET via gateway"),
+        ("rest_get", "get_grpc", 0.8, None, "REST GET via gateway"),
         ("livez", "get_grpc", None, None, "gateway /livez (static)"),
         ("verify_states_off", None, None, None,
          "verify warm, key states off"),
@@ -743,7 +756,8 @@ class Bench:
               "states": ("verify_states_",),
               "limits": ("verify_one_key", "verify_limited"),
               "mutations": ("insert_raw", "create", "rotate"),
-              "cache": ("verify_1k_again", "verify_1m")}
+              "cache": ("verify_1k_again", "verify_1m"),
+              "gateway": ("get_grpc", "rest_get", "livez")}
 
     def table(self):
         r = self.results
@@ -838,8 +852,12 @@ def main():
                    help="comma-separated scenario groups to run: classic "
                         "(verify, create/rotate, REST, 1M cache, cold, "
                         "audit), mutations (create/rotate only), cache "
-                        "(the big-key rows and memory per key), lists, "
-                        "states, limits (default: all)")
+                        "(the big-key rows and memory per key), gateway "
+                        "(REST GET vs gRPC, /livez), lists, states, limits "
+                        "(default: all)")
+    p.add_argument("--profile-gateway", metavar="FILE",
+                   help="record a perf cpu-clock profile of the gateway "
+                        "during the REST row into FILE")
     p.add_argument("--json", help="also write every raw result here")
     p.add_argument("--smoke", action="store_true",
                    help="1 s per scenario, 20,000 big keys")
