@@ -258,5 +258,42 @@ TEST_F(StatementBatchTest, ACheckedStatementThatMissesRollsEverythingBack) {
   EXPECT_EQ(AllRows(), Rows{});
 }
 
+// The checked statement is the last one queued: the flush before COMMIT
+// ends with its row count, which is checked like any other.
+TEST_F(StatementBatchTest, ACheckedStatementLastBeforeCommitIsChecked) {
+  absl::Status status =
+      ::lumo::storage::Run(*pool_, "batch", [&](Session& s) -> absl::Status {
+        s.Begin();
+        if (absl::Status st = Insert(s, "insert", 1, "a"); !st.ok()) return st;
+        SqlValues update;
+        update.Text("b").Int(99);  // no such row
+        if (absl::Status st = s.DeferChecked(
+                "update", "UPDATE batch_rows SET v = ? WHERE id = ?", update, 1,
+                absl::AbortedError("the row was not there"));
+            !st.ok()) {
+          return st;
+        }
+        s.Commit();
+        return absl::OkStatus();
+      });
+  EXPECT_EQ(status, absl::AbortedError("the row was not there"));
+  EXPECT_EQ(AllRows(), Rows{});
+  // And a flush of its own (no query after it) checks it too.
+  status = ::lumo::storage::Run(*pool_, "flush", [&](Session& s) {
+    s.Begin();
+    SqlValues update;
+    update.Text("b").Int(99);
+    if (absl::Status st = s.DeferChecked(
+            "update", "UPDATE batch_rows SET v = ? WHERE id = ?", update, 1,
+            absl::AbortedError("flushed and checked"));
+        !st.ok()) {
+      return st;
+    }
+    s.Flush();
+    return absl::InternalError("the flush did not raise the mismatch");
+  });
+  EXPECT_EQ(status, absl::AbortedError("flushed and checked"));
+}
+
 }  // namespace
 }  // namespace lumo::storage
