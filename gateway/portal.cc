@@ -27,6 +27,7 @@ constexpr std::pair<const char*, const char*> kPages[] = {
     {"/portal/audit-logs", "audit-logs.html"},
     {"/portal/settings/key-policy", "key-policy.html"},
     {"/portal/usage", "usage.html"},
+    {"/portal/settings/webhooks", "webhooks.html"},
 };
 
 bool IsValidSlug(absl::string_view s) {

@@ -97,6 +97,31 @@ absl::StatusOr<std::map<std::string, std::string>> ParseMetadata(
   return metadata;
 }
 
+// --rate-limits "burst:5:1,hourly:500:3600" -> named limits ("" is none).
+// The server checks the values; only the form is checked here.
+absl::StatusOr<std::vector<lumo::keys::v1::RateLimit>> ParseRateLimits(
+    const ParsedArgs& args) {
+  std::vector<lumo::keys::v1::RateLimit> limits;
+  for (const std::string& item : SplitList(args.Get("rate-limits"))) {
+    std::vector<std::string> parts = absl::StrSplit(item, ':');
+    lumo::keys::v1::RateLimit limit;
+    int64_t count = 0;
+    int64_t seconds = 0;
+    if (parts.size() != 3 || parts[0].empty() ||
+        !absl::SimpleAtoi(parts[1], &count) ||
+        !absl::SimpleAtoi(parts[2], &seconds)) {
+      return absl::InvalidArgumentError(
+          "--rate-limits must be name:limit:seconds items separated by "
+          "commas, e.g. burst:5:1,hourly:500:3600");
+    }
+    limit.set_name(parts[0]);
+    limit.set_limit(count);
+    limit.set_duration_seconds(seconds);
+    limits.push_back(std::move(limit));
+  }
+  return limits;
+}
+
 absl::StatusOr<google::protobuf::Timestamp> ParseRfc3339(
     const ParsedArgs& args, absl::string_view option) {
   const std::string text = args.Get(option);
@@ -417,6 +442,10 @@ int KeysCreate(const Context& ctx) {
                                           std::numeric_limits<int32_t>::max()));
     request.set_rate_limit_per_minute(static_cast<int32_t>(limit));
   }
+  LUMO_CLI_ASSIGN_OR_USAGE(rate_limits, ParseRateLimits(args));
+  for (lumo::keys::v1::RateLimit& l : rate_limits) {
+    *request.add_rate_limits() = std::move(l);
+  }
   request.set_external_id(args.Get("external-id"));
   LUMO_CLI_ASSIGN_OR_USAGE(metadata, ParseMetadata(args));
   request.mutable_metadata()->insert(metadata.begin(), metadata.end());
@@ -520,6 +549,13 @@ int KeysUpdate(const Context& ctx) {
                              ParseInteger(args, "rate-limit", 0,
                                           std::numeric_limits<int32_t>::max()));
     request.set_rate_limit_per_minute(static_cast<int32_t>(limit));
+  }
+  if (args.Has("rate-limits")) {
+    mask->add_paths("rate_limits");
+    LUMO_CLI_ASSIGN_OR_USAGE(rate_limits, ParseRateLimits(args));
+    for (lumo::keys::v1::RateLimit& l : rate_limits) {
+      *request.add_rate_limits() = std::move(l);
+    }
   }
   if (args.Has("expires-at")) {
     mask->add_paths("expires_at");

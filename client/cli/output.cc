@@ -126,6 +126,18 @@ std::string FormatMetadata(
   return JoinOr(parts, ", ");
 }
 
+// "burst 5/1s, hourly 500/3600s" (names sanitized), or "-".
+std::string FormatRateLimits(
+    const google::protobuf::RepeatedPtrField<lumo::keys::v1::RateLimit>&
+        limits) {
+  google::protobuf::RepeatedPtrField<std::string> parts;
+  for (const lumo::keys::v1::RateLimit& l : limits) {
+    parts.Add(
+        absl::StrCat(l.name(), " ", l.limit(), "/", l.duration_seconds(), "s"));
+  }
+  return JoinOr(parts, ", ");
+}
+
 // The states that hold ("rotation due, inactive"), or "-"; for either
 // KeyState message (admin API or verify reply: the same members).
 template <typename KeyStateMessage>
@@ -161,6 +173,7 @@ std::string FormatApiKey(const lumo::keys::v1::ApiKey& key, bool show_key) {
       {"rate limit", key.rate_limit_per_minute() > 0
                          ? absl::StrCat(key.rate_limit_per_minute(), "/min")
                          : "none"},
+      {"rate limits", FormatRateLimits(key.rate_limits())},
       {"version", absl::StrCat(key.version())},
       {"external id", TextOr(key.external_id())},
       {"metadata", FormatMetadata(key.metadata())},

@@ -1,48 +1,11 @@
 'use strict';
 
 (() => {
-  const {api, el, show, formatTime, base} = Portal;
+  const {api, el, show, formatTime, base, confirmAction, button, errorText} = Portal;
   const keysPath = base + '/api/v1/admin/api-keys';
   const $ = (id) => document.getElementById(id);
   const pager = new Portal.Pager(25, 'keys');
   let grantable = [];
-
-  // A modal confirmation naming the key; resolves to true when confirmed
-  // and the action succeeded, false when cancelled. `action` runs while the
-  // dialog stays open, so its error can be shown in place.
-  function confirmAction(title, text, okLabel, action) {
-    const dialog = $('confirm-dialog');
-    $('confirm-title').textContent = title;
-    $('confirm-text').textContent = text;
-    $('confirm-ok').textContent = okLabel;
-    show($('confirm-error'), false);
-    return new Promise((resolve) => {
-      const cleanup = () => {
-        $('confirm-ok').onclick = null;
-        $('confirm-cancel').onclick = null;
-        dialog.onclose = null;
-      };
-      $('confirm-cancel').onclick = () => dialog.close();
-      dialog.onclose = () => { cleanup(); resolve(false); };
-      $('confirm-ok').onclick = async () => {
-        $('confirm-ok').disabled = true;
-        try {
-          await action();
-          dialog.onclose = null;
-          cleanup();
-          dialog.close();
-          resolve(true);
-        } catch (e) {
-          $('confirm-error').textContent = e.message;
-          show($('confirm-error'), true);
-        } finally {
-          $('confirm-ok').disabled = false;
-        }
-      };
-      dialog.showModal();
-      $('confirm-cancel').focus();
-    });
-  }
 
   // The show-once dialog for a new or rotated key.
   function showSecret(title, key) {
@@ -55,25 +18,6 @@
     dialog.showModal();
     input.focus();
     input.select();
-  }
-
-  async function copyKey() {
-    const input = $('new-key-value');
-    try {
-      await navigator.clipboard.writeText(input.value);
-      $('copy-status').textContent = 'Copied to the clipboard.';
-    } catch (e) {
-      input.select();
-      $('copy-status').textContent = 'Press Ctrl+C (⌘C) to copy the selected key.';
-    }
-  }
-
-  function button(label, aria, onClick, className) {
-    const b = el('button', label, className);
-    b.type = 'button';
-    b.setAttribute('aria-label', aria);
-    b.addEventListener('click', onClick);
-    return b;
   }
 
   // "3 days", "5 months": how long ago `value` was.
@@ -107,11 +51,6 @@
   function dateOf(value) {
     return value ? new Date(value).toISOString().slice(0, 10) : '';
   }
-  function errorText(e) {
-    const field = e.body && e.body.details && e.body.details.field;
-    return field ? e.message + ' (' + field + ')' : e.message;
-  }
-
   function stateBadges(key) {
     const out = [];
     const state = key.state || {};
@@ -141,6 +80,14 @@
       }
       if (key.state && key.state.rotationDueAt) {
         status.append(el('div', 'rotate by ' + formatTime(key.state.rotationDueAt), 'muted small'));
+      }
+      if (key.decoy) status.append(' ', el('span', 'decoy', 'badge badge-warn'));
+      if (key.previousSecretValidUntil) {
+        // A rotation's grace period: who has not switched yet.
+        status.append(el('div', 'old secret works until ' +
+                         formatTime(key.previousSecretValidUntil), 'muted small'));
+        status.append(button('Who still uses it', 'Clients still using the old secret of key ' +
+                             key.name, () => openStragglers(key), 'small'));
       }
       row.append(status);
       const owner = el('td', null, 'key-owner');
@@ -217,7 +164,8 @@
       row.append(actions);
       body.append(row);
     }
-    const filtered = $('f-search').value || $('f-status').value || $('f-state').value;
+    const filtered = $('f-search').value || $('f-status').value || $('f-state').value ||
+        $('f-decoy').value;
     show($('keys-table'), keys.length > 0);
     show($('keys-empty'), keys.length === 0);
     $('keys-empty').textContent = filtered ? 'No keys match these filters.'
@@ -231,7 +179,8 @@
     show($('keys-error'), false);
     const q = pager.params(new URLSearchParams());
     for (const [param, id] of [['search', 'f-search'], ['status', 'f-status'],
-                               ['state', 'f-state'], ['sortBy', 'f-sort']]) {
+                               ['state', 'f-state'], ['decoy', 'f-decoy'],
+                               ['sortBy', 'f-sort']]) {
       const value = $(id).value.trim();
       if (value) q.set(param, value);
     }
@@ -294,6 +243,7 @@
     } catch (e) {
       return fail('create-error', e.message);
     }
+    if ($('key-decoy').checked) body.decoy = true;
     if (!body.name) return fail('create-error', 'Enter a name.');
     if (scopes.length === 0) return fail('create-error', 'Choose at least one scope.');
     $('create-submit').disabled = true;
@@ -372,6 +322,34 @@
     }
   }
 
+  // The clients that presented the key's previous secret since its
+  // rotation (GET of the key: previousSecretUsers, docs/webhooks.md).
+  async function openStragglers(key) {
+    $('stragglers-text').textContent = 'Key “' + key.name + '” (' + key.prefix +
+        '): clients that presented the old secret since the rotation, most recent first.';
+    show($('stragglers-error'), false);
+    show($('stragglers-empty'), false);
+    show($('stragglers-table'), false);
+    const body = $('stragglers-body');
+    body.replaceChildren();
+    $('stragglers-dialog').showModal();
+    $('stragglers-close').focus();
+    try {
+      const reply = await api('GET', keysPath + '/' + key.id);
+      const users = reply.data.previousSecretUsers || [];
+      for (const u of users) {
+        const row = el('tr');
+        row.append(el('td', u.ipAddress || '—'), el('td', u.userAgent || '—'),
+                   el('td', formatTime(u.lastSeenAt)), el('td', String(u.count)));
+        body.append(row);
+      }
+      show($('stragglers-table'), users.length > 0);
+      show($('stragglers-empty'), users.length === 0);
+    } catch (e) {
+      fail('stragglers-error', 'Could not load the key: ' + e.message);
+    }
+  }
+
   let rotating = null;
   function openRotate(key, label) {
     rotating = key;
@@ -406,7 +384,8 @@
     $('edit-form').addEventListener('submit', submitEdit);
     $('rotate-cancel').addEventListener('click', () => $('rotate-dialog').close());
     $('rotate-form').addEventListener('submit', submitRotate);
-    $('copy-key').addEventListener('click', copyKey);
+    $('stragglers-close').addEventListener('click', () => $('stragglers-dialog').close());
+    $('copy-key').addEventListener('click', () => Portal.copyField('new-key-value', 'copy-status'));
     $('key-filters').addEventListener('submit', (e) => {
       e.preventDefault();
       pager.reset();

@@ -78,6 +78,74 @@ const Portal = (() => {
     return d.toISOString().replace('T', ' ').slice(0, 16) + ' UTC';
   }
 
+  const byId = (id) => document.getElementById(id);
+
+  // A button with an accessible name naming its object.
+  function button(label, aria, onClick, className) {
+    const b = el('button', label, className);
+    b.type = 'button';
+    b.setAttribute('aria-label', aria);
+    b.addEventListener('click', onClick);
+    return b;
+  }
+
+  // An API error's message, with the field the server named.
+  function errorText(e) {
+    const field = e.body && e.body.details && e.body.details.field;
+    return field ? e.message + ' (' + field + ')' : e.message;
+  }
+
+  // The page's modal confirmation (#confirm-dialog, -title, -text, -ok,
+  // -cancel, -error) naming the object; resolves to true when confirmed and
+  // the action succeeded, false when cancelled. `action` runs while the
+  // dialog stays open, so its error can be shown in place.
+  function confirmAction(title, text, okLabel, action) {
+    const dialog = byId('confirm-dialog');
+    byId('confirm-title').textContent = title;
+    byId('confirm-text').textContent = text;
+    byId('confirm-ok').textContent = okLabel;
+    show(byId('confirm-error'), false);
+    return new Promise((resolve) => {
+      const cleanup = () => {
+        byId('confirm-ok').onclick = null;
+        byId('confirm-cancel').onclick = null;
+        dialog.onclose = null;
+      };
+      byId('confirm-cancel').onclick = () => dialog.close();
+      dialog.onclose = () => { cleanup(); resolve(false); };
+      byId('confirm-ok').onclick = async () => {
+        byId('confirm-ok').disabled = true;
+        try {
+          await action();
+          dialog.onclose = null;
+          cleanup();
+          dialog.close();
+          resolve(true);
+        } catch (e) {
+          byId('confirm-error').textContent = e.message;
+          show(byId('confirm-error'), true);
+        } finally {
+          byId('confirm-ok').disabled = false;
+        }
+      };
+      dialog.showModal();
+      byId('confirm-cancel').focus();
+    });
+  }
+
+  // Copies a show-once secret from its readonly field, or selects it for
+  // Ctrl+C when the clipboard is not available.
+  async function copyField(inputId, statusId) {
+    const input = byId(inputId);
+    try {
+      await navigator.clipboard.writeText(input.value);
+      byId(statusId).textContent = 'Copied to the clipboard.';
+    } catch (e) {
+      input.select();
+      byId(statusId).textContent = 'Press Ctrl+C (⌘C) to copy the selected text.';
+    }
+  }
+
   // Header of the signed-in pages: tenant, user, navigation, sign-out.
   async function initSignedIn() {
     const name = document.getElementById('tenant-name');
@@ -90,6 +158,8 @@ const Portal = (() => {
     if (policy) policy.href = base + '/portal/settings/key-policy';
     const usage = document.getElementById('nav-usage');
     if (usage) usage.href = base + '/portal/usage';
+    const webhooks = document.getElementById('nav-webhooks');
+    if (webhooks) webhooks.href = base + '/portal/settings/webhooks';
     document.getElementById('logout').addEventListener('click', async () => {
       try { await api('POST', base + '/api/v1/portal/logout', {}); } catch (e) {}
       location.assign(base + '/login');
@@ -144,5 +214,6 @@ const Portal = (() => {
     previous() { if (this.index > 0) this.index -= 1; }
   }
 
-  return {slug, base, api, el, show, formatTime, initSignedIn, ApiError, Pager};
+  return {slug, base, api, el, show, formatTime, initSignedIn, ApiError, Pager,
+          button, errorText, confirmAction, copyField};
 })();

@@ -86,6 +86,12 @@ absl::StatusOr<std::unique_ptr<App>> App::Create(
   verifier_options.default_limit_per_minute =
       options.default_key_rate_limit_per_minute;
   verifier_options.replicas = windows.replicas;
+  if (options.decoy_block > absl::ZeroDuration()) {
+    service::DecoyTrapOptions trap;
+    trap.block = options.decoy_block;
+    app->decoy_trap_ = std::make_unique<service::DecoyTrap>(trap);
+    verifier_options.decoy_trap = app->decoy_trap_.get();
+  }
   app->verifier_ = std::make_unique<service::Verifier>(
       &stores.keys(), options.peppers, verifier_options);
   // Before the key service, which waits on
@@ -115,7 +121,7 @@ absl::StatusOr<std::unique_ptr<App>> App::Create(
       app->replica_.get());
   app->credit_service_ = std::make_unique<service::CreditService>(
       &stores.keys(), &stores.counters(), app->credits_.get(),
-      app->verifier_.get());
+      app->verifier_.get(), app->replica_.get());
   app->credit_returns_ = std::thread([self] {
     while (!self->stop_credit_returns_.WaitForNotificationWithTimeout(
         absl::Seconds(1))) {
@@ -135,8 +141,14 @@ absl::StatusOr<std::unique_ptr<App>> App::Create(
       &stores.audit(), options.audit_writer);
   app->usage_ = std::make_unique<service::UsageAuditor>(
       app->audit_writer_.get(), options.usage_auditor);
+  // The failure budgets are shared by the replicas (docs/limits.md "Shared
+  // throttles"); their lease statements run on the workers.
+  service::FailureThrottleOptions throttle = options.failure_throttle;
+  throttle.shared = &stores.counters();
+  throttle.schedule = windows.schedule;
+  throttle.replicas = windows.replicas;
   app->failure_throttle_ =
-      std::make_unique<service::FailureThrottle>(options.failure_throttle);
+      std::make_unique<service::FailureThrottle>(std::move(throttle));
   app->portal_ = std::make_unique<service::PortalService>(&stores.portal(),
                                                           options.portal);
   app->portal_->set_audit_writer(app->audit_writer_.get());

@@ -29,6 +29,7 @@
 #include "server/service/client_service.h"
 #include "server/service/cluster_credits.h"
 #include "server/service/credit_service.h"
+#include "server/service/decoy_trap.h"
 #include "server/service/failure_throttle.h"
 #include "server/service/key_service.h"
 #include "server/service/key_state_sweeper.h"
@@ -62,6 +63,9 @@ struct AppOptions {
   // The limit of keys without rate limits of their own (0: none;
   // docs/limits.md).
   int32_t default_key_rate_limit_per_minute = 1'000'000;
+  // How long an address that presented a decoy gets "unknown key" for every
+  // key of the decoy's tenant (docs/webhooks.md "Decoy keys"); zero: off.
+  absl::Duration decoy_block = absl::ZeroDuration();
   int workers = 32;
   service::AuditWriterOptions audit_writer;
   service::UsageAuditorOptions usage_auditor;
@@ -145,6 +149,7 @@ class App {
   std::unique_ptr<service::ClusterCredits> credits_;
   absl::Notification stop_credit_returns_;
   std::thread credit_returns_;
+  std::unique_ptr<service::DecoyTrap> decoy_trap_;
   std::unique_ptr<service::Verifier> verifier_;
   std::unique_ptr<service::KeyService> keys_;
   std::unique_ptr<service::CreditService> credit_service_;

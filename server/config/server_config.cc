@@ -218,6 +218,14 @@ ABSL_FLAG(std::string, webhook_allow_cidrs, "",
 ABSL_FLAG(std::string, webhook_ca_file, "",
           "PEM CA certificates webhook receivers may present besides the "
           "system's");
+ABSL_FLAG(int, decoy_block_seconds, 0,
+          "After a decoy key is presented from an address, every key of the "
+          "decoy's tenant presented from there answers as an unknown key for "
+          "this long (per server process); 0 (default): off; 0-86400");
+ABSL_FLAG(absl::Duration, webhook_retention, absl::Hours(24 * 7),
+          "Finished webhook deliveries (delivered, failed, cancelled) and "
+          "their events are purged this long after they were created; 0 "
+          "keeps them; else 1h-87600h");
 ABSL_FLAG(absl::Duration, webhook_poll_interval, absl::Milliseconds(500),
           "How often an idle webhook thread looks for due deliveries; "
           "10ms-60s");
@@ -379,6 +387,11 @@ absl::Status AppOptionsFromFlags(const ServerConfig& config,
                                  app::AppOptions& app) {
   app.verify_cache_ttl = absl::GetFlag(FLAGS_verify_cache_ttl);
   app.workers = absl::GetFlag(FLAGS_workers);
+  absl::StatusOr<int> decoy_block =
+      InRange("--decoy_block_seconds", absl::GetFlag(FLAGS_decoy_block_seconds),
+              0, 86400);
+  if (!decoy_block.ok()) return decoy_block.status();
+  app.decoy_block = absl::Seconds(*decoy_block);
   app.default_key_rate_limit_per_minute =
       absl::GetFlag(FLAGS_default_key_rate_limit_per_minute);
   if (app.default_key_rate_limit_per_minute < 0 ||
@@ -538,6 +551,13 @@ absl::Status WebhooksFromFlags(ServerConfig& config) {
     if (!checked.ok()) return checked.status();
     *out = *checked;
   }
+  const absl::Duration retention = absl::GetFlag(FLAGS_webhook_retention);
+  if (retention != absl::ZeroDuration()) {
+    absl::StatusOr<absl::Duration> checked = DurationInRange(
+        "--webhook_retention", retention, absl::Hours(1), absl::Hours(87600));
+    if (!checked.ok()) return checked.status();
+  }
+  worker.retention = retention;
   worker.max_backoff = std::max(absl::Hours(1), worker.base_backoff);
   // A claim outlives the attempt it covers, with room to record it.
   worker.lease = config.webhook_sender.timeout * 2 + absl::Seconds(30);

@@ -3,6 +3,7 @@
 #include <chrono>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "google/protobuf/descriptor.h"
@@ -42,6 +43,18 @@ absl::Status SetExpiry(const Request& request,
   return absl::OkStatus();
 }
 
+// Named rate limits from their API form (validated by the service).
+std::vector<storage::KeyRateLimit> RateLimitsOf(
+    const google::protobuf::RepeatedPtrField<lumo::keys::v1::RateLimit>&
+        limits) {
+  std::vector<storage::KeyRateLimit> out;
+  out.reserve(limits.size());
+  for (const lumo::keys::v1::RateLimit& l : limits) {
+    out.push_back({l.name(), l.limit(), absl::Seconds(l.duration_seconds())});
+  }
+  return out;
+}
+
 // A quota from its API form (validated by the service).
 storage::KeyQuota QuotaOf(int64_t remaining,
                           const lumo::keys::v1::CreditRefill& refill) {
@@ -59,10 +72,7 @@ absl::StatusOr<service::CreateKeyParams> CreateKeyParamsOf(
   params.allowed_cidrs.assign(request.allowed_cidrs().begin(),
                               request.allowed_cidrs().end());
   params.rate_limit_per_minute = request.rate_limit_per_minute();
-  for (const lumo::keys::v1::RateLimit& l : request.rate_limits()) {
-    params.rate_limits.push_back(
-        {l.name(), l.limit(), absl::Seconds(l.duration_seconds())});
-  }
+  params.rate_limits = RateLimitsOf(request.rate_limits());
   params.external_id = request.external_id();
   params.metadata.insert(request.metadata().begin(), request.metadata().end());
   params.decoy = request.decoy();
@@ -83,6 +93,7 @@ absl::StatusOr<service::UpdateKeyParams> UpdateKeyParamsOf(
   params.allowed_cidrs.assign(request.allowed_cidrs().begin(),
                               request.allowed_cidrs().end());
   params.rate_limit_per_minute = request.rate_limit_per_minute();
+  params.rate_limits = RateLimitsOf(request.rate_limits());
   if (request.has_expires_at()) {
     absl::StatusOr<absl::Time> t = FromTimestamp(request.expires_at());
     if (!t.ok()) return service::InvalidField("expiresAt", "out of range");
@@ -214,7 +225,23 @@ grpc::ServerUnaryReactor* KeyServiceImpl::GetApiKey(
         absl::StatusOr<storage::ApiKeyRecord> record =
             ctx_.keys->GetKey(caller, request->id());
         if (!record.ok()) return record.status();
-        return ToProtoWithPolicy(*ctx_.keys, *record, response);
+        if (absl::Status s = ToProtoWithPolicy(*ctx_.keys, *record, response);
+            !s.ok()) {
+          return s;
+        }
+        if (ctx_.audit == nullptr) return absl::OkStatus();
+        absl::StatusOr<std::vector<storage::PreviousSecretUser>> users =
+            ctx_.audit->PreviousSecretUsers(caller, *record);
+        if (!users.ok()) return users.status();
+        for (const storage::PreviousSecretUser& u : *users) {
+          lumo::keys::v1::PreviousSecretUser* out =
+              response->add_previous_secret_users();
+          out->set_ip_address(u.ip_address);
+          out->set_user_agent(u.user_agent);
+          ToTimestamp(u.last_seen_at, out->mutable_last_seen_at());
+          out->set_count(u.count);
+        }
+        return absl::OkStatus();
       });
 }
 

@@ -226,18 +226,32 @@ grpc::ServerUnaryReactor* WebhookServiceImpl::ListWebhookDeliveries(
       *ctx_.auth, *ctx_.workers, context, method, request->tenant_slug(), true,
       [this, request, response](const Principal& caller,
                                 const RequestInfo&) -> absl::Status {
-        std::optional<int32_t> page, limit;
-        if (request->has_page()) page = request->page();
-        if (request->has_limit()) limit = request->limit();
+        service::DeliveryListParams params;
+        if (request->has_page()) params.page = request->page();
+        if (request->has_limit()) params.limit = request->limit();
+        params.status = request->status();
+        params.page_token = request->page_token();
+        if (request->has_include_total()) {
+          params.include_total = request->include_total();
+        }
+        storage::DeliveryQuery applied;
         absl::StatusOr<storage::DeliveryPage> listed =
-            ctx_.webhooks->ListDeliveries(caller, request->id(), page, limit,
-                                          request->status());
+            ctx_.webhooks->ListDeliveries(caller, request->id(), params,
+                                          &applied);
         if (!listed.ok()) return listed.status();
         for (const storage::WebhookDeliveryRecord& d : listed->deliveries) {
           ToProto(d, response->add_data());
         }
-        FillPageMeta(listed->total, page.value_or(1), limit.value_or(25),
-                     response->mutable_meta());
+        KeysetPageMeta meta;
+        meta.total = listed->total;
+        meta.total_kind = listed->total_kind;
+        meta.page = applied.page;
+        meta.by_token = applied.before_id.has_value();
+        meta.limit = applied.limit;
+        meta.has_more = listed->has_more;
+        meta.next_page_token = service::WebhookService::NextDeliveryPageToken(
+            caller.tenant_id, request->id(), applied, *listed);
+        FillPageMeta(meta, response->mutable_meta());
         return absl::OkStatus();
       });
 }

@@ -251,6 +251,17 @@ absl::StatusOr<storage::StoredAuditEvent> AuditService::Get(
   return audit_->GetEvent(caller.tenant_id, *parsed);
 }
 
+absl::StatusOr<std::vector<storage::PreviousSecretUser>>
+AuditService::PreviousSecretUsers(const Principal& caller,
+                                  const storage::ApiKeyRecord& key) {
+  if (!key.previous_secret_valid_until.has_value() || key.revoked ||
+      !key.rotated_at.has_value()) {
+    return std::vector<storage::PreviousSecretUser>();
+  }
+  return audit_->ListPreviousSecretUsers(
+      caller.tenant_id, key.id, *key.rotated_at, kMaxPreviousSecretUsers);
+}
+
 absl::StatusOr<AuditExportPlan> AuditService::BeginExport(
     const Principal& caller, const AuditFilterParams& filters) {
   if (filters.start.has_value() && filters.end.has_value() &&

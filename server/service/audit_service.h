@@ -150,6 +150,15 @@ class AuditService {
       const Principal& caller,
       const std::vector<storage::StoredChainRow>& rows);
 
+  // The clients that still presented a previous secret of `key` (a key of
+  // the caller's tenant) since its last rotation (docs/webhooks.md
+  // "Rotation stragglers"): at most kMaxPreviousSecretUsers, the most
+  // recently seen first; empty unless a retired secret is in its grace
+  // period (previous_secret_valid_until set, the key not revoked).
+  static constexpr int kMaxPreviousSecretUsers = 50;
+  absl::StatusOr<std::vector<storage::PreviousSecretUser>> PreviousSecretUsers(
+      const Principal& caller, const storage::ApiKeyRecord& key);
+
   // Operator: walks the whole chain of the tenant named `tenant_slug`.
   absl::StatusOr<storage::ChainVerification> VerifyChain(
       absl::string_view tenant_slug);

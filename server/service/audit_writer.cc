@@ -87,6 +87,9 @@ void AuditWriter::ReleaseSummaries(absl::Time now, bool all) {
     if (summary.event.usage.has_value()) {
       summary.event.usage->count = summary.count;
     }
+    if (summary.event.previous_secret_use.has_value()) {
+      summary.event.previous_secret_use->count = summary.count;
+    }
     PushLocked(std::move(summary.event), static_cast<uint64_t>(summary.count));
   }
 }

@@ -12,10 +12,10 @@
 // Summaries (docs/audit.md "Verification summaries"): events enqueued with
 // EnqueueSummarized under the same summary key within `summary_window` of
 // the first become one event, the first one, whose metadata gains
-// `"count": N` (the number of events it stands for), as does its usage
-// count when it has one (docs/usage.md). A summary is queued
-// when its window ends, and at Flush() and Stop(); it is written like any
-// other event. With a zero window every such event is queued at once with
+// `"count": N` (the number of events it stands for), as do its usage
+// count (docs/usage.md) and its previous-secret use when it has them. A summary
+// is queued when its window ends, and at Flush() and Stop(); it is written like
+// any other event. With a zero window every such event is queued at once with
 // count 1.
 //
 // Thread-safety: every method may be called from any thread. Enqueue never

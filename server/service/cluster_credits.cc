@@ -36,13 +36,13 @@ SpendOutcome ClusterCredits::Spend(absl::string_view key_id, int64_t cost) {
   out.next_refill = Local(lease.next_refill);
   const int64_t known =
       lease.credits + std::max<int64_t>(0, lease.db_remaining);
-  if (cost <= lease.credits) {
+  if (cost <= lease.credits && (!lease.stale || cost == 0)) {
     lease.credits -= cost;
     lease.used_at = db_now;
     out.epoch = lease.epoch;
     out.result = SpendOutcome::Result::kSpent;
     out.remaining = known - cost;
-  } else if (lease.db_remaining == 0 &&
+  } else if (!lease.stale && lease.db_remaining == 0 &&
              db_now - lease.leased_at < absl::Seconds(1)) {
     out.result = SpendOutcome::Result::kExhausted;
     out.remaining = lease.credits;
@@ -79,6 +79,7 @@ absl::Status ClusterCredits::Renew(absl::string_view key_id, int64_t cost) {
     lease.epoch = granted->epoch;
   }
   lease.credits += granted->granted;
+  lease.stale = false;
   if (granted->granted > 0) lease.last_grant = granted->granted;
   lease.db_remaining = granted->remaining;
   lease.next_refill = granted->next_refill;
@@ -103,6 +104,12 @@ void ClusterCredits::Refund(absl::string_view key_id, int64_t epoch,
 void ClusterCredits::Drop(absl::string_view key_id) {
   absl::MutexLock lock(&mu_);
   leases_.erase(key_id);
+}
+
+void ClusterCredits::Release(absl::string_view key_id) {
+  absl::MutexLock lock(&mu_);
+  auto it = leases_.find(key_id);
+  if (it != leases_.end()) it->second.stale = true;
 }
 
 void ClusterCredits::FlushReturns(bool all) {

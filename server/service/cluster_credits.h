@@ -79,6 +79,13 @@ class ClusterCredits {
   // added to: the lease's epoch is over).
   void Drop(absl::string_view key_id);
 
+  // The key changed (its balance may have been set or added to): the next
+  // Spend of a cost > 0 asks the store first (kNeedLease), and that lease
+  // keeps the credits held only when the epoch has not moved on; an
+  // exhausted balance is not believed any more either. Nothing is lost
+  // when the change was not a balance change.
+  void Release(absl::string_view key_id);
+
   // Gives back the leases unused for `idle_return` (all of them with
   // `all`, at shutdown). Failed returns are dropped: the credits stay
   // spent, never doubled.
@@ -99,6 +106,8 @@ class ClusterCredits {
     // When the database last answered (an empty balance is believed for a
     // second: other replicas return what they did not spend).
     absl::Time leased_at = absl::InfinitePast();
+    // Released: confirm the epoch with the store before spending.
+    bool stale = false;
   };
 
   absl::Time DbNow() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

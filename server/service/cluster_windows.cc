@@ -84,7 +84,15 @@ ClusterWindows::Counter& ClusterWindows::CounterFor(const WindowLimit& limit) {
       c->local.slot_length() != SlotWindow::SlotLength(limit.duration)) {
     c = std::make_unique<Counter>(limit);
   }
-  c->local.set_limit(limit.limit);
+  if (c->local.limit() != limit.limit) {
+    // An edited limit (docs/limits.md "Editing limits"): a lowered one
+    // drops the lease granted under the old limit (its tokens stay counted
+    // as spent: the safe side), a raised one ends the cached refusal so the
+    // new room is asked for at once.
+    if (limit.limit < c->local.limit()) c->lease = 0;
+    c->exhausted_until = absl::InfinitePast();
+    c->local.set_limit(limit.limit);
+  }
   return *c;
 }
 

@@ -1,6 +1,7 @@
 #include "server/service/credit_service.h"
 
 #include <optional>
+#include <string>
 
 #include "absl/strings/str_cat.h"
 #include "server/core/scopes.h"
@@ -27,11 +28,13 @@ CreditBalance BalanceOf(const storage::QuotaState& state) {
 
 CreditService::CreditService(storage::KeyStore* keys,
                              storage::CounterStore* counters,
-                             ClusterCredits* credits, Verifier* verifier)
+                             ClusterCredits* credits, Verifier* verifier,
+                             ChangeBarrier* barrier)
     : keys_(keys),
       counters_(counters),
       credits_(credits),
-      verifier_(verifier) {}
+      verifier_(verifier),
+      barrier_(barrier) {}
 
 absl::StatusOr<CreditBalance> CreditService::Get(const Principal& caller,
                                                  absl::string_view id) {
@@ -121,10 +124,25 @@ absl::StatusOr<CreditBalance> CreditService::Update(
   // Whatever happened, this replica's lease and cached record are stale.
   if (credits_ != nullptr) credits_->Drop(id);
   if (verifier_ != nullptr) verifier_->Evict(id);
-  if (change.op == CreditOp::kRemove && absl::IsNotFound(state.status())) {
-    return CreditBalance{};
+  const bool removed =
+      change.op == CreditOp::kRemove && absl::IsNotFound(state.status());
+  if (!removed && !state.ok()) return state.status();
+  // The other replicas end their leases and reload the key when they apply
+  // the announcement (an "updated" row: credits are part of the key's
+  // representation; the key's version does not move).
+  if (barrier_ != nullptr) {
+    ChangeRef ref;
+    ref.tenant_id = caller.tenant_id;
+    ref.key_id = std::string(id);
+    ref.change_type = "updated";
+    ref.key_version = key->version;
+    ref.wrote_feed_row = false;
+    if (absl::Status acked = barrier_->AwaitChange(ref, absl::ZeroDuration());
+        !acked.ok()) {
+      return WithErrorKind(acked, ErrorKind::kUnavailable);
+    }
   }
-  if (!state.ok()) return state.status();
+  if (removed) return CreditBalance{};
   return BalanceOf(*state);
 }
 

@@ -1,8 +1,10 @@
 // The credits API (docs/limits.md "Usage quotas"): read a key's balance,
 // set it (with or without a refill), add to it or remove the quota. The
 // balance lives in the shared counters (storage/counter_store.h); this
-// replica's lease of the key's credits is dropped after every change (other
-// replicas spend what they hold of the old balance: the documented bound).
+// replica's lease of the key's credits is dropped after every change, and
+// the change is announced on the change feed and waited for like a key
+// edit: once Update returns, every live replica has ended its lease of the
+// old balance and reloaded the key (docs/limits.md "Usage quotas").
 //
 // Who may: callers holding the scopes of the RPC (admin:read / admin:write)
 // of the key's tenant; an API key may only change the credits of keys whose
@@ -16,6 +18,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "server/service/change_barrier.h"
 #include "server/service/cluster_credits.h"
 #include "server/service/principal.h"
 #include "server/service/verifier.h"
@@ -44,9 +47,11 @@ struct CreditChange {
 
 class CreditService {
  public:
-  // `credits` and `verifier` may be null (no replica-local state to drop).
+  // `credits` and `verifier` may be null (no replica-local state to drop),
+  // and `barrier` (no other replica to tell).
   CreditService(storage::KeyStore* keys, storage::CounterStore* counters,
-                ClusterCredits* credits, Verifier* verifier);
+                ClusterCredits* credits, Verifier* verifier,
+                ChangeBarrier* barrier = nullptr);
 
   // NOT_FOUND (kNotFound) when the tenant has no such key.
   absl::StatusOr<CreditBalance> Get(const Principal& caller,
@@ -55,7 +60,9 @@ class CreditService {
   // INVALID_ARGUMENT kInvalidField naming `op`, `value`, `refill.amount` or
   // `refill.intervalSeconds`; FAILED_PRECONDITION kInvalidRequest for ADD
   // to a key without a quota; PERMISSION_DENIED kScopeExceeded for a key
-  // changing its own credits or those of a key with more scopes.
+  // changing its own credits or those of a key with more scopes;
+  // UNAVAILABLE kUnavailable when the other replicas did not acknowledge
+  // the change in time (it stands; retrying it waits again).
   absl::StatusOr<CreditBalance> Update(const Principal& caller,
                                        absl::string_view id,
                                        const CreditChange& change);
@@ -67,6 +74,7 @@ class CreditService {
   storage::CounterStore* const counters_;
   ClusterCredits* const credits_;
   Verifier* const verifier_;
+  ChangeBarrier* const barrier_;
 };
 
 }  // namespace lumo::service

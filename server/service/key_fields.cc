@@ -28,6 +28,7 @@ constexpr FieldName kFields[] = {
     {KeyField::kExpiresAt, "expiresAt", "expires_at"},
     {KeyField::kExternalId, "externalId", "external_id"},
     {KeyField::kMetadata, "metadata", "metadata"},
+    {KeyField::kRateLimits, "rateLimits", "rate_limits"},
 };
 
 bool IsMetadataKeyChar(char c) {

@@ -79,6 +79,7 @@ enum class KeyField {
   kExpiresAt,
   kExternalId,
   kMetadata,
+  kRateLimits,
 };
 
 // The camelCase path of `field` ("allowedCidrs").

@@ -157,7 +157,8 @@ bool BoundByItsAuthority(const Principal& caller) {
          (!core::IsSubset(caller.scopes, {"admin:write"}) ||
           caller.key_expires_at.has_value() ||
           !caller.key_allowed_cidrs.empty() ||
-          caller.key_rate_limit_per_minute > 0);
+          caller.key_rate_limit_per_minute > 0 ||
+          !caller.key_rate_limits.empty());
 }
 
 // JSON values for the before/after of an edited field.
@@ -178,6 +179,18 @@ std::string JsonValue(const core::StringMap& map) {
   JsonObject object;
   for (const auto& [key, value] : map) object.Add(key, value);
   return object.Build();
+}
+std::string JsonValue(const std::vector<storage::KeyRateLimit>& limits) {
+  std::string out = "[";
+  for (size_t i = 0; i < limits.size(); ++i) {
+    if (i > 0) out.push_back(',');
+    out += JsonObject()
+               .Add("name", limits[i].name)
+               .Add("limit", limits[i].limit)
+               .Add("durationSeconds", absl::ToInt64Seconds(limits[i].duration))
+               .Build();
+  }
+  return out + "]";
 }
 std::string JsonTimeOrNull(const std::optional<absl::Time>& t) {
   if (!t.has_value()) return "null";
@@ -772,6 +785,17 @@ absl::StatusOr<storage::ApiKeyRecord> KeyService::UpdateKey(
         }
         wanted.metadata = params.metadata;
         break;
+      case KeyField::kRateLimits:
+        // The name "default" is checked against the per-minute limit once
+        // the record after the edit is known.
+        if (absl::Status s = ValidateRateLimits(params.rate_limits,
+                                                /*has_per_minute=*/false);
+            !s.ok()) {
+          return s;
+        }
+        wanted.rate_limits = params.rate_limits;
+        storage::SortByName(&*wanted.rate_limits);
+        break;
     }
   }
 
@@ -792,6 +816,13 @@ absl::StatusOr<storage::ApiKeyRecord> KeyService::UpdateKey(
     }
     storage::ApiKeyRecord after = *current;
     storage::ApplyEdit(wanted, &after);
+    if (wanted.rate_limits || wanted.rate_limit_per_minute) {
+      if (absl::Status s = ValidateRateLimits(after.rate_limits,
+                                              after.rate_limit_per_minute > 0);
+          !s.ok()) {
+        return s;
+      }
+    }
     if (wanted.expires_at && *wanted.expires_at != current->expires_at) {
       absl::StatusOr<storage::KeyPolicy> policy =
           store_->GetKeyPolicy(caller.tenant_id);
@@ -848,6 +879,11 @@ absl::StatusOr<storage::ApiKeyRecord> KeyService::UpdateKey(
       edit.metadata = wanted.metadata;
       change("metadata", JsonValue(current->metadata),
              JsonValue(*wanted.metadata));
+    }
+    if (wanted.rate_limits && *wanted.rate_limits != current->rate_limits) {
+      edit.rate_limits = wanted.rate_limits;
+      change("rateLimits", JsonValue(current->rate_limits),
+             JsonValue(*wanted.rate_limits));
     }
 
     if (edit.empty()) {

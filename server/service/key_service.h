@@ -56,6 +56,7 @@ struct UpdateKeyParams {
   std::vector<std::string> scopes;
   std::vector<std::string> allowed_cidrs;
   int32_t rate_limit_per_minute = 0;
+  std::vector<storage::KeyRateLimit> rate_limits;
   std::optional<absl::Time> expires_at;
   std::string external_id;
   core::StringMap metadata;

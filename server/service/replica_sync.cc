@@ -169,11 +169,20 @@ storage::ReplicaRegistration ReplicaSync::Registration() const {
 
 void ReplicaSync::Loop() {
   for (;;) {
+    const Clock::time_point started = Clock::now();
     bool again = Round();
     absl::MutexLock lock(&mu_);
     if (stop_) return;
     if (!again) {
-      mu_.AwaitWithTimeout(absl::Condition(&stop_), options_.poll_interval);
+      // Rounds start every poll_interval: a slow round (a loaded database
+      // node, a certification round trip) does not add its own length to
+      // the pause, which is what a change waits before it is read. At least
+      // a quarter of the interval passes between two rounds, so rounds
+      // never come more often than one per interval.
+      const absl::Duration took = absl::FromChrono(Clock::now() - started);
+      mu_.AwaitWithTimeout(
+          absl::Condition(&stop_),
+          std::max(options_.poll_interval - took, options_.poll_interval / 4));
       if (stop_) return;
     }
   }
@@ -203,6 +212,26 @@ bool ReplicaSync::Round() {
     last_round_failed_ = true;
     return false;
   }
+  // The streams first, and their moved positions written at once: that
+  // write is what this replica's acknowledgements of other writers' changes
+  // wait for, so it comes before the legacy feed read (on a cluster a causal
+  // read, a round trip through the group). A published position is true as
+  // soon as it is written (its rows are evicted), whatever the rest of the
+  // round does.
+  bool streams_truncated = false;
+  if (!StreamRound(&streams_truncated)) {
+    last_round_failed_ = true;
+    return false;
+  }
+  bool streams_moved = false;
+  for (const auto& [writer, stream] : streams_) {
+    if (stream.cursor.applied() != stream.published) streams_moved = true;
+  }
+  if (!PublishStreamPositions()) {
+    last_round_failed_ = true;
+    return false;
+  }
+
   const Clock::time_point read_started = Clock::now();
   absl::StatusOr<storage::FeedRead> read =
       store_->ReadChanges(cursor_.applied(), anchor_, options_.batch);
@@ -287,22 +316,10 @@ bool ReplicaSync::Round() {
                         std::memory_order_relaxed);
   }
 
-  bool streams_truncated = false;
-  if (!StreamRound(&streams_truncated)) {
-    last_round_failed_ = true;
-    return false;
-  }
-  bool streams_moved = false;
-  for (const auto& [writer, stream] : streams_) {
-    if (stream.cursor.applied() != stream.published) streams_moved = true;
-  }
-
   const bool due =
       read_started - last_heartbeat_ >= ToChrono(options_.heartbeat_interval);
   if (cursor_.applied() != published_ || streams_moved || due || !trusted_) {
-    // Positions first: a published position is true as soon as it is
-    // written (its rows are evicted), whatever the heartbeat does.
-    last_round_failed_ = !PublishStreamPositions() || !Heartbeat();
+    last_round_failed_ = !Heartbeat();
   } else {
     last_round_failed_ = false;
   }

@@ -1,5 +1,6 @@
 #include "server/service/usage_auditor.h"
 
+#include <optional>
 #include <utility>
 #include <vector>
 
@@ -73,13 +74,18 @@ storage::AuditEvent BaseEvent(const RequestInfo& info) {
 }
 
 // `api_key.used` for a call to `rpc` authenticated by `key_id` that ended
-// with `status`.
+// with `status`; `previous_secret_of` as VerifyOutcome::previous_secret_of.
 storage::PendingAuditEvent KeyUseEvent(
-    int64_t tenant_id, absl::string_view key_id, const RequestInfo& info,
+    int64_t tenant_id, absl::string_view key_id,
+    std::optional<absl::Time> previous_secret_of, const RequestInfo& info,
     absl::string_view rpc, const absl::Status& status, bool rollups) {
   storage::PendingAuditEvent p;
   p.tenant_id = tenant_id;
   p.used_key_id = std::string(key_id);
+  if (previous_secret_of.has_value()) {
+    p.previous_secret_use =
+        storage::PreviousSecretUse{std::string(key_id), *previous_secret_of, 1};
+  }
   // The key authenticated: a valid use, whatever the call's own result.
   if (rollups) {
     p.usage = storage::UsageCount{std::string(key_id), ChannelOf(rpc),
@@ -95,6 +101,7 @@ storage::PendingAuditEvent KeyUseEvent(
   meta.Add("rpc", rpc);
   AddHttp(meta, info);
   meta.Add("status", absl::StatusCodeToString(status.code()));
+  if (previous_secret_of.has_value()) meta.Add("secret", "previous");
   e.metadata_json = meta.Build();
   return p;
 }
@@ -111,8 +118,9 @@ UsageAuditor::UsageAuditor(AuditWriter* writer, UsageAuditorOptions options)
 void UsageAuditor::RecordKeyUse(const Principal& caller,
                                 const RequestInfo& info, absl::string_view rpc,
                                 const absl::Status& status) {
-  writer_->Enqueue(KeyUseEvent(caller.tenant_id, caller.key_id, info, rpc,
-                               status, options_.rollups));
+  writer_->Enqueue(KeyUseEvent(caller.tenant_id, caller.key_id,
+                               caller.key_previous_secret_of, info, rpc, status,
+                               options_.rollups));
 }
 
 void UsageAuditor::RecordAuthFailure(const RequestInfo& info,
@@ -148,6 +156,9 @@ void UsageAuditor::RecordAuthFailure(const RequestInfo& info,
   e.outcome = "failure";
   std::vector<std::string> why;
   if (outcome != nullptr && outcome->known_dead) why.push_back("dead_key");
+  if (outcome != nullptr && outcome->decoy_blocked) {
+    why.push_back("decoy_block");
+  }
   if (reason == "insufficient_scope") why.push_back("scope_denied");
   if (reason == "ip_not_allowed") why.push_back("ip_not_allowed");
   // A key over its rate limit or its quota is used too much, not guessed
@@ -218,13 +229,15 @@ void UsageAuditor::RecordVerify(const RequestInfo& info,
     // One summary per key, end-client address and calling agent per
     // window (docs/audit.md "Verification summaries"); the first call's
     // request id and the count are recorded. The event is built only when
-    // a summary opens.
-    const std::string summary_key =
-        absl::StrCat(outcome.tenant_id, "\x1f", outcome.key_id, "\x1f",
-                     client_ip, "\x1f", info.user_agent);
+    // a summary opens. Uses of a previous secret are summarized apart.
+    const std::string summary_key = absl::StrCat(
+        outcome.tenant_id, "\x1f", outcome.key_id, "\x1f", client_ip, "\x1f",
+        info.user_agent,
+        outcome.previous_secret_of.has_value() ? "\x1fprevious" : "");
     writer_->EnqueueSummarized(summary_key, [&] {
-      return KeyUseEvent(outcome.tenant_id, outcome.key_id, end_client(),
-                         kVerifyRpc, absl::OkStatus(), options_.rollups);
+      return KeyUseEvent(outcome.tenant_id, outcome.key_id,
+                         outcome.previous_secret_of, end_client(), kVerifyRpc,
+                         absl::OkStatus(), options_.rollups);
     });
     return;
   }

@@ -1,6 +1,8 @@
 // Turns authentication facts into audit events for the batched writer
 // (docs/audit.md "Events" and "Suspicious"): `api_key.used` for every call
-// authenticated by a key, `auth.api_key.failed` for every failed
+// authenticated by a key (with metadata `secret: "previous"` and a
+// previous-secret tally when a retired secret in its grace period
+// authenticated it), `auth.api_key.failed` for every failed
 // authentication or authorization, and the suspicious flag.
 //
 // Suspicious when: the key id is known but dead (revoked, deleted, expired,

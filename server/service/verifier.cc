@@ -86,18 +86,27 @@ struct Verifier::Entry {
 
 namespace {
 
+// One limit of a key under its counter key "k:<id>:<name>:<seconds>": a
+// limit whose duration is edited is a new counter (the old one's slots have
+// another length), one whose limit alone is edited keeps its count.
+WindowLimit KeyLimit(absl::string_view id, absl::string_view name,
+                     int64_t limit, absl::Duration duration) {
+  return WindowLimit{
+      absl::StrCat("k:", id, ":", name, ":", absl::ToInt64Seconds(duration)),
+      std::string(name), limit, duration};
+}
+
 // The rate limits of a key (docs/limits.md): its named limits, and the
 // per-minute limit as the limit named "default".
 std::vector<WindowLimit> LimitsOf(absl::string_view id,
                                   const storage::ApiKeyRecord& key) {
   std::vector<WindowLimit> limits;
   if (key.rate_limit_per_minute > 0) {
-    limits.push_back(WindowLimit{absl::StrCat("k:", id, ":default"), "default",
-                                 key.rate_limit_per_minute, absl::Minutes(1)});
+    limits.push_back(
+        KeyLimit(id, "default", key.rate_limit_per_minute, absl::Minutes(1)));
   }
   for (const storage::KeyRateLimit& l : key.rate_limits) {
-    limits.push_back(WindowLimit{absl::StrCat("k:", id, ":", l.name), l.name,
-                                 l.limit, l.duration});
+    limits.push_back(KeyLimit(id, l.name, l.limit, l.duration));
   }
   return limits;
 }
@@ -188,10 +197,13 @@ size_t Verifier::size() const {
 }
 
 void Verifier::Evict(absl::string_view key_id) {
-  Shard& shard = ShardFor(key_id);
-  absl::MutexLock lock(&shard.mu);
-  ++shard.epoch;
-  shard.map.erase(key_id);
+  {
+    Shard& shard = ShardFor(key_id);
+    absl::MutexLock lock(&shard.mu);
+    ++shard.epoch;
+    shard.map.erase(key_id);
+  }
+  if (options_.credits != nullptr) options_.credits->Release(key_id);
 }
 
 std::optional<VerifyOutcome> Verifier::VerifyCached(
@@ -394,6 +406,17 @@ std::optional<VerifyOutcome> Verifier::Decide(
     out.decoy = true;
     out.tenant_id = entry.tenant_id;
     out.tenant_slug = tenant_slug;
+    if (options_.decoy_trap != nullptr) {
+      options_.decoy_trap->Sprung(entry.tenant_id, params.client_ip);
+    }
+    return out;
+  }
+  if (options_.decoy_trap != nullptr &&
+      options_.decoy_trap->Blocked(entry.tenant_id, params.client_ip)) {
+    // Whoever found the tenant's decoy learns nothing more from here.
+    out.decoy_blocked = true;
+    out.tenant_id = entry.tenant_id;
+    out.tenant_slug = tenant_slug;
     return out;
   }
 
@@ -417,6 +440,12 @@ std::optional<VerifyOutcome> Verifier::Decide(
     times.last_used_at = TimeOf(entry.last_used_at);
     out.states = storage::KeyStatesAt(times, entry.tenant->policy, db_now);
     out.states_computed = true;
+  }
+  if (match == Match::kRetiredInGrace) {
+    // A retired secret exists only after a rotation; the epoch stands in
+    // should the time be missing.
+    out.previous_secret_of =
+        TimeOf(entry.rotated_at).value_or(absl::UnixEpoch());
   }
   out.allowed_cidrs = rare.allowed_cidrs;
   out.rate_limit_per_minute = entry.rate_limit_per_minute;

@@ -35,6 +35,7 @@
 #include "server/observability/metrics.h"
 #include "server/service/cluster_credits.h"
 #include "server/service/cluster_windows.h"
+#include "server/service/decoy_trap.h"
 #include "server/service/lazy_window.h"
 #include "server/service/slot_window.h"
 #include "server/storage/key_states.h"
@@ -99,6 +100,14 @@ struct VerifyOutcome {
   // only tenant_id / tenant_slug (the decoy's) are set besides the id, for
   // the audit event.
   bool decoy = false;
+  // The whole key of one of the tenant's keys was presented from an address
+  // the tenant's decoy trap blocks: the reason is kNotFound and only
+  // tenant_id / tenant_slug are set besides the id, as for a decoy.
+  bool decoy_blocked = false;
+  // Set when the key matched one of its retired secrets still in its grace
+  // period (docs/webhooks.md "Rotation stragglers"): the key's rotated_at,
+  // naming the rotation the use belongs to. Unset for the current secret.
+  std::optional<absl::Time> previous_secret_of;
   int64_t tenant_id = 0;
   std::string tenant_slug;
   std::string name;
@@ -166,6 +175,12 @@ struct VerifierOptions {
   // never more than limit + N in the cluster.
   int32_t default_limit_per_minute = 0;
   std::function<int()> replicas = [] { return 1; };
+  // The decoy trap (docs/webhooks.md "Decoy keys"): a decoy presented
+  // springs it for its tenant and the verification's client address; a
+  // key of that tenant presented from that address while it is blocked
+  // answers as an unknown key (VerifyOutcome::decoy_blocked). Null: off.
+  // Must outlive the Verifier.
+  DecoyTrap* decoy_trap = nullptr;
 };
 
 // Thread-safe.
@@ -188,7 +203,11 @@ class Verifier {
                                        const VerifyParams& params);
 
   // Drops the cached entry for `key_id`; any read of it in flight is not
-  // installed. Call after every committed mutation of the key.
+  // installed. Call after every committed mutation of the key. Also
+  // releases this replica's lease of the key's credits
+  // (ClusterCredits::Release): the next use confirms the epoch with the
+  // database, so no replica that applied a change of the balance spends a
+  // lease of the old one.
   void Evict(absl::string_view key_id);
 
   // Replication (docs/replication.md). Cached entries are used only while

@@ -15,6 +15,7 @@
 #include "server/service/client_service.h"
 #include "server/service/client_validation.h"
 #include "server/service/errors.h"
+#include "server/service/page_token.h"
 #include "server/service/paging.h"
 #include "server/storage/webhook_outbox.h"
 
@@ -360,30 +361,67 @@ absl::StatusOr<storage::WebhookDeliveryRecord> WebhookService::Test(
   return ping;
 }
 
+namespace {
+
+// What a delivery-log token is bound to: the tenant, the endpoint and the
+// status filter.
+QueryParts DeliveryListParts(int64_t tenant_id, absl::string_view id,
+                             const storage::DeliveryQuery& q) {
+  return {"webhook_deliveries", absl::StrCat(tenant_id), std::string(id),
+          q.state.has_value() ? std::string(DeliveryStateName(*q.state))
+                              : std::string("-")};
+}
+
+}  // namespace
+
 absl::StatusOr<storage::DeliveryPage> WebhookService::ListDeliveries(
-    const Principal& caller, absl::string_view id, std::optional<int32_t> page,
-    std::optional<int32_t> limit, absl::string_view state) {
-  absl::StatusOr<ListCommon> common = ParseListCommon(page, limit, "", "");
+    const Principal& caller, absl::string_view id,
+    const DeliveryListParams& params, storage::DeliveryQuery* applied) {
+  absl::StatusOr<ListCommon> common =
+      ParseListCommon(params.page, params.limit, "", "");
   if (!common.ok()) return common.status();
+  const bool has_token = !params.page_token.empty();
+  if (absl::Status s = CheckPagingForm(params.page, has_token); !s.ok()) {
+    return s;
+  }
   storage::DeliveryQuery query;
   query.page = common->paging.page;
   query.limit = common->paging.limit;
-  if (!state.empty()) {
+  query.count = CountFor(params.include_total, has_token);
+  if (!params.status.empty()) {
     for (storage::DeliveryState s :
          {storage::DeliveryState::kPending, storage::DeliveryState::kDelivered,
           storage::DeliveryState::kFailed,
           storage::DeliveryState::kCancelled}) {
-      if (storage::DeliveryStateName(s) == state) query.state = s;
+      if (storage::DeliveryStateName(s) == params.status) query.state = s;
     }
     if (!query.state.has_value()) {
       return InvalidField("status",
                           "must be pending, delivered, failed or cancelled");
     }
   }
+  if (has_token) {
+    absl::StatusOr<std::vector<PositionField>> position = DecodePageToken(
+        params.page_token, DeliveryListParts(caller.tenant_id, id, query), 1);
+    if (!position.ok()) return position.status();
+    absl::StatusOr<int64_t> before = ParseIntField((*position)[0]);
+    if (!before.ok()) return before.status();
+    query.before_id = *before;
+  }
+  *applied = query;
   absl::StatusOr<storage::DeliveryPage> listed =
       store_->ListDeliveries(caller.tenant_id, id, query);
   if (!listed.ok()) return Annotate(listed.status());
   return listed;
+}
+
+std::string WebhookService::NextDeliveryPageToken(
+    int64_t tenant_id, absl::string_view id,
+    const storage::DeliveryQuery& applied, const storage::DeliveryPage& page) {
+  if (!page.has_more || page.deliveries.empty()) return "";
+  return EncodePageToken(
+      DeliveryListParts(tenant_id, id, applied),
+      {PositionField(absl::StrCat(page.deliveries.back().id))});
 }
 
 }  // namespace lumo::service

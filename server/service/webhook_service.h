@@ -88,6 +88,19 @@ std::string WebhookPayload(const storage::WebhookEventRecord& event,
                            absl::string_view endpoint_id);
 
 // Thread-safe (holds no mutable state of its own).
+// A delivery-log request as the API takes it.
+struct DeliveryListParams {
+  std::optional<int32_t> page;
+  std::optional<int32_t> limit;
+  // "" or one of pending, delivered, failed, cancelled.
+  std::string status;
+  // A meta.nextPageToken of an earlier reply to the same query.
+  std::string page_token;
+  // Count the matching deliveries (up to 10,000); default: true without
+  // a token, false with one.
+  std::optional<bool> include_total;
+};
+
 class WebhookService {
  public:
   WebhookService(storage::WebhookStore* store,
@@ -117,11 +130,18 @@ class WebhookService {
   absl::StatusOr<storage::WebhookDeliveryRecord> Test(const Principal& caller,
                                                       const RequestInfo& info,
                                                       absl::string_view id);
-  // `state` "" or one of pending, delivered, failed, cancelled.
+  // The endpoint's delivery log, newest first, by page number or by
+  // keyset (`params.page_token`, docs/admin-api.md "Paging large lists");
+  // `applied` receives the query used (for the reply's meta and
+  // NextDeliveryPageToken).
   absl::StatusOr<storage::DeliveryPage> ListDeliveries(
       const Principal& caller, absl::string_view id,
-      std::optional<int32_t> page, std::optional<int32_t> limit,
-      absl::string_view state);
+      const DeliveryListParams& params, storage::DeliveryQuery* applied);
+  // The token of the page after `page` of endpoint `id`'s log listed by
+  // `applied`; "" when it is the last page.
+  static std::string NextDeliveryPageToken(
+      int64_t tenant_id, absl::string_view id,
+      const storage::DeliveryQuery& applied, const storage::DeliveryPage& page);
 
   // The signing secret sealed for endpoint `endpoint_id` (for the delivery
   // worker). INVALID_ARGUMENT when it does not open (another endpoint's, or

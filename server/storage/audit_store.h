@@ -16,6 +16,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "server/core/crypto.h"
 #include "server/storage/key_store.h"
@@ -84,6 +85,26 @@ struct DayCount {
   int64_t count = 0;
 };
 
+// A use of a key authenticated by one of its retired secrets while that
+// secret was in its grace period (docs/webhooks.md "Rotation stragglers"):
+// tallied per key, rotation, client address and user agent (the event's).
+struct PreviousSecretUse {
+  std::string key_id;
+  // The key's rotated_at when the use was verified: the rotation whose
+  // grace period the use falls in.
+  absl::Time rotated_at;
+  int64_t count = 1;  // uses the event stands for (a summary's count)
+};
+
+// One client that presented a rotated key's previous secret
+// (AuditStore::ListPreviousSecretUsers).
+struct PreviousSecretUser {
+  std::string ip_address;
+  std::string user_agent;
+  absl::Time last_seen_at;
+  int64_t count = 0;
+};
+
 // One event for the batched writer.
 struct PendingAuditEvent {
   // 0 with a non-empty `tenant_slug`: the store resolves the slug (an
@@ -95,6 +116,8 @@ struct PendingAuditEvent {
   std::string used_key_id;
   // Set: what the event adds to the usage rollups of its tenant.
   std::optional<UsageCount> usage;
+  // Set: the use was authenticated by a retired secret in its grace period.
+  std::optional<PreviousSecretUse> previous_secret_use;
 };
 
 // An audit row as stored.
@@ -222,8 +245,10 @@ class AuditStore {
   // statement, after the commit: a key row lock is never held while a chain
   // head is). In the same transaction, adds the `usage` counts of the
   // events to the hourly and daily rollups of their tenants, in the hour
-  // and day (UTC) of that timestamp (docs/usage.md). Either every event
-  // and its counts are written or none.
+  // and day (UTC) of that timestamp (docs/usage.md), and the
+  // `previous_secret_use` tallies: per (key, rotated_at, ip_address,
+  // user_agent) the count is added and the last-seen time moves to that
+  // timestamp. Either every event and its counts are written or none.
   virtual absl::Status AppendEvents(
       const std::vector<PendingAuditEvent>& events) = 0;
 
@@ -277,6 +302,15 @@ class AuditStore {
   // returned. INVALID_ARGUMENT when from >= to or either is not a midnight.
   virtual absl::StatusOr<std::vector<DayCount>> CountSuspiciousPerDay(
       int64_t tenant_id, absl::Time from, absl::Time to) = 0;
+
+  // The clients that presented a previous secret of the tenant's key
+  // `key_id` during the grace period of its rotation at `rotated_at` (the
+  // tallies AppendEvents writes): at most `limit` (1..100), the most
+  // recently seen first, ties by address then user agent ascending.
+  // INVALID_ARGUMENT for a limit out of range.
+  virtual absl::StatusOr<std::vector<PreviousSecretUser>>
+  ListPreviousSecretUsers(int64_t tenant_id, absl::string_view key_id,
+                          absl::Time rotated_at, int limit) = 0;
 };
 
 }  // namespace lumo::storage

@@ -326,12 +326,22 @@ struct KeyEdit {
   std::optional<std::optional<absl::Time>> expires_at;
   std::optional<std::string> external_id;
   std::optional<core::StringMap> metadata;
+  // Set: the key's named limits, all replaced (CheckKeyRateLimits).
+  std::optional<std::vector<KeyRateLimit>> rate_limits;
 
   bool empty() const {
     return !name && !scopes && !allowed_cidrs && !rate_limit_per_minute &&
-           !expires_at && !external_id && !metadata;
+           !expires_at && !external_id && !metadata && !rate_limits;
   }
 };
+
+// Named limits in the order records hold them (by name).
+inline void SortByName(std::vector<KeyRateLimit>* limits) {
+  std::sort(limits->begin(), limits->end(),
+            [](const KeyRateLimit& a, const KeyRateLimit& b) {
+              return a.name < b.name;
+            });
+}
 
 // `key` with the members `edit` sets replaced.
 inline void ApplyEdit(const KeyEdit& edit, ApiKeyRecord* key) {
@@ -344,6 +354,10 @@ inline void ApplyEdit(const KeyEdit& edit, ApiKeyRecord* key) {
   if (edit.expires_at) key->expires_at = *edit.expires_at;
   if (edit.external_id) key->external_id = *edit.external_id;
   if (edit.metadata) key->metadata = *edit.metadata;
+  if (edit.rate_limits) {
+    key->rate_limits = *edit.rate_limits;
+    SortByName(&key->rate_limits);
+  }
 }
 
 // What a rotation may do besides installing a new secret.

@@ -30,6 +30,7 @@
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "server/storage/key_store.h"
+#include "server/storage/list_page.h"
 
 namespace lumo::storage {
 
@@ -123,11 +124,20 @@ struct DeliveryQuery {
   int page = 1;    // 1-based
   int limit = 25;  // 1..100
   std::optional<DeliveryState> state;
+  // Set: only deliveries with a smaller id (keyset paging, newest first,
+  // through the (endpoint_id, id) index); page must then be 1.
+  std::optional<int64_t> before_id;
+  // The total's count: of every delivery matching the filter, before_id
+  // aside.
+  CountRequest count;
 };
 
 struct DeliveryPage {
   std::vector<WebhookDeliveryRecord> deliveries;  // newest first
-  int64_t total = 0;
+  int64_t total = 0;                              // see total_kind
+  TotalKind total_kind = TotalKind::kExact;
+  // There are matching deliveries after the last one returned.
+  bool has_more = false;
 };
 
 // A stored webhook event: the facts its payload is rendered from.
@@ -252,7 +262,8 @@ class WebhookStore {
       const AuditEvent& event) = 0;
 
   // The endpoint's deliveries, newest first. NOT_FOUND as GetEndpoint;
-  // INVALID_ARGUMENT for paging out of range.
+  // INVALID_ARGUMENT for paging out of range (a page other than 1 with
+  // before_id included).
   virtual absl::StatusOr<DeliveryPage> ListDeliveries(
       int64_t tenant_id, absl::string_view endpoint_id,
       const DeliveryQuery& query) = 0;
@@ -283,6 +294,20 @@ class WebhookStore {
   virtual absl::StatusOr<CompletedAttempt> CompleteAttempt(
       const ClaimedDelivery& claim, const AttemptOutcome& outcome,
       const FailurePolicy& policy, const AuditEvent& disable_event) = 0;
+
+  // Retention (docs/webhooks.md "Retention"), on the database clock:
+  // deletes the finished deliveries (delivered, failed, cancelled) created
+  // more than `finished_older_than` ago, then the webhook events created
+  // before then that no delivery references any more, then the
+  // previous-secret tallies (AuditStore::ListPreviousSecretUsers) of
+  // rotations more than `tallies_older_than` ago. Pending deliveries and
+  // their events stay, whatever their age. Works in chunks, each its own
+  // short statement, so it never holds many locks for long. Returns the
+  // rows deleted, all kinds together. INVALID_ARGUMENT for a duration
+  // that is not positive.
+  virtual absl::StatusOr<int64_t> PurgeExpired(
+      absl::Duration finished_older_than,
+      absl::Duration tallies_older_than) = 0;
 
   // Leaked-key reports (the secret-scanning intake; the reports share the
   // outbox of their events).

@@ -11,6 +11,7 @@
 #include "server/core/webhook_crypto.h"
 #include "server/observability/log.h"
 #include "server/service/audit_json.h"
+#include "server/service/key_service.h"
 
 namespace lumo::webhooks {
 namespace {
@@ -103,6 +104,7 @@ void DeliveryWorker::Run() {
       if (stopping_) return;
       wakes_seen = wakes_;
     }
+    PurgeIfDue();
     absl::StatusOr<std::vector<storage::ClaimedDelivery>> claimed =
         store_->ClaimDue(options_.claim_batch, options_.lease);
     if (!claimed.ok()) {
@@ -120,6 +122,25 @@ void DeliveryWorker::Run() {
       return stopping_ || wakes_ != wakes_seen;
     };
     mu_.AwaitWithTimeout(absl::Condition(&woken), options_.poll_interval);
+  }
+}
+
+void DeliveryWorker::PurgeIfDue() {
+  if (options_.retention <= absl::ZeroDuration()) return;
+  {
+    absl::MutexLock lock(&mu_);
+    const absl::Time now = absl::Now();
+    if (now < next_purge_) return;
+    next_purge_ = now + options_.purge_interval;
+  }
+  // A tally matters while its rotation's grace period may still run.
+  absl::StatusOr<int64_t> purged = store_->PurgeExpired(
+      options_.retention, absl::Seconds(service::kMaxGracePeriodSeconds));
+  if (!purged.ok()) {
+    log::Warning(absl::StrCat("webhook retention: cannot purge: ",
+                              purged.status().message()));
+  } else if (*purged > 0) {
+    log::Info(absl::StrCat("webhook retention: purged ", *purged, " rows"));
   }
 }
 

@@ -37,6 +37,13 @@ struct DeliveryWorkerOptions {
   absl::Duration base_backoff = absl::Seconds(10);
   absl::Duration max_backoff = absl::Hours(1);
   storage::FailurePolicy failure;
+  // Retention (docs/webhooks.md "Retention"): finished deliveries and
+  // their events older than `retention` are purged (WebhookStore::
+  // PurgeExpired) by one of the threads at start-up and then every
+  // `purge_interval`; previous-secret tallies once no grace period can
+  // still run. A zero retention keeps everything.
+  absl::Duration retention = absl::Hours(24 * 7);
+  absl::Duration purge_interval = absl::Hours(1);
 };
 
 // The wait before the attempt after failed attempt `attempt` (1-based),
@@ -76,6 +83,8 @@ class DeliveryWorker {
   void Run();
   // Sends one claimed delivery and records its outcome.
   void Deliver(const storage::ClaimedDelivery& claim);
+  // Purges expired rows when the purge is due (one thread at a time).
+  void PurgeIfDue();
 
   storage::WebhookStore* const store_;
   const service::WebhookService* const webhooks_;
@@ -85,6 +94,7 @@ class DeliveryWorker {
   absl::Mutex mu_;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   int64_t wakes_ ABSL_GUARDED_BY(mu_) = 0;
+  absl::Time next_purge_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
   std::vector<std::thread> threads_;
 };
 

@@ -71,6 +71,7 @@ TEST_F(ServerConfigTest, DefaultsServeOnLoopbackWithTheDocumentedOptions) {
   EXPECT_EQ(config->webhook_delivery.max_backoff, absl::Hours(1));
   EXPECT_EQ(config->webhook_delivery.poll_interval, absl::Milliseconds(500));
   EXPECT_EQ(config->webhook_delivery.lease, absl::Seconds(40));
+  EXPECT_EQ(config->webhook_delivery.retention, absl::Hours(24 * 7));
   EXPECT_EQ(app.replica.lease, absl::Seconds(3));
   // Token hashes and peppers come from files, read by the serve command.
   EXPECT_FALSE(app.service_token_sha256.has_value());
@@ -349,6 +350,10 @@ TEST_F(ServerConfigTest, BadServeSettingsGiveTheDocumentedErrors) {
        "--webhook_timeout must be between 1s and 1m"},
       {"webhook_retry_window = 73h\n",
        "--webhook_retry_window must be between 1m and 72h"},
+      {"decoy_block_seconds = 86401\n",
+       "--decoy_block_seconds must be between 0 and 86400"},
+      {"webhook_retention = 30m\n",
+       "--webhook_retention must be between 1h and 87600h"},
       {"webhook_disable_after_failures = 0\n",
        "--webhook_disable_after_failures must be between 1 and 10000"},
       {"webhook_allow_cidrs = 127.0.0.1/32,10.0.0.1/8\n",

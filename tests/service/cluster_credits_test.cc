@@ -93,6 +93,47 @@ TEST_F(ClusterCreditsTest, ThreeReplicasNeverSpendMoreThanTheBalance) {
   EXPECT_GE(spent, 1000 - 3 * 2);
 }
 
+TEST_F(ClusterCreditsTest, AReleasedLeaseIsKeptOnlyInItsEpoch) {
+  // 1000 credits, 3 replicas: a first lease of 1 (the balance is unknown),
+  // then floor(999 / 12) = 83.
+  ASSERT_TRUE(stores_.counters.SetQuota(key_, 1000, {}).ok());
+  auto r = Replica(3);
+  ASSERT_EQ(r->Spend(key_, 1).result, Result::kNeedLease);
+  ASSERT_EQ(Spend(*r, 1), Result::kSpent);
+  ASSERT_EQ(Spend(*r, 1), Result::kSpent);
+  EXPECT_EQ(stores_.counters.GetQuota(key_)->remaining, 1000 - 1 - 83);
+  // The key changed (an edit, the same epoch): the next spend asks the
+  // store first, and the 82 credits held still count.
+  r->Release(key_);
+  EXPECT_EQ(r->Spend(key_, 1).result, Result::kNeedLease);
+  ASSERT_EQ(Spend(*r, 1), Result::kSpent);
+  r->FlushReturns(/*all=*/true);
+  EXPECT_EQ(stores_.counters.GetQuota(key_)->remaining, 1000 - 3);
+
+  // Held again, then the balance is set (a new epoch): the 82 credits held
+  // of the old balance are void, and only the new balance is spent.
+  ASSERT_EQ(Spend(*r, 1), Result::kSpent);
+  ASSERT_EQ(Spend(*r, 1), Result::kSpent);
+  ASSERT_TRUE(stores_.counters.SetQuota(key_, 2, {}).ok());
+  r->Release(key_);
+  int spent = 0;
+  for (int i = 0; i < 10; ++i) spent += Spend(*r, 1) == Result::kSpent;
+  EXPECT_EQ(spent, 2);
+}
+
+TEST_F(ClusterCreditsTest, AReleasedExhaustedBalanceIsAskedAgain) {
+  // An empty balance is believed for a second; a set within that second
+  // is seen at once by a replica that released the key.
+  ASSERT_TRUE(stores_.counters.SetQuota(key_, 1, {}).ok());
+  auto r = Replica(1);
+  ASSERT_EQ(Spend(*r, 1), Result::kSpent);
+  ASSERT_EQ(Spend(*r, 1), Result::kExhausted);
+  EXPECT_EQ(r->Spend(key_, 1).result, Result::kExhausted);
+  ASSERT_TRUE(stores_.counters.SetQuota(key_, 5, {}).ok());
+  r->Release(key_);
+  EXPECT_EQ(Spend(*r, 1), Result::kSpent);
+}
+
 TEST_F(ClusterCreditsTest, ACostAboveTheBalanceSpendsNothing) {
   ASSERT_TRUE(stores_.counters.SetQuota(key_, 5, {}).ok());
   auto r = Replica(1);

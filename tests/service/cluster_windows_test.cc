@@ -94,6 +94,39 @@ TEST_F(ClusterWindowsTest, ThreeReplicasAdmitTheLimitPlusAtMostTheOverdraft) {
   EXPECT_GE(admitted, 100 - 3 * 8);  // at most a lease (8) stranded each
 }
 
+TEST_F(ClusterWindowsTest, ALoweredLimitDropsTheLeaseTakenUnderTheOldOne) {
+  // One replica of 4: limit 400 leases floor(400 / 16) = 25 tokens. The
+  // limit is edited down to 10 after one take: the 24 tokens left of the
+  // old lease are not spent; only the new limit's room (10 - 25 counted)
+  // is, i.e. nothing more in this window.
+  auto r = Replica(4);
+  ASSERT_EQ(Take(*r, {PerMinute(400)}).result, Result::kAdmitted);
+  int admitted = 0;
+  for (int i = 0; i < 30; ++i) {
+    RunQueued();
+    if (Take(*r, {PerMinute(10)}).result == Result::kAdmitted) ++admitted;
+  }
+  EXPECT_EQ(admitted, 0);
+}
+
+TEST_F(ClusterWindowsTest, ARaisedLimitEndsTheRefusalCachedUnderTheOldOne) {
+  // A spent window is refused in memory until its reset; raising the limit
+  // admits again at once, up to the new limit.
+  auto r = Replica(1);
+  int admitted = 0;
+  for (int i = 0; i < 5; ++i) {
+    RunQueued();
+    if (Take(*r, {PerMinute(3)}).result == Result::kAdmitted) ++admitted;
+  }
+  EXPECT_EQ(admitted, 3);
+  admitted = 0;
+  for (int i = 0; i < 10; ++i) {
+    RunQueued();
+    if (Take(*r, {PerMinute(6)}).result == Result::kAdmitted) ++admitted;
+  }
+  EXPECT_EQ(admitted, 3);
+}
+
 TEST_F(ClusterWindowsTest, NoReplicaAdmitsMoreThanTheLimitInAWindow) {
   // One replica alone: its own window caps it at the limit, overdraft
   // included.

@@ -2,11 +2,17 @@
 // verifications (docs/reliability.md "Brute force"), on a fake clock.
 #include "server/service/failure_throttle.h"
 
+#include <cstdio>
+#include <functional>
+#include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
 #include "gtest/gtest.h"
+#include "tests/storage/fakes/fake_stores.h"
 
 namespace lumo::service {
 namespace {
@@ -154,9 +160,148 @@ TEST_F(FailureThrottleTest, IpV6AddressesCountPerSlash64) {
   EXPECT_EQ(exact.CheckAddress("2001:db8::2"), std::nullopt);
 }
 
+// Three replicas sharing one fake CounterStore; lease statements are
+// queued and run when the test says (the replies of a real worker pool
+// arrive at any time).
+class SharedFailureThrottleTest : public FailureThrottleTest {
+ protected:
+  void SetUp() override { stores_.db->FreezeClock(now_); }
+
+  std::unique_ptr<FailureThrottle> Replica(int ip_burst, int ip_per_minute,
+                                           int key_burst, int key_per_minute) {
+    FailureThrottleOptions o =
+        Options(ip_burst, ip_per_minute, key_burst, key_per_minute);
+    o.shared = &stores_.counters;
+    o.replicas = [] { return 3; };
+    o.schedule = [this](std::function<void()> task) {
+      queued_.push_back(std::move(task));
+    };
+    return std::make_unique<FailureThrottle>(o);
+  }
+  void RunQueued() {
+    while (!queued_.empty()) {
+      std::vector<std::function<void()>> run;
+      run.swap(queued_);
+      for (auto& f : run) f();
+    }
+  }
+  void Advance(absl::Duration d) {
+    now_ += d;
+    stores_.db->FreezeClock(now_);
+  }
+
+  testing::FakeStores stores_;
+  std::vector<std::function<void()>> queued_;
+};
+
+TEST_F(SharedFailureThrottleTest, ASpreadAttackGetsTheBudgetOfOneReplica) {
+  // Burst 30, one token a minute, 3 replicas: batches of
+  // max(1, 30 / 12) = 2. Each replica alone would allow 30 (90 in all).
+  // Bound (docs/limits.md "Shared throttles"): the bucket's 30 plus at
+  // most one batch per replica counted without a token: 36.
+  std::vector<std::unique_ptr<FailureThrottle>> replicas;
+  for (int i = 0; i < 3; ++i) replicas.push_back(Replica(30, 1, 0, 0));
+  int verified = 0;
+  for (int round = 0; round < 100; ++round) {
+    for (auto& r : replicas) {
+      if (r->CheckAddress("203.0.113.9").has_value()) continue;
+      ++verified;
+      r->RecordFailure("203.0.113.9", "");
+    }
+    // Replies arrive after every round (a slow database: after a whole
+    // round of attempts on every replica).
+    RunQueued();
+  }
+  std::printf("spread attack, burst 30, 3 replicas: %d verified\n", verified);
+  EXPECT_LE(verified, 36);
+  EXPECT_GE(verified, 30);
+  // Refused on every replica, with the wait for the shared bucket's next
+  // token times the replicas (one token a minute: about 3 minutes).
+  for (auto& r : replicas) {
+    std::optional<absl::Duration> wait = r->CheckAddress("203.0.113.9");
+    ASSERT_TRUE(wait.has_value());
+    EXPECT_GT(*wait, absl::Minutes(1));
+    EXPECT_LE(*wait, absl::Minutes(3));
+  }
+  // Other addresses are untouched.
+  EXPECT_EQ(replicas[1]->CheckAddress("203.0.113.10"), std::nullopt);
+}
+
+TEST_F(SharedFailureThrottleTest, KeyIdFailuresAreSharedButTheOwnerGetsIn) {
+  std::vector<std::unique_ptr<FailureThrottle>> replicas;
+  for (int i = 0; i < 3; ++i) replicas.push_back(Replica(0, 0, 6, 1));
+  const VerifyOutcome bad = Outcome(VerifyReason::kNotFound, "AAAAAAAAAAAA");
+  int answered = 0;
+  for (int round = 0; round < 20; ++round) {
+    for (auto& r : replicas) {
+      // Different addresses each time: only the key id counts.
+      if (!r->AfterVerify(absl::StrCat("198.51.100.", round), bad)) {
+        ++answered;
+      }
+    }
+    RunQueued();
+  }
+  // 6 in the bucket plus at most one batch (1) per replica.
+  EXPECT_LE(answered, 6 + 3);
+  EXPECT_GE(answered, 6);
+  const VerifyOutcome good = Outcome(VerifyReason::kValid, "AAAAAAAAAAAA");
+  for (auto& r : replicas)
+    EXPECT_EQ(r->AfterVerify("198.51.100.1", good), std::nullopt);
+}
+
+TEST_F(SharedFailureThrottleTest, WithTheStoreDownEachReplicaKeepsItsOwn) {
+  std::vector<std::unique_ptr<FailureThrottle>> replicas;
+  for (int i = 0; i < 3; ++i) replicas.push_back(Replica(4, 1, 0, 0));
+  stores_.db->SetUnavailable(true);
+  int verified = 0;
+  for (int round = 0; round < 10; ++round) {
+    for (auto& r : replicas) {
+      if (r->CheckAddress("203.0.113.7").has_value()) continue;
+      ++verified;
+      r->RecordFailure("203.0.113.7", "");
+    }
+    RunQueued();
+  }
+  // Each replica's own bucket: 4 each, never more.
+  EXPECT_EQ(verified, 12);
+}
+
 TEST_F(FailureThrottleTest, ThrottledErrorIsResourceExhausted) {
   EXPECT_EQ(FailureThrottle::ThrottledError().code(),
             absl::StatusCode::kResourceExhausted);
+}
+
+// A flood of failures from many addresses (each a new shared entry) must
+// not start a statement per address: at most max_shared_in_flight are
+// outstanding, the other failures stay owed and go with their entry's next
+// statement, and the places come back when the tasks run or are dropped.
+TEST_F(SharedFailureThrottleTest, LeaseStatementsInFlightAreCapped) {
+  auto r = Replica(10, 1, 0, 0);  // max_shared_in_flight: the default 4
+  for (int i = 0; i < 200; ++i) {
+    const std::string address = "198.51.100." + std::to_string(i);
+    ASSERT_FALSE(r->CheckAddress(address).has_value());
+    r->RecordFailure(address, "");
+  }
+  EXPECT_EQ(queued_.size(), 4u);  // 200 before the cap
+  EXPECT_EQ(r->shared_in_flight(), 4);
+  RunQueued();
+  EXPECT_EQ(r->shared_in_flight(), 0);
+  EXPECT_EQ(r->shared_calls(), 4);
+  // An owed failure is sent with its entry's next one.
+  r->RecordFailure("198.51.100.150", "");
+  ASSERT_EQ(queued_.size(), 1u);
+  RunQueued();
+  absl::StatusOr<storage::BucketLease> left = stores_.counters.LeaseBucket(
+      "t:ip:198.51.100.150", storage::BucketSpec{10, 1}, 0);
+  ASSERT_TRUE(left.ok()) << left.status();
+  EXPECT_LE(left->left, 10 - 2);  // both failures reached the shared bucket
+  // A task the pool dropped gives its place back.
+  for (int i = 0; i < 3; ++i) {
+    r->RecordFailure("192.0.2." + std::to_string(i), "");
+  }
+  EXPECT_EQ(r->shared_in_flight(), 3);
+  queued_.clear();  // dropped, never run
+  EXPECT_EQ(r->shared_in_flight(), 0);
 }
 
 }  // namespace

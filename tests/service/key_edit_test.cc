@@ -3,6 +3,7 @@
 // each call waited for.
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/strings/match.h"
@@ -228,6 +229,92 @@ TEST_F(KeyEditTest, AKeyCannotEscalateOrLoosenThroughAnEdit) {
   narrower.allowed_cidrs = {"10.1.2.0/24"};
   narrower.rate_limit_per_minute = 5;
   EXPECT_TRUE(keys_->UpdateKey(self, {}, child->record.id, narrower).ok());
+}
+
+TEST_F(KeyEditTest, NamedLimitsAreReplacedWholeAuditedAndWaitedFor) {
+  UpdateKeyParams p = Mask({"rateLimits"});
+  p.rate_limits = {{"hourly", 500, absl::Hours(1)},
+                   {"burst", 5, absl::Seconds(1)}};
+  absl::StatusOr<storage::ApiKeyRecord> edited =
+      keys_->UpdateKey(root_, {}, key_.id, p);
+  ASSERT_TRUE(edited.ok()) << edited.status();
+  const std::vector<storage::KeyRateLimit> sorted = {
+      {"burst", 5, absl::Seconds(1)}, {"hourly", 500, absl::Hours(1)}};
+  EXPECT_EQ(edited->rate_limits, sorted);
+  EXPECT_EQ(edited->rate_limit_per_minute, 100);  // not in the mask
+  EXPECT_EQ(keys_->GetKey(root_, key_.id)->rate_limits, sorted);
+  EXPECT_THAT(barrier_.waits, ElementsAre("updated@2"));
+  std::vector<storage::AuditEvent> events = Events("api_key.updated");
+  ASSERT_EQ(events.size(), 1u);
+  EXPECT_THAT(
+      events[0].metadata_json,
+      HasSubstr(
+          R"("rateLimits":{"before":[],"after":[{"name":"burst","limit":5,"durationSeconds":1},{"name":"hourly","limit":500,"durationSeconds":3600}]})"));
+
+  // The same limits in another order change nothing (and still wait).
+  std::swap(p.rate_limits[0], p.rate_limits[1]);
+  edited = keys_->UpdateKey(root_, {}, key_.id, p);
+  ASSERT_TRUE(edited.ok()) << edited.status();
+  EXPECT_EQ(edited->version, 2);
+  EXPECT_EQ(Events("api_key.updated").size(), 1u);
+
+  // Bad lists are refused naming the field, and change nothing.
+  std::vector<std::pair<std::vector<storage::KeyRateLimit>, std::string>> bad =
+      {{{{"burst", 0, absl::Seconds(1)}}, "rateLimits[0].limit"},
+       {{{"x", 1, absl::Seconds(1)}, {"x", 2, absl::Seconds(2)}},
+        "rateLimits[1].name"},
+       {{{"Bad Name", 1, absl::Seconds(1)}}, "rateLimits[0].name"},
+       {{{"long", 1, absl::Hours(24 * 366)}}, "rateLimits[0].durationSeconds"},
+       // "default" is the per-minute limit's name, which the key has.
+       {{{"default", 1, absl::Seconds(1)}}, "rateLimits[0].name"}};
+  for (const auto& [limits, field] : bad) {
+    UpdateKeyParams b = Mask({"rateLimits"});
+    b.rate_limits = limits;
+    absl::Status st = keys_->UpdateKey(root_, {}, key_.id, b).status();
+    EXPECT_EQ(ErrorKindOf(st), ErrorKind::kInvalidField) << field << st;
+    EXPECT_TRUE(absl::StartsWith(st.message(), field)) << field << ": " << st;
+  }
+  // Removing the per-minute limit frees the name "default".
+  UpdateKeyParams both = Mask({"rateLimitPerMinute", "rateLimits"});
+  both.rate_limits = {{"default", 30, absl::Minutes(1)}};
+  edited = keys_->UpdateKey(root_, {}, key_.id, both);
+  ASSERT_TRUE(edited.ok()) << edited.status();
+  EXPECT_EQ(edited->rate_limit_per_minute, 0);
+  EXPECT_EQ(edited->version, 3);
+  // An empty list removes them.
+  edited = keys_->UpdateKey(root_, {}, key_.id, Mask({"rateLimits"}));
+  ASSERT_TRUE(edited.ok()) << edited.status();
+  EXPECT_TRUE(edited->rate_limits.empty());
+}
+
+TEST_F(KeyEditTest, AKeyWithNamedLimitsCannotLoosenThemOnAnotherKey) {
+  // A key limited to 10 an hour edits a child it made.
+  Principal self = root_;
+  self.key_id = key_.id;
+  self.scopes = key_.scopes;
+  self.key_allowed_cidrs = key_.allowed_cidrs;
+  self.key_rate_limits = {{"hourly", 10, absl::Hours(1)}};
+  CreateKeyParams c;
+  c.name = "child";
+  c.scopes = {"admin:read"};
+  c.allowed_cidrs = {"10.1.0.0/16"};
+  c.rate_limits = {{"hourly", 10, absl::Hours(1)}};
+  auto child = keys_->CreateKey(self, {}, c);
+  ASSERT_TRUE(child.ok()) << child.status();
+  // 1 a minute allows 60 an hour: looser than 10 an hour.
+  UpdateKeyParams loose = Mask({"rateLimits"});
+  loose.rate_limits = {{"minute", 1, absl::Minutes(1)}};
+  absl::Status st =
+      keys_->UpdateKey(self, {}, child->record.id, loose).status();
+  EXPECT_EQ(ErrorKindOf(st), ErrorKind::kScopeExceeded) << st;
+  EXPECT_TRUE(absl::StartsWith(st.message(), "rateLimits")) << st;
+  st = keys_->UpdateKey(self, {}, child->record.id, Mask({"rateLimits"}))
+           .status();
+  EXPECT_EQ(ErrorKindOf(st), ErrorKind::kScopeExceeded) << st;
+  EXPECT_EQ(keys_->GetKey(root_, child->record.id)->rate_limits, c.rate_limits);
+  UpdateKeyParams tighter = Mask({"rateLimits"});
+  tighter.rate_limits = {{"hourly", 4, absl::Hours(1)}};
+  EXPECT_TRUE(keys_->UpdateKey(self, {}, child->record.id, tighter).ok());
 }
 
 TEST_F(KeyEditTest, RevokedAndDeletedKeysCannotBeEdited) {

@@ -177,6 +177,85 @@ TEST_F(VerifierTest, GracePeriodKeepsOldSecretUntilItEnds) {
   EXPECT_EQ(Reason(rotated->full_key), VerifyReason::kValid);
 }
 
+TEST_F(VerifierTest, AUseOfAPreviousSecretNamesItsRotation) {
+  SetUpWith(absl::ZeroDuration());
+  KeyWithSecret k = CreateSimple();
+  auto rotated = keys_->RotateKey(root_, {}, k.record.id, 60);
+  ASSERT_TRUE(rotated.ok()) << rotated.status();
+  ASSERT_TRUE(rotated->record.rotated_at.has_value());
+  auto old_secret = verifier_->Verify(k.full_key, {"acme", {}, ""});
+  ASSERT_TRUE(old_secret.ok()) << old_secret.status();
+  EXPECT_EQ(old_secret->reason, VerifyReason::kValid);
+  EXPECT_EQ(old_secret->previous_secret_of, rotated->record.rotated_at);
+  auto new_secret = verifier_->Verify(rotated->full_key, {"acme", {}, ""});
+  ASSERT_TRUE(new_secret.ok()) << new_secret.status();
+  EXPECT_EQ(new_secret->reason, VerifyReason::kValid);
+  EXPECT_FALSE(new_secret->previous_secret_of.has_value());
+  // Past its grace the old secret is refused, not a straggler's use.
+  store_->Advance(absl::Seconds(61));
+  auto expired = verifier_->Verify(k.full_key, {"acme", {}, ""});
+  ASSERT_TRUE(expired.ok()) << expired.status();
+  EXPECT_EQ(expired->reason, VerifyReason::kRotated);
+  EXPECT_FALSE(expired->previous_secret_of.has_value());
+}
+
+TEST_F(VerifierTest, ADecoyBlocksItsPresentersAddressForItsTenantOnly) {
+  absl::Time now = absl::Now();
+  DecoyTrapOptions trap_options;
+  trap_options.block = absl::Minutes(10);
+  trap_options.now = [&now] { return now; };
+  DecoyTrap trap(trap_options);
+  VerifierOptions options;
+  options.cache_ttl = absl::Hours(1);
+  options.decoy_trap = &trap;
+  Verifier verifier(store_.get(), peppers_, options);
+  KeyService keys(store_.get(), peppers_, &verifier);
+  const KeyWithSecret real = CreateSimple();
+  CreateKeyParams bait;
+  bait.name = "bait";
+  bait.scopes = {"admin:read"};
+  bait.decoy = true;
+  const KeyWithSecret decoy = Create(bait);
+  CreateKeyParams other_root;
+  other_root.name = "root";
+  other_root.scopes = {"admin:write"};
+  auto other = keys.CreateTenant({}, "other2", "", other_root);
+  ASSERT_TRUE(other.ok()) << other.status();
+  auto verify = [&](absl::string_view key, absl::string_view tenant,
+                    absl::string_view ip) {
+    auto outcome =
+        verifier.Verify(key, {std::string(tenant), {}, std::string(ip)});
+    EXPECT_TRUE(outcome.ok()) << outcome.status();
+    return outcome.value_or(VerifyOutcome());
+  };
+  // Before: the real key works from anywhere.
+  EXPECT_EQ(verify(real.full_key, "acme", "203.0.113.5").reason,
+            VerifyReason::kValid);
+  const VerifyOutcome sprung = verify(decoy.full_key, "acme", "203.0.113.5");
+  EXPECT_EQ(sprung.reason, VerifyReason::kNotFound);
+  EXPECT_TRUE(sprung.decoy);
+
+  // From that address the tenant's keys answer as unknown ones...
+  const VerifyOutcome blocked = verify(real.full_key, "acme", "203.0.113.5");
+  EXPECT_EQ(blocked.reason, VerifyReason::kNotFound);
+  EXPECT_TRUE(blocked.decoy_blocked);
+  EXPECT_FALSE(blocked.secret_matched);
+  EXPECT_TRUE(blocked.scopes.empty());
+  // ... not from another address, nor another tenant's keys from there.
+  EXPECT_EQ(verify(real.full_key, "acme", "203.0.113.6").reason,
+            VerifyReason::kValid);
+  EXPECT_EQ(
+      verify(other->initial_key->full_key, "other2", "203.0.113.5").reason,
+      VerifyReason::kValid);
+  // A verification without a client address neither springs nor is held.
+  verify(decoy.full_key, "acme", "");
+  EXPECT_EQ(verify(real.full_key, "acme", "").reason, VerifyReason::kValid);
+  // The block ends.
+  now += absl::Minutes(10);
+  EXPECT_EQ(verify(real.full_key, "acme", "203.0.113.5").reason,
+            VerifyReason::kValid);
+}
+
 TEST_F(VerifierTest, RotationWithoutGraceEndsEarlierGracePeriods) {
   SetUpWith(absl::ZeroDuration());
   KeyWithSecret k = CreateSimple();

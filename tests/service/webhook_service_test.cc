@@ -220,6 +220,55 @@ TEST_F(WebhookServiceTest, RotationKeepsTheOldSecretSigningForTheOverlap) {
   EXPECT_FALSE(absl::StrContains(AllAuditText(), rotated->secret.substr(6)));
 }
 
+TEST_F(WebhookServiceTest, TheDeliveryLogPagesWithTokens) {
+  absl::StatusOr<WebhookWithSecret> created =
+      service_->Create(caller_, {}, Params());
+  ASSERT_TRUE(created.ok()) << created.status();
+  absl::StatusOr<WebhookWithSecret> other =
+      service_->Create(caller_, {}, Params());
+  ASSERT_TRUE(other.ok()) << other.status();
+  const std::string id = created->record.id;
+  for (int i = 0; i < 3; ++i) {
+    ASSERT_TRUE(service_->Test(caller_, {}, id).ok());
+  }
+  DeliveryListParams params;
+  params.limit = 2;
+  storage::DeliveryQuery applied;
+  absl::StatusOr<storage::DeliveryPage> first =
+      service_->ListDeliveries(caller_, id, params, &applied);
+  ASSERT_TRUE(first.ok()) << first.status();
+  EXPECT_EQ(first->total, 3);  // the first page counts
+  ASSERT_EQ(first->deliveries.size(), 2u);
+  const std::string token = WebhookService::NextDeliveryPageToken(
+      caller_.tenant_id, id, applied, *first);
+  ASSERT_FALSE(token.empty());
+  params.page_token = token;
+  absl::StatusOr<storage::DeliveryPage> second =
+      service_->ListDeliveries(caller_, id, params, &applied);
+  ASSERT_TRUE(second.ok()) << second.status();
+  EXPECT_EQ(second->total_kind, storage::TotalKind::kNotCounted);
+  ASSERT_EQ(second->deliveries.size(), 1u);
+  EXPECT_LT(second->deliveries[0].id, first->deliveries[1].id);
+  EXPECT_EQ(WebhookService::NextDeliveryPageToken(caller_.tenant_id, id,
+                                                  applied, *second),
+            "");
+
+  // A token is bound to its endpoint and filter, and excludes page numbers.
+  absl::Status foreign =
+      service_->ListDeliveries(caller_, other->record.id, params, &applied)
+          .status();
+  EXPECT_THAT(std::string(foreign.message()), StartsWith("pageToken: "));
+  params.status = "pending";
+  absl::Status filtered =
+      service_->ListDeliveries(caller_, id, params, &applied).status();
+  EXPECT_THAT(std::string(filtered.message()), StartsWith("pageToken: "));
+  params.status.clear();
+  params.page = 2;
+  absl::Status both =
+      service_->ListDeliveries(caller_, id, params, &applied).status();
+  EXPECT_THAT(std::string(both.message()), StartsWith("page: "));
+}
+
 TEST_F(WebhookServiceTest, TestingQueuesAPingAndTheLogShowsIt) {
   absl::StatusOr<WebhookWithSecret> created =
       service_->Create(caller_, {}, Params());
@@ -228,14 +277,18 @@ TEST_F(WebhookServiceTest, TestingQueuesAPingAndTheLogShowsIt) {
       service_->Test(caller_, {}, created->record.id);
   ASSERT_TRUE(ping.ok()) << ping.status();
   EXPECT_EQ(ping->event_type, "ping");
-  absl::StatusOr<storage::DeliveryPage> log = service_->ListDeliveries(
-      caller_, created->record.id, std::nullopt, std::nullopt, "pending");
+  storage::DeliveryQuery applied;
+  DeliveryListParams pending;
+  pending.status = "pending";
+  absl::StatusOr<storage::DeliveryPage> log =
+      service_->ListDeliveries(caller_, created->record.id, pending, &applied);
   ASSERT_TRUE(log.ok()) << log.status();
   EXPECT_EQ(log->total, 1);
-  absl::Status bad = service_
-                         ->ListDeliveries(caller_, created->record.id,
-                                          std::nullopt, std::nullopt, "lost")
-                         .status();
+  DeliveryListParams lost;
+  lost.status = "lost";
+  absl::Status bad =
+      service_->ListDeliveries(caller_, created->record.id, lost, &applied)
+          .status();
   EXPECT_THAT(std::string(bad.message()), StartsWith("status: "));
 
   WebhookPatch off;

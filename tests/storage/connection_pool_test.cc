@@ -238,10 +238,13 @@ class RefusingPort {
     }
     port_ = ntohs(addr.sin_port);
   }
-  ~RefusingPort() {
-    if (fd_ >= 0) close(fd_);
-  }
+  ~RefusingPort() { Close(); }
   int port() const { return port_; }
+  // From now on the port refuses connections (nothing listens there).
+  void Close() {
+    if (fd_ >= 0) close(fd_);
+    fd_ = -1;
+  }
 
  protected:
   int fd() const { return fd_; }
@@ -299,6 +302,13 @@ class RelayPort : public RefusingPort {
   }
   // Connections accepted and passed on so far.
   int relayed() const { return relayed_.load(); }
+  // Stops relaying: from now on the port refuses connections again (the
+  // host went down). Connections relayed so far keep working.
+  void Refuse() {
+    stop_accepting_ = true;
+    if (acceptor_.joinable()) acceptor_.join();
+    Close();
+  }
 
   // From now on accepts connections and relays each to `host`:`port`.
   bool Relay(const std::string& host, int port) {
@@ -320,7 +330,7 @@ class RelayPort : public RefusingPort {
 
  private:
   void Accept() {
-    while (!stop_) {
+    while (!stop_ && !stop_accepting_) {
       pollfd p{fd(), POLLIN, 0};
       if (poll(&p, 1, 50) <= 0) continue;
       const int client = accept(fd(), nullptr, nullptr);
@@ -362,11 +372,24 @@ class RelayPort : public RefusingPort {
   sockaddr_storage target_{};
   socklen_t target_len_ = 0;
   std::atomic<bool> stop_{false};
+  std::atomic<bool> stop_accepting_{false};
   std::atomic<int> relayed_{0};
   std::thread acceptor_;
   absl::Mutex mu_;
   std::vector<std::thread> pumps_ ABSL_GUARDED_BY(mu_);
 };
+
+// Whether `pool` returns to its first host (failback) within a generous
+// deadline.
+bool FailsBack(ConnectionPool& pool) {
+  const absl::Time give_up =
+      absl::Now() + absl::Seconds(30) * ::lumo::testing::TestTimeScale();
+  while (pool.preferred_host() != 0) {
+    if (absl::Now() >= give_up) return false;
+    absl::SleepFor(absl::Milliseconds(20));
+  }
+  return true;
+}
 
 // A multi-host pool that moved off its first host returns to it once a
 // session opens there again (failback): connections on the other host are
@@ -394,12 +417,7 @@ TEST_F(ConnectionPoolTest, AMultiHostPoolReturnsToItsFirstHostWhenItServes) {
   EXPECT_EQ(pool->failbacks(), 0u);
 
   ASSERT_TRUE(first_host.Relay(live.host, live.port));
-  const absl::Time give_up =
-      absl::Now() + absl::Seconds(30) * ::lumo::testing::TestTimeScale();
-  while (pool->preferred_host() != 0) {
-    ASSERT_LT(absl::Now(), give_up) << "the pool never returned";
-    absl::SleepFor(absl::Milliseconds(20));
-  }
+  ASSERT_TRUE(FailsBack(*pool)) << "the pool never returned";
   EXPECT_EQ(pool->failbacks(), 1u);
   EXPECT_EQ(pool->host_switches(), 2u);
   EXPECT_EQ(pool->stats().preferred_host, 0u);  // the metrics' figures
@@ -417,6 +435,90 @@ TEST_F(ConnectionPoolTest, AMultiHostPoolReturnsToItsFirstHostWhenItServes) {
   EXPECT_EQ(ScalarText(*back, "SELECT 1"), "1");
   EXPECT_EQ(first_host.relayed(), relayed + 1) << "opened on the first host";
   EXPECT_EQ(pool->preferred_host(), 0u);
+}
+
+// A loopback port that accepts connections and never says a word: a host
+// that takes a connection but never answers (a hung server, a black hole
+// behind a proxy), which costs a client its whole connect timeout. Not
+// thread-safe to set up or destroy.
+class SilentPort : public RefusingPort {
+ public:
+  SilentPort() {
+    if (port() == 0 || listen(fd(), 16) != 0) return;
+    acceptor_ = std::thread([this] {
+      while (!stop_) {
+        pollfd p{fd(), POLLIN, 0};
+        if (poll(&p, 1, 50) <= 0) continue;
+        const int client = accept(fd(), nullptr, nullptr);
+        if (client < 0) continue;
+        absl::MutexLock lock(&mu_);
+        held_.push_back(client);
+      }
+    });
+  }
+  ~SilentPort() {
+    stop_ = true;
+    if (acceptor_.joinable()) acceptor_.join();
+    absl::MutexLock lock(&mu_);
+    for (int client : held_) close(client);
+  }
+  // Connections accepted so far.
+  int accepted() {
+    absl::MutexLock lock(&mu_);
+    return static_cast<int>(held_.size());
+  }
+
+ private:
+  std::atomic<bool> stop_{false};
+  std::thread acceptor_;
+  absl::Mutex mu_;
+  std::vector<int> held_ ABSL_GUARDED_BY(mu_);
+};
+
+// A host that failed is backed off: when the preferred host goes down, the
+// pool moves past a silent host that failed a moment ago to one that
+// serves, instead of spending a connect timeout on it again.
+TEST_F(ConnectionPoolTest, AHostThatFailedIsTriedLastWhileBackedOff) {
+  MysqlOptions options = Options(1, absl::Seconds(30));
+  ASSERT_TRUE(options.unix_socket.empty()) << "the test database is on TCP";
+  options.connect_timeout = absl::Seconds(1);
+  options.read_timeout = absl::Seconds(1);
+  RelayPort first;
+  SilentPort silent;
+  ASSERT_NE(first.port(), 0);
+  ASSERT_NE(silent.port(), 0);
+  const MysqlHost live{options.host, options.port};
+  options.host = "127.0.0.1";
+  options.port = first.port();
+  options.other_hosts = {{"127.0.0.1", silent.port()}, live};
+  // The back-off outlasts the test by far; the failback probe is quick.
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<ConnectionPool> pool,
+                       ConnectionPool::Create(options, absl::Milliseconds(50),
+                                              absl::Minutes(10)));
+
+  // The first host refuses, the silent one takes its connect timeout: the
+  // pool opens on the live host, and both failed hosts are backed off.
+  {
+    ASSERT_OK_AND_ASSIGN(ConnectionLease lease, pool->Acquire());
+    EXPECT_EQ(ScalarText(*lease, "SELECT 1"), "1");
+  }
+  ASSERT_EQ(pool->preferred_host(), 2u);
+  ASSERT_EQ(silent.accepted(), 1) << "the silent host was tried once";
+
+  // The first host serves again: the failback probe returns the pool to it
+  // (which ends its back-off; the silent host's goes on).
+  ASSERT_TRUE(first.Relay(live.host, live.port));
+  ASSERT_TRUE(FailsBack(*pool)) << "the pool never returned";
+
+  // The first host goes down again. The next connection starts there, and
+  // moves on to the live host, past the silent one.
+  first.Refuse();
+  pool->DiscardIdle();
+  ASSERT_OK_AND_ASSIGN(ConnectionLease lease, pool->Acquire());
+  EXPECT_TRUE(lease.fresh());
+  EXPECT_EQ(ScalarText(*lease, "SELECT 1"), "1");
+  EXPECT_EQ(pool->preferred_host(), 2u);
+  EXPECT_EQ(silent.accepted(), 1) << "the backed-off silent host was tried";
 }
 
 // A multi-host pool tries its hosts from the preferred one around the
@@ -595,6 +697,55 @@ TEST_F(ConnectionPoolTest, ABodyNotMarkedRetrySafeIsAbortedAtOnce) {
       });
   EXPECT_EQ(status.code(), absl::StatusCode::kAborted) << status;
   EXPECT_EQ(attempts, 1);
+}
+
+// What a Galera brute-force abort does when no statement reports it: the
+// transaction is rolled back under the session, and the statements after
+// it run outside it. Here a ROLLBACK the session does not know of.
+void EndTransactionUnseen(Session& s) { s.Update(s.Prepare("ROLLBACK")); }
+
+TEST_F(ConnectionPoolTest, ATransactionThatEndedUnseenRunsAgain) {
+  ASSERT_OK(db_->Execute(
+      "CREATE TABLE silent_end (id INT PRIMARY KEY, v INT NOT NULL)"));
+  ASSERT_OK(db_->Execute("INSERT INTO silent_end VALUES (1, 0)"));
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<ConnectionPool> pool,
+                       ConnectionPool::Create(Options(1, absl::Seconds(1))));
+  int attempts = 0;
+  absl::Status status = storage::Run(
+      *pool, "ended unseen once", OnConflict::kRetry,
+      [&](Session& s) -> absl::Status {
+        ++attempts;
+        s.Begin();
+        s.Update(s.Prepare("UPDATE silent_end SET v = v + 1 WHERE id = 1"));
+        if (attempts == 1) EndTransactionUnseen(s);
+        s.Commit();
+        return absl::OkStatus();
+      });
+  EXPECT_OK(status);
+  // The COMMIT of the first attempt would have "succeeded" with nothing:
+  // it was refused as the conflict it was, and the body ran again.
+  EXPECT_EQ(attempts, 2);
+  EXPECT_EQ(*db_->QueryValue("SELECT v FROM silent_end WHERE id = 1"), "1");
+}
+
+TEST_F(ConnectionPoolTest, ATransactionThatEndedUnseenIsAbortedNotCommitted) {
+  ASSERT_OK(db_->Execute(
+      "CREATE TABLE silent_abort (id INT PRIMARY KEY, v INT NOT NULL)"));
+  ASSERT_OK(db_->Execute("INSERT INTO silent_abort VALUES (1, 0)"));
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<ConnectionPool> pool,
+                       ConnectionPool::Create(Options(1, absl::Seconds(1))));
+  absl::Status status =
+      storage::Run(*pool, "ended unseen", [&](Session& s) -> absl::Status {
+        s.Begin();
+        s.Update(s.Prepare("UPDATE silent_abort SET v = v + 1 WHERE id = 1"));
+        EndTransactionUnseen(s);
+        s.Commit();
+        return absl::OkStatus();
+      });
+  EXPECT_EQ(status.code(), absl::StatusCode::kAborted) << status;
+  EXPECT_EQ(*db_->QueryValue("SELECT v FROM silent_abort WHERE id = 1"), "0");
+  ASSERT_OK_AND_ASSIGN(ConnectionLease lease, pool->Acquire());
+  EXPECT_EQ(ScalarText(*lease, "SELECT @@in_transaction"), "0");
 }
 
 TEST_F(ConnectionPoolTest, AConflictIsNotRetriedPastTheCallDeadline) {

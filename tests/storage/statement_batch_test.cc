@@ -295,5 +295,45 @@ TEST_F(StatementBatchTest, ACheckedStatementLastBeforeCommitIsChecked) {
   EXPECT_EQ(status, absl::AbortedError("flushed and checked"));
 }
 
+// The transaction ended under the session (what a Galera brute-force abort
+// whose error is not delivered does) and a new one began in its place: the
+// savepoint's release, sent in the COMMIT's batch, fails, so the COMMIT
+// after it in the same round trip does not run and the new transaction's
+// row is rolled back with it; the call is the conflict it was.
+TEST_F(StatementBatchTest, ACommitAfterTheTransactionEndedUnseenDoesNotRun) {
+  int attempts = 0;
+  absl::Status status =
+      ::lumo::storage::Run(*pool_, "batch", [&](Session& s) -> absl::Status {
+        ++attempts;
+        s.Begin();
+        if (absl::Status st = Insert(s, "insert", 1, "a"); !st.ok()) return st;
+        s.Update(s.Prepare("ROLLBACK"));  // flushes the insert first
+        if (absl::Status st =
+                s.Defer("new transaction", "START TRANSACTION", SqlValues());
+            !st.ok()) {
+          return st;
+        }
+        if (absl::Status st =
+                Insert(s, "insert in the new transaction", 2, "b");
+            !st.ok()) {
+          return st;
+        }
+        s.Commit();
+        return absl::OkStatus();
+      });
+  EXPECT_EQ(status.code(), absl::StatusCode::kAborted) << status;
+  EXPECT_THAT(status.message(), HasSubstr("check transaction"));
+  EXPECT_EQ(attempts, 1);
+  EXPECT_EQ(AllRows(), Rows{});
+  // The connection went back to the pool without a transaction open.
+  ASSERT_OK(::lumo::storage::Run(*pool_, "after", [&](Session& s) {
+    std::unique_ptr<sql::ResultSet> rs =
+        s.Query(s.Prepare("SELECT @@in_transaction"));
+    EXPECT_TRUE(rs->next());
+    EXPECT_EQ(rs->getInt(1), 0);
+    return absl::OkStatus();
+  }));
+}
+
 }  // namespace
 }  // namespace lumo::storage

@@ -217,6 +217,35 @@ TEST_F(DeliveryWorkerTest, ACommitWakesTheWorkerBeforeItsNextPoll) {
   worker->Stop();
 }
 
+// The worker purges finished deliveries past the retention while it runs,
+// and keeps younger ones.
+TEST_F(DeliveryWorkerTest, FinishedDeliveriesArePurgedAfterTheRetention) {
+  const service::WebhookWithSecret endpoint = Endpoint();
+  const std::string id = endpoint.record.id;
+  DeliveryWorkerOptions options;
+  options.retention = absl::Hours(24);
+  options.purge_interval = absl::Milliseconds(5);
+  std::unique_ptr<DeliveryWorker> worker = Worker(options);
+  KeyCreated("KeyAAAAAAAAA");
+  ASSERT_TRUE(LogBecomes(id, [](const auto& log) {
+    return log.size() == 1 &&
+           log[0].state == storage::DeliveryState::kDelivered;
+  }));
+  const int64_t old_id = Log(id)[0].id;
+  {
+    // Two days old, as if delivered then.
+    absl::MutexLock lock(&stores_.db->mu);
+    stores_.db->webhook_deliveries.at(old_id).delivery.created_at -=
+        absl::Hours(48);
+  }
+  KeyCreated("KeyBBBBBBBBB");
+  EXPECT_TRUE(LogBecomes(id, [old_id](const auto& log) {
+    return log.size() == 1 && log[0].id != old_id &&
+           log[0].state == storage::DeliveryState::kDelivered;
+  })) << "the old delivery was not purged, or the new one went too";
+  worker->Stop();
+}
+
 TEST_F(DeliveryWorkerTest, DuringAnOverlapBothSecretsSign) {
   const service::WebhookWithSecret endpoint = Endpoint();
   absl::StatusOr<service::WebhookWithSecret> rotated =

@@ -122,7 +122,7 @@ class Bench:
              # anything periodic would be counted as the bad keys' queries.
              # No scenario sends webhooks (the delivery worker polls), and
              # none needs key-state events (the sweeper's round every 60 s
-             # is 6 statements: a lease transaction and the pending read).
+             # is a few statements: a lease transaction and the pending read).
              "--webhook_workers=0", "--key_state_sweep_interval=0s",
              "--bench_service", *flags],
             stdout=log, stderr=log, stdin=subprocess.DEVNULL)

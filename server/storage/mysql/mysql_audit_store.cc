@@ -75,6 +75,15 @@ struct HeadSelect {
   int base_hash = list.Add("base_hash");
 };
 
+// A rotation's previous-secret tallies.
+struct PreviousUserSelect {
+  SelectList list;
+  int ip_address = list.Add("ip_address");
+  int user_agent = list.Add("user_agent");
+  int last_seen_at = list.Add("last_seen_at");
+  int uses = list.Add("uses");
+};
+
 const HeadSelect& Heads() { return SelectOf<HeadSelect>(); }
 const EventSelect& Events() { return SelectOf<EventSelect>(); }
 
@@ -245,6 +254,42 @@ absl::Status UpsertUsage(Session& s, const std::vector<ChainedRow>& rows,
   return absl::OkStatus();
 }
 
+// Adds the previous-secret uses of `rows` (uses[i] belongs to rows[i]; null:
+// none) to their tallies, one statement per distinct tally.
+absl::Status UpsertPreviousSecretUses(
+    Session& s, const std::vector<ChainedRow>& rows,
+    const std::vector<const PreviousSecretUse*>& uses) {
+  for (size_t i = 0; i < rows.size(); ++i) {
+    const PreviousSecretUse* u = uses[i];
+    if (u == nullptr || u->count <= 0) continue;
+    const AuditEvent& e = *rows[i].event;
+    s.Step("tally previous secret use");
+    sql::PreparedStatement& stmt = s.Prepare(
+        "INSERT INTO previous_secret_uses (key_id, rotated_at, ip_address,"
+        " user_agent_hash, tenant_id, user_agent, last_seen_at, uses)"
+        " VALUES (?, ?, ?, UNHEX(SHA2(?, 256)), ?, ?, ?, ?)"
+        " ON DUPLICATE KEY UPDATE uses = uses + ?,"
+        " last_seen_at = GREATEST(last_seen_at, ?)");
+    int p = 1;
+    stmt.setString(p++, u->key_id);
+    if (absl::Status b = BindTime(stmt, p++, u->rotated_at); !b.ok()) return b;
+    stmt.setString(p++, e.ip_address);
+    stmt.setString(p++, e.user_agent);
+    stmt.setInt64(p++, rows[i].tenant_id);
+    stmt.setString(p++, e.user_agent);
+    if (absl::Status b = BindTime(stmt, p++, rows[i].created_at); !b.ok()) {
+      return b;
+    }
+    stmt.setInt64(p++, u->count);
+    stmt.setInt64(p++, u->count);
+    if (absl::Status b = BindTime(stmt, p++, rows[i].created_at); !b.ok()) {
+      return b;
+    }
+    s.Update(stmt);
+  }
+  return absl::OkStatus();
+}
+
 absl::Status InsertRows(Session& s, const std::vector<ChainedRow>& rows) {
   for (size_t begin = 0; begin < rows.size(); begin += kMaxRowsPerInsert) {
     const size_t end = std::min(rows.size(), begin + kMaxRowsPerInsert);
@@ -314,6 +359,8 @@ absl::Status MysqlAuditStore::AppendEvents(
         rows.reserve(events.size());
         std::vector<const UsageCount*> usage;  // per row; null: counts nothing
         usage.reserve(events.size());
+        std::vector<const PreviousSecretUse*> previous_uses;  // per row
+        previous_uses.reserve(events.size());
         for (const auto& [tenant_id, list] : by_tenant) {
           absl::StatusOr<ChainHead> head =
               LockChainHead(s, tenant_id, kWriterChainLane);
@@ -325,6 +372,9 @@ absl::Status MysqlAuditStore::AppendEvents(
                             AppendToChain(&h.last, tenant_id, kWriterChainLane,
                                           e->event, h.now)});
             usage.push_back(e->usage.has_value() ? &*e->usage : nullptr);
+            previous_uses.push_back(e->previous_secret_use.has_value()
+                                        ? &*e->previous_secret_use
+                                        : nullptr);
           }
           latest = std::max(latest, h.now);
         }
@@ -344,6 +394,11 @@ absl::Status MysqlAuditStore::AppendEvents(
               !added.ok()) {
             return added;
           }
+        }
+        if (absl::Status tallied =
+                UpsertPreviousSecretUses(s, rows, previous_uses);
+            !tallied.ok()) {
+          return tallied;
         }
         size_t i = 0;
         for (const auto& entry : by_tenant) {
@@ -1042,6 +1097,47 @@ absl::StatusOr<std::vector<DayCount>> MysqlAuditStore::CountSuspiciousPerDay(
         }
         return absl::OkStatus();
       });
+  if (!st.ok()) return st;
+  return out;
+}
+
+absl::StatusOr<std::vector<PreviousSecretUser>>
+MysqlAuditStore::ListPreviousSecretUsers(int64_t tenant_id,
+                                         absl::string_view key_id,
+                                         absl::Time rotated_at, int limit) {
+  if (limit < 1 || limit > 100) {
+    return absl::InvalidArgumentError("limit must be 1..100");
+  }
+  std::vector<PreviousSecretUser> out;
+  absl::Status st = Run(*pool_, "list previous secret users", [&](Session& s) {
+    out.clear();
+    s.Step("list previous secret users");
+    // The primary key's (key_id, rotated_at) prefix holds the rotation's
+    // tallies: at most one per client, sorted in memory.
+    const PreviousUserSelect& c = SelectOf<PreviousUserSelect>();
+    sql::PreparedStatement& stmt = s.Prepare(
+        absl::StrCat("SELECT ", c.list.sql(),
+                     " FROM previous_secret_uses"
+                     " WHERE key_id = ? AND rotated_at = ? AND tenant_id = ?"
+                     " ORDER BY last_seen_at DESC, ip_address, user_agent_hash"
+                     " LIMIT ?"));
+    stmt.setString(1, std::string(key_id));
+    if (absl::Status b = BindTime(stmt, 2, rotated_at); !b.ok()) return b;
+    stmt.setInt64(3, tenant_id);
+    stmt.setInt(4, limit);
+    std::unique_ptr<sql::ResultSet> rs = s.Query(stmt);
+    while (rs->next()) {
+      PreviousSecretUser u;
+      u.ip_address = rs->getString(c.ip_address);
+      u.user_agent = rs->getString(c.user_agent);
+      absl::StatusOr<absl::Time> seen = GetTime(*rs, c.last_seen_at);
+      if (!seen.ok()) return seen.status();
+      u.last_seen_at = *seen;
+      u.count = rs->getInt64(c.uses);
+      out.push_back(std::move(u));
+    }
+    return absl::OkStatus();
+  });
   if (!st.ok()) return st;
   return out;
 }

@@ -52,6 +52,9 @@ class MysqlAuditStore : public AuditStore {
       int limit) override;
   absl::StatusOr<std::vector<DayCount>> CountSuspiciousPerDay(
       int64_t tenant_id, absl::Time from, absl::Time to) override;
+  absl::StatusOr<std::vector<PreviousSecretUser>> ListPreviousSecretUsers(
+      int64_t tenant_id, absl::string_view key_id, absl::Time rotated_at,
+      int limit) override;
 
   // Test hooks: last_used_at UPDATE statements executed, and key rows they
   // named, over the store's life.

@@ -28,8 +28,9 @@ class MysqlBenchStore : public BenchStore {
   absl::Status EnsureTable() override;
   // One primary-key SELECT of an api_keys row.
   absl::StatusOr<bool> PointSelect(absl::string_view id) override;
-  // START TRANSACTION, one-row INSERT into bench_rows, COMMIT (three
-  // statements).
+  // One-row INSERT into bench_rows in a transaction, framed as every
+  // mutation's (START TRANSACTION, SAVEPOINT, INSERT, RELEASE SAVEPOINT,
+  // COMMIT: five statements).
   absl::StatusOr<uint64_t> InsertCommit() override;
   // The pool's statement counter.
   uint64_t queries_executed() const override {

@@ -8,6 +8,7 @@
 #include <string>
 #include <utility>
 
+#include "absl/functional/function_ref.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
 #include "server/core/validation.h"
@@ -21,35 +22,25 @@ namespace {
 
 int64_t Micros(absl::Duration d) { return absl::ToInt64Microseconds(d); }
 
-// The rows after a position, the anchor check, the longest gap timeout and
-// the database clock in one statement (one consistent view). The derived
-// table `m` always has one row, so the read returns at least one row even
-// when the feed has nothing new (then the k columns are NULL).
-struct ReadChangesSelect {
-  SelectList list;
-  int gap_us = list.Add("m.gap_us");
-  int now = list.Add("m.now");
-  int anchor_ok = list.Add("m.anchor_ok");
-  int seq = list.Add("k.seq");
-  int tenant_id = list.Add("k.tenant_id");
-  int key_id = list.Add("k.key_id");
-  int change_type = list.Add("k.change_type");
-  int key_version = list.Add("k.key_version");
-  int created_at = list.Add("k.created_at");
-  std::string sql = absl::StrCat(
-      "SELECT ", list.sql(),
-      " FROM (SELECT (SELECT COALESCE(MAX(gap_timeout_us), 0) FROM replicas)"
-      " AS gap_us, UTC_TIMESTAMP(6) AS now,"
-      " (? = 0 OR EXISTS (SELECT 1 FROM key_changes a WHERE a.seq = ?"
-      " AND a.created_at = ?)) AS anchor_ok) m"
-      " LEFT JOIN (SELECT seq, tenant_id, key_id, change_type, key_version,"
-      " created_at FROM key_changes WHERE seq > ? ORDER BY seq LIMIT ?) k"
-      " ON 1 = 1 ORDER BY k.seq");
+// The key_changes columns both feed reads select from their derived table
+// `k`, added to a select list in this order.
+struct ChangeColumns {
+  explicit ChangeColumns(SelectList& list)
+      : seq(list.Add("k.seq")),
+        tenant_id(list.Add("k.tenant_id")),
+        key_id(list.Add("k.key_id")),
+        change_type(list.Add("k.change_type")),
+        key_version(list.Add("k.key_version")),
+        created_at(list.Add("k.created_at")) {}
+  int seq;
+  int tenant_id;
+  int key_id;
+  int change_type;
+  int key_version;
+  int created_at;
 };
 
-// The key_changes columns both feed reads select, by the same member names.
-template <typename Select>
-absl::Status ReadChange(const sql::ResultSet& rs, const Select& c,
+absl::Status ReadChange(const sql::ResultSet& rs, const ChangeColumns& c,
                         KeyChange* change) {
   change->seq = rs.getInt64(c.seq);
   change->tenant_id = rs.getInt64(c.tenant_id);
@@ -59,6 +50,54 @@ absl::Status ReadChange(const sql::ResultSet& rs, const Select& c,
   absl::StatusOr<absl::Time> created = GetTime(rs, c.created_at);
   if (!created.ok()) return created.status();
   change->created_at = *created;
+  return absl::OkStatus();
+}
+
+// The columns of the one-row derived table `m` both feed reads start with:
+// the longest gap timeout of any replica and the database clock.
+constexpr char kFeedReadClock[] =
+    "(SELECT COALESCE(MAX(gap_timeout_us), 0) FROM replicas) AS gap_us,"
+    " UTC_TIMESTAMP(6) AS now";
+
+// The rows after a position, the anchor check, the longest gap timeout and
+// the database clock in one statement (one consistent view). The derived
+// table `m` always has one row, so the read returns at least one row even
+// when the feed has nothing new (then the k columns are NULL).
+struct ReadChangesSelect {
+  SelectList list;
+  int gap_us = list.Add("m.gap_us");
+  int now = list.Add("m.now");
+  int anchor_ok = list.Add("m.anchor_ok");
+  ChangeColumns k{list};
+  std::string sql = absl::StrCat(
+      "SELECT ", list.sql(), " FROM (SELECT ", kFeedReadClock,
+      ", (? = 0 OR EXISTS (SELECT 1 FROM key_changes a WHERE a.seq = ?"
+      " AND a.created_at = ?)) AS anchor_ok) m"
+      " LEFT JOIN (SELECT seq, tenant_id, key_id, change_type, key_version,"
+      " created_at FROM key_changes WHERE seq > ? ORDER BY seq LIMIT ?) k"
+      " ON 1 = 1 ORDER BY k.seq");
+};
+
+// Reads a feed read's result: the kFeedReadClock columns of its first row
+// into `out` (a FeedRead or a StreamRead), then `row` on every row (the
+// first one too). INTERNAL when there is no row: the derived table `m`
+// always gives one.
+template <typename Select, typename Read>
+absl::Status ReadFeedRows(
+    sql::ResultSet& rs, const Select& c, Read* out,
+    absl::FunctionRef<absl::Status(const sql::ResultSet&, bool first)> row) {
+  bool first = true;
+  while (rs.next()) {
+    if (first) {
+      out->max_gap_timeout = absl::Microseconds(rs.getInt64(c.gap_us));
+      absl::StatusOr<absl::Time> now = GetTime(rs, c.now);
+      if (!now.ok()) return now.status();
+      out->db_now = *now;
+    }
+    if (absl::Status st = row(rs, first); !st.ok()) return st;
+    first = false;
+  }
+  if (first) return absl::InternalError("the feed read returned no row");
   return absl::OkStatus();
 }
 
@@ -109,17 +148,11 @@ struct ReadStreamsSelect {
   int now = list.Add("m.now");
   int writer = list.Add("w.incarnation");
   int published = list.Add("COALESCE(p.applied_wseq, 0)");
-  int seq = list.Add("k.seq");
+  ChangeColumns k{list};
   int wseq = list.Add("k.wseq");
-  int tenant_id = list.Add("k.tenant_id");
-  int key_id = list.Add("k.key_id");
-  int change_type = list.Add("k.change_type");
-  int key_version = list.Add("k.key_version");
-  int created_at = list.Add("k.created_at");
   std::string sql = absl::StrCat(
-      "SELECT ", list.sql(),
-      " FROM (SELECT (SELECT COALESCE(MAX(gap_timeout_us), 0) FROM replicas)"
-      " AS gap_us, UTC_TIMESTAMP(6) AS now) m"
+      "SELECT ", list.sql(), " FROM (SELECT ", kFeedReadClock,
+      ") m"
       " LEFT JOIN (SELECT DISTINCT incarnation FROM replicas"
       " WHERE incarnation <> '') w ON 1 = 1"
       " LEFT JOIN feed_positions p ON p.reader_id = ?"
@@ -207,25 +240,18 @@ absl::StatusOr<FeedRead> MysqlChangeFeedStore::ReadChanges(
         stmt.setInt64(4, after);
         stmt.setInt(5, limit);
         std::unique_ptr<sql::ResultSet> rs = s.Query(stmt);
-        bool first = true;
-        while (rs->next()) {
-          if (first) {
-            first = false;
-            out.max_gap_timeout = absl::Microseconds(rs->getInt64(c.gap_us));
-            absl::StatusOr<absl::Time> now = GetTime(*rs, c.now);
-            if (!now.ok()) return now.status();
-            out.db_now = *now;
-            out.anchor_intact = rs->getInt(c.anchor_ok) != 0;
-          }
-          if (rs->isNull(c.seq)) continue;  // nothing new
-          KeyChange change;
-          if (absl::Status st = ReadChange(*rs, c, &change); !st.ok()) {
-            return st;
-          }
-          out.changes.push_back(std::move(change));
-        }
-        if (first) return absl::InternalError("the feed read returned no row");
-        return absl::OkStatus();
+        return ReadFeedRows(
+            *rs, c, &out,
+            [&](const sql::ResultSet& row, bool first) -> absl::Status {
+              if (first) out.anchor_intact = row.getInt(c.anchor_ok) != 0;
+              if (row.isNull(c.k.seq)) return absl::OkStatus();  // nothing new
+              KeyChange change;
+              if (absl::Status st = ReadChange(row, c.k, &change); !st.ok()) {
+                return st;
+              }
+              out.changes.push_back(std::move(change));
+              return absl::OkStatus();
+            });
       });
   if (!status.ok()) return status;
   return out;
@@ -435,31 +461,24 @@ absl::StatusOr<StreamRead> MysqlChangeFeedStore::ReadStreams(
         stmt.setString(4, reader.incarnation);
         stmt.setInt(5, limit);
         std::unique_ptr<sql::ResultSet> rs = s.Query(stmt);
-        bool first = true;
-        while (rs->next()) {
-          if (first) {
-            first = false;
-            out.max_gap_timeout = absl::Microseconds(rs->getInt64(c.gap_us));
-            absl::StatusOr<absl::Time> now = GetTime(*rs, c.now);
-            if (!now.ok()) return now.status();
-            out.db_now = *now;
-          }
-          if (rs->isNull(c.writer)) continue;
-          const std::string writer = rs->getString(c.writer).asStdString();
-          if (out.published.empty() || out.published.back().writer != writer) {
-            out.published.push_back({writer, rs->getInt64(c.published)});
-          }
-          if (rs->isNull(c.seq)) continue;
-          KeyChange change;
-          if (absl::Status st = ReadChange(*rs, c, &change); !st.ok()) {
-            return st;
-          }
-          change.writer = writer;
-          change.wseq = rs->getInt64(c.wseq);
-          out.changes.push_back(std::move(change));
-        }
-        if (first) return absl::InternalError("stream read returned no row");
-        return absl::OkStatus();
+        return ReadFeedRows(
+            *rs, c, &out, [&](const sql::ResultSet& row, bool) -> absl::Status {
+              if (row.isNull(c.writer)) return absl::OkStatus();
+              const std::string writer = row.getString(c.writer).asStdString();
+              if (out.published.empty() ||
+                  out.published.back().writer != writer) {
+                out.published.push_back({writer, row.getInt64(c.published)});
+              }
+              if (row.isNull(c.k.seq)) return absl::OkStatus();
+              KeyChange change;
+              if (absl::Status st = ReadChange(row, c.k, &change); !st.ok()) {
+                return st;
+              }
+              change.writer = writer;
+              change.wseq = row.getInt64(c.wseq);
+              out.changes.push_back(std::move(change));
+              return absl::OkStatus();
+            });
       });
   if (!status.ok()) return status;
   return out;
@@ -470,7 +489,12 @@ absl::Status MysqlChangeFeedStore::PublishPositions(
   if (positions.empty()) return absl::OkStatus();
   return Run(*pool_, "publish stream positions", OnConflict::kRetry,
              [&](Session& s) -> absl::Status {
-               s.Begin();
+               // One position (the usual round: one writer's stream moved)
+               // is one autocommit statement. No BEGIN: on a cluster a BEGIN
+               // first waits for causality (wsrep_sync_wait), a round trip
+               // the acknowledgement waiting on this position does not need.
+               const bool transaction = positions.size() > 1;
+               if (transaction) s.Begin();
                s.Step("upsert stream position");
                sql::PreparedStatement& upsert = s.Prepare(
                    "INSERT INTO feed_positions (reader_id, reader_incarnation,"
@@ -484,7 +508,7 @@ absl::Status MysqlChangeFeedStore::PublishPositions(
                  upsert.setInt64(5, position.wseq);
                  s.Update(upsert);
                }
-               s.Commit();
+               if (transaction) s.Commit();
                return absl::OkStatus();
              });
 }

@@ -186,6 +186,9 @@ constexpr char kInsertKeyLimitSql[] =
     "INSERT INTO key_limits (key_id, tenant_id, name, limit_count,"
     " duration_ms) VALUES (?, ?, ?, ?, ?)";
 
+constexpr char kDeleteKeyLimitsSql[] =
+    "DELETE FROM key_limits WHERE tenant_id = ? AND key_id = ?";
+
 constexpr char kInsertKeyQuotaSql[] =
     "INSERT INTO key_quotas (key_id, tenant_id, remaining, refill_amount,"
     " refill_interval_ms, period_start_us, epoch)"
@@ -364,8 +367,8 @@ absl::Status InsertChange(Session& session,
 // the stream position `draw_slot` returns (drawn only then), then COMMIT, with
 // the writer fault points between them. The statements queued before (the
 // key row's own) are sent with the audit lane lock; the audit row and its
-// chain head with the webhook endpoints read; the feed row with the COMMIT. The session's transaction is committed
-// only when every step succeeded.
+// chain head with the webhook endpoints read; the feed row with the COMMIT. The
+// session's transaction is committed only when every step succeeded.
 absl::Status AuditChangeAndCommit(
     Session& session,
     absl::FunctionRef<std::optional<StreamPosition>()> draw_slot,
@@ -419,6 +422,24 @@ absl::Status BumpVersionAuditAndCommit(
                               change_type, old_version + 1);
 }
 
+// Queues the key's named limits (checked by CheckKeyRateLimits), one row
+// each.
+absl::Status InsertKeyLimits(Session& session, int64_t tenant_id,
+                             absl::string_view id,
+                             const std::vector<KeyRateLimit>& limits) {
+  for (const KeyRateLimit& l : limits) {
+    SqlValues limit;
+    limit.Text(id).Int(tenant_id).Text(l.name).Int(l.limit).Int(
+        absl::ToInt64Milliseconds(l.duration));
+    if (absl::Status s =
+            session.Defer("insert key limit", kInsertKeyLimitSql, limit);
+        !s.ok()) {
+      return s;
+    }
+  }
+  return absl::OkStatus();
+}
+
 absl::Status InsertKeyRow(Session& session, int64_t tenant_id,
                           const NewKey& key) {
   if (!IsWellFormedKeyId(key.id)) {
@@ -454,15 +475,10 @@ absl::Status InsertKeyRow(Session& session, int64_t tenant_id,
       !s.ok()) {
     return s;
   }
-  for (const KeyRateLimit& l : key.rate_limits) {
-    SqlValues limit;
-    limit.Text(key.id).Int(tenant_id).Text(l.name).Int(l.limit).Int(
-        absl::ToInt64Milliseconds(l.duration));
-    if (absl::Status s =
-            session.Defer("insert key limit", kInsertKeyLimitSql, limit);
-        !s.ok()) {
-      return s;
-    }
+  if (absl::Status s =
+          InsertKeyLimits(session, tenant_id, key.id, key.rate_limits);
+      !s.ok()) {
+    return s;
   }
   if (key.quota.has_value()) {
     SqlValues quota;
@@ -1131,6 +1147,11 @@ absl::StatusOr<UpdateResult> MysqlKeyStore::UpdateKey(int64_t tenant_id,
     return absl::InvalidArgumentError("update key: the edit changes nothing");
   }
   if (!IsWellFormedKeyId(id)) return NotFound();
+  if (edit.rate_limits) {
+    if (absl::Status s = CheckKeyRateLimits(*edit.rate_limits); !s.ok()) {
+      return s;
+    }
+  }
   UpdateResult result;
   FeedSlots slots;
   absl::Status status = Run(
@@ -1170,6 +1191,22 @@ absl::StatusOr<UpdateResult> MysqlKeyStore::UpdateKey(int64_t tenant_id,
             key.rate_limit_per_minute);
         if (absl::Status st = set.Time(key.expires_at); !st.ok()) return st;
         set.Text(key.external_id).Text(core::EncodeStringMapJson(key.metadata));
+        if (edit.rate_limits) {
+          // The key row is locked (LockKey): its limits are replaced in
+          // this transaction, before the version bump that publishes them.
+          SqlValues key_of;
+          key_of.Int(tenant_id).Text(id);
+          if (absl::Status st =
+                  s.Defer("delete key limits", kDeleteKeyLimitsSql, key_of);
+              !st.ok()) {
+            return st;
+          }
+          if (absl::Status st =
+                  InsertKeyLimits(s, tenant_id, id, key.rate_limits);
+              !st.ok()) {
+            return st;
+          }
+        }
         if (absl::Status st = BumpVersionAuditAndCommit(
                 s, [&] { return Draw(slots); }, tenant_id, id, old_version,
                 "name = ?, scopes = ?, allowed_cidrs = ?,"

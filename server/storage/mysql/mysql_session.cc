@@ -27,6 +27,16 @@ constexpr char kInsertAuditSql[] =
     " prev_hash, hash, hash_version)"
     " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
 
+// ER_SP_DOES_NOT_EXIST: also "SAVEPOINT ... does not exist".
+constexpr int kErSavepointMissing = 1305;
+// ER_LOCK_DEADLOCK: the server rolled the transaction back (a deadlock
+// victim or a certification conflict).
+constexpr int kErDeadlock = 1213;
+
+// The savepoint Begin sets and Commit releases (Session::Commit).
+constexpr char kMarkTransactionSql[] = "SAVEPOINT lumo_transaction";
+constexpr char kReleaseTransactionSql[] = "RELEASE SAVEPOINT lumo_transaction";
+
 // Rolls the session's transaction back; false when ROLLBACK failed (the
 // transaction may still be open: the caller must not reuse the
 // connection).
@@ -103,7 +113,8 @@ absl::StatusOr<std::unique_ptr<sql::ResultSet>> Session::QueryWithQueued(
 
 void Session::Flush() { SendQueued(nullptr); }
 
-std::unique_ptr<sql::ResultSet> Session::SendQueued(const Queued* last) {
+std::unique_ptr<sql::ResultSet> Session::SendQueued(const Queued* last,
+                                                    size_t* failed_entry) {
   if (queued_.empty() && last == nullptr) return nullptr;
   std::vector<Queued> queued = std::move(queued_);
   queued_.clear();
@@ -142,6 +153,7 @@ std::unique_ptr<sql::ResultSet> Session::SendQueued(const Queued* last) {
     }
   } catch (const sql::SQLException&) {
     step_ = queued[entry[failed]].step;
+    if (failed_entry != nullptr) *failed_entry = entry[failed];
     throw;
   }
   if (mismatch.has_value()) throw RowCountMismatch(*std::move(mismatch));
@@ -153,6 +165,10 @@ void Session::Begin() {
   internal::ObserveStatement("START TRANSACTION");
   queued_.push_back(Queued{"start transaction", "START TRANSACTION",
                            std::nullopt, absl::OkStatus()});
+  // The savepoint that marks a transaction Begin started.
+  internal::ObserveStatement(kMarkTransactionSql);
+  queued_.push_back(Queued{"mark transaction", kMarkTransactionSql,
+                           std::nullopt, absl::OkStatus()});
   in_transaction_ = true;
 }
 
@@ -163,10 +179,34 @@ void Session::Commit() {
       break;
     }
   }
-  commit_sent_ = true;
+  // A multi-statement stops at its first error: when the savepoint is gone
+  // the COMMIT after its release does not run.
+  internal::ObserveStatement(kReleaseTransactionSql);
+  queued_.push_back(Queued{"check transaction", kReleaseTransactionSql,
+                           std::nullopt, absl::OkStatus()});
   internal::ObserveStatement("COMMIT");
   const Queued commit{"commit", "COMMIT", std::nullopt, absl::OkStatus()};
-  SendQueued(&commit);
+  // From here a lost connection leaves the outcome unknown: the round trip
+  // that carries the COMMIT may have reached the server.
+  commit_sent_ = true;
+  const size_t release = queued_.size() - 1;
+  size_t failed = 0;
+  try {
+    SendQueued(&commit, &failed);
+  } catch (const sql::SQLException& e) {
+    if (IsConnectionLevelError(e.getErrorCode()) || failed > release) throw;
+    // The server answered an error for a statement before COMMIT, so the
+    // COMMIT did not run.
+    commit_sent_ = false;
+    if (failed != release || e.getErrorCode() != kErSavepointMissing) throw;
+    // Whatever ran after the transaction's end (its own autocommits, or a
+    // new implicit transaction that Run now rolls back) is not this
+    // transaction; the body runs again or the caller gets ABORTED.
+    throw sql::SQLException(
+        "the transaction was rolled back before its COMMIT without an error "
+        "(a conflicting write from another node)",
+        "40001", kErDeadlock);
+  }
   in_transaction_ = false;
   if (outbox_written_ && outbox_signal_ != nullptr) outbox_signal_->Raise();
   outbox_written_ = false;
@@ -311,10 +351,6 @@ absl::Status InsertAudit(Session& session, int64_t tenant_id,
 }
 
 namespace {
-
-// ER_LOCK_DEADLOCK: the server rolled the transaction back (a deadlock
-// victim or a certification conflict).
-constexpr int kErDeadlock = 1213;
 
 // 5-50 ms, uniformly: conflicting transactions do not meet again in step.
 absl::Duration ConflictPause() {

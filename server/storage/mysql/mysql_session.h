@@ -83,10 +83,19 @@ class Session {
   // Sends the queued statements, if any (one round trip).
   void Flush();
 
-  // Queued: sent with the transaction's first statement.
+  // Starts a transaction and marks it with a savepoint, so that Commit can
+  // tell whether it is still the transaction that ends. Queued: sent with
+  // the transaction's first statement.
   void Begin();
-  // Sends the queued statements with COMMIT, in one round trip (checked
-  // statements are flushed before, in their own).
+  // Commits the transaction Begin started: sends the queued statements,
+  // the savepoint's release and COMMIT in one round trip (checked
+  // statements are flushed before, in their own). When that transaction
+  // ended without any statement reporting it (on a Galera node, a
+  // brute-force abort by another node's write set whose error the server
+  // did not deliver; a proxy that reconnected), the statements after its
+  // end ran outside it: the release fails, so COMMIT does not run and
+  // nothing is committed in its name, and the call throws the conflict it
+  // was (error 1213), which Run retries for retry-safe bodies.
   void Commit();
   // Ends a transaction that wrote nothing, or abandons one on an error path.
   // The session counts as in a transaction until ROLLBACK succeeded: when
@@ -121,8 +130,10 @@ class Session {
     absl::Status mismatch;
   };
   // Sends `queued_` and then `last` (if any) in one round trip; returns the
-  // rows of `last`.
-  std::unique_ptr<sql::ResultSet> SendQueued(const Queued* last);
+  // rows of `last`. When a statement fails, sets `*failed_entry` (if given)
+  // to its index among the queued statements (`last` is the final one).
+  std::unique_ptr<sql::ResultSet> SendQueued(const Queued* last,
+                                             size_t* failed_entry = nullptr);
   std::vector<Queued> queued_;
   bool in_transaction_ = false;
   bool commit_sent_ = false;

@@ -104,16 +104,18 @@ struct DeliverySelect {
       " WHERE d.id = ?");
 };
 
+// One page of an endpoint's delivery log, newest first, walking the
+// (endpoint_id, id) index: the filter, then ids below a position (keyset)
+// or an offset (page numbers).
 struct DeliveryPageSelect {
   SelectList list;
   DeliveryColumns delivery{list};
-  int total = list.Add("COUNT(*) OVER ()");
-  std::string Sql(bool by_state) const {
+  std::string Sql(bool by_state, bool before) const {
     return absl::StrCat(
         "SELECT ", list.sql(),
         " FROM webhook_deliveries d JOIN webhook_events e"
         " ON e.id = d.event_row WHERE d.tenant_id = ? AND d.endpoint_id = ?",
-        by_state ? " AND d.state = ?" : "",
+        by_state ? " AND d.state = ?" : "", before ? " AND d.id < ?" : "",
         " ORDER BY d.id DESC LIMIT ? OFFSET ?");
   }
 };
@@ -694,6 +696,9 @@ absl::StatusOr<DeliveryPage> MysqlWebhookStore::ListDeliveries(
   if (query.limit < 1 || query.limit > 100) {
     return absl::InvalidArgumentError("limit must be between 1 and 100");
   }
+  if (query.before_id.has_value() && query.page != 1) {
+    return absl::InvalidArgumentError("a position needs page 1");
+  }
   if (!IsWebhookEndpointId(endpoint_id)) return EndpointNotFound();
   DeliveryPage out;
   absl::Status st = Run(*pool_, "list webhook deliveries", [&](Session& s) {
@@ -707,48 +712,111 @@ absl::StatusOr<DeliveryPage> MysqlWebhookStore::ListDeliveries(
       std::unique_ptr<sql::ResultSet> rs = s.Query(exists);
       if (!rs->next()) return EndpointNotFound();
     }
+    const bool by_state = query.state.has_value();
     const DeliveryPageSelect& c = SelectOf<DeliveryPageSelect>();
-    static const std::string* const kAll = new std::string(c.Sql(false));
-    static const std::string* const kByState = new std::string(c.Sql(true));
     s.Step("list webhook deliveries");
+    // One row more than the page says whether another follows.
     sql::PreparedStatement& stmt =
-        s.Prepare(query.state.has_value() ? *kByState : *kAll);
+        s.Prepare(c.Sql(by_state, query.before_id.has_value()));
     int p = 1;
     stmt.setInt64(p++, tenant_id);
     stmt.setString(p++, Str(endpoint_id));
-    if (query.state.has_value()) {
-      stmt.setString(p++, Str(DeliveryStateName(*query.state)));
-    }
-    stmt.setInt(p++, query.limit);
+    if (by_state) stmt.setString(p++, Str(DeliveryStateName(*query.state)));
+    if (query.before_id.has_value()) stmt.setInt64(p++, *query.before_id);
+    stmt.setInt(p++, query.limit + 1);
     stmt.setInt64(p++, static_cast<int64_t>(query.page - 1) * query.limit);
     std::unique_ptr<sql::ResultSet> rs = s.Query(stmt);
     while (rs->next()) {
+      if (out.deliveries.size() == static_cast<size_t>(query.limit)) {
+        out.has_more = true;
+        break;
+      }
       WebhookDeliveryRecord d;
       if (absl::Status r = ReadDelivery(*rs, c.delivery, &d); !r.ok()) {
         return r;
       }
-      out.total = rs->getInt64(c.total);
       out.deliveries.push_back(std::move(d));
     }
-    if (out.deliveries.empty() && query.page > 1) {
-      s.Step("count webhook deliveries");
-      std::unique_ptr<sql::PreparedStatement> count = s.PrepareUncached(
-          absl::StrCat("SELECT COUNT(*) FROM webhook_deliveries d"
-                       " WHERE d.tenant_id = ? AND d.endpoint_id = ?",
-                       query.state.has_value() ? " AND d.state = ?" : ""));
-      count->setInt64(1, tenant_id);
-      count->setString(2, Str(endpoint_id));
-      if (query.state.has_value()) {
-        count->setString(3, Str(DeliveryStateName(*query.state)));
-      }
-      std::unique_ptr<sql::ResultSet> crs = s.Query(*count);
-      crs->next();
-      out.total = crs->getInt64(1);
+    if (!query.count.wanted) {
+      out.total_kind = TotalKind::kNotCounted;
+      return absl::OkStatus();
     }
+    // A capped count reads at most cap + 1 index entries.
+    s.Step("count webhook deliveries");
+    sql::PreparedStatement& count = s.Prepare(
+        absl::StrCat("SELECT COUNT(*) FROM (SELECT 1 FROM webhook_deliveries d"
+                     " WHERE d.tenant_id = ? AND d.endpoint_id = ?",
+                     by_state ? " AND d.state = ?" : "",
+                     query.count.cap > 0 ? " LIMIT ?" : "", ") AS matching"));
+    p = 1;
+    count.setInt64(p++, tenant_id);
+    count.setString(p++, Str(endpoint_id));
+    if (by_state) count.setString(p++, Str(DeliveryStateName(*query.state)));
+    if (query.count.cap > 0) count.setInt64(p++, query.count.cap + 1);
+    std::unique_ptr<sql::ResultSet> crs = s.Query(count);
+    crs->next();
+    const CountedTotal total = TotalOf(query.count, crs->getInt64(1));
+    out.total = total.total;
+    out.total_kind = total.kind;
     return absl::OkStatus();
   });
   if (!st.ok()) return st;
   return out;
+}
+
+absl::StatusOr<int64_t> MysqlWebhookStore::PurgeExpired(
+    absl::Duration finished_older_than, absl::Duration tallies_older_than) {
+  if (finished_older_than <= absl::ZeroDuration() ||
+      tallies_older_than <= absl::ZeroDuration()) {
+    return absl::InvalidArgumentError("retention must be positive");
+  }
+  // Each statement deletes at most this many rows (index range scans:
+  // idx_webhook_deliveries_created, idx_webhook_events_created with the
+  // event_row foreign key index, idx_previous_secret_uses_rotated).
+  constexpr int kChunk = 1000;
+  struct Purge {
+    const char* step;
+    std::string sql;
+    absl::Duration older_than;
+  };
+  const std::string limit = absl::StrCat(" LIMIT ", kChunk);
+  const Purge purges[] = {
+      {"purge finished webhook deliveries",
+       absl::StrCat("DELETE FROM webhook_deliveries WHERE created_at <"
+                    " UTC_TIMESTAMP(6) - INTERVAL ? MICROSECOND AND state IN"
+                    " ('delivered', 'failed', 'cancelled')",
+                    limit),
+       finished_older_than},
+      {"purge delivered webhook events",
+       absl::StrCat("DELETE FROM webhook_events WHERE created_at <"
+                    " UTC_TIMESTAMP(6) - INTERVAL ? MICROSECOND AND NOT"
+                    " EXISTS (SELECT 1 FROM webhook_deliveries d"
+                    " WHERE d.event_row = webhook_events.id)",
+                    limit),
+       finished_older_than},
+      {"purge previous secret tallies",
+       absl::StrCat("DELETE FROM previous_secret_uses WHERE rotated_at <"
+                    " UTC_TIMESTAMP(6) - INTERVAL ? MICROSECOND",
+                    limit),
+       tallies_older_than},
+  };
+  int64_t deleted = 0;
+  for (const Purge& purge : purges) {
+    for (;;) {
+      uint64_t n = 0;
+      absl::Status st = Run(*pool_, purge.step, [&](Session& s) {
+        s.Step(purge.step);
+        sql::PreparedStatement& stmt = s.Prepare(purge.sql);
+        stmt.setInt64(1, absl::ToInt64Microseconds(purge.older_than));
+        n = s.Update(stmt);
+        return absl::OkStatus();
+      });
+      if (!st.ok()) return st;
+      deleted += static_cast<int64_t>(n);
+      if (n < static_cast<uint64_t>(kChunk)) break;
+    }
+  }
+  return deleted;
 }
 
 absl::StatusOr<WebhookEventRecord> MysqlWebhookStore::GetEvent(

@@ -56,6 +56,9 @@ class MysqlWebhookStore : public WebhookStore {
   absl::StatusOr<CompletedAttempt> CompleteAttempt(
       const ClaimedDelivery& claim, const AttemptOutcome& outcome,
       const FailurePolicy& policy, const AuditEvent& disable_event) override;
+  absl::StatusOr<int64_t> PurgeExpired(
+      absl::Duration finished_older_than,
+      absl::Duration tallies_older_than) override;
   absl::StatusOr<bool> LeakReported(absl::string_view key_id,
                                     const core::Digest& digest) override;
   absl::StatusOr<bool> RecordLeakReport(const LeakedSecretReport& report,

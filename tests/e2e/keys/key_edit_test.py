@@ -123,6 +123,65 @@ class KeyEditE2ETest(harness.LumoServerTestCase):
         self.assertEqual(doc["data"]["version"], key["version"])
         self.assertEqual(self.audit("api_key.updated", key["id"]), [])
 
+    def test_rest_patch_replaces_the_named_limits(self):
+        key = self.create(rateLimits=[
+            {"name": "hourly", "limit": 5000, "durationSeconds": 3600}])
+        path = self.base() + "/" + key["id"]
+        limits = [{"name": "minute", "limit": 3, "durationSeconds": 60},
+                  {"name": "burst", "limit": 2, "durationSeconds": 1}]
+        status, doc = self.call("PATCH", path, {"rateLimits": limits})
+        self.assertEqual(status, 200, doc)
+        # Ordered by name, the old limit gone.
+        self.assertEqual(doc["data"]["rateLimits"],
+                         sorted(limits, key=lambda l: l["name"]))
+        self.assertEqual(doc["data"]["version"], key["version"] + 1)
+        changes = self.audit("api_key.updated", key["id"])[0]["metadata"][
+            "changes"]
+        self.assertEqual(changes["rateLimits"]["before"], [
+            {"name": "hourly", "limit": 5000, "durationSeconds": 3600}])
+        self.assertEqual(len(changes["rateLimits"]["after"]), 2)
+        # The edited key is limited by its new limits at once: the tightest
+        # one is reported, and "minute" (3 a minute) refuses the fourth
+        # call whatever the burst limit's second.
+        status, headers, _ = self.gw.request(
+            "GET", "/t/%s/api/v1/admin/api-keys?limit=1" % self.tenant, None,
+            {"Authorization": "Bearer " + key["key"]})
+        self.assertEqual(status, 200)
+        self.assertIn(headers.get("x-ratelimit-limit"), ("2", "3"))
+        refused = 0
+        for _ in range(6):
+            status, headers, _ = self.gw.request(
+                "GET", "/t/%s/api/v1/admin/api-keys?limit=1" % self.tenant,
+                None, {"Authorization": "Bearer " + key["key"]})
+            self.assertIn(status, (200, 429))
+            refused += status == 429
+        # 7 calls, at most 3 admitted in any minute.
+        self.assertGreaterEqual(refused, 4)
+
+        # Bad lists: 400 naming the field; nothing changes.
+        for body, field in [
+                ({"rateLimits": [{"name": "x", "limit": 0,
+                                  "durationSeconds": 1}]},
+                 "rateLimits[0].limit"),
+                ({"rateLimits": [{"name": "x", "limit": 1,
+                                  "durationSeconds": 31536001}]},
+                 "rateLimits[0].durationSeconds"),
+                ({"rateLimits": [{"name": "n%d" % i, "limit": 1,
+                                  "durationSeconds": 1} for i in range(11)]},
+                 "rateLimits")]:
+            with self.subTest(field=field):
+                status, doc = self.call("PATCH", path, body)
+                self.assertEqual((status, doc["code"]),
+                                 (400, "validation_error"), doc)
+                self.assertEqual(doc["details"].get("field"), field, doc)
+        status, doc = self.call("GET", path)
+        self.assertEqual(doc["data"]["version"], key["version"] + 1)
+
+        # An empty list removes them.
+        status, doc = self.call("PATCH", path, {"rateLimits": []})
+        self.assertEqual(status, 200, doc)
+        self.assertEqual(doc["data"].get("rateLimits", []), [])
+
     def test_rest_a_restricted_key_cannot_loosen_a_key_by_editing(self):
         # admin:write holds every scope, so the escalation an edit can try is
         # past the caller's own restrictions (docs/api-keys.md).
@@ -261,6 +320,38 @@ class KeyEditE2ETest(harness.LumoServerTestCase):
         result = run("keys", "update", key["id"])
         self.assertNotEqual(result.returncode, 0)
         self.assertIn("at least one field", result.stderr)
+
+    def test_cli_named_limits_on_create_and_update(self):
+        env = {"LUMOKEYS_API_KEY": self.root}
+        run = lambda *args: self.server.cli("--tenant", self.tenant, *args,
+                                            env=env)
+        result = self.server.cli("--json", "--tenant", self.tenant, "keys",
+                                 "create", "--name", "cli-limits", "--scopes",
+                                 "admin:read", "--rate-limits",
+                                 "burst:5:1,hourly:500:3600", env=env)
+        self.assertEqual(result.returncode, 0, result.stderr)
+        key = json.loads(result.stdout)
+        self.assertEqual([l["name"] for l in key["rateLimits"]],
+                         ["burst", "hourly"])
+        result = run("keys", "update", key["id"], "--rate-limits",
+                     "minute:30:60")
+        self.assertEqual(result.returncode, 0, result.stderr)
+        self.assertIn("minute 30/60s", result.stdout)
+        status, doc = self.call("GET", self.base() + "/" + key["id"])
+        self.assertEqual(doc["data"]["rateLimits"],
+                         [{"name": "minute", "limit": 30,
+                           "durationSeconds": 60}])
+        result = run("keys", "update", key["id"], "--rate-limits", "")
+        self.assertEqual(result.returncode, 0, result.stderr)
+        status, doc = self.call("GET", self.base() + "/" + key["id"])
+        self.assertEqual(doc["data"].get("rateLimits", []), [])
+        # A malformed list is a usage error; a bad value the server's 400.
+        result = run("keys", "update", key["id"], "--rate-limits", "x:1")
+        self.assertNotEqual(result.returncode, 0)
+        self.assertIn("name:limit:seconds", result.stderr)
+        result = run("keys", "update", key["id"], "--rate-limits", "x:0:1")
+        self.assertNotEqual(result.returncode, 0)
+        self.assertIn("rateLimits[0].limit", result.stderr)
 
 
 if __name__ == "__main__":

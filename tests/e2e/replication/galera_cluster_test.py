@@ -68,13 +68,13 @@ class GaleraClusterTest(unittest.TestCase):
         finally:
             server.stop()
 
-    def run_gtests_on_node(self, node, program, tests):
+    def run_gtests_on_node(self, node, program, tests, **env):
         """Runs the named tests of a gtest program against one node."""
         result = subprocess.run(
             [built_program("tests", "storage", program),
              "--gtest_filter=" + ":".join(tests)],
             env=dict(os.environ,
-                     LUMO_TEST_MYSQL_DSN=self.cluster.admin_dsn(node)),
+                     LUMO_TEST_MYSQL_DSN=self.cluster.admin_dsn(node), **env),
             capture_output=True, text=True, timeout=300 * TIME_SCALE)
         self.assertEqual(result.returncode, 0, result.stdout + result.stderr)
         self.assertIn(f"{len(tests)} test{'s' if len(tests) > 1 else ''} "
@@ -94,6 +94,15 @@ class GaleraClusterTest(unittest.TestCase):
         self.run_gtests_on_node(2, "change_feed_store_test", [
             "ChangeFeedStoreTest.AnOpenRowHoldsBackOnlyItsOwnWritersStream",
             "ChangeFeedStoreTest.AFailedMutationLeavesAVoidNotAHole"])
+
+    def test_a_transaction_another_nodes_write_aborts_runs_again(self):
+        # A transaction on node 2 holds a row that a write through node 1
+        # commits: the transaction is aborted (never reported committed
+        # without its write) and, retry-safe, runs again.
+        self.run_gtests_on_node(
+            2, "galera_conflict_test",
+            ["GaleraConflictTest.ATransactionAnotherNodesWriteAbortsRunsAgain"],
+            LUMO_TEST_GALERA_PEER_DSN=self.cluster.admin_dsn(1))
 
 
 if __name__ == "__main__":

@@ -48,6 +48,12 @@ class LimitsAcrossReplicasTest(harness.ReplicaSetTestCase):
     def limited_key(self, **fields):
         """A new tenant and a key with `fields` (default: the per-minute
         limit LIMIT)."""
+        slug, created, _ = self.new_key(**fields)
+        return slug, created.key
+
+    def new_key(self, **fields):
+        """limited_key's tenant slug, the created key (ApiKey) and the
+        metadata of the tenant's admin key."""
         fields = fields or {"rate_limit_per_minute": LIMIT}
         slug = "lim-" + secrets.token_hex(4)
         reply = self.ops.CreateTenant(
@@ -62,7 +68,7 @@ class LimitsAcrossReplicasTest(harness.ReplicaSetTestCase):
                                   scopes=["admin:read"],
                                   **fields),
             metadata=md, timeout=10)
-        return slug, created.key
+        return slug, created, md
 
     def hammer(self, replicas, key, slug, per_replica, refused="RATE_LIMITED"):
         """`per_replica` verifications through each of `replicas` at once;
@@ -216,6 +222,71 @@ class LimitsAcrossReplicasTest(harness.ReplicaSetTestCase):
         for name in ("x-ratelimit-limit", "x-ratelimit-remaining",
                      "x-ratelimit-reset", "x-credits-remaining"):
             self.assertEqual(initial[name], trailers[name], name)
+
+    def test_f_a_lowered_limit_holds_on_every_replica_once_edited(self):
+        k = self.stubs.keys_pb2
+        slug, created, md = self.new_key(rate_limits=[
+            k.RateLimit(name="minute", limit=50, duration_seconds=60)])
+        # Every replica verifies the key once, on a lease taken under the
+        # limit of 50 (floor(50 / 12) = 4 tokens each; no overdraft below
+        # 60: floor(0.05 * 50 / 3) = 0, so every admission is a token the
+        # database granted and counted first).
+        first, _ = self.hammer(range(REPLICAS), created.key, slug, 1)
+        self.assertEqual(sum(len(a) for a in first.values()), REPLICAS)
+        edit = k.UpdateApiKeyRequest(
+            tenant_slug=slug, id=created.id,
+            rate_limits=[k.RateLimit(name="minute", limit=5,
+                                     duration_seconds=60)])
+        edit.update_mask.paths.append("rateLimits")
+        edited = self.keys[0].UpdateApiKey(edit, metadata=md, timeout=30)
+        self.assertEqual([(l.name, l.limit) for l in edited.rate_limits],
+                         [("minute", 5)])
+        # The edit returned once every replica acknowledged it: each one
+        # now counts against 5 and none keeps spending the 3 tokens left of
+        # the lease it took under 50, so the cluster admits at most 5 in the
+        # minute, the three admissions before the edit included. Spending
+        # the old leases would admit 3 x 4 = 12.
+        for r in range(REPLICAS):
+            reply = self.auth[r].VerifyApiKey(
+                self.stubs.auth_pb2.VerifyApiKeyRequest(
+                    key=created.key, tenant_slug=slug),
+                metadata=self.server.service_md(), timeout=30)
+            self.assertEqual(reply.rate_limit.limit, 5, f"replica {r}")
+            if reply.valid:
+                first[r].append((0.0, 0.0))
+        admitted, limited = self.hammer(range(REPLICAS), created.key, slug, 10)
+        total = sum(len(a) for a in first.values()) + sum(
+            len(a) for a in admitted.values())
+        print(f"limit lowered from 50 to 5/min on 3 replicas: admitted "
+              f"{total} in the minute (bound 5), refused {limited}")
+        self.assertLessEqual(total, 5)
+        self.assertGreater(limited, 0)
+
+    def test_g_a_changed_balance_reaches_every_replica_before_it_returns(self):
+        k = self.stubs.keys_pb2
+        slug, created, md = self.new_key(credits=k.Credits(remaining=100))
+        # Replicas b and c each spend two credits: a first lease of one
+        # (the balance unknown), then one of about floor(98 / 12) = 8.
+        first, _ = self.hammer([1, 2], created.key, slug, 2,
+                               refused="USAGE_EXCEEDED")
+        self.assertEqual(sum(len(a) for a in first.values()), 4)
+        # Replica a sets the balance to 3: the call returns once b and c
+        # applied it, so neither spends the 6 or 7 credits left of its
+        # lease of the old balance (that would accept up to 3 + 14).
+        reply = self.keys[0].UpdateApiKeyCredits(
+            k.UpdateApiKeyCreditsRequest(
+                tenant_slug=slug, id=created.id,
+                op=k.UpdateApiKeyCreditsRequest.SET, value=3),
+            metadata=md, timeout=30)
+        self.assertEqual(reply.remaining, 3)
+        admitted, refused = self.hammer([1, 2], created.key, slug, 5,
+                                        refused="USAGE_EXCEEDED")
+        accepted = sum(len(a) for a in admitted.values())
+        print(f"balance set to 3 after two replicas leased credits: "
+              f"accepted {accepted} of 10 (bound 3), refused {refused}")
+        self.assertLessEqual(accepted, 3)
+        self.assertGreater(refused, 0)
+
 
 if __name__ == "__main__":
     unittest.main()

@@ -61,6 +61,18 @@ class NodeVerifier:
         return result.stdout.decode().strip() == "valid"
 
 
+def receiver_pki(cls):
+    """A temporary directory that lives as long as test class `cls`, a CA
+    made there by the openssl CLI and a receiver certificate it signs: sets
+    cls.tmp, cls.pki, cls.cert and cls.key; returns the CA's file."""
+    cls.tmp = tempfile.TemporaryDirectory()
+    cls.addClassCleanup(cls.tmp.cleanup)
+    cls.pki = Pki(cls.tmp.name)
+    ca = cls.pki.ca("hooks-ca")
+    cls.cert, cls.key = cls.pki.leaf("receiver", "hooks-ca", "serverAuth")
+    return ca
+
+
 class Receiver:
     """An HTTPS receiver on 127.0.0.1: records every request (headers,
     body) and answers `status`. Restartable on the same port."""
@@ -131,11 +143,7 @@ class WebhooksE2eTest(harness.LumoServerTestCase):
 
     @classmethod
     def setUpClass(cls):
-        cls.tmp = tempfile.TemporaryDirectory()
-        cls.addClassCleanup(cls.tmp.cleanup)
-        cls.pki = Pki(cls.tmp.name)
-        ca = cls.pki.ca("hooks-ca")
-        cls.cert, cls.key = cls.pki.leaf("receiver", "hooks-ca", "serverAuth")
+        ca = receiver_pki(cls)
         cls.server_args = [
             "--webhook_allow_cidrs=127.0.0.1/32",
             f"--webhook_ca_file={ca}",
@@ -259,6 +267,30 @@ class WebhooksE2eTest(harness.LumoServerTestCase):
         self.assertIn("webhook.secret_rotated", text)
         self.assertNotIn(secret, text)
         self.assertNotIn(new_secret, text)
+
+        # The delivery log pages by token (keyset), one at a time: every
+        # delivery once, newest first; the first page counts the total.
+        for _ in range(2):
+            status, _ = self.call("POST", f"/webhooks/{wid}/test", {})
+            self.assertEqual(status, 202)
+        everything = [d["id"] for d in self.deliveries(wid)]
+        self.assertEqual(len(everything), 4)
+        status, page = self.call("GET", f"/webhooks/{wid}/deliveries?limit=1")
+        self.assertEqual(status, 200, page)
+        self.assertEqual(page["meta"]["total"], 4)
+        walked = [d["id"] for d in page["data"]]
+        while "nextPageToken" in page["meta"]:
+            status, page = self.call(
+                "GET", f"/webhooks/{wid}/deliveries?limit=1&pageToken=" +
+                page["meta"]["nextPageToken"])
+            self.assertEqual(status, 200, page)
+            self.assertEqual(page["meta"]["totalRelation"], "unknown")
+            walked += [d["id"] for d in page["data"]]
+        self.assertEqual(walked, everything)
+        status, refused = self.call(
+            "GET", f"/webhooks/{wid}/deliveries?pageToken=p1.bogus")
+        self.assertEqual(status, 400, refused)
+        self.assertEqual(refused["details"]["field"], "pageToken")
 
         self.delete_endpoint(wid)
         status, _ = self.call("GET", f"/webhooks/{wid}")
@@ -418,6 +450,74 @@ class WebhooksE2eTest(harness.LumoServerTestCase):
                 "GET", "/audit-logs?action=api_key.decoy_used&suspicious=true"
             )[1]["meta"]["total"] >= 2, "both decoy events")
 
+    def test_rotation_stragglers_are_listed_during_the_grace_period(self):
+        status, created = self.call("POST", "/api-keys", {
+            "name": "rotating", "scopes": ["admin:read"]})
+        self.assertEqual(status, 201, created)
+        old = created["data"]
+        status, rotated = self.call("POST", f"/api-keys/{old['id']}/rotate",
+                                    {"gracePeriodSeconds": 3600})
+        self.assertEqual(status, 200, rotated)
+        new_key = rotated["data"]["key"]
+        status, got = self.call("GET", f"/api-keys/{old['id']}")
+        self.assertEqual(status, 200, got)
+        self.assertIsNotNone(got["data"]["previousSecretValidUntil"])
+        self.assertNotIn("previousSecretUsers", got["data"])  # nobody yet
+
+        def rest_call(key, agent):
+            status, _, raw = self.gw.request(
+                "GET", ADMIN + "/api-keys?limit=1",
+                headers={"Authorization": "Bearer " + key,
+                         "User-Agent": agent})
+            self.assertEqual(status, 200, raw)
+        rest_call(old["key"], "straggler-rest/1.0")
+        rest_call(old["key"], "straggler-rest/1.0")
+        rest_call(new_key, "switched/2.0")
+        s = harness.stubs()
+        with grpc.insecure_channel(self.server.address) as channel:
+            auth = s.auth_grpc.AuthServiceStub(channel)
+            for key, client in ((old["key"], "203.0.113.7"),
+                                (new_key, "203.0.113.8")):
+                reply = auth.VerifyApiKey(
+                    s.auth_pb2.VerifyApiKeyRequest(
+                        key=key, tenant_slug="acme", client_ip=client),
+                    # The verifying service passes its client's agent on.
+                    metadata=self.server.service_md() +
+                    (("x-lumo-user-agent", "straggler-grpc/3"),),
+                    timeout=30 * harness.TIME_SCALE)
+                self.assertEqual(reply.reason, s.auth_pb2.VALID)
+
+        def stragglers():
+            status, got = self.call("GET", f"/api-keys/{old['id']}")
+            self.assertEqual(status, 200, got)
+            return {(u["ipAddress"], u["userAgent"]): u
+                    for u in got["data"].get("previousSecretUsers", [])}
+        expected = {("127.0.0.1", "straggler-rest/1.0"): 2,
+                    ("203.0.113.7", "straggler-grpc/3"): 1}
+        # The uses are written by the batched audit writer: wait for all.
+        harness.wait_for(
+            lambda: {k: u["count"] for k, u in stragglers().items()} ==
+            expected, "both clients of the previous secret listed")
+        users = stragglers()
+        for user in users.values():
+            self.assertRegex(user["lastSeenAt"], r"^\d{4}-\d\d-\d\dT")
+        # The audit explains each entry: uses marked as the previous secret.
+        status, audit = self.call(
+            "GET", f"/audit-logs?action=api_key.used&actorId={old['id']}")
+        marked = [e for e in audit["data"]
+                  if e["actor"]["id"] == old["id"] and
+                  e["metadata"].get("secret") == "previous"]
+        # Two REST calls and one verification summary.
+        self.assertEqual(len(marked), 3, marked)
+        # Once the grace period is over (a rotation without grace ends it)
+        # there is nobody left to chase: no list.
+        status, again = self.call("POST", f"/api-keys/{old['id']}/rotate",
+                                  {"gracePeriodSeconds": 0})
+        self.assertEqual(status, 200, again)
+        status, got = self.call("GET", f"/api-keys/{old['id']}")
+        self.assertNotIn("previousSecretUsers", got["data"])
+        self.assertIsNone(got["data"]["previousSecretValidUntil"])
+
     def test_addresses_deliveries_may_not_reach_are_refused(self):
         for url in ("https://10.0.0.1/hook", "https://172.16.0.1/hook",
                     "https://192.168.0.1/hook", "https://169.254.169.254/",
@@ -436,17 +536,110 @@ class WebhooksE2eTest(harness.LumoServerTestCase):
 
 
 
+class WebhookSendTimeRefusalE2eTest(harness.LumoServerTestCase):
+    """Without --webhook_allow_cidrs, a URL whose *name* resolves to a
+    refused address is accepted at creation (names are checked when sent)
+    and every attempt is refused before connecting: the receiver, listening
+    on that very address, gets nothing, and the log names the address and
+    its class."""
+    with_gateway = True
+
+    @classmethod
+    def setUpClass(cls):
+        ca = receiver_pki(cls)
+        cls.server_args = [
+            f"--webhook_ca_file={ca}",
+            "--webhook_retry_base=100ms",
+            "--webhook_poll_interval=50ms",
+        ]
+        super().setUpClass()
+        cls.admin = cls.server.create_tenant("acme")
+
+    def call(self, method, path, body=None):
+        status, _, raw = self.gw.request(
+            method, ADMIN + path, body=body,
+            headers={"Authorization": "Bearer " + self.admin})
+        return status, (json.loads(raw) if raw else None)
+
+    def test_a_name_resolving_to_loopback_is_refused_when_sent(self):
+        receiver = Receiver(self.cert, self.key)
+        self.addCleanup(receiver.stop)
+        status, created = self.call("POST", "/webhooks", {
+            "url": f"https://localhost:{receiver.port}/hook"})
+        self.assertEqual(status, 201, created)
+        wid = created["data"]["id"]
+        status, _ = self.call("POST", f"/webhooks/{wid}/test", {})
+        self.assertEqual(status, 202)
+
+        def refused():
+            status, log = self.call("GET", f"/webhooks/{wid}/deliveries")
+            self.assertEqual(status, 200, log)
+            return [d for d in log["data"] if d["attempts"] >= 2 and
+                    "refused address" in d["lastError"]]
+        # Retried (a refusal is a failed attempt), and refused each time.
+        harness.wait_for(refused, "two refused attempts")
+        delivery = refused()[0]
+        self.assertRegex(delivery["lastError"],
+                         r"^refused address (127\.0\.0\.1|::1) \(loopback\)$")
+        self.assertEqual(delivery["lastHttpStatus"], 0)
+        self.assertEqual(delivery["status"], "pending")
+        self.assertEqual(receiver.received(), [])
+
+
+class DecoyBlockE2eTest(harness.LumoServerTestCase):
+    """--decoy_block_seconds: once a decoy is presented for an end client,
+    the decoy's tenant's keys answer that client exactly as an unknown key
+    does, other clients and other tenants are unaffected, and the refusals
+    are suspicious events naming the block."""
+    server_args = ["--decoy_block_seconds=3600"]
+
+    def test_a_decoys_presenter_gets_unknown_key_for_the_tenants_keys(self):
+        admin = self.server.create_tenant("acme")
+        other_admin = self.server.create_tenant("other")
+        real = self.server.tenant_cli_json("acme", admin, "keys", "create",
+                                           "--name", "real", "--scopes",
+                                           "admin:read")["key"]
+        decoy = self.server.tenant_cli_json("acme", admin, "keys", "create",
+                                            "--name", "bait", "--scopes",
+                                            "admin:read", "--decoy")["key"]
+        unknown = harness.forge("Zz" + harness.key_id(real)[2:])
+        s = harness.stubs()
+        with grpc.insecure_channel(self.server.address) as channel:
+            auth = s.auth_grpc.AuthServiceStub(channel)
+
+            def verify(key, tenant, client):
+                return auth.VerifyApiKey(
+                    s.auth_pb2.VerifyApiKeyRequest(
+                        key=key, tenant_slug=tenant, client_ip=client),
+                    metadata=self.server.service_md(),
+                    timeout=30 * harness.TIME_SCALE)
+            self.assertEqual(verify(real, "acme", "198.51.100.7").reason,
+                             s.auth_pb2.VALID)
+            self.assertEqual(verify(decoy, "acme", "198.51.100.7").reason,
+                             s.auth_pb2.NOT_FOUND)
+            held = verify(real, "acme", "198.51.100.7")
+            self.assertEqual(held.reason, s.auth_pb2.NOT_FOUND)
+            self.assertEqual(
+                held.SerializeToString(),
+                verify(unknown, "acme", "198.51.100.7").SerializeToString())
+            self.assertEqual(verify(real, "acme", "198.51.100.8").reason,
+                             s.auth_pb2.VALID)
+            self.assertEqual(verify(other_admin, "other", "198.51.100.7")
+                             .reason, s.auth_pb2.VALID)
+        harness.wait_for(lambda: int(self.server.rows(
+            "SELECT COUNT(*) FROM audit_events WHERE action ="
+            " 'auth.api_key.failed' AND suspicious = 1 AND metadata LIKE"
+            " '%decoy_block%' AND ip_address = '198.51.100.7'")[0][0]) >= 1,
+            "the blocked verification audited as suspicious")
+
+
 class WebhookDeliveryAcrossProcessesE2eTest(harness.LumoServerTestCase):
     """At least once across a crash, once across replicas: three server
     processes on one database, one HTTPS receiver."""
 
     @classmethod
     def setUpClass(cls):
-        cls.tmp = tempfile.TemporaryDirectory()
-        cls.addClassCleanup(cls.tmp.cleanup)
-        pki = Pki(cls.tmp.name)
-        ca = pki.ca("hooks-ca")
-        cls.cert, cls.key = pki.leaf("receiver", "hooks-ca", "serverAuth")
+        ca = receiver_pki(cls)
         cls.server_args = [
             "--webhook_allow_cidrs=127.0.0.1/32",
             f"--webhook_ca_file={ca}",

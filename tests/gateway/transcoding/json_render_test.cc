@@ -112,7 +112,8 @@ TEST(JsonRenderTest, ApiKeyWithNullsForUnsetMessages) {
             "\"allowedCidrs\":[\"10.0.0.0/8\"],\"rateLimitPerMinute\":0,"
             "\"version\":2,\"key\":\"\",\"previousSecretValidUntil\":null,"
             "\"externalId\":\"\",\"metadata\":{},\"disabledAt\":null,\"state\":"
-            "null,\"rateLimits\":[],\"decoy\":null,\"credits\":null}");
+            "null,\"rateLimits\":[],\"decoy\":null,\"credits\":null,"
+            "\"previousSecretUsers\":[]}");
 }
 
 TEST(JsonRenderTest, OmitOptions) {
@@ -123,13 +124,15 @@ TEST(JsonRenderTest, OmitOptions) {
                          "lumo.keys.v1.ApiKey.previous_secret_valid_until"};
   options.omit_fields_when_unset = {
       "lumo.keys.v1.ApiKey.key", "lumo.keys.v1.ApiKey.scopes",
-      "lumo.keys.v1.ApiKey.rotated_at", "lumo.keys.v1.ApiKey.decoy"};
-  EXPECT_EQ(RenderJson(key, options),
-            "{\"id\":\"k1\",\"name\":\"\",\"prefix\":\"\",\"status\":\"\","
-            "\"createdAt\":null,\"createdBy\":null,\"lastUsedAt\":null,"
-            "\"expiresAt\":null,\"revokedAt\":null,\"allowedCidrs\":[],"
-            "\"rateLimitPerMinute\":0,\"externalId\":\"\",\"metadata\":{},"
-            "\"disabledAt\":null,\"state\":null,\"rateLimits\":[],\"credits\":null}");
+      "lumo.keys.v1.ApiKey.rotated_at", "lumo.keys.v1.ApiKey.decoy",
+      "lumo.keys.v1.ApiKey.previous_secret_users"};
+  EXPECT_EQ(
+      RenderJson(key, options),
+      "{\"id\":\"k1\",\"name\":\"\",\"prefix\":\"\",\"status\":\"\","
+      "\"createdAt\":null,\"createdBy\":null,\"lastUsedAt\":null,"
+      "\"expiresAt\":null,\"revokedAt\":null,\"allowedCidrs\":[],"
+      "\"rateLimitPerMinute\":0,\"externalId\":\"\",\"metadata\":{},"
+      "\"disabledAt\":null,\"state\":null,\"rateLimits\":[],\"credits\":null}");
   key.set_key("lmk_k1_secret");
   key.add_scopes("admin:read");
   key.mutable_rotated_at();
@@ -394,7 +397,8 @@ constexpr char kBareKey[] =
     "\"allowedCidrs\":[],\"rateLimitPerMinute\":0,\"version\":0,\"key\":"
     "\"\",\"previousSecretValidUntil\":null,"
     "\"externalId\":\"\",\"metadata\":{},\"disabledAt\":null,\"state\":null,"
-    "\"rateLimits\":[],\"decoy\":null,\"credits\":null}";
+    "\"rateLimits\":[],\"decoy\":null,\"credits\":null,"
+    "\"previousSecretUsers\":[]}";
 
 // Without render options an unset `optional` field is null; the gateway
 // omits meta.nextCursor, nextPageToken and totalRelation when unset (its
@@ -457,8 +461,9 @@ TEST_F(EnvelopeTest, SingleResourceEnvelopes) {
 
 TEST_F(EnvelopeTest, OptionsApplyInsideEnvelopes) {
   RenderOptions options;
-  options.omit_fields_when_unset = {"lumo.keys.v1.ApiKey.key",
-                                    "lumo.keys.v1.ApiKey.decoy"};
+  options.omit_fields_when_unset = {
+      "lumo.keys.v1.ApiKey.key", "lumo.keys.v1.ApiKey.decoy",
+      "lumo.keys.v1.ApiKey.previous_secret_users"};
   options.omit_fields = {"lumo.keys.v1.ApiKey.version",
                          "lumo.keys.v1.ApiKey.previous_secret_valid_until"};
   ApiKey key;

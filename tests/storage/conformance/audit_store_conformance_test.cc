@@ -620,6 +620,98 @@ TYPED_TEST(AuditStoreConformanceTest, UsageCountsAddUpPerKeyChannelAndOutcome) {
             absl::StatusCode::kInvalidArgument);
 }
 
+// An api_key.used event of `key_id` by a previous secret of its rotation at
+// `rotated_at`, from `ip` with `agent`, standing for `count` uses.
+storage::PendingAuditEvent PreviousSecretEvent(
+    int64_t tenant_id, absl::string_view key_id, absl::Time rotated_at,
+    absl::string_view ip, absl::string_view agent, int64_t count) {
+  storage::PendingAuditEvent e;
+  e.tenant_id = tenant_id;
+  e.event = Event("previous.used");
+  e.event.ip_address = std::string(ip);
+  e.event.user_agent = std::string(agent);
+  e.previous_secret_use =
+      storage::PreviousSecretUse{std::string(key_id), rotated_at, count};
+  return e;
+}
+
+TYPED_TEST(AuditStoreConformanceTest,
+           PreviousSecretUsesAreTalliedPerRotationAndClient) {
+  StoreFixture& f = this->f();
+  const storage::Tenant tenant = NewTenant(f);
+  const storage::Tenant other = NewTenant(f);
+  const std::string key = "keyPPPPPPPPP";
+  // Microseconds survive the round trip (a key's rotated_at is DATETIME(6)).
+  const absl::Time first = absl::FromUnixMicros(1796543210123456);
+  const absl::Time second = first + absl::Hours(1);
+  storage::PendingAuditEvent current_secret =
+      PreviousSecretEvent(tenant.id, key, first, "10.0.0.9", "current/1", 1);
+  current_secret.previous_secret_use.reset();
+  ASSERT_TRUE(
+      f.audit()
+          .AppendEvents(
+              {PreviousSecretEvent(tenant.id, key, first, "10.0.0.1", "a/1", 3),
+               PreviousSecretEvent(tenant.id, key, first, "10.0.0.2", "b/2", 2),
+               PreviousSecretEvent(tenant.id, key, second, "10.0.0.1", "a/1",
+                                   7),
+               PreviousSecretEvent(other.id, key, first, "10.0.0.3", "c/3", 5),
+               current_secret})
+          .ok());
+  f.LetTimePass(absl::Milliseconds(5));
+  ASSERT_TRUE(f.audit()
+                  .AppendEvents({PreviousSecretEvent(tenant.id, key, first,
+                                                     "10.0.0.1", "a/1", 1)})
+                  .ok());
+  const std::vector<storage::StoredAuditEvent> events =
+      EventsOf(f, tenant.id, "previous.used");
+  ASSERT_EQ(events.size(), 5u);
+
+  absl::StatusOr<std::vector<storage::PreviousSecretUser>> users =
+      f.audit().ListPreviousSecretUsers(tenant.id, key, first, 50);
+  ASSERT_TRUE(users.ok()) << users.status();
+  ASSERT_EQ(users->size(), 2u);
+  // The most recently seen first; counts add up per client.
+  EXPECT_EQ((*users)[0].ip_address, "10.0.0.1");
+  EXPECT_EQ((*users)[0].user_agent, "a/1");
+  EXPECT_EQ((*users)[0].count, 4);
+  EXPECT_EQ((*users)[0].last_seen_at, events.back().created_at);
+  EXPECT_EQ((*users)[1].ip_address, "10.0.0.2");
+  EXPECT_EQ((*users)[1].user_agent, "b/2");
+  EXPECT_EQ((*users)[1].count, 2);
+  EXPECT_EQ((*users)[1].last_seen_at, events[1].created_at);
+
+  absl::StatusOr<std::vector<storage::PreviousSecretUser>> one =
+      f.audit().ListPreviousSecretUsers(tenant.id, key, first, 1);
+  ASSERT_TRUE(one.ok()) << one.status();
+  ASSERT_EQ(one->size(), 1u);
+  EXPECT_EQ((*one)[0].ip_address, "10.0.0.1");
+
+  // Another rotation of the key is another list; another tenant sees none
+  // of this tenant's tallies.
+  absl::StatusOr<std::vector<storage::PreviousSecretUser>> later =
+      f.audit().ListPreviousSecretUsers(tenant.id, key, second, 50);
+  ASSERT_TRUE(later.ok()) << later.status();
+  ASSERT_EQ(later->size(), 1u);
+  EXPECT_EQ((*later)[0].count, 7);
+  absl::StatusOr<std::vector<storage::PreviousSecretUser>> theirs =
+      f.audit().ListPreviousSecretUsers(other.id, key, first, 50);
+  ASSERT_TRUE(theirs.ok()) << theirs.status();
+  ASSERT_EQ(theirs->size(), 1u);
+  EXPECT_EQ((*theirs)[0].ip_address, "10.0.0.3");
+  absl::StatusOr<std::vector<storage::PreviousSecretUser>> none =
+      f.audit().ListPreviousSecretUsers(tenant.id, "keyNNNNNNNNN", first, 50);
+  ASSERT_TRUE(none.ok()) << none.status();
+  EXPECT_TRUE(none->empty());
+
+  for (int bad : {0, 101}) {
+    EXPECT_EQ(f.audit()
+                  .ListPreviousSecretUsers(tenant.id, key, first, bad)
+                  .status()
+                  .code(),
+              absl::StatusCode::kInvalidArgument);
+  }
+}
+
 TYPED_TEST(AuditStoreConformanceTest, SuspiciousEventsAreCountedPerDay) {
   StoreFixture& f = this->f();
   const storage::Tenant tenant = NewTenant(f);

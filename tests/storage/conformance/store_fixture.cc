@@ -84,6 +84,17 @@ class FakeFixture : public StoreFixture {
     ASSERT_NE(it, stores_.db->webhook_endpoints.end()) << id;
     it->second.endpoint.enabled = false;
   }
+  void AgeWebhookRows(absl::string_view id, absl::Duration d) override {
+    absl::MutexLock lock(&stores_.db->mu);
+    for (auto& [row_id, row] : stores_.db->webhook_deliveries) {
+      if (row.delivery.endpoint_id != id) continue;
+      row.delivery.created_at -= d;
+      auto event = stores_.db->webhook_events.find(row.event_row);
+      if (event != stores_.db->webhook_events.end()) {
+        event->second.created_at -= d;
+      }
+    }
+  }
 
  private:
   FakeStores stores_;
@@ -186,6 +197,22 @@ class MysqlFixture : public StoreFixture {
                     .Execute(absl::StrCat("UPDATE webhook_endpoints SET"
                                           " enabled = 0 WHERE id = '",
                                           id, "'"))
+                    .ok());
+  }
+  void AgeWebhookRows(absl::string_view id, absl::Duration d) override {
+    const int64_t us = absl::ToInt64Microseconds(d);
+    ASSERT_TRUE(backend_->db()
+                    .Execute(absl::StrCat(
+                        "UPDATE webhook_events e JOIN webhook_deliveries d"
+                        " ON d.event_row = e.id SET e.created_at ="
+                        " e.created_at - INTERVAL ",
+                        us, " MICROSECOND WHERE d.endpoint_id = '", id, "'"))
+                    .ok());
+    ASSERT_TRUE(backend_->db()
+                    .Execute(absl::StrCat(
+                        "UPDATE webhook_deliveries SET created_at ="
+                        " created_at - INTERVAL ",
+                        us, " MICROSECOND WHERE endpoint_id = '", id, "'"))
                     .ok());
   }
 

@@ -78,6 +78,9 @@ class StoreFixture {
   // leaves when it commits next to a concurrent disable that could not see
   // its delivery (each read the other's rows before either committed).
   virtual void DisableEndpointOnly(absl::string_view id) = 0;
+  // Moves the creation time of every delivery of webhook endpoint `id`, and
+  // of the events they deliver, `d` into the past.
+  virtual void AgeWebhookRows(absl::string_view id, absl::Duration d) = 0;
 };
 
 // The implementations, each with a name for test output and a factory of

@@ -492,6 +492,73 @@ TYPED_TEST(WebhookStoreConformanceTest, APagePastTheEndIsEmptyButCounts) {
   EXPECT_EQ(past->total, 0);
 }
 
+TYPED_TEST(WebhookStoreConformanceTest, TheDeliveryLogPagesByPosition) {
+  StoreFixture& f = this->f();
+  const storage::Tenant a = NewTenant(f);
+  const storage::WebhookEndpointRecord e = Create(f, Endpoint(a.id));
+  const storage::WebhookEndpointRecord other = Create(f, Endpoint(a.id));
+  for (int i = 0; i < 5; ++i) {
+    ASSERT_TRUE(
+        f.webhooks().EnqueuePing(a.id, e.id, Event("webhook.tested")).ok());
+    ASSERT_TRUE(
+        f.webhooks().EnqueuePing(a.id, other.id, Event("webhook.tested")).ok());
+  }
+  const std::vector<storage::WebhookDeliveryRecord> all =
+      DeliveriesOf(f, a.id, e.id);
+  ASSERT_EQ(all.size(), 5u);
+  // Walk by position, two at a time: every delivery once, newest first.
+  storage::DeliveryQuery q;
+  q.limit = 2;
+  q.count.wanted = false;
+  std::vector<int64_t> walked;
+  std::vector<bool> more;
+  for (int i = 0; i < 5; ++i) {
+    absl::StatusOr<storage::DeliveryPage> page =
+        f.webhooks().ListDeliveries(a.id, e.id, q);
+    ASSERT_TRUE(page.ok()) << page.status();
+    EXPECT_EQ(page->total_kind, storage::TotalKind::kNotCounted);
+    for (const auto& d : page->deliveries) walked.push_back(d.id);
+    more.push_back(page->has_more);
+    if (!page->has_more) break;
+    q.before_id = page->deliveries.back().id;
+  }
+  std::vector<int64_t> expected;
+  for (const auto& d : all) expected.push_back(d.id);
+  EXPECT_EQ(walked, expected);
+  EXPECT_EQ(more, (std::vector<bool>{true, true, false}));
+
+  // A capped count stops at its cap; the total ignores the position.
+  q.before_id = all[1].id;
+  q.count = storage::CountRequest{true, 3};
+  absl::StatusOr<storage::DeliveryPage> capped =
+      f.webhooks().ListDeliveries(a.id, e.id, q);
+  ASSERT_TRUE(capped.ok()) << capped.status();
+  EXPECT_EQ(capped->total, 3);
+  EXPECT_EQ(capped->total_kind, storage::TotalKind::kAtLeast);
+  ASSERT_EQ(capped->deliveries.size(), 2u);
+  EXPECT_EQ(capped->deliveries[0].id, all[2].id);
+  q.count = storage::CountRequest{true, 10};
+  absl::StatusOr<storage::DeliveryPage> exact =
+      f.webhooks().ListDeliveries(a.id, e.id, q);
+  ASSERT_TRUE(exact.ok()) << exact.status();
+  EXPECT_EQ(exact->total, 5);
+  EXPECT_EQ(exact->total_kind, storage::TotalKind::kExact);
+
+  // With a status filter, only that state is walked and counted.
+  q.state = DeliveryState::kDelivered;
+  absl::StatusOr<storage::DeliveryPage> none =
+      f.webhooks().ListDeliveries(a.id, e.id, q);
+  ASSERT_TRUE(none.ok()) << none.status();
+  EXPECT_THAT(none->deliveries, IsEmpty());
+  EXPECT_EQ(none->total, 0);
+  EXPECT_FALSE(none->has_more);
+
+  q.state.reset();
+  q.page = 2;
+  EXPECT_EQ(f.webhooks().ListDeliveries(a.id, e.id, q).status().code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
 TYPED_TEST(WebhookStoreConformanceTest, DeletingRemovesTheDeliveryLog) {
   StoreFixture& f = this->f();
   const storage::Tenant a = NewTenant(f);
@@ -559,6 +626,125 @@ TYPED_TEST(WebhookClaimConformanceTest, KeyManagementAndStateEventsAreSent) {
   EXPECT_THAT(types, ElementsAre("api_key.created", "api_key.disabled",
                                  "api_key.enabled", "api_key.renewed",
                                  "api_key.rotation_due", "api_key.updated"));
+}
+
+TYPED_TEST(WebhookClaimConformanceTest, RetentionPurgesFinishedRowsOnly) {
+  StoreFixture& f = this->f();
+  const storage::Tenant a = NewTenant(f);
+  const storage::WebhookEndpointRecord e = Create(f, Endpoint(a.id));
+  const storage::WebhookEndpointRecord g = Create(f, Endpoint(a.id));
+  for (const auto* endpoint : {&e, &e, &e, &g}) {
+    ASSERT_TRUE(f.webhooks()
+                    .EnqueuePing(a.id, endpoint->id, Event("webhook.tested"))
+                    .ok());
+  }
+  // e: one delivered, one failed for good, one still pending (claimed);
+  // g: one cancelled by disabling its endpoint.
+  absl::StatusOr<std::vector<storage::ClaimedDelivery>> claimed =
+      f.webhooks().ClaimDue(10, absl::Seconds(60));
+  ASSERT_TRUE(claimed.ok()) << claimed.status();
+  ASSERT_EQ(claimed->size(), 4u);
+  std::vector<const storage::ClaimedDelivery*> of_e;
+  const storage::ClaimedDelivery* of_g = nullptr;
+  for (const storage::ClaimedDelivery& c : *claimed) {
+    if (c.endpoint_id == e.id) {
+      of_e.push_back(&c);
+    } else {
+      of_g = &c;
+    }
+  }
+  ASSERT_EQ(of_e.size(), 3u);
+  ASSERT_NE(of_g, nullptr);
+  storage::AttemptOutcome ok;
+  ok.delivered = true;
+  ok.http_status = 200;
+  storage::AttemptOutcome failed;
+  failed.error = "HTTP 503";
+  failed.http_status = 503;
+  failed.retry_in = absl::Hours(1);
+  storage::FailurePolicy give_up;
+  give_up.retry_window = absl::ZeroDuration();
+  const storage::AuditEvent disable = Event("webhook.disabled");
+  ASSERT_TRUE(
+      f.webhooks().CompleteAttempt(*of_e[0], ok, give_up, disable).ok());
+  absl::StatusOr<storage::CompletedAttempt> gave_up =
+      f.webhooks().CompleteAttempt(*of_e[1], failed, give_up, disable);
+  ASSERT_TRUE(gave_up.ok()) << gave_up.status();
+  ASSERT_EQ(gave_up->state, DeliveryState::kFailed);
+  ASSERT_TRUE(
+      f.webhooks()
+          .CompleteAttempt(*of_g, failed, storage::FailurePolicy(), disable)
+          .ok());
+  storage::WebhookEndpointUpdate off;
+  off.enabled = false;
+  bool changed = false;
+  ASSERT_TRUE(
+      f.webhooks()
+          .UpdateEndpoint(a.id, g.id, off, Event("webhook.updated"), &changed)
+          .ok());
+  ASSERT_EQ(DeliveriesOf(f, a.id, g.id)[0].state, DeliveryState::kCancelled);
+  // Tallies of an old rotation and of a recent one.
+  const absl::Time now = f.keys().Now().value_or(absl::Now());
+  auto tally = [&](absl::Time rotated_at) {
+    storage::PendingAuditEvent use;
+    use.tenant_id = a.id;
+    use.event = Event("previous.used");
+    use.previous_secret_use =
+        storage::PreviousSecretUse{"keyRRRRRRRRR", rotated_at, 1};
+    return use;
+  };
+  const absl::Time old_rotation =
+      absl::FromUnixMicros(absl::ToUnixMicros(now - absl::Hours(24 * 8)));
+  const absl::Time new_rotation =
+      absl::FromUnixMicros(absl::ToUnixMicros(now - absl::Hours(1)));
+  ASSERT_TRUE(
+      f.audit().AppendEvents({tally(old_rotation), tally(new_rotation)}).ok());
+
+  // Everything so far is ten days old; a delivery made now is not.
+  f.AgeWebhookRows(e.id, absl::Hours(24 * 10));
+  f.AgeWebhookRows(g.id, absl::Hours(24 * 10));
+  ASSERT_TRUE(
+      f.webhooks().EnqueuePing(a.id, e.id, Event("webhook.tested")).ok());
+  absl::StatusOr<std::vector<storage::ClaimedDelivery>> recent =
+      f.webhooks().ClaimDue(10, absl::Seconds(60));
+  ASSERT_TRUE(recent.ok()) << recent.status();
+  ASSERT_EQ(recent->size(), 1u);
+  ASSERT_TRUE(
+      f.webhooks().CompleteAttempt((*recent)[0], ok, give_up, disable).ok());
+
+  EXPECT_EQ(f.webhooks()
+                .PurgeExpired(absl::ZeroDuration(), absl::Hours(1))
+                .status()
+                .code(),
+            absl::StatusCode::kInvalidArgument);
+  const absl::Duration week = absl::Hours(24 * 7);
+  absl::StatusOr<int64_t> purged = f.webhooks().PurgeExpired(week, week);
+  ASSERT_TRUE(purged.ok()) << purged.status();
+  // Deliveries: delivered, failed, cancelled; their three events; one
+  // tally.
+  EXPECT_EQ(*purged, 3 + 3 + 1);
+  std::vector<storage::WebhookDeliveryRecord> left_e =
+      DeliveriesOf(f, a.id, e.id);
+  ASSERT_EQ(left_e.size(), 2u);
+  EXPECT_EQ(left_e[0].state, DeliveryState::kDelivered);  // the recent one
+  EXPECT_EQ(left_e[1].state, DeliveryState::kPending);    // old but pending
+  EXPECT_THAT(DeliveriesOf(f, a.id, g.id), IsEmpty());
+  // The pending delivery's event is still there to be sent.
+  absl::StatusOr<storage::WebhookEventRecord> kept =
+      f.webhooks().GetEvent(a.id, left_e[1].event_id);
+  EXPECT_TRUE(kept.ok()) << kept.status();
+  absl::StatusOr<std::vector<storage::PreviousSecretUser>> old_users =
+      f.audit().ListPreviousSecretUsers(a.id, "keyRRRRRRRRR", old_rotation, 10);
+  ASSERT_TRUE(old_users.ok()) << old_users.status();
+  EXPECT_THAT(*old_users, IsEmpty());
+  absl::StatusOr<std::vector<storage::PreviousSecretUser>> new_users =
+      f.audit().ListPreviousSecretUsers(a.id, "keyRRRRRRRRR", new_rotation, 10);
+  ASSERT_TRUE(new_users.ok()) << new_users.status();
+  EXPECT_EQ(new_users->size(), 1u);
+
+  absl::StatusOr<int64_t> again = f.webhooks().PurgeExpired(week, week);
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_EQ(*again, 0);
 }
 
 TYPED_TEST(WebhookClaimConformanceTest, AClaimHoldsItsDeliveriesForTheLease) {

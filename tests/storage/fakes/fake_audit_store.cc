@@ -8,6 +8,7 @@
 #include <utility>
 #include <vector>
 
+#include "server/core/crypto.h"
 #include "server/storage/audit_chain.h"
 
 namespace lumo::testing {
@@ -63,8 +64,19 @@ absl::Status FakeAuditStore::AppendEvents(
   for (const auto& [tenant_id, list] : by_tenant) {
     for (const storage::PendingAuditEvent* e : list) {
       db_->AppendAudit(tenant_id, storage::kWriterChainLane, e->event);
+      const storage::StoredAuditEvent& stored =
+          db_->audit.rbegin()->second.stored;
+      const absl::Time at = stored.created_at;
+      if (const auto& use = e->previous_secret_use;
+          use.has_value() && use->count > 0) {
+        FakeDatabase::PreviousSecretTally& tally = db_->previous_secret_uses[{
+            use->key_id, use->rotated_at, stored.event.ip_address,
+            stored.event.user_agent}];
+        tally.tenant_id = tenant_id;
+        tally.last_seen_at = std::max(tally.last_seen_at, at);
+        tally.uses += use->count;
+      }
       if (!e->usage.has_value()) continue;
-      const absl::Time at = db_->audit.rbegin()->second.stored.created_at;
       for (storage::UsageGranularity g : {storage::UsageGranularity::kHour,
                                           storage::UsageGranularity::kDay}) {
         db_->usage[{tenant_id, g == storage::UsageGranularity::kDay ? 1 : 0,
@@ -437,6 +449,39 @@ FakeAuditStore::CountSuspiciousPerDay(int64_t tenant_id, absl::Time from,
   }
   std::vector<storage::DayCount> out;
   for (const auto& [day, count] : days) out.push_back({day, count});
+  return out;
+}
+
+absl::StatusOr<std::vector<storage::PreviousSecretUser>>
+FakeAuditStore::ListPreviousSecretUsers(int64_t tenant_id,
+                                        absl::string_view key_id,
+                                        absl::Time rotated_at, int limit) {
+  if (absl::Status s = db_->Begin(); !s.ok()) return s;
+  if (limit < 1 || limit > 100) {
+    return absl::InvalidArgumentError("limit must be 1..100");
+  }
+  absl::MutexLock lock(&db_->mu);
+  std::vector<storage::PreviousSecretUser> out;
+  for (const auto& [k, tally] : db_->previous_secret_uses) {
+    const auto& [id, rotated, ip, agent] = k;
+    if (id != key_id || rotated != rotated_at || tally.tenant_id != tenant_id) {
+      continue;
+    }
+    out.push_back({ip, agent, tally.last_seen_at, tally.uses});
+  }
+  // Ties as the MySQL store breaks them: address, then the agent's digest.
+  std::sort(out.begin(), out.end(),
+            [](const storage::PreviousSecretUser& a,
+               const storage::PreviousSecretUser& b) {
+              if (a.last_seen_at != b.last_seen_at) {
+                return a.last_seen_at > b.last_seen_at;
+              }
+              if (a.ip_address != b.ip_address) {
+                return a.ip_address < b.ip_address;
+              }
+              return core::Sha256(a.user_agent) < core::Sha256(b.user_agent);
+            });
+  if (out.size() > static_cast<size_t>(limit)) out.resize(limit);
   return out;
 }
 

@@ -40,6 +40,9 @@ class FakeAuditStore : public storage::AuditStore {
       int limit) override;
   absl::StatusOr<std::vector<storage::DayCount>> CountSuspiciousPerDay(
       int64_t tenant_id, absl::Time from, absl::Time to) override;
+  absl::StatusOr<std::vector<storage::PreviousSecretUser>>
+  ListPreviousSecretUsers(int64_t tenant_id, absl::string_view key_id,
+                          absl::Time rotated_at, int limit) override;
 
   // Retention as storage::Backend::PurgeAuditOlderThanDays.
   absl::StatusOr<int64_t> PurgeOlderThanDays(int days);

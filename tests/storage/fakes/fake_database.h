@@ -153,6 +153,16 @@ class FakeDatabase {
   int64_t next_webhook_event_row ABSL_GUARDED_BY(mu) = 1;
   std::map<int64_t, WebhookDeliveryRow> webhook_deliveries ABSL_GUARDED_BY(mu);
   int64_t next_webhook_delivery ABSL_GUARDED_BY(mu) = 1;
+  // previous_secret_uses: (key id, rotated_at, ip address, user agent) ->
+  // (tenant, last seen, uses).
+  struct PreviousSecretTally {
+    int64_t tenant_id = 0;
+    absl::Time last_seen_at;
+    int64_t uses = 0;
+  };
+  std::map<std::tuple<std::string, absl::Time, std::string, std::string>,
+           PreviousSecretTally>
+      previous_secret_uses ABSL_GUARDED_BY(mu);
   // leaked_secret_reports: (key id, digest bytes).
   std::set<std::pair<std::string, std::string>> leak_reports
       ABSL_GUARDED_BY(mu);

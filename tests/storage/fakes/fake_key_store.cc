@@ -385,6 +385,12 @@ absl::StatusOr<storage::UpdateResult> FakeKeyStore::UpdateKey(
       return s;
     }
   }
+  if (edit.rate_limits) {
+    if (absl::Status s = storage::CheckKeyRateLimits(*edit.rate_limits);
+        !s.ok()) {
+      return s;
+    }
+  }
   if (absl::Status s = db_->Begin(); !s.ok()) return s;
   absl::MutexLock lock(&db_->mu);
   KeyRow* row = LiveKey(*db_, tenant_id, id);

@@ -1,7 +1,9 @@
 #include "tests/storage/fakes/fake_webhook_store.h"
 
 #include <algorithm>
+#include <set>
 #include <string>
+#include <tuple>
 #include <utility>
 #include <vector>
 
@@ -271,20 +273,77 @@ absl::StatusOr<storage::DeliveryPage> FakeWebhookStore::ListDeliveries(
     const storage::DeliveryQuery& query) {
   if (absl::Status s = db_->Begin(); !s.ok()) return s;
   if (absl::Status s = CheckPaging(query.page, query.limit); !s.ok()) return s;
+  if (query.before_id.has_value() && query.page != 1) {
+    return absl::InvalidArgumentError("a position needs page 1");
+  }
   absl::MutexLock lock(&db_->mu);
   if (Find(*db_, tenant_id, endpoint_id) == nullptr) return EndpointNotFound();
-  std::vector<WebhookDeliveryRecord> all;
+  std::vector<WebhookDeliveryRecord> all;    // matching, newest first
+  std::vector<WebhookDeliveryRecord> after;  // ... and below the position
   for (auto it = db_->webhook_deliveries.rbegin();
        it != db_->webhook_deliveries.rend(); ++it) {
     const WebhookDeliveryRecord& d = it->second.delivery;
     if (d.tenant_id != tenant_id || d.endpoint_id != endpoint_id) continue;
     if (query.state.has_value() && d.state != *query.state) continue;
     all.push_back(DeliveryOf(*db_, it->second));
+    if (!query.before_id.has_value() || d.id < *query.before_id) {
+      after.push_back(all.back());
+    }
   }
   storage::DeliveryPage out;
-  out.total = static_cast<int64_t>(all.size());
-  out.deliveries = PageOf(all, query.page, query.limit);
+  const storage::CountedTotal total =
+      storage::TotalOf(query.count, static_cast<int64_t>(all.size()));
+  out.total = total.total;
+  out.total_kind = total.kind;
+  out.deliveries = PageOf(after, query.page, query.limit);
+  out.has_more = static_cast<int64_t>(after.size()) >
+                 static_cast<int64_t>(query.page) * query.limit;
   return out;
+}
+
+absl::StatusOr<int64_t> FakeWebhookStore::PurgeExpired(
+    absl::Duration finished_older_than, absl::Duration tallies_older_than) {
+  if (absl::Status s = db_->Begin(); !s.ok()) return s;
+  if (finished_older_than <= absl::ZeroDuration() ||
+      tallies_older_than <= absl::ZeroDuration()) {
+    return absl::InvalidArgumentError("retention must be positive");
+  }
+  absl::MutexLock lock(&db_->mu);
+  const absl::Time now = db_->Now();
+  const absl::Time finished_before = now - finished_older_than;
+  int64_t deleted = 0;
+  std::set<int64_t> referenced;  // event rows of the deliveries kept
+  for (auto it = db_->webhook_deliveries.begin();
+       it != db_->webhook_deliveries.end();) {
+    const WebhookDeliveryRecord& d = it->second.delivery;
+    if (d.state != DeliveryState::kPending && d.created_at < finished_before) {
+      it = db_->webhook_deliveries.erase(it);
+      ++deleted;
+    } else {
+      referenced.insert(it->second.event_row);
+      ++it;
+    }
+  }
+  for (auto it = db_->webhook_events.begin();
+       it != db_->webhook_events.end();) {
+    if (it->second.created_at < finished_before &&
+        referenced.count(it->first) == 0) {
+      it = db_->webhook_events.erase(it);
+      ++deleted;
+    } else {
+      ++it;
+    }
+  }
+  for (auto it = db_->previous_secret_uses.begin();
+       it != db_->previous_secret_uses.end();) {
+    if (std::get<1>(it->first) < now - tallies_older_than) {
+      it = db_->previous_secret_uses.erase(it);
+      ++deleted;
+    } else {
+      ++it;
+    }
+  }
+  return deleted;
 }
 
 absl::StatusOr<storage::WebhookEventRecord> FakeWebhookStore::GetEvent(

@@ -50,6 +50,9 @@ class FakeWebhookStore : public storage::WebhookStore {
       const storage::AttemptOutcome& outcome,
       const storage::FailurePolicy& policy,
       const storage::AuditEvent& disable_event) override;
+  absl::StatusOr<int64_t> PurgeExpired(
+      absl::Duration finished_older_than,
+      absl::Duration tallies_older_than) override;
   absl::StatusOr<bool> LeakReported(absl::string_view key_id,
                                     const core::Digest& digest) override;
   absl::StatusOr<bool> RecordLeakReport(

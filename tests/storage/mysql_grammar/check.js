@@ -21,6 +21,8 @@ const sourcesDir = sourcesAt >= 0 ? process.argv[sourcesAt + 1] : null;
 // - `DO expr, ...`: the expressions, as `SELECT expr, ...` (DO takes the
 //   same expressions and discards the result);
 // - `SET SESSION TRANSACTION ISOLATION LEVEL <level>`: by its exact form;
+// - `SAVEPOINT name`, `RELEASE SAVEPOINT name` ("SAVEPOINT, ROLLBACK TO
+//   SAVEPOINT, and RELEASE SAVEPOINT Statements"): by their exact form;
 // - `a <=> b` (NULL-safe equality, "Comparison Functions and Operators"):
 //   with `=` in its place (same precedence and operands);
 // - index hints after a table name, `FORCE|USE|IGNORE INDEX (name, ...)`
@@ -67,6 +69,9 @@ function grammarProblem(sql) {
   }
   sql = sql.replace(hint, '');
   if (/^SET\s+SESSION\s+TRANSACTION\s+ISOLATION\s+LEVEL\s+(REPEATABLE\s+READ|READ\s+COMMITTED|READ\s+UNCOMMITTED|SERIALIZABLE)$/i.test(sql)) {
+    return null;
+  }
+  if (/^(RELEASE\s+)?SAVEPOINT\s+[A-Za-z_][A-Za-z0-9_]*$/i.test(sql)) {
     return null;
   }
   const set = /^SET\s+([\s\S]*)$/i.exec(sql);
@@ -129,7 +134,7 @@ function literalGroups(text) {
 
 // SQL texts: literals that start with a keyword (so error messages, which
 // mention statements in lower case or after a colon, are not taken for SQL).
-const sqlWord = /^\s*(SELECT|INSERT|UPDATE|DELETE|REPLACE|FROM|WHERE|AND|OR|LEFT JOIN|JOIN|ON|VALUES|ORDER BY|GROUP BY|LIMIT|START TRANSACTION|COMMIT|ROLLBACK|SET|CREATE|ALTER|DROP|DO|WITH)\b/;
+const sqlWord = /^\s*(SELECT|INSERT|UPDATE|DELETE|REPLACE|FROM|WHERE|AND|OR|LEFT JOIN|JOIN|ON|VALUES|ORDER BY|GROUP BY|LIMIT|START TRANSACTION|COMMIT|ROLLBACK|SAVEPOINT|RELEASE SAVEPOINT|SET|CREATE|ALTER|DROP|DO|WITH)\b/;
 // Texts that are not statements although they start like one.
 const notSql = new Set(['SELECT VERSION() returned no row']);
 // Statements only a MySQL server is sent (the backend picks them when the
