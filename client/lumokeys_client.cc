@@ -358,6 +358,30 @@ absl::StatusOr<google::protobuf::Empty> Client::DeleteApiKey(
               &lumo::keys::v1::KeyService::Stub::DeleteApiKey, request);
 }
 
+absl::StatusOr<lumo::keys::v1::ApiKeyCredits> Client::GetApiKeyCredits(
+    const lumo::keys::v1::GetApiKeyCreditsRequest& request) const {
+  return Call(*keys_, Credential::kApiKey,
+              &lumo::keys::v1::KeyService::Stub::GetApiKeyCredits, request);
+}
+
+absl::StatusOr<lumo::keys::v1::ApiKeyCredits> Client::UpdateApiKeyCredits(
+    const lumo::keys::v1::UpdateApiKeyCreditsRequest& request) const {
+  return Call(*keys_, Credential::kApiKey,
+              &lumo::keys::v1::KeyService::Stub::UpdateApiKeyCredits, request);
+}
+
+absl::StatusOr<lumo::keys::v1::IdentityLimits> Client::GetIdentityLimits(
+    const lumo::keys::v1::GetIdentityLimitsRequest& request) const {
+  return Call(*keys_, Credential::kApiKey,
+              &lumo::keys::v1::KeyService::Stub::GetIdentityLimits, request);
+}
+
+absl::StatusOr<lumo::keys::v1::IdentityLimits> Client::SetIdentityLimits(
+    const lumo::keys::v1::SetIdentityLimitsRequest& request) const {
+  return Call(*keys_, Credential::kApiKey,
+              &lumo::keys::v1::KeyService::Stub::SetIdentityLimits, request);
+}
+
 absl::StatusOr<lumo::ops::v1::CreateTenantResponse> Client::CreateTenant(
     const lumo::ops::v1::CreateTenantRequest& request) const {
   return Call(*ops_, Credential::kOperatorToken,

@@ -126,6 +126,14 @@ class Client {
       const lumo::keys::v1::SetApiKeyDisabledRequest& request) const;
   absl::StatusOr<google::protobuf::Empty> DeleteApiKey(
       const lumo::keys::v1::DeleteApiKeyRequest& request) const;
+  absl::StatusOr<lumo::keys::v1::ApiKeyCredits> GetApiKeyCredits(
+      const lumo::keys::v1::GetApiKeyCreditsRequest& request) const;
+  absl::StatusOr<lumo::keys::v1::ApiKeyCredits> UpdateApiKeyCredits(
+      const lumo::keys::v1::UpdateApiKeyCreditsRequest& request) const;
+  absl::StatusOr<lumo::keys::v1::IdentityLimits> GetIdentityLimits(
+      const lumo::keys::v1::GetIdentityLimitsRequest& request) const;
+  absl::StatusOr<lumo::keys::v1::IdentityLimits> SetIdentityLimits(
+      const lumo::keys::v1::SetIdentityLimitsRequest& request) const;
 
   // lumo.webhooks.v1.WebhookService (API key).
   absl::StatusOr<lumo::webhooks::v1::ListWebhooksResponse> ListWebhooks(

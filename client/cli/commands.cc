@@ -596,6 +596,95 @@ int KeysDelete(const Context& ctx) {
                     absl::StrCat("deleted key ", Sanitize(request.id()), "\n"));
 }
 
+// keys credits <id> [--set N [--refill AMOUNT:SECONDS] | --add N |
+// --remove]: reads the balance, or changes it with the one option given.
+int KeysCredits(const Context& ctx) {
+  const ParsedArgs& args = ctx.args;
+  LUMO_CLI_ASSIGN_OR_USAGE(tenant, RequireTenant(ctx));
+  const int ops = args.Has("set") + args.Has("add") + args.Has("remove");
+  if (ops > 1) {
+    return PrintUsageError(
+        ctx.io, "keys credits: give at most one of --set, --add, --remove");
+  }
+  if (args.Has("refill") && !args.Has("set")) {
+    return PrintUsageError(ctx.io, "keys credits: --refill needs --set");
+  }
+  LUMO_CLI_ASSIGN_OR_USAGE(client, ClientWithApiKey(ctx));
+  if (ops == 0) {
+    lumo::keys::v1::GetApiKeyCreditsRequest request;
+    request.set_tenant_slug(tenant);
+    request.set_id(args.args[0]);
+    auto reply = client->GetApiKeyCredits(request);
+    if (!reply.ok()) return PrintRpcError(ctx.io, reply.status());
+    return PrintReply(ctx, *reply, FormatCredits(*reply));
+  }
+  using Request = lumo::keys::v1::UpdateApiKeyCreditsRequest;
+  Request request;
+  request.set_tenant_slug(tenant);
+  request.set_id(args.args[0]);
+  // The server checks the ranges; only the form is checked here.
+  constexpr int64_t kAny = std::numeric_limits<int64_t>::max();
+  if (args.Has("set")) {
+    request.set_op(Request::SET);
+    LUMO_CLI_ASSIGN_OR_USAGE(value, ParseInteger(args, "set", -kAny, kAny));
+    request.set_value(value);
+    if (args.Has("refill")) {
+      const std::vector<std::string> parts =
+          absl::StrSplit(args.Get("refill"), ':');
+      int64_t amount = 0;
+      int32_t seconds = 0;
+      if (parts.size() != 2 || !absl::SimpleAtoi(parts[0], &amount) ||
+          !absl::SimpleAtoi(parts[1], &seconds)) {
+        return PrintUsageError(
+            ctx.io, "--refill must be AMOUNT:SECONDS, e.g. 1000:86400");
+      }
+      request.mutable_refill()->set_amount(amount);
+      request.mutable_refill()->set_interval_seconds(seconds);
+    }
+  } else if (args.Has("add")) {
+    request.set_op(Request::ADD);
+    LUMO_CLI_ASSIGN_OR_USAGE(value, ParseInteger(args, "add", -kAny, kAny));
+    request.set_value(value);
+  } else {
+    request.set_op(Request::REMOVE);
+  }
+  auto reply = client->UpdateApiKeyCredits(request);
+  if (!reply.ok()) return PrintRpcError(ctx.io, reply.status());
+  return PrintReply(ctx, *reply, FormatCredits(*reply));
+}
+
+int IdentityLimits(const Context& ctx) {
+  LUMO_CLI_ASSIGN_OR_USAGE(tenant, RequireTenant(ctx));
+  lumo::keys::v1::GetIdentityLimitsRequest request;
+  request.set_tenant_slug(tenant);
+  request.set_external_id(ctx.args.args[0]);
+  LUMO_CLI_ASSIGN_OR_USAGE(client, ClientWithApiKey(ctx));
+  auto reply = client->GetIdentityLimits(request);
+  if (!reply.ok()) return PrintRpcError(ctx.io, reply.status());
+  return PrintReply(ctx, *reply, FormatIdentityLimits(*reply));
+}
+
+int IdentitySetLimits(const Context& ctx) {
+  const ParsedArgs& args = ctx.args;
+  LUMO_CLI_ASSIGN_OR_USAGE(tenant, RequireTenant(ctx));
+  if (!args.Has("rate-limits")) {
+    return PrintUsageError(ctx.io,
+                           "identity set-limits needs --rate-limits (\"\" "
+                           "removes them)");
+  }
+  lumo::keys::v1::SetIdentityLimitsRequest request;
+  request.set_tenant_slug(tenant);
+  request.set_external_id(args.args[0]);
+  LUMO_CLI_ASSIGN_OR_USAGE(rate_limits, ParseRateLimits(args));
+  for (lumo::keys::v1::RateLimit& l : rate_limits) {
+    *request.add_rate_limits() = std::move(l);
+  }
+  LUMO_CLI_ASSIGN_OR_USAGE(client, ClientWithApiKey(ctx));
+  auto reply = client->SetIdentityLimits(request);
+  if (!reply.ok()) return PrintRpcError(ctx.io, reply.status());
+  return PrintReply(ctx, *reply, FormatIdentityLimits(*reply));
+}
+
 int KeysIssue(const Context& ctx) {
   const ParsedArgs& args = ctx.args;
   LUMO_CLI_ASSIGN_OR_USAGE(tenant, RequireTenant(ctx));
@@ -1053,6 +1142,9 @@ int RunCli(absl::Span<const std::string> argv, const EnvLookup& env,
   }
   if (name == "keys delete") return KeysDelete(ctx);
   if (name == "keys issue") return KeysIssue(ctx);
+  if (name == "keys credits") return KeysCredits(ctx);
+  if (name == "identity limits") return IdentityLimits(ctx);
+  if (name == "identity set-limits") return IdentitySetLimits(ctx);
   if (name == "webhooks list") return WebhooksList(ctx);
   if (name == "webhooks create") return WebhooksCreate(ctx);
   if (name == "webhooks get") return WebhooksGet(ctx);

@@ -138,6 +138,18 @@ std::string FormatRateLimits(
   return JoinOr(parts, ", ");
 }
 
+// "1000 left, refilled to 1000 every 3600s", "none".
+std::string FormatQuota(bool has_quota, int64_t remaining, bool has_refill,
+                        const lumo::keys::v1::CreditRefill& refill) {
+  if (!has_quota) return std::string(kNone);
+  std::string out = absl::StrCat(remaining, " left");
+  if (has_refill && refill.interval_seconds() > 0) {
+    absl::StrAppend(&out, ", refilled to ", refill.amount(), " every ",
+                    refill.interval_seconds(), "s");
+  }
+  return out;
+}
+
 // The states that hold ("rotation due, inactive"), or "-"; for either
 // KeyState message (admin API or verify reply: the same members).
 template <typename KeyStateMessage>
@@ -174,6 +186,9 @@ std::string FormatApiKey(const lumo::keys::v1::ApiKey& key, bool show_key) {
                          ? absl::StrCat(key.rate_limit_per_minute(), "/min")
                          : "none"},
       {"rate limits", FormatRateLimits(key.rate_limits())},
+      {"credits",
+       FormatQuota(key.has_credits(), key.credits().remaining(),
+                   key.credits().has_refill(), key.credits().refill())},
       {"version", absl::StrCat(key.version())},
       {"external id", TextOr(key.external_id())},
       {"metadata", FormatMetadata(key.metadata())},
@@ -192,6 +207,24 @@ std::string FormatApiKey(const lumo::keys::v1::ApiKey& key, bool show_key) {
     fields.emplace_back("key", Sanitize(key.key()));
   }
   return FormatFields(fields);
+}
+
+std::string FormatCredits(const lumo::keys::v1::ApiKeyCredits& credits) {
+  std::vector<std::pair<std::string, std::string>> fields = {
+      {"id", TextOr(credits.id())},
+      {"credits", FormatQuota(credits.has_quota(), credits.remaining(),
+                              credits.has_refill(), credits.refill())},
+  };
+  if (credits.has_next_refill()) {
+    fields.emplace_back("next refill", FormatTimestamp(credits.next_refill()));
+  }
+  return FormatFields(fields);
+}
+
+std::string FormatIdentityLimits(const lumo::keys::v1::IdentityLimits& limits) {
+  return FormatFields(
+      {{"external id", TextOr(limits.external_id())},
+       {"rate limits", FormatRateLimits(limits.rate_limits())}});
 }
 
 std::string FormatApiKeyList(const lumo::keys::v1::ListApiKeysResponse& list) {

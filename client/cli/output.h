@@ -44,6 +44,9 @@ std::string FormatApiKey(const lumo::keys::v1::ApiKey& key, bool show_key);
 // A page of keys as a table (prefix, name, status, scopes, created, last
 // used, expires) plus a "page P of N" footer.
 std::string FormatApiKeyList(const lumo::keys::v1::ListApiKeysResponse& list);
+// A key's balance (credits API) and an identity's limits.
+std::string FormatCredits(const lumo::keys::v1::ApiKeyCredits& credits);
+std::string FormatIdentityLimits(const lumo::keys::v1::IdentityLimits& limits);
 std::string FormatTenant(const lumo::ops::v1::Tenant& tenant);
 std::string FormatVerify(const lumo::auth::v1::VerifyApiKeyResponse& reply);
 

@@ -45,6 +45,41 @@
     }
     return out;
   }
+  // Named limits as the dialogs show them: one name:requests:seconds per
+  // line (the server checks the values; only the form is checked here).
+  function limitsText(limits) {
+    return (limits || []).map((l) => l.name + ':' + l.limit + ':' + l.durationSeconds)
+        .join('\n');
+  }
+  function parseLimits(text) {
+    return lines(text).map((line) => {
+      const parts = line.split(':').map((p) => p.trim());
+      if (parts.length !== 3 || !parts[0] || !/^\d+$/.test(parts[1]) ||
+          !/^\d+$/.test(parts[2])) {
+        throw new Error('Named rate limits: write name:requests:seconds, one per line ' +
+                        '(e.g. burst:20:1), not “' + line + '”.');
+      }
+      return {name: parts[0], limit: Number(parts[1]), durationSeconds: Number(parts[2])};
+    });
+  }
+  // "100/min", "burst 20/1s", "70 credits left" (the stored balance).
+  function limitsSummary(key) {
+    const out = [];
+    if (key.rateLimitPerMinute) out.push(key.rateLimitPerMinute + '/min');
+    for (const l of key.rateLimits || []) {
+      out.push(l.name + ' ' + l.limit + '/' + l.durationSeconds + 's');
+    }
+    if (key.credits) {
+      let credits = key.credits.remaining + ' credits left';
+      if (key.credits.refill) {
+        credits += ' (refilled to ' + key.credits.refill.amount + ' every ' +
+            key.credits.refill.intervalSeconds + 's)';
+      }
+      out.push(credits);
+    }
+    return out;
+  }
+
   function lines(text) {
     return text.split('\n').map((s) => s.trim()).filter((s) => s);
   }
@@ -96,6 +131,11 @@
         owner.append(el('div', k + ': ' + v, 'muted small'));
       }
       row.append(owner);
+      const limits = el('td', null, 'key-limits');
+      const summary = limitsSummary(key);
+      if (summary.length === 0) limits.append(el('span', 'none', 'muted'));
+      for (const line of summary) limits.append(el('div', line));
+      row.append(limits);
       const created = el('td', formatTime(key.createdAt));
       created.append(el('div', age(key.createdAt) + ' old', 'muted small'));
       row.append(created);
@@ -237,9 +277,13 @@
     if (rate) body.rateLimitPerMinute = Number(rate);
     const external = $('key-external').value.trim();
     if (external) body.externalId = external;
+    const credits = $('key-credits').value;
+    if (credits !== '') body.credits = {remaining: Number(credits)};
     try {
       const metadata = parseMetadata($('key-metadata').value);
       if (Object.keys(metadata).length) body.metadata = metadata;
+      const limits = parseLimits($('key-limits').value);
+      if (limits.length) body.rateLimits = limits;
     } catch (e) {
       return fail('create-error', e.message);
     }
@@ -272,6 +316,8 @@
     $('edit-expires').value = dateOf(key.expiresAt);
     $('edit-cidrs').value = (key.allowedCidrs || []).join('\n');
     $('edit-rate').value = String(key.rateLimitPerMinute || 0);
+    $('edit-limits').value = limitsText(key.rateLimits);
+    $('edit-credits').value = key.credits ? String(key.credits.remaining) : '';
     $('edit-external').value = key.externalId || '';
     $('edit-metadata').value = metadataText(key.metadata);
     $('edit-dialog').showModal();
@@ -301,18 +347,34 @@
     try {
       const metadata = parseMetadata($('edit-metadata').value);
       if (metadataText(metadata) !== metadataText(key.metadata)) body.metadata = metadata;
+      const limits = parseLimits($('edit-limits').value);
+      if (limitsText(limits) !== limitsText(key.rateLimits)) body.rateLimits = limits;
     } catch (e) {
       return fail('edit-error', e.message);
     }
+    // Credits go through the credits API: SET the balance (the refill, if
+    // any, is kept), or REMOVE the quota when the field was emptied.
+    const creditsText = $('edit-credits').value;
+    const creditsBefore = key.credits ? String(key.credits.remaining) : '';
+    let credits = null;
+    if (creditsText !== creditsBefore) {
+      if (creditsText === '') {
+        credits = {op: 'REMOVE'};
+      } else {
+        credits = {op: 'SET', value: Number(creditsText)};
+        if (key.credits && key.credits.refill) credits.refill = key.credits.refill;
+      }
+    }
     if (!name) return fail('edit-error', 'Enter a name.');
     if (scopes.length === 0) return fail('edit-error', 'Choose at least one scope.');
-    if (Object.keys(body).length === 0) {
+    if (Object.keys(body).length === 0 && credits === null) {
       $('edit-dialog').close();
       return;
     }
     $('edit-submit').disabled = true;
     try {
-      await api('PATCH', keysPath + '/' + key.id, body);
+      if (Object.keys(body).length) await api('PATCH', keysPath + '/' + key.id, body);
+      if (credits) await api('POST', keysPath + '/' + key.id + '/credits', credits);
       $('edit-dialog').close();
       await loadKeys();
     } catch (e) {

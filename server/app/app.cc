@@ -122,6 +122,8 @@ absl::StatusOr<std::unique_ptr<App>> App::Create(
   app->credit_service_ = std::make_unique<service::CreditService>(
       &stores.keys(), &stores.counters(), app->credits_.get(),
       app->verifier_.get(), app->replica_.get());
+  app->identity_limits_ = std::make_unique<service::IdentityLimitService>(
+      &stores.counters(), app->verifier_.get(), app->replica_.get());
   app->credit_returns_ = std::thread([self] {
     while (!self->stop_credit_returns_.WaitForNotificationWithTimeout(
         absl::Seconds(1))) {
@@ -161,9 +163,10 @@ absl::StatusOr<std::unique_ptr<App>> App::Create(
                                 options.operator_token_sha256,
                                 options.internal_listener_only});
 
-  rpc::RpcContext ctx{app->auth_.get(),          app->keys_.get(),
-                      app->verifier_.get(),      app->workers_.get(),
-                      app->audit_service_.get(), app->credit_service_.get()};
+  rpc::RpcContext ctx{app->auth_.get(),           app->keys_.get(),
+                      app->verifier_.get(),       app->workers_.get(),
+                      app->audit_service_.get(),  app->credit_service_.get(),
+                      app->identity_limits_.get()};
   app->services_.push_back(std::make_unique<rpc::KeyServiceImpl>(ctx));
   app->services_.push_back(std::make_unique<rpc::AuthServiceImpl>(ctx));
   app->services_.push_back(std::make_unique<rpc::OperatorServiceImpl>(ctx));

@@ -31,6 +31,7 @@
 #include "server/service/credit_service.h"
 #include "server/service/decoy_trap.h"
 #include "server/service/failure_throttle.h"
+#include "server/service/identity_limit_service.h"
 #include "server/service/key_service.h"
 #include "server/service/key_state_sweeper.h"
 #include "server/service/portal_service.h"
@@ -153,6 +154,7 @@ class App {
   std::unique_ptr<service::Verifier> verifier_;
   std::unique_ptr<service::KeyService> keys_;
   std::unique_ptr<service::CreditService> credit_service_;
+  std::unique_ptr<service::IdentityLimitService> identity_limits_;
   std::unique_ptr<rpc::Authenticator> auth_;
   std::unique_ptr<rpc::WorkerPool> workers_;
   std::vector<std::unique_ptr<grpc::Service>> services_;

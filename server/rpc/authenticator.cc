@@ -401,6 +401,7 @@ absl::StatusOr<Principal> Authenticator::AuthenticateImpl(
   principal.key_expires_at = outcome->expires_at;
   principal.key_allowed_cidrs = outcome->allowed_cidrs;
   principal.key_rate_limit_per_minute = outcome->rate_limit_per_minute;
+  principal.key_external_id = outcome->external_id;
   principal.key_previous_secret_of = outcome->previous_secret_of;
   if (outcome->rate_limits != nullptr) {
     principal.key_rate_limits = *outcome->rate_limits;

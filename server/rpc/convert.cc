@@ -43,6 +43,18 @@ absl::StatusOr<std::vector<std::string>> StringsFromListValue(
   return out;
 }
 
+void AddRateLimits(
+    const std::vector<storage::KeyRateLimit>& limits,
+    google::protobuf::RepeatedPtrField<lumo::keys::v1::RateLimit>* out) {
+  for (const storage::KeyRateLimit& l : limits) {
+    lumo::keys::v1::RateLimit* limit = out->Add();
+    limit->set_name(l.name);
+    limit->set_limit(static_cast<int32_t>(l.limit));
+    limit->set_duration_seconds(
+        static_cast<int32_t>(absl::ToInt64Seconds(l.duration)));
+  }
+}
+
 void ToProto(const storage::ApiKeyRecord& r, const storage::KeyPolicy& policy,
              lumo::keys::v1::ApiKey* out) {
   ToProto(storage::KeyStatesOf(r, policy), out->mutable_state());
@@ -60,13 +72,7 @@ void ToProto(const storage::ApiKeyRecord& r, const storage::KeyPolicy& policy,
   if (r.revoked_at) ToTimestamp(*r.revoked_at, out->mutable_revoked_at());
   for (const std::string& c : r.allowed_cidrs) out->add_allowed_cidrs(c);
   out->set_rate_limit_per_minute(r.rate_limit_per_minute);
-  for (const storage::KeyRateLimit& l : r.rate_limits) {
-    lumo::keys::v1::RateLimit* limit = out->add_rate_limits();
-    limit->set_name(l.name);
-    limit->set_limit(static_cast<int32_t>(l.limit));
-    limit->set_duration_seconds(
-        static_cast<int32_t>(absl::ToInt64Seconds(l.duration)));
-  }
+  AddRateLimits(r.rate_limits, out->mutable_rate_limits());
   if (r.quota.has_value()) {
     lumo::keys::v1::Credits* credits = out->mutable_credits();
     credits->set_remaining(r.quota->remaining);

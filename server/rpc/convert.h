@@ -7,8 +7,8 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
-#include "absl/time/time.h"
 #include "absl/strings/string_view.h"
+#include "absl/time/time.h"
 #include "google/protobuf/struct.pb.h"
 #include "google/protobuf/timestamp.pb.h"
 #include "lumo/keys/v1/keys.pb.h"
@@ -44,6 +44,10 @@ void ToProto(const storage::KeyStates& states, KeyStateMessage* out) {
 void ToProto(const storage::ApiKeyRecord& record,
              const storage::KeyPolicy& policy, lumo::keys::v1::ApiKey* out);
 void ToProto(const storage::Tenant& tenant, lumo::ops::v1::Tenant* out);
+// Appends `limits` in their API form.
+void AddRateLimits(
+    const std::vector<storage::KeyRateLimit>& limits,
+    google::protobuf::RepeatedPtrField<lumo::keys::v1::RateLimit>* out);
 
 }  // namespace lumo::rpc
 

@@ -430,6 +430,51 @@ grpc::ServerUnaryReactor* KeyServiceImpl::UpdateApiKeyCredits(
       });
 }
 
+grpc::ServerUnaryReactor* KeyServiceImpl::GetIdentityLimits(
+    grpc::CallbackServerContext* context,
+    const lumo::keys::v1::GetIdentityLimitsRequest* request,
+    lumo::keys::v1::IdentityLimits* response) {
+  static const auto& method =
+      Method("lumo.keys.v1.KeyService.GetIdentityLimits");
+  return RunAuthenticated(
+      *ctx_.auth, *ctx_.workers, context, method, request->tenant_slug(), true,
+      [this, request, response](const Principal& caller,
+                                const RequestInfo&) -> absl::Status {
+        if (ctx_.identity_limits == nullptr) {
+          return absl::UnimplementedError("no identity limits in this server");
+        }
+        absl::StatusOr<std::vector<storage::KeyRateLimit>> limits =
+            ctx_.identity_limits->Get(caller, request->external_id());
+        if (!limits.ok()) return limits.status();
+        response->set_external_id(request->external_id());
+        AddRateLimits(*limits, response->mutable_rate_limits());
+        return absl::OkStatus();
+      });
+}
+
+grpc::ServerUnaryReactor* KeyServiceImpl::SetIdentityLimits(
+    grpc::CallbackServerContext* context,
+    const lumo::keys::v1::SetIdentityLimitsRequest* request,
+    lumo::keys::v1::IdentityLimits* response) {
+  static const auto& method =
+      Method("lumo.keys.v1.KeyService.SetIdentityLimits");
+  return RunAuthenticated(
+      *ctx_.auth, *ctx_.workers, context, method, request->tenant_slug(), true,
+      [this, request, response](const Principal& caller,
+                                const RequestInfo& info) -> absl::Status {
+        if (ctx_.identity_limits == nullptr) {
+          return absl::UnimplementedError("no identity limits in this server");
+        }
+        absl::StatusOr<std::vector<storage::KeyRateLimit>> limits =
+            ctx_.identity_limits->Set(caller, info, request->external_id(),
+                                      RateLimitsOf(request->rate_limits()));
+        if (!limits.ok()) return limits.status();
+        response->set_external_id(request->external_id());
+        AddRateLimits(*limits, response->mutable_rate_limits());
+        return absl::OkStatus();
+      });
+}
+
 // --------------------------------------------------------------- AuthService
 
 namespace {

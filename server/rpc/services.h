@@ -12,6 +12,7 @@
 #include "server/rpc/worker_pool.h"
 #include "server/service/audit_service.h"
 #include "server/service/credit_service.h"
+#include "server/service/identity_limit_service.h"
 #include "server/service/key_service.h"
 #include "server/service/verifier.h"
 
@@ -27,6 +28,8 @@ struct RpcContext {
   service::AuditService* audit = nullptr;
   // The credits API of KeyService.
   service::CreditService* credits = nullptr;
+  // The identity limits API of KeyService.
+  service::IdentityLimitService* identity_limits = nullptr;
 };
 
 class KeyServiceImpl final
@@ -78,6 +81,14 @@ class KeyServiceImpl final
       grpc::CallbackServerContext* context,
       const lumo::keys::v1::UpdateApiKeyCreditsRequest* request,
       lumo::keys::v1::ApiKeyCredits* response) override;
+  grpc::ServerUnaryReactor* GetIdentityLimits(
+      grpc::CallbackServerContext* context,
+      const lumo::keys::v1::GetIdentityLimitsRequest* request,
+      lumo::keys::v1::IdentityLimits* response) override;
+  grpc::ServerUnaryReactor* SetIdentityLimits(
+      grpc::CallbackServerContext* context,
+      const lumo::keys::v1::SetIdentityLimitsRequest* request,
+      lumo::keys::v1::IdentityLimits* response) override;
 
  private:
   // Disable (`disabled`) or enable.

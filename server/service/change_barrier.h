@@ -7,6 +7,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/time/time.h"
@@ -43,6 +44,24 @@ class ChangeBarrier {
   // deadline (storage::CurrentCallDeadline) passed first.
   virtual absl::Status AwaitChange(const ChangeRef& change,
                                    absl::Duration mutation_took) = 0;
+
+  // Announces each of `changes` afresh (as AwaitChange does for a change
+  // that wrote no feed row) and returns OK once every other live replica
+  // has applied all of them; errors as AwaitChange. For a change that
+  // affects several keys without writing their feed rows. The default
+  // waits for one after the other.
+  virtual absl::Status AwaitAnnouncements(
+      const std::vector<ChangeRef>& changes) {
+    for (const ChangeRef& change : changes) {
+      ChangeRef announced = change;
+      announced.wrote_feed_row = false;
+      if (absl::Status s = AwaitChange(announced, absl::ZeroDuration());
+          !s.ok()) {
+        return s;
+      }
+    }
+    return absl::OkStatus();
+  }
 };
 
 }  // namespace lumo::service

@@ -39,7 +39,22 @@ struct ClusterWindows::Counter {
   // The last lease failed: fair share until a lease succeeds.
   bool outage = false;
   absl::Time outage_retry_at = absl::InfinitePast();
+
+  // Whether this replica can forget the counter without changing any
+  // answer: no lease, debt or statement of its own outstanding, nothing it
+  // admitted (or overdrew) still in its window, no cached refusal and no
+  // outage. A later use starts it afresh, as the first use did.
+  bool Idle(absl::Time db_now) {
+    return !leasing && !renew_queued && lease == 0 && debt == 0 && !outage &&
+           exhausted_until <= db_now && local.Count(db_now) == 0 &&
+           overdraft.Count(db_now) == 0;
+  }
 };
+
+// Take sweeps idle counters once the map holds this many, then at twice
+// what the sweep left (amortised: a sweep per as many new counters as it
+// visits).
+constexpr size_t kMinSweepAt = 1024;
 
 namespace {
 
@@ -68,7 +83,7 @@ bool Tighter(const LimitState& a, const LimitState& b) {
 
 ClusterWindows::ClusterWindows(storage::CounterStore* store,
                                ClusterWindowsOptions options)
-    : store_(store), options_(std::move(options)) {}
+    : store_(store), options_(std::move(options)), sweep_at_(kMinSweepAt) {}
 
 ClusterWindows::~ClusterWindows() = default;
 
@@ -94,6 +109,19 @@ ClusterWindows::Counter& ClusterWindows::CounterFor(const WindowLimit& limit) {
     c->local.set_limit(limit.limit);
   }
   return *c;
+}
+
+void ClusterWindows::SweepIdle(absl::Time db_now) {
+  for (auto& [key, c] : counters_) ExpireLease(*c, db_now);
+  absl::erase_if(counters_, [db_now](const auto& item) {
+    return item.second->Idle(db_now);
+  });
+  sweep_at_ = std::max(kMinSweepAt, 2 * counters_.size());
+}
+
+size_t ClusterWindows::counters_held() const {
+  absl::MutexLock lock(&mu_);
+  return counters_.size();
 }
 
 void ClusterWindows::ExpireLease(Counter& c, absl::Time db_now) {
@@ -146,6 +174,8 @@ TakeOutcome ClusterWindows::Take(absl::Span<const WindowLimit> limits) {
   {
     absl::MutexLock lock(&mu_);
     const absl::Time db_now = DbNow();
+    // Before this take holds any counter (the sweep may erase them).
+    if (counters_.size() >= sweep_at_) SweepIdle(db_now);
     const int replicas = Replicas();
     absl::InlinedVector<Source, 4> sources(limits.size(), Source::kNeedLease);
     absl::InlinedVector<Counter*, 4> counters(limits.size());

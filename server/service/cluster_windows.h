@@ -109,6 +109,9 @@ class ClusterWindows {
   // Store calls made (leases and returns), for the statement figure.
   int64_t store_calls() const;
 
+  // Counters held in memory (idle ones are forgotten: see Take).
+  size_t counters_held() const ABSL_LOCKS_EXCLUDED(mu_);
+
  private:
   struct Counter;
   struct PendingReturn {
@@ -138,6 +141,9 @@ class ClusterWindows {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   LimitState StateOf(const Counter& c, absl::Time db_now) const
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Forgets every idle counter (Idle); returns of ended leases are
+  // queued first.
+  void SweepIdle(absl::Time db_now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   storage::CounterStore* const store_;
   const ClusterWindowsOptions options_;
@@ -149,6 +155,8 @@ class ClusterWindows {
   absl::Time flush_scheduled_at_ ABSL_GUARDED_BY(mu_);
   absl::Duration db_offset_ ABSL_GUARDED_BY(mu_);
   int64_t store_calls_ ABSL_GUARDED_BY(mu_) = 0;
+  // The map size at which Take sweeps idle counters next.
+  size_t sweep_at_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace lumo::service

@@ -181,16 +181,7 @@ std::string JsonValue(const core::StringMap& map) {
   return object.Build();
 }
 std::string JsonValue(const std::vector<storage::KeyRateLimit>& limits) {
-  std::string out = "[";
-  for (size_t i = 0; i < limits.size(); ++i) {
-    if (i > 0) out.push_back(',');
-    out += JsonObject()
-               .Add("name", limits[i].name)
-               .Add("limit", limits[i].limit)
-               .Add("durationSeconds", absl::ToInt64Seconds(limits[i].duration))
-               .Build();
-  }
-  return out + "]";
+  return RateLimitsJson(limits);
 }
 std::string JsonTimeOrNull(const std::optional<absl::Time>& t) {
   if (!t.has_value()) return "null";

@@ -4,6 +4,8 @@
 #include <string>
 
 #include "absl/strings/str_cat.h"
+#include "server/core/crypto.h"
+#include "server/service/audit_json.h"
 #include "server/service/errors.h"
 
 namespace lumo::service {
@@ -118,6 +120,27 @@ bool RateLimitsWithin(const std::vector<storage::KeyRateLimit>& child,
     if (!covered) return false;
   }
   return true;
+}
+
+std::string IdentityCounterPrefix(int64_t tenant_id,
+                                  absl::string_view external_id) {
+  const core::Digest digest = core::Sha256(external_id);
+  return absl::StrCat("i:", tenant_id, ":",
+                      core::HexEncode(core::AsStringView(digest)).substr(0, 32),
+                      ":");
+}
+
+std::string RateLimitsJson(const std::vector<storage::KeyRateLimit>& limits) {
+  std::string out = "[";
+  for (size_t i = 0; i < limits.size(); ++i) {
+    if (i > 0) out.push_back(',');
+    out += JsonObject()
+               .Add("name", limits[i].name)
+               .Add("limit", limits[i].limit)
+               .Add("durationSeconds", absl::ToInt64Seconds(limits[i].duration))
+               .Build();
+  }
+  return out + "]";
 }
 
 }  // namespace lumo::service

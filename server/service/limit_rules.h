@@ -4,6 +4,7 @@
 #ifndef LUMOKEYS_SERVER_SERVICE_LIMIT_RULES_H_
 #define LUMOKEYS_SERVER_SERVICE_LIMIT_RULES_H_
 
+#include <string>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -42,6 +43,20 @@ absl::Status ValidateCredits(const storage::KeyQuota& quota,
 
 // INVALID_ARGUMENT kInvalidField `cost` unless 0 <= cost <= 10 000.
 absl::Status ValidateCost(int64_t cost);
+
+// Identity limits (docs/limits.md "Identity limits"): shared by every key
+// of one (tenant, external id). Their counters are
+// "i:<tenant id>:<32 hex digits of SHA-256(external id)>:<name>:<seconds>"
+// (this prefix, then name and seconds), and callers see them named
+// "identity:<name>" (':' is not a limit name character: no key limit has
+// such a name).
+inline constexpr char kIdentityLimitPrefix[] = "identity:";
+std::string IdentityCounterPrefix(int64_t tenant_id,
+                                  absl::string_view external_id);
+
+// `limits` as a JSON array of {name, limit, durationSeconds} (audit
+// metadata).
+std::string RateLimitsJson(const std::vector<storage::KeyRateLimit>& limits);
 
 // Whether `child` is at least as tight as `parent`: for every limit P of
 // the parent, the child has a limit K that alone keeps every window of

@@ -32,6 +32,8 @@ struct Principal {
   int32_t key_rate_limit_per_minute = 0;
   // ... and its named rate limits (docs/limits.md).
   std::vector<storage::KeyRateLimit> key_rate_limits;
+  // For kApiKey: the key's external id (its identity; empty: none).
+  std::string key_external_id;
   // For kApiKey, set when the call presented a retired secret in its grace
   // period: the key's rotated_at (VerifyOutcome::previous_secret_of).
   std::optional<absl::Time> key_previous_secret_of;

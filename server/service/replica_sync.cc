@@ -554,6 +554,21 @@ absl::Status ReplicaSync::AwaitChange(const ChangeRef& change,
   return WaitAcknowledged(target, deadline, call_deadline);
 }
 
+absl::Status ReplicaSync::AwaitAnnouncements(
+    const std::vector<ChangeRef>& changes) {
+  if (changes.empty()) return absl::OkStatus();
+  const absl::Time call_deadline = storage::CurrentCallDeadline();
+  const absl::Time deadline =
+      std::min(absl::Now() + ack_timeout(), call_deadline);
+  int64_t target = 0;
+  for (const ChangeRef& change : changes) {
+    absl::StatusOr<int64_t> seq = Announce(change, deadline);
+    if (!seq.ok()) return seq.status();
+    target = std::max(target, *seq);
+  }
+  return WaitAcknowledged(target, deadline, call_deadline);
+}
+
 absl::Status ReplicaSync::WaitAcknowledged(int64_t target, absl::Time deadline,
                                            absl::Time call_deadline) {
   absl::MutexLock lock(&ack_mu_);

@@ -134,6 +134,9 @@ class ReplicaSync : public ChangeBarrier {
   // (storage::CurrentCallDeadline): DEADLINE_EXCEEDED when that came first.
   absl::Status AwaitChange(const ChangeRef& change,
                            absl::Duration mutation_took) override;
+  // Announces them all, then waits once for the last announcement.
+  absl::Status AwaitAnnouncements(
+      const std::vector<ChangeRef>& changes) override;
 
   // The bounded wait of AwaitChange: long enough for a healthy replica to
   // acknowledge (the longest gap timeout of any replica + rounds) and for a

@@ -6,12 +6,14 @@
 
 #include "absl/container/inlined_vector.h"
 #include "absl/hash/hash.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "server/core/crypto.h"
 #include "server/core/key_format.h"
 #include "server/core/scopes.h"
 #include "server/fault/fault_points.h"
+#include "server/service/limit_rules.h"
 
 namespace lumo::service {
 
@@ -96,10 +98,12 @@ WindowLimit KeyLimit(absl::string_view id, absl::string_view name,
       std::string(name), limit, duration};
 }
 
-// The rate limits of a key (docs/limits.md): its named limits, and the
-// per-minute limit as the limit named "default".
-std::vector<WindowLimit> LimitsOf(absl::string_view id,
-                                  const storage::ApiKeyRecord& key) {
+// The rate limits of a key (docs/limits.md): its named limits, the
+// per-minute limit as the limit named "default", and the limits of its
+// identity (IdentityCounterPrefix).
+std::vector<WindowLimit> LimitsOf(
+    absl::string_view id, const storage::ApiKeyRecord& key,
+    const std::vector<storage::KeyRateLimit>& identity_limits) {
   std::vector<WindowLimit> limits;
   if (key.rate_limit_per_minute > 0) {
     limits.push_back(
@@ -107,6 +111,15 @@ std::vector<WindowLimit> LimitsOf(absl::string_view id,
   }
   for (const storage::KeyRateLimit& l : key.rate_limits) {
     limits.push_back(KeyLimit(id, l.name, l.limit, l.duration));
+  }
+  if (!identity_limits.empty() && !key.external_id.empty()) {
+    const std::string prefix =
+        IdentityCounterPrefix(key.tenant_id, key.external_id);
+    for (const storage::KeyRateLimit& l : identity_limits) {
+      limits.push_back(WindowLimit{
+          absl::StrCat(prefix, l.name, ":", absl::ToInt64Seconds(l.duration)),
+          absl::StrCat(kIdentityLimitPrefix, l.name), l.limit, l.duration});
+    }
   }
   return limits;
 }
@@ -306,7 +319,7 @@ void Verifier::Fill(absl::string_view id, storage::VerifyRecord record,
   entry.has_quota = key.quota.has_value();
 
   auto rare = std::make_unique<Rare>();
-  rare->limits = LimitsOf(id, key);
+  rare->limits = LimitsOf(id, key, record.identity_limits);
   for (const std::string& text : key.allowed_cidrs) {
     absl::StatusOr<core::Cidr> cidr = core::Cidr::Parse(text);
     // Stored CIDRs were validated on the way in; one that no longer
@@ -642,7 +655,17 @@ bool Verifier::TakeLocalTokens(absl::string_view id,
                                absl::Span<const WindowLimit> limits, int share,
                                VerifyOutcome& outcome) {
   const absl::Time now = absl::Now();
-  Shard& shard = ShardFor(id);
+  // Every window of one take lives in one shard: the key's, or, for a key
+  // with identity limits (windows shared with the identity's other keys),
+  // the shard of its identity's first counter, the same for all its keys.
+  absl::string_view shard_key = id;
+  for (const WindowLimit& l : limits) {
+    if (absl::StartsWith(l.counter, "i:")) {
+      shard_key = l.counter;
+      break;
+    }
+  }
+  Shard& shard = ShardFor(shard_key);
   absl::MutexLock lock(&shard.mu);
   absl::InlinedVector<LazyWindow*, 4> windows;
   absl::Time retry = absl::InfinitePast();

@@ -69,6 +69,14 @@ absl::Status CheckKeyRateLimits(const std::vector<KeyRateLimit>& limits) {
   return absl::OkStatus();
 }
 
+absl::Status CheckIdentityLimits(absl::string_view external_id,
+                                 const std::vector<KeyRateLimit>& limits) {
+  if (external_id.empty()) {
+    return absl::InvalidArgumentError("an identity needs an external id");
+  }
+  return CheckKeyRateLimits(limits);
+}
+
 int64_t SlotOf(absl::Time t, absl::Duration slot) {
   const int64_t ms = absl::ToUnixMillis(t);
   const int64_t len = absl::ToInt64Milliseconds(slot);

@@ -34,6 +34,10 @@ absl::Status CheckQuota(int64_t remaining, const std::optional<Refill>& refill);
 // ':' or ','), unique among them, limit >= 1 and a duration of whole
 // milliseconds >= 1.
 absl::Status CheckKeyRateLimits(const std::vector<KeyRateLimit>& limits);
+// INVALID_ARGUMENT for an empty external id or limits CheckKeyRateLimits
+// refuses.
+absl::Status CheckIdentityLimits(absl::string_view external_id,
+                                 const std::vector<KeyRateLimit>& limits);
 
 // The slot holding `t`: floor(unix ms / slot ms).
 int64_t SlotOf(absl::Time t, absl::Duration slot);

@@ -18,11 +18,14 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <vector>
 
+#include "absl/functional/function_ref.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
+#include "server/storage/key_store.h"
 
 namespace lumo::storage {
 
@@ -99,6 +102,20 @@ struct CreditLease {
   absl::Time db_now;
 };
 
+// A key of an identity, as SetIdentityLimits found it.
+struct IdentityKey {
+  std::string id;
+  int64_t version = 0;
+};
+
+struct IdentityLimitsChange {
+  // The identity's limits before the change, by name.
+  std::vector<KeyRateLimit> before;
+  // The identity's keys (not deleted) when the change committed: the keys
+  // whose verification the change affects.
+  std::vector<IdentityKey> keys;
+};
+
 // Thread-safe.
 class CounterStore {
  public:
@@ -151,6 +168,26 @@ class CounterStore {
   // quota has moved to another epoch since (or is gone).
   virtual absl::Status ReturnCredits(absl::string_view key_id, int64_t epoch,
                                      int64_t amount) = 0;
+
+  // ---- Identity limits: named rate limits shared by every key of one
+  // identity (tenant, externalId). The limits of a key's identity are read
+  // with the key (VerifyRecord::identity_limits).
+
+  // The identity's limits by name (empty: none). INVALID_ARGUMENT for an
+  // empty external id.
+  virtual absl::StatusOr<std::vector<KeyRateLimit>> GetIdentityLimits(
+      int64_t tenant_id, absl::string_view external_id) = 0;
+  // Replaces the identity's limits with `limits` (empty: none) and appends
+  // `audit(before)` to the tenant's audit log, in one transaction. An
+  // identity needs no key: limits set first apply to its keys created
+  // later. INVALID_ARGUMENT for an empty external id or limits
+  // CheckKeyRateLimits refuses (nothing written); ABORTED when a
+  // concurrent change of the same identity won.
+  virtual absl::StatusOr<IdentityLimitsChange> SetIdentityLimits(
+      int64_t tenant_id, absl::string_view external_id,
+      const std::vector<KeyRateLimit>& limits,
+      absl::FunctionRef<AuditEvent(const std::vector<KeyRateLimit>& before)>
+          audit) = 0;
 };
 
 }  // namespace lumo::storage

@@ -157,6 +157,9 @@ struct VerifyRecord {
   // The key's tenant's key policy, read with the key (the verify reply's
   // key states).
   KeyPolicy policy;
+  // The limits of the key's identity (tenant, external id) by name
+  // (CounterStore::SetIdentityLimits); none without an external id.
+  std::vector<KeyRateLimit> identity_limits;
 };
 
 // How many replaced secrets per key are kept for recognising the use of a

@@ -12,6 +12,7 @@
 #include <memory>
 #include <optional>
 #include <random>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -272,6 +273,40 @@ TEST_F(ClusterWindowsTest, AnUnreachableStoreLeavesTheFairShare) {
   EXPECT_EQ(Take(*r, limits).result, Result::kAdmitted);
 }
 
+// Bounded memory: counters that hold nothing (no lease, nothing admitted
+// in their window) are forgotten once many have been used; a counter still
+// counting is kept and goes on refusing in memory.
+TEST_F(ClusterWindowsTest, IdleCountersAreForgottenAndBusyOnesKept) {
+  auto r = Replica(1);
+  const std::vector<WindowLimit> busy = {PerMinute(3, "k:busy:minute")};
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_EQ(Take(*r, busy).result, Result::kAdmitted);
+  }
+  // 3000 keys each used once with a limit of one a second.
+  auto once = [&](int i) {
+    const std::string counter = "k:once-" + std::to_string(i) + ":second";
+    const std::vector<WindowLimit> limits = {
+        WindowLimit{counter, "second", 1, absl::Seconds(1)}};
+    return Take(*r, limits).result;
+  };
+  for (int i = 0; i < 1500; ++i) EXPECT_EQ(once(i), Result::kAdmitted);
+  RunQueued();                // their renewals ahead of need
+  Advance(absl::Seconds(3));  // their windows (and leases) are over
+  for (int i = 1500; i < 3000; ++i) EXPECT_EQ(once(i), Result::kAdmitted);
+  // Without forgetting: 3001 counters. The 1500 of the last 3 seconds
+  // count; the sweeps forgot the first 1500.
+  EXPECT_LE(r->counters_held(), 1501u + 1u);
+  // The busy counter (3 admitted this minute) was kept: still refused, in
+  // memory, with no store call.
+  RunQueued();
+  const int64_t calls = r->store_calls();
+  const TakeOutcome refused = r->Take(busy);
+  EXPECT_EQ(refused.result, Result::kRefused);
+  EXPECT_EQ(r->store_calls(), calls);
+  // A forgotten counter starts afresh (its window was over anyway).
+  EXPECT_EQ(once(0), Result::kAdmitted);
+}
+
 // Delegates to the fake; the lease call numbered `block_call` (from 1)
 // waits, after the fake granted it, until Release.
 class BlockingCounterStore : public storage::CounterStore {
@@ -327,6 +362,18 @@ class BlockingCounterStore : public storage::CounterStore {
   absl::Status ReturnCredits(absl::string_view key_id, int64_t epoch,
                              int64_t amount) override {
     return inner_->ReturnCredits(key_id, epoch, amount);
+  }
+  absl::StatusOr<std::vector<storage::KeyRateLimit>> GetIdentityLimits(
+      int64_t tenant_id, absl::string_view external_id) override {
+    return inner_->GetIdentityLimits(tenant_id, external_id);
+  }
+  absl::StatusOr<storage::IdentityLimitsChange> SetIdentityLimits(
+      int64_t tenant_id, absl::string_view external_id,
+      const std::vector<storage::KeyRateLimit>& limits,
+      absl::FunctionRef<
+          storage::AuditEvent(const std::vector<storage::KeyRateLimit>& before)>
+          audit) override {
+    return inner_->SetIdentityLimits(tenant_id, external_id, limits, audit);
   }
 
   int calls() const { return calls_.load(); }

@@ -64,6 +64,26 @@ constexpr char kUpdateQuotaSql[] =
     " WHERE key_id = ?";
 constexpr char kDeleteQuotaSql[] = "DELETE FROM key_quotas WHERE key_id = ?";
 
+// Identity limits. External ids compare as bytes (utf8mb4_bin), also
+// against api_keys.external_id, whose collation may fold case.
+constexpr char kIdentityLimitsSql[] =
+    "SELECT name, limit_count, duration_ms FROM identity_limits"
+    " WHERE tenant_id = ? AND external_id = ? ORDER BY name";
+// Serialises the changes of a tenant's identity limits (a locking read of
+// absent identity rows would take gap locks that two first changes of
+// neighbouring identities deadlock on).
+constexpr char kLockTenantSql[] =
+    "SELECT id FROM tenants WHERE id = ? FOR UPDATE";
+constexpr char kDeleteIdentityLimitsSql[] =
+    "DELETE FROM identity_limits WHERE tenant_id = ? AND external_id = ?";
+constexpr char kInsertIdentityLimitSql[] =
+    "INSERT INTO identity_limits (tenant_id, external_id, name, limit_count,"
+    " duration_ms) VALUES (?, ?, ?, ?, ?)";
+constexpr char kIdentityKeysSql[] =
+    "SELECT id, version FROM api_keys WHERE tenant_id = ? AND external_id = ?"
+    " AND external_id COLLATE utf8mb4_bin = ? AND deleted_at IS NULL"
+    " ORDER BY id";
+
 absl::StatusOr<absl::Time> DbNow(Session& s) {
   s.Step("read clock");
   std::unique_ptr<sql::ResultSet> rs = s.Query(s.Prepare(kClockSql));
@@ -128,6 +148,22 @@ absl::Status ChangeQuota(
     s.Commit();
     return absl::OkStatus();
   });
+}
+
+// The identity's limits, by name.
+std::vector<KeyRateLimit> ReadIdentityLimits(Session& s, int64_t tenant_id,
+                                             absl::string_view external_id) {
+  s.Step("read identity limits");
+  sql::PreparedStatement& stmt = s.Prepare(kIdentityLimitsSql);
+  stmt.setInt64(1, tenant_id);
+  stmt.setString(2, Str(external_id));
+  std::unique_ptr<sql::ResultSet> rs = s.Query(stmt);
+  std::vector<KeyRateLimit> out;
+  while (rs->next()) {
+    out.push_back({rs->getString(1).asStdString(), rs->getInt64(2),
+                   absl::Milliseconds(rs->getInt64(3))});
+  }
+  return out;
 }
 
 }  // namespace
@@ -417,6 +453,76 @@ absl::Status MysqlCounterStore::ReturnCredits(absl::string_view key_id,
                                       return amount > 0;
                                     });
   return absl::IsNotFound(status) ? absl::OkStatus() : status;
+}
+
+absl::StatusOr<std::vector<KeyRateLimit>> MysqlCounterStore::GetIdentityLimits(
+    int64_t tenant_id, absl::string_view external_id) {
+  if (absl::Status s = CheckIdentityLimits(external_id, {}); !s.ok()) return s;
+  std::vector<KeyRateLimit> out;
+  absl::Status status =
+      Run(*pool_, "read identity limits", [&](Session& s) -> absl::Status {
+        out = ReadIdentityLimits(s, tenant_id, external_id);
+        return absl::OkStatus();
+      });
+  if (!status.ok()) return status;
+  return out;
+}
+
+absl::StatusOr<IdentityLimitsChange> MysqlCounterStore::SetIdentityLimits(
+    int64_t tenant_id, absl::string_view external_id,
+    const std::vector<KeyRateLimit>& limits,
+    absl::FunctionRef<AuditEvent(const std::vector<KeyRateLimit>& before)>
+        audit) {
+  if (absl::Status s = CheckIdentityLimits(external_id, limits); !s.ok()) {
+    return s;
+  }
+  IdentityLimitsChange out;
+  absl::Status status =
+      Run(*pool_, "set identity limits", [&](Session& s) -> absl::Status {
+        out = IdentityLimitsChange();
+        s.Begin();
+        s.Step("lock tenant");
+        sql::PreparedStatement& lock = s.Prepare(kLockTenantSql);
+        lock.setInt64(1, tenant_id);
+        if (!s.Query(lock)->next()) {
+          s.Rollback();
+          return absl::NotFoundError("no such tenant");
+        }
+        out.before = ReadIdentityLimits(s, tenant_id, external_id);
+        s.Step("delete identity limits");
+        sql::PreparedStatement& del = s.Prepare(kDeleteIdentityLimitsSql);
+        del.setInt64(1, tenant_id);
+        del.setString(2, Str(external_id));
+        s.Update(del);
+        for (const KeyRateLimit& l : limits) {
+          s.Step("insert identity limit");
+          sql::PreparedStatement& ins = s.Prepare(kInsertIdentityLimitSql);
+          ins.setInt64(1, tenant_id);
+          ins.setString(2, Str(external_id));
+          ins.setString(3, Str(l.name));
+          ins.setInt64(4, l.limit);
+          ins.setInt64(5, absl::ToInt64Milliseconds(l.duration));
+          s.Update(ins);
+        }
+        s.Step("list identity keys");
+        sql::PreparedStatement& keys = s.Prepare(kIdentityKeysSql);
+        keys.setInt64(1, tenant_id);
+        keys.setString(2, Str(external_id));
+        keys.setString(3, Str(external_id));
+        std::unique_ptr<sql::ResultSet> rs = s.Query(keys);
+        while (rs->next()) {
+          out.keys.push_back({rs->getString(1).asStdString(), rs->getInt64(2)});
+        }
+        if (absl::Status a = InsertAudit(s, tenant_id, audit(out.before));
+            !a.ok()) {
+          s.Rollback();
+          return a;
+        }
+        s.Commit();
+        return absl::OkStatus();
+      });
+  if (!status.ok()) return status;
+  return out;
 }
 
 }  // namespace lumo::storage

@@ -6,6 +6,7 @@
 #include <memory>
 #include <optional>
 #include <utility>
+#include <vector>
 
 #include "server/storage/counter_store.h"
 #include "server/storage/mysql/connection_pool.h"
@@ -43,6 +44,13 @@ class MysqlCounterStore : public CounterStore {
                                            int64_t want) override;
   absl::Status ReturnCredits(absl::string_view key_id, int64_t epoch,
                              int64_t amount) override;
+  absl::StatusOr<std::vector<KeyRateLimit>> GetIdentityLimits(
+      int64_t tenant_id, absl::string_view external_id) override;
+  absl::StatusOr<IdentityLimitsChange> SetIdentityLimits(
+      int64_t tenant_id, absl::string_view external_id,
+      const std::vector<KeyRateLimit>& limits,
+      absl::FunctionRef<AuditEvent(const std::vector<KeyRateLimit>& before)>
+          audit) override;
 
  private:
   std::shared_ptr<ConnectionPool> pool_;

@@ -159,6 +159,13 @@ struct VerifySelect {
   int retired_valid_until = list.Add("r.valid_until");
   int now = list.Add("UTC_TIMESTAMP(6)");
   KeyPolicyColumns policy{list, "ts"};
+  // The limits of the key's identity (docs/limits.md "Identity limits");
+  // external ids compare as bytes.
+  int identity_limits = list.Add(
+      "(SELECT GROUP_CONCAT(CONCAT(il.name, ':', il.limit_count, ':',"
+      " il.duration_ms) ORDER BY il.name SEPARATOR ',') FROM identity_limits il"
+      " WHERE il.tenant_id = k.tenant_id AND k.external_id <> ''"
+      " AND il.external_id = k.external_id COLLATE utf8mb4_bin)");
   std::string sql =
       absl::StrCat("SELECT ", list.sql(),
                    " FROM api_keys k JOIN tenants t ON t.id = k.tenant_id"
@@ -236,6 +243,24 @@ std::optional<absl::Time> OptionalMax(std::optional<absl::Time> a,
   return std::max(*a, *b);
 }
 
+// A column of "name:limit:duration ms" items joined by ',' (NULL: none).
+absl::Status ReadLimitList(const sql::ResultSet& rs, int column,
+                           std::vector<KeyRateLimit>* out) {
+  out->clear();
+  if (rs.isNull(column)) return absl::OkStatus();
+  for (const std::string& item : SplitList(rs.getString(column), ',')) {
+    const std::vector<std::string> parts = absl::StrSplit(item, ':');
+    int64_t limit = 0;
+    int64_t ms = 0;
+    if (parts.size() != 3 || !absl::SimpleAtoi(parts[1], &limit) ||
+        !absl::SimpleAtoi(parts[2], &ms)) {
+      return absl::InternalError("a stored rate limit does not parse");
+    }
+    out->push_back({parts[0], limit, absl::Milliseconds(ms)});
+  }
+  return absl::OkStatus();
+}
+
 // Reads the key columns of the current row.
 absl::Status ReadKeyColumns(const sql::ResultSet& rs, const KeyColumns& c,
                             ApiKeyRecord* key) {
@@ -252,19 +277,9 @@ absl::Status ReadKeyColumns(const sql::ResultSet& rs, const KeyColumns& c,
   key->scopes = SplitList(rs.getString(c.scopes), ' ');
   key->allowed_cidrs = SplitList(rs.getString(c.allowed_cidrs), ',');
   key->rate_limit_per_minute = rs.getInt(c.rate_limit_per_minute);
-  key->rate_limits.clear();
-  if (!rs.isNull(c.rate_limits)) {
-    for (const std::string& item :
-         SplitList(rs.getString(c.rate_limits), ',')) {
-      const std::vector<std::string> parts = absl::StrSplit(item, ':');
-      int64_t limit = 0;
-      int64_t ms = 0;
-      if (parts.size() != 3 || !absl::SimpleAtoi(parts[1], &limit) ||
-          !absl::SimpleAtoi(parts[2], &ms)) {
-        return absl::InternalError("a stored rate limit does not parse");
-      }
-      key->rate_limits.push_back({parts[0], limit, absl::Milliseconds(ms)});
-    }
+  if (absl::Status st = ReadLimitList(rs, c.rate_limits, &key->rate_limits);
+      !st.ok()) {
+    return st;
   }
   key->quota.reset();
   if (!rs.isNull(c.quota)) {
@@ -1424,6 +1439,11 @@ absl::StatusOr<VerifyRecord> MysqlKeyStore::LoadForVerify(
             if (!now.ok()) return now.status();
             record.key.db_now = *now;
             record.policy = ReadKeyPolicy(*rs, c.policy);
+            if (absl::Status st = ReadLimitList(*rs, c.identity_limits,
+                                                &record.identity_limits);
+                !st.ok()) {
+              return st;
+            }
           }
           if (rs->isNull(c.retired_digest)) continue;  // no retired secrets
           RetiredSecret retired;

@@ -354,6 +354,67 @@ class KeyEditE2ETest(harness.LumoServerTestCase):
         self.assertIn("rateLimits[0].limit", result.stderr)
 
 
+    def test_cli_credits_and_identity_limits(self):
+        env = {"LUMOKEYS_API_KEY": self.root}
+        run = lambda *args: self.server.cli("--tenant", self.tenant, *args,
+                                            env=env)
+        key = self.create(credits={"remaining": 5}, externalId="cli-user")
+        # The key shows its quota; `keys credits` reads and changes it.
+        result = run("keys", "get", key["id"])
+        self.assertEqual(result.returncode, 0, result.stderr)
+        self.assertIn("credits", result.stdout)
+        self.assertIn("5 left", result.stdout)
+        result = run("keys", "credits", key["id"])
+        self.assertEqual(result.returncode, 0, result.stderr)
+        self.assertIn("5 left", result.stdout)
+        result = run("keys", "credits", key["id"], "--set", "100",
+                     "--refill", "100:86400")
+        self.assertEqual(result.returncode, 0, result.stderr)
+        self.assertIn("100 left, refilled to 100 every 86400s", result.stdout)
+        self.assertIn("next refill", result.stdout)
+        result = run("keys", "credits", key["id"], "--add", "-30")
+        self.assertEqual(result.returncode, 0, result.stderr)
+        self.assertIn("70 left", result.stdout)
+        status, doc = self.call("GET", self.base() + "/" + key["id"] +
+                                "/credits")
+        self.assertEqual(doc["data"]["remaining"], 70)
+        result = run("keys", "credits", key["id"], "--remove")
+        self.assertEqual(result.returncode, 0, result.stderr)
+        status, doc = self.call("GET", self.base() + "/" + key["id"] +
+                                "/credits")
+        self.assertEqual(doc["data"]["hasQuota"], False)
+        # Usage errors and the server's 400 naming the field.
+        result = run("keys", "credits", key["id"], "--set", "1", "--add", "1")
+        self.assertNotEqual(result.returncode, 0)
+        self.assertIn("at most one of", result.stderr)
+        result = run("keys", "credits", key["id"], "--set", "-1")
+        self.assertNotEqual(result.returncode, 0)
+        self.assertIn("value", result.stderr)
+
+        # Identity limits: set, shown, enforced on the identity's key,
+        # removed.
+        result = run("identity", "set-limits", "cli-user", "--rate-limits",
+                     "minute:2:60")
+        self.assertEqual(result.returncode, 0, result.stderr)
+        self.assertIn("minute 2/60s", result.stdout)
+        result = self.server.cli("--json", "--tenant", self.tenant,
+                                 "identity", "limits", "cli-user", env=env)
+        self.assertEqual(result.returncode, 0, result.stderr)
+        self.assertEqual(json.loads(result.stdout)["rateLimits"],
+                         [{"name": "minute", "limit": 2,
+                           "durationSeconds": 60}])
+        reasons = [self.verify(key["key"]) for _ in range(3)]
+        self.assertEqual(reasons, ["VALID", "VALID", "RATE_LIMITED"])
+        result = run("identity", "set-limits", "cli-user", "--rate-limits",
+                     "")
+        self.assertEqual(result.returncode, 0, result.stderr)
+        self.assertEqual(self.verify(key["key"]), "VALID")
+        result = run("identity", "set-limits", "cli-user", "--rate-limits",
+                     "x:0:1")
+        self.assertNotEqual(result.returncode, 0)
+        self.assertIn("rateLimits[0].limit", result.stderr)
+
+
 if __name__ == "__main__":
     import unittest
     unittest.main()

@@ -369,6 +369,53 @@ async function main() {
     await page.locator('#edit-dialog').waitFor({state: 'hidden'});
     assert.equal(await callWithKey(key3), 200);
 
+    step('limits and credits: set at create, shown in the list, edited');
+    await page.locator('#create-open').click();
+    await page.locator('#create-dialog').waitFor({state: 'visible'});
+    await page.locator('#key-name').fill('svc-limits');
+    await page.locator('#scope-boxes input[value="admin:read"]').check();
+    await page.locator('#key-limits').fill('x:1');
+    await page.locator('#create-submit').click();
+    await page.locator('#create-error').waitFor({state: 'visible'});
+    assert.match(await page.locator('#create-error').textContent(),
+                 /name:requests:seconds/);
+    await page.locator('#key-limits').fill('burst:50:1\nhourly:5000:3600');
+    await page.locator('#key-credits').fill('40');
+    await page.locator('#create-submit').click();
+    const key4 = await readShownKey(page);
+    await closeShownKey(page);
+    await waitForRowText(page, 'svc-limits', /burst 50\/1s.*hourly 5000\/3600s.*40 credits left/);
+    await page.getByRole('button', {name: 'Edit key svc-limits', exact: true}).click();
+    await page.locator('#edit-dialog').waitFor({state: 'visible'});
+    assert.equal(await page.locator('#edit-limits').inputValue(),
+                 'burst:50:1\nhourly:5000:3600');
+    assert.equal(await page.locator('#edit-credits').inputValue(), '40');
+    await page.locator('#edit-limits').fill('minute:30:60');
+    await page.locator('#edit-credits').fill('7');
+    await page.locator('#edit-submit').click();
+    await page.locator('#edit-dialog').waitFor({state: 'hidden'});
+    await waitForRowText(page, 'svc-limits', /minute 30\/60s.*7 credits left/);
+    // What the server holds: the key reads itself (one call: one credit).
+    const own = await (await fetch(`${keysApi}/${await rowOf(page, 'svc-limits')
+        .getAttribute('data-key-id')}`, {headers: {Authorization: `Bearer ${key4}`}})).json();
+    assert.deepEqual(own.data.rateLimits, [{name: 'minute', limit: 30, durationSeconds: 60}]);
+    assert.ok(own.data.credits.remaining <= 7 && own.data.credits.remaining >= 6,
+              JSON.stringify(own.data.credits));
+    // Emptying the credits removes the quota.
+    await page.getByRole('button', {name: 'Edit key svc-limits', exact: true}).click();
+    await page.locator('#edit-dialog').waitFor({state: 'visible'});
+    await page.locator('#edit-credits').fill('');
+    await page.locator('#edit-submit').click();
+    await page.locator('#edit-dialog').waitFor({state: 'hidden'});
+    const noCredits = Date.now() + 10000;
+    while (/credits left/.test(await rowOf(page, 'svc-limits').textContent()) &&
+           Date.now() < noCredits) {
+      await page.waitForTimeout(20);
+    }
+    assert.doesNotMatch(await rowOf(page, 'svc-limits').textContent(), /credits left/);
+    await confirmOn(page, 'Delete', 'svc-limits');
+    await rowOf(page, 'svc-limits').waitFor({state: 'detached'});
+
     step('disable: 401 and a disabled badge; enable: 200 again');
     await confirmOn(page, 'Disable', 'svc-edited');
     await waitForRowText(page, 'svc-edited', /disabled/);

@@ -11,9 +11,11 @@ at creation) are checked through the gateway with X-RateLimit-* headers.
 """
 
 import json
+import secrets
 import sys
 import time
 import unittest
+import urllib.parse
 
 import grpc
 
@@ -354,6 +356,103 @@ class CreditsTest(BruteForceBase):
                     key=self.root, cost=-1),
                 metadata=self.server.service_md(), timeout=10)
         self.assertEqual(cm.exception.code(), grpc.StatusCode.INVALID_ARGUMENT)
+
+
+
+class IdentityLimitsTest(BruteForceBase):
+    """Identity limits over REST (docs/limits.md "Identity limits"): the
+    named limits of one externalId are shared by all its keys, read and
+    replaced whole through /identity-limits, reported as
+    "identity:<name>"; bad input is a 400 naming the field and changes
+    nothing."""
+
+    def limits_path(self):
+        return "/t/%s/api/v1/admin/identity-limits" % self.slug
+
+    def read(self, external_id, key=None):
+        status, _, raw = self.gw.request(
+            "GET", self.limits_path() + "?externalId=" +
+            urllib.parse.quote(external_id),
+            headers={"Authorization": "Bearer " + (key or self.root)})
+        return status, json.loads(raw)
+
+    def replace(self, body, key=None):
+        status, _, raw = self.gw.request(
+            "PUT", self.limits_path(), body,
+            {"Authorization": "Bearer " + (key or self.root)})
+        return status, json.loads(raw)
+
+    def test_the_keys_of_one_identity_share_its_limits(self):
+        who = "user/" + secrets.token_hex(4)  # '/' is fine in a query
+        first = self.new_key(externalId=who)["key"]
+        second = self.new_key(externalId=who)["key"]
+        status, doc = self.read(who)
+        self.assertEqual(status, 200, doc)
+        self.assertEqual(doc["data"], {"externalId": who, "rateLimits": []})
+        status, doc = self.replace({"externalId": who, "rateLimits": [
+            {"name": "minute", "limit": 3, "durationSeconds": 60}]})
+        self.assertEqual(status, 200, doc)
+        self.assertEqual(doc["data"]["rateLimits"], [
+            {"name": "minute", "limit": 3, "durationSeconds": 60}])
+        status, doc = self.read(who)
+        self.assertEqual(doc["data"]["rateLimits"], [
+            {"name": "minute", "limit": 3, "durationSeconds": 60}])
+        # Three calls between the two keys, then both are refused: the
+        # identity's window, not one per key.
+        remaining = []
+        for key in (first, second, first):
+            status, headers, doc = self.get(key)
+            self.assertEqual(status, 200, doc)
+            self.assertEqual(headers["x-ratelimit-limit"], "3")
+            remaining.append(int(headers["x-ratelimit-remaining"]))
+        self.assertEqual(remaining, [2, 1, 0])
+        for key in (first, second):
+            self.assert_429(self.get(key))
+        # The verify reply names the identity's limit.
+        reply = self.auth.VerifyApiKey(
+            self.stubs.auth_pb2.VerifyApiKeyRequest(key=second),
+            metadata=self.server.service_md(), timeout=10)
+        self.assertEqual(reply.rate_limit.name, "identity:minute")
+        # Removed: both keys pass again.
+        status, doc = self.replace({"externalId": who, "rateLimits": []})
+        self.assertEqual(status, 200, doc)
+        for key in (first, second):
+            status, _, doc = self.get(key)
+            self.assertEqual(status, 200, doc)
+        # A key may not loosen the limits of its own identity.
+        own = self.new_key(externalId=who, scopes=["admin:write"])["key"]
+        status, doc = self.replace({"externalId": who, "rateLimits": []},
+                                   key=own)
+        self.assertEqual(status, 403, doc)
+
+    def test_bad_identity_limits_are_400_naming_the_field(self):
+        who = "user-" + secrets.token_hex(4)
+        one = {"name": "minute", "limit": 5, "durationSeconds": 60}
+        cases = [
+            ({"rateLimits": [one]}, "externalId"),
+            ({"externalId": who, "rateLimits": [dict(one, limit=0)]},
+             "rateLimits[0].limit"),
+            ({"externalId": who,
+              "rateLimits": [dict(one, durationSeconds=31536001)]},
+             "rateLimits[0].durationSeconds"),
+            ({"externalId": who, "rateLimits": [one, one]},
+             "rateLimits[1].name"),
+            ({"externalId": who,
+              "rateLimits": [dict(one, name="l%d" % i) for i in range(11)]},
+             "rateLimits"),
+        ]
+        for body, field in cases:
+            with self.subTest(field=field):
+                status, doc = self.replace(body)
+                self.assertEqual(status, 400, doc)
+                self.assertEqual(doc["code"], "validation_error")
+                self.assertEqual(doc["details"], {"field": field}, doc)
+        status, doc = self.read(who)
+        self.assertEqual(status, 200, doc)
+        self.assertEqual(doc["data"]["rateLimits"], [])
+        status, doc = self.read("")
+        self.assertEqual(status, 400, doc)
+        self.assertEqual(doc["details"], {"field": "externalId"}, doc)
 
 
 if __name__ == "__main__":

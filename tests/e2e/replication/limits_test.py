@@ -71,7 +71,8 @@ class LimitsAcrossReplicasTest(harness.ReplicaSetTestCase):
         return slug, created, md
 
     def hammer(self, replicas, key, slug, per_replica, refused="RATE_LIMITED"):
-        """`per_replica` verifications through each of `replicas` at once;
+        """`per_replica` verifications through each of `replicas` at once
+        (of `key`, or of key[replica] when it is a dict);
         returns {replica: [(start, end) of each VALID]} and the count of
         `refused` answers (any other answer fails the test)."""
         admitted = {r: [] for r in replicas}
@@ -79,12 +80,13 @@ class LimitsAcrossReplicasTest(harness.ReplicaSetTestCase):
         errors = []
 
         def run(replica):
+            presented = key[replica] if isinstance(key, dict) else key
             for _ in range(per_replica):
                 start = time.monotonic()
                 try:
                     reply = self.auth[replica].VerifyApiKey(
                         self.stubs.auth_pb2.VerifyApiKeyRequest(
-                            key=key, tenant_slug=slug),
+                            key=presented, tenant_slug=slug),
                         metadata=self.server.service_md(), timeout=30)
                 except grpc.RpcError as e:
                     errors.append((replica, e.code(), e.details()))
@@ -286,6 +288,53 @@ class LimitsAcrossReplicasTest(harness.ReplicaSetTestCase):
               f"accepted {accepted} of 10 (bound 3), refused {refused}")
         self.assertLessEqual(accepted, 3)
         self.assertGreater(refused, 0)
+
+    def test_h_an_identity_limit_holds_for_its_keys_across_replicas(self):
+        k = self.stubs.keys_pb2
+        slug, first, md = self.new_key(external_id="user-1")
+        keys = {0: first.key}
+        for r in (1, 2):
+            keys[r] = self.keys[0].CreateApiKey(
+                k.CreateApiKeyRequest(tenant_slug=slug, name="same user",
+                                      scopes=["admin:read"],
+                                      external_id="user-1"),
+                metadata=md, timeout=10).key
+        # Every replica has its key cached without identity limits ...
+        before, _ = self.hammer(range(REPLICAS), keys, slug, 1)
+        self.assertEqual(sum(len(a) for a in before.values()), REPLICAS)
+        # ... and the change returns once every replica reloaded them.
+        reply = self.keys[1].SetIdentityLimits(
+            k.SetIdentityLimitsRequest(
+                tenant_slug=slug, external_id="user-1",
+                rate_limits=[k.RateLimit(name="minute", limit=LIMIT,
+                                         duration_seconds=60)]),
+            metadata=md, timeout=30)
+        self.assertEqual([(l.name, l.limit) for l in reply.rate_limits],
+                         [("minute", LIMIT)])
+        # Three keys of one identity, each through its own replica: the
+        # identity's LIMIT holds for them together (each key alone would
+        # be admitted LIMIT times: 3 LIMIT).
+        admitted, limited = self.hammer(range(REPLICAS), keys, slug, LIMIT)
+        everything = [a for r in admitted for a in admitted[r]]
+        cluster = most_in_a_minute(everything)
+        print(f"identity limit {LIMIT}/min, its 3 keys through 3 replicas, "
+              f"{REPLICAS * LIMIT} requests: admitted {len(everything)} "
+              f"(most in one minute {cluster}; bound {BOUND}), per replica "
+              f"{ {r: len(a) for r, a in admitted.items()} }, refused "
+              f"{limited}")
+        self.assertLessEqual(cluster, BOUND)
+        self.assertGreater(limited, 0)
+        reply = self.auth[2].VerifyApiKey(
+            self.stubs.auth_pb2.VerifyApiKeyRequest(key=keys[2],
+                                                    tenant_slug=slug),
+            metadata=self.server.service_md(), timeout=30)
+        self.assertEqual(reply.rate_limit.name, "identity:minute")
+        got = self.keys[2].GetIdentityLimits(
+            k.GetIdentityLimitsRequest(tenant_slug=slug,
+                                       external_id="user-1"),
+            metadata=md, timeout=10)
+        self.assertEqual([(l.name, l.limit, l.duration_seconds)
+                          for l in got.rate_limits], [("minute", LIMIT, 60)])
 
 
 if __name__ == "__main__":

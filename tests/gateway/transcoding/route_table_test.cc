@@ -160,6 +160,16 @@ TEST(RouteTableTest, ApiKeyRoutesOfTheProductSpec) {
         e.verb, " ", base, e.path, " lumo.keys.v1.KeyService.", e.method,
         " body=", e.body, " ", e.status, " ", e.message));
   }
+  // The limits shared by the keys of one identity (docs/limits.md).
+  const std::string identities =
+      "/t/{tenant_slug}/api/v1/admin/identity-limits";
+  for (const Expected& e :
+       std::vector<Expected>{{"GET", "", "GetIdentityLimits", "", 200, ""},
+                             {"PUT", "", "SetIdentityLimits", "*", 200, ""}}) {
+    wanted.push_back(absl::StrCat(
+        e.verb, " ", identities, e.path, " lumo.keys.v1.KeyService.", e.method,
+        " body=", e.body, " ", e.status, " ", e.message));
+  }
   EXPECT_EQ(actual, wanted);
 }
 
@@ -533,7 +543,8 @@ TEST(RouteTableTest, DuplicateServicesAreIgnored) {
   services.push_back(services[0]);
   absl::StatusOr<RouteTable> table = RouteTable::Build(services);
   ASSERT_TRUE(table.ok()) << table.status();
-  EXPECT_EQ(table->routes().size(), 11u);
+  // KeyService's routes once: 11 under api-keys, 2 under identity-limits.
+  EXPECT_EQ(table->routes().size(), 13u);
 }
 
 // Builds services in a private pool from a FileDescriptorProto, with the

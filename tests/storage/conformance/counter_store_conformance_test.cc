@@ -3,6 +3,7 @@
 // against every implementation. Tests share one database; each uses
 // counters and keys of its own. Slot and refill lengths are chosen so that
 // what a test asserts holds wherever the clock's slot boundaries fall.
+#include <algorithm>
 #include <atomic>
 #include <string>
 #include <thread>
@@ -337,6 +338,119 @@ TYPED_TEST(CounterStoreConformanceTest, ConcurrentCreditLeasesSpendExactly) {
   EXPECT_EQ(failures.load(), 0);
   EXPECT_EQ(granted.load(), 100);  // 144 asked for
   EXPECT_EQ(s.GetQuota(key)->remaining, 0);
+}
+
+// Identity limits: replaced whole, read by name, read with every key of
+// the identity (and only those: external ids compare as bytes, per
+// tenant), with the identity's keys and the audit event in the change.
+TYPED_TEST(CounterStoreConformanceTest,
+           IdentityLimitsReachEveryKeyOfOneIdentity) {
+  StoreFixture& f = this->f();
+  storage::CounterStore& s = this->counters();
+  const storage::Tenant tenant = NewTenant(f);
+  const storage::Tenant other_tenant = NewTenant(f);
+  auto insert = [&](int64_t tenant_id, const std::string& external_id) {
+    storage::NewKey key = NewKey(tenant_id);
+    key.external_id = external_id;
+    EXPECT_TRUE(f.keys().InsertKey(key, Event("api_key.created")).ok());
+    return key.id;
+  };
+  const std::string a = insert(tenant.id, "user-7");
+  const std::string b = insert(tenant.id, "user-7");
+  const std::string upper = insert(tenant.id, "USER-7");
+  const std::string none = insert(tenant.id, "");
+  const std::string elsewhere = insert(other_tenant.id, "user-7");
+  const std::string deleted = insert(tenant.id, "user-7");
+  ASSERT_TRUE(
+      f.keys().DeleteKey(tenant.id, deleted, Event("api_key.deleted")).ok());
+
+  absl::StatusOr<std::vector<storage::KeyRateLimit>> got =
+      s.GetIdentityLimits(tenant.id, "user-7");
+  ASSERT_TRUE(got.ok()) << got.status();
+  EXPECT_TRUE(got->empty());
+
+  const std::vector<storage::KeyRateLimit> limits = {
+      {"minute", 50, absl::Minutes(1)}, {"burst", 5, absl::Seconds(1)}};
+  std::vector<storage::KeyRateLimit> seen_before = {{"x", 1, absl::Seconds(1)}};
+  absl::StatusOr<storage::IdentityLimitsChange> change = s.SetIdentityLimits(
+      tenant.id, "user-7", limits,
+      [&](const std::vector<storage::KeyRateLimit>& before) {
+        seen_before = before;
+        return Event("identity.limits_updated");
+      });
+  ASSERT_TRUE(change.ok()) << change.status();
+  EXPECT_TRUE(seen_before.empty());
+  EXPECT_TRUE(change->before.empty());
+  std::vector<std::string> ids;
+  for (const storage::IdentityKey& k : change->keys) {
+    ids.push_back(k.id);
+    EXPECT_EQ(k.version, 1) << k.id;
+  }
+  std::vector<std::string> want = {a, b};
+  std::sort(want.begin(), want.end());
+  EXPECT_EQ(ids, want);
+  EXPECT_EQ(EventsOf(f, tenant.id, "identity.limits_updated").size(), 1u);
+
+  const std::vector<storage::KeyRateLimit> by_name = {
+      {"burst", 5, absl::Seconds(1)}, {"minute", 50, absl::Minutes(1)}};
+  got = s.GetIdentityLimits(tenant.id, "user-7");
+  ASSERT_TRUE(got.ok()) << got.status();
+  EXPECT_EQ(*got, by_name);
+  for (const std::string& id : {a, b}) {
+    absl::StatusOr<storage::VerifyRecord> v = f.keys().LoadForVerify(id);
+    ASSERT_TRUE(v.ok()) << v.status();
+    EXPECT_EQ(v->identity_limits, by_name) << id;
+  }
+  for (const std::string& id : {upper, none, elsewhere}) {
+    absl::StatusOr<storage::VerifyRecord> v = f.keys().LoadForVerify(id);
+    ASSERT_TRUE(v.ok()) << v.status();
+    EXPECT_TRUE(v->identity_limits.empty()) << id;
+  }
+
+  // Bad input writes nothing (no audit event either).
+  EXPECT_TRUE(absl::IsInvalidArgument(
+      s.SetIdentityLimits(
+           tenant.id, "user-7",
+           {{"same", 1, absl::Seconds(1)}, {"same", 2, absl::Seconds(2)}},
+           [](const auto&) { return Event("bad"); })
+          .status()));
+  EXPECT_TRUE(absl::IsInvalidArgument(
+      s.SetIdentityLimits(tenant.id, "", limits, [](const auto&) {
+         return Event("bad");
+       }).status()));
+  EXPECT_TRUE(
+      absl::IsInvalidArgument(s.GetIdentityLimits(tenant.id, "").status()));
+  EXPECT_TRUE(EventsOf(f, tenant.id, "bad").empty());
+  EXPECT_EQ(*s.GetIdentityLimits(tenant.id, "user-7"), by_name);
+
+  // Replaced whole; an empty list removes them.
+  change = s.SetIdentityLimits(tenant.id, "user-7",
+                               {{"hourly", 900, absl::Hours(1)}},
+                               [](const auto&) { return Event("i"); });
+  ASSERT_TRUE(change.ok()) << change.status();
+  EXPECT_EQ(change->before, by_name);
+  EXPECT_EQ(
+      *s.GetIdentityLimits(tenant.id, "user-7"),
+      (std::vector<storage::KeyRateLimit>{{"hourly", 900, absl::Hours(1)}}));
+  change = s.SetIdentityLimits(tenant.id, "user-7", {},
+                               [](const auto&) { return Event("i"); });
+  ASSERT_TRUE(change.ok()) << change.status();
+  EXPECT_TRUE(s.GetIdentityLimits(tenant.id, "user-7")->empty());
+  absl::StatusOr<storage::VerifyRecord> v = f.keys().LoadForVerify(a);
+  ASSERT_TRUE(v.ok()) << v.status();
+  EXPECT_TRUE(v->identity_limits.empty());
+
+  // Limits of an identity without keys yet apply to its later keys.
+  ASSERT_TRUE(s.SetIdentityLimits(tenant.id, "later",
+                                  {{"minute", 3, absl::Minutes(1)}},
+                                  [](const auto&) { return Event("i"); })
+                  .ok());
+  const std::string later = insert(tenant.id, "later");
+  v = f.keys().LoadForVerify(later);
+  ASSERT_TRUE(v.ok()) << v.status();
+  EXPECT_EQ(
+      v->identity_limits,
+      (std::vector<storage::KeyRateLimit>{{"minute", 3, absl::Minutes(1)}}));
 }
 
 }  // namespace

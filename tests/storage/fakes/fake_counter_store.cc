@@ -4,6 +4,7 @@
 #include <cmath>
 #include <string>
 
+#include "server/storage/audit_chain.h"
 #include "server/storage/counter_rules.h"
 
 namespace lumo::testing {
@@ -198,6 +199,63 @@ absl::Status FakeCounterStore::ReturnCredits(absl::string_view key_id,
   if (!row.ok() || (*row)->epoch != epoch) return absl::OkStatus();
   (*row)->remaining += amount;
   return absl::OkStatus();
+}
+
+absl::StatusOr<std::vector<storage::KeyRateLimit>>
+FakeCounterStore::GetIdentityLimits(int64_t tenant_id,
+                                    absl::string_view external_id) {
+  if (absl::Status s = storage::CheckIdentityLimits(external_id, {}); !s.ok()) {
+    return s;
+  }
+  if (absl::Status s = db_->Begin(); !s.ok()) return s;
+  absl::MutexLock lock(&db_->mu);
+  auto it = db_->identity_limits.find({tenant_id, std::string(external_id)});
+  if (it == db_->identity_limits.end()) {
+    return std::vector<storage::KeyRateLimit>();
+  }
+  return it->second;
+}
+
+absl::StatusOr<storage::IdentityLimitsChange>
+FakeCounterStore::SetIdentityLimits(
+    int64_t tenant_id, absl::string_view external_id,
+    const std::vector<storage::KeyRateLimit>& limits,
+    absl::FunctionRef<
+        storage::AuditEvent(const std::vector<storage::KeyRateLimit>& before)>
+        audit) {
+  if (absl::Status s = storage::CheckIdentityLimits(external_id, limits);
+      !s.ok()) {
+    return s;
+  }
+  if (absl::Status s = db_->Begin(); !s.ok()) return s;
+  absl::MutexLock lock(&db_->mu);
+  if (db_->tenants.count(tenant_id) == 0) {
+    return absl::NotFoundError("no such tenant");
+  }
+  storage::IdentityLimitsChange out;
+  const std::pair<int64_t, std::string> identity{tenant_id,
+                                                 std::string(external_id)};
+  if (auto it = db_->identity_limits.find(identity);
+      it != db_->identity_limits.end()) {
+    out.before = it->second;
+  }
+  if (limits.empty()) {
+    db_->identity_limits.erase(identity);
+  } else {
+    std::vector<storage::KeyRateLimit> sorted = limits;
+    storage::SortByName(&sorted);
+    db_->identity_limits[identity] = std::move(sorted);
+  }
+  for (const auto& [id, row] : db_->keys) {
+    if (row.deleted || row.record.tenant_id != tenant_id ||
+        row.record.external_id != external_id) {
+      continue;
+    }
+    out.keys.push_back({id, row.record.version});
+  }
+  db_->AppendAudit(tenant_id, storage::NextTransactionChainLane(),
+                   audit(out.before));
+  return out;
 }
 
 }  // namespace lumo::testing

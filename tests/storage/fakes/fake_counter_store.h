@@ -6,6 +6,7 @@
 
 #include <memory>
 #include <optional>
+#include <vector>
 
 #include "server/storage/counter_store.h"
 #include "tests/storage/fakes/fake_database.h"
@@ -40,6 +41,14 @@ class FakeCounterStore : public storage::CounterStore {
                                                     int64_t want) override;
   absl::Status ReturnCredits(absl::string_view key_id, int64_t epoch,
                              int64_t amount) override;
+  absl::StatusOr<std::vector<storage::KeyRateLimit>> GetIdentityLimits(
+      int64_t tenant_id, absl::string_view external_id) override;
+  absl::StatusOr<storage::IdentityLimitsChange> SetIdentityLimits(
+      int64_t tenant_id, absl::string_view external_id,
+      const std::vector<storage::KeyRateLimit>& limits,
+      absl::FunctionRef<
+          storage::AuditEvent(const std::vector<storage::KeyRateLimit>& before)>
+          audit) override;
 
  private:
   // The key's quota row after any due refill, or NOT_FOUND.

@@ -174,6 +174,9 @@ class FakeDatabase {
       ABSL_GUARDED_BY(mu);
   std::map<std::string, storage::BucketRow> limit_buckets ABSL_GUARDED_BY(mu);
   std::map<std::string, storage::QuotaRow> key_quotas ABSL_GUARDED_BY(mu);
+  // Identity limits by (tenant id, external id), by name.
+  std::map<std::pair<int64_t, std::string>, std::vector<storage::KeyRateLimit>>
+      identity_limits ABSL_GUARDED_BY(mu);
   // The state sweep's lease.
   std::string sweep_holder ABSL_GUARDED_BY(mu);
   absl::Time sweep_lease_until ABSL_GUARDED_BY(mu) = absl::InfinitePast();

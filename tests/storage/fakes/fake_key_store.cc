@@ -510,6 +510,13 @@ absl::StatusOr<storage::VerifyRecord> FakeKeyStore::LoadForVerify(
     if (tenant != db_->tenants.end()) out.tenant_slug = tenant->second.slug;
     out.deleted = row.deleted;
     out.policy = db_->KeyPolicyOf(row.record.tenant_id);
+    if (!row.record.external_id.empty()) {
+      auto limits = db_->identity_limits.find(
+          {row.record.tenant_id, row.record.external_id});
+      if (limits != db_->identity_limits.end()) {
+        out.identity_limits = limits->second;
+      }
+    }
     out.current = row.current;
     for (const auto& [version, retired] : row.retired) {
       out.retired.push_back(retired);
