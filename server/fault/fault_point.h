@@ -41,6 +41,10 @@ class FaultPoint {
   }
 
   const char* name() const { return name_; }
+  // True while a test armed a rule on this point (for any scope). Code that
+  // batches the statements before a point sends them first while it is
+  // armed, so a held thread is held where the catalogue says.
+  bool armed() const { return armed_.load(std::memory_order_relaxed); }
 
  private:
   friend class Registry;

@@ -25,7 +25,9 @@ inline FaultPoint kTailerBeforeHeartbeat{"replica.tailer.before_heartbeat"};
 // audit chain lane, docs/audit.md).
 inline FaultPoint kWriterBeforeAudit{"writer.before_audit"};
 // Every statement of the mutation ran, its feed row included; COMMIT is
-// next. Holding a thread here delays the commit of an allocated seq.
+// next. Holding a thread here delays the commit of an allocated seq. (The
+// writer sends its feed row with the COMMIT in one round trip; while this
+// point is armed it sends the row first, then reaches the point.)
 inline FaultPoint kWriterBeforeCommit{"writer.before_commit"};
 // A re-announcement's feed row is inserted; its COMMIT is next. An error
 // here is a failed announcement (rolled back).

@@ -679,7 +679,7 @@ bool Verifier::TakeLocalTokens(absl::string_view id,
   }
   Shard& shard = ShardFor(shard_key);
   absl::MutexLock lock(&shard.mu);
-  absl::InlinedVector<SlotWindow*, 4> windows;
+  absl::InlinedVector<LazyWindow*, 4> windows;
   absl::Time retry = absl::InfinitePast();
   const WindowLimit* refusing = nullptr;
   int64_t refusing_limit = 0;
@@ -696,10 +696,10 @@ bool Verifier::TakeLocalTokens(absl::string_view id,
     if (it == shard.windows.end() ||
         it->second.slot_length() != SlotWindow::SlotLength(l.duration)) {
       it = shard.windows
-               .insert_or_assign(l.counter, SlotWindow(limit, l.duration))
+               .insert_or_assign(l.counter, LazyWindow(limit, l.duration))
                .first;
     }
-    SlotWindow& w = it->second;
+    LazyWindow& w = it->second;
     w.set_limit(limit);
     windows.push_back(&w);
     if (w.Remaining(now) < 1 && w.AvailableAt(now) > retry) {
@@ -717,7 +717,7 @@ bool Verifier::TakeLocalTokens(absl::string_view id,
   }
   // The tightest limit is reported: least remaining, then latest reset.
   for (size_t i = 0; i < limits.size(); ++i) {
-    SlotWindow& w = *windows[i];
+    LazyWindow& w = *windows[i];
     w.Add(now, 1);
     const int64_t remaining = w.Remaining(now);
     const absl::Time reset = w.Reset(now);

@@ -36,6 +36,7 @@
 #include "server/service/cluster_credits.h"
 #include "server/service/cluster_windows.h"
 #include "server/service/decoy_trap.h"
+#include "server/service/lazy_window.h"
 #include "server/service/slot_window.h"
 #include "server/storage/key_states.h"
 #include "server/storage/key_store.h"
@@ -256,8 +257,10 @@ class Verifier {
     // sliding windows of this process, by counter key (node map: a take
     // holds pointers to several at once). Windows that count nothing any
     // more are dropped whenever the map has doubled since the last sweep,
-    // so it holds about the keys used in the last window.
-    absl::node_hash_map<std::string, SlotWindow> windows ABSL_GUARDED_BY(mu);
+    // so it holds about the keys used in the last window. A window holds
+    // its slots inline until it needs a ring (lazy_window.h): a key used in
+    // a slot or two a minute costs ~100 bytes here, not ~1 KB.
+    absl::node_hash_map<std::string, LazyWindow> windows ABSL_GUARDED_BY(mu);
     size_t sweep_windows_at ABSL_GUARDED_BY(mu) = 1024;
   };
   static constexpr size_t kShards = 64;

@@ -710,6 +710,9 @@ TEST_F(AuditTest, FollowerCursorSeesEventsThatCommitOutOfIdOrder) {
             !a.ok()) {
           return a;
         }
+        // Sent now: a queued statement would take its id with the COMMIT
+        // (docs/storage.md "Statement batches").
+        s.Flush();
         // A batched event takes a higher id and commits first.
         if (absl::Status a = store.AppendEvents({storage::PendingAuditEvent{
                 tenant, "", event("test.early"), ""}});

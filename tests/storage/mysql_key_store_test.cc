@@ -1107,6 +1107,67 @@ TEST_F(MysqlKeyStoreTest, LoadManyForVerifyIsOneQueryPerChunkOfIds) {
   EXPECT_EQ(store_->queries_executed() - before, 0u);
 }
 
+// Mutations send their statements in batches (docs/benchmarks.md,
+// "Statements per mutation"): the round trips of each, counted by the pool.
+TEST_F(MysqlKeyStoreTest, MutationsSendTheirStatementsInAFewRoundTrips) {
+  const Tenant tenant = NewTenant();
+  const ApiKeyRecord warm = Insert(tenant.id, "warm");  // connection opened
+  NewKey key = MakeKey(tenant.id, "counted");
+  uint64_t before = store_->queries_executed();
+  ASSERT_OK(store_->InsertKey(key, Event("api_key.created", key.id)));
+  // START + key row + audit lane lock; audit row + lane head + webhook
+  // endpoints; change row + COMMIT.
+  EXPECT_EQ(store_->queries_executed() - before, 3u);
+
+  before = store_->queries_executed();
+  ASSERT_OK(store_->RotateKey(tenant.id, key.id, RandomSecret(), absl::Hours(1),
+                              Event("api_key.rotated", key.id)));
+  // START + key lock; retired secret + key row + its row count + lane lock;
+  // audit row + head + endpoints; change row + COMMIT.
+  EXPECT_EQ(store_->queries_executed() - before, 4u);
+
+  before = store_->queries_executed();
+  ASSERT_OK(
+      store_->RevokeKey(tenant.id, key.id, Event("api_key.revoked", key.id)));
+  EXPECT_EQ(store_->queries_executed() - before, 4u);
+
+  // What was written is what a read returns.
+  ASSERT_OK_AND_ASSIGN(ApiKeyRecord got, store_->GetKey(tenant.id, key.id));
+  EXPECT_TRUE(got.revoked);
+  EXPECT_EQ(got.version, 3);
+  EXPECT_EQ(Changes(key.id), (Rows{{"created", "1", absl::StrCat(tenant.id)},
+                                   {"rotated", "2", absl::StrCat(tenant.id)},
+                                   {"revoked", "3", absl::StrCat(tenant.id)}}));
+  EXPECT_EQ(
+      AuditActions(key.id),
+      (Rows{{"api_key.created"}, {"api_key.rotated"}, {"api_key.revoked"}}));
+  EXPECT_NE(warm.id, key.id);
+}
+
+// Values reach the database as literals inside batches: text that looks
+// like SQL, quotes, backslashes and non-ASCII read back exactly.
+TEST_F(MysqlKeyStoreTest, BatchedValuesReadBackExactly) {
+  const Tenant tenant = NewTenant();
+  NewKey key = MakeKey(tenant.id, "it's \\ a \"key\"; -- ? /* */ \xc3\xa9");
+  key.external_id = "ext'; DROP TABLE api_keys; --";
+  key.metadata = {{"k'1", "v\\1\n\xf0\x9f\x94\x91"}};
+  ASSERT_OK(store_->InsertKey(key, Event("api_key.created", key.id)));
+  ASSERT_OK_AND_ASSIGN(ApiKeyRecord got, store_->GetKey(tenant.id, key.id));
+  EXPECT_EQ(got.name, key.name);
+  EXPECT_EQ(got.external_id, key.external_id);
+  EXPECT_EQ(got.metadata, key.metadata);
+  EXPECT_EQ(got.scopes, key.scopes);
+
+  KeyEdit edit;
+  edit.name = std::string("renamed \\' ?");
+  ASSERT_OK_AND_ASSIGN(UpdateResult updated,
+                       store_->UpdateKey(tenant.id, key.id, got.version, edit,
+                                         Event("api_key.updated", key.id)));
+  ASSERT_OK_AND_ASSIGN(got, store_->GetKey(tenant.id, key.id));
+  EXPECT_EQ(got.name, "renamed \\' ?");
+  EXPECT_EQ(got.version, updated.key.version);
+}
+
 TEST_F(MysqlKeyStoreTest, LoadForVerifyOfUnknownIdIsNotFound) {
   EXPECT_CODE(store_->LoadForVerify("ZZZZZZZZZZZZ"),
               absl::StatusCode::kNotFound);

@@ -225,21 +225,55 @@ class Bench:
         return r
 
     def count_statements(self, name, target, *flags):
-        """Records in results[name] the pool statements per call of exactly
-        --max_calls calls (no warm-up), read from the server's counter. The
+        """Records in results[name] the pool's round trips per call of
+        exactly --max_calls calls (no warm-up), read from the server's
+        counter (a statement batch counts once). The
         servers run no periodic work on the pool (start_server), so the
         difference is the calls' own."""
         calls = 50 if self.args.smoke else 500
         before = self.stats(target)["db_queries"]
+        db_pid = self.db_pid()
+        db_before = self.cpu_seconds(db_pid) if db_pid else None
         r = self.tool("--mode=load", f"--target={target}",
                       f"--inflight={self.args.inflight}",
                       f"--channels={self.args.channels}", "--seconds=3600",
                       "--warmup_seconds=0", f"--max_calls={calls}", *flags)
+        db_after = self.cpu_seconds(db_pid) if db_pid else None
         after = self.stats(target)["db_queries"]
         if r["errors"] or r["unexpected"]:
             raise RuntimeError(f"counting the statements of {name}: "
                                f"{r['first_error']}")
         self.results[name]["statements_per_call"] = (after - before) / calls
+        if db_before is not None and db_after is not None:
+            # The database server's own CPU for those calls (it serves
+            # nothing else during a bench run on a private MariaDB).
+            self.results[name]["db_cpu_us_per_call"] = (
+                (db_after - db_before) * 1e6 / calls)
+
+    def db_pid(self):
+        """The MariaDB server's pid when it runs on this machine (its
+        @@pid_file is readable), else None."""
+        result = subprocess.run(
+            ["mariadb", *self.mysql.tool_args(), "--batch", "-N", "-e",
+             "SELECT @@pid_file"], env=self.mysql.tool_env(),
+            capture_output=True, text=True, timeout=60)
+        try:
+            with open(result.stdout.strip()) as f:
+                pid = int(f.read().strip())
+            os.kill(pid, 0)
+            return pid
+        except (OSError, ValueError):
+            return None
+
+    @staticmethod
+    def cpu_seconds(pid):
+        """User + system CPU seconds of `pid` so far, None when gone."""
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            return None
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
     def stats(self, address):
         return self.tool("--mode=stats", f"--target={address}")
@@ -321,7 +355,7 @@ class Bench:
             self.load("rotate", addr, pid, "--rpc=rotate",
                       f"--admin_key_file={admin_key}", f"--ids_file={rotate}",
                       *common)
-            # Statements per call, the round trips the ratios above pay:
+            # Round trips per call, what the ratios above pay:
             # the pool's counter around a fixed number of calls.
             self.count_statements("insert_raw", addr, "--rpc=insert")
             self.count_statements("create", addr, "--rpc=create",
@@ -330,16 +364,29 @@ class Bench:
                                   f"--admin_key_file={admin_key}",
                                   f"--ids_file={rotate}", *common)
 
-        if self.want("classic"):
+        if self.want("classic") or self.want("gateway"):
             print("bench: REST through the gateway vs direct gRPC",
                   file=sys.stderr, flush=True)
             gateway, gw_addr = self.start_gateway(addr)
             self.load("get_grpc", addr, pid, "--rpc=get",
                       f"--admin_key_file={admin_key}", f"--ids_file={small}",
                       *common)
+            profile = None
+            if a.profile_gateway:
+                # perf's cpu-clock event (no hardware counters on this VM),
+                # with call graphs, over the REST row only.
+                profile = subprocess.Popen(
+                    ["perf", "record", "-e", "cpu-clock", "-g", "-q",
+                     "-o", a.profile_gateway, "-p", str(gateway.pid)],
+                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             self.load("rest_get", gw_addr, [main.pid, gateway.pid], "--rpc=http",
                       f"--admin_key_file={admin_key}", f"--ids_file={small}",
                       f"--http_path=/t/{tenant}/api/v1/admin/api-keys/{{id}}")
+            if profile is not None:
+                profile.send_signal(signal.SIGINT)
+                profile.wait(timeout=120)
+                self.notes.append(f"gateway profile of the REST row: "
+                                  f"{a.profile_gateway} (perf report -i)")
             self.load("livez", gw_addr, [gateway.pid], "--rpc=http",
                       "--http_path=/livez")
             self.stop(gateway)
@@ -858,7 +905,7 @@ class Bench:
         ("create", "insert_raw", 0.5, None, "CreateApiKey"),
         ("rotate", "insert_raw", 0.4, None, "RotateApiKey"),
         ("get_grpc", None, None, None, "GetApiKey direct gRPC"),
-        ("rest_get", "get_grpc", 0.5, None, "REST GET via gateway"),
+        ("rest_get", "get_grpc", 0.8, None, "REST GET via gateway"),
         ("livez", "get_grpc", None, None, "gateway /livez (static)"),
         ("verify_states_off", None, None, None,
          "verify warm, key states off"),
@@ -896,7 +943,8 @@ class Bench:
               "webhooks": ("verify_webhooks_",),
               "limits": ("verify_one_key", "verify_limited"),
               "mutations": ("insert_raw", "create", "rotate"),
-              "cache": ("verify_1k_again", "verify_1m")}
+              "cache": ("verify_1k_again", "verify_1m"),
+              "gateway": ("get_grpc", "rest_get", "livez")}
 
     def table(self):
         r = self.results
@@ -942,7 +990,11 @@ class Bench:
                     ok &= pr <= p99_t
                 if "statements_per_call" in x:
                     cmp_text += (f", {x['statements_per_call']:.1f} vs "
-                                 f"{b.get('statements_per_call', 0):.1f} stmts")
+                                 f"{b.get('statements_per_call', 0):.1f} "
+                                 "round trips")
+                if "db_cpu_us_per_call" in x and "db_cpu_us_per_call" in b:
+                    cmp_text += (f", DB CPU {x['db_cpu_us_per_call']:.0f} vs "
+                                 f"{b['db_cpu_us_per_call']:.0f} us")
                 if "db_queries" in x:
                     targets.append("0 queries")
                     ok &= x["db_queries"] == 0
@@ -989,8 +1041,12 @@ def main():
                         "flowing vs none): classic "
                         "(verify, create/rotate, REST, 1M cache, cold, "
                         "audit), mutations (create/rotate only), cache "
-                        "(the big-key rows and memory per key), lists, "
-                        "states, limits (default: all)")
+                        "(the big-key rows and memory per key), gateway "
+                        "(REST GET vs gRPC, /livez), lists, states, limits "
+                        "(default: all)")
+    p.add_argument("--profile-gateway", metavar="FILE",
+                   help="record a perf cpu-clock profile of the gateway "
+                        "during the REST row into FILE")
     p.add_argument("--json", help="also write every raw result here")
     p.add_argument("--smoke", action="store_true",
                    help="1 s per scenario, 20,000 big keys")

@@ -84,16 +84,16 @@ constexpr int kErUnknownSystemVariable = 1193;
 
 namespace internal {
 std::atomic<StatementObserver> statement_observer{nullptr};
+
+void ObserveStatement(const std::string& sql) {
+  StatementObserver observer =
+      statement_observer.load(std::memory_order_relaxed);
+  if (observer != nullptr) observer(sql);
+}
 }  // namespace internal
 
 namespace {
-
-void ObserveStatement(const std::string& sql) {
-  internal::StatementObserver observer =
-      internal::statement_observer.load(std::memory_order_relaxed);
-  if (observer != nullptr) observer(sql);
-}
-
+using internal::ObserveStatement;
 }  // namespace
 
 sql::PreparedStatement& MysqlConnection::Prepare(const std::string& sql) {
@@ -136,6 +136,35 @@ std::unique_ptr<sql::ResultSet> MysqlConnection::QueryText(
   if (text_ == nullptr) text_.reset(conn_->createStatement());
   CountQuery();
   return std::unique_ptr<sql::ResultSet>(text_->executeQuery(sql));
+}
+
+std::unique_ptr<sql::ResultSet> MysqlConnection::ExecuteBatch(
+    const std::vector<std::string>& statements,
+    absl::FunctionRef<void(size_t, sql::ResultSet&)> on_rows, size_t* failed) {
+  if (statements.empty()) return nullptr;
+  if (text_ == nullptr) text_.reset(conn_->createStatement());
+  std::string text;
+  for (const std::string& s : statements) {
+    if (!text.empty()) text += ";\n";
+    text += s;
+  }
+  CountQuery();
+  size_t current = 0;  // the statement whose result is read next
+  try {
+    bool rows = text_->execute(text);
+    for (;;) {
+      std::unique_ptr<sql::ResultSet> rs;
+      if (rows) rs.reset(text_->getResultSet());
+      if (current + 1 == statements.size()) return rs;
+      if (rs != nullptr) on_rows(current, *rs);
+      rs.reset();
+      ++current;
+      rows = text_->getMoreResults();
+    }
+  } catch (const sql::SQLException&) {
+    *failed = current;
+    throw;
+  }
 }
 
 void MysqlConnection::BoundStatements(absl::Duration budget) {
@@ -290,6 +319,10 @@ absl::StatusOr<std::unique_ptr<MysqlConnection>> OpenOnOneHost(
   connect["OPT_WRITE_TIMEOUT"] = WholeSeconds(options.write_timeout);
   connect["OPT_RECONNECT"] = false;
   connect["OPT_CHARSET_NAME"] = sql::SQLString("utf8mb4");
+  // Statement batches (ExecuteBatch): a mutation sends its statements in
+  // a few round trips. Every value in them is rendered by SqlValues, never
+  // pasted from input.
+  connect["CLIENT_MULTI_STATEMENTS"] = true;
 
   std::unique_ptr<sql::Connection> raw;
   try {

@@ -17,6 +17,7 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
+#include "absl/functional/function_ref.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
@@ -49,6 +50,8 @@ namespace internal {
 // which the MySQL grammar check uses); the server never does.
 using StatementObserver = void (*)(const std::string& sql);
 extern std::atomic<StatementObserver> statement_observer;
+// Calls the observer, if any, with `sql`.
+void ObserveStatement(const std::string& sql);
 }  // namespace internal
 
 class MysqlConnection;
@@ -90,6 +93,19 @@ class MysqlConnection {
   // DDL), over the text protocol; each call counts one query.
   void Execute(const std::string& sql);
   std::unique_ptr<sql::ResultSet> QueryText(const std::string& sql);
+
+  // Runs `statements` (complete texts, no placeholders) in order as one
+  // multi-statement text: one round trip, one query counted. The observer
+  // is not called (the caller observes the texts as written). For each
+  // statement but the last that returns rows, `on_rows(index, rows)` is
+  // called before the next result is read; the last statement's rows, if
+  // it returns any, are returned (null otherwise). When statement i fails,
+  // the server has run none after it: `*failed` becomes i and the
+  // statement's exception propagates, with the session ready for the next
+  // statement (unless the connection was lost).
+  std::unique_ptr<sql::ResultSet> ExecuteBatch(
+      const std::vector<std::string>& statements,
+      absl::FunctionRef<void(size_t, sql::ResultSet&)> on_rows, size_t* failed);
 
   // False when the server is not MariaDB (then assumed MySQL >= 8.0).
   bool is_mariadb() const { return is_mariadb_; }

@@ -56,25 +56,26 @@ absl::StatusOr<ChainHead> LockChainHead(Session& session, int64_t tenant_id,
                                         int lane) {
   const LockHeadSelect* const select = &SelectOf<LockHeadSelect>();
   for (int attempt = 0; attempt < 2; ++attempt) {
-    session.Step("lock audit chain head");
-    sql::PreparedStatement& lock = session.Prepare(select->sql);
-    lock.setInt64(1, tenant_id);
-    lock.setInt(2, lane);
-    std::unique_ptr<sql::ResultSet> rs = session.Query(lock);
-    if (rs->next()) {
+    // Sent with the statements the transaction queued before it.
+    SqlValues values;
+    values.Int(tenant_id).Int(lane);
+    absl::StatusOr<std::unique_ptr<sql::ResultSet>> rs =
+        session.QueryWithQueued("lock audit chain head", select->sql, values);
+    if (!rs.ok()) return rs.status();
+    if ((*rs)->next()) {
       ChainHead head;
       head.lane = lane;
-      head.last.seq = rs->getInt64(select->last_seq);
-      if (!ReadDigestColumn(rs->getString(select->last_hash).asStdString(),
+      head.last.seq = (*rs)->getInt64(select->last_seq);
+      if (!ReadDigestColumn((*rs)->getString(select->last_hash).asStdString(),
                             &head.last.hash)) {
         return absl::InternalError("audit chain head has a malformed hash");
       }
-      absl::StatusOr<absl::Time> now = GetTime(*rs, select->now);
+      absl::StatusOr<absl::Time> now = GetTime(**rs, select->now);
       if (!now.ok()) return now.status();
       head.now = *now;
       return head;
     }
-    rs.reset();
+    rs->reset();
     session.Step("create audit chain head");
     sql::PreparedStatement& create = session.Prepare(kCreateHeadSql);
     create.setInt64(1, tenant_id);
@@ -85,15 +86,14 @@ absl::StatusOr<ChainHead> LockChainHead(Session& session, int64_t tenant_id,
   return absl::InternalError("audit chain head vanished");
 }
 
-void UpdateChainHead(Session& session, int64_t tenant_id,
-                     const ChainHead& head) {
-  session.Step("update audit chain head");
-  sql::PreparedStatement& stmt = session.Prepare(kUpdateHeadSql);
-  stmt.setInt64(1, head.last.seq);
-  stmt.setString(2, DigestColumn(head.last.hash));
-  stmt.setInt64(3, tenant_id);
-  stmt.setInt(4, head.lane);
-  session.Update(stmt);
+absl::Status UpdateChainHead(Session& session, int64_t tenant_id,
+                             const ChainHead& head) {
+  SqlValues values;
+  values.Int(head.last.seq)
+      .Bytes(DigestColumn(head.last.hash))
+      .Int(tenant_id)
+      .Int(head.lane);
+  return session.Defer("update audit chain head", kUpdateHeadSql, values);
 }
 
 std::string DigestColumn(const core::Digest& digest) {

@@ -42,15 +42,17 @@ struct ChainHead {
 void CreateChainHeads(Session& session, int64_t tenant_id);
 
 // Locks (creating it when absent) the head of `tenant_id`'s chain `lane` in
-// the session's open transaction. Throws sql::SQLException like every
+// the session's open transaction, in the round trip that sends the
+// statements queued before it. Throws sql::SQLException like every
 // Session statement; INTERNAL when the stored hash is malformed.
 absl::StatusOr<ChainHead> LockChainHead(Session& session, int64_t tenant_id,
                                         int lane);
 
 // Stores the new head of (tenant_id, head.lane) (after the rows it covers
-// were inserted).
-void UpdateChainHead(Session& session, int64_t tenant_id,
-                     const ChainHead& head);
+// were inserted): queued (Session::Defer), sent with the transaction's next
+// statement or its COMMIT.
+absl::Status UpdateChainHead(Session& session, int64_t tenant_id,
+                             const ChainHead& head);
 
 // Digest <-> the BINARY(32) column value.
 std::string DigestColumn(const core::Digest& digest);

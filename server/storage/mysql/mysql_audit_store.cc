@@ -402,7 +402,10 @@ absl::Status MysqlAuditStore::AppendEvents(
         }
         size_t i = 0;
         for (const auto& entry : by_tenant) {
-          UpdateChainHead(s, entry.first, heads[i++]);
+          if (absl::Status st = UpdateChainHead(s, entry.first, heads[i++]);
+              !st.ok()) {
+            return st;
+          }
         }
         s.Commit();
         return absl::OkStatus();

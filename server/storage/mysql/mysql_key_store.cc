@@ -359,44 +359,40 @@ bool IsExpired(const ApiKeyRecord& key) {
 
 absl::Status NotFound() { return absl::NotFoundError("API key not found"); }
 
-// Locks the key row (FOR UPDATE) and reads it; `secret` (optional)
-// receives the current secret. NOT_FOUND when there is no such live key in
-// the tenant.
+// Locks the key row (FOR UPDATE) and reads it, in the round trip that sends
+// what the transaction queued before (its START TRANSACTION); `secret`
+// (optional) receives the current secret. NOT_FOUND when there is no such live
+// key in the tenant.
 absl::Status LockKey(Session& session, int64_t tenant_id, absl::string_view id,
                      ApiKeyRecord* key, StoredSecret* secret);
 
-// The change-feed row of a mutation. Always the transaction's last
-// statement before COMMIT: its seq is allocated here and stays an open gap
-// for every replica until the COMMIT, so nothing that can wait (the audit
-// lane lock, other row locks) may come after it (docs/replication.md).
-// `slot` is its position in the writer's stream (none: the legacy stream
-// only).
+// The change-feed row of a mutation, queued (sent with the COMMIT). Always
+// the transaction's last statement before COMMIT: its seq is allocated here and
+// stays an open gap for every replica until the COMMIT, so nothing that can
+// wait (the audit lane lock, other row locks) may come after it
+// (docs/replication.md). `slot` is its position in the writer's stream (none:
+// the legacy stream only).
 absl::Status InsertChange(Session& session,
                           const std::optional<StreamPosition>& slot,
                           int64_t tenant_id, absl::string_view key_id,
                           absl::string_view change_type, int64_t version) {
-  session.Step("insert key change");
-  sql::PreparedStatement& stmt = session.Prepare(kInsertChangeSql);
+  SqlValues values;
   if (slot.has_value()) {
-    stmt.setString(1, slot->writer);
-    stmt.setInt64(2, slot->wseq);
+    values.Text(slot->writer).Int(slot->wseq);
   } else {
-    stmt.setString(1, "");
-    stmt.setNull(2, sql::DataType::BIGINT);
+    values.Text("").Null();
   }
-  stmt.setInt64(3, tenant_id);
-  stmt.setString(4, Str(key_id));
-  stmt.setString(5, Str(change_type));
-  stmt.setInt64(6, version);
-  session.Update(stmt);
-  return absl::OkStatus();
+  values.Int(tenant_id).Text(key_id).Text(change_type).Int(version);
+  return session.Defer("insert key change", kInsertChangeSql, values);
 }
 
 // The end every key mutation shares once its row is updated: the audit
 // event, then the change-feed row (the last statement, see InsertChange) at
 // the stream position `draw_slot` returns (drawn only then), then COMMIT, with
-// the writer fault points between them. The session's transaction is committed
-// only when every step succeeded.
+// the writer fault points between them. The statements queued before (the
+// key row's own) are sent with the audit lane lock; the audit row and its
+// chain head with the webhook endpoints read; the feed row with the COMMIT. The
+// session's transaction is committed only when every step succeeded.
 absl::Status AuditChangeAndCommit(
     Session& session,
     absl::FunctionRef<std::optional<StreamPosition>()> draw_slot,
@@ -413,6 +409,9 @@ absl::Status AuditChangeAndCommit(
       !st.ok()) {
     return st;
   }
+  // The feed row goes with the COMMIT; a test holding the point holds the
+  // writer between the two (fault_points.h).
+  if (fault::kWriterBeforeCommit.armed()) session.Flush();
   if (absl::Status st = fault::kWriterBeforeCommit.Hit(key_id); !st.ok()) {
     return st;
   }
@@ -420,19 +419,49 @@ absl::Status AuditChangeAndCommit(
   return absl::OkStatus();
 }
 
-// The key's named limits (checked by CheckKeyRateLimits), one row each.
-void InsertKeyLimits(Session& session, int64_t tenant_id, absl::string_view id,
-                     const std::vector<KeyRateLimit>& limits) {
-  for (const KeyRateLimit& l : limits) {
-    session.Step("insert key limit");
-    sql::PreparedStatement& limit = session.Prepare(kInsertKeyLimitSql);
-    limit.setString(1, Str(id));
-    limit.setInt64(2, tenant_id);
-    limit.setString(3, l.name);
-    limit.setInt64(4, l.limit);
-    limit.setInt64(5, absl::ToInt64Milliseconds(l.duration));
-    session.Update(limit);
+// The version bump every mutation of an existing key ends with: `set`
+// (assignments ending in ", ", values in `values`) and version =
+// old_version + 1 on the key row locked by LockKey, which must be the one
+// row updated (INTERNAL "<what>: the locked row did not update"
+// otherwise); then AuditChangeAndCommit.
+absl::Status BumpVersionAuditAndCommit(
+    Session& session,
+    absl::FunctionRef<std::optional<StreamPosition>()> draw_slot,
+    int64_t tenant_id, absl::string_view key_id, int64_t old_version,
+    absl::string_view set, SqlValues values, absl::string_view what,
+    const AuditEvent& event, absl::string_view change_type) {
+  values.Int(old_version + 1).Int(tenant_id).Text(key_id).Int(old_version);
+  if (absl::Status st = session.DeferChecked(
+          "update key",
+          absl::StrCat("UPDATE api_keys SET ", set,
+                       "version = ? WHERE tenant_id = ? AND id = ?"
+                       " AND version = ?"),
+          values, 1,
+          absl::InternalError(
+              absl::StrCat(what, ": the locked row did not update")));
+      !st.ok()) {
+    return st;
   }
+  return AuditChangeAndCommit(session, draw_slot, tenant_id, key_id, event,
+                              change_type, old_version + 1);
+}
+
+// Queues the key's named limits (checked by CheckKeyRateLimits), one row
+// each.
+absl::Status InsertKeyLimits(Session& session, int64_t tenant_id,
+                             absl::string_view id,
+                             const std::vector<KeyRateLimit>& limits) {
+  for (const KeyRateLimit& l : limits) {
+    SqlValues limit;
+    limit.Text(id).Int(tenant_id).Text(l.name).Int(l.limit).Int(
+        absl::ToInt64Milliseconds(l.duration));
+    if (absl::Status s =
+            session.Defer("insert key limit", kInsertKeyLimitSql, limit);
+        !s.ok()) {
+      return s;
+    }
+  }
+  return absl::OkStatus();
 }
 
 absl::Status InsertKeyRow(Session& session, int64_t tenant_id,
@@ -450,51 +479,58 @@ absl::Status InsertKeyRow(Session& session, int64_t tenant_id,
       JoinList(key.allowed_cidrs, ',', "allowed_cidrs");
   if (!cidrs.ok()) return cidrs.status();
 
-  session.Step("insert key");
-  sql::PreparedStatement& stmt = session.Prepare(kInsertKeySql);
-  stmt.setString(1, key.id);
-  stmt.setInt64(2, tenant_id);
-  stmt.setString(3, key.name);
-  stmt.setString(4, DigestBytes(key.secret.digest));
-  stmt.setInt(5, key.secret.pepper_version);
-  stmt.setString(6, *scopes);
-  stmt.setString(7, *cidrs);
-  stmt.setInt(8, key.rate_limit_per_minute);
-  stmt.setString(9, key.created_by_type);
-  stmt.setString(10, key.created_by_id);
-  if (absl::Status s = BindTime(stmt, 11, key.created_at); !s.ok()) return s;
-  if (absl::Status s = BindTime(stmt, 12, key.expires_at); !s.ok()) return s;
-  stmt.setString(13, key.external_id);
-  stmt.setString(14, core::EncodeStringMapJson(key.metadata));
-  stmt.setInt(15, key.decoy ? 1 : 0);
-  session.Update(stmt);
-  InsertKeyLimits(session, tenant_id, key.id, key.rate_limits);
+  SqlValues row;
+  row.Text(key.id)
+      .Int(tenant_id)
+      .Text(key.name)
+      .Bytes(DigestBytes(key.secret.digest))
+      .Int(key.secret.pepper_version)
+      .Text(*scopes)
+      .Text(*cidrs)
+      .Int(key.rate_limit_per_minute)
+      .Text(key.created_by_type)
+      .Text(key.created_by_id);
+  if (absl::Status s = row.Time(key.created_at); !s.ok()) return s;
+  if (absl::Status s = row.Time(key.expires_at); !s.ok()) return s;
+  row.Text(key.external_id)
+      .Text(core::EncodeStringMapJson(key.metadata))
+      .Int(key.decoy ? 1 : 0);
+  if (absl::Status s = session.Defer("insert key", kInsertKeySql, row);
+      !s.ok()) {
+    return s;
+  }
+  if (absl::Status s =
+          InsertKeyLimits(session, tenant_id, key.id, key.rate_limits);
+      !s.ok()) {
+    return s;
+  }
   if (key.quota.has_value()) {
-    session.Step("insert key quota");
-    sql::PreparedStatement& quota = session.Prepare(kInsertKeyQuotaSql);
-    quota.setString(1, key.id);
-    quota.setInt64(2, tenant_id);
-    quota.setInt64(3, key.quota->remaining);
+    SqlValues quota;
+    quota.Text(key.id).Int(tenant_id).Int(key.quota->remaining);
     if (std::optional<Refill> refill = RefillOf(*key.quota)) {
-      quota.setInt64(4, refill->amount);
-      quota.setInt64(5, absl::ToInt64Milliseconds(refill->interval));
+      quota.Int(refill->amount)
+          .Int(absl::ToInt64Milliseconds(refill->interval));
     } else {
-      quota.setNull(4, 0);
-      quota.setNull(5, 0);
+      quota.Null().Null();
     }
-    session.Update(quota);
+    if (absl::Status s =
+            session.Defer("insert key quota", kInsertKeyQuotaSql, quota);
+        !s.ok()) {
+      return s;
+    }
   }
   return absl::OkStatus();
 }
 
 absl::Status LockKey(Session& session, int64_t tenant_id, absl::string_view id,
                      ApiKeyRecord* key, StoredSecret* secret) {
-  session.Step("lock key");
   const LockSelect& c = SelectOf<LockSelect>();
-  sql::PreparedStatement& stmt = session.Prepare(c.sql);
-  stmt.setInt64(1, tenant_id);
-  stmt.setString(2, Str(id));
-  std::unique_ptr<sql::ResultSet> rs = session.Query(stmt);
+  SqlValues values;
+  values.Int(tenant_id).Text(id);
+  absl::StatusOr<std::unique_ptr<sql::ResultSet>> rows =
+      session.QueryWithQueued("lock key", c.sql, values);
+  if (!rows.ok()) return rows.status();
+  sql::ResultSet* const rs = rows->get();
   if (!rs->next()) return NotFound();
   if (absl::Status s = ReadRecord(*rs, c.record, key); !s.ok()) return s;
   if (secret != nullptr) {
@@ -1041,22 +1077,23 @@ absl::StatusOr<ApiKeyRecord> MysqlKeyStore::RotateKey(
         const absl::Time valid_until = now + grace;
         const int64_t old_version = key.version;
 
-        s.Step("retire secret");
-        sql::PreparedStatement& retire = s.Prepare(
-            "INSERT INTO api_key_retired_secrets (key_id, key_version, "
-            "tenant_id,"
-            " digest, pepper_version, retired_at, valid_until)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?)");
-        retire.setString(1, Str(id));
-        retire.setInt64(2, old_version);
-        retire.setInt64(3, tenant_id);
-        retire.setString(4, DigestBytes(old_secret.digest));
-        retire.setInt(5, old_secret.pepper_version);
-        if (absl::Status st = BindTime(retire, 6, now); !st.ok()) return st;
-        if (absl::Status st = BindTime(retire, 7, valid_until); !st.ok()) {
+        SqlValues retire;
+        retire.Text(id)
+            .Int(old_version)
+            .Int(tenant_id)
+            .Bytes(DigestBytes(old_secret.digest))
+            .Int(old_secret.pepper_version);
+        if (absl::Status st = retire.Time(now); !st.ok()) return st;
+        if (absl::Status st = retire.Time(valid_until); !st.ok()) return st;
+        if (absl::Status st = s.Defer(
+                "retire secret",
+                "INSERT INTO api_key_retired_secrets (key_id, key_version,"
+                " tenant_id, digest, pepper_version, retired_at, valid_until)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                retire);
+            !st.ok()) {
           return st;
         }
-        s.Update(retire);
 
         // A rotation also ends earlier grace periods that would outlast its
         // own: a grace-0 rotation (suspected leak) kills every old secret.
@@ -1067,57 +1104,47 @@ absl::StatusOr<ApiKeyRecord> MysqlKeyStore::RotateKey(
         const bool cap_needed = key.previous_secret_valid_until.has_value() &&
                                 *key.previous_secret_valid_until > valid_until;
         if (cap_needed) {
-          s.Step("cap earlier grace periods");
-          sql::PreparedStatement& cap = s.Prepare(
-              "UPDATE api_key_retired_secrets SET valid_until = ?"
-              " WHERE tenant_id = ? AND key_id = ? AND key_version < ?"
-              " AND valid_until > ?");
-          if (absl::Status st = BindTime(cap, 1, valid_until); !st.ok())
+          SqlValues cap;
+          if (absl::Status st = cap.Time(valid_until); !st.ok()) return st;
+          cap.Int(tenant_id).Text(id).Int(old_version);
+          if (absl::Status st = cap.Time(valid_until); !st.ok()) return st;
+          if (absl::Status st = s.Defer(
+                  "cap earlier grace periods",
+                  "UPDATE api_key_retired_secrets SET valid_until = ?"
+                  " WHERE tenant_id = ? AND key_id = ? AND key_version < ?"
+                  " AND valid_until > ?",
+                  cap);
+              !st.ok()) {
             return st;
-          cap.setInt64(2, tenant_id);
-          cap.setString(3, Str(id));
-          cap.setInt64(4, old_version);
-          if (absl::Status st = BindTime(cap, 5, valid_until); !st.ok())
-            return st;
-          s.Update(cap);
+          }
         }
 
         // Keep the newest kMaxRetiredSecrets: versions are distinct integers,
         // so those above old_version - kMaxRetiredSecrets are at most that
         // many.
         if (old_version > kMaxRetiredSecrets) {
-          s.Step("prune retired secrets");
-          sql::PreparedStatement& prune = s.Prepare(
-              "DELETE FROM api_key_retired_secrets"
-              " WHERE tenant_id = ? AND key_id = ? AND key_version <= ?");
-          prune.setInt64(1, tenant_id);
-          prune.setString(2, Str(id));
-          prune.setInt64(3, old_version - kMaxRetiredSecrets);
-          s.Update(prune);
+          SqlValues prune;
+          prune.Int(tenant_id).Text(id).Int(old_version - kMaxRetiredSecrets);
+          if (absl::Status st = s.Defer(
+                  "prune retired secrets",
+                  "DELETE FROM api_key_retired_secrets"
+                  " WHERE tenant_id = ? AND key_id = ? AND key_version <= ?",
+                  prune);
+              !st.ok()) {
+            return st;
+          }
         }
 
-        s.Step("update key");
-        sql::PreparedStatement& update = s.Prepare(
-            "UPDATE api_keys SET digest = ?, pepper_version = ?, rotated_at = "
-            "?, expires_at = ?,"
-            " version = ? WHERE tenant_id = ? AND id = ? AND version = ?");
-        update.setString(1, DigestBytes(new_secret.digest));
-        update.setInt(2, new_secret.pepper_version);
-        if (absl::Status st = BindTime(update, 3, now); !st.ok()) return st;
-        if (absl::Status st = BindTime(update, 4, key.expires_at); !st.ok()) {
-          return st;
-        }
-        update.setInt64(5, old_version + 1);
-        update.setInt64(6, tenant_id);
-        update.setString(7, Str(id));
-        update.setInt64(8, old_version);
-        if (s.Update(update) != 1) {
-          return absl::InternalError(
-              "rotate key: the locked row did not update");
-        }
-        if (absl::Status st = AuditChangeAndCommit(
-                s, [&] { return Draw(slots); }, tenant_id, id, event, "rotated",
-                old_version + 1);
+        SqlValues set;
+        set.Bytes(DigestBytes(new_secret.digest))
+            .Int(new_secret.pepper_version);
+        if (absl::Status st = set.Time(now); !st.ok()) return st;
+        if (absl::Status st = set.Time(key.expires_at); !st.ok()) return st;
+        if (absl::Status st = BumpVersionAuditAndCommit(
+                s, [&] { return Draw(slots); }, tenant_id, id, old_version,
+                "digest = ?, pepper_version = ?, rotated_at = ?,"
+                " expires_at = ?, ",
+                std::move(set), "rotate key", event, "rotated");
             !st.ok()) {
           return st;
         }
@@ -1161,22 +1188,12 @@ absl::StatusOr<RevokeResult> MysqlKeyStore::RevokeKey(int64_t tenant_id,
         }
         const absl::Time now = result.key.db_now;
         const int64_t old_version = result.key.version;
-        s.Step("update key");
-        sql::PreparedStatement& update = s.Prepare(
-            "UPDATE api_keys SET revoked = 1, revoked_at = ?, version = ?"
-            " WHERE tenant_id = ? AND id = ? AND version = ?");
-        if (absl::Status st = BindTime(update, 1, now); !st.ok()) return st;
-        update.setInt64(2, old_version + 1);
-        update.setInt64(3, tenant_id);
-        update.setString(4, Str(id));
-        update.setInt64(5, old_version);
-        if (s.Update(update) != 1) {
-          return absl::InternalError(
-              "revoke key: the locked row did not update");
-        }
-        if (absl::Status st = AuditChangeAndCommit(
-                s, [&] { return Draw(slots); }, tenant_id, id, event, "revoked",
-                old_version + 1);
+        SqlValues set;
+        if (absl::Status st = set.Time(now); !st.ok()) return st;
+        if (absl::Status st = BumpVersionAuditAndCommit(
+                s, [&] { return Draw(slots); }, tenant_id, id, old_version,
+                "revoked = 1, revoked_at = ?, ", std::move(set), "revoke key",
+                event, "revoked");
             !st.ok()) {
           return st;
         }
@@ -1239,40 +1256,33 @@ absl::StatusOr<UpdateResult> MysqlKeyStore::UpdateKey(int64_t tenant_id,
         if (!cidrs.ok()) return cidrs.status();
         const int64_t old_version = key.version;
 
-        s.Step("update key");
-        sql::PreparedStatement& update = s.Prepare(
-            "UPDATE api_keys SET name = ?, scopes = ?, allowed_cidrs = ?,"
-            " rate_limit_per_minute = ?, expires_at = ?, external_id = ?,"
-            " metadata = ?, version = ?"
-            " WHERE tenant_id = ? AND id = ? AND version = ?");
-        update.setString(1, key.name);
-        update.setString(2, *scopes);
-        update.setString(3, *cidrs);
-        update.setInt(4, key.rate_limit_per_minute);
-        if (absl::Status st = BindTime(update, 5, key.expires_at); !st.ok()) {
-          return st;
-        }
-        update.setString(6, key.external_id);
-        update.setString(7, core::EncodeStringMapJson(key.metadata));
-        update.setInt64(8, old_version + 1);
-        update.setInt64(9, tenant_id);
-        update.setString(10, Str(id));
-        update.setInt64(11, old_version);
-        if (s.Update(update) != 1) {
-          return absl::InternalError(
-              "update key: the locked row did not update");
-        }
+        SqlValues set;
+        set.Text(key.name).Text(*scopes).Text(*cidrs).Int(
+            key.rate_limit_per_minute);
+        if (absl::Status st = set.Time(key.expires_at); !st.ok()) return st;
+        set.Text(key.external_id).Text(core::EncodeStringMapJson(key.metadata));
         if (edit.rate_limits) {
-          s.Step("delete key limits");
-          sql::PreparedStatement& remove = s.Prepare(kDeleteKeyLimitsSql);
-          remove.setInt64(1, tenant_id);
-          remove.setString(2, Str(id));
-          s.Update(remove);
-          InsertKeyLimits(s, tenant_id, id, key.rate_limits);
+          // The key row is locked (LockKey): its limits are replaced in
+          // this transaction, before the version bump that publishes them.
+          SqlValues key_of;
+          key_of.Int(tenant_id).Text(id);
+          if (absl::Status st =
+                  s.Defer("delete key limits", kDeleteKeyLimitsSql, key_of);
+              !st.ok()) {
+            return st;
+          }
+          if (absl::Status st =
+                  InsertKeyLimits(s, tenant_id, id, key.rate_limits);
+              !st.ok()) {
+            return st;
+          }
         }
-        if (absl::Status st = AuditChangeAndCommit(
-                s, [&] { return Draw(slots); }, tenant_id, id, event, "updated",
-                old_version + 1);
+        if (absl::Status st = BumpVersionAuditAndCommit(
+                s, [&] { return Draw(slots); }, tenant_id, id, old_version,
+                "name = ?, scopes = ?, allowed_cidrs = ?,"
+                " rate_limit_per_minute = ?, expires_at = ?, external_id = ?,"
+                " metadata = ?, ",
+                std::move(set), "update key", event, "updated");
             !st.ok()) {
           return st;
         }
@@ -1318,25 +1328,14 @@ absl::StatusOr<UpdateResult> MysqlKeyStore::SetKeyDisabled(
         const int64_t old_version = key.version;
         const std::optional<absl::Time> disabled_at =
             disabled ? std::optional<absl::Time>(key.db_now) : std::nullopt;
-        s.Step("update key");
-        sql::PreparedStatement& update = s.Prepare(
-            "UPDATE api_keys SET disabled = ?, disabled_at = ?,"
-            " version = ? WHERE tenant_id = ? AND id = ? AND version = ?");
-        update.setInt(1, disabled ? 1 : 0);
-        if (absl::Status st = BindTime(update, 2, disabled_at); !st.ok()) {
-          return st;
-        }
-        update.setInt64(3, old_version + 1);
-        update.setInt64(4, tenant_id);
-        update.setString(5, Str(id));
-        update.setInt64(6, old_version);
-        if (s.Update(update) != 1) {
-          return absl::InternalError(
-              "disable key: the locked row did not update");
-        }
-        if (absl::Status st = AuditChangeAndCommit(
-                s, [&] { return Draw(slots); }, tenant_id, id, event,
-                disabled ? "disabled" : "enabled", old_version + 1);
+        SqlValues set;
+        set.Int(disabled ? 1 : 0);
+        if (absl::Status st = set.Time(disabled_at); !st.ok()) return st;
+        if (absl::Status st = BumpVersionAuditAndCommit(
+                s, [&] { return Draw(slots); }, tenant_id, id, old_version,
+                "disabled = ?, disabled_at = ?, ", std::move(set),
+                disabled ? "disable key" : "enable key", event,
+                disabled ? "disabled" : "enabled");
             !st.ok()) {
           return st;
         }
@@ -1385,21 +1384,9 @@ absl::StatusOr<UpdateResult> MysqlKeyStore::EndRetiredSecretGrace(
               return absl::OkStatus();
             }
             const int64_t old_version = key.version;
-            s.Step("update key");
-            sql::PreparedStatement& update = s.Prepare(
-                "UPDATE api_keys SET version = ?"
-                " WHERE tenant_id = ? AND id = ? AND version = ?");
-            update.setInt64(1, old_version + 1);
-            update.setInt64(2, tenant_id);
-            update.setString(3, Str(id));
-            update.setInt64(4, old_version);
-            if (s.Update(update) != 1) {
-              return absl::InternalError(
-                  "end grace: the locked row did not update");
-            }
-            if (absl::Status st = AuditChangeAndCommit(
-                    s, [&] { return Draw(slots); }, tenant_id, id, event,
-                    "updated", old_version + 1);
+            if (absl::Status st = BumpVersionAuditAndCommit(
+                    s, [&] { return Draw(slots); }, tenant_id, id, old_version,
+                    "", SqlValues(), "end grace", event, "updated");
                 !st.ok()) {
               return st;
             }

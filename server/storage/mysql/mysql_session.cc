@@ -33,6 +33,10 @@ constexpr int kErSavepointMissing = 1305;
 // victim or a certification conflict).
 constexpr int kErDeadlock = 1213;
 
+// The savepoint Begin sets and Commit releases (Session::Commit).
+constexpr char kMarkTransactionSql[] = "SAVEPOINT lumo_transaction";
+constexpr char kReleaseTransactionSql[] = "RELEASE SAVEPOINT lumo_transaction";
+
 // Rolls the session's transaction back; false when ROLLBACK failed (the
 // transaction may still be open: the caller must not reuse the
 // connection).
@@ -47,21 +51,154 @@ bool TryRollback(Session& session) {
 
 }  // namespace
 
+// ---------------------------------------------------------------------------
+// Session
+
+std::unique_ptr<sql::ResultSet> Session::Query(sql::PreparedStatement& stmt) {
+  Flush();
+  return conn_.Query(stmt);
+}
+
+uint64_t Session::Update(sql::PreparedStatement& stmt) {
+  Flush();
+  return conn_.Update(stmt);
+}
+
+namespace {
+
+// The statement observer (connection_pool.h) sees a queued statement as
+// written and with literals of its values' kinds in place.
+void ObserveQueued(const std::string& sql, const SqlValues& values) {
+  if (internal::statement_observer.load(std::memory_order_relaxed) == nullptr) {
+    return;
+  }
+  internal::ObserveStatement(sql);
+  if (values.size() > 0) internal::ObserveStatement(values.Shape(sql));
+}
+
+constexpr char kRowCountSql[] = "SELECT ROW_COUNT()";
+
+}  // namespace
+
+absl::Status Session::Defer(absl::string_view step, const std::string& sql,
+                            const SqlValues& values) {
+  absl::StatusOr<std::string> text = values.Render(sql);
+  if (!text.ok()) return text.status();
+  ObserveQueued(sql, values);
+  queued_.push_back(Queued{std::string(step), *std::move(text), std::nullopt,
+                           absl::OkStatus()});
+  return absl::OkStatus();
+}
+
+absl::Status Session::DeferChecked(absl::string_view step,
+                                   const std::string& sql,
+                                   const SqlValues& values, uint64_t rows,
+                                   absl::Status mismatch) {
+  if (absl::Status st = Defer(step, sql, values); !st.ok()) return st;
+  internal::ObserveStatement(kRowCountSql);
+  queued_.back().rows = rows;
+  queued_.back().mismatch = std::move(mismatch);
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::unique_ptr<sql::ResultSet>> Session::QueryWithQueued(
+    absl::string_view step, const std::string& sql, const SqlValues& values) {
+  absl::StatusOr<std::string> text = values.Render(sql);
+  if (!text.ok()) return text.status();
+  ObserveQueued(sql, values);
+  const Queued query{std::string(step), *std::move(text), std::nullopt,
+                     absl::OkStatus()};
+  return SendQueued(&query);
+}
+
+void Session::Flush() { SendQueued(nullptr); }
+
+std::unique_ptr<sql::ResultSet> Session::SendQueued(const Queued* last,
+                                                    size_t* failed_entry) {
+  if (queued_.empty() && last == nullptr) return nullptr;
+  std::vector<Queued> queued = std::move(queued_);
+  queued_.clear();
+  if (last != nullptr) queued.push_back(*last);
+  // The statements as sent: each checked one is followed by its row count.
+  std::vector<std::string> texts;
+  std::vector<size_t> entry;   // the queued statement of each text
+  std::vector<bool> is_count;  // the text is a row count
+  for (size_t i = 0; i < queued.size(); ++i) {
+    texts.push_back(queued[i].text);
+    entry.push_back(i);
+    is_count.push_back(false);
+    if (queued[i].rows.has_value()) {
+      texts.push_back(kRowCountSql);
+      entry.push_back(i);
+      is_count.push_back(true);
+    }
+  }
+  std::optional<absl::Status> mismatch;
+  auto check = [&](size_t index, sql::ResultSet& rs) {
+    if (!is_count[index] || mismatch.has_value()) return;
+    const Queued& q = queued[entry[index]];
+    if (!rs.next() || rs.getInt64(1) != static_cast<int64_t>(*q.rows)) {
+      mismatch = q.mismatch;
+    }
+  };
+  size_t failed = 0;
+  std::unique_ptr<sql::ResultSet> rows;
+  try {
+    rows = conn_.ExecuteBatch(texts, check, &failed);
+    // The last statement's rows come back instead of being checked: a
+    // flush that ends with a checked statement ends with its row count.
+    if (rows != nullptr && is_count.back()) {
+      check(texts.size() - 1, *rows);
+      rows.reset();
+    }
+  } catch (const sql::SQLException&) {
+    step_ = queued[entry[failed]].step;
+    if (failed_entry != nullptr) *failed_entry = entry[failed];
+    throw;
+  }
+  if (mismatch.has_value()) throw RowCountMismatch(*std::move(mismatch));
+  if (last != nullptr) step_ = last->step;
+  return rows;
+}
+
 void Session::Begin() {
-  Step("start transaction");
-  conn_.Execute("START TRANSACTION");
-  in_transaction_ = true;
-  Step("mark transaction");
+  internal::ObserveStatement("START TRANSACTION");
+  queued_.push_back(Queued{"start transaction", "START TRANSACTION",
+                           std::nullopt, absl::OkStatus()});
   // The savepoint that marks a transaction Begin started.
-  conn_.Execute("SAVEPOINT lumo_transaction");
+  internal::ObserveStatement(kMarkTransactionSql);
+  queued_.push_back(Queued{"mark transaction", kMarkTransactionSql,
+                           std::nullopt, absl::OkStatus()});
+  in_transaction_ = true;
 }
 
 void Session::Commit() {
-  Step("check transaction");
+  for (const Queued& q : queued_) {
+    if (q.rows.has_value()) {
+      Flush();
+      break;
+    }
+  }
+  // A multi-statement stops at its first error: when the savepoint is gone
+  // the COMMIT after its release does not run.
+  internal::ObserveStatement(kReleaseTransactionSql);
+  queued_.push_back(Queued{"check transaction", kReleaseTransactionSql,
+                           std::nullopt, absl::OkStatus()});
+  internal::ObserveStatement("COMMIT");
+  const Queued commit{"commit", "COMMIT", std::nullopt, absl::OkStatus()};
+  // From here a lost connection leaves the outcome unknown: the round trip
+  // that carries the COMMIT may have reached the server.
+  commit_sent_ = true;
+  const size_t release = queued_.size() - 1;
+  size_t failed = 0;
   try {
-    conn_.Execute("RELEASE SAVEPOINT lumo_transaction");
+    SendQueued(&commit, &failed);
   } catch (const sql::SQLException& e) {
-    if (e.getErrorCode() != kErSavepointMissing) throw;
+    if (IsConnectionLevelError(e.getErrorCode()) || failed > release) throw;
+    // The server answered an error for a statement before COMMIT, so the
+    // COMMIT did not run.
+    commit_sent_ = false;
+    if (failed != release || e.getErrorCode() != kErSavepointMissing) throw;
     // Whatever ran after the transaction's end (its own autocommits, or a
     // new implicit transaction that Run now rolls back) is not this
     // transaction; the body runs again or the caller gets ABORTED.
@@ -70,11 +207,19 @@ void Session::Commit() {
         "(a conflicting write from another node)",
         "40001", kErDeadlock);
   }
-  Step("commit");
-  commit_sent_ = true;
-  conn_.Execute("COMMIT");
   in_transaction_ = false;
   if (outbox_written_ && outbox_signal_ != nullptr) outbox_signal_->Raise();
+  outbox_written_ = false;
+}
+
+void Session::Rollback() {
+  queued_.clear();
+  if (!fault::kSessionRollback.Hit().ok()) {
+    throw sql::SQLException("injected ROLLBACK failure", "70100",
+                            kInjectedStatementError);
+  }
+  conn_.Execute("ROLLBACK");
+  in_transaction_ = false;
   outbox_written_ = false;
 }
 
@@ -132,26 +277,48 @@ absl::StatusOr<std::optional<absl::Time>> GetOptionalTime(
   return std::optional<absl::Time>(*t);
 }
 
+namespace {
+
+// The 12 stored fields of `event` in column order, as text except the one
+// integer (suspicious).
+template <typename OnText, typename OnInt>
+void VisitAuditFields(const AuditEvent& event, OnText text, OnInt integer) {
+  text(event.action);
+  text(event.category);
+  text(event.actor_type);
+  text(event.actor_id);
+  text(event.target_type);
+  text(event.target_id);
+  text(event.outcome);
+  integer(event.suspicious ? 1 : 0);
+  text(event.ip_address);
+  text(event.user_agent);
+  text(event.request_id);
+  text(event.metadata_json);
+}
+
+}  // namespace
+
 void BindAuditFields(sql::PreparedStatement& stmt, int first,
                      const AuditEvent& event) {
   int i = first;
-  stmt.setString(i++, event.action);
-  stmt.setString(i++, event.category);
-  stmt.setString(i++, event.actor_type);
-  stmt.setString(i++, event.actor_id);
-  stmt.setString(i++, event.target_type);
-  stmt.setString(i++, event.target_id);
-  stmt.setString(i++, event.outcome);
-  stmt.setInt(i++, event.suspicious ? 1 : 0);
-  stmt.setString(i++, event.ip_address);
-  stmt.setString(i++, event.user_agent);
-  stmt.setString(i++, event.request_id);
-  stmt.setString(i++, event.metadata_json);
+  VisitAuditFields(
+      event, [&](const std::string& v) { stmt.setString(i++, v); },
+      [&](int v) { stmt.setInt(i++, v); });
+}
+
+void AddAuditFields(SqlValues& values, const AuditEvent& event) {
+  VisitAuditFields(
+      event, [&](const std::string& v) { values.Text(v); },
+      [&](int v) { values.Int(v); });
 }
 
 // Appends to the tenant's hash chain (audit_chain.h): the chain head is
 // locked in this transaction, so the row, its sequence number and the new
-// head commit or roll back together with the change being audited.
+// head commit or roll back together with the change being audited. The
+// lock is read in the round trip that sends what the transaction queued
+// before; the row and the new head are queued in turn (sent with the
+// webhook endpoints read, or with the transaction's next statement).
 absl::Status InsertAudit(Session& session, int64_t tenant_id,
                          const AuditEvent& event) {
   AuditEvent row = event;
@@ -163,18 +330,23 @@ absl::Status InsertAudit(Session& session, int64_t tenant_id,
   if (!head.ok()) return head.status();
   const ChainLink link =
       AppendToChain(&head->last, tenant_id, lane, row, head->now);
-  session.Step("insert audit event");
-  sql::PreparedStatement& stmt = session.Prepare(kInsertAuditSql);
-  stmt.setInt64(1, tenant_id);
-  BindAuditFields(stmt, 2, row);
-  if (absl::Status st = BindTime(stmt, 14, head->now); !st.ok()) return st;
-  stmt.setInt64(15, link.seq);
-  stmt.setInt(16, lane);
-  stmt.setString(17, DigestColumn(link.prev_hash));
-  stmt.setString(18, DigestColumn(link.hash));
-  stmt.setInt(19, static_cast<int>(link.version));
-  session.Update(stmt);
-  UpdateChainHead(session, tenant_id, *head);
+  SqlValues values;
+  values.Int(tenant_id);
+  AddAuditFields(values, row);
+  if (absl::Status st = values.Time(head->now); !st.ok()) return st;
+  values.Int(link.seq)
+      .Int(lane)
+      .Bytes(DigestColumn(link.prev_hash))
+      .Bytes(DigestColumn(link.hash))
+      .Int(static_cast<int>(link.version));
+  if (absl::Status st =
+          session.Defer("insert audit event", kInsertAuditSql, values);
+      !st.ok()) {
+    return st;
+  }
+  if (absl::Status st = UpdateChainHead(session, tenant_id, *head); !st.ok()) {
+    return st;
+  }
   return OutboxWriter(session).Add(tenant_id, row, head->now);
 }
 
@@ -243,6 +415,9 @@ absl::Status Run(ConnectionPool& pool, absl::string_view what,
                                     : call_deadline - absl::Now());
       session.Step("");
       absl::Status status = body(session);
+      // Statements a body queued outside a transaction run as they would
+      // have one by one (autocommit).
+      if (status.ok() && !session.in_transaction()) session.Flush();
       if (session.in_transaction()) {
         // An error path (or a body that forgot to commit): nothing of this
         // operation may stay.
@@ -294,6 +469,12 @@ absl::Status Run(ConnectionPool& pool, absl::string_view what,
       lost_retried = true;
       // Its idle siblings are probably dead too (server restart, proxy).
       pool.DiscardIdle();
+    } catch (const RowCountMismatch& e) {
+      // Every result was read: the session is usable once rolled back.
+      if (session.in_transaction() && !TryRollback(session)) {
+        lease->MarkBroken();
+      }
+      return e.status();
     } catch (const std::exception&) {
       lease->MarkBroken();
       return absl::InternalError(absl::StrCat(what, ": unexpected error"));

@@ -14,6 +14,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/functional/function_ref.h"
@@ -24,11 +25,13 @@
 #include "server/fault/fault_points.h"
 #include "server/storage/key_store.h"
 #include "server/storage/mysql/connection_pool.h"
+#include "server/storage/mysql/sql_values.h"
 #include "server/storage/outbox_signal.h"
 
 namespace lumo::storage {
 
-// Session: one connection for the duration of one store operation.
+// Session: one connection for the duration of one store operation. Not
+// thread-safe (one thread at a time, like its connection).
 
 class Session {
  public:
@@ -49,34 +52,56 @@ class Session {
       const std::string& sql) {
     return conn_.PrepareUncached(sql);
   }
-  std::unique_ptr<sql::ResultSet> Query(sql::PreparedStatement& stmt) {
-    return conn_.Query(stmt);
-  }
-  uint64_t Update(sql::PreparedStatement& stmt) { return conn_.Update(stmt); }
+  // Prepared statements; each first sends the queued statements (Flush).
+  std::unique_ptr<sql::ResultSet> Query(sql::PreparedStatement& stmt);
+  uint64_t Update(sql::PreparedStatement& stmt);
+
+  // Statement batching: a statement whose result the caller does not need
+  // at once is queued (Defer) and sent with the next statement this
+  // session sends, as one multi-statement round trip (Flush,
+  // QueryWithQueued, Commit, and every prepared Query or Update, which
+  // flush first). Order is kept: the server runs the queued statements in
+  // the order they were queued, before the statement that sends them, and
+  // stops at the first that fails (whose error is raised, with its step).
+
+  // Queues `sql` (fixed text, placeholders filled from `values`, see
+  // sql_values.h), named `step` in errors. INTERNAL when the placeholders
+  // and values do not match (nothing is queued).
+  absl::Status Defer(absl::string_view step, const std::string& sql,
+                     const SqlValues& values);
+  // Like Defer, and the statement must affect exactly `rows` rows: when it
+  // does not, the flush that sends it raises RowCountMismatch with
+  // `mismatch` (Run rolls the transaction back and returns `mismatch`).
+  // A COMMIT is never sent in the same round trip as a checked statement.
+  absl::Status DeferChecked(absl::string_view step, const std::string& sql,
+                            const SqlValues& values, uint64_t rows,
+                            absl::Status mismatch);
+  // Sends the queued statements, then the query `sql` with `values`, in
+  // one round trip, and returns the query's rows.
+  absl::StatusOr<std::unique_ptr<sql::ResultSet>> QueryWithQueued(
+      absl::string_view step, const std::string& sql, const SqlValues& values);
+  // Sends the queued statements, if any (one round trip).
+  void Flush();
 
   // Starts a transaction and marks it with a savepoint, so that Commit can
-  // tell whether it is still the transaction that ends.
+  // tell whether it is still the transaction that ends. Queued: sent with
+  // the transaction's first statement.
   void Begin();
-  // Commits the transaction Begin started. When that transaction ended
-  // without any statement reporting it (on a Galera node, a brute-force
-  // abort by another node's write set whose error the server did not
-  // deliver; a proxy that reconnected), the statements after its end ran
-  // outside it: nothing is committed in its name, and the call throws the
-  // conflict it was (error 1213), which Run retries for retry-safe bodies.
+  // Commits the transaction Begin started: sends the queued statements,
+  // the savepoint's release and COMMIT in one round trip (checked
+  // statements are flushed before, in their own). When that transaction
+  // ended without any statement reporting it (on a Galera node, a
+  // brute-force abort by another node's write set whose error the server
+  // did not deliver; a proxy that reconnected), the statements after its
+  // end ran outside it: the release fails, so COMMIT does not run and
+  // nothing is committed in its name, and the call throws the conflict it
+  // was (error 1213), which Run retries for retry-safe bodies.
   void Commit();
   // Ends a transaction that wrote nothing, or abandons one on an error path.
   // The session counts as in a transaction until ROLLBACK succeeded: when
   // it throws, the transaction (its snapshot, its locks) may still be open,
   // and Run does not return the connection to the pool.
-  void Rollback() {
-    if (!fault::kSessionRollback.Hit().ok()) {
-      throw sql::SQLException("injected ROLLBACK failure", "70100",
-                              kInjectedStatementError);
-    }
-    conn_.Execute("ROLLBACK");
-    in_transaction_ = false;
-    outbox_written_ = false;
-  }
+  void Rollback();
   // The current transaction wrote a webhook delivery: its COMMIT raises the
   // outbox signal (outbox_signal.h).
   void NoteOutboxWrite() { outbox_written_ = true; }
@@ -98,8 +123,31 @@ class Session {
   bool outbox_written_ = false;
   int audit_chain_lane_ = 0;
   std::string step_;
+  struct Queued {
+    std::string step;
+    std::string text;
+    std::optional<uint64_t> rows;  // the row count it must have
+    absl::Status mismatch;
+  };
+  // Sends `queued_` and then `last` (if any) in one round trip; returns the
+  // rows of `last`. When a statement fails, sets `*failed_entry` (if given)
+  // to its index among the queued statements (`last` is the final one).
+  std::unique_ptr<sql::ResultSet> SendQueued(const Queued* last,
+                                             size_t* failed_entry = nullptr);
+  std::vector<Queued> queued_;
   bool in_transaction_ = false;
   bool commit_sent_ = false;
+};
+
+// Raised by a flush whose checked statement (Session::DeferChecked) did
+// not affect the rows it must; Run returns status().
+class RowCountMismatch {
+ public:
+  explicit RowCountMismatch(absl::Status status) : status_(std::move(status)) {}
+  const absl::Status& status() const { return status_; }
+
+ private:
+  absl::Status status_;
 };
 
 // What Run does when the server rolled a body's transaction back with error
@@ -164,6 +212,8 @@ absl::StatusOr<std::optional<absl::Time>> GetOptionalTime(
 // user_agent, request_id, metadata), in that order, from parameter `first`.
 void BindAuditFields(sql::PreparedStatement& stmt, int first,
                      const AuditEvent& event);
+// The same 12 fields, added to `values` in that order.
+void AddAuditFields(SqlValues& values, const AuditEvent& event);
 
 // Inserts `event` for `tenant_id` in the session's current transaction,
 // appended to one of the tenant's audit hash chains: the session's lane,

@@ -42,21 +42,23 @@ int64_t LastInsertId(Session& s) {
 
 }  // namespace
 
-const std::vector<OutboxWriter::Endpoint>& OutboxWriter::EnabledEndpoints(
-    int64_t tenant_id) {
+absl::StatusOr<const std::vector<OutboxWriter::Endpoint>*>
+OutboxWriter::EnabledEndpoints(int64_t tenant_id) {
   auto it = endpoints_.find(tenant_id);
-  if (it != endpoints_.end()) return it->second;
-  std::vector<Endpoint>& out = endpoints_[tenant_id];
+  if (it != endpoints_.end()) return &it->second;
   const EnabledEndpointSelect& c = SelectOf<EnabledEndpointSelect>();
-  session_.Step("read webhook endpoints");
-  sql::PreparedStatement& stmt = session_.Prepare(c.sql);
-  stmt.setInt64(1, tenant_id);
-  std::unique_ptr<sql::ResultSet> rs = session_.Query(stmt);
+  SqlValues values;
+  values.Int(tenant_id);
+  absl::StatusOr<std::unique_ptr<sql::ResultSet>> rows =
+      session_.QueryWithQueued("read webhook endpoints", c.sql, values);
+  if (!rows.ok()) return rows.status();
+  std::unique_ptr<sql::ResultSet>& rs = *rows;
+  std::vector<Endpoint>& out = endpoints_[tenant_id];
   while (rs->next()) {
     out.push_back(Endpoint{rs->getString(c.id).asStdString(),
                            SplitList(rs->getString(c.event_types), ',')});
   }
-  return out;
+  return &out;
 }
 
 absl::Status OutboxWriter::Add(int64_t tenant_id, const AuditEvent& event,
@@ -65,7 +67,10 @@ absl::Status OutboxWriter::Add(int64_t tenant_id, const AuditEvent& event,
   const std::string type = WebhookEventTypeOf(event);
   if (type.empty()) return absl::OkStatus();
   std::vector<const Endpoint*> receivers;
-  for (const Endpoint& e : EnabledEndpoints(tenant_id)) {
+  absl::StatusOr<const std::vector<Endpoint>*> endpoints =
+      EnabledEndpoints(tenant_id);
+  if (!endpoints.ok()) return endpoints.status();
+  for (const Endpoint& e : **endpoints) {
     if (WebhookSubscribes(e.event_types, type)) receivers.push_back(&e);
   }
   if (receivers.empty()) return absl::OkStatus();

@@ -55,7 +55,10 @@ class OutboxWriter {
     std::string id;
     std::vector<std::string> event_types;
   };
-  const std::vector<Endpoint>& EnabledEndpoints(int64_t tenant_id);
+  // Read once per tenant, in the round trip that sends the statements the
+  // transaction queued before (Session::QueryWithQueued).
+  absl::StatusOr<const std::vector<Endpoint>*> EnabledEndpoints(
+      int64_t tenant_id);
 
   Session& session_;
   std::map<int64_t, std::vector<Endpoint>> endpoints_;
