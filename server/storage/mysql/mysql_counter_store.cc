@@ -361,22 +361,29 @@ absl::StatusOr<BucketLease> MysqlCounterStore::LeaseBucket(
   if (absl::Status s = CheckCounterKey(counter); !s.ok()) return s;
   if (absl::Status s = CheckBucketLease(spec, want); !s.ok()) return s;
   BucketLease out;
+  // Retry-safe: read and written inside the transaction, `out` afresh. The
+  // first leases of a new bucket from several replicas at once deadlock
+  // (the locking reads that find no row take gap locks, then every one of
+  // them inserts): one wins, the others run again and find its row. Not
+  // retried, such a conflict would fail the lease, and a caller that counts
+  // alone when the store fails would let the attempt through.
   absl::Status status =
-      Run(*pool_, "lease bucket", [&](Session& s) -> absl::Status {
-        out = BucketLease();
-        s.Begin();
-        absl::StatusOr<BucketRow> row = LockBucket(s, counter, spec);
-        if (!row.ok()) return row.status();
-        out.db_now = row->updated;
-        out.granted = std::clamp<int64_t>(
-            static_cast<int64_t>(std::floor(row->tokens)), 0, want);
-        row->tokens -= out.granted;
-        out.left = static_cast<int64_t>(std::floor(row->tokens));
-        out.next_token_in = NextTokenIn(row->tokens, spec);
-        StoreBucket(s, counter, *row);
-        s.Commit();
-        return absl::OkStatus();
-      });
+      Run(*pool_, "lease bucket", OnConflict::kRetry,
+          [&](Session& s) -> absl::Status {
+            out = BucketLease();
+            s.Begin();
+            absl::StatusOr<BucketRow> row = LockBucket(s, counter, spec);
+            if (!row.ok()) return row.status();
+            out.db_now = row->updated;
+            out.granted = std::clamp<int64_t>(
+                static_cast<int64_t>(std::floor(row->tokens)), 0, want);
+            row->tokens -= out.granted;
+            out.left = static_cast<int64_t>(std::floor(row->tokens));
+            out.next_token_in = NextTokenIn(row->tokens, spec);
+            StoreBucket(s, counter, *row);
+            s.Commit();
+            return absl::OkStatus();
+          });
   if (!status.ok()) return status;
   return out;
 }
@@ -386,15 +393,17 @@ absl::Status MysqlCounterStore::ReturnBucket(absl::string_view counter,
                                              int64_t amount) {
   if (absl::Status s = CheckCounterKey(counter); !s.ok()) return s;
   if (absl::Status s = CheckBucketLease(spec, amount); !s.ok()) return s;
-  return Run(*pool_, "return bucket", [&](Session& s) -> absl::Status {
-    s.Begin();
-    absl::StatusOr<BucketRow> row = LockBucket(s, counter, spec);
-    if (!row.ok()) return row.status();
-    row->tokens = std::min(spec.capacity, row->tokens + amount);
-    StoreBucket(s, counter, *row);
-    s.Commit();
-    return absl::OkStatus();
-  });
+  // Retry-safe like LeaseBucket (a return may create the row too).
+  return Run(*pool_, "return bucket", OnConflict::kRetry,
+             [&](Session& s) -> absl::Status {
+               s.Begin();
+               absl::StatusOr<BucketRow> row = LockBucket(s, counter, spec);
+               if (!row.ok()) return row.status();
+               row->tokens = std::min(spec.capacity, row->tokens + amount);
+               StoreBucket(s, counter, *row);
+               s.Commit();
+               return absl::OkStatus();
+             });
 }
 
 absl::Status MysqlCounterStore::RememberNetwork(absl::string_view account,

@@ -226,6 +226,55 @@ TYPED_TEST(CounterStoreConformanceTest, ABucketGrantsItsTokensAndRefills) {
   EXPECT_TRUE(absl::IsInvalidArgument(s.LeaseBucket(c, never, -1).status()));
 }
 
+// Several replicas taking the first tokens of a new bucket at once (a
+// login guesser's first attempts through every replica) all get an answer:
+// a failed lease would make each of them count alone.
+TYPED_TEST(CounterStoreConformanceTest, FirstLeasesOfANewBucketAllAnswer) {
+  storage::CounterStore& s = this->counters();
+  const storage::BucketSpec spec{3, 0};
+  constexpr int kThreads = 4;
+  for (int round = 0; round < 10; ++round) {
+    const std::string c = Unique("b:");
+    std::atomic<int> ready{0};
+    std::atomic<int64_t> granted{0};
+    std::atomic<int> failures{0};
+    std::vector<std::thread> threads;
+    for (int t = 0; t < kThreads; ++t) {
+      threads.emplace_back([&] {
+        ++ready;
+        while (ready.load() < kThreads) std::this_thread::yield();
+        absl::StatusOr<storage::BucketLease> lease = s.LeaseBucket(c, spec, 1);
+        if (!lease.ok()) {
+          ADD_FAILURE() << lease.status();
+          ++failures;
+          return;
+        }
+        granted += lease->granted;
+      });
+    }
+    for (std::thread& t : threads) t.join();
+    EXPECT_EQ(failures.load(), 0) << "round " << round;
+    EXPECT_EQ(granted.load(), 3) << "round " << round;  // 4 asked for
+
+    // Returns to a new bucket at once likewise.
+    const std::string r = Unique("b:");
+    ready = 0;
+    threads.clear();
+    for (int t = 0; t < kThreads; ++t) {
+      threads.emplace_back([&] {
+        ++ready;
+        while (ready.load() < kThreads) std::this_thread::yield();
+        absl::Status returned = s.ReturnBucket(r, spec, 1);
+        EXPECT_TRUE(returned.ok()) << returned;
+      });
+    }
+    for (std::thread& t : threads) t.join();
+    absl::StatusOr<storage::BucketLease> full = s.LeaseBucket(r, spec, 5);
+    ASSERT_TRUE(full.ok()) << full.status();
+    EXPECT_EQ(full->granted, 3);  // never beyond the capacity
+  }
+}
+
 TYPED_TEST(CounterStoreConformanceTest,
            KnownNetworksKeepTheMostRecentWithinTheirLifetime) {
   storage::CounterStore& s = this->counters();
