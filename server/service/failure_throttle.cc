@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "server/core/net.h"
 #include "server/service/key_service.h"
@@ -81,9 +82,12 @@ std::optional<absl::Duration> FailureThrottle::CheckShared(
   // Beside other replicas, at most one batch of failures without a token:
   // the rest waits for the reply in flight. (Alone, this replica's own
   // bucket counts the same failures as the shared one.)
+  // A failure owed for want of a statement place counts the same: the
+  // place frees when some statement returns.
   const int64_t batch = Batch(table.burst);
-  if (batch > 0 && s.lease == 0 && s.debt + s.sent >= batch && s.in_flight &&
-      now - s.sent_at < kLeaseWait) {
+  const bool waiting = (s.in_flight && now - s.sent_at < kLeaseWait) ||
+                       (s.queued && now - s.queued_at < kLeaseWait);
+  if (batch > 0 && s.lease == 0 && s.debt + s.sent >= batch && waiting) {
     return absl::Seconds(1);
   }
   return std::nullopt;
@@ -116,19 +120,58 @@ std::optional<FailureThrottle::LeaseRequest> FailureThrottle::TakeShared(
   if (s.refused_until > now) return std::nullopt;
   ++s.debt;
   if (s.in_flight && now - s.sent_at < kLeaseWait) return std::nullopt;
-  // As many statements outstanding as allowed: the failure stays owed.
-  if (in_flight_.load() >= max_in_flight_) return std::nullopt;
+  // As many statements outstanding as allowed: the failure stays owed
+  // until a place frees.
+  if (in_flight_.load() >= max_in_flight_) {
+    if (!s.queued) {
+      s.queued = true;
+      s.queued_at = now;
+      owed_.push_back(std::move(counter));
+    }
+    return std::nullopt;
+  }
+  return StartLeaseLocked(
+      counter, s,
+      storage::BucketSpec{static_cast<double>(table.burst),
+                          static_cast<double>(table.per_minute)},
+      Batch(table.burst), now);
+}
+
+FailureThrottle::LeaseRequest FailureThrottle::StartLeaseLocked(
+    const std::string& counter, Shared& s, const storage::BucketSpec& spec,
+    int64_t batch, absl::Time now) {
   in_flight_.fetch_add(1);
   s.in_flight = true;
+  s.queued = false;  // a stale name left in owed_ is skipped
   s.sent = s.debt;
   s.debt = 0;
   s.sent_at = now;
   LeaseRequest request;
-  request.counter = std::move(counter);
-  request.spec = storage::BucketSpec{static_cast<double>(table.burst),
-                                     static_cast<double>(table.per_minute)};
-  request.want = s.sent + Batch(table.burst);
+  request.counter = counter;
+  request.spec = spec;
+  request.want = s.sent + batch;
   return request;
+}
+
+std::optional<FailureThrottle::LeaseRequest> FailureThrottle::NextOwedLocked(
+    absl::Time now) {
+  while (!owed_.empty()) {
+    const std::string counter = std::move(owed_.front());
+    owed_.pop_front();
+    auto it = shared_.find(counter);
+    if (it == shared_.end() || !it->second.queued) continue;
+    Shared& s = it->second;
+    s.queued = false;
+    if (s.in_flight || s.debt == 0 || s.refused_until > now) continue;
+    const Table& table =
+        absl::StartsWith(counter, addresses_.prefix) ? addresses_ : keys_;
+    return StartLeaseLocked(
+        counter, s,
+        storage::BucketSpec{static_cast<double>(table.burst),
+                            static_cast<double>(table.per_minute)},
+        Batch(table.burst), now);
+  }
+  return std::nullopt;
 }
 
 void FailureThrottle::SendLeases(std::optional<LeaseRequest> a,
@@ -180,13 +223,12 @@ void FailureThrottle::Lease(const LeaseRequest& request) {
     // one (which holds its place until it returns): they stay owed.
     if (s.debt > 0 && s.refused_until <= now &&
         in_flight_.load() <= max_in_flight_) {
-      in_flight_.fetch_add(1);
-      s.in_flight = true;
-      s.sent = s.debt;
-      s.debt = 0;
-      s.sent_at = now;
-      again = request;
-      again->want = s.sent + Batch(request.spec.capacity);
+      again = StartLeaseLocked(request.counter, s, request.spec,
+                               Batch(request.spec.capacity), now);
+    }
+    // Otherwise this statement's place goes to an entry that owes.
+    if (!again.has_value() && in_flight_.load() <= max_in_flight_) {
+      again = NextOwedLocked(now);
     }
   }
   SendLeases(std::move(again), std::nullopt);

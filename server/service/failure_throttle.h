@@ -39,8 +39,10 @@
 // (handed to `schedule` and not yet finished or dropped): a flood of
 // failures from many addresses must not take the database connections and
 // workers that other requests need. A failure that would start a statement
-// beyond that stays owed by its entry (sent with the entry's next
-// statement); its own bucket on this replica counts it meanwhile.
+// beyond that stays owed by its entry, which then refuses like one with a
+// statement in flight (at most one batch of failures without a token), and
+// is sent when a statement returns and frees its place, or with the
+// entry's next failure.
 //
 // Thread-safe.
 #ifndef LUMOKEYS_SERVER_SERVICE_FAILURE_THROTTLE_H_
@@ -49,6 +51,7 @@
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <optional>
 #include <string>
@@ -147,6 +150,10 @@ class FailureThrottle {
     int64_t sent = 0;   // the debt sent with the lease in flight
     bool in_flight = false;
     absl::Time sent_at;
+    // Owes failures that found every statement place taken; in owed_
+    // until a place frees or its next failure sends them.
+    bool queued = false;
+    absl::Time queued_at;
     absl::Time refused_until = absl::InfinitePast();
   };
   struct LeaseRequest {
@@ -178,6 +185,16 @@ class FailureThrottle {
   void SendLeases(std::optional<LeaseRequest> a, std::optional<LeaseRequest> b)
       ABSL_LOCKS_EXCLUDED(mu_);
   void Lease(const LeaseRequest& request) ABSL_LOCKS_EXCLUDED(mu_);
+  // Starts the statement of the entry `s` (named `counter`), reporting its
+  // debt: marks it in flight and takes a place.
+  LeaseRequest StartLeaseLocked(const std::string& counter, Shared& s,
+                                const storage::BucketSpec& spec, int64_t batch,
+                                absl::Time now)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The statement of the first entry in owed_ that still owes, started
+  // (nullopt when none).
+  std::optional<LeaseRequest> NextOwedLocked(absl::Time now)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   int Replicas() const;
   // Tokens leased ahead of need: max(1, burst / (4 N)); none when alone.
   int64_t Batch(double burst) const;
@@ -198,6 +215,9 @@ class FailureThrottle {
   Table keys_ ABSL_GUARDED_BY(mu_);
   // By counter key; at most max_tracked_ entries.
   absl::flat_hash_map<std::string, Shared> shared_ ABSL_GUARDED_BY(mu_);
+  // Counter keys of entries that owe failures for want of a statement
+  // place, oldest first (an entry that no longer owes is skipped).
+  std::deque<std::string> owed_ ABSL_GUARDED_BY(mu_);
   int64_t shared_calls_ ABSL_GUARDED_BY(mu_) = 0;
   const int max_in_flight_;
   // Taken under mu_ (TakeShared, Lease), given back by InFlightSlot.

@@ -272,9 +272,9 @@ TEST_F(FailureThrottleTest, ThrottledErrorIsResourceExhausted) {
 }
 
 // A flood of failures from many addresses (each a new shared entry) must
-// not start a statement per address: at most max_shared_in_flight are
-// outstanding, the other failures stay owed and go with their entry's next
-// statement, and the places come back when the tasks run or are dropped.
+// not start a statement per address at once: at most max_shared_in_flight
+// are outstanding, the other failures stay owed and are sent as places
+// free, and the places come back when the tasks run or are dropped.
 TEST_F(SharedFailureThrottleTest, LeaseStatementsInFlightAreCapped) {
   auto r = Replica(10, 1, 0, 0);  // max_shared_in_flight: the default 4
   for (int i = 0; i < 200; ++i) {
@@ -284,17 +284,26 @@ TEST_F(SharedFailureThrottleTest, LeaseStatementsInFlightAreCapped) {
   }
   EXPECT_EQ(queued_.size(), 4u);  // 200 before the cap
   EXPECT_EQ(r->shared_in_flight(), 4);
-  RunQueued();
+  // Each returning statement hands its place to an entry that owes, never
+  // more than the cap at once.
+  while (!queued_.empty()) {
+    std::function<void()> task = std::move(queued_.front());
+    queued_.erase(queued_.begin());
+    task();
+    task = nullptr;  // its place is given back
+    EXPECT_LE(r->shared_in_flight(), 4);
+    EXPECT_LE(queued_.size(), 4u);
+  }
   EXPECT_EQ(r->shared_in_flight(), 0);
-  EXPECT_EQ(r->shared_calls(), 4);
-  // An owed failure is sent with its entry's next one.
-  r->RecordFailure("198.51.100.150", "");
-  ASSERT_EQ(queued_.size(), 1u);
-  RunQueued();
-  absl::StatusOr<storage::BucketLease> left = stores_.counters.LeaseBucket(
-      "t:ip:198.51.100.150", storage::BucketSpec{10, 1}, 0);
-  ASSERT_TRUE(left.ok()) << left.status();
-  EXPECT_LE(left->left, 10 - 2);  // both failures reached the shared bucket
+  EXPECT_EQ(r->shared_calls(), 200);
+  // Every failure reached its shared bucket (and one token was leased
+  // ahead for it).
+  for (int i : {0, 150, 199}) {
+    absl::StatusOr<storage::BucketLease> left = stores_.counters.LeaseBucket(
+        "t:ip:198.51.100." + std::to_string(i), storage::BucketSpec{10, 1}, 0);
+    ASSERT_TRUE(left.ok()) << left.status();
+    EXPECT_LE(left->left, 10 - 2) << i;
+  }
   // A task the pool dropped gives its place back.
   for (int i = 0; i < 3; ++i) {
     r->RecordFailure("192.0.2." + std::to_string(i), "");
@@ -302,6 +311,54 @@ TEST_F(SharedFailureThrottleTest, LeaseStatementsInFlightAreCapped) {
   EXPECT_EQ(r->shared_in_flight(), 3);
   queued_.clear();  // dropped, never run
   EXPECT_EQ(r->shared_in_flight(), 0);
+}
+
+// A failure that finds every statement place taken stays owed by its entry.
+// Beside other replicas it must not be followed by more failures counted
+// without a token: the address is refused until the owed failure has been
+// sent, and it is sent as soon as a place frees (not only with the entry's
+// next failure). Otherwise a replica whose places are held by other
+// entries' statements verifies one attempt after another on this address,
+// bounded only by its own bucket.
+TEST_F(SharedFailureThrottleTest, AnOwedFailureRefusesUntilItIsSent) {
+  FailureThrottleOptions o = Options(12, 1, 12, 1);
+  o.shared = &stores_.counters;
+  o.replicas = [] { return 3; };  // batch = max(1, 12 / 12) = 1
+  o.schedule = [this](std::function<void()> task) {
+    queued_.push_back(std::move(task));
+  };
+  o.max_shared_in_flight = 1;
+  FailureThrottle r(o);
+  const std::string address = "203.0.113.40";
+  // A key id's statement takes the only place (a failure from elsewhere).
+  r.RecordFailure("", "AAAAAAAAAAAA");
+  ASSERT_EQ(queued_.size(), 1u);
+  // The address's first failure: no place for its statement.
+  ASSERT_EQ(r.CheckAddress(address), std::nullopt);
+  r.RecordFailure(address, "");
+  EXPECT_EQ(queued_.size(), 1u);
+  // Owed: the next attempts from the address are refused, not verified.
+  for (int i = 0; i < 5; ++i) {
+    std::optional<absl::Duration> wait = r.CheckAddress(address);
+    ASSERT_TRUE(wait.has_value()) << i;
+    EXPECT_GE(*wait, absl::Seconds(1));
+  }
+  // The key id's statement returns: its place carries the owed failure.
+  {
+    std::vector<std::function<void()>> run;
+    run.swap(queued_);
+    for (auto& f : run) f();
+  }
+  ASSERT_EQ(queued_.size(), 1u);
+  EXPECT_TRUE(r.CheckAddress(address).has_value());  // in flight now
+  RunQueued();
+  // The failure reached the shared bucket, and the reply leased ahead.
+  absl::StatusOr<storage::BucketLease> left = stores_.counters.LeaseBucket(
+      "t:ip:" + address, storage::BucketSpec{12, 1}, 0);
+  ASSERT_TRUE(left.ok()) << left.status();
+  EXPECT_LE(left->left, 12 - 2);
+  EXPECT_EQ(r.CheckAddress(address), std::nullopt);
+  EXPECT_EQ(r.shared_in_flight(), 0);
 }
 
 }  // namespace
