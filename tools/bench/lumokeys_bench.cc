@@ -451,13 +451,48 @@ int ConnectLoopback(const std::string& target) {
   return fd;
 }
 
+// The end of a chunked body that starts at `pos` of `in` (after its
+// trailer), 0 when more bytes are needed, -1 when it cannot be framed.
+long ChunkedBodyEnd(const std::string& in, size_t pos) {
+  for (;;) {
+    const size_t line_end = in.find("\r\n", pos);
+    if (line_end == std::string::npos) return 0;
+    std::string size_text = in.substr(pos, line_end - pos);
+    size_text = size_text.substr(0, size_text.find(';'));  // extensions
+    size_t chunk = 0;
+    if (!absl::SimpleHexAtoi(absl::StripAsciiWhitespace(size_text), &chunk)) {
+      return -1;
+    }
+    pos = line_end + 2;
+    if (chunk == 0) break;
+    if (in.size() < pos + chunk + 2) return 0;
+    pos += chunk + 2;
+  }
+  for (;;) {  // trailer fields, up to an empty line
+    const size_t end = in.find("\r\n", pos);
+    if (end == std::string::npos) return 0;
+    if (end == pos) return static_cast<long>(end + 2);
+    pos = end + 2;
+  }
+}
+
 // Returns the size of a complete response at the start of `in` (0 when
 // more bytes are needed, -1 when it cannot be framed) and its status.
+// Bodies are framed by Content-Length (ours) or chunked (the peer
+// gateway's, for some replies).
 long ParseResponse(const std::string& in, int* status) {
   size_t header_end = in.find("\r\n\r\n");
   if (header_end == std::string::npos) return 0;
   if (in.size() < 12 || !absl::SimpleAtoi(in.substr(9, 3), status)) return -1;
   std::string head = absl::AsciiStrToLower(in.substr(0, header_end));
+  size_t te = head.find("\r\ntransfer-encoding:");
+  if (te != std::string::npos) {
+    const size_t end = head.find("\r\n", te + 2);
+    if (head.substr(te, end - te).find("chunked") == std::string::npos) {
+      return -1;
+    }
+    return ChunkedBodyEnd(in, header_end + 4);
+  }
   size_t cl = head.find("\r\ncontent-length:");
   size_t length = 0;
   if (cl != std::string::npos) {
@@ -469,7 +504,7 @@ long ParseResponse(const std::string& in, int* status) {
       return -1;
     }
   } else if (*status != 204 && *status != 304) {
-    return -1;  // no chunked support: the gateway sends Content-Length
+    return -1;  // neither framing
   }
   size_t total = header_end + 4 + length;
   return in.size() >= total ? static_cast<long>(total) : 0;

@@ -170,6 +170,74 @@ class Bench:
         raise RuntimeError("gateway did not start; log:\n" +
                            open(self.path("gateway.log")).read())
 
+    def start_peer_gateway(self, upstream):
+        """grpc-gateway's reverse proxy over `upstream` (KeyService routes;
+        tools/bench/peer_gateway), built on first use under the build
+        folder, pinned like ours. Returns (process, address)."""
+        out = os.path.join(self.build, "peer_gateway")
+        built = subprocess.run(
+            [os.path.join(ROOT, "tools/bench/peer_gateway/build.sh"), out],
+            capture_output=True, text=True, timeout=900)
+        if built.returncode != 0:
+            raise RuntimeError("building the peer gateway failed:\n" +
+                               built.stdout[-2000:] + built.stderr[-4000:])
+        log = open(self.path("peer_gateway.log"), "wb")
+        proc = subprocess.Popen(
+            ["taskset", "-c", SERVER_CPU,
+             os.path.join(out, "bin", "peer_gateway"),
+             "--listen=127.0.0.1:0", f"--backend={upstream}"],
+            stdout=subprocess.PIPE, stderr=log, stdin=subprocess.DEVNULL)
+        self.procs.append(proc)
+        line = proc.stdout.readline().decode()
+        if not line.startswith("listening on "):
+            raise RuntimeError("peer gateway did not start; log:\n" +
+                               open(self.path("peer_gateway.log")).read())
+        return proc, line.split()[-1]
+
+    def run_beside_peer(self, ours, peer, *flags):
+        """REST GET through our gateway and through the peer, both in front
+        of the same server and pinned beside it, loaded at the same time by
+        two loaders, twice (as run_states, for the same reason: whatever
+        else the machine runs slows both alike). CPU per call is each
+        gateway's own (the server serves both)."""
+        runs = {}
+        for round_no in (1, 2):
+            with concurrent.futures.ThreadPoolExecutor(2) as pool:
+                futures = {
+                    name: pool.submit(self.load,
+                                      f"rest_get_beside_{name}_{round_no}",
+                                      address, [proc.pid], *flags)
+                    for name, (proc, address) in (("ours", ours),
+                                                  ("peer", peer))}
+                for name, future in futures.items():
+                    runs[f"{name}_{round_no}"] = future.result()
+        for name in ("ours", "peer"):
+            self.results[f"rest_get_beside_{name}"] = mean_of_rounds(
+                runs[name + "_1"], runs[name + "_2"])
+
+    def same_key_through(self, addresses, path, admin_key_file):
+        """GETs `path` through each gateway; fails unless every one answers
+        200 with the same key (id and name): the peer's row measures real
+        answers, not errors."""
+        import urllib.request
+        with open(admin_key_file) as f:
+            admin_key = f.read().strip()
+        seen = []
+        for address in addresses:
+            request = urllib.request.Request(
+                f"http://{address}{path}", headers={"x-api-key": admin_key})
+            with urllib.request.urlopen(request, timeout=30) as reply:
+                body = json.loads(reply.read())
+            # Ours wraps the message in the documented {"data": ...}.
+            body = body.get("data", body)
+            seen.append((body.get("id"), body.get("name")))
+            if not seen[-1][0]:
+                raise RuntimeError(f"{address} answered {path} without a "
+                                   f"key: {json.dumps(body)[:2000]}")
+        if len(set(seen)) != 1:
+            raise RuntimeError(f"the gateways answered {path} differently: "
+                               f"{seen}")
+
     def stop(self, proc):
         if proc.poll() is None:
             proc.send_signal(signal.SIGTERM)
@@ -389,6 +457,21 @@ class Bench:
                                   f"{a.profile_gateway} (perf report -i)")
             self.load("livez", gw_addr, [gateway.pid], "--rpc=http",
                       "--http_path=/livez")
+            # The same REST GET through grpc-gateway, same server, same
+            # load generator (docs/benchmarks.md "A peer gateway").
+            peer, peer_addr = self.start_peer_gateway(addr)
+            with open(small) as f:
+                first = f.readline().strip()
+            # A key's id, as lumokeys-bench reads --ids_file (lmk_<id>_...).
+            first_id = first[4:16] if first.startswith("lmk_") else first
+            self.same_key_through(
+                [gw_addr, peer_addr],
+                f"/t/{tenant}/api/v1/admin/api-keys/{first_id}", admin_key)
+            self.run_beside_peer(
+                (gateway, gw_addr), (peer, peer_addr), "--rpc=http",
+                f"--admin_key_file={admin_key}", f"--ids_file={small}",
+                f"--http_path=/t/{tenant}/api/v1/admin/api-keys/{{id}}")
+            self.stop(peer)
             self.stop(gateway)
         self.stop(main)
 
@@ -907,6 +990,9 @@ class Bench:
         ("get_grpc", None, None, None, "GetApiKey direct gRPC"),
         ("rest_get", "get_grpc", 0.8, None, "REST GET via gateway"),
         ("livez", "get_grpc", None, None, "gateway /livez (static)"),
+        ("rest_get_beside_ours", None, None, None, "REST GET, ours beside peer"),
+        ("rest_get_beside_peer", "rest_get_beside_ours", None, None,
+         "  grpc-gateway, same time"),
         ("verify_states_off", None, None, None,
          "verify warm, key states off"),
         ("verify_states_on", "verify_states_off", 0.95, None,
@@ -1015,9 +1101,20 @@ class Bench:
                 f"{w['server_cpu_us_per_call'] - g['server_cpu_us_per_call']:.1f}"
                 f" us CPU (server+gateway vs server), "
                 f"{w['p50_us'] - g['p50_us']:.0f} us added at p50")
+        if "rest_get_beside_ours" in r and "rest_get_beside_peer" in r:
+            w, p = r["rest_get_beside_ours"], r["rest_get_beside_peer"]
+            ratio = w["qps"] / p["qps"] if p["qps"] else 0
+            ours_cpu = w["server_cpu_us_per_call"]
+            peer_cpu = p["server_cpu_us_per_call"]
+            met = "yes" if ratio >= 1.5 and ours_cpu < peer_cpu else "NO"
+            lines.append(
+                f"ours vs grpc-gateway (same server, loaded at the same time, "
+                f"mean of 2 rounds): {ratio:.2f}x QPS, gateway CPU per request "
+                f"{ours_cpu:.1f} vs {peer_cpu:.1f} us (target >=1.5x QPS at "
+                f"lower CPU: {met})")
         lines.append("latencies in us; CPU/call = server (+gateway for REST "
-                     "rows, gateway only for /livez) CPU us per call from "
-                     "/proc/<pid>/stat")
+                     "rows, gateway only for /livez and the rows beside the "
+                     "peer) CPU us per call from /proc/<pid>/stat")
         for note in self.notes:
             lines.append("note: " + note)
         return "\n".join(lines), failed

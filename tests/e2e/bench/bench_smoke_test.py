@@ -4,7 +4,8 @@ bad-checksum keys cause zero database queries; the webhook row's events
 all reach its receiver. Timings are printed, never
 asserted. Also: a server started without --bench_service does not serve
 the benchmark-only RPCs, and the gateway's OpenAPI document never lists
-them.
+them. The peer gateway's row (grpc-gateway built from our protos) runs
+and answers every request with 200.
 
 Needs LUMO_TEST_MYSQL_DSN.
 """
@@ -41,7 +42,8 @@ class BenchSmokeTest(unittest.TestCase):
                       "bad-checksum key", "verify warm, audit off",
                       "CreateApiKey", "RotateApiKey", "raw INSERT+COMMIT",
                       "GetApiKey direct gRPC", "REST GET via gateway",
-                      "gateway /livez"):
+                      "gateway /livez", "REST GET, ours beside peer",
+                      "grpc-gateway, same time", "ours vs grpc-gateway"):
             self.assertIn(label, result.stdout)
         self.assertIn("CPU 0", result.stdout)
         self.assertIn("memory per cached key", result.stdout)
