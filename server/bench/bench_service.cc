@@ -49,7 +49,9 @@ grpc::ServerUnaryReactor* BenchServiceImpl::PointSelect(
       *ctx_.auth, *ctx_.workers, context, method, "", false,
       [this, request, response](const Principal&,
                                 const RequestInfo&) -> absl::Status {
-        absl::StatusOr<bool> found = ctx_.store->PointSelect(request->id());
+        absl::StatusOr<bool> found =
+            request->c_client() ? ctx_.store->PointSelectCClient(request->id())
+                                : ctx_.store->PointSelect(request->id());
         if (!found.ok()) return found.status();
         response->set_found(*found);
         return absl::OkStatus();

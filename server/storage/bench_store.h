@@ -29,6 +29,11 @@ class BenchStore {
   // exists.
   virtual absl::StatusOr<bool> PointSelect(absl::string_view id) = 0;
 
+  // The same read through the database's own C client library, where the
+  // backend has one (the connector's cost, measured); UNIMPLEMENTED where
+  // it has not.
+  virtual absl::StatusOr<bool> PointSelectCClient(absl::string_view id) = 0;
+
   // The cheapest durable write: one row in its own committed transaction.
   // Returns the rows written (1).
   virtual absl::StatusOr<uint64_t> InsertCommit() = 0;

@@ -75,6 +75,21 @@ TEST_F(MysqlBenchStoreTest, TheBaselinesReadAndWriteWhatTheySay) {
   found = bench().PointSelect("keyNOSUCHKEY");
   ASSERT_TRUE(found.ok()) << found.status();
   EXPECT_FALSE(*found);
+
+  // The same read through the C client: the same answers, on connections
+  // it keeps between calls; the id is a bound parameter (quotes and NUL
+  // bytes are data, never SQL).
+  for (int i = 0; i < 3; ++i) {
+    found = bench().PointSelectCClient(key.id);
+    ASSERT_TRUE(found.ok()) << found.status();
+    EXPECT_TRUE(*found);
+    found = bench().PointSelectCClient("keyNOSUCHKEY");
+    ASSERT_TRUE(found.ok()) << found.status();
+    EXPECT_FALSE(*found);
+  }
+  found = bench().PointSelectCClient(std::string("x' OR '1'='1\0", 13));
+  ASSERT_TRUE(found.ok()) << found.status();
+  EXPECT_FALSE(*found);
 }
 
 TEST_F(MysqlBenchStoreTest, KeysLoadInBulkOrNotAtAll) {

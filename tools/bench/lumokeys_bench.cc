@@ -18,7 +18,8 @@
 //   --mode=stats  prints the server's BenchService.Stats as JSON.
 //
 // Workloads (--rpc): echo, verify (keys from --key_file, one per line,
-// used round-robin), select (ids of --key_file's keys), insert, get
+// used round-robin), select (ids of --key_file's keys; select_c: the same
+// through the server's libmariadb baseline), insert, get
 // (GetApiKey of the ids in --ids_file with the key in --admin_key_file),
 // create, rotate (each loop rotates its own id from --ids_file), http
 // (GET --http_path on --target; `{id}` is replaced by ids from --ids_file).
@@ -68,7 +69,8 @@
 
 ABSL_FLAG(std::string, mode, "load", "load | setup | load_keys | stats");
 ABSL_FLAG(std::string, rpc, "verify",
-          "echo | verify | select | insert | get | create | rotate | http");
+          "echo | verify | select | select_c | insert | get | create | "
+          "rotate | http");
 ABSL_FLAG(std::string, target, "127.0.0.1:50051",
           "server (gRPC) or gateway (http) address host:port");
 ABSL_FLAG(std::string, service_token_file, "", "service token file");
@@ -298,8 +300,9 @@ Loop::IssueFn MakeIssue(Run* run, const std::string& rpc,
           });
     };
   }
-  if (rpc == "select") {
+  if (rpc == "select" || rpc == "select_c") {
     if (!ids || ids->empty()) Die("--rpc=select needs --ids_file");
+    const bool c_client = rpc == "select_c";
     auto stub = std::shared_ptr<lumo::bench::v1::BenchService::Stub>(
         lumo::bench::v1::BenchService::NewStub(channel));
     auto req = std::make_shared<lumo::bench::v1::PointSelectRequest>();
@@ -307,6 +310,7 @@ Loop::IssueFn MakeIssue(Run* run, const std::string& rpc,
     return [=](grpc::ClientContext* ctx, std::function<void(Outcome)> done) {
       ctx->AddMetadata("x-lumo-service-token", service_token);
       req->set_id(next_of(*ids));
+      req->set_c_client(c_client);
       stub->async()->PointSelect(ctx, req.get(), resp.get(),
                                  [=](grpc::Status s) {
                                    Outcome o = FromStatus(run, s);

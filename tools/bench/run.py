@@ -521,7 +521,7 @@ class Bench:
             del t0
             self.stop(main)
 
-        if self.want("classic"):
+        if self.want("classic") or self.want("queries"):
             print("bench: cold verify vs raw select", file=sys.stderr,
                   flush=True)
             cold, cold_addr = self.start_server("server-cold",
@@ -530,6 +530,13 @@ class Bench:
             self.load("select_raw", cold_addr, [cold.pid], "--rpc=select",
                       f"--key_file={small}")
             q1 = self.stats(cold_addr)["db_queries"]
+            # The same SELECT through MariaDB's C client library
+            # (connections of its own, not counted by the pool), and an
+            # empty call on the same server: what a call costs without a
+            # query.
+            self.load("select_c", cold_addr, [cold.pid], "--rpc=select_c",
+                      f"--key_file={small}")
+            self.load("echo_cold", cold_addr, [cold.pid], "--rpc=echo")
             self.load("verify_cold", cold_addr, [cold.pid], "--rpc=verify",
                       f"--key_file={small}", *common)
             q2 = self.stats(cold_addr)["db_queries"]
@@ -540,6 +547,7 @@ class Bench:
                               f"select run, {q2 - q1} during the cold verify run "
                               "(includes warm-up calls and batched audit writes)")
 
+        if self.want("classic"):
             print("bench: bad keys vs warm verify, audit on vs off",
                   file=sys.stderr, flush=True)
             # Audit on and off measured back to back (two servers, one idle
@@ -970,7 +978,9 @@ class Bench:
         ("verify_one_key", None, None, None, "verify warm, one key"),
         ("verify_limited", "verify_one_key", 0.9, None,
          "same, 2 limits + quota"),
-        ("select_raw", None, None, None, "raw PK select (cold server)"),
+        ("echo_cold", None, None, None, "Echo (cold server)"),
+        ("select_c", None, None, None, "PK select, C client"),
+        ("select_raw", "select_c", None, None, "raw PK select (cold server)"),
         ("verify_cold", "select_raw", 0.6, None, "VerifyApiKey cold"),
         ("verify_1k_again", None, None, None, "verify, 1k keys cached"),
         ("verify_1m", "verify_1k_again", 0.9, 1.1, "verify, 1M keys cached"),
@@ -1025,6 +1035,7 @@ class Bench:
     # The scenario groups of --only and the prefixes of their rows' names
     # (rows of no other group are "classic").
     GROUPS = {"classic": None, "lists": ("list_",),
+              "queries": ("select_", "verify_cold", "echo_cold"),
               "states": ("verify_states_",),
               "webhooks": ("verify_webhooks_",),
               "limits": ("verify_one_key", "verify_limited"),
@@ -1101,6 +1112,19 @@ class Bench:
                 f"{w['server_cpu_us_per_call'] - g['server_cpu_us_per_call']:.1f}"
                 f" us CPU (server+gateway vs server), "
                 f"{w['p50_us'] - g['p50_us']:.0f} us added at p50")
+        if "select_raw" in r and "select_c" in r:
+            ours = r["select_raw"]["server_cpu_us_per_call"]
+            c = r["select_c"]["server_cpu_us_per_call"]
+            ratio = ours / c if c else 0
+            text = (f"per-query CPU: Connector/C++ {ours:.1f} vs C client "
+                    f"{c:.1f} us per call = {ratio:.2f}x (target <=1.5x: "
+                    f"{'yes' if 0 < ratio <= 1.5 else 'NO'})")
+            if "echo_cold" in r:
+                call = r["echo_cold"]["server_cpu_us_per_call"]
+                if c > call:
+                    text += (f"; beyond an empty call ({call:.1f} us): "
+                             f"{(ours - call) / (c - call):.2f}x")
+            lines.append(text)
         if "rest_get_beside_ours" in r and "rest_get_beside_peer" in r:
             w, p = r["rest_get_beside_ours"], r["rest_get_beside_peer"]
             ratio = w["qps"] / p["qps"] if p["qps"] else 0
@@ -1139,7 +1163,10 @@ def main():
                         "(verify, create/rotate, REST, 1M cache, cold, "
                         "audit), mutations (create/rotate only), cache "
                         "(the big-key rows and memory per key), gateway "
-                        "(REST GET vs gRPC, /livez), lists, states, limits "
+                        "(REST GET vs gRPC, /livez, the peer gateway), "
+                        "queries (the point select through Connector/C++ "
+                        "and through the C client, cold verify), lists, "
+                        "states, limits "
                         "(default: all)")
     p.add_argument("--profile-gateway", metavar="FILE",
                    help="record a perf cpu-clock profile of the gateway "

@@ -16,6 +16,8 @@ PACKAGES=(
   golang-google-grpc-dev golang-go golang-google-protobuf-dev
   protoc-gen-go protoc-gen-go-grpc golang-github-golang-protobuf-1-5-dev
   libabsl-dev libmysqlcppconn-dev libssl-dev android-libboringssl-dev
+  # MariaDB's C client headers: one benchmark baseline calls it directly.
+  libmariadb-dev
   libboost-dev libgtest-dev libgmock-dev
   mariadb-server mariadb-client
   # The three-node Galera harness (tools/dev/galera.sh): the wsrep provider,

@@ -15,7 +15,16 @@ namespace {
 
 constexpr size_t kRowsPerInsert = 1000;
 
+// What a cold verification reads of a key, by id.
+constexpr char kPointSelectSql[] =
+    "SELECT id, tenant_id, digest, pepper_version, scopes,"
+    " allowed_cidrs, revoked, version, expires_at"
+    " FROM api_keys WHERE id = ?";
+
 }  // namespace
+
+MysqlBenchStore::MysqlBenchStore(std::shared_ptr<ConnectionPool> pool)
+    : pool_(std::move(pool)), c_client_(pool_->options(), kPointSelectSql) {}
 
 absl::Status MysqlBenchStore::EnsureTable() {
   return Run(*pool_, "create bench table", [&](Session& s) -> absl::Status {
@@ -34,10 +43,7 @@ absl::StatusOr<bool> MysqlBenchStore::PointSelect(absl::string_view id) {
   bool found = false;
   absl::Status status =
       Run(*pool_, "bench point select", [&](Session& s) -> absl::Status {
-        sql::PreparedStatement& stmt = s.Prepare(
-            "SELECT id, tenant_id, digest, pepper_version, scopes,"
-            " allowed_cidrs, revoked, version, expires_at"
-            " FROM api_keys WHERE id = ?");
+        sql::PreparedStatement& stmt = s.Prepare(kPointSelectSql);
         stmt.setString(1, Str(id));
         std::unique_ptr<sql::ResultSet> rs = s.Query(stmt);
         found = rs->next();
@@ -45,6 +51,10 @@ absl::StatusOr<bool> MysqlBenchStore::PointSelect(absl::string_view id) {
       });
   if (!status.ok()) return status;
   return found;
+}
+
+absl::StatusOr<bool> MysqlBenchStore::PointSelectCClient(absl::string_view id) {
+  return c_client_.Select(id);
 }
 
 absl::StatusOr<uint64_t> MysqlBenchStore::InsertCommit() {

@@ -13,6 +13,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "server/storage/bench_store.h"
+#include "server/storage/mysql/c_client_select.h"
 #include "server/storage/mysql/connection_pool.h"
 
 namespace lumo::storage {
@@ -20,14 +21,16 @@ namespace lumo::storage {
 // Thread-safe (every call leases its own connection).
 class MysqlBenchStore : public BenchStore {
  public:
-  explicit MysqlBenchStore(std::shared_ptr<ConnectionPool> pool)
-      : pool_(std::move(pool)) {}
+  explicit MysqlBenchStore(std::shared_ptr<ConnectionPool> pool);
 
   // Creates the scratch table `bench_rows` (the account needs CREATE,
   // which the benchmark's admin account has). Errors as in sql_error.h.
   absl::Status EnsureTable() override;
   // One primary-key SELECT of an api_keys row.
   absl::StatusOr<bool> PointSelect(absl::string_view id) override;
+  // The same SELECT through libmariadb (c_client_select.h), on connections
+  // of its own opened with the pool's options.
+  absl::StatusOr<bool> PointSelectCClient(absl::string_view id) override;
   // One-row INSERT into bench_rows in a transaction, framed as every
   // mutation's (START TRANSACTION, SAVEPOINT, INSERT, RELEASE SAVEPOINT,
   // COMMIT: five statements).
@@ -42,6 +45,7 @@ class MysqlBenchStore : public BenchStore {
 
  private:
   std::shared_ptr<ConnectionPool> pool_;
+  CClientPointSelect c_client_;
 };
 
 }  // namespace lumo::storage

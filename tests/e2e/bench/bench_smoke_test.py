@@ -38,6 +38,7 @@ class BenchSmokeTest(unittest.TestCase):
                 results = json.load(f)["results"]
         for label in ("Echo (empty unary RPC)", "VerifyApiKey warm",
                       "VerifyApiKey cold", "raw PK select",
+                      "PK select, C client", "per-query CPU: Connector/C++",
                       "verify, 1M keys cached", "malformed key",
                       "bad-checksum key", "verify warm, audit off",
                       "CreateApiKey", "RotateApiKey", "raw INSERT+COMMIT",
