@@ -14,8 +14,11 @@
 #include <vector>
 
 #include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_replace.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
@@ -23,6 +26,7 @@
 #include "gtest/gtest.h"
 #include "server/core/crypto.h"
 #include "server/storage/mysql/datetime.h"
+#include "tests/storage/mysql_grammar/statement_capture.h"
 #include "tests/storage/status_testing.h"
 #include "tests/storage/test_database.h"
 
@@ -814,6 +818,53 @@ TEST_F(MysqlKeyStoreTest, RotateKeepsAtMostSixteenRetiredSecretsNewestFirst) {
                                "WHERE key_id = '",
                                key.id, "'")),
             kMaxRetiredSecrets);
+}
+
+// A cold verification's read is planned without a temporary table:
+// sorting the retired secrets in SQL, with TEXT columns in the select
+// list, made MariaDB write an on-disk temporary table (a file created and
+// removed) for every verification. Both verify reads are captured as sent
+// and explained with the key's id in place of the parameters.
+TEST_F(MysqlKeyStoreTest, VerifyReadsNeedNoTemporaryTable) {
+  Tenant tenant = NewTenant();
+  NewKey key = MakeKey(tenant.id, "explained");
+  ASSERT_OK(store_->InsertKey(key, Event("api_key.created", key.id)));
+  for (int i = 0; i < 2; ++i) {
+    ASSERT_OK(store_->RotateKey(tenant.id, key.id, RandomSecret(),
+                                absl::Hours(1),
+                                Event("api_key.rotated", key.id)));
+  }
+  std::vector<std::string> reads;
+  {
+    lumo::testing::StatementCapture capture;
+    ASSERT_OK_AND_ASSIGN(VerifyRecord one, store_->LoadForVerify(key.id));
+    EXPECT_EQ(one.retired.size(), 2u);
+    ASSERT_OK_AND_ASSIGN(std::vector<VerifyRecord> many,
+                         store_->LoadManyForVerify({key.id}));
+    ASSERT_EQ(many.size(), 1u);
+    EXPECT_EQ(many[0].retired.size(), 2u);
+    for (const std::string& sql : capture.Statements()) {
+      if (absl::StrContains(sql, "FROM api_keys k JOIN tenants t")) {
+        reads.push_back(sql);
+      }
+    }
+  }
+  ASSERT_EQ(reads.size(), 2u);
+  for (const std::string& sql : reads) {
+    lumo::testing::IgnoreStatements explain_is_ours;
+    const std::string bound =
+        absl::StrReplaceAll(sql, {{"?", absl::StrCat("'", key.id, "'")}});
+    ASSERT_OK_AND_ASSIGN(std::vector<std::vector<std::string>> plan,
+                         db_->Query(absl::StrCat("EXPLAIN ", bound)));
+    ASSERT_FALSE(plan.empty());
+    for (const std::vector<std::string>& row : plan) {
+      for (const std::string& column : row) {
+        EXPECT_FALSE(absl::StrContains(column, "Using temporary"))
+            << absl::StrJoin(row, " | ") << "\n"
+            << sql;
+      }
+    }
+  }
 }
 
 TEST_F(MysqlKeyStoreTest, PrunedSecretsDoNotExtendTheGracePeriod) {

@@ -12,6 +12,7 @@
 #include <string>
 #include <utility>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/functional/function_ref.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
@@ -146,7 +147,12 @@ struct PageSelect {
 };
 
 // LoadForVerify: the key with its tenant and secrets, one row per retired
-// secret (NULLs without one), newest first.
+// secret (NULLs without one), in no order: a key keeps at most
+// kMaxRetiredSecrets of them (rotation prunes older ones), and the reader
+// sorts them. Sorting in SQL made MariaDB write an on-disk temporary table
+// for every cold verification (the select list holds TEXT columns, which
+// its in-memory temporary tables cannot), a file created and removed per
+// query.
 struct VerifySelect {
   SelectList list;
   KeyColumns key{list};
@@ -157,6 +163,7 @@ struct VerifySelect {
   int retired_digest = list.Add("r.digest");
   int retired_pepper_version = list.Add("r.pepper_version");
   int retired_valid_until = list.Add("r.valid_until");
+  int retired_version = list.Add("r.key_version");
   int now = list.Add("UTC_TIMESTAMP(6)");
   KeyPolicyColumns policy{list, "ts"};
   // The limits of the key's identity (docs/limits.md "Identity limits");
@@ -172,17 +179,15 @@ struct VerifySelect {
                    " LEFT JOIN tenant_settings ts ON ts.tenant_id = k.tenant_id"
                    " LEFT JOIN api_key_retired_secrets r"
                    " ON r.tenant_id = k.tenant_id AND r.key_id = k.id");
-  std::string sql =
-      absl::StrCat(from, " WHERE k.id = ? ORDER BY r.key_version DESC LIMIT ",
-                   kMaxRetiredSecrets);
-  // LoadManyForVerify: kVerifyBatchChunk ids (repeated to fill), each key's
-  // rows together, newest retired secret first.
+  std::string sql = absl::StrCat(from, " WHERE k.id = ?");
+  // LoadManyForVerify: kVerifyBatchChunk ids (repeated to fill), the rows
+  // of all of them in no order.
   std::string many_sql = absl::StrCat(
       from, " WHERE k.id IN (?",
       absl::StrJoin(
           std::vector<std::string>(MysqlKeyStore::kVerifyBatchChunk - 1, ", ?"),
           ""),
-      ") ORDER BY k.id, r.key_version DESC");
+      ")");
 };
 
 // A tenant row.
@@ -714,9 +719,11 @@ SearchPatterns SearchPatternsFor(absl::string_view search) {
 
 // Adds the current VerifySelect row to `record`: the key, its tenant,
 // current secret and policy when `first` (the key's first row), then the
-// retired secret the row carries, if any.
+// retired secret the row carries, if any, with its key version appended to
+// `retired_versions` (SortRetired puts them in order).
 absl::Status ReadVerifyRow(const sql::ResultSet& rs, const VerifySelect& c,
-                           bool first, VerifyRecord* record) {
+                           bool first, VerifyRecord* record,
+                           std::vector<int64_t>* retired_versions) {
   if (first) {
     if (absl::Status st = ReadKeyColumns(rs, c.key, &record->key); !st.ok()) {
       return st;
@@ -755,7 +762,26 @@ absl::Status ReadVerifyRow(const sql::ResultSet& rs, const VerifySelect& c,
         record->key.previous_secret_valid_until, retired.valid_until);
   }
   record->retired.push_back(retired);
+  retired_versions->push_back(rs.getInt64(c.retired_version));
   return absl::OkStatus();
+}
+
+// Orders `record`'s retired secrets newest first (by the key versions
+// ReadVerifyRow collected beside them) and keeps kMaxRetiredSecrets.
+void SortRetired(VerifyRecord* record,
+                 const std::vector<int64_t>& retired_versions) {
+  std::vector<size_t> order(record->retired.size());
+  for (size_t i = 0; i < order.size(); ++i) order[i] = i;
+  std::sort(order.begin(), order.end(), [&](size_t a, size_t b) {
+    return retired_versions[a] > retired_versions[b];
+  });
+  std::vector<RetiredSecret> sorted;
+  sorted.reserve(std::min(order.size(), size_t{kMaxRetiredSecrets}));
+  for (size_t i : order) {
+    if (sorted.size() == size_t{kMaxRetiredSecrets}) break;
+    sorted.push_back(record->retired[i]);
+  }
+  record->retired = std::move(sorted);
 }
 
 }  // namespace
@@ -1474,15 +1500,18 @@ absl::StatusOr<VerifyRecord> MysqlKeyStore::LoadForVerify(
         sql::PreparedStatement& stmt = s.Prepare(c.sql);
         stmt.setString(1, Str(id));
         std::unique_ptr<sql::ResultSet> rs = s.Query(stmt);
+        std::vector<int64_t> versions;
         bool first = true;
         while (rs->next()) {
-          if (absl::Status st = ReadVerifyRow(*rs, c, first, &record);
+          if (absl::Status st =
+                  ReadVerifyRow(*rs, c, first, &record, &versions);
               !st.ok()) {
             return st;
           }
           first = false;
         }
         if (first) return NotFound();
+        SortRetired(&record, versions);
         return absl::OkStatus();
       });
   if (!status.ok()) return status;
@@ -1502,6 +1531,8 @@ absl::StatusOr<std::vector<VerifyRecord>> MysqlKeyStore::LoadManyForVerify(
   absl::Status status =
       Run(*pool_, "load keys", [&](Session& s) -> absl::Status {
         records.clear();
+        // The retired secrets' key versions, per record.
+        std::vector<std::vector<int64_t>> versions;
         for (size_t start = 0; start < wanted.size();
              start += kVerifyBatchChunk) {
           const size_t end =
@@ -1512,22 +1543,24 @@ absl::StatusOr<std::vector<VerifyRecord>> MysqlKeyStore::LoadManyForVerify(
             stmt.setString(i + 1, wanted[std::min(start + i, end - 1)]);
           }
           std::unique_ptr<sql::ResultSet> rs = s.Query(stmt);
-          std::string current_id;
+          // This chunk's records by id (its rows come in no order).
+          absl::flat_hash_map<std::string, size_t> chunk;
           while (rs->next()) {
             std::string id = rs->getString(c.key.id).asStdString();
-            const bool first = records.empty() || id != current_id;
+            auto [it, first] = chunk.try_emplace(std::move(id), records.size());
             if (first) {
               records.emplace_back();
-              current_id = std::move(id);
-            } else if (records.back().retired.size() >=
-                       size_t{kMaxRetiredSecrets}) {
-              continue;
+              versions.emplace_back();
             }
-            if (absl::Status st = ReadVerifyRow(*rs, c, first, &records.back());
+            if (absl::Status st = ReadVerifyRow(
+                    *rs, c, first, &records[it->second], &versions[it->second]);
                 !st.ok()) {
               return st;
             }
           }
+        }
+        for (size_t i = 0; i < records.size(); ++i) {
+          SortRetired(&records[i], versions[i]);
         }
         return absl::OkStatus();
       });
