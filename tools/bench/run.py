@@ -1041,7 +1041,7 @@ class Bench:
                 f"{label:<28}{x['qps']:>9.0f}{x['p50_us']:>8.0f}"
                 f"{x['p90_us']:>8.0f}{x['p99_us']:>8.0f}{x['p999_us']:>8.0f}"
                 f"{x['server_cpu_us_per_call']:>10.1f}{errors:>8}  "
-                f"{cmp_text:<34}{target_text:<28}{met:<4}")
+                f"{cmp_text:<33} {target_text:<28}{met:<4}")
         if "rest_get" in r and "get_grpc" in r:
             g, w = r["get_grpc"], r["rest_get"]
             lines.append(
