@@ -60,8 +60,9 @@ absl::StatusOr<std::unique_ptr<App>> App::Create(
   service::ClusterWindowsOptions windows;
   // Window leases up to 100 000 tokens (docs/limits.md "Cost in
   // statements"): the cap binds only limits above 400 000 * N per window,
-  // and a lease is spendable only in its slot; credits keep 1 000 (a
-  // replica that dies loses its lease).
+  // and a lease is spendable only in its slot. Credit leases are sized to
+  // the key's rate (ClusterCreditsOptions: about a second of its use, 1 000
+  // to 100 000 credits; a replica that dies loses its lease).
   windows.max_lease = 100000;
   App* const self = app.get();
   windows.replicas = [self] {
@@ -376,9 +377,16 @@ void App::RegisterMetrics() {
                    return double(s.failbacks);
                  }));
   r.AddCollector("lumo_db_queries_total",
-                 "Statements executed on pooled connections", Type::kCounter,
-                 pool_stat([](const storage::PoolStats& s) {
+                 "Round trips to the database on pooled connections (a "
+                 "statement batch counts once)",
+                 Type::kCounter, pool_stat([](const storage::PoolStats& s) {
                    return double(s.queries_executed);
+                 }));
+  r.AddCollector("lumo_db_statements_total",
+                 "Statements sent on pooled connections, every statement of "
+                 "a batch counted",
+                 Type::kCounter, pool_stat([](const storage::PoolStats& s) {
+                   return double(s.statements_executed);
                  }));
 
   service::AuditWriter* writer = audit_writer_.get();

@@ -85,6 +85,7 @@ grpc::ServerUnaryReactor* BenchServiceImpl::Stats(
     return reactor;
   }
   response->set_db_queries(ctx_.store->queries_executed());
+  response->set_db_statements(ctx_.store->statements_executed());
   response->set_verify_cache_entries(ctx_.verifier->size());
   rpc::Finish(context, reactor, info, absl::OkStatus());
   return reactor;

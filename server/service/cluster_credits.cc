@@ -1,6 +1,8 @@
 #include "server/service/cluster_credits.h"
 
 #include <algorithm>
+#include <cmath>
+#include <string>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -46,6 +48,7 @@ SpendOutcome ClusterCredits::Spend(absl::string_view key_id, int64_t cost) {
       lease.credits + std::max<int64_t>(0, lease.db_remaining);
   if (cost <= lease.credits && (!lease.stale || cost == 0)) {
     lease.credits -= cost;
+    lease.spent_since += cost;
     lease.used_at = db_now;
     out.epoch = lease.epoch;
     out.result = SpendOutcome::Result::kSpent;
@@ -85,26 +88,66 @@ bool ClusterCredits::ClaimExhaustionReport(absl::string_view key_id,
   return !gate.ok() || gate->granted >= 1;
 }
 
+int64_t ClusterCredits::LeaseSize(const Lease& lease, int64_t cost,
+                                  absl::Time now) const {
+  const int replicas = std::max(1, options_.replicas());
+  // Nothing known of the balance: one credit (or the cost) first.
+  const int64_t share =
+      lease.db_remaining > 0
+          ? std::min(options_.max_lease, lease.db_remaining / (4 * replicas))
+          : 0;
+  int64_t by_rate = 0;
+  if (lease.rate_since != absl::InfinitePast() && lease.spent_since > 0) {
+    const absl::Duration interval =
+        std::max(now - lease.rate_since, options_.min_rate_interval);
+    const double credits = static_cast<double>(lease.spent_since) *
+                           absl::FDivDuration(options_.lease_horizon, interval);
+    by_rate = static_cast<int64_t>(
+        std::ceil(std::min(credits, static_cast<double>(options_.max_lease))));
+  }
+  return std::max<int64_t>(
+      {1, cost - lease.credits,
+       std::min(share, std::max(options_.base_lease, by_rate))});
+}
+
 absl::Status ClusterCredits::Renew(absl::string_view key_id, int64_t cost) {
+  const std::string key(key_id);
   int64_t want = 1;
+  uint64_t renewal = 0;
   {
     absl::MutexLock lock(&mu_);
-    Lease& lease = leases_[key_id];
+    const uint64_t in_flight = leases_[key].renewing;
+    if (in_flight != 0) {
+      // Wait for the reply of the statement in flight rather than send a
+      // second one: one lease per key at a time.
+      auto ended = [this, &key, in_flight]() {
+        mu_.AssertReaderHeld();
+        auto it = leases_.find(key);
+        return it == leases_.end() || it->second.renewing != in_flight;
+      };
+      if (mu_.AwaitWithTimeout(absl::Condition(&ended),
+                               options_.renewal_wait)) {
+        auto it = leases_.find(key);
+        if (it != leases_.end()) return it->second.renewal_status;
+      }
+      // Still in flight after the wait, or the lease was forgotten: ask.
+    }
+    Lease& lease = leases_[key];
     ExpireAtRefill(lease, DbNow());
-    const int replicas = std::max(1, options_.replicas());
-    const int64_t share =
-        lease.db_remaining > 0 ? lease.db_remaining / (4 * replicas) : 0;
-    want = std::max<int64_t>(
-        {1, cost - lease.credits, std::min(options_.max_lease, share)});
+    want = LeaseSize(lease, cost, options_.now());
+    renewal = ++renewal_seq_;
+    lease.renewing = renewal;
     ++store_calls_;
   }
   absl::StatusOr<storage::CreditLease> granted =
       store_->LeaseCredits(key_id, want);
   const absl::Time local_now = options_.now();
-  if (!granted.ok()) return granted.status();
   absl::MutexLock lock(&mu_);
+  Lease& lease = leases_[key];
+  if (lease.renewing == renewal) lease.renewing = 0;
+  lease.renewal_status = granted.status();
+  if (!granted.ok()) return granted.status();
   db_offset_ = granted->db_now - local_now;
-  Lease& lease = leases_[key_id];
   if (lease.epoch != granted->epoch) {
     // Credits of another epoch are void (their returns would be ignored).
     lease.credits = 0;
@@ -117,6 +160,9 @@ absl::Status ClusterCredits::Renew(absl::string_view key_id, int64_t cost) {
   lease.next_refill = granted->next_refill;
   lease.used_at = granted->db_now;
   lease.leased_at = granted->db_now;
+  // The next lease is sized by what is spent from now on.
+  lease.spent_since = 0;
+  lease.rate_since = local_now;
   return absl::OkStatus();
 }
 
@@ -131,6 +177,7 @@ void ClusterCredits::Refund(absl::string_view key_id, int64_t epoch,
   // A period that ended meanwhile voided the lease's credits.
   if (had_refill && !lease.next_refill.has_value()) return;
   lease.credits += cost;
+  lease.spent_since = std::max<int64_t>(0, lease.spent_since - cost);
 }
 
 void ClusterCredits::Drop(absl::string_view key_id) {
@@ -157,7 +204,9 @@ void ClusterCredits::FlushReturns(bool all) {
     for (auto it = leases_.begin(); it != leases_.end();) {
       Lease& lease = it->second;
       ExpireAtRefill(lease, db_now);
-      if (all || db_now - lease.used_at >= options_.idle_return) {
+      // A lease being renewed is in use (a request waits for it).
+      if (all || (lease.renewing == 0 &&
+                  db_now - lease.used_at >= options_.idle_return)) {
         if (lease.credits > 0) {
           returns.push_back({it->first, lease.epoch, lease.credits});
         }
@@ -176,6 +225,12 @@ void ClusterCredits::FlushReturns(bool all) {
 int64_t ClusterCredits::store_calls() const {
   absl::MutexLock lock(&mu_);
   return store_calls_;
+}
+
+int64_t ClusterCredits::held(absl::string_view key_id) const {
+  absl::MutexLock lock(&mu_);
+  auto it = leases_.find(key_id);
+  return it == leases_.end() ? 0 : it->second.credits;
 }
 
 }  // namespace lumo::service

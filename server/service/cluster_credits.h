@@ -6,6 +6,17 @@
 // replica that cannot reach the database spends only what it holds (fail
 // closed). A request whose cost exceeds what can be had spends nothing.
 //
+// Lease size (docs/limits.md "Usage quotas"): a lease covers about
+// `lease_horizon` of the key's recent use on this replica (the credits it
+// spent since its previous lease, per second of that interval, times the
+// horizon), at least `base_lease`, at most `max_lease` and never more than
+// floor(remaining / (4 N)) of the balance the database last reported;
+// always enough for the request's cost when the balance allows. A key at a
+// high rate so pays about one lease per horizon, a key at a moderate rate
+// one per `base_lease` credits, and a replica that dies holding a lease
+// loses at most that lease. One lease statement per key is in flight at a
+// time: a Renew that finds one in flight waits for its reply.
+//
 // Leases belong to an epoch (storage/counter_store.h): at a refill or an
 // API set/add the epoch moves on, the replica drops what it holds of the
 // old one (at the refill time, judged on the database clock, or when told
@@ -33,8 +44,21 @@
 namespace lumo::service {
 
 struct ClusterCreditsOptions {
-  // The largest lease asked for.
-  int64_t max_lease = 1000;
+  // A lease covers about this long of the key's use on this replica, at
+  // the rate it spent its previous lease ...
+  absl::Duration lease_horizon = absl::Seconds(1);
+  // ... measured over at least this long (a few spends right after a lease
+  // do not make a rate of their own) ...
+  absl::Duration min_rate_interval = absl::Milliseconds(10);
+  // ... and is at least this many credits (a key at a moderate rate pays
+  // one lease per this many credits) ...
+  int64_t base_lease = 1000;
+  // ... and at most this many (and a quarter of the replica's share of the
+  // balance).
+  int64_t max_lease = 100000;
+  // A Renew that finds a lease statement of the same key in flight waits
+  // for its reply at most this long (real time), then asks itself.
+  absl::Duration renewal_wait = absl::Seconds(10);
   // Unspent credits are given back after this long unused.
   absl::Duration idle_return = absl::Seconds(5);
   // The local clock.
@@ -71,8 +95,11 @@ class ClusterCredits {
   void Refund(absl::string_view key_id, int64_t epoch, int64_t cost);
 
   // One lease from the store, large enough for `cost` when the balance
-  // allows. NOT_FOUND: the key has no quota. UNAVAILABLE and the like: the
-  // caller must fail closed.
+  // allows, sized as the class comment says. When a lease statement of the
+  // key is in flight already, waits for its reply instead and returns its
+  // status (the caller spends again, and renews again if that lease went to
+  // other requests first). NOT_FOUND: the key has no quota. UNAVAILABLE and
+  // the like: the caller must fail closed. Blocking.
   absl::Status Renew(absl::string_view key_id, int64_t cost);
 
   // Forgets this replica's lease of `key_id` (its balance was set or
@@ -104,6 +131,8 @@ class ClusterCredits {
   void FlushReturns(bool all = false);
 
   int64_t store_calls() const;
+  // The credits this replica holds of `key_id` (tests).
+  int64_t held(absl::string_view key_id) const;
 
  private:
   struct Lease {
@@ -122,7 +151,20 @@ class ClusterCredits {
     bool stale = false;
     // The epoch ClaimExhaustionReport was last asked for (-1: none).
     int64_t exhaustion_asked = -1;
+    // Credits spent since `rate_since` (local clock), when the last lease
+    // was applied: the rate that sizes the next lease. InfinitePast: no
+    // lease yet.
+    int64_t spent_since = 0;
+    absl::Time rate_since = absl::InfinitePast();
+    // The lease statement in flight (0: none), and the status of the last
+    // one that ended.
+    uint64_t renewing = 0;
+    absl::Status renewal_status;
   };
+
+  // The credits to ask for (the class comment).
+  int64_t LeaseSize(const Lease& lease, int64_t cost, absl::Time now) const
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   absl::Time DbNow() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Drops a lease whose epoch ended with a refill.
@@ -137,6 +179,7 @@ class ClusterCredits {
   absl::flat_hash_map<std::string, Lease> leases_ ABSL_GUARDED_BY(mu_);
   absl::Duration db_offset_ ABSL_GUARDED_BY(mu_);
   int64_t store_calls_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t renewal_seq_ ABSL_GUARDED_BY(mu_) = 0;
 };
 
 }  // namespace lumo::service

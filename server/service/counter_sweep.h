@@ -1,7 +1,9 @@
 // The periodic clean-up of the shared counters' stale rows (docs/limits.md
 // "Memory"): token buckets untouched for `bucket_idle` (full again by
-// then, like a missing row) and known networks of portal accounts past
-// their lifetime, in bounded batches. Every replica runs it; two replicas
+// then, like a missing row), known networks of portal accounts past
+// their lifetime, window slots no window counts any more and the window
+// heads of counters left without slots (CounterStore::SweepStale), in
+// bounded batches. Every replica runs it; two replicas
 // deleting the same stale rows is harmless.
 //
 // Thread-compatible: one thread calls MaybeRun.

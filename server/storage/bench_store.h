@@ -38,8 +38,12 @@ class BenchStore {
   // Returns the rows written (1).
   virtual absl::StatusOr<uint64_t> InsertCommit() = 0;
 
-  // Statements executed so far by the backend's request stores.
+  // Round trips to the database made so far by the backend's request
+  // stores (a statement batch counts once).
   virtual uint64_t queries_executed() const = 0;
+  // Statements sent so far by the backend's request stores, every
+  // statement of a batch counted.
+  virtual uint64_t statements_executed() const = 0;
 
   // Inserts `keys` into the tenant `tenant_slug` (each key's tenant_id is
   // ignored) in one transaction, without audit events or change-feed rows:

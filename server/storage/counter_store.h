@@ -182,9 +182,12 @@ class CounterStore {
 
   // Deletes up to `limit` (>= 1) rows of each kind: token buckets not
   // updated for `bucket_idle` (> 0; a missing row is a full bucket, so
-  // this forgets only buckets that refill within `bucket_idle`) and known
-  // networks whose last login is older than `known_ttl` (> 0). Returns the
-  // rows deleted.
+  // this forgets only buckets that refill within `bucket_idle`), known
+  // networks whose last login is older than `known_ttl` (> 0), window
+  // slots no window counts any more (now at or past their WindowReset: a
+  // lease would prune them), and the window heads of counters left without
+  // slots (a lease starts such a counter afresh, as it would with the
+  // rows). Returns the rows deleted.
   virtual absl::StatusOr<int64_t> SweepStale(absl::Duration bucket_idle,
                                              absl::Duration known_ttl,
                                              int64_t limit) = 0;

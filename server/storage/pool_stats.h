@@ -10,8 +10,11 @@
 namespace lumo::storage {
 
 struct PoolStats {
-  uint64_t queries_executed = 0;  // statements executed on pooled sessions
-  int connections_open = 0;       // idle + in use (+ being opened)
+  // Round trips to the database on pooled sessions, and the statements
+  // they carried (a statement batch is one round trip, several statements).
+  uint64_t queries_executed = 0;
+  uint64_t statements_executed = 0;
+  int connections_open = 0;  // idle + in use (+ being opened)
   int connections_in_use = 0;
   uint64_t waits = 0;                  // acquires that found no free connection
   uint64_t acquire_timeouts = 0;       // of which gave up (UNAVAILABLE)

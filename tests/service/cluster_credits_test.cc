@@ -3,14 +3,18 @@
 // conformance suite) and spent in memory, on one test clock.
 #include "server/service/cluster_credits.h"
 
+#include <algorithm>
 #include <cstdint>
 #include <memory>
 #include <random>
 #include <string>
+#include <thread>
 #include <vector>
 
+#include "absl/synchronization/notification.h"
 #include "absl/time/time.h"
 #include "gtest/gtest.h"
+#include "tests/storage/fakes/blocking_counter_store.h"
 #include "tests/storage/fakes/fake_stores.h"
 
 namespace lumo::service {
@@ -47,11 +51,35 @@ class ClusterCreditsTest : public ::testing::Test {
     stores_.db->FreezeClock(t_);
   }
 
-  std::unique_ptr<ClusterCredits> Replica(int replicas) {
+  std::unique_ptr<ClusterCredits> Replica(
+      int replicas, storage::CounterStore* store = nullptr) {
     ClusterCreditsOptions o;
     o.now = [this] { return t_; };
     o.replicas = [replicas] { return replicas; };
-    return std::make_unique<ClusterCredits>(&stores_.counters, o);
+    return std::make_unique<ClusterCredits>(
+        store != nullptr ? store : &stores_.counters, o);
+  }
+
+  int64_t Balance() { return stores_.counters.GetQuota(key_)->remaining; }
+
+  // Spends one credit `per_second` times a second for `seconds` on the
+  // test clock, renewing as a server does. Returns the size of each lease
+  // the replica took (what the database's balance lost).
+  std::vector<int64_t> SpendSteadily(ClusterCredits& r, int64_t per_second,
+                                     int64_t seconds) {
+    std::vector<int64_t> grants;
+    for (int64_t i = 0; i < per_second * seconds; ++i) {
+      Advance(absl::Seconds(1) / per_second);
+      Result spent = r.Spend(key_, 1).result;
+      if (spent == Result::kNeedLease) {
+        const int64_t before = Balance();
+        EXPECT_TRUE(r.Renew(key_, 1).ok());
+        grants.push_back(before - Balance());
+        spent = r.Spend(key_, 1).result;
+      }
+      EXPECT_EQ(spent, Result::kSpent);
+    }
+    return grants;
   }
 
   // What a server does: spend; when a lease is needed, renew on the
@@ -187,6 +215,109 @@ TEST_F(ClusterCreditsTest, ADeadReplicasLeaseIsLostNeverDoubled) {
   for (int i = 0; i < 200; ++i) spent += Spend(*b, 1) == Result::kSpent;
   EXPECT_LE(spent, 100);
   EXPECT_GE(spent, 100 - 12);
+}
+
+TEST_F(ClusterCreditsTest, AHotKeysLeaseCoversAboutASecondOfItsUse) {
+  // 20 000 credits a second on one replica for 10 s. Fixed leases of
+  // 1 000 cost 200 lease statements; leases sized to the rate cost one a
+  // second: 1 (the balance unknown), 1 000 (the base: one credit spent so
+  // far), then ~20 000 each.
+  ASSERT_TRUE(stores_.counters.SetQuota(key_, 1'000'000'000'000, {}).ok());
+  auto r = Replica(1);
+  const std::vector<int64_t> grants = SpendSteadily(*r, 20'000, 10);
+  ASSERT_GE(grants.size(), 3u);
+  EXPECT_EQ(grants[0], 1);
+  EXPECT_EQ(grants[1], 1000);
+  EXPECT_LE(r->store_calls(), 14);
+  for (size_t i = 2; i < grants.size(); ++i) {
+    // A second of use at the measured rate (to a rounding), never more.
+    EXPECT_GE(grants[i], 19'000) << i;
+    EXPECT_LE(grants[i], 20'001) << i;
+  }
+  // What a replica dying now would lose: at most its last lease.
+  EXPECT_LE(r->held(key_), 20'001);
+}
+
+TEST_F(ClusterCreditsTest, LeasesFollowTheRateDownToTheBase) {
+  ASSERT_TRUE(stores_.counters.SetQuota(key_, 1'000'000'000'000, {}).ok());
+  auto r = Replica(1);
+  SpendSteadily(*r, 20'000, 2);
+  // The rate falls to 5 000 a second: once the lease of the fast second is
+  // spent, leases cover a second of the new rate ...
+  std::vector<int64_t> grants = SpendSteadily(*r, 5'000, 20);
+  ASSERT_GE(grants.size(), 3u);
+  for (size_t i = 1; i < grants.size(); ++i) {
+    EXPECT_GE(grants[i], 4'750) << i;
+    EXPECT_LE(grants[i], 5'001) << i;
+  }
+  // ... and at 100 a second they are the base of 1 000 (not 100: a key at
+  // a moderate rate pays one statement per 1 000 credits, as before the
+  // rate sizing).
+  grants = SpendSteadily(*r, 100, 60);
+  ASSERT_GE(grants.size(), 2u);
+  for (size_t i = 1; i < grants.size(); ++i) EXPECT_EQ(grants[i], 1000) << i;
+}
+
+TEST_F(ClusterCreditsTest, LeasesAreCappedByMaxLeaseAndTheBalancesShare) {
+  // A million credits a second: a second of use would be 1 000 000; the
+  // cap of 100 000 holds.
+  ASSERT_TRUE(stores_.counters.SetQuota(key_, 1'000'000'000'000, {}).ok());
+  auto r = Replica(1);
+  std::vector<int64_t> grants = SpendSteadily(*r, 1'000'000, 2);
+  ASSERT_GE(grants.size(), 4u);
+  for (int64_t g : grants) EXPECT_LE(g, 100'000);
+  EXPECT_EQ(grants.back(), 100'000);
+  r->FlushReturns(/*all=*/true);
+
+  // A balance of 200 000 behind 2 replicas: at most a quarter of the
+  // replica's share, floor(remaining / 8), whatever the rate.
+  ASSERT_TRUE(stores_.counters.SetQuota(key_, 200'000, {}).ok());
+  auto two = Replica(2);
+  int64_t before = Balance();
+  for (int i = 0; i < 50'000; ++i) {
+    Advance(absl::Microseconds(1));
+    Result spent = two->Spend(key_, 1).result;
+    if (spent == Result::kNeedLease) {
+      before = Balance();
+      ASSERT_TRUE(two->Renew(key_, 1).ok());
+      EXPECT_LE(before - Balance(), std::max<int64_t>(1, before / 8));
+      spent = two->Spend(key_, 1).result;
+    }
+    ASSERT_EQ(spent, Result::kSpent);
+  }
+}
+
+TEST_F(ClusterCreditsTest, ARenewalWaitsForTheLeaseInFlightOfItsKey) {
+  // The first lease (one credit) is held back after the store granted it;
+  // a second request needing credits meanwhile waits for that reply
+  // instead of sending a statement of its own.
+  ASSERT_TRUE(stores_.counters.SetQuota(key_, 100, {}).ok());
+  testing::BlockingCounterStore store(&stores_.counters,
+                                      testing::BlockingCounterStore::kCredits,
+                                      /*block_call=*/1);
+  auto r = Replica(1, &store);
+  ASSERT_EQ(r->Spend(key_, 1).result, Result::kNeedLease);
+  absl::Status first_status;
+  std::thread first([&] { first_status = r->Renew(key_, 1); });
+  store.blocked().WaitForNotification();
+
+  absl::Notification done;
+  absl::Status second_status;
+  std::thread second([&] {
+    second_status = r->Renew(key_, 1);
+    done.Notify();
+  });
+  // The second renewal is let go after a bounded wait (the outcome does
+  // not depend on its length).
+  done.WaitForNotificationWithTimeout(absl::Milliseconds(300));
+  store.Release();
+  first.join();
+  second.join();
+  EXPECT_TRUE(first_status.ok()) << first_status;
+  EXPECT_TRUE(second_status.ok()) << second_status;
+  EXPECT_EQ(store.calls(), 1);  // one statement for both
+  EXPECT_EQ(r->held(key_), 1);
+  EXPECT_EQ(Balance(), 99);
 }
 
 }  // namespace

@@ -19,12 +19,14 @@
 #include "absl/synchronization/notification.h"
 #include "absl/time/time.h"
 #include "gtest/gtest.h"
+#include "tests/storage/fakes/blocking_counter_store.h"
 #include "tests/storage/fakes/fake_stores.h"
 
 namespace lumo::service {
 namespace {
 
 using Result = TakeOutcome::Result;
+using testing::BlockingCounterStore;
 
 class ClusterWindowsTest : public ::testing::Test {
  protected:
@@ -307,108 +309,6 @@ TEST_F(ClusterWindowsTest, IdleCountersAreForgottenAndBusyOnesKept) {
   EXPECT_EQ(once(0), Result::kAdmitted);
 }
 
-// Delegates to the fake; the lease call numbered `block_call` (from 1)
-// waits, after the fake granted it, until Release.
-class BlockingCounterStore : public storage::CounterStore {
- public:
-  BlockingCounterStore(storage::CounterStore* inner, int block_call)
-      : inner_(inner), block_call_(block_call) {}
-
-  absl::StatusOr<storage::WindowLease> LeaseWindow(
-      absl::string_view counter, const storage::WindowSpec& spec, int64_t want,
-      int64_t debt) override {
-    absl::StatusOr<storage::WindowLease> lease =
-        inner_->LeaseWindow(counter, spec, want, debt);
-    if (calls_.fetch_add(1) + 1 == block_call_) {
-      blocked_.Notify();
-      release_.WaitForNotification();
-    }
-    return lease;
-  }
-  absl::Status ReturnWindow(absl::string_view counter, int64_t slot,
-                            int64_t amount) override {
-    return inner_->ReturnWindow(counter, slot, amount);
-  }
-  absl::StatusOr<storage::BucketLease> LeaseBucket(
-      absl::string_view counter, const storage::BucketSpec& spec,
-      int64_t want) override {
-    return inner_->LeaseBucket(counter, spec, want);
-  }
-  absl::Status ReturnBucket(absl::string_view counter,
-                            const storage::BucketSpec& spec,
-                            int64_t amount) override {
-    return inner_->ReturnBucket(counter, spec, amount);
-  }
-  absl::StatusOr<int64_t> SweepStale(absl::Duration bucket_idle,
-                                     absl::Duration known_ttl,
-                                     int64_t limit) override {
-    return inner_->SweepStale(bucket_idle, known_ttl, limit);
-  }
-  absl::Status RememberNetwork(absl::string_view account,
-                               absl::string_view network, size_t keep,
-                               absl::Duration ttl) override {
-    return inner_->RememberNetwork(account, network, keep, ttl);
-  }
-  absl::StatusOr<bool> IsKnownNetwork(absl::string_view account,
-                                      absl::string_view network,
-                                      absl::Duration ttl) override {
-    return inner_->IsKnownNetwork(account, network, ttl);
-  }
-  absl::StatusOr<storage::QuotaState> SetQuota(
-      absl::string_view key_id, int64_t remaining,
-      std::optional<storage::Refill> refill) override {
-    return inner_->SetQuota(key_id, remaining, refill);
-  }
-  absl::Status ClearQuota(absl::string_view key_id) override {
-    return inner_->ClearQuota(key_id);
-  }
-  absl::StatusOr<storage::QuotaState> GetQuota(
-      absl::string_view key_id) override {
-    return inner_->GetQuota(key_id);
-  }
-  absl::StatusOr<storage::QuotaState> AddCredits(absl::string_view key_id,
-                                                 int64_t delta) override {
-    return inner_->AddCredits(key_id, delta);
-  }
-  absl::StatusOr<storage::CreditsChange> ChangeCredits(
-      absl::string_view key_id, const storage::CreditsUpdate& update,
-      absl::FunctionRef<storage::AuditEvent(const storage::CreditsChange&)>
-          audit) override {
-    return inner_->ChangeCredits(key_id, update, audit);
-  }
-  absl::StatusOr<storage::CreditLease> LeaseCredits(absl::string_view key_id,
-                                                    int64_t want) override {
-    return inner_->LeaseCredits(key_id, want);
-  }
-  absl::Status ReturnCredits(absl::string_view key_id, int64_t epoch,
-                             int64_t amount) override {
-    return inner_->ReturnCredits(key_id, epoch, amount);
-  }
-  absl::StatusOr<std::vector<storage::KeyRateLimit>> GetIdentityLimits(
-      int64_t tenant_id, absl::string_view external_id) override {
-    return inner_->GetIdentityLimits(tenant_id, external_id);
-  }
-  absl::StatusOr<storage::IdentityLimitsChange> SetIdentityLimits(
-      int64_t tenant_id, absl::string_view external_id,
-      const std::vector<storage::KeyRateLimit>& limits,
-      absl::FunctionRef<
-          storage::AuditEvent(const std::vector<storage::KeyRateLimit>& before)>
-          audit) override {
-    return inner_->SetIdentityLimits(tenant_id, external_id, limits, audit);
-  }
-
-  int calls() const { return calls_.load(); }
-  absl::Notification& blocked() { return blocked_; }
-  void Release() { release_.Notify(); }
-
- private:
-  storage::CounterStore* const inner_;
-  const int block_call_;
-  std::atomic<int> calls_{0};
-  absl::Notification blocked_;
-  absl::Notification release_;
-};
-
 TEST_F(ClusterWindowsTest, ARenewalWaitsForTheLeaseInFlightOnItsCounter) {
   // Limit 2 on one replica: leases of 1, no overdraft. The first request's
   // lease is spent, so a renewal ahead of need is queued; it runs on a
@@ -418,7 +318,8 @@ TEST_F(ClusterWindowsTest, ARenewalWaitsForTheLeaseInFlightOnItsCounter) {
   // that 0 marked the counter exhausted and the request was refused while
   // the replica was about to hold a token; now the request waits for the
   // reply in flight and is admitted with its token.
-  BlockingCounterStore store(&stores_.counters, /*block_call=*/2);
+  BlockingCounterStore store(&stores_.counters, BlockingCounterStore::kWindows,
+                             /*block_call=*/2);
   ClusterWindowsOptions o;
   o.now = [this] { return t_; };
   o.schedule = [this](std::function<void()> f) {

@@ -587,7 +587,7 @@ TEST_F(ConnectionPoolTest, StatementCeilingIsDeadlineExceeded) {
   EXPECT_TRUE(lease->IsValid());
 }
 
-TEST_F(ConnectionPoolTest, CountsEveryExecutedStatement) {
+TEST_F(ConnectionPoolTest, CountsEveryRoundTripAndItsStatements) {
   ASSERT_OK_AND_ASSIGN(std::unique_ptr<ConnectionPool> pool,
                        ConnectionPool::Create(Options(1, absl::Seconds(1))));
   ASSERT_OK_AND_ASSIGN(ConnectionLease lease, pool->Acquire());
@@ -601,6 +601,14 @@ TEST_F(ConnectionPoolTest, CountsEveryExecutedStatement) {
   lease->Query(stmt);
   EXPECT_EQ(pool->queries_executed(), 4u);
   EXPECT_EQ(pool->stats().queries_executed, 4u);
+  EXPECT_EQ(pool->statements_executed(), 4u);
+  // A batch is one round trip of all its statements.
+  size_t failed = 0;
+  lease->ExecuteBatch(
+      {"DO 1", "SELECT 2", "DO 3"}, [](size_t, sql::ResultSet&) {}, &failed);
+  EXPECT_EQ(pool->queries_executed(), 5u);
+  EXPECT_EQ(pool->statements_executed(), 7u);
+  EXPECT_EQ(pool->stats().statements_executed, 7u);
 }
 
 TEST_F(ConnectionPoolTest, UnreachableServerIsUnavailable) {

@@ -175,6 +175,7 @@ TEST_F(StatementBatchTest, QueuedStatementsRunInOrderInOneRoundTrip) {
     return absl::OkStatus();
   }));
   const uint64_t before = pool_->queries_executed();
+  const uint64_t statements_before = pool_->statements_executed();
   std::string seen;
   ASSERT_OK(
       ::lumo::storage::Run(*pool_, "batch", [&](Session& s) -> absl::Status {
@@ -200,8 +201,10 @@ TEST_F(StatementBatchTest, QueuedStatementsRunInOrderInOneRoundTrip) {
       }));
   EXPECT_EQ(seen, "b");
   EXPECT_EQ(AllRows(), (Rows{{"1", "b"}, {"2", "c"}}));
-  // START + INSERT + UPDATE + its row count + SELECT; INSERT + COMMIT.
+  // START + SAVEPOINT + INSERT + UPDATE + its row count + SELECT; INSERT +
+  // RELEASE SAVEPOINT + COMMIT: two round trips of 6 and 3 statements.
   EXPECT_EQ(pool_->queries_executed() - before, 2u);
+  EXPECT_EQ(pool_->statements_executed() - statements_before, 9u);
 }
 
 TEST_F(StatementBatchTest, AFailingStatementStopsItsBatchAndIsNamed) {

@@ -740,9 +740,12 @@ int StatsMode() {
   lumo::bench::v1::StatsResponse resp;
   grpc::Status s = stub->Stats(&ctx, lumo::bench::v1::StatsRequest(), &resp);
   if (!s.ok()) Die("Stats: " + s.error_message());
-  printf("{\"db_queries\":%llu,\"verify_cache_entries\":%llu}\n",
-         static_cast<unsigned long long>(resp.db_queries()),
-         static_cast<unsigned long long>(resp.verify_cache_entries()));
+  printf(
+      "{\"db_queries\":%llu,\"db_statements\":%llu,"
+      "\"verify_cache_entries\":%llu}\n",
+      static_cast<unsigned long long>(resp.db_queries()),
+      static_cast<unsigned long long>(resp.db_statements()),
+      static_cast<unsigned long long>(resp.verify_cache_entries()));
   return 0;
 }
 

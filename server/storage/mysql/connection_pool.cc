@@ -65,8 +65,8 @@ void InitMysqlDriver() { (void)Driver(); }
 // MysqlConnection
 
 MysqlConnection::MysqlConnection(std::unique_ptr<sql::Connection> conn,
-                                 std::atomic<uint64_t>* query_counter)
-    : conn_(std::move(conn)), queries_(query_counter) {}
+                                 StatementCounters* counters)
+    : conn_(std::move(conn)), counters_(counters) {}
 
 MysqlConnection::~MysqlConnection() {
   // Statements first, then the session. Closing a dead session can throw
@@ -114,19 +114,19 @@ std::unique_ptr<sql::PreparedStatement> MysqlConnection::PrepareUncached(
 
 std::unique_ptr<sql::ResultSet> MysqlConnection::Query(
     sql::PreparedStatement& stmt) {
-  CountQuery();
+  CountRoundTrip();
   return std::unique_ptr<sql::ResultSet>(stmt.executeQuery());
 }
 
 uint64_t MysqlConnection::Update(sql::PreparedStatement& stmt) {
-  CountQuery();
+  CountRoundTrip();
   return static_cast<uint64_t>(stmt.executeUpdate());
 }
 
 void MysqlConnection::Execute(const std::string& sql) {
   ObserveStatement(sql);
   if (text_ == nullptr) text_.reset(conn_->createStatement());
-  CountQuery();
+  CountRoundTrip();
   text_->execute(sql);
 }
 
@@ -134,7 +134,7 @@ std::unique_ptr<sql::ResultSet> MysqlConnection::QueryText(
     const std::string& sql) {
   ObserveStatement(sql);
   if (text_ == nullptr) text_.reset(conn_->createStatement());
-  CountQuery();
+  CountRoundTrip();
   return std::unique_ptr<sql::ResultSet>(text_->executeQuery(sql));
 }
 
@@ -148,7 +148,7 @@ std::unique_ptr<sql::ResultSet> MysqlConnection::ExecuteBatch(
     if (!text.empty()) text += ";\n";
     text += s;
   }
-  CountQuery();
+  CountRoundTrip(statements.size());
   size_t current = 0;  // the statement whose result is read next
   try {
     bool rows = text_->execute(text);
@@ -204,35 +204,35 @@ bool MysqlConnection::IsValid() {
 }
 
 absl::StatusOr<std::unique_ptr<MysqlConnection>> OpenMysqlConnection(
-    const MysqlOptions& options, std::atomic<uint64_t>* query_counter) {
-  return OpenMysqlConnectionFrom(options, query_counter, 0, nullptr);
+    const MysqlOptions& options, StatementCounters* counters) {
+  return OpenMysqlConnectionFrom(options, counters, 0, nullptr);
 }
 
 absl::StatusOr<std::unique_ptr<MysqlConnection>> OpenMysqlConnectionFrom(
-    const MysqlOptions& options, std::atomic<uint64_t>* query_counter,
-    size_t first, size_t* opened_on) {
+    const MysqlOptions& options, StatementCounters* counters, size_t first,
+    size_t* opened_on) {
   const size_t hosts = 1 + options.other_hosts.size();
   std::vector<size_t> order;
   for (size_t i = 0; i < hosts; ++i) order.push_back((first + i) % hosts);
-  return OpenMysqlConnectionInOrder(options, query_counter, order, opened_on,
+  return OpenMysqlConnectionInOrder(options, counters, order, opened_on,
                                     nullptr);
 }
 
 absl::StatusOr<std::unique_ptr<MysqlConnection>> OpenMysqlConnectionInOrder(
-    const MysqlOptions& options, std::atomic<uint64_t>* query_counter,
+    const MysqlOptions& options, StatementCounters* counters,
     const std::vector<size_t>& order, size_t* opened_on,
     std::vector<size_t>* failed) {
   if (absl::Status s = ValidateMysqlOptions(options); !s.ok()) return s;
   if (options.other_hosts.empty()) {
     if (opened_on != nullptr) *opened_on = 0;
-    return internal::OpenOnOneHost(options, query_counter);
+    return internal::OpenOnOneHost(options, counters);
   }
   const std::vector<MysqlHost> hosts = AllHosts(options);
   std::vector<std::string> failures;
   for (size_t index : order) {
     if (index >= hosts.size()) continue;
     absl::StatusOr<std::unique_ptr<MysqlConnection>> conn =
-        internal::OpenOnOneHost(OnHost(options, hosts[index]), query_counter);
+        internal::OpenOnOneHost(OnHost(options, hosts[index]), counters);
     if (conn.ok()) {
       if (opened_on != nullptr) *opened_on = index;
       return conn;
@@ -297,7 +297,7 @@ absl::Status CheckGaleraNodeReady(MysqlConnection& conn) {
 namespace internal {
 
 absl::StatusOr<std::unique_ptr<MysqlConnection>> OpenOnOneHost(
-    const MysqlOptions& options, std::atomic<uint64_t>* query_counter) {
+    const MysqlOptions& options, StatementCounters* counters) {
   EnsureDriverThreadInit();
 
   sql::ConnectOptionsMap connect;
@@ -405,7 +405,7 @@ absl::StatusOr<std::unique_ptr<MysqlConnection>> OpenOnOneHost(
   } catch (const sql::SQLException& e) {
     return StatusFromSqlException(e, "set up the database session");
   }
-  conn->queries_ = query_counter;
+  conn->counters_ = counters;
   return conn;
 }
 
@@ -558,7 +558,7 @@ absl::StatusOr<ConnectionLease> ConnectionPool::Acquire(
   size_t opened_on = first;
   std::vector<size_t> failed;
   absl::StatusOr<std::unique_ptr<MysqlConnection>> conn =
-      OpenMysqlConnectionInOrder(options_, &queries_, order, &opened_on,
+      OpenMysqlConnectionInOrder(options_, &counters_, order, &opened_on,
                                  &failed);
   std::vector<std::unique_ptr<MysqlConnection>> elsewhere;
   {
@@ -680,6 +680,7 @@ void ConnectionPool::ProbeFirstHost() {
 PoolStats ConnectionPool::stats() const {
   PoolStats s;
   s.queries_executed = queries_executed();
+  s.statements_executed = statements_executed();
   absl::MutexLock lock(&mu_);
   s.connections_open = open_;
   s.connections_in_use = in_use_;

@@ -54,11 +54,20 @@ extern std::atomic<StatementObserver> statement_observer;
 void ObserveStatement(const std::string& sql);
 }  // namespace internal
 
+// What sessions sent to the server: round trips, and the statements they
+// carried (a statement batch is one round trip of several statements; a
+// checked statement's row count is a statement of its own). Connection
+// set-up is not counted. Thread-safe.
+struct StatementCounters {
+  std::atomic<uint64_t> round_trips{0};
+  std::atomic<uint64_t> statements{0};
+};
+
 class MysqlConnection;
 namespace internal {
 // OpenMysqlConnection on `options.host` only (the other hosts ignored).
 absl::StatusOr<std::unique_ptr<MysqlConnection>> OpenOnOneHost(
-    const MysqlOptions& options, std::atomic<uint64_t>* query_counter);
+    const MysqlOptions& options, StatementCounters* counters);
 }  // namespace internal
 
 // One open session. Not thread-safe: one thread at a time (it may move
@@ -135,12 +144,15 @@ class MysqlConnection {
  private:
   friend absl::StatusOr<std::unique_ptr<MysqlConnection>>
   internal::OpenOnOneHost(const MysqlOptions& options,
-                          std::atomic<uint64_t>* query_counter);
+                          StatementCounters* counters);
 
   MysqlConnection(std::unique_ptr<sql::Connection> conn,
-                  std::atomic<uint64_t>* query_counter);
-  void CountQuery() {
-    if (queries_ != nullptr) queries_->fetch_add(1, std::memory_order_relaxed);
+                  StatementCounters* counters);
+  // One round trip carrying `statements` statements.
+  void CountRoundTrip(uint64_t statements = 1) {
+    if (counters_ == nullptr) return;
+    counters_->round_trips.fetch_add(1, std::memory_order_relaxed);
+    counters_->statements.fetch_add(statements, std::memory_order_relaxed);
   }
 
   // Declared first so that it is destroyed last: statements close through
@@ -149,7 +161,7 @@ class MysqlConnection {
   std::unique_ptr<sql::Statement> text_;
   absl::flat_hash_map<std::string, std::unique_ptr<sql::PreparedStatement>>
       statements_;
-  std::atomic<uint64_t>* queries_;  // not owned; may be null
+  StatementCounters* counters_;  // not owned; may be null
   bool is_mariadb_ = false;
   bool is_galera_ = false;
   int64_t connection_id_ = 0;
@@ -160,12 +172,13 @@ class MysqlConnection {
 };
 
 // Opens and sets up one session with `options` (the database may be empty).
-// Every statement later executed on it increments `*query_counter` when that
-// is non-null; the counter must outlive the connection. UNAVAILABLE when the
+// Every round trip later made on it is counted in `*counters` (with its
+// statements) when that is non-null; the counters must outlive the
+// connection. UNAVAILABLE when the
 // server cannot be reached or refuses the login (the message says why and
 // never contains the password). Thread-safe.
 absl::StatusOr<std::unique_ptr<MysqlConnection>> OpenMysqlConnection(
-    const MysqlOptions& options, std::atomic<uint64_t>* query_counter);
+    const MysqlOptions& options, StatementCounters* counters);
 
 // With several hosts (options.other_hosts): tries them in order starting at
 // index `first` of AllHosts(options), wrapping around, and returns the
@@ -174,13 +187,13 @@ absl::StatusOr<std::unique_ptr<MysqlConnection>> OpenMysqlConnection(
 // UNAVAILABLE naming every host's failure when none could serve; other
 // errors (a refused login) at once.
 absl::StatusOr<std::unique_ptr<MysqlConnection>> OpenMysqlConnectionFrom(
-    const MysqlOptions& options, std::atomic<uint64_t>* query_counter,
-    size_t first, size_t* opened_on);
+    const MysqlOptions& options, StatementCounters* counters, size_t first,
+    size_t* opened_on);
 
 // Like OpenMysqlConnectionFrom, trying the hosts (indexes of AllHosts) in
 // `order`; `failed` (may be null) receives each host that could not serve.
 absl::StatusOr<std::unique_ptr<MysqlConnection>> OpenMysqlConnectionInOrder(
-    const MysqlOptions& options, std::atomic<uint64_t>* query_counter,
+    const MysqlOptions& options, StatementCounters* counters,
     const std::vector<size_t>& order, size_t* opened_on,
     std::vector<size_t>* failed);
 
@@ -286,8 +299,15 @@ class ConnectionPool {
   void DiscardIdle() ABSL_LOCKS_EXCLUDED(mu_);
 
   PoolStats stats() const ABSL_LOCKS_EXCLUDED(mu_);
+  // Round trips to the server on this pool's sessions so far (a statement
+  // batch counts once; StatementCounters).
   uint64_t queries_executed() const {
-    return queries_.load(std::memory_order_relaxed);
+    return counters_.round_trips.load(std::memory_order_relaxed);
+  }
+  // Statements sent on this pool's sessions so far, every statement of a
+  // batch counted.
+  uint64_t statements_executed() const {
+    return counters_.statements.load(std::memory_order_relaxed);
   }
   // The index in AllHosts(options()) new connections go to first, and how
   // often it changed.
@@ -327,7 +347,7 @@ class ConnectionPool {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const MysqlOptions options_;
-  std::atomic<uint64_t> queries_{0};
+  StatementCounters counters_;
 
   mutable absl::Mutex mu_;
   absl::CondVar available_;  // an idle connection or a free slot appeared

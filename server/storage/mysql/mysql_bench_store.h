@@ -35,9 +35,13 @@ class MysqlBenchStore : public BenchStore {
   // mutation's (START TRANSACTION, SAVEPOINT, INSERT, RELEASE SAVEPOINT,
   // COMMIT: five statements).
   absl::StatusOr<uint64_t> InsertCommit() override;
-  // The pool's statement counter.
+  // The pool's counters (ConnectionPool::queries_executed,
+  // statements_executed).
   uint64_t queries_executed() const override {
     return pool_->queries_executed();
+  }
+  uint64_t statements_executed() const override {
+    return pool_->statements_executed();
   }
   // Multi-row INSERTs of 1000 keys each, one transaction.
   absl::Status LoadKeys(absl::string_view tenant_slug,

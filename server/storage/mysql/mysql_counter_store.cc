@@ -31,9 +31,12 @@ constexpr char kSlotsSql[] =
     " ORDER BY slot";
 // The upserts bind their values again for the update half rather than
 // use VALUES(column), which MySQL 8.0 deprecates.
+// expires_us: when no window counts the slot any more (WindowReset), for
+// the sweep (migration 0021).
 constexpr char kAddToSlotSql[] =
-    "INSERT INTO limit_windows (counter_key, slot, granted) VALUES (?, ?, ?)"
-    " ON DUPLICATE KEY UPDATE granted = granted + ?";
+    "INSERT INTO limit_windows (counter_key, slot, granted, expires_us)"
+    " VALUES (?, ?, ?, ?) ON DUPLICATE KEY UPDATE granted = granted + ?,"
+    " expires_us = ?";
 constexpr char kPruneSlotsSql[] =
     "DELETE FROM limit_windows WHERE counter_key = ? AND slot < ?";
 constexpr char kReturnToSlotSql[] =
@@ -65,6 +68,16 @@ constexpr char kSweepBucketsSql[] =
     "DELETE FROM limit_buckets WHERE updated_us < ? LIMIT ";
 constexpr char kSweepKnownNetworksSql[] =
     "DELETE FROM limit_known_networks WHERE last_login_us < ? LIMIT ";
+// Window slots no window counts (by idx_limit_windows_expires), then the
+// heads of counters without slots: one pass over the heads, each probing
+// the slots' primary key. Autocommit statements: a lease that locked a
+// head meanwhile keeps it (the DELETE waits for the lock).
+constexpr char kSweepWindowSlotsSql[] =
+    "DELETE FROM limit_windows WHERE expires_us < ? LIMIT ";
+constexpr char kSweepWindowHeadsSql[] =
+    "DELETE FROM limit_window_heads WHERE NOT EXISTS (SELECT 1 FROM"
+    " limit_windows w WHERE w.counter_key = limit_window_heads.counter_key)"
+    " LIMIT ";
 constexpr char kIsKnownNetworkSql[] =
     "SELECT last_login_us FROM limit_known_networks WHERE account_key = ?"
     " AND network_key = ? AND last_login_us > ?";
@@ -245,15 +258,18 @@ absl::StatusOr<WindowLease> MysqlCounterStore::LeaseWindow(
             s.Step("lock counter");
             sql::PreparedStatement& lock = s.Prepare(kLockHeadSql);
             lock.setString(1, Str(counter));
-            if (!s.Query(lock)->next()) {
+            // A missing head is inserted, then locked; the sweep may
+            // delete a head between the two (its counter had no slots),
+            // so a few tries.
+            for (int attempt = 0; !s.Query(lock)->next(); ++attempt) {
+              if (attempt == 3) {
+                return absl::InternalError("counter head vanished");
+              }
               s.Step("insert counter");
               sql::PreparedStatement& insert = s.Prepare(kInsertHeadSql);
               insert.setString(1, Str(counter));
               s.Update(insert);
               s.Step("lock counter");
-              if (!s.Query(lock)->next()) {
-                return absl::InternalError("counter head vanished");
-              }
             }
             absl::StatusOr<absl::Time> now = DbNow(s);
             if (!now.ok()) return now.status();
@@ -290,7 +306,10 @@ absl::StatusOr<WindowLease> MysqlCounterStore::LeaseWindow(
               add.setString(1, Str(counter));
               add.setInt64(2, out.slot);
               add.setInt64(3, debt + out.granted);
-              add.setInt64(4, debt + out.granted);
+              const int64_t expires = Micros(WindowReset(out.slot, spec.slot));
+              add.setInt64(4, expires);
+              add.setInt64(5, debt + out.granted);
+              add.setInt64(6, expires);
               s.Update(add);
             }
             out.reset = WindowReset(oldest, spec.slot);
@@ -471,6 +490,15 @@ absl::StatusOr<int64_t> MysqlCounterStore::SweepStale(
           stmt.setInt64(1, Micros(*now - age));
           deleted += static_cast<int64_t>(s.Update(stmt));
         }
+        s.Step("sweep window slots");
+        sql::PreparedStatement& slots =
+            s.Prepare(absl::StrCat(kSweepWindowSlotsSql, limit));
+        slots.setInt64(1, Micros(*now));
+        deleted += static_cast<int64_t>(s.Update(slots));
+        s.Step("sweep window heads");
+        sql::PreparedStatement& heads =
+            s.Prepare(absl::StrCat(kSweepWindowHeadsSql, limit));
+        deleted += static_cast<int64_t>(s.Update(heads));
         return absl::OkStatus();
       });
   if (!status.ok()) return status;

@@ -114,9 +114,10 @@ class MysqlKeyStore : public KeyStore {
   // commits on a crash. Errors as key_store.h.
   absl::StatusOr<int> FlushLogAtTrxCommit();
 
-  // Statements executed on behalf of callers so far (connection set-up
-  // excluded; START TRANSACTION and COMMIT included). LoadForVerify is
-  // exactly one.
+  // Round trips made on behalf of callers so far (connection set-up
+  // excluded; a statement batch, such as START TRANSACTION and SAVEPOINT
+  // sent with a transaction's first statement, counts once). LoadForVerify
+  // is exactly one.
   uint64_t queries_executed() const { return pool_->queries_executed(); }
   PoolStats pool_stats() const { return pool_->stats(); }
   // The store's pool, for tests (holding leases, counting connections).

@@ -425,13 +425,14 @@ TYPED_TEST(CounterStoreConformanceTest, TheSweepForgetsOnlyStaleRows) {
   this->f().LetTimePass(absl::Seconds(4));
   ASSERT_TRUE(s.LeaseBucket(fresh_bucket, never, 5).ok());
   ASSERT_TRUE(s.RememberNetwork(account, "fresh", 8, day).ok());
-  // At most `limit` rows of each kind per call (rows of other tests may be
-  // among them), then everything stale.
+  // At most `limit` rows of each kind (buckets, known networks, window
+  // slots, window heads) per call (rows of other tests may be among them),
+  // then everything stale.
   const absl::Duration stale = absl::Seconds(2);
   absl::StatusOr<int64_t> n = s.SweepStale(stale, stale, 1);
   ASSERT_TRUE(n.ok()) << n.status();
   EXPECT_GE(*n, 1);
-  EXPECT_LE(*n, 2);
+  EXPECT_LE(*n, 4);
   n = s.SweepStale(stale, stale, 1'000'000);
   ASSERT_TRUE(n.ok()) << n.status();
   // The stale bucket is forgotten (full again); the fresh one is kept.
@@ -451,6 +452,36 @@ TYPED_TEST(CounterStoreConformanceTest, TheSweepForgetsOnlyStaleRows) {
   EXPECT_TRUE(absl::IsInvalidArgument(
       s.SweepStale(absl::ZeroDuration(), day, 1).status()));
   EXPECT_TRUE(absl::IsInvalidArgument(s.SweepStale(day, day, 0).status()));
+}
+
+TYPED_TEST(CounterStoreConformanceTest, TheSweepForgetsOnlyStaleWindowRows) {
+  storage::CounterStore& s = this->counters();
+  // Slots of 50 ms: a window counts a slot for at most 61 slots, 3.05 s.
+  const WindowSpec short_slots{10, absl::Milliseconds(50)};
+  const std::string old_counter = Unique("w:");
+  const std::string recent = Unique("w:");
+  const std::string hourly = Unique("w:");
+  this->Lease(old_counter, short_slots, 4);
+  this->Lease(hourly, kHourSlots, 4);
+  EXPECT_EQ(this->f().WindowRows(old_counter), 2);  // its slot and head
+  // No window counts the old counter's slot any more; the hourly one's
+  // does.
+  this->f().LetTimePass(absl::Milliseconds(3200));
+  this->Lease(recent, short_slots, 4);
+  const absl::Duration day = absl::Hours(24);
+  absl::StatusOr<int64_t> n = s.SweepStale(day, day, 1'000'000);
+  ASSERT_TRUE(n.ok()) << n.status();
+  EXPECT_GE(*n, 2);
+  // The stale counter is forgotten, slot and head ...
+  EXPECT_EQ(this->f().WindowRows(old_counter), 0);
+  // ... the others are kept, and their tokens still count.
+  EXPECT_EQ(this->f().WindowRows(recent), 2);
+  EXPECT_EQ(this->f().WindowRows(hourly), 2);
+  EXPECT_EQ(this->Lease(recent, short_slots, 10).granted, 6);
+  EXPECT_EQ(this->Lease(hourly, kHourSlots, 10).granted, 6);
+  // A forgotten counter starts afresh, as its stale rows would have let it.
+  EXPECT_EQ(this->Lease(old_counter, short_slots, 10).granted, 10);
+  EXPECT_EQ(this->f().WindowRows(old_counter), 2);
 }
 
 TYPED_TEST(CounterStoreConformanceTest, QuotasNeedAKeyAndAQuota) {

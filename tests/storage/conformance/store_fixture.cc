@@ -5,6 +5,7 @@
 #include <utility>
 
 #include "absl/strings/ascii.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "server/core/key_format.h"
@@ -94,6 +95,16 @@ class FakeFixture : public StoreFixture {
         event->second.created_at -= d;
       }
     }
+  }
+
+  int64_t WindowRows(absl::string_view counter) override {
+    absl::MutexLock lock(&stores_.db->mu);
+    const std::string key(counter);
+    auto slots = stores_.db->limit_windows.find(key);
+    return (slots == stores_.db->limit_windows.end()
+                ? 0
+                : static_cast<int64_t>(slots->second.size())) +
+           static_cast<int64_t>(stores_.db->limit_window_heads.count(key));
   }
 
  private:
@@ -214,6 +225,22 @@ class MysqlFixture : public StoreFixture {
                         " created_at - INTERVAL ",
                         us, " MICROSECOND WHERE endpoint_id = '", id, "'"))
                     .ok());
+  }
+
+  int64_t WindowRows(absl::string_view counter) override {
+    int64_t rows = 0;
+    for (const char* table : {"limit_windows", "limit_window_heads"}) {
+      absl::StatusOr<std::string> n = backend_->db().QueryValue(
+          absl::StrCat("SELECT COUNT(*) FROM ", table, " WHERE counter_key = '",
+                       counter, "'"));
+      EXPECT_TRUE(n.ok()) << n.status();
+      int64_t count = 0;
+      if (n.ok()) {
+        EXPECT_TRUE(absl::SimpleAtoi(*n, &count)) << *n;
+      }
+      rows += count;
+    }
+    return rows;
   }
 
  private:

@@ -81,6 +81,9 @@ class StoreFixture {
   // Moves the creation time of every delivery of webhook endpoint `id`, and
   // of the events they deliver, `d` into the past.
   virtual void AgeWebhookRows(absl::string_view id, absl::Duration d) = 0;
+  // The rows sliding-window counter `counter` has in the database: its
+  // slots and its head (CounterStore::LeaseWindow).
+  virtual int64_t WindowRows(absl::string_view counter) = 0;
 };
 
 // The implementations, each with a name for test output and a factory of

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <iterator>
 #include <string>
 #include <utility>
 #include <vector>
@@ -34,6 +35,7 @@ absl::StatusOr<WindowLease> FakeCounterStore::LeaseWindow(
   out.db_now = db_->Now();
   out.slot = storage::SlotOf(out.db_now, spec.slot);
   out.slot_end = storage::SlotStart(out.slot + 1, spec.slot);
+  db_->limit_window_heads[std::string(counter)] = spec.slot;
   std::map<int64_t, int64_t>& slots = db_->limit_windows[std::string(counter)];
   // Prune what the window no longer counts.
   slots.erase(slots.begin(),
@@ -172,7 +174,34 @@ absl::StatusOr<int64_t> FakeCounterStore::SweepStale(absl::Duration bucket_idle,
       ++it;
     }
   }
-  return buckets + networks;
+  // Window slots no window counts, then heads of counters without slots.
+  int64_t slots = 0;
+  for (auto& [counter, rows] : db_->limit_windows) {
+    auto head = db_->limit_window_heads.find(counter);
+    if (head == db_->limit_window_heads.end()) continue;
+    for (auto it = rows.begin(); it != rows.end() && slots < limit;) {
+      if (storage::WindowReset(it->first, head->second) < now) {
+        it = rows.erase(it);
+        ++slots;
+      } else {
+        ++it;
+      }
+    }
+  }
+  for (auto it = db_->limit_windows.begin(); it != db_->limit_windows.end();) {
+    it = it->second.empty() ? db_->limit_windows.erase(it) : std::next(it);
+  }
+  int64_t heads = 0;
+  for (auto it = db_->limit_window_heads.begin();
+       it != db_->limit_window_heads.end() && heads < limit;) {
+    if (db_->limit_windows.count(it->first) == 0) {
+      it = db_->limit_window_heads.erase(it);
+      ++heads;
+    } else {
+      ++it;
+    }
+  }
+  return buckets + networks + slots + heads;
 }
 
 absl::StatusOr<bool> FakeCounterStore::IsKnownNetwork(absl::string_view account,

@@ -172,6 +172,9 @@ class FakeDatabase {
   // buckets; quotas by key id.
   std::map<std::string, std::map<int64_t, int64_t>> limit_windows
       ABSL_GUARDED_BY(mu);
+  // limit_window_heads: per counter key leased, its slot length (the
+  // expiry of its slots, as the MySQL rows store it).
+  std::map<std::string, absl::Duration> limit_window_heads ABSL_GUARDED_BY(mu);
   std::map<std::string, storage::BucketRow> limit_buckets ABSL_GUARDED_BY(mu);
   std::map<std::string, storage::QuotaRow> key_quotas ABSL_GUARDED_BY(mu);
   // Known networks of portal accounts: (account key, network key) -> the
