@@ -10,15 +10,7 @@
 
   // The show-once dialog for a new or rotated key.
   function showSecret(title, key) {
-    $('secret-title').textContent = title;
-    const input = $('new-key-value');
-    input.value = key;
-    $('copy-status').textContent = '';
-    const dialog = $('secret-dialog');
-    dialog.onclose = () => { input.value = ''; };
-    dialog.showModal();
-    input.focus();
-    input.select();
+    Portal.showSecret(title, key, 'new-key-value');
   }
 
   // "3 days", "5 months": how long ago `value` was.

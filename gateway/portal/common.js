@@ -138,6 +138,22 @@ const Portal = (() => {
   // grace period; submitting POSTs {gracePeriodSeconds} to `path`, closes
   // the dialog and awaits `done(reply)` (which shows the new secret). An
   // error is shown in the dialog and nothing else happens.
+  // The show-once dialog of a secret (#secret-dialog with #secret-title,
+  // #copy-status and the read-only input `inputId`): shows `secret` with
+  // its `title`, selected for copying; the input is emptied when the
+  // dialog closes, so the secret does not stay in the page.
+  function showSecret(title, secret, inputId) {
+    document.getElementById('secret-title').textContent = title;
+    const input = document.getElementById(inputId);
+    input.value = secret;
+    document.getElementById('copy-status').textContent = '';
+    const dialog = document.getElementById('secret-dialog');
+    dialog.onclose = () => { input.value = ''; };
+    dialog.showModal();
+    input.focus();
+    input.select();
+  }
+
   function rotateDialog(done) {
     let path = null;
     byId('rotate-cancel').addEventListener('click', () => byId('rotate-dialog').close());
@@ -250,5 +266,6 @@ const Portal = (() => {
   }
 
   return {slug, base, api, el, show, formatTime, initSignedIn, ApiError, Pager,
-          button, errorText, confirmAction, copyField, rotateDialog};
+          button, errorText, confirmAction, copyField, rotateDialog,
+          showSecret};
 })();

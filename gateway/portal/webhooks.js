@@ -26,15 +26,7 @@
   }
 
   function showSecret(title, secret) {
-    $('secret-title').textContent = title;
-    const input = $('secret-value');
-    input.value = secret;
-    $('copy-status').textContent = '';
-    const dialog = $('secret-dialog');
-    dialog.onclose = () => { input.value = ''; };
-    dialog.showModal();
-    input.focus();
-    input.select();
+    Portal.showSecret(title, secret, 'secret-value');
   }
 
   function statusCell(hook) {
