@@ -661,13 +661,7 @@ absl::StatusOr<CreditsChange> MysqlCounterStore::ChangeCredits(
             break;
           }
         }
-        if (absl::Status a = InsertAudit(s, out.tenant_id, audit(out));
-            !a.ok()) {
-          s.Rollback();
-          return a;
-        }
-        s.Commit();
-        return absl::OkStatus();
+        return InsertAuditAndCommit(s, out.tenant_id, audit(out));
       });
   if (!status.ok()) return status;
   return out;
@@ -762,13 +756,7 @@ absl::StatusOr<IdentityLimitsChange> MysqlCounterStore::SetIdentityLimits(
         while (rs->next()) {
           out.keys.push_back({rs->getString(1).asStdString(), rs->getInt64(2)});
         }
-        if (absl::Status a = InsertAudit(s, tenant_id, audit(out.before));
-            !a.ok()) {
-          s.Rollback();
-          return a;
-        }
-        s.Commit();
-        return absl::OkStatus();
+        return InsertAuditAndCommit(s, tenant_id, audit(out.before));
       });
   if (!status.ok()) return status;
   return out;

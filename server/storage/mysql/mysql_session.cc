@@ -350,6 +350,15 @@ absl::Status InsertAudit(Session& session, int64_t tenant_id,
   return OutboxWriter(session).Add(tenant_id, row, head->now);
 }
 
+absl::Status InsertAuditAndCommit(Session& session, int64_t tenant_id,
+                                  const AuditEvent& event) {
+  if (absl::Status st = InsertAudit(session, tenant_id, event); !st.ok()) {
+    return st;
+  }
+  session.Commit();
+  return absl::OkStatus();
+}
+
 namespace {
 
 // 5-50 ms, uniformly: conflicting transactions do not meet again in step.

@@ -225,6 +225,11 @@ void AddAuditFields(SqlValues& values, const AuditEvent& event);
 absl::Status InsertAudit(Session& session, int64_t tenant_id,
                          const AuditEvent& event);
 
+// InsertAudit, then COMMIT of the session's transaction when the event was
+// written. On an error the transaction stays open (Run rolls it back).
+absl::Status InsertAuditAndCommit(Session& session, int64_t tenant_id,
+                                  const AuditEvent& event);
+
 }  // namespace lumo::storage
 
 #endif  // LUMOKEYS_SERVER_STORAGE_MYSQL_MYSQL_SESSION_H_
