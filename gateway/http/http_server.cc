@@ -1,17 +1,20 @@
 // The only translation unit that includes Boost.Asio/Beast.
 //
-// Design: one io_context run by N threads. Each connection (Session) owns a
-// socket and a timer bound to its own strand, and a mutex that every entry
-// into the session holds (the strand's completion handlers, and Responders
-// called from other threads). Completions run on the strand, so the mutex is
-// contended only when a Responder answers while the strand is busy. A
-// Responder called on another thread (typically the thread that completed the
-// upstream call) writes the response itself, on that thread, with a
-// non-blocking send, and arms the read of the next request: a forwarded
-// request then costs no hand-off back to an I/O thread (docs/gateway.md,
-// "Threads"). A response that does not fit the socket at once, a streamed
-// one and any over TLS go through the strand as before. A request's head is
-// located and
+// Design: N I/O threads, each running an io_context of its own (concurrency
+// hint 1: a thread never wakes another to share its work); connections are
+// dealt to them in turn as they are accepted, and the acceptor lives on the
+// first. Each connection (Session) owns a socket and a timer on its
+// thread's io_context, and a mutex that every entry into the session holds
+// (its completion handlers, and Responders called from other threads).
+// Completions run on the session's one I/O thread, so the mutex is
+// contended only when a Responder answers while that thread is busy with
+// the session. A Responder called on another thread (typically the thread
+// that completed the upstream call) writes the response itself, on that
+// thread, with a non-blocking send, and arms the read of the next request:
+// a forwarded request then costs no hand-off back to an I/O thread
+// (docs/gateway.md, "Threads"). A response that does not fit the socket at
+// once, a streamed one and any over TLS go through the I/O thread as before.
+// A request's head is located and
 // validated by wire::ParseRequestHead (stricter than Beast, which for
 // instance accepts obs-fold and ignores unknown Transfer-Encodings) and then
 // fed to Beast's request parser, which frames a Content-Length body; a
@@ -29,7 +32,6 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/ssl.hpp>
 #include <boost/asio/steady_timer.hpp>
-#include <boost/asio/strand.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <chrono>
@@ -99,8 +101,9 @@ class HttpServerCore : public std::enable_shared_from_this<HttpServerCore> {
   HttpServerCore(HttpServerOptions options, Handler handler)
       : options_(std::move(options)),
         handler_(std::move(handler)),
-        acceptor_(asio::make_strand(ioc_)),
-        retry_timer_(acceptor_.get_executor()) {
+        iocs_(MakeContexts(options_)),
+        acceptor_(*iocs_.front()),
+        retry_timer_(*iocs_.front()) {
     if (!options_.error_renderer)
       options_.error_renderer = DefaultErrorRenderer;
   }
@@ -142,6 +145,9 @@ class HttpServerCore : public std::enable_shared_from_this<HttpServerCore> {
                            absl::string_view request_id) const;
 
  private:
+  // One io_context per I/O thread (HttpServerOptions::threads).
+  static std::vector<std::unique_ptr<asio::io_context>> MakeContexts(
+      const HttpServerOptions& options);
   void DoAccept();
   void OnAccept(error_code ec, tcp::socket socket);
   // Snapshot of the live sessions.
@@ -149,11 +155,13 @@ class HttpServerCore : public std::enable_shared_from_this<HttpServerCore> {
 
   HttpServerOptions options_;
   const Handler handler_;
-  asio::io_context ioc_;
-  tcp::acceptor acceptor_;          // on its own strand
+  // Thread i runs iocs_[i]; the acceptor and its timer are on iocs_[0]'s
+  // thread, so they need no lock.
+  const std::vector<std::unique_ptr<asio::io_context>> iocs_;
+  tcp::acceptor acceptor_;
   asio::steady_timer retry_timer_;  // re-accept after an accept error
-  std::optional<asio::executor_work_guard<asio::io_context::executor_type>>
-      work_;
+  size_t next_context_ = 0;         // the acceptor's: where the next goes
+  std::vector<asio::executor_work_guard<asio::io_context::executor_type>> work_;
   std::vector<std::thread> threads_;
   std::atomic<int> bound_port_{0};
   std::atomic<bool> draining_{false};
@@ -173,7 +181,7 @@ class HttpServerCore : public std::enable_shared_from_this<HttpServerCore> {
   mutable absl::Mutex tls_mu_;
   std::shared_ptr<asio::ssl::context> tls_context_ ABSL_GUARDED_BY(tls_mu_);
 
-  // Held shared to post onto a session's strand, exclusively to set stopped_.
+  // Held shared to post to a session's thread, exclusively to set stopped_.
   absl::Mutex post_mu_;
   bool stopped_ ABSL_GUARDED_BY(post_mu_) = false;
 };
@@ -181,8 +189,9 @@ class HttpServerCore : public std::enable_shared_from_this<HttpServerCore> {
 // One TCP connection. Thread-safety: every member function except the
 // constructor, the destructor, executor() and the Start*/Drain/ForceClose/
 // Deliver entry points requires mu_; those entry points take it. Asio
-// completions run on the session's strand (socket_'s executor) and take mu_
-// first; Deliver takes it on the caller's thread. While the handler runs
+// completions run on the session's I/O thread (socket_'s executor, an
+// io_context run by that thread alone) and take mu_ first; Deliver takes it
+// on the caller's thread. While the handler runs
 // (Dispatch), mu_ is released so that a Responder may be called from any
 // thread, the dispatching one included.
 class Session : public std::enable_shared_from_this<Session> {
@@ -224,7 +233,7 @@ class Session : public std::enable_shared_from_this<Session> {
   // The handler's response to request number `seq`. Any thread: on the
   // thread that is running the handler it is kept until the handler
   // returns; on another thread the response is written from that thread
-  // when it can be (see the file comment), else through the strand.
+  // when it can be (see the file comment), else through the I/O thread.
   void Deliver(uint64_t seq, HttpResponse response) ABSL_LOCKS_EXCLUDED(mu_);
 
  private:
@@ -240,9 +249,9 @@ class Session : public std::enable_shared_from_this<Session> {
     kClosed,
   };
 
-  // `inline_io`: called by Deliver on a thread that is not the strand's;
-  // request bytes already buffered are then handled on the strand (so the
-  // handler always runs on an I/O thread).
+  // `inline_io`: called by Deliver on a thread that is not the session's
+  // I/O thread; request bytes already buffered are then handled on the I/O
+  // thread (so the handler always runs there).
   void BeginRequest(bool inline_io = false);
   // Reads more input unless a read is pending; OnRead gets it.
   void Read();
@@ -282,7 +291,7 @@ class Session : public std::enable_shared_from_this<Session> {
   void StartTimerWait();
   void OnTimeout();
   void Close();
-  // TLS: the handshake, then `next` (on the strand); closes on failure.
+  // TLS: the handshake, then `next` (on the I/O thread); closes on failure.
   template <typename Next>
   void Handshake(Next next);
   // Reads / writes through TLS when the connection has it.
@@ -440,7 +449,7 @@ void Session::BeginRequest(bool inline_io) {
   } else if (!inline_io) {
     OnBytes();  // the client sent the next request early
   } else {
-    // The same, on the strand: the handler runs on an I/O thread.
+    // The same, on the I/O thread: the handler runs there.
     asio::post(executor_, [self = shared_from_this()] {
       absl::MutexLock lock(&self->mu_);
       if (self->phase_ == Phase::kIdle) self->OnBytes();
@@ -646,7 +655,7 @@ void Session::Deliver(uint64_t seq, HttpResponse response) {
       return;
     }
     // Written from this thread: plain HTTP, no stream (a stream's pieces
-    // go through the strand anyway). Safe while the server shuts down: its
+    // go through the I/O thread anyway). Safe while the server shuts down: its
     // I/O threads stop only once every session is closed, and a closed one
     // only drops the response.
     if (tls_ == nullptr && response.stream == nullptr) {
@@ -1000,18 +1009,16 @@ absl::Status HttpServerCore::Start() {
   bound_port_ = acceptor_.local_endpoint(ec).port();
 
   started_ = true;
-  work_.emplace(ioc_.get_executor());
+  for (const std::unique_ptr<asio::io_context>& ioc : iocs_) {
+    work_.emplace_back(ioc->get_executor());
+  }
   asio::post(acceptor_.get_executor(),
              [self = shared_from_this()] { self->DoAccept(); });
-  unsigned threads = options_.threads > 0
-                         ? static_cast<unsigned>(options_.threads)
-                         : std::thread::hardware_concurrency();
-  threads = std::max(threads, 1u);
-  for (unsigned i = 0; i < threads; ++i) {
-    threads_.emplace_back([this] {
+  for (const std::unique_ptr<asio::io_context>& ioc : iocs_) {
+    threads_.emplace_back([ioc = ioc.get()] {
       for (;;) {
         try {
-          ioc_.run();
+          ioc->run();
           return;
         } catch (...) {
           // A handler threw: the thread keeps serving.
@@ -1022,9 +1029,26 @@ absl::Status HttpServerCore::Start() {
   return absl::OkStatus();
 }
 
+std::vector<std::unique_ptr<asio::io_context>> HttpServerCore::MakeContexts(
+    const HttpServerOptions& options) {
+  unsigned threads = options.threads > 0
+                         ? static_cast<unsigned>(options.threads)
+                         : std::thread::hardware_concurrency();
+  threads = std::max(threads, 1u);
+  std::vector<std::unique_ptr<asio::io_context>> iocs;
+  for (unsigned i = 0; i < threads; ++i) {
+    // Hint 1: run by one thread (it never signals another to share work);
+    // other threads may still post to it and start operations on its
+    // objects.
+    iocs.push_back(std::make_unique<asio::io_context>(1));
+  }
+  return iocs;
+}
+
 void HttpServerCore::DoAccept() {
+  asio::io_context& ioc = *iocs_[next_context_++ % iocs_.size()];
   acceptor_.async_accept(
-      asio::make_strand(ioc_),
+      ioc.get_executor(),
       [self = shared_from_this()](error_code ec, tcp::socket socket) {
         self->OnAccept(ec, std::move(socket));
       });
@@ -1113,7 +1137,7 @@ void HttpServerCore::Shutdown(absl::Duration grace) {
     asio::post(s->executor(), [s] { s->ForceClose(); });
   }
   // Closed sessions start no new work, so the threads run out of it.
-  work_.reset();
+  work_.clear();
   for (std::thread& t : threads_) t.join();
   threads_.clear();
   {
@@ -1123,8 +1147,10 @@ void HttpServerCore::Shutdown(absl::Duration grace) {
   // Responses posted after the threads left but before stopped_ was set:
   // run them here (their sessions are closed, so they are dropped), so no
   // queued handler keeps a session, and with it this object, alive.
-  ioc_.restart();
-  ioc_.run();
+  for (const std::unique_ptr<asio::io_context>& ioc : iocs_) {
+    ioc->restart();
+    ioc->run();
+  }
 }
 
 }  // namespace internal

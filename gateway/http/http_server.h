@@ -76,7 +76,10 @@ struct HttpServerOptions {
 // must not be called from a handler or an I/O thread. Responders may outlive
 // the server: their responses are then dropped.
 //
-// Threads: handlers run on the I/O threads. A Responder called on another
+// Threads: each I/O thread runs an event loop of its own, and each
+// connection belongs to one of them (dealt in turn as they are accepted),
+// so an I/O thread never wakes another to share its work; handlers run on
+// the connection's I/O thread. A Responder called on another
 // thread writes a plain-HTTP response from that thread when the socket takes
 // it at once (the common case), then arms the connection's next read
 // there too, so that a response produced by, say, an upstream call's
