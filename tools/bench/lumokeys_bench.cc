@@ -379,6 +379,8 @@ struct Result {
   std::vector<float> latencies;
   double elapsed = 0;
   uint64_t cpu_ticks = 0;
+  // The same per --server_pids entry, in order.
+  std::vector<uint64_t> cpu_ticks_by_pid;
 };
 
 void Measure(Run* run, const std::vector<int>& pids, Result* result,
@@ -389,6 +391,8 @@ void Measure(Run* run, const std::vector<int>& pids, Result* result,
       std::chrono::duration<double>(absl::GetFlag(FLAGS_warmup_seconds)));
   run->errors = 0;
   run->unexpected = 0;
+  std::vector<uint64_t> ticks0_by_pid;
+  for (int pid : pids) ticks0_by_pid.push_back(CpuTicks(pid));
   const uint64_t ticks0 = TotalTicks(pids);
   const auto begin = Clock::now();
   run->measuring = true;
@@ -408,6 +412,9 @@ void Measure(Run* run, const std::vector<int>& pids, Result* result,
   run->measuring = false;
   result->elapsed = std::chrono::duration<double>(Clock::now() - begin).count();
   result->cpu_ticks = TotalTicks(pids) - ticks0;
+  for (size_t i = 0; i < pids.size(); ++i) {
+    result->cpu_ticks_by_pid.push_back(CpuTicks(pids[i]) - ticks0_by_pid[i]);
+  }
   run->stopping = true;
   wait_stopped();
 }
@@ -643,6 +650,17 @@ int LoadMode() {
                             : static_cast<double>(result.cpu_ticks) * 1e6 /
                                   static_cast<double>(sysconf(_SC_CLK_TCK)) /
                                   calls;
+  // Each process's share, e.g. the gateway's own CPU beside the server's.
+  std::string by_pid;
+  for (uint64_t ticks : result.cpu_ticks_by_pid) {
+    char one[32];
+    snprintf(one, sizeof(one), "%s%.1f", by_pid.empty() ? "" : ",",
+             calls == 0
+                 ? 0.0
+                 : static_cast<double>(ticks) * 1e6 /
+                       static_cast<double>(sysconf(_SC_CLK_TCK)) / calls);
+    by_pid += one;
+  }
   std::string first_error;
   {
     std::lock_guard<std::mutex> lock(run.mu);
@@ -657,12 +675,12 @@ int LoadMode() {
       "{\"rpc\":\"%s\",\"calls\":%.0f,\"seconds\":%.2f,\"qps\":%.0f,"
       "\"p50_us\":%.0f,\"p90_us\":%.0f,\"p99_us\":%.0f,\"p999_us\":%.0f,"
       "\"errors\":%llu,\"unexpected\":%llu,\"server_cpu_us_per_call\":%.1f,"
-      "\"first_error\":\"%s\"}\n",
+      "\"cpu_us_per_call_by_pid\":[%s],\"first_error\":\"%s\"}\n",
       rpc.c_str(), calls, result.elapsed, calls / result.elapsed, pct(0.50),
       pct(0.90), pct(0.99), pct(0.999),
       static_cast<unsigned long long>(run.errors.load()),
       static_cast<unsigned long long>(run.unexpected.load()), cpu_us,
-      escaped.c_str());
+      by_pid.c_str(), escaped.c_str());
   return 0;
 }
 

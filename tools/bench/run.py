@@ -1015,6 +1015,16 @@ class Bench:
                 f"{w['server_cpu_us_per_call'] - g['server_cpu_us_per_call']:.1f}"
                 f" us CPU (server+gateway vs server), "
                 f"{w['p50_us'] - g['p50_us']:.0f} us added at p50")
+            # The REST row's --server_pids are [server, gateway]: the
+            # gateway process's own CPU, which does not depend on the
+            # server costing the same per call on both paths.
+            by_pid = w.get("cpu_us_per_call_by_pid") or []
+            if len(by_pid) == 2:
+                lines.append(
+                    f"gateway CPU per forwarded request (its own process): "
+                    f"{by_pid[1]:.1f} us; server CPU per REST call "
+                    f"{by_pid[0]:.1f} us (direct gRPC "
+                    f"{g['server_cpu_us_per_call']:.1f} us)")
         lines.append("latencies in us; CPU/call = server (+gateway for REST "
                      "rows, gateway only for /livez) CPU us per call from "
                      "/proc/<pid>/stat")
