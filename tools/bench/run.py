@@ -1025,6 +1025,12 @@ class Bench:
                     f"{by_pid[1]:.1f} us; server CPU per REST call "
                     f"{by_pid[0]:.1f} us (direct gRPC "
                     f"{g['server_cpu_us_per_call']:.1f} us)")
+            switches = w.get("voluntary_switches_per_call_by_pid") or []
+            if len(switches) == 2:
+                lines.append(
+                    f"voluntary context switches per forwarded request "
+                    f"(threads going to sleep to wait: the hand-offs): "
+                    f"gateway {switches[1]:.2f}, server {switches[0]:.2f}")
         lines.append("latencies in us; CPU/call = server (+gateway for REST "
                      "rows, gateway only for /livez) CPU us per call from "
                      "/proc/<pid>/stat")
