@@ -50,13 +50,31 @@ class InFlight {
 
 }  // namespace
 
-// Everything one upstream call needs to stay alive until its callback.
-struct Gateway::Call final : InFlight {
-  void CancelUpstream() override { context.TryCancel(); }
+// Everything one unary upstream call needs to stay alive until it
+// completes. Written by the thread that starts the call, then (after gRPC's
+// completion, which orders the two) by the UpstreamQueue thread that
+// completes it; CancelUpstream may run on any thread.
+struct Gateway::Call final : InFlight, UpstreamQueue::Op {
+  enum class Kind { kForward, kHealth };
 
+  void CancelUpstream() override { context.TryCancel(); }
+  // The Finish tag (`ok` is always true for it: the outcome is `status`).
+  void Complete(bool /*ok*/) override {
+    std::shared_ptr<Call> call = std::move(self);
+    gateway->OnCallDone(call);
+  }
+
+  Gateway* gateway = nullptr;
+  Kind kind = Kind::kForward;
   grpc::ClientContext context;
   grpc::ByteBuffer request;
   grpc::ByteBuffer reply;
+  grpc::Status status;
+  // Lives in the call's arena; declared after `context`, so destroyed
+  // before it.
+  std::unique_ptr<grpc::GenericClientAsyncResponseReader> reader;
+  // The call's own reference from StartUnary to Complete.
+  std::shared_ptr<Call> self;
   Responder respond;
   // The route's plan (owned by the gateway, which outlives its calls).
   const RoutePlan* plan = nullptr;
@@ -404,9 +422,6 @@ HttpHeaders SecurityHeaders() {
 
 absl::StatusOr<std::unique_ptr<Gateway>> Gateway::Create(
     GatewayOptions options) {
-  // The gateway's upstream calls complete on gRPC's shared callback queue;
-  // destroying the last gateway (at shutdown) must not tear it down.
-  PinGrpcCallbackQueue();
   if (!core::IsLegalMetadataValue(options.service_token)) {
     return absl::InvalidArgumentError(
         "the service token holds characters gRPC metadata cannot carry "
@@ -444,6 +459,8 @@ Gateway::Gateway(GatewayOptions options, RouteTable routes, std::string openapi)
               options_.secure_cookies},
       openapi_json_(std::move(openapi)),
       stub_(options_.upstream),
+      upstream_queue_(
+          std::make_unique<UpstreamQueue>(options_.upstream_threads)),
       in_flight_(std::make_unique<InFlightCalls>()) {}
 
 Gateway::~Gateway() { in_flight_->CancelAndWait(); }
@@ -530,28 +547,56 @@ void Gateway::Handle(HttpRequest request, Responder respond) {
 
 void Gateway::HandleHealth(HttpRequest request, Responder respond) {
   auto call = std::make_shared<Call>();
+  call->kind = Call::Kind::kHealth;
   call->respond = std::move(respond);
   call->context.set_deadline(std::chrono::system_clock::now() +
                              std::chrono::seconds(2));
   // grpc.health.v1.HealthCheckRequest{service: ""} is the empty message.
   grpc::Slice empty("");
   call->request = grpc::ByteBuffer(&empty, 1);
+  static const std::string kHealthCheck = "/grpc.health.v1.Health/Check";
+  StartUnary(std::move(call), kHealthCheck);
+}
+
+void Gateway::StartUnary(std::shared_ptr<Call> call,
+                         const std::string& method) {
+  call->gateway = this;
   in_flight_->Add(call);
-  stub_.UnaryCall(
-      &call->context, "/grpc.health.v1.Health/Check", grpc::StubOptions(),
-      &call->request, &call->reply, [this, call](grpc::Status status) {
-        // HealthCheckResponse{status: SERVING} is field 1 = 1.
-        const bool serving =
-            status.ok() && BufferToString(call->reply) == "\x08\x01";
-        HttpResponse response;
-        response.status = serving ? 200 : 503;
-        response.headers.emplace_back("Content-Type", std::string(kJson));
-        response.body =
-            absl::StrCat("{\"status\":\"", serving ? "ok" : "unavailable",
-                         "\",\"gateway\":\"ok\",\"upstream\":\"",
-                         serving ? "serving" : "not_serving", "\"}");
-        Answer(call, std::move(response));
-      });
+  Call& c = *call;
+  c.self = std::move(call);
+  c.reader = stub_.PrepareUnaryCall(&c.context, method, c.request,
+                                    upstream_queue_->cq());
+  c.reader->StartCall();
+  // From here on the call may complete (on the queue's thread) at any time.
+  c.reader->Finish(&c.reply, &c.status, static_cast<UpstreamQueue::Op*>(&c));
+}
+
+void Gateway::OnCallDone(const std::shared_ptr<Call>& call) {
+  const grpc::Status& status = call->status;
+  if (call->kind == Call::Kind::kHealth) {
+    // HealthCheckResponse{status: SERVING} is field 1 = 1.
+    const bool serving =
+        status.ok() && BufferToString(call->reply) == "\x08\x01";
+    HttpResponse response;
+    response.status = serving ? 200 : 503;
+    response.headers.emplace_back("Content-Type", std::string(kJson));
+    response.body =
+        absl::StrCat("{\"status\":\"", serving ? "ok" : "unavailable",
+                     "\",\"gateway\":\"ok\",\"upstream\":\"",
+                     serving ? "serving" : "not_serving", "\"}");
+    Answer(call, std::move(response));
+    return;
+  }
+  if (!status.ok() && options_.observer != nullptr) {
+    options_.observer->UpstreamError(status.error_code());
+  }
+  Answer(call,
+         status.ok()
+             ? RenderReply(*call->plan, BufferToString(call->reply),
+                           call->context, call->tenant_slug,
+                           options_.secure_cookies, render_options_)
+             : RenderUpstreamError(*call->plan, status, call->context,
+                                   call->tenant_slug, options_.secure_cookies));
 }
 
 void Gateway::Answer(const std::shared_ptr<Call>& call, HttpResponse response) {
@@ -590,6 +635,9 @@ void Gateway::Forward(const Route& route, const Variables& variables,
     return;
   }
   if (plan.server_streaming) {
+    // Streamed calls complete on gRPC's shared callback queue; destroying
+    // the last gateway (at shutdown) must not tear it down.
+    PinGrpcCallbackQueue();
     const std::string tenant_slug = call->tenant_slug;
     auto stream = std::make_shared<StreamCall>(
         respond,
@@ -622,21 +670,7 @@ void Gateway::Forward(const Route& route, const Variables& variables,
       absl::ToChronoMilliseconds(options_.upstream_deadline));
   grpc::Slice slice(message->SerializeAsString());
   call->request = grpc::ByteBuffer(&slice, 1);
-  in_flight_->Add(call);
-  stub_.UnaryCall(
-      &call->context, plan.rpc_path, grpc::StubOptions(), &call->request,
-      &call->reply, [this, call](grpc::Status status) {
-        if (!status.ok() && options_.observer != nullptr) {
-          options_.observer->UpstreamError(status.error_code());
-        }
-        Answer(call, status.ok()
-                         ? RenderReply(*call->plan, BufferToString(call->reply),
-                                       call->context, call->tenant_slug,
-                                       options_.secure_cookies, render_options_)
-                         : RenderUpstreamError(*call->plan, status,
-                                               call->context, call->tenant_slug,
-                                               options_.secure_cookies));
-      });
+  StartUnary(std::move(call), plan.rpc_path);
 }
 
 }  // namespace lumo::gateway

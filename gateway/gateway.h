@@ -17,6 +17,7 @@
 #include "gateway/http/http_message.h"
 #include "gateway/portal.h"
 #include "gateway/transcoding/route_table.h"
+#include "gateway/upstream_queue.h"
 #include "google/protobuf/descriptor.h"
 #include "grpcpp/channel.h"
 #include "grpcpp/generic/generic_stub.h"
@@ -58,6 +59,11 @@ struct GatewayOptions {
   // default: none, the TCP peer is the client. Needs a service token.
   TrustedProxies trusted_proxies;
   absl::Duration upstream_deadline = absl::Seconds(10);
+  // Threads that complete unary upstream calls and answer them (render the
+  // reply, write the HTTP response): UpstreamQueue. One keeps each reply
+  // on the thread that read it; more spread rendering over cores at the
+  // price of hand-offs between them.
+  int upstream_threads = 1;
   // True when the gateway serves HTTPS (--tls_cert_file),
   // e.g. for Secure / __Host- cookies.
   bool serves_tls = false;
@@ -102,7 +108,11 @@ LumoServices();
 // closed because no Access-Control-* header is ever sent).
 HttpHeaders SecurityHeaders();
 
-// Thread-safe: Handle may run concurrently on any number of threads.
+// Thread-safe: Handle may run concurrently on any number of threads. A
+// request that needs no upstream call is answered on the calling thread;
+// a unary upstream call is answered on a thread of the gateway's own
+// UpstreamQueue, a streamed one on gRPC's callback threads (the responder
+// must accept any thread).
 //
 // Destruction: ~Gateway cancels every upstream call still in flight and
 // returns only after each of their callbacks has answered its responder
@@ -138,7 +148,12 @@ class Gateway {
   // method and answers with the rendered reply or error.
   void Forward(const Route& route, const Variables& variables,
                HttpRequest request, Responder respond);
-  // The end of every upstream call's callback: answers through the call's
+  // Starts `call` (whose context, request and responder are set) on
+  // upstream_queue_; OnCallDone gets its outcome.
+  void StartUnary(std::shared_ptr<Call> call, const std::string& method);
+  // On a thread of upstream_queue_: the answer to a finished unary call.
+  void OnCallDone(const std::shared_ptr<Call>& call);
+  // The end of every upstream call's completion: answers through the call's
   // responder and drops the call from in_flight_ (its last use of the
   // gateway).
   void Answer(const std::shared_ptr<Call>& call, HttpResponse response);
@@ -153,6 +168,9 @@ class Gateway {
   const ForwardingPolicy policy_;
   const std::string openapi_json_;
   grpc::GenericStub stub_;
+  // Completes the unary calls; outlives them (declared before in_flight_,
+  // whose calls ~Gateway waits for).
+  const std::unique_ptr<UpstreamQueue> upstream_queue_;
   // The upstream calls whose callbacks have not finished yet.
   const std::unique_ptr<InFlightCalls> in_flight_;
 };

@@ -86,6 +86,11 @@ struct HttpResponse {
 // Delivers the response to one request. Call it at most once (later calls are
 // ignored), from any thread, at any time: after the request timed out or the
 // server shut down the response is dropped. Copies share one state.
+// Called on a thread other than the one running the handler, it may write
+// the response to the client before it returns (one non-blocking send; it
+// never waits for the client) and prepare the connection's next read; on
+// the handler's own thread the response is written once the handler
+// returns.
 using Responder = std::function<void(HttpResponse)>;
 
 // Invoked on a server I/O thread with each complete request. It must not

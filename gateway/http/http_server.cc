@@ -1,8 +1,20 @@
 // The only translation unit that includes Boost.Asio/Beast.
 //
-// Design: one io_context run by N threads. Each connection (Session) owns a
-// socket and a timer bound to its own strand, so its state needs no lock;
-// Responders post back onto that strand. A request's head is located and
+// Design: N I/O threads, each running an io_context of its own (concurrency
+// hint 1: a thread never wakes another to share its work); connections are
+// dealt to them in turn as they are accepted, and the acceptor lives on the
+// first. Each connection (Session) owns a socket and a timer on its
+// thread's io_context, and a mutex that every entry into the session holds
+// (its completion handlers, and Responders called from other threads).
+// Completions run on the session's one I/O thread, so the mutex is
+// contended only when a Responder answers while that thread is busy with
+// the session. A Responder called on another thread (typically the thread
+// that completed the upstream call) writes the response itself, on that
+// thread, with a non-blocking send, and arms the read of the next request:
+// a forwarded request then costs no hand-off back to an I/O thread
+// (docs/gateway.md, "Threads"). A response that does not fit the socket at
+// once, a streamed one and any over TLS go through the I/O thread as before.
+// A request's head is located and
 // validated by wire::ParseRequestHead (stricter than Beast, which for
 // instance accepts obs-fold and ignores unknown Transfer-Encodings) and then
 // fed to Beast's request parser, which frames a Content-Length body; a
@@ -20,7 +32,6 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/ssl.hpp>
 #include <boost/asio/steady_timer.hpp>
-#include <boost/asio/strand.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <chrono>
@@ -90,8 +101,9 @@ class HttpServerCore : public std::enable_shared_from_this<HttpServerCore> {
   HttpServerCore(HttpServerOptions options, Handler handler)
       : options_(std::move(options)),
         handler_(std::move(handler)),
-        acceptor_(asio::make_strand(ioc_)),
-        retry_timer_(acceptor_.get_executor()) {
+        iocs_(MakeContexts(options_)),
+        acceptor_(*iocs_.front()),
+        retry_timer_(*iocs_.front()) {
     if (!options_.error_renderer)
       options_.error_renderer = DefaultErrorRenderer;
   }
@@ -133,6 +145,9 @@ class HttpServerCore : public std::enable_shared_from_this<HttpServerCore> {
                            absl::string_view request_id) const;
 
  private:
+  // One io_context per I/O thread (HttpServerOptions::threads).
+  static std::vector<std::unique_ptr<asio::io_context>> MakeContexts(
+      const HttpServerOptions& options);
   void DoAccept();
   void OnAccept(error_code ec, tcp::socket socket);
   // Snapshot of the live sessions.
@@ -140,11 +155,13 @@ class HttpServerCore : public std::enable_shared_from_this<HttpServerCore> {
 
   HttpServerOptions options_;
   const Handler handler_;
-  asio::io_context ioc_;
-  tcp::acceptor acceptor_;          // on its own strand
+  // Thread i runs iocs_[i]; the acceptor and its timer are on iocs_[0]'s
+  // thread, so they need no lock.
+  const std::vector<std::unique_ptr<asio::io_context>> iocs_;
+  tcp::acceptor acceptor_;
   asio::steady_timer retry_timer_;  // re-accept after an accept error
-  std::optional<asio::executor_work_guard<asio::io_context::executor_type>>
-      work_;
+  size_t next_context_ = 0;         // the acceptor's: where the next goes
+  std::vector<asio::executor_work_guard<asio::io_context::executor_type>> work_;
   std::vector<std::thread> threads_;
   std::atomic<int> bound_port_{0};
   std::atomic<bool> draining_{false};
@@ -164,13 +181,19 @@ class HttpServerCore : public std::enable_shared_from_this<HttpServerCore> {
   mutable absl::Mutex tls_mu_;
   std::shared_ptr<asio::ssl::context> tls_context_ ABSL_GUARDED_BY(tls_mu_);
 
-  // Held shared to post onto a session's strand, exclusively to set stopped_.
+  // Held shared to post to a session's thread, exclusively to set stopped_.
   absl::Mutex post_mu_;
   bool stopped_ ABSL_GUARDED_BY(post_mu_) = false;
 };
 
-// One TCP connection. Every member function except Deliver runs on the
-// session's strand (socket_'s executor); Deliver is thread-safe.
+// One TCP connection. Thread-safety: every member function except the
+// constructor, the destructor, executor() and the Start*/Drain/ForceClose/
+// Deliver entry points requires mu_; those entry points take it. Asio
+// completions run on the session's I/O thread (socket_'s executor, an
+// io_context run by that thread alone) and take mu_ first; Deliver takes it
+// on the caller's thread. While the handler runs
+// (Dispatch), mu_ is released so that a Responder may be called from any
+// thread, the dispatching one included.
 class Session : public std::enable_shared_from_this<Session> {
  public:
   Session(std::shared_ptr<HttpServerCore> core, tcp::socket socket, uint64_t id,
@@ -195,16 +218,23 @@ class Session : public std::enable_shared_from_this<Session> {
   const tcp::socket::executor_type& executor() { return executor_; }
 
   // Serves requests until the connection closes.
-  void Start();
+  void Start() ABSL_LOCKS_EXCLUDED(mu_);
   // Answers 503 and closes (over max_connections).
-  void StartTurnAway();
+  void StartTurnAway() ABSL_LOCKS_EXCLUDED(mu_);
   // Closes the connection if it is waiting for a request.
-  void Drain() {
+  void Drain() ABSL_LOCKS_EXCLUDED(mu_) {
+    absl::MutexLock lock(&mu_);
     if (phase_ == Phase::kIdle) Close();
   }
-  void ForceClose() { Close(); }
-  // The handler's response to request number `seq`. Any thread.
-  void Deliver(uint64_t seq, HttpResponse response);
+  void ForceClose() ABSL_LOCKS_EXCLUDED(mu_) {
+    absl::MutexLock lock(&mu_);
+    Close();
+  }
+  // The handler's response to request number `seq`. Any thread: on the
+  // thread that is running the handler it is kept until the handler
+  // returns; on another thread the response is written from that thread
+  // when it can be (see the file comment), else through the I/O thread.
+  void Deliver(uint64_t seq, HttpResponse response) ABSL_LOCKS_EXCLUDED(mu_);
 
  private:
   enum class Phase {
@@ -219,7 +249,10 @@ class Session : public std::enable_shared_from_this<Session> {
     kClosed,
   };
 
-  void BeginRequest();
+  // `inline_io`: called by Deliver on a thread that is not the session's
+  // I/O thread; request bytes already buffered are then handled on the I/O
+  // thread (so the handler always runs there).
+  void BeginRequest(bool inline_io = false);
   // Reads more input unless a read is pending; OnRead gets it.
   void Read();
   void OnRead(error_code ec, size_t n);
@@ -228,11 +261,18 @@ class Session : public std::enable_shared_from_this<Session> {
   void FeedBody();
   void WriteContinue();
   void Dispatch();
-  void OnResponse(uint64_t seq, HttpResponse response);
+  // `inline_io`: see Write.
+  void OnResponse(uint64_t seq, HttpResponse response, bool inline_io);
   // Answers with the server's own error and closes afterwards.
   void Fail(int status, absl::string_view message);
-  void Write(const HttpResponse& response);
+  // `inline_io` (plain HTTP only): first tries one non-blocking send on the
+  // calling thread, and when it takes the whole response goes on from there
+  // without a completion handler; the rest, if any, is written
+  // asynchronously.
+  void Write(const HttpResponse& response, bool inline_io = false);
   void OnWrite(error_code ec);
+  // The response is written: the next request, or linger and close.
+  void AfterWrite(bool inline_io);
   // A streamed body: writes the head and `response.body`, then asks the
   // stream for one piece at a time, writing each before asking again.
   void WriteStream(HttpResponse response);
@@ -242,10 +282,16 @@ class Session : public std::enable_shared_from_this<Session> {
   // Cancels and forgets the stream being sent, if any.
   void DropStream();
   void Linger();
+  // The current phase must end within `after` (OnTimeout otherwise). The
+  // timer's wait is restarted only when the new deadline is earlier than
+  // the wait's: a later one is picked up when the wait completes. So moving
+  // a deadline later (as every request does) cancels nothing, and posts no
+  // cancelled completion to the I/O threads.
   void ArmTimer(absl::Duration after);
+  void StartTimerWait();
   void OnTimeout();
   void Close();
-  // TLS: the handshake, then `next` (on the strand); closes on failure.
+  // TLS: the handshake, then `next` (on the I/O thread); closes on failure.
   template <typename Next>
   void Handshake(Next next);
   // Reads / writes through TLS when the connection has it.
@@ -268,6 +314,9 @@ class Session : public std::enable_shared_from_this<Session> {
 
   const std::shared_ptr<HttpServerCore> core_;  // first: destroyed last
   const HttpServerOptions& options_;            // owned by core_
+  // Held by every entry into the session; guards everything below that is
+  // not const (annotated loosely: Dispatch releases it around the handler).
+  absl::Mutex mu_;
   tcp::socket socket_;
   const tcp::socket::executor_type executor_ = socket_.get_executor();
   asio::steady_timer timer_;
@@ -289,6 +338,15 @@ class Session : public std::enable_shared_from_this<Session> {
   bool stream_ended_ = false;
   uint64_t seq_ = 0;        // number of the request being served
   uint64_t timer_gen_ = 0;  // stale timer completions are ignored
+  // When the current phase must end; timer_'s outstanding wait (if
+  // timer_waiting_) expires at or before it.
+  std::chrono::steady_clock::time_point deadline_;
+  bool timer_waiting_ = false;
+  // While the handler runs: the thread running it, and a response it gave
+  // before returning (written once it has returned).
+  bool dispatching_ = false;
+  std::thread::id dispatch_thread_;
+  std::optional<std::pair<uint64_t, HttpResponse>> held_;
   size_t lingered_bytes_ = 0;
   std::string remote_ip_;
   std::string request_id_;
@@ -304,8 +362,18 @@ class Session : public std::enable_shared_from_this<Session> {
 // Session
 
 void Session::Start() {
+  absl::MutexLock lock(&mu_);
   error_code ec;
   socket_.set_option(tcp::no_delay(true), ec);
+  // Synchronous sends (Write with inline_io, plain HTTP only) return
+  // would_block rather than wait; asynchronous operations are unaffected.
+  if (tls_ == nullptr) {
+    socket_.non_blocking(true, ec);
+    if (ec) {
+      Close();
+      return;
+    }
+  }
   const tcp::endpoint peer = socket_.remote_endpoint(ec);
   if (ec) {  // already reset by the peer
     Close();
@@ -313,7 +381,9 @@ void Session::Start() {
   }
   remote_ip_ = AddressText(peer.address());
   if (tls_ != nullptr) {
-    Handshake([this] { BeginRequest(); });
+    Handshake([this]() ABSL_NO_THREAD_SAFETY_ANALYSIS {  // under mu_
+      BeginRequest();
+    });
   } else {
     BeginRequest();
   }
@@ -325,6 +395,7 @@ void Session::Handshake(Next next) {
   ArmTimer(options_.request_timeout);
   tls_->async_handshake(asio::ssl::stream_base::server,
                         [self = shared_from_this(), next](error_code ec) {
+                          absl::MutexLock lock(&self->mu_);
                           if (self->phase_ == Phase::kClosed) return;
                           if (ec) {
                             self->Close();
@@ -335,9 +406,10 @@ void Session::Handshake(Next next) {
 }
 
 void Session::StartTurnAway() {
+  absl::MutexLock lock(&mu_);
   close_after_write_ = true;
   request_id_ = NewRequestId();
-  auto answer = [this] {
+  auto answer = [this]() ABSL_NO_THREAD_SAFETY_ANALYSIS {  // under mu_
     Write(core_->RenderError(503, "the server is at its connection limit",
                              request_id_));
   };
@@ -348,7 +420,7 @@ void Session::StartTurnAway() {
   }
 }
 
-void Session::BeginRequest() {
+void Session::BeginRequest(bool inline_io) {
   if (core_->draining()) {
     Close();
     return;
@@ -372,10 +444,16 @@ void Session::BeginRequest() {
     clock_started_ = false;
     ArmTimer(options_.idle_timeout);
   }
-  if (buffer_.size() > 0) {
+  if (buffer_.size() == 0) {
+    Read();
+  } else if (!inline_io) {
     OnBytes();  // the client sent the next request early
   } else {
-    Read();
+    // The same, on the I/O thread: the handler runs there.
+    asio::post(executor_, [self = shared_from_this()] {
+      absl::MutexLock lock(&self->mu_);
+      if (self->phase_ == Phase::kIdle) self->OnBytes();
+    });
   }
 }
 
@@ -386,6 +464,7 @@ void Session::Read() {
   const size_t want = phase_ == Phase::kBody ? kBodyReadSize : kHeadReadSize;
   AsyncReadSome(buffer_.prepare(want),
                 [self = shared_from_this()](error_code ec, size_t n) {
+                  absl::MutexLock lock(&self->mu_);
                   self->OnRead(ec, n);
                 });
 }
@@ -500,6 +579,7 @@ void Session::WriteContinue() {
   out_ = "HTTP/1.1 100 Continue\r\n\r\n";
   AsyncWrite(asio::buffer(out_),
              [self = shared_from_this()](error_code ec, size_t) {
+               absl::MutexLock lock(&self->mu_);
                if (self->phase_ != Phase::kContinue) return;
                if (ec) {
                  self->Close();
@@ -542,22 +622,57 @@ void Session::Dispatch() {
     if (state->used.exchange(true)) return;
     state->session->Deliver(state->seq, std::move(response));
   };
+  // The handler runs without mu_, so that its Responder may be called on
+  // any thread (this one included: Deliver keeps that response in held_).
+  // Meanwhile the session is in kHandler: nothing but a timeout, a close or
+  // that response changes it.
+  dispatching_ = true;
+  dispatch_thread_ = std::this_thread::get_id();
+  bool threw = false;
+  mu_.Unlock();
   try {
     core_->handler()(std::move(request), respond);
   } catch (...) {
-    respond(core_->RenderError(500, "internal error", request_id_));
+    threw = true;
+  }
+  mu_.Lock();
+  dispatching_ = false;
+  if (threw && !state->used.exchange(true)) {
+    held_.emplace(seq, core_->RenderError(500, "internal error", request_id_));
+  }
+  if (held_.has_value()) {
+    std::pair<uint64_t, HttpResponse> held = *std::move(held_);
+    held_.reset();
+    OnResponse(held.first, std::move(held.second), /*inline_io=*/false);
   }
 }
 
 void Session::Deliver(uint64_t seq, HttpResponse response) {
+  {
+    absl::MutexLock lock(&mu_);
+    if (dispatching_ && dispatch_thread_ == std::this_thread::get_id()) {
+      held_.emplace(seq, std::move(response));  // Dispatch writes it
+      return;
+    }
+    // Written from this thread: plain HTTP, no stream (a stream's pieces
+    // go through the I/O thread anyway). Safe while the server shuts down: its
+    // I/O threads stop only once every session is closed, and a closed one
+    // only drops the response.
+    if (tls_ == nullptr && response.stream == nullptr) {
+      OnResponse(seq, std::move(response), /*inline_io=*/true);
+      return;
+    }
+  }
   core_->PostUnlessStopped(executor_,
                            [self = shared_from_this(), seq,
                             response = std::move(response)]() mutable {
-                             self->OnResponse(seq, std::move(response));
+                             absl::MutexLock lock(&self->mu_);
+                             self->OnResponse(seq, std::move(response),
+                                              /*inline_io=*/false);
                            });
 }
 
-void Session::OnResponse(uint64_t seq, HttpResponse response) {
+void Session::OnResponse(uint64_t seq, HttpResponse response, bool inline_io) {
   if (phase_ != Phase::kHandler || seq != seq_) {  // late or closed
     if (response.stream != nullptr) response.stream->Cancel();
     return;
@@ -575,7 +690,7 @@ void Session::OnResponse(uint64_t seq, HttpResponse response) {
       return;
     }
   }
-  Write(response);
+  Write(response, inline_io);
 }
 
 void Session::WriteStream(HttpResponse response) {
@@ -595,6 +710,7 @@ void Session::WriteStream(HttpResponse response) {
   ArmTimer(options_.request_timeout);
   AsyncWrite(asio::buffer(out_),
              [self = shared_from_this()](error_code ec, size_t) {
+               absl::MutexLock lock(&self->mu_);
                self->OnStreamWrite(ec);
              });
 }
@@ -630,6 +746,7 @@ void Session::AskForPiece() {
     if (self == nullptr) return;
     core->PostUnlessStopped(executor,
                             [self, token, piece = std::move(piece)]() mutable {
+                              absl::MutexLock lock(&self->mu_);
                               self->OnPiece(token, std::move(piece));
                             });
   });
@@ -666,6 +783,7 @@ void Session::OnPiece(uint64_t token, BodyStream::Piece piece) {
   ArmTimer(options_.request_timeout);
   AsyncWrite(asio::buffer(out_),
              [self = shared_from_this()](error_code ec, size_t) {
+               absl::MutexLock lock(&self->mu_);
                self->OnStreamWrite(ec);
              });
 }
@@ -683,15 +801,30 @@ void Session::Fail(int status, absl::string_view message) {
   Write(core_->RenderError(status, message, request_id_));
 }
 
-void Session::Write(const HttpResponse& response) {
+void Session::Write(const HttpResponse& response, bool inline_io) {
   if (phase_ == Phase::kClosed) return;
   phase_ = Phase::kWrite;
   close_after_write_ = close_after_write_ || core_->draining();
   wire::SerializeResponse(response, request_id_, options_.common_headers,
                           close_after_write_, head_request_, &out_);
   ArmTimer(options_.request_timeout);
-  AsyncWrite(asio::buffer(out_),
+  size_t sent = 0;
+  if (inline_io && tls_ == nullptr) {
+    error_code ec;
+    sent = socket_.write_some(asio::buffer(out_), ec);
+    if (ec == asio::error::would_block || ec == asio::error::try_again) {
+      sent = 0;
+    } else if (ec) {
+      Close();  // the client went away
+      return;
+    } else if (sent == out_.size()) {
+      AfterWrite(/*inline_io=*/true);
+      return;
+    }
+  }
+  AsyncWrite(asio::buffer(out_) + sent,
              [self = shared_from_this()](error_code ec, size_t) {
+               absl::MutexLock lock(&self->mu_);
                self->OnWrite(ec);
              });
 }
@@ -702,11 +835,15 @@ void Session::OnWrite(error_code ec) {
     Close();
     return;
   }
+  AfterWrite(/*inline_io=*/false);
+}
+
+void Session::AfterWrite(bool inline_io) {
   if (counted_) core_->CountServed();
   if (close_after_write_) {
     Linger();
   } else {
-    BeginRequest();
+    BeginRequest(inline_io);
   }
 }
 
@@ -725,10 +862,25 @@ void Session::Linger() {
 }
 
 void Session::ArmTimer(absl::Duration after) {
-  timer_.expires_after(ToChrono(after));
+  deadline_ = std::chrono::steady_clock::now() + ToChrono(after);
+  if (timer_waiting_ && timer_.expiry() <= deadline_) return;
+  StartTimerWait();
+}
+
+void Session::StartTimerWait() {
+  // Replaces (cancels) an outstanding wait, whose completion is then stale.
+  timer_.expires_at(deadline_);
+  timer_waiting_ = true;
   timer_.async_wait(
       [self = shared_from_this(), gen = ++timer_gen_](error_code ec) {
-        if (ec || gen != self->timer_gen_) return;
+        absl::MutexLock lock(&self->mu_);
+        if (gen != self->timer_gen_) return;
+        self->timer_waiting_ = false;
+        if (ec || self->phase_ == Phase::kClosed) return;
+        if (std::chrono::steady_clock::now() < self->deadline_) {
+          self->StartTimerWait();  // the deadline moved later meanwhile
+          return;
+        }
         self->OnTimeout();
       });
 }
@@ -762,6 +914,8 @@ void Session::Close() {
   socket_.shutdown(tcp::socket::shutdown_both, ignored);
   socket_.close(ignored);
   timer_.cancel();
+  ++timer_gen_;
+  timer_waiting_ = false;
   framer_.Reset();
   buffer_.clear();
   buffer_.shrink_to_fit();
@@ -855,18 +1009,16 @@ absl::Status HttpServerCore::Start() {
   bound_port_ = acceptor_.local_endpoint(ec).port();
 
   started_ = true;
-  work_.emplace(ioc_.get_executor());
+  for (const std::unique_ptr<asio::io_context>& ioc : iocs_) {
+    work_.emplace_back(ioc->get_executor());
+  }
   asio::post(acceptor_.get_executor(),
              [self = shared_from_this()] { self->DoAccept(); });
-  unsigned threads = options_.threads > 0
-                         ? static_cast<unsigned>(options_.threads)
-                         : std::thread::hardware_concurrency();
-  threads = std::max(threads, 1u);
-  for (unsigned i = 0; i < threads; ++i) {
-    threads_.emplace_back([this] {
+  for (const std::unique_ptr<asio::io_context>& ioc : iocs_) {
+    threads_.emplace_back([ioc = ioc.get()] {
       for (;;) {
         try {
-          ioc_.run();
+          ioc->run();
           return;
         } catch (...) {
           // A handler threw: the thread keeps serving.
@@ -877,9 +1029,26 @@ absl::Status HttpServerCore::Start() {
   return absl::OkStatus();
 }
 
+std::vector<std::unique_ptr<asio::io_context>> HttpServerCore::MakeContexts(
+    const HttpServerOptions& options) {
+  unsigned threads = options.threads > 0
+                         ? static_cast<unsigned>(options.threads)
+                         : std::thread::hardware_concurrency();
+  threads = std::max(threads, 1u);
+  std::vector<std::unique_ptr<asio::io_context>> iocs;
+  for (unsigned i = 0; i < threads; ++i) {
+    // Hint 1: run by one thread (it never signals another to share work);
+    // other threads may still post to it and start operations on its
+    // objects.
+    iocs.push_back(std::make_unique<asio::io_context>(1));
+  }
+  return iocs;
+}
+
 void HttpServerCore::DoAccept() {
+  asio::io_context& ioc = *iocs_[next_context_++ % iocs_.size()];
   acceptor_.async_accept(
-      asio::make_strand(ioc_),
+      ioc.get_executor(),
       [self = shared_from_this()](error_code ec, tcp::socket socket) {
         self->OnAccept(ec, std::move(socket));
       });
@@ -968,7 +1137,7 @@ void HttpServerCore::Shutdown(absl::Duration grace) {
     asio::post(s->executor(), [s] { s->ForceClose(); });
   }
   // Closed sessions start no new work, so the threads run out of it.
-  work_.reset();
+  work_.clear();
   for (std::thread& t : threads_) t.join();
   threads_.clear();
   {
@@ -978,8 +1147,10 @@ void HttpServerCore::Shutdown(absl::Duration grace) {
   // Responses posted after the threads left but before stopped_ was set:
   // run them here (their sessions are closed, so they are dropped), so no
   // queued handler keeps a session, and with it this object, alive.
-  ioc_.restart();
-  ioc_.run();
+  for (const std::unique_ptr<asio::io_context>& ioc : iocs_) {
+    ioc->restart();
+    ioc->run();
+  }
 }
 
 }  // namespace internal

@@ -75,6 +75,19 @@ struct HttpServerOptions {
 // Thread-safe. Start() at most once; Shutdown() (also run by the destructor)
 // must not be called from a handler or an I/O thread. Responders may outlive
 // the server: their responses are then dropped.
+//
+// Threads: each I/O thread runs an event loop of its own, and each
+// connection belongs to one of them (dealt in turn as they are accepted),
+// so an I/O thread never wakes another to share its work; handlers run on
+// the connection's I/O thread. A Responder called on another
+// thread writes a plain-HTTP response from that thread when the socket takes
+// it at once (the common case), then arms the connection's next read
+// there too, so that a response produced by, say, an upstream call's
+// completion costs no hand-off to an I/O thread; the rest of a response the
+// socket did not take, streamed bodies, TLS and request bytes already
+// received (pipelining) continue on the I/O threads. Either way, responses
+// on one connection are written in request order (the next request is read
+// only once the previous response is written).
 class HttpServer {
  public:
   HttpServer(HttpServerOptions options, Handler handler);

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstdlib>
 
+#include "gateway/grpc_callback_queue.h"
 #include "grpcpp/create_channel.h"
 #include "grpcpp/security/credentials.h"
 #include "grpcpp/security/server_credentials.h"
@@ -110,6 +111,10 @@ FakeUpstream::FakeUpstream(AnswerFn answer, bool record)
     : answer_(std::move(answer)),
       record_(record),
       service_(std::make_unique<Service>(this)) {
+  // The callback service runs on gRPC's shared callback queue; stopping
+  // the last fake (between test cases) must not tear that queue down while
+  // its threads run (the gateway itself pins it only for streamed calls).
+  ::lumo::gateway::PinGrpcCallbackQueue();
   grpc::ServerBuilder builder;
   builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(),
                            &port_);

@@ -2,13 +2,17 @@
 // which request headers become which metadata, and that no header value
 // can make gRPC abort the process (docs/gateway.md, "Headers forwarded as
 // metadata"; "The client address behind proxies").
+#include <atomic>
 #include <chrono>
 #include <future>
 #include <memory>
 #include <string>
+#include <thread>
 #include <utility>
+#include <vector>
 
 #include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "gateway/gateway.h"
 #include "gtest/gtest.h"
@@ -340,6 +344,62 @@ TEST_F(GatewayUpstreamTest, SecretFieldsAreRenderedAsTheirMarksSay) {
   // Request-only secrets are never rendered, so they need no rule here.
   EXPECT_FALSE(
       options.omit_fields.contains("lumo.portal.v1.LoginRequest.password"));
+}
+
+// Unary calls complete on the gateway's UpstreamQueue threads: however many
+// run at once, from however many threads, each answer reaches the responder
+// of its own request.
+TEST_F(GatewayUpstreamTest, ConcurrentCallsEachGetTheirOwnReply) {
+  FakeUpstream upstream(
+      [](const UpstreamCall& call) {
+        lumo::keys::v1::GetApiKeyRequest request;
+        EXPECT_TRUE(request.ParseFromString(call.request));
+        lumo::keys::v1::ApiKey key;
+        key.set_id(request.id());
+        lumo::testing::UpstreamAnswer answer;
+        answer.reply = key.SerializeAsString();
+        return answer;
+      },
+      /*record=*/false);
+  for (int upstream_threads : {1, 3}) {
+    GatewayOptions options = WithToken();
+    options.upstream_threads = upstream_threads;
+    std::unique_ptr<Gateway> gateway =
+        NewGatewayTo(upstream, std::move(options));
+    ASSERT_NE(gateway, nullptr);
+    constexpr int kThreads = 6;
+    constexpr int kCalls = 60;
+    std::atomic<int> right{0};
+    std::vector<std::thread> threads;
+    for (int t = 0; t < kThreads; ++t) {
+      threads.emplace_back([&, t] {
+        // Several in flight per thread, answered in any order.
+        std::vector<std::future<HttpResponse>> answers;
+        for (int i = 0; i < kCalls; ++i) {
+          auto promise = std::make_shared<std::promise<HttpResponse>>();
+          answers.push_back(promise->get_future());
+          gateway->Handle(Get(absl::StrCat(kListKeys, "/k", t, "x", i), {}),
+                          [promise](HttpResponse response) {
+                            promise->set_value(std::move(response));
+                          });
+        }
+        for (int i = 0; i < kCalls; ++i) {
+          if (answers[i].wait_for(std::chrono::seconds(60)) !=
+              std::future_status::ready) {
+            continue;
+          }
+          HttpResponse response = answers[i].get();
+          if (response.status == 200 &&
+              absl::StrContains(response.body,
+                                absl::StrCat("\"id\":\"k", t, "x", i, "\""))) {
+            right.fetch_add(1);
+          }
+        }
+      });
+    }
+    for (std::thread& t : threads) t.join();
+    EXPECT_EQ(right.load(), kThreads * kCalls) << upstream_threads;
+  }
 }
 
 TEST_F(GatewayUpstreamTest, CreateRefusesUnsafeSettings) {

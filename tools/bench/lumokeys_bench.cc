@@ -26,6 +26,7 @@
 // --expect=valid|invalid decides which VerifyApiKey answers count as
 // unexpected.
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/epoll.h>
@@ -151,6 +152,33 @@ uint64_t CpuTicks(int pid) {
     return 0;
   }
   return utime + stime;
+}
+
+// Voluntary context switches of every thread of `pid` so far: each is a
+// thread going to sleep to wait (for I/O, a lock, another thread), so their
+// number per call counts hand-offs independently of the machine's load
+// (involuntary ones, preemptions, are left out: they follow the load).
+// Threads that have exited are not counted.
+uint64_t VoluntarySwitches(int pid) {
+  const std::string task_dir = absl::StrCat("/proc/", pid, "/task");
+  DIR* dir = opendir(task_dir.c_str());
+  if (dir == nullptr) return 0;
+  uint64_t total = 0;
+  while (const dirent* entry = readdir(dir)) {
+    if (entry->d_name[0] == '.') continue;
+    std::ifstream in(absl::StrCat(task_dir, "/", entry->d_name, "/status"));
+    std::string line;
+    while (std::getline(in, line)) {
+      absl::string_view rest = line;
+      uint64_t n = 0;
+      if (absl::ConsumePrefix(&rest, "voluntary_ctxt_switches:") &&
+          absl::SimpleAtoi(absl::StripAsciiWhitespace(rest), &n)) {
+        total += n;
+      }
+    }
+  }
+  closedir(dir);
+  return total;
 }
 
 uint64_t TotalTicks(const std::vector<int>& pids) {
@@ -383,6 +411,10 @@ struct Result {
   std::vector<float> latencies;
   double elapsed = 0;
   uint64_t cpu_ticks = 0;
+  // The same per --server_pids entry, in order, and their voluntary
+  // context switches.
+  std::vector<uint64_t> cpu_ticks_by_pid;
+  std::vector<uint64_t> switches_by_pid;
 };
 
 void Measure(Run* run, const std::vector<int>& pids, Result* result,
@@ -393,6 +425,11 @@ void Measure(Run* run, const std::vector<int>& pids, Result* result,
       std::chrono::duration<double>(absl::GetFlag(FLAGS_warmup_seconds)));
   run->errors = 0;
   run->unexpected = 0;
+  std::vector<uint64_t> ticks0_by_pid, switches0_by_pid;
+  for (int pid : pids) {
+    ticks0_by_pid.push_back(CpuTicks(pid));
+    switches0_by_pid.push_back(VoluntarySwitches(pid));
+  }
   const uint64_t ticks0 = TotalTicks(pids);
   const auto begin = Clock::now();
   run->measuring = true;
@@ -412,6 +449,11 @@ void Measure(Run* run, const std::vector<int>& pids, Result* result,
   run->measuring = false;
   result->elapsed = std::chrono::duration<double>(Clock::now() - begin).count();
   result->cpu_ticks = TotalTicks(pids) - ticks0;
+  for (size_t i = 0; i < pids.size(); ++i) {
+    result->cpu_ticks_by_pid.push_back(CpuTicks(pids[i]) - ticks0_by_pid[i]);
+    result->switches_by_pid.push_back(VoluntarySwitches(pids[i]) -
+                                      switches0_by_pid[i]);
+  }
   run->stopping = true;
   wait_stopped();
 }
@@ -682,6 +724,24 @@ int LoadMode() {
                             : static_cast<double>(result.cpu_ticks) * 1e6 /
                                   static_cast<double>(sysconf(_SC_CLK_TCK)) /
                                   calls;
+  // Each process's share, e.g. the gateway's own CPU beside the server's.
+  std::string by_pid;
+  for (uint64_t ticks : result.cpu_ticks_by_pid) {
+    char one[32];
+    snprintf(one, sizeof(one), "%s%.1f", by_pid.empty() ? "" : ",",
+             calls == 0
+                 ? 0.0
+                 : static_cast<double>(ticks) * 1e6 /
+                       static_cast<double>(sysconf(_SC_CLK_TCK)) / calls);
+    by_pid += one;
+  }
+  std::string switches_by_pid;
+  for (uint64_t n : result.switches_by_pid) {
+    char one[32];
+    snprintf(one, sizeof(one), "%s%.2f", switches_by_pid.empty() ? "" : ",",
+             calls == 0 ? 0.0 : static_cast<double>(n) / calls);
+    switches_by_pid += one;
+  }
   std::string first_error;
   {
     std::lock_guard<std::mutex> lock(run.mu);
@@ -696,12 +756,13 @@ int LoadMode() {
       "{\"rpc\":\"%s\",\"calls\":%.0f,\"seconds\":%.2f,\"qps\":%.0f,"
       "\"p50_us\":%.0f,\"p90_us\":%.0f,\"p99_us\":%.0f,\"p999_us\":%.0f,"
       "\"errors\":%llu,\"unexpected\":%llu,\"server_cpu_us_per_call\":%.1f,"
-      "\"first_error\":\"%s\"}\n",
+      "\"cpu_us_per_call_by_pid\":[%s],"
+      "\"voluntary_switches_per_call_by_pid\":[%s],\"first_error\":\"%s\"}\n",
       rpc.c_str(), calls, result.elapsed, calls / result.elapsed, pct(0.50),
       pct(0.90), pct(0.99), pct(0.999),
       static_cast<unsigned long long>(run.errors.load()),
       static_cast<unsigned long long>(run.unexpected.load()), cpu_us,
-      escaped.c_str());
+      by_pid.c_str(), switches_by_pid.c_str(), escaped.c_str());
   return 0;
 }
 

@@ -1146,6 +1146,22 @@ class Bench:
                 f"{w['server_cpu_us_per_call'] - g['server_cpu_us_per_call']:.1f}"
                 f" us CPU (server+gateway vs server), "
                 f"{w['p50_us'] - g['p50_us']:.0f} us added at p50")
+            # The REST row's --server_pids are [server, gateway]: the
+            # gateway process's own CPU, which does not depend on the
+            # server costing the same per call on both paths.
+            by_pid = w.get("cpu_us_per_call_by_pid") or []
+            if len(by_pid) == 2:
+                lines.append(
+                    f"gateway CPU per forwarded request (its own process): "
+                    f"{by_pid[1]:.1f} us; server CPU per REST call "
+                    f"{by_pid[0]:.1f} us (direct gRPC "
+                    f"{g['server_cpu_us_per_call']:.1f} us)")
+            switches = w.get("voluntary_switches_per_call_by_pid") or []
+            if len(switches) == 2:
+                lines.append(
+                    f"voluntary context switches per forwarded request "
+                    f"(threads going to sleep to wait: the hand-offs): "
+                    f"gateway {switches[1]:.2f}, server {switches[0]:.2f}")
         if "select_raw" in r and "select_c" in r:
             ours = r["select_raw"]["server_cpu_us_per_call"]
             c = r["select_c"]["server_cpu_us_per_call"]

@@ -48,6 +48,15 @@ class BenchSmokeTest(unittest.TestCase):
             self.assertIn(label, result.stdout)
         self.assertIn("CPU 0", result.stdout)
         self.assertIn("memory per cached key", result.stdout)
+        # The gateway's own share of the REST row, per process.
+        self.assertIn("gateway CPU per forwarded request (its own process)",
+                      result.stdout)
+        self.assertIn("voluntary context switches per forwarded request",
+                      result.stdout)
+        rest = results["rest_get"]
+        self.assertEqual(len(rest["cpu_us_per_call_by_pid"]), 2)
+        self.assertGreater(rest["cpu_us_per_call_by_pid"][1], 0)
+        self.assertEqual(len(rest["voluntary_switches_per_call_by_pid"]), 2)
         for name in ("malformed", "bad_checksum"):
             self.assertEqual(results[name]["db_queries"], 0, name)
             self.assertGreater(results[name]["calls"], 0, name)

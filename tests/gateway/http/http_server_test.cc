@@ -307,8 +307,10 @@ class HttpServerTest : public testing::Test {
   }
 
   void TearDown() override {
+    if (!handoff_released_.HasBeenNotified()) handoff_released_.Notify();
     if (server_ != nullptr) server_->Shutdown(absl::ZeroDuration());
     server_.reset();
+    StopWorkers();
     JoinDelayedResponders();
     absl::MutexLock lock(&mu_);
     parked_.clear();
@@ -324,6 +326,41 @@ class HttpServerTest : public testing::Test {
   }
 
   int port() const { return server_->bound_port(); }
+
+  // `n` threads that answer /pool requests, in the order they arrived, as
+  // an upstream call's completion would: from a thread of their own.
+  void StartWorkers(int n) {
+    for (int i = 0; i < n; ++i) {
+      workers_.emplace_back([this] {
+        for (;;) {
+          std::pair<HttpRequest, Responder> job;
+          {
+            absl::MutexLock lock(&mu_);
+            mu_.Await(absl::Condition(
+                +[](HttpServerTest* t) ABSL_EXCLUSIVE_LOCKS_REQUIRED(t->mu_) {
+                  return t->stop_workers_ || !t->work_.empty();
+                },
+                this));
+            if (work_.empty()) return;  // stopping
+            job = std::move(work_.front());
+            work_.erase(work_.begin());
+          }
+          HttpResponse response;
+          response.body =
+              absl::StrCat("path=", job.first.path, " body=", job.first.body);
+          job.second(std::move(response));
+        }
+      });
+    }
+  }
+  void StopWorkers() {
+    {
+      absl::MutexLock lock(&mu_);
+      stop_workers_ = true;
+    }
+    for (std::thread& t : workers_) t.join();
+    workers_.clear();
+  }
 
   // Requests of /never that reached the handler and wait for an answer.
   size_t ParkedCount() {
@@ -345,9 +382,31 @@ class HttpServerTest : public testing::Test {
   }
 
   // Routes: /slow?ms=N answers from another thread after N ms; /never parks
-  // the Responder; /throw throws; /inject sets unsafe response fields;
-  // /status?code=N answers N; everything else echoes the request.
+  // the Responder; /pool echoes the path and body from one of the worker
+  // threads (StartWorkers); /handoff answers from another thread at once and
+  // returns only once handoff_released_ is notified; /throw throws; /inject
+  // sets unsafe response fields; /status?code=N answers N; everything else
+  // echoes the request.
   void Handle(HttpRequest request, Responder respond) {
+    if (request.path == "/pool") {
+      absl::MutexLock lock(&mu_);
+      work_.emplace_back(std::move(request), std::move(respond));
+      return;
+    }
+    if (request.path == "/handoff") {
+      {
+        absl::MutexLock lock(&mu_);
+        delayed_.emplace_back([respond] {
+          HttpResponse response;
+          response.body = "handed off";
+          respond(std::move(response));
+        });
+      }
+      // Blocks this I/O thread until the test has read the answer: the
+      // answer must not wait for the handler to return.
+      handoff_released_.WaitForNotificationWithTimeout(kPatience);
+      return;
+    }
     if (request.path == "/slow") {
       const int ms = QueryInt(request, "ms");
       absl::MutexLock lock(&mu_);
@@ -419,6 +478,10 @@ class HttpServerTest : public testing::Test {
   std::vector<std::thread> delayed_ ABSL_GUARDED_BY(mu_);
   std::vector<Responder> parked_ ABSL_GUARDED_BY(mu_);
   std::vector<std::shared_ptr<TestStream>> streams_ ABSL_GUARDED_BY(mu_);
+  std::vector<std::pair<HttpRequest, Responder>> work_ ABSL_GUARDED_BY(mu_);
+  bool stop_workers_ ABSL_GUARDED_BY(mu_) = false;
+  std::vector<std::thread> workers_;
+  absl::Notification handoff_released_;
 
   std::shared_ptr<TestStream> LastStream() {
     absl::MutexLock lock(&mu_);
@@ -897,6 +960,145 @@ TEST_F(HttpServerTest, HandlerMayRespondFromAnotherThread) {
   // And the connection is kept alive afterwards.
   ASSERT_TRUE(client.Send(Get("/next")));
   ASSERT_TRUE(client.Read().has_value());
+}
+
+// The threading contract of Responders called on other threads (the
+// gateway answers from the thread that completed the upstream call): the
+// response is written without waiting for anything on the I/O threads,
+// responses stay in request order per connection, and a connection whose
+// client left is closed whatever the answer does.
+
+TEST_F(HttpServerTest, AnAnswerFromAnotherThreadDoesNotWaitForTheHandler) {
+  StartServer();
+  RawClient client(port());
+  ASSERT_TRUE(client.Send(Get("/handoff")));
+  // The handler is still blocked (until the notification below).
+  std::optional<RawResponse> r = client.Read();
+  handoff_released_.Notify();
+  ASSERT_TRUE(r.has_value());
+  EXPECT_EQ(r->status, 200);
+  EXPECT_EQ(r->body, "handed off");
+  ExpectServerFields(*r);
+  ASSERT_TRUE(client.Send(Get("/next")));
+  std::optional<RawResponse> next = client.Read();
+  ASSERT_TRUE(next.has_value());
+  EXPECT_TRUE(absl::StrContains(next->body, "path=/next\n"));
+}
+
+TEST_F(HttpServerTest, PipelinedRequestsAnsweredFromOtherThreadsStayInOrder) {
+  StartServer();
+  StartWorkers(3);
+  RawClient client(port());
+  // Later requests would be quicker: only the server's one-at-a-time
+  // reading keeps the answers in order. Mixed with requests answered on
+  // the I/O thread.
+  std::string batch;
+  for (int i = 0; i < 6; ++i) {
+    absl::StrAppend(&batch, Get(absl::StrCat("/slow?ms=", 60 - 10 * i)),
+                    Post("/pool", absl::StrCat("p", i)),
+                    Get(absl::StrCat("/echo", i)));
+  }
+  ASSERT_TRUE(client.Send(batch));
+  for (int i = 0; i < 6; ++i) {
+    std::optional<RawResponse> slow = client.Read();
+    std::optional<RawResponse> pooled = client.Read();
+    std::optional<RawResponse> echo = client.Read();
+    ASSERT_TRUE(slow.has_value() && pooled.has_value() && echo.has_value())
+        << i;
+    EXPECT_EQ(slow->body, "slow done") << i;
+    EXPECT_EQ(pooled->body, absl::StrCat("path=/pool body=p", i));
+    EXPECT_TRUE(absl::StrContains(echo->body, absl::StrCat("path=/echo", i)))
+        << echo->body;
+  }
+  EXPECT_TRUE(Eventually([&] { return server_->requests_served() == 18; }))
+      << server_->requests_served();
+}
+
+TEST_F(HttpServerTest, ManyConnectionsAnsweredFromOtherThreads) {
+  StartServer();
+  StartWorkers(2);
+  constexpr int kClients = 24;
+  constexpr int kRequests = 100;
+  std::atomic<int> ok{0};
+  std::vector<std::thread> clients;
+  for (int t = 0; t < kClients; ++t) {
+    clients.emplace_back([&, t] {
+      RawClient client(port());
+      for (int i = 0; i < kRequests; ++i) {
+        const std::string body = absl::StrCat(t, "-", i);
+        // Every fourth request two at once: pipelined.
+        const bool two = i % 4 == 0;
+        std::string bytes = Post("/pool", body);
+        if (two) bytes += Post("/pool", body + "b");
+        if (!client.Send(bytes)) return;
+        std::optional<RawResponse> r = client.Read();
+        if (r.has_value() && r->status == 200 &&
+            r->body == absl::StrCat("path=/pool body=", body)) {
+          ok.fetch_add(1);
+        }
+        if (two) {
+          r = client.Read();
+          if (r.has_value() && r->status == 200 &&
+              r->body == absl::StrCat("path=/pool body=", body, "b")) {
+            ok.fetch_add(1);
+          }
+        }
+      }
+    });
+  }
+  for (std::thread& c : clients) c.join();
+  constexpr int kTotal = kClients * (kRequests + kRequests / 4);
+  EXPECT_EQ(ok.load(), kTotal);
+  EXPECT_TRUE(Eventually([&] { return server_->requests_served() == kTotal; }))
+      << server_->requests_served();
+  EXPECT_TRUE(Eventually([&] { return server_->open_connections() == 0; }))
+      << server_->open_connections();
+}
+
+TEST_F(HttpServerTest, AnAnswerAfterTheClientLeftClosesTheConnection) {
+  StartServer();
+  {
+    RawClient client(port());
+    ASSERT_TRUE(client.Send(Get("/never")));
+    ASSERT_TRUE(Eventually([&] { return ParkedCount() == 1; }));
+  }  // the client goes away while the handler holds the Responder
+  AnswerParked("nobody listens");  // from this thread, not an I/O thread
+  EXPECT_TRUE(Eventually([&] { return server_->open_connections() == 0; }))
+      << server_->open_connections();
+  // The server is unharmed.
+  RawClient again(port());
+  ASSERT_TRUE(again.Send(Get("/")));
+  std::optional<RawResponse> ok = again.Read();
+  ASSERT_TRUE(ok.has_value());
+  EXPECT_EQ(ok->status, 200);
+}
+
+TEST_F(HttpServerTest, TimeoutsStillApplyAfterAnswersFromAnotherThread) {
+  // The timer's deadline moves later with every request without restarting
+  // its wait; a later, shorter deadline must still be kept.
+  StartServer(TightOptions());
+  RawClient client(port());
+  for (int i = 0; i < 3; ++i) {
+    ASSERT_TRUE(client.Send(Get("/slow?ms=100")));
+    std::optional<RawResponse> r = client.Read();
+    ASSERT_TRUE(r.has_value()) << i;
+    EXPECT_EQ(r->status, 200) << i;
+  }
+  const absl::Time start = absl::Now();
+  ASSERT_TRUE(client.Send(Get("/never")));
+  std::optional<RawResponse> r = client.Read();
+  ASSERT_TRUE(r.has_value());
+  ExpectError(*r, 503, "service_unavailable");
+  EXPECT_GE(absl::Now() - start, absl::Milliseconds(250));
+  EXPECT_TRUE(client.WaitClosed());
+
+  RawClient idle(port());
+  ASSERT_TRUE(idle.Send(Get("/slow?ms=100")));
+  ASSERT_TRUE(idle.Read().has_value());
+  const absl::Time idle_start = absl::Now();
+  EXPECT_TRUE(idle.WaitClosed());  // idle_timeout after the answer
+  EXPECT_GE(absl::Now() - idle_start, absl::Milliseconds(250));
+  EXPECT_TRUE(idle.unread().empty());
 }
 
 TEST_F(HttpServerTest, HandlerThatNeverRespondsGets503AfterTheTimeout) {
