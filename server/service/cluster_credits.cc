@@ -6,6 +6,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "server/storage/call_deadline.h"
 
 namespace lumo::service {
 namespace {
@@ -125,12 +126,21 @@ absl::Status ClusterCredits::Renew(absl::string_view key_id, int64_t cost) {
         auto it = leases_.find(key);
         return it == leases_.end() || it->second.renewing != in_flight;
       };
-      if (mu_.AwaitWithTimeout(absl::Condition(&ended),
-                               options_.renewal_wait)) {
+      // Never past this call's own deadline (the statement in flight runs
+      // under its caller's).
+      const absl::Duration wait = std::min(
+          options_.renewal_wait, storage::CurrentCallDeadline() - absl::Now());
+      ++renewals_waiting_;
+      const bool replied = mu_.AwaitWithTimeout(absl::Condition(&ended), wait);
+      --renewals_waiting_;
+      if (replied) {
         auto it = leases_.find(key);
-        if (it != leases_.end()) return it->second.renewal_status;
+        if (it != leases_.end() && it->second.renewal_status.ok()) {
+          return absl::OkStatus();
+        }
       }
-      // Still in flight after the wait, or the lease was forgotten: ask.
+      // Still in flight after the wait, the lease forgotten, or its
+      // statement failed (perhaps for its caller's reasons): ask.
     }
     Lease& lease = leases_[key];
     ExpireAtRefill(lease, DbNow());
@@ -225,6 +235,11 @@ void ClusterCredits::FlushReturns(bool all) {
 int64_t ClusterCredits::store_calls() const {
   absl::MutexLock lock(&mu_);
   return store_calls_;
+}
+
+int ClusterCredits::renewals_waiting() const {
+  absl::MutexLock lock(&mu_);
+  return renewals_waiting_;
 }
 
 int64_t ClusterCredits::held(absl::string_view key_id) const {

@@ -96,10 +96,13 @@ class ClusterCredits {
 
   // One lease from the store, large enough for `cost` when the balance
   // allows, sized as the class comment says. When a lease statement of the
-  // key is in flight already, waits for its reply instead and returns its
-  // status (the caller spends again, and renews again if that lease went to
-  // other requests first). NOT_FOUND: the key has no quota. UNAVAILABLE and
-  // the like: the caller must fail closed. Blocking.
+  // key is in flight already, waits for its reply instead (at most
+  // `renewal_wait`, and never past the call's deadline) and returns OK when
+  // it succeeded (the caller spends again, and renews again if that lease
+  // went to other requests first); when it failed (another caller's
+  // deadline, say) or the wait ran out, asks the store itself. NOT_FOUND:
+  // the key has no quota. UNAVAILABLE and the like: the caller must fail
+  // closed. Blocking.
   absl::Status Renew(absl::string_view key_id, int64_t cost);
 
   // Forgets this replica's lease of `key_id` (its balance was set or
@@ -133,6 +136,8 @@ class ClusterCredits {
   int64_t store_calls() const;
   // The credits this replica holds of `key_id` (tests).
   int64_t held(absl::string_view key_id) const;
+  // Renew calls waiting for another's lease statement now (tests).
+  int renewals_waiting() const;
 
  private:
   struct Lease {
@@ -179,6 +184,7 @@ class ClusterCredits {
   absl::flat_hash_map<std::string, Lease> leases_ ABSL_GUARDED_BY(mu_);
   absl::Duration db_offset_ ABSL_GUARDED_BY(mu_);
   int64_t store_calls_ ABSL_GUARDED_BY(mu_) = 0;
+  int renewals_waiting_ ABSL_GUARDED_BY(mu_) = 0;
   uint64_t renewal_seq_ ABSL_GUARDED_BY(mu_) = 0;
 };
 

@@ -307,9 +307,12 @@ TEST_F(ClusterCreditsTest, ARenewalWaitsForTheLeaseInFlightOfItsKey) {
     second_status = r->Renew(key_, 1);
     done.Notify();
   });
-  // The second renewal is let go after a bounded wait (the outcome does
-  // not depend on its length).
-  done.WaitForNotificationWithTimeout(absl::Milliseconds(300));
+  // The first reply is let go once the second renewal waits for it.
+  for (int i = 0; i < 60000 && r->renewals_waiting() == 0; ++i) {
+    absl::SleepFor(absl::Milliseconds(1));
+  }
+  ASSERT_EQ(r->renewals_waiting(), 1);
+  EXPECT_FALSE(done.HasBeenNotified());
   store.Release();
   first.join();
   second.join();
@@ -318,6 +321,34 @@ TEST_F(ClusterCreditsTest, ARenewalWaitsForTheLeaseInFlightOfItsKey) {
   EXPECT_EQ(store.calls(), 1);  // one statement for both
   EXPECT_EQ(r->held(key_), 1);
   EXPECT_EQ(Balance(), 99);
+}
+
+// The statement in flight failed (here: the store is down; in production
+// perhaps its caller's deadline): a renewal that waited for it does not
+// take that failure as its own answer but asks the store itself.
+TEST_F(ClusterCreditsTest, AWaitingRenewalAsksItselfWhenTheOneInFlightFailed) {
+  ASSERT_TRUE(stores_.counters.SetQuota(key_, 100, {}).ok());
+  testing::BlockingCounterStore store(&stores_.counters,
+                                      testing::BlockingCounterStore::kCredits,
+                                      /*block_call=*/1);
+  auto r = Replica(1, &store);
+  ASSERT_EQ(r->Spend(key_, 1).result, Result::kNeedLease);
+  stores_.db->SetUnavailable(true);
+  absl::Status first_status;
+  std::thread first([&] { first_status = r->Renew(key_, 1); });
+  store.blocked().WaitForNotification();
+  absl::Status second_status;
+  std::thread second([&] { second_status = r->Renew(key_, 1); });
+  for (int i = 0; i < 60000 && r->renewals_waiting() == 0; ++i) {
+    absl::SleepFor(absl::Milliseconds(1));
+  }
+  ASSERT_EQ(r->renewals_waiting(), 1);
+  store.Release();
+  first.join();
+  second.join();
+  EXPECT_FALSE(first_status.ok());
+  EXPECT_FALSE(second_status.ok());
+  EXPECT_EQ(store.calls(), 2);  // the waiter's own statement
 }
 
 }  // namespace
