@@ -104,7 +104,8 @@ std::optional<FailureThrottle::LeaseRequest> FailureThrottle::TakeShared(
       // tokens stay counted as spent: the safe side).
       absl::erase_if(shared_, [now](const auto& entry) {
         const Shared& s = entry.second;
-        return !s.in_flight && s.debt == 0 && s.refused_until <= now;
+        return !s.in_flight && s.debt == 0 && s.refused_until <= now &&
+               !s.listed;
       });
       // Still full: this replica's own bucket alone counts it.
       if (shared_.size() >= max_tracked_) return std::nullopt;
@@ -126,6 +127,9 @@ std::optional<FailureThrottle::LeaseRequest> FailureThrottle::TakeShared(
     if (!s.queued) {
       s.queued = true;
       s.queued_at = now;
+    }
+    if (!s.listed) {  // each entry's name at most once in owed_
+      s.listed = true;
       owed_.push_back(std::move(counter));
     }
     return std::nullopt;
@@ -142,7 +146,7 @@ FailureThrottle::LeaseRequest FailureThrottle::StartLeaseLocked(
     int64_t batch, absl::Time now) {
   in_flight_.fetch_add(1);
   s.in_flight = true;
-  s.queued = false;  // a stale name left in owed_ is skipped
+  s.queued = false;  // its name, if still in owed_, is skipped there
   s.sent = s.debt;
   s.debt = 0;
   s.sent_at = now;
@@ -159,8 +163,10 @@ std::optional<FailureThrottle::LeaseRequest> FailureThrottle::NextOwedLocked(
     const std::string counter = std::move(owed_.front());
     owed_.pop_front();
     auto it = shared_.find(counter);
-    if (it == shared_.end() || !it->second.queued) continue;
+    if (it == shared_.end()) continue;
     Shared& s = it->second;
+    s.listed = false;
+    if (!s.queued) continue;
     s.queued = false;
     if (s.in_flight || s.debt == 0 || s.refused_until > now) continue;
     const Table& table =
@@ -194,39 +200,43 @@ void FailureThrottle::Lease(const LeaseRequest& request) {
   {
     absl::MutexLock lock(&mu_);
     ++shared_calls_;
-    auto it = shared_.find(request.counter);
-    if (it == shared_.end()) return;
-    Shared& s = it->second;
-    s.in_flight = false;
     const absl::Time now = now_();
-    if (!reply.ok()) {
-      // The store is down: this replica's own bucket counts alone.
-      s.sent = 0;
-      s.debt = 0;
-      return;
+    auto it = shared_.find(request.counter);
+    if (it != shared_.end()) {
+      Shared& s = it->second;
+      s.in_flight = false;
+      if (!reply.ok()) {
+        // The store is down: this replica's own bucket counts alone.
+        s.sent = 0;
+        s.debt = 0;
+      } else {
+        if (reply->granted >= s.sent) {
+          s.lease += reply->granted - s.sent;
+        } else {
+          // The shared bucket could not pay for the failures already
+          // counted: refuse for N times the wait for its next token.
+          const absl::Duration wait =
+              request.spec.per_minute > 0
+                  ? std::max(absl::Seconds(1), reply->next_token_in)
+                  : absl::Minutes(1);
+          s.lease = 0;
+          s.refused_until = now + wait * Replicas();
+        }
+        s.sent = 0;
+        // Failures counted while the lease was in flight: report them now,
+        // unless as many statements as allowed are outstanding besides
+        // this one (which holds its place until it returns): they stay
+        // owed.
+        if (s.debt > 0 && s.refused_until <= now &&
+            in_flight_.load() <= max_in_flight_) {
+          again = StartLeaseLocked(request.counter, s, request.spec,
+                                   Batch(request.spec.capacity), now);
+        }
+      }
     }
-    if (reply->granted >= s.sent) {
-      s.lease += reply->granted - s.sent;
-    } else {
-      // The shared bucket could not pay for the failures already counted:
-      // refuse for N times the wait for its next token.
-      const absl::Duration wait =
-          request.spec.per_minute > 0
-              ? std::max(absl::Seconds(1), reply->next_token_in)
-              : absl::Minutes(1);
-      s.lease = 0;
-      s.refused_until = now + wait * Replicas();
-    }
-    s.sent = 0;
-    // Failures counted while the lease was in flight: report them now,
-    // unless as many statements as allowed are outstanding besides this
-    // one (which holds its place until it returns): they stay owed.
-    if (s.debt > 0 && s.refused_until <= now &&
-        in_flight_.load() <= max_in_flight_) {
-      again = StartLeaseLocked(request.counter, s, request.spec,
-                               Batch(request.spec.capacity), now);
-    }
-    // Otherwise this statement's place goes to an entry that owes.
+    // Otherwise this statement's place goes to an entry that owes, whatever
+    // the reply (after a failure that entry's statement may fail too: each
+    // owed entry is answered in turn, none waits for a success).
     if (!again.has_value() && in_flight_.load() <= max_in_flight_) {
       again = NextOwedLocked(now);
     }

@@ -154,6 +154,8 @@ class FailureThrottle {
     // until a place frees or its next failure sends them.
     bool queued = false;
     absl::Time queued_at;
+    // Its name is in owed_ (queued or not any more).
+    bool listed = false;
     absl::Time refused_until = absl::InfinitePast();
   };
   struct LeaseRequest {
@@ -216,7 +218,10 @@ class FailureThrottle {
   // By counter key; at most max_tracked_ entries.
   absl::flat_hash_map<std::string, Shared> shared_ ABSL_GUARDED_BY(mu_);
   // Counter keys of entries that owe failures for want of a statement
-  // place, oldest first (an entry that no longer owes is skipped).
+  // place, oldest first, each at most once (an entry that no longer owes is
+  // skipped). A place is handed on when a statement returns, whatever its
+  // reply; a task the pool dropped hands on nothing (its entry refuses for
+  // at most the lease wait, then sends again with its next failure).
   std::deque<std::string> owed_ ABSL_GUARDED_BY(mu_);
   int64_t shared_calls_ ABSL_GUARDED_BY(mu_) = 0;
   const int max_in_flight_;

@@ -361,5 +361,36 @@ TEST_F(SharedFailureThrottleTest, AnOwedFailureRefusesUntilItIsSent) {
   EXPECT_EQ(r.shared_in_flight(), 0);
 }
 
+// With the store down, a statement that fails still hands its place to an
+// entry that owes: the owed failure is answered (by the store's failure:
+// this replica's own bucket counts alone) instead of the address being
+// refused until the lease wait ends.
+TEST_F(SharedFailureThrottleTest, AFailedStatementHandsItsPlaceOn) {
+  FailureThrottleOptions o = Options(12, 1, 12, 1);
+  o.shared = &stores_.counters;
+  o.replicas = [] { return 3; };
+  o.schedule = [this](std::function<void()> task) {
+    queued_.push_back(std::move(task));
+  };
+  o.max_shared_in_flight = 1;
+  FailureThrottle r(o);
+  stores_.db->SetUnavailable(true);
+  const std::string address = "203.0.113.41";
+  r.RecordFailure("", "BBBBBBBBBBBB");  // takes the only place
+  ASSERT_EQ(r.CheckAddress(address), std::nullopt);
+  r.RecordFailure(address, "");  // owed
+  EXPECT_TRUE(r.CheckAddress(address).has_value());
+  {
+    std::vector<std::function<void()>> run;
+    run.swap(queued_);
+    for (auto& f : run) f();  // fails; the place goes to the address
+  }
+  ASSERT_EQ(queued_.size(), 1u);
+  RunQueued();  // fails too
+  EXPECT_EQ(r.shared_in_flight(), 0);
+  // Counted by this replica's own bucket alone (11 of 12 left).
+  EXPECT_EQ(r.CheckAddress(address), std::nullopt);
+}
+
 }  // namespace
 }  // namespace lumo::service
