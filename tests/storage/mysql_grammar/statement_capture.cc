@@ -28,12 +28,11 @@ void Record(const std::string& sql) {
 
 }  // namespace
 
-StatementCapture::StatementCapture() {
-  storage::internal::statement_observer.store(&Record);
-}
+StatementCapture::StatementCapture()
+    : previous_(storage::internal::statement_observer.exchange(&Record)) {}
 
 StatementCapture::~StatementCapture() {
-  storage::internal::statement_observer.store(nullptr);
+  storage::internal::statement_observer.store(previous_);
 }
 
 std::set<std::string> StatementCapture::Statements() const {

@@ -2,7 +2,12 @@
 // text while a StatementCapture exists (through the connection's statement
 // observer, connection_pool.h). Test code only.
 //
-// Thread-safe. At most one StatementCapture exists at a time.
+// Thread-safe. Captures nest: every capture records into the same set (all
+// statements recorded since the process started), and one made while
+// another exists gives the observer back to the outer one when it ends,
+// so a test's own capture never stops the capture a whole binary runs
+// under (mysql_statement_grammar_test). Nested captures end in reverse
+// order of creation.
 #ifndef LUMOKEYS_TESTS_STORAGE_MYSQL_GRAMMAR_STATEMENT_CAPTURE_H_
 #define LUMOKEYS_TESTS_STORAGE_MYSQL_GRAMMAR_STATEMENT_CAPTURE_H_
 
@@ -20,6 +25,10 @@ class StatementCapture {
 
   // Every distinct statement text seen so far.
   std::set<std::string> Statements() const;
+
+ private:
+  // The observer before this capture (another capture's, or none).
+  void (*const previous_)(const std::string&);
 };
 
 // While one exists on a thread, statements that thread sends are not
