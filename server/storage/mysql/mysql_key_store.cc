@@ -757,17 +757,15 @@ absl::Status ReadVerifyRow(const sql::ResultSet& rs, const VerifySelect& c,
   absl::StatusOr<absl::Time> until = GetTime(rs, c.retired_valid_until);
   if (!until.ok()) return until.status();
   retired.valid_until = *until;
-  if (retired.valid_until > record->key.db_now) {
-    record->key.previous_secret_valid_until = OptionalMax(
-        record->key.previous_secret_valid_until, retired.valid_until);
-  }
   record->retired.push_back(retired);
   retired_versions->push_back(rs.getInt64(c.retired_version));
   return absl::OkStatus();
 }
 
 // Orders `record`'s retired secrets newest first (by the key versions
-// ReadVerifyRow collected beside them) and keeps kMaxRetiredSecrets.
+// ReadVerifyRow collected beside them), keeps kMaxRetiredSecrets, and sets
+// the key's grace end from those it keeps (a secret no longer checked
+// extends nothing).
 void SortRetired(VerifyRecord* record,
                  const std::vector<int64_t>& retired_versions) {
   std::vector<size_t> order(record->retired.size());
@@ -782,6 +780,12 @@ void SortRetired(VerifyRecord* record,
     sorted.push_back(record->retired[i]);
   }
   record->retired = std::move(sorted);
+  for (const RetiredSecret& retired : record->retired) {
+    if (retired.valid_until > record->key.db_now) {
+      record->key.previous_secret_valid_until = OptionalMax(
+          record->key.previous_secret_valid_until, retired.valid_until);
+    }
+  }
 }
 
 }  // namespace
