@@ -69,15 +69,23 @@ constexpr char kSweepBucketsSql[] =
 constexpr char kSweepKnownNetworksSql[] =
     "DELETE FROM limit_known_networks WHERE last_login_us < ? LIMIT ";
 // Window slots no window counts (by idx_limit_windows_expires), then the
-// heads of counters without slots: one pass over the heads, each probing
-// the slots' primary key. Autocommit statements: a lease that locked a
-// head meanwhile keeps it (the DELETE waits for the lock).
+// heads of counters without slots. The heads are found by a plain read
+// (one pass over the heads, each probing the slots' primary key; no row
+// locks) and deleted one by one by primary key, each checked again under
+// its row lock: a DELETE that scanned the heads itself would lock every
+// head it read until it ended, stalling the leases of live counters.
+// Autocommit statements.
 constexpr char kSweepWindowSlotsSql[] =
     "DELETE FROM limit_windows WHERE expires_us < ? LIMIT ";
-constexpr char kSweepWindowHeadsSql[] =
-    "DELETE FROM limit_window_heads WHERE NOT EXISTS (SELECT 1 FROM"
-    " limit_windows w WHERE w.counter_key = limit_window_heads.counter_key)"
-    " LIMIT ";
+constexpr char kFindHeadsWithoutSlotsSql[] =
+    "SELECT h.counter_key FROM limit_window_heads h WHERE NOT EXISTS (SELECT 1"
+    " FROM limit_windows w WHERE w.counter_key = h.counter_key) LIMIT ";
+constexpr char kSweepWindowHeadSql[] =
+    "DELETE FROM limit_window_heads WHERE counter_key = ? AND NOT EXISTS"
+    " (SELECT 1 FROM limit_windows w"
+    " WHERE w.counter_key = limit_window_heads.counter_key)";
+// Heads read per pass of the sweep.
+constexpr int64_t kHeadSweepBatch = 1000;
 constexpr char kIsKnownNetworkSql[] =
     "SELECT last_login_us FROM limit_known_networks WHERE account_key = ?"
     " AND network_key = ? AND last_login_us > ?";
@@ -495,10 +503,31 @@ absl::StatusOr<int64_t> MysqlCounterStore::SweepStale(
             s.Prepare(absl::StrCat(kSweepWindowSlotsSql, limit));
         slots.setInt64(1, Micros(*now));
         deleted += static_cast<int64_t>(s.Update(slots));
-        s.Step("sweep window heads");
-        sql::PreparedStatement& heads =
-            s.Prepare(absl::StrCat(kSweepWindowHeadsSql, limit));
-        deleted += static_cast<int64_t>(s.Update(heads));
+        int64_t heads_deleted = 0;
+        for (int64_t pass = 0;
+             heads_deleted < limit && pass <= limit / kHeadSweepBatch; ++pass) {
+          const int64_t batch =
+              std::min(kHeadSweepBatch, limit - heads_deleted);
+          s.Step("find window heads without slots");
+          // The batch size is a number this process chose, not input.
+          sql::PreparedStatement& find =
+              s.Prepare(absl::StrCat(kFindHeadsWithoutSlotsSql, batch));
+          std::vector<std::string> candidates;
+          {
+            std::unique_ptr<sql::ResultSet> rs = s.Query(find);
+            while (rs->next()) {
+              candidates.push_back(rs->getString(1).asStdString());
+            }
+          }
+          s.Step("sweep window head");
+          for (const std::string& counter : candidates) {
+            sql::PreparedStatement& del = s.Prepare(kSweepWindowHeadSql);
+            del.setString(1, counter);
+            heads_deleted += static_cast<int64_t>(s.Update(del));
+          }
+          if (static_cast<int64_t>(candidates.size()) < batch) break;
+        }
+        deleted += heads_deleted;
         return absl::OkStatus();
       });
   if (!status.ok()) return status;
