@@ -1075,7 +1075,9 @@ TEST_F(HttpServerTest, AnAnswerAfterTheClientLeftClosesTheConnection) {
 
 TEST_F(HttpServerTest, TimeoutsStillApplyAfterAnswersFromAnotherThread) {
   // The timer's deadline moves later with every request without restarting
-  // its wait; a later, shorter deadline must still be kept.
+  // its wait, and the request and idle timeouts still fire (an earlier
+  // deadline than the pending wait's:
+  // AShorterRequestDeadlineCutsALongIdleWait).
   StartServer(TightOptions());
   RawClient client(port());
   for (int i = 0; i < 3; ++i) {
@@ -1099,6 +1101,31 @@ TEST_F(HttpServerTest, TimeoutsStillApplyAfterAnswersFromAnotherThread) {
   EXPECT_TRUE(idle.WaitClosed());  // idle_timeout after the answer
   EXPECT_GE(absl::Now() - idle_start, absl::Milliseconds(250));
   EXPECT_TRUE(idle.unread().empty());
+}
+
+// The timer's pending wait is for a long idle deadline when a request
+// arrives whose deadline is earlier: the wait must be restarted for it,
+// not left to end at the idle deadline.
+TEST_F(HttpServerTest, AShorterRequestDeadlineCutsALongIdleWait) {
+  HttpServerOptions options = Options();
+  options.request_timeout = absl::Milliseconds(300);
+  options.idle_timeout = absl::Seconds(20);
+  StartServer(std::move(options));
+  RawClient client(port());
+  ASSERT_TRUE(client.Send(Get("/slow?ms=10")));
+  ASSERT_TRUE(client.Read().has_value());
+  // Past the first request's deadline: the pending wait is now the idle
+  // one, 20 s.
+  absl::SleepFor(absl::Milliseconds(700));
+  const absl::Time start = absl::Now();
+  ASSERT_TRUE(client.Send(Get("/never")));
+  std::optional<RawResponse> r = client.Read(absl::Seconds(15));
+  ASSERT_TRUE(r.has_value());
+  ExpectError(*r, 503, "service_unavailable");
+  // The request's 300 ms, not the idle 20 s (how long after the 300 ms
+  // is load, not behaviour).
+  EXPECT_GE(absl::Now() - start, absl::Milliseconds(250));
+  EXPECT_LT(absl::Now() - start, absl::Seconds(15));
 }
 
 TEST_F(HttpServerTest, HandlerThatNeverRespondsGets503AfterTheTimeout) {
