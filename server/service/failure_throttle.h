@@ -36,7 +36,9 @@
 // per token. Its own bucket still applies; a store failure leaves only
 // that (each replica its own budget, as without sharing).
 // At most `max_shared_in_flight` lease statements are outstanding at once
-// (handed to `schedule` and not yet finished or dropped): a flood of
+// (handed to `schedule` and not yet finished or dropped; one more for the
+// moment a returning statement hands its place on before giving it back):
+// a flood of
 // failures from many addresses must not take the database connections and
 // workers that other requests need. A failure that would start a statement
 // beyond that stays owed by its entry, which then refuses like one with a

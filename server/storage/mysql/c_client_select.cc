@@ -2,12 +2,15 @@
 
 #include <mysql.h>
 
+#include <algorithm>
+#include <cstdint>
 #include <cstring>
 #include <string>
 #include <utility>
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "absl/time/time.h"
 
 namespace lumo::storage {
 
@@ -62,8 +65,18 @@ CClientPointSelect::Open() {
   auto c = std::make_unique<Connection>();
   c->mysql = mysql_init(nullptr);
   if (c->mysql == nullptr) return absl::ResourceExhaustedError("mysql_init");
-  const unsigned int timeout = 2;
-  mysql_options(c->mysql, MYSQL_OPT_CONNECT_TIMEOUT, &timeout);
+  // The pool's socket ceilings (whole seconds, at least one): a database
+  // that stops answering fails the call instead of hanging it.
+  auto seconds = [](absl::Duration d) {
+    return static_cast<unsigned int>(std::max<int64_t>(
+        1, absl::ToInt64Seconds(absl::Ceil(d, absl::Seconds(1)))));
+  };
+  const unsigned int connect_timeout = seconds(options_.connect_timeout);
+  const unsigned int read_timeout = seconds(options_.read_timeout);
+  const unsigned int write_timeout = seconds(options_.write_timeout);
+  mysql_options(c->mysql, MYSQL_OPT_CONNECT_TIMEOUT, &connect_timeout);
+  mysql_options(c->mysql, MYSQL_OPT_READ_TIMEOUT, &read_timeout);
+  mysql_options(c->mysql, MYSQL_OPT_WRITE_TIMEOUT, &write_timeout);
   const bool socket = !options_.unix_socket.empty();
   if (mysql_real_connect(
           c->mysql, socket ? nullptr : options_.host.c_str(),
