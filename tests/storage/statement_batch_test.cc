@@ -8,6 +8,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -117,6 +118,17 @@ class StatementBatchTest : public ::testing::Test {
                    values);
   }
 
+  // Queues the update of row `id` to `v`, checked to change one row
+  // (`mismatch` otherwise).
+  static absl::Status UpdateChecked(Session& s, absl::string_view step, int id,
+                                    absl::string_view v,
+                                    absl::Status mismatch) {
+    SqlValues values;
+    values.Text(v).Int(id);
+    return s.DeferChecked(step, "UPDATE batch_rows SET v = ? WHERE id = ?",
+                          values, 1, std::move(mismatch));
+  }
+
   Rows AllRows() {
     absl::StatusOr<Rows> rows =
         db_->Query("SELECT id, v FROM batch_rows ORDER BY id");
@@ -181,11 +193,8 @@ TEST_F(StatementBatchTest, QueuedStatementsRunInOrderInOneRoundTrip) {
       ::lumo::storage::Run(*pool_, "batch", [&](Session& s) -> absl::Status {
         s.Begin();
         if (absl::Status st = Insert(s, "first", 1, "a"); !st.ok()) return st;
-        SqlValues update;
-        update.Text("b").Int(1);
-        if (absl::Status st = s.DeferChecked(
-                "second", "UPDATE batch_rows SET v = ? WHERE id = ?", update, 1,
-                absl::InternalError("no row"));
+        if (absl::Status st = UpdateChecked(s, "second", 1, "b",
+                                            absl::InternalError("no row"));
             !st.ok()) {
           return st;
         }
@@ -243,11 +252,9 @@ TEST_F(StatementBatchTest, ACheckedStatementThatMissesRollsEverythingBack) {
       ::lumo::storage::Run(*pool_, "batch", [&](Session& s) -> absl::Status {
         s.Begin();
         if (absl::Status st = Insert(s, "insert", 1, "a"); !st.ok()) return st;
-        SqlValues update;
-        update.Text("b").Int(99);  // no such row
-        if (absl::Status st = s.DeferChecked(
-                "update", "UPDATE batch_rows SET v = ? WHERE id = ?", update, 1,
-                absl::AbortedError("the row was not there"));
+        if (absl::Status st =
+                UpdateChecked(s, "update", 99, "b",  // no such row
+                              absl::AbortedError("the row was not there"));
             !st.ok()) {
           return st;
         }
@@ -268,11 +275,9 @@ TEST_F(StatementBatchTest, ACheckedStatementLastBeforeCommitIsChecked) {
       ::lumo::storage::Run(*pool_, "batch", [&](Session& s) -> absl::Status {
         s.Begin();
         if (absl::Status st = Insert(s, "insert", 1, "a"); !st.ok()) return st;
-        SqlValues update;
-        update.Text("b").Int(99);  // no such row
-        if (absl::Status st = s.DeferChecked(
-                "update", "UPDATE batch_rows SET v = ? WHERE id = ?", update, 1,
-                absl::AbortedError("the row was not there"));
+        if (absl::Status st =
+                UpdateChecked(s, "update", 99, "b",  // no such row
+                              absl::AbortedError("the row was not there"));
             !st.ok()) {
           return st;
         }
@@ -284,11 +289,8 @@ TEST_F(StatementBatchTest, ACheckedStatementLastBeforeCommitIsChecked) {
   // And a flush of its own (no query after it) checks it too.
   status = ::lumo::storage::Run(*pool_, "flush", [&](Session& s) {
     s.Begin();
-    SqlValues update;
-    update.Text("b").Int(99);
-    if (absl::Status st = s.DeferChecked(
-            "update", "UPDATE batch_rows SET v = ? WHERE id = ?", update, 1,
-            absl::AbortedError("flushed and checked"));
+    if (absl::Status st = UpdateChecked(
+            s, "update", 99, "b", absl::AbortedError("flushed and checked"));
         !st.ok()) {
       return st;
     }
