@@ -28,6 +28,15 @@ class ClusterCreditsTest : public ::testing::Test {
   testing::FakeStores stores_;
   std::string key_;
 
+  // Polls (up to a minute) until one Renew of `r` waits for another's
+  // statement; true when it does.
+  static bool OneRenewalWaits(const ClusterCredits& r) {
+    for (int i = 0; i < 60000 && r.renewals_waiting() == 0; ++i) {
+      absl::SleepFor(absl::Milliseconds(1));
+    }
+    return r.renewals_waiting() == 1;
+  }
+
   void SetUp() override {
     stores_.db->FreezeClock(t_);
     absl::StatusOr<storage::Tenant> tenant =
@@ -308,10 +317,7 @@ TEST_F(ClusterCreditsTest, ARenewalWaitsForTheLeaseInFlightOfItsKey) {
     done.Notify();
   });
   // The first reply is let go once the second renewal waits for it.
-  for (int i = 0; i < 60000 && r->renewals_waiting() == 0; ++i) {
-    absl::SleepFor(absl::Milliseconds(1));
-  }
-  ASSERT_EQ(r->renewals_waiting(), 1);
+  ASSERT_TRUE(OneRenewalWaits(*r));
   EXPECT_FALSE(done.HasBeenNotified());
   store.Release();
   first.join();
@@ -339,10 +345,7 @@ TEST_F(ClusterCreditsTest, AWaitingRenewalAsksItselfWhenTheOneInFlightFailed) {
   store.blocked().WaitForNotification();
   absl::Status second_status;
   std::thread second([&] { second_status = r->Renew(key_, 1); });
-  for (int i = 0; i < 60000 && r->renewals_waiting() == 0; ++i) {
-    absl::SleepFor(absl::Milliseconds(1));
-  }
-  ASSERT_EQ(r->renewals_waiting(), 1);
+  ASSERT_TRUE(OneRenewalWaits(*r));
   store.Release();
   first.join();
   second.join();
