@@ -231,9 +231,10 @@ absl::StatusOr<std::unique_ptr<App>> App::Create(
     if (absl::Status ok = stores.bench().EnsureTable(); !ok.ok()) {
       return ok;
     }
-    app->services_.push_back(std::make_unique<bench::BenchServiceImpl>(
-        bench::BenchRpcContext{app->auth_.get(), app->workers_.get(),
-                               &stores.bench(), app->verifier_.get()}));
+    app->services_.push_back(
+        std::make_unique<bench::BenchServiceImpl>(bench::BenchRpcContext{
+            app->auth_.get(), app->workers_.get(), &stores.bench(),
+            &stores.keys(), app->verifier_.get()}));
   }
   app->services_.push_back(
       std::make_unique<rpc::PortalServiceImpl>(rpc::PortalRpcContext{

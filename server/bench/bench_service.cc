@@ -39,6 +39,19 @@ grpc::ServerUnaryReactor* BenchServiceImpl::Echo(
   return reactor;
 }
 
+absl::StatusOr<bool> BenchServiceImpl::Select(
+    const lumo::bench::v1::PointSelectRequest& request) {
+  if (request.verify_read()) {
+    absl::StatusOr<storage::VerifyRecord> record =
+        ctx_.keys->LoadForVerify(request.id());
+    if (absl::IsNotFound(record.status())) return false;
+    if (!record.ok()) return record.status();
+    return true;
+  }
+  return request.c_client() ? ctx_.store->PointSelectCClient(request.id())
+                            : ctx_.store->PointSelect(request.id());
+}
+
 grpc::ServerUnaryReactor* BenchServiceImpl::PointSelect(
     grpc::CallbackServerContext* context,
     const lumo::bench::v1::PointSelectRequest* request,
@@ -49,9 +62,7 @@ grpc::ServerUnaryReactor* BenchServiceImpl::PointSelect(
       *ctx_.auth, *ctx_.workers, context, method, "", false,
       [this, request, response](const Principal&,
                                 const RequestInfo&) -> absl::Status {
-        absl::StatusOr<bool> found =
-            request->c_client() ? ctx_.store->PointSelectCClient(request->id())
-                                : ctx_.store->PointSelect(request->id());
+        absl::StatusOr<bool> found = Select(*request);
         if (!found.ok()) return found.status();
         response->set_found(*found);
         return absl::OkStatus();

@@ -6,11 +6,13 @@
 #ifndef LUMOKEYS_SERVER_BENCH_BENCH_SERVICE_H_
 #define LUMOKEYS_SERVER_BENCH_BENCH_SERVICE_H_
 
+#include "absl/status/statusor.h"
 #include "lumo/bench/v1/bench.grpc.pb.h"
 #include "server/rpc/authenticator.h"
 #include "server/rpc/worker_pool.h"
 #include "server/service/verifier.h"
 #include "server/storage/bench_store.h"
+#include "server/storage/key_store.h"
 
 namespace lumo::bench {
 
@@ -19,6 +21,8 @@ struct BenchRpcContext {
   const rpc::Authenticator* auth;
   rpc::WorkerPool* workers;
   storage::BenchStore* store;
+  // The verification read of PointSelect's `verify_read`.
+  storage::KeyStore* keys;
   service::Verifier* verifier;
 };
 
@@ -49,6 +53,10 @@ class BenchServiceImpl final
       lumo::bench::v1::StatsResponse* response) override;
 
  private:
+  // The read PointSelect's request names (on a worker thread).
+  absl::StatusOr<bool> Select(
+      const lumo::bench::v1::PointSelectRequest& request);
+
   BenchRpcContext ctx_;
 };
 

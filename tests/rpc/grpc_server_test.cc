@@ -722,6 +722,18 @@ TEST_F(GrpcServerTest, BenchServiceIsCoveredAndAnswersOnlyTheServiceToken) {
     ASSERT_TRUE(stub->PointSelect(&ctx, req, &resp).ok());
     EXPECT_TRUE(resp.found());
   }
+  for (const bool known : {true, false}) {
+    // The verification read of a key that exists, and of an id that none
+    // has: found, and not found without an error.
+    grpc::ClientContext ctx;
+    ctx.AddMetadata("x-lumo-service-token", kServiceToken);
+    lumo::bench::v1::PointSelectRequest req;
+    req.set_id(known ? IdOf(root) : "keyNOSUCHKEY");
+    req.set_verify_read(true);
+    lumo::bench::v1::PointSelectResponse resp;
+    ASSERT_TRUE(stub->PointSelect(&ctx, req, &resp).ok());
+    EXPECT_EQ(resp.found(), known);
+  }
   {
     grpc::ClientContext ctx;
     ctx.AddMetadata("x-lumo-service-token", kServiceToken);
@@ -737,9 +749,10 @@ TEST_F(GrpcServerTest, BenchServiceIsCoveredAndAnswersOnlyTheServiceToken) {
     lumo::bench::v1::StatsResponse stats;
     ASSERT_TRUE(
         stub->Stats(&ctx, lumo::bench::v1::StatsRequest(), &stats).ok());
-    // One SELECT, then START TRANSACTION + INSERT + COMMIT (at least: the
-    // audit writer may run its own statements on the same pool).
-    EXPECT_GE(stats.db_queries(), queries_before + 4);
+    // Three SELECTs (the point select and two verification reads), then
+    // START TRANSACTION + INSERT + COMMIT (at least: the audit writer may
+    // run its own statements on the same pool).
+    EXPECT_GE(stats.db_queries(), queries_before + 6);
   }
 }
 

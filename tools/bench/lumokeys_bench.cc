@@ -19,7 +19,8 @@
 //
 // Workloads (--rpc): echo, verify (keys from --key_file, one per line,
 // used round-robin), select (ids of --key_file's keys; select_c: the same
-// through the server's libmariadb baseline), insert, get
+// through the server's libmariadb baseline; verify_read: the key store's
+// verification read of them, without the verifier), insert, get
 // (GetApiKey of the ids in --ids_file with the key in --admin_key_file),
 // create, rotate (each loop rotates its own id from --ids_file), http
 // (GET --http_path on --target; `{id}` is replaced by ids from --ids_file).
@@ -69,9 +70,10 @@
 #include "server/storage/backend_factory.h"
 
 ABSL_FLAG(std::string, mode, "load", "load | setup | load_keys | stats");
-ABSL_FLAG(std::string, rpc, "verify",
-          "echo | verify | select | select_c | insert | get | create | "
-          "rotate | http");
+ABSL_FLAG(
+    std::string, rpc, "verify",
+    "echo | verify | select | select_c | verify_read | insert | get | create | "
+    "rotate | http");
 ABSL_FLAG(std::string, target, "127.0.0.1:50051",
           "server (gRPC) or gateway (http) address host:port");
 ABSL_FLAG(std::string, service_token_file, "", "service token file");
@@ -328,9 +330,10 @@ Loop::IssueFn MakeIssue(Run* run, const std::string& rpc,
           });
     };
   }
-  if (rpc == "select" || rpc == "select_c") {
+  if (rpc == "select" || rpc == "select_c" || rpc == "verify_read") {
     if (!ids || ids->empty()) Die("--rpc=select needs --ids_file");
     const bool c_client = rpc == "select_c";
+    const bool verify_read = rpc == "verify_read";
     auto stub = std::shared_ptr<lumo::bench::v1::BenchService::Stub>(
         lumo::bench::v1::BenchService::NewStub(channel));
     auto req = std::make_shared<lumo::bench::v1::PointSelectRequest>();
@@ -339,6 +342,7 @@ Loop::IssueFn MakeIssue(Run* run, const std::string& rpc,
       ctx->AddMetadata("x-lumo-service-token", service_token);
       req->set_id(next_of(*ids));
       req->set_c_client(c_client);
+      req->set_verify_read(verify_read);
       stub->async()->PointSelect(ctx, req.get(), resp.get(),
                                  [=](grpc::Status s) {
                                    Outcome o = FromStatus(run, s);

@@ -292,6 +292,19 @@ class Bench:
         print(f"  {name}: {json.dumps(r)}", file=sys.stderr, flush=True)
         return r
 
+    def load_beside_db(self, name, target, pid, *flags):
+        """load() of one server, with the database server's CPU per call
+        of the same calls in results[name]["db_cpu_us_per_call"] when
+        MariaDB runs on this machine (the server's alone stays in
+        server_cpu_us_per_call)."""
+        db = self.db_pid()
+        r = self.load(name, target, [pid, db] if db else [pid], *flags)
+        by_pid = r.get("cpu_us_per_call_by_pid") or []
+        if db and len(by_pid) == 2:
+            r["server_cpu_us_per_call"] = by_pid[0]
+            r["db_cpu_us_per_call"] = by_pid[1]
+        return r
+
     def count_statements(self, name, target, *flags):
         """Records in results[name] the pool's round trips per call of
         exactly --max_calls calls (no warm-up), read from the server's
@@ -527,24 +540,30 @@ class Bench:
             cold, cold_addr = self.start_server("server-cold",
                                                 "--verify_cache_ttl=0s")
             q0 = self.stats(cold_addr)["db_queries"]
-            self.load("select_raw", cold_addr, [cold.pid], "--rpc=select",
-                      f"--key_file={small}")
+            self.load_beside_db("select_raw", cold_addr, cold.pid,
+                                "--rpc=select", f"--key_file={small}")
             q1 = self.stats(cold_addr)["db_queries"]
             # The same SELECT through MariaDB's C client library
             # (connections of its own, not counted by the pool), and an
             # empty call on the same server: what a call costs without a
             # query.
-            self.load("select_c", cold_addr, [cold.pid], "--rpc=select_c",
-                      f"--key_file={small}")
+            self.load_beside_db("select_c", cold_addr, cold.pid,
+                                "--rpc=select_c", f"--key_file={small}")
             self.load("echo_cold", cold_addr, [cold.pid], "--rpc=echo")
-            self.load("verify_cold", cold_addr, [cold.pid], "--rpc=verify",
-                      f"--key_file={small}", *common)
+            # The key store's verification read alone (the same call path
+            # as the raw select): how much of a cold verification is the
+            # read, and how much the verifier's own work.
+            self.load_beside_db("verify_read", cold_addr, cold.pid,
+                                "--rpc=verify_read", f"--key_file={small}")
+            q_verify = self.stats(cold_addr)["db_queries"]
+            self.load_beside_db("verify_cold", cold_addr, cold.pid,
+                                "--rpc=verify", f"--key_file={small}", *common)
             q2 = self.stats(cold_addr)["db_queries"]
             self.stop(cold)
             # Both include warm-up calls; queries per call over all calls made
             # are only approximate, so report the totals.
             self.notes.append(f"cold server: {q1 - q0} queries during the raw "
-                              f"select run, {q2 - q1} during the cold verify run "
+                              f"select run, {q2 - q_verify} during the cold verify run "
                               "(includes warm-up calls and batched audit writes)")
 
         if self.want("classic"):
@@ -1008,6 +1027,7 @@ class Bench:
         ("echo_cold", None, None, None, "Echo (cold server)"),
         ("select_c", None, None, None, "PK select, C client"),
         ("select_raw", "select_c", None, None, "raw PK select (cold server)"),
+        ("verify_read", "select_raw", None, None, "  key store's verify read"),
         ("verify_cold", "select_raw", 0.6, None, "VerifyApiKey cold"),
         ("verify_1k_again", None, None, None, "verify, 1k keys cached"),
         ("verify_1m", "verify_1k_again", 0.9, 1.1, "verify, 1M keys cached"),
@@ -1062,7 +1082,8 @@ class Bench:
     # The scenario groups of --only and the prefixes of their rows' names
     # (rows of no other group are "classic").
     GROUPS = {"classic": None, "lists": ("list_",),
-              "queries": ("select_", "verify_cold", "echo_cold"),
+              "queries": ("select_", "verify_read", "verify_cold",
+                          "echo_cold"),
               "states": ("verify_states_",),
               "webhooks": ("verify_webhooks_",),
               "limits": ("verify_one_key", "verify_limited"),
