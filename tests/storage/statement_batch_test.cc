@@ -216,6 +216,60 @@ TEST_F(StatementBatchTest, QueuedStatementsRunInOrderInOneRoundTrip) {
   EXPECT_EQ(pool_->statements_executed() - statements_before, 9u);
 }
 
+// A queued query's rows reach its reader when its batch runs: after the
+// statements queued before it, before those after it, in the same round
+// trip; one that ends a flush is read too.
+TEST_F(StatementBatchTest, AQueuedQueryIsReadInItsBatch) {
+  ASSERT_OK(::lumo::storage::Run(*pool_, "warm", [&](Session& s) {
+    s.Query(s.Prepare("SELECT 1"));
+    return absl::OkStatus();
+  }));
+  const uint64_t before = pool_->queries_executed();
+  std::vector<std::string> read;
+  std::vector<std::string> at_end;
+  std::string last;
+  ASSERT_OK(
+      ::lumo::storage::Run(*pool_, "batch", [&](Session& s) -> absl::Status {
+        s.Begin();
+        if (absl::Status st = Insert(s, "first", 1, "a"); !st.ok()) return st;
+        SqlValues none;
+        auto values_of = [](std::vector<std::string>* out) {
+          return [out](sql::ResultSet& rs) {
+            while (rs.next()) out->push_back(rs.getString(1).asStdString());
+          };
+        };
+        if (absl::Status st =
+                s.DeferQuery("read", "SELECT v FROM batch_rows ORDER BY id",
+                             none, values_of(&read));
+            !st.ok()) {
+          return st;
+        }
+        if (absl::Status st = Insert(s, "second", 2, "b"); !st.ok()) return st;
+        SqlValues id;
+        id.Int(2);
+        absl::StatusOr<std::unique_ptr<sql::ResultSet>> rs = s.QueryWithQueued(
+            "read the second", "SELECT v FROM batch_rows WHERE id = ?", id);
+        if (!rs.ok()) return rs.status();
+        if ((*rs)->next()) last = (*rs)->getString(1).asStdString();
+        if (absl::Status st = Insert(s, "third", 3, "c"); !st.ok()) return st;
+        if (absl::Status st = s.DeferQuery(
+                "read at the end", "SELECT v FROM batch_rows ORDER BY id", none,
+                values_of(&at_end));
+            !st.ok()) {
+          return st;
+        }
+        EXPECT_TRUE(at_end.empty());
+        s.Flush();
+        s.Commit();
+        return absl::OkStatus();
+      }));
+  EXPECT_EQ(read, std::vector<std::string>({"a"}));
+  EXPECT_EQ(last, "b");
+  EXPECT_EQ(at_end, std::vector<std::string>({"a", "b", "c"}));
+  // START ... read the second; third + read at the end; RELEASE + COMMIT.
+  EXPECT_EQ(pool_->queries_executed() - before, 3u);
+}
+
 TEST_F(StatementBatchTest, AFailingStatementStopsItsBatchAndIsNamed) {
   ASSERT_OK(db_->Execute("INSERT INTO batch_rows (id, v) VALUES (7, 'old')"));
   absl::Status status =

@@ -10,6 +10,8 @@
 
 #include "absl/functional/function_ref.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "server/core/validation.h"
 #include "server/fault/fault_points.h"
@@ -142,6 +144,17 @@ struct AcknowledgedSelect {
 // always has one row, so the read returns a row even without writers (then
 // the w and k columns are NULL), and a writer without new rows gives one
 // row with NULL k columns.
+//
+// The stream rows (`k`) come from two parts. Writers the read has a lower
+// bound for (`hinted`: each a (writer, wseq) pair, the position the reader
+// had published when the store last read for it) are read by a range of
+// the (writer, wseq) index above that bound, so a poll reads the new rows
+// only, not the whole stream: the condition on the published position
+// (`cp`) cannot bound an index range, as it is joined per row. Every other
+// registered writer (new since the last read, or no bound yet) is read as
+// before, above its published position. Both parts keep the published
+// position's condition, so the rows are those above it whenever each bound
+// is at most the published position; ReadStreams checks that.
 struct ReadStreamsSelect {
   SelectList list;
   int gap_us = list.Add("m.gap_us");
@@ -150,25 +163,53 @@ struct ReadStreamsSelect {
   int published = list.Add("COALESCE(p.applied_wseq, 0)");
   ChangeColumns k{list};
   int wseq = list.Add("k.wseq");
-  std::string sql = absl::StrCat(
-      "SELECT ", list.sql(), " FROM (SELECT ", kFeedReadClock,
-      ") m"
-      " LEFT JOIN (SELECT DISTINCT incarnation FROM replicas"
-      " WHERE incarnation <> '') w ON 1 = 1"
-      " LEFT JOIN feed_positions p ON p.reader_id = ?"
-      " AND p.reader_incarnation = ? AND p.writer = w.incarnation"
-      " LEFT JOIN (SELECT c.seq, c.writer, c.wseq, c.tenant_id, c.key_id,"
-      " c.change_type, c.key_version, c.created_at, ROW_NUMBER() OVER"
-      " (PARTITION BY c.writer ORDER BY c.wseq) AS n FROM key_changes c"
-      " LEFT JOIN feed_positions cp ON cp.reader_id = ?"
-      " AND cp.reader_incarnation = ? AND cp.writer = c.writer"
-      " WHERE c.writer IN (SELECT incarnation FROM replicas"
-      " WHERE incarnation <> '')"
-      " AND c.wseq > COALESCE(cp.applied_wseq, 0)) k"
-      " ON k.writer = w.incarnation AND k.n <= ?"
-      " ORDER BY w.incarnation, k.wseq");
-};
 
+  // Parameters: reader id and incarnation; then the `k` part's (see
+  // StreamRows); then the limit.
+  std::string Sql(size_t hinted) const {
+    return absl::StrCat(
+        "SELECT ", list.sql(), " FROM (SELECT ", kFeedReadClock,
+        ") m"
+        " LEFT JOIN (SELECT DISTINCT incarnation FROM replicas"
+        " WHERE incarnation <> '') w ON 1 = 1"
+        " LEFT JOIN feed_positions p ON p.reader_id = ?"
+        " AND p.reader_incarnation = ? AND p.writer = w.incarnation"
+        " LEFT JOIN (SELECT u.*, ROW_NUMBER() OVER"
+        " (PARTITION BY u.writer ORDER BY u.wseq) AS n FROM (",
+        StreamRows(hinted),
+        ") u) k"
+        " ON k.writer = w.incarnation AND k.n <= ?"
+        " ORDER BY w.incarnation, k.wseq");
+  }
+
+  // Parameters: with `hinted` > 0, reader id and incarnation, then writer
+  // and bound for each hinted writer; then reader id and incarnation, then
+  // each hinted writer.
+  static std::string StreamRows(size_t hinted) {
+    constexpr char kRows[] =
+        "SELECT c.seq, c.writer, c.wseq, c.tenant_id, c.key_id,"
+        " c.change_type, c.key_version, c.created_at FROM key_changes c"
+        " LEFT JOIN feed_positions cp ON cp.reader_id = ?"
+        " AND cp.reader_incarnation = ? AND cp.writer = c.writer WHERE ";
+    constexpr char kAbovePublished[] =
+        " AND c.wseq > COALESCE(cp.applied_wseq, 0)";
+    std::string out;
+    std::string not_hinted;
+    if (hinted > 0) {
+      std::vector<std::string> ranges(hinted, "(c.writer = ? AND c.wseq > ?)");
+      absl::StrAppend(&out, kRows, "(", absl::StrJoin(ranges, " OR "), ")",
+                      kAbovePublished, " UNION ALL ");
+      std::vector<std::string> marks(hinted, "?");
+      not_hinted = absl::StrCat(" AND incarnation NOT IN (",
+                                absl::StrJoin(marks, ", "), ")");
+    }
+    absl::StrAppend(&out, kRows,
+                    "c.writer IN (SELECT incarnation FROM replicas"
+                    " WHERE incarnation <> ''",
+                    not_hinted, ")", kAbovePublished);
+    return out;
+  }
+};
 // What the live replicas other than the caller acknowledged of one writer's
 // stream: the lowest position among those that publish stream positions
 // (none published: 0), the lowest applied_seq under the anchor rule among
@@ -449,38 +490,77 @@ absl::StatusOr<int64_t> MysqlChangeFeedStore::AcknowledgedThrough(
 
 absl::StatusOr<StreamRead> MysqlChangeFeedStore::ReadStreams(
     const ReplicaName& reader, int limit) {
+  const std::string reader_key =
+      absl::StrCat(reader.id, std::string(1, '\0'), reader.incarnation);
+  std::vector<StreamPosition> hints;
+  {
+    absl::MutexLock lock(&hints_mu_);
+    auto it = hints_.find(reader_key);
+    if (it != hints_.end()) hints = it->second;
+  }
+  const ReadStreamsSelect& c = SelectOf<ReadStreamsSelect>();
   StreamRead out;
-  absl::Status status =
-      Run(*pool_, "read key change streams", [&](Session& s) -> absl::Status {
-        out = StreamRead();
-        const ReadStreamsSelect& c = SelectOf<ReadStreamsSelect>();
-        sql::PreparedStatement& stmt = s.Prepare(c.sql);
-        stmt.setString(1, reader.id);
-        stmt.setString(2, reader.incarnation);
-        stmt.setString(3, reader.id);
-        stmt.setString(4, reader.incarnation);
-        stmt.setInt(5, limit);
-        std::unique_ptr<sql::ResultSet> rs = s.Query(stmt);
-        return ReadFeedRows(
-            *rs, c, &out, [&](const sql::ResultSet& row, bool) -> absl::Status {
-              if (row.isNull(c.writer)) return absl::OkStatus();
-              const std::string writer = row.getString(c.writer).asStdString();
-              if (out.published.empty() ||
-                  out.published.back().writer != writer) {
-                out.published.push_back({writer, row.getInt64(c.published)});
-              }
-              if (row.isNull(c.k.seq)) return absl::OkStatus();
-              KeyChange change;
-              if (absl::Status st = ReadChange(row, c.k, &change); !st.ok()) {
-                return st;
-              }
-              change.writer = writer;
-              change.wseq = row.getInt64(c.wseq);
-              out.changes.push_back(std::move(change));
-              return absl::OkStatus();
-            });
-      });
-  if (!status.ok()) return status;
+  // A bound above a published position (a restored feed_positions) would
+  // hide rows: then the read runs again without bounds.
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    bool bound_too_high = false;
+    absl::Status status =
+        Run(*pool_, "read key change streams", [&](Session& s) -> absl::Status {
+          out = StreamRead();
+          bound_too_high = false;
+          sql::PreparedStatement& stmt = s.Prepare(c.Sql(hints.size()));
+          int i = 1;
+          stmt.setString(i++, reader.id);
+          stmt.setString(i++, reader.incarnation);
+          if (!hints.empty()) {
+            stmt.setString(i++, reader.id);
+            stmt.setString(i++, reader.incarnation);
+            for (const StreamPosition& h : hints) {
+              stmt.setString(i++, h.writer);
+              stmt.setInt64(i++, h.wseq);
+            }
+          }
+          stmt.setString(i++, reader.id);
+          stmt.setString(i++, reader.incarnation);
+          for (const StreamPosition& h : hints) stmt.setString(i++, h.writer);
+          stmt.setInt(i++, limit);
+          std::unique_ptr<sql::ResultSet> rs = s.Query(stmt);
+          return ReadFeedRows(
+              *rs, c, &out,
+              [&](const sql::ResultSet& row, bool) -> absl::Status {
+                if (row.isNull(c.writer)) return absl::OkStatus();
+                const std::string writer =
+                    row.getString(c.writer).asStdString();
+                if (out.published.empty() ||
+                    out.published.back().writer != writer) {
+                  out.published.push_back({writer, row.getInt64(c.published)});
+                }
+                if (row.isNull(c.k.seq)) return absl::OkStatus();
+                KeyChange change;
+                if (absl::Status st = ReadChange(row, c.k, &change); !st.ok()) {
+                  return st;
+                }
+                change.writer = writer;
+                change.wseq = row.getInt64(c.wseq);
+                out.changes.push_back(std::move(change));
+                return absl::OkStatus();
+              });
+        });
+    if (!status.ok()) return status;
+    for (const StreamPosition& p : out.published) {
+      for (const StreamPosition& h : hints) {
+        if (h.writer == p.writer && h.wseq > p.wseq) bound_too_high = true;
+      }
+    }
+    if (!bound_too_high) break;
+    hints.clear();
+  }
+  {
+    // The next read's bounds: the positions just read, for the writers
+    // registered now (those that left take their bound with them).
+    absl::MutexLock lock(&hints_mu_);
+    hints_[reader_key] = out.published;
+  }
   return out;
 }
 

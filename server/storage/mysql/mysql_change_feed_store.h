@@ -6,8 +6,11 @@
 
 #include <cstdint>
 #include <memory>
+#include <string>
 #include <vector>
 
+#include "absl/container/flat_hash_map.h"
+#include "absl/synchronization/mutex.h"
 #include "server/storage/change_feed_store.h"
 #include "server/storage/mysql/connection_pool.h"
 #include "server/storage/mysql/mysql_options.h"
@@ -50,6 +53,13 @@ class MysqlChangeFeedStore : public ChangeFeedStore {
 
  private:
   std::shared_ptr<ConnectionPool> pool_;
+  // Per reader (id and incarnation), the positions it had published when
+  // ReadStreams last read for it: the next read's lower bounds (published
+  // positions only move up; a read that finds one lower reads again
+  // without bounds).
+  absl::Mutex hints_mu_;
+  absl::flat_hash_map<std::string, std::vector<StreamPosition>> hints_
+      ABSL_GUARDED_BY(hints_mu_);
 };
 
 }  // namespace lumo::storage

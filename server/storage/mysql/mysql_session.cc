@@ -101,6 +101,14 @@ absl::Status Session::DeferChecked(absl::string_view step,
   return absl::OkStatus();
 }
 
+absl::Status Session::DeferQuery(absl::string_view step, const std::string& sql,
+                                 const SqlValues& values,
+                                 std::function<void(sql::ResultSet&)> on_rows) {
+  if (absl::Status st = Defer(step, sql, values); !st.ok()) return st;
+  queued_.back().on_rows = std::move(on_rows);
+  return absl::OkStatus();
+}
+
 absl::StatusOr<std::unique_ptr<sql::ResultSet>> Session::QueryWithQueued(
     absl::string_view step, const std::string& sql, const SqlValues& values) {
   absl::StatusOr<std::string> text = values.Render(sql);
@@ -135,7 +143,12 @@ std::unique_ptr<sql::ResultSet> Session::SendQueued(const Queued* last,
   }
   std::optional<absl::Status> mismatch;
   auto check = [&](size_t index, sql::ResultSet& rs) {
-    if (!is_count[index] || mismatch.has_value()) return;
+    if (!is_count[index]) {
+      const Queued& q = queued[entry[index]];
+      if (q.on_rows != nullptr) q.on_rows(rs);
+      return;
+    }
+    if (mismatch.has_value()) return;
     const Queued& q = queued[entry[index]];
     if (!rs.next() || rs.getInt64(1) != static_cast<int64_t>(*q.rows)) {
       mismatch = q.mismatch;
@@ -146,8 +159,9 @@ std::unique_ptr<sql::ResultSet> Session::SendQueued(const Queued* last,
   try {
     rows = conn_.ExecuteBatch(texts, check, &failed);
     // The last statement's rows come back instead of being checked: a
-    // flush that ends with a checked statement ends with its row count.
-    if (rows != nullptr && is_count.back()) {
+    // flush that ends with a checked statement ends with its row count, one
+    // that ends with a queued query with its rows.
+    if (rows != nullptr && (is_count.back() || last == nullptr)) {
       check(texts.size() - 1, *rows);
       rows.reset();
     }
@@ -316,14 +330,19 @@ void AddAuditFields(SqlValues& values, const AuditEvent& event) {
 // Appends to the tenant's hash chain (audit_chain.h): the chain head is
 // locked in this transaction, so the row, its sequence number and the new
 // head commit or roll back together with the change being audited. The
-// lock is read in the round trip that sends what the transaction queued
+// webhook endpoints read (a consistent read, for the outbox rows) and the
+// lock are read in the round trip that sends what the transaction queued
 // before; the row and the new head are queued in turn (sent with the
-// webhook endpoints read, or with the transaction's next statement).
+// transaction's next statement, usually the COMMIT's round trip).
 absl::Status InsertAudit(Session& session, int64_t tenant_id,
                          const AuditEvent& event) {
   AuditEvent row = event;
   // Client-supplied fields are only informative: cut rather than fail.
   NormalizeAuditEvent(row);
+  OutboxWriter outbox(session);
+  if (absl::Status st = outbox.QueueEndpointsRead(tenant_id, row); !st.ok()) {
+    return st;
+  }
   int& lane = session.audit_chain_lane();
   if (lane == 0) lane = NextTransactionChainLane();
   absl::StatusOr<ChainHead> head = LockChainHead(session, tenant_id, lane);
@@ -347,7 +366,7 @@ absl::Status InsertAudit(Session& session, int64_t tenant_id,
   if (absl::Status st = UpdateChainHead(session, tenant_id, *head); !st.ok()) {
     return st;
   }
-  return OutboxWriter(session).Add(tenant_id, row, head->now);
+  return outbox.Add(tenant_id, row, head->now);
 }
 
 absl::Status InsertAuditAndCommit(Session& session, int64_t tenant_id,

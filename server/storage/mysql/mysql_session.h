@@ -11,6 +11,7 @@
 #include <cppconn/resultset.h>
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -76,6 +77,13 @@ class Session {
   absl::Status DeferChecked(absl::string_view step, const std::string& sql,
                             const SqlValues& values, uint64_t rows,
                             absl::Status mismatch);
+  // Queues the query `sql` with `values` like Defer; when the batch that
+  // sends it runs, `on_rows` is called with its rows (before the
+  // statements after it are read). Not called when the batch fails before
+  // the query ran, or when the queue is dropped (Rollback).
+  absl::Status DeferQuery(absl::string_view step, const std::string& sql,
+                          const SqlValues& values,
+                          std::function<void(sql::ResultSet&)> on_rows);
   // Sends the queued statements, then the query `sql` with `values`, in
   // one round trip, and returns the query's rows.
   absl::StatusOr<std::unique_ptr<sql::ResultSet>> QueryWithQueued(
@@ -128,6 +136,8 @@ class Session {
     std::string text;
     std::optional<uint64_t> rows;  // the row count it must have
     absl::Status mismatch;
+    // A queued query's reader (DeferQuery).
+    std::function<void(sql::ResultSet&)> on_rows = nullptr;
   };
   // Sends `queued_` and then `last` (if any) in one round trip; returns the
   // rows of `last`. When a statement fails, sets `*failed_entry` (if given)

@@ -42,10 +42,40 @@ int64_t LastInsertId(Session& s) {
 
 }  // namespace
 
+absl::Status OutboxWriter::QueueEndpointsRead(int64_t tenant_id,
+                                              const AuditEvent& event) {
+  if (tenant_id <= 0 || WebhookEventTypeOf(event).empty()) {
+    return absl::OkStatus();
+  }
+  if (endpoints_->count(tenant_id) > 0 || queued_.count(tenant_id) > 0) {
+    return absl::OkStatus();
+  }
+  const EnabledEndpointSelect& c = SelectOf<EnabledEndpointSelect>();
+  SqlValues values;
+  values.Int(tenant_id);
+  std::shared_ptr<EndpointsOf> endpoints = endpoints_;
+  if (absl::Status st = session_.DeferQuery(
+          "read webhook endpoints", c.sql, values,
+          [endpoints, tenant_id, &c](sql::ResultSet& rs) {
+            std::vector<Endpoint>& out = (*endpoints)[tenant_id];
+            out.clear();
+            while (rs.next()) {
+              out.push_back(
+                  Endpoint{rs.getString(c.id).asStdString(),
+                           SplitList(rs.getString(c.event_types), ',')});
+            }
+          });
+      !st.ok()) {
+    return st;
+  }
+  queued_.insert(tenant_id);
+  return absl::OkStatus();
+}
+
 absl::StatusOr<const std::vector<OutboxWriter::Endpoint>*>
 OutboxWriter::EnabledEndpoints(int64_t tenant_id) {
-  auto it = endpoints_.find(tenant_id);
-  if (it != endpoints_.end()) return &it->second;
+  auto it = endpoints_->find(tenant_id);
+  if (it != endpoints_->end()) return &it->second;
   const EnabledEndpointSelect& c = SelectOf<EnabledEndpointSelect>();
   SqlValues values;
   values.Int(tenant_id);
@@ -53,7 +83,7 @@ OutboxWriter::EnabledEndpoints(int64_t tenant_id) {
       session_.QueryWithQueued("read webhook endpoints", c.sql, values);
   if (!rows.ok()) return rows.status();
   std::unique_ptr<sql::ResultSet>& rs = *rows;
-  std::vector<Endpoint>& out = endpoints_[tenant_id];
+  std::vector<Endpoint>& out = (*endpoints_)[tenant_id];
   while (rs->next()) {
     out.push_back(Endpoint{rs->getString(c.id).asStdString(),
                            SplitList(rs->getString(c.event_types), ',')});

@@ -13,6 +13,8 @@
 
 #include <cstdint>
 #include <map>
+#include <memory>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -31,6 +33,13 @@ namespace lumo::storage {
 class OutboxWriter {
  public:
   explicit OutboxWriter(Session& session) : session_(session) {}
+
+  // When `event` (normalized, as stored) is a webhook event: queues the read
+  // of the enabled endpoints of `tenant_id` (Session::DeferQuery), so that
+  // it goes with the transaction's next round trip instead of one of its
+  // own, and Add uses what it read. Reads nothing else; a tenant already
+  // read or queued is not queued again.
+  absl::Status QueueEndpointsRead(int64_t tenant_id, const AuditEvent& event);
 
   // When `event` (normalized, as stored) is a webhook event and endpoints
   // of `tenant_id` that are enabled receive its type: one webhook_events
@@ -55,13 +64,18 @@ class OutboxWriter {
     std::string id;
     std::vector<std::string> event_types;
   };
-  // Read once per tenant, in the round trip that sends the statements the
-  // transaction queued before (Session::QueryWithQueued).
+  using EndpointsOf = std::map<int64_t, std::vector<Endpoint>>;
+  // Read once per tenant: queued (QueueEndpointsRead) or, when it was not,
+  // in the round trip that sends the statements the transaction queued
+  // before (Session::QueryWithQueued).
   absl::StatusOr<const std::vector<Endpoint>*> EnabledEndpoints(
       int64_t tenant_id);
 
   Session& session_;
-  std::map<int64_t, std::vector<Endpoint>> endpoints_;
+  // Shared with the readers of queued reads, which may run after this
+  // writer is gone (a batch sent later, or never).
+  std::shared_ptr<EndpointsOf> endpoints_ = std::make_shared<EndpointsOf>();
+  std::set<int64_t> queued_;
 };
 
 }  // namespace lumo::storage

@@ -333,6 +333,76 @@ TYPED_TEST(ChangeFeedStoreConformanceTest,
   EXPECT_EQ(read->changes.size(), 3u);
 }
 
+// Repeated reads (a tailer's polls) return what one read would: a stream
+// whose published position moved up, one whose position moved down (a
+// restored table), a writer registered after the previous read and one row
+// committed below the reader's in-memory position but above its published
+// one (re-read until published).
+TYPED_TEST(ChangeFeedStoreConformanceTest,
+           RepeatedReadsFollowThePublishedPositionsBothWays) {
+  StoreFixture& f = this->f();
+  const storage::ReplicaRegistration reader = this->Replica("reader", 0);
+  const storage::ReplicaRegistration one = this->Replica("one", 0);
+  for (const auto* r : {&reader, &one}) {
+    ASSERT_TRUE(f.feed().Register(*r, absl::Hours(1)).ok());
+  }
+  std::map<std::string, std::string> names = {
+      {reader.name.incarnation, "reader"}, {one.name.incarnation, "one"}};
+  for (int wseq = 1; wseq <= 6; ++wseq) {
+    ASSERT_TRUE(f.feed()
+                    .Announce(StreamRow(one.name, wseq,
+                                        absl::StrCat("key00000000", wseq)))
+                    .ok());
+  }
+  auto rows_of = [&](const storage::ReplicaName& who) {
+    absl::StatusOr<storage::StreamRead> read = f.feed().ReadStreams(who, 100);
+    EXPECT_TRUE(read.ok()) << read.status();
+    std::vector<int64_t> out;
+    if (!read.ok()) return out;
+    for (const storage::KeyChange& c : read->changes) {
+      if (c.writer == one.name.incarnation) out.push_back(c.wseq);
+    }
+    return out;
+  };
+  EXPECT_EQ(rows_of(reader.name), std::vector<int64_t>({1, 2, 3, 4, 5, 6}));
+  ASSERT_TRUE(
+      f.feed().PublishPositions(reader.name, {{one.name.incarnation, 4}}).ok());
+  EXPECT_EQ(rows_of(reader.name), std::vector<int64_t>({5, 6}));
+  EXPECT_EQ(rows_of(reader.name), std::vector<int64_t>({5, 6}));
+
+  // Down again: the rows above the lower position come back.
+  ASSERT_TRUE(
+      f.feed().PublishPositions(reader.name, {{one.name.incarnation, 2}}).ok());
+  EXPECT_EQ(rows_of(reader.name), std::vector<int64_t>({3, 4, 5, 6}));
+
+  // A writer registered since the last read, with rows; a late row of the
+  // first stream.
+  const storage::ReplicaRegistration two = this->Replica("two", 0);
+  ASSERT_TRUE(f.feed().Register(two, absl::Hours(1)).ok());
+  names[two.name.incarnation] = "two";
+  ASSERT_TRUE(f.feed().Announce(StreamRow(two.name, 1, "key000000021")).ok());
+  ASSERT_TRUE(f.feed().Announce(StreamRow(one.name, 8, "key000000008")).ok());
+  absl::StatusOr<storage::StreamRead> read =
+      f.feed().ReadStreams(reader.name, 100);
+  ASSERT_TRUE(read.ok()) << read.status();
+  std::vector<std::string> expected = {
+      "one:3:key000000003:revoked", "one:4:key000000004:revoked",
+      "one:5:key000000005:revoked", "one:6:key000000006:revoked",
+      "one:8:key000000008:revoked"};
+  if (two.name.incarnation < one.name.incarnation) {
+    expected.insert(expected.begin(), "two:1:key000000021:revoked");
+  } else {
+    expected.push_back("two:1:key000000021:revoked");
+  }
+  EXPECT_EQ(Described(read->changes, names), expected);
+
+  // Another reader's positions do not bound this one's read.
+  ASSERT_TRUE(
+      f.feed().PublishPositions(one.name, {{one.name.incarnation, 6}}).ok());
+  EXPECT_EQ(rows_of(one.name), std::vector<int64_t>({8}));
+  EXPECT_EQ(rows_of(reader.name), std::vector<int64_t>({3, 4, 5, 6, 8}));
+}
+
 TYPED_TEST(ChangeFeedStoreConformanceTest, AVoidTakesAFreeStreamSlotOnly) {
   StoreFixture& f = this->f();
   const storage::ReplicaRegistration writer = this->Replica("writer", 0);
