@@ -12,6 +12,9 @@ int Index(int64_t slot, int slots) {
   return static_cast<int>(m < 0 ? m + slots : m);
 }
 
+// The ring entry after `i` (walks without a division per slot).
+int Next(int i, int slots) { return i + 1 == slots ? 0 : i + 1; }
+
 }  // namespace
 
 SlotWindow::SlotWindow(int64_t limit, absl::Duration duration)
@@ -25,10 +28,13 @@ absl::Duration SlotWindow::SlotLength(absl::Duration duration) {
                             storage::kWindowSlots);
 }
 
-int64_t SlotWindow::TokensOf(int64_t slot, int64_t current) const {
-  if (slot < storage::FirstCountedSlot(current) || slot > current) return 0;
-  const int i = Index(slot, kSlots);
-  return slot_of_[i] == slot ? tokens_[i] : 0;
+int64_t SlotWindow::RangeTokens(int64_t from, int64_t to) const {
+  int64_t sum = 0;
+  for (int64_t s = from, i = Index(from, kSlots); s < to;
+       ++s, i = Next(static_cast<int>(i), kSlots)) {
+    if (slot_of_[i] == s) sum += tokens_[i];
+  }
+  return sum;
 }
 
 void SlotWindow::Sync(int64_t current) const {
@@ -37,20 +43,14 @@ void SlotWindow::Sync(int64_t current) const {
       current - sum_at_ <= kSlots) {
     // Forward by at most a window: the slots that left it are subtracted
     // and the slots that entered it added (they hold tokens only when the
-    // clock went back after counting them).
-    for (int64_t s = storage::FirstCountedSlot(sum_at_);
-         s < storage::FirstCountedSlot(current); ++s) {
-      sum_ -= TokensOf(s, sum_at_);
-    }
-    for (int64_t s = sum_at_ + 1; s <= current; ++s) {
-      sum_ += TokensOf(s, current);
-    }
+    // clock went back after counting them). Both ranges lie in the window
+    // they are counted in.
+    sum_ -= RangeTokens(storage::FirstCountedSlot(sum_at_),
+                        storage::FirstCountedSlot(current));
+    sum_ += RangeTokens(sum_at_ + 1, current + 1);
   } else {
     // First use, a long gap, or a clock that went back: count afresh.
-    sum_ = 0;
-    for (int64_t s = storage::FirstCountedSlot(current); s <= current; ++s) {
-      sum_ += TokensOf(s, current);
-    }
+    sum_ = RangeTokens(storage::FirstCountedSlot(current), current + 1);
   }
   sum_at_ = current;
 }
@@ -91,8 +91,10 @@ absl::Time SlotWindow::AvailableAt(absl::Time now, int64_t n) const {
   if (excess <= 0) return now;
   // Slots leave the window oldest first; slot s stops counting when slot
   // s + 61 begins.
-  for (int64_t s = storage::FirstCountedSlot(current); s <= current; ++s) {
-    excess -= TokensOf(s, current);
+  const int64_t first = storage::FirstCountedSlot(current);
+  for (int64_t s = first, i = Index(first, kSlots); s <= current;
+       ++s, i = Next(static_cast<int>(i), kSlots)) {
+    if (slot_of_[i] == s) excess -= tokens_[i];
     if (excess <= 0) return storage::WindowReset(s, slot_);
   }
   return storage::WindowReset(current, slot_);  // not reached
@@ -100,8 +102,14 @@ absl::Time SlotWindow::AvailableAt(absl::Time now, int64_t n) const {
 
 absl::Time SlotWindow::Reset(absl::Time now) const {
   const int64_t current = storage::SlotOf(now, slot_);
-  for (int64_t s = storage::FirstCountedSlot(current); s <= current; ++s) {
-    if (TokensOf(s, current) > 0) return storage::WindowReset(s, slot_);
+  const int64_t first = storage::FirstCountedSlot(current);
+  // The oldest slot of the window holding tokens: one step when the key
+  // is used in every slot.
+  for (int64_t s = first, i = Index(first, kSlots); s <= current;
+       ++s, i = Next(static_cast<int>(i), kSlots)) {
+    if (slot_of_[i] == s && tokens_[i] > 0) {
+      return storage::WindowReset(s, slot_);
+    }
   }
   return storage::WindowReset(current, slot_);
 }

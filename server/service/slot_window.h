@@ -52,9 +52,9 @@ class SlotWindow {
  private:
   static constexpr int kSlots = storage::kWindowSlots + 1;
 
-  // The counted tokens of `slot` at `current` (0 when the ring entry holds
-  // another slot or the slot left the window).
-  int64_t TokensOf(int64_t slot, int64_t current) const;
+  // The tokens the ring holds for slots from <= s < to (to - from <=
+  // kSlots), walking the ring without a division per slot.
+  int64_t RangeTokens(int64_t from, int64_t to) const;
   // Moves the running sum to the window of `current`.
   void Sync(int64_t current) const;
 

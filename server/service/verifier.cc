@@ -14,6 +14,7 @@
 #include "server/core/scopes.h"
 #include "server/fault/fault_points.h"
 #include "server/service/limit_rules.h"
+#include "server/storage/counter_rules.h"
 
 namespace lumo::service {
 
@@ -36,6 +37,7 @@ std::optional<absl::Time> TimeOf(int64_t micros) {
 // The tenant's part of the entries of its keys: shared by all of them
 // (Verifier::InternTenant), replaced when the slug or policy read differs.
 struct Verifier::TenantPart {
+  int64_t tenant_id = 0;
   std::string slug;
   storage::KeyPolicy policy;
 };
@@ -50,22 +52,35 @@ struct Verifier::Rare {
   // The key's rate limits with their counter keys (LimitsOf).
   std::vector<WindowLimit> limits;
   std::vector<storage::RetiredSecret> retired;  // most recent first
+  int32_t rate_limit_per_minute = 0;
 
   bool empty() const {
     return external_id.empty() && metadata.empty() && allowed_cidrs.empty() &&
-           rate_limits.empty() && limits.empty() && retired.empty();
+           rate_limits.empty() && limits.empty() && retired.empty() &&
+           rate_limit_per_minute == 0;
   }
 };
 
 // An immutable snapshot of what the store said about one key id, in a
-// compact form (docs/benchmarks.md "Cache entry size"): the key id is the
-// map's key, the tenant's slug and policy and the scope set are shared
-// between entries, times are 8-byte integers, and what few keys have lives
-// behind one pointer that is null for the others.
+// compact form (docs/benchmarks.md "Cache entry size"): the entry holds its
+// key id (the cache is a set of entries found by id), the tenant's id, slug
+// and policy and the scope set are shared between entries, times are
+// 8-byte integers, flags are bits, and what few keys have lives behind one
+// pointer that is null for the others. Beside the snapshot, the window of
+// the server's default limit (mutable, guarded by the shard's mutex).
 struct Verifier::Entry {
-  absl::Time loaded_at;            // local clock
-  absl::Duration db_clock_offset;  // database clock - local clock
-  int64_t tenant_id = 0;
+  Entry()
+      : exists(false),
+        deleted(false),
+        revoked(false),
+        disabled(false),
+        decoy(false),
+        has_quota(false) {}
+
+  absl::string_view id() const { return {id_chars, core::kKeyIdLength}; }
+
+  int64_t loaded_at = 0;        // local clock, unix nanoseconds
+  int64_t db_clock_offset = 0;  // database clock - local clock, nanoseconds
   // Database-clock times in unix microseconds (as stored), kNoTime unset.
   int64_t created_at = kNoTime;
   int64_t expires_at = kNoTime;
@@ -77,20 +92,40 @@ struct Verifier::Entry {
   std::unique_ptr<const Rare> rare;  // null: none of it
   core::Digest digest{};             // the current secret
   int32_t pepper_version = 0;
-  int32_t rate_limit_per_minute = 0;
-  bool exists = false;  // false: a negative entry
-  bool deleted = false;
-  bool revoked = false;
-  bool disabled = false;
-  bool decoy = false;
-  bool has_quota = false;
+  // The server's default limit while it fits here (Shard::windows).
+  mutable TwoSlotWindow server_window;
+  mutable bool server_window_spilled = false;  // it is in Shard::windows
+  char id_chars[core::kKeyIdLength] = {};
+  bool exists : 1;  // false: a negative entry
+  bool deleted : 1;
+  bool revoked : 1;
+  bool disabled : 1;
+  bool decoy : 1;
+  bool has_quota : 1;
 };
+
+absl::string_view Verifier::IdOf(const std::shared_ptr<const Entry>& entry) {
+  // One allocation of 208 bytes with make_shared's control block (glibc
+  // rounds 200 + 8 up to 208); 8 more would cost 16.
+  static_assert(sizeof(void*) != 8 || sizeof(Entry) <= 184,
+                "the cache entry grew past its malloc size class");
+  return entry->id();
+}
 
 namespace {
 
 // One limit of a key under its counter key "k:<id>:<name>:<seconds>": a
 // limit whose duration is edited is a new counter (the old one's slots have
 // another length), one whose limit alone is edited keeps its count.
+// The counter key of the server's default limit of key `id`: it fits
+// the string's inline buffer, so building it allocates nothing.
+std::string ServerCounter(absl::string_view id) {
+  return absl::StrCat("s:", id);
+}
+
+// The server's default limit counts per sliding minute.
+constexpr absl::Duration kServerWindow = absl::Minutes(1);
+
 WindowLimit KeyLimit(absl::string_view id, absl::string_view name,
                      int64_t limit, absl::Duration duration) {
   return WindowLimit{
@@ -159,7 +194,10 @@ const char* VerifyReasonName(VerifyReason reason) {
 Verifier::Verifier(storage::KeyStore* store,
                    std::shared_ptr<const core::PepperSet> peppers,
                    VerifierOptions options)
-    : store_(store), peppers_(std::move(peppers)), options_(options) {}
+    : store_(store),
+      peppers_(std::move(peppers)),
+      options_(options),
+      cache_ttl_ns_(absl::ToInt64Nanoseconds(options_.cache_ttl)) {}
 
 Verifier::~Verifier() = default;
 
@@ -179,14 +217,33 @@ bool Verifier::cache_trusted() const {
 }
 
 void Verifier::EvictAll() {
+  const absl::Time now = absl::Now();
   for (Shard& shard : shards_) {
     absl::MutexLock lock(&shard.mu);
     ++shard.epoch;
+    for (const std::shared_ptr<const Entry>& entry : shard.map) {
+      RetireLocked(shard, *entry, now);
+    }
     shard.map.clear();
   }
 }
 
-std::shared_ptr<const Verifier::Entry> Verifier::Lookup(absl::string_view id) {
+void Verifier::RetireLocked(Shard& shard, const Entry& entry, absl::Time now) {
+  if (entry.server_window_spilled || entry.server_window.empty()) return;
+  const int64_t current =
+      storage::SlotOf(now, SlotWindow::SlotLength(kServerWindow));
+  // A window that counts nothing is dropped, as the map's sweep drops one.
+  if (entry.server_window.Count(current) == 0) return;
+  // Takes set the limit before counting.
+  shard.windows.insert_or_assign(
+      ServerCounter(entry.id()),
+      entry.server_window.Spill(
+          std::max<int64_t>(1, options_.default_limit_per_minute),
+          kServerWindow));
+}
+
+std::shared_ptr<const Verifier::Entry> Verifier::Lookup(absl::string_view id,
+                                                        absl::Time now) {
   if (!cache_trusted()) return nullptr;
   Shard& shard = ShardFor(id);
   std::shared_ptr<const Entry> entry;
@@ -194,9 +251,11 @@ std::shared_ptr<const Verifier::Entry> Verifier::Lookup(absl::string_view id) {
     absl::ReaderMutexLock lock(&shard.mu);
     auto it = shard.map.find(id);
     if (it == shard.map.end()) return nullptr;
-    entry = it->second;
+    entry = *it;
   }
-  if (absl::Now() - entry->loaded_at > options_.cache_ttl) return nullptr;
+  if (absl::ToUnixNanos(now) - entry->loaded_at > cache_ttl_ns_) {
+    return nullptr;
+  }
   return entry;
 }
 
@@ -214,7 +273,11 @@ void Verifier::Evict(absl::string_view key_id) {
     Shard& shard = ShardFor(key_id);
     absl::MutexLock lock(&shard.mu);
     ++shard.epoch;
-    shard.map.erase(key_id);
+    auto it = shard.map.find(key_id);
+    if (it != shard.map.end()) {
+      RetireLocked(shard, **it, absl::Now());
+      shard.map.erase(it);
+    }
   }
   if (options_.credits != nullptr) options_.credits->Release(key_id);
 }
@@ -231,10 +294,12 @@ std::optional<VerifyOutcome> Verifier::VerifyCached(
     }
     return Counted(std::move(outcome));
   }
-  std::shared_ptr<const Entry> entry = Lookup(parsed.id);
+  // The one clock read of a warm verification.
+  const absl::Time now = absl::Now();
+  std::shared_ptr<const Entry> entry = Lookup(parsed.id, now);
   if (entry == nullptr) return std::nullopt;
   std::optional<VerifyOutcome> outcome =
-      Decide(entry, key, parsed.id, params, /*may_renew=*/false);
+      Decide(entry, key, parsed.id, params, /*may_renew=*/false, now);
   if (!outcome.has_value()) return std::nullopt;  // a lease is needed
   hits_.fetch_add(1, std::memory_order_relaxed);
   return Counted(*std::move(outcome));
@@ -257,10 +322,11 @@ absl::StatusOr<VerifyOutcome> Verifier::VerifyOnce(absl::string_view key,
   }
   // VerifyCached returned nullopt, so the key parsed.
   absl::string_view id = core::ParseKey(key).id;
-  if (std::shared_ptr<const Entry> cached = Lookup(id)) {
+  const absl::Time now = absl::Now();
+  if (std::shared_ptr<const Entry> cached = Lookup(id, now)) {
     // Cached, but a rate limit needed a lease.
     hits_.fetch_add(1, std::memory_order_relaxed);
-    return Counted(*Decide(cached, key, id, params, /*may_renew=*/true));
+    return Counted(*Decide(cached, key, id, params, /*may_renew=*/true, now));
   }
   misses_.fetch_add(1, std::memory_order_relaxed);
 
@@ -271,10 +337,13 @@ absl::StatusOr<VerifyOutcome> Verifier::VerifyOnce(absl::string_view key,
     epoch_before = shard.epoch;
   }
   auto entry = std::make_shared<Entry>();
+  // Parsed keys have ids of exactly this length.
+  id.copy(entry->id_chars, core::kKeyIdLength);
   absl::StatusOr<storage::VerifyRecord> record = store_->LoadForVerify(id);
-  entry->loaded_at = absl::Now();
+  const absl::Time loaded_at = absl::Now();
+  entry->loaded_at = absl::ToUnixNanos(loaded_at);
   if (record.ok()) {
-    Fill(id, *std::move(record), *entry);
+    Fill(id, *std::move(record), loaded_at, *entry);
   } else if (absl::IsNotFound(record.status())) {
     entry->exists = false;
   } else {
@@ -285,22 +354,34 @@ absl::StatusOr<VerifyOutcome> Verifier::VerifyOnce(absl::string_view key,
   {
     absl::MutexLock lock(&shard.mu);
     if (shard.epoch == epoch_before) {
-      if (shard.map.size() >= options_.max_entries / kShards &&
-          !shard.map.contains(id)) {
-        shard.map.erase(shard.map.begin());
+      auto it = shard.map.find(id);
+      if (it != shard.map.end()) {
+        // A reload: the key's window stays the key's.
+        entry->server_window = (*it)->server_window;
+        entry->server_window_spilled = (*it)->server_window_spilled;
+        shard.map.erase(it);
+      } else {
+        if (shard.map.size() >= options_.max_entries / kShards &&
+            !shard.map.empty()) {
+          auto victim = shard.map.begin();
+          RetireLocked(shard, **victim, loaded_at);
+          shard.map.erase(victim);
+        }
+        entry->server_window_spilled =
+            shard.windows.contains(ServerCounter(id));
       }
-      shard.map.insert_or_assign(std::string(id), entry);
+      shard.map.insert(entry);
     }
   }
-  return Counted(*Decide(entry, key, id, params, /*may_renew=*/true));
+  return Counted(
+      *Decide(entry, key, id, params, /*may_renew=*/true, loaded_at));
 }
 
 void Verifier::Fill(absl::string_view id, storage::VerifyRecord record,
-                    Entry& entry) {
+                    absl::Time loaded_at, Entry& entry) {
   storage::ApiKeyRecord& key = record.key;
   entry.exists = true;
-  entry.db_clock_offset = key.db_now - entry.loaded_at;
-  entry.tenant_id = key.tenant_id;
+  entry.db_clock_offset = absl::ToInt64Nanoseconds(key.db_now - loaded_at);
   entry.created_at = absl::ToUnixMicros(key.created_at);
   entry.expires_at = MicrosOf(key.expires_at);
   entry.rotated_at = MicrosOf(key.rotated_at);
@@ -311,7 +392,6 @@ void Verifier::Fill(absl::string_view id, storage::VerifyRecord record,
   entry.name = std::move(key.name);
   entry.digest = record.current.digest;
   entry.pepper_version = record.current.pepper_version;
-  entry.rate_limit_per_minute = key.rate_limit_per_minute;
   entry.deleted = record.deleted;
   entry.revoked = key.revoked;
   entry.disabled = key.disabled;
@@ -319,6 +399,7 @@ void Verifier::Fill(absl::string_view id, storage::VerifyRecord record,
   entry.has_quota = key.quota.has_value();
 
   auto rare = std::make_unique<Rare>();
+  rare->rate_limit_per_minute = key.rate_limit_per_minute;
   rare->limits = LimitsOf(id, key, record.identity_limits);
   for (const std::string& text : key.allowed_cidrs) {
     absl::StatusOr<core::Cidr> cidr = core::Cidr::Parse(text);
@@ -345,8 +426,8 @@ std::shared_ptr<const Verifier::TenantPart> Verifier::InternTenant(
   std::weak_ptr<const TenantPart>& slot = tenants_[tenant_id];
   std::shared_ptr<const TenantPart> part = slot.lock();
   if (part == nullptr || part->slug != slug || part->policy != policy) {
-    part =
-        std::make_shared<const TenantPart>(TenantPart{std::move(slug), policy});
+    part = std::make_shared<const TenantPart>(
+        TenantPart{tenant_id, std::move(slug), policy});
     slot = part;
   }
   return part;
@@ -373,7 +454,8 @@ std::shared_ptr<const std::vector<std::string>> Verifier::InternScopes(
 
 std::optional<VerifyOutcome> Verifier::Decide(
     const std::shared_ptr<const Entry>& shared_entry, absl::string_view key,
-    absl::string_view id, const VerifyParams& params, bool may_renew) {
+    absl::string_view id, const VerifyParams& params, bool may_renew,
+    absl::Time now) {
   const Entry& entry = *shared_entry;
   VerifyOutcome out;
   out.key_id = std::string(id);
@@ -389,7 +471,8 @@ std::optional<VerifyOutcome> Verifier::Decide(
     out.known_dead = true;
     return out;
   }
-  const absl::Time db_now = absl::Now() + entry.db_clock_offset;
+  const absl::Time db_now = now + absl::Nanoseconds(entry.db_clock_offset);
+  const int64_t tenant_id = entry.tenant->tenant_id;
 
   // Which secret, if any, does the key match? Digests are computed once per
   // pepper version.
@@ -417,25 +500,25 @@ std::optional<VerifyOutcome> Verifier::Decide(
   if (entry.decoy) {
     // Answered as an unknown key; only the audit learns what happened.
     out.decoy = true;
-    out.tenant_id = entry.tenant_id;
+    out.tenant_id = tenant_id;
     out.tenant_slug = tenant_slug;
     if (options_.decoy_trap != nullptr) {
-      options_.decoy_trap->Sprung(entry.tenant_id, params.client_ip);
+      options_.decoy_trap->Sprung(tenant_id, params.client_ip);
     }
     return out;
   }
   if (options_.decoy_trap != nullptr &&
-      options_.decoy_trap->Blocked(entry.tenant_id, params.client_ip)) {
+      options_.decoy_trap->Blocked(tenant_id, params.client_ip)) {
     // Whoever found the tenant's decoy learns nothing more from here.
     out.decoy_blocked = true;
-    out.tenant_id = entry.tenant_id;
+    out.tenant_id = tenant_id;
     out.tenant_slug = tenant_slug;
     return out;
   }
 
   const std::optional<absl::Time> expires_at = TimeOf(entry.expires_at);
   out.secret_matched = true;
-  out.tenant_id = entry.tenant_id;
+  out.tenant_id = tenant_id;
   out.tenant_slug = tenant_slug;
   out.name = entry.name;
   out.scopes = *entry.scopes;
@@ -461,7 +544,7 @@ std::optional<VerifyOutcome> Verifier::Decide(
         TimeOf(entry.rotated_at).value_or(absl::UnixEpoch());
   }
   out.allowed_cidrs = rare.allowed_cidrs;
-  out.rate_limit_per_minute = entry.rate_limit_per_minute;
+  out.rate_limit_per_minute = rare.rate_limit_per_minute;
   if (!rare.rate_limits.empty()) {
     // Shares the cache entry (no copy).
     out.rate_limits = std::shared_ptr<const std::vector<storage::KeyRateLimit>>(
@@ -533,7 +616,8 @@ std::optional<VerifyOutcome> Verifier::Decide(
           options_.credits != nullptr &&
           !options_.credits->ExhaustionAsked(id, spent->epoch);
       if (ask_exhaustion && !may_renew) return std::nullopt;
-      std::optional<bool> admitted = TakeRateTokens(id, entry, may_renew, out);
+      std::optional<bool> admitted =
+          TakeRateTokens(id, entry, may_renew, now, out);
       if (!admitted.has_value() || !*admitted) {
         if (paid && out.credits_remaining.has_value()) {
           options_.credits->Refund(id, spent->epoch, params.cost);
@@ -621,22 +705,17 @@ std::optional<SpendOutcome> Verifier::SpendCredits(absl::string_view id,
 
 std::optional<bool> Verifier::TakeRateTokens(absl::string_view id,
                                              const Entry& entry, bool may_renew,
+                                             absl::Time now,
                                              VerifyOutcome& outcome) {
   static const std::vector<WindowLimit> kNoLimits;
   const std::vector<WindowLimit>& limits =
       entry.rare != nullptr ? entry.rare->limits : kNoLimits;
   if (limits.empty()) {
     if (options_.default_limit_per_minute <= 0) return true;
-    // The server's default limit under the key's counter key (its limit is
-    // the whole default; each take uses this replica's share).
-    const WindowLimit server_limit{absl::StrCat("s:", id), kServerLimitName,
-                                   options_.default_limit_per_minute,
-                                   absl::Minutes(1)};
-    return TakeLocalTokens(id, {&server_limit, 1},
-                           std::max(1, options_.replicas()), outcome);
+    return TakeServerLimit(id, std::max(1, options_.replicas()), now, outcome);
   }
   ClusterWindows* const shared = options_.rate_limits;
-  if (shared == nullptr) return TakeLocalTokens(id, limits, 1, outcome);
+  if (shared == nullptr) return TakeLocalTokens(id, limits, 1, now, outcome);
   TakeOutcome take = shared->Take(limits);
   // Leases needed: take them (a worker thread) and try again; a lease that
   // another request spent first is taken again, a few times at most.
@@ -655,7 +734,7 @@ std::optional<bool> Verifier::TakeRateTokens(absl::string_view id,
     // Contended past the attempts: refused, to be retried in a second.
     take.reported.name = limits[take.need_lease[0]].name;
     take.reported.limit = limits[take.need_lease[0]].limit;
-    take.retry_at = absl::Now() + absl::Seconds(1);
+    take.retry_at = now + absl::Seconds(1);
   }
   Report(take.reported, outcome);
   outcome.rate_remaining = 0;
@@ -663,10 +742,48 @@ std::optional<bool> Verifier::TakeRateTokens(absl::string_view id,
   return false;
 }
 
+bool Verifier::TakeServerLimit(absl::string_view id, int share, absl::Time now,
+                               VerifyOutcome& outcome) {
+  const int64_t limit = (options_.default_limit_per_minute + share - 1) / share;
+  const absl::Duration slot = SlotWindow::SlotLength(kServerWindow);
+  Shard& shard = ShardFor(id);
+  absl::MutexLock lock(&shard.mu);
+  // The window is the installed entry's, whichever entry this
+  // verification read (it may have been replaced or evicted since).
+  auto it = shard.map.find(id);
+  if (it != shard.map.end() && !(*it)->server_window_spilled) {
+    const Entry& entry = **it;
+    TwoSlotWindow& window = entry.server_window;
+    const int64_t current = storage::SlotOf(now, slot);
+    outcome.rate_limit_name = kServerLimitName;
+    outcome.rate_limit = static_cast<int32_t>(limit);
+    if (limit - window.Count(current) < 1) {
+      outcome.rate_remaining = 0;
+      outcome.rate_reset = window.AvailableAt(now, current, 1, limit, slot);
+      return false;
+    }
+    if (window.Add(current, 1)) {
+      outcome.rate_remaining = static_cast<int32_t>(
+          std::max<int64_t>(0, limit - window.Count(current)));
+      outcome.rate_reset = window.Reset(current, slot);
+      return true;
+    }
+    // Its tokens need a LazyWindow from now on.
+    shard.windows.insert_or_assign(ServerCounter(id),
+                                   window.Spill(limit, kServerWindow));
+    window = TwoSlotWindow();
+    entry.server_window_spilled = true;
+  }
+  // Its limit is the whole default; the take uses this replica's share.
+  const WindowLimit server_limit{ServerCounter(id), kServerLimitName,
+                                 options_.default_limit_per_minute,
+                                 kServerWindow};
+  return TakeLocalTokensLocked(shard, {&server_limit, 1}, share, now, outcome);
+}
+
 bool Verifier::TakeLocalTokens(absl::string_view id,
                                absl::Span<const WindowLimit> limits, int share,
-                               VerifyOutcome& outcome) {
-  const absl::Time now = absl::Now();
+                               absl::Time now, VerifyOutcome& outcome) {
   // Every window of one take lives in one shard: the key's, or, for a key
   // with identity limits (windows shared with the identity's other keys),
   // the shard of its identity's first counter, the same for all its keys.
@@ -679,6 +796,13 @@ bool Verifier::TakeLocalTokens(absl::string_view id,
   }
   Shard& shard = ShardFor(shard_key);
   absl::MutexLock lock(&shard.mu);
+  return TakeLocalTokensLocked(shard, limits, share, now, outcome);
+}
+
+bool Verifier::TakeLocalTokensLocked(Shard& shard,
+                                     absl::Span<const WindowLimit> limits,
+                                     int share, absl::Time now,
+                                     VerifyOutcome& outcome) {
   absl::InlinedVector<LazyWindow*, 4> windows;
   absl::Time retry = absl::InfinitePast();
   const WindowLimit* refusing = nullptr;

@@ -24,7 +24,9 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
 #include "absl/container/node_hash_map.h"
+#include "absl/hash/hash.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
@@ -38,6 +40,7 @@
 #include "server/service/decoy_trap.h"
 #include "server/service/lazy_window.h"
 #include "server/service/slot_window.h"
+#include "server/service/two_slot_window.h"
 #include "server/storage/key_states.h"
 #include "server/storage/key_store.h"
 
@@ -246,9 +249,35 @@ class Verifier {
   struct Entry;
   struct TenantPart;
   struct Rare;
+  // The id an entry holds.
+  static absl::string_view IdOf(const std::shared_ptr<const Entry>& entry);
+  // Hashes and compares the cache's entries by the id they hold, and finds
+  // them by id (a string_view) without building a key.
+  struct EntryHash {
+    using is_transparent = void;
+    size_t operator()(absl::string_view id) const {
+      return absl::Hash<absl::string_view>{}(id);
+    }
+    size_t operator()(const std::shared_ptr<const Entry>& entry) const {
+      return (*this)(IdOf(entry));
+    }
+  };
+  struct EntryEq {
+    using is_transparent = void;
+    template <typename A, typename B>
+    bool operator()(const A& a, const B& b) const {
+      return Id(a) == Id(b);
+    }
+    static absl::string_view Id(absl::string_view id) { return id; }
+    static absl::string_view Id(const std::shared_ptr<const Entry>& entry) {
+      return IdOf(entry);
+    }
+  };
   struct Shard {
     mutable absl::Mutex mu;
-    absl::flat_hash_map<std::string, std::shared_ptr<const Entry>> map
+    // The cached entries, found by key id: a set of entry pointers, the id
+    // held by the entry (docs/benchmarks.md "Cache entry size").
+    absl::flat_hash_set<std::shared_ptr<const Entry>, EntryHash, EntryEq> map
         ABSL_GUARDED_BY(mu);
     // Incremented by every Evict in this shard; a load started under an
     // older epoch is not installed.
@@ -258,8 +287,16 @@ class Verifier {
     // holds pointers to several at once). Windows that count nothing any
     // more are dropped whenever the map has doubled since the last sweep,
     // so it holds about the keys used in the last window. A window holds
-    // its slots inline until it needs a ring (lazy_window.h): a key used in
-    // a slot or two a minute costs ~100 bytes here, not ~1 KB.
+    // its slots inline until it needs a ring (lazy_window.h).
+    //
+    // The server's default limit of a cached key is counted inside its
+    // entry (Entry::server_window) while its tokens fit a TwoSlotWindow;
+    // it moves here (counter key "s:<id>") when they no longer do, and when
+    // the entry leaves the cache while its window counts something (Evict,
+    // EvictAll, the size bound). An entry installed while this map holds
+    // its key's window uses the one here; a reloaded entry takes over the
+    // window of the entry it replaces. So a key has one window whatever
+    // happens to its cache entry.
     absl::node_hash_map<std::string, LazyWindow> windows ABSL_GUARDED_BY(mu);
     size_t sweep_windows_at ABSL_GUARDED_BY(mu) = 1024;
   };
@@ -269,9 +306,15 @@ class Verifier {
   absl::StatusOr<VerifyOutcome> VerifyOnce(absl::string_view key,
                                            const VerifyParams& params);
   Shard& ShardFor(absl::string_view id);
-  std::shared_ptr<const Entry> Lookup(absl::string_view id);
+  // The fresh cached entry of `id` at `now` (the local clock), or null.
+  std::shared_ptr<const Entry> Lookup(absl::string_view id, absl::Time now);
+  // Moves the server window of `entry`, which is leaving the cache, into
+  // the shard's window map when it counts something at `now`.
+  void RetireLocked(Shard& shard, const Entry& entry, absl::Time now)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(shard.mu);
   // Fills a positive entry (loaded_at set) from what the store read.
-  void Fill(absl::string_view id, storage::VerifyRecord record, Entry& entry);
+  void Fill(absl::string_view id, storage::VerifyRecord record,
+            absl::Time loaded_at, Entry& entry);
   // The shared tenant part and scope set of entries: the one already held
   // by a cached entry when it is equal, else a new one.
   std::shared_ptr<const TenantPart> InternTenant(
@@ -286,13 +329,14 @@ class Verifier {
                                       absl::string_view key,
                                       absl::string_view id,
                                       const VerifyParams& params,
-                                      bool may_renew);
+                                      bool may_renew, absl::Time now);
   // Counts one request against every rate limit of the key (all or
   // nothing); false when one refuses. Fills the rate fields of `outcome`.
   // nullopt: a lease is needed and `may_renew` is false.
   // The limits and their counter keys come built with the cache entry.
   std::optional<bool> TakeRateTokens(absl::string_view id, const Entry& entry,
-                                     bool may_renew, VerifyOutcome& outcome);
+                                     bool may_renew, absl::Time now,
+                                     VerifyOutcome& outcome);
   // Spends the request's cost from the key's quota in memory, taking a
   // lease first when `may_renew`. Fills the credit fields of `outcome`, or
   // sets outcome.credits_unavailable (fail closed). nullopt: a lease is
@@ -304,11 +348,21 @@ class Verifier {
   // limit at its share ceil(limit / share).
   bool TakeLocalTokens(absl::string_view id,
                        absl::Span<const WindowLimit> limits, int share,
+                       absl::Time now, VerifyOutcome& outcome);
+  bool TakeLocalTokensLocked(Shard& shard, absl::Span<const WindowLimit> limits,
+                             int share, absl::Time now, VerifyOutcome& outcome)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(shard.mu);
+  // The server's default limit of key `id` (no limits of its own), at
+  // this replica's share: in the window of the key's cached entry when it
+  // has one that holds it, else in the shard's window map.
+  bool TakeServerLimit(absl::string_view id, int share, absl::Time now,
                        VerifyOutcome& outcome);
 
   storage::KeyStore* const store_;
   const std::shared_ptr<const core::PepperSet> peppers_;
   const VerifierOptions options_;
+  // options_.cache_ttl in nanoseconds (entries hold nanosecond times).
+  const int64_t cache_ttl_ns_;
   Shard shards_[kShards];
   // The interned parts of entries, by tenant id and by scope set (joined by
   // spaces). Expired ones are dropped whenever a table has doubled since

@@ -763,6 +763,156 @@ TEST(DefaultKeyLimitTest, KeysWithoutLimitsAreHeldToTheReplicasShare) {
                                 "VALID/default/100/97"}));
 }
 
+// The cache finds each of many entries by its id, and an eviction drops
+// that entry alone.
+TEST_F(VerifierTest, ManyEntriesAreFoundByIdAndEvictedOneByOne) {
+  std::vector<KeyWithSecret> keys;
+  for (int i = 0; i < 300; ++i) keys.push_back(CreateSimple());
+  const size_t size_before = verifier_->size();
+  for (const KeyWithSecret& k : keys) {
+    ASSERT_EQ(Reason(k.full_key), VerifyReason::kValid);
+  }
+  EXPECT_EQ(verifier_->size(), size_before + keys.size());
+  const uint64_t misses = verifier_->misses();
+  for (const KeyWithSecret& k : keys) {
+    auto outcome = verifier_->VerifyCached(k.full_key, {"acme", {}, ""});
+    ASSERT_TRUE(outcome.has_value());
+    EXPECT_EQ(outcome->key_id, k.record.id);
+    EXPECT_EQ(outcome->reason, VerifyReason::kValid);
+  }
+  for (size_t i = 0; i < keys.size(); i += 2) {
+    verifier_->Evict(keys[i].record.id);
+  }
+  EXPECT_EQ(verifier_->size(), size_before + keys.size() / 2);
+  for (size_t i = 0; i < keys.size(); ++i) {
+    EXPECT_EQ(
+        verifier_->VerifyCached(keys[i].full_key, {"acme", {}, ""}).has_value(),
+        i % 2 == 1)
+        << i;
+  }
+  EXPECT_EQ(verifier_->misses(), misses);
+  // An evicted entry is read again on the next verification.
+  EXPECT_EQ(Reason(keys[0].full_key), VerifyReason::kValid);
+  EXPECT_EQ(verifier_->misses(), misses + 1);
+}
+
+// The server's default limit is counted in the key's cache entry while it
+// can be; whatever happens to the entry (eviction, a reload after the TTL,
+// EvictAll, the size bound), the key keeps one window.
+class ServerWindowTest : public ::testing::Test {
+ protected:
+  void Start(int32_t limit, absl::Duration ttl, size_t max_entries) {
+    peppers_ = *core::PepperSet::Parse(kPepper);
+    VerifierOptions options;
+    options.default_limit_per_minute = limit;
+    options.cache_ttl = ttl;
+    options.max_entries = max_entries;
+    verifier_ = std::make_unique<Verifier>(&stores_.keys, peppers_, options);
+    keys_ =
+        std::make_unique<KeyService>(&stores_.keys, peppers_, verifier_.get());
+    CreateKeyParams first;
+    first.name = "root";
+    first.scopes = {"admin:write"};
+    auto tenant = keys_->CreateTenant({}, "acme", "Acme", first);
+    ASSERT_TRUE(tenant.ok()) << tenant.status();
+    root_.kind = Principal::Kind::kSession;
+    root_.tenant_id = tenant->tenant.id;
+    root_.scopes = {"admin:write"};
+  }
+  KeyWithSecret NewKey() {
+    CreateKeyParams p;
+    p.name = "k";
+    p.scopes = {"admin:read"};
+    auto created = keys_->CreateKey(root_, {}, p);
+    EXPECT_TRUE(created.ok()) << created.status();
+    return *created;
+  }
+  // "REASON/remaining" of one verification.
+  std::string Take(const KeyWithSecret& key) {
+    absl::StatusOr<VerifyOutcome> outcome =
+        verifier_->Verify(key.full_key, {"acme", {}, ""});
+    EXPECT_TRUE(outcome.ok()) << outcome.status();
+    if (!outcome.ok()) return "error";
+    EXPECT_EQ(outcome->rate_limit_name, kServerLimitName);
+    return absl::StrCat(VerifyReasonName(outcome->reason), "/",
+                        outcome->rate_remaining);
+  }
+
+  testing::FakeStores stores_;
+  std::shared_ptr<const core::PepperSet> peppers_;
+  std::unique_ptr<Verifier> verifier_;
+  std::unique_ptr<KeyService> keys_;
+  Principal root_;
+};
+
+TEST_F(ServerWindowTest, EvictionsAndReloadsKeepTheKeysCount) {
+  Start(/*limit=*/7, /*ttl=*/absl::Milliseconds(200), /*max_entries=*/1000);
+  KeyWithSecret key = NewKey();
+  KeyWithSecret other = NewKey();
+  EXPECT_EQ(Take(key), "VALID/6");
+  EXPECT_EQ(Take(other), "VALID/6");
+  verifier_->Evict(key.record.id);
+  EXPECT_EQ(verifier_->misses(), 2u);
+  EXPECT_EQ(Take(key), "VALID/5");
+  EXPECT_EQ(verifier_->misses(), 3u);  // read again, same window
+  verifier_->EvictAll();
+  EXPECT_EQ(Take(key), "VALID/4");
+  EXPECT_EQ(Take(other), "VALID/5");
+  // An edit of the key evicts its entry.
+  UpdateKeyParams edit;
+  edit.update_mask = {"name"};
+  edit.name = "renamed";
+  ASSERT_TRUE(keys_->UpdateKey(root_, {}, key.record.id, edit).ok());
+  EXPECT_EQ(Take(key), "VALID/3");
+  // The TTL passes: the entry is read again and replaces the old one.
+  absl::SleepFor(absl::Milliseconds(250));
+  const uint64_t misses = verifier_->misses();
+  EXPECT_EQ(Take(key), "VALID/2");
+  EXPECT_EQ(verifier_->misses(), misses + 1);
+  EXPECT_EQ(Take(key), "VALID/1");
+  EXPECT_EQ(Take(key), "VALID/0");
+  EXPECT_EQ(Take(key), "RATE_LIMITED/0");
+  verifier_->Evict(key.record.id);
+  EXPECT_EQ(Take(key), "RATE_LIMITED/0");
+  EXPECT_EQ(Take(other), "VALID/4");
+}
+
+TEST_F(ServerWindowTest, TheSizeBoundEvictingAnEntryKeepsItsCount) {
+  // At most one entry per shard: a key of the same shard evicts it.
+  Start(/*limit=*/1000, /*ttl=*/absl::Hours(1), /*max_entries=*/1);
+  KeyWithSecret key = NewKey();
+  int remaining = 999;
+  EXPECT_EQ(Take(key), absl::StrCat("VALID/", remaining--));
+  int evictions = 0;
+  for (int i = 0; i < 2000 && evictions < 3; ++i) {
+    ASSERT_EQ(Take(NewKey()), "VALID/999");
+    const uint64_t misses = verifier_->misses();
+    ASSERT_EQ(Take(key), absl::StrCat("VALID/", remaining--)) << i;
+    evictions += verifier_->misses() == misses + 1;
+  }
+  EXPECT_EQ(evictions, 3);
+}
+
+// Takes in three slots of one window (the third does not fit the entry)
+// and then evictions: the count goes on.
+TEST_F(ServerWindowTest, ATakeInAThirdSlotKeepsTheCount) {
+  Start(/*limit=*/6, /*ttl=*/absl::Hours(1), /*max_entries=*/1000);
+  KeyWithSecret key = NewKey();
+  EXPECT_EQ(Take(key), "VALID/5");
+  for (int slot = 0; slot < 2; ++slot) {
+    // The next one-second slot of the default limit's minute.
+    const int64_t ms = absl::ToUnixMillis(absl::Now());
+    absl::SleepFor(absl::Milliseconds(1000 - ms % 1000 + 20));
+    EXPECT_EQ(Take(key), absl::StrCat("VALID/", 4 - slot));
+  }
+  verifier_->Evict(key.record.id);
+  EXPECT_EQ(Take(key), "VALID/2");
+  verifier_->EvictAll();
+  EXPECT_EQ(Take(key), "VALID/1");
+  EXPECT_EQ(Take(key), "VALID/0");
+  EXPECT_EQ(Take(key), "RATE_LIMITED/0");
+}
+
 TEST_F(VerifierTest, StoreDownFailsClosedForUncachedKeys) {
   KeyWithSecret cached = CreateSimple();
   KeyWithSecret uncached = CreateSimple();
