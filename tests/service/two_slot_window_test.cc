@@ -15,6 +15,7 @@
 #include "server/service/lazy_window.h"
 #include "server/service/slot_window.h"
 #include "server/storage/counter_rules.h"
+#include "tests/service/window_compare.h"
 
 namespace lumo::service {
 namespace {
@@ -160,24 +161,9 @@ void CompareOnRandomTakes(uint64_t seed, int64_t max_back_slots) {
         now_ms += random() % (slot_ms + 1);
       }
       const absl::Time now = At(now_ms);
-      const int64_t n = 1 + random() % 3;
       const std::string where = absl::StrCat("run ", run, " step ", step);
-      if (random() % 40 == 0) {
-        const int64_t new_limit = 1 + random() % 20;
-        reference.set_limit(new_limit);
-        window.set_limit(new_limit);
-      }
-      if (random() % 10 == 0) {
-        reference.Add(now, n);
-        window.Add(now, n);
-      } else {
-        ASSERT_EQ(window.TryTake(now, n), reference.TryTake(now, n)) << where;
-      }
-      ASSERT_EQ(window.Count(now), reference.Count(now)) << where;
-      ASSERT_EQ(window.Remaining(now), reference.Remaining(now)) << where;
-      ASSERT_EQ(window.AvailableAt(now, n), reference.AvailableAt(now, n))
-          << where;
-      ASSERT_EQ(window.Reset(now), reference.Reset(now)) << where;
+      TakeAndCompare(window, reference, now, random, where);
+      if (::testing::Test::HasFatalFailure()) return;
       inline_answers += !window.spilled();
     }
     spilled_runs += window.spilled();

@@ -30,48 +30,50 @@ constexpr int kEvents = 100000;
 class MysqlAuditStoreTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
-    absl::StatusOr<std::unique_ptr<TestDatabase>> db = TestDatabase::Create();
-    if (!db.ok()) {
-      setup_error_ = new std::string(db.status().ToString());
-      return;
+    if (absl::Status st = Prepare(); !st.ok()) {
+      setup_error_ = new std::string(st.ToString());
     }
+  }
+  // The database, the seeded tenant and its events, and the store.
+  static absl::Status Prepare() {
+    absl::StatusOr<std::unique_ptr<TestDatabase>> db = TestDatabase::Create();
+    if (!db.ok()) return db.status();
     db_ = db->release();
     lumo::testing::IgnoreStatements fixture;  // MariaDB-only seeding
     const std::string slug = "audit-plans";
-    absl::Status st = db_->Execute(
-        absl::StrCat("INSERT INTO tenants (slug, name, created_at) VALUES ('",
-                     slug, "', 'Audit plans', UTC_TIMESTAMP(6))"));
-    absl::StatusOr<std::string> id =
-        st.ok() ? db_->QueryValue(absl::StrCat(
-                      "SELECT id FROM tenants WHERE slug = '", slug, "'"))
-                : absl::StatusOr<std::string>(st);
-    if (id.ok()) tenant_id_ = std::stoll(*id);
-    if (id.ok()) {
-      st = db_->Execute(absl::StrCat(
-          "INSERT INTO audit_events (tenant_id, action, category, actor_type,"
-          " actor_id, target_type, target_id, outcome, suspicious, metadata,"
-          " created_at) SELECT ",
-          tenant_id_,
-          ", IF(seq % 10 = 0, 'api_key.revoked', 'api_key.used'),"
-          " 'api_keys', 'api_key', 'seed', 'api_key', CONCAT('k', seq % 1000),"
-          " 'success', seq % 100 = 0, '{}', UTC_TIMESTAMP(6) - INTERVAL (",
-          kEvents, " - seq) SECOND FROM seq_1_to_", kEvents));
-    } else {
-      st = id.status();
+    if (absl::Status st = db_->Execute(absl::StrCat(
+            "INSERT INTO tenants (slug, name, created_at) VALUES ('", slug,
+            "', 'Audit plans', UTC_TIMESTAMP(6))"));
+        !st.ok()) {
+      return st;
     }
-    if (st.ok()) st = db_->Execute("ANALYZE TABLE audit_events");
-    if (!st.ok()) {
-      setup_error_ = new std::string(st.ToString());
-      return;
+    absl::StatusOr<std::string> id = db_->QueryValue(
+        absl::StrCat("SELECT id FROM tenants WHERE slug = '", slug, "'"));
+    if (!id.ok()) return id.status();
+    tenant_id_ = std::stoll(*id);
+    if (absl::Status st = db_->Execute(absl::StrCat(
+            "INSERT INTO audit_events (tenant_id, action, category,"
+            " actor_type, actor_id, target_type, target_id, outcome,"
+            " suspicious, metadata, created_at) SELECT ",
+            tenant_id_,
+            ", IF(seq % 10 = 0, 'api_key.revoked', 'api_key.used'),"
+            " 'api_keys', 'api_key', 'seed', 'api_key', CONCAT('k', seq %"
+            " 1000), 'success', seq % 100 = 0, '{}', UTC_TIMESTAMP(6) -"
+            " INTERVAL (",
+            kEvents, " - seq) SECOND FROM seq_1_to_", kEvents));
+        !st.ok()) {
+      return st;
+    }
+    if (absl::Status st = db_->Execute("ANALYZE TABLE audit_events");
+        !st.ok()) {
+      return st;
     }
     absl::StatusOr<std::unique_ptr<ConnectionPool>> pool =
         ConnectionPool::Create(db_->options());
-    if (!pool.ok()) {
-      setup_error_ = new std::string(pool.status().ToString());
-      return;
-    }
+    if (!pool.ok()) return pool.status();
     store_ =
         new MysqlAuditStore(std::shared_ptr<ConnectionPool>(std::move(*pool)));
+    return absl::OkStatus();
   }
   static void TearDownTestSuite() {
     delete store_;
