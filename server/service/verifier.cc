@@ -114,9 +114,6 @@ absl::string_view Verifier::IdOf(const std::shared_ptr<const Entry>& entry) {
 
 namespace {
 
-// One limit of a key under its counter key "k:<id>:<name>:<seconds>": a
-// limit whose duration is edited is a new counter (the old one's slots have
-// another length), one whose limit alone is edited keeps its count.
 // The counter key of the server's default limit of key `id`: it fits
 // the string's inline buffer, so building it allocates nothing.
 std::string ServerCounter(absl::string_view id) {
@@ -126,6 +123,15 @@ std::string ServerCounter(absl::string_view id) {
 // The server's default limit counts per sliding minute.
 constexpr absl::Duration kServerWindow = absl::Minutes(1);
 
+// This process's share of `limit` among `share` replicas (the whole of it
+// with share 1), rounded up.
+int64_t ShareOf(int64_t limit, int share) {
+  return (limit + share - 1) / share;
+}
+
+// One limit of a key under its counter key "k:<id>:<name>:<seconds>": a
+// limit whose duration is edited is a new counter (the old one's slots have
+// another length), one whose limit alone is edited keeps its count.
 WindowLimit KeyLimit(absl::string_view id, absl::string_view name,
                      int64_t limit, absl::Duration duration) {
   return WindowLimit{
@@ -744,7 +750,7 @@ std::optional<bool> Verifier::TakeRateTokens(absl::string_view id,
 
 bool Verifier::TakeServerLimit(absl::string_view id, int share, absl::Time now,
                                VerifyOutcome& outcome) {
-  const int64_t limit = (options_.default_limit_per_minute + share - 1) / share;
+  const int64_t limit = ShareOf(options_.default_limit_per_minute, share);
   const absl::Duration slot = SlotWindow::SlotLength(kServerWindow);
   Shard& shard = ShardFor(id);
   absl::MutexLock lock(&shard.mu);
@@ -814,8 +820,7 @@ bool Verifier::TakeLocalTokensLocked(Shard& shard,
     shard.sweep_windows_at = std::max<size_t>(1024, 2 * shard.windows.size());
   }
   for (const WindowLimit& l : limits) {
-    // This process's share of the limit (the whole of it with share 1).
-    const int64_t limit = (l.limit + share - 1) / share;
+    const int64_t limit = ShareOf(l.limit, share);
     auto it = shard.windows.find(l.counter);
     if (it == shard.windows.end() ||
         it->second.slot_length() != SlotWindow::SlotLength(l.duration)) {
