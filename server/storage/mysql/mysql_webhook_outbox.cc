@@ -83,7 +83,10 @@ OutboxWriter::EnabledEndpoints(int64_t tenant_id) {
       session_.QueryWithQueued("read webhook endpoints", c.sql, values);
   if (!rows.ok()) return rows.status();
   std::unique_ptr<sql::ResultSet>& rs = *rows;
+  // A read of this tenant still queued ran in the same round trip, before
+  // this one: this read replaces what it filled in.
   std::vector<Endpoint>& out = (*endpoints_)[tenant_id];
+  out.clear();
   while (rs->next()) {
     out.push_back(Endpoint{rs->getString(c.id).asStdString(),
                            SplitList(rs->getString(c.event_types), ',')});
