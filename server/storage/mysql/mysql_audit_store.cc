@@ -14,7 +14,6 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
-#include "absl/strings/str_replace.h"
 #include "server/storage/audit_chain.h"
 #include "server/storage/mysql/mysql_audit_chain.h"
 #include "server/storage/mysql/mysql_session.h"
@@ -620,16 +619,19 @@ absl::StatusOr<ChainVerification> MysqlAuditStore::VerifyChain(
 
 namespace {
 
-// The WHERE clause of the read side's filters (a fixed set of columns;
-// every value is bound by BindFilters, in this order).
+// The FROM and WHERE clauses of the read side's filters (a fixed set of
+// columns; every value is bound by BindFilters, in this order), reading
+// through `index` when one is named.
 struct FilterClause {
   std::string where;  // " FROM audit_events WHERE tenant_id = ? AND ..."
   std::vector<std::string> strings;
 };
 
-FilterClause FilterWhere(const AuditQuery& q) {
+FilterClause FilterWhere(const AuditQuery& q, const char* index = nullptr) {
   FilterClause c;
-  c.where = " FROM audit_events WHERE tenant_id = ?";
+  c.where = index == nullptr ? " FROM audit_events WHERE tenant_id = ?"
+                             : absl::StrCat(" FROM audit_events FORCE INDEX (",
+                                            index, ") WHERE tenant_id = ?");
   for (const auto& [column, value] :
        {std::pair<const char*, const std::string*>{"action", &q.action},
         {"category", &q.category},
@@ -683,25 +685,22 @@ absl::StatusOr<AuditPage> MysqlAuditStore::ListEvents(int64_t tenant_id,
   if (q.after_position.has_value() && q.page != 1) {
     return absl::InvalidArgumentError("page must be 1 with a list position");
   }
-  const FilterClause filter = FilterWhere(q);
-  // Conditions added below hold only validated integers.
-  std::string where = filter.where;
+  // A filter with an index of its own walks that index in id order
+  // (docs/admin-api.md, "Paging large lists"), named here: on a large log
+  // the optimizer may otherwise intersect it with (tenant_id, id) and sort
+  // every matching row (seconds at millions of events). A follower's lane
+  // cursor has an index of its own.
+  const char* index = nullptr;
   if (!q.after_cursor.has_value()) {
-    // A filter with an index of its own walks that index in id order
-    // (docs/admin-api.md, "Paging large lists"), named here: on a large
-    // log the optimizer may otherwise intersect it with (tenant_id, id)
-    // and sort every matching row (seconds at millions of events).
-    const char* index = !q.action.empty() ? "idx_audit_tenant_action"
-                        : q.suspicious.has_value()
-                            ? "idx_audit_tenant_suspicious"
-                            : nullptr;
-    if (index != nullptr) {
-      where = absl::StrReplaceAll(
-          where, {{" FROM audit_events WHERE",
-                   absl::StrCat(" FROM audit_events FORCE INDEX (", index,
-                                ") WHERE")}});
+    if (!q.action.empty()) {
+      index = "idx_audit_tenant_action";
+    } else if (q.suspicious.has_value()) {
+      index = "idx_audit_tenant_suspicious";
     }
   }
+  const FilterClause filter = FilterWhere(q, index);
+  // Conditions added below hold only validated integers.
+  std::string where = filter.where;
   if (q.after_id.has_value()) {
     absl::StrAppend(&where, " AND id > ", *q.after_id);
   }
@@ -893,19 +892,16 @@ absl::StatusOr<ExportPageRows> MysqlAuditStore::ExportPage(
   if (!IsLanePosition(bound.lanes) || bound.max_id < 0 || after_id < 0) {
     return absl::InvalidArgumentError("not an export bound of this audit log");
   }
-  const FilterClause filter = FilterWhere(filters);
-  const ChainRowSelect* const rows = &SelectOf<ChainRowSelect>();
   // Keyset paging on (tenant_id, id) within a window of ids (forced: with
   // a time filter the optimizer may otherwise read by created_at and sort);
   // the values are validated integers.
+  const FilterClause filter = FilterWhere(filters, "idx_audit_tenant_id");
+  const ChainRowSelect* const rows = &SelectOf<ChainRowSelect>();
   const int64_t window_end = std::min(bound.max_id, after_id + kExportScanIds);
-  std::string sql = absl::StrCat(
-      "SELECT ", rows->list.sql(),
-      absl::StrReplaceAll(filter.where, {{" FROM audit_events WHERE",
-                                          " FROM audit_events FORCE INDEX"
-                                          " (idx_audit_tenant_id) WHERE"}}),
-      " AND id > ", after_id, " AND id <= ", window_end,
-      " AND ((seq IS NULL AND id <= ", bound.max_id, ")");
+  std::string sql =
+      absl::StrCat("SELECT ", rows->list.sql(), filter.where, " AND id > ",
+                   after_id, " AND id <= ", window_end,
+                   " AND ((seq IS NULL AND id <= ", bound.max_id, ")");
   for (size_t lane = 0; lane < bound.lanes.lane_seqs.size(); ++lane) {
     absl::StrAppend(&sql, " OR (chain_lane = ", lane,
                     " AND seq <= ", bound.lanes.lane_seqs[lane], ")");
