@@ -70,6 +70,17 @@ absl::Status CheckDurability(Database& database, bool allow_nondurable) {
   return absl::OkStatus();
 }
 
+absl::Status ReconcileDerivedState(Database& database) {
+  absl::StatusOr<int64_t> corrected = database.ReconcileDerivedState();
+  if (!corrected.ok()) return Prefixed("database: ", corrected.status());
+  if (*corrected > 0) {
+    log::Info(absl::StrCat("set ", *corrected,
+                           " presence flags left unset by an earlier "
+                           "release (docs/storage.md \"Presence flags\")"));
+  }
+  return absl::OkStatus();
+}
+
 absl::StatusOr<service::PepperCoverage> PepperCoverageOf(
     Database& database, const core::PepperSet& peppers) {
   absl::StatusOr<service::PepperCoverage> coverage =

@@ -48,6 +48,10 @@ absl::Status MigrateDatabase(const config::DatabaseConfig& database,
 // warning instead.
 absl::Status CheckDurability(Database& database, bool allow_nondurable);
 
+// Backend::ReconcileDerivedState, logging the number of rows corrected when
+// there were any. Errors are prefixed "database: ".
+absl::Status ReconcileDerivedState(Database& database);
+
 // Compares `peppers` with the pepper versions the stored secrets use
 // (service::CheckPepperCoverage). Errors are prefixed "database: ".
 absl::StatusOr<service::PepperCoverage> PepperCoverageOf(

@@ -123,6 +123,10 @@ absl::Status ServerProcess::Build() {
       !durable.ok()) {
     return durable;
   }
+  if (absl::Status reconciled = ReconcileDerivedState(**database);
+      !reconciled.ok()) {
+    return reconciled;
+  }
   // [pepper coverage]: every pepper version a stored secret uses must be in
   // the pepper file (docs/operations.md "Pepper rotation").
   absl::StatusOr<service::PepperCoverage> coverage =

@@ -71,6 +71,14 @@ class Backend {
   // key_store.h.
   virtual absl::StatusOr<Durability> CheckDurability() = 0;
 
+  // Brings what the backend derives from other rows up to date with rows a
+  // server of an earlier release wrote without it (MySQL: the presence
+  // flags, docs/storage.md "Presence flags"); the number of rows corrected.
+  // Called when a server starts serving, so that once every replica of a
+  // rolling upgrade has restarted nothing is left stale. Errors as
+  // key_store.h.
+  virtual absl::StatusOr<int64_t> ReconcileDerivedState() = 0;
+
   // Retention: for every tenant and chain lane, deletes the audit rows
   // older than `days` days (database clock) and moves the lane's base to
   // the last deleted row, so VerifyChain still verifies what is left

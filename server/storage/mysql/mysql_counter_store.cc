@@ -109,6 +109,10 @@ constexpr char kUpdateQuotaSql[] =
     "UPDATE key_quotas SET remaining = ?, period_start_us = ?, epoch = ?"
     " WHERE key_id = ?";
 constexpr char kDeleteQuotaSql[] = "DELETE FROM key_quotas WHERE key_id = ?";
+// The key's presence flag of its quota (docs/storage.md "Presence flags"),
+// written in the transaction that adds or deletes the quota row.
+constexpr char kSetQuotaFlagSql[] =
+    "UPDATE api_keys SET has_quota = ? WHERE id = ? AND has_quota <> ?";
 
 // Identity limits. External ids compare as bytes (utf8mb4_bin), also
 // against api_keys.external_id, whose collation may fold case.
@@ -122,6 +126,11 @@ constexpr char kLockTenantSql[] =
     "SELECT id FROM tenants WHERE id = ? FOR UPDATE";
 constexpr char kDeleteIdentityLimitsSql[] =
     "DELETE FROM identity_limits WHERE tenant_id = ? AND external_id = ?";
+// The tenant's presence flag of identity limits, after a change of them
+// (the tenant row is locked: kLockTenantSql).
+constexpr char kSetIdentityLimitsFlagSql[] =
+    "UPDATE tenants SET has_identity_limits ="
+    " EXISTS (SELECT 1 FROM identity_limits WHERE tenant_id = ?) WHERE id = ?";
 constexpr char kInsertIdentityLimitSql[] =
     "INSERT INTO identity_limits (tenant_id, external_id, name, limit_count,"
     " duration_ms) VALUES (?, ?, ?, ?, ?)";
@@ -208,6 +217,26 @@ std::optional<int64_t> KeyTenant(Session& s, absl::string_view key_id) {
 
 // Inserts the key's quota row, or replaces its balance, refill and period
 // start and moves its epoch on by one.
+// Sets the presence flag of the key's quota to `has_quota`, in the
+// transaction that added or deleted the row.
+void SetQuotaFlag(Session& s, absl::string_view key_id, bool has_quota) {
+  s.Step("set quota flag");
+  sql::PreparedStatement& stmt = s.Prepare(kSetQuotaFlagSql);
+  stmt.setInt(1, has_quota ? 1 : 0);
+  stmt.setString(2, Str(key_id));
+  stmt.setInt(3, has_quota ? 1 : 0);
+  s.Update(stmt);
+}
+
+// Deletes the key's quota row and clears its presence flag.
+void DeleteQuota(Session& s, absl::string_view key_id) {
+  s.Step("delete quota");
+  sql::PreparedStatement& del = s.Prepare(kDeleteQuotaSql);
+  del.setString(1, Str(key_id));
+  s.Update(del);
+  SetQuotaFlag(s, key_id, false);
+}
+
 void UpsertQuota(Session& s, absl::string_view key_id, int64_t tenant_id,
                  int64_t remaining, const std::optional<Refill>& refill,
                  absl::Time period_start) {
@@ -227,6 +256,7 @@ void UpsertQuota(Session& s, absl::string_view key_id, int64_t tenant_id,
     upsert.setInt64(6 + offset, Micros(period_start));
   }
   s.Update(upsert);
+  SetQuotaFlag(s, key_id, true);
 }
 
 // The identity's limits, by name.
@@ -586,10 +616,9 @@ absl::StatusOr<QuotaState> MysqlCounterStore::SetQuota(
 
 absl::Status MysqlCounterStore::ClearQuota(absl::string_view key_id) {
   return Run(*pool_, "clear quota", [&](Session& s) -> absl::Status {
-    s.Step("delete quota");
-    sql::PreparedStatement& stmt = s.Prepare(kDeleteQuotaSql);
-    stmt.setString(1, Str(key_id));
-    s.Update(stmt);
+    s.Begin();
+    DeleteQuota(s, key_id);
+    s.Commit();
     return absl::OkStatus();
   });
 }
@@ -683,10 +712,7 @@ absl::StatusOr<CreditsChange> MysqlCounterStore::ChangeCredits(
               s.Rollback();
               return absl::OkStatus();
             }
-            s.Step("delete quota");
-            sql::PreparedStatement& del = s.Prepare(kDeleteQuotaSql);
-            del.setString(1, Str(key_id));
-            s.Update(del);
+            DeleteQuota(s, key_id);
             break;
           }
         }
@@ -776,6 +802,11 @@ absl::StatusOr<IdentityLimitsChange> MysqlCounterStore::SetIdentityLimits(
           ins.setInt64(5, absl::ToInt64Milliseconds(l.duration));
           s.Update(ins);
         }
+        s.Step("set identity limits flag");
+        sql::PreparedStatement& flag = s.Prepare(kSetIdentityLimitsFlagSql);
+        flag.setInt64(1, tenant_id);
+        flag.setInt64(2, tenant_id);
+        s.Update(flag);
         s.Step("list identity keys");
         sql::PreparedStatement& keys = s.Prepare(kIdentityKeysSql);
         keys.setInt64(1, tenant_id);

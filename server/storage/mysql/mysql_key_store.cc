@@ -37,9 +37,40 @@ namespace {
 // ---------------------------------------------------------------------------
 // SQL. Values are always bound; the only spliced text is from this file.
 
+// The parts of a key that few keys have, each read by a correlated
+// subquery over `k` (api_keys). The verification read leaves them out for
+// the keys whose presence flags say they have none (RareSelect).
+//
+// The key's named limits: "name:limit:duration ms" items joined by ','.
+constexpr char kRateLimitsColumn[] =
+    "(SELECT GROUP_CONCAT(CONCAT(l.name, ':', l.limit_count, ':',"
+    " l.duration_ms) ORDER BY l.name SEPARATOR ',') FROM key_limits l"
+    " WHERE l.key_id = k.id)";
+// The key's quota: remaining:refill amount:refill interval ms, the balance
+// after any refill due now (sessions run in UTC).
+constexpr char kQuotaColumn[] =
+    "(SELECT CONCAT(IF(q.refill_interval_ms IS NOT NULL AND"
+    " UNIX_TIMESTAMP(NOW(6)) * 1000000 >="
+    " q.period_start_us + q.refill_interval_ms * 1000,"
+    " q.refill_amount, q.remaining), ':', COALESCE(q.refill_amount, 0),"
+    " ':', COALESCE(q.refill_interval_ms, 0)) FROM key_quotas q"
+    " WHERE q.key_id = k.id)";
+// The limits of the key's identity (docs/limits.md "Identity limits");
+// external ids compare as bytes.
+constexpr char kIdentityLimitsColumn[] =
+    "(SELECT GROUP_CONCAT(CONCAT(il.name, ':', il.limit_count, ':',"
+    " il.duration_ms) ORDER BY il.name SEPARATOR ',') FROM identity_limits il"
+    " WHERE il.tenant_id = k.tenant_id AND k.external_id <> ''"
+    " AND il.external_id = k.external_id COLLATE utf8mb4_bin)";
+
+// Whether a record read selects the key's named limits and quota, or leaves
+// them NULL for a later RareSelect.
+enum class LimitParts { kSelected, kLeftOut };
+
 // The api_keys columns every record read selects.
 struct KeyColumns {
-  explicit KeyColumns(SelectList& s)
+  explicit KeyColumns(SelectList& s,
+                      LimitParts limit_parts = LimitParts::kSelected)
       : id(s.Add("k.id")),
         tenant_id(s.Add("k.tenant_id")),
         name(s.Add("k.name")),
@@ -49,18 +80,9 @@ struct KeyColumns {
         allowed_cidrs(s.Add("k.allowed_cidrs")),
         rate_limit_per_minute(s.Add("k.rate_limit_per_minute")),
         rate_limits(s.Add(
-            "(SELECT GROUP_CONCAT(CONCAT(l.name, ':', l.limit_count, ':',"
-            " l.duration_ms) ORDER BY l.name SEPARATOR ',') FROM key_limits l"
-            " WHERE l.key_id = k.id)")),
-        // remaining:refill amount:refill interval ms, the balance after any
-        // refill due now (sessions run in UTC).
-        quota(s.Add(
-            "(SELECT CONCAT(IF(q.refill_interval_ms IS NOT NULL AND"
-            " UNIX_TIMESTAMP(NOW(6)) * 1000000 >="
-            " q.period_start_us + q.refill_interval_ms * 1000,"
-            " q.refill_amount, q.remaining), ':', COALESCE(q.refill_amount, 0),"
-            " ':', COALESCE(q.refill_interval_ms, 0)) FROM key_quotas q"
-            " WHERE q.key_id = k.id)")),
+            limit_parts == LimitParts::kSelected ? kRateLimitsColumn : "NULL")),
+        quota(s.Add(limit_parts == LimitParts::kSelected ? kQuotaColumn
+                                                         : "NULL")),
         revoked(s.Add("k.revoked")),
         disabled(s.Add("k.disabled")),
         decoy(s.Add("k.decoy")),
@@ -146,6 +168,14 @@ struct PageSelect {
   RecordColumns record{list, kGraceColumn, "UTC_TIMESTAMP(6)"};
 };
 
+// Bits of a key's presence flags (VerifySelect::rare_parts): which parts
+// that few keys have this key may have (docs/storage.md "Presence flags").
+constexpr int kRateLimitsPart = 1;
+constexpr int kQuotaPart = 2;
+constexpr int kIdentityLimitsPart = 4;
+constexpr int kAllRareParts =
+    kRateLimitsPart | kQuotaPart | kIdentityLimitsPart;
+
 // LoadForVerify: the key with its tenant and secrets, one row per retired
 // secret (NULLs without one), in no order: a key keeps at most
 // kMaxRetiredSecrets of them (rotation prunes older ones), and the reader
@@ -153,9 +183,16 @@ struct PageSelect {
 // for every cold verification (the select list holds TEXT columns, which
 // its in-memory temporary tables cannot), a file created and removed per
 // query.
+//
+// The key's named limits, its quota and its identity's limits are left
+// out: `rare_parts` says which of them the key may have, and RareSelect
+// reads only those, for the keys that have any. MariaDB's cost per call
+// follows the number of tables a statement names, whether or not it finds
+// rows in them (docs/benchmarks.md "Cold verification: the read is the
+// bound"), and most keys have none of these parts.
 struct VerifySelect {
   SelectList list;
-  KeyColumns key{list};
+  KeyColumns key{list, LimitParts::kLeftOut};
   int tenant_slug = list.Add("t.slug");
   int deleted = list.Add("k.deleted_at IS NOT NULL");
   int digest = list.Add("k.digest");
@@ -166,13 +203,11 @@ struct VerifySelect {
   int retired_version = list.Add("r.key_version");
   int now = list.Add("UTC_TIMESTAMP(6)");
   KeyPolicyColumns policy{list, "ts"};
-  // The limits of the key's identity (docs/limits.md "Identity limits");
-  // external ids compare as bytes.
-  int identity_limits = list.Add(
-      "(SELECT GROUP_CONCAT(CONCAT(il.name, ':', il.limit_count, ':',"
-      " il.duration_ms) ORDER BY il.name SEPARATOR ',') FROM identity_limits il"
-      " WHERE il.tenant_id = k.tenant_id AND k.external_id <> ''"
-      " AND il.external_id = k.external_id COLLATE utf8mb4_bin)");
+  int rare_parts = list.Add(absl::StrCat(
+      "IF(k.has_limits <> 0, ", kRateLimitsPart, ", 0) + IF(k.has_quota <> 0, ",
+      kQuotaPart,
+      ", 0) + IF(t.has_identity_limits <> 0 AND k.external_id <> '', ",
+      kIdentityLimitsPart, ", 0)"));
   std::string from =
       absl::StrCat("SELECT ", list.sql(),
                    " FROM api_keys k JOIN tenants t ON t.id = k.tenant_id"
@@ -189,6 +224,35 @@ struct VerifySelect {
           ""),
       ")");
 };
+
+// The parts VerifySelect left out that a key's presence flags name
+// (`parts`, kRateLimitsPart etc.): one row, NULL for a part not asked for
+// or absent. A statement per combination, so that each names only the
+// tables it reads.
+struct RareSelect {
+  explicit RareSelect(int parts)
+      : rate_limits(
+            list.Add(parts & kRateLimitsPart ? kRateLimitsColumn : "NULL")),
+        quota(list.Add(parts & kQuotaPart ? kQuotaColumn : "NULL")),
+        identity_limits(list.Add(
+            parts & kIdentityLimitsPart ? kIdentityLimitsColumn : "NULL")),
+        sql(absl::StrCat("SELECT ", list.sql(),
+                         " FROM api_keys k WHERE k.id = ?")) {}
+  SelectList list;
+  int rate_limits, quota, identity_limits;
+  std::string sql;
+};
+
+// The RareSelect of `parts` (1 to kAllRareParts): built at first use
+// (thread-safe), never destroyed.
+const RareSelect& RareSelectOf(int parts) {
+  static const std::vector<const RareSelect*>* const selects = [] {
+    auto* all = new std::vector<const RareSelect*>;
+    for (int p = 0; p <= kAllRareParts; ++p) all->push_back(new RareSelect(p));
+    return all;
+  }();
+  return *(*selects)[parts & kAllRareParts];
+}
 
 // A tenant row.
 struct TenantSelect {
@@ -220,10 +284,10 @@ constexpr char kInsertKeySql[] =
     "INSERT INTO api_keys (id, tenant_id, name, digest, pepper_version,"
     " scopes, allowed_cidrs, rate_limit_per_minute, revoked, version,"
     " created_by_type, created_by_id, created_at, expires_at, external_id,"
-    " metadata, decoy)"
+    " metadata, decoy, has_limits, has_quota)"
     " VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0, 1, ?, ?, COALESCE(?, "
     "UTC_TIMESTAMP(6)),"
-    " ?, ?, ?, ?)";
+    " ?, ?, ?, ?, ?, ?)";
 
 // ---------------------------------------------------------------------------
 // Values.
@@ -275,6 +339,25 @@ absl::Status ReadLimitList(const sql::ResultSet& rs, int column,
   return absl::OkStatus();
 }
 
+// A kQuotaColumn (NULL: none).
+absl::Status ReadQuota(const sql::ResultSet& rs, int column,
+                       std::optional<KeyQuota>* out) {
+  out->reset();
+  if (rs.isNull(column)) return absl::OkStatus();
+  const std::vector<std::string> parts =
+      absl::StrSplit(rs.getString(column).asStdString(), ':');
+  KeyQuota quota;
+  int64_t ms = 0;
+  if (parts.size() != 3 || !absl::SimpleAtoi(parts[0], &quota.remaining) ||
+      !absl::SimpleAtoi(parts[1], &quota.refill_amount) ||
+      !absl::SimpleAtoi(parts[2], &ms)) {
+    return absl::InternalError("a stored quota does not parse");
+  }
+  quota.refill_interval = absl::Milliseconds(ms);
+  *out = quota;
+  return absl::OkStatus();
+}
+
 // Reads the key columns of the current row.
 absl::Status ReadKeyColumns(const sql::ResultSet& rs, const KeyColumns& c,
                             ApiKeyRecord* key) {
@@ -295,19 +378,8 @@ absl::Status ReadKeyColumns(const sql::ResultSet& rs, const KeyColumns& c,
       !st.ok()) {
     return st;
   }
-  key->quota.reset();
-  if (!rs.isNull(c.quota)) {
-    const std::vector<std::string> parts =
-        absl::StrSplit(rs.getString(c.quota).asStdString(), ':');
-    KeyQuota quota;
-    int64_t ms = 0;
-    if (parts.size() != 3 || !absl::SimpleAtoi(parts[0], &quota.remaining) ||
-        !absl::SimpleAtoi(parts[1], &quota.refill_amount) ||
-        !absl::SimpleAtoi(parts[2], &ms)) {
-      return absl::InternalError("a stored quota does not parse");
-    }
-    quota.refill_interval = absl::Milliseconds(ms);
-    key->quota = quota;
+  if (absl::Status st = ReadQuota(rs, c.quota, &key->quota); !st.ok()) {
+    return st;
   }
   key->revoked = rs.getInt(c.revoked) != 0;
   key->disabled = rs.getInt(c.disabled) != 0;
@@ -499,7 +571,9 @@ absl::Status InsertKeyRow(Session& session, int64_t tenant_id,
   if (absl::Status s = row.Time(key.expires_at); !s.ok()) return s;
   row.Text(key.external_id)
       .Text(core::EncodeStringMapJson(key.metadata))
-      .Int(key.decoy ? 1 : 0);
+      .Int(key.decoy ? 1 : 0)
+      .Int(key.rate_limits.empty() ? 0 : 1)  // presence flags
+      .Int(key.quota.has_value() ? 1 : 0);
   if (absl::Status s = session.Defer("insert key", kInsertKeySql, row);
       !s.ok()) {
     return s;
@@ -718,13 +792,15 @@ SearchPatterns SearchPatternsFor(absl::string_view search) {
 }
 
 // Adds the current VerifySelect row to `record`: the key, its tenant,
-// current secret and policy when `first` (the key's first row), then the
-// retired secret the row carries, if any, with its key version appended to
-// `retired_versions` (SortRetired puts them in order).
+// current secret and policy when `first` (the key's first row), with its
+// presence flags in `rare_parts`, then the retired secret the row carries,
+// if any, with its key version appended to `retired_versions` (SortRetired
+// puts them in order).
 absl::Status ReadVerifyRow(const sql::ResultSet& rs, const VerifySelect& c,
-                           bool first, VerifyRecord* record,
+                           bool first, VerifyRecord* record, int* rare_parts,
                            std::vector<int64_t>* retired_versions) {
   if (first) {
+    *rare_parts = rs.getInt(c.rare_parts);
     if (absl::Status st = ReadKeyColumns(rs, c.key, &record->key); !st.ok()) {
       return st;
     }
@@ -740,11 +816,6 @@ absl::Status ReadVerifyRow(const sql::ResultSet& rs, const VerifySelect& c,
     if (!now.ok()) return now.status();
     record->key.db_now = *now;
     record->policy = ReadKeyPolicy(rs, c.policy);
-    if (absl::Status st =
-            ReadLimitList(rs, c.identity_limits, &record->identity_limits);
-        !st.ok()) {
-      return st;
-    }
   }
   if (rs.isNull(c.retired_digest)) return absl::OkStatus();  // none retired
   RetiredSecret retired;
@@ -760,6 +831,27 @@ absl::Status ReadVerifyRow(const sql::ResultSet& rs, const VerifySelect& c,
   record->retired.push_back(retired);
   retired_versions->push_back(rs.getInt64(c.retired_version));
   return absl::OkStatus();
+}
+
+// Reads the parts of `record`'s key that its presence flags `rare_parts`
+// name (VerifySelect left them out). A statement of its own, after the
+// key's: a change between the two is published by the change feed like any
+// change after a read.
+absl::Status ReadRareParts(Session& s, int rare_parts, VerifyRecord* record) {
+  const RareSelect& c = RareSelectOf(rare_parts);
+  sql::PreparedStatement& stmt = s.Prepare(c.sql);
+  stmt.setString(1, Str(record->key.id));
+  std::unique_ptr<sql::ResultSet> rs = s.Query(stmt);
+  if (!rs->next()) return absl::OkStatus();  // the key is gone: none
+  if (absl::Status st =
+          ReadLimitList(*rs, c.rate_limits, &record->key.rate_limits);
+      !st.ok()) {
+    return st;
+  }
+  if (absl::Status st = ReadQuota(*rs, c.quota, &record->key.quota); !st.ok()) {
+    return st;
+  }
+  return ReadLimitList(*rs, c.identity_limits, &record->identity_limits);
 }
 
 // Orders `record`'s retired secrets newest first (by the key versions
@@ -1291,6 +1383,9 @@ absl::StatusOr<UpdateResult> MysqlKeyStore::UpdateKey(int64_t tenant_id,
             key.rate_limit_per_minute);
         if (absl::Status st = set.Time(key.expires_at); !st.ok()) return st;
         set.Text(key.external_id).Text(core::EncodeStringMapJson(key.metadata));
+        // The presence flag of the limits the key has after the edit (the
+        // locked read selected those it had), edited or not.
+        set.Int(key.rate_limits.empty() ? 0 : 1);
         if (edit.rate_limits) {
           // The key row is locked (LockKey): its limits are replaced in
           // this transaction, before the version bump that publishes them.
@@ -1311,7 +1406,7 @@ absl::StatusOr<UpdateResult> MysqlKeyStore::UpdateKey(int64_t tenant_id,
                 s, [&] { return Draw(slots); }, tenant_id, id, old_version,
                 "name = ?, scopes = ?, allowed_cidrs = ?,"
                 " rate_limit_per_minute = ?, expires_at = ?, external_id = ?,"
-                " metadata = ?, ",
+                " metadata = ?, has_limits = ?, ",
                 std::move(set), "update key", event, "updated");
             !st.ok()) {
           return st;
@@ -1505,18 +1600,21 @@ absl::StatusOr<VerifyRecord> MysqlKeyStore::LoadForVerify(
         stmt.setString(1, Str(id));
         std::unique_ptr<sql::ResultSet> rs = s.Query(stmt);
         std::vector<int64_t> versions;
+        int rare_parts = 0;
         bool first = true;
         while (rs->next()) {
           if (absl::Status st =
-                  ReadVerifyRow(*rs, c, first, &record, &versions);
+                  ReadVerifyRow(*rs, c, first, &record, &rare_parts, &versions);
               !st.ok()) {
             return st;
           }
           first = false;
         }
         if (first) return NotFound();
+        rs.reset();
         SortRetired(&record, versions);
-        return absl::OkStatus();
+        if (rare_parts == 0) return absl::OkStatus();
+        return ReadRareParts(s, rare_parts, &record);
       });
   if (!status.ok()) return status;
   return record;
@@ -1535,8 +1633,10 @@ absl::StatusOr<std::vector<VerifyRecord>> MysqlKeyStore::LoadManyForVerify(
   absl::Status status =
       Run(*pool_, "load keys", [&](Session& s) -> absl::Status {
         records.clear();
-        // The retired secrets' key versions, per record.
+        // The retired secrets' key versions and the presence flags, per
+        // record.
         std::vector<std::vector<int64_t>> versions;
+        std::vector<int> rare_parts;
         for (size_t start = 0; start < wanted.size();
              start += kVerifyBatchChunk) {
           const size_t end =
@@ -1555,9 +1655,11 @@ absl::StatusOr<std::vector<VerifyRecord>> MysqlKeyStore::LoadManyForVerify(
             if (first) {
               records.emplace_back();
               versions.emplace_back();
+              rare_parts.push_back(0);
             }
             if (absl::Status st = ReadVerifyRow(
-                    *rs, c, first, &records[it->second], &versions[it->second]);
+                    *rs, c, first, &records[it->second],
+                    &rare_parts[it->second], &versions[it->second]);
                 !st.ok()) {
               return st;
             }
@@ -1565,6 +1667,11 @@ absl::StatusOr<std::vector<VerifyRecord>> MysqlKeyStore::LoadManyForVerify(
         }
         for (size_t i = 0; i < records.size(); ++i) {
           SortRetired(&records[i], versions[i]);
+          if (rare_parts[i] == 0) continue;
+          if (absl::Status st = ReadRareParts(s, rare_parts[i], &records[i]);
+              !st.ok()) {
+            return st;
+          }
         }
         return absl::OkStatus();
       });
@@ -1773,6 +1880,29 @@ absl::StatusOr<absl::Time> MysqlKeyStore::Now() {
       });
   if (!status.ok()) return status;
   return now;
+}
+
+absl::StatusOr<int64_t> MysqlKeyStore::ReconcilePresenceFlags() {
+  // The same statements as the migration that added the flags.
+  static constexpr const char* kReconcile[] = {
+      "UPDATE api_keys SET has_limits = 1"
+      " WHERE has_limits = 0 AND id IN (SELECT key_id FROM key_limits)",
+      "UPDATE api_keys SET has_quota = 1"
+      " WHERE has_quota = 0 AND id IN (SELECT key_id FROM key_quotas)",
+      "UPDATE tenants SET has_identity_limits = 1"
+      " WHERE has_identity_limits = 0"
+      " AND id IN (SELECT tenant_id FROM identity_limits)",
+  };
+  int64_t set = 0;
+  for (const char* sql : kReconcile) {
+    absl::Status status =
+        Run(*pool_, "reconcile presence flags", [&](Session& s) {
+          set += static_cast<int64_t>(s.Update(s.Prepare(sql)));
+          return absl::OkStatus();
+        });
+    if (!status.ok()) return status;
+  }
+  return set;
 }
 
 absl::StatusOr<int> MysqlKeyStore::FlushLogAtTrxCommit() {

@@ -114,6 +114,13 @@ class MysqlKeyStore : public KeyStore {
   // commits on a crash. Errors as key_store.h.
   absl::StatusOr<int> FlushLogAtTrxCommit();
 
+  // Sets the presence flags (docs/storage.md "Presence flags") of the keys
+  // and tenants that have rows their flag does not show: rows a server of
+  // an earlier release added. Three statements, each driven by the rows of
+  // the small table (key_limits, key_quotas, identity_limits); the number
+  // of flags set. Errors as key_store.h.
+  absl::StatusOr<int64_t> ReconcilePresenceFlags();
+
   // Round trips made on behalf of callers so far (connection set-up
   // excluded; a statement batch, such as START TRANSACTION and SAVEPOINT
   // sent with a transaction's first statement, counts once). LoadForVerify
