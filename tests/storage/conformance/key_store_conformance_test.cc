@@ -776,6 +776,16 @@ std::string VerifyView(const storage::VerifyRecord& r) {
                     "@", retired.secret.pepper_version, "<",
                     absl::FormatTime(retired.valid_until), ",");
   }
+  absl::StrAppend(&out, " limits=");
+  for (const storage::KeyRateLimit& l : r.key.rate_limits) {
+    absl::StrAppend(&out, l.name, ":", l.limit, "/",
+                    absl::FormatDuration(l.duration), ",");
+  }
+  if (r.key.quota.has_value()) {
+    absl::StrAppend(&out, " quota=", r.key.quota->remaining, "+",
+                    r.key.quota->refill_amount, "/",
+                    absl::FormatDuration(r.key.quota->refill_interval));
+  }
   return out;
 }
 
@@ -788,7 +798,16 @@ TYPED_TEST(KeyStoreConformanceTest,
   const storage::NewKey rotated = NewKey(a.id, "rotated");
   const storage::NewKey deleted = NewKey(b.id, "deleted");
   const storage::NewKey revoked = NewKey(b.id, "revoked");
-  for (const storage::NewKey* key : {&plain, &rotated, &deleted, &revoked}) {
+  // Limits and a quota (a store may read them apart from the key).
+  const storage::NewKey limited = [&] {
+    storage::NewKey key = NewKey(b.id, "limited");
+    key.rate_limits = {{"burst", 5, absl::Seconds(1)},
+                       {"daily", 900, absl::Hours(24)}};
+    key.quota = storage::KeyQuota{40, 10, absl::Hours(1)};
+    return key;
+  }();
+  for (const storage::NewKey* key :
+       {&plain, &rotated, &deleted, &revoked, &limited}) {
     ASSERT_TRUE(f.keys().InsertKey(*key, Event("api_key.created")).ok());
   }
   for (int i = 0; i < 2; ++i) {
@@ -809,6 +828,7 @@ TYPED_TEST(KeyStoreConformanceTest,
     if (i == 240) ids.push_back(rotated.id);
     if (i == 260) ids.push_back(deleted.id);
     if (i == 500) ids.push_back(plain.id);
+    if (i == 510) ids.push_back(limited.id);
   }
   ids.push_back(revoked.id);
   absl::StatusOr<std::vector<storage::VerifyRecord>> many =
@@ -820,7 +840,8 @@ TYPED_TEST(KeyStoreConformanceTest,
     EXPECT_TRUE(got.emplace(r.key.id, VerifyView(r)).second) << r.key.id;
   }
   std::map<std::string, std::string> want;
-  for (const storage::NewKey* key : {&plain, &rotated, &deleted, &revoked}) {
+  for (const storage::NewKey* key :
+       {&plain, &rotated, &deleted, &revoked, &limited}) {
     absl::StatusOr<storage::VerifyRecord> one = f.keys().LoadForVerify(key->id);
     ASSERT_TRUE(one.ok()) << one.status();
     want.emplace(key->id, VerifyView(*one));
@@ -829,6 +850,10 @@ TYPED_TEST(KeyStoreConformanceTest,
   for (const storage::VerifyRecord& r : *many) {
     if (r.key.id == rotated.id) EXPECT_EQ(r.retired.size(), 2u);
     if (r.key.id == plain.id) EXPECT_EQ(r.tenant_slug, a.slug);
+    if (r.key.id == limited.id) {
+      EXPECT_EQ(r.key.rate_limits.size(), 2u);
+      EXPECT_EQ(r.key.quota, limited.quota);
+    }
   }
 
   absl::StatusOr<std::vector<storage::VerifyRecord>> none =
