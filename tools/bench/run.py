@@ -811,7 +811,11 @@ class Bench:
             "INSERT INTO key_quotas (key_id, tenant_id, remaining,"
             " period_start_us, epoch) SELECT id, tenant_id, 1000000000000,"
             " CAST(UNIX_TIMESTAMP(NOW(6)) * 1000000 AS SIGNED), 0"
-            " FROM api_keys WHERE id = '%s'" % (key_id, key_id),
+            " FROM api_keys WHERE id = '%s';"
+            # The key's presence flags, as the server writes them with the
+            # rows (docs/storage.md "Presence flags").
+            "UPDATE api_keys SET has_limits = 1, has_quota = 1"
+            " WHERE id = '%s'" % (key_id, key_id, key_id),
             database=self.database)
         self.load("verify_one_key", addr, pid, "--rpc=verify",
                   f"--key_file={plain}", *common)
