@@ -12,8 +12,9 @@
 // one page fault.
 //
 // A HeapTrimmer reads the heap's free bytes every `interval` (mallinfo2:
-// it walks each arena's free lists under that arena's lock, well under a
-// millisecond for tens of thousands of free chunks) and trims when they
+// it walks each arena's free chunks under that arena's lock, milliseconds
+// for tens of thousands of free chunks, measured in docs/operations.md
+// "Heap trimming") and trims when they
 // rose by at least `freed_bytes` above their lowest reading since the
 // previous trim: memory a burst took and then freed. A process whose heap
 // is steady never trims, and one trims at most once per interval. A trim
