@@ -8,6 +8,7 @@
 #include <sstream>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
@@ -19,7 +20,9 @@
 #include "server/commands/pepper_file.h"
 #include "server/core/crypto.h"
 #include "server/observability/log.h"
+#include "server/observability/metrics.h"
 #include "server/rpc/secret_scanning_services.h"
+#include "server/shared/process/heap_trim.h"
 #include "server/shared/process/process.h"
 #include "server/shared/process/secret_file.h"
 
@@ -81,11 +84,13 @@ absl::StatusOr<std::unique_ptr<ServerProcess>> ServerProcess::Start(
     return listening;
   }
   process->StartWebhookDelivery();
+  process->StartHeapTrimmer();
   return process;
 }
 
 ServerProcess::~ServerProcess() {
   if (metrics_server_ != nullptr) metrics_server_->Stop();
+  StopHeapTrimmer();
   StopWebhookDelivery();
   server_.reset();
   app_.reset();
@@ -195,6 +200,43 @@ void ServerProcess::StopWebhookDelivery() {
   webhook_worker_.reset();
 }
 
+void ServerProcess::StartHeapTrimmer() {
+  if (config_.heap_trim.interval <= absl::ZeroDuration()) return;
+  heap_trimmer_ = std::make_unique<process::HeapTrimmer>(config_.heap_trim);
+  process::HeapTrimmer* trimmer = heap_trimmer_.get();
+  using metrics::Type;
+  metrics::Registry& r = app_->metrics();
+  r.AddCollector("lumo_heap_trims_total",
+                 "Heap trims (malloc_trim) after the resident size grew",
+                 Type::kCounter, [trimmer] {
+                   return std::vector<metrics::Sample>{
+                       {{}, double(trimmer->stats().trims)}};
+                 });
+  r.AddCollector("lumo_heap_trim_released_bytes_total",
+                 "Resident bytes the heap trims gave back", Type::kCounter,
+                 [trimmer] {
+                   return std::vector<metrics::Sample>{
+                       {{}, double(trimmer->stats().released_bytes)}};
+                 });
+  r.AddCollector(
+      "lumo_heap_trim_longest_seconds", "The longest heap trim so far",
+      Type::kGauge, [trimmer] {
+        return std::vector<metrics::Sample>{
+            {{},
+             absl::ToDoubleSeconds(trimmer->stats().longest_trim_duration)}};
+      });
+}
+
+void ServerProcess::StopHeapTrimmer() {
+  if (heap_trimmer_ == nullptr) return;
+  heap_trimmer_->Stop();
+  metrics::Registry& r = app_->metrics();
+  r.RemoveCollector("lumo_heap_trims_total");
+  r.RemoveCollector("lumo_heap_trim_released_bytes_total");
+  r.RemoveCollector("lumo_heap_trim_longest_seconds");
+  heap_trimmer_.reset();
+}
+
 void ServerProcess::StartWebhookDelivery() {
   if (webhook_worker_ != nullptr) webhook_worker_->Start();
 }
@@ -292,6 +334,7 @@ void ServerProcess::Stop(int signal_number) {
                     absl::ToChronoMilliseconds(config_.shutdown_grace));
   // Its collectors read the app.
   metrics_server_->Stop();
+  StopHeapTrimmer();
   // Finishes the attempts in flight; claimed deliveries not yet sent are
   // sent when their lease ends (docs/webhooks.md).
   StopWebhookDelivery();

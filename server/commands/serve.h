@@ -16,6 +16,7 @@
 #include "server/config/server_config.h"
 #include "server/core/pepper.h"
 #include "server/observability/metrics_http.h"
+#include "server/shared/process/heap_trim.h"
 #include "server/tls/server_tls.h"
 #include "server/webhooks/delivery_worker.h"
 #include "server/webhooks/sender.h"
@@ -58,6 +59,9 @@ class ServerProcess {
   // Stops the listening to commits, then the worker (its attempts in flight
   // finish). Before app_ is destroyed.
   void StopWebhookDelivery();
+  // Starts the heap trimmer (unless --heap_trim_interval=0s), with its
+  // metrics.
+  void StartHeapTrimmer();
 
   const config::ServerConfig config_;
   std::unique_ptr<tls::ReloadableServerTls> tls_;
@@ -68,6 +72,11 @@ class ServerProcess {
   // Null with --webhook_workers=0. Stopped before the app.
   std::unique_ptr<webhooks::Sender> webhook_sender_;
   std::unique_ptr<webhooks::DeliveryWorker> webhook_worker_;
+  // Null with --heap_trim_interval=0s. Its metrics are read through the
+  // app's registry; stopped and removed before the app.
+  std::unique_ptr<process::HeapTrimmer> heap_trimmer_;
+  // Stops the trimmer and removes its collectors; idempotent.
+  void StopHeapTrimmer();
 };
 
 }  // namespace lumo::commands

@@ -73,6 +73,13 @@ ABSL_FLAG(absl::Duration, key_state_sweep_interval, absl::Seconds(60),
           "Pause between rounds of the key-state sweep, which writes the "
           "api_key.rotation_due/expiring/inactive audit events (one replica "
           "at a time, by lease); 0 disables it on this replica");
+ABSL_FLAG(absl::Duration, heap_trim_interval, absl::Seconds(30),
+          "How often the server reads its heap's free bytes and, when they "
+          "rose by --heap_trim_freed_mb since the last trim, gives malloc's "
+          "free pages back to the system (malloc_trim); 0 disables it");
+ABSL_FLAG(int, heap_trim_freed_mb, 32,
+          "Rise of the heap's free bytes (MiB) above their low since the "
+          "last heap trim that calls for the next one");
 ABSL_FLAG(int, audit_queue_size, 100000,
           "Usage/auth audit events held in memory at most; beyond, they are "
           "dropped and recorded as an audit.dropped count");
@@ -376,6 +383,18 @@ absl::Status ListenersFromFlags(ServerConfig& config) {
     return absl::InvalidArgumentError(
         "--drain_delay and --shutdown_grace must not be negative");
   }
+  config.heap_trim.interval = absl::GetFlag(FLAGS_heap_trim_interval);
+  if (config.heap_trim.interval < absl::ZeroDuration() ||
+      config.heap_trim.interval > absl::Hours(1)) {
+    return absl::InvalidArgumentError(
+        "--heap_trim_interval must be between 0s and 1h");
+  }
+  const int freed_mb = absl::GetFlag(FLAGS_heap_trim_freed_mb);
+  if (freed_mb < 1 || freed_mb > 65536) {
+    return absl::InvalidArgumentError(
+        "--heap_trim_freed_mb must be between 1 and 65536");
+  }
+  config.heap_trim.freed_bytes = static_cast<size_t>(freed_mb) << 20;
   return process::CheckPlaintextAddress(
       {"--listen", config.listen}, cert.set(),
       absl::GetFlag(FLAGS_allow_remote_plaintext), "plaintext gRPC",

@@ -29,6 +29,7 @@
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "server/app/app.h"
+#include "server/shared/process/heap_trim.h"
 #include "server/tls/server_tls.h"
 #include "server/webhooks/delivery_worker.h"
 #include "server/webhooks/sender.h"
@@ -90,6 +91,8 @@ struct ServerConfig {
   // --secret_scanning_keys_file: the scanner's public keys (reread on
   // SIGHUP); empty: every leaked-key report is refused.
   std::string secret_scanning_keys_file;
+  // The heap trimmer (--heap_trim_interval, --heap_trim_freed_mb).
+  process::HeapTrimOptions heap_trim;
   // Every option the flags decide. Left for the serve command: the pepper
   // set and the token hashes (read from their files) and the replica's
   // host name, process id and log sink.

@@ -14,6 +14,7 @@
 #include "server/core/scopes.h"
 #include "server/fault/fault_points.h"
 #include "server/service/limit_rules.h"
+#include "server/service/slab_pool.h"
 #include "server/storage/counter_rules.h"
 
 namespace lumo::service {
@@ -105,10 +106,13 @@ struct Verifier::Entry {
 };
 
 absl::string_view Verifier::IdOf(const std::shared_ptr<const Entry>& entry) {
-  // One allocation of 208 bytes with make_shared's control block (glibc
-  // rounds 200 + 8 up to 208); 8 more would cost 16.
+  // An entry is one slot of its SlabPool with allocate_shared's control
+  // block (16 bytes: its vtable pointer and two counts; the stateless
+  // allocator takes no room): 200 bytes, no malloc header or rounding. Each
+  // 8 bytes more cost 8 bytes per cached key (docs/benchmarks.md "Cache
+  // entry size").
   static_assert(sizeof(void*) != 8 || sizeof(Entry) <= 184,
-                "the cache entry grew past its malloc size class");
+                "the cache entry grew: every byte is paid per cached key");
   return entry->id();
 }
 
@@ -342,7 +346,9 @@ absl::StatusOr<VerifyOutcome> Verifier::VerifyOnce(absl::string_view key,
     absl::ReaderMutexLock lock(&shard.mu);
     epoch_before = shard.epoch;
   }
-  auto entry = std::make_shared<Entry>();
+  // From the entries' own slabs, not malloc's heap (slab_pool.h).
+  std::shared_ptr<Entry> entry =
+      std::allocate_shared<Entry>(SlabAllocator<Entry>());
   // Parsed keys have ids of exactly this length.
   id.copy(entry->id_chars, core::kKeyIdLength);
   absl::StatusOr<storage::VerifyRecord> record = store_->LoadForVerify(id);

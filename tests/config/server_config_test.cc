@@ -35,6 +35,8 @@ TEST_F(ServerConfigTest, DefaultsServeOnLoopbackWithTheDocumentedOptions) {
   EXPECT_EQ(config->tls.cert_file, "");
   EXPECT_EQ(config->drain_delay, absl::ZeroDuration());
   EXPECT_EQ(config->shutdown_grace, absl::Seconds(10));
+  EXPECT_EQ(config->heap_trim.interval, absl::Seconds(30));
+  EXPECT_EQ(config->heap_trim.freed_bytes, size_t{32} << 20);
   const app::AppOptions& app = config->app;
   EXPECT_EQ(app.verify_cache_ttl, absl::Seconds(30));
   EXPECT_EQ(app.default_key_rate_limit_per_minute, 1000000);
@@ -93,6 +95,8 @@ TEST_F(ServerConfigTest, FlagSetProducesTheOptions) {
                 "tls_client_ca_file = /etc/lumokeys/ca.crt\n"
                 "drain_delay = 4s\n"
                 "shutdown_grace = 20s\n"
+                "heap_trim_interval = 0s\n"
+                "heap_trim_freed_mb = 256\n"
                 "allow_nondurable_db = true\n"
                 "allow_missing_pepper_versions = true\n"
                 "workers = 7\n"
@@ -128,6 +132,8 @@ TEST_F(ServerConfigTest, FlagSetProducesTheOptions) {
   EXPECT_EQ(config->tls.client_ca_file, "/etc/lumokeys/ca.crt");
   EXPECT_EQ(config->drain_delay, absl::Seconds(4));
   EXPECT_EQ(config->shutdown_grace, absl::Seconds(20));
+  EXPECT_EQ(config->heap_trim.interval, absl::ZeroDuration());
+  EXPECT_EQ(config->heap_trim.freed_bytes, size_t{256} << 20);
   EXPECT_TRUE(config->allow_nondurable_db);
   EXPECT_TRUE(config->allow_missing_pepper_versions);
   const app::AppOptions& app = config->app;
@@ -325,6 +331,14 @@ TEST_F(ServerConfigTest, BadServeSettingsGiveTheDocumentedErrors) {
        "--drain_delay and --shutdown_grace must not be negative"},
       {"shutdown_grace = -1s\n",
        "--drain_delay and --shutdown_grace must not be negative"},
+      {"heap_trim_interval = -1s\n",
+       "--heap_trim_interval must be between 0s and 1h"},
+      {"heap_trim_interval = 61m\n",
+       "--heap_trim_interval must be between 0s and 1h"},
+      {"heap_trim_freed_mb = 0\n",
+       "--heap_trim_freed_mb must be between 1 and 65536"},
+      {"heap_trim_freed_mb = 65537\n",
+       "--heap_trim_freed_mb must be between 1 and 65536"},
       {"verify_usage_window = 11m\n",
        "--verify_usage_window must be between 0s and 10m"},
       {"verify_usage_window = -1s\n",

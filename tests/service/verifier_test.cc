@@ -501,6 +501,49 @@ TEST_F(VerifierTest, RateLimitedOutcomesNameTheLimitAndWhenItAdmits) {
   EXPECT_LE(second->rate_reset, before + absl::Seconds(62));
 }
 
+// Cache entries come from a pool shared by the process (slab_pool.h): an
+// outcome that shares an entry's limits keeps that entry's slot after the
+// entry left the cache and after its Verifier is gone, while new entries
+// reuse the slots released meanwhile.
+TEST_F(VerifierTest, AnOutcomeKeepsItsEntryAfterTheVerifierIsGone) {
+  CreateKeyParams p;
+  p.name = "limited";
+  p.scopes = {"admin:read"};
+  p.rate_limits = {{"burst", 5, absl::Seconds(10)},
+                   {"hourly", 100, absl::Hours(1)}};
+  KeyWithSecret k = Create(p);
+  VerifyParams params;
+  params.tenant_slug = "acme";
+  absl::StatusOr<VerifyOutcome> kept = verifier_->Verify(k.full_key, params);
+  ASSERT_TRUE(kept.ok());
+  ASSERT_EQ(kept->reason, VerifyReason::kValid);
+  ASSERT_NE(kept->rate_limits, nullptr);
+  std::vector<KeyWithSecret> others;
+  for (int i = 0; i < 300; ++i) others.push_back(CreateSimple());
+  for (const KeyWithSecret& o : others) {
+    ASSERT_EQ(Reason(o.full_key), VerifyReason::kValid);
+  }
+  verifier_->Evict(k.record.id);
+  keys_.reset();
+  verifier_.reset();  // releases every other entry's slot
+  // A new verifier fills slots again, the released ones first.
+  verifier_ =
+      std::make_unique<Verifier>(store_.get(), peppers_, VerifierOptions{});
+  keys_ = std::make_unique<KeyService>(store_.get(), peppers_, verifier_.get());
+  for (int round = 0; round < 2; ++round) {
+    for (const KeyWithSecret& o : others) {
+      ASSERT_EQ(Reason(o.full_key), VerifyReason::kValid);
+    }
+    verifier_->EvictAll();
+  }
+  ASSERT_EQ(kept->rate_limits->size(), 2u);
+  EXPECT_EQ((*kept->rate_limits)[0].name, "burst");
+  EXPECT_EQ((*kept->rate_limits)[0].limit, 5);
+  EXPECT_EQ((*kept->rate_limits)[1].name, "hourly");
+  EXPECT_EQ((*kept->rate_limits)[1].duration, absl::Hours(1));
+  EXPECT_EQ(Reason(k.full_key, params), VerifyReason::kValid);
+}
+
 TEST_F(VerifierTest, EveryNamedLimitMustAdmitAndTheTightestIsReported) {
   CreateKeyParams p;
   p.name = "limited";

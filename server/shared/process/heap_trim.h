@@ -1,0 +1,111 @@
+// Gives the free heap that a burst of allocations left behind back to the
+// system (docs/operations.md "Heap trimming", docs/benchmarks.md "Cache
+// entry size").
+//
+// glibc's malloc returns freed memory to the system only from the top of
+// each arena; memory freed below a chunk still in use stays resident. After
+// a burst (a warm-up of the verifier's cache: a store read, gRPC buffers
+// and an audit event per cold verification, on many threads and so in many
+// arenas; an audit backlog while the database is slow) the heap keeps its
+// peak. malloc_trim(0) hands the whole free pages inside the arenas back
+// (madvise) and keeps the chunks; a page given back and used again costs
+// one page fault.
+//
+// A HeapTrimmer reads the heap's free bytes every `interval` (mallinfo2:
+// it walks each arena's free chunks under that arena's lock, milliseconds
+// for tens of thousands of free chunks, measured in docs/operations.md
+// "Heap trimming") and trims when they
+// rose by at least `freed_bytes` above their lowest reading since the
+// previous trim: memory a burst took and then freed. A process whose heap
+// is steady never trims, and one trims at most once per interval. A trim
+// locks each arena in turn while it walks the arena's free chunks and
+// gives their whole pages back: allocations of other threads in that arena
+// wait for it (tens of milliseconds for a hundred megabytes of free heap,
+// measured in docs/benchmarks.md); it runs on the trimmer's own thread,
+// never on a request's.
+//
+// Thread-safe: CheckOnce, Stop and stats may be called from any thread.
+#ifndef LUMOKEYS_SERVER_SHARED_PROCESS_HEAP_TRIM_H_
+#define LUMOKEYS_SERVER_SHARED_PROCESS_HEAP_TRIM_H_
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <thread>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
+#include "absl/time/time.h"
+
+namespace lumo::process {
+
+struct HeapTrimOptions {
+  // How often the heap's free bytes are read; zero: never (no thread).
+  absl::Duration interval = absl::Seconds(30);
+  // How far the free bytes must rise above their lowest reading since the
+  // last trim to call for one.
+  size_t freed_bytes = size_t{32} << 20;
+};
+
+struct HeapTrimStats {
+  uint64_t checks = 0;
+  uint64_t trims = 0;
+  // Resident bytes before minus after, summed over the trims (0 for a trim
+  // that released nothing; other threads may allocate meanwhile, so this is
+  // what the process's size showed, not an exact count).
+  uint64_t released_bytes = 0;
+  absl::Duration last_trim_duration = absl::ZeroDuration();
+  absl::Duration longest_trim_duration = absl::ZeroDuration();
+};
+
+// The process's resident size in bytes (/proc/self/statm), 0 when unknown.
+size_t ResidentBytes();
+// The bytes malloc holds free in its arenas (mallinfo2: fordblks).
+size_t HeapFreeBytes();
+// malloc_trim(0).
+void TrimHeap();
+
+class HeapTrimmer {
+ public:
+  // `free_bytes`, `resident` and `trim` are the functions above unless a
+  // test passes its own. Starts the checking thread when options.interval
+  // is positive.
+  explicit HeapTrimmer(HeapTrimOptions options,
+                       std::function<size_t()> free_bytes = HeapFreeBytes,
+                       std::function<size_t()> resident = ResidentBytes,
+                       std::function<void()> trim = TrimHeap);
+  // Stops the thread (Stop).
+  ~HeapTrimmer();
+  HeapTrimmer(const HeapTrimmer&) = delete;
+  HeapTrimmer& operator=(const HeapTrimmer&) = delete;
+
+  // One check, as the thread runs it every interval: trims when the free
+  // bytes rose by freed_bytes above their low since the last trim. True
+  // when it trimmed. Logs each trim (info: released bytes, duration).
+  bool CheckOnce();
+  // Stops and joins the thread; idempotent.
+  void Stop();
+
+  HeapTrimStats stats() const;
+
+ private:
+  void Run();
+
+  const HeapTrimOptions options_;
+  const std::function<size_t()> free_bytes_;
+  const std::function<size_t()> resident_;
+  const std::function<void()> trim_;
+  mutable absl::Mutex mu_;
+  // The lowest free bytes read since the last trim (none before the first
+  // check).
+  std::optional<size_t> low_ ABSL_GUARDED_BY(mu_);
+  HeapTrimStats stats_ ABSL_GUARDED_BY(mu_);
+  absl::Notification stop_;
+  std::thread thread_;
+};
+
+}  // namespace lumo::process
+
+#endif  // LUMOKEYS_SERVER_SHARED_PROCESS_HEAP_TRIM_H_
