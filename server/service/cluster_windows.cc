@@ -283,6 +283,7 @@ absl::Status ClusterWindows::RenewCounter(const WindowLimit& limit,
                                           bool queued) {
   int64_t debt = 0;
   int64_t want = 1;
+  std::vector<PendingReturn> own_returns;
   {
     absl::MutexLock lock(&mu_);
     Counter* c = &CounterFor(limit);
@@ -320,6 +321,24 @@ absl::Status ClusterWindows::RenewCounter(const WindowLimit& limit,
                                std::max<int64_t>(1, options_.max_lease));
     c->leasing = true;
     ++store_calls_;
+    // The unspent tokens of this counter's ended leases go back before the
+    // lease, in this call rather than the scheduled flush: until they do,
+    // the store counts them as granted and would grant less, or nothing,
+    // for tokens nobody spent (a renewal that runs before the flush).
+    ExpireLease(*c, DbNow());
+    for (size_t i = 0; i < returns_.size();) {
+      if (returns_[i].counter == limit.counter) {
+        own_returns.push_back(std::move(returns_[i]));
+        returns_[i] = std::move(returns_.back());
+        returns_.pop_back();
+      } else {
+        ++i;
+      }
+    }
+    store_calls_ += static_cast<int64_t>(own_returns.size());
+  }
+  for (const PendingReturn& r : own_returns) {
+    (void)store_->ReturnWindow(r.counter, r.slot, r.amount);
   }
   // A lease that lost a deadlock (ABORTED: replicas creating the same
   // counter's rows at once) was rolled back whole, so it is asked for again

@@ -227,6 +227,28 @@ TEST_F(ClusterWindowsTest, UnspentTokensGoBackWhenTheirSlotEnds) {
   EXPECT_EQ(rest->granted, 39);
 }
 
+// A renewal that runs before the scheduled flush of an ended lease's
+// unspent tokens (the worker pool runs tasks in any order) gives them back
+// first: the store would otherwise count them as granted and refuse the
+// limit's last requests. Limit 3 on one replica (no overdraft, leases of
+// one token): each admitted take queues a renewal ahead of need.
+TEST_F(ClusterWindowsTest, EndedLeasesGoBackBeforeTheNextLeaseOfTheirCounter) {
+  auto r = Replica(1);
+  const std::vector<WindowLimit> limits = {PerMinute(3)};
+  ASSERT_EQ(Take(*r, limits).result, Result::kAdmitted);
+  RunQueued();                        // the renewal leases the second token
+  Advance(absl::Milliseconds(1500));  // its slot ends unspent
+  ASSERT_EQ(Take(*r, limits).result, Result::kAdmitted);
+  // The queued flush and renewal, the renewal first.
+  std::vector<std::function<void()>> run;
+  run.swap(queued_);
+  ASSERT_EQ(run.size(), 2u);
+  for (auto it = run.rbegin(); it != run.rend(); ++it) (*it)();
+  EXPECT_EQ(Take(*r, limits).result, Result::kAdmitted);
+  RunQueued();
+  EXPECT_EQ(Take(*r, limits).result, Result::kRefused);
+}
+
 TEST_F(ClusterWindowsTest, ADeadReplicasLeaseStaysCounted) {
   // Replica A admits one request on its overdraft (floor(0.05 * 40 / 2) =
   // 1), reports it with a lease of 40 / (4 x 2) = 5 tokens, spends one of
