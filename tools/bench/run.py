@@ -378,6 +378,7 @@ class Bench:
         or 40 s after the queue emptied. The figure taken right after the
         warm-up is printed as before."""
         t = time.monotonic()
+        trims_at_start = self.metric(metrics_port, "lumo_heap_trims_total") or 0
         deadline = t + (30 if self.args.smoke else 300)
         while (self.metric(metrics_port, "lumo_audit_queue_depth") or 0) > 0:
             if time.monotonic() > deadline:
@@ -393,7 +394,8 @@ class Bench:
                 break
             time.sleep(1)
         rss = self.rss_kib(pid)
-        trimmed = (self.metric(metrics_port, "lumo_heap_trims_total") or 0) - trims
+        trimmed = ((self.metric(metrics_port, "lumo_heap_trims_total") or 0) -
+                   trims_at_start)
         per_key = (rss - rss_before) * 1024 / entries
         self.results["memory_settled"] = {"bytes_per_key": per_key,
                                           "rss_kib": rss}
@@ -401,7 +403,8 @@ class Bench:
             f"memory per cached key, settled: {per_key:.0f} bytes (server RSS "
             f"{rss // 1024} MiB; the audit queue drained {drained:.0f} s after "
             f"the warm-up, then {time.monotonic() - t - drained:.0f} s more, "
-            f"{trimmed:.0f} heap trims; target <= 300 bytes)")
+            f"{trimmed:.0f} heap trims since the warm-up ended; target <= "
+            "300 bytes)")
 
     def rss_kib(self, pid):
         with open(f"/proc/{pid}/status") as f:
