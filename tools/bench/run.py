@@ -397,8 +397,6 @@ class Bench:
         trimmed = ((self.metric(metrics_port, "lumo_heap_trims_total") or 0) -
                    trims_at_start)
         per_key = (rss - rss_before) * 1024 / entries
-        self.results["memory_settled"] = {"bytes_per_key": per_key,
-                                          "rss_kib": rss}
         self.notes.append(
             f"memory per cached key, settled: {per_key:.0f} bytes (server RSS "
             f"{rss // 1024} MiB; the audit queue drained {drained:.0f} s after "
