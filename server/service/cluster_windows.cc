@@ -337,9 +337,7 @@ absl::Status ClusterWindows::RenewCounter(const WindowLimit& limit,
     }
     store_calls_ += static_cast<int64_t>(own_returns.size());
   }
-  for (const PendingReturn& r : own_returns) {
-    (void)store_->ReturnWindow(r.counter, r.slot, r.amount);
-  }
+  SendReturns(own_returns);
   // A lease that lost a deadlock (ABORTED: replicas creating the same
   // counter's rows at once) was rolled back whole, so it is asked for again
   // a few times before the store counts as unreachable: outage mode is for
@@ -416,6 +414,10 @@ void ClusterWindows::FlushReturns(bool all) {
     flush_scheduled_ = false;
     store_calls_ += static_cast<int64_t>(returns.size());
   }
+  SendReturns(returns);
+}
+
+void ClusterWindows::SendReturns(const std::vector<PendingReturn>& returns) {
   for (const PendingReturn& r : returns) {
     (void)store_->ReturnWindow(r.counter, r.slot, r.amount);
   }

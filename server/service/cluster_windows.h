@@ -120,6 +120,12 @@ class ClusterWindows {
     int64_t amount;
   };
 
+  // Sends `returns` (taken from returns_ under the lock, and counted in
+  // store_calls_ there) to the store, outside the lock. Failures are dropped
+  // (FlushReturns).
+  void SendReturns(const std::vector<PendingReturn>& returns)
+      ABSL_LOCKS_EXCLUDED(mu_);
+
   // Renew; `queued`: a renewal ahead of need that Take scheduled, skipped
   // when a caller renewed meanwhile.
   absl::Status RenewCounter(const WindowLimit& limit, bool queued)
