@@ -148,6 +148,9 @@ struct KeyWithPolicy {
 
 // Everything verification needs about a key id, read in one query.
 struct VerifyRecord {
+  // Every field verification and leak reports use. A backend may leave
+  // empty the ones they do not: created_by_type, created_by_id, revoked_at
+  // and disabled_at.
   ApiKeyRecord key;
   std::string tenant_slug;
   bool deleted = false;

@@ -180,6 +180,11 @@ TEST_F(PresenceFlagsTest, TheVerifyReadNamesOnlyTheTablesOfTheKeysParts) {
       for (const std::string& table : rare_tables) {
         EXPECT_FALSE(absl::StrContains(sql, table)) << sql;
       }
+      // Nor the columns verification does not use (VerifyRecord::key).
+      for (const char* unused :
+           {"k.created_by", "k.revoked_at", "k.disabled_at"}) {
+        EXPECT_FALSE(absl::StrContains(sql, unused)) << sql;
+      }
       if (absl::EndsWith(sql, "WHERE k.id = ?")) saw_verify_read = true;
     } else if (absl::StartsWith(sql, "SELECT") &&
                absl::EndsWith(sql, "FROM api_keys k WHERE k.id = ?")) {
