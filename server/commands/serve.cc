@@ -207,7 +207,7 @@ void ServerProcess::StartHeapTrimmer() {
   using metrics::Type;
   metrics::Registry& r = app_->metrics();
   r.AddCollector("lumo_heap_trims_total",
-                 "Heap trims (malloc_trim) after the resident size grew",
+                 "Heap trims (malloc_trim) after the heap's free bytes rose",
                  Type::kCounter, [trimmer] {
                    return std::vector<metrics::Sample>{
                        {{}, double(trimmer->stats().trims)}};

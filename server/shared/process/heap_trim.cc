@@ -56,7 +56,10 @@ bool HeapTrimmer::CheckOnce() {
   ++stats_.checks;
   const size_t free = free_bytes_();
   if (!low_.has_value() || free < *low_) low_ = free;
-  if (free - *low_ < options_.freed_bytes) return false;
+  const size_t needed =
+      follow_up_ ? options_.freed_bytes / 4 : options_.freed_bytes;
+  follow_up_ = false;
+  if (free - *low_ < needed) return false;
   const size_t before = resident_();
   const absl::Time start = absl::Now();
   trim_();
@@ -68,6 +71,7 @@ bool HeapTrimmer::CheckOnce() {
   ++stats_.trims;
   const size_t released = before > after ? before - after : 0;
   stats_.released_bytes += released;
+  follow_up_ = released >= options_.freed_bytes;
   stats_.last_trim_duration = took;
   if (took > stats_.longest_trim_duration) stats_.longest_trim_duration = took;
   log::Line(log::Level::kInfo, "heap trimmed")

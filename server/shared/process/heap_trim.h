@@ -16,8 +16,12 @@
 // for tens of thousands of free chunks, measured in docs/operations.md
 // "Heap trimming") and trims when they
 // rose by at least `freed_bytes` above their lowest reading since the
-// previous trim: memory a burst took and then freed. A process whose heap
-// is steady never trims, and one trims at most once per interval. A trim
+// previous trim: memory a burst took and then freed. A trim that gave
+// back at least `freed_bytes` may have come in the middle of the burst's
+// freeing (an audit backlog drains for a while): the next check trims
+// again when a quarter of `freed_bytes` more was freed since. A process
+// whose heap is steady never trims, and one trims at most once per
+// interval. A trim
 // locks each arena in turn while it walks the arena's free chunks and
 // gives their whole pages back: allocations of other threads in that arena
 // wait for it (tens of milliseconds for a hundred megabytes of free heap,
@@ -82,7 +86,8 @@ class HeapTrimmer {
   HeapTrimmer& operator=(const HeapTrimmer&) = delete;
 
   // One check, as the thread runs it every interval: trims when the free
-  // bytes rose by freed_bytes above their low since the last trim. True
+  // bytes rose by freed_bytes above their low since the last trim (a
+  // quarter of that right after a trim that gave back freed_bytes). True
   // when it trimmed. Logs each trim (info: released bytes, duration).
   bool CheckOnce();
   // Stops and joins the thread; idempotent.
@@ -101,6 +106,9 @@ class HeapTrimmer {
   // The lowest free bytes read since the last trim (none before the first
   // check).
   std::optional<size_t> low_ ABSL_GUARDED_BY(mu_);
+  // The last check trimmed and gave back at least freed_bytes: this check
+  // needs only a quarter of them.
+  bool follow_up_ ABSL_GUARDED_BY(mu_) = false;
   HeapTrimStats stats_ ABSL_GUARDED_BY(mu_);
   absl::Notification stop_;
   std::thread thread_;

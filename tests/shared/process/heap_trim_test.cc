@@ -88,6 +88,43 @@ TEST(HeapTrimmerTest, TrimsOnlyWhenTheFreeHeapRoseByTheThreshold) {
   EXPECT_EQ(p.trims.load(), 2);
 }
 
+// A trim that gave back a burst's worth may have come while the burst was
+// still freeing: the next check trims for a quarter of the threshold, and
+// only the next one.
+TEST(HeapTrimmerTest, ABigTrimIsFollowedUpForTheRestOfTheBurst) {
+  FakeProcess p;
+  HeapTrimmer trimmer(Manual(32 * kMiB), p.Free(), p.Resident(), p.Trim());
+  EXPECT_FALSE(trimmer.CheckOnce());  // low 10 MiB
+  p.resident = 300 * kMiB;
+  p.free = 50 * kMiB;
+  p.floor = 250 * kMiB;
+  EXPECT_TRUE(trimmer.CheckOnce());  // gives back 50 MiB; low 50 MiB
+  p.resident = 270 * kMiB;
+  p.free = 58 * kMiB;  // 8 MiB more freed since: a quarter of 32 MiB
+  EXPECT_TRUE(trimmer.CheckOnce());
+  EXPECT_EQ(trimmer.stats().released_bytes, 70 * kMiB);
+  // That trim gave back 20 MiB, less than the threshold: no follow-up.
+  p.resident = 270 * kMiB;
+  p.free = 70 * kMiB;  // 12 MiB above the low
+  EXPECT_FALSE(trimmer.CheckOnce());
+  EXPECT_EQ(p.trims.load(), 2);
+}
+
+// The follow-up is for the check right after the big trim only; a rise that
+// comes later needs the whole threshold again.
+TEST(HeapTrimmerTest, TheFollowUpLastsOneCheck) {
+  FakeProcess p;
+  HeapTrimmer trimmer(Manual(32 * kMiB), p.Free(), p.Resident(), p.Trim());
+  EXPECT_FALSE(trimmer.CheckOnce());
+  p.resident = 300 * kMiB;
+  p.free = 50 * kMiB;
+  EXPECT_TRUE(trimmer.CheckOnce());  // gives back 200 MiB
+  EXPECT_FALSE(trimmer.CheckOnce());  // nothing more freed
+  p.free = 60 * kMiB;
+  EXPECT_FALSE(trimmer.CheckOnce());
+  EXPECT_EQ(p.trims.load(), 1);
+}
+
 TEST(HeapTrimmerTest, GrowthInUseDoesNotTrim) {
   FakeProcess p;
   HeapTrimmer trimmer(Manual(32 * kMiB), p.Free(), p.Resident(), p.Trim());
