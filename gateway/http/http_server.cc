@@ -812,8 +812,9 @@ void Session::Write(const HttpResponse& response, bool inline_io) {
   if (inline_io && tls_ == nullptr) {
     error_code ec;
     sent = socket_.write_some(asio::buffer(out_), ec);
-    if (ec == asio::error::would_block || ec == asio::error::try_again) {
-      sent = 0;
+    if (ec == asio::error::would_block || ec == asio::error::try_again ||
+        ec == asio::error::interrupted) {
+      sent = 0;  // nothing sent (a signal came first): send asynchronously
     } else if (ec) {
       Close();  // the client went away
       return;
