@@ -22,6 +22,7 @@
 #include "server/observability/log.h"
 #include "server/observability/metrics.h"
 #include "server/rpc/secret_scanning_services.h"
+#include "server/service/slab_pool.h"
 #include "server/shared/process/heap_trim.h"
 #include "server/shared/process/process.h"
 #include "server/shared/process/secret_file.h"
@@ -202,12 +203,17 @@ void ServerProcess::StopWebhookDelivery() {
 
 void ServerProcess::StartHeapTrimmer() {
   if (config_.heap_trim.interval <= absl::ZeroDuration()) return;
-  heap_trimmer_ = std::make_unique<process::HeapTrimmer>(config_.heap_trim);
+  // The verify cache's entries live in slabs of their own (resident, but
+  // not malloc's): the trimmer's estimate of free heap leaves them out.
+  process::HeapProbe probe;
+  probe.outside = [] { return service::SlabPool::MappedBytesOfAllPools(); };
+  heap_trimmer_ =
+      std::make_unique<process::HeapTrimmer>(config_.heap_trim, probe);
   process::HeapTrimmer* trimmer = heap_trimmer_.get();
   using metrics::Type;
   metrics::Registry& r = app_->metrics();
   r.AddCollector("lumo_heap_trims_total",
-                 "Heap trims (malloc_trim) after the heap's free bytes rose",
+                 "Heap trims (malloc_trim) after the free resident heap rose",
                  Type::kCounter, [trimmer] {
                    return std::vector<metrics::Sample>{
                        {{}, double(trimmer->stats().trims)}};

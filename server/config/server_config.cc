@@ -74,12 +74,13 @@ ABSL_FLAG(absl::Duration, key_state_sweep_interval, absl::Seconds(60),
           "api_key.rotation_due/expiring/inactive audit events (one replica "
           "at a time, by lease); 0 disables it on this replica");
 ABSL_FLAG(absl::Duration, heap_trim_interval, absl::Seconds(30),
-          "How often the server reads its heap's free bytes and, when they "
-          "rose by --heap_trim_freed_mb since the last trim, gives malloc's "
-          "free pages back to the system (malloc_trim); 0 disables it");
+          "How often the server estimates its free resident heap and, when "
+          "it rose by --heap_trim_freed_mb since the last trim, gives "
+          "malloc's free pages back to the system (malloc_trim); 0 disables "
+          "it");
 ABSL_FLAG(int, heap_trim_freed_mb, 32,
-          "Rise of the heap's free bytes (MiB) above their low since the "
-          "last heap trim that calls for the next one");
+          "Rise of the free resident heap (MiB) above its low since the last "
+          "heap trim that calls for the next one");
 ABSL_FLAG(int, audit_queue_size, 100000,
           "Usage/auth audit events held in memory at most; beyond, they are "
           "dropped and recorded as an audit.dropped count");

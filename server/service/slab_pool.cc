@@ -3,11 +3,21 @@
 #include <sys/mman.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cstdint>
 
 #include "absl/base/internal/raw_logging.h"
 
 namespace lumo::service {
+
+namespace {
+// Bytes of every pool's slabs mapped now (MappedBytesOfAllPools).
+std::atomic<size_t> all_mapped_bytes{0};
+}  // namespace
+
+size_t SlabPool::MappedBytesOfAllPools() {
+  return all_mapped_bytes.load(std::memory_order_relaxed);
+}
 
 // The header at the start of every slab; its slots follow.
 struct SlabPool::Slab {
@@ -65,12 +75,14 @@ SlabPool::Slab* SlabPool::MapSlab() {
     munmap(reinterpret_cast<void*>(aligned + kSlabBytes),
            end - aligned - kSlabBytes);
   }
+  all_mapped_bytes.fetch_add(kSlabBytes, std::memory_order_relaxed);
   return new (reinterpret_cast<void*>(aligned)) Slab();
 }
 
 void SlabPool::UnmapSlab(Slab* slab) {
   slab->~Slab();
   munmap(slab, kSlabBytes);
+  all_mapped_bytes.fetch_sub(kSlabBytes, std::memory_order_relaxed);
 }
 
 void SlabPool::Unlink(Slab* slab) {

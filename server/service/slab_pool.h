@@ -63,6 +63,10 @@ class SlabPool {
   // mapped (the spare included).
   size_t live_slots() const;
   size_t slabs() const;
+  // The bytes of every pool's slabs in the process, mapped now: memory
+  // outside malloc's heap (the heap trimmer's HeapProbe::outside).
+  // Thread-safe.
+  static size_t MappedBytesOfAllPools();
 
  private:
   struct Slab;

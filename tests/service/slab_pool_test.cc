@@ -91,11 +91,16 @@ TEST(SlabPoolTest, ReleasedSlotsAreReusedBeforeNewSlabs) {
 }
 
 TEST(SlabPoolTest, EmptySlabsAreUnmappedButOneSpare) {
-  SlabPool pool(200, 8);
+  // Other pools of the process (SlabAllocator's) may hold slabs already.
+  const size_t mapped_before = SlabPool::MappedBytesOfAllPools();
+  auto pool_holder = std::make_unique<SlabPool>(200, 8);
+  SlabPool& pool = *pool_holder;
   const size_t per = pool.slots_per_slab();
   std::vector<void*> slots;
   for (size_t i = 0; i < 4 * per; ++i) slots.push_back(pool.Allocate());
   EXPECT_EQ(pool.slabs(), 4u);
+  EXPECT_EQ(SlabPool::MappedBytesOfAllPools(),
+            mapped_before + 4 * SlabPool::kSlabBytes);
   // Released in a shuffled order: slabs empty in no particular order.
   std::mt19937 rng(7);
   std::shuffle(slots.begin(), slots.end(), rng);
@@ -109,6 +114,10 @@ TEST(SlabPoolTest, EmptySlabsAreUnmappedButOneSpare) {
     pool.Deallocate(p);
     EXPECT_EQ(pool.slabs(), 1u);
   }
+  EXPECT_EQ(SlabPool::MappedBytesOfAllPools(),
+            mapped_before + SlabPool::kSlabBytes);
+  pool_holder.reset();  // unmaps the spare
+  EXPECT_EQ(SlabPool::MappedBytesOfAllPools(), mapped_before);
 }
 
 TEST(SlabPoolTest, ConcurrentAllocateAndReleaseFromSeveralThreads) {

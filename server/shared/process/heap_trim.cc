@@ -21,18 +21,15 @@ size_t ResidentBytes() {
          static_cast<size_t>(sysconf(_SC_PAGESIZE));
 }
 
-size_t HeapFreeBytes() { return mallinfo2().fordblks; }
+HeapUse ReadHeapUse() {
+  const struct mallinfo2 info = mallinfo2();
+  return HeapUse{info.fordblks, info.uordblks + info.hblkhd};
+}
 
 void TrimHeap() { malloc_trim(0); }
 
-HeapTrimmer::HeapTrimmer(HeapTrimOptions options,
-                         std::function<size_t()> free_bytes,
-                         std::function<size_t()> resident,
-                         std::function<void()> trim)
-    : options_(options),
-      free_bytes_(std::move(free_bytes)),
-      resident_(std::move(resident)),
-      trim_(std::move(trim)) {
+HeapTrimmer::HeapTrimmer(HeapTrimOptions options, HeapProbe probe)
+    : options_(options), probe_(std::move(probe)) {
   if (options_.interval > absl::ZeroDuration()) {
     thread_ = std::thread([this] { Run(); });
   }
@@ -51,23 +48,32 @@ void HeapTrimmer::Run() {
   }
 }
 
+size_t HeapTrimmer::Idle(HeapUse* use, size_t* resident) const {
+  *use = probe_.heap();
+  *resident = probe_.resident();
+  const size_t accounted = use->in_use_bytes + probe_.outside();
+  return *resident > accounted ? *resident - accounted : 0;
+}
+
 bool HeapTrimmer::CheckOnce() {
   absl::MutexLock lock(&mu_);
   ++stats_.checks;
-  const size_t free = free_bytes_();
-  if (!low_.has_value() || free < *low_) low_ = free;
+  HeapUse use;
+  size_t before = 0;
+  const size_t idle = Idle(&use, &before);
+  if (!low_.has_value() || idle < *low_) low_ = idle;
   const size_t needed =
       follow_up_ ? options_.freed_bytes / 4 : options_.freed_bytes;
   follow_up_ = false;
-  if (free - *low_ < needed) return false;
-  const size_t before = resident_();
+  if (idle - *low_ < needed) return false;
   const absl::Time start = absl::Now();
-  trim_();
+  probe_.trim();
   const absl::Duration took = absl::Now() - start;
-  const size_t after = resident_();
-  // Trimmed pages stay free chunks: the next trim waits for as much again
-  // to be freed.
-  low_ = free_bytes_();
+  // What the trim gave back is no longer counted, and pages used again
+  // count again: the next trim waits for as much again.
+  HeapUse after_use;
+  size_t after = 0;
+  low_ = Idle(&after_use, &after);
   ++stats_.trims;
   const size_t released = before > after ? before - after : 0;
   stats_.released_bytes += released;
@@ -75,7 +81,8 @@ bool HeapTrimmer::CheckOnce() {
   stats_.last_trim_duration = took;
   if (took > stats_.longest_trim_duration) stats_.longest_trim_duration = took;
   log::Line(log::Level::kInfo, "heap trimmed")
-      .Int("heap_free_bytes", static_cast<int64_t>(free))
+      .Int("heap_free_bytes", static_cast<int64_t>(use.free_bytes))
+      .Int("idle_bytes", static_cast<int64_t>(idle))
       .Int("resident_before_bytes", static_cast<int64_t>(before))
       .Int("released_bytes", static_cast<int64_t>(released))
       .Int("duration_us", absl::ToInt64Microseconds(took));

@@ -1,8 +1,11 @@
 // HeapTrimmer (server/shared/process/heap_trim.h): trims only when the
-// heap's free bytes rose by the threshold above their low since the last
-// trim, at most once per check, never for growth in use, and counts what it
-// released; the real trim gives the free pages of a fragmented heap back;
-// the thread checks every interval and stops.
+// free resident heap (resident size less what malloc handed out less what
+// is resident outside malloc) rose by the threshold above its low since the
+// last trim, at most once per check, also when a burst reused pages an
+// earlier trim gave back, never for growth in use or outside malloc,
+// follows a big trim up once, and counts what it released; the real trim
+// gives the free pages of a fragmented heap back; the thread checks every
+// interval and stops.
 #include "server/shared/process/heap_trim.h"
 
 #include <atomic>
@@ -22,26 +25,31 @@ namespace {
 
 constexpr size_t kMiB = size_t{1} << 20;
 
-// Free heap bytes and a resident size the test sets, and a trim that lowers
-// the resident size to `floor` (the free bytes stay: trimmed pages remain
-// free chunks).
+// A process the test sets: what malloc has handed out, what is resident
+// outside malloc (slabs), the resident size, and a trim that lowers the
+// resident size to `floor`. Free resident heap, as the trimmer estimates
+// it: resident - in_use - outside.
 struct FakeProcess {
-  std::atomic<size_t> free{10 * kMiB};
+  std::atomic<size_t> in_use{90 * kMiB};
+  std::atomic<size_t> outside{0};
   std::atomic<size_t> resident{100 * kMiB};
   std::atomic<size_t> floor{100 * kMiB};
   std::atomic<int> trims{0};
 
-  std::function<size_t()> Free() {
-    return [this] { return free.load(); };
-  }
-  std::function<size_t()> Resident() {
-    return [this] { return resident.load(); };
-  }
-  std::function<void()> Trim() {
-    return [this] {
+  HeapProbe Probe() {
+    HeapProbe probe;
+    probe.heap = [this] {
+      // The free-chunk count is only logged; constant here, as it is when
+      // a burst reuses free chunks and frees them again.
+      return HeapUse{5 * kMiB, in_use.load()};
+    };
+    probe.resident = [this] { return resident.load(); };
+    probe.outside = [this] { return outside.load(); };
+    probe.trim = [this] {
       trims.fetch_add(1);
       resident.store(floor.load());
     };
+    return probe;
   }
 };
 
@@ -52,18 +60,18 @@ HeapTrimOptions Manual(size_t freed) {
   return options;
 }
 
-TEST(HeapTrimmerTest, TrimsOnlyWhenTheFreeHeapRoseByTheThreshold) {
+TEST(HeapTrimmerTest, TrimsOnlyWhenTheFreeResidentHeapRoseByTheThreshold) {
   FakeProcess p;
-  HeapTrimmer trimmer(Manual(32 * kMiB), p.Free(), p.Resident(), p.Trim());
-  EXPECT_FALSE(trimmer.CheckOnce());  // low 10 MiB
-  // A burst: the heap grows while in use (free stays low), then frees.
-  p.free = 4 * kMiB;  // low 4 MiB
+  HeapTrimmer trimmer(Manual(32 * kMiB), p.Probe());
+  EXPECT_FALSE(trimmer.CheckOnce());  // 10 MiB idle: the low
+  // A burst: the heap grows while in use, then frees.
   p.resident = 300 * kMiB;
+  p.in_use = 296 * kMiB;  // 4 MiB idle: the low
   EXPECT_FALSE(trimmer.CheckOnce());
-  p.free = 35 * kMiB;  // 31 MiB above the low
+  p.in_use = 265 * kMiB;  // 35 MiB idle, 31 MiB above the low
   EXPECT_FALSE(trimmer.CheckOnce());
   EXPECT_EQ(p.trims.load(), 0);
-  p.free = 36 * kMiB;
+  p.in_use = 264 * kMiB;
   p.floor = 250 * kMiB;
   EXPECT_TRUE(trimmer.CheckOnce());
   EXPECT_EQ(p.trims.load(), 1);
@@ -71,21 +79,67 @@ TEST(HeapTrimmerTest, TrimsOnlyWhenTheFreeHeapRoseByTheThreshold) {
   EXPECT_EQ(s.checks, 4u);
   EXPECT_EQ(s.trims, 1u);
   EXPECT_EQ(s.released_bytes, 50 * kMiB);
-  // The free bytes after the trim are the new low: a steady heap does not
-  // trim again, nor one that reuses its free memory and frees it again.
+  // The estimate after the trim is the new low: a steady process does not
+  // trim again.
   for (int i = 0; i < 5; ++i) EXPECT_FALSE(trimmer.CheckOnce());
-  p.free = 20 * kMiB;
-  EXPECT_FALSE(trimmer.CheckOnce());
-  p.free = 36 * kMiB;
-  EXPECT_FALSE(trimmer.CheckOnce());
-  // As much again freed above the new low (20 MiB) trims again.
-  p.free = 52 * kMiB;
-  p.floor = 250 * kMiB;  // nothing to give back
+  EXPECT_EQ(p.trims.load(), 1);
+}
+
+// A burst that takes free pages an earlier trim gave back and frees them
+// again leaves malloc's free-chunk count where it was; the resident size
+// shows it, and it trims.
+TEST(HeapTrimmerTest, PagesUsedAgainAndFreedTrimAgain) {
+  FakeProcess p;
+  HeapTrimmer trimmer(Manual(32 * kMiB), p.Probe());
+  EXPECT_FALSE(trimmer.CheckOnce());  // 10 MiB idle: the low
+  // A first burst, freed: 60 MiB idle, trimmed back to 10.
+  p.resident = 150 * kMiB;
   EXPECT_TRUE(trimmer.CheckOnce());
-  s = trimmer.stats();
-  EXPECT_EQ(s.trims, 2u);
-  EXPECT_EQ(s.released_bytes, 50 * kMiB);
+  EXPECT_FALSE(trimmer.CheckOnce());
+  // A second burst takes the pages that trim gave back ...
+  p.in_use = 130 * kMiB;
+  p.resident = 140 * kMiB;
+  EXPECT_FALSE(trimmer.CheckOnce());
+  // ... and frees them: malloc's free-chunk count is what it was after the
+  // first trim, the resident size is 40 MiB above.
+  p.in_use = 90 * kMiB;
+  EXPECT_TRUE(trimmer.CheckOnce());
   EXPECT_EQ(p.trims.load(), 2);
+  EXPECT_EQ(trimmer.stats().released_bytes, 90 * kMiB);
+}
+
+TEST(HeapTrimmerTest, GrowthInUseDoesNotTrim) {
+  FakeProcess p;
+  HeapTrimmer trimmer(Manual(32 * kMiB), p.Probe());
+  // The resident size grows by a gigabyte, all of it handed out.
+  for (int i = 0; i < 10; ++i) {
+    p.resident = p.resident + 100 * kMiB;
+    p.in_use = p.in_use + (i % 2 == 0 ? 94 : 106) * kMiB;
+    EXPECT_FALSE(trimmer.CheckOnce());
+  }
+  EXPECT_EQ(p.trims.load(), 0);
+}
+
+// Memory the process holds outside malloc (the verify cache's slabs) grows
+// the resident size without being free heap.
+TEST(HeapTrimmerTest, GrowthOutsideMallocDoesNotTrim) {
+  FakeProcess p;
+  HeapTrimmer trimmer(Manual(32 * kMiB), p.Probe());
+  EXPECT_FALSE(trimmer.CheckOnce());
+  for (int i = 0; i < 10; ++i) {
+    p.resident = p.resident + 100 * kMiB;
+    p.outside = p.outside + 100 * kMiB;
+    EXPECT_FALSE(trimmer.CheckOnce());
+  }
+  EXPECT_EQ(p.trims.load(), 0);
+  // The same growth without the slabs accounted for would have trimmed.
+  HeapProbe blind = p.Probe();
+  blind.outside = [] { return size_t{0}; };
+  HeapTrimmer unaware(Manual(32 * kMiB), blind);
+  p.resident = 100 * kMiB;
+  EXPECT_FALSE(unaware.CheckOnce());
+  p.resident = 200 * kMiB;
+  EXPECT_TRUE(unaware.CheckOnce());
 }
 
 // A trim that gave back a burst's worth may have come while the burst was
@@ -93,19 +147,18 @@ TEST(HeapTrimmerTest, TrimsOnlyWhenTheFreeHeapRoseByTheThreshold) {
 // only the next one.
 TEST(HeapTrimmerTest, ABigTrimIsFollowedUpForTheRestOfTheBurst) {
   FakeProcess p;
-  HeapTrimmer trimmer(Manual(32 * kMiB), p.Free(), p.Resident(), p.Trim());
-  EXPECT_FALSE(trimmer.CheckOnce());  // low 10 MiB
+  HeapTrimmer trimmer(Manual(32 * kMiB), p.Probe());
+  EXPECT_FALSE(trimmer.CheckOnce());  // 10 MiB idle: the low
   p.resident = 300 * kMiB;
-  p.free = 50 * kMiB;
+  p.in_use = 250 * kMiB;
   p.floor = 250 * kMiB;
-  EXPECT_TRUE(trimmer.CheckOnce());  // gives back 50 MiB; low 50 MiB
-  p.resident = 270 * kMiB;
-  p.free = 58 * kMiB;  // 8 MiB more freed since: a quarter of 32 MiB
+  EXPECT_TRUE(trimmer.CheckOnce());  // gives back 50 MiB; low 0
+  p.in_use = 242 * kMiB;  // 8 MiB more freed: a quarter of 32 MiB
+  p.floor = 240 * kMiB;
   EXPECT_TRUE(trimmer.CheckOnce());
-  EXPECT_EQ(trimmer.stats().released_bytes, 70 * kMiB);
-  // That trim gave back 20 MiB, less than the threshold: no follow-up.
-  p.resident = 270 * kMiB;
-  p.free = 70 * kMiB;  // 12 MiB above the low
+  EXPECT_EQ(trimmer.stats().released_bytes, 60 * kMiB);
+  // That trim gave back 10 MiB, less than the threshold: no follow-up.
+  p.in_use = 228 * kMiB;  // 12 MiB idle, above the low of 0
   EXPECT_FALSE(trimmer.CheckOnce());
   EXPECT_EQ(p.trims.load(), 2);
 }
@@ -114,27 +167,14 @@ TEST(HeapTrimmerTest, ABigTrimIsFollowedUpForTheRestOfTheBurst) {
 // comes later needs the whole threshold again.
 TEST(HeapTrimmerTest, TheFollowUpLastsOneCheck) {
   FakeProcess p;
-  HeapTrimmer trimmer(Manual(32 * kMiB), p.Free(), p.Resident(), p.Trim());
+  HeapTrimmer trimmer(Manual(32 * kMiB), p.Probe());
   EXPECT_FALSE(trimmer.CheckOnce());
   p.resident = 300 * kMiB;
-  p.free = 50 * kMiB;
-  EXPECT_TRUE(trimmer.CheckOnce());  // gives back 200 MiB
+  EXPECT_TRUE(trimmer.CheckOnce());  // 210 MiB idle; gives back 200 MiB
   EXPECT_FALSE(trimmer.CheckOnce());  // nothing more freed
-  p.free = 60 * kMiB;
+  p.in_use = 80 * kMiB;               // 20 MiB idle: 10 MiB above the low
   EXPECT_FALSE(trimmer.CheckOnce());
   EXPECT_EQ(p.trims.load(), 1);
-}
-
-TEST(HeapTrimmerTest, GrowthInUseDoesNotTrim) {
-  FakeProcess p;
-  HeapTrimmer trimmer(Manual(32 * kMiB), p.Free(), p.Resident(), p.Trim());
-  // The resident size grows by a gigabyte while the free heap stays small.
-  for (int i = 0; i < 10; ++i) {
-    p.resident = p.resident + 100 * kMiB;
-    p.free = (i % 2 == 0 ? 8 : 2) * kMiB;
-    EXPECT_FALSE(trimmer.CheckOnce());
-  }
-  EXPECT_EQ(p.trims.load(), 0);
 }
 
 TEST(HeapTrimmerTest, TheThreadChecksEveryIntervalAndStops) {
@@ -142,8 +182,8 @@ TEST(HeapTrimmerTest, TheThreadChecksEveryIntervalAndStops) {
   HeapTrimOptions options;
   options.interval = absl::Milliseconds(5);
   options.freed_bytes = 1 * kMiB;
-  HeapTrimmer trimmer(options, p.Free(), p.Resident(), p.Trim());
-  // Waits for the first check (the baseline), then grows.
+  HeapTrimmer trimmer(options, p.Probe());
+  // Waits for the first check (the baseline), then frees.
   const absl::Time deadline = absl::Now() + absl::Seconds(30);
   while (trimmer.stats().checks == 0 && absl::Now() < deadline) {
     absl::SleepFor(absl::Milliseconds(1));
@@ -151,7 +191,6 @@ TEST(HeapTrimmerTest, TheThreadChecksEveryIntervalAndStops) {
   ASSERT_GT(trimmer.stats().checks, 0u);
   p.floor = 100 * kMiB;
   p.resident = 200 * kMiB;
-  p.free = 50 * kMiB;
   while (p.trims.load() == 0 && absl::Now() < deadline) {
     absl::SleepFor(absl::Milliseconds(1));
   }
@@ -167,7 +206,7 @@ TEST(HeapTrimmerTest, ZeroIntervalStartsNoThread) {
   FakeProcess p;
   HeapTrimOptions options;
   options.interval = absl::ZeroDuration();
-  HeapTrimmer trimmer(options, p.Free(), p.Resident(), p.Trim());
+  HeapTrimmer trimmer(options, p.Probe());
   absl::SleepFor(absl::Milliseconds(20));
   EXPECT_EQ(trimmer.stats().checks, 0u);
 }
@@ -197,8 +236,8 @@ TEST(HeapTrimmerTest, TheRealTrimGivesFreePagesBack) {
   const size_t before = ResidentBytes();
   ASSERT_GT(before, 0u);
   // ~190 MB were allocated and ~187 MB freed in runs of 63 blocks (~32 KB).
-  EXPECT_GT(HeapFreeBytes(), 150 * kMiB);
-  HeapTrimmer trimmer(Manual(0), HeapFreeBytes, ResidentBytes, TrimHeap);
+  EXPECT_GT(ReadHeapUse().free_bytes, 150 * kMiB);
+  HeapTrimmer trimmer(Manual(0), HeapProbe());
   EXPECT_TRUE(trimmer.CheckOnce());  // 0 >= 0 freed above the low: trims
   const size_t after = ResidentBytes();
   // Most of the freed pages go back.
