@@ -153,7 +153,7 @@ TEST(HeapTrimmerTest, ABigTrimIsFollowedUpForTheRestOfTheBurst) {
   p.in_use = 250 * kMiB;
   p.floor = 250 * kMiB;
   EXPECT_TRUE(trimmer.CheckOnce());  // gives back 50 MiB; low 0
-  p.in_use = 242 * kMiB;  // 8 MiB more freed: a quarter of 32 MiB
+  p.in_use = 242 * kMiB;             // 8 MiB more freed: a quarter of 32 MiB
   p.floor = 240 * kMiB;
   EXPECT_TRUE(trimmer.CheckOnce());
   EXPECT_EQ(trimmer.stats().released_bytes, 60 * kMiB);
@@ -170,7 +170,7 @@ TEST(HeapTrimmerTest, TheFollowUpLastsOneCheck) {
   HeapTrimmer trimmer(Manual(32 * kMiB), p.Probe());
   EXPECT_FALSE(trimmer.CheckOnce());
   p.resident = 300 * kMiB;
-  EXPECT_TRUE(trimmer.CheckOnce());  // 210 MiB idle; gives back 200 MiB
+  EXPECT_TRUE(trimmer.CheckOnce());   // 210 MiB idle; gives back 200 MiB
   EXPECT_FALSE(trimmer.CheckOnce());  // nothing more freed
   p.in_use = 80 * kMiB;               // 20 MiB idle: 10 MiB above the low
   EXPECT_FALSE(trimmer.CheckOnce());
