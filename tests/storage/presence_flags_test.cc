@@ -34,10 +34,7 @@ using ::testing::IsEmpty;
 class PresenceFlagsTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    absl::StatusOr<std::unique_ptr<MysqlTestBackend>> backend =
-        MysqlTestBackend::Create();
-    ASSERT_TRUE(backend.ok()) << backend.status();
-    backend_ = *std::move(backend);
+    ASSERT_OK_AND_ASSIGN(backend_, MysqlTestBackend::Create());
     ASSERT_OK_AND_ASSIGN(
         Tenant tenant,
         keys().CreateTenant(
