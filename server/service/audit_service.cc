@@ -358,7 +358,7 @@ void AuditService::RecordExport(const Principal& caller,
           .Add("status",
                std::string(absl::StatusCodeToString(outcome.status.code())))
           .Build();
-  writer_->Enqueue(std::move(pending));
+  writer_->Enqueue(pending);
 }
 
 absl::StatusOr<storage::ChainVerification> AuditService::VerifyChain(

@@ -16,20 +16,22 @@ AuditWriter::AuditWriter(storage::AuditStore* store, AuditWriterOptions options)
 
 AuditWriter::~AuditWriter() { Stop(); }
 
-bool AuditWriter::Enqueue(storage::PendingAuditEvent event) {
+bool AuditWriter::Enqueue(const storage::PendingAuditEvent& event) {
+  // Packed before the lock is taken: producers wait on each other only for
+  // the queue's push.
+  PackedAuditEvent packed(event);
   absl::MutexLock lock(&mu_);
   if (stopping_) {
-    ++dropped_by_tenant_[event.tenant_id];
+    ++dropped_by_tenant_[packed.tenant_id()];
     ++stats_.dropped;
     return false;
   }
-  return PushLocked(std::move(event), 1);
+  return PushLocked(std::move(packed), 1);
 }
 
-bool AuditWriter::PushLocked(storage::PendingAuditEvent event,
-                             uint64_t stands_for) {
+bool AuditWriter::PushLocked(PackedAuditEvent event, uint64_t stands_for) {
   if (queue_.size() >= options_.max_queue) {
-    dropped_by_tenant_[event.tenant_id] += stands_for;
+    dropped_by_tenant_[event.tenant_id()] += stands_for;
     stats_.dropped += stands_for;
     return false;
   }
@@ -55,6 +57,11 @@ bool AuditWriter::EnqueueSummarized(
     if (!stopping_ && fold()) return true;
   }
   storage::PendingAuditEvent event = make_event();
+  if (options_.summary_window <= absl::ZeroDuration()) {
+    // No summary is ever opened: the event is queued on its own.
+    event.event.metadata_json = WithCountMember(event.event.metadata_json, 1);
+    return Enqueue(event);
+  }
   absl::MutexLock lock(&mu_);
   if (stopping_) {
     ++dropped_by_tenant_[event.tenant_id];
@@ -62,10 +69,9 @@ bool AuditWriter::EnqueueSummarized(
     return false;
   }
   if (fold()) return true;  // opened by another thread meanwhile
-  if (options_.summary_window <= absl::ZeroDuration() ||
-      summaries_.size() >= options_.max_summaries) {
+  if (summaries_.size() >= options_.max_summaries) {
     event.event.metadata_json = WithCountMember(event.event.metadata_json, 1);
-    return PushLocked(std::move(event), 1);
+    return PushLocked(PackedAuditEvent(event), 1);
   }
   Summary& summary = summaries_[summary_key];
   summary.event = std::move(event);
@@ -90,7 +96,8 @@ void AuditWriter::ReleaseSummaries(absl::Time now, bool all) {
     if (summary.event.previous_secret_use.has_value()) {
       summary.event.previous_secret_use->count = summary.count;
     }
-    PushLocked(std::move(summary.event), static_cast<uint64_t>(summary.count));
+    PushLocked(PackedAuditEvent(summary.event),
+               static_cast<uint64_t>(summary.count));
   }
 }
 
@@ -123,7 +130,7 @@ AuditWriterStats AuditWriter::stats() const {
 }
 
 std::vector<storage::PendingAuditEvent> AuditWriter::TakeBatch(
-    size_t* from_queue) {
+    std::vector<PackedAuditEvent>* from_queue) {
   std::vector<storage::PendingAuditEvent> batch;
   for (const auto& [tenant_id, count] : dropped_by_tenant_) {
     storage::PendingAuditEvent e;
@@ -140,11 +147,11 @@ std::vector<storage::PendingAuditEvent> AuditWriter::TakeBatch(
   }
   dropped_by_tenant_.clear();
   const size_t n = std::min(queue_.size(), options_.max_batch);
+  from_queue->reserve(n);
   for (size_t i = 0; i < n; ++i) {
-    batch.push_back(std::move(queue_.front()));
+    from_queue->push_back(std::move(queue_.front()));
     queue_.pop_front();
   }
-  *from_queue = n;
   return batch;
 }
 
@@ -197,10 +204,16 @@ void AuditWriter::Loop() {
              queue_.size() >= options_.max_batch;
     };
     mu_.AwaitWithTimeout(absl::Condition(&full), options_.flush_interval);
-    size_t from_queue = 0;
-    std::vector<storage::PendingAuditEvent> batch = TakeBatch(&from_queue);
+    std::vector<PackedAuditEvent> packed;
+    std::vector<storage::PendingAuditEvent> batch = TakeBatch(&packed);
+    const size_t from_queue = packed.size();
     in_flight_ = true;
     mu_.Unlock();
+    // Unpacked outside the lock, so that producers are not held up.
+    batch.reserve(batch.size() + packed.size());
+    for (const PackedAuditEvent& event : packed)
+      batch.push_back(event.Unpack());
+    packed.clear();
     const absl::Time write_start = absl::Now();
     const bool ok = Write(batch);
     if (options_.flush_duration != nullptr) {

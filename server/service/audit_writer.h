@@ -42,6 +42,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "server/observability/metrics.h"
+#include "server/service/packed_audit_event.h"
 #include "server/storage/audit_store.h"
 
 namespace lumo::service {
@@ -86,9 +87,10 @@ class AuditWriter {
   AuditWriter(const AuditWriter&) = delete;
   AuditWriter& operator=(const AuditWriter&) = delete;
 
-  // Queues `event`; false (and counted as dropped for its tenant) when the
-  // queue is full or the writer is stopped.
-  bool Enqueue(storage::PendingAuditEvent event);
+  // Queues a copy of `event` (packed: packed_audit_event.h); false (and
+  // counted as dropped for its tenant) when the queue is full or the writer
+  // is stopped.
+  bool Enqueue(const storage::PendingAuditEvent& event);
 
   // Counts an event into the open summary for `summary_key` (see the class
   // comment); the event's `metadata_json` must be a JSON object. The first
@@ -119,10 +121,13 @@ class AuditWriter {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Queues one event that stands for `stands_for` events; false (and that
   // many counted as dropped) when the queue is full.
-  bool PushLocked(storage::PendingAuditEvent event, uint64_t stands_for)
+  bool PushLocked(PackedAuditEvent event, uint64_t stands_for)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // Takes the next batch (dropped-count events first). Requires mu_.
-  std::vector<storage::PendingAuditEvent> TakeBatch(size_t* from_queue)
+  // Takes the next batch: returns the dropped-count events, which come
+  // first, and moves the queue's events of the batch to `from_queue`, to
+  // be unpacked after mu_ is released.
+  std::vector<storage::PendingAuditEvent> TakeBatch(
+      std::vector<PackedAuditEvent>* from_queue)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Writes `batch`, retrying failures with backoff; false when it gave up
   // (only while stopping, after stop_timeout).
@@ -132,7 +137,9 @@ class AuditWriter {
   const AuditWriterOptions options_;
 
   mutable absl::Mutex mu_;
-  std::deque<storage::PendingAuditEvent> queue_ ABSL_GUARDED_BY(mu_);
+  // The events waiting, packed: a full queue's memory is most of the
+  // writer's (docs/audit.md "Queue memory").
+  std::deque<PackedAuditEvent> queue_ ABSL_GUARDED_BY(mu_);
   struct Summary {
     storage::PendingAuditEvent event;
     int64_t count = 0;

@@ -296,7 +296,7 @@ void PortalService::RecordFailure(absl::string_view tenant_slug,
                             .Add("email", AuditEmail(email))
                             .Add("reason", std::string(reason))
                             .Build();
-  audit_writer_->Enqueue(std::move(pending));
+  audit_writer_->Enqueue(pending);
 }
 
 void PortalService::RecordThrottled(absl::string_view tenant_slug,

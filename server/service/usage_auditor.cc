@@ -210,7 +210,7 @@ void UsageAuditor::RecordAuthFailure(const RequestInfo& info,
     p.usage = storage::UsageCount{attributed ? key_id : std::string(),
                                   ChannelOf(rpc), std::string(reason), 1};
   }
-  writer_->Enqueue(std::move(p));
+  writer_->Enqueue(p);
 }
 
 void UsageAuditor::RecordDecoyUse(const RequestInfo& info,
@@ -227,7 +227,7 @@ void UsageAuditor::RecordDecoyUse(const RequestInfo& info,
   AddHttp(meta, info);
   meta.Add("suspiciousReasons", std::vector<std::string>{"decoy"});
   p.event.metadata_json = meta.Build();
-  writer_->Enqueue(std::move(p));
+  writer_->Enqueue(p);
 }
 
 void UsageAuditor::RecordUsageExceeded(const RequestInfo& info,
@@ -245,7 +245,7 @@ void UsageAuditor::RecordUsageExceeded(const RequestInfo& info,
     meta.AddRaw("nextRefill", "null");
   }
   p.event.metadata_json = meta.Build();
-  writer_->Enqueue(std::move(p));
+  writer_->Enqueue(p);
 }
 
 void UsageAuditor::RecordVerify(const RequestInfo& info,

@@ -426,7 +426,7 @@ TEST_F(AuditTest, OverflowIsCountedAndRecorded) {
       e.event.action = "test.event";
       e.event.category = "authentication";
       e.event.actor_type = "system";
-      accepted += writer.Enqueue(std::move(e)) ? 1 : 0;
+      accepted += writer.Enqueue(e) ? 1 : 0;
     }
     EXPECT_EQ(accepted, 5);
     writer.Flush();
