@@ -94,8 +94,9 @@ class SlabPool {
 // A stateless allocator of single objects of T from one SlabPool per type
 // T, shared by the process and never destroyed (objects may be released
 // after main returns). Meant for std::allocate_shared, which allocates one
-// control block holding the object: the pool's slot is exactly that block.
-// Arrays (n != 1) come from operator new.
+// control block holding the object: the pool's slot is exactly that block;
+// an object that counts its own references (intrusive_ptr.h) is placed in a
+// slot of Pool() itself. Arrays (n != 1) come from operator new.
 template <typename T>
 class SlabAllocator {
  public:

@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <limits>
+#include <memory>
+#include <new>
 #include <utility>
 
 #include "absl/container/inlined_vector.h"
@@ -68,7 +70,8 @@ struct Verifier::Rare {
 // and policy and the scope set are shared between entries, times are
 // 8-byte integers, flags are bits, and what few keys have lives behind one
 // pointer that is null for the others. Beside the snapshot, the window of
-// the server's default limit (mutable, guarded by the shard's mutex).
+// the server's default limit (mutable, guarded by the shard's mutex), and
+// the entry's reference count (EntryPtr).
 struct Verifier::Entry {
   Entry()
       : exists(false),
@@ -77,6 +80,24 @@ struct Verifier::Entry {
         disabled(false),
         decoy(false),
         has_quota(false) {}
+
+  // A new entry in its own slot of the entries' SlabPool (slab_pool.h).
+  static IntrusivePtr<Entry> Make() {
+    return IntrusivePtr<Entry>(new (Pool().Allocate()) Entry());
+  }
+  void Ref() const { refs.fetch_add(1, std::memory_order_relaxed); }
+  // The last reference destroys the entry and releases its slot, on
+  // whichever thread drops it.
+  void Unref() const {
+    if (refs.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+      Entry* self = const_cast<Entry*>(this);
+      self->~Entry();
+      Pool().Deallocate(self);
+    }
+  }
+  // One pool for the process, never destroyed: an entry may outlive its
+  // Verifier (an outcome's rate limits keep theirs).
+  static SlabPool& Pool() { return SlabAllocator<Entry>::Pool(); }
 
   absl::string_view id() const { return {id_chars, core::kKeyIdLength}; }
 
@@ -97,7 +118,8 @@ struct Verifier::Entry {
   mutable TwoSlotWindow server_window;
   mutable bool server_window_spilled = false;  // it is in Shard::windows
   char id_chars[core::kKeyIdLength] = {};
-  bool exists : 1;  // false: a negative entry
+  mutable std::atomic<uint32_t> refs{0};  // EntryPtr's
+  bool exists : 1;                        // false: a negative entry
   bool deleted : 1;
   bool revoked : 1;
   bool disabled : 1;
@@ -105,13 +127,12 @@ struct Verifier::Entry {
   bool has_quota : 1;
 };
 
-absl::string_view Verifier::IdOf(const std::shared_ptr<const Entry>& entry) {
-  // An entry is one slot of its SlabPool with allocate_shared's control
-  // block (16 bytes: its vtable pointer and two counts; the stateless
-  // allocator takes no room): 200 bytes, no malloc header or rounding. Each
-  // 8 bytes more cost 8 bytes per cached key (docs/benchmarks.md "Cache
-  // entry size").
-  static_assert(sizeof(void*) != 8 || sizeof(Entry) <= 184,
+absl::string_view Verifier::IdOf(const EntryPtr& entry) {
+  // An entry is one slot of its SlabPool, reference count included (no
+  // control block): 192 bytes, no malloc header or rounding. Each 8 bytes
+  // more cost 8 bytes per cached key (docs/benchmarks.md "Cache entry
+  // size").
+  static_assert(sizeof(void*) != 8 || sizeof(Entry) <= 192,
                 "the cache entry grew: every byte is paid per cached key");
   return entry->id();
 }
@@ -231,7 +252,7 @@ void Verifier::EvictAll() {
   for (Shard& shard : shards_) {
     absl::MutexLock lock(&shard.mu);
     ++shard.epoch;
-    for (const std::shared_ptr<const Entry>& entry : shard.map) {
+    for (const EntryPtr& entry : shard.map) {
       RetireLocked(shard, *entry, now);
     }
     shard.map.clear();
@@ -252,11 +273,10 @@ void Verifier::RetireLocked(Shard& shard, const Entry& entry, absl::Time now) {
           kServerWindow));
 }
 
-std::shared_ptr<const Verifier::Entry> Verifier::Lookup(absl::string_view id,
-                                                        absl::Time now) {
+Verifier::EntryPtr Verifier::Lookup(absl::string_view id, absl::Time now) {
   if (!cache_trusted()) return nullptr;
   Shard& shard = ShardFor(id);
-  std::shared_ptr<const Entry> entry;
+  EntryPtr entry;
   {
     absl::ReaderMutexLock lock(&shard.mu);
     auto it = shard.map.find(id);
@@ -277,6 +297,8 @@ size_t Verifier::size() const {
   }
   return n;
 }
+
+size_t Verifier::live_entries() { return Entry::Pool().live_slots(); }
 
 void Verifier::Evict(absl::string_view key_id) {
   {
@@ -306,7 +328,7 @@ std::optional<VerifyOutcome> Verifier::VerifyCached(
   }
   // The one clock read of a warm verification.
   const absl::Time now = absl::Now();
-  std::shared_ptr<const Entry> entry = Lookup(parsed.id, now);
+  EntryPtr entry = Lookup(parsed.id, now);
   if (entry == nullptr) return std::nullopt;
   std::optional<VerifyOutcome> outcome =
       Decide(entry, key, parsed.id, params, /*may_renew=*/false, now);
@@ -333,7 +355,7 @@ absl::StatusOr<VerifyOutcome> Verifier::VerifyOnce(absl::string_view key,
   // VerifyCached returned nullopt, so the key parsed.
   absl::string_view id = core::ParseKey(key).id;
   const absl::Time now = absl::Now();
-  if (std::shared_ptr<const Entry> cached = Lookup(id, now)) {
+  if (EntryPtr cached = Lookup(id, now)) {
     // Cached, but a rate limit needed a lease.
     hits_.fetch_add(1, std::memory_order_relaxed);
     return Counted(*Decide(cached, key, id, params, /*may_renew=*/true, now));
@@ -347,8 +369,7 @@ absl::StatusOr<VerifyOutcome> Verifier::VerifyOnce(absl::string_view key,
     epoch_before = shard.epoch;
   }
   // From the entries' own slabs, not malloc's heap (slab_pool.h).
-  std::shared_ptr<Entry> entry =
-      std::allocate_shared<Entry>(SlabAllocator<Entry>());
+  IntrusivePtr<Entry> entry = Entry::Make();
   // Parsed keys have ids of exactly this length.
   id.copy(entry->id_chars, core::kKeyIdLength);
   absl::StatusOr<storage::VerifyRecord> record = store_->LoadForVerify(id);
@@ -382,11 +403,11 @@ absl::StatusOr<VerifyOutcome> Verifier::VerifyOnce(absl::string_view key,
         entry->server_window_spilled =
             shard.windows.contains(ServerCounter(id));
       }
-      shard.map.insert(entry);
+      shard.map.insert(EntryPtr(entry.get()));
     }
   }
-  return Counted(
-      *Decide(entry, key, id, params, /*may_renew=*/true, loaded_at));
+  return Counted(*Decide(EntryPtr(entry.get()), key, id, params,
+                         /*may_renew=*/true, loaded_at));
 }
 
 void Verifier::Fill(absl::string_view id, storage::VerifyRecord record,
@@ -464,10 +485,11 @@ std::shared_ptr<const std::vector<std::string>> Verifier::InternScopes(
   return set;
 }
 
-std::optional<VerifyOutcome> Verifier::Decide(
-    const std::shared_ptr<const Entry>& shared_entry, absl::string_view key,
-    absl::string_view id, const VerifyParams& params, bool may_renew,
-    absl::Time now) {
+std::optional<VerifyOutcome> Verifier::Decide(const EntryPtr& shared_entry,
+                                              absl::string_view key,
+                                              absl::string_view id,
+                                              const VerifyParams& params,
+                                              bool may_renew, absl::Time now) {
   const Entry& entry = *shared_entry;
   VerifyOutcome out;
   out.key_id = std::string(id);
@@ -558,9 +580,11 @@ std::optional<VerifyOutcome> Verifier::Decide(
   out.allowed_cidrs = rare.allowed_cidrs;
   out.rate_limit_per_minute = rare.rate_limit_per_minute;
   if (!rare.rate_limits.empty()) {
-    // Shares the cache entry (no copy).
+    // Shares the cache entry (no copy of the limits): the outcome's
+    // pointer keeps a reference to the entry until its last copy is gone.
     out.rate_limits = std::shared_ptr<const std::vector<storage::KeyRateLimit>>(
-        shared_entry, &rare.rate_limits);
+        &rare.rate_limits,
+        [keep = shared_entry](const std::vector<storage::KeyRateLimit>*) {});
   }
 
   if (entry.revoked) {

@@ -38,6 +38,7 @@
 #include "server/service/cluster_credits.h"
 #include "server/service/cluster_windows.h"
 #include "server/service/decoy_trap.h"
+#include "server/service/intrusive_ptr.h"
 #include "server/service/lazy_window.h"
 #include "server/service/slot_window.h"
 #include "server/service/two_slot_window.h"
@@ -232,6 +233,10 @@ class Verifier {
   uint64_t hits() const { return hits_.load(std::memory_order_relaxed); }
   uint64_t misses() const { return misses_.load(std::memory_order_relaxed); }
   size_t size() const;
+  // Cache entries alive in the process, in every Verifier and held by
+  // outcomes (an entry lives while the cache or an outcome's rate limits
+  // refer to it).
+  static size_t live_entries();
   // Verifications decided with each
   // reason (VerifyCached and Verify count each verification once; store
   // failures are not outcomes). Malformed keys whose only fault is the
@@ -249,8 +254,10 @@ class Verifier {
   struct Entry;
   struct TenantPart;
   struct Rare;
+  // The cache's entries count their own references (intrusive_ptr.h).
+  using EntryPtr = IntrusivePtr<const Entry>;
   // The id an entry holds.
-  static absl::string_view IdOf(const std::shared_ptr<const Entry>& entry);
+  static absl::string_view IdOf(const EntryPtr& entry);
   // Hashes and compares the cache's entries by the id they hold, and finds
   // them by id (a string_view) without building a key.
   struct EntryHash {
@@ -258,7 +265,7 @@ class Verifier {
     size_t operator()(absl::string_view id) const {
       return absl::Hash<absl::string_view>{}(id);
     }
-    size_t operator()(const std::shared_ptr<const Entry>& entry) const {
+    size_t operator()(const EntryPtr& entry) const {
       return (*this)(IdOf(entry));
     }
   };
@@ -269,16 +276,13 @@ class Verifier {
       return Id(a) == Id(b);
     }
     static absl::string_view Id(absl::string_view id) { return id; }
-    static absl::string_view Id(const std::shared_ptr<const Entry>& entry) {
-      return IdOf(entry);
-    }
+    static absl::string_view Id(const EntryPtr& entry) { return IdOf(entry); }
   };
   struct Shard {
     mutable absl::Mutex mu;
     // The cached entries, found by key id: a set of entry pointers, the id
     // held by the entry (docs/benchmarks.md "Cache entry size").
-    absl::flat_hash_set<std::shared_ptr<const Entry>, EntryHash, EntryEq> map
-        ABSL_GUARDED_BY(mu);
+    absl::flat_hash_set<EntryPtr, EntryHash, EntryEq> map ABSL_GUARDED_BY(mu);
     // Incremented by every Evict in this shard; a load started under an
     // older epoch is not installed.
     uint64_t epoch ABSL_GUARDED_BY(mu) = 0;
@@ -307,7 +311,7 @@ class Verifier {
                                            const VerifyParams& params);
   Shard& ShardFor(absl::string_view id);
   // The fresh cached entry of `id` at `now` (the local clock), or null.
-  std::shared_ptr<const Entry> Lookup(absl::string_view id, absl::Time now);
+  EntryPtr Lookup(absl::string_view id, absl::Time now);
   // Moves the server window of `entry`, which is leaving the cache, into
   // the shard's window map when it counts something at `now`.
   void RetireLocked(Shard& shard, const Entry& entry, absl::Time now)
@@ -325,7 +329,7 @@ class Verifier {
   // in-memory path) nullopt when a rate limit needs a lease from the
   // shared counters first; with `may_renew` true the lease is taken here
   // (one store call) and an outcome is always returned.
-  std::optional<VerifyOutcome> Decide(const std::shared_ptr<const Entry>& entry,
+  std::optional<VerifyOutcome> Decide(const EntryPtr& entry,
                                       absl::string_view key,
                                       absl::string_view id,
                                       const VerifyParams& params,

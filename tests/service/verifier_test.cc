@@ -1,9 +1,12 @@
 #include "server/service/verifier.h"
 
 #include <memory>
+#include <optional>
 #include <string>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 #include "gtest/gtest.h"
 #include "server/core/key_format.h"
 #include "server/service/key_service.h"
@@ -542,6 +545,70 @@ TEST_F(VerifierTest, AnOutcomeKeepsItsEntryAfterTheVerifierIsGone) {
   EXPECT_EQ((*kept->rate_limits)[1].name, "hourly");
   EXPECT_EQ((*kept->rate_limits)[1].duration, absl::Hours(1));
   EXPECT_EQ(Reason(k.full_key, params), VerifyReason::kValid);
+}
+
+TEST_F(VerifierTest, AnEntryLivesWhileTheCacheOrAnOutcomeHoldsIt) {
+  const size_t before = Verifier::live_entries();
+  CreateKeyParams p;
+  p.name = "limited";
+  p.scopes = {"admin:read"};
+  p.rate_limits = {{"burst", 5, absl::Seconds(10)}};
+  KeyWithSecret limited = Create(p);
+  std::vector<KeyWithSecret> plain;
+  for (int i = 0; i < 50; ++i) plain.push_back(CreateSimple());
+  VerifyParams params;
+  params.tenant_slug = "acme";
+  std::optional<absl::StatusOr<VerifyOutcome>> kept =
+      verifier_->Verify(limited.full_key, params);
+  ASSERT_TRUE(kept->ok());
+  ASSERT_NE((*kept)->rate_limits, nullptr);
+  for (const KeyWithSecret& k : plain) {
+    ASSERT_EQ(Reason(k.full_key), VerifyReason::kValid);
+  }
+  // An unknown id is cached too (a negative entry).
+  absl::StatusOr<std::string> unknown =
+      core::GenerateKey(*core::GenerateKeyId());
+  ASSERT_TRUE(unknown.ok());
+  ASSERT_EQ(Reason(*unknown), VerifyReason::kNotFound);
+  // Warm verifications take references and give them back.
+  for (const KeyWithSecret& k : plain) {
+    ASSERT_EQ(Reason(k.full_key), VerifyReason::kValid);
+  }
+  EXPECT_EQ(Verifier::live_entries(), before + 52);
+  // Evicted, the plain key's entry is gone; the limited key's stays for
+  // the outcome that shares its limits.
+  verifier_->Evict(plain[1].record.id);
+  verifier_->Evict(limited.record.id);
+  EXPECT_EQ(Verifier::live_entries(), before + 51);
+  verifier_->EvictAll();
+  EXPECT_EQ(Verifier::live_entries(), before + 1);
+  EXPECT_EQ((**kept).rate_limits->at(0).name, "burst");
+  // A copy of the limits keeps the entry after the outcome is gone.
+  std::shared_ptr<const std::vector<storage::KeyRateLimit>> limits =
+      (*kept)->rate_limits;
+  kept.reset();
+  EXPECT_EQ(Verifier::live_entries(), before + 1);
+  limits.reset();
+  EXPECT_EQ(Verifier::live_entries(), before);
+  // Loaded again, then released with the Verifier.
+  ASSERT_EQ(Reason(plain[2].full_key), VerifyReason::kValid);
+  EXPECT_EQ(Verifier::live_entries(), before + 1);
+  verifier_.reset();
+  keys_.reset();
+  EXPECT_EQ(Verifier::live_entries(), before);
+}
+
+TEST_F(VerifierTest, AReloadReleasesTheEntryItReplaces) {
+  SetUpWith(absl::Milliseconds(1));
+  const size_t before = Verifier::live_entries();
+  KeyWithSecret k = CreateSimple();
+  const int loads = store_->verify_loads();
+  for (int i = 0; i < 3; ++i) {
+    ASSERT_EQ(Reason(k.full_key), VerifyReason::kValid);
+    EXPECT_EQ(Verifier::live_entries(), before + 1);
+    absl::SleepFor(absl::Milliseconds(5));  // past the cache's time to live
+  }
+  EXPECT_EQ(store_->verify_loads(), loads + 3);  // each one a reload
 }
 
 TEST_F(VerifierTest, EveryNamedLimitMustAdmitAndTheTightestIsReported) {
