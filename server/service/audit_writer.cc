@@ -56,27 +56,22 @@ bool AuditWriter::EnqueueSummarized(
     absl::MutexLock lock(&mu_);
     if (!stopping_ && fold()) return true;
   }
-  storage::PendingAuditEvent event = make_event();
-  if (options_.summary_window <= absl::ZeroDuration()) {
-    // No summary is ever opened: the event is queued on its own.
-    event.event.metadata_json = WithCountMember(event.event.metadata_json, 1);
-    return Enqueue(event);
-  }
+  // Packed before the lock is taken, as a summary of one event.
+  PackedAuditEvent event = PackedAuditEvent::Summary(make_event());
   absl::MutexLock lock(&mu_);
   if (stopping_) {
-    ++dropped_by_tenant_[event.tenant_id];
+    ++dropped_by_tenant_[event.tenant_id()];
     ++stats_.dropped;
     return false;
   }
   if (fold()) return true;  // opened by another thread meanwhile
-  if (summaries_.size() >= options_.max_summaries) {
-    event.event.metadata_json = WithCountMember(event.event.metadata_json, 1);
-    return PushLocked(PackedAuditEvent(event), 1);
+  if (options_.summary_window <= absl::ZeroDuration() ||
+      summaries_.size() >= options_.max_summaries) {
+    return PushLocked(std::move(event), 1);  // queued on its own: count 1
   }
-  Summary& summary = summaries_[summary_key];
-  summary.event = std::move(event);
-  summary.count = 1;
-  summary.window_end = absl::Now() + options_.summary_window;
+  summaries_.try_emplace(
+      summary_key,
+      Summary{std::move(event), 1, absl::Now() + options_.summary_window});
   summary_order_.emplace_back(summary_key);
   return true;
 }
@@ -88,16 +83,10 @@ void AuditWriter::ReleaseSummaries(absl::Time now, bool all) {
     Summary summary = std::move(it->second);
     summaries_.erase(it);
     summary_order_.pop_front();
-    summary.event.event.metadata_json =
-        WithCountMember(summary.event.event.metadata_json, summary.count);
-    if (summary.event.usage.has_value()) {
-      summary.event.usage->count = summary.count;
-    }
-    if (summary.event.previous_secret_use.has_value()) {
-      summary.event.previous_secret_use->count = summary.count;
-    }
-    PushLocked(PackedAuditEvent(summary.event),
-               static_cast<uint64_t>(summary.count));
+    // The count goes in place; the metadata takes it when the flusher
+    // unpacks the event, outside the lock.
+    summary.event.set_count(summary.count);
+    PushLocked(std::move(summary.event), static_cast<uint64_t>(summary.count));
   }
 }
 

@@ -116,7 +116,7 @@ class AuditWriter {
  private:
   void Loop();
   // Queues the summaries whose window ended by `now` (all of them when
-  // `all`), with their counts written into the metadata.
+  // `all`), with their counts set (PackedAuditEvent::set_count).
   void ReleaseSummaries(absl::Time now, bool all)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Queues one event that stands for `stands_for` events; false (and that
@@ -141,7 +141,7 @@ class AuditWriter {
   // writer's (docs/audit.md "Queue memory").
   std::deque<PackedAuditEvent> queue_ ABSL_GUARDED_BY(mu_);
   struct Summary {
-    storage::PendingAuditEvent event;
+    PackedAuditEvent event;  // PackedAuditEvent::Summary
     int64_t count = 0;
     absl::Time window_end;
   };

@@ -1,10 +1,12 @@
 #include "server/service/packed_audit_event.h"
 
 #include <cstring>
+#include <optional>
 #include <string>
 #include <type_traits>
 
 #include "absl/time/time.h"
+#include "server/service/audit_json.h"
 
 namespace lumo::service {
 namespace {
@@ -12,14 +14,17 @@ namespace {
 constexpr uint8_t kSuspicious = 1;
 constexpr uint8_t kHasUsage = 2;
 constexpr uint8_t kHasPrevious = 4;
+constexpr uint8_t kSummary = 8;
 
 // Every string field there can be: thirteen always, three of the usage
 // count's and one of the previous-secret use's.
 constexpr int kMaxStrings = 17;
 
-// The fixed part: the tenant id, then the flag byte.
+// The fixed part: the tenant id, then the flag byte; a summary's count
+// follows it.
 constexpr size_t kTenantIdBytes = sizeof(int64_t);
 constexpr size_t kHeaderBytes = kTenantIdBytes + 1;
+constexpr size_t kSummaryCountAt = kHeaderBytes;
 
 static_assert(std::is_trivially_copyable_v<absl::Time>,
               "times are packed as their bytes");
@@ -98,12 +103,26 @@ T Get(const char*& p) {
 
 }  // namespace
 
-PackedAuditEvent::PackedAuditEvent(const storage::PendingAuditEvent& event) {
+PackedAuditEvent::PackedAuditEvent(const storage::PendingAuditEvent& event)
+    : PackedAuditEvent(event, /*summary=*/false) {}
+
+PackedAuditEvent PackedAuditEvent::Summary(
+    const storage::PendingAuditEvent& event) {
+  return PackedAuditEvent(event, /*summary=*/true);
+}
+
+void PackedAuditEvent::set_count(int64_t count) {
+  Put(count, bytes_.get() + kSummaryCountAt);
+}
+
+PackedAuditEvent::PackedAuditEvent(const storage::PendingAuditEvent& event,
+                                   bool summary) {
   const std::string* fields[kMaxStrings];
   const int n = StringFields(event, fields);
   // same[i]: an earlier field with the same bytes, or -1.
   int same[kMaxStrings];
   size_t size = kHeaderBytes;
+  if (summary) size += sizeof(int64_t);
   if (event.usage.has_value()) size += sizeof(int64_t);
   if (event.previous_secret_use.has_value()) {
     size += sizeof(int64_t) + sizeof(absl::Time);
@@ -131,7 +150,9 @@ PackedAuditEvent::PackedAuditEvent(const storage::PendingAuditEvent& event) {
   if (event.event.suspicious) flags |= kSuspicious;
   if (event.usage.has_value()) flags |= kHasUsage;
   if (event.previous_secret_use.has_value()) flags |= kHasPrevious;
+  if (summary) flags |= kSummary;
   *p++ = static_cast<char>(flags);
+  if (summary) p = Put(int64_t{1}, p);
   if (event.usage.has_value()) p = Put(event.usage->count, p);
   if (event.previous_secret_use.has_value()) {
     p = Put(event.previous_secret_use->count, p);
@@ -159,6 +180,8 @@ storage::PendingAuditEvent PackedAuditEvent::Unpack() const {
   event.tenant_id = Get<int64_t>(p);
   const auto flags = static_cast<uint8_t>(*p++);
   event.event.suspicious = (flags & kSuspicious) != 0;
+  std::optional<int64_t> summary_count;
+  if ((flags & kSummary) != 0) summary_count = Get<int64_t>(p);
   if ((flags & kHasUsage) != 0) {
     event.usage.emplace();
     event.usage->count = Get<int64_t>(p);
@@ -177,6 +200,14 @@ storage::PendingAuditEvent PackedAuditEvent::Unpack() const {
     } else {
       fields[i]->assign(p, code >> 1);
       p += code >> 1;
+    }
+  }
+  if (summary_count.has_value()) {
+    event.event.metadata_json =
+        WithCountMember(event.event.metadata_json, *summary_count);
+    if (event.usage.has_value()) event.usage->count = *summary_count;
+    if (event.previous_secret_use.has_value()) {
+      event.previous_secret_use->count = *summary_count;
     }
   }
   return event;

@@ -10,7 +10,8 @@
 // the memory for a typical verification event.
 //
 // The packed form: the tenant id, a flag byte (suspicious, has usage, has
-// previous-secret use), the optional parts' numbers and time, then every
+// previous-secret use, is a summary), a summary's count, the optional parts'
+// numbers and time, then every
 // string field in a fixed order, each as a varint code: 2 * length followed
 // by the bytes, or 2 * i + 1 for "the same bytes as string field i" (an
 // earlier field: a verification's key id is its actor, its target, the key
@@ -32,11 +33,19 @@ class PackedAuditEvent {
  public:
   // Copies every field of `event` (its bytes are not shared).
   explicit PackedAuditEvent(const storage::PendingAuditEvent& event);
+  // A summary (audit_writer.h "Summaries"): `event` packed with a count,
+  // 1 until set_count, that Unpack writes into it.
+  static PackedAuditEvent Summary(const storage::PendingAuditEvent& event);
   PackedAuditEvent(PackedAuditEvent&&) = default;
   PackedAuditEvent& operator=(PackedAuditEvent&&) = default;
 
-  // The event as it was packed, field for field.
+  // The event as it was packed, field for field; a summary's with its count
+  // as the metadata's last member "count" and as the count of its usage
+  // and of its previous-secret use, when it has them.
   storage::PendingAuditEvent Unpack() const;
+
+  // A summary's count (a few bytes written in place). Requires a summary.
+  void set_count(int64_t count);
 
   // Read without unpacking (the writer's drop counts are per tenant).
   int64_t tenant_id() const;
@@ -44,6 +53,8 @@ class PackedAuditEvent {
   size_t size() const { return size_; }
 
  private:
+  PackedAuditEvent(const storage::PendingAuditEvent& event, bool summary);
+
   std::unique_ptr<char[]> bytes_;
   size_t size_ = 0;
 };

@@ -2,7 +2,8 @@
 // what was packed, field for field, whatever bytes its strings hold, however
 // long they are, whichever optional parts it has and whichever of its
 // strings are equal; fields that repeat an earlier one are stored once; a
-// verification event packs into a fraction of its unpacked size.
+// verification event packs into a fraction of its unpacked size; a summary
+// unpacks with the count set last.
 #include "server/service/packed_audit_event.h"
 
 #include <cstdint>
@@ -225,6 +226,37 @@ TEST(PackedAuditEventTest, RandomEventsFromAFewValues) {
       return;
     }
   }
+}
+
+TEST(PackedAuditEventTest, ASummaryUnpacksWithItsCount) {
+  PendingAuditEvent e = WithBothParts();
+  e.tenant_id = 3;
+  e.event.metadata_json = R"({"channel":"verify"})";
+  e.usage->key_id = "k";
+  e.previous_secret_use->key_id = "k";
+  PackedAuditEvent summary = PackedAuditEvent::Summary(e);
+  EXPECT_EQ(summary.tenant_id(), 3);
+  // Count 1 until it is set.
+  PendingAuditEvent want = e;
+  want.event.metadata_json = R"({"channel":"verify","count":1})";
+  ExpectSame(want, summary.Unpack());
+  summary.set_count(4'000'000'000);
+  want.event.metadata_json = R"({"channel":"verify","count":4000000000})";
+  want.usage->count = 4'000'000'000;
+  want.previous_secret_use->count = 4'000'000'000;
+  ExpectSame(want, summary.Unpack());
+  // Without the optional parts: only the metadata takes the count.
+  e.usage.reset();
+  e.previous_secret_use.reset();
+  e.event.metadata_json = "{}";
+  PackedAuditEvent bare = PackedAuditEvent::Summary(e);
+  bare.set_count(7);
+  PendingAuditEvent got = bare.Unpack();
+  EXPECT_EQ(got.event.metadata_json, R"({"count":7})");
+  EXPECT_FALSE(got.usage.has_value());
+  EXPECT_FALSE(got.previous_secret_use.has_value());
+  // A plain event is unpacked as it was, whatever its metadata.
+  ExpectSame(e, PackedAuditEvent(e).Unpack());
 }
 
 TEST(PackedAuditEventTest, AVerificationEventPacksSmall) {
