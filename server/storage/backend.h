@@ -73,7 +73,9 @@ class Backend {
 
   // Brings what the backend derives from other rows up to date with rows a
   // server of an earlier release wrote without it (MySQL: the presence
-  // flags, docs/storage.md "Presence flags"); the number of rows corrected.
+  // flags and the copies the verification read uses, docs/storage.md
+  // "Presence flags" and "What the verification read names"); the number
+  // of rows corrected.
   // Called when a server starts serving, so that once every replica of a
   // rolling upgrade has restarted nothing is left stale. Errors as
   // key_store.h.

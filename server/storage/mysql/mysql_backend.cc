@@ -35,6 +35,14 @@ absl::StatusOr<std::unique_ptr<ChangeFeedStore>> MysqlBackend::OpenChangeFeed(
   return std::unique_ptr<ChangeFeedStore>(*std::move(feed));
 }
 
+absl::StatusOr<int64_t> MysqlBackend::ReconcileDerivedState() {
+  absl::StatusOr<int64_t> flags = keys_->ReconcilePresenceFlags();
+  if (!flags.ok()) return flags.status();
+  absl::StatusOr<int64_t> policies = clients_.ReconcileKeyPolicyCopies();
+  if (!policies.ok()) return policies.status();
+  return *flags + *policies;
+}
+
 absl::StatusOr<Durability> MysqlBackend::CheckDurability() {
   const MysqlOptions& options = pool_->options();
   if (options.other_hosts.empty()) {

@@ -77,6 +77,19 @@ struct SettingsSelect {
                                  " FROM tenant_settings WHERE tenant_id = ?");
 };
 
+// Copies tenant ? 's key policy from its settings row to its tenants row,
+// which the verification read names (docs/storage.md "What the
+// verification read names"). Run with the tenant row locked, after the
+// settings row was written, in the same transaction.
+constexpr char kCopyKeyPolicySql[] =
+    "UPDATE tenants t JOIN tenant_settings ts ON ts.tenant_id = t.id"
+    " SET t.key_require_expiry = ts.key_require_expiry,"
+    " t.key_max_lifetime_days = ts.key_max_lifetime_days,"
+    " t.key_rotation_period_days = ts.key_rotation_period_days,"
+    " t.key_expiry_warning_days = ts.key_expiry_warning_days,"
+    " t.key_inactive_after_days = ts.key_inactive_after_days"
+    " WHERE t.id = ?";
+
 constexpr char kInsertClientSql[] =
     "INSERT INTO oauth_clients (id, tenant_id, client_id, name,"
     " secret_digest, secret_pepper_version, redirect_uris,"
@@ -698,6 +711,10 @@ absl::StatusOr<TenantSettings> MysqlClientStore::UpdateSettings(
           upsert.setString(9 + offset, wanted.leak_response);
         }
         s.Update(upsert);
+        s.Step("copy key policy");
+        sql::PreparedStatement& copy = s.Prepare(kCopyKeyPolicySql);
+        copy.setInt64(1, tenant_id);
+        s.Update(copy);
         if (absl::Status st = InsertAudit(s, tenant_id, event); !st.ok()) {
           return st;
         }
@@ -713,6 +730,50 @@ absl::StatusOr<TenantSettings> MysqlClientStore::UpdateSettings(
   if (!status.ok()) return status;
   if (changed != nullptr) *changed = wrote;
   return settings;
+}
+
+absl::StatusOr<int64_t> MysqlClientStore::ReconcileKeyPolicyCopies() {
+  // The tenants whose copy differs, by a consistent read; each is then
+  // corrected under its tenant row lock, which every settings writer takes
+  // before it writes, so the copy is made from the latest committed policy.
+  std::vector<int64_t> stale;
+  absl::Status status =
+      Run(*pool_, "find stale key policy copies", [&](Session& s) {
+        stale.clear();
+        sql::PreparedStatement& find = s.Prepare(
+            "SELECT t.id FROM tenants t"
+            " JOIN tenant_settings ts ON ts.tenant_id = t.id"
+            " WHERE NOT (t.key_require_expiry <=> ts.key_require_expiry"
+            " AND t.key_max_lifetime_days <=> ts.key_max_lifetime_days"
+            " AND t.key_rotation_period_days <=> ts.key_rotation_period_days"
+            " AND t.key_expiry_warning_days <=> ts.key_expiry_warning_days"
+            " AND t.key_inactive_after_days <=> ts.key_inactive_after_days)");
+        std::unique_ptr<sql::ResultSet> rs = s.Query(find);
+        while (rs->next()) stale.push_back(rs->getInt64(1));
+        return absl::OkStatus();
+      });
+  if (!status.ok()) return status;
+  int64_t corrected = 0;
+  for (int64_t tenant_id : stale) {
+    status = Run(*pool_, "correct key policy copy", OnConflict::kRetry,
+                 [&](Session& s) -> absl::Status {
+                   s.Begin();
+                   s.Step("lock tenant");
+                   sql::PreparedStatement& lock = s.Prepare(
+                       "SELECT id FROM tenants WHERE id = ? FOR UPDATE");
+                   lock.setInt64(1, tenant_id);
+                   s.Query(lock).reset();
+                   s.Step("copy key policy");
+                   sql::PreparedStatement& copy = s.Prepare(kCopyKeyPolicySql);
+                   copy.setInt64(1, tenant_id);
+                   const uint64_t changed = s.Update(copy);
+                   s.Commit();
+                   corrected += static_cast<int64_t>(changed);
+                   return absl::OkStatus();
+                 });
+    if (!status.ok()) return status;
+  }
+  return corrected;
 }
 
 }  // namespace lumo::storage

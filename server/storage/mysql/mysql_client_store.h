@@ -66,6 +66,13 @@ class MysqlClientStore : public ClientStore {
                                                 const AuditEvent& event,
                                                 bool* changed) override;
 
+  // Copies the key policy of every tenant whose tenants row holds a copy
+  // that differs from its settings row (docs/storage.md "What the
+  // verification read names"): settings a server of an earlier release
+  // wrote without the copy. The number of tenants corrected. Errors as
+  // key_store.h.
+  absl::StatusOr<int64_t> ReconcileKeyPolicyCopies();
+
  private:
   absl::Status Insert(const NewClient& client,
                       std::optional<RegistrationAuth> registration,

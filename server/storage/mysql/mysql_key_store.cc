@@ -213,7 +213,8 @@ struct VerifySelect {
   int retired_valid_until = list.Add("r.valid_until");
   int retired_version = list.Add("r.key_version");
   int now = list.Add("UTC_TIMESTAMP(6)");
-  KeyPolicyColumns policy{list, "ts"};
+  // The tenant row's copy of its key policy (migration 0023).
+  KeyPolicyColumns policy{list, "t"};
   int rare_parts = list.Add(absl::StrCat(
       "IF(k.has_limits <> 0, ", kRateLimitsPart, ", 0) + IF(k.has_quota <> 0, ",
       kQuotaPart,
@@ -222,7 +223,6 @@ struct VerifySelect {
   std::string from =
       absl::StrCat("SELECT ", list.sql(),
                    " FROM api_keys k JOIN tenants t ON t.id = k.tenant_id"
-                   " LEFT JOIN tenant_settings ts ON ts.tenant_id = k.tenant_id"
                    " LEFT JOIN api_key_retired_secrets r"
                    " ON r.tenant_id = k.tenant_id AND r.key_id = k.id");
   std::string sql = absl::StrCat(from, " WHERE k.id = ?");
