@@ -74,9 +74,11 @@ absl::Status ReconcileDerivedState(Database& database) {
   absl::StatusOr<int64_t> corrected = database.ReconcileDerivedState();
   if (!corrected.ok()) return Prefixed("database: ", corrected.status());
   if (*corrected > 0) {
-    log::Info(absl::StrCat("set ", *corrected,
-                           " presence flags left unset by an earlier "
-                           "release (docs/storage.md \"Presence flags\")"));
+    log::Info(absl::StrCat(
+        "corrected ", *corrected,
+        " presence flags or copies left stale by an earlier release"
+        " (docs/storage.md \"Presence flags\", \"What the verification read"
+        " names\")"));
   }
   return absl::OkStatus();
 }

@@ -40,7 +40,9 @@ absl::StatusOr<int64_t> MysqlBackend::ReconcileDerivedState() {
   if (!flags.ok()) return flags.status();
   absl::StatusOr<int64_t> policies = clients_.ReconcileKeyPolicyCopies();
   if (!policies.ok()) return policies.status();
-  return *flags + *policies;
+  absl::StatusOr<int64_t> retired = keys_->ReconcileRetiredCopies();
+  if (!retired.ok()) return retired.status();
+  return *flags + *policies + *retired;
 }
 
 absl::StatusOr<Durability> MysqlBackend::CheckDurability() {

@@ -50,7 +50,8 @@ class MysqlBackend : public Backend {
   PoolStats pool_stats() const override { return pool_->stats(); }
   // innodb_flush_log_at_trx_commit must be 1.
   absl::StatusOr<Durability> CheckDurability() override;
-  // The presence flags and the key policy copies (docs/storage.md).
+  // The presence flags, the key policy copies and the retired secrets'
+  // copies (docs/storage.md).
   absl::StatusOr<int64_t> ReconcileDerivedState() override;
   absl::StatusOr<int64_t> PurgeAuditOlderThanDays(int days) override {
     return audit_.PurgeOlderThanDays(days);

@@ -12,7 +12,6 @@
 #include <string>
 #include <utility>
 
-#include "absl/container/flat_hash_map.h"
 #include "absl/functional/function_ref.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
@@ -27,6 +26,7 @@
 #include "server/storage/mysql/keyset.h"
 #include "server/storage/mysql/mysql_audit_chain.h"
 #include "server/storage/mysql/mysql_session.h"
+#include "server/storage/mysql/retired_copy.h"
 #include "server/storage/mysql/select_list.h"
 #include "server/storage/mysql/sql_error.h"
 
@@ -187,13 +187,18 @@ constexpr int kIdentityLimitsPart = 4;
 constexpr int kAllRareParts =
     kRateLimitsPart | kQuotaPart | kIdentityLimitsPart;
 
-// LoadForVerify: the key with its tenant and secrets, one row per retired
-// secret (NULLs without one), in no order: a key keeps at most
-// kMaxRetiredSecrets of them (rotation prunes older ones), and the reader
-// sorts them. Sorting in SQL made MariaDB write an on-disk temporary table
-// for every cold verification (the select list holds TEXT columns, which
-// its in-memory temporary tables cannot), a file created and removed per
-// query.
+// Not a presence flag: the key's copy of its retired secrets is not current
+// (a server of an earlier release changed the key), so they are read from
+// their table (RetiredSelect).
+constexpr int kRetiredPart = 8;
+
+// LoadForVerify: the key with its tenant and secrets, one row per key. The
+// retired secrets come from the key row's copy of them (retired_copy.h)
+// while it is current; the reader sorts them. Joining their table made
+// every cold verification a join MariaDB executes row by row instead of a
+// statement whose tables are all found by primary key, which it answers
+// while optimising it (docs/storage.md "What the verification read
+// names").
 //
 // The key's named limits, its quota and its identity's limits are left
 // out: `rare_parts` says which of them the key may have, and RareSelect
@@ -208,10 +213,7 @@ struct VerifySelect {
   int deleted = list.Add("k.deleted_at IS NOT NULL");
   int digest = list.Add("k.digest");
   int pepper_version = list.Add("k.pepper_version");
-  int retired_digest = list.Add("r.digest");
-  int retired_pepper_version = list.Add("r.pepper_version");
-  int retired_valid_until = list.Add("r.valid_until");
-  int retired_version = list.Add("r.key_version");
+  int retired_copy = list.Add("k.retired_copy");
   int now = list.Add("UTC_TIMESTAMP(6)");
   // The tenant row's copy of its key policy (migration 0023).
   KeyPolicyColumns policy{list, "t"};
@@ -219,15 +221,14 @@ struct VerifySelect {
       "IF(k.has_limits <> 0, ", kRateLimitsPart, ", 0) + IF(k.has_quota <> 0, ",
       kQuotaPart,
       ", 0) + IF(t.has_identity_limits <> 0 AND k.external_id <> '', ",
-      kIdentityLimitsPart, ", 0)"));
+      kIdentityLimitsPart, ", 0) + IF(k.retired_copy_version = k.version, 0, ",
+      kRetiredPart, ")"));
   std::string from =
       absl::StrCat("SELECT ", list.sql(),
-                   " FROM api_keys k JOIN tenants t ON t.id = k.tenant_id"
-                   " LEFT JOIN api_key_retired_secrets r"
-                   " ON r.tenant_id = k.tenant_id AND r.key_id = k.id");
+                   " FROM api_keys k JOIN tenants t ON t.id = k.tenant_id");
   std::string sql = absl::StrCat(from, " WHERE k.id = ?");
-  // LoadManyForVerify: kVerifyBatchChunk ids (repeated to fill), the rows
-  // of all of them in no order.
+  // LoadManyForVerify: kVerifyBatchChunk ids (repeated to fill), a row for
+  // each in no order.
   std::string many_sql = absl::StrCat(
       from, " WHERE k.id IN (?",
       absl::StrJoin(
@@ -252,6 +253,18 @@ struct RareSelect {
   SelectList list;
   int rate_limits, quota, identity_limits;
   std::string sql;
+};
+
+// A key's retired secrets from their table, when its copy is not current.
+struct RetiredSelect {
+  SelectList list;
+  int digest = list.Add("r.digest");
+  int pepper_version = list.Add("r.pepper_version");
+  int valid_until = list.Add("r.valid_until");
+  int key_version = list.Add("r.key_version");
+  std::string sql = absl::StrCat("SELECT ", list.sql(),
+                                 " FROM api_key_retired_secrets r"
+                                 " WHERE r.tenant_id = ? AND r.key_id = ?");
 };
 
 // The RareSelect of `parts` (1 to kAllRareParts): built at first use
@@ -514,21 +527,46 @@ absl::Status AuditChangeAndCommit(
   return absl::OkStatus();
 }
 
+// Whether a mutation changed the key's retired secrets (their table), so
+// that the key row's copy of them (retired_copy.h) must be built again.
+enum class RetiredSecrets { kUnchanged, kChanged };
+
+// The assignments that keep the key row's copy of its retired secrets
+// current through a version bump from `old_version`, and their values
+// (added to `values`). kChanged builds the copy again from the table (the
+// mutation's own changes to it come first in its transaction, with the key
+// row locked) and marks it current. kUnchanged carries a current copy to
+// the new version; a copy that was not current (a server of an earlier
+// release changed the key) stays not current (0 is no key's version).
+std::string RetiredCopyAssignments(RetiredSecrets retired, int64_t old_version,
+                                   SqlValues& values) {
+  if (retired == RetiredSecrets::kChanged) {
+    values.Int(old_version + 1);
+    return absl::StrCat("retired_copy = ", kRetiredCopyExpression,
+                        ", retired_copy_version = ?, ");
+  }
+  values.Int(old_version).Int(old_version + 1);
+  return "retired_copy_version = IF(retired_copy_version = ?, ?, 0), ";
+}
+
 // The version bump every mutation of an existing key ends with: `set`
-// (assignments ending in ", ", values in `values`) and version =
-// old_version + 1 on the key row locked by LockKey, which must be the one
-// row updated (INTERNAL "<what>: the locked row did not update"
-// otherwise); then AuditChangeAndCommit.
+// (assignments ending in ", ", values in `values`), the retired secrets'
+// copy (RetiredCopyAssignments) and version = old_version + 1 on the key
+// row locked by LockKey, which must be the one row updated (INTERNAL
+// "<what>: the locked row did not update" otherwise); then
+// AuditChangeAndCommit.
 absl::Status BumpVersionAuditAndCommit(
     Session& session,
     absl::FunctionRef<std::optional<StreamPosition>()> draw_slot,
     int64_t tenant_id, absl::string_view key_id, int64_t old_version,
-    absl::string_view set, SqlValues values, absl::string_view what,
-    const AuditEvent& event, absl::string_view change_type) {
+    absl::string_view set, SqlValues values, RetiredSecrets retired,
+    absl::string_view what, const AuditEvent& event,
+    absl::string_view change_type) {
+  const std::string copy = RetiredCopyAssignments(retired, old_version, values);
   values.Int(old_version + 1).Int(tenant_id).Text(key_id).Int(old_version);
   if (absl::Status st = session.DeferChecked(
           "update key",
-          absl::StrCat("UPDATE api_keys SET ", set,
+          absl::StrCat("UPDATE api_keys SET ", set, copy,
                        "version = ? WHERE tenant_id = ? AND id = ?"
                        " AND version = ?"),
           values, 1,
@@ -809,45 +847,73 @@ SearchPatterns SearchPatternsFor(absl::string_view search) {
   return {contains, contains, std::string(search)};
 }
 
-// Adds the current VerifySelect row to `record`: the key, its tenant,
-// current secret and policy when `first` (the key's first row), with its
-// presence flags in `rare_parts`, then the retired secret the row carries,
-// if any, with its key version appended to `retired_versions` (SortRetired
-// puts them in order).
+// Reads a VerifySelect row into `record`: the key, its tenant, current
+// secret and policy, its presence flags in `rare_parts`, and its retired
+// secrets from the key row's copy, each one's key version in
+// `retired_versions` (SortRetired puts them in order). A copy that is not
+// current, or does not parse, adds kRetiredPart to `rare_parts` instead:
+// the secrets are then read from their table.
 absl::Status ReadVerifyRow(const sql::ResultSet& rs, const VerifySelect& c,
-                           bool first, VerifyRecord* record, int* rare_parts,
+                           VerifyRecord* record, int* rare_parts,
                            std::vector<int64_t>* retired_versions) {
-  if (first) {
-    *rare_parts = rs.getInt(c.rare_parts);
-    if (absl::Status st = ReadKeyColumns(rs, c.key, &record->key); !st.ok()) {
-      return st;
-    }
-    record->tenant_slug = rs.getString(c.tenant_slug).asStdString();
-    record->deleted = rs.getInt(c.deleted) != 0;
-    if (absl::Status st =
-            ReadDigest(rs.getString(c.digest), &record->current.digest);
-        !st.ok()) {
-      return st;
-    }
-    record->current.pepper_version = rs.getInt(c.pepper_version);
-    absl::StatusOr<absl::Time> now = GetTime(rs, c.now);
-    if (!now.ok()) return now.status();
-    record->key.db_now = *now;
-    record->policy = ReadKeyPolicy(rs, c.policy);
+  *rare_parts = rs.getInt(c.rare_parts);
+  if (absl::Status st = ReadKeyColumns(rs, c.key, &record->key); !st.ok()) {
+    return st;
   }
-  if (rs.isNull(c.retired_digest)) return absl::OkStatus();  // none retired
-  RetiredSecret retired;
+  record->tenant_slug = rs.getString(c.tenant_slug).asStdString();
+  record->deleted = rs.getInt(c.deleted) != 0;
   if (absl::Status st =
-          ReadDigest(rs.getString(c.retired_digest), &retired.secret.digest);
+          ReadDigest(rs.getString(c.digest), &record->current.digest);
       !st.ok()) {
     return st;
   }
-  retired.secret.pepper_version = rs.getInt(c.retired_pepper_version);
-  absl::StatusOr<absl::Time> until = GetTime(rs, c.retired_valid_until);
-  if (!until.ok()) return until.status();
-  retired.valid_until = *until;
-  record->retired.push_back(retired);
-  retired_versions->push_back(rs.getInt64(c.retired_version));
+  record->current.pepper_version = rs.getInt(c.pepper_version);
+  absl::StatusOr<absl::Time> now = GetTime(rs, c.now);
+  if (!now.ok()) return now.status();
+  record->key.db_now = *now;
+  record->policy = ReadKeyPolicy(rs, c.policy);
+  if ((*rare_parts & kRetiredPart) != 0 || rs.isNull(c.retired_copy)) {
+    return absl::OkStatus();  // not current, or none retired
+  }
+  const sql::SQLString copy = rs.getString(c.retired_copy);
+  absl::StatusOr<std::vector<CopiedRetiredSecret>> copied =
+      ParseRetiredCopy(absl::string_view(copy.c_str(), copy.length()));
+  if (!copied.ok()) {
+    *rare_parts |= kRetiredPart;
+    return absl::OkStatus();
+  }
+  for (const CopiedRetiredSecret& secret : *copied) {
+    record->retired.push_back(secret.retired);
+    retired_versions->push_back(secret.key_version);
+  }
+  return absl::OkStatus();
+}
+
+// Reads `record`'s retired secrets from their table (RetiredSelect), each
+// one's key version in `retired_versions`, replacing any read before.
+absl::Status ReadRetiredTable(Session& s, VerifyRecord* record,
+                              std::vector<int64_t>* retired_versions) {
+  const RetiredSelect& c = SelectOf<RetiredSelect>();
+  sql::PreparedStatement& stmt = s.Prepare(c.sql);
+  stmt.setInt64(1, record->key.tenant_id);
+  stmt.setString(2, Str(record->key.id));
+  std::unique_ptr<sql::ResultSet> rs = s.Query(stmt);
+  record->retired.clear();
+  retired_versions->clear();
+  while (rs->next()) {
+    RetiredSecret retired;
+    if (absl::Status st =
+            ReadDigest(rs->getString(c.digest), &retired.secret.digest);
+        !st.ok()) {
+      return st;
+    }
+    retired.secret.pepper_version = rs->getInt(c.pepper_version);
+    absl::StatusOr<absl::Time> until = GetTime(*rs, c.valid_until);
+    if (!until.ok()) return until.status();
+    retired.valid_until = *until;
+    record->retired.push_back(retired);
+    retired_versions->push_back(rs->getInt64(c.key_version));
+  }
   return absl::OkStatus();
 }
 
@@ -896,6 +962,25 @@ void SortRetired(VerifyRecord* record,
           record->key.previous_secret_valid_until, retired.valid_until);
     }
   }
+}
+
+// Completes a record ReadVerifyRow read: its retired secrets from their
+// table when `rare_parts` says so, in order, then the rare parts its
+// presence flags name. The statements after the key's are not its
+// snapshot: a change between them is published by the change feed like any
+// change after a read.
+absl::Status CompleteVerifyRecord(Session& s, int rare_parts,
+                                  std::vector<int64_t> retired_versions,
+                                  VerifyRecord* record) {
+  if ((rare_parts & kRetiredPart) != 0) {
+    if (absl::Status st = ReadRetiredTable(s, record, &retired_versions);
+        !st.ok()) {
+      return st;
+    }
+  }
+  SortRetired(record, retired_versions);
+  if ((rare_parts & kAllRareParts) == 0) return absl::OkStatus();
+  return ReadRareParts(s, rare_parts, record);
 }
 
 }  // namespace
@@ -1284,7 +1369,8 @@ absl::StatusOr<ApiKeyRecord> MysqlKeyStore::RotateKey(
                 s, [&] { return Draw(slots); }, tenant_id, id, old_version,
                 "digest = ?, pepper_version = ?, rotated_at = ?,"
                 " expires_at = ?, ",
-                std::move(set), "rotate key", event, "rotated");
+                std::move(set), RetiredSecrets::kChanged, "rotate key", event,
+                "rotated");
             !st.ok()) {
           return st;
         }
@@ -1332,8 +1418,8 @@ absl::StatusOr<RevokeResult> MysqlKeyStore::RevokeKey(int64_t tenant_id,
         if (absl::Status st = set.Time(now); !st.ok()) return st;
         if (absl::Status st = BumpVersionAuditAndCommit(
                 s, [&] { return Draw(slots); }, tenant_id, id, old_version,
-                "revoked = 1, revoked_at = ?, ", std::move(set), "revoke key",
-                event, "revoked");
+                "revoked = 1, revoked_at = ?, ", std::move(set),
+                RetiredSecrets::kUnchanged, "revoke key", event, "revoked");
             !st.ok()) {
           return st;
         }
@@ -1425,7 +1511,8 @@ absl::StatusOr<UpdateResult> MysqlKeyStore::UpdateKey(int64_t tenant_id,
                 "name = ?, scopes = ?, allowed_cidrs = ?,"
                 " rate_limit_per_minute = ?, expires_at = ?, external_id = ?,"
                 " metadata = ?, has_limits = ?, ",
-                std::move(set), "update key", event, "updated");
+                std::move(set), RetiredSecrets::kUnchanged, "update key", event,
+                "updated");
             !st.ok()) {
           return st;
         }
@@ -1477,6 +1564,7 @@ absl::StatusOr<UpdateResult> MysqlKeyStore::SetKeyDisabled(
         if (absl::Status st = BumpVersionAuditAndCommit(
                 s, [&] { return Draw(slots); }, tenant_id, id, old_version,
                 "disabled = ?, disabled_at = ?, ", std::move(set),
+                RetiredSecrets::kUnchanged,
                 disabled ? "disable key" : "enable key", event,
                 disabled ? "disabled" : "enabled");
             !st.ok()) {
@@ -1529,7 +1617,8 @@ absl::StatusOr<UpdateResult> MysqlKeyStore::EndRetiredSecretGrace(
             const int64_t old_version = key.version;
             if (absl::Status st = BumpVersionAuditAndCommit(
                     s, [&] { return Draw(slots); }, tenant_id, id, old_version,
-                    "", SqlValues(), "end grace", event, "updated");
+                    "", SqlValues(), RetiredSecrets::kChanged, "end grace",
+                    event, "updated");
                 !st.ok()) {
               return st;
             }
@@ -1577,16 +1666,21 @@ absl::StatusOr<DeleteResult> MysqlKeyStore::DeleteKey(int64_t tenant_id,
             }
             if (!locked.ok()) return locked;
             s.Step("update key");
+            // The retired secrets' copy as RetiredCopyAssignments'
+            // kUnchanged carries it.
             sql::PreparedStatement& update = s.Prepare(
-                "UPDATE api_keys SET deleted_at = ?, version = ?"
+                "UPDATE api_keys SET deleted_at = ?, retired_copy_version ="
+                " IF(retired_copy_version = ?, ?, 0), version = ?"
                 " WHERE tenant_id = ? AND id = ? AND version = ?");
             if (absl::Status st = BindTime(update, 1, key.db_now); !st.ok()) {
               return st;
             }
-            update.setInt64(2, key.version + 1);
-            update.setInt64(3, tenant_id);
-            update.setString(4, Str(id));
-            update.setInt64(5, key.version);
+            update.setInt64(2, key.version);
+            update.setInt64(3, key.version + 1);
+            update.setInt64(4, key.version + 1);
+            update.setInt64(5, tenant_id);
+            update.setString(6, Str(id));
+            update.setInt64(7, key.version);
             if (s.Update(update) != 1) {
               return absl::InternalError(
                   "delete key: the locked row did not update");
@@ -1617,22 +1711,17 @@ absl::StatusOr<VerifyRecord> MysqlKeyStore::LoadForVerify(
         sql::PreparedStatement& stmt = s.Prepare(c.sql);
         stmt.setString(1, Str(id));
         std::unique_ptr<sql::ResultSet> rs = s.Query(stmt);
+        if (!rs->next()) return NotFound();
         std::vector<int64_t> versions;
         int rare_parts = 0;
-        bool first = true;
-        while (rs->next()) {
-          if (absl::Status st =
-                  ReadVerifyRow(*rs, c, first, &record, &rare_parts, &versions);
-              !st.ok()) {
-            return st;
-          }
-          first = false;
+        if (absl::Status st =
+                ReadVerifyRow(*rs, c, &record, &rare_parts, &versions);
+            !st.ok()) {
+          return st;
         }
-        if (first) return NotFound();
         rs.reset();
-        SortRetired(&record, versions);
-        if (rare_parts == 0) return absl::OkStatus();
-        return ReadRareParts(s, rare_parts, &record);
+        return CompleteVerifyRecord(s, rare_parts, std::move(versions),
+                                    &record);
       });
   if (!status.ok()) return status;
   return record;
@@ -1665,28 +1754,22 @@ absl::StatusOr<std::vector<VerifyRecord>> MysqlKeyStore::LoadManyForVerify(
             stmt.setString(i + 1, wanted[std::min(start + i, end - 1)]);
           }
           std::unique_ptr<sql::ResultSet> rs = s.Query(stmt);
-          // This chunk's records by id (its rows come in no order).
-          absl::flat_hash_map<std::string, size_t> chunk;
+          // One row per key found, in no order.
           while (rs->next()) {
-            std::string id = rs->getString(c.key.id).asStdString();
-            auto [it, first] = chunk.try_emplace(std::move(id), records.size());
-            if (first) {
-              records.emplace_back();
-              versions.emplace_back();
-              rare_parts.push_back(0);
-            }
-            if (absl::Status st = ReadVerifyRow(
-                    *rs, c, first, &records[it->second],
-                    &rare_parts[it->second], &versions[it->second]);
+            records.emplace_back();
+            versions.emplace_back();
+            rare_parts.push_back(0);
+            if (absl::Status st =
+                    ReadVerifyRow(*rs, c, &records.back(), &rare_parts.back(),
+                                  &versions.back());
                 !st.ok()) {
               return st;
             }
           }
         }
         for (size_t i = 0; i < records.size(); ++i) {
-          SortRetired(&records[i], versions[i]);
-          if (rare_parts[i] == 0) continue;
-          if (absl::Status st = ReadRareParts(s, rare_parts[i], &records[i]);
+          if (absl::Status st = CompleteVerifyRecord(
+                  s, rare_parts[i], std::move(versions[i]), &records[i]);
               !st.ok()) {
             return st;
           }
@@ -1921,6 +2004,66 @@ absl::StatusOr<int64_t> MysqlKeyStore::ReconcilePresenceFlags() {
     if (!status.ok()) return status;
   }
   return set;
+}
+
+absl::StatusOr<int64_t> MysqlKeyStore::ReconcileRetiredCopies() {
+  // Keys whose copy is not current, found by a consistent read in id order,
+  // kChunk at a time. Each chunk's rows are locked before its copies are
+  // built: every writer of the retired secrets, of every release, locks the
+  // key row first, so the copies are built from their latest committed
+  // secrets (the transaction's first consistent read comes after the lock).
+  constexpr int kChunk = 500;
+  int64_t corrected = 0;
+  std::string after;
+  while (true) {
+    std::vector<std::string> ids;
+    absl::Status status =
+        Run(*pool_, "find stale retired copies", [&](Session& s) {
+          ids.clear();
+          sql::PreparedStatement& find = s.Prepare(absl::StrCat(
+              "SELECT id FROM api_keys WHERE id > ?"
+              " AND retired_copy_version <> version ORDER BY id LIMIT ",
+              kChunk));
+          find.setString(1, Str(after));
+          std::unique_ptr<sql::ResultSet> rs = s.Query(find);
+          while (rs->next()) ids.push_back(rs->getString(1).asStdString());
+          return absl::OkStatus();
+        });
+    if (!status.ok()) return status;
+    if (ids.empty()) return corrected;
+    after = ids.back();
+    const std::string in = absl::StrCat(
+        "(?",
+        absl::StrJoin(std::vector<std::string>(ids.size() - 1, ", ?"), ""),
+        ")");
+    status = Run(
+        *pool_, "rebuild retired copies", OnConflict::kRetry,
+        [&](Session& s) -> absl::Status {
+          s.Begin();
+          s.Step("lock keys");
+          std::unique_ptr<sql::PreparedStatement> lock =
+              s.PrepareUncached(absl::StrCat(
+                  "SELECT id FROM api_keys WHERE id IN ", in, " FOR UPDATE"));
+          for (size_t i = 0; i < ids.size(); ++i) {
+            lock->setString(static_cast<int>(i + 1), ids[i]);
+          }
+          s.Query(*lock).reset();
+          s.Step("rebuild copies");
+          std::unique_ptr<sql::PreparedStatement> rebuild =
+              s.PrepareUncached(absl::StrCat(
+                  "UPDATE api_keys SET retired_copy = ", kRetiredCopyExpression,
+                  ", retired_copy_version = version WHERE id IN ", in,
+                  " AND retired_copy_version <> version"));
+          for (size_t i = 0; i < ids.size(); ++i) {
+            rebuild->setString(static_cast<int>(i + 1), ids[i]);
+          }
+          const uint64_t rebuilt = s.Update(*rebuild);
+          s.Commit();
+          corrected += static_cast<int64_t>(rebuilt);
+          return absl::OkStatus();
+        });
+    if (!status.ok()) return status;
+  }
 }
 
 absl::StatusOr<int> MysqlKeyStore::FlushLogAtTrxCommit() {

@@ -121,6 +121,13 @@ class MysqlKeyStore : public KeyStore {
   // of flags set. Errors as key_store.h.
   absl::StatusOr<int64_t> ReconcilePresenceFlags();
 
+  // Builds again the copy of their retired secrets (retired_copy.h) of the
+  // keys whose copy is not current: keys a server of an earlier release
+  // changed, or changed before the copy existed. Chunks of 500 keys, each
+  // locked while its copies are built. The number of copies built. Errors
+  // as key_store.h.
+  absl::StatusOr<int64_t> ReconcileRetiredCopies();
+
   // Round trips made on behalf of callers so far (connection set-up
   // excluded; a statement batch, such as START TRANSACTION and SAVEPOINT
   // sent with a transaction's first statement, counts once). LoadForVerify
