@@ -146,6 +146,25 @@ class VerifyReadCopiesTest : public ::testing::Test {
                      id, "'"));
     EXPECT_THAT(copied.retired, SizeIs(retired));
     EXPECT_EQ(RetiredText(copied), RetiredText(table));
+    // The copy holds exactly the table's rows (the read keeps the newest
+    // sixteen of whatever it holds, so a copy that kept pruned secrets
+    // would read the same while it grew).
+    lumo::testing::IgnoreStatements ours;
+    const std::string raw =
+        db().QueryValue(
+                absl::StrCat("SELECT COALESCE(retired_copy, '0;') FROM api_keys"
+                             " WHERE id = '",
+                             id, "'"))
+            .value_or("error");
+    absl::StatusOr<std::vector<CopiedRetiredSecret>> entries =
+        ParseRetiredCopy(raw);
+    ASSERT_TRUE(entries.ok()) << raw;
+    EXPECT_EQ(absl::StrCat(entries->size()),
+              db().QueryValue(absl::StrCat(
+                                  "SELECT COUNT(*) FROM api_key_retired_secrets"
+                                  " WHERE key_id = '",
+                                  id, "'"))
+                  .value_or("error"));
     EXPECT_EQ(copied.key.previous_secret_valid_until,
               table.key.previous_secret_valid_until);
     EXPECT_EQ(copied.key.version, table.key.version);
@@ -341,6 +360,12 @@ TEST(RetiredCopyTest, ParsesWhatMariaDbBuilds) {
   EXPECT_THAT(parsed, SizeIs(0));
 }
 
+// What a rotation writes itself is what MariaDB would build.
+TEST(RetiredCopyTest, FormatsAsMariaDbBuilds) {
+  EXPECT_EQ(FormatRetiredCopy(SampleSecrets()), CopyOf(SampleSecrets()));
+  EXPECT_EQ(FormatRetiredCopy({}), "0;");
+}
+
 // A copy cut anywhere short of its end, as GROUP_CONCAT cuts at its length
 // limit (the count stays whole), is refused, not read as other secrets.
 TEST(RetiredCopyTest, RefusesEveryCopyCutShort) {
@@ -501,6 +526,18 @@ TEST_F(VerifyReadCopiesTest, ACopyLeftStaleIsNotUsedUntilReconciled) {
   EXPECT_EQ(RetiredText(after), RetiredText(record));
   ASSERT_OK_AND_ASSIGN(corrected, Reconcile());
   EXPECT_EQ(corrected, 0);
+
+  // Stale again; a rotation of this release then builds the copy from the
+  // table (it cannot start from a copy that is not current).
+  Exec(absl::StrCat("UPDATE api_keys SET version = version + 1 WHERE id = '",
+                    id, "'"));
+  EXPECT_EQ(CopyState(id), "stale");
+  ASSERT_OK(keys()
+                .RotateKey(tenant_id_, id, SecretFrom(210),
+                           absl::ZeroDuration(), RotateOptions(),
+                           Event("api_key.rotated", id))
+                .status());
+  ExpectCopyMatchesTable(id, 3);
 }
 
 // A current copy that does not parse is never taken: the read falls back

@@ -167,6 +167,9 @@ struct LockSelect {
       "SYSDATE(6)"};
   int digest = list.Add("k.digest");
   int pepper_version = list.Add("k.pepper_version");
+  // The retired secrets' copy (retired_copy.h) and whether it is current.
+  int retired_copy = list.Add("k.retired_copy");
+  int retired_copy_current = list.Add("k.retired_copy_version = k.version");
   std::string sql =
       absl::StrCat("SELECT ", list.sql(),
                    " FROM api_keys k WHERE k.tenant_id = ? AND k.id = ?"
@@ -471,8 +474,13 @@ absl::Status NotFound() { return absl::NotFoundError("API key not found"); }
 // what the transaction queued before (its START TRANSACTION); `secret`
 // (optional) receives the current secret. NOT_FOUND when there is no such live
 // key in the tenant.
-absl::Status LockKey(Session& session, int64_t tenant_id, absl::string_view id,
-                     ApiKeyRecord* key, StoredSecret* secret);
+// `retired_copy`, when given, is set to the key's retired secrets from its
+// row's copy (retired_copy.h) when that is current and parses, and reset
+// otherwise.
+absl::Status LockKey(
+    Session& session, int64_t tenant_id, absl::string_view id,
+    ApiKeyRecord* key, StoredSecret* secret,
+    std::optional<std::vector<CopiedRetiredSecret>>* retired_copy = nullptr);
 
 // The change-feed row of a mutation, queued (sent with the COMMIT). Always
 // the transaction's last statement before COMMIT: its seq is allocated here and
@@ -528,8 +536,10 @@ absl::Status AuditChangeAndCommit(
 }
 
 // Whether a mutation changed the key's retired secrets (their table), so
-// that the key row's copy of them (retired_copy.h) must be built again.
-enum class RetiredSecrets { kUnchanged, kChanged };
+// that the key row's copy of them (retired_copy.h) must be built again;
+// kWritten: it changed them and its own assignments write the copy and
+// retired_copy_version.
+enum class RetiredSecrets { kUnchanged, kChanged, kWritten };
 
 // The assignments that keep the key row's copy of its retired secrets
 // current through a version bump from `old_version`, and their values
@@ -540,6 +550,7 @@ enum class RetiredSecrets { kUnchanged, kChanged };
 // release changed the key) stays not current (0 is no key's version).
 std::string RetiredCopyAssignments(RetiredSecrets retired, int64_t old_version,
                                    SqlValues& values) {
+  if (retired == RetiredSecrets::kWritten) return "";
   if (retired == RetiredSecrets::kChanged) {
     values.Int(old_version + 1);
     return absl::StrCat("retired_copy = ", kRetiredCopyExpression,
@@ -657,8 +668,10 @@ absl::Status InsertKeyRow(Session& session, int64_t tenant_id,
   return absl::OkStatus();
 }
 
-absl::Status LockKey(Session& session, int64_t tenant_id, absl::string_view id,
-                     ApiKeyRecord* key, StoredSecret* secret) {
+absl::Status LockKey(
+    Session& session, int64_t tenant_id, absl::string_view id,
+    ApiKeyRecord* key, StoredSecret* secret,
+    std::optional<std::vector<CopiedRetiredSecret>>* retired_copy) {
   const LockSelect& c = SelectOf<LockSelect>();
   SqlValues values;
   values.Int(tenant_id).Text(id);
@@ -674,6 +687,18 @@ absl::Status LockKey(Session& session, int64_t tenant_id, absl::string_view id,
       return s;
     }
     secret->pepper_version = rs->getInt(c.pepper_version);
+  }
+  if (retired_copy != nullptr) {
+    retired_copy->reset();
+    if (rs->getInt(c.retired_copy_current) == 0) return absl::OkStatus();
+    if (rs->isNull(c.retired_copy)) {
+      retired_copy->emplace();  // none retired
+      return absl::OkStatus();
+    }
+    const sql::SQLString copy = rs->getString(c.retired_copy);
+    absl::StatusOr<std::vector<CopiedRetiredSecret>> parsed =
+        ParseRetiredCopy(absl::string_view(copy.c_str(), copy.length()));
+    if (parsed.ok()) *retired_copy = *std::move(parsed);
   }
   return absl::OkStatus();
 }
@@ -1281,7 +1306,9 @@ absl::StatusOr<ApiKeyRecord> MysqlKeyStore::RotateKey(
         key = ApiKeyRecord();
         s.Begin();
         StoredSecret old_secret;
-        if (absl::Status st = LockKey(s, tenant_id, id, &key, &old_secret);
+        std::optional<std::vector<CopiedRetiredSecret>> copy;
+        if (absl::Status st =
+                LockKey(s, tenant_id, id, &key, &old_secret, &copy);
             !st.ok()) {
           return st;
         }
@@ -1365,11 +1392,27 @@ absl::StatusOr<ApiKeyRecord> MysqlKeyStore::RotateKey(
             .Int(new_secret.pepper_version);
         if (absl::Status st = set.Time(now); !st.ok()) return st;
         if (absl::Status st = set.Time(key.expires_at); !st.ok()) return st;
+        // With a current copy, the new one is made here, as the statements
+        // above change the table; otherwise MariaDB builds it from the
+        // table.
+        std::string assignments =
+            "digest = ?, pepper_version = ?, rotated_at = ?, expires_at = ?, ";
+        RetiredSecrets retired = RetiredSecrets::kChanged;
+        if (copy.has_value()) {
+          CopiedRetiredSecret now_retired;
+          now_retired.retired.secret = old_secret;
+          now_retired.retired.valid_until = valid_until;
+          now_retired.key_version = old_version;
+          set.Text(FormatRetiredCopy(CopyAfterRotation(
+                       *std::move(copy), now_retired, cap_needed)))
+              .Int(old_version + 1);
+          absl::StrAppend(&assignments,
+                          "retired_copy = ?, retired_copy_version = ?, ");
+          retired = RetiredSecrets::kWritten;
+        }
         if (absl::Status st = BumpVersionAuditAndCommit(
                 s, [&] { return Draw(slots); }, tenant_id, id, old_version,
-                "digest = ?, pepper_version = ?, rotated_at = ?,"
-                " expires_at = ?, ",
-                std::move(set), RetiredSecrets::kChanged, "rotate key", event,
+                assignments, std::move(set), retired, "rotate key", event,
                 "rotated");
             !st.ok()) {
           return st;

@@ -3,9 +3,11 @@
 #include <cstddef>
 #include <cstdint>
 #include <limits>
+#include <string>
 #include <vector>
 
 #include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/time.h"
 
@@ -63,6 +65,41 @@ bool ParseDigest(absl::string_view hex, core::Digest* out) {
 }
 
 }  // namespace
+
+std::string FormatRetiredCopy(const std::vector<CopiedRetiredSecret>& secrets) {
+  static constexpr char kHex[] = "0123456789ABCDEF";
+  std::string out = absl::StrCat(secrets.size(), ";");
+  for (size_t i = 0; i < secrets.size(); ++i) {
+    const CopiedRetiredSecret& s = secrets[i];
+    std::string hex;
+    hex.reserve(s.retired.secret.digest.size() * 2);
+    for (uint8_t byte : s.retired.secret.digest) {
+      hex.push_back(kHex[byte >> 4]);
+      hex.push_back(kHex[byte & 0xf]);
+    }
+    absl::StrAppend(&out, i == 0 ? "" : ",", s.key_version, "/", hex, "/",
+                    s.retired.secret.pepper_version, "/",
+                    absl::ToUnixMicros(s.retired.valid_until), ".");
+  }
+  return out;
+}
+
+std::vector<CopiedRetiredSecret> CopyAfterRotation(
+    std::vector<CopiedRetiredSecret> copy, const CopiedRetiredSecret& retired,
+    bool cap) {
+  std::vector<CopiedRetiredSecret> out;
+  out.reserve(copy.size() + 1);
+  for (CopiedRetiredSecret& s : copy) {
+    if (s.key_version <= retired.key_version - kMaxRetiredSecrets) continue;
+    if (cap && s.key_version < retired.key_version &&
+        s.retired.valid_until > retired.retired.valid_until) {
+      s.retired.valid_until = retired.retired.valid_until;
+    }
+    out.push_back(s);
+  }
+  out.push_back(retired);
+  return out;
+}
 
 absl::StatusOr<std::vector<CopiedRetiredSecret>> ParseRetiredCopy(
     absl::string_view copy) {

@@ -16,6 +16,7 @@
 #define LUMOKEYS_SERVER_STORAGE_MYSQL_RETIRED_COPY_H_
 
 #include <cstdint>
+#include <string>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -36,6 +37,19 @@ struct CopiedRetiredSecret {
 // must run after the transaction's changes to the key's retired secrets,
 // with the key row locked.
 extern const char kRetiredCopyExpression[];
+
+// The copy of `secrets` in the format above, as kRetiredCopyExpression
+// builds it (the order aside).
+std::string FormatRetiredCopy(const std::vector<CopiedRetiredSecret>& secrets);
+
+// The secrets of a key's copy after a rotation retires `retired` (its key
+// version is the one the rotation replaces), as the rotation changes the
+// table: with `cap`, every earlier secret whose grace outlasts the new one
+// ends with it; those the rotation prunes (kMaxRetiredSecrets or more
+// versions older than `retired`) are dropped; `retired` is added.
+std::vector<CopiedRetiredSecret> CopyAfterRotation(
+    std::vector<CopiedRetiredSecret> copy, const CopiedRetiredSecret& retired,
+    bool cap);
 
 // Parses a copy. Anything that is not exactly the format above, including a
 // count that differs from the entries present (a copy cut short), is
