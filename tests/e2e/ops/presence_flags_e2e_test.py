@@ -1,7 +1,10 @@
 """A quota written by a server of the previous release, which knows no
 presence flags (docs/storage.md "Presence flags"), is enforced once a
 server of this release starts: serving reconciles the flags before the
-first verification.
+first verification. Likewise a key changed by the previous release, which
+knows no retired secrets' copy (docs/storage.md "What the verification
+read names"): its rotated-away secret keeps verifying through its grace
+period, and the copy is built again when a server starts.
 
 The previous release's write is the row alone, added with SQL while the
 server is stopped, as a replica of that release adds it during a rolling
@@ -43,8 +46,38 @@ class PresenceFlagsAtStartTest(unittest.TestCase):
             self.server.rows(
                 f"SELECT has_quota FROM api_keys WHERE id = '{key_id}'"),
             [["1"]])
-        self.assertIn("set 1 presence flags left unset by an earlier release",
-                      self.server.server_log())
+        self.assertIn(
+            "corrected 1 presence flags or copies left stale by an earlier"
+            " release", self.server.server_log())
+
+    def test_a_key_changed_by_the_previous_release_keeps_its_grace(self):
+        slug = "copy-acme"
+        root = self.server.create_tenant(slug, scopes="admin:write")
+        old = self.server.tenant_cli_json(
+            slug, root, "keys", "create", "--name", "rotated", "--scopes",
+            "admin:read")["key"]
+        new = self.server.tenant_cli_json(
+            slug, root, "keys", "rotate", old[4:16], "--grace-period",
+            "86400")["key"]
+        key_id = old[4:16]
+        current = (f"SELECT retired_copy_version = version FROM api_keys"
+                   f" WHERE id = '{key_id}'")
+        self.assertEqual(self.server.rows(current), [["1"]])
+
+        # As the previous release edits the key: the version moves on, the
+        # copy (which it does not know) stays where it was.
+        self.assertEqual(self.server.terminate(), 0)
+        self.server.sql("UPDATE api_keys SET name = 'edited',"
+                        f" version = version + 1 WHERE id = '{key_id}'")
+        self.assertEqual(self.server.rows(current), [["0"]])
+        self.server.start()
+
+        self.assertIn(
+            "corrected 1 presence flags or copies left stale by an earlier"
+            " release", self.server.server_log())
+        self.assertEqual(self.server.rows(current), [["1"]])
+        self.assertEqual(self.server.verify_reason(slug, old), "VALID")
+        self.assertEqual(self.server.verify_reason(slug, new), "VALID")
 
 
 if __name__ == "__main__":
