@@ -26,6 +26,7 @@
 #include "gtest/gtest.h"
 #include "server/core/crypto.h"
 #include "server/storage/mysql/datetime.h"
+#include "tests/storage/key_audit_event.h"
 #include "tests/storage/mysql_grammar/statement_capture.h"
 #include "tests/storage/status_testing.h"
 #include "tests/storage/test_database.h"
@@ -116,16 +117,8 @@ class MysqlKeyStoreTest : public ::testing::Test {
 
   static AuditEvent Event(const std::string& action,
                           const std::string& target_id) {
-    AuditEvent e;
-    e.action = action;
-    e.category = "api_keys";
-    e.actor_type = "user";
-    e.actor_id = "user-1";
-    e.target_type = "api_key";
-    e.target_id = target_id;
-    e.request_id = "req-1";
-    e.metadata_json = R"({"source":"test"})";
-    return e;
+    return lumo::testing::KeyAuditEvent(action, target_id,
+                                        R"({"source":"test"})");
   }
 
   // Inserts a key named `name` in `tenant_id` and returns it as stored.

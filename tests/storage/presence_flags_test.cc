@@ -20,6 +20,7 @@
 #include "server/storage/counter_store.h"
 #include "server/storage/key_store.h"
 #include "server/storage/mysql/mysql_backend.h"
+#include "tests/storage/key_audit_event.h"
 #include "tests/storage/mysql_grammar/statement_capture.h"
 #include "tests/storage/mysql_test_backend.h"
 #include "tests/storage/status_testing.h"
@@ -48,16 +49,7 @@ class PresenceFlagsTest : public ::testing::Test {
   lumo::testing::TestDatabase& db() { return backend_->db(); }
 
   static AuditEvent Event(const std::string& action, const std::string& id) {
-    AuditEvent e;
-    e.action = action;
-    e.category = "api_keys";
-    e.actor_type = "user";
-    e.actor_id = "user-1";
-    e.target_type = "api_key";
-    e.target_id = id;
-    e.request_id = "req-1";
-    e.metadata_json = "{}";
-    return e;
+    return lumo::testing::KeyAuditEvent(action, id);
   }
 
   NewKey MakeKey(const std::string& external_id = "") {
