@@ -296,6 +296,10 @@ TEST_F(PresenceFlagsTest, ReconcilingSetsTheFlagsOfRowsWrittenWithoutThem) {
   VerifyRecord record;
   EXPECT_EQ(StatementsOfVerify(id, &record), 1u);
   EXPECT_THAT(record.key.rate_limits, IsEmpty());  // the flags say none
+  // So does a get, whose subqueries the flags guard.
+  ASSERT_OK_AND_ASSIGN(ApiKeyRecord got, keys().GetKey(tenant_id_, id));
+  EXPECT_THAT(got.rate_limits, IsEmpty());
+  EXPECT_FALSE(got.quota.has_value());
 
   ASSERT_OK_AND_ASSIGN(int64_t corrected,
                        backend_->backend()->ReconcileDerivedState());
@@ -307,6 +311,10 @@ TEST_F(PresenceFlagsTest, ReconcilingSetsTheFlagsOfRowsWrittenWithoutThem) {
   ASSERT_TRUE(record.key.quota.has_value());
   EXPECT_EQ(record.key.quota->remaining, 6);
   EXPECT_THAT(record.identity_limits, ElementsAre(kBurst));
+  ASSERT_OK_AND_ASSIGN(got, keys().GetKey(tenant_id_, id));
+  EXPECT_THAT(got.rate_limits, ElementsAre(kBurst));
+  ASSERT_TRUE(got.quota.has_value());
+  EXPECT_EQ(got.quota->remaining, 6);
 
   // Nothing left to correct.
   ASSERT_OK_AND_ASSIGN(corrected, backend_->backend()->ReconcileDerivedState());

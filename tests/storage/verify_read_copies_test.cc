@@ -502,6 +502,12 @@ TEST_F(VerifyReadCopiesTest, ACopyLeftStaleIsNotUsedUntilReconciled) {
   EXPECT_EQ(statements, 2u);
   ASSERT_THAT(record.retired, SizeIs(2));
   EXPECT_EQ(record.retired[0].secret.digest, SecretFrom(200).digest);
+  // A get reads the grace from the table too (its guard skips the table
+  // only for a current copy with no secrets).
+  ASSERT_OK_AND_ASSIGN(ApiKeyRecord got, keys().GetKey(tenant_id_, id));
+  EXPECT_EQ(got.previous_secret_valid_until,
+            record.key.previous_secret_valid_until);
+  EXPECT_TRUE(got.previous_secret_valid_until.has_value());
 
   // The batch read takes the same path.
   ASSERT_OK_AND_ASSIGN(std::vector<VerifyRecord> many,

@@ -37,11 +37,26 @@ namespace {
 // ---------------------------------------------------------------------------
 // SQL. Values are always bound; the only spliced text is from this file.
 
+// NULL when `condition` holds, else `subquery`.
+std::string Unless(absl::string_view condition, absl::string_view subquery) {
+  return absl::StrCat("IF(", condition, ", NULL, ", subquery, ")");
+}
+
+// True when the key has no retired secrets: its copy of them
+// (retired_copy.h) is current and empty.
+constexpr char kNoRetiredSecrets[] =
+    "k.retired_copy_version = k.version AND k.retired_copy IS NULL";
+
 // The parts of a key that few keys have, each read by a correlated
 // subquery over `k` (api_keys). The verification read leaves them out for
 // the keys whose presence flags say they have none (RareSelect).
 //
 // The key's named limits: "name:limit:duration ms" items joined by ','.
+//
+// A record read (KeyColumns kRecord) guards each with the key's presence
+// flag (Unless): IF evaluates only the branch it takes, so the subquery runs
+// only for a key that may have such rows; a flag that is 0 means no such
+// row (docs/storage.md "Presence flags").
 constexpr char kRateLimitsColumn[] =
     "(SELECT GROUP_CONCAT(CONCAT(l.name, ':', l.limit_count, ':',"
     " l.duration_ms) ORDER BY l.name SEPARATOR ',') FROM key_limits l"
@@ -85,8 +100,9 @@ struct KeyColumns {
         scopes(s.Add("k.scopes")),
         allowed_cidrs(s.Add("k.allowed_cidrs")),
         rate_limit_per_minute(s.Add("k.rate_limit_per_minute")),
-        rate_limits(AddFor(s, set, kRateLimitsColumn)),
-        quota(AddFor(s, set, kQuotaColumn)),
+        rate_limits(
+            AddFor(s, set, Unless("k.has_limits = 0", kRateLimitsColumn))),
+        quota(AddFor(s, set, Unless("k.has_quota = 0", kQuotaColumn))),
         revoked(s.Add("k.revoked")),
         disabled(s.Add("k.disabled")),
         decoy(s.Add("k.decoy")),
@@ -113,10 +129,12 @@ struct KeyColumns {
 };
 
 // Latest end of a grace period still running.
-constexpr char kGraceColumn[] =
-    "(SELECT MAX(r.valid_until) FROM api_key_retired_secrets r"
-    " WHERE r.tenant_id = k.tenant_id AND r.key_id = k.id"
-    " AND r.valid_until > UTC_TIMESTAMP(6))";
+std::string GraceColumn() {
+  return Unless(kNoRetiredSecrets,
+                "(SELECT MAX(r.valid_until) FROM api_key_retired_secrets r"
+                " WHERE r.tenant_id = k.tenant_id AND r.key_id = k.id"
+                " AND r.valid_until > UTC_TIMESTAMP(6))");
+}
 
 // A record: the key columns, the latest running grace period and the clock.
 struct RecordColumns {
@@ -131,7 +149,7 @@ struct RecordColumns {
 // GetKey.
 struct RecordSelect {
   SelectList list;
-  RecordColumns record{list, kGraceColumn, "UTC_TIMESTAMP(6)"};
+  RecordColumns record{list, GraceColumn(), "UTC_TIMESTAMP(6)"};
   std::string sql = absl::StrCat("SELECT ", list.sql(),
                                  " FROM api_keys k"
                                  " WHERE k.tenant_id = ? AND k.id = ?"
@@ -141,7 +159,7 @@ struct RecordSelect {
 // GetKeyWithPolicy: GetKey's record and the tenant's key policy.
 struct RecordWithPolicySelect {
   SelectList list;
-  RecordColumns record{list, kGraceColumn, "UTC_TIMESTAMP(6)"};
+  RecordColumns record{list, GraceColumn(), "UTC_TIMESTAMP(6)"};
   KeyPolicyColumns policy{list, "ts"};
   std::string sql = absl::StrCat(
       "SELECT ", list.sql(),
@@ -159,11 +177,13 @@ struct LockSelect {
   SelectList list;
   RecordColumns record{
       list,
-      absl::StrCat("(SELECT MAX(r.valid_until) FROM api_key_retired_secrets r"
-                   " WHERE r.tenant_id = k.tenant_id AND r.key_id = k.id"
-                   " AND r.valid_until > UTC_TIMESTAMP(6)"
-                   " AND r.key_version > k.version - ",
-                   kMaxRetiredSecrets, ")"),
+      Unless(kNoRetiredSecrets,
+             absl::StrCat(
+                 "(SELECT MAX(r.valid_until) FROM api_key_retired_secrets r"
+                 " WHERE r.tenant_id = k.tenant_id AND r.key_id = k.id"
+                 " AND r.valid_until > UTC_TIMESTAMP(6)"
+                 " AND r.key_version > k.version - ",
+                 kMaxRetiredSecrets, ")")),
       "SYSDATE(6)"};
   int digest = list.Add("k.digest");
   int pepper_version = list.Add("k.pepper_version");
@@ -179,7 +199,7 @@ struct LockSelect {
 // A page of ListKeys, over the page's rows only (keyset.h).
 struct PageSelect {
   SelectList list;
-  RecordColumns record{list, kGraceColumn, "UTC_TIMESTAMP(6)"};
+  RecordColumns record{list, GraceColumn(), "UTC_TIMESTAMP(6)"};
 };
 
 // Bits of a key's presence flags (VerifySelect::rare_parts): which parts
