@@ -2,10 +2,12 @@
 // "What the verification read names"): what the verification read takes
 // instead of joining api_key_retired_secrets.
 //
-// The copy is built by MariaDB from the table (kRetiredCopyExpression), in
-// the statement that bumps the key's version after its retired secrets
-// changed, and is trusted only while api_keys.retired_copy_version equals
-// the key's version. The text: "<count>;" and then, joined by ',', one
+// The copy is written by the statement that bumps the key's version after
+// its retired secrets changed: built by MariaDB from the table
+// (kRetiredCopyExpression), or, by a rotation that found the copy current,
+// from that copy (CopyAfterRotation, FormatRetiredCopy). It is trusted only
+// while api_keys.retired_copy_version equals the key's version. The text:
+// "<count>;" and then, joined by ',', one
 // "<key version>/<digest, 64 upper-case hex digits>/<pepper version>/<valid
 // until, microseconds since the Unix epoch>." per retired secret (each
 // ends with '.'), in no order. NULL means none. The count and the
@@ -24,6 +26,8 @@
 #include "server/storage/key_store.h"
 
 namespace lumo::storage {
+
+// The functions below are pure (thread-safe).
 
 // A retired secret of a copy and the key version it was retired at.
 struct CopiedRetiredSecret {
